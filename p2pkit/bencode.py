@@ -1,0 +1,420 @@
+"""Bencoding, the serialisation of BitTorrent (BEP 3 §bencoding) and of KRPC (BEP 5).
+
+BEP 3: "Strings are length-prefixed base ten followed by a colon and the string."
+"Integers are represented by an 'i' followed by the number in base 10 followed by an 'e'. [...]
+i-0e is invalid. All encodings with a leading zero, such as i03e, are invalid, other than i0e."
+"Lists are encoded as an 'l' followed by their elements (also bencoded) followed by an 'e'."
+"Dictionaries are encoded as a 'd' followed by a list of alternating keys and their corresponding
+values followed by an 'e'. [...] Keys must be strings and appear in sorted order (sorted as raw
+strings, not alphanumerics)."
+
+Decoded values are plain Python: ``bytes``, ``int``, ``list`` and ``dict`` with ``bytes`` keys
+(insertion order = wire order). Two modes:
+
+* **strict** (inside peers): the first departure from the canonical form raises
+  :class:`~p2pkit.errors.ParseError` with its byte offset;
+* **lenient** (dissection): :func:`decode_lenient` accepts what real clients send and returns
+  the list of :class:`~p2pkit.deviations.Deviation` it saw.
+
+>>> decode(b"d3:bar4:spam3:fooi42ee")
+{b'bar': b'spam', b'foo': 42}
+>>> encode({"foo": 42, "bar": b"spam"})
+b'd3:bar4:spam3:fooi42ee'
+
+:data:`Bencoded` is the same codec as a construct ``Construct``, so bencoded payloads nest
+inside schemas (BEP 10, BEP 9, KRPC).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import construct
+
+from p2pkit.deviations import Deviation
+from p2pkit.errors import BuildError, LimitExceeded, ParseError
+
+__all__ = [
+    "Bencoded",
+    "BencodedValue",
+    "DecodeResult",
+    "MAX_DEPTH",
+    "MAX_INTEGER_DIGITS",
+    "decode",
+    "decode_lenient",
+    "decode_prefix",
+    "encode",
+    "top_level_spans",
+]
+
+BencodedValue: TypeAlias = "bytes | int | list[BencodedValue] | dict[bytes, BencodedValue]"
+
+#: Deepest nesting of lists/dicts accepted (a metainfo file tree is rarely deeper than 20).
+MAX_DEPTH = 100
+#: Longest integer accepted, in digits (a 64-bit value has 20; BEP 3 sets no bound).
+MAX_INTEGER_DIGITS = 64
+#: Longest string length prefix accepted, in digits (10**18 bytes is far beyond any input).
+MAX_LENGTH_DIGITS = 18
+
+PROTOCOL = "bencode"
+SPEC = "BEP 3 §bencoding"
+_INTEGER = re.compile(rb"-?[0-9]+\Z")
+_DIGITS = b"0123456789"
+
+
+@dataclass
+class DecodeResult:
+    """A lenient decode: the value and every deviation from the canonical form."""
+
+    value: Any
+    deviations: list[Deviation] = field(default_factory=list)
+    #: Offset just past the value (``len(data)`` unless trailing bytes were reported).
+    end: int = 0
+
+
+class _Decoder:
+    """One decode: the input, the mode and the deviations found so far."""
+
+    __slots__ = ("data", "strict", "deviations", "end")
+
+    def __init__(self, data: bytes, strict: bool) -> None:
+        self.data = data
+        self.strict = strict
+        self.deviations: list[Deviation] = []
+
+    def fail(self, reason: str, offset: int, path: str, limit: bool = False) -> ParseError:
+        cls = LimitExceeded if limit else ParseError
+        return cls(reason, protocol=PROTOCOL, path=path, offset=offset)
+
+    def deviate(self, rule: str, message: str, offset: int, path: str) -> None:
+        if self.strict:
+            raise ParseError(message, protocol=PROTOCOL, path=path, offset=offset)
+        self.deviations.append(Deviation(offset=offset, rule=rule, message=message, spec=SPEC))
+
+    def value(self, pos: int, depth: int, path: str) -> tuple[Any, int]:
+        data = self.data
+        if pos >= len(data):
+            raise self.fail("truncated: expected a value", pos, path)
+        c = data[pos]
+        if c == 0x69:  # i
+            return self.integer(pos, path)
+        if 0x30 <= c <= 0x39:
+            return self.string(pos, path)
+        if c == 0x6C:  # l
+            if depth >= MAX_DEPTH:
+                raise self.fail(f"nesting deeper than {MAX_DEPTH}", pos, path, limit=True)
+            items = []
+            pos += 1
+            i = 0
+            while True:
+                if pos >= len(data):
+                    raise self.fail("truncated list: missing 'e'", pos, path)
+                if data[pos] == 0x65:
+                    return items, pos + 1
+                item, pos = self.value(pos, depth + 1, f"{path}[{i}]")
+                items.append(item)
+                i += 1
+        if c == 0x64:  # d
+            if depth >= MAX_DEPTH:
+                raise self.fail(f"nesting deeper than {MAX_DEPTH}", pos, path, limit=True)
+            return self.dictionary(pos, depth, path)
+        raise self.fail(f"unexpected byte {data[pos:pos + 1]!r}: not a bencoded value", pos, path)
+
+    def integer(self, pos: int, path: str) -> tuple[int, int]:
+        data = self.data
+        end = data.find(b"e", pos + 1, pos + MAX_INTEGER_DIGITS + 3)
+        if end < 0:
+            if data.find(b"e", pos + 1) < 0 and len(data) - pos <= MAX_INTEGER_DIGITS + 2:
+                raise self.fail("truncated integer: missing 'e'", len(data), path)
+            raise self.fail(
+                f"integer longer than {MAX_INTEGER_DIGITS} digits", pos, path, limit=True
+            )
+        text = data[pos + 1 : end]
+        if len(text) - text.startswith(b"-") > MAX_INTEGER_DIGITS:
+            raise self.fail(
+                f"integer longer than {MAX_INTEGER_DIGITS} digits", pos, path, limit=True
+            )
+        if not _INTEGER.match(text):
+            raise self.fail(f"malformed integer {text[:24]!r}", pos + 1, path)
+        if text == b"-0":
+            self.deviate("bencode/integer/negative-zero", "i-0e is invalid", pos + 1, path)
+        elif (text[0] == 0x30 and len(text) > 1) or text.startswith(b"-0"):
+            self.deviate(
+                "bencode/integer/leading-zero", "integer has a leading zero", pos + 1, path
+            )
+        return int(text), end + 1
+
+    def string(self, pos: int, path: str) -> tuple[bytes, int]:
+        data = self.data
+        colon = data.find(b":", pos, pos + MAX_LENGTH_DIGITS + 1)
+        if colon < 0:
+            if len(data) - pos <= MAX_LENGTH_DIGITS:
+                raise self.fail("truncated string length: missing ':'", len(data), path)
+            raise self.fail("string length prefix too long", pos, path, limit=True)
+        digits = data[pos:colon]
+        if not digits.isdigit():
+            raise self.fail(f"malformed string length {digits!r}", pos, path)
+        if digits[0] == 0x30 and len(digits) > 1:
+            self.deviate(
+                "bencode/string/leading-zero", "string length has a leading zero", pos, path
+            )
+        n = int(digits)
+        start = colon + 1
+        if n > len(data) - start:
+            raise self.fail(
+                f"string of {n} bytes runs past the end of the input ({len(data) - start} left)",
+                pos,
+                path,
+            )
+        return data[start : start + n], start + n
+
+    def dictionary(self, pos: int, depth: int, path: str) -> tuple[dict, int]:
+        data = self.data
+        result: dict = {}
+        pos += 1
+        previous: bytes | None = None
+        while True:
+            if pos >= len(data):
+                raise self.fail("truncated dictionary: missing 'e'", pos, path)
+            c = data[pos]
+            if c == 0x65:
+                return result, pos + 1
+            key_at = pos
+            if 0x30 <= c <= 0x39:
+                key, pos = self.string(pos, path)
+            elif c == 0x69 and not self.strict:
+                key, pos = self.integer(pos, path)
+                self.deviate("bencode/dict/non-string-key", "dictionary key is not a string",
+                             key_at, path)
+            else:
+                raise self.fail("dictionary key is not a string", pos, path)
+            sub = f"{path}.{_key_label(key)}" if path else _key_label(key)
+            if isinstance(key, bytes) and previous is not None:
+                if key == previous or key in result:
+                    self.deviate("bencode/dict/duplicate-key",
+                                 f"duplicate key {_key_label(key)!r}", key_at, path)
+                elif key < previous:
+                    self.deviate("bencode/dict/unsorted-keys",
+                                 f"key {_key_label(key)!r} is out of sorted order", key_at, path)
+            if isinstance(key, bytes):
+                previous = key
+            if pos >= len(data):
+                raise self.fail(f"truncated: key {_key_label(key)!r} has no value", pos, sub)
+            result[key], pos = self.value(pos, depth + 1, sub)
+
+
+def _key_label(key: bytes | int) -> str:
+    if isinstance(key, int):
+        return str(key)
+    try:
+        text = key.decode("ascii")
+    except UnicodeDecodeError:
+        return key.hex()
+    return text if text.isprintable() else key.hex()
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"expected bytes, got {type(data).__name__}")
+
+
+def decode_prefix(data: bytes, pos: int = 0, *, strict: bool = True) -> tuple[Any, int]:
+    """Decode the one value that starts at ``pos``; return it and the offset just past it.
+
+    Bytes after the value are not looked at (BEP 9's ``data`` message carries the raw piece
+    right after its dictionary).
+
+    >>> decode_prefix(b"d8:msg_typei1ee<raw piece>")
+    ({b'msg_type': 1}, 15)
+    """
+    data = _as_bytes(data)
+    dec = _Decoder(data, strict)
+    return dec.value(pos, 0, "")
+
+
+def decode(data: bytes, *, strict: bool = True) -> Any:
+    """Decode exactly one bencoded value; in strict mode any non-canonical form is an error.
+
+    >>> decode(b"li1ei2ee")
+    [1, 2]
+    """
+    data = _as_bytes(data)
+    dec = _Decoder(data, strict)
+    value, end = dec.value(0, 0, "")
+    if end != len(data):
+        if strict:
+            raise ParseError(f"{len(data) - end} bytes after the value", protocol=PROTOCOL,
+                             offset=end)
+    return value
+
+
+def decode_lenient(data: bytes) -> DecodeResult:
+    """Decode what real clients send, reporting each deviation from the canonical form.
+
+    >>> r = decode_lenient(b"d1:bi03e1:ai1ee")
+    >>> r.value
+    {b'b': 3, b'a': 1}
+    >>> [d.rule for d in r.deviations]
+    ['bencode/integer/leading-zero', 'bencode/dict/unsorted-keys']
+    """
+    data = _as_bytes(data)
+    dec = _Decoder(data, strict=False)
+    value, end = dec.value(0, 0, "")
+    if end != len(data):
+        dec.deviations.append(Deviation(offset=end, rule="bencode/trailing-data", spec=SPEC,
+                                        message=f"{len(data) - end} bytes after the value"))
+    return DecodeResult(value=value, deviations=dec.deviations, end=end)
+
+
+def top_level_spans(data: bytes) -> dict[bytes, tuple[int, int]]:
+    """For a bencoded dictionary, the ``(start, end)`` byte span of each top-level value.
+
+    Info-hashes are computed over the exact bytes of the ``info`` value (BEP 3, BEP 52), which a
+    re-encoding could change; this gives those bytes without a second parser.
+
+    >>> data = b"d4:infod4:name1:xee"
+    >>> start, end = top_level_spans(data)[b"info"]
+    >>> data[start:end]
+    b'd4:name1:xe'
+    """
+    data = _as_bytes(data)
+    dec = _Decoder(data, strict=False)
+    if not data.startswith(b"d"):
+        raise ParseError("not a bencoded dictionary", protocol=PROTOCOL, offset=0)
+    spans: dict[bytes, tuple[int, int]] = {}
+    pos = 1
+    while True:
+        if pos >= len(data):
+            raise ParseError("truncated dictionary: missing 'e'", protocol=PROTOCOL, offset=pos)
+        if data[pos] == 0x65:
+            return spans
+        key, pos = dec.value(pos, 1, "")
+        if not isinstance(key, bytes):
+            raise ParseError("dictionary key is not a string", protocol=PROTOCOL, offset=pos)
+        _, end = dec.value(pos, 1, _key_label(key))
+        spans[key] = (pos, end)
+        pos = end
+
+
+def encode(value: Any) -> bytes:
+    """Encode canonically: dictionary keys sorted as raw bytes, ``str`` as UTF-8.
+
+    Accepts ``bytes``/``bytearray``/``memoryview``, ``str``, ``int``, lists/tuples and mappings
+    with ``bytes`` or ``str`` keys. Anything else raises :class:`~p2pkit.errors.BuildError`.
+
+    >>> encode([b"spam", 42, {"b": 1, "a": [b""]}])
+    b'l4:spami42ed1:al0:e1:bi1eee'
+    """
+    out: list[bytes] = []
+    _encode(value, out, 0, "")
+    return b"".join(out)
+
+
+def _encode(value: Any, out: list[bytes], depth: int, path: str) -> None:
+    t = type(value)
+    if t is bytes:
+        out.append(b"%d:" % len(value))
+        out.append(value)
+    elif t is int:
+        out.append(b"i%de" % value)
+    elif t is str:
+        raw = value.encode("utf-8", "surrogatepass")
+        out.append(b"%d:" % len(raw))
+        out.append(raw)
+    elif isinstance(value, (list, tuple)):
+        if depth >= MAX_DEPTH:
+            raise BuildError(f"nesting deeper than {MAX_DEPTH}", protocol=PROTOCOL, path=path)
+        out.append(b"l")
+        for i, item in enumerate(value):
+            _encode(item, out, depth + 1, f"{path}[{i}]")
+        out.append(b"e")
+    elif isinstance(value, Mapping):
+        if depth >= MAX_DEPTH:
+            raise BuildError(f"nesting deeper than {MAX_DEPTH}", protocol=PROTOCOL, path=path)
+        items = []
+        for k, v in value.items():
+            if isinstance(k, str):
+                k = k.encode("utf-8", "surrogatepass")
+            elif not isinstance(k, bytes):
+                raise BuildError(f"dictionary key {k!r} is not a string", protocol=PROTOCOL,
+                                 path=path)
+            items.append((k, v))
+        items.sort(key=lambda kv: kv[0])
+        out.append(b"d")
+        previous = None
+        for k, v in items:
+            if k == previous:
+                raise BuildError(f"duplicate key {_key_label(k)!r}", protocol=PROTOCOL, path=path)
+            previous = k
+            out.append(b"%d:" % len(k))
+            out.append(k)
+            _encode(v, out, depth + 1, f"{path}.{_key_label(k)}" if path else _key_label(k))
+        out.append(b"e")
+    elif isinstance(value, bool):
+        raise BuildError("booleans have no bencoding; use 0 or 1", protocol=PROTOCOL, path=path)
+    elif isinstance(value, int):  # int subclasses (IntEnum, construct's EnumIntegerString …)
+        out.append(b"i%de" % int(value))
+    elif isinstance(value, (bytearray, memoryview)):
+        raw = bytes(value)
+        out.append(b"%d:" % len(raw))
+        out.append(raw)
+    else:
+        raise BuildError(f"cannot bencode a {type(value).__name__}", protocol=PROTOCOL, path=path)
+
+
+class BencodedConstruct(construct.Construct):
+    """One bencoded value inside a construct schema (BEP 3 §bencoding).
+
+    Parsing consumes exactly the value's bytes and leaves the stream just after it, so fields
+    may follow (BEP 9 ``data``). ``strict=False`` accepts non-canonical encodings.
+
+    >>> import construct
+    >>> s = construct.Struct("dict" / Bencoded, "rest" / construct.GreedyBytes)
+    >>> s.parse(b"d1:ai1ee..").dict
+    {b'a': 1}
+    """
+
+    def __init__(self, strict: bool = True) -> None:
+        super().__init__()
+        self.strict = strict
+        self.flagbuildnone = False
+
+    def _parse(self, stream: io.BufferedIOBase, context: Any, path: str) -> Any:
+        start = construct.stream_tell(stream, path)
+        data = construct.stream_read_entire(stream, path)
+        try:
+            value, end = decode_prefix(data, strict=self.strict)
+        except ParseError as e:
+            raise e.relocated(base=start, path_prefix=_clean_path(path)) from None
+        construct.stream_seek(stream, start + end, 0, path)
+        return value
+
+    def _build(self, obj: Any, stream: io.BufferedIOBase, context: Any, path: str) -> Any:
+        data = encode(obj)
+        construct.stream_write(stream, data, len(data), path)
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise construct.SizeofError("a bencoded value has no fixed size", path=path)
+
+    def _emitdecompiled(self) -> str:
+        return "Bencoded" if self.strict else "BencodedLenient"
+
+
+def _clean_path(path: str) -> str:
+    """construct's ``(parsing) -> a -> b`` as ``a -> b``."""
+    parts = [p.strip() for p in path.split("->")]
+    return " -> ".join(p for p in parts if p and not p.startswith("("))
+
+
+#: A strict bencoded value, as a construct field.
+Bencoded = BencodedConstruct(strict=True)
+#: A bencoded value that may be non-canonical (for dissection).
+BencodedLenient = BencodedConstruct(strict=False)

@@ -1,0 +1,230 @@
+"""The boundary between construct and p2pkit: top-level schemas and their fast paths.
+
+Schemas are construct objects (DESIGN.md: the single source of truth for every byte layout).
+Wrapping a top-level schema in :class:`Schema` keeps it a construct object (``parse``,
+``build``, ``sizeof``, nesting all work as construct users expect) while making sure that no
+construct, struct, ``KeyError``/``IndexError`` or ``UnicodeError`` escapes: parse failures
+become :class:`~p2pkit.errors.ParseError` with protocol, field path and byte offset, build
+failures :class:`~p2pkit.errors.BuildError`.
+
+:class:`FixedLayout` derives a precompiled :class:`struct.Struct` from a construct ``Struct``
+made only of fixed-size fields. It is the fast path for fixed-size messages: the format string
+comes from the schema object itself, so there is still one definition of the layout.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import construct
+
+from p2pkit.errors import BuildError, P2PKitError, ParseError
+
+__all__ = ["FixedLayout", "Schema", "clean_path", "failure_offset"]
+
+_TRANSLATED = (
+    construct.ConstructError,
+    struct.error,
+    UnicodeError,
+    KeyError,
+    IndexError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    AttributeError,
+)
+
+
+def clean_path(path: str | None) -> str:
+    """construct's ``(parsing) -> a -> b`` as ``a -> b``."""
+    if not path:
+        return ""
+    parts = [p.strip() for p in path.split("->")]
+    return " -> ".join(p for p in parts if p and not p.startswith("("))
+
+
+def failure_offset(exc: BaseException, default: int | None = None) -> int | None:
+    """The stream position where parsing stopped, read off the innermost construct frame.
+
+    construct hands sub-parsers ``BytesIOWithOffsets`` streams whose ``tell()`` is absolute, so
+    the innermost frame that has a ``stream`` local knows the offset in the caller's input.
+    """
+    tb = exc.__traceback__
+    offset = default
+    while tb is not None:
+        stream = tb.tb_frame.f_locals.get("stream")
+        if isinstance(stream, io.IOBase) and not stream.closed:
+            try:
+                offset = stream.tell()
+            except (OSError, ValueError):
+                pass
+            else:
+                partial = tb.tb_frame.f_locals.get("data")
+                if tb.tb_frame.f_code.co_name == "stream_read" and isinstance(partial, bytes):
+                    offset -= len(partial)  # a short read: point at the field, not past it
+        tb = tb.tb_next
+    return offset
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    if isinstance(exc, construct.StreamError):
+        return "truncated: " + (text[-1] if text else "not enough bytes")
+    if isinstance(exc, (KeyError, IndexError)) or not text:
+        return f"{type(exc).__name__}: {exc!r}"
+    return text[-1]
+
+
+class Schema(construct.Subconstruct):
+    """A top-level schema of ``protocol``: a construct object that raises p2pkit's errors.
+
+    >>> import construct
+    >>> Have = Schema(construct.Struct("index" / construct.Int32ub), protocol="bittorrent")
+    >>> Have.parse(b"\\x00\\x00\\x00\\x07").index
+    7
+    >>> Have.parse(b"\\x00\\x00")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    p2pkit.errors.ParseError: bittorrent, field index, offset 0: truncated: ...
+    """
+
+    def __init__(self, subcon: construct.Construct, *, protocol: str, name: str | None = None):
+        super().__init__(subcon)
+        self.protocol = protocol
+        if name:
+            self.name = name
+        #: Optional fast paths (see :class:`FixedLayout`) tried before the generic parser.
+        self.fast_parse: Callable[[bytes], Any] | None = None
+        self.fast_build: Callable[[Any], bytes | None] | None = None
+
+    def parse(self, data: bytes, **contextkw: Any) -> Any:
+        if self.fast_parse is not None and not contextkw:
+            result = self.fast_parse(data)
+            if result is not None:
+                return result
+        return self.parse_stream(io.BytesIO(data), **contextkw)
+
+    def parse_stream(self, stream: Any, **contextkw: Any) -> Any:
+        start = _tell(stream)
+        try:
+            return super().parse_stream(stream, **contextkw)
+        except ParseError as e:
+            if not e.protocol:
+                raise e.relocated(protocol=self.protocol) from None
+            raise
+        except P2PKitError:
+            raise
+        except _TRANSLATED as e:
+            path = clean_path(getattr(e, "path", None))
+            offset = failure_offset(e, start)
+            raise ParseError(_reason(e), protocol=self.protocol, path=path,
+                             offset=offset) from e
+
+    def build(self, obj: Any, **contextkw: Any) -> bytes:
+        if self.fast_build is not None and not contextkw:
+            result = self.fast_build(obj)
+            if result is not None:
+                return result
+        stream = io.BytesIO()
+        self.build_stream(obj, stream, **contextkw)
+        return stream.getvalue()
+
+    def build_stream(self, obj: Any, stream: Any, **contextkw: Any) -> Any:
+        try:
+            return super().build_stream(obj, stream, **contextkw)
+        except P2PKitError:
+            raise
+        except _TRANSLATED as e:
+            path = clean_path(getattr(e, "path", None))
+            raise BuildError(_reason(e), protocol=self.protocol, path=path) from None
+
+    def sizeof(self, **contextkw: Any) -> int:
+        try:
+            return super().sizeof(**contextkw)
+        except construct.SizeofError as e:
+            raise BuildError(f"{self.protocol} schema has no fixed size",
+                             protocol=self.protocol) from e
+
+    def _emitdecompiled(self) -> str:  # pragma: no cover - repr helper for construct
+        return f"Schema({self.subcon._emitdecompiled()}, protocol={self.protocol!r})"
+
+
+def _tell(stream: Any) -> int | None:
+    try:
+        return stream.tell()
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+_FORMAT_OF = {
+    # construct's FormatField keeps its struct format; these are the byte orders it uses.
+    ">": ">",
+    "<": "<",
+    "=": "=",
+}
+
+
+def _unwrap(con: construct.Construct) -> construct.Construct:
+    while isinstance(con, (construct.Renamed, construct.Transformed)) and hasattr(con, "subcon"):
+        if isinstance(con, construct.Transformed):
+            break
+        con = con.subcon
+    return con
+
+
+class FixedLayout:
+    """A :class:`struct.Struct` derived from a construct ``Struct`` of fixed-size fields.
+
+    Supported fields: ``FormatField`` integers (``Int8ub``, ``Int32ub``, ``Int16ul``, …),
+    ``Bytes(n)`` with a constant ``n``, ``Const`` over either, and ``Padding``. All fields must
+    share one byte order. Anything else raises :class:`TypeError` at import time, so a fast path
+    can never silently disagree with its schema; tests compare both paths on random inputs.
+
+    >>> import construct
+    >>> body = construct.Struct("index" / construct.Int32ub, "begin" / construct.Int32ub)
+    >>> layout = FixedLayout(body)
+    >>> layout.format, layout.names
+    ('>LL', ('index', 'begin'))
+    """
+
+    def __init__(self, con: construct.Construct, prefix: Iterable[construct.Construct] = ()):
+        con = _unwrap(con)
+        if not isinstance(con, construct.Struct):
+            raise TypeError(f"FixedLayout needs a Struct, got {type(con).__name__}")
+        order = None
+        codes: list[str] = []
+        names: list[str] = []
+        consts: list[tuple[int, Any]] = []
+        for sub in list(prefix) + list(con.subcons):
+            name = getattr(sub, "name", None)
+            field = _unwrap(sub)
+            const = None
+            if isinstance(field, construct.Const):
+                const = field.value
+                field = _unwrap(field.subcon)
+            if isinstance(field, construct.FormatField):
+                fmt = field.fmtstr
+                fo, code = fmt[0], fmt[1:]
+                if code not in ("B", "b") and order not in (None, fo):
+                    raise TypeError("FixedLayout fields must share one byte order")
+                if code not in ("B", "b"):
+                    order = fo
+            elif isinstance(field, construct.Bytes) and isinstance(field.length, int):
+                code = f"{field.length}s"
+            elif isinstance(field, construct.Padded) or type(field).__name__ == "Padding":
+                raise TypeError("Padding is not supported by FixedLayout")
+            else:
+                raise TypeError(f"FixedLayout cannot derive a format for {field!r}")
+            if const is not None:
+                consts.append((len(codes), const))
+            codes.append(code)
+            names.append(name if const is None else None)
+        self.format = (order or ">") + "".join(codes)
+        self.struct = struct.Struct(self.format)
+        self.size = self.struct.size
+        self.all_names: tuple[str | None, ...] = tuple(names)
+        self.names: tuple[str, ...] = tuple(n for n in names if n)
+        self.consts = tuple(consts)
