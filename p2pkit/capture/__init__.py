@@ -1,0 +1,1 @@
+"""Dissection of captured packets: readers, link/network layers, TCP reassembly."""
