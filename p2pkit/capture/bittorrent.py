@@ -1,0 +1,229 @@
+"""Peer wire dissection of one reassembled direction (BEP 3, 6, 10, 52 in captured traffic).
+
+Unlike the peer's own framer, a capture may begin mid-connection, lose segments, or wrap the
+handshake in an MSE/PE key exchange (aria2's outgoing connections do, then select plaintext).
+:class:`PeerWireStream` therefore:
+
+* expects the handshake at stream offset 0, or finds it within the first
+  :data:`HANDSHAKE_SEARCH_WINDOW` bytes (after an MSE preamble, reported as ``mse_preamble``);
+* after a gap, or on bytes that cannot be a message, resynchronises: the next position where
+  :data:`RESYNC_CHAIN` consecutive plausible messages start (or the rest of the buffer is a
+  chain of plausible messages) is taken as a boundary, and the bytes skipped are counted;
+* decodes every message with :data:`~p2pkit.bittorrent.wire.PeerMessageLenient`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from p2pkit.bittorrent.wire import MESSAGES, PSTR, Handshake, PeerMessageLenient
+from p2pkit.capture.record import Record, json_fields
+from p2pkit.capture.stream_buffer import StreamBuffer
+from p2pkit.errors import ParseError
+from p2pkit.schema import FixedLayout
+
+__all__ = ["HANDSHAKE_SEARCH_WINDOW", "PeerWireStream", "looks_like_peer_messages"]
+
+PROTOCOL = "bittorrent"
+HANDSHAKE = bytes([len(PSTR)]) + PSTR
+HANDSHAKE_LENGTH = 68
+#: How far into a stream the handshake is looked for (MSE: 96-byte key + up to 512 bytes of
+#: padding, then the crypto negotiation, BEP 8 / the MSE specification).
+HANDSHAKE_SEARCH_WINDOW = 2048
+#: Largest message the dissector accepts before calling the bytes garbage (4 MiB).
+MAX_DISSECT_LENGTH = 4 << 20
+#: Consecutive plausible messages needed to accept a resynchronisation point.
+RESYNC_CHAIN = 3
+
+
+def _plausible_lengths() -> dict[int, tuple[int, int]]:
+    """Message id -> (min, max) length prefix, derived from the message schemas."""
+    bounds = {}
+    for mid, (_, body) in MESSAGES.items():
+        try:
+            size = FixedLayout(body).size
+            bounds[mid] = (1 + size, 1 + size)
+        except TypeError:
+            head = [s for s in body.subcons if getattr(s, "sizeof", None)]
+            fixed = 0
+            for sub in head:
+                try:
+                    fixed += sub.sizeof()
+                except Exception:  # noqa: BLE001 - variable-size tail
+                    break
+            bounds[mid] = (1 + fixed, MAX_DISSECT_LENGTH)
+    return bounds
+
+
+PLAUSIBLE = _plausible_lengths()
+
+
+def _plausible_at(data: bytearray | bytes, pos: int) -> int | None:
+    """Length of the plausible message at ``pos`` (prefix included), or None."""
+    if len(data) - pos < 4:
+        return None
+    length = int.from_bytes(data[pos:pos + 4], "big")
+    if length == 0:
+        return 4
+    if len(data) - pos < 5:
+        return None
+    bounds = PLAUSIBLE.get(data[pos + 4])
+    if bounds is None or not bounds[0] <= length <= bounds[1]:
+        return None
+    return 4 + length
+
+
+def looks_like_peer_messages(data: bytes, chain: int = RESYNC_CHAIN) -> bool:
+    """Whether ``data`` starts with ``chain`` plausible messages (or is entirely plausible).
+
+    >>> looks_like_peer_messages(bytes.fromhex("0000000101" "000000050400000003" "00000000"))
+    True
+    >>> looks_like_peer_messages(b"GET / HTTP/1.1\\r\\n")
+    False
+    """
+    return _chain_at(data, 0, chain) is not False
+
+
+def _chain_at(data: bytearray | bytes, pos: int, chain: int) -> bool | None:
+    """True: ``chain`` complete plausible messages start at ``pos``; False: they do not;
+    None: plausible so far, but the data ends before ``chain`` messages are complete."""
+    for count in range(chain):
+        if len(data) - pos < 5:
+            return None
+        size = _plausible_at(data, pos)
+        if size is None:
+            return False
+        if size == 4 and count == 0:
+            return False  # keep-alives (zero words) match anywhere in zero padding
+        pos += size
+    return pos <= len(data) or None
+
+
+ExtensionDecoder = Callable[[str, int, bytes, "PeerWireStream"], dict[str, Any]]
+
+
+class PeerWireStream:
+    """Dissect one direction of a BitTorrent peer connection from reassembled bytes.
+
+    ``emit(record)`` receives each message; ``describe_extended`` (optional) decodes a BEP 10
+    payload given the direction, and returns extra fields (the extension's name, its
+    dictionary). The two directions of a connection share ``peer``: each direction's
+    extension handshake tells which ids the *other* direction uses.
+    """
+
+    def __init__(self, *, transport: str, src: str, dst: str, expect_handshake: bool = True,
+                 describe_extended: ExtensionDecoder | None = None) -> None:
+        self.transport = transport
+        self.src = src
+        self.dst = dst
+        self.buffer = StreamBuffer()
+        self.state = "handshake" if expect_handshake else "messages"
+        self.synced = expect_handshake
+        self.skipped = 0
+        self.describe_extended = describe_extended
+        #: Filled by the extension handshake of this direction: name -> id it wants to receive.
+        self.extensions: dict[str, int] = {}
+        self.peer: PeerWireStream | None = None
+
+    # -- input ------------------------------------------------------------------------------
+
+    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
+        self.buffer.append(offset, data, frame, time)
+        yield from self._decode()
+
+    def gap(self, offset: int, length: int) -> None:
+        """Bytes were lost: drop the partial message and resynchronise after the gap."""
+        self.buffer.reset(offset + length)
+        if self.state == "handshake":
+            self.state = "messages"
+        self.synced = False
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def _record(self, message: str, value: Any, start: int, length: int,
+                extra: dict[str, Any] | None = None) -> Record:
+        """A record for the message at the front of the buffer (call before skipping it)."""
+        frame, time = self.buffer.frame_of(length - 1)
+        fields = json_fields(value)
+        if extra:
+            fields.update(extra)
+        return Record(frame=frame, time=time, transport=self.transport, src=self.src,
+                      dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
+                      offset=start, length=length, value=value)
+
+    def _decode(self) -> Iterator[Record]:
+        buf = self.buffer
+        if self.state == "handshake":
+            at = buf.data.find(HANDSHAKE, 0, HANDSHAKE_SEARCH_WINDOW + len(HANDSHAKE))
+            if at < 0:
+                if len(buf) < HANDSHAKE_SEARCH_WINDOW + len(HANDSHAKE):
+                    if HANDSHAKE.startswith(bytes(buf.data[:len(HANDSHAKE)])):
+                        return  # a handshake still arriving
+                    if len(buf) < HANDSHAKE_SEARCH_WINDOW:
+                        return  # maybe an MSE preamble: wait for more
+                self.state = "messages"
+                self.synced = False
+            else:
+                if len(buf) < at + HANDSHAKE_LENGTH:
+                    return
+                if at:
+                    record = self._record("mse_preamble", {"length": at}, buf.start, at)
+                    buf.skip(at)
+                    yield record
+                raw = bytes(buf.data[:HANDSHAKE_LENGTH])
+                record = self._record("handshake", Handshake.parse(raw), buf.start,
+                                      HANDSHAKE_LENGTH)
+                buf.skip(HANDSHAKE_LENGTH)
+                yield record
+                self.state = "messages"
+                self.synced = True
+        data = buf.data
+        first = 0  # where a resynchronisation may start (1 after a failed parse at 0)
+        while True:
+            if not self.synced:
+                if not self._resync(first):
+                    return
+                first = 0
+            if len(data) < 4:
+                return
+            length = int.from_bytes(data[:4], "big")
+            if length > MAX_DISSECT_LENGTH:
+                self.synced, first = False, 1
+                continue
+            if len(data) < 4 + length:
+                return
+            start = buf.start
+            raw = bytes(data[:4 + length])
+            try:
+                value = PeerMessageLenient.parse(raw)
+            except ParseError:
+                self.synced, first = False, 1
+                continue
+            extra = None
+            if value.type == "extended" and self.describe_extended is not None:
+                extra = self.describe_extended("extended", value.extended_id, value.payload,
+                                               self)
+            record = self._record(value.type, value, start, 4 + length, extra)
+            buf.skip(4 + length)
+            yield record
+
+    def _resync(self, first: int = 0) -> bool:
+        """Find the next plausible message boundary at or after ``first``; drop what precedes.
+
+        Returns True when synchronised; False when more data is needed to decide (the bytes
+        that cannot start a message are dropped meanwhile).
+        """
+        data = self.buffer.data
+        for pos in range(first, max(first, len(data) - 4)):
+            found = _chain_at(data, pos, RESYNC_CHAIN)
+            if found is False:
+                continue
+            self.skipped += pos
+            self.buffer.skip(pos)
+            self.synced = found is True
+            return self.synced
+        drop = max(first, len(data) - 4)
+        self.skipped += drop
+        self.buffer.skip(drop)
+        return False
