@@ -168,10 +168,17 @@ class Dissection:
         self.error: ParseError | None = None
         self.frames = 0
         self.dissector = Dissector(decode_as=self.decode_as)
+        self._reader: CaptureReader | None = None
+
+    @property
+    def position(self) -> int:
+        """Bytes of the (decompressed) file read so far, for progress bars."""
+        return self._reader.offset if self._reader is not None else 0
 
     def __iter__(self) -> Iterator[Record]:
         dissector = self.dissector
         with CaptureReader(self.source) as reader:
+            self._reader = reader
             for frame in reader:
                 self.frames = frame.number
                 pkt = decode_frame(frame)

@@ -22,10 +22,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from p2pkit.cli import bencode, bt
+    from p2pkit.cli import bencode, bt, dissect
 
     cli.add_command(bencode.bencode_command)
     cli.add_command(bt.bt)
+    cli.add_command(dissect.dissect_command)
 
 
 _register()

@@ -1,0 +1,127 @@
+"""Rendering dissected records: summary lines (like tshark's default), field trees (like
+``tshark -V`` / scapy's ``show()``), JSON lines, and statistics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from p2pkit.capture.record import Record
+
+__all__ = ["Statistics", "render_jsonl", "render_summary", "render_tree"]
+
+#: Fields shown on a summary line, per protocol, in this order when present.
+SUMMARY_KEYS = (
+    "method", "index", "begin", "length", "port", "extension", "msg_type", "piece",
+    "info_hash", "transaction_id", "t", "action", "connection_id", "seq_nr", "ack_nr",
+    "guid", "ttl", "hops", "search", "status", "event", "extended_id",
+)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"length", "sha1"}:
+        return f"<{value['length']} bytes>"
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return text if len(text) <= 40 else text[:37] + "..."
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def render_summary(record: Record) -> str:
+    """One line per message: frame, time, src → dst, protocol, message, key fields.
+
+    >>> r = Record(frame=7, time=1.5, transport="tcp", src="10.0.0.1:1", dst="10.0.0.2:2",
+    ...            protocol="bittorrent", message="request",
+    ...            fields={"index": 1, "begin": 0, "length": 16384})
+    >>> render_summary(r)
+    '    7   1.500000 10.0.0.1:1 → 10.0.0.2:2 bittorrent request index=1 begin=0 length=16384'
+    """
+    keys = [f"{k}={_short(record.fields[k])}" for k in SUMMARY_KEYS if k in record.fields]
+    line = (f"{record.frame:5d} {record.time:10.6f} {record.src} → {record.dst} "
+            f"{record.protocol} {record.message}")
+    return line + (" " + " ".join(keys) if keys else "")
+
+
+def _tree_lines(value: Any, indent: int, name: str = "") -> list[str]:
+    pad = "    " * indent
+    label = f"{name}: " if name else ""
+    if isinstance(value, dict) and set(value) == {"length", "sha1"}:
+        return [f"{pad}{label}<{value['length']} bytes, sha1 {value['sha1']}>"]
+    if isinstance(value, dict):
+        lines = [f"{pad}{name}:"] if name else []
+        for k, v in value.items():
+            lines += _tree_lines(v, indent + (1 if name else 0), str(k))
+        return lines or [f"{pad}{label}{{}}"]
+    if isinstance(value, list):
+        if all(not isinstance(v, (dict, list)) for v in value) and len(value) <= 8:
+            return [f"{pad}{label}{json.dumps(value, ensure_ascii=False)}"]
+        lines = [f"{pad}{name}: ({len(value)} items)"]
+        for i, v in enumerate(value):
+            lines += _tree_lines(v, indent + 1, f"[{i}]")
+        return lines
+    return [f"{pad}{label}{json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value}"]
+
+
+def render_tree(record: Record) -> str:
+    """A field tree, like ``tshark -V``: the frame, the message with its stream offset and
+    length, then every field (nested values indented, large binaries as length + SHA-1)."""
+    where = (f"stream offset {record.offset}, {record.length} bytes"
+             if record.offset is not None else f"{record.length} bytes")
+    lines = [
+        f"Frame {record.frame}: {record.time:.6f} {record.transport} {record.src} → {record.dst}",
+        f"  {record.protocol} {record.message} ({where})",
+    ]
+    lines += _tree_lines(record.fields, 1)
+    for d in record.deviations:
+        lines.append(f"    [deviation] {d}")
+    return "\n".join(lines)
+
+
+def render_jsonl(record: Record) -> str:
+    """One JSON object per line (the ``--format jsonl`` contract)."""
+    return json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+class Statistics:
+    """Counts for ``--stats``: messages per protocol and type, conversations, bytes."""
+
+    def __init__(self) -> None:
+        self.messages: Counter[tuple[str, str]] = Counter()
+        self.bytes: Counter[tuple[str, str]] = Counter()
+        self.conversations: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+
+    def add(self, record: Record) -> None:
+        key = (record.protocol, record.message)
+        self.messages[key] += 1
+        self.bytes[key] += record.length
+        a, b = sorted((record.src, record.dst))
+        conv = self.conversations[(record.protocol, a, b)]
+        conv["messages"] += 1
+        conv["bytes"] += record.length
+
+    def extend(self, records: Iterable[Record]) -> Statistics:
+        for r in records:
+            self.add(r)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "messages": [{"protocol": p, "message": m, "count": n, "bytes": self.bytes[(p, m)]}
+                         for (p, m), n in sorted(self.messages.items())],
+            "conversations": [{"protocol": p, "a": a, "b": b, **dict(c)}
+                              for (p, a, b), c in sorted(self.conversations.items())],
+        }
+
+    def render(self) -> str:
+        lines = ["Messages", f"  {'protocol':<16} {'message':<22} {'count':>8} {'bytes':>12}"]
+        for (p, m), n in sorted(self.messages.items()):
+            lines.append(f"  {p:<16} {m:<22} {n:8d} {self.bytes[(p, m)]:12d}")
+        lines += ["", "Conversations",
+                  f"  {'protocol':<16} {'endpoints':<50} {'messages':>8} {'bytes':>12}"]
+        for (p, a, b), c in sorted(self.conversations.items()):
+            lines.append(f"  {p:<16} {a + ' ↔ ' + b:<50} {c['messages']:8d} {c['bytes']:12d}")
+        return "\n".join(lines)

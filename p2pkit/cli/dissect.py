@@ -1,0 +1,118 @@
+"""``p2pkit dissect FILE``: decode BitTorrent, DHT, tracker, uTP and Gnutella traffic in a capture.
+
+Exit status: 0 when the file was read to its end; 1 when it is damaged part-way (the records
+before the damage are printed, then a one-line warning); 2 when it is not a capture at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from p2pkit.capture.detect import parse_decode_as
+from p2pkit.capture.dissect import Dissection
+from p2pkit.capture.filters import compile_filter
+from p2pkit.capture.render import Statistics, render_jsonl, render_summary, render_tree
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput
+from p2pkit.errors import ParseError
+
+
+def _progress(path: str, enabled: bool):
+    """A rich progress bar over the file's bytes on a terminal, or None."""
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    try:
+        total = os.path.getsize(path)
+    except OSError:
+        return None
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        DownloadColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+    task = progress.add_task("dissecting", total=total)
+    return progress, task
+
+
+@click.command("dissect")
+@click.argument("path", metavar="FILE")
+@click.option("-V", "--tree", is_flag=True, help="Show each message's field tree.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@click.option("--protocol", "protocols", multiple=True,
+              help="Only this protocol (bittorrent, bt-dht, bt-utp, bt-tracker, "
+                   "bt-tracker-http, gnutella); repeatable.")
+@click.option("--message", "messages", multiple=True, help="Only this message; repeatable.")
+@click.option("--filter", "expression", help='Filter expression, e.g. '
+              '\'protocol == "bittorrent" and fields.index > 3\'.')
+@click.option("--decode-as", "decode_as", multiple=True, metavar="tcp.port==P,PROTO",
+              help="Decode a port as a protocol (as tshark -d); repeatable.")
+@click.option("--stats", is_flag=True, help="Print message and conversation statistics.")
+@click.option("-c", "--count", type=int, default=None, help="Stop after this many messages.")
+def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str, ...],
+                    messages: tuple[str, ...], expression: str | None,
+                    decode_as: tuple[str, ...], stats: bool, count: int | None) -> int:
+    """Dissect the P2P messages in a pcap/pcapng FILE (optionally gzip-compressed)."""
+    if as_json:
+        fmt = "jsonl"
+    try:
+        rules = [parse_decode_as(text) for text in decode_as]
+        keep = compile_filter(expression) if expression else None
+    except ParseError as e:
+        raise click.BadParameter(str(e)) from None
+    if not os.path.exists(path):
+        raise BadInput(path, FileNotFoundError(2, "No such file or directory"))
+    dissection = Dissection(path, decode_as=rules)
+    statistics = Statistics() if stats else None
+    bar = _progress(path, sys.stderr.isatty() and not sys.stdout.isatty() or
+                    (sys.stderr.isatty() and stats))
+    shown = 0
+    out = sys.stdout
+    try:
+        if bar:
+            bar[0].start()
+        for i, record in enumerate(dissection):
+            if bar and not i % 256:
+                bar[0].update(bar[1], completed=dissection.position)
+            if protocols and record.protocol not in protocols:
+                continue
+            if messages and record.message not in messages:
+                continue
+            if keep is not None and not keep(record):
+                continue
+            if statistics is not None:
+                statistics.add(record)
+                if not (tree or fmt == "jsonl"):
+                    continue
+            if fmt == "jsonl":
+                out.write(render_jsonl(record) + "\n")
+            elif tree:
+                out.write(render_tree(record) + "\n\n")
+            else:
+                out.write(render_summary(record) + "\n")
+            shown += 1
+            if count is not None and shown >= count:
+                break
+    finally:
+        if bar:
+            bar[0].stop()
+    if statistics is not None:
+        if fmt == "jsonl":
+            out.write(json.dumps({"stats": statistics.to_json()}) + "\n")
+        else:
+            out.write(statistics.render() + "\n")
+    out.flush()
+    if dissection.error is not None:
+        if dissection.frames == 0:
+            raise BadInput(path, dissection.error)
+        click.echo(f"p2pkit: warning: {path}: {dissection.error} "
+                   f"(after {dissection.frames} frames)", err=True)
+        return EXIT_DEVIATIONS
+    return 0
+
+
