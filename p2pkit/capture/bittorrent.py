@@ -85,10 +85,15 @@ def looks_like_peer_messages(data: bytes, chain: int = RESYNC_CHAIN) -> bool:
     return _chain_at(data, 0, chain) is not False
 
 
-def _chain_at(data: bytearray | bytes, pos: int, chain: int) -> bool | None:
+def _chain_at(data: bytearray | bytes, pos: int, chain: int, at_end: bool = False
+              ) -> bool | None:
     """True: ``chain`` complete plausible messages start at ``pos``; False: they do not;
-    None: plausible so far, but the data ends before ``chain`` messages are complete."""
+    None: plausible so far, but the data ends before ``chain`` messages are complete.
+    ``at_end``: no more data will come, so plausible messages that end exactly at the end of
+    the data are enough."""
     for count in range(chain):
+        if at_end and count and pos == len(data):
+            return True
         if len(data) - pos < 5:
             return None
         size = _plausible_at(data, pos)
@@ -125,6 +130,7 @@ class PeerWireStream:
         #: Filled by the extension handshake of this direction: name -> id it wants to receive.
         self.extensions: dict[str, int] = {}
         self.peer: PeerWireStream | None = None
+        self._at_end = False
 
     # -- input ------------------------------------------------------------------------------
 
@@ -138,6 +144,16 @@ class PeerWireStream:
         if self.state == "handshake":
             self.state = "messages"
         self.synced = False
+
+    def end(self) -> Iterator[Record]:
+        """The direction ended: decode what the handshake search was still holding back."""
+        if self.state == "handshake":
+            self.state = "messages"
+            self.synced = False
+        self._at_end = True
+        yield from self._decode()
+        self.skipped += len(self.buffer)
+        self.buffer.skip(len(self.buffer))
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -216,7 +232,7 @@ class PeerWireStream:
         """
         data = self.buffer.data
         for pos in range(first, max(first, len(data) - 4)):
-            found = _chain_at(data, pos, RESYNC_CHAIN)
+            found = _chain_at(data, pos, RESYNC_CHAIN, self._at_end)
             if found is False:
                 continue
             self.skipped += pos
