@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from p2pkit.capture.bittorrent import PeerWireStream
+from p2pkit.capture.datagrams import DatagramDissector
 from p2pkit.capture.detect import DecodeAs, detect_stream
 from p2pkit.capture.flows import StreamData, StreamEnd, StreamGap, TcpReassembler
 from p2pkit.capture.packets import Packet, decode_frame
@@ -73,6 +74,7 @@ class Dissector:
         self._directions: dict[tuple[int, str], _Direction] = {}
         self._connection_protocol: dict[int, str] = {}
         self.skipped_bytes = 0
+        self.datagrams = DatagramDissector()
 
     # -- TCP --------------------------------------------------------------------------------
 
@@ -80,10 +82,14 @@ class Dissector:
         if pkt.transport == "tcp":
             for event in self.tcp.packet(pkt):
                 yield from self._stream_event(event)
+        else:
+            protocol = self._override("udp", pkt.src, pkt.dst)
+            yield from self.datagrams.datagram(pkt, protocol)
 
     def finish(self) -> Iterator[Record]:
         for event in self.tcp.finish():
             yield from self._stream_event(event)
+        yield from self.datagrams.finish()
 
     def _override(self, transport: str, src: str, dst: str) -> str | None:
         for rule in self.decode_as:

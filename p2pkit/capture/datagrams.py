@@ -1,0 +1,199 @@
+"""Datagram dissection: uTP (BEP 29, with stream reassembly), the UDP tracker protocol (BEP 15)
+and KRPC (BEP 5), recognised by content.
+
+Later packets of the UDP tracker protocol carry no marker, so the dissector remembers what
+earlier ones established, as a tracker or client would: a connect request (recognised by the
+protocol id constant) makes its transaction id expected in a response; a connect response makes
+its connection id expected in announce and scrape requests between the same two endpoints.
+
+uTP data packets are put back in ``seq_nr`` order per direction and their payloads fed to a
+:class:`~p2pkit.capture.bittorrent.PeerWireStream` (transport ``utp``). A lost packet is a gap
+of unknown length: the peer-wire dissector resynchronises after it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from p2pkit.bittorrent.tracker_udp import (
+    PROTOCOL_ID,
+    UdpTrackerRequest,
+    UdpTrackerResponse,
+    UdpTrackerResponse6,
+)
+from p2pkit.bittorrent.utp import UtpPacket, looks_like_utp
+from p2pkit.capture.bittorrent import PeerWireStream
+from p2pkit.capture.packets import Packet
+from p2pkit.capture.record import Record, json_fields
+from p2pkit.errors import ParseError
+
+__all__ = ["DatagramDissector", "MAX_UTP_REORDER", "UtpDirection"]
+
+#: uTP packets held per direction while waiting for a missing ``seq_nr``.
+MAX_UTP_REORDER = 1024
+#: Remembered UDP tracker transactions and connection ids (oldest forgotten first).
+MAX_TRACKER_STATE = 4096
+
+_CONNECT_HEAD = struct.Struct(">QII")  # BEP 15 connect request: protocol_id, action, tid
+_RESPONSE_HEAD = struct.Struct(">II")  # BEP 15 responses: action, transaction_id
+_REQUEST_HEAD = struct.Struct(">QII")  # connection_id, action, transaction_id
+
+
+class UtpDirection:
+    """Reorders one direction's uTP data packets and feeds a peer-wire stream."""
+
+    def __init__(self, stream: PeerWireStream) -> None:
+        self.stream = stream
+        self.next_seq: int | None = None
+        self.offset = 0
+        self.pending: dict[int, tuple[bytes, int, float]] = {}
+        self.ended = False
+
+    def syn(self, seq_nr: int) -> None:
+        if self.next_seq is None:
+            self.next_seq = (seq_nr + 1) & 0xFFFF
+
+    def state(self, seq_nr: int) -> None:
+        """An ST_STATE before any data says which seq_nr the first data packet will carry."""
+        if self.next_seq is None:
+            self.next_seq = seq_nr
+
+    def data(self, seq_nr: int, payload: bytes, frame: int, time: float) -> Iterator[Record]:
+        if self.next_seq is None:
+            self.next_seq = seq_nr
+        behind = (self.next_seq - seq_nr) & 0xFFFF
+        if 0 < behind < 0x8000:
+            return  # a retransmission of a packet already delivered
+        if seq_nr not in self.pending and payload:
+            self.pending[seq_nr] = (payload, frame, time)
+        yield from self._drain()
+        if len(self.pending) > MAX_UTP_REORDER:
+            yield from self._skip()
+
+    def _drain(self) -> Iterator[Record]:
+        while self.next_seq in self.pending:
+            payload, frame, time = self.pending.pop(self.next_seq)
+            yield from self.stream.data(self.offset, payload, frame, time)
+            self.offset += len(payload)
+            self.next_seq = (self.next_seq + 1) & 0xFFFF
+
+    def _skip(self) -> Iterator[Record]:
+        """Give up on the missing packet: jump to the nearest held one (a gap)."""
+        assert self.next_seq is not None
+        nearest = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFF)
+        self.stream.gap(self.offset, 0)
+        self.next_seq = nearest
+        yield from self._drain()
+
+    def finish(self) -> Iterator[Record]:
+        while self.pending:
+            yield from self._skip()
+        yield from self.stream.end()
+
+
+class DatagramDissector:
+    """Sans-I/O: feed UDP :class:`Packet` objects, get :class:`Record` objects."""
+
+    def __init__(self, *, krpc: Callable[[Packet], Record | None] | None = None) -> None:
+        self.krpc = krpc
+        self._tracker_transactions: dict[tuple[str, str, int], str] = {}
+        self._tracker_connections: dict[tuple[str, str, int], bool] = {}
+        self._utp: dict[tuple[str, str, int], UtpDirection] = {}
+
+    def datagram(self, pkt: Packet, protocol: str | None = None) -> Iterator[Record]:
+        """Dissect one UDP packet; ``protocol`` forces a decoder (``--decode-as``)."""
+        payload = pkt.payload
+        if protocol in (None, "bt-tracker"):
+            record = self._tracker(pkt, forced=protocol is not None)
+            if record is not None:
+                yield record
+                return
+        if protocol in (None, "bt-dht") and self.krpc is not None and payload[:1] == b"d":
+            record = self.krpc(pkt)
+            if record is not None:
+                yield record
+                return
+        if protocol in (None, "bt-utp") and looks_like_utp(payload):
+            yield from self._utp_packet(pkt)
+
+    def finish(self) -> Iterator[Record]:
+        for direction in self._utp.values():
+            yield from direction.finish()
+
+    # -- BEP 15 -----------------------------------------------------------------------------
+
+    def _remember(self, table: dict, key: Any, value: Any) -> None:
+        table[key] = value
+        if len(table) > MAX_TRACKER_STATE:
+            del table[next(iter(table))]
+
+    def _tracker(self, pkt: Packet, *, forced: bool) -> Record | None:
+        data = pkt.payload
+        src, dst = pkt.src, pkt.dst
+        kind = None
+        if len(data) >= 16:
+            connection_id, action, tid = _REQUEST_HEAD.unpack_from(data)
+            if connection_id == PROTOCOL_ID and action == 0:
+                kind = "request"
+            elif action in (1, 2) and self._tracker_connections.get((src, dst, connection_id)):
+                kind = "request"
+        if kind is None and len(data) >= 8:
+            action, tid = _RESPONSE_HEAD.unpack_from(data)
+            if action <= 3 and (dst, src, tid) in self._tracker_transactions:
+                kind = "response"
+        if kind is None and not forced:
+            return None
+        try:
+            if kind == "response" or (kind is None and len(data) < 16):
+                schema = UdpTrackerResponse6 if ":" in pkt.src_ip else UdpTrackerResponse
+                value = schema.parse(data)
+                kind = "response"
+            else:
+                value = UdpTrackerRequest.parse(data)
+                kind = "request"
+        except ParseError:
+            return None
+        action = str(value.action)
+        if kind == "request":
+            self._remember(self._tracker_transactions, (src, dst, value.transaction_id), action)
+        else:
+            self._tracker_transactions.pop((dst, src, value.transaction_id), None)
+            if action == "connect":
+                self._remember(self._tracker_connections, (dst, src, value.connection_id), True)
+        fields = json_fields(value, drop=("action",))
+        fields["direction"] = kind
+        return Record(frame=pkt.frame, time=pkt.time, transport="udp", src=src, dst=dst,
+                      protocol="bt-tracker", message=action, fields=fields,
+                      length=len(data), value=value)
+
+    # -- BEP 29 -----------------------------------------------------------------------------
+
+    def _utp_packet(self, pkt: Packet) -> Iterator[Record]:
+        try:
+            value = UtpPacket.parse(pkt.payload)
+        except ParseError:
+            return
+        kind = str(value.type)
+        fields = json_fields(value, drop=("type", "type_version", "payload"))
+        fields["payload_length"] = len(value.payload)
+        yield Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
+                     dst=pkt.dst, protocol="bt-utp", message=kind, fields=fields,
+                     length=len(pkt.payload), value=value)
+        # BEP 29 §connection setup: the initiator's SYN carries the id it receives on; it sends
+        # everything else with id + 1, and the other side sends with the SYN's id.
+        cid = value.connection_id + 1 if kind == "st_syn" else value.connection_id
+        key = (pkt.src, pkt.dst, cid & 0xFFFF)
+        direction = self._utp.get(key)
+        if direction is None:
+            if kind in ("st_fin", "st_reset"):
+                return
+            stream = PeerWireStream(transport="utp", src=pkt.src, dst=pkt.dst)
+            direction = self._utp[key] = UtpDirection(stream)
+        if kind == "st_syn":
+            direction.syn(value.seq_nr)
+        elif kind == "st_state":
+            direction.state(value.seq_nr)
+        elif kind == "st_data":
+            yield from direction.data(value.seq_nr, value.payload, pkt.frame, pkt.time)
