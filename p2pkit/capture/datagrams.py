@@ -41,36 +41,55 @@ _RESPONSE_HEAD = struct.Struct(">II")  # BEP 15 responses: action, transaction_i
 _REQUEST_HEAD = struct.Struct(">QII")  # connection_id, action, transaction_id
 
 
+def _circular_first(numbers: list[int]) -> int:
+    """The earliest of 16-bit sequence numbers that lie within half the space of each other."""
+    return min(numbers, key=lambda n: sum(((n - m) & 0xFFFF) < 0x8000 for m in numbers if m != n))
+
+
 class UtpDirection:
-    """Reorders one direction's uTP data packets and feeds a peer-wire stream."""
+    """Reorders one direction's uTP data packets and feeds a peer-wire stream.
+
+    The first ``seq_nr`` comes from the SYN (its ``seq_nr`` + 1, BEP 29 §connection setup) or,
+    when the capture missed it, from the earliest of the first :data:`START_WINDOW` data and
+    ST_STATE packets seen (a state packet carries the next ``seq_nr`` to be sent).
+    """
+
+    #: Packets held before deciding where a direction without a SYN starts.
+    START_WINDOW = 32
 
     def __init__(self, stream: PeerWireStream) -> None:
         self.stream = stream
         self.next_seq: int | None = None
         self.offset = 0
         self.pending: dict[int, tuple[bytes, int, float]] = {}
-        self.ended = False
+        self._state_seqs: list[int] = []
 
-    def syn(self, seq_nr: int) -> None:
+    def syn(self, seq_nr: int) -> Iterator[Record]:
         if self.next_seq is None:
             self.next_seq = (seq_nr + 1) & 0xFFFF
+            yield from self._drain()
 
     def state(self, seq_nr: int) -> None:
-        """An ST_STATE before any data says which seq_nr the first data packet will carry."""
-        if self.next_seq is None:
-            self.next_seq = seq_nr
+        if self.next_seq is None and len(self._state_seqs) < self.START_WINDOW:
+            self._state_seqs.append(seq_nr)
 
     def data(self, seq_nr: int, payload: bytes, frame: int, time: float) -> Iterator[Record]:
-        if self.next_seq is None:
-            self.next_seq = seq_nr
-        behind = (self.next_seq - seq_nr) & 0xFFFF
-        if 0 < behind < 0x8000:
-            return  # a retransmission of a packet already delivered
+        if self.next_seq is not None:
+            behind = (self.next_seq - seq_nr) & 0xFFFF
+            if 0 < behind < 0x8000:
+                return  # a retransmission of a packet already delivered
         if seq_nr not in self.pending and payload:
             self.pending[seq_nr] = (payload, frame, time)
+        if self.next_seq is None:
+            if len(self.pending) < self.START_WINDOW:
+                return
+            self._choose_start()
         yield from self._drain()
         if len(self.pending) > MAX_UTP_REORDER:
             yield from self._skip()
+
+    def _choose_start(self) -> None:
+        self.next_seq = _circular_first(list(self.pending) + self._state_seqs)
 
     def _drain(self) -> Iterator[Record]:
         while self.next_seq in self.pending:
@@ -88,6 +107,9 @@ class UtpDirection:
         yield from self._drain()
 
     def finish(self) -> Iterator[Record]:
+        if self.next_seq is None and self.pending:
+            self._choose_start()
+            yield from self._drain()
         while self.pending:
             yield from self._skip()
         yield from self.stream.end()
@@ -192,7 +214,7 @@ class DatagramDissector:
             stream = PeerWireStream(transport="utp", src=pkt.src, dst=pkt.dst)
             direction = self._utp[key] = UtpDirection(stream)
         if kind == "st_syn":
-            direction.syn(value.seq_nr)
+            yield from direction.syn(value.seq_nr)
         elif kind == "st_state":
             direction.state(value.seq_nr)
         elif kind == "st_data":

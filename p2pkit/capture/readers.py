@@ -130,6 +130,10 @@ class Frame:
     file_offset: int
 
 
+#: pcapng block type -> smallest body its fixed fields need (IDB, SPB, EPB).
+_BLOCK_BODY_MINIMUM = {1: 8, 3: 4, 6: 20}
+
+
 class _Layouts:
     """struct fast paths derived from the header schemas of one byte order."""
 
@@ -302,6 +306,11 @@ class CaptureReader:
             block_type, total = layouts.block.unpack(head)
             self._check_block_length(total, at)
             body = self._read_exact(total - 8, "block body")[:-4]
+            need = _BLOCK_BODY_MINIMUM.get(block_type, 0)
+            if len(body) < need:
+                raise ParseError(f"block of type {block_type} has a {len(body)}-byte body, "
+                                 f"needs {need}", protocol="pcapng", path="block",
+                                 offset=at + 8)
             if block_type == 1:  # Interface Description Block
                 linktype, _, _ = layouts.interface.unpack_from(body)
                 interfaces.append((linktype, self._tsresol(body[8:], layouts)))
