@@ -130,8 +130,14 @@ class TcpDirection:
         start = self._absolute(pkt.seq)
         length = len(pkt.payload) + pkt.missing
         if length:
-            self._hold(start, pkt.payload, pkt.missing, pkt.frame, pkt.time)
-            self._drain(events)
+            if start == self.offset and not self._pending and not pkt.missing:
+                # the common case: the next bytes, in order
+                events.append(StreamData(self.connection, self.src, self.dst, start,
+                                         pkt.payload, pkt.frame, pkt.time))
+                self._advance(length)
+            else:
+                self._hold(start, pkt.payload, pkt.missing, pkt.frame, pkt.time)
+                self._drain(events)
             if self._pending_bytes > MAX_PENDING_BYTES:
                 self._skip_to_pending(events)
         if pkt.flags & (TCP_FIN | TCP_RST):
