@@ -19,6 +19,7 @@ from p2pkit.capture.bittorrent import PeerWireStream
 from p2pkit.capture.datagrams import DatagramDissector
 from p2pkit.capture.detect import DecodeAs, detect_stream
 from p2pkit.capture.flows import StreamData, StreamEnd, StreamGap, TcpReassembler
+from p2pkit.capture.http_tracker import HttpTrackerStream
 from p2pkit.capture.packets import Packet, decode_frame
 from p2pkit.capture.readers import CaptureReader
 from p2pkit.capture.record import Record
@@ -61,8 +62,19 @@ def _bittorrent_stream(src: str, dst: str, *, transport: str, from_start: bool,
     return stream
 
 
+def _http_tracker_stream(src: str, dst: str, *, transport: str, from_start: bool,
+                         peer: Any = None) -> HttpTrackerStream:
+    stream = HttpTrackerStream(transport=transport, src=src, dst=dst)
+    if peer is not None:
+        stream.peer, peer.peer = peer, stream
+    return stream
+
+
 #: Stream protocol name -> factory of its per-direction decoder.
-STREAM_DECODERS: dict[str, StreamFactory] = {"bittorrent": _bittorrent_stream}
+STREAM_DECODERS: dict[str, StreamFactory] = {
+    "bittorrent": _bittorrent_stream,
+    "bt-tracker-http": _http_tracker_stream,
+}
 
 
 class Dissector:

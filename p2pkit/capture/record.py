@@ -98,9 +98,9 @@ def json_value(value: Any, name: str = "") -> Any:
                 if not (isinstance(k, str) and k.startswith("_"))}
     if isinstance(value, (list, tuple)):
         return [json_value(v, name) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
+    if hasattr(value, "__dataclass_fields__"):  # None in a dataclass means "not sent"
         return {k: json_value(getattr(value, k), k) for k in value.__dataclass_fields__
-                if not k.startswith("_")}
+                if not k.startswith("_") and getattr(value, k) is not None}
     return str(value)
 
 

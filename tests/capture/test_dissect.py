@@ -128,3 +128,16 @@ def test_corrupted_captures_never_raise(data):
     d = Dissection(io.BytesIO(bytes(raw)))
     for record in d:
         assert record.protocol and record.message
+
+
+def test_http_tracker_requests_and_responses_pair_up():
+    records = [r for r in dissect(CAPTURES / "tracker-01-opentracker-libtorrent-aria2.pcap")
+               if r.protocol == "bt-tracker-http"]
+    requests = [r for r in records if r.fields["direction"] == "request"]
+    responses = [r for r in records if r.fields["direction"] == "response"]
+    assert requests and len(requests) == len(responses)
+    assert Counter(r.message for r in requests) == Counter(r.message for r in responses)
+    for r in requests:
+        if r.message == "announce":
+            assert len(r.fields["info_hash"]) == 40 and r.fields["port"] in range(6881, 6890)
+    assert all(r.fields["status"] == 200 for r in responses)
