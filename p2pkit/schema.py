@@ -15,6 +15,7 @@ comes from the schema object itself, so there is still one definition of the lay
 from __future__ import annotations
 
 import io
+import re
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -105,7 +106,12 @@ class Schema(construct.Subconstruct):
             result = self.fast_parse(data)
             if result is not None:
                 return result
-        return self.parse_stream(io.BytesIO(data), **contextkw)
+        try:
+            stream = io.BytesIO(data)
+        except TypeError:
+            raise ParseError(f"expected bytes, got {type(data).__name__}",
+                             protocol=self.protocol) from None
+        return self.parse_stream(stream, **contextkw)
 
     def parse_stream(self, stream: Any, **contextkw: Any) -> Any:
         start = _tell(stream)
@@ -179,8 +185,9 @@ class FixedLayout:
     """A :class:`struct.Struct` derived from a construct ``Struct`` of fixed-size fields.
 
     Supported fields: ``FormatField`` integers (``Int8ub``, ``Int32ub``, ``Int16ul``, …),
-    ``Bytes(n)`` with a constant ``n``, ``Const`` over either, and ``Padding``. All fields must
-    share one byte order. Anything else raises :class:`TypeError` at import time, so a fast path
+    ``Bytes(n)`` with a constant ``n``, ``Const`` over either, and an ``Adapter`` over either
+    (its ``_decode``/``_encode`` are called without a context). All fields must share one byte
+    order. Anything else raises :class:`TypeError` at import time, so a fast path
     can never silently disagree with its schema; tests compare both paths on random inputs.
 
     >>> import construct
@@ -198,12 +205,17 @@ class FixedLayout:
         codes: list[str] = []
         names: list[str] = []
         consts: list[tuple[int, Any]] = []
+        adapters: list[tuple[int, construct.Adapter]] = []
         for sub in list(prefix) + list(con.subcons):
             name = getattr(sub, "name", None)
             field = _unwrap(sub)
             const = None
+            adapter = None
             if isinstance(field, construct.Const):
                 const = field.value
+                field = _unwrap(field.subcon)
+            elif isinstance(field, construct.Adapter):
+                adapter = field
                 field = _unwrap(field.subcon)
             if isinstance(field, construct.FormatField):
                 fmt = field.fmtstr
@@ -220,6 +232,8 @@ class FixedLayout:
                 raise TypeError(f"FixedLayout cannot derive a format for {field!r}")
             if const is not None:
                 consts.append((len(codes), const))
+            if adapter is not None:
+                adapters.append((len(codes), adapter))
             codes.append(code)
             names.append(name if const is None else None)
         self.format = (order or ">") + "".join(codes)
@@ -228,3 +242,116 @@ class FixedLayout:
         self.all_names: tuple[str | None, ...] = tuple(names)
         self.names: tuple[str, ...] = tuple(n for n in names if n)
         self.consts = tuple(consts)
+        #: ``(position, adapter)`` of fields whose value an ``Adapter`` converts.
+        self.adapters = tuple(adapters)
+
+    def unpacker(
+        self, *, offset: int = 0, head: Iterable[tuple[str, Any]] = ()
+    ) -> Callable[[bytes], construct.Container | None]:
+        """A function parsing this layout at ``offset`` of its input into a ``Container``.
+
+        ``head`` items come first in the container (e.g. a message ``type``). The function
+        returns ``None`` when the input is too short or a ``Const`` differs, so that the caller
+        falls back to the generic parser, which raises the precise error. The function's code
+        is generated from the layout (as construct's own compiler does), so a parse costs one
+        ``unpack_from`` and one ``Container``.
+
+        >>> import construct
+        >>> layout = FixedLayout(construct.Struct("index" / construct.Int32ub))
+        >>> parse = layout.unpacker(offset=1, head=[("type", "have")])
+        >>> dict(parse(b"\\x04\\x00\\x00\\x00\\x07"))
+        {'type': 'have', 'index': 7}
+        >>> parse(b"\\x04\\x00") is None
+        True
+        """
+        head = tuple(head)
+        env: dict[str, Any] = {"Container": construct.Container, "unpack_from":
+                               self.struct.unpack_from}
+        values = [f"v{i}" for i in range(len(self.all_names))]
+        checks = []
+        for i, value in self.consts:
+            env[f"c{i}"] = value
+            checks.append(f"    if v{i} != c{i}:\n        return None\n")
+        converted = list(values)
+        for i, adapter in self.adapters:
+            env[f"a{i}"] = adapter
+            converted[i] = f"a{i}._decode(v{i}, None, '')"
+        items = []
+        for j, (key, value) in enumerate(head):
+            env[f"h{j}"] = value
+            items.append((key, f"h{j}"))
+        items += [(n, converted[i]) for i, n in enumerate(self.all_names) if n]
+        if all(k.isidentifier() for k, _ in items):
+            made = "Container(" + ", ".join(f"{k}={v}" for k, v in items) + ")"
+        else:
+            made = "Container([" + ", ".join(f"({k!r}, {v})" for k, v in items) + "])"
+        target = ", ".join(values) + ("," if len(values) == 1 else "")
+        unpack = f"        {target} = unpack_from(data, {offset})\n" if values else ""
+        env["errors"] = (TypeError, struct.error)
+        source = (
+            "def parse(data):\n"
+            "    try:\n"
+            f"        if len(data) < {offset + self.size}:\n            return None\n"
+            f"{unpack}"
+            "    except errors:  # not bytes: the generic parser reports it\n"
+            "        return None\n"
+            f"{''.join(checks)}    return {made}\n"
+        )
+        exec(compile(source, f"<FixedLayout {self.format} unpacker>", "exec"), env)
+        return env["parse"]
+
+    def packer(self, *, prefix: bytes = b"") -> Callable[[Any], bytes | None]:
+        """A function building this layout from a mapping, ``prefix`` first.
+
+        It returns ``None`` when a field is missing or a value does not fit, so that the caller
+        falls back to the generic builder, which raises the precise error.
+
+        >>> import construct
+        >>> layout = FixedLayout(construct.Struct("index" / construct.Int32ub))
+        >>> build = layout.packer(prefix=b"\\x04")
+        >>> build({"index": 7})
+        b'\\x04\\x00\\x00\\x00\\x07'
+        >>> build({"index": -1}) is None
+        True
+        """
+        env: dict[str, Any] = {"pack": self.struct.pack, "prefix": bytes(prefix),
+                               "errors": _FAST_BUILD_ERRORS}
+        args = []
+        lines = []
+        adapted = dict(self.adapters)
+        consts = dict(self.consts)
+        sizes = [struct.calcsize(self.format[0] + code) for code in _codes(self.format)]
+        for i, name in enumerate(self.all_names):
+            if name is None:
+                if i not in consts:
+                    raise TypeError(f"field {i} of {self.format} has no name and no value")
+                env[f"c{i}"] = consts[i]
+                args.append(f"c{i}")
+                continue
+            value = f"obj[{name!r}]"
+            if i in adapted:
+                env[f"a{i}"] = adapted[i]
+                value = f"a{i}._encode({value}, None, '')"
+            lines.append(f"        v{i} = {value}\n")
+            if _codes(self.format)[i].endswith("s"):  # struct pads or cuts; construct refuses
+                lines.append(f"        if len(v{i}) != {sizes[i]}:\n            return None\n")
+            args.append(f"v{i}")
+        source = (
+            "def build(obj):\n"
+            "    try:\n"
+            f"{''.join(lines)}"
+            f"        return prefix + pack({', '.join(args)})\n"
+            "    except errors:\n"
+            "        return None\n"
+        )
+        exec(compile(source, f"<FixedLayout {self.format} packer>", "exec"), env)
+        return env["build"]
+
+
+def _codes(fmt: str) -> list[str]:
+    """The per-field codes of a struct format (``">B19sQ"`` -> ``["B", "19s", "Q"]``)."""
+    return re.findall(r"[0-9]*[a-zA-Z?]", fmt[1:])
+
+
+#: What a generated fast builder treats as "let the generic builder report it".
+_FAST_BUILD_ERRORS = _TRANSLATED + (P2PKitError,)
