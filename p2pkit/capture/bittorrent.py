@@ -14,12 +14,15 @@ handshake in an MSE/PE key exchange (aria2's outgoing connections do, then selec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+from p2pkit.bencode import decode_lenient
+from p2pkit.bittorrent.extensions import decode_extended, message_names
 from p2pkit.bittorrent.wire import MESSAGES, PSTR, Handshake, PeerMessageLenient
-from p2pkit.capture.record import Record, json_fields
+from p2pkit.capture.record import Record, json_fields, json_value
 from p2pkit.capture.stream_buffer import StreamBuffer
+from p2pkit.deviations import Deviation
 from p2pkit.errors import ParseError
 from p2pkit.schema import FixedLayout
 
@@ -105,20 +108,15 @@ def _chain_at(data: bytearray | bytes, pos: int, chain: int, at_end: bool = Fals
     return pos <= len(data) or None
 
 
-ExtensionDecoder = Callable[[str, int, bytes, "PeerWireStream"], dict[str, Any]]
-
-
 class PeerWireStream:
     """Dissect one direction of a BitTorrent peer connection from reassembled bytes.
 
-    ``emit(record)`` receives each message; ``describe_extended`` (optional) decodes a BEP 10
-    payload given the direction, and returns extra fields (the extension's name, its
-    dictionary). The two directions of a connection share ``peer``: each direction's
-    extension handshake tells which ids the *other* direction uses.
+    ``extended`` messages are decoded by name (BEP 10): ``peer`` is the opposite direction,
+    whose extension handshake says which ids name which extensions in this direction.
     """
 
-    def __init__(self, *, transport: str, src: str, dst: str, expect_handshake: bool = True,
-                 describe_extended: ExtensionDecoder | None = None) -> None:
+    def __init__(self, *, transport: str, src: str, dst: str,
+                 expect_handshake: bool = True) -> None:
         self.transport = transport
         self.src = src
         self.dst = dst
@@ -126,9 +124,8 @@ class PeerWireStream:
         self.state = "handshake" if expect_handshake else "messages"
         self.synced = expect_handshake
         self.skipped = 0
-        self.describe_extended = describe_extended
-        #: Filled by the extension handshake of this direction: name -> id it wants to receive.
-        self.extensions: dict[str, int] = {}
+        #: From this direction's extension handshake: the ids its sender receives, by name.
+        self.received_names: dict[int, str] = {}
         self.peer: PeerWireStream | None = None
         self._at_end = False
 
@@ -157,16 +154,47 @@ class PeerWireStream:
 
     # -- decoding ---------------------------------------------------------------------------
 
-    def _record(self, message: str, value: Any, start: int, length: int,
-                extra: dict[str, Any] | None = None) -> Record:
+    def _record(self, message: str, value: Any, start: int, length: int) -> Record:
         """A record for the message at the front of the buffer (call before skipping it)."""
         frame, time = self.buffer.frame_of(length - 1)
         fields = json_fields(value)
-        if extra:
-            fields.update(extra)
-        return Record(frame=frame, time=time, transport=self.transport, src=self.src,
-                      dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
-                      offset=start, length=length, value=value)
+        record = Record(frame=frame, time=time, transport=self.transport, src=self.src,
+                        dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
+                        offset=start, length=length, value=value)
+        if message == "extended":
+            self._extended(record, value)
+        return record
+
+    def _extended(self, record: Record, value: Any) -> None:
+        """BEP 10: name the extension, decode its payload (leniently), keep the names."""
+        ext_id = value.extended_id
+        if ext_id == 0:
+            name = "handshake"
+        else:
+            names = self.peer.received_names if self.peer is not None else {}
+            name = names.get(ext_id)
+        if name is None:
+            return  # the handshake naming this id was not captured
+        record.fields["extension"] = name
+        try:
+            decoded = decode_extended(name, value.payload, strict=False)
+        except ParseError as e:
+            record.deviations.append(Deviation(
+                offset=(record.offset or 0) + 6 + (e.offset or 0),
+                rule=f"bittorrent/extended/{name}", message=e.reason, spec="BEP 10"))
+            return
+        if name == "handshake":
+            self.received_names = message_names(decoded)
+        if value.payload[:1] == b"d":  # a bencoded dictionary: report non-canonical forms
+            base = (record.offset or 0) + 6  # length prefix, id, extended id
+            record.deviations += [
+                Deviation(offset=base + d.offset, rule=d.rule, message=d.message, spec=d.spec,
+                          level=d.level)
+                for d in decode_lenient(value.payload).deviations
+                if d.rule != "bencode/trailing-data"  # ut_metadata's piece follows
+            ]
+        record.fields["message"] = json_value(decoded)
+        del record.fields["payload"]
 
     def _decode(self) -> Iterator[Record]:
         buf = self.buffer
@@ -216,11 +244,7 @@ class PeerWireStream:
             except ParseError:
                 self.synced, first = False, 1
                 continue
-            extra = None
-            if value.type == "extended" and self.describe_extended is not None:
-                extra = self.describe_extended("extended", value.extended_id, value.payload,
-                                               self)
-            record = self._record(value.type, value, start, 4 + length, extra)
+            record = self._record(value.type, value, start, 4 + length)
             buf.skip(4 + length)
             yield record
 

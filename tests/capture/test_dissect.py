@@ -9,7 +9,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pkit.bencode import decode
+from p2pkit.bencode import decode, encode
 from p2pkit.capture.datagrams import DatagramDissector
 from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection, Dissector, dissect
@@ -141,3 +141,25 @@ def test_http_tracker_requests_and_responses_pair_up():
         if r.message == "announce":
             assert len(r.fields["info_hash"]) == 40 and r.fields["port"] in range(6881, 6890)
     assert all(r.fields["status"] == 200 for r in responses)
+
+
+def test_extended_messages_are_named_by_the_receivers_handshake():
+    records = [r for r in dissect(CAPTURES / "bt-02-libtorrent-magnet-ut_metadata-pex.pcap")
+               if r.message == "extended"]
+    names = Counter(r.fields.get("extension") for r in records)
+    assert names["handshake"] >= 2 and names["ut_metadata"] >= 2 and names["ut_pex"] >= 1
+    info = decode((TORRENTS / "bt-02-libtorrent-magnet-ut_metadata-pex.torrent").read_bytes())
+    metadata_size = len(encode(info[b"info"]))
+    data = [r for r in records if r.fields.get("extension") == "ut_metadata"
+            and r.fields["message"]["msg_type"] == "data"]
+    assert data and all(r.fields["message"]["total_size"] == metadata_size for r in data)
+
+
+def test_non_canonical_extension_handshakes_are_reported_as_deviations():
+    records = [r for r in dissect(CAPTURES / "ndpi-bittorrent.pcap")
+               if r.fields.get("extension") == "handshake"]
+    utorrent = [r for r in records if "Torrent" in r.fields["message"].get("v", "")]
+    assert utorrent
+    for r in utorrent:
+        assert "bencode/dict/unsorted-keys" in {d.rule for d in r.deviations}
+        assert all(r.offset < d.offset < r.offset + r.length for d in r.deviations)
