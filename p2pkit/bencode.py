@@ -295,9 +295,10 @@ def top_level_spans(data: bytes) -> dict[bytes, tuple[int, int]]:
             raise ParseError("truncated dictionary: missing 'e'", protocol=PROTOCOL, offset=pos)
         if data[pos] == 0x65:
             return spans
+        key_at = pos
         key, pos = dec.value(pos, 1, "")
         if not isinstance(key, bytes):
-            raise ParseError("dictionary key is not a string", protocol=PROTOCOL, offset=pos)
+            raise ParseError("dictionary key is not a string", protocol=PROTOCOL, offset=key_at)
         _, end = dec.value(pos, 1, _key_label(key))
         spans[key] = (pos, end)
         pos = end

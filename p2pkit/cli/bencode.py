@@ -34,17 +34,24 @@ def to_json(value: Any) -> Any:
     if isinstance(value, list):
         return [to_json(v) for v in value]
     if isinstance(value, dict):
-        return {_key_text(k): to_json(v) for k, v in value.items()}
+        return {_key_text(k, printable=False): to_json(v) for k, v in value.items()}
     return value
 
 
-def _key_text(key: bytes | int) -> str:
+def _key_text(key: bytes | int, *, printable: bool = True) -> str:
+    """A dictionary key as text: UTF-8 when it is (and, for the text view, printable), else
+    ``0x`` and its hex, so that a key holding a newline cannot break the indented layout."""
     if isinstance(key, int):
         return str(key)
     try:
-        return key.decode("utf-8")
+        text = key.decode("utf-8")
     except UnicodeDecodeError:
         return "0x" + key.hex()
+    if printable and not text.isprintable():
+        return "0x" + key.hex()
+    if printable and not text:
+        return '""'  # BEP 52's file entries sit under an empty key
+    return text
 
 
 def _text_string(value: bytes, full: bool) -> str:
