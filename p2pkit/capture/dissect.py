@@ -1,7 +1,10 @@
 """The dissection pipeline: capture file → frames → packets → streams/datagrams → records.
 
->>> from tests.pcap_payloads import CAPTURES  # doctest: +SKIP
->>> records = dissect(CAPTURES / "bt-02-libtorrent-magnet-ut_metadata-pex.pcap")  # doctest: +SKIP
+>>> from importlib.resources import files
+>>> sample = files("p2pkit") / "data" / "sample-bittorrent-utp-dht.pcap"
+>>> first = next(r for r in dissect(sample) if r.message == "handshake")
+>>> first.transport, first.protocol, first.fields["info_hash"]
+('utp', 'bittorrent', '0ca4c8e7fb26a354b1a7aa15baeaf26067c66811')
 
 :func:`dissect` streams: memory holds the TCP reassembly state and each direction's partial
 message, not the file. Reader damage (a truncated or corrupt capture) ends the iteration
