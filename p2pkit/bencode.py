@@ -74,17 +74,21 @@ class DecodeResult:
     deviations: list[Deviation] = field(default_factory=list)
     #: Offset just past the value (``len(data)`` unless trailing bytes were reported).
     end: int = 0
+    #: With ``spans=True``: the ``(start, end)`` bytes of each top-level dictionary value.
+    spans: dict[bytes, tuple[int, int]] = field(default_factory=dict)
 
 
 class _Decoder:
     """One decode: the input, the mode and the deviations found so far."""
 
-    __slots__ = ("data", "strict", "deviations", "end")
+    __slots__ = ("data", "strict", "deviations", "spans")
 
     def __init__(self, data: bytes, strict: bool) -> None:
         self.data = data
         self.strict = strict
         self.deviations: list[Deviation] = []
+        #: When a dict, the top-level dictionary's value spans are recorded here.
+        self.spans: dict[bytes, tuple[int, int]] | None = None
 
     def fail(self, reason: str, offset: int, path: str, limit: bool = False) -> ParseError:
         cls = LimitExceeded if limit else ParseError
@@ -204,7 +208,10 @@ class _Decoder:
                 previous = key
             if pos >= len(data):
                 raise self.fail(f"truncated: key {_key_label(key)!r} has no value", pos, sub)
+            start = pos
             result[key], pos = self.value(pos, depth + 1, sub)
+            if depth == 0 and self.spans is not None and isinstance(key, bytes):
+                self.spans[key] = (start, pos)
 
 
 def _key_label(key: bytes | int) -> str:
@@ -255,22 +262,33 @@ def decode(data: bytes, *, strict: bool = True) -> Any:
     return value
 
 
-def decode_lenient(data: bytes) -> DecodeResult:
+def decode_lenient(data: bytes, *, strict: bool = False, spans: bool = False) -> DecodeResult:
     """Decode what real clients send, reporting each deviation from the canonical form.
 
-    >>> r = decode_lenient(b"d1:bi03e1:ai1ee")
+    ``strict=True`` raises at the first deviation instead (the result then has none).
+    ``spans=True`` also records where each top-level dictionary value lies, in the same pass
+    (info-hashes are computed over the exact bytes of ``info``).
+
+    >>> r = decode_lenient(b"d1:bi03e1:ai1ee", spans=True)
     >>> r.value
     {b'b': 3, b'a': 1}
     >>> [d.rule for d in r.deviations]
     ['bencode/integer/leading-zero', 'bencode/dict/unsorted-keys']
+    >>> r.spans
+    {b'b': (4, 8), b'a': (11, 14)}
     """
     data = _as_bytes(data)
-    dec = _Decoder(data, strict=False)
+    dec = _Decoder(data, strict=strict)
+    if spans:
+        dec.spans = {}
     value, end = dec.value(0, 0, "")
     if end != len(data):
+        if strict:
+            raise ParseError(f"{len(data) - end} bytes after the value", protocol=PROTOCOL,
+                             offset=end)
         dec.deviations.append(Deviation(offset=end, rule="bencode/trailing-data", spec=SPEC,
                                         message=f"{len(data) - end} bytes after the value"))
-    return DecodeResult(value=value, deviations=dec.deviations, end=end)
+    return DecodeResult(value=value, deviations=dec.deviations, end=end, spans=dec.spans or {})
 
 
 def top_level_spans(data: bytes) -> dict[bytes, tuple[int, int]]:

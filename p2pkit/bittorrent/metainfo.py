@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from p2pkit.bencode import decode, decode_lenient, decode_prefix, top_level_spans
+from p2pkit.bencode import decode_lenient, decode_prefix, top_level_spans
 from p2pkit.deviations import Deviation, Level
 from p2pkit.errors import LimitExceeded, ParseError
 
@@ -443,24 +443,18 @@ class _Reader:
         if len(data) > MAX_METAINFO_SIZE:
             raise LimitExceeded(f"{len(data)} bytes is more than {MAX_METAINFO_SIZE}",
                                 protocol=PROTOCOL, offset=0)
-        try:
-            if self.strict:
-                root = decode(data)
-            else:
-                result = decode_lenient(data)
-                root = result.value
-                self.deviations.extend(result.deviations)
+        try:  # one pass: the value, its deviations and where "info" lies
+            result = decode_lenient(data, strict=self.strict, spans=True)
         except ParseError as e:
             raise e.relocated(protocol=PROTOCOL) from None
+        root = result.value
+        self.deviations.extend(result.deviations)
         if not isinstance(root, dict):
             raise self.fail(f"must be a dictionary, not {_type_name(root)}", ())
         if self.info_only:
             return self.info_dict({}, root, data)
         info = self.get(root, b"info", (), dict, required=True)
-        try:
-            start, end = top_level_spans(data)[b"info"]
-        except ParseError as e:  # e.g. a non-string key that lenient decoding let through
-            raise e.relocated(protocol=PROTOCOL) from None
+        start, end = result.spans[b"info"]
         return self.info_dict(root, info, data[start:end])
 
     def info_dict(self, top: dict, info: dict, info_bytes: bytes) -> Metainfo:
