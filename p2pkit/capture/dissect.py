@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, Protocol
 from p2pkit.capture.bittorrent import PeerWireStream
 from p2pkit.capture.datagrams import DatagramDissector
 from p2pkit.capture.detect import DecodeAs, detect_stream
+from p2pkit.capture.dht import KrpcDissector
 from p2pkit.capture.flows import StreamData, StreamEnd, StreamGap, TcpReassembler
 from p2pkit.capture.http_tracker import HttpTrackerStream
 from p2pkit.capture.packets import Packet, decode_frame
@@ -89,7 +90,7 @@ class Dissector:
         self._directions: dict[tuple[int, str], _Direction] = {}
         self._connection_protocol: dict[int, str] = {}
         self.skipped_bytes = 0
-        self.datagrams = DatagramDissector()
+        self.datagrams = DatagramDissector(krpc=KrpcDissector())
 
     # -- TCP --------------------------------------------------------------------------------
 

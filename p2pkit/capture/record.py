@@ -83,6 +83,8 @@ def json_value(value: Any, name: str = "") -> Any:
         return _binary(name, bytes(value))
     if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, enum.IntEnum):  # numbered on the wire (KRPC error codes …)
+        return int(value)
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, str):  # also construct's EnumIntegerString

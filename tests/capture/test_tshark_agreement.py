@@ -142,3 +142,58 @@ def test_utp_headers_agree_with_tshark(name, port):
     extra = set(ours) - set(theirs)
     assert extra
     assert all(records[f].fields["extensions"][0]["type"] == 3 for f in extra)
+
+
+KRPC_KINDS = {"Request": "query", "Response": "response", "Error": "error"}
+
+
+def tshark_krpc(name: str) -> dict[int, dict[str, str]]:
+    """frame -> {"kind", "t", "method"?} from tshark's PDML tree (bt-dht has no plain fields
+    for them: the method and transaction id are tree labels)."""
+    import xml.etree.ElementTree as ET
+
+    assert TSHARK is not None, "tshark must be installed in CI"
+    pdml = subprocess.run([TSHARK, "-r", str(CAPTURES / name), "-Y", "bt-dht", "-T", "pdml"],
+                          capture_output=True, check=True, timeout=300).stdout
+    frames: dict[int, dict[str, str]] = {}
+    for packet in ET.fromstring(pdml).iter("packet"):
+        number = int(next(f.get("show") for f in packet.iter("field")
+                          if f.get("name") == "frame.number"))
+        proto = next(p for p in packet.iter("proto") if p.get("name") == "bt-dht")
+        entry: dict[str, str] = {}
+        for field in proto.findall("field"):
+            label, _, value = (field.get("showname") or "").partition(": ")
+            if label == "Message type":
+                entry["kind"] = KRPC_KINDS.get(value, value)
+            elif label == "Transaction ID":
+                entry["t"] = value
+            elif label == "Request type":
+                entry["method"] = value
+            elif label == "Error":  # tshark 4.0 ends its tree after an error list
+                entry.setdefault("kind", "error")
+        frames[number] = entry
+    return frames
+
+
+@pytest.mark.parametrize("name", ["dht-02-bep44-put-get.pcap", "ndpi-bittorrent_utp.pcap"])
+def test_krpc_kind_method_and_transaction_agree_with_tshark(name):
+    theirs = tshark_krpc(name)
+    ours = {r.frame: r for r in dissect(CAPTURES / name) if r.protocol == "bt-dht"}
+    assert theirs and set(theirs) <= set(ours)
+    for frame, t in theirs.items():
+        r = ours[frame]
+        assert r.message == t["kind"]
+        if "t" in t:
+            assert r.fields["transaction_id"] == t["t"]
+        if "method" in t:
+            assert r.fields["method"] == t["method"]
+
+
+def test_krpc_responses_know_their_method():
+    # p2pkit names the method of responses and errors (matched to their query by transaction
+    # id and endpoints), which tshark's KRPC dissector cannot.
+    records = [r for r in dissect(CAPTURES / "dht-02-bep44-put-get.pcap")
+               if r.protocol == "bt-dht" and r.message != "query"]
+    named = Counter(r.fields.get("method") for r in records)
+    assert named[None] <= 0.05 * len(records)
+    assert {"get", "put", "get_peers", "find_node"} <= set(named)
