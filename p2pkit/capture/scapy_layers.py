@@ -41,9 +41,10 @@ from p2pkit.capture.readers import (
 )
 from p2pkit.capture.record import Record, json_value
 from p2pkit.errors import BuildError, ParseError
+from p2pkit.kademlia.krpc import KrpcMessageLenient
 
-__all__ = ["BtDatagram", "SchemaField", "UdpTrackerLayer", "UtpLayer", "dissect_packets",
-           "register"]
+__all__ = ["BtDatagram", "KrpcLayer", "SchemaField", "UdpTrackerLayer", "UtpLayer",
+           "dissect_packets", "register"]
 
 #: Ports the dispatcher layer is bound to by :func:`register` (BitTorrent's customary ones).
 DEFAULT_UDP_PORTS = (*range(6881, 6890), 6969, 1337, 2710)
@@ -172,8 +173,29 @@ class BtDatagram(Packet):
         return Raw
 
 
-#: Extra datagram layers (KRPC …) with a ``matches(data)`` classmethod, tried first.
-DATAGRAM_LAYERS: list[Any] = []
+class KrpcLayer(_SchemaLayer):
+    """KRPC (BEP 5), fields from :data:`p2pkit.kademlia.krpc.KrpcMessageLenient`."""
+
+    name = "BT DHT (KRPC)"
+    fields_desc = [SchemaField("message", KrpcMessageLenient)]
+
+    @classmethod
+    def matches(cls, data: bytes) -> bool:
+        return data[:1] == b"d" and b"1:y1:" in data
+
+    def mysummary(self) -> str:
+        m = self.message
+        kind = {"q": "query", "r": "response", "e": "error"}.get(m.y, m.y)
+        method = f" {m.method}" if m.method else ""
+        return f"KRPC {kind}{method} t={m.t.hex()}"
+
+    def answers(self, other: Packet) -> bool:
+        return (isinstance(other, KrpcLayer) and other.message.y == "q"
+                and self.message.y in ("r", "e") and other.message.t == self.message.t)
+
+
+#: Datagram layers with a ``matches(data)`` classmethod, tried before the others.
+DATAGRAM_LAYERS: list[Any] = [KrpcLayer]
 
 
 def register(udp_ports: Iterable[int] = DEFAULT_UDP_PORTS) -> None:

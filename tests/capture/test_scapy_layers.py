@@ -52,3 +52,16 @@ def test_dissect_packets_matches_dissecting_the_file():
                   for r in dissect_packets(rdpcap(str(CAPTURES / name)))]
     from_file = [(r.frame, r.message, r.fields.get("index")) for r in dissect(CAPTURES / name)]
     assert from_scapy == from_file and len(from_file) > 500
+
+
+def test_krpc_layer_shows_the_method_and_pairs_answers():
+    from p2pkit.capture.scapy_layers import KrpcLayer
+
+    packets = [p for p in rdpcap(str(CAPTURES / "dht-02-bep44-put-get.pcap")) if KrpcLayer in p]
+    ours = [r for r in dissect(CAPTURES / "dht-02-bep44-put-get.pcap") if r.protocol == "bt-dht"]
+    assert len(packets) == len(ours)
+    queries = [p for p in packets if p[KrpcLayer].message.y == "q"]
+    assert all(p[KrpcLayer].mysummary().startswith("KRPC query ") for p in queries)
+    first_answer = next(p for p in packets if p[KrpcLayer].message.y == "r")
+    assert any(first_answer[KrpcLayer].answers(q[KrpcLayer]) for q in queries)
+    assert bytes(queries[0][KrpcLayer]) == bytes(queries[0][UDP].payload)
