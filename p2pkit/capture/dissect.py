@@ -23,6 +23,7 @@ from p2pkit.capture.datagrams import DatagramDissector
 from p2pkit.capture.detect import DecodeAs, detect_stream
 from p2pkit.capture.dht import KrpcDissector
 from p2pkit.capture.flows import StreamData, StreamEnd, StreamGap, TcpReassembler
+from p2pkit.capture.gnutella import GnutellaStream
 from p2pkit.capture.http_tracker import HttpTrackerStream
 from p2pkit.capture.packets import Packet, decode_frame
 from p2pkit.capture.readers import CaptureReader
@@ -74,10 +75,19 @@ def _http_tracker_stream(src: str, dst: str, *, transport: str, from_start: bool
     return stream
 
 
+def _gnutella_stream(src: str, dst: str, *, transport: str, from_start: bool,
+                     peer: Any = None) -> GnutellaStream:
+    stream = GnutellaStream(transport=transport, src=src, dst=dst)
+    if peer is not None:
+        stream.peer, peer.peer = peer, stream
+    return stream
+
+
 #: Stream protocol name -> factory of its per-direction decoder.
 STREAM_DECODERS: dict[str, StreamFactory] = {
     "bittorrent": _bittorrent_stream,
     "bt-tracker-http": _http_tracker_stream,
+    "gnutella": _gnutella_stream,
 }
 
 

@@ -22,11 +22,12 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from p2pkit.cli import bencode, bt, dissect
+    from p2pkit.cli import bencode, bt, dissect, gnutella
 
     cli.add_command(bencode.bencode_command)
     cli.add_command(bt.bt)
     cli.add_command(dissect.dissect_command)
+    cli.add_command(gnutella.gnutella)
 
 
 _register()

@@ -1,0 +1,169 @@
+"""Gnutella dissection of one reassembled direction: handshakes, descriptors (inflating a
+deflated link), the HTTP file transfer and the ``GIV`` push callback.
+
+Descriptors and handshakes are framed by :class:`p2pkit.gnutella.stream.StreamReader` (lenient
+payload parsing), so a capture is read exactly as a servent reads its socket. A servent's HTTP
+side (handshaking_0.6 does not cover it; see push_proxy and huge §4 for ``/uri-res/N2R``) is
+recognised by its request line (``GET /uri-res/…``, ``GET /get/<index>/<name>``), its status
+line, or ``GIV <index>:<GUID>/<name>`` (the push callback, Gnutella 0.4 §Push); file bodies are
+counted and hashed, not shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from p2pkit.capture.record import Record, json_fields
+from p2pkit.capture.stream_buffer import StreamBuffer
+from p2pkit.errors import ParseError
+from p2pkit.gnutella.stream import DescriptorFrame, StreamReader
+
+__all__ = ["GnutellaStream"]
+
+PROTOCOL = "gnutella"
+MAX_HTTP_HEAD = 16 * 1024
+_GIV = re.compile(rb"GIV (\d+):([0-9A-Fa-f]{32})/([^\n]*)\n\n")
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,15})", re.IGNORECASE)
+
+
+class GnutellaStream:
+    """One direction of a Gnutella connection (``peer`` is the other direction)."""
+
+    def __init__(self, *, transport: str, src: str, dst: str) -> None:
+        self.transport = transport
+        self.src = src
+        self.dst = dst
+        self.mode: str | None = None  # "gnutella" or "http", decided by the first bytes
+        self.reader: StreamReader | None = None
+        self.chunks = StreamBuffer()  # frame attribution (bytes are only kept for HTTP)
+        self.peer: GnutellaStream | None = None
+        self.skipped = 0
+        self.failed: ParseError | None = None
+        self._body_left = 0
+        self._body_hash: Any = None
+        self._body_length = 0
+
+    # -- input ------------------------------------------------------------------------------
+
+    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
+        if self.failed is not None:
+            self.skipped += len(data)
+            return
+        self.chunks.append(offset, data, frame, time)
+        if self.mode is None:
+            head = bytes(self.chunks.data[:8])
+            if head.startswith(b"GNUTELLA") or b"GNUTELLA".startswith(head):
+                self.mode = "gnutella"
+                self.reader = StreamReader(strict=False)
+            else:
+                self.mode = "http"
+        if self.mode == "gnutella":
+            yield from self._gnutella(data, frame, time)
+        else:
+            yield from self._http()
+
+    def gap(self, offset: int, length: int) -> None:
+        """Lost bytes: a Gnutella stream (often deflated) cannot be resumed safely."""
+        self.skipped += length
+        self.failed = ParseError(f"{length} bytes lost from the capture", protocol=PROTOCOL,
+                                 offset=offset)
+        self.chunks.reset(offset + length)
+
+    def end(self) -> Iterator[Record]:
+        if self.mode == "http" and self._body_left == 0 and self.chunks.data:
+            yield from self._http(at_end=True)
+        self.skipped += len(self.chunks)
+        return
+
+    # -- records ----------------------------------------------------------------------------
+
+    def _record(self, message: str, fields: dict[str, Any], offset: int, length: int,
+                frame: int, time: float, value: Any = None) -> Record:
+        return Record(frame=frame, time=time, transport=self.transport, src=self.src,
+                      dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
+                      offset=offset, length=length, value=value)
+
+    def _gnutella(self, data: bytes, frame: int, time: float) -> Iterator[Record]:
+        assert self.reader is not None
+        try:
+            frames = self.reader.feed(data)
+        except ParseError as e:
+            self.failed = e
+            frames = []
+        for f in frames:
+            if isinstance(f, DescriptorFrame):
+                d = f.descriptor
+                fields = json_fields(d)
+                fields["guid"] = d.guid.hex()
+                yield self._record(str(d.type), fields, f.offset, len(f.data), frame, time, d)
+            else:
+                hs = f.handshake
+                fields = {"kind": hs.kind, "version": hs.version,
+                          "headers": [[name, value] for name, value in hs.headers]}
+                if hs.status_code is not None:
+                    fields["status"] = hs.status_code
+                    fields["reason"] = hs.reason
+                yield self._record("handshake", fields, f.offset, len(f.data), frame, time, hs)
+        self.chunks.skip(len(self.chunks))  # the reader keeps its own buffer
+
+    def _http(self, at_end: bool = False) -> Iterator[Record]:
+        buf = self.chunks
+        while buf.data:
+            if self._body_left:
+                n = min(self._body_left, len(buf.data))
+                self._body_hash.update(bytes(buf.data[:n]))
+                self._body_left -= n
+                self._body_length += n
+                frame, time = buf.frame_of(n - 1)
+                start = buf.start
+                buf.skip(n)
+                if self._body_left == 0:
+                    yield self._record("http_body", {
+                        "length": self._body_length, "sha1": self._body_hash.hexdigest()},
+                        start, n, frame, time)
+                continue
+            data = bytes(buf.data)
+            giv = _GIV.match(data)
+            if giv:
+                frame, time = buf.frame_of(giv.end() - 1)
+                yield self._record("giv", {
+                    "file_index": int(giv.group(1)), "servent_guid": giv.group(2).decode().lower(),
+                    "file_name": giv.group(3).decode("utf-8", "replace")},
+                    buf.start, giv.end(), frame, time)
+                buf.skip(giv.end())
+                continue
+            end = data.find(b"\r\n\r\n", 0, MAX_HTTP_HEAD)
+            if end < 0:
+                if len(data) >= MAX_HTTP_HEAD or at_end:
+                    self.failed = ParseError("not HTTP", protocol=PROTOCOL, offset=buf.start)
+                return
+            head = data[:end]
+            lines = head.split(b"\r\n")
+            start_line = lines[0].decode("latin-1")
+            headers = [[k.strip(), v.strip()] for k, _, v in
+                       (line.decode("latin-1").partition(":") for line in lines[1:])]
+            frame, time = buf.frame_of(end + 3)
+            if start_line.startswith("HTTP/"):
+                version, _, rest = start_line.partition(" ")
+                status, _, reason = rest.partition(" ")
+                fields = {"status": int(status) if status.isdigit() else status,
+                          "reason": reason, "headers": headers}
+                message = "http_response"
+                length = _CONTENT_LENGTH.search(head + b"\r\n")
+                self._body_left = int(length.group(1)) if length else 0
+            else:
+                method, _, rest = start_line.partition(" ")
+                target, _, version = rest.rpartition(" ")
+                fields = {"method": method, "target": target, "headers": headers}
+                message = "http_request"
+                self._body_left = 0
+            fields["version"] = version
+            yield self._record(message, fields, buf.start, end + 4, frame, time)
+            buf.skip(end + 4)
+            self._body_hash = hashlib.sha1()
+            self._body_length = 0
+
+

@@ -1,0 +1,491 @@
+"""Gnutella descriptors: the 23-byte header and every payload a 0.6 servent sends.
+
+Specs (under ``specs/gnutella/``): the Gnutella 0.4 protocol's descriptor header (16-byte
+descriptor ID, payload descriptor, TTL, hops, little-endian payload length) and payloads as GGEP
+§Usage restates them (Ping, Pong, Query, QueryHit with its result set and QHD trailer, Push),
+each with its extension block (GGEP §Extension Block, HUGE §3); min_speed § and
+udp_transceiver §3 (the query flags, a *big-endian* 16-bit field); bye §2 (Bye, 0x02: code and
+NUL-terminated string); QRP §"Gnutella Protocol Changes" (ROUTE_TABLE_UPDATE, 0x30: RESET and
+PATCH variants); vendor_msg §2 and §4 (vendor messages 0x31 and 0x32, "null/0v0" Messages
+Supported); HSEP §"message format" (0xCD, triples of little-endian 64-bit integers).
+
+A descriptor parses to one flat ``Container``: the header's ``guid``, ``ttl`` and ``hops``, the
+payload's name in ``type`` and its fields beside it. A payload type this module does not know is
+framed by its length and kept whole (``type="unknown"``, ``payload_type``, ``payload``): the
+stream never loses sync. The payload length is checked against :data:`MAX_PAYLOAD_LENGTH`
+before a byte of the payload is read.
+
+The first descriptor a gtk-gnutella 1.2.3 leaf sent its ultrapeer (tests/data/captures/gtkg123…),
+a QRP RESET:
+
+>>> d = Descriptor.parse(bytes.fromhex(
+...     "6cf73102930159f83f73d42bfc799c41" "30" "01" "00" "06000000" "00" "00400000" "02"))
+>>> d.type, d.ttl, d.hops, d.variant, d.table_length, d.infinity
+('route_table_update', 1, 0, 'reset', 16384, 2)
+>>> Descriptor.build(d).hex()[32:]
+'30010006000000000040000002'
+
+A query the ultrapeer forwarded over the ultrapeer link, a QueryHit for it (same capture), and an
+HSEP message and an unknown payload type, both framed:
+
+>>> q = Descriptor.parse(bytes.fromhex("17cb2e343102a9584dbd4dd9ad4d15bf" "80" "04" "01" "0d000000"
+...                                    "b900" "616c70686100" "c382505240"))
+>>> q.search_criteria, q.ttl, q.hops, q.min_speed.mark, q.min_speed.ggep_h
+('alpha', 4, 1, True, True)
+>>> [(p.kind, [e.id for e in p.extensions]) for p in q.extensions]
+[('ggep', ['PR'])]
+>>> hit = Descriptor.parse(bytes.fromhex(
+...     "17cb2e343102a9584dbd4dd9ad4d15bf8107009800000001ce187f00000e1000000001000000701700"
+...     "00616c7068615f7365636f6e645f756c7472612e74787400c341486e2002862feb8bdc7a1b0fe810a9"
+...     "34539f0d069c80e16d2722374398b1eaa3a5e50ec6888af5e983cb109ff08b3d4a82435444dbc5e766"
+...     "0047544b47022c21c30547544b475650010102030065e3bd800000000005000382424840df573102af"
+...     "1394450dcdb4c8c36ee9a9"))
+>>> [r.file_name for r in hit.results], hit.ip_address, hit.port
+(['alpha_second_ultra.txt'], '127.0.0.14', 6350)
+>>> hit.trailer.vendor_code, [e.id for e in hit.trailer.private_extensions[0].extensions]
+('GTKG', ['GTKGV', 'BH'])
+>>> Descriptor.parse(bytes(16) + bytes.fromhex("cd0100" "18000000") + bytes(24)).triples
+ListContainer([Container(nodes=0, files=0, kibibytes=0)])
+>>> u = Descriptor.parse(bytes(16) + bytes.fromhex("7f0100" "02000000" "abcd"))
+>>> u.type, u.payload_type, u.payload
+('unknown', 127, b'\\xab\\xcd')
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import construct
+from construct import (
+    Array,
+    Container,
+    GreedyBytes,
+    GreedyRange,
+    Int8ul,
+    Int16ub,
+    Int16ul,
+    Int32ul,
+    Int64ul,
+    NullTerminated,
+    Rebuild,
+    Struct,
+    len_,
+    this,
+)
+
+from p2pkit.bittorrent.wire import NamedBits
+from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.gnutella.fields import Guid, IPv4, Text, VendorCode
+from p2pkit.gnutella.ggep import ExtensionBlock
+from p2pkit.schema import FixedLayout, Schema, clean_path
+
+__all__ = [
+    "HEADER_LENGTH",
+    "MAX_PAYLOAD_LENGTH",
+    "PAYLOADS",
+    "PAYLOAD_TYPES",
+    "Descriptor",
+    "DescriptorHeader",
+    "DescriptorLenient",
+    "QueryFlags",
+    "VENDOR_MESSAGES",
+]
+
+PROTOCOL = "gnutella"
+#: 16-byte descriptor ID, payload descriptor, TTL, hops, 4-byte payload length.
+HEADER_LENGTH = 23
+#: Bound on a payload's length, checked before the payload is buffered. gtk-gnutella and
+#: LimeWire drop descriptors above 64 KiB (a query hit of many results, a QRP patch chunk,
+#: a deflated PHC list all stay far below); bye §2 code 400: "packets deemed too big".
+MAX_PAYLOAD_LENGTH = 64 * 1024
+
+_Extensions = ExtensionBlock.subcon
+
+# fmt: off
+DescriptorHeader = Struct(
+    "guid" / Guid,
+    "payload_type" / Int8ul,
+    "ttl" / Int8ul,
+    "hops" / Int8ul,
+    "payload_length" / Int32ul,
+)
+
+#: GGEP §Ping Message: "The payload of the ping message is now defined to be: Extension_Block".
+Ping = Struct("extensions" / _Extensions)
+#: GGEP §Pong Message: "Port, IP_Address, Num_Files_Shared, Num_KBytes_Shared, Extension_Block".
+Pong = Struct(
+    "port" / Int16ul,
+    "ip_address" / IPv4,
+    "files_shared" / Int32ul,
+    "kilobytes_shared" / Int32ul,
+    "extensions" / _Extensions,
+)
+#: bye §2: "Code is a 2-byte error code, encoded in little endian [...] The remaining is a
+#: NUL-terminated String".
+Bye = Struct("code" / Int16ul, "message" / NullTerminated(Text))
+#: GGEP §Push Message: "Servent_ID, File_Index, IP_Address, Port, Extension_Block".
+Push = Struct(
+    "servent_id" / Guid,
+    "file_index" / Int32ul,
+    "ip_address" / IPv4,
+    "port" / Int16ul,
+    "extensions" / _Extensions,
+)
+#: min_speed § and udp_transceiver §3: "the field is now read as a big-endian number, with bit
+#: 15 being set to mark the field as being a 'modern' one"; bits without a name (0-7, the
+#: legacy speed or a hit count) stay in ``unknown``.
+QueryFlags = NamedBits(
+    Int16ub,
+    mark=0x8000, firewalled=0x4000, xml=0x2000, leaf_guided=0x1000,
+    ggep_h=0x0800, oob_reply=0x0400, fw_to_fw=0x0200, sr_udp=0x0100,
+)
+#: GGEP §Query Message: "MinSpeed, Criteria, 0x0, Extension_Block" (HUGE urns, GGEP, XML).
+Query = Struct(
+    "min_speed" / QueryFlags,
+    "search_criteria" / NullTerminated(Text),
+    "extensions" / _Extensions,
+)
+#: GGEP §Query Hit Result: "File_Index, File_Size, File_Name, 0x0, Extension_Block" and the
+#: NUL that ends the result (HUGE §3: "extension1[0x1C]extension2[0x00]").
+Result = Struct(
+    "file_index" / Int32ul,
+    "file_size" / Int32ul,
+    "file_name" / NullTerminated(Text),
+    "extensions" / NullTerminated(_Extensions),
+)
+#: HSEP: "n_max triples (nodes, files, kibibytes) [...] in little-endian byte-order".
+HsepTriple = Struct("nodes" / Int64ul, "files" / Int64ul, "kibibytes" / Int64ul)
+#: QRP: "VARIANT [...] Always 0x0 for RESET", "TABLE_LENGTH [...] Little endian", "INFINITY".
+Reset = Struct("table_length" / Int32ul, "infinity" / Int8ul)
+#: QRP: "SEQ_NO, SEQ_SIZE, COMPRESSOR (0x0 none, 0x1 ZLIB), ENTRY_BITS, DATA".
+Patch = Struct(
+    "seq_no" / Int8ul,
+    "seq_size" / Int8ul,
+    "compressor" / Int8ul,
+    "entry_bits" / Int8ul,
+    "data" / GreedyBytes,
+)
+#: vendor_msg §4: the "null/0v0" Messages Supported vector, "8 bytes each".
+SupportedMessage = Struct("vendor" / VendorCode, "selector" / Int16ul, "version" / Int16ul)
+MessagesSupported = Struct(
+    "count" / Rebuild(Int16ul, len_(this.messages)),
+    "messages" / Array(this.count, SupportedMessage),
+)
+#: "null/10v0" Features Supported (LimeWire, gtk-gnutella): the same count, then 6-byte items:
+#: a 4-letter feature name and its little-endian version.
+SupportedFeature = Struct("feature" / VendorCode, "version" / Int16ul)
+FeaturesSupported = Struct(
+    "count" / Rebuild(Int16ul, len_(this.features)),
+    "features" / Array(this.count, SupportedFeature),
+)
+# fmt: on
+
+#: vendor_msg §2 names, plus gtk-gnutella's list (msg/GTKG.lst) and messages seen in captures.
+VENDOR_MESSAGES: dict[tuple[str, int], str] = {
+    ("\0\0\0\0", 0): "messages_supported",
+    ("\0\0\0\0", 10): "features_supported",
+    ("BEAR", 4): "hops_flow",
+    ("BEAR", 7): "tcp_connect_back",
+    ("BEAR", 11): "query_status_request",
+    ("BEAR", 12): "query_status_response",
+    ("GTKG", 7): "udp_connect_back",
+    ("GTKG", 9): "time_sync_request",
+    ("GTKG", 10): "time_sync_reply",
+    ("GTKG", 21): "push_proxy_cancel",
+    ("GTKG", 22): "node_info_request",
+    ("GTKG", 23): "node_info_reply",
+    ("LIME", 11): "oob_reply_ack",
+    ("LIME", 12): "oob_reply_indication",
+    ("LIME", 21): "push_proxy_request",
+    ("LIME", 22): "push_proxy_acknowledgement",
+}
+
+
+class _Vendor(construct.Construct):
+    """vendor_msg §2: "Bytes 0-3: Vendor ID", "Bytes 4-5: Sub-selector", "Bytes 6-7: Version
+    number", "The remainder of the payload is defined by the message type".
+
+    Parses to ``vendor``, ``selector``, ``version``, ``payload`` and, when known, ``name``
+    (from :data:`VENDOR_MESSAGES`) and the decoded vector of Messages Supported (``messages``)
+    or Features Supported (``features``). The build writes ``payload``, or the vector when
+    ``payload`` is absent.
+    """
+
+    vectors = {"messages_supported": (MessagesSupported, "messages"),
+               "features_supported": (FeaturesSupported, "features")}
+
+    head = Struct("vendor" / VendorCode, "selector" / Int16ul, "version" / Int16ul)
+
+    def _parse(self, stream: Any, context: Any, path: str) -> Container:
+        fields = self.head._parsereport(stream, context, path)
+        start = construct.stream_tell(stream, path)
+        payload = construct.stream_read_entire(stream, path)
+        message = Container(vendor=fields.vendor, selector=fields.selector,
+                            version=fields.version, payload=payload)
+        name = VENDOR_MESSAGES.get((fields.vendor, fields.selector))
+        if name is not None:
+            message.name = name
+        if name in self.vectors:
+            schema, key = self.vectors[name]
+            body = construct.BytesIOWithOffsets(payload, stream, start)
+            message[key] = schema._parsereport(body, context, path)[key]
+            if body.read():
+                raise construct.ExplicitError(f"bytes after the {name} vector", path=path)
+        return message
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        self.head._build(obj, stream, context, path)
+        payload = obj.get("payload")
+        if payload is None:
+            name = VENDOR_MESSAGES.get((obj["vendor"], obj["selector"]))
+            if name not in self.vectors:
+                raise construct.ExplicitError("vendor message without a payload", path=path)
+            schema, key = self.vectors[name]
+            payload = schema.build({key: obj[key]})
+        construct.stream_write(stream, bytes(payload), len(payload), path)
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise construct.SizeofError("vendor messages have no fixed size", path=path)
+
+
+class _Trailer(construct.Construct):
+    """The QueryHit trailer: optional QHD, then the servent ID in the last 16 bytes.
+
+    GGEP §QHD Private Data and the 0.4 protocol: "Vendor Code" (4 bytes), "Open data size",
+    "Open data" (``flags`` and ``flags2``: "bit 5 of the Flags and Flag2 fields" says the private
+    area holds GGEP; one byte says which flags are meaningful, the other their values, the push
+    flag having them the other way round), the "Private data" (parsed as an extension block
+    when it is one: ``private_extensions``), and LimeWire's XML (its size in open-data bytes
+    2-3, the XML after the private data). Then "Servent Identifier" (16 bytes).
+    """
+
+    def _parse(self, stream: Any, context: Any, path: str) -> Container:
+        data = construct.stream_read_entire(stream, path)
+        if len(data) < 16:
+            raise construct.ExplicitError(f"{len(data)} bytes left for the 16-byte servent ID",
+                                          path=path)
+        qhd, servent_id = data[:-16], data[-16:]
+        out = Container(vendor_code=None)
+        if qhd:
+            if len(qhd) < 5 or len(qhd) < 5 + qhd[4]:
+                raise construct.ExplicitError("QHD shorter than its open data", path=path)
+            out.vendor_code = qhd[:4].decode("latin-1")
+            open_data = qhd[5 : 5 + qhd[4]]
+            out.open_data = open_data
+            private = qhd[5 + len(open_data) :]
+            xml = b""
+            if len(open_data) >= 4:
+                xml_size = int.from_bytes(open_data[2:4], "little")
+                if xml_size > len(private):
+                    raise construct.ExplicitError("XML size beyond the QHD", path=path)
+                private, xml = private[: len(private) - xml_size], private[len(private)
+                                                                            - xml_size :]
+            if len(open_data) >= 2:
+                out.flags = open_data[0]
+                out.flags2 = open_data[1]
+            out.private_data = private
+            out.private_extensions = _extension_block_or_none(private)
+            out.xml = Text.parse(xml) if xml else None
+        out.servent_id = servent_id
+        return out
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        out = bytearray()
+        if obj.get("vendor_code") is not None:
+            out += VendorCode.build(obj["vendor_code"])
+            open_data = obj.get("open_data")
+            if open_data is None:
+                open_data = bytes([obj["flags"], obj["flags2"]])
+            out.append(len(open_data))
+            out += open_data
+            extensions = obj.get("private_extensions")
+            if extensions is not None:
+                out += ExtensionBlock.build(extensions)
+            else:
+                out += bytes(obj.get("private_data") or b"")
+            if obj.get("xml") is not None:
+                out += Text.build(obj["xml"])
+        servent_id = bytes(obj["servent_id"])
+        if len(servent_id) != 16:
+            raise construct.ExplicitError("servent_id must be 16 bytes", path=path)
+        out += servent_id
+        construct.stream_write(stream, bytes(out), len(out), path)
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise construct.SizeofError("the trailer has no fixed size", path=path)
+
+
+def _extension_block_or_none(data: bytes) -> Any:
+    """The private area as an extension block, if it is one that re-builds to the same bytes.
+
+    GGEP §QHD Private Data: BearShare "sends encrypted data [...] It is possible that this data
+    could start with bytes that would pass for a valid Extension Prefix".
+    """
+    if not data or data[0] != 0xC3:
+        return None
+    try:
+        parts = ExtensionBlock.parse(data)
+    except ParseError:
+        return None
+    return parts if ExtensionBlock.build(parts) == data else None
+
+
+# fmt: off
+#: GGEP §Query Hit Message and the 0.4 protocol: "Number of Hits, Port, IP Address, Speed,
+#: Result Set, [QHD], Servent Identifier".
+QueryHit = Struct(
+    "number_of_hits" / Rebuild(Int8ul, len_(this.results)),
+    "port" / Int16ul,
+    "ip_address" / IPv4,
+    "speed" / Int32ul,
+    "results" / Array(this.number_of_hits, Result),
+    "trailer" / _Trailer(),
+)
+Hsep = Struct("triples" / GreedyRange(HsepTriple))
+Vendor = _Vendor()
+# fmt: on
+
+
+class _Variants(construct.Construct):
+    """A one-byte selector naming the body; the body's fields sit flat beside ``key``."""
+
+    def __init__(self, key: str, variants: Mapping[int, tuple[str, construct.Construct]]):
+        super().__init__()
+        self.key = key
+        self.by_id = dict(variants)
+        self.by_name = {name: (vid, body) for vid, (name, body) in variants.items()}
+
+    def _parse(self, stream: Any, context: Any, path: str) -> Container:
+        start = construct.stream_tell(stream, path)
+        vid = construct.stream_read(stream, 1, path)[0]
+        if vid not in self.by_id:
+            raise ParseError(f"unknown {self.key} {vid}", path=clean_path(path), offset=start)
+        name, body = self.by_id[vid]
+        out = Container([(self.key, name)])
+        for key, value in body._parsereport(stream, context, path).items():
+            if not key.startswith("_"):
+                out[key] = value
+        return out
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        name = obj[self.key]
+        if name not in self.by_name:
+            raise construct.ExplicitError(f"unknown {self.key} {name!r}", path=path)
+        vid, body = self.by_name[name]
+        construct.stream_write(stream, bytes([vid]), 1, path)
+        body._build(obj, stream, context, path)
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise construct.SizeofError("variants have no fixed size", path=path)
+
+
+#: QRP §"Gnutella Protocol Changes": "The first byte of the payload determines the message's
+#: variant. [...] RESET (0x0) and PATCH (0x1)."
+RouteTableUpdate = _Variants("variant", {0: ("reset", Reset), 1: ("patch", Patch)})
+
+#: Payload descriptor -> (name, body). The one table every other view derives from.
+PAYLOADS: dict[int, tuple[str, construct.Construct]] = {
+    0x00: ("ping", Ping),
+    0x01: ("pong", Pong),
+    0x02: ("bye", Bye),
+    0x30: ("route_table_update", RouteTableUpdate),
+    0x31: ("vendor_message", Vendor),
+    0x32: ("standard_vendor_message", Vendor),
+    0x40: ("push", Push),
+    0x80: ("query", Query),
+    0x81: ("query_hit", QueryHit),
+    0xCD: ("hsep", Hsep),
+}
+#: Payload name -> payload descriptor (``PAYLOAD_TYPES["query"] == 0x80``).
+PAYLOAD_TYPES: dict[str, int] = {name: pid for pid, (name, _) in PAYLOADS.items()}
+
+_HEADER = FixedLayout(DescriptorHeader).struct
+
+
+class _Descriptor(construct.Construct):
+    """Header, then the payload its descriptor names, delimited by its length.
+
+    ``strict=False`` (dissection) keeps a known payload that does not parse as
+    ``type="malformed"`` with ``payload_type``, ``payload`` and ``error`` instead of raising.
+    """
+
+    def __init__(self, *, strict: bool, max_payload_length: int = MAX_PAYLOAD_LENGTH) -> None:
+        super().__init__()
+        self.strict = strict
+        self.max_payload_length = max_payload_length
+
+    def _parse(self, stream: Any, context: Any, path: str) -> Container:
+        start = construct.stream_tell(stream, path)
+        header = construct.stream_read(stream, HEADER_LENGTH, path)
+        guid, ptype, ttl, hops, length = _HEADER.unpack(header)
+        if length > self.max_payload_length:
+            raise LimitExceeded(
+                f"payload length {length} above MAX_PAYLOAD_LENGTH ({self.max_payload_length})",
+                path="payload_length", offset=start + 19)
+        out = Container(guid=guid, type="unknown", ttl=ttl, hops=hops)
+        entry = PAYLOADS.get(ptype)
+        if entry is None:
+            out.payload_type = ptype
+            out.payload = construct.stream_read(stream, length, path)
+            return out
+        name, body = entry
+        out.type = name
+        payload_start = start + HEADER_LENGTH
+        raw = construct.stream_read(stream, length, path)
+        sub = construct.BytesIOWithOffsets(raw, stream, payload_start)
+        try:
+            fields = body._parsereport(sub, context, f"{path} -> {name}")
+            rest = sub.read()
+            if rest:
+                raise ParseError(f"{len(rest)} bytes after the fields of a {name} payload",
+                                 path=name, offset=payload_start + length - len(rest))
+        except (construct.ConstructError, ParseError) as e:
+            if self.strict or isinstance(e, LimitExceeded):
+                raise
+            reason = e.reason if isinstance(e, ParseError) else str(e).strip().splitlines()[-1]
+            return Container(guid=guid, type="malformed", ttl=ttl, hops=hops, payload_type=ptype,
+                             payload=raw, error=f"{name}: {reason}")
+        for key, value in fields.items():
+            if not key.startswith("_"):
+                out[key] = value
+        return out
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        name = obj["type"]
+        if name in ("unknown", "malformed"):
+            ptype = obj["payload_type"]
+            payload = bytes(obj["payload"])
+        elif name in PAYLOAD_TYPES:
+            ptype = PAYLOAD_TYPES[name]
+            body_stream = io.BytesIO()
+            PAYLOADS[ptype][1]._build(obj, body_stream, context, f"{path} -> {name}")
+            payload = body_stream.getvalue()
+        else:
+            raise construct.ExplicitError(f"unknown descriptor type {name!r}", path=path)
+        if len(payload) > self.max_payload_length:
+            raise construct.ExplicitError(
+                f"payload of {len(payload)} bytes above MAX_PAYLOAD_LENGTH", path=path)
+        guid = bytes(obj["guid"])
+        if len(guid) != 16:
+            raise construct.ExplicitError("guid must be 16 bytes", path=path)
+        try:
+            header = _HEADER.pack(guid, ptype, obj["ttl"], obj["hops"], len(payload))
+        except struct.error as e:
+            raise construct.ExplicitError(f"header: {e}", path=path) from None
+        construct.stream_write(stream, header + payload, len(header) + len(payload), path)
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise construct.SizeofError("descriptors have no fixed size", path=path)
+
+
+#: A descriptor, strict (inside a servent): a payload that does not parse is a ParseError.
+Descriptor = Schema(_Descriptor(strict=True), protocol=PROTOCOL, name="descriptor")
+#: The same for dissection: a known payload that does not parse becomes ``type="malformed"``.
+DescriptorLenient = Schema(_Descriptor(strict=False), protocol=PROTOCOL, name="descriptor")

@@ -1,0 +1,421 @@
+"""GGEP blocks and the extension blocks that carry them.
+
+Spec: GGEP (Gnutella Generic Extension Protocol 0.51): §GGEP Block, §GGEP Extension Prefix
+(magic 0xC3), §GGEP Extension Header (flags, 1-15 byte ID, 1-3 byte length), §GGEP Extension
+Header Flags (bit 7 last extension, bit 6 COBS encoding, bit 5 deflate compression, bit 4
+reserved, bits 3-0 ID length), the length encoding ("MLxxxxxx" chunks), §Extension Block and
+§Appendix B "Peaceful Co-Existence" (GGEP blocks mixed with legacy extensions such as HUGE
+``urn:`` strings and XML, separated by 0x1C). HUGE §3 ("file separator", 0x1C).
+
+A parsed extension keeps its wire bytes (``data``) so a block always re-builds byte-identically,
+and shows what they mean: ``payload`` (after COBS decoding and inflating, "the encoding AFTER the
+optional compression step") and ``value`` (the extension decoded by its registered name: ``H``,
+``ALT``, ``DU``, ``UP``, ``IP``, ``IPP``, ``LF``, ``PHC``, ``VC``, ``LOC``, ``GUE``, ``CT``,
+``HNAME`` …; ``None`` for an ID this module does not know, whose bytes stay raw).
+
+A pong's extension block as gtk-gnutella 1.2.3 sent it (tests/data/captures/gtkg123…):
+
+>>> block = GgepBlock.parse(bytes.fromhex("c3 02 5643 45 47544b4783 02 5550 43 02ff31 82 4455 41 05"))
+>>> [e.id for e in block], block[0].value.vendor, block[1].value.leaf_slots, block[2].value
+(['VC', 'UP', 'DU'], 'GTKG', 255, 5)
+>>> GgepBlock.build(block).hex()
+'c30256434547544b47830255504302ff318244554105'
+
+An extension block as HUGE §3 and Appendix B mix them (a URN, 0x1C, then a GGEP block):
+
+>>> parts = ExtensionBlock.parse(b"urn:sha1:PLSTHIPQGSSZTS5FJUPAKUZWUGYQYPFB\\x1c\\xc3\\x82DU\\x41\\x01")
+>>> [(p.kind, p.separator) for p in parts], parts[1].extensions[0].value
+([('urn', 28), ('ggep', None)], 1)
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import construct
+from construct import Container, GreedyBytes, GreedyRange, Int8ub, ListContainer, Struct
+
+from p2pkit.errors import BuildError, LimitExceeded, ParseError
+from p2pkit.gnutella.fields import IPv4Endpoint, IPv6, Text, VarIntLE, VendorCode
+from p2pkit.schema import Schema
+
+__all__ = [
+    "EXTENSIONS",
+    "GGEP_MAGIC",
+    "MAX_EXTENSIONS",
+    "MAX_INFLATED_SIZE",
+    "ExtensionBlock",
+    "GgepBlock",
+    "cobs_decode",
+    "cobs_encode",
+    "extension",
+]
+
+PROTOCOL = "gnutella"
+#: §GGEP Extension Prefix: "It must be set to the value 0xC3."
+GGEP_MAGIC = 0xC3
+#: HUGE §3 and GGEP Appendix B: the separator between legacy extensions.
+FILE_SEPARATOR = 0x1C
+#: Bound on the extensions of one block (a 64 KiB payload of empty 3-byte extensions would be
+#: 21,845; real blocks carry fewer than 20).
+MAX_EXTENSIONS = 256
+#: Bound on an inflated extension (GGEP allows 262,143 wire bytes; deflate could grow them
+#: 1000-fold). Checked while inflating, before the output is allocated.
+MAX_INFLATED_SIZE = 1 << 18
+
+_LAST, _COBS, _DEFLATE, _RESERVED, _ID_LENGTH = 0x80, 0x40, 0x20, 0x10, 0x0F
+
+
+def cobs_decode(data: bytes) -> bytes:
+    """Undo COBS (GGEP §Encoding Types, value 1: "encoded using the COBS scheme").
+
+    >>> cobs_decode(bytes.fromhex("0311220233"))
+    b'\\x11"\\x003'
+    """
+    out = bytearray()
+    pos = 0
+    while pos < len(data):
+        code = data[pos]
+        if code == 0:
+            raise construct.ExplicitError("COBS data contains a zero byte")
+        end = pos + code
+        if end > len(data):
+            raise construct.ExplicitError("COBS block runs past the end of the data")
+        out += data[pos + 1 : end]
+        pos = end
+        if code < 0xFF and pos < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """COBS-encode ``data`` so that it contains no zero byte.
+
+    >>> cobs_encode(b'\\x11"\\x003').hex()
+    '0311220233'
+    """
+    out = bytearray()
+    block = bytearray()
+    for byte in data:
+        if byte == 0:
+            out.append(len(block) + 1)
+            out += block
+            block.clear()
+            continue
+        block.append(byte)
+        if len(block) == 0xFE:
+            out.append(0xFF)
+            out += block
+            block.clear()
+    out.append(len(block) + 1)
+    out += block
+    return bytes(out)
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, MAX_INFLATED_SIZE)
+    except zlib.error as e:
+        raise construct.ExplicitError(f"deflate data: {e}") from None
+    if inflater.unconsumed_tail:
+        raise LimitExceeded(f"extension inflates beyond MAX_INFLATED_SIZE ({MAX_INFLATED_SIZE})",
+                            protocol=PROTOCOL)
+    return out
+
+
+def _payload(ext: Any) -> bytes:
+    data = bytes(ext["data"])
+    if ext.get("cobs"):
+        data = cobs_decode(data)
+    if ext.get("deflate"):
+        data = _inflate(data)
+    return data
+
+
+# fmt: off
+#: GDF "H": "the hash type byte (0x01 SHA1, 0x02 bitprint = SHA1 + Tiger tree root)" + digest.
+HashValue = Struct("hash_type" / Int8ub, "digest" / GreedyBytes)
+#: "UP": ultrapeer version and free slots (ping-pong §, ultra-peers §).
+UltrapeerValue = Struct("version" / Int8ub, "leaf_slots" / Int8ub, "ultrapeer_slots" / Int8ub)
+#: "VC": vendor code (4 letters, as in the QueryHit trailer) and a version byte.
+VendorCodeValue = Struct("vendor" / VendorCode, "version" / Int8ub)
+Endpoints = GreedyRange(IPv4Endpoint)
+#: "6": the servent's IPv6 address (IPv6 §); empty when it only says "I speak IPv6".
+IPv6Value = construct.Select(construct.Struct("ip" / IPv6), construct.Struct())
+# fmt: on
+
+
+class _Endpoints(construct.Adapter):
+    """A run of 6-byte IPv4 endpoints ("IPP", "ALT", "PUSH" proxies); no bytes left over."""
+
+    def __init__(self) -> None:
+        super().__init__(GreedyBytes)
+
+    def _decode(self, obj: bytes, context: Any, path: str) -> ListContainer:
+        if len(obj) % 6:
+            raise construct.ExplicitError(f"{len(obj)} bytes is not a multiple of 6", path=path)
+        return Endpoints.parse(obj)
+
+    def _encode(self, obj: Any, context: Any, path: str) -> bytes:
+        return Endpoints.build(obj)
+
+
+class _Address(construct.Adapter):
+    """"IP" in a pong: an IPv4 (6 bytes) or IPv6 (18 bytes) endpoint; empty in a ping."""
+
+    def __init__(self) -> None:
+        super().__init__(GreedyBytes)
+
+    def _decode(self, obj: bytes, context: Any, path: str) -> Container | None:
+        if not obj:
+            return None
+        if len(obj) == 6:
+            return IPv4Endpoint.parse(obj)
+        if len(obj) == 18:
+            return Container(ip=IPv6.parse(obj[:16]), port=int.from_bytes(obj[16:], "little"))
+        raise construct.ExplicitError(f"{len(obj)}-byte address", path=path)
+
+    def _encode(self, obj: Any, context: Any, path: str) -> bytes:
+        if obj is None:
+            return b""
+        if ":" in obj["ip"]:
+            return IPv6.build(obj["ip"]) + obj["port"].to_bytes(2, "little")
+        return IPv4Endpoint.build(obj)
+
+
+class _Flag(construct.Construct):
+    """An extension whose presence is its meaning (empty data, e.g. "SCP" in a ping)."""
+
+    def _parse(self, stream: Any, context: Any, path: str) -> bytes:
+        return construct.stream_read_entire(stream, path)
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        data = bytes(obj or b"")
+        construct.stream_write(stream, data, len(data), path)
+        return obj
+
+
+#: Registered extensions decoded by name; any other ID keeps only its raw payload.
+EXTENSIONS: dict[str, construct.Construct] = {
+    "H": HashValue,
+    "ALT": _Endpoints(),
+    "IPP": _Endpoints(),
+    "PUSH": _Endpoints(),
+    "DU": VarIntLE,
+    "LF": VarIntLE,
+    "CT": VarIntLE,
+    "UP": UltrapeerValue,
+    "IP": _Address(),
+    "VC": VendorCodeValue,
+    "GUE": Int8ub,
+    "LOC": Text,
+    "HNAME": Text,
+    "PHC": Text,
+    "DHTIPP": _Endpoints(),
+    "6": IPv6Value,
+    "SCP": _Flag(),
+    "BH": _Flag(),
+    "TLS": _Flag(),
+    "CHAT": _Flag(),
+    "PR": _Flag(),
+    "SO": _Flag(),
+    "M": VarIntLE,
+}
+
+
+def _value(ext_id: str, payload: bytes) -> Any:
+    """The registered meaning of ``payload``; ``None`` for an unknown ID or an unexpected shape
+    (the raw ``payload`` stays, so a servent's private variant never breaks the descriptor)."""
+    decoder = EXTENSIONS.get(ext_id)
+    if decoder is None:
+        return None
+    try:
+        return decoder.parse(payload)
+    except (construct.ConstructError, ParseError):
+        return None
+
+
+def extension(ext_id: str, payload: bytes = b"", *, value: Any = None, cobs: bool = False,
+              deflate: bool = False) -> Container:
+    """An extension ready to build: from its ``payload`` bytes or its decoded ``value``.
+
+    >>> ext = extension("DU", value=3600)
+    >>> ext.data, ext.payload
+    (b'\\x10\\x0e', b'\\x10\\x0e')
+    >>> GgepBlock.build([ext]).hex()
+    'c382445542100e'
+    """
+    if value is not None:
+        try:
+            payload = EXTENSIONS[ext_id].build(value)
+        except (construct.ConstructError, KeyError, TypeError, ValueError) as e:
+            raise BuildError(f"GGEP {ext_id!r} value: {e}", protocol=PROTOCOL) from None
+    data = payload
+    if deflate:
+        data = zlib.compress(data)
+    if cobs:
+        data = cobs_encode(data)
+    return Container(id=ext_id, cobs=cobs, deflate=deflate, data=data, payload=payload,
+                     value=_value(ext_id, payload))
+
+
+def _read_length(stream: Any, path: str) -> int:
+    """§length encoding: 6-bit chunks, big-endian; "M" = more chunks, "L" = last chunk."""
+    length = 0
+    for count in range(3):
+        byte = construct.stream_read(stream, 1, path)[0]
+        if count == 0 and byte == 0x80:
+            raise construct.ExplicitError("length with a leading zero chunk", path=path)
+        length = (length << 6) | (byte & 0x3F)
+        if byte & 0xC0 == 0x40:
+            return length
+        if byte & 0xC0 != 0x80:
+            raise construct.ExplicitError(f"length chunk {byte:#04x} has neither M nor L set",
+                                          path=path)
+    raise construct.ExplicitError("length longer than 3 chunks", path=path)
+
+
+def _length_bytes(length: int) -> bytes:
+    if not 0 <= length <= 0x3FFFF:
+        raise construct.ExplicitError(f"extension data of {length} bytes (at most 262143)")
+    chunks = [length & 0x3F]
+    length >>= 6
+    while length:
+        chunks.append(length & 0x3F)
+        length >>= 6
+    out = [0x80 | c for c in reversed(chunks[1:])] + [0x40 | chunks[0]]
+    return bytes(out)
+
+
+class _GgepBlock(construct.Construct):
+    """One GGEP block: the magic byte and extensions up to the one flagged last.
+
+    Parses to a list of ``Container(id, cobs, deflate, data, payload, value)``. The builder sets
+    the "last" flag on the final extension and computes every ID and data length.
+    """
+
+    def _parse(self, stream: Any, context: Any, path: str) -> ListContainer:
+        magic = construct.stream_read(stream, 1, path)[0]
+        if magic != GGEP_MAGIC:
+            raise construct.ExplicitError(f"GGEP magic is {magic:#04x}, not 0xc3", path=path)
+        extensions = ListContainer()
+        while True:
+            if len(extensions) == MAX_EXTENSIONS:
+                raise LimitExceeded(f"more than MAX_EXTENSIONS ({MAX_EXTENSIONS}) in a block",
+                                    protocol=PROTOCOL)
+            flags = construct.stream_read(stream, 1, path)[0]
+            if flags & _RESERVED:
+                raise construct.ExplicitError("reserved flag bit 4 is set", path=path)
+            id_length = flags & _ID_LENGTH
+            if not id_length:
+                raise construct.ExplicitError("extension ID length is 0", path=path)
+            raw_id = construct.stream_read(stream, id_length, path)
+            if 0 in raw_id:
+                raise construct.ExplicitError("extension ID contains a 0x00 byte", path=path)
+            length = _read_length(stream, path)
+            data = construct.stream_read(stream, length, path)
+            ext_id = raw_id.decode("latin-1")
+            ext = Container(id=ext_id, cobs=bool(flags & _COBS), deflate=bool(flags & _DEFLATE),
+                            data=data)
+            ext.payload = _payload(ext)
+            ext.value = _value(ext_id, ext.payload)
+            extensions.append(ext)
+            if flags & _LAST:
+                return extensions
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        if not obj:
+            raise construct.ExplicitError("a GGEP block needs at least one extension", path=path)
+        out = bytearray([GGEP_MAGIC])
+        for i, ext in enumerate(obj):
+            raw_id = ext["id"].encode("latin-1")
+            if not 1 <= len(raw_id) <= 15 or 0 in raw_id:
+                raise construct.ExplicitError(f"bad extension ID {ext['id']!r}", path=path)
+            data = ext.get("data")
+            if data is None:
+                data = extension(ext["id"], ext.get("payload", b""), value=ext.get("value"),
+                                 cobs=ext.get("cobs", False),
+                                 deflate=ext.get("deflate", False)).data
+            flags = len(raw_id)
+            flags |= _LAST if i == len(obj) - 1 else 0
+            flags |= _COBS if ext.get("cobs") else 0
+            flags |= _DEFLATE if ext.get("deflate") else 0
+            out.append(flags)
+            out += raw_id
+            out += _length_bytes(len(data))
+            out += data
+        construct.stream_write(stream, bytes(out), len(out), path)
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise construct.SizeofError("GGEP blocks have no fixed size", path=path)
+
+
+class _ExtensionBlock(construct.Construct):
+    """§Extension Block with Appendix B: GGEP blocks and legacy extensions, to the stream's end.
+
+    Each part is a ``Container(kind=…, separator=…)``: ``kind="ggep"`` with ``extensions``;
+    ``kind="urn"`` (HUGE §3, ``urn:sha1:…``), ``"xml"`` (text starting with ``<`` or ``{``) or
+    ``"text"`` (anything else) with ``text``. ``separator`` is the byte that ended the part on
+    the wire (0x1C or 0x00, Appendix B step 8) or ``None`` — kept so the build is byte-exact.
+    """
+
+    def _parse(self, stream: Any, context: Any, path: str) -> ListContainer:
+        start = construct.stream_tell(stream, path)
+        data = construct.stream_read_entire(stream, path)
+        parts = ListContainer()
+        pos = 0
+        while pos < len(data):
+            if len(parts) == MAX_EXTENSIONS:
+                raise LimitExceeded(f"more than MAX_EXTENSIONS ({MAX_EXTENSIONS}) parts",
+                                    protocol=PROTOCOL)
+            if data[pos] == GGEP_MAGIC:
+                construct.stream_seek(stream, start + pos, 0, path)
+                extensions = GgepBlockBody._parsereport(stream, context, path)
+                end = construct.stream_tell(stream, path) - start
+                part = Container(kind="ggep", extensions=extensions)
+            else:
+                end = pos
+                while end < len(data) and data[end] not in (FILE_SEPARATOR, 0):
+                    end += 1
+                text = Text.parse(data[pos:end])
+                kind = "urn" if text[:4].lower() == "urn:" else (
+                    "xml" if text[:1] in ("<", "{") else "text")
+                part = Container(kind=kind, text=text)
+            part.separator = None
+            if end < len(data) and data[end] in (FILE_SEPARATOR, 0):
+                part.separator = data[end]
+                end += 1
+            parts.append(part)
+            pos = end
+        construct.stream_seek(stream, start + len(data), 0, path)
+        return parts
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        out = bytearray()
+        for part in obj or ():
+            if part["kind"] == "ggep":
+                out += GgepBlock.build(part["extensions"])
+            else:
+                text = Text.build(part["text"])
+                if FILE_SEPARATOR in text or 0 in text or text[:1] == bytes([GGEP_MAGIC]):
+                    raise construct.ExplicitError(
+                        "legacy extension contains 0x1C or 0x00 or starts with 0xC3", path=path)
+                out += text
+            separator = part.get("separator")
+            if separator is not None:
+                out.append(separator)
+        construct.stream_write(stream, bytes(out), len(out), path)
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise construct.SizeofError("extension blocks have no fixed size", path=path)
+
+
+GgepBlockBody = _GgepBlock()
+#: One GGEP block (see the module docstring for real bytes).
+GgepBlock = Schema(GgepBlockBody, protocol=PROTOCOL, name="ggep_block")
+#: An extension block: GGEP, HUGE urns, XML, kept in order with their separators.
+ExtensionBlock = Schema(_ExtensionBlock(), protocol=PROTOCOL, name="extension_block")

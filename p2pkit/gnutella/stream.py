@@ -1,0 +1,237 @@
+"""Framing one direction of a Gnutella connection: handshake blocks, then descriptors.
+
+Specs: handshaking_0.6 §3 (the three-leg exchange: the connecting side sends its
+``GNUTELLA CONNECT/0.6`` block and, after the answer, its final status block; the accepting side
+sends one answer block), gnet-TLS-upgrade ("Upgrade: TLS/1.0" and "Connection: Upgrade": TLS
+follows the handshake), compression §3 ("Content-Encoding: deflate" in a side's own block means
+the bytes it sends after its handshake are one zlib stream), and the descriptor header (payload
+length little-endian, see :mod:`p2pkit.gnutella.descriptors`).
+
+:class:`StreamReader` takes the bytes of one direction in any split (from a socket or a
+capture) and returns each complete frame: :class:`HandshakeFrame` or :class:`DescriptorFrame`.
+A link that switched to TLS or to Gnutella2
+(``Content-Type: application/x-gnutella2``, as Shareaza negotiates) goes to state ``"tls"`` or
+``"gnutella2"``: its bytes are counted in ``opaque_bytes``, not decoded. A deflated link is
+inflated transparently; descriptor offsets then count inflated bytes
+(``compressed=True`` says so). The payload length is checked as soon as the 23-byte header is
+in, before anything of the payload is buffered; inflation proceeds in bounded steps, so a peer
+cannot make the reader hold more than one maximal descriptor.
+
+>>> reader = StreamReader()
+>>> [hs] = reader.feed(b"GNUTELLA/0.6 200 OK\\r\\nX-Ultrapeer: True\\r\\n\\r\\n")
+>>> hs.handshake.status_code, reader.state
+(200, 'descriptors')
+>>> [d] = reader.feed(bytes(16) + bytes.fromhex("00 01 00 00000000"))
+>>> d.offset, d.descriptor.type, d.descriptor.ttl
+(42, 'ping', 1)
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.gnutella.descriptors import (
+    HEADER_LENGTH,
+    MAX_PAYLOAD_LENGTH,
+    Descriptor,
+    DescriptorLenient,
+)
+from p2pkit.gnutella.handshake import Handshake, detect_greeting, handshake_end
+
+__all__ = ["DescriptorFrame", "HandshakeFrame", "StreamReader"]
+
+PROTOCOL = "gnutella"
+#: Inflate at most this many bytes per step (then frame them) to keep the buffer bounded.
+_INFLATE_STEP = 64 * 1024
+_LENGTH = struct.Struct("<I")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandshakeFrame:
+    """One handshake block: its offset in the stream, its bytes and the parsed block."""
+
+    offset: int
+    data: bytes
+    handshake: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class DescriptorFrame:
+    """One descriptor: offset (in inflated bytes if ``compressed``), bytes, parsed value."""
+
+    offset: int
+    data: bytes
+    descriptor: Any
+    compressed: bool = False
+
+
+class StreamReader:
+    """Split one direction of a Gnutella connection into frames.
+
+    ``handshake=False`` starts with descriptors (a stream whose handshake was not seen, or a
+    test). ``strict=False`` parses payloads with
+    :data:`~p2pkit.gnutella.descriptors.DescriptorLenient`. ``state`` is ``"handshake"``,
+    ``"descriptors"``, ``"rejected"`` (this side refused or was refused: nothing may follow),
+    ``"tls"``, ``"gnutella2"`` or ``"failed"``. After an error the reader stays failed: a stream has no resynchronisation
+    point.
+    """
+
+    def __init__(self, *, handshake: bool = True, strict: bool = True,
+                 max_payload_length: int = MAX_PAYLOAD_LENGTH) -> None:
+        self.max_payload_length = max_payload_length
+        self._schema = Descriptor if strict else DescriptorLenient
+        self.state = "handshake" if handshake else "descriptors"
+        #: The handshake blocks this side sent, in order.
+        self.handshakes: list[Any] = []
+        #: True once "Content-Encoding: deflate" was negotiated for this direction.
+        self.compressed = False
+        self._raw = bytearray()  # bytes not yet consumed (before inflation)
+        self._raw_offset = 0
+        self._buffer = bytearray()  # descriptor bytes (after inflation)
+        self._offset = 0
+        self._inflater: Any = None
+        self._failed: ParseError | None = None
+        #: Bytes after a switch to TLS or Gnutella2, which this reader does not decode.
+        self.opaque_bytes = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a complete frame."""
+        return len(self._raw) + len(self._buffer)
+
+    def feed(self, data: bytes) -> list[HandshakeFrame | DescriptorFrame]:
+        """Add received bytes; return every frame they complete, in order.
+
+        A bad frame raises :class:`ParseError`; frames completed before it in the same call are
+        returned first, and the error is raised by the next call.
+        """
+        if self._failed is not None:
+            raise self._failed
+        self._raw += data
+        frames: list[HandshakeFrame | DescriptorFrame] = []
+        try:
+            self._run(frames)
+        except ParseError as e:
+            self.state = "failed"
+            self._failed = e
+            if not frames:
+                raise
+        return frames
+
+    def close(self) -> None:
+        """The stream ended: raise :class:`ParseError` if it stopped inside a frame."""
+        if self._failed is not None:
+            raise self._failed
+        leftover = len(self._buffer) + len(self._raw)
+        if leftover:
+            what = {"handshake": "a handshake block", "rejected": "a refused connection"}.get(
+                self.state, "a descriptor")
+            raise ParseError(f"stream ended inside {what} ({leftover} bytes left)",
+                             protocol=PROTOCOL, offset=self._offset if self._buffer
+                             else self._raw_offset)
+
+    def _run(self, frames: list[HandshakeFrame | DescriptorFrame]) -> None:
+        while self.state == "handshake" and self._raw:
+            if not self._handshake(frames):
+                return
+        if self.state in ("tls", "gnutella2"):
+            self.opaque_bytes += len(self._raw)
+            self._offset_base_shift()
+            return
+        if self.state == "rejected" and self._raw:
+            raise ParseError(f"{len(self._raw)} bytes after a refused handshake",
+                             protocol=PROTOCOL, offset=self._raw_offset)
+        if self.state != "descriptors":
+            return
+        if self._inflater is None:
+            self._buffer += self._raw
+            self._offset_base_shift()
+            self._descriptors(frames)
+            return
+        while self._raw or self._inflater.unconsumed_tail:
+            chunk = bytes(self._raw) if self._raw else b""
+            self._raw_offset += len(self._raw)
+            self._raw.clear()
+            try:
+                source = self._inflater.unconsumed_tail + chunk
+                self._buffer += self._inflater.decompress(source, _INFLATE_STEP)
+            except zlib.error as e:
+                raise ParseError(f"deflated stream: {e}", protocol=PROTOCOL,
+                                 offset=self._raw_offset) from None
+            self._descriptors(frames)
+            if not self._inflater.unconsumed_tail:
+                break
+
+    def _offset_base_shift(self) -> None:
+        self._raw_offset += len(self._raw)
+        self._raw.clear()
+
+    def _handshake(self, frames: list[HandshakeFrame | DescriptorFrame]) -> bool:
+        if not self.handshakes and detect_greeting(bytes(self._raw[:20])) is None:
+            if len(self._raw) >= 20 or not b"GNUTELLA".startswith(bytes(self._raw[:8])):
+                raise ParseError("not a Gnutella handshake", protocol=PROTOCOL,
+                                 offset=self._raw_offset)
+            return False
+        end = handshake_end(self._raw)
+        if end is None:
+            return False
+        data = bytes(self._raw[:end])
+        try:
+            block = Handshake.parse(data)
+        except ParseError as e:
+            raise e.relocated(base=self._raw_offset) from None
+        frames.append(HandshakeFrame(offset=self._raw_offset, data=data, handshake=block))
+        del self._raw[:end]
+        self._raw_offset += end
+        self.handshakes.append(block)
+        first = self.handshakes[0]
+        if block.kind in ("connect_0_4", "ok_0_4"):
+            self.state = "descriptors"
+            self._offset = self._raw_offset
+        elif block.kind == "response":
+            if block.status_code != 200:
+                self.state = "rejected"
+            elif first.kind == "response" or len(self.handshakes) >= 2:
+                self.state = "descriptors"
+                self._offset = self._raw_offset
+                if "upgrade" in [t.lower() for t in block.headers.tokens("Connection")]:
+                    self.state = "tls"
+                    return True
+                if any("gnutella2" in t for t in block.headers.tokens("Content-Type")):
+                    self.state = "gnutella2"
+                    return True
+                if "deflate" in block.headers.tokens("Content-Encoding"):
+                    self.compressed = True
+                    self._inflater = zlib.decompressobj()
+                    self._offset = 0
+        return True
+
+    def _descriptors(self, frames: list[HandshakeFrame | DescriptorFrame]) -> None:
+        buffer = self._buffer
+        pos = 0
+        try:
+            while len(buffer) - pos >= HEADER_LENGTH:
+                (length,) = _LENGTH.unpack_from(buffer, pos + 19)
+                if length > self.max_payload_length:
+                    raise LimitExceeded(
+                        f"payload length {length} above the bound ({self.max_payload_length})",
+                        protocol=PROTOCOL, path="payload_length", offset=self._offset + pos + 19)
+                end = pos + HEADER_LENGTH + length
+                if len(buffer) < end:
+                    break
+                data = bytes(buffer[pos:end])
+                try:
+                    descriptor = self._schema.parse(data)
+                except ParseError as e:
+                    raise e.relocated(base=self._offset + pos) from None
+                frames.append(DescriptorFrame(offset=self._offset + pos, data=data,
+                                              descriptor=descriptor, compressed=self.compressed))
+                pos = end
+        finally:
+            if pos:
+                del buffer[:pos]
+                self._offset += pos

@@ -1,0 +1,90 @@
+"""Reference servents on loopback (127.0.0.1 only, ephemeral ports): find and download."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from p2pkit.gnutella.server import GnutellaServer, download, share_directory
+
+
+def make_share(tmp_path, name, files):
+    directory = tmp_path / name
+    directory.mkdir()
+    for file_name, data in files.items():
+        (directory / file_name).write_bytes(data)
+    return directory
+
+
+async def network(tmp_path):
+    up = GnutellaServer(ultrapeer=True, seed=1)
+    a = GnutellaServer(share=make_share(tmp_path, "a", {"alpha notes.txt": b"A" * 5000}), seed=2)
+    b = GnutellaServer(share=make_share(tmp_path, "b", {"bravo_charlie.ogg": bytes(range(256)) * 40}),
+                       seed=3)
+    c = GnutellaServer(seed=4)
+    for s in (up, a, b, c):
+        await s.start()
+    for leaf in (a, b, c):
+        await leaf.connect("127.0.0.1", up.port)
+    await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in (a, b, c))), 5)
+    await asyncio.sleep(0.2)  # QRP tables reach the ultrapeer
+    return up, a, b, c
+
+
+def test_share_directory(tmp_path):
+    share = make_share(tmp_path, "s", {"x.bin": b"xyz", "a.txt": b""})
+    files = share_directory(share)
+    assert [(f.index, f.name, f.size) for f in files] == [(1, "a.txt", 0), (2, "x.bin", 3)]
+    assert files[1].sha1 == hashlib.sha1(b"xyz").digest()
+
+
+def test_leaves_find_and_download_each_other(tmp_path):
+    async def run():
+        up, a, b, c = await network(tmp_path)
+        try:
+            hits = await c.search("bravo charlie", timeout=0.5)
+            assert [(h.file_name, h.port) for h in hits] == [("bravo_charlie.ogg", b.port)]
+            data = await download(hits[0])
+            assert data == bytes(range(256)) * 40
+            part = await download(hits[0], by_urn=False, first=10, last=19)
+            assert part == bytes(range(10, 20))
+            hits = await b.search("alpha", timeout=0.5)
+            assert [h.file_name for h in hits] == ["alpha notes.txt"]
+            assert await download(hits[0], by_urn=False) == b"A" * 5000
+            by_urn = await c.search("", urn=hits[0].urn, timeout=0.5)
+            assert [h.file_name for h in by_urn] == ["alpha notes.txt"]
+            assert await c.search("nothing here", timeout=0.3) == []
+            assert up.core.received["route_table_update"] >= 4  # QRP from every leaf
+            assert a.core.received["query"] == 2  # "bravo charlie" and "nothing" never reach a
+        finally:
+            for s in (c, b, a, up):
+                await s.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+
+
+def test_firewalled_leaf_serves_through_push_and_giv(tmp_path):
+    """The hit carries the push flag; the Push goes through the ultrapeer; GIV comes back."""
+    async def run():
+        up = GnutellaServer(ultrapeer=True, seed=5)
+        hidden = GnutellaServer(share=make_share(tmp_path, "fw", {"kilo lima.bin": b"k" * 999}),
+                                seed=6, firewalled=True)
+        seeker = GnutellaServer(seed=7)
+        servers = (up, hidden, seeker)
+        for s in servers:
+            await s.start()
+        for leaf in (hidden, seeker):
+            await leaf.connect("127.0.0.1", up.port)
+        await asyncio.wait_for(asyncio.gather(hidden.connected.wait(), seeker.connected.wait()),
+                               5)
+        await asyncio.sleep(0.2)
+        try:
+            [hit] = await seeker.search("kilo", timeout=0.5)
+            assert hit.push and hit.servent_id == hidden.core.guid
+            assert await seeker.fetch(hit, timeout=5) == b"k" * 999
+            assert up.core.received["push"] == 1 and hidden.core.received["push"] == 1
+        finally:
+            for s in reversed(servers):
+                await s.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
