@@ -33,6 +33,8 @@ __all__ = ["DatagramDissector", "MAX_UTP_REORDER", "UtpDirection"]
 
 #: uTP packets held per direction while waiting for a missing ``seq_nr``.
 MAX_UTP_REORDER = 1024
+#: uTP-looking packets held per direction while waiting for evidence that it is uTP.
+MAX_UTP_HELD = 64
 #: Remembered UDP tracker transactions and connection ids (oldest forgotten first).
 MAX_TRACKER_STATE = 4096
 
@@ -123,6 +125,7 @@ class DatagramDissector:
         self._tracker_transactions: dict[tuple[str, str, int], str] = {}
         self._tracker_connections: dict[tuple[str, str, int], bool] = {}
         self._utp: dict[tuple[str, str, int], UtpDirection] = {}
+        self._utp_held: dict[tuple[str, str, int], list[tuple[Packet, Any]]] = {}
 
     def datagram(self, pkt: Packet, protocol: str | None = None) -> Iterator[Record]:
         """Dissect one UDP packet; ``protocol`` forces a decoder (``--decode-as``)."""
@@ -193,24 +196,47 @@ class DatagramDissector:
     # -- BEP 29 -----------------------------------------------------------------------------
 
     def _utp_packet(self, pkt: Packet) -> Iterator[Record]:
+        """A datagram that parses as uTP is taken for uTP only with evidence (BEP 29 has no
+        magic number, and other protocols' first bytes can look like a uTP header): a SYN, a
+        connection already known, or a packet of the opposite direction of the same
+        connection (ids differ by one). Until then it is held, up to :data:`MAX_UTP_HELD`."""
         try:
             value = UtpPacket.parse(pkt.payload)
         except ParseError:
             return
+        kind = str(value.type)
+        # BEP 29 §connection setup: the initiator's SYN carries the id it receives on; it sends
+        # everything else with id + 1, and the other side sends with the SYN's id.
+        cid = (value.connection_id + 1 if kind == "st_syn" else value.connection_id) & 0xFFFF
+        key = (pkt.src, pkt.dst, cid)
+        if key not in self._utp and kind != "st_syn":
+            reverse = [k for k in ((pkt.dst, pkt.src, (cid + 1) & 0xFFFF),
+                                   (pkt.dst, pkt.src, (cid - 1) & 0xFFFF))
+                       if k in self._utp or k in self._utp_held]
+            if not reverse:
+                held = self._utp_held.setdefault(key, [])
+                if len(held) < MAX_UTP_HELD:
+                    held.append((pkt, value))
+                if len(self._utp_held) > MAX_TRACKER_STATE:
+                    del self._utp_held[next(iter(self._utp_held))]
+                return
+            for k in reverse:  # both directions are now evidence for each other
+                for held_pkt, held_value in self._utp_held.pop(k, []):
+                    yield from self._utp_accept(held_pkt, held_value, k)
+            for held_pkt, held_value in self._utp_held.pop(key, []):
+                yield from self._utp_accept(held_pkt, held_value, key)
+        yield from self._utp_accept(pkt, value, key)
+
+    def _utp_accept(self, pkt: Packet, value: Any, key: tuple[str, str, int]
+                    ) -> Iterator[Record]:
         kind = str(value.type)
         fields = json_fields(value, drop=("type", "type_version", "payload"))
         fields["payload_length"] = len(value.payload)
         yield Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
                      dst=pkt.dst, protocol="bt-utp", message=kind, fields=fields,
                      length=len(pkt.payload), value=value)
-        # BEP 29 §connection setup: the initiator's SYN carries the id it receives on; it sends
-        # everything else with id + 1, and the other side sends with the SYN's id.
-        cid = value.connection_id + 1 if kind == "st_syn" else value.connection_id
-        key = (pkt.src, pkt.dst, cid & 0xFFFF)
         direction = self._utp.get(key)
         if direction is None:
-            if kind in ("st_fin", "st_reset"):
-                return
             stream = PeerWireStream(transport="utp", src=pkt.src, dst=pkt.dst)
             direction = self._utp[key] = UtpDirection(stream)
         if kind == "st_syn":

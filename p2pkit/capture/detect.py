@@ -22,7 +22,7 @@ STREAM_PROTOCOLS = ("bittorrent", "bt-tracker-http", "gnutella")
 DATAGRAM_PROTOCOLS = ("bt-dht", "bt-tracker", "bt-utp")
 
 _TRACKER_REQUEST = re.compile(rb"GET /[^ ?]*(announce|scrape)[^ ]*\?|GET /[^ ]*[?&]info_hash=")
-_GNUTELLA_HTTP = re.compile(rb"(GET|HEAD) /(uri-res/|get/)")
+_GNUTELLA_HTTP = re.compile(rb"(GET|HEAD) /(uri-res/|get/|gnutella/)")
 
 
 @dataclass(frozen=True)

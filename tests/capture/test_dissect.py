@@ -163,3 +163,24 @@ def test_non_canonical_extension_handshakes_are_reported_as_deviations():
     for r in utorrent:
         assert "bencode/dict/unsorted-keys" in {d.rule for d in r.deviations}
         assert all(r.offset < d.offset < r.offset + r.length for d in r.deviations)
+
+
+def test_gnutella_captures_decode_every_direction():
+    for name in ("gtkg123-plain-up2-3leaves.pcap", "ndpi-gnutella.pcap"):
+        d = Dissection(CAPTURES / name)
+        records = [r for r in d if r.protocol == "gnutella"]
+        kinds = Counter(r.message for r in records)
+        assert kinds["handshake"] and kinds["query_hit"] and kinds["http_response"]
+        for direction in d.dissector._directions.values():
+            decoder = direction.decoder
+            if decoder is not None:
+                assert getattr(decoder, "failed", None) is None, (name, direction.src)
+    gtkg = Counter(r.message for r in dissect(CAPTURES / "gtkg123-plain-up2-3leaves.pcap"))
+    assert gtkg["giv"] == 1 and gtkg["push"] >= 1 and gtkg["http_body"] == 2
+
+
+def test_netbios_datagrams_that_look_like_utp_are_not_taken_for_utp():
+    # ndpi-gnutella.pcap holds NetBIOS datagrams (UDP 138) whose first byte 0x11 reads as a
+    # uTP st_fin header; with no SYN and no reply they are no evidence of a uTP connection.
+    records = list(dissect(CAPTURES / "ndpi-gnutella.pcap"))
+    assert not [r for r in records if r.protocol == "bt-utp"]

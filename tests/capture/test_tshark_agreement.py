@@ -197,3 +197,33 @@ def test_krpc_responses_know_their_method():
     named = Counter(r.fields.get("method") for r in records)
     assert named[None] <= 0.05 * len(records)
     assert {"get", "put", "get_peers", "find_node"} <= set(named)
+
+
+def tshark_gnutella(name: str, ports: range) -> dict[int, Counter]:
+    assert TSHARK is not None, "tshark must be installed in CI"
+    decode_as = [x for p in ports for x in ("-d", f"tcp.port=={p},gnutella")]
+    cmd = [TSHARK, "-r", str(CAPTURES / name), *decode_as, "-Y", "gnutella.header",
+           "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "frame.number",
+           "-e", "gnutella.header.payload", "-e", "gnutella.header.ttl", "-e",
+           "gnutella.header.hops", "-e", "gnutella.header.id"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
+    frames: dict[int, Counter] = {}
+    for line in out.splitlines():
+        number, types, ttls, hops, guids = line.split("\t")
+        frames[int(number)] = Counter(zip(map(int, types.split(",")), map(int, ttls.split(",")),
+                                          map(int, hops.split(",")), guids.split(",")))
+    return frames
+
+
+def test_gnutella_descriptor_headers_agree_with_tshark():
+    from p2pkit.gnutella.descriptors import PAYLOAD_TYPES
+
+    name = "gtkg123-plain-up2-3leaves.pcap"
+    theirs = tshark_gnutella(name, range(6346, 6351))
+    ours: dict[int, Counter] = defaultdict(Counter)
+    for r in dissect(CAPTURES / name):
+        if r.protocol == "gnutella" and r.message in PAYLOAD_TYPES:
+            ours[r.frame][(PAYLOAD_TYPES[r.message], r.fields["ttl"], r.fields["hops"],
+                           r.fields["guid"])] += 1
+    assert sum(sum(c.values()) for c in theirs.values()) > 100
+    assert dict(ours) == theirs  # every descriptor tshark decodes, in the same frames
