@@ -25,13 +25,14 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from scapy.fields import Field
-from scapy.layers.inet import UDP
+from scapy.layers.inet import TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinux, Ether, Loopback
 from scapy.packet import NoPayload, Packet, Raw, bind_layers
 
 from p2pkit.bittorrent.tracker_udp import PROTOCOL_ID, UdpTrackerRequest, UdpTrackerResponse
 from p2pkit.bittorrent.utp import UtpPacket, looks_like_utp
+from p2pkit.bittorrent.wire import PeerMessageLenient
 from p2pkit.capture.readers import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -41,10 +42,11 @@ from p2pkit.capture.readers import (
 )
 from p2pkit.capture.record import Record, json_value
 from p2pkit.errors import BuildError, ParseError
+from p2pkit.gnutella.descriptors import DescriptorLenient
 from p2pkit.kademlia.krpc import KrpcMessageLenient
 
-__all__ = ["BtDatagram", "KrpcLayer", "SchemaField", "UdpTrackerLayer", "UtpLayer",
-           "dissect_packets", "register"]
+__all__ = ["BtDatagram", "GnutellaDescriptorLayer", "KrpcLayer", "PeerMessageLayer",
+           "SchemaField", "UdpTrackerLayer", "UtpLayer", "dissect_packets", "register"]
 
 #: Ports the dispatcher layer is bound to by :func:`register` (BitTorrent's customary ones).
 DEFAULT_UDP_PORTS = (*range(6881, 6890), 6969, 1337, 2710)
@@ -198,11 +200,76 @@ class KrpcLayer(_SchemaLayer):
 DATAGRAM_LAYERS: list[Any] = [KrpcLayer]
 
 
-def register(udp_ports: Iterable[int] = DEFAULT_UDP_PORTS) -> None:
-    """Bind :class:`BtDatagram` to ``udp_ports`` (either direction) in scapy."""
+class FramedField(SchemaField):
+    """A :class:`SchemaField` for stream messages: it takes one length-delimited message (the
+    length read by ``frame_length``) and leaves the rest for the next layer."""
+
+    __slots__ = ["frame_length"]
+
+    def __init__(self, name: str, schema: Any, frame_length: Any) -> None:
+        self.frame_length = frame_length
+        super().__init__(name, schema)
+
+    def getfield(self, pkt: Packet, s: bytes) -> tuple[bytes, Any]:
+        n = self.frame_length(s)
+        if n is None or n > len(s):
+            raise ParseError("incomplete message in this segment", protocol=self.schema.protocol)
+        return s[n:], self.schema.parse(s[:n])
+
+
+def _peer_message_length(data: bytes) -> int | None:
+    """BEP 3: a four-byte big-endian length prefix."""
+    return 4 + int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+
+
+def _descriptor_length(data: bytes) -> int | None:
+    """Gnutella descriptor header: 23 bytes, payload length little-endian at offset 19."""
+    return 23 + int.from_bytes(data[19:23], "little") if len(data) >= 23 else None
+
+
+class _StreamLayer(_SchemaLayer):
+    """A stream message layer for a segment that starts at a message boundary; the bytes after
+    the message are another message. Streams with handshakes, messages split across segments
+    and lost segments need the full dissector: :func:`dissect_packets`."""
+
+    def guess_payload_class(self, payload: bytes) -> type:
+        return type(self) if payload else Raw
+
+
+class PeerMessageLayer(_StreamLayer):
+    """One BitTorrent peer-wire message (BEP 3), fields from ``PeerMessageLenient``."""
+
+    name = "BitTorrent"
+    fields_desc = [FramedField("message", PeerMessageLenient, _peer_message_length)]
+
+    def mysummary(self) -> str:
+        return f"BitTorrent {self.message.type}"
+
+
+class GnutellaDescriptorLayer(_StreamLayer):
+    """One Gnutella descriptor, fields from ``DescriptorLenient``."""
+
+    name = "Gnutella"
+    fields_desc = [FramedField("message", DescriptorLenient, _descriptor_length)]
+
+    def mysummary(self) -> str:
+        m = self.message
+        return f"Gnutella {m.type} ttl={m.ttl} hops={m.hops}"
+
+
+def register(udp_ports: Iterable[int] = DEFAULT_UDP_PORTS,
+             bittorrent_tcp_ports: Iterable[int] = (),
+             gnutella_tcp_ports: Iterable[int] = ()) -> None:
+    """Bind :class:`BtDatagram` to ``udp_ports`` (either direction) in scapy, and the stream
+    layers to the TCP ports given (messages only: handshakes are not decoded by them)."""
     for port in udp_ports:
         bind_layers(UDP, BtDatagram, dport=port)
         bind_layers(UDP, BtDatagram, sport=port)
+    for layer, ports in ((PeerMessageLayer, bittorrent_tcp_ports),
+                         (GnutellaDescriptorLayer, gnutella_tcp_ports)):
+        for port in ports:
+            bind_layers(TCP, layer, dport=port)
+            bind_layers(TCP, layer, sport=port)
 
 
 def _frame(number: int, pkt: Packet) -> Frame | None:

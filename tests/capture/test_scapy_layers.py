@@ -65,3 +65,27 @@ def test_krpc_layer_shows_the_method_and_pairs_answers():
     first_answer = next(p for p in packets if p[KrpcLayer].message.y == "r")
     assert any(first_answer[KrpcLayer].answers(q[KrpcLayer]) for q in queries)
     assert bytes(queries[0][KrpcLayer]) == bytes(queries[0][UDP].payload)
+
+
+def test_stream_layers_on_message_aligned_segments():
+    from scapy.layers.inet import IP, TCP
+
+    from p2pkit.bittorrent.wire import PeerMessage
+    from p2pkit.capture.scapy_layers import GnutellaDescriptorLayer, PeerMessageLayer
+    from p2pkit.gnutella.descriptors import Descriptor
+
+    register(gnutella_tcp_ports=[6346], bittorrent_tcp_ports=[6881])
+    wire = (PeerMessage.build({"type": "have", "index": 3})
+            + PeerMessage.build({"type": "request", "index": 1, "begin": 0, "length": 16384}))
+    pkt = IP(bytes(IP() / TCP(sport=6881, dport=40000) / wire))
+    layers = [layer for layer in pkt.iterpayloads() if isinstance(layer, PeerMessageLayer)]
+    assert [str(layer.message.type) for layer in layers] == ["have", "request"]
+    assert layers[1].message.length == 16384
+    assert bytes(pkt[TCP].payload) == wire
+    # a real descriptor from the gtk-gnutella capture (a QRP reset)
+    reset = bytes.fromhex("6cf73102930159f83f73d42bfc799c41300100060000000000400000" "02")
+    pkt = IP(bytes(IP() / TCP(sport=41865, dport=6346) / reset))
+    layer = pkt[GnutellaDescriptorLayer]
+    assert layer.mysummary() == "Gnutella route_table_update ttl=1 hops=0"
+    assert Descriptor.build(layer.message) == reset
+    assert "table_length" in pkt.show(dump=True)
