@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+DOCS = Path(__file__).parent
+sys.path.insert(0, str(DOCS / "_ext"))
+sys.path.insert(0, str(DOCS.parent))
 
 project = "p2pkit"
 author = "p2pkit developers"
@@ -16,6 +18,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "p2pkit_schema_sphinx",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
@@ -25,3 +28,4 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 nitpicky = False
 myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]

@@ -1,0 +1,221 @@
+"""Sphinx directives rendering the rows of ``p2pkit_schema_docs`` as tables.
+
+```` ```{p2pkit-schema} p2pkit.bittorrent.wire.PeerMessage ``` ```` renders a construct (or an
+``{id: (name, body)}`` message table): a table for the frame, then per message its name, id,
+the ``#:`` comment above the module attribute that holds its body (the spec quote) and a table
+of its fields. Options: ``:no-frame:``, ``:messages: a, b``.
+
+```` ```{p2pkit-items} p2pkit.kademlia.krpc.ARGUMENTS ``` ```` renders a data table (a dict of
+bencoded items, a dict of names, an ``Enum``) with the comment beside each entry.
+
+A target that cannot be imported or described is a Sphinx warning (an error under ``-W``),
+never a crash of the build.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import construct
+from docutils import nodes
+from docutils.parsers.rst import directives
+from p2pkit_schema_docs import (
+    Message,
+    Row,
+    _class_doc,
+    _is_message_table,
+    _TableView,
+    describe_items,
+    describe_messages,
+    resolve,
+)
+from sphinx.pycode import ModuleAnalyzer
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+logger = logging.getLogger(__name__)
+
+
+def _attribute_docs(module_name: str) -> dict[str, str]:
+    """``#:`` comments of a module's attributes, as Sphinx's autodoc reads them."""
+    try:
+        found = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+    except Exception:  # noqa: BLE001 - a missing comment must never fail the build
+        return {}
+    return {name: " ".join(line.strip() for line in lines if line.strip())
+            for (scope, name), lines in found.items() if scope == ""}
+
+
+def _message_doc(message: Message, module: Any, docs: Mapping[str, str]) -> str:
+    """The ``#:`` comment of the module attribute holding the message body."""
+    camel = "".join(part.capitalize() for part in re.split(r"[_\W]+", message.name) if part)
+    if camel in docs and getattr(module, camel, None) is not None:
+        return docs[camel]
+    for attr, value in vars(module).items():
+        if value is message.body and attr in docs:
+            return docs[attr]
+    return ""
+
+
+class SchemaDirective(SphinxDirective):
+    """```` ```{p2pkit-schema} p2pkit.bittorrent.wire.PeerMessage ``` ````"""
+
+    required_arguments = 1
+    has_content = False
+    option_spec: dict[str, Callable[[str], Any]] = {
+        "no-frame": directives.flag,
+        "messages": directives.unchanged,
+    }
+
+    def run(self) -> list[Any]:
+        target = self.arguments[0]
+        try:
+            con = resolve(target)
+        except Exception as e:  # noqa: BLE001 - report, never crash the build
+            logger.warning("p2pkit-schema: cannot import %s: %s", target, e,
+                           location=self.get_location())
+            return []
+        if not isinstance(con, construct.Construct) and not _is_message_table(
+                _TableView(con)):
+            logger.warning("p2pkit-schema: %s is a %s, not a construct", target,
+                           type(con).__name__, location=self.get_location())
+            return []
+        module = _module_of(target)
+        docs = _attribute_docs(module.__name__) if module is not None else {}
+        wanted = None
+        if "messages" in self.options:
+            wanted = {m.strip() for m in self.options["messages"].split(",") if m.strip()}
+        attr = target.rpartition(".")[2]
+        try:
+            messages = describe_messages(con)
+        except Exception as e:  # noqa: BLE001 - report, never crash the build
+            logger.warning("p2pkit-schema: cannot describe %s: %s", target, e,
+                           location=self.get_location())
+            return []
+        has_messages = any(m.name for m in messages)
+        result: list[Any] = []
+        if docs.get(attr):
+            result.append(_paragraph(docs[attr]))
+        for message in messages:
+            if not message.name:
+                if "no-frame" in self.options or not message.rows:
+                    continue
+                result.append(nodes.rubric(text=f"{attr}: frame" if has_messages else attr))
+                result.append(_table(message.rows))
+                continue
+            if wanted is not None and message.name not in wanted:
+                continue
+            rubric = nodes.rubric()
+            rubric += nodes.literal(text=message.name)
+            if message.id:
+                rubric += nodes.Text(f" (id {_id_text(message.id)})")
+            result.append(rubric)
+            text = _message_doc(message, module, docs) if module is not None else ""
+            if text:
+                result.append(_paragraph(text))
+            if [r.field for r in message.rows] == ["(no payload)"]:
+                result.append(nodes.paragraph(text="No payload."))
+            else:
+                result.append(_table(message.rows))
+        return result
+
+class ItemsDirective(SphinxDirective):
+    """```` ```{p2pkit-items} p2pkit.kademlia.krpc.ARGUMENTS ``` ````"""
+
+    required_arguments = 1
+    has_content = False
+
+    def run(self) -> list[Any]:
+        target = self.arguments[0]
+        try:
+            table = resolve(target)
+            rows = describe_items(table, _module_of(target))
+        except Exception as e:  # noqa: BLE001 - report, never crash the build
+            logger.warning("p2pkit-items: cannot document %s: %s", target, e,
+                           location=self.get_location())
+            return []
+        module = _module_of(target)
+        docs = _attribute_docs(module.__name__) if module is not None else {}
+        attr = target.rpartition(".")[2]
+        result: list[Any] = []
+        text = docs.get(attr) or (_class_doc(table) if isinstance(table, type) else "")
+        if text:
+            result.append(_paragraph(text))
+        result.append(_table(rows, items=True))
+        return result
+
+
+def _id_text(mid: str) -> str:
+    """``6``, ``13, 0x0d``, ``128, 0x80``: specs write ids of two digits and more in hex."""
+    return f"{mid}, {int(mid):#04x}" if mid.isdigit() and int(mid) >= 10 else mid
+
+
+def _paragraph(text: str) -> Any:
+    """A paragraph from a ``#:`` comment: ``code`` and :role:`x` as literals, the rest as text."""
+    paragraph = nodes.paragraph()
+    for i, part in enumerate(re.split(r"(``[^`]+``|:\w+:`~?[^`]+`)", text)):
+        if i % 2:
+            paragraph += nodes.literal(text=re.sub(r"^:\w+:`~?|`+", "", part))
+        elif part:
+            paragraph += nodes.Text(part)
+    return paragraph
+
+
+def _module_of(target: str) -> Any:
+    name = target
+    while name:
+        name = name.rpartition(".")[0]
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+HEADERS = ("Field", "Wire type", "Size (bytes)", "Values", "Doc")
+ITEM_HEADERS = ("Key", "Type", "Values", "Spec")
+
+
+def _table(rows: Iterable[Row], items: bool = False) -> Any:
+    headers = ITEM_HEADERS if items else HEADERS
+    widths = (18, 24, 24, 34) if items else (18, 24, 8, 30, 20)
+    table = nodes.table(classes=["p2pkit-schema"])
+    group = nodes.tgroup(cols=len(headers))
+    table += group
+    for width in widths:
+        group += nodes.colspec(colwidth=width)
+    head = nodes.thead()
+    group += head
+    head += _table_row(headers, literal_first=False)
+    body = nodes.tbody()
+    group += body
+    for row in rows:
+        field_name = "\u00a0\u00a0" * row.depth + row.field
+        cells = (field_name, row.type, row.values, row.doc) if items else (
+            field_name, row.type, row.size, row.values, row.doc)
+        body += _table_row(cells, literal_first=True)
+    return table
+
+
+def _table_row(cells: Iterable[str], literal_first: bool) -> Any:
+    tr = nodes.row()
+    for i, text in enumerate(cells):
+        entry = nodes.entry()
+        paragraph = nodes.paragraph()
+        if i == 0 and literal_first:
+            paragraph += nodes.literal(text=text)
+        else:
+            paragraph += nodes.Text(text)
+        entry += paragraph
+        tr += entry
+    return tr
+
+
+def setup(app: Any) -> dict[str, Any]:
+    """Register the ``p2pkit-schema`` and ``p2pkit-items`` directives."""
+    app.add_directive("p2pkit-schema", SchemaDirective)
+    app.add_directive("p2pkit-items", ItemsDirective)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
