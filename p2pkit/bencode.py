@@ -90,23 +90,38 @@ class _Decoder:
         #: When a dict, the top-level dictionary's value spans are recorded here.
         self.spans: dict[bytes, tuple[int, int]] | None = None
 
-    def fail(self, reason: str, offset: int, path: str, limit: bool = False) -> ParseError:
+    def fail(self, reason: str, offset: int, path: FieldPath, limit: bool = False
+             ) -> ParseError:
         cls = LimitExceeded if limit else ParseError
-        return cls(reason, protocol=PROTOCOL, path=path, offset=offset)
+        return cls(reason, protocol=PROTOCOL, path=_path_text(path), offset=offset)
 
-    def deviate(self, rule: str, message: str, offset: int, path: str) -> None:
+    def deviate(self, rule: str, message: str, offset: int, path: FieldPath) -> None:
         if self.strict:
-            raise ParseError(message, protocol=PROTOCOL, path=path, offset=offset)
+            raise ParseError(message, protocol=PROTOCOL, path=_path_text(path), offset=offset)
         self.deviations.append(Deviation(offset=offset, rule=rule, message=message, spec=SPEC))
 
-    def value(self, pos: int, depth: int, path: str) -> tuple[Any, int]:
+    def value(self, pos: int, depth: int, path: FieldPath) -> tuple[Any, int]:
         data = self.data
         if pos >= len(data):
             raise self.fail("truncated: expected a value", pos, path)
         c = data[pos]
+        if 0x31 <= c <= 0x39:  # fast path: a canonical string (no leading zero)
+            colon = data.find(b":", pos, pos + MAX_LENGTH_DIGITS + 1)
+            if colon > 0:
+                digits = data[pos:colon]
+                if digits.isdigit():
+                    end = colon + 1 + int(digits)
+                    if end <= len(data):
+                        return data[colon + 1 : end], end
+            return self.string(pos, path)
         if c == 0x69:  # i
+            end = data.find(b"e", pos + 1, pos + MAX_INTEGER_DIGITS + 2)
+            if end > 0:  # fast path: a canonical non-negative integer
+                text = data[pos + 1 : end]
+                if text.isdigit() and (text[0] != 0x30 or end == pos + 2):
+                    return int(text), end + 1
             return self.integer(pos, path)
-        if 0x30 <= c <= 0x39:
+        if c == 0x30:
             return self.string(pos, path)
         if c == 0x6C:  # l
             if depth >= MAX_DEPTH:
@@ -119,7 +134,7 @@ class _Decoder:
                     raise self.fail("truncated list: missing 'e'", pos, path)
                 if data[pos] == 0x65:
                     return items, pos + 1
-                item, pos = self.value(pos, depth + 1, f"{path}[{i}]")
+                item, pos = self.value(pos, depth + 1, (path, i))
                 items.append(item)
                 i += 1
         if c == 0x64:  # d
@@ -128,7 +143,7 @@ class _Decoder:
             return self.dictionary(pos, depth, path)
         raise self.fail(f"unexpected byte {data[pos:pos + 1]!r}: not a bencoded value", pos, path)
 
-    def integer(self, pos: int, path: str) -> tuple[int, int]:
+    def integer(self, pos: int, path: FieldPath) -> tuple[int, int]:
         data = self.data
         end = data.find(b"e", pos + 1, pos + MAX_INTEGER_DIGITS + 3)
         if end < 0:
@@ -152,7 +167,7 @@ class _Decoder:
             )
         return int(text), end + 1
 
-    def string(self, pos: int, path: str) -> tuple[bytes, int]:
+    def string(self, pos: int, path: FieldPath) -> tuple[bytes, int]:
         data = self.data
         colon = data.find(b":", pos, pos + MAX_LENGTH_DIGITS + 1)
         if colon < 0:
@@ -176,11 +191,13 @@ class _Decoder:
             )
         return data[start : start + n], start + n
 
-    def dictionary(self, pos: int, depth: int, path: str) -> tuple[dict, int]:
+    def dictionary(self, pos: int, depth: int, path: FieldPath) -> tuple[dict, int]:
         data = self.data
         result: dict = {}
         pos += 1
-        previous: bytes | None = None
+        previous: bytes = b""
+        unsorted = False
+        spans = self.spans if depth == 0 else None
         while True:
             if pos >= len(data):
                 raise self.fail("truncated dictionary: missing 'e'", pos, path)
@@ -190,28 +207,50 @@ class _Decoder:
             key_at = pos
             if 0x30 <= c <= 0x39:
                 key, pos = self.string(pos, path)
+                # BEP 3: keys sorted, hence unique. Once out of order, look for duplicates too.
+                if result and (not key > previous or unsorted) and key in result:
+                    self.deviate("bencode/dict/duplicate-key",
+                                 f"duplicate key {_key_label(key)!r}", key_at, path)
+                elif result and not key > previous:
+                    unsorted = True
+                    self.deviate("bencode/dict/unsorted-keys",
+                                 f"key {_key_label(key)!r} is out of sorted order",
+                                 key_at, path)
+                previous = key
             elif c == 0x69 and not self.strict:
                 key, pos = self.integer(pos, path)
                 self.deviate("bencode/dict/non-string-key", "dictionary key is not a string",
                              key_at, path)
             else:
                 raise self.fail("dictionary key is not a string", pos, path)
-            sub = f"{path}.{_key_label(key)}" if path else _key_label(key)
-            if isinstance(key, bytes) and previous is not None:
-                if key == previous or key in result:
-                    self.deviate("bencode/dict/duplicate-key",
-                                 f"duplicate key {_key_label(key)!r}", key_at, path)
-                elif key < previous:
-                    self.deviate("bencode/dict/unsorted-keys",
-                                 f"key {_key_label(key)!r} is out of sorted order", key_at, path)
-            if isinstance(key, bytes):
-                previous = key
+            sub = (path, key if isinstance(key, bytes) else str(key))
             if pos >= len(data):
                 raise self.fail(f"truncated: key {_key_label(key)!r} has no value", pos, sub)
             start = pos
             result[key], pos = self.value(pos, depth + 1, sub)
-            if depth == 0 and self.spans is not None and isinstance(key, bytes):
-                self.spans[key] = (start, pos)
+            if spans is not None and isinstance(key, bytes):
+                spans[key] = (start, pos)
+
+
+#: A field path kept as a chain ``(parent, key or index)`` and turned into text only when an
+#: error or deviation needs it (building text for every value would cost more than decoding).
+FieldPath: TypeAlias = "tuple[FieldPath, bytes | str | int] | None"
+
+
+def _path_text(path: FieldPath) -> str:
+    """``(((None, b"info"), b"files"), 3)`` as ``info.files[3]``."""
+    steps = []
+    while path is not None:
+        path, step = path
+        steps.append(step)
+    text = ""
+    for step in reversed(steps):
+        if isinstance(step, int):  # a list index
+            text += f"[{step}]"
+        else:  # a dictionary key (bytes, or the text of a lenient integer key)
+            label = step if isinstance(step, str) else _key_label(step)
+            text = f"{text}.{label}" if text else label
+    return text
 
 
 def _key_label(key: bytes | int) -> str:
@@ -243,7 +282,7 @@ def decode_prefix(data: bytes, pos: int = 0, *, strict: bool = True) -> tuple[An
     """
     data = _as_bytes(data)
     dec = _Decoder(data, strict)
-    return dec.value(pos, 0, "")
+    return dec.value(pos, 0, None)
 
 
 def decode(data: bytes, *, strict: bool = True) -> Any:
@@ -254,7 +293,7 @@ def decode(data: bytes, *, strict: bool = True) -> Any:
     """
     data = _as_bytes(data)
     dec = _Decoder(data, strict)
-    value, end = dec.value(0, 0, "")
+    value, end = dec.value(0, 0, None)
     if end != len(data):
         if strict:
             raise ParseError(f"{len(data) - end} bytes after the value", protocol=PROTOCOL,
@@ -281,7 +320,7 @@ def decode_lenient(data: bytes, *, strict: bool = False, spans: bool = False) ->
     dec = _Decoder(data, strict=strict)
     if spans:
         dec.spans = {}
-    value, end = dec.value(0, 0, "")
+    value, end = dec.value(0, 0, None)
     if end != len(data):
         if strict:
             raise ParseError(f"{len(data) - end} bytes after the value", protocol=PROTOCOL,
@@ -314,10 +353,10 @@ def top_level_spans(data: bytes) -> dict[bytes, tuple[int, int]]:
         if data[pos] == 0x65:
             return spans
         key_at = pos
-        key, pos = dec.value(pos, 1, "")
+        key, pos = dec.value(pos, 1, None)
         if not isinstance(key, bytes):
             raise ParseError("dictionary key is not a string", protocol=PROTOCOL, offset=key_at)
-        _, end = dec.value(pos, 1, _key_label(key))
+        _, end = dec.value(pos, 1, (None, key))
         spans[key] = (pos, end)
         pos = end
 
@@ -332,60 +371,75 @@ def encode(value: Any) -> bytes:
     b'l4:spami42ed1:al0:e1:bi1eee'
     """
     out: list[bytes] = []
-    _encode(value, out, 0, "")
+    _encode(value, out, 0, None)
     return b"".join(out)
 
 
-def _encode(value: Any, out: list[bytes], depth: int, path: str) -> None:
+def _fail_build(reason: str, path: FieldPath) -> BuildError:
+    return BuildError(reason, protocol=PROTOCOL, path=_path_text(path))
+
+
+def _encode(value: Any, out: list[bytes], depth: int, path: FieldPath) -> None:
+    append = out.append
     t = type(value)
     if t is bytes:
-        out.append(b"%d:" % len(value))
-        out.append(value)
+        append(b"%d:" % len(value))
+        append(value)
     elif t is int:
-        out.append(b"i%de" % value)
+        append(b"i%de" % value)
     elif t is str:
         raw = value.encode("utf-8", "surrogatepass")
-        out.append(b"%d:" % len(raw))
-        out.append(raw)
-    elif isinstance(value, (list, tuple)):
+        append(b"%d:%s" % (len(raw), raw))
+    elif t is list or t is tuple:
         if depth >= MAX_DEPTH:
-            raise BuildError(f"nesting deeper than {MAX_DEPTH}", protocol=PROTOCOL, path=path)
-        out.append(b"l")
+            raise _fail_build(f"nesting deeper than {MAX_DEPTH}", path)
+        append(b"l")
         for i, item in enumerate(value):
-            _encode(item, out, depth + 1, f"{path}[{i}]")
-        out.append(b"e")
-    elif isinstance(value, Mapping):
+            _encode(item, out, depth + 1, (path, i))
+        append(b"e")
+    elif t is dict or isinstance(value, Mapping):
         if depth >= MAX_DEPTH:
-            raise BuildError(f"nesting deeper than {MAX_DEPTH}", protocol=PROTOCOL, path=path)
+            raise _fail_build(f"nesting deeper than {MAX_DEPTH}", path)
         items = []
         for k, v in value.items():
-            if isinstance(k, str):
+            if type(k) is str:
                 k = k.encode("utf-8", "surrogatepass")
-            elif not isinstance(k, bytes):
-                raise BuildError(f"dictionary key {k!r} is not a string", protocol=PROTOCOL,
-                                 path=path)
+            elif type(k) is not bytes:
+                if isinstance(k, str):
+                    k = str(k).encode("utf-8", "surrogatepass")
+                elif isinstance(k, bytes):
+                    k = bytes(k)
+                else:
+                    raise _fail_build(f"dictionary key {k!r} is not a string", path)
             items.append((k, v))
-        items.sort(key=lambda kv: kv[0])
-        out.append(b"d")
+        items.sort(key=_first)
+        append(b"d")
         previous = None
         for k, v in items:
             if k == previous:
-                raise BuildError(f"duplicate key {_key_label(k)!r}", protocol=PROTOCOL, path=path)
+                raise _fail_build(f"duplicate key {_key_label(k)!r}", path)
             previous = k
-            out.append(b"%d:" % len(k))
-            out.append(k)
-            _encode(v, out, depth + 1, f"{path}.{_key_label(k)}" if path else _key_label(k))
-        out.append(b"e")
+            append(b"%d:%s" % (len(k), k))
+            _encode(v, out, depth + 1, (path, k))
+        append(b"e")
+    elif isinstance(value, (list, tuple)):
+        _encode(list(value), out, depth, path)
     elif isinstance(value, bool):
-        raise BuildError("booleans have no bencoding; use 0 or 1", protocol=PROTOCOL, path=path)
+        raise _fail_build("booleans have no bencoding; use 0 or 1", path)
     elif isinstance(value, int):  # int subclasses (IntEnum, construct's EnumIntegerString …)
-        out.append(b"i%de" % int(value))
-    elif isinstance(value, (bytearray, memoryview)):
+        append(b"i%de" % int(value))
+    elif isinstance(value, str):
+        raw = str(value).encode("utf-8", "surrogatepass")
+        append(b"%d:%s" % (len(raw), raw))
+    elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
-        out.append(b"%d:" % len(raw))
-        out.append(raw)
+        append(b"%d:%s" % (len(raw), raw))
     else:
-        raise BuildError(f"cannot bencode a {type(value).__name__}", protocol=PROTOCOL, path=path)
+        raise _fail_build(f"cannot bencode a {type(value).__name__}", path)
+
+
+def _first(item: tuple[bytes, Any]) -> bytes:
+    return item[0]
 
 
 class BencodedConstruct(construct.Construct):
