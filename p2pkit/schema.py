@@ -281,10 +281,8 @@ class FixedLayout:
             env[f"h{j}"] = value
             items.append((key, f"h{j}"))
         items += [(n, converted[i]) for i, n in enumerate(self.all_names) if n]
-        if all(k.isidentifier() for k, _ in items):
-            made = "Container(" + ", ".join(f"{k}={v}" for k, v in items) + ")"
-        else:
-            made = "Container([" + ", ".join(f"({k!r}, {v})" for k, v in items) + "])"
+        # item assignment into an empty Container is the cheapest way to fill one
+        made = "".join(f"    c[{k!r}] = {v}\n" for k, v in items)
         target = ", ".join(values) + ("," if len(values) == 1 else "")
         unpack = f"        {target} = unpack_from(data, {offset})\n" if values else ""
         env["errors"] = (TypeError, struct.error)
@@ -295,7 +293,7 @@ class FixedLayout:
             f"{unpack}"
             "    except errors:  # not bytes: the generic parser reports it\n"
             "        return None\n"
-            f"{''.join(checks)}    return {made}\n"
+            f"{''.join(checks)}    c = Container()\n{made}    return c\n"
         )
         exec(compile(source, f"<FixedLayout {self.format} unpacker>", "exec"), env)
         return env["parse"]
