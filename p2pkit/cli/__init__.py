@@ -22,10 +22,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from p2pkit.cli import bencode, bt, dissect, gnutella
+    from p2pkit.cli import bencode, bt, dht, dissect, gnutella
 
     cli.add_command(bencode.bencode_command)
     cli.add_command(bt.bt)
+    cli.add_command(dht.dht)
     cli.add_command(dissect.dissect_command)
     cli.add_command(gnutella.gnutella)
 

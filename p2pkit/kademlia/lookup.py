@@ -1,0 +1,161 @@
+"""The iterative lookup: Kademlia's node lookup as BEP 5 uses it for find_node and get_peers.
+
+BEP 5: "To find peers for a torrent, the node [...] then queries the nodes it knows about with
+IDs closest to the infohash. [...] If the queried node has no peers for the infohash, a key
+"nodes" is returned containing the K nodes in the queried nodes routing table closest to the
+infohash supplied in the query. The querying node iterates over the closest nodes, querying
+them, until it cannot find any closer nodes." Kademlia (Maymounkov & Mazières, §2.3) keeps
+``alpha`` queries in flight and ends when the ``k`` closest nodes seen have all answered.
+
+This class is the algorithm alone: it says whom to ask next and when it is done; the node
+(:mod:`p2pkit.kademlia.node`) sends the queries and feeds answers back.
+
+>>> lookup = Lookup(bytes(20), k=2, alpha=1)
+>>> lookup.add(b"\\x80" + bytes(19), ("10.0.0.1", 1))
+>>> [c.addr for c in lookup.next_queries()]
+[('10.0.0.1', 1)]
+>>> lookup.responded(b"\\x80" + bytes(19), [(b"\\x01" + bytes(19), ("10.0.0.2", 2))])
+>>> [c.addr for c in lookup.next_queries()]  # closer: asked next
+[('10.0.0.2', 2)]
+>>> lookup.responded(b"\\x01" + bytes(19), [])
+>>> lookup.finished, [c.addr for c in lookup.closest()], lookup.hops
+(True, [('10.0.0.2', 2), ('10.0.0.1', 1)], 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from p2pkit.kademlia.routing import K
+
+__all__ = ["ALPHA", "Candidate", "Lookup", "MAX_ATTEMPTS", "MAX_CANDIDATES"]
+
+#: Kademlia §2.3: "α is a system-wide concurrency parameter, such as 3".
+ALPHA = 3
+#: Queries sent to one candidate before it counts as failed (a lost datagram is retried once).
+MAX_ATTEMPTS = 2
+#: Candidates a lookup remembers (the farthest are forgotten beyond this).
+MAX_CANDIDATES = 200
+
+CandidateState = Literal["new", "queried", "responded", "failed"]
+Address = tuple[str, int]
+
+
+@dataclass(eq=False)
+class Candidate:
+    """A node a lookup has heard of, and how far along it is with it."""
+
+    id: bytes
+    addr: Address
+    distance: int
+    #: Queries on the path that found it: the starting nodes are hop 1.
+    hop: int = 1
+    state: CandidateState = "new"
+    #: BEP 5 token from its get_peers / get answer (for the announce or put that follows).
+    token: bytes | None = None
+    #: Queries sent to it so far.
+    attempts: int = 0
+
+
+class Lookup:
+    """Iterative search for the ``k`` nodes closest to ``target``, ``alpha`` queries at once."""
+
+    def __init__(self, target: bytes, *, k: int = K, alpha: int = ALPHA) -> None:
+        self.target = target
+        self._target = int.from_bytes(target, "big")
+        self.k = k
+        self.alpha = alpha
+        self._candidates: dict[bytes, Candidate] = {}
+        self._order: list[Candidate] = []  # by distance, rebuilt lazily
+        self._dirty = False
+        #: Queries handed out so far.
+        self.queries_sent = 0
+
+    def add(self, node_id: bytes, addr: Address, hop: int = 1) -> None:
+        """A node to consider (from the routing table or from an answer)."""
+        if len(node_id) != 20 or node_id in self._candidates:
+            return
+        candidate = Candidate(node_id, addr, int.from_bytes(node_id, "big") ^ self._target, hop)
+        self._candidates[node_id] = candidate
+        self._order.append(candidate)
+        self._dirty = True
+
+    def _sorted(self) -> list[Candidate]:
+        if self._dirty:
+            self._order.sort(key=lambda c: c.distance)
+            for dropped in self._order[MAX_CANDIDATES:]:
+                if dropped.state == "new":
+                    del self._candidates[dropped.id]
+            self._order = [c for c in self._order if c.id in self._candidates]
+            self._dirty = False
+        return self._order
+
+    def _window(self) -> list[Candidate]:
+        """The ``k`` closest candidates that have not failed."""
+        out = []
+        for c in self._sorted():
+            if c.state != "failed":
+                out.append(c)
+                if len(out) == self.k:
+                    break
+        return out
+
+    @property
+    def in_flight(self) -> int:
+        return sum(1 for c in self._candidates.values() if c.state == "queried")
+
+    def next_queries(self) -> list[Candidate]:
+        """Candidates to query now (marked as queried): the closest unqueried ones within the
+        ``k`` closest, keeping at most ``alpha`` in flight."""
+        room = self.alpha - self.in_flight
+        out = []
+        if room <= 0:
+            return out
+        for c in self._window():
+            if c.state == "new":
+                c.state = "queried"
+                c.attempts += 1
+                out.append(c)
+                if len(out) == room:
+                    break
+        self.queries_sent += len(out)
+        return out
+
+    def responded(self, node_id: bytes, nodes: Iterable[tuple[bytes, Address]],
+                  token: bytes | None = None) -> None:
+        """``node_id`` answered with these closer ``nodes``."""
+        c = self._candidates.get(node_id)
+        if c is None:
+            return
+        c.state = "responded"
+        c.token = token
+        for nid, addr in nodes:
+            self.add(nid, addr, c.hop + 1)
+
+    def failed(self, node_id: bytes, *, timeout: bool = False) -> None:
+        """``node_id`` answered with an error, or timed out (``timeout``): a timeout is retried
+        once (BEP 5: "it is suggested to try once more") unless it already was."""
+        c = self._candidates.get(node_id)
+        if c is None or c.state in ("responded", "failed"):
+            return
+        retry = timeout and c.state == "queried" and c.attempts < MAX_ATTEMPTS
+        c.state = "new" if retry else "failed"
+
+    @property
+    def finished(self) -> bool:
+        """Kademlia's end: nothing in flight and the ``k`` closest non-failed candidates have
+        all answered (so no closer node can be learned)."""
+        return self.in_flight == 0 and all(c.state == "responded" for c in self._window())
+
+    def closest(self, count: int | None = None) -> list[Candidate]:
+        """The closest candidates that answered (``k`` unless ``count``)."""
+        count = self.k if count is None else count
+        return [c for c in self._sorted() if c.state == "responded"][:count]
+
+    @property
+    def hops(self) -> int:
+        """Path length to the closest node that answered (0 when none did)."""
+        best = self.closest(1)
+        return best[0].hop if best else 0

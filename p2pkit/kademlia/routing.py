@@ -1,0 +1,257 @@
+"""The routing table: k-buckets over the XOR metric (BEP 5 §Routing Table).
+
+BEP 5: "In Kademlia, the distance metric is XOR and the result is interpreted as an unsigned
+integer. distance(A,B) = |A xor B| Smaller values are closer." "Every node maintains a routing
+table of known good nodes. [...] The routing table covers the entire node ID space from 0 to
+2^160. The routing table is subdivided into "buckets" that each cover a portion of the space.
+An empty table has one bucket with an ID space range of min=0, max=2^160. [...] Each bucket can
+only hold K nodes, currently eight, before becoming "full." [...] When a bucket is full of known
+good nodes, no more nodes may be added unless our own node ID falls within the range of the
+bucket. In that case, the bucket is replaced by two new buckets each with half the range of the
+old bucket and the nodes from the old bucket are distributed among the two new ones."
+
+Node states: "A good node is a node has responded to one of our queries within the last 15
+minutes. A node is also good if it has ever responded to one of our queries and has sent us a
+query within the last 15 minutes. After 15 minutes of inactivity, a node becomes questionable.
+Nodes become bad when they fail to respond to multiple queries in a row."
+
+Time is passed in (``now``, seconds); the table never reads a clock.
+
+>>> table = RoutingTable(bytes(20))
+>>> for i in range(1, 12):
+...     _ = table.seen_response(bytes([i * 16]) + bytes(19), ("127.0.0.1", 6880 + i), now=0.0)
+>>> len(table), len(table.buckets)  # the first bucket split because it held our own id
+(11, 2)
+>>> [n.addr[1] for n in table.closest(bytes(20), 3)]
+[6881, 6882, 6883]
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import random
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from p2pkit.errors import LocalProtocolError
+
+__all__ = [
+    "BAD_AFTER_FAILURES",
+    "K",
+    "NodeEntry",
+    "QUESTIONABLE_AFTER",
+    "REFRESH_AFTER",
+    "RoutingTable",
+    "distance",
+]
+
+#: BEP 5: "Each bucket can only hold K nodes, currently eight".
+K = 8
+#: BEP 5: "After 15 minutes of inactivity, a node becomes questionable."
+QUESTIONABLE_AFTER = 15 * 60.0
+#: BEP 5: "Nodes become bad when they fail to respond to multiple queries in a row."
+BAD_AFTER_FAILURES = 2
+#: BEP 5: "Buckets that have not been changed in 15 minutes should be "refreshed.""
+REFRESH_AFTER = 15 * 60.0
+ID_BITS = 160
+
+State = Literal["good", "questionable", "bad"]
+Address = tuple[str, int]
+
+
+def distance(a: bytes, b: bytes) -> int:
+    """BEP 5: "distance(A,B) = |A xor B|", as an unsigned integer.
+
+    >>> distance(b"\\x01" + bytes(19), b"\\x03" + bytes(19)) == 2 << 152
+    True
+    """
+    return int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
+
+
+@dataclass(eq=False)
+class NodeEntry:
+    """A known node: its id, address and what we know of its liveness."""
+
+    id: bytes
+    addr: Address
+    last_response: float | None = None
+    last_query: float | None = None
+    failures: int = 0
+
+    def state(self, now: float) -> State:
+        """good / questionable / bad by BEP 5's 15-minute rule."""
+        if self.failures >= BAD_AFTER_FAILURES:
+            return "bad"
+        if self.last_response is None:
+            return "questionable"
+        if now - self.last_response < QUESTIONABLE_AFTER:
+            return "good"
+        if self.last_query is not None and now - self.last_query < QUESTIONABLE_AFTER:
+            return "good"
+        return "questionable"
+
+    @property
+    def last_seen(self) -> float:
+        return max(self.last_response or 0.0, self.last_query or 0.0)
+
+
+@dataclass(eq=False)
+class Bucket:
+    """A range ``[low, high)`` of the id space with at most ``k`` nodes (least recently seen
+    first) and a replacement cache of candidates for when one goes bad."""
+
+    low: int
+    high: int
+    nodes: OrderedDict[bytes, NodeEntry] = field(default_factory=OrderedDict)
+    replacements: OrderedDict[bytes, NodeEntry] = field(default_factory=OrderedDict)
+    last_changed: float = 0.0
+
+    def covers(self, node_id: int) -> bool:
+        return self.low <= node_id < self.high
+
+    def random_id(self, rng: random.Random) -> bytes:
+        """BEP 5: refresh by "picking a random ID in the range of the bucket"."""
+        return rng.randrange(self.low, self.high).to_bytes(20, "big")
+
+
+class RoutingTable:
+    """Buckets of up to ``k`` nodes covering the id space, split around our own id."""
+
+    def __init__(self, own_id: bytes, *, k: int = K) -> None:
+        if len(own_id) != 20:
+            raise LocalProtocolError("a node id is 20 bytes (BEP 5)")
+        self.own_id = own_id
+        self._own = int.from_bytes(own_id, "big")
+        self.k = k
+        self.buckets: list[Bucket] = [Bucket(0, 1 << ID_BITS)]
+        self._lows: list[int] = [0]
+
+    def __len__(self) -> int:
+        return sum(len(b.nodes) for b in self.buckets)
+
+    def __iter__(self) -> Iterator[NodeEntry]:
+        for bucket in self.buckets:
+            yield from bucket.nodes.values()
+
+    def __contains__(self, node_id: bytes) -> bool:
+        return node_id in self.bucket_for(node_id).nodes
+
+    def bucket_for(self, node_id: bytes) -> Bucket:
+        i = bisect.bisect_right(self._lows, int.from_bytes(node_id, "big")) - 1
+        return self.buckets[i]
+
+    def get(self, node_id: bytes) -> NodeEntry | None:
+        return self.bucket_for(node_id).nodes.get(node_id)
+
+    def seen_response(self, node_id: bytes, addr: Address, now: float) -> NodeEntry | None:
+        """The node answered one of our queries: it is good; insert it if there is room.
+
+        Returns the entry when the node is in the table (else it went to the replacement
+        cache, or was refused because it claims our id or another address).
+        """
+        return self._add(node_id, addr, now, responded=True)
+
+    def seen_query(self, node_id: bytes, addr: Address, now: float) -> bool:
+        """The node sent us a query. Returns True when it is unknown and its bucket has room:
+        the caller should ping it, and insert it when it answers (spoofed sources never do)."""
+        if node_id == self.own_id:
+            return False
+        bucket = self.bucket_for(node_id)
+        entry = bucket.nodes.get(node_id)
+        if entry is not None:
+            if entry.addr == addr:
+                entry.last_query = now
+            return False
+        return len(bucket.nodes) < self.k or bucket.covers(self._own) or any(
+            e.state(now) == "bad" for e in bucket.nodes.values())
+
+    def failed(self, node_id: bytes, now: float) -> None:
+        """A query to the node timed out; after repeated failures it is replaced."""
+        bucket = self.bucket_for(node_id)
+        entry = bucket.nodes.get(node_id)
+        if entry is None:
+            bucket.replacements.pop(node_id, None)
+            return
+        entry.failures += 1
+        if entry.state(now) == "bad" and bucket.replacements:
+            del bucket.nodes[node_id]
+            _, candidate = bucket.replacements.popitem(last=True)  # most recently seen
+            bucket.nodes[candidate.id] = candidate
+            bucket.last_changed = now
+
+    def remove(self, node_id: bytes) -> None:
+        bucket = self.bucket_for(node_id)
+        bucket.nodes.pop(node_id, None)
+        bucket.replacements.pop(node_id, None)
+
+    def _add(self, node_id: bytes, addr: Address, now: float, responded: bool) -> NodeEntry | None:
+        if node_id == self.own_id or len(node_id) != 20:
+            return None
+        while True:
+            bucket = self.bucket_for(node_id)
+            entry = bucket.nodes.get(node_id)
+            if entry is not None:
+                if entry.addr != addr:
+                    return None  # keep the first address: a node id is not moved by a datagram
+                entry.last_response = now
+                entry.failures = 0
+                bucket.nodes.move_to_end(node_id)
+                bucket.last_changed = now
+                return entry
+            entry = NodeEntry(node_id, addr, last_response=now)
+            if len(bucket.nodes) < self.k:
+                bucket.nodes[node_id] = entry
+                bucket.replacements.pop(node_id, None)
+                bucket.last_changed = now
+                return entry
+            if bucket.covers(self._own) and bucket.high - bucket.low > 1:
+                self._split(bucket)
+                continue
+            for old_id, old in bucket.nodes.items():
+                # BEP 5: "If any nodes in the bucket are known to have become bad, then one is
+                # replaced by the new node."
+                if old.failures >= BAD_AFTER_FAILURES:
+                    del bucket.nodes[old_id]
+                    bucket.nodes[node_id] = entry
+                    bucket.last_changed = now
+                    return entry
+            bucket.replacements.pop(node_id, None)
+            bucket.replacements[node_id] = entry
+            while len(bucket.replacements) > self.k:
+                bucket.replacements.popitem(last=False)
+            return None
+
+    def _split(self, bucket: Bucket) -> None:
+        i = self.buckets.index(bucket)
+        middle = (bucket.low + bucket.high) // 2
+        lower, upper = Bucket(bucket.low, middle), Bucket(middle, bucket.high)
+        for half in (lower, upper):
+            half.last_changed = bucket.last_changed
+        for source, attr in ((bucket.nodes, "nodes"), (bucket.replacements, "replacements")):
+            for node_id, entry in source.items():
+                half = lower if int.from_bytes(node_id, "big") < middle else upper
+                getattr(half, attr)[node_id] = entry
+        self.buckets[i:i + 1] = [lower, upper]
+        self._lows[i:i + 1] = [lower.low, upper.low]
+
+    def closest(self, target: bytes, count: int = K, *, include_bad: bool = False,
+                now: float | None = None) -> list[NodeEntry]:
+        """The ``count`` known nodes closest to ``target`` by XOR (bad ones left out when
+        ``now`` is given)."""
+        t = int.from_bytes(target, "big")
+        entries = (e for e in self if include_bad or now is None or e.state(now) != "bad")
+        return heapq.nsmallest(count, entries, key=lambda e: int.from_bytes(e.id, "big") ^ t)
+
+    def questionable(self, now: float) -> list[NodeEntry]:
+        """Nodes to ping (BEP 5: "the least recently seen node is pinged"): questionable
+        entries, least recently seen first."""
+        out = [e for e in self if e.state(now) == "questionable"]
+        out.sort(key=lambda e: e.last_seen)
+        return out
+
+    def stale_buckets(self, now: float) -> list[Bucket]:
+        """Buckets unchanged for :data:`REFRESH_AFTER` seconds (to refresh with a lookup)."""
+        return [b for b in self.buckets if now - b.last_changed >= REFRESH_AFTER]
