@@ -38,13 +38,19 @@ what real clients send (µTorrent's handshake has unsorted keys) for dissection.
 from __future__ import annotations
 
 import io
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
 import construct
-from construct import Bytes, Container, GreedyBytes, GreedyRange, Int8ub, Int16ub, Int32ub, Struct
+from construct import Container, GreedyBytes, GreedyRange, Int8ub, Int32ub, Struct
 
+from p2pkit.addresses import (
+    AnyIPAddress,
+    CompactPeer,
+    CompactPeer6,
+    IPv4Address,
+    IPv6Address,
+)
 from p2pkit.bencode import Bencoded, BencodedLenient
 from p2pkit.bittorrent.wire import PROTOCOL, NamedBits
 from p2pkit.errors import BuildError, ParseError
@@ -70,23 +76,11 @@ __all__ = [
 ]
 
 
-class IpAddress(construct.Adapter):
-    """``Bytes(4)`` or ``Bytes(16)`` as an :mod:`ipaddress` object; builds from either or text."""
-
-    def _decode(self, obj: bytes, context: Any, path: str) -> Any:
-        return ipaddress.ip_address(obj)
-
-    def _encode(self, obj: Any, context: Any, path: str) -> bytes:
-        return ipaddress.ip_address(obj).packed
-
-
 # fmt: off
-IPv4 = IpAddress(Bytes(4))
-IPv6 = IpAddress(Bytes(16))
-#: BEP 23 / BEP 11: "contacts in IPv4 compact format": 4-byte address, 2-byte port.
-CompactPeer = Struct("ip" / IPv4, "port" / Int16ub)
-#: BEP 7 / BEP 11: "contacts IPv6 compact format": 16-byte address, 2-byte port.
-CompactPeer6 = Struct("ip" / IPv6, "port" / Int16ub)
+# IPv4/IPv6 addresses and the BEP 11 "contacts in IPv4/IPv6 compact format" (CompactPeer,
+# CompactPeer6) are the shared layouts of p2pkit.addresses.
+IPv4 = IPv4Address
+IPv6 = IPv6Address
 #: BEP 11: "bit-flags, 1 byte per added IPv4 peer"; other bits "are reserved for future use".
 PexFlags = NamedBits(
     Int8ub,
@@ -226,7 +220,7 @@ HANDSHAKE_ITEMS: dict[str, Any] = {
     "m": _Names(),
     "p": _INTEGER,                      # "Local TCP listen port"
     "v": _TEXT,                         # "Client name and version (as a utf-8 string)"
-    "yourip": _Packed(IpAddress(GreedyBytes)),  # "either an IPv4 (4 bytes) or an IPv6 (16 bytes)"
+    "yourip": _Packed(AnyIPAddress()),  # "either an IPv4 (4 bytes) or an IPv6 (16 bytes)"
     "ipv6": _Packed(IPv6),              # "compact representation of that address (16 bytes)"
     "ipv4": _Packed(IPv4),              # "compact representation of that address (4 bytes)"
     "reqq": _INTEGER,                   # "the number of outstanding request messages"

@@ -18,12 +18,10 @@ BEP 7, BEP 48) and :mod:`p2pkit.bittorrent.tracker_udp` (BEP 15, BEP 41).
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Any
-
 import construct
-from construct import Bytes, GreedyRange, Int16ub, Struct, Terminated
+from construct import Bytes, GreedyRange, Terminated
 
+from p2pkit.addresses import CompactPeer, CompactPeer6, IPv4Address, IPv6Address
 from p2pkit.errors import ParseError
 from p2pkit.schema import Schema
 
@@ -40,47 +38,12 @@ __all__ = [
 ]
 
 
-class _IPAddressAdapter(construct.Adapter):
-    """Raw network-order address bytes as an :mod:`ipaddress` object (built from str/int too)."""
-
-    def __init__(self, size: int, kind: type) -> None:
-        super().__init__(Bytes(size))
-        self.kind = kind
-
-    def _decode(self, obj: bytes, context: Any, path: str) -> Any:
-        return self.kind(obj)
-
-    def _encode(self, obj: Any, context: Any, path: str) -> bytes:
-        if isinstance(obj, (bytes, bytearray)):
-            obj = bytes(obj)
-        try:
-            return self.kind(obj).packed
-        except ValueError as e:
-            raise construct.ExplicitError(f"not an {self.kind.__name__}: {obj!r}",
-                                          path=path) from e
-
-
-#: Four bytes of IPv4 address in network order, as :class:`ipaddress.IPv4Address`.
-IPv4Address = _IPAddressAdapter(4, ipaddress.IPv4Address)
-#: Sixteen bytes of IPv6 address in network order, as :class:`ipaddress.IPv6Address`.
-IPv6Address = _IPAddressAdapter(16, ipaddress.IPv6Address)
 #: BEP 3: "info_hash: The 20 byte sha1 hash of the bencoded form of the info value".
 InfoHash = Bytes(20)
 #: BEP 3: "peer_id: A string of length 20 which this downloader uses as its id."
 PeerId = Bytes(20)
 
 # fmt: off
-#: BEP 23: 4 bytes of host and 2 bytes of port, network byte order.
-CompactPeer = Struct(
-    "ip" / IPv4Address,
-    "port" / Int16ub,
-)
-#: BEP 7: 16 bytes of IPv6 address and 2 bytes of port, network byte order.
-CompactPeer6 = Struct(
-    "ip" / IPv6Address,
-    "port" / Int16ub,
-)
-
 #: A whole BEP 23 ``peers`` string: a multiple of 6 bytes.
 CompactPeers = Schema(construct.FocusedSeq(
     "peers",

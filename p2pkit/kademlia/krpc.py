@@ -43,6 +43,7 @@ import construct
 from construct import Bytes, Container, Int16ub, Struct
 
 from p2pkit import bencode
+from p2pkit.addresses import CompactPeer, CompactPeer6, IPv4Address, IPv6Address
 from p2pkit.deviations import Deviation
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
 from p2pkit.schema import FixedLayout, Schema
@@ -95,26 +96,13 @@ class ErrorCode(enum.IntEnum):
     SEQUENCE_NUMBER_LESS_THAN_CURRENT = 302  # BEP 44: "sequence number less than current."
 
 
-class IpAddress(construct.Adapter):
-    """``Bytes(4)`` or ``Bytes(16)`` as an :mod:`ipaddress` object; builds from either or text."""
-
-    def _decode(self, obj: bytes, context: Any, path: str) -> Any:
-        return ipaddress.ip_address(obj)
-
-    def _encode(self, obj: Any, context: Any, path: str) -> bytes:
-        return ipaddress.ip_address(obj).packed
-
-
 # fmt: off
 NodeId = Bytes(ID_LENGTH)
-IPv4 = IpAddress(Bytes(4))
-IPv6 = IpAddress(Bytes(16))
-#: BEP 5: "Contact information for peers is encoded as a 6-byte string. Also known as "Compact
-#: IP-address/port info" the 4-byte IP address is in network byte order with the 2 byte port in
-#: network byte order concatenated onto the end."
-CompactPeer = Struct("ip" / IPv4, "port" / Int16ub)
-#: BEP 32: IPv6 peers are "an 18-byte string" (16-byte address, 2-byte port).
-CompactPeer6 = Struct("ip" / IPv6, "port" / Int16ub)
+IPv4 = IPv4Address
+IPv6 = IPv6Address
+# CompactPeer: BEP 5: "Contact information for peers is encoded as a 6-byte string. Also known
+# as "Compact IP-address/port info" [...]"; CompactPeer6: BEP 32's 18-byte form. Both are the
+# shared layouts of p2pkit.addresses.
 #: BEP 5: "Contact information for nodes is encoded as a 26-byte string. Also known as "Compact
 #: node info" the 20-byte Node ID in network byte order has the compact IP-address/port info
 #: concatenated to the end."
