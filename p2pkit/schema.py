@@ -24,7 +24,7 @@ import construct
 
 from p2pkit.errors import BuildError, P2PKitError, ParseError
 
-__all__ = ["FixedLayout", "Schema", "clean_path", "failure_offset"]
+__all__ = ["FixedLayout", "NamedBits", "Schema", "clean_path", "failure_offset"]
 
 _TRANSLATED = (
     construct.ConstructError,
@@ -353,3 +353,44 @@ def _codes(fmt: str) -> list[str]:
 
 #: What a generated fast builder treats as "let the generic builder report it".
 _FAST_BUILD_ERRORS = _TRANSLATED + (P2PKitError,)
+
+
+class NamedBits(construct.Adapter):
+    """An integer read as named flags; bits without a name are kept in ``unknown``.
+
+    Builds from the same Container (missing flags count as unset) or from a plain integer.
+
+    >>> Flags = NamedBits(construct.Int8ub, seed=0x02, utp=0x04)
+    >>> flags = Flags.parse(b"\\x84")
+    >>> flags.seed, flags.utp, hex(flags.unknown)
+    (False, True, '0x80')
+    >>> Flags.build(dict(seed=True, unknown=0x80))
+    b'\\x82'
+    """
+
+    def __init__(self, subcon: construct.Construct, **bits: int) -> None:
+        super().__init__(subcon)
+        self.bits = bits
+        self.mask = 0
+        for bit in bits.values():
+            self.mask |= bit
+
+    def _decode(self, obj: int, context: Any, path: str) -> construct.Container:
+        flags = construct.Container([(name, bool(obj & bit)) for name, bit in self.bits.items()])
+        flags["unknown"] = obj & ~self.mask
+        return flags
+
+    def _encode(self, obj: Any, context: Any, path: str) -> int:
+        if isinstance(obj, int):
+            return obj
+        value = obj.get("unknown", 0)
+        if value & self.mask:
+            raise construct.ExplicitError(f"unknown bits {value:#x} overlap named flags", path=path)
+        for name, flag in obj.items():
+            if name == "unknown" or name.startswith("_"):
+                continue
+            if name not in self.bits:
+                raise construct.ExplicitError(f"no flag named {name!r}", path=path)
+            if flag:
+                value |= self.bits[name]
+        return value

@@ -52,9 +52,9 @@ from p2pkit.addresses import (
     IPv6Address,
 )
 from p2pkit.bencode import Bencoded, BencodedLenient
-from p2pkit.bittorrent.wire import PROTOCOL, NamedBits
+from p2pkit.bittorrent.wire import PROTOCOL
 from p2pkit.errors import BuildError, ParseError
-from p2pkit.schema import Schema
+from p2pkit.schema import NamedBits, Schema
 
 __all__ = [
     "EXTENSION_MESSAGES",

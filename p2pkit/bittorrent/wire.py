@@ -76,7 +76,7 @@ from construct import (
 )
 
 from p2pkit.errors import ParseError
-from p2pkit.schema import FixedLayout, Schema, clean_path
+from p2pkit.schema import FixedLayout, NamedBits, Schema, clean_path
 
 __all__ = [
     "MESSAGE_IDS",
@@ -95,47 +95,6 @@ __all__ = [
 PROTOCOL = "bittorrent"
 #: BEP 3: the protocol string that follows the length byte 19.
 PSTR = b"BitTorrent protocol"
-
-
-class NamedBits(construct.Adapter):
-    """An integer read as named flags; bits without a name are kept in ``unknown``.
-
-    Builds from the same Container (missing flags count as unset) or from a plain integer.
-
-    >>> Flags = NamedBits(Int8ub, seed=0x02, utp=0x04)
-    >>> flags = Flags.parse(b"\\x84")
-    >>> flags.seed, flags.utp, hex(flags.unknown)
-    (False, True, '0x80')
-    >>> Flags.build(dict(seed=True, unknown=0x80))
-    b'\\x82'
-    """
-
-    def __init__(self, subcon: construct.Construct, **bits: int) -> None:
-        super().__init__(subcon)
-        self.bits = bits
-        self.mask = 0
-        for bit in bits.values():
-            self.mask |= bit
-
-    def _decode(self, obj: int, context: Any, path: str) -> Container:
-        flags = Container([(name, bool(obj & bit)) for name, bit in self.bits.items()])
-        flags["unknown"] = obj & ~self.mask
-        return flags
-
-    def _encode(self, obj: Any, context: Any, path: str) -> int:
-        if isinstance(obj, int):
-            return obj
-        value = obj.get("unknown", 0)
-        if value & self.mask:
-            raise construct.ExplicitError(f"unknown bits {value:#x} overlap named flags", path=path)
-        for name, flag in obj.items():
-            if name == "unknown" or name.startswith("_"):
-                continue
-            if name not in self.bits:
-                raise construct.ExplicitError(f"no flag named {name!r}", path=path)
-            if flag:
-                value |= self.bits[name]
-        return value
 
 
 # fmt: off

@@ -76,11 +76,10 @@ from construct import (
     this,
 )
 
-from p2pkit.bittorrent.wire import NamedBits
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.gnutella.fields import Guid, IPv4, Text, VendorCode
 from p2pkit.gnutella.ggep import ExtensionBlock
-from p2pkit.schema import FixedLayout, Schema, clean_path
+from p2pkit.schema import FixedLayout, NamedBits, Schema, clean_path
 
 __all__ = [
     "HEADER_LENGTH",
