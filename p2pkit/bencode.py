@@ -37,6 +37,7 @@ import construct
 
 from p2pkit.deviations import Deviation
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
+from p2pkit.schema import clean_path
 
 __all__ = [
     "Bencoded",
@@ -465,7 +466,7 @@ class BencodedConstruct(construct.Construct):
         try:
             value, end = decode_prefix(data, strict=self.strict)
         except ParseError as e:
-            raise e.relocated(base=start, path_prefix=_clean_path(path)) from None
+            raise e.relocated(base=start, path_prefix=clean_path(path)) from None
         construct.stream_seek(stream, start + end, 0, path)
         return value
 
@@ -479,12 +480,6 @@ class BencodedConstruct(construct.Construct):
 
     def _emitdecompiled(self) -> str:
         return "Bencoded" if self.strict else "BencodedLenient"
-
-
-def _clean_path(path: str) -> str:
-    """construct's ``(parsing) -> a -> b`` as ``a -> b``."""
-    parts = [p.strip() for p in path.split("->")]
-    return " -> ".join(p for p in parts if p and not p.startswith("("))
 
 
 #: A strict bencoded value, as a construct field.

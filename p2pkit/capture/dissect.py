@@ -58,36 +58,27 @@ class _Direction:
 StreamFactory = Callable[..., StreamDecoder]
 
 
-def _bittorrent_stream(src: str, dst: str, *, transport: str, from_start: bool,
-                       peer: Any = None) -> PeerWireStream:
-    # Even a capture that starts mid-connection may start right at the handshake (no SYN seen).
-    stream = PeerWireStream(transport=transport, src=src, dst=dst, expect_handshake=True)
-    if peer is not None:
-        stream.peer, peer.peer = peer, stream
-    return stream
+def _paired(decoder: type) -> StreamFactory:
+    """A factory of ``decoder`` for one direction, linked to the opposite direction's decoder
+    (a response needs its request; an extension id is named by the other side's handshake)."""
 
+    def make(src: str, dst: str, *, transport: str, from_start: bool,
+             peer: Any = None) -> StreamDecoder:
+        # Even a capture that starts mid-connection may start right at a handshake (no SYN
+        # seen), so every decoder looks for one first; ``from_start`` only guided detection.
+        stream = decoder(transport=transport, src=src, dst=dst)
+        if peer is not None:
+            stream.peer, peer.peer = peer, stream
+        return stream
 
-def _http_tracker_stream(src: str, dst: str, *, transport: str, from_start: bool,
-                         peer: Any = None) -> HttpTrackerStream:
-    stream = HttpTrackerStream(transport=transport, src=src, dst=dst)
-    if peer is not None:
-        stream.peer, peer.peer = peer, stream
-    return stream
-
-
-def _gnutella_stream(src: str, dst: str, *, transport: str, from_start: bool,
-                     peer: Any = None) -> GnutellaStream:
-    stream = GnutellaStream(transport=transport, src=src, dst=dst)
-    if peer is not None:
-        stream.peer, peer.peer = peer, stream
-    return stream
+    return make
 
 
 #: Stream protocol name -> factory of its per-direction decoder.
 STREAM_DECODERS: dict[str, StreamFactory] = {
-    "bittorrent": _bittorrent_stream,
-    "bt-tracker-http": _http_tracker_stream,
-    "gnutella": _gnutella_stream,
+    "bittorrent": _paired(PeerWireStream),
+    "bt-tracker-http": _paired(HttpTrackerStream),
+    "gnutella": _paired(GnutellaStream),
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from p2pkit.cli.bencode import to_json
 from p2pkit.cli.errors import BadInput
 from p2pkit.kademlia.node import Contact, LookupDone, NodeIdMismatch, PingDone, StoreDone
 from p2pkit.kademlia.server import DhtServer
@@ -43,21 +44,6 @@ def _hash20(text: str, what: str) -> bytes:
     return value
 
 
-def _text(value: Any) -> Any:
-    """A JSON-friendly form of a bencoded value (bytes as UTF-8 text when possible, else hex)."""
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"hex": value.hex()}
-    if isinstance(value, list):
-        return [_text(v) for v in value]
-    if isinstance(value, dict):
-        return {k.decode("utf-8", "replace") if isinstance(k, bytes) else k: _text(v)
-                for k, v in value.items()}
-    return value
-
-
 def _contact(c: Contact) -> dict[str, Any]:
     return {"id": c.id.hex(), "host": c.addr[0], "port": c.addr[1]}
 
@@ -72,7 +58,7 @@ def _lookup_document(done: LookupDone) -> dict[str, Any]:
     if done.method == "get":
         item = done.item
         doc["item"] = None if item is None else {
-            "v": _text(item.v), "mutable": item.mutable, "seq": item.seq,
+            "v": to_json(item.v), "mutable": item.mutable, "seq": item.seq,
             "k": item.k.hex() if item.k else None, "sig": item.sig.hex() if item.sig else None}
     return doc
 
@@ -99,7 +85,7 @@ def _print_lookup(done: LookupDone) -> None:
             click.echo("item: not found")
         else:
             kind = f"mutable seq {item.seq} key {item.k.hex()}" if item.mutable else "immutable"
-            click.echo(f"item ({kind}, signature verified): {_text(item.v)!r}")
+            click.echo(f"item ({kind}, signature verified): {to_json(item.v)!r}")
 
 
 def _print_store(done: StoreDone) -> None:
