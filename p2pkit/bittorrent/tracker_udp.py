@@ -222,29 +222,25 @@ UdpTrackerRequest = Schema(FocusedSeq(
     }, default=construct.Error),
 ), protocol=PROTOCOL, name="UdpTrackerRequest")
 
-#: Any tracker-to-client packet from an IPv4 tracker.
-UdpTrackerResponse = Schema(FocusedSeq(
-    "message",
-    "peek" / Peek(Struct("action" / Int32ub)),
-    "message" / Switch(_dispatch_key, {
-        "connect": UdpConnectResponse,
-        "announce": UdpAnnounceResponse,
-        "scrape": UdpScrapeResponse,
-        "error": UdpErrorResponse,
-    }, default=construct.Error),
-), protocol=PROTOCOL, name="UdpTrackerResponse")
 
+def _response(announce: Schema, name: str) -> Schema:
+    """Any tracker-to-client packet; ``announce`` fixes the peer size (BEP 15 §IPv6)."""
+    return Schema(FocusedSeq(
+        "message",
+        "peek" / Peek(Struct("action" / Int32ub)),
+        "message" / Switch(_dispatch_key, {
+            "connect": UdpConnectResponse,
+            "announce": announce,
+            "scrape": UdpScrapeResponse,
+            "error": UdpErrorResponse,
+        }, default=construct.Error),
+    ), protocol=PROTOCOL, name=name)
+
+
+#: Any tracker-to-client packet from an IPv4 tracker.
+UdpTrackerResponse = _response(UdpAnnounceResponse, "UdpTrackerResponse")
 #: Any tracker-to-client packet from an IPv6 tracker (18-byte peers in announce responses).
-UdpTrackerResponse6 = Schema(FocusedSeq(
-    "message",
-    "peek" / Peek(Struct("action" / Int32ub)),
-    "message" / Switch(_dispatch_key, {
-        "connect": UdpConnectResponse,
-        "announce": UdpAnnounceResponse6,
-        "scrape": UdpScrapeResponse,
-        "error": UdpErrorResponse,
-    }, default=construct.Error),
-), protocol=PROTOCOL, name="UdpTrackerResponse6")
+UdpTrackerResponse6 = _response(UdpAnnounceResponse6, "UdpTrackerResponse6")
 # fmt: on
 
 
