@@ -166,10 +166,8 @@ class Dissector:
             d.head.clear()
             return False
         self._connection_protocol.setdefault(connection, d.protocol)
-        peer = None
-        for (cid, _), other_dir in self._directions.items():
-            if cid == connection and other_dir is not d and other_dir.decoder is not None:
-                peer = other_dir.decoder
+        other = self._directions.get((connection, d.dst))
+        peer = other.decoder if other is not None and other is not d else None
         d.decoder = STREAM_DECODERS[d.protocol](d.src, d.dst, transport="tcp",
                                                 from_start=d.from_start, peer=peer)
         return True
