@@ -219,14 +219,13 @@ class TcpReassembler:
         self._connections: dict[tuple[str, str], tuple[int, dict[str, TcpDirection]]] = {}
         self._ids = itertools.count(1)
         self.clients: dict[int, str] = {}
+        self._by_id: dict[int, dict[str, TcpDirection]] = {}
         self._last = (0, 0.0)
 
     def direction(self, connection: int, src: str) -> TcpDirection | None:
         """The reassembly state of ``src``'s direction of ``connection`` (for mid_stream)."""
-        for cid, directions in self._connections.values():
-            if cid == connection:
-                return directions.get(src)
-        return None
+        directions = self._by_id.get(connection)
+        return directions.get(src) if directions is not None else None
 
     def packet(self, pkt: Packet) -> list[StreamEvent]:
         """Take one TCP packet; return the stream events it releases."""
@@ -248,6 +247,7 @@ class TcpReassembler:
             directions = {}
             entry = (cid, directions)
             self._connections[key] = entry
+            self._by_id[cid] = directions
             self.clients[cid] = src
         cid, directions = entry
         direction = directions.get(src)
