@@ -151,6 +151,9 @@ class Dissector:
             if d.decoder is not None and hasattr(d.decoder, "end"):
                 yield from d.decoder.end()
             self.skipped_bytes += getattr(d.decoder, "skipped", 0)
+            del self._directions[key]  # ended: forget it, so memory stays flat
+            if (event.connection, event.dst) not in self._directions:
+                self._connection_protocol.pop(event.connection, None)
 
     def _decide(self, connection: int, d: _Direction, *, complete: bool) -> bool:
         other = self._connection_protocol.get(connection)

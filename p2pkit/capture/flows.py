@@ -152,13 +152,14 @@ class TcpDirection:
                                     frame, time))
         return events
 
-    def finish(self, frame: int, time: float) -> list[StreamEvent]:
-        """End of capture: release held data (declaring the holes before it) and end."""
+    def finish(self, frame: int, time: float, reason: str | None = None) -> list[StreamEvent]:
+        """End of capture (or of the connection: ``reason``): release held data, declaring the
+        holes before it, and end."""
         events: list[StreamEvent] = []
         if self.ended:
             return events
         self._flush(events)
-        reason = self._fin_at[1] if self._fin_at else "capture-end"
+        reason = reason or (self._fin_at[1] if self._fin_at else "capture-end")
         self.ended = reason
         events.append(StreamEnd(self.connection, self.src, self.dst, self.offset, reason,
                                 frame, time))
@@ -243,6 +244,8 @@ class TcpReassembler:
                     events += d.finish(pkt.frame, pkt.time)
                 entry = None
         if entry is None:
+            if not (pkt.payload or pkt.missing or pkt.flags & TCP_SYN):
+                return events  # a bare ACK/FIN/RST of a connection already closed, or unseen
             cid = next(self._ids)
             directions = {}
             entry = (cid, directions)
@@ -254,6 +257,13 @@ class TcpReassembler:
         if direction is None:
             direction = directions[src] = TcpDirection(cid, src, dst)
         events += direction.segment(pkt)
+        if pkt.flags & TCP_RST:  # RFC 9293 §3.5.2: a reset aborts both directions
+            for other in directions.values():
+                events += other.finish(pkt.frame, pkt.time, "rst")
+        if all(d.ended for d in directions.values()) and (
+                len(directions) == 2 or pkt.flags & TCP_RST):
+            del self._connections[key]  # closed: forget it, so memory stays flat
+            del self._by_id[cid]
         return events
 
     def finish(self) -> list[StreamEvent]:
