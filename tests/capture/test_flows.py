@@ -165,3 +165,16 @@ def test_pending_bound_declares_a_gap(monkeypatch):
         events += r.packet(_pkt(1001 + 40 * i, bytes(40)))
     gaps = [e for e in events if isinstance(e, StreamGap)]
     assert gaps and gaps[0].offset == 0 and gaps[0].length == 1000
+
+
+def test_closed_connections_are_forgotten():
+    r = TcpReassembler()
+    for i in range(2000):
+        client = dict(src="10.0.0.1", sport=10000 + i)
+        for seq, data, flags in ((0, b"", TCP_SYN), (1, b"hello", TCP_ACK),
+                                 (6, b"", TCP_FIN | TCP_ACK)):
+            r.packet(_pkt(seq, data, flags, **client))
+        for seq, data, flags in ((100, b"", TCP_SYN | TCP_ACK), (101, b"", TCP_FIN | TCP_ACK)):
+            r.packet(Packet(0, 0.0, "tcp", "10.0.0.2", 6881, "10.0.0.1", 10000 + i, data,
+                            seq, 0, flags))
+    assert r._connections == {} and r._by_id == {}
