@@ -19,8 +19,16 @@ from typing import Any
 
 from p2pkit.bencode import decode_lenient
 from p2pkit.bittorrent.extensions import decode_extended, message_names
-from p2pkit.bittorrent.wire import MESSAGES, PSTR, Handshake, PeerMessageLenient
+from p2pkit.bittorrent.wire import (
+    MESSAGE_IDS,
+    MESSAGES,
+    PSTR,
+    Handshake,
+    HandshakeBody,
+    PeerMessageLenient,
+)
 from p2pkit.capture.record import Record, json_fields, json_value
+from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation
 from p2pkit.errors import ParseError
@@ -161,6 +169,11 @@ class PeerWireStream:
         record = Record(frame=frame, time=time, transport=self.transport, src=self.src,
                         dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
                         offset=start, length=length, value=value)
+        if message == "handshake":
+            record.spans = struct_spans(HandshakeBody, 0, length)
+        elif message in MESSAGE_IDS:
+            # after the 4-byte length prefix and the id byte
+            record.spans = struct_spans(MESSAGES[MESSAGE_IDS[message]][1], 5, length)
         if message == "extended":
             self._extended(record, value)
         return record

@@ -19,6 +19,13 @@ from typing import Any
 
 from p2pkit.bittorrent.tracker_udp import (
     PROTOCOL_ID,
+    UdpAnnounceRequest,
+    UdpAnnounceResponse,
+    UdpConnectRequest,
+    UdpConnectResponse,
+    UdpErrorResponse,
+    UdpScrapeRequest,
+    UdpScrapeResponse,
     UdpTrackerRequest,
     UdpTrackerResponse,
     UdpTrackerResponse6,
@@ -27,6 +34,7 @@ from p2pkit.bittorrent.utp import UtpPacket, looks_like_utp
 from p2pkit.capture.bittorrent import PeerWireStream
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, json_fields
+from p2pkit.capture.spans import struct_spans
 from p2pkit.errors import ParseError
 
 __all__ = ["DatagramDissector", "MAX_UTP_REORDER", "UtpDirection"]
@@ -38,6 +46,11 @@ MAX_UTP_HELD = 64
 #: Remembered UDP tracker transactions and connection ids (oldest forgotten first).
 MAX_TRACKER_STATE = 4096
 
+#: BEP 15 message schemas by action, for the field spans of ``dissect -V``.
+_TRACKER_REQUESTS = {"connect": UdpConnectRequest, "announce": UdpAnnounceRequest,
+                     "scrape": UdpScrapeRequest}
+_TRACKER_RESPONSES = {"connect": UdpConnectResponse, "announce": UdpAnnounceResponse,
+                      "scrape": UdpScrapeResponse, "error": UdpErrorResponse}
 _CONNECT_HEAD = struct.Struct(">QII")  # BEP 15 connect request: protocol_id, action, tid
 _RESPONSE_HEAD = struct.Struct(">II")  # BEP 15 responses: action, transaction_id
 _REQUEST_HEAD = struct.Struct(">QII")  # connection_id, action, transaction_id
@@ -189,9 +202,11 @@ class DatagramDissector:
                 self._remember(self._tracker_connections, (dst, src, value.connection_id), True)
         fields = json_fields(value, drop=("action",))
         fields["direction"] = kind
+        schema = (_TRACKER_REQUESTS if kind == "request" else _TRACKER_RESPONSES).get(action)
         return Record(frame=pkt.frame, time=pkt.time, transport="udp", src=src, dst=dst,
                       protocol="bt-tracker", message=action, fields=fields,
-                      length=len(data), value=value)
+                      length=len(data), value=value,
+                      spans=struct_spans(schema, 0, len(data)) if schema is not None else {})
 
     # -- BEP 29 -----------------------------------------------------------------------------
 
@@ -234,7 +249,8 @@ class DatagramDissector:
         fields["payload_length"] = len(value.payload)
         yield Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
                      dst=pkt.dst, protocol="bt-utp", message=kind, fields=fields,
-                     length=len(pkt.payload), value=value)
+                     length=len(pkt.payload), value=value,
+                     spans=struct_spans(UtpPacket, 0, len(pkt.payload)))
         direction = self._utp.get(key)
         if direction is None:
             stream = PeerWireStream(transport="utp", src=pkt.src, dst=pkt.dst)

@@ -7,6 +7,7 @@ transaction id and endpoints, so every record knows its method.
 
 from __future__ import annotations
 
+from p2pkit import bencode
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, json_fields
 from p2pkit.errors import ParseError
@@ -15,6 +16,8 @@ from p2pkit.kademlia.krpc import PROTOCOL, Transactions, decode_lenient
 __all__ = ["KrpcDissector"]
 
 _KIND = {"q": "query", "r": "response", "e": "error"}
+#: KRPC keys shown under another name in the record (``q`` is the method).
+_FIELD_OF_KEY = {b"t": "transaction_id", b"q": "method"}
 
 
 class KrpcDissector:
@@ -34,7 +37,10 @@ class KrpcDissector:
         self.transactions.seen(message, pkt.src, pkt.dst)
         fields = json_fields(message, drop=("y",))
         fields["transaction_id"] = fields.pop("t", None)
+        # BEP 5 keys of the top-level dictionary, where they lie in the datagram
+        spans = {_FIELD_OF_KEY.get(k, k.decode("latin-1")): span
+                 for k, span in bencode.decode_lenient(pkt.payload, spans=True).spans.items()}
         return Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
                       dst=pkt.dst, protocol=PROTOCOL, message=_KIND.get(message.y, str(message.y)),
                       fields=fields, length=len(pkt.payload), value=message,
-                      deviations=list(result.deviations))
+                      deviations=list(result.deviations), spans=spans)

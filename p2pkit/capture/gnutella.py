@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from p2pkit.capture.record import Record, json_fields
+from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.errors import ParseError
+from p2pkit.gnutella.descriptors import HEADER_LENGTH, DescriptorHeader
 from p2pkit.gnutella.stream import DescriptorFrame, StreamReader
 
 __all__ = ["GnutellaStream"]
@@ -98,7 +100,9 @@ class GnutellaStream:
                 d = f.descriptor
                 fields = json_fields(d)
                 fields["guid"] = d.guid.hex()
-                yield self._record(str(d.type), fields, f.offset, len(f.data), frame, time, d)
+                record = self._record(str(d.type), fields, f.offset, len(f.data), frame, time, d)
+                record.spans = struct_spans(DescriptorHeader, 0, HEADER_LENGTH)
+                yield record
             else:
                 hs = f.handshake
                 fields = {"kind": hs.kind, "version": hs.version,

@@ -46,6 +46,8 @@ class Record:
     deviations: list[Deviation] = field(default_factory=list)
     #: The decoded value before JSON conversion (Containers), for the field tree.
     value: Any = None
+    #: Top-level field name -> (start, end) bytes, relative to the message's first byte.
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

@@ -75,7 +75,13 @@ def render_tree(record: Record) -> str:
         f"Frame {record.frame}: {record.time:.6f} {record.transport} {record.src} → {record.dst}",
         f"  {record.protocol} {record.message} ({where})",
     ]
-    lines += _tree_lines(record.fields, 1)
+    base = record.offset or 0
+    for key, value in record.fields.items():
+        field_lines = _tree_lines(value, 1, str(key))
+        span = record.spans.get(str(key))
+        if span is not None:  # tshark -V style: where the field lies in the stream/datagram
+            field_lines[0] = f"    [{base + span[0]}:{base + span[1]}] " + field_lines[0].lstrip()
+        lines += field_lines
     for d in record.deviations:
         lines.append(f"    [deviation] {d}")
     return "\n".join(lines)

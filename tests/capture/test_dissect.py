@@ -184,3 +184,24 @@ def test_netbios_datagrams_that_look_like_utp_are_not_taken_for_utp():
     # uTP st_fin header; with no SYN and no reply they are no evidence of a uTP connection.
     records = list(dissect(CAPTURES / "ndpi-gnutella.pcap"))
     assert not [r for r in records if r.protocol == "bt-utp"]
+
+
+def test_field_spans_point_at_the_field_bytes():
+    from tests.pcap_payloads import tcp_streams
+
+    streams = {f"{s[0]}:{s[1]}>{d[0]}:{d[1]}": data
+               for (s, d), data in tcp_streams("bt-02-libtorrent-magnet-ut_metadata-pex.pcap").items()}
+    checked = 0
+    for r in dissect(CAPTURES / "bt-02-libtorrent-magnet-ut_metadata-pex.pcap"):
+        if r.message not in ("request", "have", "handshake"):
+            continue
+        stream = streams[f"{r.src}>{r.dst}"]
+        for name, (start, end) in r.spans.items():
+            raw = stream[r.offset + start:r.offset + end]
+            value = r.fields[name]
+            if isinstance(value, int):
+                assert int.from_bytes(raw, "big") == value
+            elif name in ("info_hash", "peer_id"):
+                assert raw.hex() == value
+            checked += 1
+    assert checked > 1000
