@@ -43,6 +43,8 @@ class StreamDecoder(Protocol):
 
     def gap(self, offset: int, length: int) -> None: ...
 
+    def end(self) -> Iterable[Record]: ...
+
 
 @dataclass
 class _Direction:
@@ -148,7 +150,7 @@ class Dissector:
             if d.decoder is None and d.head:
                 self._decide(event.connection, d, complete=True)
                 yield from self._replay(d)
-            if d.decoder is not None and hasattr(d.decoder, "end"):
+            if d.decoder is not None:
                 yield from d.decoder.end()
             self.skipped_bytes += getattr(d.decoder, "skipped", 0)
             del self._directions[key]  # ended: forget it, so memory stays flat
