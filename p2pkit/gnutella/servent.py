@@ -45,7 +45,7 @@ from construct import Container
 
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, ProtocolError
 from p2pkit.gnutella.descriptors import Descriptor
-from p2pkit.gnutella.ggep import extension
+from p2pkit.gnutella.ggep import FILE_SEPARATOR, extension
 from p2pkit.gnutella.handshake import Handshake, Headers
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
 from p2pkit.gnutella.stream import HandshakeFrame, StreamReader
@@ -573,7 +573,7 @@ class Servent:
         if not matches:
             return
         results = [Container(file_index=f.index, file_size=f.size, file_name=f.name,
-                             extensions=[Container(kind="urn", text=f.urn, separator=None)])
+                             extensions=self._result_extensions(f, query))
                    for f in matches[:255]]
         hit = Container(guid=query.guid, type="query_hit", ttl=query.hops + 1, hops=0,
                         port=self.listen[1], ip_address=self.listen[0], speed=1000,
@@ -583,6 +583,19 @@ class Servent:
                                           private_data=b"", private_extensions=None, xml=None,
                                           servent_id=self.guid))
         self._send(conn, hit)
+
+    @staticmethod
+    def _result_extensions(f: SharedFile, query: Any) -> list[Container]:
+        """HUGE §3's urn:sha1 text, and GGEP "H" (the binary SHA-1) when the query's flags ask
+        for it (min_speed §: "GGEP H allowed"), as gtk-gnutella answers."""
+        out = [Container(kind="urn", text=f.urn, separator=None)]
+        if query.min_speed.mark and query.min_speed.ggep_h:
+            out[0].separator = FILE_SEPARATOR  # HUGE §3: 0x1C between a urn and GGEP
+            # GGEP §COBS: a result's block ends at NUL, so a payload holding 0x00 is encoded
+            payload = bytes([1]) + f.sha1  # GGEP "H": 0x01 (SHA-1), then the digest
+            out.append(Container(kind="ggep", separator=None, extensions=[
+                extension("H", payload, cobs=0 in payload)]))
+        return out
 
     def matching(self, criteria: str, urns: Iterable[str] = ()) -> list[SharedFile]:
         """Shared files matching every keyword of ``criteria``, or any of ``urns``."""

@@ -43,6 +43,8 @@ from p2pkit.gnutella.servent import (
 
 __all__ = ["GnutellaServer", "Hit", "download", "share_directory"]
 
+#: TTL of the ping sent on a new connection (as gtk-gnutella does).
+DISCOVERY_PING_TTL = 4
 #: Bound on an HTTP request head (request line and headers).
 MAX_HTTP_HEAD = 8 * 1024
 _READ = 64 * 1024
@@ -124,7 +126,8 @@ class GnutellaServer:
 
     async def connect(self, host: str, port: int) -> Any:
         """Open a Gnutella connection to ``host:port`` (the core sends the handshake)."""
-        reader, writer = await asyncio.open_connection(host, port)
+        # from our own address, as a servent with its own IP would (not the default source)
+        reader, writer = await asyncio.open_connection(host, port, local_addr=(self.host, 0))
         conn_id = ("out", host, port, next(self._ids))
         self._writers[conn_id] = writer
         self.core.connect(conn_id, now=self._loop_time(), remote_ip=host)
@@ -186,6 +189,7 @@ class GnutellaServer:
                 writer.close()
 
     async def _flush(self) -> None:
+        pinged = False
         for conn_id, data in self.core.data_to_send():
             writer = self._writers.get(conn_id)
             if writer is not None:
@@ -201,8 +205,14 @@ class GnutellaServer:
                     writer.close()
             elif isinstance(event, ConnectionEstablished):
                 self.connected.set()
+                # ping-pong §: a servent pings a new connection to learn hosts (gtk-gnutella
+                # does so with TTL 4); pong caching answers it without flooding.
+                self.core.ping(now=self._loop_time(), ttl=DISCOVERY_PING_TTL)
+                pinged = True
             elif isinstance(event, PushReceived):
                 self._spawn(self._give(event.descriptor))
+        if pinged:
+            await self._flush()
 
     def _record_hit(self, event: QueryHitReceived) -> None:
         d = event.descriptor
@@ -261,7 +271,8 @@ class GnutellaServer:
             return
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(push.ip_address, push.port), 10)
+                asyncio.open_connection(push.ip_address, push.port,
+                                        local_addr=(self.host, 0)), 10)
         except (OSError, TimeoutError):
             return
         writer.write(f"GIV {found.index}:{self.core.guid.hex()}/{found.name}\n\n"

@@ -216,18 +216,24 @@ def tshark_gnutella(name: str, ports: range) -> dict[int, Counter]:
     return frames
 
 
-def test_gnutella_descriptor_headers_agree_with_tshark():
+@pytest.mark.parametrize("name", ["gtkg123-plain-up2-3leaves.pcap",
+                                  "gnutella-02-p2pkit-servents.pcap"])
+def test_gnutella_descriptor_headers_agree_with_tshark(name):
     from p2pkit.gnutella.descriptors import PAYLOAD_TYPES
 
-    name = "gtkg123-plain-up2-3leaves.pcap"
     theirs = tshark_gnutella(name, range(6346, 6351))
     ours: dict[int, Counter] = defaultdict(Counter)
     for r in dissect(CAPTURES / name):
         if r.protocol == "gnutella" and r.message in PAYLOAD_TYPES:
             ours[r.frame][(PAYLOAD_TYPES[r.message], r.fields["ttl"], r.fields["hops"],
                            r.fields["guid"])] += 1
-    assert sum(sum(c.values()) for c in theirs.values()) > 100
-    assert dict(ours) == theirs  # every descriptor tshark decodes, in the same frames
+    assert sum(sum(c.values()) for c in theirs.values()) > 30
+    # every descriptor tshark decodes, in the same frames, with the same header fields
+    assert all(not (c - ours.get(f, Counter())) for f, c in theirs.items())
+    if name.startswith("gtkg"):
+        assert dict(ours) == theirs  # and nothing more
+    # (p2pkit's own capture: tshark skips descriptors sent in the segment that ends a
+    # handshake, which p2pkit decodes)
 
 
 def test_http_tracker_requests_agree_with_tshark_http():
@@ -256,6 +262,7 @@ COVERAGE = {
     "dht-02-bep44-put-get.pcap": "KRPC kind, method, transaction id",
     "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap": "KRPC kind, method, transaction id",
     "gtkg123-plain-up2-3leaves.pcap": "Gnutella descriptor headers: exact agreement",
+    "gnutella-02-p2pkit-servents.pcap": "Gnutella descriptor headers: all of tshark's found",
     "ndpi-bittorrent.pcap": "peer wire: tshark's messages all found, p2pkit decodes more",
     "ndpi-bittorrent_tcp_miss.pcapng": "peer wire after MSE: exact agreement",
     "ndpi-bittorrent_utp.pcap": "uTP headers and KRPC",

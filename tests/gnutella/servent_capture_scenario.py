@@ -1,0 +1,96 @@
+"""Record p2pkit's reference servents on loopback, for comparison with gtk-gnutella's capture.
+
+Run as root; it enters a private network namespace with only loopback (``unshare -n``), sets a
+1500-byte MTU with segmentation offloads off (so tcpdump sees real segments), and records:
+
+    python tests/gnutella/servent_capture_scenario.py OUT.pcap
+
+Two ultrapeers (127.0.0.10, 127.0.0.14, linked), three leaves (127.0.0.11, .12, .13 — the last
+firewalled), the same addresses and roles as tests/data/captures/gtkg123-plain-up2-3leaves.pcap;
+searches ``alpha``, ``bravo charlie`` and ``kilo``, one download by urn:sha1 and one through
+Push/GIV, then Byes. Bounded by a timeout; only processes it started are stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 60
+
+
+async def scenario(work: Path) -> None:
+    from p2pkit.gnutella.server import GnutellaServer, download
+
+    def share(name: str, files: dict[str, bytes]) -> Path:
+        directory = work / name
+        directory.mkdir()
+        for file_name, data in files.items():
+            (directory / file_name).write_bytes(data)
+        return directory
+
+    up1 = GnutellaServer(host="127.0.0.10", port=6346, ultrapeer=True, seed=10)
+    up2 = GnutellaServer(host="127.0.0.14", port=6350, ultrapeer=True, seed=14)
+    a = GnutellaServer(host="127.0.0.11", port=6347, seed=11,
+                       share=share("a", {"alpha_first.txt": b"alpha " * 900}))
+    b = GnutellaServer(host="127.0.0.12", port=6348, seed=12,
+                       share=share("b", {"bravo charlie.txt": b"bc" * 3000}))
+    c = GnutellaServer(host="127.0.0.13", port=6349, seed=13, firewalled=True,
+                       share=share("c", {"kilo.txt": b"k" * 2500}))
+    servers = (up1, up2, a, b, c)
+    for s in servers:
+        await s.start()
+    await up2.connect("127.0.0.10", 6346)
+    for leaf in (a, b):
+        await leaf.connect("127.0.0.10", 6346)
+    await c.connect("127.0.0.14", 6350)
+    await asyncio.sleep(1.0)  # handshakes, pings/pongs and QRP tables
+    try:
+        hits = await b.search("alpha", timeout=1.0)
+        if hits:
+            await download(hits[0])
+        await a.search("bravo charlie", timeout=1.0)
+        hits = await b.search("kilo", timeout=1.0)
+        if hits:
+            await b.fetch(hits[0], timeout=5.0)  # Push through the ultrapeers, GIV back
+        await asyncio.sleep(0.5)
+    finally:
+        for s in reversed(servers):
+            await s.close()
+        await asyncio.sleep(0.5)
+
+
+def inside(out: str) -> int:
+    for cmd in (["ip", "link", "set", "lo", "mtu", "1500"], ["ip", "link", "set", "lo", "up"],
+                ["ethtool", "-K", "lo", "tso", "off", "gso", "off", "gro", "off"]):
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    dump = subprocess.Popen(["tcpdump", "-i", "lo", "-s", "0", "-B", "65536", "-U", "-w", out,
+                             "tcp"], stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            asyncio.run(asyncio.wait_for(scenario(Path(work)), TIMEOUT))
+    finally:
+        time.sleep(1.0)  # let tcpdump write the last segments (Byes, FINs)
+        dump.terminate()
+        dump.wait(timeout=10)
+    return 0
+
+
+def main() -> int:
+    out = os.path.abspath(sys.argv[1])
+    if len(sys.argv) > 2 and sys.argv[2] == "--inside":
+        return inside(out)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(["timeout", "-k", "5", str(TIMEOUT + 30), "unshare", "-n",
+                           sys.executable, __file__, out, "--inside"], env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""p2pkit's servent on the wire, next to gtk-gnutella 1.2.3's (issue 6's evidence).
+
+Both captures are dissected with p2pkit: tests/data/captures/gtkg123-plain-up2-3leaves.pcap
+(five gtk-gnutella servents) and gnutella-02-p2pkit-servents.pcap (five p2pkit servents in the
+same roles and addresses, recorded by tests/gnutella/servent_capture_scenario.py). The headers
+and GGEP extensions each side sends are compared; every difference is listed with its reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from p2pkit.capture.dissect import Dissection
+from tests.pcap_payloads import CAPTURES
+
+GTKG = CAPTURES / "gtkg123-plain-up2-3leaves.pcap"
+P2PKIT = CAPTURES / "gnutella-02-p2pkit-servents.pcap"
+
+#: Headers gtk-gnutella sends that p2pkit does not, and why.
+NOT_SENT_BY_P2PKIT = {
+    "Node": "gtk-gnutella's name for the listening address; p2pkit sends Listen-IP, the name "
+            "the handshake documents use",
+    "Vendor-Message": "p2pkit's servent does not implement vendor messages (it decodes them)",
+    "X-Features": "advertises vendor features p2pkit does not implement",
+    "X-Dynamic-Querying": "dynamic querying is not implemented",
+    "X-Requeries": "dynamic querying is not implemented",
+    "X-Ultrapeer-Query-Routing": "QRP between ultrapeers is not implemented (leaf QRP is)",
+    "X-Degree": "high-outdegree ultrapeer setting of gtk-gnutella, not implemented",
+    "X-Ext-Probes": "extended probe queries are not implemented",
+    "X-Live-Since": "uptime advertisement, not implemented",
+    "X-Token": "gtk-gnutella's vendor authentication token",
+}
+#: Headers p2pkit sends that gtk-gnutella does not, and why.
+NOT_SENT_BY_GTKG = {"Listen-IP": "the documented name of gtk-gnutella's Node header"}
+
+
+def _dissect(path):
+    d = Dissection(path)
+    records = [r for r in d if r.protocol == "gnutella"]
+    return d, records
+
+
+def _headers(records) -> dict[str, set[str]]:
+    by_kind: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        if r.message == "handshake":
+            by_kind[r.fields["kind"]].update(name for name, _ in r.fields["headers"])
+    return by_kind
+
+
+def _ggep_ids(records) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+
+    def walk(value, ids):
+        if isinstance(value, dict):
+            if value.get("kind") == "ggep":
+                ids.update(e["id"] for e in value.get("extensions") or ())
+            for v in value.values():
+                walk(v, ids)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, ids)
+
+    for r in records:
+        if r.message != "handshake" and r.value is not None:
+            walk(r.value, out[r.message])
+    return out
+
+
+def test_p2pkit_capture_decodes_completely():
+    d, records = _dissect(P2PKIT)
+    kinds = Counter(r.message for r in records)
+    assert not {"unknown", "malformed"} & set(kinds)
+    for needed in ("handshake", "ping", "pong", "query", "query_hit", "route_table_update",
+                   "push", "giv", "http_request", "http_response", "bye"):
+        assert kinds[needed] >= 1, needed
+    assert all(getattr(x.decoder, "failed", None) is None
+               for x in d.dissector._directions.values() if x.decoder is not None)
+
+
+def test_handshake_headers_match_gtk_gnutella_but_for_the_listed_features():
+    gtkg = _headers(_dissect(GTKG)[1])
+    ours = _headers(_dissect(P2PKIT)[1])
+    assert set(ours) == set(gtkg) == {"connect", "response"}
+    for kind in ("connect", "response"):
+        missing = gtkg[kind] - ours[kind]
+        extra = ours[kind] - gtkg[kind]
+        assert missing <= set(NOT_SENT_BY_P2PKIT), (kind, missing)
+        assert extra <= set(NOT_SENT_BY_GTKG) | {"X-Ultrapeer-Needed"}, (kind, extra)
+    # the headers the issue names, sent by both
+    for name in ("User-Agent", "X-Ultrapeer", "X-Query-Routing", "Remote-IP", "Bye-Packet",
+                 "Pong-Caching", "GGEP"):
+        assert name in ours["connect"] and name in gtkg["connect"], name
+
+
+def test_ggep_where_gtk_gnutella_uses_it():
+    gtkg = _ggep_ids(_dissect(GTKG)[1])
+    ours = _ggep_ids(_dissect(P2PKIT)[1])
+    # pongs: vendor code and ultrapeer slots as gtk-gnutella; DU (daily uptime) is not sent
+    assert gtkg["pong"] - ours["pong"] == {"DU"} and ours["pong"] <= gtkg["pong"]
+    # query hits carry the file's SHA-1 as GGEP H, as gtk-gnutella's do; BH (browse host),
+    # CT (creation time) and GTKGV (vendor version) are gtk-gnutella extras
+    assert "H" in ours["query_hit"] and "H" in gtkg["query_hit"]
+    assert gtkg["query_hit"] - ours["query_hit"] == {"BH", "CT", "GTKGV"}
+    # no GGEP where gtk-gnutella has none
+    for kind in ("push", "bye", "route_table_update"):
+        assert not ours[kind] and not gtkg[kind]
+
+
+def test_ttl_and_hops_along_forwarded_queries():
+    _, records = _dissect(P2PKIT)
+    by_guid: dict[str, list] = defaultdict(list)
+    for r in records:
+        if r.message == "query":
+            by_guid[r.fields["guid"]].append((r.fields["hops"], r.fields["ttl"]))
+    forwarded = [seen for seen in by_guid.values() if len({h for h, _ in seen}) > 1]
+    assert forwarded
+    for seen in forwarded:  # every hop: hops + 1, TTL - 1, so TTL + hops is constant
+        assert len({h + t for h, t in seen}) == 1
