@@ -193,6 +193,8 @@ class Dissection:
         self.decode_as = list(decode_as)
         self.error: ParseError | None = None
         self.frames = 0
+        #: Time of the first frame (summary lines show times relative to it, as tshark does).
+        self.first_time: float | None = None
         self.dissector = Dissector(decode_as=self.decode_as)
         self._reader: CaptureReader | None = None
 
@@ -207,6 +209,8 @@ class Dissection:
             self._reader = reader
             for frame in reader:
                 self.frames = frame.number
+                if self.first_time is None:
+                    self.first_time = frame.time
                 pkt = decode_frame(frame)
                 if pkt is not None:
                     yield from dissector.packet(pkt)

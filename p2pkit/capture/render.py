@@ -31,17 +31,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def render_summary(record: Record) -> str:
-    """One line per message: frame, time, src → dst, protocol, message, key fields.
+def render_summary(record: Record, start: float = 0.0) -> str:
+    """One line per message: frame, time since ``start``, src → dst, protocol, message, key
+    fields (tshark's default columns).
 
-    >>> r = Record(frame=7, time=1.5, transport="tcp", src="10.0.0.1:1", dst="10.0.0.2:2",
+    >>> r = Record(frame=7, time=101.5, transport="tcp", src="10.0.0.1:1", dst="10.0.0.2:2",
     ...            protocol="bittorrent", message="request",
     ...            fields={"index": 1, "begin": 0, "length": 16384})
-    >>> render_summary(r)
+    >>> render_summary(r, start=100.0)
     '    7   1.500000 10.0.0.1:1 → 10.0.0.2:2 bittorrent request index=1 begin=0 length=16384'
     """
     keys = [f"{k}={_short(record.fields[k])}" for k in SUMMARY_KEYS if k in record.fields]
-    line = (f"{record.frame:5d} {record.time:10.6f} {record.src} → {record.dst} "
+    line = (f"{record.frame:5d} {record.time - start:10.6f} {record.src} → {record.dst} "
             f"{record.protocol} {record.message}")
     return line + (" " + " ".join(keys) if keys else "")
 

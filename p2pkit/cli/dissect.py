@@ -94,7 +94,7 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
             elif tree:
                 out.write(render_tree(record) + "\n\n")
             else:
-                out.write(render_summary(record) + "\n")
+                out.write(render_summary(record, dissection.first_time or 0.0) + "\n")
             shown += 1
             if count is not None and shown >= count:
                 break
