@@ -102,6 +102,10 @@ def test_ggep_where_gtk_gnutella_uses_it():
     # CT (creation time) and GTKGV (vendor version) are gtk-gnutella extras
     assert "H" in ours["query_hit"] and "H" in gtkg["query_hit"]
     assert gtkg["query_hit"] - ours["query_hit"] == {"BH", "CT", "GTKGV"}
+    # gtk-gnutella's pings ask for cached pongs (SCP) and its queries accept partial files
+    # (PR); p2pkit's servent implements neither, so it sends no GGEP there
+    assert gtkg["ping"] == {"SCP"} and not ours["ping"]
+    assert gtkg["query"] == {"PR"} and not ours["query"]
     # no GGEP where gtk-gnutella has none
     for kind in ("push", "bye", "route_table_update"):
         assert not ours[kind] and not gtkg[kind]
