@@ -268,3 +268,8 @@ def _total_size(path: str) -> int:
             if os.path.isfile(full) and not os.path.islink(full):
                 total += os.path.getsize(full)
     return total
+
+
+from p2pkit.cli.bt_tracker import tracker  # noqa: E402 - registered on the group above
+
+bt.add_command(tracker)
