@@ -142,27 +142,23 @@ UdpAnnounceRequest = Schema(Struct(
     "trailing" / construct.Default(GreedyBytes, b""),
 ), protocol=PROTOCOL, name="UdpAnnounceRequest")
 
-#: "IPv4 announce response": interval, leechers, seeders, then 6-byte <IP address, TCP port>.
-UdpAnnounceResponse = Schema(Struct(
-    "action" / Const("announce", Action),
-    "transaction_id" / Int32ub,
-    "interval" / Int32ub,
-    "leechers" / Int32ub,
-    "seeders" / Int32ub,
-    "peers" / GreedyRange(CompactPeer),
-    Terminated,
-), protocol=PROTOCOL, name="UdpAnnounceResponse")
+def _announce_response(peer: construct.Construct, name: str) -> Schema:
+    """An announce response: interval, leechers, seeders, then <IP address, TCP port> pairs."""
+    return Schema(Struct(
+        "action" / Const("announce", Action),
+        "transaction_id" / Int32ub,
+        "interval" / Int32ub,
+        "leechers" / Int32ub,
+        "seeders" / Int32ub,
+        "peers" / GreedyRange(peer),
+        Terminated,
+    ), protocol=PROTOCOL, name=name)
 
+
+#: "IPv4 announce response": 6-byte <IP address, TCP port> pairs.
+UdpAnnounceResponse = _announce_response(CompactPeer, "UdpAnnounceResponse")
 #: The announce response from an IPv6 tracker: "the stride size [...] is 18 bytes instead of 6".
-UdpAnnounceResponse6 = Schema(Struct(
-    "action" / Const("announce", Action),
-    "transaction_id" / Int32ub,
-    "interval" / Int32ub,
-    "leechers" / Int32ub,
-    "seeders" / Int32ub,
-    "peers" / GreedyRange(CompactPeer6),
-    Terminated,
-), protocol=PROTOCOL, name="UdpAnnounceResponse6")
+UdpAnnounceResponse6 = _announce_response(CompactPeer6, "UdpAnnounceResponse6")
 
 #: "scrape request": connection_id, action 2, transaction_id, then 20-byte info_hashes.
 UdpScrapeRequest = Schema(Struct(
