@@ -78,3 +78,24 @@ def udp_datagrams(name: str) -> list[tuple[Endpoint, Endpoint, bytes]]:
             udp = pkt[UDP]
             out.append(((ip.src, udp.sport), (ip.dst, udp.dport), bytes(udp.payload)))
     return out
+
+
+@lru_cache(maxsize=16)
+def tcp_segments(name: str) -> list[tuple[Endpoint, Endpoint, bytes]]:
+    """Every TCP payload in ``captures/name`` in capture order, ``(src, dst, payload)``, with
+    retransmissions (a sequence number seen before) dropped: replays both directions of a
+    connection in the order the two peers saw them."""
+    seen: set[tuple[Endpoint, Endpoint, int]] = set()
+    out = []
+    with PcapReader(str(CAPTURES / name)) as reader:
+        for pkt in reader:
+            ip = _ip(pkt)
+            if ip is None or TCP not in pkt:
+                continue
+            tcp = pkt[TCP]
+            payload = bytes(tcp.payload)
+            key = ((ip.src, tcp.sport), (ip.dst, tcp.dport), tcp.seq)
+            if payload and key not in seen:
+                seen.add(key)
+                out.append((key[0], key[1], payload))
+    return out
