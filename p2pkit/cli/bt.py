@@ -1,8 +1,10 @@
-"""``p2pkit bt ...``: BitTorrent commands (metainfo, and later the peer and trackers).
+"""``p2pkit bt ...``: BitTorrent commands.
 
 * ``p2pkit bt info FILE.torrent [--json] [--lenient]``: what a torrent holds (BEP 3, 52, 9);
 * ``p2pkit bt create PATH -o FILE.torrent [--v2|--hybrid] ...``: make one;
-* ``p2pkit bt magnet URI [--json]``: the parts of a magnet link (BEP 9, 53).
+* ``p2pkit bt magnet URI [--json]``: the parts of a magnet link (BEP 9, 53);
+* ``p2pkit bt seed`` / ``p2pkit bt download``: the reference peer (:mod:`p2pkit.cli.bt_peer`);
+* ``p2pkit bt tracker``: the reference trackers (:mod:`p2pkit.cli.bt_tracker`).
 """
 
 from __future__ import annotations
@@ -270,6 +272,9 @@ def _total_size(path: str) -> int:
     return total
 
 
-from p2pkit.cli.bt_tracker import tracker  # noqa: E402 - registered on the group above
+from p2pkit.cli.bt_peer import download, seed  # noqa: E402 - registered on the group above
+from p2pkit.cli.bt_tracker import tracker  # noqa: E402
 
 bt.add_command(tracker)
+bt.add_command(seed)
+bt.add_command(download)

@@ -1,0 +1,630 @@
+"""One torrent shared with many peers, as a sans-I/O state machine.
+
+Specs: BEP 3 §peer protocol (interest, choking, "pipelining", have), BEP 6 (allowed fast,
+have all/none), BEP 9 (metadata for magnet links), BEP 10, BEP 11 (PEX).
+
+:class:`TorrentSession` owns one :class:`~p2pkit.bittorrent.connection.PeerConnection` per
+peer and decides, message by message, what to say: interest when a peer has a piece we miss,
+which blocks to request (:class:`~p2pkit.bittorrent.picker.PiecePicker`), whom to unchoke
+(:class:`~p2pkit.bittorrent.choker.Choker`), ``have`` to everyone when a piece passes its hash
+check, blocks to upload. It performs no I/O: the driver (:mod:`p2pkit.bittorrent.client` for
+sockets, the tests for in-memory pairs) feeds bytes with :meth:`~TorrentSession.receive_data`,
+writes what :meth:`~TorrentSession.data_to_send` returns, and carries out the *actions* from
+:meth:`~TorrentSession.next_action`: read a block from storage (:class:`ReadBlock`, answered with
+:meth:`~TorrentSession.block_read`), hash-check and store a complete piece (:class:`CheckPiece`,
+answered with :meth:`~TorrentSession.piece_checked`), close a peer (:class:`ClosePeer`), connect
+to peers learnt from PEX (:class:`ConnectPeers`), and, for a magnet link, start storage once the
+metadata arrived (:class:`MetadataReceived`, answered with :meth:`~TorrentSession.start`).
+
+Hostile peers: a message that breaks the protocol closes that peer only; a piece that fails its
+hash check is discarded and re-downloaded, and every peer that sent blocks of it gets a strike;
+:data:`MAX_HASH_FAILURES` strikes ban the peer's address (:class:`ClosePeer` with ``ban``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from p2pkit.bittorrent import events as ev
+from p2pkit.bittorrent.choker import Choker
+from p2pkit.bittorrent.connection import NEED_DATA, PeerConnection
+from p2pkit.bittorrent.metadata import MetadataDownload, MetadataServer
+from p2pkit.bittorrent.metainfo import BLOCK_SIZE, Metainfo
+from p2pkit.bittorrent.picker import Block, PiecePicker
+from p2pkit.bittorrent.storage import PieceMap
+from p2pkit.errors import P2PKitError, ParseError, RemoteProtocolError
+
+__all__ = [
+    "MAX_HASH_FAILURES",
+    "CheckPiece",
+    "ClosePeer",
+    "ConnectPeers",
+    "MetadataReceived",
+    "ReadBlock",
+    "TorrentSession",
+]
+
+#: A peer that contributed to this many pieces that failed their hash check is banned.
+MAX_HASH_FAILURES = 3
+#: Our BEP 10 extension ids (the ids peers use when sending these to us).
+OUR_EXTENSIONS = {"ut_metadata": 3, "ut_pex": 1}
+#: Client name in the BEP 10 handshake ``v``.
+CLIENT_NAME = "p2pkit 0.1"
+#: Requests queued per peer (BEP 10 ``reqq`` we advertise and the pipeline depth we use unless
+#: the peer's ``reqq`` is smaller).
+REQUEST_QUEUE = 128
+#: BEP 6 allowed fast set size ("k should be set to [...] 10").
+ALLOWED_FAST = 10
+
+Peer = Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBlock:
+    """Read ``length`` bytes at ``begin`` of piece ``index`` and give them to
+    :meth:`TorrentSession.block_read` for ``peer``."""
+
+    peer: Peer
+    index: int
+    begin: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPiece:
+    """Hash-check piece ``index`` (all its bytes in ``data``), store it if good, then call
+    :meth:`TorrentSession.piece_checked`."""
+
+    index: int
+    data: bytearray = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ClosePeer:
+    """Close the connection to ``peer``; ``ban``: never connect to its address again."""
+
+    peer: Peer
+    reason: str
+    ban: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectPeers:
+    """Addresses learnt from a peer (BEP 11 PEX) worth dialling."""
+
+    addresses: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataReceived:
+    """The info dictionary of a magnet link arrived and matches its info-hash: set up storage
+    and call :meth:`TorrentSession.start`."""
+
+    metainfo: Metainfo
+
+
+@dataclass(slots=True)
+class _PeerState:
+    conn: PeerConnection
+    address: tuple[str, int] | None
+    outgoing: bool
+    hash_failures: int = 0
+    metadata_pieces: int = 0
+    out: list[bytes] = field(default_factory=list)
+
+
+class TorrentSession:
+    """Everything one torrent says to its peers (see the module docstring).
+
+    Give ``metainfo`` (and ``have``: one byte per piece, from the storage re-check) for a
+    .torrent, or only ``info_hash`` for a magnet link (then :class:`MetadataReceived` comes
+    first). ``rng`` makes piece choice and optimistic unchokes reproducible.
+    """
+
+    def __init__(self, *, peer_id: bytes, metainfo: Metainfo | None = None,
+                 info_hash: bytes | None = None, have: bytes | bytearray | None = None,
+                 rng: random.Random | None = None, upload_slots: int | None = 4,
+                 request_queue: int = REQUEST_QUEUE, listen_port: int | None = None,
+                 now: float = 0.0) -> None:
+        if metainfo is None and info_hash is None:
+            raise P2PKitError("a session needs a metainfo or an info-hash")
+        self.peer_id = peer_id
+        self.info_hash = metainfo.info_hash if metainfo is not None else info_hash
+        self.rng = rng or random.Random()
+        self.request_queue = request_queue
+        self.listen_port = listen_port
+        self.peers: dict[Peer, _PeerState] = {}
+        self.choker = Choker(slots=upload_slots, rng=self.rng)
+        self.metainfo: Metainfo | None = None
+        self.picker: PiecePicker | None = None
+        self.metadata_download: MetadataDownload | None = None
+        self.metadata_server: MetadataServer | None = None
+        self._actions: deque[Any] = deque()
+        self._pieces: dict[int, bytearray] = {}
+        self._checking: set[int] = set()
+        self.verified_bytes = 0
+        self.failed_pieces = 0
+        self.started_at = now
+        self.completed_at: float | None = None
+        if metainfo is not None:
+            self.start(metainfo, have or bytearray(metainfo.piece_count), now=now)
+
+    # -----------------------------------------------------------------------------------------
+    # Torrent state
+
+    def start(self, metainfo: Metainfo, have: bytes | bytearray, *, now: float = 0.0) -> None:
+        """Know the torrent (at construction, or once a magnet's metadata arrived)."""
+        self.metainfo = metainfo
+        count = metainfo.piece_count
+        piece_map = PieceMap(metainfo)
+        self._piece_lengths = [piece_map.piece_length(i) for i in range(count)]
+        self.picker = PiecePicker(self._piece_lengths, have=have, rng=self.rng,
+                                  block_size=BLOCK_SIZE)
+        self.metadata_server = MetadataServer(metainfo.info_bytes) if metainfo.info_bytes \
+            else None
+        self.metadata_download = None
+        if self.picker.is_complete:
+            self.completed_at = now
+        for peer, state in self.peers.items():
+            conn = state.conn
+            if conn.piece_count is None:
+                try:
+                    conn.set_torrent(count, self.piece_length)
+                except RemoteProtocolError as e:
+                    self._drop(peer, str(e))
+                    continue
+            if conn.our_state != "AWAIT_HANDSHAKE" and conn.their_handshake is not None:
+                self._after_geometry(peer, now)
+
+    def piece_length(self, index: int) -> int:
+        return self._piece_lengths[index]
+
+    def have(self) -> bytearray:
+        """One byte (0/1) per piece: the verified pieces."""
+        assert self.picker is not None
+        return bytearray(map(self.picker.has_piece, range(self.picker.piece_count)))
+
+    @property
+    def complete(self) -> bool:
+        return self.picker is not None and self.picker.is_complete
+
+    # -----------------------------------------------------------------------------------------
+    # Peers
+
+    def add_peer(self, peer: Peer, *, outgoing: bool, address: tuple[str, int] | None = None,
+                 now: float = 0.0) -> None:
+        """A TCP connection to ``peer`` is open; outgoing ones send our handshake at once."""
+        count = self.metainfo.piece_count if self.metainfo else None
+        conn = PeerConnection(piece_count=count, piece_length=self.piece_length if count
+                              is not None else None, max_outstanding=self.request_queue,
+                              now=now)
+        self.peers[peer] = _PeerState(conn=conn, address=address, outgoing=outgoing)
+        self.choker.add_peer(peer, now)
+        if self.picker is not None:
+            self.picker.add_peer(peer)
+        if outgoing:
+            self._send(peer, self._handshake(), now)
+
+    def _handshake(self) -> ev.Handshake:
+        v2 = bool(self.metainfo and self.metainfo.has_v2)
+        return ev.Handshake(info_hash=self.info_hash, peer_id=self.peer_id, fast=True,
+                            extension_protocol=True, v2_upgrade=v2)
+
+    def remove_peer(self, peer: Peer) -> None:
+        """The connection to ``peer`` is gone (closed by either side)."""
+        state = self.peers.pop(peer, None)
+        if state is None:
+            return
+        self.choker.remove_peer(peer)
+        if self.picker is not None:
+            self.picker.remove_peer(peer)
+        if self.metadata_download is not None:
+            self.metadata_download.peer_lost(peer)
+
+    def data_to_send(self, peer: Peer) -> bytes:
+        """Bytes to write to ``peer`` now."""
+        state = self.peers.get(peer)
+        if state is None:
+            return b""
+        queued = state.conn.data_to_send()
+        if queued:
+            state.out.append(queued)
+        data = b"".join(state.out)
+        state.out.clear()
+        return data
+
+    def next_action(self) -> Any:
+        """The next :class:`ReadBlock`, :class:`CheckPiece`, :class:`ClosePeer`,
+        :class:`ConnectPeers` or :class:`MetadataReceived`, or ``None``."""
+        return self._actions.popleft() if self._actions else None
+
+    def _send(self, peer: Peer, event: ev.Event, now: float | None = None) -> None:
+        state = self.peers[peer]
+        state.out.append(state.conn.send(event, now))
+
+    def _drop(self, peer: Peer, reason: str, *, ban: bool = False) -> None:
+        state = self.peers.get(peer)
+        if state is not None:
+            state.conn.close(reason)
+            self._actions.append(ClosePeer(peer, reason, ban))
+            self.remove_peer(peer)
+
+    # -----------------------------------------------------------------------------------------
+    # Receiving
+
+    def receive_data(self, peer: Peer, data: bytes, now: float) -> None:
+        """Bytes from ``peer`` (``b""``: it closed the connection)."""
+        state = self.peers.get(peer)
+        if state is None:
+            return
+        state.conn.receive_data(data, now)
+        self._drain(peer, now)
+
+    def _on_event(self, peer: Peer, state: _PeerState, event: ev.Event, now: float) -> None:
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is not None:
+            handler(peer, state, event, now)
+
+    def _on_Handshake(self, peer: Peer, state: _PeerState, event: ev.Handshake,
+                      now: float) -> None:
+        if event.info_hash != self.info_hash:
+            self._drop(peer, "handshake for another torrent")
+            return
+        if event.peer_id == self.peer_id:
+            self._drop(peer, "connected to ourselves")
+            return
+        conn = state.conn
+        if conn.our_handshake is None:
+            self._send(peer, self._handshake(), now)
+        if conn.extension_protocol:
+            items: dict[str, Any] = {"v": CLIENT_NAME, "reqq": self.request_queue}
+            if self.listen_port:
+                items["p"] = self.listen_port
+            if self.metadata_server is not None:
+                items["metadata_size"] = self.metadata_server.metadata_size
+            self._send(peer, ev.ExtensionHandshake(m=dict(OUR_EXTENSIONS), items=items), now)
+        if self.picker is not None:
+            self._after_geometry(peer, now)
+        elif conn.fast:
+            self._send(peer, ev.HaveNone(), now)
+
+    def _after_geometry(self, peer: Peer, now: float) -> None:
+        """Tell ``peer`` what we have (first message) and act on what it told us so far."""
+        state = self.peers[peer]
+        conn = state.conn
+        assert self.picker is not None
+        if conn.our_state == "AWAIT_FIRST_MESSAGE":
+            if conn.fast and self.picker.is_complete:
+                self._send(peer, ev.HaveAll(), now)
+            elif conn.fast and not self.picker.have_count:
+                self._send(peer, ev.HaveNone(), now)
+            else:
+                self._send(peer, ev.Bitfield(bitfield=self.picker.bitfield()), now)
+            if conn.fast:
+                for index in self._allowed_fast(state):
+                    self._send(peer, ev.AllowedFast(index=index), now)
+        elif conn.our_state != "CLOSED":
+            for index in range(self.picker.piece_count):
+                if self.picker.has_piece(index):
+                    self._send(peer, ev.Have(index=index), now)
+        if conn.peer_has_all:
+            self.picker.peer_has_all(peer)
+        elif conn.peer_pieces is not None:
+            self.picker.peer_bitfield(peer, conn.peer_pieces)
+        self._update_interest(peer, now)
+
+    def _allowed_fast(self, state: _PeerState) -> list[int]:
+        """BEP 6 §Allowed Fast: a few pieces we have, offered to a starting peer. (The BEP's
+        address-derived set lets a peer predict it; any set we have is valid to offer.)"""
+        assert self.picker is not None
+        have = [i for i in range(self.picker.piece_count) if self.picker.has_piece(i)]
+        if not have or self.picker.is_complete:
+            return []
+        return self.rng.sample(have, min(ALLOWED_FAST, len(have)))
+
+    def _on_ExtensionHandshake(self, peer: Peer, state: _PeerState,
+                               event: ev.ExtensionHandshake, now: float) -> None:
+        reqq = event.items.get("reqq")
+        if isinstance(reqq, int) and reqq > 0:
+            state.conn.max_outstanding = min(self.request_queue, reqq)
+        size = event.items.get("metadata_size")
+        if self.metainfo is None and "ut_metadata" in event.m and isinstance(size, int):
+            if self.metadata_download is None:
+                try:
+                    self.metadata_download = MetadataDownload(self.info_hash, size)
+                except P2PKitError as e:
+                    self._drop(peer, f"metadata_size: {e}")
+                    return
+            self._request_metadata(peer, now)
+
+    def _request_metadata(self, peer: Peer, now: float) -> None:
+        download = self.metadata_download
+        if download is None or download.done:
+            return
+        while (piece := download.next_request(peer)) is not None:
+            self._send(peer, ev.ExtensionMessage(name="ut_metadata",
+                                                 message=dict(msg_type="request", piece=piece)),
+                       now)
+
+    def _on_ExtensionMessage(self, peer: Peer, state: _PeerState, event: ev.ExtensionMessage,
+                             now: float) -> None:
+        message = event.message
+        if event.name == "ut_metadata":
+            kind = message.get("msg_type")
+            if kind == "request":
+                if self.metadata_server is None or "ut_metadata" not in \
+                        state.conn.their_extensions:
+                    return
+                answer = self.metadata_server.answer(message)
+                self._send(peer, ev.ExtensionMessage(name="ut_metadata", message=answer), now)
+            elif kind == "data" and self.metadata_download is not None:
+                try:
+                    info = self.metadata_download.receive(peer, message.get("piece"),
+                                                          message.get("metadata", b""),
+                                                          message.get("total_size"))
+                except P2PKitError as e:
+                    self._drop(peer, f"bad metadata: {e}")
+                    return
+                if info is not None:
+                    self._metadata_complete(info, now)
+                else:
+                    self._request_metadata(peer, now)
+            elif kind == "reject" and self.metadata_download is not None:
+                self.metadata_download.reject(peer, message.get("piece"))
+        elif event.name == "ut_pex":
+            addresses = [(str(p.ip), p.port) for p in message.get("added", [])]
+            addresses += [(str(p.ip), p.port) for p in message.get("added6", [])]
+            if addresses:
+                self._actions.append(ConnectPeers(tuple(addresses[:50])))
+
+    def _metadata_complete(self, info: bytes, now: float) -> None:
+        try:
+            metainfo = Metainfo.parse_info(info)
+        except ParseError as e:
+            self.metadata_download = None
+            raise RemoteProtocolError(f"the metadata does not parse: {e}") from None
+        self._actions.append(MetadataReceived(metainfo))
+        self.metadata_download = None
+
+    def _on_Bitfield(self, peer: Peer, state: _PeerState, event: ev.Event, now: float) -> None:
+        if self.picker is not None and state.conn.peer_pieces is not None:
+            self.picker.peer_bitfield(peer, state.conn.peer_pieces)
+            self._update_interest(peer, now)
+
+    def _on_HaveAll(self, peer: Peer, state: _PeerState, event: ev.Event, now: float) -> None:
+        if self.picker is not None:
+            self.picker.peer_has_all(peer)
+            self._update_interest(peer, now)
+
+    def _on_Have(self, peer: Peer, state: _PeerState, event: ev.Have, now: float) -> None:
+        if self.picker is not None:
+            self.picker.peer_has(peer, event.index)
+            if not state.conn.am_interested:
+                self._update_interest(peer, now)
+            else:
+                self._fill_requests(peer, now)
+
+    def _on_Unchoke(self, peer: Peer, state: _PeerState, event: ev.Event, now: float) -> None:
+        self._fill_requests(peer, now)
+
+    def _on_AllowedFast(self, peer: Peer, state: _PeerState, event: ev.Event,
+                        now: float) -> None:
+        self._fill_requests(peer, now)
+
+    def _on_Interested(self, peer: Peer, state: _PeerState, event: ev.Event, now: float) -> None:
+        self._apply_choke(self.choker.set_interested(peer, True), now)
+        if peer not in self.choker.unchoked:
+            self._apply_choke(self.choker.run(now, seeding=self.complete, force=True), now)
+
+    def _on_NotInterested(self, peer: Peer, state: _PeerState, event: ev.Event,
+                          now: float) -> None:
+        self._apply_choke(self.choker.set_interested(peer, False), now)
+
+    def _on_Request(self, peer: Peer, state: _PeerState, event: ev.Request, now: float) -> None:
+        if event.block in state.conn.peer_requests and self.picker is not None \
+                and self.picker.has_piece(event.index):
+            self._actions.append(ReadBlock(peer, event.index, event.begin, event.length))
+        elif event.block in state.conn.peer_requests and state.conn.fast:
+            self._send(peer, ev.RejectRequest(index=event.index, begin=event.begin,
+                                              length=event.length), now)
+
+    def _on_RejectRequest(self, peer: Peer, state: _PeerState, event: ev.RejectRequest,
+                          now: float) -> None:
+        if self.picker is not None:
+            self.picker.request_failed(peer, Block(*event.block))
+            self._fill_requests(peer, now)
+
+    def _on_RequestsVoided(self, peer: Peer, state: _PeerState, event: ev.RequestsVoided,
+                           now: float) -> None:
+        if self.picker is not None:
+            for block in event.blocks:
+                self.picker.request_failed(peer, Block(*block))
+            if event.reason != "closed":
+                self._fill_requests(peer, now)
+                for other in list(self.peers):
+                    if other != peer:
+                        self._fill_requests(other, now)
+
+    def _on_ConnectionClosed(self, peer: Peer, state: _PeerState,
+                             event: ev.ConnectionClosed, now: float) -> None:
+        self._actions.append(ClosePeer(peer, event.reason))
+        self.remove_peer(peer)
+
+    def _on_Piece(self, peer: Peer, state: _PeerState, event: ev.Piece, now: float) -> None:
+        picker = self.picker
+        if picker is None:
+            return
+        index = event.index
+        self.choker.record(peer, downloaded=len(event.data), now=now)
+        result = picker.block_received(peer, Block(index, event.begin, len(event.data)))
+        # BEP 3 end game: "it sends cancels [...] to all the peers it sent the request to".
+        for other in result.cancel:
+            other_state = self.peers.get(other)
+            if other_state is not None and event.block in other_state.conn.requested():
+                self._send(other, ev.Cancel(index=index, begin=event.begin,
+                                            length=len(event.data)), now)
+        if result.new:
+            buffer = self._pieces.get(index)
+            if buffer is None:
+                buffer = self._pieces[index] = bytearray(self._piece_lengths[index])
+            buffer[event.begin:event.begin + len(event.data)] = event.data
+            if result.piece_complete:
+                self._checking.add(index)
+                self._actions.append(CheckPiece(index, self._pieces.pop(index)))
+        self._fill_requests(peer, now)
+
+    # -----------------------------------------------------------------------------------------
+    # Driver answers
+
+    def block_read(self, peer: Peer, index: int, begin: int, data: bytes,
+                   now: float | None = None) -> None:
+        """The driver read a block for ``peer``'s request: send it, unless cancelled since."""
+        state = self.peers.get(peer)
+        if state is None or state.conn.closed:
+            return
+        if (index, begin, len(data)) in state.conn.peer_requests:
+            self._send(peer, ev.Piece(index=index, begin=begin, data=data), now)
+            self.choker.record(peer, uploaded=len(data), now=now or 0.0)
+
+    def piece_checked(self, index: int, ok: bool, now: float) -> None:
+        """The driver hash-checked (and, if good, stored) piece ``index``."""
+        picker = self.picker
+        assert picker is not None
+        self._checking.discard(index)
+        if ok:
+            for other, blocks in picker.piece_verified(index).items():
+                other_state = self.peers.get(other)
+                for block in blocks:
+                    if other_state is not None and (block.index, block.begin, block.length) \
+                            in other_state.conn.requested():
+                        self._send(other, ev.Cancel(index=block.index, begin=block.begin,
+                                                    length=block.length), now)
+            self.verified_bytes += self._piece_lengths[index]
+            # BEP 3: "'have' messages [...] the index which that downloader just completed and
+            # checked the hash of" (a peer we have not sent our first message yet gets it in
+            # its bitfield).
+            for peer, state in self.peers.items():
+                if state.conn.our_state == "ESTABLISHED":
+                    self._send(peer, ev.Have(index=index), now)
+            if picker.is_complete and self.completed_at is None:
+                self.completed_at = now
+            for peer in list(self.peers):
+                self._update_interest(peer, now)
+            return
+        self.failed_pieces += 1
+        for peer in picker.piece_failed(index):
+            state = self.peers.get(peer)
+            if state is None:
+                continue
+            state.hash_failures += 1
+            if state.hash_failures >= MAX_HASH_FAILURES:
+                self._drop(peer, f"sent data for {state.hash_failures} pieces that failed "
+                                 "their hash check", ban=True)
+        for peer in list(self.peers):
+            self._fill_requests(peer, now)
+
+    # -----------------------------------------------------------------------------------------
+    # Deciding
+
+    def _update_interest(self, peer: Peer, now: float) -> None:
+        state = self.peers.get(peer)
+        if state is None or self.picker is None or state.conn.our_state in (
+                "AWAIT_HANDSHAKE", "CLOSED"):
+            return
+        conn = state.conn
+        wanted = self.picker.interested_in(peer)
+        if wanted and not conn.am_interested:
+            self._send(peer, ev.Interested(), now)
+        elif not wanted and conn.am_interested:
+            self._send(peer, ev.NotInterested(), now)
+        if wanted:
+            self._fill_requests(peer, now)
+
+    def _fill_requests(self, peer: Peer, now: float) -> None:
+        state = self.peers.get(peer)
+        picker = self.picker
+        if state is None or picker is None or picker.is_complete:
+            return
+        conn = state.conn
+        if conn.our_state != "ESTABLISHED" and conn.our_state != "AWAIT_FIRST_MESSAGE":
+            return
+        room = conn.can_request
+        if room <= 0:
+            return
+        if conn.peer_choking:
+            if not conn.allowed_fast:
+                return
+            blocks = picker.pick(peer, room, allowed=conn.allowed_fast)
+        else:
+            blocks = picker.pick(peer, room)
+        for block in blocks:
+            self._send(peer, ev.Request(index=block.index, begin=block.begin,
+                                        length=block.length), now)
+
+    def _apply_choke(self, decision: Any, now: float) -> None:
+        for peer in decision.choke:
+            state = self.peers.get(peer)
+            if state is not None and not state.conn.am_choking and \
+                    state.conn.our_state not in ("AWAIT_HANDSHAKE", "CLOSED"):
+                self._send(peer, ev.Choke(), now)
+        for peer in decision.unchoke:
+            state = self.peers.get(peer)
+            if state is not None and state.conn.am_choking and \
+                    state.conn.our_state not in ("AWAIT_HANDSHAKE", "CLOSED"):
+                self._send(peer, ev.Unchoke(), now)
+
+    # -----------------------------------------------------------------------------------------
+    # Time
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` next has work."""
+        times = [t for t in (s.conn.get_timer() for s in self.peers.values()) if t is not None]
+        times.append(self.choker.next_round())
+        return min(times)
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due: connection timers, the choker's round."""
+        for peer, state in list(self.peers.items()):
+            timer = state.conn.get_timer()
+            if timer is not None and timer <= now:
+                state.conn.handle_timer(now)
+                self._drain(peer, now)
+        if self.choker.next_round() <= now:
+            self._apply_choke(self.choker.run(now, seeding=self.complete), now)
+
+    def _drain(self, peer: Peer, now: float) -> None:
+        state = self.peers.get(peer)
+        if state is None:
+            return
+        try:
+            while (event := state.conn.next_event()) is not NEED_DATA:
+                self._on_event(peer, state, event, now)
+                if peer not in self.peers:
+                    return
+        except (RemoteProtocolError, ParseError) as e:
+            self._drop(peer, f"protocol error: {e}")
+
+    # -----------------------------------------------------------------------------------------
+    # Reporting
+
+    def left(self) -> int:
+        """Bytes still to download (for tracker announces), padding included as an estimate."""
+        if self.picker is None:
+            return 0
+        return sum(n for i, n in enumerate(self._piece_lengths) if not self.picker.has_piece(i))
+
+    def connected(self) -> Iterable[Peer]:
+        return list(self.peers)
+
+    @property
+    def downloaded(self) -> int:
+        return self.verified_bytes
+
+    def peer_address(self, peer: Peer) -> tuple[str, int] | None:
+        state = self.peers.get(peer)
+        return state.address if state else None
+

@@ -1,0 +1,240 @@
+"""``p2pkit bt seed`` and ``p2pkit bt download``: the reference BitTorrent peer.
+
+* ``p2pkit bt seed FILE.torrent --data PATH [--listen HOST:PORT] [--peer HOST:PORT ...]``
+  checks the data (BEP 3 hash check of every piece), then serves it until interrupted or
+  ``--duration`` seconds;
+* ``p2pkit bt download FILE.torrent|MAGNET -o DIR [--peer HOST:PORT ...] [--seed]``
+  downloads into ``DIR`` (resuming what is already there) from the given peers, the torrent's
+  or magnet's trackers and the magnet's ``x.pe`` peers; exit status 0 only when every piece
+  passed its hash check.
+
+A progress bar with rate and peer count is shown on a terminal; ``--quiet`` hides it and
+``--json`` prints one summary document at the end. Registered in :mod:`p2pkit.cli.bt`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from p2pkit.bittorrent.client import ClientStats, TorrentClient
+from p2pkit.bittorrent.magnet import MagnetLink
+from p2pkit.bittorrent.metainfo import Metainfo
+from p2pkit.cli.errors import BadInput, read_input
+from p2pkit.errors import P2PKitError
+
+#: Exit status when the download did not complete (timeout, no peers, interrupted).
+EXIT_INCOMPLETE = 1
+
+
+def parse_address(text: str, *, default_host: str = "0.0.0.0") -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` as a (host, port) pair, or :class:`BadInput`."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise BadInput(text, "expected HOST:PORT")
+    host = host.strip("[]") or default_host
+    return host, int(port)
+
+
+def _source(text: str) -> Metainfo | MagnetLink:
+    if text.startswith("magnet:"):
+        try:
+            return MagnetLink.parse(text)
+        except P2PKitError as e:
+            raise BadInput("magnet link", e) from None
+    try:
+        return Metainfo.parse(read_input(text))
+    except P2PKitError as e:
+        raise BadInput(text, e) from None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+        self.label = label
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.percentage:>5.1f}%"),
+                                 TextColumn("{task.fields[detail]}"), TimeRemainingColumn(),
+                                 transient=False)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.label, total=None, detail="")
+        return self
+
+    def update(self, stats: ClientStats) -> None:
+        if self._bar is None:
+            return
+        detail = (f"{_size(stats.download_rate)}/s down  {_size(stats.upload_rate)}/s up  "
+                  f"{stats.peers} peers")
+        self._bar.update(self._task, total=stats.pieces_total or None,
+                         completed=stats.pieces_have, detail=detail)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+async def _run(client: TorrentClient, *, until_complete: bool, duration: float | None,
+               progress: _Progress) -> bool:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    started = time.monotonic()
+    await client.start()
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if until_complete:
+        waiters.append(asyncio.ensure_future(client.wait_complete()))
+    try:
+        while True:
+            done, _ = await asyncio.wait(waiters, timeout=0.5,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            progress.update(client.stats())
+            if done:
+                break
+            if duration is not None and time.monotonic() - started > duration:
+                break
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        complete = bool(client.session and client.session.complete)
+        progress.update(client.stats())
+        await client.close()
+    return complete
+
+
+
+def _summary(client: TorrentClient, complete: bool, elapsed: float) -> dict[str, Any]:
+    session = client.session
+    meta = client.metainfo
+    return {
+        "info_hash": session.info_hash.hex() if session else None,
+        "name": meta.name if meta else None,
+        "complete": complete,
+        "pieces": session.picker.piece_count if session and session.picker else None,
+        "pieces_verified": session.picker.have_count if session and session.picker else 0,
+        "failed_pieces": session.failed_pieces if session else 0,
+        "downloaded_bytes": session.verified_bytes if session else 0,
+        "seconds": round(elapsed, 3),
+        "banned": sorted(client.banned),
+        "errors": client.errors,
+    }
+
+
+def _common(function: Any) -> Any:
+    options = [
+        click.option("--listen", default="0.0.0.0:6881", show_default=True,
+                     metavar="HOST:PORT", help="Address for incoming peer connections."),
+        click.option("--peer", "peers", multiple=True, metavar="HOST:PORT",
+                     help="Connect to this peer (repeatable)."),
+        click.option("--no-trackers", is_flag=True, help="Do not announce to trackers."),
+        click.option("--upload-slots", type=click.IntRange(1, 1000), default=4,
+                     show_default=True, help="Peers unchoked at once (BEP 3 choking)."),
+        click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _client(source: Metainfo | MagnetLink, root: Path, listen: str, peers: tuple[str, ...],
+            no_trackers: bool, upload_slots: int, progress: _Progress) -> TorrentClient:
+    return TorrentClient(source, root, listen=parse_address(listen),
+                         peers=[parse_address(p, default_host="127.0.0.1") for p in peers],
+                         trackers=not no_trackers, upload_slots=upload_slots,
+                         on_progress=progress.update)
+
+
+def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool,
+            verb: str) -> None:
+    summary = _summary(client, complete, elapsed)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        state = "complete" if complete else "INCOMPLETE"
+        click.echo(f"{verb} {summary['name'] or summary['info_hash']}: {state}, "
+                   f"{summary['pieces_verified']}/{summary['pieces']} pieces verified, "
+                   f"{summary['failed_pieces']} failed hash checks, {elapsed:.1f} s")
+
+
+@click.command("download")
+@click.argument("source", metavar="FILE.torrent|MAGNET")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              metavar="DIR", help="Directory to download into (resumes what is there).")
+@click.option("--seed", "keep_seeding", is_flag=True,
+              help="Keep seeding after the download completes (until interrupted).")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long.")
+@_common
+def download(source: str, output: str, keep_seeding: bool, timeout: float | None,
+             listen: str, peers: tuple[str, ...], no_trackers: bool, upload_slots: int,
+             as_json: bool, quiet: bool) -> None:
+    """Download a torrent or magnet link; exit 0 only when every piece is verified."""
+    torrent = _source(source)
+    root = Path(output)
+    root.mkdir(parents=True, exist_ok=True)
+    begin = time.monotonic()
+    with _Progress(not quiet and sys.stderr.isatty(), "download") as progress:
+        client = _client(torrent, root, listen, peers, no_trackers, upload_slots, progress)
+        try:
+            complete = asyncio.run(_run(client, until_complete=not keep_seeding,
+                                        duration=timeout, progress=progress))
+        except OSError as e:
+            raise BadInput(f"listening on {listen}", e) from None
+    _finish(client, complete, time.monotonic() - begin, as_json, "download")
+    if not complete:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+@click.command("seed")
+@click.argument("torrent", metavar="FILE.torrent")
+@click.option("--data", required=True, type=click.Path(exists=True), metavar="PATH",
+              help="The directory that holds the torrent's content (its name inside it).")
+@click.option("--duration", type=float, metavar="SECONDS",
+              help="Stop after this long (default: until interrupted).")
+@_common
+def seed(torrent: str, data: str, duration: float | None, listen: str, peers: tuple[str, ...],
+         no_trackers: bool, upload_slots: int, as_json: bool, quiet: bool) -> None:
+    """Check the data against the torrent, then seed it to peers."""
+    meta = _source(torrent)
+    if not isinstance(meta, Metainfo):
+        raise BadInput(torrent, "seeding needs a .torrent file")
+    root = Path(data)
+    if (root / meta.name).exists() is False and root.name == meta.name:
+        root = root.parent
+    begin = time.monotonic()
+    with _Progress(not quiet and sys.stderr.isatty(), "seed") as progress:
+        client = _client(meta, root, listen, peers, no_trackers, upload_slots, progress)
+        try:
+            complete = asyncio.run(_run(client, until_complete=False, duration=duration,
+                                        progress=progress))
+        except OSError as e:
+            raise BadInput(f"listening on {listen}", e) from None
+    _finish(client, complete, time.monotonic() - begin, as_json, "seed")
+    if not complete:
+        click.echo(f"warning: the data in {root} does not hold every piece", err=True)
