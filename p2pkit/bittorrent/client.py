@@ -303,6 +303,8 @@ class TorrentClient:
             self._known.add(proto.address)
         if self._reading_paused:
             proto.transport.pause_reading()
+        log.info("connected %s %s:%s", "to" if proto.outgoing else "from", *(proto.address or
+                                                                            ("?", 0)))
         self.session.add_peer(key, outgoing=proto.outgoing, address=proto.address,
                               now=self._now())
         self._pump()
@@ -368,8 +370,13 @@ class TorrentClient:
 
     def _read_block(self, action: ReadBlock) -> None:
         assert self.session is not None and self.storage is not None
+        length = action.length
+        # A v2 file's last piece: the part past the file's end is BEP 52 zero padding.
+        inside = min(length, self.session.piece_length(action.index) - action.begin)
         try:
-            data = self.storage.read(action.index, action.begin, action.length)
+            data = self.storage.read(action.index, action.begin, inside) if inside > 0 else b""
+            if inside < length:
+                data += bytes(length - max(inside, 0))
         except P2PKitError as e:
             self.errors.append(str(e))
             log.warning("cannot read piece %d: %s", action.index, e)

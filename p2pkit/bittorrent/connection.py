@@ -153,6 +153,9 @@ class PeerConnection:
         self.peer_requests: dict[tuple[int, int, int], None] = {}
         self.piece_count = piece_count
         self._piece_length = piece_length
+        #: BEP 52: the truncated v2 info-hash a hybrid torrent's peer may answer our v1
+        #: handshake with (set by the session when ours has the upgrade bit).
+        self.upgrade_info_hash: bytes | None = None
         self._framer = MessageFramer(handshake=True)
         self._events: deque[ev.Event] = deque()
         self._error: RemoteProtocolError | None = None
@@ -305,8 +308,13 @@ class PeerConnection:
                              extension_protocol=r.extension_protocol, fast=r.fast, dht=r.dht,
                              v2_upgrade=r.v2_upgrade, unknown_bits=r.unknown)
         # BEP 3: "If a peer receives a handshake with an info_hash it is not currently serving,
-        # then it must drop the connection."
-        if self.our_handshake is not None and msg.info_hash != self.our_handshake.info_hash:
+        # then it must drop the connection." BEP 52 §Upgrade Path: to our v1 hash with the
+        # upgrade bit "The remote peer may then respond with the new infohash".
+        upgraded = (self.our_handshake is not None and self.our_handshake.v2_upgrade
+                    and self.upgrade_info_hash is not None
+                    and msg.info_hash == self.upgrade_info_hash)
+        if self.our_handshake is not None and msg.info_hash != self.our_handshake.info_hash \
+                and not upgraded:
             raise self._fail(f"handshake for info-hash {msg.info_hash.hex()}, not "
                              f"{self.our_handshake.info_hash.hex()}")
         self.their_handshake = event

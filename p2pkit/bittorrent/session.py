@@ -162,6 +162,10 @@ class TorrentSession:
         count = metainfo.piece_count
         piece_map = PieceMap(metainfo)
         self._piece_lengths = [piece_map.piece_length(i) for i in range(count)]
+        # BEP 52 pads each file of a v2 torrent to a piece boundary; libtorrent 2.0 requests
+        # the last piece of a file as a whole piece, so peers may ask up to piece length (the
+        # bytes past the file's end are the zeros of that padding).
+        self._request_limit = metainfo.piece_length if not metainfo.has_v1 else None
         self.picker = PiecePicker(self._piece_lengths, have=have, rng=self.rng,
                                   block_size=BLOCK_SIZE)
         self.metadata_server = MetadataServer(metainfo.info_bytes) if metainfo.info_bytes \
@@ -169,11 +173,12 @@ class TorrentSession:
         self.metadata_download = None
         if self.picker.is_complete:
             self.completed_at = now
-        for peer, state in self.peers.items():
+        for peer, state in list(self.peers.items()):
+            self.picker.add_peer(peer)
             conn = state.conn
             if conn.piece_count is None:
                 try:
-                    conn.set_torrent(count, self.piece_length)
+                    conn.set_torrent(count, self.request_limit)
                 except RemoteProtocolError as e:
                     self._drop(peer, str(e))
                     continue
@@ -182,6 +187,10 @@ class TorrentSession:
 
     def piece_length(self, index: int) -> int:
         return self._piece_lengths[index]
+
+    def request_limit(self, index: int) -> int:
+        """How far into piece ``index`` a peer may request (see :meth:`start`)."""
+        return self._request_limit or self._piece_lengths[index]
 
     def have(self) -> bytearray:
         """One byte (0/1) per piece: the verified pieces."""
@@ -199,9 +208,11 @@ class TorrentSession:
                  now: float = 0.0) -> None:
         """A TCP connection to ``peer`` is open; outgoing ones send our handshake at once."""
         count = self.metainfo.piece_count if self.metainfo else None
-        conn = PeerConnection(piece_count=count, piece_length=self.piece_length if count
+        conn = PeerConnection(piece_count=count, piece_length=self.request_limit if count
                               is not None else None, max_outstanding=self.request_queue,
                               now=now)
+        if self.metainfo is not None and self.metainfo.has_v1 and self.metainfo.has_v2:
+            conn.upgrade_info_hash = self.metainfo.info_hash_v2_truncated
         self.peers[peer] = _PeerState(conn=conn, address=address, outgoing=outgoing)
         self.choker.add_peer(peer, now)
         if self.picker is not None:
@@ -209,10 +220,16 @@ class TorrentSession:
         if outgoing:
             self._send(peer, self._handshake(), now)
 
-    def _handshake(self) -> ev.Handshake:
+    def _handshake(self, info_hash: bytes | None = None) -> ev.Handshake:
         v2 = bool(self.metainfo and self.metainfo.has_v2)
-        return ev.Handshake(info_hash=self.info_hash, peer_id=self.peer_id, fast=True,
-                            extension_protocol=True, v2_upgrade=v2)
+        return ev.Handshake(info_hash=info_hash or self.info_hash, peer_id=self.peer_id,
+                            fast=True, extension_protocol=True, v2_upgrade=v2)
+
+    def _serves(self, info_hash: bytes) -> bool:
+        """Our info-hash, or for a hybrid torrent its truncated v2 hash (BEP 52)."""
+        meta = self.metainfo
+        return info_hash == self.info_hash or bool(
+            meta and meta.has_v2 and info_hash == meta.info_hash_v2_truncated)
 
     def remove_peer(self, peer: Peer) -> None:
         """The connection to ``peer`` is gone (closed by either side)."""
@@ -271,7 +288,7 @@ class TorrentSession:
 
     def _on_Handshake(self, peer: Peer, state: _PeerState, event: ev.Handshake,
                       now: float) -> None:
-        if event.info_hash != self.info_hash:
+        if not self._serves(event.info_hash):
             self._drop(peer, "handshake for another torrent")
             return
         if event.peer_id == self.peer_id:
@@ -279,7 +296,7 @@ class TorrentSession:
             return
         conn = state.conn
         if conn.our_handshake is None:
-            self._send(peer, self._handshake(), now)
+            self._send(peer, self._handshake(event.info_hash), now)
         if conn.extension_protocol:
             items: dict[str, Any] = {"v": CLIENT_NAME, "reqq": self.request_queue}
             if self.listen_port:

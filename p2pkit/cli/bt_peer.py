@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
@@ -146,6 +147,12 @@ def _summary(client: TorrentClient, complete: bool, elapsed: float) -> dict[str,
     }
 
 
+def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(name)s: %(message)s")
+
+
 def _common(function: Any) -> Any:
     options = [
         click.option("--listen", default="0.0.0.0:6881", show_default=True,
@@ -157,6 +164,8 @@ def _common(function: Any) -> Any:
                      show_default=True, help="Peers unchoked at once (BEP 3 choking)."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+        click.option("-v", "--verbose", is_flag=True, callback=_verbose, expose_value=False,
+                     help="Log connections, closes and tracker answers to stderr."),
     ]
     for option in reversed(options):
         function = option(function)
