@@ -34,9 +34,9 @@ byte counts given to :meth:`Choker.record`.
 ...     choker.add_peer(name, now=0.0)
 ...     _ = choker.set_interested(name, True)
 >>> choker.record("c", downloaded=400_000, now=1.0)
->>> decision = choker.run(2.0, seeding=False)
->>> "c" in decision.unchoke, len(decision.unchoke), choker.next_round()
-(True, 2, 12.0)
+>>> decision = choker.run(2.0, seeding=False)   # "a" and "b" took the idle slots before
+>>> "c" in decision.unchoke, sorted(choker.unchoked), choker.next_round()
+(True, ['b', 'c'], 12.0)
 >>> choker.run(5.0, seeding=False)   # between rounds: nothing changes
 ChokeDecision(unchoke=frozenset(), choke=frozenset())
 """
@@ -109,8 +109,9 @@ class Choker:
     """BEP 3's choking algorithm (see the module docstring).
 
     ``slots``: the interested peers unchoked at once, optimistic unchoke included ("the four");
-    ``None`` unchokes every peer. ``round_interval`` and ``optimistic_interval`` are BEP 3's
-    ten and thirty seconds.
+    ``None`` unchokes every peer (each round, and as soon as a choked peer becomes
+    interested). ``round_interval`` and ``optimistic_interval`` are BEP 3's ten and thirty
+    seconds.
     """
 
     def __init__(
@@ -190,16 +191,31 @@ class Choker:
             self._optimistic = None
 
     def set_interested(self, peer: Hashable, interested: bool) -> ChokeDecision:
-        """The peer sent ``interested``/``not interested``. When an unchoked peer becomes
-        interested and that makes more interested unchoked peers than ``slots``, the worst
-        uploader of the last round is choked (BEP 3); that change is returned."""
+        """The peer sent ``interested``/``not interested``; returns the change it causes.
+
+        When an unchoked peer becomes interested and that makes more interested unchoked peers
+        than ``slots``, the worst uploader of the last round is choked (BEP 3). When a choked
+        peer becomes interested while fewer than ``slots`` interested peers are unchoked, it is
+        unchoked at once: nobody is choked for it, and an idle slot until the next round would
+        only waste upload capacity. Otherwise nothing changes before the next round."""
         p = self._peer(peer)
         if p.interested == interested:
             return _NO_CHANGE
         p.interested = interested
-        if not interested or peer not in self._unchoked or self._slots is None:
+        if self._slots is None:  # no cap, nothing to reciprocate: unchoke at once
+            if interested and peer not in self._unchoked:
+                self._unchoked.add(peer)
+                return ChokeDecision(unchoke=frozenset((peer,)))
             return _NO_CHANGE
-        downloaders = [q for q in self._unchoked if self._peers[q].interested]
+        if not interested:
+            return _NO_CHANGE
+        downloaders = [q for q in self._rotation  # a list: ties resolve the same every run
+                       if q in self._unchoked and self._peers[q].interested]
+        if peer not in self._unchoked:
+            if len(downloaders) < self._slots:  # an upload slot is idle: fill it now
+                self._unchoked.add(peer)
+                return ChokeDecision(unchoke=frozenset((peer,)))
+            return _NO_CHANGE
         if len(downloaders) <= self._slots:
             return _NO_CHANGE
         rates = self._round_rates

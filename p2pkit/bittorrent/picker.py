@@ -192,6 +192,7 @@ class PiecePicker:
                 raise LocalProtocolError(f"have has {len(flags)} flags for {n} pieces")
             self._have[:] = bytes(1 if f else 0 for f in flags)
         self._have_count = self._have.count(1)
+        self._missing_length = sum(n for n, had in zip(lengths, self._have) if not had)
         # availability among peers that have a bitfield; peers with every piece are counted
         # once in _seeds (they do not change the rarity order)
         self._avail = [0] * n
@@ -264,6 +265,11 @@ class PiecePicker:
     @property
     def missing_count(self) -> int:
         return self._n - self._have_count
+
+    @property
+    def missing_length(self) -> int:
+        """Bytes of the pieces not verified yet (a tracker's ``left``, padding included)."""
+        return self._missing_length
 
     @property
     def is_complete(self) -> bool:
@@ -358,11 +364,7 @@ class PiecePicker:
         """The connection is gone: its requests go back to the pool (returned, in order) and
         it no longer counts for availability."""
         p = self._peer(peer)
-        returned = []
-        for key in sorted(p.requests):
-            if self._release(peer, key):
-                returned.append(self._block(key))
-        p.requests.clear()
+        returned = self.drop_requests(peer)
         if p.marks is None:
             self._seeds -= 1
         else:
@@ -449,6 +451,15 @@ class PiecePicker:
             p.requests.discard(key)
             self._release(peer, key)
 
+    def drop_requests(self, peer: Hashable) -> list[Block]:
+        """Forget every request pending to ``peer``, as BEP 3's ``choke`` does without the fast
+        extension ("requests which can't be written out [...] can all be thrown out when a
+        choke happens"). Returns the blocks that went back to the pool, in order."""
+        p = self._peer(peer)
+        returned = [self._block(key) for key in sorted(p.requests) if self._release(peer, key)]
+        p.requests.clear()
+        return returned
+
     def piece_verified(self, index: int) -> dict[Hashable, list[Block]]:
         """The piece passed its hash check (or was found good on disk). Returns the requests
         still pending for it, by peer, which must be cancelled (usually none)."""
@@ -468,6 +479,7 @@ class PiecePicker:
             self._leave_order(index)
         self._have[index] = 1
         self._have_count += 1
+        self._missing_length -= self._lengths[index]
         for p in self._partial_peers:
             if p.marks[index]:
                 p.wanted -= 1

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p2pkit.bittorrent import events as ev
+from p2pkit.bittorrent.bitfield import encode_bitfield
 from p2pkit.bittorrent.choker import Choker
 from p2pkit.bittorrent.connection import NEED_DATA, PeerConnection
 from p2pkit.bittorrent.metadata import MetadataDownload, MetadataServer
@@ -331,7 +332,7 @@ class TorrentSession:
         if conn.peer_has_all:
             self.picker.peer_has_all(peer)
         elif conn.peer_pieces is not None:
-            self.picker.peer_bitfield(peer, conn.peer_pieces)
+            self.picker.peer_bitfield(peer, encode_bitfield(conn.peer_pieces))
         self._update_interest(peer, now)
 
     def _allowed_fast(self, state: _PeerState) -> list[int]:
@@ -407,9 +408,10 @@ class TorrentSession:
         self._actions.append(MetadataReceived(metainfo))
         self.metadata_download = None
 
-    def _on_Bitfield(self, peer: Peer, state: _PeerState, event: ev.Event, now: float) -> None:
+    def _on_Bitfield(self, peer: Peer, state: _PeerState, event: ev.Bitfield,
+                     now: float) -> None:
         if self.picker is not None and state.conn.peer_pieces is not None:
-            self.picker.peer_bitfield(peer, state.conn.peer_pieces)
+            self.picker.peer_bitfield(peer, event.bitfield)
             self._update_interest(peer, now)
 
     def _on_HaveAll(self, peer: Peer, state: _PeerState, event: ev.Event, now: float) -> None:
@@ -433,9 +435,9 @@ class TorrentSession:
         self._fill_requests(peer, now)
 
     def _on_Interested(self, peer: Peer, state: _PeerState, event: ev.Event, now: float) -> None:
+        # BEP 3: a peer becoming interested may take an idle upload slot at once, or push the
+        # worst uploader out (the choker decides; everything else waits for the round).
         self._apply_choke(self.choker.set_interested(peer, True), now)
-        if peer not in self.choker.unchoked:
-            self._apply_choke(self.choker.run(now, seeding=self.complete, force=True), now)
 
     def _on_NotInterested(self, peer: Peer, state: _PeerState, event: ev.Event,
                           now: float) -> None:
