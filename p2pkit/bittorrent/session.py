@@ -329,6 +329,8 @@ class TorrentSession:
             for index in range(self.picker.piece_count):
                 if self.picker.has_piece(index):
                     self._send(peer, ev.Have(index=index), now)
+        if peer in self.choker.unchoked and conn.am_choking and _ready(conn):
+            self._send(peer, ev.Unchoke(), now)  # the choker chose it before it was ready
         if conn.peer_has_all:
             self.picker.peer_has_all(peer)
         elif conn.peer_pieces is not None:
@@ -551,8 +553,7 @@ class TorrentSession:
 
     def _update_interest(self, peer: Peer, now: float) -> None:
         state = self.peers.get(peer)
-        if state is None or self.picker is None or state.conn.our_state in (
-                "AWAIT_HANDSHAKE", "CLOSED"):
+        if state is None or self.picker is None or not _ready(state.conn):
             return
         conn = state.conn
         wanted = self.picker.interested_in(peer)
@@ -569,7 +570,7 @@ class TorrentSession:
         if state is None or picker is None or picker.is_complete:
             return
         conn = state.conn
-        if conn.our_state != "ESTABLISHED" and conn.our_state != "AWAIT_FIRST_MESSAGE":
+        if not _ready(conn):
             return
         room = conn.can_request
         if room <= 0:
@@ -587,13 +588,11 @@ class TorrentSession:
     def _apply_choke(self, decision: Any, now: float) -> None:
         for peer in decision.choke:
             state = self.peers.get(peer)
-            if state is not None and not state.conn.am_choking and \
-                    state.conn.our_state not in ("AWAIT_HANDSHAKE", "CLOSED"):
+            if state is not None and not state.conn.am_choking and _ready(state.conn):
                 self._send(peer, ev.Choke(), now)
         for peer in decision.unchoke:
             state = self.peers.get(peer)
-            if state is not None and state.conn.am_choking and \
-                    state.conn.our_state not in ("AWAIT_HANDSHAKE", "CLOSED"):
+            if state is not None and state.conn.am_choking and _ready(state.conn):
                 self._send(peer, ev.Unchoke(), now)
 
     # -----------------------------------------------------------------------------------------
@@ -647,3 +646,9 @@ class TorrentSession:
         state = self.peers.get(peer)
         return state.address if state else None
 
+
+def _ready(conn: PeerConnection) -> bool:
+    """Both handshakes done and our first message (bitfield / have all / have none) sent:
+    only then may choke, interest and requests flow (BEP 3, BEP 6 "only immediately after the
+    handshake")."""
+    return conn.our_state == "ESTABLISHED" and conn.their_handshake is not None

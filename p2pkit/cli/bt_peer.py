@@ -104,7 +104,7 @@ async def _run(client: TorrentClient, *, until_complete: bool, duration: float |
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
     started = time.monotonic()
     await client.start()
@@ -202,7 +202,7 @@ def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool
 @_common
 def download(source: str, output: str, keep_seeding: bool, timeout: float | None,
              listen: str, peers: tuple[str, ...], no_trackers: bool, upload_slots: int,
-             as_json: bool, quiet: bool) -> None:
+             as_json: bool, quiet: bool) -> int:
     """Download a torrent or magnet link; exit 0 only when every piece is verified."""
     torrent = _source(source)
     root = Path(output)
@@ -216,8 +216,7 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
         except OSError as e:
             raise BadInput(f"listening on {listen}", e) from None
     _finish(client, complete, time.monotonic() - begin, as_json, "download")
-    if not complete:
-        sys.exit(EXIT_INCOMPLETE)
+    return 0 if complete else EXIT_INCOMPLETE
 
 
 @click.command("seed")
