@@ -57,6 +57,7 @@ from p2pkit.bittorrent.bitfield import decode_bitfield
 from p2pkit.bittorrent.connection_state import (
     AWAIT_HANDSHAKE,
     CLOSED,
+    ESTABLISHED,
     next_state,
 )
 from p2pkit.bittorrent.extensions import decode_extended, encode_extended
@@ -169,6 +170,8 @@ class PeerConnection:
         self.downloaded = 0
         self.uploaded = 0
         self.unrequested_bytes = 0
+        #: Bitfields received after the first message (a deviation tolerated for aria2).
+        self.late_bitfields = 0
 
     # -----------------------------------------------------------------------------------------
     # What was negotiated
@@ -358,7 +361,13 @@ class PeerConnection:
 
     def _on_bitfield(self, msg: Any, now: float | None) -> None:
         event = ev.Bitfield(bitfield=msg.bitfield)
-        self._move_theirs("Bitfield")
+        if self.their_state == ESTABLISHED:
+            # BEP 3: "'bitfield' is only ever sent as the first message", but aria2 1.36 sends
+            # another one mid-stream (after have_none and requests); libtorrent takes it as the
+            # peer's new piece set, and so do we, counting it in ``late_bitfields``.
+            self.late_bitfields += 1
+        else:
+            self._move_theirs("Bitfield")
         if self.piece_count is None:
             self._pending_bitfield = msg.bitfield
         else:

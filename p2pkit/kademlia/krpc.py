@@ -45,7 +45,7 @@ from construct import Bytes, Container, Int16ub, Struct
 from p2pkit import bencode
 from p2pkit.addresses import CompactPeer, CompactPeer6, IPv4Address, IPv6Address
 from p2pkit.deviations import Deviation
-from p2pkit.errors import BuildError, LimitExceeded, ParseError
+from p2pkit.errors import BuildError, LimitExceeded, P2PKitError, ParseError
 from p2pkit.schema import FixedLayout, Schema
 
 __all__ = [
@@ -112,7 +112,28 @@ CompactNode6 = Struct("id" / NodeId, "ip" / IPv6, "port" / Int16ub)
 # fmt: on
 
 
-class _Records:
+class _Codec:
+    """One value of a KRPC dictionary: ``decode`` (bencoded value -> Python value, ValueError
+    if malformed), ``encode`` (the reverse, before bencoding) and ``bencoded`` (the value's
+    bencoding, or None to leave it to the generic builder)."""
+
+    def decode(self, raw: Any) -> Any:
+        raise NotImplementedError
+
+    def encode(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def bencoded(self, value: Any) -> bytes | None:
+        """``encode`` then bencode, when the result is a string, an integer or a flat list of
+        them; None otherwise and when ``encode`` refuses the value (the generic builder then
+        reports it)."""
+        try:
+            return _bencoded_leaf(self.encode(value))
+        except _CODEC_ERRORS:
+            return None
+
+
+class _Records(_Codec):
     """A string that is a concatenation of fixed-size records of one compact schema.
 
     The struct format is derived from the construct schema (:class:`FixedLayout`), so the
@@ -138,16 +159,35 @@ class _Records:
         return [unpack(raw[i:i + size]) for i in range(0, len(raw), size)]
 
     def encode(self, value: Any) -> bytes:
+        """The records as one string; an item already in compact form (bytes of the record's
+        size, e.g. a node's cached compact info) is taken as it is."""
         if isinstance(value, bytes):
             return value
         out = []
+        size = self.size
         for item in value:
+            if type(item) is bytes and len(item) == size:
+                out.append(item)
+                continue
             packed = self._pack(item)
             out.append(self.con.build(item) if packed is None else packed)
         return b"".join(out)
 
+    def bencoded(self, value: Any) -> bytes | None:
+        if type(value) is list:
+            size = self.size
+            for item in value:
+                if type(item) is not bytes or len(item) != size:
+                    return super().bencoded(value)
+            raw = b"".join(value)
+        elif type(value) is bytes:
+            raw = value
+        else:
+            return super().bencoded(value)
+        return _LENGTH_PREFIX[len(raw)] + raw if len(raw) <= MAX_MESSAGE_SIZE else None
 
-class _String:
+
+class _String(_Codec):
     """A byte string, optionally of an exact length."""
 
     def __init__(self, length: int | None = None) -> None:
@@ -168,8 +208,16 @@ class _String:
             raise ValueError(f"expected {self.length} bytes, got {len(value)}")
         return value
 
+    def bencoded(self, value: Any) -> bytes | None:
+        if type(value) is not bytes:
+            return super().bencoded(value)
+        n = len(value)
+        if (self.length is not None and n != self.length) or n > MAX_MESSAGE_SIZE:
+            return None
+        return _LENGTH_PREFIX[n] + value
 
-class _Integer:
+
+class _Integer(_Codec):
     """An integer, optionally within ``[low, high]``."""
 
     def __init__(self, low: int | None = None, high: int | None = None) -> None:
@@ -189,8 +237,11 @@ class _Integer:
             raise TypeError(f"expected an integer, got {_type_name(value)}")
         return int(value)
 
+    def bencoded(self, value: Any) -> bytes | None:
+        return b"i%de" % value if type(value) is int else super().bencoded(value)
 
-class _Text:
+
+class _Text(_Codec):
     """A string holding ASCII/UTF-8 text (a method name, an error message); else kept bytes."""
 
     def decode(self, raw: Any) -> str | bytes:
@@ -208,8 +259,13 @@ class _Text:
             return bytes(value)
         raise TypeError(f"expected text, got {_type_name(value)}")
 
+    def bencoded(self, value: Any) -> bytes | None:
+        if type(value) is str and value.isascii() and len(value) <= MAX_MESSAGE_SIZE:
+            return _LENGTH_PREFIX[len(value)] + value.encode("ascii")
+        return super().bencoded(value)
 
-class _AnyValue:
+
+class _AnyValue(_Codec):
     """BEP 44 ``v``: "It is allowed to be any bencoded type (list, dict, string or integer)"."""
 
     def decode(self, raw: Any) -> Any:
@@ -219,7 +275,7 @@ class _AnyValue:
         return value
 
 
-class _Address:
+class _Address(_Codec):
     """BEP 42 ``ip``: "compact binary representation of the requestor's IP and port"."""
 
     def decode(self, raw: Any) -> Container:
@@ -233,8 +289,13 @@ class _Address:
         version = ipaddress.ip_address(value["ip"]).version
         return (CompactPeer if version == 4 else CompactPeer6).build(value)
 
+    def bencoded(self, value: Any) -> bytes | None:
+        if type(value) is bytes and len(value) <= MAX_MESSAGE_SIZE:
+            return _LENGTH_PREFIX[len(value)] + value
+        return super().bencoded(value)
 
-class _Peers:
+
+class _Peers(_Codec):
     """BEP 5 ``values``: "a list of strings containing "compact" format peer information"."""
 
     def __init__(self) -> None:
@@ -255,7 +316,7 @@ class _Peers:
         return [_Address().encode(peer) for peer in value]
 
 
-class _Hashes:
+class _Hashes(_Codec):
     """BEP 51 ``samples``: "subset of stored infohashes, N × 20 bytes"."""
 
     def decode(self, raw: Any) -> list[bytes]:
@@ -267,7 +328,7 @@ class _Hashes:
         return value if isinstance(value, bytes) else b"".join(value)
 
 
-class _Want:
+class _Want(_Codec):
     """BEP 32 ``want``: a list of "n4" / "n6" flags."""
 
     def decode(self, raw: Any) -> list[str | bytes]:
@@ -279,7 +340,7 @@ class _Want:
         return [_TEXT.encode(x) for x in value]
 
 
-class _Error:
+class _Error(_Codec):
     """BEP 5: "The "e" key has a list value. The first element is an integer representing the
     error code. The second element is a string containing the error message."
     """
@@ -626,6 +687,295 @@ class KrpcConstruct(construct.Construct):
 KrpcMessage = Schema(KrpcConstruct(strict=True), protocol=PROTOCOL, name="krpc_message")
 #: The same for dissection: accepts what real nodes send; pass ``deviations=[]`` to collect.
 KrpcMessageLenient = Schema(KrpcConstruct(strict=False), protocol=PROTOCOL, name="krpc_message")
+
+
+# ---- fast paths derived from the codec tables above ------------------------------------------
+#
+# A served node decodes mostly the same few query shapes and encodes mostly flat answers. Both
+# fast paths below are generated from the schema's own tables (QUERY_ARGUMENTS, ARGUMENTS,
+# ENVELOPE, RESPONSE_VALUES and their codecs), as FixedLayout derives a struct format from a
+# construct Struct: there is no second definition of a key, a length or a value type. Each
+# returns None on anything it does not recognise, and KrpcMessage then runs the generic
+# schema, which decides (and reports errors with their path and offset). The tests check that
+# both paths agree byte for byte on real captured datagrams and under hypothesis.
+
+
+#: ``b"0:"`` … : the length prefixes of the strings a datagram can hold, made once.
+_LENGTH_PREFIX = tuple(b"%d:" % n for n in range(MAX_MESSAGE_SIZE + 1))
+
+
+def _bencoded_string(raw: bytes) -> bytes:
+    return b"%d:%s" % (len(raw), raw)
+
+
+def _fixed_length(codec: Any) -> int | None:
+    """The exact byte length a codec requires of a string value, else None."""
+    return codec.length if isinstance(codec, _String) else None
+
+
+def _query_shapes() -> list[tuple[str, list[tuple[str, int]], list[tuple[int, bytes]], int]]:
+    """Every query whose required arguments (QUERY_ARGUMENTS) are all fixed-length strings, as
+    ``(method, [(argument, offset)], [(offset, literal bytes)], length)``: the canonical
+    bencoding of ``{"a": {...}, "q": method, "t": ...`` up to the transaction id's length."""
+    shapes = []
+    for method, names in QUERY_ARGUMENTS.items():
+        lengths = {name: _fixed_length(ARGUMENTS[name]) for name in names}
+        if None in lengths.values():
+            continue
+        literals: list[tuple[int, bytes]] = []
+        holes: list[tuple[str, int]] = []
+        text = b"d" + _bencoded_string(b"a") + b"d"
+        offset = 0
+        for name in sorted(names, key=str.encode):  # BEP 3: "keys must be [...] sorted"
+            text += _bencoded_string(name.encode()) + b"%d:" % lengths[name]
+            literals.append((offset, text))
+            holes.append((name, offset + len(text)))
+            offset += len(text) + lengths[name]
+            text = b""
+        text += b"e" + _bencoded_string(b"q") + _bencoded_string(method.encode()) \
+            + _bencoded_string(b"t")
+        literals.append((offset, text))
+        shapes.append((method, holes, literals, offset + len(text)))
+    return shapes
+
+
+def _compile_query_parser() -> Any:
+    """Generate ``parse(data) -> Container | None`` for the shapes of :func:`_query_shapes`
+    followed by ``t``, an optional ``v`` and ``y`` = ``q`` (ENVELOPE keys in sorted order),
+    the dictionaries :meth:`_Converter.message` would make of them, item for item."""
+    for key in ("t", "v"):
+        if not isinstance(ENVELOPE[key], _String) or ENVELOPE[key].length is not None:
+            raise TypeError(f"the query fast path expects {key!r} to be any string")
+    v_key = _bencoded_string(b"v")
+    end = _bencoded_string(b"y") + _bencoded_string(b"q") + b"e"
+    env: dict[str, Any] = {"Container": Container, "MAX": MAX_MESSAGE_SIZE,
+                           "string": _fast_string}
+    lines = ["def parse(data):\n",
+             "    if type(data) is not bytes or len(data) > MAX:\n        return None\n"]
+    for i, (method, holes, literals, length) in enumerate(_query_shapes()):
+        checks = []
+        for j, (offset, literal) in enumerate(literals):
+            env[f"L{i}_{j}"] = literal
+            checks.append(f"data.startswith(L{i}_{j}, {offset})")
+        env[f"M{i}"] = method
+        lines.append(f"    {'elif' if i else 'if'} {' and '.join(checks)}:\n")
+        lines.append(f"        pos = {length}\n        method = M{i}\n        a = Container()\n")
+        for name, offset in holes:
+            size = _fixed_length(ARGUMENTS[name])
+            lines.append(f"        a[{name!r}] = data[{offset}:{offset + size}]\n")
+    lines.append("    else:\n        return None\n")
+    source = "".join(lines) + (
+        "    t, pos = string(data, pos)\n"
+        "    if t is None:\n        return None\n"
+        "    v = None\n"
+        f"    if data.startswith({v_key!r}, pos):\n"
+        f"        v, pos = string(data, pos + {len(v_key)})\n"
+        "        if v is None:\n            return None\n"
+        f"    if len(data) != pos + {len(end)} or not data.endswith({end!r}):\n"
+        "        return None\n"
+        "    msg = Container()\n"
+        "    msg['t'] = t\n    msg['y'] = 'q'\n    msg['method'] = method\n    msg['a'] = a\n"
+        "    if v is not None:\n        msg['v'] = v\n"
+        "    return msg\n"
+    )
+    exec(compile(source, "<krpc query fast path>", "exec"), env)
+    return env["parse"]
+
+
+def _fast_string(data: bytes, pos: int) -> tuple[bytes | None, int]:
+    """A canonical bencoded string of at most 99 bytes at ``pos`` (BEP 3: "length-prefixed
+    base ten followed by a colon"), else ``(None, pos)``."""
+    colon = data.find(b":", pos, pos + 3)
+    if colon <= pos:
+        return None, pos
+    digits = data[pos:colon]
+    if not digits.isdigit() or (digits[0] == 0x30 and colon - pos > 1):
+        return None, pos
+    end = colon + 1 + int(digits)
+    if end > len(data):
+        return None, pos
+    return data[colon + 1:end], end
+
+
+#: The bencoded form of every known key (``b"2:id"``), from the codec tables.
+_KEY_HEADERS = {name: _bencoded_string(name.encode())
+                for table in (ENVELOPE, ARGUMENTS, RESPONSE_VALUES) for name in table}
+_KEY_HEADERS.update(a=_bencoded_string(b"a"), r=_bencoded_string(b"r"))
+
+
+def _bencoded_leaf(value: Any) -> bytes | None:
+    """A codec's output as bencoding: strings, integers and lists of them; else None."""
+    kind = type(value)
+    if kind is bytes:
+        n = len(value)
+        return _LENGTH_PREFIX[n] + value if n <= MAX_MESSAGE_SIZE else None
+    if kind is int:
+        return b"i%de" % value
+    if kind is list:
+        parts = []
+        for item in value:
+            if type(item) is bytes:
+                parts.append(b"%d:%s" % (len(item), item))
+            elif type(item) is int:
+                parts.append(b"i%de" % item)
+            else:
+                return None
+        return b"l" + b"".join(parts) + b"e"
+    return None
+
+
+_CODEC_ERRORS = (ValueError, TypeError, KeyError, AttributeError, construct.ConstructError,
+                 P2PKitError)
+
+
+def _fast_items(obj: Any, codecs: Mapping[str, Any],
+                skip: tuple[str, ...] = ()) -> list[tuple[str, bytes]] | None:
+    """``(key, bencoded value)`` of a dictionary whose values the codecs turn into leaves."""
+    if not isinstance(obj, dict):
+        return None
+    out = []
+    for name, value in obj.items():
+        if value is None or name in skip:
+            continue
+        if name == "extra":
+            if value:
+                return None
+            continue
+        codec = codecs.get(name)
+        if codec is None:
+            return None
+        leaf = codec.bencoded(value)
+        if leaf is None:
+            return None
+        out.append((name, leaf))
+    return out
+
+
+def _fast_dictionary(items: list[tuple[str, bytes]]) -> bytes:
+    items.sort()  # key names are ASCII: str order is the raw-string order BEP 3 asks for
+    headers = _KEY_HEADERS
+    return b"d" + b"".join([headers[name] + leaf for name, leaf in items]) + b"e"
+
+
+def _items_build(obj: Any) -> bytes | None:
+    """:func:`_to_bencoded` + :func:`bencode.encode` for messages whose values are strings,
+    integers and flat lists of them (ping/find_node/get_peers queries and answers, errors);
+    None for anything else (BEP 44 dictionary values, ``extra`` keys, mistakes)."""
+    y = obj.get("y")
+    if y not in _MESSAGE_KEYS or obj.get("t") is None:
+        return None
+    top = _fast_items(obj, ENVELOPE, skip=("method", "a", "r", "q"))
+    if top is None:
+        return None
+    method = obj.get("method", obj.get("q")) if y == "q" else obj.get("q")
+    if y == "q" or method is not None:
+        leaf = _TEXT.bencoded(method) if type(method) is str else None
+        if leaf is None:
+            return None
+        top.append(("q", leaf))
+    if y == "q":
+        items = _fast_items(obj.get("a") or {}, ARGUMENTS)
+        if items is None:
+            return None
+        top.append(("a", _fast_dictionary(items)))
+    r = obj.get("r")
+    if r is not None:
+        items = _fast_items(r, RESPONSE_VALUES)
+        if items is None:
+            return None
+        top.append(("r", _fast_dictionary(items)))
+    return _fast_dictionary(top)
+
+
+#: Message shapes the template builder compiles at most (beyond, :func:`_items_build`).
+MAX_TEMPLATES = 64
+_TEMPLATES: dict[tuple[Any, tuple, tuple | None], Any] = {}
+
+
+def _compile_template(y: Any, keys: tuple, body_keys: tuple | None) -> Any:
+    """A builder for messages of type ``y`` whose top-level and ``a``/``r`` keys are exactly
+    ``keys`` and ``body_keys`` (the node's answers and queries: a few shapes), generated from
+    ENVELOPE / ARGUMENTS / RESPONSE_VALUES: the keys' bencoding is precomputed in sorted
+    order and each value goes through its codec's ``bencoded``. None for a shape it does not
+    handle; the builder returns None for a message it cannot build (a None value, a value a
+    codec refuses), and :func:`_items_build` then decides."""
+    if y not in _MESSAGE_KEYS or body_keys is None:
+        return None
+    body, codecs = ("a", ARGUMENTS) if y == "q" else ("r", RESPONSE_VALUES)
+    top = [k for k in keys if k not in ("method", body)]
+    if y == "q" and "method" not in keys:
+        return None
+    if any(k not in ENVELOPE or k == "q" for k in top) or any(
+            k not in codecs for k in body_keys):
+        return None
+    env: dict[str, Any] = {}
+    values = [(k, f"E_{k}(obj[{k!r}])") for k in top]
+    for k in top:
+        env[f"E_{k}"] = ENVELOPE[k].bencoded
+    if y == "q":
+        env["E_q"] = ENVELOPE["q"].bencoded
+        values.append(("q", "E_q(obj['method'])"))
+    values.append((body, None))
+    parts: list[str] = []
+    literal = b"d"
+    for k, expression in sorted(values):
+        literal += _KEY_HEADERS[k]
+        if expression is not None:
+            env[f"L{len(parts)}"] = literal
+            parts += [f"L{len(parts)}", expression]
+            literal = b""
+            continue
+        literal += b"d"
+        for inner in sorted(body_keys):
+            env[f"B_{inner}"] = codecs[inner].bencoded
+            literal += _KEY_HEADERS[inner]
+            env[f"L{len(parts)}"] = literal
+            parts += [f"L{len(parts)}", f"B_{inner}(body[{inner!r}])"]
+            literal = b""
+        literal += b"e"
+    env[f"L{len(parts)}"] = literal + b"e"
+    parts.append(f"L{len(parts)}")
+    env["join"] = b"".join
+    source = (
+        "def build(obj):\n"
+        f"    body = obj[{body!r}]\n"
+        "    if not isinstance(body, dict):\n        return None\n"
+        f"    parts = ({', '.join(parts)})\n"
+        "    if None in parts:\n        return None\n"
+        "    return join(parts)\n"
+    )
+    exec(compile(source, f"<krpc {y} template {keys} {body_keys}>", "exec"), env)
+    return env["build"]
+
+
+def _fast_build(obj: Any) -> bytes | None:
+    """The fast build of a KRPC message: a compiled template for its shape, else the
+    item-by-item :func:`_items_build`; None leaves the message to the generic builder."""
+    if not isinstance(obj, dict):
+        return None
+    y = obj.get("y")
+    body = obj.get("a" if y == "q" else "r")
+    try:
+        shape = (y, tuple(obj), tuple(body) if isinstance(body, dict) else None)
+        build = _TEMPLATES[shape]
+    except KeyError:
+        build = _compile_template(*shape)
+        if len(_TEMPLATES) < MAX_TEMPLATES:
+            _TEMPLATES[shape] = build
+    except TypeError:  # an unhashable y
+        return None
+    if build is not None:
+        data = build(obj)
+        if data is not None:
+            return data
+    return _items_build(obj)
+
+
+#: The fast paths of :data:`KrpcMessage` (and the build of :data:`KrpcMessageLenient`).
+_fast_parse_query = _compile_query_parser()
+KrpcMessage.fast_parse = _fast_parse_query
+KrpcMessage.fast_build = _fast_build
+KrpcMessageLenient.fast_build = _fast_build
 
 
 @dataclass

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import ipaddress
 import math
 import random
 from collections import deque
@@ -95,15 +94,17 @@ Address = tuple[str, int]
 
 
 @functools.lru_cache(maxsize=MAX_VERIFIED)
-def _ip_as_int(ip: str) -> int:
-    """An address string as the integer the compact-node schema builds from without parsing
-    text (answers repeat the same few routing-table addresses; parsing was 20% of a query)."""
-    return int(ipaddress.ip_address(ip))
+def _compact_node(node_id: bytes, ip: str, port: int) -> bytes:
+    """BEP 5 "compact node info" (BEP 32: 38 bytes for IPv6) of a known node, built once by
+    the KRPC schema: answers repeat the same few routing-table entries."""
+    schema = krpc.CompactNode6 if ":" in ip else krpc.CompactNode
+    return schema.build(Container(id=node_id, ip=ip, port=port))
 
 
 @functools.lru_cache(maxsize=MAX_VERIFIED)
 def _compact_address(ip: str, port: int) -> bytes:
-    """BEP 42 ``ip`` for a querier, built once per address by the KRPC address schema."""
+    """Compact IP-address/port info (BEP 42 ``ip`` of a querier, BEP 5 ``values``), built
+    once per address by the KRPC address schema."""
     schema = krpc.CompactPeer6 if ":" in ip else krpc.CompactPeer
     return schema.build(Container(ip=ip, port=port))
 
@@ -235,7 +236,8 @@ class Node:
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Handle one datagram from ``addr``; never raises on what a remote sends."""
-        self._count("received")
+        stats = self.stats
+        stats["received"] = stats.get("received", 0) + 1
         if not self.limiter.allow(addr[0], now):
             self._count("rate_limited")
             return
@@ -244,7 +246,7 @@ class Node:
         except ParseError as e:
             self._malformed(data, addr, e)
             return
-        if msg.y == "q":
+        if msg["y"] == "q":
             self._on_query(msg, addr, now)
         else:
             self._on_answer(msg, addr, now)
@@ -383,17 +385,18 @@ class Node:
         return True
 
     def _reply(self, message: Container, t: bytes, addr: Address) -> None:
-        message.t = t
+        message["t"] = t
         if self.version:
-            message.v = self.version
+            message["v"] = self.version
         # BEP 42: "all DHT responses SHOULD include a top-level field called ip"
-        message.ip = _compact_address(addr[0], addr[1])
+        message["ip"] = _compact_address(addr[0], addr[1])
         data = krpc.encode(message)
         while len(data) > MAX_RESPONSE_SIZE:
             message = self._trim(message)
             data = krpc.encode(message)
         self._outbox.append((data, addr))
-        self._count("sent")
+        stats = self.stats
+        stats["sent"] = stats.get("sent", 0) + 1
 
     @staticmethod
     def _trim(answer: Container) -> Container:
@@ -427,20 +430,21 @@ class Node:
         self._count("errors_sent")
 
     def _on_query(self, msg: Container, addr: Address, now: float) -> None:
-        sender = msg.a.id
-        handler = _HANDLERS.get(msg.method)
+        sender = msg["a"]["id"]
+        handler = _HANDLERS.get(msg["method"])
         if handler is None:
-            answer = krpc.error(msg.t, ErrorCode.METHOD_UNKNOWN, "Method Unknown")
+            answer = krpc.error(msg["t"], ErrorCode.METHOD_UNKNOWN, "Method Unknown")
         else:
             try:
                 answer = handler(self, msg, addr, now)
             except PutRejected as rejected:
                 answer = krpc.error(msg.t, rejected.code, rejected.message)
-        if answer.y == "e":
+        if answer["y"] == "e":
             self._count("errors_sent")
         else:
-            self._count("queries_answered")
-        self._reply(answer, msg.t, addr)
+            stats = self.stats
+            stats["queries_answered"] = stats.get("queries_answered", 0) + 1
+        self._reply(answer, msg["t"], addr)
         # BEP 43: a read-only node "should not [be added] to the routing table"; others are
         # added once they answer a ping of ours (a spoofed source never does).
         if msg.get("ro") != 1 and sender != self.id:
@@ -460,35 +464,38 @@ class Node:
         return True
 
     def _nodes(self, target: bytes, addr: Address, want: Any, now: float) -> dict[str, list]:
-        """BEP 32: "nodes" and/or "nodes6" as the querier wants (its own family by default)."""
-        family = "n6" if ":" in addr[0] else "n4"
-        wanted = {w for w in (want or ()) if w in ("n4", "n6")} or {family}
+        """BEP 32: "nodes" and/or "nodes6" as the querier wants (its own family by default),
+        each the ``k`` closest good nodes of that family in compact form."""
+        if want is None:
+            wanted = ("n6",) if ":" in addr[0] else ("n4",)
+        else:
+            wanted = [w for w in want if w in ("n4", "n6")] or (
+                ("n6",) if ":" in addr[0] else ("n4",))
         out: dict[str, list] = {}
-        closest = self.table.closest(target, self.k * 4, now=now)
         for key, v6, name in (("n4", False, "nodes"), ("n6", True, "nodes6")):
             if key in wanted:
-                found = [Container(id=e.id, ip=_ip_as_int(e.addr[0]), port=e.addr[1])
-                         for e in closest if (":" in e.addr[0]) is v6]
-                out[name] = found[: self.k]
+                out[name] = [_compact_node(e.id, e.addr[0], e.addr[1]) for e in
+                             self.table.closest(target, self.k, now=now, ipv6=v6)]
         return out
 
     def _answer_ping(self, msg: Container, addr: Address, now: float) -> Container:
-        return krpc.response(msg.t, id=self.id)
+        return krpc.response(msg["t"], id=self.id)
 
     def _answer_find_node(self, msg: Container, addr: Address, now: float) -> Container:
-        return krpc.response(msg.t, id=self.id,
-                             **self._nodes(msg.a.target, addr, msg.a.get("want"), now))
+        a = msg["a"]
+        return krpc.response(msg["t"], id=self.id,
+                             **self._nodes(a["target"], addr, a.get("want"), now))
 
     def _answer_get_peers(self, msg: Container, addr: Address, now: float) -> Container:
-        answer = krpc.response(msg.t, id=self.id, token=self.tokens.token_for(addr[0], now))
-        peers = self.peers.peers(msg.a.info_hash, now, limit=100)
+        a = msg["a"]
+        answer = krpc.response(msg["t"], id=self.id, token=self.tokens.token_for(addr[0], now))
+        peers = self.peers.peers(a["info_hash"], now, limit=100)
         if peers:
             # BEP 5: "If the queried node has peers for the infohash, they are returned in a
-            # key "values" as a list of strings."
-            answer.r["values"] = [Container(ip=ipaddress.ip_address(ip), port=port)
-                                  for ip, port in peers]
+            # key "values" as a list of strings." (compact peer info, built once per peer)
+            answer["r"]["values"] = [_compact_address(ip, port) for ip, port in peers]
         else:
-            answer.r.update(self._nodes(msg.a.info_hash, addr, msg.a.get("want"), now))
+            answer["r"].update(self._nodes(a["info_hash"], addr, a.get("want"), now))
         return answer
 
     def _answer_announce_peer(self, msg: Container, addr: Address, now: float) -> Container:

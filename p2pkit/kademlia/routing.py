@@ -29,7 +29,6 @@ Time is passed in (``now``, seconds); the table never reads a clock.
 from __future__ import annotations
 
 import bisect
-import heapq
 import random
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -57,6 +56,9 @@ BAD_AFTER_FAILURES = 2
 #: BEP 5: "Buckets that have not been changed in 15 minutes should be "refreshed.""
 REFRESH_AFTER = 15 * 60.0
 ID_BITS = 160
+#: Up to this many candidates, :meth:`RoutingTable.closest` sorts them all rather than
+#: walking buckets (sorting integers is cheaper than the walk for a small table).
+FLAT_CLOSEST_MAX = 32
 
 State = Literal["good", "questionable", "bad"]
 Address = tuple[str, int]
@@ -80,6 +82,14 @@ class NodeEntry:
     last_response: float | None = None
     last_query: float | None = None
     failures: int = 0
+    #: The id as an unsigned integer, for XOR distances (computed once).
+    number: int = field(init=False, repr=False)
+    #: True for an IPv6 address (BEP 32 keeps ``nodes6`` apart from ``nodes``).
+    ipv6: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.number = int.from_bytes(self.id, "big")
+        self.ipv6 = ":" in self.addr[0]
 
     def state(self, now: float) -> State:
         """good / questionable / bad by BEP 5's 15-minute rule."""
@@ -128,6 +138,11 @@ class RoutingTable:
         self.k = k
         self.buckets: list[Bucket] = [Bucket(0, 1 << ID_BITS)]
         self._lows: list[int] = [0]
+        #: Bumped whenever an entry joins or leaves the table or its failures change (what
+        #: :meth:`closest` depends on); the flat lists it keeps are rebuilt after a change.
+        self._changes = 0
+        self._flat: dict[tuple[bool | None, bool], tuple[int, list[int], dict[int, NodeEntry]]]
+        self._flat = {}
 
     def __len__(self) -> int:
         return sum(len(b.nodes) for b in self.buckets)
@@ -176,6 +191,7 @@ class RoutingTable:
             bucket.replacements.pop(node_id, None)
             return
         entry.failures += 1
+        self._changes += 1
         if entry.state(now) == "bad" and bucket.replacements:
             del bucket.nodes[node_id]
             _, candidate = bucket.replacements.popitem(last=True)  # most recently seen
@@ -184,6 +200,7 @@ class RoutingTable:
 
     def remove(self, node_id: bytes) -> None:
         bucket = self.bucket_for(node_id)
+        self._changes += 1
         bucket.nodes.pop(node_id, None)
         bucket.replacements.pop(node_id, None)
 
@@ -197,11 +214,14 @@ class RoutingTable:
                 if entry.addr != addr:
                     return None  # keep the first address: a node id is not moved by a datagram
                 entry.last_response = now
-                entry.failures = 0
+                if entry.failures:
+                    entry.failures = 0
+                    self._changes += 1
                 bucket.nodes.move_to_end(node_id)
                 bucket.last_changed = now
                 return entry
             entry = NodeEntry(node_id, addr, last_response=now)
+            self._changes += 1  # (at worst needlessly, when it only joins the replacements)
             if len(bucket.nodes) < self.k:
                 bucket.nodes[node_id] = entry
                 bucket.replacements.pop(node_id, None)
@@ -238,12 +258,51 @@ class RoutingTable:
         self._lows[i:i + 1] = [lower.low, upper.low]
 
     def closest(self, target: bytes, count: int = K, *, include_bad: bool = False,
-                now: float | None = None) -> list[NodeEntry]:
-        """The ``count`` known nodes closest to ``target`` by XOR (bad ones left out when
-        ``now`` is given)."""
+                now: float | None = None, ipv6: bool | None = None) -> list[NodeEntry]:
+        """The ``count`` known nodes closest to ``target`` by XOR, closest first (bad ones left
+        out when ``now`` is given; only one address family with ``ipv6``).
+
+        A table of up to :data:`FLAT_CLOSEST_MAX` such nodes sorts the ids of all of them
+        (kept as integers between changes of the table). A larger one is walked bucket by
+        bucket: every bucket is an aligned power-of-two range of ids, and XOR with the target
+        maps an aligned range onto another one, so the distances of a bucket's nodes form one
+        interval, starting at ``(target ^ low)`` with the low bits cleared, and the intervals
+        of two buckets never overlap. Buckets are visited by that smallest distance and the
+        walk stops as soon as ``count`` nodes are found.
+        """
         t = int.from_bytes(target, "big")
-        entries = (e for e in self if include_bad or now is None or e.state(now) != "bad")
-        return heapq.nsmallest(count, entries, key=lambda e: int.from_bytes(e.id, "big") ^ t)
+        skip_bad = not include_bad and now is not None
+        flat = self._flat.get((ipv6, skip_bad))
+        if flat is None or flat[0] != self._changes:
+            flat = self._flatten(ipv6, skip_bad)
+        _, numbers, entries = flat
+        if len(numbers) <= FLAT_CLOSEST_MAX:
+            return [entries[n] for n in sorted(numbers, key=t.__xor__)[:count]]
+        order = sorted(
+            (((t ^ b.low) & -(b.high - b.low), i) for i, b in enumerate(self.buckets)
+             if b.nodes))
+        out: list[NodeEntry] = []
+        buckets = self.buckets
+        for _, i in order:
+            found = [e for e in buckets[i].nodes.values()
+                     if not (skip_bad and e.failures >= BAD_AFTER_FAILURES)
+                     and (ipv6 is None or e.ipv6 is ipv6)]
+            if not found:
+                continue
+            found.sort(key=lambda e: e.number ^ t)
+            out += found[: count - len(out)]
+            if len(out) >= count:
+                break
+        return out
+
+    def _flatten(self, ipv6: bool | None, skip_bad: bool
+                 ) -> tuple[int, list[int], dict[int, NodeEntry]]:
+        entries = {e.number: e for e in self
+                   if not (skip_bad and e.failures >= BAD_AFTER_FAILURES)
+                   and (ipv6 is None or e.ipv6 is ipv6)}
+        flat = (self._changes, list(entries), entries)
+        self._flat[(ipv6, skip_bad)] = flat
+        return flat
 
     def questionable(self, now: float) -> list[NodeEntry]:
         """Nodes to ping (BEP 5: "the least recently seen node is pinged"): questionable

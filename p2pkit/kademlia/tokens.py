@@ -18,6 +18,7 @@ False
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -29,6 +30,14 @@ __all__ = ["ROTATE_EVERY", "TOKEN_LENGTH", "Tokens"]
 ROTATE_EVERY = 5 * 60.0
 #: Bytes of SHA-1 sent as a token (BEP 5 leaves the length to the implementation).
 TOKEN_LENGTH = 8
+#: Querier addresses whose packed form is remembered.
+MAX_CACHED_ADDRESSES = 4096
+
+
+@functools.lru_cache(maxsize=MAX_CACHED_ADDRESSES)
+def _packed(ip: str) -> bytes:
+    """The address in network order (parsed once per querier, not once per token)."""
+    return ipaddress.ip_address(ip).packed
 
 
 class Tokens:
@@ -50,12 +59,12 @@ class Tokens:
 
     @staticmethod
     def _make(secret: bytes, ip: str) -> bytes:
-        packed = ipaddress.ip_address(ip).packed
-        return hashlib.sha1(packed + secret).digest()[:TOKEN_LENGTH]
+        return hashlib.sha1(_packed(ip) + secret).digest()[:TOKEN_LENGTH]
 
     def token_for(self, ip: str, now: float) -> bytes:
         """The token to send to a ``get_peers`` / ``get`` querier at ``ip``."""
-        self._rotate(now)
+        if now - self._rotated_at >= ROTATE_EVERY:
+            self._rotate(now)
         return self._make(self._current, ip)
 
     def check(self, token: bytes, ip: str, now: float) -> bool:

@@ -100,9 +100,15 @@ def test_bitfield_only_first_and_checked():
     assert p.b.peer_has(9) and not p.b.peer_has(8)
     with pytest.raises(LocalProtocolError):
         p.a.send(ev.Bitfield(bitfield=encode_bitfield(have)))
-    # A second bitfield, hand-built, is the peer's mistake (BEP 3: "only ever sent as the first").
+    # A second bitfield breaks BEP 3 ("only ever sent as the first message"), but aria2 1.36
+    # sends one: it replaces the peer's piece set and is counted.
+    have[5] = 1
     p.b.receive_data(PeerMessage.build(dict(type="bitfield", bitfield=encode_bitfield(have))))
-    with pytest.raises(RemoteProtocolError, match="Bitfield not allowed"):
+    assert p.b.next_event() == ev.Bitfield(bitfield=encode_bitfield(have))
+    assert p.b.peer_has(5) and p.b.late_bitfields == 1
+    # have_all after the first message is still refused (BEP 6: "only immediately after").
+    p.b.receive_data(PeerMessage.build(dict(type="have_all")))
+    with pytest.raises(RemoteProtocolError, match="HaveAll not allowed"):
         p.b.next_event()
 
 
