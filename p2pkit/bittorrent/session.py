@@ -33,8 +33,10 @@ from p2pkit.bittorrent import events as ev
 from p2pkit.bittorrent.bitfield import encode_bitfield
 from p2pkit.bittorrent.choker import Choker
 from p2pkit.bittorrent.connection import NEED_DATA, PeerConnection
+from p2pkit.bittorrent.extensions import decode_extended
 from p2pkit.bittorrent.metadata import MetadataDownload, MetadataServer
 from p2pkit.bittorrent.metainfo import BLOCK_SIZE, Metainfo
+from p2pkit.bittorrent.pex import PEX_INTERVAL, PeerFlags, PexMessageBuilder, PexPeer
 from p2pkit.bittorrent.picker import Block, PiecePicker
 from p2pkit.bittorrent.storage import PieceMap
 from p2pkit.errors import P2PKitError, ParseError, RemoteProtocolError
@@ -116,6 +118,11 @@ class _PeerState:
     hash_failures: int = 0
     metadata_pieces: int = 0
     out: list[bytes] = field(default_factory=list)
+    #: BEP 11: what this peer was told about our other connections (None: it has no ut_pex).
+    pex: PexMessageBuilder | None = None
+    #: Where the peer accepts connections: the dialled address, or the source IP with the
+    #: BEP 10 handshake's ``p`` (listen port) for a peer that dialled us.
+    listen_address: tuple[str, int] | None = None
 
 
 class TorrentSession:
@@ -151,6 +158,7 @@ class TorrentSession:
         self.failed_pieces = 0
         self.started_at = now
         self.completed_at: float | None = None
+        self._next_pex = now + PEX_INTERVAL
         if metainfo is not None:
             self.start(metainfo, have or bytearray(metainfo.piece_count), now=now)
 
@@ -214,7 +222,8 @@ class TorrentSession:
                               now=now)
         if self.metainfo is not None and self.metainfo.has_v1 and self.metainfo.has_v2:
             conn.upgrade_info_hash = self.metainfo.info_hash_v2_truncated
-        self.peers[peer] = _PeerState(conn=conn, address=address, outgoing=outgoing)
+        self.peers[peer] = _PeerState(conn=conn, address=address, outgoing=outgoing,
+                                      listen_address=address if outgoing else None)
         self.choker.add_peer(peer, now)
         if self.picker is not None:
             self.picker.add_peer(peer)
@@ -304,7 +313,7 @@ class TorrentSession:
                 items["p"] = self.listen_port
             if self.metadata_server is not None:
                 items["metadata_size"] = self.metadata_server.metadata_size
-            self._send(peer, ev.ExtensionHandshake(m=dict(OUR_EXTENSIONS), items=items), now)
+            self._send(peer, ev.ExtensionHandshake(m=self._extensions(), items=items), now)
         if self.picker is not None:
             self._after_geometry(peer, now)
         elif conn.fast:
@@ -346,8 +355,20 @@ class TorrentSession:
             return []
         return self.rng.sample(have, min(ALLOWED_FAST, len(have)))
 
+    def _extensions(self) -> dict[str, int]:
+        """Our BEP 10 ``m``: no PEX for a private torrent (BEP 27: "MUST NOT" share peers)."""
+        names = dict(OUR_EXTENSIONS)
+        if self.metainfo is not None and self.metainfo.private:
+            del names["ut_pex"]
+        return names
+
     def _on_ExtensionHandshake(self, peer: Peer, state: _PeerState,
                                event: ev.ExtensionHandshake, now: float) -> None:
+        port = event.items.get("p")
+        if not state.outgoing and state.address and isinstance(port, int) and 0 < port < 65536:
+            state.listen_address = (state.address[0], port)
+        if "ut_pex" in event.m and "ut_pex" in self._extensions() and state.pex is None:
+            state.pex = PexMessageBuilder()
         reqq = event.items.get("reqq")
         if isinstance(reqq, int) and reqq > 0:
             state.conn.max_outstanding = min(self.request_queue, reqq)
@@ -395,7 +416,7 @@ class TorrentSession:
                     self._request_metadata(peer, now)
             elif kind == "reject" and self.metadata_download is not None:
                 self.metadata_download.reject(peer, message.get("piece"))
-        elif event.name == "ut_pex":
+        elif event.name == "ut_pex" and "ut_pex" in self._extensions():
             addresses = [(str(p.ip), p.port) for p in message.get("added", [])]
             addresses += [(str(p.ip), p.port) for p in message.get("added6", [])]
             if addresses:
@@ -602,6 +623,8 @@ class TorrentSession:
         """When :meth:`handle_timer` next has work."""
         times = [t for t in (s.conn.get_timer() for s in self.peers.values()) if t is not None]
         times.append(self.choker.next_round())
+        if any(s.pex is not None for s in self.peers.values()):
+            times.append(self._next_pex)
         return min(times)
 
     def handle_timer(self, now: float) -> None:
@@ -613,6 +636,30 @@ class TorrentSession:
                 self._drain(peer, now)
         if self.choker.next_round() <= now:
             self._apply_choke(self.choker.run(now, seeding=self.complete), now)
+        if self._next_pex <= now:
+            self._next_pex = now + PEX_INTERVAL
+            self._exchange_peers(now)
+
+    def _exchange_peers(self, now: float) -> None:
+        """BEP 11: tell each ut_pex peer about our other established connections."""
+        known = {}
+        for peer, state in self.peers.items():
+            if state.listen_address is not None and _ready(state.conn):
+                seed = bool(state.conn.peer_has_all or (
+                    state.conn.peer_pieces is not None and all(state.conn.peer_pieces)))
+                try:
+                    known[peer] = PexPeer(ip=state.listen_address[0],
+                                          port=state.listen_address[1],
+                                          flags=PeerFlags(seed=seed, outgoing=state.outgoing))
+                except P2PKitError:
+                    continue  # a host name, not an address: not shareable in compact form
+        for peer, state in list(self.peers.items()):
+            if state.pex is None or not _ready(state.conn):
+                continue
+            payload = state.pex.next_message(known.values(), now=now, exclude=known.get(peer))
+            if payload is not None:
+                message = decode_extended("ut_pex", payload)
+                self._send(peer, ev.ExtensionMessage(name="ut_pex", message=message), now)
 
     def _drain(self, peer: Peer, now: float) -> None:
         state = self.peers.get(peer)

@@ -14,6 +14,7 @@ from p2pkit.bittorrent.session import (
     MAX_HASH_FAILURES,
     CheckPiece,
     ClosePeer,
+    ConnectPeers,
     MetadataReceived,
     ReadBlock,
     TorrentSession,
@@ -40,6 +41,8 @@ class Node:
                                       info_hash=info_hash, have=have, rng=random.Random(seed),
                                       upload_slots=upload_slots, request_queue=request_queue)
         self.closed: list[ClosePeer] = []
+        self.discovered: list[tuple[str, int]] = []
+        self.ip = f"127.0.0.{sum(name.encode()) % 250 + 2}"
         self.banned: set[str] = set()
         self.sent_requests = 0
 
@@ -58,6 +61,8 @@ class Node:
                 self.closed.append(action)
                 if action.ban:
                     self.banned.add(action.peer)
+            elif isinstance(action, ConnectPeers):
+                self.discovered += action.addresses
             elif isinstance(action, MetadataReceived):
                 self.meta = action.metainfo
                 self.storage = Storage(action.metainfo, self.root)
@@ -73,8 +78,8 @@ class Swarm:
         self.taps: dict[tuple[str, str], list[bytes]] = {}
 
     def connect(self, a: Node, b: Node) -> None:
-        a.session.add_peer(b.name, outgoing=True, address=(b.name, 6881), now=self.now)
-        b.session.add_peer(a.name, outgoing=False, address=(a.name, 1), now=self.now)
+        a.session.add_peer(b.name, outgoing=True, address=(b.ip, 6881), now=self.now)
+        b.session.add_peer(a.name, outgoing=False, address=(a.ip, 40000), now=self.now)
         self.links.append((a, b.name, b, a.name))
 
     def step(self) -> bool:
@@ -325,3 +330,29 @@ def test_sha_of_download_matches(content, tmp_path):
     for name, data in files.items():
         got = (tmp_path / "leech" / "album" / name).read_bytes()
         assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+
+def test_pex_tells_each_peer_about_the_others(content, tmp_path):
+    """BEP 11: after a minute the seeder sends each leecher a ut_pex message whose ``added``
+    holds the other leecher's listen address (the dialled address, or the source IP with the
+    BEP 10 ``p`` port); a private torrent (BEP 27) exchanges none."""
+    torrent, seed_root, files = content
+    meta = torrent()
+    for private in (False, True):
+        if private:
+            meta = Metainfo.parse(create_torrent(seed_root / "album", piece_length=PIECE,
+                                                 private=True))
+        seeder = Node("seeder", meta, seed_root)
+        a = Node("a", meta, tmp_path / f"a{private}")
+        b = Node("b", meta, tmp_path / f"b{private}")
+        a.session.listen_port = 7001
+        b.session.listen_port = 7002
+        swarm = Swarm()
+        swarm.connect(a, seeder)
+        swarm.connect(b, seeder)
+        swarm.run(horizon=70)
+        if private:
+            assert a.discovered == [] and b.discovered == []
+            assert "extended" in swarm.messages("seeder", "a")  # only the handshake
+            continue
+        assert a.discovered == [(b.ip, 7002)] and b.discovered == [(a.ip, 7001)]
