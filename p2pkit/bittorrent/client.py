@@ -57,6 +57,7 @@ from p2pkit.bittorrent.session import (
     CheckPiece,
     ClosePeer,
     ConnectPeers,
+    DhtNodeSeen,
     MetadataReceived,
     ReadBlock,
     TorrentSession,
@@ -79,6 +80,10 @@ CONNECT_TIMEOUT = 10.0
 TRACKER_TIMEOUT = 30.0
 #: Tracker re-announce interval when a tracker does not say.
 DEFAULT_INTERVAL = 1800
+#: Seconds between DHT ``get_peers`` + ``announce_peer`` rounds (BEP 5 peers expire after 30
+#: minutes on most nodes), and after a round that found nobody.
+DHT_INTERVAL = 300.0
+DHT_RETRY = 5.0
 
 
 def new_peer_id(rng: random.Random | None = None) -> bytes:
@@ -154,7 +159,9 @@ class TorrentClient:
                  max_peers: int = 50, upload_slots: int | None = 4,
                  peer_id: bytes | None = None, rng: random.Random | None = None,
                  on_progress: Callable[[ClientStats], None] | None = None,
-                 tracker_client: TrackerClient | None = None) -> None:
+                 tracker_client: TrackerClient | None = None,
+                 dht_bootstrap: Iterable[tuple[str, int]] | None = None,
+                 dht_port: int | None = None) -> None:
         self.root = Path(root)
         self.rng = rng or random.Random()
         self.peer_id = peer_id or new_peer_id()
@@ -190,6 +197,11 @@ class TorrentClient:
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rates: list[tuple[float, int, int]] = []
+        #: BEP 5: DHT nodes to join through; ``None`` runs no DHT node (never the public
+        #: routers: p2pkit only joins a DHT it is pointed at).
+        self.dht_bootstrap = list(dht_bootstrap) if dht_bootstrap is not None else None
+        self.dht_port = dht_port
+        self.dht: Any = None
 
     # -----------------------------------------------------------------------------------------
     # Life cycle
@@ -211,6 +223,8 @@ class TorrentClient:
                                           now=now)
         if self.session.complete:
             self._complete.set()
+        if self.dht_bootstrap is not None and not (self.metainfo and self.metainfo.private):
+            await self._start_dht()
         host, port = self.listen
         self._server = await self._loop.create_server(
             lambda: _PeerProtocol(self, None, False), host, port)
@@ -220,6 +234,8 @@ class TorrentClient:
             self.connect(address)
         if self.use_trackers and self._tracker_urls():
             self._spawn(self._announce_loop())
+        if self.dht is not None:
+            self._spawn(self._dht_loop())
         self._schedule()
 
     async def _open_storage(self, metainfo: Metainfo) -> bytearray:
@@ -242,6 +258,8 @@ class TorrentClient:
                 proto.transport.close()
         for task in list(self._tasks):
             task.cancel()
+        if self.dht is not None:
+            self.dht.close()
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
@@ -358,6 +376,8 @@ class TorrentClient:
                     self.connect(address)
             elif isinstance(action, MetadataReceived):
                 self._spawn(self._metadata_received(action.metainfo))
+            elif isinstance(action, DhtNodeSeen) and self.dht is not None:
+                self._spawn(self._dht_ping(action.address))
         for key, proto in list(self._protocols.items()):
             data = session.data_to_send(key)
             if data and proto.transport is not None and not proto.transport.is_closing():
@@ -479,6 +499,42 @@ class TorrentClient:
             download_rate=max(down - d0, 0) / span if now > t0 else 0.0,
             upload_rate=max(up - u0, 0) / span if now > t0 else 0.0,
             failed_pieces=session.failed_pieces, complete=session.complete)
+
+    # -----------------------------------------------------------------------------------------
+    # DHT (BEP 5)
+
+    async def _start_dht(self) -> None:
+        from p2pkit.kademlia.server import DhtServer
+
+        host = self.bind or self.listen[0]
+        port = self.dht_port if self.dht_port is not None else self.listen[1]
+        self.dht = await DhtServer.start(host, port, rng=self.rng)
+        assert self.session is not None
+        self.session.dht_port = self.dht.address[1]
+
+    async def _dht_ping(self, address: tuple[str, int]) -> None:
+        with contextlib.suppress(P2PKitError, OSError, TimeoutError):
+            await self.dht.ping(address, timeout=10.0)
+
+    async def _dht_loop(self) -> None:
+        """Join through the bootstrap nodes, then look for peers (``get_peers``) and announce
+        ourselves (``announce_peer``) every few minutes; sooner while nobody was found."""
+        assert self.session is not None
+        info_hash = self.session.info_hash
+        if self.dht_bootstrap:
+            with contextlib.suppress(P2PKitError, OSError, TimeoutError):
+                await self.dht.bootstrap(self.dht_bootstrap, timeout=30.0)
+        while not self._closing:
+            found = 0
+            try:
+                done = await self.dht.get_peers(info_hash, timeout=60.0)
+                found = len(done.peers)
+                for peer in done.peers:
+                    self.connect(peer)
+                await self.dht.announce_peer(info_hash, self.listen_port, timeout=60.0)
+            except (P2PKitError, OSError, TimeoutError) as e:
+                log.info("dht: %s", e)
+            await asyncio.sleep(DHT_INTERVAL if found else DHT_RETRY)
 
     # -----------------------------------------------------------------------------------------
     # Trackers

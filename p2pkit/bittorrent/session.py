@@ -46,6 +46,7 @@ __all__ = [
     "CheckPiece",
     "ClosePeer",
     "ConnectPeers",
+    "DhtNodeSeen",
     "MetadataReceived",
     "ReadBlock",
     "TorrentSession",
@@ -103,6 +104,13 @@ class ConnectPeers:
 
 
 @dataclass(frozen=True, slots=True)
+class DhtNodeSeen:
+    """A peer runs a DHT node at ``address`` (BEP 5 ``port`` message): worth a ping."""
+
+    address: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class MetadataReceived:
     """The info dictionary of a magnet link arrived and matches its info-hash: set up storage
     and call :meth:`TorrentSession.start`."""
@@ -137,7 +145,7 @@ class TorrentSession:
                  info_hash: bytes | None = None, have: bytes | bytearray | None = None,
                  rng: random.Random | None = None, upload_slots: int | None = 4,
                  request_queue: int = REQUEST_QUEUE, listen_port: int | None = None,
-                 now: float = 0.0) -> None:
+                 dht_port: int | None = None, now: float = 0.0) -> None:
         if metainfo is None and info_hash is None:
             raise P2PKitError("a session needs a metainfo or an info-hash")
         self.peer_id = peer_id
@@ -145,6 +153,8 @@ class TorrentSession:
         self.rng = rng or random.Random()
         self.request_queue = request_queue
         self.listen_port = listen_port
+        #: BEP 5: our DHT node's UDP port, announced with the reserved bit and ``port``.
+        self.dht_port = dht_port
         self.peers: dict[Peer, _PeerState] = {}
         self.choker = Choker(slots=upload_slots, rng=self.rng)
         self.metainfo: Metainfo | None = None
@@ -233,7 +243,8 @@ class TorrentSession:
     def _handshake(self, info_hash: bytes | None = None) -> ev.Handshake:
         v2 = bool(self.metainfo and self.metainfo.has_v2)
         return ev.Handshake(info_hash=info_hash or self.info_hash, peer_id=self.peer_id,
-                            fast=True, extension_protocol=True, v2_upgrade=v2)
+                            fast=True, extension_protocol=True, v2_upgrade=v2,
+                            dht=self.dht_port is not None)
 
     def _serves(self, info_hash: bytes) -> bool:
         """Our info-hash, or for a hybrid torrent its truncated v2 hash (BEP 52)."""
@@ -318,6 +329,10 @@ class TorrentSession:
             self._after_geometry(peer, now)
         elif conn.fast:
             self._send(peer, ev.HaveNone(), now)
+        # BEP 5: "Upon receiving a handshake indicating the remote peer supports the DHT, the
+        # local peer SHOULD send a PORT message."
+        if self.dht_port is not None and event.dht and peer in self.peers:
+            self._send(peer, ev.Port(port=self.dht_port), now)
 
     def _after_geometry(self, peer: Peer, now: float) -> None:
         """Tell ``peer`` what we have (first message) and act on what it told us so far."""
@@ -430,6 +445,11 @@ class TorrentSession:
             raise RemoteProtocolError(f"the metadata does not parse: {e}") from None
         self._actions.append(MetadataReceived(metainfo))
         self.metadata_download = None
+
+    def _on_Port(self, peer: Peer, state: _PeerState, event: ev.Port, now: float) -> None:
+        # BEP 5: "the node should attempt to ping the node on the received port and IP address"
+        if self.dht_port is not None and state.address is not None and event.port:
+            self._actions.append(DhtNodeSeen((state.address[0], event.port)))
 
     def _on_Bitfield(self, peer: Peer, state: _PeerState, event: ev.Bitfield,
                      now: float) -> None:

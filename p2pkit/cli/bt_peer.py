@@ -160,6 +160,11 @@ def _common(function: Any) -> Any:
         click.option("--peer", "peers", multiple=True, metavar="HOST:PORT",
                      help="Connect to this peer (repeatable)."),
         click.option("--no-trackers", is_flag=True, help="Do not announce to trackers."),
+        click.option("--dht", "dht_nodes", multiple=True, metavar="HOST:PORT",
+                     help="Run a DHT node (BEP 5) joined through this node (repeatable); "
+                          "peers are then also looked up and announced there."),
+        click.option("--dht-port", type=click.IntRange(0, 65535), metavar="PORT",
+                     help="UDP port of the DHT node (default: the listening port)."),
         click.option("--upload-slots", type=click.IntRange(1, 1000), default=4,
                      show_default=True, help="Peers unchoked at once (BEP 3 choking)."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end."),
@@ -173,11 +178,15 @@ def _common(function: Any) -> Any:
 
 
 def _client(source: Metainfo | MagnetLink, root: Path, listen: str, peers: tuple[str, ...],
-            no_trackers: bool, upload_slots: int, progress: _Progress) -> TorrentClient:
+            no_trackers: bool, upload_slots: int, progress: _Progress,
+            dht_nodes: tuple[str, ...], dht_port: int | None) -> TorrentClient:
     return TorrentClient(source, root, listen=parse_address(listen),
                          peers=[parse_address(p, default_host="127.0.0.1") for p in peers],
                          trackers=not no_trackers, upload_slots=upload_slots,
-                         on_progress=progress.update)
+                         on_progress=progress.update,
+                         dht_bootstrap=[parse_address(n, default_host="127.0.0.1")
+                                        for n in dht_nodes] if dht_nodes else None,
+                         dht_port=dht_port)
 
 
 def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool,
@@ -201,7 +210,8 @@ def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool
 @click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long.")
 @_common
 def download(source: str, output: str, keep_seeding: bool, timeout: float | None,
-             listen: str, peers: tuple[str, ...], no_trackers: bool, upload_slots: int,
+             listen: str, peers: tuple[str, ...], no_trackers: bool,
+             dht_nodes: tuple[str, ...], dht_port: int | None, upload_slots: int,
              as_json: bool, quiet: bool) -> int:
     """Download a torrent or magnet link; exit 0 only when every piece is verified."""
     torrent = _source(source)
@@ -209,7 +219,8 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
     root.mkdir(parents=True, exist_ok=True)
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "download") as progress:
-        client = _client(torrent, root, listen, peers, no_trackers, upload_slots, progress)
+        client = _client(torrent, root, listen, peers, no_trackers, upload_slots, progress,
+                         dht_nodes, dht_port)
         try:
             complete = asyncio.run(_run(client, until_complete=not keep_seeding,
                                         duration=timeout, progress=progress))
@@ -227,7 +238,8 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
               help="Stop after this long (default: until interrupted).")
 @_common
 def seed(torrent: str, data: str, duration: float | None, listen: str, peers: tuple[str, ...],
-         no_trackers: bool, upload_slots: int, as_json: bool, quiet: bool) -> None:
+         no_trackers: bool, dht_nodes: tuple[str, ...], dht_port: int | None,
+         upload_slots: int, as_json: bool, quiet: bool) -> None:
     """Check the data against the torrent, then seed it to peers."""
     meta = _source(torrent)
     if not isinstance(meta, Metainfo):
@@ -237,7 +249,8 @@ def seed(torrent: str, data: str, duration: float | None, listen: str, peers: tu
         root = root.parent
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "seed") as progress:
-        client = _client(meta, root, listen, peers, no_trackers, upload_slots, progress)
+        client = _client(meta, root, listen, peers, no_trackers, upload_slots, progress,
+                         dht_nodes, dht_port)
         try:
             complete = asyncio.run(_run(client, until_complete=False, duration=duration,
                                         progress=progress))

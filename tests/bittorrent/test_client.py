@@ -150,3 +150,37 @@ def test_cli_bad_input_is_one_line(album, tmp_path, capsys, args, message):
     status = main([a.format(**fill) for a in args])
     err = capsys.readouterr().err
     assert status == 2 and message.format(**fill) in err and len(err.strip().splitlines()) == 1
+
+
+def test_peers_found_through_the_dht(album, tmp_path):
+    """BEP 5: seeder and leecher each run a DHT node joined through a third node; the leecher
+    has no tracker and no peer address, and finds the seeder with get_peers."""
+    from p2pkit.kademlia.server import DhtServer
+
+    seed_root, files = album
+    meta = Metainfo.parse(create_torrent(seed_root / "album", piece_length=65536))
+
+    async def scenario():
+        router = await DhtServer.start("127.0.0.1", 0, rng=random.Random(1))
+        bootstrap = [router.address]
+        seeder = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False,
+                               dht_bootstrap=bootstrap, rng=random.Random(2))
+        await seeder.start()
+        leecher = TorrentClient(meta, tmp_path / "leech", listen=LOCAL, trackers=False,
+                                dht_bootstrap=bootstrap, rng=random.Random(3))
+        try:
+            loop = asyncio.get_running_loop()
+            for _ in range(200):  # until the seeder's announce_peer reached the router
+                if router.node.peers.peers(meta.info_hash, loop.time()):
+                    break
+                await asyncio.sleep(0.05)
+            await leecher.start()
+            await asyncio.wait_for(leecher.wait_complete(), 30)
+        finally:
+            await leecher.close()
+            await seeder.close()
+            router.close()
+        return leecher
+
+    leecher = asyncio.run(scenario())
+    assert leecher.session.complete and same(tmp_path / "leech", files)
