@@ -7,9 +7,11 @@ whose ``t`` matches an outstanding query frees its slot for the next query; a qu
 after :data:`QUERY_TIMEOUT` counts as lost and is replaced. The same generator then queries, one
 after the other and for the same time:
 
-1. p2pkit's node (:class:`p2pkit.kademlia.server.DhtServer` in its own process, 127.0.0.2),
-2. libtorrent 2.0's DHT (python3-libtorrent session, 127.0.0.3),
-3. npm bittorrent-dht 11 (node, ``bootstrap: false``, 127.0.0.4),
+1. p2pkit's node (:class:`p2pkit.kademlia.server.DhtServer` in its own process, 127.0.0.2,
+   on the standard library's event loop),
+2. the same on uvloop's event loop (127.0.0.5; only when uvloop is installed),
+3. libtorrent 2.0's DHT (python3-libtorrent session, 127.0.0.3),
+4. npm bittorrent-dht 11 (node, ``bootstrap: false``, 127.0.0.4),
 
 with every rate limit that would measure a limit rather than speed raised (see ``docs/
 dht-performance.md``). Before the load, a few p2pkit "filler" nodes (127.0.1.x) bootstrap from
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
@@ -43,14 +46,17 @@ if __name__ == "__main__":
 from p2pkit.errors import ParseError  # noqa: E402
 from p2pkit.kademlia import krpc  # noqa: E402
 from p2pkit.kademlia.security import RateLimiter  # noqa: E402
-from p2pkit.kademlia.server import DhtServer  # noqa: E402
+from p2pkit.kademlia.server import DhtServer, new_event_loop  # noqa: E402
 
 #: The targets, in the order they are loaded: name -> (address, UDP port).
 TARGETS = {
     "p2pkit": ("127.0.0.2", 6881),
+    "p2pkit-uvloop": ("127.0.0.5", 6881),
     "libtorrent": ("127.0.0.3", 6881),
     "bittorrent-dht": ("127.0.0.4", 6881),
 }
+#: The event loop of each p2pkit target (``p2pkit-uvloop`` runs only when uvloop is installed).
+P2PKIT_LOOPS = {"p2pkit": "asyncio", "p2pkit-uvloop": "uvloop"}
 GENERATOR_HOST = "127.0.0.1"
 #: Query methods sent, in turn.
 KINDS = ("ping", "find_node", "get_peers")
@@ -122,6 +128,9 @@ class LoadResult:
     loss_pct: float = 0.0
     generator_cpu_s: float = 0.0
     target_cpu_s: float | None = None
+    #: The same split: in the process itself, and in the kernel (socket calls, loopback).
+    target_user_cpu_s: float | None = None
+    target_system_cpu_s: float | None = None
     #: Answers per CPU second the target process used (its efficiency, whatever the contention).
     answered_per_target_cpu_s: float | None = None
 
@@ -208,15 +217,16 @@ class LoadGenerator(asyncio.DatagramProtocol):
             self.result.nodes_in_answers.append(len(message.r.nodes))
 
 
-def _process_cpu(pid: int | None) -> float | None:
-    """User + system CPU seconds of process ``pid`` (all its threads), from /proc."""
+def _process_cpu(pid: int | None) -> tuple[float, float] | None:
+    """User and system CPU seconds of process ``pid`` (all its threads), from /proc."""
     if pid is None:
         return None
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 async def run_load(name: str, target: tuple[str, int], *, seconds: float, window: int,
@@ -256,7 +266,9 @@ async def run_load(name: str, target: tuple[str, int], *, seconds: float, window
         result.loss_pct = round(100.0 * result.lost / max(1, result.sent), 3)
         result.generator_cpu_s = round(cpu1 - cpu0, 3)
         if target_cpu0 is not None and target_cpu1 is not None:
-            result.target_cpu_s = round(target_cpu1 - target_cpu0, 3)
+            result.target_user_cpu_s = round(target_cpu1[0] - target_cpu0[0], 3)
+            result.target_system_cpu_s = round(target_cpu1[1] - target_cpu0[1], 3)
+            result.target_cpu_s = round(result.target_user_cpu_s + result.target_system_cpu_s, 3)
             if result.target_cpu_s > 0:
                 result.answered_per_target_cpu_s = round(result.answered / result.target_cpu_s, 1)
         return result
@@ -302,7 +314,8 @@ async def serve_p2pkit(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True, "version": f"event loop {type(loop).__module__}"}),
+          flush=True)
     while await reader.readline():
         print(json.dumps({"dht_nodes": len(server.node.table),
                           "rate_limited": server.node.stats.get("rate_limited", 0)}), flush=True)
@@ -363,12 +376,13 @@ async def scenario(args: argparse.Namespace, work: str) -> dict:
     lt_script.write_text(LIBTORRENT_TARGET)
     js_script = Path(args.npm_dir, f"bittorrent_dht_target_{os.getpid()}.mjs")
     js_script.write_text(BITTORRENT_DHT_TARGET)
-    argvs = {
-        "p2pkit": [sys.executable, str(Path(__file__).resolve()), "--serve-p2pkit",
-                   *map(str, TARGETS["p2pkit"])],
-        "libtorrent": [args.lt_python, str(lt_script), *map(str, TARGETS["libtorrent"])],
-        "bittorrent-dht": ["node", str(js_script), *map(str, TARGETS["bittorrent-dht"])],
-    }
+    argvs = {name: [sys.executable, str(Path(__file__).resolve()), "--p2pkit-loop", loop,
+                    "--serve-p2pkit", *map(str, TARGETS[name])]
+             for name, loop in P2PKIT_LOOPS.items()
+             if loop == "asyncio" or importlib.util.find_spec(loop) is not None}
+    argvs["libtorrent"] = [args.lt_python, str(lt_script), *map(str, TARGETS["libtorrent"])]
+    argvs["bittorrent-dht"] = ["node", str(js_script), *map(str, TARGETS["bittorrent-dht"])]
+    addresses = [TARGETS[name] for name in argvs]
     targets: dict[str, Target] = {}
     fillers: list[DhtServer] = []
     report: dict = {"window": args.window, "seconds": args.seconds, "rounds": args.rounds,
@@ -383,15 +397,16 @@ async def scenario(args: argparse.Namespace, work: str) -> dict:
                                                  rng=random.Random(100 + i),
                                                  maintenance_interval=None))
         for filler in fillers:
-            await filler.bootstrap(list(TARGETS.values()), timeout=5)
+            await filler.bootstrap(addresses, timeout=5)
         await asyncio.sleep(2.0)  # let the targets' verification pings come back
         for filler in fillers:  # a second round: targets now know each other's fillers
-            await filler.bootstrap(list(TARGETS.values()), timeout=5)
+            await filler.bootstrap(addresses, timeout=5)
         await asyncio.sleep(1.0)
         report["routing_table_sizes"] = {name: (await t.status())["dht_nodes"]
                                          for name, t in targets.items()}
         for round_ in range(args.rounds):
-            for name, addr in TARGETS.items():
+            for name in argvs:
+                addr = TARGETS[name]
                 result = await run_load(name, addr, seconds=args.seconds, window=args.window,
                                         seed=round_ + 1, pid=targets[name].proc.pid)
                 report["runs"].append(asdict(result))
@@ -407,14 +422,16 @@ async def scenario(args: argparse.Namespace, work: str) -> dict:
 
 def summarize(report: dict) -> dict[str, dict]:
     """Per target: the median answered/s (and per target CPU second) over rounds, the total
-    loss %, and p2pkit's ratios to the others."""
+    loss %, and each p2pkit target's ratios to the others: of the medians, and the median of
+    the per-round ratios (each round loads every target once, one after the other)."""
 
     def median(values: list) -> float:
         values = sorted(v for v in values if v is not None)
         return values[len(values) // 2] if values else 0.0
 
     summary: dict[str, dict] = {}
-    for name in TARGETS:
+    names = list(dict.fromkeys(r["target"] for r in report["runs"]))
+    for name in names:
         runs = [r for r in report["runs"] if r["target"] == name]
         sent = sum(r["sent"] for r in runs)
         summary[name] = {
@@ -423,11 +440,18 @@ def summarize(report: dict) -> dict[str, dict]:
             "loss_pct": round(100.0 * sum(r["lost"] for r in runs) / max(1, sent), 3),
             "errors": sum(r["errors"] for r in runs),
         }
-    for name in ("libtorrent", "bittorrent-dht"):
-        for key, label in (("answered_per_s", "ratio_to"), ("answered_per_target_cpu_s",
-                                                            "cpu_ratio_to")):
-            ours, theirs = summary["p2pkit"][key], summary[name][key]
-            summary["p2pkit"][f"{label}_{name}"] = round(ours / theirs, 3) if theirs else None
+    for ours in (n for n in names if n in P2PKIT_LOOPS):
+        for name in ("libtorrent", "bittorrent-dht"):
+            if name not in summary:
+                continue
+            for key, label in (("answered_per_s", "ratio_to"),
+                               ("answered_per_target_cpu_s", "cpu_ratio_to")):
+                a, b = summary[ours][key], summary[name][key]
+                summary[ours][f"{label}_{name}"] = round(a / b, 3) if b else None
+            mine = [r["answered_per_s"] for r in report["runs"] if r["target"] == ours]
+            theirs = [r["answered_per_s"] for r in report["runs"] if r["target"] == name]
+            summary[ours][f"median_round_ratio_to_{name}"] = round(
+                median([a / b for a, b in zip(mine, theirs) if b]), 3)
     return summary
 
 
@@ -438,6 +462,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per target")
     parser.add_argument("--window", type=int, default=64, help="queries kept outstanding")
     parser.add_argument("--rounds", type=int, default=1, help="passes over the three targets")
+    parser.add_argument("--p2pkit-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--serve-p2pkit", nargs=2, metavar=("HOST", "PORT"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--profile", type=int, metavar="N",
@@ -447,7 +473,8 @@ def main() -> None:
         print(profile_node(args.profile))
         return
     if args.serve_p2pkit:
-        asyncio.run(serve_p2pkit(args.serve_p2pkit[0], int(args.serve_p2pkit[1])))
+        with asyncio.Runner(loop_factory=lambda: new_event_loop(args.p2pkit_loop)) as runner:
+            runner.run(serve_p2pkit(args.serve_p2pkit[0], int(args.serve_p2pkit[1])))
         return
     if not _only_loopback():
         parser.error("run me inside `unshare -n` (only lo may exist)")

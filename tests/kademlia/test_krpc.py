@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 
 import pytest
+from construct import Container
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from p2pkit import bencode
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
-from p2pkit.kademlia import items
+from p2pkit.kademlia import items, krpc
 from p2pkit.kademlia.krpc import (
     MAX_MESSAGE_SIZE,
     CompactNode,
@@ -318,3 +321,188 @@ def test_mutated_real_datagrams_raise_only_parse_error(data):
                 continue
             if schema is KrpcMessage:
                 assert encode(msg) == raw
+
+
+# ---- fast paths: derived from the schema, checked against it ------------------------------
+#
+# KrpcMessage.fast_parse recognises the common queries and fast_build encodes flat messages;
+# the generic schema (parse_stream / _to_bencoded + bencode) is the reference. Where a fast
+# path answers, it must give the very same Container (keys in the same order) and bytes.
+
+DHT03 = "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap"
+
+
+def generic_parse(data):
+    return KrpcMessage.parse_stream(io.BytesIO(data))
+
+
+def generic_build(msg):
+    return bencode.encode(krpc._to_bencoded(msg))
+
+
+def ordered(value):
+    """A Container as nested (key, value) lists: equality that also checks key order."""
+    if isinstance(value, dict):
+        return [(k, ordered(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [ordered(v) for v in value]
+    return value
+
+
+def check_fast_parse(data):
+    """The fast parse gives None or exactly the generic parse; returns whether it answered."""
+    fast = KrpcMessage.fast_parse(data)
+    if fast is None:
+        return False
+    assert ordered(fast) == ordered(generic_parse(data))
+    return True
+
+
+def check_fast_build(msg):
+    """The fast build gives None or exactly the generic bytes; returns whether it answered."""
+    fast = krpc._fast_build(msg)
+    if fast is None:
+        return False
+    assert fast == generic_build(msg)
+    return True
+
+
+@pytest.mark.parametrize("capture", [DHT02, DHT03, NDPI_UTP])
+def test_fast_paths_agree_with_the_schema_on_real_datagrams(capture):
+    parsed = built = 0
+    methods = set()
+    for _, _, payload in krpc_datagrams(capture):
+        if check_fast_parse(payload):
+            parsed += 1
+            methods.add(generic_parse(payload).method)
+        msg = generic_parse(payload)
+        if check_fast_build(msg):
+            built += 1
+            assert encode(msg) == payload
+    assert parsed > 0 and built > 0
+    if capture == DHT03:  # p2pkit, libtorrent and bittorrent-dht querying each other
+        assert {"ping", "find_node", "get_peers"} <= methods
+
+
+def test_fast_parse_covers_the_required_argument_shapes():
+    # derived from QUERY_ARGUMENTS: every query whose arguments are all 20-byte ids
+    assert {shape[0] for shape in krpc._query_shapes()} == {
+        "ping", "find_node", "get_peers", "get", "sample_infohashes"}
+    for method, *_ in krpc._query_shapes():
+        names = krpc.QUERY_ARGUMENTS[method]
+        data = generic_build(query(method, b"t1", **{n: bytes([len(n)]) * 20 for n in names}))
+        assert check_fast_parse(data)
+        assert check_fast_parse(generic_build(Container(generic_parse(data), v=b"LT\x01\x02")))
+
+
+PING = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa"
+
+
+@pytest.mark.parametrize("data, fast", [
+    (PING + b"1:y1:qe", True),                                  # canonical
+    (PING + b"1:v4:LT\x01\x021:y1:qe", True),                    # with a client version
+    (PING.replace(b"1:t2:", b"1:t02:") + b"1:y1:qe", False),    # leading zero: not canonical
+    (PING + b"1:y1:qee", False),                                # a trailing byte
+    (PING + b"2:roi1e1:y1:qe", False),                          # keys out of order
+    (PING.replace(b"1:t", b"2:roi1e1:t") + b"1:y1:qe", False),  # BEP 43 ro: left to the schema
+    (PING.replace(b"89e", b"891:xi1ee") + b"1:y1:qe", False),   # an unknown argument
+    (PING.replace(b"1:t2:", b"1:t9:") + b"1:y1:qe", False),     # t runs past the end
+    (PING + b"1:v9:1:y1:qe", False),                            # v runs past the end
+    (PING.replace(b"id20:abcdefghij0123456789", b"id19:abcdefghij012345678") + b"1:y1:qe",
+     False),                                                    # a short id
+    (PING.replace(b"89e", b"896:target20:abcdefghij0123456789e") + b"1:y1:qe", False),
+])
+def test_fast_parse_answers_only_for_the_exact_canonical_shape(data, fast):
+    assert check_fast_parse(data) is fast
+    if not fast:  # the schema decides: an error, or the message with what it has to say
+        try:
+            msg = generic_parse(data)
+        except ParseError:
+            return
+        assert decode(data) == msg
+
+
+def test_fast_build_answers_and_queries_and_falls_back():
+    answer = response(b"\x00\x01", id=bytes(20), token=b"12345678",
+                      nodes=[bytes([i]) * 26 for i in range(8)])
+    answer.update(dict(v=b"PK\x00\x01", ip=bytes([127, 0, 0, 1, 0x1a, 0xe1])))
+    for _ in range(2):  # the template is compiled once, then reused
+        assert check_fast_build(answer)
+    # nodes given as Containers (the schema's parsed form) encode to the same bytes
+    built = encode(answer)
+    answer.r.nodes = [CompactNode.parse(n) for n in answer.r.nodes]
+    assert check_fast_build(answer) and encode(answer) == built
+    assert check_fast_build(Container(query("get_peers", b"aa", id=bytes(20),
+                                            info_hash=bytes(20)), v=b"LT\x01\x02"))
+    assert check_fast_build(error(b"aa", ErrorCode.PROTOCOL_ERROR, "bad token"))
+    # what the fast builder leaves to the schema: still built, or refused, by the schema
+    put = query("put", b"aa", id=bytes(20), token=b"x", v={b"a": 1})
+    assert krpc._fast_build(put) is None and decode(encode(put)) == put
+    for bad in (query("ping", b"a", id=b"short"), dict(t=b"a", y="q", a=dict(id=bytes(20))),
+                Container(response(b"a", id=bytes(20)), extra={b"p": 1}), response(None)):
+        assert krpc._fast_build(bad) is None
+    with_extra = Container(response(b"a", id=bytes(20)), extra={b"p": 1})
+    assert encode(with_extra).startswith(b"d1:pi1e1:rd2:id20:")
+
+
+def test_templates_are_bounded():
+    for i in range(krpc.MAX_TEMPLATES + 5):
+        msg = response(b"a", id=bytes(20))
+        msg[f"unknown{i}"] = None  # a new shape each time (None values are left out)
+        assert encode(msg) == generic_build(msg)
+    assert len(krpc._TEMPLATES) <= krpc.MAX_TEMPLATES
+
+
+def test_compact_records_may_be_given_built():
+    raw = bytes(range(26))
+    assert encode(response(b"a", id=bytes(20), nodes=[raw])) == \
+        encode(response(b"a", id=bytes(20), nodes=[CompactNode.parse(raw)]))
+
+
+canonical_queries = st.builds(
+    lambda shape, t, v, args: Container(
+        query(shape[0], t, **{n: args[i] for i, n in enumerate(krpc.QUERY_ARGUMENTS[shape[0]])}),
+        **({} if v is None else {"v": v})),
+    st.sampled_from(krpc._query_shapes()), st.binary(max_size=120),
+    st.none() | st.binary(max_size=120), st.lists(ids, min_size=3, max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(canonical_queries)
+def test_fast_parse_equals_the_schema_on_any_common_query(msg):
+    data = generic_build(msg)
+    fast = KrpcMessage.fast_parse(data)
+    if len(msg.t) <= 99 and len(msg.get("v") or b"") <= 99:
+        assert fast is not None  # the fast path really serves these
+    if fast is not None:
+        assert ordered(fast) == ordered(generic_parse(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_fast_parse_on_mutated_queries_is_none_or_the_schema(data):
+    msg = data.draw(canonical_queries)
+    payload = bytearray(generic_build(msg))
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(payload) - 1))
+        payload[i] = data.draw(st.sampled_from(list(b"0123456789:deil") + [0, 255]))
+    cut = data.draw(st.integers(0, len(payload)))
+    for raw in (bytes(payload), bytes(payload[:cut])):
+        try:
+            generic_parse(raw)
+        except ParseError:
+            assert KrpcMessage.fast_parse(raw) is None
+            continue
+        check_fast_parse(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(queries | responses | errors, st.none() | st.binary(max_size=6),
+       st.none() | st.binary(min_size=6, max_size=6))
+def test_fast_build_equals_the_schema(msg, v, ip):
+    if v is not None:
+        msg.v = v
+    if ip is not None:
+        msg.ip = ip
+    check_fast_build(msg)
+    assert encode(msg) == generic_build(msg)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from p2pkit.kademlia import routing
 from p2pkit.kademlia.routing import (
     QUESTIONABLE_AFTER,
     REFRESH_AFTER,
@@ -124,3 +126,47 @@ def test_closest_is_the_true_xor_order_of_what_is_kept(ids, target):
     assert [e.id for e in table.closest(target, 8)] == kept[:8]
     assert all(len(b.nodes) <= 8 for b in table.buckets)
     assert own not in table
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=20, max_size=20), st.booleans(),
+                          st.integers(0, 3)), max_size=150, unique_by=lambda x: x[0]),
+       st.binary(min_size=20, max_size=20), st.integers(1, 40))
+def test_closest_by_family_and_without_bad_nodes_is_the_brute_force_answer(nodes, target, count):
+    # the bucket walk visits buckets by their smallest distance to the target; checked here
+    # against sorting every kept entry
+    table = RoutingTable(random.Random(len(nodes)).randbytes(20))
+    for i, (nid, v6, failures) in enumerate(nodes):
+        entry = table.seen_response(nid, ("::1" if v6 else "10.0.0.1", i), now=0.0)
+        if entry is not None:
+            for _ in range(failures):
+                table.failed(nid, now=1.0)
+    entries = list(table)
+    for flat_max in (0, 10**6):  # the bucket walk, then sorting all kept ids
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(routing, "FLAT_CLOSEST_MAX", flat_max)
+            for ipv6 in (None, False, True):
+                for now in (None, 2.0):
+                    expected = sorted(
+                        (e for e in entries if (ipv6 is None or e.ipv6 is ipv6)
+                         and (now is None or e.state(now) != "bad")),
+                        key=lambda e: distance(e.id, target))[:count]
+                    assert table.closest(target, count, now=now, ipv6=ipv6) == expected
+            assert table.closest(target, count, include_bad=True, now=2.0) == \
+                table.closest(target, count)
+
+
+def test_closest_sees_every_change_of_the_table():
+    table = RoutingTable(OWN)
+    a, b = node_id(0x80), node_id(0x81)
+    table.seen_response(a, ("10.0.0.1", 1), now=0.0)
+    assert [e.id for e in table.closest(a, 8, now=0.0)] == [a]
+    table.seen_response(b, ("10.0.0.2", 1), now=0.0)
+    assert [e.id for e in table.closest(b, 8, now=0.0)] == [b, a]
+    table.failed(b, now=1.0)
+    table.failed(b, now=1.0)  # bad now: left out, until it answers again
+    assert [e.id for e in table.closest(b, 8, now=1.0)] == [a]
+    table.seen_response(b, ("10.0.0.2", 1), now=2.0)
+    assert [e.id for e in table.closest(b, 8, now=2.0)] == [b, a]
+    table.remove(a)
+    assert [e.id for e in table.closest(a, 8, now=2.0)] == [b]
