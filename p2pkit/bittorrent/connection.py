@@ -170,7 +170,8 @@ class PeerConnection:
         self.downloaded = 0
         self.uploaded = 0
         self.unrequested_bytes = 0
-        #: Bitfields received after the first message (a deviation tolerated for aria2).
+        #: bitfield / have_all received after the first message (BEP 3 and BEP 6 say "only"
+        #: first; tolerated because aria2 1.36 sends them).
         self.late_bitfields = 0
 
     # -----------------------------------------------------------------------------------------
@@ -363,8 +364,9 @@ class PeerConnection:
         event = ev.Bitfield(bitfield=msg.bitfield)
         if self.their_state == ESTABLISHED:
             # BEP 3: "'bitfield' is only ever sent as the first message", but aria2 1.36 sends
-            # another one mid-stream (after have_none and requests); libtorrent takes it as the
-            # peer's new piece set, and so do we, counting it in ``late_bitfields``.
+            # more mid-stream (after have_none and requests, in place of haves) and a have_all
+            # when it completes; libtorrent takes them as the peer's new piece set, and so do
+            # we, counting them in ``late_bitfields``.
             self.late_bitfields += 1
         else:
             self._move_theirs("Bitfield")
@@ -375,7 +377,11 @@ class PeerConnection:
         self._events.append(event)
 
     def _on_have_all(self, msg: Any, now: float | None) -> None:
-        self._move_theirs("HaveAll")
+        if self.their_state == ESTABLISHED:
+            # aria2 1.36 again: it announces its completion with a have_all (see _on_bitfield).
+            self.late_bitfields += 1
+        else:
+            self._move_theirs("HaveAll")
         self.peer_has_all = True
         if self.piece_count is not None:
             self.peer_pieces = bytearray(b"\x01") * self.piece_count

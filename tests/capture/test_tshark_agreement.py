@@ -100,6 +100,14 @@ def test_v2_capture_agrees_and_decodes_bep52_beyond_tshark():
                                                    "unchoke", "allowed_fast", "have_none")}
 
 
+@pytest.mark.parametrize("name", ["bt-06-p2pkit-leech-libtorrent.pcap",
+                                  "bt-07-p2pkit-seed-aria2.pcap"])
+def test_p2pkit_peer_sessions_agree_exactly(name):
+    missing, extra = compare(name)
+    assert missing == Counter()
+    assert extra == Counter()
+
+
 def test_mse_capture_agrees():
     missing, extra = compare("ndpi-bittorrent_tcp_miss.pcapng")
     assert missing == Counter()
@@ -259,6 +267,8 @@ COVERAGE = {
                                       "the BitTorrent messages inside are p2pkit's alone "
                                       "(checked against the torrent in test_dissect)",
     "bt-05-libtorrent-v2-magnet.pcap": "peer wire agrees; p2pkit alone past BEP 52 ids",
+    "bt-06-p2pkit-leech-libtorrent.pcap": "peer wire: exact agreement",
+    "bt-07-p2pkit-seed-aria2.pcap": "peer wire: exact agreement",
     "dht-02-bep44-put-get.pcap": "KRPC kind, method, transaction id",
     "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap": "KRPC kind, method, transaction id",
     "gtkg123-plain-up2-3leaves.pcap": "Gnutella descriptor headers: exact agreement",
