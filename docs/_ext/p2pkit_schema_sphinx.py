@@ -148,6 +148,43 @@ class ItemsDirective(SphinxDirective):
         return result
 
 
+class TransitionsDirective(SphinxDirective):
+    """```` ```{p2pkit-transitions} p2pkit.bittorrent.connection_state.TRANSITIONS ``` ````
+
+    A state machine's transitions table (state -> event -> next state), drawn from the dict
+    the code runs on: one row per (state, event), "refused" where the table says ``None``.
+    """
+
+    required_arguments = 1
+    has_content = False
+
+    def run(self) -> list[Any]:
+        target = self.arguments[0]
+        try:
+            table = resolve(target)
+            rows = [(state, "any other message" if event == "*" else event,
+                     target_state or "refused (protocol error)")
+                    for state, row in table.items() for event, target_state in row.items()]
+        except Exception as e:  # noqa: BLE001 - report, never crash the build
+            logger.warning("p2pkit-transitions: cannot document %s: %s", target, e,
+                           location=self.get_location())
+            return []
+        headers = ("State", "Event", "Next state")
+        table_node = nodes.table(classes=["p2pkit-schema"])
+        group = nodes.tgroup(cols=3)
+        table_node += group
+        for width in (24, 24, 28):
+            group += nodes.colspec(colwidth=width)
+        head = nodes.thead()
+        group += head
+        head += _table_row(headers, literal_first=False)
+        body = nodes.tbody()
+        group += body
+        for cells in rows:
+            body += _table_row(cells, literal_first=True)
+        return [table_node]
+
+
 def _id_text(mid: str) -> str:
     """``6``, ``13, 0x0d``, ``128, 0x80``: specs write ids of two digits and more in hex."""
     return f"{mid}, {int(mid):#04x}" if mid.isdigit() and int(mid) >= 10 else mid
@@ -215,7 +252,9 @@ def _table_row(cells: Iterable[str], literal_first: bool) -> Any:
 
 
 def setup(app: Any) -> dict[str, Any]:
-    """Register the ``p2pkit-schema`` and ``p2pkit-items`` directives."""
+    """Register the ``p2pkit-schema``, ``p2pkit-items`` and ``p2pkit-transitions``
+    directives."""
     app.add_directive("p2pkit-schema", SchemaDirective)
     app.add_directive("p2pkit-items", ItemsDirective)
+    app.add_directive("p2pkit-transitions", TransitionsDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -80,7 +80,7 @@ class Handshake(Event):
     peer_id: bytes
     #: BEP 10 "reserved_byte[5] & 0x10".
     extension_protocol: bool = True
-    #: BEP 6 "reserved[7] |= 0x04".
+    #: BEP 6: ``reserved[7] |= 0x04``.
     fast: bool = True
     #: BEP 5 "the last bit in the 8 byte reserved flags".
     dht: bool = False
