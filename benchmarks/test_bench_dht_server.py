@@ -1,7 +1,8 @@
 """DHT queries answered per second: p2pkit vs libtorrent 2.0 vs bittorrent-dht 11 (BEP 5).
 
 Runs benchmarks/dht_load.py once inside ``unshare -n`` (loopback only, bounded by ``timeout``)
-and puts each target's answered/s, loss and the ratios into ``benchmark.extra_info``::
+and puts each target's answered/s, loss and the ratios into ``benchmark.extra_info`` (p2pkit is
+served twice when uvloop is installed: on asyncio's event loop and on uvloop's)::
 
     python -m pytest -o addopts="" -p no:cacheprovider benchmarks/test_bench_dht_server.py \
         --benchmark-only

@@ -892,6 +892,19 @@ MAX_TEMPLATES = 64
 _TEMPLATES: dict[tuple[Any, tuple, tuple | None], Any] = {}
 
 
+def _value_code(codec: _Codec, expression: str, name: str, env: dict[str, Any]) -> str:
+    """Source of ``codec.bencoded(expression)`` for a template, with the common case of a
+    string codec (a ``bytes`` value of the right length) inlined: the same result, no call."""
+    env[name] = codec.bencoded
+    if type(codec) is _String and codec.length is not None:
+        check = f"len(x) == {codec.length}"
+    elif type(codec) in (_String, _Address):
+        check = f"len(x) <= {MAX_MESSAGE_SIZE}"
+    else:
+        return f"{name}({expression})"
+    return f"(P[len(x)] + x if type(x := {expression}) is bytes and {check} else {name}(x))"
+
+
 def _compile_template(y: Any, keys: tuple, body_keys: tuple | None) -> Any:
     """A builder for messages of type ``y`` whose top-level and ``a``/``r`` keys are exactly
     ``keys`` and ``body_keys`` (the node's answers and queries: a few shapes), generated from
@@ -908,13 +921,10 @@ def _compile_template(y: Any, keys: tuple, body_keys: tuple | None) -> Any:
     if any(k not in ENVELOPE or k == "q" for k in top) or any(
             k not in codecs for k in body_keys):
         return None
-    env: dict[str, Any] = {}
-    values = [(k, f"E_{k}(obj[{k!r}])") for k in top]
-    for k in top:
-        env[f"E_{k}"] = ENVELOPE[k].bencoded
+    env: dict[str, Any] = {"P": _LENGTH_PREFIX}
+    values = [(k, _value_code(ENVELOPE[k], f"obj[{k!r}]", f"E_{k}", env)) for k in top]
     if y == "q":
-        env["E_q"] = ENVELOPE["q"].bencoded
-        values.append(("q", "E_q(obj['method'])"))
+        values.append(("q", _value_code(ENVELOPE["q"], "obj['method']", "E_q", env)))
     values.append((body, None))
     parts: list[str] = []
     literal = b"d"
@@ -927,10 +937,10 @@ def _compile_template(y: Any, keys: tuple, body_keys: tuple | None) -> Any:
             continue
         literal += b"d"
         for inner in sorted(body_keys):
-            env[f"B_{inner}"] = codecs[inner].bencoded
             literal += _KEY_HEADERS[inner]
             env[f"L{len(parts)}"] = literal
-            parts += [f"L{len(parts)}", f"B_{inner}(body[{inner!r}])"]
+            parts += [f"L{len(parts)}",
+                      _value_code(codecs[inner], f"body[{inner!r}]", f"B_{inner}", env)]
             literal = b""
         literal += b"e"
     env[f"L{len(parts)}"] = literal + b"e"
