@@ -72,8 +72,8 @@ log = logging.getLogger("p2pkit.bittorrent.client")
 
 #: Azureus-style peer id prefix (BEP 20): client "PK", version 0.1.0.0.
 PEER_ID_PREFIX = b"-PK0100-"
-#: Pieces waiting for their hash check before we stop reading from peers.
-MAX_PENDING_CHECKS = 16
+#: Bytes of complete pieces waiting for their hash check before we stop reading from peers.
+MAX_PENDING_CHECK_BYTES = 64 * 1024 * 1024
 #: Seconds an outgoing TCP connection may take.
 CONNECT_TIMEOUT = 10.0
 #: Seconds one tracker announce may take (retransmissions included).
@@ -191,6 +191,7 @@ class TorrentClient:
         self._known: set[tuple[str, int]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._pending_checks = 0
+        self._pending_bytes = 0
         self._reading_paused = False
         self._complete = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -405,7 +406,8 @@ class TorrentClient:
 
     def _check_piece(self, action: CheckPiece) -> None:
         self._pending_checks += 1
-        if self._pending_checks >= MAX_PENDING_CHECKS and not self._reading_paused:
+        self._pending_bytes += len(action.data)
+        if self._pending_bytes >= MAX_PENDING_CHECK_BYTES and not self._reading_paused:
             self._pause_reading(True)
         self._spawn(self._verify_and_write(action))
 
@@ -420,7 +422,8 @@ class TorrentClient:
             ok = False
         finally:
             self._pending_checks -= 1
-        if self._reading_paused and self._pending_checks <= MAX_PENDING_CHECKS // 2:
+            self._pending_bytes -= len(action.data)
+        if self._reading_paused and self._pending_bytes <= MAX_PENDING_CHECK_BYTES // 2:
             self._pause_reading(False)
         if self.session is not None and not self._closing:
             self.session.piece_checked(action.index, ok, self._now())

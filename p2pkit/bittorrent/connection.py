@@ -272,6 +272,8 @@ class PeerConnection:
                 self._on_message(frame.message, now)
         except RemoteProtocolError as e:
             self._error = e
+        except LocalProtocolError as e:  # an event refused the peer's values (a zero length…)
+            self._error = self._fail(f"bad message from the peer: {e}")
 
     def next_event(self) -> ev.Event | _NeedData:
         """The next event, or :data:`NEED_DATA`; raises :class:`RemoteProtocolError` once the

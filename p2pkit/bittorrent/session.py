@@ -42,6 +42,7 @@ from p2pkit.bittorrent.storage import PieceMap
 from p2pkit.errors import P2PKitError, ParseError, RemoteProtocolError
 
 __all__ = [
+    "MAX_BUFFERED_BYTES",
     "MAX_HASH_FAILURES",
     "CheckPiece",
     "ClosePeer",
@@ -63,6 +64,9 @@ CLIENT_NAME = "p2pkit 0.1"
 REQUEST_QUEUE = 128
 #: BEP 6 allowed fast set size ("k should be set to [...] 10").
 ALLOWED_FAST = 10
+#: Bytes of started pieces (buffered until their hash check) before no new piece is started:
+#: what bounds a download's memory whatever the torrent size.
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
 Peer = Hashable
 
@@ -163,6 +167,9 @@ class TorrentSession:
         self.metadata_server: MetadataServer | None = None
         self._actions: deque[Any] = deque()
         self._pieces: dict[int, bytearray] = {}
+        #: Pieces with blocks requested or received and not yet handed to the hash check.
+        self._started: dict[int, None] = {}
+        self._longest_piece = 0
         self._checking: set[int] = set()
         self.verified_bytes = 0
         self.failed_pieces = 0
@@ -181,6 +188,7 @@ class TorrentSession:
         count = metainfo.piece_count
         piece_map = PieceMap(metainfo)
         self._piece_lengths = [piece_map.piece_length(i) for i in range(count)]
+        self._longest_piece = max(self._piece_lengths, default=0)
         # BEP 52 pads each file of a v2 torrent to a piece boundary; libtorrent 2.0 requests
         # the last piece of a file as a whole piece, so peers may ask up to piece length (the
         # bytes past the file's end are the zeros of that padding).
@@ -536,6 +544,7 @@ class TorrentSession:
             buffer[event.begin:event.begin + len(event.data)] = event.data
             if result.piece_complete:
                 self._checking.add(index)
+                self._started.pop(index, None)
                 self._actions.append(CheckPiece(index, self._pieces.pop(index)))
         self._fill_requests(peer, now)
 
@@ -616,13 +625,23 @@ class TorrentSession:
         room = conn.can_request
         if room <= 0:
             return
+        allowed: set[int] | None = None
         if conn.peer_choking:
             if not conn.allowed_fast:
                 return
-            blocks = picker.pick(peer, room, allowed=conn.allowed_fast)
-        else:
-            blocks = picker.pick(peer, room)
-        for block in blocks:
+            allowed = set(conn.allowed_fast)
+        # Memory bound: every started piece is buffered until its hash check, so at most
+        # MAX_BUFFERED_BYTES of pieces are started at once; beyond that, finish started ones.
+        room_for = max(MAX_BUFFERED_BYTES // max(self._longest_piece, 1), 1) - len(self._started)
+        if room_for <= 0:
+            allowed = set(self._started) if allowed is None else allowed & self._started.keys()
+        for block in picker.pick(peer, room, allowed=allowed):
+            if block.index not in self._started:
+                if room_for <= 0:
+                    picker.request_failed(peer, block)  # back to the pool, not sent
+                    continue
+                room_for -= 1
+                self._started[block.index] = None
             self._send(peer, ev.Request(index=block.index, begin=block.begin,
                                         length=block.length), now)
 

@@ -420,3 +420,12 @@ def test_random_bytes_after_handshake_raise_only_remote_protocol_error(data):
         events(p.b)
     except RemoteProtocolError:
         assert p.b.closed
+
+
+@pytest.mark.parametrize("kind", ["cancel", "reject_request", "request"])
+def test_zero_length_block_messages_are_the_peers_mistake(kind):
+    p = ConnectionPair()
+    p.b.receive_data(PeerMessage.build(dict(type=kind, index=0, begin=0, length=0)))
+    with pytest.raises(RemoteProtocolError):
+        events(p.b)
+    assert p.b.closed

@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from p2pkit.bittorrent.create import create_torrent
 from p2pkit.bittorrent.metainfo import Metainfo
@@ -137,7 +139,14 @@ def content(tmp_path):
     def torrent(version: str = "v1") -> Metainfo:
         return Metainfo.parse(create_torrent(seed, piece_length=PIECE, version=version))
 
-    return torrent, tmp_path / "seed", files
+    return Content((torrent, tmp_path / "seed", files))
+
+
+class Content(tuple):
+    """(torrent factory, seed root, files), with a short repr for hypothesis reports."""
+
+    def __repr__(self) -> str:
+        return f"Content({self[1]})"
 
 
 def same_files(root: Path, files: dict[str, bytes]) -> bool:
@@ -356,3 +365,62 @@ def test_pex_tells_each_peer_about_the_others(content, tmp_path):
             assert "extended" in swarm.messages("seeder", "a")  # only the handshake
             continue
         assert a.discovered == [(b.ip, 7002)] and b.discovered == [(a.ip, 7001)]
+
+
+def test_started_pieces_are_bounded_whatever_the_torrent_size(content, tmp_path, monkeypatch):
+    """Pieces are buffered until their hash check: at most MAX_BUFFERED_BYTES of them are
+    started at once, even with a deep request pipeline and several seeders."""
+    from p2pkit.bittorrent import session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_BUFFERED_BYTES", 3 * PIECE)
+    torrent, seed_root, files = content
+    meta = torrent()
+    leecher = Node("leecher", meta, tmp_path / "leech")
+    swarm = Swarm()
+    for i in range(3):
+        swarm.connect(leecher, Node(f"seed{i}", meta, seed_root, seed=i))
+    most = 0
+    for _ in range(10_000):
+        moved = swarm.step()
+        most = max(most, len(leecher.session._started))
+        assert set(leecher.session._pieces) <= set(leecher.session._started)
+        if not moved:
+            break
+    assert leecher.session.complete and same_files(tmp_path / "leech", files)
+    assert most == 3  # the budget was used, never exceeded
+    assert len(leecher.session._started) == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(st.one_of(
+    st.binary(max_size=40),
+    st.builds(lambda t, i, b, n: PeerMessage.build(dict(type=t, index=i, begin=b, length=n)),
+              st.sampled_from(["request", "cancel", "reject_request"]),
+              st.integers(0, 20), st.integers(0, 70000), st.integers(0, 20000)),
+    st.builds(lambda i: PeerMessage.build(dict(type="have", index=i)), st.integers(0, 20)),
+    st.builds(lambda b: PeerMessage.build(dict(type="bitfield", bitfield=b)),
+              st.binary(max_size=3)),
+    st.sampled_from([PeerMessage.build(dict(type=t)) for t in (
+        "choke", "unchoke", "interested", "not_interested", "have_all", "have_none")]),
+), max_size=12))
+def test_hostile_bytes_close_only_that_peer(content, tmp_path_factory, messages):
+    """Whatever a peer sends after its handshake, the session raises nothing: it answers, or
+    drops that peer with a ClosePeer, and keeps serving the others."""
+    torrent, seed_root, files = content
+    meta = torrent()
+    seeder = Node("seeder", meta, seed_root)
+    good = Node("good", meta, tmp_path_factory.mktemp("good"))
+    evil = Node("evil", meta, tmp_path_factory.mktemp("evil"))
+    swarm = Swarm()
+    swarm.connect(good, seeder)
+    swarm.connect(evil, seeder)
+    swarm.step()
+    swarm.step()
+    for data in messages:
+        if "evil" in seeder.session.peers:
+            seeder.session.receive_data("evil", data, swarm.now)
+            seeder.act(swarm.now)
+    assert "evil" in seeder.session.peers or [c.peer for c in seeder.closed] == ["evil"]
+    swarm.links = [link for link in swarm.links if evil not in (link[0], link[2])]
+    swarm.run(horizon=30)
+    assert good.session.complete
