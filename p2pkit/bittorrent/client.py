@@ -76,6 +76,8 @@ PEER_ID_PREFIX = b"-PK0100-"
 MAX_PENDING_CHECK_BYTES = 64 * 1024 * 1024
 #: Seconds an outgoing TCP connection may take.
 CONNECT_TIMEOUT = 10.0
+#: Times one address is dialled again after a failed connection (backing off up to 60 s).
+MAX_REDIALS = 8
 #: Seconds one tracker announce may take (retransmissions included).
 TRACKER_TIMEOUT = 30.0
 #: Tracker re-announce interval when a tracker does not say.
@@ -188,6 +190,7 @@ class TorrentClient:
         self._keys: dict[_PeerProtocol, int] = {}
         self._next_key = 0
         self._dialling: set[tuple[str, int]] = set()
+        self._redials: dict[tuple[str, int], int] = {}
         self._known: set[tuple[str, int]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._pending_checks = 0
@@ -305,8 +308,20 @@ class TorrentClient:
                 local_addr=local), CONNECT_TIMEOUT)
         except (TimeoutError, OSError) as e:
             log.info("cannot connect to %s:%s: %s", *address, e)
+            self._dialling.discard(address)
+            self._redial_later(address)
         finally:
             self._dialling.discard(address)
+
+    def _redial_later(self, address: tuple[str, int]) -> None:
+        """Dial again after 1, 2, 4 … 60 s, at most MAX_REDIALS times: a peer that was not
+        listening yet, or that closed before its handshake (libtorrent does while it checks
+        its files)."""
+        attempts = self._redials.get(address, 0)
+        if self._closing or attempts >= MAX_REDIALS or self._loop is None:
+            return
+        self._redials[address] = attempts + 1
+        self._loop.call_later(min(2.0 ** attempts, 60.0), self.connect, address)
 
     def _connected(self, proto: _PeerProtocol) -> None:
         assert self.session is not None and proto.transport is not None
@@ -342,6 +357,9 @@ class TorrentClient:
         self._protocols.pop(key, None)
         if proto.address and proto.outgoing:
             self._known.discard(proto.address)
+            state = self.session.peers.get(key) if self.session is not None else None
+            if state is not None and state.conn.their_handshake is None:
+                self._redial_later(proto.address)
         if self.session is not None:
             self.session.receive_data(key, b"", self._now())
             self.session.remove_peer(key)

@@ -184,3 +184,32 @@ def test_peers_found_through_the_dht(album, tmp_path):
 
     leecher = asyncio.run(scenario())
     assert leecher.session.complete and same(tmp_path / "leech", files)
+
+
+def test_peer_not_listening_yet_is_dialled_again(album, tmp_path):
+    """The seeder starts a second after the leecher dialled it: refused, then redialled."""
+    import socket
+
+    seed_root, files = album
+    meta = Metainfo.parse(create_torrent(seed_root / "album", piece_length=65536))
+    with socket.socket() as probe:  # a free port for the seeder-to-be
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def scenario():
+        leecher = TorrentClient(meta, tmp_path / "leech", listen=LOCAL, trackers=False,
+                                peers=[("127.0.0.1", port)])
+        await leecher.start()
+        await asyncio.sleep(1.2)
+        seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", port), trackers=False)
+        await seeder.start()
+        try:
+            await asyncio.wait_for(leecher.wait_complete(), 20)
+        finally:
+            await leecher.close()
+            await seeder.close()
+        return leecher
+
+    leecher = asyncio.run(scenario())
+    assert leecher.session.complete and same(tmp_path / "leech", files)
+    assert leecher._redials[("127.0.0.1", port)] >= 1
