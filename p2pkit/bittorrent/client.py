@@ -197,6 +197,8 @@ class TorrentClient:
         self._pending_bytes = 0
         self._reading_paused = False
         self._complete = asyncio.Event()
+        #: Why the download stopped short, if it did (see :meth:`wait_complete`).
+        self.fatal: str | None = None
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -223,6 +225,7 @@ class TorrentClient:
             assert self.magnet is not None
             info_hash = self.magnet.info_hash_v1 or self.magnet.info_hash_v2[:20]
             self.session = TorrentSession(peer_id=self.peer_id, info_hash=info_hash,
+                                          info_hash_v2=self.magnet.info_hash_v2,
                                           rng=self.rng, upload_slots=self.upload_slots,
                                           now=now)
         if self.session.complete:
@@ -247,8 +250,19 @@ class TorrentClient:
         return await asyncio.to_thread(self.storage.check)
 
     async def wait_complete(self) -> None:
-        """Return once every piece has passed its hash check."""
+        """Return once every piece has passed its hash check; raise
+        :class:`~p2pkit.errors.P2PKitError` if the download cannot go on (:attr:`fatal`)."""
         await self._complete.wait()
+        if self.fatal is not None:
+            raise P2PKitError(self.fatal)
+
+    def _stop(self, reason: str) -> None:
+        """The download cannot go on (storage failing, metadata p2pkit cannot use)."""
+        log.error("%s", reason)
+        self.errors.append(reason)
+        if self.fatal is None:
+            self.fatal = reason
+        self._complete.set()
 
     async def close(self) -> None:
         """Announce ``stopped``, close every connection and the storage."""
@@ -435,9 +449,9 @@ class TorrentClient:
         try:
             ok = await asyncio.to_thread(_verify_and_write, storage, action.index, action.data)
         except P2PKitError as e:
-            self.errors.append(str(e))
-            log.error("cannot store piece %d: %s", action.index, e)
-            ok = False
+            # Our disk failed, not the peers: nobody is blamed, the download stops.
+            self._stop(f"cannot store piece {action.index}: {e}")
+            return
         finally:
             self._pending_checks -= 1
             self._pending_bytes -= len(action.data)
@@ -466,6 +480,16 @@ class TorrentClient:
 
     async def _metadata_received(self, metainfo: Metainfo) -> None:
         self.metainfo = metainfo
+        missing = [f.path_text for f in metainfo.files if not metainfo.has_v1 and f.pieces_root
+                   and f.length > metainfo.piece_length
+                   and f.pieces_root not in metainfo.piece_layers]
+        if missing:
+            # BEP 9 metadata has no piece layers; a v2-only torrent needs them from peers with
+            # BEP 52 hash requests, which p2pkit does not send yet.
+            self._stop(f"v2-only magnet link: the piece layers of {len(missing)} files are not "
+                       "in the metadata and p2pkit does not fetch them (BEP 52 hash_request); "
+                       "use the .torrent file")
+            return
         have = await self._open_storage(metainfo)
         assert self.session is not None
         self.session.start(metainfo, have, now=self._now())

@@ -149,11 +149,14 @@ class TorrentSession:
                  info_hash: bytes | None = None, have: bytes | bytearray | None = None,
                  rng: random.Random | None = None, upload_slots: int | None = 4,
                  request_queue: int = REQUEST_QUEUE, listen_port: int | None = None,
-                 dht_port: int | None = None, now: float = 0.0) -> None:
+                 dht_port: int | None = None, info_hash_v2: bytes | None = None,
+                 now: float = 0.0) -> None:
         if metainfo is None and info_hash is None:
             raise P2PKitError("a session needs a metainfo or an info-hash")
         self.peer_id = peer_id
         self.info_hash = metainfo.info_hash if metainfo is not None else info_hash
+        #: A magnet's full BEP 52 hash (``btmh``): the metadata is checked against it.
+        self.info_hash_v2 = info_hash_v2
         self.rng = rng or random.Random()
         self.request_queue = request_queue
         self.listen_port = listen_port
@@ -170,7 +173,6 @@ class TorrentSession:
         #: Pieces with blocks requested or received and not yet handed to the hash check.
         self._started: dict[int, None] = {}
         self._longest_piece = 0
-        self._checking: set[int] = set()
         self.verified_bytes = 0
         self.failed_pieces = 0
         self.started_at = now
@@ -399,7 +401,8 @@ class TorrentSession:
         if self.metainfo is None and "ut_metadata" in event.m and isinstance(size, int):
             if self.metadata_download is None:
                 try:
-                    self.metadata_download = MetadataDownload(self.info_hash, size)
+                    self.metadata_download = MetadataDownload(self.info_hash, size,
+                                                              info_hash_v2=self.info_hash_v2)
                 except P2PKitError as e:
                     self._drop(peer, f"metadata_size: {e}")
                     return
@@ -543,7 +546,6 @@ class TorrentSession:
                 buffer = self._pieces[index] = bytearray(self._piece_lengths[index])
             buffer[event.begin:event.begin + len(event.data)] = event.data
             if result.piece_complete:
-                self._checking.add(index)
                 self._started.pop(index, None)
                 self._actions.append(CheckPiece(index, self._pieces.pop(index)))
         self._fill_requests(peer, now)
@@ -565,7 +567,6 @@ class TorrentSession:
         """The driver hash-checked (and, if good, stored) piece ``index``."""
         picker = self.picker
         assert picker is not None
-        self._checking.discard(index)
         if ok:
             for other, blocks in picker.piece_verified(index).items():
                 other_state = self.peers.get(other)

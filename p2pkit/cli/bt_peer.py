@@ -116,12 +116,14 @@ async def _run(client: TorrentClient, *, until_complete: bool, duration: float |
             done, _ = await asyncio.wait(waiters, timeout=0.5,
                                          return_when=asyncio.FIRST_COMPLETED)
             progress.update(client.stats())
-            if done:
+            if done or client.fatal:
                 break
             if duration is not None and time.monotonic() - started > duration:
                 break
     finally:
         for waiter in waiters:
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # a fatal stop: reported from client.fatal below
             waiter.cancel()
         complete = bool(client.session and client.session.complete)
         progress.update(client.stats())
@@ -144,6 +146,7 @@ def _summary(client: TorrentClient, complete: bool, elapsed: float) -> dict[str,
         "seconds": round(elapsed, 3),
         "banned": sorted(client.banned),
         "errors": client.errors,
+        "stopped_because": client.fatal,
     }
 
 
@@ -196,6 +199,8 @@ def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool
         click.echo(json.dumps(summary, indent=2))
     else:
         state = "complete" if complete else "INCOMPLETE"
+        if client.fatal:
+            click.echo(f"p2pkit: {client.fatal}", err=True)
         click.echo(f"{verb} {summary['name'] or summary['info_hash']}: {state}, "
                    f"{summary['pieces_verified']}/{summary['pieces']} pieces verified, "
                    f"{summary['failed_pieces']} failed hash checks, {elapsed:.1f} s")

@@ -18,6 +18,7 @@ from p2pkit.bittorrent.metainfo import Metainfo
 from p2pkit.bittorrent.tracker_core import TrackerConfig, TrackerCore
 from p2pkit.bittorrent.tracker_server import TrackerServer
 from p2pkit.cli import main
+from p2pkit.errors import P2PKitError
 
 LOCAL = ("127.0.0.1", 0)
 
@@ -213,3 +214,29 @@ def test_peer_not_listening_yet_is_dialled_again(album, tmp_path):
     leecher = asyncio.run(scenario())
     assert leecher.session.complete and same(tmp_path / "leech", files)
     assert leecher._redials[("127.0.0.1", port)] >= 1
+
+
+def test_v2_only_magnet_stops_with_a_clear_reason(album, tmp_path):
+    """BEP 9 metadata of a v2-only torrent lacks the piece layers (BEP 52 hash requests would
+    fetch them; p2pkit does not yet): the download stops with that reason, blaming no peer."""
+    seed_root, files = album
+    meta = Metainfo.parse(create_torrent(seed_root / "album", piece_length=16384,
+                                         version="v2"))
+
+    async def scenario():
+        seeder = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False)
+        await seeder.start()
+        magnet = MagnetLink(info_hash_v2=meta.info_hash_v2,
+                            peers=(PeerAddress(host="127.0.0.1", port=seeder.listen_port),))
+        leecher = TorrentClient(magnet, tmp_path / "leech", listen=LOCAL, trackers=False)
+        await leecher.start()
+        try:
+            with pytest.raises(P2PKitError, match="v2-only magnet"):
+                await asyncio.wait_for(leecher.wait_complete(), 20)
+        finally:
+            await leecher.close()
+            await seeder.close()
+        return leecher
+
+    leecher = asyncio.run(scenario())
+    assert not leecher.session.complete and leecher.banned == set()
