@@ -117,8 +117,9 @@ class PeerConnection:
 
     ``piece_count`` and ``piece_length(index)`` bound every index, ``begin`` and ``length`` the
     peer sends; both may be left out until the torrent is known (a magnet download learns them
-    from the metadata; call :meth:`set_torrent` then). ``extensions`` is our BEP 10 ``m``
-    (extension name -> the id the peer must use when sending it to us).
+    from the metadata; call :meth:`set_torrent` then). Our BEP 10 ``m`` (extension name -> the
+    id the peer must use when sending it to us) is whatever :class:`~.events.ExtensionHandshake`
+    we send. ``max_outstanding`` is the request pipeline's depth.
     """
 
     def __init__(self, *, piece_count: int | None = None,
@@ -197,8 +198,8 @@ class PeerConnection:
 
     @property
     def can_request(self) -> int:
-        """How many more requests the pipeline takes now (0 while choked: ask
-        :attr:`allowed_fast` pieces then, BEP 6)."""
+        """How many more requests the pipeline takes (while :attr:`peer_choking`, only
+        :attr:`allowed_fast` pieces are worth asking for, BEP 6)."""
         return max(self.max_outstanding - len(self._sent), 0)
 
     def requested(self) -> list[tuple[int, int, int]]:
