@@ -59,7 +59,9 @@ from p2pkit.bittorrent.session import (
     ConnectPeers,
     DhtNodeSeen,
     MetadataReceived,
+    PieceLayerReceived,
     ReadBlock,
+    Stop,
     TorrentSession,
 )
 from p2pkit.bittorrent.storage import Storage
@@ -409,6 +411,13 @@ class TorrentClient:
                     self.connect(address)
             elif isinstance(action, MetadataReceived):
                 self._spawn(self._metadata_received(action.metainfo))
+            elif isinstance(action, PieceLayerReceived) and self.storage is not None:
+                try:
+                    self.storage.add_piece_layer(action.pieces_root, action.hashes)
+                except P2PKitError as e:
+                    self._stop(f"piece layer refused by storage: {e}")
+            elif isinstance(action, Stop):
+                self._stop(action.reason)
             elif isinstance(action, DhtNodeSeen) and self.dht is not None:
                 self._spawn(self._dht_ping(action.address))
         for key, proto in list(self._protocols.items()):
@@ -480,16 +489,6 @@ class TorrentClient:
 
     async def _metadata_received(self, metainfo: Metainfo) -> None:
         self.metainfo = metainfo
-        missing = [f.path_text for f in metainfo.files if not metainfo.has_v1 and f.pieces_root
-                   and f.length > metainfo.piece_length
-                   and f.pieces_root not in metainfo.piece_layers]
-        if missing:
-            # BEP 9 metadata has no piece layers; a v2-only torrent needs them from peers with
-            # BEP 52 hash requests, which p2pkit does not send yet.
-            self._stop(f"v2-only magnet link: the piece layers of {len(missing)} files are not "
-                       "in the metadata and p2pkit does not fetch them (BEP 52 hash_request); "
-                       "use the .torrent file")
-            return
         have = await self._open_storage(metainfo)
         assert self.session is not None
         self.session.start(metainfo, have, now=self._now())

@@ -153,6 +153,9 @@ class PeerConnection:
         self._sent: dict[tuple[int, int, int], _Sent] = {}
         #: Requests the peer sent that we still owe a piece (or, BEP 6, a reject) for.
         self.peer_requests: dict[tuple[int, int, int], None] = {}
+        #: BEP 52 hash requests: ours awaiting hashes or a reject, and the peer's we owe.
+        self._hash_requests: set[tuple[bytes, int, int, int, int]] = set()
+        self.peer_hash_requests: set[tuple[bytes, int, int, int, int]] = set()
         self.piece_count = piece_count
         self._piece_length = piece_length
         #: BEP 52: the truncated v2 info-hash a hybrid torrent's peer may answer our v1
@@ -505,17 +508,28 @@ class PeerConnection:
         self._push(ev.ExtensionMessage(name=name, message=message))
 
     def _on_hash_request(self, msg: Any, now: float | None) -> None:
-        # BEP 52: p2pkit serves piece layers only from the .torrent file, so it answers every
-        # hash request with "hash reject" ("'hash reject' messages have the same payload").
-        self._move_theirs("HashRequest")
-        fields = {k: msg[k] for k in ("pieces_root", "base_layer", "index", "length",
-                                      "proof_layers")}
-        self._queue(PeerMessage.build(dict(type="hash_reject", **fields)))
+        # BEP 52: "Hash requests MUST be answered with either a 'hashes' or 'hash reject'
+        # message": the session answers (it knows the piece layers).
+        event = ev.HashRequest(**_hash_fields(msg))
+        if len(self.peer_hash_requests) >= MAX_PEER_REQUESTS:
+            raise self._fail(f"more than {MAX_PEER_REQUESTS} hash requests outstanding")
+        self.peer_hash_requests.add(event.key)
+        self._push(event)
 
     def _on_hashes(self, msg: Any, now: float | None) -> None:
-        self._move_theirs("Hashes")  # never requested: nothing to do with them
+        event = ev.Hashes(**_hash_fields(msg), hashes=tuple(msg.hashes))
+        # BEP 52: "This message MUST correlate with a 'hash request' message."
+        if event.key not in self._hash_requests:
+            raise self._fail("hashes that were never requested")
+        self._hash_requests.discard(event.key)
+        self._push(event)
 
-    _on_hash_reject = _on_hashes
+    def _on_hash_reject(self, msg: Any, now: float | None) -> None:
+        event = ev.HashReject(**_hash_fields(msg))
+        if event.key not in self._hash_requests:
+            raise self._fail("hash reject for a hash request never sent")
+        self._hash_requests.discard(event.key)
+        self._push(event)
 
     # -----------------------------------------------------------------------------------------
     # Sending
@@ -650,6 +664,27 @@ class PeerConnection:
         return PeerMessage.build(dict(type="piece", index=event.index, begin=event.begin,
                                       piece=event.data))
 
+    def _send_HashRequest(self, event: ev.HashRequest) -> bytes:
+        if event.length > ev.MAX_HASH_REQUEST_LENGTH:
+            raise LocalProtocolError(f"BEP 52: length SHOULD NOT be greater than "
+                                     f"{ev.MAX_HASH_REQUEST_LENGTH}")
+        self._hash_requests.add(event.key)
+        return PeerMessage.build(dict(type="hash_request", **_hash_fields(event)))
+
+    def _send_Hashes(self, event: ev.Hashes) -> bytes:
+        self._answer_hash_request(event)
+        return PeerMessage.build(dict(type="hashes", **_hash_fields(event),
+                                      hashes=list(event.hashes)))
+
+    def _send_HashReject(self, event: ev.HashReject) -> bytes:
+        self._answer_hash_request(event)
+        return PeerMessage.build(dict(type="hash_reject", **_hash_fields(event)))
+
+    def _answer_hash_request(self, event: ev.HashRequest) -> None:
+        if event.key not in self.peer_hash_requests:
+            raise LocalProtocolError("no such hash request from the peer")
+        self.peer_hash_requests.discard(event.key)
+
     def _send_Port(self, event: ev.Port) -> bytes:
         return PeerMessage.build(dict(type="port", port=event.port))
 
@@ -747,3 +782,8 @@ class PeerConnection:
         if self.our_state != AWAIT_HANDSHAKE and now >= self.last_sent + KEEPALIVE_INTERVAL:
             self._queue(self.send(ev.KeepAlive(), now))
 
+
+def _hash_fields(msg: Any) -> dict[str, Any]:
+    """The five fields BEP 52's hash request, hashes and hash reject share."""
+    return {name: getattr(msg, name) if not isinstance(msg, dict) else msg[name]
+            for name in ("pieces_root", "base_layer", "index", "length", "proof_layers")}

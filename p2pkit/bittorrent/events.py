@@ -29,6 +29,7 @@ from typing import Any
 from p2pkit.errors import LocalProtocolError
 
 __all__ = [
+    "MAX_HASH_REQUEST_LENGTH",
     "MAX_REQUEST_LENGTH",
     "AllowedFast",
     "Bitfield",
@@ -39,6 +40,9 @@ __all__ = [
     "ExtensionHandshake",
     "ExtensionMessage",
     "Handshake",
+    "HashReject",
+    "HashRequest",
+    "Hashes",
     "Have",
     "HaveAll",
     "HaveNone",
@@ -229,6 +233,49 @@ class AllowedFast(Event):
 
     def __post_init__(self) -> None:
         _index(self.index)
+
+
+#: BEP 52: "Length SHOULD NOT be greater than 512."
+MAX_HASH_REQUEST_LENGTH = 512
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HashRequest(Event):
+    """BEP 52 ``hash request``: "a pieces root, base layer, index, length, and proof layers"."""
+
+    pieces_root: bytes
+    base_layer: int
+    index: int
+    length: int
+    proof_layers: int
+
+    def __post_init__(self) -> None:
+        if len(self.pieces_root) != 32:
+            raise LocalProtocolError("a pieces root is a 32-byte SHA-256")
+        for name in ("base_layer", "index", "proof_layers"):
+            _index(getattr(self, name), name)
+        # BEP 52: "Length MUST be equal-to-or-greater-than two and a power of two." and
+        # "Index MUST be a multiple of length".
+        if self.length < 2 or self.length & (self.length - 1) or self.index % self.length:
+            raise LocalProtocolError(f"hash request length {self.length} at index {self.index}:"
+                                     " a power of two >= 2 dividing the index is required")
+
+    @property
+    def key(self) -> tuple[bytes, int, int, int, int]:
+        return (self.pieces_root, self.base_layer, self.index, self.length, self.proof_layers)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Hashes(HashRequest):
+    """BEP 52 ``hashes``: the request's fields and the hashes, "starts with the base layer and
+    ends with the uncle hash closest to the root"."""
+
+    hashes: tuple[bytes, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HashReject(HashRequest):
+    """BEP 52 ``hash reject``: "a peer will not service a hash request"."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -13,8 +13,10 @@ writes what :meth:`~TorrentSession.data_to_send` returns, and carries out the *a
 :meth:`~TorrentSession.next_action`: read a block from storage (:class:`ReadBlock`, answered with
 :meth:`~TorrentSession.block_read`), hash-check and store a complete piece (:class:`CheckPiece`,
 answered with :meth:`~TorrentSession.piece_checked`), close a peer (:class:`ClosePeer`), connect
-to peers learnt from PEX (:class:`ConnectPeers`), and, for a magnet link, start storage once the
-metadata arrived (:class:`MetadataReceived`, answered with :meth:`~TorrentSession.start`).
+to peers learnt from PEX (:class:`ConnectPeers`) or ping their DHT nodes (:class:`DhtNodeSeen`),
+and, for a magnet link, start storage once the metadata arrived (:class:`MetadataReceived`,
+answered with :meth:`~TorrentSession.start`) and hand it each BEP 52 piece layer a peer sent
+(:class:`PieceLayerReceived`); :class:`Stop` when the download cannot go on.
 
 Hostile peers: a message that breaks the protocol closes that peer only; a piece that fails its
 hash check is discarded and re-downloaded, and every peer that sent blocks of it gets a strike;
@@ -35,9 +37,15 @@ from p2pkit.bittorrent.choker import Choker
 from p2pkit.bittorrent.connection import NEED_DATA, PeerConnection
 from p2pkit.bittorrent.extensions import decode_extended
 from p2pkit.bittorrent.metadata import MetadataDownload, MetadataServer
-from p2pkit.bittorrent.metainfo import BLOCK_SIZE, Metainfo
+from p2pkit.bittorrent.metainfo import BLOCK_SIZE, FileEntry, Metainfo
 from p2pkit.bittorrent.pex import PEX_INTERVAL, PeerFlags, PexMessageBuilder, PexPeer
 from p2pkit.bittorrent.picker import Block, PiecePicker
+from p2pkit.bittorrent.piece_layers import (
+    answer_hash_request,
+    checked_layer,
+    layer_request,
+    needs_layer,
+)
 from p2pkit.bittorrent.storage import PieceMap
 from p2pkit.errors import P2PKitError, ParseError, RemoteProtocolError
 
@@ -49,6 +57,8 @@ __all__ = [
     "ConnectPeers",
     "DhtNodeSeen",
     "MetadataReceived",
+    "PieceLayerReceived",
+    "Stop",
     "ReadBlock",
     "TorrentSession",
 ]
@@ -115,6 +125,22 @@ class DhtNodeSeen:
 
 
 @dataclass(frozen=True, slots=True)
+class Stop:
+    """The download cannot go on; ``reason`` says why."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PieceLayerReceived:
+    """A file's BEP 52 piece layer arrived from a peer and leads to its pieces root: give it
+    to storage (``Storage.add_piece_layer``) so its pieces can be checked."""
+
+    pieces_root: bytes
+    hashes: tuple[bytes, ...] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class MetadataReceived:
     """The info dictionary of a magnet link arrived and matches its info-hash: set up storage
     and call :meth:`TorrentSession.start`."""
@@ -135,6 +161,8 @@ class _PeerState:
     #: Where the peer accepts connections: the dialled address, or the source IP with the
     #: BEP 10 handshake's ``p`` (listen port) for a peer that dialled us.
     listen_address: tuple[str, int] | None = None
+    #: BEP 52: pieces roots whose layer this peer refused (it is not asked again).
+    layer_refusals: set = field(default_factory=set)
 
 
 class TorrentSession:
@@ -173,6 +201,9 @@ class TorrentSession:
         #: Pieces with blocks requested or received and not yet handed to the hash check.
         self._started: dict[int, None] = {}
         self._longest_piece = 0
+        self._missing_layers: dict[bytes, FileEntry] = {}
+        self._layer_requests: dict[bytes, Peer] = {}
+        self._requestable: frozenset[int] | None = None
         self.verified_bytes = 0
         self.failed_pieces = 0
         self.started_at = now
@@ -197,6 +228,14 @@ class TorrentSession:
         self._request_limit = metainfo.piece_length if not metainfo.has_v1 else None
         self.picker = PiecePicker(self._piece_lengths, have=have, rng=self.rng,
                                   block_size=BLOCK_SIZE)
+        # BEP 52: a v2 torrent from a magnet link has no piece layers; the pieces of a file
+        # whose layer is missing cannot be checked, so they wait until a peer sent the layer.
+        self._missing_layers = {} if metainfo.has_v1 else {
+            f.pieces_root: f for f in metainfo.files
+            if needs_layer(f, metainfo.piece_length) and f.pieces_root not in
+            metainfo.piece_layers}
+        self._layer_requests: dict[bytes, Peer] = {}
+        self._update_blocked(piece_map)
         self.metadata_server = MetadataServer(metainfo.info_bytes) if metainfo.info_bytes \
             else None
         self.metadata_download = None
@@ -213,6 +252,35 @@ class TorrentSession:
                     continue
             if conn.our_state != "AWAIT_HANDSHAKE" and conn.their_handshake is not None:
                 self._after_geometry(peer, now)
+
+    def _update_blocked(self, piece_map: PieceMap | None = None) -> None:
+        """Pieces not to request yet: those of files whose piece layer is still missing."""
+        if not self._missing_layers:
+            self._requestable = None
+            return
+        assert self.metainfo is not None and self.picker is not None
+        piece_map = piece_map or PieceMap(self.metainfo)
+        self._requestable = frozenset(
+            i for i in range(self.picker.piece_count)
+            if not any(span.file.pieces_root in self._missing_layers
+                       for span in piece_map.spans(i)))
+
+    def _request_layers(self, now: float | None) -> None:
+        """Ask a ready peer for each missing piece layer not already asked for."""
+        assert self.metainfo is not None
+        for root, file in self._missing_layers.items():
+            if root in self._layer_requests:
+                continue
+            for peer, state in self.peers.items():
+                if _ready(state.conn) and root not in state.layer_refusals:
+                    try:
+                        request = layer_request(file, self.metainfo.piece_length)
+                    except P2PKitError as e:
+                        self._actions.append(Stop(f"cannot fetch a piece layer: {e}"))
+                        return
+                    self._send(peer, request, now)
+                    self._layer_requests[root] = peer
+                    break
 
     def piece_length(self, index: int) -> int:
         return self._piece_lengths[index]
@@ -272,6 +340,11 @@ class TorrentSession:
             self.picker.remove_peer(peer)
         if self.metadata_download is not None:
             self.metadata_download.peer_lost(peer)
+        asked = [root for root, asked in self._layer_requests.items() if asked == peer]
+        for root in asked:
+            del self._layer_requests[root]
+        if asked:
+            self._request_layers(None)
 
     def data_to_send(self, peer: Peer) -> bytes:
         """Bytes to write to ``peer`` now."""
@@ -365,6 +438,8 @@ class TorrentSession:
                     self._send(peer, ev.Have(index=index), now)
         if peer in self.choker.unchoked and conn.am_choking and _ready(conn):
             self._send(peer, ev.Unchoke(), now)  # the choker chose it before it was ready
+        if self._missing_layers:
+            self._request_layers(now)
         if conn.peer_has_all:
             self.picker.peer_has_all(peer)
         elif conn.peer_pieces is not None:
@@ -456,6 +531,40 @@ class TorrentSession:
             raise RemoteProtocolError(f"the metadata does not parse: {e}") from None
         self._actions.append(MetadataReceived(metainfo))
         self.metadata_download = None
+
+    def _on_HashRequest(self, peer: Peer, state: _PeerState, event: ev.HashRequest,
+                        now: float) -> None:
+        meta = self.metainfo
+        if meta is None:
+            answer: ev.Event = ev.HashReject(**_hash_fields(event))
+        else:
+            answer = answer_hash_request(event, meta.piece_layers, meta.piece_length)
+        self._send(peer, answer, now)
+
+    def _on_Hashes(self, peer: Peer, state: _PeerState, event: ev.Hashes, now: float) -> None:
+        file = self._missing_layers.get(event.pieces_root)
+        if file is None or self.metainfo is None:
+            return  # a layer we already have (asked twice)
+        layer = checked_layer(event, file, self.metainfo.piece_length)
+        if layer is None:
+            self._drop(peer, f"hashes for {file.path_text} do not lead to its pieces root",
+                       ban=True)
+            self._layer_requests.pop(event.pieces_root, None)
+            self._request_layers(now)
+            return
+        del self._missing_layers[event.pieces_root]
+        self._layer_requests.pop(event.pieces_root, None)
+        self._actions.append(PieceLayerReceived(event.pieces_root, layer))
+        self._update_blocked()
+        for other in list(self.peers):
+            self._fill_requests(other, now)
+
+    def _on_HashReject(self, peer: Peer, state: _PeerState, event: ev.HashReject,
+                       now: float) -> None:
+        if self._layer_requests.get(event.pieces_root) == peer:
+            del self._layer_requests[event.pieces_root]
+            state.layer_refusals.add(event.pieces_root)
+            self._request_layers(now)
 
     def _on_Port(self, peer: Peer, state: _PeerState, event: ev.Port, now: float) -> None:
         # BEP 5: "the node should attempt to ping the node on the received port and IP address"
@@ -636,6 +745,9 @@ class TorrentSession:
         room_for = max(MAX_BUFFERED_BYTES // max(self._longest_piece, 1), 1) - len(self._started)
         if room_for <= 0:
             allowed = set(self._started) if allowed is None else allowed & self._started.keys()
+        if self._requestable is not None:
+            allowed = set(self._requestable) if allowed is None else allowed & \
+                self._requestable
         for block in picker.pick(peer, room, allowed=allowed):
             if block.index not in self._started:
                 if room_for <= 0:
@@ -739,3 +851,8 @@ def _ready(conn: PeerConnection) -> bool:
     only then may choke, interest and requests flow (BEP 3, BEP 6 "only immediately after the
     handshake")."""
     return conn.our_state == "ESTABLISHED" and conn.their_handshake is not None
+
+
+def _hash_fields(event: ev.HashRequest) -> dict[str, Any]:
+    return dict(pieces_root=event.pieces_root, base_layer=event.base_layer, index=event.index,
+                length=event.length, proof_layers=event.proof_layers)

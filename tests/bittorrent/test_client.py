@@ -18,7 +18,6 @@ from p2pkit.bittorrent.metainfo import Metainfo
 from p2pkit.bittorrent.tracker_core import TrackerConfig, TrackerCore
 from p2pkit.bittorrent.tracker_server import TrackerServer
 from p2pkit.cli import main
-from p2pkit.errors import P2PKitError
 
 LOCAL = ("127.0.0.1", 0)
 
@@ -216,12 +215,14 @@ def test_peer_not_listening_yet_is_dialled_again(album, tmp_path):
     assert leecher._redials[("127.0.0.1", port)] >= 1
 
 
-def test_v2_only_magnet_stops_with_a_clear_reason(album, tmp_path):
-    """BEP 9 metadata of a v2-only torrent lacks the piece layers (BEP 52 hash requests would
-    fetch them; p2pkit does not yet): the download stops with that reason, blaming no peer."""
+def test_v2_only_magnet_fetches_piece_layers_with_hash_requests(album, tmp_path):
+    """BEP 9 metadata of a v2-only torrent lacks the piece layers: the leecher asks the seeder
+    for each file's layer (BEP 52 hash request), checks it against the pieces root, then
+    downloads and verifies every piece with it."""
     seed_root, files = album
     meta = Metainfo.parse(create_torrent(seed_root / "album", piece_length=16384,
                                          version="v2"))
+    assert len(meta.piece_layers) == 2  # one.bin and two/three.bin span several pieces
 
     async def scenario():
         seeder = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False)
@@ -231,12 +232,12 @@ def test_v2_only_magnet_stops_with_a_clear_reason(album, tmp_path):
         leecher = TorrentClient(magnet, tmp_path / "leech", listen=LOCAL, trackers=False)
         await leecher.start()
         try:
-            with pytest.raises(P2PKitError, match="v2-only magnet"):
-                await asyncio.wait_for(leecher.wait_complete(), 20)
+            await asyncio.wait_for(leecher.wait_complete(), 20)
         finally:
             await leecher.close()
             await seeder.close()
         return leecher
 
     leecher = asyncio.run(scenario())
-    assert not leecher.session.complete and leecher.banned == set()
+    assert leecher.session.complete and same(tmp_path / "leech", files)
+    assert set(leecher.storage.piece_layers) == set(meta.piece_layers)

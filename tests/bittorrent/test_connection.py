@@ -347,6 +347,12 @@ def message_event(msg, their_names: dict[int, str]) -> ev.Event:
         return ev.Piece(index=msg.index, begin=msg.begin, data=msg.piece)
     if kind == "port":
         return ev.Port(port=msg.port)
+    if kind in ("hash_request", "hashes", "hash_reject"):
+        fields = {k: msg[k] for k in ("pieces_root", "base_layer", "index", "length",
+                                      "proof_layers")}
+        if kind == "hashes":
+            return ev.Hashes(**fields, hashes=tuple(msg.hashes))
+        return (ev.HashRequest if kind == "hash_request" else ev.HashReject)(**fields)
     cls = {"have": ev.Have, "suggest_piece": ev.SuggestPiece, "allowed_fast": ev.AllowedFast,
            "request": ev.Request, "cancel": ev.Cancel, "reject_request": ev.RejectRequest}[kind]
     return cls(**{k: msg[k] for k in ("index", "begin", "length") if k in msg})
@@ -358,6 +364,11 @@ REPLAYS = {
     # libtorrent 2.0.8 to libtorrent 2.0.8: either side.
     "libtorrent-downloader": (BT02, "127.0.0.3", ("127.0.0.2", 6881)),
     "libtorrent-seeder": (BT02, ("127.0.0.2", 6881), "127.0.0.3"),
+    # libtorrent 2.0.8 downloading a v2 torrent from a magnet: hash_request, then hashes.
+    "libtorrent-v2-downloader": ("bt-05-libtorrent-v2-magnet.pcap", "127.0.0.3",
+                                 ("127.0.0.2", 6881)),
+    "libtorrent-v2-seeder": ("bt-05-libtorrent-v2-magnet.pcap", ("127.0.0.2", 6881),
+                             "127.0.0.3"),
     # p2pkit downloading from a libtorrent seeder, and seeding to aria2 1.36 (whose stream has
     # a second bitfield mid-stream).
     "from-libtorrent": ("bt-06-p2pkit-leech-libtorrent.pcap", "127.0.0.3", ("127.0.0.2", 6881)),
@@ -407,6 +418,8 @@ def test_replaying_real_connections_reproduces_their_bytes(replay):
         assert conn.downloaded > 200_000 and "Piece" in kinds and "Request" in sent
     else:
         assert conn.uploaded > 200_000 and "Request" in kinds and "Piece" in sent
+    if replay.startswith("libtorrent-v2"):
+        assert {"HashRequest", "Hashes"} <= kinds | set(sent)
     if replay == "to-aria2":
         assert conn.late_bitfields == 3  # two bitfields and a have_all after the first message
 

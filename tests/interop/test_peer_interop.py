@@ -154,3 +154,34 @@ def test_v2_and_hybrid_with_libtorrent(netns, content, tmp_path, version, direct
         peers, waiting = (other, ours), "lt"
     result = run_scenario(netns, Scenario(work=tmp_path, peers=peers, timeout=60))
     check(result, torrent, tmp_path / "out", digests, waiting)
+
+
+@pytest.mark.parametrize("direction", ["download", "seed"])
+def test_v2_magnet_piece_layers_with_libtorrent(netns, content, tmp_path, direction):
+    """BEP 9 + BEP 52: from a ``btmh`` magnet only, the downloader gets the info dictionary
+    over ut_metadata and each file's piece layer with a hash request; p2pkit asks libtorrent,
+    and answers libtorrent's requests from the .torrent's piece layers."""
+    need("libtorrent")
+    _, seed_dir, digests = content
+    torrent = tmp_path / "v2.torrent"
+    torrent.write_bytes(create_torrent(seed_dir / "set", piece_length=PIECE_LENGTH,
+                                       version="v2"))
+    meta = Metainfo.parse(torrent.read_bytes())
+    magnet = f"magnet:?xt=urn:btmh:1220{meta.info_hash_v2.hex()}"
+    if direction == "download":
+        other = Peer(name="lt", kind="libtorrent", role="seed", host=THEM[0], port=THEM[1],
+                     data_dir=seed_dir, torrent=torrent)
+        ours = Peer(name="p2pkit", kind="p2pkit", role="leech", host=US[0], port=US[1],
+                    data_dir=tmp_path / "out",
+                    argv=p2pkit_download_argv(f"{magnet}&x.pe={other.address}",
+                                              tmp_path / "out", listen=f"{US[0]}:{US[1]}"))
+        peers, waiting = (other, ours), "p2pkit"
+    else:
+        ours = Peer(name="p2pkit", kind="p2pkit", role="seed", host=US[0], port=US[1],
+                    data_dir=seed_dir,
+                    argv=p2pkit_seed_argv(torrent, seed_dir, listen=f"{US[0]}:{US[1]}"))
+        other = Peer(name="lt", kind="libtorrent", role="leech", host=THEM[0], port=THEM[1],
+                     data_dir=tmp_path / "out", magnet=magnet, dial=(ours.address,))
+        peers, waiting = (ours, other), "lt"
+    result = run_scenario(netns, Scenario(work=tmp_path, peers=peers, timeout=60))
+    check(result, torrent, tmp_path / "out", digests, waiting)
