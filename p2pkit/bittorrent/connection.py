@@ -48,7 +48,7 @@ Request(index=1, begin=0, length=16384)
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,8 @@ class _NeedData:
 
 #: :meth:`PeerConnection.next_event` returns this when no complete message is buffered.
 NEED_DATA = _NeedData()
+
+_REQUEST_BUILD = PeerMessage.build
 
 #: Messages that only exist with the fast extension (BEP 6: "When the fast extension is
 #: disabled, if a peer receives [one] the peer MUST close the connection").
@@ -151,6 +153,7 @@ class PeerConnection:
         #: BEP 6 suggest piece hints received, newest last.
         self.suggested: list[int] = []
         self._sent: dict[tuple[int, int, int], _Sent] = {}
+        self._cancelled = 0  # entries of _sent we cancelled (BEP 6: still owed an answer)
         #: Requests the peer sent that we still owe a piece (or, BEP 6, a reject) for.
         self.peer_requests: dict[tuple[int, int, int], None] = {}
         #: BEP 52 hash requests: ours awaiting hashes or a reject, and the peer's we owe.
@@ -170,6 +173,8 @@ class PeerConnection:
         self.last_received = now
         self.last_sent = now
         self.last_block = now
+        #: When the request pipeline last went from empty to not empty.
+        self._pipeline_since = now
         #: Payload bytes (block data) counted for rates and the choker, and wasted bytes.
         self.downloaded = 0
         self.uploaded = 0
@@ -301,6 +306,9 @@ class PeerConnection:
 
     def _on_message(self, msg: Any, now: float | None) -> None:
         kind = msg.get("type", "handshake")
+        if kind == "piece":  # the download's hot path
+            self._on_piece(msg, now)
+            return
         if kind in _FAST_ONLY and not self.fast:
             raise self._fail(f"{kind} without the fast extension (BEP 6: MUST close)")
         handler = getattr(self, "_on_" + kind, None)
@@ -340,6 +348,7 @@ class PeerConnection:
         if not self.fast and self._sent:
             voided = tuple(self._sent)
             self._sent.clear()
+            self._cancelled = 0
             self._events.append(ev.RequestsVoided(blocks=voided, reason="choked"))
 
     def _on_unchoke(self, msg: Any, now: float | None) -> None:
@@ -437,8 +446,8 @@ class PeerConnection:
         self._events.append(event)
 
     def _on_piece(self, msg: Any, now: float | None) -> None:
-        data = msg.piece
-        block = (msg.index, msg.begin, len(data))
+        data = msg["piece"]
+        block = (msg["index"], msg["begin"], len(data))
         sent = self._sent.pop(block, None)
         if sent is None:
             # BEP 6: "if a peer receives a piece that was never requested, the peer MUST close
@@ -448,11 +457,15 @@ class PeerConnection:
             self.unrequested_bytes += len(data)
             self._move_theirs("Piece")
             return
+        if sent.cancelled:
+            self._cancelled -= 1
         self.downloaded += len(data)
         if now is not None:
             self.last_block = now
-        event = ev.Piece(index=msg.index, begin=msg.begin, data=data)
-        self._push(event)
+        event = ev.Piece(index=block[0], begin=block[1], data=data)
+        if self.their_state != ESTABLISHED:  # ESTABLISHED --piece--> ESTABLISHED
+            self._move_theirs("Piece")
+        self._events.append(event)
 
     def _on_port(self, msg: Any, now: float | None) -> None:
         self._push(ev.Port(port=msg.port))
@@ -467,8 +480,11 @@ class PeerConnection:
         block = (msg.index, msg.begin, msg.length)
         # BEP 6: "If a peer receives a reject for a request that was never sent then the peer
         # SHOULD close the connection."
-        if self._sent.pop(block, None) is None:
+        sent = self._sent.pop(block, None)
+        if sent is None:
             raise self._fail(f"reject_request for {block}, which was never requested")
+        if sent.cancelled:
+            self._cancelled -= 1
         self._push(ev.RejectRequest(index=msg.index, begin=msg.begin, length=msg.length))
 
     def _on_allowed_fast(self, msg: Any, now: float | None) -> None:
@@ -549,11 +565,41 @@ class PeerConnection:
             self.last_sent = now
             if type(event) is ev.Request:
                 self._sent[event.block].at = now
+                if len(self._sent) - self._cancelled == 1:
+                    self._pipeline_since = now
         if self._outgoing:
             self._outgoing.append(data)
             data = b"".join(self._outgoing)
             self._outgoing.clear()
         return data
+
+    def send_requests(self, blocks: Iterable[tuple[int, int, int]],
+                      now: float | None = None) -> bytes:
+        """``send(Request(...))`` for each ``(index, begin, length)``, in one call: the same
+        checks and bookkeeping, the bytes of all the requests (the download's hot path)."""
+        if self.our_state != ESTABLISHED:
+            raise LocalProtocolError(f"cannot send requests in state {self.our_state}")
+        at = self.last_sent if now is None else now
+        build = _REQUEST_BUILD
+        out = []
+        for index, begin, length in blocks:
+            block = (index, begin, length)
+            if not 0 < length <= ev.MAX_REQUEST_LENGTH:
+                raise LocalProtocolError(f"request length must be 1..{ev.MAX_REQUEST_LENGTH}"
+                                         f", not {length}")
+            self._check_own_block(index, begin, length)
+            if block in self._sent:
+                raise LocalProtocolError(f"block {block} is already requested from this peer")
+            if len(self._sent) == self._cancelled:
+                self._pipeline_since = at
+            self._sent[block] = _Sent(at=at)
+            out.append(build(dict(type="request", index=index, begin=begin, length=length)))
+        if now is not None and out:
+            self.last_sent = now
+        if self._outgoing:
+            out[:0] = self._outgoing
+            self._outgoing.clear()
+        return b"".join(out)
 
     def data_to_send(self) -> bytes:
         """Bytes the connection queued by itself (rejects, keep-alives, cancels)."""
@@ -644,6 +690,7 @@ class PeerConnection:
         # fast extension nothing more is owed.
         if self.fast:
             sent.cancelled = True
+            self._cancelled += 1
         else:
             del self._sent[event.block]
         return PeerMessage.build(dict(type="cancel", index=event.index, begin=event.begin,
@@ -745,6 +792,7 @@ class PeerConnection:
         if announce:
             self._events.append(ev.ConnectionClosed(reason=reason, by_peer=by_peer))
         self._sent.clear()
+        self._cancelled = 0
         self.peer_requests.clear()
 
     def get_timer(self) -> float | None:
@@ -753,13 +801,12 @@ class PeerConnection:
             return None
         if self.their_state == AWAIT_HANDSHAKE:
             return self.created + HANDSHAKE_TIMEOUT
-        deadlines = [self.last_sent + KEEPALIVE_INTERVAL, self.last_received + IDLE_TIMEOUT]
-        if any(not s.cancelled for s in self._sent.values()):
-            deadlines.append(max(self.last_block, self._oldest_request()) + REQUEST_TIMEOUT)
-        return min(deadlines)
-
-    def _oldest_request(self) -> float:
-        return min(s.at for s in self._sent.values() if not s.cancelled)
+        deadline = min(self.last_sent + KEEPALIVE_INTERVAL, self.last_received + IDLE_TIMEOUT)
+        if len(self._sent) > self._cancelled:
+            # The pipeline has been waiting since its last block or since it was last empty.
+            deadline = min(deadline, max(self.last_block, self._pipeline_since) +
+                           REQUEST_TIMEOUT)
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         """Do what is due at ``now``: time out a silent peer, void requests it sits on (with
@@ -773,8 +820,9 @@ class PeerConnection:
         if now >= self.last_received + IDLE_TIMEOUT:
             self._close(f"nothing received for {IDLE_TIMEOUT:.0f} s", by_peer=False)
             return
-        live = [block for block, s in self._sent.items() if not s.cancelled]
-        if live and now >= max(self.last_block, self._oldest_request()) + REQUEST_TIMEOUT:
+        if len(self._sent) > self._cancelled and \
+                now >= max(self.last_block, self._pipeline_since) + REQUEST_TIMEOUT:
+            live = [block for block, s in self._sent.items() if not s.cancelled]
             for block in live:
                 self._queue(self.send(ev.Cancel(index=block[0], begin=block[1],
                                                 length=block[2]), now))

@@ -200,6 +200,8 @@ class TorrentSession:
         self._pieces: dict[int, bytearray] = {}
         #: Pieces with blocks requested or received and not yet handed to the hash check.
         self._started: dict[int, None] = {}
+        #: Peers whose request pipeline wants topping up (see :meth:`_fill_requests`).
+        self._refill: dict[Peer, float | None] = {}
         self._longest_piece = 0
         self._missing_layers: dict[bytes, FileEntry] = {}
         self._layer_requests: dict[bytes, Peer] = {}
@@ -351,6 +353,8 @@ class TorrentSession:
         state = self.peers.get(peer)
         if state is None:
             return b""
+        if peer in self._refill:
+            self._request_more(peer, self._refill.pop(peer))
         queued = state.conn.data_to_send()
         if queued:
             state.out.append(queued)
@@ -386,9 +390,11 @@ class TorrentSession:
         self._drain(peer, now)
 
     def _on_event(self, peer: Peer, state: _PeerState, event: ev.Event, now: float) -> None:
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is not None:
-            handler(peer, state, event, now)
+        kind = type(event)
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            handler = _HANDLERS[kind] = getattr(TorrentSession, "_on_" + kind.__name__, _ignore)
+        handler(self, peer, state, event, now)
 
     def _on_Handshake(self, peer: Peer, state: _PeerState, event: ev.Handshake,
                       now: float) -> None:
@@ -640,9 +646,10 @@ class TorrentSession:
         picker = self.picker
         if picker is None:
             return
-        index = event.index
-        self.choker.record(peer, downloaded=len(event.data), now=now)
-        result = picker.block_received(peer, Block(index, event.begin, len(event.data)))
+        index, begin, data = event.index, event.begin, event.data
+        size = len(data)
+        self.choker.record(peer, downloaded=size, now=now)
+        result = picker.block_received(peer, Block(index, begin, size))
         # BEP 3 end game: "it sends cancels [...] to all the peers it sent the request to".
         for other in result.cancel:
             other_state = self.peers.get(other)
@@ -653,7 +660,7 @@ class TorrentSession:
             buffer = self._pieces.get(index)
             if buffer is None:
                 buffer = self._pieces[index] = bytearray(self._piece_lengths[index])
-            buffer[event.begin:event.begin + len(event.data)] = event.data
+            buffer[begin:begin + size] = data
             if result.piece_complete:
                 self._started.pop(index, None)
                 self._actions.append(CheckPiece(index, self._pieces.pop(index)))
@@ -724,7 +731,12 @@ class TorrentSession:
         if wanted:
             self._fill_requests(peer, now)
 
-    def _fill_requests(self, peer: Peer, now: float) -> None:
+    def _fill_requests(self, peer: Peer, now: float | None) -> None:
+        """Top up ``peer``'s request pipeline, once, just before its bytes are written
+        (:meth:`data_to_send`): one refill for all the blocks a read brought in."""
+        self._refill[peer] = now
+
+    def _request_more(self, peer: Peer, now: float | None) -> None:
         state = self.peers.get(peer)
         picker = self.picker
         if state is None or picker is None or picker.is_complete:
@@ -748,6 +760,7 @@ class TorrentSession:
         if self._requestable is not None:
             allowed = set(self._requestable) if allowed is None else allowed & \
                 self._requestable
+        wanted = []
         for block in picker.pick(peer, room, allowed=allowed):
             if block.index not in self._started:
                 if room_for <= 0:
@@ -755,8 +768,9 @@ class TorrentSession:
                     continue
                 room_for -= 1
                 self._started[block.index] = None
-            self._send(peer, ev.Request(index=block.index, begin=block.begin,
-                                        length=block.length), now)
+            wanted.append((block.index, block.begin, block.length))
+        if wanted:
+            state.out.append(conn.send_requests(wanted, now))
 
     def _apply_choke(self, decision: Any, now: float) -> None:
         for peer in decision.choke:
@@ -856,3 +870,12 @@ def _ready(conn: PeerConnection) -> bool:
 def _hash_fields(event: ev.HashRequest) -> dict[str, Any]:
     return dict(pieces_root=event.pieces_root, base_layer=event.base_layer, index=event.index,
                 length=event.length, proof_layers=event.proof_layers)
+
+
+def _ignore(session: TorrentSession, peer: Peer, state: _PeerState, event: ev.Event,
+            now: float) -> None:
+    """Events the session has nothing to do about (keep-alives, suggestions …)."""
+
+
+#: Event class -> TorrentSession handler, filled on first use.
+_HANDLERS: dict[type, Any] = {}

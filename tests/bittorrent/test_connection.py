@@ -442,3 +442,22 @@ def test_zero_length_block_messages_are_the_peers_mistake(kind):
     with pytest.raises(RemoteProtocolError):
         events(p.b)
     assert p.b.closed
+
+
+def test_send_requests_is_send_request_in_bulk():
+    p, q = ConnectionPair(), ConnectionPair()
+    for pair in (p, q):
+        pair.b_to_a(ev.HaveAll(), ev.Unchoke())
+        pair.a_to_b(ev.HaveNone())
+    blocks = [(1, 0, 16384), (1, 16384, 16384), (PIECES - 1, 0, 1000)]
+    bulk = p.a.send_requests(blocks, now=5.0)
+    one_by_one = b"".join(q.a.send(ev.Request(index=i, begin=b, length=n), 5.0)
+                          for i, b, n in blocks)
+    assert bulk == one_by_one and p.a.outstanding == q.a.outstanding == 3
+    assert p.a.get_timer() == q.a.get_timer()
+    with pytest.raises(LocalProtocolError, match="already requested"):
+        p.a.send_requests([(1, 0, 16384)])
+    with pytest.raises(LocalProtocolError, match="beyond piece"):
+        p.a.send_requests([(PIECES - 1, 0, 16384)])
+    with pytest.raises(LocalProtocolError, match="cannot send requests"):
+        PeerConnection().send_requests([(0, 0, 16384)])
