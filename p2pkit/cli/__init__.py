@@ -7,6 +7,7 @@ the input, field and offset, and exits with status 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -14,24 +15,35 @@ import click
 from p2pkit.cli.errors import EXIT_BAD_INPUT, BadInput
 from p2pkit.errors import P2PKitError
 
+#: Command name -> "module:attribute", imported only when that command runs (a download
+#: should not pay for scapy and the dissector at start-up).
+COMMANDS = {
+    "bencode": "p2pkit.cli.bencode:bencode_command",
+    "bt": "p2pkit.cli.bt:bt",
+    "dht": "p2pkit.cli.dht:dht",
+    "dissect": "p2pkit.cli.dissect:dissect_command",
+    "gnutella": "p2pkit.cli.gnutella:gnutella",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="p2pkit")
 def cli() -> None:
     """Teach, speak and judge BitTorrent, the Mainline DHT and Gnutella 0.6."""
-
-
-def _register() -> None:
-    from p2pkit.cli import bencode, bt, dht, dissect, gnutella
-
-    cli.add_command(bencode.bencode_command)
-    cli.add_command(bt.bt)
-    cli.add_command(dht.dht)
-    cli.add_command(dissect.dissect_command)
-    cli.add_command(gnutella.gnutella)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from p2pkit.errors import BuildError, ParseError
 
 @click.group("bt")
 def bt() -> None:
-    """BitTorrent: inspect and create torrents (BEP 3, 9, 52)."""
+    """BitTorrent: torrents, magnet links, the reference peer and trackers (BEP 3, 9, 15, 52)."""
 
 
 def _size(n: int) -> str:
