@@ -425,6 +425,7 @@ class TorrentClient:
             if data and proto.transport is not None and not proto.transport.is_closing():
                 proto.transport.write(data)
         if session.complete and not self._complete.is_set() and not self._pending_checks:
+            log.info("complete: all %d pieces verified", session.picker.piece_count)
             self._complete.set()
             if self.use_trackers and self._tracker_urls():
                 self._spawn(self._announce_once("completed", timeout=TRACKER_TIMEOUT))
@@ -608,7 +609,7 @@ class TorrentClient:
         if not hasattr(self, "_tiers"):
             self._tiers = TrackerTiers(self._tracker_urls(), rng=self.rng)
         request = Announce(info_hash=self.session.info_hash, peer_id=self.peer_id,
-                           port=self.listen_port, uploaded=self._uploaded(),
+                           port=self.listen_port, uploaded=self.session.uploaded_bytes,
                            downloaded=self.session.verified_bytes, left=self.session.left()
                            if self.session.picker else 1, event=event,
                            numwant=None if event == "stopped" else 50,
@@ -620,9 +621,6 @@ class TorrentClient:
                 self.connect((peer.host, peer.port))
         return result
 
-    def _uploaded(self) -> int:
-        assert self.session is not None
-        return sum(s.conn.uploaded for s in self.session.peers.values())
 
 
 def _verify_and_write(storage: Storage, index: int, data: bytearray) -> bool:

@@ -208,6 +208,10 @@ class TorrentSession:
         self._requestable: frozenset[int] | None = None
         self.verified_bytes = 0
         self.failed_pieces = 0
+        #: Block bytes sent to and received from all peers since the start (BEP 3 tracker
+        #: ``uploaded``: "The total amount uploaded so far"), closed connections included.
+        self.uploaded_bytes = 0
+        self.received_bytes = 0
         self.started_at = now
         self.completed_at: float | None = None
         self._next_pex = now + PEX_INTERVAL
@@ -648,6 +652,7 @@ class TorrentSession:
             return
         index, begin, data = event.index, event.begin, event.data
         size = len(data)
+        self.received_bytes += size
         self.choker.record(peer, downloaded=size, now=now)
         result = picker.block_received(peer, Block(index, begin, size))
         # BEP 3 end game: "it sends cancels [...] to all the peers it sent the request to".
@@ -677,6 +682,7 @@ class TorrentSession:
             return
         if (index, begin, len(data)) in state.conn.peer_requests:
             self._send(peer, ev.Piece(index=index, begin=begin, data=data), now)
+            self.uploaded_bytes += len(data)
             self.choker.record(peer, uploaded=len(data), now=now or 0.0)
 
     def piece_checked(self, index: int, ok: bool, now: float) -> None:

@@ -191,6 +191,9 @@ def test_three_peers_trade_pieces_between_leechers(content, tmp_path):
     assert same_files(tmp_path / "a", files) and same_files(tmp_path / "b", files)
     between = swarm.messages("a", "b").count("piece") + swarm.messages("b", "a").count("piece")
     assert between > 0  # leechers uploaded to each other
+    total = sum(len(d) for d in files.values())
+    sent = seeder.session.uploaded_bytes + a.session.uploaded_bytes + b.session.uploaded_bytes
+    assert sent == a.session.received_bytes + b.session.received_bytes >= 2 * total
 
 
 def test_resume_fetches_only_missing_pieces(content, tmp_path):
