@@ -169,20 +169,7 @@ class TransitionsDirective(SphinxDirective):
             logger.warning("p2pkit-transitions: cannot document %s: %s", target, e,
                            location=self.get_location())
             return []
-        headers = ("State", "Event", "Next state")
-        table_node = nodes.table(classes=["p2pkit-schema"])
-        group = nodes.tgroup(cols=3)
-        table_node += group
-        for width in (24, 24, 28):
-            group += nodes.colspec(colwidth=width)
-        head = nodes.thead()
-        group += head
-        head += _table_row(headers, literal_first=False)
-        body = nodes.tbody()
-        group += body
-        for cells in rows:
-            body += _table_row(cells, literal_first=True)
-        return [table_node]
+        return [_grid(("State", "Event", "Next state"), (24, 24, 28), rows)]
 
 
 def _id_text(mid: str) -> str:
@@ -219,6 +206,17 @@ ITEM_HEADERS = ("Key", "Type", "Values", "Spec")
 def _table(rows: Iterable[Row], items: bool = False) -> Any:
     headers = ITEM_HEADERS if items else HEADERS
     widths = (18, 24, 24, 34) if items else (18, 24, 8, 30, 20)
+    cells = []
+    for row in rows:
+        field_name = "\u00a0\u00a0" * row.depth + row.field
+        cells.append((field_name, row.type, row.values, row.doc) if items else (
+            field_name, row.type, row.size, row.values, row.doc))
+    return _grid(headers, widths, cells)
+
+
+def _grid(headers: tuple[str, ...], widths: tuple[int, ...],
+          rows: Iterable[Iterable[str]]) -> Any:
+    """A docutils table: a header row, then ``rows`` with their first cell as a literal."""
     table = nodes.table(classes=["p2pkit-schema"])
     group = nodes.tgroup(cols=len(headers))
     table += group
@@ -229,10 +227,7 @@ def _table(rows: Iterable[Row], items: bool = False) -> Any:
     head += _table_row(headers, literal_first=False)
     body = nodes.tbody()
     group += body
-    for row in rows:
-        field_name = "\u00a0\u00a0" * row.depth + row.field
-        cells = (field_name, row.type, row.values, row.doc) if items else (
-            field_name, row.type, row.size, row.values, row.doc)
+    for cells in rows:
         body += _table_row(cells, literal_first=True)
     return table
 

@@ -43,8 +43,9 @@ async def seed_and_fetch(meta, seed_root, leech_root, *, magnet=None, timeout=20
     seeder = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False)
     await seeder.start()
     address = ("127.0.0.1", seeder.listen_port)
-    if magnet is not None:
+    if magnet is not None:  # btih for v1 and hybrid torrents, btmh for v2-only ones
         source = MagnetLink(info_hash_v1=meta.info_hash_v1,
+                            info_hash_v2=None if meta.has_v1 else meta.info_hash_v2,
                             peers=(PeerAddress(host=address[0], port=address[1]),))
         leecher = TorrentClient(source, leech_root, listen=LOCAL, trackers=False)
     else:
@@ -223,21 +224,6 @@ def test_v2_only_magnet_fetches_piece_layers_with_hash_requests(album, tmp_path)
     meta = Metainfo.parse(create_torrent(seed_root / "album", piece_length=16384,
                                          version="v2"))
     assert len(meta.piece_layers) == 2  # one.bin and two/three.bin span several pieces
-
-    async def scenario():
-        seeder = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False)
-        await seeder.start()
-        magnet = MagnetLink(info_hash_v2=meta.info_hash_v2,
-                            peers=(PeerAddress(host="127.0.0.1", port=seeder.listen_port),))
-        leecher = TorrentClient(magnet, tmp_path / "leech", listen=LOCAL, trackers=False)
-        await leecher.start()
-        try:
-            await asyncio.wait_for(leecher.wait_complete(), 20)
-        finally:
-            await leecher.close()
-            await seeder.close()
-        return leecher
-
-    leecher = asyncio.run(scenario())
+    leecher = asyncio.run(seed_and_fetch(meta, seed_root, tmp_path / "leech", magnet=True))
     assert leecher.session.complete and same(tmp_path / "leech", files)
     assert set(leecher.storage.piece_layers) == set(meta.piece_layers)
