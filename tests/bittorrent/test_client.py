@@ -18,19 +18,15 @@ from p2pkit.bittorrent.metainfo import Metainfo
 from p2pkit.bittorrent.tracker_core import TrackerConfig, TrackerCore
 from p2pkit.bittorrent.tracker_server import TrackerServer
 from p2pkit.cli import main
+from tests.bittorrent.album import write_album
 
 LOCAL = ("127.0.0.1", 0)
 
 
 @pytest.fixture
 def album(tmp_path):
-    rng = random.Random(3)
-    root = tmp_path / "seed" / "album"
-    files = {"one.bin": rng.randbytes(200_001), "two/three.bin": rng.randbytes(333_333),
-             "four.txt": b"four"}
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
+    files = write_album(tmp_path / "seed", {"one.bin": 200_001, "two/three.bin": 333_333,
+                                            "four.txt": 4}, seed=3)
     return tmp_path / "seed", files
 
 

@@ -23,6 +23,7 @@ from p2pkit.bittorrent.session import (
 )
 from p2pkit.bittorrent.storage import Storage
 from p2pkit.bittorrent.wire import PeerMessage
+from tests.bittorrent.album import write_album
 
 PIECE = 32768
 
@@ -128,13 +129,9 @@ class Swarm:
 @pytest.fixture
 def content(tmp_path):
     """A three-file torrent (files cross piece boundaries), its seed directory and its files."""
-    rng = random.Random(7)
+    files = write_album(tmp_path / "seed", {"a.bin": 100_000, "b/c.bin": 250_000, "d.txt": 5},
+                        seed=7)
     seed = tmp_path / "seed" / "album"
-    files = {"a.bin": rng.randbytes(100_000), "b/c.bin": rng.randbytes(250_000),
-             "d.txt": b"hello"}
-    for name, data in files.items():
-        (seed / name).parent.mkdir(parents=True, exist_ok=True)
-        (seed / name).write_bytes(data)
 
     def torrent(version: str = "v1") -> Metainfo:
         return Metainfo.parse(create_torrent(seed, piece_length=PIECE, version=version))
