@@ -202,6 +202,7 @@ class TorrentClient:
         #: Why the download stopped short, if it did (see :meth:`wait_complete`).
         self.fatal: str | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._check_tasks: set[asyncio.Task] = set()
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rates: list[tuple[float, int, int]] = []
@@ -276,6 +277,11 @@ class TorrentClient:
         for proto in list(self._protocols.values()):
             if proto.transport is not None:
                 proto.transport.close()
+        # Pieces being checked and written finish first (a write cut by closing the storage
+        # would only cost a re-check, but there is no need for it).
+        checks = [t for t in self._tasks if t in self._check_tasks]
+        if checks:
+            await asyncio.gather(*checks, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         if self.dht is not None:
@@ -286,15 +292,16 @@ class TorrentClient:
         if self.use_trackers and self.session is not None and self._tracker_urls():
             with contextlib.suppress(P2PKitError, OSError, asyncio.TimeoutError):
                 await self._announce_once("stopped", timeout=5.0)
-        while self._pending_checks:
-            await asyncio.sleep(0.01)
         if self.storage is not None:
             await asyncio.to_thread(self.storage.close)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any, *, check: bool = False) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if check:
+            self._check_tasks.add(task)
+            task.add_done_callback(self._check_tasks.discard)
 
     def _now(self) -> float:
         return time.monotonic()
@@ -326,7 +333,7 @@ class TorrentClient:
             log.info("cannot connect to %s:%s: %s", *address, e)
             self._dialling.discard(address)
             self._redial_later(address)
-        finally:
+        else:
             self._dialling.discard(address)
 
     def _redial_later(self, address: tuple[str, int]) -> None:
@@ -451,7 +458,7 @@ class TorrentClient:
         self._pending_bytes += len(action.data)
         if self._pending_bytes >= MAX_PENDING_CHECK_BYTES and not self._reading_paused:
             self._pause_reading(True)
-        self._spawn(self._verify_and_write(action))
+        self._spawn(self._verify_and_write(action), check=True)
 
     async def _verify_and_write(self, action: CheckPiece) -> None:
         storage = self.storage

@@ -511,7 +511,7 @@ class TorrentSession:
                 if self.metadata_server is None or "ut_metadata" not in \
                         state.conn.their_extensions:
                     return
-                answer = self.metadata_server.answer(message)
+                answer = self.metadata_server.answer(message, peer=peer)
                 self._send(peer, ev.ExtensionMessage(name="ut_metadata", message=answer), now)
             elif kind == "data" and self.metadata_download is not None:
                 try:
