@@ -252,7 +252,7 @@ def seed(torrent: str, data: str, duration: float | None, listen: str, peers: tu
     if not isinstance(meta, Metainfo):
         raise BadInput(torrent, "seeding needs a .torrent file")
     root = Path(data)
-    if (root / meta.name).exists() is False and root.name == meta.name:
+    if not (root / meta.name).exists() and root.name == meta.name:  # --data names the content
         root = root.parent
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "seed") as progress:
