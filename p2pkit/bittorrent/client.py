@@ -54,6 +54,7 @@ from typing import Any
 from p2pkit.bittorrent.magnet import MagnetLink
 from p2pkit.bittorrent.metainfo import Metainfo
 from p2pkit.bittorrent.session import (
+    REQUEST_QUEUE,
     CheckPiece,
     ClosePeer,
     ConnectPeers,
@@ -165,7 +166,7 @@ class TorrentClient:
                  on_progress: Callable[[ClientStats], None] | None = None,
                  tracker_client: TrackerClient | None = None,
                  dht_bootstrap: Iterable[tuple[str, int]] | None = None,
-                 dht_port: int | None = None) -> None:
+                 dht_port: int | None = None, request_queue: int = REQUEST_QUEUE) -> None:
         self.root = Path(root)
         self.rng = rng or random.Random()
         self.peer_id = peer_id or new_peer_id()
@@ -180,6 +181,9 @@ class TorrentClient:
         self.use_trackers = trackers
         self.max_peers = max_peers
         self.upload_slots = upload_slots
+        #: Requests kept outstanding per peer (the pipeline depth; a peer's BEP 10 ``reqq``
+        #: lowers it).
+        self.request_queue = request_queue
         self.on_progress = on_progress
         self.tracker_client = tracker_client or TrackerClient(rng=self.rng)
         self.storage: Storage | None = None
@@ -223,14 +227,15 @@ class TorrentClient:
             have = await self._open_storage(self.metainfo)
             self.session = TorrentSession(peer_id=self.peer_id, metainfo=self.metainfo,
                                           have=have, rng=self.rng,
-                                          upload_slots=self.upload_slots, now=now)
+                                          upload_slots=self.upload_slots,
+                                          request_queue=self.request_queue, now=now)
         else:
             assert self.magnet is not None
             info_hash = self.magnet.info_hash_v1 or self.magnet.info_hash_v2[:20]
             self.session = TorrentSession(peer_id=self.peer_id, info_hash=info_hash,
                                           info_hash_v2=self.magnet.info_hash_v2,
                                           rng=self.rng, upload_slots=self.upload_slots,
-                                          now=now)
+                                          request_queue=self.request_queue, now=now)
         if self.session.complete:
             self._complete.set()
         if self.dht_bootstrap is not None and not (self.metainfo and self.metainfo.private):

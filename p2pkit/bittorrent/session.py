@@ -52,6 +52,7 @@ from p2pkit.errors import P2PKitError, ParseError, RemoteProtocolError
 __all__ = [
     "MAX_BUFFERED_BYTES",
     "MAX_HASH_FAILURES",
+    "REQUEST_QUEUE",
     "CheckPiece",
     "ClosePeer",
     "ConnectPeers",

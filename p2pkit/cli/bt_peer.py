@@ -29,6 +29,7 @@ import click
 from p2pkit.bittorrent.client import ClientStats, TorrentClient
 from p2pkit.bittorrent.magnet import MagnetLink
 from p2pkit.bittorrent.metainfo import Metainfo
+from p2pkit.bittorrent.session import REQUEST_QUEUE
 from p2pkit.cli.errors import BadInput, read_input
 from p2pkit.errors import P2PKitError
 
@@ -172,6 +173,9 @@ def _common(function: Any) -> Any:
                      help="UDP port of the DHT node (default: the listening port)."),
         click.option("--upload-slots", type=click.IntRange(1, 1000), default=4,
                      show_default=True, help="Peers unchoked at once (BEP 3 choking)."),
+        click.option("--request-queue", type=click.IntRange(1, 2000), default=REQUEST_QUEUE,
+                     show_default=True,
+                     help="Requests kept outstanding per peer (BEP 3 pipelining)."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
         click.option("-v", "--verbose", is_flag=True, callback=_verbose, expose_value=False,
@@ -184,14 +188,15 @@ def _common(function: Any) -> Any:
 
 def _client(source: Metainfo | MagnetLink, root: Path, listen: str, peers: tuple[str, ...],
             no_trackers: bool, upload_slots: int, progress: _Progress,
-            dht_nodes: tuple[str, ...], dht_port: int | None) -> TorrentClient:
+            dht_nodes: tuple[str, ...], dht_port: int | None,
+            request_queue: int) -> TorrentClient:
     return TorrentClient(source, root, listen=parse_address(listen),
                          peers=[parse_address(p, default_host="127.0.0.1") for p in peers],
                          trackers=not no_trackers, upload_slots=upload_slots,
                          on_progress=progress.update,
                          dht_bootstrap=[parse_address(n, default_host="127.0.0.1")
                                         for n in dht_nodes] if dht_nodes else None,
-                         dht_port=dht_port)
+                         dht_port=dht_port, request_queue=request_queue)
 
 
 def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool,
@@ -219,7 +224,7 @@ def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool
 def download(source: str, output: str, keep_seeding: bool, timeout: float | None,
              listen: str, peers: tuple[str, ...], no_trackers: bool,
              dht_nodes: tuple[str, ...], dht_port: int | None, upload_slots: int,
-             as_json: bool, quiet: bool) -> int:
+             request_queue: int, as_json: bool, quiet: bool) -> int:
     """Download a torrent or magnet link; exit 0 only when every piece is verified."""
     torrent = _source(source)
     root = Path(output)
@@ -227,7 +232,7 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "download") as progress:
         client = _client(torrent, root, listen, peers, no_trackers, upload_slots, progress,
-                         dht_nodes, dht_port)
+                         dht_nodes, dht_port, request_queue)
         try:
             complete = asyncio.run(_run(client, until_complete=not keep_seeding,
                                         duration=timeout, progress=progress))
@@ -246,7 +251,7 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
 @_common
 def seed(torrent: str, data: str, duration: float | None, listen: str, peers: tuple[str, ...],
          no_trackers: bool, dht_nodes: tuple[str, ...], dht_port: int | None,
-         upload_slots: int, as_json: bool, quiet: bool) -> None:
+         upload_slots: int, request_queue: int, as_json: bool, quiet: bool) -> None:
     """Check the data against the torrent, then seed it to peers."""
     meta = _source(torrent)
     if not isinstance(meta, Metainfo):
@@ -257,7 +262,7 @@ def seed(torrent: str, data: str, duration: float | None, listen: str, peers: tu
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "seed") as progress:
         client = _client(meta, root, listen, peers, no_trackers, upload_slots, progress,
-                         dht_nodes, dht_port)
+                         dht_nodes, dht_port, request_queue)
         try:
             complete = asyncio.run(_run(client, until_complete=False, duration=duration,
                                         progress=progress))

@@ -119,7 +119,7 @@ def test_cli_download_and_exit_status(album, tmp_path, capsys):
         status = await loop.run_in_executor(None, main, [
             "bt", "download", str(torrent), "-o", str(tmp_path / "cli"), "--listen",
             "127.0.0.1:0", "--peer", f"127.0.0.1:{port}", "--no-trackers", "--json",
-            "--timeout", "20"])
+            "--timeout", "20", "--request-queue", "4"])
         await seeder.close()
         return status
 
