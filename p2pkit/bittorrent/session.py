@@ -654,7 +654,6 @@ class TorrentSession:
         index, begin, data = event.index, event.begin, event.data
         size = len(data)
         self.received_bytes += size
-        self.choker.record(peer, downloaded=size, now=now)
         result = picker.block_received(peer, Block(index, begin, size))
         # BEP 3 end game: "it sends cancels [...] to all the peers it sent the request to".
         for other in result.cancel:
@@ -838,13 +837,21 @@ class TorrentSession:
         state = self.peers.get(peer)
         if state is None:
             return
+        conn = state.conn
+        received = conn.downloaded
         try:
-            while (event := state.conn.next_event()) is not NEED_DATA:
-                self._on_event(peer, state, event, now)
-                if peer not in self.peers:
-                    return
+            while (event := conn.next_event()) is not NEED_DATA:
+                if type(event) is ev.Piece:  # the download's hot path
+                    self._on_Piece(peer, state, event, now)
+                else:
+                    self._on_event(peer, state, event, now)
+                    if peer not in self.peers:
+                        return
         except (RemoteProtocolError, ParseError) as e:
             self._drop(peer, f"protocol error: {e}")
+            return
+        if conn.downloaded != received:  # block bytes this read brought, for the choker
+            self.choker.record(peer, downloaded=conn.downloaded - received, now=now)
 
     # -----------------------------------------------------------------------------------------
     # Reporting
