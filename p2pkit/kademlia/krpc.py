@@ -382,6 +382,8 @@ ARGUMENTS: dict[str, Any] = {
     "want": _Want(),            # BEP 32: "n4" and/or "n6"
     "scrape": _INTEGER,         # BEP 33: request BFsd/BFpe bloom filters
     "noseed": _INTEGER,         # BEP 33: do not return seeds in values
+    "seed": _INTEGER,           # BEP 33 announce_peer: "If the requesting node is seeding the
+                                # torrent it announces then it must add a "seed"=1"
     "v": _AnyValue(),           # BEP 44 put: the value
     "k": _String(32),           # BEP 44: "ed25519 public key (32 bytes string)"
     "sig": _String(64),         # BEP 44: "ed25519 signature (64 bytes string)"

@@ -50,6 +50,7 @@ from p2pkit.kademlia.items import Item, ItemStore, PutRejected
 from p2pkit.kademlia.krpc import ErrorCode
 from p2pkit.kademlia.lookup import ALPHA, Lookup
 from p2pkit.kademlia.routing import K, RoutingTable
+from p2pkit.kademlia.scrape import ScrapeBloomFilter
 from p2pkit.kademlia.security import RateLimiter, node_id_is_exempt, node_id_is_valid
 from p2pkit.kademlia.store import PeerStore
 from p2pkit.kademlia.tokens import Tokens
@@ -489,6 +490,8 @@ class Node:
     def _answer_get_peers(self, msg: Container, addr: Address, now: float) -> Container:
         a = msg["a"]
         answer = krpc.response(msg["t"], id=self.id, token=self.tokens.token_for(addr[0], now))
+        if a.get("scrape") == 1 or a.get("noseed") == 1:
+            return self._answer_scrape(answer, a, addr, now)
         peers = self.peers.peers(a["info_hash"], now, limit=100)
         if peers:
             # BEP 5: "If the queried node has peers for the infohash, they are returned in a
@@ -496,6 +499,28 @@ class Node:
             answer["r"]["values"] = [_compact_address(ip, port) for ip, port in peers]
         else:
             answer["r"].update(self._nodes(a["info_hash"], addr, a.get("want"), now))
+        return answer
+
+    def _answer_scrape(self, answer: Container, a: Container, addr: Address,
+                       now: float) -> Container:
+        """BEP 33 get_peers: ``scrape=1`` adds the ``BFsd`` (seeds) and ``BFpe`` (peers) bloom
+        filters of the announced IPs; ``noseed=1`` leaves seeds out of ``values``."""
+        info_hash = a["info_hash"]
+        every = self.peers.peers(info_hash, now)
+        values = [p for p in every if not (a.get("noseed") == 1 and
+                                             self.peers.is_seed(info_hash, p))]
+        if len(values) > 100:
+            values = self.rng.sample(values, 100)
+        if values:
+            answer["r"]["values"] = [_compact_address(ip, port) for ip, port in values]
+        else:
+            answer["r"].update(self._nodes(info_hash, addr, a.get("want"), now))
+        if a.get("scrape") == 1:
+            seeds, others = ScrapeBloomFilter(), ScrapeBloomFilter()
+            for peer in every:
+                (seeds if self.peers.is_seed(info_hash, peer) else others).insert(peer[0])
+            answer["r"]["BFsd"] = bytes(seeds)
+            answer["r"]["BFpe"] = bytes(others)
         return answer
 
     def _answer_announce_peer(self, msg: Container, addr: Address, now: float) -> Container:
@@ -508,7 +533,7 @@ class Node:
         port = addr[1] if msg.a.get("implied_port") else msg.a.port
         if not 0 < port < 65536:
             return krpc.error(msg.t, ErrorCode.PROTOCOL_ERROR, "invalid port")
-        self.peers.add(msg.a.info_hash, (addr[0], port), now)
+        self.peers.add(msg.a.info_hash, (addr[0], port), now, seed=msg.a.get("seed") == 1)
         return krpc.response(msg.t, id=self.id)
 
     def _answer_get(self, msg: Container, addr: Address, now: float) -> Container:

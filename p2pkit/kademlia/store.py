@@ -42,39 +42,56 @@ class PeerStore:
         self.max_peers = max_peers
         self.max_torrents = max_torrents
         self._torrents: OrderedDict[bytes, OrderedDict[Address, float]] = OrderedDict()
+        #: BEP 33: "Nodes following this BEP must store the seed status of announcing nodes".
+        self._seeds: dict[bytes, set[Address]] = {}
 
     def __len__(self) -> int:
         return len(self._torrents)
 
-    def add(self, info_hash: bytes, peer: Address, now: float) -> None:
+    def add(self, info_hash: bytes, peer: Address, now: float, *, seed: bool = False) -> None:
+        """Record an announce; ``seed``: BEP 33 ``seed=1`` (the peer has the whole torrent)."""
         peers = self._torrents.get(info_hash)
         if peers is None:
             if len(self._torrents) >= self.max_torrents:
-                self._torrents.popitem(last=False)
+                gone, _ = self._torrents.popitem(last=False)
+                self._seeds.pop(gone, None)
             peers = self._torrents[info_hash] = OrderedDict()
         self._torrents.move_to_end(info_hash)
         peers.pop(peer, None)
         peers[peer] = now
+        seeds = self._seeds.setdefault(info_hash, set())
+        if seed:
+            seeds.add(peer)
+        else:
+            seeds.discard(peer)  # "if no seed key was present [...] assume [...] a peer"
         while len(peers) > self.max_peers:
-            peers.popitem(last=False)
+            dropped, _ = peers.popitem(last=False)
+            seeds.discard(dropped)
 
     def peers(self, info_hash: bytes, now: float, limit: int | None = None) -> list[Address]:
         """Unexpired peers of ``info_hash``; a random ``limit`` of them when there are more."""
         peers = self._torrents.get(info_hash)
         if not peers:
             return []
+        seeds = self._seeds.get(info_hash, set())
         while peers:
             oldest, at = next(iter(peers.items()))
             if now - at < self.expiry:
                 break
             del peers[oldest]
+            seeds.discard(oldest)
         if not peers:
             del self._torrents[info_hash]
+            self._seeds.pop(info_hash, None)
             return []
         found = list(peers)
         if limit is not None and len(found) > limit:
             found = self._rng.sample(found, limit)
         return found
+
+    def is_seed(self, info_hash: bytes, peer: Address) -> bool:
+        """Whether ``peer`` announced ``info_hash`` with BEP 33 ``seed=1``."""
+        return peer in self._seeds.get(info_hash, ())
 
     def info_hashes(self, now: float) -> list[bytes]:
         """Info-hashes with at least one unexpired peer (BEP 51 samples come from here)."""

@@ -347,3 +347,30 @@ def test_any_well_formed_query_gets_exactly_one_answer(method, arguments):
     replies = [m for m in (krpc.decode(d) for d, _ in sent) if m.y != "q"]
     assert len(replies) == 1 and replies[0].t == b"tt"
     assert all(len(d) <= MAX_RESPONSE_SIZE for d, _ in sent)
+
+
+def test_bep33_scrape_filters_and_noseed():
+    """BEP 33: announce_peer with seed=1 counts as a seed; get_peers with scrape=1 answers
+    BFsd/BFpe filters of the announced IPs; noseed=1 leaves seeds out of values."""
+    from p2pkit.kademlia.scrape import ScrapeBloomFilter
+
+    node = server()
+    info_hash = bytes([0xCD]) * 20
+    announcers = {("10.0.0.2", 7000): 1, ("10.0.0.4", 7000): 0, ("10.0.0.5", 7000): None}
+    for addr, seed in announcers.items():
+        [answer] = ask(node, q("get_peers", info_hash=info_hash), addr=addr)
+        args = dict(info_hash=info_hash, port=6881, token=answer.r.token)
+        if seed is not None:
+            args["seed"] = seed
+        assert ask(node, q("announce_peer", **args), addr=addr)[0].y == "r"
+    [answer] = ask(node, q("get_peers", info_hash=info_hash, scrape=1), addr=("10.0.0.9", 1))
+    seeds, peers = ScrapeBloomFilter(), ScrapeBloomFilter()
+    seeds.insert("10.0.0.2")
+    for ip in ("10.0.0.4", "10.0.0.5"):
+        peers.insert(ip)
+    assert answer.r.BFsd == bytes(seeds) and answer.r.BFpe == bytes(peers)
+    assert round(ScrapeBloomFilter(answer.r.BFsd).estimate()) == 1
+    assert len(answer.r["values"]) == 3
+    [answer] = ask(node, q("get_peers", info_hash=info_hash, noseed=1), addr=("10.0.0.9", 1))
+    assert {str(p.ip) for p in answer.r["values"]} == {"10.0.0.4", "10.0.0.5"}
+    assert "BFsd" not in answer.r
