@@ -64,8 +64,9 @@ import re
 from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from p2pkit.bittorrent.bitfield import decode_bitfield, encode_bitfield
 from p2pkit.bittorrent.metainfo import BLOCK_SIZE
-from p2pkit.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, RemoteProtocolError
 
 __all__ = [
     "MAX_BLOCKS_PER_PIECE",
@@ -88,8 +89,6 @@ _LACKS, _HAS_CANDIDATE, _HAS_OTHER = 0, 1, 2
 #: random draws before walking a bucket (ties at random, without a walk's bias to gaps)
 _SAMPLES = 8
 _HELD = re.compile(b"[\x01\x02]")
-_ASCII_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
-_BIT_BYTES = [bytes((byte >> (7 - k)) & 1 for k in range(8)) for byte in range(256)]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -252,11 +251,7 @@ class PiecePicker:
 
     def bitfield(self) -> bytes:
         """Our verified pieces as a BEP 3 ``bitfield`` payload ("high bit first", spare bits 0)."""
-        if not self._n:
-            return b""
-        padding = -self._n % 8
-        packed = int(self._have.translate(_ASCII_DIGITS), 2) << padding
-        return packed.to_bytes((self._n + padding) // 8, "big")
+        return encode_bitfield(self._have)
 
     @property
     def have_count(self) -> int:
@@ -331,13 +326,10 @@ class PiecePicker:
         p = self._peer(peer)
         n = self._n
         if isinstance(bitfield, (bytes, bytearray, memoryview)):
-            data = bytes(bitfield)
-            if len(data) != (n + 7) // 8:
-                raise RemoteProtocolError(f"bitfield of {len(data)} bytes for {n} pieces")
-            flags = b"".join(map(_BIT_BYTES.__getitem__, data))
-            if n % 8 and flags.find(1, n) >= 0:
-                raise RemoteProtocolError("bitfield spare bits are not zero")
-            flags = flags[:n]
+            try:
+                flags = bytes(decode_bitfield(bytes(bitfield), n))
+            except ParseError as e:
+                raise RemoteProtocolError(f"bad bitfield: {e.reason}") from None
         else:
             if len(bitfield) != n:
                 raise RemoteProtocolError(f"bitfield of {len(bitfield)} flags for {n} pieces")
