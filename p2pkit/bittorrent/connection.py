@@ -62,7 +62,7 @@ from p2pkit.bittorrent.connection_state import (
 )
 from p2pkit.bittorrent.extensions import decode_extended, encode_extended
 from p2pkit.bittorrent.framer import MessageFramer
-from p2pkit.bittorrent.wire import Handshake, PeerMessage
+from p2pkit.bittorrent.wire import MESSAGES, Handshake, PeerMessage
 from p2pkit.errors import LocalProtocolError, ParseError, RemoteProtocolError
 
 __all__ = [
@@ -306,15 +306,12 @@ class PeerConnection:
 
     def _on_message(self, msg: Any, now: float | None) -> None:
         kind = msg.get("type", "handshake")
-        if kind == "piece":  # the download's hot path
-            self._on_piece(msg, now)
-            return
-        if kind in _FAST_ONLY and not self.fast:
-            raise self._fail(f"{kind} without the fast extension (BEP 6: MUST close)")
-        handler = getattr(self, "_on_" + kind, None)
+        handler = _RECEIVERS.get(kind)
         if handler is None:
             raise self._fail(f"{kind} messages are not supported here")
-        handler(msg, now)
+        if kind in _FAST_ONLY and not self.fast:
+            raise self._fail(f"{kind} without the fast extension (BEP 6: MUST close)")
+        handler(self, msg, now)
 
     def _push(self, event: ev.Event) -> None:
         self._move_theirs(type(event).__name__)
@@ -829,6 +826,13 @@ class PeerConnection:
             self._events.append(ev.RequestsVoided(blocks=tuple(live), reason="timeout"))
         if self.our_state != AWAIT_HANDSHAKE and now >= self.last_sent + KEEPALIVE_INTERVAL:
             self._queue(self.send(ev.KeepAlive(), now))
+
+
+#: Message type -> PeerConnection receive handler (``_on_<type>``), for every message of
+#: :data:`~p2pkit.bittorrent.wire.MESSAGES` the connection handles, and the handshake.
+_RECEIVERS = {kind: getattr(PeerConnection, "_on_" + kind)
+              for kind in ("handshake", "keep_alive", *(name for name, _ in MESSAGES.values()))
+              if hasattr(PeerConnection, "_on_" + kind)}
 
 
 def _hash_fields(msg: Any) -> dict[str, Any]:

@@ -841,12 +841,9 @@ class TorrentSession:
         received = conn.downloaded
         try:
             while (event := conn.next_event()) is not NEED_DATA:
-                if type(event) is ev.Piece:  # the download's hot path
-                    self._on_Piece(peer, state, event, now)
-                else:
-                    self._on_event(peer, state, event, now)
-                    if peer not in self.peers:
-                        return
+                self._on_event(peer, state, event, now)
+                if peer not in self.peers:
+                    return
         except (RemoteProtocolError, ParseError) as e:
             self._drop(peer, f"protocol error: {e}")
             return
