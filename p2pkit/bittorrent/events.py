@@ -125,13 +125,19 @@ class NotInterested(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Have(Event):
-    """BEP 3: "the index which that downloader just completed and checked the hash of"."""
+class _PieceIndex(Event):
+    """A message whose payload is one piece index (``have``, ``suggest piece``, ``allowed
+    fast``)."""
 
     index: int
 
     def __post_init__(self) -> None:
         _index(self.index)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Have(_PieceIndex):
+    """BEP 3: "the index which that downloader just completed and checked the hash of"."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -216,23 +222,13 @@ class Port(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class SuggestPiece(Event):
+class SuggestPiece(_PieceIndex):
     """BEP 6 ``suggest piece``: "you might like to download this piece"."""
-
-    index: int
-
-    def __post_init__(self) -> None:
-        _index(self.index)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class AllowedFast(Event):
+class AllowedFast(_PieceIndex):
     """BEP 6 ``allowed fast``: "I'll give it to you even if you're choked"."""
-
-    index: int
-
-    def __post_init__(self) -> None:
-        _index(self.index)
 
 
 #: BEP 52: "Length SHOULD NOT be greater than 512."
