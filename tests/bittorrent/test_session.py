@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from p2pkit.bittorrent.create import create_torrent
+from p2pkit.bittorrent.framer import MessageFramer
 from p2pkit.bittorrent.metainfo import Metainfo
 from p2pkit.bittorrent.session import (
     MAX_HASH_FAILURES,
@@ -115,15 +116,14 @@ class Swarm:
                 node.session.handle_timer(self.now)
         raise AssertionError("the swarm did not settle")
 
+    def frames(self, src: str, dst: str) -> list:
+        """The peer-wire messages ``src`` sent to ``dst`` after the handshake, parsed."""
+        data = b"".join(self.taps.get((src, dst), []))
+        return [f.message for f in MessageFramer(handshake=True).feed(data)][1:]
+
     def messages(self, src: str, dst: str) -> list[str]:
         """Types of the peer-wire messages ``src`` sent to ``dst`` (after the handshake)."""
-        data = b"".join(self.taps.get((src, dst), []))[68:]
-        out = []
-        while len(data) >= 4:
-            n = int.from_bytes(data[:4], "big")
-            out.append(PeerMessage.parse(data[:4 + n]).type)
-            data = data[4 + n:]
-        return out
+        return [m.type for m in self.frames(src, dst)]
 
 
 @pytest.fixture
@@ -207,14 +207,7 @@ def test_resume_fetches_only_missing_pieces(content, tmp_path):
     swarm.run()
     requested = {m for m in swarm.messages("leecher", "seeder") if m == "request"}
     assert leecher.session.complete and same_files(partial, files) and requested
-    data = b"".join(swarm.taps[("leecher", "seeder")])[68:]
-    indices = set()
-    while data:
-        n = int.from_bytes(data[:4], "big")
-        msg = PeerMessage.parse(data[:4 + n])
-        if msg.type == "request":
-            indices.add(msg.index)
-        data = data[4 + n:]
+    indices = {m.index for m in swarm.frames("leecher", "seeder") if m.type == "request"}
     assert indices == {i for i in range(meta.piece_count) if not have[i]}
 
 
