@@ -2,12 +2,12 @@
 
 BEP 5 §KRPC Protocol: "The queries [...] ping, find_node, get_peers". One generator (an asyncio
 UDP client on 127.0.0.1) keeps ``window`` well-formed queries outstanding, each with a distinct
-4-byte transaction id, built with :mod:`p2pkit.kademlia.krpc`; an answer (response or error)
+4-byte transaction id, built with :mod:`p2pkit.dht.krpc`; an answer (response or error)
 whose ``t`` matches an outstanding query frees its slot for the next query; a query unanswered
 after :data:`QUERY_TIMEOUT` counts as lost and is replaced. The same generator then queries, one
 after the other and for the same time:
 
-1. p2pkit's node (:class:`p2pkit.kademlia.server.DhtServer` in its own process, 127.0.0.2,
+1. p2pkit's node (:class:`p2pkit.dht.server.DhtServer` in its own process, 127.0.0.2,
    on the standard library's event loop),
 2. the same on uvloop's event loop (127.0.0.5; only when uvloop is installed),
 3. libtorrent 2.0's DHT (python3-libtorrent session, 127.0.0.3),
@@ -43,10 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
 
+from p2pkit.dht import krpc  # noqa: E402
+from p2pkit.dht.security import RateLimiter  # noqa: E402
+from p2pkit.dht.server import DhtServer, new_event_loop  # noqa: E402
 from p2pkit.errors import ParseError  # noqa: E402
-from p2pkit.kademlia import krpc  # noqa: E402
-from p2pkit.kademlia.security import RateLimiter  # noqa: E402
-from p2pkit.kademlia.server import DhtServer, new_event_loop  # noqa: E402
 
 #: The targets, in the order they are loaded: name -> (address, UDP port).
 TARGETS = {
@@ -330,7 +330,7 @@ def profile_node(count: int, top: int = 25) -> str:
     import io
     import pstats
 
-    from p2pkit.kademlia.node import Node
+    from p2pkit.dht.node import Node
 
     rng = random.Random(7)
     node = Node(rng=rng, now=0.0, rate_limit=RateLimiter(rate=1e12, burst=1e12),

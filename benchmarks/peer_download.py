@@ -66,8 +66,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
 
-from p2pkit.bittorrent.create import create_torrent  # noqa: E402
-from p2pkit.bittorrent.metainfo import Metainfo  # noqa: E402
+from p2pkit.bittorrent.wire.create import create_torrent  # noqa: E402
+from p2pkit.bittorrent.wire.metainfo import Metainfo  # noqa: E402
 
 #: Where the content file and its torrent are cached (ignored by git).
 CACHE = ROOT / ".benchmarks" / "peer-download"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2pkit.kademlia.krpc import KrpcMessage, decode, decode_lenient
+from p2pkit.dht.krpc import KrpcMessage, decode, decode_lenient
 from tests.pcap_payloads import udp_datagrams
 
 
@@ -63,8 +63,8 @@ def test_node_answers_query(benchmark, name):
     """One query through the sans-I/O node: decode, routing-table lookup, answer, encode."""
     import random
 
-    from p2pkit.kademlia.node import Node
-    from p2pkit.kademlia.security import RateLimiter
+    from p2pkit.dht.node import Node
+    from p2pkit.dht.security import RateLimiter
 
     node = Node(bytes(20), rng=random.Random(1), now=0.0,
                 rate_limit=RateLimiter(rate=1e12, burst=1e12))

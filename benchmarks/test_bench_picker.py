@@ -1,4 +1,4 @@
-"""Piece picker speed (p2pkit/bittorrent/picker.py): the per-block cost of pick + block_received.
+"""Piece picker speed (p2pkit/bittorrent/peer/picker.py): the per-block cost of pick + block_received.
 
 A 65,536-piece torrent (256 KiB pieces, so 16 blocks a piece and 1 Mi blocks) and 10 peers:
 7 with random bitfields (each piece with probability 0.6) and 3 seeds, each peer keeping
@@ -16,7 +16,7 @@ import random
 
 import pytest
 
-from p2pkit.bittorrent.picker import PiecePicker
+from p2pkit.bittorrent.peer.picker import PiecePicker
 
 PIECES = 65_536
 PIECE_LENGTH = 256 * 1024

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from p2pkit.bittorrent.tracker_http import (
+from p2pkit.bittorrent.tracker.http import (
     AnnounceResponse,
     build_announce_query,
     parse_announce_query,
     parse_http_request,
 )
-from p2pkit.bittorrent.tracker_udp import UdpTrackerRequest, UdpTrackerResponse
-from p2pkit.bittorrent.utp import UtpPacket
+from p2pkit.bittorrent.tracker.udp import UdpTrackerRequest, UdpTrackerResponse
+from p2pkit.bittorrent.wire.utp import UtpPacket
 
 UTP_DATA = bytes.fromhex("0100eed03dc3de7600000000000a0000" "1fb40000") + bytes(1400)
 UTP_SACK = bytes.fromhex("21015302070760ecf61114480000f00049c9e7f7000401000000")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from p2pkit.bittorrent.extensions import ExtendedHandshake
-from p2pkit.bittorrent.wire import Handshake, PeerMessage
+from p2pkit.bittorrent.wire.extensions import ExtendedHandshake
+from p2pkit.bittorrent.wire.messages import Handshake, PeerMessage
 
 REQUEST = bytes.fromhex("0000000d06000000220000000000004000")
 HAVE = bytes.fromhex("000000050400000003")

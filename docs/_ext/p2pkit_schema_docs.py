@@ -156,7 +156,7 @@ def describe_items(table: Any, module: Any = None) -> list[Row]:
 
 
 def resolve(dotted: str) -> Any:
-    """The object a dotted path names: ``p2pkit.bittorrent.wire.PeerMessage``.
+    """The object a dotted path names: ``p2pkit.bittorrent.wire.messages.PeerMessage``.
 
     >>> resolve("construct.Int8ub") is construct.Int8ub
     True

@@ -1,11 +1,11 @@
 """Sphinx directives rendering the rows of ``p2pkit_schema_docs`` as tables.
 
-```` ```{p2pkit-schema} p2pkit.bittorrent.wire.PeerMessage ``` ```` renders a construct (or an
+```` ```{p2pkit-schema} p2pkit.bittorrent.wire.messages.PeerMessage ``` ```` renders a construct (or an
 ``{id: (name, body)}`` message table): a table for the frame, then per message its name, id,
 the ``#:`` comment above the module attribute that holds its body (the spec quote) and a table
 of its fields. Options: ``:no-frame:``, ``:messages: a, b``.
 
-```` ```{p2pkit-items} p2pkit.kademlia.krpc.ARGUMENTS ``` ```` renders a data table (a dict of
+```` ```{p2pkit-items} p2pkit.dht.krpc.ARGUMENTS ``` ```` renders a data table (a dict of
 bencoded items, a dict of names, an ``Enum``) with the comment beside each entry.
 
 A target that cannot be imported or described is a Sphinx warning (an error under ``-W``),
@@ -61,7 +61,7 @@ def _message_doc(message: Message, module: Any, docs: Mapping[str, str]) -> str:
 
 
 class SchemaDirective(SphinxDirective):
-    """```` ```{p2pkit-schema} p2pkit.bittorrent.wire.PeerMessage ``` ````"""
+    """```` ```{p2pkit-schema} p2pkit.bittorrent.wire.messages.PeerMessage ``` ````"""
 
     required_arguments = 1
     has_content = False
@@ -123,7 +123,7 @@ class SchemaDirective(SphinxDirective):
         return result
 
 class ItemsDirective(SphinxDirective):
-    """```` ```{p2pkit-items} p2pkit.kademlia.krpc.ARGUMENTS ``` ````"""
+    """```` ```{p2pkit-items} p2pkit.dht.krpc.ARGUMENTS ``` ````"""
 
     required_arguments = 1
     has_content = False
@@ -149,7 +149,7 @@ class ItemsDirective(SphinxDirective):
 
 
 class TransitionsDirective(SphinxDirective):
-    """```` ```{p2pkit-transitions} p2pkit.bittorrent.connection_state.TRANSITIONS ``` ````
+    """```` ```{p2pkit-transitions} p2pkit.bittorrent.peer.connection_state.TRANSITIONS ``` ````
 
     A state machine's transitions table (state -> event -> next state), drawn from the dict
     the code runs on: one row per (state, event), "refused" where the table says ``None``.

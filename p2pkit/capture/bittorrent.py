@@ -9,7 +9,7 @@ handshake in an MSE/PE key exchange (aria2's outgoing connections do, then selec
 * after a gap, or on bytes that cannot be a message, resynchronises: the next position where
   :data:`RESYNC_CHAIN` consecutive plausible messages start (or the rest of the buffer is a
   chain of plausible messages) is taken as a boundary, and the bytes skipped are counted;
-* decodes every message with :data:`~p2pkit.bittorrent.wire.PeerMessageLenient`.
+* decodes every message with :data:`~p2pkit.bittorrent.wire.messages.PeerMessageLenient`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from p2pkit.bencode import decode_lenient
-from p2pkit.bittorrent.extensions import decode_extended, message_names
-from p2pkit.bittorrent.wire import (
+from p2pkit.bittorrent.wire.extensions import decode_extended, message_names
+from p2pkit.bittorrent.wire.messages import (
     MESSAGE_IDS,
     MESSAGES,
     PSTR,

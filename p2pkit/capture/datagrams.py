@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from p2pkit.bittorrent.tracker_udp import (
+from p2pkit.bittorrent.tracker.udp import (
     PROTOCOL_ID,
     UdpAnnounceRequest,
     UdpAnnounceResponse,
@@ -30,7 +30,7 @@ from p2pkit.bittorrent.tracker_udp import (
     UdpTrackerResponse,
     UdpTrackerResponse6,
 )
-from p2pkit.bittorrent.utp import UtpPacket, looks_like_utp
+from p2pkit.bittorrent.wire.utp import UtpPacket, looks_like_utp
 from p2pkit.capture.bittorrent import PeerWireStream
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, json_fields

@@ -1,6 +1,6 @@
 """KRPC datagram dissection (BEP 5 and its extensions) with query/response matching.
 
-Each datagram is decoded leniently with :mod:`p2pkit.kademlia.krpc` (deviations and unknown
+Each datagram is decoded leniently with :mod:`p2pkit.dht.krpc` (deviations and unknown
 keys are reported, never fatal); responses and errors are matched to the query they answer by
 transaction id and endpoints, so every record knows its method.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from p2pkit import bencode
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, json_fields
+from p2pkit.dht.krpc import PROTOCOL, Transactions, decode_lenient
 from p2pkit.errors import ParseError
-from p2pkit.kademlia.krpc import PROTOCOL, Transactions, decode_lenient
 
 __all__ = ["KrpcDissector"]
 

@@ -4,7 +4,7 @@ The client direction carries ``GET /announce?…`` or ``GET /scrape?…`` reques
 tracker direction carries HTTP responses with bencoded bodies. Requests and responses on one
 connection pair up in order (HTTP/1.1 keep-alive), which tells each response whether its body
 is an announce or a scrape response. Decoding uses
-:mod:`p2pkit.bittorrent.tracker_http`, leniently (real trackers send non-canonical bencoding).
+:mod:`p2pkit.bittorrent.tracker.http`, leniently (real trackers send non-canonical bencoding).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from p2pkit.bittorrent.tracker_http import MAX_BODY_SIZE, parse_http_request, parse_http_response
+from p2pkit.bittorrent.tracker.http import MAX_BODY_SIZE, parse_http_request, parse_http_response
 from p2pkit.capture.record import Record, json_value
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.errors import ParseError

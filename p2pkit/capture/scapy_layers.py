@@ -30,9 +30,9 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinux, Ether, Loopback
 from scapy.packet import NoPayload, Packet, Raw, bind_layers
 
-from p2pkit.bittorrent.tracker_udp import PROTOCOL_ID, UdpTrackerRequest, UdpTrackerResponse
-from p2pkit.bittorrent.utp import UtpPacket, looks_like_utp
-from p2pkit.bittorrent.wire import PeerMessageLenient
+from p2pkit.bittorrent.tracker.udp import PROTOCOL_ID, UdpTrackerRequest, UdpTrackerResponse
+from p2pkit.bittorrent.wire.messages import PeerMessageLenient
+from p2pkit.bittorrent.wire.utp import UtpPacket, looks_like_utp
 from p2pkit.capture.readers import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -41,9 +41,9 @@ from p2pkit.capture.readers import (
     Frame,
 )
 from p2pkit.capture.record import Record, json_value
+from p2pkit.dht.krpc import KrpcMessageLenient
 from p2pkit.errors import BuildError, ParseError
 from p2pkit.gnutella.descriptors import DescriptorLenient
-from p2pkit.kademlia.krpc import KrpcMessageLenient
 
 __all__ = ["BtDatagram", "GnutellaDescriptorLayer", "KrpcLayer", "PeerMessageLayer",
            "SchemaField", "UdpTrackerLayer", "UtpLayer", "dissect_packets", "register"]
@@ -104,7 +104,7 @@ class _SchemaLayer(Packet):
 
 
 class UtpLayer(_SchemaLayer):
-    """uTP (BEP 29), fields from :data:`p2pkit.bittorrent.utp.UtpPacket`."""
+    """uTP (BEP 29), fields from :data:`p2pkit.bittorrent.wire.utp.UtpPacket`."""
 
     name = "uTP"
     fields_desc = [SchemaField("message", UtpPacket)]
@@ -176,7 +176,7 @@ class BtDatagram(Packet):
 
 
 class KrpcLayer(_SchemaLayer):
-    """KRPC (BEP 5), fields from :data:`p2pkit.kademlia.krpc.KrpcMessageLenient`."""
+    """KRPC (BEP 5), fields from :data:`p2pkit.dht.krpc.KrpcMessageLenient`."""
 
     name = "BT DHT (KRPC)"
     fields_desc = [SchemaField("message", KrpcMessageLenient)]

@@ -17,9 +17,9 @@ from typing import Any
 
 import click
 
-from p2pkit.bittorrent.create import create_torrent
-from p2pkit.bittorrent.magnet import MagnetLink
-from p2pkit.bittorrent.metainfo import Metainfo
+from p2pkit.bittorrent.wire.create import create_torrent
+from p2pkit.bittorrent.wire.magnet import MagnetLink
+from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, read_input
 from p2pkit.errors import BuildError, ParseError
 

@@ -26,10 +26,10 @@ from typing import Any
 
 import click
 
-from p2pkit.bittorrent.client import ClientStats, TorrentClient
-from p2pkit.bittorrent.magnet import MagnetLink
-from p2pkit.bittorrent.metainfo import Metainfo
-from p2pkit.bittorrent.session import REQUEST_QUEUE
+from p2pkit.bittorrent.peer.client import ClientStats, TorrentClient
+from p2pkit.bittorrent.peer.session import REQUEST_QUEUE
+from p2pkit.bittorrent.wire.magnet import MagnetLink
+from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.cli.errors import BadInput, read_input
 from p2pkit.errors import P2PKitError
 

@@ -14,14 +14,14 @@ import sys
 
 import click
 
-from p2pkit.bittorrent.tracker_core import (
+from p2pkit.bittorrent.tracker.core import (
     PeerAnnounced,
     RequestRefused,
     ScrapeServed,
     TrackerConfig,
     TrackerCore,
 )
-from p2pkit.bittorrent.tracker_server import TrackerServer
+from p2pkit.bittorrent.tracker.server import TrackerServer
 from p2pkit.cli.errors import BadInput
 
 

@@ -21,8 +21,8 @@ import click
 
 from p2pkit.cli.bencode import to_json
 from p2pkit.cli.errors import BadInput
-from p2pkit.kademlia.node import Contact, LookupDone, NodeIdMismatch, PingDone, StoreDone
-from p2pkit.kademlia.server import DhtServer
+from p2pkit.dht.node import Contact, LookupDone, NodeIdMismatch, PingDone, StoreDone
+from p2pkit.dht.server import DhtServer
 
 Address = tuple[str, int]
 
@@ -304,7 +304,7 @@ def simulate_command(nodes: int, lookups: int, churn: float, loss: float, seed: 
     """Run N nodes in one process (in-memory transport) and measure lookups."""
     from dataclasses import asdict
 
-    from p2pkit.kademlia.simulator import simulate
+    from p2pkit.dht.simulator import simulate
 
     if nodes < 2 or lookups < 1 or not 0 <= churn < 1 or not 0 <= loss < 1:
         raise BadInput("simulate", "need --nodes >= 2, --lookups >= 1, 0 <= churn, loss < 1")

@@ -1,6 +1,7 @@
-"""The Mainline DHT (Kademlia over KRPC, BEP 5) and its extensions (BEP 32, 42, 43, 44, 51).
+"""Kademlia, the algorithm, with no wire format (Maymounkov and Mazières 2002; BEP 5 §Routing
+Table for the Mainline deployment).
 
-``krpc`` holds the wire formats; ``routing``, ``tokens``, ``store``, ``items``, ``security``,
-``lookup`` and ``node`` are the sans-I/O node; ``server`` drives it over UDP; ``simulator`` runs
-many nodes in one process.
+``routing`` (node ids, XOR distance, k-buckets with a replacement cache) and ``lookup`` (the
+iterative lookup, with k and alpha as parameters). Deployments bring their own wire format and
+node: the Mainline DHT is :mod:`p2pkit.dht`.
 """

@@ -8,7 +8,7 @@ them, until it cannot find any closer nodes." Kademlia (Maymounkov & Mazières, 
 ``alpha`` queries in flight and ends when the ``k`` closest nodes seen have all answered.
 
 This class is the algorithm alone: it says whom to ask next and when it is done; the node
-(:mod:`p2pkit.kademlia.node`) sends the queries and feeds answers back.
+(:mod:`p2pkit.dht.node`) sends the queries and feeds answers back.
 
 >>> lookup = Lookup(bytes(20), k=2, alpha=1)
 >>> lookup.add(b"\\x80" + bytes(19), ("10.0.0.1", 1))

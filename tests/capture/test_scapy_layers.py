@@ -70,7 +70,7 @@ def test_krpc_layer_shows_the_method_and_pairs_answers():
 def test_stream_layers_on_message_aligned_segments():
     from scapy.layers.inet import IP, TCP
 
-    from p2pkit.bittorrent.wire import PeerMessage
+    from p2pkit.bittorrent.wire.messages import PeerMessage
     from p2pkit.capture.scapy_layers import GnutellaDescriptorLayer, PeerMessageLayer
     from p2pkit.gnutella.descriptors import Descriptor
 

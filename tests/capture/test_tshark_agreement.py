@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from p2pkit.bittorrent.wire import MESSAGE_IDS
+from p2pkit.bittorrent.wire.messages import MESSAGE_IDS
 from p2pkit.capture.dissect import dissect
 from tests.pcap_payloads import CAPTURES
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from p2pkit.bencode import decode, encode
-from p2pkit.bittorrent.magnet import MagnetLink
-from p2pkit.bittorrent.metainfo import Metainfo
+from p2pkit.bittorrent.wire.magnet import MagnetLink
+from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.cli import main
 
 ROOT = Path(__file__).parents[2]

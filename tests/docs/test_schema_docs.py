@@ -262,7 +262,7 @@ def test_self_referencing_schemas_are_cut():
 
 # fmt: on
 def test_peer_message_lists_every_message_with_its_id():
-    wire = pytest.importorskip("p2pkit.bittorrent.wire")
+    wire = pytest.importorskip("p2pkit.bittorrent.wire.messages")
     messages = {m.name: m for m in describe_messages(wire.PeerMessage)}
     names = {r.message for r in describe(wire.PeerMessage)}
     for mid, (name, _) in wire.MESSAGES.items():
@@ -297,7 +297,7 @@ def test_a_plain_message_table():
 
 
 def test_handshake_reserved_bits_are_named():
-    wire = pytest.importorskip("p2pkit.bittorrent.wire")
+    wire = pytest.importorskip("p2pkit.bittorrent.wire.messages")
     rows = table(wire.Handshake)
     kind, size, values, _ = rows["reserved"]
     assert size == "8"
@@ -358,7 +358,7 @@ def test_item_tables_carry_the_comments_written_beside_them():
 
 
 def test_bencoded_dictionary_items_inside_a_schema():
-    extensions = pytest.importorskip("p2pkit.bittorrent.extensions")
+    extensions = pytest.importorskip("p2pkit.bittorrent.wire.extensions")
     rows = table(extensions.ExtendedHandshake)
     assert rows["(message)"][0].startswith("bencoded value, BEP 3")
     for key in extensions.HANDSHAKE_ITEMS:

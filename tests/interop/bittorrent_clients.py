@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from p2pkit.bittorrent.create import create_torrent
-from p2pkit.bittorrent.metainfo import Metainfo
+from p2pkit.bittorrent.wire.create import create_torrent
+from p2pkit.bittorrent.wire.metainfo import Metainfo
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The Python that has python3-libtorrent (Debian's).
@@ -688,7 +688,7 @@ def make_content(root: Path, files: Mapping[str, int], *, name: str = "set",
                  piece_length: int | None = 65536, **create_options: object) -> SwarmContent:
     """Write ``files`` (path inside the torrent -> size; pseudo-random bytes, written 1 MiB at a
     time so that large sizes stay cheap in memory) under ``root/seed/name`` and the torrent made
-    by :func:`p2pkit.bittorrent.create.create_torrent` to ``root/name.torrent``;
+    by :func:`p2pkit.bittorrent.wire.create.create_torrent` to ``root/name.torrent``;
     ``create_options`` go to it (``version``, ``trackers`` ...)."""
     seed_dir = root / "seed"
     for path_text, size in files.items():

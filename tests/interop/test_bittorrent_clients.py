@@ -1,7 +1,7 @@
 """The swarm machinery of :mod:`tests.interop.bittorrent_clients`, with third-party peers only.
 
 Each scenario runs inside ``unshare -n`` on loopback: a multi-file torrent made by
-:func:`p2pkit.bittorrent.create.create_torrent` (three files, ~2 MiB, 64 KiB pieces, every file
+:func:`p2pkit.bittorrent.wire.create.create_torrent` (three files, ~2 MiB, 64 KiB pieces, every file
 boundary inside a piece) is seeded by one client and downloaded by another, and the downloaded
 files must hash like the originals. Together they show that each client can seed and leech under
 the machinery, that libtorrent serves metadata for a magnet (what a p2pkit leecher will need) and
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from p2pkit.bittorrent.magnet import MagnetLink
-from p2pkit.bittorrent.metainfo import Metainfo
+from p2pkit.bittorrent.wire.magnet import MagnetLink
+from p2pkit.bittorrent.wire.metainfo import Metainfo
 from tests.interop.bittorrent_clients import (
     LT_PYTHON,
     Capture,

@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if __name__ == "__main__":  # run as the scenario script inside the namespace
     sys.path.insert(0, str(ROOT))
 
-from p2pkit.kademlia import items  # noqa: E402
-from p2pkit.kademlia.server import DhtServer  # noqa: E402
+from p2pkit.dht import items  # noqa: E402
+from p2pkit.dht.server import DhtServer  # noqa: E402
 
 pytestmark = pytest.mark.interop
 

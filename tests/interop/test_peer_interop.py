@@ -17,9 +17,9 @@ import os
 
 import pytest
 
-from p2pkit.bittorrent.create import create_torrent
-from p2pkit.bittorrent.magnet import MagnetLink
-from p2pkit.bittorrent.metainfo import Metainfo
+from p2pkit.bittorrent.wire.create import create_torrent
+from p2pkit.bittorrent.wire.magnet import MagnetLink
+from p2pkit.bittorrent.wire.metainfo import Metainfo
 from tests.interop.bittorrent_clients import (
     LT_PYTHON,
     Capture,

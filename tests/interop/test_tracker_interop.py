@@ -1,7 +1,7 @@
 """Interop of the p2pkit tracker (HTTP and UDP, BEP 3, 15, 23) with libtorrent 2.0 and aria2.
 
 Inside ``unshare -n`` on loopback: ``bt tracker`` serves HTTP and UDP on 127.0.0.1:6969; a
-libtorrent seeder (127.0.0.2) announces a torrent made by :mod:`p2pkit.bittorrent.create` to the
+libtorrent seeder (127.0.0.2) announces a torrent made by :mod:`p2pkit.bittorrent.wire.create` to the
 HTTP tracker; then a leecher that can only learn the seeder from our tracker (no DHT, LSD, PEX
 source, UPnP or NAT-PMP) downloads it: a libtorrent session through the UDP tracker, and aria2
 through the HTTP tracker and through the UDP tracker. The downloaded file must hash like the original.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pkit.bittorrent.create import create_torrent
+from p2pkit.bittorrent.wire.create import create_torrent
 from tests.interop.conftest import require, require_executable
 
 pytestmark = pytest.mark.interop
