@@ -20,11 +20,11 @@ import click
 from p2pkit.bittorrent.wire.create import create_torrent
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, read_input
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, Group, read_input
 from p2pkit.errors import BuildError, ParseError
 
 
-@click.group("bt")
+@click.group("bt", cls=Group)
 def bt() -> None:
     """BitTorrent: torrents, magnet links, the reference peer and trackers (BEP 3, 9, 15, 52)."""
 
