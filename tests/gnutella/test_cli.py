@@ -53,19 +53,19 @@ def test_search_and_download(tmp_path):
     runner = CliRunner()
     with Background(share) as bg:
         peer = f"127.0.0.1:{bg.up.port}"
-        result = runner.invoke(gnutella, ["search", "kilo", "--connect", peer, "--timeout",
+        result = runner.invoke(gnutella, ["search", "kilo", "--peer", peer, "--timeout",
                                           "0.5", "--json"])
         assert result.exit_code == 0, result.output
         [hit] = [json.loads(line) for line in result.output.splitlines()]
         assert hit["file_name"] == "kilo lima.bin" and hit["port"] == bg.leaf.port
-        result = runner.invoke(gnutella, ["download", "lima", "--connect", peer, "-o", str(out),
+        result = runner.invoke(gnutella, ["download", "lima", "--peer", peer, "-o", str(out),
                                           "--timeout", "0.5"])
         assert result.exit_code == 0, result.output
     assert (out / "kilo lima.bin").read_bytes() == b"K" * 3000
 
 
 def test_bad_endpoint():
-    result = CliRunner().invoke(gnutella, ["search", "x", "--connect", "nowhere"])
+    result = CliRunner().invoke(gnutella, ["search", "x", "--peer", "nowhere"])
     assert result.exit_code != 0
 
 
