@@ -196,25 +196,36 @@ def magnet_command(uri: str, as_json: bool) -> int:
 
 
 @bt.command("create")
-@click.argument("path", type=click.Path(exists=True, file_okay=True, dir_okay=True))
+@click.argument("path", type=click.Path(exists=True, file_okay=True, dir_okay=True,
+                                        readable=True))
 @click.option("-o", "--output", required=True, metavar="FILE.torrent",
               help="Where to write the torrent ('-' for standard output).")
-@click.option("--v2", "version", flag_value="v2", help="v2 only (BEP 52).")
-@click.option("--hybrid", "version", flag_value="hybrid", help="v1 and v2 (BEP 52 §Upgrade Path).")
-@click.option("--v1", "version", flag_value="v1", default=True, help="v1 only (BEP 3; default).")
+@click.option("--v1", "v1", is_flag=True, help="v1 only (BEP 3; the default).")
+@click.option("--v2", "v2", is_flag=True, help="v2 only (BEP 52).")
+@click.option("--hybrid", is_flag=True, help="v1 and v2 (BEP 52 §Upgrade Path).")
 @click.option("--tracker", "trackers", multiple=True, metavar="URL",
               help="Tracker URL; repeat for more tiers, separate with commas within a tier.")
 @click.option("--web-seed", "web_seeds", multiple=True, metavar="URL", help="BEP 19 web seed.")
-@click.option("--piece-length", type=int, help="Bytes per piece: a power of two >= 16384.")
+@click.option("--piece-length", type=int, metavar="BYTES",
+              help="Bytes per piece: a power of two >= 16384 (default: chosen from the size).")
 @click.option("--name", help="Torrent name (default: the file or directory name).")
 @click.option("--comment", help="Free-text comment.")
 @click.option("--private", is_flag=True, help="Set the BEP 27 private flag.")
-@click.option("--creation-date", type=int, metavar="UNIX-SECONDS",
+@click.option("--creation-date", type=click.IntRange(0), metavar="UNIX-SECONDS",
               help="Record a creation date (omitted by default so output is reproducible).")
-def create_command(path: str, output: str, version: str, trackers: tuple[str, ...],
-                   web_seeds: tuple[str, ...], piece_length: int | None, name: str | None,
-                   comment: str | None, private: bool, creation_date: int | None) -> int:
-    """Create a torrent from the file or directory PATH."""
+def create_command(path: str, output: str, v1: bool, v2: bool, hybrid: bool,
+                   trackers: tuple[str, ...], web_seeds: tuple[str, ...],
+                   piece_length: int | None, name: str | None, comment: str | None,
+                   private: bool, creation_date: int | None) -> int:
+    """Create a torrent from the file or directory PATH.
+
+    --v1 (the default), --v2 and --hybrid choose the format; give at most one.
+    """
+    chosen = [flag for flag, on in (("--v1", v1), ("--v2", v2), ("--hybrid", hybrid)) if on]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} exclude each other: give one "
+                               "(--hybrid makes a torrent that is both v1 and v2)")
+    version = chosen[0][2:] if chosen else "v1"
     tiers = [[url.strip() for url in option.split(",") if url.strip()] for option in trackers]
     with contextlib.ExitStack() as stack:
         progress = None

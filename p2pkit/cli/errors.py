@@ -75,10 +75,7 @@ def describe_os_error(error: BaseException | str) -> str:
 
 
 def read_input(path: str) -> bytes:
-    """Read a file named on the command line (``-`` is standard input), as :class:`BadInput`.
-
-    An empty file is bad input too: nothing p2pkit reads is empty.
-    """
+    """Read a file named on the command line (``-`` is standard input), as :class:`BadInput`."""
     try:
         if path == "-":
             data = sys.stdin.buffer.read()
@@ -87,8 +84,6 @@ def read_input(path: str) -> bytes:
                 data = f.read()
     except OSError as e:
         raise BadInput("standard input" if path == "-" else path, e) from None
-    if not data:
-        raise BadInput("standard input" if path == "-" else path, "empty input")
     return data
 
 
