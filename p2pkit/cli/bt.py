@@ -20,7 +20,7 @@ import click
 from p2pkit.bittorrent.wire.create import create_torrent
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, Group, read_input
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, Group, input_name, read_input
 from p2pkit.errors import BuildError, ParseError
 
 
@@ -127,7 +127,7 @@ def info_command(source: str, as_json: bool, lenient: bool) -> int:
         else:
             meta = Metainfo.parse(data)
     except ParseError as e:
-        raise BadInput(source, e) from None
+        raise BadInput(input_name(source), e) from None
     if as_json:
         doc = info_document(meta)
         if lenient:

@@ -29,7 +29,7 @@ from p2pkit.bittorrent.peer.client import ClientStats, TorrentClient
 from p2pkit.bittorrent.peer.session import REQUEST_QUEUE
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
-from p2pkit.cli.errors import BadInput, read_input
+from p2pkit.cli.errors import BadInput, input_name, read_input
 from p2pkit.cli.options import (
     bootstrap_option,
     duration_option,
@@ -51,10 +51,11 @@ def _source(text: str) -> Metainfo | MagnetLink:
             return MagnetLink.parse(text)
         except P2PKitError as e:
             raise BadInput("magnet link", e) from None
+    data = read_input(text)
     try:
-        return Metainfo.parse(read_input(text))
+        return Metainfo.parse(data)
     except P2PKitError as e:
-        raise BadInput(text, e) from None
+        raise BadInput(input_name(text), e) from None
 
 
 def _size(n: float) -> str:

@@ -67,11 +67,18 @@ def describe_os_error(error: BaseException | str) -> str:
             return "address already in use (is another server running on that port?)"
         if error.errno == errno.EADDRNOTAVAIL:
             return "cannot listen on that address (not an address of this machine)"
+        if error.errno:
+            return os.strerror(error.errno)
         if error.strerror:
             return error.strerror
     if isinstance(error, OverflowError):
         return "port out of range (1-65535)"
     return str(error)
+
+
+def input_name(path: str) -> str:
+    """How messages name a file argument (``-`` is standard input)."""
+    return "standard input" if path == "-" else path
 
 
 def read_input(path: str) -> bytes:
@@ -83,7 +90,7 @@ def read_input(path: str) -> bytes:
             with open(path, "rb") as f:
                 data = f.read()
     except OSError as e:
-        raise BadInput("standard input" if path == "-" else path, e) from None
+        raise BadInput(input_name(path), e) from None
     return data
 
 

@@ -40,15 +40,6 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})"
 
 
 def _check_host(host: str) -> str:
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError(f"unclosed bracket in {host!r}")
-        inner = host[1:-1]
-        try:
-            return str(ipaddress.IPv6Address(inner.split("%")[0])) if "%" not in inner \
-                else inner
-        except ValueError:
-            raise ValueError(f"{inner!r} is not an IPv6 address") from None
     if ":" in host:
         raise ValueError("write an IPv6 address in brackets, as [::1]:6881")
     if not _HOSTNAME.match(host):
@@ -59,6 +50,14 @@ def _check_host(host: str) -> str:
         except ValueError:
             raise ValueError(f"{host!r} is not an IPv4 address") from None
     return host
+
+
+def _check_ipv6(inner: str) -> str:
+    try:
+        ipaddress.IPv6Address(inner)
+    except ValueError:
+        raise ValueError(f"{inner!r} is not an IPv6 address") from None
+    return inner
 
 
 def parse_host_port(text: str, *, allow_zero: bool = False,
@@ -72,11 +71,19 @@ def parse_host_port(text: str, *, allow_zero: bool = False,
     ('127.0.0.1', 6346)
     """
     text = text.strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep or (host and host[0] != "[" and ":" in host):
-        if text.count(":") > 1:
-            raise ValueError("write an IPv6 address in brackets, as [::1]:6881")
-        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:6881 or [::1]:6881")
+    if text.startswith("["):
+        inner, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ValueError("unclosed '[': write an IPv6 address as [::1]:6881")
+        if not rest.startswith(":"):
+            raise ValueError("expected :PORT after the IPv6 address, as [::1]:6881")
+        host, port_text = _check_ipv6(inner), rest[1:]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:6881 or [::1]:6881")
+        if host:
+            host = _check_host(host)
     if not port_text.isascii() or not port_text.isdigit():
         raise ValueError(f"port {port_text!r} is not a number")
     port = int(port_text)
@@ -87,7 +94,7 @@ def parse_host_port(text: str, *, allow_zero: bool = False,
         if default_host is None:
             raise ValueError("expected HOST:PORT, the host is missing")
         return default_host, port
-    return _check_host(host), port
+    return host, port
 
 
 def show_host_port(host: str, port: int) -> str:
