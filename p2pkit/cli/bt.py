@@ -164,7 +164,7 @@ def magnet_document(link: MagnetLink) -> dict[str, Any]:
 @click.argument("uri", metavar="MAGNET-URI")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def magnet_command(uri: str, as_json: bool) -> int:
-    """Show the parts of a magnet link (BEP 9, 53).
+    """Show the parts of MAGNET-URI, a magnet link (BEP 9, 53).
 
     Info-hashes (btih hex or base32, btmh), name, trackers, web seeds, peers, selected files.
     """

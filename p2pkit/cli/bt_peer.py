@@ -240,7 +240,7 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
              listen: Address, peers: tuple[Address, ...], no_trackers: bool,
              bootstraps: tuple[Address, ...], dht_port: int | None, upload_slots: int,
              request_queue: int, as_json: bool, quiet: bool) -> int:
-    """Download SOURCE (a .torrent file, - for standard input, or a magnet link) into DIR.
+    """Download FILE.torrent (- for standard input) or MAGNET (a magnet link) into DIR.
 
     Exit 0 only when every piece is verified; 1 when the download is incomplete (timeout,
     no peers, interrupted).
@@ -273,7 +273,7 @@ def seed(torrent: str, data: str, duration: float | None, listen: Address,
          peers: tuple[Address, ...], no_trackers: bool, bootstraps: tuple[Address, ...],
          dht_port: int | None, upload_slots: int, request_queue: int, as_json: bool,
          quiet: bool) -> None:
-    """Check the data against TORRENT (a .torrent file, or - for standard input), then seed it.
+    """Check the data in PATH against FILE.torrent (- for standard input), then seed it.
 
     Runs until SIGINT, SIGTERM or --duration, then exits 0.
     """

@@ -68,8 +68,8 @@ def _open_source(path: str):
 def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str, ...],
                     messages: tuple[str, ...], expression: str | None,
                     decode_as: tuple[str, ...], stats: bool, count: int | None) -> int:
-    """Dissect the P2P messages in a pcap/pcapng FILE (optionally gzip-compressed; - reads
-    standard input)."""
+    """Dissect the P2P messages in a pcap/pcapng FILE (optionally gzip-compressed), or - for
+    standard input."""
     if as_json:
         fmt = "jsonl"
     try:
