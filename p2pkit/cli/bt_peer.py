@@ -117,6 +117,11 @@ async def _run(client: TorrentClient, *, until_complete: bool, duration: float |
                     await starting
             else:
                 starting.result()  # a port in use, unreadable data: raised here
+                if not until_complete:
+                    name = client.metainfo.name if client.metainfo else "the torrent"
+                    host = client.listen[0]
+                    click.echo(f"seeding {name} on {show_host_port(host, client.listen_port)}",
+                               err=True)
             if until_complete:
                 waiters.append(asyncio.ensure_future(client.wait_complete()))
             while not stop.done():
