@@ -95,3 +95,13 @@ def test_serve_reports_as_json_lines():
     assert result.stderr == "p2pkit: dht serve stopped (after 0.3 s)\n"
     assert lines[0]["event"] == "listening" and lines[0]["host"] == "127.0.0.20"
     assert lines[-1]["event"] == "status" and len(lines[0]["id"]) == 40
+
+
+def test_lookup_that_finds_nothing_says_so_and_exits_1(nodes):
+    result = invoke("get-peers", "cd" * 20, "--bootstrap", nodes[0], "--listen", "127.0.0.15:0")
+    assert result.exit_code == 1 and "peers: 0" in result.stdout
+    assert result.stderr == "p2pkit: no peers found\n"
+    result = invoke("get", "cd" * 20, "--bootstrap", nodes[0], "--listen", "127.0.0.15:0",
+                    "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["item"] is None
+    assert result.stderr == "p2pkit: no item found\n"
