@@ -110,6 +110,9 @@ def report(exc: BaseException) -> int:
     """Print ``exc`` as one line on stderr and return the exit status it maps to."""
     if isinstance(exc, click.exceptions.Exit):
         return exc.exit_code
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        exc.show()  # a group run without a command: its help page, as click does
+        return exc.exit_code
     if isinstance(exc, click.UsageError):
         click.echo(_usage_line(exc), err=True)
         return exc.exit_code
