@@ -126,9 +126,8 @@ def report(exc: BaseException) -> int:
         click.echo(f"p2pkit: {one_line(str(exc))}", err=True)
         return EXIT_BAD_INPUT
     if isinstance(exc, OSError):
-        name = exc.filename if exc.filename is not None else ""
-        click.echo(f"p2pkit: {one_line(f'{name}: ' if name else '')}"
-                   f"{one_line(describe_os_error(exc))}", err=True)
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        click.echo(f"p2pkit: {one_line(where + describe_os_error(exc))}", err=True)
         return EXIT_BAD_INPUT
     click.echo(f"p2pkit: internal error: {type(exc).__name__}: {one_line(str(exc))} "
                "(a bug; P2PKIT_TRACEBACK=1 shows where)", err=True)
