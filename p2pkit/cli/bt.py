@@ -226,6 +226,8 @@ def create_command(path: str, output: str, v1: bool, v2: bool, hybrid: bool,
         raise click.UsageError(f"{' and '.join(chosen)} exclude each other: give one "
                                "(--hybrid makes a torrent that is both v1 and v2)")
     version = chosen[0][2:] if chosen else "v1"
+    _check_urls(trackers, "--tracker", ("http", "https", "udp", "ws", "wss"), split=True)
+    _check_urls(web_seeds, "--web-seed", ("http", "https", "ftp"))
     tiers = [[url.strip() for url in option.split(",") if url.strip()] for option in trackers]
     with contextlib.ExitStack() as stack:
         progress = None
@@ -260,6 +262,22 @@ def create_command(path: str, output: str, v1: bool, v2: bool, hybrid: bool,
         report.append(f"info-hash v2: {meta.info_hash_v2.hex()}")
     click.echo("\n".join(report), err=output == "-")
     return 0
+
+
+def _check_urls(values: tuple[str, ...], option: str, schemes: tuple[str, ...], *,
+                split: bool = False) -> None:
+    """A tracker or web seed that is not a URL of a known scheme is a usage error."""
+    from urllib.parse import urlsplit
+
+    for value in values:
+        for url in (value.split(",") if split else [value]):
+            url = url.strip()
+            if split and not url:
+                continue
+            parts = urlsplit(url)
+            if parts.scheme.lower() not in schemes or not parts.netloc:
+                raise click.BadParameter(f"{url}: expected a URL ({', '.join(schemes)})",
+                                         param_hint=f"'{option}'")
 
 
 def _created_by() -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -102,11 +103,15 @@ async def _search(peer: Address, words: str, urn: str | None,
     return server, await server.search(words, urn=urn, timeout=timeout)
 
 
+#: HUGE §3: a SHA-1 URN is ``urn:sha1:`` and the digest in 32 base32 digits.
+_SHA1_URN = re.compile(r"^urn:sha1:[A-Z2-7]{32}$", re.IGNORECASE)
+
+
 def _query(words: tuple[str, ...], urn: str | None) -> str:
     text = " ".join(words).strip()
     if not text and not urn:
         raise click.UsageError("give WORDS to search for, or --urn")
-    if urn is not None and not urn.lower().startswith("urn:sha1:"):
+    if urn is not None and not _SHA1_URN.match(urn):
         raise click.BadParameter(f"{urn}: expected urn:sha1:<32 base32 digits>",
                                  param_hint="'--urn'")
     return text
