@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -209,9 +210,14 @@ def download_command(words: tuple[str, ...], peer: Address, urn: str | None, out
 def simulate_command(nodes: int, ttls: tuple[int, ...], topology: str, qrp: bool, queries: int,
                      seed: int, as_json: bool) -> None:
     """Messages per query against TTL in an in-memory network (seeded)."""
-    for ttl in ttls:
-        result = simulate(nodes=nodes, topology=topology, qrp=qrp, ttl=ttl, queries=queries,
-                          seed=seed)
+    results = []
+    show = sys.stderr.isatty() and len(ttls) > 1
+    with click.progressbar(ttls, label="simulating", file=sys.stderr if show else None,
+                           hidden=not show) as bar:
+        for ttl in bar:
+            results.append((ttl, simulate(nodes=nodes, topology=topology, qrp=qrp, ttl=ttl,
+                                          queries=queries, seed=seed)))
+    for ttl, result in results:
         if as_json:
             click.echo(json.dumps(asdict(result)))
         else:
