@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -67,7 +68,10 @@ def describe_os_error(error: BaseException | str) -> str:
             return "address already in use (is another server running on that port?)"
         if error.errno == errno.EADDRNOTAVAIL:
             return "cannot listen on that address (not an address of this machine)"
-        if error.errno:
+        if isinstance(error, socket.gaierror):  # getaddrinfo's own (negative) codes
+            return f"unknown host ({error.strerror})" if error.errno == socket.EAI_NONAME \
+                else str(error.strerror)
+        if error.errno and error.errno > 0:
             return os.strerror(error.errno)
         if error.strerror:
             return error.strerror

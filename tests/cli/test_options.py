@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import click
@@ -71,6 +72,8 @@ def _command(error: BaseException) -> click.Command:
     (FileNotFoundError(2, "No such file or directory", "x.torrent"), 2,
      "p2pkit: x.torrent: No such file or directory"),
     (KeyboardInterrupt(), 130, "p2pkit: interrupted"),
+    (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), 2,
+     "p2pkit: unknown host (Name or service not known)"),
     (ZeroDivisionError("a bug\non two lines"), 70,
      "p2pkit: internal error: ZeroDivisionError: a bug on two lines"),
 ])
