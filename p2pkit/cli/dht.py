@@ -109,7 +109,11 @@ def _show_store(done: StoreDone, as_json: bool) -> None:
 
 
 def _run(listen: Address, bootstraps: tuple[Address, ...], timeout: float,
-         work: Callable[[DhtServer], Awaitable[Any]]) -> Any:
+         work: Callable[[DhtServer], Awaitable[Any]], *, asked: str = "") -> Any:
+    """Run ``work`` on a read-only node at ``listen`` joined through ``bootstraps``; a timeout
+    is one line naming who did not answer (``asked``, else the bootstrap nodes)."""
+    asked = asked or ", ".join(show_host_port(*b) for b in bootstraps) or "the DHT"
+
     async def main() -> Any:
         # BEP 43: a one-shot client is read-only, so nodes do not keep it in their tables
         server = await DhtServer.start(listen[0], listen[1], read_only=True)
@@ -123,7 +127,7 @@ def _run(listen: Address, bootstraps: tuple[Address, ...], timeout: float,
     try:
         return asyncio.run(main())
     except TimeoutError:
-        raise BadInput("dht", f"no answer within {timeout:g} s") from None
+        raise BadInput(asked, f"no answer within {timeout:g} s") from None
     except OSError as e:
         raise BadInput(f"listening on {show_host_port(*listen)}", e) from None
 
@@ -230,7 +234,7 @@ def ping(address: Address, timeout: float, listen: Address, as_json: bool) -> No
         done = await server.ping(addr, timeout=timeout)
         return done, time.monotonic() - started
 
-    done, rtt = _run(listen, (), timeout, work)
+    done, rtt = _run(listen, (), timeout, work, asked=show_host_port(*addr))
     if done.node_id is None:
         raise BadInput(show_host_port(*addr), f"no answer within {timeout:g} s")
     if as_json:
