@@ -118,6 +118,11 @@ async def _run(client: TorrentClient, *, until_complete: bool, duration: float |
             else:
                 starting.result()  # a port in use, unreadable data: raised here
                 if not until_complete:
+                    session = client.session
+                    if session is not None and session.picker is not None \
+                            and session.picker.have_count == 0 and session.picker.piece_count:
+                        raise BadInput(str(client.root / session.metainfo.name),
+                                       "holds none of the torrent's pieces (check --data)")
                     name = client.metainfo.name if client.metainfo else "the torrent"
                     host = client.listen[0]
                     click.echo(f"seeding {name} on {show_host_port(host, client.listen_port)}",

@@ -39,6 +39,8 @@ CASES: dict[tuple[str, ...], list[list[str]]] = {
                      ["{torrent}", "--data", "{data}", "--listen", f"{H}:{{busy}}",
                       "--no-trackers", "-q", "--duration", "2"],
                      ["{torrent}", "--data", "{data}", "--peer", "nowhere"],
+                     ["{torrent}", "--data", "{dir}", "--listen", f"{H}:0", "--no-trackers",
+                      "-q", "--duration", "2"],
                      ["{torrent}", "--data", "{data}", "--bootstrap", f"{H}:0"]],
     ("bt", "download"): [["{missing}", "-o", "{root}/dl", "--timeout", "2"],
                          ["{garbage}", "-o", "{root}/dl", "--timeout", "2"],
