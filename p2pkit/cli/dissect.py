@@ -16,7 +16,7 @@ from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.filters import compile_filter
 from p2pkit.capture.render import Statistics, render_jsonl, render_summary, render_tree
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, standard_input
 from p2pkit.errors import ParseError
 
 
@@ -41,7 +41,7 @@ def _progress(path: str, enabled: bool):
 def _open_source(path: str):
     """The capture to read: standard input for ``-``, else the path (checked to be a file)."""
     if path == "-":
-        return sys.stdin.buffer
+        return standard_input()
     if not os.path.exists(path):
         raise BadInput(path, FileNotFoundError(2, "No such file or directory"))
     if os.path.isdir(path):

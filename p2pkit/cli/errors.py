@@ -85,11 +85,19 @@ def input_name(path: str) -> str:
     return "standard input" if path == "-" else path
 
 
+def standard_input() -> Any:
+    """``sys.stdin.buffer``, or :class:`BadInput` when it is a terminal (``-`` there would
+    wait for typing that never comes)."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise BadInput("standard input", "is a terminal: pipe the input in, or name a file")
+    return sys.stdin.buffer
+
+
 def read_input(path: str) -> bytes:
     """Read a file named on the command line (``-`` is standard input), as :class:`BadInput`."""
     try:
         if path == "-":
-            data = sys.stdin.buffer.read()
+            data = standard_input().read()
         else:
             with open(path, "rb") as f:
                 data = f.read()

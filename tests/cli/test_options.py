@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from p2pkit.cli import cli
-from p2pkit.cli.errors import Command, run
+from p2pkit.cli.errors import BadInput, Command, read_input, run
 from p2pkit.cli.options import HostPort, parse_host_port
 
 ROOT = Path(__file__).parents[2]
@@ -105,3 +105,13 @@ def test_every_reading_command_takes_standard_input(tmp_path):
                                  "127.0.0.1:0", "--no-trackers", "-q", "--json", "--timeout",
                                  "0.5"], input=torrent)
     assert result.exit_code == 1 and json.loads(result.stdout)["name"] == "payload-v2.bin"
+
+
+def test_standard_input_on_a_terminal_is_refused_not_waited_on(monkeypatch):
+    class Terminal:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    with pytest.raises(BadInput, match="standard input: is a terminal"):
+        read_input("-")
