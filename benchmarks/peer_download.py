@@ -429,7 +429,7 @@ def run_download(content: Content, work: Path, downloaders: list[str],
         if "aria2" in downloaders:
             tracker = Run("tracker", [sys.executable, "-c",
                                       "from p2pkit.cli.bt_tracker import tracker; tracker()",
-                                      "--host", TRACKER[0], "--http", str(TRACKER[1]),
+                                      "--listen", f"{TRACKER[0]}:{TRACKER[1]}", "--no-udp",
                                       "--interval", "1800"], work / "tracker.log").start(_env())
             started.append(tracker)
             if not wait_listening(tracker, *TRACKER):

@@ -1,8 +1,9 @@
 """The ``p2pkit`` command line: one module per command group.
 
-Bad input never produces a traceback: a command raises :class:`BadInput` (or lets a
-:class:`~p2pkit.errors.P2PKitError` escape), and :func:`main` prints one line on stderr naming
-the input, field and offset, and exits with status 2.
+Bad input never produces a traceback: a command raises :class:`~p2pkit.cli.errors.BadInput`
+(or lets a :class:`~p2pkit.errors.P2PKitError` or :class:`OSError` escape), and :func:`main`
+prints one line on stderr naming the input, field and offset, and exits with status 2; the
+statuses are listed in :mod:`p2pkit.cli.errors`, the flags in :mod:`p2pkit.cli.options`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import sys
 
 import click
 
-from p2pkit.cli.errors import EXIT_BAD_INPUT, BadInput
-from p2pkit.errors import P2PKitError
+from p2pkit.cli.errors import Group, run
 
 #: Command name -> "module:attribute", imported only when that command runs (a download
 #: should not pay for scapy and the dissector at start-up).
@@ -26,7 +26,7 @@ COMMANDS = {
 }
 
 
-class _LazyGroup(click.Group):
+class _LazyGroup(Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -47,25 +47,11 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``p2pkit`` console script; returns the exit status."""
-    try:
-        rv = cli.main(args=argv, prog_name="p2pkit", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("p2pkit: aborted", err=True)
-        return 130
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except BadInput as e:
-        click.echo(f"p2pkit: {e}", err=True)
-        return EXIT_BAD_INPUT
-    except P2PKitError as e:
-        click.echo(f"p2pkit: {e}", err=True)
-        return EXIT_BAD_INPUT
-    except BrokenPipeError:
-        sys.stderr.close()
-        return 0
-    return rv if isinstance(rv, int) else 0
+    """Entry point of the ``p2pkit`` console script; returns the exit status.
+
+    Errors become one line on stderr (:func:`p2pkit.cli.errors.run`, the error boundary).
+    """
+    return run(cli, argv, prog_name="p2pkit")
 
 
 if __name__ == "__main__":  # pragma: no cover

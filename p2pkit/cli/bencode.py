@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from p2pkit.bencode import decode_lenient
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, read_input
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, Command, input_name, read_input
 from p2pkit.errors import ParseError
 
 #: In text output, binary strings longer than this are cut (use ``--full``).
@@ -103,7 +103,7 @@ def render_text(value: Any, *, full: bool = False, indent: int = 0) -> str:
     return pad + str(value)
 
 
-@click.command("bencode")
+@click.command("bencode", cls=Command)
 @click.argument("source", metavar="FILE|-")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (binary strings as {\"hex\": ...}).")
 @click.option("--strict", is_flag=True, help="List deviations from canonical form; exit 1 if any.")
@@ -114,7 +114,7 @@ def bencode_command(source: str, as_json: bool, strict: bool, full: bool) -> int
     try:
         result = decode_lenient(data)
     except ParseError as e:
-        raise BadInput(source, e) from None
+        raise BadInput(input_name(source), e) from None
     if as_json:
         doc: dict[str, Any] = {"value": to_json(result.value)}
         if strict or result.deviations:

@@ -20,11 +20,11 @@ import click
 from p2pkit.bittorrent.wire.create import create_torrent
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, read_input
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, Group, input_name, read_input
 from p2pkit.errors import BuildError, ParseError
 
 
-@click.group("bt")
+@click.group("bt", cls=Group)
 def bt() -> None:
     """BitTorrent: torrents, magnet links, the reference peer and trackers (BEP 3, 9, 15, 52)."""
 
@@ -127,7 +127,7 @@ def info_command(source: str, as_json: bool, lenient: bool) -> int:
         else:
             meta = Metainfo.parse(data)
     except ParseError as e:
-        raise BadInput(source, e) from None
+        raise BadInput(input_name(source), e) from None
     if as_json:
         doc = info_document(meta)
         if lenient:
@@ -164,7 +164,7 @@ def magnet_document(link: MagnetLink) -> dict[str, Any]:
 @click.argument("uri", metavar="MAGNET-URI")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def magnet_command(uri: str, as_json: bool) -> int:
-    """Show the parts of a magnet link (BEP 9, 53).
+    """Show the parts of MAGNET-URI, a magnet link (BEP 9, 53).
 
     Info-hashes (btih hex or base32, btmh), name, trackers, web seeds, peers, selected files.
     """
@@ -196,25 +196,38 @@ def magnet_command(uri: str, as_json: bool) -> int:
 
 
 @bt.command("create")
-@click.argument("path", type=click.Path(exists=True, file_okay=True, dir_okay=True))
+@click.argument("path", type=click.Path(exists=True, file_okay=True, dir_okay=True,
+                                        readable=True))
 @click.option("-o", "--output", required=True, metavar="FILE.torrent",
               help="Where to write the torrent ('-' for standard output).")
-@click.option("--v2", "version", flag_value="v2", help="v2 only (BEP 52).")
-@click.option("--hybrid", "version", flag_value="hybrid", help="v1 and v2 (BEP 52 §Upgrade Path).")
-@click.option("--v1", "version", flag_value="v1", default=True, help="v1 only (BEP 3; default).")
+@click.option("--v1", "v1", is_flag=True, help="v1 only (BEP 3; the default).")
+@click.option("--v2", "v2", is_flag=True, help="v2 only (BEP 52).")
+@click.option("--hybrid", is_flag=True, help="v1 and v2 (BEP 52 §Upgrade Path).")
 @click.option("--tracker", "trackers", multiple=True, metavar="URL",
               help="Tracker URL; repeat for more tiers, separate with commas within a tier.")
 @click.option("--web-seed", "web_seeds", multiple=True, metavar="URL", help="BEP 19 web seed.")
-@click.option("--piece-length", type=int, help="Bytes per piece: a power of two >= 16384.")
+@click.option("--piece-length", type=int, metavar="BYTES",
+              help="Bytes per piece: a power of two >= 16384 (default: chosen from the size).")
 @click.option("--name", help="Torrent name (default: the file or directory name).")
 @click.option("--comment", help="Free-text comment.")
 @click.option("--private", is_flag=True, help="Set the BEP 27 private flag.")
-@click.option("--creation-date", type=int, metavar="UNIX-SECONDS",
+@click.option("--creation-date", type=click.IntRange(0), metavar="UNIX-SECONDS",
               help="Record a creation date (omitted by default so output is reproducible).")
-def create_command(path: str, output: str, version: str, trackers: tuple[str, ...],
-                   web_seeds: tuple[str, ...], piece_length: int | None, name: str | None,
-                   comment: str | None, private: bool, creation_date: int | None) -> int:
-    """Create a torrent from the file or directory PATH."""
+def create_command(path: str, output: str, v1: bool, v2: bool, hybrid: bool,
+                   trackers: tuple[str, ...], web_seeds: tuple[str, ...],
+                   piece_length: int | None, name: str | None, comment: str | None,
+                   private: bool, creation_date: int | None) -> int:
+    """Create a torrent from the file or directory PATH.
+
+    --v1 (the default), --v2 and --hybrid choose the format; give at most one.
+    """
+    chosen = [flag for flag, on in (("--v1", v1), ("--v2", v2), ("--hybrid", hybrid)) if on]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} exclude each other: give one "
+                               "(--hybrid makes a torrent that is both v1 and v2)")
+    version = chosen[0][2:] if chosen else "v1"
+    _check_urls(trackers, "--tracker", ("http", "https", "udp", "ws", "wss"), split=True)
+    _check_urls(web_seeds, "--web-seed", ("http", "https", "ftp"))
     tiers = [[url.strip() for url in option.split(",") if url.strip()] for option in trackers]
     with contextlib.ExitStack() as stack:
         progress = None
@@ -249,6 +262,22 @@ def create_command(path: str, output: str, version: str, trackers: tuple[str, ..
         report.append(f"info-hash v2: {meta.info_hash_v2.hex()}")
     click.echo("\n".join(report), err=output == "-")
     return 0
+
+
+def _check_urls(values: tuple[str, ...], option: str, schemes: tuple[str, ...], *,
+                split: bool = False) -> None:
+    """A tracker or web seed that is not a URL of a known scheme is a usage error."""
+    from urllib.parse import urlsplit
+
+    for value in values:
+        for url in (value.split(",") if split else [value]):
+            url = url.strip()
+            if split and not url:
+                continue
+            parts = urlsplit(url)
+            if parts.scheme.lower() not in schemes or not parts.netloc:
+                raise click.BadParameter(f"{url}: expected a URL ({', '.join(schemes)})",
+                                         param_hint=f"'{option}'")
 
 
 def _created_by() -> str:

@@ -2,7 +2,7 @@
 
 * ``p2pkit bt seed FILE.torrent --data PATH [--listen HOST:PORT] [--peer HOST:PORT ...]``
   checks the data (BEP 3 hash check of every piece), then serves it until interrupted or
-  ``--duration`` seconds;
+  ``--duration`` seconds (SIGINT and SIGTERM stop it cleanly, exit 0);
 * ``p2pkit bt download FILE.torrent|MAGNET -o DIR [--peer HOST:PORT ...] [--seed]``
   downloads into ``DIR`` (resuming what is already there) from the given peers, the torrent's
   or magnet's trackers and the magnet's ``x.pe`` peers; exit status 0 only when every piece
@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -30,20 +29,20 @@ from p2pkit.bittorrent.peer.client import ClientStats, TorrentClient
 from p2pkit.bittorrent.peer.session import REQUEST_QUEUE
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
-from p2pkit.cli.errors import BadInput, read_input
+from p2pkit.cli.errors import BadInput, input_name, read_input
+from p2pkit.cli.options import (
+    bootstrap_option,
+    duration_option,
+    listen_option,
+    peer_option,
+    show_host_port,
+    timeout_option,
+)
+from p2pkit.cli.serving import Stopper, say_stopped
 from p2pkit.errors import P2PKitError
 
 #: Exit status when the download did not complete (timeout, no peers, interrupted).
 EXIT_INCOMPLETE = 1
-
-
-def parse_address(text: str, *, default_host: str = "0.0.0.0") -> tuple[str, int]:
-    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` as a (host, port) pair, or :class:`BadInput`."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise BadInput(text, "expected HOST:PORT")
-    host = host.strip("[]") or default_host
-    return host, int(port)
 
 
 def _source(text: str) -> Metainfo | MagnetLink:
@@ -52,10 +51,11 @@ def _source(text: str) -> Metainfo | MagnetLink:
             return MagnetLink.parse(text)
         except P2PKitError as e:
             raise BadInput("magnet link", e) from None
+    data = read_input(text)
     try:
-        return Metainfo.parse(read_input(text))
+        return Metainfo.parse(data)
     except P2PKitError as e:
-        raise BadInput(text, e) from None
+        raise BadInput(input_name(text), e) from None
 
 
 def _size(n: float) -> str:
@@ -101,36 +101,51 @@ class _Progress:
 
 
 async def _run(client: TorrentClient, *, until_complete: bool, duration: float | None,
-               progress: _Progress) -> bool:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(sig, stop.set)
+               progress: _Progress) -> tuple[bool, str | None]:
+    """Run the client until complete (when asked), ``duration``, SIGINT or SIGTERM; return
+    whether every piece is verified and the signal that stopped us, if one did."""
     started = time.monotonic()
-    await client.start()
-    waiters = [asyncio.ensure_future(stop.wait())]
-    if until_complete:
-        waiters.append(asyncio.ensure_future(client.wait_complete()))
-    try:
-        while True:
-            done, _ = await asyncio.wait(waiters, timeout=0.5,
-                                         return_when=asyncio.FIRST_COMPLETED)
+    with Stopper() as stopper:
+        stop = asyncio.ensure_future(stopper.event.wait())
+        starting = asyncio.ensure_future(client.start())
+        waiters = [stop]
+        try:
+            await asyncio.wait([starting, stop], return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+            else:
+                starting.result()  # a port in use, unreadable data: raised here
+                if not until_complete:
+                    session = client.session
+                    if session is not None and session.picker is not None \
+                            and session.picker.have_count == 0 and session.picker.piece_count:
+                        raise BadInput(str(client.root / session.metainfo.name),
+                                       "holds none of the torrent's pieces (check --data)")
+                    name = client.metainfo.name if client.metainfo else "the torrent"
+                    host = client.listen[0]
+                    click.echo(f"seeding {name} on {show_host_port(host, client.listen_port)}",
+                               err=True)
+            if until_complete:
+                waiters.append(asyncio.ensure_future(client.wait_complete()))
+            while not stop.done():
+                done, _ = await asyncio.wait(waiters, timeout=0.5,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                progress.update(client.stats())
+                if done or client.fatal:
+                    break
+                if duration is not None and time.monotonic() - started > duration:
+                    break
+        finally:
+            for waiter in waiters:
+                if waiter.done() and not waiter.cancelled():
+                    waiter.exception()  # a fatal stop: reported from client.fatal below
+                waiter.cancel()
+            complete = bool(client.session and client.session.complete)
             progress.update(client.stats())
-            if done or client.fatal:
-                break
-            if duration is not None and time.monotonic() - started > duration:
-                break
-    finally:
-        for waiter in waiters:
-            if waiter.done() and not waiter.cancelled():
-                waiter.exception()  # a fatal stop: reported from client.fatal below
-            waiter.cancel()
-        complete = bool(client.session and client.session.complete)
-        progress.update(client.stats())
-        await client.close()
-    return complete
-
+            await client.close()
+    return complete, stopper.reason
 
 
 def _summary(client: TorrentClient, complete: bool, elapsed: float) -> dict[str, Any]:
@@ -161,16 +176,14 @@ def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
 
 def _common(function: Any) -> Any:
     options = [
-        click.option("--listen", default="0.0.0.0:6881", show_default=True,
-                     metavar="HOST:PORT", help="Address for incoming peer connections."),
-        click.option("--peer", "peers", multiple=True, metavar="HOST:PORT",
-                     help="Connect to this peer (repeatable)."),
+        listen_option("0.0.0.0:6881", help="Address for incoming peer connections (port 0: any "
+                      "free port)."),
+        peer_option("Connect to this peer, HOST:PORT (repeatable)."),
         click.option("--no-trackers", is_flag=True, help="Do not announce to trackers."),
-        click.option("--dht", "dht_nodes", multiple=True, metavar="HOST:PORT",
-                     help="Run a DHT node (BEP 5) joined through this node (repeatable); "
-                          "peers are then also looked up and announced there."),
+        bootstrap_option("Run a DHT node (BEP 5) joined through this node, HOST:PORT "
+                         "(repeatable); peers are then also looked up and announced there."),
         click.option("--dht-port", type=click.IntRange(0, 65535), metavar="PORT",
-                     help="UDP port of the DHT node (default: the listening port)."),
+                     help="UDP port of the DHT node (default: the listening port; 0: any)."),
         click.option("--upload-slots", type=click.IntRange(1, 1000), default=4,
                      show_default=True, help="Peers unchoked at once (BEP 3 choking)."),
         click.option("--request-queue", type=click.IntRange(1, 2000), default=REQUEST_QUEUE,
@@ -186,17 +199,29 @@ def _common(function: Any) -> Any:
     return function
 
 
-def _client(source: Metainfo | MagnetLink, root: Path, listen: str, peers: tuple[str, ...],
-            no_trackers: bool, upload_slots: int, progress: _Progress,
-            dht_nodes: tuple[str, ...], dht_port: int | None,
+Address = tuple[str, int]
+
+
+def _client(source: Metainfo | MagnetLink, root: Path, listen: Address,
+            peers: tuple[Address, ...], no_trackers: bool, upload_slots: int,
+            progress: _Progress, bootstraps: tuple[Address, ...], dht_port: int | None,
             request_queue: int) -> TorrentClient:
-    return TorrentClient(source, root, listen=parse_address(listen),
-                         peers=[parse_address(p, default_host="127.0.0.1") for p in peers],
+    return TorrentClient(source, root, listen=listen, peers=list(peers),
                          trackers=not no_trackers, upload_slots=upload_slots,
                          on_progress=progress.update,
-                         dht_bootstrap=[parse_address(n, default_host="127.0.0.1")
-                                        for n in dht_nodes] if dht_nodes else None,
+                         dht_bootstrap=list(bootstraps) if bootstraps else None,
                          dht_port=dht_port, request_queue=request_queue)
+
+
+def _run_client(client: TorrentClient, listen: Address, **options: Any
+                ) -> tuple[bool, str | None]:
+    """:func:`_run` under ``asyncio.run``, with a busy port or unreadable data as BadInput."""
+    try:
+        return asyncio.run(_run(client, **options))
+    except (OSError, OverflowError) as e:
+        if isinstance(e, OSError) and e.filename:
+            raise BadInput(str(e.filename), e) from None
+        raise BadInput(f"listening on {show_host_port(*listen)}", e) from None
 
 
 def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool,
@@ -214,45 +239,54 @@ def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool
 
 
 @click.command("download")
-@click.argument("source", metavar="FILE.torrent|MAGNET")
+@click.argument("source", metavar="FILE.torrent|MAGNET|-")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               metavar="DIR", help="Directory to download into (resumes what is there).")
 @click.option("--seed", "keep_seeding", is_flag=True,
-              help="Keep seeding after the download completes (until interrupted).")
-@click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long.")
+              help="Keep seeding after the download completes (until SIGINT or SIGTERM).")
+@timeout_option(None, help="Give up after this many seconds (exit 1 if incomplete).")
 @_common
 def download(source: str, output: str, keep_seeding: bool, timeout: float | None,
-             listen: str, peers: tuple[str, ...], no_trackers: bool,
-             dht_nodes: tuple[str, ...], dht_port: int | None, upload_slots: int,
+             listen: Address, peers: tuple[Address, ...], no_trackers: bool,
+             bootstraps: tuple[Address, ...], dht_port: int | None, upload_slots: int,
              request_queue: int, as_json: bool, quiet: bool) -> int:
-    """Download a torrent or magnet link; exit 0 only when every piece is verified."""
+    """Download FILE.torrent (- for standard input) or MAGNET (a magnet link) into DIR.
+
+    Exit 0 only when every piece is verified; 1 when the download is incomplete (timeout,
+    no peers, interrupted).
+    """
     torrent = _source(source)
     root = Path(output)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInput(output, e) from None
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "download") as progress:
         client = _client(torrent, root, listen, peers, no_trackers, upload_slots, progress,
-                         dht_nodes, dht_port, request_queue)
-        try:
-            complete = asyncio.run(_run(client, until_complete=not keep_seeding,
-                                        duration=timeout, progress=progress))
-        except OSError as e:
-            raise BadInput(f"listening on {listen}", e) from None
+                         bootstraps, dht_port, request_queue)
+        complete, reason = _run_client(client, listen, until_complete=not keep_seeding,
+                                       duration=timeout, progress=progress)
     _finish(client, complete, time.monotonic() - begin, as_json, "download")
+    if reason is not None:
+        say_stopped("bt download", reason)
     return 0 if complete else EXIT_INCOMPLETE
 
 
 @click.command("seed")
-@click.argument("torrent", metavar="FILE.torrent")
+@click.argument("torrent", metavar="FILE.torrent|-")
 @click.option("--data", required=True, type=click.Path(exists=True), metavar="PATH",
               help="The directory that holds the torrent's content (its name inside it).")
-@click.option("--duration", type=float, metavar="SECONDS",
-              help="Stop after this long (default: until interrupted).")
+@duration_option()
 @_common
-def seed(torrent: str, data: str, duration: float | None, listen: str, peers: tuple[str, ...],
-         no_trackers: bool, dht_nodes: tuple[str, ...], dht_port: int | None,
-         upload_slots: int, request_queue: int, as_json: bool, quiet: bool) -> None:
-    """Check the data against the torrent, then seed it to peers."""
+def seed(torrent: str, data: str, duration: float | None, listen: Address,
+         peers: tuple[Address, ...], no_trackers: bool, bootstraps: tuple[Address, ...],
+         dht_port: int | None, upload_slots: int, request_queue: int, as_json: bool,
+         quiet: bool) -> None:
+    """Check the data in PATH against FILE.torrent (- for standard input), then seed it.
+
+    Runs until SIGINT, SIGTERM or --duration, then exits 0.
+    """
     meta = _source(torrent)
     if not isinstance(meta, Metainfo):
         raise BadInput(torrent, "seeding needs a .torrent file")
@@ -262,12 +296,10 @@ def seed(torrent: str, data: str, duration: float | None, listen: str, peers: tu
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "seed") as progress:
         client = _client(meta, root, listen, peers, no_trackers, upload_slots, progress,
-                         dht_nodes, dht_port, request_queue)
-        try:
-            complete = asyncio.run(_run(client, until_complete=False, duration=duration,
-                                        progress=progress))
-        except OSError as e:
-            raise BadInput(f"listening on {listen}", e) from None
+                         bootstraps, dht_port, request_queue)
+        complete, reason = _run_client(client, listen, until_complete=False, duration=duration,
+                                       progress=progress)
     _finish(client, complete, time.monotonic() - begin, as_json, "seed")
     if not complete:
         click.echo(f"warning: the data in {root} does not hold every piece", err=True)
+    say_stopped("bt seed", reason or f"after {duration:g} s")

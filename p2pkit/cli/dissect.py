@@ -1,4 +1,4 @@
-"""``p2pkit dissect FILE``: decode BitTorrent, DHT, tracker, uTP and Gnutella traffic in a capture.
+"""``p2pkit dissect FILE|-``: decode BitTorrent, DHT, tracker, uTP and Gnutella traffic in a capture.
 
 Exit status: 0 when the file was read to its end; 1 when it is damaged part-way (the records
 before the damage are printed, then a one-line warning); 2 when it is not a capture at all.
@@ -16,7 +16,7 @@ from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.filters import compile_filter
 from p2pkit.capture.render import Statistics, render_jsonl, render_summary, render_tree
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, standard_input
 from p2pkit.errors import ParseError
 
 
@@ -38,8 +38,19 @@ def _progress(path: str, enabled: bool):
     return progress, task
 
 
+def _open_source(path: str):
+    """The capture to read: standard input for ``-``, else the path (checked to be a file)."""
+    if path == "-":
+        return standard_input()
+    if not os.path.exists(path):
+        raise BadInput(path, FileNotFoundError(2, "No such file or directory"))
+    if os.path.isdir(path):
+        raise BadInput(path, IsADirectoryError(21, "Is a directory"))
+    return path
+
+
 @click.command("dissect")
-@click.argument("path", metavar="FILE")
+@click.argument("path", metavar="FILE|-")
 @click.option("-V", "--tree", is_flag=True, help="Show each message's field tree.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
               show_default=True, help="Output format.")
@@ -57,7 +68,8 @@ def _progress(path: str, enabled: bool):
 def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str, ...],
                     messages: tuple[str, ...], expression: str | None,
                     decode_as: tuple[str, ...], stats: bool, count: int | None) -> int:
-    """Dissect the P2P messages in a pcap/pcapng FILE (optionally gzip-compressed)."""
+    """Dissect the P2P messages in a pcap/pcapng FILE (optionally gzip-compressed), or - for
+    standard input."""
     if as_json:
         fmt = "jsonl"
     try:
@@ -65,9 +77,10 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
         keep = compile_filter(expression) if expression else None
     except ParseError as e:
         raise click.BadParameter(str(e)) from None
-    if not os.path.exists(path):
-        raise BadInput(path, FileNotFoundError(2, "No such file or directory"))
-    dissection = Dissection(path, decode_as=rules)
+    source = _open_source(path)
+    if path == "-":
+        path = "standard input"
+    dissection = Dissection(source, decode_as=rules)
     statistics = Statistics() if stats else None
     bar = _progress(path, sys.stderr.isatty() and not sys.stdout.isatty() or
                     (sys.stderr.isatty() and stats))

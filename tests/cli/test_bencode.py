@@ -82,7 +82,7 @@ def test_strict_lists_deviations_and_exits_1(capsys, monkeypatch):
 def test_bad_input_is_one_line_and_exit_2(capsys, monkeypatch, data, fragment):
     status, out, err = run(capsys, ["bencode", "-"], data, monkeypatch)
     assert status == 2 and out == ""
-    assert err.count("\n") == 1 and err.startswith("p2pkit: -: bencode, ") and fragment in err
+    assert err.count("\n") == 1 and err.startswith("p2pkit: standard input: bencode, ") and fragment in err
 
 
 def test_missing_file_is_exit_2(capsys, tmp_path):

@@ -47,32 +47,32 @@ def invoke(*args):
 
 
 def test_ping(nodes):
-    result = invoke("ping", nodes[0], "--bind", "127.0.0.10", "--json")
+    result = invoke("ping", nodes[0], "--listen", "127.0.0.10:0", "--json")
     assert result.exit_code == 0
     assert len(json.loads(result.output)["id"]) == 40
-    assert "id" in invoke("ping", nodes[1], "--bind", "127.0.0.10").output
+    assert "id" in invoke("ping", nodes[1], "--listen", "127.0.0.10:0").output
 
 
 def test_announce_then_get_peers(nodes):
     info_hash = "ab" * 20
     result = invoke("announce", info_hash, "--port", 7777, "--bootstrap", nodes[0],
-                    "--bind", "127.0.0.11", "--json")
+                    "--listen", "127.0.0.11:0", "--json")
     assert result.exit_code == 0 and json.loads(result.output)["stored"] >= 2
-    result = invoke("get-peers", info_hash, "--bootstrap", nodes[1], "--bind", "127.0.0.12")
+    result = invoke("get-peers", info_hash, "--bootstrap", nodes[1], "--listen", "127.0.0.12:0")
     assert result.exit_code == 0 and "127.0.0.11:7777" in result.output
 
 
 def test_put_then_get(nodes):
     seed = "07" * 32
     result = invoke("put", "hi there", "--seed", seed, "--seq", 4, "--salt", "s",
-                    "--bootstrap", nodes[0], "--bind", "127.0.0.13")
+                    "--bootstrap", nodes[0], "--listen", "127.0.0.13:0")
     assert result.exit_code == 0 and "stored on" in result.output
     target = items.mutable_target(items.public_key(bytes.fromhex(seed)), b"s").hex()
     result = invoke("get", target, "--salt", "s", "--bootstrap", nodes[2],
-                    "--bind", "127.0.0.14", "--json")
+                    "--listen", "127.0.0.14:0", "--json")
     item = json.loads(result.output)["item"]
     assert (item["v"], item["seq"], item["mutable"]) == ("hi there", 4, True)
-    result = invoke("find-node", target, "--bootstrap", nodes[2], "--bind", "127.0.0.14")
+    result = invoke("find-node", target, "--bootstrap", nodes[2], "--listen", "127.0.0.14:0")
     assert result.output.count("127.0.0.") == 3
 
 
@@ -82,15 +82,26 @@ def test_put_then_get(nodes):
     ["put", "x", "--seed", "00", "--bootstrap", "127.0.0.1:1"],
 ])
 def test_bad_input_is_one_line(args):
-    from p2pkit.cli.errors import BadInput
-    with pytest.raises(BadInput):
-        CliRunner().invoke(dht, args, catch_exceptions=False, standalone_mode=False)
+    result = CliRunner().invoke(dht, args, catch_exceptions=False)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
 
 
 def test_serve_reports_as_json_lines():
-    result = invoke("serve", "--host", "127.0.0.20", "--port", 0, "--duration", 0.3,
+    result = invoke("serve", "--listen", "127.0.0.20:0", "--duration", 0.3,
                     "--status-every", 0.1, "--json")
     assert result.exit_code == 0
-    lines = [json.loads(line) for line in result.output.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.stderr == "p2pkit: dht serve stopped (after 0.3 s)\n"
     assert lines[0]["event"] == "listening" and lines[0]["host"] == "127.0.0.20"
     assert lines[-1]["event"] == "status" and len(lines[0]["id"]) == 40
+
+
+def test_lookup_that_finds_nothing_says_so_and_exits_1(nodes):
+    result = invoke("get-peers", "cd" * 20, "--bootstrap", nodes[0], "--listen", "127.0.0.15:0")
+    assert result.exit_code == 1 and "peers: 0" in result.stdout
+    assert result.stderr == "p2pkit: no peers found\n"
+    result = invoke("get", "cd" * 20, "--bootstrap", nodes[0], "--listen", "127.0.0.15:0",
+                    "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["item"] is None
+    assert result.stderr == "p2pkit: no item found\n"

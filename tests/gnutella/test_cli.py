@@ -53,19 +53,19 @@ def test_search_and_download(tmp_path):
     runner = CliRunner()
     with Background(share) as bg:
         peer = f"127.0.0.1:{bg.up.port}"
-        result = runner.invoke(gnutella, ["search", "kilo", "--connect", peer, "--timeout",
+        result = runner.invoke(gnutella, ["search", "kilo", "--peer", peer, "--timeout",
                                           "0.5", "--json"])
         assert result.exit_code == 0, result.output
         [hit] = [json.loads(line) for line in result.output.splitlines()]
         assert hit["file_name"] == "kilo lima.bin" and hit["port"] == bg.leaf.port
-        result = runner.invoke(gnutella, ["download", "lima", "--connect", peer, "-o", str(out),
+        result = runner.invoke(gnutella, ["download", "lima", "--peer", peer, "-o", str(out),
                                           "--timeout", "0.5"])
         assert result.exit_code == 0, result.output
     assert (out / "kilo lima.bin").read_bytes() == b"K" * 3000
 
 
 def test_bad_endpoint():
-    result = CliRunner().invoke(gnutella, ["search", "x", "--connect", "nowhere"])
+    result = CliRunner().invoke(gnutella, ["search", "x", "--peer", "nowhere"])
     assert result.exit_code != 0
 
 
@@ -75,3 +75,17 @@ def test_simulate_json():
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert doc["nodes"] == 40 and doc["ttl"] == 2 and doc["messages_per_query"] > 0
+
+
+def test_search_and_download_without_hits_say_so_and_exit_1(tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "kilo.bin").write_bytes(b"K")
+    with Background(share) as bg:
+        peer = f"127.0.0.1:{bg.up.port}"
+        for command in (["search", "zulu"], ["download", "zulu", "-o", str(tmp_path / "out")]):
+            result = CliRunner().invoke(gnutella, [*command, "--peer", peer, "--timeout", "0.3"])
+            assert result.exit_code == 1, result.output
+            assert result.stdout == ""
+            assert result.stderr == "p2pkit: no hits for 'zulu' within 0.3 s\n"
+    assert not (tmp_path / "out").exists()

@@ -201,11 +201,13 @@ class Tracker:
         return f"udp://{self.host}:{self.udp_port}/announce"
 
     def argv(self) -> list[str]:
+        if self.udp_port not in (None, self.http_port):
+            raise ValueError("p2pkit bt tracker serves UDP on its HTTP port (or not at all)")
         argv = [self.python, "-c", "from p2pkit.cli.bt_tracker import tracker; tracker()",
-                "--host", self.host, "--http", str(self.http_port),
+                "--listen", f"{self.host}:{self.http_port}",
                 "--interval", str(self.interval), "-v"]
-        if self.udp_port is not None:
-            argv += ["--udp", str(self.udp_port)]
+        if self.udp_port is None:
+            argv.append("--no-udp")
         return argv
 
 

@@ -64,7 +64,7 @@ SCENARIO = r'''
 set -u
 cd "$WORK"
 "$VENV_PYTHON" -c "from p2pkit.cli.bt_tracker import tracker; tracker()" \
-    --http {port} --udp {port} --interval 30 -v > tracker.log 2>&1 &
+    --listen 127.0.0.1:{port} --interval 30 -v > tracker.log 2>&1 &
 TRACKER=$!
 for i in $(seq 50); do grep -q "UDP tracker" tracker.log && break; sleep 0.1; done
 "$LT_PYTHON" peer.py seed t.torrent seed {http_url} 127.0.0.2 6881 60 > seed.log 2>&1 &

@@ -135,7 +135,7 @@ def test_cli_download_and_exit_status(album, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["bt", "download", "{bad}", "-o", "{tmp}"], "{bad}: "),
     (["bt", "download", "{good}", "-o", "{tmp}", "--peer", "nowhere"], "nowhere: expected"),
-    (["bt", "seed", "{good}", "--data", "{seed}", "--listen", "1.2.3.4:x"], "expected HOST"),
+    (["bt", "seed", "{good}", "--data", "{seed}", "--listen", "1.2.3.4:x"], "1.2.3.4:x: port 'x' is not a number"),
 ])
 def test_cli_bad_input_is_one_line(album, tmp_path, capsys, args, message):
     seed_root, _ = album

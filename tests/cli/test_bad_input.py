@@ -1,0 +1,119 @@
+"""Every subcommand, run as a new user might get it wrong: non-zero exit, one line, no traceback.
+
+The table below holds bad arguments for each runnable command of the tree; a command added
+without cases fails :func:`test_every_command_has_bad_input_cases`. Servers get ``--duration``
+or ``--timeout`` with the bad argument, so a command that wrongly accepted it would still stop.
+"""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from p2pkit.cli import cli
+from tests.cli.conftest import leaves
+
+H = "127.0.0.1"
+HASH = "ab" * 20
+
+#: Command path -> lists of arguments after it. ``{name}`` is filled from the ``files``
+#: fixture, ``{busy}`` with the busy port.
+CASES: dict[tuple[str, ...], list[list[str]]] = {
+    ("bencode",): [["{missing}"], ["{dir}"], ["{empty}"], ["{garbage}"], ["-"], [],
+                   ["--no-such-option", "{garbage}"]],
+    ("bt", "info"): [["{missing}"], ["{dir}"], ["{empty}"], ["{garbage}"], ["-"], []],
+    ("bt", "magnet"): [["not-a-magnet"], ["magnet:?xt=urn:btih:zz"], []],
+    ("bt", "create"): [["{missing}", "-o", "{root}/x.torrent"],
+                       ["{plain}", "-o", "{root}/x.torrent", "--v1", "--v2"],
+                       ["{plain}", "-o", "{root}/x.torrent", "--v2", "--hybrid"],
+                       ["{plain}", "-o", "{root}/x.torrent", "--piece-length", "1000"],
+                       ["{plain}", "-o", "{missing}/x.torrent"],
+                       ["{plain}", "-o", "{root}/x.torrent", "--tracker", "no-url"],
+                       ["{plain}", "-o", "{root}/x.torrent", "--web-seed", "ftp:/x"],
+                       ["{plain}"]],
+    ("bt", "seed"): [["{missing}", "--data", "{data}", "--duration", "2"],
+                     ["{empty}", "--data", "{data}", "--duration", "2"],
+                     ["{dir}", "--data", "{data}", "--duration", "2"],
+                     ["{torrent}", "--data", "{missing}", "--duration", "2"],
+                     ["{torrent}", "--data", "{data}", "--listen", f"{H}:99999"],
+                     ["{torrent}", "--data", "{data}", "--listen", f"{H}:{{busy}}",
+                      "--no-trackers", "-q", "--duration", "2"],
+                     ["{torrent}", "--data", "{data}", "--peer", "nowhere"],
+                     ["{torrent}", "--data", "{dir}", "--listen", f"{H}:0", "--no-trackers",
+                      "-q", "--duration", "2"],
+                     ["{torrent}", "--data", "{data}", "--bootstrap", f"{H}:0"]],
+    ("bt", "download"): [["{missing}", "-o", "{root}/dl", "--timeout", "2"],
+                         ["{garbage}", "-o", "{root}/dl", "--timeout", "2"],
+                         ["{torrent}", "-o", "{plain}", "--timeout", "2"],
+                         ["{torrent}", "-o", "{root}/dl", "--peer", f"{H}:0"],
+                         ["{torrent}", "-o", "{root}/dl", "--peer", "[::1"],
+                         ["{torrent}", "-o", "{root}/dl", "--listen", f"{H}:{{busy}}",
+                          "--no-trackers", "-q", "--timeout", "2"],
+                         ["magnet:?xt=urn:btih:zz", "-o", "{root}/dl"]],
+    ("bt", "tracker"): [["--listen", f"{H}:99999"], ["--listen", f"{H}:{{busy}}"],
+                        ["--listen", f"{H}:0", "--allow", "abcd"], ["--no-http", "--no-udp"],
+                        ["--listen", "::1:6969"]],
+    ("dht", "serve"): [["--listen", f"{H}:99999"], ["--listen", f"{H}:{{busy}}"],
+                       ["--listen", f"{H}:0", "--node-id", "zz", "--duration", "2"],
+                       ["--listen", f"{H}:0", "--bootstrap", f"{H}:0", "--duration", "2"],
+                       ["--listen", "nowhere", "--duration", "2"]],
+    ("dht", "ping"): [["nowhere"], [f"{H}:99999"], ["[::1"], [],
+                      [f"{H}:1", "--listen", f"{H}:{{busy}}", "--timeout", "2"]],
+    ("dht", "find-node"): [["zz", "--bootstrap", f"{H}:1"], [HASH],
+                           [HASH, "--bootstrap", "nowhere"]],
+    ("dht", "get-peers"): [["zz", "--bootstrap", f"{H}:1"], [HASH],
+                           [HASH, "--bootstrap", f"{H}:1", "--salt", "s"]],
+    ("dht", "get"): [["zz", "--bootstrap", f"{H}:1"], [HASH, "--bootstrap", f"{H}:70000"]],
+    ("dht", "announce"): [[HASH, "--bootstrap", f"{H}:1"],
+                          [HASH, "--port", "0", "--bootstrap", f"{H}:1"],
+                          ["zz", "--port", "1", "--bootstrap", f"{H}:1"]],
+    ("dht", "put"): [["x", "--seed", "00", "--bootstrap", f"{H}:1"],
+                     ["x", "--seq", "1", "--bootstrap", f"{H}:1"],
+                     ["x", "--seed", "07" * 32, "--bootstrap", f"{H}:1"]],
+    ("dht", "simulate"): [["--nodes", "0"], ["--nodes", "1"], ["--churn", "1"],
+                          ["--loss", "-1"], ["--join", "no-such-join"], ["--lookups", "0"]],
+    ("dissect",): [["{missing}"], ["{dir}"], ["{empty}"], ["{garbage}"], ["-"], []],
+    ("gnutella", "serve"): [["--listen", f"{H}:99999"], ["--listen", f"{H}:{{busy}}"],
+                            ["--share", "{missing}", "--duration", "2"],
+                            ["--share", "{plain}", "--duration", "2"],
+                            ["--peer", "nowhere", "--duration", "2"]],
+    ("gnutella", "search"): [["x"], ["x", "--peer", "nowhere"], ["x", "--peer", f"{H}:99999"],
+                             ["--peer", f"{H}:1"], ["x", "--peer", f"{H}:1", "--urn", "bad"],
+                             ["--peer", f"{H}:1", "--urn", "urn:sha1:bad"],
+                             ["x", "--peer", f"{H}:1", "--timeout", "2"]],
+    ("gnutella", "download"): [["x"], ["x", "--peer", "nowhere"], ["--peer", f"{H}:1"],
+                               ["x", "--peer", f"{H}:1", "-o", "{plain}"],
+                               ["x", "--peer", f"{H}:1", "--timeout", "2"]],
+    ("gnutella", "simulate"): [["--nodes", "0"], ["--nodes", "1"], ["--ttl", "0"],
+                               ["--ttl", "99"], ["--queries", "0"],
+                               ["--topology", "no-such-topology"]],
+}
+
+#: Unknown names anywhere in the tree.
+UNKNOWN = [["no-such-command"], ["bt", "no-such-command"], ["dht", "no-such-command"],
+           ["gnutella", "no-such-command"], ["bt", "info", "--no-such-option", "x"]]
+
+
+def test_every_command_has_bad_input_cases():
+    assert set(leaves()) == set(CASES), "add bad-input cases for new commands"
+
+
+def _params():
+    for path, cases in CASES.items():
+        for args in cases:
+            yield pytest.param([*path, *args], id=" ".join([*path, *args]))
+    for args in UNKNOWN:
+        yield pytest.param(args, id=" ".join(args))
+
+
+@pytest.mark.parametrize("argv", list(_params()))
+def test_bad_input_fails_with_one_line(argv, files, busy_port):
+    fill = {k: str(v) for k, v in files.items()} | {"busy": str(busy_port)}
+    argv = [a.format(**fill) for a in argv]
+    result = CliRunner().invoke(cli, argv, input=b"", catch_exceptions=False,
+                                prog_name="p2pkit")
+    assert result.exit_code not in (0, None), result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("p2pkit"), lines[0]
