@@ -33,7 +33,7 @@ from typing import Any
 
 from p2pkit.bittorrent.peer import events as ev
 from p2pkit.bittorrent.peer.choker import Choker
-from p2pkit.bittorrent.peer.connection import NEED_DATA, PeerConnection
+from p2pkit.bittorrent.peer.connection import PeerConnection
 from p2pkit.bittorrent.peer.metadata import MetadataDownload, MetadataServer
 from p2pkit.bittorrent.peer.pex import PEX_INTERVAL, PeerFlags, PexMessageBuilder, PexPeer
 from p2pkit.bittorrent.peer.picker import Block, PiecePicker
@@ -47,6 +47,7 @@ from p2pkit.bittorrent.peer.storage import PieceMap
 from p2pkit.bittorrent.wire.bitfield import encode_bitfield
 from p2pkit.bittorrent.wire.extensions import decode_extended
 from p2pkit.bittorrent.wire.metainfo import BLOCK_SIZE, FileEntry, Metainfo
+from p2pkit.core import NEED_DATA
 from p2pkit.errors import P2PKitError, ParseError, RemoteProtocolError
 
 __all__ = [
@@ -372,7 +373,7 @@ class TorrentSession:
         :class:`ConnectPeers` or :class:`MetadataReceived`, or ``None``."""
         return self._actions.popleft() if self._actions else None
 
-    def _send(self, peer: Peer, event: ev.Event, now: float | None = None) -> None:
+    def _send(self, peer: Peer, event: ev.Event, now: float) -> None:
         state = self.peers[peer]
         state.out.append(state.conn.send(event, now))
 
