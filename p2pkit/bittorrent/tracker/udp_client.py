@@ -175,7 +175,7 @@ class UdpTrackerClient:
         self.ignored = 0
         self._operations: dict[int, _Operation] = {}
         self._by_transaction: dict[tuple[Address, int], _Operation] = {}
-        self._outgoing: list[tuple[bytes, Address]] = []
+        self._outgoing: list[tuple[bytes, Address, int]] = []  # (datagram, to, operation)
         self._events: deque[TrackerEvent] = deque()
         self._last_id = 0
 
@@ -221,6 +221,7 @@ class UdpTrackerClient:
         op = self._operations.pop(operation, None)
         if op is not None:
             self._by_transaction.pop((op.tracker, op.transaction_id), None)
+            self._outgoing = [item for item in self._outgoing if item[2] != operation]
             op.state = DONE
 
     @property
@@ -299,7 +300,7 @@ class UdpTrackerClient:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Requests to send now, each with its tracker."""
-        out = self._outgoing
+        out = [(data, to) for data, to, _ in self._outgoing]
         self._outgoing = []
         return out
 
@@ -353,7 +354,7 @@ class UdpTrackerClient:
         op.transaction_id = transaction_id
         op.deadline = now + self.retransmit_base * 2 ** op.attempt
         self._by_transaction[(op.tracker, transaction_id)] = op
-        self._outgoing.append((data, op.tracker))
+        self._outgoing.append((data, op.tracker, op.id))
 
     def _transaction_id(self, tracker: Address) -> int:
         # BEP 15: "Choose a random transaction ID." (unique among those we still wait for)
