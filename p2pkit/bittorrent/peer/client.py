@@ -390,7 +390,7 @@ class TorrentClient:
                 self._redial_later(proto.address)
         if self.session is not None:
             self.session.receive_data(key, b"", self._now())
-            self.session.remove_peer(key)
+            self.session.remove_peer(key, self._now())
             self._pump()
 
     def _resume_writing(self, proto: _PeerProtocol) -> None:

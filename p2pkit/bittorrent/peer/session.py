@@ -34,6 +34,12 @@ from typing import Any
 from p2pkit.bittorrent.peer import events as ev
 from p2pkit.bittorrent.peer.choker import Choker
 from p2pkit.bittorrent.peer.connection import PeerConnection
+from p2pkit.bittorrent.peer.connection_state import (
+    AWAIT_FIRST_MESSAGE,
+    AWAIT_HANDSHAKE,
+    CLOSED,
+    ESTABLISHED,
+)
 from p2pkit.bittorrent.peer.metadata import MetadataDownload, MetadataServer
 from p2pkit.bittorrent.peer.pex import PEX_INTERVAL, PeerFlags, PexMessageBuilder, PexPeer
 from p2pkit.bittorrent.peer.picker import Block, PiecePicker
@@ -203,7 +209,7 @@ class TorrentSession:
         #: Pieces with blocks requested or received and not yet handed to the hash check.
         self._started: dict[int, None] = {}
         #: Peers whose request pipeline wants topping up (see :meth:`_fill_requests`).
-        self._refill: dict[Peer, float | None] = {}
+        self._refill: dict[Peer, float] = {}
         self._longest_piece = 0
         self._missing_layers: dict[bytes, FileEntry] = {}
         self._layer_requests: dict[bytes, Peer] = {}
@@ -223,7 +229,7 @@ class TorrentSession:
     # -----------------------------------------------------------------------------------------
     # Torrent state
 
-    def start(self, metainfo: Metainfo, have: bytes | bytearray, *, now: float = 0.0) -> None:
+    def start(self, metainfo: Metainfo, have: bytes | bytearray, *, now: float) -> None:
         """Know the torrent (at construction, or once a magnet's metadata arrived)."""
         self.metainfo = metainfo
         count = metainfo.piece_count
@@ -256,9 +262,9 @@ class TorrentSession:
                 try:
                     conn.set_torrent(count, self.request_limit)
                 except RemoteProtocolError as e:
-                    self._drop(peer, str(e))
+                    self._drop(peer, str(e), now)
                     continue
-            if conn.our_state != "AWAIT_HANDSHAKE" and conn.their_handshake is not None:
+            if conn.our_state != AWAIT_HANDSHAKE and conn.their_handshake is not None:
                 self._after_geometry(peer, now)
 
     def _update_blocked(self, piece_map: PieceMap | None = None) -> None:
@@ -273,7 +279,7 @@ class TorrentSession:
             if not any(span.file.pieces_root in self._missing_layers
                        for span in piece_map.spans(i)))
 
-    def _request_layers(self, now: float | None) -> None:
+    def _request_layers(self, now: float) -> None:
         """Ask a ready peer for each missing piece layer not already asked for."""
         assert self.metainfo is not None
         for root, file in self._missing_layers.items():
@@ -310,7 +316,7 @@ class TorrentSession:
     # Peers
 
     def add_peer(self, peer: Peer, *, outgoing: bool, address: tuple[str, int] | None = None,
-                 now: float = 0.0) -> None:
+                 now: float) -> None:
         """A TCP connection to ``peer`` is open; outgoing ones send our handshake at once."""
         count = self.metainfo.piece_count if self.metainfo else None
         conn = PeerConnection(piece_count=count, piece_length=self.request_limit if count
@@ -338,7 +344,7 @@ class TorrentSession:
         return info_hash == self.info_hash or bool(
             meta and meta.has_v2 and info_hash == meta.info_hash_v2_truncated)
 
-    def remove_peer(self, peer: Peer) -> None:
+    def remove_peer(self, peer: Peer, now: float) -> None:
         """The connection to ``peer`` is gone (closed by either side)."""
         state = self.peers.pop(peer, None)
         if state is None:
@@ -352,7 +358,7 @@ class TorrentSession:
         for root in asked:
             del self._layer_requests[root]
         if asked:
-            self._request_layers(None)
+            self._request_layers(now)
 
     def data_to_send(self, peer: Peer) -> bytes:
         """Bytes to write to ``peer`` now."""
@@ -377,12 +383,12 @@ class TorrentSession:
         state = self.peers[peer]
         state.out.append(state.conn.send(event, now))
 
-    def _drop(self, peer: Peer, reason: str, *, ban: bool = False) -> None:
+    def _drop(self, peer: Peer, reason: str, now: float, *, ban: bool = False) -> None:
         state = self.peers.get(peer)
         if state is not None:
             state.conn.close(reason)
             self._actions.append(ClosePeer(peer, reason, ban))
-            self.remove_peer(peer)
+            self.remove_peer(peer, now)
 
     # -----------------------------------------------------------------------------------------
     # Receiving
@@ -405,10 +411,10 @@ class TorrentSession:
     def _on_Handshake(self, peer: Peer, state: _PeerState, event: ev.Handshake,
                       now: float) -> None:
         if not self._serves(event.info_hash):
-            self._drop(peer, "handshake for another torrent")
+            self._drop(peer, "handshake for another torrent", now)
             return
         if event.peer_id == self.peer_id:
-            self._drop(peer, "connected to ourselves")
+            self._drop(peer, "connected to ourselves", now)
             return
         conn = state.conn
         if conn.our_handshake is None:
@@ -434,7 +440,7 @@ class TorrentSession:
         state = self.peers[peer]
         conn = state.conn
         assert self.picker is not None
-        if conn.our_state == "AWAIT_FIRST_MESSAGE":
+        if conn.our_state == AWAIT_FIRST_MESSAGE:
             if conn.fast and self.picker.is_complete:
                 self._send(peer, ev.HaveAll(), now)
             elif conn.fast and not self.picker.have_count:
@@ -444,7 +450,7 @@ class TorrentSession:
             if conn.fast:
                 for index in self._allowed_fast(state):
                     self._send(peer, ev.AllowedFast(index=index), now)
-        elif conn.our_state != "CLOSED":
+        elif conn.our_state != CLOSED:
             for index in range(self.picker.piece_count):
                 if self.picker.has_piece(index):
                     self._send(peer, ev.Have(index=index), now)
@@ -491,7 +497,7 @@ class TorrentSession:
                     self.metadata_download = MetadataDownload(self.info_hash, size,
                                                               info_hash_v2=self.info_hash_v2)
                 except P2PKitError as e:
-                    self._drop(peer, f"metadata_size: {e}")
+                    self._drop(peer, f"metadata_size: {e}", now)
                     return
             self._request_metadata(peer, now)
 
@@ -521,7 +527,7 @@ class TorrentSession:
                                                           message.get("metadata", b""),
                                                           message.get("total_size"))
                 except P2PKitError as e:
-                    self._drop(peer, f"bad metadata: {e}")
+                    self._drop(peer, f"bad metadata: {e}", now)
                     return
                 if info is not None:
                     self._metadata_complete(info, now)
@@ -560,7 +566,7 @@ class TorrentSession:
         layer = checked_layer(event, file, self.metainfo.piece_length)
         if layer is None:
             self._drop(peer, f"hashes for {file.path_text} do not lead to its pieces root",
-                       ban=True)
+                       now, ban=True)
             self._layer_requests.pop(event.pieces_root, None)
             self._request_layers(now)
             return
@@ -646,7 +652,7 @@ class TorrentSession:
     def _on_ConnectionClosed(self, peer: Peer, state: _PeerState,
                              event: ev.ConnectionClosed, now: float) -> None:
         self._actions.append(ClosePeer(peer, event.reason))
-        self.remove_peer(peer)
+        self.remove_peer(peer, now)
 
     def _on_Piece(self, peer: Peer, state: _PeerState, event: ev.Piece, now: float) -> None:
         picker = self.picker
@@ -676,7 +682,7 @@ class TorrentSession:
     # Driver answers
 
     def block_read(self, peer: Peer, index: int, begin: int, data: bytes,
-                   now: float | None = None) -> None:
+                   now: float) -> None:
         """The driver read a block for ``peer``'s request: send it, unless cancelled since."""
         state = self.peers.get(peer)
         if state is None or state.conn.closed:
@@ -684,7 +690,7 @@ class TorrentSession:
         if (index, begin, len(data)) in state.conn.peer_requests:
             self._send(peer, ev.Piece(index=index, begin=begin, data=data), now)
             self.uploaded_bytes += len(data)
-            self.choker.record(peer, uploaded=len(data), now=now or 0.0)
+            self.choker.record(peer, uploaded=len(data), now=now)
 
     def piece_checked(self, index: int, ok: bool, now: float) -> None:
         """The driver hash-checked (and, if good, stored) piece ``index``."""
@@ -703,7 +709,7 @@ class TorrentSession:
             # checked the hash of" (a peer we have not sent our first message yet gets it in
             # its bitfield).
             for peer, state in self.peers.items():
-                if state.conn.our_state == "ESTABLISHED":
+                if state.conn.our_state == ESTABLISHED:
                     self._send(peer, ev.Have(index=index), now)
             if picker.is_complete and self.completed_at is None:
                 self.completed_at = now
@@ -718,7 +724,7 @@ class TorrentSession:
             state.hash_failures += 1
             if state.hash_failures >= MAX_HASH_FAILURES:
                 self._drop(peer, f"sent data for {state.hash_failures} pieces that failed "
-                                 "their hash check", ban=True)
+                                 "their hash check", now, ban=True)
         for peer in list(self.peers):
             self._fill_requests(peer, now)
 
@@ -738,12 +744,12 @@ class TorrentSession:
         if wanted:
             self._fill_requests(peer, now)
 
-    def _fill_requests(self, peer: Peer, now: float | None) -> None:
+    def _fill_requests(self, peer: Peer, now: float) -> None:
         """Top up ``peer``'s request pipeline, once, just before its bytes are written
         (:meth:`data_to_send`): one refill for all the blocks a read brought in."""
         self._refill[peer] = now
 
-    def _request_more(self, peer: Peer, now: float | None) -> None:
+    def _request_more(self, peer: Peer, now: float) -> None:
         state = self.peers.get(peer)
         picker = self.picker
         if state is None or picker is None or picker.is_complete:
@@ -846,7 +852,7 @@ class TorrentSession:
                 if peer not in self.peers:
                     return
         except (RemoteProtocolError, ParseError) as e:
-            self._drop(peer, f"protocol error: {e}")
+            self._drop(peer, f"protocol error: {e}", now)
             return
         if conn.downloaded != received:  # block bytes this read brought, for the choker
             self.choker.record(peer, downloaded=conn.downloaded - received, now=now)
@@ -876,7 +882,7 @@ def _ready(conn: PeerConnection) -> bool:
     """Both handshakes done and our first message (bitfield / have all / have none) sent:
     only then may choke, interest and requests flow (BEP 3, BEP 6 "only immediately after the
     handshake")."""
-    return conn.our_state == "ESTABLISHED" and conn.their_handshake is not None
+    return conn.our_state == ESTABLISHED and conn.their_handshake is not None
 
 
 def _hash_fields(event: ev.HashRequest) -> dict[str, Any]:
