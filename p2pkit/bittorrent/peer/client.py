@@ -15,6 +15,9 @@ this module only moves bytes between it and the world:
 - Trackers: ``started`` at once, then every ``interval`` seconds, ``completed`` when the last
   piece passes its check, ``stopped`` on the way out.
 
+It stays one module: each part above is plumbing of the one loop that feeds the one session
+(no protocol logic lives here), and they share its connection table and its pump.
+
 >>> import asyncio, tempfile
 >>> from pathlib import Path
 >>> from p2pkit.bittorrent.wire.create import create_from_contents

@@ -21,6 +21,10 @@ answered with :meth:`~TorrentSession.start`) and hand it each BEP 52 piece layer
 Hostile peers: a message that breaks the protocol closes that peer only; a piece that fails its
 hash check is discarded and re-downloaded, and every peer that sent blocks of it gets a strike;
 :data:`MAX_HASH_FAILURES` strikes ban the peer's address (:class:`ClosePeer` with ``ban``).
+
+It stays one module: its second ideas already have theirs (picking, choking, metadata, PEX,
+piece layers, the connection), and what is left, downloading and uploading alike, is one
+dispatch of each connection's events over the same per-peer state and the same actions queue.
 """
 
 from __future__ import annotations

@@ -470,3 +470,65 @@ def test_send_requests_is_send_request_in_bulk():
         p.a.send_requests([(PIECES - 1, 0, 16384)], 0.0)
     with pytest.raises(LocalProtocolError, match="cannot send requests"):
         PeerConnection().send_requests([(0, 0, 16384)], 0.0)
+
+
+# ---- the send table --------------------------------------------------------------------------
+
+
+def test_send_table_covers_every_wire_message_and_only_events_one_sends():
+    from p2pkit.bittorrent.peer.connection import _ENCODINGS
+    from p2pkit.bittorrent.wire.messages import MESSAGES
+
+    sent_messages = {encoding.message for encoding in _ENCODINGS.values()}
+    assert sent_messages == {name for name, _ in MESSAGES.values()} | {"handshake",
+                                                                       "keep_alive"}
+    p = ConnectionPair()
+    for not_a_message in (ev.RequestsVoided(blocks=(), reason="closed"),
+                          ev.ConnectionClosed(reason="x", by_peer=False)):
+        with pytest.raises(LocalProtocolError, match="not a message"):
+            p.a.send(not_a_message, 0.0)
+
+
+def _snapshot(conn: PeerConnection) -> tuple:
+    return (conn.our_state, conn.am_choking, conn.am_interested, dict(conn._sent),
+            dict(conn.peer_requests), set(conn.allowed_fast_sent), conn.uploaded,
+            set(conn._hash_requests), set(conn.peer_hash_requests), dict(conn.our_extensions),
+            conn.last_sent, conn.our_handshake)
+
+
+@pytest.mark.parametrize(("fast", "event", "match"), [
+    (False, ev.HaveAll(), "fast extension"),  # BEP 6: only with the bit on both sides
+    (False, ev.RejectRequest(index=0, begin=0, length=16384), "fast extension"),
+    (False, ev.SuggestPiece(index=0), "fast extension"),
+    (False, ev.AllowedFast(index=0), "fast extension"),
+    (True, ev.AllowedFast(index=PIECES), "10-piece torrent"),
+    (True, ev.Have(index=PIECES), "10-piece torrent"),
+    (True, ev.Bitfield(bitfield=b"\xff\xff"), "bitfield is wrong"),  # spare bits set
+    (True, ev.Piece(index=0, begin=0, data=b"x"), "not requested"),
+    (True, ev.Cancel(index=0, begin=0, length=16384), "not outstanding"),
+    (True, ev.Hashes(pieces_root=bytes(32), base_layer=0, index=0, length=2, proof_layers=0),
+     "no such hash request"),  # BEP 52: MUST correlate with a hash request
+    (True, ev.HashRequest(pieces_root=bytes(32), base_layer=0, index=0, length=1024,
+                          proof_layers=0), "SHOULD NOT be greater than 512"),
+    (True, ev.ExtensionMessage(name="ut_pex", message={}), "does not support"),
+])
+def test_a_refused_send_changes_nothing(fast, event, match):
+    p = ConnectionPair(fast=fast)
+    before = _snapshot(p.a)
+    with pytest.raises(LocalProtocolError, match=match):
+        p.a.send(event, 50.0)
+    assert _snapshot(p.a) == before and p.a.data_to_send() == b""
+
+
+def test_choke_is_sent_before_the_rejects_it_owes():
+    p = ConnectionPair()
+    p.b_to_a(ev.HaveNone(), ev.Interested())
+    p.a_to_b(ev.HaveAll(), ev.Unchoke(), ev.AllowedFast(index=3))
+    p.b_to_a(ev.Request(index=1, begin=0, length=16384), ev.Request(index=3, begin=0,
+                                                                     length=16384))
+    data = p.a.send(ev.Choke(), 1.0)
+    framer = MessageFramer(handshake=False)
+    # BEP 6: "A peer SHOULD choke first and then reject requests"; the allowed fast one stays
+    assert [(f.message.type, f.message.get("index")) for f in framer.feed(data)] == [
+        ("choke", None), ("reject_request", 1)]
+    assert list(p.a.peer_requests) == [(3, 0, 16384)]
