@@ -11,7 +11,7 @@ decoded by :data:`~p2pkit.bittorrent.tracker.http.AnnounceResponse`; up to
 BEP 15 (UDP trackers) is :class:`~p2pkit.bittorrent.tracker.udp_client.UdpTrackerClient`, a
 sans-I/O core (connect, connection-id lifetime, retransmission after ``15 * 2 ^ n`` seconds,
 transaction ids, error action); :class:`TrackerClient` only drives it: one connected socket per
-request, the core's timer on the event loop, its events turned into results or
+tracker in use, the core's timer on the event loop, its events turned into results or
 :class:`TrackerError`. The request and result vocabulary shared by both transports
 (:class:`Announce`, :class:`AnnounceResult`, :class:`TrackerPeer`, :class:`ScrapeResult`) is in
 :mod:`p2pkit.bittorrent.tracker.announce` and re-exported here.
@@ -241,13 +241,15 @@ def _http_result(message: Container, url: str) -> AnnounceResult:
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    """One connected socket to one tracker: what arrives goes to the client's BEP 15 core; an
-    ICMP error (nobody listens there) fails the request waiting on this socket."""
+    """The connected socket to one tracker, shared by every request in flight to it: what
+    arrives goes to the client's BEP 15 core; an ICMP error (nobody listens there) fails the
+    requests waiting on it."""
 
     def __init__(self, client: TrackerClient) -> None:
         self.client = client
+        self.transport: asyncio.DatagramTransport | None = None
         self.tracker: tuple[str, int] | None = None
-        self.waiter: asyncio.Future[Any] | None = None
+        self.waiters: set[asyncio.Future[Any]] = set()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if len(data) <= MAX_UDP_DATAGRAM and self.tracker is not None:
@@ -256,8 +258,10 @@ class _Datagrams(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable on a connected socket: nobody listens there.
-        if isinstance(exc, OSError) and self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc)
+        if isinstance(exc, OSError):
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
 
 
 class TrackerClient:
@@ -278,7 +282,8 @@ class TrackerClient:
         self.user_agent = user_agent
         #: The BEP 15 protocol, sans-I/O; it keeps connection ids between requests.
         self._udp = UdpTrackerClient(rng=self.rng, retransmit_base=retransmit_base)
-        self._transports: dict[tuple[str, int], list[asyncio.DatagramTransport]] = {}
+        #: One connected socket per tracker with requests in flight.
+        self._sockets: dict[tuple[str, int], _Datagrams] = {}
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._timer: tuple[float, asyncio.TimerHandle] | None = None
 
@@ -435,7 +440,7 @@ class TrackerClient:
 
     # ------------------------------------------------------------------ UDP (BEP 15)
     # The protocol is UdpTrackerClient's (sans-I/O); this driver only moves its datagrams
-    # through one connected socket per request, runs its timer on the event loop, and hands
+    # through one connected socket per tracker, runs its timer on the event loop, and hands
     # each operation's event to the request awaiting it.
 
     async def _udp_announce(self, endpoint: _Endpoint, request: Announce,
@@ -456,27 +461,33 @@ class TrackerClient:
 
     async def _udp_request(self, endpoint: _Endpoint, url: str,
                            start: Callable[[tuple[str, int], float], int]) -> TrackerEvent:
-        """Open a socket to the tracker, start the operation in the core, await its event."""
+        """Start the operation in the core on the tracker's socket; await its event."""
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.create_datagram_endpoint(
             lambda: _Datagrams(self), remote_addr=(endpoint.host, endpoint.port))
         peer = transport.get_extra_info("peername")
         tracker = (peer[0], peer[1])
-        protocol.tracker = tracker
-        protocol.waiter = loop.create_future()
-        self._transports.setdefault(tracker, []).append(transport)
+        if tracker in self._sockets:  # another request to it is in flight: share its socket
+            transport.close()
+            protocol = self._sockets[tracker]
+        else:
+            protocol.transport, protocol.tracker = transport, tracker
+            self._sockets[tracker] = protocol
+        waiter: asyncio.Future[Any] = loop.create_future()
+        protocol.waiters.add(waiter)
         operation = start(tracker, self.clock())
-        self._waiters[operation] = protocol.waiter
+        self._waiters[operation] = waiter
         try:
             self._pump()
-            event = await protocol.waiter
+            event = await waiter
         finally:
             self._waiters.pop(operation, None)
             self._udp.cancel(operation)
-            self._transports[tracker].remove(transport)
-            if not self._transports[tracker]:
-                del self._transports[tracker]
-            transport.close()
+            protocol.waiters.discard(waiter)
+            if not protocol.waiters:
+                del self._sockets[tracker]
+                assert protocol.transport is not None
+                protocol.transport.close()
             self._pump()
         if isinstance(event, TrackerFailed):
             raise TrackerError(event.reason, url=url, failure_reason=event.failure_reason)
@@ -485,9 +496,9 @@ class TrackerClient:
     def _pump(self) -> None:
         """Send what the core queued, deliver its events, and set the loop's timer to its."""
         for data, dst in self._udp.datagrams_to_send(self.clock()):
-            transports = self._transports.get(dst)
-            if transports:
-                transports[0].sendto(data)
+            socket = self._sockets.get(dst)
+            if socket is not None and socket.transport is not None:
+                socket.transport.sendto(data)
         while (event := self._udp.next_event()) is not NEED_DATA:
             waiter = self._waiters.pop(event.operation, None)
             if waiter is not None and not waiter.done():
