@@ -19,7 +19,7 @@ from p2pkit.bittorrent.peer.connection_state import CLOSED, ESTABLISHED, TRANSIT
 from p2pkit.bittorrent.wire.bitfield import decode_bitfield, encode_bitfield
 from p2pkit.bittorrent.wire.framer import MessageFramer
 from p2pkit.bittorrent.wire.messages import PeerMessage
-from p2pkit.core import StreamPair
+from p2pkit.core import Event, NeedData, StreamCore, StreamPair
 from p2pkit.errors import LocalProtocolError, ParseError, RemoteProtocolError
 from tests.pcap_payloads import tcp_segments
 
@@ -76,6 +76,13 @@ class ConnectionPair(StreamPair):
         self._held[0].clear()
         self._held[1].clear()
         return held
+
+
+def test_a_connection_is_a_stream_core_with_the_shared_sentinel():
+    conn = PeerConnection()
+    assert isinstance(conn, StreamCore)
+    assert isinstance(conn.next_event(), NeedData)
+    assert all(issubclass(cls, Event) for cls in (ev.Handshake, ev.Piece, ev.RequestsVoided))
 
 
 def test_handshake_negotiates_fast_and_extensions():
