@@ -680,11 +680,11 @@ def _hash_fields(msg: Any) -> dict[str, Any]:
 # A check raises LocalProtocolError and runs before anything changes; an effect updates the
 # connection's bookkeeping once the message is built and may return bytes that follow it.
 
-Check = Callable[[PeerConnection, Any], None]
-Effect = Callable[[PeerConnection, Any, float], "bytes | None"]
+_Check = Callable[[PeerConnection, Any], None]
+_Effect = Callable[[PeerConnection, Any, float], "bytes | None"]
 #: (wire field, event attribute) pairs, or a function of the connection and the event giving
 #: the wire fields.
-Fields = tuple[tuple[str, str], ...] | Callable[[PeerConnection, Any], dict[str, Any]]
+_Fields = tuple[tuple[str, str], ...] | Callable[[PeerConnection, Any], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -695,12 +695,15 @@ class _Encoding:
     name: str  # the event class name, the key of the transitions table
     message: str  # the wire message (a name of MESSAGES, or "handshake" / "keep_alive")
     build: Callable[[PeerConnection, Any], bytes]
-    checks: tuple[Check, ...]
-    effect: Effect | None
+    checks: tuple[_Check, ...]
+    effect: _Effect | None
 
 
-def _encoding(event: type[ev.Event], message: str, fields: Fields = (),
-              checks: tuple[Check, ...] = (), effect: Effect | None = None) -> _Encoding:
+def _encoding(event: type[ev.Event], message: str, fields: _Fields = (),
+              checks: tuple[_Check, ...] = (), effect: _Effect | None = None) -> _Encoding:
+    """One row of the send table, its builder made once: the handshake has its own schema,
+    every other message is a :data:`PeerMessage` whose fields are copied from the event (or
+    computed), a message without fields is built once."""
     if message == "handshake":
         assert callable(fields)
         field_function = fields
@@ -864,7 +867,7 @@ def _choked(conn: PeerConnection, event: ev.Choke, now: float) -> bytes:
                                        "length": n}) for i, b, n in owed)
 
 
-def _flag(attribute: str, value: bool) -> Effect:
+def _flag(attribute: str, value: bool) -> _Effect:
     def effect(conn: PeerConnection, event: Any, now: float) -> None:
         setattr(conn, attribute, value)
     return effect
