@@ -24,7 +24,7 @@ from p2pkit.bittorrent.wire.create import create_torrent
 from p2pkit.bittorrent.wire.framer import MessageFramer
 from p2pkit.bittorrent.wire.messages import PeerMessage
 from p2pkit.bittorrent.wire.metainfo import Metainfo
-from p2pkit.core import NEED_DATA
+from p2pkit.core import NEED_DATA, MemoryNetwork
 from tests.bittorrent.album import write_album
 
 PIECE = 32768
@@ -75,17 +75,31 @@ class Node:
 
 
 class Swarm:
-    """Nodes wired pairwise through in-memory pipes; ``run`` moves bytes until quiet."""
+    """Nodes wired pairwise by reliable streams of a :class:`p2pkit.core.MemoryNetwork` (no
+    latency: what a step writes arrives in that step); ``run`` moves bytes until quiet, then
+    jumps the network's clock to the next timer."""
 
-    def __init__(self) -> None:
+    def __init__(self, net: MemoryNetwork | None = None) -> None:
+        self.net = net if net is not None else MemoryNetwork(seed=0)
         self.links: list[tuple[Node, str, Node, str]] = []
-        self.now = 0.0
         self.taps: dict[tuple[str, str], list[bytes]] = {}
+
+    @property
+    def now(self) -> float:
+        return self.net.now
 
     def connect(self, a: Node, b: Node) -> None:
         a.session.add_peer(b.name, outgoing=True, address=(b.ip, 6881), now=self.now)
         b.session.add_peer(a.name, outgoing=False, address=(a.ip, 40000), now=self.now)
         self.links.append((a, b.name, b, a.name))
+
+    def _write(self, src: Node, dst: Node, src_key: str, data: bytes) -> None:
+        def deliver(data: bytes, now: float) -> None:
+            if src_key in dst.session.peers:
+                dst.session.receive_data(src_key, data, now)
+
+        self.net.send_stream((src.name, 0), (dst.name, 0), data, deliver)
+        self.net.run(until=self.now)  # no latency: delivered now
 
     def step(self) -> bool:
         moved = False
@@ -94,7 +108,7 @@ class Swarm:
                 data = src.session.data_to_send(dst_key)
                 if data and src_key in dst.session.peers:
                     self.taps.setdefault((src.name, dst.name), []).append(data)
-                    dst.session.receive_data(src_key, data, self.now)
+                    self._write(src, dst, src_key, data)
                     moved = True
         for node in self.nodes():
             node.act(self.now)
@@ -112,7 +126,7 @@ class Swarm:
             timers = [t for n in self.nodes() if (t := n.session.get_timer()) is not None]
             if not timers or min(timers) > end:
                 return
-            self.now = max(self.now, min(timers))
+            self.net.run(until=max(self.now, min(timers)))
             for node in self.nodes():
                 node.session.handle_timer(self.now)
         raise AssertionError("the swarm did not settle")
