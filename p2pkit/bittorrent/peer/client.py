@@ -15,6 +15,9 @@ this module only moves bytes between it and the world:
 - Trackers: ``started`` at once, then every ``interval`` seconds, ``completed`` when the last
   piece passes its check, ``stopped`` on the way out.
 
+It stays one module: each part above is plumbing of the one loop that feeds the one session
+(no protocol logic lives here), and they share its connection table and its pump.
+
 >>> import asyncio, tempfile
 >>> from pathlib import Path
 >>> from p2pkit.bittorrent.wire.create import create_from_contents
@@ -53,20 +56,21 @@ from typing import Any
 
 from p2pkit.bittorrent.peer.session import (
     REQUEST_QUEUE,
-    CheckPiece,
-    ClosePeer,
-    ConnectPeers,
+    BlockRequested,
     DhtNodeSeen,
-    MetadataReceived,
-    PieceLayerReceived,
-    ReadBlock,
-    Stop,
+    DownloadStopped,
+    MetadataCompleted,
+    PeerClosed,
+    PeersDiscovered,
+    PieceDownloaded,
+    PieceLayerVerified,
     TorrentSession,
 )
 from p2pkit.bittorrent.peer.storage import Storage
 from p2pkit.bittorrent.tracker.client import Announce, TrackerClient, TrackerError, TrackerTiers
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
+from p2pkit.core import NEED_DATA
 from p2pkit.errors import P2PKitError
 
 __all__ = ["ClientStats", "TorrentClient", "new_peer_id"]
@@ -123,7 +127,7 @@ class _PeerProtocol(asyncio.Protocol):
         self.outgoing = outgoing
         self.transport: asyncio.Transport | None = None
         self.paused_writing = False
-        self.pending_reads: list[ReadBlock] = []
+        self.pending_reads: list[BlockRequested] = []
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -390,48 +394,48 @@ class TorrentClient:
                 self._redial_later(proto.address)
         if self.session is not None:
             self.session.receive_data(key, b"", self._now())
-            self.session.remove_peer(key)
+            self.session.remove_peer(key, self._now())
             self._pump()
 
     def _resume_writing(self, proto: _PeerProtocol) -> None:
         reads, proto.pending_reads = proto.pending_reads, []
-        for action in reads:
-            self._read_block(action)
+        for event in reads:
+            self._read_block(event)
         self._pump()
 
     # -----------------------------------------------------------------------------------------
     # Actions
 
     def _pump(self) -> None:
-        """Carry out the session's actions and write what it wants sent."""
+        """Act on the session's events and write what it wants sent."""
         session = self.session
         if session is None:
             return
-        while (action := session.next_action()) is not None:
-            if isinstance(action, ReadBlock):
-                proto = self._protocols.get(action.peer)
+        while (event := session.next_event()) is not NEED_DATA:
+            if isinstance(event, BlockRequested):
+                proto = self._protocols.get(event.peer)
                 if proto is not None and proto.paused_writing:
-                    proto.pending_reads.append(action)
+                    proto.pending_reads.append(event)
                 else:
-                    self._read_block(action)
-            elif isinstance(action, CheckPiece):
-                self._check_piece(action)
-            elif isinstance(action, ClosePeer):
-                self._close_peer(action)
-            elif isinstance(action, ConnectPeers):
-                for address in action.addresses:
+                    self._read_block(event)
+            elif isinstance(event, PieceDownloaded):
+                self._check_piece(event)
+            elif isinstance(event, PeerClosed):
+                self._close_peer(event)
+            elif isinstance(event, PeersDiscovered):
+                for address in event.addresses:
                     self.connect(address)
-            elif isinstance(action, MetadataReceived):
-                self._spawn(self._metadata_received(action.metainfo))
-            elif isinstance(action, PieceLayerReceived) and self.storage is not None:
+            elif isinstance(event, MetadataCompleted):
+                self._spawn(self._metadata_received(event.metainfo))
+            elif isinstance(event, PieceLayerVerified) and self.storage is not None:
                 try:
-                    self.storage.add_piece_layer(action.pieces_root, action.hashes)
+                    self.storage.add_piece_layer(event.pieces_root, event.hashes)
                 except P2PKitError as e:
                     self._stop(f"piece layer refused by storage: {e}")
-            elif isinstance(action, Stop):
-                self._stop(action.reason)
-            elif isinstance(action, DhtNodeSeen) and self.dht is not None:
-                self._spawn(self._dht_ping(action.address))
+            elif isinstance(event, DownloadStopped):
+                self._stop(event.reason)
+            elif isinstance(event, DhtNodeSeen) and self.dht is not None:
+                self._spawn(self._dht_ping(event.address))
         for key, proto in list(self._protocols.items()):
             data = session.data_to_send(key)
             if data and proto.transport is not None and not proto.transport.is_closing():
@@ -443,44 +447,44 @@ class TorrentClient:
                 self._spawn(self._announce_once("completed", timeout=TRACKER_TIMEOUT))
         self._schedule()
 
-    def _read_block(self, action: ReadBlock) -> None:
+    def _read_block(self, event: BlockRequested) -> None:
         assert self.session is not None and self.storage is not None
-        length = action.length
+        length = event.length
         # A v2 file's last piece: the part past the file's end is BEP 52 zero padding.
-        inside = min(length, self.session.piece_length(action.index) - action.begin)
+        inside = min(length, self.session.piece_length(event.index) - event.begin)
         try:
-            data = self.storage.read(action.index, action.begin, inside) if inside > 0 else b""
+            data = self.storage.read(event.index, event.begin, inside) if inside > 0 else b""
             if inside < length:
                 data += bytes(length - max(inside, 0))
         except P2PKitError as e:
             self.errors.append(str(e))
-            log.warning("cannot read piece %d: %s", action.index, e)
+            log.warning("cannot read piece %d: %s", event.index, e)
             return
-        self.session.block_read(action.peer, action.index, action.begin, data, self._now())
+        self.session.block_read(event.peer, event.index, event.begin, data, self._now())
 
-    def _check_piece(self, action: CheckPiece) -> None:
+    def _check_piece(self, event: PieceDownloaded) -> None:
         self._pending_checks += 1
-        self._pending_bytes += len(action.data)
+        self._pending_bytes += len(event.data)
         if self._pending_bytes >= MAX_PENDING_CHECK_BYTES and not self._reading_paused:
             self._pause_reading(True)
-        self._spawn(self._verify_and_write(action), check=True)
+        self._spawn(self._verify_and_write(event), check=True)
 
-    async def _verify_and_write(self, action: CheckPiece) -> None:
+    async def _verify_and_write(self, event: PieceDownloaded) -> None:
         storage = self.storage
         assert storage is not None
         try:
-            ok = await asyncio.to_thread(_verify_and_write, storage, action.index, action.data)
+            ok = await asyncio.to_thread(_verify_and_write, storage, event.index, event.data)
         except P2PKitError as e:
             # Our disk failed, not the peers: nobody is blamed, the download stops.
-            self._stop(f"cannot store piece {action.index}: {e}")
+            self._stop(f"cannot store piece {event.index}: {e}")
             return
         finally:
             self._pending_checks -= 1
-            self._pending_bytes -= len(action.data)
+            self._pending_bytes -= len(event.data)
         if self._reading_paused and self._pending_bytes <= MAX_PENDING_CHECK_BYTES // 2:
             self._pause_reading(False)
         if self.session is not None and not self._closing:
-            self.session.piece_checked(action.index, ok, self._now())
+            self.session.piece_checked(event.index, ok, self._now())
             self._pump()
 
     def _pause_reading(self, pause: bool) -> None:
@@ -489,13 +493,13 @@ class TorrentClient:
             if proto.transport is not None and not proto.transport.is_closing():
                 (proto.transport.pause_reading if pause else proto.transport.resume_reading)()
 
-    def _close_peer(self, action: ClosePeer) -> None:
-        proto = self._protocols.get(action.peer)
-        log.info("closing %s: %s", proto.address if proto else action.peer, action.reason)
-        if action.ban and proto is not None and proto.address is not None:
+    def _close_peer(self, event: PeerClosed) -> None:
+        proto = self._protocols.get(event.peer)
+        log.info("closing %s: %s", proto.address if proto else event.peer, event.reason)
+        if event.ban and proto is not None and proto.address is not None:
             self.banned.add(proto.address[0])
         if proto is not None and proto.transport is not None:
-            data = self.session.data_to_send(action.peer) if self.session else b""
+            data = self.session.data_to_send(event.peer) if self.session else b""
             if data:
                 proto.transport.write(data)
             proto.transport.close()

@@ -5,9 +5,11 @@ keep-alives), BEP 5 (``port``), BEP 6 §Fast Extension (have all/none, reject re
 fast, suggest piece, "every request is guaranteed to result in EXACTLY ONE response"), BEP 10
 §extension protocol.
 
-The shape is h11's: bytes in with :meth:`PeerConnection.receive_data` (``b""`` is EOF), events
-out with :meth:`~PeerConnection.next_event` (:data:`NEED_DATA` when the buffer holds no complete
-message), our events in with :meth:`~PeerConnection.send`, which returns the bytes to write.
+The shape is h11's and :class:`p2pkit.core.StreamCore`'s: bytes in with
+:meth:`PeerConnection.receive_data` (``b""`` is EOF), events out with
+:meth:`~PeerConnection.next_event` (:data:`~p2pkit.core.NEED_DATA` when the buffer holds no
+complete message), our events in with :meth:`~PeerConnection.send`, which returns the bytes to
+write.
 Bytes the connection decides to send by itself (a ``reject_request`` owed under BEP 6, a
 keep-alive, cancels after a request timeout) wait in :meth:`~PeerConnection.data_to_send`.
 Time comes in as ``now`` (seconds, any monotonic origin); :meth:`~PeerConnection.get_timer` says
@@ -28,21 +30,26 @@ Two connections talking to each other, as :class:`PeerConnection` pairs do in th
 >>> from p2pkit.bittorrent.peer import events as ev
 >>> a = PeerConnection(piece_count=4, piece_length=lambda i: 32768)
 >>> b = PeerConnection(piece_count=4, piece_length=lambda i: 32768)
->>> b.receive_data(a.send(ev.Handshake(info_hash=bytes(20), peer_id=b"A" * 20)))
+>>> b.receive_data(a.send(ev.Handshake(info_hash=bytes(20), peer_id=b"A" * 20), 0.0), 0.0)
 >>> b.next_event()
 Handshake(info_hash=b'...', peer_id=b'AAAAAAAAAAAAAAAAAAAA', extension_protocol=True, fast=True, dht=False, v2_upgrade=False, unknown_bits=0)
->>> a.receive_data(b.send(ev.Handshake(info_hash=bytes(20), peer_id=b"B" * 20)))
+>>> a.receive_data(b.send(ev.Handshake(info_hash=bytes(20), peer_id=b"B" * 20), 0.0), 0.0)
 >>> a.next_event().peer_id, a.fast
 (b'BBBBBBBBBBBBBBBBBBBB', True)
->>> b.receive_data(a.send(ev.HaveNone()) + a.send(ev.Interested()))
+>>> b.receive_data(a.send(ev.HaveNone(), 0.1) + a.send(ev.Interested(), 0.1), 0.1)
 >>> b.next_event(), b.next_event(), b.peer_interested
 (HaveNone(), Interested(), True)
->>> b.receive_data(a.send(ev.Request(index=1, begin=0, length=16384)))
+>>> b.receive_data(a.send(ev.Request(index=1, begin=0, length=16384), 0.2), 0.2)
 >>> b.next_event()  # b chokes a, and the fast extension obliges b to say no (BEP 6)
 Request(index=1, begin=0, length=16384)
->>> a.receive_data(b.data_to_send())
+>>> a.receive_data(b.data_to_send(), 0.3)
 >>> a.next_event(), a.outstanding
 (RejectRequest(index=1, begin=0, length=16384), 0)
+
+Sending is one table (:data:`_ENCODINGS`): each event type maps to its wire message, the
+fields copied from the event, the precondition checks (each quoting the BEP rule it keeps) and
+the bookkeeping done once the bytes are built. The module stays one module because receiving and
+sending are the two halves of one state machine over the same flags, pipelines and states.
 """
 
 from __future__ import annotations
@@ -57,12 +64,14 @@ from p2pkit.bittorrent.peer.connection_state import (
     AWAIT_HANDSHAKE,
     CLOSED,
     ESTABLISHED,
+    TRANSITIONS,
     next_state,
 )
 from p2pkit.bittorrent.wire.bitfield import decode_bitfield
 from p2pkit.bittorrent.wire.extensions import decode_extended, encode_extended
 from p2pkit.bittorrent.wire.framer import MessageFramer
 from p2pkit.bittorrent.wire.messages import MESSAGES, Handshake, PeerMessage
+from p2pkit.core import NEED_DATA, NeedData
 from p2pkit.errors import LocalProtocolError, ParseError, RemoteProtocolError
 
 __all__ = [
@@ -89,14 +98,6 @@ MAX_PEER_REQUESTS = 2000
 #: Request pipeline depth when the session does not choose one (libtorrent starts near this).
 DEFAULT_MAX_OUTSTANDING = 64
 
-
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-#: :meth:`PeerConnection.next_event` returns this when no complete message is buffered.
-NEED_DATA = _NeedData()
 
 _REQUEST_BUILD = PeerMessage.build
 
@@ -262,12 +263,11 @@ class PeerConnection:
     # -----------------------------------------------------------------------------------------
     # Receiving
 
-    def receive_data(self, data: bytes, now: float | None = None) -> None:
+    def receive_data(self, data: bytes, now: float) -> None:
         """Add bytes received from the peer (``b""``: the peer closed the connection)."""
         if self.their_state == CLOSED or self._error is not None:
             return
-        if now is not None:
-            self.last_received = now
+        self.last_received = now
         if not data:
             self._close("closed by peer", by_peer=True)
             return
@@ -284,7 +284,7 @@ class PeerConnection:
         except LocalProtocolError as e:  # an event refused the peer's values (a zero length…)
             self._error = self._fail(f"bad message from the peer: {e}")
 
-    def next_event(self) -> ev.Event | _NeedData:
+    def next_event(self) -> ev.Event | NeedData:
         """The next event, or :data:`NEED_DATA`; raises :class:`RemoteProtocolError` once the
         events before the peer's mistake are consumed."""
         if self._events:
@@ -304,7 +304,7 @@ class PeerConnection:
             raise self._fail(f"{name} not allowed in state {self.their_state}")
         self.their_state = target
 
-    def _on_message(self, msg: Any, now: float | None) -> None:
+    def _on_message(self, msg: Any, now: float) -> None:
         kind = msg.get("type", "handshake")
         handler = _RECEIVERS.get(kind)
         if handler is None:
@@ -317,7 +317,7 @@ class PeerConnection:
         self._move_theirs(type(event).__name__)
         self._events.append(event)
 
-    def _on_handshake(self, msg: Any, now: float | None) -> None:
+    def _on_handshake(self, msg: Any, now: float) -> None:
         r = msg.reserved
         event = ev.Handshake(info_hash=msg.info_hash, peer_id=msg.peer_id,
                              extension_protocol=r.extension_protocol, fast=r.fast, dht=r.dht,
@@ -335,10 +335,10 @@ class PeerConnection:
         self.their_handshake = event
         self._push(event)
 
-    def _on_keep_alive(self, msg: Any, now: float | None) -> None:
+    def _on_keep_alive(self, msg: Any, now: float) -> None:
         self._push(ev.KeepAlive())
 
-    def _on_choke(self, msg: Any, now: float | None) -> None:
+    def _on_choke(self, msg: Any, now: float) -> None:
         self.peer_choking = True
         self._push(ev.Choke())
         # BEP 6: "Choke no longer implicitly rejects all pending requests"; without it, it does.
@@ -348,19 +348,19 @@ class PeerConnection:
             self._cancelled = 0
             self._events.append(ev.RequestsVoided(blocks=voided, reason="choked"))
 
-    def _on_unchoke(self, msg: Any, now: float | None) -> None:
+    def _on_unchoke(self, msg: Any, now: float) -> None:
         self.peer_choking = False
         self._push(ev.Unchoke())
 
-    def _on_interested(self, msg: Any, now: float | None) -> None:
+    def _on_interested(self, msg: Any, now: float) -> None:
         self.peer_interested = True
         self._push(ev.Interested())
 
-    def _on_not_interested(self, msg: Any, now: float | None) -> None:
+    def _on_not_interested(self, msg: Any, now: float) -> None:
         self.peer_interested = False
         self._push(ev.NotInterested())
 
-    def _on_have(self, msg: Any, now: float | None) -> None:
+    def _on_have(self, msg: Any, now: float) -> None:
         index = msg.index
         self._check_index(index, "have")
         if self.peer_pieces is not None:
@@ -372,7 +372,7 @@ class PeerConnection:
             self.peer_pieces[index] = 1
         self._push(ev.Have(index=index))
 
-    def _on_bitfield(self, msg: Any, now: float | None) -> None:
+    def _on_bitfield(self, msg: Any, now: float) -> None:
         event = ev.Bitfield(bitfield=msg.bitfield)
         if self.their_state == ESTABLISHED:
             # BEP 3: "'bitfield' is only ever sent as the first message", but aria2 1.36 sends
@@ -388,7 +388,7 @@ class PeerConnection:
             self.peer_pieces = self._decode_bitfield(msg.bitfield)
         self._events.append(event)
 
-    def _on_have_all(self, msg: Any, now: float | None) -> None:
+    def _on_have_all(self, msg: Any, now: float) -> None:
         if self.their_state == ESTABLISHED:
             # aria2 1.36 again: it announces its completion with a have_all (see _on_bitfield).
             self.late_bitfields += 1
@@ -399,13 +399,13 @@ class PeerConnection:
             self.peer_pieces = bytearray(b"\x01") * self.piece_count
         self._events.append(ev.HaveAll())
 
-    def _on_have_none(self, msg: Any, now: float | None) -> None:
+    def _on_have_none(self, msg: Any, now: float) -> None:
         self._move_theirs("HaveNone")
         if self.piece_count is not None:
             self.peer_pieces = bytearray(self.piece_count)
         self._events.append(ev.HaveNone())
 
-    def _on_request(self, msg: Any, now: float | None) -> None:
+    def _on_request(self, msg: Any, now: float) -> None:
         index, begin, length = msg.index, msg.begin, msg.length
         if not 0 < length <= ev.MAX_REQUEST_LENGTH:
             raise self._fail(f"request for {length} bytes (BEP 3: implementations close "
@@ -429,7 +429,7 @@ class PeerConnection:
             self.peer_requests[block] = None
         self._events.append(event)
 
-    def _on_cancel(self, msg: Any, now: float | None) -> None:
+    def _on_cancel(self, msg: Any, now: float) -> None:
         block = (msg.index, msg.begin, msg.length)
         event = ev.Cancel(index=msg.index, begin=msg.begin, length=msg.length)
         self._move_theirs("Cancel")
@@ -442,7 +442,7 @@ class PeerConnection:
                                                    begin=msg.begin, length=msg.length)))
         self._events.append(event)
 
-    def _on_piece(self, msg: Any, now: float | None) -> None:
+    def _on_piece(self, msg: Any, now: float) -> None:
         data = msg["piece"]
         block = (msg["index"], msg["begin"], len(data))
         sent = self._sent.pop(block, None)
@@ -457,23 +457,22 @@ class PeerConnection:
         if sent.cancelled:
             self._cancelled -= 1
         self.downloaded += len(data)
-        if now is not None:
-            self.last_block = now
+        self.last_block = now
         event = ev.Piece(index=block[0], begin=block[1], data=data)
         if self.their_state != ESTABLISHED:  # ESTABLISHED --piece--> ESTABLISHED
             self._move_theirs("Piece")
         self._events.append(event)
 
-    def _on_port(self, msg: Any, now: float | None) -> None:
+    def _on_port(self, msg: Any, now: float) -> None:
         self._push(ev.Port(port=msg.port))
 
-    def _on_suggest_piece(self, msg: Any, now: float | None) -> None:
+    def _on_suggest_piece(self, msg: Any, now: float) -> None:
         self._check_index(msg.index, "suggest_piece")
         self.suggested.append(msg.index)
         del self.suggested[:-64]
         self._push(ev.SuggestPiece(index=msg.index))
 
-    def _on_reject_request(self, msg: Any, now: float | None) -> None:
+    def _on_reject_request(self, msg: Any, now: float) -> None:
         block = (msg.index, msg.begin, msg.length)
         # BEP 6: "If a peer receives a reject for a request that was never sent then the peer
         # SHOULD close the connection."
@@ -484,14 +483,14 @@ class PeerConnection:
             self._cancelled -= 1
         self._push(ev.RejectRequest(index=msg.index, begin=msg.begin, length=msg.length))
 
-    def _on_allowed_fast(self, msg: Any, now: float | None) -> None:
+    def _on_allowed_fast(self, msg: Any, now: float) -> None:
         # BEP 6: "The receiver MUST NOT interpret an Allowed Fast message as meaning that the
         # sender has the piece."; an index beyond the torrent is the sender's bug, ignored.
         if self.piece_count is None or msg.index < self.piece_count:
             self.allowed_fast.add(msg.index)
         self._push(ev.AllowedFast(index=msg.index))
 
-    def _on_extended(self, msg: Any, now: float | None) -> None:
+    def _on_extended(self, msg: Any, now: float) -> None:
         if not self.extension_protocol:
             raise self._fail("extended message without the BEP 10 reserved bit on both sides")
         if msg.extended_id == 0:
@@ -520,7 +519,7 @@ class PeerConnection:
             raise self._fail(f"bad {name} message: {e}") from None
         self._push(ev.ExtensionMessage(name=name, message=message))
 
-    def _on_hash_request(self, msg: Any, now: float | None) -> None:
+    def _on_hash_request(self, msg: Any, now: float) -> None:
         # BEP 52: "Hash requests MUST be answered with either a 'hashes' or 'hash reject'
         # message": the session answers (it knows the piece layers).
         event = ev.HashRequest(**_hash_fields(msg))
@@ -529,7 +528,7 @@ class PeerConnection:
         self.peer_hash_requests.add(event.key)
         self._push(event)
 
-    def _on_hashes(self, msg: Any, now: float | None) -> None:
+    def _on_hashes(self, msg: Any, now: float) -> None:
         event = ev.Hashes(**_hash_fields(msg), hashes=tuple(msg.hashes))
         # BEP 52: "This message MUST correlate with a 'hash request' message."
         if event.key not in self._hash_requests:
@@ -537,7 +536,7 @@ class PeerConnection:
         self._hash_requests.discard(event.key)
         self._push(event)
 
-    def _on_hash_reject(self, msg: Any, now: float | None) -> None:
+    def _on_hash_reject(self, msg: Any, now: float) -> None:
         event = ev.HashReject(**_hash_fields(msg))
         if event.key not in self._hash_requests:
             raise self._fail("hash reject for a hash request never sent")
@@ -547,51 +546,51 @@ class PeerConnection:
     # -----------------------------------------------------------------------------------------
     # Sending
 
-    def send(self, event: ev.Event, now: float | None = None) -> bytes:
-        """Apply our ``event`` and return the bytes to write (queued bytes first)."""
+    def send(self, event: ev.Event, now: float) -> bytes:
+        """Apply our ``event`` and return the bytes to write (queued bytes first).
+
+        How each event goes on the wire, and what must hold before it may, is one row of
+        :data:`_ENCODINGS`; a refused event raises :class:`LocalProtocolError` and changes
+        nothing."""
         if self.our_state == CLOSED:
             raise LocalProtocolError("the connection is closed")
-        name = type(event).__name__
-        target = next_state(self.our_state, name)
+        encoding = _ENCODINGS.get(type(event))
+        if encoding is None:
+            raise LocalProtocolError(f"{type(event).__name__} is not a message one sends")
+        target = _NEXT_STATE[self.our_state, encoding.name]
         if target is None:
-            raise LocalProtocolError(f"cannot send {name} in state {self.our_state}")
-        method = getattr(self, "_send_" + name)
-        data = method(event)
+            raise LocalProtocolError(f"cannot send {encoding.name} in state {self.our_state}")
+        for check in encoding.checks:
+            check(self, event)
+        data = encoding.build(self, event)
+        if encoding.effect is not None:
+            after = encoding.effect(self, event, now)
+            if after:
+                data += after
         self.our_state = target
-        if now is not None:
-            self.last_sent = now
-            if type(event) is ev.Request:
-                self._sent[event.block].at = now
-                if len(self._sent) - self._cancelled == 1:
-                    self._pipeline_since = now
+        self.last_sent = now
         if self._outgoing:
             self._outgoing.append(data)
             data = b"".join(self._outgoing)
             self._outgoing.clear()
         return data
 
-    def send_requests(self, blocks: Iterable[tuple[int, int, int]],
-                      now: float | None = None) -> bytes:
+    def send_requests(self, blocks: Iterable[tuple[int, int, int]], now: float) -> bytes:
         """``send(Request(...))`` for each ``(index, begin, length)``, in one call: the same
         checks and bookkeeping, the bytes of all the requests (the download's hot path)."""
         if self.our_state != ESTABLISHED:
             raise LocalProtocolError(f"cannot send requests in state {self.our_state}")
-        at = self.last_sent if now is None else now
         build = _REQUEST_BUILD
         out = []
         for index, begin, length in blocks:
-            block = (index, begin, length)
             if not 0 < length <= ev.MAX_REQUEST_LENGTH:
                 raise LocalProtocolError(f"request length must be 1..{ev.MAX_REQUEST_LENGTH}"
                                          f", not {length}")
-            self._check_own_block(index, begin, length)
-            if block in self._sent:
-                raise LocalProtocolError(f"block {block} is already requested from this peer")
-            if len(self._sent) == self._cancelled:
-                self._pipeline_since = at
-            self._sent[block] = _Sent(at=at)
-            out.append(build(dict(type="request", index=index, begin=begin, length=length)))
-        if now is not None and out:
+            _check_own_block(self, index, begin, length)
+            _record_request(self, (index, begin, length), now)
+            out.append(build({"type": "request", "index": index, "begin": begin,
+                              "length": length}))
+        if out:
             self.last_sent = now
         if self._outgoing:
             out[:0] = self._outgoing
@@ -606,171 +605,6 @@ class PeerConnection:
 
     def _queue(self, data: bytes) -> None:
         self._outgoing.append(data)
-
-    def _need_fast(self, name: str) -> None:
-        if not self.fast:
-            raise LocalProtocolError(f"{name} needs the fast extension on both sides (BEP 6)")
-
-    def _send_Handshake(self, event: ev.Handshake) -> bytes:
-        if self.their_handshake is not None and (
-                event.info_hash != self.their_handshake.info_hash):
-            raise LocalProtocolError("our handshake must carry the info-hash the peer asked for")
-        self.our_handshake = event
-        reserved = dict(extension_protocol=event.extension_protocol, fast=event.fast,
-                        dht=event.dht, v2_upgrade=event.v2_upgrade, unknown=event.unknown_bits)
-        return Handshake.build(dict(reserved=reserved, info_hash=event.info_hash,
-                                    peer_id=event.peer_id))
-
-    def _send_KeepAlive(self, event: ev.KeepAlive) -> bytes:
-        return PeerMessage.build(dict(type="keep_alive"))
-
-    def _send_Choke(self, event: ev.Choke) -> bytes:
-        self.am_choking = True
-        data = PeerMessage.build(dict(type="choke"))
-        owed = [block for block in self.peer_requests if block[0] not in self.allowed_fast_sent]
-        for block in owed:
-            del self.peer_requests[block]
-        # BEP 6: "If a peer sends a choke, it MUST reject all requests from the peer to whom the
-        # choke was sent except [...] the allowed fast set. A peer SHOULD choke first and then
-        # reject requests". Without the extension the choke itself discards them (BEP 3).
-        if self.fast:
-            data += b"".join(PeerMessage.build(dict(type="reject_request", index=i, begin=b,
-                                                    length=n)) for i, b, n in owed)
-        return data
-
-    def _send_Unchoke(self, event: ev.Unchoke) -> bytes:
-        self.am_choking = False
-        return PeerMessage.build(dict(type="unchoke"))
-
-    def _send_Interested(self, event: ev.Interested) -> bytes:
-        self.am_interested = True
-        return PeerMessage.build(dict(type="interested"))
-
-    def _send_NotInterested(self, event: ev.NotInterested) -> bytes:
-        self.am_interested = False
-        return PeerMessage.build(dict(type="not_interested"))
-
-    def _send_Have(self, event: ev.Have) -> bytes:
-        self._check_own_index(event.index)
-        return PeerMessage.build(dict(type="have", index=event.index))
-
-    def _send_Bitfield(self, event: ev.Bitfield) -> bytes:
-        if self.piece_count is not None:
-            try:
-                decode_bitfield(event.bitfield, self.piece_count)
-            except ParseError as e:
-                raise LocalProtocolError(f"our bitfield is wrong: {e.reason}") from None
-        return PeerMessage.build(dict(type="bitfield", bitfield=event.bitfield))
-
-    def _send_HaveAll(self, event: ev.HaveAll) -> bytes:
-        self._need_fast("have_all")
-        return PeerMessage.build(dict(type="have_all"))
-
-    def _send_HaveNone(self, event: ev.HaveNone) -> bytes:
-        self._need_fast("have_none")
-        return PeerMessage.build(dict(type="have_none"))
-
-    def _send_Request(self, event: ev.Request) -> bytes:
-        block = event.block
-        self._check_own_block(*block)
-        if block in self._sent:
-            raise LocalProtocolError(f"block {block} is already requested from this peer")
-        self._sent[block] = _Sent(at=self.last_sent)
-        return PeerMessage.build(dict(type="request", index=event.index, begin=event.begin,
-                                      length=event.length))
-
-    def _send_Cancel(self, event: ev.Cancel) -> bytes:
-        sent = self._sent.get(event.block)
-        if sent is None:
-            raise LocalProtocolError(f"cancel for {event.block}, which is not outstanding")
-        # BEP 6: after a cancel the peer still answers with the piece or a reject; without the
-        # fast extension nothing more is owed.
-        if self.fast:
-            sent.cancelled = True
-            self._cancelled += 1
-        else:
-            del self._sent[event.block]
-        return PeerMessage.build(dict(type="cancel", index=event.index, begin=event.begin,
-                                      length=event.length))
-
-    def _send_RejectRequest(self, event: ev.RejectRequest) -> bytes:
-        self._need_fast("reject_request")
-        self.peer_requests.pop(event.block, None)
-        return PeerMessage.build(dict(type="reject_request", index=event.index,
-                                      begin=event.begin, length=event.length))
-
-    def _send_Piece(self, event: ev.Piece) -> bytes:
-        block = event.block
-        if block not in self.peer_requests:
-            raise LocalProtocolError(f"piece {block} was not requested (or was cancelled)")
-        del self.peer_requests[block]
-        self.uploaded += len(event.data)
-        return PeerMessage.build(dict(type="piece", index=event.index, begin=event.begin,
-                                      piece=event.data))
-
-    def _send_HashRequest(self, event: ev.HashRequest) -> bytes:
-        if event.length > ev.MAX_HASH_REQUEST_LENGTH:
-            raise LocalProtocolError(f"BEP 52: length SHOULD NOT be greater than "
-                                     f"{ev.MAX_HASH_REQUEST_LENGTH}")
-        self._hash_requests.add(event.key)
-        return PeerMessage.build(dict(type="hash_request", **_hash_fields(event)))
-
-    def _send_Hashes(self, event: ev.Hashes) -> bytes:
-        self._answer_hash_request(event)
-        return PeerMessage.build(dict(type="hashes", **_hash_fields(event),
-                                      hashes=list(event.hashes)))
-
-    def _send_HashReject(self, event: ev.HashReject) -> bytes:
-        self._answer_hash_request(event)
-        return PeerMessage.build(dict(type="hash_reject", **_hash_fields(event)))
-
-    def _answer_hash_request(self, event: ev.HashRequest) -> None:
-        if event.key not in self.peer_hash_requests:
-            raise LocalProtocolError("no such hash request from the peer")
-        self.peer_hash_requests.discard(event.key)
-
-    def _send_Port(self, event: ev.Port) -> bytes:
-        return PeerMessage.build(dict(type="port", port=event.port))
-
-    def _send_SuggestPiece(self, event: ev.SuggestPiece) -> bytes:
-        self._need_fast("suggest_piece")
-        self._check_own_index(event.index)
-        return PeerMessage.build(dict(type="suggest_piece", index=event.index))
-
-    def _send_AllowedFast(self, event: ev.AllowedFast) -> bytes:
-        self._need_fast("allowed_fast")
-        self._check_own_index(event.index)
-        self.allowed_fast_sent.add(event.index)
-        return PeerMessage.build(dict(type="allowed_fast", index=event.index))
-
-    def _send_ExtensionHandshake(self, event: ev.ExtensionHandshake) -> bytes:
-        self._need_extensions()
-        self.our_extensions.update(event.m)
-        self.our_extensions = {k: v for k, v in self.our_extensions.items() if v}
-        self._our_extension_names = {mid: name for name, mid in self.our_extensions.items()}
-        payload = encode_extended("handshake", {"m": dict(event.m), **event.items})
-        return PeerMessage.build(dict(type="extended", extended_id=0, payload=payload))
-
-    def _send_ExtensionMessage(self, event: ev.ExtensionMessage) -> bytes:
-        self._need_extensions()
-        mid = self.their_extensions.get(event.name)
-        if not mid:
-            raise LocalProtocolError(f"the peer does not support {event.name}")
-        payload = encode_extended(event.name, event.message)
-        return PeerMessage.build(dict(type="extended", extended_id=mid, payload=payload))
-
-    def _need_extensions(self) -> None:
-        if not self.extension_protocol:
-            raise LocalProtocolError("extended messages need the BEP 10 bit on both sides")
-
-    def _check_own_index(self, index: int) -> None:
-        if self.piece_count is not None and index >= self.piece_count:
-            raise LocalProtocolError(f"piece {index} of a {self.piece_count}-piece torrent")
-
-    def _check_own_block(self, index: int, begin: int, length: int) -> None:
-        self._check_own_index(index)
-        if self._piece_length is not None and begin + length > self._piece_length(index):
-            raise LocalProtocolError(f"bytes {begin}..{begin + length} are beyond piece {index}")
 
     # -----------------------------------------------------------------------------------------
     # Closing and timers
@@ -839,3 +673,301 @@ def _hash_fields(msg: Any) -> dict[str, Any]:
     """The five fields BEP 52's hash request, hashes and hash reject share."""
     return {name: getattr(msg, name) if not isinstance(msg, dict) else msg[name]
             for name in ("pieces_root", "base_layer", "index", "length", "proof_layers")}
+
+
+# ---------------------------------------------------------------------------------------------
+# The send table: event type -> (wire message, field mapping, precondition checks, effect).
+# A check raises LocalProtocolError and runs before anything changes; an effect updates the
+# connection's bookkeeping once the message is built and may return bytes that follow it.
+
+_Check = Callable[[PeerConnection, Any], None]
+_Effect = Callable[[PeerConnection, Any, float], "bytes | None"]
+#: (wire field, event attribute) pairs, or a function of the connection and the event giving
+#: the wire fields.
+_Fields = tuple[tuple[str, str], ...] | Callable[[PeerConnection, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoding:
+    """How one event class is sent: its message, fields, preconditions and bookkeeping."""
+
+    event: type[ev.Event]
+    name: str  # the event class name, the key of the transitions table
+    message: str  # the wire message (a name of MESSAGES, or "handshake" / "keep_alive")
+    build: Callable[[PeerConnection, Any], bytes]
+    checks: tuple[_Check, ...]
+    effect: _Effect | None
+
+
+def _encoding(event: type[ev.Event], message: str, fields: _Fields = (),
+              checks: tuple[_Check, ...] = (), effect: _Effect | None = None) -> _Encoding:
+    """One row of the send table, its builder made once: the handshake has its own schema,
+    every other message is a :data:`PeerMessage` whose fields are copied from the event (or
+    computed), a message without fields is built once."""
+    if message == "handshake":
+        assert callable(fields)
+        field_function = fields
+
+        def build(conn: PeerConnection, e: Any) -> bytes:
+            return Handshake.build(field_function(conn, e))
+    elif callable(fields):
+        computed = fields
+
+        def build(conn: PeerConnection, e: Any) -> bytes:
+            return PeerMessage.build({"type": message, **computed(conn, e)})
+    elif fields:
+        pairs = fields
+
+        def build(conn: PeerConnection, e: Any) -> bytes:
+            wire = {"type": message}
+            for name, attribute in pairs:
+                wire[name] = getattr(e, attribute)
+            return PeerMessage.build(wire)
+    else:
+        constant = PeerMessage.build({"type": message})
+
+        def build(conn: PeerConnection, e: Any) -> bytes:
+            return constant
+    return _Encoding(event=event, name=event.__name__, message=message, build=build, checks=checks,
+                     effect=effect)
+
+
+# -- precondition checks -------------------------------------------------------------------
+
+
+def _check_own_index(conn: PeerConnection, index: int) -> None:
+    if conn.piece_count is not None and index >= conn.piece_count:
+        raise LocalProtocolError(f"piece {index} of a {conn.piece_count}-piece torrent")
+
+
+def _check_own_block(conn: PeerConnection, index: int, begin: int, length: int) -> None:
+    _check_own_index(conn, index)
+    if conn._piece_length is not None and begin + length > conn._piece_length(index):
+        raise LocalProtocolError(f"bytes {begin}..{begin + length} are beyond piece {index}")
+
+
+def _own_index(conn: PeerConnection, event: Any) -> None:
+    # BEP 3: have "the index which that downloader just completed"; BEP 6 suggest and allowed
+    # fast name pieces of the torrent too.
+    _check_own_index(conn, event.index)
+
+
+def _own_block(conn: PeerConnection, event: ev.Request) -> None:
+    # BEP 3: a request names "an index, begin, and length" inside one piece.
+    _check_own_block(conn, event.index, event.begin, event.length)
+
+
+def _own_bitfield(conn: PeerConnection, event: ev.Bitfield) -> None:
+    # BEP 3: "Spare bits at the end are set to zero"; one bit per piece, no more bytes.
+    if conn.piece_count is not None:
+        try:
+            decode_bitfield(event.bitfield, conn.piece_count)
+        except ParseError as e:
+            raise LocalProtocolError(f"our bitfield is wrong: {e.reason}") from None
+
+
+def _fast(conn: PeerConnection, event: Any) -> None:
+    # BEP 6: the fast messages are only valid "if the peer and the local client both support
+    # the Fast Extension" (both handshakes carry its bit).
+    if not conn.fast:
+        raise LocalProtocolError(f"{type(event).__name__} needs the fast extension on both "
+                                 "sides (BEP 6)")
+
+
+def _extensions(conn: PeerConnection, event: Any) -> None:
+    # BEP 10: extended messages are sent only when both peers set "reserved_byte[5] & 0x10".
+    if not conn.extension_protocol:
+        raise LocalProtocolError("extended messages need the BEP 10 bit on both sides")
+
+
+def _peer_supports(conn: PeerConnection, event: ev.ExtensionMessage) -> None:
+    # BEP 10: a message is sent with the id the peer's "m" gave it; "If the value is 0, the
+    # message is disabled" (and a name missing from "m" is not supported).
+    if not conn.their_extensions.get(event.name):
+        raise LocalProtocolError(f"the peer does not support {event.name}")
+
+
+def _same_info_hash(conn: PeerConnection, event: ev.Handshake) -> None:
+    # BEP 3: the receiving side answers with the info-hash it was asked for, else it "must
+    # drop the connection".
+    if conn.their_handshake is not None and event.info_hash != conn.their_handshake.info_hash:
+        raise LocalProtocolError("our handshake must carry the info-hash the peer asked for")
+
+
+def _not_requested(conn: PeerConnection, event: ev.Request) -> None:
+    # BEP 6: "every request is guaranteed to result in EXACTLY ONE response"; a second request
+    # for the same block could not be told apart from the first.
+    if event.block in conn._sent:
+        raise LocalProtocolError(f"block {event.block} is already requested from this peer")
+
+
+def _outstanding(conn: PeerConnection, event: ev.Cancel) -> None:
+    # BEP 3: "'cancel' [...] used to cancel block requests" that were sent.
+    if event.block not in conn._sent:
+        raise LocalProtocolError(f"cancel for {event.block}, which is not outstanding")
+
+
+def _requested_by_peer(conn: PeerConnection, event: ev.Piece) -> None:
+    # BEP 6: "if a peer receives a piece that was never requested, the peer MUST close the
+    # connection": never send one the peer did not ask for (or cancelled).
+    if event.block not in conn.peer_requests:
+        raise LocalProtocolError(f"piece {event.block} was not requested (or was cancelled)")
+
+
+def _hash_request_length(conn: PeerConnection, event: ev.HashRequest) -> None:
+    # BEP 52: "Length SHOULD NOT be greater than 512."
+    if event.length > ev.MAX_HASH_REQUEST_LENGTH:
+        raise LocalProtocolError(f"BEP 52: length SHOULD NOT be greater than "
+                                 f"{ev.MAX_HASH_REQUEST_LENGTH}")
+
+
+def _owed_hash_request(conn: PeerConnection, event: ev.HashRequest) -> None:
+    # BEP 52: hashes and hash reject answer a hash request: "This message MUST correlate with
+    # a 'hash request' message".
+    if event.key not in conn.peer_hash_requests:
+        raise LocalProtocolError("no such hash request from the peer")
+
+
+# -- effects (bookkeeping once the message is built) ---------------------------------------
+
+
+def _record_request(conn: PeerConnection, block: tuple[int, int, int], now: float) -> None:
+    if block in conn._sent:
+        raise LocalProtocolError(f"block {block} is already requested from this peer")
+    if len(conn._sent) == conn._cancelled:
+        conn._pipeline_since = now  # the pipeline was empty until now
+    conn._sent[block] = _Sent(at=now)
+
+
+def _requested(conn: PeerConnection, event: ev.Request, now: float) -> None:
+    _record_request(conn, event.block, now)
+
+
+def _cancelled(conn: PeerConnection, event: ev.Cancel, now: float) -> None:
+    # BEP 6: after a cancel the peer still answers with the piece or a reject; without the
+    # fast extension nothing more is owed.
+    if conn.fast:
+        conn._sent[event.block].cancelled = True
+        conn._cancelled += 1
+    else:
+        del conn._sent[event.block]
+
+
+def _choked(conn: PeerConnection, event: ev.Choke, now: float) -> bytes:
+    conn.am_choking = True
+    owed = [block for block in conn.peer_requests if block[0] not in conn.allowed_fast_sent]
+    for block in owed:
+        del conn.peer_requests[block]
+    # BEP 6: "If a peer sends a choke, it MUST reject all requests from the peer to whom the
+    # choke was sent except [...] the allowed fast set. A peer SHOULD choke first and then
+    # reject requests". Without the extension the choke itself discards them (BEP 3).
+    if not conn.fast:
+        return b""
+    return b"".join(PeerMessage.build({"type": "reject_request", "index": i, "begin": b,
+                                       "length": n}) for i, b, n in owed)
+
+
+def _flag(attribute: str, value: bool) -> _Effect:
+    def effect(conn: PeerConnection, event: Any, now: float) -> None:
+        setattr(conn, attribute, value)
+    return effect
+
+
+def _rejected(conn: PeerConnection, event: ev.RejectRequest, now: float) -> None:
+    conn.peer_requests.pop(event.block, None)
+
+
+def _served(conn: PeerConnection, event: ev.Piece, now: float) -> None:
+    del conn.peer_requests[event.block]
+    conn.uploaded += len(event.data)
+
+
+def _hash_requested(conn: PeerConnection, event: ev.HashRequest, now: float) -> None:
+    conn._hash_requests.add(event.key)
+
+
+def _hash_answered(conn: PeerConnection, event: ev.HashRequest, now: float) -> None:
+    conn.peer_hash_requests.discard(event.key)
+
+
+def _allowed_fast_sent(conn: PeerConnection, event: ev.AllowedFast, now: float) -> None:
+    conn.allowed_fast_sent.add(event.index)
+
+
+def _handshake_sent(conn: PeerConnection, event: ev.Handshake, now: float) -> None:
+    conn.our_handshake = event
+
+
+def _extensions_offered(conn: PeerConnection, event: ev.ExtensionHandshake,
+                        now: float) -> None:
+    # BEP 10: a later handshake updates "m"; ids absent from it are unchanged, 0 disables.
+    conn.our_extensions.update(event.m)
+    conn.our_extensions = {k: v for k, v in conn.our_extensions.items() if v}
+    conn._our_extension_names = {mid: name for name, mid in conn.our_extensions.items()}
+
+
+# -- computed fields -------------------------------------------------------------------------
+
+
+def _handshake_fields(conn: PeerConnection, event: ev.Handshake) -> dict[str, Any]:
+    reserved = {"extension_protocol": event.extension_protocol, "fast": event.fast,
+                "dht": event.dht, "v2_upgrade": event.v2_upgrade, "unknown": event.unknown_bits}
+    return {"reserved": reserved, "info_hash": event.info_hash, "peer_id": event.peer_id}
+
+
+def _extension_handshake_fields(conn: PeerConnection,
+                                event: ev.ExtensionHandshake) -> dict[str, Any]:
+    # BEP 10: "extended message ID. 0 = handshake".
+    return {"extended_id": 0,
+            "payload": encode_extended("handshake", {"m": dict(event.m), **event.items})}
+
+
+def _extension_message_fields(conn: PeerConnection,
+                              event: ev.ExtensionMessage) -> dict[str, Any]:
+    return {"extended_id": conn.their_extensions[event.name],
+            "payload": encode_extended(event.name, event.message)}
+
+
+_INDEX = (("index", "index"),)
+_BLOCK = (("index", "index"), ("begin", "begin"), ("length", "length"))
+_PIECE = (("index", "index"), ("begin", "begin"), ("piece", "data"))
+_HASH = tuple((name, name) for name in ("pieces_root", "base_layer", "index", "length",
+                                        "proof_layers"))
+
+#: Event type -> how :meth:`PeerConnection.send` puts it on the wire: (event, wire message,
+#: fields, precondition checks, effect).
+_ENCODINGS: dict[type[ev.Event], _Encoding] = {e.event: e for e in (
+    _encoding(ev.Handshake, "handshake", _handshake_fields, (_same_info_hash,),
+              _handshake_sent),
+    _encoding(ev.KeepAlive, "keep_alive"),
+    _encoding(ev.Choke, "choke", (), (), _choked),
+    _encoding(ev.Unchoke, "unchoke", (), (), _flag("am_choking", False)),
+    _encoding(ev.Interested, "interested", (), (), _flag("am_interested", True)),
+    _encoding(ev.NotInterested, "not_interested", (), (), _flag("am_interested", False)),
+    _encoding(ev.Have, "have", _INDEX, (_own_index,)),
+    _encoding(ev.Bitfield, "bitfield", (("bitfield", "bitfield"),), (_own_bitfield,)),
+    _encoding(ev.HaveAll, "have_all", (), (_fast,)),
+    _encoding(ev.HaveNone, "have_none", (), (_fast,)),
+    _encoding(ev.Request, "request", _BLOCK, (_own_block, _not_requested), _requested),
+    _encoding(ev.Cancel, "cancel", _BLOCK, (_outstanding,), _cancelled),
+    _encoding(ev.RejectRequest, "reject_request", _BLOCK, (_fast,), _rejected),
+    _encoding(ev.Piece, "piece", _PIECE, (_requested_by_peer,), _served),
+    _encoding(ev.Port, "port", (("port", "port"),)),
+    _encoding(ev.SuggestPiece, "suggest_piece", _INDEX, (_fast, _own_index)),
+    _encoding(ev.AllowedFast, "allowed_fast", _INDEX, (_fast, _own_index),
+              _allowed_fast_sent),
+    _encoding(ev.HashRequest, "hash_request", _HASH, (_hash_request_length,),
+              _hash_requested),
+    _encoding(ev.Hashes, "hashes", (*_HASH, ("hashes", "hashes")), (_owed_hash_request,),
+              _hash_answered),
+    _encoding(ev.HashReject, "hash_reject", _HASH, (_owed_hash_request,), _hash_answered),
+    _encoding(ev.ExtensionHandshake, "extended", _extension_handshake_fields, (_extensions,),
+              _extensions_offered),
+    _encoding(ev.ExtensionMessage, "extended", _extension_message_fields,
+              (_extensions, _peer_supports)),
+)}
+
+#: (our state, event name) -> the state after sending it, read once from the transitions table.
+_NEXT_STATE: dict[tuple[str, str], str | None] = {
+    (state, encoding.name): next_state(state, encoding.name)
+    for state in TRANSITIONS for encoding in _ENCODINGS.values()}

@@ -3,7 +3,8 @@ returns from ``next_event()`` and accepts in ``send()``.
 
 Specs: BEP 3 §peer messages, BEP 5 (``port``), BEP 6 §Fast Extension, BEP 10 §extension protocol.
 
-One event class per message, named after the message (``have`` → :class:`Have`), used in both
+Every event derives from :class:`p2pkit.core.Event` (re-exported here as ``Event``). One event
+class per message, named after the message (``have`` → :class:`Have`), used in both
 directions as in h11: the peer's ``request`` is a :class:`Request` from ``next_event()``, ours a
 :class:`Request` given to ``send()``. Fields follow the BEP's words. Each event validates itself
 on construction; each check quotes the rule it enforces, so a bad value fails where it is made:
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from p2pkit.core import Event
 from p2pkit.errors import LocalProtocolError
 
 __all__ = [
@@ -68,12 +70,6 @@ def _index(value: int, what: str = "index") -> None:
     # BEP 3: "All later integers sent in the protocol are encoded as four bytes big-endian."
     if not 0 <= value < _U32:
         raise LocalProtocolError(f"{what} must fit in four bytes, not {value}")
-
-
-class Event:
-    """Base of every connection event."""
-
-    __slots__ = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

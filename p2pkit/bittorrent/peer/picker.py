@@ -55,6 +55,10 @@ serve. For a peer holding ``c`` of the ``m`` candidates a new piece costs about 
 when ``c² >= m``; a peer with fewer (or whose pieces all sit in crowded buckets, when the walk
 exceeds a few times its expected length) is served from its own bitfield in O(c) steps with a
 C-speed search between them. No pick walks all the pieces in Python.
+
+It stays one module: the availability order and the end game are not separate ideas but two
+views of the same per-piece and per-peer arrays, updated together on every have, pick and
+arrival; apart, each would reach into the other's private structures on the hot path.
 """
 
 from __future__ import annotations

@@ -6,21 +6,28 @@ have all/none), BEP 9 (metadata for magnet links), BEP 10, BEP 11 (PEX).
 :class:`TorrentSession` owns one :class:`~p2pkit.bittorrent.peer.connection.PeerConnection` per
 peer and decides, message by message, what to say: interest when a peer has a piece we miss,
 which blocks to request (:class:`~p2pkit.bittorrent.peer.picker.PiecePicker`), whom to unchoke
-(:class:`~p2pkit.bittorrent.peer.choker.Choker`), ``have`` to everyone when a piece passes its hash
-check, blocks to upload. It performs no I/O: the driver (:mod:`p2pkit.bittorrent.peer.client` for
-sockets, the tests for in-memory pairs) feeds bytes with :meth:`~TorrentSession.receive_data`,
-writes what :meth:`~TorrentSession.data_to_send` returns, and carries out the *actions* from
-:meth:`~TorrentSession.next_action`: read a block from storage (:class:`ReadBlock`, answered with
-:meth:`~TorrentSession.block_read`), hash-check and store a complete piece (:class:`CheckPiece`,
-answered with :meth:`~TorrentSession.piece_checked`), close a peer (:class:`ClosePeer`), connect
-to peers learnt from PEX (:class:`ConnectPeers`) or ping their DHT nodes (:class:`DhtNodeSeen`),
-and, for a magnet link, start storage once the metadata arrived (:class:`MetadataReceived`,
-answered with :meth:`~TorrentSession.start`) and hand it each BEP 52 piece layer a peer sent
-(:class:`PieceLayerReceived`); :class:`Stop` when the download cannot go on.
+(:class:`~p2pkit.bittorrent.peer.choker.Choker`), ``have`` to everyone when a piece passes its
+hash check, blocks to upload. It performs no I/O: the driver (:mod:`p2pkit.bittorrent.peer.client`
+for sockets, the tests for in-memory pairs) feeds bytes with :meth:`~TorrentSession.receive_data`,
+writes what :meth:`~TorrentSession.data_to_send` returns, and acts on the events from
+:meth:`~TorrentSession.next_event` (:data:`~p2pkit.core.NEED_DATA` when there are none): a peer
+requested a block (:class:`BlockRequested`: read it from storage, answer with
+:meth:`~TorrentSession.block_read`), a piece was downloaded (:class:`PieceDownloaded`:
+hash-check and store it, answer with :meth:`~TorrentSession.piece_checked`), a peer is closed
+(:class:`PeerClosed`: close its socket), peers were discovered through PEX
+(:class:`PeersDiscovered`) or a DHT node seen (:class:`DhtNodeSeen`), and, for a magnet link,
+the metadata download completed (:class:`MetadataCompleted`: set up storage, answer with
+:meth:`~TorrentSession.start`) and BEP 52 piece layers were verified
+(:class:`PieceLayerVerified`: give them to storage); :class:`DownloadStopped` when the download
+cannot go on.
 
 Hostile peers: a message that breaks the protocol closes that peer only; a piece that fails its
 hash check is discarded and re-downloaded, and every peer that sent blocks of it gets a strike;
-:data:`MAX_HASH_FAILURES` strikes ban the peer's address (:class:`ClosePeer` with ``ban``).
+:data:`MAX_HASH_FAILURES` strikes ban the peer's address (:class:`PeerClosed` with ``ban``).
+
+It stays one module: its second ideas already have theirs (picking, choking, metadata, PEX,
+piece layers, the connection), and what is left, downloading and uploading alike, is one
+dispatch of each connection's events over the same per-peer state and event queue.
 """
 
 from __future__ import annotations
@@ -33,7 +40,13 @@ from typing import Any
 
 from p2pkit.bittorrent.peer import events as ev
 from p2pkit.bittorrent.peer.choker import Choker
-from p2pkit.bittorrent.peer.connection import NEED_DATA, PeerConnection
+from p2pkit.bittorrent.peer.connection import PeerConnection
+from p2pkit.bittorrent.peer.connection_state import (
+    AWAIT_FIRST_MESSAGE,
+    AWAIT_HANDSHAKE,
+    CLOSED,
+    ESTABLISHED,
+)
 from p2pkit.bittorrent.peer.metadata import MetadataDownload, MetadataServer
 from p2pkit.bittorrent.peer.pex import PEX_INTERVAL, PeerFlags, PexMessageBuilder, PexPeer
 from p2pkit.bittorrent.peer.picker import Block, PiecePicker
@@ -47,20 +60,22 @@ from p2pkit.bittorrent.peer.storage import PieceMap
 from p2pkit.bittorrent.wire.bitfield import encode_bitfield
 from p2pkit.bittorrent.wire.extensions import decode_extended
 from p2pkit.bittorrent.wire.metainfo import BLOCK_SIZE, FileEntry, Metainfo
+from p2pkit.core import NEED_DATA, Event, NeedData
 from p2pkit.errors import P2PKitError, ParseError, RemoteProtocolError
 
 __all__ = [
     "MAX_BUFFERED_BYTES",
     "MAX_HASH_FAILURES",
     "REQUEST_QUEUE",
-    "CheckPiece",
-    "ClosePeer",
-    "ConnectPeers",
+    "BlockRequested",
     "DhtNodeSeen",
-    "MetadataReceived",
-    "PieceLayerReceived",
-    "Stop",
-    "ReadBlock",
+    "DownloadStopped",
+    "MetadataCompleted",
+    "PeerClosed",
+    "PeersDiscovered",
+    "PieceDownloaded",
+    "PieceLayerVerified",
+    "SessionEvent",
     "TorrentSession",
 ]
 
@@ -82,10 +97,16 @@ MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 Peer = Hashable
 
 
-@dataclass(frozen=True, slots=True)
-class ReadBlock:
-    """Read ``length`` bytes at ``begin`` of piece ``index`` and give them to
-    :meth:`TorrentSession.block_read` for ``peer``."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SessionEvent(Event):
+    """Base of what :meth:`TorrentSession.next_event` returns: what the driver must act on."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BlockRequested(SessionEvent):
+    """``peer`` requested ``length`` bytes at ``begin`` of piece ``index`` (BEP 3
+    ``request``) and may be served: read them and give them to
+    :meth:`TorrentSession.block_read`."""
 
     peer: Peer
     index: int
@@ -93,47 +114,48 @@ class ReadBlock:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
-class CheckPiece:
-    """Hash-check piece ``index`` (all its bytes in ``data``), store it if good, then call
-    :meth:`TorrentSession.piece_checked`."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PieceDownloaded(SessionEvent):
+    """Every block of piece ``index`` arrived (its bytes in ``data``): hash-check it, store it
+    if good, then call :meth:`TorrentSession.piece_checked`."""
 
     index: int
     data: bytearray = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class ClosePeer:
-    """Close the connection to ``peer``; ``ban``: never connect to its address again."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PeerClosed(SessionEvent):
+    """The session is done with ``peer`` (``reason`` says why): close its connection;
+    ``ban``: never connect to its address again."""
 
     peer: Peer
     reason: str
     ban: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectPeers:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PeersDiscovered(SessionEvent):
     """Addresses learnt from a peer (BEP 11 PEX) worth dialling."""
 
     addresses: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class DhtNodeSeen:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DhtNodeSeen(SessionEvent):
     """A peer runs a DHT node at ``address`` (BEP 5 ``port`` message): worth a ping."""
 
     address: tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Stop:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DownloadStopped(SessionEvent):
     """The download cannot go on; ``reason`` says why."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class PieceLayerReceived:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PieceLayerVerified(SessionEvent):
     """A file's BEP 52 piece layer arrived from a peer and leads to its pieces root: give it
     to storage (``Storage.add_piece_layer``) so its pieces can be checked."""
 
@@ -141,10 +163,10 @@ class PieceLayerReceived:
     hashes: tuple[bytes, ...] = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class MetadataReceived:
-    """The info dictionary of a magnet link arrived and matches its info-hash: set up storage
-    and call :meth:`TorrentSession.start`."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MetadataCompleted(SessionEvent):
+    """The BEP 9 metadata download ended: the info dictionary of a magnet link arrived and
+    matches its info-hash. Set up storage and call :meth:`TorrentSession.start`."""
 
     metainfo: Metainfo
 
@@ -170,7 +192,7 @@ class TorrentSession:
     """Everything one torrent says to its peers (see the module docstring).
 
     Give ``metainfo`` (and ``have``: one byte per piece, from the storage re-check) for a
-    .torrent, or only ``info_hash`` for a magnet link (then :class:`MetadataReceived` comes
+    .torrent, or only ``info_hash`` for a magnet link (then :class:`MetadataCompleted` comes
     first). ``rng`` makes piece choice and optimistic unchokes reproducible.
     """
 
@@ -197,12 +219,12 @@ class TorrentSession:
         self.picker: PiecePicker | None = None
         self.metadata_download: MetadataDownload | None = None
         self.metadata_server: MetadataServer | None = None
-        self._actions: deque[Any] = deque()
+        self._events: deque[SessionEvent] = deque()
         self._pieces: dict[int, bytearray] = {}
         #: Pieces with blocks requested or received and not yet handed to the hash check.
         self._started: dict[int, None] = {}
         #: Peers whose request pipeline wants topping up (see :meth:`_fill_requests`).
-        self._refill: dict[Peer, float | None] = {}
+        self._refill: dict[Peer, float] = {}
         self._longest_piece = 0
         self._missing_layers: dict[bytes, FileEntry] = {}
         self._layer_requests: dict[bytes, Peer] = {}
@@ -222,7 +244,7 @@ class TorrentSession:
     # -----------------------------------------------------------------------------------------
     # Torrent state
 
-    def start(self, metainfo: Metainfo, have: bytes | bytearray, *, now: float = 0.0) -> None:
+    def start(self, metainfo: Metainfo, have: bytes | bytearray, *, now: float) -> None:
         """Know the torrent (at construction, or once a magnet's metadata arrived)."""
         self.metainfo = metainfo
         count = metainfo.piece_count
@@ -255,9 +277,9 @@ class TorrentSession:
                 try:
                     conn.set_torrent(count, self.request_limit)
                 except RemoteProtocolError as e:
-                    self._drop(peer, str(e))
+                    self._drop(peer, str(e), now)
                     continue
-            if conn.our_state != "AWAIT_HANDSHAKE" and conn.their_handshake is not None:
+            if conn.our_state != AWAIT_HANDSHAKE and conn.their_handshake is not None:
                 self._after_geometry(peer, now)
 
     def _update_blocked(self, piece_map: PieceMap | None = None) -> None:
@@ -272,7 +294,7 @@ class TorrentSession:
             if not any(span.file.pieces_root in self._missing_layers
                        for span in piece_map.spans(i)))
 
-    def _request_layers(self, now: float | None) -> None:
+    def _request_layers(self, now: float) -> None:
         """Ask a ready peer for each missing piece layer not already asked for."""
         assert self.metainfo is not None
         for root, file in self._missing_layers.items():
@@ -283,7 +305,8 @@ class TorrentSession:
                     try:
                         request = layer_request(file, self.metainfo.piece_length)
                     except P2PKitError as e:
-                        self._actions.append(Stop(f"cannot fetch a piece layer: {e}"))
+                        self._events.append(DownloadStopped(
+                            reason=f"cannot fetch a piece layer: {e}"))
                         return
                     self._send(peer, request, now)
                     self._layer_requests[root] = peer
@@ -309,7 +332,7 @@ class TorrentSession:
     # Peers
 
     def add_peer(self, peer: Peer, *, outgoing: bool, address: tuple[str, int] | None = None,
-                 now: float = 0.0) -> None:
+                 now: float) -> None:
         """A TCP connection to ``peer`` is open; outgoing ones send our handshake at once."""
         count = self.metainfo.piece_count if self.metainfo else None
         conn = PeerConnection(piece_count=count, piece_length=self.request_limit if count
@@ -337,7 +360,7 @@ class TorrentSession:
         return info_hash == self.info_hash or bool(
             meta and meta.has_v2 and info_hash == meta.info_hash_v2_truncated)
 
-    def remove_peer(self, peer: Peer) -> None:
+    def remove_peer(self, peer: Peer, now: float) -> None:
         """The connection to ``peer`` is gone (closed by either side)."""
         state = self.peers.pop(peer, None)
         if state is None:
@@ -351,7 +374,7 @@ class TorrentSession:
         for root in asked:
             del self._layer_requests[root]
         if asked:
-            self._request_layers(None)
+            self._request_layers(now)
 
     def data_to_send(self, peer: Peer) -> bytes:
         """Bytes to write to ``peer`` now."""
@@ -367,21 +390,21 @@ class TorrentSession:
         state.out.clear()
         return data
 
-    def next_action(self) -> Any:
-        """The next :class:`ReadBlock`, :class:`CheckPiece`, :class:`ClosePeer`,
-        :class:`ConnectPeers` or :class:`MetadataReceived`, or ``None``."""
-        return self._actions.popleft() if self._actions else None
+    def next_event(self) -> SessionEvent | NeedData:
+        """The next :class:`SessionEvent` for the driver to act on, or
+        :data:`~p2pkit.core.NEED_DATA`."""
+        return self._events.popleft() if self._events else NEED_DATA
 
-    def _send(self, peer: Peer, event: ev.Event, now: float | None = None) -> None:
+    def _send(self, peer: Peer, event: ev.Event, now: float) -> None:
         state = self.peers[peer]
         state.out.append(state.conn.send(event, now))
 
-    def _drop(self, peer: Peer, reason: str, *, ban: bool = False) -> None:
+    def _drop(self, peer: Peer, reason: str, now: float, *, ban: bool = False) -> None:
         state = self.peers.get(peer)
         if state is not None:
             state.conn.close(reason)
-            self._actions.append(ClosePeer(peer, reason, ban))
-            self.remove_peer(peer)
+            self._events.append(PeerClosed(peer=peer, reason=reason, ban=ban))
+            self.remove_peer(peer, now)
 
     # -----------------------------------------------------------------------------------------
     # Receiving
@@ -404,10 +427,10 @@ class TorrentSession:
     def _on_Handshake(self, peer: Peer, state: _PeerState, event: ev.Handshake,
                       now: float) -> None:
         if not self._serves(event.info_hash):
-            self._drop(peer, "handshake for another torrent")
+            self._drop(peer, "handshake for another torrent", now)
             return
         if event.peer_id == self.peer_id:
-            self._drop(peer, "connected to ourselves")
+            self._drop(peer, "connected to ourselves", now)
             return
         conn = state.conn
         if conn.our_handshake is None:
@@ -433,7 +456,7 @@ class TorrentSession:
         state = self.peers[peer]
         conn = state.conn
         assert self.picker is not None
-        if conn.our_state == "AWAIT_FIRST_MESSAGE":
+        if conn.our_state == AWAIT_FIRST_MESSAGE:
             if conn.fast and self.picker.is_complete:
                 self._send(peer, ev.HaveAll(), now)
             elif conn.fast and not self.picker.have_count:
@@ -443,7 +466,7 @@ class TorrentSession:
             if conn.fast:
                 for index in self._allowed_fast(state):
                     self._send(peer, ev.AllowedFast(index=index), now)
-        elif conn.our_state != "CLOSED":
+        elif conn.our_state != CLOSED:
             for index in range(self.picker.piece_count):
                 if self.picker.has_piece(index):
                     self._send(peer, ev.Have(index=index), now)
@@ -490,7 +513,7 @@ class TorrentSession:
                     self.metadata_download = MetadataDownload(self.info_hash, size,
                                                               info_hash_v2=self.info_hash_v2)
                 except P2PKitError as e:
-                    self._drop(peer, f"metadata_size: {e}")
+                    self._drop(peer, f"metadata_size: {e}", now)
                     return
             self._request_metadata(peer, now)
 
@@ -520,7 +543,7 @@ class TorrentSession:
                                                           message.get("metadata", b""),
                                                           message.get("total_size"))
                 except P2PKitError as e:
-                    self._drop(peer, f"bad metadata: {e}")
+                    self._drop(peer, f"bad metadata: {e}", now)
                     return
                 if info is not None:
                     self._metadata_complete(info, now)
@@ -532,7 +555,7 @@ class TorrentSession:
             addresses = [(str(p.ip), p.port) for p in message.get("added", [])]
             addresses += [(str(p.ip), p.port) for p in message.get("added6", [])]
             if addresses:
-                self._actions.append(ConnectPeers(tuple(addresses[:50])))
+                self._events.append(PeersDiscovered(addresses=tuple(addresses[:50])))
 
     def _metadata_complete(self, info: bytes, now: float) -> None:
         try:
@@ -540,7 +563,7 @@ class TorrentSession:
         except ParseError as e:
             self.metadata_download = None
             raise RemoteProtocolError(f"the metadata does not parse: {e}") from None
-        self._actions.append(MetadataReceived(metainfo))
+        self._events.append(MetadataCompleted(metainfo=metainfo))
         self.metadata_download = None
 
     def _on_HashRequest(self, peer: Peer, state: _PeerState, event: ev.HashRequest,
@@ -559,13 +582,13 @@ class TorrentSession:
         layer = checked_layer(event, file, self.metainfo.piece_length)
         if layer is None:
             self._drop(peer, f"hashes for {file.path_text} do not lead to its pieces root",
-                       ban=True)
+                       now, ban=True)
             self._layer_requests.pop(event.pieces_root, None)
             self._request_layers(now)
             return
         del self._missing_layers[event.pieces_root]
         self._layer_requests.pop(event.pieces_root, None)
-        self._actions.append(PieceLayerReceived(event.pieces_root, layer))
+        self._events.append(PieceLayerVerified(pieces_root=event.pieces_root, hashes=layer))
         self._update_blocked()
         for other in list(self.peers):
             self._fill_requests(other, now)
@@ -580,7 +603,7 @@ class TorrentSession:
     def _on_Port(self, peer: Peer, state: _PeerState, event: ev.Port, now: float) -> None:
         # BEP 5: "the node should attempt to ping the node on the received port and IP address"
         if self.dht_port is not None and state.address is not None and event.port:
-            self._actions.append(DhtNodeSeen((state.address[0], event.port)))
+            self._events.append(DhtNodeSeen(address=(state.address[0], event.port)))
 
     def _on_Bitfield(self, peer: Peer, state: _PeerState, event: ev.Bitfield,
                      now: float) -> None:
@@ -620,7 +643,8 @@ class TorrentSession:
     def _on_Request(self, peer: Peer, state: _PeerState, event: ev.Request, now: float) -> None:
         if event.block in state.conn.peer_requests and self.picker is not None \
                 and self.picker.has_piece(event.index):
-            self._actions.append(ReadBlock(peer, event.index, event.begin, event.length))
+            self._events.append(BlockRequested(peer=peer, index=event.index, begin=event.begin,
+                                              length=event.length))
         elif event.block in state.conn.peer_requests and state.conn.fast:
             self._send(peer, ev.RejectRequest(index=event.index, begin=event.begin,
                                               length=event.length), now)
@@ -644,8 +668,8 @@ class TorrentSession:
 
     def _on_ConnectionClosed(self, peer: Peer, state: _PeerState,
                              event: ev.ConnectionClosed, now: float) -> None:
-        self._actions.append(ClosePeer(peer, event.reason))
-        self.remove_peer(peer)
+        self._events.append(PeerClosed(peer=peer, reason=event.reason))
+        self.remove_peer(peer, now)
 
     def _on_Piece(self, peer: Peer, state: _PeerState, event: ev.Piece, now: float) -> None:
         picker = self.picker
@@ -668,14 +692,14 @@ class TorrentSession:
             buffer[begin:begin + size] = data
             if result.piece_complete:
                 self._started.pop(index, None)
-                self._actions.append(CheckPiece(index, self._pieces.pop(index)))
+                self._events.append(PieceDownloaded(index=index, data=self._pieces.pop(index)))
         self._fill_requests(peer, now)
 
     # -----------------------------------------------------------------------------------------
     # Driver answers
 
     def block_read(self, peer: Peer, index: int, begin: int, data: bytes,
-                   now: float | None = None) -> None:
+                   now: float) -> None:
         """The driver read a block for ``peer``'s request: send it, unless cancelled since."""
         state = self.peers.get(peer)
         if state is None or state.conn.closed:
@@ -683,7 +707,7 @@ class TorrentSession:
         if (index, begin, len(data)) in state.conn.peer_requests:
             self._send(peer, ev.Piece(index=index, begin=begin, data=data), now)
             self.uploaded_bytes += len(data)
-            self.choker.record(peer, uploaded=len(data), now=now or 0.0)
+            self.choker.record(peer, uploaded=len(data), now=now)
 
     def piece_checked(self, index: int, ok: bool, now: float) -> None:
         """The driver hash-checked (and, if good, stored) piece ``index``."""
@@ -702,7 +726,7 @@ class TorrentSession:
             # checked the hash of" (a peer we have not sent our first message yet gets it in
             # its bitfield).
             for peer, state in self.peers.items():
-                if state.conn.our_state == "ESTABLISHED":
+                if state.conn.our_state == ESTABLISHED:
                     self._send(peer, ev.Have(index=index), now)
             if picker.is_complete and self.completed_at is None:
                 self.completed_at = now
@@ -717,7 +741,7 @@ class TorrentSession:
             state.hash_failures += 1
             if state.hash_failures >= MAX_HASH_FAILURES:
                 self._drop(peer, f"sent data for {state.hash_failures} pieces that failed "
-                                 "their hash check", ban=True)
+                                 "their hash check", now, ban=True)
         for peer in list(self.peers):
             self._fill_requests(peer, now)
 
@@ -737,12 +761,12 @@ class TorrentSession:
         if wanted:
             self._fill_requests(peer, now)
 
-    def _fill_requests(self, peer: Peer, now: float | None) -> None:
+    def _fill_requests(self, peer: Peer, now: float) -> None:
         """Top up ``peer``'s request pipeline, once, just before its bytes are written
         (:meth:`data_to_send`): one refill for all the blocks a read brought in."""
         self._refill[peer] = now
 
-    def _request_more(self, peer: Peer, now: float | None) -> None:
+    def _request_more(self, peer: Peer, now: float) -> None:
         state = self.peers.get(peer)
         picker = self.picker
         if state is None or picker is None or picker.is_complete:
@@ -845,7 +869,7 @@ class TorrentSession:
                 if peer not in self.peers:
                     return
         except (RemoteProtocolError, ParseError) as e:
-            self._drop(peer, f"protocol error: {e}")
+            self._drop(peer, f"protocol error: {e}", now)
             return
         if conn.downloaded != received:  # block bytes this read brought, for the choker
             self.choker.record(peer, downloaded=conn.downloaded - received, now=now)
@@ -875,7 +899,7 @@ def _ready(conn: PeerConnection) -> bool:
     """Both handshakes done and our first message (bitfield / have all / have none) sent:
     only then may choke, interest and requests flow (BEP 3, BEP 6 "only immediately after the
     handshake")."""
-    return conn.our_state == "ESTABLISHED" and conn.their_handshake is not None
+    return conn.our_state == ESTABLISHED and conn.their_handshake is not None
 
 
 def _hash_fields(event: ev.HashRequest) -> dict[str, Any]:

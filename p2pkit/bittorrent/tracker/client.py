@@ -8,13 +8,13 @@ answer read to the end of the connection (at most ``MAX_HEAD_SIZE + MAX_BODY_SIZ
 decoded by :data:`~p2pkit.bittorrent.tracker.http.AnnounceResponse`; up to
 :data:`MAX_REDIRECTS` redirects are followed.
 
-BEP 15: "1. Choose a random transaction ID. [...] 3. Check whether the transaction ID is equal
-to the one you chose." A connect exchange gets a connection_id that "a client can use [...] until
-one minute after it has received it"; "If a response is not received after 15 * 2 ^ n seconds,
-the client should retransmit the request, where n starts at 0 and is increased up to 8 [...]
-Note that it is necessary to rerequest a connection ID when it has expired." Packets are the
-:mod:`p2pkit.bittorrent.tracker.udp` schemas; datagrams that do not parse or carry another
-transaction id are ignored.
+BEP 15 (UDP trackers) is :class:`~p2pkit.bittorrent.tracker.udp_client.UdpTrackerClient`, a
+sans-I/O core (connect, connection-id lifetime, retransmission after ``15 * 2 ^ n`` seconds,
+transaction ids, error action); :class:`TrackerClient` only drives it: one connected socket per
+tracker in use, the core's timer on the event loop, its events turned into results or
+:class:`TrackerError`. The request and result vocabulary shared by both transports
+(:class:`Announce`, :class:`AnnounceResult`, :class:`TrackerPeer`, :class:`ScrapeResult`) is in
+:mod:`p2pkit.bittorrent.tracker.announce` and re-exported here.
 
 BEP 12: "URLs within each tier will be processed in a randomly chosen order [...] if a
 connection with a tracker is successful, it will be moved to the front of the tier."
@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import ipaddress
 import random
 import ssl
 import time
@@ -58,6 +56,12 @@ from typing import Any
 
 from construct import Container
 
+from p2pkit.bittorrent.tracker.announce import (
+    Announce,
+    AnnounceResult,
+    ScrapeResult,
+    TrackerPeer,
+)
 from p2pkit.bittorrent.tracker.http import (
     MAX_BODY_SIZE,
     MAX_HEAD_SIZE,
@@ -71,13 +75,18 @@ from p2pkit.bittorrent.tracker.http import (
     build_scrape_query,
     parse_http_response,
 )
-from p2pkit.bittorrent.tracker.udp import (
-    UdpAnnounceRequest,
-    UdpConnectRequest,
-    UdpScrapeRequest,
-    UdpTrackerResponse,
-    UdpTrackerResponse6,
+from p2pkit.bittorrent.tracker.udp_client import (
+    CONNECTION_ID_LIFETIME,
+    MAX_RETRANSMISSIONS,
+    MAX_SCRAPE_HASHES,
+    RETRANSMIT_BASE,
+    AnnounceCompleted,
+    ScrapeCompleted,
+    TrackerEvent,
+    TrackerFailed,
+    UdpTrackerClient,
 )
+from p2pkit.core import NEED_DATA
 from p2pkit.errors import LimitExceeded, LocalProtocolError, P2PKitError, ParseError
 
 __all__ = [
@@ -100,21 +109,12 @@ __all__ = [
     "scrape_url",
 ]
 
-#: BEP 15: "A client can use a connection ID until one minute after it has received it."
-CONNECTION_ID_LIFETIME = 60.0
-#: BEP 15: retransmit "after 15 * 2 ^ n seconds".
-RETRANSMIT_BASE = 15.0
-#: BEP 15: "n starts at 0 and is increased up to 8 (3840 seconds)".
-MAX_RETRANSMISSIONS = 8
 #: Redirects followed for one HTTP announce or scrape.
 MAX_REDIRECTS = 3
 #: Largest UDP datagram read from a tracker (an announce response with 200 IPv6 peers is 3620).
 MAX_UDP_DATAGRAM = 65536
-#: BEP 15 §scrape: "Up to about 74 torrents can be scraped at once."
-MAX_SCRAPE_HASHES = 74
 USER_AGENT = "p2pkit"
 
-_EVENTS = ("started", "completed", "stopped", "")
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
@@ -131,70 +131,6 @@ class TrackerError(P2PKitError):
         self.url = url
         self.failure_reason = failure_reason
         super().__init__(f"{url}: {reason}" if url else reason)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Announce:
-    """What we tell a tracker (BEP 3 §trackers; BEP 7 ``key``; BEP 15 announce request)."""
-
-    info_hash: bytes
-    peer_id: bytes
-    port: int
-    uploaded: int = 0
-    downloaded: int = 0
-    left: int = 0
-    #: "started", "completed", "stopped" or "" for a regular reannounce.
-    event: str = ""
-    #: Peers wanted; ``None`` lets the tracker choose.
-    numwant: int | None = None
-    #: BEP 7: "The client SHOULD include a key parameter in its announces"; a 32-bit number (the
-    #: BEP 15 ``key`` field, sent as 8 hex digits over HTTP as libtorrent does).
-    key: int = 0
-    #: The ``tracker id`` a previous HTTP response asked us to send back.
-    tracker_id: bytes | None = None
-
-    def __post_init__(self) -> None:
-        # BEP 3: "info_hash: The 20 byte sha1 hash [...] peer_id: A string of length 20".
-        if len(self.info_hash) != 20 or len(self.peer_id) != 20:
-            raise LocalProtocolError("info_hash and peer_id must be 20 bytes")
-        if not 0 <= self.port <= 0xFFFF or not 0 <= self.key <= 0xFFFFFFFF:
-            raise LocalProtocolError("port must fit 16 bits and key 32 bits")
-        if self.event not in _EVENTS:
-            raise LocalProtocolError(f"event must be one of {_EVENTS}, not {self.event!r}")
-        if min(self.uploaded, self.downloaded, self.left) < 0 or (self.numwant or 0) < 0:
-            raise LocalProtocolError("byte counts and numwant must not be negative")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrackerPeer:
-    """A peer handed out by a tracker. ``host`` is an IP address (or, in BEP 3's dictionary
-    model, possibly a DNS name); ``peer_id`` only when the tracker sent one."""
-
-    host: str
-    port: int
-    peer_id: bytes | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class AnnounceResult:
-    """A tracker's answer. ``complete``/``incomplete`` are BEP 15's seeders/leechers."""
-
-    interval: int
-    min_interval: int | None = None
-    peers: tuple[TrackerPeer, ...] = ()
-    complete: int | None = None
-    incomplete: int | None = None
-    warning_message: str | None = None
-    tracker_id: bytes | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScrapeResult:
-    """BEP 48: "complete [...] downloaded [...] incomplete" for one torrent."""
-
-    complete: int = 0
-    downloaded: int = 0
-    incomplete: int = 0
 
 
 def scrape_url(announce_url: str) -> str | None:
@@ -305,27 +241,35 @@ def _http_result(message: Container, url: str) -> AnnounceResult:
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    """Received datagrams, queued; the socket is connected, so only the tracker's arrive."""
+    """The connected socket to one tracker, shared by every request in flight to it: what
+    arrives goes to the client's BEP 15 core; an ICMP error (nobody listens there) fails the
+    requests waiting on it."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
+    def __init__(self, client: TrackerClient) -> None:
+        self.client = client
+        self.transport: asyncio.DatagramTransport | None = None
+        self.tracker: tuple[str, int] | None = None
+        self.waiters: set[asyncio.Future[Any]] = set()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if len(data) <= MAX_UDP_DATAGRAM:
-            self.queue.put_nowait(data)
+        if len(data) <= MAX_UDP_DATAGRAM and self.tracker is not None:
+            self.client._udp.receive_datagram(data, self.tracker, self.client.clock())
+            self.client._pump()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable on a connected socket: nobody listens there.
         if isinstance(exc, OSError):
-            self.queue.put_nowait(exc)
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
 
 
 class TrackerClient:
     """Announces and scrapes; keeps BEP 15 connection ids between requests.
 
     ``rng`` draws transaction ids (BEP 15: "Choose a random transaction ID");
-    ``retransmit_base`` is BEP 15's 15 seconds (tests make it small); ``clock`` dates
-    connection ids.
+    ``retransmit_base`` is BEP 15's 15 seconds (tests make it small); ``clock`` is the ``now``
+    the BEP 15 core sees (connection id ages, retransmission deadlines).
     """
 
     def __init__(self, *, rng: random.Random | None = None,
@@ -336,7 +280,12 @@ class TrackerClient:
         self.retransmit_base = retransmit_base
         self.clock = clock
         self.user_agent = user_agent
-        self._connection_ids: dict[tuple[str, int], tuple[int, float]] = {}
+        #: The BEP 15 protocol, sans-I/O; it keeps connection ids between requests.
+        self._udp = UdpTrackerClient(rng=self.rng, retransmit_base=retransmit_base)
+        #: One connected socket per tracker with requests in flight.
+        self._sockets: dict[tuple[str, int], _Datagrams] = {}
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._timer: tuple[float, asyncio.TimerHandle] | None = None
 
     # ------------------------------------------------------------------ announce
 
@@ -490,136 +439,82 @@ class TrackerClient:
                 await writer.wait_closed()
 
     # ------------------------------------------------------------------ UDP (BEP 15)
+    # The protocol is UdpTrackerClient's (sans-I/O); this driver only moves its datagrams
+    # through one connected socket per tracker, runs its timer on the event loop, and hands
+    # each operation's event to the request awaiting it.
 
     async def _udp_announce(self, endpoint: _Endpoint, request: Announce,
                             url: str) -> AnnounceResult:
-        options = _url_data(endpoint)
-
-        def packet(connection_id: int, transaction_id: int) -> bytes:
-            return UdpAnnounceRequest.build(dict(
-                connection_id=connection_id, action="announce", transaction_id=transaction_id,
-                info_hash=request.info_hash, peer_id=request.peer_id,
-                downloaded=request.downloaded, left=request.left, uploaded=request.uploaded,
-                event=request.event or "none", key=request.key,
-                num_want=-1 if request.numwant is None else min(request.numwant, 0x7FFFFFFF),
-                port=request.port, options=options))
-
-        message = await self._udp_request(endpoint, url, packet, "announce")
-        return AnnounceResult(
-            interval=message.interval, complete=message.seeders, incomplete=message.leechers,
-            peers=tuple(TrackerPeer(host=str(p.ip), port=p.port) for p in message.peers
-                        if p.port))
+        target = endpoint.path + (f"?{endpoint.query}" if endpoint.query else "")
+        data = b"" if target in ("", "/") else target.encode("utf-8")
+        event = await self._udp_request(endpoint, url, lambda tracker, now: self._udp.announce(
+            tracker, request, now, url_data=data))
+        assert isinstance(event, AnnounceCompleted)
+        return event.result
 
     async def _udp_scrape(self, endpoint: _Endpoint, info_hashes: list[bytes],
                           url: str) -> dict[bytes, ScrapeResult]:
-        def packet(connection_id: int, transaction_id: int) -> bytes:
-            return UdpScrapeRequest.build(dict(connection_id=connection_id, action="scrape",
-                                               transaction_id=transaction_id,
-                                               info_hashes=info_hashes))
-
-        message = await self._udp_request(endpoint, url, packet, "scrape")
-        if len(message.files) != len(info_hashes):
-            raise TrackerError(f"scrape answered {len(message.files)} torrents, asked "
-                               f"{len(info_hashes)}", url=url)
-        return {h: ScrapeResult(complete=f.seeders, downloaded=f.completed,
-                                incomplete=f.leechers)
-                for h, f in zip(info_hashes, message.files, strict=True)}
+        event = await self._udp_request(endpoint, url, lambda tracker, now: self._udp.scrape(
+            tracker, info_hashes, now))
+        assert isinstance(event, ScrapeCompleted)
+        return dict(event.files)
 
     async def _udp_request(self, endpoint: _Endpoint, url: str,
-                           packet: Callable[[int, int], bytes], action: str) -> Container:
-        """BEP 15 exchange: connect when no live connection id, then the request; both
-        retransmitted after ``retransmit_base * 2 ** n`` seconds, n shared and capped at 8."""
+                           start: Callable[[tuple[str, int], float], int]) -> TrackerEvent:
+        """Start the operation in the core on the tracker's socket; await its event."""
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.create_datagram_endpoint(
-            _Datagrams, remote_addr=(endpoint.host, endpoint.port))
-        try:
-            peer = transport.get_extra_info("peername")
-            ipv6 = ipaddress.ip_address(peer[0].split("%")[0]).version == 6
-            key = (endpoint.host, endpoint.port)
-            attempt = 0
-            fresh = False  # the connection id was obtained during this request
-            while True:
-                cached = self._connection_ids.get(key)
-                if cached is not None and self.clock() - cached[1] > CONNECTION_ID_LIFETIME:
-                    # "it is necessary to rerequest a connection ID when it has expired"
-                    del self._connection_ids[key]
-                    cached = None
-                if cached is None:
-                    answer = await self._exchange(
-                        transport, protocol, ipv6, "connect", attempt,
-                        lambda tid: UdpConnectRequest.build(dict(transaction_id=tid)))
-                    if answer is None:
-                        attempt = self._next_attempt(attempt, url)
-                        continue
-                    if answer.action == "error":
-                        raise _udp_refusal(answer, url)
-                    self._connection_ids[key] = (answer.connection_id, self.clock())
-                    fresh = True
-                    continue
-                connection_id, _ = cached
-                answer = await self._exchange(transport, protocol, ipv6, action, attempt,
-                                              functools.partial(packet, connection_id))
-                if answer is None:
-                    attempt = self._next_attempt(attempt, url)
-                    continue
-                if answer.action == "error":
-                    if not fresh:
-                        # The tracker may have forgotten a connection id we kept from an
-                        # earlier request: connect once more before taking the refusal.
-                        self._connection_ids.pop(key, None)
-                        continue
-                    raise _udp_refusal(answer, url)
-                return answer
-        finally:
+            lambda: _Datagrams(self), remote_addr=(endpoint.host, endpoint.port))
+        peer = transport.get_extra_info("peername")
+        tracker = (peer[0], peer[1])
+        if tracker in self._sockets:  # another request to it is in flight: share its socket
             transport.close()
-
-    def _next_attempt(self, attempt: int, url: str) -> int:
-        if attempt >= MAX_RETRANSMISSIONS:
-            raise TrackerError(f"no answer after {MAX_RETRANSMISSIONS} retransmissions", url=url)
-        return attempt + 1
-
-    async def _exchange(self, transport: asyncio.DatagramTransport, protocol: _Datagrams,
-                        ipv6: bool, action: str, attempt: int,
-                        build: Callable[[int], bytes]) -> Container | None:
-        """Send one request with a fresh random transaction id; the answer that carries it (the
-        expected action or an error), or ``None`` when ``retransmit_base * 2 ** attempt``
-        seconds pass first. Other datagrams are dropped."""
-        transaction_id = self.rng.getrandbits(32)
-        transport.sendto(build(transaction_id))
-        schema = UdpTrackerResponse6 if ipv6 else UdpTrackerResponse
-        wait = self.retransmit_base * 2 ** attempt
+            protocol = self._sockets[tracker]
+        else:
+            protocol.transport, protocol.tracker = transport, tracker
+            self._sockets[tracker] = protocol
+        waiter: asyncio.Future[Any] = loop.create_future()
+        protocol.waiters.add(waiter)
+        operation = start(tracker, self.clock())
+        self._waiters[operation] = waiter
         try:
-            async with asyncio.timeout(wait):
-                while True:
-                    data = await protocol.queue.get()
-                    if isinstance(data, OSError):
-                        raise data
-                    try:
-                        answer = schema.parse(data)
-                    except ParseError:
-                        continue  # not a tracker answer we understand
-                    # "Check whether the transaction ID is equal to the one you chose."
-                    if answer.transaction_id != transaction_id:
-                        continue
-                    if answer.action in (action, "error"):
-                        return answer
-        except TimeoutError:
-            return None
+            self._pump()
+            event = await waiter
+        finally:
+            self._waiters.pop(operation, None)
+            self._udp.cancel(operation)
+            protocol.waiters.discard(waiter)
+            if not protocol.waiters:
+                del self._sockets[tracker]
+                assert protocol.transport is not None
+                protocol.transport.close()
+            self._pump()
+        if isinstance(event, TrackerFailed):
+            raise TrackerError(event.reason, url=url, failure_reason=event.failure_reason)
+        return event
 
+    def _pump(self) -> None:
+        """Send what the core queued, deliver its events, and set the loop's timer to its."""
+        for data, dst in self._udp.datagrams_to_send(self.clock()):
+            socket = self._sockets.get(dst)
+            if socket is not None and socket.transport is not None:
+                socket.transport.sendto(data)
+        while (event := self._udp.next_event()) is not NEED_DATA:
+            waiter = self._waiters.pop(event.operation, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
+        when = self._udp.get_timer()
+        if self._timer is not None and (when is None or self._timer[0] != when):
+            self._timer[1].cancel()
+            self._timer = None
+        if when is not None and self._timer is None:
+            delay = max(when - self.clock(), 0.0)
+            self._timer = (when, asyncio.get_running_loop().call_later(delay, self._on_timer))
 
-def _url_data(endpoint: _Endpoint) -> list[dict]:
-    """BEP 41 URLData options carrying the URL's path and query (255 bytes per option)."""
-    target = endpoint.path + (f"?{endpoint.query}" if endpoint.query else "")
-    if target in ("", "/"):
-        return []
-    raw = target.encode("utf-8")
-    return [dict(type="url_data", data=raw[i : i + 255]) for i in range(0, len(raw), 255)]
-
-
-def _udp_refusal(answer: Container, url: str) -> TrackerError:
-    # BEP 15 error: "string message"; opentracker ends it with a NUL byte.
-    text = bytes(answer.message).rstrip(b"\x00").decode("utf-8", "replace")
-    return TrackerError(f"refused: {text}", url=url, failure_reason=text)
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._udp.handle_timer(self.clock())
+        self._pump()
 
 
 async def announce(url: str, request: Announce, *, timeout: float,

@@ -19,6 +19,7 @@ from p2pkit.bittorrent.peer.connection_state import CLOSED, ESTABLISHED, TRANSIT
 from p2pkit.bittorrent.wire.bitfield import decode_bitfield, encode_bitfield
 from p2pkit.bittorrent.wire.framer import MessageFramer
 from p2pkit.bittorrent.wire.messages import PeerMessage
+from p2pkit.core import Event, NeedData, StreamCore, StreamPair
 from p2pkit.errors import LocalProtocolError, ParseError, RemoteProtocolError
 from tests.pcap_payloads import tcp_segments
 
@@ -38,37 +39,50 @@ def events(conn: PeerConnection) -> list:
     return out
 
 
-class ConnectionPair:
-    """Two connections wired back to back (h11's ConnectionPair)."""
+class ConnectionPair(StreamPair):
+    """Two connections joined by :class:`p2pkit.core.StreamPair` (h11's ConnectionPair), after
+    their handshakes. ``a_to_b`` returns what ``b`` saw; what ``a`` saw meanwhile (answers ``b``
+    wrote by itself, such as BEP 6 rejects) waits for :meth:`flush`."""
 
     def __init__(self, *, fast: bool = True, extensions: bool = True) -> None:
-        self.a = PeerConnection(piece_count=PIECES, piece_length=piece_length)
-        self.b = PeerConnection(piece_count=PIECES, piece_length=piece_length)
+        super().__init__(PeerConnection(piece_count=PIECES, piece_length=piece_length),
+                         PeerConnection(piece_count=PIECES, piece_length=piece_length))
+        self.a, self.b = self.ends
+        self._held: tuple[list, list] = ([], [])
         self.a_to_b(ev.Handshake(info_hash=INFO_HASH, peer_id=b"A" * 20, fast=fast,
                                  extension_protocol=extensions))
         self.b_to_a(ev.Handshake(info_hash=INFO_HASH, peer_id=b"B" * 20, fast=fast,
                                  extension_protocol=extensions))
 
-    def a_to_b(self, *sent: ev.Event, now: float | None = None) -> list:
+    def _exchange(self, side: int, sent: tuple[ev.Event, ...], now: float | None) -> list:
+        if now is not None:
+            self.net.run(until=now)
         for event in sent:
-            self.b.receive_data(self.a.send(event, now), now)
-        if queued := self.a.data_to_send():
-            self.b.receive_data(queued, now)
-        return events(self.b)
+            self.send(side, event)
+        got = self.run()
+        self._held[side].extend(got[side])
+        return got[1 - side]
+
+    def a_to_b(self, *sent: ev.Event, now: float | None = None) -> list:
+        return self._exchange(0, sent, now)
 
     def b_to_a(self, *sent: ev.Event, now: float | None = None) -> list:
-        for event in sent:
-            self.a.receive_data(self.b.send(event, now), now)
-        if queued := self.b.data_to_send():
-            self.a.receive_data(queued, now)
-        return events(self.a)
+        return self._exchange(1, sent, now)
 
     def flush(self) -> tuple[list, list]:
-        """Deliver bytes either side queued by itself; return (events at a, events at b)."""
-        for sender, receiver in ((self.a, self.b), (self.b, self.a)):
-            if queued := sender.data_to_send():
-                receiver.receive_data(queued)
-        return events(self.a), events(self.b)
+        """Events either end saw that an exchange did not return: (at a, at b)."""
+        self.run()
+        held = (list(self._held[0]), list(self._held[1]))
+        self._held[0].clear()
+        self._held[1].clear()
+        return held
+
+
+def test_a_connection_is_a_stream_core_with_the_shared_sentinel():
+    conn = PeerConnection()
+    assert isinstance(conn, StreamCore)
+    assert isinstance(conn.next_event(), NeedData)
+    assert all(issubclass(cls, Event) for cls in (ev.Handshake, ev.Piece, ev.RequestsVoided))
 
 
 def test_handshake_negotiates_fast_and_extensions():
@@ -78,13 +92,13 @@ def test_handshake_negotiates_fast_and_extensions():
     assert ConnectionPair(fast=False).a.fast is False
     half = ConnectionPair(extensions=False)
     with pytest.raises(LocalProtocolError):
-        half.a.send(ev.ExtensionHandshake(m={"ut_metadata": 1}))
+        half.a.send(ev.ExtensionHandshake(m={"ut_metadata": 1}), 0.0)
 
 
 def test_wrong_info_hash_closes():
     a, b = PeerConnection(), PeerConnection()
-    b.send(ev.Handshake(info_hash=INFO_HASH, peer_id=b"B" * 20))
-    b.receive_data(a.send(ev.Handshake(info_hash=bytes(20), peer_id=b"A" * 20)))
+    b.send(ev.Handshake(info_hash=INFO_HASH, peer_id=b"B" * 20), 0.0)
+    b.receive_data(a.send(ev.Handshake(info_hash=bytes(20), peer_id=b"A" * 20), 0.0), 0.0)
     with pytest.raises(RemoteProtocolError, match="info-hash"):
         b.next_event()
     assert b.closed
@@ -99,17 +113,17 @@ def test_bitfield_only_first_and_checked():
     assert p.b.peer_pieces == have and p.b.their_state == ESTABLISHED
     assert p.b.peer_has(9) and not p.b.peer_has(8)
     with pytest.raises(LocalProtocolError):
-        p.a.send(ev.Bitfield(bitfield=encode_bitfield(have)))
+        p.a.send(ev.Bitfield(bitfield=encode_bitfield(have)), 0.0)
     # A second bitfield breaks BEP 3 ("only ever sent as the first message"), but aria2 1.36
     # sends one: it replaces the peer's piece set and is counted.
     have[5] = 1
-    p.b.receive_data(PeerMessage.build(dict(type="bitfield", bitfield=encode_bitfield(have))))
+    p.b.receive_data(PeerMessage.build(dict(type="bitfield", bitfield=encode_bitfield(have))), 0.0)
     assert p.b.next_event() == ev.Bitfield(bitfield=encode_bitfield(have))
     assert p.b.peer_has(5) and p.b.late_bitfields == 1
     # have_all too (aria2 announces completion so); have_none makes no sense late: refused.
-    p.b.receive_data(PeerMessage.build(dict(type="have_all")))
+    p.b.receive_data(PeerMessage.build(dict(type="have_all")), 0.0)
     assert p.b.next_event() == ev.HaveAll() and p.b.peer_has(8) and p.b.late_bitfields == 2
-    p.b.receive_data(PeerMessage.build(dict(type="have_none")))
+    p.b.receive_data(PeerMessage.build(dict(type="have_none")), 0.0)
     with pytest.raises(RemoteProtocolError, match="HaveNone not allowed"):
         p.b.next_event()
 
@@ -117,7 +131,7 @@ def test_bitfield_only_first_and_checked():
 @pytest.mark.parametrize("payload", [b"\xff", b"\xff\xc1", b"\xff\xc0\x00"])
 def test_bad_bitfields_close(payload):
     p = ConnectionPair()
-    p.b.receive_data(PeerMessage.build(dict(type="bitfield", bitfield=payload)))
+    p.b.receive_data(PeerMessage.build(dict(type="bitfield", bitfield=payload)), 0.0)
     with pytest.raises(RemoteProtocolError, match="bitfield"):
         p.b.next_event()
 
@@ -135,8 +149,8 @@ def test_extension_handshake_may_precede_bitfield():
 def test_fast_only_messages_need_the_fast_bit():
     p = ConnectionPair(fast=False)
     with pytest.raises(LocalProtocolError):
-        p.a.send(ev.HaveAll())
-    p.b.receive_data(PeerMessage.build(dict(type="have_all")))
+        p.a.send(ev.HaveAll(), 0.0)
+    p.b.receive_data(PeerMessage.build(dict(type="have_all")), 0.0)
     with pytest.raises(RemoteProtocolError, match="BEP 6"):
         p.b.next_event()
 
@@ -152,31 +166,31 @@ def test_request_piece_pipeline():
     assert got == [ev.Piece(index=2, begin=16384, data=b"x" * 16384)]
     assert p.a.outstanding == 2 and p.a.downloaded == 16384 and p.b.uploaded == 16384
     with pytest.raises(LocalProtocolError, match="not requested"):
-        p.b.send(ev.Piece(index=2, begin=16384, data=b"x" * 16384))
+        p.b.send(ev.Piece(index=2, begin=16384, data=b"x" * 16384), 0.0)
     with pytest.raises(LocalProtocolError, match="already requested"):
-        p.a.send(requests[0])
+        p.a.send(requests[0], 0.0)
     with pytest.raises(LocalProtocolError, match="beyond piece"):
-        p.a.send(ev.Request(index=PIECES - 1, begin=0, length=16384))
+        p.a.send(ev.Request(index=PIECES - 1, begin=0, length=16384), 0.0)
 
 
 def test_out_of_range_request_closes():
     p = ConnectionPair()
     p.b_to_a(ev.HaveAll(), ev.Unchoke())
     p.b.receive_data(PeerMessage.build(dict(type="request", index=PIECES, begin=0,
-                                            length=16384)))
+                                            length=16384)), 0.0)
     p.a.receive_data(PeerMessage.build(dict(type="request", index=PIECES, begin=0,
-                                            length=16384)))
+                                            length=16384)), 0.0)
     with pytest.raises(RemoteProtocolError, match="piece 10 of a 10-piece"):
         p.a.next_event()
 
 
 def test_unrequested_piece_closes_with_fast_and_is_dropped_without():
     p = ConnectionPair()
-    p.a.receive_data(PeerMessage.build(dict(type="piece", index=1, begin=0, piece=b"z" * 10)))
+    p.a.receive_data(PeerMessage.build(dict(type="piece", index=1, begin=0, piece=b"z" * 10)), 0.0)
     with pytest.raises(RemoteProtocolError, match="never requested"):
         p.a.next_event()
     q = ConnectionPair(fast=False)
-    q.a.receive_data(PeerMessage.build(dict(type="piece", index=1, begin=0, piece=b"z" * 10)))
+    q.a.receive_data(PeerMessage.build(dict(type="piece", index=1, begin=0, piece=b"z" * 10)), 0.0)
     assert events(q.a) == [] and q.a.unrequested_bytes == 10 and not q.a.closed
 
 
@@ -210,17 +224,18 @@ def test_cancel_with_fast_is_answered_by_a_reject():
     p = ConnectionPair()
     p.b_to_a(ev.HaveAll(), ev.Unchoke())
     p.a_to_b(ev.HaveNone(), ev.Request(index=1, begin=0, length=16384))
-    assert p.a_to_b(ev.Cancel(index=1, begin=0, length=16384)) == [
-        ev.Cancel(index=1, begin=0, length=16384)]
+    p.send(0, ev.Cancel(index=1, begin=0, length=16384))
     assert p.a.outstanding == 1  # BEP 6: still owed exactly one answer
-    assert p.flush()[0] == [ev.RejectRequest(index=1, begin=0, length=16384)]
+    at_a, at_b = p.run()
+    assert at_b == [ev.Cancel(index=1, begin=0, length=16384)]
+    assert at_a == [ev.RejectRequest(index=1, begin=0, length=16384)]
     assert p.a.outstanding == 0
 
 
 def test_reject_for_a_request_never_sent_closes():
     p = ConnectionPair()
     p.a.receive_data(PeerMessage.build(dict(type="reject_request", index=1, begin=0,
-                                            length=16384)))
+                                            length=16384)), 0.0)
     with pytest.raises(RemoteProtocolError, match="never requested"):
         p.a.next_event()
 
@@ -231,7 +246,7 @@ def test_request_flood_closes():
     flood = b"".join(PeerMessage.build(dict(type="request", index=i, begin=b * 16, length=16))
                      for i in range(PIECES - 1)
                      for b in range(MAX_PEER_REQUESTS // (PIECES - 1) + 1))
-    p.a.receive_data(flood)
+    p.a.receive_data(flood, 0.0)
     with pytest.raises(RemoteProtocolError, match="requests outstanding"):
         events(p.a)
 
@@ -245,10 +260,10 @@ def test_extension_messages_by_name():
                                        message=dict(msg_type="request", piece=0)))
     assert got[0].name == "ut_metadata" and got[0].message.msg_type == "request"
     data = p.a.send(ev.ExtensionMessage(name="ut_metadata", message=dict(msg_type="request",
-                                                                         piece=1)))
+                                                                         piece=1)), 0.0)
     assert data[5] == 7  # the id the receiver chose
     with pytest.raises(LocalProtocolError, match="does not support"):
-        p.b.send(ev.ExtensionMessage(name="ut_pex", message={}))
+        p.b.send(ev.ExtensionMessage(name="ut_pex", message={}), 0.0)
 
 
 def test_timers_keepalive_idle_and_request_timeout():
@@ -274,29 +289,30 @@ def test_eof_closes_and_voids():
     p = ConnectionPair()
     p.b_to_a(ev.HaveAll(), ev.Unchoke())
     p.a_to_b(ev.HaveNone(), ev.Request(index=3, begin=0, length=16384))
-    p.a.receive_data(b"")
+    p.a.receive_data(b"", 0.0)
     assert events(p.a) == [ev.RequestsVoided(blocks=((3, 0, 16384),), reason="closed"),
                            ev.ConnectionClosed(reason="closed by peer", by_peer=True)]
     assert p.a.our_state == CLOSED
     with pytest.raises(LocalProtocolError):
-        p.a.send(ev.Interested())
+        p.a.send(ev.Interested(), 0.0)
 
 
 def test_magnet_geometry_learnt_later():
     a = PeerConnection()
     b = PeerConnection()
-    b.receive_data(a.send(ev.Handshake(info_hash=INFO_HASH, peer_id=b"A" * 20)))
-    a.receive_data(b.send(ev.Handshake(info_hash=INFO_HASH, peer_id=b"B" * 20)))
+    b.receive_data(a.send(ev.Handshake(info_hash=INFO_HASH, peer_id=b"A" * 20), 0.0), 0.0)
+    a.receive_data(b.send(ev.Handshake(info_hash=INFO_HASH, peer_id=b"B" * 20), 0.0), 0.0)
     bits = bytearray(PIECES)
     bits[2] = 1
-    b.receive_data(a.send(ev.Bitfield(bitfield=encode_bitfield(bits))) +
-                   a.send(ev.Have(index=7)))
+    b.receive_data(a.send(ev.Bitfield(bitfield=encode_bitfield(bits)), 0.0) +
+                   a.send(ev.Have(index=7), 0.0), 0.0)
     events(b)
     b.set_torrent(PIECES, piece_length)
     assert [i for i in range(PIECES) if b.peer_has(i)] == [2, 7]
     c = PeerConnection()
-    c.receive_data(PeerConnection().send(ev.Handshake(info_hash=INFO_HASH, peer_id=b"C" * 20)))
-    c.receive_data(PeerMessage.build(dict(type="bitfield", bitfield=b"\xff\xff")))
+    hello = PeerConnection().send(ev.Handshake(info_hash=INFO_HASH, peer_id=b"C" * 20), 0.0)
+    c.receive_data(hello, 0.0)
+    c.receive_data(PeerMessage.build(dict(type="bitfield", bitfield=b"\xff\xff")), 0.0)
     events(c)
     with pytest.raises(RemoteProtocolError, match="bitfield"):
         c.set_torrent(PIECES, piece_length)
@@ -406,11 +422,11 @@ def test_replaying_real_connections_reproduces_their_bytes(replay):
                 event = message_event(frame.message, names)
                 if isinstance(event, ev.Piece):  # answering a request we received
                     assert event.block in conn.peer_requests
-                data = conn.send(event)
+                data = conn.send(event, 0.0)
                 assert data == frame.data
                 sent.append(type(event).__name__)
         elif (src, dst) == (them, us):
-            conn.receive_data(payload)
+            conn.receive_data(payload, 0.0)
             received += events(conn)
     kinds = {type(e).__name__ for e in received}
     assert len(sent) > 3 and "Handshake" in kinds and "ExtensionHandshake" in kinds
@@ -428,7 +444,7 @@ def test_replaying_real_connections_reproduces_their_bytes(replay):
 @given(st.binary(max_size=200))
 def test_random_bytes_after_handshake_raise_only_remote_protocol_error(data):
     p = ConnectionPair()
-    p.b.receive_data(data)
+    p.b.receive_data(data, 0.0)
     try:
         events(p.b)
     except RemoteProtocolError:
@@ -438,7 +454,7 @@ def test_random_bytes_after_handshake_raise_only_remote_protocol_error(data):
 @pytest.mark.parametrize("kind", ["cancel", "reject_request", "request"])
 def test_zero_length_block_messages_are_the_peers_mistake(kind):
     p = ConnectionPair()
-    p.b.receive_data(PeerMessage.build(dict(type=kind, index=0, begin=0, length=0)))
+    p.b.receive_data(PeerMessage.build(dict(type=kind, index=0, begin=0, length=0)), 0.0)
     with pytest.raises(RemoteProtocolError):
         events(p.b)
     assert p.b.closed
@@ -456,8 +472,70 @@ def test_send_requests_is_send_request_in_bulk():
     assert bulk == one_by_one and p.a.outstanding == q.a.outstanding == 3
     assert p.a.get_timer() == q.a.get_timer()
     with pytest.raises(LocalProtocolError, match="already requested"):
-        p.a.send_requests([(1, 0, 16384)])
+        p.a.send_requests([(1, 0, 16384)], 0.0)
     with pytest.raises(LocalProtocolError, match="beyond piece"):
-        p.a.send_requests([(PIECES - 1, 0, 16384)])
+        p.a.send_requests([(PIECES - 1, 0, 16384)], 0.0)
     with pytest.raises(LocalProtocolError, match="cannot send requests"):
-        PeerConnection().send_requests([(0, 0, 16384)])
+        PeerConnection().send_requests([(0, 0, 16384)], 0.0)
+
+
+# ---- the send table --------------------------------------------------------------------------
+
+
+def test_send_table_covers_every_wire_message_and_only_events_one_sends():
+    from p2pkit.bittorrent.peer.connection import _ENCODINGS
+    from p2pkit.bittorrent.wire.messages import MESSAGES
+
+    sent_messages = {encoding.message for encoding in _ENCODINGS.values()}
+    assert sent_messages == {name for name, _ in MESSAGES.values()} | {"handshake",
+                                                                       "keep_alive"}
+    p = ConnectionPair()
+    for not_a_message in (ev.RequestsVoided(blocks=(), reason="closed"),
+                          ev.ConnectionClosed(reason="x", by_peer=False)):
+        with pytest.raises(LocalProtocolError, match="not a message"):
+            p.a.send(not_a_message, 0.0)
+
+
+def _snapshot(conn: PeerConnection) -> tuple:
+    return (conn.our_state, conn.am_choking, conn.am_interested, dict(conn._sent),
+            dict(conn.peer_requests), set(conn.allowed_fast_sent), conn.uploaded,
+            set(conn._hash_requests), set(conn.peer_hash_requests), dict(conn.our_extensions),
+            conn.last_sent, conn.our_handshake)
+
+
+@pytest.mark.parametrize(("fast", "event", "match"), [
+    (False, ev.HaveAll(), "fast extension"),  # BEP 6: only with the bit on both sides
+    (False, ev.RejectRequest(index=0, begin=0, length=16384), "fast extension"),
+    (False, ev.SuggestPiece(index=0), "fast extension"),
+    (False, ev.AllowedFast(index=0), "fast extension"),
+    (True, ev.AllowedFast(index=PIECES), "10-piece torrent"),
+    (True, ev.Have(index=PIECES), "10-piece torrent"),
+    (True, ev.Bitfield(bitfield=b"\xff\xff"), "bitfield is wrong"),  # spare bits set
+    (True, ev.Piece(index=0, begin=0, data=b"x"), "not requested"),
+    (True, ev.Cancel(index=0, begin=0, length=16384), "not outstanding"),
+    (True, ev.Hashes(pieces_root=bytes(32), base_layer=0, index=0, length=2, proof_layers=0),
+     "no such hash request"),  # BEP 52: MUST correlate with a hash request
+    (True, ev.HashRequest(pieces_root=bytes(32), base_layer=0, index=0, length=1024,
+                          proof_layers=0), "SHOULD NOT be greater than 512"),
+    (True, ev.ExtensionMessage(name="ut_pex", message={}), "does not support"),
+])
+def test_a_refused_send_changes_nothing(fast, event, match):
+    p = ConnectionPair(fast=fast)
+    before = _snapshot(p.a)
+    with pytest.raises(LocalProtocolError, match=match):
+        p.a.send(event, 50.0)
+    assert _snapshot(p.a) == before and p.a.data_to_send() == b""
+
+
+def test_choke_is_sent_before_the_rejects_it_owes():
+    p = ConnectionPair()
+    p.b_to_a(ev.HaveNone(), ev.Interested())
+    p.a_to_b(ev.HaveAll(), ev.Unchoke(), ev.AllowedFast(index=3))
+    p.b_to_a(ev.Request(index=1, begin=0, length=16384), ev.Request(index=3, begin=0,
+                                                                     length=16384))
+    data = p.a.send(ev.Choke(), 1.0)
+    framer = MessageFramer(handshake=False)
+    # BEP 6: "A peer SHOULD choke first and then reject requests"; the allowed fast one stays
+    assert [(f.message.type, f.message.get("index")) for f in framer.feed(data)] == [
+        ("choke", None), ("reject_request", 1)]
+    assert list(p.a.peer_requests) == [(3, 0, 16384)]

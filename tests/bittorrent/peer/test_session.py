@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from p2pkit.bittorrent.peer.session import (
     MAX_HASH_FAILURES,
-    CheckPiece,
-    ClosePeer,
-    ConnectPeers,
-    MetadataReceived,
-    ReadBlock,
+    BlockRequested,
+    MetadataCompleted,
+    PeerClosed,
+    PeersDiscovered,
+    PieceDownloaded,
     TorrentSession,
 )
 from p2pkit.bittorrent.peer.storage import Storage
@@ -24,6 +24,7 @@ from p2pkit.bittorrent.wire.create import create_torrent
 from p2pkit.bittorrent.wire.framer import MessageFramer
 from p2pkit.bittorrent.wire.messages import PeerMessage
 from p2pkit.bittorrent.wire.metainfo import Metainfo
+from p2pkit.core import NEED_DATA, MemoryNetwork
 from tests.bittorrent.album import write_album
 
 PIECE = 32768
@@ -44,7 +45,7 @@ class Node:
         self.session = TorrentSession(peer_id=name.encode().ljust(20, b"-"), metainfo=meta,
                                       info_hash=info_hash, have=have, rng=random.Random(seed),
                                       upload_slots=upload_slots, request_queue=request_queue)
-        self.closed: list[ClosePeer] = []
+        self.closed: list[PeerClosed] = []
         self.discovered: list[tuple[str, int]] = []
         self.ip = f"127.0.0.{sum(name.encode()) % 250 + 2}"
         self.banned: set[str] = set()
@@ -52,39 +53,53 @@ class Node:
 
     def act(self, now: float) -> None:
         s = self.session
-        while (action := s.next_action()) is not None:
-            if isinstance(action, ReadBlock):
-                s.block_read(action.peer, action.index, action.begin,
-                             self.storage.read(action.index, action.begin, action.length), now)
-            elif isinstance(action, CheckPiece):
-                ok = self.storage.verify(action.index, action.data)
+        while (event := s.next_event()) is not NEED_DATA:
+            if isinstance(event, BlockRequested):
+                s.block_read(event.peer, event.index, event.begin,
+                             self.storage.read(event.index, event.begin, event.length), now)
+            elif isinstance(event, PieceDownloaded):
+                ok = self.storage.verify(event.index, event.data)
                 if ok:
-                    self.storage.write(action.index, action.data)
-                s.piece_checked(action.index, ok, now)
-            elif isinstance(action, ClosePeer):
-                self.closed.append(action)
-                if action.ban:
-                    self.banned.add(action.peer)
-            elif isinstance(action, ConnectPeers):
-                self.discovered += action.addresses
-            elif isinstance(action, MetadataReceived):
-                self.meta = action.metainfo
-                self.storage = Storage(action.metainfo, self.root)
-                s.start(action.metainfo, self.storage.check(), now=now)
+                    self.storage.write(event.index, event.data)
+                s.piece_checked(event.index, ok, now)
+            elif isinstance(event, PeerClosed):
+                self.closed.append(event)
+                if event.ban:
+                    self.banned.add(event.peer)
+            elif isinstance(event, PeersDiscovered):
+                self.discovered += event.addresses
+            elif isinstance(event, MetadataCompleted):
+                self.meta = event.metainfo
+                self.storage = Storage(event.metainfo, self.root)
+                s.start(event.metainfo, self.storage.check(), now=now)
 
 
 class Swarm:
-    """Nodes wired pairwise through in-memory pipes; ``run`` moves bytes until quiet."""
+    """Nodes wired pairwise by reliable streams of a :class:`p2pkit.core.MemoryNetwork` (no
+    latency: what a step writes arrives in that step); ``run`` moves bytes until quiet, then
+    jumps the network's clock to the next timer."""
 
-    def __init__(self) -> None:
+    def __init__(self, net: MemoryNetwork | None = None) -> None:
+        self.net = net if net is not None else MemoryNetwork(seed=0)
         self.links: list[tuple[Node, str, Node, str]] = []
-        self.now = 0.0
         self.taps: dict[tuple[str, str], list[bytes]] = {}
+
+    @property
+    def now(self) -> float:
+        return self.net.now
 
     def connect(self, a: Node, b: Node) -> None:
         a.session.add_peer(b.name, outgoing=True, address=(b.ip, 6881), now=self.now)
         b.session.add_peer(a.name, outgoing=False, address=(a.ip, 40000), now=self.now)
         self.links.append((a, b.name, b, a.name))
+
+    def _write(self, src: Node, dst: Node, src_key: str, data: bytes) -> None:
+        def deliver(data: bytes, now: float) -> None:
+            if src_key in dst.session.peers:
+                dst.session.receive_data(src_key, data, now)
+
+        self.net.send_stream((src.name, 0), (dst.name, 0), data, deliver)
+        self.net.run(until=self.now)  # no latency: delivered now
 
     def step(self) -> bool:
         moved = False
@@ -93,7 +108,7 @@ class Swarm:
                 data = src.session.data_to_send(dst_key)
                 if data and src_key in dst.session.peers:
                     self.taps.setdefault((src.name, dst.name), []).append(data)
-                    dst.session.receive_data(src_key, data, self.now)
+                    self._write(src, dst, src_key, data)
                     moved = True
         for node in self.nodes():
             node.act(self.now)
@@ -111,7 +126,7 @@ class Swarm:
             timers = [t for n in self.nodes() if (t := n.session.get_timer()) is not None]
             if not timers or min(timers) > end:
                 return
-            self.now = max(self.now, min(timers))
+            self.net.run(until=max(self.now, min(timers)))
             for node in self.nodes():
                 node.session.handle_timer(self.now)
         raise AssertionError("the swarm did not settle")
@@ -319,7 +334,7 @@ def test_requests_for_missing_pieces_are_rejected(content, tmp_path):
                                                        length=16384)), 0.0)
     out = b.session.data_to_send("a")
     assert PeerMessage.parse(out).type == "reject_request"
-    assert not [x for x in iter(b.session.next_action, None) if isinstance(x, ReadBlock)]
+    assert not [x for x in iter(b.session.next_event, NEED_DATA) if isinstance(x, BlockRequested)]
 
 
 def test_sha_of_download_matches(content, tmp_path):
@@ -398,7 +413,7 @@ def test_started_pieces_are_bounded_whatever_the_torrent_size(content, tmp_path,
 ), max_size=12))
 def test_hostile_bytes_close_only_that_peer(content, tmp_path_factory, messages):
     """Whatever a peer sends after its handshake, the session raises nothing: it answers, or
-    drops that peer with a ClosePeer, and keeps serving the others."""
+    drops that peer with a PeerClosed, and keeps serving the others."""
     torrent, seed_root, files = content
     meta = torrent()
     seeder = Node("seeder", meta, seed_root)

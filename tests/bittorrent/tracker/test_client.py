@@ -435,6 +435,33 @@ def test_udp_retransmissions_stop_after_n_8():
     assert tracker.actions == ["connect"] * 9
 
 
+def test_udp_concurrent_requests_share_one_core():
+    """Announces to two trackers and two at once to the same one, from one client: each
+    request gets its own answer; the same tracker connects once (one core, one id)."""
+
+    async def scenario():
+        first, t1, url1 = await scripted_udp(honest)
+        second, t2, url2 = await scripted_udp(honest)
+        client = TrackerClient(rng=random.Random(9), retransmit_base=FAST)
+        try:
+            results = await asyncio.gather(
+                client.announce(url1, peer_announce(1), timeout=TIMEOUT),
+                client.announce(url2, peer_announce(2), timeout=TIMEOUT))
+            again = await asyncio.gather(
+                client.announce(url1, peer_announce(3), timeout=TIMEOUT),
+                client.announce(url1, peer_announce(4), timeout=TIMEOUT))
+        finally:
+            t1.close()
+            t2.close()
+        return first, second, results + again, client
+
+    first, second, results, client = run(scenario())
+    assert all(isinstance(r, AnnounceResult) and r.interval == 1234 for r in results)
+    assert first.actions == ["connect", "announce", "announce", "announce"]
+    assert second.actions == ["connect", "announce"]
+    assert client._udp.operations == 0 and client._timer is None
+
+
 # --------------------------------------------------------------------------- scripted HTTP
 
 
