@@ -23,7 +23,7 @@ UDP_TRACKER = ProtocolDescriptor(
     priority=100,
     messages=("connect", "announce", "scrape", "error"),
     fields=("direction",),
-    scapy="p2pkit.bittorrent.scapy_layers:TRACKER_LAYERS",
+    scapy="p2pkit.bittorrent.tracker.scapy_layers:LAYERS",
 )
 
 HTTP_TRACKER = ProtocolDescriptor(
