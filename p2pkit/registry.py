@@ -289,10 +289,7 @@ def _collect_names(obj: Any, found: set[str], depth: int, seen: set[int]) -> Non
                 found.add(key)
             elif isinstance(key, bytes):
                 found.add(key.decode("latin-1"))
-            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
-                _collect_names(value[1], found, depth + 1, seen)  # {id: (name, body)}
-            elif isinstance(value, construct.Construct):
-                _collect_names(value, found, depth + 1, seen)
+            _collect_held(value, found, depth, seen)
         return
     if not isinstance(obj, construct.Construct):
         by_id = getattr(obj, "by_id", None)
@@ -313,10 +310,28 @@ def _collect_names(obj: Any, found: set[str], depth: int, seen: set[int]) -> Non
     if isinstance(cases, dict):
         for sub in cases.values():
             _collect_names(sub, found, depth + 1, seen)
-    for attr in ("by_id", "items"):
-        table = getattr(obj, attr, None)
-        if isinstance(table, dict):
-            _collect_names(table, found, depth + 1, seen)
+    if type(obj).__module__.startswith("construct"):
+        return
+    # a hand-written construct (p2pkit's message switches, variants, adapters): what it and
+    # its class hold
+    for value in (*vars(type(obj)).values(), *vars(obj).values()):
+        _collect_held(value, found, depth, seen)
+
+
+def _collect_held(value: Any, found: set[str], depth: int, seen: set[int]) -> None:
+    """Names in a value a construct or table holds: constructs, tables, and the identifiers
+    beside them (``{id: (name, body)}``, ``(schema, "messages")``, a variant's field name)."""
+    import construct
+
+    if isinstance(value, str):
+        if value.isidentifier():
+            found.add(value)
+    elif isinstance(value, (construct.Construct, dict)):
+        _collect_names(value, found, depth + 1, seen)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            if isinstance(item, (str, construct.Construct, dict)):
+                _collect_held(item, found, depth, seen)
 
 
 def known_message_names(protocols: Iterable[str] = ()) -> frozenset[str]:

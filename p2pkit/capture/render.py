@@ -67,13 +67,23 @@ def _tree_lines(value: Any, indent: int, name: str = "") -> list[str]:
     return [f"{pad}{label}{json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value}"]
 
 
-def render_tree(record: Record) -> str:
-    """A field tree, like ``tshark -V``: the frame, the message with its stream offset and
-    length, then every field (nested values indented, large binaries as length + SHA-1)."""
+def render_tree(record: Record, start: float = 0.0) -> str:
+    """A field tree, like ``tshark -V``: the frame (its time since ``start``, the first
+    frame's time, as on summary lines), the message with its stream offset and length, then
+    every field (nested values indented, large binaries as length + SHA-1).
+
+    >>> r = Record(frame=7, time=101.5, transport="udp", src="10.0.0.1:1", dst="10.0.0.2:2",
+    ...            protocol="bt-dht", message="query", fields={"method": "ping"}, length=42)
+    >>> print(render_tree(r, start=100.0))
+    Frame 7: 1.500000 udp 10.0.0.1:1 → 10.0.0.2:2
+      bt-dht query (42 bytes)
+        method: "ping"
+    """
     where = (f"stream offset {record.offset}, {record.length} bytes"
              if record.offset is not None else f"{record.length} bytes")
     lines = [
-        f"Frame {record.frame}: {record.time:.6f} {record.transport} {record.src} → {record.dst}",
+        f"Frame {record.frame}: {record.time - start:.6f} {record.transport} {record.src} → "
+        f"{record.dst}",
         f"  {record.protocol} {record.message} ({where})",
     ]
     base = record.offset or 0

@@ -33,7 +33,7 @@ GNUTELLA = ProtocolDescriptor(
     messages="p2pkit.gnutella.protocol:gnutella_messages",
     fields=("guid", "ttl", "hops", "payload_type", "payload", "kind", "version", "headers",
             "status", "reason", "method", "target", "length", "sha1", "file_index",
-            "servent_guid", "file_name"),
+            "servent_guid", "file_name", "name"),
     scapy="p2pkit.gnutella.scapy_layers:LAYERS",
     cli=("gnutella", "p2pkit.cli.gnutella:gnutella"),
 )

@@ -42,7 +42,7 @@ HTTP_TRACKER = ProtocolDescriptor(
             "uploaded", "downloaded", "left", "compact", "no_peer_id", "event", "ip", "numwant",
             "key", "trackerid", "info_hashes", "extra", "files", "flags", "peers", "peers6",
             "interval", "min_interval", "tracker_id", "complete", "incomplete",
-            "failure_reason", "warning_message", "external_ip"),
+            "failure_reason", "warning_message", "external_ip", "peers_compact"),
 )
 
 #: What :mod:`p2pkit.registry` registers from this module.
