@@ -181,6 +181,25 @@ def peer_wire_stream(*, src: str, dst: str, transport: str = "tcp",
     return stream
 
 
+_SPANS: dict[tuple[str, int], dict[str, tuple[int, int]]] = {}
+
+
+def _spans(message: str, length: int) -> dict[str, tuple[int, int]]:
+    """Field spans of a handshake or a message (after its 4-byte prefix and id byte), from
+    the schemas; remembered per (message, length), since most messages repeat both."""
+    key = (message, length)
+    spans = _SPANS.get(key)
+    if spans is None:
+        if len(_SPANS) > 4096:
+            _SPANS.clear()
+        if message == "handshake":
+            spans = struct_spans(HandshakeBody, 0, length)
+        else:
+            spans = struct_spans(MESSAGES[MESSAGE_IDS[message]][1], 5, length)
+        _SPANS[key] = spans
+    return dict(spans)
+
+
 class PeerWireStream:
     """Dissect one direction of a BitTorrent peer connection from reassembled bytes.
 
@@ -201,6 +220,8 @@ class PeerWireStream:
         self.received_names: dict[int, str] = {}
         self.peer: PeerWireStream | None = None
         self._at_end = False
+        #: Size of the message at the front of the buffer, once its length prefix was read.
+        self._size: int | None = None
 
     # -- input ------------------------------------------------------------------------------
 
@@ -211,6 +232,7 @@ class PeerWireStream:
     def gap(self, offset: int, length: int) -> None:
         """Bytes were lost: drop the partial message and resynchronise after the gap."""
         self.buffer.reset(offset + length)
+        self._size = None
         if self.state == "handshake":
             self.state = "messages"
         self.synced = False
@@ -234,11 +256,8 @@ class PeerWireStream:
         record = Record(frame=frame, time=time, transport=self.transport, src=self.src,
                         dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
                         offset=start, length=length, value=value)
-        if message == "handshake":
-            record.spans = struct_spans(HandshakeBody, 0, length)
-        elif message in MESSAGE_IDS:
-            # after the 4-byte length prefix and the id byte
-            record.spans = struct_spans(MESSAGES[MESSAGE_IDS[message]][1], 5, length)
+        if message == "handshake" or message in MESSAGE_IDS:
+            record.spans = _spans(message, length)
         elif message == "unknown":  # PeerMessageLenient's name for an id it does not know
             record.deviations.append(Deviation(
                 offset=start + 4, rule="bittorrent/message/unknown-id",
@@ -317,13 +336,19 @@ class PeerWireStream:
                 if not self._resync(first):
                     return
                 first = 0
-            try:
-                size = frame_length(data)
-            except LimitExceeded:
-                self.synced, first = False, 1
-                continue
-            if size is None or len(data) < size:
+            size = self._size  # the message at the front, once its prefix was read
+            if size is None:
+                try:
+                    size = frame_length(data)
+                except LimitExceeded:
+                    self.synced, first = False, 1
+                    continue
+                if size is None:
+                    return
+                self._size = size
+            if len(data) < size:
                 return
+            self._size = None
             start = buf.start
             raw = bytes(data[:size])
             try:
@@ -341,6 +366,7 @@ class PeerWireStream:
         Returns True when synchronised; False when more data is needed to decide (the bytes
         that cannot start a message are dropped meanwhile).
         """
+        self._size = None
         data = self.buffer.data
         for pos in range(first, max(first, len(data) - 4)):
             found = _chain_at(data, pos, RESYNC_CHAIN, self._at_end)
