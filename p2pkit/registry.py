@@ -118,6 +118,9 @@ class ProtocolDescriptor:
     messages: Ref = ()
     #: Top-level record field names beyond those of :attr:`schemas` (``dissect --filter``).
     fields: Ref = ()
+    #: Fields shown on a summary line, in this order when present (empty: every top-level
+    #: field whose value is short).
+    summary: tuple[str, ...] = ()
     #: scapy bindings: a function ``bind(**ports)`` or a sequence of layer classes (see
     #: :mod:`p2pkit.capture.scapy_layers`).
     scapy: Ref = None

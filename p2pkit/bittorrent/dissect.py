@@ -65,6 +65,8 @@ MAX_UTP_REORDER = 1024
 MAX_UTP_HELD = 64
 #: uTP connections remembered per dissection (the oldest held one is forgotten first).
 MAX_UTP_STATE = 4096
+#: Binary fields shown as length + SHA-1 whatever their size (piece data, bitfields).
+SUMMARISED = frozenset({"piece", "bitfield"})
 #: Where each extension payload is specified (for deviations).
 _EXTENSION_SPECS = {"handshake": "BEP 10 §handshake message", "ut_metadata": "BEP 9",
                     "ut_pex": "BEP 11", "upload_only": "BEP 21", "lt_donthave": "BEP 54"}
@@ -252,7 +254,7 @@ class PeerWireStream:
     def _record(self, message: str, value: Any, start: int, length: int) -> Record:
         """A record for the message at the front of the buffer (call before skipping it)."""
         frame, time = self.buffer.frame_of(length - 1)
-        fields = json_fields(value)
+        fields = json_fields(value, summarised=SUMMARISED)
         record = Record(frame=frame, time=time, transport=self.transport, src=self.src,
                         dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
                         offset=start, length=length, value=value)
@@ -300,7 +302,7 @@ class PeerWireStream:
                 for d in decode_lenient(value.payload).deviations
                 if d.rule != "bencode/trailing-data"  # ut_metadata's piece follows
             ]
-        record.fields["message"] = json_value(decoded)
+        record.fields["message"] = json_value(decoded, "", SUMMARISED)
         del record.fields["payload"]
 
     def _decode(self) -> Iterator[Record]:

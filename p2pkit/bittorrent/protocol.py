@@ -36,6 +36,8 @@ BITTORRENT = ProtocolDescriptor(
     priority=1000,
     messages="p2pkit.bittorrent.protocol:peer_wire_messages",
     fields=("extension", "message", "length", "id", "payload"),
+    summary=("index", "begin", "length", "port", "extension", "msg_type", "piece", "info_hash",
+             "extended_id"),
     scapy="p2pkit.bittorrent.scapy_layers:LAYERS",
     cli=("bt", "p2pkit.cli.bt:bt"),
 )
@@ -50,6 +52,7 @@ UTP = ProtocolDescriptor(
     priority=300,
     messages=("st_data", "st_fin", "st_state", "st_reset", "st_syn"),
     fields=("payload_length",),
+    summary=("extension", "connection_id", "seq_nr", "ack_nr"),
     scapy="p2pkit.bittorrent.scapy_layers:UTP_LAYERS",
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from scapy.packet import Packet
 
+from p2pkit.bittorrent.dissect import SUMMARISED
 from p2pkit.bittorrent.wire.framer import frame_length
 from p2pkit.bittorrent.wire.messages import PeerMessageLenient
 from p2pkit.bittorrent.wire.utp import UtpPacket, looks_like_utp
@@ -30,6 +31,7 @@ class PeerMessageLayer(StreamLayer):
 
     name = "BitTorrent"
     fields_desc = [FramedField("message", PeerMessageLenient, _peer_message_length)]
+    summarised = SUMMARISED
 
     def mysummary(self) -> str:
         return f"BitTorrent {self.message.type}"

@@ -74,7 +74,7 @@ class SchemaField(Field):
     def i2repr(self, pkt: Packet, x: Any) -> str:
         if x is None:
             return "None"
-        doc = json_value(x)
+        doc = json_value(x, "", getattr(pkt, "summarised", frozenset()))
         if isinstance(doc, dict):
             return " ".join(f"{k}={v}" for k, v in doc.items())
         return str(doc)
@@ -84,13 +84,17 @@ class SchemaLayer(Packet):
     """A layer whose one field is a schema's parse: ``show()`` lists the parsed fields.
 
     A datagram layer defines ``matches(data) -> bool`` (a cheap test the dispatcher runs
-    before parsing); a stream layer derives from :class:`StreamLayer`.
+    before parsing); a stream layer derives from :class:`StreamLayer`. ``summarised``: binary
+    fields shown as length + SHA-1 whatever their size (as in the dissector's records).
     """
+
+    summarised: frozenset[str] = frozenset()
 
     def _show_or_dump(self, dump: bool = False, indent: int = 3, lvl: str = "",
                       label_lvl: str = "", first_call: bool = True) -> str | None:
         lines = [f"{label_lvl}###[ {self.name} ]###"]
-        value = json_value(self.message) if self.message is not None else {}
+        value = (json_value(self.message, "", self.summarised) if self.message is not None
+                 else {})
         for key, val in (value.items() if isinstance(value, dict) else []):
             lines.append(f"{label_lvl}{lvl}  {key:<16}= {val}")
         text = "\n".join(lines)

@@ -24,6 +24,7 @@ DHT = ProtocolDescriptor(
     datagram_decoder="p2pkit.dht.dissect:KrpcDecoder",
     priority=200,
     messages=("query", "response", "error"),
+    summary=("method", "port", "info_hash", "transaction_id", "t"),
     fields=("transaction_id", "method", "a", "r", "e", "v", "ip", "ro", "extra"),
     scapy="p2pkit.dht.scapy_layers:LAYERS",
     cli=("dht", "p2pkit.cli.dht:dht"),

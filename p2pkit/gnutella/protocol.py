@@ -31,6 +31,7 @@ GNUTELLA = ProtocolDescriptor(
     stream_decoder="p2pkit.gnutella.dissect:gnutella_stream",
     priority=100,
     messages="p2pkit.gnutella.protocol:gnutella_messages",
+    summary=("method", "length", "port", "guid", "ttl", "hops", "status"),
     fields=("guid", "ttl", "hops", "payload_type", "payload", "kind", "version", "headers",
             "status", "reason", "method", "target", "length", "sha1", "file_index",
             "servent_guid", "file_name", "name"),

@@ -23,6 +23,7 @@ UDP_TRACKER = ProtocolDescriptor(
     priority=100,
     messages=("connect", "announce", "scrape", "error"),
     fields=("direction",),
+    summary=("port", "info_hash", "transaction_id", "action", "connection_id", "event"),
     scapy="p2pkit.bittorrent.tracker.scapy_layers:LAYERS",
 )
 
@@ -38,6 +39,7 @@ HTTP_TRACKER = ProtocolDescriptor(
     stream_decoder="p2pkit.bittorrent.tracker.dissect:http_tracker_stream",
     priority=200,
     messages=("announce", "scrape", "http_request", "http_response"),
+    summary=("method", "port", "info_hash", "status", "event"),
     fields=("direction", "method", "path", "status", "info_hash", "peer_id", "port",
             "uploaded", "downloaded", "left", "compact", "no_peer_id", "event", "ip", "numwant",
             "key", "trackerid", "info_hashes", "extra", "files", "flags", "peers", "peers6",
