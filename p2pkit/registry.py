@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -40,10 +40,14 @@ __all__ = [
     "all_descriptors",
     "datagram_protocols",
     "get",
+    "known_field_names",
+    "known_message_names",
     "load",
     "names",
     "register",
+    "schema_objects",
     "stream_protocols",
+    "unregister",
 ]
 
 #: Modules whose ``DESCRIPTORS`` are the built-in protocols, in registration order. Imported
@@ -348,5 +352,3 @@ def known_field_names(protocols: Iterable[str] = ()) -> frozenset[str]:
     chosen = [get(p) for p in protocols] if protocols else all_descriptors()
     return frozenset().union(*(d.field_names() for d in chosen))
 
-
-DetectFunction = Callable[..., Verdict]

@@ -6,8 +6,13 @@
 >>> first.transport, first.protocol, first.fields["info_hash"]
 ('utp', 'bittorrent', '0ca4c8e7fb26a354b1a7aa15baeaf26067c66811')
 
-:func:`dissect` streams: memory holds the TCP reassembly state and each direction's partial
-message, not the file. Reader damage (a truncated or corrupt capture) ends the iteration
+Protocol-blind: which protocol a TCP direction or a datagram carries, and how to decode it,
+comes from :mod:`p2pkit.registry` (:mod:`p2pkit.capture.detect`,
+:mod:`p2pkit.capture.datagrams`).
+
+:func:`dissect` streams: memory holds the TCP reassembly state, each direction's partial
+message and a bounded window of records put back in frame order (:class:`FrameOrder`), not the
+file. Reader damage (a truncated or corrupt capture) ends the iteration
 early; the :class:`ParseError` is kept in :attr:`Dissection.error` for a one-line warning.
 """
 
