@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from construct import Enum, GreedyBytes, Int8ub, Int16ub, Prefixed, Struct
 from scapy.layers.inet import IP, TCP
@@ -15,8 +16,9 @@ from scapy.utils import wrpcap
 
 from p2pkit import registry
 from p2pkit.capture.detect import parse_decode_as
-from p2pkit.capture.dissect import dissect
+from p2pkit.capture.dissect import FrameOrder, dissect
 from p2pkit.capture.framed import framed_stream
+from p2pkit.capture.record import Record
 from p2pkit.cli import main
 from p2pkit.errors import ParseError
 from p2pkit.schema import Schema
@@ -39,12 +41,23 @@ def detect_toy(head: bytes, **_: object) -> bool | None:
     return None if len(head) < 6 else head[2:6] == b"\x01TOY"
 
 
+@click.group("toy")
+def toy_cli() -> None:
+    """Toy: the protocol of tests/test_registry.py."""
+
+
+@toy_cli.command("hello")
+def toy_hello() -> None:
+    click.echo(_toy("hello", b"TOY v1").hex())
+
+
 TOY = registry.ProtocolDescriptor(
     name="toy", title="Toy protocol", specs=("Toy §1",),
     schemas=(f"{__name__}.ToyMessage",),
     stream_detector=detect_toy,
     stream_decoder=framed_stream(ToyMessage, protocol="toy", spec="Toy §1"),
     messages=("hello", "data", "undecoded"),
+    cli=("toy", f"{__name__}:toy_cli"),
 )
 
 # -- a capture of it, written with scapy ----------------------------------------------------
@@ -135,6 +148,13 @@ def test_the_cli_knows_the_toy_protocol(toy, toy_capture, capsys):
         ("10.0.0.1:40000", "data"), ("10.0.0.3:40001", "data"), ("10.0.0.3:40001", "data")]
 
 
+def test_the_cli_mounts_the_toy_command_group(toy, capsys):
+    assert main(["--help"]) == 0
+    assert "Toy: the protocol of tests/test_registry.py." in capsys.readouterr().out
+    assert main(["toy", "hello"]) == 0
+    assert capsys.readouterr().out.strip() == "0007" "01" + b"TOY v1".hex()
+
+
 def test_the_toy_protocol_is_documented(toy):
     [reference] = docs_ext.protocol_reference("toy")
     assert reference.target == "tests.test_registry.ToyMessage"
@@ -187,6 +207,16 @@ def test_records_come_out_in_frame_order(path):
 def test_frame_order_matters_on_a_capture_that_starts_mid_connection():
     completed = [r.frame for r in dissect(CAPTURES / "ndpi-bittorrent.pcap", frame_order=False)]
     assert completed != sorted(completed)  # what FrameOrder fixes
+
+
+def test_frame_order_holds_a_bounded_number_of_records():
+    order = FrameOrder(window=1000, max_held=3)
+    released = []
+    for frame in (5, 3, 4, 1, 2):
+        order.push(Record(frame=frame, time=0.0, transport="udp", src="a", dst="b",
+                          protocol="p", message="m"))
+        released += [r.frame for r in order.release(frame)]
+    assert released == [1, 2] and [r.frame for r in order.flush()] == [3, 4, 5]
 
 
 def test_the_summary_and_the_tree_share_the_time_base(capsys):
