@@ -217,6 +217,13 @@ def test_frame_order_holds_a_bounded_number_of_records():
                           protocol="p", message="m"))
         released += [r.frame for r in order.release(frame)]
     assert released == [1, 2] and [r.frame for r in order.flush()] == [3, 4, 5]
+    # and by the bytes of the messages held (16 KiB pieces: a few, not thousands)
+    order = FrameOrder(window=1000, max_held=1000, max_bytes=40_000)
+    for frame in (2, 1, 3):
+        order.push(Record(frame=frame, time=0.0, transport="tcp", src="a", dst="b",
+                          protocol="p", message="piece", length=16397))
+    assert order.full and [r.frame for r in order.release(3)] == [1]
+    assert not order.full and order.held_bytes == 2 * 16397
 
 
 def test_the_summary_and_the_tree_share_the_time_base(capsys):

@@ -39,9 +39,10 @@ __all__ = ["Dissection", "Dissector", "FrameOrder", "StreamDecoder", "dissect"]
 #: Bytes of a direction held while its protocol is undecided.
 DETECTION_WINDOW = 4096
 #: Frames a record may lag behind the frame being read and still come out in frame order
-#: (:class:`FrameOrder`); records held at most, whatever their frames.
-ORDER_WINDOW = 2048
+#: (:class:`FrameOrder`); records, and bytes of their messages, held at most.
+ORDER_WINDOW = 512
 MAX_ORDER_HELD = 2048
+MAX_ORDER_BYTES = 2 << 20
 
 
 @dataclass
@@ -164,8 +165,9 @@ class FrameOrder:
     A record is reported in the frame that carried its last byte, but it may be *produced*
     later: while a direction's protocol is still being detected, while uTP packets wait for a
     missing ``seq_nr``. Records are held until the reader is ``window`` frames past them (or
-    more than ``max_held`` are held), then released lowest frame first; records of one frame
-    keep the order they were produced in. Memory stays bounded by ``max_held`` records.
+    more than ``max_held`` records, or more than ``max_bytes`` bytes of messages, are held),
+    then released lowest frame first; records of one frame keep the order they were produced
+    in. Memory stays bounded by ``max_held`` and ``max_bytes``.
 
     >>> order = FrameOrder(window=2)
     >>> for n in (3, 1, 2):
@@ -175,27 +177,43 @@ class FrameOrder:
     ([1, 2], [3])
     """
 
-    def __init__(self, window: int = ORDER_WINDOW, max_held: int = MAX_ORDER_HELD) -> None:
+    def __init__(self, window: int = ORDER_WINDOW, max_held: int = MAX_ORDER_HELD,
+                 max_bytes: int = MAX_ORDER_BYTES) -> None:
         self.window = window
         self.max_held = max_held
+        self.max_bytes = max_bytes
         self._heap: list[tuple[int, int, Record]] = []
         self._count = 0
+        #: Bytes of the messages held (their ``length``).
+        self.held_bytes = 0
+
+    @property
+    def full(self) -> bool:
+        """More held than the bounds allow: release the oldest now."""
+        return len(self._heap) > self.max_held or self.held_bytes > self.max_bytes
 
     def push(self, record: Record) -> None:
         heapq.heappush(self._heap, (record.frame, self._count, record))
         self._count += 1
+        self.held_bytes += record.length
+
+    def pop(self) -> Record:
+        """The held record of the lowest frame."""
+        record = heapq.heappop(self._heap)[2]
+        self.held_bytes -= record.length
+        return record
 
     def release(self, frame: int) -> Iterator[Record]:
         """Records no later record can precede, now that ``frame`` has been read."""
         heap = self._heap
         limit = frame - self.window
-        while heap and (heap[0][0] <= limit or len(heap) > self.max_held):
-            yield heapq.heappop(heap)[2]
+        while heap and (heap[0][0] <= limit or self.full):
+            yield self.pop()
 
     def flush(self) -> Iterator[Record]:
         """Everything still held, in frame order (at the end of the capture)."""
         while self._heap:
-            yield heapq.heappop(self._heap)[2]
+            yield self.pop()
 
 
 class Dissection:
@@ -235,8 +253,7 @@ class Dissection:
                 yield from dissector.finish()
                 return
             order = FrameOrder()
-            push, held = order.push, order._heap
-            window, most = order.window, order.max_held
+            push, held, window = order.push, order._heap, order.window
             for frame in reader:
                 self.frames = frame.number
                 if self.first_time is None:
@@ -245,12 +262,16 @@ class Dissection:
                 if pkt is not None:
                     for record in dissector.packet(pkt):
                         push(record)
+                        if order.full:  # a burst (a hole in a stream filled)
+                            yield order.pop()
                     # (the release test inlined: it runs once per frame)
-                    if held and (held[0][0] <= frame.number - window or len(held) > most):
+                    if held and held[0][0] <= frame.number - window:
                         yield from order.release(frame.number)
             self.error = reader.error
         for record in dissector.finish():
             push(record)
+            if order.full:
+                yield order.pop()
         yield from order.flush()
 
 
