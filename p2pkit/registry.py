@@ -125,8 +125,9 @@ class ProtocolDescriptor:
     #: Fields shown on a summary line, in this order when present (empty: every top-level
     #: field whose value is short).
     summary: tuple[str, ...] = ()
-    #: scapy bindings: a function ``bind(**ports)`` or a sequence of layer classes (see
-    #: :mod:`p2pkit.capture.scapy_layers`).
+    #: scapy bindings: a sequence of layer classes, datagram layers (with ``matches(data)``)
+    #: for the UDP dispatcher and :class:`~p2pkit.capture.scapy_layers.StreamLayer` classes
+    #: for the TCP ports given to :func:`p2pkit.capture.scapy_layers.register`.
     scapy: Ref = None
     #: CLI command group: ``(command, "module:attribute")``, imported only when it runs.
     cli: tuple[str, str] | None = None
