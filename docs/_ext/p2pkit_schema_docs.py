@@ -18,6 +18,11 @@ error.
 ``ARGUMENTS``, an error-code ``Enum``), with the spec quote written beside each entry in the
 source as its doc.
 
+:func:`protocol_reference` gives the same rows for every schema a registered protocol lists
+(:mod:`p2pkit.registry`), and :func:`protocol_rows` one row per registered protocol (name,
+title, specs, transports, what ``--decode-as`` accepts), so a protocol added to the registry is
+documented without touching the docs.
+
 The Sphinx directives that render these rows as tables live in ``p2pkit_schema_sphinx`` (the
 extension ``docs/conf.py`` loads).
 """
@@ -39,7 +44,8 @@ from typing import Any
 
 import construct
 
-__all__ = ["Message", "Row", "describe", "describe_items", "describe_messages", "resolve"]
+__all__ = ["Message", "Reference", "Row", "describe", "describe_items", "describe_messages",
+           "protocol_reference", "protocol_rows", "resolve"]
 
 #: Deepest nesting walked; a deeper (or self-referencing) schema is cut with a ``…`` row.
 MAX_DEPTH = 24
@@ -173,6 +179,58 @@ def resolve(dotted: str) -> Any:
             obj = getattr(obj, part)
         return obj
     raise ImportError(f"cannot import any module of {dotted!r}")
+
+
+@dataclass
+class Reference:
+    """What the docs show for one schema a protocol lists: ``messages`` for a construct (or
+    message table), ``rows`` for a data table (a dict of items, an ``Enum``)."""
+
+    target: str
+    messages: list[Message] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def is_items(self) -> bool:
+        return not self.messages
+
+
+def protocol_reference(protocol: Any) -> list[Reference]:
+    """The field tables of every schema a registered protocol lists (``schemas``).
+
+    ``protocol`` is a name or a :class:`p2pkit.registry.ProtocolDescriptor`.
+
+    >>> [r.target for r in protocol_reference("bt-utp")]
+    ['p2pkit.bittorrent.wire.utp.UtpPacket']
+    >>> [row.field for row in protocol_reference("bt-utp")[0].messages[0].rows][3:6]
+    ['type', 'version', 'extension']
+    """
+    from p2pkit import registry
+
+    descriptor = registry.get(protocol) if isinstance(protocol, str) else protocol
+    out: list[Reference] = []
+    for target, obj in registry.schema_objects(descriptor):
+        if isinstance(obj, construct.Construct) or _is_message_table(_TableView(obj)):
+            out.append(Reference(target=target, messages=describe_messages(obj)))
+        else:
+            module = importlib.import_module(target.rpartition(".")[0]) if "." in target else None
+            out.append(Reference(target=target, rows=describe_items(obj, module)))
+    return out
+
+
+def protocol_rows() -> list[tuple[str, str, str, str, str]]:
+    """One row per registered protocol: name, title, specs, transports, ``--decode-as``.
+
+    >>> protocol_rows()[0]
+    ('bittorrent', 'BitTorrent peer wire protocol', 'BEP 3, BEP 6, BEP 9, BEP 10, BEP 11, BEP 52', 'tcp', 'tcp.port==P,bittorrent')
+    """
+    from p2pkit import registry
+
+    rows = []
+    for d in registry.all_descriptors():
+        decode_as = ", ".join(f"{t}.port==P,{d.name}" for t in d.transports)
+        rows.append((d.name, d.title, ", ".join(d.specs), ", ".join(d.transports), decode_as))
+    return rows
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,12 @@ of its fields. Options: ``:no-frame:``, ``:messages: a, b``.
 ```` ```{p2pkit-items} p2pkit.dht.krpc.ARGUMENTS ``` ```` renders a data table (a dict of
 bencoded items, a dict of names, an ``Enum``) with the comment beside each entry.
 
+```` ```{p2pkit-protocols} ``` ```` renders one row per protocol of :mod:`p2pkit.registry`
+(name, title, specs, transports, the ``--decode-as`` form), and
+```` ```{p2pkit-protocol} bt-utp ``` ```` the tables of every schema that protocol's descriptor
+lists (no argument: every registered protocol in turn). Neither names a protocol: both loop
+over the registry.
+
 A target that cannot be imported or described is a Sphinx warning (an error under ``-W``),
 never a crash of the build.
 """
@@ -30,6 +36,8 @@ from p2pkit_schema_docs import (
     _TableView,
     describe_items,
     describe_messages,
+    protocol_reference,
+    protocol_rows,
     resolve,
 )
 from sphinx.pycode import ModuleAnalyzer
@@ -71,56 +79,120 @@ class SchemaDirective(SphinxDirective):
     }
 
     def run(self) -> list[Any]:
-        target = self.arguments[0]
+        return _schema_nodes(self.arguments[0], self.options, self.get_location())
+
+
+def _schema_nodes(target: str, options: Mapping[str, Any], location: Any) -> list[Any]:
+    """The rubrics, paragraphs and tables of one construct (``p2pkit-schema``)."""
+    try:
+        con = resolve(target)
+    except Exception as e:  # noqa: BLE001 - report, never crash the build
+        logger.warning("p2pkit-schema: cannot import %s: %s", target, e, location=location)
+        return []
+    if not isinstance(con, construct.Construct) and not _is_message_table(_TableView(con)):
+        logger.warning("p2pkit-schema: %s is a %s, not a construct", target,
+                       type(con).__name__, location=location)
+        return []
+    module = _module_of(target)
+    docs = _attribute_docs(module.__name__) if module is not None else {}
+    wanted = None
+    if "messages" in options:
+        wanted = {m.strip() for m in options["messages"].split(",") if m.strip()}
+    attr = target.rpartition(".")[2]
+    try:
+        messages = describe_messages(con)
+    except Exception as e:  # noqa: BLE001 - report, never crash the build
+        logger.warning("p2pkit-schema: cannot describe %s: %s", target, e, location=location)
+        return []
+    return _message_nodes(attr, messages, module, docs, wanted, "no-frame" in options)
+
+
+def _message_nodes(attr: str, messages: list[Message], module: Any, docs: Mapping[str, str],
+                   wanted: set[str] | None, no_frame: bool) -> list[Any]:
+    has_messages = any(m.name for m in messages)
+    result: list[Any] = []
+    if docs.get(attr):
+        result.append(_paragraph(docs[attr]))
+    for message in messages:
+        if not message.name:
+            if no_frame or not message.rows:
+                continue
+            result.append(nodes.rubric(text=f"{attr}: frame" if has_messages else attr))
+            result.append(_table(message.rows))
+            continue
+        if wanted is not None and message.name not in wanted:
+            continue
+        rubric = nodes.rubric()
+        rubric += nodes.literal(text=message.name)
+        if message.id:
+            rubric += nodes.Text(f" (id {_id_text(message.id)})")
+        result.append(rubric)
+        text = _message_doc(message, module, docs) if module is not None else ""
+        if text:
+            result.append(_paragraph(text))
+        if [r.field for r in message.rows] == ["(no payload)"]:
+            result.append(nodes.paragraph(text="No payload."))
+        else:
+            result.append(_table(message.rows))
+    return result
+
+
+class ProtocolsDirective(SphinxDirective):
+    """```` ```{p2pkit-protocols} ``` ````: the registered protocols, one row each."""
+
+    has_content = False
+
+    def run(self) -> list[Any]:
         try:
-            con = resolve(target)
+            rows = protocol_rows()
         except Exception as e:  # noqa: BLE001 - report, never crash the build
-            logger.warning("p2pkit-schema: cannot import %s: %s", target, e,
-                           location=self.get_location())
+            logger.warning("p2pkit-protocols: %s", e, location=self.get_location())
             return []
-        if not isinstance(con, construct.Construct) and not _is_message_table(
-                _TableView(con)):
-            logger.warning("p2pkit-schema: %s is a %s, not a construct", target,
-                           type(con).__name__, location=self.get_location())
-            return []
-        module = _module_of(target)
-        docs = _attribute_docs(module.__name__) if module is not None else {}
-        wanted = None
-        if "messages" in self.options:
-            wanted = {m.strip() for m in self.options["messages"].split(",") if m.strip()}
-        attr = target.rpartition(".")[2]
-        try:
-            messages = describe_messages(con)
-        except Exception as e:  # noqa: BLE001 - report, never crash the build
-            logger.warning("p2pkit-schema: cannot describe %s: %s", target, e,
-                           location=self.get_location())
-            return []
-        has_messages = any(m.name for m in messages)
+        return [_grid(("Protocol", "Title", "Specs", "Transport", "--decode-as"),
+                      (14, 26, 26, 10, 26), rows)]
+
+
+class ProtocolDirective(SphinxDirective):
+    """```` ```{p2pkit-protocol} NAME ``` ````: the tables of a registered protocol's schemas
+    (every registered protocol when no name is given)."""
+
+    optional_arguments = 1
+    has_content = False
+
+    def run(self) -> list[Any]:
+        from p2pkit import registry
+
+        chosen = [self.arguments[0]] if self.arguments else list(registry.names())
         result: list[Any] = []
-        if docs.get(attr):
-            result.append(_paragraph(docs[attr]))
-        for message in messages:
-            if not message.name:
-                if "no-frame" in self.options or not message.rows:
-                    continue
-                result.append(nodes.rubric(text=f"{attr}: frame" if has_messages else attr))
-                result.append(_table(message.rows))
+        for name in chosen:
+            try:
+                descriptor = registry.get(name)
+                references = protocol_reference(descriptor)
+            except Exception as e:  # noqa: BLE001 - report, never crash the build
+                logger.warning("p2pkit-protocol: cannot document %s: %s", name, e,
+                               location=self.get_location())
                 continue
-            if wanted is not None and message.name not in wanted:
-                continue
-            rubric = nodes.rubric()
-            rubric += nodes.literal(text=message.name)
-            if message.id:
-                rubric += nodes.Text(f" (id {_id_text(message.id)})")
-            result.append(rubric)
-            text = _message_doc(message, module, docs) if module is not None else ""
-            if text:
-                result.append(_paragraph(text))
-            if [r.field for r in message.rows] == ["(no payload)"]:
-                result.append(nodes.paragraph(text="No payload."))
-            else:
-                result.append(_table(message.rows))
+            if not self.arguments:
+                heading = nodes.rubric(classes=["p2pkit-protocol"])
+                heading += nodes.literal(text=descriptor.name)
+                heading += nodes.Text(f": {descriptor.title}")
+                result.append(heading)
+            if descriptor.specs:
+                result.append(nodes.paragraph(text="Specified in " + ", ".join(descriptor.specs)
+                                              + "."))
+            for ref in references:
+                module = _module_of(ref.target)
+                docs = _attribute_docs(module.__name__) if module is not None else {}
+                attr = ref.target.rpartition(".")[2]
+                if ref.is_items:
+                    result.append(nodes.rubric(text=attr))
+                    if docs.get(attr):
+                        result.append(_paragraph(docs[attr]))
+                    result.append(_table(ref.rows, items=True))
+                else:
+                    result += _message_nodes(attr, ref.messages, module, docs, None, False)
         return result
+
 
 class ItemsDirective(SphinxDirective):
     """```` ```{p2pkit-items} p2pkit.dht.krpc.ARGUMENTS ``` ````"""
@@ -247,9 +319,11 @@ def _table_row(cells: Iterable[str], literal_first: bool) -> Any:
 
 
 def setup(app: Any) -> dict[str, Any]:
-    """Register the ``p2pkit-schema``, ``p2pkit-items`` and ``p2pkit-transitions``
-    directives."""
+    """Register the ``p2pkit-schema``, ``p2pkit-items``, ``p2pkit-transitions``,
+    ``p2pkit-protocols`` and ``p2pkit-protocol`` directives."""
     app.add_directive("p2pkit-schema", SchemaDirective)
     app.add_directive("p2pkit-items", ItemsDirective)
     app.add_directive("p2pkit-transitions", TransitionsDirective)
+    app.add_directive("p2pkit-protocols", ProtocolsDirective)
+    app.add_directive("p2pkit-protocol", ProtocolDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

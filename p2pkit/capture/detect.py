@@ -1,10 +1,10 @@
 """Protocol detection by content, not ports, with optional port overrides (``--decode-as``).
 
-Streams are recognised by how a direction starts (a BitTorrent handshake, ``GNUTELLA CONNECT``,
-an HTTP tracker request …) or, for captures that begin mid-connection, by a run of plausible
-peer-wire messages. Datagrams are recognised one by one (a bencoded KRPC dictionary, the UDP
-tracker protocol id, a uTP header), with state kept by the dissector for protocols whose later
-packets carry no marker (UDP tracker connection ids, uTP connection ids).
+Protocol-blind: every protocol in :mod:`p2pkit.registry` with a stream decoder brings its own
+detector (a BitTorrent handshake, ``GNUTELLA CONNECT``, an HTTP tracker request …), asked in
+the registry's priority order; the first that is sure wins, and one that needs more bytes
+makes the dissector wait. Datagrams are recognised the same way, one by one, by
+:class:`~p2pkit.capture.datagrams.DatagramDissector`.
 """
 
 from __future__ import annotations
@@ -12,17 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from p2pkit.capture.bittorrent import HANDSHAKE, HANDSHAKE_SEARCH_WINDOW, looks_like_peer_messages
+from p2pkit import registry
 from p2pkit.errors import ParseError
 
-__all__ = ["DecodeAs", "detect_stream", "parse_decode_as"]
-
-#: Protocol names accepted by ``--decode-as`` (Wireshark's filter names where one exists).
-STREAM_PROTOCOLS = ("bittorrent", "bt-tracker-http", "gnutella")
-DATAGRAM_PROTOCOLS = ("bt-dht", "bt-tracker", "bt-utp")
-
-_TRACKER_REQUEST = re.compile(rb"GET /[^ ?]*(announce|scrape)[^ ]*\?|GET /[^ ]*[?&]info_hash=")
-_GNUTELLA_HTTP = re.compile(rb"(GET|HEAD) /(uri-res/|get/|gnutella/)")
+__all__ = ["DecodeAs", "decode_as_protocols", "detect_stream", "parse_decode_as"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +25,16 @@ class DecodeAs:
     transport: str
     port: int
     protocol: str
+
+
+def decode_as_protocols(transport: str) -> tuple[str, ...]:
+    """Names ``--decode-as`` accepts for ``tcp`` (stream decoders) or ``udp`` (datagrams).
+
+    >>> decode_as_protocols("udp")
+    ('bt-tracker', 'bt-dht', 'bt-utp')
+    """
+    chosen = registry.stream_protocols() if transport == "tcp" else registry.datagram_protocols()
+    return tuple(d.name for d in chosen)
 
 
 def parse_decode_as(text: str) -> DecodeAs:
@@ -45,7 +48,7 @@ def parse_decode_as(text: str) -> DecodeAs:
         raise ParseError(f"expected tcp.port==PORT,PROTOCOL or udp.port==PORT,PROTOCOL, got {text!r}",
                          protocol="decode-as")
     transport, port, protocol = m.group(1), int(m.group(2)), m.group(3)
-    known = STREAM_PROTOCOLS if transport == "tcp" else DATAGRAM_PROTOCOLS
+    known = decode_as_protocols(transport)
     if protocol not in known:
         raise ParseError(f"unknown {transport} protocol {protocol!r} (known: {', '.join(known)})",
                          protocol="decode-as")
@@ -69,23 +72,13 @@ def detect_stream(head: bytes, *, other: str | None = None, complete: bool = Fal
     >>> detect_stream(b"SSH-2.0-OpenSSH", complete=True)
     ''
     """
-    if head.startswith(HANDSHAKE[: len(head)]) and len(head) < len(HANDSHAKE) and not complete:
-        return None
-    if head.startswith(HANDSHAKE):
-        return "bittorrent"
-    if head.startswith((b"GNUTELLA", b"GIV ")) or _GNUTELLA_HTTP.match(head):
-        return "gnutella"
-    if _TRACKER_REQUEST.match(head):
-        return "bt-tracker-http"
-    if head.startswith(b"HTTP/1.") and other in ("bt-tracker-http", "gnutella"):
-        return other
-    if other == "bittorrent" or (not from_start and looks_like_peer_messages(head)):
-        return "bittorrent"
-    window = HANDSHAKE_SEARCH_WINDOW + len(HANDSHAKE)
-    if HANDSHAKE in head[:window]:
-        return "bittorrent"  # after an MSE/PE preamble that selected plaintext
-    if len(head) < window and not complete:
-        return None
-    if looks_like_peer_messages(head):
-        return "bittorrent"
+    for descriptor in registry.stream_protocols():
+        if descriptor.stream_detector is None:
+            continue
+        verdict = registry.load(descriptor.stream_detector)(
+            head, other=other, complete=complete, from_start=from_start)
+        if verdict:
+            return descriptor.name
+        if verdict is None and not complete:
+            return None  # a detector before the others needs more bytes to be sure
     return ""

@@ -6,44 +6,43 @@
 >>> first.transport, first.protocol, first.fields["info_hash"]
 ('utp', 'bittorrent', '0ca4c8e7fb26a354b1a7aa15baeaf26067c66811')
 
-:func:`dissect` streams: memory holds the TCP reassembly state and each direction's partial
-message, not the file. Reader damage (a truncated or corrupt capture) ends the iteration
+Protocol-blind: which protocol a TCP direction or a datagram carries, and how to decode it,
+comes from :mod:`p2pkit.registry` (:mod:`p2pkit.capture.detect`,
+:mod:`p2pkit.capture.datagrams`).
+
+:func:`dissect` streams: memory holds the TCP reassembly state, each direction's partial
+message and a bounded window of records put back in frame order (:class:`FrameOrder`), not the
+file. Reader damage (a truncated or corrupt capture) ends the iteration
 early; the :class:`ParseError` is kept in :attr:`Dissection.error` for a one-line warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
-from p2pkit.capture.bittorrent import PeerWireStream
+from p2pkit import registry
 from p2pkit.capture.datagrams import DatagramDissector
 from p2pkit.capture.detect import DecodeAs, detect_stream
-from p2pkit.capture.dht import KrpcDissector
 from p2pkit.capture.flows import StreamData, StreamEnd, StreamGap, TcpReassembler
-from p2pkit.capture.gnutella import GnutellaStream
-from p2pkit.capture.http_tracker import HttpTrackerStream
 from p2pkit.capture.packets import Packet, decode_frame
 from p2pkit.capture.readers import CaptureReader
 from p2pkit.capture.record import Record
 from p2pkit.errors import ParseError
+from p2pkit.registry import StreamDecoder
 
-__all__ = ["Dissection", "Dissector", "StreamDecoder", "dissect"]
+__all__ = ["Dissection", "Dissector", "FrameOrder", "StreamDecoder", "dissect"]
 
 #: Bytes of a direction held while its protocol is undecided.
 DETECTION_WINDOW = 4096
-
-
-class StreamDecoder(Protocol):
-    """What a protocol's stream dissector offers the pipeline."""
-
-    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterable[Record]: ...
-
-    def gap(self, offset: int, length: int) -> None: ...
-
-    def end(self) -> Iterable[Record]: ...
+#: Frames a record may lag behind the frame being read and still come out in frame order
+#: (:class:`FrameOrder`); records, and bytes of their messages, held at most.
+ORDER_WINDOW = 512
+MAX_ORDER_HELD = 2048
+MAX_ORDER_BYTES = 2 << 20
 
 
 @dataclass
@@ -57,33 +56,6 @@ class _Direction:
     from_start: bool = True
 
 
-StreamFactory = Callable[..., StreamDecoder]
-
-
-def _paired(decoder: type) -> StreamFactory:
-    """A factory of ``decoder`` for one direction, linked to the opposite direction's decoder
-    (a response needs its request; an extension id is named by the other side's handshake)."""
-
-    def make(src: str, dst: str, *, transport: str, from_start: bool,
-             peer: Any = None) -> StreamDecoder:
-        # Even a capture that starts mid-connection may start right at a handshake (no SYN
-        # seen), so every decoder looks for one first; ``from_start`` only guided detection.
-        stream = decoder(transport=transport, src=src, dst=dst)
-        if peer is not None:
-            stream.peer, peer.peer = peer, stream
-        return stream
-
-    return make
-
-
-#: Stream protocol name -> factory of its per-direction decoder.
-STREAM_DECODERS: dict[str, StreamFactory] = {
-    "bittorrent": _paired(PeerWireStream),
-    "bt-tracker-http": _paired(HttpTrackerStream),
-    "gnutella": _paired(GnutellaStream),
-}
-
-
 class Dissector:
     """Sans-I/O dissection: feed :class:`Packet` objects, get :class:`Record` objects."""
 
@@ -93,7 +65,9 @@ class Dissector:
         self._directions: dict[tuple[int, str], _Direction] = {}
         self._connection_protocol: dict[int, str] = {}
         self.skipped_bytes = 0
-        self.datagrams = DatagramDissector(krpc=KrpcDissector())
+        self.datagrams = DatagramDissector()
+        self._stream_factories = {d.name: registry.load(d.stream_decoder)
+                                  for d in registry.stream_protocols()}
 
     # -- TCP --------------------------------------------------------------------------------
 
@@ -166,15 +140,15 @@ class Dissector:
             if found is None:
                 return False
             d.protocol = found
-        if not d.protocol or d.protocol not in STREAM_DECODERS:
+        if not d.protocol or d.protocol not in self._stream_factories:
             d.protocol = ""
             d.head.clear()
             return False
         self._connection_protocol.setdefault(connection, d.protocol)
         other = self._directions.get((connection, d.dst))
         peer = other.decoder if other is not None and other is not d else None
-        d.decoder = STREAM_DECODERS[d.protocol](d.src, d.dst, transport="tcp",
-                                                from_start=d.from_start, peer=peer)
+        d.decoder = self._stream_factories[d.protocol](src=d.src, dst=d.dst, transport="tcp",
+                                                       peer=peer)
         return True
 
     def _replay(self, d: _Direction) -> Iterator[Record]:
@@ -185,11 +159,71 @@ class Dissector:
             yield from d.decoder.data(e.offset, e.data, e.frame, e.time)
 
 
+class FrameOrder:
+    """Records back in frame order, within a bounded window.
+
+    A record is reported in the frame that carried its last byte, but it may be *produced*
+    later: while a direction's protocol is still being detected, while uTP packets wait for a
+    missing ``seq_nr``. Records are held until the reader is ``window`` frames past them (or
+    more than ``max_held`` records, or more than ``max_bytes`` bytes of messages, are held),
+    then released lowest frame first; records of one frame keep the order they were produced
+    in. Memory stays bounded by ``max_held`` and ``max_bytes``.
+
+    >>> order = FrameOrder(window=2)
+    >>> for n in (3, 1, 2):
+    ...     order.push(Record(frame=n, time=0.0, transport="udp", src="a", dst="b",
+    ...                       protocol="p", message=str(n)))
+    >>> [r.frame for r in order.release(4)], [r.frame for r in order.flush()]
+    ([1, 2], [3])
+    """
+
+    def __init__(self, window: int = ORDER_WINDOW, max_held: int = MAX_ORDER_HELD,
+                 max_bytes: int = MAX_ORDER_BYTES) -> None:
+        self.window = window
+        self.max_held = max_held
+        self.max_bytes = max_bytes
+        self._heap: list[tuple[int, int, Record]] = []
+        self._count = 0
+        #: Bytes of the messages held (their ``length``).
+        self.held_bytes = 0
+
+    @property
+    def full(self) -> bool:
+        """More held than the bounds allow: release the oldest now."""
+        return len(self._heap) > self.max_held or self.held_bytes > self.max_bytes
+
+    def push(self, record: Record) -> None:
+        heapq.heappush(self._heap, (record.frame, self._count, record))
+        self._count += 1
+        self.held_bytes += record.length
+
+    def pop(self) -> Record:
+        """The held record of the lowest frame."""
+        record = heapq.heappop(self._heap)[2]
+        self.held_bytes -= record.length
+        return record
+
+    def release(self, frame: int) -> Iterator[Record]:
+        """Records no later record can precede, now that ``frame`` has been read."""
+        heap = self._heap
+        limit = frame - self.window
+        while heap and (heap[0][0] <= limit or self.full):
+            yield self.pop()
+
+    def flush(self) -> Iterator[Record]:
+        """Everything still held, in frame order (at the end of the capture)."""
+        while self._heap:
+            yield self.pop()
+
+
 class Dissection:
     """Iterate over the records of a capture; ``error`` holds reader damage afterwards."""
 
-    def __init__(self, source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = ()):
+    def __init__(self, source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = (),
+                 frame_order: bool = True):
         self.source = source
+        #: Emit records in frame order (:class:`FrameOrder`) rather than as they complete.
+        self.frame_order = frame_order
         self.decode_as = list(decode_as)
         self.error: ParseError | None = None
         self.frames = 0
@@ -207,21 +241,45 @@ class Dissection:
         dissector = self.dissector
         with CaptureReader(self.source) as reader:
             self._reader = reader
+            if not self.frame_order:
+                for frame in reader:
+                    self.frames = frame.number
+                    if self.first_time is None:
+                        self.first_time = frame.time
+                    pkt = decode_frame(frame)
+                    if pkt is not None:
+                        yield from dissector.packet(pkt)
+                self.error = reader.error
+                yield from dissector.finish()
+                return
+            order = FrameOrder()
+            push, held, window = order.push, order._heap, order.window
             for frame in reader:
                 self.frames = frame.number
                 if self.first_time is None:
                     self.first_time = frame.time
                 pkt = decode_frame(frame)
                 if pkt is not None:
-                    yield from dissector.packet(pkt)
+                    for record in dissector.packet(pkt):
+                        push(record)
+                        if order.full:  # a burst (a hole in a stream filled)
+                            yield order.pop()
+                    # (the release test inlined: it runs once per frame)
+                    if held and held[0][0] <= frame.number - window:
+                        yield from order.release(frame.number)
             self.error = reader.error
-        yield from dissector.finish()
+        for record in dissector.finish():
+            push(record)
+            if order.full:
+                yield order.pop()
+        yield from order.flush()
 
 
-def dissect(source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = ()
-            ) -> Iterator[Record]:
-    """Every dissected message of a capture file, in the order they complete.
+def dissect(source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = (),
+            frame_order: bool = True) -> Iterator[Record]:
+    """Every dissected message of a capture file, in frame order (``frame_order=False``: in
+    the order they complete).
 
     The same records the CLI prints (``p2pkit dissect FILE --format jsonl``).
     """
-    return iter(Dissection(source, decode_as=decode_as))
+    return iter(Dissection(source, decode_as=decode_as, frame_order=frame_order))

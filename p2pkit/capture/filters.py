@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from p2pkit.capture.record import Record
@@ -100,8 +100,39 @@ _ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, a
             ast.Attribute, ast.Subscript, *_COMPARE)
 
 
-def compile_filter(text: str) -> Callable[[Record], bool]:
-    """Compile a filter expression; raises :class:`ParseError` (protocol ``filter``) if bad."""
+def field_names(tree: ast.AST) -> list[tuple[str, int]]:
+    """The top-level record fields an expression reads (``fields.x``, ``fields["x"]``), with
+    their column.
+
+    >>> field_names(ast.parse('fields.index > 3 or fields["info_hash"] == x', mode="eval"))
+    [('index', 0), ('info_hash', 20)]
+    """
+    found = []
+    for node in ast.walk(tree):
+        base = getattr(node, "value", None)
+        if not (isinstance(base, ast.Name) and base.id == "fields"):
+            continue
+        if isinstance(node, ast.Attribute):
+            found.append((node.attr, node.col_offset))
+        elif (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+              and isinstance(node.slice.value, str)):
+            found.append((node.slice.value, node.col_offset))
+    return sorted(found, key=lambda item: item[1])
+
+
+def compile_filter(text: str, *, known_fields: Collection[str] | None = None
+                   ) -> Callable[[Record], bool]:
+    """Compile a filter expression; raises :class:`ParseError` (protocol ``filter``) if bad.
+
+    ``known_fields``: the top-level field names records can carry (the CLI passes the
+    registry's, :func:`p2pkit.registry.known_field_names`); a field outside them is an error,
+    not a filter that silently matches nothing.
+
+    >>> compile_filter("fields.nosuch == 1", known_fields={"index"})
+    Traceback (most recent call last):
+      ...
+    p2pkit.errors.ParseError: filter, offset 0: unknown field 'nosuch'
+    """
     if len(text) > MAX_FILTER_LENGTH:
         raise ParseError("filter expression too long", protocol="filter")
     try:
@@ -113,6 +144,10 @@ def compile_filter(text: str) -> Callable[[Record], bool]:
         if not isinstance(node, _ALLOWED):
             raise ParseError(f"filter expressions cannot use {type(node).__name__}",
                              protocol="filter", offset=getattr(node, "col_offset", None))
+    if known_fields is not None:
+        for name, column in field_names(tree):
+            if name not in known_fields:
+                raise ParseError(f"unknown field {name!r}", protocol="filter", offset=column)
 
     def matches(record: Record) -> bool:
         return bool(_evaluate(tree, record))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +19,6 @@ __all__ = ["BINARY_INLINE_LIMIT", "Record", "json_fields"]
 
 #: Binary fields longer than this are summarised as ``{"length": n, "sha1": ...}``.
 BINARY_INLINE_LIMIT = 64
-#: Fields that are summarised whatever their length (piece data, bitfields).
-ALWAYS_SUMMARISED = frozenset({"piece", "bitfield", "payload_data", "metadata_piece"})
 
 
 @dataclass(slots=True)
@@ -69,20 +67,23 @@ class Record:
         return doc
 
 
-def _binary(name: str, value: bytes) -> Any:
-    if len(value) > BINARY_INLINE_LIMIT or name in ALWAYS_SUMMARISED:
+def _binary(name: str, value: bytes, summarised: Collection[str]) -> Any:
+    if len(value) > BINARY_INLINE_LIMIT or name in summarised:
         return {"length": len(value), "sha1": hashlib.sha1(value).hexdigest()}
     return value.hex()
 
 
-def json_value(value: Any, name: str = "") -> Any:
-    """A decoded value as JSON: bytes as hex (or length + SHA-1 when large), enums by name.
+def json_value(value: Any, name: str = "", summarised: Collection[str] = frozenset()) -> Any:
+    """A decoded value as JSON: bytes as hex (or length + SHA-1 when large, or whatever their
+    length for the field names in ``summarised``, which the protocol's decoder gives: piece
+    data, bitfields), enums by name.
 
-    >>> json_value({"piece": b"x" * 3, "info_hash": b"\\x01\\x02", "_io": None, "n": [1]})
+    >>> json_value({"piece": b"x" * 3, "info_hash": b"\\x01\\x02", "_io": None, "n": [1]},
+    ...            summarised={"piece"})
     {'piece': {'length': 3, 'sha1': 'b60d121b438a380c343d5ec3c2037564b82ffef3'}, 'info_hash': '0102', 'n': [1]}
     """
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return _binary(name, bytes(value))
+        return _binary(name, bytes(value), summarised)
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, enum.IntEnum):  # numbered on the wire (KRPC error codes …)
@@ -98,12 +99,13 @@ def json_value(value: Any, name: str = "") -> Any:
     if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return value.compressed
     if isinstance(value, Mapping):
-        return {_key(k): json_value(v, _key(k)) for k, v in value.items()
+        return {_key(k): json_value(v, _key(k), summarised) for k, v in value.items()
                 if not (isinstance(k, str) and k.startswith("_"))}
     if isinstance(value, (list, tuple)):
-        return [json_value(v, name) for v in value]
+        return [json_value(v, name, summarised) for v in value]
     if hasattr(value, "__dataclass_fields__"):  # None in a dataclass means "not sent"
-        return {k: json_value(getattr(value, k), k) for k in value.__dataclass_fields__
+        return {k: json_value(getattr(value, k), k, summarised)
+                for k in value.__dataclass_fields__
                 if not k.startswith("_") and getattr(value, k) is not None}
     return str(value)
 
@@ -117,9 +119,11 @@ def _key(key: Any) -> str:
     return str(key)
 
 
-def json_fields(value: Any, *, drop: tuple[str, ...] = ("type",)) -> dict[str, Any]:
-    """The ``fields`` object of a record: the decoded message minus its name field."""
-    doc = json_value(value)
+def json_fields(value: Any, *, drop: tuple[str, ...] = ("type",),
+                summarised: Collection[str] = frozenset()) -> dict[str, Any]:
+    """The ``fields`` object of a record: the decoded message minus its name field
+    (``summarised``: as :func:`json_value`)."""
+    doc = json_value(value, "", summarised)
     if not isinstance(doc, dict):
         return {"value": doc}
     for key in drop:

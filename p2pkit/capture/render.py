@@ -9,16 +9,19 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from p2pkit import registry
 from p2pkit.capture.record import Record
+from p2pkit.errors import ParseError
 
 __all__ = ["Statistics", "render_jsonl", "render_summary", "render_tree"]
 
-#: Fields shown on a summary line, per protocol, in this order when present.
-SUMMARY_KEYS = (
-    "method", "index", "begin", "length", "port", "extension", "msg_type", "piece",
-    "info_hash", "transaction_id", "t", "action", "connection_id", "seq_nr", "ack_nr",
-    "guid", "ttl", "hops", "search", "status", "event", "extended_id",
-)
+def _summary_keys(protocol: str) -> tuple[str, ...] | None:
+    """The fields the protocol's descriptor shows on summary lines (``summary``); None (every
+    short field) when it names none or the protocol is not registered."""
+    try:
+        return registry.get(protocol).summary or None
+    except ParseError:
+        return None
 
 
 def _short(value: Any) -> str:
@@ -33,7 +36,7 @@ def _short(value: Any) -> str:
 
 def render_summary(record: Record, start: float = 0.0) -> str:
     """One line per message: frame, time since ``start``, src → dst, protocol, message, key
-    fields (tshark's default columns).
+    fields (tshark's default columns; which fields, the protocol's descriptor says).
 
     >>> r = Record(frame=7, time=101.5, transport="tcp", src="10.0.0.1:1", dst="10.0.0.2:2",
     ...            protocol="bittorrent", message="request",
@@ -41,7 +44,10 @@ def render_summary(record: Record, start: float = 0.0) -> str:
     >>> render_summary(r, start=100.0)
     '    7   1.500000 10.0.0.1:1 → 10.0.0.2:2 bittorrent request index=1 begin=0 length=16384'
     """
-    keys = [f"{k}={_short(record.fields[k])}" for k in SUMMARY_KEYS if k in record.fields]
+    wanted = _summary_keys(record.protocol)
+    if wanted is None:
+        wanted = tuple(k for k, v in record.fields.items() if not isinstance(v, (dict, list)))
+    keys = [f"{k}={_short(record.fields[k])}" for k in wanted if k in record.fields]
     line = (f"{record.frame:5d} {record.time - start:10.6f} {record.src} → {record.dst} "
             f"{record.protocol} {record.message}")
     return line + (" " + " ".join(keys) if keys else "")
@@ -67,13 +73,23 @@ def _tree_lines(value: Any, indent: int, name: str = "") -> list[str]:
     return [f"{pad}{label}{json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value}"]
 
 
-def render_tree(record: Record) -> str:
-    """A field tree, like ``tshark -V``: the frame, the message with its stream offset and
-    length, then every field (nested values indented, large binaries as length + SHA-1)."""
+def render_tree(record: Record, start: float = 0.0) -> str:
+    """A field tree, like ``tshark -V``: the frame (its time since ``start``, the first
+    frame's time, as on summary lines), the message with its stream offset and length, then
+    every field (nested values indented, large binaries as length + SHA-1).
+
+    >>> r = Record(frame=7, time=101.5, transport="udp", src="10.0.0.1:1", dst="10.0.0.2:2",
+    ...            protocol="bt-dht", message="query", fields={"method": "ping"}, length=42)
+    >>> print(render_tree(r, start=100.0))
+    Frame 7: 1.500000 udp 10.0.0.1:1 → 10.0.0.2:2
+      bt-dht query (42 bytes)
+        method: "ping"
+    """
     where = (f"stream offset {record.offset}, {record.length} bytes"
              if record.offset is not None else f"{record.length} bytes")
     lines = [
-        f"Frame {record.frame}: {record.time:.6f} {record.transport} {record.src} → {record.dst}",
+        f"Frame {record.frame}: {record.time - start:.6f} {record.transport} {record.src} → "
+        f"{record.dst}",
         f"  {record.protocol} {record.message} ({where})",
     ]
     base = record.offset or 0

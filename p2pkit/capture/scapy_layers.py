@@ -2,12 +2,15 @@
 
 The layers are thin, as DESIGN.md asks: each holds one :class:`SchemaField` that parses and
 builds with p2pkit's construct schema (the wire format is never defined twice), a
-``mysummary()`` and a field listing in ``show()``. One dispatcher layer, :class:`BtDatagram`,
-is bound to the usual BitTorrent UDP ports and picks uTP, KRPC or the UDP tracker protocol by
-content (they share ports in practice)::
+``mysummary()`` and a field listing in ``show()``. This module is protocol-blind: it holds the
+shared pieces (:class:`SchemaField`, :class:`FramedField`, :class:`SchemaLayer`,
+:class:`StreamLayer`) and :func:`register`, which binds every layer the registry's protocols
+list (their ``scapy`` entries). One dispatcher layer, :class:`P2PDatagram`, is bound to the
+usual BitTorrent UDP ports and picks a registered datagram layer by content (uTP, KRPC and the
+UDP tracker protocol share ports in practice)::
 
     >>> from scapy.layers.inet import IP, UDP
-    >>> from p2pkit.capture.scapy_layers import UtpLayer, register
+    >>> from p2pkit.bittorrent.scapy_layers import UtpLayer
     >>> register()
     >>> pkt = IP(bytes(IP() / UDP(sport=6881, dport=6881) / bytes.fromhex(
     ...     "21015302070760ecf61114480000f00049c9e7f7000401000000")))
@@ -21,7 +24,7 @@ content (they share ports in practice)::
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from scapy.fields import Field
@@ -30,9 +33,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinux, Ether, Loopback
 from scapy.packet import NoPayload, Packet, Raw, bind_layers
 
-from p2pkit.bittorrent.tracker.udp import PROTOCOL_ID, UdpTrackerRequest, UdpTrackerResponse
-from p2pkit.bittorrent.wire.messages import PeerMessageLenient
-from p2pkit.bittorrent.wire.utp import UtpPacket, looks_like_utp
+from p2pkit import registry
 from p2pkit.capture.readers import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -41,12 +42,10 @@ from p2pkit.capture.readers import (
     Frame,
 )
 from p2pkit.capture.record import Record, json_value
-from p2pkit.dht.krpc import KrpcMessageLenient
 from p2pkit.errors import BuildError, ParseError
-from p2pkit.gnutella.descriptors import DescriptorLenient
 
-__all__ = ["BtDatagram", "GnutellaDescriptorLayer", "KrpcLayer", "PeerMessageLayer",
-           "SchemaField", "UdpTrackerLayer", "UtpLayer", "dissect_packets", "register"]
+__all__ = ["FramedField", "P2PDatagram", "SchemaField", "SchemaLayer", "StreamLayer",
+           "datagram_layers", "dissect_packets", "register"]
 
 #: Ports the dispatcher layer is bound to by :func:`register` (BitTorrent's customary ones).
 DEFAULT_UDP_PORTS = (*range(6881, 6890), 6969, 1337, 2710)
@@ -75,19 +74,27 @@ class SchemaField(Field):
     def i2repr(self, pkt: Packet, x: Any) -> str:
         if x is None:
             return "None"
-        doc = json_value(x)
+        doc = json_value(x, "", getattr(pkt, "summarised", frozenset()))
         if isinstance(doc, dict):
             return " ".join(f"{k}={v}" for k, v in doc.items())
         return str(doc)
 
 
-class _SchemaLayer(Packet):
-    """Shared behaviour: show() lists the parsed fields one per line."""
+class SchemaLayer(Packet):
+    """A layer whose one field is a schema's parse: ``show()`` lists the parsed fields.
+
+    A datagram layer defines ``matches(data) -> bool`` (a cheap test the dispatcher runs
+    before parsing); a stream layer derives from :class:`StreamLayer`. ``summarised``: binary
+    fields shown as length + SHA-1 whatever their size (as in the dissector's records).
+    """
+
+    summarised: frozenset[str] = frozenset()
 
     def _show_or_dump(self, dump: bool = False, indent: int = 3, lvl: str = "",
                       label_lvl: str = "", first_call: bool = True) -> str | None:
         lines = [f"{label_lvl}###[ {self.name} ]###"]
-        value = json_value(self.message) if self.message is not None else {}
+        value = (json_value(self.message, "", self.summarised) if self.message is not None
+                 else {})
         for key, val in (value.items() if isinstance(value, dict) else []):
             lines.append(f"{label_lvl}{lvl}  {key:<16}= {val}")
         text = "\n".join(lines)
@@ -103,69 +110,29 @@ class _SchemaLayer(Packet):
         return text
 
 
-class UtpLayer(_SchemaLayer):
-    """uTP (BEP 29), fields from :data:`p2pkit.bittorrent.wire.utp.UtpPacket`."""
-
-    name = "uTP"
-    fields_desc = [SchemaField("message", UtpPacket)]
-
-    def mysummary(self) -> str:
-        m = self.message
-        return (f"uTP {m.type} connection_id={m.connection_id} seq_nr={m.seq_nr} "
-                f"ack_nr={m.ack_nr}")
-
-    def answers(self, other: Packet) -> bool:
-        return isinstance(other, UtpLayer) and other.message.seq_nr == self.message.ack_nr
+def datagram_layers() -> list[type]:
+    """Every registered protocol's datagram layers (those with ``matches``), in the
+    registry's datagram order."""
+    found: list[type] = []
+    for descriptor in registry.all_descriptors():
+        for layer in registry.load(descriptor.scapy) or ():
+            if hasattr(layer, "matches") and not issubclass(layer, StreamLayer):
+                found.append(layer)
+    return found
 
 
-class UdpTrackerLayer(_SchemaLayer):
-    """UDP tracker protocol (BEP 15) request, fields from ``UdpTrackerRequest``."""
+class P2PDatagram(Packet):
+    """Dispatcher bound to the UDP ports :func:`register` is given: the first registered
+    datagram layer whose ``matches`` accepts the bytes and whose schema parses them."""
 
-    name = "BT UDP tracker request"
-    fields_desc = [SchemaField("message", UdpTrackerRequest)]
-
-    def mysummary(self) -> str:
-        return f"UDP tracker {self.message.action} request tid={self.message.transaction_id}"
-
-
-class UdpTrackerResponseLayer(_SchemaLayer):
-    """UDP tracker protocol (BEP 15) response, fields from ``UdpTrackerResponse``."""
-
-    name = "BT UDP tracker response"
-    fields_desc = [SchemaField("message", UdpTrackerResponse)]
-
-    def mysummary(self) -> str:
-        return f"UDP tracker {self.message.action} response tid={self.message.transaction_id}"
-
-    def answers(self, other: Packet) -> bool:
-        return (isinstance(other, UdpTrackerLayer)
-                and other.message.transaction_id == self.message.transaction_id)
-
-
-def _tracker_request(data: bytes) -> bool:
-    return len(data) >= 16 and int.from_bytes(data[:8], "big") == PROTOCOL_ID or (
-        len(data) >= 16 and int.from_bytes(data[8:12], "big") in (1, 2))
-
-
-class BtDatagram(Packet):
-    """Dispatcher bound to BitTorrent UDP ports: picks the layer by content."""
-
-    name = "BitTorrent datagram"
+    name = "P2P datagram"
 
     @classmethod
     def dispatch_hook(cls, _pkt: bytes | None = None, *args: Any, **kargs: Any) -> type:
         data = _pkt or b""
-        candidates: list[type] = []
-        if looks_like_utp(data):
-            candidates.append(UtpLayer)
-        if _tracker_request(data):
-            candidates.append(UdpTrackerLayer)
-        if len(data) >= 8 and int.from_bytes(data[:4], "big") <= 3:
-            candidates.append(UdpTrackerResponseLayer)
-        for layer in DATAGRAM_LAYERS:
-            if layer.matches(data):
-                candidates.insert(0, layer)
-        for layer in candidates:
+        for layer in _DATAGRAM_LAYERS:
+            if not layer.matches(data):
+                continue
             schema = layer.fields_desc[0].schema
             try:
                 schema.parse(data)
@@ -175,29 +142,8 @@ class BtDatagram(Packet):
         return Raw
 
 
-class KrpcLayer(_SchemaLayer):
-    """KRPC (BEP 5), fields from :data:`p2pkit.dht.krpc.KrpcMessageLenient`."""
-
-    name = "BT DHT (KRPC)"
-    fields_desc = [SchemaField("message", KrpcMessageLenient)]
-
-    @classmethod
-    def matches(cls, data: bytes) -> bool:
-        return data[:1] == b"d" and b"1:y1:" in data
-
-    def mysummary(self) -> str:
-        m = self.message
-        kind = {"q": "query", "r": "response", "e": "error"}.get(m.y, m.y)
-        method = f" {m.method}" if m.method else ""
-        return f"KRPC {kind}{method} t={m.t.hex()}"
-
-    def answers(self, other: Packet) -> bool:
-        return (isinstance(other, KrpcLayer) and other.message.y == "q"
-                and self.message.y in ("r", "e") and other.message.t == self.message.t)
-
-
-#: Datagram layers with a ``matches(data)`` classmethod, tried before the others.
-DATAGRAM_LAYERS: list[Any] = [KrpcLayer]
+#: Filled by :func:`register`.
+_DATAGRAM_LAYERS: list[type] = []
 
 
 class FramedField(SchemaField):
@@ -217,17 +163,7 @@ class FramedField(SchemaField):
         return s[n:], self.schema.parse(s[:n])
 
 
-def _peer_message_length(data: bytes) -> int | None:
-    """BEP 3: a four-byte big-endian length prefix."""
-    return 4 + int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-
-
-def _descriptor_length(data: bytes) -> int | None:
-    """Gnutella descriptor header: 23 bytes, payload length little-endian at offset 19."""
-    return 23 + int.from_bytes(data[19:23], "little") if len(data) >= 23 else None
-
-
-class _StreamLayer(_SchemaLayer):
+class StreamLayer(SchemaLayer):
     """A stream message layer for a segment that starts at a message boundary; the bytes after
     the message are another message. Streams with handshakes, messages split across segments
     and lost segments need the full dissector: :func:`dissect_packets`."""
@@ -236,40 +172,31 @@ class _StreamLayer(_SchemaLayer):
         return type(self) if payload else Raw
 
 
-class PeerMessageLayer(_StreamLayer):
-    """One BitTorrent peer-wire message (BEP 3), fields from ``PeerMessageLenient``."""
-
-    name = "BitTorrent"
-    fields_desc = [FramedField("message", PeerMessageLenient, _peer_message_length)]
-
-    def mysummary(self) -> str:
-        return f"BitTorrent {self.message.type}"
-
-
-class GnutellaDescriptorLayer(_StreamLayer):
-    """One Gnutella descriptor, fields from ``DescriptorLenient``."""
-
-    name = "Gnutella"
-    fields_desc = [FramedField("message", DescriptorLenient, _descriptor_length)]
-
-    def mysummary(self) -> str:
-        m = self.message
-        return f"Gnutella {m.type} ttl={m.ttl} hops={m.hops}"
-
-
 def register(udp_ports: Iterable[int] = DEFAULT_UDP_PORTS,
-             bittorrent_tcp_ports: Iterable[int] = (),
-             gnutella_tcp_ports: Iterable[int] = ()) -> None:
-    """Bind :class:`BtDatagram` to ``udp_ports`` (either direction) in scapy, and the stream
-    layers to the TCP ports given (messages only: handshakes are not decoded by them)."""
+             tcp_ports: Mapping[str, Iterable[int]] | None = None,
+             **protocol_tcp_ports: Iterable[int]) -> None:
+    """Bind :class:`P2PDatagram` to ``udp_ports`` (either direction) in scapy, and each
+    protocol's stream layers to the TCP ports given for it (messages only: handshakes are not
+    decoded by them): ``tcp_ports={"bittorrent": [6881]}``, or as keywords
+    ``bittorrent_tcp_ports=[6881]`` (a protocol name with ``-`` written ``_``).
+    """
+    ports = {name: list(p) for name, p in (tcp_ports or {}).items()}
+    for key, value in protocol_tcp_ports.items():
+        if not key.endswith("_tcp_ports"):
+            raise TypeError(f"register() got an unexpected keyword argument {key!r}")
+        ports[key[: -len("_tcp_ports")].replace("_", "-")] = list(value)
+    _DATAGRAM_LAYERS[:] = datagram_layers()
     for port in udp_ports:
-        bind_layers(UDP, BtDatagram, dport=port)
-        bind_layers(UDP, BtDatagram, sport=port)
-    for layer, ports in ((PeerMessageLayer, bittorrent_tcp_ports),
-                         (GnutellaDescriptorLayer, gnutella_tcp_ports)):
-        for port in ports:
-            bind_layers(TCP, layer, dport=port)
-            bind_layers(TCP, layer, sport=port)
+        bind_layers(UDP, P2PDatagram, dport=port)
+        bind_layers(UDP, P2PDatagram, sport=port)
+    for name, numbers in ports.items():
+        descriptor = registry.get(name)
+        for layer in registry.load(descriptor.scapy) or ():
+            if not issubclass(layer, StreamLayer):
+                continue
+            for port in numbers:
+                bind_layers(TCP, layer, dport=port)
+                bind_layers(TCP, layer, sport=port)
 
 
 def _frame(number: int, pkt: Packet) -> Frame | None:

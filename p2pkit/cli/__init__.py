@@ -15,25 +15,35 @@ import click
 
 from p2pkit.cli.errors import Group, run
 
-#: Command name -> "module:attribute", imported only when that command runs (a download
-#: should not pay for scapy and the dissector at start-up).
+#: Command name -> "module:attribute" of the commands that belong to no protocol, imported only
+#: when that command runs (a download should not pay for scapy and the dissector at start-up).
+#: Protocol command groups come from :mod:`p2pkit.registry` (:func:`commands`).
 COMMANDS = {
     "bencode": "p2pkit.cli.bencode:bencode_command",
-    "bt": "p2pkit.cli.bt:bt",
-    "dht": "p2pkit.cli.dht:dht",
     "dissect": "p2pkit.cli.dissect:dissect_command",
-    "gnutella": "p2pkit.cli.gnutella:gnutella",
 }
+
+
+def commands() -> dict[str, str]:
+    """Every command: :data:`COMMANDS` plus each registered protocol's CLI group."""
+    from p2pkit import registry
+
+    found = dict(COMMANDS)
+    for descriptor in registry.all_descriptors():
+        if descriptor.cli is not None:
+            name, target = descriptor.cli
+            found.setdefault(name, target)
+    return found
 
 
 class _LazyGroup(Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(commands())
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
+        target = commands().get(name)
         if target is None:
             return None
         module, _, attribute = target.partition(":")

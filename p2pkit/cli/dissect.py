@@ -1,7 +1,9 @@
-"""``p2pkit dissect FILE|-``: decode BitTorrent, DHT, tracker, uTP and Gnutella traffic in a capture.
+"""``p2pkit dissect FILE|-``: decode the traffic of every registered protocol in a capture.
 
 Exit status: 0 when the file was read to its end; 1 when it is damaged part-way (the records
-before the damage are printed, then a one-line warning); 2 when it is not a capture at all.
+before the damage are printed, then a one-line warning); 2 when it is not a capture at all, or
+when ``--protocol``, ``--message`` or a ``--filter`` field names something no registered
+protocol has (one line saying so).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 
 import click
 
+from p2pkit import registry
 from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.filters import compile_filter
@@ -56,8 +59,8 @@ def _open_source(path: str):
               show_default=True, help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
 @click.option("--protocol", "protocols", multiple=True,
-              help="Only this protocol (bittorrent, bt-dht, bt-utp, bt-tracker, "
-                   "bt-tracker-http, gnutella); repeatable.")
+              help="Only this protocol (a registered name: bittorrent, bt-dht, bt-utp, "
+                   "bt-tracker, bt-tracker-http, gnutella …); repeatable.")
 @click.option("--message", "messages", multiple=True, help="Only this message; repeatable.")
 @click.option("--filter", "expression", help='Filter expression, e.g. '
               '\'protocol == "bittorrent" and fields.index > 3\'.')
@@ -72,11 +75,21 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
     standard input."""
     if as_json:
         fmt = "jsonl"
+    for name in protocols:
+        registry.get(name)  # an unknown name: one line listing the known ones, exit 2
+    if messages:
+        known = registry.known_message_names(protocols)
+        for name in messages:
+            if name not in known:
+                raise ParseError(f"unknown message {name!r} for "
+                                 f"{', '.join(protocols) or 'any registered protocol'}",
+                                 protocol="dissect")
     try:
         rules = [parse_decode_as(text) for text in decode_as]
-        keep = compile_filter(expression) if expression else None
     except ParseError as e:
         raise click.BadParameter(str(e)) from None
+    keep = (compile_filter(expression, known_fields=registry.known_field_names(protocols))
+            if expression else None)
     source = _open_source(path)
     if path == "-":
         path = "standard input"
@@ -105,7 +118,7 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
             if fmt == "jsonl":
                 out.write(render_jsonl(record) + "\n")
             elif tree:
-                out.write(render_tree(record) + "\n\n")
+                out.write(render_tree(record, dissection.first_time or 0.0) + "\n\n")
             else:
                 out.write(render_summary(record, dissection.first_time or 0.0) + "\n")
             shown += 1

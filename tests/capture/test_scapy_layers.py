@@ -7,14 +7,10 @@ from collections import Counter
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
+from p2pkit.bittorrent.scapy_layers import UtpLayer
+from p2pkit.bittorrent.tracker.scapy_layers import UdpTrackerLayer, UdpTrackerResponseLayer
 from p2pkit.capture.dissect import dissect
-from p2pkit.capture.scapy_layers import (
-    UdpTrackerLayer,
-    UdpTrackerResponseLayer,
-    UtpLayer,
-    dissect_packets,
-    register,
-)
+from p2pkit.capture.scapy_layers import dissect_packets, register
 from tests.pcap_payloads import CAPTURES
 
 register()
@@ -55,7 +51,7 @@ def test_dissect_packets_matches_dissecting_the_file():
 
 
 def test_krpc_layer_shows_the_method_and_pairs_answers():
-    from p2pkit.capture.scapy_layers import KrpcLayer
+    from p2pkit.dht.scapy_layers import KrpcLayer
 
     packets = [p for p in rdpcap(str(CAPTURES / "dht-02-bep44-put-get.pcap")) if KrpcLayer in p]
     ours = [r for r in dissect(CAPTURES / "dht-02-bep44-put-get.pcap") if r.protocol == "bt-dht"]
@@ -70,9 +66,10 @@ def test_krpc_layer_shows_the_method_and_pairs_answers():
 def test_stream_layers_on_message_aligned_segments():
     from scapy.layers.inet import IP, TCP
 
+    from p2pkit.bittorrent.scapy_layers import PeerMessageLayer
     from p2pkit.bittorrent.wire.messages import PeerMessage
-    from p2pkit.capture.scapy_layers import GnutellaDescriptorLayer, PeerMessageLayer
     from p2pkit.gnutella.descriptors import Descriptor
+    from p2pkit.gnutella.scapy_layers import GnutellaDescriptorLayer
 
     register(gnutella_tcp_ports=[6346], bittorrent_tcp_ports=[6881])
     wire = (PeerMessage.build({"type": "have", "index": 3})

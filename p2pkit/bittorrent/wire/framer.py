@@ -35,7 +35,7 @@ from p2pkit.bittorrent.wire.messages import (
 )
 from p2pkit.errors import LimitExceeded, ParseError
 
-__all__ = ["HANDSHAKE_LENGTH", "MAX_MESSAGE_LENGTH", "Frame", "MessageFramer"]
+__all__ = ["HANDSHAKE_LENGTH", "MAX_MESSAGE_LENGTH", "Frame", "MessageFramer", "frame_length"]
 
 #: BEP 3 handshake: 1 + 19 + 8 + 20 + 20 bytes.
 HANDSHAKE_LENGTH = 68
@@ -47,6 +47,27 @@ HANDSHAKE_LENGTH = 68
 MAX_MESSAGE_LENGTH = (1 << 20) + 13
 
 _HANDSHAKE_HEAD = bytes([len(PSTR)]) + PSTR
+
+
+def frame_length(buffer: bytes | bytearray, pos: int = 0,
+                 max_length: int = MAX_MESSAGE_LENGTH) -> int | None:
+    """Bytes of the message frame at ``pos`` (the 4-byte prefix included), or None while its
+    prefix is incomplete. BEP 3: "a four-byte big-endian length prefix"; a prefix above
+    ``max_length`` raises :class:`~p2pkit.errors.LimitExceeded` (offset relative to ``buffer``).
+    The framer and the dissector (``p2pkit.bittorrent.dissect``) share it.
+
+    >>> frame_length(bytes.fromhex("0000000d06"))
+    17
+    >>> frame_length(bytes(2)) is None
+    True
+    """
+    if len(buffer) - pos < 4:
+        return None
+    length = int.from_bytes(buffer[pos:pos + 4], "big")
+    if length > max_length:
+        raise LimitExceeded(f"message length {length} is above the limit of {max_length}",
+                            protocol=PROTOCOL, offset=pos)
+    return 4 + length
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,13 +158,14 @@ class MessageFramer:
             self._awaiting_handshake = False
             pos = HANDSHAKE_LENGTH
         parse = self._schema.parse
-        while len(buffer) - pos >= 4:
-            length = int.from_bytes(buffer[pos:pos + 4], "big")
-            if length > self.max_length:
-                raise LimitExceeded(f"message length {length} is above the limit of "
-                                    f"{self.max_length}", protocol=PROTOCOL,
-                                    offset=self._offset + pos)
-            end = pos + 4 + length
+        while True:
+            try:
+                size = frame_length(buffer, pos, self.max_length)
+            except LimitExceeded as e:
+                raise e.relocated(base=self._offset) from None
+            if size is None:
+                break
+            end = pos + size
             if len(buffer) < end:
                 break
             raw = bytes(buffer[pos:end])

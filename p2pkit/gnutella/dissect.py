@@ -1,12 +1,18 @@
 """Gnutella dissection of one reassembled direction: handshakes, descriptors (inflating a
 deflated link), the HTTP file transfer and the ``GIV`` push callback.
 
+Reached through the ``gnutella`` descriptor (:mod:`p2pkit.gnutella.protocol`).
+
 Descriptors and handshakes are framed by :class:`p2pkit.gnutella.stream.StreamReader` (lenient
 payload parsing), so a capture is read exactly as a servent reads its socket. A servent's HTTP
 side (handshaking_0.6 does not cover it; see push_proxy and huge §4 for ``/uri-res/N2R``) is
 recognised by its request line (``GET /uri-res/…``, ``GET /get/<index>/<name>``), its status
 line, or ``GIV <index>:<GUID>/<name>`` (the push callback, Gnutella 0.4 §Push); file bodies are
 counted and hashed, not shown.
+
+Descriptors the lenient schema cannot decode are still framed; the record names the departure
+with a :class:`~p2pkit.deviations.Deviation` (an unknown payload type, a payload that does not
+parse as its type says).
 """
 
 from __future__ import annotations
@@ -19,16 +25,63 @@ from typing import Any
 from p2pkit.capture.record import Record, json_fields
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
+from p2pkit.deviations import Deviation
 from p2pkit.errors import ParseError
-from p2pkit.gnutella.descriptors import HEADER_LENGTH, DescriptorHeader
+from p2pkit.gnutella.descriptors import HEADER_LENGTH, PAYLOADS, DescriptorHeader
 from p2pkit.gnutella.stream import DescriptorFrame, StreamReader
 
-__all__ = ["GnutellaStream"]
+__all__ = ["GnutellaStream", "detect_gnutella", "gnutella_stream"]
 
 PROTOCOL = "gnutella"
 MAX_HTTP_HEAD = 16 * 1024
+_GNUTELLA_HTTP = re.compile(rb"(GET|HEAD) /(uri-res/|get/|gnutella/)")
 _GIV = re.compile(rb"GIV (\d+):([0-9A-Fa-f]{32})/([^\n]*)\n\n")
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,15})", re.IGNORECASE)
+
+
+def detect_gnutella(head: bytes, *, other: str | None = None, complete: bool = False,
+                    from_start: bool = True) -> bool:
+    """``GNUTELLA CONNECT`` / ``GNUTELLA/0.6`` (handshaking_0.6 §2), ``GIV`` (0.4 §Push), a
+    servent's HTTP request, or an HTTP response on a connection that is Gnutella.
+
+    >>> detect_gnutella(b"GNUTELLA CONNECT/0.6\\r\\n"), detect_gnutella(b"SSH-2.0")
+    (True, False)
+    """
+    if head.startswith((b"GNUTELLA", b"GIV ")) or _GNUTELLA_HTTP.match(head):
+        return True
+    return head.startswith(b"HTTP/1.") and other == PROTOCOL
+
+
+def gnutella_stream(*, src: str, dst: str, transport: str = "tcp",
+                    peer: GnutellaStream | None = None) -> GnutellaStream:
+    """The ``gnutella`` descriptor's stream decoder factory (``peer``: the other direction)."""
+    stream = GnutellaStream(transport=transport, src=src, dst=dst)
+    if peer is not None:
+        stream.peer, peer.peer = peer, stream
+    return stream
+
+
+def _departure(d: Any, offset: int) -> tuple[str, Deviation | None]:
+    """The record's message name for descriptor ``d`` and what it departs from, if anything.
+
+    ``DescriptorLenient`` marks what it could only frame as ``unknown`` (a payload type no
+    document defines) or ``malformed`` (a known type whose payload does not parse); the
+    record names the type it has (the payload type's name, or ``unknown``) and carries a
+    :class:`Deviation` instead.
+    """
+    kind = str(d.type)
+    if kind == "unknown":
+        return kind, Deviation(
+            offset=offset + 16, rule="gnutella/descriptor/unknown-payload-type",
+            message=f"payload descriptor {d.payload_type:#04x} is not defined",
+            spec="Gnutella 0.4 §descriptor header", level="MAY")
+    if kind == "malformed":
+        name = PAYLOADS[d.payload_type][0] if d.payload_type in PAYLOADS else "unknown"
+        return name, Deviation(
+            offset=offset + HEADER_LENGTH, rule=f"gnutella/{name}/payload",
+            message=f"payload does not parse: {d.error}",
+            spec="Gnutella 0.4 §descriptor payloads")
+    return kind, None
 
 
 class GnutellaStream:
@@ -100,8 +153,13 @@ class GnutellaStream:
                 d = f.descriptor
                 fields = json_fields(d)
                 fields["guid"] = d.guid.hex()
-                record = self._record(str(d.type), fields, f.offset, len(f.data), frame, time, d)
+                name, deviation = _departure(d, f.offset)
+                if deviation is not None:
+                    fields.pop("error", None)
+                record = self._record(name, fields, f.offset, len(f.data), frame, time, d)
                 record.spans = struct_spans(DescriptorHeader, 0, HEADER_LENGTH)
+                if deviation is not None:
+                    record.deviations.append(deviation)
                 yield record
             else:
                 hs = f.handshake

@@ -3,6 +3,8 @@
 Each datagram is decoded leniently with :mod:`p2pkit.dht.krpc` (deviations and unknown
 keys are reported, never fatal); responses and errors are matched to the query they answer by
 transaction id and endpoints, so every record knows its method.
+
+Reached through the ``bt-dht`` descriptor (:mod:`p2pkit.dht.protocol`).
 """
 
 from __future__ import annotations
@@ -13,20 +15,33 @@ from p2pkit.capture.record import Record, json_fields
 from p2pkit.dht.krpc import PROTOCOL, Transactions, decode_lenient
 from p2pkit.errors import ParseError
 
-__all__ = ["KrpcDissector"]
+__all__ = ["KrpcDecoder", "detect_krpc"]
 
 _KIND = {"q": "query", "r": "response", "e": "error"}
 #: KRPC keys shown under another name in the record (``q`` is the method).
 _FIELD_OF_KEY = {b"t": "transaction_id", b"q": "method"}
 
 
-class KrpcDissector:
-    """Decode KRPC datagrams; remembers open queries to name responses' methods."""
+def detect_krpc(payload: bytes) -> bool:
+    """BEP 5: "A KRPC message is a single dictionary" (bencoded: it starts with ``d``)."""
+    return payload[:1] == b"d"
+
+
+class KrpcDecoder:
+    """The ``bt-dht`` datagram decoder; remembers open queries to name responses' methods."""
 
     def __init__(self) -> None:
         self.transactions = Transactions()
 
-    def __call__(self, pkt: Packet) -> Record | None:
+    def finish(self) -> list[Record]:
+        return []
+
+    def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
+        record = self.decode(pkt)
+        return None if record is None else [record]
+
+    def decode(self, pkt: Packet) -> Record | None:
+        """The record of one KRPC datagram, or None when it does not decode as one."""
         if not pkt.payload.startswith(b"d"):
             return None
         try:

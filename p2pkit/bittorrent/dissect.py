@@ -1,0 +1,536 @@
+"""Peer wire and uTP dissection (BEP 3, 6, 10, 29, 52 in captured traffic).
+
+Reached through the ``bittorrent`` and ``bt-utp`` descriptors (:mod:`p2pkit.bittorrent.protocol`);
+the dissector in :mod:`p2pkit.capture` never imports it by name.
+
+Unlike the peer's own framer, a capture may begin mid-connection, lose segments, or wrap the
+handshake in an MSE/PE key exchange (aria2's outgoing connections do, then select plaintext).
+:class:`PeerWireStream` therefore:
+
+* expects the handshake at stream offset 0, or finds it within the first
+  :data:`HANDSHAKE_SEARCH_WINDOW` bytes (after an MSE preamble, reported as ``mse_preamble``);
+* after a gap, or on bytes that cannot be a message, resynchronises: the next position where
+  :data:`RESYNC_CHAIN` consecutive plausible messages start (or the rest of the buffer is a
+  chain of plausible messages) is taken as a boundary, and the bytes skipped are counted;
+* frames with :func:`~p2pkit.bittorrent.wire.framer.frame_length` and the framer's own
+  :data:`~p2pkit.bittorrent.wire.framer.MAX_MESSAGE_LENGTH` (a longer prefix is taken for
+  garbage), and decodes every message with
+  :data:`~p2pkit.bittorrent.wire.messages.PeerMessageLenient`; an id the spec does not define is
+  reported as a :class:`~p2pkit.deviations.Deviation`, as is an extension item of the wrong form.
+
+uTP data packets are put back in ``seq_nr`` order per direction (:class:`UtpDirection`) and their
+payloads fed to a :class:`PeerWireStream` (transport ``utp``). A lost packet is a gap of unknown
+length: the peer-wire dissector resynchronises after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from p2pkit.bencode import decode_lenient
+from p2pkit.bittorrent.wire.extensions import UNCONVERTED, decode_extended, message_names
+from p2pkit.bittorrent.wire.framer import HANDSHAKE_LENGTH, MAX_MESSAGE_LENGTH, frame_length
+from p2pkit.bittorrent.wire.messages import (
+    MESSAGE_IDS,
+    MESSAGES,
+    PSTR,
+    Handshake,
+    HandshakeBody,
+    PeerMessageLenient,
+)
+from p2pkit.bittorrent.wire.utp import UtpPacket
+from p2pkit.capture.packets import Packet
+from p2pkit.capture.record import Record, json_fields, json_value
+from p2pkit.capture.spans import struct_spans
+from p2pkit.capture.stream_buffer import StreamBuffer
+from p2pkit.deviations import Deviation
+from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.registry import get, load
+from p2pkit.schema import FixedLayout
+
+__all__ = ["HANDSHAKE_SEARCH_WINDOW", "MAX_UTP_REORDER", "PeerWireStream", "UtpDecoder",
+           "UtpDirection", "detect_peer_wire", "looks_like_peer_messages", "peer_wire_stream"]
+
+PROTOCOL = "bittorrent"
+HANDSHAKE = bytes([len(PSTR)]) + PSTR
+#: How far into a stream the handshake is looked for (MSE: 96-byte key + up to 512 bytes of
+#: padding, then the crypto negotiation, BEP 8 / the MSE specification).
+HANDSHAKE_SEARCH_WINDOW = 2048
+#: Consecutive plausible messages needed to accept a resynchronisation point.
+RESYNC_CHAIN = 3
+#: uTP packets held per direction while waiting for a missing ``seq_nr``.
+MAX_UTP_REORDER = 1024
+#: uTP-looking packets held per direction while waiting for evidence that it is uTP.
+MAX_UTP_HELD = 64
+#: uTP connections remembered per dissection (the oldest held one is forgotten first).
+MAX_UTP_STATE = 4096
+#: Binary fields shown as length + SHA-1 whatever their size (piece data, bitfields).
+SUMMARISED = frozenset({"piece", "bitfield"})
+#: Where each extension payload is specified (for deviations).
+_EXTENSION_SPECS = {"handshake": "BEP 10 §handshake message", "ut_metadata": "BEP 9",
+                    "ut_pex": "BEP 11", "upload_only": "BEP 21", "lt_donthave": "BEP 54"}
+
+
+def _plausible_lengths() -> dict[int, tuple[int, int]]:
+    """Message id -> (min, max) length prefix, derived from the message schemas."""
+    bounds = {}
+    for mid, (_, body) in MESSAGES.items():
+        try:
+            size = FixedLayout(body).size
+            bounds[mid] = (1 + size, 1 + size)
+        except TypeError:
+            head = [s for s in body.subcons if getattr(s, "sizeof", None)]
+            fixed = 0
+            for sub in head:
+                try:
+                    fixed += sub.sizeof()
+                except Exception:  # noqa: BLE001 - variable-size tail
+                    break
+            bounds[mid] = (1 + fixed, MAX_MESSAGE_LENGTH)
+    return bounds
+
+
+PLAUSIBLE = _plausible_lengths()
+
+
+def _plausible_at(data: bytearray | bytes, pos: int) -> int | None:
+    """Length of the plausible message at ``pos`` (prefix included), or None."""
+    if len(data) - pos < 4:
+        return None
+    length = int.from_bytes(data[pos:pos + 4], "big")
+    if length == 0:
+        return 4
+    if len(data) - pos < 5:
+        return None
+    bounds = PLAUSIBLE.get(data[pos + 4])
+    if bounds is None or not bounds[0] <= length <= bounds[1]:
+        return None
+    return 4 + length
+
+
+def looks_like_peer_messages(data: bytes, chain: int = RESYNC_CHAIN) -> bool:
+    """Whether ``data`` starts with ``chain`` plausible messages (or is entirely plausible).
+
+    >>> looks_like_peer_messages(bytes.fromhex("0000000101" "000000050400000003" "00000000"))
+    True
+    >>> looks_like_peer_messages(b"GET / HTTP/1.1\\r\\n")
+    False
+    """
+    return _chain_at(data, 0, chain) is not False
+
+
+def _chain_at(data: bytearray | bytes, pos: int, chain: int, at_end: bool = False
+              ) -> bool | None:
+    """True: ``chain`` complete plausible messages start at ``pos``; False: they do not;
+    None: plausible so far, but the data ends before ``chain`` messages are complete.
+    ``at_end``: no more data will come, so plausible messages that end exactly at the end of
+    the data are enough."""
+    for count in range(chain):
+        if at_end and count and pos == len(data):
+            return True
+        if len(data) - pos < 5:
+            return None
+        size = _plausible_at(data, pos)
+        if size is None:
+            return False
+        if size == 4 and count == 0:
+            return False  # keep-alives (zero words) match anywhere in zero padding
+        pos += size
+    return pos <= len(data) or None
+
+
+def detect_peer_wire(head: bytes, *, other: str | None = None, complete: bool = False,
+                     from_start: bool = True) -> bool | None:
+    """Whether a TCP direction starting with ``head`` is the peer wire (None: need more).
+
+    The handshake (BEP 3), possibly after an MSE/PE preamble (aria2's outgoing connections),
+    the opposite direction being BitTorrent, or a run of plausible messages (a capture that
+    starts mid-connection). It is the catch-all heuristic, so it runs after the detectors of
+    protocols with a marker.
+
+    >>> detect_peer_wire(b"\\x13BitTorrent protocol" + bytes(48))
+    True
+    >>> detect_peer_wire(b"\\x13BitTorrent")
+    >>> detect_peer_wire(b"SSH-2.0-OpenSSH", complete=True)
+    False
+    """
+    if head.startswith(HANDSHAKE):
+        return True
+    if head.startswith(HANDSHAKE[: len(head)]) and not complete:
+        return None  # a handshake still arriving
+    if other == PROTOCOL or (not from_start and looks_like_peer_messages(head)):
+        return True
+    window = HANDSHAKE_SEARCH_WINDOW + len(HANDSHAKE)
+    if HANDSHAKE in head[:window]:
+        return True  # after an MSE/PE preamble that selected plaintext
+    if len(head) < window and not complete:
+        return None
+    return looks_like_peer_messages(head)
+
+
+def peer_wire_stream(*, src: str, dst: str, transport: str = "tcp",
+                     peer: PeerWireStream | None = None) -> PeerWireStream:
+    """The ``bittorrent`` descriptor's stream decoder factory: one direction, linked to the
+    opposite one (an ``extended`` id is named by the other side's handshake, BEP 10).
+
+    Even a capture that starts mid-connection may start right at a handshake (no SYN seen),
+    so every decoder looks for one first.
+    """
+    stream = PeerWireStream(transport=transport, src=src, dst=dst)
+    if peer is not None:
+        stream.peer, peer.peer = peer, stream
+    return stream
+
+
+_SPANS: dict[tuple[str, int], dict[str, tuple[int, int]]] = {}
+
+
+def _spans(message: str, length: int) -> dict[str, tuple[int, int]]:
+    """Field spans of a handshake or a message (after its 4-byte prefix and id byte), from
+    the schemas; remembered per (message, length), since most messages repeat both."""
+    key = (message, length)
+    spans = _SPANS.get(key)
+    if spans is None:
+        if len(_SPANS) > 4096:
+            _SPANS.clear()
+        if message == "handshake":
+            spans = struct_spans(HandshakeBody, 0, length)
+        else:
+            spans = struct_spans(MESSAGES[MESSAGE_IDS[message]][1], 5, length)
+        _SPANS[key] = spans
+    return dict(spans)
+
+
+class PeerWireStream:
+    """Dissect one direction of a BitTorrent peer connection from reassembled bytes.
+
+    ``extended`` messages are decoded by name (BEP 10): ``peer`` is the opposite direction,
+    whose extension handshake says which ids name which extensions in this direction.
+    """
+
+    def __init__(self, *, transport: str, src: str, dst: str,
+                 expect_handshake: bool = True) -> None:
+        self.transport = transport
+        self.src = src
+        self.dst = dst
+        self.buffer = StreamBuffer()
+        self.state = "handshake" if expect_handshake else "messages"
+        self.synced = expect_handshake
+        self.skipped = 0
+        #: From this direction's extension handshake: the ids its sender receives, by name.
+        self.received_names: dict[int, str] = {}
+        self.peer: PeerWireStream | None = None
+        self._at_end = False
+        #: Size of the message at the front of the buffer, once its length prefix was read.
+        self._size: int | None = None
+
+    # -- input ------------------------------------------------------------------------------
+
+    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
+        self.buffer.append(offset, data, frame, time)
+        yield from self._decode()
+
+    def gap(self, offset: int, length: int) -> None:
+        """Bytes were lost: drop the partial message and resynchronise after the gap."""
+        self.buffer.reset(offset + length)
+        self._size = None
+        if self.state == "handshake":
+            self.state = "messages"
+        self.synced = False
+
+    def end(self) -> Iterator[Record]:
+        """The direction ended: decode what the handshake search was still holding back."""
+        if self.state == "handshake":
+            self.state = "messages"
+            self.synced = False
+        self._at_end = True
+        yield from self._decode()
+        self.skipped += len(self.buffer)
+        self.buffer.skip(len(self.buffer))
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def _record(self, message: str, value: Any, start: int, length: int) -> Record:
+        """A record for the message at the front of the buffer (call before skipping it)."""
+        frame, time = self.buffer.frame_of(length - 1)
+        fields = json_fields(value, summarised=SUMMARISED)
+        record = Record(frame=frame, time=time, transport=self.transport, src=self.src,
+                        dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
+                        offset=start, length=length, value=value)
+        if message == "handshake" or message in MESSAGE_IDS:
+            record.spans = _spans(message, length)
+        elif message == "unknown":  # PeerMessageLenient's name for an id it does not know
+            record.deviations.append(Deviation(
+                offset=start + 4, rule="bittorrent/message/unknown-id",
+                message=f"message id {value.id} is not defined by any BEP this dissector knows",
+                spec="BEP 3 §peer messages", level="MAY"))
+        if message == "extended":
+            self._extended(record, value)
+        return record
+
+    def _extended(self, record: Record, value: Any) -> None:
+        """BEP 10: name the extension, decode its payload (leniently), keep the names."""
+        ext_id = value.extended_id
+        if ext_id == 0:
+            name = "handshake"
+        else:
+            names = self.peer.received_names if self.peer is not None else {}
+            name = names.get(ext_id)
+        if name is None:
+            return  # the handshake naming this id was not captured
+        record.fields["extension"] = name
+        try:
+            decoded = decode_extended(name, value.payload, strict=False)
+        except ParseError as e:
+            record.deviations.append(Deviation(
+                offset=(record.offset or 0) + 6 + (e.offset or 0),
+                rule=f"bittorrent/extended/{name}", message=e.reason, spec="BEP 10"))
+            return
+        if name == "handshake":
+            self.received_names = message_names(decoded)
+        for key in (decoded.get(UNCONVERTED) or () if isinstance(decoded, dict) else ()):
+            record.deviations.append(Deviation(
+                offset=(record.offset or 0) + 6, rule=f"bittorrent/extended/{name}/item-form",
+                message=f"item {key!r} does not have the form the spec gives it (kept as sent)",
+                spec=_EXTENSION_SPECS.get(name, "BEP 10 §extension protocol")))
+        if value.payload[:1] == b"d":  # a bencoded dictionary: report non-canonical forms
+            base = (record.offset or 0) + 6  # length prefix, id, extended id
+            record.deviations += [
+                Deviation(offset=base + d.offset, rule=d.rule, message=d.message, spec=d.spec,
+                          level=d.level)
+                for d in decode_lenient(value.payload).deviations
+                if d.rule != "bencode/trailing-data"  # ut_metadata's piece follows
+            ]
+        record.fields["message"] = json_value(decoded, "", SUMMARISED)
+        del record.fields["payload"]
+
+    def _decode(self) -> Iterator[Record]:
+        buf = self.buffer
+        if self.state == "handshake":
+            at = buf.data.find(HANDSHAKE, 0, HANDSHAKE_SEARCH_WINDOW + len(HANDSHAKE))
+            if at < 0:
+                if len(buf) < HANDSHAKE_SEARCH_WINDOW + len(HANDSHAKE):
+                    if HANDSHAKE.startswith(bytes(buf.data[:len(HANDSHAKE)])):
+                        return  # a handshake still arriving
+                    if len(buf) < HANDSHAKE_SEARCH_WINDOW:
+                        return  # maybe an MSE preamble: wait for more
+                self.state = "messages"
+                self.synced = False
+            else:
+                if len(buf) < at + HANDSHAKE_LENGTH:
+                    return
+                if at:
+                    record = self._record("mse_preamble", {"length": at}, buf.start, at)
+                    buf.skip(at)
+                    yield record
+                raw = bytes(buf.data[:HANDSHAKE_LENGTH])
+                record = self._record("handshake", Handshake.parse(raw), buf.start,
+                                      HANDSHAKE_LENGTH)
+                buf.skip(HANDSHAKE_LENGTH)
+                yield record
+                self.state = "messages"
+                self.synced = True
+        data = buf.data
+        first = 0  # where a resynchronisation may start (1 after a failed parse at 0)
+        while True:
+            if not self.synced:
+                if not self._resync(first):
+                    return
+                first = 0
+            size = self._size  # the message at the front, once its prefix was read
+            if size is None:
+                try:
+                    size = frame_length(data)
+                except LimitExceeded:
+                    self.synced, first = False, 1
+                    continue
+                if size is None:
+                    return
+                self._size = size
+            if len(data) < size:
+                return
+            self._size = None
+            start = buf.start
+            raw = bytes(data[:size])
+            try:
+                value = PeerMessageLenient.parse(raw)
+            except ParseError:
+                self.synced, first = False, 1
+                continue
+            record = self._record(value.type, value, start, size)
+            buf.skip(size)
+            yield record
+
+    def _resync(self, first: int = 0) -> bool:
+        """Find the next plausible message boundary at or after ``first``; drop what precedes.
+
+        Returns True when synchronised; False when more data is needed to decide (the bytes
+        that cannot start a message are dropped meanwhile).
+        """
+        self._size = None
+        data = self.buffer.data
+        for pos in range(first, max(first, len(data) - 4)):
+            found = _chain_at(data, pos, RESYNC_CHAIN, self._at_end)
+            if found is False:
+                continue
+            self.skipped += pos
+            self.buffer.skip(pos)
+            self.synced = found is True
+            return self.synced
+        drop = max(first, len(data) - 4)
+        self.skipped += drop
+        self.buffer.skip(drop)
+        return False
+
+
+# -- uTP (BEP 29) ---------------------------------------------------------------------------
+
+
+def _circular_first(numbers: list[int]) -> int:
+    """The earliest of 16-bit sequence numbers that lie within half the space of each other."""
+    return min(numbers, key=lambda n: sum(((n - m) & 0xFFFF) < 0x8000 for m in numbers if m != n))
+
+
+class UtpDirection:
+    """Reorders one direction's uTP data packets and feeds a peer-wire stream.
+
+    The first ``seq_nr`` comes from the SYN (its ``seq_nr`` + 1, BEP 29 §connection setup) or,
+    when the capture missed it, from the earliest of the first :data:`START_WINDOW` data and
+    ST_STATE packets seen (a state packet carries the next ``seq_nr`` to be sent).
+    """
+
+    #: Packets held before deciding where a direction without a SYN starts.
+    START_WINDOW = 32
+
+    def __init__(self, stream: PeerWireStream) -> None:
+        self.stream = stream
+        self.next_seq: int | None = None
+        self.offset = 0
+        self.pending: dict[int, tuple[bytes, int, float]] = {}
+        self._state_seqs: list[int] = []
+
+    def syn(self, seq_nr: int) -> Iterator[Record]:
+        if self.next_seq is None:
+            self.next_seq = (seq_nr + 1) & 0xFFFF
+            yield from self._drain()
+
+    def state(self, seq_nr: int) -> None:
+        if self.next_seq is None and len(self._state_seqs) < self.START_WINDOW:
+            self._state_seqs.append(seq_nr)
+
+    def data(self, seq_nr: int, payload: bytes, frame: int, time: float) -> Iterator[Record]:
+        if self.next_seq is not None:
+            behind = (self.next_seq - seq_nr) & 0xFFFF
+            if 0 < behind < 0x8000:
+                return  # a retransmission of a packet already delivered
+        if seq_nr not in self.pending and payload:
+            self.pending[seq_nr] = (payload, frame, time)
+        if self.next_seq is None:
+            if len(self.pending) < self.START_WINDOW:
+                return
+            self._choose_start()
+        yield from self._drain()
+        if len(self.pending) > MAX_UTP_REORDER:
+            yield from self._skip()
+
+    def _choose_start(self) -> None:
+        self.next_seq = _circular_first(list(self.pending) + self._state_seqs)
+
+    def _drain(self) -> Iterator[Record]:
+        while self.next_seq in self.pending:
+            payload, frame, time = self.pending.pop(self.next_seq)
+            yield from self.stream.data(self.offset, payload, frame, time)
+            self.offset += len(payload)
+            self.next_seq = (self.next_seq + 1) & 0xFFFF
+
+    def _skip(self) -> Iterator[Record]:
+        """Give up on the missing packet: jump to the nearest held one (a gap)."""
+        assert self.next_seq is not None
+        nearest = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFF)
+        self.stream.gap(self.offset, 0)
+        self.next_seq = nearest
+        yield from self._drain()
+
+    def finish(self) -> Iterator[Record]:
+        if self.next_seq is None and self.pending:
+            self._choose_start()
+            yield from self._drain()
+        while self.pending:
+            yield from self._skip()
+        yield from self.stream.end()
+
+
+class UtpDecoder:
+    """The ``bt-utp`` descriptor's datagram decoder: uTP headers, and the peer wire inside.
+
+    Each direction's payloads go to the stream decoder the registry holds for ``bittorrent``
+    (transport ``utp``), so uTP carries whatever that descriptor decodes.
+    """
+
+    def __init__(self) -> None:
+        self._utp: dict[tuple[str, str, int], UtpDirection] = {}
+        self._utp_held: dict[tuple[str, str, int], list[tuple[Packet, Any]]] = {}
+        self._stream = get(PROTOCOL).stream_decoder
+
+    def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
+        """The records of one uTP packet (header, then any peer-wire messages it completes)."""
+        try:
+            value = UtpPacket.parse(pkt.payload)
+        except ParseError:
+            return None
+        return list(self._utp_packet(pkt, value))
+
+    def finish(self) -> Iterator[Record]:
+        for direction in self._utp.values():
+            yield from direction.finish()
+
+    # -- BEP 29 -----------------------------------------------------------------------------
+
+    def _utp_packet(self, pkt: Packet, value: Any) -> Iterator[Record]:
+        """A datagram that parses as uTP is taken for uTP only with evidence (BEP 29 has no
+        magic number, and other protocols' first bytes can look like a uTP header): a SYN, a
+        connection already known, or a packet of the opposite direction of the same
+        connection (ids differ by one). Until then it is held, up to :data:`MAX_UTP_HELD`."""
+        kind = str(value.type)
+        # BEP 29 §connection setup: the initiator's SYN carries the id it receives on; it sends
+        # everything else with id + 1, and the other side sends with the SYN's id.
+        cid = (value.connection_id + 1 if kind == "st_syn" else value.connection_id) & 0xFFFF
+        key = (pkt.src, pkt.dst, cid)
+        if key not in self._utp and kind != "st_syn":
+            reverse = [k for k in ((pkt.dst, pkt.src, (cid + 1) & 0xFFFF),
+                                   (pkt.dst, pkt.src, (cid - 1) & 0xFFFF))
+                       if k in self._utp or k in self._utp_held]
+            if not reverse:
+                held = self._utp_held.setdefault(key, [])
+                if len(held) < MAX_UTP_HELD:
+                    held.append((pkt, value))
+                if len(self._utp_held) > MAX_UTP_STATE:
+                    del self._utp_held[next(iter(self._utp_held))]
+                return
+            for k in reverse:  # both directions are now evidence for each other
+                for held_pkt, held_value in self._utp_held.pop(k, []):
+                    yield from self._utp_accept(held_pkt, held_value, k)
+            for held_pkt, held_value in self._utp_held.pop(key, []):
+                yield from self._utp_accept(held_pkt, held_value, key)
+        yield from self._utp_accept(pkt, value, key)
+
+    def _utp_accept(self, pkt: Packet, value: Any, key: tuple[str, str, int]
+                    ) -> Iterator[Record]:
+        kind = str(value.type)
+        fields = json_fields(value, drop=("type", "type_version", "payload"))
+        fields["payload_length"] = len(value.payload)
+        yield Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
+                     dst=pkt.dst, protocol="bt-utp", message=kind, fields=fields,
+                     length=len(pkt.payload), value=value,
+                     spans=struct_spans(UtpPacket, 0, len(pkt.payload)))
+        direction = self._utp.get(key)
+        if direction is None:
+            stream = load(self._stream)(transport="utp", src=pkt.src, dst=pkt.dst)
+            direction = self._utp[key] = UtpDirection(stream)
+        if kind == "st_syn":
+            yield from direction.syn(value.seq_nr)
+        elif kind == "st_state":
+            direction.state(value.seq_nr)
+        elif kind == "st_data":
+            yield from direction.data(value.seq_nr, value.payload, pkt.frame, pkt.time)

@@ -1,0 +1,62 @@
+"""Lenient decoding reports departures as Deviations (rule id and spec), never as marker
+values in the record: an unknown peer-wire id, an extension item of the wrong form, an
+unknown or unparsable Gnutella payload."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2pkit.bencode import encode
+from p2pkit.bittorrent.dissect import peer_wire_stream
+from p2pkit.bittorrent.wire.messages import Handshake
+from p2pkit.capture.dissect import dissect
+from p2pkit.gnutella.dissect import gnutella_stream
+from tests.pcap_payloads import CAPTURES
+
+HANDSHAKE = Handshake.build({"reserved": {"extension_protocol": True}, "info_hash": bytes(20),
+                             "peer_id": b"-XX0000-000000000000"})
+GUID = bytes(range(16))
+
+
+def test_an_unknown_peer_wire_id_is_a_deviation():
+    stream = peer_wire_stream(src="a:1", dst="b:2")
+    records = list(stream.data(0, HANDSHAKE + bytes.fromhex("0000000363abcd"), 1, 0.0))
+    assert [r.message for r in records] == ["handshake", "unknown"]
+    [deviation] = records[1].deviations
+    assert (deviation.rule, deviation.spec, deviation.offset) == (
+        "bittorrent/message/unknown-id", "BEP 3 §peer messages", 68 + 4)
+    assert "99" in deviation.message
+
+
+def test_an_extension_item_of_the_wrong_form_is_a_deviation_not_a_marker():
+    payload = encode({b"m": {b"ut_pex": 1}, b"p": b"not a port"})
+    message = (2 + len(payload)).to_bytes(4, "big") + b"\x14\x00" + payload
+    stream = peer_wire_stream(src="a:1", dst="b:2")
+    [_, record] = stream.data(0, HANDSHAKE + message, 1, 0.0)
+    assert record.fields["extension"] == "handshake"
+    assert "_unconverted" not in record.fields["message"]
+    rules = [(d.rule, d.spec) for d in record.deviations]
+    assert ("bittorrent/extended/handshake/item-form", "BEP 10 §handshake message") in rules
+
+
+def test_unknown_and_unparsable_gnutella_payloads_are_deviations():
+    stream = gnutella_stream(src="a:1", dst="b:2")
+    data = (b"GNUTELLA CONNECT/0.6\r\n\r\nGNUTELLA/0.6 200 OK\r\n\r\n"
+            + GUID + bytes.fromhex("ee0201030000006162 63".replace(" ", ""))
+            + GUID + bytes.fromhex("01010003000000ca1800")
+            + GUID + bytes.fromhex("00010000000000"))
+    records = list(stream.data(0, data, 1, 0.0))
+    assert [r.message for r in records] == ["handshake", "handshake", "unknown", "pong", "ping"]
+    unknown, pong, ping = records[2:]
+    assert [d.rule for d in unknown.deviations] == ["gnutella/descriptor/unknown-payload-type"]
+    assert [d.rule for d in pong.deviations] == ["gnutella/pong/payload"]
+    assert pong.deviations[0].offset == pong.offset + 23 and "error" not in pong.fields
+    assert ping.deviations == []
+
+
+@pytest.mark.parametrize("path", sorted(CAPTURES.glob("*.pcap*")), ids=lambda p: p.name)
+def test_no_record_carries_a_marker(path):
+    for r in dissect(path):
+        assert r.message != "malformed"
+        assert r.message != "unknown" or r.deviations
+        assert "_unconverted" not in str(r.fields)
