@@ -1,0 +1,59 @@
+"""BEP 51 (DHT infohash indexing): ``sample_infohashes``."""
+
+from __future__ import annotations
+
+from p2pkit.conformance.case import TARGET, Step
+from p2pkit.conformance.dht._common import announce, dht_case, get_token, query
+from p2pkit.conformance.verifiers import (
+    All,
+    Between,
+    Field,
+    IsResponse,
+    Present,
+    Satisfies,
+)
+
+SPEC = "BEP 51 §Sampling RPC"
+SAMPLES = ("Nodes supporting this extension should always include the ``samples`` field in the "
+           "response, even when it is zero-length.")
+RANGE = "The the permissible range is between 0 and 21600 seconds (inclusive)."
+NUM = ("The ``num`` field indicates how many infohash keys are currently in the node's "
+       "storage.")
+FORMAT = '"samples": *<subset of stored infohashes, N × 20 bytes (string)>*'
+
+
+def _sample() -> Step:
+    return Step(send=query("sample_infohashes", target=TARGET), source="b", name="sample")
+
+
+def _case(name: str, title: str, requirement: str, level: str, rule: str, steps: list,
+          spec: str = SPEC) -> object:
+    return dht_case(id=f"bep51/{name}", title=title, spec=spec, requirement=requirement,
+                    level=level, rule=rule, steps=steps, extension="BEP 51", sources=2)
+
+
+CASES = [
+    _case("samples-present", "the answer always has 'samples'", SAMPLES, "SHOULD",
+          "bep51/samples", [Step(send=query("sample_infohashes", target=TARGET),
+                                 expect=All(IsResponse(), Field("r.samples", Present())))]),
+    _case("samples-20-bytes", "samples is N × 20 bytes", FORMAT, "MUST", "bep51/format",
+          [Step(send=query("sample_infohashes", target=TARGET), expect=All(
+              IsResponse(), Field("r.samples", Satisfies(
+                  lambda s, ctx: all(len(h) == 20 for h in s), "20-byte hashes"))))],
+          spec="BEP 51 §message format"),
+    _case("interval-range", "interval is within 0..21600 s", RANGE, "MUST", "bep51/interval",
+          [Step(send=query("sample_infohashes", target=TARGET),
+                expect=Field("r.interval", Between(0, 21600)))]),
+    _case("num-counts-storage", "num counts an announced info-hash, and samples hold it", NUM,
+          "SHOULD", "bep51/num",
+          [get_token(), announce(expect=IsResponse()), Step(
+              send=query("sample_infohashes", target=TARGET), source="b",
+              expect=All(Field("r.num", Between(1, 1 << 62)), Field("r.samples", Satisfies(
+                  lambda s, ctx: ctx.info_hash in s, "holding the announced info-hash"))))]),
+    _case("nodes", "the answer carries nodes for the target", "The ``target`` and "
+          "``nodes``/``nodes6`` mechanic for iterative lookups is included so that indexing "
+          "nodes can perform a keyspace traversal with a single RPC per node by adjusting the "
+          "target value for each RPC.", "INFO", "bep51/nodes",
+          [Step(send=query("sample_infohashes", target=TARGET),
+                expect=Field("r.nodes", Present()))]),
+]
