@@ -20,6 +20,7 @@ from p2pkit.errors import P2PKitError
 COMMANDS = {
     "bencode": "p2pkit.cli.bencode:bencode_command",
     "bt": "p2pkit.cli.bt:bt",
+    "conformance": "p2pkit.cli.conformance:conformance",
     "dht": "p2pkit.cli.dht:dht",
     "dissect": "p2pkit.cli.dissect:dissect_command",
     "gnutella": "p2pkit.cli.gnutella:gnutella",

@@ -520,15 +520,18 @@ async def preflight(target: Address, timeout: float = DEFAULT_TIMEOUT) -> Addres
     protocol)."""
     resolved = _resolve_address(target)
     runner = Runner(resolved, timeout=timeout)
-    try:
-        receiver = await runner._socket(runner.sources.ip())
+    loop = asyncio.get_running_loop()
+    try:  # a connected socket, so an ICMP "port unreachable" comes back as an error
+        _, receiver = await loop.create_datagram_endpoint(
+            _Receiver, local_addr=(runner.sources.ip(), 0), remote_addr=resolved,
+            family=runner.sources.family)
     except OSError as e:
         raise TargetError(f"{target[0]}:{target[1]}: cannot open a socket "
                           f"({e.strerror or e})") from None
     try:
         data = krpc.encode(krpc.query("ping", b"pf", id=runner.rng.randbytes(20)))
         try:
-            receiver.transport.sendto(data, resolved)
+            receiver.transport.sendto(data)
         except OSError as e:
             raise TargetError(f"{target[0]}:{target[1]}: {e.strerror or e}") from None
         deadline = time.monotonic() + timeout

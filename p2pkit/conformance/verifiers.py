@@ -402,21 +402,24 @@ def _deviation_path(d: Deviation) -> str:
 
 @dataclass
 class NoDeviation(Verifier):
-    """No lenient-decoder deviation whose rule starts with ``prefix`` (any level)."""
+    """No lenient-decoder deviation whose rule starts with ``prefix``, of one of ``levels``
+    (any level when empty)."""
 
-    prefix: str
+    prefix: str = ""
+    levels: tuple[str, ...] = ()
 
     def check(self, answer: Answer, ctx: Any) -> Check:
         missing = _needs_answer(answer)
         if missing:
             return missing
         for d in answer.deviations:
-            if d.rule.startswith(self.prefix):
+            if d.rule.startswith(self.prefix) and (not self.levels or d.level in self.levels):
                 return Check(False, f"{d.message} [{d.rule}; {d.spec}]", _deviation_path(d))
         return OK
 
     def describe(self) -> str:
-        return f"no deviation {self.prefix}*"
+        levels = "/".join(self.levels)
+        return f"no {levels + ' ' if levels else ''}deviation {self.prefix}*"
 
 
 @dataclass
