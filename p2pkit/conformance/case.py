@@ -154,6 +154,9 @@ class Case:
     #: to fail (several cases may share a rule).
     rule: str
     steps: tuple[Step, ...]
+    #: Other rules the verdict depends on (a case checking the *code* of the bad-token error
+    #: also needs the token to be checked at all).
+    depends: tuple[str, ...] = ()
     #: A robustness case: after the steps a well-behaved probe must still be answered.
     robustness: bool = False
     #: The extension the case needs (``"BEP 44"``): a 204 "Method Unknown" answer makes the
@@ -168,6 +171,11 @@ class Case:
             raise ValueError(f"{self.id}: level {self.level!r} is not one of {LEVELS}")
         if not self.steps:
             raise ValueError(f"{self.id}: a case needs at least one step")
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The rule the case judges, then those it depends on."""
+        return (self.rule, *self.depends)
 
     @property
     def section(self) -> str:

@@ -190,7 +190,7 @@ class Result:
         return {
             "id": c.id, "title": c.title, "spec": c.spec, "requirement": c.requirement,
             "level": c.level, "rule": c.rule, "robustness": c.robustness,
-            "extension": c.extension, "verdict": self.verdict, "reason": self.reason,
+            "depends": list(c.depends), "extension": c.extension, "verdict": self.verdict, "reason": self.reason,
             "elapsed": round(self.elapsed, 6), "failed_step": self.failed_step,
             "path": self.path, "exchanges": [e.to_json() for e in self.exchanges],
         }

@@ -40,6 +40,6 @@ CASES = [
                                                                "the harness's address")))]),
     _case("node-id-restriction", "the target's node id matches its IP (local addresses are "
           "exempt)", NODE_ID, "MUST", "bep42/node-id",
-          [Step(send=query("ping"), expect=Field("r.id", Satisfies(
+          [Step(send=query("find_node", target=TARGET), expect=Field("r.id", Satisfies(
               _id_ok, "an id BEP 42 accepts for the target's address")))]),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from p2pkit.conformance.case import TARGET, Step
 from p2pkit.conformance.dht._common import dht_case, query
-from p2pkit.conformance.verifiers import All, Field, IsResponse, Length, NoQueries
+from p2pkit.conformance.verifiers import IsResponse, NoQueries
 
 SERVE = "Instead it should merely service the query as usual."
 NOT_ADDED = ("If it is found, the node should not add the message sender to its routing "
@@ -16,7 +16,7 @@ CASES = [
         "§Read-Only State", requirement=SERVE, level="SHOULD", rule="bep43/ro-served",
         extension="BEP 43",
         steps=[Step(send=query("ping", top={"ro": 1}),
-                    expect=All(IsResponse(), Field("r.id", Length(20))))]),
+                    expect=IsResponse())]),
     dht_case(
         id="bep43/ro-find_node-served", title="a find_node with ro=1 is answered",
         spec="BEP 43 §Read-Only State", requirement=SERVE, level="SHOULD",
@@ -29,5 +29,5 @@ CASES = [
         level="SHOULD", rule="bep43/ro-not-added", extension="BEP 43",
         steps=[Step(send=query("find_node", target=TARGET, top={"ro": 1}),
                     expect=IsResponse()),
-               Step(send=None, wait=1.0, expect=NoQueries())]),
+               Step(send=None, expect=NoQueries())]),
 ]

@@ -85,11 +85,11 @@ CASES = [
     dht_case(
         id="bep5/announce_peer/bad-token-203", title="a wrong token gets error 203",
         spec="BEP 5 §Errors", requirement=PROTOCOL_ERROR, level="SHOULD",
-        rule="bep5/errors/protocol-error",
+        rule="bep5/errors/protocol-error", depends=("dht/token/checked",),
         steps=[get_token(), announce(token=b"not-a-token", expect=IsError((203,)))]),
     dht_case(
         id="bep5/announce_peer/missing-token", title="announce_peer without a token is refused",
-        spec=SPEC, requirement=VERIFY, level="MUST", rule="dht/token/checked",
+        spec=SPEC, requirement=VERIFY, level="MUST", rule="bep5/announce_peer/arguments",
         robustness=True,
         steps=[Step(send=Bencoded(raw_query("announce_peer", {
             "id": NODE_ID, "info_hash": INFO_HASH, "port": 6881})), expect=REFUSED)]),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p2pkit.conformance.case import NODE_ID, Bencoded, Step
+from p2pkit.conformance.case import INFO_HASH, NODE_ID, TARGET, Bencoded, Step
 from p2pkit.conformance.dht._common import dht_case, dropped_or_error, query, raw_query
 from p2pkit.conformance.verifiers import (
     All,
@@ -37,11 +37,11 @@ CASES = [
         spec=SPEC, requirement=PING, level="MUST", rule="bep5/ping/response",
         steps=[Step(send=query("ping"), expect=All(IsResponse(), ValidBySchema()))]),
     dht_case(
-        id="bep5/ping/stable-id", title="two pings get the same node id",
+        id="bep5/ping/stable-id", title="two queries get the same node id",
         spec="BEP 5 §DHT Queries", requirement=ANY_RESPONSE, level="MUST",
         rule="bep5/node-id-stable",
-        steps=[Step(send=query("ping"), name="first"),
-               Step(send=query("ping"), source="a2",
+        steps=[Step(send=query("find_node", target=TARGET), name="first"),
+               Step(send=query("get_peers", info_hash=INFO_HASH), source="a2",
                     expect=Field("r.id", Satisfies(_same_id, "the id of the first answer")))]),
     dht_case(
         id="bep5/ping/missing-id", title="a ping without id gets error 203",

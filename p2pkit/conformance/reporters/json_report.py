@@ -26,7 +26,7 @@ DOCUMENT = {"schema": str, "protocol": str, "target": str, "strict": bool, "star
             "duration": float, "summary": dict, "cases": list}
 SUMMARY = {"total": int, "exit_status": int, **{v: int for v in VERDICTS}}
 CASE = {"id": str, "title": str, "spec": str, "requirement": str, "level": str, "rule": str,
-        "robustness": bool, "extension": (str, type(None)), "verdict": str, "reason": str,
+        "robustness": bool, "depends": list, "extension": (str, type(None)), "verdict": str, "reason": str,
         "elapsed": float, "failed_step": (int, type(None)), "path": (str, type(None)),
         "exchanges": list}
 EXCHANGE = {"step": int, "source": str, "count": int, "sent": str, "sent_fields": dict,
