@@ -116,7 +116,7 @@ def test_target_that_talks_another_protocol_or_nothing(capsys, answer, expected)
     sock, stop, thread = _udp_server(answer)
     try:
         err = _one_line_error(capsys, "conformance", "run", "dht", "--target",
-                              "127.0.0.1:%d" % sock.getsockname()[1], "--timeout", "0.5")
+                              f"127.0.0.1:{sock.getsockname()[1]}", "--timeout", "0.5")
         assert expected in err
     finally:
         stop.set()
