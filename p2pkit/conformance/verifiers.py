@@ -33,6 +33,7 @@ __all__ = [
     "Absent",
     "All",
     "Answer",
+    "Anything",
     "Answered",
     "Between",
     "Check",
@@ -447,6 +448,22 @@ class Answered(Verifier):
 
     def describe(self) -> str:
         return "any answer"
+
+
+@dataclass
+class Anything(Verifier):
+    """Any outcome: an answer of any kind, or none (robustness cases, whose verdict is the
+    probe that follows)."""
+
+    def check(self, answer: Answer, ctx: Any) -> Check:
+        return OK
+
+    def describe(self) -> str:
+        return "anything (the probe after the case decides)"
+
+    @property
+    def wants_silence(self) -> bool:
+        return True
 
 
 @dataclass

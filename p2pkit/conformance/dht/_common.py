@@ -18,7 +18,7 @@ from p2pkit.conformance.case import (
     Step,
     T,
 )
-from p2pkit.conformance.verifiers import IsError, OneOf, Silence
+from p2pkit.conformance.verifiers import Anything, IsError, OneOf, Silence
 
 #: BEP 5 §Errors and BEP 44 §Errors.
 ERROR_CODES = (201, 202, 203, 204, 205, 206, 207, 301, 302)
@@ -49,6 +49,11 @@ def announce(token: Any = None, source: str = "a", *, port: int = 6881, expect: 
         token = FromAnswer("peers", "r.token")
     return Step(send=query("announce_peer", info_hash=INFO_HASH, port=port, token=token,
                            **extra), source=source, expect=expect, name=name)
+
+
+def survives() -> Anything:
+    """A robustness step: whatever the target does with the input, the probe decides."""
+    return Anything()
 
 
 def dropped_or_error(*codes: int) -> OneOf:

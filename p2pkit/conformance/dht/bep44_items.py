@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from p2pkit.conformance.case import Computed, FromAnswer, Raw, Step
-from p2pkit.conformance.dht._common import dht_case, query
+from p2pkit.conformance.dht._common import dht_case, query, survives
 from p2pkit.conformance.verifiers import (
     Absent,
     All,
@@ -188,6 +188,11 @@ CASES = [
           MUTABLE, SEQ, "MUST", "bep44/seq",
           [_get(NEW), _put_mutable(5, expect=IsResponse()),
            _put_mutable(5, V2, expect=REFUSED)]),
+    _case("seq/equal-not-stored", "a put with the same seq and another value does not "
+          "replace the item", MUTABLE, SEQ, "MUST", "bep44/seq",
+          [_get(NEW), _put_mutable(5, expect=IsResponse()), _put_mutable(5, V2, expect=survives()),
+           _get(NEW, name="read", source="b", expect=Field("r.v", Equals(Computed(V1, "v1"))))],
+          sources=2),
     _case("seq/302-lower", "a put with a lower seq gets error 302", MUTABLE, SEQ_302, "MAY",
           "bep44/seq",
           [_get(NEW), _put_mutable(5, expect=IsResponse()),
@@ -205,9 +210,10 @@ CASES = [
            _get(NEW, name="read", source="b", seq=3, expect=All(
                Field("r.v", Absent()), Field("r.k", Absent()), Field("r.sig", Absent())))],
           sources=2),
-    _case("put/partial-mutable", "a put with k and sig but no seq is refused", MUTABLE,
-          SIGNATURE, "MUST", "bep44/signature",
+    _case("put/partial-mutable", "a put with k and a bad sig but no seq is not stored as a "
+          "mutable item", MUTABLE, SIGNATURE, "MUST", "bep44/signature",
           [_get(NEW), Step(send=query("put", token=FromAnswer("get", "r.token"),
                                       v=Computed(V1, "v"), k=Computed(_k, "k"),
-                                      sig=b"\x02" * 64), expect=REFUSED)]),
+                                      sig=b"\x02" * 64), expect=survives()),
+           _get(NEW, name="read", source="b", expect=Field("r.v", Absent()))], sources=2),
 ]
