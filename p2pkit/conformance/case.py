@@ -136,6 +136,10 @@ class Step:
     repeat: int = 1
     #: Seconds to wait for the answer (default: the run's timeout; silence checks use less).
     wait: float | None = None
+    #: For an extension carried by arguments (BEP 33 ``scrape``, BEP 51's ``samples``), where
+    #: a node without it answers as to a plain query: when this verifier holds on the answer,
+    #: the verdict is *unsupported*.
+    unsupported_if: Any = None
 
 
 @dataclass(frozen=True, kw_only=True)

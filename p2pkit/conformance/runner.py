@@ -415,7 +415,8 @@ class Runner:
         finally:
             for r in receivers.values():
                 r.transport.close()
-        if case.robustness or (result.verdict in ("fail", "non-strict", "informational")
+        if case.robustness or (result.verdict in ("fail", "non-strict", "informational",
+                                                  "unsupported")
                                and "no answer" in result.reason):
             probe = await self.probe()
             if probe.data is None:
@@ -492,6 +493,14 @@ class Runner:
             if case.extension and answer.kind == "e" and answer.get("e.code") == 204:
                 result.verdict = "unsupported"
                 result.reason = f"{case.extension}: the target answered 204 Method Unknown"
+                result.failed_step = index
+                return result
+            if case.extension and step.unsupported_if is not None and answer.kind in (
+                    "r", "silence") and step.unsupported_if.check(answer, ctx).ok:
+                result.verdict = "unsupported"
+                result.reason = (f"{case.extension}: no answer" if answer.data is None else
+                                 f"{case.extension}: the answer shows no support "
+                                 f"({step.unsupported_if.describe()})")
                 result.failed_step = index
                 return result
             if check is not None and not check.ok:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from p2pkit.conformance.case import NODE_ID, Bencoded, Krpc, Step, T
 from p2pkit.conformance.dht._common import (
     ERROR_CODES,
+    announce,
     dht_case,
     dropped_or_error,
+    get_token,
     query,
     survives,
 )
@@ -67,16 +69,17 @@ CASES = [
     dht_case(
         id="bep5/errors/shape", title="an error's 'e' is [integer code, string message]",
         spec=SPEC, requirement=SHAPE, level="MUST", rule="krpc/error-shape",
-        steps=[Step(send=query("frobnicate_z"),
-                    expect=All(IsError(), Field("e.message", Satisfies(_text, "a string"))))]),
+        depends=("dht/token/checked",),  # the error provoked: a wrong token
+        steps=[get_token(), announce(token=b"not-a-token", expect=All(
+            IsError(), Field("e.message", Satisfies(_text, "a string"))))]),
     dht_case(
         id="bep5/errors/known-code", title="error codes are those BEP 5 and BEP 44 define",
         spec="BEP 44 §Errors",
         requirement=("In addition to the error codes defined in BEP 5, this specification "
                      "defines some additional error codes."),
-        level="SHOULD", rule="krpc/error-code-known",
-        steps=[Step(send=query("frobnicate_w"),
-                    expect=All(IsError(), Field("e.code", In(ERROR_CODES))))]),
+        level="SHOULD", rule="krpc/error-code-known", depends=("dht/token/checked",),
+        steps=[get_token(), announce(token=b"not-a-token",
+                                     expect=All(IsError(), Field("e.code", In(ERROR_CODES))))]),
     dht_case(
         id="bep5/errors/unsolicited-response-ignored",
         title="a response nobody asked for is not answered", spec="BEP 5 §Responses",
