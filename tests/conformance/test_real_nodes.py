@@ -56,8 +56,10 @@ setTimeout(() => process.exit(0), 300000)
 '''
 
 #: MUST cases each implementation fails (the findings page lists the evidence).
-LIBTORRENT_MUST_FAILURES = {"dht/bep44/seq/equal-rejected"}
-BITTORRENT_DHT_MUST_FAILURES = {"dht/bep5/errors/201-or-203-invalid-arguments"}
+LIBTORRENT_MUST_FAILURES = {"dht/bep44/seq/equal-rejected", "dht/bep44/put/partial-mutable"}
+BITTORRENT_DHT_MUST_FAILURES = {"dht/bep5/errors/201-or-203-invalid-arguments",
+                                "dht/bep44/put/invalid-bencoding",
+                                "dht/bep44/mutable/salt-too-big-refused"}
 
 
 class Target:
