@@ -129,6 +129,8 @@ def lookup(value: Any, path: str) -> Any:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))  # an ErrorCode shows as its number
     if isinstance(value, bytes):
         return value.hex() if len(value) <= 32 else f"{len(value)} bytes"
     return repr(value)
