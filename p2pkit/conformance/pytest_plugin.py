@@ -112,7 +112,7 @@ def run_one(session: _Session, case: Any) -> None:
     """Run one case and turn its verdict into a pytest outcome."""
     protocol = case.id.split("/", 1)[0]
     runner = session.runner(protocol)
-    result = session.loop.run_until_complete(runner.run_case(case))
+    result = session.loop.run_until_complete(runner.run_case_bounded(case))
     text = f"{case.id} [{case.level}, {case.spec}]: {result.reason}"
     if result.verdict in ("fail", "target-died"):
         pytest.fail(f"{result.verdict}: {text}\nrequirement: {case.requirement}",

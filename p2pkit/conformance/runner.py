@@ -68,6 +68,8 @@ DEFAULT_SILENCE = 0.4
 DEFAULT_DEADLINE = 300.0
 #: Seconds after a flood before the probe (lets the target drain its queue).
 FLOOD_SETTLE = 0.2
+#: Seconds a case may take beyond its steps' waits and the probe (building, restarts).
+CASE_MARGIN = 5.0
 
 Address = tuple[str, int]
 
@@ -360,7 +362,7 @@ class Runner:
             _Receiver, local_addr=(ip, 0), family=self.sources.family)
         return receiver
 
-    async def _receive(self, receiver: _Receiver, ctx: CaseContext, wait: float,
+    async def _receive(self, receiver: _Receiver, queries: list[bytes], wait: float,
                        sent_at: float) -> Answer:
         deadline = sent_at + wait
         while True:
@@ -372,7 +374,7 @@ class Runner:
             except TimeoutError:
                 return Answer(None, elapsed=wait)
             if _is_query(data):  # the target's own queries (a verification ping …)
-                ctx.queries_received.append(data)
+                queries.append(data)
                 continue
             return Answer.of(data, elapsed=at - sent_at)
 
@@ -383,13 +385,27 @@ class Runner:
             t = self.rng.randbytes(2)
             data = krpc.encode(krpc.query("ping", t, id=self.rng.randbytes(20)))
             receiver.transport.sendto(data, self.target)
-            dummy = CaseContext.__new__(CaseContext)
-            dummy.queries_received = []
-            dummy.addresses = {}
-            return await self._receive(receiver, dummy, timeout or self.timeout,
-                                       time.monotonic())
+            return await self._receive(receiver, [], timeout or self.timeout, time.monotonic())
         finally:
             receiver.transport.close()
+
+    def case_timeout(self, case: Case) -> float:
+        """The most one case may take: each step's wait, the probe, and a margin."""
+        waits = sum(s.wait if s.wait is not None else self.timeout for s in case.steps)
+        return waits + 2 * self.timeout + FLOOD_SETTLE + CASE_MARGIN
+
+    async def run_case_bounded(self, case: Case, left: float = float("inf")) -> Result:
+        """:meth:`run_case` within :meth:`case_timeout` and the ``left`` of the run."""
+        limit = min(self.case_timeout(case), left)
+        try:
+            return await asyncio.wait_for(self.run_case(case), limit)
+        except TimeoutError:
+            if limit >= left:
+                return Result(case, "skipped", "the run's deadline passed during the case",
+                              limit)
+            verdict = "fail" if case.level == "MUST" or self.strict else (
+                "informational" if case.level == "INFO" else "non-strict")
+            return Result(case, verdict, f"the case took more than {limit:.1f} s", limit)
 
     async def run_case(self, case: Case) -> Result:
         started = time.monotonic()
@@ -479,7 +495,7 @@ class Runner:
                 wait = step.wait if step.wait is not None else (
                     self.silence if expect is not None and expect.wants_silence
                     else self.timeout)
-                answer = await self._receive(receiver, ctx, wait, sent_at)
+                answer = await self._receive(receiver, ctx.queries_received, wait, sent_at)
             if step.name:
                 ctx.answers[step.name] = answer
             check = expect.check(answer, ctx) if expect is not None else None
@@ -588,10 +604,11 @@ async def run_cases(cases: Iterable[Case], target: Address, *, protocol: str = "
                     restart=restart)
     began = time.monotonic()
     for case in cases:
-        if time.monotonic() - began > deadline:
+        left = deadline - (time.monotonic() - began)
+        if left <= 0:
             result = Result(case, "skipped", f"the run's deadline ({deadline:g} s) passed")
         else:
-            result = await runner.run_case(case)
+            result = await runner.run_case_bounded(case, left)
         report.results.append(result)
         if on_result is not None:
             on_result(result)

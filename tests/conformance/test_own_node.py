@@ -31,3 +31,13 @@ def test_strict_turns_should_failures_into_failures() -> None:
     assert {r.case.id for r in report.results if r.verdict == "fail"} == {
         "dht/bep44/get/nodes6", "dht/bep44/get/seq-omits-value"}
     assert not report.ok
+
+
+def test_run_deadline_skips_the_rest() -> None:
+    from p2pkit.conformance import catalog
+    from p2pkit.conformance.case import select
+
+    cases = select(catalog("dht"), ["dht/bep5/ping"])
+    report = run_against_own_node(cases, deadline=0.001)
+    assert {r.verdict for r in report.results} == {"skipped"}
+    assert report.ok  # nothing ran, nothing failed
