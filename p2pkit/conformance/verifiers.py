@@ -529,7 +529,9 @@ class OneOf(Verifier):
 
     @property
     def wants_silence(self) -> bool:
-        return any(v.wants_silence for v in self.verifiers)
+        # a late answer must still be judged: listen the full window unless every
+        # alternative is content with silence
+        return all(v.wants_silence for v in self.verifiers)
 
 
 @dataclass
