@@ -70,6 +70,12 @@ DEFAULT_DEADLINE = 300.0
 FLOOD_SETTLE = 0.2
 #: Seconds a case may take beyond its steps' waits and the probe (building, restarts).
 CASE_MARGIN = 5.0
+#: Probes sent (one second apart) before a target counts as dead: a rate limiter that a flood
+#: emptied must not pass for a crash.
+PROBE_ATTEMPTS = 3
+#: Datagrams per second when every case shares one source address (a target that is not on
+#: IPv4 loopback): under the per-source rate limits nodes apply (p2pkit's: 20/s).
+SHARED_SOURCE_RATE = 15.0
 
 Address = tuple[str, int]
 
@@ -262,6 +268,16 @@ class _Sources:
     def distinct(self) -> int:
         return 1 << 16 if self.many else 1
 
+    def local_ip(self, target: Address) -> str:
+        """The address the kernel sends to ``target`` from (what the target sees, short of
+        a NAT on the way): a connected UDP socket's own address; nothing is sent."""
+        with socket.socket(self.family, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect(target)
+                return probe.getsockname()[0]
+            except OSError:
+                return target[0]
+
 
 class CaseContext:
     """Fresh values of one case run and the answers seen so far (for placeholders)."""
@@ -346,7 +362,8 @@ class Runner:
     def __init__(self, target: Address, *, strict: bool = False,
                  timeout: float = DEFAULT_TIMEOUT, silence: float = DEFAULT_SILENCE,
                  rng: random.Random | None = None,
-                 restart: Callable[[], Awaitable[Address]] | None = None) -> None:
+                 restart: Callable[[], Awaitable[Address]] | None = None,
+                 rate: float | None = None) -> None:
         self.target = target
         self.strict = strict
         self.timeout = timeout
@@ -355,6 +372,18 @@ class Runner:
         self.restart = restart
         self.sources = _Sources(target)
         self.dead = False
+        self._gone = False
+        #: Datagrams per second (None: as fast as the cases go).
+        self.rate = rate if rate is not None else (
+            None if self.sources.many else SHARED_SOURCE_RATE)
+        self._last_send = 0.0
+
+    async def _pace(self) -> None:
+        if self.rate:
+            wait = self._last_send + 1.0 / self.rate - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self._last_send = time.monotonic()
 
     async def _socket(self, ip: str) -> _Receiver:
         loop = asyncio.get_running_loop()
@@ -378,21 +407,34 @@ class Runner:
                 continue
             return Answer.of(data, elapsed=at - sent_at)
 
-    async def probe(self, timeout: float | None = None) -> Answer:
-        """A well-behaved ping from a fresh source; any answer proves the target serves."""
-        receiver = await self._socket(self.sources.ip())
-        try:
-            t = self.rng.randbytes(2)
-            data = krpc.encode(krpc.query("ping", t, id=self.rng.randbytes(20)))
-            receiver.transport.sendto(data, self.target)
-            return await self._receive(receiver, [], timeout or self.timeout, time.monotonic())
-        finally:
-            receiver.transport.close()
+    async def probe(self, timeout: float | None = None,
+                    attempts: int = PROBE_ATTEMPTS) -> Answer:
+        """A well-behaved ping from a fresh source; any answer proves the target serves.
+        Up to ``attempts`` pings, a second apart, before it counts as silence."""
+        answer = Answer(None)
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(1.0)
+            receiver = await self._socket(self.sources.ip())
+            try:
+                t = self.rng.randbytes(2)
+                data = krpc.encode(krpc.query("ping", t, id=self.rng.randbytes(20)))
+                await self._pace()
+                receiver.transport.sendto(data, self.target)
+                answer = await self._receive(receiver, [], timeout or self.timeout,
+                                             time.monotonic())
+            finally:
+                receiver.transport.close()
+            if answer.data is not None:
+                break
+        return answer
 
     def case_timeout(self, case: Case) -> float:
         """The most one case may take: each step's wait, the probe, and a margin."""
         waits = sum(s.wait if s.wait is not None else self.timeout for s in case.steps)
-        return waits + 2 * self.timeout + FLOOD_SETTLE + CASE_MARGIN
+        pacing = len(case.steps) / self.rate if self.rate else 0.0
+        probing = PROBE_ATTEMPTS * (self.timeout + 1.0)
+        return waits + pacing + probing + FLOOD_SETTLE + CASE_MARGIN
 
     async def run_case_bounded(self, case: Case, left: float = float("inf")) -> Result:
         """:meth:`run_case` within :meth:`case_timeout` and the ``left`` of the run."""
@@ -413,7 +455,8 @@ class Runner:
             if self.restart is not None:
                 self.target = await self.restart()
                 self.dead = False
-            elif (await self.probe()).data is None:
+            elif self._gone or (await self.probe(attempts=1)).data is None:
+                self._gone = True  # asked twice: no more probes, the rest is quick
                 return Result(case, "target-died", "the target stopped answering earlier",
                               0.0)
             else:
@@ -453,8 +496,7 @@ class Runner:
             receivers[source] = await self._socket(ips[letter])
             host, port = receivers[source].transport.get_extra_info("sockname")[:2]
             if host in ("0.0.0.0", "::"):
-                host = self.target[0] if ipaddress.ip_address(self.target[0]).is_loopback \
-                    else host
+                host = self.sources.local_ip(self.target)
             ctx.addresses[source] = (host, port)
         for index, step in enumerate(case.steps):
             receiver = receivers[step.source]
@@ -482,6 +524,8 @@ class Runner:
             for i in range(step.repeat):
                 if i:
                     data = _encode_step(step, ctx)
+                if step.repeat == 1:  # a flood is a flood
+                    await self._pace()
                 receiver.transport.sendto(data, self.target)
                 if step.repeat > 1 and i % 64 == 63:
                     await asyncio.sleep(0)
@@ -592,7 +636,8 @@ async def run_cases(cases: Iterable[Case], target: Address, *, protocol: str = "
                     silence: float = DEFAULT_SILENCE, deadline: float = DEFAULT_DEADLINE,
                     check_target: bool = True, rng: random.Random | None = None,
                     on_result: Callable[[Result], None] | None = None,
-                    restart: Callable[[], Awaitable[Address]] | None = None) -> RunReport:
+                    restart: Callable[[], Awaitable[Address]] | None = None,
+                    rate: float | None = None) -> RunReport:
     """Run ``cases`` against ``target`` and return the report (``on_result`` per case)."""
     if check_target:
         target = await preflight(target, timeout)
@@ -601,7 +646,7 @@ async def run_cases(cases: Iterable[Case], target: Address, *, protocol: str = "
     report = RunReport(protocol=protocol, target=f"{target[0]}:{target[1]}", strict=strict,
                        started=time.time())
     runner = Runner(target, strict=strict, timeout=timeout, silence=silence, rng=rng,
-                    restart=restart)
+                    restart=restart, rate=rate)
     began = time.monotonic()
     for case in cases:
         left = deadline - (time.monotonic() - began)

@@ -18,7 +18,7 @@ from p2pkit.conformance.case import (
     Step,
     T,
 )
-from p2pkit.conformance.verifiers import Anything, IsError, OneOf, Silence
+from p2pkit.conformance.verifiers import Anything, Field, IsError, OneOf, Present, Silence
 
 #: BEP 5 §Errors and BEP 44 §Errors.
 ERROR_CODES = (201, 202, 203, 204, 205, 206, 207, 301, 302)
@@ -59,6 +59,12 @@ def survives() -> Anything:
 def dropped_or_error(*codes: int) -> OneOf:
     """What a robust node may do with bad input: drop it, or answer an error."""
     return OneOf(Silence(), IsError(codes))
+
+
+#: BEP 5 "nodes", or over IPv6 BEP 32's "nodes6" ("In the absence of a "want" parameter, the
+#: reply should include "nodes" if the request was sent over IPv4, and should include "nodes6"
+#: if the request was sent over IPv6").
+NODES = OneOf(Field("r.nodes", Present()), Field("r.nodes6", Present()))
 
 
 def dht_case(**fields: Any) -> Case:
