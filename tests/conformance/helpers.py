@@ -18,7 +18,8 @@ SILENCE = 0.15
 async def _run(cases: Iterable[Case], **options: object) -> RunReport:
     server = await DhtServer.start("127.0.0.1", 0, rng=random.Random(7))
     try:
-        return await run_cases(cases, server.address, silence=SILENCE, timeout=1.0,
+        options.setdefault("timeout", 2.0)
+        return await run_cases(cases, server.address, silence=SILENCE,
                                rng=random.Random(11), **options)
     finally:
         server.close()

@@ -129,9 +129,9 @@ def test_mutant_that_ignores_queries(monkeypatch: pytest.MonkeyPatch) -> None:
     """A target that answers nothing is not a DHT node: the run refuses to start."""
     monkeypatch.setattr(Node, "_on_query", lambda self, msg, addr, now: None)
     with pytest.raises(TargetError, match="no answer to a KRPC ping"):
-        run_against_own_node()
+        run_against_own_node(timeout=0.5)
     # Forced past the check, every case fails, as target-died: nothing answers the probe.
     from p2pkit.conformance.case import select
     report = run_against_own_node(select(catalog("dht"), ["dht/bep5/ping/*"]),
-                                  check_target=False)
+                                  check_target=False, timeout=0.5)
     assert {r.verdict for r in report.results} == {"target-died"}
