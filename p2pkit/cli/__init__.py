@@ -20,6 +20,7 @@ from p2pkit.cli.errors import Group, run
 #: Protocol command groups come from :mod:`p2pkit.registry` (:func:`commands`).
 COMMANDS = {
     "bencode": "p2pkit.cli.bencode:bencode_command",
+    "conformance": "p2pkit.cli.conformance:conformance",
     "dissect": "p2pkit.cli.dissect:dissect_command",
 }
 

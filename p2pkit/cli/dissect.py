@@ -19,7 +19,7 @@ from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.filters import compile_filter
 from p2pkit.capture.render import Statistics, render_jsonl, render_summary, render_tree
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, standard_input
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
 from p2pkit.errors import ParseError
 
 
@@ -39,17 +39,6 @@ def _progress(path: str, enabled: bool):
                         console=Console(stderr=True), transient=True)
     task = progress.add_task("dissecting", total=total)
     return progress, task
-
-
-def _open_source(path: str):
-    """The capture to read: standard input for ``-``, else the path (checked to be a file)."""
-    if path == "-":
-        return standard_input()
-    if not os.path.exists(path):
-        raise BadInput(path, FileNotFoundError(2, "No such file or directory"))
-    if os.path.isdir(path):
-        raise BadInput(path, IsADirectoryError(21, "Is a directory"))
-    return path
 
 
 @click.command("dissect")
@@ -90,7 +79,7 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
         raise click.BadParameter(str(e)) from None
     keep = (compile_filter(expression, known_fields=registry.known_field_names(protocols))
             if expression else None)
-    source = _open_source(path)
+    source = capture_source(path)
     if path == "-":
         path = "standard input"
     dissection = Dissection(source, decode_as=rules)

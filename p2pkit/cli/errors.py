@@ -93,6 +93,18 @@ def standard_input() -> Any:
     return sys.stdin.buffer
 
 
+def capture_source(path: str) -> Any:
+    """A capture named on the command line: standard input for ``-``, else the path (checked
+    to be an existing file), as :class:`BadInput` otherwise."""
+    if path == "-":
+        return standard_input()
+    if not os.path.exists(path):
+        raise BadInput(path, FileNotFoundError(2, "No such file or directory"))
+    if os.path.isdir(path):
+        raise BadInput(path, IsADirectoryError(21, "Is a directory"))
+    return path
+
+
 def read_input(path: str) -> bytes:
     """Read a file named on the command line (``-`` is standard input), as :class:`BadInput`."""
     try:

@@ -25,76 +25,12 @@ ValueError: port 0 is out of range (1-65535)
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-#: Ports are 16-bit; 0 is only meaningful for our own address ("any free port").
-MAX_PORT = 65535
-
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})"
-                       r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
-
-
-def _check_host(host: str) -> str:
-    if ":" in host:
-        raise ValueError("write an IPv6 address in brackets, as [::1]:6881")
-    if not _HOSTNAME.match(host):
-        raise ValueError(f"{host!r} is not a host name or IPv4 address")
-    if host.replace(".", "").isdigit():
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            raise ValueError(f"{host!r} is not an IPv4 address") from None
-    return host
-
-
-def _check_ipv6(inner: str) -> str:
-    try:
-        ipaddress.IPv6Address(inner)
-    except ValueError:
-        raise ValueError(f"{inner!r} is not an IPv6 address") from None
-    return inner
-
-
-def parse_host_port(text: str, *, allow_zero: bool = False,
-                    default_host: str | None = None) -> tuple[str, int]:
-    """``HOST:PORT``, ``[IPV6]:PORT`` (or ``:PORT`` when there is a ``default_host``) as a pair.
-
-    Raises ``ValueError`` with a one-line reason. Port 0 ("any free port") only with
-    ``allow_zero``.
-
-    >>> parse_host_port(":6346", default_host="127.0.0.1")
-    ('127.0.0.1', 6346)
-    """
-    text = text.strip()
-    if text.startswith("["):
-        inner, bracket, rest = text[1:].partition("]")
-        if not bracket:
-            raise ValueError("unclosed '[': write an IPv6 address as [::1]:6881")
-        if not rest.startswith(":"):
-            raise ValueError("expected :PORT after the IPv6 address, as [::1]:6881")
-        host, port_text = _check_ipv6(inner), rest[1:]
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep:
-            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:6881 or [::1]:6881")
-        if host:
-            host = _check_host(host)
-    if not port_text.isascii() or not port_text.isdigit():
-        raise ValueError(f"port {port_text!r} is not a number")
-    port = int(port_text)
-    low = 0 if allow_zero else 1
-    if not low <= port <= MAX_PORT:
-        raise ValueError(f"port {port} is out of range ({low}-{MAX_PORT})")
-    if not host:
-        if default_host is None:
-            raise ValueError("expected HOST:PORT, the host is missing")
-        return default_host, port
-    return host, port
+from p2pkit.addresses import MAX_PORT, parse_host_port  # noqa: F401  (re-exported: the vocabulary)
 
 
 def show_host_port(host: str, port: int) -> str:

@@ -1,0 +1,147 @@
+"""``p2pkit conformance ...``: judge a peer live by address, or the traffic of a capture.
+
+* ``p2pkit conformance run dht --target HOST:PORT [--cases GLOB] [--strict] [--list]
+  [--junit F] [--json F] [--html F] [--timeout S]``: play the harness's side of each case
+  against a live target; a line per case, then a summary table. Exit 0 only when no MUST case
+  fails (under ``--strict``, no case at all), 1 otherwise, 2 on bad input.
+* ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT rules judge
+  every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
+from p2pkit.cli.options import HostPort, show_host_port
+from p2pkit.conformance import CATALOGS, catalog
+from p2pkit.conformance.case import select
+from p2pkit.conformance.runner import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, TargetError
+
+
+@click.group("conformance")
+def conformance() -> None:
+    """Judge a peer against the specs, live or from a capture."""
+
+
+_PROTOCOLS = "|".join(sorted(CATALOGS))
+
+
+@conformance.command("run", help=(
+    f"Run a PROTOCOL's conformance cases ({{{_PROTOCOLS}}}) against a live target."))
+@click.argument("protocol", type=click.Choice(sorted(CATALOGS)))
+@click.option("--target", type=HostPort(), help="The peer under test, HOST:PORT.")
+@click.option("--cases", "patterns", multiple=True, metavar="GLOB",
+              help="Only cases whose id matches (e.g. 'dht/bep44/*'); repeatable.")
+@click.option("--strict", is_flag=True, help="SHOULD and MAY cases fail the run too.")
+@click.option("--list", "list_only", is_flag=True, help="List the cases and exit.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="JUnit XML file.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="JSON report file.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="HTML report file.")
+@click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=float,
+              help="Seconds each step waits for its answer.")
+@click.option("--deadline", default=DEFAULT_DEADLINE, show_default=True, type=float,
+              help="Seconds the whole run may take.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the reason of passing cases too.")
+def run_command(protocol: str, target: tuple[str, int] | None, patterns: tuple[str, ...],
+                strict: bool, list_only: bool, junit_path: str | None, json_path: str | None,
+                html_path: str | None, timeout: float, deadline: float, verbose: bool) -> int:
+    cases = select(catalog(protocol), patterns)
+    if not cases:
+        raise BadInput("--cases", f"no case matches {' '.join(patterns)!r}")
+    if list_only:
+        for case in cases:
+            click.echo(f"{case.id:<58} {case.level:<6} {case.spec}")
+        click.echo(f"{len(cases)} cases")
+        return 0
+    if target is None:
+        raise BadInput("--target", "missing: give the peer under test as HOST:PORT")
+    if timeout <= 0 or deadline <= 0:
+        raise BadInput("--timeout", "must be positive")
+    from p2pkit.conformance.reporters.console import ConsoleReporter
+    from p2pkit.conformance.runner import run_cases
+
+    address = target
+    console = ConsoleReporter(verbose=verbose)
+    try:
+        report = asyncio.run(run_cases(cases, address, protocol=protocol, strict=strict,
+                                       timeout=timeout, deadline=deadline,
+                                       on_result=console.line))
+    except TargetError as e:
+        raise BadInput("--target", str(e)) from None
+    except OSError as e:
+        raise BadInput("--target", e) from None
+    console.summary(report)
+    _write_reports(report, junit_path, json_path, html_path)
+    return 0 if report.ok else EXIT_DEVIATIONS
+
+
+def _write_reports(report: object, junit_path: str | None, json_path: str | None,
+                   html_path: str | None) -> None:
+    from p2pkit.conformance.reporters import html, json_report, junit
+
+    for path, module in ((junit_path, junit), (json_path, json_report), (html_path, html)):
+        if path:
+            try:
+                module.write(report, path)
+            except OSError as e:
+                raise BadInput(path, e) from None
+
+
+@conformance.command("check")
+@click.argument("capture", metavar="CAPTURE|-")
+@click.option("--endpoint", type=HostPort(), help="Judge only this sender, HOST:PORT.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool) -> int:
+    """Judge every DHT endpoint seen in a CAPTURE (pcap/pcapng), or - for standard input, by
+    the DHT rules."""
+    from p2pkit.conformance.offline import check_capture
+    from p2pkit.errors import P2PKitError
+
+    source = capture_source(capture)
+    if capture == "-":
+        capture = "standard input"
+    where = None if endpoint is None else show_host_port(*endpoint)
+    try:
+        report = check_capture(source, where)
+        report.capture = capture
+    except OSError as e:
+        raise BadInput(capture, e) from None
+    except P2PKitError as e:
+        raise BadInput(capture, e) from None
+    if report.frames == 0 and report.warning:
+        raise BadInput(capture, report.warning)
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+    else:
+        _print_check(report)
+    if report.warning:
+        click.echo(f"p2pkit: {capture}: {report.warning} (judged up to there)", err=True)
+    return 0 if report.ok else EXIT_DEVIATIONS
+
+
+def _print_check(report: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    if not report.endpoints:
+        console.print(f"{report.capture}: no DHT traffic in {report.frames} frames")
+        return
+    for who in report.endpoints.values():
+        table = Table(title=f"{who.endpoint} ({who.implementation}): {who.messages} messages")
+        for column in ("rule", "level", "checked", "failed", "verdict", "first failures"):
+            table.add_column(column)
+        for t in who.tallies.values():
+            if not t.checked:
+                continue
+            firsts = "; ".join(f"frame {f}: {r}" for f, r in t.failures[:2])
+            table.add_row(t.rule.rule, t.rule.level, str(t.checked), str(t.failed), t.verdict,
+                          firsts.replace("[", r"\["))
+        console.print(table)
+    console.print(f"{report.capture}: {len(report.endpoints)} endpoints, "
+                  f"{'no MUST rule fails' if report.ok else 'a MUST rule fails'}")

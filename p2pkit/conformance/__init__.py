@@ -1,0 +1,32 @@
+"""The conformance suite: judge a peer live by address, or the traffic in a capture.
+
+Cases are data (:class:`~p2pkit.conformance.case.Case`), one module per spec section under a
+catalog per protocol (:mod:`p2pkit.conformance.dht`); verifiers are shared
+(:mod:`p2pkit.conformance.verifiers`); the runner (:mod:`p2pkit.conformance.runner`) plays the
+harness's side against a live target; reporters (:mod:`p2pkit.conformance.reporters`) turn a
+:class:`~p2pkit.conformance.runner.RunReport` into a console table, JUnit XML, JSON or HTML;
+:mod:`p2pkit.conformance.offline` judges a capture with the same rules.
+
+>>> sorted(CATALOGS)
+['dht']
+>>> len(catalog("dht")) >= 60
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from p2pkit.conformance.case import Case
+
+__all__ = ["CATALOGS", "catalog"]
+
+#: Protocol name -> the module holding its ``CASES`` (BitTorrent and Gnutella come later).
+CATALOGS = {
+    "dht": "p2pkit.conformance.dht",
+}
+
+
+def catalog(protocol: str) -> tuple[Case, ...]:
+    """The cases of one protocol's catalog; ``KeyError`` for a protocol without one."""
+    return tuple(importlib.import_module(CATALOGS[protocol]).CASES)

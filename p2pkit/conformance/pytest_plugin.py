@@ -1,0 +1,124 @@
+"""A pytest plugin: the conformance suite inside a project's own tests, one item per case.
+
+    pytest --pyargs p2pkit.conformance --p2p-target dht=127.0.0.1:6881 -k token
+
+``--p2p-target PROTOCOL=HOST:PORT`` (repeatable) names the peer under test per protocol;
+``--p2p-strict`` makes SHOULD and MAY cases fail; ``--p2p-timeout`` is the per-step timeout.
+Without a target the cases are not collected. A failing MUST case (or any case under
+``--p2p-strict``) fails its item with the quoted requirement and the reason; ``unsupported``
+and ``skipped`` verdicts skip; ``non-strict`` and ``informational`` pass with a warning.
+The plugin is registered through the ``pytest11`` entry point of an installed p2pkit; from a
+source checkout add ``-p p2pkit.conformance.pytest_plugin``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from typing import Any
+
+import pytest
+
+from p2pkit.conformance import CATALOGS, catalog
+from p2pkit.conformance.runner import (
+    DEFAULT_TIMEOUT,
+    Runner,
+    TargetError,
+    parse_target,
+    preflight,
+)
+
+__all__ = ["ConformanceWarning", "targets"]
+
+
+class ConformanceWarning(UserWarning):
+    """A SHOULD/MAY case failing without --p2p-strict, or an informational finding."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("p2pkit-conformance", "p2pkit conformance suite")
+    options = (
+        (("--p2p-target",), dict(action="append", default=[], metavar="PROTOCOL=HOST:PORT",
+                                 help="peer under test, e.g. dht=127.0.0.1:6881")),
+        (("--p2p-strict",), dict(action="store_true", default=False,
+                                 help="SHOULD and MAY cases fail too")),
+        (("--p2p-timeout",), dict(type=float, default=DEFAULT_TIMEOUT,
+                                  help="seconds each step waits for its answer")),
+    )
+    for names, kwargs in options:
+        group.addoption(*names, **kwargs)
+
+
+def targets(config: pytest.Config) -> dict[str, str]:
+    """``{protocol: "HOST:PORT"}`` from the ``--p2p-target`` options."""
+    out = {}
+    for text in config.getoption("--p2p-target", default=None) or ():
+        protocol, sep, address = text.partition("=")
+        if not sep or protocol not in CATALOGS:
+            raise pytest.UsageError(f"--p2p-target {text!r}: expected PROTOCOL=HOST:PORT with "
+                                    f"PROTOCOL one of {', '.join(sorted(CATALOGS))}")
+        out[protocol] = address
+    return out
+
+
+class _Session:
+    """One event loop and one runner per protocol for the whole pytest session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.runners: dict[str, Runner | str] = {}
+
+    def runner(self, protocol: str) -> Runner:
+        if protocol not in self.runners:
+            address = targets(self.config).get(protocol)
+            if address is None:
+                pytest.skip(f"no --p2p-target {protocol}=HOST:PORT")
+            timeout = self.config.getoption("--p2p-timeout", default=DEFAULT_TIMEOUT)
+            try:
+                resolved = self.loop.run_until_complete(preflight(parse_target(address),
+                                                                  timeout))
+                self.runners[protocol] = Runner(
+                    resolved, strict=self.config.getoption("--p2p-strict", default=False),
+                    timeout=timeout)
+            except TargetError as e:
+                self.runners[protocol] = str(e)
+        runner = self.runners[protocol]
+        if isinstance(runner, str):
+            pytest.fail(runner, pytrace=False)
+        return runner
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def p2p_session(request: pytest.FixtureRequest) -> Any:
+    session = _Session(request.config)
+    yield session
+    session.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "conformance_case" not in metafunc.fixturenames:
+        return
+    wanted = targets(metafunc.config)
+    cases = [c for protocol in sorted(CATALOGS) if protocol in wanted
+             for c in catalog(protocol)]
+    metafunc.parametrize("conformance_case", cases, ids=[c.id for c in cases])
+
+
+def run_one(session: _Session, case: Any) -> None:
+    """Run one case and turn its verdict into a pytest outcome."""
+    protocol = case.id.split("/", 1)[0]
+    runner = session.runner(protocol)
+    result = session.loop.run_until_complete(runner.run_case_bounded(case))
+    text = f"{case.id} [{case.level}, {case.spec}]: {result.reason}"
+    if result.verdict in ("fail", "target-died"):
+        pytest.fail(f"{result.verdict}: {text}\nrequirement: {case.requirement}",
+                    pytrace=False)
+    if result.verdict in ("unsupported", "skipped"):
+        pytest.skip(f"{result.verdict}: {text}")
+    if result.verdict in ("non-strict",) or (result.verdict == "informational"
+                                              and result.reason):
+        warnings.warn(ConformanceWarning(f"{result.verdict}: {text}"), stacklevel=1)
