@@ -1064,11 +1064,14 @@ class BencodedConstruct(construct.Construct):
     max_size: int | None = None
 
     def __init__(self, strict: bool = True, *, whole: bool = False,
-                 protocol: str = PROTOCOL) -> None:
+                 protocol: str = PROTOCOL, syntax_protocol: str = PROTOCOL) -> None:
         super().__init__()
         self.strict = strict
         self.whole = whole
         self.protocol = protocol
+        #: The protocol named by errors in the bencoding itself (``"bencode"`` unless the
+        #: schema owns its bytes entirely, as a KRPC datagram does).
+        self.syntax_protocol = syntax_protocol
         self.flagbuildnone = False
 
     def _decode_bytes(self, stream: Any, context: Any, path: str
@@ -1089,14 +1092,14 @@ class BencodedConstruct(construct.Construct):
             value, end = dec.value(0, 0, None)
         except ParseError as e:
             raise e.relocated(base=start, path_prefix=clean_path(path),
-                              protocol=self.protocol) from None
+                              protocol=self.syntax_protocol) from None
         if deviations is not None:
             deviations.extend(d if not start else dataclasses.replace(d, offset=d.offset + start)
                               for d in dec.deviations)
         if self.whole and end != len(data):
             if self.strict:
                 raise ParseError(f"{len(data) - end} bytes after the value",
-                                 protocol=self.protocol, offset=start + end)
+                                 protocol=self.syntax_protocol, offset=start + end)
             deviations.append(Deviation(offset=start + end, rule="bencode/trailing-data",
                                         spec=SPEC,
                                         message=f"{len(data) - end} bytes after the value"))
@@ -1164,10 +1167,12 @@ class BencodedDict(BencodedConstruct, Value):
     def __init__(self, fields: list[Field] | tuple[Field, ...], *, unknown: str = "keep",
                  rules: Rules = Rules(), check: Any = None, strict: bool = True,
                  whole: bool = False, protocol: str = PROTOCOL, max_size: int | None = None,
-                 keep_empty_extra: bool = False, name: str = "") -> None:
+                 keep_empty_extra: bool = False, name: str = "",
+                 syntax_protocol: str = PROTOCOL) -> None:
         if unknown not in UNKNOWN_POLICIES:
             raise ValueError(f"unknown-key policy {unknown!r} is not one of {UNKNOWN_POLICIES}")
-        BencodedConstruct.__init__(self, strict, whole=whole, protocol=protocol)
+        BencodedConstruct.__init__(self, strict, whole=whole, protocol=protocol,
+                                   syntax_protocol=syntax_protocol)
         self.fields = tuple(fields)
         self.unknown = unknown
         self.rules = rules
@@ -1195,7 +1200,8 @@ class BencodedDict(BencodedConstruct, Value):
         twin = BencodedDict(self.fields, unknown=self.unknown, rules=self.rules,
                             check=self.check, strict=False, whole=self.whole,
                             protocol=self.protocol, max_size=self.max_size,
-                            keep_empty_extra=self.keep_empty_extra, name=self.name or "")
+                            keep_empty_extra=self.keep_empty_extra, name=self.name or "",
+                            syntax_protocol=self.syntax_protocol)
         return twin
 
     # -- parsing -----------------------------------------------------------------------------
