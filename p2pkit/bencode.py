@@ -567,7 +567,12 @@ class Locator:
 
 class Mismatch(ValueError):
     """A value that does not have its declared type; the enclosing dictionary reports it (a
-    ``ParseError`` with the field path when strict, a :class:`Deviation` when lenient)."""
+    ``ParseError`` with the field path when strict, a :class:`Deviation` when lenient).
+    ``steps`` lead from the dictionary's key to the bad item (a list index, a nested key)."""
+
+    def __init__(self, reason: str, steps: tuple[PathStep, ...] = ()) -> None:
+        super().__init__(reason)
+        self.steps = steps
 
 
 class Context:
@@ -835,7 +840,7 @@ class ListOf(Value):
             try:
                 out.append(decode(value, cx, (*path, i) if item.needs_path else path))
             except Mismatch as e:
-                raise cx.fail(str(e), (*path, i)) from None
+                raise Mismatch(f"[{i}]: {e}", (i, *e.steps)) from None
         return out
 
     def encode(self, value: Any) -> list:
@@ -968,8 +973,8 @@ class MapOf(Value):
             try:
                 value = decode(value, cx, (*path, key) if value_type.needs_path else path)
             except Mismatch as e:
-                raise cx.fail(f"{_step_text(key) if type(key) is bytes else key}: {e}",
-                              (*path, key)) from None
+                label = _step_text(key) if type(key) is bytes else key
+                raise Mismatch(f"{label}: {e}", (key, *e.steps)) from None
             out[_text_key(key) if text else key] = value
         return out
 
@@ -1176,7 +1181,8 @@ class BencodedDict(BencodedConstruct, Value):
         self.fields = tuple(fields)
         self.unknown = unknown
         self.rules = rules
-        self.check = check
+        if check is not None:
+            self.check = check  # type: ignore[method-assign]
         self.max_size = max_size
         self.keep_empty_extra = keep_empty_extra
         self.name = name or None
@@ -1197,8 +1203,8 @@ class BencodedDict(BencodedConstruct, Value):
 
     def lenient(self) -> BencodedDict:
         """The same declaration, lenient (for dissection)."""
-        twin = BencodedDict(self.fields, unknown=self.unknown, rules=self.rules,
-                            check=self.check, strict=False, whole=self.whole,
+        twin = type(self)(self.fields, unknown=self.unknown, rules=self.rules,
+                            check=self.__dict__.get("check"), strict=False, whole=self.whole,
                             protocol=self.protocol, max_size=self.max_size,
                             keep_empty_extra=self.keep_empty_extra, name=self.name or "",
                             syntax_protocol=self.syntax_protocol)
@@ -1209,14 +1215,14 @@ class BencodedDict(BencodedConstruct, Value):
     def _parse(self, stream: io.BufferedIOBase, context: Any, path: str) -> Any:
         raw, data, start, deviations = self._decode_bytes(stream, context, path)
         cx = Context(data, protocol=self.protocol, deviations=deviations, base=start)
-        prefix = tuple(p for p in clean_path(path).split(" -> ") if p)
-        if type(raw) is not dict:
-            raise cx.fail(f"expected a dictionary, got {type_name(raw)}", ())
         try:
+            if type(raw) is not dict:
+                raise cx.fail(f"expected a dictionary, got {type_name(raw)}", ())
             return self.conform(raw, cx, ())
         except ParseError as e:
+            prefix = clean_path(path)
             if prefix:
-                raise e.relocated(path_prefix=" -> ".join(prefix)) from None
+                raise e.relocated(path_prefix=prefix) from None
             raise
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Container:
@@ -1251,7 +1257,7 @@ class BencodedDict(BencodedConstruct, Value):
                 out[name] = f.type.decode(value, cx, (*path, key) if f.type.needs_path
                                           else path)
             except Mismatch as e:
-                cx.report(self.rules.malformed, f"{name}: {e}", (*path, key),
+                cx.report(self.rules.malformed, f"{name}: {e}", (*path, key, *e.steps),
                           f.spec or self.rules.spec)
                 if unknown == "keep":
                     out[name] = value
@@ -1264,18 +1270,24 @@ class BencodedDict(BencodedConstruct, Value):
                     extra[key] = value
         for f in self.required:
             name = f.name or f.attr
-            if name not in out and f.raw_key not in (extra or ()):
-                cx.report(self.rules.missing, f"missing required key {f.attr!r}", path,
-                          f.spec or self.rules.spec)
+            if name not in out or name in (unconverted or ()):
+                cx.report(self.rules.missing, f"missing required key {f.attr!r}",
+                          (*path, f.raw_key), f.spec or self.rules.spec)
         for f in self.defaults:
             out.setdefault(f.name or f.attr, f.default)
         if extra is not None or (self.keep_empty_extra and unknown != "keep"):
             out["extra"] = extra or {}
         if unconverted:
             out[UNCONVERTED] = unconverted
-        if self.check is not None:
-            self.check(out, cx, path)
-        return out
+        # cross-field rules; the check may also give the value its final shape
+        shaped = self.check(out, cx, path)
+        return out if shaped is None else shaped
+
+    def check(self, value: Container, cx: Context, path: tuple[PathStep, ...]
+              ) -> Container | None:
+        """Cross-field rules a declaration cannot say (report them with ``cx.report``); may
+        return the value in its final shape. Pass ``check=`` or override."""
+        return None
 
     def report_unknown(self, cx: Context, path: tuple[PathStep, ...], key: Any) -> None:
         label = _step_text(key) if type(key) is bytes else str(key)
