@@ -227,7 +227,22 @@ class _Decoder:
             if c == 0x65:
                 return result, pos + 1
             key_at = pos
-            if 0x30 <= c <= 0x39:
+            if 0x31 <= c <= 0x39 and (colon := data.find(b":", pos, pos + 4)) > 0 \
+                    and data[pos:colon].isdigit() \
+                    and (end := colon + 1 + int(data[pos:colon])) <= len(data):
+                # fast path: a canonical key of at most 999 bytes
+                key = data[colon + 1:end]
+                pos = end
+                if result and (not key > previous or unsorted) and key in result:
+                    self.deviate("bencode/dict/duplicate-key",
+                                 f"duplicate key {_key_label(key)!r}", key_at, path)
+                elif result and not key > previous:
+                    unsorted = True
+                    self.deviate("bencode/dict/unsorted-keys",
+                                 f"key {_key_label(key)!r} is out of sorted order",
+                                 key_at, path)
+                previous = key
+            elif 0x30 <= c <= 0x39:
                 key, pos = self.string(pos, path)
                 # BEP 3: keys sorted, hence unique. Once out of order, look for duplicates too.
                 if result and (not key > previous or unsorted) and key in result:
@@ -962,6 +977,25 @@ class MapOf(Value):
         self.keys = keys
         self.what = f"dictionary of {value.what}"
 
+    def parse_bytes(self, data: bytes, deviations: list[Deviation] | None = None) -> Any:
+        """Parse a whole input without construct's stream machinery (the same decoder and the
+        same checks as ``parse``, so the same value and errors); None when ``data`` is not
+        ``bytes`` (the generic parser then reports it). Schemas use it as their fast path.
+
+        >>> BencodedDict([Field("a", Integer())]).parse_bytes(b"d1:ai1ee")
+        Container(a=1)
+        """
+        if type(data) is not bytes:
+            return None
+        if not self.strict and deviations is None:
+            deviations = []
+        raw, _ = self._decode_data(data, 0, "", None if self.strict else deviations)
+        cx = Context(data, protocol=self.protocol, deviations=deviations if not self.strict
+                     else None)
+        if type(raw) is not dict:
+            raise cx.fail(f"expected a dictionary, got {type_name(raw)}", ())
+        return self.conform(raw, cx, ())
+
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Container:
         if type(raw) is not dict:
             raise Mismatch(f"expected a dictionary, got {type_name(raw)}")
@@ -1084,33 +1118,39 @@ class BencodedConstruct(construct.Construct):
         """Read and decode one value: ``(value, data, start, deviations or None if strict)``."""
         start = construct.stream_tell(stream, path)
         data = construct.stream_read_entire(stream, path)
-        if self.max_size is not None and len(data) > self.max_size:
-            raise LimitExceeded(f"{len(data)} bytes is more than {self.max_size}",
-                                protocol=self.protocol, offset=start + self.max_size)
         deviations = None
         if not self.strict:
             deviations = context.get("deviations") if context is not None else None
             if deviations is None:
                 deviations = []
+        value, end = self._decode_data(data, start, path, deviations)
+        construct.stream_seek(stream, start + end, 0, path)
+        return value, data, start, deviations
+
+    def _decode_data(self, data: bytes, start: int, path: str,
+                     deviations: list[Deviation] | None) -> tuple[Any, int]:
+        """Decode the value at the start of ``data`` (found at ``start`` of the input)."""
+        if self.max_size is not None and len(data) > self.max_size:
+            raise LimitExceeded(f"{len(data)} bytes is more than {self.max_size}",
+                                protocol=self.protocol, offset=start + self.max_size)
         dec = _Decoder(data, self.strict)
         try:
             value, end = dec.value(0, 0, None)
         except ParseError as e:
             raise e.relocated(base=start, path_prefix=clean_path(path),
                               protocol=self.syntax_protocol) from None
-        if deviations is not None:
+        if deviations is not None and dec.deviations:
             deviations.extend(d if not start else dataclasses.replace(d, offset=d.offset + start)
                               for d in dec.deviations)
         if self.whole and end != len(data):
-            if self.strict:
+            if deviations is None:
                 raise ParseError(f"{len(data) - end} bytes after the value",
                                  protocol=self.syntax_protocol, offset=start + end)
             deviations.append(Deviation(offset=start + end, rule="bencode/trailing-data",
                                         spec=SPEC,
                                         message=f"{len(data) - end} bytes after the value"))
             end = len(data)
-        construct.stream_seek(stream, start + end, 0, path)
-        return value, data, start, deviations
+        return value, end
 
     def _parse(self, stream: io.BufferedIOBase, context: Any, path: str) -> Any:
         return self._decode_bytes(stream, context, path)[0]
@@ -1198,6 +1238,11 @@ class BencodedDict(BencodedConstruct, Value):
         self.required = tuple(f for f in self.fields if f.required)
         self.defaults = tuple(f for f in self.fields if f.default is not _ABSENT)
         self.has_aliases = any(f.aliases for f in self.fields)
+        # what conform needs of each key, looked up once per item
+        self._entries = {key: (f.attr, f.type, f.type.needs_path, f.spec or rules.spec)
+                         for key, f in self.by_key.items()}
+        self._required = tuple((f.attr, f.raw_key, f.spec or rules.spec) for f in self.required)
+        self._defaults = tuple((f.attr, f.default) for f in self.defaults)
 
     needs_path = True
 
@@ -1225,6 +1270,25 @@ class BencodedDict(BencodedConstruct, Value):
                 raise e.relocated(path_prefix=prefix) from None
             raise
 
+    def parse_bytes(self, data: bytes, deviations: list[Deviation] | None = None) -> Any:
+        """Parse a whole input without construct's stream machinery (the same decoder and the
+        same checks as ``parse``, so the same value and errors); None when ``data`` is not
+        ``bytes`` (the generic parser then reports it). Schemas use it as their fast path.
+
+        >>> BencodedDict([Field("a", Integer())]).parse_bytes(b"d1:ai1ee")
+        Container(a=1)
+        """
+        if type(data) is not bytes:
+            return None
+        if not self.strict and deviations is None:
+            deviations = []
+        raw, _ = self._decode_data(data, 0, "", None if self.strict else deviations)
+        cx = Context(data, protocol=self.protocol, deviations=deviations if not self.strict
+                     else None)
+        if type(raw) is not dict:
+            raise cx.fail(f"expected a dictionary, got {type_name(raw)}", ())
+        return self.conform(raw, cx, ())
+
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Container:
         if type(raw) is not dict:
             raise Mismatch(f"expected a dictionary, got {type_name(raw)}")
@@ -1235,11 +1299,11 @@ class BencodedDict(BencodedConstruct, Value):
         out = Container()
         extra: dict | None = None
         unconverted: list | None = None
-        by_key = self.by_key
+        entries = self._entries
         unknown = self.unknown
         for key, value in raw.items():
-            f = by_key.get(key)
-            if f is None:
+            entry = entries.get(key)
+            if entry is None:
                 if unknown == "keep":
                     out[_text_key(key)] = value
                     continue
@@ -1248,17 +1312,14 @@ class BencodedDict(BencodedConstruct, Value):
                 extra[key] = value
                 self.report_unknown(cx, path, key)
                 continue
-            name = f.name or f.attr
+            name, kind, needs_path, spec = entry
             if self.has_aliases and name in out:
                 cx.report("bencode/dict/duplicate-key",
-                          f"{_step_text(key)!r} repeats {_step_text(f.raw_key)!r}",
-                          (*path, key), self.rules.spec)
+                          f"{_step_text(key)!r} repeats {name!r}", (*path, key), spec)
             try:
-                out[name] = f.type.decode(value, cx, (*path, key) if f.type.needs_path
-                                          else path)
+                out[name] = kind.decode(value, cx, (*path, key) if needs_path else path)
             except Mismatch as e:
-                cx.report(self.rules.malformed, f"{name}: {e}", (*path, key, *e.steps),
-                          f.spec or self.rules.spec)
+                cx.report(self.rules.malformed, f"{name}: {e}", (*path, key, *e.steps), spec)
                 if unknown == "keep":
                     out[name] = value
                     if unconverted is None:
@@ -1268,13 +1329,13 @@ class BencodedDict(BencodedConstruct, Value):
                     if extra is None:
                         extra = {}
                     extra[key] = value
-        for f in self.required:
-            name = f.name or f.attr
-            if name not in out or name in (unconverted or ()):
-                cx.report(self.rules.missing, f"missing required key {f.attr!r}",
-                          (*path, f.raw_key), f.spec or self.rules.spec)
-        for f in self.defaults:
-            out.setdefault(f.name or f.attr, f.default)
+        for name, key, spec in self._required:
+            if name not in out or (unconverted is not None and name in unconverted):
+                cx.report(self.rules.missing, f"missing required key {_step_text(key)!r}",
+                          (*path, key), spec)
+        for name, default in self._defaults:
+            if name not in out:
+                out[name] = default
         if extra is not None or (self.keep_empty_extra and unknown != "keep"):
             out["extra"] = extra or {}
         if unconverted:

@@ -58,7 +58,7 @@ from p2pkit.bencode import (
     type_name,
 )
 from p2pkit.deviations import Deviation
-from p2pkit.errors import BuildError
+from p2pkit.errors import BuildError, P2PKitError
 from p2pkit.schema import Schema
 
 __all__ = [
@@ -689,7 +689,25 @@ def _fast_build(obj: Any) -> bytes | None:
 
 #: The fast paths of :data:`KrpcMessage` (and the build of :data:`KrpcMessageLenient`).
 _fast_parse_query = _compile_query_parser()
-KrpcMessage.fast_parse = _fast_parse_query
+_parse_bytes = Envelope.parse_bytes
+
+
+def _fast_parse(data: bytes) -> Container | None:
+    """The common queries by :func:`_compile_query_parser`, any other message by
+    :meth:`~p2pkit.bencode.BencodedDict.parse_bytes` (the declaration without construct's
+    streams); None leaves the message to the generic schema."""
+    msg = _fast_parse_query(data)
+    if msg is None:
+        try:
+            msg = _parse_bytes(data)
+        except P2PKitError:
+            raise
+        except Exception:  # noqa: BLE001 - the generic schema reports it with its path
+            return None
+    return msg
+
+
+KrpcMessage.fast_parse = _fast_parse
 KrpcMessage.fast_build = _fast_build
 KrpcMessageLenient.fast_build = _fast_build
 
