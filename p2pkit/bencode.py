@@ -1084,6 +1084,10 @@ UNKNOWN_POLICIES = ("keep", "extra", "reject")
 UNCONVERTED = "_unconverted"
 
 
+def _where(path: str, name: Any) -> str:
+    return f"{path} -> {name}" if path else str(name)
+
+
 class BencodedConstruct(construct.Construct):
     """One bencoded value inside a construct schema (BEP 3 §bencoding).
 
@@ -1243,6 +1247,8 @@ class BencodedDict(BencodedConstruct, Value):
                          for key, f in self.by_key.items()}
         self._required = tuple((f.attr, f.raw_key, f.spec or rules.spec) for f in self.required)
         self._defaults = tuple((f.attr, f.default) for f in self.defaults)
+        self._by_name = {f.attr: (f.raw_key, f.type, isinstance(f.type, BencodedDict))
+                         for f in self.fields}
 
     needs_path = True
 
@@ -1367,37 +1373,34 @@ class BencodedDict(BencodedConstruct, Value):
             raise BuildError(f"expected a mapping, got {type_name(value)}",
                              protocol=self.protocol, path=path)
         out: dict[Any, Any] = {}
-        by_name = self.by_name
+        by_name = self._by_name
         unconverted = value.get(UNCONVERTED) or ()
         keep = self.unknown == "keep"
         for name, item in value.items():
             if item is None:
                 continue
-            if isinstance(name, str) and name.startswith("_"):
-                continue
-            if name == "extra" and not keep:
-                continue
-            f = by_name.get(name) if isinstance(name, str) else None
-            where = f"{path} -> {name}" if path else str(name)
-            if f is None:
+            entry = by_name.get(name)
+            if entry is None:
+                if (isinstance(name, str) and name.startswith("_")) or (
+                        name == "extra" and not keep):
+                    continue
                 if not keep:
                     raise BuildError(f"unknown key {name!r}: put unknown keys in 'extra' as "
-                                     "bytes", protocol=self.protocol, path=where)
+                                     "bytes", protocol=self.protocol, path=_where(path, name))
                 out[name.encode("utf-8", "surrogateescape") if isinstance(name, str)
                     else name] = item
                 continue
-            if name in unconverted:
-                out[f.raw_key] = item
+            key, kind, nested = entry
+            if unconverted and name in unconverted:
+                out[key] = item
                 continue
             try:
-                if isinstance(f.type, BencodedDict):
-                    out[f.raw_key] = f.type.encode(item, where)
-                else:
-                    out[f.raw_key] = f.type.encode(item)
+                out[key] = kind.encode(item, _where(path, name)) if nested else kind.encode(item)
             except BuildError:
                 raise
             except ENCODE_ERRORS as e:
-                raise BuildError(f"{name}: {e}", protocol=self.protocol, path=where) from None
+                raise BuildError(f"{name}: {e}", protocol=self.protocol,
+                                 path=_where(path, name)) from None
         if not keep:
             for key, item in (value.get("extra") or {}).items():
                 key = key.encode() if isinstance(key, str) else key
