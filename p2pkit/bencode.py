@@ -585,9 +585,12 @@ class Mismatch(ValueError):
     ``ParseError`` with the field path when strict, a :class:`Deviation` when lenient).
     ``steps`` lead from the dictionary's key to the bad item (a list index, a nested key)."""
 
-    def __init__(self, reason: str, steps: tuple[PathStep, ...] = ()) -> None:
+    def __init__(self, reason: str, steps: tuple[PathStep, ...] = (), *,
+                 fatal: bool = False) -> None:
         super().__init__(reason)
         self.steps = steps
+        #: An error even when lenient: the value cannot be understood at all.
+        self.fatal = fatal
 
 
 class Context:
@@ -601,10 +604,13 @@ class Context:
     """
 
     __slots__ = ("data", "base", "deviations", "protocol", "locator", "max_deviations",
-                 "untold")
+                 "untold", "label_messages")
 
     def __init__(self, data: bytes, *, protocol: str, deviations: list[Deviation] | None,
-                 base: int = 0, max_deviations: int | None = None) -> None:
+                 base: int = 0, max_deviations: int | None = None,
+                 label_messages: bool = False) -> None:
+        #: Deviation messages start with the field path (``info -> name: …``).
+        self.label_messages = label_messages
         self.data = data
         self.base = base
         self.deviations = deviations
@@ -639,6 +645,8 @@ class Context:
         if self.max_deviations is not None and len(deviations) >= self.max_deviations:
             self.untold += 1
             return
+        if self.label_messages:
+            message = f"{path_label(path)}: {message}"
         deviations.append(Deviation(offset=self.offset(path), rule=rule, message=message,
                                     spec=spec, level=level))  # type: ignore[arg-type]
 
@@ -722,9 +730,13 @@ class Integer(Value):
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> int:
         if type(raw) is not int:
-            raise Mismatch(f"expected an integer, got {type_name(raw)}")
+            raise Mismatch(f"must be an integer, not {type_name(raw)}")
         if (self.low is not None and raw < self.low) or (self.high is not None
                                                           and raw > self.high):
+            if self.low == 0 and raw < 0:
+                raise Mismatch(f"{raw} is negative")
+            if self.low == 1 and raw < 1:
+                raise Mismatch(f"{raw} is not positive")
             raise Mismatch(f"{raw} is outside [{self.low}, {self.high}]")
         return raw
 
@@ -741,11 +753,14 @@ class String(Value):
     """A byte string: of exactly ``length`` bytes, or of ``min_length`` to ``max_length``."""
 
     def __init__(self, length: int | None = None, *, min_length: int = 0,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, multiple_of: int | None = None) -> None:
         self.length = length
         self.min_length = min_length
         self.max_length = max_length
-        if length is not None:
+        self.multiple_of = multiple_of
+        if multiple_of is not None:
+            self.what = f"string of a multiple of {multiple_of} bytes"
+        elif length is not None:
             self.what = f"string of {length} bytes"
         elif min_length or max_length is not None:
             self.what = f"string of {min_length}..{'' if max_length is None else max_length} bytes"
@@ -757,13 +772,15 @@ class String(Value):
             return f"expected {self.length} bytes, got {n}"
         if n < self.min_length or (self.max_length is not None and n > self.max_length):
             return f"{n} bytes is outside [{self.min_length}, {self.max_length}]"
+        if self.multiple_of is not None and n % self.multiple_of:
+            return f"{n} bytes, not a multiple of {self.multiple_of}"
         return None
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> bytes:
         if type(raw) is not bytes:
-            raise Mismatch(f"expected a string, got {type_name(raw)}")
+            raise Mismatch(f"must be a string, not {type_name(raw)}")
         if self.length is not None and len(raw) != self.length or self.min_length \
-                or self.max_length is not None:
+                or self.max_length is not None or self.multiple_of is not None:
             problem = self.check(len(raw))
             if problem:
                 raise Mismatch(problem)
@@ -808,7 +825,7 @@ class Text(Value):
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> str | bytes:
         if type(raw) is not bytes:
-            raise Mismatch(f"expected a string, got {type_name(raw)}")
+            raise Mismatch(f"must be a string, not {type_name(raw)}")
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -816,8 +833,7 @@ class Text(Value):
                 return raw
             if self.invalid == "surrogateescape":
                 return raw.decode("utf-8", "surrogateescape")
-            cx.report(self.rule, f"{path_label(path)}: text is not valid UTF-8", path,
-                      self.spec, self.level)
+            cx.report(self.rule, "text is not valid UTF-8", path, self.spec, self.level)
             return raw.decode("utf-8", "replace")
 
     def encode(self, value: Any) -> bytes:
@@ -838,14 +854,17 @@ class ListOf(Value):
 
     needs_path = True
 
-    def __init__(self, item: Value, *, max_items: int | None = None) -> None:
+    def __init__(self, item: Value, *, max_items: int | None = None,
+                 fatal: bool = False) -> None:
         self.item = item
         self.max_items = max_items
+        #: A bad item is an error even when lenient (else the whole list is reported).
+        self.fatal = fatal
         self.what = f"list of {item.what}"
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> list:
         if type(raw) is not list:
-            raise Mismatch(f"expected a list, got {type_name(raw)}")
+            raise Mismatch(f"must be a list, not {type_name(raw)}")
         if self.max_items is not None and len(raw) > self.max_items:
             raise cx.fail(f"{len(raw)} items is more than {self.max_items}", path, limit=True)
         item = self.item
@@ -855,7 +874,8 @@ class ListOf(Value):
             try:
                 out.append(decode(value, cx, (*path, i) if item.needs_path else path))
             except Mismatch as e:
-                raise Mismatch(f"[{i}]: {e}", (i, *e.steps)) from None
+                raise Mismatch(f"[{i}]: {e}", (i, *e.steps), fatal=self.fatal or e.fatal
+                               ) from None
         return out
 
     def encode(self, value: Any) -> list:
@@ -892,7 +912,7 @@ class Packed(Value):
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Any:
         if type(raw) is not bytes:
-            raise Mismatch(f"expected a string, got {type_name(raw)}")
+            raise Mismatch(f"must be a string, not {type_name(raw)}")
         stream = io.BytesIO(raw)
         try:
             obj = self.con.parse_stream(stream)
@@ -928,7 +948,7 @@ class Records(Value):
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> list:
         if type(raw) is not bytes:
-            raise Mismatch(f"expected a string of {self.records}, got {type_name(raw)}")
+            raise Mismatch(f"must be a string of {self.records}, not {type_name(raw)}")
         size = self.size
         if len(raw) % size:
             raise Mismatch(f"{len(raw)} bytes is not a whole number of {size}-byte "
@@ -972,9 +992,11 @@ class MapOf(Value):
 
     needs_path = True
 
-    def __init__(self, value: Value, *, keys: str = "bytes") -> None:
+    def __init__(self, value: Value, *, keys: str = "bytes", fatal: bool = False) -> None:
         self.value = value
         self.keys = keys
+        #: A bad value is an error even when lenient (else the whole dictionary is reported).
+        self.fatal = fatal
         self.what = f"dictionary of {value.what}"
 
     def parse_bytes(self, data: bytes, deviations: list[Deviation] | None = None) -> Any:
@@ -993,12 +1015,12 @@ class MapOf(Value):
         cx = Context(data, protocol=self.protocol, deviations=deviations if not self.strict
                      else None)
         if type(raw) is not dict:
-            raise cx.fail(f"expected a dictionary, got {type_name(raw)}", ())
+            raise cx.fail(f"must be a dictionary, not {type_name(raw)}", ())
         return self.conform(raw, cx, ())
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Container:
         if type(raw) is not dict:
-            raise Mismatch(f"expected a dictionary, got {type_name(raw)}")
+            raise Mismatch(f"must be a dictionary, not {type_name(raw)}")
         value_type = self.value
         decode = value_type.decode
         text = self.keys == "text"
@@ -1008,7 +1030,8 @@ class MapOf(Value):
                 value = decode(value, cx, (*path, key) if value_type.needs_path else path)
             except Mismatch as e:
                 label = _step_text(key) if type(key) is bytes else key
-                raise Mismatch(f"{label}: {e}", (key, *e.steps)) from None
+                raise Mismatch(f"{label}: {e}", (key, *e.steps), fatal=self.fatal or e.fatal
+                               ) from None
             out[_text_key(key) if text else key] = value
         return out
 
@@ -1053,6 +1076,8 @@ class Field:
     aliases: tuple[bytes, ...] = ()
     spec: str = ""
     doc: str = ""
+    #: A value of the wrong type is an error even when lenient.
+    fatal: bool = False
 
     @property
     def raw_key(self) -> bytes:
@@ -1074,6 +1099,11 @@ class Rules:
     missing: str = "bencode/dict/missing-key"
     unknown: str | None = None
     unknown_level: str = "MAY"
+    #: Where a missing key is reported: at the key itself (``r -> id``) or at the dictionary
+    #: that lacks it (``info``).
+    missing_at: str = "key"
+    #: A missing or malformed required key is an error even when lenient.
+    fatal_required: bool = False
 
 
 #: Unknown-key policies: keep the key in place (``str`` when UTF-8); keep unknown keys raw in
@@ -1243,7 +1273,8 @@ class BencodedDict(BencodedConstruct, Value):
         self.defaults = tuple(f for f in self.fields if f.default is not _ABSENT)
         self.has_aliases = any(f.aliases for f in self.fields)
         # what conform needs of each key, looked up once per item
-        self._entries = {key: (f.attr, f.type, f.type.needs_path, f.spec or rules.spec)
+        self._entries = {key: (f.attr, f.type, f.type.needs_path, f.spec or rules.spec,
+                               f.fatal or (f.required and rules.fatal_required))
                          for key, f in self.by_key.items()}
         self._required = tuple((f.attr, f.raw_key, f.spec or rules.spec) for f in self.required)
         self._defaults = tuple((f.attr, f.default) for f in self.defaults)
@@ -1268,7 +1299,7 @@ class BencodedDict(BencodedConstruct, Value):
         cx = Context(data, protocol=self.protocol, deviations=deviations, base=start)
         try:
             if type(raw) is not dict:
-                raise cx.fail(f"expected a dictionary, got {type_name(raw)}", ())
+                raise cx.fail(f"must be a dictionary, not {type_name(raw)}", ())
             return self.conform(raw, cx, ())
         except ParseError as e:
             prefix = clean_path(path)
@@ -1292,12 +1323,12 @@ class BencodedDict(BencodedConstruct, Value):
         cx = Context(data, protocol=self.protocol, deviations=deviations if not self.strict
                      else None)
         if type(raw) is not dict:
-            raise cx.fail(f"expected a dictionary, got {type_name(raw)}", ())
+            raise cx.fail(f"must be a dictionary, not {type_name(raw)}", ())
         return self.conform(raw, cx, ())
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Container:
         if type(raw) is not dict:
-            raise Mismatch(f"expected a dictionary, got {type_name(raw)}")
+            raise Mismatch(f"must be a dictionary, not {type_name(raw)}")
         return self.conform(raw, cx, path)
 
     def conform(self, raw: dict, cx: Context, path: tuple[PathStep, ...]) -> Container:
@@ -1318,14 +1349,18 @@ class BencodedDict(BencodedConstruct, Value):
                 extra[key] = value
                 self.report_unknown(cx, path, key)
                 continue
-            name, kind, needs_path, spec = entry
+            name, kind, needs_path, spec, fatal = entry
             if self.has_aliases and name in out:
                 cx.report("bencode/dict/duplicate-key",
                           f"{_step_text(key)!r} repeats {name!r}", (*path, key), spec)
             try:
                 out[name] = kind.decode(value, cx, (*path, key) if needs_path else path)
             except Mismatch as e:
-                cx.report(self.rules.malformed, f"{name}: {e}", (*path, key, *e.steps), spec)
+                where = (*path, key, *e.steps)
+                reason = str(e) if cx.label_messages else f"{name}: {e}"
+                if fatal or e.fatal:
+                    raise cx.fail(reason, where) from None
+                cx.report(self.rules.malformed, reason, where, spec)
                 if unknown == "keep":
                     out[name] = value
                     if unconverted is None:
@@ -1337,8 +1372,11 @@ class BencodedDict(BencodedConstruct, Value):
                     extra[key] = value
         for name, key, spec in self._required:
             if name not in out or (unconverted is not None and name in unconverted):
-                cx.report(self.rules.missing, f"missing required key {_step_text(key)!r}",
-                          (*path, key), spec)
+                where = (*path, key) if self.rules.missing_at == "key" else path
+                reason = f"missing required key {_step_text(key)!r}"
+                if self.rules.fatal_required:
+                    raise cx.fail(reason, where)
+                cx.report(self.rules.missing, reason, where, spec)
         for name, default in self._defaults:
             if name not in out:
                 out[name] = default
