@@ -1235,7 +1235,7 @@ class BencodedDict(BencodedConstruct, Value):
     >>> Peer.parse(b"d2:ip1:x4:porti-1ee")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
       ...
-    p2pkit.errors.ParseError: bencode, field port, offset 14: port: -1 is outside [0, 65535]
+    p2pkit.errors.ParseError: bencode, field port, offset 14: port: -1 is negative
     >>> found = []
     >>> Peer.lenient().parse(b"d4:porti01e2:ip1:xe", deviations=found).port
     1
