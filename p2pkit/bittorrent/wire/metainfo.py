@@ -685,7 +685,7 @@ def _pieces(raw: bytes, files: list[FileEntry], piece_length: int, cx: Context,
         cx.report("metainfo/info/piece-count",
                   f"{len(raw) // 20} piece hashes for {total} bytes in pieces of "
                   f"{piece_length} ({expected} expected)", (*ip, b"pieces"), BEP3)
-    return tuple(raw[i:i + 20] for i in range(0, len(raw), 20))
+    return tuple([raw[i:i + 20] for i in range(0, len(raw), 20)])
 
 
 # -- v2 ----------------------------------------------------------------------------------------
