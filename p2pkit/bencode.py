@@ -769,11 +769,11 @@ class String(Value):
 
     def check(self, n: int) -> str | None:
         if self.length is not None and n != self.length:
-            return f"expected {self.length} bytes, got {n}"
+            return f"is {n} bytes, not {self.length}"
         if n < self.min_length or (self.max_length is not None and n > self.max_length):
-            return f"{n} bytes is outside [{self.min_length}, {self.max_length}]"
+            return f"is {n} bytes, outside [{self.min_length}, {self.max_length}]"
         if self.multiple_of is not None and n % self.multiple_of:
-            return f"{n} bytes, not a multiple of {self.multiple_of}"
+            return f"is {n} bytes, not a multiple of {self.multiple_of}"
         return None
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> bytes:
@@ -874,7 +874,7 @@ class ListOf(Value):
             try:
                 out.append(decode(value, cx, (*path, i) if item.needs_path else path))
             except Mismatch as e:
-                raise Mismatch(f"[{i}]: {e}", (i, *e.steps), fatal=self.fatal or e.fatal
+                raise Mismatch(f"[{i}] {e}", (i, *e.steps), fatal=self.fatal or e.fatal
                                ) from None
         return out
 
@@ -894,7 +894,7 @@ class Choice(Value):
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> str:
         if type(raw) is not int or raw not in self.names:
-            raise Mismatch(f"unknown value {raw!r}")
+            raise Mismatch(f"has the unknown value {raw!r}")
         return self.names[raw]
 
     def encode(self, value: Any) -> int:
@@ -917,10 +917,10 @@ class Packed(Value):
         try:
             obj = self.con.parse_stream(stream)
         except (construct.ConstructError, ParseError, ValueError) as e:
-            raise Mismatch(str(e).strip().splitlines()[-1] if str(e).strip() else
-                           type(e).__name__) from None
+            detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise Mismatch(f"is not a {self.what}: {detail}") from None
         if stream.tell() != len(raw):
-            raise Mismatch(f"{len(raw) - stream.tell()} bytes left over after the records")
+            raise Mismatch(f"has {len(raw) - stream.tell()} bytes left over after the records")
         return obj
 
     def encode(self, value: Any) -> bytes:
@@ -951,7 +951,7 @@ class Records(Value):
             raise Mismatch(f"must be a string of {self.records}, not {type_name(raw)}")
         size = self.size
         if len(raw) % size:
-            raise Mismatch(f"{len(raw)} bytes is not a whole number of {size}-byte "
+            raise Mismatch(f"is {len(raw)} bytes, not a whole number of {size}-byte "
                            f"{self.records}")
         unpack = self._unpack
         return [unpack(raw[i:i + size]) for i in range(0, len(raw), size)]
@@ -1030,7 +1030,7 @@ class MapOf(Value):
                 value = decode(value, cx, (*path, key) if value_type.needs_path else path)
             except Mismatch as e:
                 label = _step_text(key) if type(key) is bytes else key
-                raise Mismatch(f"{label}: {e}", (key, *e.steps), fatal=self.fatal or e.fatal
+                raise Mismatch(f"{label} {e}", (key, *e.steps), fatal=self.fatal or e.fatal
                                ) from None
             out[_text_key(key) if text else key] = value
         return out
@@ -1235,7 +1235,7 @@ class BencodedDict(BencodedConstruct, Value):
     >>> Peer.parse(b"d2:ip1:x4:porti-1ee")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
       ...
-    p2pkit.errors.ParseError: bencode, field port, offset 14: port: -1 is negative
+    p2pkit.errors.ParseError: bencode, field port, offset 14: port -1 is negative
     >>> found = []
     >>> Peer.lenient().parse(b"d4:porti01e2:ip1:xe", deviations=found).port
     1
@@ -1357,7 +1357,7 @@ class BencodedDict(BencodedConstruct, Value):
                 out[name] = kind.decode(value, cx, (*path, key) if needs_path else path)
             except Mismatch as e:
                 where = (*path, key, *e.steps)
-                reason = str(e) if cx.label_messages else f"{name}: {e}"
+                reason = f"{_step_text(key) if type(key) is bytes else key} {e}"
                 if fatal or e.fatal:
                     raise cx.fail(reason, where) from None
                 cx.report(self.rules.malformed, reason, where, spec)

@@ -135,7 +135,7 @@ class _Address(Value):
 
     def decode(self, raw: Any, cx: Context, path: tuple) -> Container:
         if type(raw) is not bytes or len(raw) not in (6, 18):
-            raise Mismatch("expected a 6- or 18-byte compact address")
+            raise Mismatch("must be a 6- or 18-byte compact address")
         return (CompactPeer if len(raw) == 6 else CompactPeer6).parse(raw)
 
     def encode(self, value: Any) -> bytes:
@@ -161,11 +161,11 @@ class _Peers(Value):
 
     def decode(self, raw: Any, cx: Context, path: tuple) -> list[Container]:
         if type(raw) is not list:
-            raise Mismatch(f"expected a list of compact peers, got {type_name(raw)}")
+            raise Mismatch(f"must be a list of compact peers, not {type_name(raw)}")
         out = []
         for item in raw:
             if type(item) is not bytes or len(item) not in (6, 18):
-                raise Mismatch("a value is not a 6- or 18-byte compact peer")
+                raise Mismatch("has a value that is not a 6- or 18-byte compact peer")
             out.append((self.v4 if len(item) == 6 else self.v6).decode(item, cx, path)[0])
         return out
 
@@ -180,7 +180,7 @@ class _Hashes(Value):
 
     def decode(self, raw: Any, cx: Context, path: tuple) -> list[bytes]:
         if type(raw) is not bytes or len(raw) % ID_LENGTH:
-            raise Mismatch("expected a string of 20-byte info-hashes")
+            raise Mismatch("must be a string of 20-byte info-hashes")
         return [raw[i:i + ID_LENGTH] for i in range(0, len(raw), ID_LENGTH)]
 
     def encode(self, value: Any) -> bytes:
@@ -197,7 +197,7 @@ class _Error(Value):
     def decode(self, raw: Any, cx: Context, path: tuple) -> Container:
         if type(raw) is not list or len(raw) != 2 or type(raw[0]) is not int \
                 or type(raw[1]) is not bytes:
-            raise Mismatch("expected a list [error code, message]")
+            raise Mismatch("must be a list [error code, message]")
         code = raw[0]
         try:
             code = ErrorCode(code)

@@ -758,7 +758,7 @@ class _AnnounceBody(BencodedDict):
                 try:
                     value.peers = kind.decode(peers, cx, (*path, b"peers"))
                 except Mismatch as e:
-                    cx.report(RULES.malformed, f"peers: {e}", (*path, b"peers", *e.steps),
+                    cx.report(RULES.malformed, f"peers {e}", (*path, b"peers", *e.steps),
                               "BEP 23 §compact" if kind is _COMPACT else RULES.spec)
                     value.peers = peers
         value.setdefault("peers6", None)

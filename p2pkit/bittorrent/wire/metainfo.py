@@ -403,7 +403,7 @@ class _Path(Value):
             try:
                 out.append(decode(item, cx, (*path, i)))
             except Mismatch as e:
-                raise Mismatch(str(e), (i,), fatal=e.fatal) from None
+                raise Mismatch(f"[{i}] {e}", (i, *e.steps), fatal=e.fatal) from None
         return tuple(out)
 
 
@@ -458,7 +458,7 @@ class _WebSeeds(Value):
         if type(raw) is bytes:
             return (_text(raw, cx, path, BEP19),) if raw else ()
         if type(raw) is not list:
-            raise Mismatch("url-list must be a string or a list")
+            raise Mismatch("must be a string or a list")
         seeds = []
         for i, url in enumerate(raw):
             if type(url) is bytes:
@@ -565,7 +565,8 @@ Torrent = BencodedDict([
 def _read(data: bytes, *, strict: bool, info_only: bool) -> tuple[Metainfo, Context]:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ParseError(f"expected bytes, got {type(data).__name__}", protocol=PROTOCOL)
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
     if len(data) > MAX_METAINFO_SIZE:
         raise LimitExceeded(f"{len(data)} bytes is more than {MAX_METAINFO_SIZE}",
                             protocol=PROTOCOL, offset=0)
