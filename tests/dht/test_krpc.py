@@ -528,3 +528,59 @@ def test_parse_bytes_path_equals_the_construct_path(data):
                                                                            e.reason)
         return
     assert ordered(KrpcMessage.fast_parse(raw)) == ordered(expected)
+
+
+# ---- lenient parity: the rules the former codec (KrpcConstruct) reported on the same inputs --
+
+ID = b"abcdefghij0123456789"
+PARITY_INPUTS = [
+    b"d1:rd2:id20:abcdefghij01234567891:pi6881ee1:t2:aa1:y1:re",
+    b"d1:rd2:id20:0123456789abcdefghij5:nodes9:def456...e1:t2:aa1:y1:re",
+    b"d1:y1:r1:t2:aa1:rd2:id20:abcdefghij0123456789ee",
+    b"d1:ad2:id3:abce1:q4:ping1:t2:aa1:y1:qe",
+    b"d1:ad2:id20:" + ID + b"e1:q9:find_node1:t2:aa1:y1:qe",
+    b"d1:rde1:t2:aa1:y1:re",
+    b"d1:t2:aa1:y1:xe",
+    b"d1:y1:re",
+    b"d1:eli201ee1:t2:aa1:y1:ee",
+    b"d1:ad2:id20:" + ID + b"e1:eli201e1:xe1:t2:aa1:y1:ee",
+    b"d1:ad2:id20:" + ID + b"e1:rd2:id20:" + ID + b"e1:t2:aa1:y1:re",
+    b"d1:ad2:id20:" + ID + b"1:k32:" + bytes(32) + b"5:token1:x1:v1:ve1:q3:put1:t2:aa1:y1:qe",
+    b"d1:rd2:id20:" + ID + b"e1:t02:aa1:y1:rei1e",
+    b"d1:rd2:id20:" + ID + b"2:roi01ee1:t2:aa1:y1:re",
+    b"d1:ad2:id20:" + ID + b"e1:q4:ping1:t2:aa1:y1:q2:ipi3ee",
+    b"d1:ad2:id20:" + ID + b"e1:q4:ping1:t2:aa1:y1:qe",
+    b"li1ee",
+    b"d1:rd2:id20:" + ID + b"e1:q4:ping1:t2:aa1:y1:re",
+]
+#: (rule, offset, level) per input, as recorded from the former codec; "error" = ParseError.
+PARITY_EXPECTED = [
+    [('krpc/unknown-key', 35, 'MAY')],
+    [('krpc/malformed-value', 39, 'MUST')],
+    [('bencode/dict/unsorted-keys', 7, 'MUST'), ('bencode/dict/unsorted-keys', 14, 'MUST')],
+    [('krpc/malformed-value', 9, 'MUST'), ('krpc/missing-key', 9, 'MUST'), ('krpc/missing-argument', 9, 'MUST')],
+    [('krpc/missing-argument', 4, 'MUST')],
+    [('krpc/missing-key', 4, 'MUST')],
+    [('krpc/unknown-type', 11, 'MUST')],
+    [('krpc/missing-key', 0, 'MUST'), ('krpc/missing-key', 0, 'MUST')],
+    [('krpc/malformed-value', 4, 'MUST'), ('krpc/missing-key', 4, 'MUST')],
+    [('krpc/unexpected-key', 4, 'SHOULD')],
+    [('krpc/unexpected-key', 4, 'SHOULD')],
+    [('bep44/put/partial-mutable', 4, 'MUST')],
+    [('bencode/string/leading-zero', 36, 'MUST'), ('bencode/trailing-data', 48, 'MUST')],
+    [('bencode/integer/leading-zero', 37, 'MUST'), ('krpc/unknown-key', 36, 'MAY')],
+    [('bencode/dict/unsorted-keys', 55, 'MUST'), ('krpc/malformed-value', 59, 'MUST')],
+    [],
+    'error',
+    [('bencode/dict/unsorted-keys', 33, 'MUST')],
+]
+
+
+@pytest.mark.parametrize("case", range(len(PARITY_INPUTS)))
+def test_lenient_reports_what_the_former_codec_reported(case):
+    data, expected = PARITY_INPUTS[case], PARITY_EXPECTED[case]
+    if expected == "error":
+        with pytest.raises(ParseError):
+            decode_lenient(data)
+        return
+    assert [(d.rule, d.offset, d.level) for d in decode_lenient(data).deviations] == expected

@@ -210,3 +210,20 @@ def test_mutated_real_payloads_raise_only_parse_error(real, data):
             continue
         if strict:
             assert encode_extended(name, decoded) == mutated
+
+
+def test_lenient_deviations_are_the_bencoding_rules_and_the_declared_ones():
+    """µTorrent's unsorted handshakes: the lenient schema reports what the bencode codec
+    reports (the former codec dropped them); a wrong-typed item adds the declared rule."""
+    from p2pkit.bencode import decode_lenient
+
+    handshakes = [p for n, p, _ in extended_messages("ndpi-bittorrent.pcap", strict=False)
+                  if n == "handshake"]
+    for payload in handshakes:
+        found = []
+        EXTENSION_MESSAGES_LENIENT["handshake"].parse(payload, deviations=found)
+        assert [(d.rule, d.offset) for d in found] == [
+            (d.rule, d.offset) for d in decode_lenient(payload).deviations]
+    found = []
+    EXTENSION_MESSAGES_LENIENT["handshake"].parse(b"d1:pi-1e6:yourip3:abce", deviations=found)
+    assert [(d.rule, d.offset) for d in found] == [("bittorrent/extended/wrong-type", 16)]
