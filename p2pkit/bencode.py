@@ -22,7 +22,15 @@ Decoded values are plain Python: ``bytes``, ``int``, ``list`` and ``dict`` with 
 b'd3:bar4:spam3:fooi42ee'
 
 :data:`Bencoded` is the same codec as a construct ``Construct``, so bencoded payloads nest
-inside schemas (BEP 10, BEP 9, KRPC).
+inside schemas.
+
+:class:`BencodedDict` is the one schema type for bencoded dictionaries (KRPC messages, BEP 10
+handshakes, BEP 9 and BEP 11 payloads, tracker responses, .torrent files): each key is
+declared (:class:`Field`) with its value type (:class:`Integer`, :class:`String`,
+:class:`Text`, :class:`ListOf`, :class:`MapOf`, a nested ``BencodedDict``, :class:`Value` for
+any value, …); the same declaration parses strictly (``ParseError`` with the field path and
+byte offset), leniently (a :class:`~p2pkit.deviations.Deviation` per departure) and builds
+canonical bytes.
 """
 
 from __future__ import annotations

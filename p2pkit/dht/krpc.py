@@ -424,15 +424,16 @@ KrpcMessage = Schema(Envelope, protocol=PROTOCOL, name="krpc_message")
 KrpcMessageLenient = Schema(Envelope.lenient(), protocol=PROTOCOL, name="krpc_message")
 
 
-# ---- fast paths derived from the codec tables above ------------------------------------------
+# ---- fast paths derived from the declarations above -----------------------------------------
 #
-# A served node decodes mostly the same few query shapes and encodes mostly flat answers. Both
-# fast paths below are generated from the schema's own tables (QUERY_ARGUMENTS, ARGUMENTS,
-# ENVELOPE, RESPONSE_VALUES and their codecs), as FixedLayout derives a struct format from a
-# construct Struct: there is no second definition of a key, a length or a value type. Each
-# returns None on anything it does not recognise, and KrpcMessage then runs the generic
-# schema, which decides (and reports errors with their path and offset). The tests check that
-# both paths agree byte for byte on real captured datagrams and under hypothesis.
+# A served node decodes mostly the same few query shapes and encodes mostly flat answers. The
+# fast paths below are generated from the declarations (QUERY_ARGUMENTS and the fields of
+# Envelope, Arguments and ResponseValues with their value types), as FixedLayout derives a
+# struct format from a construct Struct: there is no second definition of a key, a length or a
+# value type. The query parser and the template builder return None on anything they do not
+# recognise; every other message is read by Envelope.parse_bytes, the declaration itself
+# without construct's streams (same value, same errors). The tests check that the paths agree
+# byte for byte on real captured datagrams and under hypothesis.
 
 
 def _bencoded_string(raw: bytes) -> bytes:
@@ -528,7 +529,7 @@ def _fast_string(data: bytes, pos: int) -> tuple[bytes | None, int]:
     return data[colon + 1:end], end
 
 
-#: The bencoded form of every known key (``b"2:id"``), from the codec tables.
+#: The bencoded form of every declared key (``b"2:id"``).
 _KEY_HEADERS = {name: _bencoded_string(name.encode())
                 for table in (ENVELOPE, ARGUMENTS, RESPONSE_VALUES) for name in table}
 _KEY_HEADERS.update(a=_bencoded_string(b"a"), r=_bencoded_string(b"r"))
@@ -536,7 +537,8 @@ _KEY_HEADERS.update(a=_bencoded_string(b"a"), r=_bencoded_string(b"r"))
 
 def _fast_items(obj: Any, codecs: Mapping[str, Any],
                 skip: tuple[str, ...] = ()) -> list[tuple[str, bytes]] | None:
-    """``(key, bencoded value)`` of a dictionary whose values the codecs turn into leaves."""
+    """``(key, bencoded value)`` of a dictionary whose values the declared types turn into
+    leaves."""
     if not isinstance(obj, dict):
         return None
     out = []

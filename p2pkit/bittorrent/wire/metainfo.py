@@ -11,8 +11,12 @@ A metainfo file is a bencoded dictionary whose ``info`` value names the content 
   that both describe "the same data in the same order".
 
 BEP 52 §infohash: "The info-hash must be the hash of the encoded form as found in the .torrent
-file". Info-hashes here are computed over the exact bytes of the ``info`` value, found with
-:func:`p2pkit.bencode.top_level_spans` (never over a re-encoding).
+file". Info-hashes here are computed over the exact bytes of the ``info`` value, whose span the
+decoder records in the same pass (never over a re-encoding).
+
+The keys are declared (:data:`Torrent`, :data:`Info`, :data:`FileV1`, :data:`TreeFile`, as
+:class:`~p2pkit.bencode.BencodedDict`s with the value types of BEP 3/12/19/47/52); what ties
+fields together (v1/v2/hybrid, piece counts, the file tree, piece layers) follows them.
 
 >>> from pathlib import Path
 >>> data = (Path(__file__).parents[2] / "data" / "libtorrent-v2.torrent").read_bytes()
