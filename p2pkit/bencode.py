@@ -1162,7 +1162,8 @@ class BencodedConstruct(construct.Construct):
         data = construct.stream_read_entire(stream, path)
         deviations = None
         if not self.strict:
-            deviations = context.get("deviations") if context is not None else None
+            params = context.get("_params", context) if context is not None else None
+            deviations = params.get("deviations") if params is not None else None
             if deviations is None:
                 deviations = []
         value, end = self._decode_data(data, start, path, deviations)
