@@ -120,17 +120,20 @@ HandshakeItems = BencodedDict([
     # "Dictionary of supported extension messages which maps names of extensions to an
     # extended message ID for each extension message" (0 = disabled).
     Field("m", MapOf(Integer(), keys="text")),
-    Field("p", Integer()),                                # "Local TCP listen port"
-    Field("v", Text()),                                   # "Client name and version (as a utf-8 string)"
+    Field("p", Integer()),                            # "Local TCP listen port"
+    Field("v", Text()),                               # "Client name and version (as a utf-8
+                                                      # string)"
     Field("yourip", Packed(AnyIPAddress(), "4 or 16 address bytes")),  # "either an IPv4 (4
-                                                          # bytes) or an IPv6 (16 bytes)"
-    Field("ipv6", Packed(IPv6, "16 address bytes")),      # "compact representation of that address"
-    Field("ipv4", Packed(IPv4, "4 address bytes")),       # "compact representation of that address"
-    Field("reqq", Integer()),                             # "the number of outstanding request messages"
-    Field("metadata_size", Integer(), spec="BEP 9"),      # "the number of bytes of the metadata"
-    Field("upload_only", Integer(), spec="BEP 21"),       # "set to 1 [...] upload only"
-    Field("complete_ago", Integer()),                     # libtorrent: seconds since seeding, -1 never
-    Field("e", Integer()),                                # MSE: prefers encryption
+                                                      # bytes) or an IPv6 (16 bytes)"
+    Field("ipv6", Packed(IPv6, "16 address bytes")),  # "compact representation of that address"
+    Field("ipv4", Packed(IPv4, "4 address bytes")),   # "compact representation of that address"
+    Field("reqq", Integer()),                         # "the number of outstanding request
+                                                      # messages"
+    Field("metadata_size", Integer(), spec="BEP 9"),  # "the number of bytes of the metadata"
+    Field("upload_only", Integer(), spec="BEP 21"),   # "set to 1 [...] upload only"
+    Field("complete_ago", Integer()),                 # libtorrent: seconds since it was a seed,
+                                                      # -1 never
+    Field("e", Integer()),                            # MSE: prefers encryption
 ], unknown="keep", rules=RULES, whole=True, protocol=PROTOCOL, name="extended_handshake")
 
 #: BEP 11 items: "added", "added.f", "dropped" and their IPv6 twins.
