@@ -766,6 +766,8 @@ class String(Value):
         self.min_length = min_length
         self.max_length = max_length
         self.multiple_of = multiple_of
+        #: Only an exact length (or none) to check: the common case, checked inline.
+        self.simple = not min_length and max_length is None and multiple_of is None
         if multiple_of is not None:
             self.what = f"string of a multiple of {multiple_of} bytes"
         elif length is not None:
@@ -787,8 +789,7 @@ class String(Value):
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> bytes:
         if type(raw) is not bytes:
             raise Mismatch(f"must be a string, not {type_name(raw)}")
-        if self.length is not None and len(raw) != self.length or self.min_length \
-                or self.max_length is not None or self.multiple_of is not None:
+        if (self.length is not None and len(raw) != self.length) or not self.simple:
             problem = self.check(len(raw))
             if problem:
                 raise Mismatch(problem)
@@ -797,17 +798,20 @@ class String(Value):
     def encode(self, value: Any) -> bytes:
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError(f"expected bytes, got {type_name(value)}")
-        value = bytes(value)
-        problem = self.check(len(value))
-        if problem:
-            raise ValueError(problem)
+        if type(value) is not bytes:
+            value = bytes(value)
+        if (self.length is not None and len(value) != self.length) or not self.simple:
+            problem = self.check(len(value))
+            if problem:
+                raise ValueError(problem)
         return value
 
     def bencoded(self, value: Any) -> bytes | None:
         if type(value) is not bytes:
             return super().bencoded(value)
         n = len(value)
-        if (self.length is not None and n != self.length) or n > 4096 or self.check(n):
+        if (self.length is not None and n != self.length) or n > 4096 or (
+                not self.simple and self.check(n)):
             return None
         return LENGTH_PREFIX[n] + value
 
@@ -1414,17 +1418,18 @@ class BencodedDict(BencodedConstruct, Value):
 
     # -- building ----------------------------------------------------------------------------
 
-    def encode(self, value: Any, path: str = "") -> dict:
-        """The bencodable dictionary (``bytes`` keys) of a Container or mapping."""
-        if not isinstance(value, Mapping):
-            raise BuildError(f"expected a mapping, got {type_name(value)}",
+    def encode(self, value: Any, path: str = "", skip: tuple[str, ...] = ()) -> dict:
+        """The bencodable dictionary (``bytes`` keys) of a Container or mapping; names in
+        ``skip`` are left out (the caller builds them)."""
+        if type(value) is not Container and not isinstance(value, Mapping):
+            raise BuildError(f"must be a mapping, not {type_name(value)}",
                              protocol=self.protocol, path=path)
         out: dict[Any, Any] = {}
         by_name = self._by_name
         unconverted = value.get(UNCONVERTED) or ()
         keep = self.unknown == "keep"
         for name, item in value.items():
-            if item is None:
+            if item is None or name in skip:
                 continue
             entry = by_name.get(name)
             if entry is None:

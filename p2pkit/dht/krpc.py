@@ -225,7 +225,7 @@ class _Envelope(BencodedDict):
     def check(self, value: Container, cx: Context, path: tuple) -> Container:
         return _message(value, cx, path)
 
-    def encode(self, value: Any, path: str = "") -> dict:
+    def encode(self, value: Any, path: str = "", skip: tuple[str, ...] = ()) -> dict:
         return _to_bencoded(value)
 
 
@@ -403,8 +403,7 @@ def _to_bencoded(obj: Mapping[str, Any]) -> dict[bytes, Any]:
         raise BuildError(f"y must be 'q', 'r' or 'e', got {y!r}", protocol=PROTOCOL, path="y")
     if obj.get("t") is None:
         raise BuildError("missing transaction id t", protocol=PROTOCOL, path="t")
-    head = {k: v for k, v in obj.items() if k not in ("method", "a", "r", "q")}
-    out = BencodedDict.encode(Envelope, head)
+    out = BencodedDict.encode(Envelope, obj, skip=("method", "a", "r", "q"))
     if y == "q":
         method = obj.get("method", obj.get("q"))
         if method is None:

@@ -769,9 +769,8 @@ class _AnnounceBody(BencodedDict):
                       (*path, b"interval"), RULES.spec)
         return value
 
-    def encode(self, value: Any, path: str = "") -> dict:
-        rest = {k: v for k, v in value.items() if k not in ("peers", "peers_compact")}
-        out = super().encode(rest, path)
+    def encode(self, value: Any, path: str = "", skip: tuple[str, ...] = ()) -> dict:
+        out = super().encode(value, path, skip=("peers", "peers_compact"))
         peers = value.get("peers")
         if peers is not None:
             compact = value.get("peers_compact")
