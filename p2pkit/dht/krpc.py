@@ -55,8 +55,10 @@ from p2pkit.bencode import (
     String,
     Text,
     Value,
+    bencoded_leaf,
     type_name,
 )
+from p2pkit.bencode import encode as encode_value
 from p2pkit.deviations import Deviation
 from p2pkit.errors import BuildError, P2PKitError
 from p2pkit.schema import Schema
@@ -528,16 +530,16 @@ def _fast_string(data: bytes, pos: int) -> tuple[bytes | None, int]:
     return data[colon + 1:end], end
 
 
-#: The bencoded form of every declared key (``b"2:id"``).
-_KEY_HEADERS = {name: _bencoded_string(name.encode())
-                for table in (ENVELOPE, ARGUMENTS, RESPONSE_VALUES) for name in table}
-_KEY_HEADERS.update(a=_bencoded_string(b"a"), r=_bencoded_string(b"r"))
+#: Every declared key, raw and bencoded (``"id"``: ``(b"id", b"2:id")``).
+_KEY_HEADERS = {name: (name.encode(), _bencoded_string(name.encode()))
+                for table in (ENVELOPE, ARGUMENTS, RESPONSE_VALUES, {"a": 0, "r": 0})
+                for name in table}
 
 
 def _fast_items(obj: Any, codecs: Mapping[str, Any],
-                skip: tuple[str, ...] = ()) -> list[tuple[str, bytes]] | None:
-    """``(key, bencoded value)`` of a dictionary whose values the declared types turn into
-    leaves."""
+                skip: tuple[str, ...] = ()) -> list[tuple[bytes, bytes]] | None:
+    """``(raw key, bencoded key and value)`` of a dictionary whose values the declared types
+    turn into leaves; ``extra`` items (kept raw) are bencoded as they are."""
     if not isinstance(obj, dict):
         return None
     out = []
@@ -545,8 +547,18 @@ def _fast_items(obj: Any, codecs: Mapping[str, Any],
         if value is None or name in skip:
             continue
         if name == "extra":
-            if value:
-                return None
+            for key, raw in value.items():
+                if type(key) is str:
+                    key = key.encode()
+                elif type(key) is not bytes:
+                    return None
+                leaf = bencoded_leaf(raw)
+                if leaf is None:
+                    try:
+                        leaf = encode_value(raw)
+                    except P2PKitError:
+                        return None
+                out.append((key, _bencoded_string(key) + leaf))
             continue
         codec = codecs.get(name)
         if codec is None:
@@ -554,20 +566,30 @@ def _fast_items(obj: Any, codecs: Mapping[str, Any],
         leaf = codec.bencoded(value)
         if leaf is None:
             return None
-        out.append((name, leaf))
+        key, header = _KEY_HEADERS[name]
+        out.append((key, header + leaf))
     return out
 
 
-def _fast_dictionary(items: list[tuple[str, bytes]]) -> bytes:
-    items.sort()  # key names are ASCII: str order is the raw-string order BEP 3 asks for
-    headers = _KEY_HEADERS
-    return b"d" + b"".join([headers[name] + leaf for name, leaf in items]) + b"e"
+def _first(item: tuple[bytes, bytes]) -> bytes:
+    return item[0]
+
+
+def _fast_dictionary(items: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The dictionary of :func:`_fast_items`' pieces, keys in raw-string order (BEP 3); None
+    when a key repeats (an ``extra`` key that is also declared: the generic build decides)."""
+    items.sort(key=_first)
+    for i in range(1, len(items)):
+        if items[i][0] == items[i - 1][0]:
+            return None
+    return b"d" + b"".join([piece for _, piece in items]) + b"e"
 
 
 def _items_build(obj: Any) -> bytes | None:
     """:func:`_to_bencoded` + :func:`bencode.encode` for messages whose values are strings,
-    integers and flat lists of them (ping/find_node/get_peers queries and answers, errors);
-    None for anything else (BEP 44 dictionary values, ``extra`` keys, mistakes)."""
+    integers and flat lists of them, and any raw ``extra`` (ping/find_node/get_peers queries
+    and answers, errors, libtorrent's extensions); None for anything else (BEP 44 dictionary
+    values, mistakes)."""
     y = obj.get("y")
     if y not in _MESSAGE_KEYS or obj.get("t") is None:
         return None
@@ -579,18 +601,20 @@ def _items_build(obj: Any) -> bytes | None:
         leaf = _TEXT.bencoded(method) if type(method) is str else None
         if leaf is None:
             return None
-        top.append(("q", leaf))
-    if y == "q":
-        items = _fast_items(obj.get("a") or {}, ARGUMENTS)
+        key, header = _KEY_HEADERS["q"]
+        top.append((key, header + leaf))
+    bodies = [("a", obj.get("a") or {}, ARGUMENTS)] if y == "q" else []
+    if obj.get("r") is not None:
+        bodies.append(("r", obj["r"], RESPONSE_VALUES))
+    for body, value, table in bodies:
+        items = _fast_items(value, table)
         if items is None:
             return None
-        top.append(("a", _fast_dictionary(items)))
-    r = obj.get("r")
-    if r is not None:
-        items = _fast_items(r, RESPONSE_VALUES)
-        if items is None:
+        inner = _fast_dictionary(items)
+        if inner is None:
             return None
-        top.append(("r", _fast_dictionary(items)))
+        key, header = _KEY_HEADERS[body]
+        top.append((key, header + inner))
     return _fast_dictionary(top)
 
 
@@ -636,7 +660,7 @@ def _compile_template(y: Any, keys: tuple, body_keys: tuple | None) -> Any:
     parts: list[str] = []
     literal = b"d"
     for k, expression in sorted(values):
-        literal += _KEY_HEADERS[k]
+        literal += _KEY_HEADERS[k][1]
         if expression is not None:
             env[f"L{len(parts)}"] = literal
             parts += [f"L{len(parts)}", expression]
@@ -644,7 +668,7 @@ def _compile_template(y: Any, keys: tuple, body_keys: tuple | None) -> Any:
             continue
         literal += b"d"
         for inner in sorted(body_keys):
-            literal += _KEY_HEADERS[inner]
+            literal += _KEY_HEADERS[inner][1]
             env[f"L{len(parts)}"] = literal
             parts += [f"L{len(parts)}",
                       _value_code(codecs[inner], f"body[{inner!r}]", f"B_{inner}", env)]

@@ -439,10 +439,17 @@ def test_fast_build_answers_and_queries_and_falls_back():
     put = query("put", b"aa", id=bytes(20), token=b"x", v={b"a": 1})
     assert krpc._fast_build(put) is None and decode(encode(put)) == put
     for bad in (query("ping", b"a", id=b"short"), dict(t=b"a", y="q", a=dict(id=bytes(20))),
-                Container(response(b"a", id=bytes(20)), extra={b"p": 1}), response(None)):
+                response(None)):
         assert krpc._fast_build(bad) is None
+    # extra keys (libtorrent's "p", "bs", an error's "r") are bencoded as they are
     with_extra = Container(response(b"a", id=bytes(20)), extra={b"p": 1})
+    assert check_fast_build(with_extra)
     assert encode(with_extra).startswith(b"d1:pi1e1:rd2:id20:")
+    # an extra key that repeats a declared one is left to the schema, which refuses it
+    twice = Container(response(b"a", id=bytes(20)), extra={b"t": b"b"})
+    assert krpc._fast_build(twice) is None
+    with pytest.raises(BuildError, match="duplicates"):
+        encode(twice)
 
 
 def test_templates_are_bounded():
@@ -584,3 +591,20 @@ def test_lenient_reports_what_the_former_codec_reported(case):
             decode_lenient(data)
         return
     assert [(d.rule, d.offset, d.level) for d in decode_lenient(data).deviations] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(queries | responses | errors,
+       st.dictionaries(st.sampled_from([b"p", b"bs", b"r", b"t", b"zz", b""]), bvalues,
+                       min_size=1, max_size=3))
+def test_fast_build_with_extra_keys_equals_the_schema(msg, extra):
+    msg.extra = extra
+    try:
+        expected = generic_build(msg)
+    except BuildError:
+        assert krpc._fast_build(msg) is None
+        with pytest.raises(BuildError):
+            encode(msg)
+        return
+    check_fast_build(msg)
+    assert encode(msg) == expected
