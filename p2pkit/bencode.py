@@ -1270,6 +1270,8 @@ class BencodedDict(BencodedConstruct, Value):
         self.rules = rules
         if check is not None:
             self.check = check  # type: ignore[method-assign]
+        #: Whether there are cross-field rules to run (a ``check`` given or overridden).
+        self._checked = check is not None or type(self).check is not BencodedDict.check
         self.max_size = max_size
         self.keep_empty_extra = keep_empty_extra
         self.name = name or None
@@ -1397,9 +1399,12 @@ class BencodedDict(BencodedConstruct, Value):
             out["extra"] = extra or {}
         if unconverted:
             out[UNCONVERTED] = unconverted
-        # cross-field rules; the check may also give the value its final shape
-        shaped = self.check(out, cx, path)
-        return out if shaped is None else shaped
+        if self._checked:
+            # cross-field rules; the check may also give the value its final shape
+            shaped = self.check(out, cx, path)
+            if shaped is not None:
+                return shaped
+        return out
 
     def check(self, value: Container, cx: Context, path: tuple[PathStep, ...]
               ) -> Container | None:

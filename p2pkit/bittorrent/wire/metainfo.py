@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -489,12 +490,12 @@ def _v1_file_check(value: Container, cx: Context, path: tuple[PathStep, ...]) ->
     if "path" not in value:
         if "p" not in value.get("attr", ""):
             raise cx.fail("missing required key 'path'", path)
-        value.path = (".pad", str(value.length))
+        value["path"] = (".pad", str(value["length"]))
 
 
 def _tree_file_check(value: Container, cx: Context, path: tuple[PathStep, ...]) -> None:
     # BEP 52: "pieces root [...] For non-empty files this is the root hash of a merkle tree".
-    if value.length > 0 and "pieces_root" not in value:
+    if value["length"] > 0 and "pieces_root" not in value:
         raise cx.fail("missing required key 'pieces root'", path)
 
 
@@ -587,7 +588,7 @@ def _read(data: bytes, *, strict: bool, info_only: bool) -> tuple[Metainfo, Cont
         return _metainfo(Container(), Info.conform(root, cx, ()), data, cx, ()), cx
     top = Torrent.conform(root, cx, ())
     start, end = result.spans[b"info"]
-    return _metainfo(top, top.info, data[start:end], cx, (b"info",)), cx
+    return _metainfo(top, top["info"], data[start:end], cx, (b"info",)), cx
 
 
 def _metainfo(top: Container, info: Container, info_bytes: bytes, cx: Context,
@@ -601,7 +602,7 @@ def _metainfo(top: Container, info: Container, info_bytes: bytes, cx: Context,
     if name is None:
         cx.report("metainfo/info/name-missing", "missing required key 'name'", ip, BEP3)
         name = ""
-    piece_length = info.piece_length
+    piece_length = info["piece_length"]
     if has_v2 and (piece_length < BLOCK_SIZE or piece_length & (piece_length - 1)):
         # BEP 52: "It must be a power of two and at least 16KiB."
         raise cx.fail(f"piece length {piece_length} is not a power of two >= 16 KiB",
@@ -611,14 +612,14 @@ def _metainfo(top: Container, info: Container, info_bytes: bytes, cx: Context,
     if has_v2:
         if "file_tree" not in info:
             raise cx.fail("missing required key 'file tree'", ip)
-        v2_files = _file_tree(info.file_tree, (*ip, b"file tree"), piece_length, cx)
+        v2_files = _file_tree(info["file_tree"], (*ip, b"file tree"), piece_length, cx)
 
     pieces: tuple[bytes, ...] = ()
     v1_files: list[FileEntry] = []
     multi_file = False
     if has_v1:
         v1_files, multi_file = _v1_files(info, name, cx, ip)
-        pieces = _pieces(info.pieces, v1_files, piece_length, cx, ip)
+        pieces = _pieces(info["pieces"], v1_files, piece_length, cx, ip)
     if has_v1 and has_v2:
         files = _hybrid_files(v1_files, v2_files, piece_length, cx, ip, single=not multi_file)
     elif has_v2:
@@ -665,21 +666,26 @@ def _v1_files(info: Container, name: str, cx: Context, ip: tuple[PathStep, ...]
         if "length" in info:
             cx.report("metainfo/info/length-and-files", "has both 'length' and 'files'", ip,
                       BEP3)
-        if not info.files:
+        if not info["files"]:
             cx.report("metainfo/info/files-empty", "the file list is empty", (*ip, b"files"),
                       BEP3)
         files: list[FileEntry] = []
         offset = 0
-        for item in info.files:
-            files.append(FileEntry(path=item.path, length=item.length, offset=offset,
+        for item in info["files"]:
+            files.append(FileEntry(path=item["path"], length=item["length"], offset=offset,
                                    attr=item.get("attr", ""), sha1=item.get("sha1"),
                                    symlink_path=item.get("symlink_path")))
-            offset += item.length
+            offset += item["length"]
         return files, True
     if "length" not in info:
         raise cx.fail("missing required key 'length'", ip)
-    return [FileEntry(path=(name,), length=info.length, offset=0, attr=info.get("attr", ""),
+    return [FileEntry(path=(name,), length=info["length"], offset=0, attr=info.get("attr", ""),
                       sha1=info.get("sha1"))], False
+
+
+#: One SHA-1 piece hash (BEP 3 ``pieces``) and one SHA-256 layer hash (BEP 52), as records.
+_SHA1_HASHES = struct.Struct("20s")
+_SHA256_HASHES = struct.Struct("32s")
 
 
 def _pieces(raw: bytes, files: list[FileEntry], piece_length: int, cx: Context,
@@ -690,7 +696,7 @@ def _pieces(raw: bytes, files: list[FileEntry], piece_length: int, cx: Context,
         cx.report("metainfo/info/piece-count",
                   f"{len(raw) // 20} piece hashes for {total} bytes in pieces of "
                   f"{piece_length} ({expected} expected)", (*ip, b"pieces"), BEP3)
-    return tuple([raw[i:i + 20] for i in range(0, len(raw), 20)])
+    return tuple([h for (h,) in _SHA1_HASHES.iter_unpack(raw)])
 
 
 # -- v2 ----------------------------------------------------------------------------------------
@@ -706,20 +712,19 @@ def _file_tree(tree: dict, path: tuple[PathStep, ...], piece_length: int, cx: Co
     if not tree:
         cx.report("metainfo/file-tree/empty", "the file tree is empty", path, BEP52_TREE)
     files: list[FileEntry] = []
+    offset = 0
     for names, tp, node in _walk(tree, path, (), cx):
         if len(files) >= MAX_FILES:
             raise cx.fail(f"more than {MAX_FILES} files", tp, limit=True)
         entry = TreeFile.conform(node, cx, tp)
-        files.append(FileEntry(path=names, length=entry.length, attr=entry.get("attr", ""),
-                               pieces_root=entry.get("pieces_root") if entry.length else None,
+        length = entry["length"]
+        files.append(FileEntry(path=names, length=length, offset=offset,
+                               attr=entry.get("attr", ""),
+                               pieces_root=entry.get("pieces_root") if length else None,
                                symlink_path=entry.get("symlink_path")))
-    # BEP 52: "each non-empty file is aligned to a piece boundary".
-    aligned = []
-    offset = 0
-    for f in files:
-        aligned.append(dataclasses.replace(f, offset=offset))
-        offset += _ceil_div(f.length, piece_length) * piece_length
-    return aligned
+        # BEP 52: "each non-empty file is aligned to a piece boundary".
+        offset += _ceil_div(length, piece_length) * piece_length
+    return files
 
 
 def _walk(node: dict, path: tuple[PathStep, ...], names: tuple[str, ...], cx: Context
@@ -799,7 +804,7 @@ def _piece_layers(raw: dict | None, files: Sequence[FileEntry], piece_length: in
         if len(value) != 32 * count:
             raise cx.fail(f"piece layer is {len(value)} bytes; {f.path_text!r} needs "
                           f"{count} hashes of 32 bytes", lp)
-        hashes = tuple(value[i:i + 32] for i in range(0, len(value), 32))
+        hashes = tuple([h for (h,) in _SHA256_HASHES.iter_unpack(value)])
         if piece_layer_root(hashes, piece_length) != key:
             cx.report("metainfo/piece-layers/root-mismatch",
                       f"piece layer of {f.path_text!r} does not hash to its pieces root", lp,
