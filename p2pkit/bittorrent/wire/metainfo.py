@@ -14,8 +14,8 @@ BEP 52 §infohash: "The info-hash must be the hash of the encoded form as found 
 file". Info-hashes here are computed over the exact bytes of the ``info`` value, whose span the
 decoder records in the same pass (never over a re-encoding).
 
-The keys are declared (:data:`Torrent`, :data:`Info`, :data:`FileV1`, :data:`TreeFile`, as
-:class:`~p2pkit.bencode.BencodedDict`s with the value types of BEP 3/12/19/47/52); what ties
+The keys are declared (:data:`Torrent`, :data:`Info`, :data:`FileV1`, :data:`TreeFile`: each a
+:class:`~p2pkit.bencode.BencodedDict` with the value types of BEP 3/12/19/47/52); what ties
 fields together (v1/v2/hybrid, piece counts, the file tree, piece layers) follows them.
 
 >>> from pathlib import Path
