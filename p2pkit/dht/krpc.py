@@ -472,17 +472,20 @@ def _query_shapes() -> list[tuple[str, list[tuple[str, int]], list[tuple[int, by
     return shapes
 
 
-def _compile_query_parser() -> Any:
+def _compile_query_parser(otherwise: Any = None) -> Any:
     """Generate ``parse(data) -> Container | None`` for the shapes of :func:`_query_shapes`
     followed by ``t``, an optional ``v`` and ``y`` = ``q`` (ENVELOPE keys in sorted order),
-    the dictionaries :func:`_message` would make of them, item for item."""
+    the dictionaries :func:`_message` would make of them, item for item.
+
+    Any other input gives None, or ``otherwise(data)`` when a function is given (the installed
+    fast path hands every other message to the declaration, without a second call layer)."""
     for key in ("t", "v"):
         if not isinstance(ENVELOPE[key], String) or ENVELOPE[key].length is not None:
             raise TypeError(f"the query fast path expects {key!r} to be any string")
     v_key = _bencoded_string(b"v")
     end = _bencoded_string(b"y") + _bencoded_string(b"q") + b"e"
     env: dict[str, Any] = {"Container": Container, "MAX": MAX_MESSAGE_SIZE,
-                           "string": _fast_string}
+                           "string": _fast_string, "otherwise": otherwise}
     lines = ["def parse(data):\n",
              "    if type(data) is not bytes or len(data) > MAX:\n        return None\n"]
     for i, (method, holes, literals, length) in enumerate(_query_shapes()):
@@ -511,6 +514,8 @@ def _compile_query_parser() -> Any:
         "    if v is not None:\n        msg['v'] = v\n"
         "    return msg\n"
     )
+    if otherwise is not None:
+        source = source.replace("return None", "return otherwise(data)")
     exec(compile(source, "<krpc query fast path>", "exec"), env)
     return env["parse"]
 
@@ -713,25 +718,26 @@ def _fast_build(obj: Any) -> bytes | None:
 
 
 #: The fast paths of :data:`KrpcMessage` (and the build of :data:`KrpcMessageLenient`).
-_fast_parse_query = _compile_query_parser()
 _parse_bytes = Envelope.parse_bytes
 
 
-def _fast_parse(data: bytes) -> Container | None:
-    """The common queries by :func:`_compile_query_parser`, any other message by
+def _parse_other(data: bytes) -> Container | None:
+    """Any message the query parser does not recognise, by
     :meth:`~p2pkit.bencode.BencodedDict.parse_bytes` (the declaration without construct's
-    streams); None leaves the message to the generic schema."""
-    msg = _fast_parse_query(data)
-    if msg is None:
-        try:
-            msg = _parse_bytes(data)
-        except P2PKitError:
-            raise
-        except Exception:  # noqa: BLE001 - the generic schema reports it with its path
-            return None
-    return msg
+    streams); None leaves it to the generic schema (an input that is not bytes, or a failure
+    that is not a p2pkit error, which the generic schema reports with its path)."""
+    try:
+        return _parse_bytes(data)
+    except P2PKitError:
+        raise
+    except Exception:  # noqa: BLE001 - the generic schema reports it
+        return None
 
 
+#: The query parser alone (None for anything else), as the tests inspect it.
+_fast_parse_query = _compile_query_parser()
+#: The installed fast path: common queries inline, every other message by the declaration.
+_fast_parse = _compile_query_parser(otherwise=_parse_other)
 KrpcMessage.fast_parse = _fast_parse
 KrpcMessage.fast_build = _fast_build
 KrpcMessageLenient.fast_build = _fast_build
