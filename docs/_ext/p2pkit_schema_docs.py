@@ -147,6 +147,11 @@ def describe_items(table: Any, module: Any = None) -> list[Row]:
             walker.emit(ctx, member.name, None, str(member.value), size="",
                         doc=comments.get(member.name, ""))
         return message.rows
+    from p2pkit.bencode import BencodedDict
+
+    if isinstance(table, BencodedDict):
+        walker.declared_fields(table, "", ctx)
+        return message.rows
     comments = _comments_of(table, module)
     for key, value in table.items():
         label = key if isinstance(key, str) else repr(key)
@@ -285,7 +290,7 @@ class _Walker:
                       doc=f"(could not be described: {type(e).__name__})")
 
     def _walk(self, con: Any, name: str, ctx: _Context, doc: str) -> None:
-        from p2pkit.bencode import BencodedConstruct
+        from p2pkit.bencode import BencodedConstruct, BencodedDict
         from p2pkit.schema import Schema
 
         cls = type(con)
@@ -293,6 +298,8 @@ class _Walker:
             self.walk(con.subcon, name or con.name or "", ctx, con.docs or doc)
         elif isinstance(con, Schema):
             self.walk(con.subcon, name, ctx, doc)
+        elif isinstance(con, BencodedDict):
+            self.dictionary(con, name, ctx, doc)
         elif isinstance(con, BencodedConstruct):
             kind = "bencoded value, BEP 3" + ("" if con.strict else " (lenient)")
             self.emit(ctx, name, con, kind, doc=doc)
@@ -514,6 +521,33 @@ class _Walker:
             return
         for mid, (message_name, body) in ids:
             self.message(message_name, _int(mid), body)
+
+    def dictionary(self, con: Any, name: str, ctx: _Context, doc: str) -> None:
+        """A declared bencoded dictionary: one row, then one row per declared key."""
+        kind = "bencoded value, BEP 3: dictionary" + ("" if con.strict else " (lenient)")
+        unknown = {"keep": "other keys kept as they are",
+                   "extra": "other keys kept in extra",
+                   "reject": "other keys refused"}[con.unknown]
+        self.emit(ctx, name, con, kind, values=unknown, doc=doc)
+        self.declared_fields(con, name, ctx.deeper())
+
+    def declared_fields(self, con: Any, name: str, ctx: _Context) -> None:
+        from p2pkit.bencode import BencodedDict
+
+        comments = _dict_comments(con)
+        for f in con.fields:
+            key = f.raw_key.decode("utf-8", "replace")
+            label = _join(name, key)
+            if ctx.level > MAX_DEPTH:
+                return
+            inner = getattr(f.type, "con", None)
+            bits = _flag_bits(_strip(_records(inner))) if isinstance(
+                inner, construct.Construct) else None
+            values = _flag_names(bits, _size_int(_records(inner))) if bits else ""
+            self.emit(ctx, label, None, _field_type(f), size="variable", values=values,
+                      doc=f.doc or comments.get(key, "") or f.spec)
+            if isinstance(f.type, BencodedDict):
+                self.declared_fields(f.type, label, ctx.deeper())
 
     def codec(self, ctx: _Context, name: str, codec: Any, doc: str) -> None:
         """An item of a bencoded dictionary converted by a codec object (``decode``/``encode``)."""
@@ -917,6 +951,13 @@ def _source_comments(module_name: str) -> dict[str, dict[str, str]]:
             name = getattr(target, "id", None)
             ends = [k.lineno for k in keys[1:]] + [node.end_lineno + 1]
             entries = [(str(k.value), k.lineno, end) for k, end in zip(keys, ends)]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and _declared_fields(node.value):
+            # BencodedDict([Field("key", Type), ...]): the comment beside each Field
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            name = getattr(target, "id", None)
+            calls = _declared_fields(node.value)
+            ends = [c.lineno for c in calls[1:]] + [node.end_lineno + 1]
+            entries = [(str(c.args[0].value), c.lineno, end) for c, end in zip(calls, ends)]
         elif isinstance(node, ast.ClassDef):
             name = node.name
             assigns = [a for a in node.body if isinstance(a, ast.Assign)
@@ -933,6 +974,41 @@ def _source_comments(module_name: str) -> dict[str, dict[str, str]]:
         if name and found:
             tables[name] = found
     return tables
+
+
+def _declared_fields(value: Any) -> list[Any]:
+    """The ``Field("key", …)`` calls of a ``BencodedDict([...])`` call in the source."""
+    if not isinstance(value, ast.Call) or not value.args or not isinstance(
+            value.args[0], (ast.List, ast.Tuple)):
+        return []
+    return [c for c in value.args[0].elts if isinstance(c, ast.Call)
+            and getattr(c.func, "id", "") == "Field" and c.args
+            and isinstance(c.args[0], ast.Constant)]
+
+
+def _dict_comments(con: Any) -> dict[str, str]:
+    """The source comments beside the fields of a ``BencodedDict`` (or of its lenient twin)."""
+    for module in list(sys.modules.values()):
+        if not getattr(module, "__name__", "").startswith("p2pkit"):
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is con or getattr(value, "fields", None) is con.fields and value is not None \
+                    and type(value) is type(con):
+                found = _source_comments(module.__name__).get(attr)
+                if found:
+                    return found
+    return {}
+
+
+def _field_type(field: Any) -> str:
+    """``integer 0..65535, required`` for a declared field."""
+    words = [field.type.what]
+    if field.required:
+        words.append("required")
+    if field.aliases:
+        words.append("also spelled " + ", ".join(repr(a.decode("utf-8", "replace"))
+                                                 for a in field.aliases))
+    return ", ".join(words)
 
 
 def _class_doc(con: Any) -> str:

@@ -33,26 +33,43 @@ True
 from __future__ import annotations
 
 import enum
-import io
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import construct
 from construct import Bytes, Container, Int16ub, Struct
 
-from p2pkit import bencode
 from p2pkit.addresses import CompactPeer, CompactPeer6, IPv4Address, IPv6Address
+from p2pkit.bencode import (
+    LENGTH_PREFIX,
+    AnyValue,
+    BencodedDict,
+    Context,
+    Field,
+    Integer,
+    ListOf,
+    Mismatch,
+    Records,
+    Rules,
+    String,
+    Text,
+    Value,
+    bencoded_leaf,
+    type_name,
+)
+from p2pkit.bencode import encode as encode_value
 from p2pkit.deviations import Deviation
-from p2pkit.errors import BuildError, LimitExceeded, P2PKitError, ParseError
-from p2pkit.schema import FixedLayout, Schema
+from p2pkit.errors import BuildError, P2PKitError
+from p2pkit.schema import Schema
 
 __all__ = [
     "CompactNode",
     "CompactNode6",
     "CompactPeer",
     "CompactPeer6",
+    "Arguments",
+    "Envelope",
     "ErrorCode",
     "KrpcMessage",
     "KrpcMessageLenient",
@@ -60,6 +77,7 @@ __all__ = [
     "MAX_MESSAGE_SIZE",
     "PROTOCOL",
     "QUERY_ARGUMENTS",
+    "ResponseValues",
     "Transactions",
     "decode",
     "decode_lenient",
@@ -112,175 +130,14 @@ CompactNode6 = Struct("id" / NodeId, "ip" / IPv6, "port" / Int16ub)
 # fmt: on
 
 
-class _Codec:
-    """One value of a KRPC dictionary: ``decode`` (bencoded value -> Python value, ValueError
-    if malformed), ``encode`` (the reverse, before bencoding) and ``bencoded`` (the value's
-    bencoding, or None to leave it to the generic builder)."""
-
-    def decode(self, raw: Any) -> Any:
-        raise NotImplementedError
-
-    def encode(self, value: Any) -> Any:
-        raise NotImplementedError
-
-    def bencoded(self, value: Any) -> bytes | None:
-        """``encode`` then bencode, when the result is a string, an integer or a flat list of
-        them; None otherwise and when ``encode`` refuses the value (the generic builder then
-        reports it)."""
-        try:
-            return _bencoded_leaf(self.encode(value))
-        except _CODEC_ERRORS:
-            return None
-
-
-class _Records(_Codec):
-    """A string that is a concatenation of fixed-size records of one compact schema.
-
-    The struct format is derived from the construct schema (:class:`FixedLayout`), so the
-    layout has a single definition.
-    """
-
-    def __init__(self, con: construct.Construct, what: str) -> None:
-        layout = FixedLayout(con)
-        self.size = layout.size
-        self.what = what
-        self._unpack = layout.unpacker()
-        self._pack = layout.packer()
-        self.con = con
-
-    def decode(self, raw: Any) -> list[Container]:
-        if type(raw) is not bytes:
-            raise ValueError(f"expected a string of {self.what}, got {_type_name(raw)}")
-        if len(raw) % self.size:
-            raise ValueError(f"{len(raw)} bytes is not a whole number of {self.size}-byte "
-                             f"{self.what}")
-        unpack = self._unpack
-        size = self.size
-        return [unpack(raw[i:i + size]) for i in range(0, len(raw), size)]
-
-    def encode(self, value: Any) -> bytes:
-        """The records as one string; an item already in compact form (bytes of the record's
-        size, e.g. a node's cached compact info) is taken as it is."""
-        if isinstance(value, bytes):
-            return value
-        out = []
-        size = self.size
-        for item in value:
-            if type(item) is bytes and len(item) == size:
-                out.append(item)
-                continue
-            packed = self._pack(item)
-            out.append(self.con.build(item) if packed is None else packed)
-        return b"".join(out)
-
-    def bencoded(self, value: Any) -> bytes | None:
-        if type(value) is list:
-            size = self.size
-            for item in value:
-                if type(item) is not bytes or len(item) != size:
-                    return super().bencoded(value)
-            raw = b"".join(value)
-        elif type(value) is bytes:
-            raw = value
-        else:
-            return super().bencoded(value)
-        return _LENGTH_PREFIX[len(raw)] + raw if len(raw) <= MAX_MESSAGE_SIZE else None
-
-
-class _String(_Codec):
-    """A byte string, optionally of an exact length."""
-
-    def __init__(self, length: int | None = None) -> None:
-        self.length = length
-
-    def decode(self, raw: Any) -> bytes:
-        if type(raw) is not bytes:
-            raise ValueError(f"expected a string, got {_type_name(raw)}")
-        if self.length is not None and len(raw) != self.length:
-            raise ValueError(f"expected {self.length} bytes, got {len(raw)}")
-        return raw
-
-    def encode(self, value: Any) -> bytes:
-        if not isinstance(value, (bytes, bytearray)):
-            raise TypeError(f"expected bytes, got {_type_name(value)}")
-        value = bytes(value)
-        if self.length is not None and len(value) != self.length:
-            raise ValueError(f"expected {self.length} bytes, got {len(value)}")
-        return value
-
-    def bencoded(self, value: Any) -> bytes | None:
-        if type(value) is not bytes:
-            return super().bencoded(value)
-        n = len(value)
-        if (self.length is not None and n != self.length) or n > MAX_MESSAGE_SIZE:
-            return None
-        return _LENGTH_PREFIX[n] + value
-
-
-class _Integer(_Codec):
-    """An integer, optionally within ``[low, high]``."""
-
-    def __init__(self, low: int | None = None, high: int | None = None) -> None:
-        self.low = low
-        self.high = high
-
-    def decode(self, raw: Any) -> int:
-        if type(raw) is not int:
-            raise ValueError(f"expected an integer, got {_type_name(raw)}")
-        if (self.low is not None and raw < self.low) or (self.high is not None
-                                                          and raw > self.high):
-            raise ValueError(f"{raw} is outside [{self.low}, {self.high}]")
-        return raw
-
-    def encode(self, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {_type_name(value)}")
-        return int(value)
-
-    def bencoded(self, value: Any) -> bytes | None:
-        return b"i%de" % value if type(value) is int else super().bencoded(value)
-
-
-class _Text(_Codec):
-    """A string holding ASCII/UTF-8 text (a method name, an error message); else kept bytes."""
-
-    def decode(self, raw: Any) -> str | bytes:
-        if type(raw) is not bytes:
-            raise ValueError(f"expected a string, got {_type_name(raw)}")
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw
-
-    def encode(self, value: Any) -> bytes:
-        if isinstance(value, str):
-            return value.encode("utf-8")
-        if isinstance(value, (bytes, bytearray)):
-            return bytes(value)
-        raise TypeError(f"expected text, got {_type_name(value)}")
-
-    def bencoded(self, value: Any) -> bytes | None:
-        if type(value) is str and value.isascii() and len(value) <= MAX_MESSAGE_SIZE:
-            return _LENGTH_PREFIX[len(value)] + value.encode("ascii")
-        return super().bencoded(value)
-
-
-class _AnyValue(_Codec):
-    """BEP 44 ``v``: "It is allowed to be any bencoded type (list, dict, string or integer)"."""
-
-    def decode(self, raw: Any) -> Any:
-        return raw
-
-    def encode(self, value: Any) -> Any:
-        return value
-
-
-class _Address(_Codec):
+class _Address(Value):
     """BEP 42 ``ip``: "compact binary representation of the requestor's IP and port"."""
 
-    def decode(self, raw: Any) -> Container:
+    what = "string of 6 or 18 bytes: compact IPv4 or IPv6 address and port"
+
+    def decode(self, raw: Any, cx: Context, path: tuple) -> Container:
         if type(raw) is not bytes or len(raw) not in (6, 18):
-            raise ValueError("expected a 6- or 18-byte compact address")
+            raise Mismatch("must be a 6- or 18-byte compact address")
         return (CompactPeer if len(raw) == 6 else CompactPeer6).parse(raw)
 
     def encode(self, value: Any) -> bytes:
@@ -291,135 +148,155 @@ class _Address(_Codec):
 
     def bencoded(self, value: Any) -> bytes | None:
         if type(value) is bytes and len(value) <= MAX_MESSAGE_SIZE:
-            return _LENGTH_PREFIX[len(value)] + value
+            return LENGTH_PREFIX[len(value)] + value
         return super().bencoded(value)
 
 
-class _Peers(_Codec):
+class _Peers(Value):
     """BEP 5 ``values``: "a list of strings containing "compact" format peer information"."""
 
-    def __init__(self) -> None:
-        self.v4 = _Records(CompactPeer, "compact peers")
-        self.v6 = _Records(CompactPeer6, "compact peers")
+    what = "list of 6- or 18-byte compact peers"
 
-    def decode(self, raw: Any) -> list[Container]:
+    def __init__(self) -> None:
+        self.v4 = Records(CompactPeer, "compact peers")
+        self.v6 = Records(CompactPeer6, "compact peers")
+
+    def decode(self, raw: Any, cx: Context, path: tuple) -> list[Container]:
         if type(raw) is not list:
-            raise ValueError(f"expected a list of compact peers, got {_type_name(raw)}")
+            raise Mismatch(f"must be a list of compact peers, not {type_name(raw)}")
         out = []
         for item in raw:
             if type(item) is not bytes or len(item) not in (6, 18):
-                raise ValueError("a value is not a 6- or 18-byte compact peer")
-            out.append((self.v4 if len(item) == 6 else self.v6).decode(item)[0])
+                raise Mismatch("has a value that is not a 6- or 18-byte compact peer")
+            out.append((self.v4 if len(item) == 6 else self.v6).decode(item, cx, path)[0])
         return out
 
     def encode(self, value: Any) -> list[bytes]:
-        return [_Address().encode(peer) for peer in value]
+        return [_ADDRESS.encode(peer) for peer in value]
 
 
-class _Hashes(_Codec):
+class _Hashes(Value):
     """BEP 51 ``samples``: "subset of stored infohashes, N × 20 bytes"."""
 
-    def decode(self, raw: Any) -> list[bytes]:
+    what = "string of 20-byte info-hashes"
+
+    def decode(self, raw: Any, cx: Context, path: tuple) -> list[bytes]:
         if type(raw) is not bytes or len(raw) % ID_LENGTH:
-            raise ValueError("expected a string of 20-byte info-hashes")
+            raise Mismatch("must be a string of 20-byte info-hashes")
         return [raw[i:i + ID_LENGTH] for i in range(0, len(raw), ID_LENGTH)]
 
     def encode(self, value: Any) -> bytes:
         return value if isinstance(value, bytes) else b"".join(value)
 
 
-class _Want(_Codec):
-    """BEP 32 ``want``: a list of "n4" / "n6" flags."""
-
-    def decode(self, raw: Any) -> list[str | bytes]:
-        if type(raw) is not list or any(type(x) is not bytes for x in raw):
-            raise ValueError("expected a list of strings")
-        return [_TEXT.decode(x) for x in raw]
-
-    def encode(self, value: Any) -> list[bytes]:
-        return [_TEXT.encode(x) for x in value]
-
-
-class _Error(_Codec):
+class _Error(Value):
     """BEP 5: "The "e" key has a list value. The first element is an integer representing the
     error code. The second element is a string containing the error message."
     """
 
-    def decode(self, raw: Any) -> Container:
+    what = "list [error code, message]"
+
+    def decode(self, raw: Any, cx: Context, path: tuple) -> Container:
         if type(raw) is not list or len(raw) != 2 or type(raw[0]) is not int \
                 or type(raw[1]) is not bytes:
-            raise ValueError("expected a list [error code, message]")
+            raise Mismatch("must be a list [error code, message]")
         code = raw[0]
         try:
             code = ErrorCode(code)
         except ValueError:
             pass
-        return Container(code=code, message=_TEXT.decode(raw[1]))
+        return Container(code=code, message=_TEXT.decode(raw[1], cx, path))
 
     def encode(self, value: Any) -> list:
         return [int(value["code"]), _TEXT.encode(value["message"])]
 
 
-_ID = _String(ID_LENGTH)
-_BYTES = _String()
-_INTEGER = _Integer()
-_PORT = _Integer(0, 65535)
-_TEXT = _Text()
-_NODES = _Records(CompactNode, "compact nodes")
-_NODES6 = _Records(CompactNode6, "compact nodes")
+_ID = String(ID_LENGTH)
+_BYTES = String()
+_INTEGER = Integer()
+_PORT = Integer(0, 65535)
+_TEXT = Text()
+_ADDRESS = _Address()
+_NODES = Records(CompactNode, "compact nodes")
+_NODES6 = Records(CompactNode6, "compact nodes")
+
+class _Envelope(BencodedDict):
+    """The top-level dictionary: its check reads ``a``/``r`` by ``y`` and shapes the message
+    (:func:`_message`); its build goes the other way (:func:`_to_bencoded`)."""
+
+    def check(self, value: Container, cx: Context, path: tuple) -> Container:
+        return _message(value, cx, path)
+
+    def encode(self, value: Any, path: str = "", skip: tuple[str, ...] = ()) -> dict:
+        return _to_bencoded(value)
+
+
+#: How KRPC reports departures: BEP 5 keys it does not know are kept in ``extra`` (MAY).
+RULES = Rules(spec=SPEC, malformed="krpc/malformed-value", missing="krpc/missing-key",
+              unknown="krpc/unknown-key", unknown_level="MAY")
 
 # fmt: off
-#: Items of a query's ``a`` dictionary, by key (BEP 5, 32, 33, 44, 51).
-ARGUMENTS: dict[str, Any] = {
-    "id": _ID,                  # BEP 5: "20 byte ID of the querying node"
-    "target": _ID,              # BEP 5 find_node, BEP 44 get, BEP 51: the sought id
-    "info_hash": _ID,           # BEP 5: "infohash of target torrent"
-    "port": _PORT,              # BEP 5 announce_peer: "the port it's running on"
-    "implied_port": _INTEGER,   # BEP 5: "If it is present and non-zero, the port argument
-                                # should be ignored and the source port of the UDP packet
-                                # should be used as the peer's port instead."
-    "token": _BYTES,            # BEP 5: "the token received in response to a previous get_peers"
-    "want": _Want(),            # BEP 32: "n4" and/or "n6"
-    "scrape": _INTEGER,         # BEP 33: request BFsd/BFpe bloom filters
-    "noseed": _INTEGER,         # BEP 33: do not return seeds in values
-    "seed": _INTEGER,           # BEP 33 announce_peer: "If the requesting node is seeding the
-                                # torrent it announces then it must add a "seed"=1"
-    "v": _AnyValue(),           # BEP 44 put: the value
-    "k": _String(32),           # BEP 44: "ed25519 public key (32 bytes string)"
-    "sig": _String(64),         # BEP 44: "ed25519 signature (64 bytes string)"
-    "seq": _INTEGER,            # BEP 44: "monotonically increasing sequence number"
-    "cas": _INTEGER,            # BEP 44: "optional expected seq-nr"
-    "salt": _BYTES,             # BEP 44: "optional salt to be appended to "k" when hashing"
-}
-#: Items of a response's ``r`` dictionary, by key (BEP 5, 32, 33, 44, 51).
-RESPONSE_VALUES: dict[str, Any] = {
-    "id": _ID,                  # BEP 5: "20 byte ID of the queried node"
-    "nodes": _NODES,            # BEP 5: "compact node info for the target node or the K (8)
-                                # closest good nodes in its own routing table"
-    "nodes6": _NODES6,          # BEP 32: IPv6 compact node info
-    "values": _Peers(),         # BEP 5: "list of strings containing "compact" format peer info"
-    "token": _BYTES,            # BEP 5: "The return value for a query for peers includes an
-                                # opaque value known as the "token.""
-    "BFsd": _String(256),       # BEP 33: bloom filter of seeds
-    "BFpe": _String(256),       # BEP 33: bloom filter of peers
-    "v": _AnyValue(),           # BEP 44 get: the stored value
-    "k": _String(32),           # BEP 44
-    "sig": _String(64),         # BEP 44
-    "seq": _INTEGER,            # BEP 44
-    "samples": _Hashes(),       # BEP 51
-    "interval": _INTEGER,       # BEP 51: "the subset refresh interval in seconds"
-    "num": _INTEGER,            # BEP 51: "number of infohashes in storage"
-}
-#: Top-level items of every message.
-ENVELOPE: dict[str, Any] = {
-    "t": _BYTES,                # BEP 5: "a string value representing a transaction ID"
-    "y": _Text(),               # BEP 5: "q" / "r" / "e"
-    "q": _Text(),               # BEP 5: "a string value containing the method name of the query"
-    "v": _BYTES,                # BEP 5: "a key "v" with a string value [...] client version"
-    "ip": _Address(),           # BEP 42: the requestor's external address
-    "ro": _INTEGER,             # BEP 43: "places a 'ro' key [...] and sets its value to 1"
-    "e": _Error(),              # BEP 5 §Errors
-}
+#: Items of a query's ``a`` dictionary (BEP 5, 32, 33, 44, 51).
+Arguments = BencodedDict([
+    Field("id", _ID, required=True),    # BEP 5: "20 byte ID of the querying node"
+    Field("target", _ID),               # BEP 5 find_node, BEP 44 get, BEP 51: the sought id
+    Field("info_hash", _ID),            # BEP 5: "infohash of target torrent"
+    Field("port", _PORT),               # BEP 5 announce_peer: "the port it's running on"
+    Field("implied_port", _INTEGER),    # BEP 5: "If it is present and non-zero, the port argument
+                                        # should be ignored and the source port of the UDP packet
+                                        # should be used as the peer's port instead."
+    Field("token", _BYTES),             # BEP 5: "the token received in response to a previous
+                                        # get_peers"
+    Field("want", ListOf(_TEXT)),       # BEP 32: "n4" and/or "n6"
+    Field("scrape", _INTEGER),          # BEP 33: request BFsd/BFpe bloom filters
+    Field("noseed", _INTEGER),          # BEP 33: do not return seeds in values
+    Field("seed", _INTEGER),            # BEP 33 announce_peer: "If the requesting node is seeding
+                                        # the torrent it announces then it must add a "seed"=1"
+    Field("v", AnyValue()),             # BEP 44 put: "It is allowed to be any bencoded type"
+    Field("k", String(32)),             # BEP 44: "ed25519 public key (32 bytes string)"
+    Field("sig", String(64)),           # BEP 44: "ed25519 signature (64 bytes string)"
+    Field("seq", _INTEGER),             # BEP 44: "monotonically increasing sequence number"
+    Field("cas", _INTEGER),             # BEP 44: "optional expected seq-nr"
+    Field("salt", _BYTES),              # BEP 44: "optional salt to be appended to "k" when hashing"
+], unknown="extra", rules=RULES, protocol=PROTOCOL, name="a")
+#: Items of a response's ``r`` dictionary (BEP 5, 32, 33, 44, 51).
+ResponseValues = BencodedDict([
+    Field("id", _ID, required=True),    # BEP 5: "20 byte ID of the queried node"
+    Field("nodes", _NODES),             # BEP 5: "compact node info for the target node or the K
+                                        # (8) closest good nodes in its own routing table"
+    Field("nodes6", _NODES6),           # BEP 32: IPv6 compact node info
+    Field("values", _Peers()),          # BEP 5: "list of strings containing "compact" format
+                                        # peer information"
+    Field("token", _BYTES),             # BEP 5: "The return value for a query for peers includes
+                                        # an opaque value known as the "token.""
+    Field("BFsd", String(256)),         # BEP 33: bloom filter of seeds
+    Field("BFpe", String(256)),         # BEP 33: bloom filter of peers
+    Field("v", AnyValue()),             # BEP 44 get: the stored value
+    Field("k", String(32)),             # BEP 44
+    Field("sig", String(64)),           # BEP 44
+    Field("seq", _INTEGER),             # BEP 44
+    Field("samples", _Hashes()),        # BEP 51: "subset of stored infohashes, N × 20 bytes"
+    Field("interval", _INTEGER),        # BEP 51: "the subset refresh interval in seconds"
+    Field("num", _INTEGER),             # BEP 51: "number of infohashes in storage"
+], unknown="extra", rules=RULES, protocol=PROTOCOL, name="r")
+#: Top-level items of every message; ``a`` and ``r`` are read by :func:`_message` with
+#: :data:`Arguments` / :data:`ResponseValues` according to ``y``.
+Envelope = _Envelope([
+    Field("t", _BYTES, required=True),  # BEP 5: "Every message has a key "t" with a string value
+                                        # representing a transaction ID"
+    Field("y", _TEXT, required=True),   # BEP 5: "Every message also has a key "y" [...] "q" for
+                                        # query, "r" for response, or "e" for error"
+    Field("q", _TEXT),                  # BEP 5: "a string value containing the method name of the
+                                        # query"
+    Field("a", AnyValue()),             # BEP 5: "a dictionary value containing named arguments"
+    Field("r", AnyValue()),             # BEP 5: "a dictionary containing named return values"
+    Field("e", _Error()),               # BEP 5 §Errors
+    Field("v", _BYTES),                 # BEP 5: "a key "v" with a string value [...] client
+                                        # version"
+    Field("ip", _ADDRESS),              # BEP 42: the requestor's external address
+    Field("ro", _INTEGER),              # BEP 43: "places a 'ro' key [...] and sets its value to 1"
+], unknown="extra", rules=RULES, protocol=PROTOCOL, syntax_protocol=PROTOCOL, whole=True,
+    max_size=MAX_MESSAGE_SIZE, name="krpc_message")
 #: Arguments each query must carry (BEP 5 §DHT Queries, BEP 44, BEP 51).
 QUERY_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "ping": ("id",),
@@ -434,13 +311,14 @@ QUERY_ARGUMENTS: dict[str, tuple[str, ...]] = {
 MUTABLE_ARGUMENTS = ("k", "seq", "sig")
 # fmt: on
 
+#: The declared value types by name (the fast paths below are generated from these).
+ARGUMENTS: dict[str, Value] = {f.attr: f.type for f in Arguments.fields}
+RESPONSE_VALUES: dict[str, Value] = {f.attr: f.type for f in ResponseValues.fields}
+ENVELOPE: dict[str, Value] = {f.attr: f.type for f in Envelope.fields if f.attr not in "ar"}
+
 _MESSAGE_KEYS = {"q": "a", "r": "r", "e": "e"}
 _ROLE = {"q": "query", "r": "response", "e": "error"}
-
-
-def _type_name(value: Any) -> str:
-    return {bytes: "a string", int: "an integer", list: "a list", dict: "a dictionary"}.get(
-        type(value), type(value).__name__)
+_ABSENT: Any = object()
 
 
 def _label(key: bytes) -> str:
@@ -451,259 +329,112 @@ def _label(key: bytes) -> str:
     return text if text.isprintable() else key.hex()
 
 
-class _Problem(Exception):
-    """Raised inside the converter in strict mode: ``(reason, wire path of keys)``."""
-
-    def __init__(self, reason: str, keys: tuple[bytes, ...], rule: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.keys = keys
-        self.rule = rule
-
-
-class _Converter:
-    """Bencoded dictionaries <-> message Containers (one decode or encode)."""
-
-    def __init__(self, deviations: list[Deviation] | None, data: bytes = b"",
-                 base: int = 0) -> None:
-        #: ``None`` means strict: the first problem raises.
-        self.deviations = deviations
-        self.data = data
-        self.base = base
-
-    def problem(self, rule: str, reason: str, keys: tuple[bytes, ...],
-                level: str = "MUST", spec: str = SPEC) -> None:
-        if self.deviations is None:
-            if level == "MUST":
-                raise _Problem(reason, keys, rule)
-            return  # strict decoding keeps extensions (in ``extra``) without complaint
-        offset = self.base + (_offset_of(self.data, keys) or 0)
-        self.deviations.append(Deviation(offset=offset, rule=rule, message=reason, spec=spec,
-                                         level=level))
-
-    def items(self, raw: dict, codecs: Mapping[str, Any], keys: tuple[bytes, ...],
-              skip: tuple[str, ...] = ()) -> Container:
-        out = Container()
-        extra: dict[bytes, Any] = {}
-        for key, value in raw.items():
-            name = key.decode("ascii", "replace") if type(key) is bytes else None
-            codec = codecs.get(name) if name is not None else None
-            if name in skip:
-                continue
-            if codec is None:
-                extra[key] = value
-                self.problem("krpc/unknown-key", f"unknown key {_label(key)!r} kept in extra",
-                             keys + (key,), level="MAY")
-                continue
-            try:
-                out[name] = codec.decode(value)
-            except ValueError as e:
-                self.problem("krpc/malformed-value", f"{name}: {e}", keys + (key,))
-                extra[key] = value
-        if extra:
-            out["extra"] = extra
-        return out
-
-    def message(self, raw: Any) -> Container:
-        if type(raw) is not dict:
-            raise _Problem("a KRPC message is a dictionary", (), "krpc/not-a-dictionary")
-        for key in (b"t", b"y"):
-            if key not in raw:
-                # BEP 5: "Every message has a key "t" [...] Every message also has a key "y""
-                self.problem("krpc/missing-key", f"missing key {key.decode()!r}", (key,))
-        top = self.items(raw, ENVELOPE, (), skip=("a", "r"))
-        y = top.pop("y", None)
-        method = top.pop("q", None)
-        msg = Container(t=top.pop("t", None), y=y, method=None)
-        if y not in _MESSAGE_KEYS:
-            self.problem("krpc/unknown-type", f"y is {y!r}, not 'q', 'r' or 'e'", (b"y",))
-        if y == "q":
-            # BEP 5: "A query has an "a" key [...] and a "q" key"
-            if method is None:
-                self.problem("krpc/missing-key", "query without 'q'", (b"q",))
-            msg.method = method
-            msg.a = self.body(raw, b"a", ARGUMENTS)
-            self.check_arguments(msg)
-        elif method is not None:
-            msg.q = method
-        if y == "r":
-            # BEP 5: "A response has an "r" key"
-            msg.r = self.body(raw, b"r", RESPONSE_VALUES)
-        if b"a" in raw and y != "q":
-            self.problem("krpc/unexpected-key", f"'a' in a {_ROLE.get(y, 'message')}", (b"a",),
-                         level="SHOULD")
-            top.setdefault("extra", {})[b"a"] = raw[b"a"]
-        if b"r" in raw and y != "r":
-            # libtorrent repeats its "r" (id, p) in errors: kept, not dropped
-            top.setdefault("extra", {})[b"r"] = raw[b"r"]
-            self.problem("krpc/unknown-key", f"'r' in a {_ROLE.get(y, 'message')} kept in extra",
-                         (b"r",), level="MAY")
-        if y == "e":
-            if "e" not in top:
-                self.problem("krpc/missing-key", "error without 'e'", (b"e",))
-        elif "e" in top:
-            self.problem("krpc/unexpected-key", f"'e' in a {_ROLE.get(y, 'message')}", (b"e",),
-                         level="SHOULD")
-        for key in ("e", "v", "ip", "ro", "extra"):
-            if key in top:
-                msg[key] = top[key]
-        return msg
-
-    def body(self, raw: dict, key: bytes, codecs: Mapping[str, Any]) -> Container:
-        value = raw.get(key)
-        if type(value) is not dict:
-            what = "missing" if value is None else f"not a dictionary ({_type_name(value)})"
-            self.problem("krpc/missing-key", f"{key.decode()!r} is {what}", (key,))
-            return Container()
-        body = self.items(value, codecs, (key,))
-        if "id" not in body:
-            # BEP 5: every query and response carries the sender's "id"
-            self.problem("krpc/missing-key", f"{key.decode()!r} has no 'id'", (key, b"id"))
-        return body
-
-    def check_arguments(self, msg: Container) -> None:
-        for name in QUERY_ARGUMENTS.get(msg.method, ()):
-            if name not in msg.a:
-                self.problem("krpc/missing-argument", f"{msg.method} without {name!r}",
-                             (b"a", name.encode()))
-        if msg.method == "put":
-            present = [k for k in MUTABLE_ARGUMENTS if k in msg.a]
-            if present and len(present) != len(MUTABLE_ARGUMENTS):
-                self.problem("bep44/put/partial-mutable",
-                             f"mutable put needs k, seq and sig, has only {present}",
-                             (b"a",), spec="BEP 44 §Mutable Items")
+def _message(top: Container, cx: Context, path: tuple) -> Container:
+    """The cross-field rules of a KRPC message, and its shape: ``t``, ``y``, ``method``, then
+    ``a`` / ``r`` (read with the declaration ``y`` calls for), ``e``, ``v``, ``ip``, ``ro`` and
+    ``extra``."""
+    y = top.pop("y", None)
+    method = top.pop("q", None)
+    msg = Container(t=top.pop("t", None), y=y, method=None)
+    if y not in _MESSAGE_KEYS:
+        cx.report("krpc/unknown-type", f"y is {y!r}, not 'q', 'r' or 'e'", (b"y",), SPEC)
+    a = top.pop("a", _ABSENT)
+    r = top.pop("r", _ABSENT)
+    if y == "q":
+        # BEP 5: "A query has an "a" key [...] and a "q" key"
+        if method is None:
+            cx.report("krpc/missing-key", "query without 'q'", (b"q",), SPEC)
+        msg.method = method
+        msg.a = _body(a, b"a", Arguments, cx)
+        _check_arguments(msg, cx)
+    elif method is not None:
+        msg.q = method
+    if y == "r":
+        # BEP 5: "A response has an "r" key"
+        msg.r = _body(r, b"r", ResponseValues, cx)
+    if a is not _ABSENT and y != "q":
+        cx.report("krpc/unexpected-key", f"'a' in a {_ROLE.get(y, 'message')}", (b"a",), SPEC,
+                  "SHOULD")
+        top.setdefault("extra", {})[b"a"] = a
+    if r is not _ABSENT and y != "r":
+        # libtorrent repeats its "r" (id, p) in errors: kept, not dropped
+        top.setdefault("extra", {})[b"r"] = r
+        cx.report("krpc/unknown-key", f"'r' in a {_ROLE.get(y, 'message')} kept in extra",
+                  (b"r",), SPEC, "MAY")
+    if y == "e":
+        if "e" not in top:
+            cx.report("krpc/missing-key", "error without 'e'", (b"e",), SPEC)
+    elif "e" in top:
+        cx.report("krpc/unexpected-key", f"'e' in a {_ROLE.get(y, 'message')}", (b"e",), SPEC,
+                  "SHOULD")
+    for key in ("e", "v", "ip", "ro", "extra"):
+        if key in top:
+            msg[key] = top[key]
+    return msg
 
 
-def _encode_items(obj: Mapping[str, Any], codecs: Mapping[str, Any], path: str,
-                  skip: tuple[str, ...] = ()) -> dict[bytes, Any]:
-    out: dict[bytes, Any] = {}
-    for name, value in obj.items():
-        if name in skip or name == "extra" or value is None:
-            continue
-        if not isinstance(name, str):
-            raise BuildError(f"key {name!r} is not text", protocol=PROTOCOL, path=path)
-        codec = codecs.get(name)
-        if codec is None:
-            raise BuildError(f"unknown key {name!r}: put unknown keys in 'extra' as bytes",
-                             protocol=PROTOCOL, path=f"{path} -> {name}".lstrip(" ->"))
-        try:
-            out[name.encode()] = codec.encode(value)
-        except (ValueError, TypeError, KeyError, construct.ConstructError, BuildError) as e:
-            raise BuildError(f"{name}: {e}", protocol=PROTOCOL,
-                             path=f"{path} -> {name}".lstrip(" ->")) from None
-    for key, value in (obj.get("extra") or {}).items():
-        key = key.encode() if isinstance(key, str) else key
-        if key in out:
-            raise BuildError(f"extra key {_label(key)!r} duplicates a known key",
-                             protocol=PROTOCOL, path=path)
-        out[key] = value
-    return out
+
+
+def _body(value: Any, key: bytes, schema: BencodedDict, cx: Context) -> Container:
+    if type(value) is not dict:
+        what = "missing" if value is _ABSENT else f"not a dictionary ({type_name(value)})"
+        cx.report("krpc/missing-key", f"{key.decode()!r} is {what}", (key,), SPEC)
+        return Container()
+    return schema.conform(value, cx, (key,))
+
+
+def _check_arguments(msg: Container, cx: Context) -> None:
+    for name in QUERY_ARGUMENTS.get(msg.method, ()):
+        if name not in msg.a:
+            cx.report("krpc/missing-argument", f"{msg.method} without {name!r}",
+                      (b"a", name.encode()), SPEC)
+    if msg.method == "put":
+        present = [k for k in MUTABLE_ARGUMENTS if k in msg.a]
+        if present and len(present) != len(MUTABLE_ARGUMENTS):
+            cx.report("bep44/put/partial-mutable",
+                      f"mutable put needs k, seq and sig, has only {present}", (b"a",),
+                      "BEP 44 §Mutable Items")
 
 
 def _to_bencoded(obj: Mapping[str, Any]) -> dict[bytes, Any]:
+    """The bencodable dictionary of a message, from the declarations (the generic build)."""
     if not isinstance(obj, Mapping):
-        raise BuildError(f"a KRPC message is a mapping, got {_type_name(obj)}", protocol=PROTOCOL)
+        raise BuildError(f"a KRPC message is a mapping, got {type_name(obj)}", protocol=PROTOCOL)
     y = obj.get("y")
     if y not in _MESSAGE_KEYS:
         raise BuildError(f"y must be 'q', 'r' or 'e', got {y!r}", protocol=PROTOCOL, path="y")
     if obj.get("t") is None:
         raise BuildError("missing transaction id t", protocol=PROTOCOL, path="t")
-    out = _encode_items(obj, ENVELOPE, "", skip=("method", "a", "r", "q"))
+    out = BencodedDict.encode(Envelope, obj, skip=("method", "a", "r", "q"))
     if y == "q":
         method = obj.get("method", obj.get("q"))
         if method is None:
             raise BuildError("a query needs a method", protocol=PROTOCOL, path="method")
         out[b"q"] = _TEXT.encode(method)
-        out[b"a"] = _encode_items(obj.get("a") or {}, ARGUMENTS, "a")
+        out[b"a"] = Arguments.encode(obj.get("a") or {}, "a")
     elif obj.get("q") is not None:
         out[b"q"] = _TEXT.encode(obj["q"])
     if obj.get("r") is not None:
-        out[b"r"] = _encode_items(obj["r"], RESPONSE_VALUES, "r")
+        out[b"r"] = ResponseValues.encode(obj["r"], "r")
     return out
 
 
-def _offset_of(data: bytes, keys: tuple[bytes, ...]) -> int | None:
-    """Offset of the value at ``keys`` (nested dictionary keys) in ``data``; None if unknown."""
-    base = 0
-    try:
-        for key in keys:
-            spans = bencode.top_level_spans(data[base:])
-            if key not in spans:
-                return base
-            base += spans[key][0]
-    except ParseError:
-        return base
-    return base
-
-
-def _parse_error(e: _Problem, data: bytes) -> ParseError:
-    path = " -> ".join(_label(k) for k in e.keys)
-    return ParseError(e.reason, protocol=PROTOCOL, path=path, offset=_offset_of(data, e.keys))
-
-
-def _check_size(data: bytes) -> None:
-    if len(data) > MAX_MESSAGE_SIZE:
-        raise LimitExceeded(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_SIZE}",
-                            protocol=PROTOCOL, offset=MAX_MESSAGE_SIZE)
-
-
-class KrpcConstruct(construct.Construct):
-    """A KRPC message: the whole bencoded dictionary, read to the end of the datagram."""
-
-    def __init__(self, strict: bool = True) -> None:
-        super().__init__()
-        self.strict = strict
-        self.flagbuildnone = False
-
-    def _parse(self, stream: io.BufferedIOBase, context: Any, path: str) -> Container:
-        start = construct.stream_tell(stream, path)
-        data = construct.stream_read_entire(stream, path)
-        _check_size(data)
-        deviations = context.get("deviations") if not self.strict else None
-        if not self.strict and deviations is None:
-            deviations = []
-        try:
-            if self.strict:
-                raw = bencode.decode(data)
-            else:
-                result = bencode.decode_lenient(data)
-                raw = result.value
-                deviations.extend(result.deviations)
-        except ParseError as e:
-            raise e.relocated(base=start, protocol=PROTOCOL) from None
-        try:
-            return _Converter(deviations, data, start).message(raw)
-        except _Problem as e:
-            raise _parse_error(e, data).relocated(base=start) from None
-
-    def _build(self, obj: Any, stream: io.BufferedIOBase, context: Any, path: str) -> Any:
-        data = bencode.encode(_to_bencoded(obj))
-        construct.stream_write(stream, data, len(data), path)
-        return obj
-
-    def _sizeof(self, context: Any, path: str) -> int:
-        raise construct.SizeofError("a KRPC message has no fixed size", path=path)
-
-
 #: BEP 5 §KRPC Protocol: one message, strict (canonical bencoding, required keys, typed values).
-KrpcMessage = Schema(KrpcConstruct(strict=True), protocol=PROTOCOL, name="krpc_message")
+KrpcMessage = Schema(Envelope, protocol=PROTOCOL, name="krpc_message")
 #: The same for dissection: accepts what real nodes send; pass ``deviations=[]`` to collect.
-KrpcMessageLenient = Schema(KrpcConstruct(strict=False), protocol=PROTOCOL, name="krpc_message")
+KrpcMessageLenient = Schema(Envelope.lenient(), protocol=PROTOCOL, name="krpc_message")
 
 
-# ---- fast paths derived from the codec tables above ------------------------------------------
+# ---- fast paths derived from the declarations above -----------------------------------------
 #
-# A served node decodes mostly the same few query shapes and encodes mostly flat answers. Both
-# fast paths below are generated from the schema's own tables (QUERY_ARGUMENTS, ARGUMENTS,
-# ENVELOPE, RESPONSE_VALUES and their codecs), as FixedLayout derives a struct format from a
-# construct Struct: there is no second definition of a key, a length or a value type. Each
-# returns None on anything it does not recognise, and KrpcMessage then runs the generic
-# schema, which decides (and reports errors with their path and offset). The tests check that
-# both paths agree byte for byte on real captured datagrams and under hypothesis.
-
-
-#: ``b"0:"`` … : the length prefixes of the strings a datagram can hold, made once.
-_LENGTH_PREFIX = tuple(b"%d:" % n for n in range(MAX_MESSAGE_SIZE + 1))
+# A served node decodes mostly the same few query shapes and encodes mostly flat answers. The
+# fast paths below are generated from the declarations (QUERY_ARGUMENTS and the fields of
+# Envelope, Arguments and ResponseValues with their value types), as FixedLayout derives a
+# struct format from a construct Struct: there is no second definition of a key, a length or a
+# value type. The query parser and the template builder return None on anything they do not
+# recognise; every other message is read by Envelope.parse_bytes, the declaration itself
+# without construct's streams (same value, same errors). The tests check that the paths agree
+# byte for byte on real captured datagrams and under hypothesis.
 
 
 def _bencoded_string(raw: bytes) -> bytes:
@@ -712,7 +443,7 @@ def _bencoded_string(raw: bytes) -> bytes:
 
 def _fixed_length(codec: Any) -> int | None:
     """The exact byte length a codec requires of a string value, else None."""
-    return codec.length if isinstance(codec, _String) else None
+    return codec.length if isinstance(codec, String) else None
 
 
 def _query_shapes() -> list[tuple[str, list[tuple[str, int]], list[tuple[int, bytes]], int]]:
@@ -741,17 +472,20 @@ def _query_shapes() -> list[tuple[str, list[tuple[str, int]], list[tuple[int, by
     return shapes
 
 
-def _compile_query_parser() -> Any:
+def _compile_query_parser(otherwise: Any = None) -> Any:
     """Generate ``parse(data) -> Container | None`` for the shapes of :func:`_query_shapes`
     followed by ``t``, an optional ``v`` and ``y`` = ``q`` (ENVELOPE keys in sorted order),
-    the dictionaries :meth:`_Converter.message` would make of them, item for item."""
+    the dictionaries :func:`_message` would make of them, item for item.
+
+    Any other input gives None, or ``otherwise(data)`` when a function is given (the installed
+    fast path hands every other message to the declaration, without a second call layer)."""
     for key in ("t", "v"):
-        if not isinstance(ENVELOPE[key], _String) or ENVELOPE[key].length is not None:
+        if not isinstance(ENVELOPE[key], String) or ENVELOPE[key].length is not None:
             raise TypeError(f"the query fast path expects {key!r} to be any string")
     v_key = _bencoded_string(b"v")
     end = _bencoded_string(b"y") + _bencoded_string(b"q") + b"e"
     env: dict[str, Any] = {"Container": Container, "MAX": MAX_MESSAGE_SIZE,
-                           "string": _fast_string}
+                           "string": _fast_string, "otherwise": otherwise}
     lines = ["def parse(data):\n",
              "    if type(data) is not bytes or len(data) > MAX:\n        return None\n"]
     for i, (method, holes, literals, length) in enumerate(_query_shapes()):
@@ -780,6 +514,8 @@ def _compile_query_parser() -> Any:
         "    if v is not None:\n        msg['v'] = v\n"
         "    return msg\n"
     )
+    if otherwise is not None:
+        source = source.replace("return None", "return otherwise(data)")
     exec(compile(source, "<krpc query fast path>", "exec"), env)
     return env["parse"]
 
@@ -799,40 +535,16 @@ def _fast_string(data: bytes, pos: int) -> tuple[bytes | None, int]:
     return data[colon + 1:end], end
 
 
-#: The bencoded form of every known key (``b"2:id"``), from the codec tables.
-_KEY_HEADERS = {name: _bencoded_string(name.encode())
-                for table in (ENVELOPE, ARGUMENTS, RESPONSE_VALUES) for name in table}
-_KEY_HEADERS.update(a=_bencoded_string(b"a"), r=_bencoded_string(b"r"))
-
-
-def _bencoded_leaf(value: Any) -> bytes | None:
-    """A codec's output as bencoding: strings, integers and lists of them; else None."""
-    kind = type(value)
-    if kind is bytes:
-        n = len(value)
-        return _LENGTH_PREFIX[n] + value if n <= MAX_MESSAGE_SIZE else None
-    if kind is int:
-        return b"i%de" % value
-    if kind is list:
-        parts = []
-        for item in value:
-            if type(item) is bytes:
-                parts.append(b"%d:%s" % (len(item), item))
-            elif type(item) is int:
-                parts.append(b"i%de" % item)
-            else:
-                return None
-        return b"l" + b"".join(parts) + b"e"
-    return None
-
-
-_CODEC_ERRORS = (ValueError, TypeError, KeyError, AttributeError, construct.ConstructError,
-                 P2PKitError)
+#: Every declared key, raw and bencoded (``"id"``: ``(b"id", b"2:id")``).
+_KEY_HEADERS = {name: (name.encode(), _bencoded_string(name.encode()))
+                for table in (ENVELOPE, ARGUMENTS, RESPONSE_VALUES, {"a": 0, "r": 0})
+                for name in table}
 
 
 def _fast_items(obj: Any, codecs: Mapping[str, Any],
-                skip: tuple[str, ...] = ()) -> list[tuple[str, bytes]] | None:
-    """``(key, bencoded value)`` of a dictionary whose values the codecs turn into leaves."""
+                skip: tuple[str, ...] = ()) -> list[tuple[bytes, bytes]] | None:
+    """``(raw key, bencoded key and value)`` of a dictionary whose values the declared types
+    turn into leaves; ``extra`` items (kept raw) are bencoded as they are."""
     if not isinstance(obj, dict):
         return None
     out = []
@@ -840,8 +552,18 @@ def _fast_items(obj: Any, codecs: Mapping[str, Any],
         if value is None or name in skip:
             continue
         if name == "extra":
-            if value:
-                return None
+            for key, raw in value.items():
+                if type(key) is str:
+                    key = key.encode()
+                elif type(key) is not bytes:
+                    return None
+                leaf = bencoded_leaf(raw)
+                if leaf is None:
+                    try:
+                        leaf = encode_value(raw)
+                    except P2PKitError:
+                        return None
+                out.append((key, _bencoded_string(key) + leaf))
             continue
         codec = codecs.get(name)
         if codec is None:
@@ -849,20 +571,30 @@ def _fast_items(obj: Any, codecs: Mapping[str, Any],
         leaf = codec.bencoded(value)
         if leaf is None:
             return None
-        out.append((name, leaf))
+        key, header = _KEY_HEADERS[name]
+        out.append((key, header + leaf))
     return out
 
 
-def _fast_dictionary(items: list[tuple[str, bytes]]) -> bytes:
-    items.sort()  # key names are ASCII: str order is the raw-string order BEP 3 asks for
-    headers = _KEY_HEADERS
-    return b"d" + b"".join([headers[name] + leaf for name, leaf in items]) + b"e"
+def _first(item: tuple[bytes, bytes]) -> bytes:
+    return item[0]
+
+
+def _fast_dictionary(items: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The dictionary of :func:`_fast_items`' pieces, keys in raw-string order (BEP 3); None
+    when a key repeats (an ``extra`` key that is also declared: the generic build decides)."""
+    items.sort(key=_first)
+    for i in range(1, len(items)):
+        if items[i][0] == items[i - 1][0]:
+            return None
+    return b"d" + b"".join([piece for _, piece in items]) + b"e"
 
 
 def _items_build(obj: Any) -> bytes | None:
     """:func:`_to_bencoded` + :func:`bencode.encode` for messages whose values are strings,
-    integers and flat lists of them (ping/find_node/get_peers queries and answers, errors);
-    None for anything else (BEP 44 dictionary values, ``extra`` keys, mistakes)."""
+    integers and flat lists of them, and any raw ``extra`` (ping/find_node/get_peers queries
+    and answers, errors, libtorrent's extensions); None for anything else (BEP 44 dictionary
+    values, mistakes)."""
     y = obj.get("y")
     if y not in _MESSAGE_KEYS or obj.get("t") is None:
         return None
@@ -874,18 +606,20 @@ def _items_build(obj: Any) -> bytes | None:
         leaf = _TEXT.bencoded(method) if type(method) is str else None
         if leaf is None:
             return None
-        top.append(("q", leaf))
-    if y == "q":
-        items = _fast_items(obj.get("a") or {}, ARGUMENTS)
+        key, header = _KEY_HEADERS["q"]
+        top.append((key, header + leaf))
+    bodies = [("a", obj.get("a") or {}, ARGUMENTS)] if y == "q" else []
+    if obj.get("r") is not None:
+        bodies.append(("r", obj["r"], RESPONSE_VALUES))
+    for body, value, table in bodies:
+        items = _fast_items(value, table)
         if items is None:
             return None
-        top.append(("a", _fast_dictionary(items)))
-    r = obj.get("r")
-    if r is not None:
-        items = _fast_items(r, RESPONSE_VALUES)
-        if items is None:
+        inner = _fast_dictionary(items)
+        if inner is None:
             return None
-        top.append(("r", _fast_dictionary(items)))
+        key, header = _KEY_HEADERS[body]
+        top.append((key, header + inner))
     return _fast_dictionary(top)
 
 
@@ -894,13 +628,13 @@ MAX_TEMPLATES = 64
 _TEMPLATES: dict[tuple[Any, tuple, tuple | None], Any] = {}
 
 
-def _value_code(codec: _Codec, expression: str, name: str, env: dict[str, Any]) -> str:
+def _value_code(codec: Value, expression: str, name: str, env: dict[str, Any]) -> str:
     """Source of ``codec.bencoded(expression)`` for a template, with the common case of a
     string codec (a ``bytes`` value of the right length) inlined: the same result, no call."""
     env[name] = codec.bencoded
-    if type(codec) is _String and codec.length is not None:
+    if type(codec) is String and codec.length is not None:
         check = f"len(x) == {codec.length}"
-    elif type(codec) in (_String, _Address):
+    elif type(codec) in (String, _Address):
         check = f"len(x) <= {MAX_MESSAGE_SIZE}"
     else:
         return f"{name}({expression})"
@@ -923,7 +657,7 @@ def _compile_template(y: Any, keys: tuple, body_keys: tuple | None) -> Any:
     if any(k not in ENVELOPE or k == "q" for k in top) or any(
             k not in codecs for k in body_keys):
         return None
-    env: dict[str, Any] = {"P": _LENGTH_PREFIX}
+    env: dict[str, Any] = {"P": LENGTH_PREFIX}
     values = [(k, _value_code(ENVELOPE[k], f"obj[{k!r}]", f"E_{k}", env)) for k in top]
     if y == "q":
         values.append(("q", _value_code(ENVELOPE["q"], "obj['method']", "E_q", env)))
@@ -931,7 +665,7 @@ def _compile_template(y: Any, keys: tuple, body_keys: tuple | None) -> Any:
     parts: list[str] = []
     literal = b"d"
     for k, expression in sorted(values):
-        literal += _KEY_HEADERS[k]
+        literal += _KEY_HEADERS[k][1]
         if expression is not None:
             env[f"L{len(parts)}"] = literal
             parts += [f"L{len(parts)}", expression]
@@ -939,7 +673,7 @@ def _compile_template(y: Any, keys: tuple, body_keys: tuple | None) -> Any:
             continue
         literal += b"d"
         for inner in sorted(body_keys):
-            literal += _KEY_HEADERS[inner]
+            literal += _KEY_HEADERS[inner][1]
             env[f"L{len(parts)}"] = literal
             parts += [f"L{len(parts)}",
                       _value_code(codecs[inner], f"body[{inner!r}]", f"B_{inner}", env)]
@@ -984,8 +718,27 @@ def _fast_build(obj: Any) -> bytes | None:
 
 
 #: The fast paths of :data:`KrpcMessage` (and the build of :data:`KrpcMessageLenient`).
+_parse_bytes = Envelope.parse_bytes
+
+
+def _parse_other(data: bytes) -> Container | None:
+    """Any message the query parser does not recognise, by
+    :meth:`~p2pkit.bencode.BencodedDict.parse_bytes` (the declaration without construct's
+    streams); None leaves it to the generic schema (an input that is not bytes, or a failure
+    that is not a p2pkit error, which the generic schema reports with its path)."""
+    try:
+        return _parse_bytes(data)
+    except P2PKitError:
+        raise
+    except Exception:  # noqa: BLE001 - the generic schema reports it
+        return None
+
+
+#: The query parser alone (None for anything else), as the tests inspect it.
 _fast_parse_query = _compile_query_parser()
-KrpcMessage.fast_parse = _fast_parse_query
+#: The installed fast path: common queries inline, every other message by the declaration.
+_fast_parse = _compile_query_parser(otherwise=_parse_other)
+KrpcMessage.fast_parse = _fast_parse
 KrpcMessage.fast_build = _fast_build
 KrpcMessageLenient.fast_build = _fast_build
 

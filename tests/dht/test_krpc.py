@@ -342,8 +342,8 @@ def generic_build(msg):
 
 def ordered(value):
     """A Container as nested (key, value) lists: equality that also checks key order."""
-    if isinstance(value, dict):
-        return [(k, ordered(v)) for k, v in value.items()]
+    if isinstance(value, dict):  # construct's own "_io" keys are not part of the value
+        return [(k, ordered(v)) for k, v in value.items() if not str(k).startswith("_")]
     if isinstance(value, list):
         return [ordered(v) for v in value]
     return value
@@ -351,7 +351,7 @@ def ordered(value):
 
 def check_fast_parse(data):
     """The fast parse gives None or exactly the generic parse; returns whether it answered."""
-    fast = KrpcMessage.fast_parse(data)
+    fast = krpc._fast_parse_query(data)
     if fast is None:
         return False
     assert ordered(fast) == ordered(generic_parse(data))
@@ -439,10 +439,17 @@ def test_fast_build_answers_and_queries_and_falls_back():
     put = query("put", b"aa", id=bytes(20), token=b"x", v={b"a": 1})
     assert krpc._fast_build(put) is None and decode(encode(put)) == put
     for bad in (query("ping", b"a", id=b"short"), dict(t=b"a", y="q", a=dict(id=bytes(20))),
-                Container(response(b"a", id=bytes(20)), extra={b"p": 1}), response(None)):
+                response(None)):
         assert krpc._fast_build(bad) is None
+    # extra keys (libtorrent's "p", "bs", an error's "r") are bencoded as they are
     with_extra = Container(response(b"a", id=bytes(20)), extra={b"p": 1})
+    assert check_fast_build(with_extra)
     assert encode(with_extra).startswith(b"d1:pi1e1:rd2:id20:")
+    # an extra key that repeats a declared one is left to the schema, which refuses it
+    twice = Container(response(b"a", id=bytes(20)), extra={b"t": b"b"})
+    assert krpc._fast_build(twice) is None
+    with pytest.raises(BuildError, match="duplicates"):
+        encode(twice)
 
 
 def test_templates_are_bounded():
@@ -471,7 +478,7 @@ canonical_queries = st.builds(
 @given(canonical_queries)
 def test_fast_parse_equals_the_schema_on_any_common_query(msg):
     data = generic_build(msg)
-    fast = KrpcMessage.fast_parse(data)
+    fast = krpc._fast_parse_query(data)
     if len(msg.t) <= 99 and len(msg.get("v") or b"") <= 99:
         assert fast is not None  # the fast path really serves these
     if fast is not None:
@@ -491,7 +498,7 @@ def test_fast_parse_on_mutated_queries_is_none_or_the_schema(data):
         try:
             generic_parse(raw)
         except ParseError:
-            assert KrpcMessage.fast_parse(raw) is None
+            assert krpc._fast_parse_query(raw) is None
             continue
         check_fast_parse(raw)
 
@@ -506,3 +513,98 @@ def test_fast_build_equals_the_schema(msg, v, ip):
         msg.ip = ip
     check_fast_build(msg)
     assert encode(msg) == generic_build(msg)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_parse_bytes_path_equals_the_construct_path(data):
+    """KrpcMessage.fast_parse ends in Envelope.parse_bytes: the same declaration without
+    construct's streams. Same value (key order included), same error (path and offset)."""
+    datagrams = krpc_datagrams(DHT02) + krpc_datagrams(NDPI_UTP)
+    payload = bytearray(datagrams[data.draw(st.integers(0, len(datagrams) - 1))][2])
+    for _ in range(data.draw(st.integers(0, 3))):
+        i = data.draw(st.integers(0, len(payload) - 1))
+        payload[i] = data.draw(st.sampled_from(list(b"0123456789:deil") + [0, 255]))
+    raw = bytes(payload[:data.draw(st.integers(0, len(payload)))])
+    try:
+        expected = generic_parse(raw)
+    except ParseError as e:
+        with pytest.raises(ParseError) as fast:
+            KrpcMessage.fast_parse(raw)
+        assert (fast.value.path, fast.value.offset, fast.value.reason) == (e.path, e.offset,
+                                                                           e.reason)
+        return
+    assert ordered(KrpcMessage.fast_parse(raw)) == ordered(expected)
+
+
+# ---- lenient parity: the rules the former codec (KrpcConstruct) reported on the same inputs --
+
+ID = b"abcdefghij0123456789"
+PARITY_INPUTS = [
+    b"d1:rd2:id20:abcdefghij01234567891:pi6881ee1:t2:aa1:y1:re",
+    b"d1:rd2:id20:0123456789abcdefghij5:nodes9:def456...e1:t2:aa1:y1:re",
+    b"d1:y1:r1:t2:aa1:rd2:id20:abcdefghij0123456789ee",
+    b"d1:ad2:id3:abce1:q4:ping1:t2:aa1:y1:qe",
+    b"d1:ad2:id20:" + ID + b"e1:q9:find_node1:t2:aa1:y1:qe",
+    b"d1:rde1:t2:aa1:y1:re",
+    b"d1:t2:aa1:y1:xe",
+    b"d1:y1:re",
+    b"d1:eli201ee1:t2:aa1:y1:ee",
+    b"d1:ad2:id20:" + ID + b"e1:eli201e1:xe1:t2:aa1:y1:ee",
+    b"d1:ad2:id20:" + ID + b"e1:rd2:id20:" + ID + b"e1:t2:aa1:y1:re",
+    b"d1:ad2:id20:" + ID + b"1:k32:" + bytes(32) + b"5:token1:x1:v1:ve1:q3:put1:t2:aa1:y1:qe",
+    b"d1:rd2:id20:" + ID + b"e1:t02:aa1:y1:rei1e",
+    b"d1:rd2:id20:" + ID + b"2:roi01ee1:t2:aa1:y1:re",
+    b"d1:ad2:id20:" + ID + b"e1:q4:ping1:t2:aa1:y1:q2:ipi3ee",
+    b"d1:ad2:id20:" + ID + b"e1:q4:ping1:t2:aa1:y1:qe",
+    b"li1ee",
+    b"d1:rd2:id20:" + ID + b"e1:q4:ping1:t2:aa1:y1:re",
+]
+#: (rule, offset, level) per input, as recorded from the former codec; "error" = ParseError.
+PARITY_EXPECTED = [
+    [('krpc/unknown-key', 35, 'MAY')],
+    [('krpc/malformed-value', 39, 'MUST')],
+    [('bencode/dict/unsorted-keys', 7, 'MUST'), ('bencode/dict/unsorted-keys', 14, 'MUST')],
+    [('krpc/malformed-value', 9, 'MUST'), ('krpc/missing-key', 9, 'MUST'), ('krpc/missing-argument', 9, 'MUST')],
+    [('krpc/missing-argument', 4, 'MUST')],
+    [('krpc/missing-key', 4, 'MUST')],
+    [('krpc/unknown-type', 11, 'MUST')],
+    [('krpc/missing-key', 0, 'MUST'), ('krpc/missing-key', 0, 'MUST')],
+    [('krpc/malformed-value', 4, 'MUST'), ('krpc/missing-key', 4, 'MUST')],
+    [('krpc/unexpected-key', 4, 'SHOULD')],
+    [('krpc/unexpected-key', 4, 'SHOULD')],
+    [('bep44/put/partial-mutable', 4, 'MUST')],
+    [('bencode/string/leading-zero', 36, 'MUST'), ('bencode/trailing-data', 48, 'MUST')],
+    [('bencode/integer/leading-zero', 37, 'MUST'), ('krpc/unknown-key', 36, 'MAY')],
+    [('bencode/dict/unsorted-keys', 55, 'MUST'), ('krpc/malformed-value', 59, 'MUST')],
+    [],
+    'error',
+    [('bencode/dict/unsorted-keys', 33, 'MUST')],
+]
+
+
+@pytest.mark.parametrize("case", range(len(PARITY_INPUTS)))
+def test_lenient_reports_what_the_former_codec_reported(case):
+    data, expected = PARITY_INPUTS[case], PARITY_EXPECTED[case]
+    if expected == "error":
+        with pytest.raises(ParseError):
+            decode_lenient(data)
+        return
+    assert [(d.rule, d.offset, d.level) for d in decode_lenient(data).deviations] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(queries | responses | errors,
+       st.dictionaries(st.sampled_from([b"p", b"bs", b"r", b"t", b"zz", b""]), bvalues,
+                       min_size=1, max_size=3))
+def test_fast_build_with_extra_keys_equals_the_schema(msg, extra):
+    msg.extra = extra
+    try:
+        expected = generic_build(msg)
+    except BuildError:
+        assert krpc._fast_build(msg) is None
+        with pytest.raises(BuildError):
+            encode(msg)
+        return
+    check_fast_build(msg)
+    assert encode(msg) == expected

@@ -41,15 +41,28 @@ True
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import construct
 from construct import Container
 
-from p2pkit.bencode import Bencoded, BencodedLenient
-from p2pkit.bittorrent.tracker.compact import CompactPeers, CompactPeers6
+from p2pkit.addresses import CompactPeer, CompactPeer6
+from p2pkit.bencode import (
+    ENCODE_ERRORS,
+    AnyValue,
+    BencodedDict,
+    Context,
+    Field,
+    Integer,
+    ListOf,
+    MapOf,
+    Mismatch,
+    Records,
+    Rules,
+    String,
+    Text,
+)
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
 from p2pkit.schema import Schema
 
@@ -707,184 +720,123 @@ def build_http_response(response: TrackerHttpResponse) -> bytes:
 # --------------------------------------------------------------------------- bencoded bodies
 
 
-def _text(value: Any, path: str) -> str:
-    if not isinstance(value, bytes):
-        raise construct.ExplicitError(f"{path} must be a string", path=path)
-    return value.decode("utf-8", "surrogateescape")
-
-
-def _int(value: Any, path: str) -> int:
-    if not isinstance(value, int):
-        raise construct.ExplicitError(f"{path} must be an integer", path=path)
-    return value
-
-
-def _raw(value: Any, path: str) -> bytes:
-    if not isinstance(value, bytes):
-        raise construct.ExplicitError(f"{path} must be a string", path=path)
-    return value
-
-
-def _dictionary(value: Any, path: str) -> dict:
-    if not isinstance(value, dict):
-        raise construct.ExplicitError(f"{path} must be a dictionary", path=path)
-    return value
-
-
-def _compact(value: bytes, schema: Schema, path: str) -> list:
-    size = 18 if schema is CompactPeers6 else 6
-    if len(value) % size:
-        raise construct.ExplicitError(
-            f"{path} string of {len(value)} bytes is not a multiple of {size}", path=path)
-    return list(schema.parse(value))
-
-
-#: Response keys as spoken on the wire (BEP 3, BEP 7, de-facto), and their field names.
-_ANNOUNCE_KEYS = {
-    b"failure reason": ("failure_reason", _text),
-    b"warning message": ("warning_message", _text),
-    b"interval": ("interval", _int),
-    b"min interval": ("min_interval", _int),
-    b"tracker id": ("tracker_id", _raw),
-    b"complete": ("complete", _int),
-    b"incomplete": ("incomplete", _int),
-}
-_PEER_KEYS = {b"peer id": ("peer_id", _raw), b"ip": ("ip", _text), b"port": ("port", _int)}
-_SCRAPE_FILE_KEYS = {
-    b"complete": ("complete", _int),
-    b"downloaded": ("downloaded", _int),
-    b"incomplete": ("incomplete", _int),
-    b"name": ("name", _text),
-}
-_SCRAPE_FLAG_KEYS = {b"min_request_interval": ("min_request_interval", _int)}
-
-
-def _fields(d: dict, keys: Mapping[bytes, tuple[str, Any]], path: str) -> Container:
-    """The named keys of ``d`` as fields (``None`` if absent) and the rest in ``extra``."""
-    out = Container()
-    for key, (name, convert) in keys.items():
-        out[name] = None if key not in d else convert(d[key], f"{path}{name}")
-    out["extra"] = {k: v for k, v in d.items() if k not in keys}
-    return out
-
-
-def _unfields(obj: Mapping, keys: Mapping[bytes, tuple[str, Any]]) -> dict:
-    d: dict = dict(obj.get("extra") or {})
-    for key, (name, convert) in keys.items():
-        value = obj.get(name)
-        if value is None:
-            continue
-        if convert is _text:
-            value = value.encode("utf-8", "surrogateescape")
-        d[key] = value
-    return d
-
-
-class AnnounceResponseAdapter(construct.Adapter):
-    """A bencoded announce response as ``Container(failure_reason, warning_message, interval,
-    min_interval, tracker_id, complete, incomplete, peers, peers_compact, peers6, extra)``.
-
-    BEP 3: "If a tracker response has a key failure reason, then that maps to a human readable
-    string which explains why the query failed, and no other keys are required. Otherwise, it
-    must have two keys: interval [...] and peers." ``peers`` is a list of ``Container(ip, port)``
-    when it came as a BEP 23 compact string (``peers_compact`` True), or of
-    ``Container(peer_id, ip, port, extra)`` in the original dictionary model.
-    """
-
-    def _decode(self, obj: Any, context: Any, path: str) -> Container:
-        d = _dictionary(obj, "response")
-        out = _fields(d, _ANNOUNCE_KEYS, "")
-        out.extra.pop(b"peers", None)
-        out.extra.pop(b"peers6", None)
-        peers = d.get(b"peers")
-        out.peers_compact = None
-        if isinstance(peers, bytes):
-            out.peers_compact = True
-            out.peers = _compact(peers, CompactPeers, "peers")
-        elif isinstance(peers, list):
-            out.peers_compact = False
-            out.peers = [_fields(_dictionary(p, f"peers[{i}]"), _PEER_KEYS, f"peers[{i}].")
-                         for i, p in enumerate(peers)]
-        elif peers is None:
-            out.peers = None
-        else:
-            raise construct.ExplicitError("peers must be a string or a list", path="peers")
-        peers6 = d.get(b"peers6")
-        out.peers6 = None if peers6 is None else _compact(_raw(peers6, "peers6"), CompactPeers6,
-                                                          "peers6")
-        if out.failure_reason is None and out.interval is None:
-            raise construct.ExplicitError("no failure reason and no interval", path="interval")
-        return out
-
-    def _encode(self, obj: Any, context: Any, path: str) -> dict:
-        d = _unfields(obj, _ANNOUNCE_KEYS)
-        peers = obj.get("peers")
-        if peers is not None:
-            compact = obj.get("peers_compact")
-            if compact is None:
-                compact = not any("peer_id" in p for p in peers)
-            if compact:
-                d[b"peers"] = CompactPeers.build(peers)
-            else:
-                d[b"peers"] = [_unfields(p, _PEER_KEYS) for p in peers]
-        if obj.get("peers6") is not None:
-            d[b"peers6"] = CompactPeers6.build(obj["peers6"])
-        return d
-
-
-class ScrapeResponseAdapter(construct.Adapter):
-    """A bencoded scrape response (BEP 48) as ``Container(failure_reason, files, flags, extra)``.
-
-    "the key files with the value being a dictionary of the 20-byte string representation of
-    an infohash paired with a dictionary of swarm metadata": ``files`` maps each info-hash to
-    ``Container(complete, downloaded, incomplete, name, extra)``; ``flags`` (de-facto) holds
-    ``min_request_interval``.
-    """
-
-    def _decode(self, obj: Any, context: Any, path: str) -> Container:
-        d = _dictionary(obj, "response")
-        out = Container(failure_reason=None if b"failure reason" not in d
-                        else _text(d[b"failure reason"], "failure_reason"))
-        files = d.get(b"files")
-        if files is None:
-            out.files = None
-            if out.failure_reason is None:
-                raise construct.ExplicitError("no failure reason and no files", path="files")
-        else:
-            out.files = {ih: _fields(_dictionary(v, f"files[{ih.hex()}]"), _SCRAPE_FILE_KEYS,
-                                     f"files[{ih.hex()}].")
-                         for ih, v in _dictionary(files, "files").items()}
-        flags = d.get(b"flags")
-        out.flags = None if flags is None else _fields(_dictionary(flags, "flags"),
-                                                       _SCRAPE_FLAG_KEYS, "flags.")
-        out.extra = {k: v for k, v in d.items() if k not in (b"failure reason", b"files",
-                                                              b"flags")}
-        return out
-
-    def _encode(self, obj: Any, context: Any, path: str) -> dict:
-        d: dict = dict(obj.get("extra") or {})
-        if obj.get("failure_reason") is not None:
-            d[b"failure reason"] = obj["failure_reason"].encode("utf-8", "surrogateescape")
-        if obj.get("files") is not None:
-            d[b"files"] = {bytes(ih): _unfields(v, _SCRAPE_FILE_KEYS)
-                           for ih, v in obj["files"].items()}
-        if obj.get("flags") is not None:
-            d[b"flags"] = _unfields(obj["flags"], _SCRAPE_FLAG_KEYS)
-        return d
-
+#: How departures of a response body from BEP 3/23/48 are reported.
+RULES = Rules(spec="BEP 3 §trackers", malformed="tracker/http/wrong-type",
+              missing="tracker/http/missing-key")
+_TEXT = Text("surrogateescape")
+_INTEGER = Integer()
+_BYTES = String()
+#: BEP 23: "a string consisting of multiples of 6 bytes"; BEP 7: 18 bytes per IPv6 peer.
+_COMPACT = Records(CompactPeer, "compact peers")
+_COMPACT6 = Records(CompactPeer6, "compact peers")
 
 # fmt: off
+#: BEP 3: "each of which contains the keys peer id, ip, and port".
+PeerEntry = BencodedDict([
+    Field("peer id", _BYTES, name="peer_id", default=None),  # "the peer's self-selected ID"
+    Field("ip", _TEXT, default=None),        # "IP address or dns name as a string"
+    Field("port", _INTEGER, default=None),   # "port number"
+], unknown="extra", keep_empty_extra=True, rules=RULES, protocol=PROTOCOL, name="peer")
+_PEER_LIST = ListOf(PeerEntry)
+
+
+class _AnnounceBody(BencodedDict):
+    """An announce response; ``peers`` is BEP 3's list of dictionaries or BEP 23's compact
+    string, and ``peers_compact`` says which (:meth:`check` reads it, :meth:`encode` keeps it)."""
+
+    def check(self, value: Container, cx: Context, path: tuple) -> Container:
+        peers = value.pop("peers", None)
+        value.peers_compact = None
+        value.peers = None
+        if peers is not None:
+            kind = {bytes: _COMPACT, list: _PEER_LIST}.get(type(peers))
+            if kind is None:
+                cx.report(RULES.malformed, "peers must be a string or a list",
+                          (*path, b"peers"), RULES.spec)
+            else:
+                value.peers_compact = kind is _COMPACT
+                try:
+                    value.peers = kind.decode(peers, cx, (*path, b"peers"))
+                except Mismatch as e:
+                    cx.report(RULES.malformed, f"peers {e}", (*path, b"peers", *e.steps),
+                              "BEP 23 §compact" if kind is _COMPACT else RULES.spec)
+                    value.peers = peers
+        value.setdefault("peers6", None)
+        # BEP 3: "If a tracker response has a key failure reason [...] no other keys are
+        # required. Otherwise, it must have two keys: interval [...] and peers."
+        if value.failure_reason is None and value.interval is None:
+            cx.report(RULES.missing, "no failure reason and no interval",
+                      (*path, b"interval"), RULES.spec)
+        return value
+
+    def encode(self, value: Any, path: str = "", skip: tuple[str, ...] = ()) -> dict:
+        out = super().encode(value, path, skip=("peers", "peers_compact"))
+        peers = value.get("peers")
+        if peers is not None:
+            compact = value.get("peers_compact")
+            if compact is None:
+                compact = not any("peer_id" in p for p in peers)
+            try:
+                out[b"peers"] = (_COMPACT if compact else _PEER_LIST).encode(peers)
+            except ENCODE_ERRORS as e:
+                raise BuildError(f"peers: {e}", protocol=PROTOCOL, path="peers") from None
+        return out
+
+
+#: BEP 3 §trackers announce response, BEP 7 ``peers6``, BEP 23 compact peers.
+AnnounceBody = _AnnounceBody([
+    Field("failure reason", _TEXT, name="failure_reason", default=None),  # BEP 3: "a human
+                                            # readable string which explains why the query failed"
+    Field("warning message", _TEXT, name="warning_message", default=None),  # de-facto
+    Field("interval", _INTEGER, default=None),  # BEP 3: "the number of seconds the downloader
+                                                # should wait between regular rerequests"
+    Field("min interval", _INTEGER, name="min_interval", default=None),  # de-facto
+    Field("tracker id", _BYTES, name="tracker_id", default=None),        # de-facto
+    Field("complete", _INTEGER, default=None),      # de-facto: seeders
+    Field("incomplete", _INTEGER, default=None),    # de-facto: leechers
+    Field("peers", AnyValue()),                     # BEP 3 list of dictionaries, BEP 23 string
+    Field("peers6", _COMPACT6),                     # BEP 7: "compact IPv6 peers"
+], unknown="extra", keep_empty_extra=True, rules=RULES, protocol=PROTOCOL, whole=True,
+    name="AnnounceResponse")
+
+#: BEP 48: "a dictionary of swarm metadata" per info-hash.
+ScrapeFile = BencodedDict([
+    Field("complete", _INTEGER, default=None),    # "number of active peers that have completed"
+    Field("downloaded", _INTEGER, default=None),  # "number of peers that have ever completed"
+    Field("incomplete", _INTEGER, default=None),  # "number of active peers that have not
+                                                  # completed downloading"
+    Field("name", _TEXT, default=None),           # de-facto: the torrent's name
+], unknown="extra", keep_empty_extra=True, rules=RULES, protocol=PROTOCOL, name="file")
+#: de-facto ``flags`` of a scrape response.
+ScrapeFlags = BencodedDict([
+    Field("min_request_interval", _INTEGER, default=None),  # seconds between scrapes
+], unknown="extra", keep_empty_extra=True, rules=RULES, protocol=PROTOCOL, name="flags")
+
+
+def _scrape_check(value: Container, cx: Context, path: tuple) -> None:
+    if value.files is None and value.failure_reason is None:
+        cx.report(RULES.missing, "no failure reason and no files", (*path, b"files"),
+                  "BEP 48 §scrape")
+
+
+#: BEP 48 scrape response: "the key files with the value being a dictionary of the 20-byte
+#: string representation of an infohash paired with a dictionary of swarm metadata".
+ScrapeBody = BencodedDict([
+    Field("failure reason", _TEXT, name="failure_reason", default=None),
+    Field("files", MapOf(ScrapeFile), default=None),   # info-hash -> swarm metadata
+    Field("flags", ScrapeFlags, default=None),         # de-facto: min_request_interval
+], unknown="extra", keep_empty_extra=True, rules=RULES, protocol=PROTOCOL, whole=True,
+    check=_scrape_check, name="ScrapeResponse")
+
 #: A bencoded announce response body, strict canonical bencoding.
-AnnounceResponse = Schema(AnnounceResponseAdapter(Bencoded), protocol=PROTOCOL,
-                          name="AnnounceResponse")
+AnnounceResponse = Schema(AnnounceBody, protocol=PROTOCOL, name="AnnounceResponse")
 #: The same, accepting non-canonical bencoding (dissection).
-AnnounceResponseLenient = Schema(AnnounceResponseAdapter(BencodedLenient), protocol=PROTOCOL,
+AnnounceResponseLenient = Schema(AnnounceBody.lenient(), protocol=PROTOCOL,
                                  name="AnnounceResponseLenient")
 #: A bencoded scrape response body (BEP 48), strict.
-ScrapeResponse = Schema(ScrapeResponseAdapter(Bencoded), protocol=PROTOCOL,
-                        name="ScrapeResponse")
+ScrapeResponse = Schema(ScrapeBody, protocol=PROTOCOL, name="ScrapeResponse")
 #: The same, accepting non-canonical bencoding.
-ScrapeResponseLenient = Schema(ScrapeResponseAdapter(BencodedLenient), protocol=PROTOCOL,
+ScrapeResponseLenient = Schema(ScrapeBody.lenient(), protocol=PROTOCOL,
                                name="ScrapeResponseLenient")
 # fmt: on
 

@@ -37,7 +37,6 @@ what real clients send (µTorrent's handshake has unsorted keys) for dissection.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,7 +50,18 @@ from p2pkit.addresses import (
     IPv4Address,
     IPv6Address,
 )
-from p2pkit.bencode import Bencoded, BencodedLenient
+from p2pkit.bencode import (
+    UNCONVERTED,
+    BencodedDict,
+    Choice,
+    Field,
+    Integer,
+    MapOf,
+    Packed,
+    Records,
+    Rules,
+    Text,
+)
 from p2pkit.bittorrent.wire.messages import PROTOCOL
 from p2pkit.errors import BuildError, ParseError
 from p2pkit.schema import NamedBits, Schema
@@ -65,6 +75,7 @@ __all__ = [
     "ExtendedHandshakeLenient",
     "LtDonthave",
     "PexFlags",
+    "UNCONVERTED",
     "UploadOnly",
     "UtMetadata",
     "UtMetadataLenient",
@@ -93,176 +104,62 @@ PexFlags = NamedBits(
 # fmt: on
 
 
-class _Integer:
-    """A bencoded integer item."""
+#: How departures from these declarations are reported (BEP 10: "Any unknown names should be
+#: ignored by the client": unknown keys are kept as they are, never reported).
+RULES = Rules(spec="BEP 10 §handshake message", malformed="bittorrent/extended/wrong-type",
+              missing="bittorrent/extended/missing-key")
+PEX_RULES = Rules(spec="BEP 11 §ut_pex", malformed="bittorrent/ut_pex/wrong-type",
+                  missing="bittorrent/ut_pex/missing-key")
+METADATA_RULES = Rules(spec="BEP 9 §extension message",
+                       malformed="bittorrent/ut_metadata/wrong-type",
+                       missing="bittorrent/ut_metadata/missing-key")
 
-    def decode(self, value: Any) -> int:
-        if type(value) is not int:
-            raise ValueError(f"expected an integer, got {type(value).__name__}")
-        return value
-
-    def encode(self, obj: Any) -> int:
-        return int(obj)
-
-
-class _Text:
-    """A bencoded string that holds UTF-8 text (BEP 10 ``v``); other bytes stay bytes."""
-
-    def decode(self, value: Any) -> str | bytes:
-        if type(value) is not bytes:
-            raise ValueError(f"expected a string, got {type(value).__name__}")
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value
-
-    def encode(self, obj: Any) -> Any:
-        return obj
-
-
-class _Packed:
-    """A bencoded string holding fixed binary records, parsed whole by a construct."""
-
-    def __init__(self, con: construct.Construct) -> None:
-        self.con = con
-
-    def decode(self, value: Any) -> Any:
-        if type(value) is not bytes:
-            raise ValueError(f"expected a string, got {type(value).__name__}")
-        stream = io.BytesIO(value)
-        obj = self.con.parse_stream(stream)
-        if stream.tell() != len(value):
-            raise ValueError(f"{len(value) - stream.tell()} bytes left over after the records")
-        return obj
-
-    def encode(self, obj: Any) -> bytes:
-        return self.con.build(obj)
-
-
-class _Names:
-    """BEP 10 ``m``: extension name -> extended message id (0 = disabled)."""
-
-    def decode(self, value: Any) -> Container:
-        if type(value) is not dict:
-            raise ValueError(f"expected a dictionary, got {type(value).__name__}")
-        names = Container()
-        for key, mid in value.items():
-            if type(mid) is not int:
-                raise ValueError(f"id of {_text_key(key)!r} is not an integer")
-            names[_text_key(key)] = mid
-        return names
-
-    def encode(self, obj: Any) -> dict:
-        return {key: int(mid) for key, mid in obj.items() if not str(key).startswith("_")}
-
-
-def _text_key(key: bytes) -> str | bytes:
-    try:
-        return key.decode("utf-8")
-    except UnicodeDecodeError:
-        return key
-
-
-#: Key under which a lenient parse lists the items it kept unconverted (hidden from ``==``).
-UNCONVERTED = "_unconverted"
-
-
-class DictItems(construct.Adapter):
-    """A bencoded dictionary whose known items are converted; unknown items are kept as is.
-
-    Keys become ``str`` (UTF-8). Strict mode raises on an item of the wrong form; lenient mode
-    keeps such an item's bencoded value unconverted and lists its key in ``_unconverted``.
-    """
-
-    def __init__(self, subcon: construct.Construct, items: Mapping[str, Any], *,
-                 strict: bool) -> None:
-        super().__init__(subcon)
-        self.items = dict(items)
-        self.strict = strict
-
-    def _decode(self, obj: Any, context: Any, path: str) -> Container:
-        if type(obj) is not dict:
-            raise construct.ExplicitError(f"expected a dictionary, got {type(obj).__name__}",
-                                          path=path)
-        result = Container()
-        unconverted = []
-        for raw_key, value in obj.items():
-            key = _text_key(raw_key)
-            codec = self.items.get(key)
-            if codec is not None:
-                try:
-                    value = codec.decode(value)
-                except (ValueError, construct.ConstructError, ParseError) as e:
-                    if self.strict:
-                        raise construct.ExplicitError(f"{key}: {e}", path=path) from None
-                    unconverted.append(key)
-            result[key] = value
-        if unconverted:
-            result[UNCONVERTED] = unconverted
-        return result
-
-    def _encode(self, obj: Any, context: Any, path: str) -> dict:
-        out = {}
-        unconverted = obj.get(UNCONVERTED, ())
-        for key, value in obj.items():
-            if isinstance(key, str) and key.startswith("_"):
-                continue
-            codec = self.items.get(key)
-            out[key] = value if codec is None or key in unconverted else codec.encode(value)
-        return out
-
-
-_INTEGER = _Integer()
-_TEXT = _Text()
-
+# fmt: off
 #: BEP 10 §handshake message items (and the widely sent ones BEP 9, BEP 21, libtorrent add).
-HANDSHAKE_ITEMS: dict[str, Any] = {
-    "m": _Names(),
-    "p": _INTEGER,                      # "Local TCP listen port"
-    "v": _TEXT,                         # "Client name and version (as a utf-8 string)"
-    "yourip": _Packed(AnyIPAddress()),  # "either an IPv4 (4 bytes) or an IPv6 (16 bytes)"
-    "ipv6": _Packed(IPv6),              # "compact representation of that address (16 bytes)"
-    "ipv4": _Packed(IPv4),              # "compact representation of that address (4 bytes)"
-    "reqq": _INTEGER,                   # "the number of outstanding request messages"
-    "metadata_size": _INTEGER,          # BEP 9: "the number of bytes of the metadata"
-    "upload_only": _INTEGER,            # BEP 21: "set to 1 [...] upload only"
-    "complete_ago": _INTEGER,           # libtorrent: seconds since the peer was a seed, -1 never
-    "e": _INTEGER,                      # MSE: prefers encryption
-}
+HandshakeItems = BencodedDict([
+    # "Dictionary of supported extension messages which maps names of extensions to an
+    # extended message ID for each extension message" (0 = disabled).
+    Field("m", MapOf(Integer(), keys="text")),
+    Field("p", Integer()),                            # "Local TCP listen port"
+    Field("v", Text()),                               # "Client name and version (as a utf-8
+                                                      # string)"
+    Field("yourip", Packed(AnyIPAddress(), "4 or 16 address bytes")),  # "either an IPv4 (4
+                                                      # bytes) or an IPv6 (16 bytes)"
+    Field("ipv6", Packed(IPv6, "16 address bytes")),  # "compact representation of that address"
+    Field("ipv4", Packed(IPv4, "4 address bytes")),   # "compact representation of that address"
+    Field("reqq", Integer()),                         # "the number of outstanding request
+                                                      # messages"
+    Field("metadata_size", Integer(), spec="BEP 9"),  # "the number of bytes of the metadata"
+    Field("upload_only", Integer(), spec="BEP 21"),   # "set to 1 [...] upload only"
+    Field("complete_ago", Integer()),                 # libtorrent: seconds since it was a seed,
+                                                      # -1 never
+    Field("e", Integer()),                            # MSE: prefers encryption
+], unknown="keep", rules=RULES, whole=True, protocol=PROTOCOL, name="extended_handshake")
 
-#: BEP 11 items.
-PEX_ITEMS: dict[str, Any] = {
-    "added": _Packed(GreedyRange(CompactPeer)),
-    "added.f": _Packed(GreedyRange(PexFlags)),
-    "dropped": _Packed(GreedyRange(CompactPeer)),
-    "added6": _Packed(GreedyRange(CompactPeer6)),
-    "added6.f": _Packed(GreedyRange(PexFlags)),
-    "dropped6": _Packed(GreedyRange(CompactPeer6)),
-}
+#: BEP 11 items: "added", "added.f", "dropped" and their IPv6 twins.
+PexItems = BencodedDict([
+    Field("added", Records(CompactPeer, "compact peers")),
+    Field("added.f", Packed(GreedyRange(PexFlags), "1 flag byte per added peer")),
+    Field("dropped", Records(CompactPeer, "compact peers")),
+    Field("added6", Records(CompactPeer6, "compact peers")),
+    Field("added6.f", Packed(GreedyRange(PexFlags), "1 flag byte per added peer")),
+    Field("dropped6", Records(CompactPeer6, "compact peers")),
+], unknown="keep", rules=PEX_RULES, whole=True, protocol=PROTOCOL, name="ut_pex")
 
 #: BEP 9: "msg_type [...] 0 for request, 1 for data and 2 for reject".
 UT_METADATA_MSG_TYPES = {0: "request", 1: "data", 2: "reject"}
 
+MetadataItems = BencodedDict([
+    Field("msg_type", Choice(UT_METADATA_MSG_TYPES)),
+    Field("piece", Integer()),       # "the piece index"
+    Field("total_size", Integer()),  # data: "the length of the metadata"
+], unknown="keep", rules=METADATA_RULES, protocol=PROTOCOL, name="ut_metadata")
+# fmt: on
 
-class _MsgType:
-    """BEP 9 ``msg_type`` as its name."""
-
-    def decode(self, value: Any) -> str:
-        if value not in UT_METADATA_MSG_TYPES or type(value) is not int:
-            raise ValueError(f"unknown msg_type {value!r}")
-        return UT_METADATA_MSG_TYPES[value]
-
-    def encode(self, obj: Any) -> int:
-        if isinstance(obj, int):
-            return obj
-        return {name: n for n, name in UT_METADATA_MSG_TYPES.items()}[obj]
-
-
-UT_METADATA_ITEMS: dict[str, Any] = {
-    "msg_type": _MsgType(),
-    "piece": _INTEGER,
-    "total_size": _INTEGER,
-}
+#: The declared items, by name (kept for callers of the former tables).
+HANDSHAKE_ITEMS = {f.attr: f.type for f in HandshakeItems.fields}
+PEX_ITEMS = {f.attr: f.type for f in PexItems.fields}
+UT_METADATA_ITEMS = {f.attr: f.type for f in MetadataItems.fields}
 
 
 class MetadataMessage(construct.Adapter):
@@ -291,24 +188,19 @@ class MetadataMessage(construct.Adapter):
         return Container(items=items, metadata=obj.get("metadata", b""))
 
 
-def _bencoded_dict(items: Mapping[str, Any], strict: bool) -> construct.Construct:
-    return DictItems(Bencoded if strict else BencodedLenient, items, strict=strict)
-
-
 # fmt: off
 #: BEP 10 §handshake message (extended message id 0).
-ExtendedHandshake = Schema(_bencoded_dict(HANDSHAKE_ITEMS, True), protocol=PROTOCOL,
-                           name="extended_handshake")
-ExtendedHandshakeLenient = Schema(_bencoded_dict(HANDSHAKE_ITEMS, False), protocol=PROTOCOL,
+ExtendedHandshake = Schema(HandshakeItems, protocol=PROTOCOL, name="extended_handshake")
+ExtendedHandshakeLenient = Schema(HandshakeItems.lenient(), protocol=PROTOCOL,
                                   name="extended_handshake")
 #: BEP 9 §extension message.
-UtMetadata = Schema(MetadataMessage(_bencoded_dict(UT_METADATA_ITEMS, True), strict=True),
-                    protocol=PROTOCOL, name="ut_metadata")
-UtMetadataLenient = Schema(MetadataMessage(_bencoded_dict(UT_METADATA_ITEMS, False),
-                                           strict=False), protocol=PROTOCOL, name="ut_metadata")
+UtMetadata = Schema(MetadataMessage(MetadataItems, strict=True), protocol=PROTOCOL,
+                    name="ut_metadata")
+UtMetadataLenient = Schema(MetadataMessage(MetadataItems.lenient(), strict=False),
+                           protocol=PROTOCOL, name="ut_metadata")
 #: BEP 11 §"The extension message itself".
-UtPex = Schema(_bencoded_dict(PEX_ITEMS, True), protocol=PROTOCOL, name="ut_pex")
-UtPexLenient = Schema(_bencoded_dict(PEX_ITEMS, False), protocol=PROTOCOL, name="ut_pex")
+UtPex = Schema(PexItems, protocol=PROTOCOL, name="ut_pex")
+UtPexLenient = Schema(PexItems.lenient(), protocol=PROTOCOL, name="ut_pex")
 #: libtorrent's lt_donthave: the 4-byte index of a piece the peer no longer has.
 LtDonthave = Schema(Struct("index" / Int32ub, construct.Terminated), protocol=PROTOCOL,
                     name="lt_donthave")

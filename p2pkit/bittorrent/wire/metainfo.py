@@ -11,8 +11,12 @@ A metainfo file is a bencoded dictionary whose ``info`` value names the content 
   that both describe "the same data in the same order".
 
 BEP 52 §infohash: "The info-hash must be the hash of the encoded form as found in the .torrent
-file". Info-hashes here are computed over the exact bytes of the ``info`` value, found with
-:func:`p2pkit.bencode.top_level_spans` (never over a re-encoding).
+file". Info-hashes here are computed over the exact bytes of the ``info`` value, whose span the
+decoder records in the same pass (never over a re-encoding).
+
+The keys are declared (:data:`Torrent`, :data:`Info`, :data:`FileV1`, :data:`TreeFile`: each a
+:class:`~p2pkit.bencode.BencodedDict` with the value types of BEP 3/12/19/47/52); what ties
+fields together (v1/v2/hybrid, piece counts, the file tree, piece layers) follows them.
 
 >>> from pathlib import Path
 >>> data = (Path(__file__).parents[2] / "data" / "libtorrent-v2.torrent").read_bytes()
@@ -32,12 +36,31 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from p2pkit.bencode import decode_lenient, decode_prefix, top_level_spans
-from p2pkit.deviations import Deviation, Level
+from construct import Container
+
+from p2pkit.bencode import (
+    BencodedDict,
+    Context,
+    Field,
+    Integer,
+    ListOf,
+    MapOf,
+    Mismatch,
+    PathStep,
+    Rules,
+    String,
+    Value,
+    decode_lenient,
+    locate,
+    path_label,
+    type_name,
+)
+from p2pkit.deviations import Deviation
 from p2pkit.errors import LimitExceeded, ParseError
 
 __all__ = [
@@ -46,11 +69,17 @@ __all__ = [
     "MAX_FILES",
     "MAX_METAINFO_SIZE",
     "FileEntry",
+    "FileV1",
+    "Info",
     "Metainfo",
     "MetainfoDissection",
     "merkle_root",
     "pad_hash",
     "piece_layer_root",
+    "Torrent",
+    "TreeFile",
+    "locate",
+    "path_label",
 ]
 
 PROTOCOL = "metainfo"
@@ -75,7 +104,6 @@ BEP52_LAYERS = "BEP 52 §piece layers"
 BEP52_UPGRADE = "BEP 52 §upgrade path"
 
 Version = Literal["v1", "v2", "hybrid"]
-PathStep = bytes | int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,18 +283,18 @@ class Metainfo:
     @classmethod
     def parse(cls, data: bytes) -> Metainfo:
         """Parse a .torrent strictly: any broken MUST of BEP 3/12/47/52 raises ParseError."""
-        return _Reader(data, strict=True).metainfo()
+        return _read(data, strict=True, info_only=False)[0]
 
     @classmethod
     def parse_lenient(cls, data: bytes) -> MetainfoDissection:
         """Parse what real files contain, listing each deviation (for dissection)."""
-        reader = _Reader(data, strict=False)
-        meta = reader.metainfo()
-        if reader.untold:
-            reader.deviations.append(Deviation(
+        meta, cx = _read(data, strict=False, info_only=False)
+        deviations = cx.deviations or []
+        if cx.untold:
+            deviations.append(Deviation(
                 offset=0, rule="metainfo/deviations/truncated", spec=BEP3, level="MAY",
-                message=f"{reader.untold} more deviations not listed"))
-        return MetainfoDissection(metainfo=meta, deviations=tuple(reader.deviations))
+                message=f"{cx.untold} more deviations not listed"))
+        return MetainfoDissection(metainfo=meta, deviations=tuple(deviations))
 
     @classmethod
     def parse_info(cls, info_bytes: bytes) -> Metainfo:
@@ -277,7 +305,7 @@ class Metainfo:
         >>> meta.files[0].path, meta.info_hash_v1 == hashlib.sha1(info).digest()
         (('x',), True)
         """
-        return _Reader(info_bytes, strict=True, info_only=True).metainfo()
+        return _read(info_bytes, strict=True, info_only=True)[0]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,523 +321,497 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# The reader: decoded bencoding -> Metainfo, with field paths and byte offsets for errors
+# Declared dictionaries: the keys of a .torrent, their types, and how departures are reported
 
 
-def path_label(path: Sequence[PathStep]) -> str:
-    """``("info", "files", 3, "path")`` as ``info -> files[3] -> path``."""
-    out: list[str] = []
-    for step in path:
-        if isinstance(step, int):
-            if out:
-                out[-1] += f"[{step}]"
-            else:
-                out.append(f"[{step}]")
-        else:
-            out.append(_key_text(step))
-    return " -> ".join(out)
+#: Departures from BEP 3 (and the BEPs each field names): a value of the wrong type is a
+#: ``metainfo/type`` deviation; a missing or malformed required key cannot be understood.
+RULES = Rules(spec=BEP3, malformed="metainfo/type", missing="metainfo/missing-key",
+              missing_at="container", fatal_required=True)
 
 
-def _key_text(key: bytes) -> str:
+def _text(raw: bytes, cx: Context, path: tuple[PathStep, ...], spec: str,
+          level: str = "MUST") -> str:
+    """BEP 3: "All strings in a .torrent file that contains text must be UTF-8 encoded"."""
     try:
-        text = key.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return "0x" + key.hex()
-    return text if text.isprintable() else "0x" + key.hex()
+        cx.report("metainfo/text/not-utf-8", "text is not valid UTF-8", path, spec, level)
+        return raw.decode("utf-8", "replace")
 
 
-def locate(data: bytes, path: Sequence[PathStep]) -> int:
-    """Byte offset of the value at ``path`` (or of the deepest container found on the way).
+class _TorrentText(Value):
+    """A string holding UTF-8 text; other bytes are replaced and reported."""
 
-    Uses the bencode codec itself (``top_level_spans`` for dictionaries, ``decode_prefix`` to
-    step over list items), so offsets agree with what the decoder saw.
+    what = "UTF-8 text"
+    needs_path = True
 
-    >>> locate(b"d4:infod5:filesld6:lengthi1eeeee", [b"info", b"files", 0, b"length"])
-    25
+    def __init__(self, spec: str = BEP3) -> None:
+        self.spec = spec
+
+    def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> str:
+        if type(raw) is not bytes:
+            raise Mismatch(f"must be a string, not {type_name(raw)}")
+        return _text(raw, cx, path, self.spec)
+
+
+class _PathComponent(Value):
+    """One file or directory name.
+
+    BEP 52: "path components exactly matching '.' and '..' must be sanitized since they could
+    lead to directory traversal attacks"; an empty or separator-bearing component would do the
+    same.
     """
-    return _Locator(data).locate(path)
 
+    what = "safe UTF-8 file name"
+    needs_path = True
 
-class _Locator:
-    """Offsets of values inside one input; each container is scanned once, then remembered,
-    so locating many deviations in a large torrent stays linear."""
+    def __init__(self, spec: str, *, text_level: str = "MUST", fatal: bool = True) -> None:
+        self.spec = spec
+        self.text_level = text_level
+        self.fatal = fatal
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.children: dict[int, dict[bytes, int] | list[int]] = {}
-
-    def locate(self, path: Sequence[PathStep]) -> int:
-        pos = 0
-        for step in path:
-            children = self.children.get(pos)
-            if children is None:
-                children = self.children[pos] = self._scan(pos)
-            if isinstance(step, int):
-                if not isinstance(children, list) or step >= len(children):
-                    break
-                pos = children[step]
-            else:
-                if not isinstance(children, dict) or step not in children:
-                    break
-                pos = children[step]
-        return pos
-
-    def _scan(self, pos: int) -> dict[bytes, int] | list[int]:
-        data = self.data
-        try:
-            if data[pos:pos + 1] == b"d":
-                return {k: pos + start for k, (start, _) in top_level_spans(data[pos:]).items()}
-            if data[pos:pos + 1] == b"l":
-                starts = []
-                p = pos + 1
-                while data[p:p + 1] not in (b"e", b""):
-                    starts.append(p)
-                    _, p = decode_prefix(data, p, strict=False)
-                return starts
-        except ParseError:
-            pass
-        return []
-
-
-class _Reader:
-    """One parse: the input, the mode and the deviations found so far."""
-
-    def __init__(self, data: bytes, *, strict: bool, info_only: bool = False) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise ParseError(f"expected bytes, got {type(data).__name__}", protocol=PROTOCOL)
-        self.data = bytes(data)
-        self.strict = strict
-        self.info_only = info_only
-        self.locator = _Locator(self.data)
-        self.deviations: list[Deviation] = []
-        #: Deviations past MAX_DEVIATIONS, counted but not recorded.
-        self.untold = 0
-        # In info-only mode the input is the info dictionary itself.
-        self.info_prefix: tuple[PathStep, ...] = () if info_only else (b"info",)
-
-    # -- reporting ---------------------------------------------------------------------------
-
-    def fail(self, reason: str, path: Sequence[PathStep]) -> ParseError:
-        return ParseError(reason, protocol=PROTOCOL, path=path_label(path),
-                          offset=self.locator.locate(path))
-
-    def deviate(self, rule: str, message: str, path: Sequence[PathStep], spec: str,
-                level: Level = "MUST") -> None:
-        """Strict mode raises on a broken MUST; lenient mode records every deviation."""
-        if self.strict:
-            if level == "MUST":
-                raise self.fail(message, path)
-            return
-        if len(self.deviations) >= MAX_DEVIATIONS:
-            # Locating each of a million bad paths would take quadratic time: count the rest.
-            self.untold += 1
-            return
-        self.deviations.append(Deviation(offset=self.locator.locate(path), rule=rule,
-                                         message=f"{path_label(path)}: {message}", spec=spec,
-                                         level=level))
-
-    # -- typed access ------------------------------------------------------------------------
-
-    def get(self, d: dict, key: bytes, path: tuple[PathStep, ...], kind: type, *,
-            required: bool = False, spec: str = BEP3) -> Any:
-        """``d[key]`` checked to be of ``kind``; ``None`` when absent (or wrong, when lenient)."""
-        if key not in d:
-            if required:
-                raise self.fail(f"missing required key {_key_text(key)!r}", path)
-            return None
-        value = d[key]
-        if not isinstance(value, kind):
-            want = {bytes: "a string", int: "an integer", list: "a list", dict: "a dictionary"}
-            message = f"must be {want[kind]}, not {_type_name(value)}"
-            if required:
-                raise self.fail(message, (*path, key))
-            self.deviate("metainfo/type", message, (*path, key), spec)
-            return None
-        return value
-
-    def text(self, value: bytes, path: Sequence[PathStep], *, spec: str = BEP3,
-             level: Level = "MUST") -> str:
-        """BEP 3: "All strings in a .torrent file that contains text must be UTF-8 encoded"."""
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            self.deviate("metainfo/text/not-utf-8", "text is not valid UTF-8", path, spec, level)
-            return value.decode("utf-8", "replace")
-
-    # -- top level ---------------------------------------------------------------------------
-
-    def metainfo(self) -> Metainfo:
-        data = self.data
-        if len(data) > MAX_METAINFO_SIZE:
-            raise LimitExceeded(f"{len(data)} bytes is more than {MAX_METAINFO_SIZE}",
-                                protocol=PROTOCOL, offset=0)
-        try:  # one pass: the value, its deviations and where "info" lies
-            result = decode_lenient(data, strict=self.strict, spans=True)
-        except ParseError as e:
-            raise e.relocated(protocol=PROTOCOL) from None
-        root = result.value
-        self.deviations.extend(result.deviations)
-        if not isinstance(root, dict):
-            raise self.fail(f"must be a dictionary, not {_type_name(root)}", ())
-        if self.info_only:
-            return self.info_dict({}, root, data)
-        info = self.get(root, b"info", (), dict, required=True)
-        start, end = result.spans[b"info"]
-        return self.info_dict(root, info, data[start:end])
-
-    def info_dict(self, top: dict, info: dict, info_bytes: bytes) -> Metainfo:
-        ip = self.info_prefix
-        meta_version = self.get(info, b"meta version", ip, int, spec=BEP52)
-        # BEP 52: "Implementations must check this field first and indicate that a torrent is of
-        # a newer version than they can handle before performing other validations".
-        if meta_version is not None and meta_version != 2:
-            raise self.fail(f"meta version {meta_version} is not supported (only 2)",
-                            (*ip, b"meta version"))
-        has_v2 = meta_version == 2
-        has_v1 = b"pieces" in info
-        if not has_v1 and not has_v2:
-            raise self.fail("neither v1 'pieces' nor v2 'meta version' 2", ip)
-
-        raw_name = self.get(info, b"name", ip, bytes)
-        if raw_name is None:
-            self.deviate("metainfo/info/name-missing", "missing required key 'name'", ip, BEP3)
-            name = ""
-        else:
-            name = self.text(raw_name, (*ip, b"name"))
-            # The name is the file name (single file) or the directory the files go in.
-            self.path_component(raw_name, (*ip, b"name"), BEP3)
-        piece_length = self.get(info, b"piece length", ip, int, required=True)
-        if piece_length <= 0:
-            raise self.fail(f"piece length {piece_length} is not positive",
-                            (*ip, b"piece length"))
-        if has_v2 and (piece_length < BLOCK_SIZE or piece_length & (piece_length - 1)):
-            # BEP 52: "It must be a power of two and at least 16KiB."
-            raise self.fail(f"piece length {piece_length} is not a power of two >= 16 KiB",
-                            (*ip, b"piece length"))
-
-        v2_files: list[FileEntry] = []
-        if has_v2:
-            tree = self.get(info, b"file tree", ip, dict, required=True, spec=BEP52)
-            v2_files = self.file_tree(tree, (*ip, b"file tree"), piece_length)
-
-        pieces: tuple[bytes, ...] = ()
-        v1_files: list[FileEntry] = []
-        multi_file = False
-        if has_v1:
-            v1_files, multi_file = self.v1_files(info, name)
-            pieces = self.pieces(info, v1_files, piece_length)
-        if has_v1 and has_v2:
-            files = self.hybrid_files(v1_files, v2_files, piece_length, single=not multi_file)
-        elif has_v2:
-            files = v2_files
-            multi_file = not (len(v2_files) == 1 and len(v2_files[0].path) == 1)
-        else:
-            files = v1_files
-
-        piece_layers: dict[bytes, tuple[bytes, ...]] = {}
-        if has_v2:
-            piece_layers = self.piece_layers(top, files, piece_length)
-
-        private = self.get(info, b"private", ip, int, spec="BEP 27 §private")
-        if private not in (None, 0, 1):
-            self.deviate("metainfo/info/private-value", f"private is {private}, not 0 or 1",
-                         (*ip, b"private"), "BEP 27 §private", "SHOULD")
-        announce, announce_list, web_seeds = self.trackers(top)
-        creation_date = self.get(top, b"creation date", (), int)
-        comment = self.get(top, b"comment", (), bytes)
-        created_by = self.get(top, b"created by", (), bytes)
-        return Metainfo(
-            name=name,
-            piece_length=piece_length,
-            files=tuple(files),
-            pieces=pieces,
-            piece_layers=piece_layers,
-            meta_version=meta_version,
-            multi_file=multi_file,
-            private=bool(private),
-            announce=announce,
-            announce_list=announce_list,
-            web_seeds=web_seeds,
-            creation_date=creation_date,
-            comment=None if comment is None else self.text(comment, (b"comment",)),
-            created_by=None if created_by is None else self.text(created_by, (b"created by",)),
-            info_hash_v1=hashlib.sha1(info_bytes).digest() if has_v1 else None,
-            info_hash_v2=hashlib.sha256(info_bytes).digest() if has_v2 else None,
-            info_bytes=info_bytes,
-        )
-
-    # -- v1 ----------------------------------------------------------------------------------
-
-    def v1_files(self, info: dict, name: str) -> tuple[list[FileEntry], bool]:
-        ip = self.info_prefix
-        if b"files" in info:
-            if b"length" in info:
-                self.deviate("metainfo/info/length-and-files",
-                             "has both 'length' and 'files'", ip, BEP3)
-            items = self.get(info, b"files", ip, list, required=True)
-            if len(items) > MAX_FILES:
-                raise LimitExceeded(f"{len(items)} files is more than {MAX_FILES}",
-                                    protocol=PROTOCOL, path=path_label((*ip, b"files")),
-                                    offset=self.locator.locate((*ip, b"files")))
-            if not items:
-                self.deviate("metainfo/info/files-empty", "the file list is empty",
-                             (*ip, b"files"), BEP3)
-            files: list[FileEntry] = []
-            offset = 0
-            for i, item in enumerate(items):
-                fp = (*ip, b"files", i)
-                if not isinstance(item, dict):
-                    raise self.fail(f"must be a dictionary, not {_type_name(item)}", fp)
-                entry = self.v1_file(item, fp, offset)
-                files.append(entry)
-                offset += entry.length
-            return files, True
-        length = self.get(info, b"length", ip, int, required=True)
-        if length < 0:
-            raise self.fail(f"length {length} is negative", (*ip, b"length"))
-        attr = self.attr(info, ip)
-        return [FileEntry(path=(name,), length=length, offset=0, attr=attr,
-                          sha1=self.get(info, b"sha1", ip, bytes, spec=BEP47))], False
-
-    def v1_file(self, item: dict, fp: tuple[PathStep, ...], offset: int) -> FileEntry:
-        length = self.get(item, b"length", fp, int, required=True)
-        if length < 0:
-            raise self.fail(f"length {length} is negative", (*fp, b"length"))
-        attr = self.attr(item, fp)
-        # BEP 47: "clients implementing this BEP should not require [path] on padding files".
-        raw_path = self.get(item, b"path", fp, list, required="p" not in attr)
-        if raw_path is None:
-            path: tuple[str, ...] = (".pad", str(length))
-        else:
-            path = self.path(raw_path, (*fp, b"path"), BEP3)
-        symlink = self.get(item, b"symlink path", fp, list, spec=BEP47)
-        return FileEntry(
-            path=path,
-            length=length,
-            offset=offset,
-            attr=attr,
-            sha1=self.get(item, b"sha1", fp, bytes, spec=BEP47),
-            symlink_path=None if symlink is None
-            else self.path(symlink, (*fp, b"symlink path"), BEP47),
-        )
-
-    def attr(self, d: dict, path: tuple[PathStep, ...]) -> str:
-        raw = self.get(d, b"attr", path, bytes, spec=BEP47)
-        # BEP 47: "unknown characters should be ignored"; keep them for display.
-        return "" if raw is None else raw.decode("ascii", "replace")
-
-    def path(self, raw: list, path: tuple[PathStep, ...], spec: str) -> tuple[str, ...]:
-        if not raw:
-            self.deviate("metainfo/path/empty", "path is an empty list", path, spec)
-        out = []
-        for i, component in enumerate(raw):
-            if not isinstance(component, bytes):
-                raise self.fail(f"must be a string, not {_type_name(component)}", (*path, i))
-            self.path_component(component, (*path, i), spec)
-            out.append(self.text(component, (*path, i)))
-        return tuple(out)
-
-    def path_component(self, component: bytes, path: Sequence[PathStep], spec: str) -> None:
-        """BEP 52: "path components exactly matching '.' and '..' must be sanitized since they
-        could lead to directory traversal attacks"; an empty or separator-bearing component
-        would do the same."""
+    def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> str:
+        if type(raw) is not bytes:
+            raise Mismatch(f"must be a string, not {type_name(raw)}", fatal=self.fatal)
         problem = None
-        if component in (b"", b".", b".."):
-            problem = f"unsafe path component {component.decode()!r}"
-        elif b"/" in component or b"\\" in component:
+        if raw in (b"", b".", b".."):
+            problem = f"unsafe path component {raw.decode()!r}"
+        elif b"/" in raw or b"\\" in raw:
             problem = "path component contains a path separator"
-        elif b"\x00" in component:
+        elif b"\x00" in raw:
             problem = "path component contains a NUL byte"
         if problem:
-            self.deviate("metainfo/path/unsafe", problem, path, spec)
+            cx.report("metainfo/path/unsafe", problem, path, self.spec)
+        return _text(raw, cx, path, self.spec, self.text_level)
 
-    def pieces(self, info: dict, files: list[FileEntry], piece_length: int
-               ) -> tuple[bytes, ...]:
-        ip = self.info_prefix
-        raw = self.get(info, b"pieces", ip, bytes, required=True)
-        if len(raw) % 20:
-            # BEP 3: "a string whose length is a multiple of 20".
-            raise self.fail(f"pieces is {len(raw)} bytes, not a multiple of 20",
-                            (*ip, b"pieces"))
-        total = sum(f.length for f in files)
-        expected = _ceil_div(total, piece_length)
-        if len(raw) // 20 != expected:
-            self.deviate("metainfo/info/piece-count",
-                         f"{len(raw) // 20} piece hashes for {total} bytes in pieces of "
-                         f"{piece_length} ({expected} expected)", (*ip, b"pieces"), BEP3)
-        return tuple(raw[i:i + 20] for i in range(0, len(raw), 20))
 
-    # -- v2 ----------------------------------------------------------------------------------
+class _Path(Value):
+    """BEP 3 ``path``: "A list of UTF-8 encoded strings corresponding to subdirectory names, the
+    last of which is the actual file name (a zero length list is an error case)"."""
 
-    def file_tree(self, tree: dict, path: tuple[PathStep, ...], piece_length: int
-                  ) -> list[FileEntry]:
-        # BEP 52: "The file tree root dictionary itself must not be a file".
-        if b"" in tree:
-            raise self.fail("the file tree root must not be a file", (*path, b""))
-        if not tree:
-            self.deviate("metainfo/file-tree/empty", "the file tree is empty", path, BEP52_TREE)
-        files: list[FileEntry] = []
-        for names, tp, node in self._walk(tree, path, ()):
-            if len(files) >= MAX_FILES:
-                raise LimitExceeded(f"more than {MAX_FILES} files", protocol=PROTOCOL,
-                                    path=path_label(tp), offset=self.locator.locate(tp))
-            length = self.get(node, b"length", tp, int, required=True, spec=BEP52_TREE)
-            if length < 0:
-                raise self.fail(f"length {length} is negative", (*tp, b"length"))
-            root = self.get(node, b"pieces root", tp, bytes, required=length > 0,
-                            spec=BEP52_TREE)
-            if root is not None and len(root) != 32:
-                raise self.fail(f"pieces root is {len(root)} bytes, not 32",
-                                (*tp, b"pieces root"))
-            symlink = self.get(node, b"symlink path", tp, list, spec=BEP47)
-            files.append(FileEntry(path=names, length=length, attr=self.attr(node, tp),
-                                   pieces_root=root if length else None,
-                                   symlink_path=None if symlink is None
-                                   else self.path(symlink, (*tp, b"symlink path"), BEP47)))
-        # BEP 52: "each non-empty file is aligned to a piece boundary".
-        aligned = []
-        offset = 0
-        for f in files:
-            aligned.append(dataclasses.replace(f, offset=offset))
-            offset += _ceil_div(f.length, piece_length) * piece_length
-        return aligned
+    what = "list of safe UTF-8 file names"
+    needs_path = True
 
-    def _walk(self, node: dict, path: tuple[PathStep, ...], names: tuple[str, ...]
-              ) -> Iterator[tuple[tuple[str, ...], tuple[PathStep, ...], dict]]:
-        for key, child in node.items():
-            cp = (*path, key)
-            if not isinstance(key, bytes):
-                raise self.fail("file tree key is not a string", path)
-            if not isinstance(child, dict):
-                raise self.fail(f"must be a dictionary, not {_type_name(child)}", cp)
-            self.path_component(key, cp, BEP52_TREE)
-            # BEP 52: keys "may contain invalid UTF-8 [...] Implementations must be prepared to
-            # sanitize them": a SHOULD-level note, not a failure.
-            child_names = (*names, self.text(key, cp, spec=BEP52_TREE, level="SHOULD"))
-            leaf = child.get(b"")
-            if isinstance(leaf, dict) and b"length" in leaf:
-                if len(child) > 1:
-                    # BEP 52: a file entry "must not have any sibling entries".
-                    self.deviate("metainfo/file-tree/file-with-siblings",
-                                 "a file entry has sibling entries", cp, BEP52_TREE)
-                yield child_names, (*cp, b""), leaf
-            else:
-                if b"" in child:
-                    raise self.fail("zero-length key without a file length", (*cp, b""))
-                if not child:
-                    self.deviate("metainfo/file-tree/empty-directory", "empty directory", cp,
-                                 BEP52_TREE, "SHOULD")
-                yield from self._walk(child, cp, child_names)
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.component = _PathComponent(spec)
 
-    def hybrid_files(self, v1: list[FileEntry], v2: list[FileEntry], piece_length: int, *,
-                     single: bool) -> list[FileEntry]:
-        """BEP 52 §Upgrade Path: the v1 and v2 parts must "describe the same data in the same
-        order"; files are taken from v1 (with its padding) and get their v2 pieces root."""
-        ip = self.info_prefix
-        real = [(i, f) for i, f in enumerate(v1) if not f.is_padding]
-        # In a single-file v1 torrent the file's path is the name; in v2 it is the tree key.
-        if len(real) != len(v2):
-            self.deviate("metainfo/hybrid/file-count",
-                         f"v1 lists {len(real)} files but the v2 file tree has {len(v2)}",
-                         (*ip, b"file tree"), BEP52_UPGRADE)
-        out = list(v1)
-        for (i, f1), f2 in zip(real, v2):
-            fp = (*ip, b"files", i) if not single else ip
-            if f1.length != f2.length or (not single and f1.path != f2.path):
-                self.deviate("metainfo/hybrid/file-mismatch",
-                             f"v1 file {f1.path_text!r} ({f1.length} bytes) differs from v2 "
-                             f"file {f2.path_text!r} ({f2.length} bytes)", fp, BEP52_UPGRADE)
-            elif f1.length and f1.offset % piece_length:
-                self.deviate("metainfo/hybrid/alignment",
-                             f"v1 file {f1.path_text!r} is not aligned to a piece boundary "
-                             "(missing BEP 47 padding)", fp, BEP52_UPGRADE)
-            out[i] = dataclasses.replace(f1, pieces_root=f2.pieces_root)
-        return out
+    def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> tuple[str, ...]:
+        if type(raw) is not list:
+            raise Mismatch(f"must be a list, not {type_name(raw)}")
+        if not raw:
+            cx.report("metainfo/path/empty", "path is an empty list", path, self.spec)
+        decode = self.component.decode
+        out = []
+        for i, item in enumerate(raw):
+            try:
+                out.append(decode(item, cx, (*path, i)))
+            except Mismatch as e:
+                raise Mismatch(f"[{i}] {e}", (i, *e.steps), fatal=e.fatal) from None
+        return tuple(out)
 
-    def piece_layers(self, top: dict, files: Sequence[FileEntry], piece_length: int
-                     ) -> dict[bytes, tuple[bytes, ...]]:
-        """BEP 52: "For each file in the file tree that is larger than the piece size it
-        contains one string value" whose hashes must match the pieces root."""
-        layers: dict[bytes, tuple[bytes, ...]] = {}
-        needed = {f.pieces_root: f for f in files
-                  if f.pieces_root is not None and f.length > piece_length}
-        if self.info_only:
-            return layers
-        raw = self.get(top, b"piece layers", (), dict, spec=BEP52_LAYERS)
-        if raw is None:
-            if needed:
-                self.deviate("metainfo/piece-layers/missing",
-                             "piece layers are missing (required for files larger than a "
-                             "piece)", (), BEP52_LAYERS)
-            return layers
-        for key, value in raw.items():
-            lp = (b"piece layers", key)
-            if not isinstance(value, bytes):
-                raise self.fail(f"must be a string, not {_type_name(value)}", lp)
-            f = needed.get(key)
-            if f is None:
-                self.deviate("metainfo/piece-layers/unknown-root",
-                             "no file larger than a piece has this pieces root", lp,
-                             BEP52_LAYERS, "SHOULD")
-                continue
-            count = _ceil_div(f.length, piece_length)
-            if len(value) != 32 * count:
-                raise self.fail(f"piece layer is {len(value)} bytes; {f.path_text!r} needs "
-                                f"{count} hashes of 32 bytes", lp)
-            hashes = tuple(value[i:i + 32] for i in range(0, len(value), 32))
-            if piece_layer_root(hashes, piece_length) != key:
-                self.deviate("metainfo/piece-layers/root-mismatch",
-                             f"piece layer of {f.path_text!r} does not hash to its pieces root",
-                             lp, BEP52_LAYERS)
-            layers[key] = hashes
-        for key, f in needed.items():
-            if key not in layers:
-                self.deviate("metainfo/piece-layers/missing-file",
-                             f"no piece layer for {f.path_text!r}", (b"piece layers",),
-                             BEP52_LAYERS)
-        return layers
 
-    # -- trackers and web seeds ---------------------------------------------------------------
+class _Attr(Value):
+    """BEP 47 ``attr``: "p = padding file, x = executable, h = hidden, l = symlink";
+    "unknown characters should be ignored" (kept here for display)."""
 
-    def trackers(self, top: dict) -> tuple[str | None, tuple[tuple[str, ...], ...],
-                                           tuple[str, ...]]:
-        raw = self.get(top, b"announce", (), bytes)
-        announce = None if raw is None else self.text(raw, (b"announce",))
-        tiers: list[tuple[str, ...]] = []
-        raw_list = self.get(top, b"announce-list", (), list, spec=BEP12)
-        for i, tier in enumerate(raw_list or ()):
-            tp = (b"announce-list", i)
-            if not isinstance(tier, list):
-                self.deviate("metainfo/announce-list/tier", "a tier must be a list", tp, BEP12)
+    what = "string of attribute letters"
+
+    def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> str:
+        if type(raw) is not bytes:
+            raise Mismatch(f"must be a string, not {type_name(raw)}")
+        return raw.decode("ascii", "replace")
+
+
+class _Tiers(Value):
+    """BEP 12 ``announce-list``: "a list of lists of tracker URLs"; a bad tier or URL is
+    reported and skipped, empty tiers are dropped."""
+
+    what = "list of lists of tracker URLs"
+    needs_path = True
+
+    def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]
+               ) -> tuple[tuple[str, ...], ...]:
+        if type(raw) is not list:
+            raise Mismatch(f"must be a list, not {type_name(raw)}")
+        tiers = []
+        for i, tier in enumerate(raw):
+            tp = (*path, i)
+            if type(tier) is not list:
+                cx.report("metainfo/announce-list/tier", "a tier must be a list", tp, BEP12)
                 continue
             urls = []
             for j, url in enumerate(tier):
-                if not isinstance(url, bytes):
-                    self.deviate("metainfo/announce-list/url", "a tracker must be a string",
-                                 (*tp, j), BEP12)
+                if type(url) is not bytes:
+                    cx.report("metainfo/announce-list/url", "a tracker must be a string",
+                              (*tp, j), BEP12)
                     continue
-                urls.append(self.text(url, (*tp, j), spec=BEP12))
+                urls.append(_text(url, cx, (*tp, j), BEP12))
             if urls:
                 tiers.append(tuple(urls))
-        seeds: list[str] = []
-        url_list = top.get(b"url-list")
-        # BEP 19: "url-list" is a single URL string or a list of them.
-        if isinstance(url_list, bytes):
-            if url_list:
-                seeds.append(self.text(url_list, (b"url-list",), spec=BEP19))
-        elif isinstance(url_list, list):
-            for i, url in enumerate(url_list):
-                if isinstance(url, bytes):
-                    seeds.append(self.text(url, (b"url-list", i), spec=BEP19))
-                else:
-                    self.deviate("metainfo/url-list/url", "a web seed must be a string",
-                                 (b"url-list", i), BEP19)
-        elif url_list is not None:
-            self.deviate("metainfo/type", "url-list must be a string or a list",
-                         (b"url-list",), BEP19)
-        return announce, tuple(tiers), tuple(seeds)
+        return tuple(tiers)
 
 
-def _type_name(value: Any) -> str:
-    return {bytes: "a string", int: "an integer", list: "a list", dict: "a dictionary"}.get(
-        type(value), type(value).__name__)
+class _WebSeeds(Value):
+    """BEP 19 ``url-list``: a single URL string or a list of them."""
+
+    what = "URL string or list of URL strings"
+    needs_path = True
+
+    def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> tuple[str, ...]:
+        if type(raw) is bytes:
+            return (_text(raw, cx, path, BEP19),) if raw else ()
+        if type(raw) is not list:
+            raise Mismatch("must be a string or a list")
+        seeds = []
+        for i, url in enumerate(raw):
+            if type(url) is bytes:
+                seeds.append(_text(url, cx, (*path, i), BEP19))
+            else:
+                cx.report("metainfo/url-list/url", "a web seed must be a string", (*path, i),
+                          BEP19)
+        return tuple(seeds)
+
+
+class _Tree(Value):
+    """BEP 52 ``file tree``: nested dictionaries, read by :func:`_file_tree`."""
+
+    what = "dictionary of directories and files"
+
+    def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> dict:
+        if type(raw) is not dict:
+            raise Mismatch(f"must be a dictionary, not {type_name(raw)}")
+        return raw
+
+
+def _v1_file_check(value: Container, cx: Context, path: tuple[PathStep, ...]) -> None:
+    # BEP 47: "clients implementing this BEP should not require [path] on padding files".
+    if "path" not in value:
+        if "p" not in value.get("attr", ""):
+            raise cx.fail("missing required key 'path'", path)
+        value["path"] = (".pad", str(value["length"]))
+
+
+def _tree_file_check(value: Container, cx: Context, path: tuple[PathStep, ...]) -> None:
+    # BEP 52: "pieces root [...] For non-empty files this is the root hash of a merkle tree".
+    if value["length"] > 0 and "pieces_root" not in value:
+        raise cx.fail("missing required key 'pieces root'", path)
+
+
+class _InfoDictionary(BencodedDict):
+    """BEP 52: "Implementations must check this field first and indicate that a torrent is of
+    a newer version than they can handle before performing other validations"."""
+
+    def conform(self, raw: dict, cx: Context, path: tuple[PathStep, ...]) -> Container:
+        version = raw.get(b"meta version")
+        if type(version) is int and version != 2:
+            raise cx.fail(f"meta version {version} is not supported (only 2)",
+                          (*path, b"meta version"))
+        return super().conform(raw, cx, path)
+
+
+# fmt: off
+#: BEP 3: "files: A list of dictionaries each corresponding to a file".
+FileV1 = BencodedDict([
+    Field("length", Integer(0), required=True),     # "The length of the file, in bytes."
+    Field("path", _Path(BEP3)),                      # "subdirectory names, the last of which is
+                                                     # the actual file name"
+    Field("attr", _Attr(), spec=BEP47),              # BEP 47: "p = padding file" …
+    Field("sha1", String(), spec=BEP47),             # BEP 47: "the SHA1 of the file's content"
+    Field("symlink path", _Path(BEP47), name="symlink_path", spec=BEP47),  # BEP 47
+], unknown="extra", rules=RULES, protocol=PROTOCOL, check=_v1_file_check, name="file")
+#: BEP 52: a file of the ``file tree``, under its zero-length key.
+TreeFile = BencodedDict([
+    Field("length", Integer(0), required=True, spec=BEP52_TREE),  # "Length of the file in
+                                                                  # bytes"
+    Field("pieces root", String(32), name="pieces_root", spec=BEP52_TREE, fatal=True),
+                                                     # "the root hash of a merkle tree with a
+                                                     # branching factor of 2"
+    Field("attr", _Attr(), spec=BEP47),              # BEP 47
+    Field("symlink path", _Path(BEP47), name="symlink_path", spec=BEP47),  # BEP 47
+], unknown="extra", rules=RULES, protocol=PROTOCOL, check=_tree_file_check, name="tree file")
+#: BEP 3 / BEP 52 ``info``: "a dictionary that describes the file(s) of the torrent".
+Info = _InfoDictionary([
+    Field("meta version", Integer(), name="meta_version", spec=BEP52),  # BEP 52: "An integer
+                                                     # value, set to 2"
+    Field("name", _PathComponent(BEP3, fatal=False)),  # "the suggested name to save the file
+                                                     # (or directory) as"
+    Field("piece length", Integer(1), name="piece_length", required=True),  # "number of bytes
+                                                     # in each piece the file is split into"
+    Field("pieces", String(multiple_of=20), fatal=True),  # "a string whose length is a
+                                                     # multiple of 20"
+    Field("length", Integer(0), fatal=True),         # single file: "The length of the file"
+    Field("files", ListOf(FileV1, fatal=True, max_items=MAX_FILES), fatal=True),  # directory
+    Field("file tree", _Tree(), name="file_tree", spec=BEP52, fatal=True),  # BEP 52
+    Field("attr", _Attr(), spec=BEP47),              # BEP 47, single file
+    Field("sha1", String(), spec=BEP47),             # BEP 47, single file
+    Field("private", Integer(), spec="BEP 27 §private"),  # BEP 27: "private=1"
+], unknown="extra", rules=RULES, protocol=PROTOCOL, name="info")
+#: BEP 3 §metainfo files: the top-level dictionary.
+Torrent = BencodedDict([
+    Field("info", Info, required=True),              # "This maps to a dictionary"
+    Field("announce", _TorrentText()),               # "The URL of the tracker."
+    Field("announce-list", _Tiers(), name="announce_list", spec=BEP12),  # BEP 12
+    Field("url-list", _WebSeeds(), name="url_list", spec=BEP19),  # BEP 19
+    Field("piece layers", MapOf(String(), fatal=True), name="piece_layers",
+          spec=BEP52_LAYERS),                        # BEP 52: "a dictionary of strings"
+    Field("creation date", Integer(), name="creation_date"),  # de-facto: seconds since 1970
+    Field("comment", _TorrentText()),                # de-facto
+    Field("created by", _TorrentText(), name="created_by"),  # de-facto
+], unknown="extra", rules=RULES, protocol=PROTOCOL, name="metainfo")
+# fmt: on
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading: the declarations above, then the rules that tie fields together
+
+
+def _read(data: bytes, *, strict: bool, info_only: bool) -> tuple[Metainfo, Context]:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ParseError(f"expected bytes, got {type(data).__name__}", protocol=PROTOCOL)
+    if type(data) is not bytes:
+        data = bytes(data)
+    if len(data) > MAX_METAINFO_SIZE:
+        raise LimitExceeded(f"{len(data)} bytes is more than {MAX_METAINFO_SIZE}",
+                            protocol=PROTOCOL, offset=0)
+    try:  # one pass: the value, its deviations and where "info" lies
+        result = decode_lenient(data, strict=strict, spans=True)
+    except ParseError as e:
+        raise e.relocated(protocol=PROTOCOL) from None
+    cx = Context(data, protocol=PROTOCOL, deviations=None if strict else result.deviations,
+                 max_deviations=MAX_DEVIATIONS, label_messages=True)
+    root = result.value
+    if type(root) is not dict:
+        raise cx.fail(f"must be a dictionary, not {type_name(root)}", ())
+    if info_only:
+        return _metainfo(Container(), Info.conform(root, cx, ()), data, cx, ()), cx
+    top = Torrent.conform(root, cx, ())
+    start, end = result.spans[b"info"]
+    return _metainfo(top, top["info"], data[start:end], cx, (b"info",)), cx
+
+
+def _metainfo(top: Container, info: Container, info_bytes: bytes, cx: Context,
+              ip: tuple[PathStep, ...]) -> Metainfo:
+    meta_version = info.get("meta_version")
+    has_v2 = meta_version == 2
+    has_v1 = "pieces" in info
+    if not has_v1 and not has_v2:
+        raise cx.fail("neither v1 'pieces' nor v2 'meta version' 2", ip)
+    name = info.get("name")
+    if name is None:
+        cx.report("metainfo/info/name-missing", "missing required key 'name'", ip, BEP3)
+        name = ""
+    piece_length = info["piece_length"]
+    if has_v2 and (piece_length < BLOCK_SIZE or piece_length & (piece_length - 1)):
+        # BEP 52: "It must be a power of two and at least 16KiB."
+        raise cx.fail(f"piece length {piece_length} is not a power of two >= 16 KiB",
+                      (*ip, b"piece length"))
+
+    v2_files: list[FileEntry] = []
+    if has_v2:
+        if "file_tree" not in info:
+            raise cx.fail("missing required key 'file tree'", ip)
+        v2_files = _file_tree(info["file_tree"], (*ip, b"file tree"), piece_length, cx)
+
+    pieces: tuple[bytes, ...] = ()
+    v1_files: list[FileEntry] = []
+    multi_file = False
+    if has_v1:
+        v1_files, multi_file = _v1_files(info, name, cx, ip)
+        pieces = _pieces(info["pieces"], v1_files, piece_length, cx, ip)
+    if has_v1 and has_v2:
+        files = _hybrid_files(v1_files, v2_files, piece_length, cx, ip, single=not multi_file)
+    elif has_v2:
+        files = v2_files
+        multi_file = not (len(v2_files) == 1 and len(v2_files[0].path) == 1)
+    else:
+        files = v1_files
+
+    piece_layers: dict[bytes, tuple[bytes, ...]] = {}
+    if has_v2 and ip:
+        piece_layers = _piece_layers(top.get("piece_layers"), files, piece_length, cx)
+
+    private = info.get("private")
+    if private not in (None, 0, 1):
+        cx.report("metainfo/info/private-value", f"private is {private}, not 0 or 1",
+                  (*ip, b"private"), "BEP 27 §private", "SHOULD")
+    return Metainfo(
+        name=name,
+        piece_length=piece_length,
+        files=tuple(files),
+        pieces=pieces,
+        piece_layers=piece_layers,
+        meta_version=meta_version,
+        multi_file=multi_file,
+        private=bool(private),
+        announce=top.get("announce"),
+        announce_list=top.get("announce_list", ()),
+        web_seeds=top.get("url_list", ()),
+        creation_date=top.get("creation_date"),
+        comment=top.get("comment"),
+        created_by=top.get("created_by"),
+        info_hash_v1=hashlib.sha1(info_bytes).digest() if has_v1 else None,
+        info_hash_v2=hashlib.sha256(info_bytes).digest() if has_v2 else None,
+        info_bytes=info_bytes,
+    )
+
+
+# -- v1 ----------------------------------------------------------------------------------------
+
+
+def _v1_files(info: Container, name: str, cx: Context, ip: tuple[PathStep, ...]
+              ) -> tuple[list[FileEntry], bool]:
+    if "files" in info:
+        if "length" in info:
+            cx.report("metainfo/info/length-and-files", "has both 'length' and 'files'", ip,
+                      BEP3)
+        if not info["files"]:
+            cx.report("metainfo/info/files-empty", "the file list is empty", (*ip, b"files"),
+                      BEP3)
+        files: list[FileEntry] = []
+        offset = 0
+        for item in info["files"]:
+            files.append(FileEntry(path=item["path"], length=item["length"], offset=offset,
+                                   attr=item.get("attr", ""), sha1=item.get("sha1"),
+                                   symlink_path=item.get("symlink_path")))
+            offset += item["length"]
+        return files, True
+    if "length" not in info:
+        raise cx.fail("missing required key 'length'", ip)
+    return [FileEntry(path=(name,), length=info["length"], offset=0, attr=info.get("attr", ""),
+                      sha1=info.get("sha1"))], False
+
+
+#: One SHA-1 piece hash (BEP 3 ``pieces``) and one SHA-256 layer hash (BEP 52), as records.
+_SHA1_HASHES = struct.Struct("20s")
+_SHA256_HASHES = struct.Struct("32s")
+
+
+def _pieces(raw: bytes, files: list[FileEntry], piece_length: int, cx: Context,
+            ip: tuple[PathStep, ...]) -> tuple[bytes, ...]:
+    total = sum(f.length for f in files)
+    expected = _ceil_div(total, piece_length)
+    if len(raw) // 20 != expected:
+        cx.report("metainfo/info/piece-count",
+                  f"{len(raw) // 20} piece hashes for {total} bytes in pieces of "
+                  f"{piece_length} ({expected} expected)", (*ip, b"pieces"), BEP3)
+    return tuple([h for (h,) in _SHA1_HASHES.iter_unpack(raw)])
+
+
+# -- v2 ----------------------------------------------------------------------------------------
+
+_TREE_KEY = _PathComponent(BEP52_TREE, text_level="SHOULD")
+
+
+def _file_tree(tree: dict, path: tuple[PathStep, ...], piece_length: int, cx: Context
+               ) -> list[FileEntry]:
+    # BEP 52: "The file tree root dictionary itself must not be a file".
+    if b"" in tree:
+        raise cx.fail("the file tree root must not be a file", (*path, b""))
+    if not tree:
+        cx.report("metainfo/file-tree/empty", "the file tree is empty", path, BEP52_TREE)
+    files: list[FileEntry] = []
+    offset = 0
+    for names, tp, node in _walk(tree, path, (), cx):
+        if len(files) >= MAX_FILES:
+            raise cx.fail(f"more than {MAX_FILES} files", tp, limit=True)
+        entry = TreeFile.conform(node, cx, tp)
+        length = entry["length"]
+        files.append(FileEntry(path=names, length=length, offset=offset,
+                               attr=entry.get("attr", ""),
+                               pieces_root=entry.get("pieces_root") if length else None,
+                               symlink_path=entry.get("symlink_path")))
+        # BEP 52: "each non-empty file is aligned to a piece boundary".
+        offset += _ceil_div(length, piece_length) * piece_length
+    return files
+
+
+def _walk(node: dict, path: tuple[PathStep, ...], names: tuple[str, ...], cx: Context
+          ) -> Iterator[tuple[tuple[str, ...], tuple[PathStep, ...], dict]]:
+    for key, child in node.items():
+        cp = (*path, key)
+        if not isinstance(key, bytes):
+            raise cx.fail("file tree key is not a string", path)
+        if not isinstance(child, dict):
+            raise cx.fail(f"must be a dictionary, not {type_name(child)}", cp)
+        # BEP 52: keys "may contain invalid UTF-8 [...] Implementations must be prepared to
+        # sanitize them": a SHOULD-level note, not a failure.
+        child_names = (*names, _TREE_KEY.decode(key, cx, cp))
+        leaf = child.get(b"")
+        if isinstance(leaf, dict) and b"length" in leaf:
+            if len(child) > 1:
+                # BEP 52: a file entry "must not have any sibling entries".
+                cx.report("metainfo/file-tree/file-with-siblings",
+                          "a file entry has sibling entries", cp, BEP52_TREE)
+            yield child_names, (*cp, b""), leaf
+        else:
+            if b"" in child:
+                raise cx.fail("zero-length key without a file length", (*cp, b""))
+            if not child:
+                cx.report("metainfo/file-tree/empty-directory", "empty directory", cp,
+                          BEP52_TREE, "SHOULD")
+            yield from _walk(child, cp, child_names, cx)
+
+
+def _hybrid_files(v1: list[FileEntry], v2: list[FileEntry], piece_length: int, cx: Context,
+                  ip: tuple[PathStep, ...], *, single: bool) -> list[FileEntry]:
+    """BEP 52 §Upgrade Path: the v1 and v2 parts must "describe the same data in the same
+    order"; files are taken from v1 (with its padding) and get their v2 pieces root."""
+    real = [(i, f) for i, f in enumerate(v1) if not f.is_padding]
+    # In a single-file v1 torrent the file's path is the name; in v2 it is the tree key.
+    if len(real) != len(v2):
+        cx.report("metainfo/hybrid/file-count",
+                  f"v1 lists {len(real)} files but the v2 file tree has {len(v2)}",
+                  (*ip, b"file tree"), BEP52_UPGRADE)
+    out = list(v1)
+    for (i, f1), f2 in zip(real, v2):
+        fp = (*ip, b"files", i) if not single else ip
+        if f1.length != f2.length or (not single and f1.path != f2.path):
+            cx.report("metainfo/hybrid/file-mismatch",
+                      f"v1 file {f1.path_text!r} ({f1.length} bytes) differs from v2 "
+                      f"file {f2.path_text!r} ({f2.length} bytes)", fp, BEP52_UPGRADE)
+        elif f1.length and f1.offset % piece_length:
+            cx.report("metainfo/hybrid/alignment",
+                      f"v1 file {f1.path_text!r} is not aligned to a piece boundary "
+                      "(missing BEP 47 padding)", fp, BEP52_UPGRADE)
+        out[i] = dataclasses.replace(f1, pieces_root=f2.pieces_root)
+    return out
+
+
+def _piece_layers(raw: dict | None, files: Sequence[FileEntry], piece_length: int,
+                  cx: Context) -> dict[bytes, tuple[bytes, ...]]:
+    """BEP 52: "For each file in the file tree that is larger than the piece size it
+    contains one string value" whose hashes must match the pieces root."""
+    layers: dict[bytes, tuple[bytes, ...]] = {}
+    needed = {f.pieces_root: f for f in files
+              if f.pieces_root is not None and f.length > piece_length}
+    if raw is None:
+        if needed:
+            cx.report("metainfo/piece-layers/missing",
+                      "piece layers are missing (required for files larger than a piece)", (),
+                      BEP52_LAYERS)
+        return layers
+    for key, value in raw.items():
+        lp = (b"piece layers", key)
+        f = needed.get(key)
+        if f is None:
+            cx.report("metainfo/piece-layers/unknown-root",
+                      "no file larger than a piece has this pieces root", lp, BEP52_LAYERS,
+                      "SHOULD")
+            continue
+        count = _ceil_div(f.length, piece_length)
+        if len(value) != 32 * count:
+            raise cx.fail(f"piece layer is {len(value)} bytes; {f.path_text!r} needs "
+                          f"{count} hashes of 32 bytes", lp)
+        hashes = tuple([h for (h,) in _SHA256_HASHES.iter_unpack(value)])
+        if piece_layer_root(hashes, piece_length) != key:
+            cx.report("metainfo/piece-layers/root-mismatch",
+                      f"piece layer of {f.path_text!r} does not hash to its pieces root", lp,
+                      BEP52_LAYERS)
+        layers[key] = hashes
+    for key, f in needed.items():
+        if key not in layers:
+            cx.report("metainfo/piece-layers/missing-file", f"no piece layer for {f.path_text!r}",
+                      (b"piece layers",), BEP52_LAYERS)
+    return layers

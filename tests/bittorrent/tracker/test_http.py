@@ -228,14 +228,14 @@ def test_empty_peer_lists_keep_their_model():
 @pytest.mark.parametrize(
     ("body", "path"),
     [
-        (b"le", "response"),
+        (b"le", ""),  # the body itself is not a dictionary
         (b"d5:peers0:e", "interval"),
         (b"d8:intervali1e5:peers5:12345e", "peers"),
         (b"d8:intervali1e5:peersi3ee", "peers"),
         (b"d8:interval1:xe", "interval"),
         (b"d8:intervali1e6:peers65:12345e", "peers6"),
         (b"d8:intervali1e5:peersl2:abee", "peers[0]"),
-        (b"d8:intervali1e5:peersld2:ipi3e4:porti1eeee", "peers[0].ip"),
+        (b"d8:intervali1e5:peersld2:ipi3e4:porti1eeee", "peers[0] -> ip"),
     ],
 )
 def test_malformed_announce_bodies(body, path):

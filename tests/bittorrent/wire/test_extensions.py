@@ -210,3 +210,30 @@ def test_mutated_real_payloads_raise_only_parse_error(real, data):
             continue
         if strict:
             assert encode_extended(name, decoded) == mutated
+
+
+def test_lenient_deviations_are_the_bencoding_rules_and_the_declared_ones():
+    """µTorrent's unsorted handshakes: the lenient schema reports what the bencode codec
+    reports (the former codec dropped them); a wrong-typed item adds the declared rule."""
+    from p2pkit.bencode import decode_lenient
+
+    handshakes = [p for n, p, _ in extended_messages("ndpi-bittorrent.pcap", strict=False)
+                  if n == "handshake"]
+    for payload in handshakes:
+        found = []
+        EXTENSION_MESSAGES_LENIENT["handshake"].parse(payload, deviations=found)
+        assert [(d.rule, d.offset) for d in found] == [
+            (d.rule, d.offset) for d in decode_lenient(payload).deviations]
+    found = []
+    EXTENSION_MESSAGES_LENIENT["handshake"].parse(b"d1:pi-1e6:yourip3:abce", deviations=found)
+    assert [(d.rule, d.offset) for d in found] == [("bittorrent/extended/wrong-type", 16)]
+
+
+def test_lenient_deviations_reach_the_caller_through_nested_schemas():
+    # ut_metadata's dictionary sits in a Struct before the raw piece: the list still fills.
+    found = []
+    msg = EXTENSION_MESSAGES_LENIENT["ut_metadata"].parse(
+        b"d5:piecei0e8:msg_typei01e10:total_sizei3eexyz", deviations=found)
+    assert msg.metadata == b"xyz"
+    assert [d.rule for d in found] == ["bencode/dict/unsorted-keys",
+                                       "bencode/integer/leading-zero"]
