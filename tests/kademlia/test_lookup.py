@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
+from p2pkit.kademlia.ids import distance
 from p2pkit.kademlia.lookup import Lookup
-from p2pkit.kademlia.routing import distance
 
 
 def nid(n: int) -> bytes:
@@ -13,7 +13,7 @@ def nid(n: int) -> bytes:
 
 
 def test_alpha_in_flight_and_closest_first():
-    lookup = Lookup(nid(0), k=4, alpha=3)
+    lookup = Lookup(nid(0), k=4, alpha=3, id_bits=160)
     for n in (50, 40, 30, 20, 10):
         lookup.add(nid(n), ("10.0.0.1", n))
     first = lookup.next_queries()
@@ -25,7 +25,7 @@ def test_alpha_in_flight_and_closest_first():
 
 
 def test_ends_when_the_k_closest_answered():
-    lookup = Lookup(nid(0), k=2, alpha=2)
+    lookup = Lookup(nid(0), k=2, alpha=2, id_bits=160)
     lookup.add(nid(100), ("10.0.0.1", 100))
     lookup.add(nid(200), ("10.0.0.1", 200))
     lookup.next_queries()
@@ -49,7 +49,7 @@ def test_converges_on_a_static_graph():
     def known_by(node: bytes) -> list[bytes]:  # each node knows its 8 closest to any target
         return sorted(ids, key=lambda x: distance(x, node))[1:20] + rng.sample(ids, 10)
 
-    lookup = Lookup(target, k=8, alpha=3)
+    lookup = Lookup(target, k=8, alpha=3, id_bits=160)
     for start in rng.sample(ids, 3):
         lookup.add(start, ("10.0.0.1", 1))
     while not lookup.finished:
@@ -61,7 +61,7 @@ def test_converges_on_a_static_graph():
 
 
 def test_a_timeout_is_retried_once_an_error_is_not():
-    lookup = Lookup(nid(0), k=2, alpha=1)
+    lookup = Lookup(nid(0), k=2, alpha=1, id_bits=160)
     lookup.add(nid(1), ("10.0.0.1", 1))
     lookup.add(nid(2), ("10.0.0.1", 2))
     [c] = lookup.next_queries()
