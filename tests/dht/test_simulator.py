@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p2pkit.dht.node import PingDone
+from p2pkit.dht.node import PingCompleted
 from p2pkit.dht.simulator import Network, measure_lookups, simulate
 
 
@@ -31,7 +31,7 @@ def test_loss_and_latency_are_applied():
     net.kick(a)
     net.run()
     assert (net.sent, net.lost, net.delivered) == (1, 1, 0)
-    assert net.events(a) == [PingDone(operation=op, addr=net.address_of(b), node_id=None)]
+    assert net.events(a) == [PingCompleted(operation=op, addr=net.address_of(b), node_id=None)]
     assert net.now == 1.0  # the query timeout, in simulated time
 
     net = Network(seed=3, latency=(0.4, 0.4))
