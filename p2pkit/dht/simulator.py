@@ -135,12 +135,14 @@ class Network:
         stays). Saves the cost of N bootstrap lookups before measuring."""
         live = list(self.nodes.items())
         ordered = sorted(live, key=lambda item: item[1].id)
+        now = self.now
         for i, (_, node) in enumerate(ordered):
             lo, hi = max(0, i - POPULATE_NEIGHBOURS), i + POPULATE_NEIGHBOURS + 1
             known = ordered[lo:hi] + self.rng.sample(live, min(POPULATE_RANDOM, len(live)))
+            seen = node.table.seen_response
             for addr, other in known:
                 if other is not node:
-                    node.table.seen_response(other.id, addr, self.now)
+                    seen(other.id, addr, now)
 
     def events(self, node: Node) -> list[Event]:
         """Events the node produced so far (and forget them)."""

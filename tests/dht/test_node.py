@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import random
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pkit import bencode
-from p2pkit.core import NEED_DATA
+from p2pkit.core import NEED_DATA, DatagramCore, Event, MemoryNetwork, run_datagram_core
 from p2pkit.dht import items as bep44
 from p2pkit.dht import krpc
 from p2pkit.dht.krpc import ErrorCode
@@ -24,6 +25,7 @@ from p2pkit.dht.node import (
 )
 from p2pkit.dht.security import RateLimiter
 from p2pkit.dht.simulator import Network
+from p2pkit.errors import LocalProtocolError
 from tests.pcap_payloads import udp_datagrams
 
 ME = ("10.0.0.1", 6881)
@@ -375,3 +377,46 @@ def test_bep33_scrape_filters_and_noseed():
     [answer] = ask(node, q("get_peers", info_hash=info_hash, noseed=1), addr=("10.0.0.9", 1))
     assert {str(p.ip) for p in answer.r["values"]} == {"10.0.0.4", "10.0.0.5"}
     assert "BFsd" not in answer.r
+
+
+def test_node_is_a_datagram_core_and_its_events_follow_the_contract():
+    node = server()
+    assert isinstance(node, DatagramCore)
+    assert node.next_event() is NEED_DATA
+    event = PingCompleted(operation=1, addr=PEER, node_id=None)
+    assert isinstance(event, Event)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.operation = 2
+    with pytest.raises(TypeError):
+        PingCompleted(1, PEER, None)  # keyword-only
+    # BEP 5: node ids and infohashes are 160 bits
+    with pytest.raises(LocalProtocolError):
+        PingCompleted(operation=1, addr=PEER, node_id=b"short")
+    with pytest.raises(LocalProtocolError):
+        LookupCompleted(operation=1, method="find_node", target=bytes(32), nodes=())
+    with pytest.raises(LocalProtocolError):
+        LookupCompleted(operation=1, method="announce_peer", target=bytes(20), nodes=())
+    lookup = LookupCompleted(operation=1, method="get_peers", target=bytes(20), nodes=())
+    with pytest.raises(LocalProtocolError):
+        StoreCompleted(operation=1, method="get", target=bytes(20), stored=0, errors=(),
+                       lookup=lookup)
+
+
+def test_two_nodes_over_memory_network():
+    net = MemoryNetwork(seed=1, latency=(0.05, 0.05))
+    # maintenance off: nothing stays due once the pings are answered, so run() ends
+    a, b = (Node(rng=random.Random(i), now=0.0, maintenance_interval=None) for i in (1, 2))
+    seen_a: list = []
+    seen_b: list = []
+    kick_a = run_datagram_core(net, ME, a, seen_a.append)
+    run_datagram_core(net, PEER, b, seen_b.append)
+    op = a.ping(PEER, net.now)
+    kick_a()
+    net.run()
+    # the ping, its answer and b's verification ping, that answer; then the (stale) timers
+    assert seen_a == [PingCompleted(operation=op, addr=PEER, node_id=b.id)]
+    assert seen_b == [] and net.pending == 0
+    assert b.id in a.table and a.id in b.table
+    assert (net.sent, net.delivered) == (4, 4)
+    assert a.pending_queries == b.pending_queries == 0
+    assert a.get_timer() is None and b.get_timer() is None
