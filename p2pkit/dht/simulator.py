@@ -67,10 +67,11 @@ class Network:
     def __init__(self, *, seed: int, latency: tuple[float, float] = (0.01, 0.1),
                  loss: float = 0.0, query_timeout: float = 1.0,
                  maintenance: bool = False) -> None:
+        #: Node seeds, populate and the measured lookups draw from this generator.
         self.rng = random.Random(seed)
-        #: The transport: its own generator (latency, loss) is seeded from ``rng``.
-        self.transport = MemoryNetwork(seed=self.rng.getrandbits(64), latency=latency,
-                                       loss=loss)
+        #: The transport, with its own generator (latency, loss) derived from ``seed``.
+        self.transport = MemoryNetwork(seed=random.Random(f"transport {seed}").getrandbits(64),
+                                       latency=latency, loss=loss)
         self.latency = latency
         self.loss = loss
         self.query_timeout = query_timeout
