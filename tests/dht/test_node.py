@@ -291,7 +291,11 @@ def test_put_get_immutable_and_mutable_across_the_network():
         assert one_event(net, nodes[2], StoreCompleted).stored >= 3
     nodes[2].put([b"old"], net.now, seed=seed, seq=1, salt=b"s")
     old = one_event(net, nodes[2], StoreCompleted)
-    assert {code for _, code, _ in old.errors} == {302}
+    # BEP 44 302 "sequence number less than current" from the nodes that answered (with 5 %
+    # loss, a put may also time out: code 0)
+    codes = {code for _, code, _ in old.errors}
+    assert 302 in codes and codes <= {302, 0}
+    assert all(message == "timeout" for _, code, message in old.errors if code == 0)
     target = bep44.mutable_target(bep44.public_key(seed), b"s")
     nodes[17].get(target, net.now, salt=b"s")
     item = one_event(net, nodes[17], LookupCompleted).item
