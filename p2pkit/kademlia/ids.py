@@ -47,7 +47,7 @@ def check_id(node_id: bytes, id_bits: int) -> None:
 
 def distance(a: bytes, b: bytes) -> int:
     """Kademlia §2.1: "their bitwise exclusive or (XOR) interpreted as an integer" (BEP 5:
-    "distance(A,B) = |A xor B|"). Smaller is closer.
+    ``distance(A,B) = |A xor B|``). Smaller is closer.
 
     >>> distance(bytes(32), b"\\x80" + bytes(31)) == 1 << 255
     True

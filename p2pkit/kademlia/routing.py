@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from p2pkit.kademlia.ids import check_id, distance, id_bytes, random_id
+from p2pkit.kademlia.ids import check_id, id_bytes, random_id
 
 __all__ = [
     "BAD_AFTER_FAILURES",
@@ -48,7 +48,6 @@ __all__ = [
     "QUESTIONABLE_AFTER",
     "REFRESH_AFTER",
     "RoutingTable",
-    "distance",
 ]
 
 #: BEP 5: "After 15 minutes of inactivity, a node becomes questionable."

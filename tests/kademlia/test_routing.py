@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pkit.kademlia import routing
+from p2pkit.kademlia.ids import distance
 from p2pkit.kademlia.routing import (
     QUESTIONABLE_AFTER,
     REFRESH_AFTER,
     NodeEntry,
     RoutingTable,
-    distance,
 )
 
 OWN = bytes(20)
