@@ -209,6 +209,13 @@ class MemoryNetwork:
         """Scheduled callbacks and deliveries not yet run."""
         return len(self._queue)
 
+    def discard_pending(self) -> None:
+        """Forget every scheduled callback and delivery (tear-down). Scheduled callbacks
+        refer to the network and to the cores they drive: a network dropped with work pending
+        is otherwise kept alive by those reference cycles until the cyclic garbage collector
+        runs."""
+        self._queue.clear()
+
     @property
     def in_flight(self) -> int:
         """Datagrams sent and neither delivered, lost nor found undeliverable yet."""

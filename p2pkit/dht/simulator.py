@@ -168,6 +168,16 @@ class Network:
             done = stop
         self.transport.run(until=until, stop=done)
 
+    def close(self) -> None:
+        """Detach every node and forget what is in flight, so that dropping the network frees
+        it at once (its callbacks otherwise hold it in reference cycles until the cyclic
+        garbage collector runs: about a second for 10,000 populated nodes)."""
+        for attached in self._attached.values():
+            attached.close()
+        self.transport.discard_pending()
+        self.nodes.clear()
+        self._busy.clear()
+
     def _quiet(self) -> bool:
         """No datagram in flight and no node waiting for an answer."""
         if self.transport.in_flight:
@@ -270,5 +280,6 @@ def simulate(*, nodes: int, lookups: int, seed: int = 1, churn: float = 0.3,
         for node in net.rng.sample(members, int(churn * nodes)):
             net.remove(node)
         churned = measure_lookups(net, lookups)
+    net.close()
     return SimulationReport(seed=seed, loss=loss, join=join, build_seconds=built,
                             stable=stable, churned=churned, churn=churn)

@@ -63,3 +63,24 @@ def test_removed_nodes_receive_nothing():
     stats = measure_lookups(net, 5)
     assert stats.nodes == 20 and net.undeliverable > 0
     assert all(not n.stats.get("received") for n in nodes[:10])
+
+
+def test_a_closed_network_is_freed_by_reference_counting():
+    import gc
+    import weakref
+
+    net = Network(seed=2)
+    nodes = [net.add_node() for _ in range(30)]
+    net.populate()
+    measure_lookups(net, 3)
+    nodes[0].ping(net.address_of(nodes[1]), net.now)
+    net.kick(nodes[0])  # work left in flight
+    transport, node = weakref.ref(net.transport), weakref.ref(nodes[0])
+    net.close()
+    assert net.transport.pending == 0 and not net.nodes
+    gc.disable()
+    try:
+        del net, nodes
+        assert transport() is None and node() is None  # no reference cycle kept them
+    finally:
+        gc.enable()
