@@ -28,8 +28,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
+from p2pkit.kademlia.candidate_state import (
+    ANSWER,
+    ERROR,
+    FAILED,
+    LAST_TIMEOUT,
+    NEW,
+    QUERIED,
+    QUERY,
+    RESPONDED,
+    TIMEOUT,
+    next_state,
+)
 from p2pkit.kademlia.ids import check_id, id_bytes
 from p2pkit.kademlia.routing import RoutingTable
 
@@ -40,7 +51,6 @@ MAX_ATTEMPTS = 2
 #: Candidates a lookup remembers (the farthest are forgotten beyond this).
 MAX_CANDIDATES = 200
 
-CandidateState = Literal["new", "queried", "responded", "failed"]
 Address = tuple[str, int]
 
 
@@ -53,7 +63,8 @@ class Candidate:
     distance: int
     #: Queries on the path that found it: the starting nodes are hop 1.
     hop: int = 1
-    state: CandidateState = "new"
+    #: One of :mod:`p2pkit.kademlia.candidate_state`'s states.
+    state: str = NEW
     #: An opaque write token from its answer, for the store that may follow the lookup (BEP 5's
     #: get_peers / get token, for announce_peer / put); None in deployments without one.
     token: bytes | None = None
@@ -104,7 +115,7 @@ class Lookup:
         if self._dirty:
             self._order.sort(key=lambda c: c.distance)
             for dropped in self._order[MAX_CANDIDATES:]:
-                if dropped.state == "new":
+                if dropped.state == NEW:
                     del self._candidates[dropped.id]
             self._order = [c for c in self._order if c.id in self._candidates]
             self._dirty = False
@@ -114,7 +125,7 @@ class Lookup:
         """The ``k`` closest candidates that have not failed."""
         out = []
         for c in self._sorted():
-            if c.state != "failed":
+            if c.state != FAILED:
                 out.append(c)
                 if len(out) == self.k:
                     break
@@ -122,7 +133,7 @@ class Lookup:
 
     @property
     def in_flight(self) -> int:
-        return sum(1 for c in self._candidates.values() if c.state == "queried")
+        return sum(1 for c in self._candidates.values() if c.state == QUERIED)
 
     def next_queries(self) -> list[Candidate]:
         """Candidates to query now (marked as queried): the closest unqueried ones within the
@@ -132,8 +143,8 @@ class Lookup:
         if room <= 0:
             return out
         for c in self._window():
-            if c.state == "new":
-                c.state = "queried"
+            if c.state == NEW:
+                c.state = next_state(NEW, QUERY)
                 c.attempts += 1
                 out.append(c)
                 if len(out) == room:
@@ -147,7 +158,7 @@ class Lookup:
         c = self._candidates.get(node_id)
         if c is None:
             return
-        c.state = "responded"
+        c.state = next_state(c.state, ANSWER)
         c.token = token
         for nid, addr in nodes:
             self.add(nid, addr, c.hop + 1)
@@ -187,22 +198,24 @@ class Lookup:
         """``node_id`` answered with an error, or timed out (``timeout``): a timeout is retried
         once (BEP 5: "it is suggested to try once more") unless it already was."""
         c = self._candidates.get(node_id)
-        if c is None or c.state in ("responded", "failed"):
+        if c is None:
             return
-        retry = timeout and c.state == "queried" and c.attempts < MAX_ATTEMPTS
-        c.state = "new" if retry else "failed"
+        if not timeout:
+            c.state = next_state(c.state, ERROR)
+        else:
+            c.state = next_state(c.state, TIMEOUT if c.attempts < MAX_ATTEMPTS else LAST_TIMEOUT)
 
     @property
     def finished(self) -> bool:
         """Kademlia's end: nothing in flight (bootstrap queries included) and the ``k``
         closest non-failed candidates have all answered (so no closer node can be learned)."""
         return (self.in_flight == 0 and self.unidentified == 0
-                and all(c.state == "responded" for c in self._window()))
+                and all(c.state == RESPONDED for c in self._window()))
 
     def closest(self, count: int | None = None) -> list[Candidate]:
         """The closest candidates that answered (``k`` unless ``count``)."""
         count = self.k if count is None else count
-        return [c for c in self._sorted() if c.state == "responded"][:count]
+        return [c for c in self._sorted() if c.state == RESPONDED][:count]
 
     @property
     def hops(self) -> int:

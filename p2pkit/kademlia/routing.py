@@ -37,12 +37,14 @@ import random
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
 
 from p2pkit.kademlia.ids import check_id, id_bytes, random_id
 
 __all__ = [
+    "BAD",
     "BAD_AFTER_FAILURES",
+    "GOOD",
+    "QUESTIONABLE",
     "Bucket",
     "NodeEntry",
     "QUESTIONABLE_AFTER",
@@ -60,7 +62,11 @@ REFRESH_AFTER = 15 * 60.0
 #: walking buckets (sorting integers is cheaper than the walk for a small table).
 FLAT_CLOSEST_MAX = 32
 
-State = Literal["good", "questionable", "bad"]
+# A node's liveness (BEP 5 §Routing Table); derived from the time of its last answer and
+# query and its failures by NodeEntry.state, so it has no transitions of its own.
+GOOD = "good"
+QUESTIONABLE = "questionable"
+BAD = "bad"
 Address = tuple[str, int]
 
 
@@ -82,17 +88,17 @@ class NodeEntry:
         self.number = int.from_bytes(self.id, "big")
         self.ipv6 = ":" in self.addr[0]
 
-    def state(self, now: float) -> State:
-        """good / questionable / bad by BEP 5's 15-minute rule."""
+    def state(self, now: float) -> str:
+        """:data:`GOOD`, :data:`QUESTIONABLE` or :data:`BAD` by BEP 5's 15-minute rule."""
         if self.failures >= BAD_AFTER_FAILURES:
-            return "bad"
+            return BAD
         if self.last_response is None:
-            return "questionable"
+            return QUESTIONABLE
         if now - self.last_response < QUESTIONABLE_AFTER:
-            return "good"
+            return GOOD
         if self.last_query is not None and now - self.last_query < QUESTIONABLE_AFTER:
-            return "good"
-        return "questionable"
+            return GOOD
+        return QUESTIONABLE
 
     @property
     def last_seen(self) -> float:
@@ -178,7 +184,7 @@ class RoutingTable:
                 entry.last_query = now
             return False
         return len(bucket.nodes) < self.k or bucket.covers(self._own) or any(
-            e.state(now) == "bad" for e in bucket.nodes.values())
+            e.state(now) == BAD for e in bucket.nodes.values())
 
     def failed(self, node_id: bytes, now: float) -> None:
         """A query to the node timed out; after repeated failures it is replaced."""
@@ -189,7 +195,7 @@ class RoutingTable:
             return
         entry.failures += 1
         self._changes += 1
-        if entry.state(now) == "bad" and bucket.replacements:
+        if entry.state(now) == BAD and bucket.replacements:
             del bucket.nodes[node_id]
             _, candidate = bucket.replacements.popitem(last=True)  # most recently seen
             bucket.nodes[candidate.id] = candidate
@@ -305,7 +311,7 @@ class RoutingTable:
     def questionable(self, now: float) -> list[NodeEntry]:
         """Nodes to ping (BEP 5: "the least recently seen node is pinged"): questionable
         entries, least recently seen first."""
-        out = [e for e in self if e.state(now) == "questionable"]
+        out = [e for e in self if e.state(now) == QUESTIONABLE]
         out.sort(key=lambda e: e.last_seen)
         return out
 
