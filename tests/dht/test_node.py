@@ -424,3 +424,15 @@ def test_two_nodes_over_memory_network():
     assert (net.sent, net.delivered) == (4, 4)
     assert a.pending_queries == b.pending_queries == 0
     assert a.get_timer() is None and b.get_timer() is None
+
+
+def test_an_answer_with_a_short_node_id_is_malformed_not_a_crash():
+    node = server(query_timeout=2.0)
+    op = node.ping(PEER, 0.0)
+    [(data, _)] = node.datagrams_to_send(0.0)
+    t = krpc.decode(data).t
+    short = bencode.encode({b"t": t, b"y": b"r", b"r": {b"id": bytes(19)}})
+    node.receive_datagram(short, PEER, 0.5)  # BEP 5: ids are 20 bytes
+    assert node.stats["malformed"] == 1 and node.next_event() is NEED_DATA
+    node.handle_timer(2.0)
+    assert node.next_event() == PingCompleted(operation=op, addr=PEER, node_id=None)
