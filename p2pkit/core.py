@@ -168,7 +168,8 @@ class MemoryNetwork:
         self.bandwidth = bandwidth
         self.reorder = reorder
         self.now = 0.0
-        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        #: (time, sequence number, callback, its arguments): a heap.
+        self._queue: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
         self._datagram_handlers: dict[Address, DatagramHandler] = {}
         self._uplink_free: dict[Address, float] = {}
@@ -178,26 +179,29 @@ class MemoryNetwork:
 
     # -- the clock --------------------------------------------------------------------------
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> None:
-        """Run ``callback`` when the simulated clock reaches ``when`` (not before ``now``)."""
+    def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback(*args)`` when the simulated clock reaches ``when`` (not before
+        ``now``)."""
         self._seq += 1
-        heapq.heappush(self._queue, (max(when, self.now), self._seq, callback))
+        heapq.heappush(self._queue, (max(when, self.now), self._seq, callback, args))
 
     def run(self, *, until: float | None = None, max_steps: int | None = None,
             stop: Callable[[], bool] | None = None) -> None:
         """Run scheduled work in time order until none is left, ``until`` is reached,
         ``max_steps`` callbacks have run, or ``stop()`` (asked before each step) is true."""
         steps = 0
-        while self._queue:
-            when = self._queue[0][0]
+        queue = self._queue
+        pop = heapq.heappop
+        while queue:
+            when = queue[0][0]
             if until is not None and when > until:
                 self.now = until
                 return
             if stop is not None and stop():
                 return
-            _, _, callback = heapq.heappop(self._queue)
+            _, _, callback, args = pop(queue)
             self.now = when
-            callback()
+            callback(*args)
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 return
@@ -246,23 +250,28 @@ class MemoryNetwork:
     def send_datagram(self, src: Address, dst: Address, data: bytes) -> None:
         """Send one datagram: delivered after a latency draw, maybe lost or reordered."""
         self.sent += 1
-        if self.loss and self.rng.random() < self.loss:
+        rng = self.rng
+        if self.loss and rng.random() < self.loss:
             self.lost += 1
             return
-        delay = self._delay(src, len(data))
-        if self.reorder and self.rng.random() < self.reorder:
+        if self.bandwidth is None:  # _delay, inlined: the simulators send many datagrams
             low, high = self.latency
-            delay += self.rng.uniform(low, high) if high > low else low
+            delay = low if low == high else rng.uniform(low, high)
+        else:
+            delay = self._delay(src, len(data))
+        if self.reorder and rng.random() < self.reorder:
+            low, high = self.latency
+            delay += rng.uniform(low, high) if high > low else low
+        self._seq += 1
+        heapq.heappush(self._queue, (self.now + delay, self._seq, self._deliver, (data, src, dst)))
 
-        def deliver() -> None:
-            handler = self._datagram_handlers.get(dst)
-            if handler is None:
-                self.undeliverable += 1
-                return
-            self.delivered += 1
-            handler(data, src, self.now)
-
-        self.call_at(self.now + delay, deliver)
+    def _deliver(self, data: bytes, src: Address, dst: Address) -> None:
+        handler = self._datagram_handlers.get(dst)
+        if handler is None:
+            self.undeliverable += 1
+            return
+        self.delivered += 1
+        handler(data, src, self.now)
 
     # -- streams ----------------------------------------------------------------------------
 
@@ -302,8 +311,9 @@ class DatagramEndpoint:
         if self.closed:
             return
         core, net, addr = self.core, self.net, self.addr
+        send = net.send_datagram
         for data, dst in core.datagrams_to_send(net.now):
-            net.send_datagram(addr, dst, data)
+            send(addr, dst, data)
         on_event = self.on_event
         if on_event is not None:
             while (event := core.next_event()) is not NEED_DATA:
@@ -311,7 +321,12 @@ class DatagramEndpoint:
         when = core.get_timer()
         if when is not None and when != self._scheduled:
             self._scheduled = when
-            net.call_at(when, lambda: self._on_timer(when))
+            net.call_at(when, self._on_timer, when)
+        self.pumped()
+
+    def pumped(self) -> None:
+        """Called at the end of every :meth:`pump` (a hook for drivers that watch the core,
+        such as a simulator that must know which cores still wait for answers)."""
 
     def close(self) -> None:
         """Stop listening; datagrams to ``addr`` vanish and timers are ignored."""

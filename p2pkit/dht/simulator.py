@@ -53,8 +53,7 @@ class _Attached(DatagramEndpoint):
         self._busy = busy
         super().__init__(net, addr, core, events.append)
 
-    def pump(self) -> None:
-        super().pump()
+    def pumped(self) -> None:
         if self.core.pending_queries:
             self._busy.add(self.addr)
         else:
