@@ -247,6 +247,19 @@ class _Operation:
     lookup_method: str = ""
 
 
+# What a query of ours is for (the answer or timeout is routed by it).
+#: A user's ping.
+_PING = "ping"
+#: A query of an iterative lookup, to a candidate of known id.
+_LOOKUP = "lookup"
+#: A lookup's query to a bootstrap address (node id unknown).
+_BOOTSTRAP = "bootstrap"
+#: announce_peer or put after a lookup.
+_STORE = "store"
+#: A ping to check a node before it enters the routing table, or during maintenance.
+_VERIFY = "verify"
+
+
 @dataclass(eq=False)
 class _Pending:
     t: bytes
@@ -254,7 +267,7 @@ class _Pending:
     method: str
     deadline: float
     operation: int | None
-    purpose: str  # "lookup", "bootstrap", "store", "ping", "verify"
+    purpose: str  # one of the purposes below
     node_id: bytes | None = None
 
 
@@ -358,7 +371,7 @@ class Node:
         """BEP 5 ping; a :class:`PingCompleted` follows."""
         op = self._operation("ping", b"")
         op.waiting = 1
-        self._query("ping", addr, {}, now, op=op, purpose="ping")
+        self._query("ping", addr, {}, now, op=op, purpose=_PING)
         return op.id
 
     def bootstrap(self, addrs: list[Address], now: float) -> int:
@@ -514,7 +527,7 @@ class Node:
         # added once they answer a ping of ours (a spoofed source never does).
         if msg.get("ro") != 1 and sender != self.id:
             if self.table.seen_query(sender, addr, now) and self._may_verify(addr, now):
-                self._query("ping", addr, {}, now, op=None, purpose="verify", node_id=sender)
+                self._query("ping", addr, {}, now, op=None, purpose=_VERIFY, node_id=sender)
 
     def _may_verify(self, addr: Address, now: float) -> bool:
         """At most one verification ping per address per :data:`VERIFY_INTERVAL` (two nodes
@@ -650,11 +663,11 @@ class Node:
                 self.external_votes[seen] = self.external_votes.get(seen, 0) + 1
         if trusted and msg.get("ro") != 1:
             self.table.seen_response(node_id, addr, now)
-        if pending.purpose == "ping":
+        if pending.purpose == _PING:
             self._finish_simple(op, PingCompleted(operation=op.id, addr=addr, node_id=node_id))
-        elif pending.purpose in ("lookup", "bootstrap") and op is not None:
+        elif pending.purpose in (_LOOKUP, _BOOTSTRAP) and op is not None:
             self._lookup_answer(op, pending, node_id, msg.r, trusted, now)
-        elif pending.purpose == "store" and op is not None:
+        elif pending.purpose == _STORE and op is not None:
             op.stored += 1
             self._store_progress(op)
 
@@ -662,12 +675,12 @@ class Node:
                   now: float) -> None:
         self._count("errors_received")
         error = msg.get("e") or Container(code=0, message="")
-        if pending.purpose == "ping" and op is not None:
+        if pending.purpose == _PING and op is not None:
             self._finish_simple(op, PingCompleted(operation=op.id, addr=pending.addr, node_id=None))
-        elif pending.purpose == "store" and op is not None:
+        elif pending.purpose == _STORE and op is not None:
             op.errors.append((pending.addr, int(error.code), str(error.message)))
             self._store_progress(op)
-        elif pending.purpose in ("lookup", "bootstrap") and op is not None:
+        elif pending.purpose in (_LOOKUP, _BOOTSTRAP) and op is not None:
             self._lookup_failed(op, pending, now)
 
     def _on_timeout(self, pending: _Pending, now: float) -> None:
@@ -677,9 +690,9 @@ class Node:
         op = self._operations.get(pending.operation) if pending.operation else None
         if op is None:
             return
-        if pending.purpose == "ping":
+        if pending.purpose == _PING:
             self._finish_simple(op, PingCompleted(operation=op.id, addr=pending.addr, node_id=None))
-        elif pending.purpose == "store":
+        elif pending.purpose == _STORE:
             op.errors.append((pending.addr, 0, "timeout"))
             self._store_progress(op)
         else:
@@ -703,7 +716,7 @@ class Node:
         op.lookup.seed(self.table, now)
         args = self._lookup_arguments(method, target)
         for addr in bootstrap:
-            if self._query(method, addr, args, now, op=op, purpose="bootstrap"):
+            if self._query(method, addr, args, now, op=op, purpose=_BOOTSTRAP):
                 op.lookup.address_queried()
         self._advance(op, now)
         return op
@@ -717,7 +730,7 @@ class Node:
         args = self._lookup_arguments(op.lookup_method, op.target)
         for candidate in lookup.next_queries():
             if not self._query(op.lookup_method, candidate.addr, args, now, op=op,
-                               purpose="lookup", node_id=candidate.id):
+                               purpose=_LOOKUP, node_id=candidate.id):
                 lookup.failed(candidate.id)
         if lookup.finished and op.result is None:
             self._lookup_finished(op, now)
@@ -729,7 +742,7 @@ class Node:
                  + list(r.get("nodes6") or ()) if n.port and n.id != self.id]
         # BEP 42 §Enforcement: "Non-compliant nodes also must not be considered to have sent a
         # valid response when checking the termination condition of a lookup."
-        if pending.purpose == "bootstrap":
+        if pending.purpose == _BOOTSTRAP:
             lookup.address_answered(node_id, pending.addr, nodes, r.get("token"),
                                     counted=trusted)
         elif trusted:
@@ -760,7 +773,7 @@ class Node:
 
     def _lookup_failed(self, op: _Operation, pending: _Pending, now: float,
                        timeout: bool = False) -> None:
-        if pending.purpose == "bootstrap":
+        if pending.purpose == _BOOTSTRAP:
             op.lookup.address_failed()
         elif pending.node_id is not None:
             op.lookup.failed(pending.node_id, timeout=timeout)
@@ -781,7 +794,7 @@ class Node:
             if candidate.token is None:
                 continue
             args = dict(op.store, token=candidate.token)
-            if self._query(op.method, candidate.addr, args, now, op=op, purpose="store",
+            if self._query(op.method, candidate.addr, args, now, op=op, purpose=_STORE,
                            node_id=candidate.id):
                 op.waiting += 1
         self._store_progress(op, sent=True)
@@ -801,7 +814,7 @@ class Node:
         asked = {p.addr for p in self._pending.values()}
         for entry in self.table.questionable(now)[:PINGS_PER_ROUND]:
             if entry.addr not in asked:
-                self._query("ping", entry.addr, {}, now, op=None, purpose="verify",
+                self._query("ping", entry.addr, {}, now, op=None, purpose=_VERIFY,
                             node_id=entry.id)
         for bucket in self.table.stale_buckets(now)[:2]:
             bucket.last_changed = now
