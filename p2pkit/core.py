@@ -47,6 +47,7 @@ __all__ = [
     "NEED_DATA",
     "Address",
     "DatagramCore",
+    "DatagramEndpoint",
     "Event",
     "MemoryNetwork",
     "NeedData",
@@ -167,7 +168,8 @@ class MemoryNetwork:
         self.bandwidth = bandwidth
         self.reorder = reorder
         self.now = 0.0
-        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        #: (time, sequence number, callback, its arguments): a heap.
+        self._queue: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
         self._datagram_handlers: dict[Address, DatagramHandler] = {}
         self._uplink_free: dict[Address, float] = {}
@@ -177,23 +179,29 @@ class MemoryNetwork:
 
     # -- the clock --------------------------------------------------------------------------
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> None:
-        """Run ``callback`` when the simulated clock reaches ``when`` (not before ``now``)."""
+    def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback(*args)`` when the simulated clock reaches ``when`` (not before
+        ``now``)."""
         self._seq += 1
-        heapq.heappush(self._queue, (max(when, self.now), self._seq, callback))
+        heapq.heappush(self._queue, (max(when, self.now), self._seq, callback, args))
 
-    def run(self, *, until: float | None = None, max_steps: int | None = None) -> None:
-        """Run scheduled work in time order until none is left, ``until`` is reached, or
-        ``max_steps`` callbacks have run."""
+    def run(self, *, until: float | None = None, max_steps: int | None = None,
+            stop: Callable[[], bool] | None = None) -> None:
+        """Run scheduled work in time order until none is left, ``until`` is reached,
+        ``max_steps`` callbacks have run, or ``stop()`` (asked before each step) is true."""
         steps = 0
-        while self._queue:
-            when = self._queue[0][0]
+        queue = self._queue
+        pop = heapq.heappop
+        while queue:
+            when = queue[0][0]
             if until is not None and when > until:
                 self.now = until
                 return
-            _, _, callback = heapq.heappop(self._queue)
+            if stop is not None and stop():
+                return
+            _, _, callback, args = pop(queue)
             self.now = when
-            callback()
+            callback(*args)
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 return
@@ -204,6 +212,18 @@ class MemoryNetwork:
     def pending(self) -> int:
         """Scheduled callbacks and deliveries not yet run."""
         return len(self._queue)
+
+    def discard_pending(self) -> None:
+        """Forget every scheduled callback and delivery (tear-down). Scheduled callbacks
+        refer to the network and to the cores they drive: a network dropped with work pending
+        is otherwise kept alive by those reference cycles until the cyclic garbage collector
+        runs."""
+        self._queue.clear()
+
+    @property
+    def in_flight(self) -> int:
+        """Datagrams sent and neither delivered, lost nor found undeliverable yet."""
+        return self.sent - self.delivered - self.lost - self.undeliverable
 
     # -- links ------------------------------------------------------------------------------
 
@@ -230,23 +250,28 @@ class MemoryNetwork:
     def send_datagram(self, src: Address, dst: Address, data: bytes) -> None:
         """Send one datagram: delivered after a latency draw, maybe lost or reordered."""
         self.sent += 1
-        if self.loss and self.rng.random() < self.loss:
+        rng = self.rng
+        if self.loss and rng.random() < self.loss:
             self.lost += 1
             return
-        delay = self._delay(src, len(data))
-        if self.reorder and self.rng.random() < self.reorder:
+        if self.bandwidth is None:  # _delay, inlined: the simulators send many datagrams
             low, high = self.latency
-            delay += self.rng.uniform(low, high) if high > low else low
+            delay = low if low == high else rng.uniform(low, high)
+        else:
+            delay = self._delay(src, len(data))
+        if self.reorder and rng.random() < self.reorder:
+            low, high = self.latency
+            delay += rng.uniform(low, high) if high > low else low
+        self._seq += 1
+        heapq.heappush(self._queue, (self.now + delay, self._seq, self._deliver, (data, src, dst)))
 
-        def deliver() -> None:
-            handler = self._datagram_handlers.get(dst)
-            if handler is None:
-                self.undeliverable += 1
-                return
-            self.delivered += 1
-            handler(data, src, self.now)
-
-        self.call_at(self.now + delay, deliver)
+    def _deliver(self, data: bytes, src: Address, dst: Address) -> None:
+        handler = self._datagram_handlers.get(dst)
+        if handler is None:
+            self.undeliverable += 1
+            return
+        self.delivered += 1
+        handler(data, src, self.now)
 
     # -- streams ----------------------------------------------------------------------------
 
@@ -260,40 +285,72 @@ class MemoryNetwork:
         self.call_at(at, lambda: handler(data, self.now))
 
 
-def run_datagram_core(net: MemoryNetwork, addr: Address, core: Any,
-                      on_event: Callable[[Any], None] | None = None) -> Callable[[], None]:
-    """Attach a :class:`DatagramCore` to ``net`` at ``addr``: deliveries go to
-    ``receive_datagram``, its datagrams to the network, its timer to the clock, its events to
-    ``on_event``. Returns ``kick()``, to call after driving the core from outside (starting a
-    lookup) so that what it queued is sent and its timer rescheduled."""
-    scheduled: list[float | None] = [None]
+class DatagramEndpoint:
+    """A :class:`DatagramCore` attached to a :class:`MemoryNetwork` at ``addr``: deliveries go
+    to ``receive_datagram``, its datagrams to the network, its timer to the clock, its events
+    to ``on_event``.
 
-    def pump() -> None:
-        now = net.now
-        for data, dst in core.datagrams_to_send(now):
-            net.send_datagram(addr, dst, data)
+    Call :meth:`pump` after driving the core from outside (starting a lookup), so that what it
+    queued is sent and its timer rescheduled; :meth:`close` detaches it (churn: it receives
+    nothing and its timers no longer run).
+    """
+
+    def __init__(self, net: MemoryNetwork, addr: Address, core: Any,
+                 on_event: Callable[[Any], None] | None = None) -> None:
+        self.net = net
+        self.addr = addr
+        self.core = core
+        self.on_event = on_event
+        self.closed = False
+        self._scheduled: float | None = None
+        net.listen(addr, self._on_datagram)
+        self.pump()  # schedule the core's first timer
+
+    def pump(self) -> None:
+        """Send what the core queued, hand its events to ``on_event``, arm its timer."""
+        if self.closed:
+            return
+        core, net, addr = self.core, self.net, self.addr
+        send = net.send_datagram
+        for data, dst in core.datagrams_to_send(net.now):
+            send(addr, dst, data)
+        on_event = self.on_event
         if on_event is not None:
             while (event := core.next_event()) is not NEED_DATA:
                 on_event(event)
         when = core.get_timer()
-        if when is not None and when != scheduled[0]:
-            scheduled[0] = when
-            net.call_at(when, lambda w=when: on_timer(w))
+        if when is not None and when != self._scheduled:
+            self._scheduled = when
+            net.call_at(when, self._on_timer, when)
+        self.pumped()
 
-    def on_timer(when: float) -> None:
-        if scheduled[0] != when:
+    def pumped(self) -> None:
+        """Called at the end of every :meth:`pump` (a hook for drivers that watch the core,
+        such as a simulator that must know which cores still wait for answers)."""
+
+    def close(self) -> None:
+        """Stop listening; datagrams to ``addr`` vanish and timers are ignored."""
+        self.closed = True
+        self.net.close(self.addr)
+
+    def _on_timer(self, when: float) -> None:
+        if self._scheduled != when or self.closed:
             return  # superseded by an earlier or later timer
-        scheduled[0] = None
-        core.handle_timer(net.now)
-        pump()
+        self._scheduled = None
+        self.core.handle_timer(self.net.now)
+        self.pump()
 
-    def on_datagram(data: bytes, src: Address, now: float) -> None:
-        core.receive_datagram(data, src, now)
-        pump()
+    def _on_datagram(self, data: bytes, src: Address, now: float) -> None:
+        self.core.receive_datagram(data, src, now)
+        self.pump()
 
-    net.listen(addr, on_datagram)
-    pump()  # schedule the core's first timer
-    return pump
+
+def run_datagram_core(net: MemoryNetwork, addr: Address, core: Any,
+                      on_event: Callable[[Any], None] | None = None) -> Callable[[], None]:
+    """Attach a :class:`DatagramCore` to ``net`` at ``addr`` (a :class:`DatagramEndpoint`)
+    and return its ``pump``, to call after driving the core from outside (starting a lookup)
+    so that what it queued is sent and its timer rescheduled."""
+    return DatagramEndpoint(net, addr, core, on_event).pump
 
 
 class StreamPair:

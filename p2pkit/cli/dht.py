@@ -35,7 +35,7 @@ from p2pkit.cli.options import (
     timeout_option,
 )
 from p2pkit.cli.serving import Stopper, say_stopped
-from p2pkit.dht.node import Contact, LookupDone, NodeIdMismatch, PingDone, StoreDone
+from p2pkit.dht.node import Contact, LookupCompleted, NodeIdMismatch, PingCompleted, StoreCompleted
 from p2pkit.dht.server import DhtServer
 
 Address = tuple[str, int]
@@ -55,7 +55,7 @@ def _contact(c: Contact) -> dict[str, Any]:
     return {"id": c.id.hex(), "host": c.addr[0], "port": c.addr[1]}
 
 
-def _lookup_document(done: LookupDone) -> dict[str, Any]:
+def _lookup_document(done: LookupCompleted) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "method": done.method, "target": done.target.hex(), "queries": done.queries,
         "hops": done.hops, "nodes": [_contact(c) for c in done.nodes],
@@ -70,14 +70,14 @@ def _lookup_document(done: LookupDone) -> dict[str, Any]:
     return doc
 
 
-def _store_document(done: StoreDone) -> dict[str, Any]:
+def _store_document(done: StoreCompleted) -> dict[str, Any]:
     return {"method": done.method, "target": done.target.hex(), "stored": done.stored,
             "errors": [{"host": a[0], "port": a[1], "code": code, "message": message}
                        for a, code, message in done.errors],
             "lookup": _lookup_document(done.lookup)}
 
 
-def _print_lookup(done: LookupDone) -> None:
+def _print_lookup(done: LookupCompleted) -> None:
     click.echo(f"{done.method} {done.target.hex()}: {len(done.nodes)} nodes, "
                f"{done.queries} queries, {done.hops} hops")
     for i, c in enumerate(done.nodes, 1):
@@ -95,13 +95,13 @@ def _print_lookup(done: LookupDone) -> None:
             click.echo(f"item ({kind}, signature verified): {to_json(item.v)!r}")
 
 
-def _print_store(done: StoreDone) -> None:
+def _print_store(done: StoreCompleted) -> None:
     click.echo(f"{done.method} {done.target.hex()}: stored on {done.stored} nodes")
     for (host, port), code, message in done.errors:
         click.echo(f"  {host}:{port} refused: {code} {message}")
 
 
-def _show_store(done: StoreDone, as_json: bool) -> None:
+def _show_store(done: StoreCompleted, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(_store_document(done)))
     else:
@@ -229,7 +229,7 @@ def ping(address: Address, timeout: float, listen: Address, as_json: bool) -> No
     """Send one BEP 5 ping to ADDRESS (HOST:PORT of a DHT node) and print its id."""
     addr = address
 
-    async def work(server: DhtServer) -> tuple[PingDone, float]:
+    async def work(server: DhtServer) -> tuple[PingCompleted, float]:
         started = time.monotonic()
         done = await server.ping(addr, timeout=timeout)
         return done, time.monotonic() - started
@@ -244,7 +244,7 @@ def ping(address: Address, timeout: float, listen: Address, as_json: bool) -> No
         click.echo(f"{show_host_port(*addr)} id {done.node_id.hex()} in {rtt * 1000:.1f} ms")
 
 
-def _found_nothing(done: LookupDone) -> str | None:
+def _found_nothing(done: LookupCompleted) -> str | None:
     """Why a finished lookup counts as "not found", or None."""
     if done.method == "get_peers" and not done.peers:
         return "no peers found"
@@ -260,7 +260,7 @@ def _lookup_command(name: str, what: str, start: str, doc: str) -> None:
                 as_json: bool, salt: str = "") -> int:
         value = _hash20(target, what)
 
-        async def work(server: DhtServer) -> LookupDone:
+        async def work(server: DhtServer) -> LookupCompleted:
             if start == "get":
                 return await server.get(value, salt=salt.encode(), timeout=timeout)
             return await getattr(server, start)(value, timeout=timeout)

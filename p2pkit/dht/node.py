@@ -20,14 +20,20 @@ Two nodes talking through a list, no sockets:
 ['r', 'q']
 >>> a.receive_datagram(sent[0][0], ("127.0.0.2", 6881), now=0.2)
 >>> event = a.next_event()
->>> event.node_id == bytes([2]) * 20, len(a.table)
-(True, 1)
+>>> type(event).__name__, event.node_id == bytes([2]) * 20, len(a.table)
+('PingCompleted', True, 1)
+>>> a.next_event()
+NEED_DATA
 
 Security (BEP 5 §Errors, BEP 42): datagrams over a per-source rate are dropped; a malformed
 query is answered with error 203 when it has a transaction id, else dropped; ``announce_peer``
 and ``put`` with a bad token get 203; responses are kept under :data:`MAX_RESPONSE_SIZE`
 (no amplification); node ids that BEP 42 rejects are reported as :class:`NodeIdMismatch`
 events and, with ``enforce_node_id``, kept out of the routing table and lookups.
+
+The Kademlia algorithm (routing table, iterative lookup) is :mod:`p2pkit.kademlia`'s, run with
+the Mainline parameters :data:`ID_BITS`, :data:`K` and :data:`ALPHA`; this module brings KRPC,
+tokens, storage and the BEP extensions.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from typing import Any
 from construct import Container
 
 from p2pkit import bencode
+from p2pkit.core import NEED_DATA, Event, NeedData
 from p2pkit.dht import items as bep44
 from p2pkit.dht import krpc
 from p2pkit.dht.items import Item, ItemStore, PutRejected
@@ -52,20 +59,32 @@ from p2pkit.dht.security import RateLimiter, node_id_is_exempt, node_id_is_valid
 from p2pkit.dht.store import PeerStore
 from p2pkit.dht.tokens import Tokens
 from p2pkit.errors import LocalProtocolError, ParseError
-from p2pkit.kademlia.lookup import ALPHA, Lookup
-from p2pkit.kademlia.routing import K, RoutingTable
+from p2pkit.kademlia.lookup import Lookup
+from p2pkit.kademlia.routing import RoutingTable
 
 __all__ = [
+    "ALPHA",
     "Contact",
-    "LookupDone",
+    "ID_BITS",
+    "K",
+    "LookupCompleted",
     "MAX_RESPONSE_SIZE",
     "Node",
+    "NodeEvent",
     "NodeIdMismatch",
-    "PingDone",
+    "PingCompleted",
     "QUERY_TIMEOUT",
-    "StoreDone",
+    "StoreCompleted",
     "VERSION",
 ]
+
+#: BEP 5: "Node IDs are chosen at random from the same 160-bit space as BitTorrent infohashes".
+ID_BITS = 160
+#: BEP 5: "Each bucket can only hold K nodes, currently eight".
+K = 8
+#: Queries a lookup keeps in flight (Kademlia §2.3: "α is a system-wide concurrency parameter,
+#: such as 3"; BEP 5 leaves it to the implementation).
+ALPHA = 3
 
 #: Seconds before an unanswered query counts as failed.
 QUERY_TIMEOUT = 5.0
@@ -118,18 +137,43 @@ class Contact:
     addr: Address
 
 
+def _check_id(value: bytes, what: str) -> None:
+    # BEP 5: "Node IDs are chosen at random from the same 160-bit space as BitTorrent infohashes"
+    if len(value) != ID_BITS // 8:
+        raise LocalProtocolError(f"{what} is {ID_BITS // 8} bytes (BEP 5), not {len(value)}")
+
+
 @dataclass(frozen=True, kw_only=True)
-class PingDone:
+class NodeEvent(Event):
+    """Base of the events :meth:`Node.next_event` returns."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PingCompleted(NodeEvent):
     """A ``ping`` was answered (``node_id``) or timed out (``node_id`` is None)."""
 
     operation: int
     addr: Address
     node_id: bytes | None
 
+    def __post_init__(self) -> None:
+        if self.node_id is not None:
+            _check_id(self.node_id, "a node id")
+
+
+#: BEP 5 and BEP 44 queries a lookup iterates with.
+LOOKUP_METHODS = ("find_node", "get_peers", "get")
+#: BEP 5 and BEP 44 queries that store at the nodes a lookup found.
+STORE_METHODS = ("announce_peer", "put")
+
 
 @dataclass(frozen=True, kw_only=True)
-class LookupDone:
-    """An iterative ``find_node``, ``get_peers`` or ``get`` ended (BEP 5, BEP 44)."""
+class LookupCompleted(NodeEvent):
+    """An iterative ``find_node``, ``get_peers`` or ``get`` ended (BEP 5, BEP 44).
+
+    BEP 5: the querying node "iterates over the closest nodes, querying them, until it cannot
+    find any closer nodes".
+    """
 
     operation: int
     method: str
@@ -143,22 +187,41 @@ class LookupDone:
     queries: int = 0
     hops: int = 0
 
+    def __post_init__(self) -> None:
+        if self.method not in LOOKUP_METHODS:
+            raise LocalProtocolError(f"a lookup iterates {', '.join(LOOKUP_METHODS)}, "
+                                     f"not {self.method!r}")
+        # BEP 5: infohashes and node ids share the 160-bit space; BEP 44 targets are SHA-1s
+        _check_id(self.target, "a lookup target")
+
 
 @dataclass(frozen=True, kw_only=True)
-class StoreDone:
-    """An ``announce_peer`` or ``put`` was sent to the closest nodes that gave a token."""
+class StoreCompleted(NodeEvent):
+    """An ``announce_peer`` or ``put`` was sent to the closest nodes that gave a token.
+
+    BEP 5: announce_peer goes to the nodes that answered get_peers, with "the token received
+    in response to a previous get_peers query"; BEP 44 put likewise after a get.
+    """
 
     operation: int
     method: str
     target: bytes
     stored: int
     errors: tuple[tuple[Address, int, str], ...]
-    lookup: LookupDone
+    lookup: LookupCompleted
+
+    def __post_init__(self) -> None:
+        if self.method not in STORE_METHODS:
+            raise LocalProtocolError(f"a store is {' or '.join(STORE_METHODS)}, "
+                                     f"not {self.method!r}")
+        if self.stored < 0:
+            raise LocalProtocolError("stored counts the nodes that accepted: never negative")
 
 
 @dataclass(frozen=True, kw_only=True)
-class NodeIdMismatch:
-    """BEP 42: a node's id does not match its IP address."""
+class NodeIdMismatch(NodeEvent):
+    """BEP 42: a node's id does not match its IP address ("the node ID [...] must match the
+    external IP of the node")."""
 
     addr: Address
     node_id: bytes
@@ -178,10 +241,23 @@ class _Operation:
     store: dict[str, Any] | None = None
     stored: int = 0
     errors: list[tuple[Address, int, str]] = field(default_factory=list)
-    result: LookupDone | None = None
+    result: LookupCompleted | None = None
     internal: bool = False
     #: The query a lookup sends (``get_peers`` for an announce, ``get`` for a put).
     lookup_method: str = ""
+
+
+# What a query of ours is for (the answer or timeout is routed by it).
+#: A user's ping.
+_PING = "ping"
+#: A query of an iterative lookup, to a candidate of known id.
+_LOOKUP = "lookup"
+#: A lookup's query to a bootstrap address (node id unknown).
+_BOOTSTRAP = "bootstrap"
+#: announce_peer or put after a lookup.
+_STORE = "store"
+#: A ping to check a node before it enters the routing table, or during maintenance.
+_VERIFY = "verify"
 
 
 @dataclass(eq=False)
@@ -191,7 +267,7 @@ class _Pending:
     method: str
     deadline: float
     operation: int | None
-    purpose: str  # "lookup", "bootstrap", "store", "ping", "verify"
+    purpose: str  # one of the purposes below
     node_id: bytes | None = None
 
 
@@ -211,13 +287,13 @@ class Node:
         self.enforce_node_id = enforce_node_id
         self.query_timeout = query_timeout
         self.version = version
-        self.table = RoutingTable(self.id, k=k)
+        self.table = RoutingTable(self.id, k=k, id_bits=ID_BITS)
         self.tokens = Tokens(rng, now)
         self.peers = PeerStore(rng)
         self.items = ItemStore()
         self.limiter = rate_limit if rate_limit is not None else RateLimiter()
         self._outbox: list[tuple[bytes, Address]] = []
-        self._events: deque[Any] = deque()
+        self._events: deque[NodeEvent] = deque()
         self._pending: dict[bytes, _Pending] = {}
         self._verified: dict[Address, float] = {}
         self._deadlines: list[tuple[float, bytes]] = []
@@ -257,14 +333,15 @@ class Node:
         out, self._outbox = self._outbox, []
         return out
 
-    def get_timer(self) -> float:
-        """The time at which :meth:`handle_timer` should next be called."""
+    def get_timer(self) -> float | None:
+        """The time at which :meth:`handle_timer` should next be called (the next query
+        deadline or maintenance round), or None when nothing is due."""
         while self._deadlines and self._deadlines[0][1] not in self._pending:
             heapq.heappop(self._deadlines)
         nxt = self._next_maintenance
         if self._deadlines:
             nxt = min(nxt, self._deadlines[0][0])
-        return nxt
+        return None if nxt == math.inf else nxt
 
     def handle_timer(self, now: float) -> None:
         """Expire unanswered queries and run maintenance when due."""
@@ -283,18 +360,18 @@ class Node:
         """Queries sent and not yet answered or timed out."""
         return len(self._pending)
 
-    def next_event(self) -> Any | None:
-        """The next result (:class:`PingDone`, :class:`LookupDone`, :class:`StoreDone`,
-        :class:`NodeIdMismatch`), or None."""
-        return self._events.popleft() if self._events else None
+    def next_event(self) -> NodeEvent | NeedData:
+        """The next result (:class:`PingCompleted`, :class:`LookupCompleted`,
+        :class:`StoreCompleted`, :class:`NodeIdMismatch`), or :data:`~p2pkit.core.NEED_DATA`."""
+        return self._events.popleft() if self._events else NEED_DATA
 
     # ---- operations a user starts -----------------------------------------------------------
 
     def ping(self, addr: Address, now: float) -> int:
-        """BEP 5 ping; a :class:`PingDone` follows."""
+        """BEP 5 ping; a :class:`PingCompleted` follows."""
         op = self._operation("ping", b"")
         op.waiting = 1
-        self._query("ping", addr, {}, now, op=op, purpose="ping")
+        self._query("ping", addr, {}, now, op=op, purpose=_PING)
         return op.id
 
     def bootstrap(self, addrs: list[Address], now: float) -> int:
@@ -302,17 +379,17 @@ class Node:
         return self.find_node(self.id, now, bootstrap=addrs)
 
     def find_node(self, target: bytes, now: float, *, bootstrap: list[Address] = ()) -> int:
-        """Iterative find_node; a :class:`LookupDone` follows."""
+        """Iterative find_node; a :class:`LookupCompleted` follows."""
         return self._start_lookup("find_node", target, now, bootstrap=bootstrap).id
 
     def get_peers(self, info_hash: bytes, now: float) -> int:
-        """Iterative get_peers; a :class:`LookupDone` with ``peers`` follows."""
+        """Iterative get_peers; a :class:`LookupCompleted` with ``peers`` follows."""
         return self._start_lookup("get_peers", info_hash, now).id
 
     def announce_peer(self, info_hash: bytes, port: int, now: float, *,
                       implied_port: bool = False) -> int:
         """get_peers, then announce_peer to the closest nodes that gave a token (BEP 5);
-        a :class:`StoreDone` follows."""
+        a :class:`StoreCompleted` follows."""
         store = {"info_hash": info_hash, "port": port}
         if implied_port:
             store["implied_port"] = 1
@@ -320,7 +397,7 @@ class Node:
                                   final="announce_peer").id
 
     def get(self, target: bytes, now: float, *, salt: bytes = b"") -> int:
-        """BEP 44 get; a :class:`LookupDone` with the verified ``item`` follows. ``salt`` is
+        """BEP 44 get; a :class:`LookupCompleted` with the verified ``item`` follows. ``salt`` is
         needed to verify a salted mutable item (it is not sent)."""
         op = self._start_lookup("get", target, now, salt=salt)
         return op.id
@@ -328,7 +405,7 @@ class Node:
     def put(self, v: Any, now: float, *, seed: bytes | None = None, seq: int | None = None,
             salt: bytes = b"", cas: int | None = None) -> int:
         """BEP 44 put: immutable without ``seed``; mutable (signed with the 32-byte ed25519
-        ``seed``) with it. A :class:`StoreDone` follows."""
+        ``seed``) with it. A :class:`StoreCompleted` follows."""
         store: dict[str, Any] = {"v": v}
         if seed is None:
             target = bep44.immutable_target(v)
@@ -450,7 +527,7 @@ class Node:
         # added once they answer a ping of ours (a spoofed source never does).
         if msg.get("ro") != 1 and sender != self.id:
             if self.table.seen_query(sender, addr, now) and self._may_verify(addr, now):
-                self._query("ping", addr, {}, now, op=None, purpose="verify", node_id=sender)
+                self._query("ping", addr, {}, now, op=None, purpose=_VERIFY, node_id=sender)
 
     def _may_verify(self, addr: Address, now: float) -> bool:
         """At most one verification ping per address per :data:`VERIFY_INTERVAL` (two nodes
@@ -586,11 +663,11 @@ class Node:
                 self.external_votes[seen] = self.external_votes.get(seen, 0) + 1
         if trusted and msg.get("ro") != 1:
             self.table.seen_response(node_id, addr, now)
-        if pending.purpose == "ping":
-            self._finish_simple(op, PingDone(operation=op.id, addr=addr, node_id=node_id))
-        elif pending.purpose in ("lookup", "bootstrap") and op is not None:
+        if pending.purpose == _PING:
+            self._finish_simple(op, PingCompleted(operation=op.id, addr=addr, node_id=node_id))
+        elif pending.purpose in (_LOOKUP, _BOOTSTRAP) and op is not None:
             self._lookup_answer(op, pending, node_id, msg.r, trusted, now)
-        elif pending.purpose == "store" and op is not None:
+        elif pending.purpose == _STORE and op is not None:
             op.stored += 1
             self._store_progress(op)
 
@@ -598,12 +675,12 @@ class Node:
                   now: float) -> None:
         self._count("errors_received")
         error = msg.get("e") or Container(code=0, message="")
-        if pending.purpose == "ping" and op is not None:
-            self._finish_simple(op, PingDone(operation=op.id, addr=pending.addr, node_id=None))
-        elif pending.purpose == "store" and op is not None:
+        if pending.purpose == _PING and op is not None:
+            self._finish_simple(op, PingCompleted(operation=op.id, addr=pending.addr, node_id=None))
+        elif pending.purpose == _STORE and op is not None:
             op.errors.append((pending.addr, int(error.code), str(error.message)))
             self._store_progress(op)
-        elif pending.purpose in ("lookup", "bootstrap") and op is not None:
+        elif pending.purpose in (_LOOKUP, _BOOTSTRAP) and op is not None:
             self._lookup_failed(op, pending, now)
 
     def _on_timeout(self, pending: _Pending, now: float) -> None:
@@ -613,15 +690,15 @@ class Node:
         op = self._operations.get(pending.operation) if pending.operation else None
         if op is None:
             return
-        if pending.purpose == "ping":
-            self._finish_simple(op, PingDone(operation=op.id, addr=pending.addr, node_id=None))
-        elif pending.purpose == "store":
+        if pending.purpose == _PING:
+            self._finish_simple(op, PingCompleted(operation=op.id, addr=pending.addr, node_id=None))
+        elif pending.purpose == _STORE:
             op.errors.append((pending.addr, 0, "timeout"))
             self._store_progress(op)
         else:
             self._lookup_failed(op, pending, now, timeout=True)
 
-    def _finish_simple(self, op: _Operation | None, event: Any) -> None:
+    def _finish_simple(self, op: _Operation | None, event: NodeEvent) -> None:
         if op is not None and self._operations.pop(op.id, None) is not None:
             self._events.append(event)
 
@@ -632,16 +709,15 @@ class Node:
                       final: str | None = None, salt: bytes = b"",
                       internal: bool = False) -> _Operation:
         op = self._operation(final or method, target, internal=internal)
-        op.lookup = Lookup(target, k=self.k, alpha=self.alpha)
+        op.lookup = Lookup(target, k=self.k, alpha=self.alpha, id_bits=ID_BITS)
         op.store = store
         op.salt = salt
         op.lookup_method = method
-        for entry in self.table.closest(target, self.k, now=now):
-            op.lookup.add(entry.id, entry.addr)
+        op.lookup.seed(self.table, now)
         args = self._lookup_arguments(method, target)
         for addr in bootstrap:
-            if self._query(method, addr, args, now, op=op, purpose="bootstrap"):
-                op.waiting += 1
+            if self._query(method, addr, args, now, op=op, purpose=_BOOTSTRAP):
+                op.lookup.address_queried()
         self._advance(op, now)
         return op
 
@@ -654,9 +730,9 @@ class Node:
         args = self._lookup_arguments(op.lookup_method, op.target)
         for candidate in lookup.next_queries():
             if not self._query(op.lookup_method, candidate.addr, args, now, op=op,
-                               purpose="lookup", node_id=candidate.id):
+                               purpose=_LOOKUP, node_id=candidate.id):
                 lookup.failed(candidate.id)
-        if lookup.finished and op.waiting == 0 and op.result is None:
+        if lookup.finished and op.result is None:
             self._lookup_finished(op, now)
 
     def _lookup_answer(self, op: _Operation, pending: _Pending, node_id: bytes, r: Container,
@@ -664,20 +740,16 @@ class Node:
         lookup = op.lookup
         nodes = [(n.id, (str(n.ip), n.port)) for n in list(r.get("nodes") or ())
                  + list(r.get("nodes6") or ()) if n.port and n.id != self.id]
-        if pending.purpose == "bootstrap":
-            op.waiting -= 1
-            lookup.add(node_id, pending.addr)
-            key = node_id
+        # BEP 42 §Enforcement: "Non-compliant nodes also must not be considered to have sent a
+        # valid response when checking the termination condition of a lookup."
+        if pending.purpose == _BOOTSTRAP:
+            lookup.address_answered(node_id, pending.addr, nodes, r.get("token"),
+                                    counted=trusted)
+        elif trusted:
+            lookup.responded(pending.node_id, nodes, r.get("token"))
         else:
-            key = pending.node_id
-        if not trusted:
-            # BEP 42 §Enforcement: "Non-compliant nodes also must not be considered to have sent
-            # a valid response when checking the termination condition of a lookup."
-            lookup.failed(key)
-            for nid, addr in nodes:
-                lookup.add(nid, addr)
-        else:
-            lookup.responded(key, nodes, r.get("token"))
+            lookup.discounted(pending.node_id, nodes)
+        if trusted:
             for peer in r.get("values") or ():
                 op.peers[(str(peer.ip), peer.port)] = None
             if "v" in r:
@@ -701,15 +773,15 @@ class Node:
 
     def _lookup_failed(self, op: _Operation, pending: _Pending, now: float,
                        timeout: bool = False) -> None:
-        if pending.purpose == "bootstrap":
-            op.waiting -= 1
+        if pending.purpose == _BOOTSTRAP:
+            op.lookup.address_failed()
         elif pending.node_id is not None:
             op.lookup.failed(pending.node_id, timeout=timeout)
         self._advance(op, now)
 
     def _lookup_finished(self, op: _Operation, now: float) -> None:
         lookup = op.lookup
-        op.result = LookupDone(
+        op.result = LookupCompleted(
             operation=op.id, method=op.lookup_method, target=op.target,
             nodes=tuple(Contact(id=c.id, addr=c.addr) for c in lookup.closest()),
             peers=tuple(op.peers), item=op.item, queries=lookup.queries_sent, hops=lookup.hops)
@@ -722,7 +794,7 @@ class Node:
             if candidate.token is None:
                 continue
             args = dict(op.store, token=candidate.token)
-            if self._query(op.method, candidate.addr, args, now, op=op, purpose="store",
+            if self._query(op.method, candidate.addr, args, now, op=op, purpose=_STORE,
                            node_id=candidate.id):
                 op.waiting += 1
         self._store_progress(op, sent=True)
@@ -731,7 +803,7 @@ class Node:
         if not sent:
             op.waiting -= 1
         if op.waiting <= 0 and self._operations.pop(op.id, None) is not None:
-            self._events.append(StoreDone(operation=op.id, method=op.method, target=op.target,
+            self._events.append(StoreCompleted(operation=op.id, method=op.method, target=op.target,
                                           stored=op.stored, errors=tuple(op.errors),
                                           lookup=op.result))
 
@@ -742,7 +814,7 @@ class Node:
         asked = {p.addr for p in self._pending.values()}
         for entry in self.table.questionable(now)[:PINGS_PER_ROUND]:
             if entry.addr not in asked:
-                self._query("ping", entry.addr, {}, now, op=None, purpose="verify",
+                self._query("ping", entry.addr, {}, now, op=None, purpose=_VERIFY,
                             node_id=entry.id)
         for bucket in self.table.stale_buckets(now)[:2]:
             bucket.last_changed = now

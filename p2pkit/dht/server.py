@@ -6,7 +6,7 @@ timer is armed with ``loop.call_at``. Operations are awaitable:
 
     server = await DhtServer.start("127.0.0.1", 6881)
     await server.bootstrap([("127.0.0.2", 6881)])
-    done = await server.get_peers(info_hash)        # a LookupDone
+    done = await server.get_peers(info_hash)        # a LookupCompleted
     server.close()
 
 The server owns a non-blocking UDP socket watched with ``loop.add_reader`` rather than an
@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
 import random
 import socket
 from collections.abc import Callable
 from typing import Any
 
-from p2pkit.dht.node import LookupDone, Node, PingDone, StoreDone
+from p2pkit.core import NEED_DATA
+from p2pkit.dht.node import LookupCompleted, Node, PingCompleted, StoreCompleted
 
 __all__ = ["DhtServer", "MAX_SEND_BACKLOG", "OPERATION_TIMEOUT", "READ_BATCH", "new_event_loop"]
 
@@ -196,7 +196,7 @@ class DhtServer:
         now = self._loop.time()
         for data, dst in self.node.datagrams_to_send(now):
             self._send(data, dst)
-        while (event := self.node.next_event()) is not None:
+        while (event := self.node.next_event()) is not NEED_DATA:
             waiter = self._waiters.pop(getattr(event, "operation", None), None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(event)
@@ -207,7 +207,7 @@ class DhtServer:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_at = at
-            self._timer = None if at == math.inf else self._loop.call_at(at, self._on_timer)
+            self._timer = None if at is None else self._loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -227,31 +227,31 @@ class DhtServer:
 
     # ---- awaitable operations ----------------------------------------------------------------
 
-    async def ping(self, addr: Address, timeout: float = OPERATION_TIMEOUT) -> PingDone:
+    async def ping(self, addr: Address, timeout: float = OPERATION_TIMEOUT) -> PingCompleted:
         return await self._wait(lambda now: self.node.ping(addr, now), timeout)
 
     async def bootstrap(self, addrs: list[Address],
-                        timeout: float = OPERATION_TIMEOUT) -> LookupDone:
+                        timeout: float = OPERATION_TIMEOUT) -> LookupCompleted:
         return await self._wait(lambda now: self.node.bootstrap(addrs, now), timeout)
 
-    async def find_node(self, target: bytes, timeout: float = OPERATION_TIMEOUT) -> LookupDone:
+    async def find_node(self, target: bytes, timeout: float = OPERATION_TIMEOUT) -> LookupCompleted:
         return await self._wait(lambda now: self.node.find_node(target, now), timeout)
 
     async def get_peers(self, info_hash: bytes,
-                        timeout: float = OPERATION_TIMEOUT) -> LookupDone:
+                        timeout: float = OPERATION_TIMEOUT) -> LookupCompleted:
         return await self._wait(lambda now: self.node.get_peers(info_hash, now), timeout)
 
     async def announce_peer(self, info_hash: bytes, port: int, *, implied_port: bool = False,
-                            timeout: float = OPERATION_TIMEOUT) -> StoreDone:
+                            timeout: float = OPERATION_TIMEOUT) -> StoreCompleted:
         return await self._wait(lambda now: self.node.announce_peer(
             info_hash, port, now, implied_port=implied_port), timeout)
 
     async def get(self, target: bytes, *, salt: bytes = b"",
-                  timeout: float = OPERATION_TIMEOUT) -> LookupDone:
+                  timeout: float = OPERATION_TIMEOUT) -> LookupCompleted:
         return await self._wait(lambda now: self.node.get(target, now, salt=salt), timeout)
 
     async def put(self, v: Any, *, seed: bytes | None = None, seq: int | None = None,
                   salt: bytes = b"", cas: int | None = None,
-                  timeout: float = OPERATION_TIMEOUT) -> StoreDone:
+                  timeout: float = OPERATION_TIMEOUT) -> StoreCompleted:
         return await self._wait(lambda now: self.node.put(v, now, seed=seed, seq=seq, salt=salt,
                                                           cas=cas), timeout)

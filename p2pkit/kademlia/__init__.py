@@ -1,7 +1,9 @@
-"""Kademlia, the algorithm, with no wire format (Maymounkov and Mazières 2002; BEP 5 §Routing
-Table for the Mainline deployment).
+"""Kademlia, the algorithm, with no wire format (Maymounkov and Mazières 2002).
 
-``routing`` (node ids, XOR distance, k-buckets with a replacement cache) and ``lookup`` (the
-iterative lookup, with k and alpha as parameters). Deployments bring their own wire format and
-node: the Mainline DHT is :mod:`p2pkit.dht`.
+``ids`` (node ids of any length and the XOR metric), ``routing`` (k-buckets with a
+replacement cache) and ``lookup`` (the iterative lookup). The id length, ``k`` and ``alpha``
+are parameters of each deployment: the Mainline DHT (:mod:`p2pkit.dht`, BEP 5) uses 160 bits,
+k = 8, alpha = 3; libp2p's kad-dht 256 bits and k = 20 (libp2p-ipfs/ipfs-kad-dht.md §Kademlia
+Keyspace, §Bucket Size) with alpha = 10 (libp2p-kad-dht.md §Alpha concurrency parameter).
+Deployments bring their own wire format and node; nothing here knows KRPC or bencode.
 """

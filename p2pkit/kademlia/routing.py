@@ -1,23 +1,27 @@
-"""The routing table: k-buckets over the XOR metric (BEP 5 §Routing Table).
+"""The routing table: k-buckets over the XOR metric, with a replacement cache.
 
-BEP 5: "In Kademlia, the distance metric is XOR and the result is interpreted as an unsigned
-integer. distance(A,B) = |A xor B| Smaller values are closer." "Every node maintains a routing
-table of known good nodes. [...] The routing table covers the entire node ID space from 0 to
-2^160. The routing table is subdivided into "buckets" that each cover a portion of the space.
-An empty table has one bucket with an ID space range of min=0, max=2^160. [...] Each bucket can
-only hold K nodes, currently eight, before becoming "full." [...] When a bucket is full of known
-good nodes, no more nodes may be added unless our own node ID falls within the range of the
-bucket. In that case, the bucket is replaced by two new buckets each with half the range of the
-old bucket and the nodes from the old bucket are distributed among the two new ones."
+Kademlia (Maymounkov and Mazières 2002, §2.2, §2.4) as BEP 5 §Routing Table describes it for
+the Mainline DHT, for any id length and bucket size (``id_bits`` and ``k`` are parameters:
+Mainline 160 and 8, libp2p kad-dht 256 and 20, libp2p-ipfs/ipfs-kad-dht.md §Bucket Size).
+
+BEP 5: "Every node maintains a routing table of known good nodes. [...] The routing table
+covers the entire node ID space from 0 to 2^160. The routing table is subdivided into
+"buckets" that each cover a portion of the space. An empty table has one bucket with an ID
+space range of min=0, max=2^160. [...] Each bucket can only hold K nodes, currently eight,
+before becoming "full." [...] When a bucket is full of known good nodes, no more nodes may be
+added unless our own node ID falls within the range of the bucket. In that case, the bucket is
+replaced by two new buckets each with half the range of the old bucket and the nodes from the
+old bucket are distributed among the two new ones."
 
 Node states: "A good node is a node has responded to one of our queries within the last 15
 minutes. A node is also good if it has ever responded to one of our queries and has sent us a
 query within the last 15 minutes. After 15 minutes of inactivity, a node becomes questionable.
-Nodes become bad when they fail to respond to multiple queries in a row."
+Nodes become bad when they fail to respond to multiple queries in a row." (The liveness
+constants below are BEP 5's; the Kademlia paper leaves them to the deployment.)
 
 Time is passed in (``now``, seconds); the table never reads a clock.
 
->>> table = RoutingTable(bytes(20))
+>>> table = RoutingTable(bytes(20), k=8, id_bits=160)
 >>> for i in range(1, 12):
 ...     _ = table.seen_response(bytes([i * 16]) + bytes(19), ("127.0.0.1", 6880 + i), now=0.0)
 >>> len(table), len(table.buckets)  # the first bucket split because it held our own id
@@ -33,44 +37,37 @@ import random
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
 
-from p2pkit.errors import LocalProtocolError
+from p2pkit.kademlia.ids import check_id, id_bytes, random_id
 
 __all__ = [
+    "BAD",
     "BAD_AFTER_FAILURES",
-    "K",
+    "GOOD",
+    "QUESTIONABLE",
+    "Bucket",
     "NodeEntry",
     "QUESTIONABLE_AFTER",
     "REFRESH_AFTER",
     "RoutingTable",
-    "distance",
 ]
 
-#: BEP 5: "Each bucket can only hold K nodes, currently eight".
-K = 8
 #: BEP 5: "After 15 minutes of inactivity, a node becomes questionable."
 QUESTIONABLE_AFTER = 15 * 60.0
 #: BEP 5: "Nodes become bad when they fail to respond to multiple queries in a row."
 BAD_AFTER_FAILURES = 2
 #: BEP 5: "Buckets that have not been changed in 15 minutes should be "refreshed.""
 REFRESH_AFTER = 15 * 60.0
-ID_BITS = 160
 #: Up to this many candidates, :meth:`RoutingTable.closest` sorts them all rather than
 #: walking buckets (sorting integers is cheaper than the walk for a small table).
 FLAT_CLOSEST_MAX = 32
 
-State = Literal["good", "questionable", "bad"]
+# A node's liveness (BEP 5 §Routing Table); derived from the time of its last answer and
+# query and its failures by NodeEntry.state, so it has no transitions of its own.
+GOOD = "good"
+QUESTIONABLE = "questionable"
+BAD = "bad"
 Address = tuple[str, int]
-
-
-def distance(a: bytes, b: bytes) -> int:
-    """BEP 5: "distance(A,B) = |A xor B|", as an unsigned integer.
-
-    >>> distance(b"\\x01" + bytes(19), b"\\x03" + bytes(19)) == 2 << 152
-    True
-    """
-    return int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
 
 
 @dataclass(eq=False)
@@ -91,17 +88,17 @@ class NodeEntry:
         self.number = int.from_bytes(self.id, "big")
         self.ipv6 = ":" in self.addr[0]
 
-    def state(self, now: float) -> State:
-        """good / questionable / bad by BEP 5's 15-minute rule."""
+    def state(self, now: float) -> str:
+        """:data:`GOOD`, :data:`QUESTIONABLE` or :data:`BAD` by BEP 5's 15-minute rule."""
         if self.failures >= BAD_AFTER_FAILURES:
-            return "bad"
+            return BAD
         if self.last_response is None:
-            return "questionable"
+            return QUESTIONABLE
         if now - self.last_response < QUESTIONABLE_AFTER:
-            return "good"
+            return GOOD
         if self.last_query is not None and now - self.last_query < QUESTIONABLE_AFTER:
-            return "good"
-        return "questionable"
+            return GOOD
+        return QUESTIONABLE
 
     @property
     def last_seen(self) -> float:
@@ -115,6 +112,8 @@ class Bucket:
 
     low: int
     high: int
+    #: Bytes of an id (the table's ``id_bits`` / 8).
+    size: int
     nodes: OrderedDict[bytes, NodeEntry] = field(default_factory=OrderedDict)
     replacements: OrderedDict[bytes, NodeEntry] = field(default_factory=OrderedDict)
     last_changed: float = 0.0
@@ -124,19 +123,23 @@ class Bucket:
 
     def random_id(self, rng: random.Random) -> bytes:
         """BEP 5: refresh by "picking a random ID in the range of the bucket"."""
-        return rng.randrange(self.low, self.high).to_bytes(20, "big")
+        return random_id(rng, self.size * 8, self.low, self.high)
 
 
 class RoutingTable:
-    """Buckets of up to ``k`` nodes covering the id space, split around our own id."""
+    """Buckets of up to ``k`` nodes covering the ``id_bits``-bit id space, split around our
+    own id (``own_id`` is ``id_bits`` long)."""
 
-    def __init__(self, own_id: bytes, *, k: int = K) -> None:
-        if len(own_id) != 20:
-            raise LocalProtocolError("a node id is 20 bytes (BEP 5)")
+    def __init__(self, own_id: bytes, *, k: int, id_bits: int) -> None:
+        check_id(own_id, id_bits)
+        if k < 1:
+            raise ValueError("k is at least 1")
         self.own_id = own_id
         self._own = int.from_bytes(own_id, "big")
         self.k = k
-        self.buckets: list[Bucket] = [Bucket(0, 1 << ID_BITS)]
+        self.id_bits = id_bits
+        self._size = id_bytes(id_bits)
+        self.buckets: list[Bucket] = [Bucket(0, 1 << id_bits, self._size)]
         self._lows: list[int] = [0]
         #: Bumped whenever an entry joins or leaves the table or its failures change (what
         #: :meth:`closest` depends on); the flat lists it keeps are rebuilt after a change.
@@ -181,7 +184,7 @@ class RoutingTable:
                 entry.last_query = now
             return False
         return len(bucket.nodes) < self.k or bucket.covers(self._own) or any(
-            e.state(now) == "bad" for e in bucket.nodes.values())
+            e.state(now) == BAD for e in bucket.nodes.values())
 
     def failed(self, node_id: bytes, now: float) -> None:
         """A query to the node timed out; after repeated failures it is replaced."""
@@ -192,7 +195,7 @@ class RoutingTable:
             return
         entry.failures += 1
         self._changes += 1
-        if entry.state(now) == "bad" and bucket.replacements:
+        if entry.state(now) == BAD and bucket.replacements:
             del bucket.nodes[node_id]
             _, candidate = bucket.replacements.popitem(last=True)  # most recently seen
             bucket.nodes[candidate.id] = candidate
@@ -205,7 +208,7 @@ class RoutingTable:
         bucket.replacements.pop(node_id, None)
 
     def _add(self, node_id: bytes, addr: Address, now: float, responded: bool) -> NodeEntry | None:
-        if node_id == self.own_id or len(node_id) != 20:
+        if node_id == self.own_id or len(node_id) != self._size:
             return None
         while True:
             bucket = self.bucket_for(node_id)
@@ -247,7 +250,8 @@ class RoutingTable:
     def _split(self, bucket: Bucket) -> None:
         i = self.buckets.index(bucket)
         middle = (bucket.low + bucket.high) // 2
-        lower, upper = Bucket(bucket.low, middle), Bucket(middle, bucket.high)
+        lower = Bucket(bucket.low, middle, self._size)
+        upper = Bucket(middle, bucket.high, self._size)
         for half in (lower, upper):
             half.last_changed = bucket.last_changed
         for source, attr in ((bucket.nodes, "nodes"), (bucket.replacements, "replacements")):
@@ -257,7 +261,7 @@ class RoutingTable:
         self.buckets[i:i + 1] = [lower, upper]
         self._lows[i:i + 1] = [lower.low, upper.low]
 
-    def closest(self, target: bytes, count: int = K, *, include_bad: bool = False,
+    def closest(self, target: bytes, count: int, *, include_bad: bool = False,
                 now: float | None = None, ipv6: bool | None = None) -> list[NodeEntry]:
         """The ``count`` known nodes closest to ``target`` by XOR, closest first (bad ones left
         out when ``now`` is given; only one address family with ``ipv6``).
@@ -307,7 +311,7 @@ class RoutingTable:
     def questionable(self, now: float) -> list[NodeEntry]:
         """Nodes to ping (BEP 5: "the least recently seen node is pinged"): questionable
         entries, least recently seen first."""
-        out = [e for e in self if e.state(now) == "questionable"]
+        out = [e for e in self if e.state(now) == QUESTIONABLE]
         out.sort(key=lambda e: e.last_seen)
         return out
 

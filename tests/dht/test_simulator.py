@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p2pkit.dht.node import PingDone
+from p2pkit.dht.node import PingCompleted
 from p2pkit.dht.simulator import Network, measure_lookups, simulate
 
 
@@ -31,7 +31,7 @@ def test_loss_and_latency_are_applied():
     net.kick(a)
     net.run()
     assert (net.sent, net.lost, net.delivered) == (1, 1, 0)
-    assert net.events(a) == [PingDone(operation=op, addr=net.address_of(b), node_id=None)]
+    assert net.events(a) == [PingCompleted(operation=op, addr=net.address_of(b), node_id=None)]
     assert net.now == 1.0  # the query timeout, in simulated time
 
     net = Network(seed=3, latency=(0.4, 0.4))
@@ -63,3 +63,24 @@ def test_removed_nodes_receive_nothing():
     stats = measure_lookups(net, 5)
     assert stats.nodes == 20 and net.undeliverable > 0
     assert all(not n.stats.get("received") for n in nodes[:10])
+
+
+def test_a_closed_network_is_freed_by_reference_counting():
+    import gc
+    import weakref
+
+    net = Network(seed=2)
+    nodes = [net.add_node() for _ in range(30)]
+    net.populate()
+    measure_lookups(net, 3)
+    nodes[0].ping(net.address_of(nodes[1]), net.now)
+    net.kick(nodes[0])  # work left in flight
+    transport, node = weakref.ref(net.transport), weakref.ref(nodes[0])
+    net.close()
+    assert net.transport.pending == 0 and not net.nodes
+    gc.disable()
+    try:
+        del net, nodes
+        assert transport() is None and node() is None  # no reference cycle kept them
+    finally:
+        gc.enable()

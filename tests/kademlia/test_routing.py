@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pkit.kademlia import routing
+from p2pkit.kademlia.ids import distance
 from p2pkit.kademlia.routing import (
     QUESTIONABLE_AFTER,
     REFRESH_AFTER,
     NodeEntry,
     RoutingTable,
-    distance,
 )
 
 OWN = bytes(20)
@@ -25,7 +25,7 @@ def node_id(first: int, rest: int = 0) -> bytes:
 
 
 def test_only_the_bucket_holding_our_id_splits():
-    table = RoutingTable(OWN)
+    table = RoutingTable(OWN, k=8, id_bits=160)
     far = [node_id(0x80 + i) for i in range(10)]  # all in the upper half: our id is in the lower
     for i, nid in enumerate(far):
         table.seen_response(nid, ("10.0.0.1", 1000 + i), now=0.0)
@@ -57,7 +57,7 @@ def test_node_states_follow_the_15_minute_rule():
 
 
 def test_bad_node_replaced_from_the_replacement_cache():
-    table = RoutingTable(OWN)
+    table = RoutingTable(OWN, k=8, id_bits=160)
     ids = [node_id(0x80 + i) for i in range(9)]
     for i, nid in enumerate(ids):
         table.seen_response(nid, ("10.0.0.1", 1000 + i), now=0.0)
@@ -74,7 +74,7 @@ def test_bad_node_replaced_from_the_replacement_cache():
 
 
 def test_new_node_takes_the_place_of_a_bad_one():
-    table = RoutingTable(OWN)
+    table = RoutingTable(OWN, k=8, id_bits=160)
     ids = [node_id(0x80 + i) for i in range(8)]
     table.seen_response(node_id(0x01), ("10.0.0.9", 1), now=0.0)
     for i, nid in enumerate(ids):
@@ -89,14 +89,14 @@ def test_new_node_takes_the_place_of_a_bad_one():
 
 
 def test_address_of_a_known_id_is_not_moved():
-    table = RoutingTable(OWN)
+    table = RoutingTable(OWN, k=8, id_bits=160)
     table.seen_response(node_id(5), ("10.0.0.1", 1), now=0.0)
     assert table.seen_response(node_id(5), ("10.6.6.6", 1), now=1.0) is None
     assert table.get(node_id(5)).addr == ("10.0.0.1", 1)
 
 
 def test_seen_query_asks_for_verification_only_when_there_is_room():
-    table = RoutingTable(OWN)
+    table = RoutingTable(OWN, k=8, id_bits=160)
     assert table.seen_query(node_id(0x90), ("10.0.0.1", 1), now=0.0)
     assert not table.seen_query(OWN, ("10.0.0.1", 1), now=0.0)
     table.seen_response(node_id(0x90), ("10.0.0.1", 1), now=0.0)
@@ -105,7 +105,7 @@ def test_seen_query_asks_for_verification_only_when_there_is_room():
 
 
 def test_refresh_and_questionable():
-    table = RoutingTable(OWN)
+    table = RoutingTable(OWN, k=8, id_bits=160)
     table.seen_response(node_id(0x90), ("10.0.0.1", 1), now=0.0)
     assert table.stale_buckets(REFRESH_AFTER - 1) == []
     [stale] = table.stale_buckets(REFRESH_AFTER)
@@ -119,7 +119,7 @@ def test_refresh_and_questionable():
        st.binary(min_size=20, max_size=20))
 def test_closest_is_the_true_xor_order_of_what_is_kept(ids, target):
     own = random.Random(len(ids)).randbytes(20)
-    table = RoutingTable(own)
+    table = RoutingTable(own, k=8, id_bits=160)
     for i, nid in enumerate(ids):
         table.seen_response(nid, ("10.0.0.1", i), now=0.0)
     kept = sorted((e.id for e in table), key=lambda x: distance(x, target))
@@ -135,7 +135,7 @@ def test_closest_is_the_true_xor_order_of_what_is_kept(ids, target):
 def test_closest_by_family_and_without_bad_nodes_is_the_brute_force_answer(nodes, target, count):
     # the bucket walk visits buckets by their smallest distance to the target; checked here
     # against sorting every kept entry
-    table = RoutingTable(random.Random(len(nodes)).randbytes(20))
+    table = RoutingTable(random.Random(len(nodes)).randbytes(20), k=8, id_bits=160)
     for i, (nid, v6, failures) in enumerate(nodes):
         entry = table.seen_response(nid, ("::1" if v6 else "10.0.0.1", i), now=0.0)
         if entry is not None:
@@ -157,7 +157,7 @@ def test_closest_by_family_and_without_bad_nodes_is_the_brute_force_answer(nodes
 
 
 def test_closest_sees_every_change_of_the_table():
-    table = RoutingTable(OWN)
+    table = RoutingTable(OWN, k=8, id_bits=160)
     a, b = node_id(0x80), node_id(0x81)
     table.seen_response(a, ("10.0.0.1", 1), now=0.0)
     assert [e.id for e in table.closest(a, 8, now=0.0)] == [a]
