@@ -15,6 +15,14 @@ Limits are checked before anything is kept: :data:`MAX_HEAD_SIZE` bytes and
 :data:`MAX_HEADERS` lines by default, overridable per protocol (the Gnutella handshake allows
 less).
 
+Strict parsing (inside a tracker, a client, a servent) refuses what RFC 9112 says to refuse;
+``strict=False`` (the dissector) accepts it and reports each departure as a
+:class:`~p2pkit.deviations.Deviation` in :attr:`Head.deviations`:
+
+>>> head = parse_head(b"HTTP/1.1 200 OK\\r\\nServer : x\\r\\nno colon\\r\\n\\r\\n", strict=False)
+>>> head.headers["server"], [d.rule for d in head.deviations]
+('x', ['http/field/space-before-colon', 'http/field/malformed'])
+
 >>> head = parse_head(b"GET /announce?x=1 HTTP/1.1\\r\\nHost: a\\r\\nX-Try: 1\\r\\nx-try: 2\\r\\n\\r\\nbody")
 >>> head.start_line, head.headers["host"], head.headers.get_all("X-TRY"), head.size
 ('GET /announce?x=1 HTTP/1.1', 'a', ['1', '2'], 59)
@@ -33,6 +41,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from p2pkit.deviations import Deviation
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
 
 __all__ = [
@@ -64,11 +73,14 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 §5.6.2 token
 @dataclass(frozen=True)
 class HeaderField:
     """One field line. ``separator`` is what the sender put between name and value (``": "``
-    by default; kept so that a parsed head builds back to the same bytes)."""
+    by default), ``trailing`` the whitespace it put after the value (RFC 9112 §5: "OWS" that
+    is not part of the value); both are kept so that a parsed head builds back to the same
+    bytes, and neither takes part in ``==``."""
 
     name: str
     value: str
     separator: str = field(default=": ", compare=False)
+    trailing: str = field(default="", compare=False)
 
 
 class Headers:
@@ -140,6 +152,8 @@ class Head:
     headers: Headers
     #: Bytes from the first byte of the start line to the end of the blank line.
     size: int
+    #: What a lenient parse (``strict=False``) accepted against RFC 9112, with offsets.
+    deviations: tuple[Deviation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,7 +196,7 @@ def head_end(data: bytes | bytearray, start: int = 0, *, max_size: int = MAX_HEA
 
 
 def parse_head(data: bytes | bytearray, *, max_size: int = MAX_HEAD_SIZE,
-               max_headers: int = MAX_HEADERS, folding: bool = False,
+               max_headers: int = MAX_HEADERS, folding: bool = False, strict: bool = True,
                protocol: str = PROTOCOL) -> Head:
     """Parse the head at the start of ``data`` (bytes after it are not read).
 
@@ -190,7 +204,14 @@ def parse_head(data: bytes | bytearray, *, max_size: int = MAX_HEAD_SIZE,
     tab continues the previous field; kept joined by CRLF), which Gnutella servents still
     send; plain HTTP refuses it. Raises :class:`ParseError` (protocol, field path, offset),
     :class:`LimitExceeded` beyond the limits, and a ``truncated`` ParseError when no blank line
-    ends the head yet.
+    ends the head yet. ``strict=False`` accepts whitespace before a colon, unasked-for folding
+    and lines that are no field line (skipped), reporting each in :attr:`Head.deviations`;
+    limits and a missing blank line still raise.
+
+    >>> parse_head(b"GET / HTTP/1.1\\r\\nHost : a\\r\\n\\r\\n")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    p2pkit.errors.ParseError: http, field headers, offset 16: header line 'Host : a' is not ...
     """
     if not isinstance(data, (bytes, bytearray)):
         raise _fail(f"expected bytes, got {type(data).__name__}", None, protocol)
@@ -204,25 +225,44 @@ def parse_head(data: bytes | bytearray, *, max_size: int = MAX_HEAD_SIZE,
     if not start_line:
         raise _fail("empty start line", 0, protocol, "start_line")
     fields: list[HeaderField] = []
+    deviations: list[Deviation] = []
+
+    def bent(offset: int, rule: str, message: str, spec: str) -> None:
+        if strict:
+            raise _fail(message, offset, protocol, "headers")
+        deviations.append(Deviation(offset=offset, rule=f"http/field/{rule}", message=message,
+                                    spec=spec))
+
     offset = len(lines[0]) + 2
     for raw in lines[1:]:
         line = raw.decode("latin-1")
-        if line[:1] in (" ", "\t"):
-            if not folding or not fields:
-                raise _fail("obsolete line folding", offset, protocol, "headers")
+        if line[:1] in (" ", "\t") and fields:
+            if not folding:
+                bent(offset, "obs-fold", "obsolete line folding", "RFC 9112 §5.2")
             last = fields[-1]
-            fields[-1] = HeaderField(last.name, last.value + "\r\n" + line, last.separator)
-        else:
-            name, colon, rest = line.partition(":")
-            if not colon or not _TOKEN.match(name):
-                raise _fail(f"header line {line[:40]!r} is not 'Name: value'", offset, protocol,
-                            "headers")
-            value = rest.lstrip(" \t")
-            if value != value.rstrip(" \t"):
-                value = value.rstrip(" \t")  # RFC 9112 §5: OWS after the value is not part of it
-            fields.append(HeaderField(name, value, ":" + rest[: len(rest) - len(rest.lstrip(" \t"))]))
+            value = last.value + last.trailing + "\r\n" + line.rstrip(" \t")
+            fields[-1] = HeaderField(last.name, value, last.separator, line[len(line.rstrip(" \t")):])
+            offset += len(raw) + 2
+            continue
+        name, colon, rest = line.partition(":")
+        stripped = name.rstrip(" \t")
+        if not colon or not _TOKEN.match(stripped):
+            bent(offset, "malformed", f"header line {line[:40]!r} is not 'Name: value'",
+                 "RFC 9112 §5")
+            offset += len(raw) + 2
+            continue
+        if stripped != name:  # RFC 9112 §5.1: "No whitespace is allowed between the field name
+            # and colon."
+            bent(offset, "space-before-colon",
+                 f"header line {line[:40]!r} is not 'Name: value' (whitespace before the colon)",
+                 "RFC 9112 §5.1")
+        value = rest.lstrip(" \t")
+        leading = rest[: len(rest) - len(value)]
+        kept = value.rstrip(" \t")
+        fields.append(HeaderField(stripped, kept, name[len(stripped):] + ":" + leading,
+                                  value[len(kept):]))
         offset += len(raw) + 2
-    return Head(start_line, Headers(fields), end)
+    return Head(start_line, Headers(fields), end, tuple(deviations))
 
 
 def parse_request_line(line: str, *, protocol: str = PROTOCOL) -> RequestLine:
@@ -257,7 +297,10 @@ def build_head(start_line: str, headers: Iterable[tuple[str, str] | HeaderField]
                 x[:1] not in (" ", "\t") for x in folded):  # only RFC 9112 §5.2 folds survive
             raise BuildError(f"header {f.name} has a line break in its value", protocol=protocol,
                              path="headers")
-        lines.append(f"{f.name}{f.separator}{f.value}")
+        if f.separator.strip(" \t") != ":" or f.trailing.strip(" \t"):
+            raise BuildError(f"header {f.name} has a bad separator {f.separator!r}",
+                             protocol=protocol, path="headers")
+        lines.append(f"{f.name}{f.separator}{f.value}{f.trailing}")
     if "\r" in start_line or "\n" in start_line:
         raise BuildError("line break in the start line", protocol=protocol, path="start_line")
     try:
