@@ -89,12 +89,14 @@ def test_errors(data):
         Handshake.parse(data)
 
 
+# RFC 9110 §5.1: a field name is a token (p2pkit.http1 reads handshake heads by RFC 9112).
+header_name = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,10}", fullmatch=True)
 header_text = st.text(st.characters(min_codepoint=33, max_codepoint=126,
                                     blacklist_characters=":"), min_size=1, max_size=10)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(header_text, header_text), max_size=6), st.integers(100, 599))
+@given(st.lists(st.tuples(header_name, header_text), max_size=6), st.integers(100, 599))
 def test_round_trip(headers, code):
     obj = dict(kind="response", version="0.6", status_code=code, reason="Reason",
                headers=Headers(headers))
