@@ -477,17 +477,17 @@ class MessageTable:
             return into
         name, body = entry
         fields = body._parsereport(stream, context, f"{path} -> {label or name}")
-        end = stream.tell()
         rest = stream.read()
         if rest:
             raise ParseError(f"{len(rest)} bytes after the fields of a {name} {self.noun}",
-                             path=clean_path(f"{path} -> {label or name}"), offset=end)
+                             path=clean_path(f"{path} -> {label or name}"),
+                             offset=stream.tell() - len(rest))
         if not flat:
             return fields
         out = construct.Container() if into is None else into
         out[self.key] = name
         for k, value in fields.items():
-            if not k.startswith("_"):
+            if k[:1] != "_":
                 out[k] = value
         return out
 

@@ -422,9 +422,8 @@ class _Descriptor(construct.Construct):
             ptype = obj["payload_type"]
             payload = bytes(obj["payload"])
         else:
-            ptype = PAYLOAD_TABLE.type_id(obj, path)
             body_stream = io.BytesIO()
-            PAYLOAD_TABLE.build_body(obj, body_stream, context, path)
+            ptype = PAYLOAD_TABLE.build_body(obj, body_stream, context, path)
             payload = body_stream.getvalue()
         if len(payload) > self.max_payload_length:
             raise construct.ExplicitError(
