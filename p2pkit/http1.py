@@ -68,6 +68,7 @@ MAX_HEAD_SIZE = 32 * 1024
 MAX_HEADERS = 100
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 §5.6.2 token
+_INVALID = re.compile(r"[\r\n\0]")
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,9 @@ def parse_head(data: bytes | bytearray, *, max_size: int = MAX_HEAD_SIZE,
     start_line = lines[0].decode("latin-1")
     if not start_line:
         raise _fail("empty start line", 0, protocol, "start_line")
+    bad = _INVALID.search(start_line)
+    if bad:  # RFC 9112 §2.2: "A sender MUST NOT generate a bare CR"; a bare LF ends a line
+        raise _fail(f"{bad.group()!r} in the start line", bad.start(), protocol, "start_line")
     fields: list[HeaderField] = []
     deviations: list[Deviation] = []
 
@@ -239,9 +243,14 @@ def parse_head(data: bytes | bytearray, *, max_size: int = MAX_HEAD_SIZE,
         if line[:1] in (" ", "\t") and fields:
             if not folding:
                 bent(offset, "obs-fold", "obsolete line folding", "RFC 9112 §5.2")
+            bad = _INVALID.search(line)
+            if bad:
+                bent(offset + bad.start(), "invalid-character",
+                     f"{bad.group()!r} in the value of {fields[-1].name}", "RFC 9110 §5.5")
             last = fields[-1]
             value = last.value + last.trailing + "\r\n" + line.rstrip(" \t")
-            fields[-1] = HeaderField(last.name, value, last.separator, line[len(line.rstrip(" \t")):])
+            fields[-1] = HeaderField(last.name, value, last.separator,
+                                     line[len(line.rstrip(" \t")) :])
             offset += len(raw) + 2
             continue
         name, colon, rest = line.partition(":")
@@ -256,6 +265,11 @@ def parse_head(data: bytes | bytearray, *, max_size: int = MAX_HEAD_SIZE,
             bent(offset, "space-before-colon",
                  f"header line {line[:40]!r} is not 'Name: value' (whitespace before the colon)",
                  "RFC 9112 §5.1")
+        bad = _INVALID.search(rest)
+        if bad:  # RFC 9110 §5.5: "Field values containing CR, LF, or NUL characters are invalid
+            # and dangerous [...] a recipient [...] MUST either reject the message or replace"
+            bent(offset + len(name) + 1 + bad.start(), "invalid-character",
+                 f"{bad.group()!r} in the value of {stripped}", "RFC 9110 §5.5")
         value = rest.lstrip(" \t")
         leading = rest[: len(rest) - len(value)]
         kept = value.rstrip(" \t")
@@ -293,7 +307,7 @@ def build_head(start_line: str, headers: Iterable[tuple[str, str] | HeaderField]
         if not _TOKEN.match(f.name):
             raise BuildError(f"bad header name {f.name!r}", protocol=protocol, path="headers")
         first, *folded = f.value.split("\r\n")
-        if any("\r" in x or "\n" in x for x in (first, *folded)) or any(
+        if any(_INVALID.search(x) for x in (first, *folded)) or any(
                 x[:1] not in (" ", "\t") for x in folded):  # only RFC 9112 §5.2 folds survive
             raise BuildError(f"header {f.name} has a line break in its value", protocol=protocol,
                              path="headers")
