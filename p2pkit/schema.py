@@ -516,7 +516,7 @@ class MessageTable:
         if entry is None:
             raise construct.ExplicitError(f"unknown {self.noun} type {name!r}", path=path)
         mid, body = entry
-        body._build(obj, stream, context, f"{path} -> {label or name}")
+        body._build(obj, stream, context, f"{path} -> {label}" if label else path)
         return mid
 
     def switch(self, type_field: construct.Construct = construct.Int8ub, *, strict: bool,
@@ -549,6 +549,9 @@ class MessageSwitch(construct.Construct):
         if not isinstance(field, construct.FormatField):
             raise TypeError(f"a message type field must be an integer, got {type_field!r}")
         self.table = table
+        #: The table's ``id -> (name, body)`` and key, for introspection (the docs' references).
+        self.by_id = table.messages
+        self.key = table.key
         self.type_field = field
         self._type = struct.Struct(field.fmtstr)
         self.strict = strict
