@@ -14,6 +14,10 @@ that building a parsed request gives back the bytes that were sent; the paramete
 unknown parameters (libtorrent's ``corrupt``, ``redundant``; aria2's ``supportcrypto``) are kept
 the same way. ``+`` is taken literally (RFC 3986), not as a space.
 
+HTTP heads (request and status lines, header fields, limits) are read and written by the one
+HTTP/1 head codec, :mod:`p2pkit.http1` (RFC 9112); ``strict=False`` reports its departures
+from RFC 9112 as Deviations instead of failing (dissection).
+
 Responses are bencoded dictionaries (:mod:`p2pkit.bencode`); :data:`AnnounceResponse` and
 :data:`ScrapeResponse` turn them into Containers whose compact peer strings are parsed with the
 :mod:`p2pkit.bittorrent.tracker.compact` schemas. Keys the BEPs do not name are kept in ``extra``.
