@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from p2pkit import http1
@@ -111,7 +112,11 @@ class GnutellaStream:
                 if hs.status_code is not None:
                     fields["status"] = hs.status_code
                     fields["reason"] = hs.reason
-                yield self._record("handshake", fields, f.offset, len(f.data), frame, time, hs)
+                record = self._record("handshake", fields, f.offset, len(f.data), frame, time,
+                                      hs)
+                record.deviations = [replace(d, offset=f.offset + d.offset)
+                                     for d in hs.get("_deviations") or ()]
+                yield record
         self.chunks.skip(len(self.chunks))  # the reader keeps its own buffer
 
     def _http(self, at_end: bool = False) -> Iterator[Record]:
@@ -181,9 +186,7 @@ class GnutellaStream:
                 self._body_left = 0
             fields["version"] = version
             record = self._record(message, fields, buf.start, end, frame, time)
-            record.deviations = [Deviation(offset=buf.start + d.offset, rule=d.rule,
-                                           message=d.message, spec=d.spec, level=d.level)
-                                 for d in deviations]
+            record.deviations = [replace(d, offset=buf.start + d.offset) for d in deviations]
             yield record
             buf.skip(end)
             self._body_hash = hashlib.sha1()

@@ -24,10 +24,17 @@ byte-identically. A gtk-gnutella 1.2.3 answer, shortened:
 b'GNUTELLA/0.6 200 OK\\r\\n'
 >>> Handshake.parse(b"GNUTELLA CONNECT/0.4\\n\\n").kind
 'connect_0_4'
+
+For dissection, :data:`HandshakeLenient` keeps what RFC 9112 refuses and says so:
+
+>>> hs = HandshakeLenient.parse(b"GNUTELLA CONNECT/0.6\\r\\nX-Ultrapeer : False\\r\\n\\r\\n")
+>>> hs.headers["X-Ultrapeer"], [(d.offset, d.rule) for d in hs._deviations]
+('False', [(22, 'http/field/space-before-colon')])
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import construct
@@ -44,6 +51,7 @@ __all__ = [
     "MAX_HEADERS",
     "OK_0_4",
     "Handshake",
+    "HandshakeLenient",
     "Headers",
     "detect_greeting",
     "handshake_end",
@@ -101,7 +109,13 @@ class _Handshake(construct.Construct):
     ``kind`` is ``"connect"`` (``GNUTELLA CONNECT/<version>``), ``"response"``
     (``GNUTELLA/<version> <code> <reason>``), ``"connect_0_4"`` or ``"ok_0_4"``. Continuation
     lines (starting with a space or tab) stay part of their header's value, joined by CRLF.
+    ``strict=False`` accepts header lines RFC 9112 refuses and lists them, as
+    :class:`~p2pkit.deviations.Deviation` records, in the hidden ``_deviations`` field.
     """
+
+    def __init__(self, *, strict: bool = True) -> None:
+        super().__init__()
+        self.strict = strict
 
     def _parse(self, stream: Any, context: Any, path: str) -> Container:
         start = construct.stream_tell(stream, path)
@@ -120,11 +134,15 @@ class _Handshake(construct.Construct):
                              headers=Headers())
         try:
             head = http1.parse_head(block, folding=True, max_size=MAX_HANDSHAKE_SIZE,
-                                    max_headers=MAX_HEADERS, protocol=PROTOCOL)
+                                    max_headers=MAX_HEADERS, strict=self.strict,
+                                    protocol=PROTOCOL)
             out = _start_line(head.start_line)
         except ParseError as e:
             raise e.relocated(base=start or 0) from None
         out.headers = head.headers
+        if not self.strict:
+            out["_deviations"] = [replace(d, offset=d.offset + (start or 0))
+                                  for d in head.deviations]
         return out
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
@@ -169,3 +187,6 @@ def _start_line(line: str) -> Container:
 
 #: One handshake block (see the module docstring).
 Handshake = Schema(_Handshake(), protocol=PROTOCOL, name="handshake")
+#: The same for dissection: header lines RFC 9112 refuses are kept and listed in
+#: ``_deviations``.
+HandshakeLenient = Schema(_Handshake(strict=False), protocol=PROTOCOL, name="handshake")

@@ -60,3 +60,22 @@ def test_gnutella_http_start_line_deviation():
     [record] = stream.data(0, data, frame=1, time=0.0)
     assert record.message == "http_request" and record.fields["headers"] == [["Host", "b"]]
     assert [d.rule for d in record.deviations] == ["http/start-line"]
+
+
+def test_gnutella_handshake_deviations_land_on_the_record():
+    from p2pkit.errors import ParseError
+    from p2pkit.gnutella.stream import StreamReader
+
+    data = b"GNUTELLA CONNECT/0.6\r\nUser-Agent: x\r\nX-Ultrapeer : True\r\n\r\n"
+    stream = GnutellaStream(transport="tcp", src="a:1", dst="b:2")
+    [record] = stream.data(0, data, frame=1, time=0.0)
+    assert record.message == "handshake" and ["X-Ultrapeer", "True"] in record.fields["headers"]
+    [deviation] = record.deviations
+    assert deviation.rule == "http/field/space-before-colon"
+    assert data[deviation.offset:].startswith(b"X-Ultrapeer :")
+    try:
+        StreamReader(strict=True).feed(data)
+    except ParseError as e:
+        assert data[e.offset:].startswith(b"X-Ultrapeer :")
+    else:
+        raise AssertionError("a servent refuses what RFC 9112 refuses")
