@@ -594,3 +594,29 @@ def test_lenient_heads_report_deviations():
     resp = parse_http_response(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\n\r\n", kind=None,
                                strict=False)
     assert [d.rule for d in resp.deviations] == ["http/field/obs-fold"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(REAL), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)),
+                                       max_size=3))
+def test_mutated_real_messages_lenient_raise_only_parse_error(data, flips):
+    mutated = bytearray(data)
+    for pos, value in flips:
+        if pos < len(mutated):
+            mutated[pos] = value
+    mutated = bytes(mutated)
+    try:
+        req = parse_http_request(mutated, strict=False)
+    except ParseError:
+        pass
+    else:
+        if not req.deviations:  # the query may be re-spelt; the header lines may not
+            built = build_http_request(req)
+            assert built.partition(b"\r\n")[2] == mutated[: req.size].partition(b"\r\n")[2]
+    try:
+        resp = parse_http_response(mutated, kind=None, strict=False)
+    except ParseError:
+        pass
+    else:
+        if not resp.deviations:
+            assert build_http_response(resp) == mutated[: resp.size]
