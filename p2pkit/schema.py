@@ -507,17 +507,16 @@ class MessageTable:
 
         An ``unknown`` message writes its ``payload`` as it is.
         """
-        name = obj[self.key]
-        if name == "unknown":
+        entry = self._by_name.get(obj[self.key])
+        if entry is None:
+            if obj[self.key] != "unknown":
+                raise construct.ExplicitError(f"unknown {self.noun} type {obj[self.key]!r}",
+                                              path=path)
             payload = bytes(obj["payload"])
             construct.stream_write(stream, payload, len(payload), path)
             return int(obj[self.id_key])
-        entry = self._by_name.get(name)
-        if entry is None:
-            raise construct.ExplicitError(f"unknown {self.noun} type {name!r}", path=path)
-        mid, body = entry
-        body._build(obj, stream, context, f"{path} -> {label}" if label else path)
-        return mid
+        entry[1]._build(obj, stream, context, f"{path} -> {label}" if label else path)
+        return entry[0]
 
     def switch(self, type_field: construct.Construct = construct.Int8ub, *, strict: bool,
                peek_at: int | None = None, empty: str | None = None,
