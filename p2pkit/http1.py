@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from p2pkit.deviations import Deviation
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
@@ -219,64 +220,97 @@ def parse_head(data: bytes | bytearray, *, max_size: int = MAX_HEAD_SIZE,
     end = head_end(data, 0, max_size=max_size, protocol=protocol)
     if end is None:
         raise _fail("truncated: no blank line ends the head", len(data), protocol)
-    lines = bytes(data[: end - 4]).split(b"\r\n")
+    text = bytes(data[: end - 4]).decode("latin-1")
+    lines = text.split("\r\n")
     if len(lines) > max_headers + 1:
         raise LimitExceeded(f"more than {max_headers} header lines", protocol=protocol, offset=0)
-    start_line = lines[0].decode("latin-1")
+    start_line = lines[0]
     if not start_line:
         raise _fail("empty start line", 0, protocol, "start_line")
-    bad = _INVALID.search(start_line)
-    if bad:  # RFC 9112 §2.2: "A sender MUST NOT generate a bare CR"; a bare LF ends a line
-        raise _fail(f"{bad.group()!r} in the start line", bad.start(), protocol, "start_line")
+    # Every CR and LF is in a CRLF that split the lines, and there is no NUL: nothing to look
+    # for line by line (the common case).
+    clean = "\0" not in text and text.count("\r") == text.count("\n") == len(lines) - 1
+    if not clean:
+        bad = _INVALID.search(start_line)
+        if bad:  # RFC 9112 §2.2: "A sender MUST NOT generate a bare CR"; a bare LF ends a line
+            raise _fail(f"{bad.group()!r} in the start line", bad.start(), protocol,
+                        "start_line")
     fields: list[HeaderField] = []
     deviations: list[Deviation] = []
+    token = _TOKEN.match
+    for i in range(1, len(lines)):
+        line = lines[i]
+        name, colon, rest = line.partition(":")
+        if colon and token(name) and clean:  # the common case: a well-formed field line
+            value = rest.strip(" \t")
+            if len(rest) == len(value) + 1 and rest[:1] == " ":
+                fields.append(_field(name, value, ": ", ""))
+            else:
+                kept = rest.rstrip(" \t")
+                fields.append(_field(name, value, ":" + rest[: len(rest) - len(rest.lstrip(" \t"))],
+                                     rest[len(kept) :]))
+            continue
+        _odd_line(lines, i, fields, deviations, folding=folding, strict=strict,
+                  protocol=protocol)
+    headers = Headers.__new__(Headers)
+    headers.fields = tuple(fields)
+    return Head(start_line, headers, end, tuple(deviations))
 
-    def bent(offset: int, rule: str, message: str, spec: str) -> None:
+
+def _field(name: str, value: str, separator: str, trailing: str,
+           _new: Any = object.__new__, _set: Any = object.__setattr__) -> HeaderField:
+    """A :class:`HeaderField` without the frozen dataclass's ``__init__`` (the hot path of
+    :func:`parse_head`; the fields are already checked)."""
+    f = _new(HeaderField)
+    _set(f, "__dict__", {"name": name, "value": value, "separator": separator,
+                         "trailing": trailing})
+    return f
+
+
+def _odd_line(lines: list[str], i: int, fields: list[HeaderField], deviations: list[Deviation],
+              *, folding: bool, strict: bool, protocol: str) -> None:
+    """A field line off the common path: folded, malformed, or with CR, LF or NUL in it."""
+    line = lines[i]
+    offset = sum(len(x) + 2 for x in lines[:i])
+
+    def bent(at: int, rule: str, message: str, spec: str) -> None:
         if strict:
-            raise _fail(message, offset, protocol, "headers")
-        deviations.append(Deviation(offset=offset, rule=f"http/field/{rule}", message=message,
+            raise _fail(message, at, protocol, "headers")
+        deviations.append(Deviation(offset=at, rule=f"http/field/{rule}", message=message,
                                     spec=spec))
 
-    offset = len(lines[0]) + 2
-    for raw in lines[1:]:
-        line = raw.decode("latin-1")
-        if line[:1] in (" ", "\t") and fields:
-            if not folding:
-                bent(offset, "obs-fold", "obsolete line folding", "RFC 9112 §5.2")
-            bad = _INVALID.search(line)
-            if bad:
-                bent(offset + bad.start(), "invalid-character",
-                     f"{bad.group()!r} in the value of {fields[-1].name}", "RFC 9110 §5.5")
-            last = fields[-1]
-            value = last.value + last.trailing + "\r\n" + line.rstrip(" \t")
-            fields[-1] = HeaderField(last.name, value, last.separator,
-                                     line[len(line.rstrip(" \t")) :])
-            offset += len(raw) + 2
-            continue
-        name, colon, rest = line.partition(":")
-        stripped = name.rstrip(" \t")
-        if not colon or not _TOKEN.match(stripped):
-            bent(offset, "malformed", f"header line {line[:40]!r} is not 'Name: value'",
-                 "RFC 9112 §5")
-            offset += len(raw) + 2
-            continue
-        if stripped != name:  # RFC 9112 §5.1: "No whitespace is allowed between the field name
-            # and colon."
-            bent(offset, "space-before-colon",
-                 f"header line {line[:40]!r} is not 'Name: value' (whitespace before the colon)",
-                 "RFC 9112 §5.1")
-        bad = _INVALID.search(rest)
-        if bad:  # RFC 9110 §5.5: "Field values containing CR, LF, or NUL characters are invalid
-            # and dangerous [...] a recipient [...] MUST either reject the message or replace"
-            bent(offset + len(name) + 1 + bad.start(), "invalid-character",
-                 f"{bad.group()!r} in the value of {stripped}", "RFC 9110 §5.5")
-        value = rest.lstrip(" \t")
-        leading = rest[: len(rest) - len(value)]
-        kept = value.rstrip(" \t")
-        fields.append(HeaderField(stripped, kept, name[len(stripped):] + ":" + leading,
-                                  value[len(kept):]))
-        offset += len(raw) + 2
-    return Head(start_line, Headers(fields), end, tuple(deviations))
+    if line[:1] in (" ", "\t") and line and fields:
+        if not folding:
+            bent(offset, "obs-fold", "obsolete line folding", "RFC 9112 §5.2")
+        bad = _INVALID.search(line)
+        if bad:
+            bent(offset + bad.start(), "invalid-character",
+                 f"{bad.group()!r} in the value of {fields[-1].name}", "RFC 9110 §5.5")
+        last = fields[-1]
+        value = last.value + last.trailing + "\r\n" + line.rstrip(" \t")
+        fields[-1] = _field(last.name, value, last.separator, line[len(line.rstrip(" \t")) :])
+        return
+    name, colon, rest = line.partition(":")
+    stripped = name.rstrip(" \t")
+    if not colon or not _TOKEN.match(stripped):
+        bent(offset, "malformed", f"header line {line[:40]!r} is not 'Name: value'",
+             "RFC 9112 §5")
+        return
+    if stripped != name:  # RFC 9112 §5.1: "No whitespace is allowed between the field name
+        # and colon."
+        bent(offset, "space-before-colon",
+             f"header line {line[:40]!r} is not 'Name: value' (whitespace before the colon)",
+             "RFC 9112 §5.1")
+    bad = _INVALID.search(rest)
+    if bad:  # RFC 9110 §5.5: "Field values containing CR, LF, or NUL characters are invalid
+        # and dangerous [...] a recipient [...] MUST either reject the message or replace"
+        bent(offset + len(name) + 1 + bad.start(), "invalid-character",
+             f"{bad.group()!r} in the value of {stripped}", "RFC 9110 §5.5")
+    value = rest.lstrip(" \t")
+    leading = rest[: len(rest) - len(value)]
+    kept = value.rstrip(" \t")
+    fields.append(_field(stripped, kept, name[len(stripped) :] + ":" + leading,
+                         value[len(kept) :]))
 
 
 def parse_request_line(line: str, *, protocol: str = PROTOCOL) -> RequestLine:
@@ -303,18 +337,22 @@ def build_head(start_line: str, headers: Iterable[tuple[str, str] | HeaderField]
     """The bytes of a head: start line, field lines (with their separators), blank line."""
     fields = headers.fields if isinstance(headers, Headers) else Headers(headers).fields
     lines = [start_line]
+    token = _TOKEN.match
     for f in fields:
-        if not _TOKEN.match(f.name):
-            raise BuildError(f"bad header name {f.name!r}", protocol=protocol, path="headers")
-        first, *folded = f.value.split("\r\n")
-        if any(_INVALID.search(x) for x in (first, *folded)) or any(
-                x[:1] not in (" ", "\t") for x in folded):  # only RFC 9112 §5.2 folds survive
-            raise BuildError(f"header {f.name} has a line break in its value", protocol=protocol,
-                             path="headers")
-        if f.separator.strip(" \t") != ":" or f.trailing.strip(" \t"):
-            raise BuildError(f"header {f.name} has a bad separator {f.separator!r}",
+        name, value, separator, trailing = f.name, f.value, f.separator, f.trailing
+        if not token(name):
+            raise BuildError(f"bad header name {name!r}", protocol=protocol, path="headers")
+        if "\r" in value or "\n" in value or "\0" in value:
+            first, *folded = value.split("\r\n")
+            if any(_INVALID.search(x) for x in (first, *folded)) or any(
+                    x[:1] not in (" ", "\t") for x in folded):  # only RFC 9112 §5.2 folds
+                raise BuildError(f"header {name} has a line break in its value",
+                                 protocol=protocol, path="headers")
+        if (separator != ": " and separator.strip(" \t") != ":") or (
+                trailing and trailing.strip(" \t")):
+            raise BuildError(f"header {name} has a bad separator {separator!r}",
                              protocol=protocol, path="headers")
-        lines.append(f"{f.name}{f.separator}{f.value}{f.trailing}")
+        lines.append(name + separator + value + trailing)
     if "\r" in start_line or "\n" in start_line:
         raise BuildError("line break in the start line", protocol=protocol, path="start_line")
     try:
