@@ -15,6 +15,14 @@ Limits are checked before anything is kept: :data:`MAX_HEAD_SIZE` bytes and
 :data:`MAX_HEADERS` lines by default, overridable per protocol (the Gnutella handshake allows
 less).
 
+Strict parsing (inside a tracker, a client, a servent) refuses what RFC 9112 says to refuse;
+``strict=False`` (the dissector) accepts it and reports each departure as a
+:class:`~p2pkit.deviations.Deviation` in :attr:`Head.deviations`:
+
+>>> head = parse_head(b"HTTP/1.1 200 OK\\r\\nServer : x\\r\\nno colon\\r\\n\\r\\n", strict=False)
+>>> head.headers["server"], [d.rule for d in head.deviations]
+('x', ['http/field/space-before-colon', 'http/field/malformed'])
+
 >>> head = parse_head(b"GET /announce?x=1 HTTP/1.1\\r\\nHost: a\\r\\nX-Try: 1\\r\\nx-try: 2\\r\\n\\r\\nbody")
 >>> head.start_line, head.headers["host"], head.headers.get_all("X-TRY"), head.size
 ('GET /announce?x=1 HTTP/1.1', 'a', ['1', '2'], 59)
@@ -32,7 +40,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+from p2pkit.deviations import Deviation
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
 
 __all__ = [
@@ -59,16 +69,20 @@ MAX_HEAD_SIZE = 32 * 1024
 MAX_HEADERS = 100
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 §5.6.2 token
+_INVALID = re.compile(r"[\r\n\0]")
 
 
 @dataclass(frozen=True)
 class HeaderField:
     """One field line. ``separator`` is what the sender put between name and value (``": "``
-    by default; kept so that a parsed head builds back to the same bytes)."""
+    by default), ``trailing`` the whitespace it put after the value (RFC 9112 §5: "OWS" that
+    is not part of the value); both are kept so that a parsed head builds back to the same
+    bytes, and neither takes part in ``==``."""
 
     name: str
     value: str
     separator: str = field(default=": ", compare=False)
+    trailing: str = field(default="", compare=False)
 
 
 class Headers:
@@ -140,6 +154,8 @@ class Head:
     headers: Headers
     #: Bytes from the first byte of the start line to the end of the blank line.
     size: int
+    #: What a lenient parse (``strict=False``) accepted against RFC 9112, with offsets.
+    deviations: tuple[Deviation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,7 +198,7 @@ def head_end(data: bytes | bytearray, start: int = 0, *, max_size: int = MAX_HEA
 
 
 def parse_head(data: bytes | bytearray, *, max_size: int = MAX_HEAD_SIZE,
-               max_headers: int = MAX_HEADERS, folding: bool = False,
+               max_headers: int = MAX_HEADERS, folding: bool = False, strict: bool = True,
                protocol: str = PROTOCOL) -> Head:
     """Parse the head at the start of ``data`` (bytes after it are not read).
 
@@ -190,39 +206,111 @@ def parse_head(data: bytes | bytearray, *, max_size: int = MAX_HEAD_SIZE,
     tab continues the previous field; kept joined by CRLF), which Gnutella servents still
     send; plain HTTP refuses it. Raises :class:`ParseError` (protocol, field path, offset),
     :class:`LimitExceeded` beyond the limits, and a ``truncated`` ParseError when no blank line
-    ends the head yet.
+    ends the head yet. ``strict=False`` accepts whitespace before a colon, unasked-for folding
+    and lines that are no field line (skipped), reporting each in :attr:`Head.deviations`;
+    limits and a missing blank line still raise.
+
+    >>> parse_head(b"GET / HTTP/1.1\\r\\nHost : a\\r\\n\\r\\n")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    p2pkit.errors.ParseError: http, field headers, offset 16: header line 'Host : a' is not ...
     """
     if not isinstance(data, (bytes, bytearray)):
         raise _fail(f"expected bytes, got {type(data).__name__}", None, protocol)
     end = head_end(data, 0, max_size=max_size, protocol=protocol)
     if end is None:
         raise _fail("truncated: no blank line ends the head", len(data), protocol)
-    lines = bytes(data[: end - 4]).split(b"\r\n")
+    text = bytes(data[: end - 4]).decode("latin-1")
+    lines = text.split("\r\n")
     if len(lines) > max_headers + 1:
         raise LimitExceeded(f"more than {max_headers} header lines", protocol=protocol, offset=0)
-    start_line = lines[0].decode("latin-1")
+    start_line = lines[0]
     if not start_line:
         raise _fail("empty start line", 0, protocol, "start_line")
+    # Every CR and LF is in a CRLF that split the lines, and there is no NUL: nothing to look
+    # for line by line (the common case).
+    clean = "\0" not in text and text.count("\r") == text.count("\n") == len(lines) - 1
+    if not clean:
+        bad = _INVALID.search(start_line)
+        if bad:  # RFC 9112 §2.2: "A sender MUST NOT generate a bare CR"; a bare LF ends a line
+            raise _fail(f"{bad.group()!r} in the start line", bad.start(), protocol,
+                        "start_line")
     fields: list[HeaderField] = []
-    offset = len(lines[0]) + 2
-    for raw in lines[1:]:
-        line = raw.decode("latin-1")
-        if line[:1] in (" ", "\t"):
-            if not folding or not fields:
-                raise _fail("obsolete line folding", offset, protocol, "headers")
-            last = fields[-1]
-            fields[-1] = HeaderField(last.name, last.value + "\r\n" + line, last.separator)
-        else:
-            name, colon, rest = line.partition(":")
-            if not colon or not _TOKEN.match(name):
-                raise _fail(f"header line {line[:40]!r} is not 'Name: value'", offset, protocol,
-                            "headers")
-            value = rest.lstrip(" \t")
-            if value != value.rstrip(" \t"):
-                value = value.rstrip(" \t")  # RFC 9112 §5: OWS after the value is not part of it
-            fields.append(HeaderField(name, value, ":" + rest[: len(rest) - len(rest.lstrip(" \t"))]))
-        offset += len(raw) + 2
-    return Head(start_line, Headers(fields), end)
+    deviations: list[Deviation] = []
+    token = _TOKEN.match
+    for i in range(1, len(lines)):
+        line = lines[i]
+        name, colon, rest = line.partition(":")
+        if colon and token(name) and clean:  # the common case: a well-formed field line
+            value = rest.strip(" \t")
+            if len(rest) == len(value) + 1 and rest[:1] == " ":
+                fields.append(_field(name, value, ": ", ""))
+            else:
+                kept = rest.rstrip(" \t")
+                fields.append(_field(name, value, ":" + rest[: len(rest) - len(rest.lstrip(" \t"))],
+                                     rest[len(kept) :]))
+            continue
+        _odd_line(lines, i, fields, deviations, folding=folding, strict=strict,
+                  protocol=protocol)
+    headers = Headers.__new__(Headers)
+    headers.fields = tuple(fields)
+    return Head(start_line, headers, end, tuple(deviations))
+
+
+def _field(name: str, value: str, separator: str, trailing: str,
+           _new: Any = object.__new__, _set: Any = object.__setattr__) -> HeaderField:
+    """A :class:`HeaderField` without the frozen dataclass's ``__init__`` (the hot path of
+    :func:`parse_head`; the fields are already checked)."""
+    f = _new(HeaderField)
+    _set(f, "__dict__", {"name": name, "value": value, "separator": separator,
+                         "trailing": trailing})
+    return f
+
+
+def _odd_line(lines: list[str], i: int, fields: list[HeaderField], deviations: list[Deviation],
+              *, folding: bool, strict: bool, protocol: str) -> None:
+    """A field line off the common path: folded, malformed, or with CR, LF or NUL in it."""
+    line = lines[i]
+    offset = sum(len(x) + 2 for x in lines[:i])
+
+    def bent(at: int, rule: str, message: str, spec: str) -> None:
+        if strict:
+            raise _fail(message, at, protocol, "headers")
+        deviations.append(Deviation(offset=at, rule=f"http/field/{rule}", message=message,
+                                    spec=spec))
+
+    if line[:1] in (" ", "\t") and line and fields:
+        if not folding:
+            bent(offset, "obs-fold", "obsolete line folding", "RFC 9112 §5.2")
+        bad = _INVALID.search(line)
+        if bad:
+            bent(offset + bad.start(), "invalid-character",
+                 f"{bad.group()!r} in the value of {fields[-1].name}", "RFC 9110 §5.5")
+        last = fields[-1]
+        value = last.value + last.trailing + "\r\n" + line.rstrip(" \t")
+        fields[-1] = _field(last.name, value, last.separator, line[len(line.rstrip(" \t")) :])
+        return
+    name, colon, rest = line.partition(":")
+    stripped = name.rstrip(" \t")
+    if not colon or not _TOKEN.match(stripped):
+        bent(offset, "malformed", f"header line {line[:40]!r} is not 'Name: value'",
+             "RFC 9112 §5")
+        return
+    if stripped != name:  # RFC 9112 §5.1: "No whitespace is allowed between the field name
+        # and colon."
+        bent(offset, "space-before-colon",
+             f"header line {line[:40]!r} is not 'Name: value' (whitespace before the colon)",
+             "RFC 9112 §5.1")
+    bad = _INVALID.search(rest)
+    if bad:  # RFC 9110 §5.5: "Field values containing CR, LF, or NUL characters are invalid
+        # and dangerous [...] a recipient [...] MUST either reject the message or replace"
+        bent(offset + len(name) + 1 + bad.start(), "invalid-character",
+             f"{bad.group()!r} in the value of {stripped}", "RFC 9110 §5.5")
+    value = rest.lstrip(" \t")
+    leading = rest[: len(rest) - len(value)]
+    kept = value.rstrip(" \t")
+    fields.append(_field(stripped, kept, name[len(stripped) :] + ":" + leading,
+                         value[len(kept) :]))
 
 
 def parse_request_line(line: str, *, protocol: str = PROTOCOL) -> RequestLine:
@@ -249,15 +337,22 @@ def build_head(start_line: str, headers: Iterable[tuple[str, str] | HeaderField]
     """The bytes of a head: start line, field lines (with their separators), blank line."""
     fields = headers.fields if isinstance(headers, Headers) else Headers(headers).fields
     lines = [start_line]
+    token = _TOKEN.match
     for f in fields:
-        if not _TOKEN.match(f.name):
-            raise BuildError(f"bad header name {f.name!r}", protocol=protocol, path="headers")
-        first, *folded = f.value.split("\r\n")
-        if any("\r" in x or "\n" in x for x in (first, *folded)) or any(
-                x[:1] not in (" ", "\t") for x in folded):  # only RFC 9112 §5.2 folds survive
-            raise BuildError(f"header {f.name} has a line break in its value", protocol=protocol,
-                             path="headers")
-        lines.append(f"{f.name}{f.separator}{f.value}")
+        name, value, separator, trailing = f.name, f.value, f.separator, f.trailing
+        if not token(name):
+            raise BuildError(f"bad header name {name!r}", protocol=protocol, path="headers")
+        if "\r" in value or "\n" in value or "\0" in value:
+            first, *folded = value.split("\r\n")
+            if any(_INVALID.search(x) for x in (first, *folded)) or any(
+                    x[:1] not in (" ", "\t") for x in folded):  # only RFC 9112 §5.2 folds
+                raise BuildError(f"header {name} has a line break in its value",
+                                 protocol=protocol, path="headers")
+        if (separator != ": " and separator.strip(" \t") != ":") or (
+                trailing and trailing.strip(" \t")):
+            raise BuildError(f"header {name} has a bad separator {separator!r}",
+                             protocol=protocol, path="headers")
+        lines.append(name + separator + value + trailing)
     if "\r" in start_line or "\n" in start_line:
         raise BuildError("line break in the start line", protocol=protocol, path="start_line")
     try:

@@ -10,6 +10,12 @@ failures :class:`~p2pkit.errors.BuildError`.
 :class:`FixedLayout` derives a precompiled :class:`struct.Struct` from a construct ``Struct``
 made only of fixed-size fields. It is the fast path for fixed-size messages: the format string
 comes from the schema object itself, so there is still one definition of the layout.
+
+:class:`MessageTable` is the one shape of "a type id selects the body": BitTorrent peer
+messages (id byte), Gnutella descriptors (payload descriptor) and UDP tracker packets (action)
+declare a table ``{id: (name, body)}`` and get the id/name maps, the strict switch (an unknown
+id is a :class:`ParseError`) and the lenient one (an unknown id parses as ``type="unknown"``
+with the raw payload and a :class:`~p2pkit.deviations.Deviation`) from it.
 """
 
 from __future__ import annotations
@@ -17,14 +23,16 @@ from __future__ import annotations
 import io
 import re
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import construct
 
+from p2pkit.deviations import Deviation, Level
 from p2pkit.errors import BuildError, P2PKitError, ParseError
 
-__all__ = ["FixedLayout", "NamedBits", "Schema", "clean_path", "failure_offset"]
+__all__ = ["FixedLayout", "MessageSwitch", "MessageTable", "NamedBits", "Schema", "clean_path",
+           "failure_offset"]
 
 _TRANSLATED = (
     construct.ConstructError,
@@ -394,3 +402,194 @@ class NamedBits(construct.Adapter):
             if flag:
                 value |= self.bits[name]
         return value
+
+
+class MessageTable:
+    """A protocol's messages: type id -> (name, body), declared once.
+
+    Everything else derives from it: ``names`` (id -> name), ``ids`` (name -> id), the
+    construct switch in strict and lenient form (:meth:`switch`), and the body parser and
+    builder a hand-written frame calls (:meth:`parse_body`, :meth:`build_body`). A parsed
+    message is one flat ``Container``: the name under ``key`` and the body's fields beside it.
+    An unknown id is a :class:`ParseError` when strict; leniently it parses as
+    ``Container(key="unknown", id_key=<id>, payload=<bytes>)`` whose hidden ``_deviations``
+    holds one :class:`~p2pkit.deviations.Deviation` (``rule``, ``spec``, ``level``). Both modes
+    build ``unknown`` messages back to the same bytes.
+
+    >>> table = MessageTable({4: ("have", construct.Struct("index" / construct.Int32ub))},
+    ...                      rule="bittorrent/message/unknown-id", spec="BEP 3")
+    >>> Strict, Lenient = table.switch(strict=True), table.switch(strict=False)
+    >>> dict(Strict.parse(b"\\x04\\x00\\x00\\x00\\x07")), table.ids["have"]
+    ({'type': 'have', 'index': 7}, 4)
+    >>> Strict.parse(b"\\x63\\xff")
+    Traceback (most recent call last):
+      ...
+    p2pkit.errors.ParseError: field type, offset 0: unknown message id 99
+    >>> unknown = Lenient.parse(b"\\x63\\xff")
+    >>> unknown.type, unknown.id, unknown.payload, [d.rule for d in unknown._deviations]
+    ('unknown', 99, b'\\xff', ['bittorrent/message/unknown-id'])
+    >>> Strict.build(unknown)
+    b'c\\xff'
+    """
+
+    def __init__(self, messages: Mapping[int, tuple[str, construct.Construct]], *,
+                 rule: str, spec: str, level: Level = "MAY", key: str = "type",
+                 id_key: str = "id", what: str = "message id", noun: str = "message") -> None:
+        #: id -> (name, body), as declared.
+        self.messages: dict[int, tuple[str, construct.Construct]] = dict(messages)
+        #: id -> name.
+        self.names: dict[int, str] = {mid: name for mid, (name, _) in self.messages.items()}
+        #: name -> id.
+        self.ids: dict[str, int] = {name: mid for mid, (name, _) in self.messages.items()}
+        self._by_name = {name: (mid, body) for mid, (name, body) in self.messages.items()}
+        self.key, self.id_key, self.what, self.noun = key, id_key, what, noun
+        self.rule, self.spec, self.level = rule, spec, level
+
+    def unknown(self, type_id: int, payload: bytes, offset: int | None) -> construct.Container:
+        """The lenient value of a message whose id the table does not name."""
+        deviation = Deviation(offset=offset or 0, rule=self.rule, spec=self.spec,
+                              level=self.level, message=f"unknown {self.what} {type_id}")
+        out = construct.Container()
+        out[self.key] = "unknown"
+        out[self.id_key] = type_id
+        out["payload"] = payload
+        out["_deviations"] = [deviation]
+        return out
+
+    def parse_body(self, type_id: int, stream: Any, context: Any, path: str, *, strict: bool,
+                   offset: int | None = None, into: construct.Container | None = None,
+                   flat: bool = True, label: str | None = None) -> construct.Container:
+        """Parse the body ``type_id`` names from the rest of ``stream`` (which must be used up).
+
+        ``offset`` is where the type id was (for errors and deviations); ``into`` is a
+        Container to fill (a frame's header fields first); ``flat=False`` returns the body's
+        own Container (bodies that carry their type themselves, BEP 15); ``label`` names the
+        body in error paths (the message name by default).
+        """
+        entry = self.messages.get(type_id)
+        if entry is None:
+            if strict:
+                raise ParseError(f"unknown {self.what} {type_id}", path=self.key, offset=offset)
+            unknown = self.unknown(type_id, stream.read(), offset)
+            if into is None:
+                return unknown
+            into.update(unknown)
+            return into
+        name, body = entry
+        fields = body._parsereport(stream, context, f"{path} -> {label or name}")
+        rest = stream.read()
+        if rest:
+            raise ParseError(f"{len(rest)} bytes after the fields of a {name} {self.noun}",
+                             path=clean_path(f"{path} -> {label or name}"),
+                             offset=stream.tell() - len(rest))
+        if not flat:
+            return fields
+        out = construct.Container() if into is None else into
+        out[self.key] = name
+        for k, value in fields.items():
+            if k[:1] != "_":
+                out[k] = value
+        return out
+
+    def type_id(self, obj: Any, path: str = "") -> int:
+        """The type id of message ``obj`` (``obj[id_key]`` for an ``unknown`` one)."""
+        name = obj[self.key]
+        if name == "unknown":
+            return int(obj[self.id_key])
+        entry = self._by_name.get(name)
+        if entry is None:
+            raise construct.ExplicitError(f"unknown {self.noun} type {name!r}", path=path)
+        return entry[0]
+
+    def build_body(self, obj: Any, stream: Any, context: Any, path: str, *,
+                   label: str | None = None) -> int:
+        """Write the body of ``obj`` (named by ``obj[key]``); return its type id.
+
+        An ``unknown`` message writes its ``payload`` as it is.
+        """
+        entry = self._by_name.get(obj[self.key])
+        if entry is None:
+            if obj[self.key] != "unknown":
+                raise construct.ExplicitError(f"unknown {self.noun} type {obj[self.key]!r}",
+                                              path=path)
+            payload = bytes(obj["payload"])
+            construct.stream_write(stream, payload, len(payload), path)
+            return int(obj[self.id_key])
+        entry[1]._build(obj, stream, context, f"{path} -> {label}" if label else path)
+        return entry[0]
+
+    def switch(self, type_field: construct.Construct = construct.Int8ub, *, strict: bool,
+               peek_at: int | None = None, empty: str | None = None,
+               label: str | None = None) -> MessageSwitch:
+        """The construct that reads ``type_field`` and the body it selects (see
+        :class:`MessageSwitch`)."""
+        return MessageSwitch(self, type_field, strict=strict, peek_at=peek_at, empty=empty,
+                             label=label)
+
+
+class MessageSwitch(construct.Construct):
+    """``type_field`` selects a body of ``table``; parses the whole (delimited) stream.
+
+    The default reads the type field and then the body, whose fields sit flat beside
+    ``table.key`` (BEP 3 peer messages). ``peek_at`` reads the type field at that offset
+    without consuming it, and the body, which carries the field itself, is the message (BEP 15:
+    the action sits after the connection id). ``empty`` names the message an empty stream is
+    (BEP 3's ``keep_alive``). Strict: an unknown id raises (construct's ``Switch`` with
+    ``default=Error``); lenient: see :meth:`MessageTable.unknown`.
+    """
+
+    def __init__(self, table: MessageTable, type_field: construct.Construct, *, strict: bool,
+                 peek_at: int | None = None, empty: str | None = None,
+                 label: str | None = None) -> None:
+        super().__init__()
+        field = type_field
+        while isinstance(field, construct.Renamed):
+            field = field.subcon
+        if not isinstance(field, construct.FormatField):
+            raise TypeError(f"a message type field must be an integer, got {type_field!r}")
+        self.table = table
+        #: The table's ``id -> (name, body)`` and key, for introspection (the docs' references).
+        self.by_id = table.messages
+        self.key = table.key
+        self.type_field = field
+        self._type = struct.Struct(field.fmtstr)
+        self.strict = strict
+        self.peek_at = peek_at
+        self.empty = empty
+        self.label = label
+        self.flagbuildnone = False
+
+    def _parse(self, stream: Any, context: Any, path: str) -> Any:
+        table = self.table
+        start = stream.tell()
+        if self.peek_at is None:
+            raw = stream.read(self._type.size)
+            offset = start
+        else:
+            raw = stream.read(self.peek_at + self._type.size)[self.peek_at :]
+            stream.seek(start)
+            offset = start + self.peek_at
+        if len(raw) < self._type.size:
+            if not raw and self.empty is not None and self.peek_at is None:
+                out = construct.Container()
+                out[table.key] = self.empty
+                return out
+            raise ParseError(f"truncated: no {table.key} field", path=table.key, offset=offset)
+        (type_id,) = self._type.unpack(raw)
+        return table.parse_body(type_id, stream, context, path, strict=self.strict,
+                                offset=offset, flat=self.peek_at is None, label=self.label)
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        name = obj[self.table.key]
+        if name == self.empty:
+            return obj
+        if self.peek_at is not None:  # the body writes its own type field
+            self.table.build_body(obj, stream, context, path, label=self.label)
+            return obj
+        head = self._type.pack(self.table.type_id(obj, path))
+        construct.stream_write(stream, head, len(head), path)
+        self.table.build_body(obj, stream, context, path, label=self.label)
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise construct.SizeofError(f"{self.table.noun}s have no fixed size", path=path)

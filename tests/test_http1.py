@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
@@ -17,6 +17,7 @@ from p2pkit.http1 import (
     parse_request_line,
     parse_status_line,
 )
+from tests.pcap_payloads import tcp_streams
 
 # The head libtorrent 2.0 sends to an HTTP tracker (tests/data/captures/tracker-01-*.pcap).
 LIBTORRENT_ANNOUNCE = (
@@ -134,3 +135,115 @@ def test_build_parse_round_trip(fields):
     raw = build_head("GET /x HTTP/1.1", fields)
     head = parse_head(raw)
     assert list(head.headers) == fields and head.size == len(raw)
+
+
+# --------------------------------------------------------------------------- real heads
+
+def real_heads() -> list[tuple[str, bytes]]:
+    """Every HTTP head at the start of a direction in the committed captures: the tracker
+    exchanges (libtorrent 2.0.8, aria2 1.36.0, curl, opentracker), Shareaza 2.7.10.2 and
+    gtk-gnutella 1.2.2 downloads (nDPI's capture) and p2pkit's own servents."""
+    out = []
+    for capture in ("tracker-01-opentracker-libtorrent-aria2.pcap", "ndpi-gnutella.pcap",
+                    "gnutella-02-p2pkit-servents.pcap"):
+        for data in tcp_streams(capture).values():
+            if data.startswith(b"GIV "):
+                data = data[data.index(b"\n\n") + 2:]
+            if data[:4] in (b"GET ", b"HTTP"):
+                out.append((capture, data[: head_end(data)]))
+    return out
+
+
+REAL_HEADS = real_heads()
+
+
+def test_real_heads_found():
+    assert len(REAL_HEADS) == 28
+    agents = {parse_head(h, folding=True).headers.get("user-agent") for _, h in REAL_HEADS}
+    assert {"libtorrent/2.0.8.0", "aria2/1.36.0", "curl"} <= {a.split(" ")[0] for a in agents
+                                                              if a}
+
+
+@pytest.mark.parametrize(("capture", "raw"), REAL_HEADS)
+def test_real_heads_round_trip(capture, raw):
+    head = parse_head(raw, folding=True)
+    assert head.size == len(raw) and head.deviations == ()
+    if head.start_line.startswith("HTTP/"):
+        assert parse_status_line(head.start_line).status in (200, 206)
+    else:
+        assert parse_request_line(head.start_line).method == "GET"
+    assert build_head(head.start_line, head.headers) == raw
+    lenient = parse_head(raw, folding=True, strict=False)
+    assert lenient.headers == head.headers and lenient.deviations == ()
+
+
+def test_gtk_gnutella_folded_download_request():
+    """gtk-gnutella 1.2.2 folds X-FW-Node-Info (RFC 9112 §5.2 obs-fold) in its download GET."""
+    raw = next(h for _, h in REAL_HEADS if b"X-FW-Node-Info" in h and b"\r\n\t" in h)
+    with pytest.raises(ParseError) as e:
+        parse_head(raw)
+    assert e.value.path == "headers" and raw[e.value.offset:].startswith(b"\t")
+    head = parse_head(raw, folding=True)
+    node_info = head.headers["X-FW-Node-Info"]
+    assert node_info.startswith("74e83102414c9fb617abb10c9760594a;") and "\r\n\t" in node_info
+    lenient = parse_head(raw, strict=False)  # unasked-for folding: kept, and reported
+    assert lenient.headers == head.headers
+    assert {d.rule for d in lenient.deviations} == {"http/field/obs-fold"}
+    assert raw[lenient.deviations[0].offset:].startswith(b"\t")
+
+
+def test_trailing_whitespace_kept_for_round_trip():
+    raw = b"HTTP/1.1 200 OK\r\nServer: x \t\r\nX-A:  a, b  \r\n c \r\n\r\n"
+    head = parse_head(raw, folding=True)
+    assert head.headers["server"] == "x" and head.headers["x-a"] == "a, b  \r\n c"
+    assert build_head(head.start_line, head.headers) == raw
+
+
+@pytest.mark.parametrize(("raw", "rule", "at"), [
+    (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", "http/field/space-before-colon", 16),
+    (b"GET / HTTP/1.1\r\nA: 1\r\n folded\r\n\r\n", "http/field/obs-fold", 22),
+    (b"GET / HTTP/1.1\r\nno colon\r\nB: 2\r\n\r\n", "http/field/malformed", 16),
+    (b"GET / HTTP/1.1\r\nA: x\0y\r\n\r\n", "http/field/invalid-character", 20),
+    (b"GET / HTTP/1.1\r\nA: x\ny\r\n\r\n", "http/field/invalid-character", 20),
+])
+def test_lenient_reports_what_strict_refuses(raw, rule, at):
+    with pytest.raises(ParseError) as e:
+        parse_head(raw)
+    assert e.value.path == "headers"
+    head = parse_head(raw, strict=False)
+    assert [(d.rule, d.offset) for d in head.deviations] == [(rule, at)]
+    assert all(d.spec.startswith("RFC 911") for d in head.deviations)
+
+
+def test_bare_line_break_in_start_line_is_refused():
+    for raw in (b"GET /\nx HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 O\rK\r\n\r\n"):
+        for strict in (True, False):
+            with pytest.raises(ParseError) as e:
+                parse_head(raw, strict=strict)
+            assert e.value.path == "start_line"
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300), st.booleans(), st.booleans())
+def test_random_bytes_raise_only_parse_error_in_every_mode(data, folding, strict):
+    try:
+        head = parse_head(data, folding=folding, strict=strict, max_size=256)
+    except ParseError:
+        return
+    if not head.deviations:
+        assert build_head(head.start_line, head.headers) == data[: head.size]
+
+
+@settings(max_examples=200)
+@given(st.sampled_from([h for _, h in REAL_HEADS]),
+       st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)), max_size=3))
+def test_mutated_real_heads_parse_or_raise_parse_error(raw, flips):
+    data = bytearray(raw)
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    try:
+        head = parse_head(bytes(data), folding=True)
+    except ParseError:
+        return
+    assert build_head(head.start_line, head.headers) == bytes(data[: head.size])

@@ -508,7 +508,9 @@ class _Walker:
 
     def message_table(self, con: Any, name: str, ctx: _Context, doc: str) -> None:
         ids = list(con.by_id.items())
-        width = max((_int_width(mid) for mid, _ in ids), default=1)
+        type_field = getattr(con, "type_field", None)  # p2pkit.schema.MessageSwitch
+        width = type_field.sizeof() if type_field is not None else max(
+            (_int_width(mid) for mid, _ in ids), default=1)
         key = getattr(con, "key", None)
         self.emit(ctx, _join(name, key) if isinstance(key, str) else "(message id)", con,
                   f"uint{8 * width}", size=str(width),

@@ -10,9 +10,10 @@ PATCH variants); vendor_msg §2 and §4 (vendor messages 0x31 and 0x32, "null/0v
 Supported); HSEP §"message format" (0xCD, triples of little-endian 64-bit integers).
 
 A descriptor parses to one flat ``Container``: the header's ``guid``, ``ttl`` and ``hops``, the
-payload's name in ``type`` and its fields beside it. A payload type this module does not know is
-framed by its length and kept whole (``type="unknown"``, ``payload_type``, ``payload``): the
-stream never loses sync. The payload length is checked against :data:`MAX_PAYLOAD_LENGTH`
+payload's name in ``type`` and its fields beside it (the payload descriptor -> body switch is
+the shared :class:`~p2pkit.schema.MessageTable` shape). A payload type this module does not know
+is framed by its length and kept whole (``type="unknown"``, ``payload_type``, ``payload``, and a
+Deviation in ``_deviations``): the stream never loses sync. The payload length is checked against :data:`MAX_PAYLOAD_LENGTH`
 before a byte of the payload is read.
 
 The first descriptor a gtk-gnutella 1.2.3 leaf sent its ultrapeer (tests/data/captures/gtkg123…),
@@ -55,7 +56,6 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Mapping
 from typing import Any
 
 import construct
@@ -79,12 +79,13 @@ from construct import (
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.gnutella.fields import Guid, IPv4, Text, VendorCode
 from p2pkit.gnutella.ggep import ExtensionBlock
-from p2pkit.schema import FixedLayout, NamedBits, Schema, clean_path
+from p2pkit.schema import FixedLayout, MessageTable, NamedBits, Schema
 
 __all__ = [
     "HEADER_LENGTH",
     "MAX_PAYLOAD_LENGTH",
     "PAYLOADS",
+    "PAYLOAD_TABLE",
     "PAYLOAD_TYPES",
     "Descriptor",
     "DescriptorHeader",
@@ -350,43 +351,12 @@ Vendor = _Vendor()
 # fmt: on
 
 
-class _Variants(construct.Construct):
-    """A one-byte selector naming the body; the body's fields sit flat beside ``key``."""
-
-    def __init__(self, key: str, variants: Mapping[int, tuple[str, construct.Construct]]):
-        super().__init__()
-        self.key = key
-        self.by_id = dict(variants)
-        self.by_name = {name: (vid, body) for vid, (name, body) in variants.items()}
-
-    def _parse(self, stream: Any, context: Any, path: str) -> Container:
-        start = construct.stream_tell(stream, path)
-        vid = construct.stream_read(stream, 1, path)[0]
-        if vid not in self.by_id:
-            raise ParseError(f"unknown {self.key} {vid}", path=clean_path(path), offset=start)
-        name, body = self.by_id[vid]
-        out = Container([(self.key, name)])
-        for key, value in body._parsereport(stream, context, path).items():
-            if not key.startswith("_"):
-                out[key] = value
-        return out
-
-    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
-        name = obj[self.key]
-        if name not in self.by_name:
-            raise construct.ExplicitError(f"unknown {self.key} {name!r}", path=path)
-        vid, body = self.by_name[name]
-        construct.stream_write(stream, bytes([vid]), 1, path)
-        body._build(obj, stream, context, path)
-        return obj
-
-    def _sizeof(self, context: Any, path: str) -> int:
-        raise construct.SizeofError("variants have no fixed size", path=path)
-
-
 #: QRP §"Gnutella Protocol Changes": "The first byte of the payload determines the message's
 #: variant. [...] RESET (0x0) and PATCH (0x1)."
-RouteTableUpdate = _Variants("variant", {0: ("reset", Reset), 1: ("patch", Patch)})
+RouteTableUpdate = MessageTable(
+    {0: ("reset", Reset), 1: ("patch", Patch)}, key="variant", what="variant", noun="variant",
+    rule="gnutella/qrp/unknown-variant", spec='QRP §"Gnutella Protocol Changes"',
+).switch(Int8ul, strict=True)
 
 #: Payload descriptor -> (name, body). The one table every other view derives from.
 PAYLOADS: dict[int, tuple[str, construct.Construct]] = {
@@ -401,8 +371,14 @@ PAYLOADS: dict[int, tuple[str, construct.Construct]] = {
     0x81: ("query_hit", QueryHit),
     0xCD: ("hsep", Hsep),
 }
+#: The payloads as a :class:`~p2pkit.schema.MessageTable`. An unknown payload descriptor is
+#: never an error (the payload length frames it, and bye §2 lets a servent count "unknown
+#: messages"): both schemas keep it, noting a Deviation.
+PAYLOAD_TABLE = MessageTable(PAYLOADS, id_key="payload_type", what="payload descriptor",
+                             noun="payload", rule="gnutella/descriptor/unknown-payload-type",
+                             spec="bye §2 (code 404)", level="MAY")
 #: Payload name -> payload descriptor (``PAYLOAD_TYPES["query"] == 0x80``).
-PAYLOAD_TYPES: dict[str, int] = {name: pid for pid, (name, _) in PAYLOADS.items()}
+PAYLOAD_TYPES: dict[str, int] = PAYLOAD_TABLE.ids
 
 _HEADER = FixedLayout(DescriptorHeader).struct
 
@@ -428,45 +404,27 @@ class _Descriptor(construct.Construct):
                 f"payload length {length} above MAX_PAYLOAD_LENGTH ({self.max_payload_length})",
                 path="payload_length", offset=start + 19)
         out = Container(guid=guid, type="unknown", ttl=ttl, hops=hops)
-        entry = PAYLOADS.get(ptype)
-        if entry is None:
-            out.payload_type = ptype
-            out.payload = construct.stream_read(stream, length, path)
-            return out
-        name, body = entry
-        out.type = name
         payload_start = start + HEADER_LENGTH
         raw = construct.stream_read(stream, length, path)
         sub = construct.BytesIOWithOffsets(raw, stream, payload_start)
         try:
-            fields = body._parsereport(sub, context, f"{path} -> {name}")
-            rest = sub.read()
-            if rest:
-                raise ParseError(f"{len(rest)} bytes after the fields of a {name} payload",
-                                 path=name, offset=payload_start + length - len(rest))
+            return PAYLOAD_TABLE.parse_body(ptype, sub, context, path, strict=False,
+                                            offset=start + 16, into=out)
         except (construct.ConstructError, ParseError) as e:
             if self.strict or isinstance(e, LimitExceeded):
                 raise
             reason = e.reason if isinstance(e, ParseError) else str(e).strip().splitlines()[-1]
             return Container(guid=guid, type="malformed", ttl=ttl, hops=hops, payload_type=ptype,
-                             payload=raw, error=f"{name}: {reason}")
-        for key, value in fields.items():
-            if not key.startswith("_"):
-                out[key] = value
-        return out
+                             payload=raw, error=f"{PAYLOAD_TABLE.names[ptype]}: {reason}")
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
-        name = obj["type"]
-        if name in ("unknown", "malformed"):
+        if obj["type"] == "malformed":
             ptype = obj["payload_type"]
             payload = bytes(obj["payload"])
-        elif name in PAYLOAD_TYPES:
-            ptype = PAYLOAD_TYPES[name]
-            body_stream = io.BytesIO()
-            PAYLOADS[ptype][1]._build(obj, body_stream, context, f"{path} -> {name}")
-            payload = body_stream.getvalue()
         else:
-            raise construct.ExplicitError(f"unknown descriptor type {name!r}", path=path)
+            body_stream = io.BytesIO()
+            ptype = PAYLOAD_TABLE.build_body(obj, body_stream, context, path)
+            payload = body_stream.getvalue()
         if len(payload) > self.max_payload_length:
             raise construct.ExplicitError(
                 f"payload of {len(payload)} bytes above MAX_PAYLOAD_LENGTH", path=path)

@@ -20,13 +20,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
+from p2pkit import http1
 from p2pkit.capture.record import Record, json_fields
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation
-from p2pkit.errors import ParseError
+from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.gnutella.descriptors import HEADER_LENGTH, PAYLOADS, DescriptorHeader
 from p2pkit.gnutella.stream import DescriptorFrame, StreamReader
 
@@ -36,7 +38,6 @@ PROTOCOL = "gnutella"
 MAX_HTTP_HEAD = 16 * 1024
 _GNUTELLA_HTTP = re.compile(rb"(GET|HEAD) /(uri-res/|get/|gnutella/)")
 _GIV = re.compile(rb"GIV (\d+):([0-9A-Fa-f]{32})/([^\n]*)\n\n")
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,15})", re.IGNORECASE)
 
 
 def detect_gnutella(head: bytes, *, other: str | None = None, complete: bool = False,
@@ -168,7 +169,11 @@ class GnutellaStream:
                 if hs.status_code is not None:
                     fields["status"] = hs.status_code
                     fields["reason"] = hs.reason
-                yield self._record("handshake", fields, f.offset, len(f.data), frame, time, hs)
+                record = self._record("handshake", fields, f.offset, len(f.data), frame, time,
+                                      hs)
+                record.deviations = [replace(d, offset=f.offset + d.offset)
+                                     for d in hs.get("_deviations") or ()]
+                yield record
         self.chunks.skip(len(self.chunks))  # the reader keeps its own buffer
 
     def _http(self, at_end: bool = False) -> Iterator[Record]:
@@ -197,35 +202,55 @@ class GnutellaStream:
                     buf.start, giv.end(), frame, time)
                 buf.skip(giv.end())
                 continue
-            end = data.find(b"\r\n\r\n", 0, MAX_HTTP_HEAD)
-            if end < 0:
-                if len(data) >= MAX_HTTP_HEAD or at_end:
+            try:
+                end = http1.head_end(data, max_size=MAX_HTTP_HEAD, protocol=PROTOCOL)
+            except LimitExceeded as e:
+                self.failed = e.relocated(base=buf.start)
+                return
+            if end is None:
+                if at_end:
                     self.failed = ParseError("not HTTP", protocol=PROTOCOL, offset=buf.start)
                 return
-            head = data[:end]
-            lines = head.split(b"\r\n")
-            start_line = lines[0].decode("latin-1")
-            headers = [[k.strip(), v.strip()] for k, _, v in
-                       (line.decode("latin-1").partition(":") for line in lines[1:])]
-            frame, time = buf.frame_of(end + 3)
-            if start_line.startswith("HTTP/"):
-                version, _, rest = start_line.partition(" ")
-                status, _, reason = rest.partition(" ")
-                fields = {"status": int(status) if status.isdigit() else status,
-                          "reason": reason, "headers": headers}
+            head = http1.parse_head(data[:end], max_size=MAX_HTTP_HEAD, folding=True,
+                                    strict=False, protocol=PROTOCOL)
+            headers = [[name, value] for name, value in head.headers]
+            frame, time = buf.frame_of(end - 1)
+            deviations = list(head.deviations)
+            if head.start_line.startswith("HTTP/"):
+                try:
+                    status = http1.parse_status_line(head.start_line, protocol=PROTOCOL)
+                    version, code, reason = status.version, status.status, status.reason
+                except ParseError as e:
+                    deviations.append(_start_line_deviation(e))
+                    version, _, rest = head.start_line.partition(" ")
+                    code, _, reason = rest.partition(" ")
+                    code = int(code) if code.isdigit() else code
+                fields = {"status": code, "reason": reason, "headers": headers}
                 message = "http_response"
-                length = _CONTENT_LENGTH.search(head + b"\r\n")
-                self._body_left = int(length.group(1)) if length else 0
+                length = head.headers.get("content-length")
+                self._body_left = (int(length) if length and length.isdigit() and len(length) <= 15
+                                   else 0)
             else:
-                method, _, rest = start_line.partition(" ")
-                target, _, version = rest.rpartition(" ")
+                try:
+                    request = http1.parse_request_line(head.start_line, protocol=PROTOCOL)
+                    method, target, version = request.method, request.target, request.version
+                except ParseError as e:
+                    deviations.append(_start_line_deviation(e))
+                    method, _, rest = head.start_line.partition(" ")
+                    target, _, version = rest.rpartition(" ")
                 fields = {"method": method, "target": target, "headers": headers}
                 message = "http_request"
                 self._body_left = 0
             fields["version"] = version
-            yield self._record(message, fields, buf.start, end + 4, frame, time)
-            buf.skip(end + 4)
+            record = self._record(message, fields, buf.start, end, frame, time)
+            record.deviations = [replace(d, offset=buf.start + d.offset) for d in deviations]
+            yield record
+            buf.skip(end)
             self._body_hash = hashlib.sha1()
             self._body_length = 0
 
 
+def _start_line_deviation(error: ParseError) -> Deviation:
+    """A start line RFC 9112 §3/§4 would refuse, shown anyway (dissection)."""
+    return Deviation(offset=0, rule="http/start-line", spec="RFC 9112 §3, §4",
+                     message=error.reason)

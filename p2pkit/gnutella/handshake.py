@@ -10,8 +10,11 @@ X-Try-Ultrapeers), ultrapeer_qrp § and QRP (X-Query-Routing, X-Ultrapeer-Query-
 compression § (Accept-Encoding / Content-Encoding: deflate), bye § (Bye-Packet), ping-pong §
 (Pong-Caching), GGEP §, vendor_msg §3 (Vendor-Message), x-features § (X-Features).
 
-Headers are an ordered multi-map (:class:`Headers`) that keeps every name's case and the order
-of the lines, so a block re-builds byte-identically. A gtk-gnutella 1.2.3 answer, shortened:
+The blocks are HTTP/1-shaped heads and are read by the one head codec, :mod:`p2pkit.http1`
+(RFC 9112 §5 field lines, with §5.2 folding, which servents still send); the 0.4 greetings are
+the only special case. Headers are an ordered multi-map (:class:`~p2pkit.http1.Headers`) that
+keeps every name's case, the order of the lines and the separators, so a block re-builds
+byte-identically. A gtk-gnutella 1.2.3 answer, shortened:
 
 >>> hs = Handshake.parse(b"GNUTELLA/0.6 200 OK\\r\\nUser-Agent: gtk-gnutella/1.2.3\\r\\n"
 ...                      b"X-Ultrapeer: True\\r\\nX-Query-Routing: 0.2\\r\\n\\r\\n")
@@ -21,17 +24,25 @@ of the lines, so a block re-builds byte-identically. A gtk-gnutella 1.2.3 answer
 b'GNUTELLA/0.6 200 OK\\r\\n'
 >>> Handshake.parse(b"GNUTELLA CONNECT/0.4\\n\\n").kind
 'connect_0_4'
+
+For dissection, :data:`HandshakeLenient` keeps what RFC 9112 refuses and says so:
+
+>>> hs = HandshakeLenient.parse(b"GNUTELLA CONNECT/0.6\\r\\nX-Ultrapeer : False\\r\\n\\r\\n")
+>>> hs.headers["X-Ultrapeer"], [(d.offset, d.rule) for d in hs._deviations]
+('False', [(22, 'http/field/space-before-colon')])
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import construct
 from construct import Container
 
-from p2pkit.errors import LimitExceeded
+from p2pkit import http1
+from p2pkit.errors import BuildError, ParseError
+from p2pkit.http1 import Headers
 from p2pkit.schema import Schema
 
 __all__ = [
@@ -40,6 +51,7 @@ __all__ = [
     "MAX_HEADERS",
     "OK_0_4",
     "Handshake",
+    "HandshakeLenient",
     "Headers",
     "detect_greeting",
     "handshake_end",
@@ -58,64 +70,6 @@ _CONNECT_PREFIX = "GNUTELLA CONNECT/"
 _STATUS_PREFIX = "GNUTELLA/"
 
 
-class Headers:
-    """An ordered multi-map of handshake headers: names keep their case, lines their order.
-
-    Lookup ignores case (HTTP's rule); a name may appear more than once.
-
-    >>> h = Headers([("X-Ultrapeer", "True"), ("X-Try", "a"), ("x-try", "b")])
-    >>> h["x-ultrapeer"], h.get_all("X-TRY"), "Accept-Encoding" in h
-    ('True', ['a', 'b'], False)
-    >>> list(h)[0]
-    ('X-Ultrapeer', 'True')
-    """
-
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = [(str(k), str(v)) for k, v in items]
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of ``name`` (any case), or ``default``."""
-        lowered = name.lower()
-        for key, value in self._items:
-            if key.lower() == lowered:
-                return value
-        return default
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of ``name`` (any case), in order."""
-        lowered = name.lower()
-        return [value for key, value in self._items if key.lower() == lowered]
-
-    def tokens(self, name: str) -> list[str]:
-        """The comma-separated tokens of every ``name`` line (``Accept-Encoding: deflate, x``)."""
-        return [t.strip() for v in self.get_all(name) for t in v.split(",") if t.strip()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Headers):
-            return self._items == other._items
-        if isinstance(other, list):
-            return self._items == [tuple(x) for x in other]
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
-
-
 def handshake_end(data: bytes | bytearray, start: int = 0) -> int | None:
     """The offset just past the handshake block starting at ``start``, or ``None`` if incomplete.
 
@@ -130,13 +84,7 @@ def handshake_end(data: bytes | bytearray, start: int = 0) -> int | None:
         return start + len(CONNECT_0_4)
     if data[start : start + len(OK_0_4)] == OK_0_4:
         return start + len(OK_0_4)
-    end = data.find(b"\r\n\r\n", start, start + MAX_HANDSHAKE_SIZE)
-    if end >= 0:
-        return end + 4
-    if len(data) - start >= MAX_HANDSHAKE_SIZE:
-        raise LimitExceeded(f"no end of handshake within MAX_HANDSHAKE_SIZE "
-                            f"({MAX_HANDSHAKE_SIZE}) bytes", protocol=PROTOCOL, offset=start)
-    return None
+    return http1.head_end(data, start, max_size=MAX_HANDSHAKE_SIZE, protocol=PROTOCOL)
 
 
 def detect_greeting(data: bytes) -> str | None:
@@ -161,7 +109,13 @@ class _Handshake(construct.Construct):
     ``kind`` is ``"connect"`` (``GNUTELLA CONNECT/<version>``), ``"response"``
     (``GNUTELLA/<version> <code> <reason>``), ``"connect_0_4"`` or ``"ok_0_4"``. Continuation
     lines (starting with a space or tab) stay part of their header's value, joined by CRLF.
+    ``strict=False`` accepts header lines RFC 9112 refuses and lists them, as
+    :class:`~p2pkit.deviations.Deviation` records, in the hidden ``_deviations`` field.
     """
+
+    def __init__(self, *, strict: bool = True) -> None:
+        super().__init__()
+        self.strict = strict
 
     def _parse(self, stream: Any, context: Any, path: str) -> Container:
         start = construct.stream_tell(stream, path)
@@ -178,23 +132,17 @@ class _Handshake(construct.Construct):
         if block == OK_0_4:
             return Container(kind="ok_0_4", version="0.4", status_code=200, reason="OK",
                              headers=Headers())
-        text = block[:-4].decode("latin-1")
-        lines = text.split("\r\n")
-        if len(lines) > MAX_HEADERS + 1:
-            raise LimitExceeded(f"more than MAX_HEADERS ({MAX_HEADERS}) header lines",
-                                protocol=PROTOCOL, offset=start)
-        out = _status_line(lines[0], path)
-        items: list[list[str]] = []
-        for line in lines[1:]:
-            if line[:1] in (" ", "\t") and items:
-                items[-1][1] += "\r\n" + line
-                continue
-            name, sep, value = line.partition(": ")
-            if not sep or not name or name != name.strip():
-                raise construct.ExplicitError(f"header line {line[:40]!r} is not 'Name: value'",
-                                              path=path)
-            items.append([name, value])
-        out.headers = Headers((k, v) for k, v in items)
+        try:
+            head = http1.parse_head(block, folding=True, max_size=MAX_HANDSHAKE_SIZE,
+                                    max_headers=MAX_HEADERS, strict=self.strict,
+                                    protocol=PROTOCOL)
+            out = _start_line(head.start_line)
+        except ParseError as e:
+            raise e.relocated(base=start or 0) from None
+        out.headers = head.headers
+        if not self.strict:
+            out["_deviations"] = [replace(d, offset=d.offset + (start or 0))
+                                  for d in head.deviations]
         return out
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
@@ -213,12 +161,10 @@ class _Handshake(construct.Construct):
                     line += f" {obj['reason']}"
             else:
                 raise construct.ExplicitError(f"unknown handshake kind {kind!r}", path=path)
-            headers = obj.get("headers") or ()
-            lines = [line] + [f"{name}: {value}" for name, value in headers]
-            for name, _ in headers:
-                if not name or ":" in name or "\r" in name or "\n" in name:
-                    raise construct.ExplicitError(f"bad header name {name!r}", path=path)
-            data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            try:
+                data = http1.build_head(line, obj.get("headers") or (), protocol=PROTOCOL)
+            except BuildError as e:
+                raise construct.ExplicitError(e.reason, path=path) from None
         construct.stream_write(stream, data, len(data), path)
         return obj
 
@@ -226,21 +172,21 @@ class _Handshake(construct.Construct):
         raise construct.SizeofError("handshake blocks have no fixed size", path=path)
 
 
-def _status_line(line: str, path: str) -> Container:
+def _start_line(line: str) -> Container:
+    """handshaking_0.6 §3: ``GNUTELLA CONNECT/<version>`` or ``GNUTELLA/<version> <code> …``."""
     if line.startswith(_CONNECT_PREFIX):
         version = line[len(_CONNECT_PREFIX) :]
         if not version or " " in version:
-            raise construct.ExplicitError(f"bad connect line {line[:40]!r}", path=path)
+            raise ParseError(f"bad connect line {line[:40]!r}", path="start_line", offset=0)
         return Container(kind="connect", version=version, status_code=None, reason=None)
-    if line.startswith(_STATUS_PREFIX):
-        version, _, rest = line[len(_STATUS_PREFIX) :].partition(" ")
-        code, space, reason = rest.partition(" ")
-        if not version or len(code) != 3 or not code.isdigit():
-            raise construct.ExplicitError(f"bad status line {line[:40]!r}", path=path)
-        return Container(kind="response", version=version, status_code=int(code),
-                         reason=reason if space else None)
-    raise construct.ExplicitError(f"not a Gnutella handshake line: {line[:40]!r}", path=path)
+    status = http1.parse_status_line(line, protocols=("GNUTELLA",), protocol=PROTOCOL)
+    has_reason = line.count(" ") >= 2
+    return Container(kind="response", version=status.version[len(_STATUS_PREFIX) :],
+                     status_code=status.status, reason=status.reason if has_reason else None)
 
 
 #: One handshake block (see the module docstring).
 Handshake = Schema(_Handshake(), protocol=PROTOCOL, name="handshake")
+#: The same for dissection: header lines RFC 9112 refuses are kept and listed in
+#: ``_deviations``.
+HandshakeLenient = Schema(_Handshake(strict=False), protocol=PROTOCOL, name="handshake")

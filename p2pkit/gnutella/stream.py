@@ -40,7 +40,12 @@ from p2pkit.gnutella.descriptors import (
     Descriptor,
     DescriptorLenient,
 )
-from p2pkit.gnutella.handshake import Handshake, detect_greeting, handshake_end
+from p2pkit.gnutella.handshake import (
+    Handshake,
+    HandshakeLenient,
+    detect_greeting,
+    handshake_end,
+)
 
 __all__ = ["DescriptorFrame", "HandshakeFrame", "StreamReader"]
 
@@ -84,6 +89,7 @@ class StreamReader:
                  max_payload_length: int = MAX_PAYLOAD_LENGTH) -> None:
         self.max_payload_length = max_payload_length
         self._schema = Descriptor if strict else DescriptorLenient
+        self._handshake_schema = Handshake if strict else HandshakeLenient
         self.state = "handshake" if handshake else "descriptors"
         #: The handshake blocks this side sent, in order.
         self.handshakes: list[Any] = []
@@ -181,7 +187,7 @@ class StreamReader:
             return False
         data = bytes(self._raw[:end])
         try:
-            block = Handshake.parse(data)
+            block = self._handshake_schema.parse(data)
         except ParseError as e:
             raise e.relocated(base=self._raw_offset) from None
         frames.append(HandshakeFrame(offset=self._raw_offset, data=data, handshake=block))

@@ -89,12 +89,14 @@ def test_errors(data):
         Handshake.parse(data)
 
 
+# RFC 9110 §5.1: a field name is a token (p2pkit.http1 reads handshake heads by RFC 9112).
+header_name = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,10}", fullmatch=True)
 header_text = st.text(st.characters(min_codepoint=33, max_codepoint=126,
                                     blacklist_characters=":"), min_size=1, max_size=10)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(header_text, header_text), max_size=6), st.integers(100, 599))
+@given(st.lists(st.tuples(header_name, header_text), max_size=6), st.integers(100, 599))
 def test_round_trip(headers, code):
     obj = dict(kind="response", version="0.6", status_code=code, reason="Reason",
                headers=Headers(headers))
@@ -110,3 +112,60 @@ def test_random_bytes_raise_only_parse_error(data):
         Handshake.parse(b"GNUTELLA" + data + b"\r\n\r\n")
     except ParseError:
         pass
+
+
+def test_headers_are_the_http1_multimap():
+    from p2pkit import http1
+
+    assert Headers is http1.Headers
+    block = next(blocks("gtkg123-plain-up2-3leaves.pcap"))
+    head = http1.parse_head(block, folding=True)
+    hs = Handshake.parse(block)
+    assert hs.headers == head.headers and isinstance(hs.headers, http1.Headers)
+
+
+@pytest.mark.parametrize("capture", ["gtkg123-plain-up2-3leaves.pcap", "ndpi-gnutella.pcap"])
+def test_handshake_streams_round_trip_whole(capture):
+    """Every handshake block of every direction, parsed one after the other from one stream."""
+    for data in tcp_streams(capture).values():
+        pos = 0
+        out = b""
+        while data[pos:pos + 8] == b"GNUTELLA":
+            end = handshake_end(data, pos)
+            out += Handshake.build(Handshake.parse(data[pos:end]))
+            pos = end
+        assert out == data[:pos]
+
+
+def test_rfc_9112_separators_round_trip():
+    """RFC 9112 §5: "field-name ":" OWS field-value OWS" — not only ": "."""
+    data = b"GNUTELLA CONNECT/0.6\r\nUser-Agent:x/1\r\nX-Ultrapeer:\tFalse \r\n\r\n"
+    hs = Handshake.parse(data)
+    assert hs.headers["X-Ultrapeer"] == "False" and hs.headers["user-agent"] == "x/1"
+    assert Handshake.build(hs) == data
+
+
+def test_error_offsets_point_into_the_stream():
+    import io
+
+    prefix = b"GNUTELLA CONNECT/0.6\r\nA: 1\r\n\r\n"
+    data = prefix + b"GNUTELLA/0.6 200 OK\r\nX-Ultrapeer: True\r\nBad Name: 1\r\n\r\n"
+    stream = io.BytesIO(data)
+    assert Handshake.parse_stream(stream).kind == "connect"
+    with pytest.raises(ParseError) as info:
+        Handshake.parse_stream(stream)
+    assert info.value.path == "headers" and info.value.protocol == "gnutella"
+    assert data[info.value.offset:].startswith(b"Bad Name")
+    with pytest.raises(ParseError) as info:
+        Handshake.parse(b"GNUTELLA/0.6 2x0 OK\r\n\r\n")
+    assert info.value.path == "start_line" and info.value.offset == 0
+
+
+def test_limits_are_the_gnutella_ones():
+    from p2pkit.gnutella.handshake import MAX_HEADERS
+
+    many = b"GNUTELLA CONNECT/0.6\r\n" + b"X: y\r\n" * (MAX_HEADERS + 1) + b"\r\n"
+    with pytest.raises(LimitExceeded):
+        Handshake.parse(many)
+    assert len(Handshake.parse(b"GNUTELLA CONNECT/0.6\r\n" + b"X: y\r\n" * MAX_HEADERS
+                               + b"\r\n").headers) == MAX_HEADERS

@@ -13,9 +13,11 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from p2pkit import http1
 from p2pkit.bittorrent.tracker.http import MAX_BODY_SIZE, parse_http_request, parse_http_response
 from p2pkit.capture.record import Record, json_value
 from p2pkit.capture.stream_buffer import StreamBuffer
+from p2pkit.deviations import Deviation
 from p2pkit.errors import ParseError
 
 __all__ = ["HttpTrackerStream"]
@@ -56,7 +58,7 @@ class HttpTrackerStream:
         self.skipped += len(self.buffer)
 
     def _record(self, message: str, direction: str, value: Any, length: int,
-                extra: dict[str, Any]) -> Record:
+                extra: dict[str, Any], deviations: tuple[Deviation, ...] = ()) -> Record:
         frame, time = self.buffer.frame_of(length - 1)
         fields = {"direction": direction, **extra}
         if value is not None:
@@ -65,25 +67,26 @@ class HttpTrackerStream:
                 doc.pop("order", None)
                 doc.pop("style", None)
                 fields.update(doc)
+        base = self.buffer.start
         return Record(frame=frame, time=time, transport=self.transport, src=self.src,
                       dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
-                      offset=self.buffer.start, length=length, value=value)
+                      offset=base, length=length, value=value,
+                      deviations=[Deviation(offset=base + d.offset, rule=d.rule,
+                                            message=d.message, spec=d.spec, level=d.level)
+                                  for d in deviations])
 
     def _decode(self, *, at_end: bool) -> Iterator[Record]:
         buf = self.buffer
         while buf.data:
-            head_end = buf.data.find(b"\r\n\r\n", 0, MAX_HEAD)
-            if head_end < 0:
-                if len(buf) >= MAX_HEAD:
-                    self.failed = True
-                return
             data = bytes(buf.data)
             try:
+                if http1.head_end(data, max_size=MAX_HEAD, protocol=PROTOCOL) is None:
+                    return
                 if data.startswith(b"HTTP/"):
-                    record, size = self._response(data, head_end + 4, at_end)
+                    record, size = self._response(data, at_end)
                 else:
                     record, size = self._request(data)
-            except ParseError:
+            except ParseError:  # LimitExceeded too: no head within MAX_HEAD
                 self.failed = True
                 return
             if record is None:
@@ -92,21 +95,19 @@ class HttpTrackerStream:
             yield record
 
     def _request(self, data: bytes) -> tuple[Record | None, int]:
-        request = parse_http_request(data)
+        request = parse_http_request(data, strict=False)
         self.awaiting.append(request.kind)
         extra = {"method": request.method, "path": request.path}
         return self._record(request.kind or "http_request", "request", request.message,
-                            request.size, extra), request.size
+                            request.size, extra, request.deviations), request.size
 
-    def _response(self, data: bytes, head: int, at_end: bool) -> tuple[Record | None, int]:
-        lowered = data[:head].lower()
-        at = lowered.find(b"\r\ncontent-length:")
-        if at >= 0:
-            line_end = lowered.find(b"\r\n", at + 2)
-            text = lowered[at + 17:line_end].strip()
-            if not text.isdigit() or int(text) > MAX_BODY_SIZE:
+    def _response(self, data: bytes, at_end: bool) -> tuple[Record | None, int]:
+        head = http1.parse_head(data, max_size=MAX_HEAD, strict=False, protocol=PROTOCOL)
+        length = head.headers.get("content-length")
+        if length is not None:
+            if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY_SIZE:
                 raise ParseError("bad Content-Length", protocol=PROTOCOL)
-            total = head + int(text)
+            total = head.size + int(length)
             if len(data) < total:
                 return None, 0
         elif not at_end:
@@ -118,4 +119,4 @@ class HttpTrackerStream:
         response = parse_http_response(data[:total], kind=kind, strict=False)
         extra = {"status": response.status}
         return self._record(kind or "http_response", "response", response.message, total,
-                            extra), total
+                            extra, response.deviations), total

@@ -14,6 +14,10 @@ that building a parsed request gives back the bytes that were sent; the paramete
 unknown parameters (libtorrent's ``corrupt``, ``redundant``; aria2's ``supportcrypto``) are kept
 the same way. ``+`` is taken literally (RFC 3986), not as a space.
 
+HTTP heads (request and status lines, header fields, limits) are read and written by the one
+HTTP/1 head codec, :mod:`p2pkit.http1` (RFC 9112); ``strict=False`` reports its departures
+from RFC 9112 as Deviations instead of failing (dissection).
+
 Responses are bencoded dictionaries (:mod:`p2pkit.bencode`); :data:`AnnounceResponse` and
 :data:`ScrapeResponse` turn them into Containers whose compact peer strings are parsed with the
 :mod:`p2pkit.bittorrent.tracker.compact` schemas. Keys the BEPs do not name are kept in ``extra``.
@@ -47,6 +51,7 @@ from typing import Any
 
 from construct import Container
 
+from p2pkit import http1
 from p2pkit.addresses import CompactPeer, CompactPeer6
 from p2pkit.bencode import (
     ENCODE_ERRORS,
@@ -63,7 +68,9 @@ from p2pkit.bencode import (
     String,
     Text,
 )
+from p2pkit.deviations import Deviation
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
+from p2pkit.http1 import HeaderField
 from p2pkit.schema import Schema
 
 __all__ = [
@@ -476,13 +483,8 @@ def build_scrape_query(request: ScrapeRequest) -> str:
 # --------------------------------------------------------------------------- HTTP framing
 
 
-@dataclass(frozen=True, kw_only=True)
-class HttpHeader:
-    """One header line. ``separator`` is what the sender put between name and value."""
-
-    name: str
-    value: str
-    separator: str = field(default=": ", compare=False)
+#: One header line (name, value, and the separator kept for byte-exact round trips).
+HttpHeader = HeaderField
 
 
 @dataclass(kw_only=True)
@@ -502,6 +504,8 @@ class TrackerHttpRequest:
     message: AnnounceRequest | ScrapeRequest | None = None
     #: Bytes the head took in the input (start line to the blank line included).
     size: int = 0
+    #: What a lenient parse (``strict=False``) accepted against RFC 9112.
+    deviations: tuple[Deviation, ...] = field(default=(), compare=False)
 
 
 @dataclass(kw_only=True)
@@ -515,6 +519,8 @@ class TrackerHttpResponse:
     body: bytes = b""
     message: Container | None = None
     size: int = 0
+    #: What a lenient parse (``strict=False``) accepted against RFC 9112.
+    deviations: tuple[Deviation, ...] = field(default=(), compare=False)
 
 
 def request_kind(path: str) -> str | None:
@@ -541,48 +547,18 @@ def _input(data: Any) -> bytes:
     raise _fail(f"expected bytes, got {type(data).__name__}")
 
 
-def _split_head(data: bytes) -> tuple[list[bytes], int]:
-    end = data.find(b"\r\n\r\n", 0, MAX_HEAD_SIZE + 4)
-    if end < 0:
-        if len(data) >= MAX_HEAD_SIZE:
-            raise LimitExceeded(f"HTTP head longer than {MAX_HEAD_SIZE} bytes", protocol=PROTOCOL,
-                                offset=0)
-        raise _fail("truncated: no blank line ends the HTTP head", len(data))
-    lines = data[:end].split(b"\r\n")
-    if len(lines) > MAX_HEADERS + 1:
-        raise LimitExceeded(f"more than {MAX_HEADERS} header lines", protocol=PROTOCOL, offset=0)
-    return lines, end + 4
+def _head(data: bytes, strict: bool) -> http1.Head:
+    """The HTTP/1 head at the start of ``data`` (RFC 9112 §2.1), with this module's limits."""
+    return http1.parse_head(data, max_size=MAX_HEAD_SIZE, max_headers=MAX_HEADERS,
+                            strict=strict, protocol=PROTOCOL)
 
 
-def _headers(lines: list[bytes], offset: int) -> tuple[HttpHeader, ...]:
-    headers = []
-    for line in lines:
-        name, colon, rest = line.partition(b":")
-        if not colon or not name or name != name.strip() or b" " in name:
-            raise _fail(f"malformed header line {line[:40]!r}", offset, "headers")
-        value = rest.lstrip(b" \t")
-        sep = b":" + rest[: len(rest) - len(value)]
-        if value != value.rstrip(b" \t"):
-            raise _fail("header value with trailing whitespace", offset, "headers")
-        headers.append(HttpHeader(name=name.decode("latin-1"), value=value.decode("latin-1"),
-                                  separator=sep.decode("latin-1")))
-        offset += len(line) + 2
-    return tuple(headers)
-
-
-def _head_bytes(start_line: str, headers: Iterable[HttpHeader]) -> bytes:
-    lines = [start_line] + [f"{h.name}{h.separator}{h.value}" for h in headers]
-    try:
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    except UnicodeEncodeError as e:
-        raise BuildError(f"HTTP head is not latin-1: {e.reason}", protocol=PROTOCOL) from None
-
-
-def parse_http_request(data: bytes) -> TrackerHttpRequest:
+def parse_http_request(data: bytes, *, strict: bool = True) -> TrackerHttpRequest:
     """Parse an HTTP request head to a tracker (``GET /announce?... HTTP/1.x``).
 
     Bytes after the head are not read (``size`` says where the head ended). The query is
-    decoded when the path names an announce or scrape.
+    decoded when the path names an announce or scrape. ``strict=False`` (dissection) accepts
+    header lines RFC 9112 refuses and lists them in ``deviations``.
 
     >>> req = parse_http_request(b"GET /scrape?info_hash=aaaaaaaaaaaaaaaaaaaa HTTP/1.1\\r\\n"
     ...                          b"Host: 127.0.0.1:6969\\r\\n\\r\\n")
@@ -590,23 +566,25 @@ def parse_http_request(data: bytes) -> TrackerHttpRequest:
     ('scrape', (b'aaaaaaaaaaaaaaaaaaaa',), '127.0.0.1:6969')
     """
     data = _input(data)
-    lines, size = _split_head(data)
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/") or not parts[0].isalpha():
-        raise _fail(f"not an HTTP request line: {lines[0][:60]!r}", 0, "request_line")
-    method, target, version = parts
-    path, question, query = target.partition(b"?")
-    query_at = len(method) + 1 + len(path) + 1
-    kind = request_kind(path.decode("latin-1"))
+    head = _head(data, strict)
+    try:
+        line = http1.parse_request_line(head.start_line, protocol=PROTOCOL)
+    except ParseError:
+        line = None
+    if line is None or not line.version.startswith("HTTP/") or not line.method.isalpha():
+        raise _fail(f"not an HTTP request line: {head.start_line[:60]!r}", 0, "request_line")
+    path, question, query = line.target.partition("?")
+    query_at = len(line.method) + 1 + len(path) + 1
+    kind = request_kind(path)
     message: AnnounceRequest | ScrapeRequest | None = None
     if kind == "announce":
-        message = parse_announce_query(query, offset=query_at)
+        message = parse_announce_query(query.encode("latin-1"), offset=query_at)
     elif kind == "scrape":
-        message = parse_scrape_query(query, offset=query_at)
+        message = parse_scrape_query(query.encode("latin-1"), offset=query_at)
     return TrackerHttpRequest(
-        method=method.decode("ascii"), path=path.decode("latin-1"),
-        query=query.decode("latin-1") if question else None, version=version.decode("latin-1"),
-        headers=_headers(lines[1:], len(lines[0]) + 2), kind=kind, message=message, size=size)
+        method=line.method, path=path, query=query if question else None, version=line.version,
+        headers=head.headers.fields, kind=kind, message=message, size=head.size,
+        deviations=head.deviations)
 
 
 def build_http_request(request: TrackerHttpRequest) -> bytes:
@@ -622,14 +600,8 @@ def build_http_request(request: TrackerHttpRequest) -> bytes:
     elif isinstance(request.message, ScrapeRequest):
         query = build_scrape_query(request.message)
     target = request.path if query is None else f"{request.path}?{query}"
-    return _head_bytes(f"{request.method} {target} {request.version}", request.headers)
-
-
-def _header(headers: Iterable[HttpHeader], name: str) -> str | None:
-    for h in headers:
-        if h.name.lower() == name:
-            return h.value
-    return None
+    return http1.build_head(f"{request.method} {target} {request.version}", request.headers,
+                            protocol=PROTOCOL)
 
 
 def _content_decoded(body: bytes, coding: str | None, offset: int) -> bytes:
@@ -656,7 +628,8 @@ def parse_http_response(data: bytes, *, kind: str | None = "announce",
     The body ends at ``Content-Length`` or, without it, at the end of ``data`` (the tracker
     closes the connection). gzip/deflate bodies are decoded for ``message`` and kept as sent
     in ``body``. Chunked transfer coding is not supported. ``strict=False`` accepts
-    non-canonical bencoding (for dissection).
+    non-canonical bencoding and header lines RFC 9112 refuses (listed in ``deviations``), for
+    dissection.
 
     >>> resp = parse_http_response(b"HTTP/1.1 200 OK\\r\\nContent-Length: 85\\r\\n\\r\\n"
     ...     b"d14:failure reason63:Requested download is not authorized for use with this "
@@ -665,15 +638,17 @@ def parse_http_response(data: bytes, *, kind: str | None = "announce",
     (200, 'Requested download is not authorized for use with this tracker.')
     """
     data = _input(data)
-    lines, size = _split_head(data)
-    version, _, rest = lines[0].partition(b" ")
-    status, _, reason = rest.partition(b" ")
-    if not version.startswith(b"HTTP/") or len(status) != 3 or not status.isdigit():
-        raise _fail(f"not an HTTP status line: {lines[0][:60]!r}", 0, "status_line")
-    headers = _headers(lines[1:], len(lines[0]) + 2)
-    if (_header(headers, "transfer-encoding") or "identity").lower() != "identity":
+    head = _head(data, strict)
+    size = head.size
+    try:
+        status_line = http1.parse_status_line(head.start_line, protocol=PROTOCOL)
+    except ParseError:
+        raise _fail(f"not an HTTP status line: {head.start_line[:60]!r}", 0,
+                    "status_line") from None
+    headers = head.headers
+    if (headers.get("transfer-encoding") or "identity").lower() != "identity":
         raise _fail("chunked transfer coding is not supported", 0, "headers")
-    length = _header(headers, "content-length")
+    length = headers.get("content-length")
     if length is not None:
         if not (length.isascii() and length.isdigit()) or len(length) > 12:
             raise _fail(f"bad Content-Length {length!r}", 0, "headers")
@@ -693,16 +668,17 @@ def parse_http_response(data: bytes, *, kind: str | None = "announce",
     schemas = {"announce": (AnnounceResponse, AnnounceResponseLenient),
                "scrape": (ScrapeResponse, ScrapeResponseLenient)}
     if kind in schemas and body:
-        decoded = _content_decoded(body, _header(headers, "content-encoding"), size)
+        decoded = _content_decoded(body, headers.get("content-encoding"), size)
         try:
             message = schemas[kind][0 if strict else 1].parse(decoded)
         except ParseError as e:
-            if _header(headers, "content-encoding") is None:
+            if headers.get("content-encoding") is None:
                 raise e.relocated(base=size, path_prefix="body") from None
             raise e.relocated(path_prefix="body") from None
     return TrackerHttpResponse(
-        version=version.decode("latin-1"), status=int(status), reason=reason.decode("latin-1"),
-        headers=headers, body=body, message=message, size=size + len(body))
+        version=status_line.version, status=status_line.status, reason=status_line.reason,
+        headers=headers.fields, body=body, message=message, size=size + len(body),
+        deviations=head.deviations)
 
 
 def build_http_response(response: TrackerHttpResponse) -> bytes:
@@ -712,8 +688,8 @@ def build_http_response(response: TrackerHttpResponse) -> bytes:
     ...                                         body=b"de"))
     b'HTTP/1.0 200 OK\\r\\n\\r\\nde'
     """
-    head = _head_bytes(f"{response.version} {response.status:03d} {response.reason}",
-                       response.headers)
+    head = http1.build_head(f"{response.version} {response.status:03d} {response.reason}",
+                            response.headers, protocol=PROTOCOL)
     return head + bytes(response.body)
 
 

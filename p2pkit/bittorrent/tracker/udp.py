@@ -42,12 +42,9 @@ opentracker (``tests/data/captures/tracker-01-opentracker-libtorrent-aria2.pcap`
 
 from __future__ import annotations
 
-from typing import Any
-
 import construct
 from construct import (
     Const,
-    FocusedSeq,
     GreedyBytes,
     GreedyRange,
     Int8ub,
@@ -56,7 +53,6 @@ from construct import (
     Int32ub,
     Int64ub,
     Mapping,
-    Peek,
     Prefixed,
     Struct,
     Switch,
@@ -71,11 +67,12 @@ from p2pkit.bittorrent.tracker.compact import (
     IPv4Address,
     PeerId,
 )
-from p2pkit.schema import Schema
+from p2pkit.schema import MessageTable, Schema
 
 __all__ = [
     "PROTOCOL",
     "PROTOCOL_ID",
+    "REQUESTS",
     "Action",
     "AnnounceEvent",
     "UdpAnnounceRequest",
@@ -200,50 +197,35 @@ UdpErrorResponse = Schema(Struct(
 # fmt: on
 
 
-def _dispatch_key(this: Any) -> str:
-    """The action: peeked from the bytes when parsing, taken from the message when building."""
-    if not this._parsing:
-        return this.message.get("action")
-    if this.peek is None:
-        raise construct.StreamError("no action field", path="action")
-    for name, code in ACTIONS.items():
-        if code == this.peek.action:
-            return name
-    raise construct.ExplicitError(f"unknown action {this.peek.action}", path="action")
+def _actions(bodies: dict[str, Schema], noun: str) -> MessageTable:
+    """The packets of one direction by action (BEP 15 §UDP tracker protocol)."""
+    return MessageTable({ACTIONS[name]: (name, body) for name, body in bodies.items()},
+                        key="action", what="action", noun=noun,
+                        rule=f"bittorrent/udp-tracker/unknown-{noun}-action",
+                        spec="BEP 15 §UDP tracker protocol", level="MUST")
 
 
-# fmt: off
+#: Client-to-tracker packets by action (the action follows the 8-byte connection id).
+REQUESTS = _actions({"connect": UdpConnectRequest, "announce": UdpAnnounceRequest,
+                     "scrape": UdpScrapeRequest}, "request")
+
 #: Any client-to-tracker packet; the result is the message itself (``action`` names it).
-UdpTrackerRequest = Schema(FocusedSeq(
-    "message",
-    "peek" / Peek(Struct(construct.Padding(8), "action" / Int32ub)),
-    "message" / Switch(_dispatch_key, {
-        "connect": UdpConnectRequest,
-        "announce": UdpAnnounceRequest,
-        "scrape": UdpScrapeRequest,
-    }, default=construct.Error),
-), protocol=PROTOCOL, name="UdpTrackerRequest")
+UdpTrackerRequest = Schema(REQUESTS.switch(Int32ub, strict=True, peek_at=8, label="message"),
+                           protocol=PROTOCOL, name="UdpTrackerRequest")
 
 
 def _response(announce: Schema, name: str) -> Schema:
     """Any tracker-to-client packet; ``announce`` fixes the peer size (BEP 15 §IPv6)."""
-    return Schema(FocusedSeq(
-        "message",
-        "peek" / Peek(Struct("action" / Int32ub)),
-        "message" / Switch(_dispatch_key, {
-            "connect": UdpConnectResponse,
-            "announce": announce,
-            "scrape": UdpScrapeResponse,
-            "error": UdpErrorResponse,
-        }, default=construct.Error),
-    ), protocol=PROTOCOL, name=name)
+    table = _actions({"connect": UdpConnectResponse, "announce": announce,
+                      "scrape": UdpScrapeResponse, "error": UdpErrorResponse}, "response")
+    return Schema(table.switch(Int32ub, strict=True, peek_at=0, label="message"),
+                  protocol=PROTOCOL, name=name)
 
 
 #: Any tracker-to-client packet from an IPv4 tracker.
 UdpTrackerResponse = _response(UdpAnnounceResponse, "UdpTrackerResponse")
 #: Any tracker-to-client packet from an IPv6 tracker (18-byte peers in announce responses).
 UdpTrackerResponse6 = _response(UdpAnnounceResponse6, "UdpTrackerResponse6")
-# fmt: on
 
 
 def url_data(request: construct.Container) -> bytes:

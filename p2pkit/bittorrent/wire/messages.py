@@ -13,8 +13,9 @@ encoded as four bytes big-endian." "messages [...] take the form of length prefi
 prefix is a four byte big-endian value. A length prefix of zero is a keep-alive message".
 
 :data:`PeerMessage` is one schema for every message: its name is in ``type`` and its fields sit
-flat beside it. Strict parsing rejects unknown message ids; :data:`PeerMessageLenient` (for
-dissection) returns them as ``type="unknown"`` with ``id`` and raw ``payload``.
+flat beside it; the id -> body switch is the shared :class:`~p2pkit.schema.MessageTable`
+shape. Strict parsing rejects unknown message ids; :data:`PeerMessageLenient` (for dissection)
+returns them as ``type="unknown"`` with ``id``, raw ``payload`` and a Deviation.
 
 A request libtorrent 2.0.8 sent (tests/data/captures/bt-02…):
 
@@ -41,13 +42,16 @@ Strict parsing names what is wrong and where:
 >>> PeerMessage.parse(bytes.fromhex("0000001310" "00000003" "00004000" "00004000" "000000000000"))
 Traceback (most recent call last):
   ...
-p2pkit.errors.ParseError: bittorrent, offset 17: 6 bytes after the fields of a reject_request message
+p2pkit.errors.ParseError: bittorrent, field reject_request, offset 17: 6 bytes after the fields of a reject_request message
 >>> PeerMessage.parse(bytes.fromhex("0000000163"))
 Traceback (most recent call last):
   ...
-p2pkit.errors.ParseError: bittorrent, offset 4: unknown message id 99
->>> dict(PeerMessageLenient.parse(bytes.fromhex("0000000263ff")))
-{'type': 'unknown', 'id': 99, 'payload': b'\xff'}
+p2pkit.errors.ParseError: bittorrent, field type, offset 4: unknown message id 99
+>>> unknown = PeerMessageLenient.parse(bytes.fromhex("0000000263ff"))
+>>> unknown == dict(type="unknown", id=99, payload=bytes([255])), len(unknown._deviations)
+(True, 1)
+>>> str(unknown._deviations[0])
+'offset 4: unknown message id 99 [bittorrent/message/unknown-id; BEP 3 §peer messages, MAY]'
 
 Fixed-size messages take a fast path derived from the same schema objects (a
 :class:`~p2pkit.schema.FixedLayout` per message body); ``parse_stream`` always takes the
@@ -60,7 +64,6 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import construct
 from construct import (
     Bytes,
     Const,
@@ -75,12 +78,12 @@ from construct import (
     Struct,
 )
 
-from p2pkit.errors import ParseError
-from p2pkit.schema import FixedLayout, NamedBits, Schema, clean_path
+from p2pkit.schema import FixedLayout, MessageTable, NamedBits, Schema
 
 __all__ = [
     "MESSAGE_IDS",
     "MESSAGES",
+    "MESSAGE_TABLE",
     "PROTOCOL",
     "PSTR",
     "Handshake",
@@ -184,67 +187,12 @@ MESSAGES: dict[int, tuple[str, Struct]] = {
 }
 # fmt: on
 
+#: The messages as a :class:`~p2pkit.schema.MessageTable`: id/name maps, strict and lenient
+#: switches. BEP 3 lists the ids it knows and no rule for others; a lenient parse notes one.
+MESSAGE_TABLE = MessageTable(MESSAGES, rule="bittorrent/message/unknown-id",
+                             spec="BEP 3 §peer messages", level="MAY")
 #: Message name -> id (``MESSAGE_IDS["request"] == 6``).
-MESSAGE_IDS: dict[str, int] = {name: mid for mid, (name, _) in MESSAGES.items()}
-
-
-class MessageSwitch(construct.Construct):
-    """A message's id byte selects its body; the body's fields sit flat beside ``type``.
-
-    Parses the whole (already length-delimited) stream: an empty message is ``keep_alive``,
-    bytes left after the body's fields are an error. ``strict=False`` turns an unknown id into
-    ``Container(type="unknown", id=…, payload=…)`` instead of a :class:`ParseError`; both modes
-    build ``unknown`` messages (a test peer may need to send one).
-    """
-
-    def __init__(self, messages: Mapping[int, tuple[str, Struct]], *, strict: bool) -> None:
-        super().__init__()
-        self.by_id = dict(messages)
-        self.by_name = {name: (mid, body) for mid, (name, body) in messages.items()}
-        self.strict = strict
-        self.flagbuildnone = False
-
-    def _parse(self, stream: Any, context: Any, path: str) -> Container:
-        start = construct.stream_tell(stream, path)
-        head = stream.read(1)
-        if not head:
-            return Container(type="keep_alive")
-        mid = head[0]
-        entry = self.by_id.get(mid)
-        if entry is None:
-            if self.strict:
-                raise ParseError(f"unknown message id {mid}", path=clean_path(path), offset=start)
-            return Container(type="unknown", id=mid, payload=stream.read())
-        name, body = entry
-        fields = body._parsereport(stream, context, f"{path} -> {name}")
-        end = construct.stream_tell(stream, path)
-        rest = stream.read()
-        if rest:
-            raise ParseError(f"{len(rest)} bytes after the fields of a {name} message",
-                             path=clean_path(path), offset=end)
-        message = Container(type=name)
-        for key, value in fields.items():
-            if not key.startswith("_"):
-                message[key] = value
-        return message
-
-    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
-        name = obj["type"]
-        if name == "keep_alive":
-            return obj
-        if name == "unknown":
-            payload = bytes(obj["payload"])
-            construct.stream_write(stream, bytes([obj["id"]]) + payload, 1 + len(payload), path)
-            return obj
-        if name not in self.by_name:
-            raise construct.ExplicitError(f"unknown message type {name!r}", path=path)
-        mid, body = self.by_name[name]
-        construct.stream_write(stream, bytes([mid]), 1, path)
-        body._build(obj, stream, context, path)
-        return obj
-
-    def _sizeof(self, context: Any, path: str) -> int:
-        raise construct.SizeofError("peer messages have no fixed size", path=path)
+MESSAGE_IDS: dict[str, int] = MESSAGE_TABLE.ids
 
 
 def _fixed_messages() -> dict[str, tuple[int, FixedLayout]]:
@@ -355,8 +303,9 @@ def _tail_builder(mid: int, layout: FixedLayout, tail: str) -> Callable[[Any], b
 
 
 def _peer_message(strict: bool) -> Schema:
-    schema = Schema(Prefixed(Int32ub, MessageSwitch(MESSAGES, strict=strict)),
-                    protocol=PROTOCOL, name="peer_message")
+    # BEP 3: "A length prefix of zero is a keep-alive message"; then the id byte and the body.
+    switch = MESSAGE_TABLE.switch(Int8ub, strict=strict, empty="keep_alive")
+    schema = Schema(Prefixed(Int32ub, switch), protocol=PROTOCOL, name="peer_message")
     schema.fast_parse, schema.fast_build = _fast_paths()
     return schema
 

@@ -557,3 +557,66 @@ def test_mutated_real_messages_raise_only_parse_error(data, flips, cut):
             parse_http_response(mutated, kind=kind)
         except ParseError:
             pass
+
+
+# --------------------------------------------------------------------------- one head codec
+
+
+def test_heads_are_read_by_http1_on_real_bytes():
+    from p2pkit import http1
+
+    assert HttpHeader is http1.HeaderField
+    for request, response in exchanges():
+        for data, parsed in ((request, parse_http_request(request)),
+                             (response, parse_http_response(response, kind=None))):
+            head = http1.parse_head(data)
+            assert parsed.headers == head.headers.fields and parsed.deviations == ()
+            assert data[: head.size] == http1.build_head(head.start_line, parsed.headers)
+
+
+def test_trailing_whitespace_is_rfc_9112_ows_and_round_trips():
+    # RFC 9112 §5: "field-line = field-name ":" OWS field-value OWS"
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 2 \r\nServer:\topentracker\t\r\n\r\nde"
+    resp = parse_http_response(data, kind=None)
+    assert resp.body == b"de" and [h.value for h in resp.headers] == ["2", "opentracker"]
+    assert build_http_response(resp) == data
+
+
+def test_lenient_heads_report_deviations():
+    data = (b"GET /announce?info_hash=aaaaaaaaaaaaaaaaaaaa&peer_id=aaaaaaaaaaaaaaaaaaaa&port=1"
+            b" HTTP/1.1\r\nHost : t\r\n\r\n")
+    with pytest.raises(ParseError) as info:
+        parse_http_request(data)
+    assert info.value.path == "headers" and data[info.value.offset:].startswith(b"Host :")
+    req = parse_http_request(data, strict=False)
+    assert [d.rule for d in req.deviations] == ["http/field/space-before-colon"]
+    assert build_http_request(req) == data
+    resp = parse_http_response(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\n\r\n", kind=None,
+                               strict=False)
+    assert [d.rule for d in resp.deviations] == ["http/field/obs-fold"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(REAL), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)),
+                                       max_size=3))
+def test_mutated_real_messages_lenient_raise_only_parse_error(data, flips):
+    mutated = bytearray(data)
+    for pos, value in flips:
+        if pos < len(mutated):
+            mutated[pos] = value
+    mutated = bytes(mutated)
+    try:
+        req = parse_http_request(mutated, strict=False)
+    except ParseError:
+        pass
+    else:
+        if not req.deviations:  # the query may be re-spelt; the header lines may not
+            built = build_http_request(req)
+            assert built.partition(b"\r\n")[2] == mutated[: req.size].partition(b"\r\n")[2]
+    try:
+        resp = parse_http_response(mutated, kind=None, strict=False)
+    except ParseError:
+        pass
+    else:
+        if not resp.deviations:
+            assert build_http_response(resp) == mutated[: resp.size]
