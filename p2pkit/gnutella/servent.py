@@ -77,7 +77,7 @@ from p2pkit.gnutella.events import (
 from p2pkit.gnutella.ggep import FILE_SEPARATOR, extension
 from p2pkit.gnutella.handshake import Handshake
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
-from p2pkit.gnutella.stream import HandshakeFrame, StreamReader
+from p2pkit.gnutella.stream import DESCRIPTORS, HandshakeFrame, StreamReader
 from p2pkit.http1 import Headers
 
 __all__ = [
@@ -468,7 +468,7 @@ class Servent:
             except ProtocolError as e:
                 self._bye(conn, 400, f"Protocol error: {e}", now)
                 return
-        if conn.state == cs.ESTABLISHED and conn.reader.state != "descriptors":
+        if conn.state == cs.ESTABLISHED and conn.reader.state != DESCRIPTORS:
             self._bye(conn, 501, "Unsupported link encoding", now)
 
     # --- handshake --------------------------------------------------------------------------
