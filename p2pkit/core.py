@@ -205,6 +205,11 @@ class MemoryNetwork:
         """Scheduled callbacks and deliveries not yet run."""
         return len(self._queue)
 
+    def cancel_all(self) -> None:
+        """Drop every scheduled callback and delivery not yet run (the end of a simulation whose
+        periodic timers never let the network fall quiet)."""
+        self._queue.clear()
+
     # -- links ------------------------------------------------------------------------------
 
     def _delay(self, src: Address, size: int) -> float:

@@ -120,7 +120,6 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     },
     CLOSING: {
         LINGER_EXPIRED: CLOSED,
-        BYE_RECEIVED: CLOSED,
         EOF: CLOSED,
     },
     CLOSED: {},

@@ -279,10 +279,12 @@ class Connection:
         self.servent._forget(self)
 
     def _end(self, happened: str, code: int, reason: str, *, by_peer: bool) -> None:
+        was_closing = self.state == cs.CLOSING  # its routes went with our Bye
         self._move(happened)
         self._emit(ConnectionClosed(conn_id=self.conn_id, code=code, reason=reason,
                                     by_peer=by_peer))
-        self.servent._forget(self)
+        if not was_closing:
+            self.servent._forget(self)
 
 
 class _Routes:
@@ -458,7 +460,7 @@ class Servent:
             self._bye(conn, 501, f"Protocol desynchronization: {e.reason}", now)
             return
         for frame in frames:
-            if conn.state not in (cs.ESTABLISHED,) and conn.state not in cs.HANDSHAKE_STATES:
+            if conn.state in (cs.CLOSING, cs.CLOSED):  # a Bye or a refusal ended it
                 return
             try:
                 if isinstance(frame, HandshakeFrame):

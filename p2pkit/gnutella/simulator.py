@@ -24,6 +24,7 @@ Topologies (seeded, deterministic):
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import random
 from collections import Counter
@@ -135,6 +136,14 @@ class Network:
         (periodic pings never let the network fall quiet, so there is always an end)."""
         self.net.run(until=until)
 
+    def close(self) -> None:
+        """Drop every link, timer and delivery still pending: nothing of the run stays alive in
+        reference cycles (connections and the network point at each other)."""
+        self._routes.clear()
+        self._timers.clear()
+        self.events.clear()
+        self.net.cancel_all()
+
     def inject(self, conn: Connection, data: bytes) -> None:
         """Bytes arrive on ``conn`` from outside the network (a test playing a hostile peer);
         handled as a delivery: what its servent answers or forwards is written."""
@@ -171,6 +180,10 @@ class Network:
         if self._timers.get(conn) != when:
             return  # superseded by an earlier timer
         del self._timers[conn]
+        due = conn.get_timer()
+        if due is not None and due > self.net.now:  # moved later since (traffic, handshake)
+            self._schedule(conn)
+            return
         conn.handle_timer(self.net.now)
         self._after(conn)
 
@@ -226,9 +239,38 @@ def simulate(*, nodes: int = 1000, topology: str = "ultrapeer", qrp: bool = True
     words sorted by popularity rank, then the node), so each has at least one answer in reach
     of a large enough TTL.
     """
-    servents, network = build_network(nodes=nodes, topology=topology, qrp=qrp, degree=degree,
-                                        ultrapeer_fraction=ultrapeer_fraction,
-                                        leaf_links=leaf_links, seed=seed)
+    result = _simulate(nodes=nodes, topology=topology, qrp=qrp, ttl=ttl, queries=queries,
+                       seed=seed, degree=degree, ultrapeer_fraction=ultrapeer_fraction,
+                       leaf_links=leaf_links)
+    gc.collect()  # the run's servents and connections refer to each other: free them now
+    return result
+
+
+def _simulate(*, nodes: int, topology: str, qrp: bool, ttl: int, queries: int, seed: int,
+              degree: int, ultrapeer_fraction: float, leaf_links: int) -> SimulationResult:
+    # The network is one large structure built at once and alive for the whole run: the cyclic
+    # garbage collector would walk it again and again for nothing. It is paused while the
+    # network is built, and the built network is frozen out of its sight while queries run.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        servents, network = build_network(nodes=nodes, topology=topology, qrp=qrp,
+                                          degree=degree, ultrapeer_fraction=ultrapeer_fraction,
+                                          leaf_links=leaf_links, seed=seed)
+    finally:
+        if collecting:
+            gc.enable()
+    gc.freeze()
+    try:
+        return _run_queries(servents, network, nodes=nodes, topology=topology, qrp=qrp,
+                            ttl=ttl, queries=queries, seed=seed)
+    finally:
+        gc.unfreeze()
+        network.close()
+
+
+def _run_queries(servents: list[Servent], network: Network, *, nodes: int, topology: str,
+                 qrp: bool, ttl: int, queries: int, seed: int) -> SimulationResult:
     rng = random.Random(seed + 1)
     totals: Counter = Counter()
     answered = 0
