@@ -85,6 +85,7 @@ __all__ = [
     "HANDSHAKE_TIMEOUT",
     "HARD_TTL_LIMIT",
     "IDLE_TIMEOUT",
+    "MAX_HANDSHAKES",
     "MAX_ROUTES",
     "MAX_TTL",
     "PING_INTERVAL",
@@ -111,6 +112,11 @@ PING_WINDOW = 10.0
 #: Slots an ultrapeer offers (ultra-peers §: refusals say "503" when full).
 MAX_LEAVES = 30
 MAX_ULTRAPEERS = 32
+#: Incoming connections still in their handshake at once; :meth:`Servent.accept` refuses more
+#: (``LimitExceeded``: the driver closes the socket). As many as there are slots: with
+#: ``HANDSHAKE_TIMEOUT``, peers that connect and stay silent hold at most this many sockets, each
+#: for at most that long, and cannot exhaust the servent.
+MAX_HANDSHAKES = MAX_LEAVES + MAX_ULTRAPEERS
 USER_AGENT = "p2pkit/0.1"
 VENDOR_CODE = "P2PK"
 
@@ -368,7 +374,16 @@ class Servent:
         return conn
 
     def accept(self, conn_id: Any, now: float, *, remote_ip: str | None = None) -> Connection:
-        """``conn_id`` connected to us (from ``remote_ip``): wait for its ``GNUTELLA CONNECT``."""
+        """``conn_id`` connected to us (from ``remote_ip``): wait for its ``GNUTELLA CONNECT``.
+
+        Raises :class:`~p2pkit.errors.LimitExceeded` when :data:`MAX_HANDSHAKES` incoming
+        handshakes are already under way.
+        """
+        if len(self.connections) >= MAX_HANDSHAKES and sum(
+                not c.outgoing and c.state in cs.HANDSHAKE_STATES
+                for c in self.connections.values()) >= MAX_HANDSHAKES:
+            raise LimitExceeded(f"{MAX_HANDSHAKES} incoming handshakes under way",
+                                protocol="gnutella")
         return self._new_connection(conn_id, cs.ACCEPTING, outgoing=False, remote_ip=remote_ip,
                                     now=now)
 

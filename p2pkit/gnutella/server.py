@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from p2pkit.core import NEED_DATA
-from p2pkit.errors import LocalProtocolError, ParseError
+from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError
 from p2pkit.gnutella.events import (
     ConnectionClosed,
     ConnectionEstablished,
@@ -177,9 +177,14 @@ class GnutellaServer:
             await self._on_giv(head, reader, writer)
             return
         conn_id = ("in", next(self._ids))
-        self._writers[conn_id] = writer
         peer = writer.get_extra_info("peername")
-        conn = self.core.accept(conn_id, self._loop_time(), remote_ip=peer[0] if peer else None)
+        try:
+            conn = self.core.accept(conn_id, self._loop_time(),
+                                    remote_ip=peer[0] if peer else None)
+        except LimitExceeded:  # too many handshakes under way (silent peers): not this one
+            writer.close()
+            return
+        self._writers[conn_id] = writer
         conn.receive_data(head, self._loop_time())
         await self._flush()
         await self._pump(conn, reader)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from p2pkit.core import NEED_DATA, StreamCore
-from p2pkit.errors import LocalProtocolError
+from p2pkit.errors import LimitExceeded, LocalProtocolError
 from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.events import Bye, ConnectionClosed, ConnectionEstablished, QueryHit
@@ -15,6 +15,7 @@ from p2pkit.gnutella.servent import (
     BYE_LINGER,
     HANDSHAKE_TIMEOUT,
     IDLE_TIMEOUT,
+    MAX_HANDSHAKES,
     PING_INTERVAL,
     Servent,
 )
@@ -61,6 +62,17 @@ def test_silent_peer_loses_its_handshake_slot():
     up.remove("silent")
     assert up.connections == {}
     up.accept("silent", 111.0)  # the id (the driver's socket) is free again
+
+
+def test_silent_peers_cannot_exhaust_the_servent():
+    up = Servent(role="ultrapeer", rng=random.Random(1))
+    silent = [up.accept(i, 0.0) for i in range(MAX_HANDSHAKES)]
+    up.connect("out", 0.0)  # our own dials are not counted
+    with pytest.raises(LimitExceeded):
+        up.accept("one more", 1.0)
+    up.handle_timer(HANDSHAKE_TIMEOUT)
+    assert all(c.state == cs.CLOSED for c in silent)
+    assert up.accept("one more", HANDSHAKE_TIMEOUT).state == cs.ACCEPTING
 
 
 def test_half_answered_handshake_times_out_on_the_connecting_side():
