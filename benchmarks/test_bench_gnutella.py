@@ -12,8 +12,10 @@ import random
 
 import pytest
 
+from p2pkit.core import MemoryNetwork
 from p2pkit.gnutella.descriptors import Descriptor
-from p2pkit.gnutella.servent import Servent, SharedFile, pump
+from p2pkit.gnutella.servent import Servent, SharedFile
+from p2pkit.gnutella.simulator import Network
 from p2pkit.gnutella.stream import DescriptorFrame, StreamReader
 from tests.pcap_payloads import tcp_streams
 
@@ -72,15 +74,18 @@ def test_routed_queries(benchmark):
     leaf = Servent(role="leaf", rng=rng)
     peers = [Servent(role="ultrapeer", rng=rng, shared=[
         SharedFile(index=1, name=f"file {i}.txt", size=1, sha1=bytes(20))]) for i in range(10)]
-    links = [(leaf, "up", up, "leaf")] + [(p, "up", up, f"p{i}") for i, p in enumerate(peers)]
-    for a, a_id, b, b_id in links:
-        a.connect(a_id, now=0.0)
-        b.accept(b_id, now=0.0)
-    pump(links)
+    net = Network(MemoryNetwork(seed=7))
+    net.link(leaf, "up", up, "leaf")
+    for i, p in enumerate(peers):
+        net.link(p, "up", up, f"p{i}")
+    net.run(until=0.0)
 
     def run():
+        before = sum(p.received["query"] for p in peers)
         for i in range(100):
-            leaf.query(f"file {i % 10}", now=1.0)
-        return pump(links)
+            leaf.query(f"file {i % 10}", 0.0)
+        net.flush(leaf)
+        net.run(until=0.0)
+        return sum(p.received["query"] for p in peers) - before
 
-    assert benchmark(run) > 0
+    assert benchmark(run) == 1000

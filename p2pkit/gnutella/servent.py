@@ -1,4 +1,4 @@
-"""A sans-I/O Gnutella 0.6 servent: ultrapeer or leaf, handshakes, routing, QRP, Bye.
+"""A sans-I/O Gnutella 0.6 servent: ultrapeer or leaf, handshakes, routing, QRP, Bye, timers.
 
 Specs: handshaking_0.6 §3 (three-leg handshake), ultra-peers § (X-Ultrapeer; a leaf keeps
 connections to ultrapeers only and is "shielded"; an ultrapeer refuses what it has no slot for
@@ -7,29 +7,48 @@ broadcasting them), the Gnutella 0.4 routing rules restated there (a descriptor'
 decremented and hops incremented at each hop; a descriptor whose GUID was seen is dropped;
 pongs, query hits and pushes travel back along the path their ping, query or hit came by), QRP
 and ultrapeer_qrp § (leaves send route tables; an ultrapeer forwards a query to a leaf only when
-the leaf's table matches), bye §3-§4 (TTL=1, hops=0; the receiver closes), HUGE §3 (queries by
-``urn:sha1:``).
+the leaf's table matches), bye §3-§4 and Appendix 2 (TTL=1, hops=0; the receiver closes; the
+sender may defer its close for "some time"), HUGE §3 (queries by ``urn:sha1:``).
 
-The core never touches a socket or a clock: a driver calls :meth:`Servent.connect` /
-:meth:`Servent.accept`, feeds bytes with :meth:`Servent.receive_data` (``b""`` is EOF) and the
-current time, sends what :meth:`Servent.data_to_send` returns, and reads events from
-:meth:`Servent.next_event`. Randomness (GUIDs) comes from an injected ``random.Random``.
+The shape (DESIGN.md, :mod:`p2pkit.core`): each connection is a :class:`Connection`, a
+:class:`~p2pkit.core.StreamCore` that :meth:`Servent.connect` and :meth:`Servent.accept` return.
+A driver feeds it ``conn.receive_data(data, now)`` (``b""`` is EOF), writes
+``conn.data_to_send()``, reads ``conn.next_event()`` and keeps its timer (``conn.get_timer()``,
+``conn.handle_timer(now)``). The :class:`Servent` is the router between its connections: a
+descriptor read on one connection may queue bytes on others (a forwarded query, a pong routed
+back), so after feeding one connection a driver writes what
+:meth:`Servent.connections_with_data` lists. Events stay on the connection they happened on
+(a hit for our query, a Push for us, a close): a servent has no events of its own, and
+:meth:`Servent.get_timer`/:meth:`Servent.handle_timer` only gather the connections' timers for
+drivers that keep one timer for all. Servent-wide operations (:meth:`Servent.query`,
+:meth:`Servent.ping`, :meth:`Servent.push`) take ``now`` like everything else. Randomness
+(GUIDs) comes from an injected ``random.Random``; the core never reads a clock.
+
+Timers, per connection (constants below): :data:`HANDSHAKE_TIMEOUT` (a peer that does not
+finish its handshake loses the connection and its slot), :data:`PING_INTERVAL` (a TTL 1 ping on
+every established connection, to keep it alive and the pong cache fresh),
+:data:`IDLE_TIMEOUT` (nothing received for that long: Bye 405) and :data:`BYE_LINGER` (after our
+Bye, the close is forced).
+
+Two servents over :class:`~p2pkit.core.StreamPair` (the in-memory transport):
 
 >>> import random
+>>> from p2pkit.core import StreamPair
 >>> up = Servent(role="ultrapeer", rng=random.Random(1))
 >>> leaf = Servent(role="leaf", rng=random.Random(2),
 ...                shared=[SharedFile(index=1, name="alpha_notes.txt", size=10, sha1=bytes(20))])
->>> pair = [(leaf, "up", up, "leaf")]
->>> leaf.connect("up", now=0.0); up.accept("leaf", now=0.0)
->>> pump(pair) > 0
-True
->>> [type(e).__name__ for e in drain(up)]
-['ConnectionEstablished']
->>> guid = up.query("alpha", now=1.0)
->>> _ = pump(pair)
->>> hits = [e for e in drain(up) if isinstance(e, QueryHitReceived)]
->>> [r.file_name for r in hits[0].descriptor.results]
-['alpha_notes.txt']
+>>> pair = StreamPair(leaf.connect("up", 0.0), up.accept("leaf", 0.0))
+>>> pair.write(0, pair.ends[0].data_to_send())  # GNUTELLA CONNECT/0.6
+>>> leaf_events, up_events = pair.run()
+>>> [type(e).__name__ for e in up_events], pair.ends[1].state
+(['ConnectionEstablished'], 'ESTABLISHED')
+>>> guid = up.query("alpha", 1.0)
+>>> pair.write(1, pair.ends[1].data_to_send())
+>>> _, [hit] = pair.run()
+>>> type(hit).__name__, [r.file_name for r in hit.descriptor.results]
+('QueryHit', ['alpha_notes.txt'])
+>>> pair.ends[1].get_timer()  # the first keep-alive ping, PING_INTERVAL after the handshake
+30.0
 """
 
 from __future__ import annotations
@@ -38,33 +57,41 @@ import base64
 import random
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from construct import Container
 
+from p2pkit.core import NEED_DATA, Event, NeedData
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, ProtocolError
+from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella.descriptors import Descriptor
+from p2pkit.gnutella.events import (
+    Bye,
+    ConnectionClosed,
+    ConnectionEstablished,
+    ConnectionRefused,
+    Push,
+    QueryHit,
+)
 from p2pkit.gnutella.ggep import FILE_SEPARATOR, extension
-from p2pkit.gnutella.handshake import Handshake, Headers
+from p2pkit.gnutella.handshake import Handshake
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
-from p2pkit.gnutella.stream import HandshakeFrame, StreamReader
+from p2pkit.gnutella.stream import DESCRIPTORS, HandshakeFrame, StreamReader
+from p2pkit.http1 import Headers
 
 __all__ = [
-    "CONNECTION_TRANSITIONS",
-    "ConnectionClosed",
-    "ConnectionEstablished",
-    "ConnectionRefused",
+    "BYE_LINGER",
+    "HANDSHAKE_TIMEOUT",
     "HARD_TTL_LIMIT",
+    "IDLE_TIMEOUT",
+    "MAX_HANDSHAKES",
     "MAX_ROUTES",
     "MAX_TTL",
-    "NEED_DATA",
-    "PushReceived",
-    "QueryHitReceived",
+    "PING_INTERVAL",
+    "Connection",
     "Servent",
     "SharedFile",
-    "drain",
-    "pump",
 ]
 
 #: Queries and pings are trimmed so that ``ttl + hops`` stays within this (gtk-gnutella
@@ -85,26 +112,31 @@ PING_WINDOW = 10.0
 #: Slots an ultrapeer offers (ultra-peers §: refusals say "503" when full).
 MAX_LEAVES = 30
 MAX_ULTRAPEERS = 32
+#: Incoming connections still in their handshake at once; :meth:`Servent.accept` refuses more
+#: (``LimitExceeded``: the driver closes the socket). As many as there are slots: with
+#: ``HANDSHAKE_TIMEOUT``, peers that connect and stay silent hold at most this many sockets, each
+#: for at most that long, and cannot exhaust the servent.
+MAX_HANDSHAKES = MAX_LEAVES + MAX_ULTRAPEERS
 USER_AGENT = "p2pkit/0.1"
 VENDOR_CODE = "P2PK"
 
-#: Connection states as data (h11's ``_state.py`` shape): state -> event -> next state.
-CONNECTION_TRANSITIONS: dict[str, dict[str, str]] = {
-    "connecting": {"response_ok": "established", "response_refused": "closed", "eof": "closed"},
-    "accepting": {"connect": "awaiting_final", "eof": "closed"},
-    "awaiting_final": {"final_ok": "established", "final_refused": "closed", "eof": "closed"},
-    "established": {"bye": "closed", "eof": "closed", "error": "closed", "close": "closed"},
-    "closed": {},
-}
-
-
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-#: :meth:`Servent.next_event` returns this when no event is pending.
-NEED_DATA = _NeedData()
+#: Seconds a connection may spend in its three-leg handshake (handshaking_0.6 §3) before it is
+#: dropped. The legs are three small blocks, one round trip each way; a peer that stays silent
+#: longer than this only holds a socket and would, many times over, hold every slot.
+HANDSHAKE_TIMEOUT = 10.0
+#: Seconds between the TTL 1 pings sent on every established connection. ping-pong § refreshes
+#: pong caches by pinging neighbours (every 3 s in its example) and advises pinging older
+#: clients "no more than once every 30 seconds or so"; a TTL 1 ping is answered from one hop
+#: (the neighbour's own pong, which refreshes our cache) and also keeps the connection alive
+#: (bye §2 code 406: "failed to reply to a ping with TTL=1").
+PING_INTERVAL = 30.0
+#: Seconds without receiving anything before the connection is closed with Bye 405 (bye §2:
+#: "the node reached its inactivity timeout"). Two and a half ping intervals: a live peer
+#: answers every ping with a pong, so this only ends connections to silent peers.
+IDLE_TIMEOUT = 75.0
+#: Seconds between our Bye and the forced close (bye Appendix 2: "twice the typical round-trip
+#: for an 'alive PING'", after which "a close() is forced nonetheless").
+BYE_LINGER = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,64 +158,139 @@ class SharedFile:
         return "urn:sha1:" + base64.b32encode(self.sha1).decode("ascii")
 
 
-@dataclass(frozen=True, kw_only=True)
-class ConnectionEstablished:
-    conn_id: Any
-    peer_is_ultrapeer: bool
-    headers: Headers
+class Connection:
+    """One Gnutella connection of a :class:`Servent`, sans-I/O (a :class:`StreamCore`).
 
+    ``state`` is one of :mod:`p2pkit.gnutella.connection_state`'s states; ``conn_id`` is the
+    driver's label for it, repeated in every event.
+    """
 
-@dataclass(frozen=True, kw_only=True)
-class ConnectionRefused:
-    conn_id: Any
-    status_code: int
-    reason: str
+    def __init__(self, servent: Servent, conn_id: Any, state: str, *, outgoing: bool,
+                 remote_ip: str | None, now: float) -> None:
+        self.servent = servent
+        self.conn_id = conn_id
+        self.state = state
+        self.outgoing = outgoing
+        self.remote_ip = remote_ip
+        self.reader = StreamReader()
+        self.peer_is_ultrapeer = False
+        self.headers = Headers()
+        self.route_table = RouteTableReceiver()
+        self.pings: deque = deque()
+        self.opened_at = now
+        self.last_received = now
+        self.next_ping = 0.0
+        self.closing_since = 0.0
+        self._close_code = 0
+        self._close_reason = ""
+        self._out = bytearray()
+        self._events: deque[Event] = deque()
 
+    def __repr__(self) -> str:
+        return f"<Connection {self.conn_id!r} {self.state}>"
 
-@dataclass(frozen=True, kw_only=True)
-class ConnectionClosed:
-    """The connection ended; ``code``/``reason`` from a Bye (either side) or the error."""
+    # --- StreamCore -------------------------------------------------------------------------
 
-    conn_id: Any
-    code: int
-    reason: str
-    by_peer: bool
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes from the peer (``b""``: it closed). Routing may queue bytes on other
+        connections: see :meth:`Servent.connections_with_data`."""
+        if self.state == cs.CLOSED:
+            return
+        if self.state == cs.CLOSING:  # we said Bye: nothing more is read (bye §3)
+            if not data:
+                self._end(cs.EOF, self._close_code, self._close_reason, by_peer=False)
+            return
+        self.last_received = now
+        if not data:
+            self._end(cs.EOF, 0, "connection closed", by_peer=True)
+            return
+        self.servent._receive(self, data, now)
 
+    def next_event(self) -> Event | NeedData:
+        """The next event of this connection, or :data:`~p2pkit.core.NEED_DATA`."""
+        return self._events.popleft() if self._events else NEED_DATA
 
-@dataclass(frozen=True, kw_only=True)
-class QueryHitReceived:
-    """A hit for one of our own queries (``query_guid``)."""
+    def send(self, event: Event, now: float) -> bytes:
+        """Send :class:`~p2pkit.gnutella.events.Bye` (the only event an application sends on
+        one connection; queries and pings go through the :class:`Servent`, which routes them).
 
-    conn_id: Any
-    query_guid: bytes
-    descriptor: Any
+        Returns everything queued for this connection, the Bye last (as :meth:`data_to_send`).
+        Before the handshake is done no Bye can be sent: the connection is just closed.
+        """
+        if not isinstance(event, Bye):
+            raise LocalProtocolError(f"a connection sends Bye, not {type(event).__name__}")
+        if self.state not in (cs.CLOSING, cs.CLOSED):
+            self.servent._bye(self, event.code, event.message, now)
+        return self.data_to_send()
 
+    def data_to_send(self) -> bytes:
+        """Bytes to write since the last call (answers, forwarded descriptors, timers)."""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
 
-@dataclass(frozen=True, kw_only=True)
-class PushReceived:
-    """A Push addressed to us: connect out to ``descriptor.ip_address:port`` and send GIV."""
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` is next due: handshake timeout, next ping or idle timeout,
+        or the end of the Bye linger; ``None`` once closed."""
+        state = self.state
+        if state == cs.ESTABLISHED:
+            return min(self.next_ping, self.last_received + IDLE_TIMEOUT)
+        if state == cs.CLOSING:
+            return self.closing_since + BYE_LINGER
+        if state == cs.CLOSED:
+            return None
+        return self.opened_at + HANDSHAKE_TIMEOUT
 
-    conn_id: Any
-    descriptor: Any
+    def handle_timer(self, now: float) -> None:
+        """Run what is due at ``now`` (nothing when called early)."""
+        state = self.state
+        if state in cs.HANDSHAKE_STATES:
+            if now >= self.opened_at + HANDSHAKE_TIMEOUT:
+                self._end(cs.HANDSHAKE_TIMED_OUT, 405, "Handshake timeout", by_peer=False)
+        elif state == cs.ESTABLISHED:
+            if now >= self.last_received + IDLE_TIMEOUT:
+                self.servent._bye(self, 405, "Inactivity timeout", now)
+            elif now >= self.next_ping:
+                self.next_ping = now + PING_INTERVAL
+                self.servent._keep_alive(self)
+        elif state == cs.CLOSING and now >= self.closing_since + BYE_LINGER:
+            self._end(cs.LINGER_EXPIRED, self._close_code, self._close_reason, by_peer=False)
 
+    # --- used by the servent ----------------------------------------------------------------
 
-@dataclass
-class _Connection:
-    conn_id: Any
-    state: str
-    outgoing: bool
-    reader: StreamReader = field(default_factory=StreamReader)
-    peer_is_ultrapeer: bool = False
-    headers: Headers = field(default_factory=Headers)
-    route_table: RouteTableReceiver = field(default_factory=RouteTableReceiver)
-    pings: deque = field(default_factory=deque)
-    remote_ip: str | None = None
-
-    def move(self, event: str) -> None:
-        target = CONNECTION_TRANSITIONS[self.state].get(event)
+    def _move(self, happened: str) -> None:
+        target = cs.next_state(self.state, happened)
         if target is None:
-            raise ProtocolError(f"{event!r} in state {self.state!r}")
+            raise ProtocolError(f"{happened} in state {self.state}")
         self.state = target
+
+    def _write(self, data: bytes) -> None:
+        if not self._out:
+            self.servent._dirty[self] = None
+        self._out += data
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _established(self, now: float) -> None:
+        self.next_ping = now + PING_INTERVAL
+        self._emit(ConnectionEstablished(conn_id=self.conn_id,
+                                         peer_is_ultrapeer=self.peer_is_ultrapeer,
+                                         headers=self.headers))
+
+    def _closing(self, code: int, reason: str, now: float) -> None:
+        self._move(cs.BYE_SENT)
+        self.closing_since = now
+        self._close_code, self._close_reason = code, reason
+        self.servent._forget(self)
+
+    def _end(self, happened: str, code: int, reason: str, *, by_peer: bool) -> None:
+        was_closing = self.state == cs.CLOSING  # its routes went with our Bye
+        self._move(happened)
+        self._emit(ConnectionClosed(conn_id=self.conn_id, code=code, reason=reason,
+                                    by_peer=by_peer))
+        if not was_closing:
+            self.servent._forget(self)
 
 
 class _Routes:
@@ -193,11 +300,11 @@ class _Routes:
         self.limit = limit
         self._routes: OrderedDict[bytes, Any] = OrderedDict()
 
-    def add(self, guid: bytes, conn_id: Any) -> bool:
+    def add(self, guid: bytes, target: Any) -> bool:
         """Remember ``guid``; False if it was already known (a duplicate)."""
         if guid in self._routes:
             return False
-        self._routes[guid] = conn_id
+        self._routes[guid] = target
         if len(self._routes) > self.limit:
             self._routes.popitem(last=False)
         return True
@@ -208,8 +315,8 @@ class _Routes:
     def __len__(self) -> int:
         return len(self._routes)
 
-    def forget_connection(self, conn_id: Any) -> None:
-        for guid in [g for g, c in self._routes.items() if c == conn_id]:
+    def forget_connection(self, conn: Connection) -> None:
+        for guid in [g for g, c in self._routes.items() if c is conn]:
             del self._routes[guid]
 
 
@@ -217,7 +324,7 @@ _LOCAL = object()  # route target: this servent originated the descriptor
 
 
 class Servent:
-    """One Gnutella servent's protocol logic over any number of connections."""
+    """One Gnutella servent's protocol logic: the router between its :class:`Connection`\\ s."""
 
     def __init__(self, *, role: str = "leaf", rng: random.Random | None = None,
                  shared: Iterable[SharedFile] = (), guid: bytes | None = None,
@@ -237,15 +344,15 @@ class Servent:
         self.qrp_table_length = qrp_table_length
         self._qrp_messages: list[Container] | None = None
         self.shared = list(shared)
-        self.connections: dict[Any, _Connection] = {}
+        #: Every connection by the driver's id, closed ones included until :meth:`remove`.
+        self.connections: dict[Any, Connection] = {}
         self.routes = _Routes(max_routes)  # ping and query GUIDs -> where they came from
         self.push_routes = _Routes(max_routes)  # servent GUIDs (from hits) -> connection
         self.pong_cache: deque = deque(maxlen=MAX_CACHED_PONGS)
         #: Descriptors sent and received, by type (the simulator's measure).
         self.sent: Counter = Counter()
         self.received: Counter = Counter()
-        self._events: deque = deque()
-        self._outgoing: dict[Any, bytearray] = {}
+        self._dirty: dict[Connection, None] = {}
         self._by_sha1 = {f.sha1: f for f in self.shared}
 
     # --- driver API -------------------------------------------------------------------------
@@ -254,68 +361,66 @@ class Servent:
     def is_ultrapeer(self) -> bool:
         return self.role == "ultrapeer"
 
-    def connect(self, conn_id: Any, *, now: float, remote_ip: str | None = None) -> None:
-        """We opened ``conn_id``: send ``GNUTELLA CONNECT/0.6`` and our headers.
+    def connect(self, conn_id: Any, now: float, *, remote_ip: str | None = None) -> Connection:
+        """We opened ``conn_id``: queue ``GNUTELLA CONNECT/0.6`` and our headers.
 
         ``remote_ip`` (the address the driver dialled) goes out as ``Remote-IP``, as
         gtk-gnutella does, so that the peer learns its public address.
         """
-        self._new_connection(conn_id, "connecting", outgoing=True, remote_ip=remote_ip)
-        self._write_handshake(conn_id, dict(kind="connect", version="0.6",
-                                            headers=self._headers(remote_ip)))
+        conn = self._new_connection(conn_id, cs.CONNECTING, outgoing=True, remote_ip=remote_ip,
+                                    now=now)
+        self._write_handshake(conn, dict(kind="connect", version="0.6",
+                                         headers=self._headers(remote_ip)))
+        return conn
 
-    def accept(self, conn_id: Any, *, now: float, remote_ip: str | None = None) -> None:
-        """``conn_id`` connected to us (from ``remote_ip``): wait for its ``GNUTELLA CONNECT``."""
-        self._new_connection(conn_id, "accepting", outgoing=False, remote_ip=remote_ip)
+    def accept(self, conn_id: Any, now: float, *, remote_ip: str | None = None) -> Connection:
+        """``conn_id`` connected to us (from ``remote_ip``): wait for its ``GNUTELLA CONNECT``.
 
-    def receive_data(self, conn_id: Any, data: bytes, *, now: float) -> None:
-        """Bytes from ``conn_id`` (``b""``: the peer closed)."""
+        Raises :class:`~p2pkit.errors.LimitExceeded` when :data:`MAX_HANDSHAKES` incoming
+        handshakes are already under way.
+        """
+        if len(self.connections) >= MAX_HANDSHAKES and sum(
+                not c.outgoing and c.state in cs.HANDSHAKE_STATES
+                for c in self.connections.values()) >= MAX_HANDSHAKES:
+            raise LimitExceeded(f"{MAX_HANDSHAKES} incoming handshakes under way",
+                                protocol="gnutella")
+        return self._new_connection(conn_id, cs.ACCEPTING, outgoing=False, remote_ip=remote_ip,
+                                    now=now)
+
+    def connections_with_data(self) -> list[Connection]:
+        """Connections with bytes queued since the last call (write ``conn.data_to_send()``)."""
+        dirty = [c for c in self._dirty if c._out]
+        self._dirty.clear()
+        return dirty
+
+    def get_timer(self) -> float | None:
+        """The earliest timer of any open connection, or ``None``."""
+        timers = [t for c in self.connections.values() if (t := c.get_timer()) is not None]
+        return min(timers, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        """Run every connection's timer that is due at ``now``."""
+        for conn in list(self.connections.values()):
+            when = conn.get_timer()
+            if when is not None and when <= now:
+                conn.handle_timer(now)
+
+    def remove(self, conn_id: Any) -> None:
+        """Forget a closed connection (a long-running driver calls it after closing)."""
         conn = self.connections.get(conn_id)
-        if conn is None or conn.state == "closed":
-            return
-        if not data:
-            self._closed(conn, 0, "connection closed", by_peer=True, event="eof")
-            return
-        try:
-            frames = conn.reader.feed(data)
-        except LimitExceeded as e:
-            self._bye(conn, 400, f"Too big: {e.reason}")
-            return
-        except ParseError as e:
-            self._bye(conn, 501, f"Protocol desynchronization: {e.reason}")
-            return
-        for frame in frames:
-            if conn.state == "closed":
-                return
-            try:
-                if isinstance(frame, HandshakeFrame):
-                    self._on_handshake(conn, frame.handshake, now)
-                else:
-                    self._on_descriptor(conn, frame.descriptor, now)
-            except ProtocolError as e:
-                self._bye(conn, 400, f"Protocol error: {e}")
-                return
-        if conn.state == "established" and conn.reader.state != "descriptors":
-            self._bye(conn, 501, "Unsupported link encoding")
+        if conn is not None and conn.state == cs.CLOSED:
+            del self.connections[conn_id]
+            self._dirty.pop(conn, None)
 
-    def data_to_send(self) -> list[tuple[Any, bytes]]:
-        """Bytes to write, per connection, in order; drains the queue."""
-        out = [(conn_id, bytes(buf)) for conn_id, buf in self._outgoing.items() if buf]
-        self._outgoing = {k: bytearray() for k in self._outgoing
-                          if k in self.connections and self.connections[k].state != "closed"}
-        return out
-
-    def next_event(self) -> Any:
-        """The next event, or :data:`NEED_DATA`."""
-        return self._events.popleft() if self._events else NEED_DATA
-
-    def close(self, conn_id: Any, *, code: int = 201, reason: str = "User manual removal") -> None:
-        """Say Bye (bye §3: "the last thing on the network") and close ``conn_id``."""
+    def close(self, conn_id: Any, now: float, *, code: int = 201,
+              reason: str = "User manual removal") -> None:
+        """Say Bye on ``conn_id`` (bye §3: "the last thing on the network") and close it."""
+        Bye(code=code, message=reason)  # validated as the event would be
         conn = self.connections.get(conn_id)
-        if conn is not None and conn.state != "closed":
-            self._bye(conn, code, reason, by_peer=False)
+        if conn is not None and conn.state not in (cs.CLOSING, cs.CLOSED):
+            self._bye(conn, code, reason, now)
 
-    def query(self, text: str, *, now: float, ttl: int | None = None,
+    def query(self, text: str, now: float, *, ttl: int | None = None,
               urn: str | None = None) -> bytes:
         """Send a query to every established connection; return its GUID.
 
@@ -338,7 +443,7 @@ class Servent:
                 self._send(conn, query)
         return guid
 
-    def ping(self, *, now: float, ttl: int = 1) -> bytes:
+    def ping(self, now: float, *, ttl: int = 1) -> bytes:
         """Ping every established connection (ping-pong §: TTL 1 is a keep-alive probe)."""
         guid = self._new_guid()
         self.routes.add(guid, _LOCAL)
@@ -347,17 +452,41 @@ class Servent:
             self._send(conn, ping)
         return guid
 
-    def push(self, servent_id: bytes, file_index: int, *, now: float) -> bool:
+    def push(self, servent_id: bytes, file_index: int, now: float) -> bool:
         """Ask the firewalled servent ``servent_id`` to connect to us (route of its hit)."""
-        conn_id = self.push_routes.get(servent_id)
-        conn = self.connections.get(conn_id)
-        if conn is None or conn.state != "established":
+        conn = self.push_routes.get(servent_id)
+        if conn is None or conn.state != cs.ESTABLISHED:
             return False
         self._send(conn, Container(guid=self._new_guid(), type="push", ttl=self.max_ttl,
                                    hops=0, servent_id=servent_id, file_index=file_index,
                                    ip_address=self.listen[0], port=self.listen[1],
                                    extensions=[]))
         return True
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _receive(self, conn: Connection, data: bytes, now: float) -> None:
+        try:
+            frames = conn.reader.feed(data)
+        except LimitExceeded as e:
+            self._bye(conn, 400, f"Too big: {e.reason}", now)
+            return
+        except ParseError as e:
+            self._bye(conn, 501, f"Protocol desynchronization: {e.reason}", now)
+            return
+        for frame in frames:
+            if conn.state in (cs.CLOSING, cs.CLOSED):  # a Bye or a refusal ended it
+                return
+            try:
+                if isinstance(frame, HandshakeFrame):
+                    self._on_handshake(conn, frame.handshake, now)
+                else:
+                    self._on_descriptor(conn, frame.descriptor, now)
+            except ProtocolError as e:
+                self._bye(conn, 400, f"Protocol error: {e}", now)
+                return
+        if conn.state == cs.ESTABLISHED and conn.reader.state != DESCRIPTORS:
+            self._bye(conn, 501, "Unsupported link encoding", now)
 
     # --- handshake --------------------------------------------------------------------------
 
@@ -378,54 +507,52 @@ class Servent:
             items.append(("X-Max-TTL", str(self.max_ttl)))
         return Headers(items)
 
-    def _on_handshake(self, conn: _Connection, block: Any, now: float) -> None:
-        if block.kind == "connect":
-            conn.move("connect")
+    def _on_handshake(self, conn: Connection, block: Any, now: float) -> None:
+        state = conn.state
+        if block.kind == "connect" and state == cs.ACCEPTING:
             conn.headers = block.headers
             conn.peer_is_ultrapeer = _true(block.headers.get("X-Ultrapeer"))
             refusal = self._refusal(conn)
             if refusal is not None:
-                self._write_handshake(conn.conn_id, dict(
+                self._write_handshake(conn, dict(
                     kind="response", version="0.6", status_code=503, reason=refusal,
                     headers=self._headers(conn.remote_ip, refusal=True)))
-                self._closed(conn, 503, refusal, by_peer=False, event="final_refused")
+                conn._end(cs.CONNECT_REFUSED, 503, refusal, by_peer=False)
                 return
-            self._write_handshake(conn.conn_id, dict(kind="response", version="0.6",
-                                                     status_code=200, reason="OK",
-                                                     headers=self._headers(conn.remote_ip)))
-        elif block.kind == "response" and conn.state == "connecting":
+            self._write_handshake(conn, dict(kind="response", version="0.6", status_code=200,
+                                             reason="OK", headers=self._headers(conn.remote_ip)))
+            conn._move(cs.CONNECT_ACCEPTED)
+        elif block.kind == "response" and state == cs.CONNECTING:
             if block.status_code != 200:
-                conn.move("response_refused")
-                self._events.append(ConnectionRefused(conn_id=conn.conn_id,
-                                                      status_code=block.status_code,
-                                                      reason=block.reason or ""))
-                self._forget(conn)
+                conn._emit(ConnectionRefused(conn_id=conn.conn_id,
+                                             status_code=block.status_code,
+                                             reason=block.reason or ""))
+                conn._end(cs.RESPONSE_REFUSED, block.status_code, block.reason or "",
+                          by_peer=True)
                 return
             conn.headers = block.headers
             conn.peer_is_ultrapeer = _true(block.headers.get("X-Ultrapeer"))
             if not self.is_ultrapeer and not conn.peer_is_ultrapeer:
-                self._write_handshake(conn.conn_id, dict(kind="response", version="0.6",
-                                                         status_code=503,
-                                                         reason="Shielded leaf node",
-                                                         headers=Headers()))
-                self._closed(conn, 503, "leaf to leaf", by_peer=False, event="response_refused")
+                self._write_handshake(conn, dict(kind="response", version="0.6",
+                                                 status_code=503, reason="Shielded leaf node",
+                                                 headers=Headers()))
+                conn._end(cs.RESPONSE_REFUSED, 503, "leaf to leaf", by_peer=False)
                 return
-            self._write_handshake(conn.conn_id, dict(kind="response", version="0.6",
-                                                     status_code=200, reason="OK",
-                                                     headers=Headers()))
-            conn.move("response_ok")
-            self._established_now(conn)
-        elif block.kind == "response" and conn.state == "awaiting_final":
+            self._write_handshake(conn, dict(kind="response", version="0.6", status_code=200,
+                                             reason="OK", headers=Headers()))
+            conn._move(cs.RESPONSE_OK)
+            self._established_now(conn, now)
+        elif block.kind == "response" and state == cs.AWAITING_FINAL:
             if block.status_code != 200:
-                self._closed(conn, block.status_code, block.reason or "", by_peer=True,
-                             event="final_refused")
+                conn._end(cs.FINAL_REFUSED, block.status_code, block.reason or "",
+                          by_peer=True)
                 return
-            conn.move("final_ok")
-            self._established_now(conn)
+            conn._move(cs.FINAL_OK)
+            self._established_now(conn, now)
         else:
-            raise ProtocolError(f"unexpected {block.kind} handshake in state {conn.state}")
+            raise ProtocolError(f"unexpected {block.kind} handshake in state {state}")
 
-    def _refusal(self, conn: _Connection) -> str | None:
+    def _refusal(self, conn: Connection) -> str | None:
         """ultra-peers §: why we refuse an incoming connection, or None."""
         if not self.is_ultrapeer:
             return "Shielded leaf node"
@@ -437,10 +564,8 @@ class Servent:
             return "Too many leaf connections"
         return None
 
-    def _established_now(self, conn: _Connection) -> None:
-        self._events.append(ConnectionEstablished(conn_id=conn.conn_id,
-                                                  peer_is_ultrapeer=conn.peer_is_ultrapeer,
-                                                  headers=conn.headers))
+    def _established_now(self, conn: Connection, now: float) -> None:
+        conn._established(now)
         if not self.is_ultrapeer and conn.peer_is_ultrapeer:
             # QRP: a leaf sends its route table, RESET then PATCH, TTL 1, hops 0.
             for message in self._route_table_messages():
@@ -457,36 +582,36 @@ class Servent:
 
     # --- descriptors ------------------------------------------------------------------------
 
-    def _on_descriptor(self, conn: _Connection, d: Any, now: float) -> None:
-        if conn.state != "established":
+    def _on_descriptor(self, conn: Connection, d: Any, now: float) -> None:
+        if conn.state != cs.ESTABLISHED:
             raise ProtocolError(f"descriptor in state {conn.state}")
         self.received[d.type] += 1
         if d.type == "bye":
             # bye §4: "Upon reading a Bye packet, a node should immediately close".
-            self._closed(conn, d.code, d.message, by_peer=True, event="bye")
+            conn._end(cs.BYE_RECEIVED, d.code, d.message, by_peer=True)
             return
         if d.ttl + d.hops > HARD_TTL_LIMIT:
-            self._bye(conn, 403, "Excessively long-lived message (hops+TTL)")
+            self._bye(conn, 403, "Excessively long-lived message (hops+TTL)", now)
             return
         handler = getattr(self, f"_on_{d.type}", None)
         if handler is not None:
             handler(conn, d, now)
 
-    def _on_ping(self, conn: _Connection, d: Any, now: float) -> None:
+    def _on_ping(self, conn: Connection, d: Any, now: float) -> None:
         conn.pings.append(now)
         while conn.pings and conn.pings[0] < now - PING_WINDOW:
             conn.pings.popleft()
         if len(conn.pings) > MAX_PINGS_PER_WINDOW:
-            self._bye(conn, 401, "Too many pings")
+            self._bye(conn, 401, "Too many pings", now)
             return
-        if not self.routes.add(d.guid, conn.conn_id):
+        if not self.routes.add(d.guid, conn):
             return  # duplicate
         pongs = [self._own_pong(d)]
         if d.ttl > 1:
             # ping-pong §: answer from the pong cache rather than broadcasting the ping.
             # ... leaving out pongs that came from the pinging connection itself.
             pongs += [p for source, p in list(self.pong_cache)[-PONGS_PER_PING:]
-                      if source != conn.conn_id]
+                      if source is not conn]
         for pong in pongs:
             self._send(conn, Container(pong, guid=d.guid, ttl=max(1, d.hops + 1), hops=0))
 
@@ -500,14 +625,14 @@ class Servent:
                          kilobytes_shared=sum(f.size for f in self.shared) // 1024,
                          extensions=[Container(kind="ggep", extensions=ggep, separator=None)])
 
-    def _on_pong(self, conn: _Connection, d: Any, now: float) -> None:
-        self.pong_cache.append((conn.conn_id, d))
+    def _on_pong(self, conn: Connection, d: Any, now: float) -> None:
+        self.pong_cache.append((conn, d))
         target = self.routes.get(d.guid)
         if target is not None and target is not _LOCAL:
             self._forward(target, d)
 
-    def _on_query(self, conn: _Connection, d: Any, now: float) -> None:
-        if not self.routes.add(d.guid, conn.conn_id):
+    def _on_query(self, conn: Connection, d: Any, now: float) -> None:
+        if not self.routes.add(d.guid, conn):
             return  # duplicate GUID: dropped
         if d.ttl + d.hops > self.max_ttl:
             d.ttl = max(0, self.max_ttl - d.hops)  # trim to our horizon
@@ -527,7 +652,7 @@ class Servent:
                 # leaves" (only those "with hits in their routing tables").
                 self._send(other, forwarded)
 
-    def _leaf_wants(self, conn: _Connection, query: Any) -> bool:
+    def _leaf_wants(self, conn: Connection, query: Any) -> bool:
         """ultrapeer_qrp §: a query goes to a leaf only when its route table matches."""
         if conn.peer_is_ultrapeer:
             return False
@@ -538,34 +663,32 @@ class Servent:
             return any(conn.route_table.contains(u) for u in urns)
         return conn.route_table.matches(query.search_criteria)
 
-    def _on_query_hit(self, conn: _Connection, d: Any, now: float) -> None:
-        self.push_routes.add(d.trailer.servent_id, conn.conn_id)
+    def _on_query_hit(self, conn: Connection, d: Any, now: float) -> None:
+        self.push_routes.add(d.trailer.servent_id, conn)
         target = self.routes.get(d.guid)
         if target is _LOCAL:
-            self._events.append(QueryHitReceived(conn_id=conn.conn_id, query_guid=d.guid,
-                                                 descriptor=d))
+            conn._emit(QueryHit(conn_id=conn.conn_id, query_guid=d.guid, descriptor=d))
         elif target is not None:
             self._forward(target, d)  # reverse path only; unknown GUIDs are dropped
 
-    def _on_push(self, conn: _Connection, d: Any, now: float) -> None:
+    def _on_push(self, conn: Connection, d: Any, now: float) -> None:
         if d.servent_id == self.guid:
-            self._events.append(PushReceived(conn_id=conn.conn_id, descriptor=d))
+            conn._emit(Push(conn_id=conn.conn_id, descriptor=d))
             return
         target = self.push_routes.get(d.servent_id)
-        if target is not None and target != conn.conn_id:
+        if target is not None and target is not conn:
             self._forward(target, d)
 
-    def _on_route_table_update(self, conn: _Connection, d: Any, now: float) -> None:
+    def _on_route_table_update(self, conn: Connection, d: Any, now: float) -> None:
         if self.is_ultrapeer and not conn.peer_is_ultrapeer:
             conn.route_table.receive(d)
 
-    def _forward(self, conn_id: Any, d: Any) -> None:
-        conn = self.connections.get(conn_id)
-        if conn is None or conn.state != "established" or d.ttl <= 1:
+    def _forward(self, conn: Connection, d: Any) -> None:
+        if conn.state != cs.ESTABLISHED or d.ttl <= 1:
             return
         self._send(conn, Container(d, ttl=d.ttl - 1, hops=d.hops + 1))
 
-    def _answer(self, conn: _Connection, query: Any) -> None:
+    def _answer(self, conn: Connection, query: Any) -> None:
         """HUGE §3 and the 0.4 rules: a QueryHit for the files matching every keyword or urn."""
         if self.firewalled and query.min_speed.mark and query.min_speed.firewalled:
             return  # min_speed §: "refrain from returning any results"
@@ -621,44 +744,43 @@ class Servent:
         return bytes(guid)
 
     def _new_connection(self, conn_id: Any, state: str, *, outgoing: bool,
-                        remote_ip: str | None) -> None:
-        if conn_id in self.connections and self.connections[conn_id].state != "closed":
+                        remote_ip: str | None, now: float) -> Connection:
+        old = self.connections.get(conn_id)
+        if old is not None and old.state != cs.CLOSED:
             raise LocalProtocolError(f"connection {conn_id!r} already open")
-        self.connections[conn_id] = _Connection(conn_id=conn_id, state=state, outgoing=outgoing,
-                                                remote_ip=remote_ip)
-        self._outgoing[conn_id] = bytearray()
+        conn = Connection(self, conn_id, state, outgoing=outgoing, remote_ip=remote_ip, now=now)
+        self.connections[conn_id] = conn
+        return conn
 
-    def _established(self) -> list[_Connection]:
-        return [c for c in self.connections.values() if c.state == "established"]
+    def _established(self) -> list[Connection]:
+        return [c for c in self.connections.values() if c.state == cs.ESTABLISHED]
 
-    def _write_handshake(self, conn_id: Any, block: dict) -> None:
-        self._outgoing.setdefault(conn_id, bytearray()).extend(Handshake.build(block))
+    def _write_handshake(self, conn: Connection, block: dict) -> None:
+        conn._write(Handshake.build(block))
 
-    def _send(self, conn: _Connection, d: Any) -> None:
-        self._outgoing.setdefault(conn.conn_id, bytearray()).extend(Descriptor.build(d))
+    def _send(self, conn: Connection, d: Any) -> None:
+        conn._write(Descriptor.build(d))
         self.sent[d["type"]] += 1
 
-    def _bye(self, conn: _Connection, code: int, reason: str, *, by_peer: bool = False) -> None:
-        if conn.state == "established":
+    def _keep_alive(self, conn: Connection) -> None:
+        """PING_INTERVAL elapsed on ``conn``: a TTL 1 ping, answered by the neighbour's pong."""
+        guid = self._new_guid()
+        self.routes.add(guid, _LOCAL)
+        self._send(conn, Container(guid=guid, type="ping", ttl=1, hops=0, extensions=[]))
+
+    def _bye(self, conn: Connection, code: int, reason: str, now: float) -> None:
+        if conn.state == cs.ESTABLISHED:
             # bye §3: "A Bye packet must be sent with TTL=1 [...] and hop=0".
             self._send(conn, Container(guid=self._new_guid(), type="bye", ttl=1, hops=0,
                                        code=code, message=f"{reason}\r\nServer: {USER_AGENT}"
                                        "\r\n\r\n"))
-        self._closed(conn, code, reason, by_peer=by_peer, event="close")
+            conn._closing(code, reason, now)
+        elif conn.state in cs.HANDSHAKE_STATES:
+            conn._end(cs.ABORTED, code, reason, by_peer=False)
 
-    def _closed(self, conn: _Connection, code: int, reason: str, *, by_peer: bool,
-                event: str) -> None:
-        if event in CONNECTION_TRANSITIONS[conn.state]:
-            conn.move(event)
-        conn.state = "closed"
-        self._events.append(ConnectionClosed(conn_id=conn.conn_id, code=code, reason=reason,
-                                             by_peer=by_peer))
-        self._forget(conn)
-
-    def _forget(self, conn: _Connection) -> None:
-        conn.state = "closed"
-        self.routes.forget_connection(conn.conn_id)
-        self.push_routes.forget_connection(conn.conn_id)
+    def _forget(self, conn: Connection) -> None:
+        self.routes.forget_connection(conn)
+        self.push_routes.forget_connection(conn)
 
 
 def _true(value: str | None) -> bool:
@@ -667,37 +789,3 @@ def _true(value: str | None) -> bool:
 
 def _urns(query: Any) -> list[str]:
     return [p.text for p in query.get("extensions") or () if p.kind == "urn"]
-
-
-def pump(pairs: list[tuple[Servent, Any, Servent, Any]], *, now: float = 0.0,
-         rounds: int = 50) -> int:
-    """Move bytes between connected in-memory servents until all are quiet.
-
-    ``pairs`` holds ``(a, a_conn_id, b, b_conn_id)``: ``a`` reaches ``b`` through its
-    connection ``a_conn_id`` and ``b`` sees it as ``b_conn_id``. Returns the bytes moved.
-    """
-    links: dict[tuple[int, Any], tuple[Servent, Any]] = {}
-    for a, a_id, b, b_id in pairs:
-        links[(id(a), a_id)] = (b, b_id)
-        links[(id(b), b_id)] = (a, a_id)
-    servents = {id(s): s for a, _, b, _ in pairs for s in (a, b)}
-    moved = 0
-    for _ in range(rounds):
-        batch = [(s, conn_id, data) for s in servents.values()
-                 for conn_id, data in s.data_to_send()]
-        if not batch:
-            break
-        for s, conn_id, data in batch:
-            target = links.get((id(s), conn_id))
-            if target is not None:
-                moved += len(data)
-                target[0].receive_data(target[1], data, now=now)
-    return moved
-
-
-def drain(servent: Servent) -> list[Any]:
-    """Every pending event of ``servent``."""
-    events = []
-    while (event := servent.next_event()) is not NEED_DATA:
-        events.append(event)
-    return events

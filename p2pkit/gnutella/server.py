@@ -1,13 +1,13 @@
-"""An asyncio Gnutella servent: the sans-I/O core on real sockets, sharing a directory.
+"""An asyncio Gnutella servent: the sans-I/O cores on real sockets, sharing a directory.
 
-Specs: handshaking_0.6 (the core does the protocol), push_proxy § and the 0.4 Push rules (a
-firewalled servent that receives a Push connects out and sends ``GIV <index>:<servent
-GUID>/<name>\n\n``, then serves the GET that comes back on that connection), HUGE §4 ("GET /uri-res/N2R?urn:sha1:…"
-downloads) and the 0.4 download request ``GET /get/<File Index>/<File Name>``, both answered
-with HTTP/1.1 and ``Range`` (RFC 9110 §14: ``206 Partial Content`` with ``Content-Range``;
-``416`` when the range cannot be satisfied). The driver holds no protocol logic: it moves bytes
-between sockets and :class:`~p2pkit.gnutella.servent.Servent`, and tells Gnutella connections
-from HTTP requests by their first bytes.
+Specs: handshaking_0.6 and the rest of the protocol are the core's
+(:mod:`p2pkit.gnutella.servent`); the HTTP side is :mod:`p2pkit.gnutella.http`'s (HUGE §6.1
+``GET /uri-res/N2R?urn:sha1:…`` and the 0.4 ``GET /get/<File Index>/<File Name>``, ``HEAD``,
+``Range`` with ``206``/``416``; the 0.4 Push / push_proxy § callback: a firewalled servent that
+receives a Push connects out, sends ``GIV <index>:<servent GUID>/<name>\n\n`` and serves the
+GET that comes back on that connection). The driver holds no protocol logic: it moves bytes
+between sockets and the cores, calls their timers, streams the byte range an upload chose from
+disk, and tells Gnutella connections from HTTP requests and GIVs by their first four bytes.
 
 >>> files = share_directory("/nonexistent")  # a missing directory shares nothing
 >>> files
@@ -23,32 +23,36 @@ import hashlib
 import itertools
 import os
 import random
-import re
-import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from p2pkit.errors import LocalProtocolError, P2PKitError
-from p2pkit.gnutella.servent import (
+from p2pkit.core import NEED_DATA
+from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError
+from p2pkit.gnutella.events import (
     ConnectionClosed,
     ConnectionEstablished,
-    PushReceived,
-    QueryHitReceived,
-    Servent,
-    SharedFile,
-    drain,
+    Push,
+    QueryHit,
 )
+from p2pkit.gnutella.http import (
+    GIV_TIMEOUT,
+    Request,
+    Upload,
+    build_giv,
+    build_request,
+    parse_giv,
+    target_for,
+)
+from p2pkit.gnutella.servent import Connection, Servent, SharedFile
+from p2pkit.http1 import head_end, parse_head, parse_status_line
 
 __all__ = ["GnutellaServer", "Hit", "download", "share_directory"]
 
 #: TTL of the ping sent on a new connection (as gtk-gnutella does).
 DISCOVERY_PING_TTL = 4
-#: Bound on an HTTP request head (request line and headers).
-MAX_HTTP_HEAD = 8 * 1024
 _READ = 64 * 1024
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 def share_directory(path: str | os.PathLike) -> list[SharedFile]:
@@ -83,7 +87,13 @@ class Hit:
 
 
 class GnutellaServer:
-    """A servent listening on ``host:port`` and serving ``share`` over HTTP on the same port."""
+    """A servent listening on ``host:port`` and serving ``share`` over HTTP on the same port.
+
+    One task per socket feeds its :class:`~p2pkit.gnutella.servent.Connection`; after every
+    read the server writes what the servent queued on any connection and handles the events;
+    one timer task calls :meth:`Servent.handle_timer` when :meth:`Servent.get_timer` says
+    (pings, handshake and idle timeouts, Bye linger).
+    """
 
     def __init__(self, *, share: str | os.PathLike | None = None, host: str = "127.0.0.1",
                  port: int = 0, ultrapeer: bool = False, seed: int | None = None,
@@ -102,6 +112,7 @@ class GnutellaServer:
         self._ids = itertools.count(1)
         self._givs: dict[tuple[bytes, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._wake = asyncio.Event()
         self.connected = asyncio.Event()
 
     def _loop_time(self) -> float:
@@ -111,10 +122,11 @@ class GnutellaServer:
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self.core.listen = (self.host, self.port)
+        self._spawn(self._run_timers())
 
     async def close(self) -> None:
         for conn_id in list(self._writers):
-            self.core.close(conn_id, code=200, reason="Servent shutdown")
+            self.core.close(conn_id, self._loop_time(), code=200, reason="Servent shutdown")
         await self._flush()
         for writer in list(self._writers.values()):
             writer.close()
@@ -130,15 +142,15 @@ class GnutellaServer:
         reader, writer = await asyncio.open_connection(host, port, local_addr=(self.host, 0))
         conn_id = ("out", host, port, next(self._ids))
         self._writers[conn_id] = writer
-        self.core.connect(conn_id, now=self._loop_time(), remote_ip=host)
+        conn = self.core.connect(conn_id, self._loop_time(), remote_ip=host)
         await self._flush()
-        self._spawn(self._pump(conn_id, reader))
+        self._spawn(self._pump(conn, reader))
         return conn_id
 
     async def search(self, text: str, *, timeout: float = 2.0, urn: str | None = None,
                      ttl: int | None = None) -> list[Hit]:
         """Query the network and collect hits for ``timeout`` seconds."""
-        guid = self.core.query(text, now=self._loop_time(), urn=urn, ttl=ttl)
+        guid = self.core.query(text, self._loop_time(), urn=urn, ttl=ttl)
         self._hits[guid] = []
         await self._flush()
         await asyncio.sleep(timeout)
@@ -162,59 +174,89 @@ class GnutellaServer:
             await self._serve_http(head, reader, writer)
             return
         if head == b"GIV ":
-            await self._on_giv(reader, writer)
+            await self._on_giv(head, reader, writer)
             return
         conn_id = ("in", next(self._ids))
-        self._writers[conn_id] = writer
         peer = writer.get_extra_info("peername")
-        self.core.accept(conn_id, now=self._loop_time(), remote_ip=peer[0] if peer else None)
-        self.core.receive_data(conn_id, head, now=self._loop_time())
+        try:
+            conn = self.core.accept(conn_id, self._loop_time(),
+                                    remote_ip=peer[0] if peer else None)
+        except LimitExceeded:  # too many handshakes under way (silent peers): not this one
+            writer.close()
+            return
+        self._writers[conn_id] = writer
+        conn.receive_data(head, self._loop_time())
         await self._flush()
-        await self._pump(conn_id, reader)
+        await self._pump(conn, reader)
 
-    async def _pump(self, conn_id: Any, reader: asyncio.StreamReader) -> None:
+    async def _pump(self, conn: Connection, reader: asyncio.StreamReader) -> None:
         try:
             while True:
                 try:
                     data = await reader.read(_READ)
                 except ConnectionError:
                     data = b""
-                self.core.receive_data(conn_id, data, now=self._loop_time())
+                conn.receive_data(data, self._loop_time())
                 await self._flush()
-                if not data or conn_id not in self._writers:
+                if not data or conn.conn_id not in self._writers:
                     return
         finally:
-            writer = self._writers.pop(conn_id, None)
+            writer = self._writers.pop(conn.conn_id, None)
             if writer is not None:
                 writer.close()
 
-    async def _flush(self) -> None:
+    async def _run_timers(self) -> None:
+        """Call the servent's timers when due; woken early when a flush may have moved them."""
+        loop = asyncio.get_running_loop()
+        while True:
+            when = self.core.get_timer()
+            self._wake.clear()
+            alarm = loop.call_at(when, self._wake.set) if when is not None else None
+            try:
+                await self._wake.wait()
+            finally:
+                if alarm is not None:
+                    alarm.cancel()
+            self.core.handle_timer(loop.time())
+            await self._flush(wake=False)
+
+    async def _flush(self, *, wake: bool = True) -> None:
         pinged = False
-        for conn_id, data in self.core.data_to_send():
-            writer = self._writers.get(conn_id)
+        for conn in self.core.connections_with_data():
+            writer = self._writers.get(conn.conn_id)
+            data = conn.data_to_send()
             if writer is not None:
                 writer.write(data)
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
-        for event in drain(self.core):
-            if isinstance(event, QueryHitReceived):
-                self._record_hit(event)
-            elif isinstance(event, ConnectionClosed):
-                writer = self._writers.pop(event.conn_id, None)
-                if writer is not None:
-                    writer.close()
-            elif isinstance(event, ConnectionEstablished):
-                self.connected.set()
-                # ping-pong §: a servent pings a new connection to learn hosts (gtk-gnutella
-                # does so with TTL 4); pong caching answers it without flooding.
-                self.core.ping(now=self._loop_time(), ttl=DISCOVERY_PING_TTL)
-                pinged = True
-            elif isinstance(event, PushReceived):
-                self._spawn(self._give(event.descriptor))
+        for conn in list(self.core.connections.values()):
+            while (event := conn.next_event()) is not NEED_DATA:
+                pinged |= self._on_event(event)
+        if wake:
+            self._wake.set()
         if pinged:
-            await self._flush()
+            await self._flush(wake=wake)
 
-    def _record_hit(self, event: QueryHitReceived) -> None:
+    def _on_event(self, event: Any) -> bool:
+        """Handle one event; True when it queued a ping to write."""
+        if isinstance(event, QueryHit):
+            self._record_hit(event)
+        elif isinstance(event, ConnectionClosed):
+            writer = self._writers.pop(event.conn_id, None)
+            if writer is not None:
+                writer.close()
+            self.core.remove(event.conn_id)
+        elif isinstance(event, ConnectionEstablished):
+            self.connected.set()
+            # ping-pong §: a servent pings a new connection to learn hosts (gtk-gnutella
+            # does so with TTL 4); pong caching answers it without flooding.
+            self.core.ping(self._loop_time(), ttl=DISCOVERY_PING_TTL)
+            return True
+        elif isinstance(event, Push):
+            self._spawn(self._give(event.descriptor))
+        return False  # ConnectionRefused: the ConnectionClosed that follows closes the socket
+
+    def _record_hit(self, event: QueryHit) -> None:
         d = event.descriptor
         bucket = self._hits.get(event.query_guid)
         if bucket is None:
@@ -236,7 +278,7 @@ class GnutellaServer:
         future = asyncio.get_running_loop().create_future()
         self._givs[key] = future
         try:
-            if not self.core.push(hit.servent_id, hit.file_index, now=self._loop_time()):
+            if not self.core.push(hit.servent_id, hit.file_index, self._loop_time()):
                 raise LocalProtocolError("no route for a Push to that servent")
             await self._flush()
             reader, writer = await asyncio.wait_for(future, timeout)
@@ -248,17 +290,17 @@ class GnutellaServer:
         finally:
             writer.close()
 
-    async def _on_giv(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """``GIV <index>:<GUID hex>/<name>\n\n`` from a servent we pushed."""
+    async def _on_giv(self, head: bytes, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        """``GIV <index>:<GUID hex>/<name>\\n\\n`` from a servent we pushed."""
         try:
-            line = await asyncio.wait_for(reader.readuntil(b"\n\n"), 10)
+            rest = await asyncio.wait_for(reader.readuntil(b"\n\n"), GIV_TIMEOUT)
+            giv = parse_giv(head + rest)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-                ConnectionError):
+                ConnectionError, ParseError):
             writer.close()
             return
-        match = re.match(rb"(\d+):([0-9a-fA-F]{32})/", line)
-        future = match and self._givs.get((bytes.fromhex(match.group(2).decode()),
-                                           int(match.group(1))))
+        future = self._givs.get((giv.servent_guid, giv.file_index))
         if not future or future.done():
             writer.close()
             return
@@ -272,86 +314,50 @@ class GnutellaServer:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(push.ip_address, push.port,
-                                        local_addr=(self.host, 0)), 10)
+                                        local_addr=(self.host, 0)), GIV_TIMEOUT)
         except (OSError, TimeoutError):
             return
-        writer.write(f"GIV {found.index}:{self.core.guid.hex()}/{found.name}\n\n"
-                     .encode())
-        try:
-            head = await asyncio.wait_for(reader.readexactly(4), 10)
-        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
-            writer.close()
-            return
-        await self._serve_http(head, reader, writer)
+        writer.write(build_giv(found.index, self.core.guid, found.name))
+        await self._serve_http(b"", reader, writer)
 
     # --- HTTP -------------------------------------------------------------------------------
 
-    def _find(self, target: str) -> SharedFile | None:
-        path, _, query = target.partition("?")
-        if path == "/uri-res/N2R" and query.lower().startswith("urn:sha1:"):
-            found = self.core.matching("", [query])
-            return found[0] if found else None
-        match = re.fullmatch(r"/get/(\d+)/(.*)", path)
-        if match:
-            index, name = int(match.group(1)), urllib.parse.unquote(match.group(2))
-            return next((f for f in self.core.shared if f.index == index and f.name == name),
-                        None)
-        return None
-
     async def _serve_http(self, head: bytes, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
+        """Feed an :class:`~p2pkit.gnutella.http.Upload`, write its head, stream the body."""
+        upload = Upload(self.core.shared if self.share_dir else [], self._loop_time())
+        if head:
+            upload.receive_data(head, self._loop_time())
+        while (event := upload.next_event()) is NEED_DATA:
+            timer = upload.get_timer()
+            delay = max(0.0, timer - self._loop_time()) if timer is not None else None
+            try:
+                data = await asyncio.wait_for(reader.read(_READ), delay)
+            except TimeoutError:
+                upload.handle_timer(self._loop_time())
+                continue
+            except ConnectionError:
+                data = b""
+            upload.receive_data(data, self._loop_time())
+        writer.write(upload.data_to_send())
         try:
-            request = head + await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            writer.close()
-            return
-        try:
-            status, headers, body = self._http_response(request)
-        except P2PKitError:
-            status, headers, body = "400 Bad Request", {}, b""
-        lines = [f"HTTP/1.1 {status}", "Server: p2pkit/0.1", "Connection: close"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        if not request.startswith(b"HEAD"):
-            writer.write(body)
-        with contextlib.suppress(ConnectionError):
+            if isinstance(event, Request) and event.response.body is not None:
+                response = event.response
+                with open(self.share_dir / response.file.name, "rb") as f:
+                    f.seek(response.body.first)
+                    left = response.body.length
+                    while left > 0:
+                        block = f.read(min(_READ, left))
+                        if not block:
+                            break
+                        writer.write(block)
+                        left -= len(block)
+                        await writer.drain()
             await writer.drain()
-        writer.close()
-
-    def _http_response(self, request: bytes) -> tuple[str, dict[str, str], bytes]:
-        if len(request) > MAX_HTTP_HEAD:
-            return "431 Request Header Fields Too Large", {}, b""
-        lines = request.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3:
-            raise LocalProtocolError("bad request line")
-        found = self._find(parts[1])
-        if found is None or self.share_dir is None:
-            return "404 Not Found", {"Content-Length": "0"}, b""
-        fields = {k.strip().lower(): v.strip() for k, _, v in
-                  (line.partition(":") for line in lines[1:] if line)}
-        size = found.size
-        start, end = 0, size - 1
-        status = "200 OK"
-        headers = {"Content-Type": "application/binary", "X-Gnutella-Content-URN": found.urn}
-        if "range" in fields:
-            match = _RANGE.match(fields["range"].replace(" ", ""))
-            if match is None or (not match.group(1) and not match.group(2)):
-                return "416 Range Not Satisfiable", {"Content-Range": f"bytes */{size}"}, b""
-            if match.group(1):
-                start = int(match.group(1))
-                end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
-            else:
-                start = max(0, size - int(match.group(2)))
-            if start > end or start >= size:
-                return "416 Range Not Satisfiable", {"Content-Range": f"bytes */{size}"}, b""
-            status = "206 Partial Content"
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        with open(self.share_dir / found.name, "rb") as f:
-            f.seek(start)
-            body = f.read(end - start + 1)
-        headers["Content-Length"] = str(len(body))
-        return status, headers, body
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
 
 
 async def download(hit: Hit, *, by_urn: bool = True, first: int | None = None,
@@ -369,20 +375,20 @@ async def download(hit: Hit, *, by_urn: bool = True, first: int | None = None,
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hit: Hit, *,
                by_urn: bool, first: int | None, last: int | None, timeout: float) -> bytes:
-    if by_urn and hit.urn:
-        target = f"/uri-res/N2R?{hit.urn}"
-    else:
-        target = f"/get/{hit.file_index}/{urllib.parse.quote(hit.file_name)}"
-    headers = [f"GET {target} HTTP/1.1", f"Host: {hit.host}:{hit.port}",
-               "User-Agent: p2pkit/0.1", "Connection: close"]
-    if first is not None:
-        headers.append(f"Range: bytes={first}-{'' if last is None else last}")
-    writer.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1"))
+    target = (target_for(urn=hit.urn) if by_urn and hit.urn else
+              target_for(file_index=hit.file_index, file_name=hit.file_name))
+    writer.write(build_request(target, host=f"{hit.host}:{hit.port}", first=first, last=last))
     response = await asyncio.wait_for(reader.read(), timeout)
-    head, _, body = response.partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0].split(b" ")
-    if len(status) < 2 or status[1] not in (b"200", b"206"):
-        raise LocalProtocolError(f"download refused: {head.splitlines()[0]!r}")
+    try:
+        end = head_end(response)
+        if end is None:
+            raise LocalProtocolError("download refused: no response head")
+        status = parse_status_line(parse_head(response[:end]).start_line)
+    except ParseError as e:
+        raise LocalProtocolError(f"download refused: {e.reason}") from None
+    if status.status not in (200, 206):
+        raise LocalProtocolError(f"download refused: {status.status} {status.reason}")
+    body = response[end:]
     if first is None and hit.urn and hit.urn.lower().startswith("urn:sha1:"):
         if hashlib.sha1(body).digest() != base64.b32decode(hit.urn[9:].upper()):
             raise LocalProtocolError("downloaded data does not match its urn:sha1")

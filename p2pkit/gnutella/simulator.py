@@ -3,8 +3,11 @@
 Specs: the routing rules of :mod:`p2pkit.gnutella.servent` (TTL decrement, duplicate GUID
 suppression, reverse-path hits), ultra-peers § (leaves attach to a few ultrapeers, only
 ultrapeers route) and ultrapeer_qrp § / QRP (an ultrapeer forwards a query to a leaf only when
-the leaf's table matches). Every node is a real :class:`~p2pkit.gnutella.servent.Servent`; the
-transport moves their bytes in memory, so each message is built and parsed by the schemas.
+the leaf's table matches). Every node is a real :class:`~p2pkit.gnutella.servent.Servent`;
+:class:`Network` moves their bytes over the project's one in-memory transport,
+:class:`~p2pkit.core.MemoryNetwork` (streams with no latency: each write arrives in order, and
+equal times run in the order they were sent, so a run is a function of the seed), and runs
+their timers on its clock; each message is built and parsed by the schemas.
 
 Topologies (seeded, deterministic):
 
@@ -21,15 +24,21 @@ Topologies (seeded, deterministic):
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
+from p2pkit.core import NEED_DATA, Address, Event, MemoryNetwork
 from p2pkit.errors import LocalProtocolError
-from p2pkit.gnutella.servent import QueryHitReceived, Servent, SharedFile, drain
+from p2pkit.gnutella.events import ConnectionClosed, QueryHit
+from p2pkit.gnutella.servent import Connection, Servent, SharedFile
 
-__all__ = ["SimulationResult", "simulate", "build_network"]
+__all__ = ["Network", "SimulationResult", "build_network", "simulate"]
 
 #: Words file names and queries are drawn from, with Zipf popularity (weight 1/rank).
 VOCABULARY = [f"w{i:04d}" for i in range(2000)]
@@ -59,29 +68,124 @@ class SimulationResult:
     answered: int
 
 
-class _Transport:
-    """In-memory links: FIFO delivery of whole writes, no loss (seeded by the topology)."""
+class Network:
+    """Servents whose connections are joined by reliable streams of a
+    :class:`~p2pkit.core.MemoryNetwork` (the driver of the simulator and of the tests).
 
-    def __init__(self) -> None:
-        self.links: dict[tuple[int, object], tuple[Servent, object]] = {}
-        self.servents: list[Servent] = []
+    Each write of a connection travels as one stream write; a delivery goes to the peer
+    connection's ``receive_data``, then everything its servent queued (forwarded descriptors,
+    answers) is written, its events are collected in :attr:`events` and its timer is scheduled
+    on the network's clock. A connection that reports ``ConnectionClosed`` has its stream
+    closed: the peer receives end of stream, as from a socket.
 
-    def link(self, a: Servent, a_id: object, b: Servent, b_id: object) -> None:
-        self.links[(id(a), a_id)] = (b, b_id)
-        self.links[(id(b), b_id)] = (a, a_id)
-        a.connect(a_id, now=0.0)
-        b.accept(b_id, now=0.0)
+    >>> net = Network(MemoryNetwork(seed=0))
+    >>> up = Servent(role="ultrapeer", rng=random.Random(1))
+    >>> leaf = Servent(role="leaf", rng=random.Random(2))
+    >>> _ = net.link(leaf, "up", up, "leaf")
+    >>> net.run(until=0.0)
+    >>> [type(e).__name__ for e in net.take_events(up)], up.connections["leaf"].state
+    (['ConnectionEstablished'], 'ESTABLISHED')
+    >>> net.run(until=leaf.connections["up"].get_timer())  # PING_INTERVAL: keep-alive pings
+    >>> leaf.sent["ping"], up.sent["pong"], net.net.now
+    (1, 1, 30.0)
+    """
 
-    def run(self, *, now: float, rounds: int = 100) -> None:
-        for _ in range(rounds):
-            batch = [(s, conn_id, data) for s in self.servents
-                     for conn_id, data in s.data_to_send()]
-            if not batch:
-                return
-            for s, conn_id, data in batch:
-                target = self.links.get((id(s), conn_id))
-                if target is not None:
-                    target[0].receive_data(target[1], data, now=now)
+    def __init__(self, net: MemoryNetwork) -> None:
+        self.net = net
+        #: Events each servent's connections reported, in order (see :meth:`take_events`).
+        self.events: dict[Servent, list[Event]] = {}
+        self._routes: dict[Connection, tuple[Address, Address, Callable[[bytes, float], None]]] = {}
+        self._timers: dict[Connection, float] = {}
+        self._port = 0
+
+    def _address(self, servent: Servent) -> Address:
+        self._port += 1
+        return (servent.listen[0], self._port)
+
+    def link(self, a: Servent, a_id: Any, b: Servent, b_id: Any) -> tuple[Connection, Connection]:
+        """``a`` connects to ``b`` (``a`` knows the link as ``a_id``, ``b`` as ``b_id``)."""
+        now = self.net.now
+        ca = a.connect(a_id, now)
+        cb = b.accept(b_id, now)
+        addr_a, addr_b = self._address(a), self._address(b)
+        self._routes[ca] = (addr_a, addr_b, partial(self._deliver, cb))
+        self._routes[cb] = (addr_b, addr_a, partial(self._deliver, ca))
+        self.events.setdefault(a, [])
+        self.events.setdefault(b, [])
+        self.flush(a)
+        self._schedule(cb)
+        return ca, cb
+
+    def flush(self, servent: Servent) -> None:
+        """Write what ``servent`` queued on its connections (call after driving it from outside:
+        a query, a ping, a close)."""
+        send = self.net.send_stream
+        for conn in servent.connections_with_data():
+            src, dst, deliver = self._routes[conn]
+            send(src, dst, conn.data_to_send(), deliver)
+            self._schedule(conn)
+
+    def take_events(self, servent: Servent) -> list[Event]:
+        """The events ``servent``'s connections reported since the last call."""
+        events = self.events.get(servent, [])
+        self.events[servent] = []
+        return events
+
+    def run(self, *, until: float) -> None:
+        """Deliver what is in flight and run timers up to ``until`` on the network's clock
+        (periodic pings never let the network fall quiet, so there is always an end)."""
+        self.net.run(until=until)
+
+    def close(self) -> None:
+        """Drop every link, timer and delivery still pending: nothing of the run stays alive in
+        reference cycles (connections and the network point at each other)."""
+        self._routes.clear()
+        self._timers.clear()
+        self.events.clear()
+        self.net.discard_pending()
+
+    def inject(self, conn: Connection, data: bytes) -> None:
+        """Bytes arrive on ``conn`` from outside the network (a test playing a hostile peer);
+        handled as a delivery: what its servent answers or forwards is written."""
+        self._deliver(conn, data, self.net.now)
+
+    def _deliver(self, conn: Connection, data: bytes, now: float) -> None:
+        conn.receive_data(data, now)
+        self._after(conn)
+
+    def _after(self, conn: Connection) -> None:
+        servent = conn.servent
+        self.flush(servent)
+        events = None
+        while (event := conn.next_event()) is not NEED_DATA:
+            if events is None:
+                events = self.events.setdefault(servent, [])
+            events.append(event)
+            if isinstance(event, ConnectionClosed):
+                src, dst, deliver = self._routes[conn]
+                self.net.send_stream(src, dst, b"", deliver)  # the stream ends
+        self._schedule(conn)
+
+    def _schedule(self, conn: Connection) -> None:
+        when = conn.get_timer()
+        if when is None:
+            return
+        scheduled = self._timers.get(conn)
+        if scheduled is not None and scheduled <= when:
+            return  # that earlier call reschedules
+        self._timers[conn] = when
+        self.net.call_at(when, partial(self._on_timer, conn, when))
+
+    def _on_timer(self, conn: Connection, when: float) -> None:
+        if self._timers.get(conn) != when:
+            return  # superseded by an earlier timer
+        del self._timers[conn]
+        due = conn.get_timer()
+        if due is not None and due > self.net.now:  # moved later since (traffic, handshake)
+            self._schedule(conn)
+            return
+        conn.handle_timer(self.net.now)
+        self._after(conn)
 
 
 def _files(rng: random.Random, node: int) -> list[SharedFile]:
@@ -96,7 +200,7 @@ def _files(rng: random.Random, node: int) -> list[SharedFile]:
 
 def build_network(*, nodes: int, topology: str = "ultrapeer", qrp: bool = True,
                   degree: int = 6, ultrapeer_fraction: float = 0.1, leaf_links: int = 2,
-                  max_ttl: int = 7, seed: int = 0) -> tuple[list[Servent], _Transport]:
+                  max_ttl: int = 7, seed: int = 0) -> tuple[list[Servent], Network]:
     """Servents linked as ``topology`` says, handshakes and QRP tables exchanged."""
     if topology not in ("flat", "ultrapeer"):
         raise LocalProtocolError(f"unknown topology {topology!r}")
@@ -108,8 +212,7 @@ def build_network(*, nodes: int, topology: str = "ultrapeer", qrp: bool = True,
         servents.append(Servent(role=role, rng=random.Random(rng.random()), shared=_files(rng, i),
                                 listen=(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 6346),
                                 max_ttl=max_ttl, qrp=qrp, qrp_table_length=1 << 13))
-    transport = _Transport()
-    transport.servents = servents
+    network = Network(MemoryNetwork(seed=seed))
     edges: set[tuple[int, int]] = set()
     for i in range(n_up):
         while sum(1 for e in edges if i in e) < degree:
@@ -117,14 +220,14 @@ def build_network(*, nodes: int, topology: str = "ultrapeer", qrp: bool = True,
             if j != i and (min(i, j), max(i, j)) not in edges:
                 edges.add((min(i, j), max(i, j)))
     for i, j in sorted(edges):
-        transport.link(servents[i], j, servents[j], i)
+        network.link(servents[i], j, servents[j], i)
     for leaf in range(n_up, nodes):
         for up in rng.sample(range(n_up), leaf_links):
-            transport.link(servents[leaf], up, servents[up], leaf)
-    transport.run(now=0.0)
+            network.link(servents[leaf], up, servents[up], leaf)
+    network.run(until=0.0)
     for s in servents:
-        drain(s)
-    return servents, transport
+        network.take_events(s)
+    return servents, network
 
 
 def simulate(*, nodes: int = 1000, topology: str = "ultrapeer", qrp: bool = True, ttl: int = 4,
@@ -136,9 +239,38 @@ def simulate(*, nodes: int = 1000, topology: str = "ultrapeer", qrp: bool = True
     words sorted by popularity rank, then the node), so each has at least one answer in reach
     of a large enough TTL.
     """
-    servents, transport = build_network(nodes=nodes, topology=topology, qrp=qrp, degree=degree,
-                                        ultrapeer_fraction=ultrapeer_fraction,
-                                        leaf_links=leaf_links, seed=seed)
+    result = _simulate(nodes=nodes, topology=topology, qrp=qrp, ttl=ttl, queries=queries,
+                       seed=seed, degree=degree, ultrapeer_fraction=ultrapeer_fraction,
+                       leaf_links=leaf_links)
+    gc.collect()  # the run's servents and connections refer to each other: free them now
+    return result
+
+
+def _simulate(*, nodes: int, topology: str, qrp: bool, ttl: int, queries: int, seed: int,
+              degree: int, ultrapeer_fraction: float, leaf_links: int) -> SimulationResult:
+    # The network is one large structure built at once and alive for the whole run: the cyclic
+    # garbage collector would walk it again and again for nothing. It is paused while the
+    # network is built, and the built network is frozen out of its sight while queries run.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        servents, network = build_network(nodes=nodes, topology=topology, qrp=qrp,
+                                          degree=degree, ultrapeer_fraction=ultrapeer_fraction,
+                                          leaf_links=leaf_links, seed=seed)
+    finally:
+        if collecting:
+            gc.enable()
+    gc.freeze()
+    try:
+        return _run_queries(servents, network, nodes=nodes, topology=topology, qrp=qrp,
+                            ttl=ttl, queries=queries, seed=seed)
+    finally:
+        gc.unfreeze()
+        network.close()
+
+
+def _run_queries(servents: list[Servent], network: Network, *, nodes: int, topology: str,
+                 qrp: bool, ttl: int, queries: int, seed: int) -> SimulationResult:
     rng = random.Random(seed + 1)
     totals: Counter = Counter()
     answered = 0
@@ -148,16 +280,19 @@ def simulate(*, nodes: int = 1000, topology: str = "ultrapeer", qrp: bool = True
         name = rng.choice(target.shared).name
         word = max(w for w in name.split("_") if w in _RANK)  # the rarest word of the name
         origin = rng.choice(servents)
-        origin.query(word, now=float(q + 1), ttl=ttl)
-        transport.run(now=float(q + 1))
+        now = float(q + 1)
+        network.run(until=now)  # the clock reaches the query's time (timers included)
+        origin.query(word, now, ttl=ttl)
+        network.flush(origin)
+        network.run(until=now)
         for s, (sq, sh, rq) in zip(servents, before, strict=True):
             totals["query"] += s.sent["query"] - sq
             totals["query_hit"] += s.sent["query_hit"] - sh
             totals["reached"] += s.received["query"] > rq
-        if any(isinstance(e, QueryHitReceived) for e in drain(origin)):
+        if any(isinstance(e, QueryHit) for e in network.take_events(origin)):
             answered += 1
         for s in servents:
-            drain(s)
+            network.take_events(s)
     return SimulationResult(
         nodes=nodes, topology=topology, qrp=qrp, ttl=ttl, queries=queries,
         query_messages=totals["query"] / queries, hit_messages=totals["query_hit"] / queries,

@@ -47,12 +47,36 @@ from p2pkit.gnutella.handshake import (
     handshake_end,
 )
 
-__all__ = ["DescriptorFrame", "HandshakeFrame", "StreamReader"]
+__all__ = [
+    "DESCRIPTORS",
+    "FAILED",
+    "GNUTELLA2",
+    "HANDSHAKE",
+    "REJECTED",
+    "TLS",
+    "DescriptorFrame",
+    "HandshakeFrame",
+    "StreamReader",
+]
 
 PROTOCOL = "gnutella"
 #: Inflate at most this many bytes per step (then frame them) to keep the buffer bounded.
 _INFLATE_STEP = 64 * 1024
 _LENGTH = struct.Struct("<I")
+
+# The states of a :class:`StreamReader` (one direction of a connection).
+#: Handshake blocks (handshaking_0.6 §3).
+HANDSHAKE = "handshake"
+#: Descriptors, after the handshake (or from the start with ``handshake=False``).
+DESCRIPTORS = "descriptors"
+#: This side refused or was refused: nothing may follow.
+REJECTED = "rejected"
+#: The link switched to TLS (gnet-TLS-upgrade): bytes are counted, not decoded.
+TLS = "tls"
+#: The link switched to Gnutella2 (Shareaza): bytes are counted, not decoded.
+GNUTELLA2 = "gnutella2"
+#: A frame was bad: a stream has no resynchronisation point.
+FAILED = "failed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,10 +103,10 @@ class StreamReader:
 
     ``handshake=False`` starts with descriptors (a stream whose handshake was not seen, or a
     test). ``strict=False`` parses payloads with
-    :data:`~p2pkit.gnutella.descriptors.DescriptorLenient`. ``state`` is ``"handshake"``,
-    ``"descriptors"``, ``"rejected"`` (this side refused or was refused: nothing may follow),
-    ``"tls"``, ``"gnutella2"`` or ``"failed"``. After an error the reader stays failed: a stream has no resynchronisation
-    point.
+    :data:`~p2pkit.gnutella.descriptors.DescriptorLenient`. ``state`` is one of
+    :data:`HANDSHAKE`, :data:`DESCRIPTORS`, :data:`REJECTED`, :data:`TLS`, :data:`GNUTELLA2`
+    and :data:`FAILED`; after an error the reader stays failed: a stream has no
+    resynchronisation point.
     """
 
     def __init__(self, *, handshake: bool = True, strict: bool = True,
@@ -90,7 +114,7 @@ class StreamReader:
         self.max_payload_length = max_payload_length
         self._schema = Descriptor if strict else DescriptorLenient
         self._handshake_schema = Handshake if strict else HandshakeLenient
-        self.state = "handshake" if handshake else "descriptors"
+        self.state = HANDSHAKE if handshake else DESCRIPTORS
         #: The handshake blocks this side sent, in order.
         self.handshakes: list[Any] = []
         #: True once "Content-Encoding: deflate" was negotiated for this direction.
@@ -122,7 +146,7 @@ class StreamReader:
         try:
             self._run(frames)
         except ParseError as e:
-            self.state = "failed"
+            self.state = FAILED
             self._failed = e
             if not frames:
                 raise
@@ -134,24 +158,24 @@ class StreamReader:
             raise self._failed
         leftover = len(self._buffer) + len(self._raw)
         if leftover:
-            what = {"handshake": "a handshake block", "rejected": "a refused connection"}.get(
+            what = {HANDSHAKE: "a handshake block", REJECTED: "a refused connection"}.get(
                 self.state, "a descriptor")
             raise ParseError(f"stream ended inside {what} ({leftover} bytes left)",
                              protocol=PROTOCOL, offset=self._offset if self._buffer
                              else self._raw_offset)
 
     def _run(self, frames: list[HandshakeFrame | DescriptorFrame]) -> None:
-        while self.state == "handshake" and self._raw:
+        while self.state == HANDSHAKE and self._raw:
             if not self._handshake(frames):
                 return
-        if self.state in ("tls", "gnutella2"):
+        if self.state in (TLS, GNUTELLA2):
             self.opaque_bytes += len(self._raw)
             self._offset_base_shift()
             return
-        if self.state == "rejected" and self._raw:
+        if self.state == REJECTED and self._raw:
             raise ParseError(f"{len(self._raw)} bytes after a refused handshake",
                              protocol=PROTOCOL, offset=self._raw_offset)
-        if self.state != "descriptors":
+        if self.state != DESCRIPTORS:
             return
         if self._inflater is None:
             self._buffer += self._raw
@@ -196,19 +220,19 @@ class StreamReader:
         self.handshakes.append(block)
         first = self.handshakes[0]
         if block.kind in ("connect_0_4", "ok_0_4"):
-            self.state = "descriptors"
+            self.state = DESCRIPTORS
             self._offset = self._raw_offset
         elif block.kind == "response":
             if block.status_code != 200:
-                self.state = "rejected"
+                self.state = REJECTED
             elif first.kind == "response" or len(self.handshakes) >= 2:
-                self.state = "descriptors"
+                self.state = DESCRIPTORS
                 self._offset = self._raw_offset
                 if "upgrade" in [t.lower() for t in block.headers.tokens("Connection")]:
-                    self.state = "tls"
+                    self.state = TLS
                     return True
                 if any("gnutella2" in t for t in block.headers.tokens("Content-Type")):
-                    self.state = "gnutella2"
+                    self.state = GNUTELLA2
                     return True
                 if "deflate" in block.headers.tokens("Content-Encoding"):
                     self.compressed = True

@@ -1,4 +1,5 @@
-"""The sans-I/O servent: handshakes, routing, QRP, Bye and hostile input, all in memory."""
+"""The sans-I/O servent: handshakes, routing, QRP, Bye and hostile input, all in memory (the
+servents joined by :class:`p2pkit.gnutella.simulator.Network` over a MemoryNetwork)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,18 @@ import random
 
 import pytest
 
+from p2pkit.core import MemoryNetwork
 from p2pkit.errors import LocalProtocolError
 from p2pkit.gnutella.descriptors import Descriptor
-from p2pkit.gnutella.servent import (
-    HARD_TTL_LIMIT,
-    MAX_PINGS_PER_WINDOW,
+from p2pkit.gnutella.events import (
     ConnectionClosed,
     ConnectionEstablished,
     ConnectionRefused,
-    PushReceived,
-    QueryHitReceived,
-    Servent,
-    SharedFile,
-    drain,
-    pump,
+    Push,
+    QueryHit,
 )
+from p2pkit.gnutella.servent import HARD_TTL_LIMIT, MAX_PINGS_PER_WINDOW, Servent, SharedFile
+from p2pkit.gnutella.simulator import Network as ServentNetwork
 from p2pkit.gnutella.stream import StreamReader
 
 
@@ -31,12 +29,12 @@ def shared(*names):
 
 
 class Network:
-    """Servents joined by in-memory links (h11's ConnectionPair, for many nodes)."""
+    """Named servents joined over a MemoryNetwork (h11's ConnectionPair, for many nodes)."""
 
     def __init__(self, seed=0):
         self.rng = random.Random(seed)
         self.nodes = {}
-        self.links = []
+        self.wires = ServentNetwork(MemoryNetwork(seed=seed))
 
     def add(self, name, role, files=(), **kw):
         self.nodes[name] = Servent(role=role, rng=random.Random(self.rng.random()),
@@ -44,16 +42,21 @@ class Network:
         return self.nodes[name]
 
     def link(self, a, b):
-        self.nodes[a].connect(b, now=0.0)
-        self.nodes[b].accept(a, now=0.0)
-        self.links.append((self.nodes[a], b, self.nodes[b], a))
+        self.wires.link(self.nodes[a], b, self.nodes[b], a)
         self.pump()
 
     def pump(self, now=0.0):
-        return pump(self.links, now=now)
+        """Write what every servent queued, deliver everything up to ``now``."""
+        for servent in self.nodes.values():
+            self.wires.flush(servent)
+        self.wires.run(until=now)
+
+    def inject(self, name, conn_id, data):
+        """``data`` arrives at ``name`` on its connection ``conn_id`` (a hostile peer)."""
+        self.wires.inject(self.nodes[name].connections[conn_id], data)
 
     def events(self, name, kind=object):
-        return [e for e in drain(self.nodes[name]) if isinstance(e, kind)]
+        return [e for e in self.wires.take_events(self.nodes[name]) if isinstance(e, kind)]
 
 
 @pytest.fixture
@@ -77,7 +80,7 @@ def net():
 def test_handshake_roles(net):
     up1 = net.nodes["up1"]
     assert {c: (c_.state, c_.peer_is_ultrapeer) for c, c_ in up1.connections.items()} == {
-        "up2": ("established", True), "a": ("established", False), "b": ("established", False)}
+        "up2": ("ESTABLISHED", True), "a": ("ESTABLISHED", False), "b": ("ESTABLISHED", False)}
 
 
 def test_leaf_refuses_incoming_and_leaf_to_leaf():
@@ -87,13 +90,14 @@ def test_leaf_refuses_incoming_and_leaf_to_leaf():
     n.link("x", "y")
     refused = n.events("x", ConnectionRefused)
     assert refused and refused[0].status_code == 503
-    assert n.nodes["y"].connections["x"].state == "closed"
+    assert n.nodes["y"].connections["x"].state == "CLOSED"
+    assert [e.code for e in n.events("y", ConnectionClosed)] == [503]
 
 
 def test_query_routed_by_qrp_and_hit_back_along_reverse_path(net):
     guid = net.nodes["a"].query("kilo", now=1.0)
     net.pump()
-    hits = net.events("a", QueryHitReceived)
+    hits = net.events("a", QueryHit)
     assert len(hits) == 1 and hits[0].query_guid == guid
     assert [r.file_name for r in hits[0].descriptor.results] == ["kilo_lima_firewalled.bin"]
     assert hits[0].descriptor.trailer.open_data[0] & 1  # push flag of the firewalled leaf
@@ -108,7 +112,7 @@ def test_query_by_urn(net):
     urn = SharedFile(index=0, name="", size=0, sha1=sha1).urn
     net.nodes["up2"].query("", urn=urn, now=1.0)
     net.pump()
-    [hit] = net.events("up2", QueryHitReceived)
+    [hit] = net.events("up2", QueryHit)
     assert hit.descriptor.results[0].file_name == "alpha_ultra_readme.txt"
     assert hit.descriptor.results[0].extensions[0].text == urn
 
@@ -116,10 +120,10 @@ def test_query_by_urn(net):
 def test_push_routed_to_firewalled_leaf(net):
     net.nodes["a"].query("kilo", now=1.0)
     net.pump()
-    [hit] = net.events("a", QueryHitReceived)
+    [hit] = net.events("a", QueryHit)
     assert net.nodes["a"].push(hit.descriptor.trailer.servent_id, 1, now=2.0)
     net.pump()
-    [push] = net.events("c", PushReceived)
+    [push] = net.events("c", Push)
     assert push.descriptor.servent_id == net.nodes["c"].guid and push.descriptor.hops == 2
 
 
@@ -127,15 +131,14 @@ def capture_link(net, a, b):
     """Decode what ``a`` sends to ``b`` from now on."""
     reader = StreamReader(handshake=False)
     seen = []
-    servent = net.nodes[b]
-    original = servent.receive_data
+    conn = net.nodes[b].connections[a]
+    original = conn.receive_data
 
-    def spy(conn_id, data, *, now):
-        if conn_id == a:
-            seen.extend(f.descriptor for f in reader.feed(data))
-        original(conn_id, data, now=now)
+    def spy(data, now):
+        seen.extend(f.descriptor for f in reader.feed(data))
+        original(data, now)
 
-    servent.receive_data = spy
+    conn.receive_data = spy
     return seen
 
 
@@ -143,8 +146,8 @@ def test_ttl_decrement_hops_increment_and_cap(net):
     seen = capture_link(net, "up1", "up2")
     query = dict(guid=b"Q" * 16, type="query", ttl=12, hops=0, min_speed=0,
                  search_criteria="kilo", extensions=[])
-    net.nodes["up1"].receive_data("a", Descriptor.build(query), now=1.0)
-    net.nodes["up1"].receive_data("a", Descriptor.build(query), now=1.0)  # duplicate GUID
+    net.inject("up1", "a", Descriptor.build(query))
+    net.inject("up1", "a", Descriptor.build(query))  # duplicate GUID
     net.pump()
     forwarded = [d for d in seen if d.type == "query"]
     assert len(forwarded) == 1  # the duplicate was dropped
@@ -177,11 +180,16 @@ def test_ping_pong_caching(net):
 
 
 def test_bye_closes(net):
-    net.nodes["a"].close("up1", code=200, reason="Servent shutdown")
+    net.nodes["a"].close("up1", 0.0, code=200, reason="Servent shutdown")
+    assert net.nodes["a"].connections["up1"].state == "CLOSING"  # the Bye is on its way
     net.pump()
     [closed] = net.events("up1", ConnectionClosed)
     assert (closed.conn_id, closed.code, closed.by_peer) == ("a", 200, True)
     assert closed.reason.startswith("Servent shutdown")
+    # up1 closed its side at once (bye §4); a sees the end of the stream: closed, not by peer
+    [closed] = net.events("a", ConnectionClosed)
+    assert (closed.conn_id, closed.code, closed.by_peer) == ("up1", 200, False)
+    assert net.nodes["a"].connections["up1"].state == "CLOSED"
 
 
 @pytest.mark.parametrize("data, code", [
@@ -191,22 +199,24 @@ def test_bye_closes(net):
 ])
 def test_hostile_input_drops_only_that_connection(net, data, code):
     seen = capture_link(net, "up1", "a")
-    net.nodes["up1"].receive_data("a", data, now=1.0)
+    net.inject("up1", "a", data)
+    assert net.nodes["up1"].connections["a"].state == "CLOSING"
+    net.pump()  # the Bye reaches a, which closes: up1 sees the end of the stream
     [closed] = net.events("up1", ConnectionClosed)
     assert closed.conn_id == "a" and closed.code == code
-    net.pump()
     assert [d.code for d in seen if d.type == "bye"] == [code]
-    assert net.nodes["up1"].connections["b"].state == "established"
+    assert net.nodes["up1"].connections["b"].state == "ESTABLISHED"
     net.nodes["b"].query("kilo", now=2.0)  # the others keep working
     net.pump()
-    assert net.events("b", QueryHitReceived)
+    assert net.events("b", QueryHit)
 
 
 def test_ping_flood(net):
     up1 = net.nodes["up1"]
     for i in range(MAX_PINGS_PER_WINDOW + 1):
         ping = dict(guid=bytes([i]) * 16, type="ping", ttl=1, hops=0, extensions=[])
-        up1.receive_data("a", Descriptor.build(ping), now=1.0 + i * 0.01)
+        up1.connections["a"].receive_data(Descriptor.build(ping), 1.0 + i * 0.01)
+    net.pump()
     [closed] = net.events("up1", ConnectionClosed)
     assert (closed.conn_id, closed.code) == ("a", 401)
 
@@ -219,7 +229,7 @@ def test_established_event_and_local_errors():
     [event] = n.events("up", ConnectionEstablished)
     assert event.headers["User-Agent"].startswith("p2pkit") and not event.peer_is_ultrapeer
     with pytest.raises(LocalProtocolError):
-        n.nodes["leaf"].query("x", ttl=99, now=0.0)
+        n.nodes["leaf"].query("x", 0.0, ttl=99)
     with pytest.raises(LocalProtocolError):
         Servent(role="peer")
 
@@ -229,7 +239,7 @@ def test_ttl_1_query_still_reaches_matching_leaves(net):
     to_leaf = capture_link(net, "up1", "a")
     query = dict(guid=b"T" * 16, type="query", ttl=1, hops=1, min_speed=0,
                  search_criteria="alpha", extensions=[])
-    net.nodes["up1"].receive_data("up2", Descriptor.build(query), now=1.0)
+    net.inject("up1", "up2", Descriptor.build(query))
     net.pump()
     [forwarded] = [d for d in to_leaf if d.type == "query"]
     assert (forwarded.ttl, forwarded.hops) == (0, 2)
@@ -246,8 +256,7 @@ def test_handshake_looks_like_gtk_gnutella():
                 if d.startswith(b"GNUTELLA CONNECT"))
     gtk_names = [name for name, _ in Handshake.parse(gtkg[:handshake_end(gtkg)]).headers]
     leaf = Servent(role="leaf", rng=random.Random(1))
-    leaf.connect("up", now=0.0, remote_ip="127.0.0.10")
-    [(_, data)] = leaf.data_to_send()
+    data = leaf.connect("up", 0.0, remote_ip="127.0.0.10").data_to_send()
     ours = [name for name, _ in Handshake.parse(data).headers]
     assert set(ours) - set(gtk_names) == {"Listen-IP"}  # gtk-gnutella 1.2.x sends it too (ndpi)
     shared_names = [n for n in gtk_names if n in ours]

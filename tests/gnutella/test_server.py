@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+from p2pkit.gnutella.http import respond
 from p2pkit.gnutella.server import GnutellaServer, download, share_directory
 
 
@@ -88,3 +89,31 @@ def test_firewalled_leaf_serves_through_push_and_giv(tmp_path):
                 await s.close()
 
     asyncio.run(asyncio.wait_for(run(), 30))
+
+
+def test_http_answers_over_a_socket_are_the_cores(tmp_path):
+    """The driver writes the head http.respond() decided, then exactly the chosen bytes."""
+    async def run():
+        server = GnutellaServer(share=make_share(tmp_path, "h", {"f.bin": bytes(range(100))}),
+                                seed=9)
+        await server.start()
+
+        async def ask(request):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(request)
+            data = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            return data
+
+        try:
+            for request, body in [
+                (b"HEAD /get/1/f.bin HTTP/1.1\r\n\r\n", b""),
+                (b"GET /get/1/f.bin HTTP/1.1\r\nRange: bytes=90-\r\n\r\n", bytes(range(90, 100))),
+                (b"GET /get/1/f.bin HTTP/1.1\r\nRange: bytes=100-\r\n\r\n", b""),
+                (b"GET /get/2/nope HTTP/1.1\r\n\r\n", b""),
+            ]:
+                assert await ask(request) == respond(request, server.core.shared).head + body
+        finally:
+            await server.close()
+
+    asyncio.run(asyncio.wait_for(run(), 20))
