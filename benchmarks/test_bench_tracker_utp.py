@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from p2pkit.bittorrent.tracker.http import (
-    AnnounceResponse,
-    build_announce_query,
-    parse_announce_query,
-    parse_http_request,
-)
+from p2pkit.bittorrent.tracker.http import AnnounceResponse, parse_http_request
+from p2pkit.bittorrent.tracker.query import build_announce_query, parse_announce_query
 from p2pkit.bittorrent.tracker.udp import UdpTrackerRequest, UdpTrackerResponse
 from p2pkit.bittorrent.wire.utp import UtpPacket
 

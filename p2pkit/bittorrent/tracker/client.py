@@ -65,15 +65,17 @@ from p2pkit.bittorrent.tracker.announce import (
 from p2pkit.bittorrent.tracker.http import (
     MAX_BODY_SIZE,
     MAX_HEAD_SIZE,
-    AnnounceRequest,
     HttpHeader,
-    ScrapeRequest,
     TrackerHttpRequest,
     TrackerHttpResponse,
-    build_announce_query,
     build_http_request,
-    build_scrape_query,
     parse_http_response,
+)
+from p2pkit.bittorrent.tracker.query import (
+    AnnounceRequest,
+    ScrapeRequest,
+    build_announce_query,
+    build_scrape_query,
 )
 from p2pkit.bittorrent.tracker.udp_client import (
     CONNECTION_ID_LIFETIME,

@@ -41,14 +41,13 @@ from construct import Container
 
 from p2pkit.bittorrent.tracker.http import (
     MAX_HEAD_SIZE,
-    AnnounceRequest,
     HttpHeader,
-    ScrapeRequest,
     TrackerHttpResponse,
     build_http_response,
     encode_body,
     parse_http_request,
 )
+from p2pkit.bittorrent.tracker.query import AnnounceRequest, ScrapeRequest
 from p2pkit.bittorrent.tracker.udp import (
     UdpAnnounceResponse,
     UdpAnnounceResponse6,

@@ -21,13 +21,12 @@ from p2pkit.bittorrent.tracker.core import (
     TrackerCore,
 )
 from p2pkit.bittorrent.tracker.http import (
-    AnnounceRequest,
-    ScrapeRequest,
     TrackerHttpRequest,
     build_http_request,
     parse_http_request,
     parse_http_response,
 )
+from p2pkit.bittorrent.tracker.query import AnnounceRequest, ScrapeRequest
 from p2pkit.bittorrent.tracker.udp import (
     PROTOCOL_ID,
     UdpAnnounceRequest,

@@ -17,11 +17,8 @@ from click.testing import CliRunner
 
 from p2pkit.bittorrent.tracker import server as tracker_server
 from p2pkit.bittorrent.tracker.core import PeerAnnounced, TrackerConfig, TrackerCore
-from p2pkit.bittorrent.tracker.http import (
-    AnnounceRequest,
-    build_announce_query,
-    parse_http_response,
-)
+from p2pkit.bittorrent.tracker.http import parse_http_response
+from p2pkit.bittorrent.tracker.query import AnnounceRequest, build_announce_query
 from p2pkit.bittorrent.tracker.server import TrackerServer
 from p2pkit.bittorrent.tracker.udp import (
     UdpAnnounceRequest,
