@@ -11,6 +11,10 @@ errors 201-204), BEP 32 (``nodes6``, ``want``), BEP 33 (``scrape``, ``noseed``, 
 ``BFpe``), BEP 42 (top-level ``ip``), BEP 43 (``ro``), BEP 44 (``get``/``put``, errors
 205-207, 301, 302) and BEP 51 (``sample_infohashes``).
 
+It stays one module: KRPC is one bencoded envelope whose arguments and response values are
+keyed by method, so the declarations of every method (and the fast paths derived from them)
+read as one table.
+
 A parsed message is a construct ``Container``: ``t``, ``y`` (``"q"``, ``"r"`` or ``"e"``),
 ``method`` (a query's ``q``; for a response or error the method of the query it answers when the
 caller knows it, see :class:`Transactions`, else ``None``), then ``a`` / ``r`` / ``e`` and the

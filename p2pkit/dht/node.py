@@ -34,6 +34,11 @@ events and, with ``enforce_node_id``, kept out of the routing table and lookups.
 The Kademlia algorithm (routing table, iterative lookup) is :mod:`p2pkit.kademlia`'s, run with
 the Mainline parameters :data:`ID_BITS`, :data:`K` and :data:`ALPHA`; this module brings KRPC,
 tokens, storage and the BEP extensions.
+
+It stays one module: it is one state machine (queries in, answers and lookups out) whose
+handlers share the pending-query table, the routing table and the stores; the second ideas
+already have modules of their own (``tokens``, ``store``, ``items``, ``security``, ``scrape``,
+:mod:`p2pkit.kademlia`).
 """
 
 from __future__ import annotations

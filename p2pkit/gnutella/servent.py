@@ -49,6 +49,11 @@ Two servents over :class:`~p2pkit.core.StreamPair` (the in-memory transport):
 ('QueryHit', ['alpha_notes.txt'])
 >>> pair.ends[1].get_timer()  # the first keep-alive ping, PING_INTERVAL after the handshake
 30.0
+
+It stays one module: the servent is the router between its connections (routing tables, the
+pong cache, QRP tables, query hits routed back), and every handler reads that shared state;
+what is not routing has its own module (``connection_state``, ``events``, ``handshake``,
+``descriptors``, ``qrp``, ``http``).
 """
 
 from __future__ import annotations

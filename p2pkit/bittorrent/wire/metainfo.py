@@ -30,6 +30,10 @@ Strict parsing (:meth:`Metainfo.parse`) raises :class:`~p2pkit.errors.ParseError
 ``"metainfo"``, the field path and the byte offset of the bad value); lenient parsing
 (:meth:`Metainfo.parse_lenient`) reports each rule a file bends as a
 :class:`~p2pkit.deviations.Deviation` and fails only when the file cannot be understood.
+
+It stays one module: the declarations of the metainfo dictionaries and the cross-field rules
+that read them (v1/v2/hybrid, piece counts, the file tree, piece layers) are one specification
+(BEP 3 §metainfo files with BEP 52's additions); creation is :mod:`~p2pkit.bittorrent.wire.create`.
 """
 
 from __future__ import annotations
