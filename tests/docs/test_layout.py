@@ -41,3 +41,12 @@ def test_svg_draws_every_unit():
     assert svg.startswith("<svg") and svg.count("<rect") == len(UNITS)
     for name in UNITS:
         assert f">{name}</text>" in svg
+
+
+def test_capture_is_protocol_blind():
+    # DESIGN.md: "capture/ ... protocol-blind: it asks the registry who decodes a stream or
+    # datagram"; protocols bring their dissectors, capture/ names none of them.
+    protocols = {"bittorrent.wire", "bittorrent.peer", "bittorrent.tracker", "dht", "gnutella",
+                 "kademlia"}
+    assert UNITS["capture"].imports & protocols == set()
+    assert "registry" in UNITS["capture"].imports
