@@ -28,7 +28,7 @@ from typing import Any
 
 import construct
 
-from p2pkit.deviations import Deviation, Level
+from p2pkit.deviations import DEVIATIONS, Deviation, Level
 from p2pkit.errors import BuildError, P2PKitError, ParseError
 
 __all__ = ["FixedLayout", "MessageSwitch", "MessageTable", "NamedBits", "Schema", "clean_path",
@@ -453,7 +453,7 @@ class MessageTable:
         out[self.key] = "unknown"
         out[self.id_key] = type_id
         out["payload"] = payload
-        out["_deviations"] = [deviation]
+        out[DEVIATIONS] = [deviation]
         return out
 
     def parse_body(self, type_id: int, stream: Any, context: Any, path: str, *, strict: bool,

@@ -50,7 +50,9 @@ def test_unknown_and_unparsable_gnutella_payloads_are_deviations():
     unknown, pong, ping = records[2:]
     assert [d.rule for d in unknown.deviations] == ["gnutella/descriptor/unknown-payload-type"]
     assert [d.rule for d in pong.deviations] == ["gnutella/pong/payload"]
-    assert pong.deviations[0].offset == pong.offset + 23 and "error" not in pong.fields
+    # where parsing stopped: the IP address, after the 2-byte port
+    assert pong.deviations[0].offset == pong.offset + 23 + 2 and "error" not in pong.fields
+    assert pong.fields["payload"] == "ca1800" and unknown.fields["payload_type"] == 0xEE
     assert ping.deviations == []
 
 
