@@ -35,8 +35,13 @@ def test_an_extension_item_of_the_wrong_form_is_a_deviation_not_a_marker():
     [_, record] = stream.data(0, HANDSHAKE + message, 1, 0.0)
     assert record.fields["extension"] == "handshake"
     assert "_unconverted" not in record.fields["message"]
-    rules = [(d.rule, d.spec) for d in record.deviations]
-    assert ("bittorrent/extended/handshake/item-form", "BEP 10 §handshake message") in rules
+    assert record.fields["message"]["p"] == "6e6f74206120706f7274"  # kept as sent
+    # the rule the BEP 10 schema declares, at the item's value in the stream
+    [deviation] = record.deviations
+    assert (deviation.rule, deviation.spec) == ("bittorrent/extended/wrong-type",
+                                                "BEP 10 §handshake message")
+    whole = HANDSHAKE + message
+    assert whole[deviation.offset:].startswith(b"10:not a port")
 
 
 def test_unknown_and_unparsable_gnutella_payloads_are_deviations():

@@ -51,7 +51,6 @@ from p2pkit.addresses import (
     IPv6Address,
 )
 from p2pkit.bencode import (
-    UNCONVERTED,
     BencodedDict,
     Choice,
     Field,
@@ -75,7 +74,6 @@ __all__ = [
     "ExtendedHandshakeLenient",
     "LtDonthave",
     "PexFlags",
-    "UNCONVERTED",
     "UploadOnly",
     "UtMetadata",
     "UtMetadataLenient",
