@@ -8,7 +8,7 @@ so each rule is written once.
 Every lenient decoder hands its deviations back the same way: the value it returns carries
 them in a hidden ``_deviations`` field (construct hides ``_`` names from ``==`` and ``repr``,
 and builders skip them). :func:`deviations_of` reads them; nothing else marks a departure (no
-``type="malformed"``, no ``error`` field, no list of unconverted keys).
+"malformed" message type, no ``error`` field, no list of unconverted keys).
 """
 
 from __future__ import annotations

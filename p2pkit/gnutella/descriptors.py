@@ -472,7 +472,7 @@ class _Descriptor(construct.Construct):
             raise LimitExceeded(
                 f"payload length {length} above MAX_PAYLOAD_LENGTH ({self.max_payload_length})",
                 path="payload_length", offset=start + 19)
-        out = Container(guid=guid, type="unknown", ttl=ttl, hops=hops)
+        out = Container(guid=guid, type=None, ttl=ttl, hops=hops)  # type: the table names it
         payload_start = start + HEADER_LENGTH
         raw = construct.stream_read(stream, length, path)
         sub = construct.BytesIOWithOffsets(raw, stream, payload_start)
