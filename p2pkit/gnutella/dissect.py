@@ -184,8 +184,14 @@ class GnutellaStream:
                 if at_end:
                     self.failed = ParseError("not HTTP", protocol=PROTOCOL, offset=buf.start)
                 return
-            head = http1.parse_head(data[:end], max_size=MAX_HTTP_HEAD, folding=True,
-                                    strict=False, protocol=PROTOCOL)
+            try:
+                head = http1.parse_head(data[:end], max_size=MAX_HTTP_HEAD, folding=True,
+                                        strict=False, protocol=PROTOCOL)
+            except ParseError as e:  # not even lenient HTTP (a NUL in the start line)
+                self.failed = e.relocated(base=buf.start)
+                self.skipped += len(buf.data)
+                buf.skip(len(buf.data))
+                return
             headers = [[name, value] for name, value in head.headers]
             frame, time = buf.frame_of(end - 1)
             deviations = deviations_of(head)

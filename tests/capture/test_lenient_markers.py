@@ -5,13 +5,15 @@ unknown or unparsable Gnutella payload."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pkit.bencode import encode
 from p2pkit.bittorrent.dissect import peer_wire_stream
 from p2pkit.bittorrent.wire.messages import Handshake
 from p2pkit.capture.dissect import dissect
 from p2pkit.gnutella.dissect import gnutella_stream
-from tests.pcap_payloads import CAPTURES
+from tests.pcap_payloads import CAPTURES, tcp_streams
 
 HANDSHAKE = Handshake.build({"reserved": {"extension_protocol": True}, "info_hash": bytes(20),
                              "peer_id": b"-XX0000-000000000000"})
@@ -67,3 +69,46 @@ def test_no_record_carries_a_marker(path):
         assert r.message != "malformed"
         assert r.message != "unknown" or r.deviations
         assert "_unconverted" not in str(r.fields)
+
+
+def _streams(name, starts, limit=6, size=3000):
+    out = [data[:size] for data in tcp_streams(name).values() if data.startswith(starts)]
+    return out[:limit]
+
+
+PEER_WIRE = _streams("ndpi-bittorrent.pcap", b"\x13BitTorrent protocol")
+GNUTELLA = _streams("gtkg123-plain-up2-3leaves.pcap", b"GNUTELLA")
+
+
+def _mutate(real, data):
+    raw = bytearray(real)
+    for _ in range(data.draw(st.integers(1, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    return bytes(raw)
+
+
+def _check(records, length):
+    for r in records:
+        assert r.message != "malformed" and "error" not in r.fields
+        assert "_unconverted" not in str(r.fields)
+        for d in r.deviations:
+            assert d.rule and d.spec and d.level in ("MUST", "SHOULD", "MAY")
+            assert 0 <= d.offset <= length
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(PEER_WIRE), st.data())
+def test_mutated_real_peer_wire_streams_give_records_and_deviations(real, data):
+    """Lenient decoding of real bytes with a few bytes changed never raises: the dissector
+    resynchronises or reports, and every departure is a Deviation."""
+    raw = _mutate(real, data)
+    stream = peer_wire_stream(src="a:1", dst="b:2")
+    _check([*stream.data(0, raw, 1, 0.0), *stream.end()], len(raw))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(GNUTELLA), st.data())
+def test_mutated_real_gnutella_streams_give_records_and_deviations(real, data):
+    raw = _mutate(real, data)
+    stream = gnutella_stream(src="a:1", dst="b:2")
+    _check([*stream.data(0, raw, 1, 0.0), *stream.end()], len(raw))
