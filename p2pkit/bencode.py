@@ -1254,8 +1254,11 @@ class BencodedDict(BencodedConstruct, Value):
     * strict (``strict=True``, inside a peer or node): the first departure raises
       :class:`~p2pkit.errors.ParseError` with the field path and byte offset;
     * lenient (:meth:`lenient`, dissection): the value is returned, and each departure
-      (unsorted keys, leading zeros, a missing required key, a wrong type …) is appended to
-      the ``deviations`` list passed to ``parse`` as a :class:`Deviation`.
+      (unsorted keys, leading zeros, a missing required key, a wrong type …) is a
+      :class:`Deviation`, carried by the value (read it with
+      :func:`~p2pkit.deviations.deviations_of`) and appended to the ``deviations`` list passed
+      to ``parse``, if any. With ``unknown="keep"``, an item of the wrong type is kept as it
+      was sent (its deviation says so) and the lenient schema builds it back as it is.
 
     Building gives canonical bytes (keys sorted as raw strings).
 
@@ -1274,6 +1277,9 @@ class BencodedDict(BencodedConstruct, Value):
     1
     >>> [d.rule for d in found]
     ['bencode/integer/leading-zero', 'bencode/dict/unsorted-keys']
+    >>> from p2pkit.deviations import deviations_of
+    >>> [d.offset for d in deviations_of(Peer.lenient().parse(b"d4:porti01e2:ip1:xe"))]
+    [8, 11]
     """
 
     def __init__(self, fields: list[Field] | tuple[Field, ...], *, unknown: str = "keep",
