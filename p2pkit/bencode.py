@@ -1023,13 +1023,12 @@ class MapOf(Value):
             return None
         if not self.strict and deviations is None:
             deviations = []
-        first = len(deviations) if deviations is not None else 0
         raw, _ = self._decode_data(data, 0, "", None if self.strict else deviations)
         cx = Context(data, protocol=self.protocol, deviations=deviations if not self.strict
                      else None)
         if type(raw) is not dict:
             raise cx.fail(f"must be a dictionary, not {type_name(raw)}", ())
-        return _carrying(self.conform(raw, cx, ()), cx.deviations, first)
+        return self.conform(raw, cx, ())
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Container:
         if type(raw) is not dict:
@@ -1122,6 +1121,7 @@ class Rules:
 #: Unknown-key policies: keep the key in place (``str`` when UTF-8); keep unknown keys raw in
 #: an ``extra`` mapping; report them (lenient) or refuse them (strict).
 UNKNOWN_POLICIES = ("keep", "extra", "reject")
+
 
 def _carrying(value: Any, deviations: list[Deviation] | None, first: int) -> Any:
     """A lenient parse's value carrying the deviations it found (from ``first`` on) in its
