@@ -424,10 +424,12 @@ def unparsed_payload(out: Container, payload_type: int, payload: bytes, error: E
     name = PAYLOAD_TABLE.names[payload_type]
     if isinstance(error, ParseError):
         reason, offset, where = error.reason, error.offset, error.path
-    else:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+    else:  # construct's message is the last line, under "Error in path …"
+        lines = str(error).strip().splitlines()
+        reason = lines[-1] if lines else type(error).__name__
+        if isinstance(error, construct.StreamError):
+            reason = f"truncated: {reason}"
         offset, where = failure_offset(error), clean_path(getattr(error, "path", None))
-        reason = reason.removeprefix("Error in path ").split(": ", 1)[-1] if where else reason
     if offset is None or not payload_start <= offset <= payload_start + len(payload):
         offset = payload_start
     where = where.split(" -> ", 1)[-1] if where.startswith(name) else where

@@ -13,6 +13,7 @@ from p2pkit.deviations import deviations_of
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
 from p2pkit.gnutella.descriptors import (
     MAX_PAYLOAD_LENGTH,
+    PAYLOAD_SPECS,
     PAYLOAD_TABLE,
     PAYLOADS,
     Descriptor,
@@ -140,6 +141,10 @@ def test_every_unparsable_payload_is_a_deviation_and_builds_back(payload_type, p
     assert (deviation.rule, deviation.offset, deviation.spec) == (
         f"gnutella/{d.type}/payload", offset, spec)
     assert DescriptorLenient.build(d) == data
+
+
+def test_every_payload_names_its_spec():
+    assert set(PAYLOAD_SPECS) == set(PAYLOAD_TABLE.ids)
 
 
 def test_an_unknown_payload_type_is_a_deviation():
