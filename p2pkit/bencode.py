@@ -45,7 +45,7 @@ from typing import Any, TypeAlias
 import construct
 from construct import Container
 
-from p2pkit.deviations import Deviation
+from p2pkit.deviations import Deviation, with_deviations
 from p2pkit.errors import BuildError, LimitExceeded, P2PKitError, ParseError
 from p2pkit.schema import clean_path
 
@@ -1121,9 +1121,27 @@ class Rules:
 #: Unknown-key policies: keep the key in place (``str`` when UTF-8); keep unknown keys raw in
 #: an ``extra`` mapping; report them (lenient) or refuse them (strict).
 UNKNOWN_POLICIES = ("keep", "extra", "reject")
-#: Key under which a lenient parse with ``unknown="keep"`` lists the keys it kept unconverted
-#: (a value of the wrong type, kept as decoded; hidden from Container ``==``).
-UNCONVERTED = "_unconverted"
+
+
+def _carrying(value: Any, deviations: list[Deviation] | None, first: int) -> Any:
+    """A lenient parse's value carrying the deviations it found (from ``first`` on) in its
+    hidden ``_deviations``, where :func:`~p2pkit.deviations.deviations_of` reads them."""
+    if deviations is not None and isinstance(value, Container):
+        with_deviations(value, deviations[first:])
+    return value
+
+
+def _bencodable(value: Any) -> bool:
+    """Whether ``value`` is a decoded bencoded value (``bytes``, ``int``, ``list``, ``dict``
+    with ``bytes`` keys), as a lenient parse keeps an item of the wrong type."""
+    kind = type(value)
+    if kind is bytes or kind is int:
+        return True
+    if kind is list:
+        return all(_bencodable(v) for v in value)
+    if kind is dict:
+        return all(type(k) is bytes and _bencodable(v) for k, v in value.items())
+    return False
 
 
 def _where(path: str, name: Any) -> str:
@@ -1160,8 +1178,9 @@ class BencodedConstruct(construct.Construct):
         self.flagbuildnone = False
 
     def _decode_bytes(self, stream: Any, context: Any, path: str
-                      ) -> tuple[Any, bytes, int, list[Deviation] | None]:
-        """Read and decode one value: ``(value, data, start, deviations or None if strict)``."""
+                      ) -> tuple[Any, bytes, int, list[Deviation] | None, int]:
+        """Read and decode one value: ``(value, data, start, deviations or None if strict,
+        how many deviations the list held before)``."""
         start = construct.stream_tell(stream, path)
         data = construct.stream_read_entire(stream, path)
         deviations = None
@@ -1170,9 +1189,10 @@ class BencodedConstruct(construct.Construct):
             deviations = params.get("deviations") if params is not None else None
             if deviations is None:
                 deviations = []
+        first = len(deviations) if deviations is not None else 0
         value, end = self._decode_data(data, start, path, deviations)
         construct.stream_seek(stream, start + end, 0, path)
-        return value, data, start, deviations
+        return value, data, start, deviations, first
 
     def _decode_data(self, data: bytes, start: int, path: str,
                      deviations: list[Deviation] | None) -> tuple[Any, int]:
@@ -1234,8 +1254,11 @@ class BencodedDict(BencodedConstruct, Value):
     * strict (``strict=True``, inside a peer or node): the first departure raises
       :class:`~p2pkit.errors.ParseError` with the field path and byte offset;
     * lenient (:meth:`lenient`, dissection): the value is returned, and each departure
-      (unsorted keys, leading zeros, a missing required key, a wrong type …) is appended to
-      the ``deviations`` list passed to ``parse`` as a :class:`Deviation`.
+      (unsorted keys, leading zeros, a missing required key, a wrong type …) is a
+      :class:`Deviation`, carried by the value (read it with
+      :func:`~p2pkit.deviations.deviations_of`) and appended to the ``deviations`` list passed
+      to ``parse``, if any. With ``unknown="keep"``, an item of the wrong type is kept as it
+      was sent (its deviation says so) and the lenient schema builds it back as it is.
 
     Building gives canonical bytes (keys sorted as raw strings).
 
@@ -1254,6 +1277,9 @@ class BencodedDict(BencodedConstruct, Value):
     1
     >>> [d.rule for d in found]
     ['bencode/integer/leading-zero', 'bencode/dict/unsorted-keys']
+    >>> from p2pkit.deviations import deviations_of
+    >>> [d.offset for d in deviations_of(Peer.lenient().parse(b"d4:porti01e2:ip1:xe"))]
+    [8, 11]
     """
 
     def __init__(self, fields: list[Field] | tuple[Field, ...], *, unknown: str = "keep",
@@ -1310,17 +1336,18 @@ class BencodedDict(BencodedConstruct, Value):
     # -- parsing -----------------------------------------------------------------------------
 
     def _parse(self, stream: io.BufferedIOBase, context: Any, path: str) -> Any:
-        raw, data, start, deviations = self._decode_bytes(stream, context, path)
+        raw, data, start, deviations, first = self._decode_bytes(stream, context, path)
         cx = Context(data, protocol=self.protocol, deviations=deviations, base=start)
         try:
             if type(raw) is not dict:
                 raise cx.fail(f"must be a dictionary, not {type_name(raw)}", ())
-            return self.conform(raw, cx, ())
+            value = self.conform(raw, cx, ())
         except ParseError as e:
             prefix = clean_path(path)
             if prefix:
                 raise e.relocated(path_prefix=prefix) from None
             raise
+        return _carrying(value, deviations, first)
 
     def parse_bytes(self, data: bytes, deviations: list[Deviation] | None = None) -> Any:
         """Parse a whole input without construct's stream machinery (the same decoder and the
@@ -1334,12 +1361,13 @@ class BencodedDict(BencodedConstruct, Value):
             return None
         if not self.strict and deviations is None:
             deviations = []
+        first = len(deviations) if deviations is not None else 0
         raw, _ = self._decode_data(data, 0, "", None if self.strict else deviations)
         cx = Context(data, protocol=self.protocol, deviations=deviations if not self.strict
                      else None)
         if type(raw) is not dict:
             raise cx.fail(f"must be a dictionary, not {type_name(raw)}", ())
-        return self.conform(raw, cx, ())
+        return _carrying(self.conform(raw, cx, ()), cx.deviations, first)
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Container:
         if type(raw) is not dict:
@@ -1377,7 +1405,7 @@ class BencodedDict(BencodedConstruct, Value):
                     raise cx.fail(reason, where) from None
                 cx.report(self.rules.malformed, reason, where, spec)
                 if unknown == "keep":
-                    out[name] = value
+                    out[name] = value  # kept as sent: the deviation says it has the wrong type
                     if unconverted is None:
                         unconverted = []
                     unconverted.append(name)
@@ -1397,8 +1425,6 @@ class BencodedDict(BencodedConstruct, Value):
                 out[name] = default
         if extra is not None or (self.keep_empty_extra and unknown != "keep"):
             out["extra"] = extra or {}
-        if unconverted:
-            out[UNCONVERTED] = unconverted
         if self._checked:
             # cross-field rules; the check may also give the value its final shape
             shaped = self.check(out, cx, path)
@@ -1431,8 +1457,8 @@ class BencodedDict(BencodedConstruct, Value):
                              protocol=self.protocol, path=path)
         out: dict[Any, Any] = {}
         by_name = self._by_name
-        unconverted = value.get(UNCONVERTED) or ()
         keep = self.unknown == "keep"
+        as_sent = not self.strict  # a lenient value may hold items kept as sent
         for name, item in value.items():
             if item is None or name in skip:
                 continue
@@ -1448,14 +1474,14 @@ class BencodedDict(BencodedConstruct, Value):
                     else name] = item
                 continue
             key, kind, nested = entry
-            if unconverted and name in unconverted:
-                out[key] = item
-                continue
             try:
                 out[key] = kind.encode(item, _where(path, name)) if nested else kind.encode(item)
-            except BuildError:
-                raise
             except ENCODE_ERRORS as e:
+                if as_sent and _bencodable(item):
+                    out[key] = item  # an item of the wrong type a lenient parse kept as sent
+                    continue
+                if isinstance(e, BuildError):
+                    raise
                 raise BuildError(f"{name}: {e}", protocol=self.protocol,
                                  path=_where(path, name)) from None
         if not keep:

@@ -28,7 +28,7 @@ from typing import Any
 
 import construct
 
-from p2pkit.deviations import Deviation, Level
+from p2pkit.deviations import DEVIATIONS, Deviation, Level
 from p2pkit.errors import BuildError, P2PKitError, ParseError
 
 __all__ = ["FixedLayout", "MessageSwitch", "MessageTable", "NamedBits", "Schema", "clean_path",
@@ -413,7 +413,8 @@ class MessageTable:
     message is one flat ``Container``: the name under ``key`` and the body's fields beside it.
     An unknown id is a :class:`ParseError` when strict; leniently it parses as
     ``Container(key="unknown", id_key=<id>, payload=<bytes>)`` whose hidden ``_deviations``
-    holds one :class:`~p2pkit.deviations.Deviation` (``rule``, ``spec``, ``level``). Both modes
+    (read with :func:`~p2pkit.deviations.deviations_of`) holds one
+    :class:`~p2pkit.deviations.Deviation` (``rule``, ``spec``, ``level``). Both modes
     build ``unknown`` messages back to the same bytes.
 
     >>> table = MessageTable({4: ("have", construct.Struct("index" / construct.Int32ub))},
@@ -425,8 +426,9 @@ class MessageTable:
     Traceback (most recent call last):
       ...
     p2pkit.errors.ParseError: field type, offset 0: unknown message id 99
+    >>> from p2pkit.deviations import deviations_of
     >>> unknown = Lenient.parse(b"\\x63\\xff")
-    >>> unknown.type, unknown.id, unknown.payload, [d.rule for d in unknown._deviations]
+    >>> unknown.type, unknown.id, unknown.payload, [d.rule for d in deviations_of(unknown)]
     ('unknown', 99, b'\\xff', ['bittorrent/message/unknown-id'])
     >>> Strict.build(unknown)
     b'c\\xff'
@@ -453,7 +455,7 @@ class MessageTable:
         out[self.key] = "unknown"
         out[self.id_key] = type_id
         out["payload"] = payload
-        out["_deviations"] = [deviation]
+        out[DEVIATIONS] = [deviation]
         return out
 
     def parse_body(self, type_id: int, stream: Any, context: Any, path: str, *, strict: bool,

@@ -99,7 +99,10 @@ def test_qrp_variant_is_a_table_too():
     with pytest.raises(ParseError) as e:
         descriptors.Descriptor.parse(bad)
     assert "unknown variant 5" in e.value.reason and e.value.offset == 23
-    assert descriptors.DescriptorLenient.parse(bad).type == "malformed"
+    lenient = descriptors.DescriptorLenient.parse(bad)
+    assert lenient.type == "route_table_update" and lenient.payload == bad[23:]
+    assert [(d.rule, d.offset) for d in lenient._deviations] == [
+        ("gnutella/route_table_update/payload", 23)]
 
 
 @settings(max_examples=300)

@@ -15,8 +15,10 @@ handshake in an MSE/PE key exchange (aria2's outgoing connections do, then selec
 * frames with :func:`~p2pkit.bittorrent.wire.framer.frame_length` and the framer's own
   :data:`~p2pkit.bittorrent.wire.framer.MAX_MESSAGE_LENGTH` (a longer prefix is taken for
   garbage), and decodes every message with
-  :data:`~p2pkit.bittorrent.wire.messages.PeerMessageLenient`; an id the spec does not define is
-  reported as a :class:`~p2pkit.deviations.Deviation`, as is an extension item of the wrong form.
+  :data:`~p2pkit.bittorrent.wire.messages.PeerMessageLenient`; an id the spec does not define,
+  an extension item of the wrong form, non-canonical bencoding are the
+  :class:`~p2pkit.deviations.Deviation` records the lenient schemas report, read with
+  :func:`~p2pkit.deviations.deviations_of`.
 
 uTP data packets are put back in ``seq_nr`` order per direction (:class:`UtpDirection`) and their
 payloads fed to a :class:`PeerWireStream` (transport ``utp``). A lost packet is a gap of unknown
@@ -28,8 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from p2pkit.bencode import decode_lenient
-from p2pkit.bittorrent.wire.extensions import UNCONVERTED, decode_extended, message_names
+from p2pkit.bittorrent.wire.extensions import decode_extended, message_names
 from p2pkit.bittorrent.wire.framer import HANDSHAKE_LENGTH, MAX_MESSAGE_LENGTH, frame_length
 from p2pkit.bittorrent.wire.messages import (
     MESSAGE_IDS,
@@ -44,7 +45,7 @@ from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, json_fields, json_value
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
-from p2pkit.deviations import Deviation
+from p2pkit.deviations import Deviation, deviations_of
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.registry import get, load
 from p2pkit.schema import FixedLayout
@@ -67,9 +68,6 @@ MAX_UTP_HELD = 64
 MAX_UTP_STATE = 4096
 #: Binary fields shown as length + SHA-1 whatever their size (piece data, bitfields).
 SUMMARISED = frozenset({"piece", "bitfield"})
-#: Where each extension payload is specified (for deviations).
-_EXTENSION_SPECS = {"handshake": "BEP 10 §handshake message", "ut_metadata": "BEP 9",
-                    "ut_pex": "BEP 11", "upload_only": "BEP 21", "lt_donthave": "BEP 54"}
 
 
 def _plausible_lengths() -> dict[int, tuple[int, int]]:
@@ -260,11 +258,8 @@ class PeerWireStream:
                         offset=start, length=length, value=value)
         if message == "handshake" or message in MESSAGE_IDS:
             record.spans = _spans(message, length)
-        elif message == "unknown":  # PeerMessageLenient's name for an id it does not know
-            record.deviations.append(Deviation(
-                offset=start + 4, rule="bittorrent/message/unknown-id",
-                message=f"message id {value.id} is not defined by any BEP this dissector knows",
-                spec="BEP 3 §peer messages", level="MAY"))
+        # what PeerMessageLenient reported (an id no BEP defines, kept as ``unknown``)
+        record.deviations = deviations_of(value, base=start)
         if message == "extended":
             self._extended(record, value)
         return record
@@ -280,28 +275,18 @@ class PeerWireStream:
         if name is None:
             return  # the handshake naming this id was not captured
         record.fields["extension"] = name
+        base = (record.offset or 0) + 6  # length prefix, id, extended id
         try:
             decoded = decode_extended(name, value.payload, strict=False)
         except ParseError as e:
             record.deviations.append(Deviation(
-                offset=(record.offset or 0) + 6 + (e.offset or 0),
-                rule=f"bittorrent/extended/{name}", message=e.reason, spec="BEP 10"))
+                offset=base + (e.offset or 0), rule=f"bittorrent/extended/{name}",
+                message=e.reason, spec="BEP 10"))
             return
         if name == "handshake":
             self.received_names = message_names(decoded)
-        for key in (decoded.get(UNCONVERTED) or () if isinstance(decoded, dict) else ()):
-            record.deviations.append(Deviation(
-                offset=(record.offset or 0) + 6, rule=f"bittorrent/extended/{name}/item-form",
-                message=f"item {key!r} does not have the form the spec gives it (kept as sent)",
-                spec=_EXTENSION_SPECS.get(name, "BEP 10 §extension protocol")))
-        if value.payload[:1] == b"d":  # a bencoded dictionary: report non-canonical forms
-            base = (record.offset or 0) + 6  # length prefix, id, extended id
-            record.deviations += [
-                Deviation(offset=base + d.offset, rule=d.rule, message=d.message, spec=d.spec,
-                          level=d.level)
-                for d in decode_lenient(value.payload).deviations
-                if d.rule != "bencode/trailing-data"  # ut_metadata's piece follows
-            ]
+        # what the lenient schema reported: non-canonical bencoding, items of the wrong form
+        record.deviations += deviations_of(decoded, base=base)
         record.fields["message"] = json_value(decoded, "", SUMMARISED)
         del record.fields["payload"]
 

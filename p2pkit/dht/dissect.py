@@ -12,6 +12,7 @@ from __future__ import annotations
 from p2pkit import bencode
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, json_fields
+from p2pkit.deviations import deviations_of
 from p2pkit.dht.krpc import PROTOCOL, Transactions, decode_lenient
 from p2pkit.errors import ParseError
 
@@ -58,4 +59,4 @@ class KrpcDecoder:
         return Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
                       dst=pkt.dst, protocol=PROTOCOL, message=_KIND.get(message.y, str(message.y)),
                       fields=fields, length=len(pkt.payload), value=message,
-                      deviations=list(result.deviations), spans=spans)
+                      deviations=deviations_of(message), spans=spans)

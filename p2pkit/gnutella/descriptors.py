@@ -13,8 +13,11 @@ A descriptor parses to one flat ``Container``: the header's ``guid``, ``ttl`` an
 payload's name in ``type`` and its fields beside it (the payload descriptor -> body switch is
 the shared :class:`~p2pkit.schema.MessageTable` shape). A payload type this module does not know
 is framed by its length and kept whole (``type="unknown"``, ``payload_type``, ``payload``, and a
-Deviation in ``_deviations``): the stream never loses sync. The payload length is checked against :data:`MAX_PAYLOAD_LENGTH`
-before a byte of the payload is read.
+Deviation in ``_deviations``): the stream never loses sync. :data:`DescriptorLenient` also keeps
+a known payload that does not parse (its own name in ``type``, the raw ``payload``, a Deviation
+``gnutella/<name>/payload``); read deviations with :func:`~p2pkit.deviations.deviations_of`. The
+payload length is checked against :data:`MAX_PAYLOAD_LENGTH` before a byte of the payload is
+read.
 
 The first descriptor a gtk-gnutella 1.2.3 leaf sent its ultrapeer (tests/data/captures/gtkg123…),
 a QRP RESET:
@@ -76,15 +79,24 @@ from construct import (
     this,
 )
 
+from p2pkit.deviations import Deviation, deviations_of, with_deviations
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.gnutella.fields import Guid, IPv4, Text, VendorCode
 from p2pkit.gnutella.ggep import ExtensionBlock
-from p2pkit.schema import FixedLayout, MessageTable, NamedBits, Schema
+from p2pkit.schema import (
+    FixedLayout,
+    MessageTable,
+    NamedBits,
+    Schema,
+    clean_path,
+    failure_offset,
+)
 
 __all__ = [
     "HEADER_LENGTH",
     "MAX_PAYLOAD_LENGTH",
     "PAYLOADS",
+    "PAYLOAD_SPECS",
     "PAYLOAD_TABLE",
     "PAYLOAD_TYPES",
     "Descriptor",
@@ -92,6 +104,8 @@ __all__ = [
     "DescriptorLenient",
     "QueryFlags",
     "VENDOR_MESSAGES",
+    "payload_rule",
+    "unparsed_payload",
 ]
 
 PROTOCOL = "gnutella"
@@ -382,12 +396,69 @@ PAYLOAD_TYPES: dict[str, int] = PAYLOAD_TABLE.ids
 
 _HEADER = FixedLayout(DescriptorHeader).struct
 
+#: Where each payload is specified, for the deviation of a payload that does not parse.
+PAYLOAD_SPECS: dict[str, str] = {
+    "ping": "GGEP §Ping Message",
+    "pong": "GGEP §Pong Message",
+    "bye": "bye §2",
+    "route_table_update": 'QRP §"Gnutella Protocol Changes"',
+    "vendor_message": "vendor_msg §2",
+    "standard_vendor_message": "vendor_msg §2",
+    "push": "GGEP §Push Message",
+    "query": "GGEP §Query Message",
+    "query_hit": "GGEP §Query Hit Result",
+    "hsep": "HSEP §Normal operation for ultrapeers",
+}
+
+
+def payload_rule(name: str) -> str:
+    """The rule id of a ``name`` payload that does not parse (``gnutella/pong/payload``)."""
+    return f"gnutella/{name}/payload"
+
+
+def unparsed_payload(out: Container, payload_type: int, payload: bytes, error: Exception,
+                     payload_start: int) -> Container:
+    """The lenient value of a known payload that does not parse: its name in ``type``, the
+    raw ``payload`` and a :class:`~p2pkit.deviations.Deviation` at the offset where parsing
+    stopped (``payload_start`` when it is not known)."""
+    name = PAYLOAD_TABLE.names[payload_type]
+    if isinstance(error, ParseError):
+        reason, offset, where = error.reason, error.offset, error.path
+    else:  # construct's message is the last line, under "Error in path …"
+        lines = str(error).strip().splitlines()
+        reason = lines[-1] if lines else type(error).__name__
+        if isinstance(error, construct.StreamError):
+            reason = f"truncated: {reason}"
+        offset, where = failure_offset(error), clean_path(getattr(error, "path", None))
+    if offset is None or not payload_start <= offset <= payload_start + len(payload):
+        offset = payload_start
+    where = where.split(" -> ", 1)[-1] if where.startswith(name) else where
+    field = f" ({where})" if where and where != name else ""
+    out["type"] = name
+    out["payload"] = payload
+    return with_deviations(out, [Deviation(
+        offset=offset, rule=payload_rule(name), spec=PAYLOAD_SPECS.get(name, "Gnutella 0.4"),
+        message=f"{name} payload does not parse{field}: {reason}")])
+
+
+def _is_unparsed(obj: Any) -> bool:
+    """Whether ``obj`` is a payload kept raw by :func:`unparsed_payload` (its deviation says
+    so), to be built back as its ``payload`` bytes."""
+    name = obj.get("type")
+    if name not in PAYLOAD_TYPES or "payload" not in obj:
+        return False
+    rule = payload_rule(name)
+    return any(d.rule == rule for d in deviations_of(obj))
+
+
 
 class _Descriptor(construct.Construct):
     """Header, then the payload its descriptor names, delimited by its length.
 
-    ``strict=False`` (dissection) keeps a known payload that does not parse as
-    ``type="malformed"`` with ``payload_type``, ``payload`` and ``error`` instead of raising.
+    ``strict=False`` (dissection) keeps a known payload that does not parse: the value keeps
+    the payload's name in ``type``, holds the raw ``payload`` and carries a
+    :class:`~p2pkit.deviations.Deviation` (rule ``gnutella/<name>/payload``, at the offset
+    where parsing stopped) in its hidden ``_deviations``; it builds back to the same bytes.
     """
 
     def __init__(self, *, strict: bool, max_payload_length: int = MAX_PAYLOAD_LENGTH) -> None:
@@ -403,7 +474,7 @@ class _Descriptor(construct.Construct):
             raise LimitExceeded(
                 f"payload length {length} above MAX_PAYLOAD_LENGTH ({self.max_payload_length})",
                 path="payload_length", offset=start + 19)
-        out = Container(guid=guid, type="unknown", ttl=ttl, hops=hops)
+        out = Container(guid=guid, type=None, ttl=ttl, hops=hops)  # type: the table names it
         payload_start = start + HEADER_LENGTH
         raw = construct.stream_read(stream, length, path)
         sub = construct.BytesIOWithOffsets(raw, stream, payload_start)
@@ -413,13 +484,12 @@ class _Descriptor(construct.Construct):
         except (construct.ConstructError, ParseError) as e:
             if self.strict or isinstance(e, LimitExceeded):
                 raise
-            reason = e.reason if isinstance(e, ParseError) else str(e).strip().splitlines()[-1]
-            return Container(guid=guid, type="malformed", ttl=ttl, hops=hops, payload_type=ptype,
-                             payload=raw, error=f"{PAYLOAD_TABLE.names[ptype]}: {reason}")
+            out = Container(guid=guid, type=None, ttl=ttl, hops=hops)
+            return unparsed_payload(out, ptype, raw, e, payload_start)
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
-        if obj["type"] == "malformed":
-            ptype = obj["payload_type"]
+        if _is_unparsed(obj):
+            ptype = PAYLOAD_TYPES[obj["type"]]
             payload = bytes(obj["payload"])
         else:
             body_stream = io.BytesIO()
@@ -444,5 +514,6 @@ class _Descriptor(construct.Construct):
 
 #: A descriptor, strict (inside a servent): a payload that does not parse is a ParseError.
 Descriptor = Schema(_Descriptor(strict=True), protocol=PROTOCOL, name="descriptor")
-#: The same for dissection: a known payload that does not parse becomes ``type="malformed"``.
+#: The same for dissection: a known payload that does not parse is kept raw (``payload``) under
+#: its own name, with a Deviation (:func:`unparsed_payload`).
 DescriptorLenient = Schema(_Descriptor(strict=False), protocol=PROTOCOL, name="descriptor")

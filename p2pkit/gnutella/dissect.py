@@ -10,9 +10,9 @@ recognised by its request line (``GET /uri-res/…``, ``GET /get/<index>/<name>`
 line, or ``GIV <index>:<GUID>/<name>`` (the push callback, Gnutella 0.4 §Push); file bodies are
 counted and hashed, not shown.
 
-Descriptors the lenient schema cannot decode are still framed; the record names the departure
-with a :class:`~p2pkit.deviations.Deviation` (an unknown payload type, a payload that does not
-parse as its type says).
+Descriptors the lenient schema cannot decode are still framed; the record carries the
+:class:`~p2pkit.deviations.Deviation` the schema reported (an unknown payload type, a payload that
+does not parse as its type says), read with :func:`~p2pkit.deviations.deviations_of`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from p2pkit import http1
 from p2pkit.capture.record import Record, json_fields
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
-from p2pkit.deviations import Deviation
+from p2pkit.deviations import Deviation, deviations_of
 from p2pkit.errors import LimitExceeded, ParseError
-from p2pkit.gnutella.descriptors import HEADER_LENGTH, PAYLOADS, DescriptorHeader
+from p2pkit.gnutella.descriptors import HEADER_LENGTH, DescriptorHeader
 from p2pkit.gnutella.stream import DescriptorFrame, StreamReader
 
 __all__ = ["GnutellaStream", "detect_gnutella", "gnutella_stream"]
@@ -60,29 +60,6 @@ def gnutella_stream(*, src: str, dst: str, transport: str = "tcp",
     if peer is not None:
         stream.peer, peer.peer = peer, stream
     return stream
-
-
-def _departure(d: Any, offset: int) -> tuple[str, Deviation | None]:
-    """The record's message name for descriptor ``d`` and what it departs from, if anything.
-
-    ``DescriptorLenient`` marks what it could only frame as ``unknown`` (a payload type no
-    document defines) or ``malformed`` (a known type whose payload does not parse); the
-    record names the type it has (the payload type's name, or ``unknown``) and carries a
-    :class:`Deviation` instead.
-    """
-    kind = str(d.type)
-    if kind == "unknown":
-        return kind, Deviation(
-            offset=offset + 16, rule="gnutella/descriptor/unknown-payload-type",
-            message=f"payload descriptor {d.payload_type:#04x} is not defined",
-            spec="Gnutella 0.4 §descriptor header", level="MAY")
-    if kind == "malformed":
-        name = PAYLOADS[d.payload_type][0] if d.payload_type in PAYLOADS else "unknown"
-        return name, Deviation(
-            offset=offset + HEADER_LENGTH, rule=f"gnutella/{name}/payload",
-            message=f"payload does not parse: {d.error}",
-            spec="Gnutella 0.4 §descriptor payloads")
-    return kind, None
 
 
 class GnutellaStream:
@@ -154,13 +131,10 @@ class GnutellaStream:
                 d = f.descriptor
                 fields = json_fields(d)
                 fields["guid"] = d.guid.hex()
-                name, deviation = _departure(d, f.offset)
-                if deviation is not None:
-                    fields.pop("error", None)
-                record = self._record(name, fields, f.offset, len(f.data), frame, time, d)
+                record = self._record(str(d.type), fields, f.offset, len(f.data), frame, time,
+                                      d)
                 record.spans = struct_spans(DescriptorHeader, 0, HEADER_LENGTH)
-                if deviation is not None:
-                    record.deviations.append(deviation)
+                record.deviations = deviations_of(d, base=f.offset)
                 yield record
             else:
                 hs = f.handshake
@@ -171,8 +145,7 @@ class GnutellaStream:
                     fields["reason"] = hs.reason
                 record = self._record("handshake", fields, f.offset, len(f.data), frame, time,
                                       hs)
-                record.deviations = [replace(d, offset=f.offset + d.offset)
-                                     for d in hs.get("_deviations") or ()]
+                record.deviations = deviations_of(hs, base=f.offset)
                 yield record
         self.chunks.skip(len(self.chunks))  # the reader keeps its own buffer
 
@@ -211,11 +184,17 @@ class GnutellaStream:
                 if at_end:
                     self.failed = ParseError("not HTTP", protocol=PROTOCOL, offset=buf.start)
                 return
-            head = http1.parse_head(data[:end], max_size=MAX_HTTP_HEAD, folding=True,
-                                    strict=False, protocol=PROTOCOL)
+            try:
+                head = http1.parse_head(data[:end], max_size=MAX_HTTP_HEAD, folding=True,
+                                        strict=False, protocol=PROTOCOL)
+            except ParseError as e:  # not even lenient HTTP (a NUL in the start line)
+                self.failed = e.relocated(base=buf.start)
+                self.skipped += len(buf.data)
+                buf.skip(len(buf.data))
+                return
             headers = [[name, value] for name, value in head.headers]
             frame, time = buf.frame_of(end - 1)
-            deviations = list(head.deviations)
+            deviations = deviations_of(head)
             if head.start_line.startswith("HTTP/"):
                 try:
                     status = http1.parse_status_line(head.start_line, protocol=PROTOCOL)

@@ -27,20 +27,21 @@ b'GNUTELLA/0.6 200 OK\\r\\n'
 
 For dissection, :data:`HandshakeLenient` keeps what RFC 9112 refuses and says so:
 
+>>> from p2pkit.deviations import deviations_of
 >>> hs = HandshakeLenient.parse(b"GNUTELLA CONNECT/0.6\\r\\nX-Ultrapeer : False\\r\\n\\r\\n")
->>> hs.headers["X-Ultrapeer"], [(d.offset, d.rule) for d in hs._deviations]
+>>> hs.headers["X-Ultrapeer"], [(d.offset, d.rule) for d in deviations_of(hs)]
 ('False', [(22, 'http/field/space-before-colon')])
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import construct
 from construct import Container
 
 from p2pkit import http1
+from p2pkit.deviations import deviations_of, with_deviations
 from p2pkit.errors import BuildError, ParseError
 from p2pkit.http1 import Headers
 from p2pkit.schema import Schema
@@ -141,8 +142,7 @@ class _Handshake(construct.Construct):
             raise e.relocated(base=start or 0) from None
         out.headers = head.headers
         if not self.strict:
-            out["_deviations"] = [replace(d, offset=d.offset + (start or 0))
-                                  for d in head.deviations]
+            with_deviations(out, deviations_of(head, base=start or 0))
         return out
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:

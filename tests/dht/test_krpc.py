@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pkit import bencode
+from p2pkit.deviations import deviations_of
 from p2pkit.dht import items, krpc
 from p2pkit.dht.krpc import (
     MAX_MESSAGE_SIZE,
@@ -321,6 +322,12 @@ def test_mutated_real_datagrams_raise_only_parse_error(data):
                 continue
             if schema is KrpcMessage:
                 assert encode(msg) == raw
+                assert deviations_of(msg) == []
+            else:  # the value carries what the lenient parse found, and nothing else marks it
+                found = []
+                schema.parse(raw, deviations=found)
+                assert deviations_of(msg) == found
+                assert all(d.rule and d.spec and 0 <= d.offset <= len(raw) for d in found)
 
 
 # ---- fast paths: derived from the schema, checked against it ------------------------------

@@ -9,9 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from p2pkit.deviations import deviations_of
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
 from p2pkit.gnutella.descriptors import (
     MAX_PAYLOAD_LENGTH,
+    PAYLOAD_SPECS,
+    PAYLOAD_TABLE,
     PAYLOADS,
     Descriptor,
     DescriptorLenient,
@@ -104,8 +107,54 @@ def test_strict_and_lenient():
         Descriptor.parse(bad_pong)
     assert "pong" in str(e.value)
     lenient = DescriptorLenient.parse(bad_pong)
-    assert (lenient.type, lenient.payload_type, lenient.payload) == ("malformed", 1, h("ca1800"))
+    # the payload keeps its name and its bytes; the departure is a Deviation, not a marker
+    assert (lenient.type, lenient.payload) == ("pong", h("ca1800"))
+    assert set(lenient) == {"guid", "type", "ttl", "hops", "payload", "_deviations"}
+    [deviation] = deviations_of(lenient)
+    assert (deviation.rule, deviation.spec, deviation.level) == (
+        "gnutella/pong/payload", "GGEP §Pong Message", "MUST")
+    assert deviation.offset == 23 + 2  # the IP address the 1 byte left cannot hold
+    assert "ip_address" in deviation.message
     assert DescriptorLenient.build(lenient) == bad_pong
+    assert Descriptor.build(lenient) == bad_pong
+    # a value that does not carry the deviation is built from its fields, as any other
+    with pytest.raises(BuildError):
+        Descriptor.build(dict(guid=GUID, type="pong", ttl=1, hops=0, payload=h("ca1800")))
+
+
+@pytest.mark.parametrize(("payload_type", "payload", "offset", "spec"), [
+    (0x00, "c300", 25, "GGEP §Ping Message"),
+    (0x02, "01", 23, "bye §2"),
+    (0x30, "0502", 23, 'QRP §"Gnutella Protocol Changes"'),
+    (0x31, "010203", 23, "vendor_msg §2"),
+    (0x40, "00" * 20, 23 + 20, "GGEP §Push Message"),
+    (0x80, "0000616263", 28, "GGEP §Query Message"),
+    (0x81, "010203", 26, "GGEP §Query Hit Result"),
+    (0xCD, "0102030405", 23, "HSEP §Normal operation for ultrapeers"),
+])
+def test_every_unparsable_payload_is_a_deviation_and_builds_back(payload_type, payload, offset,
+                                                                 spec):
+    data = GUID + bytes([payload_type, 1, 0]) + len(h(payload)).to_bytes(4, "little") + h(payload)
+    d = DescriptorLenient.parse(data)
+    assert d.type == PAYLOAD_TABLE.names[payload_type] and d.payload == h(payload)
+    [deviation] = deviations_of(d)
+    assert (deviation.rule, deviation.offset, deviation.spec) == (
+        f"gnutella/{d.type}/payload", offset, spec)
+    assert DescriptorLenient.build(d) == data
+
+
+def test_every_payload_names_its_spec():
+    assert set(PAYLOAD_SPECS) == set(PAYLOAD_TABLE.ids)
+
+
+def test_an_unknown_payload_type_is_a_deviation():
+    data = GUID + h("ee 01 00 02000000 abcd")
+    for schema in (Descriptor, DescriptorLenient):
+        d = schema.parse(data)
+        assert (d.type, d.payload_type, d.payload) == ("unknown", 0xEE, h("abcd"))
+        assert [(x.rule, x.offset, x.level) for x in deviations_of(d)] == [
+            ("gnutella/descriptor/unknown-payload-type", 16, "MAY")]
+        assert schema.build(d) == data
 
 
 def test_build_errors():
@@ -145,7 +194,7 @@ def check_complete(results):
             else:
                 assert Descriptor.build(frame.descriptor) == frame.data
                 d = frame.descriptor
-                assert d.type not in ("unknown", "malformed")
+                assert d.type != "unknown" and not deviations_of(d)
                 counts[d.type] += 1
                 if d.type in ("vendor_message", "standard_vendor_message"):
                     counts[f"{d.vendor.strip(chr(0)) or 'null'}/{d.selector}"] += 1
@@ -317,3 +366,34 @@ def test_mutated_bytes_raise_only_parse_error(obj, data):
     except ParseError:
         return
     assert bytes(raw).startswith(Descriptor.build(parsed))  # a shorter length leaves a tail
+
+
+def _real_descriptors(limit=400):
+    out = []
+    for _reader, frames, _data in decode_capture("gtkg123-plain-up2-3leaves.pcap").values():
+        out += [f.data for f in frames if isinstance(f, DescriptorFrame) and len(f.data) < 600]
+    return out[:limit]
+
+
+REAL_DESCRIPTORS = _real_descriptors()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(REAL_DESCRIPTORS), st.data())
+def test_mutated_real_descriptors_lenient_raise_only_parse_error_and_build_back(real, data):
+    """Lenient parsing of a real descriptor with some payload bytes changed (its length kept,
+    so it stays framed): a value (with deviations) that builds back to the same bytes, or a
+    ParseError, nothing else."""
+    raw = bytearray(real)
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(16, len(raw) - 1))] = data.draw(bytes8)
+    raw = bytes(raw)
+    try:
+        parsed = DescriptorLenient.parse(raw)
+    except ParseError:
+        return
+    for d in deviations_of(parsed):
+        assert d.rule.startswith("gnutella/") and d.spec and 0 <= d.offset <= len(raw)
+    built = DescriptorLenient.build(parsed)
+    assert raw.startswith(built)  # a smaller length field leaves a tail
+    assert parsed.type != "malformed" and "error" not in parsed

@@ -505,7 +505,6 @@ class PeerConnection:
                 if isinstance(name, str) and isinstance(mid, int):
                     self.their_extensions[name] = mid
             self.their_extensions = {k: v for k, v in self.their_extensions.items() if v}
-            items.pop("_unconverted", None)
             self.their_extension_items.update(items)
             self._push(ev.ExtensionHandshake(m=dict(self.their_extensions), items=items))
             return

@@ -39,6 +39,7 @@ from p2pkit.bittorrent.tracker.udp import (
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, json_fields
 from p2pkit.capture.spans import struct_spans
+from p2pkit.deviations import deviations_of
 from p2pkit.errors import ParseError
 
 __all__ = ["MAX_TRACKER_STATE", "UdpTrackerDecoder", "detect_http_tracker",
@@ -141,7 +142,7 @@ class UdpTrackerDecoder:
         schema = (_REQUESTS if kind == "request" else _RESPONSES).get(action)
         return [Record(frame=pkt.frame, time=pkt.time, transport="udp", src=src, dst=dst,
                        protocol=PROTOCOL, message=action, fields=fields,
-                       length=len(data), value=value,
+                       length=len(data), value=value, deviations=deviations_of(value),
                        spans=struct_spans(schema, 0, len(data)) if schema is not None else {})]
 
 

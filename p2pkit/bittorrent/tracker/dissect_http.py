@@ -17,7 +17,7 @@ from p2pkit import http1
 from p2pkit.bittorrent.tracker.http import MAX_BODY_SIZE, parse_http_request, parse_http_response
 from p2pkit.capture.record import Record, json_value
 from p2pkit.capture.stream_buffer import StreamBuffer
-from p2pkit.deviations import Deviation
+from p2pkit.deviations import deviations_of
 from p2pkit.errors import ParseError
 
 __all__ = ["HttpTrackerStream"]
@@ -58,7 +58,9 @@ class HttpTrackerStream:
         self.skipped += len(self.buffer)
 
     def _record(self, message: str, direction: str, value: Any, length: int,
-                extra: dict[str, Any], deviations: tuple[Deviation, ...] = ()) -> Record:
+                extra: dict[str, Any], decoded: Any = None) -> Record:
+        """A record of ``value`` (the message); ``decoded`` is the lenient decoder's result,
+        whose deviations the record carries."""
         frame, time = self.buffer.frame_of(length - 1)
         fields = {"direction": direction, **extra}
         if value is not None:
@@ -71,9 +73,7 @@ class HttpTrackerStream:
         return Record(frame=frame, time=time, transport=self.transport, src=self.src,
                       dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
                       offset=base, length=length, value=value,
-                      deviations=[Deviation(offset=base + d.offset, rule=d.rule,
-                                            message=d.message, spec=d.spec, level=d.level)
-                                  for d in deviations])
+                      deviations=deviations_of(decoded, base=base))
 
     def _decode(self, *, at_end: bool) -> Iterator[Record]:
         buf = self.buffer
@@ -99,7 +99,7 @@ class HttpTrackerStream:
         self.awaiting.append(request.kind)
         extra = {"method": request.method, "path": request.path}
         return self._record(request.kind or "http_request", "request", request.message,
-                            request.size, extra, request.deviations), request.size
+                            request.size, extra, request), request.size
 
     def _response(self, data: bytes, at_end: bool) -> tuple[Record | None, int]:
         head = http1.parse_head(data, max_size=MAX_HEAD, strict=False, protocol=PROTOCOL)
@@ -119,4 +119,4 @@ class HttpTrackerStream:
         response = parse_http_response(data[:total], kind=kind, strict=False)
         extra = {"status": response.status}
         return self._record(kind or "http_response", "response", response.message, total,
-                            extra, response.deviations), total
+                            extra, response), total

@@ -32,7 +32,16 @@ request:
 b'd8:msg_typei1e5:piecei0e10:total_sizei3eeabc'
 
 Strict schemas (inside a peer) need canonical bencoding; the ``…Lenient`` variants accept
-what real clients send (µTorrent's handshake has unsorted keys) for dissection.
+what real clients send (µTorrent's handshake has unsorted keys) for dissection. What they
+accepted is listed in the value's deviations (:func:`~p2pkit.deviations.deviations_of`); an item
+of the wrong type is kept as it was sent, and builds back as it is:
+
+>>> from p2pkit.deviations import deviations_of
+>>> odd = decode_extended("handshake", b"d1:pi-1e6:yourip3:abce", strict=False)
+>>> odd.yourip, [d.rule for d in deviations_of(odd)]
+(b'abc', ['bittorrent/extended/wrong-type'])
+>>> ExtendedHandshakeLenient.build(odd)
+b'd1:pi-1e6:yourip3:abce'
 """
 
 from __future__ import annotations
@@ -51,7 +60,6 @@ from p2pkit.addresses import (
     IPv6Address,
 )
 from p2pkit.bencode import (
-    UNCONVERTED,
     BencodedDict,
     Choice,
     Field,
@@ -75,7 +83,6 @@ __all__ = [
     "ExtendedHandshakeLenient",
     "LtDonthave",
     "PexFlags",
-    "UNCONVERTED",
     "UploadOnly",
     "UtMetadata",
     "UtMetadataLenient",

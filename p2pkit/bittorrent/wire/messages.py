@@ -47,10 +47,11 @@ p2pkit.errors.ParseError: bittorrent, field reject_request, offset 17: 6 bytes a
 Traceback (most recent call last):
   ...
 p2pkit.errors.ParseError: bittorrent, field type, offset 4: unknown message id 99
+>>> from p2pkit.deviations import deviations_of
 >>> unknown = PeerMessageLenient.parse(bytes.fromhex("0000000263ff"))
->>> unknown == dict(type="unknown", id=99, payload=bytes([255])), len(unknown._deviations)
+>>> unknown == dict(type="unknown", id=99, payload=bytes([255])), len(deviations_of(unknown))
 (True, 1)
->>> str(unknown._deviations[0])
+>>> str(deviations_of(unknown)[0])
 'offset 4: unknown message id 99 [bittorrent/message/unknown-id; BEP 3 §peer messages, MAY]'
 
 Fixed-size messages take a fast path derived from the same schema objects (a

@@ -21,6 +21,7 @@ from p2pkit.bittorrent.wire.extensions import (
     message_names,
 )
 from p2pkit.bittorrent.wire.framer import MessageFramer
+from p2pkit.deviations import deviations_of
 from p2pkit.errors import BuildError, ParseError
 from tests.pcap_payloads import tcp_streams
 
@@ -164,7 +165,14 @@ def test_lenient_keeps_malformed_items_unconverted():
         decode_extended("handshake", data)
     hs = decode_extended("handshake", data, strict=False)
     assert hs.yourip == b"abc" and hs.p == -1
+    assert "_unconverted" not in hs
+    [deviation] = deviations_of(hs)
+    assert (deviation.rule, data[deviation.offset:]) == ("bittorrent/extended/wrong-type",
+                                                         b"3:abce")
     assert EXTENSION_MESSAGES_LENIENT["handshake"].build(hs) == data
+    # the strict schema still refuses to build an item of the wrong type
+    with pytest.raises(BuildError):
+        EXTENSION_MESSAGES["handshake"].build(hs)
 
 
 payloads = st.one_of(
@@ -210,6 +218,14 @@ def test_mutated_real_payloads_raise_only_parse_error(real, data):
             continue
         if strict:
             assert encode_extended(name, decoded) == mutated
+            assert deviations_of(decoded) == []
+        else:
+            # the departures are Deviations on the value, never markers in it
+            assert "_unconverted" not in decoded
+            for d in deviations_of(decoded):
+                assert d.rule and d.spec and 0 <= d.offset <= len(mutated)
+            # what it kept (items of the wrong type as sent) builds back
+            EXTENSION_MESSAGES_LENIENT[name].build(decoded)
 
 
 def test_lenient_deviations_are_the_bencoding_rules_and_the_declared_ones():
