@@ -57,6 +57,7 @@ __all__ = [
     "preflight",
     "run",
     "run_cases",
+    "run_with",
 ]
 
 VERDICTS = ("pass", "fail", "non-strict", "informational", "unsupported", "target-died",
@@ -150,7 +151,7 @@ class Exchange:
     check: Check | None
 
     def sent_fields(self) -> list[tuple[str, str]]:
-        decoded = Answer.of(self.sent)
+        decoded = type(self.answer).decode_request(self.sent)
         if decoded.message is None:
             text = self.sent[:64]
             return [("raw", f"{len(self.sent)} bytes: {text!r}"
@@ -162,7 +163,7 @@ class Exchange:
         if a.data is None:
             return []
         if a.message is None:
-            return [("raw", f"{len(a.data)} bytes, not KRPC: {a.error}")]
+            return [("raw", f"{len(a.data)} bytes, not {a.WHAT}: {a.error}")]
         return flatten(a.message)
 
     def to_json(self) -> dict[str, Any]:
@@ -403,10 +404,29 @@ class Runner:
                 data, addr, at = await asyncio.wait_for(receiver.queue.get(), left)
             except TimeoutError:
                 return Answer(None, elapsed=wait)
-            if _is_query(data):  # the target's own queries (a verification ping …)
+            if self.is_unsolicited(data):  # the target's own queries (a verification ping …)
                 queries.append(data)
                 continue
-            return Answer.of(data, elapsed=at - sent_at)
+            return self.decode_answer(data, at - sent_at)
+
+    # Hooks for another datagram protocol on the same runner (BEP 15 trackers): how a step is
+    # built, how an answer is decoded, what the target sends on its own, what the probe sends.
+
+    def encode_step(self, step: Step, ctx: CaseContext) -> bytes:
+        """The datagram of one step (KRPC: templates built with the schema)."""
+        return _encode_step(step, ctx)
+
+    def decode_answer(self, data: bytes, elapsed: float) -> Answer:
+        """A datagram from the target, decoded leniently."""
+        return Answer.of(data, elapsed=elapsed)
+
+    def is_unsolicited(self, data: bytes) -> bool:
+        """A datagram the target sent on its own (not an answer): a KRPC query."""
+        return _is_query(data)
+
+    def probe_datagram(self) -> bytes:
+        """The well-behaved request of :meth:`probe`: a ping."""
+        return krpc.encode(krpc.query("ping", self.rng.randbytes(2), id=self.rng.randbytes(20)))
 
     async def probe(self, timeout: float | None = None,
                     attempts: int = PROBE_ATTEMPTS) -> Answer:
@@ -418,8 +438,7 @@ class Runner:
                 await asyncio.sleep(1.0)
             receiver = await self._socket(self.sources.ip())
             try:
-                t = self.rng.randbytes(2)
-                data = krpc.encode(krpc.query("ping", t, id=self.rng.randbytes(20)))
+                data = self.probe_datagram()
                 await self._pace()
                 receiver.transport.sendto(data, self.target)
                 answer = await self._receive(receiver, [], timeout or self.timeout,
@@ -505,7 +524,7 @@ class Runner:
                 await asyncio.sleep(step.wait if step.wait is not None else self.silence)
                 while not receiver.queue.empty():
                     data, _, _ = receiver.queue.get_nowait()
-                    if _is_query(data):
+                    if self.is_unsolicited(data):
                         ctx.queries_received.append(data)
                 answer = Answer(None)
                 check = step.expect.check(answer, ctx) if step.expect is not None else None
@@ -517,14 +536,14 @@ class Runner:
                     return self._finish(result, case, index, check)
                 continue
             try:
-                data = _encode_step(step, ctx)
+                data = self.encode_step(step, ctx)
             except _StepError as e:
                 return self._finish(result, case, index, Check(False, str(e), None))
             first = data
             sent_at = time.monotonic()
             for i in range(step.repeat):
                 if i:
-                    data = _encode_step(step, ctx)
+                    data = self.encode_step(step, ctx)
                 if step.repeat == 1:  # a flood is a flood
                     await self._pace()
                 receiver.transport.sendto(data, self.target)
@@ -648,6 +667,27 @@ async def run_cases(cases: Iterable[Case], target: Address, *, protocol: str = "
                        started=time.time())
     runner = Runner(target, strict=strict, timeout=timeout, silence=silence, rng=rng,
                     restart=restart, rate=rate)
+    began = time.monotonic()
+    for case in cases:
+        left = deadline - (time.monotonic() - began)
+        if left <= 0:
+            result = Result(case, "skipped", f"the run's deadline ({deadline:g} s) passed")
+        else:
+            result = await runner.run_case_bounded(case, left)
+        report.results.append(result)
+        if on_result is not None:
+            on_result(result)
+    report.duration = time.monotonic() - began
+    return report
+
+
+async def run_with(runner: Runner, cases: Iterable[Case], *, protocol: str, target: str,
+                   deadline: float = DEFAULT_DEADLINE,
+                   on_result: Callable[[Result], None] | None = None) -> RunReport:
+    """Run ``cases`` with a runner already built for its target (another transport's runner,
+    as the tracker catalog's) and return the report (``on_result`` per case)."""
+    report = RunReport(protocol=protocol, target=target, strict=runner.strict,
+                       started=time.time())
     began = time.monotonic()
     for case in cases:
         left = deadline - (time.monotonic() - began)
