@@ -197,9 +197,12 @@ class HttpTrackerAnswer(Answer):
         fields: dict[str, Any] = {"request": f"{request.method} {request.path}"}
         try:
             for p in parse_query(request.query).parameters:
-                fields[p.name] = p.value if p.name not in fields else (
-                    [*fields[p.name], p.value] if isinstance(fields[p.name], list)
-                    else [fields[p.name], p.value])
+                value: Any = p.value
+                if value.isascii() and value.decode("ascii").isprintable():
+                    value = value.decode("ascii")  # numbers and words as text, ids as hex
+                fields[p.name] = value if p.name not in fields else (
+                    [*fields[p.name], value] if isinstance(fields[p.name], list)
+                    else [fields[p.name], value])
         except P2PKitError as e:
             fields["query"] = f"{request.query[:80]} ({e})"
         return cls(data, fields)
