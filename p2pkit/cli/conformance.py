@@ -18,8 +18,8 @@ import sys
 
 import click
 
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
 from p2pkit.addresses import parse_host_port
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
 from p2pkit.cli.options import HostPort, show_host_port
 from p2pkit.conformance import CATALOGS, catalog
 from p2pkit.conformance.case import select

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -81,7 +82,8 @@ async def exchange(address: tuple[str, int], request: bytes, *, timeout: float,
             address[0], address[1], family=family,
             local_addr=(local_ip, 0) if local_ip else None), timeout)
     except (OSError, TimeoutError) as e:
-        reason = "connect timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        reason = "connect timed out" if isinstance(e, TimeoutError) else (
+            os.strerror(e.errno) if e.errno else str(e))
         return HttpReply(None, time.monotonic() - started, reason)
     data = bytearray()
     error = ""
