@@ -6,8 +6,8 @@
   fails (under ``--strict``, no case at all), 1 otherwise, 2 on bad input.
 * ``p2pkit conformance run tracker --target URL``: the same for a tracker, by its announce URL
   (``http://HOST:PORT/announce`` runs the HTTP cases, ``udp://HOST:PORT`` the BEP 15 ones).
-* ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT rules judge
-  every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
+* ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT and tracker
+  rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def _write_reports(report: object, junit_path: str | None, json_path: str | None
 @click.option("--endpoint", type=HostPort(), help="Judge only this sender, HOST:PORT.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool) -> int:
-    """Judge every DHT endpoint seen in a CAPTURE (pcap/pcapng), or - for standard input, by
-    the DHT rules."""
+    """Judge every DHT node and tracker seen in a CAPTURE (pcap/pcapng), or - for standard
+    input, by the DHT and tracker rules."""
     from p2pkit.conformance.offline import check_capture
     from p2pkit.errors import P2PKitError
 
@@ -149,7 +149,7 @@ def _print_check(report: object) -> None:
 
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     if not report.endpoints:
-        console.print(f"{report.capture}: no DHT traffic in {report.frames} frames")
+        console.print(f"{report.capture}: no DHT or tracker traffic in {report.frames} frames")
         return
     for who in report.endpoints.values():
         table = Table(title=f"{who.endpoint} ({who.implementation}): {who.messages} messages")
