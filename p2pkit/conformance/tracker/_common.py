@@ -77,6 +77,7 @@ __all__ = [
     "peer_id",
     "refused_udp",
     "scrape_file",
+    "strip_absent",
     "survives",
     "transport_of",
     "udp_announce",
@@ -105,14 +106,14 @@ def _key(source: str) -> Computed:
                     f"key {letter}")
 
 
-def _strip(value: Any) -> Any:
+def strip_absent(value: Any) -> Any:
     """Containers without their ``None`` fields (absent keys), so lookups say *missing*."""
     if isinstance(value, Mapping):
-        return Container((k, _strip(v)) for k, v in value.items()
+        return Container((k, strip_absent(v)) for k, v in value.items()
                          if v is not None and not (isinstance(k, str) and k.startswith("_"))
                          and not (k == "extra" and not v))
     if isinstance(value, list):
-        return [_strip(v) for v in value]
+        return [strip_absent(v) for v in value]
     return value
 
 
@@ -132,12 +133,12 @@ class UdpTrackerAnswer(Answer):
             message = cls.SCHEMA.parse(data)
         except P2PKitError as e:
             return cls(data, error=str(e), elapsed=elapsed)
-        return cls(data, _strip(message), elapsed=elapsed)
+        return cls(data, strip_absent(message), elapsed=elapsed)
 
     @classmethod
     def decode_request(cls, data: bytes) -> Answer:
         try:
-            return cls(data, _strip(UdpTrackerRequest.parse(data)))
+            return cls(data, strip_absent(UdpTrackerRequest.parse(data)))
         except P2PKitError as e:
             return cls(data, error=str(e))
 
@@ -180,7 +181,7 @@ class HttpTrackerAnswer(Answer):
             answer = cls(data, error=f"HTTP {response.status}, body {response.body[:24]!r}: {e}",
                          elapsed=elapsed)
         else:
-            answer = cls(data, _strip(message), deviations, elapsed=elapsed)
+            answer = cls(data, strip_absent(message), deviations, elapsed=elapsed)
         answer.status = response.status
         return answer
 

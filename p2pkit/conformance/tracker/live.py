@@ -42,6 +42,7 @@ from p2pkit.conformance.runner import (
     DEFAULT_SILENCE,
     DEFAULT_TIMEOUT,
     FLOOD_SETTLE,
+    PROBE_ATTEMPTS,
     Address,
     CaseContext,
     Exchange,
@@ -234,7 +235,8 @@ class HttpTrackerRunner(Runner):
     def _local(self, ip: str) -> str | None:
         return None if ip in ("0.0.0.0", "::") else ip
 
-    async def probe(self, timeout: float | None = None, attempts: int = 3) -> Answer:
+    async def probe(self, timeout: float | None = None,
+                    attempts: int = PROBE_ATTEMPTS) -> Answer:
         """An announce with ``event=stopped`` for a fresh info-hash from a fresh source."""
         answer: Answer = HttpTrackerAnswer(None)
         query = build_query([QueryParameter(name=n, value=v) for n, v in (

@@ -19,7 +19,7 @@ from p2pkit.conformance.offline import OfflineRule
 from p2pkit.conformance.tracker._common import (
     HttpTrackerAnswer,
     UdpTrackerAnswer,
-    _strip,
+    strip_absent,
 )
 from p2pkit.conformance.verifiers import (
     Answer,
@@ -99,13 +99,13 @@ HTTP_RULES: tuple[OfflineRule, ...] = (
 def _udp_answer(record: Any) -> Answer | None:
     if record.fields.get("direction") != "response":
         return None
-    return UdpTrackerAnswer(b"", _strip(record.value))
+    return UdpTrackerAnswer(b"", strip_absent(record.value))
 
 
 def _http_answer(record: Any) -> Answer | None:
     if record.fields.get("direction") != "response":
         return None
-    return HttpTrackerAnswer(b"", _strip(record.value), list(record.deviations))
+    return HttpTrackerAnswer(b"", strip_absent(record.value), list(record.deviations))
 
 
 #: Protocol of a dissector record -> (its rules, the record as an :class:`Answer`, or None when
