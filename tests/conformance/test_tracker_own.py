@@ -82,12 +82,13 @@ def served_tracker():
 
 def test_cli_runs_against_served_tracker(served_tracker: dict, tmp_path) -> None:
     result = _cli("conformance", "run", "tracker", "--target", served_tracker["http"],
-                  "--json", str(tmp_path / "h.json"))
+                  "--json", str(tmp_path / "h.json"), "--timeout", "1")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     assert "no MUST case fails" in result.stdout
     result = _cli("conformance", "run", "tracker", "--target", served_tracker["udp"],
                   "--cases", "tracker/bep15/connect/*", "--cases", "tracker/bep15/scrape/*",
-                  "--cases", "tracker/robustness/udp-*", "--junit", str(tmp_path / "u.xml"))
+                  "--cases", "tracker/robustness/udp-*", "--junit", str(tmp_path / "u.xml"),
+                  "--timeout", "1")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     assert "tracker/bep15/scrape/order" in result.stdout
     assert (tmp_path / "u.xml").stat().st_size
