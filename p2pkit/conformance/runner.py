@@ -663,29 +663,18 @@ async def run_cases(cases: Iterable[Case], target: Address, *, protocol: str = "
         target = await preflight(target, timeout)
     else:
         target = _resolve_address(target)
-    report = RunReport(protocol=protocol, target=f"{target[0]}:{target[1]}", strict=strict,
-                       started=time.time())
     runner = Runner(target, strict=strict, timeout=timeout, silence=silence, rng=rng,
                     restart=restart, rate=rate)
-    began = time.monotonic()
-    for case in cases:
-        left = deadline - (time.monotonic() - began)
-        if left <= 0:
-            result = Result(case, "skipped", f"the run's deadline ({deadline:g} s) passed")
-        else:
-            result = await runner.run_case_bounded(case, left)
-        report.results.append(result)
-        if on_result is not None:
-            on_result(result)
-    report.duration = time.monotonic() - began
-    return report
+    return await run_with(runner, cases, protocol=protocol, target=f"{target[0]}:{target[1]}",
+                          deadline=deadline, on_result=on_result)
 
 
 async def run_with(runner: Runner, cases: Iterable[Case], *, protocol: str, target: str,
                    deadline: float = DEFAULT_DEADLINE,
                    on_result: Callable[[Result], None] | None = None) -> RunReport:
-    """Run ``cases`` with a runner already built for its target (another transport's runner,
-    as the tracker catalog's) and return the report (``on_result`` per case)."""
+    """Run ``cases`` one after the other with a runner already built for its target (the
+    DHT's, or another transport's as the tracker catalog's) within ``deadline`` seconds, and
+    return the report (``on_result`` per case)."""
     report = RunReport(protocol=protocol, target=target, strict=runner.strict,
                        started=time.time())
     began = time.monotonic()
