@@ -361,6 +361,11 @@ def _is_query(data: bytes) -> bool:
 class Runner:
     """Runs cases one after the other against one target."""
 
+    #: Each source letter of a case needs an address of its own (a DHT node is its address);
+    #: when False (trackers tell peers apart by announced port), letters may share one and
+    #: only ``Case.sources`` counts.
+    letters_need_addresses = True
+
     def __init__(self, target: Address, *, strict: bool = False,
                  timeout: float = DEFAULT_TIMEOUT, silence: float = DEFAULT_SILENCE,
                  rng: random.Random | None = None,
@@ -482,8 +487,9 @@ class Runner:
             else:
                 self.dead = False
         letters = sorted({s.source[0] for s in case.steps})
-        if max(len(letters), case.sources) > self.sources.distinct:
-            return Result(case, "unsupported", f"needs {max(len(letters), case.sources)} "
+        needed = max(len(letters) if self.letters_need_addresses else 1, case.sources)
+        if needed > self.sources.distinct:
+            return Result(case, "unsupported", f"needs {needed} "
                           "source addresses (loopback targets only)", 0.0)
         ctx = CaseContext(case, self.rng)
         ctx.target_address = self.target

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,28 @@ def test_every_must_case_passes() -> None:
     assert failing == {}
     assert all(report.ok for report in reports)
     assert {r.case.id for r in results if r.verdict == "non-strict"} == KNOWN_SHOULD_DEVIATIONS
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+def test_over_ipv6_peers_share_the_harness_address() -> None:
+    """On [::1] one source address serves every peer of a case (they differ by port); only the
+    cases about a second address are unsupported; peers come in peers6 and 18-byte records."""
+    reports = run_against_own_tracker(host="::1")
+    results = [r for report in reports for r in report.results]
+    assert {r.case.id for r in results if r.verdict == "unsupported"} == {
+        "tracker/bep15/connection-id/different", "tracker/bep15/connection-id/other-address"}
+    assert {r.verdict for r in results} <= {"pass", "informational", "unsupported"}
+    listed = next(r for r in results if r.case.id == "tracker/bep23/compact/peer-listed")
+    assert "peers6.0.ip" in dict(listed.exchanges[-1].received_fields())
 
 
 def _short_lifetime_case(wait: float):

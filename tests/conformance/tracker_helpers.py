@@ -19,13 +19,14 @@ SILENCE = 0.15
 FAST: tuple[Case, ...] = tuple(c for c in catalog("tracker") if "slow" not in c.tags)
 
 
-async def _run(cases: Iterable[Case], transports: tuple[str, ...],
+async def _run(cases: Iterable[Case], transports: tuple[str, ...], host: str = "127.0.0.1",
                **options: object) -> list[RunReport]:
     server = TrackerServer(TrackerCore(rng=random.Random(7)))
-    await server.start(host="127.0.0.1", http_port=0, udp_port=0)
+    await server.start(host=host, http_port=0, udp_port=0)
     cases = list(cases)
-    urls = {"http": f"http://127.0.0.1:{server.http_port}/announce",
-            "udp": f"udp://127.0.0.1:{server.udp_port}"}
+    shown = f"[{host}]" if ":" in host else host
+    urls = {"http": f"http://{shown}:{server.http_port}/announce",
+            "udp": f"udp://{shown}:{server.udp_port}"}
     options.setdefault("timeout", 1.0)
     try:
         return [await run_tracker(cases, urls[t], silence=SILENCE, rng=random.Random(11),

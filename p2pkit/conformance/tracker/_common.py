@@ -299,11 +299,15 @@ def _peers(answer: Answer) -> list[tuple[str, int]]:
 
 class PeerListed(Verifier):
     """The answer's peer list (``peers`` and ``peers6``, compact or dictionaries) holds
-    ``source``'s peer (its address and announced port), or does not (``listed=False``)."""
+    ``source``'s peer (its address and announced port), or does not (``listed=False``).
 
-    def __init__(self, source: str, listed: bool = True) -> None:
+    The address is the one the tracker saw ``source`` at; the port, the one it announced."""
+
+    def __init__(self, source: str, listed: bool = True, port: int | None = None) -> None:
         self.source = source
         self.listed = listed
+        #: The port ``source`` announced, when not its own of :data:`PORTS`.
+        self.port = port
 
     def check(self, answer: Answer, ctx: Any) -> Check:
         if answer.data is None:
@@ -313,7 +317,7 @@ class PeerListed(Verifier):
         if answer.get("peers") is MISSING and answer.get("peers6") is MISSING:
             return Check(False, "peers: missing", "peers")
         ip = ctx.addresses[self.source][0]
-        wanted = (ip, PORTS[self.source[0]])
+        wanted = (ip, self.port or PORTS[self.source[0]])
         peers = _peers(answer)
         if (wanted in peers) == self.listed:
             return OK
@@ -322,7 +326,8 @@ class PeerListed(Verifier):
                             f"{wanted[0]}:{wanted[1]}", "peers")
 
     def describe(self) -> str:
-        return f"peers {'include' if self.listed else 'exclude'} peer {self.source}"
+        at = f" at port {self.port}" if self.port else ""
+        return f"peers {'include' if self.listed else 'exclude'} peer {self.source}{at}"
 
 
 class PeerCount(Verifier):

@@ -77,7 +77,6 @@ CASES = [
     udp_case(
         id="bep15/scrape/counts", title="one seeder and two leechers: seeders 1, leechers 2",
         spec=SPEC, requirement=LEECHERS, level="MUST", rule="tracker/scrape/counts",
-        sources=3,
         steps=[*_announce("a", left=0), *_announce("b"), *_announce("c"),
                Step(send=udp_scrape(connection="conn_a"), source="a",
                     expect=All(Field("files.0.seeders", Equals(1)),

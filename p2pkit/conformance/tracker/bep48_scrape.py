@@ -70,7 +70,7 @@ CASES = [
     http_case(
         id="bep48/scrape/counts", title="one seeder and two leechers: complete 1, incomplete 2",
         spec="BEP 48 §Scrape Response", requirement=COMPLETE, level="MUST",
-        rule="tracker/scrape/counts", sources=3,
+        rule="tracker/scrape/counts",
         steps=[Step(send=http_announce("a", left=0), source="a"),
                Step(send=http_announce("b"), source="b"),
                Step(send=http_announce("c"), source="c"),

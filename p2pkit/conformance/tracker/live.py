@@ -5,8 +5,10 @@
 :class:`UdpTrackerRunner`); ``http://HOST:PORT/PATH`` runs the BEP 3/7/23/48 cases over HTTP,
 one TCP connection per step (:class:`HttpTrackerRunner`, on
 :mod:`p2pkit.conformance.http_exchange`). The cases of the other transport are not run. Each
-source letter of a case gets its own loopback address (127.42.x.y) against a loopback target,
-so every peer of a case is seen by the tracker at its own IP, as on the DHT runner.
+source letter of a case is one peer; against an IPv4 loopback target it gets its own address
+(127.42.x.y), as on the DHT runner; against any other target the peers of a case share the
+harness's address and differ by peer id and announced port (only the cases about a second
+address, ``Case.sources`` > 1, are then *unsupported*).
 
 The probe after a robustness case is a BEP 15 connect over UDP, and over HTTP an announce with
 ``event=stopped`` for a fresh info-hash (a request without side effects): any answer proves the
@@ -154,6 +156,8 @@ class UdpTrackerRunner(Runner):
     """The datagram runner speaking BEP 15: requests built with ``UdpTrackerRequest``, answers
     decoded with ``UdpTrackerResponse`` (``…6`` from an IPv6 tracker), a connect as the probe."""
 
+    letters_need_addresses = False  # peers differ by announced port: one address serves
+
     def __init__(self, target: Address, **options: Any) -> None:
         super().__init__(target, **options)
         self.answer_class = UdpTrackerAnswer6 if ":" in target[0] else UdpTrackerAnswer
@@ -184,6 +188,8 @@ class UdpTrackerRunner(Runner):
 class HttpTrackerRunner(Runner):
     """Plays HTTP tracker cases: each step one request on a fresh TCP connection from the
     step's source address, its answer decoded as an announce or scrape response."""
+
+    letters_need_addresses = False
 
     def __init__(self, target: Address, url: TrackerTarget, **options: Any) -> None:
         super().__init__(target, **options)
