@@ -4,8 +4,10 @@
   [--junit F] [--json F] [--html F] [--timeout S]``: play the harness's side of each case
   against a live target; a line per case, then a summary table. Exit 0 only when no MUST case
   fails (under ``--strict``, no case at all), 1 otherwise, 2 on bad input.
-* ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT rules judge
-  every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
+* ``p2pkit conformance run tracker --target URL``: the same for a tracker, by its announce URL
+  (``http://HOST:PORT/announce`` runs the HTTP cases, ``udp://HOST:PORT`` the BEP 15 ones).
+* ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT and tracker
+  rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 
 import click
 
+from p2pkit.addresses import parse_host_port
 from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
 from p2pkit.cli.options import HostPort, show_host_port
 from p2pkit.conformance import CATALOGS, catalog
@@ -34,7 +37,9 @@ _PROTOCOLS = "|".join(sorted(CATALOGS))
 @conformance.command("run", help=(
     f"Run a PROTOCOL's conformance cases ({{{_PROTOCOLS}}}) against a live target."))
 @click.argument("protocol", type=click.Choice(sorted(CATALOGS)))
-@click.option("--target", type=HostPort(), help="The peer under test, HOST:PORT.")
+@click.option("--target", metavar="HOST:PORT|URL",
+              help="The peer under test, HOST:PORT (a tracker: its announce URL, "
+                   "http://HOST:PORT/announce or udp://HOST:PORT).")
 @click.option("--cases", "patterns", multiple=True, metavar="GLOB",
               help="Only cases whose id matches (e.g. 'dht/bep44/*'); repeatable.")
 @click.option("--strict", is_flag=True, help="SHOULD and MAY cases fail the run too.")
@@ -47,7 +52,7 @@ _PROTOCOLS = "|".join(sorted(CATALOGS))
 @click.option("--deadline", default=DEFAULT_DEADLINE, show_default=True, type=float,
               help="Seconds the whole run may take.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the reason of passing cases too.")
-def run_command(protocol: str, target: tuple[str, int] | None, patterns: tuple[str, ...],
+def run_command(protocol: str, target: str | None, patterns: tuple[str, ...],
                 strict: bool, list_only: bool, junit_path: str | None, json_path: str | None,
                 html_path: str | None, timeout: float, deadline: float, verbose: bool) -> int:
     cases = select(catalog(protocol), patterns)
@@ -59,18 +64,32 @@ def run_command(protocol: str, target: tuple[str, int] | None, patterns: tuple[s
         click.echo(f"{len(cases)} cases")
         return 0
     if target is None:
-        raise BadInput("--target", "missing: give the peer under test as HOST:PORT")
+        raise BadInput("--target", "missing: give the peer under test as " + (
+            "its announce URL" if protocol == "tracker" else "HOST:PORT"))
     if timeout <= 0 or deadline <= 0:
         raise BadInput("--timeout", "must be positive")
     from p2pkit.conformance.reporters.console import ConsoleReporter
     from p2pkit.conformance.runner import run_cases
 
-    address = target
     console = ConsoleReporter(verbose=verbose)
     try:
-        report = asyncio.run(run_cases(cases, address, protocol=protocol, strict=strict,
-                                       timeout=timeout, deadline=deadline,
-                                       on_result=console.line))
+        if protocol == "tracker":
+            from p2pkit.conformance.tracker.live import parse_tracker_url, run_tracker
+
+            url = parse_tracker_url(target)
+            if not any(c.tags[0] == url.scheme for c in cases):
+                raise BadInput("--cases", f"no {url.scheme} case matches "
+                                          f"{' '.join(patterns)!r}")
+            run = run_tracker(cases, url, strict=strict, timeout=timeout, deadline=deadline,
+                              on_result=console.line)
+        else:
+            try:
+                address = parse_host_port(target)
+            except ValueError as e:
+                raise BadInput("--target", f"{target}: {e}") from None
+            run = run_cases(cases, address, protocol=protocol, strict=strict,
+                            timeout=timeout, deadline=deadline, on_result=console.line)
+        report = asyncio.run(run)
     except TargetError as e:
         raise BadInput("--target", str(e)) from None
     except OSError as e:
@@ -97,8 +116,8 @@ def _write_reports(report: object, junit_path: str | None, json_path: str | None
 @click.option("--endpoint", type=HostPort(), help="Judge only this sender, HOST:PORT.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool) -> int:
-    """Judge every DHT endpoint seen in a CAPTURE (pcap/pcapng), or - for standard input, by
-    the DHT rules."""
+    """Judge every DHT node and tracker seen in a CAPTURE (pcap/pcapng), or - for standard
+    input, by the DHT and tracker rules."""
     from p2pkit.conformance.offline import check_capture
     from p2pkit.errors import P2PKitError
 
@@ -130,7 +149,7 @@ def _print_check(report: object) -> None:
 
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     if not report.endpoints:
-        console.print(f"{report.capture}: no DHT traffic in {report.frames} frames")
+        console.print(f"{report.capture}: no DHT or tracker traffic in {report.frames} frames")
         return
     for who in report.endpoints.values():
         table = Table(title=f"{who.endpoint} ({who.implementation}): {who.messages} messages")

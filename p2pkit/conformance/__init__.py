@@ -8,7 +8,7 @@ harness's side against a live target; reporters (:mod:`p2pkit.conformance.report
 :mod:`p2pkit.conformance.offline` judges a capture with the same rules.
 
 >>> sorted(CATALOGS)
-['dht']
+['dht', 'tracker']
 >>> len(catalog("dht")) >= 60
 True
 """
@@ -24,6 +24,7 @@ __all__ = ["CATALOGS", "catalog"]
 #: Protocol name -> the module holding its ``CASES`` (BitTorrent and Gnutella come later).
 CATALOGS = {
     "dht": "p2pkit.conformance.dht",
+    "tracker": "p2pkit.conformance.tracker",
 }
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "Case",
     "Computed",
     "FromAnswer",
+    "HttpGet",
     "INFO_HASH",
     "Krpc",
     "LEVELS",
@@ -38,6 +39,7 @@ __all__ = [
     "Step",
     "T",
     "TARGET",
+    "UdpTracker",
     "select",
 ]
 
@@ -112,6 +114,31 @@ class Bencoded:
 
 
 @dataclass(frozen=True)
+class UdpTracker:
+    """A BEP 15 request template built with the strict schema
+    (``p2pkit.bittorrent.tracker.udp.UdpTrackerRequest``): ``action`` names it; :data:`T` is
+    the step's fresh 32-bit transaction id."""
+
+    message: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class HttpGet:
+    """One HTTP tracker request (BEP 3 §trackers, BEP 48): ``GET`` of the target's announce
+    path (``kind="announce"``) or the scrape path derived from it (``kind="scrape"``).
+
+    ``params`` are ``(name, value)`` pairs, percent-encoded by the tracker schema
+    (``p2pkit.bittorrent.tracker.http.build_query``); ``query`` replaces them with a query
+    string sent as it is (malformed input). ``headers`` are extra header lines.
+    """
+
+    kind: str = "announce"
+    params: tuple[tuple[str, Any], ...] = ()
+    query: str | Computed | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Raw:
     """Bytes sent as they are; ``b"<T>"`` is replaced by the step's transaction id."""
 
@@ -129,7 +156,7 @@ class Step:
     ``send=None`` only listens for ``wait`` seconds (what the target sends on its own).
     """
 
-    send: Krpc | Bencoded | Raw | None
+    send: Krpc | Bencoded | Raw | UdpTracker | HttpGet | None
     expect: Any = None
     name: str = ""
     source: str = "a"

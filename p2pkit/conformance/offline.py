@@ -1,4 +1,5 @@
-"""Judge a capture offline: the DHT rules applied to every endpoint seen in a pcap/pcapng.
+"""Judge a capture offline: the DHT rules (and the tracker rules of
+:mod:`p2pkit.conformance.tracker.offline`) applied to every endpoint seen in a pcap/pcapng.
 
 The dissector (:func:`p2pkit.capture.dissect.dissect`) decodes each KRPC datagram leniently
 and pairs answers with queries; each record a sender produced is then judged by the rules
@@ -156,23 +157,43 @@ def _implementation(v: Any) -> str:
     return f"{client} {v[2:].hex()}".strip()
 
 
+def _krpc_answer(record: Any) -> Answer:
+    return Answer(b"", message=record.value, deviations=list(record.deviations))
+
+
+def _rulesets(rules: tuple[OfflineRule, ...]) -> dict[str, tuple[tuple[OfflineRule, ...],
+                                                                Callable[[Any], Any]]]:
+    """The DHT ``rules`` and the other catalogs' offline rules, by record protocol."""
+    from p2pkit.conformance.tracker.offline import RULESETS as TRACKER
+
+    return {PROTOCOL: (rules, _krpc_answer), **TRACKER}
+
+
 def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = None,
           rules: tuple[OfflineRule, ...] = RULES) -> CaptureReport:
-    """Apply ``rules`` to every KRPC record (of ``endpoint``'s, when given)."""
+    """Apply ``rules`` to every KRPC record, and the tracker rules
+    (:mod:`p2pkit.conformance.tracker.offline`) to every tracker answer (of ``endpoint``'s,
+    when given)."""
+    rulesets = _rulesets(rules)
     for record in records:
-        if record.protocol != PROTOCOL or record.value is None:
+        if record.protocol not in rulesets or record.value is None:
             continue
         if endpoint is not None and record.src != endpoint:
+            continue
+        applicable, as_answer = rulesets[record.protocol]
+        answer = as_answer(record)
+        if answer is None:
             continue
         who = report.endpoints.get(record.src)
         if who is None:
             who = report.endpoints[record.src] = EndpointReport(record.src)
-            who.tallies = {r.rule: RuleTally(r) for r in rules}
+        for r in applicable:
+            who.tallies.setdefault(r.rule, RuleTally(r))
         who.messages += 1
-        if who.implementation == "?" and record.value.get("v") is not None:
+        if record.protocol == PROTOCOL and who.implementation == "?" and \
+                record.value.get("v") is not None:
             who.implementation = _implementation(record.value.get("v"))
-        answer = Answer(b"", message=record.value, deviations=list(record.deviations))
-        for rule in rules:
+        for rule in applicable:
             if not rule.applies(record):
                 continue
             tally = who.tallies[rule.rule]
@@ -188,7 +209,8 @@ def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = 
 
 
 def check_capture(path: str | Path, endpoint: str | None = None) -> CaptureReport:
-    """Judge every DHT endpoint of a capture (only ``endpoint``, ``HOST:PORT``, if given)."""
+    """Judge every DHT node and tracker of a capture (only ``endpoint``, ``HOST:PORT``, if
+    given)."""
     from p2pkit.capture.dissect import Dissection
 
     dissection = Dissection(path)

@@ -2,7 +2,8 @@
 
     pytest --pyargs p2pkit.conformance --p2p-target dht=127.0.0.1:6881 -k token
 
-``--p2p-target PROTOCOL=HOST:PORT`` (repeatable) names the peer under test per protocol;
+``--p2p-target PROTOCOL=HOST:PORT`` (repeatable) names the peer under test per protocol (a
+tracker by its announce URL: ``tracker=udp://127.0.0.1:6969``);
 ``--p2p-strict`` makes SHOULD and MAY cases fail; ``--p2p-timeout`` is the per-step timeout.
 Without a target the cases are not collected. A failing MUST case (or any case under
 ``--p2p-strict``) fails its item with the quoted requirement and the reason; ``unsupported``
@@ -75,12 +76,15 @@ class _Session:
             if address is None:
                 pytest.skip(f"no --p2p-target {protocol}=HOST:PORT")
             timeout = self.config.getoption("--p2p-timeout", default=DEFAULT_TIMEOUT)
+            strict = self.config.getoption("--p2p-strict", default=False)
             try:
-                resolved = self.loop.run_until_complete(preflight(parse_target(address),
-                                                                  timeout))
-                self.runners[protocol] = Runner(
-                    resolved, strict=self.config.getoption("--p2p-strict", default=False),
-                    timeout=timeout)
+                if protocol == "tracker":
+                    self.runners[protocol] = self.loop.run_until_complete(
+                        _tracker_runner(address, strict=strict, timeout=timeout))
+                else:
+                    resolved = self.loop.run_until_complete(preflight(parse_target(address),
+                                                                      timeout))
+                    self.runners[protocol] = Runner(resolved, strict=strict, timeout=timeout)
             except TargetError as e:
                 self.runners[protocol] = str(e)
         runner = self.runners[protocol]
@@ -90,6 +94,24 @@ class _Session:
 
     def close(self) -> None:
         self.loop.close()
+
+
+async def _tracker_runner(url: str, **options: Any) -> Runner:
+    """The runner of a tracker's announce URL (HTTP or UDP, after its preflight)."""
+    from p2pkit.conformance.tracker.live import (
+        HttpTrackerRunner,
+        UdpTrackerRunner,
+        parse_tracker_url,
+        preflight_http,
+        preflight_udp,
+    )
+
+    target = parse_tracker_url(url)
+    if target.scheme == "udp":
+        return UdpTrackerRunner(await preflight_udp(target.address, options["timeout"]),
+                                **options)
+    return HttpTrackerRunner(await preflight_http(target, options["timeout"]), target,
+                             **options)
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +126,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     wanted = targets(metafunc.config)
     cases = [c for protocol in sorted(CATALOGS) if protocol in wanted
-             for c in catalog(protocol)]
+             for c in catalog(protocol)
+             # a tracker URL's scheme picks the transport of the cases it can run
+             if protocol != "tracker" or c.tags[0] == wanted[protocol].partition(":")[0]]
     metafunc.parametrize("conformance_case", cases, ids=[c.id for c in cases])
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "preflight",
     "run",
     "run_cases",
+    "run_with",
 ]
 
 VERDICTS = ("pass", "fail", "non-strict", "informational", "unsupported", "target-died",
@@ -150,7 +151,7 @@ class Exchange:
     check: Check | None
 
     def sent_fields(self) -> list[tuple[str, str]]:
-        decoded = Answer.of(self.sent)
+        decoded = type(self.answer).decode_request(self.sent)
         if decoded.message is None:
             text = self.sent[:64]
             return [("raw", f"{len(self.sent)} bytes: {text!r}"
@@ -162,7 +163,7 @@ class Exchange:
         if a.data is None:
             return []
         if a.message is None:
-            return [("raw", f"{len(a.data)} bytes, not KRPC: {a.error}")]
+            return [("raw", f"{len(a.data)} bytes, not {a.WHAT}: {a.error}")]
         return flatten(a.message)
 
     def to_json(self) -> dict[str, Any]:
@@ -360,6 +361,11 @@ def _is_query(data: bytes) -> bool:
 class Runner:
     """Runs cases one after the other against one target."""
 
+    #: Each source letter of a case needs an address of its own (a DHT node is its address);
+    #: when False (trackers tell peers apart by announced port), letters may share one and
+    #: only ``Case.sources`` counts.
+    letters_need_addresses = True
+
     def __init__(self, target: Address, *, strict: bool = False,
                  timeout: float = DEFAULT_TIMEOUT, silence: float = DEFAULT_SILENCE,
                  rng: random.Random | None = None,
@@ -403,10 +409,29 @@ class Runner:
                 data, addr, at = await asyncio.wait_for(receiver.queue.get(), left)
             except TimeoutError:
                 return Answer(None, elapsed=wait)
-            if _is_query(data):  # the target's own queries (a verification ping …)
+            if self.is_unsolicited(data):  # the target's own queries (a verification ping …)
                 queries.append(data)
                 continue
-            return Answer.of(data, elapsed=at - sent_at)
+            return self.decode_answer(data, at - sent_at)
+
+    # Hooks for another datagram protocol on the same runner (BEP 15 trackers): how a step is
+    # built, how an answer is decoded, what the target sends on its own, what the probe sends.
+
+    def encode_step(self, step: Step, ctx: CaseContext) -> bytes:
+        """The datagram of one step (KRPC: templates built with the schema)."""
+        return _encode_step(step, ctx)
+
+    def decode_answer(self, data: bytes, elapsed: float) -> Answer:
+        """A datagram from the target, decoded leniently."""
+        return Answer.of(data, elapsed=elapsed)
+
+    def is_unsolicited(self, data: bytes) -> bool:
+        """A datagram the target sent on its own (not an answer): a KRPC query."""
+        return _is_query(data)
+
+    def probe_datagram(self) -> bytes:
+        """The well-behaved request of :meth:`probe`: a ping."""
+        return krpc.encode(krpc.query("ping", self.rng.randbytes(2), id=self.rng.randbytes(20)))
 
     async def probe(self, timeout: float | None = None,
                     attempts: int = PROBE_ATTEMPTS) -> Answer:
@@ -418,8 +443,7 @@ class Runner:
                 await asyncio.sleep(1.0)
             receiver = await self._socket(self.sources.ip())
             try:
-                t = self.rng.randbytes(2)
-                data = krpc.encode(krpc.query("ping", t, id=self.rng.randbytes(20)))
+                data = self.probe_datagram()
                 await self._pace()
                 receiver.transport.sendto(data, self.target)
                 answer = await self._receive(receiver, [], timeout or self.timeout,
@@ -463,8 +487,9 @@ class Runner:
             else:
                 self.dead = False
         letters = sorted({s.source[0] for s in case.steps})
-        if max(len(letters), case.sources) > self.sources.distinct:
-            return Result(case, "unsupported", f"needs {max(len(letters), case.sources)} "
+        needed = max(len(letters) if self.letters_need_addresses else 1, case.sources)
+        if needed > self.sources.distinct:
+            return Result(case, "unsupported", f"needs {needed} "
                           "source addresses (loopback targets only)", 0.0)
         ctx = CaseContext(case, self.rng)
         ctx.target_address = self.target
@@ -505,7 +530,7 @@ class Runner:
                 await asyncio.sleep(step.wait if step.wait is not None else self.silence)
                 while not receiver.queue.empty():
                     data, _, _ = receiver.queue.get_nowait()
-                    if _is_query(data):
+                    if self.is_unsolicited(data):
                         ctx.queries_received.append(data)
                 answer = Answer(None)
                 check = step.expect.check(answer, ctx) if step.expect is not None else None
@@ -517,14 +542,14 @@ class Runner:
                     return self._finish(result, case, index, check)
                 continue
             try:
-                data = _encode_step(step, ctx)
+                data = self.encode_step(step, ctx)
             except _StepError as e:
                 return self._finish(result, case, index, Check(False, str(e), None))
             first = data
             sent_at = time.monotonic()
             for i in range(step.repeat):
                 if i:
-                    data = _encode_step(step, ctx)
+                    data = self.encode_step(step, ctx)
                 if step.repeat == 1:  # a flood is a flood
                     await self._pace()
                 receiver.transport.sendto(data, self.target)
@@ -644,10 +669,20 @@ async def run_cases(cases: Iterable[Case], target: Address, *, protocol: str = "
         target = await preflight(target, timeout)
     else:
         target = _resolve_address(target)
-    report = RunReport(protocol=protocol, target=f"{target[0]}:{target[1]}", strict=strict,
-                       started=time.time())
     runner = Runner(target, strict=strict, timeout=timeout, silence=silence, rng=rng,
                     restart=restart, rate=rate)
+    return await run_with(runner, cases, protocol=protocol, target=f"{target[0]}:{target[1]}",
+                          deadline=deadline, on_result=on_result)
+
+
+async def run_with(runner: Runner, cases: Iterable[Case], *, protocol: str, target: str,
+                   deadline: float = DEFAULT_DEADLINE,
+                   on_result: Callable[[Result], None] | None = None) -> RunReport:
+    """Run ``cases`` one after the other with a runner already built for its target (the
+    DHT's, or another transport's as the tracker catalog's) within ``deadline`` seconds, and
+    return the report (``on_result`` per case)."""
+    report = RunReport(protocol=protocol, target=target, strict=runner.strict,
+                       started=time.time())
     began = time.monotonic()
     for case in cases:
         left = deadline - (time.monotonic() - began)

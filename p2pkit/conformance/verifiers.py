@@ -85,6 +85,14 @@ class Answer:
     error: str | None = None
     elapsed: float = 0.0
 
+    #: What the answers are (reasons say "not KRPC"); other protocols' answers subclass this.
+    WHAT = "KRPC"
+
+    @classmethod
+    def decode_request(cls, data: bytes) -> Answer:
+        """What the harness sent, decoded for the report (KRPC: the same decoder)."""
+        return cls.of(data)
+
     @classmethod
     def of(cls, data: bytes | None, elapsed: float = 0.0) -> Answer:
         """Decode ``data`` leniently (the dissector's decoder) and keep the deviations."""
@@ -158,7 +166,7 @@ def _needs_answer(answer: Answer) -> Check | None:
     if answer.data is None:
         return Check(False, "no answer", "")
     if answer.message is None:
-        return Check(False, f"answer is not KRPC: {answer.error}", "")
+        return Check(False, f"answer is not {answer.WHAT}: {answer.error}", "")
     return None
 
 
@@ -344,20 +352,23 @@ class IsError(Verifier):
 
 @dataclass
 class Echo(Verifier):
-    """``t`` is the transaction id the step sent (BEP 5: "echoed in the response")."""
+    """``t`` is the transaction id the step sent (BEP 5: "echoed in the response"); another
+    ``path`` for other protocols (BEP 15's ``transaction_id``)."""
+
+    path: str = "t"
 
     def check(self, answer: Answer, ctx: Any) -> Check:
         missing = _needs_answer(answer)
         if missing:
             return missing
         sent = ctx.current_t
-        got = answer.get("t")
+        got = answer.get(self.path)
         return OK if got == sent else Check(
-            False, f"t is {_show(got) if got is not _MISSING else 'missing'}, "
-                   f"expected {_show(sent)}", "t")
+            False, f"{self.path} is {_show(got) if got is not _MISSING else 'missing'}, "
+                   f"expected {_show(sent)}", self.path)
 
     def describe(self) -> str:
-        return "t echoes the query's transaction id"
+        return f"{self.path} echoes the request's transaction id"
 
 
 @dataclass
