@@ -128,7 +128,7 @@ class HttpGet:
     path (``kind="announce"``) or the scrape path derived from it (``kind="scrape"``).
 
     ``params`` are ``(name, value)`` pairs, percent-encoded by the tracker schema
-    (``p2pkit.bittorrent.tracker.http.build_query``); ``query`` replaces them with a query
+    (``p2pkit.bittorrent.tracker.query.build_query``); ``query`` replaces them with a query
     string sent as it is (malformed input). ``headers`` are extra header lines.
     """
 

@@ -25,8 +25,8 @@ from p2pkit.bittorrent.tracker.http import (
     ScrapeBody,
     parse_http_request,
     parse_http_response,
-    parse_query,
 )
+from p2pkit.bittorrent.tracker.query import parse_query
 from p2pkit.bittorrent.tracker.udp import (
     PROTOCOL_ID,
     UdpTrackerRequest,

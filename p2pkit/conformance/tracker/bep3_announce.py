@@ -20,7 +20,7 @@ BEP 3 words its requirements in prose: "it must have two keys: ``interval`` [...
 
 from __future__ import annotations
 
-from p2pkit.bittorrent.tracker.http import PercentStyle, QueryParameter, build_query
+from p2pkit.bittorrent.tracker.query import PercentStyle, QueryParameter, build_query
 from p2pkit.conformance.case import Computed, HttpGet, Step
 from p2pkit.conformance.tracker._common import (
     LEFT,

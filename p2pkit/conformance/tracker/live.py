@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from p2pkit.bittorrent.tracker.http import QueryParameter, build_query, request_kind
+from p2pkit.bittorrent.tracker.http import request_kind
+from p2pkit.bittorrent.tracker.query import QueryParameter, build_query
 from p2pkit.bittorrent.tracker.udp import UdpTrackerRequest, UdpTrackerResponse
 from p2pkit.conformance.case import Case, Computed, HttpGet, Raw, Step, UdpTracker
 from p2pkit.conformance.http_exchange import exchange, request_head
