@@ -27,6 +27,7 @@ length: the peer-wire dissector resynchronises after it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,7 +43,7 @@ from p2pkit.bittorrent.wire.messages import (
 )
 from p2pkit.bittorrent.wire.utp import UtpPacket
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record, json_fields, json_value
+from p2pkit.capture.record import Record, UndecodedRun, json_fields, json_value
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
@@ -50,8 +51,9 @@ from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.registry import get, load
 from p2pkit.schema import FixedLayout
 
-__all__ = ["HANDSHAKE_SEARCH_WINDOW", "MAX_UTP_REORDER", "PeerWireStream", "UtpDecoder",
-           "UtpDirection", "detect_peer_wire", "looks_like_peer_messages", "peer_wire_stream"]
+__all__ = ["HANDSHAKE_SEARCH_WINDOW", "MAX_UTP_REORDER", "MSE_KEY_LENGTH", "PeerWireStream",
+           "UtpDecoder", "UtpDirection", "detect_peer_wire", "looks_encrypted",
+           "looks_like_peer_messages", "peer_wire_stream"]
 
 PROTOCOL = "bittorrent"
 HANDSHAKE = bytes([len(PSTR)]) + PSTR
@@ -90,6 +92,39 @@ def _plausible_lengths() -> dict[int, tuple[int, int]]:
 
 
 PLAUSIBLE = _plausible_lengths()
+
+# Where a plausible message may start, found by the regular-expression engine rather than a
+# Python loop over every byte: a length prefix below MAX_MESSAGE_LENGTH (so its first byte is
+# 0 and its second at most MAX_MESSAGE_LENGTH >> 16), not a keep-alive (a chain never starts
+# with one), then an id some message has.
+assert MAX_MESSAGE_LENGTH < 1 << 24
+_CANDIDATE = re.compile(
+    b"(?=\\x00(?!\\x00\\x00\\x00)[\\x00-" + re.escape(bytes([MAX_MESSAGE_LENGTH >> 16]))
+    + b"][\\x00-\\xff]{2}[" + b"".join(re.escape(bytes([i])) for i in sorted(PLAUSIBLE))
+    + b"])")
+
+#: MSE/PE (the Message Stream Encryption specification): each side opens with its 96-byte
+#: Diffie-Hellman public key (Ya, Yb), then random padding and RC4-encrypted bytes.
+MSE_KEY_LENGTH = 96
+
+
+def looks_encrypted(data: bytes | bytearray) -> bool:
+    """Whether ``data`` (the start of a direction) looks like an MSE/PE key exchange: at least
+    :data:`MSE_KEY_LENGTH` bytes, with about as many distinct byte values as random bytes have
+    (a 96-byte public key has about 80; text and peer-wire messages far fewer).
+
+    >>> import random
+    >>> looks_encrypted(random.Random(1).randbytes(96)), looks_encrypted(bytes(200))
+    (True, False)
+    >>> looks_encrypted(b"GET /announce?info_hash=abcdefghij HTTP/1.1\\r\\n" * 4)
+    False
+    """
+    sample = bytes(data[:1024])
+    n = len(sample)
+    if n < MSE_KEY_LENGTH:
+        return False
+    expected = 256 * (1 - (255 / 256) ** n)
+    return len(set(sample)) >= 0.8 * expected
 
 
 def _plausible_at(data: bytearray | bytes, pos: int) -> int | None:
@@ -164,7 +199,11 @@ def detect_peer_wire(head: bytes, *, other: str | None = None, complete: bool = 
         return True  # after an MSE/PE preamble that selected plaintext
     if len(head) < window and not complete:
         return None
-    return looks_like_peer_messages(head)
+    if from_start and looks_encrypted(head):
+        return True  # MSE/PE from the first byte (RC4 throughout): labelled, not decoded
+    # a run of plausible messages; one that the head cuts off counts unless nothing follows
+    found = _chain_at(head, 0, RESYNC_CHAIN, at_end=complete)
+    return found is True or (found is None and not complete)
 
 
 def peer_wire_stream(*, src: str, dst: str, transport: str = "tcp",
@@ -207,6 +246,9 @@ class PeerWireStream:
     whose extension handshake says which ids name which extensions in this direction.
     """
 
+    #: Bytes not decoded come out as ``undecoded`` records from the stream itself.
+    reports_undecoded = True
+
     def __init__(self, *, transport: str, src: str, dst: str,
                  expect_handshake: bool = True) -> None:
         self.transport = transport
@@ -216,6 +258,12 @@ class PeerWireStream:
         self.state = "handshake" if expect_handshake else "messages"
         self.synced = expect_handshake
         self.skipped = 0
+        #: Set by the dissector when the capture missed the direction's first bytes.
+        self.mid_stream = False
+        #: Skipped bytes, gathered into ``undecoded`` records; why the stream is out of sync.
+        self.undecoded = UndecodedRun(protocol=PROTOCOL, transport=transport, src=src, dst=dst)
+        self._reason = "after a gap"
+        self._at: int | None = None
         #: From this direction's extension handshake: the ids its sender receives, by name.
         self.received_names: dict[int, str] = {}
         self.peer: PeerWireStream | None = None
@@ -228,24 +276,54 @@ class PeerWireStream:
     def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
         self.buffer.append(offset, data, frame, time)
         yield from self._decode()
+        yield from self.undecoded.records()
+
+    def _drop(self, n: int, reason: str, at: int | None = None) -> None:
+        """Skip ``n`` bytes at the front of the buffer, counted in an ``undecoded`` run."""
+        if n <= 0:
+            return
+        buf = self.buffer
+        first, _ = buf.frame_of(0)
+        last, time = buf.frame_of(n - 1)
+        extra = {"encryption": "MSE/PE"} if reason == "encrypted" else {}
+        self.undecoded.add(buf.start, n, first, time, reason=reason, at=at, last_frame=last,
+                           **extra)
+        self.skipped += n
+        buf.skip(n)
 
     def gap(self, offset: int, length: int) -> None:
         """Bytes were lost: drop the partial message and resynchronise after the gap."""
+        self._drop(len(self.buffer), "truncated" if self.synced else self._reason, self._at)
         self.buffer.reset(offset + length)
         self._size = None
         if self.state == "handshake":
             self.state = "messages"
         self.synced = False
+        if self._reason != "encrypted":
+            self._reason, self._at = "after a gap", None
 
     def end(self) -> Iterator[Record]:
         """The direction ended: decode what the handshake search was still holding back."""
         if self.state == "handshake":
-            self.state = "messages"
-            self.synced = False
+            self._no_handshake()
         self._at_end = True
         yield from self._decode()
-        self.skipped += len(self.buffer)
-        self.buffer.skip(len(self.buffer))
+        self._drop(len(self.buffer), "truncated" if self.synced else self._reason, self._at)
+        yield from self.undecoded.close()
+
+    def _no_handshake(self) -> None:
+        """No handshake where one was expected: look for messages. Bytes that open with a
+        key exchange (MSE/PE) are skipped as ``encrypted`` until plaintext messages are found
+        (an MSE handshake that selected plaintext), if ever (RC4 throughout)."""
+        buf = self.buffer
+        self.state = "messages"
+        self.synced = False
+        if buf.start == 0 and not self.mid_stream and looks_encrypted(buf.data):
+            self._reason, self._at = "encrypted", None
+        elif self.mid_stream or buf.start:
+            self._reason, self._at = "after a gap", None
+        else:
+            self._reason, self._at = "malformed", buf.start
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -300,8 +378,7 @@ class PeerWireStream:
                         return  # a handshake still arriving
                     if len(buf) < HANDSHAKE_SEARCH_WINDOW:
                         return  # maybe an MSE preamble: wait for more
-                self.state = "messages"
-                self.synced = False
+                self._no_handshake()
             else:
                 if len(buf) < at + HANDSHAKE_LENGTH:
                     return
@@ -320,7 +397,9 @@ class PeerWireStream:
         first = 0  # where a resynchronisation may start (1 after a failed parse at 0)
         while True:
             if not self.synced:
-                if not self._resync(first):
+                synced = self._resync(first)
+                yield from self.undecoded.records()
+                if not synced:
                     return
                 first = 0
             size = self._size  # the message at the front, once its prefix was read
@@ -329,6 +408,7 @@ class PeerWireStream:
                     size = frame_length(data)
                 except LimitExceeded:
                     self.synced, first = False, 1
+                    self._reason, self._at = "malformed", buf.start
                     continue
                 if size is None:
                     return
@@ -342,6 +422,7 @@ class PeerWireStream:
                 value = PeerMessageLenient.parse(raw)
             except ParseError:
                 self.synced, first = False, 1
+                self._reason, self._at = "malformed", buf.start
                 continue
             record = self._record(value.type, value, start, size)
             buf.skip(size)
@@ -355,18 +436,22 @@ class PeerWireStream:
         """
         self._size = None
         data = self.buffer.data
-        for pos in range(first, max(first, len(data) - 4)):
-            found = _chain_at(data, pos, RESYNC_CHAIN, self._at_end)
-            if found is False:
-                continue
-            self.skipped += pos
-            self.buffer.skip(pos)
-            self.synced = found is True
-            return self.synced
-        drop = max(first, len(data) - 4)
-        self.skipped += drop
-        self.buffer.skip(drop)
-        return False
+        at_end = self._at_end
+        at: int | None = None
+        found: bool | None = False
+        for match in _CANDIDATE.finditer(data, first):  # (holds data: skip after the loop)
+            found = _chain_at(data, match.start(), RESYNC_CHAIN, at_end)
+            if found is True or (found is None and not at_end):
+                at = match.start()
+                break
+        if at is None:
+            self._drop(max(first, len(data) - 4), self._reason, self._at)
+            return False
+        self._drop(at, self._reason, self._at)
+        self.synced = found is True
+        if self.synced:
+            self.undecoded.close_run()
+        return self.synced
 
 
 # -- uTP (BEP 29) ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 from p2pkit import registry
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record
+from p2pkit.capture.record import Record, undecoded
 
 __all__ = ["DatagramDissector"]
 
@@ -40,6 +40,10 @@ class DatagramDissector:
             if records is not None:
                 yield from records
                 return
+        # nothing disappears silently: a datagram no protocol took is said so
+        yield undecoded(protocol="data", transport="udp", src=pkt.src, dst=pkt.dst,
+                        reason="unknown protocol", length=len(payload),
+                        frames=(pkt.frame, pkt.frame, 1), time=pkt.time)
 
     def finish(self) -> Iterator[Record]:
         for _, _, decoder in self._protocols:
