@@ -193,7 +193,7 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, str):  # also construct's EnumIntegerString
-        return str(value)
+        return text_value(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -210,6 +210,25 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
                 for k in value.__dataclass_fields__
                 if not k.startswith("_") and getattr(value, k) is not None}
     return str(value)
+
+
+def text_value(value: str) -> str:
+    """A text field as every output shows it: bytes that were not UTF-8 (kept by the schemas
+    as surrogate escapes) become ``\\xNN``, so that JSON, trees and summaries can print it;
+    control characters (a vendor code padded with NULs) are left to the renderers, which all
+    escape them the JSON way (``\\u0000``).
+
+    >>> text_value("RAZA"), text_value(b"x\\xda\\x00".decode("utf-8", "surrogateescape"))
+    ('RAZA', 'x\\\\xda\\x00')
+    """
+    text = str(value)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
 
 
 def _key(key: Any) -> str:

@@ -32,6 +32,8 @@ def _short(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return text if len(text) <= 40 else text[:37] + "..."
     text = str(value)
+    if isinstance(value, str) and not text.isprintable():  # NULs, control characters
+        text = json.dumps(text, ensure_ascii=False)[1:-1]  # escaped as JSON and -V do
     return text if len(text) <= 40 else text[:37] + "..."
 
 

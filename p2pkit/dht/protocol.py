@@ -26,7 +26,8 @@ DHT = ProtocolDescriptor(
     priority=200,
     messages=("query", "response", "error", "undecoded"),
     summary=("method", "port", "info_hash", "transaction_id", "t"),
-    fields=(*UNDECODED_FIELDS, "transaction_id", "method", "a", "r", "e", "v", "ip", "ro", "extra"),
+    fields=(*UNDECODED_FIELDS, "transaction_id", "method", "a", "r", "e", "v", "ip", "ro", "extra",
+            "unknown_keys"),
     scapy="p2pkit.dht.scapy_layers:LAYERS",
     cli=("dht", "p2pkit.cli.dht:dht"),
 )
