@@ -43,7 +43,7 @@ from p2pkit.bittorrent.wire.messages import (
 )
 from p2pkit.bittorrent.wire.utp import UtpPacket
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record, UndecodedRun, json_fields, json_value
+from p2pkit.capture.record import Record, UndecodedRun, json_fields, json_value, undecoded
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
@@ -66,6 +66,8 @@ RESYNC_CHAIN = 3
 MAX_UTP_REORDER = 1024
 #: uTP-looking packets held per direction while waiting for evidence that it is uTP.
 MAX_UTP_HELD = 64
+#: Frames a uTP-looking packet is held for evidence before it is reported as undecoded.
+MAX_UTP_HOLD_FRAMES = 256
 #: uTP connections remembered per dissection (the oldest held one is forgotten first).
 MAX_UTP_STATE = 4096
 #: Binary fields shown as length + SHA-1 whatever their size (piece data, bitfields).
@@ -479,10 +481,22 @@ class UtpDirection:
         self.offset = 0
         self.pending: dict[int, tuple[bytes, int, float]] = {}
         self._state_seqs: list[int] = []
+        #: The ``seq_nr`` of this direction's SYN, when it sent one (it opened the connection).
+        self.syn_seq: int | None = None
 
     def syn(self, seq_nr: int) -> Iterator[Record]:
         if self.next_seq is None:
+            self.syn_seq = seq_nr
             self.next_seq = (seq_nr + 1) & 0xFFFF
+            yield from self._drain()
+
+    def accepted(self, seq_nr: int) -> Iterator[Record]:
+        """The ST_STATE that answers the other side's SYN: BEP 29 §connection setup, the
+        acceptor's sequence starts at its ``seq_nr`` (its first ST_DATA carries the same), so
+        this direction comes out as soon as it is in order, not after
+        :data:`START_WINDOW` packets."""
+        if self.next_seq is None:
+            self.next_seq = seq_nr
             yield from self._drain()
 
     def state(self, seq_nr: int) -> None:
@@ -554,6 +568,23 @@ class UtpDecoder:
     def finish(self) -> Iterator[Record]:
         for direction in self._utp.values():
             yield from direction.finish()
+        yield from self.expire(None)
+
+    def expire(self, frame: int | None) -> Iterator[Record]:
+        """Packets that looked like uTP but had no SYN nor answer within
+        :data:`MAX_UTP_HOLD_FRAMES` frames of ``frame`` (None: all of them): said, not
+        dropped (``undecoded``, unknown protocol)."""
+        held = self._utp_held
+        while held:
+            key = next(iter(held))
+            packets = held[key]
+            if frame is not None and packets and packets[0][0].frame > frame - MAX_UTP_HOLD_FRAMES:
+                return
+            del held[key]
+            for pkt, _ in packets:
+                yield undecoded(protocol="data", transport="udp", src=pkt.src, dst=pkt.dst,
+                                reason="unknown protocol", length=len(pkt.payload),
+                                frames=(pkt.frame, pkt.frame, 1), time=pkt.time)
 
     # -- BEP 29 -----------------------------------------------------------------------------
 
@@ -576,7 +607,7 @@ class UtpDecoder:
                 if len(held) < MAX_UTP_HELD:
                     held.append((pkt, value))
                 if len(self._utp_held) > MAX_UTP_STATE:
-                    del self._utp_held[next(iter(self._utp_held))]
+                    yield from self.expire(pkt.frame + MAX_UTP_HOLD_FRAMES)  # the oldest
                 return
             for k in reverse:  # both directions are now evidence for each other
                 for held_pkt, held_value in self._utp_held.pop(k, []):
@@ -585,9 +616,22 @@ class UtpDecoder:
                 yield from self._utp_accept(held_pkt, held_value, key)
         yield from self._utp_accept(pkt, value, key)
 
+    def _close(self, key: tuple[str, str, int]) -> Iterator[Record]:
+        """End a connection's lifetime (both directions): a reset, or a SYN that reuses its
+        addresses and ids after it ended."""
+        src, dst, cid = key
+        for k in (key, (dst, src, (cid - 1) & 0xFFFF), (dst, src, (cid + 1) & 0xFFFF)):
+            direction = self._utp.pop(k, None)
+            if direction is not None:
+                yield from direction.finish()
+
     def _utp_accept(self, pkt: Packet, value: Any, key: tuple[str, str, int]
                     ) -> Iterator[Record]:
         kind = str(value.type)
+        if kind == "st_syn":
+            old = self._utp.get(key)
+            if old is not None and old.syn_seq != value.seq_nr:  # not a retransmitted SYN
+                yield from self._close(key)
         fields = json_fields(value, drop=("type", "type_version", "payload"))
         fields["payload_length"] = len(value.payload)
         yield Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
@@ -601,6 +645,12 @@ class UtpDecoder:
         if kind == "st_syn":
             yield from direction.syn(value.seq_nr)
         elif kind == "st_state":
-            direction.state(value.seq_nr)
+            opener = self._utp.get((pkt.dst, pkt.src, (key[2] + 1) & 0xFFFF))
+            if opener is not None and opener.syn_seq == value.ack_nr:
+                yield from direction.accepted(value.seq_nr)
+            else:
+                direction.state(value.seq_nr)
         elif kind == "st_data":
             yield from direction.data(value.seq_nr, value.payload, pkt.frame, pkt.time)
+        elif kind == "st_reset":  # BEP 29: the connection is over, both ways
+            yield from self._close(key)

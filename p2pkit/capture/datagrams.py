@@ -27,10 +27,16 @@ class DatagramDissector:
             (d.name, registry.load(d.datagram_detector), registry.load(d.datagram_decoder)())
             for d in registry.datagram_protocols()
         ]
+        #: Decoders that hold datagrams for evidence, asked each time to release what waited
+        #: too long (``expire(frame)``), so it comes out near its frame.
+        self._expiring = [getattr(decoder, "expire") for _, _, decoder in self._protocols
+                          if hasattr(decoder, "expire")]
 
     def datagram(self, pkt: Packet, protocol: str | None = None) -> Iterator[Record]:
         """Dissect one UDP packet; ``protocol`` forces a decoder (``--decode-as``)."""
         payload = pkt.payload
+        for expire in self._expiring:
+            yield from expire(pkt.frame)
         for name, detect, decoder in self._protocols:
             if protocol is not None and name != protocol:
                 continue

@@ -211,3 +211,52 @@ def test_field_spans_point_at_the_field_bytes():
                 assert raw.hex() == value
             checked += 1
     assert checked > 900  # 260 requests x 3 fields, 186 haves, 10 handshakes x 3
+
+
+def test_the_utp_acceptor_side_comes_out_as_soon_as_it_is_in_order():
+    """BEP 29: the side that answers the SYN starts its sequence at its ST_STATE's seq_nr;
+    its messages must not wait for ~32 packets (and so the opener's extension messages are
+    named by the acceptor's extension handshake, decoded first)."""
+    d = DatagramDissector()
+    produced_at = {}
+    for p in _utp_packets():
+        for r in d.datagram(p):
+            if r.protocol == "bittorrent":
+                produced_at.setdefault((r.src, r.message), p.frame)
+                assert r.frame == p.frame  # produced by the packet that completes it
+                if r.message == "extended":
+                    assert "extension" in r.fields, r
+    assert produced_at[("127.0.0.2:6881", "handshake")] == 5
+    assert produced_at[("127.0.0.3:6882", "handshake")] == 3
+
+
+def _shifted(packet, by):
+    """The same uTP packet with seq_nr and ack_nr moved by ``by`` (a new connection's ISN)."""
+    from dataclasses import replace as dc_replace
+
+    raw = bytearray(packet.payload)
+    for at in (16, 18):
+        raw[at:at + 2] = ((int.from_bytes(raw[at:at + 2], "big") + by) & 0xFFFF).to_bytes(2, "big")
+    return dc_replace(packet, payload=bytes(raw), frame=packet.frame + 100_000)
+
+
+def test_a_utp_connection_reusing_addresses_and_ids_is_a_new_connection():
+    packets = _utp_packets()
+    again = [_shifted(p, 1000) for p in packets]  # same addresses, same connection ids
+    once = Counter(r.message for r in _utp_records(packets))
+    twice = Counter(r.message for r in _utp_records(packets + again))
+    assert twice["handshake"] == 2 * once["handshake"] == 4
+    assert twice["piece"] == 2 * once["piece"]
+    assert not twice["undecoded"]
+
+
+def test_a_utp_reset_ends_the_connection_lifetime():
+    packets = _utp_packets()
+    reset = bytearray(packets[-1].payload)
+    reset[0] = 0x31  # ST_RESET, version 1
+    from dataclasses import replace as dc_replace
+
+    cut = len(packets) // 2
+    records = _utp_records(packets[:cut] + [dc_replace(packets[-1], payload=bytes(reset))]
+                           + [_shifted(p, 3000) for p in packets])
+    assert Counter(r.message for r in records)["handshake"] == 4
