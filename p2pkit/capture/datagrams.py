@@ -29,7 +29,7 @@ class DatagramDissector:
         ]
         #: Decoders that hold datagrams for evidence, asked each time to release what waited
         #: too long (``expire(frame)``), so it comes out near its frame.
-        self._expiring = [getattr(decoder, "expire") for _, _, decoder in self._protocols
+        self._expiring = [decoder.expire for _, _, decoder in self._protocols
                           if hasattr(decoder, "expire")]
 
     def datagram(self, pkt: Packet, protocol: str | None = None) -> Iterator[Record]:
