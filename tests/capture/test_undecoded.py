@@ -250,3 +250,31 @@ def test_real_gnutella_query_hits_with_binary_xml_print_as_json(capsys):
     assert main(["dissect", str(CAPTURES / "ndpi-gnutella.pcap"), "--json",
                  "--message", "query_hit"]) == 0
     assert all(json.loads(line) for line in capsys.readouterr().out.splitlines())
+
+
+def test_http10_tracker_answer_after_the_client_half_closed_is_decoded():
+    """An HTTP/1.0 client may half-close (FIN) before the tracker answers: the connection's
+    protocol is kept until both directions end."""
+    from p2pkit.bencode import encode
+
+    T = ("10.0.0.9", 6969)
+    w = Wire()
+    w.syn(A, T)
+    w.tcp(A, T, b"GET /announce?info_hash=" + b"%12" * 20
+                + b"&peer_id=-XX0001-123456789012&port=6881"
+                b"&uploaded=0&downloaded=0&left=0 HTTP/1.0\r\nHost: t\r\n\r\n")
+    w.tcp(A, T, flags=TCP_FIN | TCP_ACK)                       # half-close
+    body = encode({b"interval": 1800, b"peers": b""})
+    w.tcp(T, A, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body)
+    w.tcp(T, A, flags=TCP_FIN | TCP_ACK)
+    records = w.records()
+    assert [(r.protocol, r.fields.get("direction")) for r in records] == [
+        ("bt-tracker-http", "request"), ("bt-tracker-http", "response")], records
+    assert records[1].fields.get("interval") == 1800 or "1800" in json.dumps(records[1].fields)
+
+
+def test_a_udp_tracker_client_sharing_connection_ids_between_addresses_is_decoded():
+    records = list(dissect(CAPTURES / "tracker-01-opentracker-libtorrent-aria2.pcap"))
+    assert not _undecoded(records)
+    errors = [r for r in records if r.protocol == "bt-tracker" and r.message == "error"]
+    assert errors and all(r.src == "127.0.0.1:6969" for r in errors)
