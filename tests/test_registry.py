@@ -184,7 +184,8 @@ def test_builtin_names_and_detection_order():
     # the content-heuristic catch-all (a run of plausible peer-wire messages) is asked last
     assert [d.name for d in registry.stream_protocols()] == [
         "gnutella", "bt-tracker-http", "bittorrent"]
-    assert [d.name for d in registry.datagram_protocols()] == ["bt-tracker", "bt-dht", "bt-utp"]
+    assert [d.name for d in registry.datagram_protocols()] == [
+        "bt-tracker", "gnutella", "bt-dht", "bt-utp"]
     with pytest.raises(ValueError, match="already registered"):
         registry.register(registry.get("bt-dht"))
 

@@ -110,6 +110,11 @@ _CANDIDATE = re.compile(
 MSE_KEY_LENGTH = 96
 
 
+#: A TLS record header (RFC 8446 §5.1: content type 20-23, legacy version 3.x): random-looking
+#: too, but not MSE.
+_TLS_RECORD = re.compile(b"[\\x14-\\x17]\\x03[\\x00-\\x04]")
+
+
 def looks_encrypted(data: bytes | bytearray) -> bool:
     """Whether ``data`` (the start of a direction) looks like an MSE/PE key exchange: at least
     :data:`MSE_KEY_LENGTH` bytes, with about as many distinct byte values as random bytes have
@@ -120,10 +125,12 @@ def looks_encrypted(data: bytes | bytearray) -> bool:
     (True, False)
     >>> looks_encrypted(b"GET /announce?info_hash=abcdefghij HTTP/1.1\\r\\n" * 4)
     False
+    >>> looks_encrypted(bytes.fromhex("160301") + random.Random(1).randbytes(300))  # TLS
+    False
     """
     sample = bytes(data[:1024])
     n = len(sample)
-    if n < MSE_KEY_LENGTH:
+    if n < MSE_KEY_LENGTH or _TLS_RECORD.match(sample):
         return False
     expected = 256 * (1 - (255 / 256) ** n)
     return len(set(sample)) >= 0.8 * expected
