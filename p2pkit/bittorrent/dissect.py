@@ -27,6 +27,7 @@ length: the peer-wire dissector resynchronises after it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -70,6 +71,9 @@ MAX_UTP_HELD = 64
 MAX_UTP_HOLD_FRAMES = 256
 #: uTP connections remembered per dissection (the oldest held one is forgotten first).
 MAX_UTP_STATE = 4096
+#: BEP 9: metadata is sent in 16 KiB pieces; a larger info dictionary is not assembled.
+METADATA_PIECE = 16 * 1024
+MAX_METADATA_SIZE = 16 << 20
 #: Binary fields shown as length + SHA-1 whatever their size (piece data, bitfields).
 SUMMARISED = frozenset({"piece", "bitfield"})
 
@@ -279,6 +283,9 @@ class PeerWireStream:
         self._at_end = False
         #: Size of the message at the front of the buffer, once its length prefix was read.
         self._size: int | None = None
+        #: ut_metadata pieces received so far, and the total size they announce (BEP 9).
+        self._metadata: dict[int, bytes] = {}
+        self._metadata_size = 0
 
     # -- input ------------------------------------------------------------------------------
 
@@ -376,6 +383,32 @@ class PeerWireStream:
         record.deviations += deviations_of(decoded, base=base)
         record.fields["message"] = json_value(decoded, "", SUMMARISED)
         del record.fields["payload"]
+        if name == "ut_metadata" and str(decoded.get("msg_type")) == "data":
+            assembled = self._metadata_piece(decoded)
+            if assembled is not None:
+                record.fields["message"]["assembled"] = assembled
+
+    def _metadata_piece(self, decoded: Any) -> dict[str, Any] | None:
+        """BEP 9: gather this direction's ``data`` pieces; once the info dictionary is whole,
+        its length and hashes: SHA-1 (the v1 info-hash) and SHA-256 (the v2 info-hash, BEP 52
+        §infohash, which a v2 magnet's ``urn:btmh:1220…`` names)."""
+        total, piece, data = decoded.get("total_size"), decoded.get("piece"), decoded.get(
+            "metadata")
+        if not (isinstance(total, int) and isinstance(piece, int)
+                and isinstance(data, (bytes, bytearray)) and 0 < total <= MAX_METADATA_SIZE):
+            return None
+        if self._metadata_size != total:
+            self._metadata_size, self._metadata = total, {}
+        self._metadata[piece] = bytes(data)
+        count = -(-total // METADATA_PIECE)
+        if len(self._metadata) < count or any(p not in self._metadata for p in range(count)):
+            return None
+        info = b"".join(self._metadata[p] for p in range(count))
+        self._metadata = {}
+        if len(info) != total:
+            return None
+        return {"length": total, "info_hash_v1": hashlib.sha1(info).hexdigest(),
+                "info_hash_v2": hashlib.sha256(info).hexdigest()}
 
     def _decode(self) -> Iterator[Record]:
         buf = self.buffer

@@ -278,3 +278,45 @@ def test_a_udp_tracker_client_sharing_connection_ids_between_addresses_is_decode
     assert not _undecoded(records)
     errors = [r for r in records if r.protocol == "bt-tracker" and r.message == "error"]
     assert errors and all(r.src == "127.0.0.1:6969" for r in errors)
+
+
+def test_ut_metadata_of_a_v2_torrent_reports_the_sha256_info_hash():
+    """bt-05: a v2-only magnet (urn:btmh:1220…): the assembled info dictionary's SHA-256 is
+    the v2 info-hash the magnet names."""
+    records = list(dissect(CAPTURES / "bt-05-libtorrent-v2-magnet.pcap"))
+    assembled = [r.fields["message"]["assembled"] for r in records
+                 if r.message == "extended" and "assembled" in r.fields.get("message", {})]
+    assert assembled and {a["info_hash_v2"] for a in assembled} == {
+        "53a4c27da212ea02bba649b6bc62c681e0ba1a49bb46cf5e3ff543eee19398a9"}
+
+
+def test_ut_metadata_pieces_are_assembled_across_messages():
+    import hashlib
+
+    from p2pkit.bencode import encode
+    from p2pkit.bittorrent.dissect import PeerWireStream
+
+    info = encode({b"name": b"x", b"piece length": 16384, b"pieces": bytes(20),
+                   b"length": 1, b"pad": bytes(30_000)})
+    seeder = PeerWireStream(transport="tcp", src="s:1", dst="l:2")
+    leecher = PeerWireStream(transport="tcp", src="l:2", dst="s:1")
+    seeder.peer, leecher.peer = leecher, seeder
+
+    def extended(ext_id, payload):
+        body = bytes([20, ext_id]) + payload
+        return len(body).to_bytes(4, "big") + body
+
+    list(leecher.data(0, HANDSHAKE + extended(0, encode({b"m": {b"ut_metadata": 3}})), 1, 0))
+    out = list(seeder.data(0, HANDSHAKE, 2, 0))
+    offset = len(HANDSHAKE)
+    for piece in range(2):
+        chunk = info[piece * 16384:(piece + 1) * 16384]
+        msg = extended(3, encode({b"msg_type": 1, b"piece": piece,
+                                  b"total_size": len(info)}) + chunk)
+        out += seeder.data(offset, msg, 3 + piece, 0)
+        offset += len(msg)
+    data = [r for r in out if r.fields.get("extension") == "ut_metadata"]
+    assert len(data) == 2 and "assembled" not in data[0].fields["message"]
+    assert data[1].fields["message"]["assembled"] == {
+        "length": len(info), "info_hash_v1": hashlib.sha1(info).hexdigest(),
+        "info_hash_v2": hashlib.sha256(info).hexdigest()}
