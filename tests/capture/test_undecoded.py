@@ -320,3 +320,17 @@ def test_ut_metadata_pieces_are_assembled_across_messages():
     assert data[1].fields["message"]["assembled"] == {
         "length": len(info), "info_hash_v1": hashlib.sha1(info).hexdigest(),
         "info_hash_v2": hashlib.sha256(info).hexdigest()}
+
+
+def test_decode_as_bittorrent_labels_an_encrypted_stream_too():
+    from p2pkit.capture.detect import parse_decode_as
+
+    rng = random.Random(11)
+    w = Wire()
+    w.syn(A, B)
+    w.tcp(A, B, rng.randbytes(96 + 300))
+    w.tcp(B, A, rng.randbytes(96 + 10))
+    d = Dissector(decode_as=[parse_decode_as("tcp.port==6881,bittorrent")])
+    records = [r for p in w.packets for r in d.packet(p)] + list(d.finish())
+    assert sorted((r.src, r.fields["reason"], r.fields["bytes"]) for r in records) == [
+        ("10.0.0.1:40000", "encrypted", 396), ("10.0.0.2:6881", "encrypted", 106)]
