@@ -299,11 +299,11 @@ class PeerWireStream:
         if n <= 0:
             return
         buf = self.buffer
-        first, _ = buf.frame_of(0)
-        last, time = buf.frame_of(n - 1)
+        first, last, count = buf.frames_of(n)
+        _, time = buf.frame_of(n - 1)
         extra = {"encryption": "MSE/PE"} if reason == "encrypted" else {}
         self.undecoded.add(buf.start, n, first, time, reason=reason, at=at, last_frame=last,
-                           **extra)
+                           frames=count, **extra)
         self.skipped += n
         buf.skip(n)
 

@@ -129,18 +129,21 @@ class UndecodedRun:
         self._closed: list[Record] = []
 
     def add(self, offset: int, length: int, frame: int, time: float, *, reason: str,
-            at: int | None = None, last_frame: int | None = None, **extra: Any) -> None:
-        """``length`` bytes at stream ``offset``, carried by ``frame`` (to ``last_frame``)."""
+            at: int | None = None, last_frame: int | None = None, frames: int | None = None,
+            **extra: Any) -> None:
+        """``length`` bytes at stream ``offset``, carried by ``frames`` frames from ``frame``
+        to ``last_frame`` (default: ``frame`` alone)."""
         if length <= 0:
             return
         if self.length and (reason != self.reason or offset != self.start + self.length):
             self._close()
         last = frame if last_frame is None else last_frame
+        count = frames if frames is not None else 1 + (last != frame)
         if not self.length:
             self.start, self.reason, self.at, self.extra = offset, reason, at, extra
-            self.first, self.last, self.frames = frame, last, 1 + (last != frame)
-        elif last != self.last:
-            self.frames += 1 + (frame != self.last and frame != last)
+            self.first, self.last, self.frames = frame, last, count
+        else:  # a frame split between two stretches is counted once
+            self.frames += count - (frame == self.last)
             self.last = last
         self.length += length
         self.time = time

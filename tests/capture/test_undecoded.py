@@ -334,3 +334,14 @@ def test_decode_as_bittorrent_labels_an_encrypted_stream_too():
     records = [r for p in w.packets for r in d.packet(p)] + list(d.finish())
     assert sorted((r.src, r.fields["reason"], r.fields["bytes"]) for r in records) == [
         ("10.0.0.1:40000", "encrypted", 396), ("10.0.0.2:6881", "encrypted", 106)]
+
+
+def test_a_real_rc4_mse_connection_is_labelled_encrypted_in_both_directions():
+    """bt-08: libtorrent 2.0.8 to libtorrent 2.0.8 with pe_forced/pe_rc4 (tests/data/captures/
+    README-mse.md): nothing decodes, nothing is dropped."""
+    records = list(dissect(CAPTURES / "bt-08-libtorrent-mse-rc4.pcap"))
+    assert [(r.protocol, r.message, r.fields["reason"], r.fields["encryption"])
+            for r in records] == [("bittorrent", "undecoded", "encrypted", "MSE/PE")] * 2
+    by_src = {r.src.rsplit(":", 1)[0]: r.fields for r in records}
+    assert (by_src["127.0.0.2"]["bytes"], by_src["127.0.0.2"]["frames"]) == (263261, 39)
+    assert (by_src["127.0.0.3"]["bytes"], by_src["127.0.0.3"]["frames"]) == (1364, 20)
