@@ -266,3 +266,25 @@ def test_a_utp_reset_ends_the_connection_lifetime():
     records = _utp_records(packets[:cut] + [dc_replace(packets[-1], payload=bytes(reset))]
                            + [_shifted(p, 3000) for p in packets])
     assert Counter(r.message for r in records)["handshake"] == 4
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0x01, 0x11, 0x21, 0x31, 0x41]), st.integers(0, 3),
+                          st.integers(0, 6), st.integers(0, 6), st.binary(max_size=80),
+                          st.booleans()), max_size=30))
+def test_random_utp_lifetimes_give_only_records(packets):
+    """SYNs, resets, FINs, data and states in any order, on two connection ids, both ways:
+    records only, and every record is uTP, BitTorrent or undecoded."""
+    from p2pkit.capture.packets import Packet
+
+    d = DatagramDissector()
+    out = []
+    for frame, (type_ver, cid, seq, ack, payload, forward) in enumerate(packets, 1):
+        header = bytes([type_ver, 0]) + (100 + cid).to_bytes(2, "big") + bytes(12) + (
+            (7 + seq).to_bytes(2, "big") + (9 + ack).to_bytes(2, "big"))
+        a, b = ("10.0.0.1", 5000), ("10.0.0.2", 6000)
+        src, dst = (a, b) if forward else (b, a)
+        out += d.datagram(Packet(frame, float(frame), "udp", *src, *dst, header + payload))
+    out += d.finish()
+    assert {r.protocol for r in out} <= {"bt-utp", "bittorrent", "data", "gnutella", "bt-dht",
+                                         "bt-tracker"}
