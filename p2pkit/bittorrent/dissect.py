@@ -610,21 +610,26 @@ class UtpDecoder:
             yield from direction.finish()
         yield from self.expire(None)
 
-    def expire(self, frame: int | None) -> Iterator[Record]:
+    def expire(self, frame: int | None) -> list[Record]:
         """Packets that looked like uTP but had no SYN nor answer within
         :data:`MAX_UTP_HOLD_FRAMES` frames of ``frame`` (None: all of them): said, not
-        dropped (``undecoded``, unknown protocol)."""
+        dropped (``undecoded``, unknown protocol). Called for every datagram: cheap when
+        nothing waits."""
         held = self._utp_held
+        if not held:
+            return []
+        out = []
         while held:
             key = next(iter(held))
             packets = held[key]
             if frame is not None and packets and packets[0][0].frame > frame - MAX_UTP_HOLD_FRAMES:
-                return
+                break
             del held[key]
-            for pkt, _ in packets:
-                yield undecoded(protocol="data", transport="udp", src=pkt.src, dst=pkt.dst,
-                                reason="unknown protocol", length=len(pkt.payload),
-                                frames=(pkt.frame, pkt.frame, 1), time=pkt.time)
+            out += [undecoded(protocol="data", transport="udp", src=pkt.src, dst=pkt.dst,
+                              reason="unknown protocol", length=len(pkt.payload),
+                              frames=(pkt.frame, pkt.frame, 1), time=pkt.time)
+                    for pkt, _ in packets]
+        return out
 
     # -- BEP 29 -----------------------------------------------------------------------------
 

@@ -36,7 +36,9 @@ class DatagramDissector:
         """Dissect one UDP packet; ``protocol`` forces a decoder (``--decode-as``)."""
         payload = pkt.payload
         for expire in self._expiring:
-            yield from expire(pkt.frame)
+            expired = expire(pkt.frame)
+            if expired:
+                yield from expired
         for name, detect, decoder in self._protocols:
             if protocol is not None and name != protocol:
                 continue
