@@ -560,6 +560,7 @@ class UtpDirection:
 
     def _choose_start(self) -> None:
         self.next_seq = _circular_first(list(self.pending) + self._state_seqs)
+        self.stream.mid_stream = True  # no SYN seen: the capture may have missed the start
 
     def _drain(self) -> Iterator[Record]:
         while self.next_seq in self.pending:

@@ -158,12 +158,13 @@ class Dissector:
                                 reason="unknown protocol", length=d.bytes, frames=frames,
                                 time=d.last_time, offset=0)
             elif not getattr(d.decoder, "reports_undecoded", False):
-                left = skipped
+                # (some decoders count the lost bytes of a gap as skipped: captured bytes only)
+                left = min(skipped, d.bytes)
                 if left > 0:
                     failed = getattr(d.decoder, "failed", None)
                     at = getattr(failed, "offset", None)
-                    reason = getattr(d.decoder, "skip_reason", None) or (
-                        "after a gap" if d.gaps else "malformed")
+                    reason = ("after a gap" if d.gaps else "malformed" if failed
+                              else "truncated")  # bytes left over at the end
                     yield undecoded(protocol=d.protocol or "data", transport="tcp", src=d.src,
                                     dst=d.dst, reason=reason, length=left, frames=frames,
                                     time=d.last_time, at=at if isinstance(at, int) else None,

@@ -209,6 +209,8 @@ class GnutellaStream:
         if self.mode == "http" and self._body_left == 0 and self.chunks.data:
             yield from self._http(at_end=True)
         self.skipped += len(self.chunks)
+        if self.reader is not None and self.failed is None:
+            self.skipped += self.reader.buffered  # a descriptor cut off by the end
         return
 
     # -- records ----------------------------------------------------------------------------

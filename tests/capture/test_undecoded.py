@@ -345,3 +345,16 @@ def test_a_real_rc4_mse_connection_is_labelled_encrypted_in_both_directions():
     by_src = {r.src.rsplit(":", 1)[0]: r.fields for r in records}
     assert (by_src["127.0.0.2"]["bytes"], by_src["127.0.0.2"]["frames"]) == (263261, 39)
     assert (by_src["127.0.0.3"]["bytes"], by_src["127.0.0.3"]["frames"]) == (1364, 20)
+
+
+def test_a_gnutella_descriptor_cut_off_by_the_end_is_truncated():
+    G = ("10.0.0.7", 6346)
+    w = Wire()
+    w.syn(A, G)
+    ping = bytes(16) + bytes([0x00, 1, 0]) + (0).to_bytes(4, "little")
+    w.tcp(A, G, b"GNUTELLA CONNECT/0.6\r\nUser-Agent: x\r\n\r\n" + ping + ping[:10])
+    w.tcp(A, G, flags=TCP_FIN | TCP_ACK)
+    records = w.records()
+    assert [r.message for r in records] == ["handshake", "ping", "undecoded"]
+    assert (records[2].protocol, records[2].fields["reason"], records[2].fields["bytes"]) == (
+        "gnutella", "truncated", 10)
