@@ -352,9 +352,12 @@ def test_a_gnutella_descriptor_cut_off_by_the_end_is_truncated():
     w = Wire()
     w.syn(A, G)
     ping = bytes(16) + bytes([0x00, 1, 0]) + (0).to_bytes(4, "little")
-    w.tcp(A, G, b"GNUTELLA CONNECT/0.6\r\nUser-Agent: x\r\n\r\n" + ping + ping[:10])
+    w.tcp(A, G, b"GNUTELLA CONNECT/0.6\r\nUser-Agent: x\r\n\r\n")
+    w.tcp(G, A, b"GNUTELLA/0.6 200 OK\r\n\r\n")
+    w.tcp(A, G, b"GNUTELLA/0.6 200 OK\r\n\r\n" + ping + ping[:10])
     w.tcp(A, G, flags=TCP_FIN | TCP_ACK)
-    records = w.records()
-    assert [r.message for r in records] == ["handshake", "ping", "undecoded"]
+    records = [r for r in w.records() if r.src == "10.0.0.1:40000"]
+    assert [r.message for r in records] == ["handshake", "handshake", "ping", "undecoded"]
+    records = records[1:]
     assert (records[2].protocol, records[2].fields["reason"], records[2].fields["bytes"]) == (
         "gnutella", "truncated", 10)
