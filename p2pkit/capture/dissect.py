@@ -152,11 +152,15 @@ class Dissector:
         skipped = getattr(d.decoder, "skipped", 0)
         self.skipped_bytes += skipped
         if d.bytes:
+            # reported where the direction ends (in frame order, however long it was idle);
+            # the fields say which frames carried the bytes
             frames = (d.first_frame, d.last_frame, d.frames)
             if d.decoder is None:
-                yield undecoded(protocol="data", transport="tcp", src=d.src, dst=d.dst,
-                                reason="unknown protocol", length=d.bytes, frames=frames,
-                                time=d.last_time, offset=0)
+                record = undecoded(protocol="data", transport="tcp", src=d.src, dst=d.dst,
+                                   reason="unknown protocol", length=d.bytes, frames=frames,
+                                   time=d.last_time, offset=0)
+                record.frame, record.time = max(event.frame, d.last_frame), event.time
+                yield record
             elif not getattr(d.decoder, "reports_undecoded", False):
                 # (some decoders count the lost bytes of a gap as skipped: captured bytes only)
                 left = min(skipped, d.bytes)
@@ -165,10 +169,13 @@ class Dissector:
                     at = getattr(failed, "offset", None)
                     reason = ("after a gap" if d.gaps else "malformed" if failed
                               else "truncated")  # bytes left over at the end
-                    yield undecoded(protocol=d.protocol or "data", transport="tcp", src=d.src,
-                                    dst=d.dst, reason=reason, length=left, frames=frames,
-                                    time=d.last_time, at=at if isinstance(at, int) else None,
-                                    detail=str(getattr(failed, "reason", "") or ""))
+                    record = undecoded(
+                        protocol=d.protocol or "data", transport="tcp", src=d.src, dst=d.dst,
+                        reason=reason, length=left, frames=frames, time=d.last_time,
+                        at=at if isinstance(at, int) else None,
+                        detail=str(getattr(failed, "reason", "") or ""))
+                    record.frame, record.time = max(event.frame, d.last_frame), event.time
+                    yield record
         del self._directions[key]
         # an HTTP/1.0 client half-closes before the answer: keep the connection's protocol
         # until the reassembler forgets the connection (both directions ended, or a reset)

@@ -75,7 +75,7 @@ def test_an_unknown_tcp_stream_is_one_record_with_endpoints_frames_and_bytes():
                                                        "10.0.0.2:6881")
     assert r.fields == {"reason": "unknown protocol", "bytes": 125, "first_frame": 3,
                         "last_frame": 5, "frames": 3}
-    assert r.frame == 5 and r.length == 125
+    assert r.frame == 6 and r.length == 125  # reported at the FIN that ends it
 
 
 def test_an_unknown_datagram_is_a_record():
