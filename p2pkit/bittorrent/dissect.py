@@ -12,6 +12,10 @@ handshake in an MSE/PE key exchange (aria2's outgoing connections do, then selec
 * after a gap, or on bytes that cannot be a message, resynchronises: the next position where
   :data:`RESYNC_CHAIN` consecutive plausible messages start (or the rest of the buffer is a
   chain of plausible messages) is taken as a boundary, and the bytes skipped are counted;
+* reports every byte it skips as an ``undecoded`` record (:class:`~p2pkit.capture.record.UndecodedRun`): ``after a
+  gap``, ``malformed`` at the offset where a message failed, ``truncated`` at the end, and
+  ``encrypted`` for a direction that opens with an MSE/PE key exchange (96 random-looking bytes,
+  :func:`looks_encrypted`) and never shows the plaintext handshake (RC4 throughout);
 * frames with :func:`~p2pkit.bittorrent.wire.framer.frame_length` and the framer's own
   :data:`~p2pkit.bittorrent.wire.framer.MAX_MESSAGE_LENGTH` (a longer prefix is taken for
   garbage), and decodes every message with
@@ -22,7 +26,9 @@ handshake in an MSE/PE key exchange (aria2's outgoing connections do, then selec
 
 uTP data packets are put back in ``seq_nr`` order per direction (:class:`UtpDirection`) and their
 payloads fed to a :class:`PeerWireStream` (transport ``utp``). A lost packet is a gap of unknown
-length: the peer-wire dissector resynchronises after it.
+length: the peer-wire dissector resynchronises after it. The side that answered the SYN starts
+at the ``seq_nr`` of its ST_STATE answer; a SYN with a new ``seq_nr`` on the same addresses and
+ids, or an ST_RESET, ends a connection's lifetime.
 """
 
 from __future__ import annotations
@@ -103,7 +109,8 @@ PLAUSIBLE = _plausible_lengths()
 # Python loop over every byte: a length prefix below MAX_MESSAGE_LENGTH (so its first byte is
 # 0 and its second at most MAX_MESSAGE_LENGTH >> 16), not a keep-alive (a chain never starts
 # with one), then an id some message has.
-assert MAX_MESSAGE_LENGTH < 1 << 24
+if MAX_MESSAGE_LENGTH >= 1 << 24:  # pragma: no cover - the pattern below relies on it
+    raise ImportError("MAX_MESSAGE_LENGTH must stay below 16 MiB for _CANDIDATE")
 _CANDIDATE = re.compile(
     b"(?=\\x00(?!\\x00\\x00\\x00)[\\x00-" + re.escape(bytes([MAX_MESSAGE_LENGTH >> 16]))
     + b"][\\x00-\\xff]{2}[" + b"".join(re.escape(bytes([i])) for i in sorted(PLAUSIBLE))
