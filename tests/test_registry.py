@@ -134,7 +134,8 @@ def test_decode_as_accepts_the_toy_protocol_and_forces_it(toy, toy_capture):
     rule = parse_decode_as("tcp.port==7777,toy")
     forced = [r for r in dissect(toy_capture, decode_as=[rule]) if r.src == "10.0.0.3:40001"]
     assert [(r.protocol, r.message) for r in forced] == [("toy", "data"), ("toy", "data")]
-    assert not [r for r in dissect(toy_capture) if r.src == "10.0.0.3:40001"]
+    assert [(r.protocol, r.message) for r in dissect(toy_capture) if r.src == "10.0.0.3:40001"
+            ] == [("data", "undecoded")]  # not detected: said, not dropped
     with pytest.raises(ParseError, match="unknown udp protocol 'toy'"):
         parse_decode_as("udp.port==7777,toy")
 
@@ -179,11 +180,12 @@ ALL_CAPTURES = sorted(CAPTURES.glob("*.pcap*"))
 
 def test_builtin_names_and_detection_order():
     assert registry.names() == ("bittorrent", "bt-utp", "bt-tracker", "bt-tracker-http",
-                                "bt-dht", "gnutella")
+                                "bt-dht", "gnutella", "data")
     # the content-heuristic catch-all (a run of plausible peer-wire messages) is asked last
     assert [d.name for d in registry.stream_protocols()] == [
         "gnutella", "bt-tracker-http", "bittorrent"]
-    assert [d.name for d in registry.datagram_protocols()] == ["bt-tracker", "bt-dht", "bt-utp"]
+    assert [d.name for d in registry.datagram_protocols()] == [
+        "bt-tracker", "gnutella", "bt-dht", "bt-utp"]
     with pytest.raises(ValueError, match="already registered"):
         registry.register(registry.get("bt-dht"))
 

@@ -12,6 +12,10 @@ handshake in an MSE/PE key exchange (aria2's outgoing connections do, then selec
 * after a gap, or on bytes that cannot be a message, resynchronises: the next position where
   :data:`RESYNC_CHAIN` consecutive plausible messages start (or the rest of the buffer is a
   chain of plausible messages) is taken as a boundary, and the bytes skipped are counted;
+* reports every byte it skips as an ``undecoded`` record (:class:`~p2pkit.capture.record.UndecodedRun`): ``after a
+  gap``, ``malformed`` at the offset where a message failed, ``truncated`` at the end, and
+  ``encrypted`` for a direction that opens with an MSE/PE key exchange (96 random-looking bytes,
+  :func:`looks_encrypted`) and never shows the plaintext handshake (RC4 throughout);
 * frames with :func:`~p2pkit.bittorrent.wire.framer.frame_length` and the framer's own
   :data:`~p2pkit.bittorrent.wire.framer.MAX_MESSAGE_LENGTH` (a longer prefix is taken for
   garbage), and decodes every message with
@@ -22,11 +26,15 @@ handshake in an MSE/PE key exchange (aria2's outgoing connections do, then selec
 
 uTP data packets are put back in ``seq_nr`` order per direction (:class:`UtpDirection`) and their
 payloads fed to a :class:`PeerWireStream` (transport ``utp``). A lost packet is a gap of unknown
-length: the peer-wire dissector resynchronises after it.
+length: the peer-wire dissector resynchronises after it. The side that answered the SYN starts
+at the ``seq_nr`` of its ST_STATE answer; a SYN with a new ``seq_nr`` on the same addresses and
+ids, or an ST_RESET, ends a connection's lifetime.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,7 +50,7 @@ from p2pkit.bittorrent.wire.messages import (
 )
 from p2pkit.bittorrent.wire.utp import UtpPacket
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record, json_fields, json_value
+from p2pkit.capture.record import Record, UndecodedRun, json_fields, json_value, undecoded
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
@@ -50,8 +58,9 @@ from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.registry import get, load
 from p2pkit.schema import FixedLayout
 
-__all__ = ["HANDSHAKE_SEARCH_WINDOW", "MAX_UTP_REORDER", "PeerWireStream", "UtpDecoder",
-           "UtpDirection", "detect_peer_wire", "looks_like_peer_messages", "peer_wire_stream"]
+__all__ = ["HANDSHAKE_SEARCH_WINDOW", "MAX_UTP_REORDER", "MSE_KEY_LENGTH", "PeerWireStream",
+           "UtpDecoder", "UtpDirection", "detect_peer_wire", "looks_encrypted",
+           "looks_like_peer_messages", "peer_wire_stream"]
 
 PROTOCOL = "bittorrent"
 HANDSHAKE = bytes([len(PSTR)]) + PSTR
@@ -64,8 +73,13 @@ RESYNC_CHAIN = 3
 MAX_UTP_REORDER = 1024
 #: uTP-looking packets held per direction while waiting for evidence that it is uTP.
 MAX_UTP_HELD = 64
+#: Frames a uTP-looking packet is held for evidence before it is reported as undecoded.
+MAX_UTP_HOLD_FRAMES = 256
 #: uTP connections remembered per dissection (the oldest held one is forgotten first).
 MAX_UTP_STATE = 4096
+#: BEP 9: metadata is sent in 16 KiB pieces; a larger info dictionary is not assembled.
+METADATA_PIECE = 16 * 1024
+MAX_METADATA_SIZE = 16 << 20
 #: Binary fields shown as length + SHA-1 whatever their size (piece data, bitfields).
 SUMMARISED = frozenset({"piece", "bitfield"})
 
@@ -90,6 +104,47 @@ def _plausible_lengths() -> dict[int, tuple[int, int]]:
 
 
 PLAUSIBLE = _plausible_lengths()
+
+# Where a plausible message may start, found by the regular-expression engine rather than a
+# Python loop over every byte: a length prefix below MAX_MESSAGE_LENGTH (so its first byte is
+# 0 and its second at most MAX_MESSAGE_LENGTH >> 16), not a keep-alive (a chain never starts
+# with one), then an id some message has.
+if MAX_MESSAGE_LENGTH >= 1 << 24:  # pragma: no cover - the pattern below relies on it
+    raise ImportError("MAX_MESSAGE_LENGTH must stay below 16 MiB for _CANDIDATE")
+_CANDIDATE = re.compile(
+    b"(?=\\x00(?!\\x00\\x00\\x00)[\\x00-" + re.escape(bytes([MAX_MESSAGE_LENGTH >> 16]))
+    + b"][\\x00-\\xff]{2}[" + b"".join(re.escape(bytes([i])) for i in sorted(PLAUSIBLE))
+    + b"])")
+
+#: MSE/PE (the Message Stream Encryption specification): each side opens with its 96-byte
+#: Diffie-Hellman public key (Ya, Yb), then random padding and RC4-encrypted bytes.
+MSE_KEY_LENGTH = 96
+
+
+#: A TLS record header (RFC 8446 §5.1: content type 20-23, legacy version 3.x): random-looking
+#: too, but not MSE.
+_TLS_RECORD = re.compile(b"[\\x14-\\x17]\\x03[\\x00-\\x04]")
+
+
+def looks_encrypted(data: bytes | bytearray) -> bool:
+    """Whether ``data`` (the start of a direction) looks like an MSE/PE key exchange: at least
+    :data:`MSE_KEY_LENGTH` bytes, with about as many distinct byte values as random bytes have
+    (a 96-byte public key has about 80; text and peer-wire messages far fewer).
+
+    >>> import random
+    >>> looks_encrypted(random.Random(1).randbytes(96)), looks_encrypted(bytes(200))
+    (True, False)
+    >>> looks_encrypted(b"GET /announce?info_hash=abcdefghij HTTP/1.1\\r\\n" * 4)
+    False
+    >>> looks_encrypted(bytes.fromhex("160301") + random.Random(1).randbytes(300))  # TLS
+    False
+    """
+    sample = bytes(data[:1024])
+    n = len(sample)
+    if n < MSE_KEY_LENGTH or _TLS_RECORD.match(sample):
+        return False
+    expected = 256 * (1 - (255 / 256) ** n)
+    return len(set(sample)) >= 0.8 * expected
 
 
 def _plausible_at(data: bytearray | bytes, pos: int) -> int | None:
@@ -164,7 +219,11 @@ def detect_peer_wire(head: bytes, *, other: str | None = None, complete: bool = 
         return True  # after an MSE/PE preamble that selected plaintext
     if len(head) < window and not complete:
         return None
-    return looks_like_peer_messages(head)
+    if from_start and looks_encrypted(head):
+        return True  # MSE/PE from the first byte (RC4 throughout): labelled, not decoded
+    # a run of plausible messages; one that the head cuts off counts unless nothing follows
+    found = _chain_at(head, 0, RESYNC_CHAIN, at_end=complete)
+    return found is True or (found is None and not complete)
 
 
 def peer_wire_stream(*, src: str, dst: str, transport: str = "tcp",
@@ -207,6 +266,9 @@ class PeerWireStream:
     whose extension handshake says which ids name which extensions in this direction.
     """
 
+    #: Bytes not decoded come out as ``undecoded`` records from the stream itself.
+    reports_undecoded = True
+
     def __init__(self, *, transport: str, src: str, dst: str,
                  expect_handshake: bool = True) -> None:
         self.transport = transport
@@ -216,36 +278,75 @@ class PeerWireStream:
         self.state = "handshake" if expect_handshake else "messages"
         self.synced = expect_handshake
         self.skipped = 0
+        #: Set by the dissector when the capture missed the direction's first bytes.
+        self.mid_stream = False
+        #: Skipped bytes, gathered into ``undecoded`` records; why the stream is out of sync.
+        self.undecoded = UndecodedRun(protocol=PROTOCOL, transport=transport, src=src, dst=dst)
+        self._reason = "after a gap"
+        self._at: int | None = None
         #: From this direction's extension handshake: the ids its sender receives, by name.
         self.received_names: dict[int, str] = {}
         self.peer: PeerWireStream | None = None
         self._at_end = False
         #: Size of the message at the front of the buffer, once its length prefix was read.
         self._size: int | None = None
+        #: ut_metadata pieces received so far, and the total size they announce (BEP 9).
+        self._metadata: dict[int, bytes] = {}
+        self._metadata_size = 0
 
     # -- input ------------------------------------------------------------------------------
 
     def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
         self.buffer.append(offset, data, frame, time)
         yield from self._decode()
+        yield from self.undecoded.records()
+
+    def _drop(self, n: int, reason: str, at: int | None = None) -> None:
+        """Skip ``n`` bytes at the front of the buffer, counted in an ``undecoded`` run."""
+        if n <= 0:
+            return
+        buf = self.buffer
+        first, last, count = buf.frames_of(n)
+        _, time = buf.frame_of(n - 1)
+        extra = {"encryption": "MSE/PE"} if reason == "encrypted" else {}
+        self.undecoded.add(buf.start, n, first, time, reason=reason, at=at, last_frame=last,
+                           frames=count, **extra)
+        self.skipped += n
+        buf.skip(n)
 
     def gap(self, offset: int, length: int) -> None:
         """Bytes were lost: drop the partial message and resynchronise after the gap."""
+        self._drop(len(self.buffer), "truncated" if self.synced else self._reason, self._at)
         self.buffer.reset(offset + length)
         self._size = None
         if self.state == "handshake":
             self.state = "messages"
         self.synced = False
+        if self._reason != "encrypted":
+            self._reason, self._at = "after a gap", None
 
     def end(self) -> Iterator[Record]:
         """The direction ended: decode what the handshake search was still holding back."""
         if self.state == "handshake":
-            self.state = "messages"
-            self.synced = False
+            self._no_handshake()
         self._at_end = True
         yield from self._decode()
-        self.skipped += len(self.buffer)
-        self.buffer.skip(len(self.buffer))
+        self._drop(len(self.buffer), "truncated" if self.synced else self._reason, self._at)
+        yield from self.undecoded.close()
+
+    def _no_handshake(self) -> None:
+        """No handshake where one was expected: look for messages. Bytes that open with a
+        key exchange (MSE/PE) are skipped as ``encrypted`` until plaintext messages are found
+        (an MSE handshake that selected plaintext), if ever (RC4 throughout)."""
+        buf = self.buffer
+        self.state = "messages"
+        self.synced = False
+        if buf.start == 0 and not self.mid_stream and looks_encrypted(buf.data):
+            self._reason, self._at = "encrypted", None
+        elif self.mid_stream or buf.start:
+            self._reason, self._at = "after a gap", None
+        else:
+            self._reason, self._at = "malformed", buf.start
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -289,6 +390,32 @@ class PeerWireStream:
         record.deviations += deviations_of(decoded, base=base)
         record.fields["message"] = json_value(decoded, "", SUMMARISED)
         del record.fields["payload"]
+        if name == "ut_metadata" and str(decoded.get("msg_type")) == "data":
+            assembled = self._metadata_piece(decoded)
+            if assembled is not None:
+                record.fields["message"]["assembled"] = assembled
+
+    def _metadata_piece(self, decoded: Any) -> dict[str, Any] | None:
+        """BEP 9: gather this direction's ``data`` pieces; once the info dictionary is whole,
+        its length and hashes: SHA-1 (the v1 info-hash) and SHA-256 (the v2 info-hash, BEP 52
+        §infohash, which a v2 magnet's ``urn:btmh:1220…`` names)."""
+        total, piece, data = decoded.get("total_size"), decoded.get("piece"), decoded.get(
+            "metadata")
+        if not (isinstance(total, int) and isinstance(piece, int)
+                and isinstance(data, (bytes, bytearray)) and 0 < total <= MAX_METADATA_SIZE):
+            return None
+        if self._metadata_size != total:
+            self._metadata_size, self._metadata = total, {}
+        self._metadata[piece] = bytes(data)
+        count = -(-total // METADATA_PIECE)
+        if len(self._metadata) < count or any(p not in self._metadata for p in range(count)):
+            return None
+        info = b"".join(self._metadata[p] for p in range(count))
+        self._metadata = {}
+        if len(info) != total:
+            return None
+        return {"length": total, "info_hash_v1": hashlib.sha1(info).hexdigest(),
+                "info_hash_v2": hashlib.sha256(info).hexdigest()}
 
     def _decode(self) -> Iterator[Record]:
         buf = self.buffer
@@ -300,8 +427,7 @@ class PeerWireStream:
                         return  # a handshake still arriving
                     if len(buf) < HANDSHAKE_SEARCH_WINDOW:
                         return  # maybe an MSE preamble: wait for more
-                self.state = "messages"
-                self.synced = False
+                self._no_handshake()
             else:
                 if len(buf) < at + HANDSHAKE_LENGTH:
                     return
@@ -320,7 +446,9 @@ class PeerWireStream:
         first = 0  # where a resynchronisation may start (1 after a failed parse at 0)
         while True:
             if not self.synced:
-                if not self._resync(first):
+                synced = self._resync(first)
+                yield from self.undecoded.records()
+                if not synced:
                     return
                 first = 0
             size = self._size  # the message at the front, once its prefix was read
@@ -329,6 +457,7 @@ class PeerWireStream:
                     size = frame_length(data)
                 except LimitExceeded:
                     self.synced, first = False, 1
+                    self._reason, self._at = "malformed", buf.start
                     continue
                 if size is None:
                     return
@@ -342,6 +471,7 @@ class PeerWireStream:
                 value = PeerMessageLenient.parse(raw)
             except ParseError:
                 self.synced, first = False, 1
+                self._reason, self._at = "malformed", buf.start
                 continue
             record = self._record(value.type, value, start, size)
             buf.skip(size)
@@ -355,18 +485,22 @@ class PeerWireStream:
         """
         self._size = None
         data = self.buffer.data
-        for pos in range(first, max(first, len(data) - 4)):
-            found = _chain_at(data, pos, RESYNC_CHAIN, self._at_end)
-            if found is False:
-                continue
-            self.skipped += pos
-            self.buffer.skip(pos)
-            self.synced = found is True
-            return self.synced
-        drop = max(first, len(data) - 4)
-        self.skipped += drop
-        self.buffer.skip(drop)
-        return False
+        at_end = self._at_end
+        at: int | None = None
+        found: bool | None = False
+        for match in _CANDIDATE.finditer(data, first):  # (holds data: skip after the loop)
+            found = _chain_at(data, match.start(), RESYNC_CHAIN, at_end)
+            if found is True or (found is None and not at_end):
+                at = match.start()
+                break
+        if at is None:
+            self._drop(max(first, len(data) - 4), self._reason, self._at)
+            return False
+        self._drop(at, self._reason, self._at)
+        self.synced = found is True
+        if self.synced:
+            self.undecoded.close_run()
+        return self.synced
 
 
 # -- uTP (BEP 29) ---------------------------------------------------------------------------
@@ -394,10 +528,22 @@ class UtpDirection:
         self.offset = 0
         self.pending: dict[int, tuple[bytes, int, float]] = {}
         self._state_seqs: list[int] = []
+        #: The ``seq_nr`` of this direction's SYN, when it sent one (it opened the connection).
+        self.syn_seq: int | None = None
 
     def syn(self, seq_nr: int) -> Iterator[Record]:
         if self.next_seq is None:
+            self.syn_seq = seq_nr
             self.next_seq = (seq_nr + 1) & 0xFFFF
+            yield from self._drain()
+
+    def accepted(self, seq_nr: int) -> Iterator[Record]:
+        """The ST_STATE that answers the other side's SYN: BEP 29 §connection setup, the
+        acceptor's sequence starts at its ``seq_nr`` (its first ST_DATA carries the same), so
+        this direction comes out as soon as it is in order, not after
+        :data:`START_WINDOW` packets."""
+        if self.next_seq is None:
+            self.next_seq = seq_nr
             yield from self._drain()
 
     def state(self, seq_nr: int) -> None:
@@ -421,6 +567,7 @@ class UtpDirection:
 
     def _choose_start(self) -> None:
         self.next_seq = _circular_first(list(self.pending) + self._state_seqs)
+        self.stream.mid_stream = True  # no SYN seen: the capture may have missed the start
 
     def _drain(self) -> Iterator[Record]:
         while self.next_seq in self.pending:
@@ -469,6 +616,28 @@ class UtpDecoder:
     def finish(self) -> Iterator[Record]:
         for direction in self._utp.values():
             yield from direction.finish()
+        yield from self.expire(None)
+
+    def expire(self, frame: int | None) -> list[Record]:
+        """Packets that looked like uTP but had no SYN nor answer within
+        :data:`MAX_UTP_HOLD_FRAMES` frames of ``frame`` (None: all of them): said, not
+        dropped (``undecoded``, unknown protocol). Called for every datagram: cheap when
+        nothing waits."""
+        held = self._utp_held
+        if not held:
+            return []
+        out = []
+        while held:
+            key = next(iter(held))
+            packets = held[key]
+            if frame is not None and packets and packets[0][0].frame > frame - MAX_UTP_HOLD_FRAMES:
+                break
+            del held[key]
+            out += [undecoded(protocol="data", transport="udp", src=pkt.src, dst=pkt.dst,
+                              reason="unknown protocol", length=len(pkt.payload),
+                              frames=(pkt.frame, pkt.frame, 1), time=pkt.time)
+                    for pkt, _ in packets]
+        return out
 
     # -- BEP 29 -----------------------------------------------------------------------------
 
@@ -491,7 +660,7 @@ class UtpDecoder:
                 if len(held) < MAX_UTP_HELD:
                     held.append((pkt, value))
                 if len(self._utp_held) > MAX_UTP_STATE:
-                    del self._utp_held[next(iter(self._utp_held))]
+                    yield from self.expire(pkt.frame + MAX_UTP_HOLD_FRAMES)  # the oldest
                 return
             for k in reverse:  # both directions are now evidence for each other
                 for held_pkt, held_value in self._utp_held.pop(k, []):
@@ -500,9 +669,22 @@ class UtpDecoder:
                 yield from self._utp_accept(held_pkt, held_value, key)
         yield from self._utp_accept(pkt, value, key)
 
+    def _close(self, key: tuple[str, str, int]) -> Iterator[Record]:
+        """End a connection's lifetime (both directions): a reset, or a SYN that reuses its
+        addresses and ids after it ended."""
+        src, dst, cid = key
+        for k in (key, (dst, src, (cid - 1) & 0xFFFF), (dst, src, (cid + 1) & 0xFFFF)):
+            direction = self._utp.pop(k, None)
+            if direction is not None:
+                yield from direction.finish()
+
     def _utp_accept(self, pkt: Packet, value: Any, key: tuple[str, str, int]
                     ) -> Iterator[Record]:
         kind = str(value.type)
+        if kind == "st_syn":
+            old = self._utp.get(key)
+            if old is not None and old.syn_seq != value.seq_nr:  # not a retransmitted SYN
+                yield from self._close(key)
         fields = json_fields(value, drop=("type", "type_version", "payload"))
         fields["payload_length"] = len(value.payload)
         yield Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
@@ -516,6 +698,12 @@ class UtpDecoder:
         if kind == "st_syn":
             yield from direction.syn(value.seq_nr)
         elif kind == "st_state":
-            direction.state(value.seq_nr)
+            opener = self._utp.get((pkt.dst, pkt.src, (key[2] + 1) & 0xFFFF))
+            if opener is not None and opener.syn_seq == value.ack_nr:
+                yield from direction.accepted(value.seq_nr)
+            else:
+                direction.state(value.seq_nr)
         elif kind == "st_data":
             yield from direction.data(value.seq_nr, value.payload, pkt.frame, pkt.time)
+        elif kind == "st_reset":  # BEP 29: the connection is over, both ways
+            yield from self._close(key)

@@ -7,6 +7,7 @@ dissector and no scapy (see :mod:`p2pkit.registry`).
 from __future__ import annotations
 
 from p2pkit.registry import ProtocolDescriptor
+from p2pkit.undecoded import UNDECODED_FIELDS
 
 __all__ = ["BITTORRENT", "DESCRIPTORS", "UTP"]
 
@@ -16,7 +17,7 @@ def peer_wire_messages() -> tuple[str, ...]:
     own ``mse_preamble`` and ``unknown``)."""
     from p2pkit.bittorrent.wire.messages import MESSAGE_IDS
 
-    return ("handshake", "mse_preamble", "keep_alive", "unknown", *MESSAGE_IDS)
+    return ("handshake", "mse_preamble", "keep_alive", "unknown", "undecoded", *MESSAGE_IDS)
 
 
 BITTORRENT = ProtocolDescriptor(
@@ -35,7 +36,7 @@ BITTORRENT = ProtocolDescriptor(
     # the catch-all heuristic (a run of plausible messages): after every marked protocol
     priority=1000,
     messages="p2pkit.bittorrent.protocol:peer_wire_messages",
-    fields=("extension", "message", "length", "id", "payload"),
+    fields=(*UNDECODED_FIELDS, "extension", "message", "length", "id", "payload"),
     summary=("index", "begin", "length", "port", "extension", "msg_type", "piece", "info_hash",
              "extended_id"),
     scapy="p2pkit.bittorrent.scapy_layers:LAYERS",
@@ -50,8 +51,8 @@ UTP = ProtocolDescriptor(
     datagram_detector="p2pkit.bittorrent.wire.utp:looks_like_utp",
     datagram_decoder="p2pkit.bittorrent.dissect:UtpDecoder",
     priority=300,
-    messages=("st_data", "st_fin", "st_state", "st_reset", "st_syn"),
-    fields=("payload_length",),
+    messages=("st_data", "st_fin", "st_state", "st_reset", "st_syn", "undecoded"),
+    fields=(*UNDECODED_FIELDS, "payload_length",),
     summary=("extension", "connection_id", "seq_nr", "ack_nr"),
     scapy="p2pkit.bittorrent.scapy_layers:UTP_LAYERS",
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 from p2pkit import registry
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record
+from p2pkit.capture.record import Record, undecoded
 
 __all__ = ["DatagramDissector"]
 
@@ -27,10 +27,18 @@ class DatagramDissector:
             (d.name, registry.load(d.datagram_detector), registry.load(d.datagram_decoder)())
             for d in registry.datagram_protocols()
         ]
+        #: Decoders that hold datagrams for evidence, asked each time to release what waited
+        #: too long (``expire(frame)``), so it comes out near its frame.
+        self._expiring = [decoder.expire for _, _, decoder in self._protocols
+                          if hasattr(decoder, "expire")]
 
     def datagram(self, pkt: Packet, protocol: str | None = None) -> Iterator[Record]:
         """Dissect one UDP packet; ``protocol`` forces a decoder (``--decode-as``)."""
         payload = pkt.payload
+        for expire in self._expiring:
+            expired = expire(pkt.frame)
+            if expired:
+                yield from expired
         for name, detect, decoder in self._protocols:
             if protocol is not None and name != protocol:
                 continue
@@ -40,6 +48,10 @@ class DatagramDissector:
             if records is not None:
                 yield from records
                 return
+        # nothing disappears silently: a datagram no protocol took is said so
+        yield undecoded(protocol="data", transport="udp", src=pkt.src, dst=pkt.dst,
+                        reason="unknown protocol", length=len(payload),
+                        frames=(pkt.frame, pkt.frame, 1), time=pkt.time)
 
     def finish(self) -> Iterator[Record]:
         for _, _, decoder in self._protocols:

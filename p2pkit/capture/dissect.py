@@ -30,7 +30,7 @@ from p2pkit.capture.detect import DecodeAs, detect_stream
 from p2pkit.capture.flows import StreamData, StreamEnd, StreamGap, TcpReassembler
 from p2pkit.capture.packets import Packet, decode_frame
 from p2pkit.capture.readers import CaptureReader
-from p2pkit.capture.record import Record
+from p2pkit.capture.record import Record, undecoded
 from p2pkit.errors import ParseError
 from p2pkit.registry import StreamDecoder
 
@@ -54,6 +54,14 @@ class _Direction:
     head: list[StreamData] = field(default_factory=list)
     head_bytes: int = 0
     from_start: bool = True
+    #: Every captured byte of the direction, and the frames that carried them (first, last,
+    #: count): what an ``undecoded`` record reports when nothing else does.
+    bytes: int = 0
+    first_frame: int = 0
+    last_frame: int = 0
+    frames: int = 0
+    last_time: float = 0.0
+    gaps: int = 0
 
 
 class Dissector:
@@ -101,7 +109,18 @@ class Dissector:
             direction = self.tcp.direction(event.connection, event.src)
             d.from_start = not (direction and direction.mid_stream) and (
                 not isinstance(event, StreamData) or event.offset == 0)
+        if isinstance(event, StreamData):
+            d.bytes += len(event.data)
+            if event.frame != d.last_frame:
+                d.frames += 1
+                if not d.first_frame:
+                    d.first_frame = event.frame
+                d.last_frame, d.last_time = event.frame, event.time
+        elif isinstance(event, StreamGap):
+            d.gaps += event.length
         if d.decoder is None and d.protocol == "":
+            if isinstance(event, StreamEnd):
+                yield from self._end(event, d, key)
             return
         if isinstance(event, StreamData):
             if d.decoder is None:
@@ -126,10 +145,42 @@ class Dissector:
                 yield from self._replay(d)
             if d.decoder is not None:
                 yield from d.decoder.end()
-            self.skipped_bytes += getattr(d.decoder, "skipped", 0)
-            del self._directions[key]  # ended: forget it, so memory stays flat
-            if (event.connection, event.dst) not in self._directions:
-                self._connection_protocol.pop(event.connection, None)
+            yield from self._end(event, d, key)
+
+    def _end(self, event: StreamEnd, d: _Direction, key: tuple[int, str]) -> Iterator[Record]:
+        """The direction ended: say what was not decoded, and forget it (memory stays flat)."""
+        skipped = getattr(d.decoder, "skipped", 0)
+        self.skipped_bytes += skipped
+        if d.bytes:
+            # reported where the direction ends (in frame order, however long it was idle);
+            # the fields say which frames carried the bytes
+            frames = (d.first_frame, d.last_frame, d.frames)
+            if d.decoder is None:
+                record = undecoded(protocol="data", transport="tcp", src=d.src, dst=d.dst,
+                                   reason="unknown protocol", length=d.bytes, frames=frames,
+                                   time=d.last_time, offset=0)
+                record.frame, record.time = max(event.frame, d.last_frame), event.time
+                yield record
+            elif not getattr(d.decoder, "reports_undecoded", False):
+                # (some decoders count the lost bytes of a gap as skipped: captured bytes only)
+                left = min(skipped, d.bytes)
+                if left > 0:
+                    failed = getattr(d.decoder, "failed", None)
+                    at = getattr(failed, "offset", None)
+                    reason = ("after a gap" if d.gaps else "malformed" if failed
+                              else "truncated")  # bytes left over at the end
+                    record = undecoded(
+                        protocol=d.protocol or "data", transport="tcp", src=d.src, dst=d.dst,
+                        reason=reason, length=left, frames=frames, time=d.last_time,
+                        at=at if isinstance(at, int) else None,
+                        detail=str(getattr(failed, "reason", "") or ""))
+                    record.frame, record.time = max(event.frame, d.last_frame), event.time
+                    yield record
+        del self._directions[key]
+        # an HTTP/1.0 client half-closes before the answer: keep the connection's protocol
+        # until the reassembler forgets the connection (both directions ended, or a reset)
+        if not self.tcp.is_open(event.connection):
+            self._connection_protocol.pop(event.connection, None)
 
     def _decide(self, connection: int, d: _Direction, *, complete: bool) -> bool:
         other = self._connection_protocol.get(connection)
@@ -149,6 +200,8 @@ class Dissector:
         peer = other.decoder if other is not None and other is not d else None
         d.decoder = self._stream_factories[d.protocol](src=d.src, dst=d.dst, transport="tcp",
                                                        peer=peer)
+        if not d.from_start and hasattr(d.decoder, "mid_stream"):
+            d.decoder.mid_stream = True  # the capture missed its first bytes
         return True
 
     def _replay(self, d: _Direction) -> Iterator[Record]:

@@ -228,6 +228,10 @@ class TcpReassembler:
         directions = self._by_id.get(connection)
         return directions.get(src) if directions is not None else None
 
+    def is_open(self, connection: int) -> bool:
+        """Whether ``connection`` is still tracked (not both directions ended, nor reset)."""
+        return connection in self._by_id
+
     def packet(self, pkt: Packet) -> list[StreamEvent]:
         """Take one TCP packet; return the stream events it releases."""
         src, dst = pkt.src, pkt.dst

@@ -15,7 +15,8 @@ from typing import Any
 
 from p2pkit.deviations import Deviation
 
-__all__ = ["BINARY_INLINE_LIMIT", "Record", "json_fields"]
+__all__ = ["BINARY_INLINE_LIMIT", "UNDECODED", "UNDECODED_REASONS", "Record",
+           "UndecodedRun", "json_fields", "undecoded"]
 
 #: Binary fields longer than this are summarised as ``{"length": n, "sha1": ...}``.
 BINARY_INLINE_LIMIT = 64
@@ -67,6 +68,110 @@ class Record:
         return doc
 
 
+#: The message name of a record for bytes that were not decoded.
+UNDECODED = "undecoded"
+#: Why bytes were not decoded (``fields["reason"]`` of an ``undecoded`` record).
+UNDECODED_REASONS = ("unknown protocol", "encrypted", "malformed", "truncated", "after a gap")
+
+
+def undecoded(*, protocol: str, transport: str, src: str, dst: str, reason: str, length: int,
+              frames: tuple[int, int, int], time: float, offset: int | None = None,
+              at: int | None = None, detail: str = "", **extra: Any) -> Record:
+    """A record for bytes that were not decoded, saying why: nothing disappears silently.
+
+    ``protocol`` is the protocol the bytes were recognised as, or ``data`` (Wireshark's name
+    for bytes no dissector took); ``reason`` one of :data:`UNDECODED_REASONS`; ``frames``
+    (first, last, count) the frames that carried the bytes; ``at`` the stream offset (or the
+    datagram offset) where decoding failed (``malformed``).
+
+    >>> r = undecoded(protocol="data", transport="udp", src="a:1", dst="b:2",
+    ...               reason="unknown protocol", length=12, frames=(4, 4, 1), time=0.0)
+    >>> r.message, r.frame, r.fields
+    ('undecoded', 4, {'reason': 'unknown protocol', 'bytes': 12, 'first_frame': 4, 'last_frame': 4, 'frames': 1})
+    """
+    first, last, count = frames
+    fields: dict[str, Any] = {"reason": reason, "bytes": length, "first_frame": first,
+                              "last_frame": last, "frames": count}
+    if at is not None:
+        fields["at"] = at
+    if detail:
+        fields["detail"] = detail
+    fields.update(extra)
+    return Record(frame=last, time=time, transport=transport, src=src, dst=dst,
+                  protocol=protocol, message=UNDECODED, fields=fields, offset=offset,
+                  length=length)
+
+
+class UndecodedRun:
+    """Consecutive undecoded bytes of one direction, gathered into one ``undecoded`` record.
+
+    A stream decoder calls :meth:`add` for each stretch it skips; a stretch that does not
+    continue the run (another reason, or not adjacent) closes it, as does :meth:`close`.
+
+    >>> run = UndecodedRun(protocol="bittorrent", transport="tcp", src="a:1", dst="b:2")
+    >>> run.add(100, 10, 3, 0.5, reason="malformed", at=100)
+    >>> run.add(110, 5, 4, 0.6, reason="malformed")
+    >>> [r] = run.close()
+    >>> r.offset, r.length, r.fields["frames"], r.fields["at"]
+    (100, 15, 2, 100)
+    >>> run.close()
+    []
+    """
+
+    __slots__ = ("_closed", "at", "dst", "first", "frames", "last", "length", "protocol",
+                 "reason", "src", "start", "time", "transport", "extra")
+
+    def __init__(self, *, protocol: str, transport: str, src: str, dst: str) -> None:
+        self.protocol, self.transport, self.src, self.dst = protocol, transport, src, dst
+        self.length = 0
+        self.reason = ""
+        self.extra: dict[str, Any] = {}
+        self._closed: list[Record] = []
+
+    def add(self, offset: int, length: int, frame: int, time: float, *, reason: str,
+            at: int | None = None, last_frame: int | None = None, frames: int | None = None,
+            **extra: Any) -> None:
+        """``length`` bytes at stream ``offset``, carried by ``frames`` frames from ``frame``
+        to ``last_frame`` (default: ``frame`` alone)."""
+        if length <= 0:
+            return
+        if self.length and (reason != self.reason or offset != self.start + self.length):
+            self._close()
+        last = frame if last_frame is None else last_frame
+        count = frames if frames is not None else 1 + (last != frame)
+        if not self.length:
+            self.start, self.reason, self.at, self.extra = offset, reason, at, extra
+            self.first, self.last, self.frames = frame, last, count
+        else:  # a frame split between two stretches is counted once
+            self.frames += count - (frame == self.last)
+            self.last = last
+        self.length += length
+        self.time = time
+
+    def _close(self) -> None:
+        if self.length:
+            self._closed.append(undecoded(
+                protocol=self.protocol, transport=self.transport, src=self.src, dst=self.dst,
+                reason=self.reason, length=self.length, frames=(self.first, self.last,
+                                                                self.frames),
+                time=self.time, offset=self.start, at=self.at, **self.extra))
+            self.length = 0
+
+    def close_run(self) -> None:
+        """End the current run (the bytes after it are decoded); :meth:`records` has it."""
+        self._close()
+
+    def records(self) -> list[Record]:
+        """The runs closed so far (taken)."""
+        out, self._closed = self._closed, []
+        return out
+
+    def close(self) -> list[Record]:
+        """Close the current run: the records of every run closed and not yet taken."""
+        self._close()
+        return self.records()
+
+
 def _binary(name: str, value: bytes, summarised: Collection[str]) -> Any:
     if len(value) > BINARY_INLINE_LIMIT or name in summarised:
         return {"length": len(value), "sha1": hashlib.sha1(value).hexdigest()}
@@ -91,7 +196,7 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, str):  # also construct's EnumIntegerString
-        return str(value)
+        return text_value(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -108,6 +213,25 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
                 for k in value.__dataclass_fields__
                 if not k.startswith("_") and getattr(value, k) is not None}
     return str(value)
+
+
+def text_value(value: str) -> str:
+    """A text field as every output shows it: bytes that were not UTF-8 (kept by the schemas
+    as surrogate escapes) become ``\\xNN``, so that JSON, trees and summaries can print it;
+    control characters (a vendor code padded with NULs) are left to the renderers, which all
+    escape them the JSON way (``\\u0000``).
+
+    >>> text_value("RAZA"), text_value(b"x\\xda\\x00".decode("utf-8", "surrogateescape"))
+    ('RAZA', 'x\\\\xda\\x00')
+    """
+    text = str(value)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
 
 
 def _key(key: Any) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from p2pkit import registry
 from p2pkit.capture.record import Record
 from p2pkit.errors import ParseError
+from p2pkit.undecoded import UNDECODED_SUMMARY
 
 __all__ = ["Statistics", "render_jsonl", "render_summary", "render_tree"]
 
@@ -31,6 +32,8 @@ def _short(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return text if len(text) <= 40 else text[:37] + "..."
     text = str(value)
+    if isinstance(value, str) and not text.isprintable():  # NULs, control characters
+        text = json.dumps(text, ensure_ascii=False)[1:-1]  # escaped as JSON and -V do
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -44,7 +47,8 @@ def render_summary(record: Record, start: float = 0.0) -> str:
     >>> render_summary(r, start=100.0)
     '    7   1.500000 10.0.0.1:1 → 10.0.0.2:2 bittorrent request index=1 begin=0 length=16384'
     """
-    wanted = _summary_keys(record.protocol)
+    wanted = (UNDECODED_SUMMARY if record.message == "undecoded"
+              else _summary_keys(record.protocol))
     if wanted is None:
         wanted = tuple(k for k, v in record.fields.items() if not isinstance(v, (dict, list)))
     keys = [f"{k}={_short(record.fields[k])}" for k in wanted if k in record.fields]
@@ -116,11 +120,18 @@ class Statistics:
         self.messages: Counter[tuple[str, str]] = Counter()
         self.bytes: Counter[tuple[str, str]] = Counter()
         self.conversations: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+        #: ``undecoded`` records and their bytes, per (protocol, reason).
+        self.undecoded: Counter[tuple[str, str]] = Counter()
+        self.undecoded_bytes: Counter[tuple[str, str]] = Counter()
 
     def add(self, record: Record) -> None:
         key = (record.protocol, record.message)
         self.messages[key] += 1
         self.bytes[key] += record.length
+        if record.message == "undecoded":
+            why = (record.protocol, str(record.fields.get("reason", "")))
+            self.undecoded[why] += 1
+            self.undecoded_bytes[why] += record.length
         a, b = sorted((record.src, record.dst))
         conv = self.conversations[(record.protocol, a, b)]
         conv["messages"] += 1
@@ -137,6 +148,9 @@ class Statistics:
                          for (p, m), n in sorted(self.messages.items())],
             "conversations": [{"protocol": p, "a": a, "b": b, **dict(c)}
                               for (p, a, b), c in sorted(self.conversations.items())],
+            "undecoded": [{"protocol": p, "reason": r, "count": n,
+                           "bytes": self.undecoded_bytes[(p, r)]}
+                          for (p, r), n in sorted(self.undecoded.items())],
         }
 
     def render(self) -> str:
@@ -147,4 +161,8 @@ class Statistics:
                   f"  {'protocol':<16} {'endpoints':<50} {'messages':>8} {'bytes':>12}"]
         for (p, a, b), c in sorted(self.conversations.items()):
             lines.append(f"  {p:<16} {a + ' ↔ ' + b:<50} {c['messages']:8d} {c['bytes']:12d}")
+        if self.undecoded:
+            lines += ["", "Undecoded", f"  {'protocol':<16} {'reason':<22} {'count':>8} {'bytes':>12}"]
+            for (p, r), n in sorted(self.undecoded.items()):
+                lines.append(f"  {p:<16} {r:<22} {n:8d} {self.undecoded_bytes[(p, r)]:12d}")
         return "\n".join(lines)

@@ -56,6 +56,29 @@ class StreamBuffer:
             return self._chunks[-1][1], self._chunks[-1][2]
         return 0, 0.0
 
+    def frames_of(self, n: int) -> tuple[int, int, int]:
+        """(first, last, count) of the frames that carried the first ``n`` buffered bytes.
+
+        >>> b = StreamBuffer()
+        >>> for i, chunk in enumerate((b"ab", b"cd", b"ef")):
+        ...     b.append(2 * i, chunk, frame=10 + i, time=0.0)
+        >>> b.frames_of(3), b.frames_of(1), b.frames_of(6)
+        ((10, 11, 2), (10, 10, 1), (10, 12, 3))
+        """
+        end = self.start + n
+        first = last = count = 0
+        for chunk_end, frame, _ in self._chunks:
+            if chunk_end <= self.start:
+                continue
+            if not count:
+                first = frame
+            if frame != last:
+                count += 1
+                last = frame
+            if chunk_end >= end:
+                break
+        return first, last, count
+
     def take(self, n: int) -> bytes:
         """Remove and return the first ``n`` buffered bytes."""
         out = bytes(self.data[:n])

@@ -57,9 +57,12 @@ def _progress(path: str, enabled: bool):
               help="Decode a port as a protocol (as tshark -d); repeatable.")
 @click.option("--stats", is_flag=True, help="Print message and conversation statistics.")
 @click.option("-c", "--count", type=int, default=None, help="Stop after this many messages.")
+@click.option("--no-undecoded", "hide_undecoded", is_flag=True,
+              help="Hide the 'undecoded' records (bytes no protocol decoded, and why).")
 def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str, ...],
                     messages: tuple[str, ...], expression: str | None,
-                    decode_as: tuple[str, ...], stats: bool, count: int | None) -> int:
+                    decode_as: tuple[str, ...], stats: bool, count: int | None,
+                    hide_undecoded: bool) -> int:
     """Dissect the P2P messages in a pcap/pcapng FILE (optionally gzip-compressed), or - for
     standard input."""
     if as_json:
@@ -94,6 +97,8 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
         for i, record in enumerate(dissection):
             if bar and not i % 256:
                 bar[0].update(bar[1], completed=dissection.position)
+            if hide_undecoded and record.message == "undecoded":
+                continue
             if protocols and record.protocol not in protocols:
                 continue
             if messages and record.message not in messages:

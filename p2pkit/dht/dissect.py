@@ -4,6 +4,12 @@ Each datagram is decoded leniently with :mod:`p2pkit.dht.krpc` (deviations and u
 keys are reported, never fatal); responses and errors are matched to the query they answer by
 transaction id and endpoints, so every record knows its method.
 
+Keys no BEP defines (libtorrent's ``p``, ``bs`` …) are kept in ``extra`` and listed in the
+record's ``unknown_keys`` field, as information at the level the spec gives them (MAY: a node
+ignores what it does not know), not among the deviations. A datagram that is bencoded but not a
+KRPC dictionary, or that breaks off, is an ``undecoded`` record (malformed at offset N, or
+truncated).
+
 Reached through the ``bt-dht`` descriptor (:mod:`p2pkit.dht.protocol`).
 """
 
@@ -11,7 +17,7 @@ from __future__ import annotations
 
 from p2pkit import bencode
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record, json_fields
+from p2pkit.capture.record import Record, json_fields, undecoded
 from p2pkit.deviations import deviations_of
 from p2pkit.dht.krpc import PROTOCOL, Transactions, decode_lenient
 from p2pkit.errors import ParseError
@@ -23,9 +29,14 @@ _KIND = {"q": "query", "r": "response", "e": "error"}
 _FIELD_OF_KEY = {b"t": "transaction_id", b"q": "method"}
 
 
+#: Rules of deviations that are information, not departures (listed in ``unknown_keys``).
+INFORMATION_RULES = frozenset({"krpc/unknown-key"})
+
+
 def detect_krpc(payload: bytes) -> bool:
-    """BEP 5: "A KRPC message is a single dictionary" (bencoded: it starts with ``d``)."""
-    return payload[:1] == b"d"
+    """BEP 5: "A KRPC message is a single dictionary" (bencoded: it starts with ``d``); a
+    bencoded list (``l``) is taken too, to be reported as not a dictionary."""
+    return payload[:1] in (b"d", b"l")
 
 
 class KrpcDecoder:
@@ -42,21 +53,51 @@ class KrpcDecoder:
         return None if record is None else [record]
 
     def decode(self, pkt: Packet) -> Record | None:
-        """The record of one KRPC datagram, or None when it does not decode as one."""
-        if not pkt.payload.startswith(b"d"):
+        """The record of one KRPC datagram; an ``undecoded`` record when it is bencoding that
+        is not a KRPC message; None when it is not bencoding at all (not ours)."""
+        payload = pkt.payload
+        if not detect_krpc(payload):
             return None
         try:
-            result = decode_lenient(pkt.payload)
-        except ParseError:
-            return None
+            result = decode_lenient(payload)
+        except ParseError as e:
+            return self._undecoded(pkt, e)
         message = result.message
         self.transactions.seen(message, pkt.src, pkt.dst)
         fields = json_fields(message, drop=("y",))
         fields["transaction_id"] = fields.pop("t", None)
+        deviations, unknown = [], []
+        for d in deviations_of(message):
+            if d.rule in INFORMATION_RULES:
+                unknown.append({"offset": d.offset, "message": d.message, "level": d.level,
+                                "spec": d.spec})
+            else:
+                deviations.append(d)
+        if unknown:
+            fields["unknown_keys"] = unknown
         # BEP 5 keys of the top-level dictionary, where they lie in the datagram
         spans = {_FIELD_OF_KEY.get(k, k.decode("latin-1")): span
                  for k, span in bencode.decode_lenient(pkt.payload, spans=True).spans.items()}
         return Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
                       dst=pkt.dst, protocol=PROTOCOL, message=_KIND.get(message.y, str(message.y)),
                       fields=fields, length=len(pkt.payload), value=message,
-                      deviations=deviations_of(message), spans=spans)
+                      deviations=deviations, spans=spans)
+
+    @staticmethod
+    def _undecoded(pkt: Packet, error: ParseError) -> Record | None:
+        """Bencoding that is no KRPC message (a list, a dictionary that breaks off or holds
+        garbage); None when the first bytes are not bencoding at all (another protocol)."""
+        payload = pkt.payload
+        at = error.offset or 0
+        if payload[:1] == b"l":
+            try:
+                bencode.decode_lenient(payload)
+            except ParseError:
+                return None  # not even bencoding
+        elif at <= 1:
+            return None
+        short = at >= len(payload) or any(w in error.reason for w in ("truncated", "past the end"))
+        reason = "truncated" if short else "malformed"
+        return undecoded(protocol=PROTOCOL, transport="udp", src=pkt.src, dst=pkt.dst,
+                         reason=reason, length=len(payload), frames=(pkt.frame, pkt.frame, 1),
+                         time=pkt.time, at=at, detail=error.reason)

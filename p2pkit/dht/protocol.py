@@ -6,6 +6,7 @@ Names and ``"module:attribute"`` strings only (see :mod:`p2pkit.registry`).
 from __future__ import annotations
 
 from p2pkit.registry import ProtocolDescriptor
+from p2pkit.undecoded import UNDECODED_FIELDS
 
 __all__ = ["DESCRIPTORS", "DHT"]
 
@@ -23,9 +24,10 @@ DHT = ProtocolDescriptor(
     datagram_detector="p2pkit.dht.dissect:detect_krpc",
     datagram_decoder="p2pkit.dht.dissect:KrpcDecoder",
     priority=200,
-    messages=("query", "response", "error"),
+    messages=("query", "response", "error", "undecoded"),
     summary=("method", "port", "info_hash", "transaction_id", "t"),
-    fields=("transaction_id", "method", "a", "r", "e", "v", "ip", "ro", "extra"),
+    fields=(*UNDECODED_FIELDS, "transaction_id", "method", "a", "r", "e", "v", "ip", "ro", "extra",
+            "unknown_keys"),
     scapy="p2pkit.dht.scapy_layers:LAYERS",
     cli=("dht", "p2pkit.cli.dht:dht"),
 )

@@ -10,6 +10,11 @@ recognised by its request line (``GET /uri-res/…``, ``GET /get/<index>/<name>`
 line, or ``GIV <index>:<GUID>/<name>`` (the push callback, Gnutella 0.4 §Push); file bodies are
 counted and hashed, not shown.
 
+Over UDP (ultrapeers and leaves send pings, pongs, queries, query hits and vendor messages as
+single datagrams, Gnutella 0.6 §UDP, GUESS), each datagram is one descriptor, decoded by
+:class:`GnutellaDatagrams` with the same lenient schemas; it is recognised by its header (the
+payload length is the rest of the datagram).
+
 Descriptors the lenient schema cannot decode are still framed; the record carries the
 :class:`~p2pkit.deviations.Deviation` the schema reported (an unknown payload type, a payload that
 does not parse as its type says), read with :func:`~p2pkit.deviations.deviations_of`.
@@ -19,20 +24,29 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from p2pkit import http1
-from p2pkit.capture.record import Record, json_fields
+from p2pkit.capture.packets import Packet
+from p2pkit.capture.record import Record, json_fields, undecoded
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
 from p2pkit.errors import LimitExceeded, ParseError
-from p2pkit.gnutella.descriptors import HEADER_LENGTH, DescriptorHeader
+from p2pkit.gnutella.descriptors import (
+    HEADER_LENGTH,
+    MAX_PAYLOAD_LENGTH,
+    PAYLOADS,
+    DescriptorHeader,
+    DescriptorLenient,
+)
 from p2pkit.gnutella.stream import DescriptorFrame, StreamReader
 
-__all__ = ["GnutellaStream", "detect_gnutella", "gnutella_stream"]
+__all__ = ["GnutellaDatagrams", "GnutellaStream", "detect_gnutella", "detect_gnutella_udp",
+           "gnutella_stream"]
 
 PROTOCOL = "gnutella"
 MAX_HTTP_HEAD = 16 * 1024
@@ -51,6 +65,92 @@ def detect_gnutella(head: bytes, *, other: str | None = None, complete: bool = F
     if head.startswith((b"GNUTELLA", b"GIV ")) or _GNUTELLA_HTTP.match(head):
         return True
     return head.startswith(b"HTTP/1.") and other == PROTOCOL
+
+
+#: Header bytes the UDP detector reads: payload type, TTL, hops, payload length (0.4 §2.2).
+_UDP_HEADER = struct.Struct("<BBBI")
+#: TTL + hops above this is not taken for Gnutella over UDP (0.6 keeps TTL + hops <= 7; some
+#: servents allow a little more; gtk-gnutella marks a deflated UDP payload with TTL's top bit).
+MAX_UDP_TTL_HOPS = 16
+
+
+def _udp_header(payload: bytes) -> tuple[int, int, int, int] | None:
+    if len(payload) < HEADER_LENGTH:
+        return None
+    kind, ttl, hops, length = _UDP_HEADER.unpack_from(payload, 16)
+    return kind, ttl & 0x7F, hops, length
+
+
+def detect_gnutella_udp(payload: bytes) -> bool:
+    """A datagram that is exactly one descriptor: a 23-byte header whose payload length is the
+    rest of the datagram, a small TTL + hops (Gnutella 0.4 §2.2 and 0.6 §UDP).
+
+    >>> ping = bytes(16) + bytes([0x00, 1, 0]) + (0).to_bytes(4, "little")
+    >>> detect_gnutella_udp(ping), detect_gnutella_udp(ping + b"x"), detect_gnutella_udp(b"d1:")
+    (True, False, False)
+
+    A known descriptor cut short is taken too (to be reported as truncated).
+    """
+    header = _udp_header(payload)
+    if header is None:
+        return False
+    kind, ttl, hops, length = header
+    if ttl + hops > MAX_UDP_TTL_HOPS:
+        return False
+    return length == len(payload) - HEADER_LENGTH or _cut_short(kind, length, len(payload))
+
+
+def _cut_short(kind: int, length: int, size: int) -> bool:
+    """A known descriptor whose payload runs past the end of the datagram (truncated)."""
+    return kind in PAYLOADS and size - HEADER_LENGTH < length <= MAX_PAYLOAD_LENGTH
+
+
+def descriptor_record(d: Any, *, transport: str, src: str, dst: str, offset: int | None,
+                      length: int, frame: int, time: float, base: int = 0) -> Record:
+    """The record of one descriptor, the same over TCP and UDP."""
+    fields = json_fields(d)
+    fields["guid"] = d.guid.hex()
+    record = Record(frame=frame, time=time, transport=transport, src=src, dst=dst,
+                    protocol=PROTOCOL, message=str(d.type), fields=fields, offset=offset,
+                    length=length, value=d)
+    record.spans = struct_spans(DescriptorHeader, 0, HEADER_LENGTH)
+    record.deviations = deviations_of(d, base=base)
+    return record
+
+
+class GnutellaDatagrams:
+    """The ``gnutella`` descriptor's datagram decoder: one descriptor per UDP datagram."""
+
+    def finish(self) -> list[Record]:
+        return []
+
+    def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
+        """The record of one datagram; None when it is not a Gnutella descriptor. A header
+        whose payload runs past the datagram, or a payload that breaks the schema, is an
+        ``undecoded`` record (truncated, malformed)."""
+        payload = pkt.payload
+        header = _udp_header(payload)
+        if header is None:
+            return None if not forced else [self._undecoded(pkt, "truncated", 0)]
+        kind, ttl, hops, length = header
+        if length != len(payload) - HEADER_LENGTH:
+            if forced or (ttl + hops <= MAX_UDP_TTL_HOPS
+                          and _cut_short(kind, length, len(payload))):
+                return [self._undecoded(pkt, "truncated" if length > len(payload) - HEADER_LENGTH
+                                        else "malformed", 19)]
+            return None
+        try:
+            d = DescriptorLenient.parse(payload)
+        except ParseError as e:
+            return [self._undecoded(pkt, "malformed", e.offset or 0, e.reason)]
+        return [descriptor_record(d, transport="udp", src=pkt.src, dst=pkt.dst, offset=None,
+                                  length=len(payload), frame=pkt.frame, time=pkt.time)]
+
+    @staticmethod
+    def _undecoded(pkt: Packet, reason: str, at: int, detail: str = "") -> Record:
+        return undecoded(protocol=PROTOCOL, transport="udp", src=pkt.src, dst=pkt.dst,
+                         reason=reason, length=len(pkt.payload),
+                         frames=(pkt.frame, pkt.frame, 1), time=pkt.time, at=at, detail=detail)
 
 
 def gnutella_stream(*, src: str, dst: str, transport: str = "tcp",
@@ -109,6 +209,8 @@ class GnutellaStream:
         if self.mode == "http" and self._body_left == 0 and self.chunks.data:
             yield from self._http(at_end=True)
         self.skipped += len(self.chunks)
+        if self.reader is not None and self.failed is None:
+            self.skipped += self.reader.buffered  # a descriptor cut off by the end
         return
 
     # -- records ----------------------------------------------------------------------------
@@ -128,14 +230,9 @@ class GnutellaStream:
             frames = []
         for f in frames:
             if isinstance(f, DescriptorFrame):
-                d = f.descriptor
-                fields = json_fields(d)
-                fields["guid"] = d.guid.hex()
-                record = self._record(str(d.type), fields, f.offset, len(f.data), frame, time,
-                                      d)
-                record.spans = struct_spans(DescriptorHeader, 0, HEADER_LENGTH)
-                record.deviations = deviations_of(d, base=f.offset)
-                yield record
+                yield descriptor_record(f.descriptor, transport=self.transport, src=self.src,
+                                        dst=self.dst, offset=f.offset, length=len(f.data),
+                                        frame=frame, time=time, base=f.offset)
             else:
                 hs = f.handshake
                 fields = {"kind": hs.kind, "version": hs.version,

@@ -6,6 +6,7 @@ Names and ``"module:attribute"`` strings only (see :mod:`p2pkit.registry`).
 from __future__ import annotations
 
 from p2pkit.registry import ProtocolDescriptor
+from p2pkit.undecoded import UNDECODED_FIELDS
 
 __all__ = ["DESCRIPTORS", "GNUTELLA"]
 
@@ -15,7 +16,7 @@ def gnutella_messages() -> tuple[str, ...]:
     HTTP side and ``giv``."""
     from p2pkit.gnutella.descriptors import PAYLOADS
 
-    return ("handshake", "http_request", "http_response", "http_body", "giv", "unknown",
+    return ("handshake", "http_request", "http_response", "http_body", "giv", "unknown", "undecoded",
             *(name for name, _ in PAYLOADS.values()))
 
 
@@ -29,10 +30,12 @@ GNUTELLA = ProtocolDescriptor(
     ),
     stream_detector="p2pkit.gnutella.dissect:detect_gnutella",
     stream_decoder="p2pkit.gnutella.dissect:gnutella_stream",
+    datagram_detector="p2pkit.gnutella.dissect:detect_gnutella_udp",
+    datagram_decoder="p2pkit.gnutella.dissect:GnutellaDatagrams",
     priority=100,
     messages="p2pkit.gnutella.protocol:gnutella_messages",
     summary=("method", "length", "port", "guid", "ttl", "hops", "status"),
-    fields=("guid", "ttl", "hops", "payload_type", "payload", "kind", "version", "headers",
+    fields=(*UNDECODED_FIELDS, "guid", "ttl", "hops", "payload_type", "payload", "kind", "version", "headers",
             "status", "reason", "method", "target", "length", "sha1", "file_index",
             "servent_guid", "file_name", "name"),
     scapy="p2pkit.gnutella.scapy_layers:LAYERS",

@@ -81,19 +81,31 @@ def test_a_lost_utp_packet_costs_only_the_messages_it_carried():
     data_packets = [i for i, p in enumerate(packets) if p.payload[:1] == b"\x01"]
     lost = data_packets[len(data_packets) // 2]
     damaged = _utp_records(packets[:lost] + packets[lost + 1:])
+    assert not [r for r in reference if r.message == "undecoded"]
+    skipped = [r for r in damaged if r.message == "undecoded"]
+    damaged = [r for r in damaged if r.message != "undecoded"]
     assert len(reference) - 2 <= len(damaged) < len(reference)
     assert Counter(r.message for r in damaged)["piece"] >= 126
+    # nothing disappears silently: what was skipped around the hole is said, and why
+    assert skipped and {r.fields["reason"] for r in skipped} <= {"truncated", "after a gap"}
+    assert all(r.fields["bytes"] == r.length > 0 for r in skipped)
 
 
 def test_udp_tracker_requests_and_responses_pair_up():
     records = [r for r in dissect(CAPTURES / "tracker-01-opentracker-libtorrent-aria2.pcap")
                if r.protocol == "bt-tracker"]
     assert records
-    requests = Counter((r.message, r.fields["transaction_id"]) for r in records
+    requests = Counter(r.fields["transaction_id"] for r in records
                        if r.fields["direction"] == "request")
-    responses = Counter((r.message, r.fields["transaction_id"]) for r in records
+    responses = Counter(r.fields["transaction_id"] for r in records
                         if r.fields["direction"] == "response")
     assert requests == responses
+    # the answers are of the kind asked, but for opentracker's "Connection ID missmatch"
+    kinds = {(r.fields["transaction_id"], r.fields["direction"]): r.message for r in records}
+    mismatched = {t for (t, d), m in kinds.items() if d == "response" and m == "error"}
+    assert all(m == kinds[(t, "response")] for (t, d), m in kinds.items()
+               if d == "request" and t not in mismatched)
+    assert len(mismatched) == 4
     for r in records:
         if r.message == "announce" and r.fields["direction"] == "request":
             assert len(r.fields["info_hash"]) == 40 and r.fields["port"] > 0
@@ -205,3 +217,74 @@ def test_field_spans_point_at_the_field_bytes():
                 assert raw.hex() == value
             checked += 1
     assert checked > 900  # 260 requests x 3 fields, 186 haves, 10 handshakes x 3
+
+
+def test_the_utp_acceptor_side_comes_out_as_soon_as_it_is_in_order():
+    """BEP 29: the side that answers the SYN starts its sequence at its ST_STATE's seq_nr;
+    its messages must not wait for ~32 packets (and so the opener's extension messages are
+    named by the acceptor's extension handshake, decoded first)."""
+    d = DatagramDissector()
+    produced_at = {}
+    for p in _utp_packets():
+        for r in d.datagram(p):
+            if r.protocol == "bittorrent":
+                produced_at.setdefault((r.src, r.message), p.frame)
+                assert r.frame == p.frame  # produced by the packet that completes it
+                if r.message == "extended":
+                    assert "extension" in r.fields, r
+    assert produced_at[("127.0.0.2:6881", "handshake")] == 5
+    assert produced_at[("127.0.0.3:6882", "handshake")] == 3
+
+
+def _shifted(packet, by):
+    """The same uTP packet with seq_nr and ack_nr moved by ``by`` (a new connection's ISN)."""
+    from dataclasses import replace as dc_replace
+
+    raw = bytearray(packet.payload)
+    for at in (16, 18):
+        raw[at:at + 2] = ((int.from_bytes(raw[at:at + 2], "big") + by) & 0xFFFF).to_bytes(2, "big")
+    return dc_replace(packet, payload=bytes(raw), frame=packet.frame + 100_000)
+
+
+def test_a_utp_connection_reusing_addresses_and_ids_is_a_new_connection():
+    packets = _utp_packets()
+    again = [_shifted(p, 1000) for p in packets]  # same addresses, same connection ids
+    once = Counter(r.message for r in _utp_records(packets))
+    twice = Counter(r.message for r in _utp_records(packets + again))
+    assert twice["handshake"] == 2 * once["handshake"] == 4
+    assert twice["piece"] == 2 * once["piece"]
+    assert not twice["undecoded"]
+
+
+def test_a_utp_reset_ends_the_connection_lifetime():
+    packets = _utp_packets()
+    reset = bytearray(packets[-1].payload)
+    reset[0] = 0x31  # ST_RESET, version 1
+    from dataclasses import replace as dc_replace
+
+    cut = len(packets) // 2
+    records = _utp_records(packets[:cut] + [dc_replace(packets[-1], payload=bytes(reset))]
+                           + [_shifted(p, 3000) for p in packets])
+    assert Counter(r.message for r in records)["handshake"] == 4
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0x01, 0x11, 0x21, 0x31, 0x41]), st.integers(0, 3),
+                          st.integers(0, 6), st.integers(0, 6), st.binary(max_size=80),
+                          st.booleans()), max_size=30))
+def test_random_utp_lifetimes_give_only_records(packets):
+    """SYNs, resets, FINs, data and states in any order, on two connection ids, both ways:
+    records only, and every record is uTP, BitTorrent or undecoded."""
+    from p2pkit.capture.packets import Packet
+
+    d = DatagramDissector()
+    out = []
+    for frame, (type_ver, cid, seq, ack, payload, forward) in enumerate(packets, 1):
+        header = bytes([type_ver, 0]) + (100 + cid).to_bytes(2, "big") + bytes(12) + (
+            (7 + seq).to_bytes(2, "big") + (9 + ack).to_bytes(2, "big"))
+        a, b = ("10.0.0.1", 5000), ("10.0.0.2", 6000)
+        src, dst = (a, b) if forward else (b, a)
+        out += d.datagram(Packet(frame, float(frame), "udp", *src, *dst, header + payload))
+    out += d.finish()
+    assert {r.protocol for r in out} <= {"bt-utp", "bittorrent", "data", "gnutella", "bt-dht",
+                                         "bt-tracker"}

@@ -114,6 +114,14 @@ def test_mse_capture_agrees():
     assert extra == Counter()
 
 
+def test_rc4_mse_capture_agrees_that_nothing_decodes():
+    """bt-08 (RC4 from the first byte): tshark shows continuation data, p2pkit an
+    ``undecoded``/``encrypted`` record per direction (tests/capture/test_undecoded.py)."""
+    missing, extra = compare("bt-08-libtorrent-mse-rc4.pcap")
+    assert missing == Counter()
+    assert extra == Counter()
+
+
 def test_ndpi_capture_decodes_everything_tshark_does_and_more():
     missing, extra = compare("ndpi-bittorrent.pcap")
     assert missing == Counter()
@@ -273,6 +281,8 @@ COVERAGE = {
     "bt-05-libtorrent-v2-magnet.pcap": "peer wire agrees; p2pkit alone past BEP 52 ids",
     "bt-06-p2pkit-leech-libtorrent.pcap": "peer wire: exact agreement",
     "bt-07-p2pkit-seed-aria2.pcap": "peer wire: exact agreement",
+    "bt-08-libtorrent-mse-rc4.pcap": "MSE/PE with RC4: neither decodes a message (p2pkit "
+                                     "labels both directions encrypted)",
     "dht-02-bep44-put-get.pcap": "KRPC kind, method, transaction id",
     "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap": "KRPC kind, method, transaction id",
     "gtkg123-plain-up2-3leaves.pcap": "Gnutella descriptor headers: exact agreement",

@@ -111,8 +111,11 @@ class UdpTrackerDecoder:
             connection_id, action, tid = _REQUEST_HEAD.unpack_from(data)
             if connection_id == PROTOCOL_ID and action == _CONNECT:
                 kind = "request"
-            elif action in _WITH_CONNECTION_ID and self._connections.get(
-                    (src, dst, connection_id)):
+            elif action in _WITH_CONNECTION_ID and (
+                    self._connections.get((src, dst, connection_id))
+                    # a client that shares one connection-id cache between its sessions
+                    # (libtorrent) sends an id the tracker gave another of its addresses
+                    or self._connections.get(("", dst, connection_id))):
                 kind = "request"
         if kind is None and len(data) >= _RESPONSE_HEAD.size:
             action, tid = _RESPONSE_HEAD.unpack_from(data)
@@ -137,6 +140,7 @@ class UdpTrackerDecoder:
             self._transactions.pop((dst, src, value.transaction_id), None)
             if action == "connect":
                 self._remember(self._connections, (dst, src, value.connection_id), True)
+                self._remember(self._connections, ("", src, value.connection_id), True)
         fields = json_fields(value, drop=("action",))
         fields["direction"] = kind
         schema = (_REQUESTS if kind == "request" else _RESPONSES).get(action)

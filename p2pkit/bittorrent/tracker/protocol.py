@@ -6,6 +6,7 @@ Names and ``"module:attribute"`` strings only (see :mod:`p2pkit.registry`).
 from __future__ import annotations
 
 from p2pkit.registry import ProtocolDescriptor
+from p2pkit.undecoded import UNDECODED_FIELDS
 
 __all__ = ["DESCRIPTORS", "HTTP_TRACKER", "UDP_TRACKER"]
 
@@ -21,8 +22,8 @@ UDP_TRACKER = ProtocolDescriptor(
     datagram_detector="p2pkit.bittorrent.tracker.dissect:detect_udp_tracker",
     datagram_decoder="p2pkit.bittorrent.tracker.dissect:UdpTrackerDecoder",
     priority=100,
-    messages=("connect", "announce", "scrape", "error"),
-    fields=("direction",),
+    messages=("connect", "announce", "scrape", "error", "undecoded"),
+    fields=(*UNDECODED_FIELDS, "direction",),
     summary=("port", "info_hash", "transaction_id", "action", "connection_id", "event"),
     scapy="p2pkit.bittorrent.tracker.scapy_layers:LAYERS",
 )
@@ -38,9 +39,9 @@ HTTP_TRACKER = ProtocolDescriptor(
     stream_detector="p2pkit.bittorrent.tracker.dissect:detect_http_tracker",
     stream_decoder="p2pkit.bittorrent.tracker.dissect:http_tracker_stream",
     priority=200,
-    messages=("announce", "scrape", "http_request", "http_response"),
+    messages=("announce", "scrape", "http_request", "http_response", "undecoded"),
     summary=("method", "port", "info_hash", "status", "event"),
-    fields=("direction", "method", "path", "status", "info_hash", "peer_id", "port",
+    fields=(*UNDECODED_FIELDS, "direction", "method", "path", "status", "info_hash", "peer_id", "port",
             "uploaded", "downloaded", "left", "compact", "no_peer_id", "event", "ip", "numwant",
             "key", "trackerid", "info_hashes", "extra", "files", "flags", "peers", "peers6",
             "interval", "min_interval", "tracker_id", "complete", "incomplete",
