@@ -327,7 +327,9 @@ def parse_status_line(line: str, *, protocols: tuple[str, ...] = ("HTTP",),
     version, _, rest = line.partition(" ")
     code, _, reason = rest.partition(" ")
     name, slash, number = version.partition("/")
-    if name not in protocols or not slash or not number or len(code) != 3 or not code.isdigit():
+    # str.isdigit() is true for '¹' and other Unicode digits: the status code is three ASCII ones
+    if (name not in protocols or not slash or not number or len(code) != 3
+            or not (code.isascii() and code.isdigit())):
         raise _fail(f"not a status line: {line[:60]!r}", 0, protocol, "start_line")
     return StatusLine(version, int(code), reason)
 
@@ -373,7 +375,7 @@ class ByteRange:
         return self.last - self.first + 1
 
 
-_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*\Z")
+_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*\Z", re.ASCII)
 
 
 def parse_range(value: str, size: int) -> ByteRange | None:

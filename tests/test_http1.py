@@ -247,3 +247,12 @@ def test_mutated_real_heads_parse_or_raise_parse_error(raw, flips):
     except ParseError:
         return
     assert build_head(head.start_line, head.headers) == bytes(data[: head.size])
+
+
+def test_only_ascii_digits_count():
+    # found by hypothesis on a mutated real tracker answer: latin-1 b"\xb9" is "¹", a digit
+    # to str.isdigit() but not to int()
+    with pytest.raises(ParseError):
+        parse_status_line("HTTP/1.1 \u00b900 OK")
+    with pytest.raises(ParseError):
+        parse_range("bytes=\u00b9-2", 10)

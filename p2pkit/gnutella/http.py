@@ -76,7 +76,7 @@ GIV_TIMEOUT = 10.0
 _REASONS = {200: "OK", 206: "Partial Content", 400: "Bad Request", 404: "Not Found",
             408: "Request Timeout", 416: "Range Not Satisfiable",
             431: "Request Header Fields Too Large", 501: "Not Implemented"}
-_GET = re.compile(r"/get/(\d+)/(.*)")
+_GET = re.compile(r"/get/([0-9]+)/(.*)")
 _GIV = re.compile(rb"GIV (\d+):([0-9A-Fa-f]{32})/([^\n]*)\n\n\Z")
 
 
