@@ -32,12 +32,14 @@ __all__ = [
     "LEVELS",
     "Level",
     "NODE_ID",
+    "PEER_ID",
     "Placeholder",
     "Raw",
     "SourceAddress",
     "Step",
     "T",
     "TARGET",
+    "Wire",
     "select",
 ]
 
@@ -65,6 +67,8 @@ NODE_ID = Placeholder("node_id")
 INFO_HASH = Placeholder("info_hash")
 #: A second fresh 20-byte id (a find_node or BEP 51 target).
 TARGET = Placeholder("target")
+#: The harness's peer id for this case (stream protocols: BitTorrent's 20 bytes).
+PEER_ID = Placeholder("peer_id")
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,15 @@ class Bencoded:
 
 
 @dataclass(frozen=True)
+class Wire:
+    """A message of a stream protocol built with that protocol's strict schema (the stream
+    runner's :class:`~p2pkit.conformance.stream_runner.StreamProtocol` builds it): ``type``
+    names the message, the other keys are its fields (placeholders resolved first)."""
+
+    message: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Raw:
     """Bytes sent as they are; ``b"<T>"`` is replaced by the step's transaction id."""
 
@@ -129,7 +142,7 @@ class Step:
     ``send=None`` only listens for ``wait`` seconds (what the target sends on its own).
     """
 
-    send: Krpc | Bencoded | Raw | None
+    send: Krpc | Bencoded | Raw | Wire | None
     expect: Any = None
     name: str = ""
     source: str = "a"
