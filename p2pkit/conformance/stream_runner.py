@@ -380,7 +380,7 @@ class StreamRunner:
                 await asyncio.sleep(step.wait)
             answer = self._answer(session, start, start_bytes, sent_at)
             ctx.answers[step.name or str(index)] = answer
-            check = expect.check(answer, ctx) if expect is not None and step.repeat == 1 \
+            check = _judge(expect, answer, ctx) if expect is not None and step.repeat == 1 \
                 else None
             result.exchanges.append(StreamExchange(
                 step=index, source="tcp", sent=sent, count=step.repeat,
@@ -421,8 +421,8 @@ class StreamRunner:
         ``wait`` seconds pass."""
         deadline = sent_at + wait
         while True:
-            if not expect.wants_silence and expect.check(
-                    self._answer(session, start, start_bytes, sent_at), ctx).ok:
+            if not expect.wants_silence and _judge(
+                    expect, self._answer(session, start, start_bytes, sent_at), ctx).ok:
                 return
             if session.closed or session.error:
                 return
@@ -434,6 +434,15 @@ class StreamRunner:
                 await asyncio.wait_for(session.arrived.wait(), left)
             except TimeoutError:
                 return
+
+
+def _judge(expect: Any, answer: StreamAnswer, ctx: CaseContext) -> Check:
+    """``expect.check``; a verifier that cannot read what came (a message without a field it
+    needs) fails the step with the reason rather than the run with a traceback."""
+    try:
+        return expect.check(answer, ctx)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+        return Check(False, f"cannot judge the answer ({type(e).__name__}: {e})", "")
 
 
 _PROBE_CASE = Case(id="probe", title="probe", spec="", requirement="", level="INFO",

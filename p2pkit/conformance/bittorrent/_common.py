@@ -92,6 +92,15 @@ class TorrentFacts:
     def piece_length(self, index: int) -> int:
         return self.pieces.piece_length(index)
 
+    def request_limit(self, index: int) -> int:
+        """How far into piece ``index`` a request may reach: the piece's length, except in a
+        v2-only torrent, whose files are laid out on piece boundaries (BEP 52) so the last
+        piece of a file may be requested up to the piece length, the bytes past the file's end
+        being its zero padding (libtorrent 2.0 asks for them; p2pkit serves them)."""
+        if not self.metainfo.has_v1:
+            return self.metainfo.piece_length
+        return self.piece_length(index)
+
     def blocks(self, index: int) -> list[tuple[int, int, int]]:
         """The 16 KiB blocks of piece ``index`` as (index, begin, length)."""
         size = self.piece_length(index)
@@ -181,6 +190,8 @@ class BitTorrentWire(StreamProtocol):
     def unsupported(self, case: Case, ctx: BtContext) -> str | None:
         if "torrent" in case.tags and not self.facts.known:
             return "needs the torrent (--torrent F): piece count, lengths and hashes"
+        if "v1" in case.tags and not (self.facts.known and self.facts.metainfo.has_v1):
+            return "needs a v1 or hybrid torrent (SHA-1 piece hashes)"
         if "v2" in case.tags and not (self.facts.known and self.facts.metainfo.has_v2):
             return "needs a v2 or hybrid torrent (BEP 52)"
         theirs = ctx.their_handshake() if ctx.session else None
@@ -322,6 +333,9 @@ LAST = Computed(lambda ctx: ctx.facts.piece_count - 1, "last piece")
 COUNT = Computed(lambda ctx: ctx.facts.piece_count, "piece count")
 LAST_LENGTH = Computed(lambda ctx: ctx.facts.piece_length(ctx.facts.piece_count - 1),
                        "last piece's length")
+#: How far into the last piece a request may reach (:meth:`TorrentFacts.request_limit`).
+LAST_LIMIT = Computed(lambda ctx: ctx.facts.request_limit(ctx.facts.piece_count - 1),
+                      "last piece's request limit")
 
 
 def piece_sha1(session: Session, index: int, length: int) -> bytes | None:

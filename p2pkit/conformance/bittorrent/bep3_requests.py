@@ -9,7 +9,7 @@ from p2pkit.bittorrent.wire.messages import PeerMessage
 from p2pkit.conformance.bittorrent._common import (
     COUNT,
     LAST,
-    LAST_LENGTH,
+    LAST_LIMIT,
     bt_case,
     opening,
     piece_sha1,
@@ -94,7 +94,7 @@ def _at_most_one(answer: object, ctx: object) -> str:
 
 def _outside(m: dict, ctx: object) -> bool:
     return m["index"] >= ctx.facts.piece_count or (
-        m["begin"] + len(m["piece"]) > ctx.facts.piece_length(m["index"]))
+        m["begin"] + len(m["piece"]) > ctx.facts.request_limit(m["index"]))
 
 
 def _no_piece_outside() -> NoMessage:
@@ -160,12 +160,11 @@ CASES = [
     _out_of_bounds("index-out-of-range", "a request for piece <piece count>", COUNT, 0, BLOCK),
     _out_of_bounds("index-huge", "a request for piece 2^32 - 1", 0xFFFF_FFFF, 0, BLOCK),
     _out_of_bounds("beyond-piece-end", "a block that runs past the piece's end", LAST,
-                   LAST_BEGIN, Computed(lambda ctx: ctx.resolve(LAST_BLOCK) + 1,
-                                        "last block + 1")),
+                   Computed(lambda ctx: ctx.resolve(LAST_LIMIT) - 100, "limit - 100"), 101),
     _out_of_bounds("begin-beyond-piece", "a block that starts at the piece's end", 0,
                    Computed(lambda ctx: ctx.facts.piece_length(0), "piece length"), BLOCK),
-    _out_of_bounds("last-piece-overrun", "the last piece's length plus one", LAST, 0,
-                   Computed(lambda ctx: ctx.resolve(LAST_LENGTH) + 1, "last length + 1")),
+    _out_of_bounds("last-piece-overrun", "two bytes from the last byte of the torrent", LAST,
+                   Computed(lambda ctx: ctx.resolve(LAST_LIMIT) - 1, "limit - 1"), 2),
     bt_case(
         id="bep3/request/oversized-block", title="a 32 KiB request: served, or the connection "
         "closed", spec=SPEC, requirement=LIMIT, level="MAY", rule="bep3/request/block-size",
