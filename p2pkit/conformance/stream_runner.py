@@ -389,12 +389,12 @@ class StreamRunner:
                 answer=answer, check=check, protocol=self.protocol))
             if step.unsupported_if is not None and step.unsupported_if.check(answer, ctx).ok:
                 result.verdict = "unsupported"
-                result.reason = f"{case.extension or 'the feature'}: " + \
+                result.reason = (f"{case.extension}: " if case.extension else "") + \
                     step.unsupported_if.describe()
                 result.failed_step = index
                 return result
             why = self.protocol.unsupported(case, ctx)
-            if why and (check is None or not check.ok):
+            if why:  # what the target said so far shows it lacks what the case needs
                 result.verdict, result.reason, result.failed_step = "unsupported", why, index
                 return result
             if check is not None and not check.ok:

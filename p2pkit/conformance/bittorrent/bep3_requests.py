@@ -41,6 +41,8 @@ PIPELINE = ("When data is being transferred, downloaders should keep several pie
             "'pipelining'.)")
 CANCEL = "'cancel' messages have the same payload as request messages."
 KEEPALIVE = "Messages of length zero are keepalives, and ignored."
+CONTENT = ("Its payload is a bitfield with each index that downloader has sent set to one and "
+           "the rest set to zero.")
 HASH_CHECKED = ("When a peer finishes downloading a piece and checks that the hash matches, it "
                 "announces that it has that piece to all of its peers.")
 
@@ -101,13 +103,39 @@ def _no_piece_outside() -> NoMessage:
     return NoMessage("piece", where=_outside, text="beyond the torrent's pieces")
 
 
-def _out_of_bounds(name: str, title: str, index, begin, length) -> object:
+def _out_of_bounds(name: str, title: str, index, begin, length, *,
+                   rule: str = "bep3/request/block-bounds") -> object:
     return bt_case(
         id=f"bep3/request/{name}", title=title, spec=SPEC, requirement=BY_INDEX,
-        level="MUST", rule="bep3/request/bounds", tags=("torrent",),
+        level="MUST", rule=rule, tags=("torrent",),
         steps=[*opening(fast=False), unchoked(),
                Step(send=request(index, begin, length),
                     expect=NoMessage("piece", text="(closing, or staying silent, is fine)"))])
+
+
+def _announced(session: object) -> set[int] | None:
+    bitfields = session.of_type("bitfield")
+    if session.of_type("have_all"):
+        return None
+    have = {m["index"] for m in session.of_type("have")}
+    if bitfields:
+        bits = bitfields[0]["bitfield"]
+        have |= {i for i in range(len(bits) * 8) if bits[i // 8] & (0x80 >> (i % 8))}
+    return have
+
+
+def _unannounced(ctx: object) -> int:
+    have = _announced(ctx.session) or set()
+    missing = [i for i in range(ctx.facts.piece_count) if i not in have]
+    if not missing:
+        raise KeyError("the target announced every piece")
+    return missing[0]
+
+
+ANNOUNCED_ALL = SessionRule(
+    lambda a, ctx: "" if _announced(a.session) is None or not [
+        i for i in range(ctx.facts.piece_count) if i not in _announced(a.session)] else "no",
+    "the target announced every piece: nothing to ask outside what it has")
 
 
 CASES = [
@@ -152,13 +180,24 @@ CASES = [
                    pending="not every request was answered"))]),
     bt_case(
         id="bep3/piece/within-torrent", title="no piece outside the torrent, ever",
-        spec=SPEC, requirement=BY_INDEX, level="MUST", rule="bep3/request/bounds",
+        spec=SPEC, requirement=BY_INDEX, level="MUST", rule="bep3/piece/within-torrent",
         tags=("torrent",),
         steps=[*opening(fast=False), unchoked(),
                Step(send=request(0), expect=Receives("piece")),
                Step(send=None, expect=_no_piece_outside())]),
-    _out_of_bounds("index-out-of-range", "a request for piece <piece count>", COUNT, 0, BLOCK),
-    _out_of_bounds("index-huge", "a request for piece 2^32 - 1", 0xFFFF_FFFF, 0, BLOCK),
+    bt_case(
+        id="bep3/piece/announced-only", title="no piece the target did not announce",
+        spec=SPEC, requirement=CONTENT, level="MUST", rule="bep3/piece/announced",
+        tags=("torrent",),
+        steps=[*opening(fast=False), Step(send=None, wait=0.05, unsupported_if=ANNOUNCED_ALL),
+               unchoked(),
+               Step(send=request(Computed(_unannounced, "a piece it did not announce")),
+                    expect=NoMessage("piece", where=lambda m, ctx: m["index"] == _unannounced(
+                        ctx), text="for a piece it did not announce"))]),
+    _out_of_bounds("index-out-of-range", "a request for piece <piece count>", COUNT, 0, BLOCK,
+                   rule="bep3/request/index-bounds"),
+    _out_of_bounds("index-huge", "a request for piece 2^32 - 1", 0xFFFF_FFFF, 0, BLOCK,
+                   rule="bep3/request/index-bounds"),
     _out_of_bounds("beyond-piece-end", "a block that runs past the piece's end", LAST,
                    Computed(lambda ctx: ctx.resolve(LAST_LIMIT) - 100, "limit - 100"), 101),
     _out_of_bounds("begin-beyond-piece", "a block that starts at the piece's end", 0,

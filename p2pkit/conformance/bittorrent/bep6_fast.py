@@ -195,7 +195,7 @@ CASES = [
                  Step(send=None, expect=_one_response((0, 0, BLOCK), final=True))]),
     _case(id="bep6/request/out-of-range", title="a request beyond the torrent: reject or "
           "close, never a piece", spec=SPEC, requirement=EXACTLY_ONE, level="MUST",
-          rule="bep3/request/bounds", tags=("torrent",),
+          rule="bep3/request/index-bounds", tags=("torrent",),
           steps=[*opening(), unchoked(), Step(send=request(COUNT), expect=NoMessage(
               "piece", text="(a reject or a close is fine)"))]),
     _case(id="bep6/allowed-fast/index", title="allowed_fast names pieces of the torrent",
