@@ -349,13 +349,13 @@ def piece_sha1(session: Session, index: int, length: int) -> bytes | None:
     return hashlib.sha1(bytes(data)).digest() if got >= length else None
 
 
-def bt_case(**fields: Any) -> Case:
-    """A :class:`Case` whose id is prefixed with ``bittorrent/``. Every case depends on the
-    target's handshake being readable: without it neither the case nor the well-behaved
-    session that proves the target still serves can be judged."""
+def bt_case(*, needs_handshake: bool = True, **fields: Any) -> Case:
+    """A :class:`Case` whose id is prefixed with ``bittorrent/``. A case depends on the
+    target's handshake being readable (``needs_handshake``): without it neither the case nor
+    the well-behaved session that proves the target still serves can be judged."""
     fields["id"] = "bittorrent/" + fields["id"]
     fields["steps"] = tuple(fields["steps"])
-    if fields["rule"] != HANDSHAKE_RULE:
+    if fields["rule"] != HANDSHAKE_RULE and needs_handshake:
         fields["depends"] = (*fields.get("depends", ()), HANDSHAKE_RULE)
     return Case(**fields)
 

@@ -153,7 +153,7 @@ CASES = [
               {b"m": {b"zz_unknown": 42, **{k.encode(): v for k, v in
                                             HARNESS_EXTENSIONS.items()}},
                b"zz_item": b"x", b"zzz": [1, 2]})), expect=StaysOpen()), unchoked()]),
-    _case(id="bep10/ids-local", title="the target sends extensions with the harness's ids",
+    _case(id="bep10/extended/ids-local", title="the target sends extensions with the harness's ids",
           spec=SPEC, requirement=LOCAL_IDS, level="MUST", rule="bep10/ids-local",
           steps=[*opening(), Step(send=our_extension_handshake(), wait=0.05), unchoked(),
                  Step(send=None, expect=SessionRule(_local_ids, "ids from the harness's m",

@@ -91,7 +91,7 @@ def _message_case(name: str, title: str, requirement: str, check, rule: str) -> 
 
 
 CASES = [
-    _case(id="bep11/offered", title="ut_pex in the extension handshake", spec=SPEC,
+    _case(id="bep11/handshake/offered", title="ut_pex in the extension handshake", spec=SPEC,
           requirement=RATE, level="INFO", rule="bep11/offered",
           steps=[*opening(), Step(send=None, expect=Receives(
               "extended_handshake", session=True, items__m__ut_pex=Satisfies(
@@ -104,7 +104,7 @@ CASES = [
                   _added_dropped, "bep11/message/added-dropped"),
     _message_case("flags", "one flag byte per added peer", FLAGS, _flags,
                   "bep11/message/fields"),
-    _case(id="bep11/rate", title="at most one ut_pex message a minute", spec=SPEC,
+    _case(id="bep11/rate/once-a-minute", title="at most one ut_pex message a minute", spec=SPEC,
           requirement=RATE, level="MUST", rule="bep11/rate",
           steps=[*_listen(), Step(send=None, expect=SessionRule(_rate, "one message at most",
                                                                 silence=True))]),

@@ -137,7 +137,7 @@ CASES = [
           steps=[*_setup(), Step(send=_ask(1000), expect=Receives(
               "ut_metadata", where=lambda m, ctx: m.get("msg_type") in ("data", "reject"),
               msg_type="reject", piece=1000))]),
-    _case(id="bep9/unknown-msg-type-ignored", title="msg_type 7 is ignored", spec=SPEC,
+    _case(id="bep9/request/unknown-msg-type-ignored", title="msg_type 7 is ignored", spec=SPEC,
           requirement=UNKNOWN, level="MUST", rule="bep9/unknown-msg-type",
           steps=[*_setup(),
                  Step(send=Wire({"type": "extended", "extended_id": Computed(
