@@ -107,6 +107,12 @@ class StreamProtocol:
     def unsupported(self, case: Case, ctx: CaseContext) -> str | None:
         return None
 
+    def respond(self, message: dict[str, Any], ctx: CaseContext) -> bytes:
+        """Bytes the harness owes as soon as the target sent ``message`` (what any peer of
+        the protocol answers without being told: BitTorrent's have_none after the target's
+        handshake showed the fast bit); written at once, before any later step."""
+        return b""
+
     def describe(self, data: bytes) -> list[tuple[str, str]]:
         """The field rows of bytes the harness sent (the report's left column)."""
         return [("raw", f"{len(data)} bytes: {data[:64]!r}" + ("…" if len(data) > 64 else ""))]
@@ -194,8 +200,9 @@ class _Connection:
     """A TCP connection and the task reading it into a :class:`Session`."""
 
     def __init__(self, protocol: StreamProtocol, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+                 writer: asyncio.StreamWriter, ctx: CaseContext) -> None:
         self.protocol = protocol
+        self.ctx = ctx
         self.reader = reader
         self.writer = writer
         self.session = Session()
@@ -219,7 +226,11 @@ class _Connection:
                     s.error = str(e)
                     frames = []
                 for frame in frames:
-                    s.messages.append(self.protocol.decode(frame, s))
+                    message = self.protocol.decode(frame, s)
+                    s.messages.append(message)
+                    owed = self.protocol.respond(message, self.ctx)
+                    if owed:
+                        self.writer.write(owed)
                 s.arrived.set()
         except (ConnectionError, OSError):
             s.closed = "reset"
@@ -264,10 +275,12 @@ class StreamRunner:
         self.dead = False
         self._gone = False
 
-    async def connect(self) -> _Connection:
+    async def connect(self, ctx: CaseContext) -> _Connection:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.target[0], self.target[1]), CONNECT_TIMEOUT)
-        return _Connection(self.protocol, reader, writer)
+        connection = _Connection(self.protocol, reader, writer, ctx)
+        ctx.session = connection.session
+        return connection
 
     async def probe(self, attempts: int = PROBE_ATTEMPTS) -> bool:
         """A fresh well-behaved session: does the target still serve?"""
@@ -276,7 +289,7 @@ class StreamRunner:
                 await asyncio.sleep(0.5)
             ctx = self.protocol.context(_PROBE_CASE, self.rng)
             try:
-                conn = await self.connect()
+                conn = await self.connect(ctx)
             except (OSError, TimeoutError):
                 continue
             try:
@@ -330,7 +343,7 @@ class StreamRunner:
         if reason:
             return Result(case, "unsupported", reason, 0.0)
         try:
-            conn = await self.connect()
+            conn = await self.connect(ctx)
         except (OSError, TimeoutError) as e:
             result = _verdict(Result(case, "pass"), case, self.strict,
                               f"cannot connect: {getattr(e, 'strerror', None) or e}")
@@ -352,7 +365,6 @@ class StreamRunner:
     async def _play(self, case: Case, ctx: CaseContext, conn: _Connection) -> Result:
         result = Result(case, "pass")
         session = conn.session
-        ctx.session = session
         for index, step in enumerate(case.steps):
             sent = b""
             if step.send is not None:
@@ -472,14 +484,14 @@ async def preflight(target: Address, protocol: StreamProtocol,
     otherwise (nothing listens, another protocol, the target does not serve what we ask)."""
     where = f"{target[0]}:{target[1]}"
     runner = StreamRunner(target, protocol, timeout=timeout)
+    ctx = protocol.context(_PROBE_CASE, runner.rng)
     try:
-        conn = await runner.connect()
+        conn = await runner.connect(ctx)
     except TimeoutError:
         raise TargetError(f"{where}: no TCP connection within {CONNECT_TIMEOUT:g} s") from None
     except OSError as e:
         raise TargetError(f"{where}: cannot connect ({e.strerror or e}; nothing listens on "
                           "that TCP port?)") from None
-    ctx = protocol.context(_PROBE_CASE, runner.rng)
     try:
         await conn.write(protocol.hello(ctx))
         s = conn.session

@@ -117,7 +117,7 @@ def test_a_target_that_dies_and_the_restart_hook(tmp_path: Path) -> None:
     assert not died.ok
     restarted = asyncio.run(scenario(restart=True))
     assert [r.verdict for r in restarted.results] == ["pass", "target-died"] + ["pass"] * (
-        len(verdicts) - 2)
+        len(verdicts) - 2), [r.reason for r in restarted.results]
 
 
 def test_deadline_skips_the_rest(tmp_path: Path) -> None:

@@ -127,6 +127,10 @@ class BtContext(CaseContext):
         self.info_hash = facts.info_hash
         self.peer_id = PEER_ID_PREFIX + rng.randbytes(12)
         self.session: Session | None = None
+        #: The reserved bits of the harness's handshake, once sent, and whether the harness
+        #: has said what it has (have_none) since.
+        self.our_reserved: dict[str, Any] | None = None
+        self.have_sent = False
 
     def their_extension(self, name: str) -> int:
         """The id the target's BEP 10 handshake gave ``name`` (KeyError when it gave none)."""
@@ -172,6 +176,7 @@ class BitTorrentWire(StreamProtocol):
         value = dict(ctx.resolve(send.message))
         kind = value.pop("type")
         if kind == "handshake":
+            ctx.our_reserved = dict(value["reserved"])
             return Handshake.build(value)
         if kind == "extended" and isinstance(value.get("payload"), dict):
             name = value.pop("name", "handshake")
@@ -179,7 +184,22 @@ class BitTorrentWire(StreamProtocol):
         return PeerMessage.build(dict(type=kind, **value))
 
     def hello(self, ctx: BtContext) -> bytes:
-        return Handshake.build(_handshake_fields(ctx.info_hash, ctx.peer_id))
+        fields = _handshake_fields(ctx.info_hash, ctx.peer_id)
+        ctx.our_reserved = fields["reserved"]
+        return Handshake.build(fields)
+
+    def respond(self, message: dict[str, Any], ctx: BtContext) -> bytes:
+        """Once the target's handshake is in and both sides set the fast bit, the harness
+        (which has nothing) says have_none: BEP 6 "Exactly one of *Have All*, *Have None*, or
+        *Have Bitfield* MUST appear and only immediately after the handshake". Without the
+        fast extension it skips the bitfield, as BEP 3 allows ("Downloaders which don't have
+        anything yet may skip the 'bitfield' message")."""
+        ours = getattr(ctx, "our_reserved", None)
+        if message["type"] == "handshake" and ours and ours.get("fast") and \
+                message["reserved"].get("fast") and not ctx.have_sent:
+            ctx.have_sent = True
+            return PeerMessage.build({"type": "have_none"})
+        return b""
 
     def hello_text(self, ctx: BtContext) -> str:
         return f"info-hash {ctx.info_hash.hex()}: does the target serve this torrent?"
@@ -265,7 +285,8 @@ def _handshake_fields(info_hash: Any, peer_id: Any, *, fast: bool = True, ext: b
 
 def handshake(*, fast: bool = True, ext: bool = True, dht: bool = False, v2: bool = False,
               unknown: int = 0, info_hash: Any = INFO_HASH, expect: Any = None) -> Step:
-    """The harness's handshake; by default the target's handshake must come back."""
+    """The harness's handshake; by default the target's handshake must come back (and the
+    harness then says what it has: :meth:`BitTorrentWire.respond`)."""
     message = {"type": "handshake", **_handshake_fields(info_hash, PEER_ID, fast=fast, ext=ext,
                                                          dht=dht, v2=v2, unknown=unknown)}
     return Step(send=Wire(message), name="handshake",
@@ -310,9 +331,16 @@ def request(index: Any, begin: Any = 0, length: Any = BLOCK_SIZE) -> Wire:
     return wire("request", index=index, begin=begin, length=length)
 
 
+def _is_unchoked(answer: Any, ctx: Any) -> str | None:
+    state = [m["type"] for m in answer.session.messages if m["type"] in ("choke", "unchoke")]
+    return "" if state and state[-1] == "unchoke" else None
+
+
 def unchoked() -> Step:
-    """Interested, then the target's unchoke (a seeder with a free upload slot unchokes)."""
-    return Step(send=wire("interested"), name="unchoke", expect=Receives("unchoke"))
+    """Interested, then the target unchokes (a seeder with a free upload slot does; it may
+    have unchoked the harness already, unasked)."""
+    return Step(send=wire("interested"), name="unchoke", expect=SessionRule(
+        _is_unchoked, "the target unchokes the harness", pending="no unchoke"))
 
 
 def extended(name: str, payload: dict[str, Any]) -> Wire:
@@ -336,6 +364,18 @@ LAST_LENGTH = Computed(lambda ctx: ctx.facts.piece_length(ctx.facts.piece_count 
 #: How far into the last piece a request may reach (:meth:`TorrentFacts.request_limit`).
 LAST_LIMIT = Computed(lambda ctx: ctx.facts.request_limit(ctx.facts.piece_count - 1),
                       "last piece's request limit")
+
+
+def piece_while_choked(session: Session, exempt: set[int] = frozenset()) -> dict | None:
+    """The first piece the target sent while it was choking the harness (it starts choking:
+    BEP 3 "Connections start out choked"), ``exempt`` pieces (allowed fast) aside."""
+    choking = True
+    for m in session.messages:
+        if m["type"] in ("choke", "unchoke"):
+            choking = m["type"] == "choke"
+        elif m["type"] == "piece" and choking and m["index"] not in exempt:
+            return m
+    return None
 
 
 def piece_sha1(session: Session, index: int, length: int) -> bytes | None:

@@ -41,6 +41,10 @@ def _hello(ctx: object) -> bytes:
     return Handshake.build(_handshake_fields(ctx.info_hash, ctx.peer_id))
 
 
+def _plain_hello(ctx: object) -> bytes:
+    return Handshake.build(_handshake_fields(ctx.info_hash, ctx.peer_id, fast=False, ext=False))
+
+
 def _other_hash(ctx: object) -> bytes:
     return bytes(b ^ 0x5A for b in ctx.info_hash)
 
@@ -100,18 +104,18 @@ CASES = [
     bt_case(
         id="bep3/handshake/split", title="a handshake arriving in three TCP segments",
         spec=SPEC, requirement=FRAMING, level="MUST", rule="bep3/stream-framing",
-        steps=[Step(send=Raw(Computed(lambda ctx: _hello(ctx)[:7], "handshake[:7]")),
+        steps=[Step(send=Raw(Computed(lambda ctx: _plain_hello(ctx)[:7], "handshake[:7]")),
                     wait=0.1),
-               Step(send=Raw(Computed(lambda ctx: _hello(ctx)[7:40], "handshake[7:40]")),
+               Step(send=Raw(Computed(lambda ctx: _plain_hello(ctx)[7:40], "handshake[7:40]")),
                     wait=0.1),
-               Step(send=Raw(Computed(lambda ctx: _hello(ctx)[40:], "handshake[40:]")),
+               Step(send=Raw(Computed(lambda ctx: _plain_hello(ctx)[40:], "handshake[40:]")),
                     expect=Receives("handshake")), unchoked()]),
     bt_case(
         id="bep3/handshake/with-first-messages", title="the handshake and interested in one "
         "segment", spec=SPEC, requirement=FRAMING, level="MUST", rule="bep3/stream-framing",
         steps=[Step(send=Raw(Computed(
-            lambda ctx: _hello(ctx) + bytes.fromhex("0000000102"), "handshake + interested")),
-            expect=Receives("unchoke"))]),
+            lambda ctx: _plain_hello(ctx) + bytes.fromhex("0000000102"),
+            "a BEP 3 handshake (no reserved bit) + interested")), expect=Receives("unchoke"))]),
     bt_case(
         id="bep3/handshake/no-fast-messages-without-bit", title="no BEP 6 message when the "
         "harness does not set the fast bit", spec="BEP 6 §Fast Extension",
