@@ -48,6 +48,7 @@ from p2pkit.conformance.verifiers import Check, lookup
 from p2pkit.errors import P2PKitError
 
 __all__ = [
+    "NotApplicable",
     "PROBE_ATTEMPTS",
     "Session",
     "StreamAnswer",
@@ -65,6 +66,13 @@ CASE_MARGIN = 5.0
 READ_SIZE = 1 << 16
 #: Seconds to open a TCP connection.
 CONNECT_TIMEOUT = 5.0
+
+
+class NotApplicable(Exception):
+    """Raised while building a step (a :class:`~p2pkit.conformance.case.Computed` value) when
+    what the target said so far leaves nothing to ask: the case is *unsupported*, with this
+    reason (a seed whose allowed-fast set covers every piece has none to request while
+    choked)."""
 
 
 class StreamProtocol:
@@ -370,6 +378,10 @@ class StreamRunner:
             if step.send is not None:
                 try:
                     sent = self._encode(step, ctx)
+                except NotApplicable as e:
+                    result.verdict, result.reason, result.failed_step = (
+                        "unsupported", str(e), index)
+                    return result
                 except (P2PKitError, KeyError, TypeError, ValueError) as e:
                     why = self.protocol.unsupported(case, ctx)
                     if why:

@@ -29,7 +29,11 @@ ARIA2 = ("127.0.0.4", 6881)
 
 #: MUST cases each implementation fails (the findings page lists the evidence).
 LIBTORRENT_MUST_FAILURES: set[str] = set()
-ARIA2_MUST_FAILURES: set[str] = set()
+ARIA2_MUST_FAILURES = {"bittorrent/bep3/handshake/with-first-messages",
+                       "bittorrent/bep6/piece/unrequested-closes",
+                       "bittorrent/bep6/disabled/suggest",
+                       "bittorrent/bep9/request/out-of-range",
+                       "bittorrent/bep9/request/unknown-msg-type-ignored"}
 
 
 class Seeder:

@@ -19,6 +19,7 @@ from p2pkit.conformance.bittorrent._common import (
     wire,
 )
 from p2pkit.conformance.case import Computed, Raw, Step
+from p2pkit.conformance.stream_runner import NotApplicable
 from p2pkit.conformance.stream_verifiers import (
     Closes,
     NoMessage,
@@ -149,10 +150,27 @@ def _choked_piece(answer: object, ctx: object) -> str:
     return "" if m is None else f"piece {m['index']}/{m['begin']} sent while choking"
 
 
+def _allowed_fast_set(session: object) -> set[int]:
+    return {a["index"] for a in session.of_type("allowed_fast")}
+
+
+def _not_allowed_fast(ctx: object) -> int:
+    allowed = _allowed_fast_set(ctx.session)
+    for index in range(ctx.facts.piece_count if ctx.facts.known else 1):
+        if index not in allowed:
+            return index
+    raise NotApplicable("every piece is in the target's allowed fast set")
+
+
+#: The first piece outside the target's allowed fast set (BEP 6 exempts those from rejects).
+NOT_ALLOWED_FAST = Computed(_not_allowed_fast, "a piece outside the allowed fast set")
+
+
 def _unchoked_then_served(answer: object, ctx: object) -> str | None:
-    if piece_while_choked(answer.session) is not None:
+    if piece_while_choked(answer.session, _allowed_fast_set(answer.session)) is not None:
         return "a piece while choking"
-    served = [m for m in answer.session.of_type("piece") if m["index"] == 0]
+    index = ctx.resolve(NOT_ALLOWED_FAST)
+    served = [m for m in answer.session.of_type("piece") if m["index"] == index]
     return "" if served else None
 
 
@@ -187,8 +205,9 @@ CASES = [
     _case(id="bep6/reject/on-choke", title="a request while choked is rejected",
           spec=SPEC, requirement=REJECT_CHOKED, level="SHOULD", rule="bep6/reject/on-choke",
           steps=[*opening(), Step(send=None, wait=0.05, unsupported_if=UNCHOKED),
-                 Step(send=request(0), expect=OneOf(
-                     Receives("reject_request", index=0, begin=0, length=BLOCK),
+                 Step(send=request(NOT_ALLOWED_FAST), expect=OneOf(
+                     Receives("reject_request", begin=0, length=BLOCK,
+                              index=NOT_ALLOWED_FAST),
                      SessionRule(_unchoked_then_served, "(or: unchoked meanwhile, and served)",
                                  pending="no piece")))]),
     _case(id="bep6/reject/no-piece-while-choked", title="choked, a request gets no piece",
