@@ -75,15 +75,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_cli_against_bt_seed_subprocess(tmp_path: Path) -> None:
+@pytest.fixture
+def bt_seed(tmp_path: Path):
+    """``p2pkit bt seed`` of the v1 test torrent in a subprocess: (HOST:PORT, torrent path)."""
     torrent = tmp_path / "album.torrent"
     torrent.write_bytes(write_torrent(tmp_path / "seed", "v1"))
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     seed = subprocess.Popen(
         [sys.executable, "-m", "p2pkit", "bt", "seed", str(torrent), "--data",
          str(tmp_path / "seed"), "--listen", f"127.0.0.1:{port}", "--no-trackers", "-q",
-         "--duration", "60"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         "--duration", "90"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -92,17 +93,41 @@ def test_cli_against_bt_seed_subprocess(tmp_path: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        out = tmp_path / "report.json"
-        run = subprocess.run(
-            [sys.executable, "-m", "p2pkit", "conformance", "run", "bittorrent", "--target",
-             f"127.0.0.1:{port}", "--torrent", str(torrent), "--cases", "bittorrent/bep3",
-             "--cases", "bittorrent/bep6", "--json", str(out)],
-            env=env, capture_output=True, text=True, timeout=120)
+        yield f"127.0.0.1:{port}", torrent
     finally:
         seed.terminate()
         seed.wait(10)
+
+
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
+def test_cli_against_bt_seed_subprocess(bt_seed, tmp_path: Path) -> None:
+    target, torrent = bt_seed
+    out = tmp_path / "report.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "p2pkit", "conformance", "run", "bittorrent", "--target",
+         target, "--torrent", str(torrent), "--cases", "bittorrent/bep3",
+         "--cases", "bittorrent/bep6", "--json", str(out)],
+        env=ENV, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr
     document = json.loads(out.read_text())
     verdicts = {c["id"]: c["verdict"] for c in document["cases"]}
     assert len(verdicts) >= 60
     assert "fail" not in verdicts.values() and "target-died" not in verdicts.values()
+
+
+def test_pytest_plugin_against_bt_seed(bt_seed, tmp_path: Path) -> None:
+    target, torrent = bt_seed
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "p2pkit.conformance.pytest_plugin", "--pyargs",
+         "p2pkit.conformance", "--p2p-target", f"bittorrent={target}", "--p2p-torrent",
+         str(torrent), "-k", "keep-alive or unknown-msg-type", "-p", "no:cacheprovider", "-q",
+         "-rA"], capture_output=True, text=True, timeout=120, env=ENV, cwd=tmp_path)
+    assert "PASSED test_conformance.py::test_case[bittorrent/bep3/keep-alive/ignored]" in \
+        result.stdout, result.stdout[-3000:]
+    # the seeder's BEP 9 finding fails its item, with the quoted requirement
+    assert "FAILED test_conformance.py::test_case[bittorrent/bep9/request/unknown-msg-type-" \
+        "ignored]" in result.stdout
+    assert "an unrecognized message ID MUST be ignored" in result.stdout
+    assert result.returncode == 1
