@@ -42,6 +42,7 @@ from p2pkit.conformance.runner import (
     Result,
     RunReport,
     TargetError,
+    _Sources,
     flatten,
 )
 from p2pkit.conformance.verifiers import Check, lookup
@@ -280,12 +281,18 @@ class StreamRunner:
         self.silence = silence
         self.rng = rng or random.Random()
         self.restart = restart
+        self.sources = _Sources(target)
         self.dead = False
         self._gone = False
 
     async def connect(self, ctx: CaseContext) -> _Connection:
+        """A fresh connection; against an IPv4 loopback target from a fresh 127.42.x.y
+        address, so that a peer that limits connections per address (transmission refuses a
+        second connection from an address it still knows) sees each case as a new peer."""
+        local = (self.sources.ip(), 0) if self.sources.many else None
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.target[0], self.target[1]), CONNECT_TIMEOUT)
+            asyncio.open_connection(self.target[0], self.target[1], local_addr=local),
+            CONNECT_TIMEOUT)
         connection = _Connection(self.protocol, reader, writer, ctx)
         ctx.session = connection.session
         return connection

@@ -336,10 +336,15 @@ def _is_unchoked(answer: Any, ctx: Any) -> str | None:
     return "" if state and state[-1] == "unchoke" else None
 
 
+#: Seconds to wait for an unchoke: a choker may wait for its next round, and BEP 3's changes
+#: "who's choked once every ten seconds" (transmission 3.00 does).
+UNCHOKE_WAIT = 11.0
+
+
 def unchoked() -> Step:
-    """Interested, then the target unchokes (a seeder with a free upload slot does; it may
-    have unchoked the harness already, unasked)."""
-    return Step(send=wire("interested"), name="unchoke", expect=SessionRule(
+    """Interested, then the target unchokes (a seeder with a free upload slot does at once,
+    others at their next choke round; it may have unchoked the harness already, unasked)."""
+    return Step(send=wire("interested"), name="unchoke", wait=UNCHOKE_WAIT, expect=SessionRule(
         _is_unchoked, "the target unchokes the harness", pending="no unchoke"))
 
 
