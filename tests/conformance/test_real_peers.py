@@ -1,15 +1,15 @@
-"""The BitTorrent peer-wire suite against real seeders: libtorrent 2.0, aria2 1.36 and
-transmission 3.00.
+"""The BitTorrent peer-wire suite against real seeders: libtorrent 2.0 and aria2 1.36.
 
 Inside ``unshare -n`` on loopback only (tests/interop/conftest.py; settings as in
 tests/interop and ../shared/INTEROP.md: no DHT, LSD, UPnP, NAT-PMP, PEX, encryption): a
-libtorrent session seeding the hybrid test torrent at 127.0.0.3:6881, aria2 and
-transmission-daemon seeding the v1 test torrent at 127.0.0.4:6881 and 127.0.0.5:6881. The runner restarts a seeder that dies. The MUST cases each one
+libtorrent session seeding the hybrid test torrent at 127.0.0.3:6881, aria2 seeding the v1
+test torrent at 127.0.0.4:6881. The runner restarts a seeder that dies. The MUST cases each one
 fails are the findings of docs/conformance.md; this test keeps that page true.
 
 Opt-in outside CI (``P2PKIT_INTEROP=1``): it starts third-party clients. This file is also the
 scenario script run inside the namespace: ``python tests/conformance/test_real_peers.py OUT
-[NAME,…]``.
+[NAME,…]``. (transmission 3.00 is not in it: it unchokes only at its ten-second choke rounds,
+so a full run takes about a quarter of an hour; see docs/conformance.md.)
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LIBTORRENT = ("127.0.0.3", 6881)
 ARIA2 = ("127.0.0.4", 6881)
-TRANSMISSION = ("127.0.0.5", 6881)
 
 #: MUST cases each implementation fails (the findings page lists the evidence).
 LIBTORRENT_MUST_FAILURES: set[str] = set()
-TRANSMISSION_MUST_FAILURES: set[str] = set()
 ARIA2_MUST_FAILURES = {"bittorrent/bep3/handshake/with-first-messages",
                        "bittorrent/bep6/piece/unrequested-closes",
                        "bittorrent/bep6/disabled/suggest",
@@ -89,40 +87,6 @@ class Seeder:
                 await self.proc.wait()
 
 
-#: transmission-daemon in the foreground, then its RPC poller (tests/interop's) adding the
-#: torrent and printing READY once it is verified at 100%; the daemon goes when this does.
-TRANSMISSION_SEED = r'''
-CONFIG=$1; shift
-transmission-daemon -f -g "$CONFIG" > "$CONFIG/daemon.log" 2>&1 &
-DAEMON=$!
-trap 'kill $DAEMON 2>/dev/null; exit 143' TERM
-trap 'kill $DAEMON 2>/dev/null' EXIT
-. "$CONFIG/control.sh"
-'''
-
-
-def _transmission_config(work: Path, data: Path) -> Path:
-    from tests.interop.bittorrent_clients import TRANSMISSION_CONTROL
-
-    config = work / "transmission"
-    config.mkdir()
-    host, port = TRANSMISSION
-    (config / "settings.json").write_text(json.dumps({
-        "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False,
-        "port-forwarding-enabled": False, "utp-enabled": False, "encryption": 0,
-        "bind-address-ipv4": host, "bind-address-ipv6": "::1", "peer-port": port,
-        "peer-port-random-on-start": False, "rpc-enabled": True, "rpc-bind-address": host,
-        "rpc-port": port + 1000, "rpc-authentication-required": False,
-        "rpc-whitelist": "127.*.*.*", "rpc-whitelist-enabled": True,
-        "rpc-host-whitelist-enabled": False, "download-dir": str(data),
-        "incomplete-dir-enabled": False, "rename-partial-files": False,
-        "start-added-torrents": True, "ratio-limit-enabled": False,
-        "idle-seeding-limit-enabled": False, "blocklist-enabled": False,
-        "watch-dir-enabled": False, "message-level": 2}))
-    (config / "control.sh").write_text(TRANSMISSION_CONTROL)
-    return config
-
-
 def _version(argv: list[str]) -> str:
     done = subprocess.run(argv, capture_output=True, text=True)
     return (done.stdout or done.stderr).split("\n")[0].strip()
@@ -158,14 +122,6 @@ async def scenario(out: Path, only: set[str] | None = None) -> dict:
                           str(torrents["v1"])], ARIA2, None), "v1",
                   _version(["aria2c", "--version"])),
     }
-    if subprocess.run(["sh", "-c", "command -v transmission-daemon"]).returncode == 0:
-        config = _transmission_config(work, work / "v1")
-        control = [f"{TRANSMISSION[0]}:{TRANSMISSION[1] + 1000}", str(torrents["v1"]),
-                   str(work / "v1"), "seed"]
-        seeders["transmission"] = (
-            Seeder(["bash", "-c", TRANSMISSION_SEED, "seed", str(config), *control],
-                   TRANSMISSION, "READY"), "v1",
-            _version(["transmission-daemon", "--version"]) or "transmission-daemon")
     summary = {}
     for name, (seeder, version, client_version) in seeders.items():
         if only and name not in only:
@@ -203,16 +159,13 @@ def test_suite_against_real_seeders(tmp_path) -> None:
     check = subprocess.run(["/usr/bin/python3", "-c", "import libtorrent"], capture_output=True)
     require(check.returncode == 0, "python3-libtorrent")
     require(subprocess.run(["sh", "-c", "command -v aria2c"]).returncode == 0, "aria2c")
-    require(subprocess.run(["sh", "-c", "command -v transmission-daemon"]).returncode == 0,
-            "transmission-daemon")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = run_in_netns([sys.executable, __file__, str(tmp_path)], timeout=540, env=env,
+    done = run_in_netns([sys.executable, __file__, str(tmp_path)], timeout=400, env=env,
                         cwd=str(ROOT))
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     for name, expected in (("libtorrent", LIBTORRENT_MUST_FAILURES),
-                           ("aria2", ARIA2_MUST_FAILURES),
-                           ("transmission", TRANSMISSION_MUST_FAILURES)):
+                           ("aria2", ARIA2_MUST_FAILURES)):
         verdicts = seen[name]["verdicts"]
         assert len(verdicts) >= 80 and "skipped" not in verdicts.values()
         failing = {case for case, v in verdicts.items() if v in ("fail", "target-died")}
