@@ -6,6 +6,10 @@
   fails (under ``--strict``, no case at all), 1 otherwise, 2 on bad input.
 * ``p2pkit conformance run tracker --target URL``: the same for a tracker, by its announce URL
   (``http://HOST:PORT/announce`` runs the HTTP cases, ``udp://HOST:PORT`` the BEP 15 ones).
+* ``p2pkit conformance run bittorrent --target HOST:PORT (--torrent F | --magnet M) ...``: the
+  peer-wire cases over TCP against a peer that seeds the torrent F (the harness reads its
+  info-hash, piece count and hashes); with a magnet link only the info-hash is known and the
+  cases that need the torrent are unsupported.
 * ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT and tracker
   rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
 """
@@ -19,7 +23,7 @@ import sys
 import click
 
 from p2pkit.addresses import parse_host_port
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source, read_input
 from p2pkit.cli.options import HostPort, show_host_port
 from p2pkit.conformance import CATALOGS, catalog
 from p2pkit.conformance.case import select
@@ -51,10 +55,16 @@ _PROTOCOLS = "|".join(sorted(CATALOGS))
               help="Seconds each step waits for its answer.")
 @click.option("--deadline", default=DEFAULT_DEADLINE, show_default=True, type=float,
               help="Seconds the whole run may take.")
+@click.option("--torrent", "torrent_path", metavar="FILE.torrent|-",
+              help="bittorrent: the .torrent the target seeds (- for standard input).")
+@click.option("--magnet", metavar="URI",
+              help="bittorrent: a magnet link of what the target seeds (info-hash only).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the reason of passing cases too.")
 def run_command(protocol: str, target: str | None, patterns: tuple[str, ...],
                 strict: bool, list_only: bool, junit_path: str | None, json_path: str | None,
-                html_path: str | None, timeout: float, deadline: float, verbose: bool) -> int:
+                html_path: str | None, timeout: float, deadline: float,
+                torrent_path: str | None, magnet: str | None, verbose: bool) -> int:
+    stream = _stream_protocol(protocol, torrent_path, magnet, list_only)
     cases = select(catalog(protocol), patterns)
     if not cases:
         raise BadInput("--cases", f"no case matches {' '.join(patterns)!r}")
@@ -87,8 +97,15 @@ def run_command(protocol: str, target: str | None, patterns: tuple[str, ...],
                 address = parse_host_port(target)
             except ValueError as e:
                 raise BadInput("--target", f"{target}: {e}") from None
-            run = run_cases(cases, address, protocol=protocol, strict=strict,
-                            timeout=timeout, deadline=deadline, on_result=console.line)
+            if stream is not None:
+                from p2pkit.conformance.stream_runner import run_stream_cases
+
+                run = run_stream_cases(cases, address, stream, name=protocol, strict=strict,
+                                       timeout=timeout, deadline=deadline,
+                                       on_result=console.line)
+            else:
+                run = run_cases(cases, address, protocol=protocol, strict=strict,
+                                timeout=timeout, deadline=deadline, on_result=console.line)
         report = asyncio.run(run)
     except TargetError as e:
         raise BadInput("--target", str(e)) from None
@@ -97,6 +114,37 @@ def run_command(protocol: str, target: str | None, patterns: tuple[str, ...],
     console.summary(report)
     _write_reports(report, junit_path, json_path, html_path)
     return 0 if report.ok else EXIT_DEVIATIONS
+
+
+def _stream_protocol(protocol: str, torrent_path: str | None, magnet: str | None,
+                     list_only: bool) -> object | None:
+    """The stream protocol a catalog runs over (None for the datagram catalogs), with what
+    the harness knows of the target (``--torrent``/``--magnet`` for bittorrent)."""
+    if protocol != "bittorrent":
+        for flag, value in (("--torrent", torrent_path), ("--magnet", magnet)):
+            if value is not None:
+                raise BadInput(flag, f"only for 'run bittorrent', not {protocol!r}")
+        return None
+    if torrent_path is not None and magnet is not None:
+        raise BadInput("--torrent", "give --torrent or --magnet, not both")
+    if list_only:
+        return None
+    from p2pkit.conformance.bittorrent import BitTorrentWire, TorrentFacts
+    from p2pkit.errors import P2PKitError
+
+    if torrent_path is not None:
+        data = read_input(torrent_path)
+        try:
+            return BitTorrentWire(TorrentFacts.from_torrent(data))
+        except P2PKitError as e:
+            raise BadInput(torrent_path, e) from None
+    if magnet is not None:
+        try:
+            return BitTorrentWire(TorrentFacts.from_magnet(magnet))
+        except (P2PKitError, ValueError) as e:
+            raise BadInput("--magnet", e) from None
+    raise BadInput("--torrent", "missing: give the torrent the target seeds (--torrent F) "
+                   "or its magnet link (--magnet M)")
 
 
 def _write_reports(report: object, junit_path: str | None, json_path: str | None,

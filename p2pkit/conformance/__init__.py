@@ -8,7 +8,7 @@ harness's side against a live target; reporters (:mod:`p2pkit.conformance.report
 :mod:`p2pkit.conformance.offline` judges a capture with the same rules.
 
 >>> sorted(CATALOGS)
-['dht', 'tracker']
+['bittorrent', 'dht', 'tracker']
 >>> len(catalog("dht")) >= 60
 True
 """
@@ -21,8 +21,9 @@ from p2pkit.conformance.case import Case
 
 __all__ = ["CATALOGS", "catalog"]
 
-#: Protocol name -> the module holding its ``CASES`` (BitTorrent and Gnutella come later).
+#: Protocol name -> the module holding its ``CASES`` (Gnutella comes later).
 CATALOGS = {
+    "bittorrent": "p2pkit.conformance.bittorrent",
     "dht": "p2pkit.conformance.dht",
     "tracker": "p2pkit.conformance.tracker",
 }

@@ -33,6 +33,7 @@ __all__ = [
     "LEVELS",
     "Level",
     "NODE_ID",
+    "PEER_ID",
     "Placeholder",
     "Raw",
     "SourceAddress",
@@ -40,6 +41,7 @@ __all__ = [
     "T",
     "TARGET",
     "UdpTracker",
+    "Wire",
     "select",
 ]
 
@@ -67,6 +69,8 @@ NODE_ID = Placeholder("node_id")
 INFO_HASH = Placeholder("info_hash")
 #: A second fresh 20-byte id (a find_node or BEP 51 target).
 TARGET = Placeholder("target")
+#: The harness's peer id for this case (stream protocols: BitTorrent's 20 bytes).
+PEER_ID = Placeholder("peer_id")
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,15 @@ class UdpTracker:
 
 
 @dataclass(frozen=True)
+class Wire:
+    """A message of a stream protocol built with that protocol's strict schema (the stream
+    runner's :class:`~p2pkit.conformance.stream_runner.StreamProtocol` builds it): ``type``
+    names the message, the other keys are its fields (placeholders resolved first)."""
+
+    message: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class HttpGet:
     """One HTTP tracker request (BEP 3 §trackers, BEP 48): ``GET`` of the target's announce
     path (``kind="announce"``) or the scrape path derived from it (``kind="scrape"``).
@@ -156,7 +169,7 @@ class Step:
     ``send=None`` only listens for ``wait`` seconds (what the target sends on its own).
     """
 
-    send: Krpc | Bencoded | Raw | UdpTracker | HttpGet | None
+    send: Krpc | Bencoded | Raw | UdpTracker | HttpGet | Wire | None
     expect: Any = None
     name: str = ""
     source: str = "a"

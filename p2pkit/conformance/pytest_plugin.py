@@ -4,7 +4,8 @@
 
 ``--p2p-target PROTOCOL=HOST:PORT`` (repeatable) names the peer under test per protocol (a
 tracker by its announce URL: ``tracker=udp://127.0.0.1:6969``);
-``--p2p-strict`` makes SHOULD and MAY cases fail; ``--p2p-timeout`` is the per-step timeout.
+``--p2p-strict`` makes SHOULD and MAY cases fail; ``--p2p-timeout`` is the per-step timeout;
+``--p2p-torrent F`` is the torrent a ``bittorrent`` target seeds (its cases run over TCP).
 Without a target the cases are not collected. A failing MUST case (or any case under
 ``--p2p-strict``) fails its item with the quoted requirement and the reason; ``unsupported``
 and ``skipped`` verdicts skip; ``non-strict`` and ``informational`` pass with a warning.
@@ -45,6 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                                  help="SHOULD and MAY cases fail too")),
         (("--p2p-timeout",), dict(type=float, default=DEFAULT_TIMEOUT,
                                   help="seconds each step waits for its answer")),
+        (("--p2p-torrent",), dict(default=None, metavar="FILE.torrent",
+                                  help="the torrent a bittorrent target seeds")),
     )
     for names, kwargs in options:
         group.addoption(*names, **kwargs)
@@ -81,6 +84,8 @@ class _Session:
                 if protocol == "tracker":
                     self.runners[protocol] = self.loop.run_until_complete(
                         _tracker_runner(address, strict=strict, timeout=timeout))
+                elif protocol == "bittorrent":
+                    self.runners[protocol] = self._stream_runner(address, timeout, strict)
                 else:
                     resolved = self.loop.run_until_complete(preflight(parse_target(address),
                                                                       timeout))
@@ -91,6 +96,23 @@ class _Session:
         if isinstance(runner, str):
             pytest.fail(runner, pytrace=False)
         return runner
+
+    def _stream_runner(self, address: str, timeout: float, strict: bool) -> Any:
+        from p2pkit.conformance.bittorrent import BitTorrentWire, TorrentFacts
+        from p2pkit.conformance.stream_runner import StreamRunner
+        from p2pkit.conformance.stream_runner import preflight as stream_preflight
+        from p2pkit.errors import P2PKitError
+
+        path = self.config.getoption("--p2p-torrent", default=None)
+        if not path:
+            raise TargetError("bittorrent: give the torrent the target seeds (--p2p-torrent F)")
+        try:
+            wire = BitTorrentWire(TorrentFacts.from_file(path))
+        except (OSError, P2PKitError) as e:
+            raise TargetError(f"--p2p-torrent {path}: {e}") from None
+        target = parse_target(address)
+        self.loop.run_until_complete(stream_preflight(target, wire, timeout))
+        return StreamRunner(target, wire, strict=strict, timeout=timeout)
 
     def close(self) -> None:
         self.loop.close()
