@@ -30,6 +30,7 @@ from p2pkit.conformance.case import INFO_HASH, PEER_ID, Case, Computed, Step, Wi
 from p2pkit.conformance.runner import CaseContext, flatten
 from p2pkit.conformance.stream_runner import Session, StreamProtocol
 from p2pkit.conformance.stream_verifiers import Receives, SessionRule
+from p2pkit.deviations import DEVIATIONS
 from p2pkit.errors import P2PKitError
 
 __all__ = [
@@ -256,7 +257,7 @@ def _decode_extended(extended_id: int, payload: bytes, session: Session) -> dict
             items = dict(decode_extended("handshake", payload, strict=False))
         except P2PKitError as e:
             return {"type": "extended_handshake", "error": str(e)}
-        items.pop("_unconverted", None)
+        items.pop(DEVIATIONS, None)  # the departures are not fields
         m = items.get("m")
         if isinstance(m, dict):
             session.state.setdefault("m", {}).update(dict(m))
@@ -272,7 +273,7 @@ def _decode_extended(extended_id: int, payload: bytes, session: Session) -> dict
         decoded = dict(decode_extended(name, payload, strict=False))
     except P2PKitError as e:
         return {"type": name, "error": str(e)}
-    decoded.pop("_unconverted", None)
+    decoded.pop(DEVIATIONS, None)
     return {"type": name, **decoded}
 
 
