@@ -82,7 +82,7 @@ from p2pkit.gnutella.events import (
 from p2pkit.gnutella.ggep import FILE_SEPARATOR, extension
 from p2pkit.gnutella.handshake import Handshake
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
-from p2pkit.gnutella.stream import DESCRIPTORS, HandshakeFrame, StreamReader
+from p2pkit.gnutella.stream import DESCRIPTORS, FAILED, HandshakeFrame, StreamReader
 from p2pkit.http1 import Headers
 
 __all__ = [
@@ -471,13 +471,13 @@ class Servent:
     # --- reading ----------------------------------------------------------------------------
 
     def _receive(self, conn: Connection, data: bytes, now: float) -> None:
+        """Frame ``data`` and act on each frame; whatever the peer got wrong (a frame too big,
+        bytes that do not parse, a descriptor or QRP message the protocol forbids) ends this
+        connection only, with the Bye code and reason of that mistake."""
         try:
             frames = conn.reader.feed(data)
-        except LimitExceeded as e:
-            self._bye(conn, 400, f"Too big: {e.reason}", now)
-            return
-        except ParseError as e:
-            self._bye(conn, 501, f"Protocol desynchronization: {e.reason}", now)
+        except (ParseError, ProtocolError) as e:
+            self._refuse_input(conn, e, now)
             return
         for frame in frames:
             if conn.state in (cs.CLOSING, cs.CLOSED):  # a Bye or a refusal ended it
@@ -487,11 +487,28 @@ class Servent:
                     self._on_handshake(conn, frame.handshake, now)
                 else:
                     self._on_descriptor(conn, frame.descriptor, now)
-            except ProtocolError as e:
-                self._bye(conn, 400, f"Protocol error: {e}", now)
+            except (ParseError, ProtocolError) as e:
+                self._refuse_input(conn, e, now)
                 return
+        if conn.reader.state == FAILED:  # a bad frame after good ones in the same read
+            try:
+                conn.reader.feed(b"")
+            except ParseError as e:
+                self._refuse_input(conn, e, now)
+            return
         if conn.state == cs.ESTABLISHED and conn.reader.state != DESCRIPTORS:
             self._bye(conn, 501, "Unsupported link encoding", now)
+
+    def _refuse_input(self, conn: Connection, error: Exception, now: float) -> None:
+        """Bye (or close, during the handshake) for what the peer sent wrong."""
+        if conn.state in (cs.CLOSING, cs.CLOSED):
+            return
+        if isinstance(error, LimitExceeded):
+            self._bye(conn, 400, f"Too big: {error.reason}", now)
+        elif isinstance(error, ParseError):
+            self._bye(conn, 501, f"Protocol desynchronization: {error.reason}", now)
+        else:
+            self._bye(conn, 400, f"Protocol error: {error}", now)
 
     # --- handshake --------------------------------------------------------------------------
 
@@ -784,8 +801,12 @@ class Servent:
             conn._end(cs.ABORTED, code, reason, by_peer=False)
 
     def _forget(self, conn: Connection) -> None:
+        """The connection is closing: its routes and its QRP table (up to
+        ``MAX_TABLE_LENGTH`` bytes) go now, not when the driver removes it."""
         self.routes.forget_connection(conn)
         self.push_routes.forget_connection(conn)
+        conn.route_table = RouteTableReceiver()
+        conn.pings.clear()
 
 
 def _true(value: str | None) -> bool:

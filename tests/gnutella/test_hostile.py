@@ -1,0 +1,278 @@
+"""Hostile peers against the servent (issue 13): every mistake closes that peer only, frees its
+slot and its memory; nobody is locked out. In memory first, then on loopback sockets
+(127.0.0.1, ephemeral ports, a few dozen connections, every wait bounded)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import pytest
+
+from p2pkit.core import NEED_DATA
+from p2pkit.errors import LimitExceeded, ParseError, ProtocolError, RemoteProtocolError
+from p2pkit.gnutella import connection_state as cs
+from p2pkit.gnutella import server as gnutella_server
+from p2pkit.gnutella.descriptors import Descriptor
+from p2pkit.gnutella.events import ConnectionClosed
+from p2pkit.gnutella.qrp import MAX_TABLE_LENGTH, RouteTableReceiver
+from p2pkit.gnutella.servent import MAX_LEAVES, Servent
+from p2pkit.gnutella.server import GnutellaServer
+from p2pkit.gnutella.stream import StreamReader
+
+TIMEOUT = 10
+
+HUGE_RESET = Descriptor.build(dict(guid=b"R" * 16, type="route_table_update", ttl=1, hops=0,
+                                   variant="reset", table_length=MAX_TABLE_LENGTH * 256,
+                                   infinity=7))
+PING = Descriptor.build(dict(guid=b"P" * 16, type="ping", ttl=1, hops=0, extensions=[]))
+HUGE_HEADER = b"Q" * 16 + bytes([0x80, 20, 0]) + (1 << 30).to_bytes(4, "little")
+
+
+def events(conn):
+    out = []
+    while (event := conn.next_event()) is not NEED_DATA:
+        out.append(event)
+    return out
+
+
+def join(up, name, now=0.0, seed=0):
+    """A fresh leaf servent connected to ``up`` by hand (the three legs and its QRP)."""
+    leaf = Servent(role="leaf", rng=random.Random(seed))
+    c_leaf, c_up = leaf.connect("up", now), up.accept(name, now)
+    c_up.receive_data(c_leaf.data_to_send(), now)
+    c_leaf.receive_data(c_up.data_to_send(), now)
+    c_up.receive_data(c_leaf.data_to_send(), now)
+    return c_leaf, c_up
+
+
+def bye_reason(conn):
+    data = conn.data_to_send()
+    return data[data.index(b"\x02\x01", len(data) - 200):] if data else b""
+
+
+# --- in memory ------------------------------------------------------------------------------
+
+
+def test_qrp_reset_too_big_is_a_bye_and_frees_the_leaf_slot():
+    """Before: LimitExceeded escaped receive_data, the slot stayed ESTABLISHED for good and
+    MAX_LEAVES such messages locked every new leaf out (503)."""
+    up = Servent(role="ultrapeer", rng=random.Random(1))
+    for i in range(MAX_LEAVES + 5):
+        _, c_up = join(up, i, seed=i)
+        assert c_up.state == cs.ESTABLISHED
+        c_up.receive_data(HUGE_RESET, 1.0)  # raises nothing
+        assert c_up.state == cs.CLOSING
+        assert b"Too big: TABLE_LENGTH" in c_up.data_to_send()
+        c_up.receive_data(b"", 1.0)  # the leaf closes after our Bye
+        assert [type(e) for e in events(c_up)][-1] is ConnectionClosed
+        up.remove(i)
+    _, c_up = join(up, "good", seed=99)
+    assert c_up.state == cs.ESTABLISHED and list(up.connections) == ["good"]
+
+
+def test_oversized_frame_after_a_good_one_is_too_big_not_link_encoding():
+    up = Servent(role="ultrapeer", rng=random.Random(1))
+    _, c_up = join(up, "leaf")
+    events(c_up)
+    c_up.receive_data(PING + HUGE_HEADER, 1.0)
+    data = c_up.data_to_send()
+    assert b"Too big: payload length" in data and b"Unsupported link encoding" not in data
+    # the same in the read that carries the final 200 OK of the handshake
+    up2, leaf = Servent(role="ultrapeer", rng=random.Random(3)), Servent(role="leaf")
+    c_leaf, c_up2 = leaf.connect("up", 0.0), up2.accept("leaf", 0.0)
+    c_up2.receive_data(c_leaf.data_to_send(), 0.0)
+    c_leaf.receive_data(c_up2.data_to_send(), 0.0)
+    c_up2.receive_data(c_leaf.data_to_send() + HUGE_HEADER, 0.0)
+    data = c_up2.data_to_send()
+    assert b"Too big: payload length" in data and b"Unsupported link encoding" not in data
+
+
+def test_closing_connection_frees_its_qrp_table_at_once():
+    up = Servent(role="ultrapeer", rng=random.Random(1))
+    _, c_up = join(up, "leaf")
+    assert c_up.route_table.table is not None  # the leaf's RESET and PATCH arrived
+    up.close("leaf", 1.0)
+    assert c_up.state == cs.CLOSING and c_up.route_table.table is None
+
+
+ERRORS = [ParseError("bad", protocol="gnutella"), LimitExceeded("big", protocol="gnutella"),
+          ProtocolError("no"), RemoteProtocolError("no")]
+PATHS = {  # every place the bytes of one peer are handled, and what reaches it
+    "framing": (StreamReader, "feed", PING),
+    "descriptor": (Servent, "_on_descriptor", PING),
+    "qrp": (RouteTableReceiver, "receive", HUGE_RESET),
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
+def test_every_error_on_every_receive_path_closes_that_peer_only(monkeypatch, path, error):
+    up = Servent(role="ultrapeer", rng=random.Random(1))
+    _, victim = join(up, "victim", seed=1)
+    _, other = join(up, "other", seed=2)
+    events(victim), events(other)
+    owner, name, data = PATHS[path]
+    original = getattr(owner, name)
+
+    def failing(self, *args, **kwargs):
+        if self is victim.reader or self is victim.route_table or (
+                self is up and args and args[0] is victim):
+            raise error
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+    victim.receive_data(data, 1.0)
+    assert victim.state in (cs.CLOSING, cs.CLOSED)
+    other.receive_data(PING, 1.0)
+    assert other.state == cs.ESTABLISHED
+
+
+# --- on sockets -----------------------------------------------------------------------------
+
+
+class Leaf:
+    """A leaf's Servent on an asyncio socket (the hostile client's way to get a slot)."""
+
+    def __init__(self, seed):
+        self.servent = Servent(role="leaf", rng=random.Random(seed))
+
+    async def connect(self, port):
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        self.conn = self.servent.connect("up", 0.0)
+        self.writer.write(self.conn.data_to_send())
+        while self.conn.state != cs.ESTABLISHED:
+            data = await asyncio.wait_for(self.reader.read(65536), TIMEOUT)
+            self.conn.receive_data(data, 0.0)
+            self.writer.write(self.conn.data_to_send())
+            if not data:
+                return False
+        return True
+
+    async def closed_by_peer(self):
+        """Read until the servent's Bye (then close, as bye §4 asks) or its end of stream."""
+        data = b""
+        while chunk := await asyncio.wait_for(self.reader.read(65536), TIMEOUT):
+            data += chunk
+            if b"Server: p2pkit" in data and data.endswith(b"\r\n\r\n\x00"):
+                break
+        self.writer.close()
+        return data
+
+
+async def _settle(server, live, timeout=TIMEOUT):
+    for _ in range(int(timeout / 0.05)):
+        if len(server.core.connections) == live:
+            return
+        await asyncio.sleep(0.05)
+
+
+def test_qrp_reset_flood_over_sockets_locks_nobody_out():
+    async def scenario():
+        up = GnutellaServer(ultrapeer=True, seed=1)
+        await up.start()
+        try:
+            for i in range(MAX_LEAVES + 10):
+                leaf = Leaf(i)
+                assert await leaf.connect(up.port), f"leaf {i} refused"
+                leaf.writer.write(HUGE_RESET)
+                assert b"Too big" in await leaf.closed_by_peer()
+            await _settle(up, 0)
+            assert up.core.connections == {}
+            good = GnutellaServer(seed=2)
+            await good.start()
+            await good.connect("127.0.0.1", up.port)
+            await asyncio.wait_for(good.connected.wait(), TIMEOUT)
+            await good.close()
+        finally:
+            await up.close()
+
+    asyncio.run(scenario())
+
+
+def test_connect_close_churn_leaves_no_connection_behind():
+    """Before: closed connections stayed in the servent (with their QRP tables) for good."""
+    async def scenario():
+        up = GnutellaServer(ultrapeer=True, seed=1)
+        await up.start()
+        try:
+            for i in range(60):
+                leaf = Leaf(i)
+                assert await leaf.connect(up.port)
+                leaf.writer.close()
+            for i in range(60):  # and half-handshakes, and bare connections
+                _, writer = await asyncio.open_connection("127.0.0.1", up.port)
+                writer.write(b"GNUTELLA CONNECT/0.6\r\n" if i % 2 else b"GN")
+                writer.close()
+            await _settle(up, 0)
+            assert up.core.connections == {} and up._writers == {}
+            assert len(up.core.routes) == 0 or all(
+                not hasattr(target, "state") for target in up.core.routes._routes.values())
+        finally:
+            await up.close()
+
+    asyncio.run(scenario())
+
+
+def test_three_byte_connections_time_out_and_are_bounded(monkeypatch):
+    monkeypatch.setattr(gnutella_server, "FIRST_BYTES_TIMEOUT", 0.5)
+    monkeypatch.setattr(gnutella_server, "MAX_UNIDENTIFIED", 8)
+
+    async def scenario():
+        up = GnutellaServer(ultrapeer=True, seed=1)
+        await up.start()
+        try:
+            streams = []
+            for _ in range(20):
+                reader, writer = await asyncio.open_connection("127.0.0.1", up.port)
+                writer.write(b"GNU")
+                streams.append((reader, writer))
+            await asyncio.sleep(0.1)
+            assert len(up._unidentified) <= 8
+            for reader, writer in streams:  # every one closed by the servent, soon
+                assert await asyncio.wait_for(reader.read(), 3) == b""
+                writer.close()
+            assert up._unidentified == {} and up.core.connections == {}
+            good = GnutellaServer(seed=2)
+            await good.start()
+            await good.connect("127.0.0.1", up.port)
+            await asyncio.wait_for(good.connected.wait(), TIMEOUT)
+            await good.close()
+        finally:
+            await up.close()
+
+    asyncio.run(scenario())
+
+
+def test_unexpected_exception_closes_that_peer_only_logged_once(monkeypatch, caplog):
+    original = Servent._on_descriptor
+
+    def buggy(self, conn, d, now):
+        if d.type == "ping" and d.guid == b"P" * 16:
+            raise RuntimeError("a bug one peer can reach")
+        return original(self, conn, d, now)
+
+    monkeypatch.setattr(Servent, "_on_descriptor", buggy)
+
+    async def scenario():
+        up = GnutellaServer(ultrapeer=True, seed=1)
+        await up.start()
+        try:
+            bad, other = Leaf(1), Leaf(2)
+            assert await bad.connect(up.port) and await other.connect(up.port)
+            await _settle(up, 2)
+            bad.writer.write(PING)
+            await bad.closed_by_peer()
+            await _settle(up, 1)
+            [conn] = up.core.connections.values()
+            assert conn.state == cs.ESTABLISHED
+            other.writer.close()
+        finally:
+            await up.close()
+
+    with caplog.at_level(logging.WARNING, logger="p2pkit.gnutella.server"):
+        asyncio.run(scenario())
+    assert [r.getMessage() for r in caplog.records if "a bug one peer" in r.getMessage()] \
+        and len([r for r in caplog.records if "a bug" in r.getMessage()]) == 1
+
