@@ -130,6 +130,9 @@ class GnutellaServer:
         self._wake = asyncio.Event()
         #: Connections that have not sent their first four bytes yet, oldest first.
         self._unidentified: dict[asyncio.StreamWriter, None] = {}
+        #: Every accepted socket and the task serving it, until it ends.
+        self._streams: dict[asyncio.StreamWriter, None] = {}
+        self._handlers: set[asyncio.Task] = set()
         self.connected = asyncio.Event()
 
     def _loop_time(self) -> float:
@@ -142,16 +145,29 @@ class GnutellaServer:
         self._spawn(self._run_timers())
 
     async def close(self) -> None:
+        """Bye to every Gnutella connection, then close every socket (uploads and connections
+        still in their handshake included) and wait for their tasks: nothing is left to be
+        cancelled by the event loop's shutdown (no ``CancelledError`` tracebacks)."""
         for conn_id in list(self._writers):
             self.core.close(conn_id, self._loop_time(), code=200, reason="Servent shutdown")
-        await self._flush()
-        for writer in list(self._writers.values()):
-            writer.close()
+        with contextlib.suppress(ConnectionError):
+            await asyncio.wait_for(self._flush(), 2.0)
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
+        for writer in list(self._writers.values()):
+            writer.close()
+        for writer in list(self._streams):
+            writer.transport.abort()
+        for task in list(self._tasks):  # timers, outgoing connections, Push callbacks
             task.cancel()
+        pending = set(self._handlers)
+        if pending:  # their sockets are closed: they end by themselves
+            _, pending = await asyncio.wait(pending, timeout=2.0)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *pending, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def connect(self, host: str, port: int) -> Any:
         """Open a Gnutella connection to ``host:port`` (the core sends the handshake)."""
@@ -182,6 +198,20 @@ class GnutellaServer:
 
     async def _on_client(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._streams[writer] = None
+        try:
+            await self._serve_client(reader, writer)
+        except asyncio.CancelledError:  # shutting down: this socket's task ends quietly
+            writer.transport.abort()
+        finally:
+            self._handlers.discard(task)
+            self._streams.pop(writer, None)
+
+    async def _serve_client(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
         if len(self._unidentified) >= MAX_UNIDENTIFIED:
             oldest = next(iter(self._unidentified))
             del self._unidentified[oldest]

@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from p2pkit.cli.gnutella import gnutella
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import LimitExceeded, ParseError, ProtocolError, RemoteProtocolError
 from p2pkit.gnutella import connection_state as cs
@@ -20,6 +30,10 @@ from p2pkit.gnutella.qrp import MAX_TABLE_LENGTH, RouteTableReceiver
 from p2pkit.gnutella.servent import MAX_LEAVES, Servent
 from p2pkit.gnutella.server import GnutellaServer
 from p2pkit.gnutella.stream import StreamReader
+from tests.cli.test_servers_stop import _wait_for
+from tests.gnutella.test_cli import Background
+
+ROOT = Path(__file__).parents[2]
 
 TIMEOUT = 10
 
@@ -276,3 +290,66 @@ def test_unexpected_exception_closes_that_peer_only_logged_once(monkeypatch, cap
     assert [r.getMessage() for r in caplog.records if "a bug one peer" in r.getMessage()] \
         and len([r for r in caplog.records if "a bug" in r.getMessage()]) == 1
 
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_serve_stops_cleanly_with_connections_open(tmp_path, sig):
+    """Before: SIGINT with connections open printed CancelledError tracebacks (exit 0)."""
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "big.bin").write_bytes(b"B" * 4_000_000)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    procs = []
+    try:
+        for argv in (["--ultrapeer"], ["--share", str(share)]):
+            if procs:
+                argv += ["--peer", f"127.0.0.1:{procs[0][1]}"]
+            proc = subprocess.Popen([sys.executable, "-m", "p2pkit", "gnutella", "serve",
+                                     "--listen", "127.0.0.1:0", "--duration", "60", *argv],
+                                    cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+            seen = []
+            _wait_for(proc, "on 127.0.0.1:", seen)
+            port = int(re.search(r"on 127\.0\.0\.1:(\d+)", "".join(seen)).group(1))
+            procs.append((proc, port, seen))
+        time.sleep(1.0)  # the leaf's handshake and QRP
+        socks = []  # a connection in every state: silent, half-handshake, uploads
+        for data in (b"GN", b"GNUTELLA CONNECT/0.6\r\n", b"GET /get/1/big.bin HTTP/1.1\r\n\r\n",
+                     b"GET /get/1/big.bin HTTP/1.1\r\n"):
+            for _, port, _ in procs:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.sendall(data)
+                socks.append(s)
+        time.sleep(0.5)
+        for proc, _, _ in procs:
+            proc.send_signal(sig)
+        for proc, _, seen in procs:
+            out, err = proc.communicate(timeout=20)
+            everything = "".join(seen) + out.decode() + err.decode()
+            assert proc.returncode == 0, everything
+            assert "Traceback" not in everything and "CancelledError" not in everything, \
+                everything
+            assert f"p2pkit: gnutella serve stopped ({sig.name})" in everything
+        for s in socks:
+            s.close()
+    finally:
+        for proc, _, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+
+
+def test_download_into_a_missing_directory(tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "kilo lima.bin").write_bytes(b"K" * 3000)
+    out = tmp_path / "not" / "yet"
+    with Background(share) as bg:
+        result = CliRunner().invoke(gnutella, ["download", "lima", "--peer",
+                                               f"127.0.0.1:{bg.up.port}", "-o", str(out),
+                                               "--timeout", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert (out / "kilo lima.bin").read_bytes() == b"K" * 3000
