@@ -353,3 +353,33 @@ def test_download_into_a_missing_directory(tmp_path):
                                                "--timeout", "0.5"])
     assert result.exit_code == 0, result.output
     assert (out / "kilo lima.bin").read_bytes() == b"K" * 3000
+
+
+def test_uploads_to_peers_that_never_read_cost_their_send_buffer_only(tmp_path):
+    """Before: every GET read the whole file into memory. Now the chosen range streams from
+    disk with back-pressure: a client that never reads holds at most the transport's buffer."""
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "big.bin").write_bytes(bytes(range(256)) * (32 * 4096))  # 32 MiB
+
+    async def scenario():
+        up = GnutellaServer(share=share, seed=1)
+        await up.start()
+        socks = []
+        try:
+            for _ in range(8):
+                reader, writer = await asyncio.open_connection("127.0.0.1", up.port)
+                writer.transport.pause_reading()  # never read
+                writer.write(b"GET /get/1/big.bin HTTP/1.1\r\n\r\n")
+                socks.append(writer)
+            await asyncio.sleep(1.0)
+            buffered = [w.transport.get_write_buffer_size() for w in up._streams]
+            assert len(buffered) == 8
+            return buffered
+        finally:
+            for writer in socks:
+                writer.close()
+            await up.close()
+
+    buffered = asyncio.run(scenario())
+    assert max(buffered) <= 4 * 64 * 1024, buffered  # the high-water mark and one block
