@@ -117,10 +117,10 @@ PING_WINDOW = 10.0
 #: Slots an ultrapeer offers (ultra-peers §: refusals say "503" when full).
 MAX_LEAVES = 30
 MAX_ULTRAPEERS = 32
-#: Incoming connections still in their handshake at once; :meth:`Servent.accept` refuses more
-#: (``LimitExceeded``: the driver closes the socket). As many as there are slots: with
-#: ``HANDSHAKE_TIMEOUT``, peers that connect and stay silent hold at most this many sockets, each
-#: for at most that long, and cannot exhaust the servent.
+#: Incoming connections still in their handshake at once; one more makes :meth:`Servent.accept`
+#: close the idlest of them (as real clients evict the idlest unauthenticated connection). As
+#: many as there are slots: with ``HANDSHAKE_TIMEOUT``, peers that connect and stay silent hold
+#: at most this many sockets, each for at most that long, and never keep a real peer out.
 MAX_HANDSHAKES = MAX_LEAVES + MAX_ULTRAPEERS
 USER_AGENT = "p2pkit/0.1"
 VENDOR_CODE = "P2PK"
@@ -381,14 +381,17 @@ class Servent:
     def accept(self, conn_id: Any, now: float, *, remote_ip: str | None = None) -> Connection:
         """``conn_id`` connected to us (from ``remote_ip``): wait for its ``GNUTELLA CONNECT``.
 
-        Raises :class:`~p2pkit.errors.LimitExceeded` when :data:`MAX_HANDSHAKES` incoming
-        handshakes are already under way.
+        When :data:`MAX_HANDSHAKES` incoming handshakes are already under way, the idlest of
+        them (nothing received for longest) is closed first: its ``ConnectionClosed`` (code
+        503) tells the driver to close its socket.
         """
-        if len(self.connections) >= MAX_HANDSHAKES and sum(
-                not c.outgoing and c.state in cs.HANDSHAKE_STATES
-                for c in self.connections.values()) >= MAX_HANDSHAKES:
-            raise LimitExceeded(f"{MAX_HANDSHAKES} incoming handshakes under way",
-                                protocol="gnutella")
+        if len(self.connections) >= MAX_HANDSHAKES:
+            waiting = [c for c in self.connections.values()
+                       if not c.outgoing and c.state in cs.HANDSHAKE_STATES]
+            if len(waiting) >= MAX_HANDSHAKES:
+                idlest = min(waiting, key=lambda c: (c.last_received, c.opened_at))
+                idlest._end(cs.ABORTED, 503, f"Evicted: {MAX_HANDSHAKES} handshakes under way",
+                            by_peer=False)
         return self._new_connection(conn_id, cs.ACCEPTING, outgoing=False, remote_ip=remote_ip,
                                     now=now)
 

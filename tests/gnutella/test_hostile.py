@@ -27,7 +27,7 @@ from p2pkit.gnutella import server as gnutella_server
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.events import ConnectionClosed
 from p2pkit.gnutella.qrp import MAX_TABLE_LENGTH, RouteTableReceiver
-from p2pkit.gnutella.servent import MAX_LEAVES, Servent
+from p2pkit.gnutella.servent import MAX_HANDSHAKES, MAX_LEAVES, Servent
 from p2pkit.gnutella.server import GnutellaServer
 from p2pkit.gnutella.stream import StreamReader
 from tests.cli.test_servers_stop import _wait_for
@@ -383,3 +383,34 @@ def test_uploads_to_peers_that_never_read_cost_their_send_buffer_only(tmp_path):
 
     buffered = asyncio.run(scenario())
     assert max(buffered) <= 4 * 64 * 1024, buffered  # the high-water mark and one block
+
+
+def test_half_handshakes_cannot_keep_a_leaf_out():
+    """MAX_HANDSHAKES sockets stuck in their handshake: a real leaf still gets in at once
+    (the idlest of them is evicted), not after HANDSHAKE_TIMEOUT."""
+    async def scenario():
+        up = GnutellaServer(ultrapeer=True, seed=1)
+        await up.start()
+        writers = []
+        try:
+            for _ in range(MAX_HANDSHAKES + 5):
+                _, writer = await asyncio.open_connection("127.0.0.1", up.port)
+                writer.write(b"GNUTELLA CONNECT/0.6\r\n")
+                writers.append(writer)
+            await asyncio.sleep(0.3)
+            leaf = Leaf(7)
+            assert await asyncio.wait_for(leaf.connect(up.port), 2)
+            for _ in range(40):  # the leaf's final 200 OK reaches the ultrapeer
+                established = [c for c in up.core.connections.values()
+                               if c.state == cs.ESTABLISHED]
+                if established:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(established) == 1
+            leaf.writer.close()
+        finally:
+            for writer in writers:
+                writer.close()
+            await up.close()
+
+    asyncio.run(scenario())
