@@ -394,6 +394,26 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
         return results
 
 
+def markdown_table(results: list[dict]) -> str:
+    """The docs' table (docs/guide/hostile-peers.md) from the results."""
+    def latency(phase: dict) -> str:
+        return f"{phase['median_s'] * 1000:.1f} / {phase['p95_s'] * 1000:.1f}" \
+            if phase["median_s"] is not None else "-"
+    rows = ["| Server | Well-behaved success (quiet / attack / recovery) | Latency ms, median / "
+            "p95 (quiet) | (attack) | Attacker connections | Peak RSS | RSS quiet → after "
+            "recovery | Peak fds | Tracebacks | Exit on SIGTERM |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        success = " / ".join(f"{r[p]['success']:.0%} ({r[p]['runs']})"
+                             for p in ("quiet", "attack", "recovery"))
+        rows.append(f"| `{r['server']}` | {success} | {latency(r['quiet'])} | "
+                    f"{latency(r['attack'])} | {r['attack_connections']} | "
+                    f"{r['peak_rss_mb']} MB | {r['baseline_rss_mb']} → "
+                    f"{r['recovered_rss_mb']} MB | {r['peak_fds']} | {r['tracebacks']} | "
+                    f"{r['exit_status']} |")
+    return "\n".join(rows)
+
+
 async def attacker_main(name: str, work: Path, per_kind: int) -> None:
     """The attacker process: run the mix until SIGTERM, then print how many it sent."""
     meta = Metainfo.parse((work / "album.torrent").read_bytes())
@@ -414,9 +434,15 @@ def main() -> None:
                         help="attacker connections of each kind at once")
     parser.add_argument("--servers", nargs="+", default=list(PORTS), choices=list(PORTS))
     parser.add_argument("--json", action="store_true", help="one JSON document at the end")
+    parser.add_argument("--markdown", type=Path, metavar="JSONL",
+                        help="print the docs' table from a results file (one JSON a line)")
     parser.add_argument("--attacker", choices=list(PORTS), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.markdown:
+        lines = args.markdown.read_text().splitlines()
+        print(markdown_table([json.loads(line) for line in lines if line.strip()]))
+        return
     if not only_loopback():
         sys.exit("hostile_soak: run me inside `unshare -n` (only lo may exist)")
     if args.attacker:
