@@ -54,10 +54,10 @@ from p2pkit.gnutella.http import (
     target_for,
 )
 from p2pkit.gnutella.servent import Connection, Servent, SharedFile
-from p2pkit.http1 import head_end, parse_head, parse_status_line
+from p2pkit.http1 import build_head, head_end, parse_head, parse_status_line
 
-__all__ = ["FIRST_BYTES_TIMEOUT", "MAX_UNIDENTIFIED", "GnutellaServer", "Hit", "download",
-           "share_directory"]
+__all__ = ["FIRST_BYTES_TIMEOUT", "MAX_UNIDENTIFIED", "MAX_UPLOADS", "MAX_UPLOADS_PER_ADDRESS",
+           "GnutellaServer", "Hit", "download", "share_directory"]
 
 log = logging.getLogger("p2pkit.gnutella.server")
 
@@ -67,6 +67,10 @@ DISCOVERY_PING_TTL = 4
 FIRST_BYTES_TIMEOUT = 10.0
 #: Connections waiting for their first four bytes at once; one more closes the oldest.
 MAX_UNIDENTIFIED = 64
+#: HTTP uploads at once, and from one IP address; beyond them a request gets ``503`` (each
+#: upload holds a socket and its send buffer, so these bound what never-reading clients cost).
+MAX_UPLOADS = 64
+MAX_UPLOADS_PER_ADDRESS = 8
 _READ = 64 * 1024
 
 
@@ -133,6 +137,8 @@ class GnutellaServer:
         #: Every accepted socket and the task serving it, until it ends.
         self._streams: dict[asyncio.StreamWriter, None] = {}
         self._handlers: set[asyncio.Task] = set()
+        #: HTTP uploads under way: writer -> the client's IP address.
+        self._uploads: dict[asyncio.StreamWriter, str | None] = {}
         self.connected = asyncio.Event()
 
     def _loop_time(self) -> float:
@@ -225,7 +231,19 @@ class GnutellaServer:
         finally:
             self._unidentified.pop(writer, None)
         if head in (b"GET ", b"HEAD"):
-            await self._serve_http(head, reader, writer)
+            peer = writer.get_extra_info("peername")
+            host = peer[0] if peer else None
+            if len(self._uploads) >= MAX_UPLOADS or sum(
+                    h == host for h in self._uploads.values()) >= MAX_UPLOADS_PER_ADDRESS:
+                writer.write(build_head("HTTP/1.1 503 Service Unavailable",
+                                        [("Connection", "close"), ("Retry-After", "60")]))
+                writer.close()
+                return
+            self._uploads[writer] = host
+            try:
+                await self._serve_http(head, reader, writer)
+            finally:
+                self._uploads.pop(writer, None)
             return
         if head == b"GIV ":
             await self._on_giv(head, reader, writer)

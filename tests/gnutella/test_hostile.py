@@ -414,3 +414,40 @@ def test_half_handshakes_cannot_keep_a_leaf_out():
             await up.close()
 
     asyncio.run(scenario())
+
+
+def test_uploads_are_capped_per_address_with_503(tmp_path, monkeypatch):
+    monkeypatch.setattr(gnutella_server, "MAX_UPLOADS_PER_ADDRESS", 3)
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "big.bin").write_bytes(b"b" * (16 * 1024 * 1024))
+
+    async def scenario():
+        up = GnutellaServer(share=share, seed=1)
+        await up.start()
+        held = []
+        try:
+            for _ in range(3):  # uploads to a client that never reads
+                reader, writer = await asyncio.open_connection("127.0.0.1", up.port)
+                writer.transport.pause_reading()
+                writer.write(b"GET /get/1/big.bin HTTP/1.1\r\n\r\n")
+                held.append(writer)
+            await asyncio.sleep(0.3)
+            reader, writer = await asyncio.open_connection("127.0.0.1", up.port)
+            writer.write(b"GET /get/1/big.bin HTTP/1.1\r\n\r\n")
+            refused = await asyncio.wait_for(reader.read(), TIMEOUT)
+            writer.close()
+            other = await asyncio.open_connection("127.0.0.1", up.port,
+                                                  local_addr=("127.0.0.2", 0))
+            other[1].write(b"HEAD /get/1/big.bin HTTP/1.1\r\n\r\n")
+            served = await asyncio.wait_for(other[0].read(), TIMEOUT)
+            other[1].close()
+            return refused, served
+        finally:
+            for writer in held:
+                writer.close()
+            await up.close()
+
+    refused, served = asyncio.run(scenario())
+    assert refused.startswith(b"HTTP/1.1 503 ")
+    assert served.startswith(b"HTTP/1.1 200 ")
