@@ -90,6 +90,7 @@ __all__ = [
     "HANDSHAKE_TIMEOUT",
     "HARD_TTL_LIMIT",
     "IDLE_TIMEOUT",
+    "MAX_CONNECTIONS_PER_ADDRESS",
     "MAX_HANDSHAKES",
     "MAX_ROUTES",
     "MAX_TTL",
@@ -122,6 +123,10 @@ MAX_ULTRAPEERS = 32
 #: many as there are slots: with ``HANDSHAKE_TIMEOUT``, peers that connect and stay silent hold
 #: at most this many sockets, each for at most that long, and never keep a real peer out.
 MAX_HANDSHAKES = MAX_LEAVES + MAX_ULTRAPEERS
+#: Incoming connections from one IP address at once (handshaking or established). One more
+#: closes that address's idlest handshake, or is refused (``LimitExceeded``) when all of them
+#: are established: one host cannot take the slots of many.
+MAX_CONNECTIONS_PER_ADDRESS = 4
 USER_AGENT = "p2pkit/0.1"
 VENDOR_CODE = "P2PK"
 
@@ -383,8 +388,21 @@ class Servent:
 
         When :data:`MAX_HANDSHAKES` incoming handshakes are already under way, the idlest of
         them (nothing received for longest) is closed first: its ``ConnectionClosed`` (code
-        503) tells the driver to close its socket.
+        503) tells the driver to close its socket. The same for
+        :data:`MAX_CONNECTIONS_PER_ADDRESS` connections from ``remote_ip``, except that when
+        they are all established, :class:`~p2pkit.errors.LimitExceeded` refuses the new one.
         """
+        if remote_ip is not None:
+            same = [c for c in self.connections.values() if not c.outgoing
+                    and c.remote_ip == remote_ip and c.state != cs.CLOSED]
+            if len(same) >= MAX_CONNECTIONS_PER_ADDRESS:
+                waiting = [c for c in same if c.state in cs.HANDSHAKE_STATES]
+                if not waiting:
+                    raise LimitExceeded(f"{len(same)} connections from {remote_ip}",
+                                        protocol="gnutella")
+                idlest = min(waiting, key=lambda c: (c.last_received, c.opened_at))
+                idlest._end(cs.ABORTED, 503, f"Evicted: {len(same)} connections from "
+                            f"{remote_ip}", by_peer=False)
         if len(self.connections) >= MAX_HANDSHAKES:
             waiting = [c for c in self.connections.values()
                        if not c.outgoing and c.state in cs.HANDSHAKE_STATES]

@@ -27,7 +27,12 @@ from p2pkit.gnutella import server as gnutella_server
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.events import ConnectionClosed
 from p2pkit.gnutella.qrp import MAX_TABLE_LENGTH, RouteTableReceiver
-from p2pkit.gnutella.servent import MAX_HANDSHAKES, MAX_LEAVES, Servent
+from p2pkit.gnutella.servent import (
+    MAX_CONNECTIONS_PER_ADDRESS,
+    MAX_HANDSHAKES,
+    MAX_LEAVES,
+    Servent,
+)
 from p2pkit.gnutella.server import GnutellaServer
 from p2pkit.gnutella.stream import StreamReader
 from tests.cli.test_servers_stop import _wait_for
@@ -451,3 +456,24 @@ def test_uploads_are_capped_per_address_with_503(tmp_path, monkeypatch):
     refused, served = asyncio.run(scenario())
     assert refused.startswith(b"HTTP/1.1 503 ")
     assert served.startswith(b"HTTP/1.1 200 ")
+
+
+def test_per_address_limit_evicts_a_handshake_then_refuses():
+    up = Servent(role="ultrapeer", rng=random.Random(1))
+
+    def established(i):
+        leaf = Servent(role="leaf", rng=random.Random(i))
+        c_leaf, c_up = leaf.connect("up", 0.0), up.accept(i, 0.0, remote_ip="10.0.0.1")
+        c_up.receive_data(c_leaf.data_to_send(), 0.0)
+        c_leaf.receive_data(c_up.data_to_send(), 0.0)
+        c_up.receive_data(c_leaf.data_to_send(), 0.0)
+        assert c_up.state == cs.ESTABLISHED
+
+    for i in range(MAX_CONNECTIONS_PER_ADDRESS - 1):
+        established(i)
+    silent = up.accept("silent", 0.0, remote_ip="10.0.0.1")
+    established("newcomer")  # the silent one makes room
+    assert silent.state == cs.CLOSED and [e.code for e in events(silent)] == [503]
+    with pytest.raises(LimitExceeded):  # all established: the new one is refused
+        up.accept("more", 2.0, remote_ip="10.0.0.1")
+    assert up.accept("elsewhere", 2.0, remote_ip="10.0.0.2").state == cs.ACCEPTING
