@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,8 @@ from p2pkit.bittorrent.tracker.core import TrackerCore
 from p2pkit.bittorrent.tracker.http import MAX_HEAD_SIZE
 
 __all__ = ["MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_ADDRESS", "REQUEST_TIMEOUT", "TrackerServer"]
+
+log = logging.getLogger("p2pkit.bittorrent.tracker.server")
 
 #: Seconds a client has to send its request head and read the answer.
 REQUEST_TIMEOUT = 10.0
@@ -167,6 +170,8 @@ class TrackerServer:
             await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
+        except Exception as e:  # a bug one client's request reached: that client only
+            log.warning("closing %s: %s: %s", host, type(e).__name__, e)
         finally:
             self._open.pop(writer, None)
             self._waiting.discard(writer)

@@ -69,3 +69,24 @@ def test_other_addresses_fill_the_slots_and_still_make_room(small_limits):
                 s.close()
 
     run_with_server(check)
+
+
+def test_an_exception_on_one_request_closes_that_client_only(monkeypatch, caplog):
+    original = tracker_server.TrackerCore.handle_http_request
+
+    def buggy(self, head, peer, *, now):
+        if b"boom" in head:
+            raise RuntimeError("a bug one request can reach")
+        return original(self, head, peer, now=now)
+
+    monkeypatch.setattr(tracker_server.TrackerCore, "handle_http_request", buggy)
+
+    def check(server, events):
+        assert raw_http(server.http_port, b"GET /announce?boom HTTP/1.0\r\n\r\n") == b""
+        raw = raw_http(server.http_port, f"GET /announce?{query(1)} HTTP/1.0\r\n\r\n".encode())
+        assert parse_http_response(raw).message.complete == 1
+        assert server._open == {}
+
+    with caplog.at_level("WARNING", logger="p2pkit.bittorrent.tracker.server"):
+        run_with_server(check)
+    assert [r for r in caplog.records if "a bug one request" in r.getMessage()]
