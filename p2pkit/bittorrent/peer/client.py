@@ -425,7 +425,14 @@ class TorrentClient:
         key = self._keys.get(proto)
         if key is None or self.session is None:
             return
-        self.session.receive_data(key, data, self._now())
+        try:
+            self.session.receive_data(key, data, self._now())
+        except Exception as e:  # a bug one peer's bytes reached: drop that peer only
+            log.warning("closing %s: %s: %s", proto.address, type(e).__name__, e)
+            if proto.transport is not None:
+                proto.transport.abort()
+            self._lost(proto)
+            return
         self._pump()
 
     def _lost(self, proto: _PeerProtocol) -> None:

@@ -141,3 +141,42 @@ def test_per_address_limit_keeps_handshaken_peers(torrent, tmp_path):
             await seeder.close()
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_an_exception_on_one_peers_bytes_drops_that_peer_only(torrent, tmp_path, monkeypatch,
+                                                             caplog):
+    from p2pkit.bittorrent.peer.session import TorrentSession
+
+    meta, seed_root, _ = torrent
+    original = TorrentSession.receive_data
+
+    def buggy(self, peer, data, now):
+        if data.startswith(b"boom"):
+            raise RuntimeError("a bug one peer can reach")
+        return original(self, peer, data, now)
+
+    monkeypatch.setattr(TorrentSession, "receive_data", buggy)
+
+    async def scenario():
+        seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", 0), trackers=False)
+        await seeder.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", seeder.listen_port)
+            writer.write(b"boom")
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            assert seeder._protocols == {} and seeder.session.peers == {}
+            leecher = TorrentClient(meta, tmp_path / "leech", listen=("127.0.0.1", 0),
+                                    trackers=False, peers=[("127.0.0.1", seeder.listen_port)])
+            await leecher.start()
+            try:
+                await asyncio.wait_for(leecher.wait_complete(), DOWNLOAD_TIMEOUT)
+            finally:
+                await leecher.close()
+            return leecher.session.complete
+        finally:
+            await seeder.close()
+
+    with caplog.at_level("WARNING", logger="p2pkit.bittorrent.peer.client"):
+        assert asyncio.run(scenario())
+    assert len([r for r in caplog.records if "a bug one peer" in r.getMessage()]) == 1
