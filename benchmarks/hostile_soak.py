@@ -257,10 +257,10 @@ class Attack:
 
     async def _slowloris(self, reader, writer, first) -> None:
         for byte in first["silent"] * 1000:
+            if reader.at_eof() or writer.is_closing():
+                return
             writer.write(bytes([byte]))
             await asyncio.sleep(1.0)
-            if reader.at_eof():
-                return
 
     async def _garbage(self, reader, writer, first) -> None:
         writer.write(self.rng.randbytes(4096))
@@ -348,7 +348,8 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
         # the attackers in their own process, so they do not slow the well-behaved peers' loop
         attacker = subprocess.Popen([sys.executable, __file__, "--attacker", name,
                                      "--work", str(work), "--per-kind", str(per_kind)],
-                                    env=env, stdout=subprocess.PIPE)
+                                    env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL)
         try:
             hostile = await phase(name, work, meta, seconds, counter)
         finally:
