@@ -137,7 +137,8 @@ async def good_bt(work: Path, meta: Metainfo, n: int) -> bool:
 async def good_tracker(work: Path, meta: Metainfo, n: int) -> bool:
     reader, writer = await asyncio.open_connection("127.0.0.1", PORTS["bt tracker"])
     try:
-        query = (f"info_hash={'%42' * 20}&peer_id=-PK0100-{n:012d}&port={7000 + n % 1000}"
+        # 50 peers announcing again and again (distinct ids would fill MAX_PEERS_PER_SWARM)
+        query = (f"info_hash={'%42' * 20}&peer_id=-PK0100-{n % 50:012d}&port={7000 + n % 50}"
                  "&uploaded=0&downloaded=0&left=0&compact=1")
         writer.write(f"GET /announce?{query} HTTP/1.0\r\n\r\n".encode())
         answer = await asyncio.wait_for(reader.read(), GOOD_TIMEOUT)
