@@ -40,8 +40,12 @@ OPERATION_TIMEOUT = 60.0
 #: Datagrams read per readiness event before other callbacks of the loop get their turn.
 READ_BATCH = 64
 #: Bytes read per datagram: more than the node decodes (``krpc.MAX_MESSAGE_SIZE``), so a
-#: larger datagram still reaches it, cut, and is refused as too large.
+#: larger datagram still reaches it whole and is refused as too large with its own size. A
+#: datagram larger than this never reaches the node (it would see it cut, and report the cut
+#: size): the server counts it in :attr:`DhtServer.oversized` and logs its real size (Linux
+#: tells it with ``MSG_TRUNC``).
 RECEIVE_SIZE = 8192
+_TRUNC = getattr(socket, "MSG_TRUNC", 0)
 #: Datagrams waiting for the socket to become writable; more are dropped.
 MAX_SEND_BACKLOG = 4096
 
@@ -92,6 +96,9 @@ class DhtServer:
         self.internal_errors = 0
         #: Datagrams dropped because the send backlog was full or the socket refused them.
         self.send_drops = 0
+        #: Datagrams dropped unread because they were larger than :data:`RECEIVE_SIZE`.
+        self.oversized = 0
+        self._buffer = bytearray(RECEIVE_SIZE)
         self._loop.add_reader(sock.fileno(), self._on_readable)
         self._flush()
 
@@ -137,17 +144,25 @@ class DhtServer:
     # ---- moving bytes and time ---------------------------------------------------------------
 
     def _on_readable(self) -> None:
-        receive = self._sock.recvfrom
+        receive = self._sock.recvfrom_into
+        buffer = self._buffer
+        view = memoryview(buffer)
         node = self.node
         clock = self._loop.time
         for _ in range(READ_BATCH):
             try:
-                data, addr = receive(RECEIVE_SIZE)
+                size, addr = receive(buffer, RECEIVE_SIZE, _TRUNC)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:  # e.g. an ICMP error reported on the socket
                 log.debug("UDP error: %s", e)
                 continue
+            if size > RECEIVE_SIZE:
+                self.oversized += 1
+                log.debug("datagram of %d bytes from %s dropped: more than %d", size, addr,
+                          RECEIVE_SIZE)
+                continue
+            data = bytes(view[:size])
             now = clock()
             try:
                 node.receive_datagram(data, (addr[0], addr[1]), now)

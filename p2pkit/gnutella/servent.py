@@ -82,7 +82,7 @@ from p2pkit.gnutella.events import (
 from p2pkit.gnutella.ggep import FILE_SEPARATOR, extension
 from p2pkit.gnutella.handshake import Handshake
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
-from p2pkit.gnutella.stream import DESCRIPTORS, HandshakeFrame, StreamReader
+from p2pkit.gnutella.stream import DESCRIPTORS, FAILED, HandshakeFrame, StreamReader
 from p2pkit.http1 import Headers
 
 __all__ = [
@@ -90,6 +90,7 @@ __all__ = [
     "HANDSHAKE_TIMEOUT",
     "HARD_TTL_LIMIT",
     "IDLE_TIMEOUT",
+    "MAX_CONNECTIONS_PER_ADDRESS",
     "MAX_HANDSHAKES",
     "MAX_ROUTES",
     "MAX_TTL",
@@ -117,11 +118,15 @@ PING_WINDOW = 10.0
 #: Slots an ultrapeer offers (ultra-peers §: refusals say "503" when full).
 MAX_LEAVES = 30
 MAX_ULTRAPEERS = 32
-#: Incoming connections still in their handshake at once; :meth:`Servent.accept` refuses more
-#: (``LimitExceeded``: the driver closes the socket). As many as there are slots: with
-#: ``HANDSHAKE_TIMEOUT``, peers that connect and stay silent hold at most this many sockets, each
-#: for at most that long, and cannot exhaust the servent.
+#: Incoming connections still in their handshake at once; one more makes :meth:`Servent.accept`
+#: close the idlest of them (as real clients evict the idlest unauthenticated connection). As
+#: many as there are slots: with ``HANDSHAKE_TIMEOUT``, peers that connect and stay silent hold
+#: at most this many sockets, each for at most that long, and never keep a real peer out.
 MAX_HANDSHAKES = MAX_LEAVES + MAX_ULTRAPEERS
+#: Incoming connections from one IP address at once (handshaking or established). One more
+#: closes that address's idlest handshake, or is refused (``LimitExceeded``) when all of them
+#: are established: one host cannot take the slots of many.
+MAX_CONNECTIONS_PER_ADDRESS = 4
 USER_AGENT = "p2pkit/0.1"
 VENDOR_CODE = "P2PK"
 
@@ -381,14 +386,30 @@ class Servent:
     def accept(self, conn_id: Any, now: float, *, remote_ip: str | None = None) -> Connection:
         """``conn_id`` connected to us (from ``remote_ip``): wait for its ``GNUTELLA CONNECT``.
 
-        Raises :class:`~p2pkit.errors.LimitExceeded` when :data:`MAX_HANDSHAKES` incoming
-        handshakes are already under way.
+        When :data:`MAX_HANDSHAKES` incoming handshakes are already under way, the idlest of
+        them (nothing received for longest) is closed first: its ``ConnectionClosed`` (code
+        503) tells the driver to close its socket. The same for
+        :data:`MAX_CONNECTIONS_PER_ADDRESS` connections from ``remote_ip``, except that when
+        they are all established, :class:`~p2pkit.errors.LimitExceeded` refuses the new one.
         """
-        if len(self.connections) >= MAX_HANDSHAKES and sum(
-                not c.outgoing and c.state in cs.HANDSHAKE_STATES
-                for c in self.connections.values()) >= MAX_HANDSHAKES:
-            raise LimitExceeded(f"{MAX_HANDSHAKES} incoming handshakes under way",
-                                protocol="gnutella")
+        if remote_ip is not None:
+            same = [c for c in self.connections.values() if not c.outgoing
+                    and c.remote_ip == remote_ip and c.state != cs.CLOSED]
+            if len(same) >= MAX_CONNECTIONS_PER_ADDRESS:
+                waiting = [c for c in same if c.state in cs.HANDSHAKE_STATES]
+                if not waiting:
+                    raise LimitExceeded(f"{len(same)} connections from {remote_ip}",
+                                        protocol="gnutella")
+                idlest = min(waiting, key=lambda c: (c.last_received, c.opened_at))
+                idlest._end(cs.ABORTED, 503, f"Evicted: {len(same)} connections from "
+                            f"{remote_ip}", by_peer=False)
+        if len(self.connections) >= MAX_HANDSHAKES:
+            waiting = [c for c in self.connections.values()
+                       if not c.outgoing and c.state in cs.HANDSHAKE_STATES]
+            if len(waiting) >= MAX_HANDSHAKES:
+                idlest = min(waiting, key=lambda c: (c.last_received, c.opened_at))
+                idlest._end(cs.ABORTED, 503, f"Evicted: {MAX_HANDSHAKES} handshakes under way",
+                            by_peer=False)
         return self._new_connection(conn_id, cs.ACCEPTING, outgoing=False, remote_ip=remote_ip,
                                     now=now)
 
@@ -471,13 +492,13 @@ class Servent:
     # --- reading ----------------------------------------------------------------------------
 
     def _receive(self, conn: Connection, data: bytes, now: float) -> None:
+        """Frame ``data`` and act on each frame; whatever the peer got wrong (a frame too big,
+        bytes that do not parse, a descriptor or QRP message the protocol forbids) ends this
+        connection only, with the Bye code and reason of that mistake."""
         try:
             frames = conn.reader.feed(data)
-        except LimitExceeded as e:
-            self._bye(conn, 400, f"Too big: {e.reason}", now)
-            return
-        except ParseError as e:
-            self._bye(conn, 501, f"Protocol desynchronization: {e.reason}", now)
+        except (ParseError, ProtocolError) as e:
+            self._refuse_input(conn, e, now)
             return
         for frame in frames:
             if conn.state in (cs.CLOSING, cs.CLOSED):  # a Bye or a refusal ended it
@@ -487,11 +508,28 @@ class Servent:
                     self._on_handshake(conn, frame.handshake, now)
                 else:
                     self._on_descriptor(conn, frame.descriptor, now)
-            except ProtocolError as e:
-                self._bye(conn, 400, f"Protocol error: {e}", now)
+            except (ParseError, ProtocolError) as e:
+                self._refuse_input(conn, e, now)
                 return
+        if conn.reader.state == FAILED:  # a bad frame after good ones in the same read
+            try:
+                conn.reader.feed(b"")
+            except ParseError as e:
+                self._refuse_input(conn, e, now)
+            return
         if conn.state == cs.ESTABLISHED and conn.reader.state != DESCRIPTORS:
             self._bye(conn, 501, "Unsupported link encoding", now)
+
+    def _refuse_input(self, conn: Connection, error: Exception, now: float) -> None:
+        """Bye (or close, during the handshake) for what the peer sent wrong."""
+        if conn.state in (cs.CLOSING, cs.CLOSED):
+            return
+        if isinstance(error, LimitExceeded):
+            self._bye(conn, 400, f"Too big: {error.reason}", now)
+        elif isinstance(error, ParseError):
+            self._bye(conn, 501, f"Protocol desynchronization: {error.reason}", now)
+        else:
+            self._bye(conn, 400, f"Protocol error: {error}", now)
 
     # --- handshake --------------------------------------------------------------------------
 
@@ -784,8 +822,12 @@ class Servent:
             conn._end(cs.ABORTED, code, reason, by_peer=False)
 
     def _forget(self, conn: Connection) -> None:
+        """The connection is closing: its routes and its QRP table (up to
+        ``MAX_TABLE_LENGTH`` bytes) go now, not when the driver removes it."""
         self.routes.forget_connection(conn)
         self.push_routes.forget_connection(conn)
+        conn.route_table = RouteTableReceiver()
+        conn.pings.clear()
 
 
 def _true(value: str | None) -> bool:

@@ -9,6 +9,12 @@ GET that comes back on that connection). The driver holds no protocol logic: it 
 between sockets and the cores, calls their timers, streams the byte range an upload chose from
 disk, and tells Gnutella connections from HTTP requests and GIVs by their first four bytes.
 
+Hostile peers: the first four bytes must come within :data:`FIRST_BYTES_TIMEOUT`, and at most
+:data:`MAX_UNIDENTIFIED` connections wait for them at once (a new one closes the oldest); the
+servent bounds handshakes, timeouts and routes; any exception raised while handling one
+connection's bytes closes that connection only, is logged once, and frees its slot; a closed
+connection is forgotten at once (memory is O(live connections)).
+
 >>> files = share_directory("/nonexistent")  # a missing directory shares nothing
 >>> files
 []
@@ -21,6 +27,7 @@ import base64
 import contextlib
 import hashlib
 import itertools
+import logging
 import os
 import random
 from collections.abc import Iterable
@@ -30,6 +37,7 @@ from typing import Any
 
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError
+from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella.events import (
     ConnectionClosed,
     ConnectionEstablished,
@@ -46,12 +54,23 @@ from p2pkit.gnutella.http import (
     target_for,
 )
 from p2pkit.gnutella.servent import Connection, Servent, SharedFile
-from p2pkit.http1 import head_end, parse_head, parse_status_line
+from p2pkit.http1 import build_head, head_end, parse_head, parse_status_line
 
-__all__ = ["GnutellaServer", "Hit", "download", "share_directory"]
+__all__ = ["FIRST_BYTES_TIMEOUT", "MAX_UNIDENTIFIED", "MAX_UPLOADS", "MAX_UPLOADS_PER_ADDRESS",
+           "GnutellaServer", "Hit", "download", "share_directory"]
+
+log = logging.getLogger("p2pkit.gnutella.server")
 
 #: TTL of the ping sent on a new connection (as gtk-gnutella does).
 DISCOVERY_PING_TTL = 4
+#: Seconds a new connection has to send its first four bytes (``GNUT``, ``GET ``, ``GIV ``).
+FIRST_BYTES_TIMEOUT = 10.0
+#: Connections waiting for their first four bytes at once; one more closes the oldest.
+MAX_UNIDENTIFIED = 64
+#: HTTP uploads at once, and from one IP address; beyond them a request gets ``503`` (each
+#: upload holds a socket and its send buffer, so these bound what never-reading clients cost).
+MAX_UPLOADS = 64
+MAX_UPLOADS_PER_ADDRESS = 8
 _READ = 64 * 1024
 
 
@@ -113,6 +132,13 @@ class GnutellaServer:
         self._givs: dict[tuple[bytes, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
+        #: Connections that have not sent their first four bytes yet, oldest first.
+        self._unidentified: dict[asyncio.StreamWriter, None] = {}
+        #: Every accepted socket and the task serving it, until it ends.
+        self._streams: dict[asyncio.StreamWriter, None] = {}
+        self._handlers: set[asyncio.Task] = set()
+        #: HTTP uploads under way: writer -> the client's IP address.
+        self._uploads: dict[asyncio.StreamWriter, str | None] = {}
         self.connected = asyncio.Event()
 
     def _loop_time(self) -> float:
@@ -125,16 +151,29 @@ class GnutellaServer:
         self._spawn(self._run_timers())
 
     async def close(self) -> None:
+        """Bye to every Gnutella connection, then close every socket (uploads and connections
+        still in their handshake included) and wait for their tasks: nothing is left to be
+        cancelled by the event loop's shutdown (no ``CancelledError`` tracebacks)."""
         for conn_id in list(self._writers):
             self.core.close(conn_id, self._loop_time(), code=200, reason="Servent shutdown")
-        await self._flush()
-        for writer in list(self._writers.values()):
-            writer.close()
+        with contextlib.suppress(ConnectionError):
+            await asyncio.wait_for(self._flush(), 2.0)
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
+        for writer in list(self._writers.values()):
+            writer.close()
+        for writer in list(self._streams):
+            writer.transport.abort()
+        for task in list(self._tasks):  # timers, outgoing connections, Push callbacks
             task.cancel()
+        pending = set(self._handlers)
+        if pending:  # their sockets are closed: they end by themselves
+            _, pending = await asyncio.wait(pending, timeout=2.0)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *pending, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def connect(self, host: str, port: int) -> Any:
         """Open a Gnutella connection to ``host:port`` (the core sends the handshake)."""
@@ -165,13 +204,46 @@ class GnutellaServer:
 
     async def _on_client(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._streams[writer] = None
         try:
-            head = await reader.readexactly(4)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+            await self._serve_client(reader, writer)
+        except asyncio.CancelledError:  # shutting down: this socket's task ends quietly
+            writer.transport.abort()
+        finally:
+            self._handlers.discard(task)
+            self._streams.pop(writer, None)
+
+    async def _serve_client(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        if len(self._unidentified) >= MAX_UNIDENTIFIED:
+            oldest = next(iter(self._unidentified))
+            del self._unidentified[oldest]
+            oldest.transport.abort()
+        self._unidentified[writer] = None
+        try:
+            head = await asyncio.wait_for(reader.readexactly(4), FIRST_BYTES_TIMEOUT)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            writer.transport.abort()
             return
+        finally:
+            self._unidentified.pop(writer, None)
         if head in (b"GET ", b"HEAD"):
-            await self._serve_http(head, reader, writer)
+            peer = writer.get_extra_info("peername")
+            host = peer[0] if peer else None
+            if len(self._uploads) >= MAX_UPLOADS or sum(
+                    h == host for h in self._uploads.values()) >= MAX_UPLOADS_PER_ADDRESS:
+                writer.write(build_head("HTTP/1.1 503 Service Unavailable",
+                                        [("Connection", "close"), ("Retry-After", "60")]))
+                writer.close()
+                return
+            self._uploads[writer] = host
+            try:
+                await self._serve_http(head, reader, writer)
+            finally:
+                self._uploads.pop(writer, None)
             return
         if head == b"GIV ":
             await self._on_giv(head, reader, writer)
@@ -182,28 +254,45 @@ class GnutellaServer:
             conn = self.core.accept(conn_id, self._loop_time(),
                                     remote_ip=peer[0] if peer else None)
         except LimitExceeded:  # too many handshakes under way (silent peers): not this one
-            writer.close()
+            writer.transport.abort()
             return
         self._writers[conn_id] = writer
-        conn.receive_data(head, self._loop_time())
-        await self._flush()
-        await self._pump(conn, reader)
+        await self._pump(conn, reader, first=head)
 
-    async def _pump(self, conn: Connection, reader: asyncio.StreamReader) -> None:
+    async def _pump(self, conn: Connection, reader: asyncio.StreamReader, *,
+                    first: bytes | None = None) -> None:
+        """Feed ``conn`` until it ends; whatever happens, the socket is closed and the servent
+        forgets the connection (its slot, routes and QRP table) when this returns."""
         try:
+            data = first
             while True:
+                if data is None:
+                    try:
+                        data = await reader.read(_READ)
+                    except ConnectionError:
+                        data = b""
                 try:
-                    data = await reader.read(_READ)
-                except ConnectionError:
-                    data = b""
-                conn.receive_data(data, self._loop_time())
+                    conn.receive_data(data, self._loop_time())
+                except Exception as e:  # a bug reached by one peer's bytes: drop that peer
+                    log.warning("closing %r: %s: %s", conn.conn_id, type(e).__name__, e)
+                    return
                 await self._flush()
                 if not data or conn.conn_id not in self._writers:
                     return
+                data = None
         finally:
-            writer = self._writers.pop(conn.conn_id, None)
-            if writer is not None:
-                writer.close()
+            self._forget(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        writer = self._writers.pop(conn.conn_id, None)
+        if writer is not None:
+            writer.close()
+        if conn.state != cs.CLOSED:
+            with contextlib.suppress(Exception):
+                conn.receive_data(b"", self._loop_time())  # the end of its stream
+        while conn.next_event() is not NEED_DATA:
+            pass
+        self.core.remove(conn.conn_id)
 
     async def _run_timers(self) -> None:
         """Call the servent's timers when due; woken early when a flush may have moved them."""

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from p2pkit.core import NEED_DATA, StreamCore
-from p2pkit.errors import LimitExceeded, LocalProtocolError
+from p2pkit.errors import LocalProtocolError
 from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.events import Bye, ConnectionClosed, ConnectionEstablished, QueryHit
@@ -68,11 +68,13 @@ def test_silent_peers_cannot_exhaust_the_servent():
     up = Servent(role="ultrapeer", rng=random.Random(1))
     silent = [up.accept(i, 0.0) for i in range(MAX_HANDSHAKES)]
     up.connect("out", 0.0)  # our own dials are not counted
-    with pytest.raises(LimitExceeded):
-        up.accept("one more", 1.0)
+    silent[0].receive_data(b"GNUT", 0.5)  # the others are idler: one of them goes
+    assert up.accept("one more", 1.0).state == cs.ACCEPTING  # the idlest silent one made room
+    assert [c.conn_id for c in silent if c.state == cs.CLOSED] == [1]
+    [closed] = events(silent[1])
+    assert (closed.code, closed.by_peer) == (503, False)
     up.handle_timer(HANDSHAKE_TIMEOUT)
     assert all(c.state == cs.CLOSED for c in silent)
-    assert up.accept("one more", HANDSHAKE_TIMEOUT).state == cs.ACCEPTING
 
 
 def test_half_answered_handshake_times_out_on_the_connecting_side():

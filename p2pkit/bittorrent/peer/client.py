@@ -6,7 +6,11 @@ this module only moves bytes between it and the world:
 
 - TCP: one listening socket, outgoing connections to peers given on the command line, in a
   magnet's ``x.pe``, from trackers and from PEX; at most ``max_peers`` at once, banned addresses
-  never again.
+  never again. Admission: at most ``max_per_address`` incoming connections from one IP address;
+  when the slots (or that address's share) are full, a new incoming connection replaces the
+  idlest one that has not completed its handshake (as libtorrent and Transmission do), so
+  silent or slow sockets can never keep a well-behaved peer out for longer than its own
+  handshake takes.
 - Disk: :class:`~p2pkit.bittorrent.peer.storage.Storage`. The re-check at start (resume) and every
   piece's hash check + write run in a worker thread (``hashlib`` releases the GIL), so hashing
   overlaps the network. Blocks to upload are read in the loop (the page cache makes that a
@@ -73,7 +77,7 @@ from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import P2PKitError
 
-__all__ = ["ClientStats", "TorrentClient", "new_peer_id"]
+__all__ = ["MAX_CONNECTIONS_PER_ADDRESS", "ClientStats", "TorrentClient", "new_peer_id"]
 
 log = logging.getLogger("p2pkit.bittorrent.peer.client")
 
@@ -93,6 +97,10 @@ DEFAULT_INTERVAL = 1800
 #: minutes on most nodes), and after a round that found nobody.
 DHT_INTERVAL = 300.0
 DHT_RETRY = 5.0
+#: Incoming connections kept from one IP address at once (``max_per_address``). A new one
+#: beyond it replaces that address's idlest connection that has not sent a valid handshake yet,
+#: or is refused when all of them have: one host cannot fill the peer slots with silent sockets.
+MAX_CONNECTIONS_PER_ADDRESS = 8
 
 
 def new_peer_id(rng: random.Random | None = None) -> bytes:
@@ -165,7 +173,8 @@ class TorrentClient:
     def __init__(self, source: Metainfo | MagnetLink, root: Path | str, *,
                  listen: tuple[str, int] = ("0.0.0.0", 6881), bind: str | None = None,
                  peers: Iterable[tuple[str, int]] = (), trackers: bool = True,
-                 max_peers: int = 50, upload_slots: int | None = 4,
+                 max_peers: int = 50, max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
+                 upload_slots: int | None = 4,
                  peer_id: bytes | None = None, rng: random.Random | None = None,
                  on_progress: Callable[[ClientStats], None] | None = None,
                  tracker_client: TrackerClient | None = None,
@@ -184,6 +193,7 @@ class TorrentClient:
             self.initial_peers += [(p.host, p.port) for p in self.magnet.peers]
         self.use_trackers = trackers
         self.max_peers = max_peers
+        self.max_per_address = max_per_address
         self.upload_slots = upload_slots
         #: Requests kept outstanding per peer (the pipeline depth; a peer's BEP 10 ``reqq``
         #: lowers it).
@@ -358,8 +368,8 @@ class TorrentClient:
     def _connected(self, proto: _PeerProtocol) -> None:
         assert self.session is not None and proto.transport is not None
         if self._closing or (proto.address and proto.address[0] in self.banned) or (
-                not proto.outgoing and len(self._protocols) >= self.max_peers):
-            proto.transport.close()
+                not proto.outgoing and not self._admit(proto)):
+            proto.transport.abort()
             return
         key = self._next_key
         self._next_key += 1
@@ -375,11 +385,54 @@ class TorrentClient:
                               now=self._now())
         self._pump()
 
+    def _admit(self, proto: _PeerProtocol) -> bool:
+        """Room for an incoming connection: within the per-address limit and ``max_peers``,
+        making room by evicting the idlest unauthenticated connection when there is none."""
+        host = proto.address[0] if proto.address else None
+        same = [p for p in self._protocols.values()
+                if not p.outgoing and p.address and p.address[0] == host]
+        if host is not None and len(same) >= self.max_per_address and not self._evict(same):
+            log.info("refused %s: %d connections from that address", host, len(same))
+            return False
+        if len(self._protocols) >= self.max_peers and not self._evict(
+                list(self._protocols.values())):
+            log.info("refused %s: all %d peer slots hold handshaken peers", host,
+                     self.max_peers)
+            return False
+        return True
+
+    def _evict(self, candidates: list[_PeerProtocol]) -> bool:
+        """Close the idlest of ``candidates`` that has not sent a valid handshake (the one that
+        received nothing for longest); False if they all have."""
+        assert self.session is not None
+        idle: list[tuple[float, int, _PeerProtocol]] = []
+        for proto in candidates:
+            key = self._keys.get(proto)
+            state = self.session.peers.get(key) if key is not None else None
+            if state is not None and state.conn.their_handshake is None:
+                idle.append((state.conn.last_received, key, proto))
+        if not idle:
+            return False
+        _, _, victim = min(idle, key=lambda item: (item[0], item[1]))
+        log.info("evicting %s:%s: no handshake yet, idlest of %d", *(victim.address or ("?", 0)),
+                 len(idle))
+        if victim.transport is not None:
+            victim.transport.abort()
+        self._lost(victim)  # now, not at connection_lost: its slot is the new one's
+        return True
+
     def _received(self, proto: _PeerProtocol, data: bytes) -> None:
         key = self._keys.get(proto)
         if key is None or self.session is None:
             return
-        self.session.receive_data(key, data, self._now())
+        try:
+            self.session.receive_data(key, data, self._now())
+        except Exception as e:  # a bug one peer's bytes reached: drop that peer only
+            log.warning("closing %s: %s: %s", proto.address, type(e).__name__, e)
+            if proto.transport is not None:
+                proto.transport.abort()
+            self._lost(proto)
+            return
         self._pump()
 
     def _lost(self, proto: _PeerProtocol) -> None:

@@ -407,7 +407,10 @@ class PeerConnection:
 
     def _on_request(self, msg: Any, now: float) -> None:
         index, begin, length = msg.index, msg.begin, msg.length
-        if not 0 < length <= ev.MAX_REQUEST_LENGTH:
+        if length <= 0:
+            raise self._fail(f"request for {length} bytes (BEP 3: a request asks for a block "
+                             "of at least one byte)")
+        if length > ev.MAX_REQUEST_LENGTH:
             raise self._fail(f"request for {length} bytes (BEP 3: implementations close "
                              "connections which request more than 16 KiB; p2pkit allows "
                              f"{ev.MAX_REQUEST_LENGTH})")

@@ -4,7 +4,10 @@
 The driver only moves bytes: it reads one HTTP request head per connection (bounded by
 :data:`~p2pkit.bittorrent.tracker.http.MAX_HEAD_SIZE` and :data:`REQUEST_TIMEOUT`), hands it to
 the core, writes the answer and closes (HTTP/1.0, no keep-alive); UDP datagrams go to the core
-and its answers go back out. The clock is injected (``clock``, :func:`time.monotonic` by
+and its answers go back out. Admission: at most :data:`MAX_CONNECTIONS` HTTP connections, and
+:data:`MAX_CONNECTIONS_PER_ADDRESS` from one IP address; a connection beyond either replaces
+the oldest one still waiting for its request head (idle sockets cannot keep an announce out),
+and is refused only when every slot is busy answering. The clock is injected (``clock``, :func:`time.monotonic` by
 default).
 
 >>> import asyncio, random, urllib.request
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,12 +35,16 @@ from typing import Any
 from p2pkit.bittorrent.tracker.core import TrackerCore
 from p2pkit.bittorrent.tracker.http import MAX_HEAD_SIZE
 
-__all__ = ["MAX_CONNECTIONS", "REQUEST_TIMEOUT", "TrackerServer"]
+__all__ = ["MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_ADDRESS", "REQUEST_TIMEOUT", "TrackerServer"]
+
+log = logging.getLogger("p2pkit.bittorrent.tracker.server")
 
 #: Seconds a client has to send its request head and read the answer.
 REQUEST_TIMEOUT = 10.0
-#: Most HTTP connections served at once; more are closed at once.
+#: Most HTTP connections open at once (see the module docstring for who makes room).
 MAX_CONNECTIONS = 256
+#: Most HTTP connections open at once from one IP address.
+MAX_CONNECTIONS_PER_ADDRESS = 32
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -74,7 +82,10 @@ class TrackerServer:
         self._http: asyncio.AbstractServer | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._timer: asyncio.Task | None = None
-        self._connections = 0
+        #: Open HTTP connections, oldest first: writer -> the client's IP address.
+        self._open: dict[asyncio.StreamWriter, str | None] = {}
+        #: Those still waiting for their request head (the ones that may be evicted).
+        self._waiting: set[asyncio.StreamWriter] = set()
         self.http_port: int | None = None
         self.udp_port: int | None = None
 
@@ -118,18 +129,38 @@ class TrackerServer:
             if deadline is not None and self.clock() >= deadline:
                 self.core.handle_timer(self.clock())
 
+    def _admit(self, host: str | None) -> bool:
+        """Room for one more connection from ``host``, evicting an idle one if need be."""
+        same = [w for w, h in self._open.items() if h == host]
+        if len(same) >= MAX_CONNECTIONS_PER_ADDRESS and not self._evict(same):
+            return False
+        return len(self._open) < MAX_CONNECTIONS or self._evict(list(self._open))
+
+    def _evict(self, candidates: list[asyncio.StreamWriter]) -> bool:
+        """Close the oldest of ``candidates`` still waiting for its request head."""
+        victim = next((w for w in candidates if w in self._waiting), None)
+        if victim is None:
+            return False
+        self._open.pop(victim, None)
+        self._waiting.discard(victim)
+        victim.transport.abort()
+        return True
+
     async def _serve_http(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
-        if self._connections >= MAX_CONNECTIONS:
-            writer.close()
+        peer = writer.get_extra_info("peername")
+        host = peer[0] if peer else None
+        if not self._admit(host):
+            writer.transport.abort()
             return
-        self._connections += 1
+        self._open[writer] = host
+        self._waiting.add(writer)
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
             except asyncio.LimitOverrunError:
                 head = None
-            peer = writer.get_extra_info("peername")
+            self._waiting.discard(writer)
             if head is None:
                 answer = self.core.http_head_too_large(peer)
             else:
@@ -139,8 +170,11 @@ class TrackerServer:
             await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
+        except Exception as e:  # a bug one client's request reached: that client only
+            log.warning("closing %s: %s: %s", host, type(e).__name__, e)
         finally:
-            self._connections -= 1
+            self._open.pop(writer, None)
+            self._waiting.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

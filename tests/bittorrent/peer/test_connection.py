@@ -539,3 +539,19 @@ def test_choke_is_sent_before_the_rejects_it_owes():
     assert [(f.message.type, f.message.get("index")) for f in framer.feed(data)] == [
         ("choke", None), ("reject_request", 1)]
     assert list(p.a.peer_requests) == [(3, 0, 16384)]
+
+
+@pytest.mark.parametrize("length, reason", [
+    (0, "request for 0 bytes (BEP 3: a request asks for a block of at least one byte)"),
+    (1 << 20, "more than 16 KiB"),
+])
+def test_bad_request_length_gets_its_own_reason(length, reason):
+    """Issue 13: a 0-byte request was refused as "more than 16 KiB"."""
+    p = ConnectionPair()
+    p.b_to_a(ev.HaveAll(), ev.Unchoke())
+    p.a.receive_data(PeerMessage.build(dict(type="request", index=0, begin=0,
+                                            length=length)), 0.0)
+    with pytest.raises(RemoteProtocolError) as raised:
+        p.a.next_event()
+    assert reason in str(raised.value)
+    assert length != 0 or "16 KiB" not in str(raised.value)

@@ -1,0 +1,459 @@
+"""Hostile-peer soak (issue 13): each server under an attacker mix, beside well-behaved peers.
+
+For each server (``bt seed``, ``bt tracker`` over HTTP, ``dht serve``, ``gnutella serve
+--ultrapeer`` sharing a file), started as its own ``python -m p2pkit`` process on 127.0.0.1,
+three phases of ``--phase`` seconds each:
+
+1. quiet: well-behaved peers only (a whole download from the seeder, an HTTP announce, a DHT
+   ``ping``, a Gnutella leaf handshake plus an HTTP download of the shared file), one after
+   the other, each timed;
+2. attack: the same, while attackers from 100 source addresses (127.0.0.2-127.0.0.101) run:
+   silent sockets (a byte, then nothing), slowloris (a byte a second), garbage, oversized
+   frames (a 4 GiB BitTorrent length, a 64 KiB HTTP head, a QRP RESET of 1 G slots, 20 KB
+   datagrams), peers that never read (uploads of the shared file), connect/close churn, and
+   for the DHT floods of garbage and oversized datagrams;
+3. recovery: well-behaved peers only again.
+
+It records the well-behaved peers' success rate and median/p95 latency per phase, the server's
+peak RSS and open file descriptors (from ``/proc``, sampled every 0.2 s), its RSS at the end
+of the quiet phase and of the recovery phase, whether the server logged a traceback, and
+whether it stopped with exit 0 on SIGTERM. No server here decompresses anything a peer sends
+(no MSE, no Gnutella deflate, no HTTP content coding), so there is no compression bomb to send.
+
+It starts hundreds of connections: run it only inside ``unshare -n`` with ``lo`` up (it refuses
+when it sees another interface)::
+
+    unshare -n sh -c 'ip link set lo up && exec timeout 2400 \\
+        /work/venv/bin/python benchmarks/hostile_soak.py --phase 200 --json'
+
+``tests/interop/test_hostile_soak.py`` runs it for a few seconds per phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from p2pkit import bencode  # noqa: E402
+from p2pkit.bittorrent.peer.client import TorrentClient  # noqa: E402
+from p2pkit.bittorrent.wire.create import create_torrent  # noqa: E402
+from p2pkit.bittorrent.wire.metainfo import Metainfo  # noqa: E402
+from p2pkit.dht.server import DhtServer  # noqa: E402
+from p2pkit.gnutella import connection_state as cs  # noqa: E402
+from p2pkit.gnutella.descriptors import Descriptor  # noqa: E402
+from p2pkit.gnutella.servent import Servent  # noqa: E402
+
+SOURCES = [f"127.0.0.{i}" for i in range(2, 102)]
+PORTS = {"bt seed": 16881, "bt tracker": 16969, "dht serve": 16882, "gnutella serve": 16346}
+SHARED_SIZE = 8 * 1024 * 1024
+TORRENT_SIZE = 2 * 1024 * 1024
+GOOD_TIMEOUT = 20.0
+HUGE_RESET = Descriptor.build(dict(guid=b"R" * 16, type="route_table_update", ttl=1, hops=0,
+                                   variant="reset", table_length=1 << 30, infinity=7))
+
+
+def only_loopback() -> bool:
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+# --- the server processes -------------------------------------------------------------------
+
+
+def server_argv(name: str, work: Path) -> list[str]:
+    listen = ["--listen", f"127.0.0.1:{PORTS[name]}"]
+    return {
+        "bt seed": ["bt", "seed", str(work / "album.torrent"), "--data", str(work / "data"),
+                    *listen, "--no-trackers", "-q"],
+        "bt tracker": ["bt", "tracker", *listen],
+        "dht serve": ["dht", "serve", *listen],
+        "gnutella serve": ["gnutella", "serve", "--ultrapeer", "--share",
+                           str(work / "share"), *listen],
+    }[name]
+
+
+def prepare(work: Path) -> Metainfo:
+    rng = random.Random(13)
+    (work / "data" / "album").mkdir(parents=True)
+    (work / "data" / "album" / "a.bin").write_bytes(rng.randbytes(TORRENT_SIZE))
+    (work / "album.torrent").write_bytes(create_torrent(work / "data" / "album",
+                                                        piece_length=65536))
+    (work / "share").mkdir()
+    (work / "share" / "soak file.bin").write_bytes(rng.randbytes(SHARED_SIZE))
+    return Metainfo.parse((work / "album.torrent").read_bytes())
+
+
+def proc_figures(pid: int) -> tuple[int, int]:
+    """(RSS in bytes, open file descriptors) of ``pid``."""
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Sampler:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak_rss, self.peak_fds, self.last_rss = pid, 0, 0, 0
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(OSError, StopIteration):
+                rss, fds = proc_figures(self.pid)
+                self.peak_rss, self.peak_fds = max(self.peak_rss, rss), max(self.peak_fds, fds)
+                self.last_rss = rss
+            await asyncio.sleep(0.2)
+
+
+# --- well-behaved peers ---------------------------------------------------------------------
+
+
+async def good_bt(work: Path, meta: Metainfo, n: int) -> bool:
+    leecher = TorrentClient(meta, work / f"leech{n}", listen=("127.0.0.1", 0), trackers=False,
+                            peers=[("127.0.0.1", PORTS["bt seed"])])
+    await leecher.start()
+    try:
+        await asyncio.wait_for(leecher.wait_complete(), GOOD_TIMEOUT)
+        return leecher.session.complete
+    finally:
+        await leecher.close()
+        for f in (work / f"leech{n}").rglob("*.bin"):
+            f.unlink()
+
+
+async def good_tracker(work: Path, meta: Metainfo, n: int) -> bool:
+    reader, writer = await asyncio.open_connection("127.0.0.1", PORTS["bt tracker"])
+    try:
+        # 50 peers announcing again and again (distinct ids would fill MAX_PEERS_PER_SWARM)
+        query = (f"info_hash={'%42' * 20}&peer_id=-PK0100-{n % 50:012d}&port={7000 + n % 50}"
+                 "&uploaded=0&downloaded=0&left=0&compact=1")
+        writer.write(f"GET /announce?{query} HTTP/1.0\r\n\r\n".encode())
+        answer = await asyncio.wait_for(reader.read(), GOOD_TIMEOUT)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        return head.startswith(b"HTTP/1.") and b" 200 " in head and b"interval" in body
+    finally:
+        writer.close()
+
+
+_dht_client: list[DhtServer] = []
+
+
+async def good_dht(work: Path, meta: Metainfo, n: int) -> bool:
+    if not _dht_client:
+        _dht_client.append(await DhtServer.start("127.0.0.1", 0))
+    done = await _dht_client[0].ping(("127.0.0.1", PORTS["dht serve"]), timeout=GOOD_TIMEOUT)
+    return done is not None
+
+
+async def good_gnutella(work: Path, meta: Metainfo, n: int) -> bool:
+    leaf = Servent(role="leaf", rng=random.Random(n))
+    reader, writer = await asyncio.open_connection("127.0.0.1", PORTS["gnutella serve"])
+    try:
+        conn = leaf.connect("up", 0.0)
+        writer.write(conn.data_to_send())
+        while conn.state != cs.ESTABLISHED:
+            data = await asyncio.wait_for(reader.read(65536), GOOD_TIMEOUT)
+            if not data:
+                return False
+            conn.receive_data(data, 0.0)
+            writer.write(conn.data_to_send())
+    finally:
+        writer.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", PORTS["gnutella serve"])
+    try:
+        writer.write(b"GET /get/1/soak%20file.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), GOOD_TIMEOUT)
+        _, _, body = answer.partition(b"\r\n\r\n")
+        return body == (work / "share" / "soak file.bin").read_bytes()
+    finally:
+        writer.close()
+
+
+GOOD: dict[str, Callable[[Path, Metainfo, int], Awaitable[bool]]] = {
+    "bt seed": good_bt, "bt tracker": good_tracker, "dht serve": good_dht,
+    "gnutella serve": good_gnutella}
+
+
+# --- attackers ------------------------------------------------------------------------------
+
+
+def _first_bytes(name: str, meta: Metainfo) -> dict[str, bytes]:
+    handshake = (b"\x13BitTorrent protocol" + bytes(8) + meta.info_hash_v1 + b"-XX0000-attacker00")
+    return {
+        "bt seed": {"silent": b"\x13", "oversized": handshake + b"\xff\xff\xff\xf0\x07",
+                    "garbage": None, "never_read": None},
+        "bt tracker": {"silent": b"GET /", "oversized": b"GET /announce?" + b"a" * 65536,
+                       "garbage": None, "never_read": None},
+        "gnutella serve": {"silent": b"GN", "oversized": HUGE_RESET,
+                           "garbage": None,
+                           "never_read": b"GET /get/1/soak%20file.bin HTTP/1.1\r\n\r\n"},
+    }[name]
+
+
+class Attack:
+    """The attacker mix against one TCP server (or the DHT's UDP port)."""
+
+    def __init__(self, name: str, meta: Metainfo, rng: random.Random) -> None:
+        self.name, self.meta, self.rng = name, meta, rng
+        self.port = PORTS[name]
+        self.tasks: list[asyncio.Task] = []
+        self.sent = 0
+
+    def start(self, per_kind: int) -> None:
+        if self.name == "dht serve":
+            self.tasks = [asyncio.ensure_future(self._udp_flood(i)) for i in range(8)]
+            return
+        first = _first_bytes(self.name, self.meta)
+        kinds = [self._silent, self._slowloris, self._garbage, self._churn, self._oversized]
+        if first["never_read"]:
+            kinds.append(self._never_read)
+        for i in range(per_kind):
+            for kind in kinds:
+                self.tasks.append(asyncio.ensure_future(self._forever(kind, i, first)))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _forever(self, kind, i, first) -> None:
+        while True:
+            source = SOURCES[(i * 7 + len(self.tasks)) % len(SOURCES)]
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", self.port, local_addr=(self.rng.choice(SOURCES), 0))
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            del source
+            try:
+                await kind(reader, writer, first)
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.transport.abort()
+            self.sent += 1
+            await asyncio.sleep(0.01)
+
+    async def _hold(self, reader) -> None:
+        while await reader.read(65536):
+            pass
+
+    async def _silent(self, reader, writer, first) -> None:
+        writer.write(first["silent"])
+        await self._hold(reader)
+
+    async def _slowloris(self, reader, writer, first) -> None:
+        for byte in first["silent"] * 1000:
+            if reader.at_eof() or writer.is_closing():
+                return
+            writer.write(bytes([byte]))
+            await asyncio.sleep(1.0)
+
+    async def _garbage(self, reader, writer, first) -> None:
+        writer.write(self.rng.randbytes(4096))
+        await asyncio.wait_for(self._hold(reader), 30)
+
+    async def _churn(self, reader, writer, first) -> None:
+        await asyncio.sleep(0.05)
+
+    async def _oversized(self, reader, writer, first) -> None:
+        if self.name == "gnutella serve":  # a leaf's handshake first, then the RESET
+            conn = Servent(role="leaf", rng=random.Random(self.rng.random())).connect("up", 0)
+            writer.write(conn.data_to_send())
+            while conn.state != cs.ESTABLISHED:
+                data = await asyncio.wait_for(reader.read(65536), 10)
+                if not data:
+                    return
+                conn.receive_data(data, 0.0)
+                writer.write(conn.data_to_send())
+        writer.write(first["oversized"])
+        await asyncio.wait_for(self._hold(reader), 30)
+
+    async def _never_read(self, reader, writer, first) -> None:
+        writer.transport.pause_reading()
+        writer.write(first["never_read"])
+        await asyncio.sleep(30)
+
+    async def _udp_flood(self, i: int) -> None:
+        loop = asyncio.get_running_loop()
+        transports = []
+        for source in SOURCES[i::8]:
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=(source, 0))
+            transports.append(transport)
+        big = bencode.encode({b"t": b"aa", b"y": b"q", b"q": b"ping",
+                              b"a": {b"id": b"x" * 20, b"p": b"p" * 20000}})
+        try:
+            while True:
+                for transport in transports:
+                    kind = self.rng.random()
+                    data = big if kind < 0.3 else self.rng.randbytes(self.rng.randrange(1, 1400))
+                    transport.sendto(data, ("127.0.0.1", self.port))
+                    self.sent += 1
+                await asyncio.sleep(0.01)
+        finally:
+            for transport in transports:
+                transport.close()
+
+
+# --- one server -----------------------------------------------------------------------------
+
+
+async def phase(name: str, work: Path, meta: Metainfo, seconds: float, counter: list[int]):
+    good = GOOD[name]
+    results: list[tuple[bool, float]] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline or not results:
+        counter[0] += 1
+        start = time.monotonic()
+        try:
+            ok = await asyncio.wait_for(good(work, meta, counter[0]), GOOD_TIMEOUT)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, Exception):
+            ok = False
+        results.append((ok, time.monotonic() - start))
+        await asyncio.sleep(0.05)
+    latencies = sorted(t for ok, t in results if ok)
+    return {"runs": len(results), "success": sum(ok for ok, _ in results) / len(results),
+            "median_s": round(statistics.median(latencies), 4) if latencies else None,
+            "p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 4) if latencies
+            else None}
+
+
+async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
+                   per_kind: int) -> dict:
+    log = open(work / f"{name.replace(' ', '-')}.log", "w+b")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "p2pkit", *server_argv(name, work)],
+                            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    sampler = Sampler(proc.pid)
+    sampling = asyncio.ensure_future(sampler.run())
+    counter = [0]
+    try:
+        await asyncio.sleep(3.0)  # imports, listening
+        quiet = await phase(name, work, meta, seconds, counter)
+        baseline = sampler.last_rss
+        # the attackers in their own process, so they do not slow the well-behaved peers' loop
+        attacker = subprocess.Popen([sys.executable, __file__, "--attacker", name,
+                                     "--work", str(work), "--per-kind", str(per_kind)],
+                                    env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL)
+        try:
+            hostile = await phase(name, work, meta, seconds, counter)
+        finally:
+            attacker.send_signal(signal.SIGTERM)
+            try:
+                out, _ = attacker.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                attacker.kill()
+                out, _ = attacker.communicate(timeout=5)
+        sent = int(out.decode().strip() or 0)
+        recovery = await phase(name, work, meta, seconds, counter)
+        await asyncio.sleep(1.0)
+        after = sampler.last_rss
+    finally:
+        sampling.cancel()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            exit_status = proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            exit_status = proc.wait(5)
+    log.seek(0)
+    text = log.read().decode(errors="replace")
+    log.close()
+    return {"server": name, "quiet": quiet, "attack": hostile, "recovery": recovery,
+            "attack_connections": sent, "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
+            "baseline_rss_mb": round(baseline / 2**20, 1),
+            "recovered_rss_mb": round(after / 2**20, 1), "peak_fds": sampler.peak_fds,
+            "tracebacks": text.count("Traceback"), "exit_status": exit_status}
+
+
+async def main_async(args: argparse.Namespace) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="p2pkit-soak-") as tmp:
+        work = Path(tmp)
+        meta = prepare(work)
+        results = []
+        for name in args.servers:
+            results.append(await soak_one(name, work, meta, args.phase, args.per_kind))
+            if not args.json:
+                print(json.dumps(results[-1]), flush=True)
+        for client in _dht_client:
+            client.close()
+        return results
+
+
+def markdown_table(results: list[dict]) -> str:
+    """The docs' table (docs/guide/hostile-peers.md) from the results."""
+    def latency(phase: dict) -> str:
+        return f"{phase['median_s'] * 1000:.1f} / {phase['p95_s'] * 1000:.1f}" \
+            if phase["median_s"] is not None else "-"
+    rows = ["| Server | Well-behaved success (quiet / attack / recovery) | Latency ms, median / "
+            "p95 (quiet) | (attack) | Attacker connections | Peak RSS | RSS quiet → after "
+            "recovery | Peak fds | Tracebacks | Exit on SIGTERM |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        success = " / ".join(f"{r[p]['success']:.0%} ({r[p]['runs']})"
+                             for p in ("quiet", "attack", "recovery"))
+        rows.append(f"| `{r['server']}` | {success} | {latency(r['quiet'])} | "
+                    f"{latency(r['attack'])} | {r['attack_connections']} | "
+                    f"{r['peak_rss_mb']} MB | {r['baseline_rss_mb']} → "
+                    f"{r['recovered_rss_mb']} MB | {r['peak_fds']} | {r['tracebacks']} | "
+                    f"{r['exit_status']} |")
+    return "\n".join(rows)
+
+
+async def attacker_main(name: str, work: Path, per_kind: int) -> None:
+    """The attacker process: run the mix until SIGTERM, then print how many it sent."""
+    meta = Metainfo.parse((work / "album.torrent").read_bytes())
+    attack = Attack(name, meta, random.Random(1))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    attack.start(per_kind)
+    await stop.wait()
+    await attack.stop()
+    print(attack.sent, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--phase", type=float, default=200.0,
+                        help="seconds per phase (quiet, attack, recovery)")
+    parser.add_argument("--per-kind", type=int, default=25,
+                        help="attacker connections of each kind at once")
+    parser.add_argument("--servers", nargs="+", default=list(PORTS), choices=list(PORTS))
+    parser.add_argument("--json", action="store_true", help="one JSON document at the end")
+    parser.add_argument("--markdown", type=Path, metavar="JSONL",
+                        help="print the docs' table from a results file (one JSON a line)")
+    parser.add_argument("--attacker", choices=list(PORTS), help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.markdown:
+        lines = args.markdown.read_text().splitlines()
+        print(markdown_table([json.loads(line) for line in lines if line.strip()]))
+        return
+    if not only_loopback():
+        sys.exit("hostile_soak: run me inside `unshare -n` (only lo may exist)")
+    if args.attacker:
+        asyncio.run(attacker_main(args.attacker, args.work, args.per_kind))
+        return
+    results = asyncio.run(main_async(args))
+    if args.json:
+        print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

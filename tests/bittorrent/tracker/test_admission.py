@@ -1,0 +1,92 @@
+"""HTTP tracker admission (issue 13): idle connections cannot make a valid announce fail.
+
+Before the fix, MAX_CONNECTIONS idle sockets filled the tracker and every further connection
+was reset. Now a new connection replaces the oldest one still waiting for its request head.
+Limits are lowered with monkeypatch so a few dozen sockets (127.0.0.1 and 127.0.0.2) show it.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from p2pkit.bittorrent.tracker import server as tracker_server
+from p2pkit.bittorrent.tracker.http import parse_http_response
+from tests.bittorrent.tracker.test_server import query, raw_http, run_with_server
+
+
+@pytest.fixture
+def small_limits(monkeypatch):
+    monkeypatch.setattr(tracker_server, "MAX_CONNECTIONS", 16)
+    monkeypatch.setattr(tracker_server, "MAX_CONNECTIONS_PER_ADDRESS", 6)
+
+
+def idle_sockets(port, source, count):
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.settimeout(5)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /ann")  # a head that never ends
+        socks.append(s)
+    return socks
+
+
+@pytest.mark.parametrize("source", ["127.0.0.1", "127.0.0.2"], ids=["same-address",
+                                                                     "other-address"])
+def test_idle_connections_cannot_block_an_announce(small_limits, source):
+    def check(server, events):
+        socks = idle_sockets(server.http_port, source, 40)
+        try:
+            for n in range(3):  # the attackers' sockets are the oldest: they go first
+                raw = raw_http(server.http_port,
+                               f"GET /announce?{query(n)} HTTP/1.0\r\n\r\n".encode())
+                assert parse_http_response(raw).message.complete == n + 1
+            assert len(server._open) <= tracker_server.MAX_CONNECTIONS
+            per_source = sum(1 for h in server._open.values() if h == source)
+            assert per_source <= tracker_server.MAX_CONNECTIONS_PER_ADDRESS
+        finally:
+            for s in socks:
+                s.close()
+
+    run_with_server(check)
+
+
+def test_other_addresses_fill_the_slots_and_still_make_room(small_limits):
+    def check(server, events):
+        socks = []
+        try:
+            for i in range(2, 8):  # 6 addresses x 5 idle sockets: above MAX_CONNECTIONS
+                socks += idle_sockets(server.http_port, f"127.0.0.{i}", 5)
+            raw = raw_http(server.http_port, f"GET /announce?{query(1)} HTTP/1.0\r\n\r\n"
+                           .encode())
+            assert parse_http_response(raw).message.complete == 1
+            assert len(server._open) <= tracker_server.MAX_CONNECTIONS
+        finally:
+            for s in socks:
+                s.close()
+
+    run_with_server(check)
+
+
+def test_an_exception_on_one_request_closes_that_client_only(monkeypatch, caplog):
+    original = tracker_server.TrackerCore.handle_http_request
+
+    def buggy(self, head, peer, *, now):
+        if b"boom" in head:
+            raise RuntimeError("a bug one request can reach")
+        return original(self, head, peer, now=now)
+
+    monkeypatch.setattr(tracker_server.TrackerCore, "handle_http_request", buggy)
+
+    def check(server, events):
+        assert raw_http(server.http_port, b"GET /announce?boom HTTP/1.0\r\n\r\n") == b""
+        raw = raw_http(server.http_port, f"GET /announce?{query(1)} HTTP/1.0\r\n\r\n".encode())
+        assert parse_http_response(raw).message.complete == 1
+        assert server._open == {}
+
+    with caplog.at_level("WARNING", logger="p2pkit.bittorrent.tracker.server"):
+        run_with_server(check)
+    assert [r for r in caplog.records if "a bug one request" in r.getMessage()]
