@@ -29,6 +29,9 @@ payloads fed to a :class:`PeerWireStream` (transport ``utp``). A lost packet is 
 length: the peer-wire dissector resynchronises after it. The side that answered the SYN starts
 at the ``seq_nr`` of its ST_STATE answer; a SYN with a new ``seq_nr`` on the same addresses and
 ids, or an ST_RESET, ends a connection's lifetime.
+
+It stays one module: uTP reassembly feeds the same per-direction peer-wire decoder as TCP, and
+both share the extension-name state the two directions of one connection build together.
 """
 
 from __future__ import annotations

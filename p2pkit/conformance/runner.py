@@ -13,6 +13,10 @@ case went unanswered) and ``skipped`` (the run's deadline passed first).
 
 Reporters never run inside the runner: it calls ``on_result`` per case and returns a
 :class:`RunReport` they read.
+
+It stays one module: the datagram runner's verdicts, deadlines, probes and restarts are one
+loop, and the other transports plug into it through its hooks (``run_with``; streams have
+:mod:`p2pkit.conformance.stream_runner`).
 """
 
 from __future__ import annotations
