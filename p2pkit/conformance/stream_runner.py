@@ -44,6 +44,7 @@ from p2pkit.conformance.runner import (
     TargetError,
     _Sources,
     flatten,
+    run_with,
 )
 from p2pkit.conformance.verifiers import Check, lookup
 from p2pkit.errors import P2PKitError
@@ -545,19 +546,8 @@ async def run_stream_cases(cases: Iterable[Case], target: Address, protocol: Str
     """Run ``cases`` against the stream ``target`` and return the report."""
     if check_target:
         await preflight(target, protocol, timeout)
-    report = RunReport(protocol=name or protocol.name, target=f"{target[0]}:{target[1]}",
-                       strict=strict, started=time.time())
     runner = StreamRunner(target, protocol, strict=strict, timeout=timeout, silence=silence,
                           rng=rng, restart=restart)
-    began = time.monotonic()
-    for case in cases:
-        left = deadline - (time.monotonic() - began)
-        if left <= 0:
-            result = Result(case, "skipped", f"the run's deadline ({deadline:g} s) passed")
-        else:
-            result = await runner.run_case_bounded(case, left)
-        report.results.append(result)
-        if on_result is not None:
-            on_result(result)
-    report.duration = time.monotonic() - began
-    return report
+    return await run_with(runner, cases, protocol=name or protocol.name,
+                          target=f"{target[0]}:{target[1]}", deadline=deadline,
+                          on_result=on_result)
