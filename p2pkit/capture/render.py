@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from p2pkit import registry
@@ -14,7 +15,8 @@ from p2pkit.capture.record import Record
 from p2pkit.errors import ParseError
 from p2pkit.undecoded import UNDECODED_SUMMARY
 
-__all__ = ["Statistics", "render_jsonl", "render_summary", "render_tree"]
+__all__ = ["Statistics", "TreeLine", "record_tree", "render_jsonl", "render_summary", "render_tree",
+           "tree_lines"]
 
 def _summary_keys(protocol: str) -> tuple[str, ...] | None:
     """The fields the protocol's descriptor shows on summary lines (``summary``); None (every
@@ -57,24 +59,67 @@ def render_summary(record: Record, start: float = 0.0) -> str:
     return line + (" " + " ".join(keys) if keys else "")
 
 
-def _tree_lines(value: Any, indent: int, name: str = "") -> list[str]:
+@dataclass(frozen=True)
+class TreeLine:
+    """One line of a field tree (``dissect -V``): its text, indentation included, and the
+    dotted path of the field it shows (``r.nodes.0.id``; ``""`` for a header line), so a
+    reader (the conformance report) can mark the line of one field."""
+
+    text: str
+    path: str = ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def tree_lines(value: Any, indent: int, name: str = "", path: str = "") -> list[TreeLine]:
+    """The field tree of ``value`` (nested values indented four spaces a level, lists of
+    scalars on one line, large binaries as length + SHA-1), each line with its path.
+
+    >>> [str(t) for t in tree_lines({"id": "aa", "n": [1, 2]}, 1, "r", "r")]
+    ['    r:', '        id: "aa"', '        n: [1, 2]']
+    >>> [t.path for t in tree_lines({"id": "aa", "n": [1, 2]}, 1, "r", "r")]
+    ['r', 'r.id', 'r.n']
+    """
     pad = "    " * indent
     label = f"{name}: " if name else ""
     if isinstance(value, dict) and set(value) == {"length", "sha1"}:
-        return [f"{pad}{label}<{value['length']} bytes, sha1 {value['sha1']}>"]
+        return [TreeLine(f"{pad}{label}<{value['length']} bytes, sha1 {value['sha1']}>", path)]
     if isinstance(value, dict):
-        lines = [f"{pad}{name}:"] if name else []
+        lines = [TreeLine(f"{pad}{name}:", path)] if name else []
         for k, v in value.items():
-            lines += _tree_lines(v, indent + (1 if name else 0), str(k))
-        return lines or [f"{pad}{label}{{}}"]
+            lines += tree_lines(v, indent + (1 if name else 0), str(k),
+                                f"{path}.{k}" if path else str(k))
+        return lines or [TreeLine(f"{pad}{label}{{}}", path)]
     if isinstance(value, list):
         if all(not isinstance(v, (dict, list)) for v in value) and len(value) <= 8:
-            return [f"{pad}{label}{json.dumps(value, ensure_ascii=False)}"]
-        lines = [f"{pad}{name}: ({len(value)} items)"]
+            return [TreeLine(f"{pad}{label}{json.dumps(value, ensure_ascii=False)}", path)]
+        lines = [TreeLine(f"{pad}{name}: ({len(value)} items)", path)]
         for i, v in enumerate(value):
-            lines += _tree_lines(v, indent + 1, f"[{i}]")
+            lines += tree_lines(v, indent + 1, f"[{i}]", f"{path}.{i}" if path else str(i))
         return lines
-    return [f"{pad}{label}{json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value}"]
+    shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value
+    return [TreeLine(f"{pad}{label}{shown}", path)]
+
+
+def record_tree(record: Record) -> list[TreeLine]:
+    """The message line of ``record`` (protocol, message, where it lies) and its fields, as
+    ``dissect -V`` shows them under the frame line (:func:`render_tree`)."""
+    where = (f"stream offset {record.offset}, {record.length} bytes"
+             if record.offset is not None else f"{record.length} bytes")
+    lines = [TreeLine(f"  {record.protocol} {record.message} ({where})")]
+    base = record.offset or 0
+    for key, value in record.fields.items():
+        field_lines = tree_lines(value, 1, str(key), str(key))
+        span = record.spans.get(str(key))
+        if span is not None:  # tshark -V style: where the field lies in the stream/datagram
+            first = field_lines[0]
+            field_lines[0] = TreeLine(f"    [{base + span[0]}:{base + span[1]}] "
+                                      + first.text.lstrip(), first.path)
+        lines += field_lines
+    for d in record.deviations:
+        lines.append(TreeLine(f"    [deviation] {d}"))
+    return lines
 
 
 def render_tree(record: Record, start: float = 0.0) -> str:
@@ -89,22 +134,9 @@ def render_tree(record: Record, start: float = 0.0) -> str:
       bt-dht query (42 bytes)
         method: "ping"
     """
-    where = (f"stream offset {record.offset}, {record.length} bytes"
-             if record.offset is not None else f"{record.length} bytes")
-    lines = [
-        f"Frame {record.frame}: {record.time - start:.6f} {record.transport} {record.src} → "
-        f"{record.dst}",
-        f"  {record.protocol} {record.message} ({where})",
-    ]
-    base = record.offset or 0
-    for key, value in record.fields.items():
-        field_lines = _tree_lines(value, 1, str(key))
-        span = record.spans.get(str(key))
-        if span is not None:  # tshark -V style: where the field lies in the stream/datagram
-            field_lines[0] = f"    [{base + span[0]}:{base + span[1]}] " + field_lines[0].lstrip()
-        lines += field_lines
-    for d in record.deviations:
-        lines.append(f"    [deviation] {d}")
+    lines = [f"Frame {record.frame}: {record.time - start:.6f} {record.transport} {record.src} → "
+             f"{record.dst}"]
+    lines += [line.text for line in record_tree(record)]
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from p2pkit.conformance.case import Case, Computed, Raw, Step
 from p2pkit.conformance.runner import (
@@ -89,6 +89,10 @@ class StreamProtocol:
     """
 
     name = "stream"
+    #: The registry protocol whose dissector decodes the stream for the reports' field trees.
+    dissector: str | None = None
+    #: A verifier path's first part -> the record field showing it (``""``: the message line).
+    tree_aliases: ClassVar[dict[str, str]] = {}
 
     def context(self, case: Case, rng: random.Random) -> CaseContext:
         return CaseContext(case, rng)
@@ -155,6 +159,8 @@ class StreamAnswer:
     session: Session
     elapsed: float = 0.0
     deviations: list[Any] = field(default_factory=list)
+    #: Where the step's bytes start in ``session.received``.
+    offset: int = 0
 
     @property
     def closed(self) -> str | None:
@@ -445,7 +451,7 @@ class StreamRunner:
                 sent_at: float) -> StreamAnswer:
         data = bytes(session.received[start_bytes:])
         return StreamAnswer(data or None, list(session.messages[start:]), session,
-                            elapsed=time.monotonic() - sent_at)
+                            elapsed=time.monotonic() - sent_at, offset=start_bytes)
 
     async def _await(self, expect: Any, ctx: CaseContext, session: Session, start: int,
                      start_bytes: int, sent_at: float, wait: float) -> None:

@@ -34,6 +34,7 @@ from p2pkit.conformance.verifiers import (
     Verifier,
     _show,
     lookup,
+    shown,
 )
 
 __all__ = [
@@ -51,6 +52,13 @@ def summary(message: dict[str, Any]) -> str:
     fields = " ".join(f"{k}={_show(v)}" for k, v in message.items()
                       if k != "type" and not isinstance(v, (dict, list)))
     return f"{message.get('type')} ({fields})" if fields else str(message.get("type"))
+
+
+def _state(answer: Any) -> str:
+    """What the connection did when no message came."""
+    if answer.error:
+        return "unparseable bytes"
+    return f"closed ({answer.closed})" if answer.closed else "nothing"
 
 
 def _ending(answer: Any) -> str:
@@ -83,13 +91,17 @@ class Receives(Verifier):
         found = [m for m in messages if m.get("type") in self.types
                  and (self.where is None or self.where(m, ctx))]
         if not found:
+            got = ", ".join(summary(m) for m in messages[:3]) or _state(answer)
             return Check(False, f"no {wanted}{' ' + self.text if self.text else ''}"
-                                f"{_ending(answer)}", "type")
+                                f"{_ending(answer)}", "type", expected=f"a {wanted}", got=got)
         message = found[0]
+        index = next((i for i, m in enumerate(answer.messages) if m is message), None)
         for path, rule in self.fields.items():
-            reason = rule(lookup(message, path), ctx)
+            value = lookup(message, path)
+            reason = rule(value, ctx)
             if reason:
-                return Check(False, f"{message.get('type')}.{path}: {reason}", path)
+                return Check(False, f"{message.get('type')}.{path}: {reason}", path,
+                             expected=rule.describe(), got=shown(value), index=index)
         return OK
 
     def describe(self) -> str:
@@ -112,7 +124,9 @@ class NoMessage(Verifier):
         for m in answer.messages:
             if (not self.types or m.get("type") in self.types) and (
                     self.where is None or self.where(m, ctx)):
-                return Check(False, f"received a {summary(m)}", "type")
+                return Check(False, f"received a {summary(m)}", "type",
+                             expected=self.describe(), got=summary(m),
+                             index=answer.messages.index(m))
         return OK
 
     def describe(self) -> str:
@@ -132,7 +146,7 @@ class Closes(Verifier):
             return OK
         got = ", ".join(summary(m) for m in answer.messages[:3])
         return Check(False, "the connection stayed open" + (f" (received {got})" if got else ""),
-                     "closed")
+                     "closed", expected="closed", got="open")
 
     def describe(self) -> str:
         return "the target closes the connection"
@@ -144,9 +158,11 @@ class StaysOpen(Verifier):
 
     def check(self, answer: Any, ctx: Any) -> Check:
         if answer.error:
-            return Check(False, f"the target's bytes do not parse: {answer.error}", "")
+            return Check(False, f"the target's bytes do not parse: {answer.error}", "",
+                         expected="parseable messages", got=answer.error)
         if answer.closed:
-            return Check(False, f"the target closed the connection ({answer.closed})", "closed")
+            return Check(False, f"the target closed the connection ({answer.closed})", "closed",
+                         expected="open", got=answer.closed)
         return OK
 
     def describe(self) -> str:

@@ -13,17 +13,18 @@ records so each rule is written once), one of (:class:`OneOf`), within bounds
 
 >>> from p2pkit.dht import krpc
 >>> answer = Answer.of(krpc.encode(krpc.response(b"aa", id=bytes(20))), elapsed=0.01)
->>> All(IsResponse(), Field("r.id", Length(20))).check(answer, None)
-Check(ok=True, reason='', path=None)
->>> Field("r.id", Length(19)).check(answer, None).reason
-'r.id: 20 bytes, expected 19'
+>>> All(IsResponse(), Field("r.id", Length(20))).check(answer, None).ok
+True
+>>> failed = Field("r.id", Length(19)).check(answer, None)
+>>> failed.reason, failed.path, failed.expected, failed.got
+('r.id: 20 bytes, expected 19', 'r.id', 'length 19', '0000000000000000000000000000000000000000')
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from p2pkit.deviations import Deviation
 from p2pkit.dht import krpc
@@ -56,6 +57,7 @@ __all__ = [
     "Verifier",
     "Within",
     "lookup",
+    "shown",
 ]
 
 #: What :func:`lookup` returns for an absent field.
@@ -64,11 +66,18 @@ MISSING = _MISSING = object()
 
 @dataclass(frozen=True)
 class Check:
-    """A verifier's finding: ``path`` names the first differing field, if any."""
+    """A verifier's finding: ``path`` names the first differing field, if any, ``expected``
+    and ``got`` say what the rule wanted there and what the answer held (``"missing"`` for an
+    absent field), and ``index`` which message of the step's answer it is (streams, where a
+    step's answer is several messages). The reports mark that field in the received tree.
+    """
 
     ok: bool
     reason: str = ""
     path: str | None = None
+    expected: str | None = None
+    got: str | None = None
+    index: int | None = None
 
 
 OK = Check(True)
@@ -87,6 +96,12 @@ class Answer:
 
     #: What the answers are (reasons say "not KRPC"); other protocols' answers subclass this.
     WHAT = "KRPC"
+    #: The registry protocol whose dissector decodes these bytes for the reports' field trees
+    #: (the tree ``p2pkit dissect -V`` shows).
+    DISSECTOR = "bt-dht"
+    #: A verifier path's first part -> the field the dissector's record shows it as (``""``:
+    #: the record's message line, which names the message type).
+    TREE_ALIASES: ClassVar[Mapping[str, str]] = {"t": "transaction_id", "q": "method", "y": ""}
 
     @classmethod
     def decode_request(cls, data: bytes) -> Answer:
@@ -136,6 +151,11 @@ def lookup(value: Any, path: str) -> Any:
     return value
 
 
+def shown(value: Any) -> str:
+    """A field's value as a report shows it; ``"missing"`` for an absent one."""
+    return "missing" if value is _MISSING else _show(value)
+
+
 def _show(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(int(value))  # an ErrorCode shows as its number
@@ -164,9 +184,10 @@ def _resolve(ctx: Any, value: Any) -> Any:
 
 def _needs_answer(answer: Answer) -> Check | None:
     if answer.data is None:
-        return Check(False, "no answer", "")
+        return Check(False, "no answer", "", expected="an answer", got="no answer")
     if answer.message is None:
-        return Check(False, f"answer is not {answer.WHAT}: {answer.error}", "")
+        return Check(False, f"answer is not {answer.WHAT}: {answer.error}", "",
+                     expected=answer.WHAT, got=f"undecodable ({answer.error})")
     return None
 
 
@@ -301,8 +322,10 @@ class Field(Verifier):
         missing = _needs_answer(answer)
         if missing:
             return missing
-        reason = self.rule(answer.get(self.path), ctx)
-        return Check(False, f"{self.path}: {reason}", self.path) if reason else OK
+        value = answer.get(self.path)
+        reason = self.rule(value, ctx)
+        return Check(False, f"{self.path}: {reason}", self.path, expected=self.rule.describe(),
+                     got=shown(value)) if reason else OK
 
     def describe(self) -> str:
         return f"{self.path} {self.rule.describe()}"
@@ -319,9 +342,10 @@ class IsResponse(Verifier):
         if answer.kind == "e":
             e = answer.get("e")
             return Check(False, f"error {_show(lookup(e, 'code'))} "
-                                f"{_show(lookup(e, 'message'))}, expected a response", "y")
+                                f"{_show(lookup(e, 'message'))}, expected a response", "y",
+                         expected="r", got="e")
         return OK if answer.kind == "r" else Check(False, f"y is {answer.kind!r}, expected 'r'",
-                                                    "y")
+                                                    "y", expected="r", got=answer.kind)
 
     def describe(self) -> str:
         return "a response (y = r)"
@@ -339,11 +363,13 @@ class IsError(Verifier):
             return missing
         if answer.kind != "e":
             return Check(False, f"y is {answer.kind!r}, expected an error "
-                                f"{'/'.join(map(str, self.codes))}".rstrip(), "y")
+                                f"{'/'.join(map(str, self.codes))}".rstrip(), "y",
+                         expected="e", got=answer.kind)
         code = answer.get("e.code")
         if self.codes and (code is _MISSING or int(code) not in self.codes):
             return Check(False, f"error code {_show(code)}, expected "
-                                f"{' or '.join(map(str, self.codes))}", "e.code")
+                                f"{' or '.join(map(str, self.codes))}", "e.code",
+                         expected=" or ".join(map(str, self.codes)), got=shown(code))
         return OK
 
     def describe(self) -> str:
@@ -364,8 +390,8 @@ class Echo(Verifier):
         sent = ctx.current_t
         got = answer.get(self.path)
         return OK if got == sent else Check(
-            False, f"{self.path} is {_show(got) if got is not _MISSING else 'missing'}, "
-                   f"expected {_show(sent)}", self.path)
+            False, f"{self.path} is {shown(got)}, expected {_show(sent)}", self.path,
+            expected=_show(sent), got=shown(got))
 
     def describe(self) -> str:
         return f"{self.path} echoes the request's transaction id"
@@ -399,11 +425,13 @@ class ValidBySchema(Verifier):
             return missing
         for d in answer.deviations:
             if d.level == "MUST":
-                return Check(False, f"{d.message} [{d.rule}; {d.spec}]", _deviation_path(d))
+                return Check(False, f"{d.message} [{d.rule}; {d.spec}]", _deviation_path(d),
+                             expected="no MUST deviation", got=f"{d.rule}: {d.message}")
         try:
             krpc.KrpcMessage.parse(answer.data)
         except P2PKitError as e:
-            return Check(False, f"strict schema: {e}", "")
+            return Check(False, f"strict schema: {e}", "", expected="valid by the schema",
+                         got=str(e))
         return OK
 
     def describe(self) -> str:
@@ -428,7 +456,8 @@ class NoDeviation(Verifier):
             return missing
         for d in answer.deviations:
             if d.rule.startswith(self.prefix) and (not self.levels or d.level in self.levels):
-                return Check(False, f"{d.message} [{d.rule}; {d.spec}]", _deviation_path(d))
+                return Check(False, f"{d.message} [{d.rule}; {d.spec}]", _deviation_path(d),
+                             expected=f"no deviation {self.prefix}*", got=f"{d.rule}: {d.message}")
         return OK
 
     def describe(self) -> str:
@@ -446,7 +475,8 @@ class Within(Verifier):
         if answer.data is None:
             return Check(False, "no answer", "")
         return OK if answer.elapsed <= self.seconds else Check(
-            False, f"answered after {answer.elapsed:.3f} s, expected within {self.seconds} s")
+            False, f"answered after {answer.elapsed:.3f} s, expected within {self.seconds} s",
+            expected=f"within {self.seconds} s", got=f"{answer.elapsed:.3f} s")
 
     def describe(self) -> str:
         return f"answered within {self.seconds} s"
@@ -486,7 +516,8 @@ class Silence(Verifier):
     def check(self, answer: Answer, ctx: Any) -> Check:
         if answer.data is None:
             return OK
-        return Check(False, f"answered ({answer.kind}), expected no answer", "y")
+        return Check(False, f"answered ({answer.kind}), expected no answer", "y",
+                     expected="no answer", got=answer.kind)
 
     def describe(self) -> str:
         return "no answer"
@@ -533,7 +564,10 @@ class OneOf(Verifier):
         results = [v.check(answer, ctx) for v in self.verifiers]
         if any(r.ok for r in results):
             return OK
-        return Check(False, " / ".join(r.reason for r in results), results[0].path)
+        first = results[0]
+        return Check(False, " / ".join(r.reason for r in results), first.path,
+                     expected=" | ".join(v.describe() for v in self.verifiers), got=first.got,
+                     index=first.index)
 
     def describe(self) -> str:
         return "one of: " + " | ".join(v.describe() for v in self.verifiers)
@@ -556,7 +590,8 @@ class NoQueries(Verifier):
             got = Answer.of(data)
             method = got.get("method") if got.message is not None else None
             if self.method is None or method == self.method:
-                return Check(False, f"the target sent a {method} query", "q")
+                return Check(False, f"the target sent a {method} query", "q",
+                             expected="no query", got=str(method))
         return OK
 
     def describe(self) -> str:

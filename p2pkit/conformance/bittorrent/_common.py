@@ -150,6 +150,8 @@ class BitTorrentWire(StreamProtocol):
     """The BitTorrent peer wire (BEP 3, 6, 9, 10, 11, 52) for the stream runner."""
 
     name = "bittorrent"
+    dissector = "bittorrent"
+    tree_aliases = {"type": ""}
 
     def __init__(self, facts: TorrentFacts) -> None:
         self.facts = facts

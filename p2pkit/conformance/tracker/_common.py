@@ -123,6 +123,8 @@ class UdpTrackerAnswer(Answer):
     """A BEP 15 response from an IPv4 tracker (6-byte peers)."""
 
     WHAT = "a BEP 15 response"
+    DISSECTOR = "bt-tracker"
+    TREE_ALIASES = {"action": ""}
     SCHEMA = UdpTrackerResponse
 
     @classmethod
@@ -162,6 +164,8 @@ class HttpTrackerAnswer(Answer):
     """An HTTP tracker response: the bencoded body, decoded leniently (with deviations)."""
 
     WHAT = "a bencoded tracker response"
+    DISSECTOR = "bt-tracker-http"
+    TREE_ALIASES = {"http": "status"}
     #: The HTTP status code (None without a status line).
     status: int | None = None
 
