@@ -1,9 +1,11 @@
 """``p2pkit conformance ...``: judge a peer live by address, or the traffic of a capture.
 
-* ``p2pkit conformance run dht --target HOST:PORT [--cases GLOB] [--strict] [--list]
+* ``p2pkit conformance run dht --target [LABEL=]HOST:PORT [--target …] [--cases GLOB] [--strict] [--list]
   [--junit F] [--json F] [--html F] [--timeout S]``: play the harness's side of each case
   against a live target; a line per case, then a summary table. Exit 0 only when no MUST case
-  fails (under ``--strict``, no case at all), 1 otherwise, 2 on bad input.
+  fails (under ``--strict``, no case at all), 1 otherwise, 2 on bad input. Several
+  ``--target`` run the catalog against each in turn and give one report with a per-protocol
+  matrix; exit 0 only when no MUST case fails on any target.
 * ``p2pkit conformance run tracker --target URL``: the same for a tracker, by its announce URL
   (``http://HOST:PORT/announce`` runs the HTTP cases, ``udp://HOST:PORT`` the BEP 15 ones).
 * ``p2pkit conformance run bittorrent --target HOST:PORT (--torrent F | --magnet M) ...``: the
@@ -41,9 +43,10 @@ _PROTOCOLS = "|".join(sorted(CATALOGS))
 @conformance.command("run", help=(
     f"Run a PROTOCOL's conformance cases ({{{_PROTOCOLS}}}) against a live target."))
 @click.argument("protocol", type=click.Choice(sorted(CATALOGS)))
-@click.option("--target", metavar="HOST:PORT|URL",
+@click.option("--target", "targets", multiple=True, metavar="[LABEL=]HOST:PORT|URL",
               help="The peer under test, HOST:PORT (a tracker: its announce URL, "
-                   "http://HOST:PORT/announce or udp://HOST:PORT).")
+                   "http://HOST:PORT/announce or udp://HOST:PORT); repeatable: several "
+                   "targets give one report with a per-protocol matrix, each named LABEL.")
 @click.option("--cases", "patterns", multiple=True, metavar="GLOB",
               help="Only cases whose id matches (e.g. 'dht/bep44/*'); repeatable.")
 @click.option("--strict", is_flag=True, help="SHOULD and MAY cases fail the run too.")
@@ -60,7 +63,7 @@ _PROTOCOLS = "|".join(sorted(CATALOGS))
 @click.option("--magnet", metavar="URI",
               help="bittorrent: a magnet link of what the target seeds (info-hash only).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the reason of passing cases too.")
-def run_command(protocol: str, target: str | None, patterns: tuple[str, ...],
+def run_command(protocol: str, targets: tuple[str, ...], patterns: tuple[str, ...],
                 strict: bool, list_only: bool, junit_path: str | None, json_path: str | None,
                 html_path: str | None, timeout: float, deadline: float,
                 torrent_path: str | None, magnet: str | None, verbose: bool) -> int:
@@ -73,15 +76,43 @@ def run_command(protocol: str, target: str | None, patterns: tuple[str, ...],
             click.echo(f"{case.id:<58} {case.level:<6} {case.spec}")
         click.echo(f"{len(cases)} cases")
         return 0
-    if target is None:
+    if not targets:
         raise BadInput("--target", "missing: give the peer under test as " + (
             "its announce URL" if protocol == "tracker" else "HOST:PORT"))
     if timeout <= 0 or deadline <= 0:
         raise BadInput("--timeout", "must be positive")
+    from p2pkit.conformance.matrix import MatrixReport, parse_labelled_target
     from p2pkit.conformance.reporters.console import ConsoleReporter
-    from p2pkit.conformance.runner import run_cases
 
     console = ConsoleReporter(verbose=verbose)
+    labelled = [parse_labelled_target(t) for t in targets]
+    labels = [label or target for label, target in labelled]
+    if len(set(labels)) < len(labels):
+        raise BadInput("--target", f"the same label twice in {' '.join(labels)}: "
+                                   "name each target, LABEL=HOST:PORT")
+    runs = []
+    for label, (_, target) in zip(labels, labelled, strict=True):
+        if len(labelled) > 1:
+            console.console.print(f"[b]{label}[/b] ({target})")
+        report = _run_target(protocol, target, cases, patterns, stream, strict, timeout,
+                             deadline, console, label if len(labelled) > 1 else None)
+        report.label = label
+        console.summary(report)
+        runs.append(report)
+    matrix = MatrixReport(runs)
+    if len(runs) > 1:
+        console.matrix(matrix)
+    _write_reports(matrix, junit_path, json_path, html_path)
+    return 0 if matrix.ok else EXIT_DEVIATIONS
+
+
+def _run_target(protocol: str, target: str, cases: list, patterns: tuple[str, ...],
+                stream: object | None, strict: bool, timeout: float, deadline: float,
+                console: object, label: str | None) -> object:
+    """One target's run (``label`` names it in a multi-target run's error messages)."""
+    from p2pkit.conformance.runner import run_cases
+
+    flag = f"--target {label}" if label else "--target"
     try:
         if protocol == "tracker":
             from p2pkit.conformance.tracker.live import parse_tracker_url, run_tracker
@@ -96,7 +127,7 @@ def run_command(protocol: str, target: str | None, patterns: tuple[str, ...],
             try:
                 address = parse_host_port(target)
             except ValueError as e:
-                raise BadInput("--target", f"{target}: {e}") from None
+                raise BadInput(flag, f"{target}: {e}") from None
             if stream is not None:
                 from p2pkit.conformance.stream_runner import run_stream_cases
 
@@ -106,14 +137,11 @@ def run_command(protocol: str, target: str | None, patterns: tuple[str, ...],
             else:
                 run = run_cases(cases, address, protocol=protocol, strict=strict,
                                 timeout=timeout, deadline=deadline, on_result=console.line)
-        report = asyncio.run(run)
+        return asyncio.run(run)
     except TargetError as e:
-        raise BadInput("--target", str(e)) from None
+        raise BadInput(flag, str(e)) from None
     except OSError as e:
-        raise BadInput("--target", e) from None
-    console.summary(report)
-    _write_reports(report, junit_path, json_path, html_path)
-    return 0 if report.ok else EXIT_DEVIATIONS
+        raise BadInput(flag, e) from None
 
 
 def _stream_protocol(protocol: str, torrent_path: str | None, magnet: str | None,

@@ -220,6 +220,11 @@ class RunReport:
     started: float
     duration: float = 0.0
     results: list[Result] = field(default_factory=list)
+    #: The target's name in a multi-target run (``libtorrent``); the address otherwise.
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.target
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(VERDICTS, 0)

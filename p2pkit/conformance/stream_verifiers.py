@@ -189,8 +189,9 @@ class SessionRule(Verifier):
     def check(self, answer: Any, ctx: Any) -> Check:
         reason = self.fn(answer, ctx)
         if reason is None:
-            return Check(False, f"{self.pending}{_ending(answer)}", self.path)
-        return Check(False, reason, self.path) if reason else OK
+            return Check(False, f"{self.pending}{_ending(answer)}", self.path,
+                         expected=self.text, got=self.pending)
+        return Check(False, reason, self.path, expected=self.text, got=reason) if reason else OK
 
     def describe(self) -> str:
         return self.text

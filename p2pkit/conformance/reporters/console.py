@@ -1,4 +1,6 @@
-"""The console reporter: a live line per case (id, verdict, time), then a summary table."""
+"""The console reporter: a live line per case (id, verdict, time), then a summary table;
+with several targets, the matrix (a row per section, a column per target) and the cases whose
+verdicts differ between targets."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import IO
 from rich.console import Console
 from rich.table import Table
 
+from p2pkit.conformance.matrix import MatrixReport
 from p2pkit.conformance.runner import VERDICTS, Result, RunReport
 
 __all__ = ["ConsoleReporter"]
@@ -58,6 +61,37 @@ class ConsoleReporter:
                                    f"{_escape(r.reason)}")
         else:
             self.console.print("[green]no MUST case fails[/green]")
+
+
+    def matrix(self, matrix: MatrixReport) -> None:
+        """Verdict counts per section and target, then each case the targets disagree on."""
+        table = Table(title=f"{matrix.protocol} conformance matrix: "
+                            f"{len(matrix.runs)} targets")
+        table.add_column("section")
+        for run in matrix.runs:
+            table.add_column(f"{run.label}\n{run.target}" if run.label != run.target
+                             else run.target)
+        for section, rows in matrix.sections():
+            cells = []
+            for label in matrix.labels:
+                counts = Counter(row.verdicts[label] for row in rows if label in row.verdicts)
+                cells.append(" ".join(f"[{STYLE.get(v, '')}]{counts[v]} {v}[/]"
+                                      for v in VERDICTS if counts.get(v)) or "-")
+            table.add_row(section, *cells)
+        self.console.print(table)
+        differing = [row for row in matrix.rows() if row.differs]
+        if differing:
+            self.console.print(f"{len(differing)} case(s) where the targets differ:")
+            for row in differing:
+                verdicts = ", ".join(f"{label} [{STYLE.get(v, '')}]{v}[/]"
+                                     for label, v in row.verdicts.items())
+                self.console.print(f"  {_escape(row.case.id)} ({row.case.level}): {verdicts}")
+        failing = [run.label for run in matrix.runs if not run.ok]
+        if failing:
+            self.console.print(f"[bold red]a MUST case fails on: {', '.join(failing)}"
+                               "[/bold red]")
+        else:
+            self.console.print("[green]no MUST case fails on any target[/green]")
 
 
 def _escape(text: str) -> str:

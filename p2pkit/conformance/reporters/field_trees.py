@@ -166,9 +166,11 @@ def _tree_path(path: str, aliases: Mapping[str, str]) -> str:
 
 
 def _mark(trees: StepTrees, starts: list[int], exchange: Exchange,
-          aliases: Mapping[str, str]) -> None:
-    """Mark the received line of the failing field; for a field that is not there, add a
-    line saying so under the field that should hold it (or at the message's end)."""
+          aliases: Mapping[str, str], earlier: list[StepTrees]) -> None:
+    """Mark the received line of the failing field; a rule over the whole session (a
+    bitfield the target sent before the step) marks it in the earlier step that received it;
+    for a field that is nowhere, add a line saying so under the field that should hold it (or
+    at the message's end)."""
     check = exchange.check
     if check is None or check.ok or check.path is None:
         return
@@ -187,6 +189,11 @@ def _mark(trees: StepTrees, starts: list[int], exchange: Exchange,
         for i in scope:
             if lines[i].path == wanted:
                 trees.marked = i
+                return
+    for before in reversed(earlier):
+        for i, line in enumerate(before.received):
+            if line.path == wanted:
+                before.marked = i
                 return
     at, depth = last, 1
     for i in range(first, last):  # the deepest enclosing field present
@@ -243,8 +250,8 @@ def case_trees(result: Result) -> list[StepTrees]:
             trees.received, starts = _lines(got_records, received or b"", what)
         trees.received += _ending(exchange, received)
         pending.append((trees, exchange, aliases, starts))
-    for trees, exchange, aliases, starts in pending:
-        _mark(trees, starts, exchange, aliases)
+    for n, (trees, exchange, aliases, starts) in enumerate(pending):
+        _mark(trees, starts, exchange, aliases, out[:n])
     return out
 
 

@@ -2,6 +2,7 @@
 
 ``fail`` is a ``failure``, ``target-died`` an ``error``, ``unsupported`` and ``skipped`` are
 ``skipped``; ``non-strict`` and ``informational`` pass, with the finding in ``system-out``.
+With several targets, each target's suites are named ``LABEL: section``.
 """
 
 from __future__ import annotations
@@ -9,18 +10,22 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from p2pkit.conformance.matrix import MatrixReport
 from p2pkit.conformance.runner import RunReport
 
 __all__ = ["to_xml", "write"]
 
 
-def to_xml(report: RunReport) -> ET.Element:
-    root = ET.Element("testsuites", name=f"p2pkit conformance {report.protocol}",
-                      tests=str(len(report.results)), time=f"{report.duration:.3f}")
+def to_xml(report: RunReport | MatrixReport) -> ET.Element:
+    runs = report.runs if isinstance(report, MatrixReport) else [report]
+    many = len(runs) > 1
+    root = ET.Element("testsuites", name=f"p2pkit conformance {runs[0].protocol}",
+                      tests=str(sum(len(r.results) for r in runs)),
+                      time=f"{sum(r.duration for r in runs):.3f}")
     suites: dict[str, ET.Element] = {}
     totals = {"failures": 0, "errors": 0, "skipped": 0}
-    for result in report.results:
-        section = result.case.section
+    for run, result in ((r, result) for r in runs for result in r.results):
+        section = f"{run.label}: {result.case.section}" if many else result.case.section
         suite = suites.get(section)
         if suite is None:
             suite = suites[section] = ET.SubElement(
@@ -51,7 +56,7 @@ def to_xml(report: RunReport) -> ET.Element:
     return root
 
 
-def write(report: RunReport, path: str | Path) -> None:
+def write(report: RunReport | MatrixReport, path: str | Path) -> None:
     tree = ET.ElementTree(to_xml(report))
     ET.indent(tree)
     tree.write(path, encoding="utf-8", xml_declaration=True)
