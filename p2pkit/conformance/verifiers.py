@@ -564,9 +564,9 @@ class OneOf(Verifier):
         results = [v.check(answer, ctx) for v in self.verifiers]
         if any(r.ok for r in results):
             return OK
-        first = results[0]
+        first = results[0]  # the difference shown is the first alternative's
         return Check(False, " / ".join(r.reason for r in results), first.path,
-                     expected=" | ".join(v.describe() for v in self.verifiers), got=first.got,
+                     expected=first.expected or self.describe(), got=first.got,
                      index=first.index)
 
     def describe(self) -> str:
