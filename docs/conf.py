@@ -20,6 +20,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "p2pkit_schema_sphinx",
     "p2pkit_layout",
+    "p2pkit_json_schema",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
