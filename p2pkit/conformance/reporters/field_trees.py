@@ -135,16 +135,27 @@ class _Stream:
         return out
 
 
-def _lines(records: list[Record], data: bytes, what: str) -> tuple[list[TreeLine], list[int]]:
-    """Tree lines of ``records`` and where each record starts; undecodable bytes as hex."""
+def _lines(records: list[Record], data: bytes, what: str,
+           base: int | None) -> tuple[list[TreeLine], list[int]]:
+    """Tree lines of ``records`` and where each record starts; the bytes of an ``undecoded``
+    record as hex under it (``base``: where ``data`` starts in its stream, None for a
+    datagram), and all of ``data`` as hex when no record came of it."""
     lines: list[TreeLine] = []
     starts: list[int] = []
     for record in records[:MAX_RECORDS]:
         starts.append(len(lines))
         lines += record_tree(record)
+        if record.message == UNDECODED and data:
+            if base is None or record.offset is None:
+                lines += raw_lines(data, what)
+            else:
+                first = max(record.offset - base, 0)
+                chunk = data[first:max(record.offset - base + record.length, 0)]
+                if chunk:
+                    lines += raw_lines(chunk, what)
     if len(records) > MAX_RECORDS:
         lines.append(TreeLine(f"  … {len(records) - MAX_RECORDS} more messages"))
-    if data and (not records or any(r.message == UNDECODED for r in records)):
+    if data and not records:
         lines += raw_lines(data, what)
     return lines, starts
 
@@ -235,6 +246,7 @@ def case_trees(result: Result) -> list[StepTrees]:
                         else _Stream(descriptor))
                 if per_case:
                     conversations[name] = conv
+            bases = dict(getattr(conv, "offsets", {}))  # where this step's bytes start
             sent_records = conv.feed(exchange.sent, True) if exchange.sent else []
             got_records = conv.feed(received, False) if received else []
             if not per_case:  # one HTTP exchange, one connection
@@ -246,8 +258,9 @@ def case_trees(result: Result) -> list[StepTrees]:
                 sent_records += ended[True]
                 got_records += ended[False]
             what = f"not {getattr(answer, 'WHAT', name)}"
-            trees.sent, _ = _lines(sent_records, exchange.sent, what)
-            trees.received, starts = _lines(got_records, received or b"", what)
+            trees.sent, _ = _lines(sent_records, exchange.sent, what, bases.get(True))
+            trees.received, starts = _lines(got_records, received or b"", what,
+                                            bases.get(False))
         trees.received += _ending(exchange, received)
         pending.append((trees, exchange, aliases, starts))
     for n, (trees, exchange, aliases, starts) in enumerate(pending):
