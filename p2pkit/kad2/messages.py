@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import threading
 import zlib
 
 import construct
@@ -94,17 +95,19 @@ class _IPv4LittleEndian(Adapter):
 class _DepthLimited(construct.Subconstruct):
     """A recursive construct that refuses to nest deeper than :data:`MAX_SEARCH_DEPTH`."""
 
+    _nesting = threading.local()
+
     def _parse(self, stream, context, path):
-        depth = getattr(context, "_search_depth", 0) if context is not None else 0
+        depth = getattr(self._nesting, "depth", 0)
         if depth >= MAX_SEARCH_DEPTH:
             raise LimitExceeded(f"search expression deeper than {MAX_SEARCH_DEPTH} levels",
                                 protocol=PROTOCOL, path=path,
                                 offset=construct.stream_tell(stream, path))
-        context._search_depth = depth + 1
+        self._nesting.depth = depth + 1
         try:
             return self.subcon._parsereport(stream, context, path)
         finally:
-            context._search_depth = depth
+            self._nesting.depth = depth
 
 
 # fmt: off

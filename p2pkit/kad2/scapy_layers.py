@@ -1,4 +1,8 @@
-"""The scapy layer of eMule Kad2, on :data:`p2pkit.kad2.messages.KadPacketLenient`."""
+"""The scapy layer of eMule Kad2, on :data:`p2pkit.kad2.messages.KadPacketLenient`.
+
+``show()`` and ``summary()`` are the dissector's tree and summary line (the layer's
+``protocol`` names the ``emule-kad`` decoder).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ class KadLayer(SchemaLayer):
     """eMule Kad2, fields from :data:`p2pkit.kad2.messages.KadPacketLenient`."""
 
     name = "eMule Kad"
+    protocol = "emule-kad"
     fields_desc = [SchemaField("message", KadPacketLenient)]
 
     @classmethod
@@ -28,11 +33,6 @@ class KadLayer(SchemaLayer):
         """A Kad header byte (0xE4, or 0xE5 packed) and an opcode aMule knows."""
         return (len(data) >= 2 and data[0] in (OP_KADEMLIAHEADER, OP_KADEMLIAPACKEDPROT)
                 and data[1] in MESSAGES.names)
-
-    def mysummary(self) -> str:
-        packet = self.message
-        packed = " packed" if packet.protocol == "kad_packed" else ""
-        return f"Kad {packet.message.opcode}{packed}"
 
     def answers(self, other: Packet) -> bool:
         if not isinstance(other, KadLayer):

@@ -145,5 +145,5 @@ Tag = Schema(Struct(
 ), protocol=PROTOCOL, name="Tag")
 
 #: ``<count 1><tag>*count`` (``CFileDataIO::ReadTagPtrList``).
-TagList = PrefixedArray(Int8ul, Tag)
+TagList = Schema(PrefixedArray(Int8ul, Tag), protocol=PROTOCOL, name="TagList")
 # fmt: on

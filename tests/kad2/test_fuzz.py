@@ -1,0 +1,53 @@
+"""Random and truncated bytes: a record that says why, or a p2pkit error, never a traceback."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from p2pkit.capture.packets import Packet
+from p2pkit.errors import P2PKitError
+from p2pkit.kad2.dissect import KadDecoder
+from p2pkit.kad2.messages import KadPacket, KadPacketLenient
+from p2pkit.kad2.tags import TagList
+from tests.pcap_payloads import udp_datagrams
+
+REAL = [p for _, _, p in udp_datagrams("kad2-amule.pcap")]
+
+
+def _packet(payload: bytes) -> Packet:
+    return Packet(frame=1, time=0.0, transport="udp", src_ip="127.0.0.1", src_port=4672,
+                  dst_ip="127.0.0.2", dst_port=4672, payload=payload)
+
+
+@given(st.binary(max_size=600))
+def test_random_bytes_raise_only_p2pkit_errors(data):
+    for schema in (KadPacket, KadPacketLenient):
+        try:
+            schema.parse(data)
+        except P2PKitError:
+            pass
+    try:
+        TagList.parse(data)
+    except P2PKitError:
+        pass
+
+
+@given(st.sampled_from(REAL), st.data())
+def test_truncated_real_packets_give_an_undecoded_record_with_a_reason(payload, data):
+    cut = data.draw(st.integers(min_value=2, max_value=max(2, len(payload) - 1)))
+    records = KadDecoder().datagram(_packet(payload[:cut]))
+    if records is None:  # an obfuscated packet cut too short to be recognised
+        return
+    [record] = records
+    if record.message == "undecoded":
+        assert record.fields["reason"] in ("truncated", "malformed", "encrypted")
+
+
+@settings(max_examples=300)
+@given(st.sampled_from([b"\xe4", b"\xe5"]), st.binary(max_size=400))
+def test_random_bodies_behind_a_kad_header(head, body):
+    records = KadDecoder().datagram(_packet(head + body), forced=True)
+    assert records is not None and len(records) == 1
+    if records[0].message == "undecoded":
+        assert records[0].fields["reason"] in ("truncated", "malformed")
