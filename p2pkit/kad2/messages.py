@@ -35,10 +35,10 @@ import zlib
 import construct
 from construct import (
     Adapter,
-    BitStruct,
     BitsInteger,
-    ByteSwapped,
+    BitStruct,
     Bytes,
+    ByteSwapped,
     Flag,
     If,
     Int8ul,
@@ -58,7 +58,7 @@ from p2pkit.kad2.tags import MAX_TAG_VALUE, PROTOCOL, TagList, _length
 from p2pkit.kademlia.ids import id_bytes
 from p2pkit.schema import MessageTable, Schema
 
-__all__ = ["KAD_ID_BITS", "MAX_SEARCH_DEPTH", "MESSAGES", "OP_KADEMLIAHEADER",
+__all__ = ["KAD_ID_BITS", "MAX_SEARCH_DEPTH", "MESSAGES", "OPCODES", "OP_KADEMLIAHEADER",
            "OP_KADEMLIAPACKEDPROT", "PROTOCOL", "Contact", "KadId", "KadPacket",
            "KadPacketLenient", "SearchExpression", "inflate_bound"]
 
@@ -164,7 +164,7 @@ _Entry = Struct("id" / KadId, "tags" / TagList)
 
 #: opcode -> (name, body). Kad2 opcodes (``kad2/Client2Client/UDP.h``) and the Kad 1 opcodes
 #: Kad2 clients still send (``kad/Client2Client/UDP.h``: firewall checks, buddies, callbacks).
-MESSAGES = MessageTable({
+OPCODES: dict[int, tuple[str, construct.Construct]] = {
     0x01: ("bootstrap_req",       Struct()),
     0x09: ("bootstrap_res",       Struct("client_id" / KadId, "tcp_port" / Int16ul,
                                          "version" / Int8ul,
@@ -206,8 +206,10 @@ MESSAGES = MessageTable({
     0x60: ("ping",                Struct()),
     0x61: ("pong",                Struct("udp_port" / Int16ul)),
     0x62: ("firewall_udp",        Struct("error_code" / Int8ul, "udp_port" / Int16ul)),
-}, rule="kad2/unknown-opcode", spec="aMule KademliaUDPListener.cpp", key="opcode",
-   id_key="opcode_id", what="Kad opcode")
+}
+#: The message table of :data:`OPCODES` (strict and lenient switches, names, ids).
+MESSAGES = MessageTable(OPCODES, rule="kad2/unknown-opcode", spec="aMule KademliaUDPListener.cpp",
+                        key="opcode", id_key="opcode_id", what="Kad opcode")
 # fmt: on
 
 

@@ -24,7 +24,7 @@ KAD2 = ProtocolDescriptor(
     specs=("aMule KademliaUDPListener.cpp", "aMule kad2/Client2Client/UDP.h"),
     schemas=(
         "p2pkit.kad2.messages.KadPacket",
-        "p2pkit.kad2.messages.MESSAGES",
+        "p2pkit.kad2.messages.OPCODES",
         "p2pkit.kad2.messages.Contact",
         "p2pkit.kad2.messages.SearchExpression",
         "p2pkit.kad2.tags.Tag",

@@ -9,7 +9,12 @@ from __future__ import annotations
 from scapy.packet import Packet
 
 from p2pkit.capture.scapy_layers import SchemaField, SchemaLayer
-from p2pkit.kad2.messages import MESSAGES, OP_KADEMLIAHEADER, OP_KADEMLIAPACKEDPROT, KadPacketLenient
+from p2pkit.kad2.messages import (
+    MESSAGES,
+    OP_KADEMLIAHEADER,
+    OP_KADEMLIAPACKEDPROT,
+    KadPacketLenient,
+)
 
 __all__ = ["LAYERS", "KadLayer"]
 

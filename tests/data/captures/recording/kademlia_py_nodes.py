@@ -14,7 +14,7 @@ async def main():
         await s.listen(8468, interface=f"127.0.0.{31 + i}")
         nodes.append(s)
     for i, s in enumerate(nodes[1:], 1):
-        await s.bootstrap([("127.0.0.31", 8468)] + ([("127.0.0.%d" % (30 + i), 8468)] if i > 1 else []))
+        await s.bootstrap([("127.0.0.31", 8468)] + ([(f"127.0.0.{30 + i}", 8468)] if i > 1 else []))
     await asyncio.sleep(0.5)
     print("set", await nodes[3].set("p2pkit-key", "hello from python-kademlia"))
     await asyncio.sleep(0.3)
