@@ -21,7 +21,7 @@ RPCUDP = ProtocolDescriptor(
     messages=("request", "response", "undecoded"),
     summary=("method", "message_id", "key", "value", "stored", "nodes"),
     fields=(*UNDECODED_FIELDS, "method", "message_id", "arguments", "node_id", "key", "value",
-            "stored", "nodes", "result", "args"),
+            "stored", "nodes", "result", "args", "ip", "port"),
     scapy="p2pkit.rpcudp.scapy_layers:LAYERS",
 )
 
