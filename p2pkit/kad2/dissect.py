@@ -4,11 +4,15 @@ Each datagram starting with ``0xE4`` or ``0xE5`` is decoded with
 :data:`p2pkit.kad2.messages.KadPacketLenient` (an unknown opcode is a deviation, not a failure);
 one that breaks off or holds garbage is an ``undecoded`` record (truncated, or malformed at
 offset N). A datagram that looks obfuscated (:func:`p2pkit.kad2.obfuscation.looks_obfuscated`)
-between endpoints already seen speaking Kad, or to or from aMule's default Kad port, is an
-``undecoded`` record with reason ``encrypted`` and ``encryption="Kad obfuscation"``: it
-cannot be read without the receiver's key, and it does not disappear.
+between endpoints already seen speaking Kad, or to or from aMule's default Kad port, is read
+when the receiver's Kad id was seen earlier in the capture (its hello or bootstrap packets:
+the key is derived from it, :func:`p2pkit.kad2.obfuscation.deobfuscate`); the record then
+carries ``encryption="Kad obfuscation"`` and the clear header in ``obfuscation``. Otherwise
+it is an ``undecoded`` record with reason ``encrypted`` and ``encryption="Kad obfuscation"``:
+unread, but it does not disappear.
 
-The decoder remembers at most :data:`MAX_KAD_ENDPOINTS` endpoints (the oldest forgotten first).
+The decoder remembers at most :data:`MAX_KAD_ENDPOINTS` endpoints and their ids (the oldest
+forgotten first).
 
 Reached through the ``emule-kad`` descriptor (:mod:`p2pkit.kad2.protocol`).
 """
@@ -28,7 +32,7 @@ from p2pkit.kad2.messages import (
     PROTOCOL,
     KadPacketLenient,
 )
-from p2pkit.kad2.obfuscation import looks_obfuscated
+from p2pkit.kad2.obfuscation import deobfuscate, looks_obfuscated
 
 __all__ = ["DEFAULT_KAD_PORTS", "MAX_KAD_ENDPOINTS", "KadDecoder", "detect_kad"]
 
@@ -37,6 +41,8 @@ MAX_KAD_ENDPOINTS = 4096
 #: aMule's and eMule's default Kad (client UDP) port (``DEFAULT_UDP_PORT`` is TCP + 10).
 DEFAULT_KAD_PORTS = frozenset({4672})
 _HEADERS = (OP_KADEMLIAHEADER, OP_KADEMLIAPACKEDPROT)
+#: Messages whose ``client_id`` is their sender's Kad id (``SendMyDetails``, bootstrap).
+_SENDER_ID = frozenset({"hello_req", "hello_res", "bootstrap_res", "hello_res_ack"})
 
 
 def detect_kad(payload: bytes) -> bool:
@@ -50,15 +56,18 @@ class KadDecoder:
     """The ``emule-kad`` datagram decoder."""
 
     def __init__(self) -> None:
-        self._endpoints: OrderedDict[str, None] = OrderedDict()
+        #: endpoint -> its Kad id when seen (None until then).
+        self._endpoints: OrderedDict[str, bytes | None] = OrderedDict()
 
     def finish(self) -> list[Record]:
         return []
 
-    def _seen(self, *endpoints: str) -> None:
+    def _seen(self, *endpoints: str, sender_id: bytes | None = None) -> None:
         for endpoint in endpoints:
-            self._endpoints[endpoint] = None
+            self._endpoints.setdefault(endpoint, None)
             self._endpoints.move_to_end(endpoint)
+        if sender_id is not None:
+            self._endpoints[endpoints[0]] = sender_id
         while len(self._endpoints) > MAX_KAD_ENDPOINTS:
             self._endpoints.popitem(last=False)
 
@@ -73,6 +82,11 @@ class KadDecoder:
                 return None  # a first byte of 0xE4 alone is too little to claim a datagram
             return [self._decode(pkt)]
         if looks_obfuscated(payload) and (forced or self._known(pkt)):
+            receiver_id = self._endpoints.get(pkt.dst)
+            if receiver_id is not None:
+                record = self._deobfuscated(pkt, receiver_id)
+                if record is not None:
+                    return [record]
             return [undecoded(protocol=PROTOCOL, transport="udp", src=pkt.src, dst=pkt.dst,
                               reason="encrypted", length=len(payload),
                               frames=(pkt.frame, pkt.frame, 1), time=pkt.time,
@@ -85,24 +99,47 @@ class KadDecoder:
                               detail=f"first byte 0x{payload[0]:02x} is no Kad header")]
         return None
 
+    def _deobfuscated(self, pkt: Packet, receiver_id: bytes) -> Record | None:
+        try:
+            opened = deobfuscate(pkt.payload, receiver_id)
+        except ParseError as e:
+            return self._broken(pkt, e)
+        if opened is None:
+            return None
+        header = {"marker": pkt.payload[0], "random_key_part": pkt.payload[1:3].hex(),
+                  "padding": len(opened.padding),
+                  "receiver_verify_key": opened.receiver_verify_key,
+                  "sender_verify_key": opened.sender_verify_key}
+        return self._record(pkt, opened.packet, obfuscation=header)
+
+    def _broken(self, pkt: Packet, e: ParseError) -> Record:
+        short = any(w in e.reason for w in ("truncated", "past the end", "stream read"))
+        return undecoded(protocol=PROTOCOL, transport="udp", src=pkt.src, dst=pkt.dst,
+                         reason="truncated" if short else "malformed",
+                         length=len(pkt.payload), frames=(pkt.frame, pkt.frame, 1),
+                         time=pkt.time, at=e.offset or 0, detail=e.reason)
+
     def _decode(self, pkt: Packet) -> Record:
         payload = pkt.payload
         try:
             packet = KadPacketLenient.parse(payload)
         except ParseError as e:
-            at = e.offset or 0
-            short = "truncated" in e.reason or "past the end" in e.reason or "stream read" in e.reason
-            return undecoded(protocol=PROTOCOL, transport="udp", src=pkt.src, dst=pkt.dst,
-                             reason="truncated" if short else "malformed",
-                             length=len(payload), frames=(pkt.frame, pkt.frame, 1),
-                             time=pkt.time, at=at, detail=e.reason)
-        self._seen(pkt.src, pkt.dst)
+            return self._broken(pkt, e)
+        return self._record(pkt, packet)
+
+    def _record(self, pkt: Packet, packet, obfuscation: dict | None = None) -> Record:
         message = packet.message
+        sender_id = message.get("client_id") if message.opcode in _SENDER_ID else None
+        self._seen(pkt.src, pkt.dst, sender_id=sender_id)
         fields = json_fields(message, drop=("opcode",))
         if packet.protocol == "kad_packed":
             fields["packed"] = True
+        spans = {"protocol": (0, 1), "opcode": (1, 2)}
+        if obfuscation is not None:
+            fields["encryption"] = "Kad obfuscation"
+            fields["obfuscation"] = obfuscation
+            spans = {}
         return Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
                       dst=pkt.dst, protocol=PROTOCOL, message=str(message.opcode),
-                      fields=fields, length=len(payload), value=message,
-                      deviations=list(deviations_of(message)),
-                      spans={"protocol": (0, 1), "opcode": (1, 2)})
+                      fields=fields, length=len(pkt.payload), value=message,
+                      deviations=list(deviations_of(message)), spans=spans)

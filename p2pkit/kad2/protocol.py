@@ -28,14 +28,16 @@ KAD2 = ProtocolDescriptor(
         "p2pkit.kad2.messages.Contact",
         "p2pkit.kad2.messages.SearchExpression",
         "p2pkit.kad2.tags.Tag",
+        "p2pkit.kad2.obfuscation.ObfuscatedPacket",
+        "p2pkit.kad2.obfuscation.DeobfuscatedKadPacket",
     ),
     datagram_detector="p2pkit.kad2.dissect:detect_kad",
     datagram_decoder="p2pkit.kad2.dissect:KadDecoder",
     priority=250,
     messages="p2pkit.kad2.protocol:kad2_messages",
     summary=("client_id", "target", "keyword", "file", "tcp_port", "udp_port", "version", "type", "contacts",
-             "results", "entries", "load", "ip", "packed"),
-    fields=(*UNDECODED_FIELDS, "packed", "packed_size", "inflated_size"),
+             "results", "entries", "load", "ip", "packed", "encryption"),
+    fields=(*UNDECODED_FIELDS, "packed", "packed_size", "inflated_size", "obfuscation"),
     scapy="p2pkit.kad2.scapy_layers:LAYERS",
 )
 

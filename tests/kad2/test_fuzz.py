@@ -9,6 +9,7 @@ from p2pkit.capture.packets import Packet
 from p2pkit.errors import P2PKitError
 from p2pkit.kad2.dissect import KadDecoder
 from p2pkit.kad2.messages import KadPacket, KadPacketLenient
+from p2pkit.kad2.obfuscation import deobfuscate
 from p2pkit.kad2.tags import TagList
 from tests.pcap_payloads import udp_datagrams
 
@@ -42,6 +43,14 @@ def test_truncated_real_packets_give_an_undecoded_record_with_a_reason(payload, 
     [record] = records
     if record.message == "undecoded":
         assert record.fields["reason"] in ("truncated", "malformed", "encrypted")
+
+
+@given(st.binary(max_size=300), st.binary(min_size=16, max_size=16))
+def test_deobfuscating_random_bytes_gives_none_or_a_p2pkit_error(data, receiver_id):
+    try:
+        deobfuscate(data, receiver_id)
+    except P2PKitError:
+        pass
 
 
 @settings(max_examples=300)

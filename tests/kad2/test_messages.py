@@ -9,7 +9,7 @@ import pytest
 
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.kad2.messages import MESSAGES, KadPacket, KadPacketLenient, inflate_bound
-from p2pkit.kad2.obfuscation import looks_obfuscated
+from p2pkit.kad2.obfuscation import deobfuscate, looks_obfuscated
 from p2pkit.kad2.tags import Tag, TagList
 from p2pkit.kademlia.ids import distance
 from tests.pcap_payloads import udp_datagrams
@@ -59,10 +59,17 @@ def test_contact_ids_are_the_big_endian_numbers_amule_prints():
     assert res.tcp_port == 4670 and res.version == 8 and res.contacts == []
 
 
-def test_obfuscated_answers_to_a_version_8_peer_are_recognised():
+def test_obfuscated_answers_to_a_version_8_peer_are_recognised_and_read_with_its_id():
     obfuscated = [p for s, d, p in udp_datagrams(CAPTURE) if p[:1] not in (b"\xe4", b"\xe5")]
     assert len(obfuscated) == 3 and all(looks_obfuscated(p) for p in obfuscated)
     assert not any(looks_obfuscated(p) for _, _, p in kad_datagrams())
+    prober = KadPacket.parse(udp_datagrams(CAPTURE)[5][2]).message  # its hello_req, version 8
+    assert prober.opcode == "hello_req" and prober.version == 8
+    for payload in obfuscated:
+        opened = deobfuscate(payload, prober.client_id)
+        assert opened.packet.message.opcode == "hello_res"
+        assert opened.packet.message.tags[0].name == "TAG_KADMISCOPTIONS"
+        assert deobfuscate(payload, bytes(16)) is None  # another key: the magic is not there
 
 
 def test_every_opcode_builds_and_parses_back():
