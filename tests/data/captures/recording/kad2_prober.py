@@ -2,10 +2,12 @@
 is aMule's (see README-kad2.md). aMule refuses 127/8 contacts in its routing table
 (``IsGoodIPPort``), so two amuled instances on loopback never talk to each other by themselves;
 this prober plays the other peers. Usage: kad2_prober.py HOST:PORT [HOST:PORT ...]
+Prints every datagram it received as a JSON line {"from": "ip:port", "to": "ip:port", "hex": …}.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -38,6 +40,9 @@ def drain(s, wait=1.0):
             data, addr = s.recvfrom(65535)
         except TimeoutError:
             break
+        to = s.getsockname()
+        print(json.dumps({"from": f"{addr[0]}:{addr[1]}", "to": f"{to[0]}:{to[1]}",
+                          "hex": data.hex()}), flush=True)
         try:
             out.append(KadPacket.parse(data).message)
         except Exception:
