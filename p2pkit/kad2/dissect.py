@@ -134,12 +134,10 @@ class KadDecoder:
         fields = json_fields(message, drop=("opcode",))
         if packet.protocol == "kad_packed":
             fields["packed"] = True
-        spans = {"protocol": (0, 1), "opcode": (1, 2)}
         if obfuscation is not None:
             fields["encryption"] = "Kad obfuscation"
             fields["obfuscation"] = obfuscation
-            spans = {}
         return Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
                       dst=pkt.dst, protocol=PROTOCOL, message=str(message.opcode),
                       fields=fields, length=len(pkt.payload), value=message,
-                      deviations=list(deviations_of(message)), spans=spans)
+                      deviations=list(deviations_of(message)))

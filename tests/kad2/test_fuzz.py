@@ -60,3 +60,32 @@ def test_random_bodies_behind_a_kad_header(head, body):
     assert records is not None and len(records) == 1
     if records[0].message == "undecoded":
         assert records[0].fields["reason"] in ("truncated", "malformed")
+
+
+_NAMES = st.one_of(st.sampled_from(["TAG_FILENAME", "TAG_FILESIZE", "TAG_SOURCEUPORT"]),
+                   st.text(alphabet="abcdefghijklmnop", min_size=2, max_size=8))
+_TAGS = st.one_of(
+    st.builds(lambda n, v: {"type": "string", "name": n, "value": v}, _NAMES, st.text(max_size=40)),
+    st.builds(lambda n, v: {"type": "uint8", "name": n, "value": v}, _NAMES,
+              st.integers(0, 255)),
+    st.builds(lambda n, v: {"type": "uint64", "name": n, "value": v}, _NAMES,
+              st.integers(0, 2**64 - 1)),
+    st.builds(lambda n, v: {"type": "hash16", "name": n, "value": v}, _NAMES,
+              st.binary(min_size=16, max_size=16)),
+    st.builds(lambda n, v: {"type": "bsob", "name": n, "value": v}, _NAMES,
+              st.binary(max_size=255)),
+)
+_IDS = st.binary(min_size=16, max_size=16)
+
+
+@given(st.sampled_from(["kad", "kad_packed"]), _IDS, _IDS,
+       st.lists(st.tuples(_IDS, st.lists(_TAGS, max_size=5)), max_size=6))
+def test_search_results_round_trip(protocol, sender, target, results):
+    message = {"opcode": "search_res", "sender": sender, "target": target,
+               "results": [{"id": i, "tags": tags} for i, tags in results]}
+    data = KadPacket.build({"protocol": protocol, "message": message})
+    again = KadPacket.parse(data)
+    assert KadPacket.build(again) == data
+    assert [r.id for r in again.message.results] == [i for i, _ in results]
+    assert [[t.value for t in r.tags] for r in again.message.results] == \
+        [[t["value"] for t in tags] for _, tags in results]

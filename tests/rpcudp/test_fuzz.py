@@ -38,3 +38,18 @@ def test_truncated_real_datagrams(payload, data):
     records = RpcudpDecoder().datagram(_pkt(payload[:cut]), forced=True)
     if records:
         assert records[0].message in ("undecoded", "request", "response")
+
+
+_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
+              st.text(max_size=20), st.binary(max_size=30)),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=20)
+
+
+@given(st.sampled_from(["request", "response"]), st.binary(min_size=20, max_size=20), _VALUES)
+def test_envelopes_round_trip(kind, message_id, body):
+    data = RpcudpDatagram.build({"kind": kind, "message_id": message_id, "body": body})
+    again = RpcudpDatagram.parse(data)
+    assert again.body == body and RpcudpDatagram.build(again) == data
