@@ -66,7 +66,7 @@ def test_summary_and_show_read_like_the_dissector(registered):
 
 
 def test_other_traffic_is_untouched_and_unregister_restores_scapy(registered):
-    dns = IP(bytes(IP(dst="127.0.0.1") / UDP(sport=5353, dport=53) / DNS(qd=None)))
+    dns = IP(bytes(IP(dst="127.0.0.1") / UDP(sport=5353, dport=53) / DNS()))
     assert DNS in dns
     kad = bytes(IP(dst="127.0.0.1") / UDP(sport=1234, dport=4321) / bytes.fromhex("e401"))
     assert IP(kad).lastlayer().name == "eMule Kad"
