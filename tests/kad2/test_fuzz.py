@@ -89,3 +89,18 @@ def test_search_results_round_trip(protocol, sender, target, results):
     assert [r.id for r in again.message.results] == [i for i, _ in results]
     assert [[t.value for t in r.tags] for r in again.message.results] == \
         [[t["value"] for t in tags] for _, tags in results]
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.binary(max_size=300),
+                 st.binary(max_size=300).map(lambda b: b"\xe4" + b),
+                 st.binary(max_size=300).map(lambda b: b"\xe5" + b),
+                 st.binary(min_size=21, max_size=21).map(lambda b: b"\x00" + b[1:] + b"\x92")))
+def test_the_whole_datagram_dissector_never_raises_on_random_datagrams(payload):
+    from p2pkit.capture.datagrams import DatagramDissector
+
+    dissector = DatagramDissector()
+    records = [*dissector.datagram(_packet(payload)), *dissector.finish()]
+    for record in records:
+        if record.message == "undecoded":
+            assert record.fields["reason"]
