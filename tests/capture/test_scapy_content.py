@@ -73,3 +73,11 @@ def test_other_traffic_is_untouched_and_unregister_restores_scapy(registered):
     unregister()
     assert isinstance(IP(kad).lastlayer(), Raw)
     assert "guess_payload_class" not in UDP.__dict__
+
+
+def test_krpc_show_is_the_dissector_tree_on_the_bundled_sample(registered):
+    # p2pkit/data/sample-bittorrent-utp-dht.pcap is the same file as ndpi-bittorrent_utp.pcap
+    first = rdpcap(str(CAPTURES / "ndpi-bittorrent_utp.pcap"))[0]
+    text = first.show(dump=True)
+    assert "bt-dht query (104 bytes)" in text and 'method: "get_peers"' in text
+    assert 'info_hash: "f7f601d8a6276f762c2c3df274af2827f8d1f1de"' in text
