@@ -15,8 +15,8 @@ from p2pkit.capture.record import Record
 from p2pkit.errors import ParseError
 from p2pkit.undecoded import UNDECODED_SUMMARY
 
-__all__ = ["Statistics", "TreeLine", "record_tree", "render_jsonl", "render_summary", "render_tree",
-           "tree_lines"]
+__all__ = ["Statistics", "TreeLine", "message_line", "record_tree", "render_jsonl", "render_summary",
+           "render_tree", "tree_lines"]
 
 def _summary_keys(protocol: str) -> tuple[str, ...] | None:
     """The fields the protocol's descriptor shows on summary lines (``summary``); None (every
@@ -49,13 +49,24 @@ def render_summary(record: Record, start: float = 0.0) -> str:
     >>> render_summary(r, start=100.0)
     '    7   1.500000 10.0.0.1:1 → 10.0.0.2:2 bittorrent request index=1 begin=0 length=16384'
     """
+    return (f"{record.frame:5d} {record.time - start:10.6f} {record.src} → {record.dst} "
+            f"{message_line(record)}")
+
+
+def message_line(record: Record) -> str:
+    """The part of a summary line after the endpoints: protocol, message, key fields (scapy
+    layers show it as their ``summary()``).
+
+    >>> message_line(Record(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2",
+    ...                     protocol="bt-dht", message="query", fields={"method": "ping"}))
+    'bt-dht query method=ping'
+    """
     wanted = (UNDECODED_SUMMARY if record.message == "undecoded"
               else _summary_keys(record.protocol))
     if wanted is None:
         wanted = tuple(k for k, v in record.fields.items() if not isinstance(v, (dict, list)))
     keys = [f"{k}={_short(record.fields[k])}" for k in wanted if k in record.fields]
-    line = (f"{record.frame:5d} {record.time - start:10.6f} {record.src} → {record.dst} "
-            f"{record.protocol} {record.message}")
+    line = f"{record.protocol} {record.message}"
     return line + (" " + " ".join(keys) if keys else "")
 
 

@@ -15,6 +15,7 @@ class KrpcLayer(SchemaLayer):
     """KRPC (BEP 5), fields from :data:`p2pkit.dht.krpc.KrpcMessageLenient`."""
 
     name = "BT DHT (KRPC)"
+    protocol = "bt-dht"  # show(): the dissector's tree
     fields_desc = [SchemaField("message", KrpcMessageLenient)]
 
     @classmethod

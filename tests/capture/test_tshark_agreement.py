@@ -286,6 +286,10 @@ COVERAGE = {
     "dht-02-bep44-put-get.pcap": "KRPC kind, method, transaction id",
     "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap": "KRPC kind, method, transaction id",
     "gtkg123-plain-up2-3leaves.pcap": "Gnutella descriptor headers: exact agreement",
+    "kad2-amule.pcap": "eMule Kad2: opcodes and fields agree where tshark decodes "
+                       "(tests/kad2/test_tshark_agreement.py)",
+    "kademlia-py-rpcudp.pcap": "tshark 4.0 has no rpcudp/msgpack dissector; checked in "
+                               "tests/rpcudp",
     "gnutella-02-p2pkit-servents.pcap": "Gnutella descriptor headers: all of tshark's found",
     "ndpi-bittorrent.pcap": "peer wire: tshark's messages all found, p2pkit decodes more",
     "ndpi-bittorrent_tcp_miss.pcapng": "peer wire after MSE: exact agreement",

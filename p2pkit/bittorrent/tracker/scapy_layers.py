@@ -25,6 +25,7 @@ class UdpTrackerLayer(SchemaLayer):
     """UDP tracker protocol (BEP 15) request, fields from ``UdpTrackerRequest``."""
 
     name = "BT UDP tracker request"
+    protocol = "bt-tracker"  # show(): the dissector's tree
     fields_desc = [SchemaField("message", UdpTrackerRequest)]
 
     @classmethod
