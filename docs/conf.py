@@ -20,6 +20,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "p2pkit_schema_sphinx",
     "p2pkit_layout",
+    "p2pkit_captures",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
