@@ -321,7 +321,9 @@ class PeerWireJudge:
         if other.handshake is None:
             conn.info_hash = bytes(record.value.info_hash)
         else:
-            conn.complete = (record.offset or 0) == 0
+            # a handshake is only ever read at the start of a direction (after an MSE/PE
+            # preamble at most): with both, the connection was captured from its start
+            conn.complete = True
             echoed = bytes(record.value.info_hash) == conn.info_hash
             verdicts.append(("bep3/handshake/info-hash-echo", echoed, "" if echoed else
                              f"info-hash {bytes(record.value.info_hash).hex()}, the other "
