@@ -3,6 +3,7 @@ CLI (``p2pkit bt seed`` in a subprocess), for v1, v2 and hybrid torrents."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -73,8 +74,14 @@ def _free_port() -> int:
 @pytest.fixture
 def bt_seed(tmp_path: Path):
     """``p2pkit bt seed`` of the v1 test torrent in a subprocess: (HOST:PORT, torrent path)."""
+    with _bt_seed(tmp_path, "v1") as seed:
+        yield seed
+
+
+@contextlib.contextmanager
+def _bt_seed(tmp_path: Path, version: str):
     torrent = tmp_path / "album.torrent"
-    torrent.write_bytes(write_torrent(tmp_path / "seed", "v1"))
+    torrent.write_bytes(write_torrent(tmp_path / "seed", version))
     port = _free_port()
     seed = subprocess.Popen(
         [sys.executable, "-m", "p2pkit", "bt", "seed", str(torrent), "--data",
@@ -111,6 +118,21 @@ def test_cli_against_bt_seed_subprocess(bt_seed, tmp_path: Path) -> None:
     assert len(verdicts) >= 70
     assert "fail" not in verdicts.values() and "target-died" not in verdicts.values()
     assert verdicts["bittorrent/bep9/request/unknown-msg-type-ignored"] == "pass"
+
+
+def test_cli_bep52_against_v2_bt_seed(tmp_path: Path) -> None:
+    """The BEP 52 section through the CLI against ``p2pkit bt seed`` of a v2 torrent: the
+    leaf-hash request after a served block is answered (it was rejected before issue 11)."""
+    with _bt_seed(tmp_path, "v2") as (target, torrent):
+        out = tmp_path / "report.json"
+        run = subprocess.run(
+            [sys.executable, "-m", "p2pkit", "conformance", "run", "bittorrent", "--target",
+             target, "--torrent", str(torrent), "--cases", "bittorrent/bep52", "--json",
+             str(out)], env=ENV, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    verdicts = {c["id"]: c["verdict"] for c in json.loads(out.read_text())["cases"]}
+    assert verdicts["bittorrent/bep52/hash-request/leaf-after-piece"] == "pass"
+    assert set(verdicts.values()) <= {"pass", "informational"}, verdicts
 
 
 def test_pytest_plugin_against_bt_seed(bt_seed, tmp_path: Path) -> None:
