@@ -48,9 +48,10 @@ class CaptureRow:
     implementation: str
     endpoints: list[str] = field(default_factory=list)
     messages: int = 0
-    #: Section -> "pass", "fail: rule, rule" (MUST), "pass (SHOULD: rule)", or "" (no traffic).
+    #: Each section's verdict: ``pass``, ``fail: `` and the MUST rules failed, ``pass (SHOULD
+    #: failed: …)``, or empty (no traffic of that section).
     verdicts: dict[str, str] = field(default_factory=dict)
-    #: (rule, frame, reason) of the first failure of each failing rule.
+    #: The first failure of each failing rule: its id, frame and reason.
     evidence: list[tuple[str, int, str]] = field(default_factory=list)
 
     @property

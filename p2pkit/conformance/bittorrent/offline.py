@@ -19,7 +19,7 @@ they are not judged (``n/a``), never guessed. A connection whose handshakes were
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -58,8 +58,12 @@ MAX_CONNECTIONS = 4096
 MAX_REQUESTS = 4096
 #: BEP 52: "Length SHOULD NOT be greater than 512."
 MAX_HASH_REQUEST = 512
-#: Metadata (BEP 9) gathered per info-hash to learn the torrent's shape.
+#: Metadata (BEP 9) gathered per sender to learn the torrent's shape, and senders at once.
 MAX_METADATA = 16 << 20
+MAX_METADATA_SENDERS = 64
+#: Pieces remembered per side (announced by bitfield and have; a bitfield longer than this
+#: many bits, of a torrent whose shape is unknown, is not read).
+MAX_PIECES = 1 << 20
 FAST_MESSAGES = frozenset(bep3_handshake.FAST_MESSAGES)
 HASH_ANSWERS = ("hashes", "hash_reject")
 
@@ -221,21 +225,23 @@ Verdict = tuple[str, bool, str]
 class PeerWireJudge:
     """Judges the ``bittorrent`` records of a capture, connection by connection.
 
-    :meth:`records` follows the records (in frame order) and yields, for each message, the
-    verdicts of the rules it falls under as ``(record, rule id, ok, reason)``; the torrent's
-    shape comes from ``facts`` (by info-hash) and from BEP 9 metadata the capture carries,
-    gathered in a first pass (:meth:`learn`)."""
+    :meth:`judge` takes the records in frame order and returns, for each, the verdicts of the
+    rules it falls under as ``(rule id, ok, reason)``; the torrent's shape comes from
+    ``facts`` (by info-hash) and from BEP 9 metadata the capture carries, gathered in a first
+    pass over the same records (:meth:`learn`)."""
 
     def __init__(self, facts: Mapping[bytes, TorrentFacts] | None = None) -> None:
         self.facts: dict[bytes, TorrentFacts] = dict(facts or {})
         self.connections: dict[tuple[str, frozenset[str]], Connection] = {}
-        self._metadata: dict[tuple[str, str], dict[int, bytes]] = {}
+        self._metadata: dict[tuple[str, int], dict[int, bytes]] = {}
 
     # -- the torrent's shape from the capture's own BEP 9 metadata ----------------------------
 
     def learn(self, record: Any) -> None:
-        """First pass: gather ``ut_metadata`` data pieces and keep the info dictionaries that
-        hash to an info-hash (BEP 9: "the info-hash verification")."""
+        """First pass: gather each sender's ``ut_metadata`` data pieces; a whole info
+        dictionary gives the shape of the torrent its SHA-1 (and truncated SHA-256) names, the
+        info-hash of the connections that exchange it (BEP 9: "the info-hash verification";
+        metadata that hashes to no connection's info-hash is never used)."""
         if record.protocol != PROTOCOL or record.fields.get("extension") != "ut_metadata":
             return
         message = self._extension(record)
@@ -245,7 +251,10 @@ class PeerWireJudge:
         if not (isinstance(total, int) and isinstance(piece, int)
                 and 0 < total <= MAX_METADATA):
             return
-        pieces = self._metadata.setdefault((record.src, str(total)), {})
+        key = (record.src, total)
+        if key not in self._metadata and len(self._metadata) >= MAX_METADATA_SENDERS:
+            del self._metadata[next(iter(self._metadata))]
+        pieces = self._metadata.setdefault(key, {})
         if len(pieces) * METADATA_PIECE <= MAX_METADATA:
             pieces[piece] = bytes(message.get("metadata") or b"")
         info = b"".join(pieces.get(p, b"") for p in range(-(-total // METADATA_PIECE)))
@@ -257,16 +266,9 @@ class PeerWireJudge:
             return
         self.facts.update({k: v for k, v in torrent_facts([meta]).items()
                            if k not in self.facts})
-        del self._metadata[(record.src, str(total))]
+        del self._metadata[key]
 
     # -- the judging pass ----------------------------------------------------------------------
-
-    def records(self, records: Iterable[Any]) -> Iterator[tuple[Any, str, bool, str]]:
-        for record in records:
-            if record.protocol != PROTOCOL:
-                continue
-            for rule, ok, reason in self.judge(record):
-                yield record, rule, ok, reason
 
     def judge(self, record: Any) -> list[Verdict]:
         """The verdicts on one record (its sender's conduct)."""
@@ -387,7 +389,7 @@ class PeerWireJudge:
                                  f"last byte {data[-1]:#04x} for {count} pieces"))
             if size_ok and not spare:
                 me.pieces |= {i for i, has in enumerate(decode_bitfield(data, count)) if has}
-        else:
+        elif len(data) * 8 <= MAX_PIECES:
             me.pieces |= {i * 8 + b for i, byte in enumerate(data) for b in range(8)
                           if byte & (0x80 >> b)}
         return verdicts
@@ -406,7 +408,8 @@ class PeerWireJudge:
 
     def _on_have(self, conn: Connection, me: Side, other: Side, m: Any,
                  record: Any) -> list[Verdict]:
-        me.pieces.add(m.index)
+        if len(me.pieces) < MAX_PIECES:
+            me.pieces.add(m.index)
         facts = self._shape(conn)
         if facts is None:
             return []
