@@ -254,3 +254,102 @@ def test_the_judge_takes_any_message_sequence(sequence, bits: int) -> None:
                         deviations=deviations_of(value))
         for rule, ok, reason in judge.judge(record):
             assert rule in RULES and isinstance(ok, bool) and isinstance(reason, str)
+
+
+# -- each rule on a synthetic connection: the message that breaks it, at its frame ----------
+
+A, B = "10.0.0.1:1", "10.0.0.2:2"
+PEX = b"d5:added6:\x01\x02\x03\x04\x05\x067:added.f1:\x00e"
+
+
+def _records(messages, *, bits_a: int = 0x7, bits_b: int = 0x7):
+    """Records of a connection: handshakes (bits: 1 BEP 10, 2 fast, 4 DHT), then
+    ``messages`` as (sender, message, time); ``extended`` ones name their extension."""
+    from construct import Container
+
+    from p2pkit.bittorrent.wire.messages import PeerMessage, PeerMessageLenient
+    from p2pkit.capture.record import Record
+    from p2pkit.deviations import deviations_of
+
+    out = []
+    for frame, (src, bits) in enumerate(((A, bits_a), (B, bits_b)), 1):
+        reserved = Container(extension_protocol=bool(bits & 1), fast=bool(bits & 2),
+                             dht=bool(bits & 4), v2_upgrade=False, unknown=0)
+        out.append(Record(frame=frame, time=0.0, transport="tcp", src=src,
+                          dst=B if src == A else A, protocol="bittorrent",
+                          message="handshake", offset=0, length=68, value=Container(
+                              reserved=reserved, info_hash=bytes(20), peer_id=bytes(20))))
+    for frame, (src, message, time) in enumerate(messages, 3):
+        name = message.pop("extension", None)
+        data = PeerMessage.build(message)
+        value = PeerMessageLenient.parse(data)
+        out.append(Record(frame=frame, time=time, transport="tcp", src=src,
+                          dst=B if src == A else A, protocol="bittorrent", message=value.type,
+                          fields={"extension": name} if name else {}, offset=68 + frame,
+                          length=len(data), value=value, deviations=deviations_of(value)))
+    return out
+
+
+def _failed(records) -> dict[str, list[int]]:
+    from p2pkit.conformance.bittorrent.offline import PeerWireJudge
+
+    judge, found = PeerWireJudge(), {}
+    for record in records:
+        for rule, ok, _ in judge.judge(record):
+            if not ok:
+                found.setdefault(rule, []).append(record.frame)
+    return found
+
+
+def _ext(payload: bytes, name: str, ext_id: int = 1) -> dict:
+    return {"type": "extended", "extended_id": ext_id, "payload": payload, "extension": name}
+
+
+@pytest.mark.parametrize("messages, options, expected", [
+    # BEP 11: two ut_pex messages 10 s apart (the second is the offence), then 61 s later
+    ([(A, _ext(PEX, "ut_pex"), 0.0), (A, _ext(PEX, "ut_pex"), 10.0),
+      (A, _ext(PEX, "ut_pex"), 71.0)], {}, {"bep11/rate": [4]}),
+    # BEP 11: two added peers, one flag byte
+    ([(A, _ext(b"d5:added12:" + bytes(12) + b"7:added.f1:\x00e", "ut_pex"), 0.0)], {},
+     {"bep11/flags": [3]}),
+    # BEP 6 and 10 and 5: messages of extensions the other side did not enable
+    ([(A, {"type": "have_all"}, 0.0)], {"bits_b": 0x5}, {"bep6/enabled-by-both": [3]}),
+    ([(A, _ext(b"de", "handshake", 0), 0.0)], {"bits_b": 0x6}, {"bep10/enabled-by-both": [3]}),
+    ([(A, {"type": "port", "port": 6881}, 0.0)], {"bits_a": 0x3}, {"bep5/port-message": [3]}),
+    # BEP 3: a bitfield after a have; BEP 6: a bitfield after have_none
+    ([(A, {"type": "have", "index": 1}, 0.0), (A, {"type": "bitfield", "bitfield": b"\x80"},
+                                               0.0)], {}, {"bep3/bitfield/first": [4]}),
+    ([(A, {"type": "have_none"}, 0.0), (A, {"type": "bitfield", "bitfield": b"\x80"}, 0.0)],
+     {}, {"bep6/have/only-first": [4]}),
+    # BEP 3: a piece while choking, never requested, of a piece never announced
+    ([(B, {"type": "request", "index": 0, "begin": 0, "length": 4}, 0.0),
+      (A, {"type": "have_all"}, 0.0),
+      (A, {"type": "piece", "index": 0, "begin": 0, "piece": b"abcd"}, 0.0),
+      (A, {"type": "unchoke"}, 0.0),
+      (A, {"type": "piece", "index": 0, "begin": 0, "piece": b"abcd"}, 0.0)], {},
+     {"bep3/choke/no-data-while-choked": [5], "bep3/piece/requested": [7]}),
+    ([(A, {"type": "have_none"}, 0.0), (A, {"type": "unchoke"}, 0.0),
+      (B, {"type": "request", "index": 3, "begin": 0, "length": 4}, 0.0),
+      (A, {"type": "piece", "index": 3, "begin": 0, "piece": b"abcd"}, 0.0)], {},
+     {"bep3/piece/announced": [6]}),
+    # BEP 6: an allowed_fast piece may come while choking; a reject of nothing requested
+    ([(A, {"type": "have_all"}, 0.0), (A, {"type": "allowed_fast", "index": 2}, 0.0),
+      (B, {"type": "request", "index": 2, "begin": 0, "length": 4}, 0.0),
+      (A, {"type": "piece", "index": 2, "begin": 0, "piece": b"abcd"}, 0.0),
+      (A, {"type": "reject_request", "index": 2, "begin": 0, "length": 4}, 0.0)], {},
+     {"bep6/reject/unrequested": [7]}),
+    # BEP 52: a length of 3; hashes nobody asked for
+    ([(A, {"type": "hash_request", "pieces_root": bytes(32), "base_layer": 0, "index": 0,
+           "length": 3, "proof_layers": 0}, 0.0),
+      (B, {"type": "hash_reject", "pieces_root": bytes(32), "base_layer": 0, "index": 0,
+           "length": 4, "proof_layers": 0}, 0.0)], {},
+     {"bep52/hash-request/bounds": [3], "bep52/hashes/correlate": [4]}),
+    # BEP 9: total_size other than metadata_size, a short middle piece, a piece beyond
+    ([(A, _ext(b"d13:metadata_sizei20000ee", "handshake", 0), 0.0),
+      (A, _ext(b"d8:msg_typei1e5:piecei0e10:total_sizei20001ee" + bytes(100), "ut_metadata"),
+       0.0),
+      (B, _ext(b"d8:msg_typei0e5:piecei5ee", "ut_metadata"), 0.0)], {},
+     {"bep9/data/total-size": [4], "bep9/data/piece-size": [4], "bep9/piece-index": [5]}),
+])
+def test_each_rule_catches_its_offence(messages, options, expected) -> None:
+    assert _failed(_records(messages, **options)) == expected
