@@ -21,6 +21,7 @@ extensions = [
     "p2pkit_schema_sphinx",
     "p2pkit_layout",
     "p2pkit_json_schema",
+    "p2pkit_captures",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -191,18 +192,30 @@ def _write_reports(report: object, junit_path: str | None, json_path: str | None
 @click.argument("capture", metavar="CAPTURE|-")
 @click.option("--endpoint", type=HostPort(), help="Judge only this sender, HOST:PORT.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool) -> int:
-    """Judge every DHT node and tracker seen in a CAPTURE (pcap/pcapng), or - for standard
-    input, by the DHT and tracker rules."""
+@click.option("--torrent", "torrent_paths", multiple=True, metavar="F",
+              help="A torrent the capture's peers exchange (its piece count and length for "
+                   "the peer-wire bounds rules); repeatable.")
+def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool,
+                  torrent_paths: tuple[str, ...] = ()) -> int:
+    """Judge every DHT node, tracker and BitTorrent peer seen in a CAPTURE (pcap/pcapng), or
+    - for standard input, by the DHT, tracker and peer-wire rules."""
+    from p2pkit.bittorrent.wire.metainfo import Metainfo
     from p2pkit.conformance.offline import check_capture
     from p2pkit.errors import P2PKitError
+
+    torrents = []
+    for path in torrent_paths:
+        try:
+            torrents.append(Metainfo.parse(Path(path).read_bytes()))
+        except (OSError, P2PKitError) as e:
+            raise BadInput(path, e) from None
 
     source = capture_source(capture)
     if capture == "-":
         capture = "standard input"
     where = None if endpoint is None else show_host_port(*endpoint)
     try:
-        report = check_capture(source, where)
+        report = check_capture(source, where, torrents=torrents)
         report.capture = capture
     except OSError as e:
         raise BadInput(capture, e) from None
@@ -225,7 +238,8 @@ def _print_check(report: object) -> None:
 
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     if not report.endpoints:
-        console.print(f"{report.capture}: no DHT or tracker traffic in {report.frames} frames")
+        console.print(f"{report.capture}: no DHT, tracker or peer-wire traffic in "
+                      f"{report.frames} frames")
         return
     for who in report.endpoints.values():
         table = Table(title=f"{who.endpoint} ({who.implementation}): {who.messages} messages")

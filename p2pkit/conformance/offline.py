@@ -169,13 +169,30 @@ def _rulesets(rules: tuple[OfflineRule, ...]) -> dict[str, tuple[tuple[OfflineRu
     return {PROTOCOL: (rules, _krpc_answer), **TRACKER}
 
 
+#: BitTorrent records buffered for the peer-wire rules' two passes (piece data dropped).
+MAX_PEER_WIRE_RECORDS = 2_000_000
+
+
 def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = None,
-          rules: tuple[OfflineRule, ...] = RULES) -> CaptureReport:
-    """Apply ``rules`` to every KRPC record, and the tracker rules
-    (:mod:`p2pkit.conformance.tracker.offline`) to every tracker answer (of ``endpoint``'s,
-    when given)."""
+          rules: tuple[OfflineRule, ...] = RULES, torrents: Iterable[Any] = ()
+          ) -> CaptureReport:
+    """Apply ``rules`` to every KRPC record, the tracker rules
+    (:mod:`p2pkit.conformance.tracker.offline`) to every tracker answer, and the peer-wire
+    rules (:mod:`p2pkit.conformance.bittorrent.offline`) to every BitTorrent connection (of
+    ``endpoint``'s, when given); ``torrents`` (:class:`~p2pkit.bittorrent.wire.metainfo.Metainfo`)
+    give the peer-wire rules the shape of torrents whose metadata the capture does not carry."""
+    from p2pkit.conformance.bittorrent import offline as peer_wire
+
     rulesets = _rulesets(rules)
+    wire: list[Any] = []
     for record in records:
+        if record.protocol == peer_wire.PROTOCOL:
+            if len(wire) < MAX_PEER_WIRE_RECORDS:
+                wire.append(peer_wire.light(record))
+            elif report.warning is None:
+                report.warning = (f"more than {MAX_PEER_WIRE_RECORDS} peer-wire messages: "
+                                  "the rest are not judged")
+            continue
         if record.protocol not in rulesets or record.value is None:
             continue
         if endpoint is not None and record.src != endpoint:
@@ -205,17 +222,20 @@ def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = 
                 tally.failed += 1
                 if len(tally.failures) < MAX_FAILURES_KEPT:
                     tally.failures.append((record.frame, result.reason))
+    if wire:
+        peer_wire.judge_capture(wire, report, endpoint, peer_wire.torrent_facts(torrents))
     return report
 
 
-def check_capture(path: str | Path, endpoint: str | None = None) -> CaptureReport:
-    """Judge every DHT node and tracker of a capture (only ``endpoint``, ``HOST:PORT``, if
-    given)."""
+def check_capture(path: str | Path, endpoint: str | None = None,
+                  torrents: Iterable[Any] = ()) -> CaptureReport:
+    """Judge every DHT node, tracker and BitTorrent peer of a capture (only ``endpoint``,
+    ``HOST:PORT``, if given); ``torrents`` as for :func:`judge`."""
     from p2pkit.capture.dissect import Dissection
 
     dissection = Dissection(path)
     report = CaptureReport(capture=str(path))
-    judge(dissection, report, endpoint)
+    judge(dissection, report, endpoint, torrents=torrents)
     report.frames = dissection.frames
     if dissection.error is not None:
         report.warning = str(dissection.error)

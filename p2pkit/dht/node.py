@@ -620,14 +620,20 @@ class Node:
 
     def _answer_get(self, msg: Container, addr: Address, now: float) -> Container:
         answer = krpc.response(msg.t, id=self.id, token=self.tokens.token_for(addr[0], now))
-        answer.r.update(self._nodes(msg.a.target, addr, msg.a.get("want"), now))
+        # BEP 44 §Messages: "Responses to ``get`` should always include ``nodes`` and
+        # ``nodes6``" (both families unless a BEP 32 ``want`` asks for one).
+        answer.r.update(self._nodes(msg.a.target, addr, msg.a.get("want") or ("n4", "n6"),
+                                    now))
         item = self.items.get(msg.a.target, now)
         if item is not None:
             if item.mutable:
-                answer.r.update(dict(k=item.k, seq=item.seq, sig=item.sig))
-                # BEP 44: a get with "seq" only wants the value when ours is newer
+                answer.r["seq"] = item.seq
+                # BEP 44 §get message: "If a stored item exists but its sequence number is
+                # less than or equal to the ``seq`` field then the ``k``, ``v``, and ``sig``
+                # fields SHOULD be omitted from the response."
                 if msg.a.get("seq") is not None and item.seq <= msg.a.seq:
                     return answer
+                answer.r.update(dict(k=item.k, sig=item.sig))
             answer.r["v"] = item.v
         return answer
 

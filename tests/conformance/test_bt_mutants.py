@@ -126,6 +126,16 @@ def mutant_unrequested_piece_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     _set_receiver(monkeypatch, "piece", on_piece)
 
 
+def mutant_unknown_msg_type_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seeder before issue 11: a ut_metadata msg_type it does not know closes."""
+    monkeypatch.setattr(connection_module, "_unknown_msg_type", lambda payload: False)
+
+
+def mutant_no_leaf_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seeder before issue 11: base-layer-0 hash requests are rejected."""
+    monkeypatch.setattr(TorrentSession, "_leaf_pieces", lambda self, event: None)
+
+
 MUTANTS = [
     (mutant_wrong_pstr, ("bep3/handshake/pstr",)),
     (mutant_info_hash_not_echoed, ("bep3/handshake/info-hash-echo",)),
@@ -137,6 +147,8 @@ MUTANTS = [
     (mutant_request_beyond_piece_end, ("bep3/request/block-bounds",)),
     (mutant_keep_alive_closes, ("bep3/keep-alive",)),
     (mutant_unrequested_piece_kept, ("bep6/piece/unrequested",)),
+    (mutant_unknown_msg_type_closes, ("bep9/unknown-msg-type",)),
+    (mutant_no_leaf_hashes, ("bep52/hash-request/leaf-layer",)),
 ]
 
 

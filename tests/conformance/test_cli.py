@@ -54,10 +54,11 @@ def test_full_run_against_served_node(served_node: str, tmp_path) -> None:
     assert time.monotonic() - started < 120
 
 
-def test_strict_run_fails_on_should(served_node: str) -> None:
+def test_strict_run_passes(served_node: str) -> None:
+    """p2pkit's node meets the BEP 44 SHOULDs too (``nodes6``, ``k``/``sig`` omitted)."""
     result = _cli("conformance", "run", "dht", "--target", served_node, "--strict",
                   "--cases", "dht/bep44/get/*")
-    assert result.returncode == 1
+    assert result.returncode == 0, result.stdout[-2000:]
     assert "dht/bep44/get/nodes6" in result.stdout
 
 

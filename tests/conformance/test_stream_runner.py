@@ -153,9 +153,14 @@ def test_magnet_only_marks_torrent_cases_unsupported(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("strict", [False, True])
-def test_reports_of_a_stream_run(tmp_path: Path, strict: bool) -> None:
+def test_reports_of_a_stream_run(tmp_path: Path, strict: bool,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from p2pkit.bittorrent.peer import connection
     from p2pkit.conformance.reporters import html, json_report, junit
 
+    # a seeder that closes on an unknown ut_metadata msg_type (as p2pkit's did before issue
+    # 11): one failing case whose exchanges the reports must show
+    monkeypatch.setattr(connection, "_unknown_msg_type", lambda payload: False)
     report = run_against_own_seeder(tmp_path, select(catalog("bittorrent"), [
         "bittorrent/bep9/request"]), version="v1", strict=strict)
     document = json_report.to_document(report)

@@ -63,6 +63,7 @@ from p2pkit.bittorrent.peer.session import (
     BlockRequested,
     DhtNodeSeen,
     DownloadStopped,
+    LeafHashesWanted,
     MetadataCompleted,
     PeerClosed,
     PeersDiscovered,
@@ -471,6 +472,8 @@ class TorrentClient:
                     proto.pending_reads.append(event)
                 else:
                     self._read_block(event)
+            elif isinstance(event, LeafHashesWanted):
+                self._read_leaf_pieces(event)
             elif isinstance(event, PieceDownloaded):
                 self._check_piece(event)
             elif isinstance(event, PeerClosed):
@@ -514,6 +517,19 @@ class TorrentClient:
             log.warning("cannot read piece %d: %s", event.index, e)
             return
         self.session.block_read(event.peer, event.index, event.begin, data, self._now())
+
+    def _read_leaf_pieces(self, event: LeafHashesWanted) -> None:
+        """Read the pieces a BEP 52 leaf-hash request covers (at most 512 blocks, 8 MiB),
+        inline like a block, so the ``hashes`` follow the ``piece`` they were asked after."""
+        assert self.session is not None and self.storage is not None
+        pieces = {}
+        for index in event.pieces:
+            try:
+                pieces[index] = self.storage.read_piece(index)
+            except P2PKitError as e:
+                self.errors.append(str(e))
+                log.warning("cannot read piece %d: %s", index, e)
+        self.session.leaf_pieces_read(event.peer, event.request, pieces, self._now())
 
     def _check_piece(self, event: PieceDownloaded) -> None:
         self._pending_checks += 1

@@ -72,6 +72,7 @@ from p2pkit.bittorrent.wire.extensions import decode_extended, encode_extended
 from p2pkit.bittorrent.wire.framer import MessageFramer
 from p2pkit.bittorrent.wire.messages import MESSAGES, Handshake, PeerMessage
 from p2pkit.core import NEED_DATA, NeedData
+from p2pkit.deviations import deviations_of
 from p2pkit.errors import LocalProtocolError, ParseError, RemoteProtocolError
 
 __all__ = [
@@ -518,6 +519,10 @@ class PeerConnection:
         try:
             message = decode_extended(name, msg.payload)
         except ParseError as e:
+            if name == "ut_metadata" and _unknown_msg_type(msg.payload):
+                # BEP 9 §extension message: "In order to support future extensability, an
+                # unrecognized message ID MUST be ignored."
+                return
             raise self._fail(f"bad {name} message: {e}") from None
         self._push(ev.ExtensionMessage(name=name, message=message))
 
@@ -814,6 +819,19 @@ def _requested_by_peer(conn: PeerConnection, event: ev.Piece) -> None:
     # connection": never send one the peer did not ask for (or cancelled).
     if event.block not in conn.peer_requests:
         raise LocalProtocolError(f"piece {event.block} was not requested (or was cancelled)")
+
+
+def _unknown_msg_type(payload: bytes) -> bool:
+    """Whether a ``ut_metadata`` payload the strict schema refused is otherwise whole and
+    only names a ``msg_type`` BEP 9 does not define (an integer outside 0-2): read with the
+    lenient schema, whose deviations say what was wrong."""
+    try:
+        message = decode_extended("ut_metadata", payload, strict=False)
+    except ParseError:
+        return False
+    return isinstance(message.get("msg_type"), int) and all(
+        d.rule == "bittorrent/ut_metadata/wrong-type" and d.message.startswith("msg_type ")
+        for d in deviations_of(message))
 
 
 def _hash_request_length(conn: PeerConnection, event: ev.HashRequest) -> None:

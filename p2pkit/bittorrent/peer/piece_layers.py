@@ -37,7 +37,8 @@ from p2pkit.bittorrent.peer import events as ev
 from p2pkit.bittorrent.wire.metainfo import BLOCK_SIZE, FileEntry, pad_hash, piece_layer_root
 from p2pkit.errors import LocalProtocolError
 
-__all__ = ["answer_hash_request", "checked_layer", "layer_request", "needs_layer"]
+__all__ = ["answer_hash_request", "answer_leaf_request", "checked_layer", "layer_request",
+           "leaf_request_pieces", "needs_layer"]
 
 
 def _base_layer(piece_length: int) -> int:
@@ -112,4 +113,98 @@ def answer_hash_request(request: ev.HashRequest, layers: Mapping[bytes, Sequence
     for level in range(height, min(height + uncles, len(levels) - 1)):
         node = request.index >> level
         hashes.append(levels[level][node ^ 1])
+    return ev.Hashes(**fields, hashes=tuple(hashes))
+
+
+def _leaf_width(file: FileEntry, piece_length: int) -> int:
+    """Leaves under a file's ``pieces root``: its blocks padded to a power of two (a file of
+    more than one piece: its piece layer padded to a power of two, each piece a full subtree)."""
+    per_piece = piece_length // BLOCK_SIZE
+    if file.length > piece_length:
+        return _width(-(-file.length // piece_length)) * per_piece
+    return 1 << max(-(-file.length // BLOCK_SIZE) - 1, 0).bit_length()
+
+
+def leaf_request_pieces(request: ev.HashRequest, file: FileEntry, piece_length: int
+                        ) -> range | None:
+    """The file's pieces (counted from the file's first piece) a base-layer-0 request covers,
+    or ``None`` when it lies outside the file's tree (to be rejected).
+
+    BEP 52 §hash request: "Clients MUST NOT reject a hash request with a base layer of zero if
+    it immediately follows a request for one of the chunks in the requested range and the
+    client services the chunk request with a piece message." Serving leaf hashes takes the
+    data of the pieces the range covers (whole pieces: the uncles below the piece layer are
+    hashes of their other blocks).
+
+    >>> f = FileEntry(path=("a",), length=5 * BLOCK_SIZE, pieces_root=bytes(32))
+    >>> r = ev.HashRequest(pieces_root=bytes(32), base_layer=0, index=2, length=2,
+    ...                    proof_layers=2)
+    >>> leaf_request_pieces(r, f, 2 * BLOCK_SIZE)
+    range(1, 2)
+    """
+    if request.base_layer != 0 or request.length > ev.MAX_HASH_REQUEST_LENGTH \
+            or request.length < 2 or request.length & (request.length - 1) \
+            or request.index % request.length:
+        return None
+    if request.index + request.length > _leaf_width(file, piece_length):
+        return None
+    per_piece = piece_length // BLOCK_SIZE
+    count = -(-file.length // piece_length)
+    first = request.index // per_piece
+    last = min(-(-(request.index + request.length) // per_piece), count)
+    return range(first, max(last, first))
+
+
+def answer_leaf_request(request: ev.HashRequest, file: FileEntry, piece_length: int,
+                        layer: Sequence[bytes] | None, pieces: Mapping[int, bytes]
+                        ) -> ev.Hashes | ev.HashReject:
+    """Serve a base-layer-0 request (leaf hashes: SHA-256 of each 16 KiB block, BEP 52
+    §merkle tree) from the data of the pieces :func:`leaf_request_pieces` named (``pieces``,
+    by index counted from the file's first piece), with the uncle hashes the proof layers ask
+    for: those below the piece layer from the pieces' other blocks, those above from the
+    piece ``layer`` (``None`` for a file of one piece or less)."""
+    fields = dict(pieces_root=request.pieces_root, base_layer=request.base_layer,
+                  index=request.index, length=request.length,
+                  proof_layers=request.proof_layers)
+    wanted = leaf_request_pieces(request, file, piece_length)
+    if wanted is None or any(p not in pieces for p in wanted):
+        return ev.HashReject(**fields)
+    if file.length > piece_length and layer is None:
+        return ev.HashReject(**fields)
+    per_piece = piece_length // BLOCK_SIZE
+    total = _leaf_width(file, piece_length)
+    region = max(request.length, min(per_piece, total))  # a power of two, aligned
+    start = request.index // region * region
+    leaves = []
+    for leaf in range(start, start + region):
+        piece, block = divmod(leaf, per_piece)
+        # the file's own bytes only (a hybrid torrent's piece goes on into a padding file)
+        end = min((block + 1) * BLOCK_SIZE, file.length - piece * piece_length)
+        data = pieces.get(piece, b"")[block * BLOCK_SIZE:max(end, 0)]
+        # BEP 52: "The remaining leaf hashes beyond the end of the file [...] are set to zero."
+        leaves.append(hashlib.sha256(data).digest() if data else pad_hash(0))
+    below = [leaves]
+    while len(below[-1]) > 1:
+        level = below[-1]
+        below.append([hashlib.sha256(level[i] + level[i + 1]).digest()
+                      for i in range(0, len(level), 2)])
+    above: list[list[bytes]] = []
+    if layer is not None:
+        base = _base_layer(piece_length)
+        above = [list(layer) + [pad_hash(base)] * (total // per_piece - len(layer))]
+        while len(above[-1]) > 1:
+            level = above[-1]
+            above.append([hashlib.sha256(level[i] + level[i + 1]).digest()
+                          for i in range(0, len(level), 2)])
+    height = request.length.bit_length() - 1
+    top = total.bit_length() - 1
+    uncles = max(0, request.proof_layers - (height - 1))
+    hashes = below[0][request.index - start:request.index - start + request.length]
+    region_height = region.bit_length() - 1
+    for level in range(height, min(height + uncles, top)):
+        sibling = (request.index >> level) ^ 1
+        if level < region_height:
+            hashes.append(below[level][sibling - (start >> level)])
+        else:
+            hashes.append(above[level - _base_layer(piece_length)][sibling])
     return ev.Hashes(**fields, hashes=tuple(hashes))

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +52,10 @@ from p2pkit.bittorrent.peer.pex import PEX_INTERVAL, PeerFlags, PexMessageBuilde
 from p2pkit.bittorrent.peer.picker import Block, PiecePicker
 from p2pkit.bittorrent.peer.piece_layers import (
     answer_hash_request,
+    answer_leaf_request,
     checked_layer,
     layer_request,
+    leaf_request_pieces,
     needs_layer,
 )
 from p2pkit.bittorrent.peer.storage import PieceMap
@@ -70,6 +72,7 @@ __all__ = [
     "BlockRequested",
     "DhtNodeSeen",
     "DownloadStopped",
+    "LeafHashesWanted",
     "MetadataCompleted",
     "PeerClosed",
     "PeersDiscovered",
@@ -161,6 +164,20 @@ class PieceLayerVerified(SessionEvent):
 
     pieces_root: bytes
     hashes: tuple[bytes, ...] = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LeafHashesWanted(SessionEvent):
+    """``peer`` asked for leaf hashes (a BEP 52 ``hash request`` with base layer 0) of
+    pieces we have: read ``pieces`` (torrent piece indexes) whole and give them to
+    :meth:`TorrentSession.leaf_pieces_read`, which answers with ``hashes`` (BEP 52
+    §hash request: "Clients MUST NOT reject a hash request with a base layer of zero if it
+    immediately follows a request for one of the chunks in the requested range and the client
+    services the chunk request with a piece message.")."""
+
+    peer: Peer
+    request: ev.HashRequest
+    pieces: tuple[int, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -571,8 +588,51 @@ class TorrentSession:
         meta = self.metainfo
         if meta is None:
             answer: ev.Event = ev.HashReject(**_hash_fields(event))
+        elif event.base_layer == 0:
+            wanted = self._leaf_pieces(event)
+            if wanted is not None:
+                self._events.append(LeafHashesWanted(peer=peer, request=event, pieces=wanted))
+                return
+            answer = ev.HashReject(**_hash_fields(event))
         else:
             answer = answer_hash_request(event, meta.piece_layers, meta.piece_length)
+        self._send(peer, answer, now)
+
+    def _leaf_file(self, pieces_root: bytes) -> FileEntry | None:
+        meta = self.metainfo
+        if meta is None:
+            return None
+        return next((f for f in meta.files if f.pieces_root == pieces_root), None)
+
+    def _leaf_pieces(self, event: ev.HashRequest) -> tuple[int, ...] | None:
+        """The torrent pieces a leaf-hash request needs read, when we have them all."""
+        meta, file = self.metainfo, self._leaf_file(event.pieces_root)
+        if meta is None or file is None or self.picker is None:
+            return None
+        covered = leaf_request_pieces(event, file, meta.piece_length)
+        if covered is None:
+            return None
+        first = file.offset // meta.piece_length
+        pieces = tuple(first + p for p in covered)
+        if not all(self.picker.has_piece(p) for p in pieces):
+            return None
+        return pieces
+
+    def leaf_pieces_read(self, peer: Peer, request: ev.HashRequest,
+                         pieces: Mapping[int, bytes], now: float) -> None:
+        """The driver read the pieces a :class:`LeafHashesWanted` named (by torrent piece
+        index; a piece it could not read left out): answer the peer's request."""
+        state = self.peers.get(peer)
+        meta, file = self.metainfo, self._leaf_file(request.pieces_root)
+        if state is None or state.conn.closed or meta is None:
+            return
+        if file is None:
+            answer: ev.Event = ev.HashReject(**_hash_fields(request))
+        else:
+            first = file.offset // meta.piece_length
+            answer = answer_leaf_request(
+                request, file, meta.piece_length, meta.piece_layers.get(request.pieces_root),
+                {index - first: data for index, data in pieces.items()})
         self._send(peer, answer, now)
 
     def _on_Hashes(self, peer: Peer, state: _PeerState, event: ev.Hashes, now: float) -> None:

@@ -555,3 +555,23 @@ def test_bad_request_length_gets_its_own_reason(length, reason):
         p.a.next_event()
     assert reason in str(raised.value)
     assert length != 0 or "16 KiB" not in str(raised.value)
+
+
+def test_unknown_ut_metadata_msg_type_is_ignored():
+    """BEP 9: "In order to support future extensability, an unrecognized message ID MUST be
+    ignored." A malformed ut_metadata message (piece not an integer) still closes."""
+    p = ConnectionPair()
+    p.a_to_b(ev.ExtensionHandshake(m={"ut_metadata": 3}))
+    p.b_to_a(ev.ExtensionHandshake(m={"ut_metadata": 7}))
+    unknown = PeerMessage.build(dict(type="extended", extended_id=7,
+                                     payload=b"d8:msg_typei7e5:piecei0ee"))
+    p.b.receive_data(unknown, 0.0)
+    assert events(p.b) == []
+    got = p.a_to_b(ev.ExtensionMessage(name="ut_metadata",
+                                       message=dict(msg_type="request", piece=0)))
+    assert got[0].message.msg_type == "request"  # the connection goes on
+    broken = PeerMessage.build(dict(type="extended", extended_id=7,
+                                    payload=b"d8:msg_typei0e5:piece1:xe"))
+    p.b.receive_data(broken, 0.0)
+    with pytest.raises(RemoteProtocolError, match="bad ut_metadata"):
+        events(p.b)
