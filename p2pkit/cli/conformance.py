@@ -212,3 +212,9 @@ def _print_check(report: object) -> None:
         console.print(table)
     console.print(f"{report.capture}: {len(report.endpoints)} endpoints, "
                   f"{'no MUST rule fails' if report.ok else 'a MUST rule fails'}")
+
+
+# record and replay of traces (docs/conformance-traces.md) live in their own module
+from p2pkit.cli.conformance_traces import register as _register_traces  # noqa: E402
+
+_register_traces(conformance)
