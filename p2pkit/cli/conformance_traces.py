@@ -47,6 +47,8 @@ MAX_PROXY_DURATION = 3600.0
 @click.option("--udp", is_flag=True, help="Proxy UDP datagrams (default: TCP).")
 @click.option("--duration", type=click.FloatRange(0.1, MAX_PROXY_DURATION),
               help="Seconds the proxy records.")
+@click.option("--name", help="The trace's name: its id is PROTOCOL/trace/NAME (default: the "
+                             "output directory's name).")
 @click.option("--software", default="unknown", show_default=True,
               help="Which software produced the replayed side (provenance).")
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
@@ -54,7 +56,7 @@ MAX_PROXY_DURATION = 3600.0
 def record_command(capture: str | None, endpoint: tuple[str, int] | None, session_number: int,
                    max_steps: int | None, proxy: tuple[str, int] | None,
                    to: tuple[str, int] | None, udp: bool, duration: float | None,
-                   software: str, output: str) -> int:
+                   name: str | None, software: str, output: str) -> int:
     """Cut a trace (capture + manifest) out of CAPTURE, or record one through a proxy."""
     from p2pkit.conformance.trace_record import record_from_capture
 
@@ -86,7 +88,7 @@ def record_command(capture: str | None, endpoint: tuple[str, int] | None, sessio
     try:
         manifest = record_from_capture(capture, show_host_port(*endpoint), output,
                                        session=session_number, max_steps=max_steps,
-                                       software=software)
+                                       name=name, software=software)
     except (TraceError, P2PKitError) as e:
         raise BadInput("", e) from None
     if proxy is not None:

@@ -162,14 +162,19 @@ def _stream_records(turns: list[Turn], session: SessionInfo, protocol: str
     return out["client"], out["server"]
 
 
+#: The fields a BEP 52 ``hashes`` message repeats from its ``hash request``.
+_HASH_KEYS = ("pieces_root", "base_layer", "index", "length", "proof_layers")
+
+
 def _bittorrent_rule(record: Any, requested: set[Any]) -> dict[str, Any] | None:
     f = record.fields
     if record.message == "handshake":
         return {"receives": "handshake", "fields": {"info_hash": f.get("info_hash")}}
-    if record.message == "unchoke":
-        return {"receives": "unchoke"}
     if record.message == "piece" and (f.get("index"), f.get("begin")) in requested:
         return {"receives": "piece", "fields": {"index": f["index"], "begin": f["begin"]}}
+    if record.message == "hashes" and ("hashes", *(f.get(k) for k in _HASH_KEYS)) in requested:
+        # BEP 52: the hashes answer names the request it answers
+        return {"receives": "hashes", "fields": {k: f.get(k) for k in _HASH_KEYS}}
     if record.message == "extended":
         if f.get("extension") == "handshake":
             return {"receives": "extended", "fields": {"extension": "handshake"}}
@@ -190,6 +195,11 @@ def _stream_steps(turns: list[Turn], session: SessionInfo, protocol: str
     info_hash = None
     requested: set[Any] = set()
     guids: dict[str, str] = {}
+    interested: int | None = None
+
+    def step_of(record: Any) -> int | None:
+        return max((i for i, t in enumerate(starts) if t.frame <= record.frame), default=None)
+
     for r in client_records:
         f = r.fields
         if protocol == "bittorrent":
@@ -197,8 +207,12 @@ def _stream_steps(turns: list[Turn], session: SessionInfo, protocol: str
                 info_hash = info_hash or f.get("info_hash")
                 if isinstance(f.get("peer_id"), str) and "peer_id" not in fresh:
                     fresh["peer_id"] = Fresh("peer_id", bytes.fromhex(f["peer_id"]))
+            elif r.message == "interested" and interested is None:
+                interested = step_of(r)
             elif r.message == "request":
                 requested.add((f.get("index"), f.get("begin")))
+            elif r.message == "hash_request":
+                requested.add(("hashes", *(f.get(k) for k in _HASH_KEYS)))
             elif r.message == "extended" and f.get("extension") == "ut_metadata" and (
                     (f.get("message") or {}).get("msg_type") == "request"):
                 requested.add(("ut_metadata", f["message"].get("piece")))
@@ -208,8 +222,11 @@ def _stream_steps(turns: list[Turn], session: SessionInfo, protocol: str
                 guids[guid] = name = f"guid-{len(guids) + 1}"
                 fresh[name] = Fresh(name, bytes.fromhex(guid))
     rules: list[list[dict[str, Any]]] = [[] for _ in starts]
+    if interested is not None and any(r.message == "unchoke" for r in server_records):
+        # BEP 3: a seeder unchokes an interested peer (when it unchokes unasked varies)
+        rules[interested].append({"receives": "unchoke"})
     for r in server_records:
-        index = max((i for i, t in enumerate(starts) if t.frame <= r.frame), default=None)
+        index = step_of(r)
         if index is None:
             continue
         if protocol == "bittorrent":

@@ -39,8 +39,14 @@ from p2pkit.conformance.runner import (
     TargetError,
     run_with,
 )
-from p2pkit.conformance.trace_manifest import Fresh, Manifest, fresh_value, load_manifest, \
-    verifier_of
+from p2pkit.conformance.trace_manifest import (
+    Fresh,
+    Manifest,
+    TraceStep,
+    fresh_value,
+    load_manifest,
+    verifier_of,
+)
 from p2pkit.conformance.trace_session import SessionInfo, TraceError, Turn, read_turns
 from p2pkit.conformance.verifiers import All, Anything
 from p2pkit.errors import P2PKitError
@@ -185,8 +191,13 @@ def _udp_tracker_sender(data: bytes, manifest: Manifest) -> Callable[[Any], byte
     return build
 
 
-def _stream_sender(trace: Trace, turn: Turn) -> Callable[[Any], bytes]:
+def _stream_sender(trace: Trace, turn: Turn, step: TraceStep | None = None
+                   ) -> Callable[[Any], bytes]:
     manifest = trace.manifest
+    needed = frozenset(
+        rule["fields"]["extension"] for rule in (step.expect if step else ())
+        if isinstance(rule.get("fields"), Mapping) and isinstance(
+            rule["fields"].get("extension"), str))
 
     def build(ctx: Any) -> bytes:
         data = turn.data
@@ -196,7 +207,7 @@ def _stream_sender(trace: Trace, turn: Turn) -> Callable[[Any], bytes]:
         if manifest.protocol == "bittorrent" and trace.recorded_names:
             from p2pkit.conformance.trace_stream import rewrite_extended_ids
 
-            data = rewrite_extended_ids(data, trace.recorded_names, ctx)
+            data = rewrite_extended_ids(data, trace.recorded_names, ctx, needed)
         ctx.sent(data)
         return data
     return build
@@ -214,7 +225,7 @@ def trace_case(trace: Trace) -> Case:
         elif m.protocol == "tracker":
             send = _udp_tracker_sender(turn.data, m)
         else:
-            send = _stream_sender(trace, turn)
+            send = _stream_sender(trace, turn, step)
         verifiers = [verifier_of(rule, m) for rule in step.expect]
         expect: Any = (verifiers[0] if len(verifiers) == 1 else All(*verifiers)) if \
             verifiers else None

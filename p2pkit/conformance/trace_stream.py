@@ -112,11 +112,14 @@ class TraceStreamRunner(StreamRunner):
         return connection
 
 
-def rewrite_extended_ids(data: bytes, recorded: dict[int, str], ctx: TraceContext) -> bytes:
+def rewrite_extended_ids(data: bytes, recorded: dict[int, str], ctx: TraceContext,
+                         needed: frozenset[str] = frozenset()) -> bytes:
     """``data`` (peer-wire messages, perhaps after a handshake) with every ``extended``
     message's id changed from the recorded peer's to the one the target's extension
-    handshake gave the same extension (BEP 10). Built with the peer-wire schemas;
-    :class:`NotApplicable` when the target offers no such extension."""
+    handshake gave the same extension (BEP 10). Built with the peer-wire schemas. A message
+    of an extension the target does not offer is left out (BEP 10: a peer only sends the
+    extension messages the other side named), :class:`NotApplicable` when the step's rules
+    need that extension."""
     from p2pkit.bittorrent.wire.framer import MessageFramer
     from p2pkit.bittorrent.wire.messages import PeerMessage
 
@@ -135,7 +138,10 @@ def rewrite_extended_ids(data: bytes, recorded: dict[int, str], ctx: TraceContex
                 out += frame.data
                 continue
             if name not in live:
-                raise NotApplicable(f"BEP 10: the target's extension handshake offers no {name}")
+                if name in needed:
+                    raise NotApplicable(f"BEP 10: the target's extension handshake offers no "
+                                        f"{name}")
+                continue
             out += PeerMessage.build({"type": "extended", "extended_id": live[name],
                                       "payload": message.payload})
         else:
