@@ -49,6 +49,10 @@ MAX_PROXY_DURATION = 3600.0
               help="Seconds the proxy records.")
 @click.option("--name", help="The trace's name: its id is PROTOCOL/trace/NAME (default: the "
                              "output directory's name).")
+@click.option("--title", help="The trace's title (default: made from the software and "
+                              "protocol).")
+@click.option("--source", "source_name", help="How the provenance names the capture "
+                                              "(default: its file name).")
 @click.option("--software", default="unknown", show_default=True,
               help="Which software produced the replayed side (provenance).")
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
@@ -56,7 +60,8 @@ MAX_PROXY_DURATION = 3600.0
 def record_command(capture: str | None, endpoint: tuple[str, int] | None, session_number: int,
                    max_steps: int | None, proxy: tuple[str, int] | None,
                    to: tuple[str, int] | None, udp: bool, duration: float | None,
-                   name: str | None, software: str, output: str) -> int:
+                   name: str | None, title: str | None, source_name: str | None,
+                   software: str, output: str) -> int:
     """Cut a trace (capture + manifest) out of CAPTURE, or record one through a proxy."""
     from p2pkit.conformance.trace_record import record_from_capture
 
@@ -88,7 +93,8 @@ def record_command(capture: str | None, endpoint: tuple[str, int] | None, sessio
     try:
         manifest = record_from_capture(capture, show_host_port(*endpoint), output,
                                        session=session_number, max_steps=max_steps,
-                                       name=name, software=software)
+                                       name=name, software=software, title=title,
+                                       source=source_name)
     except (TraceError, P2PKitError) as e:
         raise BadInput("", e) from None
     if proxy is not None:

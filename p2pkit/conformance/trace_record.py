@@ -285,7 +285,8 @@ def infer_manifest(capture: str | Path, session: SessionInfo, *, id: str, title:
 
 def record_from_capture(capture: str | Path, endpoint: str, out: str | Path, *,
                         session: int = 1, max_steps: int | None = None, name: str | None = None,
-                        software: str = "unknown", source: str | None = None) -> Manifest:
+                        software: str = "unknown", source: str | None = None,
+                        title: str | None = None) -> Manifest:
     """Cut the ``session``-th session of ``endpoint`` out of ``capture`` into the trace
     directory ``out`` (``trace.pcap`` + ``manifest.json``); the manifest written."""
     chosen = pick_session(capture, endpoint, session)
@@ -301,7 +302,7 @@ def record_from_capture(capture: str | Path, endpoint: str, out: str | Path, *,
     name = name or out.name
     manifest = infer_manifest(
         out / CAPTURE_NAME, chosen, id=f"{chosen.protocol}/trace/{name}",
-        title=f"{software}'s side of a {chosen.protocol} session, replayed",
+        title=title or f"{software}'s side of a {chosen.protocol} session, replayed",
         provenance=Provenance(source or Path(capture).name, software,
                               f"{chosen.transport} session {session} of {endpoint} "
                               f"({chosen.client} ↔ {chosen.server})"
