@@ -76,7 +76,10 @@ def record_command(capture: str | None, endpoint: tuple[str, int] | None, sessio
         out.mkdir(parents=True, exist_ok=True)
         pcap = out / "proxy.pcap"
         try:
-            sessions = asyncio.run(record_proxy(proxy, to, pcap, udp=udp, duration=duration))
+            sessions = asyncio.run(record_proxy(
+                proxy, to, pcap, udp=udp, duration=duration, ready=lambda where: click.echo(
+                    f"recording {'udp' if udp else 'tcp'} {show_host_port(*where)} → "
+                    f"{show_host_port(*to)} for {duration:g} s", err=True)))
         except OSError as e:
             raise BadInput(f"--proxy {show_host_port(*proxy)}", e) from None
         if not sessions:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,15 +153,19 @@ class _Listener(asyncio.DatagramProtocol):
 
 
 async def record_proxy(listen: Address, target: Address, out: str | Path, *, udp: bool = False,
-                       duration: float) -> list[ProxySession]:
+                       duration: float, ready: Callable[[Address], None] | None = None
+                       ) -> list[ProxySession]:
     """Relay ``listen`` → ``target`` for ``duration`` seconds and write what passed to the
-    pcap ``out``; the sessions recorded (none: nothing passed, and nothing is written)."""
+    pcap ``out``; the sessions recorded (none: nothing passed, and nothing is written).
+    ``ready`` is called with the address the proxy listens on (port 0: the one it got)."""
     recorder = _Recorder()
     tasks: set[asyncio.Task] = set()
     loop = asyncio.get_running_loop()
     if udp:
         transport, listener = await loop.create_datagram_endpoint(
             lambda: _Listener(target, recorder), local_addr=listen)
+        if ready is not None:
+            ready(transport.get_extra_info("sockname")[:2])
         try:
             await asyncio.sleep(duration)
         finally:
@@ -168,6 +173,8 @@ async def record_proxy(listen: Address, target: Address, out: str | Path, *, udp
             transport.close()
     else:
         server = await _tcp(listen, target, recorder, tasks)
+        if ready is not None:
+            ready(server.sockets[0].getsockname()[:2])
         try:
             await asyncio.sleep(duration)
         finally:
