@@ -41,7 +41,7 @@ MAX_PROXY_DURATION = 3600.0
               help="Which of the endpoint's sessions (1 = the first).")
 @click.option("--steps", "max_steps", type=click.IntRange(1, 10_000),
               help="Keep only the first N replayed messages (or turns).")
-@click.option("--proxy", type=HostPort(), help="Record through a loopback proxy listening "
+@click.option("--proxy", type=HostPort(allow_zero=True), help="Record through a loopback proxy listening "
                                                 "here (LISTEN_HOST:PORT).")
 @click.option("--to", "to", type=HostPort(), help="The proxy's target, HOST:PORT.")
 @click.option("--udp", is_flag=True, help="Proxy UDP datagrams (default: TCP).")
