@@ -35,7 +35,7 @@ fresh placeholder took in this run. A field rule's operand may itself be
 ...     "session": {"transport": "udp", "client": "127.0.0.1:1", "server": "127.0.0.2:2"},
 ...     "steps": [{"frame": 1, "expect": [{"response": True}, {"echo": "t"}]}]})
 >>> m.steps[0].frame, verifier_of(m.steps[0].expect[1], m).describe()
-(1, 't echoes the request's transaction id')
+(1, "t echoes the request's transaction id")
 """
 
 from __future__ import annotations

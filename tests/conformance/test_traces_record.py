@@ -17,7 +17,7 @@ from p2pkit.conformance.trace_manifest import FORMAT, load_manifest, parse_manif
 from p2pkit.conformance.trace_proxy import record_proxy
 from p2pkit.conformance.trace_record import record_from_capture
 from p2pkit.conformance.trace_replay import load_trace, replay
-from p2pkit.conformance.trace_session import TraceError, find_sessions
+from p2pkit.conformance.trace_session import TraceError
 from tests.conformance.trace_helpers import CAPTURES, own_target, replay_against_own, verdicts
 
 DHT02 = CAPTURES / "dht-02-bep44-put-get.pcap"
