@@ -69,7 +69,6 @@ from p2pkit.conformance.verifiers import (
     ValidBySchema,
     Verifier,
     Within,
-    lookup,
 )
 
 __all__ = [
@@ -458,15 +457,8 @@ def verifier_of(rule: Any, manifest: Manifest) -> Verifier:
         if not isinstance(fields, Mapping):
             raise TraceError("receives.fields: expected {path: value or rule}")
         types = arg if isinstance(arg, str) else tuple(arg)
-        rules = {p: _field_rule(v, manifest) for p, v in fields.items()}
-        if not rules:
-            return Receives(types, session=True)
-
-        def matches(message: Any, ctx: Any) -> bool:
-            # the message the rule is about: the first one of the type whose fields all hold
-            return all(not rule(lookup(message, p), ctx) for p, rule in rules.items())
-        text = "with " + ", ".join(f"{p} {r.describe()}" for p, r in rules.items())
-        return Receives(types, session=True, where=matches, text=text)
+        return Receives(types, session=True, any_match=True, **{
+            p.replace(".", "__"): _field_rule(v, manifest) for p, v in fields.items()})
     if key == "closes":
         return Closes()
     if key == "stays_open":
