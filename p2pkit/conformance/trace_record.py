@@ -91,7 +91,9 @@ def _dht_steps(turns: list[Turn]) -> tuple[list[TraceStep], list[Fresh]]:
                      {"valid": True}]
             got = answer.get("r.token")
             if isinstance(got, bytes):
-                tokens.setdefault(got, len(steps))
+                # the latest answer that gave it: a node may bind its tokens to the target as
+                # well as the address (libtorrent does), so the get before a put counts
+                tokens[got] = len(steps)
         elif answer is not None and answer.kind == "e":
             code = answer.get("e.code")
             rules = [{"error": [int(code)] if isinstance(code, int) else []}, {"echo": "t"}]
