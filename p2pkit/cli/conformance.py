@@ -66,6 +66,8 @@ def run_command(protocol: str, target: str | None, patterns: tuple[str, ...],
                 torrent_path: str | None, magnet: str | None, verbose: bool) -> int:
     stream = _stream_protocol(protocol, torrent_path, magnet, list_only)
     cases = select(catalog(protocol), patterns)
+    from p2pkit.conformance.trace_replay import catalog_traces  # --cases 'dht/trace/*'
+    cases += catalog_traces(protocol, patterns)
     if not cases:
         raise BadInput("--cases", f"no case matches {' '.join(patterns)!r}")
     if list_only:

@@ -53,6 +53,7 @@ from p2pkit.errors import P2PKitError
 
 __all__ = [
     "SHIPPED",
+    "catalog_traces",
     "Trace",
     "load_trace",
     "replay",
@@ -241,7 +242,22 @@ def trace_case(trace: Trace) -> Case:
                 requirement=m.requirement or (
                     f"Answer as {provenance['software']} was answered "
                     f"({provenance['source']}: {provenance['cut']})"),
-                steps=tuple(steps), tags=("trace", m.protocol))
+                steps=tuple(steps),
+                # a tracker case's first tag is its transport (BEP 15 traces are UDP)
+                tags=("udp", "trace") if m.protocol == "tracker" else ("trace", m.protocol))
+
+
+def catalog_traces(protocol: str, patterns: Iterable[str]) -> list[Case]:
+    """The shipped traces of a datagram ``protocol`` (``dht``, ``tracker``) as cases for
+    ``conformance run``, when a pattern names traces (``--cases 'dht/trace/*'``); the stream
+    protocols' traces need the trace runner (``conformance replay``)."""
+    from p2pkit.conformance.case import select
+
+    patterns = list(patterns)
+    if protocol not in ("dht", "tracker") or not any("trace" in p for p in patterns):
+        return []
+    traces = [load_trace(p) for p in shipped_traces()]
+    return select([trace_case(t) for t in traces if t.manifest.protocol == protocol], patterns)
 
 
 def shipped_traces() -> list[Path]:

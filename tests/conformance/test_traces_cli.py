@@ -151,3 +151,16 @@ def test_record_through_the_proxy_cli_then_replay(tmp_path, capsys, served_node)
     assert "dht/trace/trace: 1 steps" in stdout
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "trace.pcap"]
     assert main(["conformance", "replay", str(out), "--target", served_node]) == 0
+
+
+def test_run_selects_shipped_datagram_traces_among_the_cases(capsys, served_node):  # noqa: F811
+    assert main(["conformance", "run", "dht", "--list", "--cases", "dht/trace/*"]) == 0
+    listed = capsys.readouterr().out
+    assert "dht/trace/libtorrent-bep44-put-get" in listed and "2 cases" in listed
+    assert main(["conformance", "run", "dht", "--target", served_node, "--cases",
+                 "dht/trace/*", "--cases", "dht/bep5/ping/response", "--timeout", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "dht/trace/bittorrent-dht-bep44-put-get" in shown and "dht/bep5/ping/response" in shown
+    # without a pattern naming traces, the catalog stays the catalog
+    assert main(["conformance", "run", "dht", "--list"]) == 0
+    assert "trace" not in capsys.readouterr().out
