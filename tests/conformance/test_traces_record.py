@@ -17,7 +17,7 @@ from p2pkit.conformance.trace_manifest import FORMAT, load_manifest, parse_manif
 from p2pkit.conformance.trace_proxy import record_proxy
 from p2pkit.conformance.trace_record import record_from_capture
 from p2pkit.conformance.trace_replay import load_trace, replay
-from p2pkit.conformance.trace_session import TraceError
+from p2pkit.conformance.trace_session import TraceError, find_sessions
 from tests.conformance.trace_helpers import CAPTURES, own_target, replay_against_own, verdicts
 
 DHT02 = CAPTURES / "dht-02-bep44-put-get.pcap"
@@ -204,3 +204,34 @@ def test_replay_of_a_trace_against_nothing_is_a_target_error(tmp_path):
     trace = load_trace(tmp_path / "t")
     with pytest.raises(TargetError):
         asyncio.run(replay([trace], ("127.0.0.1", 9), timeout=0.3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_capture_bytes_raise_only_trace_errors(data):
+    import io
+    import struct
+
+    from p2pkit.conformance.trace_session import SessionInfo, read_turns
+
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101)
+    for blob in (data, head + data):
+        try:
+            find_sessions(io.BytesIO(blob), "127.0.0.1:1")
+            read_turns(io.BytesIO(blob), SessionInfo("tcp", "127.0.0.1:2", "127.0.0.1:1",
+                                                     "bittorrent", 0))
+        except TraceError:
+            pass
+
+
+def test_html_report_of_stream_traces_shows_decoded_fields(tmp_path):
+    from p2pkit.conformance.reporters import html
+    from tests.conformance.trace_helpers import shipped
+
+    path = next(p for p in shipped("gnutella") if "leaf" in p.name)
+    report = replay_against_own("gnutella", [path])
+    html.write(report, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text()
+    assert "gnutella/trace/gtk-gnutella-leaf" in text
+    assert "GNUTELLA CONNECT" in text or "connect" in text  # the sent handshake, decoded
+    assert "pong" in text
