@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,6 +28,9 @@ from p2pkit.cli.options import HostPort, show_host_port
 from p2pkit.conformance.runner import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, TargetError
 from p2pkit.conformance.trace_session import TraceError
 from p2pkit.errors import P2PKitError
+
+if TYPE_CHECKING:
+    from p2pkit.conformance.trace_replay import Trace
 
 __all__ = ["register"]
 
@@ -98,7 +102,7 @@ def record_command(capture: str | None, endpoint: tuple[str, int] | None, sessio
                                        session=session_number, max_steps=max_steps,
                                        name=name, software=software, title=title,
                                        source=source_name)
-    except (TraceError, P2PKitError) as e:
+    except P2PKitError as e:  # a TraceError, or the capture's own ParseError
         raise BadInput("", e) from None
     if proxy is not None:
         Path(capture).unlink(missing_ok=True)
@@ -125,12 +129,11 @@ def replay_command(traces: tuple[str, ...], target: str | None, list_only: bool,
                    timeout: float, deadline: float, verbose: bool) -> int:
     """Replay recorded traces against a live target and judge its answers. A NAME (or glob)
     selects shipped traces by id or directory name."""
-    from p2pkit.conformance.trace_replay import load_trace, replay, shipped_traces
+    from p2pkit.conformance.trace_replay import replay, shipped_traces
 
     if list_only:
         for path in shipped_traces():
-            trace = _load(path, load_trace)
-            m = trace.manifest
+            m = _load(path).manifest
             click.echo(f"{m.id:<52} {len(m.steps):>3} steps  {m.provenance['software']}")
         return 0
     if not traces:
@@ -139,13 +142,14 @@ def replay_command(traces: tuple[str, ...], target: str | None, list_only: bool,
     loaded = []
     for name in traces:
         if Path(name).is_dir():
-            loaded.append(_load(Path(name), load_trace))
+            loaded.append(_load(Path(name)))
             continue
-        matches = [p for p in shipped_traces() if fnmatch.fnmatchcase(p.name, name) or
-                   fnmatch.fnmatchcase(_load(p, load_trace).id, name)]
+        matches = [trace for trace in map(_load, shipped_traces())
+                   if fnmatch.fnmatchcase(trace.manifest.path.name, name)
+                   or fnmatch.fnmatchcase(trace.id, name)]
         if not matches:
             raise BadInput(name, "not a trace directory, nor a shipped trace (--list)")
-        loaded += [_load(p, load_trace) for p in matches]
+        loaded += matches
     if target is None:
         raise BadInput("--target", "missing: give the peer under test as HOST:PORT")
     from p2pkit.addresses import parse_host_port
@@ -172,7 +176,9 @@ def replay_command(traces: tuple[str, ...], target: str | None, list_only: bool,
     return 0 if report.ok else EXIT_DEVIATIONS
 
 
-def _load(path: Path, load_trace: object) -> object:
+def _load(path: Path) -> Trace:
+    from p2pkit.conformance.trace_replay import load_trace
+
     try:
         return load_trace(path)
     except TraceError as e:

@@ -40,6 +40,7 @@ fresh placeholder took in this run. A field rule's operand may itself be
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -188,21 +189,22 @@ class _Where:
         return TraceError(f"{self.source}: {path}: {message}")
 
     def get(self, doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], path: str,
-            default: Any = ..., ) -> Any:
+            default: Any = ...) -> Any:
+        """``doc[key]``, checked to be of ``kind`` (``default`` when absent, if given)."""
         if key not in doc:
             if default is ...:
                 raise self.fail(f"{path}{key}", "missing")
             return default
         value = doc[key]
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(
-                k.__name__ for k in kind)
-            raise self.fail(f"{path}{key}", f"expected {_ARTICLE.get(names, 'a')} {names}, "
-                                            f"got {type(value).__name__}")
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+            raise self.fail(f"{path}{key}", f"expected {names}, got {type(value).__name__}")
         return value
 
 
-_ARTICLE = {"int": "an", "int or float": "an"}
+_KIND_NAMES = {int: "an int", float: "a number", str: "a string", list: "a list",
+               Mapping: "an object"}
 
 
 def _recorded(value: Any, where: _Where, path: str) -> bytes | int:
@@ -320,13 +322,7 @@ def load_manifest(directory: str | Path) -> Manifest:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise TraceError(f"{path}: not JSON ({e})") from None
-    manifest = parse_manifest(doc, str(path))
-    return _with_path(manifest, Path(directory))
-
-
-def _with_path(manifest: Manifest, path: Path) -> Manifest:
-    object.__setattr__(manifest, "path", path)
-    return manifest
+    return dataclasses.replace(parse_manifest(doc, str(path)), path=Path(directory))
 
 
 # ---- rules -> the shared verifiers ---------------------------------------------------------

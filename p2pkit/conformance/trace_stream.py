@@ -21,7 +21,7 @@ from typing import Any
 
 from p2pkit import registry
 from p2pkit.conformance.case import Case
-from p2pkit.conformance.runner import CaseContext
+from p2pkit.conformance.runner import CaseContext, flatten
 from p2pkit.conformance.stream_runner import NotApplicable, Session, StreamProtocol, StreamRunner
 
 __all__ = ["TraceContext", "TraceStream", "TraceStreamRunner", "rewrite_extended_ids"]
@@ -96,8 +96,6 @@ class TraceStream(StreamProtocol):
         factory = registry.load(registry.get(self.name).stream_decoder)
         decoder = factory(src=HARNESS, dst=TARGET, transport="tcp")
         rows: list[tuple[str, str]] = []
-        from p2pkit.conformance.runner import flatten
-
         for i, record in enumerate(list(decoder.data(0, data, 0, 0.0))[:16]):
             rows += flatten({"type": record.message, **record.fields}, str(i))
         return rows or [("raw", f"{len(data)} bytes: {data[:48]!r}")]
