@@ -249,13 +249,16 @@ def trace_case(trace: Trace) -> Case:
 
 def catalog_traces(protocol: str, patterns: Iterable[str]) -> list[Case]:
     """The shipped traces of a datagram ``protocol`` (``dht``, ``tracker``) as cases for
-    ``conformance run``, when a pattern names traces (``--cases 'dht/trace/*'``); the stream
+    ``conformance run``, when a pattern names traces (``--cases 'trace/*'``,
+    ``'dht/trace/libtorrent-*'``); the stream
     protocols' traces need the trace runner (``conformance replay``)."""
     from p2pkit.conformance.case import select
 
     patterns = list(patterns)
     if protocol not in ("dht", "tracker") or not any("trace" in p for p in patterns):
         return []
+    # 'trace/*' as well as 'dht/trace/*'
+    patterns += [f"{protocol}/{p}" for p in patterns if not p.startswith(f"{protocol}/")]
     traces = [load_trace(p) for p in shipped_traces()]
     return select([trace_case(t) for t in traces if t.manifest.protocol == protocol], patterns)
 
