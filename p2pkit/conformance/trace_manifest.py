@@ -336,7 +336,11 @@ def fresh_value(ctx: Any, fresh: Fresh) -> Any:
             return value
         raise KeyError(f"no {fresh.path} in the answer to step {fresh.from_step + 1}")
     if isinstance(fresh.recorded, int):
-        return ctx.rng.getrandbits(max(fresh.recorded.bit_length(), 32))
+        if fresh.recorded < 1 << 16:  # a port: a fresh unprivileged one, the same all run
+            seed = int.from_bytes(ctx.fresh(f"trace:{fresh.name}", 2), "big")
+            return 1024 + seed % ((1 << 16) - 1024)
+        width = max((fresh.recorded.bit_length() + 7) // 8, 4)
+        return int.from_bytes(ctx.fresh(f"trace:{fresh.name}", width), "big")
     return ctx.fresh(f"trace:{fresh.name}", len(fresh.recorded))
 
 

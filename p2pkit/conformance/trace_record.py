@@ -14,9 +14,9 @@ decoded with the same decoders the harness judges live answers with:
   ``ut_metadata`` data for each requested piece, ``piece`` for each request, ``unchoke``.
 * Gnutella 0.6: the handshake's status, and a ``pong`` echoing each ``ping``'s GUID.
 
-Fresh values are found the same way: the client's node id, peer id, info-hash (trackers) and
-descriptor GUIDs become fresh random bytes; a token or connection id the client took from an
-answer is taken from the live target's answer to the same step.
+Fresh values are found the same way: the client's node id, peer id, info-hash and announced
+port (trackers) and descriptor GUIDs become fresh random values; a token or connection id the
+client took from an answer is taken from the live target's answer to the same step.
 """
 
 from __future__ import annotations
@@ -120,6 +120,9 @@ def _tracker_steps(turns: list[Turn]) -> tuple[list[TraceStep], list[Fresh]]:
             value = request.get(name)
             if isinstance(value, bytes) and value not in fresh:
                 fresh[value] = Fresh(f"{name}-{len(fresh) + 1}", value)
+        port = request.get("port")
+        if isinstance(port, int) and port and ("port", port) not in fresh:
+            fresh[("port", port)] = Fresh(f"port-{len(fresh) + 1}", port)
         for value in request.get("info_hashes") or ():
             if isinstance(value, bytes) and value not in fresh:
                 fresh[value] = Fresh(f"info_hash-{len(fresh) + 1}", value)

@@ -42,6 +42,19 @@ def test_cut_keeps_only_the_session_and_the_manifest_names_it(tmp_path):
     (cid,) = [f for f in manifest.fresh if f.from_step is not None]
     assert (cid.from_step, cid.path) == (0, "connection_id")
     assert load_manifest(tmp_path / "t") == manifest
+    # replayed: fresh info-hash, peer id and port, the live connection id
+    from p2pkit.bittorrent.tracker.udp import UdpTrackerRequest
+
+    report = replay_against_own("tracker", [tmp_path / "t"])
+    assert verdicts(report) == {"tracker/trace/t": "pass"}
+    exchanges = report.results[0].exchanges
+    recorded = UdpTrackerRequest.parse(load_trace(tmp_path / "t").sends[1].data)
+    sent = UdpTrackerRequest.parse(exchanges[1].sent)
+    assert sent.connection_id == exchanges[0].answer.get("connection_id") != \
+        recorded.connection_id
+    for name in ("info_hash", "peer_id", "port", "transaction_id"):
+        assert sent[name] != recorded[name], name
+    assert UdpTrackerRequest.parse(exchanges[2].sent).port == sent.port  # one port a run
 
 
 def test_cut_then_replay_round_trip(tmp_path):
