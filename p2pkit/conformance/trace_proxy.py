@@ -28,6 +28,8 @@ __all__ = ["MAX_RECORDED_BYTES", "MAX_SESSIONS", "ProxySession", "record_proxy",
 MAX_RECORDED_BYTES = 64 << 20
 #: Sessions (connections or client addresses) the proxy serves at once.
 MAX_SESSIONS = 256
+#: Datagrams held per client while its socket to the target opens.
+MAX_PENDING = 64
 #: Bytes of one TCP segment in the written pcap.
 SEGMENT = 1400
 
@@ -117,6 +119,8 @@ class _Listener(asyncio.DatagramProtocol):
         self.recorder = recorder
         self.transport: asyncio.DatagramTransport | None = None
         self.upstreams: dict[Address, tuple[asyncio.DatagramTransport | None, ProxySession]] = {}
+        #: Datagrams of a client whose socket to the target is still being opened.
+        self.pending: dict[Address, list[bytes]] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -130,21 +134,26 @@ class _Listener(asyncio.DatagramProtocol):
             session = ProxySession(addr, self.target, True, time.time())
             self.recorder.sessions.append(session)
             self.upstreams[addr] = (None, session)
-            asyncio.ensure_future(self._open(addr, session, data))
+            self.pending[addr] = [data]
+            asyncio.ensure_future(self._open(addr, session))
             return
         upstream, session = entry
+        if upstream is None:
+            if len(self.pending[addr]) < MAX_PENDING:
+                self.pending[addr].append(data)
+            return
         self.recorder.keep(session, True, data)
-        if upstream is not None:
-            upstream.sendto(data)
+        upstream.sendto(data)
 
-    async def _open(self, addr: Address, session: ProxySession, first: bytes) -> None:
+    async def _open(self, addr: Address, session: ProxySession) -> None:
         loop = asyncio.get_running_loop()
         upstream, _ = await loop.create_datagram_endpoint(
             lambda: _Upstream(self.transport, addr, self.recorder, session),
             remote_addr=self.target)
         self.upstreams[addr] = (upstream, session)
-        self.recorder.keep(session, True, first)
-        upstream.sendto(first)
+        for data in self.pending.pop(addr, []):
+            self.recorder.keep(session, True, data)
+            upstream.sendto(data)
 
     def close(self) -> None:
         for upstream, _ in self.upstreams.values():
