@@ -182,12 +182,17 @@ def test_bad_manifests_are_named_by_field(changes, message):
     assert str(e.value).startswith("m.json: ") and message in str(e.value)
 
 
+_KEYS = ["format", "id", "protocol", "session", "steps", "frame", "expect", "fresh", "hex",
+         "field", "receives", "transport", "client", "server"]
+
+
+def _containers(children):
+    return st.one_of(st.lists(children, max_size=4),
+                     st.dictionaries(st.sampled_from(_KEYS), children, max_size=5))
+
+
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-                         st.sampled_from(["format", "id", "protocol", "session", "steps",
-                                          "frame", "expect", "fresh", "hex", "field",
-                                          "receives", "transport", "client", "server"]),
-                         inner, max_size=5), max_leaves=20)
+                     _containers, max_leaves=20)
 
 
 @settings(max_examples=300, deadline=None)
