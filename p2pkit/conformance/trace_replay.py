@@ -238,7 +238,7 @@ def trace_case(trace: Trace) -> Case:
                           expect=expect, name=f"s{i}", wait=wait))
     provenance = m.provenance
     return Case(id=m.id, title=m.title or f"replay of {provenance['source']}",
-                spec=m.spec or "recorded traffic", level=m.level, rule=f"trace/{m.id}",
+                spec=m.spec or "recorded traffic", level=m.level, rule=m.id,
                 requirement=m.requirement or (
                     f"Answer as {provenance['software']} was answered "
                     f"({provenance['source']}: {provenance['cut']})"),
