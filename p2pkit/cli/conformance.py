@@ -70,6 +70,8 @@ def run_command(protocol: str, targets: tuple[str, ...], patterns: tuple[str, ..
                 torrent_path: str | None, magnet: str | None, verbose: bool) -> int:
     stream = _stream_protocol(protocol, torrent_path, magnet, list_only)
     cases = select(catalog(protocol), patterns)
+    from p2pkit.conformance.trace_replay import catalog_traces  # --cases 'dht/trace/*'
+    cases += catalog_traces(protocol, patterns)
     if not cases:
         raise BadInput("--cases", f"no case matches {' '.join(patterns)!r}")
     if list_only:
@@ -254,3 +256,9 @@ def _print_check(report: object) -> None:
         console.print(table)
     console.print(f"{report.capture}: {len(report.endpoints)} endpoints, "
                   f"{'no MUST rule fails' if report.ok else 'a MUST rule fails'}")
+
+
+# record and replay of traces (docs/conformance-traces.md) live in their own module
+from p2pkit.cli.conformance_traces import register as _register_traces  # noqa: E402
+
+_register_traces(conformance)

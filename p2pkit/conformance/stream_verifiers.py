@@ -74,12 +74,16 @@ class Receives(Verifier):
     its ``fields`` (a dotted path -> a :class:`~p2pkit.conformance.verifiers.Rule`, or a value
     that must be equal) holds. ``where(message, ctx)`` picks which message counts;
     ``session=True`` looks at the whole session so far, not only the step's window (what the
-    target sent on its own while an earlier step waited)."""
+    target sent on its own while an earlier step waited). ``any_match=True`` accepts any
+    message of the type whose fields all hold, not only the first (and, when none does, names
+    the first one's first differing field)."""
 
     def __init__(self, type: str | tuple[str, ...], *, where: Callable[[Any, Any], bool] |
-                 None = None, text: str = "", session: bool = False, **fields: Any) -> None:
+                 None = None, text: str = "", session: bool = False, any_match: bool = False,
+                 **fields: Any) -> None:
         self.types = (type,) if isinstance(type, str) else tuple(type)
         self.session = session
+        self.any_match = any_match
         self.where = where
         self.text = text
         self.fields = {path.replace("__", "."): rule if isinstance(rule, Rule) else
@@ -94,6 +98,9 @@ class Receives(Verifier):
             got = ", ".join(summary(m) for m in messages[:3]) or _state(answer)
             return Check(False, f"no {wanted}{' ' + self.text if self.text else ''}"
                                 f"{_ending(answer)}", "type", expected=f"a {wanted}", got=got)
+        if self.any_match and any(all(not rule(lookup(m, p), ctx) for p, rule in
+                                      self.fields.items()) for m in found):
+            return OK
         message = found[0]
         index = next((i for i, m in enumerate(answer.messages) if m is message), None)
         for path, rule in self.fields.items():
