@@ -21,7 +21,6 @@ def registered():
     register()
     yield
     unregister()
-    register()  # the other scapy tests of this package expect it registered
 
 
 def layers(name: str) -> Counter:

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
 from p2pkit.bittorrent.scapy_layers import UtpLayer
 from p2pkit.bittorrent.tracker.scapy_layers import UdpTrackerLayer, UdpTrackerResponseLayer
 from p2pkit.capture.dissect import dissect
-from p2pkit.capture.scapy_layers import dissect_packets, register
+from p2pkit.capture.scapy_layers import dissect_packets, register, unregister
 from tests.pcap_payloads import CAPTURES
 
-register()
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered():
+    """p2pkit's layers registered for this module's tests only: register() changes how scapy
+    decodes every packet, so it is undone before other modules run."""
+    register()
+    yield
+    unregister()
 
 
 def test_every_utp_packet_becomes_a_utp_layer_that_rebuilds_identically():
