@@ -1,0 +1,150 @@
+"""TorrentClient with Message Stream Encryption (MSE (Vuze wiki)) over real TCP on 127.0.0.1:
+the three policies against each other, the key log, fallback, and hostile key exchanges.
+
+(libtorrent, aria2 and transmission over MSE run inside ``unshare -n``: tests/interop.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from p2pkit.bittorrent.mse.connection import MseConnection
+from p2pkit.bittorrent.mse.keylog import parse_keylog
+from p2pkit.bittorrent.mse.keys import public_key
+from p2pkit.bittorrent.peer.client import TorrentClient
+from p2pkit.bittorrent.wire.create import create_torrent
+from p2pkit.bittorrent.wire.metainfo import Metainfo
+from tests.bittorrent.album import write_album
+
+LOCAL = ("127.0.0.1", 0)
+
+
+@pytest.fixture
+def album(tmp_path):
+    files = write_album(tmp_path / "seed", {"one.bin": 300_001, "two.bin": 70_000}, seed=5)
+    meta = Metainfo.parse(create_torrent(tmp_path / "seed" / "album", piece_length=32768))
+    return tmp_path / "seed", files, meta
+
+
+def same(root, files) -> bool:
+    return all((root / "album" / n).read_bytes() == d for n, d in files.items())
+
+
+async def fetch(meta, seed_root, leech_root, *, seed_enc, leech_enc, keylog=None,
+                timeout=20.0, before=None):
+    seeder = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False, encryption=seed_enc,
+                           keylog=keylog)
+    await seeder.start()
+    address = ("127.0.0.1", seeder.listen_port)
+    if before is not None:
+        await before(address)
+    leecher = TorrentClient(meta, leech_root, listen=LOCAL, trackers=False, peers=[address],
+                            encryption=leech_enc, keylog=keylog)
+    await leecher.start()
+    try:
+        await asyncio.wait_for(leecher.wait_complete(), timeout)
+    finally:
+        await leecher.close()
+        await seeder.close()
+    return leecher
+
+
+@pytest.mark.parametrize("seed_enc,leech_enc,method", [
+    ("require", "require", "rc4"),
+    ("prefer", "prefer", "rc4"),
+    ("prefer", "require", "rc4"),
+    ("require", "prefer", "rc4"),
+])
+def test_encrypted_download_and_its_key_log(album, tmp_path, seed_enc, leech_enc, method):
+    seed_root, files, meta = album
+    keylog = tmp_path / "keys.log"
+    leecher = asyncio.run(fetch(meta, seed_root, tmp_path / "leech", seed_enc=seed_enc,
+                                leech_enc=leech_enc, keylog=keylog))
+    assert leecher.session.complete and same(tmp_path / "leech", files)
+    lines = keylog.read_text().splitlines()
+    assert len(lines) == 2 and len(set(lines)) == 1  # both sides logged the same connection
+    log = parse_keylog(keylog.read_text())
+    entry, side = log.find(*lines[0].split()[1:3])
+    assert side == "initiator" and entry.method == method
+    assert entry.info_hash == meta.info_hash
+    assert entry.responder.endswith(f":{leecher.initial_peers[0][1]}")
+
+
+def test_plaintext_leecher_is_accepted_by_a_preferring_seeder(album, tmp_path):
+    seed_root, files, meta = album
+    keylog = tmp_path / "keys.log"
+    asyncio.run(fetch(meta, seed_root, tmp_path / "leech", seed_enc="prefer",
+                      leech_enc="plaintext", keylog=keylog))
+    assert same(tmp_path / "leech", files) and keylog.read_text() == ""
+
+
+def test_preferring_leecher_falls_back_to_plaintext(album, tmp_path):
+    seed_root, files, meta = album
+    leecher = asyncio.run(fetch(meta, seed_root, tmp_path / "leech", seed_enc="plaintext",
+                                leech_enc="prefer"))
+    assert same(tmp_path / "leech", files)
+    assert leecher._plaintext_peers == {leecher.initial_peers[0]}
+
+
+def test_requiring_leecher_never_talks_plaintext(album, tmp_path):
+    seed_root, _, meta = album
+    with pytest.raises(TimeoutError):
+        asyncio.run(fetch(meta, seed_root, tmp_path / "leech", seed_enc="plaintext",
+                          leech_enc="require", timeout=3.0))
+
+
+# -- hostile key exchanges: each drops only its own connection --------------------------------
+
+
+async def _read_until_closed(reader, limit=5.0) -> bool:
+    """True once the seeder closes or resets the connection (TimeoutError if it does not)."""
+    try:
+        while await asyncio.wait_for(reader.read(65536), limit):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_hostile_key_exchanges_drop_only_their_connection(album, tmp_path):
+    seed_root, files, meta = album
+    closed: dict[str, bool] = {}
+    stalled = []
+
+    async def hostile(address):
+        rng = random.Random(7)
+        key = public_key(rng.getrandbits(160))
+
+        async def attempt(name, data):
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(data)
+            await writer.drain()
+            closed[name] = await _read_until_closed(reader)
+            writer.close()
+
+        # padding over 512: Ya and 600 bytes with no HASH('req1', S)
+        await attempt("padding", key + rng.randbytes(600))
+        # garbage after the key exchange: a HASH('req1', S) nobody could compute
+        await attempt("garbage", key + bytes(20) + rng.randbytes(600))
+        # crypto_provide offering plaintext only to a seeder that requires RC4
+        a = MseConnection.initiator(info_hash=meta.info_hash, rng=rng, now=0.0, provide=0x01)
+        a.send_payload(b"\x13BitTorrent protocol")
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(a.data_to_send())
+        a.receive_data(await asyncio.wait_for(reader.readexactly(96), 5), 0.0)
+        writer.write(a.data_to_send())
+        await writer.drain()
+        closed["crypto_provide"] = await _read_until_closed(reader)
+        writer.close()
+        # a key exchange that never completes: half a key, then silence (kept open)
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(key[:40])
+        stalled.append(writer)
+
+    leecher = asyncio.run(fetch(meta, seed_root, tmp_path / "leech", seed_enc="require",
+                                leech_enc="require", before=hostile))
+    assert closed == {"padding": True, "garbage": True, "crypto_provide": True}
+    assert leecher.session.complete and same(tmp_path / "leech", files)
