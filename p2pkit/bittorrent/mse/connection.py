@@ -72,7 +72,8 @@ from p2pkit.core import NEED_DATA, Event, NeedData
 from p2pkit.errors import LimitExceeded, ParseError, RemoteProtocolError
 
 __all__ = ["HANDSHAKE_TIMEOUT", "LEGACY_HANDSHAKE", "MAX_INITIAL_PAYLOAD", "METHODS",
-           "MseConnection", "MseEstablished", "PayloadReceived", "events", "method_bits"]
+           "MseConnection", "MseEstablished", "PayloadReceived", "events", "find_marker",
+           "gather_block", "method_bits"]
 
 #: Seconds the whole key exchange may take before the connection is given up.
 HANDSHAKE_TIMEOUT = 30.0
@@ -304,18 +305,7 @@ class MseConnection:
         self._out += self._encrypt.update(block)
 
     def _find_marker(self, what: str) -> int | None:
-        """Where the marker starts in the bytes after the public key (within the 512 bytes
-        of padding), dropping what precedes it; None while it may still come."""
-        buf = self._inbuf
-        window = MAX_PAD + len(self._marker)
-        at = buf.find(self._marker, 0, window)
-        if at < 0:
-            if len(buf) >= window:
-                raise RemoteProtocolError(f"MSE: {what} not found within {MAX_PAD} bytes of "
-                                          "padding after the public key")
-            return None
-        del buf[:at]
-        return at
+        return find_marker(self._inbuf, self._marker, what)
 
     def _on_req1(self) -> None:  # responder
         if self._find_marker("HASH('req1', S)") is None:
@@ -335,27 +325,7 @@ class MseConnection:
         self._step = "crypto_provide"
 
     def _gather(self, with_initial_payload: bool) -> bytes | None:
-        """Decrypt exactly the bytes of the handshake block (not one more: what follows may be
-        plaintext): 14 bytes (VC, the bitfield, len(Pad)), then the padding, then for
-        crypto_provide len(IA) and IA. The whole block once gathered, else None."""
-        plain = self._plain
-        need = _HEAD
-        if len(plain) >= _HEAD:
-            head = CryptoHead.parse(bytes(plain[:_HEAD]))  # VC, and padding <= 512
-            need = _HEAD + head.pad_length + (2 if with_initial_payload else 0)
-            if with_initial_payload and len(plain) >= need:
-                initial = int.from_bytes(plain[need - 2:need], "big")  # len(IA)
-                if initial > MAX_INITIAL_PAYLOAD:
-                    raise LimitExceeded(f"initial payload of {initial} bytes, more than "
-                                        f"{MAX_INITIAL_PAYLOAD}", protocol="mse",
-                                        path="initial_payload", offset=need - 2)
-                need += initial
-        take = bytes(self._inbuf[:need - len(plain)])
-        if take:
-            del self._inbuf[:len(take)]
-            plain += self._decrypt.update(take)
-            return self._gather(with_initial_payload)
-        return bytes(plain) if len(plain) >= need else None
+        return gather_block(self._inbuf, self._plain, self._decrypt, with_initial_payload)
 
     def _on_crypto_provide(self) -> None:  # responder
         try:
@@ -416,6 +386,46 @@ class MseConnection:
         if self.method == CRYPTO_RC4:
             data = self._decrypt.update(data)
         self._events.append(PayloadReceived(data=bytes(data)))
+
+
+def find_marker(buf: bytearray, marker: bytes, what: str) -> int | None:
+    """Where ``marker`` starts in ``buf`` (the bytes after a public key), dropping what
+    precedes it; None while it may still come. "[...] within the 512 bytes of padding":
+    :class:`RemoteProtocolError` once it cannot."""
+    window = MAX_PAD + len(marker)
+    at = buf.find(marker, 0, window)
+    if at < 0:
+        if len(buf) >= window:
+            raise RemoteProtocolError(f"MSE: {what} not found within {MAX_PAD} bytes of "
+                                      "padding after the public key")
+        return None
+    del buf[:at]
+    return at
+
+
+def gather_block(inbuf: bytearray, plain: bytearray, decrypt: Rc4,
+                 with_initial_payload: bool) -> bytes | None:
+    """Move bytes from ``inbuf`` to ``plain``, decrypted, but exactly those of the handshake
+    block (not one more: what follows may be plaintext): 14 bytes (VC, the bitfield,
+    len(Pad)), then the padding, then for crypto_provide len(IA) and IA. The whole block once
+    gathered, else None. :class:`LimitExceeded` for padding or IA over their bounds."""
+    while True:
+        need = _HEAD
+        if len(plain) >= _HEAD:
+            head = CryptoHead.parse(bytes(plain[:_HEAD]))  # VC, and padding <= 512
+            need = _HEAD + head.pad_length + (2 if with_initial_payload else 0)
+            if with_initial_payload and len(plain) >= need:
+                initial = int.from_bytes(plain[need - 2:need], "big")  # len(IA)
+                if initial > MAX_INITIAL_PAYLOAD:
+                    raise LimitExceeded(f"initial payload of {initial} bytes, more than "
+                                        f"{MAX_INITIAL_PAYLOAD}", protocol="mse",
+                                        path="initial_payload", offset=need - 2)
+                need += initial
+        take = bytes(inbuf[:need - len(plain)])
+        if not take:
+            return bytes(plain) if len(plain) >= need else None
+        del inbuf[:len(take)]
+        plain += decrypt.update(take)
 
 
 def events(conn: MseConnection) -> list[Event]:
