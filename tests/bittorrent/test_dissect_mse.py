@@ -1,0 +1,103 @@
+"""Dissecting MSE/PE connections with a key log (``p2pkit dissect --keylog``), on the committed
+capture of p2pkit downloading from libtorrent over RC4
+(tests/data/captures/bt-09-p2pkit-leech-libtorrent-mse.pcap, README-mse.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections import Counter
+
+from p2pkit.bittorrent.mse.keylog import KeyLog, format_entry, parse_keylog
+from p2pkit.bittorrent.wire.metainfo import Metainfo
+from p2pkit.capture.dissect import dissect
+from p2pkit.capture.render import render_tree
+from p2pkit.cli import main
+from tests.pcap_payloads import CAPTURES, tcp_streams
+
+NAME = "bt-09-p2pkit-leech-libtorrent-mse"
+PCAP = CAPTURES / f"{NAME}.pcap"
+KEYLOG = CAPTURES / f"{NAME}.keylog"
+TORRENT = CAPTURES.parent / "torrents" / f"{NAME}.torrent"
+OURS, LIBTORRENT = "127.0.0.3", "127.0.0.2"
+
+
+def records(keylog: KeyLog | None):
+    secrets = {"bittorrent": keylog} if keylog is not None else None
+    return [r for r in dissect(PCAP, secrets=secrets) if r.protocol == "bittorrent"]
+
+
+def test_key_log_decrypts_every_peer_wire_message():
+    got = records(parse_keylog(KEYLOG.read_text()))
+    meta = Metainfo.parse(TORRENT.read_bytes())
+    names = Counter(r.message for r in got)
+    assert names["undecoded"] == 0
+    assert names["mse_preamble"] == 2 and names["handshake"] == 2
+    assert all(r.fields["info_hash"] == meta.info_hash.hex()
+               for r in got if r.message == "handshake")
+    # every piece of the torrent came out of the RC4 stream and passes its SHA-1
+    blocks: dict[int, dict[int, bytes]] = {}
+    for r in got:
+        if r.message == "piece":
+            assert r.src.startswith(LIBTORRENT)
+            blocks.setdefault(r.value.index, {})[r.value.begin] = bytes(r.value.piece)
+    assert len(blocks) == meta.piece_count
+    for index, parts in blocks.items():
+        data = b"".join(parts[b] for b in sorted(parts))
+        assert hashlib.sha1(data).digest() == meta.pieces[index]
+    requests = [r for r in got if r.message == "request"]
+    assert requests and all(r.src.startswith(OURS) for r in requests)
+    assert sum(r.fields["length"] for r in requests) >= meta.total_length
+
+
+def test_every_decrypted_byte_is_accounted_for():
+    """The preamble plus the decoded messages cover each direction's captured bytes."""
+    got = records(parse_keylog(KEYLOG.read_text()))
+    for (src, dst), data in tcp_streams(PCAP.name).items():
+        mine = [r for r in got if r.src == f"{src[0]}:{src[1]}"]
+        assert sum(r.length for r in mine) == len(data)
+
+
+def test_preambles_show_the_key_exchange():
+    got = records(parse_keylog(KEYLOG.read_text()))
+    pre = {r.fields["side"]: r for r in got if r.message == "mse_preamble"}
+    ours, theirs = pre["initiator"], pre["responder"]
+    assert ours.src.startswith(OURS) and theirs.src.startswith(LIBTORRENT)
+    assert ours.fields["encryption"] == theirs.fields["encryption"] == "rc4"
+    # Ya + PadA + 40 bytes of hashes + VC, crypto_provide, len(PadC), PadC, len(IA)
+    assert ours.length == 96 + ours.fields["pad"] + 40 + 16 + ours.fields["pad_c"]
+    assert ours.fields["initial_payload"] == 68  # p2pkit sends its handshake as IA
+    # Yb + PadB + VC, crypto_select, len(PadD), PadD
+    assert theirs.length == 96 + theirs.fields["pad"] + 14 + theirs.fields["pad_d"]
+    assert "handshake" in render_tree(records(parse_keylog(KEYLOG.read_text()))[1], 0.0)
+
+
+def test_without_the_key_log_the_streams_stay_labelled_encrypted():
+    got = records(None)
+    assert {r.message for r in got} == {"undecoded"}
+    assert {r.fields["reason"] for r in got} == {"encrypted"}
+
+
+def test_a_wrong_key_leaves_the_stream_encrypted():
+    entry = next(iter(parse_keylog(KEYLOG.read_text())._by_pair.values()))
+    wrong = dataclasses.replace(entry, secret=bytes(95) + b"\x01")
+    got = records(KeyLog([wrong]))
+    assert {r.message for r in got} == {"undecoded"}
+    details = {r.fields.get("detail", "") for r in got}
+    assert any("not found within 512" in d for d in details), details
+    assert format_entry(entry) == KEYLOG.read_text().strip()
+
+
+def test_cli_keylog(capsys, tmp_path):
+    status = main(["dissect", str(PCAP), "--keylog", str(KEYLOG), "--message", "handshake"])
+    out, err = capsys.readouterr()
+    assert status == 0 and out.count(" bittorrent handshake ") == 2
+    bad = tmp_path / "bad.keylog"
+    bad.write_text("# fine\nMSE_SECRET 1.2.3.4:5 6.7.8.9:10 zz\n")
+    status = main(["dissect", str(PCAP), "--keylog", str(bad)])
+    out, err = capsys.readouterr()
+    assert status != 0 and out == "" and len(err.strip().splitlines()) == 1
+    assert "offset 7" in err
+    status = main(["dissect", str(PCAP), "--keylog", str(tmp_path / "missing")])
+    out, err = capsys.readouterr()
+    assert status != 0 and len(err.strip().splitlines()) == 1
