@@ -53,7 +53,7 @@ def test_key_log_decrypts_every_peer_wire_message():
 def test_every_decrypted_byte_is_accounted_for():
     """The preamble plus the decoded messages cover each direction's captured bytes."""
     got = records(parse_keylog(KEYLOG.read_text()))
-    for (src, dst), data in tcp_streams(PCAP.name).items():
+    for (src, _dst), data in tcp_streams(PCAP.name).items():
         mine = [r for r in got if r.src == f"{src[0]}:{src[1]}"]
         assert sum(r.length for r in mine) == len(data)
 

@@ -544,7 +544,17 @@ class TorrentClient:
             self.session.remove_peer(key, self._now())
             self._pump()
         if fallback and proto.address is not None:
-            self.connect(proto.address)
+            self._spawn(self._dial_plaintext(proto.address))
+
+    async def _dial_plaintext(self, address: tuple[str, int]) -> None:
+        """Dial ``address`` again (in plaintext: it is in ``_plaintext_peers``) once the dial
+        that failed is over: a connection refused right away is lost before its ``_dial``
+        has even returned, while the address still counts as being dialled."""
+        for _ in range(100):
+            if address not in self._dialling:
+                break
+            await asyncio.sleep(0.01)
+        self.connect(address)
 
     def _resume_writing(self, proto: _PeerProtocol) -> None:
         reads, proto.pending_reads = proto.pending_reads, []
