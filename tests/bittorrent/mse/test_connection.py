@@ -7,6 +7,8 @@ import hashlib
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pkit.bittorrent.mse.connection import (
     HANDSHAKE_TIMEOUT,
@@ -271,3 +273,41 @@ def test_libtorrent_capture_has_the_shape_the_core_expects():
     # the public keys are numbers below P, as the responder checks
     assert 1 < int.from_bytes(ya_pad_a[:96], "big") < P - 1
     assert 1 < int.from_bytes(yb_pad_b[:96], "big") < P - 1
+
+
+# -- fuzzing: random bytes at each side raise only RemoteProtocolError -------------------------
+
+
+@given(st.binary(max_size=1500), st.integers(1, 200))
+@settings(max_examples=200, deadline=None)
+def test_random_bytes_to_a_responder(data, chunk):
+    b = MseConnection.responder(info_hashes=[IH], rng=random.Random(2), now=0.0,
+                                allow_legacy=True)
+    try:
+        for i in range(0, len(data), chunk):
+            b.receive_data(data[i:i + chunk], 0.0)
+        events(b)
+    except RemoteProtocolError:
+        pass
+
+
+@given(st.binary(max_size=1500), st.integers(1, 200))
+@settings(max_examples=200, deadline=None)
+def test_random_bytes_to_an_initiator(data, chunk):
+    a = MseConnection.initiator(info_hash=IH, rng=random.Random(1), now=0.0)
+    a.send_payload(HANDSHAKE)
+    try:
+        for i in range(0, len(data), chunk):
+            a.receive_data(data[i:i + chunk], 0.0)
+        events(a)
+    except RemoteProtocolError:
+        pass
+
+
+@given(st.integers(0, MAX_PAD), st.integers(0, MAX_PAD), st.binary(max_size=300))
+@settings(max_examples=40, deadline=None)
+def test_any_pads_and_payload_agree(pad_a, pad_b, payload):
+    a, b = pair(pads=(pad_a, pad_b))
+    a.send_payload(HANDSHAKE + payload)
+    exchange(a, b, 97)
+    assert b"".join(e.data for e in events(b)[1:]) == HANDSHAKE + payload
