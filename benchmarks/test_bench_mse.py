@@ -74,6 +74,7 @@ def test_rc4_layer_alone(benchmark):
     for _ in range(3):
         b.receive_data(a.data_to_send(), 0.0)
         a.receive_data(b.data_to_send(), 0.0)
+    events(b)  # MseEstablished and the first payload
     block = bytes(16384)
 
     def run():
