@@ -148,3 +148,39 @@ def test_hostile_key_exchanges_drop_only_their_connection(album, tmp_path):
                                 leech_enc="require", before=hostile))
     assert closed == {"padding": True, "garbage": True, "crypto_provide": True}
     assert leecher.session.complete and same(tmp_path / "leech", files)
+
+
+def test_a_key_exchange_that_never_ends_is_dropped_while_others_are_served(
+        album, tmp_path, monkeypatch):
+    """Half a public key, then silence: the peer's handshake timeout (shortened here from 30 s)
+    closes that connection; a leecher meanwhile downloads everything."""
+    import p2pkit.bittorrent.peer.connection as connection
+
+    monkeypatch.setattr(connection, "HANDSHAKE_TIMEOUT", 1.0)
+    seed_root, files, meta = album
+    outcome = {}
+
+    async def stall(address):
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(public_key(12345)[:40])
+        await writer.drain()
+
+        async def watch():
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            outcome["closed"] = await _read_until_closed(reader, limit=10.0)
+            outcome["after"] = loop.time() - start
+            writer.close()
+
+        outcome["task"] = asyncio.ensure_future(watch())
+
+    async def scenario():
+        leecher = await fetch(meta, seed_root, tmp_path / "leech", seed_enc="prefer",
+                              leech_enc="prefer", before=stall)
+        # the seeder is closed by fetch(); the stalled socket was closed before that
+        await outcome["task"]
+        return leecher
+
+    leecher = asyncio.run(scenario())
+    assert same(tmp_path / "leech", files) and leecher.session.complete
+    assert outcome["closed"] is True
