@@ -184,3 +184,34 @@ def test_a_key_exchange_that_never_ends_is_dropped_while_others_are_served(
     leecher = asyncio.run(scenario())
     assert same(tmp_path / "leech", files) and leecher.session.complete
     assert outcome["closed"] is True
+
+
+def test_cli_download_with_encryption_and_key_log(album, tmp_path, capsys):
+    """``p2pkit bt download --encryption require --keylog FILE`` against a requiring seeder."""
+    from p2pkit.bittorrent.wire.create import create_torrent as create
+    from p2pkit.cli import main
+
+    seed_root, files, meta = album
+    torrent = tmp_path / "album.torrent"
+    torrent.write_bytes(create(seed_root / "album", piece_length=32768))
+    keylog = tmp_path / "cli.keylog"
+
+    async def serve() -> int:
+        seeder = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False,
+                               encryption="require")
+        await seeder.start()
+        loop = asyncio.get_running_loop()
+        status = await loop.run_in_executor(None, main, [
+            "bt", "download", str(torrent), "-o", str(tmp_path / "cli"), "--listen",
+            "127.0.0.1:0", "--peer", f"127.0.0.1:{seeder.listen_port}", "--no-trackers",
+            "--timeout", "20", "-q", "--encryption", "require", "--keylog", str(keylog)])
+        await seeder.close()
+        return status
+
+    assert asyncio.run(serve()) == 0
+    assert same(tmp_path / "cli", files)
+    assert [line.split()[5] for line in keylog.read_text().splitlines()] == ["rc4"]
+    status = main(["bt", "download", str(torrent), "-o", str(tmp_path / "x"),
+                   "--encryption", "sometimes"])
+    err = capsys.readouterr().err
+    assert status == 2 and "sometimes" in err
