@@ -1,12 +1,14 @@
 """Dissecting MSE/PE connections with a key log (``p2pkit dissect --keylog``), on the committed
-capture of p2pkit downloading from libtorrent over RC4
-(tests/data/captures/bt-09-p2pkit-leech-libtorrent-mse.pcap, README-mse.md)."""
+captures of p2pkit downloading from libtorrent and seeding to transmission over RC4
+(tests/data/captures/bt-09-…-mse.pcap, bt-10-…-mse.pcap, README-mse.md)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 from collections import Counter
+
+import pytest
 
 from p2pkit.bittorrent.mse.keylog import KeyLog, format_entry, parse_keylog
 from p2pkit.bittorrent.wire.metainfo import Metainfo
@@ -18,18 +20,28 @@ from tests.pcap_payloads import CAPTURES, tcp_streams
 NAME = "bt-09-p2pkit-leech-libtorrent-mse"
 PCAP = CAPTURES / f"{NAME}.pcap"
 KEYLOG = CAPTURES / f"{NAME}.keylog"
-TORRENT = CAPTURES.parent / "torrents" / f"{NAME}.torrent"
 OURS, LIBTORRENT = "127.0.0.3", "127.0.0.2"
+#: capture name -> (address of the side that sends pieces, of the one that requests them).
+CAPTURED = {NAME: (LIBTORRENT, OURS),
+            "bt-10-p2pkit-seed-transmission-mse": (OURS, "127.0.0.2")}
 
 
-def records(keylog: KeyLog | None):
+def records(keylog: KeyLog | None, name: str = NAME):
     secrets = {"bittorrent": keylog} if keylog is not None else None
-    return [r for r in dissect(PCAP, secrets=secrets) if r.protocol == "bittorrent"]
+    return [r for r in dissect(CAPTURES / f"{name}.pcap", secrets=secrets)
+            if r.protocol == "bittorrent"]
 
 
-def test_key_log_decrypts_every_peer_wire_message():
-    got = records(parse_keylog(KEYLOG.read_text()))
-    meta = Metainfo.parse(TORRENT.read_bytes())
+def keys(name: str = NAME) -> KeyLog:
+    return parse_keylog((CAPTURES / f"{name}.keylog").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURED))
+def test_key_log_decrypts_every_peer_wire_message(name):
+    seeder, leecher = CAPTURED[name]
+    got = records(keys(name), name)
+    torrent = CAPTURES.parent / "torrents" / f"{name}.torrent"
+    meta = Metainfo.parse(torrent.read_bytes())
     names = Counter(r.message for r in got)
     assert names["undecoded"] == 0
     assert names["mse_preamble"] == 2 and names["handshake"] == 2
@@ -39,37 +51,40 @@ def test_key_log_decrypts_every_peer_wire_message():
     blocks: dict[int, dict[int, bytes]] = {}
     for r in got:
         if r.message == "piece":
-            assert r.src.startswith(LIBTORRENT)
+            assert r.src.startswith(seeder)
             blocks.setdefault(r.value.index, {})[r.value.begin] = bytes(r.value.piece)
     assert len(blocks) == meta.piece_count
     for index, parts in blocks.items():
         data = b"".join(parts[b] for b in sorted(parts))
         assert hashlib.sha1(data).digest() == meta.pieces[index]
     requests = [r for r in got if r.message == "request"]
-    assert requests and all(r.src.startswith(OURS) for r in requests)
+    assert requests and all(r.src.startswith(leecher) for r in requests)
     assert sum(r.fields["length"] for r in requests) >= meta.total_length
 
 
-def test_every_decrypted_byte_is_accounted_for():
+@pytest.mark.parametrize("name", sorted(CAPTURED))
+def test_every_decrypted_byte_is_accounted_for(name):
     """The preamble plus the decoded messages cover each direction's captured bytes."""
-    got = records(parse_keylog(KEYLOG.read_text()))
-    for (src, _dst), data in tcp_streams(PCAP.name).items():
+    got = records(keys(name), name)
+    for (src, _dst), data in tcp_streams(f"{name}.pcap").items():
         mine = [r for r in got if r.src == f"{src[0]}:{src[1]}"]
         assert sum(r.length for r in mine) == len(data)
 
 
-def test_preambles_show_the_key_exchange():
-    got = records(parse_keylog(KEYLOG.read_text()))
+@pytest.mark.parametrize("name", sorted(CAPTURED))
+def test_preambles_show_the_key_exchange(name):
+    got = records(keys(name), name)
     pre = {r.fields["side"]: r for r in got if r.message == "mse_preamble"}
-    ours, theirs = pre["initiator"], pre["responder"]
-    assert ours.src.startswith(OURS) and theirs.src.startswith(LIBTORRENT)
+    ours, theirs = pre["initiator"], pre["responder"]  # p2pkit dialled in both captures
+    assert ours.src.startswith(OURS) and theirs.src.startswith("127.0.0.2")
     assert ours.fields["encryption"] == theirs.fields["encryption"] == "rc4"
     # Ya + PadA + 40 bytes of hashes + VC, crypto_provide, len(PadC), PadC, len(IA)
     assert ours.length == 96 + ours.fields["pad"] + 40 + 16 + ours.fields["pad_c"]
     assert ours.fields["initial_payload"] == 68  # p2pkit sends its handshake as IA
     # Yb + PadB + VC, crypto_select, len(PadD), PadD
     assert theirs.length == 96 + theirs.fields["pad"] + 14 + theirs.fields["pad_d"]
-    assert "handshake" in render_tree(records(parse_keylog(KEYLOG.read_text()))[1], 0.0)
+    tree = render_tree(next(r for r in got if r.message == "handshake"), 0.0)
+    assert "info_hash" in tree and "peer_id" in tree
 
 
 def test_without_the_key_log_the_streams_stay_labelled_encrypted():

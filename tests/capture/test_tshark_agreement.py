@@ -287,6 +287,8 @@ COVERAGE = {
                                               "without its key log; with it, p2pkit's "
                                               "messages are checked against the torrent in "
                                               "tests/bittorrent/test_dissect_mse.py",
+    "bt-10-p2pkit-seed-transmission-mse.pcap": "as bt-09 (p2pkit seeding to transmission "
+                                               "over MSE/RC4)",
     "dht-02-bep44-put-get.pcap": "KRPC kind, method, transaction id",
     "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap": "KRPC kind, method, transaction id",
     "gtkg123-plain-up2-3leaves.pcap": "Gnutella descriptor headers: exact agreement",
