@@ -69,10 +69,11 @@ from p2pkit.bittorrent.wire.mse import (
     SyncHashes,
 )
 from p2pkit.core import NEED_DATA, Event, NeedData
-from p2pkit.errors import LimitExceeded, ParseError, RemoteProtocolError
+from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, RemoteProtocolError
 
 __all__ = ["HANDSHAKE_TIMEOUT", "LEGACY_HANDSHAKE", "MAX_INITIAL_PAYLOAD", "METHODS",
-           "MseConnection", "MseEstablished", "PayloadReceived", "events", "find_marker",
+           "MseConnection", "MseEstablished", "PayloadReceived", "SendPayload", "events",
+           "find_marker",
            "gather_block", "method_bits"]
 
 #: Seconds the whole key exchange may take before the connection is given up.
@@ -114,6 +115,13 @@ class MseEstablished(Event):
 @dataclass(frozen=True, kw_only=True)
 class PayloadReceived(Event):
     """Decrypted payload (the peer wire) received: IA, then the payload stream."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendPayload(Event):
+    """Payload (peer-wire bytes) the layer above asks to send (:meth:`MseConnection.send`)."""
 
     data: bytes
 
@@ -231,6 +239,14 @@ class MseConnection:
             self._out += data
         else:
             self._pending += data
+
+    def send(self, event: Event, now: float) -> bytes:
+        """The StreamCore surface of :meth:`send_payload`: queue ``event.data`` (a
+        :class:`SendPayload`) and return every wire byte due now."""
+        if not isinstance(event, SendPayload):
+            raise LocalProtocolError(f"MSE sends payload only, not {type(event).__name__}")
+        self.send_payload(event.data)
+        return self.data_to_send()
 
     def data_to_send(self) -> bytes:
         """Wire bytes to write."""

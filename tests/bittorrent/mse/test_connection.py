@@ -311,3 +311,20 @@ def test_any_pads_and_payload_agree(pad_a, pad_b, payload):
     a.send_payload(HANDSHAKE + payload)
     exchange(a, b, 97)
     assert b"".join(e.data for e in events(b)[1:]) == HANDSHAKE + payload
+
+
+def test_it_is_a_stream_core_and_sends_payload_events():
+    from p2pkit.bittorrent.mse.connection import SendPayload
+    from p2pkit.core import StreamCore, StreamPair
+    from p2pkit.errors import LocalProtocolError
+
+    a, b = pair()
+    assert isinstance(a, StreamCore) and isinstance(b, StreamCore)
+    link = StreamPair(a, b)
+    link.write(0, a.data_to_send())  # Ya + PadA
+    link.send(0, SendPayload(data=HANDSHAKE))
+    got_a, got_b = link.run()
+    assert [type(e).__name__ for e in got_b] == ["MseEstablished", "PayloadReceived"]
+    assert got_b[1].data == HANDSHAKE and got_a[0].method == "rc4"
+    with pytest.raises(LocalProtocolError):
+        a.send(MseEstablished(method="rc4"), 0.0)
