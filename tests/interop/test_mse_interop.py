@@ -97,3 +97,55 @@ def test_client_requiring_encryption_downloads_from_p2pkit(netns, content, tmp_p
     check(result, torrent, tmp_path / "theirs", digests, leech.name)
     methods = {line.split()[5] for line in keylog.read_text().splitlines()}
     assert methods == {"rc4"}, result.report()
+
+
+#: libtorrent's own defaults: pe_enabled both ways, pe_both (what p2pkit's "prefer" meets in
+#: the wild); and encryption off (pe_disabled), as the plaintext interop tests run it.
+LT_ENABLED = {"out_enc_policy": 1, "in_enc_policy": 1, "allowed_enc_level": 3}
+LT_DISABLED = {"out_enc_policy": 2, "in_enc_policy": 2}
+
+
+@pytest.mark.parametrize("settings,expected", [
+    (LT_FORCED_RC4, {"rc4"}),  # an MSE connection, told apart from plaintext by its bytes
+    (LT_ENABLED, {"rc4", "plaintext"}),  # libtorrent tries MSE first; it selects the method
+    (LT_DISABLED, set()),  # a plain BitTorrent handshake: no MSE, nothing logged
+])
+def test_libtorrent_dials_a_preferring_p2pkit_seeder(netns, content, tmp_path, settings,
+                                                     expected):
+    """Incoming connections: libtorrent dials ``p2pkit bt seed`` (default ``--encryption
+    prefer``), which recognises MSE or plaintext by the first bytes."""
+    need("libtorrent")
+    torrent, seed_dir, digests = content
+    keylog = tmp_path / "keys.log"
+    ours = Peer(name="p2pkit", kind="p2pkit", role="seed", host=US[0], port=US[1],
+                data_dir=seed_dir,
+                argv=p2pkit_seed_argv(torrent, seed_dir, listen=f"{US[0]}:{US[1]}")
+                + ("--keylog", str(keylog), "-v"))
+    leech = Peer(name="lt-leech", kind="libtorrent", role="leech", host=THEM[0], port=THEM[1],
+                 data_dir=tmp_path / "theirs", torrent=torrent, dial=(ours.address,),
+                 settings=settings)
+    result = run_scenario(netns, Scenario(work=tmp_path, peers=(ours, leech), timeout=60))
+    check(result, torrent, tmp_path / "theirs", digests, leech.name)
+    lines = keylog.read_text().splitlines() if keylog.exists() else []
+    methods = {line.split()[5] for line in lines}
+    assert methods <= expected and bool(methods) == bool(expected), result.report()
+    assert all(line.split()[1].startswith(THEM[0]) for line in lines)  # libtorrent initiated
+
+
+def test_preferring_p2pkit_downloads_from_libtorrent_defaults(netns, content, tmp_path):
+    """Outgoing ``prefer`` (the default) against libtorrent's default pe_enabled/pe_both."""
+    need("libtorrent")
+    torrent, seed_dir, digests = content
+    keylog = tmp_path / "keys.log"
+    seed = Peer(name="lt-seed", kind="libtorrent", role="seed", host=THEM[0], port=THEM[1],
+                data_dir=seed_dir, torrent=torrent, settings=LT_ENABLED)
+    ours = Peer(name="p2pkit", kind="p2pkit", role="leech", host=US[0], port=US[1],
+                data_dir=tmp_path / "ours",
+                argv=p2pkit_download_argv(torrent, tmp_path / "ours", peers=(seed.address,),
+                                          listen=f"{US[0]}:{US[1]}")
+                + ("--keylog", str(keylog), "-v"))
+    result = run_scenario(netns, Scenario(work=tmp_path, peers=(seed, ours), timeout=60))
+    check(result, torrent, tmp_path / "ours", digests, "p2pkit")
+    lines = keylog.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].split()[1].startswith(US[0]), result.report()
+    assert lines[0].split()[5] in ("rc4", "plaintext")
