@@ -695,6 +695,9 @@ class UtpDecoder:
         self._utp: dict[tuple[str, str, int], UtpDirection] = {}
         self._utp_held: dict[tuple[str, str, int], list[tuple[Packet, Any]]] = {}
         self._stream = get(PROTOCOL).stream_decoder
+        #: Per protocol name, what decrypts streams (set by the dissector): the
+        #: ``bittorrent`` entry (an MSE key log) reaches the peer-wire streams uTP carries.
+        self.secrets: dict[str, Any] = {}
 
     def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
         """The records of one uTP packet (header, then any peer-wire messages it completes)."""
@@ -784,7 +787,9 @@ class UtpDecoder:
                      spans=struct_spans(UtpPacket, 0, len(pkt.payload)))
         direction = self._utp.get(key)
         if direction is None:
-            stream = load(self._stream)(transport="utp", src=pkt.src, dst=pkt.dst)
+            keys = self.secrets.get(PROTOCOL)
+            extra = {"secrets": keys} if keys is not None else {}
+            stream = load(self._stream)(transport="utp", src=pkt.src, dst=pkt.dst, **extra)
             direction = self._utp[key] = UtpDirection(stream)
         if kind == "st_syn":
             yield from direction.syn(value.seq_nr)

@@ -77,7 +77,7 @@ class Dissector:
         self._directions: dict[tuple[int, str], _Direction] = {}
         self._connection_protocol: dict[int, str] = {}
         self.skipped_bytes = 0
-        self.datagrams = DatagramDissector()
+        self.datagrams = DatagramDissector(secrets=self.secrets)
         self._stream_factories = {d.name: registry.load(d.stream_decoder)
                                   for d in registry.stream_protocols()}
 

@@ -116,3 +116,76 @@ def test_cli_keylog(capsys, tmp_path):
     status = main(["dissect", str(PCAP), "--keylog", str(tmp_path / "missing")])
     out, err = capsys.readouterr()
     assert status != 0 and len(err.strip().splitlines()) == 1
+
+
+# -- MSE over uTP (BEP 29): a synthetic capture of two p2pkit MSE cores ------------------------
+
+
+def _utp_capture(path, entry_out: list) -> None:
+    """Two MseConnection cores talk over uTP (SYN, STATE, then DATA packets carrying each
+    write), written as a pcap with scapy; ``entry_out`` receives the key log entry."""
+    import random
+
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    from p2pkit.bittorrent.mse.connection import MseConnection, MseEstablished, events
+    from p2pkit.bittorrent.mse.keylog import KeyLogEntry
+    from p2pkit.bittorrent.wire.utp import UtpPacket
+
+    ih = hashlib.sha1(b"utp").digest()
+    hs = b"\x13BitTorrent protocol" + bytes(8) + ih + b"-PK0100-utputputputp"
+    a = MseConnection.initiator(info_hash=ih, rng=random.Random(5), now=0.0)
+    b = MseConnection.responder(info_hashes=[ih], rng=random.Random(6), now=0.0)
+    ends = {"a": ("10.0.0.1", 7000), "b": ("10.0.0.2", 6881)}
+    cid, seq = 3000, {"a": 100, "b": 500}
+    frames = []
+
+    def packet(side, kind, payload=b"", seq_nr=0, ack_nr=0):
+        src, dst = ends[side], ends["b" if side == "a" else "a"]
+        conn = cid if (side == "b" or kind == "st_syn") else cid + 1
+        raw = UtpPacket.build(dict(type=kind, version=1, connection_id=conn,
+                                   timestamp_microseconds=len(frames),
+                                   timestamp_difference_microseconds=0, wnd_size=65536,
+                                   seq_nr=seq_nr, ack_nr=ack_nr, extensions=[],
+                                   payload=payload))
+        frames.append(Ether() / IP(src=src[0], dst=dst[0]) / UDP(sport=src[1], dport=dst[1])
+                      / raw)
+
+    def data(side, wire):
+        for i in range(0, len(wire), 900):
+            packet(side, "st_data", wire[i:i + 900], seq_nr=seq[side])
+            seq[side] += 1
+
+    packet("a", "st_syn", seq_nr=seq["a"])
+    seq["a"] += 1
+    packet("b", "st_state", seq_nr=seq["b"], ack_nr=seq["a"] - 1)
+    a.send_payload(hs)
+    for _ in range(4):
+        out = a.data_to_send()
+        data("a", out)
+        b.receive_data(out, 0.0) if out else None
+        out = b.data_to_send()
+        data("b", out)
+        a.receive_data(out, 0.0) if out else None
+    b.send_payload(hs + bytes.fromhex("0000000102"))  # handshake, interested
+    data("b", b.data_to_send())
+    est = [e for e in events(b) if isinstance(e, MseEstablished)][0]
+    entry_out.append(KeyLogEntry(initiator="10.0.0.1:7000", responder="10.0.0.2:6881",
+                                 info_hash=ih, secret=est.secret, method=est.method))
+    wrpcap(str(path), frames)
+
+
+def test_key_log_decrypts_mse_over_utp(tmp_path):
+    pcap = tmp_path / "mse-utp.pcap"
+    entries: list = []
+    _utp_capture(pcap, entries)
+    plain = [r for r in dissect(pcap) if r.protocol == "bittorrent"]
+    assert {r.fields.get("reason") for r in plain} == {"encrypted"}
+    got = [r for r in dissect(pcap, secrets={"bittorrent": KeyLog(entries)})
+           if r.protocol == "bittorrent"]
+    names = [(r.transport, r.message) for r in got]
+    assert names.count(("utp", "mse_preamble")) == 2
+    assert names.count(("utp", "handshake")) == 2 and ("utp", "interested") in names
+    assert not [r for r in got if r.message == "undecoded"]
