@@ -43,6 +43,7 @@ bytes are ``\\x13BitTorrent protocol`` (BEP 3 handshake) it passes everything th
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -167,7 +168,7 @@ class MseConnection:
         self._plain = bytearray()  # decrypted handshake block being gathered
         self._out = bytearray()  # wire bytes to send
         self._pending = bytearray()  # payload from above, waiting for the handshake
-        self._events: list[Event] = []
+        self._events: deque[Event] = deque()
         self._decrypt: Rc4 | None = None
         self._encrypt: Rc4 | None = None
         self._step = "key"  # what this side waits for next
@@ -225,7 +226,7 @@ class MseConnection:
             raise RemoteProtocolError("MSE: key exchange not complete within "
                                       f"{HANDSHAKE_TIMEOUT:g} s")
         if self._events:
-            return self._events.pop(0)
+            return self._events.popleft()
         return NEED_DATA
 
     def send_payload(self, data: bytes) -> None:
