@@ -215,3 +215,60 @@ def test_cli_download_with_encryption_and_key_log(album, tmp_path, capsys):
                    "--encryption", "sometimes"])
     err = capsys.readouterr().err
     assert status == 2 and "sometimes" in err
+
+
+def test_hostile_responders_are_dropped_while_the_download_goes_on(album, tmp_path):
+    """p2pkit dials two hostile MSE responders and one good seeder: one answers a
+    crypto_select that was not offered (plaintext, to a leecher that requires RC4), the other
+    garbage after its public key. Both connections are dropped; the download completes."""
+    from p2pkit.bittorrent.mse.keys import Rc4, rc4_key, shared_secret
+    from p2pkit.bittorrent.wire.mse import CryptoSelect
+
+    seed_root, files, meta = album
+    dropped: dict[str, bool] = {}
+    closing = []  # set once the test starts closing the leecher
+    xb = 0xB0B0B0B0B0B0B0B0B0B0B0B0B0B0B0B0B0B0B0B0
+
+    def hostile(kind):
+        async def handle(reader, writer):
+            ya = await reader.readexactly(96)
+            writer.write(public_key(xb))
+            if kind == "select":
+                s = shared_secret(ya, xb)
+                select = CryptoSelect.build(dict(crypto_select=0x01, pad_d=b""))
+                writer.write(Rc4(rc4_key(b"keyB", s, meta.info_hash)).update(select))
+            else:
+                writer.write(random.Random(9).randbytes(600))
+            await _read_until_closed(reader)
+            dropped[kind] = not closing  # dropped by the leecher, not by its shutdown
+            writer.close()
+        return handle
+
+    async def scenario():
+        servers = [await asyncio.start_server(hostile(k), "127.0.0.1", 0)
+                   for k in ("select", "garbage")]
+        seeder = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False,
+                               encryption="require")
+        await seeder.start()
+        peers = [("127.0.0.1", s.sockets[0].getsockname()[1]) for s in servers]
+        leecher = TorrentClient(meta, tmp_path / "leech", listen=LOCAL, trackers=False,
+                                peers=[*peers, ("127.0.0.1", seeder.listen_port)],
+                                encryption="require")
+        await leecher.start()
+        try:
+            await asyncio.wait_for(leecher.wait_complete(), 20)
+            for _ in range(100):
+                if len(dropped) == 2:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            closing.append(True)
+            await leecher.close()
+            await seeder.close()
+            for server in servers:
+                server.close()
+        return leecher
+
+    leecher = asyncio.run(scenario())
+    assert dropped == {"select": True, "garbage": True}
+    assert leecher.session.complete and same(tmp_path / "leech", files)
