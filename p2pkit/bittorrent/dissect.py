@@ -16,6 +16,10 @@ handshake in an MSE/PE key exchange (aria2's outgoing connections do, then selec
   gap``, ``malformed`` at the offset where a message failed, ``truncated`` at the end, and
   ``encrypted`` for a direction that opens with an MSE/PE key exchange (96 random-looking bytes,
   :func:`looks_encrypted`) and never shows the plaintext handshake (RC4 throughout);
+* with a key log (``secrets``, :mod:`p2pkit.bittorrent.mse.keylog`), a direction of a logged
+  MSE connection is decrypted first (:class:`MseDecryptedStream`): an ``mse_preamble`` record
+  for the key exchange, then the same records and tree as a plaintext connection, at offsets
+  of the decrypted payload stream;
 * frames with :func:`~p2pkit.bittorrent.wire.framer.frame_length` and the framer's own
   :data:`~p2pkit.bittorrent.wire.framer.MAX_MESSAGE_LENGTH` (a longer prefix is taken for
   garbage), and decodes every message with
@@ -41,6 +45,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from p2pkit.bittorrent.mse.keylog import KeyLog
+from p2pkit.bittorrent.mse.observer import MseObserver
 from p2pkit.bittorrent.wire.extensions import decode_extended, message_names
 from p2pkit.bittorrent.wire.framer import HANDSHAKE_LENGTH, MAX_MESSAGE_LENGTH, frame_length
 from p2pkit.bittorrent.wire.messages import (
@@ -61,7 +67,8 @@ from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.registry import get, load
 from p2pkit.schema import FixedLayout
 
-__all__ = ["HANDSHAKE_SEARCH_WINDOW", "MAX_UTP_REORDER", "MSE_KEY_LENGTH", "PeerWireStream",
+__all__ = ["HANDSHAKE_SEARCH_WINDOW", "MAX_UTP_REORDER", "MSE_KEY_LENGTH", "MseDecryptedStream",
+           "PeerWireStream",
            "UtpDecoder", "UtpDirection", "detect_peer_wire", "looks_encrypted",
            "looks_like_peer_messages", "peer_wire_stream"]
 
@@ -230,14 +237,21 @@ def detect_peer_wire(head: bytes, *, other: str | None = None, complete: bool = 
 
 
 def peer_wire_stream(*, src: str, dst: str, transport: str = "tcp",
-                     peer: PeerWireStream | None = None) -> PeerWireStream:
+                     peer: PeerWireStream | None = None,
+                     secrets: KeyLog | None = None) -> PeerWireStream:
     """The ``bittorrent`` descriptor's stream decoder factory: one direction, linked to the
     opposite one (an ``extended`` id is named by the other side's handshake, BEP 10).
 
     Even a capture that starts mid-connection may start right at a handshake (no SYN seen),
-    so every decoder looks for one first.
+    so every decoder looks for one first. ``secrets``: an MSE key log; a direction of a
+    connection it lists is decrypted (:class:`MseDecryptedStream`).
     """
-    stream = PeerWireStream(transport=transport, src=src, dst=dst)
+    found = secrets.find(src, dst) if secrets is not None else None
+    if found is not None:
+        stream: PeerWireStream = MseDecryptedStream(MseObserver(*found), transport=transport,
+                                                    src=src, dst=dst)
+    else:
+        stream = PeerWireStream(transport=transport, src=src, dst=dst)
     if peer is not None:
         stream.peer, peer.peer = peer, stream
     return stream
@@ -506,6 +520,80 @@ class PeerWireStream:
         return self.synced
 
 
+class MseDecryptedStream(PeerWireStream):
+    """A direction of an MSE connection whose keys are known (MSE (Vuze wiki)): the
+    :class:`~p2pkit.bittorrent.mse.observer.MseObserver` turns wire bytes into the payload
+    stream, which is dissected as a plaintext peer wire. The key exchange comes out as one
+    ``mse_preamble`` record (its wire bytes, method, padding lengths); record offsets are those
+    of the decrypted payload. Keys that do not decrypt the handshake leave the direction
+    ``undecoded`` (``encrypted``), as without a key log."""
+
+    def __init__(self, observer: MseObserver, *, transport: str, src: str, dst: str) -> None:
+        super().__init__(transport=transport, src=src, dst=dst)
+        self.observer = observer
+        self._payload_offset = 0
+        self._failed: str | None = None
+        self._first_frame: int | None = None
+        self._frames = 0
+
+    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
+        observer = self.observer
+        if self._failed is not None:
+            self._drop_encrypted(len(data), frame, time)
+            return
+        was = observer.established
+        if self._first_frame is None:
+            self._first_frame = frame
+        if not was:
+            self._frames += 1
+        try:
+            payload = observer.feed(data)
+        except ParseError as e:
+            self._failed = e.reason
+            self._drop_encrypted(offset + len(data), frame, time)
+            return
+        if observer.established and not was:
+            yield self._preamble(frame, time)
+        if payload:
+            start = self._payload_offset
+            self._payload_offset += len(payload)
+            yield from super().data(start, payload, frame, time)
+
+    def _preamble(self, frame: int, time: float) -> Record:
+        observer = self.observer
+        pads = observer.pads
+        fields = {"length": observer.preamble, "encryption": observer.method,
+                  "decrypted": True, "side": observer.side,
+                  "pad": pads[0] if pads else 0,
+                  ("pad_c" if observer.side == "initiator" else "pad_d"):
+                      pads[1] if len(pads) > 1 else 0}
+        if observer.side == "initiator":
+            fields["initial_payload"] = observer.initial_payload
+        return Record(frame=frame, time=time, transport=self.transport, src=self.src,
+                      dst=self.dst, protocol=PROTOCOL, message="mse_preamble", fields=fields,
+                      offset=0, length=observer.preamble or 0)
+
+    def _drop_encrypted(self, n: int, frame: int, time: float) -> None:
+        first = self._first_frame if self._first_frame is not None else frame
+        self.undecoded.add(0, n, first, time, reason="encrypted", at=None, last_frame=frame,
+                           frames=max(self._frames, 1), encryption="MSE/PE",
+                           detail=f"key log: {self._failed}")
+        self.skipped += n
+
+    def gap(self, offset: int, length: int) -> None:
+        if self._failed is None and self.observer.established:
+            self.observer.skip(length)
+            super().gap(self._payload_offset, length)
+            self._payload_offset += length
+        else:
+            self._failed = self._failed or "bytes lost before the key exchange was over"
+
+    def end(self) -> Iterator[Record]:
+        if self._failed is None and not self.observer.established:
+            self._failed = "the key exchange did not complete"
+        yield from super().end()
+
+
 # -- uTP (BEP 29) ---------------------------------------------------------------------------
 
 
@@ -607,6 +695,9 @@ class UtpDecoder:
         self._utp: dict[tuple[str, str, int], UtpDirection] = {}
         self._utp_held: dict[tuple[str, str, int], list[tuple[Packet, Any]]] = {}
         self._stream = get(PROTOCOL).stream_decoder
+        #: Per protocol name, what decrypts streams (set by the dissector): the
+        #: ``bittorrent`` entry (an MSE key log) reaches the peer-wire streams uTP carries.
+        self.secrets: dict[str, Any] = {}
 
     def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
         """The records of one uTP packet (header, then any peer-wire messages it completes)."""
@@ -696,7 +787,9 @@ class UtpDecoder:
                      spans=struct_spans(UtpPacket, 0, len(pkt.payload)))
         direction = self._utp.get(key)
         if direction is None:
-            stream = load(self._stream)(transport="utp", src=pkt.src, dst=pkt.dst)
+            keys = self.secrets.get(PROTOCOL)
+            extra = {"secrets": keys} if keys is not None else {}
+            stream = load(self._stream)(transport="utp", src=pkt.src, dst=pkt.dst, **extra)
             direction = self._utp[key] = UtpDirection(stream)
         if kind == "st_syn":
             yield from direction.syn(value.seq_nr)

@@ -8,7 +8,7 @@ reassembly need). ``--decode-as`` forces one protocol for a port.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from p2pkit import registry
@@ -21,7 +21,7 @@ __all__ = ["DatagramDissector"]
 class DatagramDissector:
     """Sans-I/O: feed UDP :class:`Packet` objects, get :class:`Record` objects."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, secrets: Mapping[str, Any] | None = None) -> None:
         #: (name, detector, decoder) per datagram protocol, in detection order.
         self._protocols: list[tuple[str, Any, Any]] = [
             (d.name, registry.load(d.datagram_detector), registry.load(d.datagram_decoder)())
@@ -31,6 +31,11 @@ class DatagramDissector:
         #: too long (``expire(frame)``), so it comes out near its frame.
         self._expiring = [decoder.expire for _, _, decoder in self._protocols
                           if hasattr(decoder, "expire")]
+        # Decoders that carry streams (uTP carries the peer wire) look up the secrets of the
+        # protocol they carry (``Dissector(secrets=...)``: per protocol name).
+        for _, _, decoder in self._protocols:
+            if secrets and hasattr(decoder, "secrets"):
+                decoder.secrets = dict(secrets)
 
     def datagram(self, pkt: Packet, protocol: str | None = None) -> Iterator[Record]:
         """Dissect one UDP packet; ``protocol`` forces a decoder (``--decode-as``)."""

@@ -19,7 +19,7 @@ early; the :class:`ParseError` is kept in :attr:`Dissection.error` for a one-lin
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -67,13 +67,17 @@ class _Direction:
 class Dissector:
     """Sans-I/O dissection: feed :class:`Packet` objects, get :class:`Record` objects."""
 
-    def __init__(self, *, decode_as: Iterable[DecodeAs] = ()) -> None:
+    def __init__(self, *, decode_as: Iterable[DecodeAs] = (),
+                 secrets: Mapping[str, Any] | None = None) -> None:
         self.decode_as = list(decode_as)
+        #: Per protocol name, what its stream decoders need to decrypt (a key log), passed
+        #: to that protocol's factory as ``secrets``.
+        self.secrets = dict(secrets or {})
         self.tcp = TcpReassembler()
         self._directions: dict[tuple[int, str], _Direction] = {}
         self._connection_protocol: dict[int, str] = {}
         self.skipped_bytes = 0
-        self.datagrams = DatagramDissector()
+        self.datagrams = DatagramDissector(secrets=self.secrets)
         self._stream_factories = {d.name: registry.load(d.stream_decoder)
                                   for d in registry.stream_protocols()}
 
@@ -198,8 +202,9 @@ class Dissector:
         self._connection_protocol.setdefault(connection, d.protocol)
         other = self._directions.get((connection, d.dst))
         peer = other.decoder if other is not None and other is not d else None
+        extra = {"secrets": self.secrets[d.protocol]} if d.protocol in self.secrets else {}
         d.decoder = self._stream_factories[d.protocol](src=d.src, dst=d.dst, transport="tcp",
-                                                       peer=peer)
+                                                       peer=peer, **extra)
         if not d.from_start and hasattr(d.decoder, "mid_stream"):
             d.decoder.mid_stream = True  # the capture missed its first bytes
         return True
@@ -273,7 +278,7 @@ class Dissection:
     """Iterate over the records of a capture; ``error`` holds reader damage afterwards."""
 
     def __init__(self, source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = (),
-                 frame_order: bool = True):
+                 frame_order: bool = True, secrets: Mapping[str, Any] | None = None):
         self.source = source
         #: Emit records in frame order (:class:`FrameOrder`) rather than as they complete.
         self.frame_order = frame_order
@@ -282,7 +287,7 @@ class Dissection:
         self.frames = 0
         #: Time of the first frame (summary lines show times relative to it, as tshark does).
         self.first_time: float | None = None
-        self.dissector = Dissector(decode_as=self.decode_as)
+        self.dissector = Dissector(decode_as=self.decode_as, secrets=secrets)
         self._reader: CaptureReader | None = None
 
     @property
@@ -329,10 +334,13 @@ class Dissection:
 
 
 def dissect(source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = (),
-            frame_order: bool = True) -> Iterator[Record]:
+            frame_order: bool = True, secrets: Mapping[str, Any] | None = None
+            ) -> Iterator[Record]:
     """Every dissected message of a capture file, in frame order (``frame_order=False``: in
-    the order they complete).
+    the order they complete). ``secrets``: per protocol name, what decrypts its streams
+    (``{"bittorrent": KeyLog}``: an MSE key log).
 
     The same records the CLI prints (``p2pkit dissect FILE --format jsonl``).
     """
-    return iter(Dissection(source, decode_as=decode_as, frame_order=frame_order))
+    return iter(Dissection(source, decode_as=decode_as, frame_order=frame_order,
+                           secrets=secrets))

@@ -41,6 +41,21 @@ def _progress(path: str, enabled: bool):
     return progress, task
 
 
+def _secrets(keylog: str | None) -> dict[str, object]:
+    """``--keylog FILE``: the MSE key log, for the ``bittorrent`` decoder."""
+    if keylog is None:
+        return {}
+    from p2pkit.bittorrent.mse.keylog import parse_keylog
+
+    try:
+        with open(keylog, encoding="ascii", errors="replace") as f:
+            return {"bittorrent": parse_keylog(f.read())}
+    except OSError as e:
+        raise BadInput(keylog, e) from None
+    except ParseError as e:
+        raise BadInput(keylog, e) from None
+
+
 @click.command("dissect")
 @click.argument("path", metavar="FILE|-")
 @click.option("-V", "--tree", is_flag=True, help="Show each message's field tree.")
@@ -57,12 +72,15 @@ def _progress(path: str, enabled: bool):
               help="Decode a port as a protocol (as tshark -d); repeatable.")
 @click.option("--stats", is_flag=True, help="Print message and conversation statistics.")
 @click.option("-c", "--count", type=int, default=None, help="Stop after this many messages.")
+@click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Decrypt the MSE/PE BitTorrent connections listed in this key log "
+                   "(written by p2pkit bt download/seed --keylog).")
 @click.option("--no-undecoded", "hide_undecoded", is_flag=True,
               help="Hide the 'undecoded' records (bytes no protocol decoded, and why).")
 def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str, ...],
                     messages: tuple[str, ...], expression: str | None,
                     decode_as: tuple[str, ...], stats: bool, count: int | None,
-                    hide_undecoded: bool) -> int:
+                    hide_undecoded: bool, keylog: str | None = None) -> int:
     """Dissect the P2P messages in a pcap/pcapng FILE (optionally gzip-compressed), or - for
     standard input."""
     if as_json:
@@ -85,7 +103,7 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
     source = capture_source(path)
     if path == "-":
         path = "standard input"
-    dissection = Dissection(source, decode_as=rules)
+    dissection = Dissection(source, decode_as=rules, secrets=_secrets(keylog))
     statistics = Statistics() if stats else None
     bar = _progress(path, sys.stderr.isatty() and not sys.stdout.isatty() or
                     (sys.stderr.isatty() and stats))

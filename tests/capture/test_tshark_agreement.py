@@ -283,6 +283,12 @@ COVERAGE = {
     "bt-07-p2pkit-seed-aria2.pcap": "peer wire: exact agreement",
     "bt-08-libtorrent-mse-rc4.pcap": "MSE/PE with RC4: neither decodes a message (p2pkit "
                                      "labels both directions encrypted)",
+    "bt-09-p2pkit-leech-libtorrent-mse.pcap": "MSE/PE with RC4: neither decodes a message "
+                                              "without its key log; with it, p2pkit's "
+                                              "messages are checked against the torrent in "
+                                              "tests/bittorrent/test_dissect_mse.py",
+    "bt-10-p2pkit-seed-transmission-mse.pcap": "as bt-09 (p2pkit seeding to transmission "
+                                               "over MSE/RC4)",
     "dht-02-bep44-put-get.pcap": "KRPC kind, method, transaction id",
     "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap": "KRPC kind, method, transaction id",
     "gtkg123-plain-up2-3leaves.pcap": "Gnutella descriptor headers: exact agreement",

@@ -16,6 +16,13 @@ this module only moves bytes between it and the world:
   overlaps the network. Blocks to upload are read in the loop (the page cache makes that a
   memory copy). When checks fall behind, reading from peers pauses, which bounds memory
   whatever the torrent size.
+- Encryption (MSE (Vuze wiki), :mod:`p2pkit.bittorrent.mse`): a layer *below* the session,
+  per connection. ``encryption="prefer"`` dials with MSE offering RC4 and plaintext and, when
+  the key exchange fails, dials the same address again in plaintext; incoming connections are
+  told apart by their first bytes (``\x13BitTorrent protocol`` or a key exchange).
+  ``"require"`` dials and accepts MSE with RC4 only; ``"plaintext"`` never speaks MSE.
+  ``keylog``: each MSE connection's keys appended to that file
+  (:mod:`p2pkit.bittorrent.mse.keylog`), for ``p2pkit dissect --keylog``.
 - Trackers: ``started`` at once, then every ``interval`` seconds, ``completed`` when the last
   piece passes its check, ``stopped`` on the way out.
 
@@ -58,6 +65,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from p2pkit.bittorrent.mse.connection import MseConnection, MseEstablished, PayloadReceived
+from p2pkit.bittorrent.mse.keylog import KeyLogEntry, KeyLogWriter
 from p2pkit.bittorrent.peer.session import (
     REQUEST_QUEUE,
     BlockRequested,
@@ -78,7 +87,8 @@ from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import P2PKitError
 
-__all__ = ["MAX_CONNECTIONS_PER_ADDRESS", "ClientStats", "TorrentClient", "new_peer_id"]
+__all__ = ["ENCRYPTION_POLICIES", "MAX_CONNECTIONS_PER_ADDRESS", "ClientStats", "TorrentClient",
+           "new_peer_id"]
 
 log = logging.getLogger("p2pkit.bittorrent.peer.client")
 
@@ -102,6 +112,11 @@ DHT_RETRY = 5.0
 #: beyond it replaces that address's idlest connection that has not sent a valid handshake yet,
 #: or is refused when all of them have: one host cannot fill the peer slots with silent sockets.
 MAX_CONNECTIONS_PER_ADDRESS = 8
+#: ``encryption`` settings (MSE, as libtorrent's enc_policy): prefer (the default of real
+#: clients), require, plaintext.
+ENCRYPTION_POLICIES = ("prefer", "require", "plaintext")
+#: crypto_provide bits (MSE (Vuze wiki)): 0x01 plaintext, 0x02 RC4.
+_PROVIDE = {"prefer": 0x03, "require": 0x02}
 
 
 def new_peer_id(rng: random.Random | None = None) -> bytes:
@@ -137,6 +152,26 @@ class _PeerProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.paused_writing = False
         self.pending_reads: list[BlockRequested] = []
+        #: The MSE layer below the session, or None (plaintext).
+        self.layer: MseConnection | None = None
+
+    def write(self, data: bytes) -> None:
+        """Send peer-wire bytes (through the MSE layer when there is one)."""
+        layer = self.layer
+        if layer is not None:
+            if data:
+                layer.send_payload(data)
+            data = layer.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def endpoints(self) -> tuple[str, str]:
+        """(initiator, responder) as ``host:port`` (``[v6]:port``), for the key log."""
+        assert self.transport is not None
+        local = self.transport.get_extra_info("sockname") or ("?", 0)
+        remote = self.transport.get_extra_info("peername") or ("?", 0)
+        ends = [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p, *_ in (local, remote)]
+        return (ends[0], ends[1]) if self.outgoing else (ends[1], ends[0])
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -180,7 +215,16 @@ class TorrentClient:
                  on_progress: Callable[[ClientStats], None] | None = None,
                  tracker_client: TrackerClient | None = None,
                  dht_bootstrap: Iterable[tuple[str, int]] | None = None,
-                 dht_port: int | None = None, request_queue: int = REQUEST_QUEUE) -> None:
+                 dht_port: int | None = None, request_queue: int = REQUEST_QUEUE,
+                 encryption: str = "prefer", keylog: str | Path | None = None) -> None:
+        if encryption not in ENCRYPTION_POLICIES:
+            raise ValueError(f"encryption {encryption!r} is not one of {ENCRYPTION_POLICIES}")
+        #: MSE policy (see the module docstring) and the key log path.
+        self.encryption = encryption
+        self.keylog_path = Path(keylog) if keylog is not None else None
+        self._keylog: KeyLogWriter | None = None
+        #: Addresses whose MSE handshake failed: dialled in plaintext (``prefer`` only).
+        self._plaintext_peers: set[tuple[str, int]] = set()
         self.root = Path(root)
         self.rng = rng or random.Random()
         self.peer_id = peer_id or new_peer_id()
@@ -255,6 +299,8 @@ class TorrentClient:
             self._complete.set()
         if self.dht_bootstrap is not None and not (self.metainfo and self.metainfo.private):
             await self._start_dht()
+        if self.keylog_path is not None:
+            self._keylog = KeyLogWriter(self.keylog_path)
         host, port = self.listen
         self._server = await self._loop.create_server(
             lambda: _PeerProtocol(self, None, False), host, port)
@@ -314,6 +360,8 @@ class TorrentClient:
                 await self._announce_once("stopped", timeout=5.0)
         if self.storage is not None:
             await asyncio.to_thread(self.storage.close)
+        if self._keylog is not None:
+            self._keylog.close()
 
     def _spawn(self, coro: Any, *, check: bool = False) -> None:
         task = asyncio.ensure_future(coro)
@@ -382,9 +430,27 @@ class TorrentClient:
             proto.transport.pause_reading()
         log.info("connected %s %s:%s", "to" if proto.outgoing else "from", *(proto.address or
                                                                             ("?", 0)))
+        self._add_layer(proto)
         self.session.add_peer(key, outgoing=proto.outgoing, address=proto.address,
                               now=self._now())
         self._pump()
+
+    def _add_layer(self, proto: _PeerProtocol) -> None:
+        """MSE below the session, as :attr:`encryption` says (module docstring)."""
+        assert self.session is not None
+        policy = self.encryption
+        if policy == "plaintext" or (proto.outgoing and proto.address in self._plaintext_peers):
+            return
+        if proto.outgoing:
+            proto.layer = MseConnection.initiator(info_hash=self.session.info_hash,
+                                                  rng=self.rng, now=self._now(),
+                                                  provide=_PROVIDE[policy])
+        else:
+            proto.layer = MseConnection.responder(info_hashes=[self.session.info_hash],
+                                                  rng=self.rng, now=self._now(),
+                                                  provide=_PROVIDE[policy],
+                                                  allow_legacy=policy == "prefer")
+        proto.write(b"")  # an initiator's Ya + PadA
 
     def _admit(self, proto: _PeerProtocol) -> bool:
         """Room for an incoming connection: within the per-address limit and ``max_peers``,
@@ -427,7 +493,10 @@ class TorrentClient:
         if key is None or self.session is None:
             return
         try:
-            self.session.receive_data(key, data, self._now())
+            if proto.layer is not None:
+                self._receive_through(proto, key, data)
+            else:
+                self.session.receive_data(key, data, self._now())
         except Exception as e:  # a bug one peer's bytes reached: drop that peer only
             log.warning("closing %s: %s: %s", proto.address, type(e).__name__, e)
             if proto.transport is not None:
@@ -436,20 +505,57 @@ class TorrentClient:
             return
         self._pump()
 
+    def _receive_through(self, proto: _PeerProtocol, key: int, data: bytes) -> None:
+        """Bytes of an MSE connection: the layer decrypts, the session gets the payload."""
+        layer = proto.layer
+        assert layer is not None and self.session is not None
+        now = self._now()
+        layer.receive_data(data, now)
+        while (event := layer.next_event()) is not NEED_DATA:
+            if isinstance(event, PayloadReceived):
+                self.session.receive_data(key, event.data, now)
+            elif isinstance(event, MseEstablished):
+                log.info("%s %s:%s: MSE %s", "to" if proto.outgoing else "from",
+                         *(proto.address or ("?", 0)), event.method)
+                if self._keylog is not None and event.secret is not None:
+                    initiator, responder = proto.endpoints()
+                    self._keylog.write(KeyLogEntry(initiator=initiator, responder=responder,
+                                                   info_hash=event.info_hash,
+                                                   secret=event.secret, method=event.method))
+        proto.write(b"")  # Yb, crypto_select, the held handshake
+
     def _lost(self, proto: _PeerProtocol) -> None:
         key = self._keys.pop(proto, None)
         if key is None:
             return
         self._protocols.pop(key, None)
+        fallback = False
         if proto.address and proto.outgoing:
             self._known.discard(proto.address)
             state = self.session.peers.get(key) if self.session is not None else None
-            if state is not None and state.conn.their_handshake is None:
+            fallback = (self.encryption == "prefer" and proto.layer is not None
+                        and not proto.layer.established and not self._closing)
+            if fallback:  # the MSE exchange failed: the same address again, in plaintext
+                log.info("MSE with %s:%s failed: dialling it in plaintext", *proto.address)
+                self._plaintext_peers.add(proto.address)
+            elif state is not None and state.conn.their_handshake is None:
                 self._redial_later(proto.address)
         if self.session is not None:
             self.session.receive_data(key, b"", self._now())
             self.session.remove_peer(key, self._now())
             self._pump()
+        if fallback and proto.address is not None:
+            self._spawn(self._dial_plaintext(proto.address))
+
+    async def _dial_plaintext(self, address: tuple[str, int]) -> None:
+        """Dial ``address`` again (in plaintext: it is in ``_plaintext_peers``) once the dial
+        that failed is over: a connection refused right away is lost before its ``_dial``
+        has even returned, while the address still counts as being dialled."""
+        for _ in range(100):
+            if address not in self._dialling:
+                break
+            await asyncio.sleep(0.01)
+        self.connect(address)
 
     def _resume_writing(self, proto: _PeerProtocol) -> None:
         reads, proto.pending_reads = proto.pending_reads, []
@@ -494,8 +600,8 @@ class TorrentClient:
                 self._spawn(self._dht_ping(event.address))
         for key, proto in list(self._protocols.items()):
             data = session.data_to_send(key)
-            if data and proto.transport is not None and not proto.transport.is_closing():
-                proto.transport.write(data)
+            if data:
+                proto.write(data)
         if session.complete and not self._complete.is_set() and not self._pending_checks:
             log.info("complete: all %d pieces verified", session.picker.piece_count)
             self._complete.set()
@@ -570,7 +676,7 @@ class TorrentClient:
         if proto is not None and proto.transport is not None:
             data = self.session.data_to_send(event.peer) if self.session else b""
             if data:
-                proto.transport.write(data)
+                proto.write(data)
             proto.transport.close()
 
     async def _metadata_received(self, metainfo: Metainfo) -> None:

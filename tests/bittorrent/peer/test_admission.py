@@ -158,7 +158,9 @@ def test_an_exception_on_one_peers_bytes_drops_that_peer_only(torrent, tmp_path,
     monkeypatch.setattr(TorrentSession, "receive_data", buggy)
 
     async def scenario():
-        seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", 0), trackers=False)
+        # plaintext: with MSE allowed, "boom" would be the start of a key, never the session's
+        seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", 0), trackers=False,
+                               encryption="plaintext")
         await seeder.start()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", seeder.listen_port)
