@@ -16,6 +16,7 @@ deflated link, compression §3, is inflated). GUIDs are fresh per case (:func:`g
 
 from __future__ import annotations
 
+import itertools
 import random
 import zlib
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "guid",
     "join",
     "query",
+    "settle",
 ]
 
 #: Every case that opens with a handshake depends on the target answering it with 200.
@@ -58,9 +60,6 @@ LEAF_HEADERS = (("User-Agent", USER_AGENT), ("X-Ultrapeer", "False"),
 ULTRAPEER_HEADERS = (("User-Agent", USER_AGENT), ("X-Ultrapeer", "True"),
                      ("X-Query-Routing", "0.1"), ("Pong-Caching", "0.1"),
                      ("Bye-Packet", "0.1"), ("GGEP", "0.5"))
-#: Seconds the harness lets the target digest a finished handshake (and a QRP table) before
-#: another connection relies on it: the legs of two connections are not ordered.
-SETTLE = 0.15
 
 
 class GnContext(CaseContext):
@@ -235,17 +234,29 @@ def final(source: str = "a", *, status: int = 200, reason: str = "OK",
           extra: tuple[tuple[str, str], ...] = ()) -> Step:
     """The third leg (handshaking_0.6 §3 step 6)."""
     return Step(send=Wire({"type": "response", "status_code": status, "reason": reason,
-                           "headers": tuple(extra)}), source=source, wait=SETTLE)
+                           "headers": tuple(extra)}), source=source)
+
+
+_SETTLES = itertools.count(1)
+
+
+def settle(source: str = "a") -> Step:
+    """A TTL 1 ping on ``source``, answered by a pong: the target has read everything sent
+    on that connection before it (the legs, a QRP table), so another connection may rely on
+    it (the connections of one case are not ordered with each other). Any pong will do."""
+    return Step(send=ping(guid_name=f"settle {source} {next(_SETTLES)}", ttl=1), source=source,
+                expect=Receives("pong", text="(all sent before it was read)"))
 
 
 def join(source: str = "a", *, role: str = "leaf", words: tuple[str, ...] = (),
          extra: tuple[tuple[str, str], ...] = ()) -> list[Step]:
-    """A whole handshake; a leaf then sends its QRP table (RESET, PATCH) of ``words``."""
+    """A whole handshake; a leaf then sends its QRP table (RESET, PATCH) of ``words``; then
+    :func:`settle`."""
     steps = [connect(source, role=role, extra=extra), final(source)]
     if role == "leaf":
         steps.append(Step(send=Wire({"type": "qrp_table", "words": tuple(words)}),
-                          source=source, wait=SETTLE))
-    return steps
+                          source=source))
+    return [*steps, settle(source)]
 
 
 def descriptor(kind: str, *, guid_name: str, ttl: int = 3, hops: int = 0,

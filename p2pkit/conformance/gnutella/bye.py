@@ -58,7 +58,7 @@ CASES = [
             steps=[*join("a"), Step(send=bye(), expect=Closes())]),
     gn_case(id="bye/nothing-after", title="a ping after a Bye in the same segment is not "
             "answered", spec=RECEPTION, requirement=STOP, level="SHOULD",
-            rule="gnutella/bye/nothing-after",
+            rule="gnutella/bye/nothing-after", depends=("gnutella/bye/close",),
             steps=[*join("a"), Step(send=Raw(Computed(_bye_then_ping, "Bye + ping")),
                                     expect=NoMessage("pong", text="after the Bye"))]),
     gn_case(id="bye/not-sent-back", title="no Bye comes back after the harness's Bye",

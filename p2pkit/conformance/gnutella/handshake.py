@@ -22,6 +22,7 @@ from p2pkit.conformance.gnutella._common import (
     ping,
     query,
     receives,
+    settle,
 )
 from p2pkit.conformance.stream_verifiers import Receives, SessionRule
 from p2pkit.conformance.verifiers import In, Satisfies
@@ -70,7 +71,7 @@ def _version_ok(answer: object, ctx: object) -> str | None:
 def _forwarded_to(source: str) -> list[Step]:
     """Then a query from an ultrapeer ``a`` reaches ``source``: the target took ``source``
     for an ultrapeer (a leaf without a QRP table would get it too: the cases using this
-    send an ultrapeer's headers and no table)."""
+    send an ultrapeer's headers and no table). ``[:3]`` is ``a``'s handshake."""
     return [*join("a", role="ultrapeer"), Step(send=query("conformance"), source="a"),
             receives("query", "q", source)]
 
@@ -100,7 +101,7 @@ CASES = [
     gn_case(id="handshake/served-after-third-leg", title="descriptors flow once the third leg "
             "is sent", spec=SPEC, requirement=AT_WILL, level="MUST",
             rule="gnutella/handshake/third-leg",
-            steps=[*join("a"), Step(send=ping(ttl=1), expect=Receives("pong"))]),
+            steps=[connect(), final(), Step(send=ping(ttl=1), expect=Receives("pong"))]),
     gn_case(id="handshake/final-refused", title="a 503 in the third leg ends the connection",
             spec=SPEC, requirement=REFUSED, level="SHOULD",
             rule="gnutella/handshake/final-refused",
@@ -123,16 +124,16 @@ CASES = [
     gn_case(id="handshake/header-names-any-case", title="header names are matched whatever "
             "their case (x-ultrapeer: True)", spec=SPEC, requirement=NEW_HEADERS,
             level="MUST", rule="gnutella/handshake/header-case", tags=("ultrapeer",),
-            steps=[*_forwarded_to("b")[:2],
-                   connect("b", headers=_lowered(ULTRAPEER_HEADERS)), final("b"),
-                   *_forwarded_to("b")[2:]]),
+            steps=[*_forwarded_to("b")[:3],
+                   connect("b", headers=_lowered(ULTRAPEER_HEADERS)), final("b"), settle("b"),
+                   *_forwarded_to("b")[3:]]),
     gn_case(id="handshake/continuation-lines", title="a header value on a continuation line "
             "is read", spec=SPEC, requirement=NEW_HEADERS, level="SHOULD",
             rule="gnutella/handshake/continuation", tags=("ultrapeer",),
-            steps=[*_forwarded_to("b")[:2],
+            steps=[*_forwarded_to("b")[:3],
                    Step(send=Raw(Computed(_folded, "CONNECT with a folded X-Ultrapeer")),
-                        source="b", expect=handshake_answer()), final("b"),
-                   *_forwarded_to("b")[2:]]),
+                        source="b", expect=handshake_answer()), final("b"), settle("b"),
+                   *_forwarded_to("b")[3:]]),
     gn_case(id="handshake/unknown-headers", title="unknown headers are ignored",
             spec=SPEC, requirement=NEW_HEADERS, level="MUST",
             rule="gnutella/handshake/unknown-header",

@@ -17,7 +17,7 @@ HEADER = ("If, for example, clients at the \"0.6\" level were to support QRP and
 
 
 def _every_pong_has_guid(answer: object, ctx: object) -> str | None:
-    pongs = answer.session.of_type("pong")
+    pongs = [m for m in answer.messages if m["type"] == "pong"]
     if not pongs:
         return None
     wanted = ctx.guid("ping")

@@ -7,7 +7,14 @@ ultrapeer (``a``) that sends the queries."""
 from __future__ import annotations
 
 from p2pkit.conformance.case import Step, Wire
-from p2pkit.conformance.gnutella._common import gn_case, join, never, query, receives
+from p2pkit.conformance.gnutella._common import (
+    gn_case,
+    join,
+    never,
+    query,
+    receives,
+    settle,
+)
 from p2pkit.conformance.stream_verifiers import SessionRule
 
 SPEC = "ultrapeer_qrp §2.4 Ultrapeers and Leaves Single Unit"
@@ -65,7 +72,7 @@ CASES = [
             spec=QRP, requirement=RESET_AGAIN, level="MUST", rule="gnutella/qrp/filter",
             tags=UP, steps=[*_leaf_with(),
                             Step(send=Wire({"type": "qrp_table", "words": ("zebra",)}),
-                                 source="b", wait=0.15),
+                                 source="b"), settle("b"),
                             Step(send=query("conformance probe"), source="a"),
                             never("query", "q", "b", text="matching only the old table"),
                             Step(send=query("zebra", guid_name="q2"), source="a"),

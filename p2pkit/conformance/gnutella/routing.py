@@ -151,7 +151,7 @@ CASES = [
                    receives("query_hit", "q", "a", hops=2)]),
     gn_case(id="routing/hit-unknown-guid-dropped", title="a QueryHit for a query never seen "
             "is routed nowhere", spec=OOB, requirement=NORMAL_TCP, level="MUST",
-            rule="gnutella/routing/hit-back", tags=UP,
+            rule="gnutella/routing/hit-unknown-dropped", tags=UP,
             steps=[*_ups("a", "b", "c"), Step(send=query_hit(guid_name="unseen", ttl=3),
                                                source="b"),
                    never("query_hit", "unseen", "a", text="for a query never seen"),

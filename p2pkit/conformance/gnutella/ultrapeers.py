@@ -15,6 +15,7 @@ from p2pkit.conformance.gnutella._common import (
     ping,
     query,
     receives,
+    settle,
 )
 from p2pkit.conformance.stream_verifiers import Receives
 from p2pkit.conformance.verifiers import Satisfies
@@ -57,14 +58,14 @@ CASES = [
             rule="gnutella/ultrapeer/value-case", tags=("ultrapeer",),
             steps=[*join("a", role="ultrapeer"),
                    connect("b", headers=_with(ULTRAPEER_HEADERS, "X-Ultrapeer", "TRUE")),
-                   final("b"), Step(send=query("conformance"), source="a"),
+                   final("b"), settle("b"), Step(send=query("conformance"), source="a"),
                    receives("query", "q", "b")]),
     gn_case(id="ultrapeer/headers-any-order", title="X-Ultrapeer last among the headers",
             spec=SPEC, requirement=ANY_ORDER, level="MUST",
             rule="gnutella/ultrapeer/value-case", tags=("ultrapeer",),
             steps=[*join("a", role="ultrapeer"),
                    connect("b", headers=tuple(reversed(ULTRAPEER_HEADERS))),
-                   final("b"), Step(send=query("conformance"), source="a"),
+                   final("b"), settle("b"), Step(send=query("conformance"), source="a"),
                    receives("query", "q", "b")]),
     gn_case(id="ultrapeer/x-query-routing", title="the answer to a leaf names the QRP version",
             spec=SPEC, requirement=QRP, level="SHOULD",
