@@ -10,8 +10,10 @@
   peer-wire cases over TCP against a peer that seeds the torrent F (the harness reads its
   info-hash, piece count and hashes); with a magnet link only the info-hash is known and the
   cases that need the torrent are unsupported.
-* ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT and tracker
-  rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
+* ``p2pkit conformance run gnutella --target HOST:PORT ...``: the Gnutella 0.6 cases over TCP
+  against a servent (best an ultrapeer), several harness connections at once.
+* ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT, tracker and
+  Gnutella rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
 """
 
 from __future__ import annotations
@@ -124,6 +126,10 @@ def _stream_protocol(protocol: str, torrent_path: str | None, magnet: str | None
         for flag, value in (("--torrent", torrent_path), ("--magnet", magnet)):
             if value is not None:
                 raise BadInput(flag, f"only for 'run bittorrent', not {protocol!r}")
+        if protocol == "gnutella":
+            from p2pkit.conformance.gnutella import GnutellaWire
+
+            return GnutellaWire()
         return None
     if torrent_path is not None and magnet is not None:
         raise BadInput("--torrent", "give --torrent or --magnet, not both")
