@@ -100,7 +100,7 @@ CASES = [
                          text="to a ping sent before the third leg")]),
     gn_case(id="handshake/served-after-third-leg", title="descriptors flow once the third leg "
             "is sent", spec=SPEC, requirement=AT_WILL, level="MUST",
-            rule="gnutella/handshake/third-leg",
+            rule="gnutella/handshake/established",
             steps=[connect(), final(), Step(send=ping(ttl=1), expect=Receives("pong"))]),
     gn_case(id="handshake/final-refused", title="a 503 in the third leg ends the connection",
             spec=SPEC, requirement=REFUSED, level="SHOULD",
