@@ -170,8 +170,8 @@ def _write_reports(report: object, junit_path: str | None, json_path: str | None
 @click.option("--endpoint", type=HostPort(), help="Judge only this sender, HOST:PORT.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool) -> int:
-    """Judge every DHT node and tracker seen in a CAPTURE (pcap/pcapng), or - for standard
-    input, by the DHT and tracker rules."""
+    """Judge every DHT node, tracker and Gnutella servent seen in a CAPTURE (pcap/pcapng), or
+    - for standard input, by the DHT, tracker and Gnutella rules."""
     from p2pkit.conformance.offline import check_capture
     from p2pkit.errors import P2PKitError
 
@@ -203,7 +203,7 @@ def _print_check(report: object) -> None:
 
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     if not report.endpoints:
-        console.print(f"{report.capture}: no DHT or tracker traffic in {report.frames} frames")
+        console.print(f"{report.capture}: no DHT, tracker or Gnutella traffic in {report.frames} frames")
         return
     for who in report.endpoints.values():
         table = Table(title=f"{who.endpoint} ({who.implementation}): {who.messages} messages")

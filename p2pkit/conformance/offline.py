@@ -1,5 +1,6 @@
 """Judge a capture offline: the DHT rules (and the tracker rules of
-:mod:`p2pkit.conformance.tracker.offline`) applied to every endpoint seen in a pcap/pcapng.
+:mod:`p2pkit.conformance.tracker.offline`, the Gnutella rules of
+:mod:`p2pkit.conformance.gnutella.offline`) applied to every endpoint seen in a pcap/pcapng.
 
 The dissector (:func:`p2pkit.capture.dissect.dissect`) decodes each KRPC datagram leniently
 and pairs answers with queries; each record a sender produced is then judged by the rules
@@ -175,7 +176,11 @@ def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = 
     (:mod:`p2pkit.conformance.tracker.offline`) to every tracker answer (of ``endpoint``'s,
     when given)."""
     rulesets = _rulesets(rules)
+    gnutella: list[Any] = []
     for record in records:
+        if record.protocol == "gnutella":  # judged with state across connections, below
+            gnutella.append(record)
+            continue
         if record.protocol not in rulesets or record.value is None:
             continue
         if endpoint is not None and record.src != endpoint:
@@ -205,6 +210,10 @@ def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = 
                 tally.failed += 1
                 if len(tally.failures) < MAX_FAILURES_KEPT:
                     tally.failures.append((record.frame, result.reason))
+    if gnutella:
+        from p2pkit.conformance.gnutella.offline import judge_gnutella
+
+        judge_gnutella(gnutella, report, endpoint)
     return report
 
 
