@@ -15,9 +15,9 @@ from tests.conformance.gnutella_helpers import run_against_own_servent
 CASES = catalog("gnutella")
 #: What p2pkit's servent does not do, said by the catalog (docs/conformance-gnutella.md).
 KNOWN_NON_STRICT = {"gnutella/handshake/0.4-greeting"}
-#: It neither compresses nor offers to inflate (no Accept-Encoding in its answer).
-KNOWN_UNSUPPORTED = {"gnutella/compression/deflated-stream", "gnutella/compression/inflates",
-                     "gnutella/compression/asymmetric"}
+#: It inflates what a peer deflates (it says Accept-Encoding: deflate) but never compresses
+#: what it sends (no Content-Encoding).
+KNOWN_UNSUPPORTED = {"gnutella/compression/deflated-stream"}
 
 
 @pytest.fixture(scope="module")
