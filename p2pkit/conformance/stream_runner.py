@@ -392,6 +392,7 @@ class StreamRunner:
         #: messages and bytes of each connection already given to a step
         judged: dict[str, tuple[int, int]] = {}
         previous: str | None = None
+        several = len({s.source for s in case.steps}) > 1
         for index, step in enumerate(case.steps):
             conn = connections.get(step.source)
             if conn is None:
@@ -444,7 +445,7 @@ class StreamRunner:
             check = _judge(expect, answer, ctx) if expect is not None and step.repeat == 1 \
                 else None
             result.exchanges.append(StreamExchange(
-                step=index, source="tcp" if len(connections) == 1 else f"tcp {step.source}",
+                step=index, source=f"tcp {step.source}" if several else "tcp",
                 sent=sent, count=step.repeat,
                 expect=expect.describe() if expect is not None and step.repeat == 1 else (
                     "(a flood: not judged)" if step.repeat > 1 else "(not judged)"),
