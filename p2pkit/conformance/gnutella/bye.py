@@ -47,9 +47,14 @@ def _bye_then_ping(ctx: object) -> bytes:
                                     extensions=[])))
 
 
-def _provoke() -> list[Step]:
-    return [*join("a"), Step(send=Raw(Computed(_too_big, "a 1 MiB payload length")),
-                             name="bye", expect=Receives("bye"))]
+#: A mistake every servent answers with a Bye (bye §2: 400, "packets deemed too big").
+TOO_BIG = Raw(Computed(_too_big, "a 1 MiB payload length"))
+
+
+def _provoke(expect: Receives | None = None) -> list[Step]:
+    """Join as a leaf, then send :data:`TOO_BIG`: the target's Bye must come (``expect``)."""
+    return [*join("a"), Step(send=TOO_BIG, name="bye",
+                             expect=Receives("bye") if expect is None else expect)]
 
 
 CASES = [
@@ -68,22 +73,20 @@ CASES = [
     gn_case(id="bye/ttl1-hops0", title="the target's Bye has TTL 1 and hops 0",
             spec=SENDING, requirement=TTL_HOPS, level="MUST", rule="gnutella/bye/ttl-hops",
             depends=("gnutella/bye/sent",),
-            steps=[*_provoke()[:-1], Step(send=_provoke()[-1].send, expect=Receives(
-                "bye", ttl=1, hops=0))]),
+            steps=_provoke(Receives("bye", ttl=1, hops=0))),
     gn_case(id="bye/sent-on-bad-input", title="a descriptor too big is answered with a Bye",
             spec=PACKET, requirement=FOUR, level="SHOULD", rule="gnutella/bye/sent",
             steps=_provoke()),
     gn_case(id="bye/code-4xx", title="the Bye for the harness's mistake has a 4xx or 5xx code",
             spec=PACKET, requirement=FOUR, level="SHOULD", rule="gnutella/bye/code",
             depends=("gnutella/bye/sent",),
-            steps=[*_provoke()[:-1], Step(send=_provoke()[-1].send, expect=Receives(
-                "bye", code=Between(400, 599)))]),
+            steps=_provoke(Receives("bye", code=Between(400, 599)))),
     gn_case(id="bye/server-header", title="the Bye message carries a Server: header",
             spec=PACKET, requirement=SERVER, level="SHOULD", rule="gnutella/bye/message",
             depends=("gnutella/bye/sent",),
-            steps=[*_provoke()[:-1], Step(send=_provoke()[-1].send, expect=Receives(
-                "bye", message=Satisfies(lambda v, ctx: "\r\nserver:" in str(v).lower(),
-                                         "a message with a Server: header line")))]),
+            steps=_provoke(Receives("bye", message=Satisfies(
+                lambda v, ctx: "\r\nserver:" in str(v).lower(),
+                "a message with a Server: header line")))),
     gn_case(id="bye/sender-closes", title="after its Bye the target closes the connection",
             spec=SENDING, requirement=LAST, level="SHOULD", rule="gnutella/bye/sender-closes",
             depends=("gnutella/bye/sent",),
