@@ -89,14 +89,16 @@ class _Link:
 
     #: address -> its handshake blocks, in order.
     blocks: dict[str, list[Any]] = field(default_factory=dict)
-    #: address -> frame of its third leg / first block.
+    #: The address that sent GNUTELLA CONNECT, and the frame of its third leg.
     client: str | None = None
     final_frame: int | None = None
-    #: GUIDs received by each address on this link, by type: (ttl, hops)
+    #: (receiving address, type) -> GUID -> (ttl, hops) of pings and queries received.
     received: dict[tuple[str, str], dict[bytes, tuple[int, int]]] = field(default_factory=dict)
+    #: address -> GUIDs of the queries it sent on this link.
     sent_queries: dict[str, set[bytes]] = field(default_factory=dict)
-    #: address -> the QRP table the other side sent it
+    #: address -> the QRP table the other side sent it.
     tables: dict[str, RouteTableReceiver] = field(default_factory=dict)
+    #: address -> frame and capture time of its first Bye on this link.
     bye_from: dict[str, int] = field(default_factory=dict)
     bye_time: dict[str, float] = field(default_factory=dict)
 
@@ -116,7 +118,8 @@ class _Judge:
         self.links: dict[frozenset[str], _Link] = {}
         #: address -> servent name (its Listen-IP)
         self.names: dict[str, str] = {}
-        #: servent name -> GUID -> [(address on which it came, ttl, hops)], by type
+        #: (servent name, type) -> GUID (a Push: servent id) -> (the neighbour it came from,
+        #: ttl, hops, whether that neighbour is a leaf)
         self.arrivals: dict[tuple[str, str], dict[bytes, tuple[str, int, int, bool]]] = {}
         #: servents that say X-Dynamic-Querying (dynamic_query §2.5.3.2)
         self.dynamic: set[str] = set()
