@@ -12,8 +12,10 @@
   peer-wire cases over TCP against a peer that seeds the torrent F (the harness reads its
   info-hash, piece count and hashes); with a magnet link only the info-hash is known and the
   cases that need the torrent are unsupported.
-* ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT and tracker
-  rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
+* ``p2pkit conformance run gnutella --target HOST:PORT ...``: the Gnutella 0.6 cases over TCP
+  against a servent (best an ultrapeer), several harness connections at once.
+* ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT, tracker and
+  Gnutella rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
 """
 
 from __future__ import annotations
@@ -155,6 +157,10 @@ def _stream_protocol(protocol: str, torrent_path: str | None, magnet: str | None
         for flag, value in (("--torrent", torrent_path), ("--magnet", magnet)):
             if value is not None:
                 raise BadInput(flag, f"only for 'run bittorrent', not {protocol!r}")
+        if protocol == "gnutella":
+            from p2pkit.conformance.gnutella import GnutellaWire
+
+            return GnutellaWire()
         return None
     if torrent_path is not None and magnet is not None:
         raise BadInput("--torrent", "give --torrent or --magnet, not both")
@@ -199,8 +205,8 @@ def _write_reports(report: object, junit_path: str | None, json_path: str | None
                    "the peer-wire bounds rules); repeatable.")
 def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool,
                   torrent_paths: tuple[str, ...] = ()) -> int:
-    """Judge every DHT node, tracker and BitTorrent peer seen in a CAPTURE (pcap/pcapng), or
-    - for standard input, by the DHT, tracker and peer-wire rules."""
+    """Judge every DHT node, tracker, BitTorrent peer and Gnutella servent seen in a CAPTURE (pcap/pcapng), or
+    - for standard input, by the DHT, tracker, peer-wire and Gnutella rules."""
     from p2pkit.bittorrent.wire.metainfo import Metainfo
     from p2pkit.conformance.offline import check_capture
     from p2pkit.errors import P2PKitError
@@ -240,7 +246,7 @@ def _print_check(report: object) -> None:
 
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     if not report.endpoints:
-        console.print(f"{report.capture}: no DHT, tracker or peer-wire traffic in "
+        console.print(f"{report.capture}: no DHT, tracker, peer-wire or Gnutella traffic in "
                       f"{report.frames} frames")
         return
     for who in report.endpoints.values():

@@ -8,7 +8,7 @@ harness's side against a live target; reporters (:mod:`p2pkit.conformance.report
 :mod:`p2pkit.conformance.offline` judges a capture with the same rules.
 
 >>> sorted(CATALOGS)
-['bittorrent', 'dht', 'tracker']
+['bittorrent', 'dht', 'gnutella', 'tracker']
 >>> len(catalog("dht")) >= 60
 True
 """
@@ -21,10 +21,11 @@ from p2pkit.conformance.case import Case
 
 __all__ = ["CATALOGS", "catalog"]
 
-#: Protocol name -> the module holding its ``CASES`` (Gnutella comes later).
+#: Protocol name -> the module holding its ``CASES``.
 CATALOGS = {
     "bittorrent": "p2pkit.conformance.bittorrent",
     "dht": "p2pkit.conformance.dht",
+    "gnutella": "p2pkit.conformance.gnutella",
     "tracker": "p2pkit.conformance.tracker",
 }
 

@@ -1,5 +1,6 @@
 """Judge a capture offline: the DHT rules (and the tracker rules of
-:mod:`p2pkit.conformance.tracker.offline`) applied to every endpoint seen in a pcap/pcapng.
+:mod:`p2pkit.conformance.tracker.offline`, the Gnutella rules of
+:mod:`p2pkit.conformance.gnutella.offline`) applied to every endpoint seen in a pcap/pcapng.
 
 The dissector (:func:`p2pkit.capture.dissect.dissect`) decodes each KRPC datagram leniently
 and pairs answers with queries; each record a sender produced is then judged by the rules
@@ -171,6 +172,8 @@ def _rulesets(rules: tuple[OfflineRule, ...]) -> dict[str, tuple[tuple[OfflineRu
 
 #: BitTorrent records buffered for the peer-wire rules' two passes (piece data dropped).
 MAX_PEER_WIRE_RECORDS = 2_000_000
+#: Gnutella records buffered for the rules that follow messages across connections.
+MAX_GNUTELLA_RECORDS = 1_000_000
 
 
 def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = None,
@@ -185,12 +188,20 @@ def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = 
 
     rulesets = _rulesets(rules)
     wire: list[Any] = []
+    gnutella: list[Any] = []
     for record in records:
         if record.protocol == peer_wire.PROTOCOL:
             if len(wire) < MAX_PEER_WIRE_RECORDS:
                 wire.append(peer_wire.light(record))
             elif report.warning is None:
                 report.warning = (f"more than {MAX_PEER_WIRE_RECORDS} peer-wire messages: "
+                                  "the rest are not judged")
+            continue
+        if record.protocol == "gnutella":  # judged with state across connections, below
+            if len(gnutella) < MAX_GNUTELLA_RECORDS:
+                gnutella.append(record)
+            elif report.warning is None:
+                report.warning = (f"more than {MAX_GNUTELLA_RECORDS} Gnutella messages: "
                                   "the rest are not judged")
             continue
         if record.protocol not in rulesets or record.value is None:
@@ -224,6 +235,10 @@ def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = 
                     tally.failures.append((record.frame, result.reason))
     if wire:
         peer_wire.judge_capture(wire, report, endpoint, peer_wire.torrent_facts(torrents))
+    if gnutella:
+        from p2pkit.conformance.gnutella.offline import judge_gnutella
+
+        judge_gnutella(gnutella, report, endpoint)
     return report
 
 

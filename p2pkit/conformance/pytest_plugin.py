@@ -5,7 +5,8 @@
 ``--p2p-target PROTOCOL=HOST:PORT`` (repeatable) names the peer under test per protocol (a
 tracker by its announce URL: ``tracker=udp://127.0.0.1:6969``);
 ``--p2p-strict`` makes SHOULD and MAY cases fail; ``--p2p-timeout`` is the per-step timeout;
-``--p2p-torrent F`` is the torrent a ``bittorrent`` target seeds (its cases run over TCP).
+``--p2p-torrent F`` is the torrent a ``bittorrent`` target seeds (its cases run over TCP);
+``gnutella=HOST:PORT`` names a Gnutella servent (its cases run over TCP too).
 Without a target the cases are not collected. A failing MUST case (or any case under
 ``--p2p-strict``) fails its item with the quoted requirement and the reason; ``unsupported``
 and ``skipped`` verdicts skip; ``non-strict`` and ``informational`` pass with a warning.
@@ -86,6 +87,8 @@ class _Session:
                         _tracker_runner(address, strict=strict, timeout=timeout))
                 elif protocol == "bittorrent":
                     self.runners[protocol] = self._stream_runner(address, timeout, strict)
+                elif protocol == "gnutella":
+                    self.runners[protocol] = self._gnutella_runner(address, timeout, strict)
                 else:
                     resolved = self.loop.run_until_complete(preflight(parse_target(address),
                                                                       timeout))
@@ -113,6 +116,15 @@ class _Session:
         target = parse_target(address)
         self.loop.run_until_complete(stream_preflight(target, wire, timeout))
         return StreamRunner(target, wire, strict=strict, timeout=timeout)
+
+    def _gnutella_runner(self, address: str, timeout: float, strict: bool) -> Any:
+        from p2pkit.conformance.gnutella import GnutellaWire
+        from p2pkit.conformance.stream_runner import StreamRunner
+        from p2pkit.conformance.stream_runner import preflight as stream_preflight
+
+        target = parse_target(address)
+        self.loop.run_until_complete(stream_preflight(target, GnutellaWire(), timeout))
+        return StreamRunner(target, GnutellaWire(), strict=strict, timeout=timeout)
 
     def close(self) -> None:
         self.loop.close()

@@ -371,10 +371,12 @@ class StreamRunner:
                               f"cannot connect: {getattr(e, 'strerror', None) or e}")
             conn = None
         if conn is not None:
+            connections = {case.steps[0].source: conn}
             try:
-                result = await self._play(case, ctx, conn)
+                result = await self._play(case, ctx, connections)
             finally:
-                await conn.close()
+                for c in connections.values():
+                    await c.close()
         if case.robustness or conn is None:
             if not await self.probe():
                 self.dead = True
@@ -384,10 +386,31 @@ class StreamRunner:
         result.elapsed = time.monotonic() - started
         return result
 
-    async def _play(self, case: Case, ctx: CaseContext, conn: _Connection) -> Result:
+    async def _play(self, case: Case, ctx: CaseContext,
+                    connections: dict[str, _Connection]) -> Result:
+        """Play the case's steps. A step's ``source`` names the harness connection it runs on
+        (``"a"``, the first step's, is open already; another name opens a connection of its
+        own the first time, so a case can be two leaves, or a leaf and an ultrapeer, of one
+        target). A step's answer is what its connection received since that connection's
+        previous step (on a connection the last step also used: since this step began)."""
         result = Result(case, "pass")
-        session = conn.session
+        ctx.sessions = {name: c.session for name, c in connections.items()}
+        #: messages and bytes of each connection already given to a step
+        judged: dict[str, tuple[int, int]] = {}
+        previous: str | None = None
+        several = len({s.source for s in case.steps}) > 1
         for index, step in enumerate(case.steps):
+            conn = connections.get(step.source)
+            if conn is None:
+                try:
+                    conn = connections[step.source] = await self.connect(ctx)
+                except (OSError, TimeoutError) as e:
+                    return _finish(result, case, self.strict, index, Check(
+                        False, f"cannot open connection {step.source!r}: "
+                               f"{getattr(e, 'strerror', None) or e}"))
+                ctx.sessions[step.source] = conn.session
+            session = conn.session
+            ctx.session = session
             sent = b""
             if step.send is not None:
                 try:
@@ -406,8 +429,13 @@ class StreamRunner:
                                    Check(False, f"cannot build the step's message: {e}"))
                 for _ in range(step.repeat):
                     await conn.write(sent)
-            start = len(session.messages)
-            start_bytes = len(session.received)
+            if previous == step.source or step.source not in judged:
+                start, start_bytes = (len(session.messages), len(session.received)) \
+                    if previous == step.source or step.source == case.steps[0].source \
+                    else (0, 0)
+            else:
+                start, start_bytes = judged[step.source]
+            previous = step.source
             sent_at = time.monotonic()
             expect = step.expect
             if expect is not None and step.repeat == 1:
@@ -417,11 +445,14 @@ class StreamRunner:
             elif step.wait:
                 await asyncio.sleep(step.wait)
             answer = self._answer(session, start, start_bytes, sent_at)
+            judged[step.source] = (start + len(answer.messages),
+                                   start_bytes + len(answer.data or b""))
             ctx.answers[step.name or str(index)] = answer
             check = _judge(expect, answer, ctx) if expect is not None and step.repeat == 1 \
                 else None
             result.exchanges.append(StreamExchange(
-                step=index, source="tcp", sent=sent, count=step.repeat,
+                step=index, source=f"tcp {step.source}" if several else "tcp",
+                sent=sent, count=step.repeat,
                 expect=expect.describe() if expect is not None and step.repeat == 1 else (
                     "(a flood: not judged)" if step.repeat > 1 else "(not judged)"),
                 answer=answer, check=check, protocol=self.protocol))

@@ -35,6 +35,7 @@ For dissection, :data:`HandshakeLenient` keeps what RFC 9112 refuses and says so
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import construct
@@ -95,13 +96,20 @@ def detect_greeting(data: bytes) -> str | None:
     ('0.6', '0.4')
     >>> detect_greeting(b"GET /uri-res/N2R?urn:sha1:"), detect_greeting(b"GNUTELLA/0.6 503")
     (None, '0.6')
+    >>> detect_greeting(b"GNUTELLA CONNECT/0.7\\r\\n"), detect_greeting(b"GNUTELLA CONNECT/0.5")
+    ('0.6', None)
     """
     if data.startswith(CONNECT_0_4[:20]) or data.startswith(OK_0_4):
         return "0.4"
-    for prefix in (b"GNUTELLA CONNECT/0.6", b"GNUTELLA/0.6"):
-        if data.startswith(prefix):
-            return "0.6"
+    # handshaking_0.6 §3: "servents should ignore higher version numbers in steps (2), (4),
+    # and (6)": GNUTELLA CONNECT/0.7 is a 0.6 handshake to a 0.6 servent.
+    match = _GREETING.match(data)
+    if match and (int(match[1]), int(match[2])) >= (0, 6):
+        return "0.6"
     return None
+
+
+_GREETING = re.compile(rb"GNUTELLA(?: CONNECT)?/(\d{1,3})\.(\d{1,3})")
 
 
 class _Handshake(construct.Construct):

@@ -535,14 +535,18 @@ class Servent:
 
     def _headers(self, remote_ip: str | None = None, *, refusal: bool = False) -> Headers:
         """Our handshake headers: the names and order gtk-gnutella 1.2.3 uses, minus what this
-        servent does not implement (vendor messages, HSEP, dynamic querying, deflate)."""
+        servent does not implement (vendor messages, HSEP, dynamic querying, compressing what
+        it sends: it offers to inflate, never says Content-Encoding)."""
         items = [("Listen-IP", f"{self.listen[0]}:{self.listen[1]}")]
         if remote_ip:
             items.append(("Remote-IP", remote_ip))
         items.append(("User-Agent", USER_AGENT))
         if not refusal:
             items += [("Pong-Caching", "0.1"), ("Bye-Packet", "0.1"), ("GGEP", "0.5"),
-                      ("GUID", self.guid.hex()), ("X-Query-Routing", "0.1")]
+                      ("GUID", self.guid.hex()), ("X-Query-Routing", "0.1"),
+                      # compression §3: "the side supporting decompression will say" this;
+                      # the reader inflates a peer's deflated stream (it sends plain bytes)
+                      ("Accept-Encoding", "deflate")]
         items.append(("X-Ultrapeer", "True" if self.is_ultrapeer else "False"))
         if not refusal:
             if self.is_ultrapeer:

@@ -169,3 +169,23 @@ def test_limits_are_the_gnutella_ones():
         Handshake.parse(many)
     assert len(Handshake.parse(b"GNUTELLA CONNECT/0.6\r\n" + b"X: y\r\n" * MAX_HEADERS
                                + b"\r\n").headers) == MAX_HEADERS
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b"GNUTELLA CONNECT/0.7\r\n", "0.6"),  # handshaking_0.6 §3: higher versions are 0.6 to us
+    (b"GNUTELLA/0.7 200 OK\r\n", "0.6"),
+    (b"GNUTELLA CONNECT/0.10\r\n", "0.6"),
+    (b"GNUTELLA CONNECT/1.0\r\n", "0.6"),
+    (b"GNUTELLA CONNECT/0.5\r\n", None),
+    (b"GNUTELLA CONNECT/x.y\r\n", None),
+    (b"GNUTELLA CONNECT/0.4\n\n", "0.4"),
+])
+def test_detect_greeting_versions(data: bytes, expected: str | None) -> None:
+    assert detect_greeting(data) == expected
+
+
+@given(st.binary(max_size=40))
+@settings(max_examples=300)
+def test_detect_greeting_never_raises(data: bytes) -> None:
+    assert detect_greeting(data) in (None, "0.4", "0.6")
+    assert detect_greeting(b"GNUTELLA CONNECT/" + data) in (None, "0.4", "0.6")
