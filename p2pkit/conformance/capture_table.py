@@ -3,8 +3,9 @@
 One row per capture and implementation (endpoints of one implementation with the same
 verdicts share a row), with the verdict of each section: the DHT rules
 (:data:`p2pkit.conformance.offline.RULES`), the tracker rules
-(:mod:`p2pkit.conformance.tracker.offline`) and the peer-wire rules
-(:mod:`p2pkit.conformance.bittorrent.offline`). The docs draw it at build time (the
+(:mod:`p2pkit.conformance.tracker.offline`), the peer-wire rules
+(:mod:`p2pkit.conformance.bittorrent.offline`) and the Gnutella rules
+(:mod:`p2pkit.conformance.gnutella.offline`). The docs draw it at build time (the
 ``p2pkit-captures`` directive, ``docs/_ext/p2pkit_captures.py``), so it cannot drift from the
 rules or the captures. A capture found under several roots (the same bytes) is judged once.
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from p2pkit.conformance.bittorrent.offline import RULES as PEER_WIRE_RULES
+from p2pkit.conformance.gnutella.offline import RULES as GNUTELLA_RULES
 from p2pkit.conformance.offline import RULES as DHT_RULES
 from p2pkit.conformance.offline import CaptureReport, EndpointReport, check_capture
 from p2pkit.conformance.tracker.offline import HTTP_RULES, UDP_RULES
@@ -27,10 +29,11 @@ from p2pkit.conformance.tracker.offline import HTTP_RULES, UDP_RULES
 __all__ = ["SECTIONS", "CaptureRow", "capture_files", "capture_rows", "section_of"]
 
 #: The sections of the table, in column order.
-SECTIONS = ("DHT", "tracker", "peer wire")
+SECTIONS = ("DHT", "tracker", "peer wire", "Gnutella")
 _SECTION = {**{r.rule: "DHT" for r in DHT_RULES},
             **{r.rule: "tracker" for r in (*UDP_RULES, *HTTP_RULES)},
-            **{rule: "peer wire" for rule in PEER_WIRE_RULES}}
+            **{rule: "peer wire" for rule in PEER_WIRE_RULES},
+            **{rule: "Gnutella" for rule in GNUTELLA_RULES}}
 #: Endpoints named in one row before "and N more".
 SHOWN_ENDPOINTS = 3
 CAPTURE_SUFFIXES = (".pcap", ".pcapng")
