@@ -36,13 +36,14 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from p2pkit.errors import LocalProtocolError
 from p2pkit.kademlia.ids import distance, id_bytes
 
-__all__ = ["ArrayTables", "BYTES_PER_NODE", "depth_for"]
+__all__ = ["ArrayTables", "bytes_per_node", "depth_for"]
 
 #: Rows beyond ``log2(n / k)`` kept per node: buckets deeper than that hold k nodes only rarely.
 EXTRA_DEPTH = 6
@@ -58,7 +59,7 @@ def depth_for(nodes: int, k: int) -> int:
     return min(63, max(2, math.ceil(math.log2(max(nodes / k, 2))) + EXTRA_DEPTH))
 
 
-def BYTES_PER_NODE(nodes: int, k: int, id_bits: int) -> int:  # noqa: N802 (a size, read as one)
+def bytes_per_node(nodes: int, k: int, id_bits: int) -> int:
     """Bytes the arrays take per node: the table row (int32), the id and its words."""
     return depth_for(nodes, k) * k * 4 + id_bytes(id_bits) + 8 * math.ceil(id_bits / 64)
 
@@ -139,7 +140,7 @@ class ArrayTables:
         return lo, hi
 
     def fill(self, rng: np.random.Generator, *, chunk: int = 1 << 18,
-             progress: callable | None = None) -> None:
+             progress: Callable[[int, int], None] | None = None) -> None:
         """Every bucket as bootstrap and refresh leave it: ``k`` distinct random nodes of its
         range, or all of them (see the module docstring). ``progress(done, total)`` is called
         after each chunk of nodes."""
