@@ -71,12 +71,15 @@ def _gib(n: float) -> str:
 @click.option("--core", type=click.Choice(["auto", "node", "array"]), default="auto",
               show_default=True, help="One sans-I/O Node per peer, or array-backed tables "
               f"(auto: node up to {NODE_CORE_AUTO_MAX:,} nodes).")
+@click.option("--deployment", type=click.Choice(["mainline", "ipfs"]), default="mainline",
+              show_default=True, help="Kademlia parameters: Mainline (160-bit ids, k 8, "
+              "alpha 3) or libp2p/IPFS kad-dht (256, 20, 10; array core).")
 @click.option("--memory-limit", type=float, default=None,
               help="GiB the run may use (default: what the machine and ulimit allow).")
 @json_option("Print the report as one JSON document.")
 def simulate_command(nodes: int, lookups: int, churn: float, session_model: str | None,
                      window: float, loss: float, seed: int, join: str, core: str,
-                     memory_limit: float | None, as_json: bool) -> None:
+                     deployment: str, memory_limit: float | None, as_json: bool) -> None:
     """Run N DHT nodes in one process and measure lookups, stable and after churn."""
     from p2pkit.dht.simulator import estimate_memory, simulate
     from p2pkit.kademlia.churn import SessionModel
@@ -100,11 +103,14 @@ def simulate_command(nodes: int, lookups: int, churn: float, session_model: str 
             raise BadInput("--sessions", "SHAPE,MEDIAN: two positive numbers, e.g. 0.5,3600"
                            ) from None
     if core == "auto":
-        core = "node" if nodes <= NODE_CORE_AUTO_MAX or join == "protocol" else "array"
+        core = ("node" if (nodes <= NODE_CORE_AUTO_MAX or join == "protocol")
+                and deployment == "mainline" else "array")
+    if deployment != "mainline" and core == "node":
+        raise BadInput("--deployment", f"{deployment} runs on the array core (--core array)")
     if join == "protocol" and core != "node":
         raise BadInput("--join", "protocol joins run on the node core (--core node)")
     limit = available_memory() if memory_limit is None else int(memory_limit * 2**30)
-    need = estimate_memory(nodes, core)
+    need = estimate_memory(nodes, core, deployment)
     if need > limit:
         hint = " (try --core array)" if core == "node" else ""
         raise BadInput("--nodes", f"{nodes:,} nodes on the {core} core need about "
@@ -126,13 +132,14 @@ def simulate_command(nodes: int, lookups: int, churn: float, session_model: str 
     show = not as_json and sys.stderr.isatty() and not os.environ.get("CI")
     report = simulate(nodes=nodes, lookups=lookups, seed=seed, churn=churn, loss=loss,
                       join=join, core=core, sessions=sessions, window=window,
+                      deployment=deployment,
                       progress=progress if show else None)
     if bar is not None:
         bar.render_finish()
     if as_json:
         click.echo(json.dumps(asdict(report)))
         return
-    click.echo(f"network of {nodes:,} built ({core} core, {join}) in "
+    click.echo(f"network of {nodes:,} built ({core} core, {deployment}, {join}) in "
                f"{report.build_seconds:.1f} s, seed {seed}, loss {loss:g}")
     phases = [("stable", report.stable)]
     if report.churned is not None:

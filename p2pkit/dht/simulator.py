@@ -42,7 +42,7 @@ from p2pkit.kademlia.array_tables import ArrayTables, bytes_per_node
 from p2pkit.kademlia.churn import REFRESH_WINDOW, SessionModel
 from p2pkit.kademlia.ids import distance
 
-__all__ = ["CORES", "LookupStats", "Network", "SimulationReport", "estimate_memory",
+__all__ = ["CORES", "DEPLOYMENTS", "LookupStats", "Network", "SimulationReport", "estimate_memory",
            "measure_array_lookups", "measure_lookups", "simulate"]
 
 Address = tuple[str, int]
@@ -50,6 +50,11 @@ Address = tuple[str, int]
 #: :class:`~p2pkit.core.MemoryNetwork`, or the routing tables as arrays with the shared lookup
 #: (:mod:`p2pkit.kademlia.array_network`).
 CORES = ("node", "array")
+#: Kademlia deployments the array core runs: (id bits, k, alpha). Mainline: BEP 5 (160-bit
+#: ids, K = 8) with alpha = 3 as the node; libp2p/IPFS kad-dht: libp2p-ipfs/ipfs-kad-dht.md
+#: §Kademlia Keyspace (m = 256), §Bucket Size (k = 20), libp2p-kad-dht.md §Alpha concurrency
+#: parameter (alpha = 10).
+DEPLOYMENTS = {"mainline": (ID_BITS, K, ALPHA), "ipfs": (256, 20, 10)}
 #: Bytes per node of the node core with populated tables (measured: max RSS of
 #: ``p2pkit dht simulate --core node`` at 20,000 nodes, divided by the nodes; see
 #: docs/simulation-scale.md).
@@ -293,12 +298,13 @@ def measure_array_lookups(net: ArrayNetwork, count: int, rng: random.Random,
     return _stats(len(live), count, outcomes, time.process_time() - started)
 
 
-def estimate_memory(nodes: int, core: str) -> int:
+def estimate_memory(nodes: int, core: str, deployment: str = "mainline") -> int:
     """Bytes a simulation of ``nodes`` needs on ``core`` (an estimate, from measurements)."""
     if core == "node":
         return BASE_BYTES + nodes * NODE_CORE_BYTES_PER_NODE
+    id_bits, k, _ = DEPLOYMENTS[deployment]
     # the arrays, plus the fill's working arrays (one chunk) and the sort of the ids
-    return BASE_BYTES + nodes * (bytes_per_node(nodes, K, ID_BITS) + 40) + 300_000_000
+    return BASE_BYTES + nodes * (bytes_per_node(nodes, k, id_bits) + 40) + 300_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,6 +315,7 @@ class SimulationReport:
     loss: float
     join: str
     core: str
+    deployment: str
     build_seconds: float
     stable: LookupStats
     churned: LookupStats | None
@@ -331,13 +338,15 @@ def _leaving(nodes: int, seed: int, churn: float, sessions: SessionModel | None,
 def simulate(*, nodes: int, lookups: int, seed: int = 1, churn: float = 0.3,
              loss: float = 0.0, join: str = "populate", core: str = "node",
              sessions: SessionModel | None = None, window: float = REFRESH_WINDOW,
-             progress: Callable[[str, int, int], None] | None = None) -> SimulationReport:
+             deployment: str = "mainline", progress: Callable[[str, int, int], None] | None = None) -> SimulationReport:
     """Build a network of ``nodes`` (``join="populate"`` fills tables as bootstrap and
     refresh leave them, ``join="protocol"`` makes each node bootstrap through the DHT itself,
     node core only), measure ``lookups`` lookups, remove nodes without telling anyone (a
     ``churn`` fraction, or with ``sessions`` those whose session ends within ``window``
     seconds), measure again. ``core`` is ``"node"`` (a :class:`~p2pkit.dht.node.Node` each)
-    or ``"array"`` (:mod:`p2pkit.kademlia.array_network`). ``progress(phase, done, total)``.
+    or ``"array"`` (:mod:`p2pkit.kademlia.array_network`), which also runs the other
+    :data:`DEPLOYMENTS` (``"ipfs"``: 256-bit ids, k = 20, alpha = 10).
+    ``progress(phase, done, total)``.
 
     >>> report = simulate(nodes=60, lookups=5, seed=2, join="protocol")
     >>> report.stable.success_rate, report.churned.nodes
@@ -349,6 +358,9 @@ def simulate(*, nodes: int, lookups: int, seed: int = 1, churn: float = 0.3,
         raise ValueError(f"core is one of {', '.join(CORES)}")
     if join == "protocol" and core != "node":
         raise ValueError("join='protocol' runs on the node core only")
+    if deployment not in DEPLOYMENTS or (core == "node" and deployment != "mainline"):
+        raise ValueError("the node core is Mainline's; the array core runs "
+                         + ", ".join(DEPLOYMENTS))
     if nodes < 2 or lookups < 1 or not 0 <= churn < 1 or not 0 <= loss < 1:
         raise ValueError("nodes >= 2, lookups >= 1, churn and loss in [0, 1)")
 
@@ -358,10 +370,11 @@ def simulate(*, nodes: int, lookups: int, seed: int = 1, churn: float = 0.3,
     started = time.perf_counter()
     leaving = _leaving(nodes, seed, churn, sessions, window)
     if core == "array":
+        id_bits, k, alpha = DEPLOYMENTS[deployment]
         rng = np.random.default_rng([seed, 1])
-        tables = ArrayTables.random(nodes, k=K, id_bits=ID_BITS, rng=rng)
+        tables = ArrayTables.random(nodes, k=k, id_bits=id_bits, rng=rng)
         tables.fill(rng, progress=report("building"))
-        net = ArrayNetwork(tables, alpha=ALPHA, seed=seed, loss=loss)
+        net = ArrayNetwork(tables, alpha=alpha, seed=seed, loss=loss)
         built = time.perf_counter() - started
         pick = random.Random(f"lookups {seed}")
         stable = measure_array_lookups(net, lookups, pick, report("stable lookups"))
@@ -390,7 +403,8 @@ def simulate(*, nodes: int, lookups: int, seed: int = 1, churn: float = 0.3,
                 net.remove(members[i])
             churned = measure_lookups(net, lookups, report("lookups after churn"))
         net.close()
-    return SimulationReport(seed=seed, loss=loss, join=join, core=core, build_seconds=built,
+    return SimulationReport(seed=seed, loss=loss, join=join, core=core, deployment=deployment,
+                            build_seconds=built,
                             stable=stable, churned=churned, churn=len(leaving) / nodes,
                             churn_model="fraction" if sessions is None else
                             f"weibull shape {sessions.shape:g}, median {sessions.median:g} s,"

@@ -26,6 +26,7 @@ def _run(*args: str):
     (["--sessions", "0,3600"], "--sessions: SHAPE,MEDIAN"),
     (["--window", "0", "--sessions", "0.5,60"], "--window: a positive number"),
     (["--core", "array", "--join", "protocol"], "--join: protocol joins run on the node core"),
+    (["--deployment", "ipfs", "--core", "node"], "--deployment: ipfs runs on the array core"),
     (["--nodes", "100000000"], "100,000,000 nodes on the array core need about"),
     (["--nodes", "100000", "--core", "node", "--memory-limit", "2"],
      "more than the 2.0 GiB available (try --core array)"),
@@ -64,4 +65,13 @@ def test_array_core_with_session_churn_as_json():
 def test_auto_takes_the_node_core_for_small_networks():
     result = _run("--nodes", "300", "--lookups", "10")
     assert result.exit_code == 0, result.output
-    assert "(node core, populate)" in result.output and "success 100.0%" in result.output
+    assert "(node core, mainline, populate)" in result.output and "success 100.0%" in result.output
+
+
+def test_ipfs_parameters_on_the_array_core():
+    result = _run("--nodes", "3000", "--lookups", "20", "--deployment", "ipfs", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["core"], report["deployment"]) == ("array", "ipfs")
+    # k = 20: a lookup asks at least the 20 closest
+    assert report["stable"]["success_rate"] == 1.0 and report["stable"]["mean_queries"] >= 20
