@@ -23,9 +23,10 @@ from p2pkit.cli.options import json_option
 
 __all__ = ["available_memory", "simulate_command"]
 
-#: The node core is chosen by ``--core auto`` up to this many nodes (beyond, its memory grows
-#: with ~60 KB per node and its build time with the datagrams; docs/simulation-scale.md).
-NODE_CORE_AUTO_MAX = 20_000
+#: ``--core auto`` takes the node core up to this many nodes (about a minute; it grows by
+#: ~48 KB per node, and 100,000 take 3.3 minutes and 4.9 GB: docs/simulation-scale.md), the
+#: array core beyond. ``--core node`` runs it at any size its memory estimate fits.
+NODE_CORE_AUTO_MAX = 50_000
 
 
 def available_memory() -> int:
