@@ -133,7 +133,12 @@ def plot(paths: list[Path], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [r for p in paths for r in json.loads(p.read_text())["runs"] if "report" in r]
+    documents = {p: json.loads(p.read_text()) for p in paths}
+    runs = [r for p, d in documents.items() if "sweep" not in d["command"]
+            for r in d["runs"] if "report" in r]
+    sweep = [r for d in documents.values() if "sweep" in d["command"] for r in d["runs"]]
+    if sweep:
+        plot_sweep(sweep, out.with_name(out.stem + "-churn" + out.suffix), plt)
     sized = sorted((r for r in runs if r["report"]["churn_model"] == "fraction"
                     and r["seed"] == 1), key=lambda r: (r["core"], r["nodes"]))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -158,6 +163,38 @@ def plot(paths: list[Path], out: Path) -> None:
     axes[2].set(title="hops to the closest node", xlabel="nodes", ylabel="mean hops")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    print(f"wrote {out}")
+
+
+def plot_sweep(runs: list[dict[str, Any]], out: Path, plt: Any) -> None:
+    """Success and hops after churn against the churn fraction, per size (mean over seeds,
+    error bars: min-max), and the session-model runs as separate markers."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for n in sorted({r["nodes"] for r in runs}):
+        mine = [r for r in runs if r["nodes"] == n and r["report"]["churn_model"] == "fraction"]
+        fractions = sorted({r["report"]["churn"] for r in mine})
+        for ax, key, scale in ((axes[0], "success_rate", 100), (axes[1], "mean_hops", 1)):
+            values = [[r["report"]["churned"][key] * scale for r in mine
+                       if r["report"]["churn"] == f] for f in fractions]
+            mean = [sum(v) / len(v) for v in values]
+            ax.errorbar([f * 100 for f in fractions], mean,
+                        yerr=[[m - min(v) for m, v in zip(mean, values)],
+                              [max(v) - m for m, v in zip(mean, values)]],
+                        marker="o", capsize=3, label=f"N = {n:,}")
+            sessions = [r for r in runs if r["nodes"] == n
+                        and r["report"]["churn_model"] != "fraction"]
+            if sessions:
+                ax.plot([r["report"]["churn"] * 100 for r in sessions],
+                        [r["report"]["churned"][key] * scale for r in sessions], "k^",
+                        markersize=5)
+    axes[0].set(title="lookups finding the closest live node after churn",
+                xlabel="nodes removed (%); ▲ Weibull sessions, 15 min", ylabel="success (%)")
+    axes[1].set(title="hops after churn", xlabel="nodes removed (%)", ylabel="mean hops")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=90)

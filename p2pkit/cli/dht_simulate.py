@@ -24,7 +24,7 @@ from p2pkit.cli.options import json_option
 __all__ = ["available_memory", "simulate_command"]
 
 #: ``--core auto`` takes the node core up to this many nodes (about a minute; it grows by
-#: ~48 KB per node, and 100,000 take 3.3 minutes and 4.9 GB: docs/simulation-scale.md), the
+#: ~48 KB per node, and 100,000 take 3.1 minutes and 4.9 GB: docs/simulation-scale.md), the
 #: array core beyond. ``--core node`` runs it at any size its memory estimate fits.
 NODE_CORE_AUTO_MAX = 50_000
 

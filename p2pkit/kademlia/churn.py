@@ -1,13 +1,14 @@
 """Churn from session lengths: which nodes of a running DHT leave within a time window.
 
 Measurement studies of deployed Kademlia DHTs find session lengths (the time a node stays
-online) heavy-tailed, far from exponential, and fit them with Weibull (or log-normal)
-distributions of shape below 1: Stutzbach and Rejaie, "Understanding Churn in Peer-to-Peer
+online) short on average but heavy-tailed (Falkner, Piatek, John, Krishnamurthy and Anderson,
+"Profiling a Million User DHT", IMC 2007, on the Azureus DHT), far from exponential, and fit
+them with Weibull (or log-normal) distributions of shape below 1: Stutzbach and Rejaie, "Understanding Churn in Peer-to-Peer
 Networks", IMC 2006 (KAD, Gnutella, BitTorrent); Steiner, En-Najjary and Biersack, "Long Term
 Study of Peer Behavior in the KAD DHT", IEEE/ACM Transactions on Networking 17(5), 2009; and
 for the Mainline DHT itself Wang and Kangasharju, "Measuring Large-Scale Distributed Systems:
-Case of BitTorrent Mainline DHT", IEEE P2P 2013 (who also find that a large share of the
-nodes seen stay only minutes). :class:`SessionModel` is that family with its parameters
+Case of BitTorrent Mainline DHT", IEEE P2P 2013 (its size and churn patterns).
+:class:`SessionModel` is that family with its parameters
 stated; its defaults (shape 0.5, median session 60 minutes) are this project's choice inside
 that family, not values fitted here — pass the figures of the study you follow.
 

@@ -51,7 +51,7 @@ def _kolmogorov_q(x: float) -> float:
 
 
 def ks_2samp(a: Sequence[float], b: Sequence[float]) -> TwoSampleResult:
-    """Two-sample Kolmogorov-Smirnov: D = sup |F_a - F_b| and its asymptotic p-value."""
+    """Two-sample Kolmogorov-Smirnov: ``D = sup |F_a - F_b|`` and its asymptotic p-value."""
     if not a or not b:
         raise ValueError("both samples need values")
     xs, ys = sorted(a), sorted(b)
