@@ -131,10 +131,12 @@ def simulate_command(nodes: int, lookups: int, churn: float, session_model: str 
         bar.update(done - bar.pos)
 
     show = not as_json and sys.stderr.isatty() and not os.environ.get("CI")
-    report = simulate(nodes=nodes, lookups=lookups, seed=seed, churn=churn, loss=loss,
-                      join=join, core=core, sessions=sessions, window=window,
-                      deployment=deployment,
-                      progress=progress if show else None)
+    try:
+        report = simulate(nodes=nodes, lookups=lookups, seed=seed, churn=churn, loss=loss,
+                          join=join, core=core, sessions=sessions, window=window,
+                          deployment=deployment, progress=progress if show else None)
+    except ValueError as e:  # what only the run can tell (the churn of a session model)
+        raise BadInput("--churn" if session_model is None else "--sessions", str(e)) from None
     if bar is not None:
         bar.render_finish()
     if as_json:

@@ -368,6 +368,9 @@ def simulate(*, nodes: int, lookups: int, seed: int = 1, churn: float = 0.3,
 
     started = time.perf_counter()
     leaving = _leaving(nodes, seed, churn, sessions, window)
+    if nodes - len(leaving) < 2:
+        raise ValueError(f"the churn leaves {nodes - len(leaving)} of {nodes} nodes: a lookup"
+                         " needs at least 2")
     if core == "array":
         id_bits, k, alpha = DEPLOYMENTS[deployment]
         rng = np.random.default_rng([seed, 1])

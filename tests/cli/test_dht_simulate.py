@@ -27,6 +27,8 @@ def _run(*args: str):
     (["--window", "0", "--sessions", "0.5,60"], "--window: a positive number"),
     (["--core", "array", "--join", "protocol"], "--join: protocol joins run on the node core"),
     (["--deployment", "ipfs", "--core", "node"], "--deployment: ipfs runs on the array core"),
+    (["--nodes", "2", "--churn", "0.5"], "--churn: the churn leaves 1 of 2 nodes"),
+    (["--nodes", "3", "--sessions", "0.1,1", "--window", "100000"], "--sessions: the churn leaves"),
     (["--nodes", "100000000"], "100,000,000 nodes on the array core need about"),
     (["--nodes", "100000", "--core", "node", "--memory-limit", "2"],
      "more than the 2.0 GiB available (try --core array)"),
