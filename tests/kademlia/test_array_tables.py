@@ -7,6 +7,8 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pkit.dht.simulator import Network
 from p2pkit.errors import LocalProtocolError
@@ -113,3 +115,19 @@ def test_fill_matches_tables_built_by_bootstrap_and_refresh():
             total += 1
             same += held == int((tables.entries[v, row] >= 0).sum())
     assert same / total >= 0.97
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(min_size=20, max_size=20), min_size=2, max_size=120,
+                unique_by=lambda b: b[:8]),
+       st.binary(min_size=20, max_size=20), st.integers(1, 10), st.integers(0, 2**32))
+def test_fill_and_closest_agree_with_routing_table_on_any_ids(ids, target, count, seed):
+    tables = ArrayTables(np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(len(ids), 20).copy(),
+                         k=4, id_bits=160)
+    tables.fill(np.random.default_rng(seed))
+    table = RoutingTable(ids[0], k=4, id_bits=160)
+    for other in tables.table(0).tolist():
+        table.seen_response(ids[other], ("", other), 0.0)
+    assert len(table) == len(tables.table(0))
+    assert tables.closest(0, target, count).tolist() == [
+        e.addr[1] for e in table.closest(target, count)]
