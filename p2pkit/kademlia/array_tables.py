@@ -22,7 +22,7 @@ that equals what the protocol builds is checked in ``tests/kademlia/test_array_t
 against :class:`~p2pkit.kademlia.routing.RoutingTable` (the rows are a state that table can
 hold) and against tables that real nodes built with bootstrap and refresh lookups.
 
-Needs numpy (the ``sim`` extra).
+Needs numpy (a dependency of p2pkit since issue 17).
 
 >>> import numpy as np
 >>> tables = ArrayTables.random(2000, k=8, id_bits=160, rng=np.random.default_rng(1))
