@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from p2pkit.cli.bencode import to_json
+from p2pkit.cli.dht_simulate import simulate_command
 from p2pkit.cli.errors import EXIT_NO_RESULTS, BadInput, Group
 from p2pkit.cli.options import (
     HostPort,
@@ -345,44 +346,4 @@ def put(value: str, seed: str | None, seq: int | None, salt: str, cas: int | Non
     _show_store(done, as_json)
 
 
-@dht.command("simulate")
-@click.option("--nodes", type=click.IntRange(2), default=1000, show_default=True,
-              help="Nodes in the network (at least 2).")
-@click.option("--lookups", type=click.IntRange(1), default=200, show_default=True,
-              help="Lookups measured per phase.")
-@click.option("--churn", type=click.FloatRange(0, 1, max_open=True), default=0.3,
-              show_default=True, help="Fraction of nodes then removed (0 to <1).")
-@click.option("--loss", type=click.FloatRange(0, 1, max_open=True), default=0.0,
-              show_default=True, help="Datagram loss rate (0 to <1).")
-@click.option("--seed", type=int, default=1, show_default=True,
-              help="Random seed: the same seed gives the same network and figures.")
-@click.option("--join", type=click.Choice(["populate", "protocol"]), default="populate",
-              show_default=True, help="Fill routing tables directly, or bootstrap each node.")
-@json_option("Print the report as one JSON document.")
-def simulate_command(nodes: int, lookups: int, churn: float, loss: float, seed: int, join: str,
-                     as_json: bool) -> None:
-    """Run N nodes in one process (in-memory transport) and measure lookups."""
-    from dataclasses import asdict
-
-    from p2pkit.dht.simulator import simulate
-
-    if join == "protocol" and not as_json:
-        with click.progressbar(length=nodes - 1, label="joining", file=None) as bar:
-            report = simulate(nodes=nodes, lookups=lookups, seed=seed, churn=churn, loss=loss,
-                              join=join, progress=lambda i, n: bar.update(1))
-    else:
-        report = simulate(nodes=nodes, lookups=lookups, seed=seed, churn=churn, loss=loss,
-                          join=join)
-    if as_json:
-        click.echo(json.dumps(asdict(report)))
-        return
-    click.echo(f"network built ({join}) in {report.build_seconds:.1f} s, seed {seed}, "
-               f"loss {loss:g}")
-    phases = [("stable", report.stable)]
-    if report.churned is not None:
-        phases.append((f"after {churn:.0%} churn", report.churned))
-    for label, s in phases:
-        click.echo(f"{label}: {s.nodes} nodes (log2 N = {s.log2_n:.2f}), {s.lookups} lookups: "
-                   f"success {s.success_rate:.1%}, hops {s.mean_hops:.2f}, "
-                   f"queries {s.mean_queries:.1f}, datagrams/lookup "
-                   f"{s.datagrams / s.lookups:.1f}")
+dht.add_command(simulate_command)

@@ -15,11 +15,13 @@ import json
 import re
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import click
 
 from p2pkit.cli.errors import EXIT_NO_RESULTS, BadInput, Group, describe_os_error
+from p2pkit.cli.gnutella_simulate import SERVENT_CORE_AUTO_MAX, array_core
 from p2pkit.cli.options import (
     duration_option,
     json_option,
@@ -206,17 +208,23 @@ def download_command(words: tuple[str, ...], peer: Address, urn: str | None, out
               help="Queries measured per TTL.")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Random seed: the same seed gives the same network and figures.")
+@click.option("--core", type=click.Choice(["auto", "servent", "array"]), default="auto",
+              show_default=True, help="One real Servent per node, or the same routing over "
+              f"arrays (p2pkit.gnutella.array_flood; auto: servents up to {SERVENT_CORE_AUTO_MAX:,}).")
 @json_option("Print one JSON object per TTL.")
 def simulate_command(nodes: int, ttls: tuple[int, ...], topology: str, qrp: bool, queries: int,
-                     seed: int, as_json: bool) -> None:
+                     seed: int, core: str, as_json: bool) -> None:
     """Messages per query against TTL in an in-memory network (seeded)."""
     results = []
     show = sys.stderr.isatty() and len(ttls) > 1
+    run = partial(simulate, nodes=nodes, topology=topology, qrp=qrp, queries=queries, seed=seed)
+    if core == "array" or (core == "auto" and nodes > SERVENT_CORE_AUTO_MAX):
+        run = array_core(nodes=nodes, topology=topology, qrp=qrp, queries=queries, seed=seed,
+                         show=sys.stderr.isatty() and not as_json)
     with click.progressbar(ttls, label="simulating", file=sys.stderr if show else None,
                            hidden=not show) as bar:
         for ttl in bar:
-            results.append((ttl, simulate(nodes=nodes, topology=topology, qrp=qrp, ttl=ttl,
-                                          queries=queries, seed=seed)))
+            results.append((ttl, run(ttl=ttl)))
     for ttl, result in results:
         if as_json:
             click.echo(json.dumps(asdict(result)))

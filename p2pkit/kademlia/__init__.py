@@ -6,4 +6,9 @@ are parameters of each deployment: the Mainline DHT (:mod:`p2pkit.dht`, BEP 5) u
 k = 8, alpha = 3; libp2p's kad-dht 256 bits and k = 20 (libp2p-ipfs/ipfs-kad-dht.md §Kademlia
 Keyspace, §Bucket Size) with alpha = 10 (libp2p-kad-dht.md §Alpha concurrency parameter).
 Deployments bring their own wire format and node; nothing here knows KRPC or bencode.
+
+For simulation at scale: ``array_tables`` (the routing tables of a whole network as arrays,
+filled as bootstrap and refresh leave them), ``array_network`` (the same ``Lookup`` driven
+over them, with latency and loss), ``churn`` (departures from session-length distributions)
+and ``two_sample`` (the tests that check two simulation cores agree).
 """

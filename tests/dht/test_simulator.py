@@ -84,3 +84,30 @@ def test_a_closed_network_is_freed_by_reference_counting():
         assert transport() is None and node() is None  # no reference cycle kept them
     finally:
         gc.enable()
+
+
+def test_populate_fills_every_bucket_its_range_can_fill():
+    """Issue 17: the old populate (16 id neighbours + 160 random nodes per table) left the
+    middle buckets of large networks short (at 40,000 nodes 53 % of the buckets whose range
+    held >= k nodes), and lookups missed the closest node. Now each bucket holds k nodes of
+    its range, or all of them, as bootstrap and refresh leave it."""
+    net = Network(seed=6)
+    nodes = [net.add_node() for _ in range(3000)]
+    net.populate()
+    by_prefix = {}
+    for v in range(0, 3000, 97):
+        own = int.from_bytes(nodes[v].id, "big")
+        in_range: dict[int, int] = {}
+        for other in nodes:
+            if other is not nodes[v]:
+                cpl = 160 - (own ^ int.from_bytes(other.id, "big")).bit_length()
+                in_range[cpl] = in_range.get(cpl, 0) + 1
+        held: dict[int, int] = {}
+        for entry in nodes[v].table:
+            cpl = 160 - (own ^ entry.number).bit_length()
+            held[cpl] = held.get(cpl, 0) + 1
+        for cpl, count in in_range.items():
+            if count >= 8 and cpl < 20:
+                by_prefix[cpl] = by_prefix.get(cpl, 0) + (held.get(cpl, 0) == 8)
+                assert held.get(cpl, 0) == 8, (v, cpl)
+    assert len(by_prefix) >= 8
