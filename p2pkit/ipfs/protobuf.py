@@ -253,6 +253,10 @@ class Message(construct.Construct):
                 raise ParseError("field number 0", path=path, offset=base + at)
             field = self.by_number.get(number)
             where = f"{path} -> {field.name}" if field else f"{path} -> #{number}"
+            if field is not None and wire != field.wire_type and not (
+                    wire == WireType.LEN and field.repeated and field.type in _PACKABLE):
+                raise ParseError(f"wire type {wire} where {field.type_name} needs "
+                                 f"{int(field.wire_type)}", path=where, offset=base + at)
             if wire == WireType.VARINT:
                 raw: Any = _varint(stream, base, where)
             elif wire == WireType.I64:
@@ -290,9 +294,6 @@ class Message(construct.Construct):
     def _store(self, out: Any, field: Field, wire: int, raw: Any, where: str, at: int,
                value_at: int) -> None:
         if isinstance(field.type, Message):
-            if wire != WireType.LEN:
-                raise ParseError(f"wire type {wire} where a message needs 2", path=where,
-                                 offset=at)
             value = field.type.decode(raw, base=value_at, path=where)
             if field.repeated:
                 out[field.name].append(value)
@@ -304,9 +305,6 @@ class Message(construct.Construct):
             values = self._unpack(field, raw, where, value_at)  # packed
             out[field.name].extend(values)
             return
-        if wire != expected:
-            raise ParseError(f"wire type {wire} where {field.type} needs {int(expected)}",
-                             path=where, offset=at)
         try:
             value = decode(raw)
         except UnicodeDecodeError as e:
