@@ -44,9 +44,16 @@ def _sources() -> dict[str, str]:
     envelope = _blocks("libp2p-RFC-0002-signed-envelopes.md")[0].replace(
         "package record.pb;", 'package record.pb;\nimport "crypto.proto";')
     noise = _blocks("libp2p-noise.md")[0]
-    identify = _blocks("libp2p-identify.md")[0]
+    # RFC 0003 (routing records) adds signedPeerRecord = 8 to identify; the identify spec's
+    # block predates it
+    identify = _blocks("libp2p-identify.md")[0].replace(
+        "repeated string protocols = 3;",
+        "repeated string protocols = 3;\n  optional bytes signedPeerRecord = 8;")
     kad = _blocks("libp2p-kad-dht.md")[0].replace('syntax = "proto2";', 'syntax = "proto3";')
-    bitswap = 'syntax = "proto3";\npackage bitswap;\n' + _blocks("ipfs-bitswap-protocol.md")[2]
+    # the 1.2.0 block leaves out field 2, the 1.0.0 ``blocks`` the 1.0.0 block declares and
+    # boxo's message.proto keeps
+    bitswap = 'syntax = "proto3";\npackage bitswap;\n' + _blocks("ipfs-bitswap-protocol.md")[
+        2].replace("Wantlist wantlist = 1;", "Wantlist wantlist = 1;\n  repeated bytes blocks = 2;")
     dag_pb = 'syntax = "proto2";\npackage dagpb;\n' + _blocks("ipld-dag-pb.md")[0]
     unixfs = ('syntax = "proto2";\npackage unixfs;\n'
               + _label_proto2(next(b for b in _blocks("ipfs-unixfs.md")
