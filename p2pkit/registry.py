@@ -18,7 +18,7 @@ never imports the dissector.
 >>> get("nosuch")
 Traceback (most recent call last):
   ...
-p2pkit.errors.ParseError: registry: unknown protocol 'nosuch' (known: bittorrent, bt-utp, bt-tracker, bt-tracker-http, bt-dht, gnutella, data)
+p2pkit.errors.ParseError: registry: unknown protocol 'nosuch' (known: bittorrent, bt-utp, bt-tracker, bt-tracker-http, bt-dht, gnutella, ipfs, data)
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ BUILTIN_MODULES = (
     "p2pkit.bittorrent.tracker.protocol",
     "p2pkit.dht.protocol",
     "p2pkit.gnutella.protocol",
+    "p2pkit.ipfs.protocol",
     "p2pkit.undecoded",
 )
 

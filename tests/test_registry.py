@@ -180,7 +180,7 @@ ALL_CAPTURES = sorted(CAPTURES.glob("*.pcap*"))
 
 def test_builtin_names_and_detection_order():
     assert registry.names() == ("bittorrent", "bt-utp", "bt-tracker", "bt-tracker-http",
-                                "bt-dht", "gnutella", "data")
+                                "bt-dht", "gnutella", "ipfs", "data")
     # the content-heuristic catch-all (a run of plausible peer-wire messages) is asked last
     assert [d.name for d in registry.stream_protocols()] == [
         "gnutella", "bt-tracker-http", "bittorrent"]
