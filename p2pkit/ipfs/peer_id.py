@@ -68,6 +68,9 @@ class PeerId:
     def __str__(self) -> str:
         return self.to_base58()
 
+    def __repr__(self) -> str:
+        return f"PeerId({self.to_base58()!r})"
+
     def to_base58(self) -> str:
         """The legacy (and still recommended for display) base58btc form."""
         return multibase.encode("base58btc", self.multihash)[1:]
