@@ -72,17 +72,16 @@ class _ProtocolList(construct.Construct):
     """The body of an ``ls`` answer: length-prefixed lines, then a lone ``\\n``."""
 
     def _parse(self, stream: Any, context: Any, path: str) -> list[str]:
+        # the final "\n" is the last byte: a line whose length prefix is 10 also starts with
+        # 0x0a, so the end is found by position, never by value
+        data = construct.stream_read_entire(stream, path)
+        if not data.endswith(b"\n"):
+            raise ParseError("ls answer without its final newline", path="protocols")
+        body = io.BytesIO(data[:-1])
         out: list[str] = []
-        while True:
-            head = stream.read(1)
-            if not head:
-                raise ParseError("ls answer without its final newline", path="protocols")
-            if head == b"\n":
-                if stream.read(1):
-                    raise ParseError("bytes after the final newline", path="protocols")
-                return out
-            stream.seek(-1, 1)
-            out.append(_LINE._parsereport(stream, context, path))
+        while body.tell() < len(data) - 1:
+            out.append(_LINE._parsereport(body, context, path))
+        return out
 
     def _build(self, obj: Iterable[str], stream: Any, context: Any, path: str) -> Any:
         for proto in obj:
