@@ -1,0 +1,68 @@
+"""Two p2pkit hosts over real TCP on 127.0.0.1 (asyncio): the whole stack, ping and identify."""
+
+import asyncio
+import random
+
+import pytest
+
+from p2pkit.errors import ProtocolError, RemoteProtocolError
+from p2pkit.ipfs.envelope import PEER_RECORD_DOMAIN, PeerRecordMessage, open_envelope
+from p2pkit.ipfs.host import IDENTIFY_PROTOCOL, Host
+from p2pkit.ipfs.keys import Ed25519Identity
+from p2pkit.ipfs.multiaddr import Multiaddr
+from p2pkit.ipfs.peer_id import PeerId
+from p2pkit.ipfs.ping import PROTOCOL_ID as PING
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def hosts():
+    return (Host(Ed25519Identity(bytes(range(32))), rng=random.Random(1)),
+            Host(Ed25519Identity(bytes(range(1, 33))), rng=random.Random(2)))
+
+
+def test_ping_and_identify_over_tcp():
+    async def scenario():
+        server, client = hosts()
+        addr = await server.listen("127.0.0.1", 0)
+        try:
+            assert str(addr).startswith("/ip4/127.0.0.1/tcp/") and addr.peer_id
+            c = await client.dial(addr, timeout=5)
+            assert c.remote_peer_id == server.peer_id
+            rtts = await c.ping(3, timeout=5)
+            info = await c.identify(timeout=5)
+            await c.close()
+            return server, rtts, info
+        finally:
+            await server.close()
+            await client.close()
+
+    server, rtts, info = run(scenario())
+    assert len(rtts) == 3 and all(r >= 0 for r in rtts)
+    assert info.agentVersion == "p2pkit/0.1.0"
+    assert set(info.protocols) == {PING, IDENTIFY_PROTOCOL}
+    assert PeerId.from_public_key(info.publicKey) == server.peer_id
+    assert [str(Multiaddr.from_bytes(a)) for a in info.listenAddrs] == \
+        [str(a) for a in server.listen_addrs]
+    assert Multiaddr.from_bytes(info.observedAddr).value_for("ip4").is_loopback
+    env = open_envelope(info.signedPeerRecord, PEER_RECORD_DOMAIN)
+    record = PeerRecordMessage.parse(env.payload)
+    assert record.peer_id == server.peer_id.multihash
+
+
+def test_dialing_the_wrong_peer_id_fails():
+    async def scenario():
+        server, client = hosts()
+        addr = await server.listen("127.0.0.1", 0)
+        wrong = Multiaddr(tuple((n, v) for n, v in addr if n != "p2p")).encapsulate(
+            Multiaddr((("p2p", client.peer_id.multihash),)))
+        try:
+            with pytest.raises((ProtocolError, RemoteProtocolError)):
+                await client.dial(wrong, timeout=5)
+        finally:
+            await server.close()
+            await client.close()
+
+    run(scenario())
