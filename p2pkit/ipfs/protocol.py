@@ -34,6 +34,7 @@ IPFS = ProtocolDescriptor(
     priority=90,
     messages=("undecoded",),
     fields=UNDECODED_FIELDS,
+    cli=("ipfs", "p2pkit.cli.ipfs:ipfs"),
 )
 
 #: What :mod:`p2pkit.registry` registers from this module.

@@ -29,7 +29,8 @@ import construct
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
 from p2pkit.schema import Schema
 
-__all__ = ["MAX_VARINT_BYTES", "BoundedLength", "LengthPrefixed", "ProtoVarint", "UVarint", "UnsignedVarint", "decode_uvarint",
+__all__ = ["MAX_VARINT_BYTES", "BoundedLength", "LengthPrefixed", "ProtoVarint", "UVarint",
+           "UnsignedVarint", "decode_uvarint",
            "encode_uvarint"]
 
 #: "a max of 9 bytes (63 bits)" (unsigned-varint §Practical maximum of 9 bytes).

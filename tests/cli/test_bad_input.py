@@ -117,6 +117,15 @@ CASES: dict[tuple[str, ...], list[list[str]]] = {
     ("gnutella", "simulate"): [["--nodes", "0"], ["--nodes", "1"], ["--ttl", "0"],
                                ["--ttl", "99"], ["--queries", "0"],
                                ["--topology", "no-such-topology"]],
+    ("ipfs", "id"): [["notapeer"], ["/ip4/1.2.3.4/tcp/1"], ["--key", "{missing}"],
+                     ["--key", "{garbage}"], ["--key", "{dir}"]],
+    ("ipfs", "key"): [["{missing}/x.key"], ["{plain}"], []],
+    ("ipfs", "serve"): [["--listen", f"/ip4/{H}/udp/1"], ["--listen", "nowhere"],
+                        ["--listen", f"/ip4/{H}/tcp/{{busy}}", "--duration", "2"],
+                        ["--listen", f"/ip4/{H}/tcp/0", "--key", "{garbage}", "--duration", "2"]],
+    ("ipfs", "ping"): [["nowhere"], [], [f"/ip4/{H}/tcp/1", "--timeout", "2"],
+                       ["/dns4/example.com/tcp/1"], [f"/ip4/{H}/tcp/1", "--count", "0"]],
+    ("ipfs", "identify"): [["nowhere"], [f"/ip4/{H}/tcp/1", "--timeout", "2"]],
 }
 
 #: Unknown names anywhere in the tree.

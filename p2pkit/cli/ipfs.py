@@ -1,0 +1,233 @@
+"""``p2pkit ipfs ...``: identities, a minimal libp2p host, ping and identify.
+
+* ``p2pkit ipfs id [PEER] [--key FILE]``: show a peer id (a given one decoded, ours from a
+  libp2p ``PrivateKey`` file, or a fresh one), in both text forms;
+* ``p2pkit ipfs key FILE``: write a new Ed25519 ``PrivateKey`` file (mode 0600);
+* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE]``: serve ping and
+  identify until SIGINT or SIGTERM (or ``--duration``);
+* ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
+* ``p2pkit ipfs identify MULTIADDR``: dial and print the peer's identify message.
+
+Every command prints readable text, or one JSON document with ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+from pathlib import Path
+from typing import Any
+
+import click
+
+from p2pkit.cli.errors import BadInput, Group
+from p2pkit.cli.options import duration_option, json_option, timeout_option
+from p2pkit.cli.serving import Stopper, say_stopped
+from p2pkit.errors import P2PKitError
+from p2pkit.ipfs.keys import Ed25519Identity, PublicKeyMessage
+from p2pkit.ipfs.multiaddr import Multiaddr
+from p2pkit.ipfs.peer_id import PeerId
+
+#: Largest key file read.
+MAX_KEY_FILE = 16 * 1024
+
+
+class MultiaddrParam(click.ParamType):
+    """A multiaddr in text form."""
+
+    name = "MULTIADDR"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Multiaddr:
+        if isinstance(value, Multiaddr):
+            return value
+        try:
+            return Multiaddr.from_text(value)
+        except P2PKitError as e:
+            self.fail(str(e), param, ctx)
+
+
+def _identity(key: Path | None) -> Ed25519Identity:
+    if key is None:
+        return Ed25519Identity(secrets.token_bytes(32))
+    data = key.read_bytes()[: MAX_KEY_FILE + 1]
+    if len(data) > MAX_KEY_FILE:
+        raise BadInput(str(key), f"larger than {MAX_KEY_FILE} bytes: not a key file")
+    try:
+        return Ed25519Identity.from_private_key(data)
+    except P2PKitError as e:
+        raise BadInput(str(key), e) from None
+
+
+def _peer_document(peer: PeerId) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": str(peer), "cid": peer.to_cid_text()}
+    if peer.public_key is not None:
+        key = PublicKeyMessage.parse(peer.public_key)
+        doc.update(key_type=key.Type, public_key=key.Data.hex())
+    return doc
+
+
+@click.group("ipfs", cls=Group)
+def ipfs() -> None:
+    """IPFS and libp2p: peer ids, a minimal host (TCP, Noise, yamux), ping and identify.
+
+    Dials only the addresses you name; there is no public bootstrap, no DHT and no mDNS.
+    """
+
+
+@ipfs.command("id")
+@click.argument("peer", required=False)
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A libp2p PrivateKey file (as `p2pkit ipfs key` writes).")
+@json_option()
+def id_command(peer: str | None, key: Path | None, as_json: bool) -> None:
+    """Show PEER (a peer id or a multiaddr ending in /p2p/…), or our own id."""
+    if peer is not None:
+        try:
+            if peer.startswith("/"):
+                mh = Multiaddr.from_text(peer).peer_id
+                if mh is None:
+                    raise BadInput(peer, "the multiaddr has no /p2p/ component")
+                pid = PeerId(mh)
+            else:
+                pid = PeerId.from_text(peer)
+        except P2PKitError as e:
+            raise BadInput(peer, e) from None
+    else:
+        pid = PeerId.from_public_key(_identity(key).public_key)
+    doc = _peer_document(pid)
+    if as_json:
+        click.echo(json.dumps(doc))
+        return
+    click.echo(doc["id"])
+    click.echo(f"  cid        {doc['cid']}")
+    if "key_type" in doc:
+        click.echo(f"  key        {doc['key_type']} {doc['public_key']}")
+
+
+@ipfs.command("key")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def key_command(path: Path) -> None:
+    """Write a new Ed25519 identity to PATH (a libp2p PrivateKey) and print its peer id."""
+    identity = Ed25519Identity(secrets.token_bytes(32))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(identity.private_key)
+    click.echo(str(PeerId.from_public_key(identity.public_key)))
+
+
+def _tcp(addr: Multiaddr, what: str) -> tuple[str, int]:
+    names = [n for n, _ in addr]
+    if names[:2] not in (["ip4", "tcp"], ["ip6", "tcp"]) or any(
+            n != "p2p" for n in names[2:]):
+        raise BadInput(str(addr), f"{what} must be /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER]")
+    return str(addr.components[0][1]), addr.components[1][1]
+
+
+@ipfs.command("serve")
+@click.option("--listen", type=MultiaddrParam(), default="/ip4/127.0.0.1/tcp/4001",
+              show_default=True, help="TCP multiaddr to listen on (port 0: any free port).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A libp2p PrivateKey file (default: a fresh identity).")
+@duration_option()
+@json_option("Print the listen address as JSON.")
+def serve(listen: Multiaddr, key: Path | None, duration: float | None, as_json: bool) -> None:
+    """Serve ping and identify until SIGINT or SIGTERM (or for --duration seconds)."""
+    from p2pkit.ipfs.host import Host
+
+    host_name, port = _tcp(listen, "--listen")
+    host = Host(_identity(key))
+
+    async def main() -> str:
+        with Stopper() as stopper:
+            addr = await host.listen(host_name, port)
+            if as_json:
+                click.echo(json.dumps({"event": "listening", "address": str(addr),
+                                       "id": str(host.peer_id)}))
+            else:
+                click.echo(f"listening on {addr}")
+            try:
+                return await stopper.wait(duration)
+            finally:
+                await host.close()
+
+    try:
+        reason = asyncio.run(main())
+    except OSError as e:
+        raise BadInput(f"listening on {listen}", e) from None
+    say_stopped("ipfs serve", reason)
+
+
+def _dial_and(addr: Multiaddr, timeout: float, work: Any) -> Any:
+    from p2pkit.ipfs.host import Host
+
+    _tcp(addr, "MULTIADDR")
+    host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
+
+    async def main() -> Any:
+        try:
+            connection = await host.dial(addr, timeout=timeout)
+            try:
+                return await asyncio.wait_for(work(connection), timeout)
+            finally:
+                await connection.close()
+        finally:
+            await host.close()
+
+    try:
+        return asyncio.run(main())
+    except TimeoutError:
+        raise BadInput(str(addr), f"no answer within {timeout:g} s") from None
+    except OSError as e:
+        raise BadInput(str(addr), e) from None
+
+
+@ipfs.command("ping")
+@click.argument("address", type=MultiaddrParam())
+@click.option("-c", "--count", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Pings to send on the stream.")
+@timeout_option(10.0)
+@json_option()
+def ping_command(address: Multiaddr, count: int, timeout: float, as_json: bool) -> None:
+    """Dial ADDRESS (TCP, Noise, yamux) and ping it (/ipfs/ping/1.0.0)."""
+    async def work(connection: Any) -> tuple[PeerId, list[float]]:
+        return connection.remote_peer_id, await connection.ping(count, timeout=timeout)
+
+    peer, rtts = _dial_and(address, timeout, work)
+    if as_json:
+        click.echo(json.dumps({"address": str(address), "id": str(peer),
+                               "rtt_ms": [round(r * 1000, 3) for r in rtts]}))
+        return
+    for rtt in rtts:
+        click.echo(f"pong from {peer} in {rtt * 1000:.2f} ms")
+
+
+@ipfs.command("identify")
+@click.argument("address", type=MultiaddrParam())
+@timeout_option(10.0)
+@json_option()
+def identify_command(address: Multiaddr, timeout: float, as_json: bool) -> None:
+    """Dial ADDRESS and print its identify message (/ipfs/id/1.0.0)."""
+    async def work(connection: Any) -> Any:
+        return await connection.identify(timeout=timeout)
+
+    info = _dial_and(address, timeout, work)
+    doc = {
+        "id": str(PeerId.from_public_key(info.publicKey)) if info.publicKey else None,
+        "agentVersion": info.agentVersion, "protocolVersion": info.protocolVersion,
+        "protocols": list(info.protocols),
+        "listenAddrs": [str(Multiaddr.from_bytes(a)) for a in info.listenAddrs],
+        "observedAddr": str(Multiaddr.from_bytes(info.observedAddr)) if info.observedAddr
+        else None,
+        "signedPeerRecord": bool(info.signedPeerRecord),
+    }
+    if as_json:
+        click.echo(json.dumps(doc))
+        return
+    for name, value in doc.items():
+        if isinstance(value, list):
+            value = ", ".join(value)
+        click.echo(f"{name:16} {value}")

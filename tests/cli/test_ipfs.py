@@ -1,0 +1,79 @@
+"""``p2pkit ipfs``: peer ids and keys, and a served host answering ping and identify over TCP
+on 127.0.0.1 (a real ``python -m p2pkit ipfs serve`` subprocess, bounded by --duration)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from p2pkit.cli import cli
+
+ROOT = Path(__file__).parents[2]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), prog_name="p2pkit")
+
+
+def test_id_decodes_the_spec_examples():
+    out = invoke("ipfs", "id", "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA", "--json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["key_type"] == "Ed25519" and doc["cid"].startswith("bafz")
+    out = invoke("ipfs", "id", "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N")
+    assert out.exit_code == 0 and "key" not in out.stdout.split("\n", 1)[1]
+
+
+def test_key_then_id(tmp_path):
+    key = tmp_path / "peer.key"
+    out = invoke("ipfs", "key", str(key))
+    assert out.exit_code == 0, out.output
+    peer = out.stdout.strip()
+    assert peer.startswith("12D3KooW") and (key.stat().st_mode & 0o777) == 0o600
+    again = invoke("ipfs", "id", "--key", str(key), "--json")
+    assert json.loads(again.stdout)["id"] == peer
+
+
+def test_serve_ping_identify(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "p2pkit", "ipfs", "serve", "--listen",
+                             "/ip4/127.0.0.1/tcp/0", "--duration", "60", "--json"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        line = b""
+        deadline = time.monotonic() + 60
+        while b"\n" not in line and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                line += os.read(proc.stdout.fileno(), 4096)
+            elif proc.poll() is not None:
+                break
+        listening = json.loads(line.decode().splitlines()[0])
+        addr = listening["address"]
+        assert addr.endswith("/p2p/" + listening["id"])
+        out = invoke("ipfs", "ping", addr, "-c", "2", "--json", "--timeout", "10")
+        assert out.exit_code == 0, out.output
+        doc = json.loads(out.stdout)
+        assert doc["id"] == listening["id"] and len(doc["rtt_ms"]) == 2
+        out = invoke("ipfs", "identify", addr, "--json", "--timeout", "10")
+        assert out.exit_code == 0, out.output
+        info = json.loads(out.stdout)
+        assert info["id"] == listening["id"] and "/ipfs/ping/1.0.0" in info["protocols"]
+        assert info["signedPeerRecord"] is True
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("ipfs serve did not stop on SIGTERM")
+    assert proc.returncode == 0
