@@ -183,7 +183,7 @@ def test_builtin_names_and_detection_order():
                                 "bt-dht", "gnutella", "ipfs", "data")
     # the content-heuristic catch-all (a run of plausible peer-wire messages) is asked last
     assert [d.name for d in registry.stream_protocols()] == [
-        "gnutella", "bt-tracker-http", "bittorrent"]
+        "gnutella", "bt-tracker-http", "ipfs", "bittorrent"]
     assert [d.name for d in registry.datagram_protocols()] == [
         "bt-tracker", "gnutella", "bt-dht", "bt-utp"]
     with pytest.raises(ValueError, match="already registered"):

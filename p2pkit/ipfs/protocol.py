@@ -31,9 +31,13 @@ IPFS = ProtocolDescriptor(
         "p2pkit.ipfs.dag_pb.PBNode",
         "p2pkit.ipfs.unixfs.UnixfsData",
     ),
-    priority=90,
-    messages=("undecoded",),
-    fields=UNDECODED_FIELDS,
+    stream_detector="p2pkit.ipfs.dissect:detect_libp2p",
+    stream_decoder="p2pkit.ipfs.dissect:libp2p_stream",
+    priority=250,
+    messages="p2pkit.ipfs.dissect:MESSAGES",
+    fields=(*UNDECODED_FIELDS, "line", "kind", "step", "e", "payload", "encrypted_static",
+            "encrypted_payload", "encrypted", "encryption"),
+    summary=("line", "step", "encrypted"),
     cli=("ipfs", "p2pkit.cli.ipfs:ipfs"),
 )
 
