@@ -108,6 +108,8 @@ class Libp2pConnection:
         #: stream id -> the protocol it agreed on.
         self.stream_protocols: dict[int, str] = {}
         self.remote_peer_id: PeerId | None = None
+        #: The muxer was chosen from the Noise payloads' stream_muxers, not by multistream.
+        self.muxer_inlined = False
         self.closed = False
         self._out += self._security.data_to_send()
 
@@ -196,13 +198,29 @@ class Libp2pConnection:
             if isinstance(event, noise.HandshakeComplete):
                 self.remote_peer_id = event.remote_peer_id
                 self._remote_key = event.remote_public_key
-                self._muxer_negotiation = multistream.MultistreamNegotiation(
-                    dialer=self.initiator, protocols=[yamux.PROTOCOL_ID])
-                self._secure(self._muxer_negotiation.data_to_send())
+                # inlined muxer negotiation (connections §Inlining Muxer Negotiation): when
+                # both sent stream_muxers in their Noise payload, the first of the
+                # initiator's list the responder supports is used, without multistream
+                ours = (yamux.PROTOCOL_ID,)
+                theirs = event.stream_muxers
+                first, second = (ours, theirs) if self.initiator else (theirs, ours)
+                common = [m for m in first if m in second]
+                if theirs and common:
+                    self.muxer_inlined = True
+                    self._start_yamux()
+                else:
+                    self._muxer_negotiation = multistream.MultistreamNegotiation(
+                        dialer=self.initiator, protocols=[yamux.PROTOCOL_ID])
+                    self._secure(self._muxer_negotiation.data_to_send())
             elif isinstance(event, noise.DataReceived):
                 self._receive_plaintext(event.data, now)
             elif isinstance(event, noise.ConnectionClosed):
                 self.closed = True
+
+    def _start_yamux(self) -> None:
+        self.yamux = yamux.YamuxSession(client=self.initiator, max_streams=self.max_streams)
+        self._events.append(ConnectionEstablished(
+            remote_peer_id=self.remote_peer_id, remote_public_key=self._remote_key))
 
     def _receive_plaintext(self, data: bytes, now: float) -> None:
         if self.yamux is not None:
@@ -215,10 +233,7 @@ class Libp2pConnection:
         self._secure(negotiation.data_to_send())
         for event in iter(negotiation.next_event, NEED_DATA):
             if isinstance(event, multistream.ProtocolAgreed):
-                self.yamux = yamux.YamuxSession(client=self.initiator,
-                                                max_streams=self.max_streams)
-                self._events.append(ConnectionEstablished(
-                    remote_peer_id=self.remote_peer_id, remote_public_key=self._remote_key))
+                self._start_yamux()
                 if event.rest:
                     self._receive_yamux(event.rest, now)
             elif isinstance(event, multistream.NegotiationFailed):

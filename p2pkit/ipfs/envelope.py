@@ -5,7 +5,7 @@ bytes signature = 5``. The signature covers "the length of the domain separation
 the domain separation string [...] the length of the payload_type field [...] its value [...]
 the length of the payload field [...] its value", lengths as unsigned varints (§Signature
 Production / Verification). A ``PeerRecord`` travels in an envelope with domain
-``libp2p-routing-state`` and payload type the multicodec ``libp2p-peer-record`` (0x0301).
+``libp2p-peer-record`` and payload type the multicodec ``libp2p-peer-record`` (0x0301).
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from p2pkit.ipfs.varint import encode_uvarint
 __all__ = ["PEER_RECORD_DOMAIN", "PEER_RECORD_PAYLOAD_TYPE", "EnvelopeMessage",
            "PeerRecordMessage", "open_envelope", "seal", "signed_content"]
 
-#: RFC 0003: "the domain string libp2p-routing-state".
-PEER_RECORD_DOMAIN = "libp2p-routing-state"
-#: The multicodec ``libp2p-peer-record`` as varint bytes.
-PEER_RECORD_PAYLOAD_TYPE = encode_uvarint(CODES["libp2p-peer-record"])
+#: The domain of peer records (RFC 0003 routing records; go-libp2p
+#: ``PeerRecordEnvelopeDomain``, js-libp2p ``ENVELOPE_DOMAIN_PEER_RECORD``).
+PEER_RECORD_DOMAIN = "libp2p-peer-record"
+#: The multicodec ``libp2p-peer-record`` (0x0301) as the implementations write it: its two
+#: big-endian bytes (go-libp2p ``PeerRecordEnvelopePayloadType = []byte{0x03, 0x01}``,
+#: js-libp2p ``ENVELOPE_PAYLOAD_TYPE_PEER_RECORD = [3, 1]``), not its varint ``81 06``.
+PEER_RECORD_PAYLOAD_TYPE = CODES["libp2p-peer-record"].to_bytes(2, "big")
 #: Largest payload accepted inside an envelope.
 MAX_PAYLOAD_LENGTH = 64 * 1024
 

@@ -55,3 +55,23 @@ def test_random_bytes_never_raise(data):
     records = list(stream.data(0, MultistreamMessage.build("/multistream/1.0.0") + data, 1, 0.0))
     records += list(stream.end())
     assert all(r.protocol == "ipfs" for r in records)
+
+
+JS_CAPTURE = CAPTURE.with_name("ipfs-02-p2pkit-js-libp2p.pcap")
+
+
+def test_js_libp2p_capture():
+    """p2pkit dials js-libp2p 3.3.11, then js-libp2p dials p2pkit (tests/interop/
+    test_ipfs_interop.py): both connections are followed through multistream and Noise."""
+    records = list(dissect(JS_CAPTURE))
+    assert {r.protocol for r in records} == {"ipfs"}
+    assert not [r for r in records if r.message == "undecoded" or r.deviations]
+    connections = {frozenset((r.src, r.dst)) for r in records}
+    assert len(connections) == 2
+    for pair in connections:
+        steps = [r.fields["step"] for r in records
+                 if r.message == "noise_handshake" and frozenset((r.src, r.dst)) == pair]
+        assert steps == [1, 2, 3]
+        lines = [r.fields["line"] for r in records
+                 if r.message == "multistream" and frozenset((r.src, r.dst)) == pair]
+        assert lines.count("/noise") == 2  # proposed and echoed; yamux was inlined in Noise

