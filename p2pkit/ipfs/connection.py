@@ -80,6 +80,9 @@ class Libp2pConnection:
     """One libp2p connection over a reliable byte stream (TCP), sans-I/O.
 
     ``initiator``: we dialed. ``protocols``: the stream protocols we accept from the peer.
+    ``offer_muxers``: announce ``/yamux/1.0.0`` in the Noise payload (inlined muxer
+    negotiation); without it (or when the peer offers none) the muxer is negotiated with
+    multistream-select on the secured channel.
     ``expected_peer``: for a dialer, the peer id the multiaddr named (another identity is
     refused). Bytes for the socket come from :meth:`data_to_send`; the application opens
     streams with :meth:`open_stream` and writes with :meth:`send_stream`.
@@ -87,7 +90,7 @@ class Libp2pConnection:
 
     def __init__(self, *, initiator: bool, identity: Ed25519Identity, rng: random.Random,
                  protocols: Sequence[str] = (), expected_peer: PeerId | None = None,
-                 max_streams: int = yamux.MAX_STREAMS) -> None:
+                 max_streams: int = yamux.MAX_STREAMS, offer_muxers: bool = True) -> None:
         self.initiator = initiator
         self.identity = identity
         self.protocols = tuple(protocols)
@@ -99,7 +102,7 @@ class Libp2pConnection:
         self._noise = noise.NoiseSession(
             initiator=initiator, identity=identity, static_secret=rng.randbytes(32),
             ephemeral_secret=rng.randbytes(32), expected_peer=expected_peer,
-            stream_muxers=(yamux.PROTOCOL_ID,))
+            stream_muxers=(yamux.PROTOCOL_ID,) if offer_muxers else ())
         self._noise_started = False
         self._muxer_negotiation: multistream.MultistreamNegotiation | None = None
         self.yamux: yamux.YamuxSession | None = None
@@ -205,7 +208,7 @@ class Libp2pConnection:
                 theirs = event.stream_muxers
                 first, second = (ours, theirs) if self.initiator else (theirs, ours)
                 common = [m for m in first if m in second]
-                if theirs and common:
+                if theirs and common and self._noise.stream_muxers:
                     self.muxer_inlined = True
                     self._start_yamux()
                 else:

@@ -24,8 +24,9 @@ ALICE = Ed25519Identity(bytes(range(32)))
 BOB = Ed25519Identity(bytes(range(1, 33)))
 
 
-def connected(seed=1, **bob_options):
-    a = Libp2pConnection(initiator=True, identity=ALICE, rng=random.Random(seed))
+def connected(seed=1, alice_offers_muxers=True, **bob_options):
+    a = Libp2pConnection(initiator=True, identity=ALICE, rng=random.Random(seed),
+                         offer_muxers=alice_offers_muxers)
     b = Libp2pConnection(initiator=False, identity=BOB, rng=random.Random(seed + 1),
                          protocols=[ping.PROTOCOL_ID], **bob_options)
     pair = StreamPair(a, b, net=MemoryNetwork(seed=seed, latency=(0.01, 0.01)))
@@ -33,9 +34,11 @@ def connected(seed=1, **bob_options):
     return pair
 
 
-def test_upgrade_then_ping():
-    pair = connected()
+@pytest.mark.parametrize("inlined", [True, False], ids=["muxer-in-noise", "muxer-by-multistream"])
+def test_upgrade_then_ping(inlined):
+    pair = connected(alice_offers_muxers=inlined)
     got_a, got_b = pair.run()
+    assert pair.ends[0].muxer_inlined is inlined and pair.ends[1].muxer_inlined is inlined
     assert got_a == [ConnectionEstablished(remote_peer_id=PeerId.from_public_key(BOB.public_key),
                                            remote_public_key=BOB.public_key)]
     assert got_b[0].remote_peer_id == PeerId.from_public_key(ALICE.public_key)
