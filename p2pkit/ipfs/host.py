@@ -22,7 +22,8 @@ from p2pkit.core import NEED_DATA
 from p2pkit.errors import P2PKitError, ProtocolError
 from p2pkit.ipfs import connection as conn
 from p2pkit.ipfs import ping, yamux
-from p2pkit.ipfs.envelope import PEER_RECORD_DOMAIN, PEER_RECORD_PAYLOAD_TYPE, peer_record, seal
+from p2pkit.ipfs.identify import PROTOCOL_ID as IDENTIFY_PROTOCOL
+from p2pkit.ipfs.identify import IdentifyReader, identify_message
 from p2pkit.ipfs.identify_messages import IdentifyFrame
 from p2pkit.ipfs.keys import Ed25519Identity
 from p2pkit.ipfs.multiaddr import Multiaddr
@@ -30,9 +31,6 @@ from p2pkit.ipfs.peer_id import PeerId
 
 __all__ = ["IDENTIFY_PROTOCOL", "Host", "HostConnection"]
 
-IDENTIFY_PROTOCOL = "/ipfs/id/1.0.0"
-#: identify's ``protocolVersion`` (what go-libp2p and js-libp2p send).
-PROTOCOL_VERSION = "ipfs/0.1.0"
 #: Open connections per host; more are refused at accept.
 MAX_CONNECTIONS = 64
 #: Inbound ping streams per connection (ping spec: "at most two streams per peer").
@@ -224,8 +222,10 @@ class HostConnection:
     async def identify(self, *, timeout: float = 10.0) -> Any:
         """The peer's identify message."""
         sid = await self.open_stream([IDENTIFY_PROTOCOL], timeout)
-        data = await self._read(sid, None, timeout)
-        return IdentifyFrame.parse(data)
+        reader = IdentifyReader(self.remote_peer_id)
+        reader.receive_data(await self._read(sid, None, timeout), self._now())
+        reader.receive_data(b"", self._now())
+        return reader.next_event().message
 
     async def close(self) -> None:
         self.writer.close()
@@ -255,16 +255,9 @@ class Host:
 
     def identify_message(self, connection: HostConnection) -> dict[str, Any]:
         """What this host says about itself on ``/ipfs/id/1.0.0``."""
-        addrs = [bytes(a) for a in self.listen_addrs]
-        record = peer_record(self.peer_id.multihash, 1, addrs)
-        return {
-            "protocolVersion": PROTOCOL_VERSION, "agentVersion": self.agent,
-            "publicKey": self.identity.public_key, "listenAddrs": addrs,
-            "observedAddr": bytes(connection.observed) if connection.observed else None,
-            "protocols": list(self.protocols),
-            "signedPeerRecord": seal(self.identity, PEER_RECORD_DOMAIN,
-                                     PEER_RECORD_PAYLOAD_TYPE, record),
-        }
+        return identify_message(self.identity, protocols=self.protocols,
+                                listen_addrs=self.listen_addrs, observed=connection.observed,
+                                agent=self.agent)
 
     def _connection(self, initiator: bool, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter,
