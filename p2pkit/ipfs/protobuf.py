@@ -44,6 +44,7 @@ import construct
 
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
 from p2pkit.ipfs.varint import LengthPrefixed, ProtoVarint
+from p2pkit.schema import Schema
 
 __all__ = ["SCALARS", "Delimited", "Field", "Message", "WireType"]
 
@@ -453,4 +454,5 @@ def Delimited(message: Message, max_length: int) -> construct.Construct:  # noqa
     """``message`` prefixed by its length as an unsigned varint, the framing libp2p protocols
     use on their streams (identify, kad-dht, Bitswap: "varint length-prefixed"), with
     ``max_length`` checked before the body is read."""
-    return LengthPrefixed(message, max_length)
+    return Schema(LengthPrefixed(message, max_length), protocol=message.protocol,
+                  name=f"{message.name}Frame")

@@ -5,7 +5,7 @@ import pytest
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import LimitExceeded, RemoteProtocolError
 from p2pkit.ipfs.envelope import PEER_RECORD_DOMAIN, PeerRecordMessage, open_envelope
-from p2pkit.ipfs.identify import IdentifyReader, Identified, identify_message
+from p2pkit.ipfs.identify import Identified, IdentifyReader, identify_message
 from p2pkit.ipfs.identify_messages import MAX_IDENTIFY_LENGTH, IdentifyFrame
 from p2pkit.ipfs.keys import Ed25519Identity
 from p2pkit.ipfs.multiaddr import Multiaddr

@@ -6,11 +6,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
-from p2pkit.ipfs.bitswap_messages import BitswapMessage
+from p2pkit.ipfs.bitswap_messages import BitswapMessage, BitswapMessageFrame
 from p2pkit.ipfs.dag_pb import PBLink, PBNode, decode_node
 from p2pkit.ipfs.envelope import EnvelopeMessage
 from p2pkit.ipfs.identify_messages import IdentifyFrame, IdentifyMessage
-from p2pkit.ipfs.kad_dht_messages import KadMessage, KadRecord
+from p2pkit.ipfs.kad_dht_messages import KadMessage, KadMessageFrame, KadRecord
 from p2pkit.ipfs.keys import PrivateKeyMessage, PublicKeyMessage
 from p2pkit.ipfs.noise_payload import NoiseHandshakePayload
 from p2pkit.ipfs.protobuf import SCALARS, Field, Message
@@ -181,3 +181,12 @@ def test_random_bytes_raise_only_parse_error(msg, data):
 
 def test_scalar_table_is_complete():
     assert set(_RANGES) | {"bool", "enum", "bytes", "string", "float", "double"} == set(SCALARS)
+
+
+@pytest.mark.parametrize("frame", [IdentifyFrame, KadMessageFrame, BitswapMessageFrame])
+@given(data=st.binary(max_size=40))
+def test_delimited_frames_raise_only_parse_error(frame, data):
+    try:
+        frame.parse(data)
+    except ParseError:
+        pass
