@@ -21,10 +21,11 @@ from typing import Any
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import P2PKitError, ProtocolError
 from p2pkit.ipfs import connection as conn
-from p2pkit.ipfs import ping, yamux
+from p2pkit.ipfs import kad_dht, ping, yamux
 from p2pkit.ipfs.identify import PROTOCOL_ID as IDENTIFY_PROTOCOL
 from p2pkit.ipfs.identify import IdentifyReader, identify_message
 from p2pkit.ipfs.identify_messages import IdentifyFrame
+from p2pkit.ipfs.kad_dht_messages import KadMessageFrame
 from p2pkit.ipfs.keys import Ed25519Identity
 from p2pkit.ipfs.multiaddr import Multiaddr
 from p2pkit.ipfs.peer_id import PeerId
@@ -35,6 +36,8 @@ __all__ = ["IDENTIFY_PROTOCOL", "Host", "HostConnection"]
 MAX_CONNECTIONS = 64
 #: Inbound ping streams per connection (ping spec: "at most two streams per peer").
 MAX_PING_STREAMS = 2
+#: Inbound kad-dht streams per connection.
+MAX_KAD_STREAMS = 16
 #: Bytes buffered on one stream the application has not read.
 MAX_STREAM_BUFFER = 1 << 20
 READ_SIZE = 65536
@@ -60,6 +63,7 @@ class HostConnection:
         self._closed_streams: dict[int, asyncio.Event] = {}
         self._data_ready: dict[int, asyncio.Event] = {}
         self._ping_responders: dict[int, ping.PingResponder] = {}
+        self._kad_streams: dict[int, kad_dht.KadStream] = {}
         self._task: asyncio.Task[None] | None = None
         self.error: str | None = None
         peer = writer.get_extra_info("peername")
@@ -133,6 +137,7 @@ class HostConnection:
                 self._stream_data(event.stream_id, event.data, now)
             elif isinstance(event, conn.StreamClosed):
                 self._ping_responders.pop(event.stream_id, None)
+                self._kad_streams.pop(event.stream_id, None)
                 if event.stream_id in self.core.stream_protocols and not event.reset:
                     with contextlib.suppress(P2PKitError):
                         self._write(self.core.send(
@@ -152,12 +157,27 @@ class HostConnection:
                 self._write(self.core.send(yamux.ResetStream(stream_id=sid), now))
                 return
             self._ping_responders[sid] = ping.PingResponder()
+        elif event.protocol == kad_dht.PROTOCOL_ID:
+            if len(self._kad_streams) >= MAX_KAD_STREAMS:
+                self._write(self.core.send(yamux.ResetStream(stream_id=sid), now))
+                return
+            self._kad_streams[sid] = kad_dht.KadStream(self.host.dht, self.remote_peer_id)
         elif event.protocol == IDENTIFY_PROTOCOL:
             message = IdentifyFrame.build(self.host.identify_message(self))
             self._write(self.core.send_stream(sid, message, now))
             self._write(self.core.send(yamux.CloseStream(stream_id=sid), now))
 
     def _stream_data(self, sid: int, data: bytes, now: float) -> None:
+        kad = self._kad_streams.get(sid)
+        if kad is not None:
+            kad.receive_data(data, now)
+            answer = kad.data_to_send()
+            if answer:
+                self._write(self.core.send_stream(sid, answer, now))
+            if kad.closed:  # a refused request: close without an answer (kad-dht spec)
+                del self._kad_streams[sid]
+                self._write(self.core.send(yamux.CloseStream(stream_id=sid), now))
+            return
         responder = self._ping_responders.get(sid)
         if responder is not None:
             responder.receive_data(data, now)
@@ -225,7 +245,40 @@ class HostConnection:
         reader = IdentifyReader(self.remote_peer_id)
         reader.receive_data(await self._read(sid, None, timeout), self._now())
         reader.receive_data(b"", self._now())
-        return reader.next_event().message
+        message = reader.next_event().message
+        if kad_dht.PROTOCOL_ID in message.protocols:  # a DHT server: into the routing table
+            addrs = []
+            for raw in message.listenAddrs:
+                with contextlib.suppress(P2PKitError):
+                    addrs.append(Multiaddr.from_bytes(raw))
+            self.host.dht.add_server(self.remote_peer_id, addrs, self._now())
+        return message
+
+    async def kad_request(self, request: dict[str, Any], *, timeout: float = 10.0) -> Any:
+        """One kad-dht RPC on a new ``/ipfs/kad/1.0.0`` stream: the parsed answer, or
+        :class:`~p2pkit.errors.ProtocolError` if the peer closed without one."""
+        sid = await self.open_stream([kad_dht.PROTOCOL_ID], timeout)
+        self._write(self.core.send_stream(sid, KadMessageFrame.build(request), self._now()))
+        self._write(self.core.send(yamux.CloseStream(stream_id=sid), self._now()))
+        return KadMessageFrame.parse(await self._read_frame(sid, kad_dht.frame_length, timeout))
+
+    async def _read_frame(self, sid: int, frame_length: Any, timeout: float) -> bytes:
+        """One whole frame (``frame_length(buffer)`` tells its size, None while unknown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            buffer = self._inbound.setdefault(sid, bytearray())
+            size = frame_length(buffer) if buffer else None
+            if size is not None and len(buffer) >= size:
+                out = bytes(buffer[:size])
+                del buffer[:size]
+                return out
+            closed = self._closed_streams.get(sid)
+            if closed is not None and closed.is_set() or self._task.done():
+                raise ProtocolError("the stream ended before a whole message arrived")
+            ready = self._data_ready.setdefault(sid, asyncio.Event())
+            ready.clear()
+            await asyncio.wait_for(ready.wait(), max(0.0, deadline - loop.time()))
 
     async def close(self) -> None:
         self.writer.close()
@@ -247,7 +300,9 @@ class Host:
         self.agent = agent
         self.max_connections = max_connections
         self.peer_id = PeerId.from_public_key(identity.public_key)
-        self.protocols = (ping.PROTOCOL_ID, IDENTIFY_PROTOCOL)
+        self.protocols = (ping.PROTOCOL_ID, IDENTIFY_PROTOCOL, kad_dht.PROTOCOL_ID)
+        #: The kad-dht server state (routing table, provider records).
+        self.dht = kad_dht.KadDhtServer(self.peer_id)
         self.connections: set[HostConnection] = set()
         self.listen_addrs: list[Multiaddr] = []
         self._server: asyncio.base_events.Server | None = None

@@ -34,7 +34,7 @@ from p2pkit.ipfs.peer_id import PeerId
 from p2pkit.kademlia.routing import RoutingTable
 
 __all__ = ["ID_BITS", "K", "PROTOCOL_ID", "KadDhtServer", "KadStream", "RequestRefused",
-           "kademlia_id"]
+           "frame_length", "kademlia_id"]
 
 PROTOCOL_ID = "/ipfs/kad/1.0.0"
 #: "a keyspace of length m=256".
@@ -218,7 +218,7 @@ class KadStream:
         self._buffer += data
         while self._buffer and not self.closed:
             try:
-                length = _frame_length(self._buffer)
+                length = frame_length(self._buffer)
             except ParseError as e:  # LimitExceeded included
                 raise RemoteProtocolError(f"kad-dht: {e}") from None
             if length is None or len(self._buffer) < length:
@@ -244,7 +244,7 @@ class KadStream:
         return out
 
 
-def _frame_length(buffer: bytearray) -> int | None:
+def frame_length(buffer: bytearray) -> int | None:
     """Bytes of the frame at the start of ``buffer`` (varint prefix and body), from the
     frame schema's own length field; None while the varint is incomplete."""
     from p2pkit.ipfs.kad_dht_messages import MAX_KAD_MESSAGE_LENGTH

@@ -6,6 +6,7 @@ import random
 import pytest
 
 from p2pkit.errors import ProtocolError, RemoteProtocolError
+from p2pkit.ipfs.cid import Cid
 from p2pkit.ipfs.envelope import PEER_RECORD_DOMAIN, PeerRecordMessage, open_envelope
 from p2pkit.ipfs.host import IDENTIFY_PROTOCOL, Host
 from p2pkit.ipfs.keys import Ed25519Identity
@@ -42,7 +43,7 @@ def test_ping_and_identify_over_tcp():
     server, rtts, info = run(scenario())
     assert len(rtts) == 3 and all(r >= 0 for r in rtts)
     assert info.agentVersion == "p2pkit/0.1.0"
-    assert set(info.protocols) == {PING, IDENTIFY_PROTOCOL}
+    assert set(info.protocols) == {PING, IDENTIFY_PROTOCOL, "/ipfs/kad/1.0.0"}
     assert PeerId.from_public_key(info.publicKey) == server.peer_id
     assert [str(Multiaddr.from_bytes(a)) for a in info.listenAddrs] == \
         [str(a) for a in server.listen_addrs]
@@ -66,3 +67,34 @@ def test_dialing_the_wrong_peer_id_fails():
             await client.close()
 
     run(scenario())
+
+
+def test_kad_dht_between_two_hosts():
+    async def scenario():
+        server, client = hosts()
+        addr = await server.listen("127.0.0.1", 0)
+        try:
+            c = await client.dial(addr, timeout=5)
+            await c.identify(timeout=5)  # the server lists /ipfs/kad/1.0.0: into our table
+            key = Cid.of(b"some block").multihash
+            listen = bytes(Multiaddr.from_text("/ip4/127.0.0.1/tcp/9"))
+            echo = await c.kad_request({"type": "ADD_PROVIDER", "key": key, "providerPeers": [
+                {"id": client.peer_id.multihash, "addrs": [listen]}]}, timeout=5)
+            found = await c.kad_request({"type": "GET_PROVIDERS", "key": key}, timeout=5)
+            closer = await c.kad_request({"type": "FIND_NODE", "key": key}, timeout=5)
+            refused = None
+            try:
+                await c.kad_request({"type": "PUT_VALUE", "key": b"/x"}, timeout=5)
+            except ProtocolError as e:
+                refused = str(e)
+            return echo, found, closer, refused, client.dht.peers
+        finally:
+            await server.close()
+            await client.close()
+
+    echo, found, closer, refused, table = run(scenario())
+    assert echo.type == "ADD_PROVIDER"
+    assert [p.id for p in found.providerPeers] == [hosts()[1].peer_id.multihash]
+    assert closer.closerPeers == []  # the server knows no other DHT server
+    assert refused is not None
+    assert [pid for pid, _ in table.values()] == [hosts()[0].peer_id.multihash]
