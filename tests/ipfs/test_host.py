@@ -79,7 +79,8 @@ def test_kad_dht_between_two_hosts():
             key = Cid.of(b"some block").multihash
             listen = bytes(Multiaddr.from_text("/ip4/127.0.0.1/tcp/9"))
             echo = await c.kad_request({"type": "ADD_PROVIDER", "key": key, "providerPeers": [
-                {"id": client.peer_id.multihash, "addrs": [listen]}]}, timeout=5)
+                {"id": client.peer_id.multihash, "addrs": [listen]}]}, timeout=5,
+                expect_answer=True)  # p2pkit echoes, as the spec says
             found = await c.kad_request({"type": "GET_PROVIDERS", "key": key}, timeout=5)
             closer = await c.kad_request({"type": "FIND_NODE", "key": key}, timeout=5)
             refused = None
