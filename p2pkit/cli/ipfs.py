@@ -6,7 +6,9 @@
 * ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE]``: serve ping and
   identify until SIGINT or SIGTERM (or ``--duration``);
 * ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
-* ``p2pkit ipfs identify MULTIADDR``: dial and print the peer's identify message.
+* ``p2pkit ipfs identify MULTIADDR``: dial and print the peer's identify message;
+* ``p2pkit ipfs dht find-providers|find-peer|provide … --peer MULTIADDR``: one kad-dht
+  request to one peer (no iterative lookup yet).
 
 Every command prints readable text, or one JSON document with ``--json``.
 """
@@ -164,7 +166,7 @@ def serve(listen: Multiaddr, key: Path | None, duration: float | None, as_json: 
 def _dial_and(addr: Multiaddr, timeout: float, work: Any) -> Any:
     from p2pkit.ipfs.host import Host
 
-    _tcp(addr, "MULTIADDR")
+    _tcp(addr, "the peer's address")
     host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
 
     async def main() -> Any:
@@ -231,3 +233,125 @@ def identify_command(address: Multiaddr, timeout: float, as_json: bool) -> None:
         if isinstance(value, list):
             value = ", ".join(value)
         click.echo(f"{name:16} {value}")
+
+
+# -- kad-dht: one request to one peer ----------------------------------------------------------
+
+
+@ipfs.group("dht", cls=Group)
+def dht() -> None:
+    """kad-dht requests to one peer (--peer MULTIADDR): find-providers, find-peer, provide.
+
+    One request to the peer named, no iterative lookup (not built yet). A query that finds
+    nothing exits 1.
+    """
+
+
+def _peer_line(p: Any) -> str:
+    addrs = ", ".join(str(Multiaddr.from_bytes(a)) for a in p.addrs) or "no address"
+    return f"{PeerId(p.id)}  {addrs}"
+
+
+def _peer_doc(p: Any) -> dict[str, Any]:
+    return {"id": str(PeerId(p.id)), "addrs": [str(Multiaddr.from_bytes(a)) for a in p.addrs]}
+
+
+def _cid(text: str) -> Any:
+    from p2pkit.ipfs.cid import Cid
+
+    try:
+        return Cid.decode(text)
+    except P2PKitError as e:
+        raise BadInput(text, e) from None
+
+
+def _peer_option(f: Any) -> Any:
+    return click.option("--peer", "peer", type=MultiaddrParam(), required=True,
+                        help="The DHT server to ask, /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER].")(f)
+
+
+@dht.command("find-providers")
+@click.argument("cid")
+@_peer_option
+@timeout_option(10.0)
+@json_option()
+def find_providers(cid: str, peer: Multiaddr, timeout: float, as_json: bool) -> None:
+    """Ask --peer for the providers of CID (GET_PROVIDERS)."""
+    from p2pkit.cli.errors import EXIT_NO_RESULTS
+
+    key = _cid(cid).multihash
+
+    async def work(connection: Any) -> Any:
+        return await connection.kad_request({"type": "GET_PROVIDERS", "key": key},
+                                            timeout=timeout)
+
+    answer = _dial_and(peer, timeout, work)
+    if as_json:
+        click.echo(json.dumps({"cid": cid,
+                               "providers": [_peer_doc(p) for p in answer.providerPeers],
+                               "closer": [_peer_doc(p) for p in answer.closerPeers]}))
+    else:
+        for p in answer.providerPeers:
+            click.echo(f"provider {_peer_line(p)}")
+        for p in answer.closerPeers:
+            click.echo(f"closer   {_peer_line(p)}")
+    if not answer.providerPeers:
+        if not as_json:
+            click.echo(f"no provider of {cid} known to {peer}", err=True)
+        raise SystemExit(EXIT_NO_RESULTS)
+
+
+@dht.command("find-peer")
+@click.argument("peer_id")
+@_peer_option
+@timeout_option(10.0)
+@json_option()
+def find_peer(peer_id: str, peer: Multiaddr, timeout: float, as_json: bool) -> None:
+    """Ask --peer for the servers closest to PEER_ID (FIND_NODE)."""
+    from p2pkit.cli.errors import EXIT_NO_RESULTS
+
+    try:
+        target = PeerId.from_text(peer_id)
+    except P2PKitError as e:
+        raise BadInput(peer_id, e) from None
+
+    async def work(connection: Any) -> Any:
+        return await connection.kad_request({"type": "FIND_NODE", "key": target.multihash},
+                                            timeout=timeout)
+
+    answer = _dial_and(peer, timeout, work)
+    found = [p for p in answer.closerPeers if p.id == target.multihash]
+    if as_json:
+        click.echo(json.dumps({"target": peer_id, "found": bool(found),
+                               "closer": [_peer_doc(p) for p in answer.closerPeers]}))
+    else:
+        for p in answer.closerPeers:
+            click.echo(("found    " if p.id == target.multihash else "closer   ") + _peer_line(p))
+    if not found:
+        raise SystemExit(EXIT_NO_RESULTS)
+
+
+@dht.command("provide")
+@click.argument("cid")
+@_peer_option
+@click.option("--addr", "addrs", type=MultiaddrParam(), multiple=True,
+              help="A multiaddr to announce with the record (repeatable; servers such as "
+                   "js-libp2p ignore records without one).")
+@timeout_option(10.0)
+@json_option()
+def provide(cid: str, peer: Multiaddr, addrs: tuple[Multiaddr, ...], timeout: float,
+            as_json: bool) -> None:
+    """Store a provider record for CID on --peer (ADD_PROVIDER, our own peer id)."""
+    key = _cid(cid).multihash
+
+    async def work(connection: Any) -> str:
+        me = connection.host.peer_id
+        await connection.kad_request({"type": "ADD_PROVIDER", "key": key, "providerPeers": [
+            {"id": me.multihash, "addrs": [bytes(a) for a in addrs]}]}, timeout=timeout)
+        return str(me)
+
+    me = _dial_and(peer, timeout, work)
+    if as_json:
+        click.echo(json.dumps({"cid": cid, "provider": me, "peer": str(peer)}))
+    else:
+        click.echo(f"sent a provider record for {cid} ({me}) to {peer}")

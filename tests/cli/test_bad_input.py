@@ -126,6 +126,16 @@ CASES: dict[tuple[str, ...], list[list[str]]] = {
     ("ipfs", "ping"): [["nowhere"], [], [f"/ip4/{H}/tcp/1", "--timeout", "2"],
                        ["/dns4/example.com/tcp/1"], [f"/ip4/{H}/tcp/1", "--count", "0"]],
     ("ipfs", "identify"): [["nowhere"], [f"/ip4/{H}/tcp/1", "--timeout", "2"]],
+    ("ipfs", "dht", "find-providers"): [["notacid", "--peer", f"/ip4/{H}/tcp/1"],
+                                        ["bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"],
+                                        ["bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4",
+                                         "--peer", f"/ip4/{H}/tcp/1", "--timeout", "2"]],
+    ("ipfs", "dht", "find-peer"): [["notapeer", "--peer", f"/ip4/{H}/tcp/1"],
+                                   ["12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+                                    "--peer", "/dns4/example.com/tcp/1"]],
+    ("ipfs", "dht", "provide"): [["notacid", "--peer", f"/ip4/{H}/tcp/1"],
+                                 ["bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4",
+                                  "--peer", f"/ip4/{H}/tcp/1", "--addr", "nowhere"]],
 }
 
 #: Unknown names anywhere in the tree.

@@ -69,6 +69,20 @@ def test_serve_ping_identify(tmp_path):
         info = json.loads(out.stdout)
         assert info["id"] == listening["id"] and "/ipfs/ping/1.0.0" in info["protocols"]
         assert info["signedPeerRecord"] is True
+        # kad-dht: a provider record stored on the served host, then found there
+        cid = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
+        out = invoke("ipfs", "dht", "find-providers", cid, "--peer", addr, "--timeout", "10")
+        assert out.exit_code == 1  # nobody provides it yet
+        out = invoke("ipfs", "dht", "provide", cid, "--peer", addr, "--addr",
+                     "/ip4/127.0.0.1/tcp/9", "--json")
+        assert out.exit_code == 0, out.output
+        provider = json.loads(out.stdout)["provider"]
+        out = invoke("ipfs", "dht", "find-providers", cid, "--peer", addr, "--json")
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.stdout)["providers"] == [
+            {"id": provider, "addrs": ["/ip4/127.0.0.1/tcp/9"]}]
+        out = invoke("ipfs", "dht", "find-peer", listening["id"], "--peer", addr)
+        assert out.exit_code == 1  # the server does not list itself
     finally:
         proc.terminate()
         try:
