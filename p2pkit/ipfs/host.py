@@ -36,6 +36,8 @@ __all__ = ["IDENTIFY_PROTOCOL", "Host", "HostConnection"]
 MAX_CONNECTIONS = 64
 #: Inbound ping streams per connection (ping spec: "at most two streams per peer").
 MAX_PING_STREAMS = 2
+#: Seconds a connection gets to finish its upgrade (multistream, Noise, muxer).
+HANDSHAKE_TIMEOUT = 10.0
 #: Inbound kad-dht streams per connection.
 MAX_KAD_STREAMS = 16
 #: Bytes buffered on one stream the application has not read.
@@ -48,6 +50,11 @@ def _tcp_multiaddr(host: str, port: int) -> Multiaddr:
     return Multiaddr(((f"ip{ip.version}", ip), ("tcp", port)))
 
 
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class HostConnection:
     """One connection of a :class:`Host` (dialed or accepted)."""
 
@@ -58,6 +65,8 @@ class HostConnection:
         self.reader = reader
         self.writer = writer
         self.established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # an accepted connection's failure is nobody's to await: do not warn about it
+        self.established.add_done_callback(_retrieve)
         self._negotiated: dict[int, asyncio.Future[str]] = {}
         self._inbound: dict[int, bytearray] = {}
         self._closed_streams: dict[int, asyncio.Event] = {}
@@ -93,9 +102,20 @@ class HostConnection:
         return asyncio.get_running_loop().time()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.host.handshake_timeout
         try:
             while True:
-                data = await self.reader.read(READ_SIZE)
+                if self.established.done():
+                    data = await self.reader.read(READ_SIZE)
+                else:  # a peer that never finishes the upgrade is dropped
+                    try:
+                        data = await asyncio.wait_for(self.reader.read(READ_SIZE),
+                                                      max(0.0, deadline - loop.time()))
+                    except TimeoutError:
+                        self.error = (f"no secured connection within "
+                                      f"{self.host.handshake_timeout:g} s")
+                        break
                 self.core.receive_data(data, self._now())
                 self._dispatch()
                 self._flush()
@@ -199,6 +219,7 @@ class HostConnection:
         await asyncio.wait_for(asyncio.shield(self.established), timeout)
         sid = self.core.open_stream(protocols, self._now())
         fut = self._negotiated[sid] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_retrieve)
         self._flush()
         await asyncio.wait_for(fut, timeout)
         return sid
@@ -303,11 +324,14 @@ class Host:
     """
 
     def __init__(self, identity: Ed25519Identity, *, rng: random.Random | None = None,
-                 agent: str = "p2pkit/0.1.0", max_connections: int = MAX_CONNECTIONS) -> None:
+                 agent: str = "p2pkit/0.1.0", max_connections: int = MAX_CONNECTIONS,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
         self.identity = identity
         self.rng = rng or random.Random()
         self.agent = agent
         self.max_connections = max_connections
+        #: Seconds a connection gets to finish multistream, Noise and the muxer.
+        self.handshake_timeout = handshake_timeout
         self.peer_id = PeerId.from_public_key(identity.public_key)
         self.protocols = (ping.PROTOCOL_ID, IDENTIFY_PROTOCOL, kad_dht.PROTOCOL_ID)
         #: The kad-dht server state (routing table, provider records).

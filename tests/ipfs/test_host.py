@@ -99,3 +99,32 @@ def test_kad_dht_between_two_hosts():
     assert closer.closerPeers == []  # the server knows no other DHT server
     assert refused is not None
     assert [pid for pid, _ in table.values()] == [hosts()[0].peer_id.multihash]
+
+
+def test_a_hostile_peer_loses_only_its_own_connection():
+    async def scenario():
+        server, client = hosts()
+        server.handshake_timeout = 1.0  # the HTTP request below never completes an upgrade
+        addr = await server.listen("127.0.0.1", 0)
+        port = addr.value_for("tcp")
+        outcomes = []
+        try:
+            for garbage in (b"\x13/multistream/1.0.0\n\x07/noise\n" + b"\x00\x05hello",
+                            b"\x13/multistream/1.0.0\n" + b"\xff" * 12,
+                            b"GET / HTTP/1.1\r\n\r\n"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(garbage)
+                await writer.drain()
+                rest = await asyncio.wait_for(reader.read(), 5)  # the host closes it
+                outcomes.append(len(rest) < 200)
+                writer.close()
+            c = await client.dial(addr, timeout=5)  # the host still serves others
+            outcomes.append(len(await c.ping(1, timeout=5)) == 1)
+            await asyncio.sleep(0.1)
+            outcomes.append(len(server.connections))
+        finally:
+            await server.close()
+            await client.close()
+        return outcomes
+
+    assert run(scenario()) == [True, True, True, True, 1]
