@@ -7,8 +7,8 @@
   identify until SIGINT or SIGTERM (or ``--duration``);
 * ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
 * ``p2pkit ipfs identify MULTIADDR``: dial and print the peer's identify message;
-* ``p2pkit ipfs dht find-providers|find-peer|provide … --peer MULTIADDR``: one kad-dht
-  request to one peer (no iterative lookup yet).
+* ``p2pkit ipfs dht find-providers|find-peer|provide … --peer MULTIADDR``: iterative kad-dht
+  lookups starting from the servers named.
 
 Every command prints readable text, or one JSON document with ``--json``.
 """
@@ -235,25 +235,22 @@ def identify_command(address: Multiaddr, timeout: float, as_json: bool) -> None:
         click.echo(f"{name:16} {value}")
 
 
-# -- kad-dht: one request to one peer ----------------------------------------------------------
+# -- kad-dht: iterative lookups from the servers named -----------------------------------------
 
 
 @ipfs.group("dht", cls=Group)
 def dht() -> None:
-    """kad-dht requests to one peer (--peer MULTIADDR): find-providers, find-peer, provide.
+    """kad-dht lookups starting from the servers named (--peer MULTIADDR, repeatable).
 
-    One request to the peer named, no iterative lookup (not built yet). A query that finds
-    nothing exits 1.
+    find-providers and find-peer are iterative lookups (GET_PROVIDERS, FIND_NODE; k = 20,
+    alpha = 3); provide finds the 20 closest servers and stores a provider record on each. A
+    query that finds nothing exits 1. Only the --peer servers and those they name are
+    contacted: there is no public bootstrap.
     """
 
 
-def _peer_line(p: Any) -> str:
-    addrs = ", ".join(str(Multiaddr.from_bytes(a)) for a in p.addrs) or "no address"
-    return f"{PeerId(p.id)}  {addrs}"
-
-
-def _peer_doc(p: Any) -> dict[str, Any]:
-    return {"id": str(PeerId(p.id)), "addrs": [str(Multiaddr.from_bytes(a)) for a in p.addrs]}
+def _peer_doc(pid: PeerId, addrs: list[Multiaddr]) -> dict[str, Any]:
+    return {"id": str(pid), "addrs": [str(a) for a in addrs]}
 
 
 def _cid(text: str) -> Any:
@@ -265,93 +262,130 @@ def _cid(text: str) -> Any:
         raise BadInput(text, e) from None
 
 
-def _peer_option(f: Any) -> Any:
-    return click.option("--peer", "peer", type=MultiaddrParam(), required=True,
-                        help="The DHT server to ask, /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER].")(f)
+def _peers_option(f: Any) -> Any:
+    return click.option("--peer", "peers", type=MultiaddrParam(), required=True, multiple=True,
+                        help="A DHT server to start from, /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER] "
+                             "(repeatable).")(f)
+
+
+def _lookup(peers: tuple[Multiaddr, ...], key: bytes, kind: str, timeout: float,
+            then: Any = None) -> Any:
+    """Dial the --peer servers (to learn their ids), run the lookup, then ``then(host, result)``."""
+    from p2pkit.ipfs.host import Host
+    from p2pkit.ipfs.kad_lookup import lookup
+
+    for addr in peers:
+        _tcp(addr, "--peer")
+    host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
+
+    async def main() -> Any:
+        try:
+            seeds = []
+            for addr in peers:
+                connection = await host.dial(addr, timeout=timeout)
+                seeds.append((connection.remote_peer_id,
+                              [Multiaddr(tuple(c for c in addr if c[0] != "p2p"))]))
+                await connection.close()
+            result = await lookup(host, key, kind=kind, seeds=seeds, timeout=timeout)
+            if then is not None:
+                await then(host, result)
+            return host.peer_id, result
+        finally:
+            await host.close()
+
+    try:
+        return asyncio.run(main())
+    except TimeoutError:
+        raise BadInput(", ".join(map(str, peers)), f"no answer within {timeout:g} s") from None
+    except OSError as e:
+        raise BadInput(", ".join(map(str, peers)), e) from None
 
 
 @dht.command("find-providers")
 @click.argument("cid")
-@_peer_option
-@timeout_option(10.0)
+@_peers_option
+@timeout_option(30.0)
 @json_option()
-def find_providers(cid: str, peer: Multiaddr, timeout: float, as_json: bool) -> None:
-    """Ask --peer for the providers of CID (GET_PROVIDERS)."""
+def find_providers(cid: str, peers: tuple[Multiaddr, ...], timeout: float,
+                   as_json: bool) -> None:
+    """Find the providers of CID (iterative GET_PROVIDERS)."""
     from p2pkit.cli.errors import EXIT_NO_RESULTS
 
-    key = _cid(cid).multihash
-
-    async def work(connection: Any) -> Any:
-        return await connection.kad_request({"type": "GET_PROVIDERS", "key": key},
-                                            timeout=timeout)
-
-    answer = _dial_and(peer, timeout, work)
+    _, result = _lookup(peers, _cid(cid).multihash, "GET_PROVIDERS", timeout)
     if as_json:
-        click.echo(json.dumps({"cid": cid,
-                               "providers": [_peer_doc(p) for p in answer.providerPeers],
-                               "closer": [_peer_doc(p) for p in answer.closerPeers]}))
+        click.echo(json.dumps({"cid": cid, "queries": result.queries, "hops": result.hops,
+                               "providers": [_peer_doc(p, a)
+                                             for p, a in result.providers.items()]}))
     else:
-        for p in answer.providerPeers:
-            click.echo(f"provider {_peer_line(p)}")
-        for p in answer.closerPeers:
-            click.echo(f"closer   {_peer_line(p)}")
-    if not answer.providerPeers:
-        if not as_json:
-            click.echo(f"no provider of {cid} known to {peer}", err=True)
+        for pid, addrs in result.providers.items():
+            click.echo(f"provider {pid}  {', '.join(map(str, addrs)) or 'no address'}")
+        click.echo(f"{result.queries} queries, {result.hops} hops", err=True)
+    if not result.providers:
         raise SystemExit(EXIT_NO_RESULTS)
 
 
 @dht.command("find-peer")
 @click.argument("peer_id")
-@_peer_option
-@timeout_option(10.0)
+@_peers_option
+@timeout_option(30.0)
 @json_option()
-def find_peer(peer_id: str, peer: Multiaddr, timeout: float, as_json: bool) -> None:
-    """Ask --peer for the servers closest to PEER_ID (FIND_NODE)."""
+def find_peer(peer_id: str, peers: tuple[Multiaddr, ...], timeout: float,
+              as_json: bool) -> None:
+    """Find PEER_ID's addresses (iterative FIND_NODE)."""
     from p2pkit.cli.errors import EXIT_NO_RESULTS
 
     try:
         target = PeerId.from_text(peer_id)
     except P2PKitError as e:
         raise BadInput(peer_id, e) from None
-
-    async def work(connection: Any) -> Any:
-        return await connection.kad_request({"type": "FIND_NODE", "key": target.multihash},
-                                            timeout=timeout)
-
-    answer = _dial_and(peer, timeout, work)
-    found = [p for p in answer.closerPeers if p.id == target.multihash]
+    _, result = _lookup(peers, target.multihash, "FIND_NODE", timeout)
+    found = [(p, a) for p, a in result.closest if p == target]
     if as_json:
         click.echo(json.dumps({"target": peer_id, "found": bool(found),
-                               "closer": [_peer_doc(p) for p in answer.closerPeers]}))
+                               "queries": result.queries, "hops": result.hops,
+                               "closest": [_peer_doc(p, a) for p, a in result.closest]}))
     else:
-        for p in answer.closerPeers:
-            click.echo(("found    " if p.id == target.multihash else "closer   ") + _peer_line(p))
+        for pid, addrs in found:
+            click.echo(f"{pid}  {', '.join(map(str, addrs))}")
     if not found:
+        if not as_json:
+            click.echo(f"{peer_id} not found ({result.queries} queries)", err=True)
         raise SystemExit(EXIT_NO_RESULTS)
 
 
 @dht.command("provide")
 @click.argument("cid")
-@_peer_option
+@_peers_option
 @click.option("--addr", "addrs", type=MultiaddrParam(), multiple=True,
               help="A multiaddr to announce with the record (repeatable; servers such as "
                    "js-libp2p ignore records without one).")
-@timeout_option(10.0)
+@timeout_option(30.0)
 @json_option()
-def provide(cid: str, peer: Multiaddr, addrs: tuple[Multiaddr, ...], timeout: float,
-            as_json: bool) -> None:
-    """Store a provider record for CID on --peer (ADD_PROVIDER, our own peer id)."""
+def provide(cid: str, peers: tuple[Multiaddr, ...], addrs: tuple[Multiaddr, ...],
+            timeout: float, as_json: bool) -> None:
+    """Store a provider record for CID on the 20 servers closest to it (FIND_NODE, then
+    ADD_PROVIDER with our own peer id)."""
     key = _cid(cid).multihash
+    stored: list[str] = []
 
-    async def work(connection: Any) -> str:
-        me = connection.host.peer_id
-        await connection.kad_request({"type": "ADD_PROVIDER", "key": key, "providerPeers": [
-            {"id": me.multihash, "addrs": [bytes(a) for a in addrs]}]}, timeout=timeout)
-        return str(me)
+    async def then(host: Any, result: Any) -> None:
+        for pid, peer_addrs in result.closest:
+            target = peer_addrs[0].encapsulate(Multiaddr((("p2p", pid.multihash),)))
+            try:
+                connection = await host.dial(target, timeout=timeout)
+                await connection.kad_request({"type": "ADD_PROVIDER", "key": key,
+                                              "providerPeers": [{
+                                                  "id": host.peer_id.multihash,
+                                                  "addrs": [bytes(a) for a in addrs]}]})
+                await connection.close()
+            except (P2PKitError, OSError, TimeoutError):
+                continue
+            stored.append(str(pid))
 
-    me = _dial_and(peer, timeout, work)
+    me, _ = _lookup(peers, key, "FIND_NODE", timeout, then)
     if as_json:
-        click.echo(json.dumps({"cid": cid, "provider": me, "peer": str(peer)}))
+        click.echo(json.dumps({"cid": cid, "provider": str(me), "stored_on": stored}))
     else:
-        click.echo(f"sent a provider record for {cid} ({me}) to {peer}")
+        click.echo(f"provider record for {cid} ({me}) stored on {len(stored)} servers")
+    if not stored:
+        raise SystemExit(1)

@@ -76,13 +76,16 @@ def test_serve_ping_identify(tmp_path):
         out = invoke("ipfs", "dht", "provide", cid, "--peer", addr, "--addr",
                      "/ip4/127.0.0.1/tcp/9", "--json")
         assert out.exit_code == 0, out.output
-        provider = json.loads(out.stdout)["provider"]
+        doc = json.loads(out.stdout)
+        provider = doc["provider"]
+        assert doc["stored_on"] == [listening["id"]]
         out = invoke("ipfs", "dht", "find-providers", cid, "--peer", addr, "--json")
         assert out.exit_code == 0, out.output
         assert json.loads(out.stdout)["providers"] == [
             {"id": provider, "addrs": ["/ip4/127.0.0.1/tcp/9"]}]
-        out = invoke("ipfs", "dht", "find-peer", listening["id"], "--peer", addr)
-        assert out.exit_code == 1  # the server does not list itself
+        out = invoke("ipfs", "dht", "find-peer", listening["id"], "--peer", addr, "--json")
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.stdout)["found"] is True
     finally:
         proc.terminate()
         try:
