@@ -12,11 +12,13 @@ from p2pkit.ipfs.keys import (
     verify_signature,
 )
 from p2pkit.ipfs.peer_id import PeerId
-from tests.ipfs.spec_protos import SPECS
+from tests.ipfs.spec_protos import SPECS, require_specs
 
 
 def _vectors():
     rows = {}
+    if not SPECS.is_dir():
+        return rows
     for line in (SPECS / "libp2p-peer-ids-peer-ids.md").read_text().splitlines():
         cells = [c.strip() for c in line.split("|")]
         if len(cells) == 4 and cells[1].endswith("key") and set(cells[2]) <= set(
@@ -29,6 +31,7 @@ VECTORS = _vectors()
 
 
 def test_vectors_found():
+    require_specs()
     assert len(VECTORS) == 8
 
 
@@ -42,6 +45,7 @@ def test_key_vectors_round_trip(name):
 
 
 def test_ed25519_private_key_gives_the_public_key():
+    require_specs()
     # "Implementations SHOULD check that they can produce the provided public key"
     identity = Ed25519Identity.from_private_key(VECTORS["ED25519 private key"])
     assert identity.public_key == VECTORS["ED25519 public key"]
@@ -52,6 +56,7 @@ def test_ed25519_private_key_gives_the_public_key():
 
 
 def test_other_key_types_parse_and_hash():
+    require_specs()
     for name in ("ECDSA public key", "secp256k1 public key", "rsa public key"):
         pid = PeerId.from_public_key(VECTORS[name])
         # keys over 42 bytes are hashed with sha256, shorter ones inlined
@@ -75,6 +80,7 @@ def test_spec_examples():
 
 
 def test_ed25519_vector_peer_id_is_inline():
+    require_specs()
     pid = PeerId.from_public_key(VECTORS["ED25519 public key"])
     assert pid.public_key == VECTORS["ED25519 public key"]
     assert str(pid).startswith("12D3KooW")
