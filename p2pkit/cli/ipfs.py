@@ -3,6 +3,7 @@
 * ``p2pkit ipfs id [PEER] [--key FILE]``: show a peer id (a given one decoded, ours from a
   libp2p ``PrivateKey`` file, or a fresh one), in both text forms;
 * ``p2pkit ipfs key FILE``: write a new Ed25519 ``PrivateKey`` file (mode 0600);
+* ``p2pkit ipfs add FILE [--profile …]``: the UnixFS CID of a file (Helia's, Kubo's settings);
 * ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE]``: serve ping and
   identify until SIGINT or SIGTERM (or ``--duration``);
 * ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
@@ -233,6 +234,31 @@ def identify_command(address: Multiaddr, timeout: float, as_json: bool) -> None:
         if isinstance(value, list):
             value = ", ".join(value)
         click.echo(f"{name:16} {value}")
+
+
+@ipfs.command("add")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--profile", type=click.Choice(["helia", "unixfs-v1-2025", "unixfs-v0-2015"]),
+              default="helia", show_default=True,
+              help="helia: 256 KiB chunks, CIDv1, raw leaves; unixfs-v1-2025: 1 MiB chunks, "
+                   "1024 links; unixfs-v0-2015: Kubo's CIDv0, 256 KiB, 174 links.")
+@json_option()
+def add_command(path: Path, profile: str, as_json: bool) -> None:
+    """Print the CID of the file at PATH (- for standard input) as UnixFS (nothing is stored
+    or announced)."""
+    import sys
+
+    from p2pkit.ipfs.unixfs_importer import PROFILES, import_file
+
+    if str(path) == "-":
+        cid = import_file(sys.stdin.buffer, PROFILES[profile])
+    else:
+        with open(path, "rb") as f:
+            cid = import_file(f, PROFILES[profile])
+    if as_json:
+        click.echo(json.dumps({"cid": str(cid), "profile": profile}))
+    else:
+        click.echo(str(cid))
 
 
 # -- kad-dht: iterative lookups from the servers named -----------------------------------------

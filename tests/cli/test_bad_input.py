@@ -120,6 +120,7 @@ CASES: dict[tuple[str, ...], list[list[str]]] = {
     ("ipfs", "id"): [["notapeer"], ["/ip4/1.2.3.4/tcp/1"], ["--key", "{missing}"],
                      ["--key", "{garbage}"], ["--key", "{dir}"]],
     ("ipfs", "key"): [["{missing}/x.key"], ["{plain}"], []],
+    ("ipfs", "add"): [["{missing}"], ["{dir}"], [], ["{plain}", "--profile", "nosuch"]],
     ("ipfs", "serve"): [["--listen", f"/ip4/{H}/udp/1"], ["--listen", "nowhere"],
                         ["--listen", f"/ip4/{H}/tcp/{{busy}}", "--duration", "2"],
                         ["--listen", f"/ip4/{H}/tcp/0", "--key", "{garbage}", "--duration", "2"]],

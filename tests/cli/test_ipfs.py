@@ -32,6 +32,17 @@ def test_id_decodes_the_spec_examples():
     assert out.exit_code == 0 and "key" not in out.stdout.split("\n", 1)[1]
 
 
+def test_add_prints_the_cid(tmp_path):
+    path = tmp_path / "hello.txt"
+    path.write_bytes(b"hello world\n")
+    out = invoke("ipfs", "add", str(path))
+    assert out.stdout.strip() == "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
+    out = invoke("ipfs", "add", str(path), "--profile", "unixfs-v0-2015", "--json")
+    assert json.loads(out.stdout)["cid"] == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    out = CliRunner().invoke(cli, ["ipfs", "add", "-"], input=b"", prog_name="p2pkit")
+    assert out.stdout.strip() == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
 def test_key_then_id(tmp_path):
     key = tmp_path / "peer.key"
     out = invoke("ipfs", "key", str(key))
