@@ -162,8 +162,11 @@ class HostConnection:
                     with contextlib.suppress(P2PKitError):
                         self._write(self.core.send(
                             yamux.CloseStream(stream_id=event.stream_id), now))
-                self._closed_streams.setdefault(event.stream_id, asyncio.Event()).set()
-                self._data_ready.setdefault(event.stream_id, asyncio.Event()).set()
+                if event.stream_id in self._negotiated:  # ours: its reader forgets it
+                    self._closed_streams.setdefault(event.stream_id, asyncio.Event()).set()
+                    self._data_ready.setdefault(event.stream_id, asyncio.Event()).set()
+                else:
+                    self._forget(event.stream_id)
 
     def _negotiated_stream(self, event: conn.StreamNegotiated, now: float) -> None:
         sid = event.stream_id
@@ -212,6 +215,12 @@ class HostConnection:
         buffer += data
         self._data_ready.setdefault(sid, asyncio.Event()).set()
 
+    def _forget(self, sid: int) -> None:
+        """Drop what the host kept for stream ``sid`` (per-stream state is freed)."""
+        for table in (self._negotiated, self._inbound, self._closed_streams, self._data_ready,
+                      self._ping_responders, self._kad_streams):
+            table.pop(sid, None)
+
     # -- the application's side --------------------------------------------------------------
 
     async def open_stream(self, protocols: list[str], timeout: float) -> int:
@@ -258,13 +267,17 @@ class HostConnection:
             rtts.append(dialer.next_event().rtt)
         self._write(self.core.send(yamux.CloseStream(stream_id=sid), self._now()))
         self._flush()
+        self._forget(sid)
         return rtts
 
     async def identify(self, *, timeout: float = 10.0) -> Any:
         """The peer's identify message."""
         sid = await self.open_stream([IDENTIFY_PROTOCOL], timeout)
         reader = IdentifyReader(self.remote_peer_id)
-        reader.receive_data(await self._read(sid, None, timeout), self._now())
+        try:
+            reader.receive_data(await self._read(sid, None, timeout), self._now())
+        finally:
+            self._forget(sid)
         reader.receive_data(b"", self._now())
         message = reader.next_event().message
         if kad_dht.PROTOCOL_ID in message.protocols:  # a DHT server: into the routing table
@@ -288,9 +301,13 @@ class HostConnection:
         sid = await self.open_stream([kad_dht.PROTOCOL_ID], timeout)
         self._write(self.core.send_stream(sid, KadMessageFrame.build(request), self._now()))
         self._write(self.core.send(yamux.CloseStream(stream_id=sid), self._now()))
-        if not expect_answer:
-            return None
-        return KadMessageFrame.parse(await self._read_frame(sid, kad_dht.frame_length, timeout))
+        try:
+            if not expect_answer:
+                return None
+            return KadMessageFrame.parse(
+                await self._read_frame(sid, kad_dht.frame_length, timeout))
+        finally:
+            self._forget(sid)
 
     async def _read_frame(self, sid: int, frame_length: Any, timeout: float) -> bytes:
         """One whole frame (``frame_length(buffer)`` tells its size, None while unknown)."""

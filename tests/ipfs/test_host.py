@@ -83,6 +83,15 @@ def test_kad_dht_between_two_hosts():
                 expect_answer=True)  # p2pkit echoes, as the spec says
             found = await c.kad_request({"type": "GET_PROVIDERS", "key": key}, timeout=5)
             closer = await c.kad_request({"type": "FIND_NODE", "key": key}, timeout=5)
+            for _ in range(30):  # per-stream state is freed, on both sides
+                await c.kad_request({"type": "PING"}, timeout=5)
+            await c.ping(2, timeout=5)
+            await asyncio.sleep(0.05)
+            leftovers = [len(t) for conn in (c, *server.connections)
+                         for t in (conn._negotiated, conn._inbound, conn._closed_streams,
+                                   conn._data_ready, conn._kad_streams, conn._ping_responders)]
+            assert sum(leftovers) == 0, leftovers
+            assert len(c.core.yamux.streams) <= 1
             refused = None
             try:
                 await c.kad_request({"type": "PUT_VALUE", "key": b"/x"}, timeout=5)
