@@ -4,6 +4,7 @@
   libp2p ``PrivateKey`` file, or a fresh one), in both text forms;
 * ``p2pkit ipfs key FILE``: write a new Ed25519 ``PrivateKey`` file (mode 0600);
 * ``p2pkit ipfs add FILE [--profile …]``: the UnixFS CID of a file (Helia's, Kubo's settings);
+* ``p2pkit ipfs car export FILE -o OUT.car`` / ``car import CAR``: CARv1 archives;
 * ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE]``: serve ping and
   identify until SIGINT or SIGTERM (or ``--duration``);
 * ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
@@ -259,6 +260,71 @@ def add_command(path: Path, profile: str, as_json: bool) -> None:
         click.echo(json.dumps({"cid": str(cid), "profile": profile}))
     else:
         click.echo(str(cid))
+
+
+@ipfs.group("car", cls=Group)
+def car() -> None:
+    """CARv1 archives: export a file's UnixFS DAG, check and list an archive."""
+
+
+#: Largest CAR read by ``car import`` (the whole archive is read into memory).
+MAX_CAR_FILE = 1 << 30
+
+
+@car.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The CAR file to write.")
+@click.option("--profile", type=click.Choice(["helia", "unixfs-v1-2025", "unixfs-v0-2015"]),
+              default="helia", show_default=True, help="The import settings (as for add).")
+@json_option()
+def car_export(path: Path, output: Path, profile: str, as_json: bool) -> None:
+    """Import the file at PATH (- for standard input) as UnixFS and write its blocks to a
+    CARv1 whose root is the file's CID."""
+    import sys
+
+    from p2pkit.ipfs.car import write_car
+    from p2pkit.ipfs.unixfs_importer import PROFILES, import_file
+
+    blocks: dict[Any, bytes] = {}
+    if str(path) == "-":
+        root = import_file(sys.stdin.buffer, PROFILES[profile], blocks=blocks)
+    else:
+        with open(path, "rb") as f:
+            root = import_file(f, PROFILES[profile], blocks=blocks)
+    output.write_bytes(write_car([root], blocks.items()))
+    if as_json:
+        click.echo(json.dumps({"root": str(root), "blocks": len(blocks), "car": str(output)}))
+    else:
+        click.echo(f"{root} ({len(blocks)} blocks) -> {output}")
+
+
+@car.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@json_option()
+def car_import(path: Path, as_json: bool) -> None:
+    """Read the CARv1 at PATH (- for standard input), check every block against its CID and
+    print its roots (nothing is stored yet)."""
+    import sys
+
+    from p2pkit.ipfs.car import read_car
+
+    source = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115
+    with source:
+        data = source.read(MAX_CAR_FILE + 1)
+    if len(data) > MAX_CAR_FILE:
+        raise BadInput(str(path), f"larger than {MAX_CAR_FILE} bytes")
+    try:
+        roots, blocks = read_car(data)
+    except P2PKitError as e:
+        raise BadInput(str(path), e) from None
+    if as_json:
+        click.echo(json.dumps({"roots": [str(r) for r in roots], "blocks": len(blocks),
+                               "bytes": sum(len(b) for b in blocks.values())}))
+    else:
+        for root in roots:
+            click.echo(f"root {root}")
+        click.echo(f"{len(blocks)} blocks, every one matching its CID")
 
 
 # -- kad-dht: iterative lookups from the servers named -----------------------------------------

@@ -16,7 +16,7 @@ IPFS = ProtocolDescriptor(
     specs=("multiformats (unsigned-varint, multihash, multibase, CID, multiaddr)",
            "libp2p peer-ids", "libp2p connections (multistream-select)", "libp2p noise",
            "libp2p yamux", "libp2p identify", "libp2p ping", "libp2p kad-dht",
-           "IPFS Bitswap", "IPLD dag-pb", "UnixFS"),
+           "IPFS Bitswap", "IPLD dag-pb", "UnixFS", "CARv1"),
     schemas=(
         "p2pkit.ipfs.multihash.Multihash",
         "p2pkit.ipfs.cid.CidV1",
@@ -30,6 +30,8 @@ IPFS = ProtocolDescriptor(
         "p2pkit.ipfs.bitswap_messages.BitswapMessage",
         "p2pkit.ipfs.dag_pb.PBNode",
         "p2pkit.ipfs.unixfs.UnixfsData",
+        "p2pkit.ipfs.car.CarHeader",
+        "p2pkit.ipfs.car.CarSection",
     ),
     stream_detector="p2pkit.ipfs.dissect:detect_libp2p",
     stream_decoder="p2pkit.ipfs.dissect:libp2p_stream",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import select
 import subprocess
 import sys
@@ -41,6 +42,19 @@ def test_add_prints_the_cid(tmp_path):
     assert json.loads(out.stdout)["cid"] == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
     out = CliRunner().invoke(cli, ["ipfs", "add", "-"], input=b"", prog_name="p2pkit")
     assert out.stdout.strip() == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+def test_car_export_then_import(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(random.Random(1).randbytes(1_280_000))  # five chunks and a parent
+    out = invoke("ipfs", "car", "export", str(path), "-o", str(tmp_path / "x.car"), "--json")
+    assert out.exit_code == 0, out.output
+    exported = json.loads(out.stdout)
+    assert exported["root"] == invoke("ipfs", "add", str(path)).stdout.strip()
+    out = invoke("ipfs", "car", "import", str(tmp_path / "x.car"), "--json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["roots"] == [exported["root"]] and doc["blocks"] == exported["blocks"] == 6
 
 
 def test_key_then_id(tmp_path):

