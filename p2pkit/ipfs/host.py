@@ -20,8 +20,10 @@ from typing import Any
 
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import P2PKitError, ProtocolError
+from p2pkit.ipfs import bitswap, kad_dht, ping, yamux
 from p2pkit.ipfs import connection as conn
-from p2pkit.ipfs import kad_dht, ping, yamux
+from p2pkit.ipfs.bitswap_messages import MAX_BITSWAP_MESSAGE_LENGTH, BitswapMessageFrame
+from p2pkit.ipfs.cid import Cid
 from p2pkit.ipfs.identify import PROTOCOL_ID as IDENTIFY_PROTOCOL
 from p2pkit.ipfs.identify import IdentifyReader, identify_message
 from p2pkit.ipfs.identify_messages import IdentifyFrame
@@ -38,6 +40,8 @@ MAX_CONNECTIONS = 64
 MAX_PING_STREAMS = 2
 #: Seconds a connection gets to finish its upgrade (multistream, Noise, muxer).
 HANDSHAKE_TIMEOUT = 10.0
+#: Inbound Bitswap streams per connection.
+MAX_BITSWAP_STREAMS = 4
 #: Inbound kad-dht streams per connection.
 MAX_KAD_STREAMS = 16
 #: Bytes buffered on one stream the application has not read.
@@ -48,6 +52,12 @@ READ_SIZE = 65536
 def _tcp_multiaddr(host: str, port: int) -> Multiaddr:
     ip = ipaddress.ip_address(host)
     return Multiaddr(((f"ip{ip.version}", ip), ("tcp", port)))
+
+
+def _bitswap_frame_length(buffer: bytearray) -> int | None:
+    from p2pkit.ipfs.protobuf import delimited_frame_length
+
+    return delimited_frame_length(buffer, MAX_BITSWAP_MESSAGE_LENGTH)
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
@@ -73,6 +83,10 @@ class HostConnection:
         self._data_ready: dict[int, asyncio.Event] = {}
         self._ping_responders: dict[int, ping.PingResponder] = {}
         self._kad_streams: dict[int, kad_dht.KadStream] = {}
+        #: inbound Bitswap streams: bytes of a message not complete yet.
+        self._bitswap_in: dict[int, bytearray] = {}
+        self._bitswap_out: int | None = None
+        self._bitswap_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.error: str | None = None
         peer = writer.get_extra_info("peername")
@@ -158,6 +172,9 @@ class HostConnection:
             elif isinstance(event, conn.StreamClosed):
                 self._ping_responders.pop(event.stream_id, None)
                 self._kad_streams.pop(event.stream_id, None)
+                self._bitswap_in.pop(event.stream_id, None)
+                if event.stream_id == self._bitswap_out:
+                    self._bitswap_out = None
                 if event.stream_id in self.core.stream_protocols and not event.reset:
                     with contextlib.suppress(P2PKitError):
                         self._write(self.core.send(
@@ -180,6 +197,11 @@ class HostConnection:
                 self._write(self.core.send(yamux.ResetStream(stream_id=sid), now))
                 return
             self._ping_responders[sid] = ping.PingResponder()
+        elif event.protocol in bitswap.PROTOCOL_IDS:
+            if len(self._bitswap_in) >= MAX_BITSWAP_STREAMS:
+                self._write(self.core.send(yamux.ResetStream(stream_id=sid), now))
+                return
+            self._bitswap_in[sid] = bytearray()
         elif event.protocol == kad_dht.PROTOCOL_ID:
             if len(self._kad_streams) >= MAX_KAD_STREAMS:
                 self._write(self.core.send(yamux.ResetStream(stream_id=sid), now))
@@ -191,6 +213,17 @@ class HostConnection:
             self._write(self.core.send(yamux.CloseStream(stream_id=sid), now))
 
     def _stream_data(self, sid: int, data: bytes, now: float) -> None:
+        pending = self._bitswap_in.get(sid)
+        if pending is not None:
+            pending += data
+            while pending:
+                size = _bitswap_frame_length(pending)
+                if size is None or len(pending) < size:
+                    break
+                message = BitswapMessageFrame.parse(bytes(pending[:size]))
+                del pending[:size]
+                self.host.bitswap_message(self, message)
+            return
         kad = self._kad_streams.get(sid)
         if kad is not None:
             kad.receive_data(data, now)
@@ -218,7 +251,7 @@ class HostConnection:
     def _forget(self, sid: int) -> None:
         """Drop what the host kept for stream ``sid`` (per-stream state is freed)."""
         for table in (self._negotiated, self._inbound, self._closed_streams, self._data_ready,
-                      self._ping_responders, self._kad_streams):
+                      self._ping_responders, self._kad_streams, self._bitswap_in):
             table.pop(sid, None)
 
     # -- the application's side --------------------------------------------------------------
@@ -309,6 +342,38 @@ class HostConnection:
         finally:
             self._forget(sid)
 
+    async def send_bitswap(self, messages: list[dict[str, Any]], timeout: float = 10.0) -> None:
+        """Write Bitswap messages on our one outbound Bitswap stream to this peer (opened on
+        first use; the peer answers on a stream of its own, §Interaction Pattern)."""
+        async with self._bitswap_lock:
+            if self._bitswap_out is None:
+                self._bitswap_out = await self.open_stream(list(bitswap.PROTOCOL_IDS), timeout)
+            for message in messages:
+                self._write(self.core.send_stream(self._bitswap_out,
+                                                  BitswapMessageFrame.build(message),
+                                                  self._now()))
+
+    async def fetch(self, cids: list[Cid], *, timeout: float = 30.0) -> dict[Cid, bytes]:
+        """The blocks of ``cids`` from this peer (want-block with DontHave); a block the peer
+        does not have is a :class:`~p2pkit.errors.ProtocolError`."""
+        loop = asyncio.get_running_loop()
+        waiting = {cid: loop.create_future() for cid in cids if cid not in self.host.blocks}
+        for cid, fut in waiting.items():
+            self.host.block_waiters.setdefault(cid, []).append(fut)
+        try:
+            if waiting:
+                await self.send_bitswap([self.host.bitswap.want(self.remote_peer_id,
+                                                                 list(waiting))], timeout)
+                await asyncio.wait_for(asyncio.gather(*waiting.values()), timeout)
+        finally:
+            for cid, fut in waiting.items():
+                waiters = self.host.block_waiters.get(cid, [])
+                if fut in waiters:
+                    waiters.remove(fut)
+                if not waiters:
+                    self.host.block_waiters.pop(cid, None)
+        return {cid: self.host.blocks[cid] for cid in cids}
+
     async def _read_frame(self, sid: int, frame_length: Any, timeout: float) -> bytes:
         """One whole frame (``frame_length(buffer)`` tells its size, None while unknown)."""
         loop = asyncio.get_running_loop()
@@ -350,13 +415,44 @@ class Host:
         #: Seconds a connection gets to finish multistream, Noise and the muxer.
         self.handshake_timeout = handshake_timeout
         self.peer_id = PeerId.from_public_key(identity.public_key)
-        self.protocols = (ping.PROTOCOL_ID, IDENTIFY_PROTOCOL, kad_dht.PROTOCOL_ID)
+        self.protocols = (ping.PROTOCOL_ID, IDENTIFY_PROTOCOL, kad_dht.PROTOCOL_ID,
+                          *bitswap.PROTOCOL_IDS)
         #: The kad-dht server state (routing table, provider records).
         self.dht = kad_dht.KadDhtServer(self.peer_id)
+        #: The blocks this host serves (and those it fetched), each checked against its CID.
+        self.blocks: dict[Cid, bytes] = {}
+        self.bitswap = bitswap.BitswapEngine(self.blocks)
+        #: CID -> futures of fetches waiting for it.
+        self.block_waiters: dict[Cid, list[asyncio.Future[None]]] = {}
         self.connections: set[HostConnection] = set()
         self.listen_addrs: list[Multiaddr] = []
         self._server: asyncio.base_events.Server | None = None
         self.on_connection: Callable[[HostConnection], None] | None = None
+
+    def add_blocks(self, blocks: dict[Cid, bytes]) -> None:
+        """Serve ``blocks`` (each is checked against its CID first)."""
+        for cid, block in blocks.items():
+            if not cid.verify(block):
+                raise ProtocolError(f"block does not match its CID {cid}")
+            self.blocks[cid] = block
+
+    def bitswap_message(self, connection: HostConnection, message: Any) -> None:
+        """A Bitswap message from ``connection``'s peer: answer it, hand blocks to fetches."""
+        peer = connection.remote_peer_id
+        answers = self.bitswap.receive_message(peer, message)
+        while (event := self.bitswap.next_event()) is not NEED_DATA:
+            if isinstance(event, bitswap.BlockReceived):
+                self.blocks[event.cid] = self.bitswap.received.pop(event.cid)
+                for fut in self.block_waiters.pop(event.cid, []):
+                    if not fut.done():
+                        fut.set_result(None)
+            elif isinstance(event, bitswap.PresenceReceived) and not event.have:
+                for fut in self.block_waiters.get(event.cid, []):
+                    if not fut.done():
+                        fut.set_exception(ProtocolError(f"{peer} does not have {event.cid}"))
+        if answers:
+            task = asyncio.create_task(connection.send_bitswap(answers))
+            task.add_done_callback(_retrieve)
 
     def identify_message(self, connection: HostConnection) -> dict[str, Any]:
         """What this host says about itself on ``/ipfs/id/1.0.0``."""

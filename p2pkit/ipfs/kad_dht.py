@@ -253,17 +253,8 @@ class KadStream:
 
 
 def frame_length(buffer: bytearray) -> int | None:
-    """Bytes of the frame at the start of ``buffer`` (varint prefix and body), from the
-    frame schema's own length field; None while the varint is incomplete."""
+    """Bytes of the request frame at the start of ``buffer``; None while incomplete."""
     from p2pkit.ipfs.kad_dht_messages import MAX_KAD_MESSAGE_LENGTH
-    from p2pkit.ipfs.varint import decode_uvarint
+    from p2pkit.ipfs.protobuf import delimited_frame_length
 
-    try:
-        length, after = decode_uvarint(bytes(buffer[:10]))
-    except ParseError as e:
-        if "truncated" in e.reason and len(buffer) < 9:
-            return None
-        raise
-    if length > MAX_KAD_MESSAGE_LENGTH:
-        raise LimitExceeded(f"message of {length} bytes (at most {MAX_KAD_MESSAGE_LENGTH})")
-    return after + length
+    return delimited_frame_length(buffer, MAX_KAD_MESSAGE_LENGTH)

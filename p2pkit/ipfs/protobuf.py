@@ -456,3 +456,20 @@ def Delimited(message: Message, max_length: int) -> construct.Construct:  # noqa
     ``max_length`` checked before the body is read."""
     return Schema(LengthPrefixed(message, max_length), protocol=message.protocol,
                   name=f"{message.name}Frame")
+
+
+def delimited_frame_length(buffer: bytes | bytearray, max_length: int) -> int | None:
+    """Bytes of the varint-length-prefixed frame at the start of ``buffer`` (prefix included),
+    None while the prefix is incomplete; a length over ``max_length`` is
+    :class:`~p2pkit.errors.LimitExceeded` (checked before anything is buffered for it)."""
+    from p2pkit.ipfs.varint import decode_uvarint
+
+    try:
+        length, after = decode_uvarint(bytes(buffer[:10]))
+    except ParseError as e:
+        if "truncated" in e.reason and len(buffer) < 9:
+            return None
+        raise
+    if length > max_length:
+        raise LimitExceeded(f"message of {length} bytes (at most {max_length})")
+    return after + length

@@ -6,6 +6,7 @@ import random
 import pytest
 
 from p2pkit.errors import ProtocolError, RemoteProtocolError
+from p2pkit.ipfs.bitswap import PROTOCOL_IDS
 from p2pkit.ipfs.cid import Cid
 from p2pkit.ipfs.envelope import PEER_RECORD_DOMAIN, PeerRecordMessage, open_envelope
 from p2pkit.ipfs.host import IDENTIFY_PROTOCOL, Host
@@ -43,7 +44,7 @@ def test_ping_and_identify_over_tcp():
     server, rtts, info = run(scenario())
     assert len(rtts) == 3 and all(r >= 0 for r in rtts)
     assert info.agentVersion == "p2pkit/0.1.0"
-    assert set(info.protocols) == {PING, IDENTIFY_PROTOCOL, "/ipfs/kad/1.0.0"}
+    assert set(info.protocols) == {PING, IDENTIFY_PROTOCOL, "/ipfs/kad/1.0.0", *PROTOCOL_IDS}
     assert PeerId.from_public_key(info.publicKey) == server.peer_id
     assert [str(Multiaddr.from_bytes(a)) for a in info.listenAddrs] == \
         [str(a) for a in server.listen_addrs]
@@ -137,3 +138,39 @@ def test_a_hostile_peer_loses_only_its_own_connection():
         return outcomes
 
     assert run(scenario()) == [True, True, True, True, 1]
+
+
+def test_bitswap_fetch_of_a_whole_dag():
+    from p2pkit.ipfs.unixfs_exporter import children, export
+    from p2pkit.ipfs.unixfs_importer import ImportSettings, import_bytes
+
+    data = random.Random(9).randbytes(300_000)
+    blocks = {}
+    settings = ImportSettings(chunk_size=10_000, max_children=8, cid_version=1, raw_leaves=True)
+    root = import_bytes(data, settings, blocks=blocks)
+
+    async def scenario():
+        server, client = hosts()
+        server.add_blocks(blocks)
+        addr = await server.listen("127.0.0.1", 0)
+        try:
+            c = await client.dial(addr, timeout=5)
+            level = [root]
+            while level:  # the DAG level by level, each level in one want
+                got = await c.fetch(level, timeout=10)
+                level = [child for cid in level for child in children(cid, got[cid])]
+            missing = None
+            try:
+                await c.fetch([Cid.of(b"nobody has it")], timeout=5)
+            except ProtocolError as e:
+                missing = str(e)
+            return b"".join(export(root, client.blocks.__getitem__)), missing, \
+                server.bitswap.ledger(client.peer_id)
+        finally:
+            await server.close()
+            await client.close()
+
+    fetched, missing, ledger = run(scenario())
+    assert fetched == data
+    assert "does not have" in missing
+    assert ledger.blocks_sent == len(blocks) and ledger.wants == {}
