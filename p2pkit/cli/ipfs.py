@@ -5,8 +5,9 @@
 * ``p2pkit ipfs key FILE``: write a new Ed25519 ``PrivateKey`` file (mode 0600);
 * ``p2pkit ipfs add FILE [--profile …]``: the UnixFS CID of a file (Helia's, Kubo's settings);
 * ``p2pkit ipfs car export FILE -o OUT.car`` / ``car import CAR``: CARv1 archives;
-* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE]``: serve ping and
-  identify until SIGINT or SIGTERM (or ``--duration``);
+* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE] [--car FILE]``: serve
+  ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or ``--duration``);
+* ``p2pkit ipfs get CID --peer MULTIADDR -o FILE``: fetch a file over Bitswap;
 * ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
 * ``p2pkit ipfs identify MULTIADDR``: dial and print the peer's identify message;
 * ``p2pkit ipfs dht find-providers|find-peer|provide … --peer MULTIADDR``: iterative kad-dht
@@ -136,14 +137,25 @@ def _tcp(addr: Multiaddr, what: str) -> tuple[str, int]:
               show_default=True, help="TCP multiaddr to listen on (port 0: any free port).")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A libp2p PrivateKey file (default: a fresh identity).")
+@click.option("--car", "cars", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              multiple=True, help="Serve the blocks of this CARv1 over Bitswap (repeatable).")
 @duration_option()
 @json_option("Print the listen address as JSON.")
-def serve(listen: Multiaddr, key: Path | None, duration: float | None, as_json: bool) -> None:
-    """Serve ping and identify until SIGINT or SIGTERM (or for --duration seconds)."""
+def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...], duration: float | None,
+          as_json: bool) -> None:
+    """Serve ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or for
+    --duration seconds)."""
+    from p2pkit.ipfs.car import read_car
     from p2pkit.ipfs.host import Host
 
     host_name, port = _tcp(listen, "--listen")
     host = Host(_identity(key))
+    for car_path in cars:
+        try:
+            _, blocks = read_car(car_path.read_bytes()[: MAX_CAR_FILE + 1])
+        except P2PKitError as e:
+            raise BadInput(str(car_path), e) from None
+        host.add_blocks(blocks)
 
     async def main() -> str:
         with Stopper() as stopper:
@@ -325,6 +337,45 @@ def car_import(path: Path, as_json: bool) -> None:
         for root in roots:
             click.echo(f"root {root}")
         click.echo(f"{len(blocks)} blocks, every one matching its CID")
+
+
+@ipfs.command("get")
+@click.argument("cid")
+@click.option("--peer", type=MultiaddrParam(), required=True,
+              help="The peer to fetch from over Bitswap, /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the file.")
+@timeout_option(60.0)
+@json_option()
+def get_command(cid: str, peer: Multiaddr, output: Path, timeout: float, as_json: bool) -> None:
+    """Fetch the UnixFS file CID from --peer over Bitswap (level by level, every block checked
+    against its CID) and write it to --output."""
+    from p2pkit.ipfs.unixfs_exporter import children, export
+
+    root = _cid(cid)
+
+    async def work(connection: Any) -> int:
+        level = [root]
+        count = 0
+        while level:
+            got = await connection.fetch(level, timeout=timeout)
+            count += len(got)
+            level = [child for c in level for child in children(c, got[c])]
+        with open(output, "wb") as f:
+            for piece in export(root, connection.host.blocks.__getitem__):
+                f.write(piece)
+        return count
+
+    try:
+        blocks = _dial_and(peer, timeout, work)
+    except P2PKitError as e:
+        raise BadInput(cid, e) from None
+    size = output.stat().st_size
+    if as_json:
+        click.echo(json.dumps({"cid": cid, "blocks": blocks, "bytes": size,
+                               "output": str(output)}))
+    else:
+        click.echo(f"{cid}: {size} bytes in {blocks} blocks -> {output}")
 
 
 # -- kad-dht: iterative lookups from the servers named -----------------------------------------

@@ -69,8 +69,14 @@ def test_key_then_id(tmp_path):
 
 def test_serve_ping_identify(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    content = random.Random(3).randbytes(700_000)
+    (tmp_path / "content.bin").write_bytes(content)
+    out = invoke("ipfs", "car", "export", str(tmp_path / "content.bin"), "-o",
+                 str(tmp_path / "content.car"), "--json")
+    root = json.loads(out.stdout)["root"]
     proc = subprocess.Popen([sys.executable, "-m", "p2pkit", "ipfs", "serve", "--listen",
-                             "/ip4/127.0.0.1/tcp/0", "--duration", "60", "--json"],
+                             "/ip4/127.0.0.1/tcp/0", "--duration", "60", "--json",
+                             "--car", str(tmp_path / "content.car")],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
@@ -94,6 +100,12 @@ def test_serve_ping_identify(tmp_path):
         info = json.loads(out.stdout)
         assert info["id"] == listening["id"] and "/ipfs/ping/1.0.0" in info["protocols"]
         assert info["signedPeerRecord"] is True
+        # Bitswap: the served CAR's file, fetched back
+        out = invoke("ipfs", "get", root, "--peer", addr, "-o", str(tmp_path / "got.bin"),
+                     "--json")
+        assert out.exit_code == 0, out.output
+        assert (tmp_path / "got.bin").read_bytes() == content
+        assert json.loads(out.stdout)["blocks"] == 4  # three leaves and the root
         # kad-dht: a provider record stored on the served host, then found there
         cid = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
         out = invoke("ipfs", "dht", "find-providers", cid, "--peer", addr, "--timeout", "10")
