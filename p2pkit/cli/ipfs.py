@@ -38,6 +38,8 @@ from p2pkit.ipfs.peer_id import PeerId
 
 #: Largest key file read.
 MAX_KEY_FILE = 16 * 1024
+#: The UnixFS import settings by name (p2pkit.ipfs.unixfs_importer.PROFILES).
+_PROFILE_NAMES = ("helia", "unixfs-v1-2025", "unixfs-v0-2015", "importer-default")
 
 
 class MultiaddrParam(click.ParamType):
@@ -251,10 +253,11 @@ def identify_command(address: Multiaddr, timeout: float, as_json: bool) -> None:
 
 @ipfs.command("add")
 @click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-@click.option("--profile", type=click.Choice(["helia", "unixfs-v1-2025", "unixfs-v0-2015"]),
-              default="helia", show_default=True,
-              help="helia: 256 KiB chunks, CIDv1, raw leaves; unixfs-v1-2025: 1 MiB chunks, "
-                   "1024 links; unixfs-v0-2015: Kubo's CIDv0, 256 KiB, 174 links.")
+@click.option("--profile", type=click.Choice(list(_PROFILE_NAMES)), default="helia",
+              show_default=True,
+              help="helia (= unixfs-v1-2025): 1 MiB chunks, 1024 links, CIDv1, raw leaves; "
+                   "unixfs-v0-2015: Kubo's CIDv0, 256 KiB, 174 links, dag-pb leaves; "
+                   "importer-default: 256 KiB, 174 links, CIDv1, raw leaves.")
 @json_option()
 def add_command(path: Path, profile: str, as_json: bool) -> None:
     """Print the CID of the file at PATH (- for standard input) as UnixFS (nothing is stored
@@ -287,8 +290,8 @@ MAX_CAR_FILE = 1 << 30
 @click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The CAR file to write.")
-@click.option("--profile", type=click.Choice(["helia", "unixfs-v1-2025", "unixfs-v0-2015"]),
-              default="helia", show_default=True, help="The import settings (as for add).")
+@click.option("--profile", type=click.Choice(list(_PROFILE_NAMES)), default="helia",
+              show_default=True, help="The import settings (as for add).")
 @json_option()
 def car_export(path: Path, output: Path, profile: str, as_json: bool) -> None:
     """Import the file at PATH (- for standard input) as UnixFS and write its blocks to a

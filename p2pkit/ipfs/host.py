@@ -173,9 +173,13 @@ class HostConnection:
                 self._ping_responders.pop(event.stream_id, None)
                 self._kad_streams.pop(event.stream_id, None)
                 self._bitswap_in.pop(event.stream_id, None)
-                if event.stream_id == self._bitswap_out:
+                if event.stream_id == self._bitswap_out and event.reset:
                     self._bitswap_out = None
-                if event.stream_id in self.core.stream_protocols and not event.reset:
+                # the peer is done with a stream it opened: so are we. On a stream we opened,
+                # its FIN only means it will not write (Helia half-closes the Bitswap streams
+                # it accepts at once); we close ours when our side is done.
+                if event.stream_id in self.core.stream_protocols and not event.reset and \
+                        event.stream_id not in self._negotiated:
                     with contextlib.suppress(P2PKitError):
                         self._write(self.core.send(
                             yamux.CloseStream(stream_id=event.stream_id), now))
@@ -309,6 +313,8 @@ class HostConnection:
         reader = IdentifyReader(self.remote_peer_id)
         try:
             reader.receive_data(await self._read(sid, None, timeout), self._now())
+            with contextlib.suppress(P2PKitError):  # our side of the stream is done too
+                self._write(self.core.send(yamux.CloseStream(stream_id=sid), self._now()))
         finally:
             self._forget(sid)
         reader.receive_data(b"", self._now())

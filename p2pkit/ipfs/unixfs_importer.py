@@ -11,8 +11,10 @@ of them byte for byte against that importer:
 * :data:`UNIXFS_V0_2015` (``unixfs-v0-2015``, Kubo's historical ``ipfs add``): 256 KiB chunks,
   174 children, CIDv0, dag-pb leaves;
 * :data:`UNIXFS_V1_2025` (``unixfs-v1-2025``): 1 MiB chunks, 1024 children, CIDv1, raw leaves;
-* :data:`HELIA_DEFAULT` (no profile: what Helia's ``unixfs.addBytes`` does): 256 KiB chunks, 174
-  children, CIDv1, raw leaves.
+* :data:`HELIA_DEFAULT`: what ``@helia/unixfs`` 8 ``addBytes`` does, the same values as
+  ``unixfs-v1-2025`` (checked against Helia itself in ``tests/interop``);
+* :data:`IMPORTER_DEFAULT`: ``ipfs-unixfs-importer`` called with no profile: 256 KiB chunks,
+  174 children, CIDv1, raw leaves.
 
 >>> str(import_bytes(b"hello world\\n", UNIXFS_V0_2015))
 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
@@ -29,7 +31,8 @@ from p2pkit.ipfs.cid import Cid
 from p2pkit.ipfs.dag_pb import MAX_BLOCK_LENGTH, PBNode
 from p2pkit.ipfs.unixfs import UnixfsData
 
-__all__ = ["HELIA_DEFAULT", "UNIXFS_V0_2015", "UNIXFS_V1_2025", "ImportSettings",
+__all__ = ["HELIA_DEFAULT", "IMPORTER_DEFAULT", "PROFILES", "UNIXFS_V0_2015", "UNIXFS_V1_2025",
+           "ImportSettings",
            "import_bytes", "import_chunks", "import_file"]
 
 
@@ -55,11 +58,13 @@ UNIXFS_V0_2015 = ImportSettings(chunk_size=262_144, max_children=174, cid_versio
                                 raw_leaves=False)
 UNIXFS_V1_2025 = ImportSettings(chunk_size=1_048_576, max_children=1024, cid_version=1,
                                 raw_leaves=True)
-HELIA_DEFAULT = ImportSettings(chunk_size=262_144, max_children=174, cid_version=1,
+HELIA_DEFAULT = ImportSettings(chunk_size=1_048_576, max_children=1024, cid_version=1,
                                raw_leaves=True)
+IMPORTER_DEFAULT = ImportSettings(chunk_size=262_144, max_children=174, cid_version=1,
+                                  raw_leaves=True)
 #: Name -> settings, for the command line.
-PROFILES = {"unixfs-v0-2015": UNIXFS_V0_2015, "unixfs-v1-2025": UNIXFS_V1_2025,
-            "helia": HELIA_DEFAULT}
+PROFILES = {"helia": HELIA_DEFAULT, "unixfs-v1-2025": UNIXFS_V1_2025,
+            "unixfs-v0-2015": UNIXFS_V0_2015, "importer-default": IMPORTER_DEFAULT}
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,12 @@ def test_add_prints_the_cid(tmp_path):
 def test_car_export_then_import(tmp_path):
     path = tmp_path / "data.bin"
     path.write_bytes(random.Random(1).randbytes(1_280_000))  # five chunks and a parent
-    out = invoke("ipfs", "car", "export", str(path), "-o", str(tmp_path / "x.car"), "--json")
+    out = invoke("ipfs", "car", "export", str(path), "-o", str(tmp_path / "x.car"), "--json",
+                 "--profile", "importer-default")
     assert out.exit_code == 0, out.output
     exported = json.loads(out.stdout)
-    assert exported["root"] == invoke("ipfs", "add", str(path)).stdout.strip()
+    assert exported["root"] == invoke("ipfs", "add", str(path), "--profile",
+                                      "importer-default").stdout.strip()
     out = invoke("ipfs", "car", "import", str(tmp_path / "x.car"), "--json")
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
@@ -72,7 +74,7 @@ def test_serve_ping_identify(tmp_path):
     content = random.Random(3).randbytes(700_000)
     (tmp_path / "content.bin").write_bytes(content)
     out = invoke("ipfs", "car", "export", str(tmp_path / "content.bin"), "-o",
-                 str(tmp_path / "content.car"), "--json")
+                 str(tmp_path / "content.car"), "--json", "--profile", "importer-default")
     root = json.loads(out.stdout)["root"]
     proc = subprocess.Popen([sys.executable, "-m", "p2pkit", "ipfs", "serve", "--listen",
                              "/ip4/127.0.0.1/tcp/0", "--duration", "60", "--json",

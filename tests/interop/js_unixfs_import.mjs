@@ -1,7 +1,7 @@
 // The reference UnixFS importer and CAR codec for p2pkit's tests: js ipfs-unixfs-importer (what
 // Helia uses) and @ipld/car. No network.
 //   node js_unixfs_import.mjs import FILE PROFILE [OUT.car]   PROFILE: unixfs-v0-2015,
-//        unixfs-v1-2025 or helia; prints {"cid": ...}; writes every block to OUT.car
+//        unixfs-v1-2025 or importer-default (no profile); prints {"cid": ...}; writes every block to OUT.car
 //   node js_unixfs_import.mjs read-car CAR                      prints {"roots": [...], "cids": [...]}
 import { importer } from 'ipfs-unixfs-importer'
 import { MemoryBlockstore } from 'blockstore-core/memory'
@@ -13,7 +13,7 @@ const out = (doc) => process.stdout.write(JSON.stringify(doc) + '\n')
 
 if (mode === 'import') {
   const [file, profile, carPath] = args
-  const options = profile === 'helia' ? {} : { profile }
+  const options = profile === 'importer-default' ? {} : { profile }
   const store = new MemoryBlockstore()
   let root
   for await (const entry of importer([{ content: fs.readFileSync(file) }], store, options)) root = entry

