@@ -226,8 +226,12 @@ class BitswapEngine:
                 del ledger.wants[lowest]
 
     def _answers(self, ledger: Ledger) -> list[dict[str, Any]]:
-        """Serve the wants we can, highest priority first; answered wants leave the ledger."""
-        payload, presences, budget = [], [], MAX_MESSAGE_BLOCK_BYTES
+        """Serve the wants we can, highest priority first, in messages of at most
+        :data:`MAX_MESSAGE_BLOCK_BYTES` of blocks each; answered wants leave the ledger."""
+        messages: list[dict[str, Any]] = []
+        payload: list[dict[str, Any]] = []
+        presences: list[dict[str, Any]] = []
+        budget = MAX_MESSAGE_BLOCK_BYTES
         for cid, (_, kind, dont_have) in sorted(ledger.wants.items(),
                                                 key=lambda item: -item[1][0]):
             block = self.blocks.get(cid)
@@ -240,15 +244,16 @@ class BitswapEngine:
                 presences.append({"cid": bytes(cid), "type": "Have"})
                 del ledger.wants[cid]
                 continue
-            if len(block) > budget:
-                continue
             if len(block) > MAX_BLOCK_LENGTH:
                 raise LimitExceeded(f"a block of {len(block)} bytes", protocol="bitswap")
+            if len(block) > budget:  # this message is full: the block opens the next one
+                messages.append({"payload": payload, "blockPresences": presences})
+                payload, presences, budget = [], [], MAX_MESSAGE_BLOCK_BYTES
             budget -= len(block)
             payload.append({"prefix": cid_prefix(cid), "data": block})
             ledger.bytes_sent += len(block)
             ledger.blocks_sent += 1
             del ledger.wants[cid]
-        if not payload and not presences:
-            return []
-        return [{"payload": payload, "blockPresences": presences}]
+        if payload or presences:
+            messages.append({"payload": payload, "blockPresences": presences})
+        return messages

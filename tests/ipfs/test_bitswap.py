@@ -108,3 +108,15 @@ def test_random_messages_raise_only_parse_error(data):
         BitswapEngine({}).receive_message("c", message)
     except ParseError:
         pass
+
+
+def test_many_large_blocks_are_split_over_several_messages():
+    from p2pkit.ipfs.bitswap import MAX_MESSAGE_BLOCK_BYTES
+
+    big = {Cid.of(bytes([i]) * 1_000_000): bytes([i]) * 1_000_000 for i in range(10)}
+    server = BitswapEngine(big)
+    answers = server.receive_message("c", wire(BitswapEngine({}).want("s", list(big))))
+    assert len(answers) >= 3 and server.ledger("c").wants == {}
+    assert all(sum(len(p["data"]) for p in a["payload"]) <= MAX_MESSAGE_BLOCK_BYTES
+               for a in answers)
+    assert sum(len(a["payload"]) for a in answers) == 10
