@@ -35,7 +35,7 @@ from typing import Any
 
 from p2pkit.core import NEED_DATA, Event, NeedData
 from p2pkit.errors import LimitExceeded, ParseError
-from p2pkit.ipfs.bitswap_messages import MAX_BLOCK_LENGTH
+from p2pkit.ipfs.bitswap_messages import MAX_BITSWAP_MESSAGE_LENGTH, MAX_BLOCK_LENGTH
 from p2pkit.ipfs.cid import Cid
 from p2pkit.ipfs.multicodec import name_of
 from p2pkit.ipfs.multihash import FUNCTIONS, Multihash
@@ -48,8 +48,9 @@ __all__ = ["MAX_WANTS_PER_PEER", "PROTOCOL_IDS", "BitswapEngine", "BlockReceived
 PROTOCOL_IDS = ("/ipfs/bitswap/1.2.0", "/ipfs/bitswap/1.1.0", "/ipfs/bitswap/1.0.0")
 #: Wants kept per peer (a longer wantlist is cut, the lowest priorities first).
 MAX_WANTS_PER_PEER = 1024
-#: Bytes of blocks put in one answer (more wait for the next one).
-MAX_MESSAGE_BLOCK_BYTES = 2 * MAX_BLOCK_LENGTH
+#: Bytes of blocks put in one answer (more go in the next one): the message, with its field
+#: overhead, stays under the 4 MiB go-bitswap, boxo and Helia accept (and p2pkit reads).
+MAX_MESSAGE_BLOCK_BYTES = MAX_BITSWAP_MESSAGE_LENGTH - 64 * 1024
 
 
 def cid_prefix(cid: Cid) -> bytes:

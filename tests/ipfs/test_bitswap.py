@@ -15,7 +15,11 @@ from p2pkit.ipfs.bitswap import (
     cid_from_prefix,
     cid_prefix,
 )
-from p2pkit.ipfs.bitswap_messages import BitswapMessage
+from p2pkit.ipfs.bitswap_messages import (
+    MAX_BITSWAP_MESSAGE_LENGTH,
+    BitswapMessage,
+    BitswapMessageFrame,
+)
 from p2pkit.ipfs.cid import Cid
 
 A, B = b"block a", b"block b"
@@ -119,4 +123,6 @@ def test_many_large_blocks_are_split_over_several_messages():
     assert len(answers) >= 3 and server.ledger("c").wants == {}
     assert all(sum(len(p["data"]) for p in a["payload"]) <= MAX_MESSAGE_BLOCK_BYTES
                for a in answers)
+    # with their framing, the messages stay under the 4 MiB peers (and p2pkit) accept
+    assert all(len(BitswapMessageFrame.build(a)) <= MAX_BITSWAP_MESSAGE_LENGTH for a in answers)
     assert sum(len(a["payload"]) for a in answers) == 10

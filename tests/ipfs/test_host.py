@@ -144,9 +144,9 @@ def test_bitswap_fetch_of_a_whole_dag():
     from p2pkit.ipfs.unixfs_exporter import children, export
     from p2pkit.ipfs.unixfs_importer import ImportSettings, import_bytes
 
-    data = random.Random(9).randbytes(300_000)
+    data = random.Random(9).randbytes(6_000_000)  # answers over several 4 MiB messages
     blocks = {}
-    settings = ImportSettings(chunk_size=10_000, max_children=8, cid_version=1, raw_leaves=True)
+    settings = ImportSettings(chunk_size=200_000, max_children=8, cid_version=1, raw_leaves=True)
     root = import_bytes(data, settings, blocks=blocks)
 
     async def scenario():
