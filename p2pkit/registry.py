@@ -18,7 +18,7 @@ never imports the dissector.
 >>> get("nosuch")
 Traceback (most recent call last):
   ...
-p2pkit.errors.ParseError: registry: unknown protocol 'nosuch' (known: bittorrent, bt-utp, bt-tracker, bt-tracker-http, bt-dht, gnutella, emule-kad, kademlia-rpcudp, data)
+p2pkit.errors.ParseError: registry: unknown protocol 'nosuch' (known: bittorrent, bt-utp, bt-tracker, bt-tracker-http, bt-dht, gnutella, emule-kad, kademlia-rpcudp, ipfs, data)
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ BUILTIN_MODULES = (
     "p2pkit.gnutella.protocol",
     "p2pkit.kad2.protocol",
     "p2pkit.rpcudp.protocol",
+    "p2pkit.ipfs.protocol",
     "p2pkit.undecoded",
 )
 

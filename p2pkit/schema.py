@@ -52,7 +52,13 @@ def clean_path(path: str | None) -> str:
     if not path:
         return ""
     parts = [p.strip() for p in path.split("->")]
-    return " -> ".join(p for p in parts if p and not p.startswith("("))
+    kept: list[str] = []
+    for p in parts:
+        # a documented field (``"name" / Type * "doc"``) is two Renamed wrappers that both
+        # append the name: keep it once
+        if p and not p.startswith("(") and p != "None" and (not kept or kept[-1] != p):
+            kept.append(p)
+    return " -> ".join(kept)
 
 
 def failure_offset(exc: BaseException, default: int | None = None) -> int | None:

@@ -180,10 +180,11 @@ ALL_CAPTURES = sorted(CAPTURES.glob("*.pcap*"))
 
 def test_builtin_names_and_detection_order():
     assert registry.names() == ("bittorrent", "bt-utp", "bt-tracker", "bt-tracker-http",
-                                "bt-dht", "gnutella", "emule-kad", "kademlia-rpcudp", "data")
+                                "bt-dht", "gnutella", "emule-kad", "kademlia-rpcudp", "ipfs",
+                                "data")
     # the content-heuristic catch-all (a run of plausible peer-wire messages) is asked last
     assert [d.name for d in registry.stream_protocols()] == [
-        "gnutella", "bt-tracker-http", "bittorrent"]
+        "gnutella", "bt-tracker-http", "ipfs", "bittorrent"]
     assert [d.name for d in registry.datagram_protocols()] == [
         "bt-tracker", "gnutella", "bt-dht", "kademlia-rpcudp", "emule-kad", "bt-utp"]
     with pytest.raises(ValueError, match="already registered"):

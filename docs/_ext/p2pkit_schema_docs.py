@@ -303,6 +303,8 @@ class _Walker:
         elif isinstance(con, BencodedConstruct):
             kind = "bencoded value, BEP 3" + ("" if con.strict else " (lenient)")
             self.emit(ctx, name, con, kind, doc=doc)
+        elif _is_protobuf_message(con):
+            self.protobuf_message(con, name, ctx, doc)
         elif _is_message_table(con):
             self.message_table(con, name, ctx, doc)
         elif isinstance(con, construct.Switch):
@@ -551,6 +553,25 @@ class _Walker:
             if isinstance(f.type, BencodedDict):
                 self.declared_fields(f.type, label, ctx.deeper())
 
+    def protobuf_message(self, con: Any, name: str, ctx: _Context, doc: str) -> None:
+        """A declared protobuf message (:class:`p2pkit.ipfs.protobuf.Message`): one row per
+        field, with its number, type and wire type; nested messages below their field."""
+        if name or ctx.depth:
+            self.emit(ctx, name, con, f"protobuf message {con.name}", size="variable",
+                      doc=doc or con.docs)
+            ctx = ctx.deeper()
+        self.protobuf_fields(con, name, ctx)
+
+    def protobuf_fields(self, con: Any, name: str, ctx: _Context) -> None:
+        for f in con.fields:
+            label = _join(name, f.name)
+            values = ", ".join(f"{m.name}={int(m)}" for m in f.enum) if f.enum else ""
+            limit = f" (at most {f.max_length} bytes)" if f.max_length else ""
+            self.emit(ctx, label, None, f"field {f.number}: {f.type_name}, wire type "
+                      f"{int(f.wire_type)}{limit}", size="variable", values=values, doc=f.doc)
+            if _is_protobuf_message(f.type) and ctx.level < MAX_DEPTH:
+                self.protobuf_fields(f.type, label, ctx.deeper())
+
     def codec(self, ctx: _Context, name: str, codec: Any, doc: str) -> None:
         """An item of a bencoded dictionary converted by a codec object (``decode``/``encode``)."""
         inner = getattr(codec, "con", None)
@@ -590,6 +611,13 @@ class _Shim:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _is_protobuf_message(con: Any) -> bool:
+    """A :class:`p2pkit.ipfs.protobuf.Message` (its fields are data, not subconstructs)."""
+    from p2pkit.ipfs.protobuf import Message
+
+    return isinstance(con, Message)
 
 
 def _is_message_table(con: Any) -> bool:

@@ -304,6 +304,10 @@ COVERAGE = {
                           "deflate); p2pkit's decoding is checked in tests/gnutella",
     "tracker-01-opentracker-libtorrent-aria2.pcap": "HTTP tracker requests; tshark 4.0 has no "
                                                     "UDP tracker dissector",
+    "ipfs-01-p2pkit-hosts.pcap": "tshark 4.0 has no libp2p dissector; p2pkit's decoding is "
+                                 "checked in tests/ipfs/test_dissect.py",
+    "ipfs-02-p2pkit-js-libp2p.pcap": "tshark 4.0 has no libp2p dissector; p2pkit's decoding is "
+                                     "checked in tests/ipfs/test_dissect.py",
 }
 
 

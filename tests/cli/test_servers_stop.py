@@ -40,6 +40,8 @@ def _servers(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "dht serve": (["dht", "serve", *listen, "--duration", DURATION], "listening: "),
         "gnutella serve": (["gnutella", "serve", *listen, "--duration", DURATION],
                            "leaf on 127.0.0.1:"),
+        "ipfs serve": (["ipfs", "serve", "--listen", "/ip4/127.0.0.1/tcp/0", "--duration",
+                        DURATION], "listening on /ip4/127.0.0.1/tcp/"),
     }
 
 

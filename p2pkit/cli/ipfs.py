@@ -1,0 +1,537 @@
+"""``p2pkit ipfs ...``: identities, a minimal libp2p host, ping and identify.
+
+* ``p2pkit ipfs id [PEER] [--key FILE]``: show a peer id (a given one decoded, ours from a
+  libp2p ``PrivateKey`` file, or a fresh one), in both text forms;
+* ``p2pkit ipfs key FILE``: write a new Ed25519 ``PrivateKey`` file (mode 0600);
+* ``p2pkit ipfs add FILE [--profile …]``: the UnixFS CID of a file (Helia's, Kubo's settings);
+* ``p2pkit ipfs car export FILE -o OUT.car`` / ``car import CAR``: CARv1 archives;
+* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE] [--car FILE]``: serve
+  ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or ``--duration``);
+* ``p2pkit ipfs get CID --peer MULTIADDR -o FILE``: fetch a file over Bitswap;
+* ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
+* ``p2pkit ipfs identify MULTIADDR``: dial and print the peer's identify message;
+* ``p2pkit ipfs dht find-providers|find-peer|provide … --peer MULTIADDR``: iterative kad-dht
+  lookups starting from the servers named.
+
+Every command prints readable text, or one JSON document with ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+from pathlib import Path
+from typing import Any
+
+import click
+
+from p2pkit.cli.errors import BadInput, Group
+from p2pkit.cli.options import duration_option, json_option, timeout_option
+from p2pkit.cli.serving import Stopper, say_stopped
+from p2pkit.errors import P2PKitError
+from p2pkit.ipfs.keys import Ed25519Identity, PublicKeyMessage
+from p2pkit.ipfs.multiaddr import Multiaddr
+from p2pkit.ipfs.peer_id import PeerId
+
+#: Largest key file read.
+MAX_KEY_FILE = 16 * 1024
+#: The UnixFS import settings by name (p2pkit.ipfs.unixfs_importer.PROFILES).
+_PROFILE_NAMES = ("helia", "unixfs-v1-2025", "unixfs-v0-2015", "importer-default")
+
+
+class MultiaddrParam(click.ParamType):
+    """A multiaddr in text form."""
+
+    name = "MULTIADDR"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Multiaddr:
+        if isinstance(value, Multiaddr):
+            return value
+        try:
+            return Multiaddr.from_text(value)
+        except P2PKitError as e:
+            self.fail(str(e), param, ctx)
+
+
+def _identity(key: Path | None) -> Ed25519Identity:
+    if key is None:
+        return Ed25519Identity(secrets.token_bytes(32))
+    data = key.read_bytes()[: MAX_KEY_FILE + 1]
+    if len(data) > MAX_KEY_FILE:
+        raise BadInput(str(key), f"larger than {MAX_KEY_FILE} bytes: not a key file")
+    try:
+        return Ed25519Identity.from_private_key(data)
+    except P2PKitError as e:
+        raise BadInput(str(key), e) from None
+
+
+def _peer_document(peer: PeerId) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": str(peer), "cid": peer.to_cid_text()}
+    if peer.public_key is not None:
+        key = PublicKeyMessage.parse(peer.public_key)
+        doc.update(key_type=key.Type, public_key=key.Data.hex())
+    return doc
+
+
+@click.group("ipfs", cls=Group)
+def ipfs() -> None:
+    """IPFS and libp2p: peer ids, a minimal host (TCP, Noise, yamux), ping and identify.
+
+    Dials only the addresses you name; there is no public bootstrap, no DHT and no mDNS.
+    """
+
+
+@ipfs.command("id")
+@click.argument("peer", required=False)
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A libp2p PrivateKey file (as `p2pkit ipfs key` writes).")
+@json_option()
+def id_command(peer: str | None, key: Path | None, as_json: bool) -> None:
+    """Show PEER (a peer id or a multiaddr ending in /p2p/…), or our own id."""
+    if peer is not None:
+        try:
+            if peer.startswith("/"):
+                mh = Multiaddr.from_text(peer).peer_id
+                if mh is None:
+                    raise BadInput(peer, "the multiaddr has no /p2p/ component")
+                pid = PeerId(mh)
+            else:
+                pid = PeerId.from_text(peer)
+        except P2PKitError as e:
+            raise BadInput(peer, e) from None
+    else:
+        pid = PeerId.from_public_key(_identity(key).public_key)
+    doc = _peer_document(pid)
+    if as_json:
+        click.echo(json.dumps(doc))
+        return
+    click.echo(doc["id"])
+    click.echo(f"  cid        {doc['cid']}")
+    if "key_type" in doc:
+        click.echo(f"  key        {doc['key_type']} {doc['public_key']}")
+
+
+@ipfs.command("key")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def key_command(path: Path) -> None:
+    """Write a new Ed25519 identity to PATH (a libp2p PrivateKey) and print its peer id."""
+    identity = Ed25519Identity(secrets.token_bytes(32))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(identity.private_key)
+    click.echo(str(PeerId.from_public_key(identity.public_key)))
+
+
+def _tcp(addr: Multiaddr, what: str) -> tuple[str, int]:
+    names = [n for n, _ in addr]
+    if names[:2] not in (["ip4", "tcp"], ["ip6", "tcp"]) or any(
+            n != "p2p" for n in names[2:]):
+        raise BadInput(str(addr), f"{what} must be /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER]")
+    return str(addr.components[0][1]), addr.components[1][1]
+
+
+@ipfs.command("serve")
+@click.option("--listen", type=MultiaddrParam(), default="/ip4/127.0.0.1/tcp/4001",
+              show_default=True, help="TCP multiaddr to listen on (port 0: any free port).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A libp2p PrivateKey file (default: a fresh identity).")
+@click.option("--car", "cars", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              multiple=True, help="Serve the blocks of this CARv1 over Bitswap (repeatable).")
+@duration_option()
+@json_option("Print the listen address as JSON.")
+def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...], duration: float | None,
+          as_json: bool) -> None:
+    """Serve ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or for
+    --duration seconds)."""
+    from p2pkit.ipfs.car import read_car
+    from p2pkit.ipfs.host import Host
+
+    host_name, port = _tcp(listen, "--listen")
+    host = Host(_identity(key))
+    for car_path in cars:
+        try:
+            _, blocks = read_car(car_path.read_bytes()[: MAX_CAR_FILE + 1])
+        except P2PKitError as e:
+            raise BadInput(str(car_path), e) from None
+        host.add_blocks(blocks)
+
+    async def main() -> str:
+        with Stopper() as stopper:
+            addr = await host.listen(host_name, port)
+            if as_json:
+                click.echo(json.dumps({"event": "listening", "address": str(addr),
+                                       "id": str(host.peer_id)}))
+            else:
+                click.echo(f"listening on {addr}")
+            try:
+                return await stopper.wait(duration)
+            finally:
+                await host.close()
+
+    try:
+        reason = asyncio.run(main())
+    except OSError as e:
+        raise BadInput(f"listening on {listen}", e) from None
+    say_stopped("ipfs serve", reason)
+
+
+def _dial_and(addr: Multiaddr, timeout: float, work: Any) -> Any:
+    from p2pkit.ipfs.host import Host
+
+    _tcp(addr, "the peer's address")
+    host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
+
+    async def main() -> Any:
+        try:
+            connection = await host.dial(addr, timeout=timeout)
+            try:
+                return await asyncio.wait_for(work(connection), timeout)
+            finally:
+                await connection.close()
+        finally:
+            await host.close()
+
+    try:
+        return asyncio.run(main())
+    except TimeoutError:
+        raise BadInput(str(addr), f"no answer within {timeout:g} s") from None
+    except OSError as e:
+        raise BadInput(str(addr), e) from None
+
+
+@ipfs.command("ping")
+@click.argument("address", type=MultiaddrParam())
+@click.option("-c", "--count", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Pings to send on the stream.")
+@timeout_option(10.0)
+@json_option()
+def ping_command(address: Multiaddr, count: int, timeout: float, as_json: bool) -> None:
+    """Dial ADDRESS (TCP, Noise, yamux) and ping it (/ipfs/ping/1.0.0)."""
+    async def work(connection: Any) -> tuple[PeerId, list[float]]:
+        return connection.remote_peer_id, await connection.ping(count, timeout=timeout)
+
+    peer, rtts = _dial_and(address, timeout, work)
+    if as_json:
+        click.echo(json.dumps({"address": str(address), "id": str(peer),
+                               "rtt_ms": [round(r * 1000, 3) for r in rtts]}))
+        return
+    for rtt in rtts:
+        click.echo(f"pong from {peer} in {rtt * 1000:.2f} ms")
+
+
+@ipfs.command("identify")
+@click.argument("address", type=MultiaddrParam())
+@timeout_option(10.0)
+@json_option()
+def identify_command(address: Multiaddr, timeout: float, as_json: bool) -> None:
+    """Dial ADDRESS and print its identify message (/ipfs/id/1.0.0)."""
+    async def work(connection: Any) -> Any:
+        return await connection.identify(timeout=timeout)
+
+    info = _dial_and(address, timeout, work)
+    doc = {
+        "id": str(PeerId.from_public_key(info.publicKey)) if info.publicKey else None,
+        "agentVersion": info.agentVersion, "protocolVersion": info.protocolVersion,
+        "protocols": list(info.protocols),
+        "listenAddrs": [str(Multiaddr.from_bytes(a)) for a in info.listenAddrs],
+        "observedAddr": str(Multiaddr.from_bytes(info.observedAddr)) if info.observedAddr
+        else None,
+        "signedPeerRecord": bool(info.signedPeerRecord),
+    }
+    if as_json:
+        click.echo(json.dumps(doc))
+        return
+    for name, value in doc.items():
+        if isinstance(value, list):
+            value = ", ".join(value)
+        click.echo(f"{name:16} {value}")
+
+
+@ipfs.command("add")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--profile", type=click.Choice(list(_PROFILE_NAMES)), default="helia",
+              show_default=True,
+              help="helia (= unixfs-v1-2025): 1 MiB chunks, 1024 links, CIDv1, raw leaves; "
+                   "unixfs-v0-2015: Kubo's CIDv0, 256 KiB, 174 links, dag-pb leaves; "
+                   "importer-default: 256 KiB, 174 links, CIDv1, raw leaves.")
+@json_option()
+def add_command(path: Path, profile: str, as_json: bool) -> None:
+    """Print the CID of the file at PATH (- for standard input) as UnixFS (nothing is stored
+    or announced)."""
+    import sys
+
+    from p2pkit.ipfs.unixfs_importer import PROFILES, import_file
+
+    if str(path) == "-":
+        cid = import_file(sys.stdin.buffer, PROFILES[profile])
+    else:
+        with open(path, "rb") as f:
+            cid = import_file(f, PROFILES[profile])
+    if as_json:
+        click.echo(json.dumps({"cid": str(cid), "profile": profile}))
+    else:
+        click.echo(str(cid))
+
+
+@ipfs.group("car", cls=Group)
+def car() -> None:
+    """CARv1 archives: export a file's UnixFS DAG, check and list an archive."""
+
+
+#: Largest CAR read by ``car import`` (the whole archive is read into memory).
+MAX_CAR_FILE = 1 << 30
+
+
+@car.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The CAR file to write.")
+@click.option("--profile", type=click.Choice(list(_PROFILE_NAMES)), default="helia",
+              show_default=True, help="The import settings (as for add).")
+@json_option()
+def car_export(path: Path, output: Path, profile: str, as_json: bool) -> None:
+    """Import the file at PATH (- for standard input) as UnixFS and write its blocks to a
+    CARv1 whose root is the file's CID."""
+    import sys
+
+    from p2pkit.ipfs.car import write_car
+    from p2pkit.ipfs.unixfs_importer import PROFILES, import_file
+
+    blocks: dict[Any, bytes] = {}
+    if str(path) == "-":
+        root = import_file(sys.stdin.buffer, PROFILES[profile], blocks=blocks)
+    else:
+        with open(path, "rb") as f:
+            root = import_file(f, PROFILES[profile], blocks=blocks)
+    output.write_bytes(write_car([root], blocks.items()))
+    if as_json:
+        click.echo(json.dumps({"root": str(root), "blocks": len(blocks), "car": str(output)}))
+    else:
+        click.echo(f"{root} ({len(blocks)} blocks) -> {output}")
+
+
+@car.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@json_option()
+def car_import(path: Path, as_json: bool) -> None:
+    """Read the CARv1 at PATH (- for standard input), check every block against its CID and
+    print its roots (nothing is stored yet)."""
+    import sys
+
+    from p2pkit.ipfs.car import read_car
+
+    source = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115
+    with source:
+        data = source.read(MAX_CAR_FILE + 1)
+    if len(data) > MAX_CAR_FILE:
+        raise BadInput(str(path), f"larger than {MAX_CAR_FILE} bytes")
+    try:
+        roots, blocks = read_car(data)
+    except P2PKitError as e:
+        raise BadInput(str(path), e) from None
+    if as_json:
+        click.echo(json.dumps({"roots": [str(r) for r in roots], "blocks": len(blocks),
+                               "bytes": sum(len(b) for b in blocks.values())}))
+    else:
+        for root in roots:
+            click.echo(f"root {root}")
+        click.echo(f"{len(blocks)} blocks, every one matching its CID")
+
+
+@ipfs.command("get")
+@click.argument("cid")
+@click.option("--peer", type=MultiaddrParam(), required=True,
+              help="The peer to fetch from over Bitswap, /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the file.")
+@timeout_option(60.0)
+@json_option()
+def get_command(cid: str, peer: Multiaddr, output: Path, timeout: float, as_json: bool) -> None:
+    """Fetch the UnixFS file CID from --peer over Bitswap (level by level, every block checked
+    against its CID) and write it to --output."""
+    from p2pkit.ipfs.unixfs_exporter import children, export
+
+    root = _cid(cid)
+
+    async def work(connection: Any) -> int:
+        level = [root]
+        count = 0
+        while level:
+            got = await connection.fetch(level, timeout=timeout)
+            count += len(got)
+            level = [child for c in level for child in children(c, got[c])]
+        with open(output, "wb") as f:
+            for piece in export(root, connection.host.blocks.__getitem__):
+                f.write(piece)
+        return count
+
+    try:
+        blocks = _dial_and(peer, timeout, work)
+    except P2PKitError as e:
+        raise BadInput(cid, e) from None
+    size = output.stat().st_size
+    if as_json:
+        click.echo(json.dumps({"cid": cid, "blocks": blocks, "bytes": size,
+                               "output": str(output)}))
+    else:
+        click.echo(f"{cid}: {size} bytes in {blocks} blocks -> {output}")
+
+
+# -- kad-dht: iterative lookups from the servers named -----------------------------------------
+
+
+@ipfs.group("dht", cls=Group)
+def dht() -> None:
+    """kad-dht lookups starting from the servers named (--peer MULTIADDR, repeatable).
+
+    find-providers and find-peer are iterative lookups (GET_PROVIDERS, FIND_NODE; k = 20,
+    alpha = 3); provide finds the 20 closest servers and stores a provider record on each. A
+    query that finds nothing exits 1. Only the --peer servers and those they name are
+    contacted: there is no public bootstrap.
+    """
+
+
+def _peer_doc(pid: PeerId, addrs: list[Multiaddr]) -> dict[str, Any]:
+    return {"id": str(pid), "addrs": [str(a) for a in addrs]}
+
+
+def _cid(text: str) -> Any:
+    from p2pkit.ipfs.cid import Cid
+
+    try:
+        return Cid.decode(text)
+    except P2PKitError as e:
+        raise BadInput(text, e) from None
+
+
+def _peers_option(f: Any) -> Any:
+    return click.option("--peer", "peers", type=MultiaddrParam(), required=True, multiple=True,
+                        help="A DHT server to start from, /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER] "
+                             "(repeatable).")(f)
+
+
+def _lookup(peers: tuple[Multiaddr, ...], key: bytes, kind: str, timeout: float,
+            then: Any = None) -> Any:
+    """Dial the --peer servers (to learn their ids), run the lookup, then ``then(host, result)``."""
+    from p2pkit.ipfs.host import Host
+    from p2pkit.ipfs.kad_lookup import lookup
+
+    for addr in peers:
+        _tcp(addr, "--peer")
+    host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
+
+    async def main() -> Any:
+        try:
+            seeds = []
+            for addr in peers:
+                connection = await host.dial(addr, timeout=timeout)
+                seeds.append((connection.remote_peer_id,
+                              [Multiaddr(tuple(c for c in addr if c[0] != "p2p"))]))
+                await connection.close()
+            result = await lookup(host, key, kind=kind, seeds=seeds, timeout=timeout)
+            if then is not None:
+                await then(host, result)
+            return host.peer_id, result
+        finally:
+            await host.close()
+
+    try:
+        return asyncio.run(main())
+    except TimeoutError:
+        raise BadInput(", ".join(map(str, peers)), f"no answer within {timeout:g} s") from None
+    except OSError as e:
+        raise BadInput(", ".join(map(str, peers)), e) from None
+
+
+@dht.command("find-providers")
+@click.argument("cid")
+@_peers_option
+@timeout_option(30.0)
+@json_option()
+def find_providers(cid: str, peers: tuple[Multiaddr, ...], timeout: float,
+                   as_json: bool) -> None:
+    """Find the providers of CID (iterative GET_PROVIDERS)."""
+    from p2pkit.cli.errors import EXIT_NO_RESULTS
+
+    _, result = _lookup(peers, _cid(cid).multihash, "GET_PROVIDERS", timeout)
+    if as_json:
+        click.echo(json.dumps({"cid": cid, "queries": result.queries, "hops": result.hops,
+                               "providers": [_peer_doc(p, a)
+                                             for p, a in result.providers.items()]}))
+    else:
+        for pid, addrs in result.providers.items():
+            click.echo(f"provider {pid}  {', '.join(map(str, addrs)) or 'no address'}")
+        click.echo(f"{result.queries} queries, {result.hops} hops", err=True)
+    if not result.providers:
+        raise SystemExit(EXIT_NO_RESULTS)
+
+
+@dht.command("find-peer")
+@click.argument("peer_id")
+@_peers_option
+@timeout_option(30.0)
+@json_option()
+def find_peer(peer_id: str, peers: tuple[Multiaddr, ...], timeout: float,
+              as_json: bool) -> None:
+    """Find PEER_ID's addresses (iterative FIND_NODE)."""
+    from p2pkit.cli.errors import EXIT_NO_RESULTS
+
+    try:
+        target = PeerId.from_text(peer_id)
+    except P2PKitError as e:
+        raise BadInput(peer_id, e) from None
+    _, result = _lookup(peers, target.multihash, "FIND_NODE", timeout)
+    found = [(p, a) for p, a in result.closest if p == target]
+    if as_json:
+        click.echo(json.dumps({"target": peer_id, "found": bool(found),
+                               "queries": result.queries, "hops": result.hops,
+                               "closest": [_peer_doc(p, a) for p, a in result.closest]}))
+    else:
+        for pid, addrs in found:
+            click.echo(f"{pid}  {', '.join(map(str, addrs))}")
+    if not found:
+        if not as_json:
+            click.echo(f"{peer_id} not found ({result.queries} queries)", err=True)
+        raise SystemExit(EXIT_NO_RESULTS)
+
+
+@dht.command("provide")
+@click.argument("cid")
+@_peers_option
+@click.option("--addr", "addrs", type=MultiaddrParam(), multiple=True,
+              help="A multiaddr to announce with the record (repeatable; servers such as "
+                   "js-libp2p ignore records without one).")
+@timeout_option(30.0)
+@json_option()
+def provide(cid: str, peers: tuple[Multiaddr, ...], addrs: tuple[Multiaddr, ...],
+            timeout: float, as_json: bool) -> None:
+    """Store a provider record for CID on the 20 servers closest to it (FIND_NODE, then
+    ADD_PROVIDER with our own peer id)."""
+    key = _cid(cid).multihash
+    stored: list[str] = []
+
+    async def then(host: Any, result: Any) -> None:
+        for pid, peer_addrs in result.closest:
+            target = peer_addrs[0].encapsulate(Multiaddr((("p2p", pid.multihash),)))
+            try:
+                connection = await host.dial(target, timeout=timeout)
+                await connection.kad_request({"type": "ADD_PROVIDER", "key": key,
+                                              "providerPeers": [{
+                                                  "id": host.peer_id.multihash,
+                                                  "addrs": [bytes(a) for a in addrs]}]})
+                await connection.close()
+            except (P2PKitError, OSError, TimeoutError):
+                continue
+            stored.append(str(pid))
+
+    me, _ = _lookup(peers, key, "FIND_NODE", timeout, then)
+    if as_json:
+        click.echo(json.dumps({"cid": cid, "provider": str(me), "stored_on": stored}))
+    else:
+        click.echo(f"provider record for {cid} ({me}) stored on {len(stored)} servers")
+    if not stored:
+        raise SystemExit(1)

@@ -1,0 +1,174 @@
+"""Dissecting libp2p over TCP: multistream-select in clear, then a Noise session.
+
+What a capture shows without keys (libp2p connections spec §Upgrading connections): the
+multistream-select lines in clear (``/multistream/1.0.0``, ``/noise``, ``na``, ``ls``), then
+Noise frames (a 16-bit length each, libp2p noise §Wire Format). The first two handshake
+messages carry the ephemeral keys in clear (``-> e``, ``<- e, ee, s, es``); everything else is
+encrypted, and reported as ``noise_transport`` records of an encrypted libp2p session (their
+sizes and timing), never dropped. Decrypting with a keylog is not built yet.
+
+>>> from p2pkit.ipfs.multistream import MultistreamMessage
+>>> head = MultistreamMessage.build("/multistream/1.0.0") + MultistreamMessage.build("/noise")
+>>> detect_libp2p(head), detect_libp2p(head[:5]), detect_libp2p(b"GET / HTTP/1.1")
+(True, None, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from p2pkit.capture.record import Record, json_fields
+from p2pkit.capture.stream_buffer import StreamBuffer
+from p2pkit.deviations import Deviation
+from p2pkit.errors import ParseError
+from p2pkit.ipfs.multistream import HEADER, LS, NA, MultistreamMessage
+from p2pkit.ipfs.noise import DH_LENGTH, PROTOCOL_ID, HandshakeMessage, NoiseFrame
+from p2pkit.ipfs.varint import decode_uvarint
+
+__all__ = ["MESSAGES", "Libp2pStream", "detect_libp2p", "libp2p_stream"]
+
+PROTOCOL = "ipfs"
+_HEADER_BYTES = MultistreamMessage.build(HEADER)
+_NOISE_LENGTH = NoiseFrame.subcon.lengthfield
+#: Message names of the records this decoder writes.
+MESSAGES = ("multistream", "noise_handshake", "noise_transport", "undecoded")
+
+
+def detect_libp2p(head: bytes, *, other: str | None = None, complete: bool = False,
+                  from_start: bool = True) -> bool | None:
+    """A TCP direction that starts with the multistream-select header (multistream-select.md
+    §Protocol); ``None`` while ``head`` is a shorter prefix of it."""
+    if head.startswith(_HEADER_BYTES):
+        return True
+    if _HEADER_BYTES.startswith(head) and head and not complete:
+        return None
+    return False
+
+
+def libp2p_stream(*, src: str, dst: str, transport: str = "tcp",
+                  peer: Libp2pStream | None = None) -> Libp2pStream:
+    """The ``ipfs`` descriptor's stream-decoder factory (``peer``: the other direction)."""
+    stream = Libp2pStream(transport=transport, src=src, dst=dst)
+    if peer is not None:
+        stream.peer, peer.peer = peer, stream
+    return stream
+
+
+class Libp2pStream:
+    """One direction of a libp2p TCP connection."""
+
+    def __init__(self, *, transport: str, src: str, dst: str) -> None:
+        self.transport, self.src, self.dst = transport, src, dst
+        self.buffer = StreamBuffer()
+        self.peer: Libp2pStream | None = None
+        self.phase = "multistream"  # then "noise"; "failed" after a frame that does not parse
+        self.lines: list[str] = []
+        self.noise_messages = 0
+        self.dialer = False
+        self.skipped = 0
+
+    # -- framing -----------------------------------------------------------------------------
+
+    def _frame_length(self) -> int | None:
+        data = bytes(self.buffer.data[:12])
+        if self.phase == "multistream":
+            try:
+                length, after = decode_uvarint(data)
+            except ParseError:
+                return None if len(data) < 10 else -1
+            return after + length
+        if len(data) < 2:
+            return None
+        return 2 + _NOISE_LENGTH.parse(data[:2])
+
+    def _noise_follows(self) -> bool:
+        """After our ``/noise`` line, Noise frames follow unless the listener said ``na``."""
+        if not self.lines or self.lines[-1] != PROTOCOL_ID:
+            return False
+        other = self.peer.lines if self.peer is not None else []
+        return not other or other[-1] != NA
+
+    # -- the StreamDecoder surface -----------------------------------------------------------
+
+    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
+        if self.phase == "failed":
+            self.skipped += len(data)
+            return
+        buf = self.buffer
+        buf.append(offset, data, frame, time)
+        while True:
+            if self.phase == "multistream" and len(buf) and self._noise_follows():
+                self.phase = "noise"
+            size = self._frame_length()
+            if size is None or len(buf) < size:
+                return
+            if size < 0:
+                yield self._fail("a multistream length that is not a varint")
+                return
+            at, when = buf.frame_of(size - 1)
+            record = Record(frame=at, time=when, transport=self.transport, src=self.src,
+                            dst=self.dst, protocol=PROTOCOL, message="undecoded",
+                            offset=buf.start, length=size)
+            raw = bytes(buf.data[:size])
+            try:
+                self._decode(record, raw)
+            except ParseError as e:
+                record.deviations.append(Deviation(
+                    offset=buf.start + (e.offset or 0), rule=f"{PROTOCOL}/{self.phase}",
+                    message=e.reason, spec="libp2p connections"))
+                self.phase = "failed"
+                self.skipped += len(buf) - size
+                buf.skip(len(buf))
+                yield record
+                return
+            buf.skip(size)
+            yield record
+
+    def _decode(self, record: Record, raw: bytes) -> None:
+        if self.phase == "multistream":
+            line = MultistreamMessage.parse(raw)
+            self.lines.append(line)
+            if line == PROTOCOL_ID:
+                # the dialer proposes /noise before the listener echoes it
+                self.dialer = self.peer is None or PROTOCOL_ID not in self.peer.lines
+            kind = ("header" if line == HEADER else "not_available" if line == NA
+                    else "list" if line == LS else "protocol")
+            record.message = "multistream"
+            record.fields = {"line": line, "kind": kind}
+            return
+        body = NoiseFrame.parse(raw)
+        self.noise_messages += 1
+        dialer = self.dialer
+        step = (1 if dialer else 2) if self.noise_messages == 1 else \
+            3 if dialer and self.noise_messages == 2 else None
+        if step is not None and (step != 1 or len(body) >= DH_LENGTH):
+            value: Any = HandshakeMessage[step].parse(body)
+            record.message = "noise_handshake"
+            record.fields = {"step": step, **json_fields(value)}
+            record.value = value
+        else:
+            record.message = "noise_transport"
+            record.fields = {"encrypted": len(body), "encryption": "noise"}
+
+    def _fail(self, reason: str) -> Record:
+        buf = self.buffer
+        record = Record(frame=buf.frame_of(0)[0] if len(buf) else 0, time=0.0,
+                        transport=self.transport, src=self.src, dst=self.dst, protocol=PROTOCOL,
+                        message="undecoded", offset=buf.start, length=len(buf))
+        record.deviations.append(Deviation(offset=buf.start, rule=f"{PROTOCOL}/framing",
+                                           message=reason, spec="multistream-select"))
+        self.phase = "failed"
+        self.skipped += len(buf)
+        buf.skip(len(buf))
+        return record
+
+    def gap(self, offset: int, length: int) -> None:
+        """Lost bytes: the next frame boundary cannot be found."""
+        self.skipped += len(self.buffer) + length
+        self.buffer.reset(offset + length)
+        self.phase = "failed"
+
+    def end(self) -> Iterator[Record]:
+        self.skipped += len(self.buffer)
+        return iter(())

@@ -1,0 +1,71 @@
+"""Record two p2pkit libp2p hosts on loopback: the capture the IPFS dissector tests read.
+
+Run as root; it enters a private network namespace with only loopback (``unshare -n``), sets a
+1500-byte MTU with segmentation offloads off (so tcpdump sees real segments), and records:
+
+    python tests/ipfs/host_capture_scenario.py OUT.pcap
+
+A host listens on 127.0.0.20:4001; a second one dials it (multistream-select /noise, the Noise
+XX handshake, multistream-select /yamux/1.0.0), pings it three times and asks identify, then
+closes. Bounded by a timeout; only processes it started are stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 30
+
+
+async def scenario() -> None:
+    from p2pkit.ipfs.host import Host
+    from p2pkit.ipfs.keys import Ed25519Identity
+
+    server = Host(Ed25519Identity(bytes(range(32))), rng=random.Random(20))
+    client = Host(Ed25519Identity(bytes(range(1, 33))), rng=random.Random(21))
+    addr = await server.listen("127.0.0.20", 4001)
+    try:
+        connection = await client.dial(addr, timeout=5)
+        await connection.ping(3, timeout=5)
+        await connection.identify(timeout=5)
+        await connection.close()
+        await asyncio.sleep(0.3)
+    finally:
+        await client.close()
+        await server.close()
+
+
+def inside(out: str) -> int:
+    for cmd in (["ip", "link", "set", "lo", "mtu", "1500"], ["ip", "link", "set", "lo", "up"],
+                ["ethtool", "-K", "lo", "tso", "off", "gso", "off", "gro", "off"]):
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    dump = subprocess.Popen(["tcpdump", "-i", "lo", "-s", "0", "-B", "65536", "-U", "-w", out,
+                             "tcp"], stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), TIMEOUT))
+    finally:
+        time.sleep(1.0)  # let tcpdump write the last segments
+        dump.terminate()
+        dump.wait(timeout=10)
+    return 0
+
+
+def main() -> int:
+    out = os.path.abspath(sys.argv[1])
+    if len(sys.argv) > 2 and sys.argv[2] == "--inside":
+        return inside(out)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(["timeout", "-k", "5", str(TIMEOUT + 30), "unshare", "-n",
+                           sys.executable, __file__, out, "--inside"], env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
