@@ -42,6 +42,8 @@ myst_enable_extensions = ["colon_fence"]
 # offline; a failing cell fails the build (-W). "cache" re-runs only the chapters that changed.
 nb_execution_mode = "cache"
 nb_execution_timeout = 120
+# The cache lives with this checkout's build (gitignored), never in a directory other checkouts share.
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
