@@ -30,7 +30,9 @@ source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 # docs/course is a link to tutorials/; its README is the course's table of contents on GitHub,
 # docs/course.md is the same table for the site.
 exclude_patterns = ["_build", "course/README.md"]
-html_theme = "alabaster"
+# Furo: made for reading (a sidebar per page, search, dark mode) and readable on a phone.
+html_theme = "furo"
+html_title = "p2pkit"
 html_static_path = ["_static"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
