@@ -117,6 +117,9 @@ CASES: dict[tuple[str, ...], list[list[str]]] = {
     ("gnutella", "simulate"): [["--nodes", "0"], ["--nodes", "1"], ["--ttl", "0"],
                                ["--ttl", "99"], ["--queries", "0"],
                                ["--topology", "no-such-topology"]],
+    ("tutorial", "check"): [["5", "{plain}"], ["1", "{missing}"], ["1", "{garbage}"],
+                            ["one"], []],
+    ("tutorial", "list"): [["--no-such-option"]],
 }
 
 #: Unknown names anywhere in the tree.
