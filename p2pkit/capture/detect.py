@@ -31,7 +31,7 @@ def decode_as_protocols(transport: str) -> tuple[str, ...]:
     """Names ``--decode-as`` accepts for ``tcp`` (stream decoders) or ``udp`` (datagrams).
 
     >>> decode_as_protocols("udp")
-    ('bt-tracker', 'gnutella', 'bt-dht', 'bt-utp')
+    ('bt-tracker', 'gnutella', 'bt-dht', 'kademlia-rpcudp', 'emule-kad', 'bt-utp')
     """
     chosen = registry.stream_protocols() if transport == "tcp" else registry.datagram_protocols()
     return tuple(d.name for d in chosen)

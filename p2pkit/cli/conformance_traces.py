@@ -127,8 +127,9 @@ def record_command(capture: str | None, endpoint: tuple[str, int] | None, sessio
 def replay_command(traces: tuple[str, ...], target: str | None, list_only: bool, strict: bool,
                    junit_path: str | None, json_path: str | None, html_path: str | None,
                    timeout: float, deadline: float, verbose: bool) -> int:
-    """Replay recorded traces against a live target and judge its answers. A NAME (or glob)
-    selects shipped traces by id or directory name."""
+    """Replay recorded traces against a live target and judge its answers: each a TRACE_DIR
+    (written by ``conformance record``) or a NAME (or glob) that selects shipped traces by id
+    or directory name."""
     from p2pkit.conformance.trace_replay import replay, shipped_traces
 
     if list_only:

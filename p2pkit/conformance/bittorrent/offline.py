@@ -58,6 +58,8 @@ MAX_CONNECTIONS = 4096
 MAX_REQUESTS = 4096
 #: BEP 52: "Length SHOULD NOT be greater than 512."
 MAX_HASH_REQUEST = 512
+#: The dissector's ``undecoded`` reasons for a stream whose first bytes are no handshake.
+UNREADABLE_OPENING = frozenset({"malformed"})
 #: Metadata (BEP 9) gathered per sender to learn the torrent's shape, and senders at once.
 MAX_METADATA = 16 << 20
 MAX_METADATA_SENDERS = 64
@@ -333,9 +335,10 @@ class PeerWireJudge:
         return verdicts
 
     def _undecoded(self, conn: Connection, me: Side, record: Any) -> list[Verdict]:
+        """An ``undecoded`` record of the dissector (its ``reason`` field names why)."""
         # a direction of a peer-wire connection that does not open with the handshake
         # (neither an MSE/PE key exchange nor a capture started mid-stream)
-        if record.offset == 0 and record.fields.get("reason") == "malformed" \
+        if record.offset == 0 and record.fields.get("reason") in UNREADABLE_OPENING \
                 and conn.other(record.src).handshake is not None:
             return [("bep3/handshake/pstr", False, f"{record.fields.get('bytes')} bytes that "
                      "are not a BitTorrent handshake open the stream")]
