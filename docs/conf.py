@@ -14,7 +14,10 @@ author = "p2pkit developers"
 copyright = "2026, p2pkit developers"
 
 extensions = [
-    "myst_parser",
+    # myst-nb is the Markdown parser (it loads myst-parser) and executes the course's
+    # notebooks (tutorials/, seen here as docs/course/) while the site is built.
+    "myst_nb",
+    "sphinx_design",  # the course's dropdowns (hints, solutions)
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
@@ -23,12 +26,26 @@ extensions = [
     "p2pkit_json_schema",
     "p2pkit_captures",
 ]
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
-html_theme = "alabaster"
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
+# docs/course is a link to tutorials/; its README is the course's table of contents on GitHub,
+# docs/course.md is the same table for the site.
+exclude_patterns = ["_build", "course/README.md"]
+# Furo: made for reading (a sidebar per page, search, dark mode) and readable on a phone.
+html_theme = "furo"
+html_title = "p2pkit"
 html_static_path = ["_static"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 nitpicky = False
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
+
+# The course (tutorials/*.md, MyST-Markdown notebooks): executed at every build, top to bottom,
+# offline; a failing cell fails the build (-W). "cache" re-runs only the chapters that changed.
+nb_execution_mode = "cache"
+nb_execution_timeout = 120
+# The cache lives with this checkout's build (gitignored), never in a directory other checkouts share.
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True

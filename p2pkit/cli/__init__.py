@@ -22,6 +22,7 @@ COMMANDS = {
     "bencode": "p2pkit.cli.bencode:bencode_command",
     "conformance": "p2pkit.cli.conformance:conformance",
     "dissect": "p2pkit.cli.dissect:dissect_command",
+    "tutorial": "p2pkit.cli.tutorial:tutorial",
 }
 
 

@@ -155,6 +155,9 @@ CASES: dict[tuple[str, ...], list[list[str]]] = {
     ("ipfs", "dht", "provide"): [["notacid", "--peer", f"/ip4/{H}/tcp/1"],
                                  ["bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4",
                                   "--peer", f"/ip4/{H}/tcp/1", "--addr", "nowhere"]],
+    ("tutorial", "check"): [["5", "{plain}"], ["1", "{missing}"], ["1", "{garbage}"],
+                            ["one"], []],
+    ("tutorial", "list"): [["--no-such-option"]],
 }
 
 #: Unknown names anywhere in the tree.
