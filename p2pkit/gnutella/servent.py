@@ -70,6 +70,7 @@ from construct import Container
 from p2pkit.core import NEED_DATA, Event, NeedData
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, ProtocolError
 from p2pkit.gnutella import connection_state as cs
+from p2pkit.gnutella.deflate import Deflater, InflateGuard
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.events import (
     Bye,
@@ -182,7 +183,11 @@ class Connection:
         self.state = state
         self.outgoing = outgoing
         self.remote_ip = remote_ip
-        self.reader = StreamReader()
+        #: Limits on what the peer's deflated stream may inflate to (compression §3).
+        self.inflate_guard = InflateGuard()
+        self.reader = StreamReader(inflate_guard=self.inflate_guard)
+        #: Our direction's compressor once our block said Content-Encoding: deflate.
+        self.deflater: Deflater | None = None
         self.peer_is_ultrapeer = False
         self.headers = Headers()
         self.route_table = RouteTableReceiver()
@@ -194,6 +199,7 @@ class Connection:
         self._close_code = 0
         self._close_reason = ""
         self._out = bytearray()
+        self._plain = bytearray()  # descriptors queued for the deflater (one batch)
         self._events: deque[Event] = deque()
 
     def __repr__(self) -> str:
@@ -234,7 +240,15 @@ class Connection:
         return self.data_to_send()
 
     def data_to_send(self) -> bytes:
-        """Bytes to write since the last call (answers, forwarded descriptors, timers)."""
+        """Bytes to write since the last call (answers, forwarded descriptors, timers).
+
+        On a deflated link (compression §2) what was queued since the last call is one batch,
+        compressed and ended with a synchronisation flush.
+        """
+        if self._plain:
+            assert self.deflater is not None
+            self._out += self.deflater.batch(bytes(self._plain))
+            self._plain.clear()
         data = bytes(self._out)
         self._out.clear()
         return data
@@ -275,9 +289,12 @@ class Connection:
         self.state = target
 
     def _write(self, data: bytes) -> None:
-        if not self._out:
+        if not self._out and not self._plain:
             self.servent._dirty[self] = None
-        self._out += data
+        if self.deflater is not None:
+            self._plain += data
+        else:
+            self._out += data
 
     def _emit(self, event: Event) -> None:
         self._events.append(event)
@@ -340,7 +357,7 @@ class Servent:
                  shared: Iterable[SharedFile] = (), guid: bytes | None = None,
                  listen: tuple[str, int] = ("127.0.0.1", 6346), max_ttl: int = MAX_TTL,
                  max_routes: int = MAX_ROUTES, firewalled: bool = False, qrp: bool = True,
-                 qrp_table_length: int = 1 << 16) -> None:
+                 qrp_table_length: int = 1 << 16, deflate: bool = False) -> None:
         if role not in ("leaf", "ultrapeer"):
             raise LocalProtocolError(f"role must be 'leaf' or 'ultrapeer', not {role!r}")
         self.role = role
@@ -352,6 +369,9 @@ class Servent:
         #: False: an ultrapeer sends every query to every leaf (what QRP saves, measured).
         self.qrp = qrp
         self.qrp_table_length = qrp_table_length
+        #: compression §3: compress what we send when the peer says Accept-Encoding: deflate
+        #: (False: we still inflate, as the peer may compress).
+        self.deflate = deflate
         self._qrp_messages: list[Container] | None = None
         self.shared = list(shared)
         #: Every connection by the driver's id, closed ones included until :meth:`remove`.
@@ -415,7 +435,7 @@ class Servent:
 
     def connections_with_data(self) -> list[Connection]:
         """Connections with bytes queued since the last call (write ``conn.data_to_send()``)."""
-        dirty = [c for c in self._dirty if c._out]
+        dirty = [c for c in self._dirty if c._out or c._plain]
         self._dirty.clear()
         return dirty
 
@@ -495,6 +515,7 @@ class Servent:
         """Frame ``data`` and act on each frame; whatever the peer got wrong (a frame too big,
         bytes that do not parse, a descriptor or QRP message the protocol forbids) ends this
         connection only, with the Bye code and reason of that mistake."""
+        conn.inflate_guard.now = now
         try:
             frames = conn.reader.feed(data)
         except (ParseError, ProtocolError) as e:
@@ -533,10 +554,10 @@ class Servent:
 
     # --- handshake --------------------------------------------------------------------------
 
-    def _headers(self, remote_ip: str | None = None, *, refusal: bool = False) -> Headers:
+    def _headers(self, remote_ip: str | None = None, *, refusal: bool = False,
+                 content_encoding: bool = False) -> Headers:
         """Our handshake headers: the names and order gtk-gnutella 1.2.3 uses, minus what this
-        servent does not implement (vendor messages, HSEP, dynamic querying, compressing what
-        it sends: it offers to inflate, never says Content-Encoding)."""
+        servent does not implement (dynamic querying, gtk-gnutella's tokens and degrees)."""
         items = [("Listen-IP", f"{self.listen[0]}:{self.listen[1]}")]
         if remote_ip:
             items.append(("Remote-IP", remote_ip))
@@ -547,6 +568,8 @@ class Servent:
                       # compression §3: "the side supporting decompression will say" this;
                       # the reader inflates a peer's deflated stream (it sends plain bytes)
                       ("Accept-Encoding", "deflate")]
+            if content_encoding:  # compression §3: "the other side acknowledges by sending"
+                items.append(("Content-Encoding", "deflate"))
         items.append(("X-Ultrapeer", "True" if self.is_ultrapeer else "False"))
         if not refusal:
             if self.is_ultrapeer:
@@ -566,8 +589,12 @@ class Servent:
                     headers=self._headers(conn.remote_ip, refusal=True)))
                 conn._end(cs.CONNECT_REFUSED, 503, refusal, by_peer=False)
                 return
+            deflate = self._will_deflate(block.headers)
             self._write_handshake(conn, dict(kind="response", version="0.6", status_code=200,
-                                             reason="OK", headers=self._headers(conn.remote_ip)))
+                                             reason="OK", headers=self._headers(
+                                                 conn.remote_ip, content_encoding=deflate)))
+            if deflate:  # compression §3: our bytes after this block are one zlib stream
+                conn.deflater = Deflater()
             conn._move(cs.CONNECT_ACCEPTED)
         elif block.kind == "response" and state == cs.CONNECTING:
             if block.status_code != 200:
@@ -585,8 +612,12 @@ class Servent:
                                                  headers=Headers()))
                 conn._end(cs.RESPONSE_REFUSED, 503, "leaf to leaf", by_peer=False)
                 return
+            deflate = self._will_deflate(block.headers)
+            final = [("Content-Encoding", "deflate")] if deflate else []
             self._write_handshake(conn, dict(kind="response", version="0.6", status_code=200,
-                                             reason="OK", headers=Headers()))
+                                             reason="OK", headers=Headers(final)))
+            if deflate:
+                conn.deflater = Deflater()
             conn._move(cs.RESPONSE_OK)
             self._established_now(conn, now)
         elif block.kind == "response" and state == cs.AWAITING_FINAL:
@@ -598,6 +629,12 @@ class Servent:
             self._established_now(conn, now)
         else:
             raise ProtocolError(f"unexpected {block.kind} handshake in state {state}")
+
+    def _will_deflate(self, peer_headers: Headers) -> bool:
+        """compression §3: "The servant just picks the compression scheme it supports amongst
+        the ones advertised by the remote end in the Accept-Encoding line"."""
+        return self.deflate and "deflate" in [
+            t.lower() for t in peer_headers.tokens("Accept-Encoding")]
 
     def _refusal(self, conn: Connection) -> str | None:
         """ultra-peers §: why we refuse an incoming connection, or None."""

@@ -116,7 +116,8 @@ class GnutellaServer:
 
     def __init__(self, *, share: str | os.PathLike | None = None, host: str = "127.0.0.1",
                  port: int = 0, ultrapeer: bool = False, seed: int | None = None,
-                 shared: Iterable[SharedFile] | None = None, firewalled: bool = False) -> None:
+                 shared: Iterable[SharedFile] | None = None, firewalled: bool = False,
+                 deflate: bool = True) -> None:
         self.share_dir = Path(share) if share else None
         files = list(shared) if shared is not None else (
             share_directory(self.share_dir) if self.share_dir else [])
@@ -124,7 +125,7 @@ class GnutellaServer:
         self.port = port
         self.core = Servent(role="ultrapeer" if ultrapeer else "leaf", shared=files,
                             rng=random.Random(seed), listen=(host, port),
-                            firewalled=firewalled)
+                            firewalled=firewalled, deflate=deflate)
         self._writers: dict[Any, asyncio.StreamWriter] = {}
         self._hits: dict[bytes, list[Hit]] = {}
         self._server: asyncio.AbstractServer | None = None

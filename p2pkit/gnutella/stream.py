@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.gnutella.deflate import InflateGuard
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -63,6 +64,8 @@ PROTOCOL = "gnutella"
 #: Inflate at most this many bytes per step (then frame them) to keep the buffer bounded.
 _INFLATE_STEP = 64 * 1024
 _LENGTH = struct.Struct("<I")
+#: The field path of an :class:`InflateGuard` limit.
+_INFLATED = "inflated"
 
 # The states of a :class:`StreamReader` (one direction of a connection).
 #: Handshake blocks (handshaking_0.6 §3).
@@ -110,8 +113,11 @@ class StreamReader:
     """
 
     def __init__(self, *, handshake: bool = True, strict: bool = True,
-                 max_payload_length: int = MAX_PAYLOAD_LENGTH) -> None:
+                 max_payload_length: int = MAX_PAYLOAD_LENGTH,
+                 inflate_guard: InflateGuard | None = None) -> None:
         self.max_payload_length = max_payload_length
+        #: Limits on a deflated direction (a servent's; the dissector reads without them).
+        self.inflate_guard = inflate_guard
         self._schema = Descriptor if strict else DescriptorLenient
         self._handshake_schema = Handshake if strict else HandshakeLenient
         self.state = HANDSHAKE if handshake else DESCRIPTORS
@@ -137,7 +143,9 @@ class StreamReader:
         """Add received bytes; return every frame they complete, in order.
 
         A bad frame raises :class:`ParseError`; frames completed before it in the same call are
-        returned first, and the error is raised by the next call.
+        returned first, and the error is raised by the next call. A limit of the
+        ``inflate_guard`` (a deflate bomb) is raised at once, and the frames of that call are
+        dropped with it.
         """
         if self._failed is not None:
             raise self._failed
@@ -148,7 +156,7 @@ class StreamReader:
         except ParseError as e:
             self.state = FAILED
             self._failed = e
-            if not frames:
+            if not frames or e.path == _INFLATED:  # a bomb's frames are not acted upon
                 raise
         return frames
 
@@ -188,10 +196,19 @@ class StreamReader:
             self._raw.clear()
             try:
                 source = self._inflater.unconsumed_tail + chunk
-                self._buffer += self._inflater.decompress(source, _INFLATE_STEP)
+                inflated = self._inflater.decompress(source, _INFLATE_STEP)
             except zlib.error as e:
                 raise ParseError(f"deflated stream: {e}", protocol=PROTOCOL,
                                  offset=self._raw_offset) from None
+            self._buffer += inflated
+            if self.inflate_guard is not None:
+                try:
+                    self.inflate_guard.check(
+                        consumed=len(source) - len(self._inflater.unconsumed_tail),
+                        produced=len(inflated), buffered=len(self._buffer))
+                except LimitExceeded as e:  # where the compressed stream got to
+                    raise LimitExceeded(e.reason, protocol=PROTOCOL, path=e.path,
+                                        offset=self._raw_offset) from None
             self._descriptors(frames)
             if not self._inflater.unconsumed_tail:
                 break
