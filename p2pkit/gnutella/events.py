@@ -37,11 +37,13 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class ConnectionEstablished(Event):
-    """handshaking_0.6 §3: the three legs are done; ``headers`` are the peer's."""
+    """handshaking_0.6 §3: the three legs are done; ``headers`` are the peer's; ``tls``: the
+    link switches to TLS now (gnet-TLS-upgrade §2; descriptors wait for its handshake)."""
 
     conn_id: Any
     peer_is_ultrapeer: bool
     headers: Headers
+    tls: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

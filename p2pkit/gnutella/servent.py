@@ -83,7 +83,8 @@ from p2pkit.gnutella.events import (
 from p2pkit.gnutella.ggep import FILE_SEPARATOR, extension
 from p2pkit.gnutella.handshake import Handshake
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
-from p2pkit.gnutella.stream import DESCRIPTORS, FAILED, HandshakeFrame, StreamReader
+from p2pkit.gnutella.stream import DESCRIPTORS, FAILED, TLS, HandshakeFrame, StreamReader
+from p2pkit.gnutella.tls import TLS_TOKEN, TlsLayer
 from p2pkit.http1 import Headers
 
 __all__ = [
@@ -185,7 +186,11 @@ class Connection:
         self.remote_ip = remote_ip
         #: Limits on what the peer's deflated stream may inflate to (compression §3).
         self.inflate_guard = InflateGuard()
-        self.reader = StreamReader(inflate_guard=self.inflate_guard)
+        self.reader = StreamReader(inflate_guard=self.inflate_guard,
+                                   keep_upgraded=servent.tls)
+        #: TLS on this link once both sides agreed (gnet-TLS-upgrade §2).
+        self.tls: TlsLayer | None = None
+        self.tls_offered = False  # we answered Upgrade: TLS/1.0 and Connection: Upgrade
         #: Our direction's compressor once our block said Content-Encoding: deflate.
         self.deflater: Deflater | None = None
         self.peer_is_ultrapeer = False
@@ -246,9 +251,16 @@ class Connection:
         compressed and ended with a synchronisation flush.
         """
         if self._plain:
-            assert self.deflater is not None
-            self._out += self.deflater.batch(bytes(self._plain))
+            chunk = bytes(self._plain)
             self._plain.clear()
+            if self.deflater is not None:
+                chunk = self.deflater.batch(chunk)
+            if self.tls is not None:  # gnet-TLS-upgrade: deflate (if any) inside TLS
+                self.tls.send(chunk)
+            else:
+                self._out += chunk
+        if self.tls is not None:
+            self._out += self.tls.data_to_send()
         data = bytes(self._out)
         self._out.clear()
         return data
@@ -291,7 +303,7 @@ class Connection:
     def _write(self, data: bytes) -> None:
         if not self._out and not self._plain:
             self.servent._dirty[self] = None
-        if self.deflater is not None:
+        if self.deflater is not None or self.tls is not None:
             self._plain += data
         else:
             self._out += data
@@ -303,7 +315,7 @@ class Connection:
         self.next_ping = now + PING_INTERVAL
         self._emit(ConnectionEstablished(conn_id=self.conn_id,
                                          peer_is_ultrapeer=self.peer_is_ultrapeer,
-                                         headers=self.headers))
+                                         headers=self.headers, tls=self.tls is not None))
 
     def _closing(self, code: int, reason: str, now: float) -> None:
         self._move(cs.BYE_SENT)
@@ -357,7 +369,8 @@ class Servent:
                  shared: Iterable[SharedFile] = (), guid: bytes | None = None,
                  listen: tuple[str, int] = ("127.0.0.1", 6346), max_ttl: int = MAX_TTL,
                  max_routes: int = MAX_ROUTES, firewalled: bool = False, qrp: bool = True,
-                 qrp_table_length: int = 1 << 16, deflate: bool = False) -> None:
+                 qrp_table_length: int = 1 << 16, deflate: bool = False,
+                 tls: bool = False) -> None:
         if role not in ("leaf", "ultrapeer"):
             raise LocalProtocolError(f"role must be 'leaf' or 'ultrapeer', not {role!r}")
         self.role = role
@@ -372,6 +385,9 @@ class Servent:
         #: compression §3: compress what we send when the peer says Accept-Encoding: deflate
         #: (False: we still inflate, as the peer may compress).
         self.deflate = deflate
+        #: gnet-TLS-upgrade §2: offer ``Upgrade: TLS/1.0`` when connecting, accept it when
+        #: offered.
+        self.tls = tls
         self._qrp_messages: list[Container] | None = None
         self.shared = list(shared)
         #: Every connection by the driver's id, closed ones included until :meth:`remove`.
@@ -400,7 +416,7 @@ class Servent:
         conn = self._new_connection(conn_id, cs.CONNECTING, outgoing=True, remote_ip=remote_ip,
                                     now=now)
         self._write_handshake(conn, dict(kind="connect", version="0.6",
-                                         headers=self._headers(remote_ip)))
+                                         headers=self._headers(remote_ip, upgrade=self.tls)))
         return conn
 
     def accept(self, conn_id: Any, now: float, *, remote_ip: str | None = None) -> Connection:
@@ -435,7 +451,8 @@ class Servent:
 
     def connections_with_data(self) -> list[Connection]:
         """Connections with bytes queued since the last call (write ``conn.data_to_send()``)."""
-        dirty = [c for c in self._dirty if c._out or c._plain]
+        dirty = [c for c in self._dirty
+                 if c._out or c._plain or (c.tls is not None and c.tls.pending)]
         self._dirty.clear()
         return dirty
 
@@ -514,7 +531,18 @@ class Servent:
     def _receive(self, conn: Connection, data: bytes, now: float) -> None:
         """Frame ``data`` and act on each frame; whatever the peer got wrong (a frame too big,
         bytes that do not parse, a descriptor or QRP message the protocol forbids) ends this
-        connection only, with the Bye code and reason of that mistake."""
+        connection only, with the Bye code and reason of that mistake. On a TLS link the bytes
+        are decrypted first; a TLS failure closes the connection (no Bye can pass)."""
+        if conn.tls is not None and conn.reader.state != TLS:
+            try:
+                data = conn.tls.receive(data)
+            except ParseError as e:
+                conn._end(cs.TLS_FAILED, 400, e.reason, by_peer=False)
+                return
+            if conn.tls.pending:
+                self._dirty[conn] = None
+            if not data:
+                return
         conn.inflate_guard.now = now
         try:
             frames = conn.reader.feed(data)
@@ -538,6 +566,12 @@ class Servent:
             except ParseError as e:
                 self._refuse_input(conn, e, now)
             return
+        if conn.reader.state == TLS and conn.tls is not None and conn.state == cs.ESTABLISHED:
+            leftover = conn.reader.take_upgrade()  # the first TLS records, if already here
+            self._dirty[conn] = None  # the TLS client's hello
+            if leftover:
+                self._receive(conn, leftover, now)
+            return
         if conn.state == cs.ESTABLISHED and conn.reader.state != DESCRIPTORS:
             self._bye(conn, 501, "Unsupported link encoding", now)
 
@@ -555,7 +589,8 @@ class Servent:
     # --- handshake --------------------------------------------------------------------------
 
     def _headers(self, remote_ip: str | None = None, *, refusal: bool = False,
-                 content_encoding: bool = False) -> Headers:
+                 content_encoding: bool = False, upgrade: bool = False,
+                 connection_upgrade: bool = False) -> Headers:
         """Our handshake headers: the names and order gtk-gnutella 1.2.3 uses, minus what this
         servent does not implement (dynamic querying, gtk-gnutella's tokens and degrees)."""
         items = [("Listen-IP", f"{self.listen[0]}:{self.listen[1]}")]
@@ -570,6 +605,10 @@ class Servent:
                       ("Accept-Encoding", "deflate")]
             if content_encoding:  # compression §3: "the other side acknowledges by sending"
                 items.append(("Content-Encoding", "deflate"))
+            if upgrade:  # gnet-TLS-upgrade §2: offered when connecting, chosen when answering
+                items.append(("Upgrade", TLS_TOKEN))
+            if connection_upgrade:
+                items.append(("Connection", "Upgrade"))
         items.append(("X-Ultrapeer", "True" if self.is_ultrapeer else "False"))
         if not refusal:
             if self.is_ultrapeer:
@@ -590,9 +629,15 @@ class Servent:
                 conn._end(cs.CONNECT_REFUSED, 503, refusal, by_peer=False)
                 return
             deflate = self._will_deflate(block.headers)
+            # gnet-TLS-upgrade §2: "The servent which receives the handshake and is willing to
+            # upgrade will send back" Upgrade and Connection: Upgrade; it does not switch yet.
+            conn.tls_offered = self.tls and TLS_TOKEN.lower() in [
+                t.lower() for t in block.headers.tokens("Upgrade")]
             self._write_handshake(conn, dict(kind="response", version="0.6", status_code=200,
                                              reason="OK", headers=self._headers(
-                                                 conn.remote_ip, content_encoding=deflate)))
+                                                 conn.remote_ip, content_encoding=deflate,
+                                                 upgrade=conn.tls_offered,
+                                                 connection_upgrade=conn.tls_offered)))
             if deflate:  # compression §3: our bytes after this block are one zlib stream
                 conn.deflater = Deflater()
             conn._move(cs.CONNECT_ACCEPTED)
@@ -614,10 +659,18 @@ class Servent:
                 return
             deflate = self._will_deflate(block.headers)
             final = [("Content-Encoding", "deflate")] if deflate else []
+            # gnet-TLS-upgrade §2: the connecting servent "needs to acknowledge that the
+            # protocol listed in the Upgrade header in the reply is satisfactory"
+            tls = self.tls and _upgrade(block.headers) and TLS_TOKEN.lower() in [
+                t.lower() for t in block.headers.tokens("Upgrade")]
+            if tls:
+                final.append(("Connection", "Upgrade"))
             self._write_handshake(conn, dict(kind="response", version="0.6", status_code=200,
                                              reason="OK", headers=Headers(final)))
             if deflate:
                 conn.deflater = Deflater()
+            if tls:  # "At the end of its header reply, it will switch the protocol to TLS"
+                conn.tls = TlsLayer(server_side=False)
             conn._move(cs.RESPONSE_OK)
             self._established_now(conn, now)
         elif block.kind == "response" and state == cs.AWAITING_FINAL:
@@ -625,6 +678,8 @@ class Servent:
                 conn._end(cs.FINAL_REFUSED, block.status_code, block.reason or "",
                           by_peer=True)
                 return
+            if conn.tls_offered and _upgrade(block.headers):
+                conn.tls = TlsLayer(server_side=True)  # the connecting side switches now
             conn._move(cs.FINAL_OK)
             self._established_now(conn, now)
         else:
@@ -869,6 +924,11 @@ class Servent:
         self.push_routes.forget_connection(conn)
         conn.route_table = RouteTableReceiver()
         conn.pings.clear()
+
+
+def _upgrade(headers: Headers) -> bool:
+    """gnet-TLS-upgrade §2: ``Connection: Upgrade`` (case-insensitive)."""
+    return "upgrade" in [t.lower() for t in headers.tokens("Connection")]
 
 
 def _true(value: str | None) -> bool:

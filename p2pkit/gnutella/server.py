@@ -117,7 +117,7 @@ class GnutellaServer:
     def __init__(self, *, share: str | os.PathLike | None = None, host: str = "127.0.0.1",
                  port: int = 0, ultrapeer: bool = False, seed: int | None = None,
                  shared: Iterable[SharedFile] | None = None, firewalled: bool = False,
-                 deflate: bool = True) -> None:
+                 deflate: bool = True, tls: bool = False) -> None:
         self.share_dir = Path(share) if share else None
         files = list(shared) if shared is not None else (
             share_directory(self.share_dir) if self.share_dir else [])
@@ -125,7 +125,7 @@ class GnutellaServer:
         self.port = port
         self.core = Servent(role="ultrapeer" if ultrapeer else "leaf", shared=files,
                             rng=random.Random(seed), listen=(host, port),
-                            firewalled=firewalled, deflate=deflate)
+                            firewalled=firewalled, deflate=deflate, tls=tls)
         self._writers: dict[Any, asyncio.StreamWriter] = {}
         self._hits: dict[bytes, list[Hit]] = {}
         self._server: asyncio.AbstractServer | None = None

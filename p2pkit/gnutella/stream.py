@@ -114,8 +114,13 @@ class StreamReader:
 
     def __init__(self, *, handshake: bool = True, strict: bool = True,
                  max_payload_length: int = MAX_PAYLOAD_LENGTH,
-                 inflate_guard: InflateGuard | None = None) -> None:
+                 inflate_guard: InflateGuard | None = None,
+                 keep_upgraded: bool = False) -> None:
         self.max_payload_length = max_payload_length
+        #: A servent that speaks TLS keeps the bytes after a switch to TLS for
+        #: :meth:`take_upgrade` (the dissector only counts them).
+        self.keep_upgraded = keep_upgraded
+        self._upgrade_deflated = False
         #: Limits on a deflated direction (a servent's; the dissector reads without them).
         self.inflate_guard = inflate_guard
         self._schema = Descriptor if strict else DescriptorLenient
@@ -176,6 +181,8 @@ class StreamReader:
         while self.state == HANDSHAKE and self._raw:
             if not self._handshake(frames):
                 return
+        if self.state == TLS and self.keep_upgraded:
+            return  # the TLS records wait for take_upgrade()
         if self.state in (TLS, GNUTELLA2):
             self.opaque_bytes += len(self._raw)
             self._offset_base_shift()
@@ -213,6 +220,22 @@ class StreamReader:
             if not self._inflater.unconsumed_tail:
                 break
 
+    def take_upgrade(self) -> bytes:
+        """After a switch to TLS (``keep_upgraded``): return the bytes received after the
+        switching block (the first TLS records) and read descriptors from now on: the
+        decrypted bytes, inflated if that block also said ``Content-Encoding: deflate``
+        (offsets then count decrypted bytes)."""
+        if self.state != TLS or not self.keep_upgraded:
+            raise ParseError("no switch to TLS to take", protocol=PROTOCOL)
+        data = bytes(self._raw)
+        self._raw.clear()
+        self.state = DESCRIPTORS
+        self._raw_offset = self._offset = 0
+        if self._upgrade_deflated:
+            self.compressed = True
+            self._inflater = zlib.decompressobj()
+        return data
+
     def _offset_base_shift(self) -> None:
         self._raw_offset += len(self._raw)
         self._raw.clear()
@@ -247,6 +270,8 @@ class StreamReader:
                 self._offset = self._raw_offset
                 if "upgrade" in [t.lower() for t in block.headers.tokens("Connection")]:
                     self.state = TLS
+                    self._upgrade_deflated = "deflate" in block.headers.tokens(
+                        "Content-Encoding")
                     return True
                 if any("gnutella2" in t for t in block.headers.tokens("Content-Type")):
                     self.state = GNUTELLA2
