@@ -12,7 +12,7 @@ from p2pkit.core import NEED_DATA, StreamPair
 from p2pkit.errors import LimitExceeded
 from p2pkit.gnutella.deflate import SYNC_FLUSH_BYTES, Deflater, InflateGuard
 from p2pkit.gnutella.descriptors import Descriptor
-from p2pkit.gnutella.events import ConnectionClosed, QueryHit
+from p2pkit.gnutella.events import QueryHit
 from p2pkit.gnutella.servent import Servent
 from p2pkit.gnutella.stream import StreamReader
 from tests.gnutella.test_servent import shared

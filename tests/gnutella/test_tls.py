@@ -141,3 +141,49 @@ def test_two_servers_over_sockets_with_tls():
     hits, tls = asyncio.run(asyncio.wait_for(scenario(), 30))
     assert [h.file_name for h in hits] == ["lima_tls_sock.txt"]
     assert tls == [True, True]
+
+
+def test_the_dissector_labels_an_upgraded_link(tmp_path):
+    """Two servents' TLS upgrade written to a pcap: the handshakes are decoded, the TLS
+    records after them are one ``undecoded`` record per direction (encrypted, TLS)."""
+    from p2pkit.capture.dissect import dissect
+    from p2pkit.capture.pcap_writer import PcapWriter, ip_packet
+    from p2pkit.capture.readers import LINKTYPE_RAW
+
+    leaf = Servent(role="leaf", rng=random.Random(1), tls=True, shared=shared("echo.txt"))
+    up = Servent(role="ultrapeer", rng=random.Random(2), tls=True)
+    ca, cb = leaf.connect("b", 0.0), up.accept("a", 0.0)
+    ends = {0: (ca, ("127.0.0.11", 40000), ("127.0.0.10", 6346)),
+            1: (cb, ("127.0.0.10", 6346), ("127.0.0.11", 40000))}
+    seq = {0: 1000, 1: 5000}
+    sent = {0: 0, 1: 0}
+    path = tmp_path / "tls.pcap"
+    with PcapWriter(path, LINKTYPE_RAW) as w:
+        w.write(ip_packet("tcp", ends[0][1], ends[0][2], b"", seq=999, flags="S"), 0.0)
+        w.write(ip_packet("tcp", ends[1][1], ends[1][2], b"", seq=4999, ack=1000, flags="SA"),
+                0.0)
+        side, t = 0, 0.0
+        for _ in range(12):
+            conn, src, dst = ends[side]
+            data = conn.data_to_send()
+            if data:
+                t += 0.01
+                w.write(ip_packet("tcp", src, dst, data, seq=seq[side], ack=seq[1 - side]),
+                        t)
+                seq[side] += len(data)
+                sent[side] += len(data)
+                ends[1 - side][0].receive_data(data, t)
+            side = 1 - side
+    assert ca.tls.established and cb.tls.established
+    records = list(dissect(path))
+    shakes = [r for r in records if r.message == "handshake"]
+    assert len(shakes) == 3
+    tls = {r.src: r.fields for r in records if r.message == "undecoded"}
+    assert set(tls) == {"127.0.0.11:40000", "127.0.0.10:6346"}
+    for src, fields in tls.items():
+        assert fields["reason"] == "encrypted" and fields["encryption"] == "TLS"
+        side = 0 if src.endswith("40000") else 1
+        handshake_bytes = sum(r.length for r in shakes if r.src == src)
+        assert fields["bytes"] == sent[side] - handshake_bytes
+    assert not [r for r in records if r.protocol == "gnutella" and r.message not in (
+        "handshake", "undecoded")]
