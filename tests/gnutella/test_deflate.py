@@ -164,3 +164,36 @@ def test_reader_reports_the_bomb_at_its_compressed_offset():
     with pytest.raises(LimitExceeded) as e:
         reader.feed(wire)
     assert e.value.offset is not None and e.value.offset <= len(wire)
+
+
+def test_ratio_on_a_busy_network(capsys):
+    """compression §2: "Typical compression ratios have been measured to be between 40%-50%.
+    If you achieve less than that, it probably means you are flushing too often." Eight
+    servents (2 ultrapeers, 6 leaves of 40 files), 200 queries, one batch per delivery: the
+    figure docs/guide/gnutella-servent.md quotes (run with ``-s`` to see it)."""
+    from tests.gnutella.test_servent import Network
+
+    net = Network(seed=1)
+    opts = dict(deflate=True, vendor_messages=True, hsep=True, ultrapeer_qrp=True)
+    net.add("up1", "ultrapeer", **opts)
+    net.add("up2", "ultrapeer", **opts)
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+    for i in range(6):
+        rng = random.Random(i)
+        net.add(f"leaf{i}", "leaf", [f"{rng.choice(words)}_{rng.choice(words)}_{n}.txt"
+                                     for n in range(40)], **opts)
+    net.link("up2", "up1")
+    for i in range(6):
+        net.link(f"leaf{i}", "up1" if i < 3 else "up2")
+    t = 1.0
+    for q in range(200):
+        net.nodes[f"leaf{q % 6}"].query(f"{words[q % 8]} {words[(q * 3) % 8]}", t)
+        t += 0.5
+        net.pump(t)
+    deflaters = [c.deflater for s in net.nodes.values() for c in s.connections.values()]
+    assert all(d is not None for d in deflaters) and len(deflaters) == 14
+    plain = sum(d.plain_bytes for d in deflaters)
+    sent = sum(d.deflated_bytes for d in deflaters)
+    with capsys.disabled():
+        print(f"\ndeflate: {plain} descriptor bytes sent as {sent} ({sent / plain:.1%})")
+    assert sent < 0.5 * plain

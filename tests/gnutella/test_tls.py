@@ -7,6 +7,8 @@ import asyncio
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pkit.core import NEED_DATA, StreamPair
 from p2pkit.gnutella import connection_state as cs
@@ -187,3 +189,16 @@ def test_the_dissector_labels_an_upgraded_link(tmp_path):
         assert fields["bytes"] == sent[side] - handshake_bytes
     assert not [r for r in records if r.protocol == "gnutella" and r.message not in (
         "handshake", "undecoded")]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=1, max_size=300))
+def test_random_bytes_into_tls_raise_only_parse_error(data):
+    from p2pkit.errors import ParseError
+    from p2pkit.gnutella.tls import TlsLayer
+
+    layer = TlsLayer(server_side=True)
+    try:
+        assert layer.receive(data) == b""  # no plaintext before a handshake
+    except ParseError as e:
+        assert e.path == "tls"
