@@ -1084,9 +1084,20 @@ class Servent:
                         results=results,
                         trailer=Container(vendor_code=VENDOR_CODE,
                                           open_data=bytes([0x1C | int(self.firewalled), 0x1D]),
-                                          private_data=b"", private_extensions=None, xml=None,
-                                          servent_id=self.guid))
+                                          private_data=b"",
+                                          private_extensions=self._push_proxy_extensions(),
+                                          xml=None, servent_id=self.guid))
         self._send(conn, hit)
+
+    def _push_proxy_extensions(self) -> list[Container] | None:
+        """push_proxy §4.1: a firewalled servent with push proxies "attaches a new GGEP
+        extension" ``PUSH`` to its hits, "an array of IP/Ports" (in the QHD private area, as
+        gtk-gnutella puts its GGEP there)."""
+        if not self.firewalled or not self.push_proxies:
+            return None
+        proxies = [dict(ip=ip, port=port) for ip, port in list(self.push_proxies.values())[:4]]
+        return [Container(kind="ggep", separator=None,
+                          extensions=[extension("PUSH", value=proxies)])]
 
     @staticmethod
     def _result_extensions(f: SharedFile, query: Any) -> list[Container]:

@@ -127,6 +127,14 @@ def test_two_servents_exchange_what_they_support_and_act_on_it():
     # push proxy: requested by the firewalled leaf, acknowledged with the ultrapeer's address
     assert leaf.push_proxies == {"b": ("127.0.0.10", 6346)}
     assert up.push_routes.get(leaf.guid) is c_up
+    # ... and named in the leaf's hits (push_proxy §4.1: GGEP "PUSH")
+    up.query("kilo", 1.0)
+    pair.write(1, c_up.data_to_send())
+    _, later = pair.run()
+    [hit] = [e.descriptor for e in later if type(e).__name__ == "QueryHit"]
+    [block] = hit.trailer.private_extensions
+    [push] = [e for e in block.extensions if e.id == "PUSH"]
+    assert [(p.ip, p.port) for p in push.value] == [("127.0.0.10", 6346)]
     # HSEP: each side counts the other (a leaf sends its OWN triple: one file, 0 KiB)
     assert up.hsep.per_connection["a"][1] == (1, 1, 0)
     assert leaf.hsep.per_connection["b"][1] == (1, 0, 0)
