@@ -202,3 +202,40 @@ def test_random_bytes_into_tls_raise_only_parse_error(data):
         assert layer.receive(data) == b""  # no plaintext before a handshake
     except ParseError as e:
         assert e.path == "tls"
+
+
+def test_tls_upgrade_to_garbage_over_sockets_drops_only_that_connection():
+    """A client offers TLS, acknowledges the upgrade, then sends plain bytes: the server closes
+    that socket (no traceback, its slot freed) and a TLS leaf is still served."""
+    from p2pkit.gnutella.handshake import Handshake as Block
+    from p2pkit.http1 import Headers
+
+    async def scenario():
+        up = GnutellaServer(ultrapeer=True, seed=1, tls=True)
+        leaf = GnutellaServer(seed=2, tls=True, shared=shared("november_tls.txt"))
+        searcher = GnutellaServer(seed=3, tls=True)
+        for s in (up, leaf, searcher):
+            await s.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", up.port)
+            writer.write(Block.build(dict(kind="connect", version="0.6", headers=Headers([
+                ("User-Agent", "garbage/1"), ("X-Ultrapeer", "False"),
+                ("Upgrade", "TLS/1.0")]))))
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            writer.write(b"GNUTELLA/0.6 200 OK\r\nConnection: Upgrade\r\n\r\n" + b"garbage" * 50)
+            closed = await asyncio.wait_for(reader.read(), 5)  # the server closes it
+            writer.close()
+            await leaf.connect("127.0.0.1", up.port)
+            await searcher.connect("127.0.0.1", up.port)
+            await asyncio.sleep(0.5)
+            hits = await searcher.search("november", timeout=1.0)
+            return answer, closed, hits, len(up.core.connections)
+        finally:
+            for s in (searcher, leaf, up):
+                await s.close()
+
+    answer, closed, hits, live = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert b"Connection: Upgrade" in answer and b"Upgrade: TLS/1.0" in answer
+    assert b"GNUTELLA" not in closed  # nothing readable came back: only the close
+    assert [h.file_name for h in hits] == ["november_tls.txt"]
+    assert live == 2  # the garbage connection is forgotten
