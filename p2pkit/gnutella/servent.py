@@ -234,6 +234,7 @@ class Connection:
         self.next_qrp = 0.0
         self.pings: deque = deque()
         self.opened_at = now
+        self.established_at = now
         self.last_received = now
         self.next_ping = 0.0
         self.closing_since = 0.0
@@ -292,7 +293,10 @@ class Connection:
             if self.deflater is not None:
                 chunk = self.deflater.batch(chunk)
             if self.tls is not None:  # gnet-TLS-upgrade: deflate (if any) inside TLS
-                self.tls.send(chunk)
+                try:
+                    self.tls.send(chunk)
+                except LimitExceeded as e:  # held behind a TLS handshake that never ends
+                    self._end(cs.TLS_FAILED, 400, e.reason, by_peer=False)
             else:
                 self._out += chunk
         if self.tls is not None:
@@ -307,6 +311,8 @@ class Connection:
         state = self.state
         if state == cs.ESTABLISHED:
             due = [self.next_ping, self.last_received + IDLE_TIMEOUT]
+            if self.tls is not None and not self.tls.established:
+                due.append(self.established_at + HANDSHAKE_TIMEOUT)
             if self.hsep:
                 due.append(self.next_hsep)
             if self.up_qrp and self.qrp_version != self.servent._qrp_version:
@@ -325,7 +331,11 @@ class Connection:
             if now >= self.opened_at + HANDSHAKE_TIMEOUT:
                 self._end(cs.HANDSHAKE_TIMED_OUT, 405, "Handshake timeout", by_peer=False)
         elif state == cs.ESTABLISHED:
-            if now >= self.last_received + IDLE_TIMEOUT:
+            if self.tls is not None and not self.tls.established and \
+                    now >= self.established_at + HANDSHAKE_TIMEOUT:
+                # a TLS handshake that does not end holds a socket and queued descriptors
+                self._end(cs.TLS_FAILED, 405, "TLS handshake timeout", by_peer=False)
+            elif now >= self.last_received + IDLE_TIMEOUT:
                 self.servent._bye(self, 405, "Inactivity timeout", now)
             else:
                 if now >= self.next_ping:
@@ -360,6 +370,7 @@ class Connection:
         self._events.append(event)
 
     def _established(self, now: float) -> None:
+        self.established_at = now
         self.next_ping = now + PING_INTERVAL
         self._emit(ConnectionEstablished(conn_id=self.conn_id,
                                          peer_is_ultrapeer=self.peer_is_ultrapeer,

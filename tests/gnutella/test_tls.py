@@ -239,3 +239,24 @@ def test_tls_upgrade_to_garbage_over_sockets_drops_only_that_connection():
     assert b"GNUTELLA" not in closed  # nothing readable came back: only the close
     assert [h.file_name for h in hits] == ["november_tls.txt"]
     assert live == 2  # the garbage connection is forgotten
+
+
+def test_a_tls_handshake_that_never_ends_times_out():
+    """The peer acknowledges the upgrade and then says nothing more: after HANDSHAKE_TIMEOUT the
+    link is closed (it would otherwise hold a socket and every descriptor queued for it)."""
+    from p2pkit.gnutella.servent import HANDSHAKE_TIMEOUT
+
+    up = Servent(role="ultrapeer", rng=random.Random(3), tls=True)
+    bad = Servent(role="leaf", rng=random.Random(5), tls=True)
+    theirs, mine = bad.connect("up", 0.0), up.accept("bad", 0.0)
+    mine.receive_data(theirs.data_to_send(), 0.0)
+    theirs.receive_data(mine.data_to_send(), 0.0)
+    final = theirs.data_to_send()
+    mine.receive_data(final[: final.index(b"\r\n\r\n") + 4], 1.0)  # no ClientHello follows
+    assert mine.state == cs.ESTABLISHED and not mine.tls.established
+    assert mine.get_timer() == 1.0 + HANDSHAKE_TIMEOUT
+    up.query("anything", 2.0)  # held behind the TLS handshake, not sent in clear
+    assert mine.data_to_send() == b""
+    mine.handle_timer(1.0 + HANDSHAKE_TIMEOUT)
+    [closed] = [e for e in iter(mine.next_event, NEED_DATA) if isinstance(e, ConnectionClosed)]
+    assert mine.state == cs.CLOSED and closed.reason == "TLS handshake timeout"
