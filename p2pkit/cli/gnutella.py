@@ -60,8 +60,12 @@ def gnutella() -> None:
 @click.option("--ultrapeer", is_flag=True, help="Route queries (default: leaf).")
 @peer_option("A servent to join, HOST:PORT (repeatable).")
 @duration_option()
+@click.option("--tls", is_flag=True, help="Offer and accept the TLS upgrade of links "
+              "(Upgrade: TLS/1.0, gnet-TLS-upgrade).")
+@click.option("--deflate/--no-deflate", default=True, show_default=True,
+              help="Deflate what is sent when the peer accepts it (compression §3).")
 def serve(share: str | None, listen: Address, ultrapeer: bool, peers: tuple[Address, ...],
-          duration: float | None) -> None:
+          duration: float | None, tls: bool = False, deflate: bool = True) -> None:
     """Run a servent sharing DIR over Gnutella and HTTP on one port.
 
     Runs until SIGINT, SIGTERM or --duration, then exits 0.
@@ -70,7 +74,8 @@ def serve(share: str | None, listen: Address, ultrapeer: bool, peers: tuple[Addr
 
     async def run() -> str:
         with Stopper() as stopper:
-            server = GnutellaServer(share=share, host=host, port=port, ultrapeer=ultrapeer)
+            server = GnutellaServer(share=share, host=host, port=port, ultrapeer=ultrapeer,
+                                    tls=tls, deflate=deflate)
             try:
                 await server.start()
             except (OSError, OverflowError) as e:

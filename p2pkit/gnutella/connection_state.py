@@ -40,6 +40,7 @@ __all__ = [
     "LINGER_EXPIRED",
     "RESPONSE_OK",
     "RESPONSE_REFUSED",
+    "TLS_FAILED",
     "TRANSITIONS",
     "next_state",
 ]
@@ -88,6 +89,9 @@ BYE_RECEIVED = "bye received"
 LINGER_EXPIRED = "linger expired"
 #: The peer closed the stream (``receive_data(b"")``).
 EOF = "end of stream"
+#: gnet-TLS-upgrade §2: "If the TLS handshake cannot proceed correctly, both servents must
+#: close the connection" (no Bye can be sent on a link whose TLS failed).
+TLS_FAILED = "tls failed"
 
 #: state -> what happened -> next state. A name missing from a state's row is a protocol error
 #: there. Every state but ``CLOSED`` ends on ``EOF``.
@@ -116,6 +120,7 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     ESTABLISHED: {
         BYE_SENT: CLOSING,
         BYE_RECEIVED: CLOSED,
+        TLS_FAILED: CLOSED,
         EOF: CLOSED,
     },
     CLOSING: {

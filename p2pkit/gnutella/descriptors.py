@@ -83,6 +83,12 @@ from p2pkit.deviations import Deviation, deviations_of, with_deviations
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.gnutella.fields import Guid, IPv4, Text, VendorCode
 from p2pkit.gnutella.ggep import ExtensionBlock
+from p2pkit.gnutella.vendor import (
+    BODIES,
+    VENDOR_MESSAGES,
+    FeaturesSupported,
+    MessagesSupported,
+)
 from p2pkit.schema import (
     FixedLayout,
     MessageTable,
@@ -182,40 +188,7 @@ Patch = Struct(
     "entry_bits" / Int8ul,
     "data" / GreedyBytes,
 )
-#: vendor_msg §4: the "null/0v0" Messages Supported vector, "8 bytes each".
-SupportedMessage = Struct("vendor" / VendorCode, "selector" / Int16ul, "version" / Int16ul)
-MessagesSupported = Struct(
-    "count" / Rebuild(Int16ul, len_(this.messages)),
-    "messages" / Array(this.count, SupportedMessage),
-)
-#: "null/10v0" Features Supported (LimeWire, gtk-gnutella): the same count, then 6-byte items:
-#: a 4-letter feature name and its little-endian version.
-SupportedFeature = Struct("feature" / VendorCode, "version" / Int16ul)
-FeaturesSupported = Struct(
-    "count" / Rebuild(Int16ul, len_(this.features)),
-    "features" / Array(this.count, SupportedFeature),
-)
 # fmt: on
-
-#: vendor_msg §2 names, plus gtk-gnutella's list (msg/GTKG.lst) and messages seen in captures.
-VENDOR_MESSAGES: dict[tuple[str, int], str] = {
-    ("\0\0\0\0", 0): "messages_supported",
-    ("\0\0\0\0", 10): "features_supported",
-    ("BEAR", 4): "hops_flow",
-    ("BEAR", 7): "tcp_connect_back",
-    ("BEAR", 11): "query_status_request",
-    ("BEAR", 12): "query_status_response",
-    ("GTKG", 7): "udp_connect_back",
-    ("GTKG", 9): "time_sync_request",
-    ("GTKG", 10): "time_sync_reply",
-    ("GTKG", 21): "push_proxy_cancel",
-    ("GTKG", 22): "node_info_request",
-    ("GTKG", 23): "node_info_reply",
-    ("LIME", 11): "oob_reply_ack",
-    ("LIME", 12): "oob_reply_indication",
-    ("LIME", 21): "push_proxy_request",
-    ("LIME", 22): "push_proxy_acknowledgement",
-}
 
 
 class _Vendor(construct.Construct):
@@ -223,9 +196,10 @@ class _Vendor(construct.Construct):
     number", "The remainder of the payload is defined by the message type".
 
     Parses to ``vendor``, ``selector``, ``version``, ``payload`` and, when known, ``name``
-    (from :data:`VENDOR_MESSAGES`) and the decoded vector of Messages Supported (``messages``)
-    or Features Supported (``features``). The build writes ``payload``, or the vector when
-    ``payload`` is absent.
+    (from :data:`~p2pkit.gnutella.vendor.VENDOR_MESSAGES`), the decoded vector of Messages
+    Supported (``messages``) or Features Supported (``features``), or the ``body`` of a
+    message :data:`~p2pkit.gnutella.vendor.BODIES` knows at that version. The build writes
+    ``payload``, or, when ``payload`` is absent, the vector or the ``body``.
     """
 
     vectors = {"messages_supported": (MessagesSupported, "messages"),
@@ -239,26 +213,34 @@ class _Vendor(construct.Construct):
         payload = construct.stream_read_entire(stream, path)
         message = Container(vendor=fields.vendor, selector=fields.selector,
                             version=fields.version, payload=payload)
-        name = VENDOR_MESSAGES.get((fields.vendor, fields.selector))
+        key = (fields.vendor, fields.selector)
+        name = VENDOR_MESSAGES.get(key)
         if name is not None:
             message.name = name
         if name in self.vectors:
-            schema, key = self.vectors[name]
+            schema, vector = self.vectors[name]
             body = construct.BytesIOWithOffsets(payload, stream, start)
-            message[key] = schema._parsereport(body, context, path)[key]
+            message[vector] = schema._parsereport(body, context, path)[vector]
             if body.read():
                 raise construct.ExplicitError(f"bytes after the {name} vector", path=path)
+        elif fields.version in BODIES.get(key, {}):
+            body = construct.BytesIOWithOffsets(payload, stream, start)
+            message.body = BODIES[key][fields.version]._parsereport(body, context, path)
         return message
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
         self.head._build(obj, stream, context, path)
         payload = obj.get("payload")
         if payload is None:
-            name = VENDOR_MESSAGES.get((obj["vendor"], obj["selector"]))
-            if name not in self.vectors:
+            key = (obj["vendor"], obj["selector"])
+            name = VENDOR_MESSAGES.get(key)
+            if name in self.vectors:
+                schema, vector = self.vectors[name]
+                payload = schema.build({vector: obj[vector]})
+            elif obj.get("body") is not None and obj["version"] in BODIES.get(key, {}):
+                payload = BODIES[key][obj["version"]].build(obj["body"])
+            else:
                 raise construct.ExplicitError("vendor message without a payload", path=path)
-            schema, key = self.vectors[name]
-            payload = schema.build({key: obj[key]})
         construct.stream_write(stream, bytes(payload), len(payload), path)
         return obj
 

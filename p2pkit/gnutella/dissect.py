@@ -15,6 +15,10 @@ single datagrams, Gnutella 0.6 §UDP, GUESS), each datagram is one descriptor, d
 :class:`GnutellaDatagrams` with the same lenient schemas; it is recognised by its header (the
 payload length is the rest of the datagram).
 
+A link upgraded to TLS (gnet-TLS-upgrade: ``Connection: Upgrade`` in the block that ends a
+side's handshake) is labelled: its records after the switch come out as one ``undecoded``
+record per direction, ``reason: encrypted``, ``encryption: TLS``, with their byte count.
+
 Descriptors the lenient schema cannot decode are still framed; the record carries the
 :class:`~p2pkit.deviations.Deviation` the schema reported (an unknown payload type, a payload that
 does not parse as its type says), read with :func:`~p2pkit.deviations.deviations_of`.
@@ -31,7 +35,7 @@ from typing import Any
 
 from p2pkit import http1
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record, json_fields, undecoded
+from p2pkit.capture.record import Record, UndecodedRun, json_fields, undecoded
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
@@ -43,7 +47,7 @@ from p2pkit.gnutella.descriptors import (
     DescriptorHeader,
     DescriptorLenient,
 )
-from p2pkit.gnutella.stream import DescriptorFrame, StreamReader
+from p2pkit.gnutella.stream import TLS, DescriptorFrame, StreamReader
 
 __all__ = ["GnutellaDatagrams", "GnutellaStream", "detect_gnutella", "detect_gnutella_udp",
            "gnutella_stream"]
@@ -178,6 +182,9 @@ class GnutellaStream:
         self._body_left = 0
         self._body_hash: Any = None
         self._body_length = 0
+        #: gnet-TLS-upgrade: the TLS records after the switch, one ``undecoded`` run
+        #: (``encrypted``, ``encryption: TLS``) with their byte count.
+        self.tls = UndecodedRun(protocol=PROTOCOL, transport=transport, src=src, dst=dst)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -194,7 +201,7 @@ class GnutellaStream:
             else:
                 self.mode = "http"
         if self.mode == "gnutella":
-            yield from self._gnutella(data, frame, time)
+            yield from self._gnutella(offset, data, frame, time)
         else:
             yield from self._http()
 
@@ -211,7 +218,7 @@ class GnutellaStream:
         self.skipped += len(self.chunks)
         if self.reader is not None and self.failed is None:
             self.skipped += self.reader.buffered  # a descriptor cut off by the end
-        return
+        yield from self.tls.close()
 
     # -- records ----------------------------------------------------------------------------
 
@@ -221,13 +228,19 @@ class GnutellaStream:
                       dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
                       offset=offset, length=length, value=value)
 
-    def _gnutella(self, data: bytes, frame: int, time: float) -> Iterator[Record]:
+    def _gnutella(self, offset: int, data: bytes, frame: int,
+                  time: float) -> Iterator[Record]:
         assert self.reader is not None
+        opaque = self.reader.opaque_bytes
         try:
             frames = self.reader.feed(data)
         except ParseError as e:
             self.failed = e
             frames = []
+        grown = self.reader.opaque_bytes - opaque
+        if grown and self.reader.state == TLS:  # the bytes after the switch end this chunk
+            self.tls.add(offset + len(data) - grown, grown, frame, time, reason="encrypted",
+                         encryption="TLS")
         for f in frames:
             if isinstance(f, DescriptorFrame):
                 yield descriptor_record(f.descriptor, transport=self.transport, src=self.src,

@@ -27,6 +27,7 @@ from p2pkit.http1 import Headers
 
 __all__ = [
     "Bye",
+    "ConnectBackRequested",
     "ConnectionClosed",
     "ConnectionEstablished",
     "ConnectionRefused",
@@ -37,11 +38,13 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class ConnectionEstablished(Event):
-    """handshaking_0.6 §3: the three legs are done; ``headers`` are the peer's."""
+    """handshaking_0.6 §3: the three legs are done; ``headers`` are the peer's; ``tls``: the
+    link switches to TLS now (gnet-TLS-upgrade §2; descriptors wait for its handshake)."""
 
     conn_id: Any
     peer_is_ultrapeer: bool
     headers: Headers
+    tls: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +92,22 @@ class Push(Event):
 
     conn_id: Any
     descriptor: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectBackRequested(Event):
+    """msg/connect_back, BEAR/7v1: the peer asks us to connect to ``ip_address:port`` (its
+    address on this connection), send ``"\\n\\n"`` and close, so that it learns whether it is
+    reachable. The driver does the connecting."""
+
+    conn_id: Any
+    ip_address: str
+    port: int
+
+    def __post_init__(self) -> None:
+        # msg/connect_back: "a single 16-bit unsigned integer representing the port"
+        if not 0 < self.port < 65536:
+            raise LocalProtocolError(f"connect-back port {self.port} outside 1..65535")
 
 
 @dataclass(frozen=True, kw_only=True)

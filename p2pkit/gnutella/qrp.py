@@ -102,6 +102,30 @@ class RouteTable:
             table.slots[qrp_hash(word, table.bits)] = 1
         return table
 
+    def merge(self, other: RouteTable) -> None:
+        """Add ``other``'s keywords to this table (ultrapeer_qrp §: an ultrapeer's table towards
+        other ultrapeers is its own and its leaves' together), at distance 1.
+
+        Tables of another length are resampled: QRP's hash keeps the top ``bits`` of one
+        product, so slot ``j`` of a ``b``-bit table is slot ``j >> (b - bits)`` of a smaller
+        one and the ``2**(bits - b)`` slots from ``j << (bits - b)`` of a bigger one.
+
+        >>> mine = RouteTable.from_keywords(["alpha"], table_length=1024)
+        >>> mine.merge(RouteTable.from_keywords(["kilo"], table_length=1 << 16))
+        >>> mine.matches("kilo"), mine.matches("alpha"), mine.matches("zulu")
+        (True, True, False)
+        """
+        shift = other.bits - self.bits
+        slots, infinity = self.slots, other.infinity
+        for j, value in enumerate(other.slots):
+            if value >= infinity:
+                continue
+            if shift >= 0:
+                slots[j >> shift] = 1
+            else:
+                start = j << -shift
+                slots[start : start + (1 << -shift)] = b"\x01" * (1 << -shift)
+
     def contains(self, word: str) -> bool:
         """True when ``word`` as a whole (e.g. a ``urn:sha1:`` URN) hits a slot below infinity."""
         return self.slots[qrp_hash(word, self.bits)] < self.infinity

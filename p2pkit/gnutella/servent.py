@@ -70,9 +70,11 @@ from construct import Container
 from p2pkit.core import NEED_DATA, Event, NeedData
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, ProtocolError
 from p2pkit.gnutella import connection_state as cs
+from p2pkit.gnutella.deflate import Deflater, InflateGuard
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.events import (
     Bye,
+    ConnectBackRequested,
     ConnectionClosed,
     ConnectionEstablished,
     ConnectionRefused,
@@ -81,8 +83,11 @@ from p2pkit.gnutella.events import (
 )
 from p2pkit.gnutella.ggep import FILE_SEPARATOR, extension
 from p2pkit.gnutella.handshake import Handshake
+from p2pkit.gnutella.hsep import HSEP_VERSION, HsepTable
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
-from p2pkit.gnutella.stream import DESCRIPTORS, FAILED, HandshakeFrame, StreamReader
+from p2pkit.gnutella.stream import DESCRIPTORS, FAILED, TLS, HandshakeFrame, StreamReader
+from p2pkit.gnutella.tls import TLS_TOKEN, TlsLayer
+from p2pkit.gnutella.vendor import QUERY_STATUS_STOP
 from p2pkit.http1 import Headers
 
 __all__ = [
@@ -144,6 +149,25 @@ PING_INTERVAL = 30.0
 #: "the node reached its inactivity timeout"). Two and a half ping intervals: a live peer
 #: answers every ping with a pong, so this only ends connections to silent peers.
 IDLE_TIMEOUT = 75.0
+#: vendor_msg §3: "Vendor-Message: 0.1"; 0.2 (gtk-gnutella's) also reads 0x32 messages.
+VENDOR_MESSAGE_VERSION = "0.2"
+#: What this servent acts on, sent as Messages Supported (vendor_msg §4: "Each item
+#: describes a particular vendor-specific message supported by the servent"). Only what is
+#: implemented: hops flow, TCP connect-back (the driver connects), query status request and
+#: response, push-proxy request and acknowledgement. Not GTKG/7 (UDP connect-back): this
+#: servent has no UDP.
+SUPPORTED_MESSAGES = (("BEAR", 4, 1), ("BEAR", 7, 1), ("BEAR", 11, 1), ("BEAR", 12, 1),
+                      ("LIME", 21, 1), ("LIME", 22, 2))
+#: Features Supported (null/10v0): HSEP, version 1 (as gtk-gnutella says it).
+SUPPORTED_FEATURES = (("HSEP", 1),)
+#: HSEP §"Normal operation for ultrapeers": "Every now and then (every 30 seconds or so)".
+HSEP_INTERVAL = 30.0
+#: Seconds between two route tables sent to one ultrapeer when our leaves' tables changed
+#: (ultrapeer_qrp §: the table towards ultrapeers is ours and our leaves').
+QRP_UPDATE_INTERVAL = 30.0
+#: Query GUIDs whose hit counts (ours) and status (our leaves') are remembered.
+MAX_QUERY_STATUS = 1000
+
 #: Seconds between our Bye and the forced close (bye Appendix 2: "twice the typical round-trip
 #: for an 'alive PING'", after which "a close() is forced nonetheless").
 BYE_LINGER = 5.0
@@ -182,18 +206,42 @@ class Connection:
         self.state = state
         self.outgoing = outgoing
         self.remote_ip = remote_ip
-        self.reader = StreamReader()
+        #: Limits on what the peer's deflated stream may inflate to (compression §3).
+        self.inflate_guard = InflateGuard()
+        self.reader = StreamReader(inflate_guard=self.inflate_guard,
+                                   keep_upgraded=servent.tls)
+        #: TLS on this link once both sides agreed (gnet-TLS-upgrade §2).
+        self.tls: TlsLayer | None = None
+        self.tls_offered = False  # we answered Upgrade: TLS/1.0 and Connection: Upgrade
+        #: Our direction's compressor once our block said Content-Encoding: deflate.
+        self.deflater: Deflater | None = None
         self.peer_is_ultrapeer = False
         self.headers = Headers()
         self.route_table = RouteTableReceiver()
+        #: vendor_msg §4: the (vendor, selector) pairs the peer's Messages Supported listed,
+        #: and the features of its Features Supported.
+        self.peer_messages: set[tuple[str, int]] = set()
+        self.peer_features: set[str] = set()
+        #: vendor_msg §5: forward queries here only when their hops are below this.
+        self.hops_flow: int | None = None
+        self.connect_back_done = False
+        self.hsep = False  # HSEP/0.2 on both sides
+        self.hsep_sent: list | None = None
+        self.next_hsep = 0.0
+        #: ultrapeer_qrp §: both ultrapeers said X-Ultrapeer-Query-Routing.
+        self.up_qrp = False
+        self.qrp_version = -1
+        self.next_qrp = 0.0
         self.pings: deque = deque()
         self.opened_at = now
+        self.established_at = now
         self.last_received = now
         self.next_ping = 0.0
         self.closing_since = 0.0
         self._close_code = 0
         self._close_reason = ""
         self._out = bytearray()
+        self._plain = bytearray()  # descriptors queued for the deflater (one batch)
         self._events: deque[Event] = deque()
 
     def __repr__(self) -> str:
@@ -234,7 +282,25 @@ class Connection:
         return self.data_to_send()
 
     def data_to_send(self) -> bytes:
-        """Bytes to write since the last call (answers, forwarded descriptors, timers)."""
+        """Bytes to write since the last call (answers, forwarded descriptors, timers).
+
+        On a deflated link (compression §2) what was queued since the last call is one batch,
+        compressed and ended with a synchronisation flush.
+        """
+        if self._plain:
+            chunk = bytes(self._plain)
+            self._plain.clear()
+            if self.deflater is not None:
+                chunk = self.deflater.batch(chunk)
+            if self.tls is not None:  # gnet-TLS-upgrade: deflate (if any) inside TLS
+                try:
+                    self.tls.send(chunk)
+                except LimitExceeded as e:  # held behind a TLS handshake that never ends
+                    self._end(cs.TLS_FAILED, 400, e.reason, by_peer=False)
+            else:
+                self._out += chunk
+        if self.tls is not None:
+            self._out += self.tls.data_to_send()
         data = bytes(self._out)
         self._out.clear()
         return data
@@ -244,7 +310,14 @@ class Connection:
         or the end of the Bye linger; ``None`` once closed."""
         state = self.state
         if state == cs.ESTABLISHED:
-            return min(self.next_ping, self.last_received + IDLE_TIMEOUT)
+            due = [self.next_ping, self.last_received + IDLE_TIMEOUT]
+            if self.tls is not None and not self.tls.established:
+                due.append(self.established_at + HANDSHAKE_TIMEOUT)
+            if self.hsep:
+                due.append(self.next_hsep)
+            if self.up_qrp and self.qrp_version != self.servent._qrp_version:
+                due.append(self.next_qrp)
+            return min(due)
         if state == cs.CLOSING:
             return self.closing_since + BYE_LINGER
         if state == cs.CLOSED:
@@ -258,11 +331,22 @@ class Connection:
             if now >= self.opened_at + HANDSHAKE_TIMEOUT:
                 self._end(cs.HANDSHAKE_TIMED_OUT, 405, "Handshake timeout", by_peer=False)
         elif state == cs.ESTABLISHED:
-            if now >= self.last_received + IDLE_TIMEOUT:
+            if self.tls is not None and not self.tls.established and \
+                    now >= self.established_at + HANDSHAKE_TIMEOUT:
+                # a TLS handshake that does not end holds a socket and queued descriptors
+                self._end(cs.TLS_FAILED, 405, "TLS handshake timeout", by_peer=False)
+            elif now >= self.last_received + IDLE_TIMEOUT:
                 self.servent._bye(self, 405, "Inactivity timeout", now)
-            elif now >= self.next_ping:
-                self.next_ping = now + PING_INTERVAL
-                self.servent._keep_alive(self)
+            else:
+                if now >= self.next_ping:
+                    self.next_ping = now + PING_INTERVAL
+                    self.servent._keep_alive(self)
+                if self.hsep and now >= self.next_hsep:
+                    self.next_hsep = now + HSEP_INTERVAL
+                    self.servent._send_hsep(self)
+                if self.up_qrp and self.qrp_version != self.servent._qrp_version \
+                        and now >= self.next_qrp:
+                    self.servent._send_up_table(self, now)
         elif state == cs.CLOSING and now >= self.closing_since + BYE_LINGER:
             self._end(cs.LINGER_EXPIRED, self._close_code, self._close_reason, by_peer=False)
 
@@ -275,18 +359,22 @@ class Connection:
         self.state = target
 
     def _write(self, data: bytes) -> None:
-        if not self._out:
+        if not self._out and not self._plain:
             self.servent._dirty[self] = None
-        self._out += data
+        if self.deflater is not None or self.tls is not None:
+            self._plain += data
+        else:
+            self._out += data
 
     def _emit(self, event: Event) -> None:
         self._events.append(event)
 
     def _established(self, now: float) -> None:
+        self.established_at = now
         self.next_ping = now + PING_INTERVAL
         self._emit(ConnectionEstablished(conn_id=self.conn_id,
                                          peer_is_ultrapeer=self.peer_is_ultrapeer,
-                                         headers=self.headers))
+                                         headers=self.headers, tls=self.tls is not None))
 
     def _closing(self, code: int, reason: str, now: float) -> None:
         self._move(cs.BYE_SENT)
@@ -340,7 +428,9 @@ class Servent:
                  shared: Iterable[SharedFile] = (), guid: bytes | None = None,
                  listen: tuple[str, int] = ("127.0.0.1", 6346), max_ttl: int = MAX_TTL,
                  max_routes: int = MAX_ROUTES, firewalled: bool = False, qrp: bool = True,
-                 qrp_table_length: int = 1 << 16) -> None:
+                 qrp_table_length: int = 1 << 16, deflate: bool = False,
+                 tls: bool = False, ultrapeer_qrp: bool = False,
+                 vendor_messages: bool = False, hsep: bool = False) -> None:
         if role not in ("leaf", "ultrapeer"):
             raise LocalProtocolError(f"role must be 'leaf' or 'ultrapeer', not {role!r}")
         self.role = role
@@ -352,6 +442,20 @@ class Servent:
         #: False: an ultrapeer sends every query to every leaf (what QRP saves, measured).
         self.qrp = qrp
         self.qrp_table_length = qrp_table_length
+        #: compression §3: compress what we send when the peer says Accept-Encoding: deflate
+        #: (False: we still inflate, as the peer may compress).
+        self.deflate = deflate
+        #: gnet-TLS-upgrade §2: offer ``Upgrade: TLS/1.0`` when connecting, accept it when
+        #: offered.
+        self.tls = tls
+        #: ultrapeer_qrp §: exchange route tables with ultrapeers and route last-hop queries
+        #: by them (off in the simulator, whose figures are flooding's).
+        self.ultrapeer_qrp = ultrapeer_qrp
+        #: vendor_msg §3-§4: say Vendor-Message, send Messages/Features Supported, act on
+        #: :data:`SUPPORTED_MESSAGES` (unknown vendor messages are always dropped quietly).
+        self.vendor_messages = vendor_messages
+        #: HSEP 0.2 (X-Features: HSEP/0.2) with peers that say it too.
+        self.hsep_enabled = hsep
         self._qrp_messages: list[Container] | None = None
         self.shared = list(shared)
         #: Every connection by the driver's id, closed ones included until :meth:`remove`.
@@ -364,6 +468,19 @@ class Servent:
         self.received: Counter = Counter()
         self._dirty: dict[Connection, None] = {}
         self._by_sha1 = {f.sha1: f for f in self.shared}
+        #: HSEP: our OWN triple, the global table and one row per HSEP connection.
+        self.hsep = HsepTable(own=(1, len(self.shared),
+                                   sum(f.size for f in self.shared) // 1024))
+        #: TCP connect-back (msg/connect_back): True once someone reached our port.
+        self.reachable = False
+        #: push_proxy §3: the push proxies our ultrapeers acknowledged, by connection.
+        self.push_proxies: dict[Any, tuple[str, int]] = {}
+        #: Hits received for our own queries (BEAR/12 reports them), and what our leaves
+        #: reported for theirs (leaf_guided_queries §: 0xFFFF means "terminated").
+        self.query_hits: OrderedDict[bytes, int] = OrderedDict()
+        self.query_status: OrderedDict[bytes, int] = OrderedDict()
+        self._qrp_version = 0  # bumped when a leaf's table changes (our UP table with it)
+        self._up_qrp_messages: tuple[int, list[Container]] | None = None
 
     # --- driver API -------------------------------------------------------------------------
 
@@ -380,7 +497,7 @@ class Servent:
         conn = self._new_connection(conn_id, cs.CONNECTING, outgoing=True, remote_ip=remote_ip,
                                     now=now)
         self._write_handshake(conn, dict(kind="connect", version="0.6",
-                                         headers=self._headers(remote_ip)))
+                                         headers=self._headers(remote_ip, upgrade=self.tls)))
         return conn
 
     def accept(self, conn_id: Any, now: float, *, remote_ip: str | None = None) -> Connection:
@@ -415,7 +532,8 @@ class Servent:
 
     def connections_with_data(self) -> list[Connection]:
         """Connections with bytes queued since the last call (write ``conn.data_to_send()``)."""
-        dirty = [c for c in self._dirty if c._out]
+        dirty = [c for c in self._dirty
+                 if c._out or c._plain or (c.tls is not None and c.tls.pending)]
         self._dirty.clear()
         return dirty
 
@@ -465,8 +583,12 @@ class Servent:
                           extensions=extensions)
         self.routes.add(guid, _LOCAL)
         for conn in self._established():
-            if conn.peer_is_ultrapeer or self._leaf_wants(conn, query):
+            if conn.hops_flow is not None and conn.hops_flow == 0:
+                continue  # vendor_msg §5: "A threshold of 0 therefore requests that NO queries"
+            if conn.peer_is_ultrapeer and self._ultrapeer_wants(conn, query) or \
+                    self._leaf_wants(conn, query):
                 self._send(conn, query)
+        _bounded_set(self.query_hits, guid, 0)
         return guid
 
     def ping(self, now: float, *, ttl: int = 1) -> bytes:
@@ -494,7 +616,19 @@ class Servent:
     def _receive(self, conn: Connection, data: bytes, now: float) -> None:
         """Frame ``data`` and act on each frame; whatever the peer got wrong (a frame too big,
         bytes that do not parse, a descriptor or QRP message the protocol forbids) ends this
-        connection only, with the Bye code and reason of that mistake."""
+        connection only, with the Bye code and reason of that mistake. On a TLS link the bytes
+        are decrypted first; a TLS failure closes the connection (no Bye can pass)."""
+        if conn.tls is not None and conn.reader.state != TLS:
+            try:
+                data = conn.tls.receive(data)
+            except ParseError as e:
+                conn._end(cs.TLS_FAILED, 400, e.reason, by_peer=False)
+                return
+            if conn.tls.pending:
+                self._dirty[conn] = None
+            if not data:
+                return
+        conn.inflate_guard.now = now
         try:
             frames = conn.reader.feed(data)
         except (ParseError, ProtocolError) as e:
@@ -517,6 +651,12 @@ class Servent:
             except ParseError as e:
                 self._refuse_input(conn, e, now)
             return
+        if conn.reader.state == TLS and conn.tls is not None and conn.state == cs.ESTABLISHED:
+            leftover = conn.reader.take_upgrade()  # the first TLS records, if already here
+            self._dirty[conn] = None  # the TLS client's hello
+            if leftover:
+                self._receive(conn, leftover, now)
+            return
         if conn.state == cs.ESTABLISHED and conn.reader.state != DESCRIPTORS:
             self._bye(conn, 501, "Unsupported link encoding", now)
 
@@ -533,25 +673,39 @@ class Servent:
 
     # --- handshake --------------------------------------------------------------------------
 
-    def _headers(self, remote_ip: str | None = None, *, refusal: bool = False) -> Headers:
+    def _headers(self, remote_ip: str | None = None, *, refusal: bool = False,
+                 content_encoding: bool = False, upgrade: bool = False,
+                 connection_upgrade: bool = False) -> Headers:
         """Our handshake headers: the names and order gtk-gnutella 1.2.3 uses, minus what this
-        servent does not implement (vendor messages, HSEP, dynamic querying, compressing what
-        it sends: it offers to inflate, never says Content-Encoding)."""
+        servent does not implement (dynamic querying, gtk-gnutella's tokens and degrees)."""
         items = [("Listen-IP", f"{self.listen[0]}:{self.listen[1]}")]
         if remote_ip:
             items.append(("Remote-IP", remote_ip))
         items.append(("User-Agent", USER_AGENT))
         if not refusal:
             items += [("Pong-Caching", "0.1"), ("Bye-Packet", "0.1"), ("GGEP", "0.5"),
-                      ("GUID", self.guid.hex()), ("X-Query-Routing", "0.1"),
+                      ("GUID", self.guid.hex())]
+            if self.vendor_messages:
+                items.append(("Vendor-Message", VENDOR_MESSAGE_VERSION))
+            items += [("X-Query-Routing", "0.1"),
                       # compression §3: "the side supporting decompression will say" this;
                       # the reader inflates a peer's deflated stream (it sends plain bytes)
                       ("Accept-Encoding", "deflate")]
+            if content_encoding:  # compression §3: "the other side acknowledges by sending"
+                items.append(("Content-Encoding", "deflate"))
+            if upgrade:  # gnet-TLS-upgrade §2: offered when connecting, chosen when answering
+                items.append(("Upgrade", TLS_TOKEN))
+            if connection_upgrade:
+                items.append(("Connection", "Upgrade"))
         items.append(("X-Ultrapeer", "True" if self.is_ultrapeer else "False"))
         if not refusal:
             if self.is_ultrapeer:
                 items.append(("X-Ultrapeer-Needed", "False"))
+                if self.ultrapeer_qrp:  # ultrapeer_qrp §: tables between ultrapeers
+                    items.append(("X-Ultrapeer-Query-Routing", "0.1"))
             items.append(("X-Max-TTL", str(self.max_ttl)))
+            if self.hsep_enabled:
+                items.append(("X-Features", f"HSEP/{HSEP_VERSION}"))  # HSEP §"Handshaking"
         return Headers(items)
 
     def _on_handshake(self, conn: Connection, block: Any, now: float) -> None:
@@ -566,8 +720,18 @@ class Servent:
                     headers=self._headers(conn.remote_ip, refusal=True)))
                 conn._end(cs.CONNECT_REFUSED, 503, refusal, by_peer=False)
                 return
+            deflate = self._will_deflate(block.headers)
+            # gnet-TLS-upgrade §2: "The servent which receives the handshake and is willing to
+            # upgrade will send back" Upgrade and Connection: Upgrade; it does not switch yet.
+            conn.tls_offered = self.tls and TLS_TOKEN.lower() in [
+                t.lower() for t in block.headers.tokens("Upgrade")]
             self._write_handshake(conn, dict(kind="response", version="0.6", status_code=200,
-                                             reason="OK", headers=self._headers(conn.remote_ip)))
+                                             reason="OK", headers=self._headers(
+                                                 conn.remote_ip, content_encoding=deflate,
+                                                 upgrade=conn.tls_offered,
+                                                 connection_upgrade=conn.tls_offered)))
+            if deflate:  # compression §3: our bytes after this block are one zlib stream
+                conn.deflater = Deflater()
             conn._move(cs.CONNECT_ACCEPTED)
         elif block.kind == "response" and state == cs.CONNECTING:
             if block.status_code != 200:
@@ -585,8 +749,20 @@ class Servent:
                                                  headers=Headers()))
                 conn._end(cs.RESPONSE_REFUSED, 503, "leaf to leaf", by_peer=False)
                 return
+            deflate = self._will_deflate(block.headers)
+            final = [("Content-Encoding", "deflate")] if deflate else []
+            # gnet-TLS-upgrade §2: the connecting servent "needs to acknowledge that the
+            # protocol listed in the Upgrade header in the reply is satisfactory"
+            tls = self.tls and _upgrade(block.headers) and TLS_TOKEN.lower() in [
+                t.lower() for t in block.headers.tokens("Upgrade")]
+            if tls:
+                final.append(("Connection", "Upgrade"))
             self._write_handshake(conn, dict(kind="response", version="0.6", status_code=200,
-                                             reason="OK", headers=Headers()))
+                                             reason="OK", headers=Headers(final)))
+            if deflate:
+                conn.deflater = Deflater()
+            if tls:  # "At the end of its header reply, it will switch the protocol to TLS"
+                conn.tls = TlsLayer(server_side=False)
             conn._move(cs.RESPONSE_OK)
             self._established_now(conn, now)
         elif block.kind == "response" and state == cs.AWAITING_FINAL:
@@ -594,10 +770,18 @@ class Servent:
                 conn._end(cs.FINAL_REFUSED, block.status_code, block.reason or "",
                           by_peer=True)
                 return
+            if conn.tls_offered and _upgrade(block.headers):
+                conn.tls = TlsLayer(server_side=True)  # the connecting side switches now
             conn._move(cs.FINAL_OK)
             self._established_now(conn, now)
         else:
             raise ProtocolError(f"unexpected {block.kind} handshake in state {state}")
+
+    def _will_deflate(self, peer_headers: Headers) -> bool:
+        """compression §3: "The servant just picks the compression scheme it supports amongst
+        the ones advertised by the remote end in the Accept-Encoding line"."""
+        return self.deflate and "deflate" in [
+            t.lower() for t in peer_headers.tokens("Accept-Encoding")]
 
     def _refusal(self, conn: Connection) -> str | None:
         """ultra-peers §: why we refuse an incoming connection, or None."""
@@ -613,6 +797,25 @@ class Servent:
 
     def _established_now(self, conn: Connection, now: float) -> None:
         conn._established(now)
+        peer = conn.headers
+        if self.vendor_messages and peer.get("Vendor-Message"):
+            # vendor_msg §4: "it MUST send it a "Messages Supported" message"
+            self._send_vendor(conn, "\0\0\0\0", 0, 0, messages=[
+                dict(vendor=v, selector=s, version=n) for v, s, n in SUPPORTED_MESSAGES])
+            self._send_vendor(conn, "\0\0\0\0", 10, 0, features=[
+                dict(feature=f, version=n) for f, n in SUPPORTED_FEATURES])
+        if self.hsep_enabled and f"hsep/{HSEP_VERSION}" in [
+                t.lower() for t in peer.tokens("X-Features")]:
+            # HSEP §"Handshaking": initialise the row; "The first HSEP message should be
+            # sent as soon as possible"
+            conn.hsep = True
+            self.hsep.add(conn.conn_id)
+            conn.next_hsep = now + HSEP_INTERVAL
+            self._send_hsep(conn)
+        if self.ultrapeer_qrp and self.is_ultrapeer and conn.peer_is_ultrapeer and peer.get(
+                "X-Ultrapeer-Query-Routing"):
+            conn.up_qrp = True
+            self._send_up_table(conn, now)
         if not self.is_ultrapeer and conn.peer_is_ultrapeer:
             # QRP: a leaf sends its route table, RESET then PATCH, TTL 1, hops 0.
             for message in self._route_table_messages():
@@ -690,14 +893,26 @@ class Servent:
         for other in self._established():
             if other is conn:
                 continue
+            if other.hops_flow is not None and forwarded.hops >= other.hops_flow:
+                continue  # vendor_msg §5: "Only queries whose hops are STRICTLY lesser"
             if other.peer_is_ultrapeer:
-                if forwarded.ttl >= 1:
+                if forwarded.ttl >= 1 and self._ultrapeer_wants(other, forwarded):
                     self._send(other, forwarded)
             elif self._leaf_wants(other, d):
                 # ultrapeer_qrp §2.4: "if an Ultrapeer receives a query with TTL=1, the
                 # Ultrapeer then decrements the TTL to 0, but still forwards that query to its
                 # leaves" (only those "with hits in their routing tables").
                 self._send(other, forwarded)
+
+    def _ultrapeer_wants(self, conn: Connection, query: Any) -> bool:
+        """ultrapeer_qrp §: a query on its last hop (TTL 1) goes to an ultrapeer only when
+        that ultrapeer's table (its own files and its leaves') matches."""
+        if not conn.up_qrp or query.ttl > 1 or not self.qrp:
+            return True
+        urns = _urns(query)
+        if urns:
+            return any(conn.route_table.contains(u) for u in urns)
+        return conn.route_table.matches(query.search_criteria)
 
     def _leaf_wants(self, conn: Connection, query: Any) -> bool:
         """ultrapeer_qrp §: a query goes to a leaf only when its route table matches."""
@@ -715,6 +930,11 @@ class Servent:
         target = self.routes.get(d.guid)
         if target is _LOCAL:
             conn._emit(QueryHit(conn_id=conn.conn_id, query_guid=d.guid, descriptor=d))
+            hits = min(QUERY_STATUS_STOP - 1, self.query_hits.get(d.guid, 0) + len(d.results))
+            _bounded_set(self.query_hits, d.guid, hits)
+            if not self.is_ultrapeer and ("BEAR", 12) in conn.peer_messages:
+                # leaf_guided_queries §: "Query Status Responses can be sent unsolicited"
+                self._send_vendor(conn, "BEAR", 12, 1, guid=d.guid, body=dict(hits=hits))
         elif target is not None:
             self._forward(target, d)  # reverse path only; unknown GUIDs are dropped
 
@@ -729,6 +949,131 @@ class Servent:
     def _on_route_table_update(self, conn: Connection, d: Any, now: float) -> None:
         if self.is_ultrapeer and not conn.peer_is_ultrapeer:
             conn.route_table.receive(d)
+            if conn.route_table.complete and d.variant == "patch":
+                self._qrp_version += 1  # our table towards ultrapeers changes with it
+        elif self.is_ultrapeer and conn.up_qrp:
+            conn.route_table.receive(d)  # ultrapeer_qrp §: last-hop routing to it
+
+    # --- vendor messages (vendor_msg §2-§5) and HSEP ----------------------------------------
+
+    def _on_vendor_message(self, conn: Connection, d: Any, now: float) -> None:
+        """vendor_msg §2: "Unknown messages types, or messages sent with something other than
+        TTL=1 and hops=0 MUST be dropped without prejudice"."""
+        if d.ttl != 1 or d.hops != 0 or not self.vendor_messages:
+            return
+        handler = getattr(self, f"_on_{d.get('name')}", None)
+        if handler is not None and (d.get("body") is not None or "messages" in d
+                                    or "features" in d):
+            handler(conn, d, now)
+
+    _on_standard_vendor_message = _on_vendor_message
+
+    def _on_messages_supported(self, conn: Connection, d: Any, now: float) -> None:
+        conn.peer_messages = {(m.vendor, m.selector) for m in d.messages}
+        theirs = conn.peer_messages
+        if not self.reachable and ("BEAR", 7) in theirs:
+            # msg/connect_back: "sent by servents that still think they are firewalled"
+            self._send_vendor(conn, "BEAR", 7, 1, body=dict(port=self.listen[1]))
+        if not self.is_ultrapeer and conn.peer_is_ultrapeer:
+            if (self.firewalled or not self.reachable) and ("LIME", 21) in theirs:
+                # push_proxy §3.1: "VM GUID: 16 byte ServentId of the FS"
+                self._send_vendor(conn, "LIME", 21, 1, guid=self.guid, body={})
+            if not self.shared and ("BEAR", 4) in theirs:
+                # vendor_msg §5: a leaf sharing nothing asks for no queries (hops 0)
+                self._send_vendor(conn, "BEAR", 4, 1, body=dict(hops=0))
+
+    def _on_features_supported(self, conn: Connection, d: Any, now: float) -> None:
+        conn.peer_features = {f.feature for f in d.features}
+
+    def _on_hops_flow(self, conn: Connection, d: Any, now: float) -> None:
+        conn.hops_flow = d.body.hops
+
+    def _on_tcp_connect_back(self, conn: Connection, d: Any, now: float) -> None:
+        if conn.remote_ip and not conn.connect_back_done and d.body.port:
+            conn.connect_back_done = True  # once per connection: no connection flood
+            conn._emit(ConnectBackRequested(conn_id=conn.conn_id, ip_address=conn.remote_ip,
+                                            port=d.body.port))
+
+    def _on_push_proxy_request(self, conn: Connection, d: Any, now: float) -> None:
+        if self.is_ultrapeer and not conn.peer_is_ultrapeer:
+            # push_proxy §3: we relay Pushes for this servent ID (the VM GUID) to this leaf
+            self.push_routes.add(d.guid, conn)
+            self._send_vendor(conn, "LIME", 22, 2, guid=d.guid, body=dict(
+                ip_address=self.listen[0], port=self.listen[1]))
+
+    def _on_push_proxy_acknowledgement(self, conn: Connection, d: Any, now: float) -> None:
+        if conn.peer_is_ultrapeer and d.guid == self.guid:
+            ip = d.body.get("ip_address") or conn.remote_ip
+            if ip:
+                self.push_proxies[conn.conn_id] = (ip, d.body.port)
+
+    def _on_query_status_request(self, conn: Connection, d: Any, now: float) -> None:
+        """leaf_guided_queries §: the hits our filters let through for the query (its GUID
+        is the message's), 0xFFFF for a query we no longer run."""
+        if not self.is_ultrapeer and conn.peer_is_ultrapeer:
+            hits = self.query_hits.get(d.guid, QUERY_STATUS_STOP)
+            self._send_vendor(conn, "BEAR", 12, 1, guid=d.guid, body=dict(hits=hits))
+
+    def _on_query_status_response(self, conn: Connection, d: Any, now: float) -> None:
+        if self.is_ultrapeer and not conn.peer_is_ultrapeer:
+            _bounded_set(self.query_status, d.guid, d.body.hits)
+
+    def query_status_request(self, conn_id: Any, query_guid: bytes, now: float) -> bool:
+        """Ask a leaf how many hits its query ``query_guid`` got (BEAR/11v1); False when the
+        leaf did not list BEAR/11 in its Messages Supported."""
+        conn = self.connections.get(conn_id)
+        if conn is None or conn.state != cs.ESTABLISHED or ("BEAR", 11) not in \
+                conn.peer_messages:
+            return False
+        self._send_vendor(conn, "BEAR", 11, 1, guid=query_guid, body={})
+        return True
+
+    def connect_back_received(self) -> None:
+        """The driver accepted a connect-back (``"\\n\\n"``): our port is reachable."""
+        self.reachable = True
+
+    def _send_vendor(self, conn: Connection, vendor: str, selector: int, version: int, *,
+                     guid: bytes | None = None, **fields: Any) -> None:
+        """vendor_msg §2: "This specification (version 0.1) only defines messages sent with
+        TTL=1 and hops=0"."""
+        self._send(conn, Container(guid=guid or self._new_guid(), type="vendor_message", ttl=1,
+                                   hops=0, vendor=vendor, selector=selector, version=version,
+                                   payload=None, **fields))
+
+    def _on_hsep(self, conn: Connection, d: Any, now: float) -> None:
+        if conn.hsep:
+            self.hsep.receive(conn.conn_id, [(t.nodes, t.files, t.kibibytes) for t in d.triples],
+                              from_leaf=self.is_ultrapeer and not conn.peer_is_ultrapeer)
+
+    def _send_hsep(self, conn: Connection) -> None:
+        """HSEP §"Normal operation": our triples for ``conn``, unless unchanged since the last
+        ones ("a vendor must include this optimization"). A leaf sends its OWN triple."""
+        others = sum(1 for c in self._established() if not c.hsep)
+        self.hsep.other = (others, 0, 0)  # HSEP: "OTHER := (n, 0, 0)"
+        triples = self.hsep.triples_for(conn.conn_id, leaf=not self.is_ultrapeer)
+        if triples == conn.hsep_sent:
+            return
+        conn.hsep_sent = triples
+        self._send(conn, Container(guid=self._new_guid(), type="hsep", ttl=1, hops=0, triples=[
+            dict(nodes=n, files=f, kibibytes=k) for n, f, k in triples]))
+
+    def _send_up_table(self, conn: Connection, now: float) -> None:
+        """ultrapeer_qrp §: our route table towards an ultrapeer: our files' keywords and
+        every leaf's complete table merged, RESET then PATCH."""
+        version = self._qrp_version
+        if self._up_qrp_messages is None or self._up_qrp_messages[0] != version:
+            words = [w for f in self.shared for w in keywords(f.name) + [f.urn]]
+            table = RouteTable.from_keywords(words, table_length=self.qrp_table_length)
+            for leaf in self._established():
+                if not leaf.peer_is_ultrapeer and leaf.route_table.complete:
+                    assert leaf.route_table.table is not None
+                    table.merge(leaf.route_table.table)
+            self._up_qrp_messages = (version, table.update_messages())
+        for message in self._up_qrp_messages[1]:
+            self._send(conn, Container(guid=self._new_guid(), type="route_table_update",
+                                       ttl=1, hops=0, **message))
+        conn.qrp_version = version
+        conn.next_qrp = now + QRP_UPDATE_INTERVAL
 
     def _forward(self, conn: Connection, d: Any) -> None:
         if conn.state != cs.ESTABLISHED or d.ttl <= 1:
@@ -750,9 +1095,20 @@ class Servent:
                         results=results,
                         trailer=Container(vendor_code=VENDOR_CODE,
                                           open_data=bytes([0x1C | int(self.firewalled), 0x1D]),
-                                          private_data=b"", private_extensions=None, xml=None,
-                                          servent_id=self.guid))
+                                          private_data=b"",
+                                          private_extensions=self._push_proxy_extensions(),
+                                          xml=None, servent_id=self.guid))
         self._send(conn, hit)
+
+    def _push_proxy_extensions(self) -> list[Container] | None:
+        """push_proxy §4.1: a firewalled servent with push proxies "attaches a new GGEP
+        extension" ``PUSH`` to its hits, "an array of IP/Ports" (in the QHD private area, as
+        gtk-gnutella puts its GGEP there)."""
+        if not self.firewalled or not self.push_proxies:
+            return None
+        proxies = [dict(ip=ip, port=port) for ip, port in list(self.push_proxies.values())[:4]]
+        return [Container(kind="ggep", separator=None,
+                          extensions=[extension("PUSH", value=proxies)])]
 
     @staticmethod
     def _result_extensions(f: SharedFile, query: Any) -> list[Container]:
@@ -830,8 +1186,24 @@ class Servent:
         ``MAX_TABLE_LENGTH`` bytes) go now, not when the driver removes it."""
         self.routes.forget_connection(conn)
         self.push_routes.forget_connection(conn)
+        self.hsep.remove(conn.conn_id)  # HSEP §"Disconnecting"
+        self.push_proxies.pop(conn.conn_id, None)
+        if not conn.peer_is_ultrapeer and conn.route_table.complete:
+            self._qrp_version += 1  # the leaf's keywords leave our ultrapeer table
         conn.route_table = RouteTableReceiver()
         conn.pings.clear()
+
+
+def _bounded_set(table: OrderedDict, key: Any, value: Any) -> None:
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > MAX_QUERY_STATUS:
+        table.popitem(last=False)
+
+
+def _upgrade(headers: Headers) -> bool:
+    """gnet-TLS-upgrade §2: ``Connection: Upgrade`` (case-insensitive)."""
+    return "upgrade" in [t.lower() for t in headers.tokens("Connection")]
 
 
 def _true(value: str | None) -> bool:

@@ -39,6 +39,7 @@ from p2pkit.core import NEED_DATA
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError
 from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella.events import (
+    ConnectBackRequested,
     ConnectionClosed,
     ConnectionEstablished,
     Push,
@@ -72,6 +73,8 @@ MAX_UNIDENTIFIED = 64
 MAX_UPLOADS = 64
 MAX_UPLOADS_PER_ADDRESS = 8
 _READ = 64 * 1024
+#: msg/connect_back: what a TCP connect-back sends before closing.
+CONNECT_BACK = b"\n\n"
 
 
 def share_directory(path: str | os.PathLike) -> list[SharedFile]:
@@ -116,7 +119,10 @@ class GnutellaServer:
 
     def __init__(self, *, share: str | os.PathLike | None = None, host: str = "127.0.0.1",
                  port: int = 0, ultrapeer: bool = False, seed: int | None = None,
-                 shared: Iterable[SharedFile] | None = None, firewalled: bool = False) -> None:
+                 shared: Iterable[SharedFile] | None = None, firewalled: bool = False,
+                 deflate: bool = True, tls: bool = False,
+                 ultrapeer_qrp: bool = True, vendor_messages: bool = True,
+                 hsep: bool = True) -> None:
         self.share_dir = Path(share) if share else None
         files = list(shared) if shared is not None else (
             share_directory(self.share_dir) if self.share_dir else [])
@@ -124,7 +130,9 @@ class GnutellaServer:
         self.port = port
         self.core = Servent(role="ultrapeer" if ultrapeer else "leaf", shared=files,
                             rng=random.Random(seed), listen=(host, port),
-                            firewalled=firewalled)
+                            firewalled=firewalled, deflate=deflate, tls=tls,
+                            ultrapeer_qrp=ultrapeer_qrp, vendor_messages=vendor_messages,
+                            hsep=hsep)
         self._writers: dict[Any, asyncio.StreamWriter] = {}
         self._hits: dict[bytes, list[Hit]] = {}
         self._server: asyncio.AbstractServer | None = None
@@ -225,7 +233,12 @@ class GnutellaServer:
         self._unidentified[writer] = None
         try:
             head = await asyncio.wait_for(reader.readexactly(4), FIRST_BYTES_TIMEOUT)
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+        except asyncio.IncompleteReadError as e:
+            if e.partial == CONNECT_BACK:  # msg/connect_back: someone reached our port
+                self.core.connect_back_received()
+            writer.transport.abort()
+            return
+        except (ConnectionError, TimeoutError):
             writer.transport.abort()
             return
         finally:
@@ -343,6 +356,8 @@ class GnutellaServer:
             return True
         elif isinstance(event, Push):
             self._spawn(self._give(event.descriptor))
+        elif isinstance(event, ConnectBackRequested):
+            self._spawn(self._connect_back(event.ip_address, event.port))
         return False  # ConnectionRefused: the ConnectionClosed that follows closes the socket
 
     def _record_hit(self, event: QueryHit) -> None:
@@ -356,6 +371,19 @@ class GnutellaServer:
                               file_name=result.file_name, file_size=result.file_size, urn=urn,
                               servent_id=d.trailer.servent_id,
                               push=bool((d.trailer.get("open_data") or b"\0")[0] & 0x01)))
+
+    async def _connect_back(self, host: str, port: int) -> None:
+        """msg/connect_back, BEAR/7v1: "the connecting servent emits the 2-byte string "\\n\\n"
+        and closes the connection"."""
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, local_addr=(self.host, 0)), GIV_TIMEOUT)
+        except (OSError, TimeoutError):
+            return
+        writer.write(CONNECT_BACK)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
 
     # --- Push and GIV ---------------------------------------------------------------------
 

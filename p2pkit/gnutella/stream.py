@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.gnutella.deflate import InflateGuard
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -63,6 +64,8 @@ PROTOCOL = "gnutella"
 #: Inflate at most this many bytes per step (then frame them) to keep the buffer bounded.
 _INFLATE_STEP = 64 * 1024
 _LENGTH = struct.Struct("<I")
+#: The field path of an :class:`InflateGuard` limit.
+_INFLATED = "inflated"
 
 # The states of a :class:`StreamReader` (one direction of a connection).
 #: Handshake blocks (handshaking_0.6 §3).
@@ -110,8 +113,16 @@ class StreamReader:
     """
 
     def __init__(self, *, handshake: bool = True, strict: bool = True,
-                 max_payload_length: int = MAX_PAYLOAD_LENGTH) -> None:
+                 max_payload_length: int = MAX_PAYLOAD_LENGTH,
+                 inflate_guard: InflateGuard | None = None,
+                 keep_upgraded: bool = False) -> None:
         self.max_payload_length = max_payload_length
+        #: A servent that speaks TLS keeps the bytes after a switch to TLS for
+        #: :meth:`take_upgrade` (the dissector only counts them).
+        self.keep_upgraded = keep_upgraded
+        self._upgrade_deflated = False
+        #: Limits on a deflated direction (a servent's; the dissector reads without them).
+        self.inflate_guard = inflate_guard
         self._schema = Descriptor if strict else DescriptorLenient
         self._handshake_schema = Handshake if strict else HandshakeLenient
         self.state = HANDSHAKE if handshake else DESCRIPTORS
@@ -137,7 +148,9 @@ class StreamReader:
         """Add received bytes; return every frame they complete, in order.
 
         A bad frame raises :class:`ParseError`; frames completed before it in the same call are
-        returned first, and the error is raised by the next call.
+        returned first, and the error is raised by the next call. A limit of the
+        ``inflate_guard`` (a deflate bomb) is raised at once, and the frames of that call are
+        dropped with it.
         """
         if self._failed is not None:
             raise self._failed
@@ -148,7 +161,7 @@ class StreamReader:
         except ParseError as e:
             self.state = FAILED
             self._failed = e
-            if not frames:
+            if not frames or e.path == _INFLATED:  # a bomb's frames are not acted upon
                 raise
         return frames
 
@@ -168,6 +181,8 @@ class StreamReader:
         while self.state == HANDSHAKE and self._raw:
             if not self._handshake(frames):
                 return
+        if self.state == TLS and self.keep_upgraded:
+            return  # the TLS records wait for take_upgrade()
         if self.state in (TLS, GNUTELLA2):
             self.opaque_bytes += len(self._raw)
             self._offset_base_shift()
@@ -188,13 +203,38 @@ class StreamReader:
             self._raw.clear()
             try:
                 source = self._inflater.unconsumed_tail + chunk
-                self._buffer += self._inflater.decompress(source, _INFLATE_STEP)
+                inflated = self._inflater.decompress(source, _INFLATE_STEP)
             except zlib.error as e:
                 raise ParseError(f"deflated stream: {e}", protocol=PROTOCOL,
                                  offset=self._raw_offset) from None
+            self._buffer += inflated
+            if self.inflate_guard is not None:
+                try:
+                    self.inflate_guard.check(
+                        consumed=len(source) - len(self._inflater.unconsumed_tail),
+                        produced=len(inflated), buffered=len(self._buffer))
+                except LimitExceeded as e:  # where the compressed stream got to
+                    raise LimitExceeded(e.reason, protocol=PROTOCOL, path=e.path,
+                                        offset=self._raw_offset) from None
             self._descriptors(frames)
             if not self._inflater.unconsumed_tail:
                 break
+
+    def take_upgrade(self) -> bytes:
+        """After a switch to TLS (``keep_upgraded``): return the bytes received after the
+        switching block (the first TLS records) and read descriptors from now on: the
+        decrypted bytes, inflated if that block also said ``Content-Encoding: deflate``
+        (offsets then count decrypted bytes)."""
+        if self.state != TLS or not self.keep_upgraded:
+            raise ParseError("no switch to TLS to take", protocol=PROTOCOL)
+        data = bytes(self._raw)
+        self._raw.clear()
+        self.state = DESCRIPTORS
+        self._raw_offset = self._offset = 0
+        if self._upgrade_deflated:
+            self.compressed = True
+            self._inflater = zlib.decompressobj()
+        return data
 
     def _offset_base_shift(self) -> None:
         self._raw_offset += len(self._raw)
@@ -230,6 +270,8 @@ class StreamReader:
                 self._offset = self._raw_offset
                 if "upgrade" in [t.lower() for t in block.headers.tokens("Connection")]:
                     self.state = TLS
+                    self._upgrade_deflated = "deflate" in block.headers.tokens(
+                        "Content-Encoding")
                     return True
                 if any("gnutella2" in t for t in block.headers.tokens("Content-Type")):
                     self.state = GNUTELLA2

@@ -14,6 +14,7 @@ from construct import Container
 from p2pkit.conformance import catalog
 from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella import servent as servent_module
+from p2pkit.gnutella.deflate import Deflater
 from p2pkit.gnutella.servent import Servent
 from p2pkit.gnutella.stream import DESCRIPTORS
 from tests.conformance.gnutella_helpers import run_against_own_servent
@@ -112,6 +113,11 @@ def mutant_qrp_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
                         not conn.peer_is_ultrapeer)
 
 
+def mutant_says_deflate_sends_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers Accept-Encoding with Content-Encoding: deflate, then sends plain descriptors."""
+    monkeypatch.setattr(Deflater, "batch", lambda self, data: bytes(data))
+
+
 MUTANTS = [
     (mutant_ttl_not_decremented, ("gnutella/routing/ttl-decrement",)),
     (mutant_hops_not_incremented, ("gnutella/routing/hops-increment",)),
@@ -121,6 +127,7 @@ MUTANTS = [
     (mutant_bye_ignored, ("gnutella/bye/close",)),
     (mutant_no_third_leg, ("gnutella/handshake/third-leg",)),
     (mutant_qrp_ignored, ("gnutella/qrp/filter",)),
+    (mutant_says_deflate_sends_plain, ("gnutella/compression/deflated-stream",)),
 ]
 
 

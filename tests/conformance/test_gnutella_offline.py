@@ -65,13 +65,13 @@ def _edited(tmp_path: Path, old: bytes, new: bytes) -> Path:
 
 
 def test_an_edited_capture_is_caught(tmp_path: Path) -> None:
-    guid = bytes.fromhex("228a50e19f8e29f9ffe20d8e2b81d000")
-    # frames 72 and 74: the ultrapeer forwards the query of frame 70 (TTL 7) with TTL 6;
+    guid = bytes.fromhex("38ac6d0b6334c59bffc08c382d13b200")
+    # frames 139 and 141: the ultrapeer forwards the query of frame 138 (TTL 7) with TTL 6;
     # make the first 7
     path = _edited(tmp_path, guid + b"\x80\x06\x01", guid + b"\x80\x07\x01")
     report = check_capture(path)
     tally = _tally(report, "127.0.0.10:6346", "gnutella/routing/ttl-decrement")
-    assert tally.failures == [(72, "forwarded with ttl 7, came with 7")]
+    assert tally.failures == [(139, "forwarded with ttl 7, came with 7")]
     assert not report.ok
     result = _cli("conformance", "check", "--json", str(path))
     assert result.returncode == 1
@@ -79,7 +79,7 @@ def test_an_edited_capture_is_caught(tmp_path: Path) -> None:
             if e["endpoint"] == "127.0.0.10:6346"]
     [rule] = [r for r in up["rules"] if r["rule"] == "gnutella/routing/ttl-decrement"]
     assert rule["verdict"] == "fail"
-    assert rule["failures"] == [{"frame": 72, "reason": "forwarded with ttl 7, came with 7"}]
+    assert rule["failures"] == [{"frame": 139, "reason": "forwarded with ttl 7, came with 7"}]
 
 
 def test_an_edited_pong_guid_is_caught(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ from tests.conformance.gnutella_helpers import run_against_own_servent
 CASES = catalog("gnutella")
 #: What p2pkit's servent does not do, said by the catalog (docs/conformance-gnutella.md).
 KNOWN_NON_STRICT = {"gnutella/handshake/0.4-greeting"}
-#: It inflates what a peer deflates (it says Accept-Encoding: deflate) but never compresses
-#: what it sends (no Content-Encoding).
-KNOWN_UNSUPPORTED = {"gnutella/compression/deflated-stream"}
+#: Nothing: it inflates what a peer deflates and, asked with Accept-Encoding: deflate,
+#: deflates what it sends (compression/deflated-stream passes).
+KNOWN_UNSUPPORTED: set[str] = set()
 
 
 @pytest.fixture(scope="module")

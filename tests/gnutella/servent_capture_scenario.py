@@ -8,7 +8,9 @@ Run as root; it enters a private network namespace with only loopback (``unshare
 Two ultrapeers (127.0.0.10, 127.0.0.14, linked), three leaves (127.0.0.11, .12, .13 — the last
 firewalled), the same addresses and roles as tests/data/captures/gtkg123-plain-up2-3leaves.pcap;
 searches ``alpha``, ``bravo charlie`` and ``kilo``, one download by urn:sha1 and one through
-Push/GIV, then Byes. Bounded by a timeout; only processes it started are stopped.
+Push/GIV, then Byes. Bounded by a timeout; only processes it started are stopped. Link
+compression is off, as gtk-gnutella's was in its capture (like for like, and the capture stays
+readable by tshark); vendor messages, HSEP and ultrapeer QRP are on, as gtk-gnutella's.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ async def scenario(work: Path) -> None:
             (directory / file_name).write_bytes(data)
         return directory
 
-    up1 = GnutellaServer(host="127.0.0.10", port=6346, ultrapeer=True, seed=10)
-    up2 = GnutellaServer(host="127.0.0.14", port=6350, ultrapeer=True, seed=14)
-    a = GnutellaServer(host="127.0.0.11", port=6347, seed=11,
+    plain = dict(deflate=False)
+    up1 = GnutellaServer(host="127.0.0.10", port=6346, ultrapeer=True, seed=10, **plain)
+    up2 = GnutellaServer(host="127.0.0.14", port=6350, ultrapeer=True, seed=14, **plain)
+    a = GnutellaServer(host="127.0.0.11", port=6347, seed=11, **plain,
                        share=share("a", {"alpha_first.txt": b"alpha " * 900}))
-    b = GnutellaServer(host="127.0.0.12", port=6348, seed=12,
+    b = GnutellaServer(host="127.0.0.12", port=6348, seed=12, **plain,
                        share=share("b", {"bravo charlie.txt": b"bc" * 3000}))
-    c = GnutellaServer(host="127.0.0.13", port=6349, seed=13, firewalled=True,
+    c = GnutellaServer(host="127.0.0.13", port=6349, seed=13, firewalled=True, **plain,
                        share=share("c", {"kilo.txt": b"k" * 2500}))
     servers = (up1, up2, a, b, c)
     for s in servers:

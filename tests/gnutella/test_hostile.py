@@ -170,14 +170,18 @@ class Leaf:
         return True
 
     async def closed_by_peer(self):
-        """Read until the servent's Bye (then close, as bye §4 asks) or its end of stream."""
-        data = b""
+        """Read until the servent's Bye (then close, as bye §4 asks) or its end of stream;
+        the Bye's reason as bytes (the link may be deflated: the leaf's reader inflates)."""
+        reason = b""
         while chunk := await asyncio.wait_for(self.reader.read(65536), TIMEOUT):
-            data += chunk
-            if b"Server: p2pkit" in data and data.endswith(b"\r\n\r\n\x00"):
+            self.conn.receive_data(chunk, 0.0)
+            closed = [e for e in iter(self.conn.next_event, NEED_DATA)
+                      if isinstance(e, ConnectionClosed)]
+            if closed:
+                reason = closed[0].reason.encode()
                 break
         self.writer.close()
-        return data
+        return reason
 
 
 async def _settle(server, live, timeout=TIMEOUT):

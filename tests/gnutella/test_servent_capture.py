@@ -20,18 +20,21 @@ P2PKIT = CAPTURES / "gnutella-02-p2pkit-servents.pcap"
 NOT_SENT_BY_P2PKIT = {
     "Node": "gtk-gnutella's name for the listening address; p2pkit sends Listen-IP, the name "
             "the handshake documents use",
-    "Vendor-Message": "p2pkit's servent does not implement vendor messages (it decodes them)",
-    "X-Features": "advertises vendor features p2pkit does not implement",
     "X-Dynamic-Querying": "dynamic querying is not implemented",
     "X-Requeries": "dynamic querying is not implemented",
-    "X-Ultrapeer-Query-Routing": "QRP between ultrapeers is not implemented (leaf QRP is)",
     "X-Degree": "high-outdegree ultrapeer setting of gtk-gnutella, not implemented",
     "X-Ext-Probes": "extended probe queries are not implemented",
     "X-Live-Since": "uptime advertisement, not implemented",
     "X-Token": "gtk-gnutella's vendor authentication token",
 }
 #: Headers p2pkit sends that gtk-gnutella does not, and why.
-NOT_SENT_BY_GTKG = {"Listen-IP": "the documented name of gtk-gnutella's Node header"}
+NOT_SENT_BY_GTKG = {
+    "Listen-IP": "the documented name of gtk-gnutella's Node header",
+    "Accept-Encoding": "gtk-gnutella ran with link compression off in this capture (it offers "
+                       "and uses deflate by default: ndpi-gnutella.pcap)",
+}
+#: Vendor messages gtk-gnutella sends that p2pkit does not, and why.
+
 
 
 def _dissect(path):
@@ -121,3 +124,60 @@ def test_ttl_and_hops_along_forwarded_queries():
     assert forwarded
     for seen in forwarded:  # every hop: hops + 1, TTL - 1, so TTL + hops is constant
         assert len({h + t for h, t in seen}) == 1
+
+
+def _vendor(records) -> dict[tuple[str, str], Counter]:
+    """(sender role, vendor message name) -> count; roles by the capture's addresses."""
+    out: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        if r.message in ("vendor_message", "standard_vendor_message"):
+            role = "ultrapeer" if r.src.split(":")[0] in ("127.0.0.10", "127.0.0.14") else "leaf"
+            out[role][r.fields.get("name")] += 1
+    return out
+
+
+def test_vendor_messages_as_gtk_gnutella_sends_them():
+    """Both send Messages-Supported and Features-Supported on every link, TCP connect-back,
+    push-proxy requests from leaves; p2pkit's ultrapeers acknowledge them (gtk-gnutella's did
+    not in this capture); gtk-gnutella's leaves report query status, as p2pkit's do."""
+    gtkg = _vendor(_dissect(GTKG)[1])
+    ours = _vendor(_dissect(P2PKIT)[1])
+    for role in ("ultrapeer", "leaf"):
+        for name in ("messages_supported", "features_supported"):
+            assert gtkg[role][name] >= 1 and ours[role][name] >= 1, (role, name)
+    assert gtkg["leaf"]["tcp_connect_back"] and ours["leaf"]["tcp_connect_back"]
+    assert gtkg["leaf"]["push_proxy_request"] and ours["leaf"]["push_proxy_request"]
+    assert ours["ultrapeer"]["push_proxy_acknowledgement"] == ours["leaf"]["push_proxy_request"]
+    assert not gtkg["ultrapeer"]["push_proxy_acknowledgement"]
+    assert gtkg["leaf"]["query_status_response"] and ours["leaf"]["query_status_response"]
+    # what p2pkit says it supports is a subset of gtk-gnutella's list: no GTKG/7 (no UDP),
+    # no time sync, node info or OOB
+    supported = {}
+    for path in (GTKG, P2PKIT):
+        [r] = [r for r in _dissect(path)[1] if r.fields.get("name") == "messages_supported"][:1]
+        supported[path] = {(m["vendor"], m["selector"]) for m in r.fields["messages"]}
+    assert supported[P2PKIT] < supported[GTKG]
+    assert supported[GTKG] - supported[P2PKIT] >= {("GTKG", 7), ("GTKG", 9), ("LIME", 11)}
+
+
+def test_hsep_and_ultrapeer_qrp_as_gtk_gnutella():
+    for path in (GTKG, P2PKIT):
+        records = _dissect(path)[1]
+        hsep = [r for r in records if r.message == "hsep"]
+        assert hsep, path
+        for r in hsep:  # HSEP §: a leaf sends its OWN triple alone; V[0] is (1,*,*)
+            assert r.fields["triples"][0]["nodes"] == 1
+            if r.src.split(":")[0] not in ("127.0.0.10", "127.0.0.14"):
+                assert len(r.fields["triples"]) == 1
+        # QRP tables both ways over the ultrapeer link (ultrapeer_qrp §)
+        up_link = {(r.src.split(":")[0], r.dst.split(":")[0]) for r in records
+                   if r.message == "route_table_update"}
+        assert {("127.0.0.10", "127.0.0.14"), ("127.0.0.14", "127.0.0.10")} <= up_link, path
+
+
+def test_both_captures_run_plain_links():
+    """Like for like: gtk-gnutella ran with link compression off, and so did p2pkit's servents
+    here (they deflate by default: tests/gnutella/test_deflate.py). Neither upgraded to TLS."""
+    for path in (GTKG, P2PKIT):
+        for kind, names in _headers(_dissect(path)[1]).items():
+            assert "Content-Encoding" not in names and "Upgrade" not in names, (path, kind)
