@@ -6,7 +6,7 @@ inputs) and raises :class:`ExerciseFailed` with a sentence saying what differs. 
 parses a byte layout by hand: the expected answers come from p2pkit's schemas and codecs.
 
 >>> sorted(CHAPTERS)
-[1, 2, 3, 7, 12]
+[1, 2, 3, 7, 12, 13]
 >>> [e.function for e in CHAPTERS[2]]
 ['info_hash', 'merkle_root']
 """
@@ -30,6 +30,8 @@ from p2pkit.bittorrent.wire.messages import PeerMessage
 from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.bittorrent.wire.metainfo import merkle_root as reference_merkle_root
 from p2pkit.errors import P2PKitError
+from p2pkit.ipfs.cid import Cid
+from p2pkit.ipfs.varint import encode_uvarint as reference_uvarint
 from p2pkit.kademlia.ids import distance
 
 __all__ = ["CHAPTERS", "Exercise", "ExerciseFailed", "Outcome", "check_file", "load"]
@@ -173,6 +175,23 @@ def _check_proof(verify_proof: Callable[[bytes, int, list[bytes], bytes], bool])
                     f"verify_proof of leaf {index} of {n} claimed at index {index ^ 1}")
 
 
+# -- chapter 13: multiformats (unsigned-varint, CID) ----------------------------------------------
+
+def _check_uvarint(encode_uvarint: Callable[[int], bytes]) -> None:
+    rng = random.Random(13)
+    for n in [0, 1, 127, 128, 300, 16383, 16384, (1 << 63) - 1] + \
+            [rng.randrange(1 << rng.randrange(1, 63)) for _ in range(CASES)]:
+        _expect(bytes(encode_uvarint(n)), reference_uvarint(n), f"encode_uvarint({n})")
+
+
+def _check_raw_cid(raw_cid: Callable[[bytes], str]) -> None:
+    rng = random.Random(131)
+    for data in [b"", b"hello world\n"] + [rng.randbytes(rng.randrange(1, 3000))
+                                            for _ in range(CASES)]:
+        _expect(raw_cid(data), str(Cid.of(data, codec="raw", version=1)),
+                f"raw_cid of {len(data)} bytes ({data[:8].hex()}...)")
+
+
 #: chapter -> its exercises, in order.
 CHAPTERS: dict[int, list[Exercise]] = {
     1: [Exercise(1, 1, "build_request", "a request message, by hand",
@@ -201,6 +220,13 @@ CHAPTERS: dict[int, list[Exercise]] = {
                   "walk up: at each level, hash (node + sibling) when the index is even, "
                   "(sibling + node) when odd, then halve the index; compare with the root",
                   _check_proof)],
+    13: [Exercise(13, 1, "encode_uvarint", "a multiformats unsigned varint",
+                  "7 bits at a time, least significant group first; set the high bit (0x80) "
+                  "of every byte but the last; 0 is the single byte 00", _check_uvarint),
+         Exercise(13, 2, "raw_cid", "the text CIDv1 of raw bytes",
+                  "varint 1 (version), varint 0x55 (raw), then the multihash: 0x12 (sha2-256), "
+                  "0x20 (32 bytes), the digest; write it in base32, lower case, no padding, "
+                  "after the multibase prefix 'b'", _check_raw_cid)],
 }
 
 
