@@ -40,6 +40,7 @@ from p2pkit_schema_docs import (
     protocol_rows,
     resolve,
 )
+from p2pkit_wire_examples import first_examples, hexdump, layout_svg
 from sphinx.pycode import ModuleAnalyzer
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
@@ -76,6 +77,7 @@ class SchemaDirective(SphinxDirective):
     option_spec: dict[str, Callable[[str], Any]] = {
         "no-frame": directives.flag,
         "messages": directives.unchanged,
+        "examples": directives.unchanged,
     }
 
     def run(self) -> list[Any]:
@@ -104,12 +106,57 @@ def _schema_nodes(target: str, options: Mapping[str, Any], location: Any) -> lis
     except Exception as e:  # noqa: BLE001 - report, never crash the build
         logger.warning("p2pkit-schema: cannot describe %s: %s", target, e, location=location)
         return []
-    return _message_nodes(attr, messages, module, docs, wanted, "no-frame" in options)
+    examples: Mapping[str, Any] | None = None
+    if options.get("examples"):
+        try:
+            examples = first_examples(options["examples"].strip())
+        except Exception as e:  # noqa: BLE001 - report, never crash the build
+            logger.warning("p2pkit-schema: cannot read the captures: %s", e, location=location)
+    return _message_nodes(attr, messages, module, docs, wanted, "no-frame" in options,
+                          examples)
+
+
+def _layout(rows: Iterable[Row]) -> list[tuple[str, int]] | None:
+    """(name, size) of each top-level field, or None when a size is not fixed."""
+    fields = []
+    for row in rows:
+        if row.depth:
+            continue
+        if not row.size.isdigit():
+            return None
+        name = row.field
+        if name == "(constant)" and row.values.startswith("= "):
+            name = row.values[2:]
+        if int(row.size):
+            fields.append((name, int(row.size)))
+    return fields or None
+
+
+def _example_nodes(name: str, frame_rows: list[Row], rows: list[Row],
+                   examples: Mapping[str, Any] | None) -> list[Any]:
+    """The byte-layout diagram of a fixed-layout message, then its first captured bytes."""
+    result: list[Any] = []
+    layout = _layout([*frame_rows, *rows]) if rows != frame_rows else _layout(rows)
+    if layout is not None:
+        result.append(nodes.raw("", layout_svg(layout), format="html",
+                                classes=["p2pkit-layout"]))
+    example = (examples or {}).get(name)
+    if example is not None:
+        caption = nodes.paragraph(classes=["p2pkit-example"])
+        caption += nodes.Text("Captured: ")
+        caption += nodes.literal(text=example.capture)
+        caption += nodes.Text(f", frame {example.frame}, {example.src} → {example.dst} "
+                              f"({len(example.data)} bytes):")
+        result.append(caption)
+        result.append(nodes.literal_block(text=hexdump(example.data)))
+    return result
 
 
 def _message_nodes(attr: str, messages: list[Message], module: Any, docs: Mapping[str, str],
-                   wanted: set[str] | None, no_frame: bool) -> list[Any]:
+                   wanted: set[str] | None, no_frame: bool,
+                   examples: Mapping[str, Any] | None = None) -> list[Any]:
     has_messages = any(m.name for m in messages)
+    frame_rows = next((list(m.rows) for m in messages if not m.name), [])
     result: list[Any] = []
     if docs.get(attr):
         result.append(_paragraph(docs[attr]))
@@ -119,6 +166,10 @@ def _message_nodes(attr: str, messages: list[Message], module: Any, docs: Mappin
                 continue
             result.append(nodes.rubric(text=f"{attr}: frame" if has_messages else attr))
             result.append(_table(message.rows))
+            if not has_messages and examples is not None:
+                snake = re.sub(r"(?<!^)(?=[A-Z])", "_", attr).lower()
+                result += _example_nodes(snake, list(message.rows), list(message.rows),
+                                         examples)
             continue
         if wanted is not None and message.name not in wanted:
             continue
@@ -134,6 +185,8 @@ def _message_nodes(attr: str, messages: list[Message], module: Any, docs: Mappin
             result.append(nodes.paragraph(text="No payload."))
         else:
             result.append(_table(message.rows))
+        if examples is not None:
+            result += _example_nodes(message.name, frame_rows, list(message.rows), examples)
     return result
 
 
