@@ -112,35 +112,57 @@ def _schema_nodes(target: str, options: Mapping[str, Any], location: Any) -> lis
             examples = first_examples(options["examples"].strip())
         except Exception as e:  # noqa: BLE001 - report, never crash the build
             logger.warning("p2pkit-schema: cannot read the captures: %s", e, location=location)
+    if examples is not None and isinstance(con, construct.Construct):
+        examples = {name: [e for e in found if _parses_as(con, e.data, name)]
+                    for name, found in examples.items()}
     return _message_nodes(attr, messages, module, docs, wanted, "no-frame" in options,
                           examples)
 
 
-def _layout(rows: Iterable[Row]) -> list[tuple[str, int]] | None:
-    """(name, size) of each top-level field, or None when a size is not fixed."""
-    fields = []
+def _parses_as(con: construct.Construct, data: bytes, name: str) -> bool:
+    """Whether ``con`` parses ``data`` whole (as message ``name`` when it has a ``type``)."""
+    try:
+        value = con.parse(data)
+    except Exception:  # noqa: BLE001 - not an instance of this schema
+        return False
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind is None or kind == name
+
+
+def _layout(rows: Iterable[Row]) -> list[tuple[str, int | None]] | None:
+    """(name, size) of each top-level field, ``None`` as the size of a variable tail; None
+    when a variable field comes before a fixed one (not a fixed layout)."""
+    fields: list[tuple[str, int | None]] = []
     for row in rows:
         if row.depth:
             continue
-        if not row.size.isdigit():
-            return None
         name = row.field
         if name == "(constant)" and row.values.startswith("= "):
             name = row.values[2:]
-        if int(row.size):
+        if not row.size.isdigit():
+            fields.append((name, None))
+        elif fields and fields[-1][1] is None:
+            return None
+        elif int(row.size):
             fields.append((name, int(row.size)))
-    return fields or None
+    if not fields or fields[0][1] is None:
+        return None
+    tail = [name for name, size in fields if size is None]
+    fixed = [(name, size) for name, size in fields if size is not None]
+    return fixed + ([(", ".join(tail), None)] if tail else [])
 
 
 def _example_nodes(name: str, frame_rows: list[Row], rows: list[Row],
                    examples: Mapping[str, Any] | None) -> list[Any]:
     """The byte-layout diagram of a fixed-layout message, then its first captured bytes."""
     result: list[Any] = []
-    layout = _layout([*frame_rows, *rows]) if rows != frame_rows else _layout(rows)
+    own = {row.field for row in rows}
+    frame = [row for row in frame_rows if row.field not in own]
+    layout = _layout([*frame, *rows]) if rows != frame_rows else _layout(rows)
     if layout is not None:
         result.append(nodes.raw("", layout_svg(layout), format="html",
                                 classes=["p2pkit-layout"]))
-    example = (examples or {}).get(name)
+    example = next(iter((examples or {}).get(name, ())), None)
     if example is not None:
         caption = nodes.paragraph(classes=["p2pkit-example"])
         caption += nodes.Text("Captured: ")
@@ -168,6 +190,10 @@ def _message_nodes(attr: str, messages: list[Message], module: Any, docs: Mappin
             result.append(_table(message.rows))
             if not has_messages and examples is not None:
                 snake = re.sub(r"(?<!^)(?=[A-Z])", "_", attr).lower()
+                if snake not in examples:  # a frame-only schema: its earliest message
+                    found = sorted((e for candidates in examples.values() for e in candidates),
+                                   key=lambda e: (e.capture, e.frame))
+                    examples = {snake: found[:1]}
                 result += _example_nodes(snake, list(message.rows), list(message.rows),
                                          examples)
             continue

@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = ROOT / "tests" / "data" / "captures"
 #: Bytes of a TCP direction kept while looking for an example (an example further in is skipped).
 MAX_STREAM_BYTES = 1 << 20
+#: Records kept per message type (the page shows the first that its schema parses: a
+#: request and a response may share a name).
+CANDIDATES = 8
 #: Bytes of an example shown; the rest is counted, not printed.
 MAX_SHOWN = 96
 
@@ -52,35 +55,41 @@ def _captures(root: Path) -> list[Path]:
 
 
 @functools.cache
-def first_examples(protocol: str, root: Path = CAPTURES) -> dict[str, Example]:
-    """Message name -> the bytes of its first record of ``protocol`` in the captures (TCP
-    streams and UDP datagrams; messages carried inside uTP are not cut out)."""
+def first_examples(protocol: str, root: Path = CAPTURES) -> dict[str, list[Example]]:
+    """Message name -> the bytes of its first records (up to :data:`CANDIDATES`) of
+    ``protocol`` in the captures, in capture then frame order (TCP streams and UDP datagrams;
+    messages carried inside uTP are not cut out)."""
     from p2pkit.capture.dissect import dissect
 
-    found: dict[str, Example] = {}
+    found: dict[str, list[Example]] = {}
     for path in _captures(root):
-        wanted = {}
+        wanted: list = []
+        counts: dict[str, int] = {}
         for record in dissect(path):
-            if (record.protocol != protocol or record.message in found
-                    or record.message in wanted or record.transport not in ("tcp", "udp")):
+            if (record.protocol != protocol or record.transport not in ("tcp", "udp")
+                    or len(found.get(record.message, ())) + counts.get(record.message, 0)
+                    >= CANDIDATES):
                 continue
             if record.transport == "tcp" and (record.offset is None
                                               or record.offset + record.length > MAX_STREAM_BYTES):
                 continue
-            wanted[record.message] = record
-        if wanted:
-            found.update(_cut(path, wanted))
+            counts[record.message] = counts.get(record.message, 0) + 1
+            wanted.append(record)
+        for name, example in _cut(path, wanted):
+            found.setdefault(name, []).append(example)
     return found
 
 
-def _cut(path: Path, wanted: dict) -> dict[str, Example]:
+def _cut(path: Path, wanted: list) -> list[tuple[str, Example]]:
     """The bytes of the ``wanted`` records, read again from the capture."""
     from p2pkit.capture.flows import StreamData, TcpReassembler
     from p2pkit.capture.packets import decode_frame
     from p2pkit.capture.readers import CaptureReader
 
-    directions = {(r.src, r.dst) for r in wanted.values() if r.transport == "tcp"}
-    frames = {r.frame: r for r in wanted.values() if r.transport == "udp"}
+    if not wanted:
+        return []
+    directions = {(r.src, r.dst) for r in wanted if r.transport == "tcp"}
+    frames = {r.frame for r in wanted if r.transport == "udp"}
     streams: dict[tuple[str, str], bytearray] = {}
     datagrams: dict[int, bytes] = {}
     tcp = TcpReassembler()
@@ -100,14 +109,14 @@ def _cut(path: Path, wanted: dict) -> dict[str, Example]:
                     stream = streams.setdefault((event.src, event.dst), bytearray())
                     if event.offset == len(stream) and len(stream) < MAX_STREAM_BYTES:
                         stream += event.data[:MAX_STREAM_BYTES - len(stream)]
-    out = {}
-    for name, r in wanted.items():
+    out = []
+    for r in wanted:
         if r.transport == "udp":
             data = datagrams.get(r.frame, b"")
         else:
             data = bytes(streams.get((r.src, r.dst), b"")[r.offset:r.offset + r.length])
         if len(data) == r.length and data:
-            out[name] = Example(path.name, r.frame, r.transport, r.src, r.dst, data)
+            out.append((r.message, Example(path.name, r.frame, r.transport, r.src, r.dst, data)))
     return out
 
 
@@ -116,23 +125,28 @@ BYTE_PX = 60
 ROW_PX = 34
 
 
-def layout_svg(fields: list[tuple[str, int]]) -> str:
+def layout_svg(fields: list[tuple[str, int | None]]) -> str:
     """An RFC-style diagram of a fixed layout: ``fields`` are (name, size in bytes), drawn in
-    rows of 4 bytes (8 when the message is longer than 32 bytes), byte offsets on top."""
-    total = sum(size for _, size in fields)
+    rows of 4 bytes (8 when the message is longer than 32 bytes), byte offsets on top. A last
+    field of size ``None`` is a variable tail, drawn to the end of its row as "name (…)"."""
+    total = sum(size or 0 for _, size in fields)
     per_row = 4 if total <= 32 else 8
-    rows = max(1, -(-total // per_row))
+    boxes = [(name, size, str(size)) for name, size in fields if size is not None]
+    if fields and fields[-1][1] is None:
+        boxes.append((fields[-1][0], per_row - total % per_row, "…"))
+    rows = max(1, -(-sum(size for _, size, _ in boxes) // per_row))
     left, top = 4, 22
     width, height = left + per_row * BYTE_PX + 4, top + rows * ROW_PX + 4
+    described = ", ".join(f"{name} ({size})" for name, _, size in boxes)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="p2pkit-layout" '
            f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="byte layout: {escape(", ".join(f"{n} ({s})" for n, s in fields))}">',
+           f'aria-label="byte layout: {escape(described)}">',
            '<style>rect{fill:#f4f6fa;stroke:#445}text{font:12px monospace;fill:#223}'
            '.o{fill:#778;font-size:10px}</style>']
     for col in range(per_row):
         out.append(f'<text class="o" x="{left + col * BYTE_PX + 3}" y="14">{col}</text>')
     at = 0
-    for name, size in fields:
+    for name, size, shown in boxes:
         pieces = []
         start, left_over = at, size
         while left_over > 0:
@@ -141,12 +155,12 @@ def layout_svg(fields: list[tuple[str, int]]) -> str:
             pieces.append((row, col, span))
             start += span
             left_over -= span
-        label_piece = max(pieces, key=lambda p: p[2]) if pieces else None
+        label_piece = max(pieces, key=lambda p: p[2])
         for row, col, span in pieces:
             x, y = left + col * BYTE_PX, top + row * ROW_PX
             out.append(f'<rect x="{x}" y="{y}" width="{span * BYTE_PX}" height="{ROW_PX}"/>')
             if (row, col, span) == label_piece:
-                label = f"{name} ({size})"
+                label = f"{name} ({shown})"
                 room = int(span * BYTE_PX / 7.3)
                 if len(label) > room:
                     label = name if len(name) <= room else name[:max(1, room - 1)] + "…"

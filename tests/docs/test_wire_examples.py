@@ -22,7 +22,7 @@ EXAMPLES = wire.first_examples("bittorrent")
 
 
 def test_handshake_example_is_the_first_handshake_of_the_captures():
-    example = EXAMPLES["handshake"]
+    example = EXAMPLES["handshake"][0]
     assert example.data[:20] == b"\x13BitTorrent protocol"
     assert len(example.data) == 68
     assert Handshake.parse(example.data).info_hash == example.data[28:48]
@@ -30,7 +30,7 @@ def test_handshake_example_is_the_first_handshake_of_the_captures():
 
 @pytest.mark.parametrize("name", ["request", "have", "interested", "bitfield", "piece"])
 def test_peer_message_examples_parse_as_their_message(name):
-    example = EXAMPLES[name]
+    example = EXAMPLES[name][0]
     assert PeerMessage.parse(example.data).type == name
     assert int.from_bytes(example.data[:4], "big") == len(example.data) - 4
 
@@ -38,7 +38,7 @@ def test_peer_message_examples_parse_as_their_message(name):
 def test_udp_examples_are_whole_datagrams():
     dht = wire.first_examples("bt-dht")
     assert dht, "the captures hold DHT traffic"
-    for example in dht.values():
+    for example in (e for found in dht.values() for e in found):
         assert example.transport == "udp" and example.data[:1] == b"d"
 
 
@@ -69,3 +69,11 @@ def test_layout_svg_boxes_every_field_and_wraps_rows():
     assert labels == ["length (4)", "id (1)", "index (4)", "begin (4)", "length (4)"]
     wide = ET.fromstring(wire.layout_svg([("info_hash", 20), ("peer_id", 20)]))
     assert int(wide.get("height")) == 22 + 5 * wire.ROW_PX + 4  # 40 bytes, rows of 8
+
+
+def test_layout_svg_draws_a_variable_tail_to_the_end_of_its_row():
+    root = ET.fromstring(wire.layout_svg([("action", 4), ("id", 2), ("options", None)]))
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = [t.text for t in root.findall(f"{ns}text") if t.get("class") != "o"]
+    assert labels == ["action (4)", "id (2)", "options (…)"]
+    assert int(root.findall(f"{ns}rect")[-1].get("width")) == 2 * wire.BYTE_PX
