@@ -27,6 +27,7 @@ extensions = [
     "p2pkit_captures",
     "p2pkit_cli_reference",
     "p2pkit_conformance_catalog",
+    "p2pkit_link_check",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 # docs/course is a link to tutorials/; its README is the course's table of contents on GitHub,
