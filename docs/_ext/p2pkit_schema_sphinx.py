@@ -20,6 +20,7 @@ never a crash of the build.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -115,6 +116,10 @@ def _schema_nodes(target: str, options: Mapping[str, Any], location: Any) -> lis
     if examples is not None and isinstance(con, construct.Construct):
         examples = {name: [e for e in found if _parses_as(con, e.data, name)]
                     for name, found in examples.items()}
+    elif examples is not None:  # a table of bodies: the record holds its frame too
+        examples = {name: [dataclasses.replace(e, note="the whole message: its frame, then "
+                                               "this body") for e in found]
+                    for name, found in examples.items()}
     return _message_nodes(attr, messages, module, docs, wanted, "no-frame" in options,
                           examples)
 
@@ -168,7 +173,8 @@ def _example_nodes(name: str, frame_rows: list[Row], rows: list[Row],
         caption += nodes.Text("Captured: ")
         caption += nodes.literal(text=example.capture)
         caption += nodes.Text(f", frame {example.frame}, {example.src} → {example.dst} "
-                              f"({len(example.data)} bytes):")
+                              f"({len(example.data)} bytes"
+                              + (f"; {example.note}" if example.note else "") + "):")
         result.append(caption)
         result.append(nodes.literal_block(text=hexdump(example.data)))
     return result

@@ -36,6 +36,8 @@ class Example:
     src: str
     dst: str
     data: bytes
+    #: What the page says about the bytes beyond where they come from.
+    note: str = ""
 
 
 def hexdump(data: bytes, limit: int = MAX_SHOWN, width: int = 16) -> str:

@@ -77,3 +77,13 @@ def test_layout_svg_draws_a_variable_tail_to_the_end_of_its_row():
     labels = [t.text for t in root.findall(f"{ns}text") if t.get("class") != "o"]
     assert labels == ["action (4)", "id (2)", "options (…)"]
     assert int(root.findall(f"{ns}rect")[-1].get("width")) == 2 * wire.BYTE_PX
+
+
+def test_gnutella_examples_are_whole_descriptors():
+    # Gnutella 0.6 §2.2.1: a 23-byte header (payload type at byte 16, little-endian payload
+    # length at 19..22), then the payload.
+    gnutella = wire.first_examples("gnutella")
+    for name, payload_type in (("ping", 0x00), ("pong", 0x01), ("query", 0x80)):
+        data = gnutella[name][0].data
+        assert data[16] == payload_type
+        assert len(data) == 23 + int.from_bytes(data[19:23], "little")
