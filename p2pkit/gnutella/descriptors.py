@@ -447,7 +447,7 @@ PAYLOADS: dict[int, tuple[str, construct.Construct]] = {
 #: messages"): both schemas keep it, noting a Deviation.
 PAYLOAD_TABLE = MessageTable(PAYLOADS, id_key="payload_type", what="payload descriptor",
                              noun="payload", rule="gnutella/descriptor/unknown-payload-type",
-                             spec="bye §2 (code 404)", level="MAY")
+                             spec="bye §2 (code 404)", level="MAY", compiled=True)
 #: Payload name -> payload descriptor (``PAYLOAD_TYPES["query"] == 0x80``).
 PAYLOAD_TYPES: dict[str, int] = PAYLOAD_TABLE.ids
 

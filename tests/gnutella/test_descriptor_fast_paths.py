@@ -8,13 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from p2pkit.capture.dissect import Dissection
 from p2pkit.gnutella.descriptors import (
+    PAYLOAD_TABLE,
     VENDOR_MESSAGES,
+    DescriptorLenient,
     FeaturesSupported,
     MessagesSupported,
     Vendor,
     counted_vector_parser,
 )
+from tests.pcap_payloads import CAPTURES
 
 VECTORS = [(MessagesSupported, "messages", 8), (FeaturesSupported, "features", 6)]
 
@@ -90,3 +94,59 @@ def test_vendor_parse_of_a_real_messages_supported_vector():
     assert got.name == "messages_supported"
     assert [(m.vendor, m.selector, m.version) for m in got.messages] == [
         ("BEAR", 7, 1), ("GTKG", 23, 2)]
+
+
+# -- payload bodies: construct's compiled parser of each declaration vs the declaration ------
+
+def _real_payloads() -> list[tuple[int, bytes]]:
+    out = []
+    for r in Dissection(CAPTURES / "gtkg123-plain-up2-3leaves.pcap"):
+        if r.protocol == "gnutella" and r.value is not None and "guid" in r.value \
+                and not r.deviations:
+            raw = DescriptorLenient.build(r.value)
+            out.append((raw[16], raw[23:]))
+    return out
+
+
+REAL = _real_payloads()
+
+
+def same_body(type_id: int, payload: bytes) -> None:
+    """The compiled body parses ``payload`` as the declaration does, and fails where it fails."""
+    _, body = PAYLOAD_TABLE.messages[type_id]
+    fast = PAYLOAD_TABLE._compiled_body(type_id, body)
+    assert fast is not None
+    try:
+        expected = body.parse(payload)
+    except Exception:  # noqa: BLE001
+        with pytest.raises(Exception):  # noqa: B017,PT011 - any failure: the fallback reports
+            fast.parse(payload)
+        return
+    got = fast.parse(payload)
+    assert {k: v for k, v in got.items() if k[:1] != "_"} == \
+        {k: v for k, v in expected.items() if k[:1] != "_"}
+
+
+def test_compiled_bodies_agree_on_real_payloads():
+    assert {PAYLOAD_TABLE.names[t] for t, _ in REAL} >= {"ping", "pong", "query", "query_hit",
+                                                         "push", "bye", "vendor_message"}
+    for type_id, payload in REAL:
+        same_body(type_id, payload)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(REAL), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)),
+                                       max_size=3), st.integers(0, 400))
+def test_compiled_bodies_agree_on_mutated_payloads(real, flips, cut):
+    type_id, payload = real
+    data = bytearray(payload)
+    for at, value in flips:
+        if data:
+            data[at % len(data)] = value
+    same_body(type_id, bytes(data[:cut]) if cut < len(data) else bytes(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(PAYLOAD_TABLE.messages)), st.binary(max_size=80))
+def test_compiled_bodies_agree_on_random_bytes(type_id, payload):
+    same_body(type_id, payload)
