@@ -200,11 +200,21 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
             if len(value) > BINARY_INLINE_LIMIT or name in summarised:
                 return {"length": len(value), "sha1": hashlib.sha1(value).hexdigest()}
             return value.hex()
-        if kind == 3:  # dict, Container
-            return {(k if type(k) is str else _key(k)):
-                    json_value(v, k if type(k) is str else _key(k), summarised)
-                    for k, v in value.items()
-                    if not (type(k) is str and k[:1] == "_")}
+        if kind == 3:  # dict, Container; scalar leaves inline (no call per leaf)
+            out = {}
+            exact = _EXACT.get
+            for k, v in value.items():
+                if type(k) is str:
+                    if k[:1] == "_":
+                        continue
+                else:
+                    k = _key(k)
+                leaf = exact(type(v))
+                if leaf == 1 or (leaf == 0 and v.isascii()):
+                    out[k] = v
+                else:
+                    out[k] = json_value(v, k, summarised)
+            return out
         return [json_value(v, name, summarised) for v in value]  # list, ListContainer
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _binary(name, bytes(value), summarised)
