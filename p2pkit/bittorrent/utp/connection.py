@@ -127,6 +127,8 @@ class UtpConnection:
         #: Bytes delivered in events the application has not taken yet (the multiplexer
         #: lowers it as they are taken).
         self.unread = 0
+        #: Bytes the application took but holds unread (it paused reading).
+        self.held = 0
         self.fin_seq: int | None = None
         self.fin_received = False
         self.send_buffer = bytearray()
@@ -273,7 +275,7 @@ class UtpConnection:
             self.stats["ignored"] += 1  # BEP 29 §ST_FIN: nothing comes after the FIN
             return False
         size = len(payload or b"")
-        if size + self.reorder_bytes + self.unread > RECEIVE_WINDOW or not self.recv.add(
+        if size + self.reorder_bytes + self.unread + self.held > RECEIVE_WINDOW or not self.recv.add(
                 seq, payload):
             self.stats["ignored"] += 1
             return False
@@ -398,7 +400,7 @@ class UtpConnection:
                              if 2 <= (d := seq_distance(self.ack_nr, s)) < 2 + SACK_BITS)
             if offsets:
                 extensions = [{"type": SELECTIVE_ACK, "acked": offsets}]
-        window = max(RECEIVE_WINDOW - self.reorder_bytes - self.unread, 0)
+        window = max(RECEIVE_WINDOW - self.reorder_bytes - self.unread - self.held, 0)
         datagram = UtpPacket.build({
             "type": kind, "version": 1, "extensions": extensions,
             "connection_id": self.recv_id if kind == "st_syn" else self.send_id,

@@ -111,6 +111,15 @@ class UtpMultiplexer:
         conn = self.connections.get(key)
         return conn.buffered if conn is not None else 0
 
+    def hold(self, key: ConnectionKey, nbytes: int) -> None:
+        """The application holds ``nbytes`` received on ``key`` unread (it paused reading):
+        they shrink the window ``key`` advertises, as a full TCP receive buffer does."""
+        conn = self.connections.get(key)
+        if conn is not None:
+            if nbytes < conn.held:
+                conn.ack_pending = True  # tell the remote the window opened
+            conn.held = nbytes
+
     def close(self, key: ConnectionKey) -> None:
         """Finish ``key`` gracefully: ST_FIN after the queued data."""
         conn = self.connections.get(key)
