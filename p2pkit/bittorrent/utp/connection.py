@@ -102,6 +102,9 @@ class _Sent:
     sacked: bool = False
     #: Counted out of ``cur_window`` until it is sent again (a timeout or a loss).
     need_resend: bool = False
+    #: Marked lost by duplicate or selective acks: resent at once, whatever the window (it
+    #: replaces a packet the network dropped).
+    fast: bool = False
 
 
 class UtpConnection:
@@ -364,14 +367,17 @@ class UtpConnection:
             self.duplicate_acks = 0
         if sacked:
             after = 0
+            holes = []
             for packet in reversed(sent.values()):
                 if packet.sacked:
                     after += 1
-                elif after >= 3 and len(lost) < MAX_FAST_RESENDS and packet not in lost:
-                    lost.append(packet)
+                elif after >= 3 and packet not in lost:
+                    holes.append(packet)
+            lost += holes[::-1][:MAX_FAST_RESENDS]  # the oldest first: they hold up ack_nr
         for packet in lost:
             if not packet.need_resend and packet.transmissions < 2 + self.timeouts:
                 packet.need_resend = True
+                packet.fast = True
                 self.cur_window -= len(packet.payload)
         if lost and self.loss_seq is None:
             self.cc.on_loss()
@@ -448,9 +454,9 @@ class UtpConnection:
             return
         for packet in self.sent.values():
             if packet.need_resend and not packet.sacked:
-                if not self._may_send(len(packet.payload), now):
+                if not packet.fast and not self._may_send(len(packet.payload), now):
                     break
-                packet.need_resend = False
+                packet.need_resend = packet.fast = False
                 packet.transmissions += 1
                 packet.sent_at = now
                 self.cur_window += len(packet.payload)

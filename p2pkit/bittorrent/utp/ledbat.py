@@ -15,7 +15,7 @@ it is queueing. Then::
 "When a packet is lost, the max_window is multiplied by 0.5 to mimic TCP." A timeout sets it to
 the smallest packet (§timeouts). Like libutp, a connection starts in slow start (the window
 grows by what each ack acknowledges) until a loss or until the queueing delay reaches half the
-target.
+target; like libtorrent, a timeout starts it again, up to half the window it had.
 
 >>> cc = Ledbat(packet_size=1000)
 >>> cc.on_ack(acked=1000, delay_sample=50_000, now=0.0)   # first sample: the base delay
@@ -94,6 +94,8 @@ class Ledbat:
         self.target = target
         self.max_window = float(2 * packet_size)
         self.slow_start = True
+        #: Slow start ends at this window (set by a timeout, as TCP's ssthresh).
+        self.ssthresh = float(MAX_WINDOW)
         self.history = DelayHistory()
         #: Latest queueing delay seen (microseconds).
         self.our_delay = 0
@@ -109,7 +111,7 @@ class Ledbat:
             self.our_delay = self.history.queueing(delay_sample)
         off_target = self.target - self.our_delay
         if self.slow_start:
-            if self.our_delay > self.target // 2:
+            if self.our_delay > self.target // 2 or self.max_window >= self.ssthresh:
                 self.slow_start = False
             else:
                 self.max_window = min(self.max_window + acked, MAX_WINDOW)
@@ -128,5 +130,6 @@ class Ledbat:
         """BEP 29 §timeouts: the window goes down to the smallest packet (one packet may
         always be in flight, §congestion control: "An implementation MAY violate the above
         rule if the max_window is smaller than the packet size")."""
-        self.slow_start = False
+        self.ssthresh = max(self.max_window * 0.5, 2 * self.packet_size)
+        self.slow_start = True  # as libtorrent: grow back quickly, up to half the old window
         self.max_window = MIN_WINDOW
