@@ -14,8 +14,9 @@ events go to the list it passes in. Choices this implementation makes:
 * Sequence numbers: the initiator starts at a random ``seq_nr`` (BEP 29 shows 1; libutp and
   libtorrent pick random ones); the acceptor's ST_STATE reply carries the ``seq_nr`` its first
   ST_DATA will have (as libutp and libtorrent do), so the initiator sets ``ack_nr`` to one less.
-* Acks: received data is acknowledged once per :meth:`flush` (a data packet carries the ack
-  too), with a selective ACK of up to :data:`SACK_BITS` packets when some are missing.
+* Acks: received data is acknowledged at least every :data:`ACK_EVERY` packets and at once when
+  a packet is missing (with a selective ACK of up to :data:`SACK_BITS` packets), else once per
+  :meth:`flush`; a data packet carries the ack too.
 * Loss (§packet loss): the oldest unacknowledged packet is resent after 3 duplicate acks, and
   any packet with 3 or more selectively acknowledged packets after it; the window halves at
   most once per window of data. A timeout resends every unacknowledged packet as the window
@@ -78,6 +79,8 @@ HALF_OPEN_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 29.0
 #: Seconds waited, once our FIN is acknowledged, for the remote's FIN.
 FIN_LINGER = 5.0
+#: Data packets received before an ack is sent at once (else once per flush).
+ACK_EVERY = 2
 #: Packets resent because of one incoming selective ACK, at most.
 MAX_FAST_RESENDS = 4
 
@@ -154,6 +157,7 @@ class UtpConnection:
         self.last_received = now
         self.fin_acked_at: float | None = None
         self.ack_pending = False
+        self.packets_unacked = 0
         self.probe_at: float | None = None
         #: Counters: packets sent, resent, received; duplicates; packets ignored.
         self.stats = {"sent": 0, "resent": 0, "received": 0, "duplicates": 0, "ignored": 0}
@@ -249,7 +253,7 @@ class UtpConnection:
             self.recv.next_seq = pkt.seq_nr
             self.state = target
             self.events.append(Connected(key=self.key))
-        elif kind in ("st_data", "st_fin") and not self._receive_payload(pkt, kind):
+        elif kind in ("st_data", "st_fin") and not self._receive_payload(pkt, kind, now):
             return
         else:
             self.state = target
@@ -265,7 +269,7 @@ class UtpConnection:
         behind = seq_distance(pkt.ack_nr, last_sent)
         return behind <= len(self.sent) + REORDER_LIMIT and not seq_after(last_sent, pkt.ack_nr)
 
-    def _receive_payload(self, pkt: Any, kind: str) -> bool:
+    def _receive_payload(self, pkt: Any, kind: str, now: float) -> bool:
         """Hold an ST_DATA payload or the ST_FIN mark; deliver what is in order. False when
         the packet is out of window (ignored altogether)."""
         seq = pkt.seq_nr
@@ -299,6 +303,12 @@ class UtpConnection:
                 self.unread += len(item)
                 self.events.append(DataReceived(key=self.key, data=item))
         self.ack_pending = True
+        self.packets_unacked += 1
+        if self.packets_unacked >= ACK_EVERY or self.recv.pending:
+            # At least every second packet, and at once when one is missing (with a selective
+            # ACK), as TCP does (RFC 5681 §4.2): one lost ack must not leave a sender whose
+            # window is full waiting for its timeout.
+            self._emit("st_state", self.seq_nr, b"", now)
         return True
 
     def _process_acks(self, pkt: Any, now: float) -> None:
@@ -328,7 +338,9 @@ class UtpConnection:
             self.rtt.reset_backoff()
             self.duplicate_acks = 0
             self.rto_at = now + self.rtt.timeout if self._in_flight() else None
-        elif sent and pkt.type == "st_state" and ack_nr == self.last_ack:
+        elif sent and ack_nr == self.last_ack:
+            # Any packet counts, data ones too (as libutp): on a thin direction (a peer's
+            # requests) the other side's data packets are the only acks that come.
             self.duplicate_acks += 1
         self.last_ack = ack_nr
         if self.loss_seq is not None and not seq_after(ack_nr, self.loss_seq):
@@ -419,6 +431,7 @@ class UtpConnection:
         self.last_sent = now
         if kind != "st_syn":
             self.ack_pending = False
+            self.packets_unacked = 0
 
     def _send_new(self, kind: str, payload: bytes, now: float) -> None:
         seq = self.seq_nr
