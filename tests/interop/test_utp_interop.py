@@ -80,6 +80,24 @@ def test_libtorrent_downloads_from_p2pkit_over_utp(netns, content, tmp_path):
     ours = Peer(name="p2pkit", kind="p2pkit", role="seed", host=US[0], port=US[1],
                 data_dir=seed_dir, ready="connected to",
                 argv=p2pkit_seed_argv(torrent, seed_dir, listen=f"{US[0]}:{US[1]}",
-                                      peers=(leech.address,)) + UTP)
+                                      peers=(leech.address,)) + UTP
+                + ("--encryption", "plaintext"))
+    result = run_scenario(netns, Scenario(work=tmp_path, peers=(leech, ours), timeout=40))
+    check(result, torrent, tmp_path / "theirs", digests, leech.name)
+
+
+def test_transmission_downloads_from_p2pkit_over_utp(netns, content, tmp_path):
+    """transmission 3.00 with ``utp-enabled``; p2pkit (``--transport utp``) dials it, since
+    transmission never dials 127/8 peers, so the connection can only be uTP."""
+    need("transmission")
+    torrent, seed_dir, digests = content
+    leech = Peer(name="tr-leech", kind="transmission", role="leech", host=THEM[0],
+                 port=THEM[1], data_dir=tmp_path / "theirs", torrent=torrent,
+                 settings={"utp-enabled": True})
+    ours = Peer(name="p2pkit", kind="p2pkit", role="seed", host=US[0], port=US[1],
+                data_dir=seed_dir, ready="connected to",
+                argv=p2pkit_seed_argv(torrent, seed_dir, listen=f"{US[0]}:{US[1]}",
+                                      peers=(leech.address,)) + UTP
+                + ("--encryption", "plaintext"))
     result = run_scenario(netns, Scenario(work=tmp_path, peers=(leech, ours), timeout=40))
     check(result, torrent, tmp_path / "theirs", digests, leech.name)

@@ -148,6 +148,14 @@ class UtpMultiplexer:
             self._syn(pkt, addr, now)
             return
         conn = self.connections.get((addr, pkt.connection_id))
+        if conn is None and pkt.type == "st_reset":
+            # libutp answers a packet it has no connection for with a reset carrying that
+            # packet's id, our *send* id; it looks resets up the same way (id and id ± 1).
+            for other in ((pkt.connection_id - 1) & SEQ_MASK, (pkt.connection_id + 1) & SEQ_MASK):
+                candidate = self.connections.get((addr, other))
+                if candidate is not None and candidate.send_id == pkt.connection_id:
+                    conn = candidate
+                    break
         if conn is None:
             self.dropped["unknown connection"] += 1
             return

@@ -270,3 +270,12 @@ def test_malformed_datagrams_are_dropped(data):
     core = UtpMultiplexer(rng=random.Random(0))
     core.receive_datagram(data, A, 0.0)
     assert core.connections == {} and core.dropped["malformed"] == 1
+
+
+def test_a_reset_carrying_our_send_id_closes_as_libutp_sends_it():
+    # transmission 3.00 (libutp) resets with the id of the packet it had no connection for.
+    pair, key = established()
+    a_conn = pair.a.connections[key]
+    pair.a.receive_datagram(packet(type="st_reset", connection_id=a_conn.send_id), B,
+                            pair.net.now)
+    assert pair.a.connections == {}
