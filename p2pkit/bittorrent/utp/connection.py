@@ -141,6 +141,9 @@ class UtpConnection:
         self.close_requested = False
         self.fin_sent_seq: int | None = None
         self.sent: dict[int, _Sent] = {}
+        #: Payload bytes in ``sent``, and how many of its packets were selectively acked.
+        self.sent_bytes = 0
+        self.sacked_count = 0
         self.cur_window = 0
         self.peer_window = RECEIVE_WINDOW
         self.reply_micro = 0
@@ -204,7 +207,7 @@ class UtpConnection:
     @property
     def buffered(self) -> int:
         """Bytes queued or in flight (not yet acknowledged)."""
-        return len(self.send_buffer) + sum(len(p.payload) for p in self.sent.values())
+        return len(self.send_buffer) + self.sent_bytes
 
     def close(self) -> None:
         """Send ST_FIN once the queued data is out (BEP 29 §ST_FIN)."""
@@ -323,7 +326,11 @@ class UtpConnection:
             seq = next(iter(sent))
             if seq_after(ack_nr, seq):
                 break
-            acked_bytes += self._acked(sent.pop(seq), now)
+            packet = sent.pop(seq)
+            self.sent_bytes -= len(packet.payload)
+            if packet.sacked:
+                self.sacked_count -= 1
+            acked_bytes += self._acked(packet, now)
             progressed = True
         # Selective (BEP 29 §Selective ACK).
         sacked = acked_sequence_numbers(pkt) if pkt.extensions else []
@@ -332,6 +339,7 @@ class UtpConnection:
             if packet is not None and not packet.sacked:
                 acked_bytes += self._acked(packet, now)
                 packet.sacked = True
+                self.sacked_count += 1
                 progressed = True
         if progressed:
             self.timeouts = 0
@@ -364,7 +372,7 @@ class UtpConnection:
         return len(packet.payload)
 
     def _in_flight(self) -> bool:
-        return any(not p.sacked for p in self.sent.values())
+        return len(self.sent) > self.sacked_count
 
     def _detect_loss(self, sacked: list[int], now: float) -> None:
         """BEP 29 §packet loss: 3 duplicate acks, or 3 packets acknowledged past one."""
@@ -404,6 +412,7 @@ class UtpConnection:
             return
         self.state = CLOSED
         self.sent.clear()
+        self.sent_bytes = self.sacked_count = 0
         self.recv.pending.clear()
         self.send_buffer.clear()
         self.events.append(ConnectionClosed(key=self.key, reason=reason))
@@ -439,6 +448,7 @@ class UtpConnection:
         if not self._in_flight():
             self.rto_at = now + self.rtt.timeout
         self.sent[seq] = _Sent(seq=seq, type=kind, payload=payload, sent_at=now)
+        self.sent_bytes += len(payload)
         self.cur_window += len(payload)
         self._emit(kind, seq, payload, now)
 
