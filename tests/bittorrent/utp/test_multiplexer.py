@@ -279,3 +279,31 @@ def test_a_reset_carrying_our_send_id_closes_as_libutp_sends_it():
     pair.a.receive_datagram(packet(type="st_reset", connection_id=a_conn.send_id), B,
                             pair.net.now)
     assert pair.a.connections == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=64), max_size=20))
+def test_random_datagrams_never_raise(datagrams):
+    core = UtpMultiplexer(rng=random.Random(0))
+    for data in datagrams:
+        core.receive_datagram(b"\x41\x00" + data if len(data) % 2 else data, A, 0.0)
+    core.datagrams_to_send(0.0)
+    core.handle_timer(100.0)
+    assert len(core.connections) <= 1 + len(datagrams)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["st_data", "st_state", "st_fin", "st_syn", "st_reset"]),
+                          st.integers(0, 0xFFFF), st.integers(0, 0xFFFF),
+                          st.integers(0, (1 << 32) - 1), st.binary(max_size=40),
+                          st.booleans()), max_size=30))
+def test_forged_packets_on_an_established_connection_stay_within_bounds(forged):
+    pair, key = established()
+    (b_conn,) = pair.b.connections.values()
+    for kind, seq, ack, wnd, data, sack in forged:
+        extensions = [{"type": 1, "acked": [2, 5]}] if sack else []
+        pair.b.receive_datagram(packet(type=kind, connection_id=b_conn.recv_id, seq_nr=seq,
+                                       ack_nr=ack, wnd_size=wnd, payload=data,
+                                       extensions=extensions), A, pair.net.now)
+        pair.b.datagrams_to_send(pair.net.now)
+    assert len(b_conn.recv.pending) <= 1024 and b_conn.reorder_bytes <= RECEIVE_WINDOW
