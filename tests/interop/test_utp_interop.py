@@ -80,24 +80,30 @@ def test_libtorrent_downloads_from_p2pkit_over_utp(netns, content, tmp_path):
     ours = Peer(name="p2pkit", kind="p2pkit", role="seed", host=US[0], port=US[1],
                 data_dir=seed_dir, ready="connected to",
                 argv=p2pkit_seed_argv(torrent, seed_dir, listen=f"{US[0]}:{US[1]}",
-                                      peers=(leech.address,)) + UTP
-                + ("--encryption", "plaintext"))
+                                      peers=(leech.address,)) + UTP)
     result = run_scenario(netns, Scenario(work=tmp_path, peers=(leech, ours), timeout=40))
     check(result, torrent, tmp_path / "theirs", digests, leech.name)
 
 
-def test_transmission_downloads_from_p2pkit_over_utp(netns, content, tmp_path):
+@pytest.mark.parametrize("encryption", ["prefer", "require"])
+def test_transmission_downloads_from_p2pkit_over_utp(netns, content, tmp_path, encryption):
     """transmission 3.00 with ``utp-enabled``; p2pkit (``--transport utp``) dials it, since
-    transmission never dials 127/8 peers, so the connection can only be uTP."""
+    transmission never dials 127/8 peers, so the connection can only be uTP. ``prefer``:
+    transmission (``encryption`` 0, clear preferred) drops the MSE exchange and p2pkit dials
+    again in plaintext, over uTP; ``require``: transmission with ``encryption`` 2, RC4 over uTP."""
     need("transmission")
     torrent, seed_dir, digests = content
     leech = Peer(name="tr-leech", kind="transmission", role="leech", host=THEM[0],
                  port=THEM[1], data_dir=tmp_path / "theirs", torrent=torrent,
-                 settings={"utp-enabled": True})
+                 settings={"utp-enabled": True,
+                           "encryption": 2 if encryption == "require" else 0})
     ours = Peer(name="p2pkit", kind="p2pkit", role="seed", host=US[0], port=US[1],
                 data_dir=seed_dir, ready="connected to",
                 argv=p2pkit_seed_argv(torrent, seed_dir, listen=f"{US[0]}:{US[1]}",
                                       peers=(leech.address,)) + UTP
-                + ("--encryption", "plaintext"))
+                + ("--encryption", encryption))
     result = run_scenario(netns, Scenario(work=tmp_path, peers=(leech, ours), timeout=40))
     check(result, torrent, tmp_path / "theirs", digests, leech.name)
+    log = result.peers["p2pkit"].log
+    if encryption == "require":
+        assert "to 127.0.0.2:6881: MSE rc4" in log, log
