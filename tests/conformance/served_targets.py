@@ -35,9 +35,12 @@ class Targets:
 
 
 @contextlib.contextmanager
-def served(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[Targets]:
-    """The four servers, each on ``host:port`` (port 0: any free port), until the block ends.
-    ``root`` receives the seeded torrent (``root/hybrid.torrent``) and its content."""
+def served(root: Path, host: str = "127.0.0.1", ports: dict[str, int] | None = None
+           ) -> Iterator[Targets]:
+    """The four servers on ``host`` until the block ends, each on its port of ``ports``
+    (``dht``, ``tracker`` for HTTP and UDP, ``bittorrent``, ``gnutella``; missing: any free
+    port). ``root`` receives the seeded torrent (``root/hybrid.torrent``) and its content."""
+    ports = ports or {}
     torrent = root / "hybrid.torrent"
     torrent.write_bytes(write_torrent(root, "hybrid"))
     loop = asyncio.new_event_loop()
@@ -55,16 +58,18 @@ def served(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[Targe
                 await result
 
     try:
-        dht = call(DhtServer.start(host, port, rng=random.Random(7)))
+        dht = call(DhtServer.start(host, ports.get("dht", 0), rng=random.Random(7)))
         closers.append(dht.close)
         tracker = TrackerServer(TrackerCore(rng=random.Random(7)))
-        call(tracker.start(host=host, http_port=port, udp_port=port))
+        call(tracker.start(host=host, http_port=ports.get("tracker", 0),
+                           udp_port=ports.get("tracker", 0)))
         closers.append(tracker.close)
         client = TorrentClient(Metainfo.parse(torrent.read_bytes()), root,
-                               listen=(host, port), trackers=False, rng=random.Random(3))
+                               listen=(host, ports.get("bittorrent", 0)), trackers=False,
+                               rng=random.Random(3))
         call(client.start())
         closers.append(client.close)
-        servent = GnutellaServer(host=host, port=port + 1 if port else 0, ultrapeer=True,
+        servent = GnutellaServer(host=host, port=ports.get("gnutella", 0), ultrapeer=True,
                                  seed=7)
         call(servent.start())
         closers.append(servent.close)
