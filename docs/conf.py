@@ -22,6 +22,7 @@ extensions = [
     "p2pkit_layout",
     "p2pkit_json_schema",
     "p2pkit_captures",
+    "p2pkit_conformance_matrix",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]

@@ -58,8 +58,8 @@ kill $D; wait $D
 #: MUST cases each implementation fails (the findings page lists the evidence).
 LIBTORRENT_MUST_FAILURES: set[str] = set()
 P2PKIT_MUST_FAILURES: set[str] = set()
-TRANSMISSION_MUST_FAILURES = {"bittorrent/bep3/handshake/with-first-messages",
-                              "bittorrent/bep6/piece/unrequested-closes"}
+TRANSMISSION_MUST_FAILURES = {
+    "bittorrent/bep6/piece/unrequested-closes"}
 ARIA2_MUST_FAILURES = {"bittorrent/bep3/handshake/with-first-messages",
                        "bittorrent/bep6/piece/unrequested-closes",
                        "bittorrent/bep6/disabled/suggest",
