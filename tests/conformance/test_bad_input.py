@@ -46,6 +46,7 @@ class World:
     closed: str  # HOST:PORT where nothing listens (TCP and UDP)
     echo: str  # TCP and UDP echo service (RFC 862 style): our bytes come back
     web: str  # an HTTP server that is not a tracker
+    huge: str  # an HTTP server announcing a 100 GB body
     files: Path  # bad files: torrents, captures, traces
 
 
@@ -89,24 +90,35 @@ async def _web(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     writer.close()
 
 
+async def _huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\nd8:interval")
+        await writer.drain()
+        await asyncio.sleep(2)
+    writer.close()
+
+
 @contextlib.contextmanager
-def _foreign() -> Iterator[tuple[str, str]]:
-    """The echo service (TCP and UDP on one port) and the web server, as ``HOST:PORT``."""
+def _foreign() -> Iterator[tuple[str, str, str]]:
+    """The echo service (TCP and UDP on one port), the web server and the one with a huge
+    body, as ``HOST:PORT``."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
-    async def start() -> tuple[list, str, str]:
+    async def start() -> tuple[list, str, str, str]:
         echo = await asyncio.start_server(_tcp_echo, "127.0.0.1", 0)
         port = echo.sockets[0].getsockname()[1]
         udp, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=("127.0.0.1", port))
         web = await asyncio.start_server(_web, "127.0.0.1", 0)
-        return [echo, udp, web], f"127.0.0.1:{port}", \
-            f"127.0.0.1:{web.sockets[0].getsockname()[1]}"
+        huge = await asyncio.start_server(_huge, "127.0.0.1", 0)
+        return [echo, udp, web, huge], f"127.0.0.1:{port}", *(
+            f"127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in (web, huge))
 
-    servers, echo, web = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    servers, echo, web, huge = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     try:
-        yield echo, web
+        yield echo, web, huge
     finally:
         for server in servers:
             loop.call_soon_threadsafe(server.close)
@@ -147,8 +159,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("served")
     files = tmp_path_factory.mktemp("bad")
     _bad_files(files)
-    with served(root) as ours, _foreign() as (echo, web):
-        yield World(ours, f"127.0.0.1:{_closed_port()}", echo, web, files)
+    with served(root) as ours, _foreign() as (echo, web, huge):
+        yield World(ours, f"127.0.0.1:{_closed_port()}", echo, web, huge, files)
 
 
 def _host_port(url: str) -> str:
@@ -208,6 +220,8 @@ CASES: list[tuple[str, Argv, str]] = [
      "not HTTP"),
     ("tracker-http-web-page", lambda w: [*RUN, "tracker", "--target", f"http://{w.web}/announce"],
      "without a bencoded tracker response"),
+    ("tracker-http-huge-body", lambda w: [*RUN, "tracker", "--target",
+                                          f"http://{w.huge}/announce"], "body larger than"),
     ("tracker-udp-talks-dht", lambda w: [*RUN, "tracker", "--target", f"udp://{w.ours.dht}"],
      "no answer to a BEP 15 connect"),
     ("tracker-udp-echo", lambda w: [*RUN, "tracker", "--target", f"udp://{w.echo}"],
