@@ -25,6 +25,7 @@ extensions = [
     "p2pkit_layout",
     "p2pkit_json_schema",
     "p2pkit_captures",
+    "p2pkit_conformance_matrix",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 # docs/course is a link to tutorials/; its README is the course's table of contents on GitHub,

@@ -15,7 +15,8 @@
 * ``p2pkit conformance run gnutella --target HOST:PORT ...``: the Gnutella 0.6 cases over TCP
   against a servent (best an ultrapeer), several harness connections at once.
 * ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT, tracker and
-  Gnutella rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
+  Gnutella rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails, 2
+  when the capture is not one or is corrupt or truncated (judged up to the damage, one line).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import click
 
 from p2pkit.addresses import parse_host_port
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source, read_input
+from p2pkit.cli.errors import EXIT_BAD_INPUT, EXIT_DEVIATIONS, BadInput, capture_source, read_input
 from p2pkit.cli.options import HostPort, show_host_port
 from p2pkit.conformance import CATALOGS, catalog
 from p2pkit.conformance.case import select
@@ -235,8 +236,9 @@ def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool,
         click.echo(json.dumps(report.to_json()))
     else:
         _print_check(report)
-    if report.warning:
+    if report.warning:  # a corrupt or truncated capture: judged up to there, exit 2
         click.echo(f"p2pkit: {capture}: {report.warning} (judged up to there)", err=True)
+        return EXIT_BAD_INPUT
     return 0 if report.ok else EXIT_DEVIATIONS
 
 
