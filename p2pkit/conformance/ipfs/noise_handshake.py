@@ -152,10 +152,10 @@ async def _early_data(ctx: IpfsContext) -> None:
 
 
 def _hostile(name: str, title: str, requirement: str, rule: str, play: Any,
-             spec: str = PAYLOAD) -> Any:
+             spec: str = PAYLOAD, depends: tuple[str, ...] = ()) -> Any:
     return ipfs_case(id=f"noise/{name}", title=title, spec=spec, requirement=requirement,
                      level="MUST", rule=rule, play=play, robustness=True,
-                     depends=("ipfs/noise/xx",))
+                     depends=("ipfs/noise/xx", *depends))
 
 
 CASES = [
@@ -183,8 +183,9 @@ CASES = [
     _hostile("missing-signature", "message 3 without identity_sig is refused", TERMINATE,
              "ipfs/noise/verify-signature", _refused(_no_signature, "no signature")),
     _hostile("undecodable-identity-key", "an identity_key that is no public key is refused",
-             DECODE, "ipfs/noise/verify-signature",
-             _refused(_garbage_key, "an undecodable identity key")),
+             DECODE, "ipfs/noise/decode-key",
+             _refused(_garbage_key, "an undecodable identity key"),
+             depends=("ipfs/noise/verify-signature",)),
     _hostile("tampered-transport", "a transport message with a bad tag ends the connection",
              TRANSPORT, "ipfs/noise/aead", _tampered, spec="libp2p-noise §Wire Format"),
     ipfs_case(id="noise/truncated-frame", title="a frame announcing 65535 bytes, then "
