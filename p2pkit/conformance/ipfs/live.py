@@ -33,8 +33,8 @@ from p2pkit.conformance.runner import (
 from p2pkit.errors import P2PKitError
 from p2pkit.ipfs.cid import Cid
 
-__all__ = ["IpfsContext", "IpfsTarget", "NotApplicable", "Play", "parse_target",
-           "run_ipfs_cases"]
+__all__ = ["IpfsContext", "IpfsTarget", "NotApplicable", "Play", "ipfs_case", "ipfs_target",
+           "parse_target", "run_ipfs_cases"]
 
 #: Seconds a case may take beyond ``timeout`` times its sessions.
 CASE_BOUND = 20.0
@@ -77,6 +77,22 @@ def parse_target(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("expected HOST:PORT or a /ip4/…/tcp/… multiaddr")
     return host.strip("[]"), int(port)
+
+
+def ipfs_target(text: str, cids: Iterable[str] = ()) -> IpfsTarget:
+    """The target of ``--target`` (a multiaddr or ``HOST:PORT``) and ``--cid`` values;
+    :class:`~p2pkit.conformance.runner.TargetError` for one that does not parse."""
+    try:
+        host, port = parse_target(text)
+    except ValueError as e:
+        raise TargetError(f"{text}: {e}") from None
+    blocks = []
+    for value in cids:
+        try:
+            blocks.append(Cid.decode(value))
+        except P2PKitError as e:
+            raise TargetError(f"--cid {value}: {e}") from None
+    return IpfsTarget(host, port, tuple(blocks))
 
 
 @dataclass
