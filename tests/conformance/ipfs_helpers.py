@@ -26,7 +26,8 @@ async def _run(cases: list[Case], *, timeout: float, check_target: bool) -> RunR
     try:
         return await run_ipfs_cases(cases, IpfsTarget("127.0.0.1", port, (cid,)),
                                     timeout=timeout, check_target=check_target,
-                                    rng=random.Random(11), deadline=600)
+                                    rng=random.Random(11), deadline=600,
+                                    connect_interval=0.0)
     finally:
         await host.close()
 

@@ -35,7 +35,7 @@ def test_bitswap_block_cases_need_a_known_cid() -> None:
         try:
             cases = [c for c in catalog("ipfs") if c.id.startswith("ipfs/bitswap/")]
             return await run_ipfs_cases(cases, IpfsTarget("127.0.0.1", port), timeout=1.0,
-                                        rng=random.Random(2))
+                                        rng=random.Random(2), connect_interval=0.0)
         finally:
             await host.close()
 

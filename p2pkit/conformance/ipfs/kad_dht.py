@@ -197,8 +197,8 @@ CASES = [
                                           "key": bytes(_fresh_cid(ctx))}])),
     ipfs_case(id="kad/get-value-unknown", title="GET_VALUE of a fresh key: no record",
               spec=SPEC, requirement=GET_VALUE, level="MUST", rule="ipfs/kad/get-value",
-              play=_one(lambda ctx, s: [{"type": "GET_VALUE",
-                                          "key": b"/pk/" + ctx.rng.randbytes(16)}])),
+              play=_one(lambda ctx, s: [{"type": "GET_VALUE", "key": b"/pk/" + bytes(
+                  PeerId.from_public_key(Ed25519Identity(ctx.rng.randbytes(32)).public_key))}])),
     ipfs_case(id="kad/add-provider-own", title="the sender's provider record is returned by "
               "GET_PROVIDERS", spec=SPEC, requirement=ADD_PROVIDER, level="MUST",
               rule="ipfs/kad/add-provider", depends=("ipfs/kad/get-providers",),

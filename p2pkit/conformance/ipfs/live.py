@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p2pkit.conformance.case import Case
-from p2pkit.conformance.ipfs.session import Deviation, IpfsSession
+from p2pkit.conformance.ipfs.session import Deviation, IpfsSession, NotApplicable
 from p2pkit.conformance.runner import (
     DEFAULT_DEADLINE,
     DEFAULT_TIMEOUT,
@@ -38,10 +38,6 @@ __all__ = ["IpfsContext", "IpfsTarget", "NotApplicable", "Play", "ipfs_case", "i
 
 #: Seconds a case may take beyond ``timeout`` times its sessions.
 CASE_BOUND = 20.0
-
-
-class NotApplicable(Exception):  # noqa: N818 - a verdict
-    """The case cannot be asked of this target (the reason is the message)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +56,25 @@ class IpfsTarget:
     port: int
     #: CIDs of blocks the target is known to have (Bitswap want-block cases need one).
     blocks: tuple[Cid, ...] = ()
+
+
+class Pacer:
+    """At most one new connection per ``interval`` seconds: js-libp2p refuses more than 5
+    inbound connections a second from one address (its connection manager's
+    ``inboundConnectionThreshold``), which a harness opening a session per case exceeds."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if self.interval <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        delay, self._next = max(0.0, self._next - now), max(now, self._next) + self.interval
+        if delay:
+            await asyncio.sleep(delay)
 
 
 def parse_target(text: str) -> tuple[str, int]:
@@ -104,11 +119,12 @@ class IpfsContext:
     rng: random.Random
     timeout: float
     notes: list[str] = field(default_factory=list)
+    pacer: Pacer = field(default_factory=lambda: Pacer(0.0))
 
     def session(self, *, accept: tuple[str, ...] = ()) -> IpfsSession:
         """A new connection to the target (``async with ctx.session() as s``)."""
         return IpfsSession((self.target.host, self.target.port), rng=self.rng,
-                           timeout=self.timeout, accept=accept)
+                           timeout=self.timeout, accept=accept, pacer=self.pacer.wait)
 
     def note(self, text: str) -> None:
         """What the target did, for the report (the reason of a passing case)."""
@@ -116,7 +132,8 @@ class IpfsContext:
 
 
 async def _probe(ctx: IpfsContext, attempts: int = 2) -> bool:
-    """A well-behaved session: ``/noise``, the handshake, yamux, one ping echoed."""
+    """A well-behaved session: ``/noise``, the handshake, yamux, one ping echoed (or one
+    identify message)."""
     for attempt in range(attempts):
         try:
             async with ctx.session() as s:
@@ -131,8 +148,8 @@ async def _probe(ctx: IpfsContext, attempts: int = 2) -> bool:
 
 
 async def _run_case(case: Case, target: IpfsTarget, *, rng: random.Random, timeout: float,
-                    strict: bool) -> Result:
-    ctx = IpfsContext(case, target, random.Random(rng.getrandbits(64)), timeout)
+                    strict: bool, pacer: Pacer) -> Result:
+    ctx = IpfsContext(case, target, random.Random(rng.getrandbits(64)), timeout, pacer=pacer)
     began = time.monotonic()
     verdict, reason = "pass", ""
     try:
@@ -161,25 +178,29 @@ async def _run_case(case: Case, target: IpfsTarget, *, rng: random.Random, timeo
 async def run_ipfs_cases(cases: Iterable[Case], target: IpfsTarget | tuple[str, int], *,
                          strict: bool = False, timeout: float = DEFAULT_TIMEOUT,
                          deadline: float = DEFAULT_DEADLINE, check_target: bool = True,
-                         rng: random.Random | None = None,
+                         rng: random.Random | None = None, connect_interval: float = 0.25,
                          on_result: Callable[[Result], None] | None = None) -> RunReport:
     """Run ``cases`` against the libp2p node at ``target``; :class:`TargetError` when a
-    well-behaved session is not served at all (``check_target``)."""
+    well-behaved session is not served at all (``check_target``). New connections are
+    ``connect_interval`` seconds apart (:class:`Pacer`)."""
     if not isinstance(target, IpfsTarget):
         target = IpfsTarget(*target)
     rng = rng or random.Random()
     name = f"{target.host}:{target.port}"
     cases = list(cases)
-    if check_target and cases and not await _probe(IpfsContext(cases[0], target, rng, timeout)):
+    pacer = Pacer(connect_interval)
+    if check_target and cases and not await _probe(IpfsContext(cases[0], target, rng, timeout,
+                                                               pacer=pacer)):
         raise TargetError(f"{name}: no libp2p session (multistream /noise, Noise XX, yamux, "
-                          f"/ipfs/ping/1.0.0) was served")
+                          f"/ipfs/ping/1.0.0 or /ipfs/id/1.0.0) was served")
     report = RunReport(protocol="ipfs", target=name, strict=strict, started=time.time())
     began = time.monotonic()
     for case in cases:
         if time.monotonic() - began > deadline:
             result = Result(case, "skipped", f"the run's deadline ({deadline:g} s) passed")
         else:
-            result = await _run_case(case, target, rng=rng, timeout=timeout, strict=strict)
+            result = await _run_case(case, target, rng=rng, timeout=timeout, strict=strict,
+                                     pacer=pacer)
         report.results.append(result)
         if on_result is not None:
             on_result(result)

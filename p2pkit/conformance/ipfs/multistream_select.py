@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from p2pkit.conformance.ipfs.live import IpfsContext, NotApplicable, ipfs_case
 from p2pkit.conformance.ipfs.session import MULTISTREAM, Deviation, multistream_line
+from p2pkit.errors import P2PKitError
 from p2pkit.ipfs import noise
+from p2pkit.ipfs.identify import PROTOCOL_ID as IDENTIFY
 from p2pkit.ipfs.multistream import LsResponse
-from p2pkit.ipfs.ping import PROTOCOL_ID as PING
+from p2pkit.ipfs.varint import decode_uvarint
 
 SPEC = "multistream-select §Protocol"
 ENTER = ("The actual protocol is very simple. It is a multistream protocol itself, with a "
@@ -71,7 +73,7 @@ async def _na_on_stream(ctx: IpfsContext) -> None:
 async def _stream_agreed(ctx: IpfsContext) -> None:
     async with ctx.session() as s:
         await s.secure()
-        await s.negotiated(PING)
+        await s.negotiated(IDENTIFY)
 
 
 async def _length_counts_newline(ctx: IpfsContext) -> None:
@@ -100,11 +102,21 @@ async def _ls(ctx: IpfsContext) -> None:
         header = await s.read_lines(1)
         if header != [MULTISTREAM]:
             raise Deviation(f"answered {header}")
-        await s.until(lambda: len(s.raw) > 2, ctx.timeout)
+        def whole() -> bool:  # the answer's varint announces its size: wait for all of it
+            try:
+                length, used = decode_uvarint(bytes(s.raw[:10]))
+            except P2PKitError:
+                return len(s.raw) >= 10
+            return len(s.raw) >= used + length
+
+        await s.until(whole, ctx.timeout)
+        raw = bytes(s.raw)
+        if raw[:1] == b"\x03" and raw.startswith(multistream_line("na")):
+            raise NotApplicable("ls answered na")
         try:
-            listed = LsResponse.parse(bytes(s.raw))
-        except Exception:  # noqa: BLE001 - any answer that is not a list: unsupported
-            raise NotApplicable(f"no protocol list: {bytes(s.raw[:40])!r}") from None
+            listed = LsResponse.parse(raw)
+        except P2PKitError as e:
+            raise Deviation(f"the ls answer {raw[:40]!r} does not parse: {e}") from None
         if noise.PROTOCOL_ID not in listed:
             raise Deviation(f"ls listed {listed}, without /noise")
         ctx.note(f"ls: {', '.join(listed)}")
@@ -128,7 +140,7 @@ CASES = [
               "is answered na", spec=SPEC, requirement=NA, level="MUST",
               rule="ipfs/multistream/na", play=_na_on_stream),
     ipfs_case(id="multistream/stream-agree", title="a yamux stream agrees on "
-              "/ipfs/ping/1.0.0", spec=SPEC, requirement=ENTER, level="MUST",
+              "/ipfs/id/1.0.0", spec=SPEC, requirement=ENTER, level="MUST",
               rule="ipfs/multistream/agree", play=_stream_agreed),
     ipfs_case(id="multistream/length-prefix", title="the varint length counts the text and "
               "its newline", spec=SPEC, requirement=NOTE2, level="MUST",

@@ -14,10 +14,10 @@ from typing import Any
 from p2pkit.conformance.ipfs.live import IpfsContext, ipfs_case
 from p2pkit.conformance.ipfs.session import Deviation, multistream_line
 from p2pkit.ipfs import noise, yamux
+from p2pkit.ipfs.identify import PROTOCOL_ID as IDENTIFY
 from p2pkit.ipfs.keys import Ed25519Identity
 from p2pkit.ipfs.noise import NoiseFrame
 from p2pkit.ipfs.noise_payload import SIGNATURE_PREFIX
-from p2pkit.ipfs.ping import PROTOCOL_ID as PING
 
 PAYLOAD = "libp2p-noise §The libp2p Handshake Payload"
 XX = "The XX handshake MUST be supported by noise-libp2p implementations."
@@ -69,7 +69,7 @@ def _refused(forge: Any, what: str) -> Any:
             # the target has our message 3; a session it accepted would now serve a stream
             s.yamux = yamux.YamuxSession(client=True)
             try:
-                await s.open_stream(PING)
+                await s.open_stream(IDENTIFY)
             except Exception:  # noqa: BLE001 - whatever the target did, judged below
                 pass
             served = any(v.data or v.acked for v in s.streams.values())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from p2pkit.ipfs.multistream import MultistreamMessage
 from p2pkit.ipfs.noise_payload import SIGNATURE_PREFIX, NoiseHandshakePayload
 from p2pkit.ipfs.peer_id import PeerId
 
-__all__ = ["Deviation", "ForgedNoise", "IpfsSession", "MAX_BUFFER", "StreamView",
+__all__ = ["Deviation", "ForgedNoise", "NotApplicable", "IpfsSession", "MAX_BUFFER", "StreamView",
            "multistream_line"]
 
 #: Bytes the harness keeps of what one connection or stream sent.
@@ -39,6 +39,11 @@ MULTISTREAM = "/multistream/1.0.0"
 
 class Deviation(Exception):  # noqa: N818 - a verdict, not an error of the harness
     """The target did not do what the case's requirement says (the reason is the message)."""
+
+
+class NotApplicable(Exception):  # noqa: N818 - a verdict
+    """The case cannot be asked of this target (the reason is the message): a protocol it
+    does not serve (Helia without the kad-dht, a js-libp2p node without Bitswap)."""
 
 
 def multistream_line(text: str) -> bytes:
@@ -83,8 +88,10 @@ class IpfsSession:
     """One TCP connection to the target, driven by a case (an ``async with`` block)."""
 
     def __init__(self, address: tuple[str, int], *, rng: random.Random, timeout: float,
-                 accept: tuple[str, ...] = ()) -> None:
+                 accept: tuple[str, ...] = (),
+                 pacer: Callable[[], Awaitable[None]] | None = None) -> None:
         self.address = address
+        self.pacer = pacer
         self.rng = rng
         self.timeout = timeout
         #: Protocols the harness accepts on streams the target opens (Bitswap answers).
@@ -103,6 +110,8 @@ class IpfsSession:
         self.events: list[Any] = []
 
     async def __aenter__(self) -> IpfsSession:
+        if self.pacer is not None:
+            await self.pacer()
         self.reader, self.writer = await asyncio.wait_for(
             asyncio.open_connection(*self.address), self.timeout)
         return self
@@ -279,6 +288,9 @@ class IpfsSession:
             sid = getattr(event, "stream_id", None)
             view = self.streams.get(sid) if sid is not None else None
             if isinstance(event, yamux.StreamOpened):
+                if not self.accept:  # the harness serves nothing: refuse the stream
+                    self._pending_out += self.yamux.send(yamux.ResetStream(stream_id=sid), 0.0)
+                    continue
                 self.streams[sid] = StreamView(sid, inbound=True, acked=True,
                                                negotiation=multistream.MultistreamNegotiation(
                                                    dialer=False, protocols=list(self.accept)))
@@ -388,6 +400,8 @@ class IpfsSession:
     async def negotiated(self, protocol: str, *, data: bytes = b"") -> int:
         """A stream that agreed on ``protocol`` (:class:`Deviation` otherwise)."""
         sid, lines = await self.open_stream(protocol, data=data)
+        if lines == [MULTISTREAM, "na"]:
+            raise NotApplicable(f"the target does not serve {protocol} (na)")
         if lines != [MULTISTREAM, protocol]:
             raise Deviation(f"{protocol} answered {lines}")
         return sid
@@ -404,13 +418,20 @@ class IpfsSession:
         return bytes(view.data)
 
     async def serves(self) -> bool:
-        """A well-behaved round on this secured session: one ping echoed."""
-        from p2pkit.ipfs.ping import PROTOCOL_ID
+        """A well-behaved round on this secured session: one ping echoed, or (a node without
+        ``/ipfs/ping/1.0.0``, as Helia) one identify message and its stream's end."""
+        from p2pkit.ipfs.identify import PROTOCOL_ID as IDENTIFY
+        from p2pkit.ipfs.ping import PROTOCOL_ID as PING
 
         try:
             payload = self.rng.randbytes(32)
-            sid = await self.negotiated(PROTOCOL_ID, data=payload)
-            echo = await self.read_stream(sid, lambda b: len(b) >= 32)
-            return echo[:32] == payload
+            sid, lines = await self.open_stream(PING, data=payload)
+            if lines == [MULTISTREAM, PING]:
+                echo = await self.read_stream(sid, lambda b: len(b) >= 32)
+                return echo[:32] == payload
+            sid = await self.negotiated(IDENTIFY)
+            await self.read_stream(sid, lambda b: False)
+            view = self.streams[sid]
+            return bool(view.data) and view.ended
         except (Deviation, P2PKitError):
             return False

@@ -1,7 +1,7 @@
 """yamux (libp2p-yamux.md): framing, stream ACK, FIN, ping, flow control, the ACK backlog.
 
 Cases run on a Noise-secured session with yamux, the harness as the client (odd stream ids).
-Well-behaved cases open a stream for ``/ipfs/ping/1.0.0`` or ``/ipfs/id/1.0.0``; hostile ones
+Well-behaved cases open a stream for ``/ipfs/id/1.0.0`` (every libp2p node serves it); hostile ones
 write raw frames built from :data:`~p2pkit.ipfs.yamux.YamuxHeader` (a wrong version, data on
 stream 0, more data than the window allows, a flood of SYNs) and then a fresh session must
 be served.
@@ -13,7 +13,6 @@ from p2pkit.conformance.ipfs.live import IpfsContext, ipfs_case
 from p2pkit.conformance.ipfs.session import MULTISTREAM, Deviation, StreamView, multistream_line
 from p2pkit.ipfs import yamux
 from p2pkit.ipfs.identify import PROTOCOL_ID as IDENTIFY
-from p2pkit.ipfs.ping import PROTOCOL_ID as PING
 
 FLOW = "libp2p-yamux §Opening a stream"
 ACK = ("The receiver must then reply with either a data or window update frame with the "
@@ -34,7 +33,7 @@ SERVER_EVEN = "The client side should use odd ID's, and the server even."
 async def _acked(ctx: IpfsContext) -> None:
     async with ctx.session() as s:
         await s.secure()
-        sid, _ = await s.open_stream(PING)
+        sid, _ = await s.open_stream(IDENTIFY)
         if not s.streams[sid].acked:
             raise Deviation(f"stream {sid} was answered without ACK or RST")
 
@@ -73,12 +72,12 @@ async def _fin(ctx: IpfsContext) -> None:
 
 
 async def _window_violation(ctx: IpfsContext) -> None:
-    """300 KiB on a fresh ping stream at once, past the initial 256 KiB window."""
+    """300 KiB on a fresh identify stream at once, past the initial 256 KiB window."""
     async with ctx.session() as s:
         await s.secure()
         sid = s.yamux.open_stream()
         s.streams[sid] = StreamView(sid)
-        head = multistream_line(MULTISTREAM) + multistream_line(PING)
+        head = multistream_line(MULTISTREAM) + multistream_line(IDENTIFY)
         await s.send_frame("data", sid, len(head), head, SYN=True)
         chunk = bytes(60 * 1024)
         for _ in range(5):
