@@ -16,6 +16,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,13 @@ async def _judge(npm_dir: str, script: str, args: list[str]) -> dict:
 
 
 async def scenario(npm_dir: str) -> dict:
-    content = Path(npm_dir, "conformance-content.bin")
-    content.write_bytes(random.Random(9).randbytes(300_000))
+    with tempfile.TemporaryDirectory(prefix="p2pkit-ipfsconf-") as tmp:
+        content = Path(tmp, "content.bin")
+        content.write_bytes(random.Random(9).randbytes(300_000))
+        return await _both(npm_dir, content)
+
+
+async def _both(npm_dir: str, content: Path) -> dict:
     return {
         "helia": await _judge(npm_dir, "js_helia_get.mjs",
                               ["serve", str(content), str(NODE_LIFETIME)]),
