@@ -65,6 +65,20 @@ def test_host_port_target_and_case_selection(served) -> None:
     assert "ipfs/multistream/na-unknown" in result.stdout
 
 
+def test_pytest_plugin(served, tmp_path) -> None:
+    """``pytest --pyargs p2pkit.conformance --p2p-target ipfs=MULTIADDR``: one case a test."""
+    address, _ = served
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "p2pkit.conformance.pytest_plugin", "--pyargs",
+         "p2pkit.conformance", "--p2p-target", f"ipfs={address}", "-k", "noise",
+         "-p", "no:cacheprovider", "-q", "-rA"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "test_case[ipfs/noise/bad-signature]" in result.stdout
+    assert " passed" in result.stdout and "failed" not in result.stdout
+
+
 def test_bad_targets(capsys) -> None:
     assert "multiaddr" in _one_line_error(capsys, "conformance", "run", "ipfs", "--target",
                                           "/ip4/127.0.0.1/udp/5")

@@ -33,7 +33,7 @@ from p2pkit.conformance.runner import (
 from p2pkit.errors import P2PKitError
 from p2pkit.ipfs.cid import Cid
 
-__all__ = ["IpfsContext", "IpfsTarget", "NotApplicable", "Play", "ipfs_case", "ipfs_target",
+__all__ = ["IpfsContext", "IpfsRunner", "IpfsTarget", "Pacer", "NotApplicable", "Play", "ipfs_case", "ipfs_target",
            "parse_target", "run_ipfs_cases"]
 
 #: Seconds a case may take beyond ``timeout`` times its sessions.
@@ -206,6 +206,23 @@ async def run_ipfs_cases(cases: Iterable[Case], target: IpfsTarget | tuple[str, 
             on_result(result)
     report.duration = time.monotonic() - began
     return report
+
+
+class IpfsRunner:
+    """One case at a time against one target (the pytest plugin's runner interface)."""
+
+    def __init__(self, target: IpfsTarget, *, strict: bool = False,
+                 timeout: float = DEFAULT_TIMEOUT, rng: random.Random | None = None,
+                 connect_interval: float = 0.25) -> None:
+        self.target = target
+        self.strict = strict
+        self.timeout = timeout
+        self.rng = rng or random.Random()
+        self.pacer = Pacer(connect_interval)
+
+    async def run_case_bounded(self, case: Case, left: float | None = None) -> Result:
+        return await _run_case(case, self.target, rng=self.rng, timeout=self.timeout,
+                               strict=self.strict, pacer=self.pacer)
 
 
 def ipfs_case(*, play: Callable[[IpfsContext], Awaitable[None]], **fields: Any) -> Case:
