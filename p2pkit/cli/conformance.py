@@ -66,11 +66,14 @@ _PROTOCOLS = "|".join(sorted(CATALOGS))
               help="bittorrent: the .torrent the target seeds (- for standard input).")
 @click.option("--magnet", metavar="URI",
               help="bittorrent: a magnet link of what the target seeds (info-hash only).")
+@click.option("--cid", "cids", multiple=True, metavar="CID",
+              help="ipfs: a block the target has (the Bitswap want-block cases); repeatable.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the reason of passing cases too.")
 def run_command(protocol: str, targets: tuple[str, ...], patterns: tuple[str, ...],
                 strict: bool, list_only: bool, junit_path: str | None, json_path: str | None,
                 html_path: str | None, timeout: float, deadline: float,
-                torrent_path: str | None, magnet: str | None, verbose: bool) -> int:
+                torrent_path: str | None, magnet: str | None, verbose: bool,
+                cids: tuple[str, ...] = ()) -> int:
     stream = _stream_protocol(protocol, torrent_path, magnet, list_only)
     cases = select(catalog(protocol), patterns)
     from p2pkit.conformance.trace_replay import catalog_traces  # --cases 'dht/trace/*'
@@ -101,7 +104,8 @@ def run_command(protocol: str, targets: tuple[str, ...], patterns: tuple[str, ..
         if len(labelled) > 1:
             console.console.print(f"[b]{label}[/b] ({target})")
         report = _run_target(protocol, target, cases, patterns, stream, strict, timeout,
-                             deadline, console, label if len(labelled) > 1 else None)
+                             deadline, console, label if len(labelled) > 1 else None,
+                             cids=cids)
         report.label = label
         console.summary(report)
         runs.append(report)
@@ -114,7 +118,7 @@ def run_command(protocol: str, targets: tuple[str, ...], patterns: tuple[str, ..
 
 def _run_target(protocol: str, target: str, cases: list, patterns: tuple[str, ...],
                 stream: object | None, strict: bool, timeout: float, deadline: float,
-                console: object, label: str | None) -> object:
+                console: object, label: str | None, cids: tuple[str, ...] = ()) -> object:
     """One target's run (``label`` names it in a multi-target run's error messages)."""
     from p2pkit.conformance.runner import run_cases
 
@@ -129,6 +133,11 @@ def _run_target(protocol: str, target: str, cases: list, patterns: tuple[str, ..
                                           f"{' '.join(patterns)!r}")
             run = run_tracker(cases, url, strict=strict, timeout=timeout, deadline=deadline,
                               on_result=console.line)
+        elif protocol == "ipfs":
+            from p2pkit.conformance.ipfs.live import ipfs_target, run_ipfs_cases
+
+            run = run_ipfs_cases(cases, ipfs_target(target, cids), strict=strict,
+                                 timeout=timeout, deadline=deadline, on_result=console.line)
         else:
             try:
                 address = parse_host_port(target)
