@@ -25,6 +25,7 @@ extensions = [
     "p2pkit_layout",
     "p2pkit_json_schema",
     "p2pkit_captures",
+    "p2pkit_conformance_matrix",
     "p2pkit_cli_reference",
     "p2pkit_conformance_catalog",
     "p2pkit_link_check",

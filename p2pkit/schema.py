@@ -442,7 +442,8 @@ class MessageTable:
 
     def __init__(self, messages: Mapping[int, tuple[str, construct.Construct]], *,
                  rule: str, spec: str, level: Level = "MAY", key: str = "type",
-                 id_key: str = "id", what: str = "message id", noun: str = "message") -> None:
+                 id_key: str = "id", what: str = "message id", noun: str = "message",
+                 compiled: bool = False) -> None:
         #: id -> (name, body), as declared.
         self.messages: dict[int, tuple[str, construct.Construct]] = dict(messages)
         #: id -> name.
@@ -452,6 +453,11 @@ class MessageTable:
         self._by_name = {name: (mid, body) for mid, (name, body) in self.messages.items()}
         self.key, self.id_key, self.what, self.noun = key, id_key, what, noun
         self.rule, self.spec, self.level = rule, spec, level
+        #: ``compiled=True``: bodies are parsed first by construct's compiler output for the
+        #: same declaration (made on first use); on any failure the declaration itself
+        #: parses again, so errors and deviations are the generic parser's. Tests compare
+        #: both on random inputs.
+        self.compiled: dict[int, construct.Construct | None] | None = {} if compiled else None
 
     def unknown(self, type_id: int, payload: bytes, offset: int | None) -> construct.Container:
         """The lenient value of a message whose id the table does not name."""
@@ -484,7 +490,16 @@ class MessageTable:
             into.update(unknown)
             return into
         name, body = entry
-        fields = body._parsereport(stream, context, f"{path} -> {label or name}")
+        fast = self._compiled_body(type_id, body) if self.compiled is not None else None
+        if fast is not None:
+            start = stream.tell()
+            try:
+                fields = fast._parsereport(stream, context, path)
+            except Exception:  # noqa: BLE001 - the declaration reports it precisely
+                stream.seek(start)
+                fields = body._parsereport(stream, context, f"{path} -> {label or name}")
+        else:
+            fields = body._parsereport(stream, context, f"{path} -> {label or name}")
         rest = stream.read()
         if rest:
             raise ParseError(f"{len(rest)} bytes after the fields of a {name} {self.noun}",
@@ -498,6 +513,20 @@ class MessageTable:
             if k[:1] != "_":
                 out[k] = value
         return out
+
+    def _compiled_body(self, type_id: int, body: construct.Construct
+                       ) -> construct.Construct | None:
+        """construct's compiled parser of ``body`` (None when it does not compile)."""
+        assert self.compiled is not None
+        try:
+            return self.compiled[type_id]
+        except KeyError:
+            try:
+                fast = body.compile()
+            except Exception:  # noqa: BLE001 - not compilable: the declaration parses
+                fast = None
+            self.compiled[type_id] = fast
+            return fast
 
     def type_id(self, obj: Any, path: str = "") -> int:
         """The type id of message ``obj`` (``obj[id_key]`` for an ``unknown`` one)."""

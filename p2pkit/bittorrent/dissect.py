@@ -47,6 +47,7 @@ from typing import Any
 
 from p2pkit.bittorrent.mse.keylog import KeyLog
 from p2pkit.bittorrent.mse.observer import MseObserver
+from p2pkit.bittorrent.utp.sequence import ReorderBuffer, seq_after
 from p2pkit.bittorrent.wire.extensions import decode_extended, message_names
 from p2pkit.bittorrent.wire.framer import HANDSHAKE_LENGTH, MAX_MESSAGE_LENGTH, frame_length
 from p2pkit.bittorrent.wire.messages import (
@@ -599,11 +600,15 @@ class MseDecryptedStream(PeerWireStream):
 
 def _circular_first(numbers: list[int]) -> int:
     """The earliest of 16-bit sequence numbers that lie within half the space of each other."""
-    return min(numbers, key=lambda n: sum(((n - m) & 0xFFFF) < 0x8000 for m in numbers if m != n))
+    return min(numbers, key=lambda n: sum(seq_after(m, n) for m in numbers if m != n))
 
 
 class UtpDirection:
     """Reorders one direction's uTP data packets and feeds a peer-wire stream.
+
+    The reordering is the socket core's (:class:`~p2pkit.bittorrent.utp.sequence.ReorderBuffer`),
+    with no window (a capture holds whatever was sent) but at most :data:`MAX_UTP_REORDER`
+    packets, after which the missing one is given up as a gap.
 
     The first ``seq_nr`` comes from the SYN (its ``seq_nr`` + 1, BEP 29 §connection setup) or,
     when the capture missed it, from the earliest of the first :data:`START_WINDOW` data and
@@ -615,17 +620,24 @@ class UtpDirection:
 
     def __init__(self, stream: PeerWireStream) -> None:
         self.stream = stream
-        self.next_seq: int | None = None
         self.offset = 0
-        self.pending: dict[int, tuple[bytes, int, float]] = {}
+        self.buffer: ReorderBuffer[tuple[bytes, int, float]] = ReorderBuffer(limit=0x8000)
         self._state_seqs: list[int] = []
         #: The ``seq_nr`` of this direction's SYN, when it sent one (it opened the connection).
         self.syn_seq: int | None = None
 
+    @property
+    def next_seq(self) -> int | None:
+        return self.buffer.next_seq
+
+    @property
+    def pending(self) -> dict[int, tuple[bytes, int, float]]:
+        return self.buffer.pending
+
     def syn(self, seq_nr: int) -> Iterator[Record]:
         if self.next_seq is None:
             self.syn_seq = seq_nr
-            self.next_seq = (seq_nr + 1) & 0xFFFF
+            self.buffer.next_seq = (seq_nr + 1) & 0xFFFF
             yield from self._drain()
 
     def accepted(self, seq_nr: int) -> Iterator[Record]:
@@ -634,7 +646,7 @@ class UtpDirection:
         this direction comes out as soon as it is in order, not after
         :data:`START_WINDOW` packets."""
         if self.next_seq is None:
-            self.next_seq = seq_nr
+            self.buffer.next_seq = seq_nr
             yield from self._drain()
 
     def state(self, seq_nr: int) -> None:
@@ -642,12 +654,10 @@ class UtpDirection:
             self._state_seqs.append(seq_nr)
 
     def data(self, seq_nr: int, payload: bytes, frame: int, time: float) -> Iterator[Record]:
-        if self.next_seq is not None:
-            behind = (self.next_seq - seq_nr) & 0xFFFF
-            if 0 < behind < 0x8000:
-                return  # a retransmission of a packet already delivered
-        if seq_nr not in self.pending and payload:
-            self.pending[seq_nr] = (payload, frame, time)
+        if self.buffer.is_behind(seq_nr):
+            return  # a retransmission of a packet already delivered
+        if payload:
+            self.buffer.add(seq_nr, (payload, frame, time))
         if self.next_seq is None:
             if len(self.pending) < self.START_WINDOW:
                 return
@@ -657,22 +667,19 @@ class UtpDirection:
             yield from self._skip()
 
     def _choose_start(self) -> None:
-        self.next_seq = _circular_first(list(self.pending) + self._state_seqs)
+        self.buffer.next_seq = _circular_first(list(self.pending) + self._state_seqs)
         self.stream.mid_stream = True  # no SYN seen: the capture may have missed the start
 
     def _drain(self) -> Iterator[Record]:
-        while self.next_seq in self.pending:
-            payload, frame, time = self.pending.pop(self.next_seq)
+        for _, (payload, frame, time) in self.buffer.drain():
             yield from self.stream.data(self.offset, payload, frame, time)
             self.offset += len(payload)
-            self.next_seq = (self.next_seq + 1) & 0xFFFF
 
     def _skip(self) -> Iterator[Record]:
         """Give up on the missing packet: jump to the nearest held one (a gap)."""
         assert self.next_seq is not None
-        nearest = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFF)
         self.stream.gap(self.offset, 0)
-        self.next_seq = nearest
+        self.buffer.skip_to_nearest()
         yield from self._drain()
 
     def finish(self) -> Iterator[Record]:

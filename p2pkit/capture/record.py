@@ -13,6 +13,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from construct import Container, ListContainer
+
 from p2pkit.deviations import Deviation
 
 __all__ = ["BINARY_INLINE_LIMIT", "UNDECODED", "UNDECODED_REASONS", "Record",
@@ -46,7 +48,7 @@ class Record:
     #: The decoded value before JSON conversion (Containers), for the field tree.
     value: Any = None
     #: Top-level field name -> (start, end) bytes, relative to the message's first byte.
-    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+    spans: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -187,6 +189,33 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
     ...            summarised={"piece"})
     {'piece': {'length': 3, 'sha1': 'b60d121b438a380c343d5ec3c2037564b82ffef3'}, 'info_hash': '0102', 'n': [1]}
     """
+    # exact types first (most of a record's values), one dict lookup instead of the chain
+    kind = _EXACT.get(type(value))
+    if kind is not None:
+        if kind == 0:  # str
+            return value if value.isascii() else text_value(value)
+        if kind == 1:  # int, bool, None, float
+            return value
+        if kind == 2:  # bytes
+            if len(value) > BINARY_INLINE_LIMIT or name in summarised:
+                return {"length": len(value), "sha1": hashlib.sha1(value).hexdigest()}
+            return value.hex()
+        if kind == 3:  # dict, Container; scalar leaves inline (no call per leaf)
+            out = {}
+            exact = _EXACT.get
+            for k, v in value.items():
+                if type(k) is str:
+                    if k[:1] == "_":
+                        continue
+                else:
+                    k = _key(k)
+                leaf = exact(type(v))
+                if leaf == 1 or (leaf == 0 and v.isascii()):
+                    out[k] = v
+                else:
+                    out[k] = json_value(v, k, summarised)
+            return out
+        return [json_value(v, name, summarised) for v in value]  # list, ListContainer
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _binary(name, bytes(value), summarised)
     if isinstance(value, bool) or value is None:
@@ -213,6 +242,12 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
                 for k in value.__dataclass_fields__
                 if not k.startswith("_") and getattr(value, k) is not None}
     return str(value)
+
+
+#: Exact types :func:`json_value` converts without the isinstance chain: 0 text, 1 as is,
+#: 2 bytes, 3 mappings, 4 sequences (subclasses, such as enum strings, take the chain).
+_EXACT: dict[type, int] = {str: 0, int: 1, bool: 1, float: 1, type(None): 1, bytes: 2,
+                           dict: 3, Container: 3, list: 4, tuple: 4, ListContainer: 4}
 
 
 def text_value(value: str) -> str:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from p2pkit import registry
 from p2pkit.capture.record import Record
@@ -28,7 +27,7 @@ def _summary_keys(protocol: str) -> tuple[str, ...] | None:
 
 
 def _short(value: Any) -> str:
-    if isinstance(value, dict) and set(value) == {"length", "sha1"}:
+    if isinstance(value, dict) and _is_digest(value):
         return f"<{value['length']} bytes>"
     if isinstance(value, (dict, list)):
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -70,17 +69,22 @@ def message_line(record: Record) -> str:
     return line + (" " + " ".join(keys) if keys else "")
 
 
-@dataclass(frozen=True)
-class TreeLine:
+class TreeLine(NamedTuple):
     """One line of a field tree (``dissect -V``): its text, indentation included, and the
     dotted path of the field it shows (``r.nodes.0.id``; ``""`` for a header line), so a
-    reader (the conformance report) can mark the line of one field."""
+    reader (the conformance report) can mark the line of one field. (A named tuple: a tree
+    of a large capture makes millions of them.)"""
 
     text: str
     path: str = ""
 
     def __str__(self) -> str:
         return self.text
+
+
+def _is_digest(value: dict) -> bool:
+    """A large binary summarised as ``{"length": n, "sha1": ...}``."""
+    return len(value) == 2 and "sha1" in value and "length" in value
 
 
 def tree_lines(value: Any, indent: int, name: str = "", path: str = "") -> list[TreeLine]:
@@ -94,7 +98,7 @@ def tree_lines(value: Any, indent: int, name: str = "", path: str = "") -> list[
     """
     pad = "    " * indent
     label = f"{name}: " if name else ""
-    if isinstance(value, dict) and set(value) == {"length", "sha1"}:
+    if isinstance(value, dict) and _is_digest(value):
         return [TreeLine(f"{pad}{label}<{value['length']} bytes, sha1 {value['sha1']}>", path)]
     if isinstance(value, dict):
         lines = [TreeLine(f"{pad}{name}:", path)] if name else []

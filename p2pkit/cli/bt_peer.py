@@ -25,7 +25,12 @@ from typing import Any
 
 import click
 
-from p2pkit.bittorrent.peer.client import ENCRYPTION_POLICIES, ClientStats, TorrentClient
+from p2pkit.bittorrent.peer.client import (
+    ENCRYPTION_POLICIES,
+    TRANSPORTS,
+    ClientStats,
+    TorrentClient,
+)
 from p2pkit.bittorrent.peer.session import REQUEST_QUEUE
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
@@ -196,6 +201,10 @@ def _common(function: Any) -> Any:
         click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
                      help="Append each MSE connection's keys to FILE (for p2pkit dissect "
                      "--keylog)."),
+        click.option("--transport", type=click.Choice(TRANSPORTS), default="both",
+                     show_default=True,
+                     help="Peer connections over TCP, uTP (BEP 29, on the UDP port of the same "
+                     "number, shared with the DHT node) or both (accept both, dial uTP first)."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
         click.option("-v", "--verbose", is_flag=True, callback=_verbose, expose_value=False,
@@ -212,10 +221,10 @@ Address = tuple[str, int]
 def _client(source: Metainfo | MagnetLink, root: Path, listen: Address,
             peers: tuple[Address, ...], no_trackers: bool, upload_slots: int,
             progress: _Progress, bootstraps: tuple[Address, ...], dht_port: int | None,
-            request_queue: int, encryption: str = "prefer", keylog: str | None = None
-            ) -> TorrentClient:
+            request_queue: int, encryption: str = "prefer", keylog: str | None = None,
+            transport: str = "both") -> TorrentClient:
     return TorrentClient(source, root, listen=listen, peers=list(peers),
-                         encryption=encryption, keylog=keylog,
+                         encryption=encryption, keylog=keylog, transport=transport,
                          trackers=not no_trackers, upload_slots=upload_slots,
                          on_progress=progress.update,
                          dht_bootstrap=list(bootstraps) if bootstraps else None,
@@ -258,8 +267,8 @@ def _finish(client: TorrentClient, complete: bool, elapsed: float, as_json: bool
 def download(source: str, output: str, keep_seeding: bool, timeout: float | None,
              listen: Address, peers: tuple[Address, ...], no_trackers: bool,
              bootstraps: tuple[Address, ...], dht_port: int | None, upload_slots: int,
-             request_queue: int, encryption: str, keylog: str | None, as_json: bool,
-             quiet: bool) -> int:
+             request_queue: int, encryption: str, keylog: str | None, transport: str,
+             as_json: bool, quiet: bool) -> int:
     """Download FILE.torrent (- for standard input) or MAGNET (a magnet link) into DIR.
 
     Exit 0 only when every piece is verified; 1 when the download is incomplete (timeout,
@@ -274,7 +283,7 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "download") as progress:
         client = _client(torrent, root, listen, peers, no_trackers, upload_slots, progress,
-                         bootstraps, dht_port, request_queue, encryption, keylog)
+                         bootstraps, dht_port, request_queue, encryption, keylog, transport)
         complete, reason = _run_client(client, listen, until_complete=not keep_seeding,
                                        duration=timeout, progress=progress)
     _finish(client, complete, time.monotonic() - begin, as_json, "download")
@@ -292,7 +301,7 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
 def seed(torrent: str, data: str, duration: float | None, listen: Address,
          peers: tuple[Address, ...], no_trackers: bool, bootstraps: tuple[Address, ...],
          dht_port: int | None, upload_slots: int, request_queue: int, encryption: str,
-         keylog: str | None, as_json: bool, quiet: bool) -> None:
+         keylog: str | None, transport: str, as_json: bool, quiet: bool) -> None:
     """Check the data in PATH against FILE.torrent (- for standard input), then seed it.
 
     Runs until SIGINT, SIGTERM or --duration, then exits 0.
@@ -306,7 +315,7 @@ def seed(torrent: str, data: str, duration: float | None, listen: Address,
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "seed") as progress:
         client = _client(meta, root, listen, peers, no_trackers, upload_slots, progress,
-                         bootstraps, dht_port, request_queue, encryption, keylog)
+                         bootstraps, dht_port, request_queue, encryption, keylog, transport)
         complete, reason = _run_client(client, listen, until_complete=False, duration=duration,
                                        progress=progress)
     _finish(client, complete, time.monotonic() - begin, as_json, "seed")

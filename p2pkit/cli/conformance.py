@@ -15,7 +15,8 @@
 * ``p2pkit conformance run gnutella --target HOST:PORT ...``: the Gnutella 0.6 cases over TCP
   against a servent (best an ultrapeer), several harness connections at once.
 * ``p2pkit conformance check CAPTURE [--endpoint HOST:PORT] [--json]``: the DHT, tracker and
-  Gnutella rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails.
+  Gnutella rules judge every endpoint seen in a pcap/pcapng. Exit 1 when a MUST rule fails, 2
+  when the capture is not one or is corrupt or truncated (judged up to the damage, one line).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import click
 
 from p2pkit.addresses import parse_host_port
-from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source, read_input
+from p2pkit.cli.errors import EXIT_BAD_INPUT, EXIT_DEVIATIONS, BadInput, capture_source, read_input
 from p2pkit.cli.options import HostPort, show_host_port
 from p2pkit.conformance import CATALOGS, catalog
 from p2pkit.conformance.case import select
@@ -65,11 +66,14 @@ _PROTOCOLS = "|".join(sorted(CATALOGS))
               help="bittorrent: the .torrent the target seeds (- for standard input).")
 @click.option("--magnet", metavar="URI",
               help="bittorrent: a magnet link of what the target seeds (info-hash only).")
+@click.option("--cid", "cids", multiple=True, metavar="CID",
+              help="ipfs: a block the target has (the Bitswap want-block cases); repeatable.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the reason of passing cases too.")
 def run_command(protocol: str, targets: tuple[str, ...], patterns: tuple[str, ...],
                 strict: bool, list_only: bool, junit_path: str | None, json_path: str | None,
                 html_path: str | None, timeout: float, deadline: float,
-                torrent_path: str | None, magnet: str | None, verbose: bool) -> int:
+                torrent_path: str | None, magnet: str | None, verbose: bool,
+                cids: tuple[str, ...] = ()) -> int:
     stream = _stream_protocol(protocol, torrent_path, magnet, list_only)
     cases = select(catalog(protocol), patterns)
     from p2pkit.conformance.trace_replay import catalog_traces  # --cases 'dht/trace/*'
@@ -100,7 +104,8 @@ def run_command(protocol: str, targets: tuple[str, ...], patterns: tuple[str, ..
         if len(labelled) > 1:
             console.console.print(f"[b]{label}[/b] ({target})")
         report = _run_target(protocol, target, cases, patterns, stream, strict, timeout,
-                             deadline, console, label if len(labelled) > 1 else None)
+                             deadline, console, label if len(labelled) > 1 else None,
+                             cids=cids)
         report.label = label
         console.summary(report)
         runs.append(report)
@@ -113,7 +118,7 @@ def run_command(protocol: str, targets: tuple[str, ...], patterns: tuple[str, ..
 
 def _run_target(protocol: str, target: str, cases: list, patterns: tuple[str, ...],
                 stream: object | None, strict: bool, timeout: float, deadline: float,
-                console: object, label: str | None) -> object:
+                console: object, label: str | None, cids: tuple[str, ...] = ()) -> object:
     """One target's run (``label`` names it in a multi-target run's error messages)."""
     from p2pkit.conformance.runner import run_cases
 
@@ -128,6 +133,11 @@ def _run_target(protocol: str, target: str, cases: list, patterns: tuple[str, ..
                                           f"{' '.join(patterns)!r}")
             run = run_tracker(cases, url, strict=strict, timeout=timeout, deadline=deadline,
                               on_result=console.line)
+        elif protocol == "ipfs":
+            from p2pkit.conformance.ipfs.live import ipfs_target, run_ipfs_cases
+
+            run = run_ipfs_cases(cases, ipfs_target(target, cids), strict=strict,
+                                 timeout=timeout, deadline=deadline, on_result=console.line)
         else:
             try:
                 address = parse_host_port(target)
@@ -235,8 +245,9 @@ def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool,
         click.echo(json.dumps(report.to_json()))
     else:
         _print_check(report)
-    if report.warning:
+    if report.warning:  # a corrupt or truncated capture: judged up to there, exit 2
         click.echo(f"p2pkit: {capture}: {report.warning} (judged up to there)", err=True)
+        return EXIT_BAD_INPUT
     return 0 if report.ok else EXIT_DEVIATIONS
 
 

@@ -8,7 +8,7 @@ harness's side against a live target; reporters (:mod:`p2pkit.conformance.report
 :mod:`p2pkit.conformance.offline` judges a capture with the same rules.
 
 >>> sorted(CATALOGS)
-['bittorrent', 'dht', 'gnutella', 'tracker']
+['bittorrent', 'dht', 'gnutella', 'ipfs', 'tracker']
 >>> len(catalog("dht")) >= 60
 True
 """
@@ -26,6 +26,7 @@ CATALOGS = {
     "bittorrent": "p2pkit.conformance.bittorrent",
     "dht": "p2pkit.conformance.dht",
     "gnutella": "p2pkit.conformance.gnutella",
+    "ipfs": "p2pkit.conformance.ipfs",
     "tracker": "p2pkit.conformance.tracker",
 }
 

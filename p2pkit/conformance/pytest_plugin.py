@@ -6,7 +6,8 @@
 tracker by its announce URL: ``tracker=udp://127.0.0.1:6969``);
 ``--p2p-strict`` makes SHOULD and MAY cases fail; ``--p2p-timeout`` is the per-step timeout;
 ``--p2p-torrent F`` is the torrent a ``bittorrent`` target seeds (its cases run over TCP);
-``gnutella=HOST:PORT`` names a Gnutella servent (its cases run over TCP too).
+``gnutella=HOST:PORT`` names a Gnutella servent (its cases run over TCP too);
+``ipfs=MULTIADDR`` (or HOST:PORT) a libp2p node.
 Without a target the cases are not collected. A failing MUST case (or any case under
 ``--p2p-strict``) fails its item with the quoted requirement and the reason; ``unsupported``
 and ``skipped`` verdicts skip; ``non-strict`` and ``informational`` pass with a warning.
@@ -89,6 +90,11 @@ class _Session:
                     self.runners[protocol] = self._stream_runner(address, timeout, strict)
                 elif protocol == "gnutella":
                     self.runners[protocol] = self._gnutella_runner(address, timeout, strict)
+                elif protocol == "ipfs":
+                    from p2pkit.conformance.ipfs.live import IpfsRunner, ipfs_target
+
+                    self.runners[protocol] = IpfsRunner(ipfs_target(address), strict=strict,
+                                                        timeout=timeout)
                 else:
                     resolved = self.loop.run_until_complete(preflight(parse_target(address),
                                                                       timeout))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import random
 import socket
 import time
@@ -259,6 +260,10 @@ class _Receiver(asyncio.DatagramProtocol):
         self.errors.append(exc)
 
 
+#: Numbers of the 127.42.x.y source addresses, shared by every runner of the process.
+_SOURCE_NUMBERS = itertools.count()
+
+
 class _Sources:
     """Source addresses for a target: distinct loopback IPs when the target is on loopback."""
 
@@ -266,13 +271,13 @@ class _Sources:
         ip = ipaddress.ip_address(target[0])
         self.family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         self.many = ip.version == 4 and ip.is_loopback
-        self._next = 0
 
     def ip(self) -> str:
+        """A loopback source no other runner of this process uses at the same time (the
+        counter is shared, so concurrent runners against one target never collide)."""
         if not self.many:
             return "::" if self.family == socket.AF_INET6 else "0.0.0.0"
-        self._next += 1
-        n = self._next
+        n = next(_SOURCE_NUMBERS) % 0xFFFF + 1
         return f"127.42.{(n >> 8) & 0xFF}.{(n & 0xFF) or 1}"
 
     @property

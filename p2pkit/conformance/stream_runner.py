@@ -550,10 +550,14 @@ async def preflight(target: Address, protocol: StreamProtocol,
         raise TargetError(f"{where}: cannot connect ({e.strerror or e}; nothing listens on "
                           "that TCP port?)") from None
     try:
-        await conn.write(protocol.hello(ctx))
+        hello = protocol.hello(ctx)
+        await conn.write(hello)
         s = conn.session
         deadline = time.monotonic() + timeout
-        while not protocol.served(s, ctx):
+        while not protocol.served(s, ctx) or _echoed(s, hello):
+            if _echoed(s, hello):
+                raise TargetError(f"{where}: sent our own {protocol.name} handshake back (an "
+                                  "echo service, not a peer)")
             if s.error:
                 raise TargetError(f"{where}: answered {bytes(s.received[:16])!r}…, not "
                                   f"{protocol.name} ({s.error}): another protocol?")
@@ -570,6 +574,13 @@ async def preflight(target: Address, protocol: StreamProtocol,
                 pass
     finally:
         await conn.close()
+
+
+def _echoed(session: Session, hello: bytes) -> bool:
+    """The target's first bytes are the very bytes we sent: a mirror. (A BitTorrent peer
+    answers with its own peer id, BEP 3; a Gnutella servent with a response line, Gnutella 0.6
+    §2.2.)"""
+    return len(session.received) >= len(hello) and bytes(session.received[:len(hello)]) == hello
 
 
 async def run_stream_cases(cases: Iterable[Case], target: Address, protocol: StreamProtocol,

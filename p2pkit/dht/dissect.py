@@ -15,9 +15,12 @@ Reached through the ``bt-dht`` descriptor (:mod:`p2pkit.dht.protocol`).
 
 from __future__ import annotations
 
+from functools import partial
+
 from p2pkit import bencode
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, json_fields, undecoded
+from p2pkit.capture.spans import LazySpans
 from p2pkit.deviations import deviations_of
 from p2pkit.dht.krpc import PROTOCOL, Transactions, decode_lenient
 from p2pkit.errors import ParseError
@@ -37,6 +40,12 @@ def detect_krpc(payload: bytes) -> bool:
     """BEP 5: "A KRPC message is a single dictionary" (bencoded: it starts with ``d``); a
     bencoded list (``l``) is taken too, to be reported as not a dictionary."""
     return payload[:1] in (b"d", b"l")
+
+
+def _top_level_spans(payload: bytes) -> dict[str, tuple[int, int]]:
+    """Where the keys of the top-level dictionary lie in the datagram (named as in fields)."""
+    return {_FIELD_OF_KEY.get(k, k.decode("latin-1")): span
+            for k, span in bencode.decode_lenient(payload, spans=True).spans.items()}
 
 
 class KrpcDecoder:
@@ -76,8 +85,8 @@ class KrpcDecoder:
         if unknown:
             fields["unknown_keys"] = unknown
         # BEP 5 keys of the top-level dictionary, where they lie in the datagram
-        spans = {_FIELD_OF_KEY.get(k, k.decode("latin-1")): span
-                 for k, span in bencode.decode_lenient(pkt.payload, spans=True).spans.items()}
+        # (worked out when a field tree asks: summary lines and JSON do not)
+        spans = LazySpans(partial(_top_level_spans, payload))
         return Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
                       dst=pkt.dst, protocol=PROTOCOL, message=_KIND.get(message.y, str(message.y)),
                       fields=fields, length=len(pkt.payload), value=message,

@@ -85,6 +85,10 @@ class DhtServer:
                  on_event: Callable[[Any], None] | None = None) -> None:
         self.node = node
         self.on_event = on_event
+        #: Datagrams that are not KRPC (which is a bencoded dictionary, starting with ``d``)
+        #: go to this callback when it is set: a uTP endpoint sharing the port, as libtorrent
+        #: shares its DHT port with uTP (:mod:`p2pkit.bittorrent.utp.endpoint`).
+        self.on_other_datagram: Callable[[bytes, Address], None] | None = None
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
@@ -163,6 +167,9 @@ class DhtServer:
                           RECEIVE_SIZE)
                 continue
             data = bytes(view[:size])
+            if self.on_other_datagram is not None and data[:1] != b"d":
+                self.on_other_datagram(data, (addr[0], addr[1]))
+                continue
             now = clock()
             try:
                 node.receive_datagram(data, (addr[0], addr[1]), now)
@@ -172,6 +179,11 @@ class DhtServer:
             for answer, dst in node.datagrams_to_send(now):  # answer at once, not per batch
                 self._send(answer, dst)
         self._flush()
+
+    def sendto(self, data: bytes, dst: Address) -> None:
+        """Send one datagram from the node's socket (for a protocol sharing the port)."""
+        if not self._closed:
+            self._send(data, dst)
 
     def _send(self, data: bytes, dst: Address) -> None:
         if self._backlog:

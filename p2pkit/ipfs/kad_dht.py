@@ -34,7 +34,7 @@ from p2pkit.ipfs.peer_id import PeerId
 from p2pkit.kademlia.routing import RoutingTable
 
 __all__ = ["ID_BITS", "K", "PROTOCOL_ID", "KadDhtServer", "KadStream", "RequestRefused",
-           "frame_length", "kademlia_id"]
+           "frame_length", "kademlia_id", "provider_key_valid"]
 
 PROTOCOL_ID = "/ipfs/kad/1.0.0"
 #: "a keyspace of length m=256".
@@ -63,6 +63,22 @@ def kademlia_id(key: bytes) -> bytes:
     'e43d28f0996557c0'
     """
     return hashlib.sha256(key).digest()
+
+
+def provider_key_valid(key: bytes) -> bool:
+    """libp2p kad-dht §RPC messages, ADD_PROVIDER: "The target node verifies `key` is a valid
+    CID". A whole CID or its multihash (what go-libp2p-kad-dht and js-libp2p put there) is
+    accepted; anything else is not recorded."""
+    from p2pkit.ipfs.cid import Cid
+    from p2pkit.ipfs.multihash import Multihash
+
+    for parse in (Multihash.parse, Cid.from_bytes):
+        try:
+            parse(key)
+            return True
+        except ParseError:
+            continue
+    return False
 
 
 @dataclass
@@ -158,8 +174,8 @@ class KadDhtServer:
 
     def _add_provider(self, request: Any, sender: PeerId, now: float) -> dict | None:
         key = request.key
-        if not key or len(key) > MAX_PROVIDER_KEY:
-            return None
+        if not key or len(key) > MAX_PROVIDER_KEY or not provider_key_valid(key):
+            return None  # "The target node verifies `key` is a valid CID"
         mine = [p for p in request.providerPeers if p.id == sender.multihash]
         if not mine:
             return None

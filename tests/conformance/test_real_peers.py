@@ -1,15 +1,22 @@
-"""The BitTorrent peer-wire suite against real seeders: libtorrent 2.0 and aria2 1.36.
+"""The BitTorrent matrix: the peer-wire suite against libtorrent 2.0, aria2 1.36,
+transmission 3.00 and p2pkit's own seeder.
 
 Inside ``unshare -n`` on loopback only (tests/interop/conftest.py; settings as in
 tests/interop and ../shared/INTEROP.md: no DHT, LSD, UPnP, NAT-PMP, PEX, encryption): a
 libtorrent session seeding the hybrid test torrent at 127.0.0.3:6881, aria2 seeding the v1
-test torrent at 127.0.0.4:6881. The runner restarts a seeder that dies. The MUST cases each one
-fails are the findings of docs/conformance.md; this test keeps that page true.
+test torrent at 127.0.0.4:6881, p2pkit's ``TorrentClient`` seeding the hybrid torrent at
+127.0.0.5:6881 and a transmission-daemon seeding the v1 torrent at 127.0.0.6:6881, all judged
+at the same time. transmission unchokes only at its ten-second choke rounds, so one case after
+the other would take a quarter of an hour; its cases run in :data:`TRANSMISSION_SHARDS`
+concurrent runners instead (each connection from its own 127.42.x.y address, fewer runners
+than its upload slots). The runner restarts a seeder that dies. The matrix reports go to
+``$P2PKIT_CONFORMANCE_ARTIFACTS/bittorrent`` (tests/conformance/real_matrix.py); the MUST cases
+each seeder fails must equal the committed record docs/conformance-matrix/bittorrent.json,
+which docs/conformance-matrix.md draws and docs/conformance.md's findings cite.
 
 Opt-in outside CI (``P2PKIT_INTEROP=1``): it starts third-party clients. This file is also the
 scenario script run inside the namespace: ``python tests/conformance/test_real_peers.py OUT
-[NAME,…]``. (transmission 3.00 is not in it: it unchokes only at its ten-second choke rounds,
-so a full run takes about a quarter of an hour; see docs/conformance.md.)
+[NAME,…]``.
 """
 
 from __future__ import annotations
@@ -28,9 +35,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LIBTORRENT = ("127.0.0.3", 6881)
 ARIA2 = ("127.0.0.4", 6881)
+P2PKIT = ("127.0.0.5", 6881)
+TRANSMISSION = ("127.0.0.6", 6881)
+#: Concurrent runners against transmission (its upload slots per torrent: 14).
+TRANSMISSION_SHARDS = 10
+#: transmission answers a ut_metadata request 1.5 to 3 s later (on a later peer pulse): its
+#: steps wait longer than the others' 2 s.
+TRANSMISSION_TIMEOUT = 5.0
+COMMAND = "P2PKIT_UPDATE_MATRIX=1 CI=true python -m pytest tests/conformance/test_real_peers.py"
+#: transmission-daemon and its RPC poller (tests/interop/bittorrent_clients.py) as one process:
+#: READY once the torrent is verified; TERM stops both. A restart starts from a fresh state.
+TRANSMISSION_SEEDER = r'''
+CFG=$1; RPC=$2; TORRENT=$3; DIR=$4; CONTROL=$5
+rm -rf "$CFG/torrents" "$CFG/resume"
+transmission-daemon -f -g "$CFG" >/dev/null 2>&1 & D=$!
+bash "$CONTROL" "$RPC" "$TORRENT" "$DIR" seed & C=$!
+trap 'kill $C $D 2>/dev/null; wait $C $D; exit 0' TERM INT
+wait $C
+kill $D; wait $D
+'''
 
 #: MUST cases each implementation fails (the findings page lists the evidence).
 LIBTORRENT_MUST_FAILURES: set[str] = set()
+P2PKIT_MUST_FAILURES: set[str] = set()
+TRANSMISSION_MUST_FAILURES = {
+    "bittorrent/bep6/piece/unrequested-closes"}
 ARIA2_MUST_FAILURES = {"bittorrent/bep3/handshake/with-first-messages",
                        "bittorrent/bep6/piece/unrequested-closes",
                        "bittorrent/bep6/disabled/suggest",
@@ -48,6 +77,7 @@ class Seeder:
         self.proc: asyncio.subprocess.Process | None = None
         self.restarts = 0
         self.log: list[str] = []
+        self._restarting = asyncio.Lock()
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -72,9 +102,13 @@ class Seeder:
             del self.log[:-200]
 
     async def restart(self) -> tuple[str, int]:
-        await self.stop()
-        self.restarts += 1
-        await self.start()
+        """Restart the seeder (once, when several runners find it dead at the same time)."""
+        generation = self.restarts
+        async with self._restarting:
+            if self.restarts == generation:
+                await self.stop()
+                self.restarts += 1
+                await self.start()
         return self.address
 
     async def stop(self) -> None:
@@ -92,12 +126,51 @@ def _version(argv: list[str]) -> str:
     return (done.stdout or done.stderr).split("\n")[0].strip()
 
 
+def _transmission(work: Path, torrent: Path) -> Seeder:
+    from tests.interop.bittorrent_clients import (
+        TRANSMISSION_CONTROL,
+        Peer,
+        transmission_settings,
+    )
+
+    peer = Peer(name="transmission", kind="transmission", role="seed", host=TRANSMISSION[0],
+                port=TRANSMISSION[1], data_dir=work / "v1-transmission", torrent=torrent)
+    config = work / "transmission"
+    config.mkdir()
+    (config / "settings.json").write_text(json.dumps(transmission_settings(peer)))
+    (work / "control.sh").write_text(TRANSMISSION_CONTROL)
+    (work / "seeder.sh").write_text(TRANSMISSION_SEEDER)
+    rpc = f"{TRANSMISSION[0]}:{TRANSMISSION[1] + 1000}"
+    return Seeder(["bash", str(work / "seeder.sh"), str(config), rpc, str(torrent),
+                   str(peer.data_dir), str(work / "control.sh")], TRANSMISSION, "READY")
+
+
+async def _sharded(cases: list, seeder: Seeder, wire: object, shards: int,
+                   timeout: float) -> object:
+    """``cases`` in ``shards`` concurrent runners against one seeder, as one report in
+    catalog order (the cases are independent: each opens its own connections)."""
+    from p2pkit.conformance.runner import RunReport
+    from p2pkit.conformance.stream_runner import run_stream_cases
+
+    began = time.monotonic()
+    parts = await asyncio.gather(*(
+        run_stream_cases(cases[i::shards], seeder.address, wire, name="bittorrent",
+                         timeout=timeout, restart=seeder.restart) for i in range(shards)))
+    by_id = {r.case.id: r for part in parts for r in part.results}
+    return RunReport(protocol="bittorrent", target=parts[0].target, strict=False,
+                     started=min(p.started for p in parts),
+                     duration=time.monotonic() - began,
+                     results=[by_id[c.id] for c in cases])
+
+
 async def scenario(out: Path, only: set[str] | None = None) -> dict:
+    from p2pkit.bittorrent.peer.client import TorrentClient
+    from p2pkit.bittorrent.wire.metainfo import Metainfo
     from p2pkit.conformance import catalog
     from p2pkit.conformance.bittorrent import BitTorrentWire, TorrentFacts
-    from p2pkit.conformance.reporters import html, json_report
     from p2pkit.conformance.stream_runner import run_stream_cases
     from tests.conformance.bt_helpers import write_torrent
+    from tests.conformance.real_matrix import p2pkit_version, record, write_artifacts
     from tests.interop.bittorrent_clients import LIBTORRENT_PEER
 
     work = Path(tempfile.mkdtemp())
@@ -106,6 +179,8 @@ async def scenario(out: Path, only: set[str] | None = None) -> dict:
         (work / version).mkdir()
         torrents[version] = work / f"{version}.torrent"
         torrents[version].write_bytes(write_torrent(work / version, version))
+    (work / "v1-transmission").mkdir()
+    write_torrent(work / "v1-transmission", "v1")
     lt_cfg = {"role": "seed", "host": LIBTORRENT[0], "port": LIBTORRENT[1],
               "save": str(work / "hybrid"), "torrent": str(torrents["hybrid"]), "timeout": 600}
     seeders = {
@@ -121,26 +196,57 @@ async def scenario(out: Path, only: set[str] | None = None) -> dict:
                           "--summary-interval=1", "--console-log-level=notice",
                           str(torrents["v1"])], ARIA2, None), "v1",
                   _version(["aria2c", "--version"])),
+        "transmission": (_transmission(work, torrents["v1"]), "v1",
+                         _version(["transmission-daemon", "-V"])),
     }
-    summary = {}
-    for name, (seeder, version, client_version) in seeders.items():
-        if only and name not in only:
-            continue
-        await seeder.start()
+    implementations = {"libtorrent": "libtorrent (python3-libtorrent), hybrid torrent",
+                       "aria2": "aria2, v1 torrent", "transmission": "transmission-daemon, "
+                       "v1 torrent", "p2pkit": "p2pkit TorrentClient, hybrid torrent"}
+    versions = {name: version for name, (_, _, version) in seeders.items()}
+    versions["p2pkit"] = p2pkit_version()
+    cases = list(catalog("bittorrent"))
+
+    async def judge(name: str) -> object:
+        seeder, version, _ = seeders[name]
         wire = BitTorrentWire(TorrentFacts.from_file(torrents[version]))
+        await seeder.start()
         try:
-            report = await run_stream_cases(catalog("bittorrent"), seeder.address, wire,
-                                            name="bittorrent", timeout=2.0,
-                                            restart=seeder.restart)
+            if name == "transmission":
+                await asyncio.sleep(2)  # it closes the very first connection after verifying
+                report = await _sharded(cases, seeder, wire, TRANSMISSION_SHARDS,
+                                        TRANSMISSION_TIMEOUT)
+            else:
+                report = await run_stream_cases(cases, seeder.address, wire,
+                                                name="bittorrent", timeout=2.0,
+                                                restart=seeder.restart)
         finally:
             await seeder.stop()
-        json_report.write(report, out / f"{name}.json")
-        html.write(report, out / f"{name}.html")
-        summary[name] = {"version": client_version, "restarts": seeder.restarts,
-                         "duration": round(report.duration, 1), "counts": report.counts(),
-                         "verdicts": {r.case.id: r.verdict for r in report.results},
-                         "reasons": {r.case.id: r.reason for r in report.results
-                                     if r.verdict not in ("pass", "informational")}}
+        report.label = name
+        return report
+
+    async def own() -> object:
+        meta = Metainfo.parse(torrents["hybrid"].read_bytes())
+        client = TorrentClient(meta, work / "hybrid", listen=P2PKIT, trackers=False)
+        await client.start()
+        try:
+            report = await run_stream_cases(
+                cases, P2PKIT, BitTorrentWire(TorrentFacts.from_file(torrents["hybrid"])),
+                name="bittorrent", timeout=2.0)
+        finally:
+            await client.close()
+        report.label = "p2pkit"
+        return report
+
+    names = [name for name in seeders if not only or name in only]
+    jobs = [judge(name) for name in names]
+    if not only or "p2pkit" in only:
+        jobs.append(own())
+    reports = await asyncio.gather(*jobs)
+    matrix = write_artifacts(reports, out)
+    summary = record(matrix, {run.label: {"implementation": implementations[run.label],
+                                          "version": versions[run.label]}
+                              for run in matrix.runs}, COMMAND)
+    summary["restarts"] = {name: seeders[name][0].restarts for name in names}
     return summary
 
 
@@ -158,18 +264,25 @@ def test_suite_against_real_seeders(tmp_path) -> None:
     require(_can_unshare(), "unshare -n and ip")
     check = subprocess.run(["/usr/bin/python3", "-c", "import libtorrent"], capture_output=True)
     require(check.returncode == 0, "python3-libtorrent")
-    require(subprocess.run(["sh", "-c", "command -v aria2c"]).returncode == 0, "aria2c")
+    for tool in ("aria2c", "transmission-daemon", "transmission-remote"):
+        require(subprocess.run(["sh", "-c", f"command -v {tool}"]).returncode == 0, tool)
+    from tests.conformance.real_matrix import artifacts_dir, check_against_record
+
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = run_in_netns([sys.executable, __file__, str(tmp_path)], timeout=400, env=env,
+    out = artifacts_dir("bittorrent", tmp_path)
+    done = run_in_netns([sys.executable, __file__, str(out)], timeout=400, env=env,
                         cwd=str(ROOT))
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    for name, expected in (("libtorrent", LIBTORRENT_MUST_FAILURES),
-                           ("aria2", ARIA2_MUST_FAILURES)):
-        verdicts = seen[name]["verdicts"]
-        assert len(verdicts) >= 80 and "skipped" not in verdicts.values()
-        failing = {case for case, v in verdicts.items() if v in ("fail", "target-died")}
-        assert failing == expected, (name, failing, seen[name]["reasons"])
+    assert (out / "matrix.html").is_file() and (out / "matrix.xml").is_file()
+    assert [t["label"] for t in seen["targets"]] == ["libtorrent", "aria2", "transmission",
+                                                     "p2pkit"]
+    for target in seen["targets"]:
+        assert sum(target["counts"].values()) >= 80 and target["counts"]["skipped"] == 0
+    check_against_record(seen, {"libtorrent": LIBTORRENT_MUST_FAILURES,
+                                "aria2": ARIA2_MUST_FAILURES,
+                                "transmission": TRANSMISSION_MUST_FAILURES,
+                                "p2pkit": P2PKIT_MUST_FAILURES})
 
 
 if __name__ == "__main__":

@@ -23,6 +23,13 @@ this module only moves bytes between it and the world:
   ``"require"`` dials and accepts MSE with RC4 only; ``"plaintext"`` never speaks MSE.
   ``keylog``: each MSE connection's keys appended to that file
   (:mod:`p2pkit.bittorrent.mse.keylog`), for ``p2pkit dissect --keylog``.
+- Transports (``transport``): ``"both"`` (the default, as libtorrent) accepts TCP and uTP
+  (BEP 29, :mod:`p2pkit.bittorrent.utp`) and dials uTP first, then TCP when uTP gets no answer
+  within :data:`UTP_CONNECT_TIMEOUT`; ``"utp"`` and ``"tcp"`` use one only. uTP runs on a UDP
+  socket with the listening port's number, the DHT node's socket when the DHT runs on that port
+  (KRPC datagrams start with ``d``, uTP ones with a type/version byte). Every dialled peer,
+  whoever named it (command line, tracker, PEX, DHT), is tried over both. The session and MSE
+  see a uTP connection as they see a TCP one (an asyncio transport).
 - Trackers: ``started`` at once, then every ``interval`` seconds, ``completed`` when the last
   piece passes its check, ``stopped`` on the way out.
 
@@ -82,13 +89,15 @@ from p2pkit.bittorrent.peer.session import (
 )
 from p2pkit.bittorrent.peer.storage import Storage
 from p2pkit.bittorrent.tracker.client import Announce, TrackerClient, TrackerError, TrackerTiers
+from p2pkit.bittorrent.utp.endpoint import UtpEndpoint, UtpStream
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
+from p2pkit.bittorrent.wire.utp import looks_like_utp
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import P2PKitError
 
-__all__ = ["ENCRYPTION_POLICIES", "MAX_CONNECTIONS_PER_ADDRESS", "ClientStats", "TorrentClient",
-           "new_peer_id"]
+__all__ = ["ENCRYPTION_POLICIES", "MAX_CONNECTIONS_PER_ADDRESS", "TRANSPORTS", "ClientStats",
+           "TorrentClient", "new_peer_id"]
 
 log = logging.getLogger("p2pkit.bittorrent.peer.client")
 
@@ -115,6 +124,11 @@ MAX_CONNECTIONS_PER_ADDRESS = 8
 #: ``encryption`` settings (MSE, as libtorrent's enc_policy): prefer (the default of real
 #: clients), require, plaintext.
 ENCRYPTION_POLICIES = ("prefer", "require", "plaintext")
+#: ``transport`` settings: TCP, uTP (BEP 29) or both (accept both, dial uTP first).
+TRANSPORTS = ("both", "utp", "tcp")
+#: Seconds a uTP dial may take before TCP is tried (``transport="both"``; libutp's SYN is
+#: resent after 1 and 2 s).
+UTP_CONNECT_TIMEOUT = 3.5
 #: crypto_provide bits (MSE (Vuze wiki)): 0x01 plaintext, 0x02 RC4.
 _PROVIDE = {"prefer": 0x03, "require": 0x02}
 
@@ -216,9 +230,15 @@ class TorrentClient:
                  tracker_client: TrackerClient | None = None,
                  dht_bootstrap: Iterable[tuple[str, int]] | None = None,
                  dht_port: int | None = None, request_queue: int = REQUEST_QUEUE,
-                 encryption: str = "prefer", keylog: str | Path | None = None) -> None:
+                 encryption: str = "prefer", keylog: str | Path | None = None,
+                 transport: str = "both") -> None:
         if encryption not in ENCRYPTION_POLICIES:
             raise ValueError(f"encryption {encryption!r} is not one of {ENCRYPTION_POLICIES}")
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport {transport!r} is not one of {TRANSPORTS}")
+        #: Which transports carry peer connections (see the module docstring).
+        self.transport = transport
+        self.utp: UtpEndpoint | None = None
         #: MSE policy (see the module docstring) and the key log path.
         self.encryption = encryption
         self.keylog_path = Path(keylog) if keylog is not None else None
@@ -297,14 +317,17 @@ class TorrentClient:
                                           request_queue=self.request_queue, now=now)
         if self.session.complete:
             self._complete.set()
-        if self.dht_bootstrap is not None and not (self.metainfo and self.metainfo.private):
-            await self._start_dht()
         if self.keylog_path is not None:
             self._keylog = KeyLogWriter(self.keylog_path)
         host, port = self.listen
-        self._server = await self._loop.create_server(
-            lambda: _PeerProtocol(self, None, False), host, port)
-        self.listen_port = self._server.sockets[0].getsockname()[1]
+        if self.transport != "utp":
+            self._server = await self._loop.create_server(
+                lambda: _PeerProtocol(self, None, False), host, port)
+            self.listen_port = self._server.sockets[0].getsockname()[1]
+        if self.dht_bootstrap is not None and not (self.metainfo and self.metainfo.private):
+            await self._start_dht()
+        if self.transport != "tcp":
+            await self._start_utp()
         self.session.listen_port = self.listen_port
         for address in self.initial_peers:
             self.connect(address)
@@ -343,6 +366,8 @@ class TorrentClient:
         for proto in list(self._protocols.values()):
             if proto.transport is not None:
                 proto.transport.close()
+        if self.utp is not None:
+            self.utp.close()
         # Pieces being checked and written finish first (a write cut by closing the storage
         # would only cost a re-check, but there is no need for it).
         checks = [t for t in self._tasks if t in self._check_tasks]
@@ -392,6 +417,20 @@ class TorrentClient:
 
     async def _dial(self, address: tuple[str, int]) -> None:
         assert self._loop is not None
+        if self.utp is not None:
+            try:
+                await self.utp.connect(address, lambda: _PeerProtocol(self, address, True),
+                                       timeout=UTP_CONNECT_TIMEOUT if self.transport == "both"
+                                       else CONNECT_TIMEOUT)
+            except (TimeoutError, OSError) as e:
+                log.info("no uTP connection to %s:%s: %s", *address, e)
+                if self.transport == "utp":
+                    self._dialling.discard(address)
+                    self._redial_later(address)
+                    return
+            else:
+                self._dialling.discard(address)
+                return
         try:
             local = (self.bind, 0) if self.bind else None
             await asyncio.wait_for(self._loop.create_connection(
@@ -743,10 +782,37 @@ class TorrentClient:
         from p2pkit.dht.server import DhtServer
 
         host = self.bind or self.listen[0]
-        port = self.dht_port if self.dht_port is not None else self.listen[1]
+        port = self.dht_port if self.dht_port is not None else self.listen_port
         self.dht = await DhtServer.start(host, port, rng=self.rng)
         assert self.session is not None
         self.session.dht_port = self.dht.address[1]
+
+    async def _start_utp(self) -> None:
+        """uTP (BEP 29) on the DHT node's socket when it has the listening port, else on a
+        socket of its own with the listening port's number."""
+        host = self.bind or self.listen[0]
+        dht = self.dht
+        if dht is not None and (self.listen_port in (0, dht.address[1])):
+            self.listen_port = dht.address[1]
+            self.utp = UtpEndpoint(dht.sendto, dht.address, rng=self.rng,
+                                   on_accept=self._utp_accepted)
+            utp = self.utp
+
+            def other(data: bytes, addr: tuple[str, int]) -> None:
+                if looks_like_utp(data):
+                    utp.datagram_received(data, addr)
+
+            dht.on_other_datagram = other
+        else:
+            self.utp = await UtpEndpoint.bind(host, self.listen_port, rng=self.rng,
+                                              on_accept=self._utp_accepted)
+            self.listen_port = self.utp.address[1]
+
+    def _utp_accepted(self, stream: UtpStream) -> None:
+        """An incoming uTP connection: the same protocol object as an incoming TCP one."""
+        proto = _PeerProtocol(self, None, False)
+        stream.set_protocol(proto)
+        proto.connection_made(stream)
 
     async def _dht_ping(self, address: tuple[str, int]) -> None:
         with contextlib.suppress(P2PKitError, OSError, TimeoutError):

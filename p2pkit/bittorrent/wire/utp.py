@@ -161,10 +161,11 @@ class ExtensionChain(construct.Construct):
             data = construct.stream_read(stream, length, path)
             if kind == SELECTIVE_ACK:
                 # "the len field of extensions refer to bytes, which in this extension must be
-                # at least 4, and in multiples of 4"
-                if length < 4 or length % 4:
-                    raise ParseError(f"selective ACK of {length} bytes: must be at least 4 and a "
-                                     "multiple of 4", protocol=PROTOCOL,
+                # at least 4, and in multiples of 4". libtorrent 2.0 sends other lengths (27,
+                # 29 bytes: as many as the bits it reports need) and libutp reads them, so only
+                # an empty bitmask is refused here.
+                if length == 0:
+                    raise ParseError("selective ACK of 0 bytes", protocol=PROTOCOL,
                                      path=f"extensions[{len(items)}] -> len", offset=start + 1)
                 bitmask = SelectiveAckBitmask(construct.Bytes(length), length)
                 items.append(Container(type=kind, len=length, acked=bitmask.parse(data)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from p2pkit.bittorrent.wire.messages import Handshake
 from p2pkit.conformance.bittorrent._common import (
     AVAILABILITY,
+    UNCHOKE_WAIT,
     _handshake_fields,
     bt_case,
     handshake,
@@ -115,7 +116,8 @@ CASES = [
         "segment", spec=SPEC, requirement=FRAMING, level="MUST", rule="bep3/stream-framing",
         steps=[Step(send=Raw(Computed(
             lambda ctx: _plain_hello(ctx) + bytes.fromhex("0000000102"),
-            "a BEP 3 handshake (no reserved bit) + interested")), expect=Receives("unchoke"))]),
+            "a BEP 3 handshake (no reserved bit) + interested")), wait=UNCHOKE_WAIT,
+            expect=Receives("unchoke"))]),
     bt_case(
         id="bep3/handshake/no-fast-messages-without-bit", title="no BEP 6 message when the "
         "harness does not set the fast bit", spec="BEP 6 §Fast Extension",

@@ -73,8 +73,11 @@ IMMUTABLE_TARGET = Computed(lambda ctx: immutable_target(V1(ctx)), "sha1(v)")
 
 def _get(target: Computed, name: str = "get", source: str = "a", expect: Any = None,
          **extra: Any) -> Step:
+    """A ``get``; no answer at all means the target has no BEP 44 (*unsupported*), as a node
+    that answers 204 "Method Unknown": a BEP 44 node answers every well-formed ``get``, with
+    the value or with nodes and a token (BEP 44 §get message)."""
     return Step(send=query("get", target=target, **extra), name=name, source=source,
-                expect=expect)
+                expect=expect, unsupported_if=Silence())
 
 
 def _put_mutable(seq: int, value: Callable[[Any], Any] = V1, *, salt: bytes = b"",

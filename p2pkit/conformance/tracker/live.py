@@ -367,7 +367,7 @@ async def preflight_http(url: TrackerTarget, timeout: float = DEFAULT_TIMEOUT) -
         raise TargetError(f"{url}: {answer.error or 'no answer'} (nothing serves HTTP there?)")
     if isinstance(answer, HttpTrackerAnswer) and answer.status is None:
         raise TargetError(f"{url}: answered {len(answer.data)} bytes that are not HTTP "
-                          f"({answer.data[:16]!r}…): another protocol?")
+                          f"({answer.data[:16]!r}…; {answer.error}): another protocol?")
     if answer.message is None or answer.status == 404:
         raise TargetError(f"{url}: HTTP {answer.status} without a bencoded tracker response "
                           "(not a tracker's announce URL?)" if answer.message is None else

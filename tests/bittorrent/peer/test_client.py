@@ -184,7 +184,8 @@ def test_peers_found_through_the_dht(album, tmp_path):
 
 
 def test_peer_not_listening_yet_is_dialled_again(album, tmp_path):
-    """The seeder starts a second after the leecher dialled it: refused, then redialled."""
+    """The seeder starts a second after the leecher dialled it: refused, then redialled
+    (over TCP: a uTP dial would simply be answered by its SYN's retransmission)."""
     import socket
 
     seed_root, files = album
@@ -195,10 +196,11 @@ def test_peer_not_listening_yet_is_dialled_again(album, tmp_path):
 
     async def scenario():
         leecher = TorrentClient(meta, tmp_path / "leech", listen=LOCAL, trackers=False,
-                                peers=[("127.0.0.1", port)])
+                                peers=[("127.0.0.1", port)], transport="tcp")
         await leecher.start()
         await asyncio.sleep(1.2)
-        seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", port), trackers=False)
+        seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", port), trackers=False,
+                               transport="tcp")
         await seeder.start()
         try:
             await asyncio.wait_for(leecher.wait_complete(), 20)

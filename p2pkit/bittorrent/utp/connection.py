@@ -1,0 +1,568 @@
+"""One uTP connection, sans-I/O: the BEP 29 state machine, reliability and windows.
+
+Specs: BEP 29 §connection setup (ids and the first sequence numbers), §type (ST_DATA, ST_FIN,
+ST_STATE, ST_RESET, ST_SYN), §Selective ACK, §congestion control (:mod:`.ledbat`), §timeouts
+(:mod:`.rtt`), §packet loss, §packet sizes. The states are the table of :mod:`.states`.
+
+The multiplexer (:mod:`.multiplexer`) owns connections, hands each its parsed packets
+(:meth:`UtpConnection.receive`) and calls :meth:`UtpConnection.flush` to collect datagrams;
+events go to the list it passes in. Choices this implementation makes:
+
+* Packet size: every data packet carries at most :data:`MAX_PAYLOAD` bytes, so datagrams stay
+  within :data:`MAX_DATAGRAM` (1400 bytes: under the 1500-byte Ethernet MTU with IPv4 or IPv6
+  headers and some tunnelling). There is no path MTU discovery.
+* Sequence numbers: the initiator starts at a random ``seq_nr`` (BEP 29 shows 1; libutp and
+  libtorrent pick random ones); the acceptor's ST_STATE reply carries the ``seq_nr`` its first
+  ST_DATA will have (as libutp and libtorrent do), so the initiator sets ``ack_nr`` to one less.
+* Acks: received data is acknowledged at least every :data:`ACK_EVERY` packets and at once when
+  a packet is missing (with a selective ACK of up to :data:`SACK_BITS` packets), else once per
+  :meth:`flush`; a data packet carries the ack too.
+* Loss (§packet loss): the oldest unacknowledged packet is resent after 3 duplicate acks, and
+  any packet with 3 or more selectively acknowledged packets after it; the window halves at
+  most once per window of data. A timeout resends every unacknowledged packet as the window
+  allows (which is one packet, §timeouts).
+* Receive side: at most :data:`REORDER_LIMIT` packets past the next expected one are held
+  (others are out of window and ignored), and at most :data:`RECEIVE_WINDOW` bytes counting what
+  the application has not taken yet; ``wnd_size`` advertises what is left.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from p2pkit.bittorrent.utp.events import (
+    Connected,
+    ConnectionClosed,
+    ConnectionKey,
+    DataReceived,
+    StreamEnded,
+)
+from p2pkit.bittorrent.utp.ledbat import Ledbat
+from p2pkit.bittorrent.utp.rtt import RoundTripTimer
+from p2pkit.bittorrent.utp.sequence import SEQ_MASK, ReorderBuffer, seq_after, seq_distance
+from p2pkit.bittorrent.utp.states import (
+    CLOSED,
+    FIN_SENT,
+    SYN_RECV,
+    SYN_SENT,
+    next_state,
+)
+from p2pkit.bittorrent.wire.utp import SELECTIVE_ACK, UtpPacket, acked_sequence_numbers
+from p2pkit.core import Event
+from p2pkit.errors import LocalProtocolError
+
+__all__ = ["MAX_DATAGRAM", "MAX_PAYLOAD", "MAX_SEND_BUFFER", "RECEIVE_WINDOW", "REORDER_LIMIT",
+           "SACK_BITS", "UtpConnection"]
+
+#: Largest datagram sent (bytes of UDP payload): the 20-byte header and the payload.
+MAX_DATAGRAM = 1400
+#: Payload bytes per data packet (no extensions ride on data packets).
+MAX_PAYLOAD = MAX_DATAGRAM - 20
+#: Bytes received and not yet taken by the application, reorder buffer included.
+RECEIVE_WINDOW = 1024 * 1024
+#: Packets held past the next expected one (BEP 29 bounds what is in flight; further is
+#: out of window).
+REORDER_LIMIT = 1024
+#: Packets a selective ACK reports (a 32-byte bitmask).
+SACK_BITS = 256
+#: Bytes the application may queue for sending before :meth:`UtpConnection.send` refuses.
+MAX_SEND_BUFFER = 32 * 1024 * 1024
+#: Retransmissions of our ST_SYN before the connection is given up (1 + 2 + 4 s).
+MAX_SYN_RESENDS = 3
+#: Consecutive timeouts of one connection before it is given up.
+MAX_TIMEOUTS = 7
+#: Seconds an accepted connection may wait for its first ST_DATA (half-open).
+HALF_OPEN_TIMEOUT = 10.0
+#: Seconds without sending anything before an ST_STATE keep-alive (libutp: 29 s).
+KEEPALIVE_INTERVAL = 29.0
+#: Seconds waited, once our FIN is acknowledged, for the remote's FIN.
+FIN_LINGER = 5.0
+#: Data packets received before an ack is sent at once (else once per flush).
+ACK_EVERY = 2
+#: Packets resent because of one incoming selective ACK, at most.
+MAX_FAST_RESENDS = 4
+
+_US = 1_000_000
+_U32 = 0xFFFFFFFF
+
+
+def timestamp_us(now: float) -> int:
+    """``now`` (seconds) as BEP 29's ``timestamp_microseconds``: 32 bits, wrapping."""
+    return int(now * _US) & _U32
+
+
+@dataclass
+class _Sent:
+    """A packet sent and not yet acknowledged."""
+
+    seq: int
+    type: str
+    payload: bytes
+    sent_at: float
+    transmissions: int = 1
+    sacked: bool = False
+    #: Counted out of ``cur_window`` until it is sent again (a timeout or a loss).
+    need_resend: bool = False
+    #: Marked lost by duplicate or selective acks: resent at once, whatever the window (it
+    #: replaces a packet the network dropped).
+    fast: bool = False
+
+
+class UtpConnection:
+    """One connection: ids, sequence numbers, send and receive buffers, timers.
+
+    Build with :meth:`initiate` (we send ST_SYN) or :meth:`accept` (a remote's ST_SYN).
+    """
+
+    def __init__(self, *, key: ConnectionKey, send_id: int, seq_nr: int, state: str, now: float,
+                 events: deque[Event], outgoing: list[tuple[bytes, Any]]) -> None:
+        self.key = key
+        self.address = key[0]
+        self.recv_id = key[1]
+        self.send_id = send_id
+        self.state = state
+        self.events = events
+        self.outgoing = outgoing
+        #: BEP 29: "seq_nr" of the next packet we send; "ack_nr" the last we received in order.
+        self.seq_nr = seq_nr
+        self.ack_nr = 0
+        self.recv: ReorderBuffer[bytes | None] = ReorderBuffer(limit=REORDER_LIMIT)
+        self.reorder_bytes = 0
+        #: Bytes delivered in events the application has not taken yet (the multiplexer
+        #: lowers it as they are taken).
+        self.unread = 0
+        #: Bytes the application took but holds unread (it paused reading).
+        self.held = 0
+        self.fin_seq: int | None = None
+        self.fin_received = False
+        self.send_buffer = bytearray()
+        self.close_requested = False
+        self.fin_sent_seq: int | None = None
+        self.sent: dict[int, _Sent] = {}
+        #: Payload bytes in ``sent``, and how many of its packets were selectively acked.
+        self.sent_bytes = 0
+        self.sacked_count = 0
+        self.cur_window = 0
+        self.peer_window = RECEIVE_WINDOW
+        self.reply_micro = 0
+        self.last_ack: int | None = None
+        self.duplicate_acks = 0
+        #: No second halving of the window before this packet is acknowledged.
+        self.loss_seq: int | None = None
+        self.rtt = RoundTripTimer()
+        self.cc = Ledbat(packet_size=MAX_PAYLOAD)
+        self.timeouts = 0
+        self.rto_at: float | None = None
+        self.created = now
+        self.last_sent = now
+        self.last_received = now
+        self.fin_acked_at: float | None = None
+        self.ack_pending = False
+        self.packets_unacked = 0
+        self.probe_at: float | None = None
+        #: Counters: packets sent, resent, received; duplicates; packets ignored.
+        self.stats = {"sent": 0, "resent": 0, "received": 0, "duplicates": 0, "ignored": 0}
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def initiate(cls, *, key: ConnectionKey, seq_nr: int, now: float, events: deque[Event],
+                 outgoing: list[tuple[bytes, Any]]) -> UtpConnection:
+        """BEP 29 §connection setup: "c.conn_id_recv = rand(); c.conn_id_send =
+        c.conn_id_recv + 1", then ST_SYN with "conn_id=c.rcv_conn_id" and "seq_nr=c.seq_nr++"."""
+        conn = cls(key=key, send_id=(key[1] + 1) & SEQ_MASK, seq_nr=seq_nr, state=SYN_SENT,
+                   now=now, events=events, outgoing=outgoing)
+        conn._send_new("st_syn", b"", now)
+        return conn
+
+    @classmethod
+    def accept(cls, *, address: Any, syn: Any, seq_nr: int, now: float, events: deque[Event],
+               outgoing: list[tuple[bytes, Any]]) -> UtpConnection:
+        """BEP 29 §connection setup, the acceptor: "c.receive_conn_id = pkt.conn_id+1",
+        send id the SYN's id, "c.seq_nr = rand()", "c.ack_nr = pkt.seq_nr", answered with
+        ST_STATE."""
+        key = (address, (syn.connection_id + 1) & SEQ_MASK)
+        conn = cls(key=key, send_id=syn.connection_id, seq_nr=seq_nr, state=SYN_RECV, now=now,
+                   events=events, outgoing=outgoing)
+        conn.ack_nr = syn.seq_nr
+        conn.recv.next_seq = (syn.seq_nr + 1) & SEQ_MASK
+        conn.peer_window = syn.wnd_size
+        conn._note_timestamp(syn, now)
+        conn.ack_pending = True
+        return conn
+
+    # -- the application's side --------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue ``data`` for sending (BEP 29 §ST_DATA)."""
+        if self.close_requested or self.state == CLOSED:
+            raise LocalProtocolError("uTP connection is closing: no more data can be sent")
+        if len(self.send_buffer) + len(data) > MAX_SEND_BUFFER:
+            raise LocalProtocolError(f"more than {MAX_SEND_BUFFER} bytes queued on a uTP "
+                                     "connection")
+        self.send_buffer += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes queued or in flight (not yet acknowledged)."""
+        return len(self.send_buffer) + self.sent_bytes
+
+    def close(self) -> None:
+        """Send ST_FIN once the queued data is out (BEP 29 §ST_FIN)."""
+        self.close_requested = True
+
+    def abort(self, now: float, reason: str = "aborted") -> None:
+        """Send ST_RESET and forget the connection (BEP 29 §ST_RESET)."""
+        if self.state != CLOSED:
+            self._emit("st_reset", self.seq_nr, b"", now)
+            self._finish(reason)
+
+    @property
+    def half_open(self) -> bool:
+        return self.state == SYN_RECV
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _note_timestamp(self, pkt: Any, now: float) -> None:
+        # BEP 29 §timestamp_difference_microseconds: "the difference between the local time
+        # and the timestamp in the last received packet, at the time the last packet was
+        # received".
+        self.reply_micro = (timestamp_us(now) - pkt.timestamp_microseconds) & _U32
+
+    def receive(self, pkt: Any, now: float) -> None:
+        """A packet of this connection (its ``connection_id`` matched ``recv_id``)."""
+        kind = pkt.type
+        if self.state == CLOSED:
+            return
+        if kind == "st_reset":
+            self._finish("refused" if self.state == SYN_SENT else "reset")
+            return
+        if kind == "st_syn":
+            if pkt.seq_nr == self.ack_nr and self.state == SYN_RECV:
+                self.ack_pending = True  # the remote resent its SYN: our ST_STATE was lost
+            return
+        target = next_state(self.state, kind)
+        if target is None or not self._ack_is_valid(pkt):
+            self.stats["ignored"] += 1  # an ack of something never sent: hostile or stale
+            return
+        self.stats["received"] += 1
+        self.last_received = now
+        self._note_timestamp(pkt, now)
+        if self.state == SYN_SENT:
+            # The acceptor's ST_STATE carries the seq_nr of its first ST_DATA.
+            self.ack_nr = (pkt.seq_nr - 1) & SEQ_MASK
+            self.recv.next_seq = pkt.seq_nr
+            self.state = target
+            self.events.append(Connected(key=self.key))
+        elif kind in ("st_data", "st_fin") and not self._receive_payload(pkt, kind, now):
+            return
+        else:
+            self.state = target
+        self._process_acks(pkt, now)
+        self._check_finished(now)
+
+    def _ack_is_valid(self, pkt: Any) -> bool:
+        """``ack_nr`` must acknowledge something sent: from the packet before the oldest one
+        in flight up to the last one sent."""
+        last_sent = (self.seq_nr - 1) & SEQ_MASK
+        if self.state == SYN_SENT:
+            return pkt.type != "st_state" or pkt.ack_nr == last_sent
+        behind = seq_distance(pkt.ack_nr, last_sent)
+        return behind <= len(self.sent) + REORDER_LIMIT and not seq_after(last_sent, pkt.ack_nr)
+
+    def _receive_payload(self, pkt: Any, kind: str, now: float) -> bool:
+        """Hold an ST_DATA payload or the ST_FIN mark; deliver what is in order. False when
+        the packet is out of window (ignored altogether)."""
+        seq = pkt.seq_nr
+        payload = pkt.payload if kind == "st_data" else None
+        if self.recv.is_behind(seq) or seq in self.recv.pending:
+            self.stats["duplicates"] += 1
+            self.ack_pending = True  # our ack was lost: say it again
+            return True
+        if self.fin_seq is not None and seq_after(self.fin_seq, seq):
+            self.stats["ignored"] += 1  # BEP 29 §ST_FIN: nothing comes after the FIN
+            return False
+        size = len(payload or b"")
+        if size + self.reorder_bytes + self.unread + self.held > RECEIVE_WINDOW or not self.recv.add(
+                seq, payload):
+            self.stats["ignored"] += 1
+            return False
+        self.state = next_state(self.state, kind) or self.state
+        self.reorder_bytes += size
+        if kind == "st_fin":
+            self.fin_seq = seq
+        for done_seq, item in self.recv.drain():
+            self.ack_nr = done_seq
+            if item is None:
+                self.fin_received = True
+                self.events.append(StreamEnded(key=self.key))
+                self.recv.pending.clear()
+                self.reorder_bytes = 0
+                break
+            self.reorder_bytes -= len(item)
+            if item:
+                self.unread += len(item)
+                self.events.append(DataReceived(key=self.key, data=item))
+        self.ack_pending = True
+        self.packets_unacked += 1
+        if self.packets_unacked >= ACK_EVERY or self.recv.pending:
+            # At least every second packet, and at once when one is missing (with a selective
+            # ACK), as TCP does (RFC 5681 §4.2): one lost ack must not leave a sender whose
+            # window is full waiting for its timeout.
+            self._emit("st_state", self.seq_nr, b"", now)
+        return True
+
+    def _process_acks(self, pkt: Any, now: float) -> None:
+        self.peer_window = pkt.wnd_size
+        acked_bytes = 0
+        progressed = False
+        sent = self.sent
+        ack_nr = pkt.ack_nr
+        # Cumulative: everything up to ack_nr (BEP 29 §timeouts: "the range (last_ack_nr,
+        # ack_nr]").
+        while sent:
+            seq = next(iter(sent))
+            if seq_after(ack_nr, seq):
+                break
+            packet = sent.pop(seq)
+            self.sent_bytes -= len(packet.payload)
+            if packet.sacked:
+                self.sacked_count -= 1
+            acked_bytes += self._acked(packet, now)
+            progressed = True
+        # Selective (BEP 29 §Selective ACK).
+        sacked = acked_sequence_numbers(pkt) if pkt.extensions else []
+        for seq in sacked:
+            packet = sent.get(seq)
+            if packet is not None and not packet.sacked:
+                acked_bytes += self._acked(packet, now)
+                packet.sacked = True
+                self.sacked_count += 1
+                progressed = True
+        if progressed:
+            self.timeouts = 0
+            self.rtt.reset_backoff()
+            self.duplicate_acks = 0
+            self.rto_at = now + self.rtt.timeout if self._in_flight() else None
+        elif sent and ack_nr == self.last_ack:
+            # Any packet counts, data ones too (as libutp): on a thin direction (a peer's
+            # requests) the other side's data packets are the only acks that come.
+            self.duplicate_acks += 1
+        self.last_ack = ack_nr
+        if self.loss_seq is not None and not seq_after(ack_nr, self.loss_seq):
+            self.loss_seq = None
+        difference = pkt.timestamp_difference_microseconds
+        self.cc.on_ack(acked=acked_bytes, delay_sample=difference or None, now=now)
+        self._detect_loss(sacked, now)
+        if (self.fin_sent_seq is not None and self.fin_sent_seq not in sent
+                and self.fin_acked_at is None):
+            self.fin_acked_at = now
+
+    def _acked(self, packet: _Sent, now: float) -> int:
+        """A packet acknowledged (cumulatively or selectively): leave the window, and give an
+        RTT sample when it was sent once (BEP 29 §timeouts)."""
+        if packet.sacked:
+            return 0
+        if not packet.need_resend:
+            self.cur_window -= len(packet.payload)
+        if packet.transmissions == 1:
+            self.rtt.sample(now - packet.sent_at)
+        return len(packet.payload)
+
+    def _in_flight(self) -> bool:
+        return len(self.sent) > self.sacked_count
+
+    def _detect_loss(self, sacked: list[int], now: float) -> None:
+        """BEP 29 §packet loss: 3 duplicate acks, or 3 packets acknowledged past one."""
+        sent = self.sent
+        if not sent:
+            return
+        lost: list[_Sent] = []
+        if self.duplicate_acks >= 3:
+            oldest = sent[next(iter(sent))]
+            if not oldest.sacked:
+                lost.append(oldest)
+            self.duplicate_acks = 0
+        if sacked:
+            after = 0
+            holes = []
+            for packet in reversed(sent.values()):
+                if packet.sacked:
+                    after += 1
+                elif after >= 3 and packet not in lost:
+                    holes.append(packet)
+            lost += holes[::-1][:MAX_FAST_RESENDS]  # the oldest first: they hold up ack_nr
+        for packet in lost:
+            if not packet.need_resend and packet.transmissions < 2 + self.timeouts:
+                packet.need_resend = True
+                packet.fast = True
+                self.cur_window -= len(packet.payload)
+        if lost and self.loss_seq is None:
+            self.cc.on_loss()
+            self.loss_seq = (self.seq_nr - 1) & SEQ_MASK
+
+    def _check_finished(self, now: float) -> None:
+        if self.state == FIN_SENT and self.fin_acked_at is not None and self.fin_received:
+            self._finish("closed")
+
+    def _finish(self, reason: str) -> None:
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        self.sent.clear()
+        self.sent_bytes = self.sacked_count = 0
+        self.recv.pending.clear()
+        self.send_buffer.clear()
+        self.events.append(ConnectionClosed(key=self.key, reason=reason))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _emit(self, kind: str, seq: int, payload: bytes, now: float) -> None:
+        """Build one packet and queue it for the socket."""
+        extensions = []
+        if kind == "st_state" and self.recv.pending:
+            offsets = sorted(d for s in self.recv.pending
+                             if 2 <= (d := seq_distance(self.ack_nr, s)) < 2 + SACK_BITS)
+            if offsets:
+                extensions = [{"type": SELECTIVE_ACK, "acked": offsets}]
+        window = max(RECEIVE_WINDOW - self.reorder_bytes - self.unread - self.held, 0)
+        datagram = UtpPacket.build({
+            "type": kind, "version": 1, "extensions": extensions,
+            "connection_id": self.recv_id if kind == "st_syn" else self.send_id,
+            "timestamp_microseconds": timestamp_us(now),
+            "timestamp_difference_microseconds": self.reply_micro,
+            "wnd_size": window, "seq_nr": seq, "ack_nr": self.ack_nr, "payload": payload,
+        })
+        self.outgoing.append((datagram, self.address))
+        self.stats["sent"] += 1
+        self.last_sent = now
+        if kind != "st_syn":
+            self.ack_pending = False
+            self.packets_unacked = 0
+
+    def _send_new(self, kind: str, payload: bytes, now: float) -> None:
+        seq = self.seq_nr
+        self.seq_nr = (seq + 1) & SEQ_MASK
+        if not self._in_flight():
+            self.rto_at = now + self.rtt.timeout
+        self.sent[seq] = _Sent(seq=seq, type=kind, payload=payload, sent_at=now)
+        self.sent_bytes += len(payload)
+        self.cur_window += len(payload)
+        self._emit(kind, seq, payload, now)
+
+    def _window(self) -> float:
+        return min(self.cc.max_window, self.peer_window)
+
+    def _may_send(self, size: int, now: float) -> bool:
+        """BEP 29 §congestion control: "A socket may only send a packet if cur_window +
+        packet_size is less than or equal to min(max_window, wnd_size)" (one packet may go
+        when nothing is in flight: a zero window is probed once per timeout)."""
+        if self.cur_window + size <= self._window():
+            return True
+        if self.cur_window == 0:
+            if self.peer_window >= size or self.peer_window >= self.cc.max_window:
+                return True  # the congestion window is below one packet (§timeouts)
+            if self.probe_at is None:
+                self.probe_at = now + self.rtt.timeout
+            elif now >= self.probe_at:
+                self.probe_at = None
+                return True
+        return False
+
+    def flush(self, now: float) -> None:
+        """Queue what may be sent now: resends, new data, the FIN, or a lone ack."""
+        if self.state in (CLOSED, SYN_SENT):
+            return
+        for packet in self.sent.values():
+            if packet.need_resend and not packet.sacked:
+                if not packet.fast and not self._may_send(len(packet.payload), now):
+                    break
+                packet.need_resend = packet.fast = False
+                packet.transmissions += 1
+                packet.sent_at = now
+                self.cur_window += len(packet.payload)
+                self.stats["resent"] += 1
+                if self.rto_at is None:
+                    self.rto_at = now + self.rtt.timeout
+                self._emit(packet.type, packet.seq, packet.payload, now)
+        buffer = self.send_buffer
+        while buffer:
+            size = min(len(buffer), MAX_PAYLOAD)
+            if not self._may_send(size, now):
+                break
+            payload = bytes(buffer[:size])
+            del buffer[:size]
+            self._send_new("st_data", payload, now)
+        if self.close_requested and not buffer and self.fin_sent_seq is None:
+            self.fin_sent_seq = self.seq_nr
+            self.state = next_state(self.state, "close") or self.state
+            self._send_new("st_fin", b"", now)
+        if self.ack_pending:
+            self._emit("st_state", self.seq_nr, b"", now)
+
+    # -- time --------------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        if self.state == CLOSED:
+            return None
+        times = [self.last_sent + KEEPALIVE_INTERVAL]
+        if self.rto_at is not None:
+            times.append(self.rto_at)
+        if self.probe_at is not None:
+            times.append(self.probe_at)
+        if self.state == SYN_RECV:
+            times.append(self.created + HALF_OPEN_TIMEOUT)
+        if self.fin_acked_at is not None:
+            times.append(self.fin_acked_at + FIN_LINGER)
+        return min(times)
+
+    def handle_timer(self, now: float) -> None:
+        if self.state == CLOSED:
+            return
+        if self.state == SYN_RECV and now >= self.created + HALF_OPEN_TIMEOUT:
+            self._finish("timed out")
+            return
+        if self.fin_acked_at is not None and now >= self.fin_acked_at + FIN_LINGER:
+            self._finish("closed")
+            return
+        if self.rto_at is not None and now >= self.rto_at:
+            self._timeout(now)
+        if self.state != CLOSED and now >= self.last_sent + KEEPALIVE_INTERVAL:
+            self.ack_pending = True
+
+    def _timeout(self, now: float) -> None:
+        """BEP 29 §timeouts: no ack within ``timeout``: the window goes down to one packet,
+        everything in flight is sent again, and the timeout doubles."""
+        if not self._in_flight():
+            self.rto_at = None
+            return
+        self.timeouts += 1
+        if self.state == SYN_SENT:
+            syn = self.sent[next(iter(self.sent))]
+            if syn.transmissions > MAX_SYN_RESENDS:
+                self._finish("timed out")
+                return
+            self.rtt.backoff()
+            syn.transmissions += 1
+            syn.sent_at = now
+            self.stats["resent"] += 1
+            self._emit("st_syn", syn.seq, b"", now)
+            self.rto_at = now + self.rtt.timeout
+            return
+        if self.fin_received and list(self.sent) == [self.fin_sent_seq] and self.timeouts > 2:
+            # Everything but our FIN is acknowledged and the remote finished too: it closed
+            # and freed its side, so nobody is left to acknowledge the FIN.
+            self._finish("closed")
+            return
+        if self.timeouts > MAX_TIMEOUTS:
+            self.abort(now, "timed out")
+            return
+        self.cc.on_timeout()
+        self.rtt.backoff()
+        for packet in self.sent.values():
+            if not packet.sacked and not packet.need_resend:
+                packet.need_resend = True
+                self.cur_window -= len(packet.payload)
+        self.rto_at = now + self.rtt.timeout

@@ -1,0 +1,363 @@
+"""uTP on a real UDP socket: the asyncio driver of :class:`~.multiplexer.UtpMultiplexer`.
+
+A driver moves bytes and time and holds no protocol logic (DESIGN.md). Each uTP connection is
+an :class:`asyncio.Transport` (:class:`UtpStream`) driving an :class:`asyncio.Protocol`, so
+code written for TCP (the BitTorrent peer's ``_PeerProtocol``) runs over uTP unchanged.
+
+The socket is either the endpoint's own (:meth:`UtpEndpoint.bind`) or shared with a DHT node
+(BEP 29 runs "on top of UDP" on the port libtorrent also serves the DHT on): the owner of the
+socket hands every datagram that :func:`~p2pkit.bittorrent.wire.utp.looks_like_utp` to
+:meth:`UtpEndpoint.datagram_received` (KRPC messages are bencoded dictionaries and start with
+``d``) and gives the endpoint its ``sendto``.
+
+Received datagrams are handed to the core at once; what the core then wants to send (acks,
+data) is collected once per turn of the event loop (``call_soon``), so a burst of datagrams
+is acknowledged by one ST_STATE, as libutp's deferred acks do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from p2pkit.bittorrent.utp.events import (
+    Connected,
+    ConnectionAccepted,
+    ConnectionClosed,
+    ConnectionKey,
+    DataReceived,
+    StreamEnded,
+)
+from p2pkit.bittorrent.utp.multiplexer import UtpMultiplexer
+from p2pkit.bittorrent.wire.utp import looks_like_utp
+from p2pkit.core import NEED_DATA, Address
+from p2pkit.errors import LocalProtocolError
+
+__all__ = ["HIGH_WATER", "LOW_WATER", "UtpEndpoint", "UtpStream"]
+
+log = logging.getLogger(__name__)
+
+#: Bytes queued or in flight on one connection above which its protocol is asked to pause
+#: writing, and below which it is told to resume.
+HIGH_WATER = 4 * 1024 * 1024
+LOW_WATER = 1024 * 1024
+#: Datagrams read per readiness event of an endpoint's own socket.
+READ_BATCH = 64
+RECEIVE_SIZE = 4096
+
+
+class UtpStream(asyncio.Transport):
+    """One uTP connection as an asyncio transport."""
+
+    def __init__(self, endpoint: UtpEndpoint, key: ConnectionKey,
+                 protocol: asyncio.BaseProtocol | None = None) -> None:
+        super().__init__()
+        self._endpoint = endpoint
+        self.key = key
+        self._protocol = protocol
+        self._closing = False
+        self._lost = False
+        self._reading_paused = False
+        self._held: list[bytes] = []
+        self._held_eof = False
+        self.writing_paused = False
+
+    # -- asyncio.Transport --------------------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self.key[0]
+        if name == "sockname":
+            return self._endpoint.address
+        if name == "transport":
+            return "utp"
+        return default
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self._protocol is not None
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.is_closing() or not data:
+            return
+        try:
+            self._endpoint.core.send(self.key, bytes(data))
+        except LocalProtocolError as e:
+            log.info("uTP %s: %s", self.key, e)
+            self.abort()
+            return
+        self._endpoint.schedule_flush()
+
+    def get_write_buffer_size(self) -> int:
+        return self._endpoint.core.buffered(self.key)
+
+    def close(self) -> None:
+        if not self.is_closing():
+            self._closing = True
+            self._endpoint.core.close(self.key)
+            self._endpoint.schedule_flush()
+
+    def abort(self) -> None:
+        if not self._lost:
+            self._closing = True
+            self._endpoint.core.abort(self.key, now=self._endpoint.now())
+            self._endpoint.schedule_flush()
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused
+
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        held, self._held = self._held, []
+        self._endpoint.core.hold(self.key, 0)
+        for data in held:
+            self._data(data)
+        if self._held_eof:
+            self._eof()
+
+    # -- from the endpoint --------------------------------------------------------------------
+
+    def _start(self, protocol: asyncio.Protocol) -> None:
+        """A dialled connection got its protocol: ``connection_made``, then what arrived
+        before it."""
+        self._protocol = protocol
+        protocol.connection_made(self)
+        if not self._reading_paused:
+            self._reading_paused = True
+            self.resume_reading()
+
+    def _data(self, data: bytes) -> None:
+        if self._reading_paused or self._protocol is None:
+            self._held.append(data)
+            # What is held shrinks the advertised window (BEP 29 §wnd_size), as unread
+            # bytes in a TCP socket's buffer do.
+            self._endpoint.core.hold(self.key, sum(map(len, self._held)))
+        elif self._protocol is not None:
+            self._protocol.data_received(data)  # type: ignore[attr-defined]
+
+    def _eof(self) -> None:
+        if self._reading_paused or self._protocol is None:
+            self._held_eof = True
+            return
+        keep_open = self._protocol.eof_received() if self._protocol is not None else False
+        if not keep_open:
+            self.close()
+
+    def _connection_lost(self, reason: str) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        if self._protocol is not None:
+            exc = None if reason == "closed" else ConnectionError(f"uTP connection {reason}")
+            self._protocol.connection_lost(exc)
+
+    def _check_writing(self) -> None:
+        if self._protocol is None or self._lost:
+            return
+        size = self.get_write_buffer_size()
+        if not self.writing_paused and size > HIGH_WATER:
+            self.writing_paused = True
+            self._protocol.pause_writing()
+        elif self.writing_paused and size < LOW_WATER:
+            self.writing_paused = False
+            self._protocol.resume_writing()
+
+
+class UtpEndpoint:
+    """A :class:`UtpMultiplexer` on a UDP socket, with asyncio transports per connection.
+
+    ``sendto(data, addr)`` sends one datagram; ``on_accept(stream)`` receives each accepted
+    connection (and sets its protocol, then calls its ``connection_made``); ``address`` is the
+    socket's local address.
+    """
+
+    def __init__(self, sendto: Callable[[bytes, Address], None], address: Address, *,
+                 rng: random.Random | None = None,
+                 on_accept: Callable[[UtpStream], None] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.core = UtpMultiplexer(rng=rng, accept=on_accept is not None)
+        self._sendto = sendto
+        self.address = address
+        self.on_accept = on_accept
+        self.streams: dict[ConnectionKey, UtpStream] = {}
+        self._dialling: dict[ConnectionKey, asyncio.Future] = {}
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._sock: socket.socket | None = None
+        self._closed = False
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    @classmethod
+    async def bind(cls, host: str, port: int, **kwargs: Any) -> UtpEndpoint:
+        """An endpoint on its own UDP socket bound to ``host:port``."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, kind, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            sock.bind(sockaddr)
+        except OSError:
+            sock.close()
+            raise
+
+        def sendto(data: bytes, addr: Address) -> None:
+            try:
+                sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                pass  # a full socket buffer drops the datagram, as a full link would
+            except OSError as e:
+                log.debug("uTP: cannot send to %s: %s", addr, e)
+
+        local = sock.getsockname()
+        endpoint = cls(sendto, (local[0], local[1]), **kwargs)
+        endpoint._sock = sock
+        loop.add_reader(sock.fileno(), endpoint._on_readable)
+        return endpoint
+
+    def _on_readable(self) -> None:
+        assert self._sock is not None
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = self._sock.recvfrom(RECEIVE_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                log.debug("uTP: UDP error: %s", e)
+                continue
+            if looks_like_utp(data):
+                self.datagram_received(data, (addr[0], addr[1]))
+
+    def close(self) -> None:
+        """Reset every connection and stop (the socket is closed if it is ours)."""
+        if self._closed:
+            return
+        now = self.now()
+        for key in list(self.core.connections):
+            self.core.abort(key, now=now)
+        self._flush()
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+        for future in self._dialling.values():
+            if not future.done():
+                future.set_exception(ConnectionError("uTP endpoint closed"))
+
+    # -- moving bytes and time -----------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        """One uTP datagram from ``addr`` (from our socket or the one we share)."""
+        if self._closed:
+            return
+        self.core.receive_datagram(data, addr, self.now())
+        self._dispatch()
+        self.schedule_flush()
+
+    def schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        core = self.core
+        now = self.now()
+        for data, dst in core.datagrams_to_send(now):
+            self._sendto(data, dst)
+        self._dispatch()
+        for stream in list(self.streams.values()):
+            stream._check_writing()
+        if self._closed:
+            return
+        at = core.get_timer()
+        if at != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = at
+            self._timer = None if at is None else self._loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.core.handle_timer(self.now())
+        self._flush()
+
+    def _dispatch(self) -> None:
+        core = self.core
+        while (event := core.next_event()) is not NEED_DATA:
+            key = event.key  # type: ignore[attr-defined]
+            if isinstance(event, DataReceived):
+                stream = self.streams.get(key)
+                if stream is not None:
+                    stream._data(event.data)
+            elif isinstance(event, ConnectionAccepted):
+                stream = UtpStream(self, key)
+                self.streams[key] = stream
+                if self.on_accept is not None:
+                    self.on_accept(stream)
+            elif isinstance(event, Connected):
+                self.streams[key] = UtpStream(self, key)  # its protocol comes in connect()
+                future = self._dialling.pop(key, None)
+                if future is not None and not future.done():
+                    future.set_result(None)
+            elif isinstance(event, StreamEnded):
+                stream = self.streams.get(key)
+                if stream is not None:
+                    stream._eof()
+            elif isinstance(event, ConnectionClosed):
+                future = self._dialling.pop(key, None)
+                if future is not None and not future.done():
+                    future.set_exception(ConnectionRefusedError(f"uTP connection {event.reason}"))
+                stream = self.streams.pop(key, None)
+                if stream is not None:
+                    stream._connection_lost(event.reason)
+
+    # -- dialling --------------------------------------------------------------------------------
+
+    async def connect(self, address: Address,
+                      protocol_factory: Callable[[], asyncio.Protocol], *,
+                      timeout: float) -> tuple[UtpStream, asyncio.Protocol]:
+        """Dial ``address``; once its ST_STATE answers, the protocol gets
+        ``connection_made``. Raises ``TimeoutError`` or ``ConnectionError``."""
+        if self._closed:
+            raise ConnectionError("uTP endpoint closed")
+        key = self.core.connect(address, now=self.now())
+        future = self._loop.create_future()
+        self._dialling[key] = future
+        self.schedule_flush()
+        try:
+            await asyncio.wait_for(future, timeout)
+        except BaseException:
+            self._dialling.pop(key, None)
+            self.core.abort(key, now=self.now())
+            self.schedule_flush()
+            raise
+        stream = self.streams.get(key)
+        if stream is None or stream._lost:
+            raise ConnectionResetError("uTP connection closed as it opened")
+        protocol = protocol_factory()
+        stream._start(protocol)
+        return stream, protocol
