@@ -254,15 +254,18 @@ class _Vendor(construct.Construct):
             payload = data[self._head.size:]
             message = Container(vendor=fields.vendor, selector=fields.selector,
                                 version=fields.version, payload=payload)
-            name = VENDOR_MESSAGES.get((fields.vendor, fields.selector))
-            if name is None:
-                return message
-            message.name = name
-            if name not in self.vectors:
-                return message
-            vector = self._fast_vectors[name](payload)
-            if vector is not None:
-                message[self.vectors[name][1]] = vector
+            key = (fields.vendor, fields.selector)
+            name = VENDOR_MESSAGES.get(key)
+            if name in self.vectors:
+                vector = self._fast_vectors[name](payload)
+                if vector is not None:
+                    message.name = name
+                    message[self.vectors[name][1]] = vector
+                    return message
+            elif fields.version not in BODIES.get(key, {}):
+                # no vector and no body at this version: the head is all there is to parse
+                if name is not None:
+                    message.name = name
                 return message
         construct.stream_seek(stream, start, 0, path)  # the generic parse says what is wrong
         fields = self.head._parsereport(stream, context, path)
