@@ -68,7 +68,13 @@ def test_p2pkit_downloads_from_libtorrent_over_rc4(netns, content, tmp_path):
     bt = [r for r in records if r.protocol == "bittorrent"]
     names = [r.message for r in bt]
     assert names.count("mse_preamble") == 2 and names.count("handshake") == 2
-    assert "undecoded" not in names, [r.fields for r in bt if r.message == "undecoded"]
+    # every byte decrypts; the one allowance is the tail of a direction that the capture ends
+    # in the middle of (tcpdump stopped under load before the last segments were written):
+    # `truncated`, and nothing from that side after it
+    for i, r in enumerate(bt):
+        if r.message == "undecoded":
+            assert r.fields.get("reason") == "truncated", r.fields
+            assert not any(later.src == r.src for later in bt[i + 1:]), r.fields
     pieces = [r for r in bt if r.message == "piece"]
     assert sum(len(r.value.piece) for r in pieces) == sum(FILES.values())
     assert all(r.src.startswith(THEM[0]) for r in pieces)
