@@ -472,7 +472,7 @@ stop_all() {  # the peers and the tracker (TERM), then tcpdump last (INT, so it 
         if [ "${NAME_OF[$pid]}" = capture ]; then capture=$pid; else peers="$peers $pid"; fi
     done
     stop_pids TERM $peers
-    [ -n "$capture" ] && { sleep 0.3; stop_pids INT "$capture"; }
+    [ -n "$capture" ] && { sleep 1; stop_pids INT "$capture"; }
     for pid in $STARTED; do
         [ -e "status/${NAME_OF[$pid]}.rc" ] && continue
         wait "$pid"; echo $? > "status/${NAME_OF[$pid]}.rc"
