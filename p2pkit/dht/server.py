@@ -1,7 +1,9 @@
 """The DHT node on a real UDP socket: an asyncio driver for :class:`~p2pkit.dht.node.Node`.
 
-A driver moves bytes and time and holds no protocol logic (DESIGN.md): each datagram goes to
-``Node.receive_datagram`` with the loop's clock, what the node queues is sent, and the node's
+A driver moves bytes and time and holds no protocol logic (DESIGN.md): each datagram's source
+is first checked against the node's per-source rate limit (``Node.admit``, before the datagram
+is even copied, so a flood from a few addresses costs a look-up per datagram and leaves the
+loop free for everyone else), then goes to ``Node.receive_admitted`` with the loop's clock, what the node queues is sent, and the node's
 timer is armed with ``loop.call_at``. Operations are awaitable:
 
     server = await DhtServer.start("127.0.0.1", 6881)
@@ -148,7 +150,8 @@ class DhtServer:
         buffer = self._buffer
         view = memoryview(buffer)
         node = self.node
-        clock = self._loop.time
+        admit = node.admit
+        now = self._loop.time()  # one reading per batch: the batch takes microseconds
         for _ in range(READ_BATCH):
             try:
                 size, addr = receive(buffer, RECEIVE_SIZE, _TRUNC)
@@ -157,15 +160,19 @@ class DhtServer:
             except OSError as e:  # e.g. an ICMP error reported on the socket
                 log.debug("UDP error: %s", e)
                 continue
+            # the per-source rate limit first: a flood costs a look-up per datagram, and
+            # never a copy, a decode or a log line
+            if not admit(addr[0], now):
+                continue
             if size > RECEIVE_SIZE:
                 self.oversized += 1
-                log.debug("datagram of %d bytes from %s dropped: more than %d", size, addr,
-                          RECEIVE_SIZE)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("datagram of %d bytes from %s dropped: more than %d", size, addr,
+                              RECEIVE_SIZE)
                 continue
             data = bytes(view[:size])
-            now = clock()
             try:
-                node.receive_datagram(data, (addr[0], addr[1]), now)
+                node.receive_admitted(data, (addr[0], addr[1]), now)
             except Exception:  # a bug in the node must not stop the server; it is logged
                 self.internal_errors += 1
                 log.exception("node failed on a datagram from %s", addr)
