@@ -477,3 +477,33 @@ def test_per_address_limit_evicts_a_handshake_then_refuses():
     with pytest.raises(LimitExceeded):  # all established: the new one is refused
         up.accept("more", 2.0, remote_ip="10.0.0.1")
     assert up.accept("elsewhere", 2.0, remote_ip="10.0.0.2").state == cs.ACCEPTING
+
+
+def test_an_upload_to_a_client_that_stopped_reading_is_closed_and_frees_its_slot(
+        tmp_path, monkeypatch):
+    """Before: the upload waited for the socket to drain for ever, so MAX_UPLOADS clients that
+    never read held every upload slot. Now it gives up after SEND_TIMEOUT without progress."""
+    monkeypatch.setattr(gnutella_server, "SEND_TIMEOUT", 0.5)
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "big.bin").write_bytes(b"b" * (8 * 1024 * 1024))
+
+    async def scenario():
+        up = GnutellaServer(share=share, seed=1)
+        await up.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", up.port)
+        try:
+            writer.transport.pause_reading()  # never read
+            writer.write(b"GET /get/1/big.bin HTTP/1.1\r\n\r\n")
+            await asyncio.sleep(0.2)
+            during = len(up._uploads)
+            for _ in range(60):
+                if not up._uploads and not up._streams:
+                    break
+                await asyncio.sleep(0.05)
+            return during, len(up._uploads), len(up._streams)
+        finally:
+            writer.close()
+            await up.close()
+
+    assert asyncio.run(scenario()) == (1, 0, 0)
