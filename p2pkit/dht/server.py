@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import random
 import socket
@@ -33,7 +34,8 @@ from typing import Any
 from p2pkit.core import NEED_DATA
 from p2pkit.dht.node import LookupCompleted, Node, PingCompleted, StoreCompleted
 
-__all__ = ["DhtServer", "MAX_SEND_BACKLOG", "OPERATION_TIMEOUT", "READ_BATCH", "new_event_loop"]
+__all__ = ["DhtServer", "MAX_SEND_BACKLOG", "OPERATION_TIMEOUT", "READ_BATCH", "RECEIVE_BUFFER",
+           "new_event_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,10 @@ READ_BATCH = 64
 #: tells it with ``MSG_TRUNC``).
 RECEIVE_SIZE = 8192
 _TRUNC = getattr(socket, "MSG_TRUNC", 0)
+#: Bytes the kernel may queue for the socket (``SO_RCVBUF``, capped by ``net.core.rmem_max``):
+#: the default (about 200 KiB) holds a few hundred datagrams, a few milliseconds of a flood,
+#: so a node that is not scheduled for that long would lose well-behaved queries with it.
+RECEIVE_BUFFER = 1 << 20
 #: Datagrams waiting for the socket to become writable; more are dropped.
 MAX_SEND_BACKLOG = 4096
 
@@ -115,6 +121,8 @@ class DhtServer:
         sock = socket.socket(family, kind, proto)
         try:
             sock.setblocking(False)
+            with contextlib.suppress(OSError):  # the kernel caps it at net.core.rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.bind(sockaddr)
         except OSError:
             sock.close()

@@ -10,7 +10,7 @@ import socket
 
 from p2pkit import bencode
 from p2pkit.dht.security import RateLimiter
-from p2pkit.dht.server import RECEIVE_SIZE, DhtServer
+from p2pkit.dht.server import RECEIVE_BUFFER, RECEIVE_SIZE, DhtServer
 from tests.dht.test_server import run
 
 
@@ -105,3 +105,17 @@ def test_tracked_sources_are_capped_lru_and_forgotten_once_their_bucket_refills(
     assert received == 120
     assert most == 50  # the cap, least recently seen forgotten first
     assert after == 0  # the flood is over: no per-source state is left
+
+
+def test_the_receive_buffer_holds_a_burst_of_a_flood():
+    async def main():
+        server = await DhtServer.start("127.0.0.1", 0)
+        try:
+            return server._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        finally:
+            server.close()
+
+    with open("/proc/sys/net/core/rmem_max") as f:
+        rmem_max = int(f.read())
+    # Linux doubles the value asked for (bookkeeping), within rmem_max
+    assert run(main()) >= 2 * min(RECEIVE_BUFFER, rmem_max)
