@@ -218,6 +218,7 @@ class Attack:
         self.port = PORTS[name]
         self.tasks: list[asyncio.Task] = []
         self.sent = 0
+        self.stopping = False
 
     def start(self, per_kind: int) -> None:
         if self.name == "dht serve":
@@ -232,12 +233,15 @@ class Attack:
                 self.tasks.append(asyncio.ensure_future(self._forever(kind, i, first)))
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.stopping = True  # Python 3.11's wait_for can swallow a cancellation: ask too
+        pending = set(self.tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
 
     async def _forever(self, kind, i, first) -> None:
-        while True:
+        while not self.stopping:
             source = SOURCES[(i * 7 + len(self.tasks)) % len(SOURCES)]
             try:
                 reader, writer = await asyncio.open_connection(
@@ -305,7 +309,7 @@ class Attack:
         big = bencode.encode({b"t": b"aa", b"y": b"q", b"q": b"ping",
                               b"a": {b"id": b"x" * 20, b"p": b"p" * 20000}})
         try:
-            while True:
+            while not self.stopping:
                 for transport in transports:
                     kind = self.rng.random()
                     data = big if kind < 0.3 else self.rng.randbytes(self.rng.randrange(1, 1400))
