@@ -14,8 +14,8 @@ three phases of ``--phase`` seconds each:
    for the DHT floods of garbage and oversized datagrams;
 3. recovery: well-behaved peers only again.
 
-It records the well-behaved peers' success rate and median/p95 latency per phase, the server's
-peak RSS and open file descriptors (from ``/proc``, sampled every 0.2 s), its RSS at the end
+It records the well-behaved peers' success rate and median/p95 latency per phase, the CPU
+seconds the server used in each phase, the server's peak RSS and open file descriptors (from ``/proc``, sampled every 0.2 s), its RSS at the end
 of the quiet phase and of the recovery phase, whether the server logged a traceback, and
 whether it stopped with exit 0 on SIGTERM. No server here decompresses anything a peer sends
 (no MSE, no Gnutella deflate, no HTTP content coding), so there is no compression bomb to send.
@@ -103,6 +103,13 @@ def proc_figures(pid: int) -> tuple[int, int]:
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Sampler:
@@ -211,6 +218,7 @@ class Attack:
         self.port = PORTS[name]
         self.tasks: list[asyncio.Task] = []
         self.sent = 0
+        self.stopping = False
 
     def start(self, per_kind: int) -> None:
         if self.name == "dht serve":
@@ -225,12 +233,15 @@ class Attack:
                 self.tasks.append(asyncio.ensure_future(self._forever(kind, i, first)))
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.stopping = True  # Python 3.11's wait_for can swallow a cancellation: ask too
+        pending = set(self.tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
 
     async def _forever(self, kind, i, first) -> None:
-        while True:
+        while not self.stopping:
             source = SOURCES[(i * 7 + len(self.tasks)) % len(SOURCES)]
             try:
                 reader, writer = await asyncio.open_connection(
@@ -298,7 +309,7 @@ class Attack:
         big = bencode.encode({b"t": b"aa", b"y": b"q", b"q": b"ping",
                               b"a": {b"id": b"x" * 20, b"p": b"p" * 20000}})
         try:
-            while True:
+            while not self.stopping:
                 for transport in transports:
                     kind = self.rng.random()
                     data = big if kind < 0.3 else self.rng.randbytes(self.rng.randrange(1, 1400))
@@ -344,7 +355,9 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
     counter = [0]
     try:
         await asyncio.sleep(3.0)  # imports, listening
+        cpu = [proc_cpu_seconds(proc.pid)]
         quiet = await phase(name, work, meta, seconds, counter)
+        cpu.append(proc_cpu_seconds(proc.pid))
         baseline = sampler.last_rss
         # the attackers in their own process, so they do not slow the well-behaved peers' loop
         attacker = subprocess.Popen([sys.executable, __file__, "--attacker", name,
@@ -360,8 +373,10 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
             except subprocess.TimeoutExpired:
                 attacker.kill()
                 out, _ = attacker.communicate(timeout=5)
+        cpu.append(proc_cpu_seconds(proc.pid))
         sent = int(out.decode().strip() or 0)
         recovery = await phase(name, work, meta, seconds, counter)
+        cpu.append(proc_cpu_seconds(proc.pid))
         await asyncio.sleep(1.0)
         after = sampler.last_rss
     finally:
@@ -376,7 +391,10 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
     text = log.read().decode(errors="replace")
     log.close()
     return {"server": name, "quiet": quiet, "attack": hostile, "recovery": recovery,
-            "attack_connections": sent, "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
+            "attack_connections": sent,
+            "server_cpu_s": {p: round(b - a, 2) for p, a, b in
+                             zip(("quiet", "attack", "recovery"), cpu, cpu[1:])},
+            "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
             "baseline_rss_mb": round(baseline / 2**20, 1),
             "recovered_rss_mb": round(after / 2**20, 1), "peak_fds": sampler.peak_fds,
             "tracebacks": text.count("Traceback"), "exit_status": exit_status}

@@ -318,11 +318,24 @@ class Node:
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Handle one datagram from ``addr``; never raises on what a remote sends."""
+        if self.admit(addr[0], now):
+            self.receive_admitted(data, addr, now)
+
+    def admit(self, ip: str, now: float) -> bool:
+        """Count one datagram from ``ip`` and apply the per-source rate limit: True when it
+        should be handled. A driver calls this before it even copies the datagram, so a flood
+        from one address costs a dictionary look-up per datagram, not a decode; then it calls
+        :meth:`receive_admitted`. (:meth:`receive_datagram` does both.)"""
         stats = self.stats
         stats["received"] = stats.get("received", 0) + 1
-        if not self.limiter.allow(addr[0], now):
-            self._count("rate_limited")
-            return
+        if self.limiter.allow(ip, now):
+            return True
+        stats["rate_limited"] = stats.get("rate_limited", 0) + 1
+        return False
+
+    def receive_admitted(self, data: bytes, addr: Address, now: float) -> None:
+        """Handle one datagram that :meth:`admit` let through; never raises on what a
+        remote sends."""
         try:
             msg = krpc.decode(data)
         except ParseError as e:
@@ -831,6 +844,7 @@ class Node:
             bucket.last_changed = now
             self._start_lookup("find_node", bucket.random_id(self.rng), now, internal=True)
         self.items.expire(now)
+        self.limiter.expire(now)
 
 
 _HANDLERS = {

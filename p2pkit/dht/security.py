@@ -109,29 +109,72 @@ MAX_TRACKED_SOURCES = 10_000
 class RateLimiter:
     """A token bucket per source IP: ``rate`` datagrams per second, bursts of ``burst``.
 
+    BEP 5 sets no rate; real nodes (libtorrent's ``dht_upload_rate_limit``, its per-IP
+    ``dht_block_ratelimit``) drop what one address sends beyond a few per second. The
+    buckets are the limiter's only per-source state, and it is bounded twice: at most
+    ``max_sources`` addresses (the least recently seen one is forgotten first), and a bucket
+    that has refilled to ``burst`` holds nothing worth keeping, so it is dropped (on the next
+    :meth:`allow` or :meth:`expire`): once the senders stop, the table empties.
+
     >>> limiter = RateLimiter(rate=1.0, burst=2)
     >>> [limiter.allow("10.0.0.1", now=0.0) for _ in range(3)], limiter.allow("10.0.0.1", 1.0)
     ([True, True, False], True)
+    >>> limiter.expire(now=10.0), len(limiter)
+    (1, 0)
     """
 
     def __init__(self, *, rate: float = 20.0, burst: float = 40.0,
                  max_sources: int = MAX_TRACKED_SOURCES) -> None:
+        if rate <= 0 or burst < 1 or max_sources < 1:
+            raise ValueError("rate > 0, burst >= 1 and max_sources >= 1")
         self.rate = rate
         self.burst = burst
         self.max_sources = max_sources
+        #: Seconds after which an untouched bucket is full again (and forgotten).
+        self.refill_time = burst / rate
+        #: ip -> (tokens, time of the last datagram), least recently seen first.
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         #: Datagrams refused so far.
         self.refused = 0
 
+    def __len__(self) -> int:
+        """Source addresses tracked now."""
+        return len(self._buckets)
+
     def allow(self, ip: str, now: float) -> bool:
-        level, at = self._buckets.pop(ip, (self.burst, now))
-        level = min(self.burst, level + (now - at) * self.rate)
-        allowed = level >= 1.0
-        if allowed:
-            level -= 1.0
+        """One datagram from ``ip`` at ``now``: True to handle it, False to drop it."""
+        buckets = self._buckets
+        bucket = buckets.pop(ip, None)
+        if bucket is None:
+            level = self.burst
+            if buckets:  # age out one full bucket per new source: O(1), keeps the table lean
+                oldest = next(iter(buckets))
+                if now - buckets[oldest][1] >= self.refill_time:
+                    del buckets[oldest]
         else:
+            level = bucket[0] + (now - bucket[1]) * self.rate
+            if level > self.burst:
+                level = self.burst
+        if level >= 1.0:
+            buckets[ip] = (level - 1.0, now)
+            allowed = True
+        else:
+            buckets[ip] = (level, now)
             self.refused += 1
-        self._buckets[ip] = (level, now)
-        if len(self._buckets) > self.max_sources:
-            self._buckets.popitem(last=False)
+            allowed = False
+        if len(buckets) > self.max_sources:
+            buckets.popitem(last=False)
         return allowed
+
+    def expire(self, now: float) -> int:
+        """Forget every source whose bucket has refilled (it would start full anyway);
+        returns how many were forgotten."""
+        buckets = self._buckets
+        dropped = 0
+        while buckets:
+            oldest = next(iter(buckets))
+            if now - buckets[oldest][1] < self.refill_time:
+                break
+            del buckets[oldest]
+            dropped += 1
+        return dropped

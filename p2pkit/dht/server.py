@@ -1,7 +1,9 @@
 """The DHT node on a real UDP socket: an asyncio driver for :class:`~p2pkit.dht.node.Node`.
 
-A driver moves bytes and time and holds no protocol logic (DESIGN.md): each datagram goes to
-``Node.receive_datagram`` with the loop's clock, what the node queues is sent, and the node's
+A driver moves bytes and time and holds no protocol logic (DESIGN.md): each datagram's source
+is first checked against the node's per-source rate limit (``Node.admit``, before the datagram
+is even copied, so a flood from a few addresses costs a look-up per datagram and leaves the
+loop free for everyone else), then goes to ``Node.receive_admitted`` with the loop's clock, what the node queues is sent, and the node's
 timer is armed with ``loop.call_at``. Operations are awaitable:
 
     server = await DhtServer.start("127.0.0.1", 6881)
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import random
 import socket
@@ -31,7 +34,8 @@ from typing import Any
 from p2pkit.core import NEED_DATA
 from p2pkit.dht.node import LookupCompleted, Node, PingCompleted, StoreCompleted
 
-__all__ = ["DhtServer", "MAX_SEND_BACKLOG", "OPERATION_TIMEOUT", "READ_BATCH", "new_event_loop"]
+__all__ = ["DhtServer", "MAX_SEND_BACKLOG", "OPERATION_TIMEOUT", "READ_BATCH", "RECEIVE_BUFFER",
+           "new_event_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,10 @@ READ_BATCH = 64
 #: tells it with ``MSG_TRUNC``).
 RECEIVE_SIZE = 8192
 _TRUNC = getattr(socket, "MSG_TRUNC", 0)
+#: Bytes the kernel may queue for the socket (``SO_RCVBUF``, capped by ``net.core.rmem_max``):
+#: the default (about 200 KiB) holds a few hundred datagrams, a few milliseconds of a flood,
+#: so a node that is not scheduled for that long would lose well-behaved queries with it.
+RECEIVE_BUFFER = 1 << 20
 #: Datagrams waiting for the socket to become writable; more are dropped.
 MAX_SEND_BACKLOG = 4096
 
@@ -117,6 +125,8 @@ class DhtServer:
         sock = socket.socket(family, kind, proto)
         try:
             sock.setblocking(False)
+            with contextlib.suppress(OSError):  # the kernel caps it at net.core.rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.bind(sockaddr)
         except OSError:
             sock.close()
@@ -152,7 +162,8 @@ class DhtServer:
         buffer = self._buffer
         view = memoryview(buffer)
         node = self.node
-        clock = self._loop.time
+        admit = node.admit
+        now = self._loop.time()  # one reading per batch: the batch takes microseconds
         for _ in range(READ_BATCH):
             try:
                 size, addr = receive(buffer, RECEIVE_SIZE, _TRUNC)
@@ -161,18 +172,25 @@ class DhtServer:
             except OSError as e:  # e.g. an ICMP error reported on the socket
                 log.debug("UDP error: %s", e)
                 continue
+            # what is not KRPC (uTP sharing the port: BEP 29 packets never start with "d") goes
+            # to its own core, which has its own caps; the DHT's rate limit is for KRPC
+            if self.on_other_datagram is not None and size and buffer[0] != 0x64:
+                if size <= RECEIVE_SIZE:
+                    self.on_other_datagram(bytes(view[:size]), (addr[0], addr[1]))
+                continue
+            # the per-source rate limit first: a flood costs a look-up per datagram, and
+            # never a copy, a decode or a log line
+            if not admit(addr[0], now):
+                continue
             if size > RECEIVE_SIZE:
                 self.oversized += 1
-                log.debug("datagram of %d bytes from %s dropped: more than %d", size, addr,
-                          RECEIVE_SIZE)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("datagram of %d bytes from %s dropped: more than %d", size, addr,
+                              RECEIVE_SIZE)
                 continue
             data = bytes(view[:size])
-            if self.on_other_datagram is not None and data[:1] != b"d":
-                self.on_other_datagram(data, (addr[0], addr[1]))
-                continue
-            now = clock()
             try:
-                node.receive_datagram(data, (addr[0], addr[1]), now)
+                node.receive_admitted(data, (addr[0], addr[1]), now)
             except Exception:  # a bug in the node must not stop the server; it is logged
                 self.internal_errors += 1
                 log.exception("node failed on a datagram from %s", addr)

@@ -98,6 +98,7 @@ __all__ = [
     "MAX_CONNECTIONS_PER_ADDRESS",
     "MAX_HANDSHAKES",
     "MAX_ROUTES",
+    "ROUTE_LIFETIME",
     "MAX_TTL",
     "PING_INTERVAL",
     "Connection",
@@ -113,6 +114,9 @@ MAX_TTL = 7
 HARD_TTL_LIMIT = 16
 #: Bound on the routing table (GUID -> connection); the oldest entries go first.
 MAX_ROUTES = 10_000
+#: Seconds a route is kept: pongs and hits come back within seconds, so after this a route
+#: only holds memory (and a closed connection's routes go at once anyway).
+ROUTE_LIFETIME = 600.0
 #: Bound on cached pongs (ping-pong §: "pong caching").
 MAX_CACHED_PONGS = 30
 #: Pongs returned for one ping from the cache.
@@ -340,7 +344,7 @@ class Connection:
             else:
                 if now >= self.next_ping:
                     self.next_ping = now + PING_INTERVAL
-                    self.servent._keep_alive(self)
+                    self.servent._keep_alive(self, now)
                 if self.hsep and now >= self.next_hsep:
                     self.next_hsep = now + HSEP_INTERVAL
                     self.servent._send_hsep(self)
@@ -392,29 +396,63 @@ class Connection:
 
 
 class _Routes:
-    """GUID -> connection, bounded: the oldest entries are forgotten first."""
+    """GUID -> connection, bounded twice: at most ``limit`` entries (the oldest go first), and
+    none older than ``lifetime`` seconds (:meth:`expire`; answers come back within seconds).
+    Each target's GUIDs are indexed, so a closing connection's routes go in O(its routes),
+    not a scan of the table."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, lifetime: float = ROUTE_LIFETIME) -> None:
         self.limit = limit
-        self._routes: OrderedDict[bytes, Any] = OrderedDict()
+        self.lifetime = lifetime
+        #: guid -> (target, time added), oldest first.
+        self._routes: OrderedDict[bytes, tuple[Any, float]] = OrderedDict()
+        self._by_target: dict[Any, set[bytes]] = {}
 
-    def add(self, guid: bytes, target: Any) -> bool:
+    def add(self, guid: bytes, target: Any, now: float) -> bool:
         """Remember ``guid``; False if it was already known (a duplicate)."""
         if guid in self._routes:
             return False
-        self._routes[guid] = target
+        self._routes[guid] = (target, now)
+        self._by_target.setdefault(target, set()).add(guid)
         if len(self._routes) > self.limit:
-            self._routes.popitem(last=False)
+            self._drop(next(iter(self._routes)))
         return True
 
     def get(self, guid: bytes) -> Any:
-        return self._routes.get(guid)
+        entry = self._routes.get(guid)
+        return None if entry is None else entry[0]
 
     def __len__(self) -> int:
         return len(self._routes)
 
+    def targets(self) -> list[Any]:
+        """Every target that has a route now."""
+        return list(self._by_target)
+
+    def _drop(self, guid: bytes) -> None:
+        target, _ = self._routes.pop(guid)
+        guids = self._by_target[target]
+        guids.discard(guid)
+        if not guids:
+            del self._by_target[target]
+
+    def next_expiry(self) -> float | None:
+        """When the oldest route expires, or None when there is none."""
+        if not self._routes:
+            return None
+        return self._routes[next(iter(self._routes))][1] + self.lifetime
+
+    def expire(self, now: float) -> None:
+        """Forget every route older than ``lifetime``."""
+        routes = self._routes
+        while routes:
+            guid = next(iter(routes))
+            if routes[guid][1] + self.lifetime > now:
+                return
+            self._drop(guid)
+
     def forget_connection(self, conn: Connection) -> None:
-        for guid in [g for g, c in self._routes.items() if c is conn]:
+        for guid in self._by_target.pop(conn, ()):
             del self._routes[guid]
 
 
@@ -538,12 +576,16 @@ class Servent:
         return dirty
 
     def get_timer(self) -> float | None:
-        """The earliest timer of any open connection, or ``None``."""
+        """The earliest timer of any open connection or route expiry, or ``None``."""
         timers = [t for c in self.connections.values() if (t := c.get_timer()) is not None]
+        timers += [t for r in (self.routes, self.push_routes)
+                   if (t := r.next_expiry()) is not None]
         return min(timers, default=None)
 
     def handle_timer(self, now: float) -> None:
-        """Run every connection's timer that is due at ``now``."""
+        """Run every connection's timer that is due at ``now``, and age out old routes."""
+        self.routes.expire(now)
+        self.push_routes.expire(now)
         for conn in list(self.connections.values()):
             when = conn.get_timer()
             if when is not None and when <= now:
@@ -581,7 +623,7 @@ class Servent:
         query = Container(guid=guid, type="query", ttl=ttl, hops=0,
                           min_speed=dict(mark=True, ggep_h=True), search_criteria=text,
                           extensions=extensions)
-        self.routes.add(guid, _LOCAL)
+        self.routes.add(guid, _LOCAL, now)
         for conn in self._established():
             if conn.hops_flow is not None and conn.hops_flow == 0:
                 continue  # vendor_msg §5: "A threshold of 0 therefore requests that NO queries"
@@ -594,7 +636,7 @@ class Servent:
     def ping(self, now: float, *, ttl: int = 1) -> bytes:
         """Ping every established connection (ping-pong §: TTL 1 is a keep-alive probe)."""
         guid = self._new_guid()
-        self.routes.add(guid, _LOCAL)
+        self.routes.add(guid, _LOCAL, now)
         ping = Container(guid=guid, type="ping", ttl=ttl, hops=0, extensions=[])
         for conn in self._established():
             self._send(conn, ping)
@@ -854,14 +896,14 @@ class Servent:
         if len(conn.pings) > MAX_PINGS_PER_WINDOW:
             self._bye(conn, 401, "Too many pings", now)
             return
-        if not self.routes.add(d.guid, conn):
+        if not self.routes.add(d.guid, conn, now):
             return  # duplicate
         pongs = [self._own_pong(d)]
         if d.ttl > 1:
             # ping-pong §: answer from the pong cache rather than broadcasting the ping.
             # ... leaving out pongs that came from the pinging connection itself.
             pongs += [p for source, p in list(self.pong_cache)[-PONGS_PER_PING:]
-                      if source is not conn]
+                      if source != conn.conn_id]
         for pong in pongs:
             self._send(conn, Container(pong, guid=d.guid, ttl=max(1, d.hops + 1), hops=0))
 
@@ -876,13 +918,13 @@ class Servent:
                          extensions=[Container(kind="ggep", extensions=ggep, separator=None)])
 
     def _on_pong(self, conn: Connection, d: Any, now: float) -> None:
-        self.pong_cache.append((conn, d))
+        self.pong_cache.append((conn.conn_id, d))  # the id: no closed connection kept alive
         target = self.routes.get(d.guid)
         if target is not None and target is not _LOCAL:
             self._forward(target, d)
 
     def _on_query(self, conn: Connection, d: Any, now: float) -> None:
-        if not self.routes.add(d.guid, conn):
+        if not self.routes.add(d.guid, conn, now):
             return  # duplicate GUID: dropped
         if d.ttl + d.hops > self.max_ttl:
             d.ttl = max(0, self.max_ttl - d.hops)  # trim to our horizon
@@ -926,7 +968,7 @@ class Servent:
         return conn.route_table.matches(query.search_criteria)
 
     def _on_query_hit(self, conn: Connection, d: Any, now: float) -> None:
-        self.push_routes.add(d.trailer.servent_id, conn)
+        self.push_routes.add(d.trailer.servent_id, conn, now)
         target = self.routes.get(d.guid)
         if target is _LOCAL:
             conn._emit(QueryHit(conn_id=conn.conn_id, query_guid=d.guid, descriptor=d))
@@ -997,7 +1039,7 @@ class Servent:
     def _on_push_proxy_request(self, conn: Connection, d: Any, now: float) -> None:
         if self.is_ultrapeer and not conn.peer_is_ultrapeer:
             # push_proxy §3: we relay Pushes for this servent ID (the VM GUID) to this leaf
-            self.push_routes.add(d.guid, conn)
+            self.push_routes.add(d.guid, conn, now)
             self._send_vendor(conn, "LIME", 22, 2, guid=d.guid, body=dict(
                 ip_address=self.listen[0], port=self.listen[1]))
 
@@ -1165,10 +1207,10 @@ class Servent:
         conn._write(Descriptor.build(d))
         self.sent[d["type"]] += 1
 
-    def _keep_alive(self, conn: Connection) -> None:
+    def _keep_alive(self, conn: Connection, now: float) -> None:
         """PING_INTERVAL elapsed on ``conn``: a TTL 1 ping, answered by the neighbour's pong."""
         guid = self._new_guid()
-        self.routes.add(guid, _LOCAL)
+        self.routes.add(guid, _LOCAL, now)
         self._send(conn, Container(guid=guid, type="ping", ttl=1, hops=0, extensions=[]))
 
     def _bye(self, conn: Connection, code: int, reason: str, now: float) -> None:

@@ -58,7 +58,7 @@ from p2pkit.gnutella.servent import Connection, Servent, SharedFile
 from p2pkit.http1 import build_head, head_end, parse_head, parse_status_line
 
 __all__ = ["FIRST_BYTES_TIMEOUT", "MAX_UNIDENTIFIED", "MAX_UPLOADS", "MAX_UPLOADS_PER_ADDRESS",
-           "GnutellaServer", "Hit", "download", "share_directory"]
+           "SEND_TIMEOUT", "GnutellaServer", "Hit", "download", "share_directory"]
 
 log = logging.getLogger("p2pkit.gnutella.server")
 
@@ -72,6 +72,9 @@ MAX_UNIDENTIFIED = 64
 #: upload holds a socket and its send buffer, so these bound what never-reading clients cost).
 MAX_UPLOADS = 64
 MAX_UPLOADS_PER_ADDRESS = 8
+#: Seconds an upload waits for the client to take the next block (its socket to drain)
+#: before it is closed: a client that stops reading cannot keep an upload slot for ever.
+SEND_TIMEOUT = 30.0
 _READ = 64 * 1024
 #: msg/connect_back: what a TCP connect-back sends before closing.
 CONNECT_BACK = b"\n\n"
@@ -457,20 +460,25 @@ class GnutellaServer:
                 data = b""
             upload.receive_data(data, self._loop_time())
         writer.write(upload.data_to_send())
+        loop = asyncio.get_running_loop()
         try:
-            if isinstance(event, Request) and event.response.body is not None:
-                response = event.response
-                with open(self.share_dir / response.file.name, "rb") as f:
-                    f.seek(response.body.first)
-                    left = response.body.length
-                    while left > 0:
-                        block = f.read(min(_READ, left))
-                        if not block:
-                            break
-                        writer.write(block)
-                        left -= len(block)
-                        await writer.drain()
-            await writer.drain()
+            async with asyncio.timeout(SEND_TIMEOUT) as stall:
+                if isinstance(event, Request) and event.response.body is not None:
+                    response = event.response
+                    with open(self.share_dir / response.file.name, "rb") as f:
+                        f.seek(response.body.first)
+                        left = response.body.length
+                        while left > 0:
+                            block = f.read(min(_READ, left))
+                            if not block:
+                                break
+                            writer.write(block)
+                            left -= len(block)
+                            await writer.drain()
+                            stall.reschedule(loop.time() + SEND_TIMEOUT)  # it took a block
+                await writer.drain()
+        except TimeoutError:  # a client that stopped reading: its slot goes to someone else
+            writer.transport.abort()
         except ConnectionError:
             pass
         finally:

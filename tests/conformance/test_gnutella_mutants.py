@@ -54,8 +54,8 @@ def mutant_duplicate_forwarded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remembers the first route of a GUID but never reports a duplicate."""
     original = servent_module._Routes.add
 
-    def add(self, guid, target):
-        original(self, guid, target)
+    def add(self, guid, target, now):
+        original(self, guid, target, now)
         return True
     monkeypatch.setattr(servent_module._Routes, "add", add)
 

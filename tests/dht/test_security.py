@@ -52,3 +52,22 @@ def test_rate_limiter_refills_and_forgets():
     limiter.allow("c", 0.5)  # "a" is forgotten: it starts again with a full bucket
     assert [limiter.allow("a", 0.5) for _ in range(2)] == [True, True]
     assert limiter.refused == 2
+
+
+def test_rate_limiter_forgets_refilled_sources():
+    limiter = RateLimiter(rate=10.0, burst=5)
+    for ip in ("a", "b", "c"):
+        limiter.allow(ip, 0.0)
+    limiter.allow("c", 0.4)
+    assert len(limiter) == 3
+    assert limiter.expire(0.49) == 0  # 0.5 s to refill 5 tokens at 10/s
+    assert limiter.expire(0.5) == 2 and len(limiter) == 1  # "c" was seen later
+    limiter.allow("d", 0.9)  # a new source ages out the oldest refilled one on its way in
+    assert len(limiter) == 1
+    assert limiter.expire(10.0) == 1 and len(limiter) == 0
+
+
+def test_rate_limiter_refuses_nonsense_parameters():
+    for kwargs in ({"rate": 0}, {"burst": 0.5}, {"max_sources": 0}):
+        with pytest.raises(ValueError):
+            RateLimiter(**kwargs)

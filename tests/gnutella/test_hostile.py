@@ -23,6 +23,7 @@ from p2pkit.cli.gnutella import gnutella
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import LimitExceeded, ParseError, ProtocolError, RemoteProtocolError
 from p2pkit.gnutella import connection_state as cs
+from p2pkit.gnutella import servent as servent_module
 from p2pkit.gnutella import server as gnutella_server
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.events import ConnectionClosed
@@ -114,6 +115,38 @@ def test_closing_connection_frees_its_qrp_table_at_once():
     assert c_up.route_table.table is not None  # the leaf's RESET and PATCH arrived
     up.close("leaf", 1.0)
     assert c_up.state == cs.CLOSING and c_up.route_table.table is None
+
+
+def ping_from(guid_byte: int, ttl: int = 1) -> bytes:
+    return Descriptor.build(dict(guid=bytes([guid_byte]) * 16, type="ping", ttl=ttl, hops=0,
+                                 extensions=[]))
+
+
+def test_routes_go_with_their_connection_and_age_out():
+    """Issue 13: per-peer state is freed when the peer leaves, or aged out. A leaf's ping
+    routes go when it closes (the other leaf's stay); the rest expire after ROUTE_LIFETIME."""
+    up = Servent(role="ultrapeer", rng=random.Random(1))
+    c_one, up_one = join(up, "one", seed=1)
+    c_two, up_two = join(up, "two", seed=2)
+    up_one.receive_data(b"".join(ping_from(i) for i in range(1, 6)), 1.0)
+    up_two.receive_data(b"".join(ping_from(i) for i in range(6, 9)), 2.0)
+    assert {up.routes.get(bytes([i]) * 16) for i in range(1, 9)} == {up_one, up_two}
+    up.close("one", 3.0)
+    assert up.routes.get(bytes([1]) * 16) is None and up_one not in up.routes.targets()
+    assert up.routes.get(bytes([6]) * 16) is up_two
+    assert up.get_timer() <= 2.0 + servent_module.ROUTE_LIFETIME
+    up.handle_timer(2.0 + servent_module.ROUTE_LIFETIME)
+    assert len(up.routes) == 0 and up.routes.targets() == []
+
+
+def test_the_pong_cache_keeps_no_connection_alive():
+    up = Servent(role="ultrapeer", rng=random.Random(1))
+    c_leaf, up_leaf = join(up, "leaf", seed=3)
+    pong = Descriptor.build(dict(guid=b"G" * 16, type="pong", ttl=1, hops=0, port=6346,
+                                 ip_address="127.0.0.9", files_shared=1, kilobytes_shared=1,
+                                 extensions=[]))
+    up_leaf.receive_data(pong, 1.0)
+    assert [source for source, _ in up.pong_cache] == ["leaf"]
 
 
 ERRORS = [ParseError("bad", protocol="gnutella"), LimitExceeded("big", protocol="gnutella"),
@@ -230,8 +263,9 @@ def test_connect_close_churn_leaves_no_connection_behind():
                 writer.close()
             await _settle(up, 0)
             assert up.core.connections == {} and up._writers == {}
-            assert len(up.core.routes) == 0 or all(
-                not hasattr(target, "state") for target in up.core.routes._routes.values())
+            # only our own pings' routes are left, no connection's (they go with it)
+            assert all(not hasattr(target, "state") for target in up.core.routes.targets())
+            assert all(not hasattr(source, "state") for source, _ in up.core.pong_cache)
         finally:
             await up.close()
 
@@ -481,3 +515,33 @@ def test_per_address_limit_evicts_a_handshake_then_refuses():
     with pytest.raises(LimitExceeded):  # all established: the new one is refused
         up.accept("more", 2.0, remote_ip="10.0.0.1")
     assert up.accept("elsewhere", 2.0, remote_ip="10.0.0.2").state == cs.ACCEPTING
+
+
+def test_an_upload_to_a_client_that_stopped_reading_is_closed_and_frees_its_slot(
+        tmp_path, monkeypatch):
+    """Before: the upload waited for the socket to drain for ever, so MAX_UPLOADS clients that
+    never read held every upload slot. Now it gives up after SEND_TIMEOUT without progress."""
+    monkeypatch.setattr(gnutella_server, "SEND_TIMEOUT", 0.5)
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "big.bin").write_bytes(b"b" * (8 * 1024 * 1024))
+
+    async def scenario():
+        up = GnutellaServer(share=share, seed=1)
+        await up.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", up.port)
+        try:
+            writer.transport.pause_reading()  # never read
+            writer.write(b"GET /get/1/big.bin HTTP/1.1\r\n\r\n")
+            await asyncio.sleep(0.2)
+            during = len(up._uploads)
+            for _ in range(60):
+                if not up._uploads and not up._streams:
+                    break
+                await asyncio.sleep(0.05)
+            return during, len(up._uploads), len(up._streams)
+        finally:
+            writer.close()
+            await up.close()
+
+    assert asyncio.run(scenario()) == (1, 0, 0)

@@ -7,8 +7,16 @@ the core, writes the answer and closes (HTTP/1.0, no keep-alive); UDP datagrams 
 and its answers go back out. Admission: at most :data:`MAX_CONNECTIONS` HTTP connections, and
 :data:`MAX_CONNECTIONS_PER_ADDRESS` from one IP address; a connection beyond either replaces
 the oldest one still waiting for its request head (idle sockets cannot keep an announce out),
-and is refused only when every slot is busy answering. The clock is injected (``clock``, :func:`time.monotonic` by
-default).
+and is refused only when every slot is busy answering. The clock is injected (``clock``,
+:func:`time.monotonic` by default).
+
+Each HTTP connection is a plain :class:`asyncio.Protocol` (no stream reader, no task per
+connection): refusing or evicting costs a few dictionary operations, and the head is searched
+for its blank line only in the bytes that just arrived, so a flood of connections (churn,
+oversized heads, garbage) costs the loop little and a well-behaved announce waits little
+behind it (issue 13). Every per-connection structure (the open table, the per-address counts,
+the waiting queues) loses its entry in ``connection_lost``: once the clients leave, they are
+empty.
 
 >>> import asyncio, random, urllib.request
 >>> from p2pkit.bittorrent.tracker.core import TrackerCore
@@ -46,6 +54,8 @@ MAX_CONNECTIONS = 256
 #: Most HTTP connections open at once from one IP address.
 MAX_CONNECTIONS_PER_ADDRESS = 32
 
+_GONE: Any = object()
+
 
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, server: TrackerServer) -> None:
@@ -68,6 +78,72 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         pass
 
 
+class _HttpConnection(asyncio.Protocol):
+    """One HTTP connection: read the request head, answer it, close (HTTP/1.0)."""
+
+    __slots__ = ("server", "transport", "host", "peer", "buffer", "timer", "answered")
+
+    def __init__(self, server: TrackerServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.host: str | None = None
+        self.peer: Any = None
+        self.buffer = bytearray()
+        self.timer: asyncio.TimerHandle | None = None
+        self.answered = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = peer
+        self.host = peer[0] if peer else None
+        if not self.server._admit(self):
+            self.answered = True
+            transport.abort()
+            return
+        self.timer = self.server._loop.call_later(REQUEST_TIMEOUT, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        if self.answered:
+            return
+        buffer = self.buffer
+        searched = max(0, len(buffer) - 3)  # a blank line may straddle two reads
+        buffer += data
+        end = buffer.find(b"\r\n\r\n", searched)
+        if end < 0 and len(buffer) <= MAX_HEAD_SIZE:
+            return
+        self.answered = True
+        server = self.server
+        server._answering(self)
+        try:
+            if end < 0 or end + 4 > MAX_HEAD_SIZE:
+                answer = server.core.http_head_too_large(self.peer)
+            else:
+                answer = server.core.handle_http_request(bytes(buffer[:end + 4]), self.peer,
+                                                         now=server.clock())
+            server.drain_events()
+        except Exception as e:  # a bug one client's request reached: that client only
+            log.warning("closing %s: %s: %s", self.host, type(e).__name__, e)
+            self.transport.close()
+            return
+        finally:
+            self.buffer = bytearray()
+        # the client has REQUEST_TIMEOUT again to read the answer; close() sends it first
+        self.timer.cancel()
+        self.timer = server._loop.call_later(REQUEST_TIMEOUT, self.transport.abort)
+        self.transport.write(answer)
+        self.transport.close()
+
+    def eof_received(self) -> bool:
+        return False  # a head cut short: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.server._forget(self)
+
+
 class TrackerServer:
     """HTTP and UDP tracker endpoints on one :class:`TrackerCore`.
 
@@ -79,23 +155,28 @@ class TrackerServer:
         self.core = core
         self.clock = clock
         self.on_event = on_event
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._http: asyncio.AbstractServer | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._timer: asyncio.Task | None = None
-        #: Open HTTP connections, oldest first: writer -> the client's IP address.
-        self._open: dict[asyncio.StreamWriter, str | None] = {}
-        #: Those still waiting for their request head (the ones that may be evicted).
-        self._waiting: set[asyncio.StreamWriter] = set()
+        #: Open HTTP connections, oldest first: connection -> the client's IP address.
+        self._open: dict[_HttpConnection, str | None] = {}
+        #: Open HTTP connections per IP address (an address with none has no entry).
+        self._per_address: dict[str | None, int] = {}
+        #: Those still waiting for their request head (the ones that may be evicted), oldest
+        #: first: all of them, and per IP address.
+        self._waiting: dict[_HttpConnection, None] = {}
+        self._waiting_per_address: dict[str | None, dict[_HttpConnection, None]] = {}
         self.http_port: int | None = None
         self.udp_port: int | None = None
 
     async def start(self, *, host: str = "127.0.0.1", http_port: int | None = None,
                     udp_port: int | None = None) -> None:
         """Listen (port 0 picks a free one; ``None`` leaves that tracker off)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         if http_port is not None:
-            self._http = await asyncio.start_server(self._serve_http, host, http_port,
-                                                    limit=MAX_HEAD_SIZE)
+            self._http = await loop.create_server(lambda: _HttpConnection(self), host,
+                                                  http_port, backlog=MAX_CONNECTIONS)
             self.http_port = self._http.sockets[0].getsockname()[1]
         if udp_port is not None:
             transport, _ = await loop.create_datagram_endpoint(
@@ -114,7 +195,10 @@ class TrackerServer:
             self._udp.close()
         if self._http is not None:
             self._http.close()
+            for connection in list(self._open):
+                connection.transport.abort()
             await self._http.wait_closed()
+            await asyncio.sleep(0)  # connection_lost callbacks of the aborted connections
 
     def drain_events(self) -> None:
         while (event := self.core.next_event()) is not None:
@@ -129,52 +213,53 @@ class TrackerServer:
             if deadline is not None and self.clock() >= deadline:
                 self.core.handle_timer(self.clock())
 
-    def _admit(self, host: str | None) -> bool:
-        """Room for one more connection from ``host``, evicting an idle one if need be."""
-        same = [w for w, h in self._open.items() if h == host]
-        if len(same) >= MAX_CONNECTIONS_PER_ADDRESS and not self._evict(same):
-            return False
-        return len(self._open) < MAX_CONNECTIONS or self._evict(list(self._open))
+    # ---- admission: O(1) per connection ---------------------------------------------------
 
-    def _evict(self, candidates: list[asyncio.StreamWriter]) -> bool:
-        """Close the oldest of ``candidates`` still waiting for its request head."""
-        victim = next((w for w in candidates if w in self._waiting), None)
-        if victim is None:
+    def _admit(self, connection: _HttpConnection) -> bool:
+        """Room for ``connection`` (evicting an idle one if need be); registers it if so."""
+        host = connection.host
+        if (self._per_address.get(host, 0) >= MAX_CONNECTIONS_PER_ADDRESS
+                and not self._evict(self._waiting_per_address.get(host))):
             return False
-        self._open.pop(victim, None)
-        self._waiting.discard(victim)
+        if len(self._open) >= MAX_CONNECTIONS and not self._evict(self._waiting):
+            return False
+        self._open[connection] = host
+        self._per_address[host] = self._per_address.get(host, 0) + 1
+        self._waiting[connection] = None
+        self._waiting_per_address.setdefault(host, {})[connection] = None
+        return True
+
+    def _evict(self, candidates: dict[_HttpConnection, None] | None) -> bool:
+        """Close the oldest of ``candidates`` (connections still waiting for their head)."""
+        if not candidates:
+            return False
+        victim = next(iter(candidates))
+        self._forget(victim)
         victim.transport.abort()
         return True
 
-    async def _serve_http(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        host = peer[0] if peer else None
-        if not self._admit(host):
-            writer.transport.abort()
+    def _answering(self, connection: _HttpConnection) -> None:
+        """``connection`` sent its head: it may no longer be evicted."""
+        if self._waiting.pop(connection, _GONE) is None:
+            waiting = self._waiting_per_address[connection.host]
+            del waiting[connection]
+            if not waiting:
+                del self._waiting_per_address[connection.host]
+
+    def _forget(self, connection: _HttpConnection) -> None:
+        """Drop every trace of ``connection`` (it may already be gone)."""
+        host = self._open.pop(connection, _GONE)
+        if host is _GONE:
             return
-        self._open[writer] = host
-        self._waiting.add(writer)
-        try:
-            try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
-            except asyncio.LimitOverrunError:
-                head = None
-            self._waiting.discard(writer)
-            if head is None:
-                answer = self.core.http_head_too_large(peer)
-            else:
-                answer = self.core.handle_http_request(head, peer, now=self.clock())
-            self.drain_events()
-            writer.write(answer)
-            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
-        except Exception as e:  # a bug one client's request reached: that client only
-            log.warning("closing %s: %s: %s", host, type(e).__name__, e)
-        finally:
-            self._open.pop(writer, None)
-            self._waiting.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        self._answering(connection)
+        left = self._per_address[host] - 1
+        if left:
+            self._per_address[host] = left
+        else:
+            del self._per_address[host]
+
+    def connection_tables(self) -> dict[str, int]:
+        """Sizes of the per-connection tables (all 0 once every client has left)."""
+        return {"open": len(self._open), "addresses": len(self._per_address),
+                "waiting": len(self._waiting),
+                "waiting_addresses": len(self._waiting_per_address)}

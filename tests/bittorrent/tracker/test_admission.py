@@ -8,6 +8,7 @@ Limits are lowered with monkeypatch so a few dozen sockets (127.0.0.1 and 127.0.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -90,3 +91,48 @@ def test_an_exception_on_one_request_closes_that_client_only(monkeypatch, caplog
     with caplog.at_level("WARNING", logger="p2pkit.bittorrent.tracker.server"):
         run_with_server(check)
     assert [r for r in caplog.records if "a bug one request" in r.getMessage()]
+
+
+def wait_until(predicate, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_every_connection_table_is_empty_once_the_clients_leave(small_limits):
+    """Issue 13: per-connection state is freed when the peer leaves, whatever it did: idle
+    heads (some evicted), an oversized head, a head cut short, a complete announce."""
+    def check(server, events):
+        socks = []
+        try:
+            for i in range(2, 6):
+                socks += idle_sockets(server.http_port, f"127.0.0.{i}", 8)  # evictions
+            assert server.connection_tables()["open"] <= tracker_server.MAX_CONNECTIONS
+            raw = raw_http(server.http_port, b"GET /announce?" + b"a" * 40_000)
+            assert b" 400 " in raw.split(b"\r\n")[0]  # too large, answered at the limit
+            with socket.create_connection(("127.0.0.1", server.http_port)) as s:
+                s.sendall(b"GET /announce?info_hash=")  # cut short
+            raw = raw_http(server.http_port, f"GET /announce?{query(1)} HTTP/1.0\r\n\r\n"
+                           .encode())
+            assert parse_http_response(raw).message.complete == 1
+        finally:
+            for s in socks:
+                s.close()
+        assert wait_until(lambda: not any(server.connection_tables().values())), \
+            server.connection_tables()
+
+    run_with_server(check)
+
+
+def test_a_head_whose_blank_line_straddles_two_reads_is_answered():
+    def check(server, events):
+        head = f"GET /announce?{query(1)} HTTP/1.0\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=5) as s:
+            for piece in (head[:-3], head[-3:-1], head[-1:]):
+                s.sendall(piece)
+                time.sleep(0.05)
+            raw = b"".join(iter(lambda: s.recv(65536), b""))
+        assert parse_http_response(raw).message.complete == 1
+
+    run_with_server(check)
