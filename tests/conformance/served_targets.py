@@ -66,7 +66,10 @@ def served(root: Path, host: str = "127.0.0.1", ports: dict[str, int] | None = N
         closers.append(tracker.close)
         client = TorrentClient(Metainfo.parse(torrent.read_bytes()), root,
                                listen=(host, ports.get("bittorrent", 0)), trackers=False,
-                               rng=random.Random(3))
+                               rng=random.Random(3),
+                               # TCP only: the harness speaks TCP, and uTP would want the UDP
+                               # port the DHT node holds (both on 6881 in the plugin test)
+                               transport="tcp")
         call(client.start())
         closers.append(client.close)
         servent = GnutellaServer(host=host, port=ports.get("gnutella", 0), ultrapeer=True,
