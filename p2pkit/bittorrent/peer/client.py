@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import time
@@ -126,6 +127,8 @@ MAX_CONNECTIONS_PER_ADDRESS = 8
 ENCRYPTION_POLICIES = ("prefer", "require", "plaintext")
 #: ``transport`` settings: TCP, uTP (BEP 29) or both (accept both, dial uTP first).
 TRANSPORTS = ("both", "utp", "tcp")
+#: TCP/UDP port pairs tried when port 0 is asked and the system's TCP port is taken over UDP.
+PORT_PAIR_ATTEMPTS = 20
 #: Seconds a uTP dial may take before TCP is tried (``transport="both"``; libutp's SYN is
 #: resent after 1 and 2 s).
 UTP_CONNECT_TIMEOUT = 3.5
@@ -804,8 +807,22 @@ class TorrentClient:
 
             dht.on_other_datagram = other
         else:
-            self.utp = await UtpEndpoint.bind(host, self.listen_port, rng=self.rng,
-                                              on_accept=self._utp_accepted)
+            for attempt in range(PORT_PAIR_ATTEMPTS):
+                try:
+                    self.utp = await UtpEndpoint.bind(host, self.listen_port, rng=self.rng,
+                                                      on_accept=self._utp_accepted)
+                    break
+                except OSError as e:
+                    # port 0 asked: the TCP port the system chose may be taken over UDP; take
+                    # another pair rather than fail (a port given explicitly fails at once)
+                    if (e.errno != errno.EADDRINUSE or self.listen[1] != 0 or self._server is None
+                            or attempt == PORT_PAIR_ATTEMPTS - 1):
+                        raise
+                    self._server.close()
+                    await self._server.wait_closed()
+                    self._server = await self._loop.create_server(
+                        lambda: _PeerProtocol(self, None, False), host, 0)
+                    self.listen_port = self._server.sockets[0].getsockname()[1]
             self.listen_port = self.utp.address[1]
 
     def _utp_accepted(self, stream: UtpStream) -> None:

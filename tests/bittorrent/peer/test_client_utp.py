@@ -11,7 +11,7 @@ import random
 import pytest
 
 from p2pkit.bittorrent.peer.client import TorrentClient
-from p2pkit.bittorrent.utp.endpoint import UtpStream
+from p2pkit.bittorrent.utp.endpoint import UtpEndpoint, UtpStream
 from p2pkit.bittorrent.wire.create import create_torrent
 from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.bittorrent.wire.utp import UtpPacket
@@ -40,13 +40,17 @@ async def fetch(meta, seed_root, leech_root, *, seed_transport, leech_transport,
     leecher = TorrentClient(meta, leech_root, listen=LOCAL, trackers=False, peers=[address],
                             transport=leech_transport, encryption=encryption)
     transports = set()
+    connected = leecher._connected
+
+    def record(proto):  # every connection's transport, however short-lived the download
+        transports.add(type(proto.transport).__name__)
+        connected(proto)
+
+    leecher._connected = record
     await leecher.start()
     try:
         if during is not None:
             await during(address)
-        while not leecher._complete.is_set():
-            transports |= {type(p.transport).__name__ for p in leecher._protocols.values()}
-            await asyncio.sleep(0.02)
         await asyncio.wait_for(leecher.wait_complete(), timeout)
     finally:
         await leecher.close()
@@ -139,3 +143,35 @@ def test_a_syn_flood_on_the_port_does_not_stop_the_download(album, tmp_path):
 
 def test_utp_stream_is_an_asyncio_transport():
     assert issubclass(UtpStream, asyncio.Transport)
+
+
+def test_port_zero_takes_another_pair_when_the_udp_port_is_taken(album, monkeypatch):
+    import socket
+
+    seed_root, _, meta = album
+    blockers = []
+    real_bind = UtpEndpoint.bind
+
+    async def bind(host, port, **kwargs):
+        if not blockers:  # the first port the system gave TCP is busy over UDP
+            blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            blocker.bind((host, port))
+            blockers.append(blocker)
+        return await real_bind(host, port, **kwargs)
+
+    monkeypatch.setattr(UtpEndpoint, "bind", bind)
+
+    async def scenario():
+        client = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False, transport="both")
+        await client.start()
+        ports = (client.listen_port, client.utp.address[1],
+                 client._server.sockets[0].getsockname()[1])
+        await client.close()
+        return ports
+
+    try:
+        listen, udp, tcp = asyncio.run(scenario())
+        busy = blockers[0].getsockname()[1]
+    finally:
+        blockers[0].close()
+    assert listen == udp == tcp != busy
