@@ -37,7 +37,7 @@ GNUTELLA = ProtocolDescriptor(
     summary=("method", "length", "port", "guid", "ttl", "hops", "status"),
     fields=(*UNDECODED_FIELDS, "guid", "ttl", "hops", "payload_type", "payload", "kind", "version", "headers",
             "status", "reason", "method", "target", "length", "sha1", "file_index",
-            "servent_guid", "file_name", "name"),
+            "servent_guid", "file_name", "name", "body"),
     scapy="p2pkit.gnutella.scapy_layers:LAYERS",
     cli=("gnutella", "p2pkit.cli.gnutella:gnutella"),
 )
