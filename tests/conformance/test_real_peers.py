@@ -133,8 +133,13 @@ def _transmission(work: Path, torrent: Path) -> Seeder:
         transmission_settings,
     )
 
+    # Every case opens its own connections from a fresh address, and transmission frees a
+    # closed peer only at its next reconnect pulse: with its default limit of 50 peers per
+    # torrent, ten concurrent runners sometimes found the torrent full and the handshake
+    # closed unanswered (a failure of the harness's set-up, not of the case).
     peer = Peer(name="transmission", kind="transmission", role="seed", host=TRANSMISSION[0],
-                port=TRANSMISSION[1], data_dir=work / "v1-transmission", torrent=torrent)
+                port=TRANSMISSION[1], data_dir=work / "v1-transmission", torrent=torrent,
+                settings={"peer-limit-per-torrent": 1000, "peer-limit-global": 2000})
     config = work / "transmission"
     config.mkdir()
     (config / "settings.json").write_text(json.dumps(transmission_settings(peer)))
