@@ -50,6 +50,8 @@ from p2pkit.gnutella.simulator import (
     VOCABULARY,
     WORDS_PER_FILE,
     SimulationResult,
+    attach_leaves,
+    link_ultrapeers,
 )
 
 __all__ = ["QRP_TABLE_BITS", "Topology", "build_topology", "flood", "simulate"]
@@ -120,19 +122,11 @@ def build_topology(*, nodes: int, topology: str = "ultrapeer", degree: int = 6,
         words.append(frozenset(w for chosen in mine for w in chosen))
         if progress is not None and (i + 1) % 10_000 == 0:
             progress(i + 1, nodes)
-    # ultrapeer links: the draws of build_network, with a degree count instead of a scan
-    edges: set[tuple[int, int]] = set()
-    deg = [0] * n_up
-    for i in range(n_up):
-        while deg[i] < degree:
-            j = rng.randrange(n_up)
-            if j != i and (min(i, j), max(i, j)) not in edges:
-                edges.add((min(i, j), max(i, j)))
-                deg[i] += 1
-                deg[j] += 1
-    leaf_ups = np.array([rng.sample(range(n_up), leaf_links) for _ in range(n_up, nodes)],
+    # the links of build_network: the same functions on the same generator
+    edges = link_ultrapeers(rng, n_up, degree)
+    leaf_ups = np.array(attach_leaves(rng, n_up, nodes - n_up, leaf_links),
                         dtype=np.int32).reshape(-1, leaf_links)
-    pairs = np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
+    pairs = np.array(edges, dtype=np.int64).reshape(-1, 2)
     up_start, up_links = _csr(np.concatenate([pairs[:, 0], pairs[:, 1]]),
                               np.concatenate([pairs[:, 1], pairs[:, 0]]), n_up)
     leaves = np.repeat(np.arange(n_up, nodes, dtype=np.int64), leaf_links)

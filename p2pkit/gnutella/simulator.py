@@ -17,6 +17,10 @@ Topologies (seeded, deterministic):
   (``degree`` each); every other node is a leaf attached to ``leaf_links`` ultrapeers.
   With ``qrp=False`` ultrapeers send every query to all their leaves.
 
+Both keep the servent's slot limits (:func:`link_ultrapeers`, :func:`attach_leaves`): no
+ultrapeer gets more than ``MAX_ULTRAPEERS`` ultrapeer links or ``MAX_LEAVES`` leaves, as a real
+one answers 503 beyond them and the connecting node tries another.
+
 >>> result = simulate(nodes=60, topology="ultrapeer", ttl=2, queries=3, seed=1)
 >>> result.nodes, result.queries, result.messages_per_query > 0
 (60, 3, True)
@@ -36,9 +40,10 @@ from typing import Any
 from p2pkit.core import NEED_DATA, Address, Event, MemoryNetwork
 from p2pkit.errors import LocalProtocolError
 from p2pkit.gnutella.events import ConnectionClosed, QueryHit
-from p2pkit.gnutella.servent import Connection, Servent, SharedFile
+from p2pkit.gnutella.servent import MAX_LEAVES, MAX_ULTRAPEERS, Connection, Servent, SharedFile
 
-__all__ = ["Network", "SimulationResult", "build_network", "simulate"]
+__all__ = ["Network", "SimulationResult", "attach_leaves", "build_network", "link_ultrapeers",
+           "simulate"]
 
 #: Words file names and queries are drawn from, with Zipf popularity (weight 1/rank).
 VOCABULARY = [f"w{i:04d}" for i in range(2000)]
@@ -198,6 +203,79 @@ def _files(rng: random.Random, node: int) -> list[SharedFile]:
     return files
 
 
+def link_ultrapeers(rng: random.Random, ultrapeers: int, degree: int,
+                    max_links: int = MAX_ULTRAPEERS) -> list[tuple[int, int]]:
+    """The ultrapeer mesh: each ultrapeer in turn opens links to random others until it has
+    ``degree``; an ultrapeer that already holds ``max_links`` refuses (ultra-peers §: "503"
+    when full), so no ultrapeer exceeds the servent's ``MAX_ULTRAPEERS``. When nobody can
+    take another link, the last ultrapeers keep fewer than ``degree``.
+
+    >>> edges = link_ultrapeers(random.Random(1), 50, 6)
+    >>> links = Counter(i for edge in edges for i in edge)
+    >>> min(links.values()) >= 6 and max(links.values()) <= MAX_ULTRAPEERS
+    True
+    """
+    if not 0 <= degree <= max_links or (ultrapeers > 1 and degree >= ultrapeers):
+        raise LocalProtocolError(f"an ultrapeer degree of {degree} cannot be met with "
+                                 f"{ultrapeers} ultrapeers of at most {max_links} links")
+    edges: set[tuple[int, int]] = set()
+    links = [0] * ultrapeers
+    for i in range(ultrapeers):
+        misses = 0
+        while links[i] < degree:
+            j = rng.randrange(ultrapeers)
+            if j == i or links[j] >= max_links or (min(i, j), max(i, j)) in edges:
+                misses += 1
+                if misses < 64:
+                    continue
+                # many refusals in a row: look at who can still take a link; nobody left
+                # means this ultrapeer stays with fewer links, as a real one would
+                open_peers = [k for k in range(ultrapeers) if k != i and links[k] < max_links
+                              and (min(i, k), max(i, k)) not in edges]
+                if not open_peers:
+                    break
+                j = rng.choice(open_peers)
+            misses = 0
+            edges.add((min(i, j), max(i, j)))
+            links[i] += 1
+            links[j] += 1
+    return sorted(edges)
+
+
+def attach_leaves(rng: random.Random, ultrapeers: int, leaves: int, leaf_links: int,
+                  max_leaves: int = MAX_LEAVES) -> list[list[int]]:
+    """The ultrapeers each leaf connects to: ``leaf_links`` distinct ones drawn among those
+    with a free leaf slot (ultra-peers §: a full ultrapeer answers 503 and the leaf tries
+    another), so none holds more than ``max_leaves`` (the servent's ``MAX_LEAVES``).
+
+    Until an ultrapeer fills, the draws are ``rng.sample(range(ultrapeers), leaf_links)``.
+
+    >>> chosen = attach_leaves(random.Random(1), 10, 280, 1)
+    >>> max(Counter(u for ups in chosen for u in ups).values())
+    30
+    """
+    if leaf_links > ultrapeers or leaves * leaf_links > ultrapeers * max_leaves:
+        raise LocalProtocolError(f"{leaves} leaves of {leaf_links} links do not fit in "
+                                 f"{ultrapeers} ultrapeers of {max_leaves} leaf slots")
+    free = list(range(ultrapeers))
+    where = list(range(ultrapeers))
+    held = [0] * ultrapeers
+    chosen: list[list[int]] = []
+    for _ in range(leaves):
+        if len(free) < leaf_links:  # capacity is left, but on fewer ultrapeers than links
+            raise LocalProtocolError(f"fewer than {leaf_links} ultrapeers have a free slot")
+        ups = rng.sample(free, leaf_links)
+        for up in ups:
+            held[up] += 1
+            if held[up] == max_leaves:  # full: swap it out of the free list
+                last = free.pop()
+                if last != up:
+                    free[where[up]] = last
+                    where[last] = where[up]
+        chosen.append(ups)
+    return chosen
+
+
 def build_network(*, nodes: int, topology: str = "ultrapeer", qrp: bool = True,
                   degree: int = 6, ultrapeer_fraction: float = 0.1, leaf_links: int = 2,
                   max_ttl: int = 7, seed: int = 0) -> tuple[list[Servent], Network]:
@@ -213,16 +291,10 @@ def build_network(*, nodes: int, topology: str = "ultrapeer", qrp: bool = True,
                                 listen=(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 6346),
                                 max_ttl=max_ttl, qrp=qrp, qrp_table_length=1 << 13))
     network = Network(MemoryNetwork(seed=seed))
-    edges: set[tuple[int, int]] = set()
-    for i in range(n_up):
-        while sum(1 for e in edges if i in e) < degree:
-            j = rng.randrange(n_up)
-            if j != i and (min(i, j), max(i, j)) not in edges:
-                edges.add((min(i, j), max(i, j)))
-    for i, j in sorted(edges):
+    for i, j in link_ultrapeers(rng, n_up, degree):
         network.link(servents[i], j, servents[j], i)
-    for leaf in range(n_up, nodes):
-        for up in rng.sample(range(n_up), leaf_links):
+    for leaf, ups in enumerate(attach_leaves(rng, n_up, nodes - n_up, leaf_links), n_up):
+        for up in ups:
             network.link(servents[leaf], up, servents[up], leaf)
     network.run(until=0.0)
     for s in servents:

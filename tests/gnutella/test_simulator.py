@@ -36,3 +36,41 @@ def test_network_shape():
     assert all(len(s._established()) == 2 for s in leaves)
     with pytest.raises(LocalProtocolError):
         build_network(nodes=5, topology="mesh")
+
+
+def test_leaves_never_exceed_an_ultrapeers_slots():
+    """1,400 leaves of two links on 100 ultrapeers: 28 per ultrapeer on average, so unbounded
+    random draws overfill some (the bug seen at 100,000 servents: 33 leaves); with the slot
+    rule every ultrapeer holds at most MAX_LEAVES, each leaf distinct ultrapeers."""
+    import random as random_module
+    from collections import Counter
+
+    from p2pkit.gnutella.servent import MAX_LEAVES
+    from p2pkit.gnutella.simulator import attach_leaves
+
+    chosen = attach_leaves(random_module.Random(3), 100, 1400, 2)
+    held = Counter(up for ups in chosen for up in ups)
+    assert max(held.values()) == MAX_LEAVES and sum(held.values()) == 2800
+    assert all(len(set(ups)) == 2 for ups in chosen)
+    unbounded = random_module.Random(3)
+    free_draws = [unbounded.sample(range(100), 2) for _ in range(1400)]
+    assert max(Counter(u for ups in free_draws for u in ups).values()) > MAX_LEAVES
+    first_full = next(i for i in range(1400) if max(Counter(
+        u for ups in chosen[:i + 1] for u in ups).values()) == MAX_LEAVES)
+    assert chosen[:first_full + 1] == free_draws[:first_full + 1]
+
+
+def test_ultrapeer_mesh_keeps_its_link_limit_and_refuses_impossible_sizes():
+    import random as random_module
+    from collections import Counter
+
+    from p2pkit.gnutella.simulator import attach_leaves, link_ultrapeers
+
+    for seed in range(20):  # the cap bites often at 7 links for a degree of 6
+        edges = link_ultrapeers(random_module.Random(seed), 40, 6, max_links=7)
+        links = Counter(i for edge in edges for i in edge)
+        assert max(links.values()) <= 7 and sum(v >= 6 for v in links.values()) >= 38
+    with pytest.raises(LocalProtocolError, match="do not fit"):
+        attach_leaves(random_module.Random(1), 10, 301, 1)
+    with pytest.raises(LocalProtocolError, match="degree"):
+        link_ultrapeers(random_module.Random(1), 5, 6)
