@@ -47,6 +47,7 @@ from p2pkit.gnutella.descriptors import (
     DescriptorHeader,
     DescriptorLenient,
 )
+from p2pkit.gnutella.deferred import deferrable, deferred_record
 from p2pkit.gnutella.stream import TLS, DescriptorFrame, StreamReader
 
 __all__ = ["GnutellaDatagrams", "GnutellaStream", "detect_gnutella", "detect_gnutella_udp",
@@ -197,7 +198,7 @@ class GnutellaStream:
             head = bytes(self.chunks.data[:8])
             if head.startswith(b"GNUTELLA") or b"GNUTELLA".startswith(head):
                 self.mode = "gnutella"
-                self.reader = StreamReader(strict=False)
+                self.reader = StreamReader(strict=False, defer=deferrable)
             else:
                 self.mode = "http"
         if self.mode == "gnutella":
@@ -243,6 +244,11 @@ class GnutellaStream:
                          encryption="TLS")
         for f in frames:
             if isinstance(f, DescriptorFrame):
+                if f.descriptor is None:  # parsed when its fields are read
+                    yield deferred_record(f.data, transport=self.transport, src=self.src,
+                                          dst=self.dst, offset=f.offset, frame=frame, time=time,
+                                          base=f.offset)
+                    continue
                 yield descriptor_record(f.descriptor, transport=self.transport, src=self.src,
                                         dst=self.dst, offset=f.offset, length=len(f.data),
                                         frame=frame, time=time, base=f.offset)

@@ -1,0 +1,112 @@
+"""Records that decode on demand: the summary line needs the message's name and a few header
+fields, the field tree and JSON need everything.
+
+A :class:`LazyRecord` is a :class:`~p2pkit.capture.record.Record` whose ``fields``, ``value``
+and ``deviations`` are worked out by its decoder the first time any of them is read (and then
+kept), so a summary line costs the header, not the payload's decoding and JSON conversion. A
+decoder that knows which fields its header alone gives passes ``summary``: the summary line
+reads those without decoding the rest (:meth:`LazyRecord.summary_fields`).
+
+Only what cannot change the output may be deferred: a decoder defers a message whose decoding
+cannot fail in a way that changes the records after it (the stream decoders decide, see
+:mod:`p2pkit.gnutella.dissect`); tests compare every deferred record with the eager one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from p2pkit.capture.record import Record
+from p2pkit.deviations import Deviation
+
+__all__ = ["Decoded", "LazyRecord"]
+
+#: What a decoder's callable returns: (fields, value, deviations).
+Decoded = tuple[dict[str, Any], Any, list[Deviation]]
+
+_FIELDS = Record.__dict__["fields"]
+_VALUE = Record.__dict__["value"]
+_DEVIATIONS = Record.__dict__["deviations"]
+
+
+class LazyRecord(Record):
+    """A record whose fields, value and deviations come from ``decode()`` when first read.
+
+    ``summary`` (optional): the fields the header alone gives, by name, and ``payload_keys``
+    the names the rest of the message may add at the top level; a summary line that asks
+    for none of those is drawn from ``summary`` without decoding.
+
+    >>> r = LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+    ...                protocol="p", message="m",
+    ...                decode=lambda: ({"ttl": 1, "body": "x"}, None, []),
+    ...                summary={"ttl": 1}, payload_keys=frozenset({"body"}))
+    >>> r.summary_fields(("ttl", "port")), r.decoded
+    ({'ttl': 1}, False)
+    >>> r.fields, r.decoded
+    ({'ttl': 1, 'body': 'x'}, True)
+    """
+
+    __slots__ = ("_decode", "_summary", "_payload_keys")
+
+    def __init__(self, *args: Any, decode: Callable[[], Decoded] | None = None,
+                 summary: dict[str, Any] | None = None,
+                 payload_keys: frozenset[str] = frozenset(), **kwargs: Any) -> None:
+        self._decode = None
+        super().__init__(*args, **kwargs)
+        self._decode = decode
+        self._summary = summary
+        self._payload_keys = payload_keys
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the message was decoded (a field, the value or the deviations were read)."""
+        return self._decode is None
+
+    def _run(self) -> None:
+        decode, self._decode = self._decode, None
+        fields, value, deviations = decode()
+        _FIELDS.__set__(self, fields)
+        _VALUE.__set__(self, value)
+        _DEVIATIONS.__set__(self, deviations)
+
+    @property  # type: ignore[override]
+    def fields(self) -> dict[str, Any]:
+        if self._decode is not None:
+            self._run()
+        return _FIELDS.__get__(self)
+
+    @fields.setter
+    def fields(self, fields: dict[str, Any]) -> None:
+        _FIELDS.__set__(self, fields)
+
+    @property  # type: ignore[override]
+    def value(self) -> Any:
+        if self._decode is not None:
+            self._run()
+        return _VALUE.__get__(self)
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        _VALUE.__set__(self, value)
+
+    @property  # type: ignore[override]
+    def deviations(self) -> list[Deviation]:
+        if self._decode is not None:
+            self._run()
+        return _DEVIATIONS.__get__(self)
+
+    @deviations.setter
+    def deviations(self, deviations: list[Deviation]) -> None:
+        _DEVIATIONS.__set__(self, deviations)
+
+    def summary_fields(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The fields named in ``keys`` that the record has, in the order of ``keys``; from
+        the header alone when none of them may come from the rest of the message."""
+        summary = self._summary
+        if self._decode is None or summary is None:
+            return Record.summary_fields(self, keys)
+        keys = tuple(keys)
+        if not self._payload_keys.isdisjoint(keys):
+            return Record.summary_fields(self, keys)
+        return {k: summary[k] for k in keys if k in summary}
