@@ -20,7 +20,7 @@ from typing import Any
 from p2pkit.capture.record import Record
 from p2pkit.deviations import Deviation
 
-__all__ = ["Decoded", "LazyRecord"]
+__all__ = ["Decoded", "LazyRecord", "scalar_summary"]
 
 #: What a decoder's callable returns: (fields, value, deviations).
 Decoded = tuple[dict[str, Any], Any, list[Deviation]]
@@ -110,3 +110,28 @@ class LazyRecord(Record):
         if not self._payload_keys.isdisjoint(keys):
             return Record.summary_fields(self, keys)
         return {k: summary[k] for k in keys if k in summary}
+
+
+def scalar_summary(value: Any, fields: dict[str, Any], drop: tuple[str, ...] = ("type",)
+                   ) -> dict[str, Any]:
+    """``summary`` and ``payload_keys`` for a :class:`LazyRecord` of a decoded ``value`` (a
+    mapping) whose fields are ``json_fields(value, drop=drop)`` updated with ``fields``: its
+    top-level scalars as :func:`~p2pkit.capture.record.json_value` leaves them (ints, ASCII
+    text), every other key in ``payload_keys``.
+
+    >>> scalar_summary({"type": "x", "port": 6346, "ext": [1], "_io": 0}, {"guid": "aa"})
+    {'summary': {'guid': 'aa', 'port': 6346}, 'payload_keys': frozenset({'ext'})}
+    """
+    summary = dict(fields)
+    other = []
+    for k, v in value.items():
+        if type(k) is not str:  # renamed by the JSON conversion: decode for any summary
+            return {"summary": None, "payload_keys": frozenset()}
+        if k in summary or k in drop or k[:1] == "_":
+            continue
+        t = type(v)
+        if t is int or t is bool or v is None or (t is str and v.isascii()):
+            summary[k] = v
+        else:
+            other.append(k)
+    return {"summary": summary, "payload_keys": frozenset(other)}

@@ -10,7 +10,8 @@ or deviations are first read. Everything here is derived from the schemas:
 
 - which payload types: the :data:`~p2pkit.gnutella.descriptors.PAYLOADS` bodies that are
   ``Struct`` declarations (their top-level field names are known) with no field the protocol's
-  summary shows (``GNUTELLA.summary``): ping, bye, query, hsep;
+  summary shows (``GNUTELLA.summary``): ping, bye, query, hsep; and vendor messages, whose
+  parser lists its top-level fields (``top_level_fields``) and holds no bound;
 - which lengths: the lenient schema turns every payload error into a deviation except a
   bound (:class:`~p2pkit.errors.LimitExceeded`), which stops the stream. In those bodies the
   bounds are GGEP's (``MAX_EXTENSIONS`` extensions or parts, each at least one byte;
@@ -34,6 +35,7 @@ from p2pkit.capture.spans import struct_spans
 from p2pkit.deviations import deviations_of
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
+    MAX_PAYLOAD_LENGTH,
     PAYLOADS,
     DescriptorHeader,
     DescriptorLenient,
@@ -52,31 +54,34 @@ MAX_DEFERRED_PAYLOAD = min(MAX_EXTENSIONS, MAX_INFLATED_SIZE // DEFLATE_MAX_RATI
 _HEADER_KEYS = ("guid", "ttl", "hops")
 
 
-def _deferred_payloads() -> dict[int, tuple[str, frozenset[str]]]:
+def _deferred_payloads() -> dict[int, tuple[str, frozenset[str], int]]:
     summary = set(GNUTELLA.summary)
     out = {}
     for ptype, (name, body) in PAYLOADS.items():
-        if not isinstance(body, construct.Struct):
+        if isinstance(body, construct.Struct):  # GGEP may be inside: bounded length
+            keys = frozenset(sc.name for sc in body.subcons if sc.name)
+            longest = MAX_DEFERRED_PAYLOAD
+        elif hasattr(body, "top_level_fields"):  # vendor messages: no bound inside
+            keys, longest = body.top_level_fields, MAX_PAYLOAD_LENGTH
+        else:
             continue
-        keys = frozenset(sc.name for sc in body.subcons if sc.name)
         if keys & summary:
             continue
         # a payload that does not parse is kept raw under "payload" (unparsed_payload)
-        out[ptype] = (name, keys | {"payload"})
+        out[ptype] = (name, keys | {"payload"}, longest)
     return out
 
 
-#: Payload descriptor -> (name, the top-level fields its payload may add), for the payload
-#: types deferred.
-DEFERRED_PAYLOADS: dict[int, tuple[str, frozenset[str]]] = _deferred_payloads()
+#: Payload descriptor -> (name, the top-level fields its payload may add, the longest payload
+#: deferred), for the payload types deferred.
+DEFERRED_PAYLOADS: dict[int, tuple[str, frozenset[str], int]] = _deferred_payloads()
+_LONGEST = {ptype: longest for ptype, (_, _, longest) in DEFERRED_PAYLOADS.items()}
 
 
-def deferrable(data: bytes | bytearray | memoryview, start: int = 0, end: int | None = None
-               ) -> bool:
-    """Whether the descriptor in ``data[start:end]`` (header included) may be decoded later."""
-    end = len(data) if end is None else end
-    return (data[start + 16] in DEFERRED_PAYLOADS
-            and end - start - HEADER_LENGTH <= MAX_DEFERRED_PAYLOAD)
+def deferrable(data: bytes) -> bool:
+    """Whether the descriptor ``data`` (header included) may be decoded later."""
+    longest = _LONGEST.get(data[16])
+    return longest is not None and len(data) - HEADER_LENGTH <= longest
 
 
 def _decode(data: bytes, base: int) -> Decoded:
@@ -90,7 +95,7 @@ def deferred_record(data: bytes, *, transport: str, src: str, dst: str, offset: 
                     frame: int, time: float, base: int = 0) -> LazyRecord:
     """The record of one descriptor whose payload is parsed when first asked for (the same
     record :func:`p2pkit.gnutella.dissect.descriptor_record` makes)."""
-    name, payload_keys = DEFERRED_PAYLOADS[data[16]]
+    name, payload_keys, _ = DEFERRED_PAYLOADS[data[16]]
     summary: dict[str, Any] = {"guid": data[:16].hex(), "ttl": data[17], "hops": data[18]}
     record = LazyRecord(frame=frame, time=time, transport=transport, src=src, dst=dst,
                         protocol="gnutella", message=name, offset=offset, length=len(data),

@@ -34,12 +34,14 @@ from dataclasses import replace
 from typing import Any
 
 from p2pkit import http1
+from p2pkit.capture.lazy_record import LazyRecord, scalar_summary
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, UndecodedRun, json_fields, undecoded
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
 from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.gnutella.deferred import deferrable, deferred_record
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -47,7 +49,6 @@ from p2pkit.gnutella.descriptors import (
     DescriptorHeader,
     DescriptorLenient,
 )
-from p2pkit.gnutella.deferred import deferrable, deferred_record
 from p2pkit.gnutella.stream import TLS, DescriptorFrame, StreamReader
 
 __all__ = ["GnutellaDatagrams", "GnutellaStream", "detect_gnutella", "detect_gnutella_udp",
@@ -112,14 +113,18 @@ def _cut_short(kind: int, length: int, size: int) -> bool:
 
 def descriptor_record(d: Any, *, transport: str, src: str, dst: str, offset: int | None,
                       length: int, frame: int, time: float, base: int = 0) -> Record:
-    """The record of one descriptor, the same over TCP and UDP."""
-    fields = json_fields(d)
-    fields["guid"] = d.guid.hex()
-    record = Record(frame=frame, time=time, transport=transport, src=src, dst=dst,
-                    protocol=PROTOCOL, message=str(d.type), fields=fields, offset=offset,
-                    length=length, value=d)
+    """The record of one descriptor, the same over TCP and UDP (its JSON fields and
+    deviations worked out when first read; the summary line reads the scalar fields)."""
+
+    def decode() -> tuple[dict[str, Any], Any, list[Deviation]]:
+        fields = json_fields(d)
+        fields["guid"] = d.guid.hex()
+        return fields, d, deviations_of(d, base=base)
+
+    record = LazyRecord(frame=frame, time=time, transport=transport, src=src, dst=dst,
+                        protocol=PROTOCOL, message=str(d.type), offset=offset, length=length,
+                        decode=decode, **scalar_summary(d, {"guid": d.guid.hex()}))
     record.spans = struct_spans(DescriptorHeader, 0, HEADER_LENGTH)
-    record.deviations = deviations_of(d, base=base)
     return record
 
 
