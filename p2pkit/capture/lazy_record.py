@@ -14,6 +14,7 @@ cannot fail in a way that changes the records after it (the stream decoders deci
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +29,7 @@ Decoded = tuple[dict[str, Any], Any, list[Deviation]]
 _FIELDS = Record.__dict__["fields"]
 _VALUE = Record.__dict__["value"]
 _DEVIATIONS = Record.__dict__["deviations"]
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Record))
 
 
 class LazyRecord(Record):
@@ -78,6 +80,8 @@ class LazyRecord(Record):
 
     @fields.setter
     def fields(self, fields: dict[str, Any]) -> None:
+        if self._decode is not None:  # decoded first: what is set stays
+            self._run()
         _FIELDS.__set__(self, fields)
 
     @property  # type: ignore[override]
@@ -88,6 +92,8 @@ class LazyRecord(Record):
 
     @value.setter
     def value(self, value: Any) -> None:
+        if self._decode is not None:  # decoded first: what is set stays
+            self._run()
         _VALUE.__set__(self, value)
 
     @property  # type: ignore[override]
@@ -98,7 +104,17 @@ class LazyRecord(Record):
 
     @deviations.setter
     def deviations(self, deviations: list[Deviation]) -> None:
+        if self._decode is not None:  # decoded first: what is set stays
+            self._run()
         _DEVIATIONS.__set__(self, deviations)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any record (lazy or not) with the same fields, once decoded."""
+        if not isinstance(other, Record):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELD_NAMES)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as Record
 
     def summary_fields(self, keys: Iterable[str]) -> dict[str, Any]:
         """The fields named in ``keys`` that the record has, in the order of ``keys``; from
