@@ -44,7 +44,7 @@ class LazyRecord(Record):
     ...                decode=lambda: ({"ttl": 1, "body": "x"}, None, []),
     ...                summary={"ttl": 1}, payload_keys=frozenset({"body"}))
     >>> r.summary_fields(("ttl", "port")), r.decoded
-    ({'ttl': 1}, False)
+    ([('ttl', 1)], False)
     >>> r.fields, r.decoded
     ({'ttl': 1, 'body': 'x'}, True)
     """
@@ -116,16 +116,17 @@ class LazyRecord(Record):
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as Record
 
-    def summary_fields(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The fields named in ``keys`` that the record has, in the order of ``keys``; from
-        the header alone when none of them may come from the rest of the message."""
+    def summary_fields(self, keys: Iterable[str]) -> list[tuple[str, Any]]:
+        """(name, value) of the fields named in ``keys`` that the record has, in the order of
+        ``keys``; from the header alone when none of them may come from the rest of the
+        message."""
         summary = self._summary
         if self._decode is None or summary is None:
             return Record.summary_fields(self, keys)
         keys = tuple(keys)
         if not self._payload_keys.isdisjoint(keys):
             return Record.summary_fields(self, keys)
-        return {k: summary[k] for k in keys if k in summary}
+        return [(k, summary[k]) for k in keys if k in summary]
 
 
 def scalar_summary(value: Any, fields: dict[str, Any], drop: tuple[str, ...] = ("type",)

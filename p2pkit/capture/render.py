@@ -64,7 +64,7 @@ def message_line(record: Record) -> str:
               else _summary_keys(record.protocol))
     if wanted is None:
         wanted = tuple(k for k, v in record.fields.items() if not isinstance(v, (dict, list)))
-    keys = [f"{k}={_short(v)}" for k, v in record.summary_fields(wanted).items()]
+    keys = [f"{k}={_short(v)}" for k, v in record.summary_fields(wanted)]
     line = f"{record.protocol} {record.message}"
     return line + (" " + " ".join(keys) if keys else "")
 
