@@ -15,7 +15,7 @@ cannot fail in a way that changes the records after it (the stream decoders deci
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from p2pkit.capture.record import Record
@@ -51,11 +51,23 @@ class LazyRecord(Record):
 
     __slots__ = ("_decode", "_summary", "_payload_keys")
 
-    def __init__(self, *args: Any, decode: Callable[[], Decoded] | None = None,
+    def __init__(self, frame: int, time: float, transport: str, src: str, dst: str,
+                 protocol: str, message: str, fields: dict[str, Any] | None = None,
+                 offset: int | None = None, length: int = 0,
+                 deviations: list[Deviation] | None = None, value: Any = None,
+                 spans: Mapping[str, tuple[int, int]] | None = None, *,
+                 decode: Callable[[], Decoded] | None = None,
                  summary: dict[str, Any] | None = None,
-                 payload_keys: frozenset[str] = frozenset(), **kwargs: Any) -> None:
-        self._decode = None
-        super().__init__(*args, **kwargs)
+                 payload_keys: frozenset[str] = frozenset()) -> None:
+        # Record's fields in its order (dataclasses.replace passes them all), set directly:
+        # a large capture makes millions of records
+        self.frame, self.time, self.transport, self.src, self.dst = (
+            frame, time, transport, src, dst)
+        self.protocol, self.message, self.offset, self.length = protocol, message, offset, length
+        _FIELDS.__set__(self, {} if fields is None else fields)
+        _DEVIATIONS.__set__(self, [] if deviations is None else deviations)
+        _VALUE.__set__(self, value)
+        self.spans = {} if spans is None else spans
         self._decode = decode
         self._summary = summary
         self._payload_keys = payload_keys

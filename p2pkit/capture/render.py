@@ -27,6 +27,10 @@ def _summary_keys(protocol: str) -> tuple[str, ...] | None:
 
 
 def _short(value: Any) -> str:
+    kind = type(value)
+    if kind is int or (kind is str and value.isprintable()):  # most values: no other test
+        text = value if kind is str else str(value)
+        return text if len(text) <= 40 else text[:37] + "..."
     if isinstance(value, dict) and _is_digest(value):
         return f"<{value['length']} bytes>"
     if isinstance(value, (dict, list)):

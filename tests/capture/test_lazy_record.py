@@ -80,3 +80,12 @@ def test_scalar_summary_gives_the_json_fields(value, keys):
                    message="m", decode=lambda: (fields, value, []),
                    **scalar_summary(value, extra))
     assert r.summary_fields(keys) == [(k, fields[k]) for k in keys if k in fields]
+
+
+def test_the_constructor_takes_record_fields_in_their_order():
+    import dataclasses
+    import inspect
+
+    names = [f.name for f in dataclasses.fields(Record)]
+    params = list(inspect.signature(LazyRecord.__init__).parameters)[1:len(names) + 1]
+    assert params == names
