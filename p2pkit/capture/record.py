@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,13 @@ class Record:
     value: Any = None
     #: Top-level field name -> (start, end) bytes, relative to the message's first byte.
     spans: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    def summary_fields(self, keys: Iterable[str]) -> list[tuple[str, Any]]:
+        """(name, value) of the fields named in ``keys`` that the record has, in the order of
+        ``keys`` (what a summary line shows; :class:`~p2pkit.capture.lazy_record.LazyRecord`
+        reads them without decoding the whole message)."""
+        fields = self.fields
+        return [(k, fields[k]) for k in keys if k in fields]
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

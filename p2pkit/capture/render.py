@@ -27,6 +27,10 @@ def _summary_keys(protocol: str) -> tuple[str, ...] | None:
 
 
 def _short(value: Any) -> str:
+    kind = type(value)
+    if kind is int or (kind is str and value.isprintable()):  # most values: no other test
+        text = value if kind is str else str(value)
+        return text if len(text) <= 40 else text[:37] + "..."
     if isinstance(value, dict) and _is_digest(value):
         return f"<{value['length']} bytes>"
     if isinstance(value, (dict, list)):
@@ -64,7 +68,7 @@ def message_line(record: Record) -> str:
               else _summary_keys(record.protocol))
     if wanted is None:
         wanted = tuple(k for k, v in record.fields.items() if not isinstance(v, (dict, list)))
-    keys = [f"{k}={_short(record.fields[k])}" for k in wanted if k in record.fields]
+    keys = [f"{k}={_short(v)}" for k, v in record.summary_fields(wanted)]
     line = f"{record.protocol} {record.message}"
     return line + (" " + " ".join(keys) if keys else "")
 

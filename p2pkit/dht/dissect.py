@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from functools import partial
 
+from construct import Container
+
 from p2pkit import bencode
+from p2pkit.capture.lazy_record import Decoded, LazyRecord, scalar_summary
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record, json_fields, undecoded
+from p2pkit.capture.record import Record, json_fields, json_value, undecoded
 from p2pkit.capture.spans import LazySpans
 from p2pkit.deviations import deviations_of
 from p2pkit.dht.krpc import PROTOCOL, Transactions, decode_lenient
@@ -48,6 +51,22 @@ def _top_level_spans(payload: bytes) -> dict[str, tuple[int, int]]:
             for k, span in bencode.decode_lenient(payload, spans=True).spans.items()}
 
 
+def _fields(message: Container) -> Decoded:
+    """The record's fields, value and deviations (unknown keys listed as information)."""
+    fields = json_fields(message, drop=("y",))
+    fields["transaction_id"] = fields.pop("t", None)
+    deviations, unknown = [], []
+    for d in deviations_of(message):
+        if d.rule in INFORMATION_RULES:
+            unknown.append({"offset": d.offset, "message": d.message, "level": d.level,
+                            "spec": d.spec})
+        else:
+            deviations.append(d)
+    if unknown:
+        fields["unknown_keys"] = unknown
+    return fields, message, deviations
+
+
 class KrpcDecoder:
     """The ``bt-dht`` datagram decoder; remembers open queries to name responses' methods."""
 
@@ -73,24 +92,20 @@ class KrpcDecoder:
             return self._undecoded(pkt, e)
         message = result.message
         self.transactions.seen(message, pkt.src, pkt.dst)
-        fields = json_fields(message, drop=("y",))
-        fields["transaction_id"] = fields.pop("t", None)
-        deviations, unknown = [], []
-        for d in deviations_of(message):
-            if d.rule in INFORMATION_RULES:
-                unknown.append({"offset": d.offset, "message": d.message, "level": d.level,
-                                "spec": d.spec})
-            else:
-                deviations.append(d)
-        if unknown:
-            fields["unknown_keys"] = unknown
         # BEP 5 keys of the top-level dictionary, where they lie in the datagram
         # (worked out when a field tree asks: summary lines and JSON do not)
         spans = LazySpans(partial(_top_level_spans, payload))
-        return Record(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
-                      dst=pkt.dst, protocol=PROTOCOL, message=_KIND.get(message.y, str(message.y)),
-                      fields=fields, length=len(pkt.payload), value=message,
-                      deviations=deviations, spans=spans)
+        # the JSON fields and deviations are worked out when read (a summary line reads the
+        # top-level scalars: the method, the transaction id)
+        t = message.get("t")
+        summary = scalar_summary(message, {"transaction_id": None if t is None
+                                           else json_value(t, "t")}, drop=("y", "t"))
+        summary["payload_keys"] |= {"unknown_keys"}  # added by _fields
+        return LazyRecord(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
+                          dst=pkt.dst, protocol=PROTOCOL,
+                          message=_KIND.get(message.y, str(message.y)),
+                          length=len(pkt.payload), spans=spans,
+                          decode=partial(_fields, message), **summary)
 
     @staticmethod
     def _undecoded(pkt: Packet, error: ParseError) -> Record | None:

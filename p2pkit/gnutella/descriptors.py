@@ -240,6 +240,10 @@ class _Vendor(construct.Construct):
                "features_supported": (FeaturesSupported, "features")}
 
     head = Struct("vendor" / VendorCode, "selector" / Int16ul, "version" / Int16ul)
+    #: Every top-level field a parsed vendor message may have (what the dissector's deferred
+    #: records rely on, :mod:`p2pkit.gnutella.deferred`; a test checks it).
+    top_level_fields = frozenset((*(sc.name for sc in head.subcons), "payload", "name",
+                                  *(field for _, field in vectors.values()), "body"))
     # fast paths derived from the same schema objects (FixedLayout): one unpack per item
     _head = FixedLayout(head)
     _fast_head = staticmethod(_head.unpacker())

@@ -34,12 +34,14 @@ from dataclasses import replace
 from typing import Any
 
 from p2pkit import http1
+from p2pkit.capture.lazy_record import LazyRecord, scalar_summary
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, UndecodedRun, json_fields, undecoded
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
 from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.gnutella.deferred import deferrable, deferred_record
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -111,14 +113,18 @@ def _cut_short(kind: int, length: int, size: int) -> bool:
 
 def descriptor_record(d: Any, *, transport: str, src: str, dst: str, offset: int | None,
                       length: int, frame: int, time: float, base: int = 0) -> Record:
-    """The record of one descriptor, the same over TCP and UDP."""
-    fields = json_fields(d)
-    fields["guid"] = d.guid.hex()
-    record = Record(frame=frame, time=time, transport=transport, src=src, dst=dst,
-                    protocol=PROTOCOL, message=str(d.type), fields=fields, offset=offset,
-                    length=length, value=d)
+    """The record of one descriptor, the same over TCP and UDP (its JSON fields and
+    deviations worked out when first read; the summary line reads the scalar fields)."""
+
+    def decode() -> tuple[dict[str, Any], Any, list[Deviation]]:
+        fields = json_fields(d)
+        fields["guid"] = d.guid.hex()
+        return fields, d, deviations_of(d, base=base)
+
+    record = LazyRecord(frame=frame, time=time, transport=transport, src=src, dst=dst,
+                        protocol=PROTOCOL, message=str(d.type), offset=offset, length=length,
+                        decode=decode, **scalar_summary(d, {"guid": d.guid.hex()}))
     record.spans = struct_spans(DescriptorHeader, 0, HEADER_LENGTH)
-    record.deviations = deviations_of(d, base=base)
     return record
 
 
@@ -197,7 +203,7 @@ class GnutellaStream:
             head = bytes(self.chunks.data[:8])
             if head.startswith(b"GNUTELLA") or b"GNUTELLA".startswith(head):
                 self.mode = "gnutella"
-                self.reader = StreamReader(strict=False)
+                self.reader = StreamReader(strict=False, defer=deferrable)
             else:
                 self.mode = "http"
         if self.mode == "gnutella":
@@ -243,6 +249,11 @@ class GnutellaStream:
                          encryption="TLS")
         for f in frames:
             if isinstance(f, DescriptorFrame):
+                if f.descriptor is None:  # parsed when its fields are read
+                    yield deferred_record(f.data, transport=self.transport, src=self.src,
+                                          dst=self.dst, offset=f.offset, frame=frame, time=time,
+                                          base=f.offset)
+                    continue
                 yield descriptor_record(f.descriptor, transport=self.transport, src=self.src,
                                         dst=self.dst, offset=f.offset, length=len(f.data),
                                         frame=frame, time=time, base=f.offset)

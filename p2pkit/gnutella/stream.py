@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +94,8 @@ class HandshakeFrame:
 
 @dataclass(frozen=True, kw_only=True)
 class DescriptorFrame:
-    """One descriptor: offset (in inflated bytes if ``compressed``), bytes, parsed value."""
+    """One descriptor: offset (in inflated bytes if ``compressed``), bytes, parsed value (None
+    when the reader's ``defer`` put the parsing off)."""
 
     offset: int
     data: bytes
@@ -115,8 +117,12 @@ class StreamReader:
     def __init__(self, *, handshake: bool = True, strict: bool = True,
                  max_payload_length: int = MAX_PAYLOAD_LENGTH,
                  inflate_guard: InflateGuard | None = None,
-                 keep_upgraded: bool = False) -> None:
+                 keep_upgraded: bool = False,
+                 defer: Callable[[bytes], bool] | None = None) -> None:
         self.max_payload_length = max_payload_length
+        #: Dissection: descriptors for which ``defer(data)`` is true are framed but not
+        #: parsed (their frame's ``descriptor`` is None; :mod:`p2pkit.gnutella.deferred`).
+        self.defer = defer
         #: A servent that speaks TLS keeps the bytes after a switch to TLS for
         #: :meth:`take_upgrade` (the dissector only counts them).
         self.keep_upgraded = keep_upgraded
@@ -284,6 +290,7 @@ class StreamReader:
 
     def _descriptors(self, frames: list[HandshakeFrame | DescriptorFrame]) -> None:
         buffer = self._buffer
+        defer = self.defer
         pos = 0
         try:
             while len(buffer) - pos >= HEADER_LENGTH:
@@ -296,10 +303,13 @@ class StreamReader:
                 if len(buffer) < end:
                     break
                 data = bytes(buffer[pos:end])
-                try:
-                    descriptor = self._schema.parse(data)
-                except ParseError as e:
-                    raise e.relocated(base=self._offset + pos) from None
+                if defer is not None and defer(data):
+                    descriptor = None
+                else:
+                    try:
+                        descriptor = self._schema.parse(data)
+                    except ParseError as e:
+                        raise e.relocated(base=self._offset + pos) from None
                 frames.append(DescriptorFrame(offset=self._offset + pos, data=data,
                                               descriptor=descriptor, compressed=self.compressed))
                 pos = end

@@ -1,0 +1,166 @@
+"""Records that decode on demand: the summary line needs the message's name and a few header
+fields, the field tree and JSON need everything.
+
+A :class:`LazyRecord` is a :class:`~p2pkit.capture.record.Record` whose ``fields``, ``value``
+and ``deviations`` are worked out by its decoder the first time any of them is read (and then
+kept), so a summary line costs the header, not the payload's decoding and JSON conversion. A
+decoder that knows which fields its header alone gives passes ``summary``: the summary line
+reads those without decoding the rest (:meth:`LazyRecord.summary_fields`).
+
+Only what cannot change the output may be deferred: a decoder defers a message whose decoding
+cannot fail in a way that changes the records after it (the stream decoders decide, see
+:mod:`p2pkit.gnutella.dissect`); tests compare every deferred record with the eager one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from p2pkit.capture.record import Record
+from p2pkit.deviations import Deviation
+
+__all__ = ["Decoded", "LazyRecord", "scalar_summary"]
+
+#: What a decoder's callable returns: (fields, value, deviations).
+Decoded = tuple[dict[str, Any], Any, list[Deviation]]
+
+_FIELDS = Record.__dict__["fields"]
+_VALUE = Record.__dict__["value"]
+_DEVIATIONS = Record.__dict__["deviations"]
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Record))
+
+
+class LazyRecord(Record):
+    """A record whose fields, value and deviations come from ``decode()`` when first read.
+
+    ``summary`` (optional): the fields the header alone gives, by name, and ``payload_keys``
+    the names the rest of the message may add at the top level; a summary line that asks
+    for none of those is drawn from ``summary`` without decoding.
+
+    >>> r = LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+    ...                protocol="p", message="m",
+    ...                decode=lambda: ({"ttl": 1, "body": "x"}, None, []),
+    ...                summary={"ttl": 1}, payload_keys=frozenset({"body"}))
+    >>> r.summary_fields(("ttl", "port")), r.decoded
+    ([('ttl', 1)], False)
+    >>> r.fields, r.decoded
+    ({'ttl': 1, 'body': 'x'}, True)
+    """
+
+    __slots__ = ("_decode", "_summary", "_payload_keys")
+
+    def __init__(self, frame: int, time: float, transport: str, src: str, dst: str,
+                 protocol: str, message: str, fields: dict[str, Any] | None = None,
+                 offset: int | None = None, length: int = 0,
+                 deviations: list[Deviation] | None = None, value: Any = None,
+                 spans: Mapping[str, tuple[int, int]] | None = None, *,
+                 decode: Callable[[], Decoded] | None = None,
+                 summary: dict[str, Any] | None = None,
+                 payload_keys: frozenset[str] = frozenset()) -> None:
+        # Record's fields in its order (dataclasses.replace passes them all), set directly:
+        # a large capture makes millions of records
+        self.frame, self.time, self.transport, self.src, self.dst = (
+            frame, time, transport, src, dst)
+        self.protocol, self.message, self.offset, self.length = protocol, message, offset, length
+        _FIELDS.__set__(self, {} if fields is None else fields)
+        _DEVIATIONS.__set__(self, [] if deviations is None else deviations)
+        _VALUE.__set__(self, value)
+        self.spans = {} if spans is None else spans
+        self._decode = decode
+        self._summary = summary
+        self._payload_keys = payload_keys
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the message was decoded (a field, the value or the deviations were read)."""
+        return self._decode is None
+
+    def _run(self) -> None:
+        decode, self._decode = self._decode, None
+        fields, value, deviations = decode()
+        _FIELDS.__set__(self, fields)
+        _VALUE.__set__(self, value)
+        _DEVIATIONS.__set__(self, deviations)
+
+    @property  # type: ignore[override]
+    def fields(self) -> dict[str, Any]:
+        if self._decode is not None:
+            self._run()
+        return _FIELDS.__get__(self)
+
+    @fields.setter
+    def fields(self, fields: dict[str, Any]) -> None:
+        if self._decode is not None:  # decoded first: what is set stays
+            self._run()
+        _FIELDS.__set__(self, fields)
+
+    @property  # type: ignore[override]
+    def value(self) -> Any:
+        if self._decode is not None:
+            self._run()
+        return _VALUE.__get__(self)
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        if self._decode is not None:  # decoded first: what is set stays
+            self._run()
+        _VALUE.__set__(self, value)
+
+    @property  # type: ignore[override]
+    def deviations(self) -> list[Deviation]:
+        if self._decode is not None:
+            self._run()
+        return _DEVIATIONS.__get__(self)
+
+    @deviations.setter
+    def deviations(self, deviations: list[Deviation]) -> None:
+        if self._decode is not None:  # decoded first: what is set stays
+            self._run()
+        _DEVIATIONS.__set__(self, deviations)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any record (lazy or not) with the same fields, once decoded."""
+        if not isinstance(other, Record):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELD_NAMES)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as Record
+
+    def summary_fields(self, keys: Iterable[str]) -> list[tuple[str, Any]]:
+        """(name, value) of the fields named in ``keys`` that the record has, in the order of
+        ``keys``; from the header alone when none of them may come from the rest of the
+        message."""
+        summary = self._summary
+        if self._decode is None or summary is None:
+            return Record.summary_fields(self, keys)
+        keys = tuple(keys)
+        if not self._payload_keys.isdisjoint(keys):
+            return Record.summary_fields(self, keys)
+        return [(k, summary[k]) for k in keys if k in summary]
+
+
+def scalar_summary(value: Any, fields: dict[str, Any], drop: tuple[str, ...] = ("type",)
+                   ) -> dict[str, Any]:
+    """``summary`` and ``payload_keys`` for a :class:`LazyRecord` of a decoded ``value`` (a
+    mapping) whose fields are ``json_fields(value, drop=drop)`` updated with ``fields``: its
+    top-level scalars as :func:`~p2pkit.capture.record.json_value` leaves them (ints, ASCII
+    text), every other key in ``payload_keys``.
+
+    >>> scalar_summary({"type": "x", "port": 6346, "ext": [1], "_io": 0}, {"guid": "aa"})
+    {'summary': {'guid': 'aa', 'port': 6346}, 'payload_keys': frozenset({'ext'})}
+    """
+    summary = dict(fields)
+    other = []
+    for k, v in value.items():
+        if type(k) is not str:  # renamed by the JSON conversion: decode for any summary
+            return {"summary": None, "payload_keys": frozenset()}
+        if k in summary or k in drop or k[:1] == "_":
+            continue
+        t = type(v)
+        if t is int or t is bool or v is None or (t is str and v.isascii()):
+            summary[k] = v
+        else:
+            other.append(k)
+    return {"summary": summary, "payload_keys": frozenset(other)}

@@ -1,0 +1,91 @@
+"""LazyRecord: decoded once, when fields, value or deviations are first read; summary fields
+from the header when the rest of the message cannot add them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2pkit.capture.lazy_record import LazyRecord, scalar_summary
+from p2pkit.capture.record import Record, json_fields
+from p2pkit.capture.render import render_summary
+from p2pkit.deviations import Deviation
+
+
+def _record(calls: list[int], **summary):
+    def decode():
+        calls.append(1)
+        return ({"ttl": 1, "port": 6346, "body": [1]}, "value",
+                [Deviation(offset=0, rule="r", message="m", spec="s")])
+
+    return LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+                      protocol="gnutella", message="pong", decode=decode, **summary)
+
+
+def test_decoded_once_on_first_read():
+    calls: list[int] = []
+    r = _record(calls)
+    assert not r.decoded and calls == []
+    assert r.deviations[0].rule == "r" and r.value == "value" and r.fields["port"] == 6346
+    assert calls == [1] and r.decoded
+
+
+def test_summary_from_the_header_unless_the_payload_may_add_a_key():
+    calls: list[int] = []
+    r = _record(calls, summary={"ttl": 1}, payload_keys=frozenset({"port", "body"}))
+    assert r.summary_fields(("ttl", "hops")) == [("ttl", 1)] and calls == []
+    assert r.summary_fields(("port", "ttl")) == [("port", 6346), ("ttl", 1)] and calls == [1]
+
+
+def test_a_record_without_summary_decodes_for_its_line():
+    calls: list[int] = []
+    line = render_summary(_record(calls))
+    assert calls == [1] and line.endswith("gnutella pong port=6346 ttl=1")
+
+
+def test_equality_and_replace_see_the_decoded_record():
+    r = _record([])
+    copy = replace(r, frame=2)
+    assert copy.fields == r.fields and copy.frame == 2 and isinstance(copy, LazyRecord)
+    plain = Record(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+                   protocol="gnutella", message="pong", fields=dict(r.fields), value="value",
+                   deviations=list(r.deviations))
+    assert r == replace(plain)
+
+
+def test_setters_replace_the_decoded_values():
+    r = _record([])
+    r.deviations = []
+    assert r.deviations == [] and r.fields["ttl"] == 1  # set before: the decode does not undo it
+    r.fields = {"x": 1}
+    assert r.fields == {"x": 1}
+
+
+scalars = st.one_of(st.integers(), st.booleans(), st.none(), st.text(max_size=5),
+                    st.binary(max_size=3), st.floats(allow_nan=False))
+values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=8)
+
+
+@given(st.dictionaries(st.text(max_size=6), values, max_size=6),
+       st.lists(st.text(max_size=6), max_size=8))
+def test_scalar_summary_gives_the_json_fields(value, keys):
+    extra = {"guid": "00"}
+    fields = json_fields(value)
+    fields.update(extra)
+    r = LazyRecord(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2", protocol="p",
+                   message="m", decode=lambda: (fields, value, []),
+                   **scalar_summary(value, extra))
+    assert r.summary_fields(keys) == [(k, fields[k]) for k in keys if k in fields]
+
+
+def test_the_constructor_takes_record_fields_in_their_order():
+    import dataclasses
+    import inspect
+
+    names = [f.name for f in dataclasses.fields(Record)]
+    params = list(inspect.signature(LazyRecord.__init__).parameters)[1:len(names) + 1]
+    assert params == names
