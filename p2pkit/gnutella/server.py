@@ -360,8 +360,9 @@ class GnutellaServer:
         elif isinstance(event, ConnectionEstablished):
             self.connected.set()
             # ping-pong §: a servent pings a new connection to learn hosts (gtk-gnutella
-            # does so with TTL 4); pong caching answers it without flooding.
-            self.core.ping(self._loop_time(), ttl=DISCOVERY_PING_TTL)
+            # does so with TTL 4); pong caching answers it without flooding. That one only:
+            # the others were pinged when they came.
+            self.core.ping(self._loop_time(), ttl=DISCOVERY_PING_TTL, conn_id=event.conn_id)
             return True
         elif isinstance(event, Push):
             self._spawn(self._give(event.descriptor))
