@@ -324,7 +324,9 @@ class Attack:
 # --- one server -----------------------------------------------------------------------------
 
 
-async def phase(name: str, work: Path, meta: Metainfo, seconds: float, counter: list[int]):
+async def phase_runs(name: str, work: Path, meta: Metainfo, seconds: float,
+                     counter: list[int]) -> list[tuple[bool, float]]:
+    """Well-behaved runs one after the other for ``seconds``: (succeeded, seconds taken)."""
     good = GOOD[name]
     results: list[tuple[bool, float]] = []
     deadline = time.monotonic() + seconds
@@ -337,6 +339,11 @@ async def phase(name: str, work: Path, meta: Metainfo, seconds: float, counter: 
             ok = False
         results.append((ok, time.monotonic() - start))
         await asyncio.sleep(0.05)
+    return results
+
+
+def summary(results: list[tuple[bool, float]]) -> dict:
+    """Success rate, median and p95 latency of well-behaved runs."""
     latencies = sorted(t for ok, t in results if ok)
     return {"runs": len(results), "success": sum(ok for ok, _ in results) / len(results),
             "median_s": round(statistics.median(latencies), 4) if latencies else None,
@@ -344,8 +351,12 @@ async def phase(name: str, work: Path, meta: Metainfo, seconds: float, counter: 
             else None}
 
 
+async def phase(name: str, work: Path, meta: Metainfo, seconds: float, counter: list[int]):
+    return summary(await phase_runs(name, work, meta, seconds, counter))
+
+
 async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
-                   per_kind: int) -> dict:
+                   per_kind: int, alternate: int = 1) -> dict:
     log = open(work / f"{name.replace(' ', '-')}.log", "w+b")
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "p2pkit", *server_argv(name, work)],
@@ -355,28 +366,40 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
     counter = [0]
     try:
         await asyncio.sleep(3.0)  # imports, listening
-        cpu = [proc_cpu_seconds(proc.pid)]
-        quiet = await phase(name, work, meta, seconds, counter)
-        cpu.append(proc_cpu_seconds(proc.pid))
-        baseline = sampler.last_rss
-        # the attackers in their own process, so they do not slow the well-behaved peers' loop
-        attacker = subprocess.Popen([sys.executable, __file__, "--attacker", name,
-                                     "--work", str(work), "--per-kind", str(per_kind)],
-                                    env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL)
-        try:
-            hostile = await phase(name, work, meta, seconds, counter)
-        finally:
-            attacker.send_signal(signal.SIGTERM)
+        cpu = {"quiet": 0.0, "attack": 0.0, "recovery": 0.0}
+        runs: dict[str, list[tuple[bool, float]]] = {"quiet": [], "attack": []}
+        rounds, sent, baseline = [], 0, None
+        for _ in range(alternate):  # quiet and attack alternated: machine load cancels out
+            before = proc_cpu_seconds(proc.pid)
+            quiet = await phase_runs(name, work, meta, seconds, counter)
+            cpu["quiet"] += proc_cpu_seconds(proc.pid) - before
+            if baseline is None:
+                baseline = sampler.last_rss
+            # the attackers in their own process, so they do not slow the well-behaved loop
+            attacker = subprocess.Popen([sys.executable, __file__, "--attacker", name,
+                                         "--work", str(work), "--per-kind", str(per_kind)],
+                                        env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL)
+            before = proc_cpu_seconds(proc.pid)
             try:
-                out, _ = attacker.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                attacker.kill()
-                out, _ = attacker.communicate(timeout=5)
-        cpu.append(proc_cpu_seconds(proc.pid))
-        sent = int(out.decode().strip() or 0)
+                hostile = await phase_runs(name, work, meta, seconds, counter)
+            finally:
+                attacker.send_signal(signal.SIGTERM)
+                try:
+                    out, _ = attacker.communicate(timeout=20)
+                except subprocess.TimeoutExpired:
+                    attacker.kill()
+                    out, _ = attacker.communicate(timeout=5)
+            cpu["attack"] += proc_cpu_seconds(proc.pid) - before
+            sent += int(out.decode().strip() or 0)
+            runs["quiet"] += quiet
+            runs["attack"] += hostile
+            q, a = summary(quiet), summary(hostile)
+            rounds.append({"quiet_p95_s": q["p95_s"], "attack_p95_s": a["p95_s"],
+                           "quiet_median_s": q["median_s"], "attack_median_s": a["median_s"]})
+        before = proc_cpu_seconds(proc.pid)
         recovery = await phase(name, work, meta, seconds, counter)
-        cpu.append(proc_cpu_seconds(proc.pid))
+        cpu["recovery"] += proc_cpu_seconds(proc.pid) - before
         await asyncio.sleep(1.0)
         after = sampler.last_rss
     finally:
@@ -390,14 +413,17 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
     log.seek(0)
     text = log.read().decode(errors="replace")
     log.close()
-    return {"server": name, "quiet": quiet, "attack": hostile, "recovery": recovery,
-            "attack_connections": sent,
-            "server_cpu_s": {p: round(b - a, 2) for p, a, b in
-                             zip(("quiet", "attack", "recovery"), cpu, cpu[1:])},
-            "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
-            "baseline_rss_mb": round(baseline / 2**20, 1),
-            "recovered_rss_mb": round(after / 2**20, 1), "peak_fds": sampler.peak_fds,
-            "tracebacks": text.count("Traceback"), "exit_status": exit_status}
+    result = {"server": name, "quiet": summary(runs["quiet"]),
+              "attack": summary(runs["attack"]), "recovery": recovery,
+              "attack_connections": sent,
+              "server_cpu_s": {p: round(t, 2) for p, t in cpu.items()},
+              "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
+              "baseline_rss_mb": round(baseline / 2**20, 1),
+              "recovered_rss_mb": round(after / 2**20, 1), "peak_fds": sampler.peak_fds,
+              "tracebacks": text.count("Traceback"), "exit_status": exit_status}
+    if alternate > 1:
+        result["rounds"] = rounds
+    return result
 
 
 async def main_async(args: argparse.Namespace) -> list[dict]:
@@ -406,7 +432,8 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
         meta = prepare(work)
         results = []
         for name in args.servers:
-            results.append(await soak_one(name, work, meta, args.phase, args.per_kind))
+            results.append(await soak_one(name, work, meta, args.phase, args.per_kind,
+                                          args.alternate))
             if not args.json:
                 print(json.dumps(results[-1]), flush=True)
         for client in _dht_client:
@@ -452,6 +479,9 @@ def main() -> None:
                         help="seconds per phase (quiet, attack, recovery)")
     parser.add_argument("--per-kind", type=int, default=25,
                         help="attacker connections of each kind at once")
+    parser.add_argument("--alternate", type=int, default=1, metavar="K",
+                        help="quiet and attack phases alternated K times (then recovery); "
+                        "the quiet and attack figures pool the K phases of each kind")
     parser.add_argument("--servers", nargs="+", default=list(PORTS), choices=list(PORTS))
     parser.add_argument("--json", action="store_true", help="one JSON document at the end")
     parser.add_argument("--markdown", type=Path, metavar="JSONL",

@@ -42,6 +42,8 @@ __all__ = [
     "MAX_INFLATED_PER_SECOND",
     "MAX_INFLATE_RATIO",
     "SYNC_FLUSH_BYTES",
+    "DEFLATE_MEMORY_LEVEL",
+    "DEFLATE_WINDOW_BITS",
     "Deflater",
     "InflateGuard",
 ]
@@ -51,6 +53,16 @@ PROTOCOL = "gnutella"
 COMPRESSION_LEVEL = 6
 #: compression §2: "Every 4K or so of data sent, issue a synchronization flush".
 SYNC_FLUSH_BYTES = 4096
+#: zlib's window (2**14 = 16 KiB) and memory level for our deflater: 78 KiB of zlib state per
+#: deflated link instead of the 262 KiB of zlib's defaults (window 2**15, memory level 8), for
+#: the same ratio on the in-memory network of ``test_deflate.py -k ratio`` (13.1 %; a 4 KiB
+#: window gave 39.9 %, an 8 KiB one 27.3 %).
+#: Any inflater reads it (the window size is in the stream header, RFC 1950 §2.2). On the
+#: servent this state is allocated for every handshake that completes, so a hostile churn of
+#: handshakes allocated and freed 262 KiB each in 64 KiB blocks; the C heap it fragmented stayed
+#: large after the attack (issue 13, docs/guide/hostile-peers.md).
+DEFLATE_WINDOW_BITS = 14
+DEFLATE_MEMORY_LEVEL = 4
 #: Inflated bytes per compressed byte, over the whole link, above which the stream is a bomb.
 #: Gnutella traffic deflates to 40-50 % (compression §2: ratios "between 40%-50%"), QRP
 #: patches and HSEP triples far better; zlib's own ceiling is about 1032.
@@ -69,7 +81,8 @@ class Deflater:
     """The compressing side of one direction (compression §2): one zlib stream per link."""
 
     def __init__(self, *, level: int = COMPRESSION_LEVEL) -> None:
-        self._z = zlib.compressobj(level)
+        self._z = zlib.compressobj(level, zlib.DEFLATED, DEFLATE_WINDOW_BITS,
+                                   DEFLATE_MEMORY_LEVEL)
         #: Bytes given and bytes produced, for the ratio the docs quote.
         self.plain_bytes = 0
         self.deflated_bytes = 0

@@ -99,7 +99,9 @@ __all__ = [
     "MAX_HANDSHAKES",
     "MAX_ROUTES",
     "ROUTE_LIFETIME",
+    "MAX_OWN_PINGS",
     "MAX_TTL",
+    "OWN_PING_LIFETIME",
     "PING_INTERVAL",
     "Connection",
     "Servent",
@@ -117,6 +119,12 @@ MAX_ROUTES = 10_000
 #: Seconds a route is kept: pongs and hits come back within seconds, so after this a route
 #: only holds memory (and a closed connection's routes go at once anyway).
 ROUTE_LIFETIME = 600.0
+#: Our own pings remembered at once (a pong to one is ours, not to be forwarded; the ping itself,
+#: should it come back, is a duplicate), and for how long: pongs come back within seconds. Apart
+#: from the routes, so that the discovery ping of every connection a hostile churn completes
+#: does not stay ROUTE_LIFETIME in the routing table (issue 13).
+MAX_OWN_PINGS = 256
+OWN_PING_LIFETIME = 30.0
 #: Bound on cached pongs (ping-pong §: "pong caching").
 MAX_CACHED_PONGS = 30
 #: Pongs returned for one ping from the cache.
@@ -499,6 +507,7 @@ class Servent:
         #: Every connection by the driver's id, closed ones included until :meth:`remove`.
         self.connections: dict[Any, Connection] = {}
         self.routes = _Routes(max_routes)  # ping and query GUIDs -> where they came from
+        self.own_pings = _Routes(MAX_OWN_PINGS, OWN_PING_LIFETIME)  # GUIDs of our pings
         self.push_routes = _Routes(max_routes)  # servent GUIDs (from hits) -> connection
         self.pong_cache: deque = deque(maxlen=MAX_CACHED_PONGS)
         #: Descriptors sent and received, by type (the simulator's measure).
@@ -578,7 +587,7 @@ class Servent:
     def get_timer(self) -> float | None:
         """The earliest timer of any open connection or route expiry, or ``None``."""
         timers = [t for c in self.connections.values() if (t := c.get_timer()) is not None]
-        timers += [t for r in (self.routes, self.push_routes)
+        timers += [t for r in (self.routes, self.push_routes, self.own_pings)
                    if (t := r.next_expiry()) is not None]
         return min(timers, default=None)
 
@@ -586,6 +595,7 @@ class Servent:
         """Run every connection's timer that is due at ``now``, and age out old routes."""
         self.routes.expire(now)
         self.push_routes.expire(now)
+        self.own_pings.expire(now)
         for conn in list(self.connections.values()):
             when = conn.get_timer()
             if when is not None and when <= now:
@@ -633,13 +643,15 @@ class Servent:
         _bounded_set(self.query_hits, guid, 0)
         return guid
 
-    def ping(self, now: float, *, ttl: int = 1) -> bytes:
-        """Ping every established connection (ping-pong §: TTL 1 is a keep-alive probe)."""
+    def ping(self, now: float, *, ttl: int = 1, conn_id: Any = None) -> bytes:
+        """Ping every established connection, or only ``conn_id`` (ping-pong §: TTL 1 is a
+        keep-alive probe)."""
         guid = self._new_guid()
-        self.routes.add(guid, _LOCAL, now)
+        self.own_pings.add(guid, _LOCAL, now)
         ping = Container(guid=guid, type="ping", ttl=ttl, hops=0, extensions=[])
         for conn in self._established():
-            self._send(conn, ping)
+            if conn_id is None or conn.conn_id == conn_id:
+                self._send(conn, ping)
         return guid
 
     def push(self, servent_id: bytes, file_index: int, now: float) -> bool:
@@ -896,8 +908,8 @@ class Servent:
         if len(conn.pings) > MAX_PINGS_PER_WINDOW:
             self._bye(conn, 401, "Too many pings", now)
             return
-        if not self.routes.add(d.guid, conn, now):
-            return  # duplicate
+        if self.own_pings.get(d.guid) is not None or not self.routes.add(d.guid, conn, now):
+            return  # duplicate (or our own ping come back)
         pongs = [self._own_pong(d)]
         if d.ttl > 1:
             # ping-pong §: answer from the pong cache rather than broadcasting the ping.
@@ -1210,7 +1222,7 @@ class Servent:
     def _keep_alive(self, conn: Connection, now: float) -> None:
         """PING_INTERVAL elapsed on ``conn``: a TTL 1 ping, answered by the neighbour's pong."""
         guid = self._new_guid()
-        self.routes.add(guid, _LOCAL, now)
+        self.own_pings.add(guid, _LOCAL, now)
         self._send(conn, Container(guid=guid, type="ping", ttl=1, hops=0, extensions=[]))
 
     def _bye(self, conn: Connection, code: int, reason: str, now: float) -> None:

@@ -45,6 +45,7 @@ from p2pkit.gnutella.events import (
     Push,
     QueryHit,
 )
+from p2pkit.gnutella.heap_trim import HeapTrimmer
 from p2pkit.gnutella.http import (
     GIV_TIMEOUT,
     Request,
@@ -150,6 +151,9 @@ class GnutellaServer:
         self._handlers: set[asyncio.Task] = set()
         #: HTTP uploads under way: writer -> the client's IP address.
         self._uploads: dict[asyncio.StreamWriter, str | None] = {}
+        #: Gives the C heap freed by a burst of sockets back to the system once most of them
+        #: are gone (:mod:`p2pkit.gnutella.heap_trim`).
+        self.heap_trimmer = HeapTrimmer()
         self.connected = asyncio.Event()
 
     def _loop_time(self) -> float:
@@ -219,6 +223,7 @@ class GnutellaServer:
         assert task is not None
         self._handlers.add(task)
         self._streams[writer] = None
+        self.heap_trimmer.note(len(self._streams), self._loop_time())
         try:
             await self._serve_client(reader, writer)
         except asyncio.CancelledError:  # shutting down: this socket's task ends quietly
@@ -226,6 +231,7 @@ class GnutellaServer:
         finally:
             self._handlers.discard(task)
             self._streams.pop(writer, None)
+            self.heap_trimmer.note(len(self._streams), self._loop_time())
 
     async def _serve_client(self, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> None:
@@ -354,8 +360,9 @@ class GnutellaServer:
         elif isinstance(event, ConnectionEstablished):
             self.connected.set()
             # ping-pong §: a servent pings a new connection to learn hosts (gtk-gnutella
-            # does so with TTL 4); pong caching answers it without flooding.
-            self.core.ping(self._loop_time(), ttl=DISCOVERY_PING_TTL)
+            # does so with TTL 4); pong caching answers it without flooding. That one only:
+            # the others were pinged when they came.
+            self.core.ping(self._loop_time(), ttl=DISCOVERY_PING_TTL, conn_id=event.conn_id)
             return True
         elif isinstance(event, Push):
             self._spawn(self._give(event.descriptor))

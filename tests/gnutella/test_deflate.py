@@ -10,7 +10,13 @@ import pytest
 
 from p2pkit.core import NEED_DATA, StreamPair
 from p2pkit.errors import LimitExceeded
-from p2pkit.gnutella.deflate import SYNC_FLUSH_BYTES, Deflater, InflateGuard
+from p2pkit.gnutella.deflate import (
+    DEFLATE_MEMORY_LEVEL,
+    DEFLATE_WINDOW_BITS,
+    SYNC_FLUSH_BYTES,
+    Deflater,
+    InflateGuard,
+)
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.events import QueryHit
 from p2pkit.gnutella.servent import Servent
@@ -32,7 +38,7 @@ def _ping(guid: bytes) -> bytes:
 def test_batch_is_the_zlib_stream_with_one_sync_flush():
     d = Deflater()
     batch = _ping(b"A" * 16) + _ping(b"B" * 16)
-    expected = zlib.compressobj(6)
+    expected = zlib.compressobj(6, zlib.DEFLATED, DEFLATE_WINDOW_BITS, DEFLATE_MEMORY_LEVEL)
     wire = expected.compress(batch) + expected.flush(zlib.Z_SYNC_FLUSH)
     assert d.batch(batch) == wire
     assert wire.endswith(b"\x00\x00\xff\xff")  # the empty stored block of a sync flush

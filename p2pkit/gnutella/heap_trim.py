@@ -1,0 +1,89 @@
+"""Giving the C heap that a burst of connections freed back to the system (glibc ``malloc_trim``).
+
+Why (issue 13, measured in docs/guide/hostile-peers.md): during a hostile churn of connections
+the servent's C heap grows (socket buffers, 64 KiB reads, zlib states, QRP tables) and, once the
+connections are gone, most of it is free but stays resident: glibc returns memory to the
+system on ``free`` only from the top of the heap, and one small block still in use above the
+freed ones pins everything below it. ``malloc_trim(0)`` releases the free pages wherever they
+are (``madvise(MADV_DONTNEED)``). Python's own allocator (obmalloc arenas) is not concerned:
+an arena goes back to the system as soon as it is empty.
+
+:class:`HeapTrimmer` decides when: at a low-water mark, when the number of live connections
+has fallen to a quarter of its peak since the last trim (after an attack, or any burst), at
+most once every :data:`MIN_TRIM_INTERVAL` seconds and only after a peak of
+:data:`MIN_PEAK` connections. It takes the live count and the time (no clock of its own), so
+it is tested without sockets. On a C library without ``malloc_trim`` (musl, macOS) trimming
+does nothing.
+
+>>> trims = []
+>>> trimmer = HeapTrimmer(trim=lambda: trims.append(1) or True)
+>>> [trimmer.note(live, now) for live, now in [(10, 0.0), (100, 1.0), (60, 2.0), (20, 3.0)]]
+[False, False, False, True]
+>>> trimmer.note(2, 4.0), trimmer.trims  # the peak starts again from 20
+(False, 1)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from collections.abc import Callable
+
+__all__ = ["LOW_WATER_FRACTION", "MIN_PEAK", "MIN_TRIM_INTERVAL", "HeapTrimmer", "malloc_trim"]
+
+#: Live connections at or below this fraction of their peak since the last trim: trim.
+LOW_WATER_FRACTION = 0.25
+#: A peak below this many connections frees too little to be worth a trim.
+MIN_PEAK = 32
+#: Seconds between two trims at least (a trim walks the heap: about a millisecond for 20 MB).
+MIN_TRIM_INTERVAL = 5.0
+
+_libc: ctypes.CDLL | None | bool = None
+
+
+def malloc_trim() -> bool:
+    """glibc's ``malloc_trim(0)``: True if memory was released, False otherwise (or when the C
+    library has no such function)."""
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        try:
+            lib = ctypes.CDLL(name) if name else None
+            _libc = lib if lib is not None and hasattr(lib, "malloc_trim") else False
+        except OSError:
+            _libc = False
+    if _libc is False:
+        return False
+    assert isinstance(_libc, ctypes.CDLL)
+    return bool(_libc.malloc_trim(0))
+
+
+class HeapTrimmer:
+    """Calls ``trim`` when the live connections fall to a low-water mark (module docstring)."""
+
+    def __init__(self, *, fraction: float = LOW_WATER_FRACTION, min_peak: int = MIN_PEAK,
+                 min_interval: float = MIN_TRIM_INTERVAL,
+                 trim: Callable[[], bool] = malloc_trim) -> None:
+        self.fraction = fraction
+        self.min_peak = min_peak
+        self.min_interval = min_interval
+        self._trim = trim
+        #: Most connections live at once since the last trim.
+        self.peak = 0
+        #: Trims done so far.
+        self.trims = 0
+        self._last: float | None = None
+
+    def note(self, live: int, now: float) -> bool:
+        """``live`` connections at ``now`` (call it when one ends); True if it trimmed."""
+        if live > self.peak:
+            self.peak = live
+            return False
+        if (self.peak < self.min_peak or live > self.peak * self.fraction
+                or (self._last is not None and now - self._last < self.min_interval)):
+            return False
+        self._trim()
+        self.trims += 1
+        self.peak = live
+        self._last = now
+        return True
