@@ -1,8 +1,8 @@
 """uTP (BEP 29) against TCP: one p2pkit seeder, one p2pkit downloader, loopback, with loss.
 
-Runs inside ONE ``unshare -n`` network namespace whose only interface is ``lo`` (brought up,
-MTU 1500 as on Ethernet, so TCP segments and uTP datagrams have real-link sizes); it re-runs
-itself there. For each transport (``tcp``, ``utp``) and each loss rate (every packet arriving on
+Runs inside ONE ``unshare -n`` network namespace whose only interface is ``lo`` (brought up
+with ``--mtu``: 65536, loopback's own, by default; 1500 gives TCP segments and uTP datagrams
+Ethernet's sizes); it re-runs itself there. For each transport (``tcp``, ``utp``) and each loss rate (every packet arriving on
 ``lo``, both directions, dropped with probability P by ``iptables -A INPUT -i lo -m statistic
 --mode random --probability P -j DROP``: this machine's kernel has no ``sch_netem``, so ``tc
 netem`` is not available), ``p2pkit bt seed``
@@ -105,9 +105,10 @@ def main() -> None:
     parser.add_argument("--loss", type=float, nargs="*", default=[0.0, 1.0, 5.0])
     parser.add_argument("--transports", nargs="*", default=["tcp", "utp"])
     parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument("--mtu", type=int, default=65536, help="MTU of lo in the namespace")
     args = parser.parse_args()
     if not in_namespace():
-        script = "ip link set lo mtu 1500 && ip link set lo up && exec \"$@\""
+        script = f"ip link set lo mtu {args.mtu} && ip link set lo up && exec \"$@\""
         total = (args.timeout + 60) * len(args.loss) * len(args.transports) + 60
         os.execvp("timeout", ["timeout", "-k", "5", str(int(total)), "unshare", "-n", "sh",
                               "-c", script, "sh", sys.executable, *sys.argv])
@@ -119,7 +120,7 @@ def main() -> None:
             for transport in args.transports:
                 rows.append(transfer(work, torrent, transport, loss, args.timeout))
                 print(rows[-1], file=sys.stderr, flush=True)
-    print(json.dumps({"size_mb": args.size_mb, "rows": rows}))
+    print(json.dumps({"size_mb": args.size_mb, "mtu": args.mtu, "rows": rows}))
 
 
 if __name__ == "__main__":
