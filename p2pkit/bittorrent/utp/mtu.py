@@ -73,7 +73,7 @@ class PathMtu:
         self.floor = min(floor, ceiling)
         self.ceiling = ceiling
         #: Size of the datagrams sent now (bytes of UDP payload).
-        self.size = (self.floor + self.ceiling) // 2
+        self.size = (self.floor + self.ceiling) // 2 if self.searching else self.floor
         #: Size of the probe in flight (None: no probe in flight).
         self.probing: int | None = None
         #: Probes acknowledged and lost (counters).

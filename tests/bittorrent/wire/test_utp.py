@@ -369,3 +369,18 @@ def test_libtorrent_selective_acks_of_any_length(hexdata, length, first, count):
     assert sack.type == 1 and sack.len == length and len(sack.acked) == count
     assert (sack.acked[0] if sack.acked else None) == first
     assert UtpPacket.build(pkt) == data
+
+
+@settings(max_examples=200, deadline=None)
+@given(packets)
+def test_build_plain_packet_equals_the_schema_build(fields):
+    from p2pkit.bittorrent.wire.utp import build_plain_packet
+
+    fields = {**fields, "extensions": []}
+    fast = build_plain_packet(fields["type"], fields["connection_id"],
+                              fields["timestamp_microseconds"],
+                              fields["timestamp_difference_microseconds"], fields["wnd_size"],
+                              fields["seq_nr"], fields["ack_nr"], fields["payload"])
+    generic = io.BytesIO()
+    UtpPacket.build_stream(fields, generic)  # construct's own builder, no fast path
+    assert fast == generic.getvalue()
