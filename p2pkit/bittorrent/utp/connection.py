@@ -89,6 +89,8 @@ FIN_LINGER = 5.0
 #: Data packets, or bytes, received before an ack is sent at once (else once per flush).
 ACK_EVERY = 16
 ACK_EVERY_BYTES = RECEIVE_WINDOW // 4
+#: Shortest tail loss probe timer (seconds).
+TLP_MIN = 0.01
 #: Packets resent because of one incoming selective ACK, at most.
 MAX_FAST_RESENDS = 4
 
@@ -171,6 +173,8 @@ class UtpConnection:
         self.bytes_unacked = 0
         self.timeouts = 0
         self.rto_at: float | None = None
+        #: When the tail loss probe fires (None: not armed, or already sent for this flight).
+        self.tlp_at: float | None = None
         self.created = now
         self.last_sent = now
         self.last_received = now
@@ -178,8 +182,10 @@ class UtpConnection:
         self.ack_pending = False
         self.packets_unacked = 0
         self.probe_at: float | None = None
-        #: Counters: packets sent, resent, received; duplicates; packets ignored.
-        self.stats = {"sent": 0, "resent": 0, "received": 0, "duplicates": 0, "ignored": 0}
+        #: Counters: packets sent, resent, received; duplicates; packets ignored; timeouts
+        #: (BEP 29 §timeouts) and fast resends (§packet loss).
+        self.stats = {"sent": 0, "resent": 0, "received": 0, "duplicates": 0, "ignored": 0,
+                      "timeouts": 0, "fast resends": 0, "tail probes": 0}
 
     # -- construction ------------------------------------------------------------------------
 
@@ -369,6 +375,7 @@ class UtpConnection:
             self.rtt.reset_backoff()
             self.duplicate_acks = 0
             self.rto_at = now + self.rtt.timeout if self._in_flight() else None
+            self._arm_tail_probe(now)
         elif sent and ack_nr == self.last_ack:
             # Any packet counts, data ones too (as libutp): on a thin direction (a peer's
             # requests) the other side's data packets are the only acks that come.
@@ -417,6 +424,10 @@ class UtpConnection:
                 lost.append(oldest)
             self.duplicate_acks = 0
         if sacked:
+            # Early retransmit (RFC 5827): with 3 packets or fewer in flight, 3 can never be
+            # acknowledged past a hole; 2 then suffice (1 would resend on mere reordering; a
+            # lone packet after a hole is the tail loss probe's case).
+            threshold = 2 if len(sent) <= 3 else 3
             span = seq_distance(ack_nr, sacked[-1])
             after = 0
             #: Packets acknowledged at distance >= d, for the distances walked so far.
@@ -429,11 +440,11 @@ class UtpConnection:
                         after += 1
                     elif not packet.need_resend and packet not in lost:
                         if packet.transmissions == 1:
-                            if after >= 3:
+                            if after >= threshold:
                                 holes.append(packet)
                         elif packet.resent_mark is not None:
                             mark = seq_distance(ack_nr, packet.resent_mark)
-                            if acked_from.get(mark, 0) >= 3:
+                            if acked_from.get(mark, 0) >= threshold:
                                 holes.append(packet)
                 acked_from[distance] = after
             lost += holes[::-1][:MAX_FAST_RESENDS]  # the oldest first: they hold up ack_nr
@@ -443,6 +454,7 @@ class UtpConnection:
                 packet.fast = True
                 self.cur_window -= len(packet.payload)
                 self._probe_lost(packet)
+        self.stats["fast resends"] += len(lost)
         if lost and self.loss_seq is None:
             self.cc.on_loss()
             self.loss_seq = (self.seq_nr - 1) & SEQ_MASK
@@ -510,6 +522,7 @@ class UtpConnection:
         self.seq_nr = (seq + 1) & SEQ_MASK
         if not self._in_flight():
             self.rto_at = now + self.rtt.timeout
+            self.tlp_at = None
         size = len(payload)
         probe = kind == "st_data" and self.mtu.wants_probe(size + HEADER_SIZE)
         if probe:
@@ -517,6 +530,8 @@ class UtpConnection:
         self.sent[seq] = _Sent(seq=seq, type=kind, payload=payload, sent_at=now, probe=probe)
         self.sent_bytes += size
         self.cur_window += size
+        if self.tlp_at is None:
+            self._arm_tail_probe(now)
         self._emit(kind, seq, payload, now, probe)
 
     def _window(self) -> float:
@@ -578,6 +593,8 @@ class UtpConnection:
         times = [self.last_sent + KEEPALIVE_INTERVAL]
         if self.rto_at is not None:
             times.append(self.rto_at)
+        if self.tlp_at is not None:
+            times.append(self.tlp_at)
         if self.probe_at is not None:
             times.append(self.probe_at)
         if self.state == SYN_RECV:
@@ -597,8 +614,32 @@ class UtpConnection:
             return
         if self.rto_at is not None and now >= self.rto_at:
             self._timeout(now)
+        elif self.tlp_at is not None and now >= self.tlp_at:
+            self._tail_probe(now)
         if self.state != CLOSED and now >= self.last_sent + KEEPALIVE_INTERVAL:
             self.ack_pending = True
+
+    def _arm_tail_probe(self, now: float) -> None:
+        """Tail loss probe (RFC 8985 §7, as TCP does it): no ack for ``2 × rtt`` (at least
+        :data:`TLP_MIN` s) while data is in flight, and the newest unacknowledged packet is
+        sent again, once, so that the acks it draws reveal losses at the tail of a flight (which
+        no later packet can report) long before BEP 29's timeout (500 ms at least)."""
+        rtt = self.rtt.rtt
+        if rtt is None or not self._in_flight() or self.state == SYN_SENT:
+            self.tlp_at = None
+            return
+        self.tlp_at = now + max(2 * rtt, TLP_MIN)
+
+    def _tail_probe(self, now: float) -> None:
+        self.tlp_at = None
+        for packet in reversed(self.sent.values()):
+            if not packet.sacked:
+                if not packet.need_resend:
+                    packet.need_resend = packet.fast = True
+                    self.cur_window -= len(packet.payload)
+                    self._probe_lost(packet)
+                    self.stats["tail probes"] += 1
+                return
 
     def _timeout(self, now: float) -> None:
         """BEP 29 §timeouts: no ack within ``timeout``: the window goes down to one packet,
@@ -607,6 +648,7 @@ class UtpConnection:
             self.rto_at = None
             return
         self.timeouts += 1
+        self.stats["timeouts"] += 1
         if self.state == SYN_SENT:
             syn = self.sent[next(iter(self.sent))]
             if syn.transmissions > MAX_SYN_RESENDS:
