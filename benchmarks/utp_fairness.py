@@ -21,7 +21,8 @@ against the kernel's TCP (cubic by default, ``--tcp-cc``):
     /work/venv/bin/python benchmarks/utp_fairness.py --out docs/_static/utp-fairness.png \
         --json docs/_static/utp-fairness.json
 
-The JSON holds every sample and per-phase means (MB = 10**6 bytes); docs/protocols/utp.md
+(``--replot docs/_static/utp-fairness.json --out ...`` draws the plot again.) The JSON holds
+every sample and per-phase means (MB = 10**6 bytes); docs/protocols/utp.md
 shows the plot.
 """
 
@@ -258,7 +259,7 @@ def plot(result: dict, out: Path) -> None:
     bottom.axvspan(result["tcp_start"], result["tcp_stop"], color="0.92")
     bottom.set_ylabel("ms")
     bottom.set_xlabel("seconds")
-    bottom.legend(loc="upper right")
+    bottom.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
 
@@ -278,7 +279,11 @@ def main() -> None:
     parser.add_argument("--debug", action="store_true", help="print the queue and sockets")
     parser.add_argument("--out", type=Path, help="the plot (PNG)")
     parser.add_argument("--json", type=Path, help="the samples")
+    parser.add_argument("--replot", type=Path, help="only draw --out from this JSON")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(args.replot.read_text()), args.out)
+        return
     if args.role:
         role = {"utp-receiver": utp_receiver, "utp-sender": utp_sender,
                 "tcp-receiver": tcp_receiver, "tcp-sender": tcp_sender}[args.role]

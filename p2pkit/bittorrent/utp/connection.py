@@ -54,13 +54,7 @@ from p2pkit.bittorrent.utp.states import (
     SYN_SENT,
     next_state,
 )
-from p2pkit.bittorrent.wire.utp import (
-    HEADER_SIZE,
-    SELECTIVE_ACK,
-    UtpPacket,
-    acked_sequence_numbers,
-    build_plain_packet,
-)
+from p2pkit.bittorrent.wire.utp import HEADER_SIZE, acked_sequence_numbers, build_plain_packet
 from p2pkit.core import Event
 from p2pkit.errors import LocalProtocolError
 
@@ -496,19 +490,9 @@ class UtpConnection:
                                  if 2 <= (d := seq_distance(ack_nr, s)) < 2 + SACK_BITS)
             else:
                 offsets = [d for d in range(2, 2 + SACK_BITS) if (ack_nr + d) & SEQ_MASK in pending]
-        if offsets:
-            datagram = UtpPacket.build({
-                "type": kind, "version": 1,
-                "extensions": [{"type": SELECTIVE_ACK, "acked": offsets}],
-                "connection_id": connection_id,
-                "timestamp_microseconds": timestamp_us(now),
-                "timestamp_difference_microseconds": self.reply_micro,
-                "wnd_size": window, "seq_nr": seq, "ack_nr": self.ack_nr, "payload": payload,
-            })
-        else:
-            # Nearly every packet: the header packed by the struct derived from the schema.
-            datagram = build_plain_packet(kind, connection_id, timestamp_us(now),
-                                          self.reply_micro, window, seq, self.ack_nr, payload)
+        # The header packed by the struct derived from the schema (equal to its build).
+        datagram = build_plain_packet(kind, connection_id, timestamp_us(now), self.reply_micro,
+                                      window, seq, self.ack_nr, payload, offsets)
         self.outgoing.append((MtuProbe(datagram) if probe else datagram, self.address))
         self.stats["sent"] += 1
         self.last_sent = now
