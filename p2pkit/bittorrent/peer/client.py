@@ -31,7 +31,10 @@ this module only moves bytes between it and the world:
   whoever named it (command line, tracker, PEX, DHT), is tried over both, except a PEX contact
   whose BEP 11 ``added.f`` flags lack 0x04 "supports uTP": it is dialled over TCP at once
   (libtorrent's ``supports_utp``); our own PEX messages set 0x04 for peers connected over uTP
-  or advertised with it. The session and MSE
+  or advertised with it. ``utp_mtu``: the ceiling of uTP's path MTU search, Ethernet's 1500
+  (default, as libtorrent 2.0) or the interface's (``"interface"``: 65536 on loopback, for
+  p2pkit peers among themselves; libtorrent and transmission drop such datagrams). The session
+  and MSE
   see a uTP connection as they see a TCP one (an asyncio transport).
 - Trackers: ``started`` at once, then every ``interval`` seconds, ``completed`` when the last
   piece passes its check, ``stopped`` on the way out.
@@ -93,7 +96,7 @@ from p2pkit.bittorrent.peer.session import (
 )
 from p2pkit.bittorrent.peer.storage import Storage
 from p2pkit.bittorrent.tracker.client import Announce, TrackerClient, TrackerError, TrackerTiers
-from p2pkit.bittorrent.utp.endpoint import UtpEndpoint, UtpStream
+from p2pkit.bittorrent.utp.endpoint import MTU_POLICIES, UtpEndpoint, UtpStream
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.bittorrent.wire.utp import looks_like_utp
@@ -239,14 +242,18 @@ class TorrentClient:
                  dht_bootstrap: Iterable[tuple[str, int]] | None = None,
                  dht_port: int | None = None, request_queue: int = REQUEST_QUEUE,
                  encryption: str = "prefer", keylog: str | Path | None = None,
-                 transport: str = "both") -> None:
+                 transport: str = "both", utp_mtu: str = "ethernet") -> None:
         if encryption not in ENCRYPTION_POLICIES:
             raise ValueError(f"encryption {encryption!r} is not one of {ENCRYPTION_POLICIES}")
         if transport not in TRANSPORTS:
             raise ValueError(f"transport {transport!r} is not one of {TRANSPORTS}")
+        if utp_mtu not in MTU_POLICIES:
+            raise ValueError(f"utp_mtu {utp_mtu!r} is not one of {MTU_POLICIES}")
         #: Which transports carry peer connections (see the module docstring).
         self.transport = transport
         self.utp: UtpEndpoint | None = None
+        #: Ceiling of uTP's path MTU search (:data:`~p2pkit.bittorrent.utp.endpoint.MTU_POLICIES`).
+        self.utp_mtu = utp_mtu
         #: MSE policy (see the module docstring) and the key log path.
         self.encryption = encryption
         self.keylog_path = Path(keylog) if keylog is not None else None
@@ -826,6 +833,7 @@ class TorrentClient:
             for attempt in range(PORT_PAIR_ATTEMPTS):
                 try:
                     self.utp = await UtpEndpoint.bind(host, self.listen_port, rng=self.rng,
+                                                      mtu=self.utp_mtu,
                                                       on_accept=self._utp_accepted)
                     break
                 except OSError as e:

@@ -442,20 +442,23 @@ class UtpConnection:
                                 holes.append(packet)
                 acked_from[distance] = after
             lost += holes[::-1][:MAX_FAST_RESENDS]  # the oldest first: they hold up ack_nr
+        congestion = False
         for packet in lost:
             if not packet.need_resend:
                 packet.need_resend = True
                 packet.fast = True
                 self.cur_window -= len(packet.payload)
+                congestion = congestion or not packet.probe  # a lost probe is no congestion
                 self._probe_lost(packet)
         self.stats["fast resends"] += len(lost)
-        if lost and self.loss_seq is None:
+        if congestion and self.loss_seq is None:
             self.cc.on_loss()
             self.loss_seq = (self.seq_nr - 1) & SEQ_MASK
 
     def _probe_lost(self, packet: _Sent) -> None:
-        """The path MTU probe was lost: lower the ceiling (:mod:`.mtu`); its resend is an
-        ordinary datagram."""
+        """The path MTU probe was lost: lower the ceiling (:mod:`.mtu`); it is resent as an
+        ordinary datagram (without the don't-fragment bit: IP fragments it if it must). A lost
+        probe does not halve the window (the loss says nothing of congestion)."""
         if packet.probe:
             packet.probe = False
             self.mtu.probe_lost(len(packet.payload) + HEADER_SIZE)
@@ -553,7 +556,7 @@ class UtpConnection:
                 self.stats["resent"] += 1
                 if self.rto_at is None:
                     self.rto_at = now + self.rtt.timeout
-                self._emit(packet.type, packet.seq, packet.payload, now)
+                self._emit(packet.type, packet.seq, packet.payload, now, packet.probe)
         buffer = self.send_buffer
         while buffer:
             size = min(len(buffer), self.mtu.size - HEADER_SIZE)

@@ -16,7 +16,9 @@ is acknowledged by one ST_STATE, as libutp's deferred acks do.
 
 Path MTU (:mod:`.mtu`, Linux): the ceiling of each connection's search is the MTU of the
 interface that reaches the peer, read as ``IP_MTU`` (``IPV6_MTU``) of a UDP socket connected to
-it (nothing is sent; cached per address); datagrams go without the don't-fragment bit
+it (nothing is sent; cached per address), capped at Ethernet's 1500 unless ``mtu="interface"``
+(:data:`MTU_POLICIES`: libtorrent 2.0 and transmission 3.00 do not take larger datagrams, so
+only p2pkit peers among themselves may go beyond); datagrams go without the don't-fragment bit
 (``IP_PMTUDISC_DONT``) except the probes (:class:`~.mtu.MtuProbe`), sent with
 ``IP_PMTUDISC_PROBE``, as libtorrent toggles it around each probe. Elsewhere, or on a shared
 socket, the ceiling is Ethernet's and the socket's defaults stay.
@@ -45,7 +47,8 @@ from p2pkit.bittorrent.wire.utp import looks_like_utp
 from p2pkit.core import NEED_DATA, Address
 from p2pkit.errors import LocalProtocolError
 
-__all__ = ["HIGH_WATER", "LOW_WATER", "UtpEndpoint", "UtpStream"]
+__all__ = ["HIGH_WATER", "LOW_WATER", "MTU_POLICIES", "UtpEndpoint", "UtpStream",
+           "interface_mtu"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,10 @@ RECEIVE_SIZE = 65536
 #: Linux socket options the ``socket`` module does not name (``<linux/in.h>``, ``in6.h``).
 IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_PROBE, IP_MTU = 10, 0, 3, 14
 IPV6_MTU_DISCOVER, IPV6_MTU = 23, 24
+#: Ceiling of the path MTU search: the interface's MTU capped at Ethernet's 1500 (what
+#: libtorrent 2.0 uses, and what it and transmission 3.00 receive), or the interface's MTU
+#: (65536 on Linux loopback: for p2pkit peers among themselves).
+MTU_POLICIES = ("ethernet", "interface")
 #: Interface MTUs remembered (addresses).
 MTU_CACHE = 256
 
@@ -235,8 +242,12 @@ class UtpEndpoint:
         return self._loop.time()
 
     @classmethod
-    async def bind(cls, host: str, port: int, **kwargs: Any) -> UtpEndpoint:
-        """An endpoint on its own UDP socket bound to ``host:port``."""
+    async def bind(cls, host: str, port: int, *, mtu: str = "ethernet",
+                   **kwargs: Any) -> UtpEndpoint:
+        """An endpoint on its own UDP socket bound to ``host:port``; ``mtu`` one of
+        :data:`MTU_POLICIES`."""
+        if mtu not in MTU_POLICIES:
+            raise ValueError(f"mtu {mtu!r} is not one of {MTU_POLICIES}")
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         family, kind, proto, _, sockaddr = infos[0]
@@ -279,7 +290,8 @@ class UtpEndpoint:
             if host not in mtus:
                 if len(mtus) >= MTU_CACHE:
                     mtus.clear()
-                mtus[host] = interface_mtu(addr) if toggle_df else ETHERNET_MTU
+                link = interface_mtu(addr) if toggle_df else ETHERNET_MTU
+                mtus[host] = link if mtu == "interface" else min(link, ETHERNET_MTU)
             return mtus[host]
 
         local = sock.getsockname()

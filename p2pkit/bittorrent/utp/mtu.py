@@ -7,22 +7,28 @@ This is libtorrent's search (``utp_stream.cpp``: ``init_mtu``, ``update_mtu_limi
 datagram sizes (UDP payload bytes, the uTP header included):
 
 * ``floor`` starts at what every IPv4 path carries (576-byte IP packets less the IP and UDP
-  headers, :data:`MIN_DATAGRAM`), ``ceiling`` at what the local interface carries (its MTU less
-  the headers: the driver asks the kernel, ``IP_MTU`` of a socket connected to the peer); the
-  packet size is their midpoint.
+  headers, :data:`MIN_DATAGRAM`), ``ceiling`` at what the link carries: libtorrent 2.0 always
+  takes Ethernet's 1500 (``utp_socket_manager::mtu_for_dest``), and p2pkit does the same by
+  default (:data:`ETHERNET_MTU`). Only when the application opts in (the peer's
+  ``utp_mtu="interface"``, for p2pkit peers among themselves) is it the local interface's MTU
+  (the driver asks the kernel: ``IP_MTU`` of a UDP socket connected to the peer). Neither
+  libtorrent 2.0.8 nor transmission 3.00 takes datagrams of tens of KB (measured: both stall
+  downloading from p2pkit on a loopback of MTU 65536 when it sends them), and a lost probe,
+  resent whole, would never reach them. The packet size is the midpoint of the two.
 * The probe (below) is sent with the don't-fragment bit set and no kernel path-MTU cache
   consulted (``IP_MTU_DISCOVER`` = ``IP_PMTUDISC_PROBE`` around that one send, as libtorrent
   sets it), so a probe too large for some hop is dropped rather than fragmented.
 * One data packet at a time larger than ``floor`` is the *probe*. Acknowledged: ``floor``
-  rises to its size. Lost (resent after duplicate or selective acks, or timed out): ``ceiling``
-  falls to its size less one. Either way the size becomes the new midpoint, a binary search.
+  rises to its size. Lost (resent after duplicate or selective acks, a tail loss probe, or
+  timed out): ``ceiling`` falls to its size less one. Either way the size becomes the new
+  midpoint, a binary search. A lost probe does not halve the congestion window.
+* A lost probe is resent as an ordinary datagram (a :class:`bytes`, not an :class:`MtuProbe`),
+  which the driver sends without the don't-fragment bit: IP fragments it if it must (as
+  libtorrent resends it).
 * The search ends when ``ceiling - floor`` is under :data:`SEARCH_DONE` bytes; the size is then
   ``floor``. A probe lost when the search had ended (``floor > ceiling`` after the update) is
   taken as chance loss, as libtorrent does: ``ceiling`` goes back to ``floor`` and the search
   restarts from half way between the minimum and it.
-* A lost probe is resent as an ordinary datagram (a :class:`bytes`, not an :class:`MtuProbe`),
-  which the driver sends without the don't-fragment bit: IP fragments it if it must, so the
-  data gets through whatever the search found (libtorrent resends it the same way).
 
 >>> mtu = PathMtu(ceiling=1472)
 >>> mtu.size, mtu.floor

@@ -59,20 +59,22 @@ def test_a_probe_lost_in_steady_state_restarts_the_search_half_way_down():
 
 class PathWithMtu(MemoryNetwork):
     """Datagrams above ``path_mtu`` bytes: a probe (don't-fragment) is dropped, as a router
-    would; any other is fragmented by IP and arrives."""
+    would; any other is fragmented by IP and arrives, unless ``receiver_limit`` (a receiver
+    whose buffer is that small: libtorrent 2.0, transmission 3.00) drops it too."""
 
-    def __init__(self, path_mtu: int, **kwargs) -> None:
+    def __init__(self, path_mtu: int, receiver_limit: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.path_mtu = path_mtu
+        self.receiver_limit = receiver_limit
         self.probes: list[tuple[int, bool]] = []
 
     def send_datagram(self, src, dst, data):
         if type(data) is MtuProbe:
             self.probes.append((len(data), len(data) <= self.path_mtu))
-            if len(data) > self.path_mtu:
-                self.sent += 1
-                self.lost += 1
-                return
+        if len(data) > self.path_mtu and (type(data) is MtuProbe or self.receiver_limit):
+            self.sent += 1
+            self.lost += 1
+            return
         super().send_datagram(src, dst, bytes(data))
 
 
@@ -81,7 +83,7 @@ def test_two_cores_find_the_path_mtu_and_lose_no_data():
     pair = UtpPair(net)
     pair.a.link_mtu = pair.b.link_mtu = lambda address: 9000  # a jumbo-frame interface
     key = pair.connect()
-    data = random.Random(3).randbytes(3 << 20)
+    data = random.Random(3).randbytes(8 << 20)
     pair.a.send(key, data)
     pair.end_a.pump()
     net.run(until=120.0, stop=lambda: len(pair.received["b"]) == len(data))
@@ -91,6 +93,9 @@ def test_two_cores_find_the_path_mtu_and_lose_no_data():
     assert mtu.ceiling < 9000 - 28  # lowered by lost probes
     assert any(ok for _, ok in net.probes) and any(not ok for _, ok in net.probes)
     assert len(net.probes) == mtu.acked + mtu.lost <= 17
+    # lost probes were found by the tail loss probe, and did not halve the window
+    conn = pair.a.connections[key]
+    assert conn.stats["timeouts"] == 0 and conn.loss_seq is None
 
 
 def test_the_ceiling_is_the_interface_mtu_for_each_address():
@@ -101,3 +106,23 @@ def test_the_ceiling_is_the_interface_mtu_for_each_address():
     pair.a.link_mtu = None
     key = pair.a.connect(A, now=0.0)
     assert pair.a.connections[key].mtu.ceiling == 1472  # Ethernet's without a driver's answer
+
+
+def test_the_endpoint_caps_the_ceiling_at_ethernet_unless_asked():
+    import asyncio
+
+    from p2pkit.bittorrent.utp.endpoint import UtpEndpoint, interface_mtu
+
+    async def ceilings():
+        found = {}
+        for policy in ("ethernet", "interface"):
+            endpoint = await UtpEndpoint.bind("127.0.0.1", 0, mtu=policy)
+            try:
+                found[policy] = endpoint.core.link_mtu(("127.0.0.1", 9))
+            finally:
+                endpoint.close()
+        return found
+
+    found = asyncio.run(ceilings())
+    loopback = interface_mtu(("127.0.0.1", 9))
+    assert found == {"ethernet": min(loopback, 1500), "interface": loopback}
