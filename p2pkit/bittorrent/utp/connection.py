@@ -151,6 +151,8 @@ class UtpConnection:
         self.close_requested = False
         self.fin_sent_seq: int | None = None
         self.sent: dict[int, _Sent] = {}
+        #: Packets of ``sent`` marked for resending (flush walks ``sent`` only when some are).
+        self.resends = 0
         #: Payload bytes in ``sent``, and how many of its packets were selectively acked.
         self.sent_bytes = 0
         self.sacked_count = 0
@@ -392,7 +394,10 @@ class UtpConnection:
         if packet.probe:
             packet.probe = False
             self.mtu.probe_acked(len(packet.payload) + HEADER_SIZE)
-        if not packet.need_resend:
+        if packet.need_resend:
+            packet.need_resend = False  # acknowledged before its resend left
+            self.resends -= 1
+        else:
             self.cur_window -= len(packet.payload)
         if packet.transmissions == 1:
             self.rtt.sample(now - packet.sent_at)
@@ -446,6 +451,7 @@ class UtpConnection:
         for packet in lost:
             if not packet.need_resend:
                 packet.need_resend = True
+                self.resends += 1
                 packet.fast = True
                 self.cur_window -= len(packet.payload)
                 congestion = congestion or not packet.probe  # a lost probe is no congestion
@@ -472,7 +478,7 @@ class UtpConnection:
             return
         self.state = CLOSED
         self.sent.clear()
-        self.sent_bytes = self.sacked_count = 0
+        self.sent_bytes = self.sacked_count = self.resends = 0
         self.recv.pending.clear()
         self.send_buffer.clear()
         self.events.append(ConnectionClosed(key=self.key, reason=reason))
@@ -544,11 +550,12 @@ class UtpConnection:
         """Queue what may be sent now: resends, new data, the FIN, or a lone ack."""
         if self.state in (CLOSED, SYN_SENT):
             return
-        for packet in self.sent.values():
+        for packet in self.sent.values() if self.resends else ():
             if packet.need_resend and not packet.sacked:
                 if not packet.fast and not self._may_send(len(packet.payload), now):
                     break
                 packet.need_resend = packet.fast = False
+                self.resends -= 1
                 packet.transmissions += 1
                 packet.resent_mark = self.seq_nr
                 packet.sent_at = now
@@ -623,6 +630,7 @@ class UtpConnection:
             if not packet.sacked:
                 if not packet.need_resend:
                     packet.need_resend = packet.fast = True
+                    self.resends += 1
                     self.cur_window -= len(packet.payload)
                     self._probe_lost(packet)
                     self.stats["tail probes"] += 1
@@ -661,6 +669,7 @@ class UtpConnection:
         for packet in self.sent.values():
             if not packet.sacked and not packet.need_resend:
                 packet.need_resend = True
+                self.resends += 1
                 self.cur_window -= len(packet.payload)
                 self._probe_lost(packet)
         self.rto_at = now + self.rtt.timeout
