@@ -5,7 +5,8 @@ against ``"utp"``, and the socket core alone on the in-memory network.
         --benchmark-only --benchmark-columns=min,median,rounds
 
 Two TorrentClients in one process on 127.0.0.1, plaintext, a 32 MiB single-file torrent in
-256 KiB pieces (``P2PKIT_BENCH_UTP_MB`` overrides the size). Two processes and loss:
+256 KiB pieces (``P2PKIT_BENCH_UTP_MB`` overrides the size); ``utp/interface`` lets uTP's path
+MTU search go up to the interface's MTU (``utp_mtu="interface"``). Two processes and loss:
 ``benchmarks/utp_transfer.py``. No timing asserts: figures in docs/performance.md.
 """
 
@@ -42,13 +43,15 @@ def torrent(tmp_path_factory):
 
 
 async def _download(meta, root, transport):
+    transport, _, utp_mtu = transport.partition("/")
+    utp_mtu = utp_mtu or "ethernet"
     leech = root / "leech"
     shutil.rmtree(leech, ignore_errors=True)
     seeder = TorrentClient(meta, root / "seed", listen=("127.0.0.1", 0), trackers=False,
-                           encryption="plaintext", transport=transport)
+                           encryption="plaintext", transport=transport, utp_mtu=utp_mtu)
     await seeder.start()
     leecher = TorrentClient(meta, leech, listen=("127.0.0.1", 0), trackers=False,
-                            encryption="plaintext", transport=transport,
+                            encryption="plaintext", transport=transport, utp_mtu=utp_mtu,
                             peers=[("127.0.0.1", seeder.listen_port)])
     await leecher.start()
     try:
@@ -59,7 +62,7 @@ async def _download(meta, root, transport):
     assert leecher.session.complete
 
 
-@pytest.mark.parametrize("transport", ["tcp", "utp"])
+@pytest.mark.parametrize("transport", ["tcp", "utp", "utp/interface"])
 def test_download(benchmark, torrent, transport):
     meta, root = torrent
     benchmark.pedantic(lambda: asyncio.run(_download(meta, root, transport)), rounds=3,

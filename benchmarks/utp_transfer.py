@@ -1,8 +1,8 @@
 """uTP (BEP 29) against TCP: one p2pkit seeder, one p2pkit downloader, loopback, with loss.
 
-Runs inside ONE ``unshare -n`` network namespace whose only interface is ``lo`` (brought up,
-MTU 1500 as on Ethernet, so TCP segments and uTP datagrams have real-link sizes); it re-runs
-itself there. For each transport (``tcp``, ``utp``) and each loss rate (every packet arriving on
+Runs inside ONE ``unshare -n`` network namespace whose only interface is ``lo`` (brought up
+with ``--mtu``: 65536, loopback's own, by default; 1500 gives TCP segments and uTP datagrams
+Ethernet's sizes); it re-runs itself there. For each transport (``tcp``, ``utp``) and each loss rate (every packet arriving on
 ``lo``, both directions, dropped with probability P by ``iptables -A INPUT -i lo -m statistic
 --mode random --probability P -j DROP``: this machine's kernel has no ``sch_netem``, so ``tc
 netem`` is not available), ``p2pkit bt seed``
@@ -12,7 +12,8 @@ download is timed from the downloader's start to its exit (every piece hash-chec
 ``--timeout`` (a stall shows as a timeout). Processes are started and stopped by PID by this
 script only.
 
-    /work/venv/bin/python benchmarks/utp_transfer.py --size-mb 64 --loss 0 1 5
+    /work/venv/bin/python benchmarks/utp_transfer.py --size-mb 64 --loss 0 1 5 \
+        --utp-mtu interface   # datagrams up to lo's 65536 (p2pkit peers only)
 
 It prints one JSON document on its last line (MB = 10**6 bytes); figures in
 docs/performance.md and docs/protocols/utp.md.
@@ -35,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 P2PKIT = (sys.executable, "-c", "import sys; from p2pkit.cli import main; sys.exit(main())")
 SEED, LEECH = ("127.0.0.2", 6881), ("127.0.0.3", 6881)
+UTP_MTU = "ethernet"
 
 
 def in_namespace() -> bool:
@@ -66,7 +68,8 @@ def transfer(work: Path, torrent: Path, transport: str, loss: float, timeout: fl
     if loss:
         run(["iptables", "-A", "INPUT", "-i", "lo", "-m", "statistic", "--mode", "random",
              "--probability", str(loss / 100), "-j", "DROP"])
-    common = ["--transport", transport, "--encryption", "plaintext", "--no-trackers", "-q"]
+    common = ["--transport", transport, "--encryption", "plaintext", "--no-trackers", "-q",
+              "--utp-mtu", UTP_MTU]
     seed = subprocess.Popen([*P2PKIT, "bt", "seed", str(torrent), "--data", str(work / "seed"),
                              "--listen", f"{SEED[0]}:{SEED[1]}", *common],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -105,9 +108,14 @@ def main() -> None:
     parser.add_argument("--loss", type=float, nargs="*", default=[0.0, 1.0, 5.0])
     parser.add_argument("--transports", nargs="*", default=["tcp", "utp"])
     parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument("--mtu", type=int, default=65536, help="MTU of lo in the namespace")
+    parser.add_argument("--utp-mtu", choices=("ethernet", "interface"), default="ethernet",
+                        help="the peers' --utp-mtu (interface: datagrams up to lo's MTU)")
     args = parser.parse_args()
+    global UTP_MTU
+    UTP_MTU = args.utp_mtu
     if not in_namespace():
-        script = "ip link set lo mtu 1500 && ip link set lo up && exec \"$@\""
+        script = f"ip link set lo mtu {args.mtu} && ip link set lo up && exec \"$@\""
         total = (args.timeout + 60) * len(args.loss) * len(args.transports) + 60
         os.execvp("timeout", ["timeout", "-k", "5", str(int(total)), "unshare", "-n", "sh",
                               "-c", script, "sh", sys.executable, *sys.argv])
@@ -119,7 +127,8 @@ def main() -> None:
             for transport in args.transports:
                 rows.append(transfer(work, torrent, transport, loss, args.timeout))
                 print(rows[-1], file=sys.stderr, flush=True)
-    print(json.dumps({"size_mb": args.size_mb, "rows": rows}))
+    print(json.dumps({"size_mb": args.size_mb, "mtu": args.mtu, "utp_mtu": args.utp_mtu,
+                      "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from p2pkit.bittorrent.peer.client import (
     TorrentClient,
 )
 from p2pkit.bittorrent.peer.session import REQUEST_QUEUE
+from p2pkit.bittorrent.utp.endpoint import MTU_POLICIES
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.cli.errors import BadInput, input_name, read_input
@@ -205,6 +206,10 @@ def _common(function: Any) -> Any:
                      show_default=True,
                      help="Peer connections over TCP, uTP (BEP 29, on the UDP port of the same "
                      "number, shared with the DHT node) or both (accept both, dial uTP first)."),
+        click.option("--utp-mtu", type=click.Choice(MTU_POLICIES), default="ethernet",
+                     show_default=True,
+                     help="Largest uTP datagrams: up to Ethernet's MTU (as libtorrent), or up to "
+                     "the interface's (p2pkit peers among themselves; 65536 on loopback)."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
         click.option("-v", "--verbose", is_flag=True, callback=_verbose, expose_value=False,
@@ -222,9 +227,10 @@ def _client(source: Metainfo | MagnetLink, root: Path, listen: Address,
             peers: tuple[Address, ...], no_trackers: bool, upload_slots: int,
             progress: _Progress, bootstraps: tuple[Address, ...], dht_port: int | None,
             request_queue: int, encryption: str = "prefer", keylog: str | None = None,
-            transport: str = "both") -> TorrentClient:
+            transport: str = "both", utp_mtu: str = "ethernet") -> TorrentClient:
     return TorrentClient(source, root, listen=listen, peers=list(peers),
                          encryption=encryption, keylog=keylog, transport=transport,
+                         utp_mtu=utp_mtu,
                          trackers=not no_trackers, upload_slots=upload_slots,
                          on_progress=progress.update,
                          dht_bootstrap=list(bootstraps) if bootstraps else None,
@@ -268,7 +274,7 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
              listen: Address, peers: tuple[Address, ...], no_trackers: bool,
              bootstraps: tuple[Address, ...], dht_port: int | None, upload_slots: int,
              request_queue: int, encryption: str, keylog: str | None, transport: str,
-             as_json: bool, quiet: bool) -> int:
+             utp_mtu: str, as_json: bool, quiet: bool) -> int:
     """Download FILE.torrent (- for standard input) or MAGNET (a magnet link) into DIR.
 
     Exit 0 only when every piece is verified; 1 when the download is incomplete (timeout,
@@ -283,7 +289,8 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "download") as progress:
         client = _client(torrent, root, listen, peers, no_trackers, upload_slots, progress,
-                         bootstraps, dht_port, request_queue, encryption, keylog, transport)
+                         bootstraps, dht_port, request_queue, encryption, keylog, transport,
+                         utp_mtu)
         complete, reason = _run_client(client, listen, until_complete=not keep_seeding,
                                        duration=timeout, progress=progress)
     _finish(client, complete, time.monotonic() - begin, as_json, "download")
@@ -301,7 +308,8 @@ def download(source: str, output: str, keep_seeding: bool, timeout: float | None
 def seed(torrent: str, data: str, duration: float | None, listen: Address,
          peers: tuple[Address, ...], no_trackers: bool, bootstraps: tuple[Address, ...],
          dht_port: int | None, upload_slots: int, request_queue: int, encryption: str,
-         keylog: str | None, transport: str, as_json: bool, quiet: bool) -> None:
+         keylog: str | None, transport: str, utp_mtu: str, as_json: bool,
+         quiet: bool) -> None:
     """Check the data in PATH against FILE.torrent (- for standard input), then seed it.
 
     Runs until SIGINT, SIGTERM or --duration, then exits 0.
@@ -315,7 +323,8 @@ def seed(torrent: str, data: str, duration: float | None, listen: Address,
     begin = time.monotonic()
     with _Progress(not quiet and sys.stderr.isatty(), "seed") as progress:
         client = _client(meta, root, listen, peers, no_trackers, upload_slots, progress,
-                         bootstraps, dht_port, request_queue, encryption, keylog, transport)
+                         bootstraps, dht_port, request_queue, encryption, keylog, transport,
+                         utp_mtu)
         complete, reason = _run_client(client, listen, until_complete=False, duration=duration,
                                        progress=progress)
     _finish(client, complete, time.monotonic() - begin, as_json, "seed")

@@ -28,7 +28,13 @@ this module only moves bytes between it and the world:
   within :data:`UTP_CONNECT_TIMEOUT`; ``"utp"`` and ``"tcp"`` use one only. uTP runs on a UDP
   socket with the listening port's number, the DHT node's socket when the DHT runs on that port
   (KRPC datagrams start with ``d``, uTP ones with a type/version byte). Every dialled peer,
-  whoever named it (command line, tracker, PEX, DHT), is tried over both. The session and MSE
+  whoever named it (command line, tracker, PEX, DHT), is tried over both, except a PEX contact
+  whose BEP 11 ``added.f`` flags lack 0x04 "supports uTP": it is dialled over TCP at once
+  (libtorrent's ``supports_utp``); our own PEX messages set 0x04 for peers connected over uTP
+  or advertised with it. ``utp_mtu``: the ceiling of uTP's path MTU search, Ethernet's 1500
+  (default, as libtorrent 2.0) or the interface's (``"interface"``: 65536 on loopback, for
+  p2pkit peers among themselves; libtorrent and transmission drop such datagrams). The session
+  and MSE
   see a uTP connection as they see a TCP one (an asyncio transport).
 - Trackers: ``started`` at once, then every ``interval`` seconds, ``completed`` when the last
   piece passes its check, ``stopped`` on the way out.
@@ -90,7 +96,7 @@ from p2pkit.bittorrent.peer.session import (
 )
 from p2pkit.bittorrent.peer.storage import Storage
 from p2pkit.bittorrent.tracker.client import Announce, TrackerClient, TrackerError, TrackerTiers
-from p2pkit.bittorrent.utp.endpoint import UtpEndpoint, UtpStream
+from p2pkit.bittorrent.utp.endpoint import MTU_POLICIES, UtpEndpoint, UtpStream
 from p2pkit.bittorrent.wire.magnet import MagnetLink
 from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.bittorrent.wire.utp import looks_like_utp
@@ -125,6 +131,8 @@ MAX_CONNECTIONS_PER_ADDRESS = 8
 #: ``encryption`` settings (MSE, as libtorrent's enc_policy): prefer (the default of real
 #: clients), require, plaintext.
 ENCRYPTION_POLICIES = ("prefer", "require", "plaintext")
+#: Addresses whose PEX uTP flag is remembered, at most.
+MAX_TRANSPORT_HINTS = 4096
 #: ``transport`` settings: TCP, uTP (BEP 29) or both (accept both, dial uTP first).
 TRANSPORTS = ("both", "utp", "tcp")
 #: TCP/UDP port pairs tried when port 0 is asked and the system's TCP port is taken over UDP.
@@ -234,14 +242,18 @@ class TorrentClient:
                  dht_bootstrap: Iterable[tuple[str, int]] | None = None,
                  dht_port: int | None = None, request_queue: int = REQUEST_QUEUE,
                  encryption: str = "prefer", keylog: str | Path | None = None,
-                 transport: str = "both") -> None:
+                 transport: str = "both", utp_mtu: str = "ethernet") -> None:
         if encryption not in ENCRYPTION_POLICIES:
             raise ValueError(f"encryption {encryption!r} is not one of {ENCRYPTION_POLICIES}")
         if transport not in TRANSPORTS:
             raise ValueError(f"transport {transport!r} is not one of {TRANSPORTS}")
+        if utp_mtu not in MTU_POLICIES:
+            raise ValueError(f"utp_mtu {utp_mtu!r} is not one of {MTU_POLICIES}")
         #: Which transports carry peer connections (see the module docstring).
         self.transport = transport
         self.utp: UtpEndpoint | None = None
+        #: Ceiling of uTP's path MTU search (:data:`~p2pkit.bittorrent.utp.endpoint.MTU_POLICIES`).
+        self.utp_mtu = utp_mtu
         #: MSE policy (see the module docstring) and the key log path.
         self.encryption = encryption
         self.keylog_path = Path(keylog) if keylog is not None else None
@@ -278,6 +290,9 @@ class TorrentClient:
         self._keys: dict[_PeerProtocol, int] = {}
         self._next_key = 0
         self._dialling: set[tuple[str, int]] = set()
+        #: BEP 11 ``added.f`` 0x04 per address learnt by PEX: True speaks uTP, False does not
+        #: (dialled over TCP at once); at most MAX_TRANSPORT_HINTS remembered.
+        self._utp_hint: dict[tuple[str, int], bool] = {}
         self._redials: dict[tuple[str, int], int] = {}
         self._known: set[tuple[str, int]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -420,7 +435,8 @@ class TorrentClient:
 
     async def _dial(self, address: tuple[str, int]) -> None:
         assert self._loop is not None
-        if self.utp is not None:
+        tcp_only = self.transport == "both" and self._utp_hint.get(address) is False
+        if self.utp is not None and not tcp_only:
             try:
                 await self.utp.connect(address, lambda: _PeerProtocol(self, address, True),
                                        timeout=UTP_CONNECT_TIMEOUT if self.transport == "both"
@@ -473,8 +489,10 @@ class TorrentClient:
         log.info("connected %s %s:%s", "to" if proto.outgoing else "from", *(proto.address or
                                                                             ("?", 0)))
         self._add_layer(proto)
+        utp = proto.transport.get_extra_info("transport") == "utp" or (
+            proto.address is not None and self._utp_hint.get(proto.address) is True)
         self.session.add_peer(key, outgoing=proto.outgoing, address=proto.address,
-                              now=self._now())
+                              now=self._now(), utp=utp)
         self._pump()
 
     def _add_layer(self, proto: _PeerProtocol) -> None:
@@ -627,7 +645,12 @@ class TorrentClient:
             elif isinstance(event, PeerClosed):
                 self._close_peer(event)
             elif isinstance(event, PeersDiscovered):
-                for address in event.addresses:
+                for address, utp in zip(event.addresses, event.utp or
+                                        (None,) * len(event.addresses), strict=True):
+                    if utp is not None:
+                        if len(self._utp_hint) >= MAX_TRANSPORT_HINTS:
+                            self._utp_hint.clear()
+                        self._utp_hint[address] = utp
                     self.connect(address)
             elif isinstance(event, MetadataCompleted):
                 self._spawn(self._metadata_received(event.metainfo))
@@ -810,6 +833,7 @@ class TorrentClient:
             for attempt in range(PORT_PAIR_ATTEMPTS):
                 try:
                     self.utp = await UtpEndpoint.bind(host, self.listen_port, rng=self.rng,
+                                                      mtu=self.utp_mtu,
                                                       on_accept=self._utp_accepted)
                     break
                 except OSError as e:

@@ -138,9 +138,14 @@ class PeerClosed(SessionEvent):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PeersDiscovered(SessionEvent):
-    """Addresses learnt from a peer (BEP 11 PEX) worth dialling."""
+    """Addresses learnt from a peer (BEP 11 PEX) worth dialling.
+
+    ``utp``: per address, BEP 11's ``added.f`` 0x04 "supports uTP" (None: the message gave
+    no flags for it), for the choice of transport.
+    """
 
     addresses: tuple[tuple[str, int], ...]
+    utp: tuple[bool | None, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -201,6 +206,8 @@ class _PeerState:
     #: Where the peer accepts connections: the dialled address, or the source IP with the
     #: BEP 10 handshake's ``p`` (listen port) for a peer that dialled us.
     listen_address: tuple[str, int] | None = None
+    #: The peer speaks uTP (BEP 11 ``added.f`` 0x04 in our PEX messages).
+    utp: bool = False
     #: BEP 52: pieces roots whose layer this peer refused (it is not asked again).
     layer_refusals: set = field(default_factory=set)
 
@@ -349,8 +356,10 @@ class TorrentSession:
     # Peers
 
     def add_peer(self, peer: Peer, *, outgoing: bool, address: tuple[str, int] | None = None,
-                 now: float) -> None:
-        """A TCP connection to ``peer`` is open; outgoing ones send our handshake at once."""
+                 now: float, utp: bool = False) -> None:
+        """A connection to ``peer`` is open; outgoing ones send our handshake at once.
+        ``utp``: the peer is known to speak uTP (BEP 29): the connection runs over it, or a
+        PEX flag said so; told on in our PEX messages (BEP 11 ``added.f`` 0x04)."""
         count = self.metainfo.piece_count if self.metainfo else None
         conn = PeerConnection(piece_count=count, piece_length=self.request_limit if count
                               is not None else None, max_outstanding=self.request_queue,
@@ -358,7 +367,7 @@ class TorrentSession:
         if self.metainfo is not None and self.metainfo.has_v1 and self.metainfo.has_v2:
             conn.upgrade_info_hash = self.metainfo.info_hash_v2_truncated
         self.peers[peer] = _PeerState(conn=conn, address=address, outgoing=outgoing,
-                                      listen_address=address if outgoing else None)
+                                      listen_address=address if outgoing else None, utp=utp)
         self.choker.add_peer(peer, now)
         if self.picker is not None:
             self.picker.add_peer(peer)
@@ -569,10 +578,16 @@ class TorrentSession:
             elif kind == "reject" and self.metadata_download is not None:
                 self.metadata_download.reject(peer, message.get("piece"))
         elif event.name == "ut_pex" and "ut_pex" in self._extensions():
-            addresses = [(str(p.ip), p.port) for p in message.get("added", [])]
-            addresses += [(str(p.ip), p.port) for p in message.get("added6", [])]
+            addresses: list[tuple[str, int]] = []
+            utp: list[bool | None] = []
+            for key in ("added", "added6"):
+                flags = list(message.get(f"{key}.f") or ())
+                for i, p in enumerate(message.get(key) or ()):
+                    addresses.append((str(p.ip), p.port))
+                    utp.append(bool(flags[i].utp) if i < len(flags) else None)
             if addresses:
-                self._events.append(PeersDiscovered(addresses=tuple(addresses[:50])))
+                self._events.append(PeersDiscovered(addresses=tuple(addresses[:50]),
+                                                    utp=tuple(utp[:50])))
 
     def _metadata_complete(self, info: bytes, now: float) -> None:
         try:
@@ -906,7 +921,8 @@ class TorrentSession:
                 try:
                     known[peer] = PexPeer(ip=state.listen_address[0],
                                           port=state.listen_address[1],
-                                          flags=PeerFlags(seed=seed, outgoing=state.outgoing))
+                                          flags=PeerFlags(seed=seed, outgoing=state.outgoing,
+                                                          utp=state.utp))
                 except P2PKitError:
                     continue  # a host name, not an address: not shareable in compact form
         for peer, state in list(self.peers.items()):

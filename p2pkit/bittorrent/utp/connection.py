@@ -8,18 +8,22 @@ The multiplexer (:mod:`.multiplexer`) owns connections, hands each its parsed pa
 (:meth:`UtpConnection.receive`) and calls :meth:`UtpConnection.flush` to collect datagrams;
 events go to the list it passes in. Choices this implementation makes:
 
-* Packet size: every data packet carries at most :data:`MAX_PAYLOAD` bytes, so datagrams stay
-  within :data:`MAX_DATAGRAM` (1400 bytes: under the 1500-byte Ethernet MTU with IPv4 or IPv6
-  headers and some tunnelling). There is no path MTU discovery.
+* Packet size (BEP 29 §packet sizes): data packets fill datagrams of the size the path MTU
+  search of :mod:`.mtu` has reached (libtorrent's binary search between 548 bytes and what the
+  local interface carries, one probe with the don't-fragment bit at a time).
 * Sequence numbers: the initiator starts at a random ``seq_nr`` (BEP 29 shows 1; libutp and
   libtorrent pick random ones); the acceptor's ST_STATE reply carries the ``seq_nr`` its first
   ST_DATA will have (as libutp and libtorrent do), so the initiator sets ``ack_nr`` to one less.
-* Acks: received data is acknowledged at least every :data:`ACK_EVERY` packets and at once when
-  a packet is missing (with a selective ACK of up to :data:`SACK_BITS` packets), else once per
-  :meth:`flush`; a data packet carries the ack too.
+* Acks: received data is acknowledged once per :meth:`flush` (the driver flushes once per read
+  batch, as libutp's deferred acks), and within a batch at least every :data:`ACK_EVERY`
+  packets or :data:`ACK_EVERY_BYTES` bytes; at once when a packet is missing (with a selective
+  ACK of up to :data:`SACK_BITS` packets); a data packet carries the ack too.
 * Loss (§packet loss): the oldest unacknowledged packet is resent after 3 duplicate acks, and
-  any packet with 3 or more selectively acknowledged packets after it; the window halves at
-  most once per window of data. A timeout resends every unacknowledged packet as the window
+  any packet with 3 or more selectively acknowledged packets after it, found by walking only
+  the bitmask's span (at most :data:`SACK_BITS` + 1 numbers, never the whole send buffer); a
+  resent packet is resent again when 3 packets sent after its resend are acknowledged (its
+  resend was lost too: without this, each lost resend costs a timeout, 500 ms at least); the
+  window halves at most once per window of data. A timeout resends every unacknowledged packet as the window
   allows (which is one packet, §timeouts).
 * Receive side: at most :data:`REORDER_LIMIT` packets past the next expected one are held
   (others are out of window and ignored), and at most :data:`RECEIVE_WINDOW` bytes counting what
@@ -40,6 +44,7 @@ from p2pkit.bittorrent.utp.events import (
     StreamEnded,
 )
 from p2pkit.bittorrent.utp.ledbat import Ledbat
+from p2pkit.bittorrent.utp.mtu import ETHERNET_MTU, MtuProbe, PathMtu, datagram_ceiling
 from p2pkit.bittorrent.utp.rtt import RoundTripTimer
 from p2pkit.bittorrent.utp.sequence import SEQ_MASK, ReorderBuffer, seq_after, seq_distance
 from p2pkit.bittorrent.utp.states import (
@@ -49,17 +54,13 @@ from p2pkit.bittorrent.utp.states import (
     SYN_SENT,
     next_state,
 )
-from p2pkit.bittorrent.wire.utp import SELECTIVE_ACK, UtpPacket, acked_sequence_numbers
+from p2pkit.bittorrent.wire.utp import HEADER_SIZE, acked_sequence_numbers, build_plain_packet
 from p2pkit.core import Event
 from p2pkit.errors import LocalProtocolError
 
-__all__ = ["MAX_DATAGRAM", "MAX_PAYLOAD", "MAX_SEND_BUFFER", "RECEIVE_WINDOW", "REORDER_LIMIT",
+__all__ = ["ACK_EVERY", "ACK_EVERY_BYTES", "MAX_SEND_BUFFER", "RECEIVE_WINDOW", "REORDER_LIMIT",
            "SACK_BITS", "UtpConnection"]
 
-#: Largest datagram sent (bytes of UDP payload): the 20-byte header and the payload.
-MAX_DATAGRAM = 1400
-#: Payload bytes per data packet (no extensions ride on data packets).
-MAX_PAYLOAD = MAX_DATAGRAM - 20
 #: Bytes received and not yet taken by the application, reorder buffer included.
 RECEIVE_WINDOW = 1024 * 1024
 #: Packets held past the next expected one (BEP 29 bounds what is in flight; further is
@@ -79,8 +80,11 @@ HALF_OPEN_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 29.0
 #: Seconds waited, once our FIN is acknowledged, for the remote's FIN.
 FIN_LINGER = 5.0
-#: Data packets received before an ack is sent at once (else once per flush).
-ACK_EVERY = 2
+#: Data packets, or bytes, received before an ack is sent at once (else once per flush).
+ACK_EVERY = 16
+ACK_EVERY_BYTES = RECEIVE_WINDOW // 4
+#: Shortest tail loss probe timer (seconds).
+TLP_MIN = 0.01
 #: Packets resent because of one incoming selective ACK, at most.
 MAX_FAST_RESENDS = 4
 
@@ -108,6 +112,11 @@ class _Sent:
     #: Marked lost by duplicate or selective acks: resent at once, whatever the window (it
     #: replaces a packet the network dropped).
     fast: bool = False
+    #: The path MTU probe (:mod:`.mtu`).
+    probe: bool = False
+    #: ``seq_nr`` of the next new packet when this one was last resent: packets from there on
+    #: left after the resend.
+    resent_mark: int | None = None
 
 
 class UtpConnection:
@@ -117,7 +126,8 @@ class UtpConnection:
     """
 
     def __init__(self, *, key: ConnectionKey, send_id: int, seq_nr: int, state: str, now: float,
-                 events: deque[Event], outgoing: list[tuple[bytes, Any]]) -> None:
+                 events: deque[Event], outgoing: list[tuple[bytes, Any]],
+                 mtu: PathMtu | None = None) -> None:
         self.key = key
         self.address = key[0]
         self.recv_id = key[1]
@@ -141,6 +151,8 @@ class UtpConnection:
         self.close_requested = False
         self.fin_sent_seq: int | None = None
         self.sent: dict[int, _Sent] = {}
+        #: Packets of ``sent`` marked for resending (flush walks ``sent`` only when some are).
+        self.resends = 0
         #: Payload bytes in ``sent``, and how many of its packets were selectively acked.
         self.sent_bytes = 0
         self.sacked_count = 0
@@ -152,9 +164,13 @@ class UtpConnection:
         #: No second halving of the window before this packet is acknowledged.
         self.loss_seq: int | None = None
         self.rtt = RoundTripTimer()
-        self.cc = Ledbat(packet_size=MAX_PAYLOAD)
+        self.mtu = mtu or PathMtu(ceiling=datagram_ceiling(ETHERNET_MTU))
+        self.cc = Ledbat(packet_size=self.mtu.size - HEADER_SIZE)
+        self.bytes_unacked = 0
         self.timeouts = 0
         self.rto_at: float | None = None
+        #: When the tail loss probe fires (None: not armed, or already sent for this flight).
+        self.tlp_at: float | None = None
         self.created = now
         self.last_sent = now
         self.last_received = now
@@ -162,30 +178,32 @@ class UtpConnection:
         self.ack_pending = False
         self.packets_unacked = 0
         self.probe_at: float | None = None
-        #: Counters: packets sent, resent, received; duplicates; packets ignored.
-        self.stats = {"sent": 0, "resent": 0, "received": 0, "duplicates": 0, "ignored": 0}
+        #: Counters: packets sent, resent, received; duplicates; packets ignored; timeouts
+        #: (BEP 29 §timeouts) and fast resends (§packet loss).
+        self.stats = {"sent": 0, "resent": 0, "received": 0, "duplicates": 0, "ignored": 0,
+                      "timeouts": 0, "fast resends": 0, "tail probes": 0}
 
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
     def initiate(cls, *, key: ConnectionKey, seq_nr: int, now: float, events: deque[Event],
-                 outgoing: list[tuple[bytes, Any]]) -> UtpConnection:
+                 outgoing: list[tuple[bytes, Any]], mtu: PathMtu | None = None) -> UtpConnection:
         """BEP 29 §connection setup: "c.conn_id_recv = rand(); c.conn_id_send =
         c.conn_id_recv + 1", then ST_SYN with "conn_id=c.rcv_conn_id" and "seq_nr=c.seq_nr++"."""
         conn = cls(key=key, send_id=(key[1] + 1) & SEQ_MASK, seq_nr=seq_nr, state=SYN_SENT,
-                   now=now, events=events, outgoing=outgoing)
+                   now=now, events=events, outgoing=outgoing, mtu=mtu)
         conn._send_new("st_syn", b"", now)
         return conn
 
     @classmethod
     def accept(cls, *, address: Any, syn: Any, seq_nr: int, now: float, events: deque[Event],
-               outgoing: list[tuple[bytes, Any]]) -> UtpConnection:
+               outgoing: list[tuple[bytes, Any]], mtu: PathMtu | None = None) -> UtpConnection:
         """BEP 29 §connection setup, the acceptor: "c.receive_conn_id = pkt.conn_id+1",
         send id the SYN's id, "c.seq_nr = rand()", "c.ack_nr = pkt.seq_nr", answered with
         ST_STATE."""
         key = (address, (syn.connection_id + 1) & SEQ_MASK)
         conn = cls(key=key, send_id=syn.connection_id, seq_nr=seq_nr, state=SYN_RECV, now=now,
-                   events=events, outgoing=outgoing)
+                   events=events, outgoing=outgoing, mtu=mtu)
         conn.ack_nr = syn.seq_nr
         conn.recv.next_seq = (syn.seq_nr + 1) & SEQ_MASK
         conn.peer_window = syn.wnd_size
@@ -237,6 +255,11 @@ class UtpConnection:
         if self.state == CLOSED:
             return
         if kind == "st_reset":
+            if self.fin_received and set(self.sent) <= {self.fin_sent_seq}:
+                # The remote finished, took everything we sent and freed its side: the reset
+                # answers our FIN (or its ack) arriving after that. A clean close.
+                self._finish("closed")
+                return
             self._finish("refused" if self.state == SYN_SENT else "reset")
             return
         if kind == "st_syn":
@@ -307,7 +330,9 @@ class UtpConnection:
                 self.events.append(DataReceived(key=self.key, data=item))
         self.ack_pending = True
         self.packets_unacked += 1
-        if self.packets_unacked >= ACK_EVERY or self.recv.pending:
+        self.bytes_unacked += size
+        if (self.packets_unacked >= ACK_EVERY or self.bytes_unacked >= ACK_EVERY_BYTES
+                or self.recv.pending):
             # At least every second packet, and at once when one is missing (with a selective
             # ACK), as TCP does (RFC 5681 §4.2): one lost ack must not leave a sender whose
             # window is full waiting for its timeout.
@@ -346,6 +371,7 @@ class UtpConnection:
             self.rtt.reset_backoff()
             self.duplicate_acks = 0
             self.rto_at = now + self.rtt.timeout if self._in_flight() else None
+            self._arm_tail_probe(now)
         elif sent and ack_nr == self.last_ack:
             # Any packet counts, data ones too (as libutp): on a thin direction (a peer's
             # requests) the other side's data packets are the only acks that come.
@@ -355,7 +381,7 @@ class UtpConnection:
             self.loss_seq = None
         difference = pkt.timestamp_difference_microseconds
         self.cc.on_ack(acked=acked_bytes, delay_sample=difference or None, now=now)
-        self._detect_loss(sacked, now)
+        self._detect_loss(ack_nr, sacked, now)
         if (self.fin_sent_seq is not None and self.fin_sent_seq not in sent
                 and self.fin_acked_at is None):
             self.fin_acked_at = now
@@ -365,7 +391,13 @@ class UtpConnection:
         RTT sample when it was sent once (BEP 29 §timeouts)."""
         if packet.sacked:
             return 0
-        if not packet.need_resend:
+        if packet.probe:
+            packet.probe = False
+            self.mtu.probe_acked(len(packet.payload) + HEADER_SIZE)
+        if packet.need_resend:
+            packet.need_resend = False  # acknowledged before its resend left
+            self.resends -= 1
+        else:
             self.cur_window -= len(packet.payload)
         if packet.transmissions == 1:
             self.rtt.sample(now - packet.sent_at)
@@ -374,34 +406,68 @@ class UtpConnection:
     def _in_flight(self) -> bool:
         return len(self.sent) > self.sacked_count
 
-    def _detect_loss(self, sacked: list[int], now: float) -> None:
-        """BEP 29 §packet loss: 3 duplicate acks, or 3 packets acknowledged past one."""
+    def _detect_loss(self, ack_nr: int, sacked: list[int], now: float) -> None:
+        """BEP 29 §packet loss: 3 duplicate acks, or 3 packets acknowledged past one.
+
+        Only the span the selective ACK covers is walked (``ack_nr + 1`` up to its highest
+        bit, at most :data:`SACK_BITS` + 1 numbers), from the top down, counting the packets
+        acknowledged past each number: a packet sent once is lost when 3 are; a resent one when
+        3 sent after its resend are."""
         sent = self.sent
         if not sent:
             return
         lost: list[_Sent] = []
         if self.duplicate_acks >= 3:
             oldest = sent[next(iter(sent))]
-            if not oldest.sacked:
+            if not oldest.sacked and oldest.transmissions < 2 + self.timeouts:
                 lost.append(oldest)
             self.duplicate_acks = 0
         if sacked:
+            # Early retransmit (RFC 5827): with 3 packets or fewer in flight, 3 can never be
+            # acknowledged past a hole; 2 then suffice (1 would resend on mere reordering; a
+            # lone packet after a hole is the tail loss probe's case).
+            threshold = 2 if len(sent) <= 3 else 3
+            span = seq_distance(ack_nr, sacked[-1])
             after = 0
+            #: Packets acknowledged at distance >= d, for the distances walked so far.
+            acked_from: dict[int, int] = {}
             holes = []
-            for packet in reversed(sent.values()):
-                if packet.sacked:
-                    after += 1
-                elif after >= 3 and packet not in lost:
-                    holes.append(packet)
+            for distance in range(span, 0, -1):
+                packet = sent.get((ack_nr + distance) & SEQ_MASK)
+                if packet is not None:
+                    if packet.sacked:
+                        after += 1
+                    elif not packet.need_resend and packet not in lost:
+                        if packet.transmissions == 1:
+                            if after >= threshold:
+                                holes.append(packet)
+                        elif packet.resent_mark is not None:
+                            mark = seq_distance(ack_nr, packet.resent_mark)
+                            if acked_from.get(mark, 0) >= threshold:
+                                holes.append(packet)
+                acked_from[distance] = after
             lost += holes[::-1][:MAX_FAST_RESENDS]  # the oldest first: they hold up ack_nr
+        congestion = False
         for packet in lost:
-            if not packet.need_resend and packet.transmissions < 2 + self.timeouts:
+            if not packet.need_resend:
                 packet.need_resend = True
+                self.resends += 1
                 packet.fast = True
                 self.cur_window -= len(packet.payload)
-        if lost and self.loss_seq is None:
+                congestion = congestion or not packet.probe  # a lost probe is no congestion
+                self._probe_lost(packet)
+        self.stats["fast resends"] += len(lost)
+        if congestion and self.loss_seq is None:
             self.cc.on_loss()
             self.loss_seq = (self.seq_nr - 1) & SEQ_MASK
+
+    def _probe_lost(self, packet: _Sent) -> None:
+        """The path MTU probe was lost: lower the ceiling (:mod:`.mtu`); it is resent as an
+        ordinary datagram (without the don't-fragment bit: IP fragments it if it must). A lost
+        probe does not halve the window (the loss says nothing of congestion)."""
+        if packet.probe:
+            packet.probe = False
+            self.mtu.probe_lost(len(packet.payload) + HEADER_SIZE)
 
     def _check_finished(self, now: float) -> None:
         if self.state == FIN_SENT and self.fin_acked_at is not None and self.fin_received:
@@ -412,45 +478,54 @@ class UtpConnection:
             return
         self.state = CLOSED
         self.sent.clear()
-        self.sent_bytes = self.sacked_count = 0
+        self.sent_bytes = self.sacked_count = self.resends = 0
         self.recv.pending.clear()
         self.send_buffer.clear()
         self.events.append(ConnectionClosed(key=self.key, reason=reason))
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _emit(self, kind: str, seq: int, payload: bytes, now: float) -> None:
-        """Build one packet and queue it for the socket."""
-        extensions = []
-        if kind == "st_state" and self.recv.pending:
-            offsets = sorted(d for s in self.recv.pending
-                             if 2 <= (d := seq_distance(self.ack_nr, s)) < 2 + SACK_BITS)
-            if offsets:
-                extensions = [{"type": SELECTIVE_ACK, "acked": offsets}]
+    def _emit(self, kind: str, seq: int, payload: bytes, now: float, probe: bool = False) -> None:
+        """Build one packet and queue it for the socket (an :class:`~.mtu.MtuProbe` when it
+        is the path MTU probe)."""
         window = max(RECEIVE_WINDOW - self.reorder_bytes - self.unread - self.held, 0)
-        datagram = UtpPacket.build({
-            "type": kind, "version": 1, "extensions": extensions,
-            "connection_id": self.recv_id if kind == "st_syn" else self.send_id,
-            "timestamp_microseconds": timestamp_us(now),
-            "timestamp_difference_microseconds": self.reply_micro,
-            "wnd_size": window, "seq_nr": seq, "ack_nr": self.ack_nr, "payload": payload,
-        })
-        self.outgoing.append((datagram, self.address))
+        connection_id = self.recv_id if kind == "st_syn" else self.send_id
+        pending = self.recv.pending
+        offsets = None
+        if kind == "st_state" and pending:
+            ack_nr = self.ack_nr
+            if len(pending) < SACK_BITS:
+                offsets = sorted(d for s in pending
+                                 if 2 <= (d := seq_distance(ack_nr, s)) < 2 + SACK_BITS)
+            else:
+                offsets = [d for d in range(2, 2 + SACK_BITS) if (ack_nr + d) & SEQ_MASK in pending]
+        # The header packed by the struct derived from the schema (equal to its build).
+        datagram = build_plain_packet(kind, connection_id, timestamp_us(now), self.reply_micro,
+                                      window, seq, self.ack_nr, payload, offsets)
+        self.outgoing.append((MtuProbe(datagram) if probe else datagram, self.address))
         self.stats["sent"] += 1
         self.last_sent = now
         if kind != "st_syn":
             self.ack_pending = False
             self.packets_unacked = 0
+            self.bytes_unacked = 0
 
     def _send_new(self, kind: str, payload: bytes, now: float) -> None:
         seq = self.seq_nr
         self.seq_nr = (seq + 1) & SEQ_MASK
         if not self._in_flight():
             self.rto_at = now + self.rtt.timeout
-        self.sent[seq] = _Sent(seq=seq, type=kind, payload=payload, sent_at=now)
-        self.sent_bytes += len(payload)
-        self.cur_window += len(payload)
-        self._emit(kind, seq, payload, now)
+            self.tlp_at = None
+        size = len(payload)
+        probe = kind == "st_data" and self.mtu.wants_probe(size + HEADER_SIZE)
+        if probe:
+            self.mtu.start_probe(size + HEADER_SIZE)
+        self.sent[seq] = _Sent(seq=seq, type=kind, payload=payload, sent_at=now, probe=probe)
+        self.sent_bytes += size
+        self.cur_window += size
+        if self.tlp_at is None:
+            self._arm_tail_probe(now)
+        self._emit(kind, seq, payload, now, probe)
 
     def _window(self) -> float:
         return min(self.cc.max_window, self.peer_window)
@@ -475,21 +550,23 @@ class UtpConnection:
         """Queue what may be sent now: resends, new data, the FIN, or a lone ack."""
         if self.state in (CLOSED, SYN_SENT):
             return
-        for packet in self.sent.values():
+        for packet in self.sent.values() if self.resends else ():
             if packet.need_resend and not packet.sacked:
                 if not packet.fast and not self._may_send(len(packet.payload), now):
                     break
                 packet.need_resend = packet.fast = False
+                self.resends -= 1
                 packet.transmissions += 1
+                packet.resent_mark = self.seq_nr
                 packet.sent_at = now
                 self.cur_window += len(packet.payload)
                 self.stats["resent"] += 1
                 if self.rto_at is None:
                     self.rto_at = now + self.rtt.timeout
-                self._emit(packet.type, packet.seq, packet.payload, now)
+                self._emit(packet.type, packet.seq, packet.payload, now, packet.probe)
         buffer = self.send_buffer
         while buffer:
-            size = min(len(buffer), MAX_PAYLOAD)
+            size = min(len(buffer), self.mtu.size - HEADER_SIZE)
             if not self._may_send(size, now):
                 break
             payload = bytes(buffer[:size])
@@ -510,6 +587,8 @@ class UtpConnection:
         times = [self.last_sent + KEEPALIVE_INTERVAL]
         if self.rto_at is not None:
             times.append(self.rto_at)
+        if self.tlp_at is not None:
+            times.append(self.tlp_at)
         if self.probe_at is not None:
             times.append(self.probe_at)
         if self.state == SYN_RECV:
@@ -529,8 +608,33 @@ class UtpConnection:
             return
         if self.rto_at is not None and now >= self.rto_at:
             self._timeout(now)
+        elif self.tlp_at is not None and now >= self.tlp_at:
+            self._tail_probe(now)
         if self.state != CLOSED and now >= self.last_sent + KEEPALIVE_INTERVAL:
             self.ack_pending = True
+
+    def _arm_tail_probe(self, now: float) -> None:
+        """Tail loss probe (RFC 8985 §7, as TCP does it): no ack for ``2 × rtt`` (at least
+        :data:`TLP_MIN` s) while data is in flight, and the newest unacknowledged packet is
+        sent again, once, so that the acks it draws reveal losses at the tail of a flight (which
+        no later packet can report) long before BEP 29's timeout (500 ms at least)."""
+        rtt = self.rtt.rtt
+        if rtt is None or not self._in_flight() or self.state == SYN_SENT:
+            self.tlp_at = None
+            return
+        self.tlp_at = now + max(2 * rtt, TLP_MIN)
+
+    def _tail_probe(self, now: float) -> None:
+        self.tlp_at = None
+        for packet in reversed(self.sent.values()):
+            if not packet.sacked:
+                if not packet.need_resend:
+                    packet.need_resend = packet.fast = True
+                    self.resends += 1
+                    self.cur_window -= len(packet.payload)
+                    self._probe_lost(packet)
+                    self.stats["tail probes"] += 1
+                return
 
     def _timeout(self, now: float) -> None:
         """BEP 29 §timeouts: no ack within ``timeout``: the window goes down to one packet,
@@ -539,6 +643,7 @@ class UtpConnection:
             self.rto_at = None
             return
         self.timeouts += 1
+        self.stats["timeouts"] += 1
         if self.state == SYN_SENT:
             syn = self.sent[next(iter(self.sent))]
             if syn.transmissions > MAX_SYN_RESENDS:
@@ -564,5 +669,7 @@ class UtpConnection:
         for packet in self.sent.values():
             if not packet.sacked and not packet.need_resend:
                 packet.need_resend = True
+                self.resends += 1
                 self.cur_window -= len(packet.payload)
+                self._probe_lost(packet)
         self.rto_at = now + self.rtt.timeout

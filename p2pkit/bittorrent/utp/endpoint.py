@@ -13,6 +13,15 @@ socket hands every datagram that :func:`~p2pkit.bittorrent.wire.utp.looks_like_u
 Received datagrams are handed to the core at once; what the core then wants to send (acks,
 data) is collected once per turn of the event loop (``call_soon``), so a burst of datagrams
 is acknowledged by one ST_STATE, as libutp's deferred acks do.
+
+Path MTU (:mod:`.mtu`, Linux): the ceiling of each connection's search is the MTU of the
+interface that reaches the peer, read as ``IP_MTU`` (``IPV6_MTU``) of a UDP socket connected to
+it (nothing is sent; cached per address), capped at Ethernet's 1500 unless ``mtu="interface"``
+(:data:`MTU_POLICIES`: libtorrent 2.0 and transmission 3.00 do not take larger datagrams, so
+only p2pkit peers among themselves may go beyond); datagrams go without the don't-fragment bit
+(``IP_PMTUDISC_DONT``) except the probes (:class:`~.mtu.MtuProbe`), sent with
+``IP_PMTUDISC_PROBE``, as libtorrent toggles it around each probe. Elsewhere, or on a shared
+socket, the ceiling is Ethernet's and the socket's defaults stay.
 """
 
 from __future__ import annotations
@@ -32,12 +41,14 @@ from p2pkit.bittorrent.utp.events import (
     DataReceived,
     StreamEnded,
 )
+from p2pkit.bittorrent.utp.mtu import ETHERNET_MTU, MtuProbe
 from p2pkit.bittorrent.utp.multiplexer import UtpMultiplexer
 from p2pkit.bittorrent.wire.utp import looks_like_utp
 from p2pkit.core import NEED_DATA, Address
 from p2pkit.errors import LocalProtocolError
 
-__all__ = ["HIGH_WATER", "LOW_WATER", "UtpEndpoint", "UtpStream"]
+__all__ = ["HIGH_WATER", "LOW_WATER", "MTU_POLICIES", "UtpEndpoint", "UtpStream",
+           "interface_mtu"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +58,31 @@ HIGH_WATER = 4 * 1024 * 1024
 LOW_WATER = 1024 * 1024
 #: Datagrams read per readiness event of an endpoint's own socket.
 READ_BATCH = 64
-RECEIVE_SIZE = 4096
+#: Largest datagram read (the largest UDP payload of an IPv4 packet fits).
+RECEIVE_SIZE = 65536
+#: Linux socket options the ``socket`` module does not name (``<linux/in.h>``, ``in6.h``).
+IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_PROBE, IP_MTU = 10, 0, 3, 14
+IPV6_MTU_DISCOVER, IPV6_MTU = 23, 24
+#: Ceiling of the path MTU search: the interface's MTU capped at Ethernet's 1500 (what
+#: libtorrent 2.0 uses, and what it and transmission 3.00 receive), or the interface's MTU
+#: (65536 on Linux loopback: for p2pkit peers among themselves).
+MTU_POLICIES = ("ethernet", "interface")
+#: Interface MTUs remembered (addresses).
+MTU_CACHE = 256
+
+
+def interface_mtu(address: Address) -> int:
+    """MTU of the interface the kernel routes ``address`` through (Linux ``IP_MTU`` of a
+    connected UDP socket; connecting sends nothing), or Ethernet's when it cannot tell."""
+    family = socket.AF_INET6 if ":" in str(address[0]) else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((address[0], address[1]))
+            if family == socket.AF_INET6:
+                return probe.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU)
+            return probe.getsockopt(socket.IPPROTO_IP, IP_MTU)
+    except OSError:
+        return ETHERNET_MTU
 
 
 class UtpStream(asyncio.Transport):
@@ -188,9 +223,10 @@ class UtpEndpoint:
 
     def __init__(self, sendto: Callable[[bytes, Address], None], address: Address, *,
                  rng: random.Random | None = None,
-                 on_accept: Callable[[UtpStream], None] | None = None) -> None:
+                 on_accept: Callable[[UtpStream], None] | None = None,
+                 link_mtu: Callable[[Address], int] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        self.core = UtpMultiplexer(rng=rng, accept=on_accept is not None)
+        self.core = UtpMultiplexer(rng=rng, accept=on_accept is not None, link_mtu=link_mtu)
         self._sendto = sendto
         self.address = address
         self.on_accept = on_accept
@@ -206,8 +242,12 @@ class UtpEndpoint:
         return self._loop.time()
 
     @classmethod
-    async def bind(cls, host: str, port: int, **kwargs: Any) -> UtpEndpoint:
-        """An endpoint on its own UDP socket bound to ``host:port``."""
+    async def bind(cls, host: str, port: int, *, mtu: str = "ethernet",
+                   **kwargs: Any) -> UtpEndpoint:
+        """An endpoint on its own UDP socket bound to ``host:port``; ``mtu`` one of
+        :data:`MTU_POLICIES`."""
+        if mtu not in MTU_POLICIES:
+            raise ValueError(f"mtu {mtu!r} is not one of {MTU_POLICIES}")
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         family, kind, proto, _, sockaddr = infos[0]
@@ -220,16 +260,42 @@ class UtpEndpoint:
         except OSError:
             sock.close()
             raise
+        level, option = ((socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER) if family == socket.AF_INET6
+                         else (socket.IPPROTO_IP, IP_MTU_DISCOVER))
+        try:
+            sock.setsockopt(level, option, IP_PMTUDISC_DONT)
+            toggle_df = True
+        except OSError:  # not Linux: no probes with DF, the kernel's defaults
+            toggle_df = False
+        send = sock.sendto
+        mtus: dict[str, int] = {}
 
         def sendto(data: bytes, addr: Address) -> None:
             try:
-                sock.sendto(data, addr)
+                if toggle_df and type(data) is MtuProbe:
+                    sock.setsockopt(level, option, IP_PMTUDISC_PROBE)
+                    try:
+                        send(data, addr)
+                    finally:
+                        sock.setsockopt(level, option, IP_PMTUDISC_DONT)
+                else:
+                    send(data, addr)
             except (BlockingIOError, InterruptedError):
                 pass  # a full socket buffer drops the datagram, as a full link would
-            except OSError as e:
+            except OSError as e:  # EMSGSIZE for a probe too large: a lost probe
                 log.debug("uTP: cannot send to %s: %s", addr, e)
 
+        def link_mtu(addr: Address) -> int:
+            host = str(addr[0])
+            if host not in mtus:
+                if len(mtus) >= MTU_CACHE:
+                    mtus.clear()
+                link = interface_mtu(addr) if toggle_df else ETHERNET_MTU
+                mtus[host] = link if mtu == "interface" else min(link, ETHERNET_MTU)
+            return mtus[host]
+
         local = sock.getsockname()
+        kwargs.setdefault("link_mtu", link_mtu)
         endpoint = cls(sendto, (local[0], local[1]), **kwargs)
         endpoint._sock = sock
         loop.add_reader(sock.fileno(), endpoint._on_readable)
@@ -285,8 +351,9 @@ class UtpEndpoint:
         self._flush_scheduled = False
         core = self.core
         now = self.now()
+        sendto = self._sendto
         for data, dst in core.datagrams_to_send(now):
-            self._sendto(data, dst)
+            sendto(data, dst)
         self._dispatch()
         for stream in list(self.streams.values()):
             stream._check_writing()

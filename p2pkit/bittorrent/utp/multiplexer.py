@@ -8,7 +8,10 @@ application's calls :meth:`UtpMultiplexer.connect`, :meth:`~UtpMultiplexer.send`
 remote sends with it).
 
 Hostile input is bounded: a datagram that does not parse is dropped; a packet for an unknown
-connection is dropped (no ST_RESET is sent back: that would answer spoofed floods); an ST_SYN is
+connection is answered with ST_RESET (BEP 29 §ST_RESET: "Terminate connection forcefully";
+libutp answers every non-reset packet for no connection so), at most :data:`RESET_RATE` per
+second with a burst of :data:`RESET_BURST` (a token bucket: a spoofed flood is answered by a
+trickle, never amplified, and ST_RESETs themselves are never answered); an ST_SYN is
 refused while :data:`MAX_HALF_OPEN` accepted connections still wait for their first data (a SYN
 flood fills that cap and nothing else), or when :data:`MAX_CONNECTIONS` are open.
 
@@ -35,37 +38,44 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from p2pkit.bittorrent.utp.connection import UtpConnection
+from p2pkit.bittorrent.utp.connection import UtpConnection, timestamp_us
 from p2pkit.bittorrent.utp.events import (
     ConnectionAccepted,
     ConnectionKey,
     DataReceived,
 )
+from p2pkit.bittorrent.utp.mtu import ETHERNET_MTU, PathMtu, datagram_ceiling
 from p2pkit.bittorrent.utp.sequence import SEQ_MASK
-from p2pkit.bittorrent.wire.utp import UtpPacket
+from p2pkit.bittorrent.wire.utp import UtpPacket, build_plain_packet
 from p2pkit.core import NEED_DATA, Address, Event, NeedData
 from p2pkit.errors import LocalProtocolError, ParseError
 
-__all__ = ["MAX_CONNECTIONS", "MAX_HALF_OPEN", "UtpMultiplexer"]
+__all__ = ["MAX_CONNECTIONS", "MAX_HALF_OPEN", "RESET_BURST", "RESET_RATE", "UtpMultiplexer"]
 
 #: Accepted connections waiting for their first ST_DATA, at most (SYN flood bound).
 MAX_HALF_OPEN = 64
 #: Connections per socket, at most.
 MAX_CONNECTIONS = 1024
+#: ST_RESETs sent per second for packets of unknown connections, and the burst allowed.
+RESET_RATE = 10.0
+RESET_BURST = 20.0
 
 
 class UtpMultiplexer:
     """Every uTP connection of one UDP socket (see the module docstring).
 
     ``accept``: answer incoming ST_SYNs (a listening socket); ``rng`` picks connection ids and
-    first sequence numbers.
+    first sequence numbers; ``link_mtu(address)`` is the MTU of the interface that reaches
+    ``address`` (the ceiling of the path MTU search, :mod:`.mtu`; Ethernet's 1500 without it).
     """
 
     def __init__(self, *, rng: random.Random | None = None, accept: bool = True,
                  max_connections: int = MAX_CONNECTIONS,
-                 max_half_open: int = MAX_HALF_OPEN) -> None:
+                 max_half_open: int = MAX_HALF_OPEN,
+                 link_mtu: Callable[[Address], int] | None = None) -> None:
         self.rng = rng or random.Random()
         self.accepting = accept
         self.max_connections = max_connections
@@ -75,6 +85,16 @@ class UtpMultiplexer:
         self._outgoing: list[tuple[bytes, Any]] = []
         #: Datagrams dropped: unparseable, for no known connection, SYNs refused.
         self.dropped = {"malformed": 0, "unknown connection": 0, "syn refused": 0}
+        #: ST_RESETs sent for unknown connections.
+        self.resets_sent = 0
+        self.link_mtu = link_mtu
+        self._reset_tokens = RESET_BURST
+        self._reset_time: float | None = None
+
+    def _path_mtu(self, address: Address) -> PathMtu:
+        link = self.link_mtu(address) if self.link_mtu is not None else ETHERNET_MTU
+        version = 6 if ":" in str(address[0]) else 4
+        return PathMtu(ceiling=datagram_ceiling(link, version))
 
     # -- the application's side --------------------------------------------------------------
 
@@ -92,7 +112,8 @@ class UtpMultiplexer:
         else:
             raise LocalProtocolError(f"no free uTP connection id towards {address}")
         conn = UtpConnection.initiate(key=key, seq_nr=self.rng.randrange(0x10000), now=now,
-                                      events=self._events, outgoing=self._outgoing)
+                                      events=self._events, outgoing=self._outgoing,
+                                      mtu=self._path_mtu(address))
         self.connections[key] = conn
         return key
 
@@ -158,9 +179,27 @@ class UtpMultiplexer:
                     break
         if conn is None:
             self.dropped["unknown connection"] += 1
+            if pkt.type != "st_reset":
+                self._reset(pkt, addr, now)
             return
         conn.receive(pkt, now)
         self._reap(conn)
+
+    def _reset(self, pkt: Any, addr: Address, now: float) -> None:
+        """BEP 29 §ST_RESET for a packet of no connection, as libutp sends it: the packet's
+        own ``connection_id`` and its ``seq_nr`` as ``ack_nr`` (the remote finds its
+        connection by that id, its send id), rate-limited by a token bucket."""
+        if self._reset_time is not None:
+            elapsed = max(now - self._reset_time, 0.0)
+            self._reset_tokens = min(RESET_BURST, self._reset_tokens + elapsed * RESET_RATE)
+        self._reset_time = now
+        if self._reset_tokens < 1.0:
+            return
+        self._reset_tokens -= 1.0
+        self.resets_sent += 1
+        self._outgoing.append((build_plain_packet(
+            "st_reset", pkt.connection_id, timestamp_us(now), 0, 0,
+            self.rng.randrange(0x10000), pkt.seq_nr, b""), addr))
 
     def _syn(self, pkt: Any, addr: Address, now: float) -> None:
         key = (addr, (pkt.connection_id + 1) & SEQ_MASK)
@@ -174,7 +213,8 @@ class UtpMultiplexer:
             self.dropped["syn refused"] += 1
             return
         conn = UtpConnection.accept(address=addr, syn=pkt, seq_nr=self.rng.randrange(0x10000),
-                                    now=now, events=self._events, outgoing=self._outgoing)
+                                    now=now, events=self._events, outgoing=self._outgoing,
+                                    mtu=self._path_mtu(addr))
         self.connections[conn.key] = conn
         self._events.append(ConnectionAccepted(key=conn.key))
 

@@ -58,6 +58,7 @@ from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.schema import FixedLayout, Schema
 
 __all__ = [
+    "HEADER_SIZE",
     "MAX_EXTENSIONS",
     "PROTOCOL",
     "SELECTIVE_ACK",
@@ -66,6 +67,7 @@ __all__ = [
     "UtpPacket",
     "UtpType",
     "acked_sequence_numbers",
+    "build_plain_packet",
     "looks_like_utp",
 ]
 
@@ -252,9 +254,10 @@ _HEADER = _header_layout()
 
 
 def _fast_parse(data: bytes) -> Container | None:
-    """Packets without extensions (nearly all of them), straight from the derived struct."""
+    """Packets without extensions (nearly all of them) or with one selective ACK (every ack
+    during a loss), straight from the derived struct."""
     try:
-        if len(data) < HEADER_SIZE or data[1]:
+        if len(data) < HEADER_SIZE or data[1] not in (0, SELECTIVE_ACK):
             return None
         (type_version, extension, connection_id, timestamp, difference, wnd_size, seq_nr,
          ack_nr) = _HEADER.struct.unpack_from(data)
@@ -263,11 +266,25 @@ def _fast_parse(data: bytes) -> Container | None:
     name = _TYPE_NAMES.get(type_version >> 4)
     if name is None or type_version & 0x0F != 1:
         return None
+    extensions = ListContainer()
+    start = HEADER_SIZE
+    if extension:
+        # One selective ACK ending the chain: [next=0, len, bitmask] (BEP 29 §Selective ACK).
+        if len(data) < HEADER_SIZE + 2 or data[HEADER_SIZE] != 0:
+            return None
+        length = data[HEADER_SIZE + 1]
+        start = HEADER_SIZE + 2 + length
+        if length == 0 or len(data) < start:
+            return None
+        mask = data[HEADER_SIZE + 2:start]
+        extensions.append(Container(type=SELECTIVE_ACK, len=length, acked=[
+            2 + 8 * i + j for i, byte in enumerate(mask) if byte for j in range(8)
+            if byte >> j & 1]))
     return Container(
-        _type_version=Container(type=name, version=1), type=name, version=1, extension=0,
-        connection_id=connection_id, timestamp_microseconds=timestamp,
+        _type_version=Container(type=name, version=1), type=name, version=1,
+        extension=extension, connection_id=connection_id, timestamp_microseconds=timestamp,
         timestamp_difference_microseconds=difference, wnd_size=wnd_size, seq_nr=seq_nr,
-        ack_nr=ack_nr, extensions=ListContainer(), payload=bytes(data[HEADER_SIZE:]))
+        ack_nr=ack_nr, extensions=extensions, payload=bytes(data[start:]))
 
 
 def _fast_build(obj: Any) -> bytes | None:
@@ -289,6 +306,38 @@ def _fast_build(obj: Any) -> bytes | None:
 
 UtpPacket.fast_parse = _fast_parse
 UtpPacket.fast_build = _fast_build
+
+_TYPE_VERSION = {name: code << 4 | 1 for name, code in UtpType.encmapping.items()}
+_pack_header = _HEADER.struct.pack
+
+
+def build_plain_packet(kind: str, connection_id: int, timestamp: int, difference: int,
+                       wnd_size: int, seq_nr: int, ack_nr: int, payload: bytes,
+                       sack: list[int] | None = None) -> bytes:
+    """A packet in one call: what :data:`UtpPacket` builds from the same fields (the header's
+    struct is derived from the schema, :func:`_header_layout`; a test holds the two equal).
+    The socket core sends all its packets this way (BEP 29 §header format). ``sack``: the
+    offsets of a selective ACK (BEP 29 §Selective ACK), in a bitmask of the smallest legal
+    length.
+
+    >>> build_plain_packet("st_state", 1, 2, 3, 4, 5, 6, b"") == UtpPacket.build(dict(
+    ...     type="st_state", version=1, extensions=[], connection_id=1, timestamp_microseconds=2,
+    ...     timestamp_difference_microseconds=3, wnd_size=4, seq_nr=5, ack_nr=6, payload=b""))
+    True
+    """
+    if not sack:
+        return _pack_header(_TYPE_VERSION[kind], 0, connection_id, timestamp, difference,
+                            wnd_size, seq_nr, ack_nr) + payload
+    length = _selective_ack_length(sack)
+    mask = bytearray(length)
+    for offset in sack:
+        bit = offset - 2
+        if not 0 <= bit < 8 * length:
+            raise ValueError(f"selective ACK offset {offset} below 2")
+        mask[bit >> 3] |= 1 << (bit & 7)
+    return (_pack_header(_TYPE_VERSION[kind], SELECTIVE_ACK, connection_id, timestamp,
+                         difference, wnd_size, seq_nr, ack_nr)
+            + bytes((0, length)) + mask + payload)
 
 
 def looks_like_utp(datagram: bytes) -> bool:

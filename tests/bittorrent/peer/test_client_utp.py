@@ -175,3 +175,39 @@ def test_port_zero_takes_another_pair_when_the_udp_port_is_taken(album, monkeypa
     finally:
         blockers[0].close()
     assert listen == udp == tcp != busy
+
+
+def test_a_pex_contact_without_the_utp_flag_is_dialled_over_tcp_at_once(album, tmp_path):
+    """transport="both": a contact whose BEP 11 flags lack 0x04 is not tried over uTP (which
+    would cost UTP_CONNECT_TIMEOUT against a TCP-only peer); one with it is."""
+    from p2pkit.bittorrent.peer.session import PeersDiscovered
+
+    seed_root, files, meta = album
+
+    async def run():
+        seeder = TorrentClient(meta, seed_root, listen=LOCAL, trackers=False, transport="both")
+        await seeder.start()
+        address = ("127.0.0.1", seeder.listen_port)
+        leecher = TorrentClient(meta, tmp_path / "leech", listen=LOCAL, trackers=False,
+                                transport="both")
+        transports = []
+        connected = leecher._connected
+
+        def record(proto):
+            transports.append(proto.transport.get_extra_info("transport", "tcp"))
+            connected(proto)
+
+        leecher._connected = record
+        await leecher.start()
+        try:
+            leecher.session._events.append(PeersDiscovered(addresses=(address,), utp=(False,)))
+            leecher._pump()
+            await asyncio.wait_for(leecher.wait_complete(), 2.0)  # under UTP_CONNECT_TIMEOUT
+        finally:
+            await leecher.close()
+            await seeder.close()
+        return leecher, transports, address
+
+    leecher, transports, address = asyncio.run(run())
+    assert same(tmp_path / "leech", files) and transports == ["tcp"]
+    assert leecher._utp_hint == {address: False}

@@ -47,6 +47,8 @@ class Node:
                                       upload_slots=upload_slots, request_queue=request_queue)
         self.closed: list[PeerClosed] = []
         self.discovered: list[tuple[str, int]] = []
+        #: BEP 11 ``added.f`` 0x04 of each discovered address (None: no flags).
+        self.discovered_utp: list[bool | None] = []
         self.ip = f"127.0.0.{sum(name.encode()) % 250 + 2}"
         self.banned: set[str] = set()
         self.sent_requests = 0
@@ -68,6 +70,7 @@ class Node:
                     self.banned.add(event.peer)
             elif isinstance(event, PeersDiscovered):
                 self.discovered += event.addresses
+                self.discovered_utp += event.utp
             elif isinstance(event, MetadataCompleted):
                 self.meta = event.metainfo
                 self.storage = Storage(event.metainfo, self.root)
@@ -432,3 +435,20 @@ def test_hostile_bytes_close_only_that_peer(content, tmp_path_factory, messages)
     swarm.links = [link for link in swarm.links if evil not in (link[0], link[2])]
     swarm.run(horizon=30)
     assert good.session.complete
+
+
+def test_pex_sets_the_utp_flag_for_peers_that_speak_utp(content, tmp_path):
+    """BEP 11 ``added.f`` 0x04 "supports uTP": set for a peer whose connection runs over uTP
+    (BEP 29), clear for a TCP one; the receiver gets it per address."""
+    torrent, seed_root, files = content
+    meta = torrent()
+    seeder = Node("seeder", meta, seed_root)
+    a, b = Node("a", meta, tmp_path / "a"), Node("b", meta, tmp_path / "b")
+    a.session.listen_port, b.session.listen_port = 7001, 7002
+    swarm = Swarm()
+    swarm.connect(a, seeder)
+    seeder.session.peers["a"].utp = True  # as TorrentClient adds a peer that dialled over uTP
+    swarm.connect(b, seeder)
+    swarm.run(horizon=70)
+    assert b.discovered == [(a.ip, 7001)] and b.discovered_utp == [True]
+    assert a.discovered == [(b.ip, 7002)] and a.discovered_utp == [False]

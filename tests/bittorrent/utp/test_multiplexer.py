@@ -8,13 +8,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from p2pkit.bittorrent.utp.connection import MAX_PAYLOAD, RECEIVE_WINDOW
+from p2pkit.bittorrent.utp.connection import RECEIVE_WINDOW
 from p2pkit.bittorrent.utp.events import Connected, ConnectionAccepted, DataReceived
 from p2pkit.bittorrent.utp.multiplexer import MAX_HALF_OPEN, UtpMultiplexer
 from p2pkit.bittorrent.wire.utp import UtpPacket
 from p2pkit.core import MemoryNetwork
 
 from .conftest import A, B, FixedIds, LossyNetwork, UtpPair
+
+#: Bytes of a full data packet before any path MTU probe got through (the search starts at
+#: the midpoint of 548 and 1472 bytes of datagram, 20 of them header).
+MAX_PAYLOAD = 1010 - 20
 
 
 def payload(size: int, seed: int = 0) -> bytes:
@@ -76,7 +80,7 @@ def test_sequence_numbers_wrap_around():
     pair.net.run(until=pair.net.now + 30.0)
     assert bytes(pair.received["b"]) == data
     conn = pair.a.connections[key]
-    assert conn.seq_nr == (0xFFF0 + 1 + 400) & 0xFFFF < 0xFFF0  # it wrapped
+    assert 0 < conn.seq_nr < 0xFFF0 - 400  # it wrapped (packets grew as the MTU search went)
     assert conn.sent == {}
 
 
@@ -307,3 +311,70 @@ def test_forged_packets_on_an_established_connection_stay_within_bounds(forged):
                                        extensions=extensions), A, pair.net.now)
         pair.b.datagrams_to_send(pair.net.now)
     assert len(b_conn.recv.pending) <= 1024 and b_conn.reorder_bytes <= RECEIVE_WINDOW
+
+
+def test_a_packet_of_no_connection_is_answered_by_a_reset_as_libutp_sends_it():
+    core = UtpMultiplexer(rng=random.Random(0))
+    core.receive_datagram(packet(type="st_data", connection_id=4242, seq_nr=77), A, 0.0)
+    ((data, dst),) = core.datagrams_to_send(0.0)
+    reset = UtpPacket.parse(data)
+    assert dst == A and reset.type == "st_reset"
+    assert (reset.connection_id, reset.ack_nr) == (4242, 77)
+    core.receive_datagram(packet(type="st_reset", connection_id=4242), A, 0.0)
+    assert core.datagrams_to_send(0.0) == []  # a reset is never answered
+
+
+def test_resets_are_rate_limited():
+    core = UtpMultiplexer(rng=random.Random(0))
+    for i in range(500):  # a spoofed flood within one second
+        core.receive_datagram(packet(type="st_state", connection_id=i), A, i / 1000)
+    assert core.resets_sent == len(core.datagrams_to_send(0.5)) < 30
+    core.receive_datagram(packet(type="st_state", connection_id=1), A, 10.0)
+    assert core.resets_sent < 31 and len(core.datagrams_to_send(10.0)) == 1  # refilled
+
+
+def test_two_cores_close_cleanly_when_the_last_fin_meets_a_reset():
+    # a frees its side once both FINs are through; b's resent FIN then gets a reset, which
+    # closes b as "closed" (it had everything), not "reset".
+    pair, key = established()
+    pair.a.close(key)
+    pair.end_a.pump()
+    pair.net.run(until=pair.net.now + 1.0)
+    (b_key,) = pair.b.connections
+    b_conn = pair.b.connections[b_key]
+    pair.b.close(b_key)
+    pair.end_b.pump()
+    pair.net.run(until=pair.net.now + 0.005)  # b's FIN is out, a has not answered yet
+    pair.a.connections.clear()  # a forgot the connection
+    pair.net.run(until=pair.net.now + 30.0)
+    assert b_conn.fin_received and pair.closed("b") == ["closed"]
+    assert pair.a.resets_sent >= 1
+
+
+def test_a_lost_resend_is_resent_again_from_selective_acks_without_a_timeout():
+    sent = []
+
+    class DropFirstTwoOf(MemoryNetwork):
+        """Drops the first two transmissions of data packet 5 a→b."""
+
+        def send_datagram(self, src, dst, data):
+            pkt = UtpPacket.parse(data)
+            if src == A and pkt.type == "st_data":
+                sent.append(pkt.seq_nr)
+                first = sent[0]
+                if pkt.seq_nr == (first + 5) & 0xFFFF and sent.count(pkt.seq_nr) <= 2:
+                    self.sent += 1
+                    self.lost += 1
+                    return
+            super().send_datagram(src, dst, data)
+
+    net = DropFirstTwoOf(seed=1, latency=(0.01, 0.01))
+    pair = UtpPair(net)
+    key = pair.connect()
+    data = payload(150 * MAX_PAYLOAD)
+    pair.a.send(key, data)
+    pair.end_a.pump()
+    net.run(until=0.9)  # before the first timeout (1 s) could fire
+    assert bytes(pair.received["b"]) == data
+    conn = pair.a.connections[key]
+    assert conn.stats["resent"] == 2 and conn.timeouts == 0
