@@ -72,6 +72,8 @@ from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, Protoco
 from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella.deflate import Deflater, InflateGuard
 from p2pkit.gnutella.descriptors import Descriptor
+from p2pkit.gnutella.dynamic_query import LEAF_RESULTS, Candidate, DynamicQuery
+from p2pkit.gnutella.dynamic_query import MAX_TTL as DQ_MAX_TTL
 from p2pkit.gnutella.events import (
     Bye,
     ConnectBackRequested,
@@ -171,6 +173,12 @@ HSEP_INTERVAL = 30.0
 QRP_UPDATE_INTERVAL = 30.0
 #: Query GUIDs whose hit counts (ours) and status (our leaves') are remembered.
 MAX_QUERY_STATUS = 1000
+#: Dynamic queries one leaf may have running at once; one more ends its oldest (the state is
+#: per leaf and goes with its connection).
+MAX_DYNAMIC_QUERIES_PER_LEAF = 8
+#: dynamic_query §2.5.3.2.2: "X-Degree [...] the number of Ultrapeer connections this nodes
+#: attempts to maintain"; §2.5.3.2.3 "X-Dynamic-Querying: 0.1".
+DYNAMIC_QUERY_VERSION = "0.1"
 
 #: Seconds between our Bye and the forced close (bye Appendix 2: "twice the typical round-trip
 #: for an 'alive PING'", after which "a close() is forced nonetheless").
@@ -236,6 +244,9 @@ class Connection:
         self.up_qrp = False
         self.qrp_version = -1
         self.next_qrp = 0.0
+        #: dynamic_query §2.2: the leaf's queries this ultrapeer runs, by GUID (oldest first).
+        self.dynamic_queries: OrderedDict[bytes, tuple[DynamicQuery, Container]] = \
+            OrderedDict()
         self.pings: deque = deque()
         self.opened_at = now
         self.established_at = now
@@ -321,6 +332,7 @@ class Connection:
                 due.append(self.next_hsep)
             if self.up_qrp and self.qrp_version != self.servent._qrp_version:
                 due.append(self.next_qrp)
+            due += [q.next_at for q, _ in self.dynamic_queries.values()]
             return min(due)
         if state == cs.CLOSING:
             return self.closing_since + BYE_LINGER
@@ -351,6 +363,8 @@ class Connection:
                 if self.up_qrp and self.qrp_version != self.servent._qrp_version \
                         and now >= self.next_qrp:
                     self.servent._send_up_table(self, now)
+                if self.dynamic_queries:
+                    self.servent._run_dynamic_queries(self, now)
         elif state == cs.CLOSING and now >= self.closing_since + BYE_LINGER:
             self._end(cs.LINGER_EXPIRED, self._close_code, self._close_reason, by_peer=False)
 
@@ -468,7 +482,8 @@ class Servent:
                  max_routes: int = MAX_ROUTES, firewalled: bool = False, qrp: bool = True,
                  qrp_table_length: int = 1 << 16, deflate: bool = False,
                  tls: bool = False, ultrapeer_qrp: bool = False,
-                 vendor_messages: bool = False, hsep: bool = False) -> None:
+                 vendor_messages: bool = False, hsep: bool = False,
+                 dynamic_query: bool = False) -> None:
         if role not in ("leaf", "ultrapeer"):
             raise LocalProtocolError(f"role must be 'leaf' or 'ultrapeer', not {role!r}")
         self.role = role
@@ -494,6 +509,9 @@ class Servent:
         self.vendor_messages = vendor_messages
         #: HSEP 0.2 (X-Features: HSEP/0.2) with peers that say it too.
         self.hsep_enabled = hsep
+        #: dynamic_query §2.2: an ultrapeer runs its leaves' queries as dynamic queries
+        #: (:mod:`p2pkit.gnutella.dynamic_query`) instead of flooding them to its ultrapeers.
+        self.dynamic_query = dynamic_query
         self._qrp_messages: list[Container] | None = None
         self.shared = list(shared)
         #: Every connection by the driver's id, closed ones included until :meth:`remove`.
@@ -743,6 +761,9 @@ class Servent:
         if not refusal:
             if self.is_ultrapeer:
                 items.append(("X-Ultrapeer-Needed", "False"))
+                if self.dynamic_query:  # dynamic_query §2.5.3.2.2-3
+                    items += [("X-Degree", str(MAX_ULTRAPEERS)),
+                              ("X-Dynamic-Querying", DYNAMIC_QUERY_VERSION)]
                 if self.ultrapeer_qrp:  # ultrapeer_qrp §: tables between ultrapeers
                     items.append(("X-Ultrapeer-Query-Routing", "0.1"))
             items.append(("X-Max-TTL", str(self.max_ttl)))
@@ -931,9 +952,12 @@ class Servent:
         self._answer(conn, d)
         if not self.is_ultrapeer or d.ttl < 1:
             return
+        dynamic = self.dynamic_query and not conn.peer_is_ultrapeer
         forwarded = Container(d, ttl=d.ttl - 1, hops=d.hops + 1)
+        if dynamic:
+            self._start_dynamic_query(conn, forwarded, now)
         for other in self._established():
-            if other is conn:
+            if other is conn or dynamic and other.peer_is_ultrapeer:
                 continue
             if other.hops_flow is not None and forwarded.hops >= other.hops_flow:
                 continue  # vendor_msg §5: "Only queries whose hops are STRICTLY lesser"
@@ -945,6 +969,43 @@ class Servent:
                 # Ultrapeer then decrements the TTL to 0, but still forwards that query to its
                 # leaves" (only those "with hits in their routing tables").
                 self._send(other, forwarded)
+
+    # --- dynamic querying (dynamic_query §2) ------------------------------------------------
+
+    def _start_dynamic_query(self, leaf: Connection, query: Container, now: float) -> None:
+        """dynamic_query §2.2: "Upon receiving a query from a leaf, the Ultrapeer ignores the
+        TTL of that query and begins a dynamic query" (the probe goes at once)."""
+        while len(leaf.dynamic_queries) >= MAX_DYNAMIC_QUERIES_PER_LEAF:
+            leaf.dynamic_queries.popitem(last=False)
+        leaf.dynamic_queries[query.guid] = (
+            DynamicQuery(desired=LEAF_RESULTS, started=now, next_at=now), query)
+        self._run_dynamic_queries(leaf, now)
+
+    def _dq_candidates(self, query: Container) -> list[Candidate]:
+        """The ultrapeer connections a dynamic query may go down: those whose route table
+        (ultrapeer_qrp) matches first (dynamic_query §2.5.1: "the dynamic querier MAY choose to
+        check those route tables for hits"), with their X-Degree and X-Max-TTL."""
+        out = []
+        for conn in self._established():
+            if not conn.peer_is_ultrapeer or conn.hops_flow is not None and \
+                    query.hops >= conn.hops_flow:
+                continue
+            degree = _header_int(conn.headers.get("X-Degree"), 2, 1000)
+            max_ttl = _header_int(conn.headers.get("X-Max-TTL"), 1, DQ_MAX_TTL)
+            matches = conn.up_qrp and conn.route_table.complete and \
+                self._ultrapeer_wants(conn, Container(query, ttl=1))
+            out.append((not matches, Candidate(conn.conn_id, degree or 6,
+                                               max_ttl or DQ_MAX_TTL)))
+        return [c for _, c in sorted(out, key=lambda x: x[0])]
+
+    def _run_dynamic_queries(self, leaf: Connection, now: float) -> None:
+        """Send what the leaf's dynamic queries have due at ``now``; forget those ended."""
+        for guid, (dq, query) in list(leaf.dynamic_queries.items()):
+            if dq.ended is None and now >= dq.next_at:
+                for conn_id, ttl in dq.step(now, self._dq_candidates(query)):
+                    self._send(self.connections[conn_id], Container(query, ttl=ttl))
+            if dq.ended is not None:
+                del leaf.dynamic_queries[guid]
 
     def _ultrapeer_wants(self, conn: Connection, query: Any) -> bool:
         """ultrapeer_qrp §: a query on its last hop (TTL 1) goes to an ultrapeer only when
@@ -978,6 +1039,9 @@ class Servent:
                 # leaf_guided_queries §: "Query Status Responses can be sent unsolicited"
                 self._send_vendor(conn, "BEAR", 12, 1, guid=d.guid, body=dict(hits=hits))
         elif target is not None:
+            running = target.dynamic_queries.get(d.guid) if target is not conn else None
+            if running is not None:  # dynamic_query §2.5.2.1: "r = the number of results"
+                running[0].add_results(len(d.results))
             self._forward(target, d)  # reverse path only; unknown GUIDs are dropped
 
     def _on_push(self, conn: Connection, d: Any, now: float) -> None:
@@ -1059,6 +1123,13 @@ class Servent:
     def _on_query_status_response(self, conn: Connection, d: Any, now: float) -> None:
         if self.is_ultrapeer and not conn.peer_is_ultrapeer:
             _bounded_set(self.query_status, d.guid, d.body.hits)
+            running = conn.dynamic_queries.get(d.guid)
+            if running is not None:  # leaf_guided_queries §: the leaf's own count decides
+                dq = running[0]
+                if d.body.hits == QUERY_STATUS_STOP:
+                    dq.stop()
+                else:
+                    dq.add_results(max(0, d.body.hits - dq.results))
 
     def query_status_request(self, conn_id: Any, query_guid: bytes, now: float) -> bool:
         """Ask a leaf how many hits its query ``query_guid`` got (BEAR/11v1); False when the
@@ -1234,6 +1305,7 @@ class Servent:
             self._qrp_version += 1  # the leaf's keywords leave our ultrapeer table
         conn.route_table = RouteTableReceiver()
         conn.pings.clear()
+        conn.dynamic_queries.clear()
 
 
 def _bounded_set(table: OrderedDict, key: Any, value: Any) -> None:
@@ -1246,6 +1318,14 @@ def _bounded_set(table: OrderedDict, key: Any, value: Any) -> None:
 def _upgrade(headers: Headers) -> bool:
     """gnet-TLS-upgrade §2: ``Connection: Upgrade`` (case-insensitive)."""
     return "upgrade" in [t.lower() for t in headers.tokens("Connection")]
+
+
+def _header_int(value: str | None, low: int, high: int) -> int | None:
+    """A handshake header's number clamped to ``low..high``; None when absent or not one."""
+    try:
+        return min(high, max(low, int((value or "").strip())))
+    except ValueError:
+        return None
 
 
 def _true(value: str | None) -> bool:

@@ -125,7 +125,7 @@ class GnutellaServer:
                  shared: Iterable[SharedFile] | None = None, firewalled: bool = False,
                  deflate: bool = True, tls: bool = False,
                  ultrapeer_qrp: bool = True, vendor_messages: bool = True,
-                 hsep: bool = True) -> None:
+                 hsep: bool = True, dynamic_query: bool = False) -> None:
         self.share_dir = Path(share) if share else None
         files = list(shared) if shared is not None else (
             share_directory(self.share_dir) if self.share_dir else [])
@@ -135,7 +135,7 @@ class GnutellaServer:
                             rng=random.Random(seed), listen=(host, port),
                             firewalled=firewalled, deflate=deflate, tls=tls,
                             ultrapeer_qrp=ultrapeer_qrp, vendor_messages=vendor_messages,
-                            hsep=hsep)
+                            hsep=hsep, dynamic_query=dynamic_query)
         self._writers: dict[Any, asyncio.StreamWriter] = {}
         self._hits: dict[bytes, list[Hit]] = {}
         self._server: asyncio.AbstractServer | None = None
