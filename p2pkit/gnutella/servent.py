@@ -531,6 +531,8 @@ class Servent:
         self.reachable = False
         #: push_proxy §3: the push proxies our ultrapeers acknowledged, by connection.
         self.push_proxies: dict[Any, tuple[str, int]] = {}
+        #: push_proxy §3: the leaves we are push proxy for, by servent id (one per leaf).
+        self.proxied: dict[bytes, Connection] = {}
         #: Hits received for our own queries (BEAR/12 reports them), and what our leaves
         #: reported for theirs (leaf_guided_queries §: 0xFFFF means "terminated").
         self.query_hits: OrderedDict[bytes, int] = OrderedDict()
@@ -1104,6 +1106,9 @@ class Servent:
         if self.is_ultrapeer and not conn.peer_is_ultrapeer:
             # push_proxy §3: we relay Pushes for this servent ID (the VM GUID) to this leaf
             self.push_routes.add(d.guid, conn, now)
+            for guid in [g for g, c in self.proxied.items() if c is conn]:
+                del self.proxied[guid]  # one servent id per leaf: the table stays bounded
+            self.proxied[d.guid] = conn
             self._send_vendor(conn, "LIME", 22, 2, guid=d.guid, body=dict(
                 ip_address=self.listen[0], port=self.listen[1]))
 
@@ -1130,6 +1135,18 @@ class Servent:
                     dq.stop()
                 else:
                     dq.add_results(max(0, d.body.hits - dq.results))
+
+    def proxy_push(self, servent_id: bytes, node: tuple[str, int], now: float) -> bool:
+        """push_proxy §5: a downloader asked us over HTTP to push the leaf ``servent_id``:
+        "the PP constructs a Gnutella Push packet (FileIndex=0) and directly sends this to the
+        FS"; False (the driver answers 410) when that leaf is not connected to us."""
+        conn = self.proxied.get(servent_id)
+        if conn is None or conn.state != cs.ESTABLISHED:
+            return False
+        self._send(conn, Container(guid=self._new_guid(), type="push", ttl=1, hops=0,
+                                   servent_id=servent_id, file_index=0, ip_address=node[0],
+                                   port=node[1], extensions=[]))
+        return True
 
     def query_status_request(self, conn_id: Any, query_guid: bytes, now: float) -> bool:
         """Ask a leaf how many hits its query ``query_guid`` got (BEAR/11v1); False when the
@@ -1301,6 +1318,8 @@ class Servent:
         self.push_routes.forget_connection(conn)
         self.hsep.remove(conn.conn_id)  # HSEP §"Disconnecting"
         self.push_proxies.pop(conn.conn_id, None)
+        for guid in [g for g, c in self.proxied.items() if c is conn]:
+            del self.proxied[guid]
         if not conn.peer_is_ultrapeer and conn.route_table.complete:
             self._qrp_version += 1  # the leaf's keywords leave our ultrapeer table
         conn.route_table = RouteTableReceiver()
