@@ -89,6 +89,7 @@ from p2pkit.gnutella.hsep import HSEP_VERSION, HsepTable
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
 from p2pkit.gnutella.stream import DESCRIPTORS, FAILED, TLS, HandshakeFrame, StreamReader
 from p2pkit.gnutella.tls import TLS_TOKEN, TlsLayer
+from p2pkit.gnutella.udp import UdpEndpoint, oob_address, oob_guid
 from p2pkit.gnutella.vendor import QUERY_STATUS_STOP
 from p2pkit.http1 import Headers
 
@@ -164,6 +165,8 @@ VENDOR_MESSAGE_VERSION = "0.2"
 #: servent has no UDP.
 SUPPORTED_MESSAGES = (("BEAR", 4, 1), ("BEAR", 7, 1), ("BEAR", 11, 1), ("BEAR", 12, 1),
                       ("LIME", 21, 1), ("LIME", 22, 2))
+#: With UDP (:mod:`p2pkit.gnutella.udp`): UDP connect-back, out-of-band Ack and Reply Number.
+UDP_MESSAGES = (("GTKG", 7, 2), ("LIME", 11, 2), ("LIME", 12, 2))
 #: Features Supported (null/10v0): HSEP, version 1 (as gtk-gnutella says it).
 SUPPORTED_FEATURES = (("HSEP", 1),)
 #: HSEP §"Normal operation for ultrapeers": "Every now and then (every 30 seconds or so)".
@@ -237,6 +240,7 @@ class Connection:
         #: vendor_msg §5: forward queries here only when their hops are below this.
         self.hops_flow: int | None = None
         self.connect_back_done = False
+        self.udp_connect_back_done = False
         self.hsep = False  # HSEP/0.2 on both sides
         self.hsep_sent: list | None = None
         self.next_hsep = 0.0
@@ -483,7 +487,8 @@ class Servent:
                  qrp_table_length: int = 1 << 16, deflate: bool = False,
                  tls: bool = False, ultrapeer_qrp: bool = False,
                  vendor_messages: bool = False, hsep: bool = False,
-                 dynamic_query: bool = False) -> None:
+                 dynamic_query: bool = False, udp: bool = False,
+                 started: float = 0.0) -> None:
         if role not in ("leaf", "ultrapeer"):
             raise LocalProtocolError(f"role must be 'leaf' or 'ultrapeer', not {role!r}")
         self.role = role
@@ -537,6 +542,8 @@ class Servent:
         #: reported for theirs (leaf_guided_queries §: 0xFFFF means "terminated").
         self.query_hits: OrderedDict[bytes, int] = OrderedDict()
         self.query_status: OrderedDict[bytes, int] = OrderedDict()
+        #: Gnutella over UDP on our port (out-of-band hits, UDP pings, UDP connect-back).
+        self.udp: UdpEndpoint | None = UdpEndpoint(self, started=started) if udp else None
         self._qrp_version = 0  # bumped when a leaf's table changes (our UP table with it)
         self._up_qrp_messages: tuple[int, list[Container]] | None = None
 
@@ -598,6 +605,8 @@ class Servent:
     def get_timer(self) -> float | None:
         """The earliest timer of any open connection or route expiry, or ``None``."""
         timers = [t for c in self.connections.values() if (t := c.get_timer()) is not None]
+        if self.udp is not None and (t := self.udp.get_timer()) is not None:
+            timers.append(t)
         timers += [t for r in (self.routes, self.push_routes)
                    if (t := r.next_expiry()) is not None]
         return min(timers, default=None)
@@ -606,6 +615,8 @@ class Servent:
         """Run every connection's timer that is due at ``now``, and age out old routes."""
         self.routes.expire(now)
         self.push_routes.expire(now)
+        if self.udp is not None:
+            self.udp.handle_timer(now)
         for conn in list(self.connections.values()):
             when = conn.get_timer()
             if when is not None and when <= now:
@@ -640,9 +651,15 @@ class Servent:
         extensions = []
         if urn is not None:
             extensions.append(Container(kind="urn", text=urn, separator=None))
+        # out-of-band §B: hits by UDP once a UDP connect-back showed unsolicited UDP arrives
+        oob = self.udp is not None and self.udp.reachable and _is_ipv4(self.listen[0])
+        if oob:
+            guid = oob_guid(guid, self.listen)
+            assert self.udp is not None
+            self.udp.oob_query(guid)
         query = Container(guid=guid, type="query", ttl=ttl, hops=0,
-                          min_speed=dict(mark=True, ggep_h=True), search_criteria=text,
-                          extensions=extensions)
+                          min_speed=dict(mark=True, ggep_h=True, oob_reply=oob),
+                          search_criteria=text, extensions=extensions)
         self.routes.add(guid, _LOCAL, now)
         for conn in self._established():
             if conn.hops_flow is not None and conn.hops_flow == 0:
@@ -865,8 +882,9 @@ class Servent:
         peer = conn.headers
         if self.vendor_messages and peer.get("Vendor-Message"):
             # vendor_msg §4: "it MUST send it a "Messages Supported" message"
+            supported = SUPPORTED_MESSAGES + (UDP_MESSAGES if self.udp is not None else ())
             self._send_vendor(conn, "\0\0\0\0", 0, 0, messages=[
-                dict(vendor=v, selector=s, version=n) for v, s, n in SUPPORTED_MESSAGES])
+                dict(vendor=v, selector=s, version=n) for v, s, n in supported])
             self._send_vendor(conn, "\0\0\0\0", 10, 0, features=[
                 dict(feature=f, version=n) for f, n in SUPPORTED_FEATURES])
         if self.hsep_enabled and f"hsep/{HSEP_VERSION}" in [
@@ -951,7 +969,7 @@ class Servent:
             return  # duplicate GUID: dropped
         if d.ttl + d.hops > self.max_ttl:
             d.ttl = max(0, self.max_ttl - d.hops)  # trim to our horizon
-        self._answer(conn, d)
+        self._answer(conn, d, now)
         if not self.is_ultrapeer or d.ttl < 1:
             return
         dynamic = self.dynamic_query and not conn.peer_is_ultrapeer
@@ -1082,6 +1100,11 @@ class Servent:
         if not self.reachable and ("BEAR", 7) in theirs:
             # msg/connect_back: "sent by servents that still think they are firewalled"
             self._send_vendor(conn, "BEAR", 7, 1, body=dict(port=self.listen[1]))
+        if self.udp is not None and not self.udp.reachable and ("GTKG", 7) in theirs:
+            # msg/connect_back, GTKG/7v2: the peer pings our UDP port under this GUID
+            guid = self._new_guid()
+            self.udp.expect_connect_back(guid)
+            self._send_vendor(conn, "GTKG", 7, 2, guid=guid, body=dict(port=self.listen[1]))
         if not self.is_ultrapeer and conn.peer_is_ultrapeer:
             if (self.firewalled or not self.reachable) and ("LIME", 21) in theirs:
                 # push_proxy §3.1: "VM GUID: 16 byte ServentId of the FS"
@@ -1101,6 +1124,14 @@ class Servent:
             conn.connect_back_done = True  # once per connection: no connection flood
             conn._emit(ConnectBackRequested(conn_id=conn.conn_id, ip_address=conn.remote_ip,
                                             port=d.body.port))
+
+    def _on_udp_connect_back(self, conn: Connection, d: Any, now: float) -> None:
+        """msg/connect_back, GTKG/7: a UDP ping to the peer's port under the GUID it chose
+        (v2: the message's; v1: the body's), once per connection."""
+        if self.udp is not None and conn.remote_ip and not conn.udp_connect_back_done and \
+                d.body.port:
+            conn.udp_connect_back_done = True
+            self.udp.ping((conn.remote_ip, d.body.port), d.body.get("guid") or d.guid)
 
     def _on_push_proxy_request(self, conn: Connection, d: Any, now: float) -> None:
         if self.is_ultrapeer and not conn.peer_is_ultrapeer:
@@ -1210,7 +1241,7 @@ class Servent:
             return
         self._send(conn, Container(d, ttl=d.ttl - 1, hops=d.hops + 1))
 
-    def _answer(self, conn: Connection, query: Any) -> None:
+    def _answer(self, conn: Connection, query: Any, now: float) -> None:
         """HUGE §3 and the 0.4 rules: a QueryHit for the files matching every keyword or urn."""
         if self.firewalled and query.min_speed.mark and query.min_speed.firewalled:
             return  # min_speed §: "refrain from returning any results"
@@ -1228,6 +1259,12 @@ class Servent:
                                           private_data=b"",
                                           private_extensions=self._push_proxy_extensions(),
                                           xml=None, servent_id=self.guid))
+        if self.udp is not None and query.min_speed.mark and query.min_speed.oob_reply and \
+                query.hops >= 2 and oob_address(query.guid)[1]:
+            # out-of-band §C and §G.1: hits for a query of 2 hops or more go by UDP, after
+            # a Reply Number and the querier's Ack
+            self.udp.offer(hit, now)
+            return
         self._send(conn, hit)
 
     def _push_proxy_extensions(self) -> list[Container] | None:
@@ -1337,6 +1374,11 @@ def _bounded_set(table: OrderedDict, key: Any, value: Any) -> None:
 def _upgrade(headers: Headers) -> bool:
     """gnet-TLS-upgrade §2: ``Connection: Upgrade`` (case-insensitive)."""
     return "upgrade" in [t.lower() for t in headers.tokens("Connection")]
+
+
+def _is_ipv4(text: str) -> bool:
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
 
 
 def _header_int(value: str | None, low: int, high: int) -> int | None:

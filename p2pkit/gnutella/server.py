@@ -135,7 +135,7 @@ class GnutellaServer:
                  shared: Iterable[SharedFile] | None = None, firewalled: bool = False,
                  deflate: bool = True, tls: bool = False,
                  ultrapeer_qrp: bool = True, vendor_messages: bool = True,
-                 hsep: bool = True, dynamic_query: bool = False) -> None:
+                 hsep: bool = True, dynamic_query: bool = False, udp: bool = False) -> None:
         self.share_dir = Path(share) if share else None
         files = list(shared) if shared is not None else (
             share_directory(self.share_dir) if self.share_dir else [])
@@ -145,7 +145,7 @@ class GnutellaServer:
                             rng=random.Random(seed), listen=(host, port),
                             firewalled=firewalled, deflate=deflate, tls=tls,
                             ultrapeer_qrp=ultrapeer_qrp, vendor_messages=vendor_messages,
-                            hsep=hsep, dynamic_query=dynamic_query)
+                            hsep=hsep, dynamic_query=dynamic_query, udp=udp)
         self._writers: dict[Any, asyncio.StreamWriter] = {}
         self._hits: dict[bytes, list[Hit]] = {}
         self._server: asyncio.AbstractServer | None = None
@@ -161,6 +161,8 @@ class GnutellaServer:
         #: HTTP uploads under way: writer -> the client's IP address.
         self._uploads: dict[asyncio.StreamWriter, str | None] = {}
         self.connected = asyncio.Event()
+        #: Gnutella over UDP on the same port (``udp=True``; :mod:`p2pkit.gnutella.udp`).
+        self._udp: asyncio.DatagramTransport | None = None
 
     def _loop_time(self) -> float:
         return asyncio.get_running_loop().time()
@@ -169,6 +171,14 @@ class GnutellaServer:
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self.core.listen = (self.host, self.port)
+        if self.core.udp is not None:
+            self.core.udp.started = self._loop_time()
+            try:
+                self._udp, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                    lambda: _UdpProtocol(self), local_addr=(self.host, self.port))
+            except OSError:
+                self._server.close()
+                raise
         self._spawn(self._run_timers())
 
     async def close(self) -> None:
@@ -181,6 +191,8 @@ class GnutellaServer:
             await asyncio.wait_for(self._flush(), 2.0)
         if self._server is not None:
             self._server.close()
+        if self._udp is not None:
+            self._udp.close()
         for writer in list(self._writers.values()):
             writer.close()
         for writer in list(self._streams):
@@ -347,10 +359,32 @@ class GnutellaServer:
         for conn in list(self.core.connections.values()):
             while (event := conn.next_event()) is not NEED_DATA:
                 pinged |= self._on_event(event)
+        self._flush_udp()
         if wake:
             self._wake.set()
         if pinged:
             await self._flush(wake=wake)
+
+    def _flush_udp(self) -> None:
+        udp = self.core.udp
+        if udp is None:
+            return
+        for data, addr in udp.datagrams_to_send(self._loop_time()):
+            if self._udp is not None:
+                self._udp.sendto(data, addr)
+        while (event := udp.next_event()) is not NEED_DATA:
+            self._on_event(event)
+
+    def _on_datagram(self, data: bytes, addr: Any) -> None:
+        udp = self.core.udp
+        if udp is None:
+            return
+        try:
+            udp.receive_datagram(data, (addr[0], addr[1]), self._loop_time())
+        except Exception as e:  # a bug reached by one datagram: that datagram only
+            log.warning("dropping a datagram from %s: %s: %s", addr, type(e).__name__, e)
+        self._flush_udp()
+        self._wake.set()
 
     def _on_event(self, event: Any) -> bool:
         """Handle one event; True when it queued a ping to write."""
@@ -549,6 +583,19 @@ class GnutellaServer:
             pass
         finally:
             writer.close()
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    """Datagrams on the servent's port go to its :class:`~p2pkit.gnutella.udp.UdpEndpoint`."""
+
+    def __init__(self, server: GnutellaServer) -> None:
+        self.server = server
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.server._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:  # ICMP unreachable: nothing to do
+        pass
 
 
 async def download(hit: Hit, *, by_urn: bool = True, first: int | None = None,
