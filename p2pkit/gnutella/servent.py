@@ -1125,6 +1125,16 @@ class Servent:
             conn._emit(ConnectBackRequested(conn_id=conn.conn_id, ip_address=conn.remote_ip,
                                             port=d.body.port))
 
+    def _udp_reachable(self) -> None:
+        """A UDP connect-back reached us: we take out-of-band hits ourselves, so our
+        ultrapeers are told not to proxy our queries (out-of-band-v3 §"OOB Proxy Veto",
+        LIME/13v1 without its byte: "all proxying is vetoed")."""
+        if self.is_ultrapeer:
+            return
+        for conn in self._established():
+            if conn.peer_is_ultrapeer and ("LIME", 13) in conn.peer_messages:
+                self._send_vendor(conn, "LIME", 13, 1, body=dict(version=None))
+
     def _on_udp_connect_back(self, conn: Connection, d: Any, now: float) -> None:
         """msg/connect_back, GTKG/7: a UDP ping to the peer's port under the GUID it chose
         (v2: the message's; v1: the body's), once per connection."""

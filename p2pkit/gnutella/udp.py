@@ -223,7 +223,9 @@ class UdpEndpoint:
     def _on_ping(self, d: Any, addr: Address, now: float) -> None:
         if d.guid in self._connect_backs:  # msg/connect_back: the ping we asked a peer for
             del self._connect_backs[d.guid]
-            self.reachable = True
+            if not self.reachable:
+                self.reachable = True
+                self.servent._udp_reachable()
         servent = self.servent
         ggep = [extension("VC", value=dict(vendor="P2PK", version=1))]
         if servent.is_ultrapeer:

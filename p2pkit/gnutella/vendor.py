@@ -36,6 +36,7 @@ __all__ = [
     "FeaturesSupported",
     "HopsFlow",
     "MessagesSupported",
+    "OobProxyControl",
     "OobReplyAck",
     "OobReplyIndication",
     "OobReplyIndicationV1",
@@ -94,6 +95,10 @@ OobReplyIndication = Struct("hits" / Int8ul, "can_receive_unsolicited" / Int8ul,
 #: out-of-band §D.2, LIME/11v1 and v2 Ack ("completely identical"): "the number of query hits
 #: that the servent wants".
 OobReplyAck = Struct("wanted" / Int8ul, Terminated)
+#: out-of-band-v3 §"OOB Proxy Veto", LIME/13v1: "an optional single byte, indicating the highest
+#: version of the OOB protocol that should not be proxied. If that byte is missing, it is to be
+#: interpreted that all proxying is vetoed".
+OobProxyControl = Struct("version" / construct.Optional(Int8ul), Terminated)
 # fmt: on
 
 #: vendor_msg §2 names, plus gtk-gnutella's list (msg/GTKG.lst) and messages seen in captures.
@@ -112,6 +117,7 @@ VENDOR_MESSAGES: dict[tuple[str, int], str] = {
     ("GTKG", 23): "node_info_reply",
     ("LIME", 11): "oob_reply_ack",
     ("LIME", 12): "oob_reply_indication",
+    ("LIME", 13): "oob_proxy_control",
     ("LIME", 21): "push_proxy_request",
     ("LIME", 22): "push_proxy_acknowledgement",
 }
@@ -125,6 +131,7 @@ BODIES: dict[tuple[str, int], dict[int, construct.Construct]] = {
     ("GTKG", 7): {1: UdpConnectBackV1, 2: UdpConnectBack},
     ("LIME", 11): {1: OobReplyAck, 2: OobReplyAck},
     ("LIME", 12): {1: OobReplyIndicationV1, 2: OobReplyIndication},
+    ("LIME", 13): {1: OobProxyControl},
     ("LIME", 21): {1: Empty, 2: Empty},
     ("LIME", 22): {1: PushProxyAcknowledgementV1, 2: PushProxyAcknowledgement},
 }

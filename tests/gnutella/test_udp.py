@@ -113,6 +113,8 @@ def test_out_of_band_hits_come_by_udp_after_reply_number_and_ack():
                                                  extensions=[])), ("127.0.0.10", 6346), 1.0)
     assert q.udp.reachable
     q.udp.datagrams_to_send()  # (its pong)
+    n.pump(1.0)
+    assert n.nodes["up1"].received["vendor_message"] == 0  # up1 listed no LIME/13: nothing
     guid = q.query("kilo", 1.0)
     assert oob_address(guid) == ("127.0.0.11", 6347)  # out-of-band §B.2
     n.pump(1.5)
@@ -156,3 +158,18 @@ def test_sockets_and_udp_connect_back_in_a_namespace(tmp_path):
     if done.returncode != 0:
         pytest.fail(f"udp_scenario.py: {done.returncode}\n{done.stdout}\n{done.stderr}")
     assert "all checks passed" in done.stdout
+
+
+def test_reachable_leaf_vetoes_oob_proxying():
+    """out-of-band-v3: a leaf that takes its own out-of-band hits sends LIME/13v1 (no byte:
+    every version vetoed) to the ultrapeers that listed it (gtk-gnutella and LimeWire do)."""
+    n = oob_network()
+    q = n.nodes["q"]
+    q.connections["up1"].peer_messages.add(("LIME", 13))  # as a LimeWire ultrapeer's list
+    q.udp.expect_connect_back(b"C" * 16)
+    q.udp.receive_datagram(Descriptor.build(dict(guid=b"C" * 16, type="ping", ttl=1, hops=0,
+                                                 extensions=[])), ("127.0.0.10", 6346), 1.0)
+    [data] = [c.data_to_send() for c in q.connections_with_data()]
+    veto = Descriptor.parse(data)
+    assert (veto.vendor, veto.selector, veto.version, veto.payload) == ("LIME", 13, 1, b"")
+    assert veto.name == "oob_proxy_control" and veto.body.version is None
