@@ -40,6 +40,7 @@ __all__ = [
     "MAX_HORIZON",
     "MAX_LIFETIME",
     "MAX_TTL",
+    "OWN_RESULTS",
     "PROBE_CONNECTIONS",
     "PROBE_TTL",
     "WAIT_PER_HOP",
@@ -52,6 +53,9 @@ __all__ = [
 #: §2.5.3.1: "each Ultrapeer MUST attempt to get only 50 results for a query received from one
 #: of its leaves".
 LEAF_RESULTS = 50
+#: §2.5.3.1: "Clients MUST target a maximum of 150 total results for a given query" (§2.2: an
+#: ultrapeer searching for itself targets more, having no other ultrapeers search for it).
+OWN_RESULTS = 150
 #: §2.5.1: "A simple approach is to send a TTL=2 query down 3 connections".
 PROBE_TTL = 2
 PROBE_CONNECTIONS = 3

@@ -72,7 +72,7 @@ from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, Protoco
 from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella.deflate import Deflater, InflateGuard
 from p2pkit.gnutella.descriptors import Descriptor
-from p2pkit.gnutella.dynamic_query import LEAF_RESULTS, Candidate, DynamicQuery
+from p2pkit.gnutella.dynamic_query import LEAF_RESULTS, OWN_RESULTS, Candidate, DynamicQuery
 from p2pkit.gnutella.dynamic_query import MAX_TTL as DQ_MAX_TTL
 from p2pkit.gnutella.events import (
     Bye,
@@ -179,6 +179,8 @@ MAX_QUERY_STATUS = 1000
 #: Dynamic queries one leaf may have running at once; one more ends its oldest (the state is
 #: per leaf and goes with its connection).
 MAX_DYNAMIC_QUERIES_PER_LEAF = 8
+#: An ultrapeer's own dynamic queries running at once (the oldest ends first).
+MAX_OWN_DYNAMIC_QUERIES = 16
 #: dynamic_query §2.5.3.2.2: "X-Degree [...] the number of Ultrapeer connections this nodes
 #: attempts to maintain"; §2.5.3.2.3 "X-Dynamic-Querying: 0.1".
 DYNAMIC_QUERY_VERSION = "0.1"
@@ -368,7 +370,7 @@ class Connection:
                         and now >= self.next_qrp:
                     self.servent._send_up_table(self, now)
                 if self.dynamic_queries:
-                    self.servent._run_dynamic_queries(self, now)
+                    self.servent._run_dynamic_queries(self.dynamic_queries, now)
         elif state == cs.CLOSING and now >= self.closing_since + BYE_LINGER:
             self._end(cs.LINGER_EXPIRED, self._close_code, self._close_reason, by_peer=False)
 
@@ -517,6 +519,9 @@ class Servent:
         #: dynamic_query §2.2: an ultrapeer runs its leaves' queries as dynamic queries
         #: (:mod:`p2pkit.gnutella.dynamic_query`) instead of flooding them to its ultrapeers.
         self.dynamic_query = dynamic_query
+        #: An ultrapeer's own dynamic queries (§2.2: "performing searches for themselves").
+        self.dynamic_queries: OrderedDict[bytes, tuple[DynamicQuery, Container]] = \
+            OrderedDict()
         self._qrp_messages: list[Container] | None = None
         self.shared = list(shared)
         #: Every connection by the driver's id, closed ones included until :meth:`remove`.
@@ -607,6 +612,7 @@ class Servent:
         timers = [t for c in self.connections.values() if (t := c.get_timer()) is not None]
         if self.udp is not None and (t := self.udp.get_timer()) is not None:
             timers.append(t)
+        timers += [q.next_at for q, _ in self.dynamic_queries.values()]
         timers += [t for r in (self.routes, self.push_routes)
                    if (t := r.next_expiry()) is not None]
         return min(timers, default=None)
@@ -617,6 +623,8 @@ class Servent:
         self.push_routes.expire(now)
         if self.udp is not None:
             self.udp.handle_timer(now)
+        if self.dynamic_queries:
+            self._run_dynamic_queries(self.dynamic_queries, now)
         for conn in list(self.connections.values()):
             when = conn.get_timer()
             if when is not None and when <= now:
@@ -661,13 +669,20 @@ class Servent:
                           min_speed=dict(mark=True, ggep_h=True, oob_reply=oob),
                           search_criteria=text, extensions=extensions)
         self.routes.add(guid, _LOCAL, now)
+        dynamic = self.dynamic_query and self.is_ultrapeer
         for conn in self._established():
             if conn.hops_flow is not None and conn.hops_flow == 0:
                 continue  # vendor_msg §5: "A threshold of 0 therefore requests that NO queries"
-            if conn.peer_is_ultrapeer and self._ultrapeer_wants(conn, query) or \
-                    self._leaf_wants(conn, query):
+            if conn.peer_is_ultrapeer and not dynamic and self._ultrapeer_wants(conn, query) \
+                    or self._leaf_wants(conn, query):
                 self._send(conn, query)
         _bounded_set(self.query_hits, guid, 0)
+        if dynamic:  # dynamic_query §2.2: our ultrapeers get it a few at a time
+            while len(self.dynamic_queries) >= MAX_OWN_DYNAMIC_QUERIES:
+                self.dynamic_queries.popitem(last=False)
+            self.dynamic_queries[guid] = (
+                DynamicQuery(desired=OWN_RESULTS, started=now, next_at=now), query)
+            self._run_dynamic_queries(self.dynamic_queries, now)
         return guid
 
     def ping(self, now: float, *, ttl: int = 1) -> bytes:
@@ -999,7 +1014,7 @@ class Servent:
             leaf.dynamic_queries.popitem(last=False)
         leaf.dynamic_queries[query.guid] = (
             DynamicQuery(desired=LEAF_RESULTS, started=now, next_at=now), query)
-        self._run_dynamic_queries(leaf, now)
+        self._run_dynamic_queries(leaf.dynamic_queries, now)
 
     def _dq_candidates(self, query: Container) -> list[Candidate]:
         """The ultrapeer connections a dynamic query may go down: those whose route table
@@ -1018,14 +1033,15 @@ class Servent:
                                                max_ttl or DQ_MAX_TTL)))
         return [c for _, c in sorted(out, key=lambda x: x[0])]
 
-    def _run_dynamic_queries(self, leaf: Connection, now: float) -> None:
-        """Send what the leaf's dynamic queries have due at ``now``; forget those ended."""
-        for guid, (dq, query) in list(leaf.dynamic_queries.items()):
+    def _run_dynamic_queries(self, queries: OrderedDict, now: float) -> None:
+        """Send what dynamic ``queries`` (a leaf's, or our own) have due at ``now``; forget
+        those ended."""
+        for guid, (dq, query) in list(queries.items()):
             if dq.ended is None and now >= dq.next_at:
                 for conn_id, ttl in dq.step(now, self._dq_candidates(query)):
                     self._send(self.connections[conn_id], Container(query, ttl=ttl))
             if dq.ended is not None:
-                del leaf.dynamic_queries[guid]
+                del queries[guid]
 
     def _ultrapeer_wants(self, conn: Connection, query: Any) -> bool:
         """ultrapeer_qrp §: a query on its last hop (TTL 1) goes to an ultrapeer only when
@@ -1055,6 +1071,8 @@ class Servent:
             conn._emit(QueryHit(conn_id=conn.conn_id, query_guid=d.guid, descriptor=d))
             hits = min(QUERY_STATUS_STOP - 1, self.query_hits.get(d.guid, 0) + len(d.results))
             _bounded_set(self.query_hits, d.guid, hits)
+            if d.guid in self.dynamic_queries:  # dynamic_query §2.5.2.1: r, our own query
+                self.dynamic_queries[d.guid][0].add_results(len(d.results))
             if not self.is_ultrapeer and ("BEAR", 12) in conn.peer_messages:
                 # leaf_guided_queries §: "Query Status Responses can be sent unsolicited"
                 self._send_vendor(conn, "BEAR", 12, 1, guid=d.guid, body=dict(hits=hits))

@@ -283,6 +283,9 @@ class UdpEndpoint:
         counts = self.servent.query_hits  # bounded by the servent: only known GUIDs updated
         if d.guid in counts:
             counts[d.guid] = min(counts[d.guid] + len(d.results), 0xFFFE)
+        running = self.servent.dynamic_queries.get(d.guid)
+        if running is not None:  # an ultrapeer's own dynamic query counts UDP hits too
+            running[0].add_results(len(d.results))
         self._events.append(QueryHit(conn_id=("udp", addr), query_guid=d.guid, descriptor=d))
 
     # --- plumbing ---------------------------------------------------------------------------

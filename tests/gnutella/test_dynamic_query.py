@@ -121,3 +121,27 @@ def test_rare_content_goes_one_connection_at_a_time():
     assert n.nodes["l6"].received["query"] == 1
     n.pump(60.0)
     assert not n.nodes["up0"].connections["q"].dynamic_queries  # no connection left: ended
+
+
+def test_ultrapeer_own_query_targets_150_results():
+    """§2.2: an ultrapeer searching for itself runs the same algorithm for 150 results (so six
+    leaves of 20 results each do not end it early: every connection is queried)."""
+    n = dq_network(rare=False)
+    up0 = n.nodes["up0"]
+    guid = up0.query("delta", 0.0)
+
+    def reached():
+        return [u for u in range(1, 7) if n.nodes[f"u{u}"].received["query"]]
+    n.pump(0.5)
+    assert reached() == [1, 2, 3]
+    for step in range(77, 800):  # the simulator runs connection timers; ours by hand
+        now = step / 10
+        n.pump(now)
+        up0.handle_timer(now)
+        n.pump(now)
+        if now == 7.7:
+            assert reached() == [1, 2, 3]
+        if now == 7.8:
+            assert reached() == [1, 2, 3, 4]
+    assert reached() == [1, 2, 3, 4, 5, 6]
+    assert up0.query_hits[guid] == 120 and not up0.dynamic_queries  # no connection left
