@@ -161,8 +161,7 @@ VENDOR_MESSAGE_VERSION = "0.2"
 #: What this servent acts on, sent as Messages Supported (vendor_msg §4: "Each item
 #: describes a particular vendor-specific message supported by the servent"). Only what is
 #: implemented: hops flow, TCP connect-back (the driver connects), query status request and
-#: response, push-proxy request and acknowledgement. Not GTKG/7 (UDP connect-back): this
-#: servent has no UDP.
+#: response, push-proxy request and acknowledgement; with UDP also :data:`UDP_MESSAGES`.
 SUPPORTED_MESSAGES = (("BEAR", 4, 1), ("BEAR", 7, 1), ("BEAR", 11, 1), ("BEAR", 12, 1),
                       ("LIME", 21, 1), ("LIME", 22, 2))
 #: With UDP (:mod:`p2pkit.gnutella.udp`): UDP connect-back, out-of-band Ack and Reply Number.
@@ -771,7 +770,7 @@ class Servent:
                  content_encoding: bool = False, upgrade: bool = False,
                  connection_upgrade: bool = False) -> Headers:
         """Our handshake headers: the names and order gtk-gnutella 1.2.3 uses, minus what this
-        servent does not implement (dynamic querying, gtk-gnutella's tokens and degrees)."""
+        servent does not implement (gtk-gnutella's tokens; X-Degree only with dynamic querying)."""
         items = [("Listen-IP", f"{self.listen[0]}:{self.listen[1]}")]
         if remote_ip:
             items.append(("Remote-IP", remote_ip))
