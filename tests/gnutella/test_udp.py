@@ -173,3 +173,33 @@ def test_reachable_leaf_vetoes_oob_proxying():
     veto = Descriptor.parse(data)
     assert (veto.vendor, veto.selector, veto.version, veto.payload) == ("LIME", 13, 1, b"")
     assert veto.name == "oob_proxy_control" and veto.body.version is None
+
+
+def test_serve_udp_answers_gtk_gnutella_ping(tmp_path):
+    """``p2pkit gnutella serve --udp``: the servent's TCP port number is its UDP port too."""
+    import os
+    import re
+    import socket
+    import subprocess
+
+    from tests.cli.test_servers_stop import _wait_for
+
+    root = Path(__file__).parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "p2pkit", "gnutella", "serve", "--ultrapeer",
+                             "--udp", "--dynamic-query", "--listen", "127.0.0.1:0",
+                             "--duration", "20"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen: list = []
+        _wait_for(proc, "on 127.0.0.1:", seen)
+        port = int(re.search(r"on 127\.0\.0\.1:(\d+)", "".join(seen)).group(1))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.sendto(GTKG_PING, ("127.0.0.1", port))
+            pong = Descriptor.parse(sock.recv(4096))
+        assert pong.type == "pong" and pong.guid == GTKG_PING[:16] and pong.port == port
+        assert ggep_ids(pong)[:3] == ["VC", "UP", "DU"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
