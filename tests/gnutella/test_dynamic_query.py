@@ -145,3 +145,17 @@ def test_ultrapeer_own_query_targets_150_results():
             assert reached() == [1, 2, 3, 4]
     assert reached() == [1, 2, 3, 4, 5, 6]
     assert up0.query_hits[guid] == 120 and not up0.dynamic_queries  # no connection left
+
+
+def test_a_leaf_cannot_hold_more_than_its_share_of_dynamic_queries():
+    from p2pkit.gnutella.servent import MAX_DYNAMIC_QUERIES_PER_LEAF
+
+    n = dq_network(rare=True)
+    for i in range(3 * MAX_DYNAMIC_QUERIES_PER_LEAF):
+        n.nodes["q"].query(f"nothing{i}", now=0.0)
+    n.pump(0.5)
+    running = n.nodes["up0"].connections["q"].dynamic_queries
+    assert len(running) == MAX_DYNAMIC_QUERIES_PER_LEAF  # the oldest ended first
+    n.nodes["up0"].close("q", 1.0)
+    n.pump(1.0)
+    assert not running  # freed with the leaf's connection
