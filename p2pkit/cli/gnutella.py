@@ -64,8 +64,13 @@ def gnutella() -> None:
               "(Upgrade: TLS/1.0, gnet-TLS-upgrade).")
 @click.option("--deflate/--no-deflate", default=True, show_default=True,
               help="Deflate what is sent when the peer accepts it (compression §3).")
+@click.option("--dynamic-query", is_flag=True, help="As ultrapeer, run leaves' queries as "
+              "dynamic queries (probe, then one connection at a time; dynamic_query §2).")
+@click.option("--udp", is_flag=True, help="Gnutella over UDP on the same port: pings, "
+              "out-of-band query hits, UDP connect-back (out-of-band, msg/connect_back).")
 def serve(share: str | None, listen: Address, ultrapeer: bool, peers: tuple[Address, ...],
-          duration: float | None, tls: bool = False, deflate: bool = True) -> None:
+          duration: float | None, tls: bool = False, deflate: bool = True,
+          dynamic_query: bool = False, udp: bool = False) -> None:
     """Run a servent sharing DIR over Gnutella and HTTP on one port.
 
     Runs until SIGINT, SIGTERM or --duration, then exits 0.
@@ -75,7 +80,8 @@ def serve(share: str | None, listen: Address, ultrapeer: bool, peers: tuple[Addr
     async def run() -> str:
         with Stopper() as stopper:
             server = GnutellaServer(share=share, host=host, port=port, ultrapeer=ultrapeer,
-                                    tls=tls, deflate=deflate)
+                                    tls=tls, deflate=deflate, dynamic_query=dynamic_query,
+                                    udp=udp)
             try:
                 await server.start()
             except (OSError, OverflowError) as e:

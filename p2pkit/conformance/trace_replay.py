@@ -39,6 +39,7 @@ from p2pkit.conformance.runner import (
     TargetError,
     run_with,
 )
+from p2pkit.conformance.trace_deflate import InflatedTurn, split_deflated
 from p2pkit.conformance.trace_manifest import (
     Fresh,
     Manifest,
@@ -50,6 +51,7 @@ from p2pkit.conformance.trace_manifest import (
 from p2pkit.conformance.trace_session import SessionInfo, TraceError, Turn, read_turns
 from p2pkit.conformance.verifiers import All, Anything
 from p2pkit.errors import P2PKitError
+from p2pkit.gnutella.deflate import Deflater
 
 __all__ = [
     "SHIPPED",
@@ -77,6 +79,8 @@ class Trace:
     sends: list[Turn]
     #: BitTorrent: extended id -> extension name, from the recorded server's handshake.
     recorded_names: dict[int, str] = field(default_factory=dict)
+    #: Gnutella, a client that deflated its side: its turns inflated, by frame.
+    deflated: dict[int, InflatedTurn] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -109,6 +113,8 @@ def load_trace(directory: str | Path) -> Trace:
     trace = Trace(manifest, turns, sends)
     if manifest.protocol == "bittorrent":
         trace.recorded_names = recorded_extension_names(turns, manifest)
+    elif manifest.protocol == "gnutella":
+        trace.deflated = split_deflated((t.frame, t.data) for t in turns if t.side == "client")
     return trace
 
 
@@ -200,11 +206,21 @@ def _stream_sender(trace: Trace, turn: Turn, step: TraceStep | None = None
         if isinstance(rule.get("fields"), Mapping) and isinstance(
             rule["fields"].get("extension"), str))
 
-    def build(ctx: Any) -> bytes:
-        data = turn.data
+    def fresh(data: bytes, ctx: Any) -> bytes:
         for old, new in _fresh_values(manifest.fresh, ctx):
             if isinstance(old, bytes) and isinstance(new, bytes) and len(old) == len(new):
                 data = data.replace(old, new)
+        return data
+
+    def build(ctx: Any) -> bytes:
+        inflated = trace.deflated.get(turn.frame)
+        if inflated is None:
+            data = fresh(turn.data, ctx)
+        else:  # compression §3: fresh values inside the client's zlib stream (trace_deflate)
+            if ctx.deflater is None:
+                ctx.deflater = Deflater()  # the harness's own zlib stream on this connection
+            data = fresh(inflated.plain, ctx) + ctx.deflater.batch(
+                fresh(inflated.inflated, ctx))
         if manifest.protocol == "bittorrent" and trace.recorded_names:
             from p2pkit.conformance.trace_stream import rewrite_extended_ids
 

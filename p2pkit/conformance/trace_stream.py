@@ -23,6 +23,7 @@ from p2pkit import registry
 from p2pkit.conformance.case import Case
 from p2pkit.conformance.runner import CaseContext, flatten
 from p2pkit.conformance.stream_runner import NotApplicable, Session, StreamProtocol, StreamRunner
+from p2pkit.gnutella.deflate import Deflater
 
 __all__ = ["TraceContext", "TraceStream", "TraceStreamRunner", "rewrite_extended_ids"]
 
@@ -41,6 +42,9 @@ class TraceContext(CaseContext):
                                         peer=self.sent_decoder)
         self._sent = 0
         self._received = 0
+        #: Gnutella: the harness's compressor when the recorded client deflated its side
+        #: (:mod:`p2pkit.conformance.trace_deflate`).
+        self.deflater: Deflater | None = None
 
     def sent(self, data: bytes) -> None:
         """The harness wrote ``data``: decode it (the target's answers may depend on it)."""

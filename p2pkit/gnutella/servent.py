@@ -72,6 +72,8 @@ from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, Protoco
 from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella.deflate import Deflater, InflateGuard
 from p2pkit.gnutella.descriptors import Descriptor
+from p2pkit.gnutella.dynamic_query import LEAF_RESULTS, OWN_RESULTS, Candidate, DynamicQuery
+from p2pkit.gnutella.dynamic_query import MAX_TTL as DQ_MAX_TTL
 from p2pkit.gnutella.events import (
     Bye,
     ConnectBackRequested,
@@ -87,6 +89,7 @@ from p2pkit.gnutella.hsep import HSEP_VERSION, HsepTable
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
 from p2pkit.gnutella.stream import DESCRIPTORS, FAILED, TLS, HandshakeFrame, StreamReader
 from p2pkit.gnutella.tls import TLS_TOKEN, TlsLayer
+from p2pkit.gnutella.udp import UdpEndpoint, oob_address, oob_guid
 from p2pkit.gnutella.vendor import QUERY_STATUS_STOP
 from p2pkit.http1 import Headers
 
@@ -166,10 +169,11 @@ VENDOR_MESSAGE_VERSION = "0.2"
 #: What this servent acts on, sent as Messages Supported (vendor_msg §4: "Each item
 #: describes a particular vendor-specific message supported by the servent"). Only what is
 #: implemented: hops flow, TCP connect-back (the driver connects), query status request and
-#: response, push-proxy request and acknowledgement. Not GTKG/7 (UDP connect-back): this
-#: servent has no UDP.
+#: response, push-proxy request and acknowledgement; with UDP also :data:`UDP_MESSAGES`.
 SUPPORTED_MESSAGES = (("BEAR", 4, 1), ("BEAR", 7, 1), ("BEAR", 11, 1), ("BEAR", 12, 1),
                       ("LIME", 21, 1), ("LIME", 22, 2))
+#: With UDP (:mod:`p2pkit.gnutella.udp`): UDP connect-back, out-of-band Ack and Reply Number.
+UDP_MESSAGES = (("GTKG", 7, 2), ("LIME", 11, 2), ("LIME", 12, 2))
 #: Features Supported (null/10v0): HSEP, version 1 (as gtk-gnutella says it).
 SUPPORTED_FEATURES = (("HSEP", 1),)
 #: HSEP §"Normal operation for ultrapeers": "Every now and then (every 30 seconds or so)".
@@ -179,6 +183,14 @@ HSEP_INTERVAL = 30.0
 QRP_UPDATE_INTERVAL = 30.0
 #: Query GUIDs whose hit counts (ours) and status (our leaves') are remembered.
 MAX_QUERY_STATUS = 1000
+#: Dynamic queries one leaf may have running at once; one more ends its oldest (the state is
+#: per leaf and goes with its connection).
+MAX_DYNAMIC_QUERIES_PER_LEAF = 8
+#: An ultrapeer's own dynamic queries running at once (the oldest ends first).
+MAX_OWN_DYNAMIC_QUERIES = 16
+#: dynamic_query §2.5.3.2.2: "X-Degree [...] the number of Ultrapeer connections this nodes
+#: attempts to maintain"; §2.5.3.2.3 "X-Dynamic-Querying: 0.1".
+DYNAMIC_QUERY_VERSION = "0.1"
 
 #: Seconds between our Bye and the forced close (bye Appendix 2: "twice the typical round-trip
 #: for an 'alive PING'", after which "a close() is forced nonetheless").
@@ -237,6 +249,7 @@ class Connection:
         #: vendor_msg §5: forward queries here only when their hops are below this.
         self.hops_flow: int | None = None
         self.connect_back_done = False
+        self.udp_connect_back_done = False
         self.hsep = False  # HSEP/0.2 on both sides
         self.hsep_sent: list | None = None
         self.next_hsep = 0.0
@@ -244,6 +257,9 @@ class Connection:
         self.up_qrp = False
         self.qrp_version = -1
         self.next_qrp = 0.0
+        #: dynamic_query §2.2: the leaf's queries this ultrapeer runs, by GUID (oldest first).
+        self.dynamic_queries: OrderedDict[bytes, tuple[DynamicQuery, Container]] = \
+            OrderedDict()
         self.pings: deque = deque()
         self.opened_at = now
         self.established_at = now
@@ -329,6 +345,7 @@ class Connection:
                 due.append(self.next_hsep)
             if self.up_qrp and self.qrp_version != self.servent._qrp_version:
                 due.append(self.next_qrp)
+            due += [q.next_at for q, _ in self.dynamic_queries.values()]
             return min(due)
         if state == cs.CLOSING:
             return self.closing_since + BYE_LINGER
@@ -359,6 +376,8 @@ class Connection:
                 if self.up_qrp and self.qrp_version != self.servent._qrp_version \
                         and now >= self.next_qrp:
                     self.servent._send_up_table(self, now)
+                if self.dynamic_queries:
+                    self.servent._run_dynamic_queries(self.dynamic_queries, now)
         elif state == cs.CLOSING and now >= self.closing_since + BYE_LINGER:
             self._end(cs.LINGER_EXPIRED, self._close_code, self._close_reason, by_peer=False)
 
@@ -476,7 +495,9 @@ class Servent:
                  max_routes: int = MAX_ROUTES, firewalled: bool = False, qrp: bool = True,
                  qrp_table_length: int = 1 << 16, deflate: bool = False,
                  tls: bool = False, ultrapeer_qrp: bool = False,
-                 vendor_messages: bool = False, hsep: bool = False) -> None:
+                 vendor_messages: bool = False, hsep: bool = False,
+                 dynamic_query: bool = False, udp: bool = False,
+                 started: float = 0.0) -> None:
         if role not in ("leaf", "ultrapeer"):
             raise LocalProtocolError(f"role must be 'leaf' or 'ultrapeer', not {role!r}")
         self.role = role
@@ -502,6 +523,12 @@ class Servent:
         self.vendor_messages = vendor_messages
         #: HSEP 0.2 (X-Features: HSEP/0.2) with peers that say it too.
         self.hsep_enabled = hsep
+        #: dynamic_query §2.2: an ultrapeer runs its leaves' queries as dynamic queries
+        #: (:mod:`p2pkit.gnutella.dynamic_query`) instead of flooding them to its ultrapeers.
+        self.dynamic_query = dynamic_query
+        #: An ultrapeer's own dynamic queries (§2.2: "performing searches for themselves").
+        self.dynamic_queries: OrderedDict[bytes, tuple[DynamicQuery, Container]] = \
+            OrderedDict()
         self._qrp_messages: list[Container] | None = None
         self.shared = list(shared)
         #: Every connection by the driver's id, closed ones included until :meth:`remove`.
@@ -522,10 +549,14 @@ class Servent:
         self.reachable = False
         #: push_proxy §3: the push proxies our ultrapeers acknowledged, by connection.
         self.push_proxies: dict[Any, tuple[str, int]] = {}
+        #: push_proxy §3: the leaves we are push proxy for, by servent id (one per leaf).
+        self.proxied: dict[bytes, Connection] = {}
         #: Hits received for our own queries (BEAR/12 reports them), and what our leaves
         #: reported for theirs (leaf_guided_queries §: 0xFFFF means "terminated").
         self.query_hits: OrderedDict[bytes, int] = OrderedDict()
         self.query_status: OrderedDict[bytes, int] = OrderedDict()
+        #: Gnutella over UDP on our port (out-of-band hits, UDP pings, UDP connect-back).
+        self.udp: UdpEndpoint | None = UdpEndpoint(self, started=started) if udp else None
         self._qrp_version = 0  # bumped when a leaf's table changes (our UP table with it)
         self._up_qrp_messages: tuple[int, list[Container]] | None = None
 
@@ -587,6 +618,9 @@ class Servent:
     def get_timer(self) -> float | None:
         """The earliest timer of any open connection or route expiry, or ``None``."""
         timers = [t for c in self.connections.values() if (t := c.get_timer()) is not None]
+        if self.udp is not None and (t := self.udp.get_timer()) is not None:
+            timers.append(t)
+        timers += [q.next_at for q, _ in self.dynamic_queries.values()]
         timers += [t for r in (self.routes, self.push_routes, self.own_pings)
                    if (t := r.next_expiry()) is not None]
         return min(timers, default=None)
@@ -596,6 +630,10 @@ class Servent:
         self.routes.expire(now)
         self.push_routes.expire(now)
         self.own_pings.expire(now)
+        if self.udp is not None:
+            self.udp.handle_timer(now)
+        if self.dynamic_queries:
+            self._run_dynamic_queries(self.dynamic_queries, now)
         for conn in list(self.connections.values()):
             when = conn.get_timer()
             if when is not None and when <= now:
@@ -630,17 +668,30 @@ class Servent:
         extensions = []
         if urn is not None:
             extensions.append(Container(kind="urn", text=urn, separator=None))
+        # out-of-band §B: hits by UDP once a UDP connect-back showed unsolicited UDP arrives
+        oob = self.udp is not None and self.udp.reachable and _is_ipv4(self.listen[0])
+        if oob:
+            guid = oob_guid(guid, self.listen)
+            assert self.udp is not None
+            self.udp.oob_query(guid)
         query = Container(guid=guid, type="query", ttl=ttl, hops=0,
-                          min_speed=dict(mark=True, ggep_h=True), search_criteria=text,
-                          extensions=extensions)
+                          min_speed=dict(mark=True, ggep_h=True, oob_reply=oob),
+                          search_criteria=text, extensions=extensions)
         self.routes.add(guid, _LOCAL, now)
+        dynamic = self.dynamic_query and self.is_ultrapeer
         for conn in self._established():
             if conn.hops_flow is not None and conn.hops_flow == 0:
                 continue  # vendor_msg §5: "A threshold of 0 therefore requests that NO queries"
-            if conn.peer_is_ultrapeer and self._ultrapeer_wants(conn, query) or \
-                    self._leaf_wants(conn, query):
+            if conn.peer_is_ultrapeer and not dynamic and self._ultrapeer_wants(conn, query) \
+                    or self._leaf_wants(conn, query):
                 self._send(conn, query)
         _bounded_set(self.query_hits, guid, 0)
+        if dynamic:  # dynamic_query §2.2: our ultrapeers get it a few at a time
+            while len(self.dynamic_queries) >= MAX_OWN_DYNAMIC_QUERIES:
+                self.dynamic_queries.popitem(last=False)
+            self.dynamic_queries[guid] = (
+                DynamicQuery(desired=OWN_RESULTS, started=now, next_at=now), query)
+            self._run_dynamic_queries(self.dynamic_queries, now)
         return guid
 
     def ping(self, now: float, *, ttl: int = 1, conn_id: Any = None) -> bytes:
@@ -731,7 +782,7 @@ class Servent:
                  content_encoding: bool = False, upgrade: bool = False,
                  connection_upgrade: bool = False) -> Headers:
         """Our handshake headers: the names and order gtk-gnutella 1.2.3 uses, minus what this
-        servent does not implement (dynamic querying, gtk-gnutella's tokens and degrees)."""
+        servent does not implement (gtk-gnutella's tokens; X-Degree only with dynamic querying)."""
         items = [("Listen-IP", f"{self.listen[0]}:{self.listen[1]}")]
         if remote_ip:
             items.append(("Remote-IP", remote_ip))
@@ -755,6 +806,9 @@ class Servent:
         if not refusal:
             if self.is_ultrapeer:
                 items.append(("X-Ultrapeer-Needed", "False"))
+                if self.dynamic_query:  # dynamic_query §2.5.3.2.2-3
+                    items += [("X-Degree", str(MAX_ULTRAPEERS)),
+                              ("X-Dynamic-Querying", DYNAMIC_QUERY_VERSION)]
                 if self.ultrapeer_qrp:  # ultrapeer_qrp §: tables between ultrapeers
                     items.append(("X-Ultrapeer-Query-Routing", "0.1"))
             items.append(("X-Max-TTL", str(self.max_ttl)))
@@ -854,8 +908,9 @@ class Servent:
         peer = conn.headers
         if self.vendor_messages and peer.get("Vendor-Message"):
             # vendor_msg §4: "it MUST send it a "Messages Supported" message"
+            supported = SUPPORTED_MESSAGES + (UDP_MESSAGES if self.udp is not None else ())
             self._send_vendor(conn, "\0\0\0\0", 0, 0, messages=[
-                dict(vendor=v, selector=s, version=n) for v, s, n in SUPPORTED_MESSAGES])
+                dict(vendor=v, selector=s, version=n) for v, s, n in supported])
             self._send_vendor(conn, "\0\0\0\0", 10, 0, features=[
                 dict(feature=f, version=n) for f, n in SUPPORTED_FEATURES])
         if self.hsep_enabled and f"hsep/{HSEP_VERSION}" in [
@@ -940,12 +995,15 @@ class Servent:
             return  # duplicate GUID: dropped
         if d.ttl + d.hops > self.max_ttl:
             d.ttl = max(0, self.max_ttl - d.hops)  # trim to our horizon
-        self._answer(conn, d)
+        self._answer(conn, d, now)
         if not self.is_ultrapeer or d.ttl < 1:
             return
+        dynamic = self.dynamic_query and not conn.peer_is_ultrapeer
         forwarded = Container(d, ttl=d.ttl - 1, hops=d.hops + 1)
+        if dynamic:
+            self._start_dynamic_query(conn, forwarded, now)
         for other in self._established():
-            if other is conn:
+            if other is conn or dynamic and other.peer_is_ultrapeer:
                 continue
             if other.hops_flow is not None and forwarded.hops >= other.hops_flow:
                 continue  # vendor_msg §5: "Only queries whose hops are STRICTLY lesser"
@@ -957,6 +1015,44 @@ class Servent:
                 # Ultrapeer then decrements the TTL to 0, but still forwards that query to its
                 # leaves" (only those "with hits in their routing tables").
                 self._send(other, forwarded)
+
+    # --- dynamic querying (dynamic_query §2) ------------------------------------------------
+
+    def _start_dynamic_query(self, leaf: Connection, query: Container, now: float) -> None:
+        """dynamic_query §2.2: "Upon receiving a query from a leaf, the Ultrapeer ignores the
+        TTL of that query and begins a dynamic query" (the probe goes at once)."""
+        while len(leaf.dynamic_queries) >= MAX_DYNAMIC_QUERIES_PER_LEAF:
+            leaf.dynamic_queries.popitem(last=False)
+        leaf.dynamic_queries[query.guid] = (
+            DynamicQuery(desired=LEAF_RESULTS, started=now, next_at=now), query)
+        self._run_dynamic_queries(leaf.dynamic_queries, now)
+
+    def _dq_candidates(self, query: Container) -> list[Candidate]:
+        """The ultrapeer connections a dynamic query may go down: those whose route table
+        (ultrapeer_qrp) matches first (dynamic_query §2.5.1: "the dynamic querier MAY choose to
+        check those route tables for hits"), with their X-Degree and X-Max-TTL."""
+        out = []
+        for conn in self._established():
+            if not conn.peer_is_ultrapeer or conn.hops_flow is not None and \
+                    query.hops >= conn.hops_flow:
+                continue
+            degree = _header_int(conn.headers.get("X-Degree"), 2, 1000)
+            max_ttl = _header_int(conn.headers.get("X-Max-TTL"), 1, DQ_MAX_TTL)
+            matches = conn.up_qrp and conn.route_table.complete and \
+                self._ultrapeer_wants(conn, Container(query, ttl=1))
+            out.append((not matches, Candidate(conn.conn_id, degree or 6,
+                                               max_ttl or DQ_MAX_TTL)))
+        return [c for _, c in sorted(out, key=lambda x: x[0])]
+
+    def _run_dynamic_queries(self, queries: OrderedDict, now: float) -> None:
+        """Send what dynamic ``queries`` (a leaf's, or our own) have due at ``now``; forget
+        those ended."""
+        for guid, (dq, query) in list(queries.items()):
+            if dq.ended is None and now >= dq.next_at:
+                for conn_id, ttl in dq.step(now, self._dq_candidates(query)):
+                    self._send(self.connections[conn_id], Container(query, ttl=ttl))
+            if dq.ended is not None:
+                del queries[guid]
 
     def _ultrapeer_wants(self, conn: Connection, query: Any) -> bool:
         """ultrapeer_qrp §: a query on its last hop (TTL 1) goes to an ultrapeer only when
@@ -986,10 +1082,15 @@ class Servent:
             conn._emit(QueryHit(conn_id=conn.conn_id, query_guid=d.guid, descriptor=d))
             hits = min(QUERY_STATUS_STOP - 1, self.query_hits.get(d.guid, 0) + len(d.results))
             _bounded_set(self.query_hits, d.guid, hits)
+            if d.guid in self.dynamic_queries:  # dynamic_query §2.5.2.1: r, our own query
+                self.dynamic_queries[d.guid][0].add_results(len(d.results))
             if not self.is_ultrapeer and ("BEAR", 12) in conn.peer_messages:
                 # leaf_guided_queries §: "Query Status Responses can be sent unsolicited"
                 self._send_vendor(conn, "BEAR", 12, 1, guid=d.guid, body=dict(hits=hits))
         elif target is not None:
+            running = target.dynamic_queries.get(d.guid) if target is not conn else None
+            if running is not None:  # dynamic_query §2.5.2.1: "r = the number of results"
+                running[0].add_results(len(d.results))
             self._forward(target, d)  # reverse path only; unknown GUIDs are dropped
 
     def _on_push(self, conn: Connection, d: Any, now: float) -> None:
@@ -1028,6 +1129,11 @@ class Servent:
         if not self.reachable and ("BEAR", 7) in theirs:
             # msg/connect_back: "sent by servents that still think they are firewalled"
             self._send_vendor(conn, "BEAR", 7, 1, body=dict(port=self.listen[1]))
+        if self.udp is not None and not self.udp.reachable and ("GTKG", 7) in theirs:
+            # msg/connect_back, GTKG/7v2: the peer pings our UDP port under this GUID
+            guid = self._new_guid()
+            self.udp.expect_connect_back(guid)
+            self._send_vendor(conn, "GTKG", 7, 2, guid=guid, body=dict(port=self.listen[1]))
         if not self.is_ultrapeer and conn.peer_is_ultrapeer:
             if (self.firewalled or not self.reachable) and ("LIME", 21) in theirs:
                 # push_proxy §3.1: "VM GUID: 16 byte ServentId of the FS"
@@ -1048,10 +1154,31 @@ class Servent:
             conn._emit(ConnectBackRequested(conn_id=conn.conn_id, ip_address=conn.remote_ip,
                                             port=d.body.port))
 
+    def _udp_reachable(self) -> None:
+        """A UDP connect-back reached us: we take out-of-band hits ourselves, so our
+        ultrapeers are told not to proxy our queries (out-of-band-v3 §"OOB Proxy Veto",
+        LIME/13v1 without its byte: "all proxying is vetoed")."""
+        if self.is_ultrapeer:
+            return
+        for conn in self._established():
+            if conn.peer_is_ultrapeer and ("LIME", 13) in conn.peer_messages:
+                self._send_vendor(conn, "LIME", 13, 1, body=dict(version=None))
+
+    def _on_udp_connect_back(self, conn: Connection, d: Any, now: float) -> None:
+        """msg/connect_back, GTKG/7: a UDP ping to the peer's port under the GUID it chose
+        (v2: the message's; v1: the body's), once per connection."""
+        if self.udp is not None and conn.remote_ip and not conn.udp_connect_back_done and \
+                d.body.port:
+            conn.udp_connect_back_done = True
+            self.udp.ping((conn.remote_ip, d.body.port), d.body.get("guid") or d.guid)
+
     def _on_push_proxy_request(self, conn: Connection, d: Any, now: float) -> None:
         if self.is_ultrapeer and not conn.peer_is_ultrapeer:
             # push_proxy §3: we relay Pushes for this servent ID (the VM GUID) to this leaf
             self.push_routes.add(d.guid, conn, now)
+            for guid in [g for g, c in self.proxied.items() if c is conn]:
+                del self.proxied[guid]  # one servent id per leaf: the table stays bounded
+            self.proxied[d.guid] = conn
             self._send_vendor(conn, "LIME", 22, 2, guid=d.guid, body=dict(
                 ip_address=self.listen[0], port=self.listen[1]))
 
@@ -1071,6 +1198,25 @@ class Servent:
     def _on_query_status_response(self, conn: Connection, d: Any, now: float) -> None:
         if self.is_ultrapeer and not conn.peer_is_ultrapeer:
             _bounded_set(self.query_status, d.guid, d.body.hits)
+            running = conn.dynamic_queries.get(d.guid)
+            if running is not None:  # leaf_guided_queries §: the leaf's own count decides
+                dq = running[0]
+                if d.body.hits == QUERY_STATUS_STOP:
+                    dq.stop()
+                else:
+                    dq.add_results(max(0, d.body.hits - dq.results))
+
+    def proxy_push(self, servent_id: bytes, node: tuple[str, int], now: float) -> bool:
+        """push_proxy §5: a downloader asked us over HTTP to push the leaf ``servent_id``:
+        "the PP constructs a Gnutella Push packet (FileIndex=0) and directly sends this to the
+        FS"; False (the driver answers 410) when that leaf is not connected to us."""
+        conn = self.proxied.get(servent_id)
+        if conn is None or conn.state != cs.ESTABLISHED:
+            return False
+        self._send(conn, Container(guid=self._new_guid(), type="push", ttl=1, hops=0,
+                                   servent_id=servent_id, file_index=0, ip_address=node[0],
+                                   port=node[1], extensions=[]))
+        return True
 
     def query_status_request(self, conn_id: Any, query_guid: bytes, now: float) -> bool:
         """Ask a leaf how many hits its query ``query_guid`` got (BEAR/11v1); False when the
@@ -1134,7 +1280,7 @@ class Servent:
             return
         self._send(conn, Container(d, ttl=d.ttl - 1, hops=d.hops + 1))
 
-    def _answer(self, conn: Connection, query: Any) -> None:
+    def _answer(self, conn: Connection, query: Any, now: float) -> None:
         """HUGE §3 and the 0.4 rules: a QueryHit for the files matching every keyword or urn."""
         if self.firewalled and query.min_speed.mark and query.min_speed.firewalled:
             return  # min_speed §: "refrain from returning any results"
@@ -1152,6 +1298,12 @@ class Servent:
                                           private_data=b"",
                                           private_extensions=self._push_proxy_extensions(),
                                           xml=None, servent_id=self.guid))
+        if self.udp is not None and query.min_speed.mark and query.min_speed.oob_reply and \
+                query.hops >= 2 and oob_address(query.guid)[1]:
+            # out-of-band §C and §G.1: hits for a query of 2 hops or more go by UDP, after
+            # a Reply Number and the querier's Ack
+            self.udp.offer(hit, now)
+            return
         self._send(conn, hit)
 
     def _push_proxy_extensions(self) -> list[Container] | None:
@@ -1242,10 +1394,13 @@ class Servent:
         self.push_routes.forget_connection(conn)
         self.hsep.remove(conn.conn_id)  # HSEP §"Disconnecting"
         self.push_proxies.pop(conn.conn_id, None)
+        for guid in [g for g, c in self.proxied.items() if c is conn]:
+            del self.proxied[guid]
         if not conn.peer_is_ultrapeer and conn.route_table.complete:
             self._qrp_version += 1  # the leaf's keywords leave our ultrapeer table
         conn.route_table = RouteTableReceiver()
         conn.pings.clear()
+        conn.dynamic_queries.clear()
 
 
 def _bounded_set(table: OrderedDict, key: Any, value: Any) -> None:
@@ -1258,6 +1413,19 @@ def _bounded_set(table: OrderedDict, key: Any, value: Any) -> None:
 def _upgrade(headers: Headers) -> bool:
     """gnet-TLS-upgrade §2: ``Connection: Upgrade`` (case-insensitive)."""
     return "upgrade" in [t.lower() for t in headers.tokens("Connection")]
+
+
+def _is_ipv4(text: str) -> bool:
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+def _header_int(value: str | None, low: int, high: int) -> int | None:
+    """A handshake header's number clamped to ``low..high``; None when absent or not one."""
+    try:
+        return min(high, max(low, int((value or "").strip())))
+    except ValueError:
+        return None
 
 
 def _true(value: str | None) -> bool:

@@ -55,6 +55,14 @@ from p2pkit.gnutella.http import (
     parse_giv,
     target_for,
 )
+from p2pkit.gnutella.push_proxy import (
+    build_push_proxy_request,
+    is_push_proxy_target,
+    parse_push_proxy_status,
+    proxies_of,
+    push_proxy_request,
+    push_proxy_response,
+)
 from p2pkit.gnutella.servent import Connection, Servent, SharedFile
 from p2pkit.http1 import build_head, head_end, parse_head, parse_status_line
 
@@ -110,6 +118,8 @@ class Hit:
     servent_id: bytes
     #: The hit's push flag: the servent is firewalled, reach it through a Push (GIV back).
     push: bool = False
+    #: push_proxy §4.1: the servent's push proxies (GGEP PUSH), asked over HTTP first.
+    proxies: tuple[tuple[str, int], ...] = ()
 
 
 class GnutellaServer:
@@ -126,7 +136,7 @@ class GnutellaServer:
                  shared: Iterable[SharedFile] | None = None, firewalled: bool = False,
                  deflate: bool = True, tls: bool = False,
                  ultrapeer_qrp: bool = True, vendor_messages: bool = True,
-                 hsep: bool = True) -> None:
+                 hsep: bool = True, dynamic_query: bool = False, udp: bool = False) -> None:
         self.share_dir = Path(share) if share else None
         files = list(shared) if shared is not None else (
             share_directory(self.share_dir) if self.share_dir else [])
@@ -136,7 +146,7 @@ class GnutellaServer:
                             rng=random.Random(seed), listen=(host, port),
                             firewalled=firewalled, deflate=deflate, tls=tls,
                             ultrapeer_qrp=ultrapeer_qrp, vendor_messages=vendor_messages,
-                            hsep=hsep)
+                            hsep=hsep, dynamic_query=dynamic_query, udp=udp)
         self._writers: dict[Any, asyncio.StreamWriter] = {}
         self._hits: dict[bytes, list[Hit]] = {}
         self._server: asyncio.AbstractServer | None = None
@@ -155,6 +165,8 @@ class GnutellaServer:
         #: are gone (:mod:`p2pkit.gnutella.heap_trim`).
         self.heap_trimmer = HeapTrimmer()
         self.connected = asyncio.Event()
+        #: Gnutella over UDP on the same port (``udp=True``; :mod:`p2pkit.gnutella.udp`).
+        self._udp: asyncio.DatagramTransport | None = None
 
     def _loop_time(self) -> float:
         return asyncio.get_running_loop().time()
@@ -163,6 +175,14 @@ class GnutellaServer:
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self.core.listen = (self.host, self.port)
+        if self.core.udp is not None:
+            self.core.udp.started = self._loop_time()
+            try:
+                self._udp, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                    lambda: _UdpProtocol(self), local_addr=(self.host, self.port))
+            except OSError:
+                self._server.close()
+                raise
         self._spawn(self._run_timers())
 
     async def close(self) -> None:
@@ -175,6 +195,8 @@ class GnutellaServer:
             await asyncio.wait_for(self._flush(), 2.0)
         if self._server is not None:
             self._server.close()
+        if self._udp is not None:
+            self._udp.close()
         for writer in list(self._writers.values()):
             writer.close()
         for writer in list(self._streams):
@@ -343,10 +365,32 @@ class GnutellaServer:
         for conn in list(self.core.connections.values()):
             while (event := conn.next_event()) is not NEED_DATA:
                 pinged |= self._on_event(event)
+        self._flush_udp()
         if wake:
             self._wake.set()
         if pinged:
             await self._flush(wake=wake)
+
+    def _flush_udp(self) -> None:
+        udp = self.core.udp
+        if udp is None:
+            return
+        for data, addr in udp.datagrams_to_send(self._loop_time()):
+            if self._udp is not None:
+                self._udp.sendto(data, addr)
+        while (event := udp.next_event()) is not NEED_DATA:
+            self._on_event(event)
+
+    def _on_datagram(self, data: bytes, addr: Any) -> None:
+        udp = self.core.udp
+        if udp is None:
+            return
+        try:
+            udp.receive_datagram(data, (addr[0], addr[1]), self._loop_time())
+        except Exception as e:  # a bug reached by one datagram: that datagram only
+            log.warning("dropping a datagram from %s: %s: %s", addr, type(e).__name__, e)
+        self._flush_udp()
+        self._wake.set()
 
     def _on_event(self, event: Any) -> bool:
         """Handle one event; True when it queued a ping to write."""
@@ -380,7 +424,8 @@ class GnutellaServer:
             bucket.append(Hit(host=d.ip_address, port=d.port, file_index=result.file_index,
                               file_name=result.file_name, file_size=result.file_size, urn=urn,
                               servent_id=d.trailer.servent_id,
-                              push=bool((d.trailer.get("open_data") or b"\0")[0] & 0x01)))
+                              push=bool((d.trailer.get("open_data") or b"\0")[0] & 0x01),
+                              proxies=tuple(proxies_of(d))))
 
     async def _connect_back(self, host: str, port: int) -> None:
         """msg/connect_back, BEAR/7v1: "the connecting servent emits the 2-byte string "\\n\\n"
@@ -398,19 +443,32 @@ class GnutellaServer:
     # --- Push and GIV ---------------------------------------------------------------------
 
     async def fetch(self, hit: Hit, *, timeout: float = 10.0) -> bytes:
-        """Download ``hit``: directly, or through a Push and the GIV connection it brings."""
+        """Download ``hit``: directly, or through a Push and the GIV connection it brings.
+
+        A firewalled servent's push proxies (push_proxy §5) are asked first, one after the
+        other until one answers 202 (its Push has FileIndex 0, so the GIV says 0); then the
+        Push goes along the hit's route."""
         if not hit.push:
             return await download(hit, timeout=timeout)
-        key = (hit.servent_id, hit.file_index)
+        keys = [(hit.servent_id, hit.file_index), (hit.servent_id, 0)]
         future = asyncio.get_running_loop().create_future()
-        self._givs[key] = future
+        for key in keys:
+            self._givs[key] = future
         try:
-            if not self.core.push(hit.servent_id, hit.file_index, self._loop_time()):
-                raise LocalProtocolError("no route for a Push to that servent")
-            await self._flush()
+            asked = False
+            for proxy in hit.proxies:
+                if await self._ask_push_proxy(proxy, hit.servent_id, timeout):
+                    asked = True
+                    break
+            if not asked:
+                if not self.core.push(hit.servent_id, hit.file_index, self._loop_time()):
+                    raise LocalProtocolError("no push proxy accepted and no route for a Push "
+                                             "to that servent")
+                await self._flush()
             reader, writer = await asyncio.wait_for(future, timeout)
         finally:
-            self._givs.pop(key, None)
+            for key in keys:
+                self._givs.pop(key, None)
         try:
             return await _get(reader, writer, hit, by_urn=False, first=None, last=None,
                               timeout=timeout)
@@ -433,9 +491,48 @@ class GnutellaServer:
             return
         future.set_result((reader, writer))
 
+    async def _ask_push_proxy(self, proxy: tuple[str, int], servent_id: bytes,
+                              timeout: float) -> bool:
+        """push_proxy §5: ask ``proxy`` to push ``servent_id`` to us; True on 202 (any
+        other answer, or none, and "it MUST not contact this PP again")."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(*proxy, local_addr=(self.host, 0)), timeout)
+        except (OSError, TimeoutError):
+            return False
+        try:
+            writer.write(build_push_proxy_request(servent_id, (self.host, self.port),
+                                                  host=f"{proxy[0]}:{proxy[1]}"))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+            return parse_push_proxy_status(head) == 202
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ParseError):
+            return False
+        finally:
+            writer.close()
+
+    async def _serve_push_proxy(self, request: Request, writer: asyncio.StreamWriter) -> None:
+        """push_proxy §5: 202 and a Push (FileIndex 0) to the leaf, 410 when it is not our
+        leaf, 400 for a malformed request."""
+        try:
+            wanted = push_proxy_request(request.target, request.headers)
+        except ParseError:
+            status = 400
+        else:
+            status = 202 if self.core.proxy_push(wanted.servent_id, wanted.node,
+                                                  self._loop_time()) else 410
+        writer.write(push_proxy_response(status))
+        with contextlib.suppress(ConnectionError):
+            await self._flush()
+            await writer.drain()
+        writer.close()
+
     async def _give(self, push: Any) -> None:
-        """Answer a Push: connect to the requester, send GIV, serve its GET."""
+        """Answer a Push: connect to the requester, send GIV, serve its GET. A Push from a
+        push proxy has FileIndex 0 (push_proxy §5): the GIV says 0 and the GET names the file."""
         found = next((f for f in self.core.shared if f.index == push.file_index), None)
+        if found is None and push.file_index == 0 and self.core.shared:
+            found = SharedFile(index=0, name="file", size=0, sha1=bytes(20))  # GIV 0:<guid>/file
         if found is None:
             return
         try:
@@ -466,6 +563,9 @@ class GnutellaServer:
             except ConnectionError:
                 data = b""
             upload.receive_data(data, self._loop_time())
+        if isinstance(event, Request) and is_push_proxy_target(event.target):
+            await self._serve_push_proxy(event, writer)
+            return
         writer.write(upload.data_to_send())
         loop = asyncio.get_running_loop()
         try:
@@ -490,6 +590,19 @@ class GnutellaServer:
             pass
         finally:
             writer.close()
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    """Datagrams on the servent's port go to its :class:`~p2pkit.gnutella.udp.UdpEndpoint`."""
+
+    def __init__(self, server: GnutellaServer) -> None:
+        self.server = server
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.server._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:  # ICMP unreachable: nothing to do
+        pass
 
 
 async def download(hit: Hit, *, by_urn: bool = True, first: int | None = None,

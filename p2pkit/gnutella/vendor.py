@@ -8,7 +8,8 @@ adds "16 byte guid"); push_proxy §3 (``LIME/21`` PushProxyRequest: "Payload: Em
 is the servent ID; ``LIME/22v2`` PushProxyAcknowledgement: "a 4 byte address followed by a 2
 byte port", ``LIME/22v1`` the port alone); leaf_guided_queries §"New Vendor Messages"
 (``BEAR/11v1`` Query Status Request, no payload; ``BEAR/12v1`` Query Status Response: "Hit
-Count [...] Little-Endian", ``0xFFFF`` ends the query); LimeWire's and gtk-gnutella's
+Count [...] Little-Endian", ``0xFFFF`` ends the query); out-of-band §C-§E (``LIME/12`` Reply
+Number, ``LIME/11`` Ack, one byte each, v2 of LIME/12 one more); LimeWire's and gtk-gnutella's
 ``null/10v0`` Features Supported (count, then 4-letter feature and version).
 
 :data:`BODIES` maps ``(vendor, selector)`` to the body schema per version; the descriptor's
@@ -35,6 +36,10 @@ __all__ = [
     "FeaturesSupported",
     "HopsFlow",
     "MessagesSupported",
+    "OobProxyControl",
+    "OobReplyAck",
+    "OobReplyIndication",
+    "OobReplyIndicationV1",
     "PushProxyAcknowledgement",
     "PushProxyAcknowledgementV1",
     "QUERY_STATUS_STOP",
@@ -82,6 +87,18 @@ PushProxyAcknowledgementV1 = Struct("port" / Int16ul, Terminated)
 #: leaf_guided_queries, BEAR/12v1: "Hit Count: The number of hits that the client's filters
 #: allowed through [...] Little-Endian".
 QueryStatusResponse = Struct("hits" / Int16ul, Terminated)
+#: out-of-band §C.2, LIME/12v1 Reply Number: "a 1 byte payload [...] the number of hits the
+#: servent has for the query"; LIME/12v2 "an additionnal byte, containing 0x1 if the servent
+#: can receive unsollicited UDP traffic".
+OobReplyIndicationV1 = Struct("hits" / Int8ul, Terminated)
+OobReplyIndication = Struct("hits" / Int8ul, "can_receive_unsolicited" / Int8ul, Terminated)
+#: out-of-band §D.2, LIME/11v1 and v2 Ack ("completely identical"): "the number of query hits
+#: that the servent wants".
+OobReplyAck = Struct("wanted" / Int8ul, Terminated)
+#: out-of-band-v3 §"OOB Proxy Veto", LIME/13v1: "an optional single byte, indicating the highest
+#: version of the OOB protocol that should not be proxied. If that byte is missing, it is to be
+#: interpreted that all proxying is vetoed".
+OobProxyControl = Struct("version" / construct.Optional(Int8ul), Terminated)
 # fmt: on
 
 #: vendor_msg §2 names, plus gtk-gnutella's list (msg/GTKG.lst) and messages seen in captures.
@@ -100,6 +117,7 @@ VENDOR_MESSAGES: dict[tuple[str, int], str] = {
     ("GTKG", 23): "node_info_reply",
     ("LIME", 11): "oob_reply_ack",
     ("LIME", 12): "oob_reply_indication",
+    ("LIME", 13): "oob_proxy_control",
     ("LIME", 21): "push_proxy_request",
     ("LIME", 22): "push_proxy_acknowledgement",
 }
@@ -111,6 +129,9 @@ BODIES: dict[tuple[str, int], dict[int, construct.Construct]] = {
     ("BEAR", 11): {1: Empty},
     ("BEAR", 12): {1: QueryStatusResponse},
     ("GTKG", 7): {1: UdpConnectBackV1, 2: UdpConnectBack},
+    ("LIME", 11): {1: OobReplyAck, 2: OobReplyAck},
+    ("LIME", 12): {1: OobReplyIndicationV1, 2: OobReplyIndication},
+    ("LIME", 13): {1: OobProxyControl},
     ("LIME", 21): {1: Empty, 2: Empty},
     ("LIME", 22): {1: PushProxyAcknowledgementV1, 2: PushProxyAcknowledgement},
 }

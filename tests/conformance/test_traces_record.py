@@ -18,7 +18,13 @@ from p2pkit.conformance.trace_proxy import record_proxy
 from p2pkit.conformance.trace_record import record_from_capture
 from p2pkit.conformance.trace_replay import load_trace, replay
 from p2pkit.conformance.trace_session import TraceError, find_sessions
-from tests.conformance.trace_helpers import CAPTURES, own_target, replay_against_own, verdicts
+from tests.conformance.trace_helpers import (
+    CAPTURES,
+    own_target,
+    reasons,
+    replay_against_own,
+    verdicts,
+)
 
 DHT02 = CAPTURES / "dht-02-bep44-put-get.pcap"
 TRACKER01 = CAPTURES / "tracker-01-opentracker-libtorrent-aria2.pcap"
@@ -84,9 +90,12 @@ def test_steps_limit_cuts_the_capture_short(tmp_path):
     assert len(kept) < len({r.frame for r in dissect(tmp_path / "all" / "trace.pcap")})
 
 
-def test_proxy_recording_between_p2pkit_servents_replays(tmp_path):
+@pytest.mark.parametrize("deflate", [False, True], ids=["plain", "deflated"])
+def test_proxy_recording_between_p2pkit_servents_replays(tmp_path, deflate):
     """A p2pkit leaf connects to a p2pkit ultrapeer through the proxy; the trace cut from
-    what passed replays against a fresh ultrapeer."""
+    what passed replays against a fresh ultrapeer. With ``deflate`` the leaf's side is one
+    zlib stream: the fresh GUIDs must go inside it (trace_deflate), or the pong the rules
+    expect under the ping's fresh GUID comes back under the recorded one (issue 14)."""
     from p2pkit.gnutella.server import GnutellaServer
 
     pcap = tmp_path / "proxy.pcap"
@@ -98,7 +107,7 @@ def test_proxy_recording_between_p2pkit_servents_replays(tmp_path):
                 ("127.0.0.1", 0), target, pcap, duration=1.5,
                 ready=lambda where: listening.set_result(where)))
             where = await listening
-            leaf = GnutellaServer(seed=9, deflate=False)
+            leaf = GnutellaServer(seed=9, deflate=deflate)
             await leaf.start()
             try:
                 await leaf.connect(*where)
@@ -117,7 +126,18 @@ def test_proxy_recording_between_p2pkit_servents_replays(tmp_path):
                        if r.src == manifest.client]
     assert "query" in client_messages
     report = replay_against_own("gnutella", [tmp_path / "trace"])
-    assert verdicts(report) == {"gnutella/trace/trace": "pass"}
+    assert verdicts(report) == {"gnutella/trace/trace": "pass"}, reasons(report)
+    trace = load_trace(tmp_path / "trace")
+    assert bool(trace.deflated) == deflate
+    if deflate:  # the replayed pings went under fresh GUIDs, inside a deflated stream
+        from p2pkit.gnutella.stream import StreamReader
+
+        sent = b"".join(e.sent for e in report.results[0].exchanges)
+        frames = StreamReader(strict=False).feed(sent)
+        pings = [f.descriptor.guid for f in frames if getattr(f, "compressed", False)
+                 and f.descriptor.type == "ping"]
+        recorded = {f.recorded for f in trace.manifest.fresh}
+        assert pings and not recorded & set(pings)
 
 
 def test_udp_proxy_recording_between_p2pkit_dht_nodes_replays(tmp_path):

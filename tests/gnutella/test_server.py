@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 
 from p2pkit.gnutella.http import respond
@@ -65,9 +66,10 @@ def test_leaves_find_and_download_each_other(tmp_path):
 
 
 def test_firewalled_leaf_serves_through_push_and_giv(tmp_path):
-    """The hit carries the push flag; the Push goes through the ultrapeer; GIV comes back."""
+    """The hit carries the push flag; the Push goes through the ultrapeer, either along the
+    hit's route or asked of the leaf's push proxy over HTTP; GIV comes back."""
     async def run():
-        up = GnutellaServer(ultrapeer=True, seed=5)
+        up = GnutellaServer(ultrapeer=True, seed=5)  # vendor messages on: the push proxy
         hidden = GnutellaServer(share=make_share(tmp_path, "fw", {"kilo lima.bin": b"k" * 999}),
                                 seed=6, firewalled=True)
         seeker = GnutellaServer(seed=7)
@@ -82,8 +84,20 @@ def test_firewalled_leaf_serves_through_push_and_giv(tmp_path):
         try:
             [hit] = await seeker.search("kilo", timeout=0.5)
             assert hit.push and hit.servent_id == hidden.core.guid
-            assert await seeker.fetch(hit, timeout=5) == b"k" * 999
+            # without push proxies: the Push goes along the hit's route
+            direct = dataclasses.replace(hit, proxies=())
+            assert await seeker.fetch(direct, timeout=5) == b"k" * 999
             assert up.core.received["push"] == 1 and hidden.core.received["push"] == 1
+            # push_proxy §4.1: the hit names the ultrapeer as the leaf's push proxy (LIME/21-22)
+            assert hit.proxies == (("127.0.0.1", up.port),)
+            # push_proxy §5: asked over HTTP, the proxy answers 202 and pushes (FileIndex 0)
+            assert await seeker.fetch(hit, timeout=5) == b"k" * 999
+            assert up.core.received["push"] == 1 and up.core.sent["push"] == 2  # one relayed
+            assert hidden.core.received["push"] == 2
+            # a proxy that is not ours (410) is skipped, then the Gnutella route is used
+            stray = dataclasses.replace(hit, proxies=(("127.0.0.1", seeker.port), *hit.proxies))
+            assert await seeker.fetch(stray, timeout=5) == b"k" * 999
+            assert hidden.core.received["push"] == 3
         finally:
             for s in reversed(servers):
                 await s.close()
