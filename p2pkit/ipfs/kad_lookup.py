@@ -3,8 +3,8 @@
 The algorithm is :class:`p2pkit.kademlia.lookup.Lookup` (the same the Mainline DHT uses), in
 the 256-bit space of SHA2-256 identifiers with k = 20 (ipfs-kad-dht.md §Lookup Process: "the
 lookup terminates when the initiator has queried and gotten responses from the k closest
-nodes it has seen"); this module only dials the candidates it names, sends ``FIND_NODE`` or
-``GET_PROVIDERS`` with :meth:`HostConnection.kad_request` and feeds the answers back.
+nodes it has seen"); this module only dials the candidates it names, sends ``FIND_NODE``,
+``GET_PROVIDERS`` or ``GET_VALUE`` with :meth:`HostConnection.kad_request` and feeds the answers back.
 ``alpha`` queries run at once (ipfs-kad-dht §Concurrency: "alpha = 10" on the public network;
 3 here by default, a parameter).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,10 @@ class LookupResult:
 
     closest: list[tuple[PeerId, list[Multiaddr]]] = field(default_factory=list)
     providers: dict[PeerId, list[Multiaddr]] = field(default_factory=dict)
+    #: ``GET_VALUE``: the record value each server answered with (those with none absent).
+    values: dict[PeerId, bytes] = field(default_factory=dict)
+    #: ``GET_VALUE``: the servers that answered (with or without a value), their addresses.
+    answered: dict[PeerId, list[Multiaddr]] = field(default_factory=dict)
     queries: int = 0
     failures: int = 0
     hops: int = 0
@@ -56,11 +61,16 @@ def _addrs(raw: Any) -> list[Multiaddr]:
 async def lookup(host: Any, key: bytes, *, kind: str = "FIND_NODE",
                  seeds: list[tuple[PeerId, list[Multiaddr]]] = (), k: int = K,
                  alpha: int = 3, timeout: float = 30.0,
-                 query_timeout: float = 5.0) -> LookupResult:
-    """Look up ``key`` (a peer id's or a CID's multihash bytes) starting from ``host``'s
-    routing table and ``seeds``; ``kind`` is ``FIND_NODE`` or ``GET_PROVIDERS``."""
+                 query_timeout: float = 5.0, target_id: bytes | None = None,
+                 enough: Callable[[LookupResult], bool] | None = None) -> LookupResult:
+    """Look up ``key`` (a peer id's or a CID's multihash bytes, a record key) starting from
+    ``host``'s routing table and ``seeds``; ``kind`` is ``FIND_NODE``, ``GET_PROVIDERS`` or
+    ``GET_VALUE``. ``target_id`` replaces the key's Kademlia id as the point the lookup
+    converges on (a table refresh aims at a random id of a bucket); ``enough(result)``, asked
+    after every answer, ends the lookup early (a quorum of values)."""
     result = LookupResult()
-    search = Lookup(kademlia_id(key), k=k, alpha=alpha, id_bits=ID_BITS)
+    target = kademlia_id(key) if target_id is None else target_id
+    search = Lookup(target, k=k, alpha=alpha, id_bits=ID_BITS)
     known: dict[bytes, tuple[PeerId, list[Multiaddr]]] = {}
 
     def learn(pid: PeerId, addrs: list[Multiaddr]) -> tuple[bytes, tuple] | None:
@@ -105,16 +115,28 @@ async def lookup(host: Any, key: bytes, *, kind: str = "FIND_NODE",
         for peer in getattr(answer, "providerPeers", ()) or ():
             with contextlib.suppress(P2PKitError):
                 result.providers.setdefault(PeerId(peer.id), _addrs(peer.addrs))
+        if kind == "GET_VALUE":
+            result.answered[pid] = addrs
+            record = getattr(answer, "record", None)
+            if record is not None and record.key == key and record.value:
+                result.values[pid] = record.value
         search.responded(candidate.id, closer)
 
     async def run() -> None:
         running: set[asyncio.Task[None]] = set()
-        while not search.finished:
-            for candidate in search.next_queries():
-                running.add(asyncio.create_task(ask(candidate)))
-            if not running:
-                break
-            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            while not search.finished:
+                if enough is not None and enough(result):
+                    break
+                for candidate in search.next_queries():
+                    running.add(asyncio.create_task(ask(candidate)))
+                if not running:
+                    break
+                done, running = await asyncio.wait(running,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+        finally:  # a quorum reached (or the deadline): outstanding requests are cancelled
+            for task in running:
+                task.cancel()
 
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(run(), timeout)
