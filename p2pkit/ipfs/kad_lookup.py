@@ -61,16 +61,14 @@ def _addrs(raw: Any) -> list[Multiaddr]:
 async def lookup(host: Any, key: bytes, *, kind: str = "FIND_NODE",
                  seeds: list[tuple[PeerId, list[Multiaddr]]] = (), k: int = K,
                  alpha: int = 3, timeout: float = 30.0,
-                 query_timeout: float = 5.0, target_id: bytes | None = None,
+                 query_timeout: float = 5.0,
                  enough: Callable[[LookupResult], bool] | None = None) -> LookupResult:
     """Look up ``key`` (a peer id's or a CID's multihash bytes, a record key) starting from
     ``host``'s routing table and ``seeds``; ``kind`` is ``FIND_NODE``, ``GET_PROVIDERS`` or
-    ``GET_VALUE``. ``target_id`` replaces the key's Kademlia id as the point the lookup
-    converges on (a table refresh aims at a random id of a bucket); ``enough(result)``, asked
-    after every answer, ends the lookup early (a quorum of values)."""
+    ``GET_VALUE``. ``enough(result)``, asked after every answer, ends the lookup early (a
+    quorum of values)."""
     result = LookupResult()
-    target = kademlia_id(key) if target_id is None else target_id
-    search = Lookup(target, k=k, alpha=alpha, id_bits=ID_BITS)
+    search = Lookup(kademlia_id(key), k=k, alpha=alpha, id_bits=ID_BITS)
     known: dict[bytes, tuple[PeerId, list[Multiaddr]]] = {}
 
     def learn(pid: PeerId, addrs: list[Multiaddr]) -> tuple[bytes, tuple] | None:
