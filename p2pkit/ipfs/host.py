@@ -366,6 +366,7 @@ class HostConnection:
         waiting = {cid: loop.create_future() for cid in cids if cid not in self.host.blocks}
         for cid, fut in waiting.items():
             self.host.block_waiters.setdefault(cid, []).append(fut)
+            self.host.waiter_peers[fut] = self.remote_peer_id
         try:
             if waiting:
                 await self.send_bitswap([self.host.bitswap.want(self.remote_peer_id,
@@ -373,6 +374,7 @@ class HostConnection:
                 await asyncio.wait_for(asyncio.gather(*waiting.values()), timeout)
         finally:
             for cid, fut in waiting.items():
+                self.host.waiter_peers.pop(fut, None)
                 waiters = self.host.block_waiters.get(cid, [])
                 if fut in waiters:
                     waiters.remove(fut)
@@ -428,8 +430,10 @@ class Host:
         #: The blocks this host serves (and those it fetched), each checked against its CID.
         self.blocks: dict[Cid, bytes] = {}
         self.bitswap = bitswap.BitswapEngine(self.blocks)
-        #: CID -> futures of fetches waiting for it.
+        #: CID -> futures of fetches waiting for it (a block from any peer completes them).
         self.block_waiters: dict[Cid, list[asyncio.Future[None]]] = {}
+        #: future -> the peer it asked: only that peer's DONT_HAVE fails it.
+        self.waiter_peers: dict[asyncio.Future[None], PeerId] = {}
         self.connections: set[HostConnection] = set()
         self.listen_addrs: list[Multiaddr] = []
         self._server: asyncio.base_events.Server | None = None
@@ -454,7 +458,7 @@ class Host:
                         fut.set_result(None)
             elif isinstance(event, bitswap.PresenceReceived) and not event.have:
                 for fut in self.block_waiters.get(event.cid, []):
-                    if not fut.done():
+                    if not fut.done() and self.waiter_peers.get(fut, peer) == peer:
                         fut.set_exception(ProtocolError(f"{peer} does not have {event.cid}"))
         if answers:
             task = asyncio.create_task(connection.send_bitswap(answers))
