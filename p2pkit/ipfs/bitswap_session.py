@@ -102,7 +102,7 @@ class BitswapSession:
                             [host.bitswap.want(connection.remote_peer_id, batch)],
                             self.want_timeout)
                     except (P2PKitError, OSError, TimeoutError) as e:
-                        for fut, (cid, i, _) in list(flight.items()):
+                        for fut, (_, i, _) in list(flight.items()):
                             if i == index and not fut.done():
                                 fut.set_exception(ProtocolError(str(e)))
                 if not flight:

@@ -23,7 +23,7 @@ from p2pkit.ipfs.multiaddr import Multiaddr
 from p2pkit.ipfs.peer_id import PeerId
 from p2pkit.kademlia.lookup import Lookup
 
-__all__ = ["LookupResult", "lookup"]
+__all__ = ["LookupResult", "lookup", "provide"]
 
 
 @dataclass
@@ -141,3 +141,33 @@ async def lookup(host: Any, key: bytes, *, kind: str = "FIND_NODE",
     result.closest = [known[c.id] for c in search.closest(k) if c.id in known]
     result.hops = search.hops
     return result
+
+
+async def provide(host: Any, key: bytes, addrs: list[Multiaddr], *,
+                  seeds: list[tuple[PeerId, list[Multiaddr]]] = (), k: int = K,
+                  timeout: float = 30.0, query_timeout: float = 5.0) -> list[PeerId]:
+    """Announce ``host`` as a provider of ``key`` (a multihash) with ``addrs``: kept in its own
+    store, then ``ADD_PROVIDER`` on the ``k`` servers closest to the key (ipfs-kad-dht
+    §Content Provider Advertisement). The servers the record was sent to."""
+    loop = asyncio.get_running_loop()
+    host.dht.add_provider(key, host.peer_id, [bytes(a) for a in addrs], loop.time())
+    found = await lookup(host, key, kind="FIND_NODE", seeds=seeds, k=k, timeout=timeout,
+                         query_timeout=query_timeout)
+    request = {"type": "ADD_PROVIDER", "key": key, "providerPeers": [
+        {"id": host.peer_id.multihash, "addrs": [bytes(a) for a in addrs]}]}
+
+    async def send(pid: PeerId, peer_addrs: list[Multiaddr]) -> bool:
+        target = peer_addrs[0] if peer_addrs[0].peer_id is not None else \
+            peer_addrs[0].encapsulate(Multiaddr((("p2p", pid.multihash),)))
+        try:
+            connection = await host.dial(target, timeout=query_timeout)
+            try:
+                await connection.kad_request(request, timeout=query_timeout)
+            finally:
+                await connection.close()
+        except (P2PKitError, OSError, TimeoutError):
+            return False
+        return True
+
+    sent = await asyncio.gather(*(send(pid, a) for pid, a in found.closest))
+    return [pid for (pid, _), ok in zip(found.closest, sent, strict=True) if ok]
