@@ -44,6 +44,8 @@ HANDSHAKE_TIMEOUT = 10.0
 MAX_BITSWAP_STREAMS = 4
 #: Inbound kad-dht streams per connection.
 MAX_KAD_STREAMS = 16
+#: Identify exchanges run at once to learn whether peers that query our DHT are servers.
+MAX_BACKGROUND_IDENTIFY = 8
 #: Bytes buffered on one stream the application has not read.
 MAX_STREAM_BUFFER = 1 << 20
 READ_SIZE = 65536
@@ -211,6 +213,7 @@ class HostConnection:
                 self._write(self.core.send(yamux.ResetStream(stream_id=sid), now))
                 return
             self._kad_streams[sid] = kad_dht.KadStream(self.host.dht, self.remote_peer_id)
+            self.host.learn_peer(self)
         elif event.protocol == IDENTIFY_PROTOCOL:
             message = IdentifyFrame.build(self.host.identify_message(self))
             self._write(self.core.send_stream(sid, message, now))
@@ -438,6 +441,8 @@ class Host:
         self.listen_addrs: list[Multiaddr] = []
         self._server: asyncio.base_events.Server | None = None
         self.on_connection: Callable[[HostConnection], None] | None = None
+        self._identifying: set[PeerId] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     def add_blocks(self, blocks: dict[Cid, bytes]) -> None:
         """Serve ``blocks`` (each is checked against its CID first)."""
@@ -463,6 +468,29 @@ class Host:
         if answers:
             task = asyncio.create_task(connection.send_bitswap(answers))
             task.add_done_callback(_retrieve)
+
+    def learn_peer(self, connection: HostConnection) -> None:
+        """A peer that queries our DHT may be a DHT server itself: identify it in the
+        background (what go-libp2p and js-libp2p do on every connection) so that a server
+        enters the routing table (ipfs-kad-dht §Client and Server Mode). At most
+        :data:`MAX_BACKGROUND_IDENTIFY` run at once; known peers are not asked again."""
+        peer = connection.remote_peer_id
+        if (peer is None or kad_dht.kademlia_id(peer.multihash) in self.dht.peers
+                or peer in self._identifying
+                or len(self._identifying) >= MAX_BACKGROUND_IDENTIFY):
+            return
+        self._identifying.add(peer)
+
+        async def run() -> None:
+            try:
+                with contextlib.suppress(P2PKitError, OSError, TimeoutError):
+                    await connection.identify(timeout=5.0)
+            finally:
+                self._identifying.discard(peer)
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def identify_message(self, connection: HostConnection) -> dict[str, Any]:
         """What this host says about itself on ``/ipfs/id/1.0.0``."""
@@ -513,6 +541,8 @@ class Host:
         return c
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
