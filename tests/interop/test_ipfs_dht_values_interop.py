@@ -1,0 +1,158 @@
+"""kad-dht values with js-libp2p (``@libp2p/kad-dht`` 16, Node.js 22), inside ``unshare -n`` on
+loopback: a ``/pk/`` record p2pkit's DHT holds is found by js-libp2p's ``dht.get``; js-libp2p's
+``dht.put`` of its own ``/pk/`` record is validated and stored by p2pkit; p2pkit's
+``get_value`` finds the record js-libp2p holds and its ``put_value`` stores one that js-libp2p
+then reads back; a record that fails validation is refused by both (js-libp2p ships only the
+``/pk/`` validator, so IPNS records are exercised between p2pkit nodes, tests/ipfs). The
+scenario runs on its own too::
+
+    unshare -n sh -c 'ip link set lo up && exec python \\
+        tests/interop/test_ipfs_dht_values_interop.py --npm-dir DIR'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+pytestmark = pytest.mark.interop
+
+SCENARIO_TIMEOUT = 90
+SCRIPT = Path(__file__).with_name("js_libp2p_values.mjs")
+
+
+async def scenario(npm_dir: str) -> dict:
+    import random
+
+    from p2pkit.ipfs.dht_records import pk_key
+    from p2pkit.ipfs.host import Host
+    from p2pkit.ipfs.kad_values import get_value, put_value
+    from p2pkit.ipfs.keys import Ed25519Identity
+    from p2pkit.ipfs.multiaddr import Multiaddr
+    from p2pkit.ipfs.peer_id import PeerId
+    from tests.interop.test_ipfs_interop import _node
+
+    host = Host(Ed25519Identity(bytes([21]) * 32), rng=random.Random(1))
+    addr = await host.listen("127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    own_key = pk_key(host.peer_id)
+    host.dht.values.put(own_key, host.identity.public_key, loop.time())
+    seen: dict = {"p2pkit_id": str(host.peer_id), "p2pkit_pk": host.identity.public_key.hex()}
+    js = await asyncio.create_subprocess_exec(
+        _node(npm_dir), str(Path(npm_dir, SCRIPT.name)), str(addr),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=npm_dir)
+
+    async def ask(line: str) -> dict:
+        js.stdin.write(line.encode() + b"\n")
+        await js.stdin.drain()
+        return json.loads(await asyncio.wait_for(js.stdout.readline(), 30))
+
+    try:
+        hello = json.loads(await asyncio.wait_for(js.stdout.readline(), 30))
+        seen["js"] = hello
+        if "error" in hello:
+            return seen
+        js_id = PeerId.from_text(hello["id"])
+        js_addrs = [Multiaddr.from_text(a) for a in hello["listening"]]
+        seeds = [(js_id, js_addrs)]
+        # 1. js-libp2p finds the /pk/ record p2pkit holds
+        seen["js_get_p2pkit_pk"] = await ask(f"get {own_key.hex()}")
+        # 2. js-libp2p puts its own /pk/ record: p2pkit validates and stores it
+        seen["js_put_own_pk"] = await ask("put-own-pk")
+        js_key = bytes.fromhex(hello["own_pk_key"])
+        stored = host.dht.values.get(js_key, loop.time())
+        seen["p2pkit_stores_js_pk"] = stored.hex() if stored else None
+        # 3. p2pkit finds the record in js-libp2p's DHT (its own copy dropped first)
+        host.dht.values.records.pop(js_key, None)
+        found = await get_value(host, js_key, seeds=seeds, timeout=15)
+        seen["p2pkit_get_js_pk"] = {"value": found.value.hex() if found.value else None,
+                                    "from": [str(p) for p in found.from_peers]}
+        # 4. p2pkit puts a third peer's /pk/ record; js-libp2p reads it from its DHT
+        third = Ed25519Identity(bytes([33]) * 32)
+        third_key = pk_key(PeerId.from_public_key(third.public_key))
+        stored_on = await put_value(host, third_key, third.public_key, seeds=seeds, timeout=15)
+        seen["p2pkit_put_third"] = [str(p) for p in stored_on]
+        host.dht.values.records.pop(third_key, None)
+        seen["js_get_third"] = await ask(f"get {third_key.hex()}")
+        seen["third_pk"] = third.public_key.hex()
+        # 5. a forged /pk/ record (someone else's key) offered by js-libp2p: p2pkit refuses it
+        forged = await ask(f"put {pk_key(host.peer_id).hex()} {third.public_key.hex()}")
+        seen["js_put_forged"] = forged
+        seen["p2pkit_rejected_values"] = host.dht.stats.get("rejected_values", 0)
+        js.stdin.write(b"quit\n")
+        await js.stdin.drain()
+        await asyncio.wait_for(js.wait(), 15)
+    finally:
+        if js.returncode is None:
+            js.kill()
+            await js.wait()
+        await host.close()
+    return seen
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--npm-dir", required=True)
+    args = parser.parse_args()
+    seen = asyncio.run(asyncio.wait_for(scenario(args.npm_dir), SCENARIO_TIMEOUT - 10))
+    print(json.dumps(seen))
+
+
+# ---- pytest side ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def observations(netns, tmp_path_factory):
+    from tests.interop.test_ipfs_interop import _npm_dir
+
+    npm_dir = _npm_dir(tmp_path_factory)
+    shutil.copy(SCRIPT, Path(npm_dir, SCRIPT.name))  # ESM resolves imports next to the script
+    done = netns([sys.executable, __file__, "--npm-dir", npm_dir], timeout=SCENARIO_TIMEOUT,
+                 cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_js_libp2p_has_p2pkit_in_its_table(observations):
+    assert observations["js"]["routing_table"] >= 1, observations["js"]
+
+
+def test_js_libp2p_gets_a_record_p2pkit_holds(observations):
+    assert observations["js_get_p2pkit_pk"]["value"] == observations["p2pkit_pk"]
+
+
+def test_p2pkit_validates_and_stores_js_libp2p_put(observations):
+    assert observations["p2pkit_id"] in observations["js_put_own_pk"]["reached"]
+    assert observations["p2pkit_stores_js_pk"] == observations["js"]["own_pk"]
+
+
+def test_p2pkit_gets_a_record_js_libp2p_holds(observations):
+    got = observations["p2pkit_get_js_pk"]
+    assert got["value"] == observations["js"]["own_pk"]
+    assert observations["js"]["id"] in got["from"]
+
+
+def test_js_libp2p_stores_p2pkit_put(observations):
+    assert observations["js"]["id"] in observations["p2pkit_put_third"]
+    assert observations["js_get_third"]["value"] == observations["third_pk"]
+
+
+def test_a_forged_record_is_refused(observations):
+    assert observations["p2pkit_id"] not in observations["js_put_forged"].get("reached", [])
+    assert observations["p2pkit_rejected_values"] >= 1
+
+
+if __name__ == "__main__":
+    _main()
