@@ -46,6 +46,8 @@ MAX_BITSWAP_STREAMS = 4
 MAX_KAD_STREAMS = 16
 #: Identify exchanges run at once to learn whether peers that query our DHT are servers.
 MAX_BACKGROUND_IDENTIFY = 8
+#: Peers remembered as DHT clients (not identified again).
+MAX_NOT_SERVERS = 1024
 #: Bytes buffered on one stream the application has not read.
 MAX_STREAM_BUFFER = 1 << 20
 READ_SIZE = 65536
@@ -442,6 +444,8 @@ class Host:
         self._server: asyncio.base_events.Server | None = None
         self.on_connection: Callable[[HostConnection], None] | None = None
         self._identifying: set[PeerId] = set()
+        #: peers identified as DHT clients (insertion order: the oldest is forgotten first).
+        self._not_servers: dict[PeerId, None] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     def add_blocks(self, blocks: dict[Cid, bytes]) -> None:
@@ -476,7 +480,7 @@ class Host:
         :data:`MAX_BACKGROUND_IDENTIFY` run at once; known peers are not asked again."""
         peer = connection.remote_peer_id
         if (peer is None or kad_dht.kademlia_id(peer.multihash) in self.dht.peers
-                or peer in self._identifying
+                or peer in self._identifying or peer in self._not_servers
                 or len(self._identifying) >= MAX_BACKGROUND_IDENTIFY):
             return
         self._identifying.add(peer)
@@ -485,6 +489,11 @@ class Host:
             try:
                 with contextlib.suppress(P2PKitError, OSError, TimeoutError):
                     await connection.identify(timeout=5.0)
+                    if kad_dht.kademlia_id(peer.multihash) not in self.dht.peers:
+                        # a client (or a server we cannot dial): not asked again
+                        self._not_servers[peer] = None
+                        while len(self._not_servers) > MAX_NOT_SERVERS:
+                            self._not_servers.pop(next(iter(self._not_servers)))
             finally:
                 self._identifying.discard(peer)
 
