@@ -44,7 +44,8 @@ async def scenario(npm_dir: str, runs: int) -> dict:
     rng = random.Random(7)
     hosts = [Host(Ed25519Identity(bytes([i + 1]) * 32), rng=random.Random(i))
              for i in range(HOSTS)]
-    addrs = [await h.listen("127.0.0.1", 0) for h in hosts]
+    for h in hosts:
+        await h.listen("127.0.0.1", 0)
     now = asyncio.get_running_loop().time()
     for i, h in enumerate(hosts):
         for j in {(i + 1) % HOSTS, rng.randrange(HOSTS), rng.randrange(HOSTS)} - {i}:
