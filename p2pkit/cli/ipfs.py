@@ -474,6 +474,8 @@ def get_command(cid: str, peers: tuple[Multiaddr, ...], bootstraps: tuple[Multia
         blocks, stats = asyncio.run(main())
     except TimeoutError:
         raise BadInput(cid, f"not complete within {timeout:g} s") from None
+    except BadInput:
+        raise
     except P2PKitError as e:
         raise BadInput(cid, e) from None
     size = output.stat().st_size
