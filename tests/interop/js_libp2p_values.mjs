@@ -7,6 +7,10 @@
 //     get KEYHEX            -> {"get": KEYHEX, "value": HEX|null, "error": ...}
 //     put KEYHEX VALUEHEX   -> {"put": KEYHEX, "reached": [peer ids that echoed it]}
 //     put-own-pk            -> the same for /pk/<our id> with our public key
+//     ipns DATAHEX PUBKEYHEX SIGHEX
+//                           -> an IPNS record's DAG-CBOR data decoded and re-encoded by cborg,
+//                              and signatureV2 verified by @libp2p/crypto:
+//                              {"ipns": {"fields": {...}, "reencoded": HEX, "signature_ok": bool}}
 //     quit
 //
 // Output: one JSON document per line on stdout. Bounded: exits after 60 s.
@@ -18,7 +22,8 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { multiaddr } from '@multiformats/multiaddr'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
-import { publicKeyToProtobuf } from '@libp2p/crypto/keys'
+import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
+import * as cborg from 'cborg'
 import { createInterface } from 'node:readline'
 
 const out = (doc) => process.stdout.write(JSON.stringify(doc) + '\n')
@@ -75,6 +80,17 @@ for await (const line of createInterface({ input: process.stdin })) {
       out({ put: a, reached: await put(unhex(a), unhex(b)) })
     } else if (command === 'put-own-pk') {
       out({ put: hex(ownPkKey), reached: await put(ownPkKey, publicKeyToProtobuf(node.peerId.publicKey)) })
+    } else if (command === 'ipns') {
+      const data = unhex(a)
+      const fields = cborg.decode(data)
+      const shown = {}
+      for (const [k, v] of Object.entries(fields)) {
+        shown[k] = v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : String(v)
+      }
+      const [, , pub, sig] = line.trim().split(/\s+/)
+      const signed = new Uint8Array([...new TextEncoder().encode('ipns-signature:'), ...data])
+      const ok = await publicKeyFromProtobuf(unhex(pub)).verify(signed, unhex(sig))
+      out({ ipns: { fields: shown, keys: Object.keys(fields), reencoded: hex(cborg.encode(fields)), signature_ok: ok } })
     } else if (command === 'quit') {
       break
     }

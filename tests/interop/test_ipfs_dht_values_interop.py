@@ -2,9 +2,10 @@
 loopback: a ``/pk/`` record p2pkit's DHT holds is found by js-libp2p's ``dht.get``; js-libp2p's
 ``dht.put`` of its own ``/pk/`` record is validated and stored by p2pkit; p2pkit's
 ``get_value`` finds the record js-libp2p holds and its ``put_value`` stores one that js-libp2p
-then reads back; a record that fails validation is refused by both (js-libp2p ships only the
-``/pk/`` validator, so IPNS records are exercised between p2pkit nodes, tests/ipfs). The
-scenario runs on its own too::
+then reads back; a record that fails validation is refused by p2pkit. js-libp2p ships only the
+``/pk/`` validator, so IPNS records go through the DHT between p2pkit nodes (tests/ipfs); here
+an IPNS record p2pkit signs has its DAG-CBOR ``data`` decoded and re-encoded by ``cborg`` and
+its ``signatureV2`` verified by ``@libp2p/crypto``. The scenario runs on its own too::
 
     unshare -n sh -c 'ip link set lo up && exec python \\
         tests/interop/test_ipfs_dht_values_interop.py --npm-dir DIR'
@@ -91,6 +92,17 @@ async def scenario(npm_dir: str) -> dict:
         forged = await ask(f"put {pk_key(host.peer_id).hex()} {third.public_key.hex()}")
         seen["js_put_forged"] = forged
         seen["p2pkit_rejected_values"] = host.dht.stats.get("rejected_values", 0)
+        # 6. an IPNS record p2pkit signs: its DAG-CBOR data read and re-encoded by cborg, its
+        # signatureV2 verified by @libp2p/crypto
+        import time
+
+        from p2pkit.ipfs.ipns import IpnsEntry, create_record
+        record = IpnsEntry.parse(create_record(host.identity, b"/ipfs/bafkqaaa", 2**40 + 7,
+                                               time.time_ns() + 3600 * 10**9, 10**12))
+        seen["ipns_data"] = record.data.hex()
+        seen["ipns_js"] = await ask(f"ipns {record.data.hex()} "
+                                    f"{host.identity.public_key.hex()} "
+                                    f"{record.signatureV2.hex()}")
         js.stdin.write(b"quit\n")
         await js.stdin.drain()
         await asyncio.wait_for(js.wait(), 15)
@@ -147,6 +159,15 @@ def test_p2pkit_gets_a_record_js_libp2p_holds(observations):
 def test_js_libp2p_stores_p2pkit_put(observations):
     assert observations["js"]["id"] in observations["p2pkit_put_third"]
     assert observations["js_get_third"]["value"] == observations["third_pk"]
+
+
+def test_ipns_data_and_signature_agree_with_cborg_and_libp2p_crypto(observations):
+    js = observations["ipns_js"]["ipns"]
+    assert js["reencoded"] == observations["ipns_data"]  # canonical DAG-CBOR both ways
+    assert js["keys"] == ["TTL", "Value", "Sequence", "Validity", "ValidityType"]
+    assert js["fields"]["Value"] == "/ipfs/bafkqaaa"
+    assert js["fields"]["Sequence"] == str(2**40 + 7) and js["fields"]["TTL"] == str(10**12)
+    assert js["signature_ok"] is True
 
 
 def test_a_forged_record_is_refused(observations):
