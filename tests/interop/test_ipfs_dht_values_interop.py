@@ -5,7 +5,9 @@ loopback: a ``/pk/`` record p2pkit's DHT holds is found by js-libp2p's ``dht.get
 then reads back; a record that fails validation is refused by p2pkit. js-libp2p ships only the
 ``/pk/`` validator, so IPNS records go through the DHT between p2pkit nodes (tests/ipfs); here
 an IPNS record p2pkit signs has its DAG-CBOR ``data`` decoded and re-encoded by ``cborg`` and
-its ``signatureV2`` verified by ``@libp2p/crypto``. The scenario runs on its own too::
+its ``signatureV2`` verified by ``@libp2p/crypto``; a second p2pkit host joins the DHT through
+js-libp2p (identify, then a routing-table refresh) and learns the first from it. The scenario
+runs on its own too::
 
     unshare -n sh -c 'ip link set lo up && exec python \\
         tests/interop/test_ipfs_dht_values_interop.py --npm-dir DIR'
@@ -92,7 +94,23 @@ async def scenario(npm_dir: str) -> dict:
         forged = await ask(f"put {pk_key(host.peer_id).hex()} {third.public_key.hex()}")
         seen["js_put_forged"] = forged
         seen["p2pkit_rejected_values"] = host.dht.stats.get("rejected_values", 0)
-        # 6. an IPNS record p2pkit signs: its DAG-CBOR data read and re-encoded by cborg, its
+        # 6. a second p2pkit host joins through js-libp2p (what `serve --bootstrap` does:
+        # dial, identify, then a table refresh) and learns the first p2pkit host from it
+        from p2pkit.ipfs.kad_refresh import RefreshPolicy, refresh_once
+
+        joiner = Host(Ed25519Identity(bytes([22]) * 32), rng=random.Random(2))
+        await joiner.listen("127.0.0.1", 0)
+        try:
+            connection = await joiner.dial(js_addrs[0], timeout=10)
+            await connection.identify(timeout=10)
+            await connection.close()
+            report = await refresh_once(joiner, RefreshPolicy(lookup_timeout=15),
+                                        rng=random.Random(3))
+            seen["joiner_table"] = sorted(str(PeerId(p)) for p, _ in joiner.dht.peers.values())
+            seen["joiner_queries"] = report.queries
+        finally:
+            await joiner.close()
+        # 7. an IPNS record p2pkit signs: its DAG-CBOR data read and re-encoded by cborg, its
         # signatureV2 verified by @libp2p/crypto
         import time
 
@@ -168,6 +186,12 @@ def test_ipns_data_and_signature_agree_with_cborg_and_libp2p_crypto(observations
     assert js["fields"]["Value"] == "/ipfs/bafkqaaa"
     assert js["fields"]["Sequence"] == str(2**40 + 7) and js["fields"]["TTL"] == str(10**12)
     assert js["signature_ok"] is True
+
+
+def test_a_host_joins_through_js_libp2p_and_refreshes(observations):
+    assert observations["joiner_table"] == sorted([observations["js"]["id"],
+                                                   observations["p2pkit_id"]])
+    assert observations["joiner_queries"] >= 1
 
 
 def test_a_forged_record_is_refused(observations):
