@@ -5,9 +5,14 @@
 * ``p2pkit ipfs key FILE``: write a new Ed25519 ``PrivateKey`` file (mode 0600);
 * ``p2pkit ipfs add FILE [--profile …]``: the UnixFS CID of a file (Helia's, Kubo's settings);
 * ``p2pkit ipfs car export FILE -o OUT.car`` / ``car import CAR``: CARv1 archives;
-* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE] [--car FILE]``: serve
-  ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or ``--duration``);
-* ``p2pkit ipfs get CID --peer MULTIADDR -o FILE``: fetch a file over Bitswap;
+* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE] [--car FILE]
+  [--bootstrap MULTIADDR]``: serve ping, identify, the kad-dht and Bitswap until SIGINT or
+  SIGTERM (or ``--duration``), joining the DHT through the --bootstrap peers;
+* ``p2pkit ipfs get CID --peer MULTIADDR… | --bootstrap MULTIADDR… -o FILE``: fetch a file
+  over Bitswap from several peers at once (the providers found through the DHT, without
+  --peer);
+* ``p2pkit ipfs dht put|get``, ``p2pkit ipfs name publish|resolve``: values in the DHT
+  (:mod:`p2pkit.cli.ipfs_values`);
 * ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
 * ``p2pkit ipfs identify MULTIADDR``: dial and print the peer's identify message;
 * ``p2pkit ipfs dht find-providers|find-peer|provide … --peer MULTIADDR``: iterative kad-dht
@@ -19,6 +24,7 @@ Every command prints readable text, or one JSON document with ``--json``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -141,25 +147,41 @@ def _tcp(addr: Multiaddr, what: str) -> tuple[str, int]:
               help="A libp2p PrivateKey file (default: a fresh identity).")
 @click.option("--car", "cars", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               multiple=True, help="Serve the blocks of this CARv1 over Bitswap (repeatable).")
+@click.option("--bootstrap", "bootstraps", type=MultiaddrParam(), multiple=True,
+              help="Join the DHT through this peer, /ip4|ip6/ADDRESS/tcp/PORT/p2p/PEER "
+                   "(repeatable; none is built in).")
+@click.option("--refresh-interval", type=click.FloatRange(1.0, 86400.0), default=600.0,
+              show_default=True, help="Seconds between routing-table refreshes.")
 @duration_option()
 @json_option("Print the listen address as JSON.")
-def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...], duration: float | None,
+def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...],
+          bootstraps: tuple[Multiaddr, ...], refresh_interval: float, duration: float | None,
           as_json: bool) -> None:
     """Serve ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or for
-    --duration seconds)."""
+    --duration seconds); with --bootstrap, join the DHT through those peers first. The roots
+    of the --car files are announced as provided (ADD_PROVIDER to the closest servers). The
+    routing table is refreshed every --refresh-interval seconds (ipfs-kad-dht §Routing Table
+    Refresh)."""
     from p2pkit.ipfs.car import read_car
     from p2pkit.ipfs.host import Host
+    from p2pkit.ipfs.kad_refresh import RefreshPolicy, refresh_forever
 
     host_name, port = _tcp(listen, "--listen")
+    for addr in bootstraps:
+        _tcp(addr, "--bootstrap")
     host = Host(_identity(key))
+    roots = []
     for car_path in cars:
         try:
-            _, blocks = read_car(car_path.read_bytes()[: MAX_CAR_FILE + 1])
+            car_roots, blocks = read_car(car_path.read_bytes()[: MAX_CAR_FILE + 1])
         except P2PKitError as e:
             raise BadInput(str(car_path), e) from None
         host.add_blocks(blocks)
+        roots += car_roots
 
     async def main() -> str:
+        from p2pkit.ipfs.kad_lookup import provide
+
         with Stopper() as stopper:
             addr = await host.listen(host_name, port)
             if as_json:
@@ -167,9 +189,20 @@ def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...], duration:
                                        "id": str(host.peer_id)}))
             else:
                 click.echo(f"listening on {addr}")
+            for addr in bootstraps:
+                await _join(host, addr)
+            for root in roots:  # the CARs' roots, provided in our DHT and the closest servers'
+                await provide(host, root.multihash, host.listen_addrs, timeout=10.0)
+            policy = RefreshPolicy(interval=refresh_interval)
+            refresher = asyncio.create_task(refresh_forever(
+                host, policy, first_delay=0 if bootstraps else None,
+                on_report=lambda r: _say_joined(host, r, as_json)))
             try:
                 return await stopper.wait(duration)
             finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
                 await host.close()
 
     try:
@@ -177,6 +210,28 @@ def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...], duration:
     except OSError as e:
         raise BadInput(f"listening on {listen}", e) from None
     say_stopped("ipfs serve", reason)
+
+
+async def _join(host: Any, addr: Multiaddr) -> None:
+    """Dial a --bootstrap peer and identify it: a DHT server enters the routing table (a peer
+    that cannot be reached is reported, not fatal)."""
+    try:
+        connection = await host.dial(addr, timeout=10.0)
+        try:
+            await connection.identify(timeout=10.0)
+        finally:
+            await connection.close()
+    except (P2PKitError, OSError, TimeoutError) as e:
+        click.echo(f"bootstrap {addr}: {e or type(e).__name__}", err=True)
+
+
+def _say_joined(host: Any, report: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"event": "refreshed", "table": len(host.dht.table),
+                               "removed": len(report.removed), "queries": report.queries}))
+    else:
+        click.echo(f"routing table: {len(host.dht.table)} servers "
+                   f"({report.queries} queries, {len(report.removed)} removed)")
 
 
 def _dial_and(addr: Multiaddr, timeout: float, work: Any) -> Any:
@@ -344,41 +399,94 @@ def car_import(path: Path, as_json: bool) -> None:
 
 @ipfs.command("get")
 @click.argument("cid")
-@click.option("--peer", type=MultiaddrParam(), required=True,
-              help="The peer to fetch from over Bitswap, /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER].")
+@click.option("--peer", "peers", type=MultiaddrParam(), multiple=True,
+              help="A peer to fetch from over Bitswap, /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER] "
+                   "(repeatable: the blocks are spread over them).")
+@click.option("--bootstrap", "bootstraps", type=MultiaddrParam(), multiple=True,
+              help="Find the providers of CID through the DHT, starting from this server "
+                   "(repeatable); used when no --peer is given.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the file.")
 @timeout_option(60.0)
 @json_option()
-def get_command(cid: str, peer: Multiaddr, output: Path, timeout: float, as_json: bool) -> None:
-    """Fetch the UnixFS file CID from --peer over Bitswap (level by level, every block checked
-    against its CID) and write it to --output."""
+def get_command(cid: str, peers: tuple[Multiaddr, ...], bootstraps: tuple[Multiaddr, ...],
+                output: Path, timeout: float, as_json: bool) -> None:
+    """Fetch the UnixFS file CID over Bitswap (level by level, every block checked against
+    its CID) from the --peer peers, or from the providers a DHT lookup through --bootstrap
+    finds, several at once, and write it to --output."""
+    from p2pkit.ipfs.bitswap_session import MAX_SESSION_PEERS, BitswapSession
+    from p2pkit.ipfs.host import Host
+    from p2pkit.ipfs.kad_lookup import lookup
     from p2pkit.ipfs.unixfs_exporter import children, export
 
     root = _cid(cid)
+    if not peers and not bootstraps:
+        raise BadInput(cid, "name the peers (--peer) or DHT servers to ask (--bootstrap)")
+    for addr in (*peers, *bootstraps):
+        _tcp(addr, "--peer/--bootstrap")
+    host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
+    found: dict[str, Any] = {}
 
-    async def work(connection: Any) -> int:
-        level = [root]
-        count = 0
-        while level:
-            got = await connection.fetch(level, timeout=timeout)
-            count += len(got)
-            level = [child for c in level for child in children(c, got[c])]
-        with open(output, "wb") as f:
-            for piece in export(root, connection.host.blocks.__getitem__):
-                f.write(piece)
-        return count
+    async def providers() -> list[Multiaddr]:
+        seeds = []
+        for addr in bootstraps:
+            with contextlib.suppress(P2PKitError, OSError, TimeoutError):
+                connection = await host.dial(addr, timeout=timeout)
+                seeds.append((connection.remote_peer_id,
+                              [Multiaddr(tuple(c for c in addr if c[0] != "p2p"))]))
+                await connection.close()
+        result = await lookup(host, root.multihash, kind="GET_PROVIDERS", seeds=seeds,
+                              timeout=timeout)
+        found["queries"] = result.queries
+        out = []
+        for pid, addrs in result.providers.items():
+            tcp = [a for a in addrs if any(n == "tcp" for n, _ in a)]
+            if tcp:
+                out.append(Multiaddr(tuple(c for c in tcp[0] if c[0] != "p2p")).encapsulate(
+                    Multiaddr((("p2p", pid.multihash),))))
+        return out[:MAX_SESSION_PEERS]
+
+    async def main() -> tuple[int, Any]:
+        try:
+            targets = list(peers) or await providers()
+            if not targets:
+                raise BadInput(cid, f"no provider found ({found.get('queries', 0)} queries)")
+            connections = []
+            for addr in targets[:MAX_SESSION_PEERS]:
+                with contextlib.suppress(P2PKitError, OSError, TimeoutError):
+                    connections.append(await host.dial(addr, timeout=timeout))
+            if not connections:
+                raise BadInput(cid, f"none of {len(targets)} peers could be reached")
+            session = BitswapSession(host, connections)
+            level, count = [root], 0
+            while level:
+                got = await session.fetch(level, timeout=timeout)
+                count += len(got)
+                level = [child for c in level for child in children(c, got[c])]
+            with open(output, "wb") as f:
+                for piece in export(root, host.blocks.__getitem__):
+                    f.write(piece)
+            return count, session.stats
+        finally:
+            await host.close()
 
     try:
-        blocks = _dial_and(peer, timeout, work)
+        blocks, stats = asyncio.run(main())
+    except TimeoutError:
+        raise BadInput(cid, f"not complete within {timeout:g} s") from None
+    except BadInput:
+        raise
     except P2PKitError as e:
         raise BadInput(cid, e) from None
     size = output.stat().st_size
     if as_json:
         click.echo(json.dumps({"cid": cid, "blocks": blocks, "bytes": size,
-                               "output": str(output)}))
+                               "output": str(output),
+                               "blocks_from": dict(stats.blocks_from),
+                               "rerequests": stats.rerequests}))
     else:
-        click.echo(f"{cid}: {size} bytes in {blocks} blocks -> {output}")
+        click.echo(f"{cid}: {size} bytes in {blocks} blocks from "
+                   f"{len(stats.blocks_from)} peers -> {output}")
 
 
 # -- kad-dht: iterative lookups from the servers named -----------------------------------------
@@ -535,3 +643,11 @@ def provide(cid: str, peers: tuple[Multiaddr, ...], addrs: tuple[Multiaddr, ...]
         click.echo(f"provider record for {cid} ({me}) stored on {len(stored)} servers")
     if not stored:
         raise SystemExit(1)
+
+
+# values: dht put/get, name publish/resolve (p2pkit.cli.ipfs_values)
+from p2pkit.cli import ipfs_values  # noqa: E402
+
+dht.add_command(ipfs_values.dht_put)
+dht.add_command(ipfs_values.dht_get)
+ipfs.add_command(ipfs_values.name)

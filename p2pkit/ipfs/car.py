@@ -25,6 +25,7 @@ import construct
 from construct import Const, GreedyBytes, Struct
 
 from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.ipfs.cbor import CborHead as _CborHead
 from p2pkit.ipfs.cid import Cid, CidBinary
 from p2pkit.ipfs.dag_pb import MAX_BLOCK_LENGTH
 from p2pkit.ipfs.varint import LengthPrefixed
@@ -37,48 +38,6 @@ MAX_ROOTS = 64
 MAX_HEADER_LENGTH = 64 * 1024
 #: A section is a CID and one block.
 MAX_SECTION_LENGTH = MAX_BLOCK_LENGTH + 128
-
-
-class _CborHead(construct.Construct):
-    """A CBOR initial byte of major type ``major`` and its length argument (RFC 8949 §3),
-    in the shortest form (DAG-CBOR's rule); lengths up to 65535."""
-
-    def __init__(self, major: int) -> None:
-        super().__init__()
-        self.major = major
-
-    def _parse(self, stream: Any, context: Any, path: str) -> int:
-        first = construct.stream_read(stream, 1, path)[0]
-        if first >> 5 != self.major:
-            raise ParseError(f"CBOR major type {first >> 5} where {self.major} is expected",
-                             path=path.split("->")[-1].strip())
-        info = first & 0x1F
-        if info < 24:
-            return info
-        if info == 24:
-            value = construct.stream_read(stream, 1, path)[0]
-            if value < 24:
-                raise ParseError("CBOR length not in its shortest form")
-            return value
-        if info == 25:
-            value = int.from_bytes(construct.stream_read(stream, 2, path), "big")
-            if value < 256:
-                raise ParseError("CBOR length not in its shortest form")
-            return value
-        raise LimitExceeded(f"CBOR argument kind {info} (lengths up to 65535 are read)")
-
-    def _build(self, obj: int, stream: Any, context: Any, path: str) -> int:
-        if obj < 24:
-            data = bytes([self.major << 5 | obj])
-        elif obj < 256:
-            data = bytes([self.major << 5 | 24, obj])
-        else:
-            data = bytes([self.major << 5 | 25]) + obj.to_bytes(2, "big")
-        construct.stream_write(stream, data, len(data), path)
-        return obj
-
-    def _sizeof(self, context: Any, path: str) -> int:
-        raise construct.SizeofError("variable", path=path)
 
 
 class _Roots(construct.Adapter):

@@ -44,6 +44,10 @@ HANDSHAKE_TIMEOUT = 10.0
 MAX_BITSWAP_STREAMS = 4
 #: Inbound kad-dht streams per connection.
 MAX_KAD_STREAMS = 16
+#: Identify exchanges run at once to learn whether peers that query our DHT are servers.
+MAX_BACKGROUND_IDENTIFY = 8
+#: Peers remembered as DHT clients (not identified again).
+MAX_NOT_SERVERS = 1024
 #: Bytes buffered on one stream the application has not read.
 MAX_STREAM_BUFFER = 1 << 20
 READ_SIZE = 65536
@@ -211,6 +215,7 @@ class HostConnection:
                 self._write(self.core.send(yamux.ResetStream(stream_id=sid), now))
                 return
             self._kad_streams[sid] = kad_dht.KadStream(self.host.dht, self.remote_peer_id)
+            self.host.learn_peer(self)
         elif event.protocol == IDENTIFY_PROTOCOL:
             message = IdentifyFrame.build(self.host.identify_message(self))
             self._write(self.core.send_stream(sid, message, now))
@@ -366,6 +371,7 @@ class HostConnection:
         waiting = {cid: loop.create_future() for cid in cids if cid not in self.host.blocks}
         for cid, fut in waiting.items():
             self.host.block_waiters.setdefault(cid, []).append(fut)
+            self.host.waiter_peers[fut] = self.remote_peer_id
         try:
             if waiting:
                 await self.send_bitswap([self.host.bitswap.want(self.remote_peer_id,
@@ -373,6 +379,7 @@ class HostConnection:
                 await asyncio.wait_for(asyncio.gather(*waiting.values()), timeout)
         finally:
             for cid, fut in waiting.items():
+                self.host.waiter_peers.pop(fut, None)
                 waiters = self.host.block_waiters.get(cid, [])
                 if fut in waiters:
                     waiters.remove(fut)
@@ -428,12 +435,18 @@ class Host:
         #: The blocks this host serves (and those it fetched), each checked against its CID.
         self.blocks: dict[Cid, bytes] = {}
         self.bitswap = bitswap.BitswapEngine(self.blocks)
-        #: CID -> futures of fetches waiting for it.
+        #: CID -> futures of fetches waiting for it (a block from any peer completes them).
         self.block_waiters: dict[Cid, list[asyncio.Future[None]]] = {}
+        #: future -> the peer it asked: only that peer's DONT_HAVE fails it.
+        self.waiter_peers: dict[asyncio.Future[None], PeerId] = {}
         self.connections: set[HostConnection] = set()
         self.listen_addrs: list[Multiaddr] = []
         self._server: asyncio.base_events.Server | None = None
         self.on_connection: Callable[[HostConnection], None] | None = None
+        self._identifying: set[PeerId] = set()
+        #: peers identified as DHT clients (insertion order: the oldest is forgotten first).
+        self._not_servers: dict[PeerId, None] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     def add_blocks(self, blocks: dict[Cid, bytes]) -> None:
         """Serve ``blocks`` (each is checked against its CID first)."""
@@ -454,11 +467,39 @@ class Host:
                         fut.set_result(None)
             elif isinstance(event, bitswap.PresenceReceived) and not event.have:
                 for fut in self.block_waiters.get(event.cid, []):
-                    if not fut.done():
+                    if not fut.done() and self.waiter_peers.get(fut, peer) == peer:
                         fut.set_exception(ProtocolError(f"{peer} does not have {event.cid}"))
         if answers:
             task = asyncio.create_task(connection.send_bitswap(answers))
             task.add_done_callback(_retrieve)
+
+    def learn_peer(self, connection: HostConnection) -> None:
+        """A peer that queries our DHT may be a DHT server itself: identify it in the
+        background (what go-libp2p and js-libp2p do on every connection) so that a server
+        enters the routing table (ipfs-kad-dht §Client and Server Mode). At most
+        :data:`MAX_BACKGROUND_IDENTIFY` run at once; known peers are not asked again."""
+        peer = connection.remote_peer_id
+        if (peer is None or kad_dht.kademlia_id(peer.multihash) in self.dht.peers
+                or peer in self._identifying or peer in self._not_servers
+                or len(self._identifying) >= MAX_BACKGROUND_IDENTIFY):
+            return
+        self._identifying.add(peer)
+
+        async def run() -> None:
+            try:
+                with contextlib.suppress(P2PKitError, OSError, TimeoutError):
+                    await connection.identify(timeout=5.0)
+                    if kad_dht.kademlia_id(peer.multihash) not in self.dht.peers:
+                        # a client (or a server we cannot dial): not asked again
+                        self._not_servers[peer] = None
+                        while len(self._not_servers) > MAX_NOT_SERVERS:
+                            self._not_servers.pop(next(iter(self._not_servers)))
+            finally:
+                self._identifying.discard(peer)
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def identify_message(self, connection: HostConnection) -> dict[str, Any]:
         """What this host says about itself on ``/ipfs/id/1.0.0``."""
@@ -509,6 +550,8 @@ class Host:
         return c
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -13,9 +13,11 @@ message is prefixed by its varint length and "implementations MUST handle additi
 request messages on an incoming stream".
 
 The routing table and the XOR metric are :mod:`p2pkit.kademlia`'s (the same code the Mainline
-DHT uses, with 256-bit ids and k = 20). Values (``PUT_VALUE``/``GET_VALUE``) need per-namespace
-validators (``/pk/``, ``/ipns/``) that are not built: ``PUT_VALUE`` is refused and
-``GET_VALUE`` answers with closer peers only.
+DHT uses, with 256-bit ids and k = 20). Values (``PUT_VALUE``/``GET_VALUE``, libp2p kad-dht
+§RPC messages) go through :mod:`p2pkit.ipfs.dht_records`: ``/pk/`` and ``/ipns/`` records are
+validated before they are stored ("DHT Servers MUST verify the validity of each record before
+accepting it", ipfs-kad-dht §Value Storage and Retrieval), other namespaces refused; a
+``PUT_VALUE`` whose ``key`` differs from its record's is refused too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from p2pkit.core import NEED_DATA, Event, NeedData
 from p2pkit.errors import LimitExceeded, ParseError, RemoteProtocolError
+from p2pkit.ipfs.dht_records import RecordStore
 from p2pkit.ipfs.kad_dht_messages import KadMessageFrame
 from p2pkit.ipfs.multiaddr import Multiaddr
 from p2pkit.ipfs.peer_id import PeerId
@@ -106,6 +109,8 @@ class KadDhtServer:
     peers: dict[bytes, tuple[bytes, list[bytes]]] = field(default_factory=dict)
     #: multihash (the provider key) -> peer id bytes -> provider.
     providers: OrderedDict[bytes, dict[bytes, _Provider]] = field(default_factory=OrderedDict)
+    #: ``/pk/`` and ``/ipns/`` records (PUT_VALUE/GET_VALUE).
+    values: RecordStore = field(default_factory=RecordStore)
     stats: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -168,9 +173,32 @@ class KadDhtServer:
         if kind == "ADD_PROVIDER":
             return self._add_provider(request, sender, now)
         if kind == "GET_VALUE":
-            return {"type": "GET_VALUE", "key": key,
-                    "closerPeers": self.closest(key, self.k, exclude=requester)}
-        return None  # PUT_VALUE (no validators) and unknown types: close the stream
+            # "record is set to the value for the given key (if found in the datastore)"
+            answer = {"type": "GET_VALUE", "key": key,
+                      "closerPeers": self.closest(key, self.k, exclude=requester)}
+            value = self.values.get(key, now) if key else None
+            if value is not None:
+                answer["record"] = {"key": key, "value": value,
+                                    "timeReceived": self.values.received(key)}
+            return answer
+        if kind == "PUT_VALUE":
+            return self._put_value(request, now)
+        return None  # unknown types: close the stream
+
+    def _put_value(self, request: Any, now: float) -> dict | None:
+        """§PUT_VALUE: "key on Message is set to equal key of the Record. The target node
+        validates record, and if it is valid, it stores it in the datastore and as a response
+        echoes the request"; an invalid record closes the stream unanswered."""
+        record = request.record
+        if record is None or not request.key or record.key != request.key:
+            return None
+        try:
+            self.values.put(record.key, record.value, now)
+        except ParseError:
+            self.stats["rejected_values"] = self.stats.get("rejected_values", 0) + 1
+            return None
+        return {"type": "PUT_VALUE", "key": request.key,
+                "record": {"key": record.key, "value": record.value}}
 
     def _add_provider(self, request: Any, sender: PeerId, now: float) -> dict | None:
         key = request.key

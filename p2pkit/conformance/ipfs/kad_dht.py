@@ -35,6 +35,10 @@ PREFIX = ("All RPC messages sent over a stream are prefixed with the message len
 GET_VALUE = ("`GET_VALUE`: In the request `key` is an unstructured array of bytes. `record` is "
              "set to the value for the given key (if found in the datastore) and "
              "`closerPeers` is set to the `k` closest peers.")
+PUT_VALUE = ("`PUT_VALUE`: In the request `record` is set to the record to be stored and "
+             "`key` on `Message` is set to equal `key` of the `Record`. The target node "
+             "validates `record`, and if it is valid, it stores it in the datastore and as a "
+             "response echoes the request.")
 K = 20
 
 
@@ -181,6 +185,31 @@ async def _prefix(ctx: IpfsContext) -> None:
             raise Deviation("no varint-prefixed answer")
 
 
+def _put_value(valid: bool) -> Any:
+    """A ``/pk/`` record (the only namespace every IPFS DHT validates): the sender's own
+    public key under its own peer id (valid), or under a fresh peer id (invalid: the key's
+    peer id is not the public key's); then ``GET_VALUE`` on a new stream."""
+    async def play(ctx: IpfsContext) -> None:
+        async with ctx.session() as s:
+            await s.secure()
+            owner = s.identity if valid else Ed25519Identity(ctx.rng.randbytes(32))
+            key = b"/pk/" + bytes(PeerId.from_public_key(owner.public_key))
+            value = s.identity.public_key
+            echo = await answers(s, [{"type": "PUT_VALUE", "key": key,
+                                      "record": {"key": key, "value": value}}])
+            got = await answers(s, [{"type": "GET_VALUE", "key": key}])
+            held = got[0].record.value if got and got[0].record is not None else None
+            if valid:
+                if not echo or echo[0].record is None or echo[0].record.value != value:
+                    raise Deviation("a valid PUT_VALUE was not echoed with its record")
+                if held != value:
+                    raise Deviation("the stored /pk/ record is not returned by GET_VALUE")
+                ctx.note("echoed and stored")
+            elif held is not None:
+                raise Deviation("a /pk/ record whose key names another peer was stored")
+    return play
+
+
 def _find_node(ctx: IpfsContext, s: IpfsSession) -> list[dict]:
     return [{"type": "FIND_NODE", "key": bytes(PeerId.from_public_key(
         Ed25519Identity(ctx.rng.randbytes(32)).public_key))}]
@@ -209,6 +238,13 @@ CASES = [
     ipfs_case(id="kad/add-provider-not-cid", title="a provider record for a key that is no "
               "CID is not recorded", spec=SPEC, requirement=ADD_PROVIDER, level="MUST",
               rule="ipfs/kad/provider-cid", play=_provider(True, valid_key=False)),
+    ipfs_case(id="kad/put-value-valid", title="a valid /pk/ record is echoed and returned by "
+              "GET_VALUE", spec=SPEC, requirement=PUT_VALUE, level="MUST",
+              rule="ipfs/kad/put-value", depends=("ipfs/kad/get-value",),
+              play=_put_value(True)),
+    ipfs_case(id="kad/put-value-invalid", title="a /pk/ record whose key names another peer "
+              "is not stored", spec=SPEC, requirement=PUT_VALUE, level="MUST",
+              rule="ipfs/kad/put-value-validated", play=_put_value(False)),
     ipfs_case(id="kad/requests-on-one-stream", title="two requests on one stream get two "
               "answers", spec=SPEC, requirement=REUSE, level="MUST", rule="ipfs/kad/reuse",
               play=_reuse),
