@@ -6,7 +6,7 @@ inputs) and raises :class:`ExerciseFailed` with a sentence saying what differs. 
 parses a byte layout by hand: the expected answers come from p2pkit's schemas and codecs.
 
 >>> sorted(CHAPTERS)
-[1, 2, 3, 7, 12, 13]
+[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
 >>> [e.function for e in CHAPTERS[2]]
 ['info_hash', 'merkle_root']
 """
@@ -19,60 +19,29 @@ import ipaddress
 import random
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from p2pkit import bencode
 from p2pkit.bittorrent.tracker.compact import CompactPeers
 from p2pkit.bittorrent.wire.messages import PeerMessage
 from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.bittorrent.wire.metainfo import merkle_root as reference_merkle_root
-from p2pkit.errors import P2PKitError
 from p2pkit.ipfs.cid import Cid
 from p2pkit.ipfs.varint import encode_uvarint as reference_uvarint
 from p2pkit.kademlia.ids import distance
+from p2pkit.tutorial import (
+    capture_exercises,
+    conformance_exercises,
+    network_exercises,
+    peer_exercises,
+)
+from p2pkit.tutorial.exercise import CASES, Exercise, ExerciseFailed, Outcome
+from p2pkit.tutorial.exercise import expect as _expect
 
 __all__ = ["CHAPTERS", "Exercise", "ExerciseFailed", "Outcome", "check_file", "load"]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-#: Random cases each check draws (seeded: the same inputs every run).
-CASES = 50
-
-
-class ExerciseFailed(P2PKitError):
-    """The learner's function gave a wrong answer (or none); the message says which input."""
-
-
-@dataclass(frozen=True)
-class Exercise:
-    """Exercise ``chapter.number``: write ``function``; ``check`` calls it."""
-
-    chapter: int
-    number: int
-    function: str
-    title: str
-    hint: str
-    check: Callable[[Callable[..., Any]], None]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One exercise's result: passed, or the reason and the hint."""
-
-    exercise: Exercise
-    passed: bool
-    reason: str = ""
-
-
-def _show(value: Any) -> str:
-    return value.hex() if isinstance(value, bytes | bytearray) else repr(value)
-
-
-def _expect(got: Any, want: Any, what: str) -> None:
-    if got != want:
-        raise ExerciseFailed(f"{what}: expected {_show(want)}, got {_show(got)}")
 
 
 # -- chapter 1: bytes on the wire (BEP 3 §peer messages) -----------------------------------------
@@ -227,7 +196,12 @@ CHAPTERS: dict[int, list[Exercise]] = {
                   "varint 1 (version), varint 0x55 (raw), then the multihash: 0x12 (sha2-256), "
                   "0x20 (32 bytes), the digest; write it in base32, lower case, no padding, "
                   "after the multibase prefix 'b'", _check_raw_cid)],
+    **peer_exercises.EXERCISES,
+    **network_exercises.EXERCISES,
+    **capture_exercises.EXERCISES,
+    **conformance_exercises.EXERCISES,
 }
+CHAPTERS = dict(sorted(CHAPTERS.items()))
 
 
 def load(path: str | Path) -> ModuleType:

@@ -34,7 +34,7 @@ def test_default_file_is_the_chapters_exercise_file(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("args, message", [
-    (("check", "5", "x.py"), "chapter 5 has no checked exercises"),
+    (("check", "14", "x.py"), "chapter 14 has no checked exercises"),
     (("check", "1", "/nonexistent/x.py"), "No such file or directory"),
 ])
 def test_bad_input_is_one_line(args: tuple[str, ...], message: str) -> None:
