@@ -29,6 +29,7 @@ extensions = [
     "p2pkit_cli_reference",
     "p2pkit_conformance_catalog",
     "p2pkit_link_check",
+    "p2pkit_payload_examples",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 # docs/course is a link to tutorials/; its README is the course's table of contents on GitHub,
