@@ -49,10 +49,10 @@ def _check_events(tracker_events: Callable[[str], dict[str, set[str]]]) -> None:
 
 
 EXERCISES: dict[int, list[Exercise]] = {
-    10: [Exercise(10, 1, "krpc_query_counts", "KRPC queries in a capture, by method",
+    10: [Exercise(10, 4, "krpc_query_counts", "KRPC queries in a capture, by method",
                   "dissect(path) yields records; keep those with protocol 'bt-dht' and message "
                   "'query', and count record.fields['method']", _check_krpc),
-         Exercise(10, 2, "tracker_events", "who announced what to the tracker",
+         Exercise(10, 5, "tracker_events", "who announced what to the tracker",
                   "announce records (HTTP and UDP alike) carry fields 'peer_id' (hex) and "
                   "'event'; the client is the first 8 characters of the peer id (BEP 20), "
                   "e.g. '-LT2080-'; skip announces without an event", _check_events)],

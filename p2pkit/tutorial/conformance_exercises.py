@@ -120,7 +120,7 @@ def _check_read_block(read_block: ReadBlock) -> None:
 
 
 EXERCISES: dict[int, list[Exercise]] = {
-    11: [Exercise(11, 1, "read_block", "the bytes a seed sends for a request",
+    11: [Exercise(11, 4, "read_block", "the bytes a seed sends for a request",
                   "index counts pieces of piece_length bytes and begin is an offset inside the "
                   "piece (BEP 3 §request): the block starts at index * piece_length + begin; "
                   "return content[start:start + length]", _check_read_block)],

@@ -176,23 +176,23 @@ CHAPTERS: dict[int, list[Exercise]] = {
                  "pad the leaves with 32 zero bytes to a power of two, then hash pairs "
                  "(sha256(left + right)) up to one node; a single leaf is its own root",
                  _check_merkle_root)],
-    3: [Exercise(3, 1, "decode_compact", "BEP 23 compact peers",
+    3: [Exercise(3, 2, "decode_compact", "BEP 23 compact peers",
                  "6 bytes per peer: 4 bytes of IPv4 address, 2 bytes of port, big-endian; "
                  "return a list of (ip_text, port)", _check_compact)],
     7: [Exercise(7, 1, "bucket_depth", "leading bits two ids share",
                  "XOR the ids as integers (int.from_bytes(..., 'big')); the answer is "
                  "160 minus the bit length of the XOR", _check_bucket_depth),
-        Exercise(7, 2, "closest", "the k ids closest to a target",
+        Exercise(7, 4, "closest", "the k ids closest to a target",
                  "sort by the XOR of each id with the target, as integers, and keep k",
                  _check_closest)],
-    12: [Exercise(12, 1, "verify_proof", "check a merkle proof",
+    12: [Exercise(12, 4, "verify_proof", "check a merkle proof",
                   "walk up: at each level, hash (node + sibling) when the index is even, "
                   "(sibling + node) when odd, then halve the index; compare with the root",
                   _check_proof)],
-    13: [Exercise(13, 1, "encode_uvarint", "a multiformats unsigned varint",
+    13: [Exercise(13, 5, "encode_uvarint", "a multiformats unsigned varint",
                   "7 bits at a time, least significant group first; set the high bit (0x80) "
                   "of every byte but the last; 0 is the single byte 00", _check_uvarint),
-         Exercise(13, 2, "raw_cid", "the text CIDv1 of raw bytes",
+         Exercise(13, 1, "raw_cid", "the text CIDv1 of raw bytes",
                   "varint 1 (version), varint 0x55 (raw), then the multihash: 0x12 (sha2-256), "
                   "0x20 (32 bytes), the digest; write it in base32, lower case, no padding, "
                   "after the multibase prefix 'b'", _check_raw_cid)],

@@ -132,15 +132,15 @@ def _check_flood(query_messages: Callable[[list[list[int]], int, int], int]) -> 
 
 
 EXERCISES: dict[int, list[Exercise]] = {
-    8: [Exercise(8, 1, "iterative_lookup", "a Kademlia lookup on 1,000 DHT nodes",
+    8: [Exercise(8, 4, "iterative_lookup", "a Kademlia lookup on 1,000 DHT nodes",
                  "keep the candidates sorted by XOR distance to the target; each round ask the "
                  "alpha closest not yet asked and merge what they return; stop when the k "
                  "closest candidates have all been asked; return those k", _check_lookup)],
-    9: [Exercise(9, 1, "qrp_hash", "the QRP keyword hash",
+    9: [Exercise(9, 4, "qrp_hash", "the QRP keyword hash",
                  "lower-case, UTF-8 bytes; XOR byte i shifted left by 8 * (i % 4) into a 32-bit "
                  "value; multiply by 0x4F1BBCDC, keep the low 32 bits, then the top `bits` bits "
                  "(QRP Appendix A)", _check_qrp_hash),
-        Exercise(9, 2, "query_messages", "what a flood costs",
+        Exercise(9, 5, "query_messages", "what a flood costs",
                  "the origin sends to every neighbour; a node forwards only the first copy it "
                  "gets, to every neighbour but the one it came from, and only while the TTL "
                  "left after decrementing is at least 1; count every copy sent, duplicates too",

@@ -190,26 +190,26 @@ def _check_assemble(assemble_metadata: Callable[[list[bytes], bytes], bytes | No
 
 
 EXERCISES: dict[int, list[Exercise]] = {
-    4: [Exercise(4, 1, "split_messages", "frame a peer-wire stream",
+    4: [Exercise(4, 4, "split_messages", "frame a peer-wire stream",
                  "after the handshake every message is a 4-byte big-endian length, then that "
                  "many bytes (0: a keep-alive); keep the prefix with each message and stop "
                  "when the rest is shorter than its length says", _check_split),
-        Exercise(4, 2, "piece_verifies", "check a piece against its torrent",
+        Exercise(4, 5, "piece_verifies", "check a piece against its torrent",
                  "Metainfo.parse(torrent).pieces[index] is the SHA-1 the piece must have "
                  "(BEP 3 §info dictionary: 'pieces'): hashlib.sha1(piece).digest() == it",
                  _check_piece_verifies)],
-    5: [Exercise(5, 1, "rarest_missing", "the rarest pieces we still need",
+    5: [Exercise(5, 4, "rarest_missing", "the rarest pieces we still need",
                  "count, for each piece we lack, how many peers have it (bit i of a bitfield "
                  "is byte i // 8, mask 0x80 >> i % 8); keep the pieces with the smallest "
                  "count above zero", _check_rarest),
-        Exercise(5, 2, "regular_unchokes", "BEP 3's reciprocation",
+        Exercise(5, 5, "regular_unchokes", "BEP 3's reciprocation",
                  "walk the peers from the best rate down: unchoke each; stop once `slots` "
                  "interested peers are unchoked (peers that are not interested do not use a "
                  "slot)", _check_unchoke)],
-    6: [Exercise(6, 1, "metadata_request", "a ut_metadata request",
+    6: [Exercise(6, 4, "metadata_request", "a ut_metadata request",
                  "a bencoded dictionary, keys sorted: d8:msg_typei0e5:piecei<n>ee "
                  "(BEP 9 §request: msg_type 0)", _check_metadata_request),
-        Exercise(6, 2, "assemble_metadata", "trust metadata only if it hashes right",
+        Exercise(6, 5, "assemble_metadata", "trust metadata only if it hashes right",
                  "join the pieces in order; return them if hashlib.sha1(joined).digest() is "
                  "the info-hash, else None (BEP 9: 'validated by the info-hash')",
                  _check_assemble)],

@@ -45,4 +45,4 @@ def test_bad_input_is_one_line(args: tuple[str, ...], message: str) -> None:
 
 def test_list_names_every_exercise() -> None:
     out = _run("list")
-    assert out.exit_code == 0 and "12.1  verify_proof" in out.output
+    assert out.exit_code == 0 and "12.4  verify_proof" in out.output
