@@ -19,7 +19,6 @@ extensions = [
     "myst_nb",
     "sphinx_design",  # the course's dropdowns (hints, solutions)
     "sphinx.ext.autodoc",
-    "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "p2pkit_schema_sphinx",
     "p2pkit_layout",
@@ -29,6 +28,8 @@ extensions = [
     "p2pkit_cli_reference",
     "p2pkit_conformance_catalog",
     "p2pkit_link_check",
+    "p2pkit_payload_examples",
+    "p2pkit_xref",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 # docs/course is a link to tutorials/; its README is the course's table of contents on GitHub,
@@ -40,7 +41,23 @@ html_title = "p2pkit"
 html_static_path = ["_static"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-nitpicky = False
+# Every cross-reference must resolve (-W makes a broken one an error); p2pkit_xref resolves
+# the short and re-exported names p2pkit's docstrings use. The build is offline, so there is
+# no intersphinx: references to the standard library and to third-party packages cannot
+# resolve and are ignored, by module, here (and nothing else is):
+nitpicky = True
+NOT_P2PKIT = [
+    # the standard library (docs.python.org, not reachable from the build)
+    "_asyncio", "asyncio", "collections", "enum", "importlib", "ipaddress", "os", "pathlib",
+    "random", "socket", "ssl", "struct", "time", "types", "typing",
+    # third-party packages p2pkit's signatures name
+    "click", "construct", "cryptography", "numpy", "np", "scapy",
+]
+nitpick_ignore_regex = [
+    ("py:.*", rf"({'|'.join(NOT_P2PKIT)})(\..+)?"),
+    # pathlib.Path, as `from pathlib import Path` leaves it in annotations
+    ("py:class", "Path"),
+]
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
 

@@ -5,8 +5,8 @@ Used by everything in p2pkit that speaks or reads an HTTP/1-shaped head: the HTT
 CONNECT/0.6" and "GNUTELLA/0.6 200 OK" heads with HTTP-style headers), Gnutella's HTTP
 downloads (HUGE §4, with ``Range``) and the dissector.
 
-RFC 9112 §2.1: "HTTP-message = start-line CRLF *( field-line CRLF ) CRLF [ message-body ]".
-RFC 9112 §5: "field-line = field-name ":" OWS field-value OWS"; "No whitespace is allowed
+RFC 9112 §2.1: ``HTTP-message = start-line CRLF *( field-line CRLF ) CRLF [ message-body ]``.
+RFC 9112 §5: ``field-line = field-name ":" OWS field-value OWS``; "No whitespace is allowed
 between the field name and colon." RFC 9110 §5.3: a recipient may combine field lines of the
 same name in order, so :class:`Headers` keeps every line, in order, and looks names up without
 regard to case (RFC 9110 §5.1: "Field names are case-insensitive").

@@ -4,7 +4,7 @@ Specs: handshaking_0.6 and the rest of the protocol are the core's
 (:mod:`p2pkit.gnutella.servent`); the HTTP side is :mod:`p2pkit.gnutella.http`'s (HUGE §6.1
 ``GET /uri-res/N2R?urn:sha1:…`` and the 0.4 ``GET /get/<File Index>/<File Name>``, ``HEAD``,
 ``Range`` with ``206``/``416``; the 0.4 Push / push_proxy § callback: a firewalled servent that
-receives a Push connects out, sends ``GIV <index>:<servent GUID>/<name>\n\n`` and serves the
+receives a Push connects out, sends ``GIV <index>:<servent GUID>/<name>`` and two line ends, and serves the
 GET that comes back on that connection). The driver holds no protocol logic: it moves bytes
 between sockets and the cores, calls their timers, streams the byte range an upload chose from
 disk, and tells Gnutella connections from HTTP requests and GIVs by their first four bytes.
@@ -73,7 +73,7 @@ log = logging.getLogger("p2pkit.gnutella.server")
 
 #: TTL of the ping sent on a new connection (as gtk-gnutella does).
 DISCOVERY_PING_TTL = 4
-#: Seconds a new connection has to send its first four bytes (``GNUT``, ``GET ``, ``GIV ``).
+#: Seconds a new connection has to send its first four bytes (``GNUT``, or ``GET`` or ``GIV`` and a space).
 FIRST_BYTES_TIMEOUT = 10.0
 #: Connections waiting for their first four bytes at once; one more closes the oldest.
 MAX_UNIDENTIFIED = 64

@@ -6,7 +6,7 @@ inputs) and raises :class:`ExerciseFailed` with a sentence saying what differs. 
 parses a byte layout by hand: the expected answers come from p2pkit's schemas and codecs.
 
 >>> sorted(CHAPTERS)
-[1, 2, 3, 7, 12, 13]
+[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
 >>> [e.function for e in CHAPTERS[2]]
 ['info_hash', 'merkle_root']
 """
@@ -19,60 +19,29 @@ import ipaddress
 import random
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from p2pkit import bencode
 from p2pkit.bittorrent.tracker.compact import CompactPeers
 from p2pkit.bittorrent.wire.messages import PeerMessage
 from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.bittorrent.wire.metainfo import merkle_root as reference_merkle_root
-from p2pkit.errors import P2PKitError
 from p2pkit.ipfs.cid import Cid
 from p2pkit.ipfs.varint import encode_uvarint as reference_uvarint
 from p2pkit.kademlia.ids import distance
+from p2pkit.tutorial import (
+    capture_exercises,
+    conformance_exercises,
+    network_exercises,
+    peer_exercises,
+)
+from p2pkit.tutorial.exercise import CASES, Exercise, ExerciseFailed, Outcome
+from p2pkit.tutorial.exercise import expect as _expect
 
 __all__ = ["CHAPTERS", "Exercise", "ExerciseFailed", "Outcome", "check_file", "load"]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-#: Random cases each check draws (seeded: the same inputs every run).
-CASES = 50
-
-
-class ExerciseFailed(P2PKitError):
-    """The learner's function gave a wrong answer (or none); the message says which input."""
-
-
-@dataclass(frozen=True)
-class Exercise:
-    """Exercise ``chapter.number``: write ``function``; ``check`` calls it."""
-
-    chapter: int
-    number: int
-    function: str
-    title: str
-    hint: str
-    check: Callable[[Callable[..., Any]], None]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One exercise's result: passed, or the reason and the hint."""
-
-    exercise: Exercise
-    passed: bool
-    reason: str = ""
-
-
-def _show(value: Any) -> str:
-    return value.hex() if isinstance(value, bytes | bytearray) else repr(value)
-
-
-def _expect(got: Any, want: Any, what: str) -> None:
-    if got != want:
-        raise ExerciseFailed(f"{what}: expected {_show(want)}, got {_show(got)}")
 
 
 # -- chapter 1: bytes on the wire (BEP 3 §peer messages) -----------------------------------------
@@ -207,27 +176,32 @@ CHAPTERS: dict[int, list[Exercise]] = {
                  "pad the leaves with 32 zero bytes to a power of two, then hash pairs "
                  "(sha256(left + right)) up to one node; a single leaf is its own root",
                  _check_merkle_root)],
-    3: [Exercise(3, 1, "decode_compact", "BEP 23 compact peers",
+    3: [Exercise(3, 2, "decode_compact", "BEP 23 compact peers",
                  "6 bytes per peer: 4 bytes of IPv4 address, 2 bytes of port, big-endian; "
                  "return a list of (ip_text, port)", _check_compact)],
     7: [Exercise(7, 1, "bucket_depth", "leading bits two ids share",
                  "XOR the ids as integers (int.from_bytes(..., 'big')); the answer is "
                  "160 minus the bit length of the XOR", _check_bucket_depth),
-        Exercise(7, 2, "closest", "the k ids closest to a target",
+        Exercise(7, 4, "closest", "the k ids closest to a target",
                  "sort by the XOR of each id with the target, as integers, and keep k",
                  _check_closest)],
-    12: [Exercise(12, 1, "verify_proof", "check a merkle proof",
+    12: [Exercise(12, 4, "verify_proof", "check a merkle proof",
                   "walk up: at each level, hash (node + sibling) when the index is even, "
                   "(sibling + node) when odd, then halve the index; compare with the root",
                   _check_proof)],
-    13: [Exercise(13, 1, "encode_uvarint", "a multiformats unsigned varint",
+    13: [Exercise(13, 5, "encode_uvarint", "a multiformats unsigned varint",
                   "7 bits at a time, least significant group first; set the high bit (0x80) "
                   "of every byte but the last; 0 is the single byte 00", _check_uvarint),
-         Exercise(13, 2, "raw_cid", "the text CIDv1 of raw bytes",
+         Exercise(13, 1, "raw_cid", "the text CIDv1 of raw bytes",
                   "varint 1 (version), varint 0x55 (raw), then the multihash: 0x12 (sha2-256), "
                   "0x20 (32 bytes), the digest; write it in base32, lower case, no padding, "
                   "after the multibase prefix 'b'", _check_raw_cid)],
+    **peer_exercises.EXERCISES,
+    **network_exercises.EXERCISES,
+    **capture_exercises.EXERCISES,
+    **conformance_exercises.EXERCISES,
 }
+CHAPTERS = dict(sorted(CHAPTERS.items()))
 
 
 def load(path: str | Path) -> ModuleType:

@@ -34,7 +34,7 @@ def test_default_file_is_the_chapters_exercise_file(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("args, message", [
-    (("check", "5", "x.py"), "chapter 5 has no checked exercises"),
+    (("check", "14", "x.py"), "chapter 14 has no checked exercises"),
     (("check", "1", "/nonexistent/x.py"), "No such file or directory"),
 ])
 def test_bad_input_is_one_line(args: tuple[str, ...], message: str) -> None:
@@ -45,4 +45,4 @@ def test_bad_input_is_one_line(args: tuple[str, ...], message: str) -> None:
 
 def test_list_names_every_exercise() -> None:
     out = _run("list")
-    assert out.exit_code == 0 and "12.1  verify_proof" in out.output
+    assert out.exit_code == 0 and "12.4  verify_proof" in out.output

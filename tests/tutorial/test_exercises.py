@@ -67,7 +67,59 @@ def test_a_function_that_raises_is_reported(tmp_path: Path) -> None:
 def test_files_that_cannot_be_checked(tmp_path: Path) -> None:
     with pytest.raises(ExerciseFailed, match="importing it failed: SyntaxError"):
         check_file(1, _write(tmp_path, "def build_request(:\n"))
-    with pytest.raises(ExerciseFailed, match="chapter 5 has no checked exercises"):
-        check_file(5, _write(tmp_path, ""))
+    with pytest.raises(ExerciseFailed, match="chapter 14 has no checked exercises"):
+        check_file(14, _write(tmp_path, ""))
     with pytest.raises(FileNotFoundError):
         check_file(1, tmp_path / "nothing.py")
+
+
+def test_every_chapter_has_checked_exercises() -> None:
+    chapters = sorted(int(p.name[:2]) for p in (ROOT / "tutorials").glob("[0-9][0-9]-*.md"))
+    assert sorted(CHAPTERS) == chapters
+
+
+def test_chapter_11s_bug_is_caught_by_the_conformance_suite(tmp_path: Path) -> None:
+    # the chapter's buggy peer: begin taken as an offset into the whole file
+    source = ("def read_block(content, piece_length, index, begin, length):\n"
+              "    return content[begin:begin + length]\n")
+    [outcome] = check_file(11, _write(tmp_path, source))
+    assert not outcome.passed
+    assert "bittorrent/bep3/piece/last-piece-data: fail" in outcome.reason
+
+
+def test_a_flood_that_forgets_duplicates_is_caught(tmp_path: Path) -> None:
+    # counting one message per node reached (a BFS) misses every duplicate copy
+    source = ("def qrp_hash(word, bits):\n    return 0\n"
+              "def query_messages(neighbours, origin, ttl):\n"
+              "    seen, level = {origin}, [origin]\n"
+              "    for _ in range(ttl):\n"
+              "        level = [n for u in level for n in neighbours[u] if n not in seen]\n"
+              "        seen.update(level)\n"
+              "    return len(seen) - 1\n")
+    [qrp, flood] = check_file(9, _write(tmp_path, source))
+    assert not qrp.passed and qrp.reason.startswith("qrp_hash(")
+    assert not flood.passed and flood.reason.startswith("query_messages(<flat network of 60")
+
+
+def test_a_lookup_that_stops_after_one_round_is_caught(tmp_path: Path) -> None:
+    source = ("def iterative_lookup(target, start, ask, k=8, alpha=3):\n"
+              "    t = int.from_bytes(target, 'big')\n"
+              "    known = set(start)\n"
+              "    for node in start[:alpha]:\n"
+              "        known.update(ask(node))\n"
+              "    return sorted(known, key=lambda n: int.from_bytes(n, 'big') ^ t)[:k]\n")
+    [outcome] = check_file(8, _write(tmp_path, source))
+    assert not outcome.passed and "lookups found the true 8 closest" in outcome.reason
+
+
+def test_a_frame_split_that_keeps_a_partial_message_is_caught(tmp_path: Path) -> None:
+    source = ("def split_messages(stream):\n"
+              "    out, pos = [], 0\n"
+              "    while pos < len(stream):\n"
+              "        end = pos + 4 + int.from_bytes(stream[pos:pos + 4], 'big')\n"
+              "        out.append(stream[pos:end])\n"
+              "        pos = end\n"
+              "    return out\n")
+    [split, verify] = check_file(4, _write(tmp_path, source))
+    assert not split.passed and "an incomplete message is not a message yet" in split.reason
+    assert not verify.passed
