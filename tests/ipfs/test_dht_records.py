@@ -4,6 +4,8 @@ server's PUT_VALUE/GET_VALUE answers (ipfs-kad-dht §Value Storage and Retrieval
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pkit.errors import LimitExceeded
 from p2pkit.ipfs.dht_records import (
@@ -107,3 +109,13 @@ def test_server_put_then_get():
     assert server.stats["rejected_values"] == 3
     assert server.handle(KadMessage.parse(KadMessage.build({"type": "GET_VALUE", "key": key})),
                          B, 1.0)["record"]["value"] == record
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([routing_key(A), pk_key(A), b"/ipns/", b"/pk/\x00"]),
+       st.binary(max_size=400))
+def test_random_put_values_are_refused_without_raising(key, value):
+    server = KadDhtServer(B)
+    put = {"type": "PUT_VALUE", "key": key, "record": {"key": key, "value": value}}
+    assert server.handle(KadMessage.parse(KadMessage.build(put)), A, 0.0) is None
+    assert len(server.values) == 0
