@@ -141,17 +141,25 @@ def _tcp(addr: Multiaddr, what: str) -> tuple[str, int]:
               help="A libp2p PrivateKey file (default: a fresh identity).")
 @click.option("--car", "cars", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               multiple=True, help="Serve the blocks of this CARv1 over Bitswap (repeatable).")
+@click.option("--keylog", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Append each connection's Noise transport keys to FILE "
+                   "(for p2pkit dissect --keylog).")
 @duration_option()
 @json_option("Print the listen address as JSON.")
 def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...], duration: float | None,
-          as_json: bool) -> None:
+          as_json: bool, keylog: Path | None = None) -> None:
     """Serve ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or for
     --duration seconds)."""
     from p2pkit.ipfs.car import read_car
     from p2pkit.ipfs.host import Host
+    from p2pkit.ipfs.noise_keylog import NoiseKeyLogWriter
 
     host_name, port = _tcp(listen, "--listen")
-    host = Host(_identity(key))
+    try:
+        writer = NoiseKeyLogWriter(keylog) if keylog is not None else None
+    except OSError as e:
+        raise BadInput(str(keylog), e) from None
+    host = Host(_identity(key), keylog=writer)
     for car_path in cars:
         try:
             _, blocks = read_car(car_path.read_bytes()[: MAX_CAR_FILE + 1])
@@ -176,6 +184,9 @@ def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...], duration:
         reason = asyncio.run(main())
     except OSError as e:
         raise BadInput(f"listening on {listen}", e) from None
+    finally:
+        if writer is not None:
+            writer.close()
     say_stopped("ipfs serve", reason)
 
 

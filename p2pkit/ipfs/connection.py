@@ -184,6 +184,15 @@ class Libp2pConnection:
         """``(send key, receive key)`` of the Noise session once established (keylogs)."""
         return self._noise.keys
 
+    def noise_secrets(self) -> tuple[bytes, bytes, bytes, bytes] | None:
+        """``(initiator's ephemeral key, initiator-to-responder key, responder-to-initiator
+        key, handshake hash)`` once the Noise handshake is over: a key log line's secrets
+        (:mod:`p2pkit.ipfs.noise_keylog`); None before."""
+        keys = self._noise.transport_keys()
+        if keys is None:
+            return None
+        return (self._noise.initiator_ephemeral, *keys, self._noise.handshake_hash)
+
     # -- layers ------------------------------------------------------------------------------
 
     def _fail(self, reason: str) -> None:

@@ -396,6 +396,20 @@ class NoiseSession:
                                               remote_static=self._rs, stream_muxers=muxers))
 
     @property
+    def initiator_ephemeral(self) -> bytes | None:
+        """The initiator's ephemeral public key (in clear in message 1): what a key log names a
+        session by."""
+        return _public(self._e) if self.initiator else self._re
+
+    def transport_keys(self) -> tuple[bytes, bytes] | None:
+        """``(initiator-to-responder key, responder-to-initiator key)`` once the handshake is
+        over (Noise §5.2 Split), for key logs; None before."""
+        if self.keys is None:
+            return None
+        send, receive = self.keys
+        return (send, receive) if self.initiator else (receive, send)
+
+    @property
     def handshake_hash(self) -> bytes:
         """``h`` (Noise §11.2 channel binding): equal on both ends after the handshake."""
         return self.state.h
