@@ -193,6 +193,11 @@ class Libp2pConnection:
             return None
         return (self._noise.initiator_ephemeral, *keys, self._noise.handshake_hash)
 
+    def noise_handshake_secrets(self) -> tuple[bytes, bytes]:
+        """``(static secret, ephemeral secret)`` of our Noise end (key logs; fresh per
+        connection)."""
+        return self._noise.handshake_secrets()
+
     # -- layers ------------------------------------------------------------------------------
 
     def _fail(self, reason: str) -> None:

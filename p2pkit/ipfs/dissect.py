@@ -34,6 +34,7 @@ from p2pkit.errors import ParseError, RemoteProtocolError
 from p2pkit.ipfs.multistream import HEADER, NA, MultistreamMessage
 from p2pkit.ipfs.noise import DH_LENGTH, PROTOCOL_ID, CipherState, HandshakeMessage, NoiseFrame
 from p2pkit.ipfs.noise_keylog import NoiseKeyLog
+from p2pkit.ipfs.noise_replay import HandshakeReplay
 from p2pkit.ipfs.session_dissect import SESSION_MESSAGES, PlaintextDirection, line_kind
 from p2pkit.ipfs.varint import decode_uvarint
 
@@ -81,6 +82,12 @@ class Libp2pStream:
         #: This direction's transport CipherState once its key is known; False: no key.
         self.cipher: CipherState | bool | None = None
         self.plaintext = PlaintextDirection(transport=transport, src=src, dst=dst)
+        #: On the dialer's direction: the handshake replayed from logged secrets, and the
+        #: transport keys it derived.
+        self.replay: HandshakeReplay | None = None
+        self.replayed_keys: tuple[bytes, bytes] | None = None
+        #: The peer id this direction's sender proved in the handshake (when replayed).
+        self.peer_id: Any = None
         self._inner: list[Record] = []
         self.buffer = StreamBuffer()
         self.peer: Libp2pStream | None = None
@@ -172,19 +179,63 @@ class Libp2pStream:
             record.value = value
             if step == 1:
                 self.ephemeral = value.e
+            self._replay(record, step, value)
         else:
             record.message = "noise_transport"
             record.fields = {"encrypted": len(body), "encryption": "noise"}
             self._decrypt(record, body)
 
+    def _replay(self, record: Record, step: int, value: Any) -> None:
+        """With one end's handshake secrets: replay the handshake, show the decrypted static
+        key, identity and signature verdict of messages 2 and 3."""
+        dialer = self if self.dialer else self.peer
+        if dialer is None or self.secrets is None:
+            return
+        if step == 1:
+            entry = self.secrets.find_handshake(value.e)
+            if entry is not None:
+                dialer.replay = HandshakeReplay(initiator=entry.role == "initiator",
+                                                static_secret=entry.static_secret,
+                                                ephemeral_secret=entry.ephemeral_secret)
+                dialer.replay.message_1(value)
+            return
+        replay = dialer.replay
+        if replay is None:
+            return
+        try:
+            payload = replay.message_2(value) if step == 2 else replay.message_3(value)
+        except RemoteProtocolError as e:
+            record.deviations.append(Deviation(
+                offset=record.offset or 0, rule=f"{PROTOCOL}/noise-handshake",
+                message=f"the logged secrets do not decrypt this message: {e}",
+                spec="libp2p noise"))
+            dialer.replay = None
+            return
+        record.fields.update({
+            "static": payload.static.hex(),
+            "peer_id": str(payload.peer_id) if payload.peer_id else None,
+            "identity_key": payload.identity_key.hex() if payload.identity_key else None,
+            "stream_muxers": list(payload.stream_muxers),
+            "signature": "valid" if payload.error is None else payload.error})
+        self.peer_id = payload.peer_id
+        if payload.error is not None:
+            record.deviations.append(Deviation(
+                offset=record.offset or 0, rule=f"{PROTOCOL}/noise-signature",
+                message=payload.error, spec="libp2p noise §Static Key Authentication"))
+        if step == 3:
+            dialer.replayed_keys = replay.transport_keys()
+
     def _transport_cipher(self) -> CipherState | None:
-        """This direction's CipherState, from the key log entry of the session."""
+        """This direction's CipherState, from the key log entry of the session (or the keys
+        a replayed handshake derived)."""
         if self.cipher is None:
             dialer = self if self.dialer else self.peer
             entry = (self.secrets.find(dialer.ephemeral) if self.secrets is not None and
                      dialer is not None and dialer.ephemeral is not None else None)
-            self.cipher = False if entry is None else CipherState(
-                k=entry.initiator_key if self.dialer else entry.responder_key)
+            keys = ((entry.initiator_key, entry.responder_key) if entry is not None else
+                    dialer.replayed_keys if dialer is not None else None)
+            self.cipher = False if keys is None else CipherState(
+                k=keys[0] if self.dialer else keys[1])
         return self.cipher or None
 
     def _decrypt(self, record: Record, body: bytes) -> None:

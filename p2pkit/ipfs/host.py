@@ -30,7 +30,7 @@ from p2pkit.ipfs.identify_messages import IdentifyFrame
 from p2pkit.ipfs.kad_dht_messages import KadMessageFrame
 from p2pkit.ipfs.keys import Ed25519Identity
 from p2pkit.ipfs.multiaddr import Multiaddr
-from p2pkit.ipfs.noise_keylog import NoiseKeyLogEntry, NoiseKeyLogWriter
+from p2pkit.ipfs.noise_keylog import NoiseHandshakeEntry, NoiseKeyLogEntry, NoiseKeyLogWriter
 from p2pkit.ipfs.peer_id import PeerId
 
 __all__ = ["IDENTIFY_PROTOCOL", "Host", "HostConnection"]
@@ -171,6 +171,11 @@ class HostConnection:
         self.host.keylog.write(NoiseKeyLogEntry(
             initiator=initiator, responder=responder, initiator_ephemeral=e,
             initiator_key=ikey, responder_key=rkey, handshake_hash=h))
+        if self.host.keylog_handshakes:
+            static, ephemeral = self.core.noise_handshake_secrets()
+            self.host.keylog.write(NoiseHandshakeEntry(
+                initiator_ephemeral=e, role="initiator" if self.core.initiator else "responder",
+                static_secret=static, ephemeral_secret=ephemeral))
 
     def _dispatch(self) -> None:
         now = self._now()
@@ -433,16 +438,20 @@ class Host:
 
     ``rng`` draws the Noise keys and ping payloads (seed it for reproducible runs).
     ``keylog``: a :class:`~p2pkit.ipfs.noise_keylog.NoiseKeyLogWriter` that gets every
-    connection's Noise transport keys (for ``p2pkit dissect --keylog``).
+    connection's Noise transport keys (for ``p2pkit dissect --keylog``) and, unless
+    ``keylog_handshakes`` is false, this end's per-connection Noise secrets.
     """
 
     def __init__(self, identity: Ed25519Identity, *, rng: random.Random | None = None,
                  agent: str = "p2pkit/0.1.0", max_connections: int = MAX_CONNECTIONS,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT,
-                 keylog: NoiseKeyLogWriter | None = None) -> None:
+                 keylog: NoiseKeyLogWriter | None = None,
+                 keylog_handshakes: bool = True) -> None:
         self.identity = identity
         #: Where each connection's Noise transport keys are written (``--keylog``), or None.
         self.keylog = keylog
+        #: Also log our per-connection Noise secrets (the handshake payloads then decrypt).
+        self.keylog_handshakes = keylog_handshakes
         self.rng = rng or random.Random()
         self.agent = agent
         self.max_connections = max_connections

@@ -8,7 +8,14 @@ Noise handshake is over::
     NOISE_SECRETS <initiator host:port> <responder host:port> <initiator e hex>
                   <initiator-to-responder key hex> <responder-to-initiator key hex> <h hex>
 
-(one line). The two keys are the CipherStates of ``Split()`` (Noise Protocol Framework §5.2:
+(one line), and, when the host keeps them, one line with its own handshake secrets::
+
+    NOISE_HANDSHAKE_SECRETS <initiator e hex> <initiator|responder> <static secret hex>
+                            <ephemeral secret hex>
+
+(p2pkit draws a fresh static Noise key per connection: neither is the identity key). With
+them the whole handshake replays (:mod:`p2pkit.ipfs.noise_replay`): the payloads, the static
+keys and the signed identities become visible too. The two keys are the CipherStates of ``Split()`` (Noise Protocol Framework §5.2:
 "the first for encrypting transport messages from initiator to responder, and the second for
 messages in the other direction"); both start at nonce 0 after the handshake. The initiator's
 ephemeral key ``e`` travels in clear in the first handshake message (libp2p noise §XX), so a
@@ -31,10 +38,12 @@ from pathlib import Path
 
 from p2pkit.errors import LimitExceeded, ParseError
 
-__all__ = ["LABEL", "MAX_KEYLOG_ENTRIES", "NoiseKeyLog", "NoiseKeyLogEntry",
-           "NoiseKeyLogWriter", "format_noise_entry", "parse_noise_keylog"]
+__all__ = ["HANDSHAKE_LABEL", "LABEL", "MAX_KEYLOG_ENTRIES", "NoiseHandshakeEntry",
+           "NoiseKeyLog", "NoiseKeyLogEntry", "NoiseKeyLogWriter", "format_noise_entry",
+           "parse_noise_keylog"]
 
 LABEL = "NOISE_SECRETS"
+HANDSHAKE_LABEL = "NOISE_HANDSHAKE_SECRETS"
 #: Lines read from one key log (each is ~330 bytes: memory stays within a few hundred MB).
 MAX_KEYLOG_ENTRIES = 1_000_000
 _PROTOCOL = "noise-keylog"
@@ -60,8 +69,28 @@ class NoiseKeyLogEntry:
             raise ValueError("endpoints must not be empty")
 
 
-def format_noise_entry(entry: NoiseKeyLogEntry) -> str:
+@dataclass(frozen=True, kw_only=True)
+class NoiseHandshakeEntry:
+    """One end's X25519 secrets of a session (``role``: ``initiator`` or ``responder``)."""
+
+    initiator_ephemeral: bytes
+    role: str
+    static_secret: bytes
+    ephemeral_secret: bytes
+
+    def __post_init__(self) -> None:
+        for name in ("initiator_ephemeral", "static_secret", "ephemeral_secret"):
+            if len(getattr(self, name)) != 32:
+                raise ValueError(f"{name} must be 32 bytes")
+        if self.role not in ("initiator", "responder"):
+            raise ValueError(f"role {self.role!r} is not initiator or responder")
+
+
+def format_noise_entry(entry: NoiseKeyLogEntry | NoiseHandshakeEntry) -> str:
     """The key log line of ``entry`` (no newline)."""
+    if isinstance(entry, NoiseHandshakeEntry):
+        return " ".join((HANDSHAKE_LABEL, entry.initiator_ephemeral.hex(), entry.role,
+                         entry.static_secret.hex(), entry.ephemeral_secret.hex()))
     return " ".join((LABEL, entry.initiator, entry.responder, entry.initiator_ephemeral.hex(),
                      entry.initiator_key.hex(), entry.responder_key.hex(),
                      entry.handshake_hash.hex()))
@@ -70,12 +99,18 @@ def format_noise_entry(entry: NoiseKeyLogEntry) -> str:
 class NoiseKeyLog:
     """Entries by the initiator's ephemeral public key."""
 
-    def __init__(self, entries: list[NoiseKeyLogEntry] | tuple[NoiseKeyLogEntry, ...] = ()
+    def __init__(self, entries: list[NoiseKeyLogEntry] | tuple[NoiseKeyLogEntry, ...] = (),
+                 handshakes: list[NoiseHandshakeEntry] | tuple[NoiseHandshakeEntry, ...] = ()
                  ) -> None:
         self._by_ephemeral = {e.initiator_ephemeral: e for e in entries}
+        self._handshakes = {e.initiator_ephemeral: e for e in handshakes}
 
     def __len__(self) -> int:
         return len(self._by_ephemeral)
+
+    def find_handshake(self, initiator_ephemeral: bytes) -> NoiseHandshakeEntry | None:
+        """One end's handshake secrets of that session, when logged."""
+        return self._handshakes.get(bytes(initiator_ephemeral))
 
     def find(self, initiator_ephemeral: bytes) -> NoiseKeyLogEntry | None:
         """The session whose first handshake message carried ``initiator_ephemeral``."""
@@ -85,11 +120,27 @@ class NoiseKeyLog:
 def parse_noise_keylog(text: str) -> NoiseKeyLog:
     """Read a key log. Blank lines, ``#`` comments and other labels are skipped; a malformed
     ``NOISE_SECRETS`` line is a :class:`~p2pkit.errors.ParseError` at its offset."""
-    entries = []
+    entries: list[NoiseKeyLogEntry] = []
+    handshakes: list[NoiseHandshakeEntry] = []
     offset = 0
     for line in text.splitlines(keepends=True):
         fields = line.split()
-        if fields and fields[0] == LABEL:
+        if fields and fields[0] == HANDSHAKE_LABEL:
+            if len(handshakes) >= MAX_KEYLOG_ENTRIES:
+                raise LimitExceeded(f"more than {MAX_KEYLOG_ENTRIES} entries",
+                                    protocol=_PROTOCOL, offset=offset)
+            try:
+                if len(fields) != 5:
+                    raise ValueError(f"{len(fields)} fields, expected 5")
+                _, e, role, static, ephemeral = fields
+                handshakes.append(NoiseHandshakeEntry(
+                    initiator_ephemeral=bytes.fromhex(e), role=role,
+                    static_secret=bytes.fromhex(static),
+                    ephemeral_secret=bytes.fromhex(ephemeral)))
+            except ValueError as err:
+                raise ParseError(f"bad {HANDSHAKE_LABEL} line: {err}", protocol=_PROTOCOL,
+                                 offset=offset) from None
+        elif fields and fields[0] == LABEL:
             if len(entries) >= MAX_KEYLOG_ENTRIES:
                 raise LimitExceeded(f"more than {MAX_KEYLOG_ENTRIES} entries",
                                     protocol=_PROTOCOL, offset=offset)
@@ -105,7 +156,7 @@ def parse_noise_keylog(text: str) -> NoiseKeyLog:
                 raise ParseError(f"bad {LABEL} line: {err}", protocol=_PROTOCOL,
                                  offset=offset) from None
         offset += len(line.encode())
-    return NoiseKeyLog(entries)
+    return NoiseKeyLog(entries, handshakes)
 
 
 class NoiseKeyLogWriter:
@@ -117,7 +168,7 @@ class NoiseKeyLogWriter:
         self._file = open(self.path, "a", encoding="ascii")  # noqa: SIM115 - closed in close()
         self._lock = threading.Lock()
 
-    def write(self, entry: NoiseKeyLogEntry) -> None:
+    def write(self, entry: NoiseKeyLogEntry | NoiseHandshakeEntry) -> None:
         with self._lock:
             self._file.write(format_noise_entry(entry) + "\n")
             self._file.flush()

@@ -187,3 +187,26 @@ def test_random_plaintext_never_raises(chunks, yamux_first):
         for record in direction.feed(data, i, 0.0):
             assert record.protocol == "ipfs" and record.length >= 0
     assert len(direction.streams) <= 1024
+
+
+def test_handshake_secrets_alone_decrypt_and_show_identities():
+    """Only the NOISE_HANDSHAKE_SECRETS lines: the handshake replays, the payloads' peer ids
+    and signatures show, and the transport keys it derives decrypt the same records."""
+    text = KEYLOG.read_text()
+    handshakes_only = "\n".join(line for line in text.splitlines()
+                                if line.startswith("NOISE_HANDSHAKE_SECRETS "))
+    replayed = records(parse_noise_keylog(handshakes_only))
+    logged = records(parse_noise_keylog(text))
+    assert [r.to_json() for r in replayed] == [r.to_json() for r in logged]
+    shown = [r.fields for r in replayed if r.message == "noise_handshake"
+             and r.fields["step"] in (2, 3)]
+    assert len(shown) == 8 and all(f["signature"] == "valid" for f in shown)
+    # every peer id is the one its identify message carries on that connection
+    ids = {f["peer_id"] for f in shown}
+    assert "12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB" in ids  # p2pkit's host
+    from p2pkit.ipfs.peer_id import PeerId
+    proved = {(r.src, r.fields["peer_id"]) for r in replayed
+              if r.message == "noise_handshake" and r.fields["step"] in (2, 3)}
+    told = {(r.src, str(PeerId.from_public_key(r.value.publicKey))) for r in replayed
+            if r.message == "identify"}
+    assert told and told <= proved

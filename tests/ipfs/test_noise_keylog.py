@@ -11,6 +11,7 @@ from p2pkit.errors import ParseError
 from p2pkit.ipfs.host import Host
 from p2pkit.ipfs.keys import Ed25519Identity
 from p2pkit.ipfs.noise_keylog import (
+    NoiseHandshakeEntry,
     NoiseKeyLogEntry,
     NoiseKeyLogWriter,
     format_noise_entry,
@@ -68,11 +69,27 @@ def test_hosts_log_the_keys_both_ends_use(tmp_path):
             writer.close()
 
     client_keys, server_keys, local, port = asyncio.run(asyncio.wait_for(scenario(), 30))
-    lines = path.read_text().splitlines()
-    assert len(lines) == 2 and lines[0] == lines[1]
+    everything = path.read_text().splitlines()
+    lines = [line for line in everything if line.startswith("NOISE_SECRETS ")]
+    assert len(everything) == 4 and len(lines) == 2 and lines[0] == lines[1]
     entry = parse_noise_keylog(lines[0]).find(bytes.fromhex(lines[0].split()[3]))
     assert (entry.initiator, entry.responder) == (f"{local[0]}:{local[1]}", f"127.0.0.1:{port}")
     # the dialer sends with the initiator's key, the listener with the responder's
     assert client_keys == (entry.initiator_key, entry.responder_key)
     assert server_keys == (entry.responder_key, entry.initiator_key)
     assert entry.initiator_key != entry.responder_key
+    # each end also logged its own handshake secrets: their roles, under the same session
+    roles = sorted(line.split()[2] for line in everything
+                   if line.startswith("NOISE_HANDSHAKE_SECRETS ") and
+                   line.split()[1] == entry.initiator_ephemeral.hex())
+    assert roles == ["initiator", "responder"]
+
+
+def test_handshake_entries_round_trip():
+    entry = NoiseHandshakeEntry(initiator_ephemeral=bytes(range(32)), role="responder",
+                                static_secret=bytes(range(1, 33)),
+                                ephemeral_secret=bytes(range(2, 34)))
+    log = parse_noise_keylog(format_noise_entry(entry) + "\n")
+    assert log.find_handshake(bytes(range(32))) == entry and len(log) == 0
+    with pytest.raises(ParseError, match="role"):
+        parse_noise_keylog(format_noise_entry(entry).replace("responder", "listener"))
