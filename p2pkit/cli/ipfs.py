@@ -5,7 +5,7 @@
 * ``p2pkit ipfs key FILE``: write a new Ed25519 ``PrivateKey`` file (mode 0600);
 * ``p2pkit ipfs add FILE [--profile …]``: the UnixFS CID of a file (Helia's, Kubo's settings);
 * ``p2pkit ipfs car export FILE -o OUT.car`` / ``car import CAR``: CARv1 archives;
-* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE] [--car FILE]``: serve
+* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE] [--car FILE] [--keylog F]``: serve
   ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or ``--duration``);
 * ``p2pkit ipfs get CID --peer MULTIADDR -o FILE``: fetch a file over Bitswap;
 * ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
