@@ -93,3 +93,16 @@ def test_handshake_entries_round_trip():
     assert log.find_handshake(bytes(range(32))) == entry and len(log) == 0
     with pytest.raises(ParseError, match="role"):
         parse_noise_keylog(format_noise_entry(entry).replace("responder", "listener"))
+
+
+def test_serve_keylog_unwritable_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from p2pkit.cli import cli
+
+    done = CliRunner().invoke(cli, ["ipfs", "serve", "--listen", "/ip4/127.0.0.1/tcp/0",
+                                    "--duration", "0.1", "--keylog",
+                                    str(tmp_path / "missing" / "k.log")],
+                              catch_exceptions=False, prog_name="p2pkit")
+    assert done.exit_code not in (0, None) and "Traceback" not in done.output
+    assert len(done.stderr.strip().splitlines()) == 1 and "k.log" in done.stderr
