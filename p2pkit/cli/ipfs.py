@@ -5,7 +5,8 @@
 * ``p2pkit ipfs key FILE``: write a new Ed25519 ``PrivateKey`` file (mode 0600);
 * ``p2pkit ipfs add FILE [--profile …]``: the UnixFS CID of a file (Helia's, Kubo's settings);
 * ``p2pkit ipfs car export FILE -o OUT.car`` / ``car import CAR``: CARv1 archives;
-* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE] [--car FILE] [--keylog F]``: serve
+* ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key F] [--car F] [--keylog F]
+  [--repo DIR]``: serve
   ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or ``--duration``);
 * ``p2pkit ipfs get CID --peer MULTIADDR -o FILE``: fetch a file over Bitswap;
 * ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
@@ -144,10 +145,13 @@ def _tcp(addr: Multiaddr, what: str) -> tuple[str, int]:
 @click.option("--keylog", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Append each connection's Noise transport keys to FILE "
                    "(for p2pkit dissect --keylog).")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Keep blocks on disk in DIR (Kubo's flatfs layout; created when missing): "
+                   "what --car adds and what was served before are served again.")
 @duration_option()
 @json_option("Print the listen address as JSON.")
 def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...], duration: float | None,
-          as_json: bool, keylog: Path | None = None) -> None:
+          as_json: bool, keylog: Path | None = None, repo: Path | None = None) -> None:
     """Serve ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or for
     --duration seconds)."""
     from p2pkit.ipfs.car import read_car
@@ -159,7 +163,15 @@ def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...], duration:
         writer = NoiseKeyLogWriter(keylog) if keylog is not None else None
     except OSError as e:
         raise BadInput(str(keylog), e) from None
-    host = Host(_identity(key), keylog=writer)
+    store = None
+    if repo is not None:
+        from p2pkit.ipfs.blockstore import FlatfsBlockstore
+
+        try:
+            store = FlatfsBlockstore(repo)
+        except (OSError, P2PKitError) as e:
+            raise BadInput(str(repo), e) from None
+    host = Host(_identity(key), keylog=writer, blocks=store)
     for car_path in cars:
         try:
             _, blocks = read_car(car_path.read_bytes()[: MAX_CAR_FILE + 1])
@@ -263,25 +275,44 @@ def identify_command(address: Multiaddr, timeout: float, as_json: bool) -> None:
 
 
 @ipfs.command("add")
-@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("path", type=click.Path(allow_dash=True, path_type=Path))
 @click.option("--profile", type=click.Choice(list(_PROFILE_NAMES)), default="helia",
               show_default=True,
               help="helia (= unixfs-v1-2025): 1 MiB chunks, 1024 links, CIDv1, raw leaves; "
                    "unixfs-v0-2015: Kubo's CIDv0, 256 KiB, 174 links, dag-pb leaves; "
                    "importer-default: 256 KiB, 174 links, CIDv1, raw leaves.")
+@click.option("-r", "--recursive", is_flag=True,
+              help="PATH is a directory: import its tree (directories over 256 KiB of links "
+                   "become HAMT shards, as Kubo and Helia do).")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also store the blocks in DIR (flatfs, as serve --repo reads them).")
 @json_option()
-def add_command(path: Path, profile: str, as_json: bool) -> None:
-    """Print the CID of the file at PATH (- for standard input) as UnixFS (nothing is stored
-    or announced)."""
+def add_command(path: Path, profile: str, as_json: bool, recursive: bool = False,
+                repo: Path | None = None) -> None:
+    """Print the CID of the file at PATH (- for standard input), or of the directory tree at
+    PATH with -r, as UnixFS (stored only with --repo; nothing is announced)."""
     import sys
 
+    from p2pkit.ipfs.unixfs_directory import import_directory
     from p2pkit.ipfs.unixfs_importer import PROFILES, import_file
 
+    blocks = None
+    if repo is not None:
+        from p2pkit.ipfs.blockstore import FlatfsBlockstore
+
+        try:
+            blocks = FlatfsBlockstore(repo)
+        except (OSError, P2PKitError) as e:
+            raise BadInput(str(repo), e) from None
     if str(path) == "-":
-        cid = import_file(sys.stdin.buffer, PROFILES[profile])
+        cid = import_file(sys.stdin.buffer, PROFILES[profile], blocks=blocks)
+    elif path.is_dir():
+        if not recursive:
+            raise BadInput(str(path), "is a directory (add -r imports a tree)")
+        cid = import_directory(path, PROFILES[profile], blocks=blocks)
     else:
         with open(path, "rb") as f:
-            cid = import_file(f, PROFILES[profile])
+            cid = import_file(f, PROFILES[profile], blocks=blocks)
     if as_json:
         click.echo(json.dumps({"cid": str(cid), "profile": profile}))
     else:
@@ -293,6 +324,8 @@ def car() -> None:
     """CARv1 archives: export a file's UnixFS DAG, check and list an archive."""
 
 
+#: CIDs asked for in one Bitswap round (a wide directory level is asked in batches).
+FETCH_BATCH = 256
 #: Largest CAR read by ``car import`` (the whole archive is read into memory).
 MAX_CAR_FILE = 1 << 30
 
@@ -357,13 +390,14 @@ def car_import(path: Path, as_json: bool) -> None:
 @click.argument("cid")
 @click.option("--peer", type=MultiaddrParam(), required=True,
               help="The peer to fetch from over Bitswap, /ip4|ip6/ADDRESS/tcp/PORT[/p2p/PEER].")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the file.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Where to write the file (or the directory tree).")
 @timeout_option(60.0)
 @json_option()
 def get_command(cid: str, peer: Multiaddr, output: Path, timeout: float, as_json: bool) -> None:
-    """Fetch the UnixFS file CID from --peer over Bitswap (level by level, every block checked
-    against its CID) and write it to --output."""
+    """Fetch the UnixFS file or directory CID from --peer over Bitswap (level by level, every
+    block checked against its CID) and write it to --output."""
+    from p2pkit.ipfs.unixfs_directory import export_to_directory, is_directory
     from p2pkit.ipfs.unixfs_exporter import children, export
 
     root = _cid(cid)
@@ -372,11 +406,18 @@ def get_command(cid: str, peer: Multiaddr, output: Path, timeout: float, as_json
         level = [root]
         count = 0
         while level:
-            got = await connection.fetch(level, timeout=timeout)
+            got: dict[Any, bytes] = {}
+            for start in range(0, len(level), FETCH_BATCH):
+                got.update(await connection.fetch(level[start:start + FETCH_BATCH],
+                                                  timeout=timeout))
             count += len(got)
             level = [child for c in level for child in children(c, got[c])]
+        blocks = connection.host.blocks
+        if is_directory(root, blocks[root]):
+            export_to_directory(root, blocks.__getitem__, output)
+            return count
         with open(output, "wb") as f:
-            for piece in export(root, connection.host.blocks.__getitem__):
+            for piece in export(root, blocks.__getitem__):
                 f.write(piece)
         return count
 
@@ -384,7 +425,8 @@ def get_command(cid: str, peer: Multiaddr, output: Path, timeout: float, as_json
         blocks = _dial_and(peer, timeout, work)
     except P2PKitError as e:
         raise BadInput(cid, e) from None
-    size = output.stat().st_size
+    size = (sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
+            if output.is_dir() else output.stat().st_size)
     if as_json:
         click.echo(json.dumps({"cid": cid, "blocks": blocks, "bytes": size,
                                "output": str(output)}))

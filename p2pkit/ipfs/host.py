@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import ipaddress
 import random
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from p2pkit.core import NEED_DATA
@@ -446,7 +446,8 @@ class Host:
                  agent: str = "p2pkit/0.1.0", max_connections: int = MAX_CONNECTIONS,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT,
                  keylog: NoiseKeyLogWriter | None = None,
-                 keylog_handshakes: bool = True) -> None:
+                 keylog_handshakes: bool = True,
+                 blocks: MutableMapping[Cid, bytes] | None = None) -> None:
         self.identity = identity
         #: Where each connection's Noise transport keys are written (``--keylog``), or None.
         self.keylog = keylog
@@ -463,7 +464,7 @@ class Host:
         #: The kad-dht server state (routing table, provider records).
         self.dht = kad_dht.KadDhtServer(self.peer_id)
         #: The blocks this host serves (and those it fetched), each checked against its CID.
-        self.blocks: dict[Cid, bytes] = {}
+        self.blocks: MutableMapping[Cid, bytes] = {} if blocks is None else blocks
         self.bitswap = bitswap.BitswapEngine(self.blocks)
         #: CID -> futures of fetches waiting for it.
         self.block_waiters: dict[Cid, list[asyncio.Future[None]]] = {}

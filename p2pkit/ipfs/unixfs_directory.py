@@ -46,7 +46,7 @@ from p2pkit.ipfs.unixfs_importer import (
 )
 
 __all__ = ["FANOUT", "HASH_TYPE", "MAX_ENTRIES", "Tree", "TreeEntry", "export_to_directory",
-           "import_directory", "import_tree", "walk"]
+           "import_directory", "import_tree", "is_directory", "walk"]
 
 #: ipfs-unixfs.md §HAMTShard: "murmur3-x64-64 (multihash value 0x22)".
 HASH_TYPE = 0x22
@@ -257,6 +257,11 @@ def _links(cid: Cid, node: object, kind: str, get_block: Callable[[Cid], bytes],
             yield from _links(child, sub, sub_kind, get_block, depth + 1)
         else:
             yield name[_PAD:], child
+
+
+def is_directory(cid: Cid, block: bytes) -> bool:
+    """Whether ``block`` (of ``cid``) is a UnixFS directory or HAMT shard."""
+    return _node_type(cid, block)[0] in ("Directory", "HAMTShard")
 
 
 def walk(root: Cid, get_block: Callable[[Cid], bytes]) -> Iterator[TreeEntry]:
