@@ -124,7 +124,7 @@ _trees = st.recursive(st.binary(max_size=40),
                       lambda inner: st.dictionaries(_names, inner, max_size=6), max_leaves=20)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.dictionaries(_names, _trees, min_size=1, max_size=8), st.sampled_from([None, 60]))
 def test_any_tree_round_trips(tmp_path_factory, tree, threshold):
     s = IMPORTER_DEFAULT if threshold is None else replace(IMPORTER_DEFAULT,
