@@ -6,6 +6,8 @@ import asyncio
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pkit.errors import ParseError
 from p2pkit.ipfs.host import Host
@@ -106,3 +108,14 @@ def test_serve_keylog_unwritable_is_one_line(tmp_path):
                               catch_exceptions=False, prog_name="p2pkit")
     assert done.exit_code not in (0, None) and "Traceback" not in done.output
     assert len(done.stderr.strip().splitlines()) == 1 and "k.log" in done.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.just("NOISE_SECRETS"), st.just("NOISE_HANDSHAKE_SECRETS"),
+                          st.text(max_size=70)), max_size=8))
+def test_any_text_parses_or_fails_with_an_offset(words):
+    text = " ".join(words) + "\n" + "\n".join(words)
+    try:
+        parse_noise_keylog(text)
+    except ParseError as e:
+        assert e.protocol == "noise-keylog" and 0 <= e.offset <= len(text.encode())
