@@ -24,7 +24,7 @@ ROOTS = (ROOT / "tests" / "data" / "captures",
 TORRENTS = (ROOT / "tests" / "data" / "torrents",)
 
 VERDICT_HEADER = ("capture", "endpoints", "implementation", "messages", "DHT", "tracker",
-                  "peer wire", "Gnutella")
+                  "peer wire", "Gnutella", "IPFS")
 EVIDENCE_HEADER = ("capture", "implementation", "rule", "frame", "what was sent")
 
 
@@ -34,12 +34,13 @@ def verdict_rows(rows: list[Any]) -> list[tuple[str, ...]]:
     out = []
     for row in rows:
         if not row.endpoints:
-            out.append((row.capture, "—", "nothing judged (no DHT, tracker, Gnutella or "
-                        "readable peer-wire traffic)", "0", "—", "—", "—", "—"))
+            out.append((row.capture, "—", "nothing judged (no DHT, tracker, Gnutella, libp2p "
+                        "or readable peer-wire traffic)", "0", "—", "—", "—", "—", "—"))
             continue
         out.append((row.capture, row.endpoint_text, row.implementation or "?",
                     str(row.messages), *(row.verdicts[s] or "—" for s in
-                                         ("DHT", "tracker", "peer wire", "Gnutella"))))
+                                         ("DHT", "tracker", "peer wire", "Gnutella",
+                                          "IPFS"))))
     return out
 
 

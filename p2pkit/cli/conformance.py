@@ -213,11 +213,15 @@ def _write_reports(report: object, junit_path: str | None, json_path: str | None
 @click.option("--torrent", "torrent_paths", multiple=True, metavar="F",
               help="A torrent the capture's peers exchange (its piece count and length for "
                    "the peer-wire bounds rules); repeatable.")
+@click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Decrypt with this key log (MSE and Noise lines, as p2pkit dissect "
+                   "--keylog): the libp2p rules then see yamux and the stream messages.")
 def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool,
-                  torrent_paths: tuple[str, ...] = ()) -> int:
+                  torrent_paths: tuple[str, ...] = (), keylog: str | None = None) -> int:
     """Judge every DHT node, tracker, BitTorrent peer and Gnutella servent seen in a CAPTURE (pcap/pcapng), or
     - for standard input, by the DHT, tracker, peer-wire and Gnutella rules."""
     from p2pkit.bittorrent.wire.metainfo import Metainfo
+    from p2pkit.cli.dissect import _secrets
     from p2pkit.conformance.offline import check_capture
     from p2pkit.errors import P2PKitError
 
@@ -228,12 +232,13 @@ def check_command(capture: str, endpoint: tuple[str, int] | None, as_json: bool,
         except (OSError, P2PKitError) as e:
             raise BadInput(path, e) from None
 
+    secrets = _secrets(keylog)
     source = capture_source(capture)
     if capture == "-":
         capture = "standard input"
     where = None if endpoint is None else show_host_port(*endpoint)
     try:
-        report = check_capture(source, where, torrents=torrents)
+        report = check_capture(source, where, torrents=torrents, secrets=secrets)
         report.capture = capture
     except OSError as e:
         raise BadInput(capture, e) from None
@@ -257,7 +262,8 @@ def _print_check(report: object) -> None:
 
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     if not report.endpoints:
-        console.print(f"{report.capture}: no DHT, tracker, peer-wire or Gnutella traffic in "
+        console.print(f"{report.capture}: no DHT, tracker, peer-wire, Gnutella or libp2p "
+                      "traffic in "
                       f"{report.frames} frames")
         return
     for who in report.endpoints.values():

@@ -42,14 +42,17 @@ def _progress(path: str, enabled: bool):
 
 
 def _secrets(keylog: str | None) -> dict[str, object]:
-    """``--keylog FILE``: the MSE key log, for the ``bittorrent`` decoder."""
+    """``--keylog FILE``: the MSE key log, for the ``bittorrent`` decoder, and the Noise key
+    log, for the ``ipfs`` decoder (one file may hold both)."""
     if keylog is None:
         return {}
     from p2pkit.bittorrent.mse.keylog import parse_keylog
+    from p2pkit.ipfs.noise_keylog import parse_noise_keylog
 
     try:
         with open(keylog, encoding="ascii", errors="replace") as f:
-            return {"bittorrent": parse_keylog(f.read())}
+            text = f.read()
+        return {"bittorrent": parse_keylog(text), "ipfs": parse_noise_keylog(text)}
     except OSError as e:
         raise BadInput(keylog, e) from None
     except ParseError as e:
@@ -73,8 +76,9 @@ def _secrets(keylog: str | None) -> dict[str, object]:
 @click.option("--stats", is_flag=True, help="Print message and conversation statistics.")
 @click.option("-c", "--count", type=int, default=None, help="Stop after this many messages.")
 @click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Decrypt the MSE/PE BitTorrent connections listed in this key log "
-                   "(written by p2pkit bt download/seed --keylog).")
+              help="Decrypt the MSE/PE BitTorrent connections and libp2p Noise sessions "
+                   "listed in this key log (written by p2pkit bt download/seed --keylog, "
+                   "p2pkit ipfs serve --keylog).")
 @click.option("--no-undecoded", "hide_undecoded", is_flag=True,
               help="Hide the 'undecoded' records (bytes no protocol decoded, and why).")
 def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str, ...],

@@ -6,11 +6,12 @@
 * ``p2pkit ipfs add FILE [--profile …]``: the UnixFS CID of a file (Helia's, Kubo's settings);
 * ``p2pkit ipfs car export FILE -o OUT.car`` / ``car import CAR``: CARv1 archives;
 * ``p2pkit ipfs serve --listen /ip4/127.0.0.1/tcp/4001 [--key FILE] [--car FILE]
-  [--bootstrap MULTIADDR]``: serve ping, identify, the kad-dht and Bitswap until SIGINT or
-  SIGTERM (or ``--duration``), joining the DHT through the --bootstrap peers;
+  [--bootstrap MULTIADDR] [--keylog FILE] [--repo DIR]``: serve ping, identify, the kad-dht
+  and Bitswap until SIGINT or SIGTERM (or ``--duration``), joining the DHT through the
+  --bootstrap peers;
 * ``p2pkit ipfs get CID --peer MULTIADDR… | --bootstrap MULTIADDR… -o FILE``: fetch a file
-  over Bitswap from several peers at once (the providers found through the DHT, without
-  --peer);
+  (or a directory tree) over Bitswap from several peers at once (the providers found through
+  the DHT, without --peer);
 * ``p2pkit ipfs dht put|get``, ``p2pkit ipfs name publish|resolve``: values in the DHT
   (:mod:`p2pkit.cli.ipfs_values`);
 * ``p2pkit ipfs ping MULTIADDR [-c N]``: dial (TCP, Noise, yamux) and ping;
@@ -152,11 +153,17 @@ def _tcp(addr: Multiaddr, what: str) -> tuple[str, int]:
                    "(repeatable; none is built in).")
 @click.option("--refresh-interval", type=click.FloatRange(1.0, 86400.0), default=600.0,
               show_default=True, help="Seconds between routing-table refreshes.")
+@click.option("--keylog", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Append each connection's Noise transport keys to FILE "
+                   "(for p2pkit dissect --keylog).")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Keep blocks on disk in DIR (Kubo's flatfs layout; created when missing): "
+                   "what --car adds and what was served before are served again.")
 @duration_option()
 @json_option("Print the listen address as JSON.")
 def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...],
           bootstraps: tuple[Multiaddr, ...], refresh_interval: float, duration: float | None,
-          as_json: bool) -> None:
+          as_json: bool, keylog: Path | None = None, repo: Path | None = None) -> None:
     """Serve ping, identify, the kad-dht and Bitswap until SIGINT or SIGTERM (or for
     --duration seconds); with --bootstrap, join the DHT through those peers first. The roots
     of the --car files are announced as provided (ADD_PROVIDER to the closest servers). The
@@ -165,11 +172,24 @@ def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...],
     from p2pkit.ipfs.car import read_car
     from p2pkit.ipfs.host import Host
     from p2pkit.ipfs.kad_refresh import RefreshPolicy, refresh_forever
+    from p2pkit.ipfs.noise_keylog import NoiseKeyLogWriter
 
     host_name, port = _tcp(listen, "--listen")
     for addr in bootstraps:
         _tcp(addr, "--bootstrap")
-    host = Host(_identity(key))
+    try:
+        writer = NoiseKeyLogWriter(keylog) if keylog is not None else None
+    except OSError as e:
+        raise BadInput(str(keylog), e) from None
+    store = None
+    if repo is not None:
+        from p2pkit.ipfs.blockstore import FlatfsBlockstore
+
+        try:
+            store = FlatfsBlockstore(repo)
+        except (OSError, P2PKitError) as e:
+            raise BadInput(str(repo), e) from None
+    host = Host(_identity(key), keylog=writer, blocks=store)
     roots = []
     for car_path in cars:
         try:
@@ -209,6 +229,9 @@ def serve(listen: Multiaddr, key: Path | None, cars: tuple[Path, ...],
         reason = asyncio.run(main())
     except OSError as e:
         raise BadInput(f"listening on {listen}", e) from None
+    finally:
+        if writer is not None:
+            writer.close()
     say_stopped("ipfs serve", reason)
 
 
@@ -307,25 +330,44 @@ def identify_command(address: Multiaddr, timeout: float, as_json: bool) -> None:
 
 
 @ipfs.command("add")
-@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("path", type=click.Path(allow_dash=True, path_type=Path))
 @click.option("--profile", type=click.Choice(list(_PROFILE_NAMES)), default="helia",
               show_default=True,
               help="helia (= unixfs-v1-2025): 1 MiB chunks, 1024 links, CIDv1, raw leaves; "
                    "unixfs-v0-2015: Kubo's CIDv0, 256 KiB, 174 links, dag-pb leaves; "
                    "importer-default: 256 KiB, 174 links, CIDv1, raw leaves.")
+@click.option("-r", "--recursive", is_flag=True,
+              help="PATH is a directory: import its tree (directories over 256 KiB of links "
+                   "become HAMT shards, as Kubo and Helia do).")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also store the blocks in DIR (flatfs, as serve --repo reads them).")
 @json_option()
-def add_command(path: Path, profile: str, as_json: bool) -> None:
-    """Print the CID of the file at PATH (- for standard input) as UnixFS (nothing is stored
-    or announced)."""
+def add_command(path: Path, profile: str, as_json: bool, recursive: bool = False,
+                repo: Path | None = None) -> None:
+    """Print the CID of the file at PATH (- for standard input), or of the directory tree at
+    PATH with -r, as UnixFS (stored only with --repo; nothing is announced)."""
     import sys
 
+    from p2pkit.ipfs.unixfs_directory import import_directory
     from p2pkit.ipfs.unixfs_importer import PROFILES, import_file
 
+    blocks = None
+    if repo is not None:
+        from p2pkit.ipfs.blockstore import FlatfsBlockstore
+
+        try:
+            blocks = FlatfsBlockstore(repo)
+        except (OSError, P2PKitError) as e:
+            raise BadInput(str(repo), e) from None
     if str(path) == "-":
-        cid = import_file(sys.stdin.buffer, PROFILES[profile])
+        cid = import_file(sys.stdin.buffer, PROFILES[profile], blocks=blocks)
+    elif path.is_dir():
+        if not recursive:
+            raise BadInput(str(path), "is a directory (add -r imports a tree)")
+        cid = import_directory(path, PROFILES[profile], blocks=blocks)
     else:
         with open(path, "rb") as f:
-            cid = import_file(f, PROFILES[profile])
+            cid = import_file(f, PROFILES[profile], blocks=blocks)
     if as_json:
         click.echo(json.dumps({"cid": str(cid), "profile": profile}))
     else:
@@ -405,18 +447,19 @@ def car_import(path: Path, as_json: bool) -> None:
 @click.option("--bootstrap", "bootstraps", type=MultiaddrParam(), multiple=True,
               help="Find the providers of CID through the DHT, starting from this server "
                    "(repeatable); used when no --peer is given.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the file.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Where to write the file (or the directory tree).")
 @timeout_option(60.0)
 @json_option()
 def get_command(cid: str, peers: tuple[Multiaddr, ...], bootstraps: tuple[Multiaddr, ...],
                 output: Path, timeout: float, as_json: bool) -> None:
-    """Fetch the UnixFS file CID over Bitswap (level by level, every block checked against
-    its CID) from the --peer peers, or from the providers a DHT lookup through --bootstrap
-    finds, several at once, and write it to --output."""
+    """Fetch the UnixFS file or directory CID over Bitswap (level by level, every block
+    checked against its CID) from the --peer peers, or from the providers a DHT lookup through
+    --bootstrap finds, several at once, and write it to --output."""
     from p2pkit.ipfs.bitswap_session import MAX_SESSION_PEERS, BitswapSession
     from p2pkit.ipfs.host import Host
     from p2pkit.ipfs.kad_lookup import lookup
+    from p2pkit.ipfs.unixfs_directory import export_to_directory, is_directory
     from p2pkit.ipfs.unixfs_exporter import children, export
 
     root = _cid(cid)
@@ -463,9 +506,12 @@ def get_command(cid: str, peers: tuple[Multiaddr, ...], bootstraps: tuple[Multia
                 got = await session.fetch(level, timeout=timeout)
                 count += len(got)
                 level = [child for c in level for child in children(c, got[c])]
-            with open(output, "wb") as f:
-                for piece in export(root, host.blocks.__getitem__):
-                    f.write(piece)
+            if is_directory(root, host.blocks[root]):
+                export_to_directory(root, host.blocks.__getitem__, output)
+            else:
+                with open(output, "wb") as f:
+                    for piece in export(root, host.blocks.__getitem__):
+                        f.write(piece)
             return count, session.stats
         finally:
             await host.close()
@@ -478,7 +524,8 @@ def get_command(cid: str, peers: tuple[Multiaddr, ...], bootstraps: tuple[Multia
         raise
     except P2PKitError as e:
         raise BadInput(cid, e) from None
-    size = output.stat().st_size
+    size = (sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
+            if output.is_dir() else output.stat().st_size)
     if as_json:
         click.echo(json.dumps({"cid": cid, "blocks": blocks, "bytes": size,
                                "output": str(output),

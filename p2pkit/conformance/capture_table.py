@@ -4,8 +4,10 @@ One row per capture and implementation (endpoints of one implementation with the
 verdicts share a row), with the verdict of each section: the DHT rules
 (:data:`p2pkit.conformance.offline.RULES`), the tracker rules
 (:mod:`p2pkit.conformance.tracker.offline`), the peer-wire rules
-(:mod:`p2pkit.conformance.bittorrent.offline`) and the Gnutella rules
-(:mod:`p2pkit.conformance.gnutella.offline`). The docs draw it at build time (the
+(:mod:`p2pkit.conformance.bittorrent.offline`), the Gnutella rules
+(:mod:`p2pkit.conformance.gnutella.offline`) and the IPFS rules
+(:mod:`p2pkit.conformance.ipfs.offline`; a capture's Noise key log, the same name with
+``.keylog``, decrypts its libp2p sessions). The docs draw it at build time (the
 ``p2pkit-captures`` directive, ``docs/_ext/p2pkit_captures.py``), so it cannot drift from the
 rules or the captures. A capture found under several roots (the same bytes) is judged once.
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from p2pkit.conformance.bittorrent.offline import RULES as PEER_WIRE_RULES
 from p2pkit.conformance.gnutella.offline import RULES as GNUTELLA_RULES
+from p2pkit.conformance.ipfs.offline import RULES as IPFS_RULES
 from p2pkit.conformance.offline import RULES as DHT_RULES
 from p2pkit.conformance.offline import CaptureReport, EndpointReport, check_capture
 from p2pkit.conformance.tracker.offline import HTTP_RULES, UDP_RULES
@@ -29,11 +32,12 @@ from p2pkit.conformance.tracker.offline import HTTP_RULES, UDP_RULES
 __all__ = ["SECTIONS", "CaptureRow", "capture_files", "capture_rows", "section_of"]
 
 #: The sections of the table, in column order.
-SECTIONS = ("DHT", "tracker", "peer wire", "Gnutella")
+SECTIONS = ("DHT", "tracker", "peer wire", "Gnutella", "IPFS")
 _SECTION = {**{r.rule: "DHT" for r in DHT_RULES},
             **{r.rule: "tracker" for r in (*UDP_RULES, *HTTP_RULES)},
             **{rule: "peer wire" for rule in PEER_WIRE_RULES},
-            **{rule: "Gnutella" for rule in GNUTELLA_RULES}}
+            **{rule: "Gnutella" for rule in GNUTELLA_RULES},
+            **{rule: "IPFS" for rule in IPFS_RULES}}
 #: Endpoints named in one row before "and N more".
 SHOWN_ENDPOINTS = 3
 CAPTURE_SUFFIXES = (".pcap", ".pcapng")
@@ -112,13 +116,25 @@ def _torrents(capture: Path, torrent_dirs: Iterable[Path]) -> list:
     return []
 
 
+def _secrets(capture: Path) -> dict[str, object] | None:
+    """The Noise key log recorded with a capture (same name, ``.keylog``), if any."""
+    from p2pkit.ipfs.noise_keylog import parse_noise_keylog
+
+    path = capture.with_suffix(".keylog")
+    if not path.is_file():
+        return None
+    keylog = parse_noise_keylog(path.read_text(encoding="ascii", errors="replace"))
+    return {"ipfs": keylog} if len(keylog) else None
+
+
 def capture_rows(roots: Iterable[Path], torrent_dirs: Iterable[Path] = ()) -> list[CaptureRow]:
     """Judge every capture under ``roots`` and group its endpoints into rows. A capture with
     nothing the rules judge gets one row with no implementation and empty verdicts."""
     torrent_dirs = list(torrent_dirs)
     rows: list[CaptureRow] = []
     for path, _copies in capture_files(roots):
-        report: CaptureReport = check_capture(path, torrents=_torrents(path, torrent_dirs))
+        report: CaptureReport = check_capture(path, torrents=_torrents(path, torrent_dirs),
+                                               secrets=_secrets(path))
         grouped: dict[tuple, CaptureRow] = {}
         for who in report.endpoints.values():
             if not any(t.checked for t in who.tallies.values()):

@@ -189,7 +189,15 @@ def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = 
     rulesets = _rulesets(rules)
     wire: list[Any] = []
     gnutella: list[Any] = []
+    libp2p: Any = None
     for record in records:
+        if record.protocol == "ipfs":  # judged as it streams, state per connection
+            if libp2p is None:
+                from p2pkit.conformance.ipfs.offline import IpfsJudge
+
+                libp2p = IpfsJudge(report, endpoint)
+            libp2p.record(record)
+            continue
         if record.protocol == peer_wire.PROTOCOL:
             if len(wire) < MAX_PEER_WIRE_RECORDS:
                 wire.append(peer_wire.light(record))
@@ -233,6 +241,8 @@ def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = 
                 tally.failed += 1
                 if len(tally.failures) < MAX_FAILURES_KEPT:
                     tally.failures.append((record.frame, result.reason))
+    if libp2p is not None:
+        libp2p.finish()
     if wire:
         peer_wire.judge_capture(wire, report, endpoint, peer_wire.torrent_facts(torrents))
     if gnutella:
@@ -243,12 +253,15 @@ def judge(records: Iterable[Any], report: CaptureReport, endpoint: str | None = 
 
 
 def check_capture(path: str | Path, endpoint: str | None = None,
-                  torrents: Iterable[Any] = ()) -> CaptureReport:
-    """Judge every DHT node, tracker and BitTorrent peer of a capture (only ``endpoint``,
-    ``HOST:PORT``, if given); ``torrents`` as for :func:`judge`."""
+                  torrents: Iterable[Any] = (), secrets: dict[str, Any] | None = None
+                  ) -> CaptureReport:
+    """Judge every DHT node, tracker, BitTorrent peer, Gnutella servent and libp2p endpoint of
+    a capture (only ``endpoint``, ``HOST:PORT``, if given); ``torrents`` as for :func:`judge`;
+    ``secrets``: per protocol, what decrypts its streams (the dissector's, e.g. a Noise key
+    log for ``ipfs``)."""
     from p2pkit.capture.dissect import Dissection
 
-    dissection = Dissection(path)
+    dissection = Dissection(path, secrets=secrets)
     report = CaptureReport(capture=str(path))
     judge(dissection, report, endpoint, torrents=torrents)
     report.frames = dissection.frames

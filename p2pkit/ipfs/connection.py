@@ -184,6 +184,20 @@ class Libp2pConnection:
         """``(send key, receive key)`` of the Noise session once established (keylogs)."""
         return self._noise.keys
 
+    def noise_secrets(self) -> tuple[bytes, bytes, bytes, bytes] | None:
+        """``(initiator's ephemeral key, initiator-to-responder key, responder-to-initiator
+        key, handshake hash)`` once the Noise handshake is over: a key log line's secrets
+        (:mod:`p2pkit.ipfs.noise_keylog`); None before."""
+        keys = self._noise.transport_keys()
+        if keys is None:
+            return None
+        return (self._noise.initiator_ephemeral, *keys, self._noise.handshake_hash)
+
+    def noise_handshake_secrets(self) -> tuple[bytes, bytes]:
+        """``(static secret, ephemeral secret)`` of our Noise end (key logs; fresh per
+        connection)."""
+        return self._noise.handshake_secrets()
+
     # -- layers ------------------------------------------------------------------------------
 
     def _fail(self, reason: str) -> None:

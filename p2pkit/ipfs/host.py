@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import ipaddress
 import random
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from p2pkit.core import NEED_DATA
@@ -30,6 +30,7 @@ from p2pkit.ipfs.identify_messages import IdentifyFrame
 from p2pkit.ipfs.kad_dht_messages import KadMessageFrame
 from p2pkit.ipfs.keys import Ed25519Identity
 from p2pkit.ipfs.multiaddr import Multiaddr
+from p2pkit.ipfs.noise_keylog import NoiseHandshakeEntry, NoiseKeyLogEntry, NoiseKeyLogWriter
 from p2pkit.ipfs.peer_id import PeerId
 
 __all__ = ["IDENTIFY_PROTOCOL", "Host", "HostConnection"]
@@ -62,6 +63,14 @@ def _bitswap_frame_length(buffer: bytearray) -> int | None:
     from p2pkit.ipfs.protobuf import delimited_frame_length
 
     return delimited_frame_length(buffer, MAX_BITSWAP_MESSAGE_LENGTH)
+
+
+def _endpoint(address: Any) -> str:
+    """``host:port`` (``[v6]:port``) of a socket address, ``?`` when unknown."""
+    if not address:
+        return "?:0"
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
@@ -154,6 +163,24 @@ class HostConnection:
         for event in [*self._closed_streams.values(), *self._data_ready.values()]:
             event.set()
 
+    def _log_keys(self) -> None:
+        """One ``NOISE_SECRETS`` line in the host's key log (when it keeps one)."""
+        secrets = self.core.noise_secrets()
+        if self.host.keylog is None or secrets is None:
+            return
+        local = _endpoint(self.writer.get_extra_info("sockname"))
+        remote = _endpoint(self.writer.get_extra_info("peername"))
+        initiator, responder = (local, remote) if self.core.initiator else (remote, local)
+        e, ikey, rkey, h = secrets
+        self.host.keylog.write(NoiseKeyLogEntry(
+            initiator=initiator, responder=responder, initiator_ephemeral=e,
+            initiator_key=ikey, responder_key=rkey, handshake_hash=h))
+        if self.host.keylog_handshakes:
+            static, ephemeral = self.core.noise_handshake_secrets()
+            self.host.keylog.write(NoiseHandshakeEntry(
+                initiator_ephemeral=e, role="initiator" if self.core.initiator else "responder",
+                static_secret=static, ephemeral_secret=ephemeral))
+
     def _dispatch(self) -> None:
         now = self._now()
         while True:
@@ -161,6 +188,7 @@ class HostConnection:
             if event is NEED_DATA:
                 return
             if isinstance(event, conn.ConnectionEstablished):
+                self._log_keys()
                 if not self.established.done():
                     self.established.set_result(None)
             elif isinstance(event, conn.ConnectionFailed):
@@ -416,12 +444,22 @@ class Host:
     """A libp2p host: an Ed25519 identity, listening and dialing over TCP.
 
     ``rng`` draws the Noise keys and ping payloads (seed it for reproducible runs).
+    ``keylog``: a :class:`~p2pkit.ipfs.noise_keylog.NoiseKeyLogWriter` that gets every
+    connection's Noise transport keys (for ``p2pkit dissect --keylog``) and, unless
+    ``keylog_handshakes`` is false, this end's per-connection Noise secrets.
     """
 
     def __init__(self, identity: Ed25519Identity, *, rng: random.Random | None = None,
                  agent: str = "p2pkit/0.1.0", max_connections: int = MAX_CONNECTIONS,
-                 handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 keylog: NoiseKeyLogWriter | None = None,
+                 keylog_handshakes: bool = True,
+                 blocks: MutableMapping[Cid, bytes] | None = None) -> None:
         self.identity = identity
+        #: Where each connection's Noise transport keys are written (``--keylog``), or None.
+        self.keylog = keylog
+        #: Also log our per-connection Noise secrets (the handshake payloads then decrypt).
+        self.keylog_handshakes = keylog_handshakes
         self.rng = rng or random.Random()
         self.agent = agent
         self.max_connections = max_connections
@@ -433,7 +471,7 @@ class Host:
         #: The kad-dht server state (routing table, provider records).
         self.dht = kad_dht.KadDhtServer(self.peer_id)
         #: The blocks this host serves (and those it fetched), each checked against its CID.
-        self.blocks: dict[Cid, bytes] = {}
+        self.blocks: MutableMapping[Cid, bytes] = {} if blocks is None else blocks
         self.bitswap = bitswap.BitswapEngine(self.blocks)
         #: CID -> futures of fetches waiting for it (a block from any peer completes them).
         self.block_waiters: dict[Cid, list[asyncio.Future[None]]] = {}

@@ -27,7 +27,12 @@ from construct import Bytes, GreedyBytes, Int16ub, Struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from p2pkit.core import NEED_DATA, Event, NeedData
 from p2pkit.errors import LocalProtocolError, ParseError, RemoteProtocolError
@@ -37,7 +42,7 @@ from p2pkit.ipfs.peer_id import PeerId
 from p2pkit.schema import Schema
 
 __all__ = ["MAX_NOISE_MESSAGE", "MAX_PLAINTEXT", "PROTOCOL_ID", "PROTOCOL_NAME",
-           "CipherState", "DataReceived", "HandshakeComplete", "HandshakeMessage",
+           "CipherState", "authenticate_payload", "DataReceived", "HandshakeComplete", "HandshakeMessage",
            "NoiseFrame", "NoiseSession", "SendData", "SymmetricState"]
 
 #: The multistream id of noise-libp2p.
@@ -371,19 +376,11 @@ class NoiseSession:
     def _authenticate(self, payload: bytes) -> tuple[PeerId, bytes, tuple[str, ...]]:
         """§Static Key Authentication: decode the identity key, check the signature of the
         static key, derive the peer id (and check it is the one dialed)."""
-        parsed = NoiseHandshakePayload.parse(payload)
-        if not parsed.identity_key or not parsed.identity_sig:
-            raise RemoteProtocolError("noise: handshake payload without identity key or signature")
-        if not verify_signature(parsed.identity_key, SIGNATURE_PREFIX + self._rs,
-                                parsed.identity_sig):
-            raise RemoteProtocolError("noise: the identity signature of the static key does not "
-                                      "verify")
-        peer = PeerId.from_public_key(parsed.identity_key)
+        peer, key, muxers = authenticate_payload(payload, self._rs)
         if self.expected_peer is not None and peer != self.expected_peer:
             raise RemoteProtocolError(f"noise: remote is {peer}, not the dialed "
                                       f"{self.expected_peer}")
-        muxers = tuple(parsed.extensions.stream_muxers) if parsed.extensions else ()
-        return peer, parsed.identity_key, muxers
+        return peer, key, muxers
 
     def _finish(self, remote: tuple[PeerId, bytes, tuple[str, ...]]) -> None:
         c1, c2 = self.state.split()
@@ -396,6 +393,27 @@ class NoiseSession:
                                               remote_static=self._rs, stream_muxers=muxers))
 
     @property
+    def initiator_ephemeral(self) -> bytes | None:
+        """The initiator's ephemeral public key (in clear in message 1): what a key log names a
+        session by."""
+        return _public(self._e) if self.initiator else self._re
+
+    def handshake_secrets(self) -> tuple[bytes, bytes]:
+        """``(static secret, ephemeral secret)`` of this end: with them a dissector replays the
+        whole handshake (decrypts both payloads; :mod:`p2pkit.ipfs.noise_replay`). The static
+        key is drawn per session, never the identity key."""
+        raw = (Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return self._s.private_bytes(*raw), self._e.private_bytes(*raw)
+
+    def transport_keys(self) -> tuple[bytes, bytes] | None:
+        """``(initiator-to-responder key, responder-to-initiator key)`` once the handshake is
+        over (Noise §5.2 Split), for key logs; None before."""
+        if self.keys is None:
+            return None
+        send, receive = self.keys
+        return (send, receive) if self.initiator else (receive, send)
+
+    @property
     def handshake_hash(self) -> bytes:
         """``h`` (Noise §11.2 channel binding): equal on both ends after the handshake."""
         return self.state.h
@@ -403,6 +421,23 @@ class NoiseSession:
     def __repr__(self) -> str:  # keys never shown
         role = "initiator" if self.initiator else "responder"
         return f"<NoiseSession {role} step={self._step}>"
+
+
+def authenticate_payload(payload: bytes, static: bytes
+                         ) -> tuple[PeerId, bytes, tuple[str, ...]]:
+    """libp2p noise §Static Key Authentication: the peer id, identity key and early-data
+    ``stream_muxers`` of a decrypted ``NoiseHandshakePayload`` whose ``identity_sig`` signs
+    ``noise-libp2p-static-key:`` + ``static``; :class:`~p2pkit.errors.RemoteProtocolError`
+    when the key or the signature is missing or the signature does not verify."""
+    parsed = NoiseHandshakePayload.parse(payload)
+    if not parsed.identity_key or not parsed.identity_sig:
+        raise RemoteProtocolError("noise: handshake payload without identity key or signature")
+    if not verify_signature(parsed.identity_key, SIGNATURE_PREFIX + static, parsed.identity_sig):
+        raise RemoteProtocolError("noise: the identity signature of the static key does not "
+                                  "verify")
+    peer = PeerId.from_public_key(parsed.identity_key)
+    muxers = tuple(parsed.extensions.stream_muxers) if parsed.extensions else ()
+    return peer, parsed.identity_key, muxers
 
 
 def describe_message(step: int, message: bytes) -> Any:

@@ -38,8 +38,11 @@ IPFS = ProtocolDescriptor(
     priority=250,
     messages="p2pkit.ipfs.dissect:MESSAGES",
     fields=(*UNDECODED_FIELDS, "line", "kind", "step", "e", "payload", "encrypted_static",
-            "encrypted_payload", "encrypted", "encryption"),
-    summary=("line", "step", "encrypted"),
+            "encrypted_payload", "encrypted", "encryption", "decrypted", "nonce", "layer",
+            "stream_id", "static", "peer_id", "identity_key",
+            "stream_muxers", "signature", "data", "protocol_id", "version", "type", "flags",
+            "length"),
+    summary=("line", "step", "encrypted", "stream_id", "type"),
     cli=("ipfs", "p2pkit.cli.ipfs:ipfs"),
 )
 

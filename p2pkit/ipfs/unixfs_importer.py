@@ -33,7 +33,8 @@ from p2pkit.ipfs.unixfs import UnixfsData
 
 __all__ = ["HELIA_DEFAULT", "IMPORTER_DEFAULT", "PROFILES", "UNIXFS_V0_2015", "UNIXFS_V1_2025",
            "ImportSettings",
-           "import_bytes", "import_chunks", "import_file"]
+           "import_bytes", "import_chunks", "import_chunks_sized", "import_file",
+           "import_file_sized"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ class ImportSettings:
     max_children: int
     cid_version: int
     raw_leaves: bool
+    #: How a directory's size is estimated against :attr:`shard_threshold` (js
+    #: ``ipfs-unixfs-importer``'s ``shardSplitStrategy``): ``links-bytes`` (names + CIDs,
+    #: Kubo's historical estimate) or ``block-bytes`` (the serialized links).
+    shard_strategy: str = "links-bytes"
+    #: A directory whose estimate is over this many bytes becomes a HAMT shard (Kubo's and
+    #: js's 256 KiB).
+    shard_threshold: int = 262_144
 
     def __post_init__(self) -> None:
         if not 1 <= self.chunk_size <= MAX_BLOCK_LENGTH:
@@ -52,12 +60,14 @@ class ImportSettings:
             raise LocalProtocolError("a parent needs room for at least two children")
         if self.cid_version == 0 and self.raw_leaves:
             raise LocalProtocolError("raw leaves need CIDv1")
+        if self.shard_strategy not in ("links-bytes", "block-bytes"):
+            raise LocalProtocolError(f"unknown shard strategy {self.shard_strategy!r}")
 
 
 UNIXFS_V0_2015 = ImportSettings(chunk_size=262_144, max_children=174, cid_version=0,
                                 raw_leaves=False)
 UNIXFS_V1_2025 = ImportSettings(chunk_size=1_048_576, max_children=1024, cid_version=1,
-                                raw_leaves=True)
+                                raw_leaves=True, shard_strategy="block-bytes")
 HELIA_DEFAULT = ImportSettings(chunk_size=1_048_576, max_children=1024, cid_version=1,
                                raw_leaves=True)
 IMPORTER_DEFAULT = ImportSettings(chunk_size=262_144, max_children=174, cid_version=1,
@@ -112,6 +122,13 @@ def import_chunks(chunks: Iterable[bytes], settings: ImportSettings = HELIA_DEFA
                   blocks: Blocks | None = None) -> Cid:
     """The root CID of a file given as its chunks (each at most ``settings.chunk_size``);
     every block is put in ``blocks`` (a mapping CID -> bytes) when one is given."""
+    return import_chunks_sized(chunks, settings, blocks=blocks)[0]
+
+
+def import_chunks_sized(chunks: Iterable[bytes], settings: ImportSettings = HELIA_DEFAULT, *,
+                        blocks: Blocks | None = None) -> tuple[Cid, int]:
+    """The root CID of a file given as its chunks and ``Tsize``, the bytes of its whole DAG
+    (what a directory's link to it carries)."""
     level: list[_Node] = []
     for chunk in chunks:
         if len(chunk) > settings.chunk_size:
@@ -120,13 +137,13 @@ def import_chunks(chunks: Iterable[bytes], settings: ImportSettings = HELIA_DEFA
     if not level:
         level.append(_leaf(b"", settings, blocks))
     if len(level) == 1:
-        return level[0].cid  # a single chunk is its own root
+        return level[0].cid, level[0].tsize  # a single chunk is its own root
     while True:
         step = settings.max_children
         level = [_parent(level[i:i + step], settings, blocks)
                  for i in range(0, len(level), step)]
         if len(level) == 1:
-            return level[0].cid
+            return level[0].cid, level[0].tsize
 
 
 def _cut(data: bytes, size: int) -> Iterator[bytes]:
@@ -144,6 +161,12 @@ def import_file(file: BinaryIO, settings: ImportSettings = HELIA_DEFAULT, *,
                 blocks: Blocks | None = None) -> Cid:
     """The root CID of a binary file object, read one chunk at a time (only the leaves' CIDs
     are kept in memory, unless ``blocks`` collects the blocks)."""
+    return import_file_sized(file, settings, blocks=blocks)[0]
+
+
+def import_file_sized(file: BinaryIO, settings: ImportSettings = HELIA_DEFAULT, *,
+                      blocks: Blocks | None = None) -> tuple[Cid, int]:
+    """:func:`import_file`, with the ``Tsize`` of the file's DAG."""
     def chunks() -> Iterator[bytes]:
         buffer = b""
         while True:
@@ -157,4 +180,4 @@ def import_file(file: BinaryIO, settings: ImportSettings = HELIA_DEFAULT, *,
         if buffer:
             yield buffer
 
-    return import_chunks(chunks(), settings, blocks=blocks)
+    return import_chunks_sized(chunks(), settings, blocks=blocks)

@@ -308,6 +308,9 @@ COVERAGE = {
                                  "checked in tests/ipfs/test_dissect.py",
     "ipfs-02-p2pkit-js-libp2p.pcap": "tshark 4.0 has no libp2p dissector; p2pkit's decoding is "
                                      "checked in tests/ipfs/test_dissect.py",
+    "ipfs-03-p2pkit-js-libp2p-keylog.pcap": "tshark 4.0 has no libp2p dissector nor Noise "
+                                            "decryption; checked in "
+                                            "tests/ipfs/test_dissect_keylog.py",
 }
 
 

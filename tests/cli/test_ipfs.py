@@ -133,3 +133,48 @@ def test_serve_ping_identify(tmp_path):
             proc.kill()
             pytest.fail("ipfs serve did not stop on SIGTERM")
     assert proc.returncode == 0
+
+
+def test_add_directory_into_a_repo_then_serve_it_and_get_it(tmp_path):
+    """add -r --repo writes the blocks; a served repo gives the tree back over Bitswap; the
+    server's key log decrypts the session it served."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "empty").mkdir()
+    (tree / "a.txt").write_bytes(b"alpha\n")
+    (tree / "sub" / "big.bin").write_bytes(random.Random(5).randbytes(600_000))
+    out = invoke("ipfs", "add", "-r", str(tree), "--repo", str(tmp_path / "repo"),
+                 "--profile", "importer-default")
+    assert out.exit_code == 0, out.output
+    root = out.stdout.strip()
+    assert invoke("ipfs", "add", str(tree)).exit_code != 0  # a directory needs -r
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "p2pkit", "ipfs", "serve", "--listen",
+                             "/ip4/127.0.0.1/tcp/0", "--duration", "60", "--json",
+                             "--repo", str(tmp_path / "repo"),
+                             "--keylog", str(tmp_path / "keys.log")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        line = b""
+        deadline = time.monotonic() + 60
+        while b"\n" not in line and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                line += os.read(proc.stdout.fileno(), 4096)
+            elif proc.poll() is not None:
+                break
+        addr = json.loads(line.decode().splitlines()[0])["address"]
+        out = invoke("ipfs", "get", root, "--peer", addr, "-o", str(tmp_path / "got"),
+                     "--json")
+        assert out.exit_code == 0, out.output
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    got = tmp_path / "got"
+    assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*")) == \
+        ["a.txt", "empty", "sub", "sub/big.bin"]
+    assert (got / "sub" / "big.bin").read_bytes() == (tree / "sub" / "big.bin").read_bytes()
+    assert json.loads(out.stdout)["bytes"] == 600_006
+    keys = (tmp_path / "keys.log").read_text().split("\n")
+    assert sum(line.startswith("NOISE_SECRETS ") for line in keys) == 1

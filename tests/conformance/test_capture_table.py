@@ -28,7 +28,7 @@ def test_rows_per_implementation_with_section_verdicts(tmp_path: Path) -> None:
     rows = {(r.capture, r.implementation): r for r in capture_rows([folder])}
     aria2 = rows[("bt-07-p2pkit-seed-aria2.pcap", "aria2/1.36.0")]
     assert aria2.verdicts == {"DHT": "", "tracker": "", "peer wire": "fail: bep6/have/only-first",
-                              "Gnutella": ""}
+                              "Gnutella": "", "IPFS": ""}
     assert aria2.evidence == [("bep6/have/only-first", 75, "bitfield after have_all/have_none")]
     assert rows[("bt-07-p2pkit-seed-aria2.pcap", "p2pkit 0.1 (-PK0100-)")].verdicts[
         "peer wire"] == "pass"
@@ -70,8 +70,8 @@ def test_the_recorded_torrent_gives_the_shape_rules_their_torrent(tmp_path: Path
     from p2pkit.conformance.gnutella.offline import RULES as GNUTELLA_RULES
 
     assert {section_of(rule) for rule in ("bep3/request/index-bounds", "krpc/valid",
-                                          "bep15/connect", next(iter(GNUTELLA_RULES)))} \
-        == set(SECTIONS)
+                                          "bep15/connect", next(iter(GNUTELLA_RULES)),
+                                          "ipfs/yamux/window")} == set(SECTIONS)
 
 
 def test_docs_directive_cells() -> None:
@@ -84,6 +84,10 @@ def test_docs_directive_cells() -> None:
     assert all(len(c) == len(p2pkit_captures.VERDICT_HEADER) for c in cells)
     assert ("bt-08-libtorrent-mse-rc4.pcap", "—") == cells[[r.capture for r in rows].index(
         "bt-08-libtorrent-mse-rc4.pcap")][:2]
+    # the libp2p capture recorded with its key log: judged decrypted, every endpoint passes
+    ipfs = [r for r in rows if r.capture == "ipfs-03-p2pkit-js-libp2p-keylog.pcap"]
+    assert {r.implementation for r in ipfs} >= {"js-libp2p/3.3.11 node/22.23.5", "p2pkit/0.1.0"}
+    assert all(r.verdicts["IPFS"] == "pass" for r in ipfs)
     evidence = p2pkit_captures.evidence_rows(rows)
     assert ("bt-07-p2pkit-seed-aria2.pcap", "aria2/1.36.0", "bep6/have/only-first", "75",
             "bitfield after have_all/have_none") in evidence

@@ -3,10 +3,13 @@
 //   node js_unixfs_import.mjs import FILE PROFILE [OUT.car]   PROFILE: unixfs-v0-2015,
 //        unixfs-v1-2025 or importer-default (no profile); prints {"cid": ...}; writes every block to OUT.car
 //   node js_unixfs_import.mjs read-car CAR                      prints {"roots": [...], "cids": [...]}
+//   node js_unixfs_import.mjs import-dir DIR PROFILE [THRESHOLD]   a directory tree (files and
+//        empty directories), shardSplitThresholdBytes THRESHOLD; prints {"cid": ...}
 import { importer } from 'ipfs-unixfs-importer'
 import { MemoryBlockstore } from 'blockstore-core/memory'
 import { CarWriter, CarReader } from '@ipld/car'
 import fs from 'fs'
+import path from 'path'
 
 const [mode, ...args] = process.argv.slice(2)
 const out = (doc) => process.stdout.write(JSON.stringify(doc) + '\n')
@@ -30,6 +33,28 @@ if (mode === 'import') {
     await writer.close()
     await collect
     fs.writeFileSync(carPath, Buffer.concat(chunks))
+  }
+  out({ cid: root.cid.toString() })
+} else if (mode === 'import-dir') {
+  const [dir, profile, threshold] = args
+  const options = profile === 'importer-default' ? {} : { profile }
+  if (threshold) options.shardSplitThresholdBytes = Number(threshold)
+  const base = path.basename(dir)
+  const entries = []
+  const visit = (abs, rel) => {
+    const names = fs.readdirSync(abs).sort()
+    if (names.length === 0 && rel !== base) entries.push({ path: rel })
+    for (const name of names) {
+      const a = path.join(abs, name)
+      const r = rel + '/' + name
+      if (fs.statSync(a).isDirectory()) visit(a, r)
+      else entries.push({ path: r, content: fs.readFileSync(a) })
+    }
+  }
+  visit(dir, base)
+  let root
+  for await (const entry of importer(entries, new MemoryBlockstore(), options)) {
+    if (entry.path === base) root = entry
   }
   out({ cid: root.cid.toString() })
 } else if (mode === 'read-car') {

@@ -7,7 +7,8 @@ pings and identifies it, finds a provider record p2pkit's DHT holds and provides
 The scenario script runs on its own too::
 
     unshare -n sh -c 'ip link set lo mtu 1500 && ip link set lo up && exec python \\
-        tests/interop/test_ipfs_interop.py --npm-dir DIR [--capture OUT.pcap]'
+        tests/interop/test_ipfs_interop.py --npm-dir DIR [--capture OUT.pcap] \\
+        [--keylog OUT.keylog] [--bitswap-bytes SERVED FETCHED]'
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ async def _lines(proc: asyncio.subprocess.Process, timeout: float):
         yield json.loads(line)
 
 
-async def scenario(npm_dir: str) -> dict:
+async def scenario(npm_dir: str, keylog: str | None = None,
+                   bitswap_bytes: tuple[int, int] = (2_000_000, 1_500_000)) -> dict:
     from p2pkit.ipfs.cid import Cid
     from p2pkit.ipfs.envelope import PEER_RECORD_DOMAIN, PeerRecordMessage, open_envelope
     from p2pkit.ipfs.host import Host
@@ -68,7 +70,10 @@ async def scenario(npm_dir: str) -> dict:
 
     seen: dict = {}
     script = str(Path(npm_dir, SCRIPT.name))
-    host = Host(Ed25519Identity(bytes(range(32))), rng=random.Random(7))
+    from p2pkit.ipfs.noise_keylog import NoiseKeyLogWriter
+
+    writer = NoiseKeyLogWriter(keylog) if keylog else None
+    host = Host(Ed25519Identity(bytes(range(32))), rng=random.Random(7), keylog=writer)
     seen["p2pkit_id"] = str(host.peer_id)
     ours = await host.listen("127.0.0.1", 0)
     # 1. p2pkit dials js-libp2p
@@ -156,7 +161,7 @@ async def scenario(npm_dir: str) -> dict:
             await js.wait()
     # 3. Bitswap with Helia: Helia fetches a file p2pkit serves, p2pkit fetches one Helia added
     try:
-        data = random.Random(11).randbytes(2_000_000)
+        data = random.Random(11).randbytes(bitswap_bytes[0])
         blocks: dict = {}
         root = import_bytes(data, HELIA_DEFAULT, blocks=blocks)
         host.add_blocks(blocks)
@@ -167,7 +172,7 @@ async def scenario(npm_dir: str) -> dict:
             seen["helia_got"] = doc
         await helia.wait()
         seen["served"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        theirs = random.Random(12).randbytes(1_500_000)
+        theirs = random.Random(12).randbytes(bitswap_bytes[1])
         path = Path(npm_dir, "helia-content.bin")
         path.write_bytes(theirs)
         helia = await asyncio.create_subprocess_exec(
@@ -191,6 +196,8 @@ async def scenario(npm_dir: str) -> dict:
             await helia.wait()
     finally:
         await host.close()
+        if writer is not None:
+            writer.close()
     return seen
 
 
@@ -198,6 +205,9 @@ def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--npm-dir", required=True)
     parser.add_argument("--capture", help="record the loopback traffic here (tcpdump, pcap)")
+    parser.add_argument("--keylog", help="append the p2pkit host's Noise keys here")
+    parser.add_argument("--bitswap-bytes", type=int, nargs=2, default=(2_000_000, 1_500_000),
+                        metavar=("SERVED", "FETCHED"), help="sizes of the two Bitswap files")
     args = parser.parse_args()
     tcpdump = None
     if args.capture:
@@ -207,7 +217,9 @@ def _main() -> None:
                                     "-w", args.capture, "tcp"], stderr=subprocess.DEVNULL)
         time.sleep(1.0)
     try:
-        seen = asyncio.run(asyncio.wait_for(scenario(args.npm_dir), SCENARIO_TIMEOUT - 10))
+        seen = asyncio.run(asyncio.wait_for(scenario(args.npm_dir, args.keylog,
+                                                      tuple(args.bitswap_bytes)),
+                                             SCENARIO_TIMEOUT - 10))
     finally:
         if tcpdump is not None:
             time.sleep(0.5)

@@ -79,3 +79,57 @@ def test_car_both_ways(npm_dir, tmp_path, profile):
     seen = _node(npm_dir, "read-car", str(tmp_path / "ours.car"))
     assert seen["roots"] == [str(root)]
     assert sorted(seen["cids"]) == sorted(str(c) for c in ours)
+
+
+def _tree(root: Path, files: int, sizes: tuple[int, ...] = (0, 3, 300_000)) -> None:
+    """A directory under ``root``: ``files`` small files, one subdirectory with a file of
+    each of ``sizes``, a nested one, an empty one."""
+    rng = random.Random(files)
+    root.mkdir()
+    for i in range(files):
+        (root / f"file-{i:05d}.txt").write_bytes(rng.randbytes(rng.randrange(0, 40)))
+    sub = root / "sub"
+    (sub / "deeper").mkdir(parents=True)
+    for size in sizes:
+        (sub / f"blob-{size}").write_bytes(rng.randbytes(size))
+    (sub / "deeper" / "leaf.txt").write_bytes(b"leaf\n")
+    (root / "empty").mkdir()
+    (root / "näme with spaces").write_bytes(b"unicode")
+
+
+@pytest.mark.parametrize("profile,files,threshold", [
+    ("unixfs-v0-2015", 5, None),            # flat directories
+    ("unixfs-v1-2025", 5, None),
+    ("importer-default", 5, None),
+    ("importer-default", 700, 1000),        # HAMT with sub-shards (700 names, 256 slots)
+    ("unixfs-v1-2025", 700, 1000),          # HAMT, block-bytes estimate
+    ("unixfs-v0-2015", 5600, None),         # the default 256 KiB threshold crossed
+], ids=["flat-v0", "flat-v1", "flat-default", "hamt-default", "hamt-v1", "hamt-256k-v0"])
+def test_directories_same_root_cid_as_the_js_importer(npm_dir, tmp_path, profile, files,
+                                                      threshold):
+    from dataclasses import replace
+
+    from p2pkit.ipfs.dag_pb import decode_node
+    from p2pkit.ipfs.unixfs import UnixfsData
+    from p2pkit.ipfs.unixfs_directory import export_to_directory, import_directory
+
+    root = tmp_path / "root"
+    _tree(root, files)
+    args = ["import-dir", str(root), profile] + ([str(threshold)] if threshold else [])
+    expected = _node(npm_dir, *args)["cid"]
+    settings = PROFILES[profile]
+    if threshold:
+        settings = replace(settings, shard_threshold=threshold)
+    blocks: dict = {}
+    cid = import_directory(root, settings, blocks=blocks)
+    assert str(cid) == expected
+    kind = UnixfsData.parse(decode_node(blocks[cid]).Data).Type
+    assert kind == ("Directory" if files == 5 else "HAMTShard")
+    # and back: the same tree, byte for byte
+    out = tmp_path / "out"
+    export_to_directory(cid, blocks.__getitem__, out)
+    before = sorted((p.relative_to(root).as_posix(), p.read_bytes() if p.is_file() else None)
+                    for p in root.rglob("*"))
+    after = sorted((p.relative_to(out).as_posix(), p.read_bytes() if p.is_file() else None)
+                   for p in out.rglob("*"))
+    assert before == after
