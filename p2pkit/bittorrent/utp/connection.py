@@ -299,6 +299,23 @@ class UtpConnection:
         """Hold an ST_DATA payload or the ST_FIN mark; deliver what is in order. False when
         the packet is out of window (ignored altogether)."""
         seq = pkt.seq_nr
+        recv = self.recv
+        if (kind == "st_data" and seq == recv.next_seq and not recv.pending
+                and self.fin_seq is None):
+            # In order with nothing held (nearly every packet): delivered at once.
+            payload = pkt.payload
+            size = len(payload)
+            if size + self.unread + self.held > RECEIVE_WINDOW:
+                self.stats["ignored"] += 1
+                return False
+            self.state = next_state(self.state, kind) or self.state
+            recv.next_seq = (seq + 1) & SEQ_MASK
+            self.ack_nr = seq
+            if size:
+                self.unread += size
+                self.events.append(DataReceived(key=self.key, data=payload))
+            self._count_for_ack(size, now)
+            return True
         payload = pkt.payload if kind == "st_data" else None
         if self.recv.is_behind(seq) or seq in self.recv.pending:
             self.stats["duplicates"] += 1
@@ -328,19 +345,31 @@ class UtpConnection:
             if item:
                 self.unread += len(item)
                 self.events.append(DataReceived(key=self.key, data=item))
+        self._count_for_ack(size, now)
+        return True
+
+    def _count_for_ack(self, size: int, now: float) -> None:
+        """An ack is due: with the next flush, or at once after :data:`ACK_EVERY` packets or
+        :data:`ACK_EVERY_BYTES`, and at once when a packet is missing (with a selective ACK,
+        as TCP does, RFC 5681 §4.2: one lost ack must not leave a sender whose window is full
+        waiting for its timeout)."""
         self.ack_pending = True
         self.packets_unacked += 1
         self.bytes_unacked += size
         if (self.packets_unacked >= ACK_EVERY or self.bytes_unacked >= ACK_EVERY_BYTES
                 or self.recv.pending):
-            # At least every second packet, and at once when one is missing (with a selective
-            # ACK), as TCP does (RFC 5681 §4.2): one lost ack must not leave a sender whose
-            # window is full waiting for its timeout.
             self._emit("st_state", self.seq_nr, b"", now)
-        return True
 
     def _process_acks(self, pkt: Any, now: float) -> None:
         self.peer_window = pkt.wnd_size
+        sent = self.sent
+        if not sent:
+            # Nothing in flight (the receiving side of a transfer): nothing to acknowledge.
+            self.last_ack = pkt.ack_nr
+            self.loss_seq = None
+            if self.fin_sent_seq is not None and self.fin_acked_at is None:
+                self.fin_acked_at = now
+            return
         acked_bytes = 0
         progressed = False
         sent = self.sent

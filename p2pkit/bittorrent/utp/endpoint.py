@@ -339,8 +339,7 @@ class UtpEndpoint:
         if self._closed:
             return
         self.core.receive_datagram(data, addr, self.now())
-        self._dispatch()
-        self.schedule_flush()
+        self.schedule_flush()  # events go out with the flush: once per read batch
 
     def schedule_flush(self) -> None:
         if not self._flush_scheduled and not self._closed:
@@ -351,6 +350,9 @@ class UtpEndpoint:
         self._flush_scheduled = False
         core = self.core
         now = self.now()
+        # What arrived since the last flush first (the protocols' answers then leave with the
+        # acks), then what the core wants to send.
+        self._dispatch()
         sendto = self._sendto
         for data, dst in core.datagrams_to_send(now):
             sendto(data, dst)
@@ -373,13 +375,25 @@ class UtpEndpoint:
         self._flush()
 
     def _dispatch(self) -> None:
+        """Hand the core's events to the streams; consecutive data of one connection goes
+        to its protocol in one ``data_received`` (one call per read batch, not per packet)."""
         core = self.core
-        while (event := core.next_event()) is not NEED_DATA:
+        run_key: ConnectionKey | None = None
+        run: list[bytes] = []
+        while True:
+            event = core.next_event()
+            if run and (event is NEED_DATA or not isinstance(event, DataReceived)
+                        or event.key != run_key):
+                stream = self.streams.get(run_key)  # type: ignore[arg-type]
+                if stream is not None:
+                    stream._data(run[0] if len(run) == 1 else b"".join(run))
+                run = []
+            if event is NEED_DATA:
+                return
             key = event.key  # type: ignore[attr-defined]
             if isinstance(event, DataReceived):
-                stream = self.streams.get(key)
-                if stream is not None:
-                    stream._data(event.data)
+                run_key = key
+                run.append(event.data)
             elif isinstance(event, ConnectionAccepted):
                 stream = UtpStream(self, key)
                 self.streams[key] = stream

@@ -371,7 +371,7 @@ def test_libtorrent_selective_acks_of_any_length(hexdata, length, first, count):
     assert UtpPacket.build(pkt) == data
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(packets, st.none() | st.lists(st.integers(2, 257), min_size=1, max_size=40, unique=True))
 def test_build_plain_packet_equals_the_schema_build(fields, sack):
     from p2pkit.bittorrent.wire.utp import build_plain_packet
