@@ -35,7 +35,8 @@ __all__ = ["LOW_WATER_FRACTION", "MIN_PEAK", "MIN_TRIM_INTERVAL", "HeapTrimmer",
 LOW_WATER_FRACTION = 0.25
 #: A peak below this many connections frees too little to be worth a trim.
 MIN_PEAK = 32
-#: Seconds between two trims at least (a trim walks the heap: about a millisecond for 20 MB).
+#: Seconds between two trims at least (measured here: a trim that releases 20 MB of 64 KiB
+#: blocks takes 3.4 ms, one with nothing to release 10 µs; it runs in the event loop).
 MIN_TRIM_INTERVAL = 5.0
 
 _libc: ctypes.CDLL | None | bool = None

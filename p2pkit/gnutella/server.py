@@ -13,7 +13,8 @@ Hostile peers: the first four bytes must come within :data:`FIRST_BYTES_TIMEOUT`
 :data:`MAX_UNIDENTIFIED` connections wait for them at once (a new one closes the oldest); the
 servent bounds handshakes, timeouts and routes; any exception raised while handling one
 connection's bytes closes that connection only, is logged once, and frees its slot; a closed
-connection is forgotten at once (memory is O(live connections)).
+connection is forgotten at once (memory is O(live connections)); once a burst of sockets is
+over, the C heap it freed is given back to the system (:mod:`p2pkit.gnutella.heap_trim`).
 
 >>> files = share_directory("/nonexistent")  # a missing directory shares nothing
 >>> files
