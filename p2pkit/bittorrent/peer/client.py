@@ -8,7 +8,7 @@ this module only moves bytes between it and the world:
   magnet's ``x.pe``, from trackers and from PEX; at most ``max_peers`` at once, banned addresses
   never again. Admission: at most ``max_per_address`` incoming connections from one IP address;
   when the slots (or that address's share) are full, a new incoming connection replaces the
-  idlest one that has not completed its handshake (as libtorrent and Transmission do), so
+  oldest one that has not completed its handshake (as libtorrent and Transmission do), so
   silent or slow sockets can never keep a well-behaved peer out for longer than its own
   handshake takes.
 - Disk: :class:`~p2pkit.bittorrent.peer.storage.Storage`. The re-check at start (resume) and every
@@ -125,9 +125,12 @@ DEFAULT_INTERVAL = 1800
 DHT_INTERVAL = 300.0
 DHT_RETRY = 5.0
 #: Incoming connections kept from one IP address at once (``max_per_address``). A new one
-#: beyond it replaces that address's idlest connection that has not sent a valid handshake yet,
+#: beyond it replaces that address's oldest connection that has not sent a valid handshake yet,
 #: or is refused when all of them have: one host cannot fill the peer slots with silent sockets.
 MAX_CONNECTIONS_PER_ADDRESS = 8
+#: Bytes of a first flight: BEP 3's pstrlen and 19-byte pstr, or the start of an MSE Ya. An
+#: unauthenticated connection that sent this much is evicted only after those that did not.
+FIRST_FLIGHT_BYTES = 20
 #: ``encryption`` settings (MSE, as libtorrent's enc_policy): prefer (the default of real
 #: clients), require, plaintext.
 ENCRYPTION_POLICIES = ("prefer", "require", "plaintext")
@@ -179,6 +182,9 @@ class _PeerProtocol(asyncio.Protocol):
         self.pending_reads: list[BlockRequested] = []
         #: The MSE layer below the session, or None (plaintext).
         self.layer: MseConnection | None = None
+        #: Bytes received on this connection and when it opened (the eviction order).
+        self.received = 0
+        self.opened = 0.0
 
     def write(self, data: bytes) -> None:
         """Send peer-wire bytes (through the MSE layer when there is one)."""
@@ -203,9 +209,11 @@ class _PeerProtocol(asyncio.Protocol):
         if self.address is None:
             peer = transport.get_extra_info("peername")
             self.address = (peer[0], peer[1]) if peer else None
+        self.opened = self.client._now()
         self.client._connected(self)
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
         self.client._received(self, data)
 
     def eof_received(self) -> bool:
@@ -514,7 +522,7 @@ class TorrentClient:
 
     def _admit(self, proto: _PeerProtocol) -> bool:
         """Room for an incoming connection: within the per-address limit and ``max_peers``,
-        making room by evicting the idlest unauthenticated connection when there is none."""
+        making room by evicting the oldest unauthenticated connection when there is none."""
         host = proto.address[0] if proto.address else None
         same = [p for p in self._protocols.values()
                 if not p.outgoing and p.address and p.address[0] == host]
@@ -529,20 +537,27 @@ class TorrentClient:
         return True
 
     def _evict(self, candidates: list[_PeerProtocol]) -> bool:
-        """Close the idlest of ``candidates`` that has not sent a valid handshake (the one that
-        received nothing for longest); False if they all have."""
+        """Close one of ``candidates`` that has not sent a valid handshake; False if they all
+        have. The victim: first those that have not sent even a first flight
+        (:data:`FIRST_FLIGHT_BYTES`), and among them the oldest.
+
+        Oldest, not idlest: under a flood of new connections from attackers that each send a
+        byte, "received nothing for longest" picked a well-behaved peer whose handshake the
+        server had not read yet (every attacker had sent its byte later), a few milliseconds
+        after it connected; oldest-first gives a newcomer the time of all the other slots'
+        turnover, and a first flight read protects it from silent and one-byte sockets."""
         assert self.session is not None
-        idle: list[tuple[float, int, _PeerProtocol]] = []
+        waiting: list[tuple[bool, float, int, _PeerProtocol]] = []
         for proto in candidates:
             key = self._keys.get(proto)
             state = self.session.peers.get(key) if key is not None else None
             if state is not None and state.conn.their_handshake is None:
-                idle.append((state.conn.last_received, key, proto))
-        if not idle:
+                waiting.append((proto.received >= FIRST_FLIGHT_BYTES, proto.opened, key, proto))
+        if not waiting:
             return False
-        _, _, victim = min(idle, key=lambda item: (item[0], item[1]))
-        log.info("evicting %s:%s: no handshake yet, idlest of %d", *(victim.address or ("?", 0)),
-                 len(idle))
+        *_, victim = min(waiting, key=lambda item: item[:3])
+        log.info("evicting %s:%s: no handshake yet, oldest of %d", *(victim.address or ("?", 0)),
+                 len(waiting))
         if victim.transport is not None:
             victim.transport.abort()
         self._lost(victim)  # now, not at connection_lost: its slot is the new one's

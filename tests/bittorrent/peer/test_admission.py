@@ -182,3 +182,48 @@ def test_an_exception_on_one_peers_bytes_drops_that_peer_only(torrent, tmp_path,
     with caplog.at_level("WARNING", logger="p2pkit.bittorrent.peer.client"):
         assert asyncio.run(scenario())
     assert len([r for r in caplog.records if "a bug one peer" in r.getMessage()]) == 1
+
+
+def test_eviction_takes_the_oldest_silent_socket_before_a_first_flight(torrent, tmp_path):
+    """The eviction order: sockets that sent less than a first flight (BEP 3's pstrlen and
+    pstr), oldest first; a connection that sent its first flight goes only after them, however
+    early it came. Under "idlest first" (received nothing for longest) the first-flight
+    connection, which came first and has been silent since, was the victim."""
+    from p2pkit.bittorrent.peer.client import FIRST_FLIGHT_BYTES
+
+    meta, seed_root, _ = torrent
+
+    async def connect(port, data):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(data)
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the seeder has read it
+        return reader, writer
+
+    async def closed(reader):
+        try:
+            return await asyncio.wait_for(reader.read(), 0.5) == b""
+        except (TimeoutError, ConnectionError):
+            return False
+
+    async def scenario():
+        seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", 0), trackers=False,
+                               max_peers=3)
+        await seeder.start()
+        port = seeder.listen_port
+        try:
+            flight = b"\x13BitTorrent protocol"
+            assert len(flight) == FIRST_FLIGHT_BYTES
+            early = await connect(port, flight)  # first, then silent: a handshake under way
+            one, two = await connect(port, b"\x13"), await connect(port, b"\x13")
+            three = await connect(port, b"\x13")  # full: evicts the oldest one-byte socket
+            assert await closed(one[0]) and not await closed(early[0])
+            await connect(port, b"")  # evicts the next oldest without a first flight
+            assert await closed(two[0]) and not await closed(early[0])
+            assert not await closed(three[0])
+            for _, writer in (early, one, two, three):
+                writer.close()
+        finally:
+            await seeder.close()
+
+    asyncio.run(scenario())
