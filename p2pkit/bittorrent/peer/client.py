@@ -73,6 +73,7 @@ import contextlib
 import errno
 import logging
 import random
+import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -105,6 +106,13 @@ from p2pkit.errors import P2PKitError
 
 __all__ = ["ENCRYPTION_POLICIES", "MAX_CONNECTIONS_PER_ADDRESS", "TRANSPORTS", "ClientStats",
            "TorrentClient", "new_peer_id"]
+
+try:  # FIONREAD: how many bytes a socket holds unread (POSIX; not on Windows)
+    import fcntl
+    import termios
+    _FIONREAD: int | None = termios.FIONREAD
+except ImportError:  # pragma: no cover - Windows
+    _FIONREAD = None
 
 log = logging.getLogger("p2pkit.bittorrent.peer.client")
 
@@ -215,6 +223,17 @@ class _PeerProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
         self.client._received(self, data)
+
+    def unread(self) -> int:
+        """Bytes the kernel holds for this connection that the event loop has not read yet
+        (``FIONREAD``; 0 where it cannot tell, e.g. a uTP stream)."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None or _FIONREAD is None:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(sock.fileno(), _FIONREAD, b"\0" * 4))[0]
+        except (OSError, ValueError):
+            return 0
 
     def eof_received(self) -> bool:
         return False
@@ -541,6 +560,9 @@ class TorrentClient:
         have. The victim: first those that have not sent even a first flight
         (:data:`FIRST_FLIGHT_BYTES`), and among them the oldest.
 
+        Bytes the kernel already holds for a connection count (:meth:`_PeerProtocol.unread`):
+        in a burst of accepts the loop reads no socket until the burst is handled.
+
         Oldest, not idlest: under a flood of new connections from attackers that each send a
         byte, "received nothing for longest" picked a well-behaved peer whose handshake the
         server had not read yet (every attacker had sent its byte later), a few milliseconds
@@ -555,7 +577,14 @@ class TorrentClient:
                 waiting.append((proto.received >= FIRST_FLIGHT_BYTES, proto.opened, key, proto))
         if not waiting:
             return False
-        *_, victim = min(waiting, key=lambda item: item[:3])
+        waiting.sort(key=lambda item: item[:3])
+        victim = waiting[0][3]
+        for flight, _, _, proto in waiting:
+            # Under a burst of accepts nothing has been read yet: a first flight still in
+            # the kernel's buffer counts as sent (one ioctl per candidate looked at).
+            if flight or proto.received + proto.unread() < FIRST_FLIGHT_BYTES:
+                victim = proto
+                break
         log.info("evicting %s:%s: no handshake yet, oldest of %d", *(victim.address or ("?", 0)),
                  len(waiting))
         if victim.transport is not None:

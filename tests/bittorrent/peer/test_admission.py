@@ -227,3 +227,36 @@ def test_eviction_takes_the_oldest_silent_socket_before_a_first_flight(torrent, 
             await seeder.close()
 
     asyncio.run(scenario())
+
+
+def test_a_first_flight_still_in_the_kernel_counts(torrent, tmp_path):
+    """In a burst of accepts the seeder reads no socket: a connection whose first flight waits
+    unread in the kernel is not the victim; the one-byte socket after it is."""
+    meta, seed_root, _ = torrent
+
+    async def scenario():
+        seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", 0), trackers=False,
+                               max_peers=2)
+        await seeder.start()
+        port = seeder.listen_port
+        try:
+            early_r, early_w = await asyncio.open_connection("127.0.0.1", port)
+            await asyncio.sleep(0.1)
+            (proto,) = [p for p in seeder._protocols.values() if not p.outgoing]
+            proto.transport.pause_reading()  # as if the loop had not come to it yet
+            early_w.write(b"\x13BitTorrent protocol" + bytes(8))
+            await early_w.drain()
+            one_r, one_w = await asyncio.open_connection("127.0.0.1", port)
+            one_w.write(b"\x13")
+            await asyncio.sleep(0.1)
+            assert proto.received == 0 and proto.unread() == 28
+            _, new_w = await asyncio.open_connection("127.0.0.1", port)  # full: one must go
+            assert await asyncio.wait_for(one_r.read(), 2) == b""
+            assert not early_w.is_closing() and proto.transport is not None
+            assert not proto.transport.is_closing()
+            for writer in (early_w, one_w, new_w):
+                writer.close()
+        finally:
+            await seeder.close()
+
+    asyncio.run(scenario())
