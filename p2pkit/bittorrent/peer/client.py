@@ -73,6 +73,7 @@ import contextlib
 import errno
 import logging
 import random
+import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -139,6 +140,9 @@ MAX_CONNECTIONS_PER_ADDRESS = 8
 #: Bytes of a first flight: BEP 3's pstrlen and 19-byte pstr, or the start of an MSE Ya. An
 #: unauthenticated connection that sent this much is evicted only after those that did not.
 FIRST_FLIGHT_BYTES = 20
+#: Seconds a new connection may take to send its first flight before any newcomer may replace
+#: it (a newcomer with a first flight may replace it at once).
+EVICTION_GRACE = 1.0
 #: ``encryption`` settings (MSE, as libtorrent's enc_policy): prefer (the default of real
 #: clients), require, plaintext.
 ENCRYPTION_POLICIES = ("prefer", "require", "plaintext")
@@ -175,6 +179,19 @@ class ClientStats:
     upload_rate: float
     failed_pieces: int
     complete: bool
+
+
+def _defer_accept(server: asyncio.Server) -> None:
+    """Accept a connection only once its first bytes have arrived (Linux ``TCP_DEFER_ACCEPT``,
+    one second; after it the kernel hands the connection over anyway). BEP 3: the initiator
+    speaks first, so a well-behaved peer's first flight is there when admission looks
+    (:meth:`TorrentClient._evict`); elsewhere nothing changes."""
+    option = getattr(socket, "TCP_DEFER_ACCEPT", None)
+    if option is None:
+        return
+    for sock in server.sockets:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
 
 
 class _PeerProtocol(asyncio.Protocol):
@@ -301,6 +318,9 @@ class TorrentClient:
         self.use_trackers = trackers
         self.max_peers = max_peers
         self.max_per_address = max_per_address
+        #: Seconds an unauthenticated connection is safe from a newcomer that has sent no
+        #: first flight either (:meth:`_evict`).
+        self.eviction_grace = EVICTION_GRACE
         self.upload_slots = upload_slots
         #: Requests kept outstanding per peer (the pipeline depth; a peer's BEP 10 ``reqq``
         #: lowers it).
@@ -368,6 +388,7 @@ class TorrentClient:
         if self.transport != "utp":
             self._server = await self._loop.create_server(
                 lambda: _PeerProtocol(self, None, False), host, port)
+            _defer_accept(self._server)
             self.listen_port = self._server.sockets[0].getsockname()[1]
         if self.dht_bootstrap is not None and not (self.metainfo and self.metainfo.private):
             await self._start_dht()
@@ -545,46 +566,57 @@ class TorrentClient:
         host = proto.address[0] if proto.address else None
         same = [p for p in self._protocols.values()
                 if not p.outgoing and p.address and p.address[0] == host]
-        if host is not None and len(same) >= self.max_per_address and not self._evict(same):
+        if host is not None and len(same) >= self.max_per_address and not self._evict(same,
+                                                                                     proto):
             log.info("refused %s: %d connections from that address", host, len(same))
             return False
         if len(self._protocols) >= self.max_peers and not self._evict(
-                list(self._protocols.values())):
-            log.info("refused %s: all %d peer slots hold handshaken peers", host,
+                list(self._protocols.values()), proto):
+            log.info("refused %s: all %d peer slots hold handshaken or recent peers", host,
                      self.max_peers)
             return False
         return True
 
-    def _evict(self, candidates: list[_PeerProtocol]) -> bool:
-        """Close one of ``candidates`` that has not sent a valid handshake; False if they all
-        have. The victim: first those that have not sent even a first flight
-        (:data:`FIRST_FLIGHT_BYTES`), and among them the oldest.
+    def _evict(self, candidates: list[_PeerProtocol], newcomer: _PeerProtocol) -> bool:
+        """Close one of ``candidates`` that has not sent a valid handshake, to make room for
+        ``newcomer``; False (the newcomer is refused) when none may go.
 
-        Bytes the kernel already holds for a connection count (:meth:`_PeerProtocol.unread`):
-        in a burst of accepts the loop reads no socket until the burst is handled.
-
-        Oldest, not idlest: under a flood of new connections from attackers that each send a
-        byte, "received nothing for longest" picked a well-behaved peer whose handshake the
-        server had not read yet (every attacker had sent its byte later), a few milliseconds
-        after it connected; oldest-first gives a newcomer the time of all the other slots'
-        turnover, and a first flight read protects it from silent and one-byte sockets."""
+        The order: connections that have not sent even a first flight
+        (:data:`FIRST_FLIGHT_BYTES`) before those that have, the oldest first. Bytes the kernel
+        already holds count as sent (:meth:`_PeerProtocol.unread`): in a burst of accepts the
+        loop reads no socket until the burst is handled. A connection younger than
+        :attr:`eviction_grace` goes only for a newcomer that has sent a first flight while it
+        has not: replacing a socket that has said nothing by another that has said nothing
+        gains nothing, and under a flood it killed well-behaved peers that had connected a few
+        milliseconds earlier and not written yet (the old rule, "received nothing for longest",
+        picked them first: every attacker had sent its byte later)."""
         assert self.session is not None
         waiting: list[tuple[bool, float, int, _PeerProtocol]] = []
         for proto in candidates:
             key = self._keys.get(proto)
             state = self.session.peers.get(key) if key is not None else None
             if state is not None and state.conn.their_handshake is None:
-                waiting.append((proto.received >= FIRST_FLIGHT_BYTES, proto.opened, key, proto))
+                flight = proto.received >= FIRST_FLIGHT_BYTES or \
+                    proto.received + proto.unread() >= FIRST_FLIGHT_BYTES
+                waiting.append((flight, proto.opened, key, proto))
         if not waiting:
             return False
         waiting.sort(key=lambda item: item[:3])
-        victim = waiting[0][3]
-        for flight, _, _, proto in waiting:
-            # Under a burst of accepts nothing has been read yet: a first flight still in
-            # the kernel's buffer counts as sent (one ioctl per candidate looked at).
-            if flight or proto.received + proto.unread() < FIRST_FLIGHT_BYTES:
+        now = self._now()
+        newcomer_flight: bool | None = None
+        victim = None
+        for flight, opened, _, proto in waiting:
+            if now - opened >= self.eviction_grace:
                 victim = proto
                 break
+            if not flight:
+                if newcomer_flight is None:
+                    newcomer_flight = newcomer.unread() >= FIRST_FLIGHT_BYTES
+                if newcomer_flight:
+                    victim = proto
+                    break
+        if victim is None:
+            return False
         log.info("evicting %s:%s: no handshake yet, oldest of %d", *(victim.address or ("?", 0)),
                  len(waiting))
         if victim.transport is not None:
@@ -890,6 +922,7 @@ class TorrentClient:
                     await self._server.wait_closed()
                     self._server = await self._loop.create_server(
                         lambda: _PeerProtocol(self, None, False), host, 0)
+                    _defer_accept(self._server)
                     self.listen_port = self._server.sockets[0].getsockname()[1]
             self.listen_port = self.utp.address[1]
 

@@ -51,7 +51,8 @@ class Attacker:
                 continue
             writer.write(b"\x13")
             self.writers.append(writer)
-            await reader.read()  # until the seeder closes it
+            with contextlib.suppress(ConnectionError):  # refused with its byte unread: a reset
+                await reader.read()  # until the seeder closes it
             self.evicted += 1
             self.writers.remove(writer)
             writer.close()
@@ -203,12 +204,15 @@ def test_eviction_takes_the_oldest_silent_socket_before_a_first_flight(torrent, 
     async def closed(reader):
         try:
             return await asyncio.wait_for(reader.read(), 0.5) == b""
-        except (TimeoutError, ConnectionError):
+        except TimeoutError:
             return False
+        except ConnectionError:  # closed with bytes unread: a reset
+            return True
 
     async def scenario():
         seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", 0), trackers=False,
                                max_peers=3)
+        seeder.eviction_grace = 0.0  # the order alone (the grace has its own test)
         await seeder.start()
         port = seeder.listen_port
         try:
@@ -218,7 +222,7 @@ def test_eviction_takes_the_oldest_silent_socket_before_a_first_flight(torrent, 
             one, two = await connect(port, b"\x13"), await connect(port, b"\x13")
             three = await connect(port, b"\x13")  # full: evicts the oldest one-byte socket
             assert await closed(one[0]) and not await closed(early[0])
-            await connect(port, b"")  # evicts the next oldest without a first flight
+            await connect(port, b"\x13")  # evicts the next oldest without a first flight
             assert await closed(two[0]) and not await closed(early[0])
             assert not await closed(three[0])
             for _, writer in (early, one, two, three):
@@ -237,26 +241,69 @@ def test_a_first_flight_still_in_the_kernel_counts(torrent, tmp_path):
     async def scenario():
         seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", 0), trackers=False,
                                max_peers=2)
+        seeder.eviction_grace = 0.0
         await seeder.start()
         port = seeder.listen_port
         try:
             early_r, early_w = await asyncio.open_connection("127.0.0.1", port)
+            early_w.write(b"\x13")  # accepted (TCP_DEFER_ACCEPT waits for a first byte)
             await asyncio.sleep(0.1)
             (proto,) = [p for p in seeder._protocols.values() if not p.outgoing]
             proto.transport.pause_reading()  # as if the loop had not come to it yet
-            early_w.write(b"\x13BitTorrent protocol" + bytes(8))
+            early_w.write(b"BitTorrent protocol" + bytes(8))
             await early_w.drain()
             one_r, one_w = await asyncio.open_connection("127.0.0.1", port)
             one_w.write(b"\x13")
             await asyncio.sleep(0.1)
-            assert proto.received == 0 and proto.unread() == 28
+            assert proto.received == 1 and proto.unread() == 27
             _, new_w = await asyncio.open_connection("127.0.0.1", port)  # full: one must go
+            new_w.write(b"\x13")
             assert await asyncio.wait_for(one_r.read(), 2) == b""
             assert not early_w.is_closing() and proto.transport is not None
             assert not proto.transport.is_closing()
             for writer in (early_w, one_w, new_w):
                 writer.close()
         finally:
+            await seeder.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_silent_newcomer_does_not_replace_a_recent_silent_socket(torrent, tmp_path):
+    """Within ``eviction_grace`` a connection that has sent nothing yet is replaced only by a
+    newcomer that has sent a first flight: a silent newcomer is refused; after the grace the
+    oldest goes."""
+    meta, seed_root, _ = torrent
+
+    async def scenario():
+        seeder = TorrentClient(meta, seed_root, listen=("127.0.0.1", 0), trackers=False,
+                               max_peers=2)
+        seeder.eviction_grace = 0.5
+        await seeder.start()
+        port = seeder.listen_port
+        writers = []
+        try:
+            readers = []
+            for _ in range(3):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"\x13")
+                readers.append(reader)
+                writers.append(writer)
+                await asyncio.sleep(0.05)
+            first, second, third = readers
+            with contextlib.suppress(ConnectionError):  # refused (a reset: its byte unread)
+                assert await asyncio.wait_for(third.read(), 2) == b""
+            assert third.at_eof() or third.exception() is not None
+            await asyncio.sleep(0.6)
+            _, late = await asyncio.open_connection("127.0.0.1", port)
+            late.write(b"\x13")
+            writers.append(late)
+            assert await asyncio.wait_for(first.read(), 2) == b""  # past its grace: evicted
+            with contextlib.suppress(TimeoutError):
+                assert await asyncio.wait_for(second.read(), 0.3) != b""
+        finally:
+            for writer in writers:
+                writer.close()
             await seeder.close()
 
     asyncio.run(scenario())
