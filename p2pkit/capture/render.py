@@ -15,7 +15,7 @@ from p2pkit.errors import ParseError
 from p2pkit.undecoded import UNDECODED_SUMMARY
 
 __all__ = ["Statistics", "TreeLine", "message_line", "record_tree", "render_jsonl", "render_summary",
-           "render_tree", "tree_lines"]
+           "render_tree", "tree_lines", "tree_text"]
 
 def _summary_keys(protocol: str) -> tuple[str, ...] | None:
     """The fields the protocol's descriptor shows on summary lines (``summary``); None (every
@@ -153,10 +153,66 @@ def render_tree(record: Record, start: float = 0.0) -> str:
       bt-dht query (42 bytes)
         method: "ping"
     """
+    # record_tree's lines, text only (no TreeLine per line: a large capture has millions);
+    # tests compare the two
+    where = (f"stream offset {record.offset}, {record.length} bytes"
+             if record.offset is not None else f"{record.length} bytes")
     lines = [f"Frame {record.frame}: {record.time - start:.6f} {record.transport} {record.src} → "
-             f"{record.dst}"]
-    lines += [line.text for line in record_tree(record)]
+             f"{record.dst}", f"  {record.protocol} {record.message} ({where})"]
+    base = record.offset or 0
+    spans = record.spans
+    for key, value in record.fields.items():
+        key = str(key)
+        first = len(lines)
+        tree_text(value, 1, key, lines)
+        span = spans.get(key)
+        if span is not None:
+            lines[first] = f"    [{base + span[0]}:{base + span[1]}] " + lines[first].lstrip()
+    for d in record.deviations:
+        lines.append(f"    [deviation] {d}")
     return "\n".join(lines)
+
+
+def tree_text(value: Any, indent: int, name: str, out: list[str]) -> None:
+    """The text of :func:`tree_lines` (without paths), appended to ``out``.
+
+    >>> out = []; tree_text({"id": "aa", "n": [1, 2]}, 1, "r", out); out
+    ['    r:', '        id: "aa"', '        n: [1, 2]']
+    """
+    pad = "    " * indent
+    label = f"{name}: " if name else ""
+    kind = type(value)
+    if kind is str:
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            out.append(f'{pad}{label}"{value}"')  # what json.dumps gives such text
+        else:
+            out.append(f"{pad}{label}{json.dumps(value, ensure_ascii=False)}")
+        return
+    if kind is int or kind is bool or kind is float or value is None:
+        out.append(f"{pad}{label}{value}")
+        return
+    if isinstance(value, dict):
+        if _is_digest(value):
+            out.append(f"{pad}{label}<{value['length']} bytes, sha1 {value['sha1']}>")
+            return
+        if name:
+            out.append(f"{pad}{name}:")
+        elif not value:
+            out.append(f"{pad}{{}}")
+        inner = indent + (1 if name else 0)
+        for k, v in value.items():
+            tree_text(v, inner, str(k), out)
+        return
+    if isinstance(value, list):
+        if len(value) <= 8 and all(not isinstance(v, (dict, list)) for v in value):
+            out.append(f"{pad}{label}{json.dumps(value, ensure_ascii=False)}")
+            return
+        out.append(f"{pad}{name}: ({len(value)} items)")
+        for i, v in enumerate(value):
+            tree_text(v, indent + 1, f"[{i}]", out)
+        return
+    shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value
+    out.append(f"{pad}{label}{shown}")
 
 
 def render_jsonl(record: Record) -> str:
