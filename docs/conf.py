@@ -57,6 +57,8 @@ nitpick_ignore_regex = [
     ("py:.*", rf"({'|'.join(NOT_P2PKIT)})(\..+)?"),
     # pathlib.Path, as `from pathlib import Path` leaves it in annotations
     ("py:class", "Path"),
+    # construct's exceptions, named without their module by construct's own signatures
+    ("py:exc", "ConstructError|SizeofError"),
 ]
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]

@@ -15,7 +15,7 @@ Two flavours, one vocabulary:
   ``data_to_send() -> bytes`` for what the core decided to write by itself (answers, timers).
 * :class:`DatagramCore` (one UDP socket, many remotes; the DHT node, the UDP tracker client):
   ``receive_datagram(data, addr, now)``, ``next_event()``, ``datagrams_to_send(now)``.
-* Both: ``get_timer() -> float | None`` (the next time :meth:`handle_timer` must be called,
+* Both: ``get_timer() -> float | None`` (the next time ``handle_timer`` must be called,
   ``None`` when nothing is due) and ``handle_timer(now)``.
 
 A peer's mistake surfaces from ``receive_*``/``next_event`` as
@@ -108,7 +108,7 @@ class StreamCore(Protocol):
         """Bytes the core decided to write by itself since the last call (answers, timers)."""
 
     def get_timer(self) -> float | None:
-        """When :meth:`handle_timer` must next be called, or ``None``."""
+        """When ``handle_timer`` must next be called, or ``None``."""
 
     def handle_timer(self, now: float) -> None:
         """Time has reached :meth:`get_timer`: keep-alives, timeouts, retransmissions."""
@@ -128,7 +128,7 @@ class DatagramCore(Protocol):
         """Datagrams to send now, each with its destination."""
 
     def get_timer(self) -> float | None:
-        """When :meth:`handle_timer` must next be called, or ``None``."""
+        """When ``handle_timer`` must next be called, or ``None``."""
 
     def handle_timer(self, now: float) -> None:
         """Time has reached :meth:`get_timer`: retransmissions, timeouts, maintenance."""

@@ -130,7 +130,7 @@ class ProtocolDescriptor:
     #: field whose value is short).
     summary: tuple[str, ...] = ()
     #: scapy bindings: a sequence of layer classes, datagram layers (with ``matches(data)``)
-    #: for the UDP dispatcher and :class:`~p2pkit.capture.scapy_layers.StreamLayer` classes
+    #: for the UDP dispatcher and ``StreamLayer`` classes
     #: for the TCP ports given to :func:`p2pkit.capture.scapy_layers.register`.
     scapy: Ref = None
     #: CLI command group: ``(command, "module:attribute")``, imported only when it runs.

@@ -75,6 +75,10 @@ def resolve(objects: dict[str, tuple[str, str, str]], target: str, role: str,
         return None  # Sphinx had it already and refused it for the role: leave it
     suffix = "." + target
     found = [name for name in objects if name.endswith(suffix) and fits(name)]
+    if not found and "." in target and not target.startswith("p2pkit."):
+        # ``conn.Libp2pConnection``: a module imported under another name; the last part
+        last = "." + target.rpartition(".")[2]
+        found = [name for name in objects if name.endswith(last) and fits(name)]
     if not found:
         return None
     if len(found) == 1:

@@ -5,7 +5,7 @@ and tracker responses, BEP 5 KRPC, BEP 9/10/11 extension payloads).
 :class:`String`, :class:`Text`, :class:`ListOf`, :class:`MapOf`, a nested ``BencodedDict``,
 :class:`Value` for any value, …); the same declaration parses strictly (``ParseError`` with the
 field path and byte offset), leniently (a :class:`~p2pkit.deviations.Deviation` per departure)
-and builds canonical bytes. :data:`Bencoded` is the value codec of
+and builds canonical bytes. ``Bencoded`` is the value codec of
 :mod:`p2pkit.bencode.codec` as a construct ``Construct``, so bencoded payloads nest inside
 schemas.
 
@@ -160,7 +160,7 @@ class Locator:
 
 class Mismatch(ValueError):
     """A value that does not have its declared type; the enclosing dictionary reports it (a
-    ``ParseError`` with the field path when strict, a :class:`Deviation` when lenient).
+    ``ParseError`` with the field path when strict, a ``Deviation`` when lenient).
     ``steps`` lead from the dictionary's key to the bad item (a list index, a nested key)."""
 
     def __init__(self, reason: str, steps: tuple[PathStep, ...] = (), *,
@@ -177,7 +177,7 @@ class Context:
 
     Strict (``deviations is None``): a MUST-level problem raises :class:`ParseError` with the
     field path and byte offset; SHOULD/MAY problems are let through. Lenient: every problem is
-    a :class:`Deviation`, and at most ``max_deviations`` are listed (the rest are counted in
+    a ``Deviation``, and at most ``max_deviations`` are listed (the rest are counted in
     ``untold``: locating each of a million bad values would cost quadratic time).
     """
 
@@ -277,7 +277,7 @@ class Value:
     needs_path = False
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Any:
-        """The Python value of ``raw``; raises :class:`Mismatch` when it has another type."""
+        """The Python value of ``raw``; raises ``Mismatch`` when it has another type."""
         return raw
 
     def encode(self, value: Any) -> Any:
@@ -797,7 +797,7 @@ class BencodedDict(BencodedConstruct, Value):
     Each :class:`Field` names a key, its value type (:class:`Integer`, :class:`String`,
     :class:`Text`, :class:`ListOf`, :class:`MapOf`, another ``BencodedDict``, :class:`Value`
     for any value, …), whether it is required and its default. ``unknown`` says what happens
-    to other keys (see :data:`UNKNOWN_POLICIES`), ``rules`` which rule ids report departures,
+    to other keys (see ``UNKNOWN_POLICIES``), ``rules`` which rule ids report departures,
     and ``check`` (``check(container, context, path)``) adds the cross-field rules a
     declaration cannot say. A ``BencodedDict`` is a construct (it parses bytes and nests in
     ``Struct``s) and a value type (it nests in another ``BencodedDict``).
@@ -806,7 +806,7 @@ class BencodedDict(BencodedConstruct, Value):
       :class:`~p2pkit.errors.ParseError` with the field path and byte offset;
     * lenient (:meth:`lenient`, dissection): the value is returned, and each departure
       (unsorted keys, leading zeros, a missing required key, a wrong type …) is a
-      :class:`Deviation`, carried by the value (read it with
+      ``Deviation``, carried by the value (read it with
       :func:`~p2pkit.deviations.deviations_of`) and appended to the ``deviations`` list passed
       to ``parse``, if any. With ``unknown="keep"``, an item of the wrong type is kept as it
       was sent (its deviation says so) and the lenient schema builds it back as it is.

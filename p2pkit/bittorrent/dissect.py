@@ -1,35 +1,35 @@
 """Peer wire and uTP dissection (BEP 3, 6, 10, 29, 52 in captured traffic).
 
-Reached through the ``bittorrent`` and ``bt-utp`` descriptors (:mod:`p2pkit.bittorrent.protocol`);
+Reached through the ``bittorrent`` and ``bt-utp`` descriptors (``p2pkit.bittorrent.protocol``);
 the dissector in :mod:`p2pkit.capture` never imports it by name.
 
 Unlike the peer's own framer, a capture may begin mid-connection, lose segments, or wrap the
 handshake in an MSE/PE key exchange (aria2's outgoing connections do, then select plaintext).
-:class:`PeerWireStream` therefore:
+``PeerWireStream`` therefore:
 
 * expects the handshake at stream offset 0, or finds it within the first
-  :data:`HANDSHAKE_SEARCH_WINDOW` bytes (after an MSE preamble, reported as ``mse_preamble``);
+  ``HANDSHAKE_SEARCH_WINDOW`` bytes (after an MSE preamble, reported as ``mse_preamble``);
 * after a gap, or on bytes that cannot be a message, resynchronises: the next position where
-  :data:`RESYNC_CHAIN` consecutive plausible messages start (or the rest of the buffer is a
+  ``RESYNC_CHAIN`` consecutive plausible messages start (or the rest of the buffer is a
   chain of plausible messages) is taken as a boundary, and the bytes skipped are counted;
-* reports every byte it skips as an ``undecoded`` record (:class:`~p2pkit.capture.record.UndecodedRun`): ``after a
+* reports every byte it skips as an ``undecoded`` record (``UndecodedRun``): ``after a
   gap``, ``malformed`` at the offset where a message failed, ``truncated`` at the end, and
   ``encrypted`` for a direction that opens with an MSE/PE key exchange (96 random-looking bytes,
-  :func:`looks_encrypted`) and never shows the plaintext handshake (RC4 throughout);
+  ``looks_encrypted``) and never shows the plaintext handshake (RC4 throughout);
 * with a key log (``secrets``, :mod:`p2pkit.bittorrent.mse.keylog`), a direction of a logged
-  MSE connection is decrypted first (:class:`MseDecryptedStream`): an ``mse_preamble`` record
+  MSE connection is decrypted first (``MseDecryptedStream``): an ``mse_preamble`` record
   for the key exchange, then the same records and tree as a plaintext connection, at offsets
   of the decrypted payload stream;
-* frames with :func:`~p2pkit.bittorrent.wire.framer.frame_length` and the framer's own
-  :data:`~p2pkit.bittorrent.wire.framer.MAX_MESSAGE_LENGTH` (a longer prefix is taken for
+* frames with ``frame_length`` and the framer's own
+  ``MAX_MESSAGE_LENGTH`` (a longer prefix is taken for
   garbage), and decodes every message with
   :data:`~p2pkit.bittorrent.wire.messages.PeerMessageLenient`; an id the spec does not define,
   an extension item of the wrong form, non-canonical bencoding are the
   :class:`~p2pkit.deviations.Deviation` records the lenient schemas report, read with
   :func:`~p2pkit.deviations.deviations_of`.
 
-uTP data packets are put back in ``seq_nr`` order per direction (:class:`UtpDirection`) and their
-payloads fed to a :class:`PeerWireStream` (transport ``utp``). A lost packet is a gap of unknown
+uTP data packets are put back in ``seq_nr`` order per direction (``UtpDirection``) and their
+payloads fed to a ``PeerWireStream`` (transport ``utp``). A lost packet is a gap of unknown
 length: the peer-wire dissector resynchronises after it. The side that answered the SYN starts
 at the ``seq_nr`` of its ST_STATE answer; a SYN with a new ``seq_nr`` on the same addresses and
 ids, or an ST_RESET, ends a connection's lifetime.
@@ -245,7 +245,7 @@ def peer_wire_stream(*, src: str, dst: str, transport: str = "tcp",
 
     Even a capture that starts mid-connection may start right at a handshake (no SYN seen),
     so every decoder looks for one first. ``secrets``: an MSE key log; a direction of a
-    connection it lists is decrypted (:class:`MseDecryptedStream`).
+    connection it lists is decrypted (``MseDecryptedStream``).
     """
     found = secrets.find(src, dst) if secrets is not None else None
     if found is not None:

@@ -19,7 +19,7 @@ __all__ = ["DatagramDissector"]
 
 
 class DatagramDissector:
-    """Sans-I/O: feed UDP :class:`Packet` objects, get :class:`Record` objects."""
+    """Sans-I/O: feed UDP ``Packet`` objects, get :class:`Record` objects."""
 
     def __init__(self, *, secrets: Mapping[str, Any] | None = None) -> None:
         #: (name, detector, decoder) per datagram protocol, in detection order.

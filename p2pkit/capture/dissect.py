@@ -13,7 +13,7 @@ comes from :mod:`p2pkit.registry` (:mod:`p2pkit.capture.detect`,
 :func:`dissect` streams: memory holds the TCP reassembly state, each direction's partial
 message and a bounded window of records put back in frame order (:class:`FrameOrder`), not the
 file. Reader damage (a truncated or corrupt capture) ends the iteration
-early; the :class:`ParseError` is kept in :attr:`Dissection.error` for a one-line warning.
+early; the :class:`ParseError` is kept in ``Dissection.error`` for a one-line warning.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class _Direction:
 
 
 class Dissector:
-    """Sans-I/O dissection: feed :class:`Packet` objects, get :class:`Record` objects."""
+    """Sans-I/O dissection: feed ``Packet`` objects, get :class:`Record` objects."""
 
     def __init__(self, *, decode_as: Iterable[DecodeAs] = (),
                  secrets: Mapping[str, Any] | None = None) -> None:

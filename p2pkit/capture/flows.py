@@ -1,6 +1,6 @@
 """TCP stream reassembly for dissection (RFC 9293 §3.4 sequence numbers), one direction at a time.
 
-A sans-I/O reassembler: feed it :class:`~p2pkit.capture.packets.Packet` objects in capture
+A sans-I/O reassembler: feed it ``Packet`` objects in capture
 order, get stream events back:
 
 * :class:`StreamData` — bytes at a stream offset, in order, each byte once (retransmissions and

@@ -3,8 +3,8 @@ loopback proxy relayed.
 
 The file header and the per-packet record header are the readers' construct schemas
 (draft-ietf-opsawg-pcap §4 "File Header", §5 "Packet Record":
-:data:`~p2pkit.capture.readers.PcapFileHeaderLE`,
-:data:`~p2pkit.capture.readers.PcapRecordHeaderLE`), so the layout is written once. Packets the
+``PcapFileHeaderLE``,
+``PcapRecordHeaderLE``), so the layout is written once. Packets the
 writer makes up (:func:`ip_packet`) are raw IPv4/IPv6 (``LINKTYPE_RAW``) built with scapy.
 
 >>> import io

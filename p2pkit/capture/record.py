@@ -251,7 +251,7 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
     return str(value)
 
 
-#: Exact types :func:`json_value` converts without the isinstance chain: 0 text, 1 as is,
+#: Exact types ``json_value`` converts without the isinstance chain: 0 text, 1 as is,
 #: 2 bytes, 3 mappings, 4 sequences (subclasses, such as enum strings, take the chain).
 _EXACT: dict[type, int] = {str: 0, int: 1, bool: 1, float: 1, type(None): 1, bytes: 2,
                            dict: 3, Container: 3, list: 4, tuple: 4, ListContainer: 4}
@@ -288,7 +288,7 @@ def _key(key: Any) -> str:
 def json_fields(value: Any, *, drop: tuple[str, ...] = ("type",),
                 summarised: Collection[str] = frozenset()) -> dict[str, Any]:
     """The ``fields`` object of a record: the decoded message minus its name field
-    (``summarised``: as :func:`json_value`)."""
+    (``summarised``: as ``json_value``)."""
     doc = json_value(value, "", summarised)
     if not isinstance(doc, dict):
         return {"value": doc}

@@ -1,16 +1,16 @@
 """scapy integration: p2pkit's schemas as scapy layers, and dissection of scapy packets.
 
-The layers are thin, as DESIGN.md asks: each holds one :class:`SchemaField` that parses and
+The layers are thin, as DESIGN.md asks: each holds one ``SchemaField`` that parses and
 builds with p2pkit's construct schema (the wire format is never defined twice), a
 ``mysummary()`` and a field listing in ``show()``. This module is protocol-blind: it holds the
-shared pieces (:class:`SchemaField`, :class:`FramedField`, :class:`SchemaLayer`,
-:class:`StreamLayer`) and :func:`register`, which binds every layer the registry's protocols
-list (their ``scapy`` entries). One dispatcher layer, :class:`P2PDatagram`, is bound to the
+shared pieces (``SchemaField``, ``FramedField``, ``SchemaLayer``,
+``StreamLayer``) and :func:`register`, which binds every layer the registry's protocols
+list (their ``scapy`` entries). One dispatcher layer, ``P2PDatagram``, is bound to the
 usual BitTorrent UDP ports and picks a registered datagram layer by content (uTP, KRPC and the
 UDP tracker protocol share ports in practice). Peers on other ports are found by content too, as
 the dissector and tshark's heuristics find them: :func:`register` hooks scapy's
 ``guess_payload_class`` of UDP and TCP so that a payload scapy would leave as ``Raw`` is offered
-to the registered layers' ``matches`` (datagrams) and :meth:`StreamLayer.matches_segment`
+to the registered layers' ``matches`` (datagrams) and ``StreamLayer.matches_segment``
 (TCP segments made of whole messages); :func:`unregister` puts scapy back as it was::
 
     >>> from scapy.layers.inet import IP, UDP
@@ -88,7 +88,7 @@ class SchemaLayer(Packet):
     """A layer whose one field is a schema's parse: ``show()`` lists the parsed fields.
 
     A datagram layer defines ``matches(data) -> bool`` (a cheap test the dispatcher runs
-    before parsing); a stream layer derives from :class:`StreamLayer`. ``summarised``: binary
+    before parsing); a stream layer derives from ``StreamLayer``. ``summarised``: binary
     fields shown as length + SHA-1 whatever their size (as in the dissector's records).
     """
 
@@ -185,7 +185,7 @@ _DATAGRAM_LAYERS: list[type] = []
 
 
 class FramedField(SchemaField):
-    """A :class:`SchemaField` for stream messages: it takes one length-delimited message (the
+    """A ``SchemaField`` for stream messages: it takes one length-delimited message (the
     length read by ``frame_length``) and leaves the rest for the next layer."""
 
     __slots__ = ["frame_length"]
@@ -272,7 +272,7 @@ def _bind(lower: type, upper: type, **fields: int) -> None:
 def register(udp_ports: Iterable[int] = DEFAULT_UDP_PORTS,
              tcp_ports: Mapping[str, Iterable[int]] | None = None, *, by_content: bool = True,
              **protocol_tcp_ports: Iterable[int]) -> None:
-    """Bind :class:`P2PDatagram` to ``udp_ports`` (either direction) in scapy, and each
+    """Bind ``P2PDatagram`` to ``udp_ports`` (either direction) in scapy, and each
     protocol's stream layers to the TCP ports given for it (messages only: handshakes are not
     decoded by them): ``tcp_ports={"bittorrent": [6881]}``, or as keywords
     ``bittorrent_tcp_ports=[6881]`` (a protocol name with ``-`` written ``_``).

@@ -1,17 +1,17 @@
 """How CLI commands fail: one line on stderr, a documented exit status, never a traceback.
 
 The error boundary is :func:`run` (used by :func:`p2pkit.cli.main` and by every group and
-top-level command through :class:`BoundaryMixin`, so ``tracker()`` called from a script behaves
+top-level command through ``BoundaryMixin``, so ``tracker()`` called from a script behaves
 the same). It maps
 
 * click's usage errors (bad option, out-of-range port, missing argument) to one line and
-  status 2 (:data:`EXIT_BAD_INPUT`);
+  status 2 (``EXIT_BAD_INPUT``);
 * :class:`BadInput` and every other :class:`~p2pkit.errors.P2PKitError` to one line naming the
   input, and status 2;
 * :class:`OSError` (a missing file, a port already in use) to one line and status 2;
 * an interrupt (Ctrl-C outside a server) to ``interrupted`` and status 130;
 * anything else (a bug) to one line naming the exception and status 70
-  (:data:`EXIT_INTERNAL`); ``P2PKIT_TRACEBACK=1`` shows the traceback instead.
+  (``EXIT_INTERNAL``); ``P2PKIT_TRACEBACK=1`` shows the traceback instead.
 
 Exit statuses, the same in every command:
 

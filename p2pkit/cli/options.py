@@ -53,6 +53,8 @@ class HostPort(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> tuple[str, int]:
+        """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as ``(host, port)``; a bad one is a usage
+        error naming the option."""
         if isinstance(value, tuple):
             return value
         try:

@@ -1,7 +1,7 @@
 """How every ``p2pkit`` server runs: until SIGINT, SIGTERM or ``--duration``, then a clean stop.
 
 ``bt seed``, ``bt tracker``, ``dht serve`` and ``gnutella serve`` all wait with
-:func:`wait_for_stop`, close their sockets, print one line (``p2pkit: dht serve stopped
+``wait_for_stop``, close their sockets, print one line (``p2pkit: dht serve stopped
 (SIGTERM)``) on stderr and exit 0: an interrupt is how a server is meant to end.
 """
 
@@ -18,7 +18,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Stopper:
-    """Signal handlers on the running loop that set :attr:`event` (and remember the signal)."""
+    """Signal handlers on the running loop that set ``event`` (and remember the signal)."""
 
     def __init__(self) -> None:
         self.event = asyncio.Event()

@@ -27,7 +27,7 @@ def list_command() -> None:
     """Chapters with checked exercises, and the function each asks for."""
     for chapter, exercises in sorted(CHAPTERS.items()):
         for e in exercises:
-            click.echo(f"{chapter:>2}.{e.number}  {e.function:<15} {e.title}")
+            click.echo(f"{chapter:>2}.{e.number}  {e.function:<18} {e.title}")
 
 
 def _default_file(chapter: int) -> str:

@@ -1,9 +1,9 @@
 """The conformance suite: judge a peer live by address, or the traffic in a capture.
 
 Cases are data (:class:`~p2pkit.conformance.case.Case`), one module per spec section under a
-catalog per protocol (:mod:`p2pkit.conformance.dht`); verifiers are shared
+catalog per protocol (``p2pkit.conformance.dht``); verifiers are shared
 (:mod:`p2pkit.conformance.verifiers`); the runner (:mod:`p2pkit.conformance.runner`) plays the
-harness's side against a live target; reporters (:mod:`p2pkit.conformance.reporters`) turn a
+harness's side against a live target; reporters (``p2pkit.conformance.reporters``) turn a
 :class:`~p2pkit.conformance.runner.RunReport` into a console table, JUnit XML, JSON or HTML;
 :mod:`p2pkit.conformance.offline` judges a capture with the same rules.
 

@@ -2,7 +2,7 @@
 
 One row per capture and implementation (endpoints of one implementation with the same
 verdicts share a row), with the verdict of each section: the DHT rules
-(:data:`p2pkit.conformance.offline.RULES`), the tracker rules
+(``p2pkit.conformance.offline.RULES``), the tracker rules
 (:mod:`p2pkit.conformance.tracker.offline`), the peer-wire rules
 (:mod:`p2pkit.conformance.bittorrent.offline`), the Gnutella rules
 (:mod:`p2pkit.conformance.gnutella.offline`) and the IPFS rules

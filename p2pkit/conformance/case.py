@@ -4,7 +4,7 @@ DESIGN.md §Shapes to follow ("Conformance cases are data, grouped in one module
 section", h2spec's ``6_5_settings.go``): a :class:`Case` carries a hierarchical id, the spec
 reference, the requirement quoted from the spec text, its level, the rule it judges and the
 :class:`Step` s the harness plays. A step's message is a template with placeholders for the
-values that must be fresh in every run (:data:`T`, :data:`NODE_ID`, :data:`INFO_HASH`, values
+values that must be fresh in every run (``T``, ``NODE_ID``, ``INFO_HASH``, values
 taken from an earlier answer with :class:`FromAnswer`, or computed with :class:`Computed`).
 
 >>> case = Case(id="dht/bep5/ping/response", title="ping is answered", spec="BEP 5 §ping",
@@ -120,7 +120,7 @@ class Bencoded:
 @dataclass(frozen=True)
 class UdpTracker:
     """A BEP 15 request template built with the strict schema
-    (``p2pkit.bittorrent.tracker.udp.UdpTrackerRequest``): ``action`` names it; :data:`T` is
+    (``p2pkit.bittorrent.tracker.udp.UdpTrackerRequest``): ``action`` names it; ``T`` is
     the step's fresh 32-bit transaction id."""
 
     message: Mapping[str, Any]

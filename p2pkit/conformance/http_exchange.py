@@ -3,7 +3,7 @@
 The HTTP tracker cases (BEP 3 §trackers, BEP 48) each send ``GET /announce?…`` or
 ``GET /scrape?…`` on a fresh TCP connection and read what comes back. The head is built with
 the project's one HTTP/1 head codec (:func:`p2pkit.http1.build_head`); the response is read up
-to the end of its head (at most :data:`MAX_RESPONSE_HEAD` bytes), then ``Content-Length`` bytes
+to the end of its head (at most ``MAX_RESPONSE_HEAD`` bytes), then ``Content-Length`` bytes
 of body, or to the end of the connection (at most :data:`MAX_RESPONSE_SIZE` bytes in all),
 within one timeout. Nothing is decoded here beyond the head's framing: the caller decodes the
 body with the tracker schemas.

@@ -71,7 +71,7 @@ def _ending(answer: Any) -> str:
 
 class Receives(Verifier):
     """The step's first message of ``type`` (one of several, with a tuple) arrives and each of
-    its ``fields`` (a dotted path -> a :class:`~p2pkit.conformance.verifiers.Rule`, or a value
+    its ``fields`` (a dotted path -> a ``Rule``, or a value
     that must be equal) holds. ``where(message, ctx)`` picks which message counts;
     ``session=True`` looks at the whole session so far, not only the step's window (what the
     target sent on its own while an earlier step waited). ``any_match=True`` accepts any

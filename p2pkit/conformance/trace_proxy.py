@@ -2,8 +2,8 @@
 
 The proxy listens on ``LISTEN_HOST:PORT`` and relays to the target: over TCP each accepted
 connection gets its own connection to the target; over UDP each client address gets its own
-socket to the target. Everything relayed is kept (bounded: :data:`MAX_RECORDED_BYTES`,
-:data:`MAX_SESSIONS`) and written, when the proxy stops after ``duration`` seconds, as a pcap
+socket to the target. Everything relayed is kept (bounded: ``MAX_RECORDED_BYTES``,
+``MAX_SESSIONS``) and written, when the proxy stops after ``duration`` seconds, as a pcap
 whose packets go between the client's address and the *target's* (the proxy is invisible in
 it: the endpoint under test is the target), with TCP handshakes, sequence numbers and FINs made
 up so the dissector's reassembly reads the streams as captured ones

@@ -4,8 +4,8 @@ A trace (a directory: ``trace.pcap`` + ``manifest.json``, :mod:`p2pkit.conforman
 becomes one :class:`~p2pkit.conformance.case.Case` whose steps send the recorded client's
 messages (:class:`~p2pkit.conformance.case.Raw` bytes computed per run) and judge the target's
 answers with the manifest's rules, so the existing runners play it and every reporter works:
-the DHT's datagram runner (:class:`~p2pkit.conformance.runner.Runner`), the BEP 15 tracker's
-(:class:`~p2pkit.conformance.tracker.live.UdpTrackerRunner`), and the stream runner for the
+the DHT's datagram runner (``Runner``), the BEP 15 tracker's
+(``UdpTrackerRunner``), and the stream runner for the
 BitTorrent peer wire and Gnutella (:mod:`p2pkit.conformance.trace_stream`). The first failing
 step is the verdict's reason (step, field path, expected vs got).
 

@@ -125,8 +125,8 @@ def _packets(source: str | Path | BinaryIO, session: SessionInfo) -> Iterator[tu
 
 
 def read_turns(source: str | Path | BinaryIO, session: SessionInfo) -> list[Turn]:
-    """The session's turns in capture order. Bounded: :data:`MAX_SESSION_BYTES` and
-    :data:`MAX_TURNS`; a TCP session the capture lost bytes of is refused (its replay would
+    """The session's turns in capture order. Bounded: ``MAX_SESSION_BYTES`` and
+    ``MAX_TURNS``; a TCP session the capture lost bytes of is refused (its replay would
     send something no client sent)."""
     turns: list[Turn] = []
     total = 0

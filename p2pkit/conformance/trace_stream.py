@@ -106,7 +106,7 @@ class TraceStream(StreamProtocol):
 
 
 class TraceStreamRunner(StreamRunner):
-    """The stream runner, its connections read by the dissector (:class:`TraceContext`)."""
+    """The stream runner, its connections read by the dissector (``TraceContext``)."""
 
     async def connect(self, ctx: CaseContext) -> Any:
         connection = await super().connect(ctx)

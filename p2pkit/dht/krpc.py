@@ -226,7 +226,7 @@ _NODES6 = Records(CompactNode6, "compact nodes")
 
 class _Envelope(BencodedDict):
     """The top-level dictionary: its check reads ``a``/``r`` by ``y`` and shapes the message
-    (:func:`_message`); its build goes the other way (:func:`_to_bencoded`)."""
+    (``_message``); its build goes the other way (:func:`_to_bencoded`)."""
 
     def check(self, value: Container, cx: Context, path: tuple) -> Container:
         return _message(value, cx, path)
@@ -283,7 +283,7 @@ ResponseValues = BencodedDict([
     Field("interval", _INTEGER),        # BEP 51: "the subset refresh interval in seconds"
     Field("num", _INTEGER),             # BEP 51: "number of infohashes in storage"
 ], unknown="extra", rules=RULES, protocol=PROTOCOL, name="r")
-#: Top-level items of every message; ``a`` and ``r`` are read by :func:`_message` with
+#: Top-level items of every message; ``a`` and ``r`` are read by ``_message`` with
 #: :data:`Arguments` / :data:`ResponseValues` according to ``y``.
 Envelope = _Envelope([
     Field("t", _BYTES, required=True),  # BEP 5: "Every message has a key "t" with a string value
@@ -479,7 +479,7 @@ def _query_shapes() -> list[tuple[str, list[tuple[str, int]], list[tuple[int, by
 def _compile_query_parser(otherwise: Any = None) -> Any:
     """Generate ``parse(data) -> Container | None`` for the shapes of :func:`_query_shapes`
     followed by ``t``, an optional ``v`` and ``y`` = ``q`` (ENVELOPE keys in sorted order),
-    the dictionaries :func:`_message` would make of them, item for item.
+    the dictionaries ``_message`` would make of them, item for item.
 
     Any other input gives None, or ``otherwise(data)`` when a function is given (the installed
     fast path hands every other message to the declaration, without a second call layer)."""

@@ -108,7 +108,7 @@ class DhtServer:
         self.internal_errors = 0
         #: Datagrams dropped because the send backlog was full or the socket refused them.
         self.send_drops = 0
-        #: Datagrams dropped unread because they were larger than :data:`RECEIVE_SIZE`.
+        #: Datagrams dropped unread because they were larger than ``RECEIVE_SIZE``.
         self.oversized = 0
         self._buffer = bytearray(RECEIVE_SIZE)
         self._loop.add_reader(sock.fileno(), self._on_readable)

@@ -5,7 +5,7 @@ node and moves every descriptor through the schemas: exact, and about 15 ms per 
 (4,000 servents in a minute). This module computes the same figures for networks a hundred
 times larger, from the same topology (the same seeded draws as
 :func:`p2pkit.gnutella.simulator.build_network`, in :func:`build_topology`) and the rules
-:meth:`Servent._on_query` applies, stated here as the flood they produce:
+``Servent._on_query`` applies, stated here as the flood they produce:
 
 * a query is sent with ``ttl`` and hops 0 to every connection of its origin (a leaf: its
   ultrapeers; an ultrapeer: its ultrapeers and the leaves whose QRP table matches);
@@ -22,7 +22,7 @@ The streams of the servent simulator have no latency and run in send order, so t
 of a query reaches every node along a shortest path of the flood: level by level, which is how
 :func:`flood` walks it. QRP tables are the leaves' own: the slots
 :func:`p2pkit.gnutella.qrp.qrp_hash` gives every keyword and URN of their files (what
-:meth:`RouteTable.from_keywords` sets), so hash collisions forward a query just as they do
+``RouteTable.from_keywords`` sets), so hash collisions forward a query just as they do
 between real servents. ``tests/gnutella/test_array_flood.py`` checks the figures equal the
 servent simulator's, query for query.
 

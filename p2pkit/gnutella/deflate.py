@@ -69,7 +69,7 @@ DEFLATE_MEMORY_LEVEL = 4
 MAX_INFLATE_RATIO = 100
 #: Inflated bytes allowed before the ratio is enforced (a first QRP table of zeros).
 INFLATE_GRACE = 256 * 1024
-#: Inflated bytes per second, averaged over :data:`RATE_WINDOW` (a bucket that refills).
+#: Inflated bytes per second, averaged over ``RATE_WINDOW`` (a bucket that refills).
 MAX_INFLATED_PER_SECOND = 1024 * 1024
 #: Seconds the per-second budget is measured over (the bucket holds this many seconds).
 RATE_WINDOW = 1.0

@@ -1,7 +1,7 @@
 """Gnutella dissection of one reassembled direction: handshakes, descriptors (inflating a
 deflated link), the HTTP file transfer and the ``GIV`` push callback.
 
-Reached through the ``gnutella`` descriptor (:mod:`p2pkit.gnutella.protocol`).
+Reached through the ``gnutella`` descriptor (``p2pkit.gnutella.protocol``).
 
 Descriptors and handshakes are framed by :class:`p2pkit.gnutella.stream.StreamReader` (lenient
 payload parsing), so a capture is read exactly as a servent reads its socket. A servent's HTTP
@@ -12,7 +12,7 @@ counted and hashed, not shown.
 
 Over UDP (ultrapeers and leaves send pings, pongs, queries, query hits and vendor messages as
 single datagrams, Gnutella 0.6 §UDP, GUESS), each datagram is one descriptor, decoded by
-:class:`GnutellaDatagrams` with the same lenient schemas; it is recognised by its header (the
+``GnutellaDatagrams`` with the same lenient schemas; it is recognised by its header (the
 payload length is the rest of the datagram).
 
 A link upgraded to TLS (gnet-TLS-upgrade: ``Connection: Upgrade`` in the block that ends a

@@ -519,7 +519,7 @@ class Servent:
         #: by them (off in the simulator, whose figures are flooding's).
         self.ultrapeer_qrp = ultrapeer_qrp
         #: vendor_msg §3-§4: say Vendor-Message, send Messages/Features Supported, act on
-        #: :data:`SUPPORTED_MESSAGES` (unknown vendor messages are always dropped quietly).
+        #: ``SUPPORTED_MESSAGES`` (unknown vendor messages are always dropped quietly).
         self.vendor_messages = vendor_messages
         #: HSEP 0.2 (X-Features: HSEP/0.2) with peers that say it too.
         self.hsep_enabled = hsep

@@ -143,8 +143,8 @@ class Libp2pConnection:
         return self._events.popleft() if self._events else NEED_DATA
 
     def send(self, event: Event, now: float) -> bytes:
-        """:class:`yamux.SendData`, :class:`yamux.CloseStream`, :class:`yamux.ResetStream` or
-        :class:`yamux.Ping` on the established connection; returns the bytes to write."""
+        """``yamux.SendData``, ``yamux.CloseStream``, ``yamux.ResetStream`` or
+        ``yamux.Ping`` on the established connection; returns the bytes to write."""
         if self.yamux is None:
             raise LocalProtocolError("libp2p: the connection is not established yet")
         if isinstance(event, yamux.SendData) and event.stream_id in self._negotiating:
@@ -153,8 +153,8 @@ class Libp2pConnection:
         return self.data_to_send()
 
     def open_stream(self, protocols: Sequence[str], now: float) -> int:
-        """Open a stream proposing ``protocols`` in order; :class:`StreamNegotiated` (or
-        :class:`StreamRefused`) follows."""
+        """Open a stream proposing ``protocols`` in order; ``StreamNegotiated`` (or
+        ``StreamRefused``) follows."""
         if self.yamux is None:
             raise LocalProtocolError("libp2p: the connection is not established yet")
         sid = self.yamux.open_stream()

@@ -1,7 +1,7 @@
 """The identify protocol, ``/ipfs/id/1.0.0`` (libp2p identify spec), sans-I/O.
 
 "The peer being identified responds by sending an Identify message and closing the stream";
-the message is length-prefixed with an unsigned varint (:data:`IdentifyFrame`). The listener
+the message is length-prefixed with an unsigned varint (``IdentifyFrame``). The listener
 side builds its message with :func:`identify_message` (its listen addresses, the address it sees
 the dialer at, its protocols and a signed peer record, RFC 0003); the dialer collects the stream
 until the end with :class:`IdentifyReader`.

@@ -181,7 +181,7 @@ class Multiaddr:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Multiaddr:
-        """The binary form (:data:`MultiaddrBinary`)."""
+        """The binary form (``MultiaddrBinary``)."""
         return cls(tuple((_BY_CODE[c.code], c.value) for c in MultiaddrBinary.parse(data)))
 
     @classmethod

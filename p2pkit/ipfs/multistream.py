@@ -195,8 +195,8 @@ class MultistreamNegotiation:
         self._process()
 
     def next_event(self) -> Event | NeedData:
-        """The next :class:`ProtocolAgreed`, :class:`ProtocolRefused`, :class:`ProtocolList`
-        or :class:`NegotiationFailed`, or :data:`~p2pkit.core.NEED_DATA`."""
+        """The next ``ProtocolAgreed``, ``ProtocolRefused``, ``ProtocolList``
+        or ``NegotiationFailed``, or :data:`~p2pkit.core.NEED_DATA`."""
         return self._events.pop(0) if self._events else NEED_DATA
 
     def send(self, event: Event, now: float) -> bytes:

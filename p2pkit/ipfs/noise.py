@@ -218,7 +218,7 @@ class NoiseSession:
     the peer id the dialer wanted (a ``/p2p/`` component); a handshake proving another
     identity is refused. ``stream_muxers``: early data announced in our payload.
 
-    Keys are logged for dissection in :attr:`keys` once the handshake is over
+    Keys are logged for dissection in ``keys`` once the handshake is over
     (``(send key, receive key)``).
     """
 
@@ -274,7 +274,7 @@ class NoiseSession:
         return self._events.pop(0) if self._events else NEED_DATA
 
     def send(self, event: Event, now: float) -> bytes:
-        """Encrypt :class:`SendData` (only after the handshake)."""
+        """Encrypt ``SendData`` (only after the handshake)."""
         if not isinstance(event, SendData):
             raise LocalProtocolError(f"a noise session sends SendData, not {type(event).__name__}")
         if not self.handshake_complete:

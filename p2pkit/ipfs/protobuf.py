@@ -135,7 +135,7 @@ _PACKABLE = {name for name, (wt, *_) in SCALARS.items() if wt != WireType.LEN}
 class Field:
     """One field of a :class:`Message`: its number, name and type.
 
-    ``type`` is a scalar name of :data:`SCALARS` or a :class:`Message`; ``enum`` (for
+    ``type`` is a scalar name of ``SCALARS`` or a :class:`Message`; ``enum`` (for
     ``type="enum"``) an :class:`enum.IntEnum` whose member names are the parsed values
     (numbers it lacks stay ``int``, as proto3 open enums demand). ``repeated`` fields parse to
     lists, written ``packed`` when asked (proto3's default for numeric types; both forms are

@@ -8,12 +8,12 @@ until one root; a single chunk is its own root. The settings are named after the
 IPIP-499 that js ``ipfs-unixfs-importer`` 17 implements, and ``tests/interop`` checks every one
 of them byte for byte against that importer:
 
-* :data:`UNIXFS_V0_2015` (``unixfs-v0-2015``, Kubo's historical ``ipfs add``): 256 KiB chunks,
+* ``UNIXFS_V0_2015`` (``unixfs-v0-2015``, Kubo's historical ``ipfs add``): 256 KiB chunks,
   174 children, CIDv0, dag-pb leaves;
-* :data:`UNIXFS_V1_2025` (``unixfs-v1-2025``): 1 MiB chunks, 1024 children, CIDv1, raw leaves;
-* :data:`HELIA_DEFAULT`: what ``@helia/unixfs`` 8 ``addBytes`` does, the same values as
+* ``UNIXFS_V1_2025`` (``unixfs-v1-2025``): 1 MiB chunks, 1024 children, CIDv1, raw leaves;
+* ``HELIA_DEFAULT``: what ``@helia/unixfs`` 8 ``addBytes`` does, the same values as
   ``unixfs-v1-2025`` (checked against Helia itself in ``tests/interop``);
-* :data:`IMPORTER_DEFAULT`: ``ipfs-unixfs-importer`` called with no profile: 256 KiB chunks,
+* ``IMPORTER_DEFAULT``: ``ipfs-unixfs-importer`` called with no profile: 256 KiB chunks,
   174 children, CIDv1, raw leaves.
 
 >>> str(import_bytes(b"hello world\\n", UNIXFS_V0_2015))

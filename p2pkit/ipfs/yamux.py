@@ -159,7 +159,7 @@ class PingReceived(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class PongReceived(Event):
-    """The answer to our :class:`Ping`."""
+    """The answer to our ``Ping``."""
 
     opaque: int
 
@@ -220,8 +220,8 @@ class YamuxSession:
         return sid
 
     def send(self, event: Event, now: float) -> bytes:
-        """Encode ``event`` (:class:`SendData`, :class:`CloseStream`, :class:`ResetStream`,
-        :class:`Ping`, :class:`GoAway`) and return everything ready to write."""
+        """Encode ``event`` (``SendData``, ``CloseStream``, ``ResetStream``,
+        ``Ping``, ``GoAway``) and return everything ready to write."""
         if isinstance(event, SendData):
             stream = self._stream(event.stream_id)
             if stream.fin_queued:

@@ -11,7 +11,7 @@ carries ``encryption="Kad obfuscation"`` and the clear header in ``obfuscation``
 it is an ``undecoded`` record with reason ``encrypted`` and ``encryption="Kad obfuscation"``:
 unread, but it does not disappear.
 
-The decoder remembers at most :data:`MAX_KAD_ENDPOINTS` endpoints and their ids (the oldest
+The decoder remembers at most ``MAX_KAD_ENDPOINTS`` endpoints and their ids (the oldest
 forgotten first).
 
 Reached through the ``emule-kad`` descriptor (:mod:`p2pkit.kad2.protocol`).

@@ -9,7 +9,7 @@ bytes, ``TAGTYPE_BLOB`` a 32-bit length and bytes, ``TAGTYPE_STR1`` … ``STR22`
 22 bytes whose length is the type); an unknown type cannot be skipped, which aMule reports as
 "Invalid Kad tag type" and so do these schemas.
 
-Every length is bounded before anything is read: :data:`MAX_TAG_NAME`, :data:`MAX_TAG_VALUE`.
+Every length is bounded before anything is read: ``MAX_TAG_NAME``, ``MAX_TAG_VALUE``.
 
 >>> tag = Tag.parse(bytes.fromhex("09" "0100" "f2" "04"))
 >>> str(tag.type), tag.name, tag.value

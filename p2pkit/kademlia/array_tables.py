@@ -51,7 +51,7 @@ EXTRA_DEPTH = 6
 
 def depth_for(nodes: int, k: int) -> int:
     """Rows per table for a network of ``nodes``: ``log2(nodes / k)`` plus
-    :data:`EXTRA_DEPTH`, at most 63 (the bucket ranges are computed on the top 64 id bits).
+    ``EXTRA_DEPTH``, at most 63 (the bucket ranges are computed on the top 64 id bits).
 
     >>> depth_for(1_000_000, 8)
     23

@@ -7,8 +7,8 @@ consideration until and unless they do respond." libp2p-ipfs/libp2p-kad-dht.md Â
 node in the bucket fails to respond to a ping, it is suggested to try once more before
 discarding the node" (p2pkit gives a lookup's queries the same second chance).
 
-A candidate is :data:`NEW` when heard of, :data:`QUERIED` while a query to it is in flight,
-then :data:`RESPONDED` or :data:`FAILED`; a first timeout sends it back to :data:`NEW` (asked
+A candidate is ``NEW`` when heard of, ``QUERIED`` while a query to it is in flight,
+then ``RESPONDED`` or :data:`FAILED`; a first timeout sends it back to ``NEW`` (asked
 once more), the last one fails it. An answer counts whenever it comes. The docs can draw the
 diagram from :data:`TRANSITIONS`.
 

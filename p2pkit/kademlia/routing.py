@@ -89,7 +89,7 @@ class NodeEntry:
         self.ipv6 = ":" in self.addr[0]
 
     def state(self, now: float) -> str:
-        """:data:`GOOD`, :data:`QUESTIONABLE` or :data:`BAD` by BEP 5's 15-minute rule."""
+        """``GOOD``, ``QUESTIONABLE`` or ``BAD`` by BEP 5's 15-minute rule."""
         if self.failures >= BAD_AFTER_FAILURES:
             return BAD
         if self.last_response is None:
@@ -266,7 +266,7 @@ class RoutingTable:
         """The ``count`` known nodes closest to ``target`` by XOR, closest first (bad ones left
         out when ``now`` is given; only one address family with ``ipv6``).
 
-        A table of up to :data:`FLAT_CLOSEST_MAX` such nodes sorts the ids of all of them
+        A table of up to ``FLAT_CLOSEST_MAX`` such nodes sorts the ids of all of them
         (kept as integers between changes of the table). A larger one is walked bucket by
         bucket: every bucket is an aligned power-of-two range of ids, and XOR with the target
         maps an aligned range onto another one, so the distances of a bucket's nodes form one

@@ -4,7 +4,7 @@ A datagram is taken as rpcudp when its first byte is 0 or 1 and a msgpack array 
 (``0x92``) follows the 20-byte message id (a request), or when it answers a request seen
 before (same message id, endpoints swapped): a response's body is any msgpack value, so
 nothing else marks it. Responses get the method of their request (at most
-:data:`MAX_OPEN_REQUESTS` remembered, the oldest forgotten first). A request whose body is
+``MAX_OPEN_REQUESTS`` remembered, the oldest forgotten first). A request whose body is
 not ``[name, args]``, or that breaks off, is an ``undecoded`` record.
 
 Reached through the ``kademlia-rpcudp`` descriptor (:mod:`p2pkit.rpcudp.protocol`).

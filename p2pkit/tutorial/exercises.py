@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from p2pkit import bencode
 from p2pkit.bittorrent.tracker.compact import CompactPeers
@@ -223,6 +224,24 @@ def load(path: str | Path) -> ModuleType:
     return module
 
 
+class _LearnerError(Exception):
+    """An exception raised inside the learner's function (its ``__cause__``)."""
+
+
+def _attributed(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, with what it raises told apart from what the checker raises: its own
+    exceptions come out as :class:`_LearnerError`; ``NotImplementedError`` (the starting code)
+    and :class:`ExerciseFailed` (raised by a callback the checker gave it) pass through."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (NotImplementedError, ExerciseFailed):
+            raise
+        except Exception as e:
+            raise _LearnerError() from e
+    return call
+
+
 def check_file(chapter: int, path: str | Path) -> list[Outcome]:
     """Run every exercise of ``chapter`` against the functions defined in ``path``."""
     if chapter not in CHAPTERS:
@@ -237,14 +256,19 @@ def check_file(chapter: int, path: str | Path) -> list[Outcome]:
                                                      f"{exercise.function}()"))
             continue
         try:
-            exercise.check(function)
+            exercise.check(_attributed(function))
         except ExerciseFailed as e:
             outcomes.append(Outcome(exercise, False, str(e)))
         except NotImplementedError:
             outcomes.append(Outcome(exercise, False, f"{exercise.function}() is not written yet"))
-        except Exception as e:  # the learner's function raised: report it, never a traceback
+        except _LearnerError as e:  # the learner's function raised: say so, never a traceback
+            error = e.__cause__
             outcomes.append(Outcome(exercise, False, f"{exercise.function}() raised "
-                                                     f"{type(e).__name__}: {e}"))
+                                                     f"{type(error).__name__}: {error}"))
+        except Exception as e:  # noqa: BLE001 - the checker itself failed: not the learner's fault
+            outcomes.append(Outcome(exercise, False, f"the checker of {exercise.function}() "
+                                                     f"failed ({type(e).__name__}: {e}): a bug in "
+                                                     "p2pkit, not in your code; please report it"))
         else:
             outcomes.append(Outcome(exercise, True))
     return outcomes

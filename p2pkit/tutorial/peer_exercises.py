@@ -1,9 +1,9 @@
 """Exercises of chapters 4, 5 and 6: the peer wire, a whole peer, magnet links.
 
 Checked on real bytes and on p2pkit's own peer: chapter 4 on the libtorrent download in capture
-bt-02 (framed by :class:`~p2pkit.bittorrent.wire.framer.MessageFramer`, pieces verified against
-the torrent the capture downloads), chapter 5 against :class:`~p2pkit.bittorrent.peer.picker.
-PiecePicker` and :class:`~p2pkit.bittorrent.peer.choker.Choker`, chapter 6 against the
+bt-02 (framed by ``MessageFramer``, pieces verified against
+the torrent the capture downloads), chapter 5 against :class:`~p2pkit.bittorrent.peer.picker.PiecePicker` and
+:class:`~p2pkit.bittorrent.peer.choker.Choker`, chapter 6 against the
 ``ut_metadata`` requests libtorrent sent in bt-02 and :mod:`p2pkit.bittorrent.peer.metadata`.
 """
 

@@ -123,3 +123,18 @@ def test_a_frame_split_that_keeps_a_partial_message_is_caught(tmp_path: Path) ->
     [split, verify] = check_file(4, _write(tmp_path, source))
     assert not split.passed and "an incomplete message is not a message yet" in split.reason
     assert not verify.passed
+
+
+def test_a_checker_failure_is_not_blamed_on_the_learner(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from p2pkit.tutorial import exercises
+
+    def broken_check(function):
+        function(1)  # the learner's function answers...
+        raise KeyError("checker")  # ...then the checker itself fails
+
+    exercise = exercises.CHAPTERS[3][0]
+    monkeypatch.setitem(exercises.CHAPTERS, 3, [exercises.Exercise(
+        3, 2, exercise.function, exercise.title, exercise.hint, broken_check)])
+    [outcome] = check_file(3, _write(tmp_path, "def decode_compact(p):\n    return []\n"))
+    assert outcome.reason.startswith("the checker of decode_compact() failed (KeyError")

@@ -20,7 +20,7 @@ finds the next block in a stream whose padding lengths it does not know:
   plaintext or RC4 as selected.
 
 Everything is bounded: the markers must appear within :data:`MAX_PAD` bytes, padding
-lengths are checked by the schemas, IA by :data:`MAX_INITIAL_PAYLOAD`, and the whole exchange
+lengths are checked by the schemas, IA by ``MAX_INITIAL_PAYLOAD``, and the whole exchange
 by :data:`HANDSHAKE_TIMEOUT` (``get_timer``/``handle_timer``). Any breach raises
 :class:`~p2pkit.errors.RemoteProtocolError` (drop that connection).
 
@@ -243,7 +243,7 @@ class MseConnection:
 
     def send(self, event: Event, now: float) -> bytes:
         """The StreamCore surface of :meth:`send_payload`: queue ``event.data`` (a
-        :class:`SendPayload`) and return every wire byte due now."""
+        ``SendPayload``) and return every wire byte due now."""
         if not isinstance(event, SendPayload):
             raise LocalProtocolError(f"MSE sends payload only, not {type(event).__name__}")
         self.send_payload(event.data)

@@ -25,7 +25,7 @@ this module only moves bytes between it and the world:
   (:mod:`p2pkit.bittorrent.mse.keylog`), for ``p2pkit dissect --keylog``.
 - Transports (``transport``): ``"both"`` (the default, as libtorrent) accepts TCP and uTP
   (BEP 29, :mod:`p2pkit.bittorrent.utp`) and dials uTP first, then TCP when uTP gets no answer
-  within :data:`UTP_CONNECT_TIMEOUT`; ``"utp"`` and ``"tcp"`` use one only. uTP runs on a UDP
+  within ``UTP_CONNECT_TIMEOUT``; ``"utp"`` and ``"tcp"`` use one only. uTP runs on a UDP
   socket with the listening port's number, the DHT node's socket when the DHT runs on that port
   (KRPC datagrams start with ``d``, uTP ones with a type/version byte). Every dialled peer,
   whoever named it (command line, tracker, PEX, DHT), is tried over both, except a PEX contact

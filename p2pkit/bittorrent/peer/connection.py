@@ -46,7 +46,7 @@ Request(index=1, begin=0, length=16384)
 >>> a.next_event(), a.outstanding
 (RejectRequest(index=1, begin=0, length=16384), 0)
 
-Sending is one table (:data:`_ENCODINGS`): each event type maps to its wire message, the
+Sending is one table (``_ENCODINGS``): each event type maps to its wire message, the
 fields copied from the event, the precondition checks (each quoting the BEP rule it keeps) and
 the bookkeeping done once the bytes are built. The module stays one module because receiving and
 sending are the two halves of one state machine over the same flags, pipelines and states.
@@ -208,7 +208,7 @@ class PeerConnection:
 
     @property
     def can_request(self) -> int:
-        """How many more requests the pipeline takes (while :attr:`peer_choking`, only
+        """How many more requests the pipeline takes (while ``peer_choking``, only
         :attr:`allowed_fast` pieces are worth asking for, BEP 6)."""
         return max(self.max_outstanding - len(self._sent), 0)
 
@@ -557,7 +557,7 @@ class PeerConnection:
         """Apply our ``event`` and return the bytes to write (queued bytes first).
 
         How each event goes on the wire, and what must hold before it may, is one row of
-        :data:`_ENCODINGS`; a refused event raises :class:`LocalProtocolError` and changes
+        ``_ENCODINGS``; a refused event raises :class:`LocalProtocolError` and changes
         nothing."""
         if self.our_state == CLOSED:
             raise LocalProtocolError("the connection is closed")

@@ -10,7 +10,7 @@ piece_length)`` of that space; a :class:`PieceMap` gives, for every piece, the
 files of the v1 ``files`` list end to end (a piece may cross file boundaries). In a v2-only
 torrent "each non-empty file is aligned to a piece boundary" (BEP 52), so a piece lies inside one
 file and the last piece of each file may be short; the offsets come from
-:attr:`FileEntry.offset <p2pkit.bittorrent.wire.metainfo.FileEntry.offset>`. BEP 47 padding files
+``FileEntry.offset``. BEP 47 padding files
 (``attr`` ``p``) "the content of padding file is all zeros": they are never created on disk and
 read as zeros. Zero-length files are created empty with the first piece written; files marked
 executable (``attr`` ``x``) are created so; symbolic links (``attr`` ``l``) are not created.

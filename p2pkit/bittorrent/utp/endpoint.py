@@ -1,4 +1,4 @@
-"""uTP on a real UDP socket: the asyncio driver of :class:`~.multiplexer.UtpMultiplexer`.
+"""uTP on a real UDP socket: the asyncio driver of ``UtpMultiplexer`` (``p2pkit.bittorrent.utp.multiplexer``).
 
 A driver moves bytes and time and holds no protocol logic (DESIGN.md). Each uTP connection is
 an :class:`asyncio.Transport` (:class:`UtpStream`) driving an :class:`asyncio.Protocol`, so
@@ -214,7 +214,7 @@ class UtpStream(asyncio.Transport):
 
 
 class UtpEndpoint:
-    """A :class:`UtpMultiplexer` on a UDP socket, with asyncio transports per connection.
+    """A ``UtpMultiplexer`` on a UDP socket, with asyncio transports per connection.
 
     ``sendto(data, addr)`` sends one datagram; ``on_accept(stream)`` receives each accepted
     connection (and sets its protocol, then calls its ``connection_made``); ``address`` is the

@@ -7,7 +7,7 @@ piece lengths, piece hashes, metadata; ``--magnet M``: the info-hash only). Temp
 :class:`~p2pkit.conformance.case.Wire` messages built with the strict schemas
 (:data:`~p2pkit.bittorrent.wire.messages.Handshake`,
 :data:`~p2pkit.bittorrent.wire.messages.PeerMessage`); what the target sends is framed by
-:class:`~p2pkit.bittorrent.wire.framer.MessageFramer` (lenient: unknown ids are kept) and
+``MessageFramer`` (lenient: unknown ids are kept) and
 extended messages are decoded with the ids the harness offered in its BEP 10 handshake.
 """
 

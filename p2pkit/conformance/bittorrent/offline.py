@@ -605,7 +605,7 @@ def light(record: Any) -> Any:
 def judge_capture(records: list[Any], report: Any, endpoint: str | None = None,
                   facts: Mapping[bytes, TorrentFacts] | None = None) -> None:
     """Apply the peer-wire rules to ``records`` (a capture's ``bittorrent`` records, in frame
-    order; :func:`light` ones will do) and tally the verdicts into ``report`` (a
+    order; ``light`` ones will do) and tally the verdicts into ``report`` (a
     :class:`~p2pkit.conformance.offline.CaptureReport`), per sender (only ``endpoint``'s,
     when given). The implementation comes from the BEP 10 ``v`` and the peer id."""
     from p2pkit.conformance.offline import MAX_FAILURES_KEPT, EndpointReport, RuleTally

@@ -7,10 +7,10 @@ stream. Every layer is p2pkit's own sans-I/O core (:mod:`p2pkit.ipfs.multistream
 :mod:`p2pkit.ipfs.noise`, :mod:`p2pkit.ipfs.yamux`), but a case can stop at any layer and
 write what it likes there: raw bytes on the TCP connection, a Noise handshake whose payload
 is wrong (:class:`ForgedNoise`), raw yamux frames built from
-:data:`~p2pkit.ipfs.yamux.YamuxHeader` inside the encrypted channel.
+``YamuxHeader`` inside the encrypted channel.
 
 Every wait is bounded by the session's ``timeout``; nothing is buffered past
-:data:`MAX_BUFFER` bytes.
+``MAX_BUFFER`` bytes.
 """
 
 from __future__ import annotations
@@ -353,7 +353,7 @@ class IpfsSession:
 
     async def send_frame(self, type_: str, stream_id: int, length: int, payload: bytes = b"",
                          **flags: bool) -> None:
-        """A raw yamux frame (header built from :data:`~p2pkit.ipfs.yamux.YamuxHeader`)."""
+        """A raw yamux frame (header built from ``YamuxHeader``)."""
         header = yamux.YamuxHeader.build({"version": 0, "type": type_, "flags": flags,
                                           "stream_id": stream_id, "length": length})
         await self.send_plain(header + payload)

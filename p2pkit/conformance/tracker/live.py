@@ -1,9 +1,9 @@
 """Running the tracker catalog against a live tracker, by its announce URL.
 
 ``udp://HOST:PORT`` runs the BEP 15 cases on the datagram runner
-(:class:`~p2pkit.conformance.runner.Runner`, with the tracker's requests, answers and probe:
-:class:`UdpTrackerRunner`); ``http://HOST:PORT/PATH`` runs the BEP 3/7/23/48 cases over HTTP,
-one TCP connection per step (:class:`HttpTrackerRunner`, on
+(``Runner``, with the tracker's requests, answers and probe:
+``UdpTrackerRunner``); ``http://HOST:PORT/PATH`` runs the BEP 3/7/23/48 cases over HTTP,
+one TCP connection per step (``HttpTrackerRunner``, on
 :mod:`p2pkit.conformance.http_exchange`). The cases of the other transport are not run. Each
 source letter of a case is one peer; against an IPv4 loopback target it gets its own address
 (127.42.x.y), as on the DHT runner; against any other target the peers of a case share the
