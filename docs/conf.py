@@ -59,6 +59,8 @@ nitpick_ignore_regex = [
     ("py:class", "Path"),
     # construct's exceptions, named without their module by construct's own signatures
     ("py:exc", "ConstructError|SizeofError"),
+    # private helpers named in public annotations (a leading underscore: not documented)
+    ("py:class", r"p2pkit\..*\._[A-Za-z]\w*"),
 ]
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]

@@ -145,7 +145,7 @@ def scalar_summary(value: Any, fields: dict[str, Any], drop: tuple[str, ...] = (
                    ) -> dict[str, Any]:
     """``summary`` and ``payload_keys`` for a :class:`LazyRecord` of a decoded ``value`` (a
     mapping) whose fields are ``json_fields(value, drop=drop)`` updated with ``fields``: its
-    top-level scalars as :func:`~p2pkit.capture.record.json_value` leaves them (ints, ASCII
+    top-level scalars as ``json_value`` leaves them (ints, ASCII
     text), every other key in ``payload_keys``.
 
     >>> scalar_summary({"type": "x", "port": 6346, "ext": [1], "_io": 0}, {"guid": "aa"})

@@ -94,7 +94,7 @@ def _decode(data: bytes, base: int) -> Decoded:
 def deferred_record(data: bytes, *, transport: str, src: str, dst: str, offset: int | None,
                     frame: int, time: float, base: int = 0) -> LazyRecord:
     """The record of one descriptor whose payload is parsed when first asked for (the same
-    record :func:`p2pkit.gnutella.dissect.descriptor_record` makes)."""
+    record ``p2pkit.gnutella.dissect.descriptor_record`` makes)."""
     name, payload_keys, _ = DEFERRED_PAYLOADS[data[16]]
     summary: dict[str, Any] = {"guid": data[:16].hex(), "ttl": data[17], "hops": data[18]}
     record = LazyRecord(frame=frame, time=time, transport=transport, src=src, dst=dst,

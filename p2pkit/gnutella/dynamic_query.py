@@ -133,7 +133,7 @@ class DynamicQuery:
             self.ended = reason
 
     def step(self, now: float, candidates: Sequence[Candidate]) -> list[tuple[Any, int]]:
-        """What to send at ``now``: (connection, TTL) pairs, none before :attr:`next_at`.
+        """What to send at ``now``: (connection, TTL) pairs, none before ``next_at``.
         ``candidates`` are the established ultrapeer connections in order of preference;
         those already queried are skipped. Ends the query when §2.5.2.4 says so."""
         if self.ended is not None or now < self.next_at:

@@ -15,8 +15,8 @@ is the message's GUID to the port given; a servent that receives it is not UDP-f
 
 The shape (DESIGN.md): a :class:`UdpEndpoint` is the servent's datagram core
 (:meth:`receive_datagram`, :meth:`datagrams_to_send`, :meth:`next_event`, :meth:`get_timer`,
-:meth:`handle_timer`); the :class:`~p2pkit.gnutella.servent.Servent` owns it
-(``Servent(udp=True)``) and calls it when a TCP message concerns UDP (a GTKG/7 to answer, an
+``handle_timer``); the
+:class:`~p2pkit.gnutella.servent.Servent` owns it (``Servent(udp=True)``) and calls it when a TCP message concerns UDP (a GTKG/7 to answer, an
 out-of-band query to answer). Every descriptor is parsed and built with
 :data:`~p2pkit.gnutella.descriptors.Descriptor`.
 
@@ -47,7 +47,10 @@ if TYPE_CHECKING:
     from p2pkit.gnutella.servent import Servent
 
 __all__ = [
+    "MAX_CONNECT_BACKS",
     "MAX_DATAGRAM",
+    "MAX_OOB_QUERIES",
+    "MAX_PENDING",
     "MAX_PER_SOURCE",
     "MAX_SOURCES",
     "OOB_LIFETIME",
@@ -64,12 +67,14 @@ Address = tuple[str, int]
 MAX_DATAGRAM = 16 * 1024
 #: Datagrams one IP address may send per RATE_WINDOW seconds.
 MAX_PER_SOURCE = 30
+#: The window of MAX_PER_SOURCE, seconds.
 RATE_WINDOW = 10.0
 #: Source addresses whose rates are tracked at once (the least recently seen are forgotten).
 MAX_SOURCES = 1024
 #: out-of-band §C.3: "If no response is received in a timely fashion, the servent can forget
 #: about the query": answers waiting for an Ack, and for how long.
 MAX_PENDING = 256
+#: Seconds an answer waits for its Ack (out-of-band §C.3).
 OOB_LIFETIME = 30.0
 #: Our own out-of-band queries remembered (for Reply Numbers and hits).
 MAX_OOB_QUERIES = 64

@@ -5,13 +5,13 @@ handshake payloads: the static keys and the signed identity travel encrypted und
 intermediate keys (libp2p noise §XX: ``<- e, ee, s, es``, ``-> s, se``). One end's static and
 ephemeral X25519 secrets (``NOISE_HANDSHAKE_SECRETS`` in the key log,
 :mod:`p2pkit.ipfs.noise_keylog`) give every DH of the pattern, so the handshake is replayed
-message by message with the same :class:`~p2pkit.ipfs.noise.SymmetricState` the live session
+message by message with the same ``SymmetricState`` the live session
 uses (Noise Protocol Framework §5.2, §5.3): both payloads are decrypted, their signatures
-checked (:func:`~p2pkit.ipfs.noise.authenticate_payload`), and ``Split()`` yields the
+checked (``authenticate_payload``), and ``Split()`` yields the
 transport keys.
 
 Each of ``message_1``/``message_2``/``message_3`` takes the parsed wire message (the
-:data:`~p2pkit.ipfs.noise.HandshakeMessage` schemas).
+``HandshakeMessage`` schemas).
 """
 
 from __future__ import annotations

@@ -319,7 +319,7 @@ class TorrentClient:
         self.max_peers = max_peers
         self.max_per_address = max_per_address
         #: Seconds an unauthenticated connection is safe from a newcomer that has sent no
-        #: first flight either (:meth:`_evict`).
+        #: first flight either (``_evict``).
         self.eviction_grace = EVICTION_GRACE
         self.upload_slots = upload_slots
         #: Requests kept outstanding per peer (the pipeline depth; a peer's BEP 10 ``reqq``

@@ -14,12 +14,12 @@ Received datagrams are handed to the core at once; what the core then wants to s
 data) is collected once per turn of the event loop (``call_soon``), so a burst of datagrams
 is acknowledged by one ST_STATE, as libutp's deferred acks do.
 
-Path MTU (:mod:`.mtu`, Linux): the ceiling of each connection's search is the MTU of the
+Path MTU (:mod:`p2pkit.bittorrent.utp.mtu`, Linux): the ceiling of each connection's search is the MTU of the
 interface that reaches the peer, read as ``IP_MTU`` (``IPV6_MTU``) of a UDP socket connected to
 it (nothing is sent; cached per address), capped at Ethernet's 1500 unless ``mtu="interface"``
 (:data:`MTU_POLICIES`: libtorrent 2.0 and transmission 3.00 do not take larger datagrams, so
 only p2pkit peers among themselves may go beyond); datagrams go without the don't-fragment bit
-(``IP_PMTUDISC_DONT``) except the probes (:class:`~.mtu.MtuProbe`), sent with
+(``IP_PMTUDISC_DONT``) except the probes (:class:`~p2pkit.bittorrent.utp.mtu.MtuProbe`), sent with
 ``IP_PMTUDISC_PROBE``, as libtorrent toggles it around each probe. Elsewhere, or on a shared
 socket, the ceiling is Ethernet's and the socket's defaults stay.
 """

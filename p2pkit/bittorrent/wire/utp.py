@@ -315,7 +315,7 @@ def build_plain_packet(kind: str, connection_id: int, timestamp: int, difference
                        wnd_size: int, seq_nr: int, ack_nr: int, payload: bytes,
                        sack: list[int] | None = None) -> bytes:
     """A packet in one call: what :data:`UtpPacket` builds from the same fields (the header's
-    struct is derived from the schema, :func:`_header_layout`; a test holds the two equal).
+    struct is derived from the schema, ``_header_layout``; a test holds the two equal).
     The socket core sends all its packets this way (BEP 29 §header format). ``sack``: the
     offsets of a selective ACK (BEP 29 §Selective ACK), in a bitmask of the smallest legal
     length.

@@ -4,9 +4,9 @@ its Noise sessions (``p2pkit conformance check CAPTURE --keylog FILE``).
 
 Rule ids are the live catalog's where the requirement is the same (``ipfs/yamux/ack-new-stream``,
 ``ipfs/identify/public-key`` …), and the checks reuse the live cases' own pieces where they
-are functions of the bytes: :func:`~p2pkit.ipfs.noise.authenticate_payload` (through the
+are functions of the bytes: ``authenticate_payload`` (through the
 dissector's handshake replay, :mod:`p2pkit.ipfs.noise_replay`), the kad-dht peer check of
-:mod:`p2pkit.conformance.ipfs.kad_dht`, :func:`~p2pkit.ipfs.kad_dht.provider_key_valid`,
+``p2pkit.conformance.ipfs.kad_dht``, ``provider_key_valid``,
 :func:`~p2pkit.ipfs.bitswap.cid_from_prefix`. Most rules need state across the two directions
 of a connection: an ACK answers the other side's SYN, a window is what the receiver granted,
 a kad-dht answer has its request's type, a block is one the receiver asked for.
