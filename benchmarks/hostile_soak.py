@@ -98,6 +98,20 @@ def prepare(work: Path) -> Metainfo:
     return Metainfo.parse((work / "album.torrent").read_bytes())
 
 
+async def listening(port: int, limit: float = 20.0) -> None:
+    """Until a socket of this network namespace listens on TCP ``port`` or is bound to UDP
+    ``port`` (``/proc/net/tcp`` state 0A, LISTEN; ``/proc/net/udp`` state 07), at most
+    ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for table, state in (("tcp", "0A"), ("udp", "07")):
+            for line in Path("/proc/net", table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(f":{port:04X}") and fields[3] == state:
+                    return
+        await asyncio.sleep(0.05)
+
+
 def proc_figures(pid: int) -> tuple[int, int]:
     """(RSS in bytes, open file descriptors) of ``pid``."""
     with open(f"/proc/{pid}/status") as f:
@@ -365,7 +379,7 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
     sampling = asyncio.ensure_future(sampler.run())
     counter = [0]
     try:
-        await asyncio.sleep(3.0)  # imports, listening
+        await listening(PORTS[name])  # imports, then the listening socket
         cpu = {"quiet": 0.0, "attack": 0.0, "recovery": 0.0}
         runs: dict[str, list[tuple[bool, float]]] = {"quiet": [], "attack": []}
         rounds, sent, baseline = [], 0, None

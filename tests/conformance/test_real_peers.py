@@ -9,10 +9,11 @@ test torrent at 127.0.0.4:6881, p2pkit's ``TorrentClient`` seeding the hybrid to
 at the same time. transmission unchokes only at its ten-second choke rounds, so one case after
 the other would take a quarter of an hour; its cases run in :data:`TRANSMISSION_SHARDS`
 concurrent runners instead (each connection from its own 127.42.x.y address, fewer runners
-than its upload slots). The runner restarts a seeder that dies. The matrix reports go to
-``$P2PKIT_CONFORMANCE_ARTIFACTS/bittorrent`` (tests/conformance/real_matrix.py); the MUST cases
-each seeder fails must equal the committed record docs/conformance-matrix/bittorrent.json,
-which docs/conformance-matrix.md draws and docs/conformance.md's findings cite.
+than its upload slots); aria2's in :data:`ARIA2_SHARDS`. The runner restarts a seeder that
+dies. The matrix reports go to ``$P2PKIT_CONFORMANCE_ARTIFACTS/bittorrent``
+(tests/conformance/real_matrix.py); the MUST cases each seeder fails must equal the committed
+record docs/conformance-matrix/bittorrent.json, which docs/conformance-matrix.md draws and
+docs/conformance.md's findings cite.
 
 Opt-in outside CI (``P2PKIT_INTEROP=1``): it starts third-party clients. This file is also the
 scenario script run inside the namespace: ``python tests/conformance/test_real_peers.py OUT
@@ -39,6 +40,9 @@ P2PKIT = ("127.0.0.5", 6881)
 TRANSMISSION = ("127.0.0.6", 6881)
 #: Concurrent runners against transmission (its upload slots per torrent: 14).
 TRANSMISSION_SHARDS = 10
+#: Concurrent runners against aria2: one case takes it about a second, so one case after the
+#: other (two and a half minutes) made it the matrix's longest run.
+ARIA2_SHARDS = 3
 #: transmission answers a ut_metadata request 1.5 to 3 s later (on a later peer pulse): its
 #: steps wait longer than the others' 2 s.
 TRANSMISSION_TIMEOUT = 5.0
@@ -220,6 +224,8 @@ async def scenario(out: Path, only: set[str] | None = None) -> dict:
                 await asyncio.sleep(2)  # it closes the very first connection after verifying
                 report = await _sharded(cases, seeder, wire, TRANSMISSION_SHARDS,
                                         TRANSMISSION_TIMEOUT)
+            elif name == "aria2":
+                report = await _sharded(cases, seeder, wire, ARIA2_SHARDS, 2.0)
             else:
                 report = await run_stream_cases(cases, seeder.address, wire,
                                                 name="bittorrent", timeout=2.0,

@@ -12,8 +12,8 @@ from p2pkit.gnutella import simulator as servents
 
 @pytest.mark.parametrize(("options", "ttls"), [
     ({"nodes": 300, "topology": "flat"}, (1, 2, 3)),
-    ({"nodes": 800, "topology": "ultrapeer"}, (1, 2, 3, 4)),
-    ({"nodes": 800, "topology": "ultrapeer", "qrp": False}, (2, 3)),
+    ({"nodes": 400, "topology": "ultrapeer"}, (1, 2, 3, 4)),
+    ({"nodes": 400, "topology": "ultrapeer", "qrp": False}, (2, 3)),
     ({"nodes": 600, "topology": "ultrapeer", "degree": 4, "leaf_links": 3}, (3,)),
 ], ids=["flat", "ultrapeer+qrp", "ultrapeer", "other degrees"])
 def test_same_figures_as_real_servents(options, ttls):

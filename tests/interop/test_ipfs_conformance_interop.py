@@ -63,12 +63,11 @@ async def scenario(npm_dir: str) -> dict:
 
 
 async def _both(npm_dir: str, content: Path) -> dict:
-    return {
-        "helia": await _judge(npm_dir, "js_helia_get.mjs",
-                              ["serve", str(content), str(NODE_LIFETIME)]),
-        "js-libp2p": await _judge(npm_dir, "js_libp2p_peer.mjs",
-                                  ["serve", str(NODE_LIFETIME)]),
-    }
+    """Helia and js-libp2p judged at the same time (two processes, each on its own port)."""
+    helia, libp2p = await asyncio.gather(
+        _judge(npm_dir, "js_helia_get.mjs", ["serve", str(content), str(NODE_LIFETIME)]),
+        _judge(npm_dir, "js_libp2p_peer.mjs", ["serve", str(NODE_LIFETIME)]))
+    return {"helia": helia, "js-libp2p": libp2p}
 
 
 def main() -> None:
