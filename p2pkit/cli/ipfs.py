@@ -569,11 +569,10 @@ def _peers_option(f: Any) -> Any:
                              "(repeatable).")(f)
 
 
-def _lookup(peers: tuple[Multiaddr, ...], key: bytes, kind: str, timeout: float,
-            then: Any = None) -> Any:
-    """Dial the --peer servers (to learn their ids), run the lookup, then ``then(host, result)``."""
+def _in_dht(peers: tuple[Multiaddr, ...], timeout: float, work: Any) -> Any:
+    """Dial the --peer servers (their ids become lookup seeds), then ``work(host, seeds)``;
+    an unreachable or silent server is one line of bad input."""
     from p2pkit.ipfs.host import Host
-    from p2pkit.ipfs.kad_lookup import lookup
 
     for addr in peers:
         _tcp(addr, "--peer")
@@ -587,10 +586,7 @@ def _lookup(peers: tuple[Multiaddr, ...], key: bytes, kind: str, timeout: float,
                 seeds.append((connection.remote_peer_id,
                               [Multiaddr(tuple(c for c in addr if c[0] != "p2p"))]))
                 await connection.close()
-            result = await lookup(host, key, kind=kind, seeds=seeds, timeout=timeout)
-            if then is not None:
-                await then(host, result)
-            return host.peer_id, result
+            return await work(host, seeds)
         finally:
             await host.close()
 
@@ -600,6 +596,21 @@ def _lookup(peers: tuple[Multiaddr, ...], key: bytes, kind: str, timeout: float,
         raise BadInput(", ".join(map(str, peers)), f"no answer within {timeout:g} s") from None
     except OSError as e:
         raise BadInput(", ".join(map(str, peers)), e) from None
+
+
+def _lookup(peers: tuple[Multiaddr, ...], key: bytes, kind: str, timeout: float,
+            then: Any = None) -> Any:
+    """Dial the --peer servers (to learn their ids), run the lookup, then ``then(host, result)``;
+    returns (our peer id, the lookup's result)."""
+    from p2pkit.ipfs.kad_lookup import lookup
+
+    async def work(host: Any, seeds: list) -> Any:
+        result = await lookup(host, key, kind=kind, seeds=seeds, timeout=timeout)
+        if then is not None:
+            await then(host, result)
+        return host.peer_id, result
+
+    return _in_dht(peers, timeout, work)
 
 
 @dht.command("find-providers")

@@ -13,10 +13,7 @@ Only the --peer servers and those they name are contacted (no public bootstrap).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,6 @@ import click
 from p2pkit.cli.errors import EXIT_NO_RESULTS, BadInput, Group
 from p2pkit.cli.options import json_option, timeout_option
 from p2pkit.errors import P2PKitError
-from p2pkit.ipfs.keys import Ed25519Identity
 from p2pkit.ipfs.multiaddr import Multiaddr
 from p2pkit.ipfs.peer_id import PeerId
 
@@ -56,32 +52,11 @@ def record_key(text: str) -> bytes:
 
 
 def _in_dht(peers: tuple[Multiaddr, ...], timeout: float, work: Any) -> Any:
-    """Dial the --peer servers (their ids become lookup seeds), then ``work(host, seeds)``."""
-    from p2pkit.cli.ipfs import _tcp
-    from p2pkit.ipfs.host import Host
+    """:func:`p2pkit.cli.ipfs._in_dht` (imported here, when called: that module registers
+    this one's commands)."""
+    from p2pkit.cli.ipfs import _in_dht as in_dht
 
-    for addr in peers:
-        _tcp(addr, "--peer")
-    host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
-
-    async def main() -> Any:
-        try:
-            seeds = []
-            for addr in peers:
-                connection = await host.dial(addr, timeout=timeout)
-                seeds.append((connection.remote_peer_id,
-                              [Multiaddr(tuple(c for c in addr if c[0] != "p2p"))]))
-                await connection.close()
-            return await work(host, seeds)
-        finally:
-            await host.close()
-
-    try:
-        return asyncio.run(main())
-    except TimeoutError:
-        raise BadInput(", ".join(map(str, peers)), f"no answer within {timeout:g} s") from None
-    except OSError as e:
-        raise BadInput(", ".join(map(str, peers)), e) from None
+    return in_dht(peers, timeout, work)
 
 
 def _get(peers: tuple[Multiaddr, ...], key: bytes, timeout: float, quorum: int | None) -> Any:
