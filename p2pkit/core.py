@@ -51,8 +51,10 @@ __all__ = [
     "Event",
     "MemoryNetwork",
     "NeedData",
+    "Outbox",
     "StreamCore",
     "StreamPair",
+    "Untimed",
     "run_datagram_core",
 ]
 
@@ -112,6 +114,31 @@ class StreamCore(Protocol):
 
     def handle_timer(self, now: float) -> None:
         """Time has reached :meth:`get_timer`: keep-alives, timeouts, retransmissions."""
+
+
+class Outbox:
+    """The part most stream cores share: bytes queued in ``self._out`` (a ``bytearray``) as the
+    core decides to write them, handed over once by :meth:`data_to_send`."""
+
+    _out: bytearray
+
+    def data_to_send(self) -> bytes:
+        """Bytes the core queued since the last call."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+
+class Untimed:
+    """A core with no timer of its own (its driver never needs to wake it)."""
+
+    def get_timer(self) -> float | None:
+        """Always ``None``."""
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Nothing to do."""
+        return None
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from p2pkit.core import NEED_DATA, Event, NeedData
+from p2pkit.core import NEED_DATA, Event, NeedData, Outbox
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError
 from p2pkit.gnutella.events import ConnectionClosed
 from p2pkit.gnutella.servent import USER_AGENT, SharedFile
@@ -199,7 +199,7 @@ RESPONDED = "RESPONDED"
 CLOSED = "CLOSED"
 
 
-class Upload:
+class Upload(Outbox):
     """One serving HTTP connection (a direct GET, or the one a GIV opened), sans-I/O.
 
     Feed the request's bytes; :meth:`next_event` returns a :class:`Request` (its ``response``
@@ -255,12 +255,6 @@ class Upload:
     def send(self, event: Event, now: float) -> bytes:
         """Nothing to send: the upload answers by itself (the body is the driver's)."""
         raise LocalProtocolError(f"an upload sends no {type(event).__name__}")
-
-    def data_to_send(self) -> bytes:
-        """The response head (or a 408), once."""
-        data = bytes(self._out)
-        self._out.clear()
-        return data
 
     def get_timer(self) -> float | None:
         """The request timeout while waiting for the head, else ``None``."""

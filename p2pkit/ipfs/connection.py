@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from p2pkit.core import NEED_DATA, Event, NeedData
+from p2pkit.core import NEED_DATA, Event, NeedData, Outbox, Untimed
 from p2pkit.errors import LocalProtocolError, RemoteProtocolError
 from p2pkit.ipfs import multistream, noise, yamux
 from p2pkit.ipfs.keys import Ed25519Identity
@@ -76,7 +76,7 @@ class StreamClosed(Event):
     reset: bool = False
 
 
-class Libp2pConnection:
+class Libp2pConnection(Outbox, Untimed):
     """One libp2p connection over a reliable byte stream (TCP), sans-I/O.
 
     ``initiator``: we dialed. ``protocols``: the stream protocols we accept from the peer.
@@ -168,16 +168,6 @@ class Libp2pConnection:
         """Write ``data`` on a negotiated stream (shorthand for :meth:`send`)."""
         return self.send(yamux.SendData(stream_id=stream_id, data=data), now)
 
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def get_timer(self) -> float | None:
-        return None
-
-    def handle_timer(self, now: float) -> None:
-        return None
 
     @property
     def noise_keys(self) -> tuple[bytes, bytes] | None:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from p2pkit.core import NEED_DATA, Event, NeedData
+from p2pkit.core import NEED_DATA, Event, NeedData, Outbox
 from p2pkit.errors import LimitExceeded, ParseError, RemoteProtocolError
 from p2pkit.ipfs.dht_records import RecordStore
 from p2pkit.ipfs.kad_dht_messages import KadMessageFrame
@@ -252,7 +252,7 @@ class KadDhtServer:
             del self.providers[key]
 
 
-class KadStream:
+class KadStream(Outbox):
     """One inbound ``/ipfs/kad/1.0.0`` stream: length-prefixed requests in, answers out
     (several requests per stream are handled, §RPC Messages)."""
 
@@ -290,10 +290,6 @@ class KadStream:
     def next_event(self) -> Event | NeedData:
         return self._events.popleft() if self._events else NEED_DATA
 
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
 
 
 def frame_length(buffer: bytearray) -> int | None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import construct
 
-from p2pkit.core import NEED_DATA, Event, NeedData
+from p2pkit.core import NEED_DATA, Event, NeedData, Outbox, Untimed
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, RemoteProtocolError
 from p2pkit.ipfs.varint import LengthPrefixed
 from p2pkit.schema import Schema
@@ -136,7 +136,7 @@ class NegotiationFailed(Event):
 
 
 @dataclass
-class MultistreamNegotiation:
+class MultistreamNegotiation(Outbox, Untimed):
     """One multistream-select negotiation, sans-I/O, as dialer or listener.
 
     A dialer proposes ``protocols`` in order, sending the header and its first proposal in one
@@ -202,17 +202,6 @@ class MultistreamNegotiation:
     def send(self, event: Event, now: float) -> bytes:
         raise LocalProtocolError("multistream-select sends by itself; read data_to_send()")
 
-    def data_to_send(self) -> bytes:
-        """Bytes to write."""
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def get_timer(self) -> float | None:
-        return None
-
-    def handle_timer(self, now: float) -> None:
-        return None
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from p2pkit.core import NEED_DATA, Event, NeedData
+from p2pkit.core import NEED_DATA, Event, NeedData, Outbox, Untimed
 from p2pkit.errors import LocalProtocolError, ParseError, RemoteProtocolError
 from p2pkit.ipfs.keys import Ed25519Identity, verify_signature
 from p2pkit.ipfs.noise_payload import SIGNATURE_PREFIX, NoiseHandshakePayload
@@ -210,7 +210,7 @@ class SendData(Event):
     data: bytes
 
 
-class NoiseSession:
+class NoiseSession(Outbox, Untimed):
     """One noise-libp2p session, sans-I/O: the XX handshake, then transport messages.
 
     ``initiator``: the dialer. ``identity``: our Ed25519 identity key. ``static_secret`` and
@@ -286,16 +286,6 @@ class NoiseSession:
             out += NoiseFrame.build(self._send.encrypt_with_ad(b"", chunk))
         return bytes(out)
 
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def get_timer(self) -> float | None:
-        return None
-
-    def handle_timer(self, now: float) -> None:
-        return None
 
     # -- handshake ---------------------------------------------------------------------------
 

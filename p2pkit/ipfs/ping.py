@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from construct import Bytes
 
-from p2pkit.core import NEED_DATA, Event, NeedData
+from p2pkit.core import NEED_DATA, Event, NeedData, Outbox
 from p2pkit.errors import LocalProtocolError, RemoteProtocolError
 from p2pkit.schema import Schema
 
@@ -78,7 +78,7 @@ class PingDialer:
         return self._events.popleft() if self._events else NEED_DATA
 
 
-class PingResponder:
+class PingResponder(Outbox):
     """The listening side: echoes every complete 32-byte payload."""
 
     def __init__(self) -> None:
@@ -94,7 +94,3 @@ class PingResponder:
     def next_event(self) -> Event | NeedData:
         return NEED_DATA
 
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import construct
 from construct import Const, Int8ub, Int16ub, Int32ub, Struct
 
-from p2pkit.core import NEED_DATA, Event, NeedData
+from p2pkit.core import NEED_DATA, Event, NeedData, Outbox, Untimed
 from p2pkit.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from p2pkit.schema import NamedBits, Schema
 
@@ -184,7 +184,7 @@ class _Stream:
     ack_pending: bool = False
 
 
-class YamuxSession:
+class YamuxSession(Outbox, Untimed):
     """One yamux session over a reliable stream, sans-I/O.
 
     ``client``: the side that dialed (odd stream ids). ``max_streams``: streams open at once
@@ -270,16 +270,6 @@ class YamuxSession:
             self._consumed(event.stream_id, len(event.data))
         return event
 
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def get_timer(self) -> float | None:
-        return None
-
-    def handle_timer(self, now: float) -> None:
-        return None
 
     def send_window(self, stream_id: int) -> int:
         """Bytes the peer lets us send on ``stream_id`` now."""

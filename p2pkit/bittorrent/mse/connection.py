@@ -69,7 +69,7 @@ from p2pkit.bittorrent.wire.mse import (
     KeyExchange,
     SyncHashes,
 )
-from p2pkit.core import NEED_DATA, Event, NeedData
+from p2pkit.core import NEED_DATA, Event, NeedData, Outbox
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError, RemoteProtocolError
 
 __all__ = ["HANDSHAKE_TIMEOUT", "LEGACY_HANDSHAKE", "MAX_INITIAL_PAYLOAD", "METHODS",
@@ -135,7 +135,7 @@ def _bits_value(flags: object) -> int:
     return value | int(getattr(flags, "unknown", 0))
 
 
-class MseConnection:
+class MseConnection(Outbox):
     """One side of one MSE connection; use :meth:`initiator` or :meth:`responder`.
 
     ``provide`` is the crypto_provide bitfield an initiator offers, or the methods a responder
@@ -248,12 +248,6 @@ class MseConnection:
             raise LocalProtocolError(f"MSE sends payload only, not {type(event).__name__}")
         self.send_payload(event.data)
         return self.data_to_send()
-
-    def data_to_send(self) -> bytes:
-        """Wire bytes to write."""
-        out = bytes(self._out)
-        self._out.clear()
-        return out
 
     def get_timer(self) -> float | None:
         return self._deadline if self.state == "handshake" else None
