@@ -262,6 +262,22 @@ class _Receiver(asyncio.DatagramProtocol):
 
 #: Numbers of the 127.42.x.y source addresses, shared by every runner of the process.
 _SOURCE_NUMBERS = itertools.count()
+#: Distinct 127.42.x.y addresses: x in 0-255, y in 1-254 (no .0 or .255 host part).
+SOURCE_ADDRESSES = 256 * 254
+
+
+def source_address(n: int) -> str:
+    """The ``n``-th harness source address, one-to-one over :data:`SOURCE_ADDRESSES`
+    consecutive numbers (an earlier mapping sent two consecutive numbers from the same address,
+    which a target refusing a second handshake from one address, as transmission does, closed).
+
+    >>> [source_address(n) for n in (0, 253, 254, 255)]
+    ['127.42.0.1', '127.42.0.254', '127.42.1.1', '127.42.1.2']
+    >>> len({source_address(n) for n in range(SOURCE_ADDRESSES)}) == SOURCE_ADDRESSES
+    True
+    """
+    n %= SOURCE_ADDRESSES
+    return f"127.42.{n // 254}.{n % 254 + 1}"
 
 
 class _Sources:
@@ -277,12 +293,11 @@ class _Sources:
         counter is shared, so concurrent runners against one target never collide)."""
         if not self.many:
             return "::" if self.family == socket.AF_INET6 else "0.0.0.0"
-        n = next(_SOURCE_NUMBERS) % 0xFFFF + 1
-        return f"127.42.{(n >> 8) & 0xFF}.{(n & 0xFF) or 1}"
+        return source_address(next(_SOURCE_NUMBERS))
 
     @property
     def distinct(self) -> int:
-        return 1 << 16 if self.many else 1
+        return SOURCE_ADDRESSES if self.many else 1
 
     def local_ip(self, target: Address) -> str:
         """The address the kernel sends to ``target`` from (what the target sees, short of
