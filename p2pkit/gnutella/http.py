@@ -203,7 +203,7 @@ class Upload(Outbox):
     """One serving HTTP connection (a direct GET, or the one a GIV opened), sans-I/O.
 
     Feed the request's bytes; :meth:`next_event` returns a :class:`Request` (its ``response``
-    says what to stream after :meth:`data_to_send`'s head), or :class:`ConnectionClosed` when
+    says what to stream after :meth:`~p2pkit.core.Outbox.data_to_send`'s head), or :class:`ConnectionClosed` when
     the peer closed first or :data:`REQUEST_TIMEOUT` passed (a ``408`` head is then queued).
 
     >>> up = Upload([SharedFile(index=1, name="a", size=3, sha1=bytes(20))], now=0.0)

@@ -84,7 +84,7 @@ class Libp2pConnection(Outbox, Untimed):
     negotiation); without it (or when the peer offers none) the muxer is negotiated with
     multistream-select on the secured channel.
     ``expected_peer``: for a dialer, the peer id the multiaddr named (another identity is
-    refused). Bytes for the socket come from :meth:`data_to_send`; the application opens
+    refused). Bytes for the socket come from :meth:`~p2pkit.core.Outbox.data_to_send`; the application opens
     streams with :meth:`open_stream` and writes with :meth:`send_stream`.
     """
 

@@ -2,7 +2,7 @@
 
 One :class:`MseConnection` sits *below* the peer wire (it transforms bytes and knows nothing
 of BitTorrent messages): the driver feeds it what the socket received and writes what
-:meth:`~MseConnection.data_to_send` returns; the peer-wire core above it gets
+:meth:`~p2pkit.core.Outbox.data_to_send` returns; the peer-wire core above it gets
 :class:`PayloadReceived` events and hands its own bytes to :meth:`~MseConnection.send_payload`.
 
 The five steps (see :mod:`p2pkit.bittorrent.wire.mse` for the fields), and how each side
