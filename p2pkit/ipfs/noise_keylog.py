@@ -32,11 +32,10 @@ equal on both ends.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.keylog import KeyLogAppender
 
 __all__ = ["HANDSHAKE_LABEL", "LABEL", "MAX_KEYLOG_ENTRIES", "NoiseHandshakeEntry",
            "NoiseKeyLog", "NoiseKeyLogEntry", "NoiseKeyLogWriter", "format_noise_entry",
@@ -159,19 +158,9 @@ def parse_noise_keylog(text: str) -> NoiseKeyLog:
     return NoiseKeyLog(entries, handshakes)
 
 
-class NoiseKeyLogWriter:
+class NoiseKeyLogWriter(KeyLogAppender):
     """Appends entries to a key log file, one flushed line each (several hosts, and MSE peers,
     may share a file, as with SSLKEYLOGFILE)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._file = open(self.path, "a", encoding="ascii")  # noqa: SIM115 - closed in close()
-        self._lock = threading.Lock()
-
     def write(self, entry: NoiseKeyLogEntry | NoiseHandshakeEntry) -> None:
-        with self._lock:
-            self._file.write(format_noise_entry(entry) + "\n")
-            self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+        self.write_line(format_noise_entry(entry))

@@ -22,12 +22,11 @@ it after the initial payload, and it is only on the other direction's wire.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from p2pkit.bittorrent.mse.connection import METHODS
 from p2pkit.errors import LimitExceeded, ParseError
+from p2pkit.keylog import KeyLogAppender
 
 __all__ = ["LABEL", "MAX_KEYLOG_ENTRIES", "KeyLog", "KeyLogEntry", "KeyLogWriter",
            "format_entry", "parse_keylog"]
@@ -111,19 +110,9 @@ def parse_keylog(text: str) -> KeyLog:
     return KeyLog(entries)
 
 
-class KeyLogWriter:
+class KeyLogWriter(KeyLogAppender):
     """Appends entries to a key log file, one flushed line each (several peers may share a
     file, as with SSLKEYLOGFILE)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._file = open(self.path, "a", encoding="ascii")  # noqa: SIM115 - closed in close()
-        self._lock = threading.Lock()
-
     def write(self, entry: KeyLogEntry) -> None:
-        with self._lock:
-            self._file.write(format_entry(entry) + "\n")
-            self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+        self.write_line(format_entry(entry))
