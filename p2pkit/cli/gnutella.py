@@ -64,13 +64,15 @@ def gnutella() -> None:
               "(Upgrade: TLS/1.0, gnet-TLS-upgrade).")
 @click.option("--deflate/--no-deflate", default=True, show_default=True,
               help="Deflate what is sent when the peer accepts it (compression §3).")
-@click.option("--dynamic-query", is_flag=True, help="As ultrapeer, run leaves' queries as "
-              "dynamic queries (probe, then one connection at a time; dynamic_query §2).")
-@click.option("--udp", is_flag=True, help="Gnutella over UDP on the same port: pings, "
-              "out-of-band query hits, UDP connect-back (out-of-band, msg/connect_back).")
+@click.option("--dynamic-query/--no-dynamic-query", default=True, show_default=True,
+              help="As ultrapeer, run leaves' queries as dynamic queries (probe, then one "
+              "connection at a time; dynamic_query §2), as gtk-gnutella does.")
+@click.option("--udp/--no-udp", default=True, show_default=True, help="Gnutella over UDP on "
+              "the same port: pings, out-of-band query hits, UDP connect-back (out-of-band, "
+              "msg/connect_back), as gtk-gnutella does.")
 def serve(share: str | None, listen: Address, ultrapeer: bool, peers: tuple[Address, ...],
           duration: float | None, tls: bool = False, deflate: bool = True,
-          dynamic_query: bool = False, udp: bool = False) -> None:
+          dynamic_query: bool = True, udp: bool = True) -> None:
     """Run a servent sharing DIR over Gnutella and HTTP on one port.
 
     Runs until SIGINT, SIGTERM or --duration, then exits 0.

@@ -450,7 +450,7 @@ class GnutellaServer:
         other until one answers 202 (its Push has FileIndex 0, so the GIV says 0); then the
         Push goes along the hit's route."""
         if not hit.push:
-            return await download(hit, timeout=timeout)
+            return await download(hit, timeout=timeout, local_host=self.host)
         keys = [(hit.servent_id, hit.file_index), (hit.servent_id, 0)]
         future = asyncio.get_running_loop().create_future()
         for key in keys:
@@ -607,11 +607,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 async def download(hit: Hit, *, by_urn: bool = True, first: int | None = None,
-                   last: int | None = None, timeout: float = 10.0) -> bytes:
+                   last: int | None = None, timeout: float = 10.0,
+                   local_host: str | None = None) -> bytes:
     """Fetch ``hit`` over HTTP (``/uri-res/N2R?<urn>`` or ``/get/<index>/<name>``), optionally a
-    byte range; checks the status and, for a whole file, the SHA-1 of the URN."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(hit.host, hit.port),
-                                            timeout)
+    byte range; checks the status and, for a whole file, the SHA-1 of the URN. ``local_host``:
+    the source address (a servent's own, as :meth:`GnutellaServer.fetch` passes)."""
+    local_addr = (local_host, 0) if local_host is not None else None
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(hit.host, hit.port, local_addr=local_addr), timeout)
     try:
         return await _get(reader, writer, hit, by_urn=by_urn, first=first, last=last,
                           timeout=timeout)

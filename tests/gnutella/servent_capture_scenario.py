@@ -3,7 +3,7 @@
 Run as root; it enters a private network namespace with only loopback (``unshare -n``), sets a
 1500-byte MTU with segmentation offloads off (so tcpdump sees real segments), and records:
 
-    python tests/gnutella/servent_capture_scenario.py OUT.pcap
+    python tests/gnutella/servent_capture_scenario.py OUT.pcap [--all-features]
 
 Two ultrapeers (127.0.0.10, 127.0.0.14, linked), three leaves (127.0.0.11, .12, .13 — the last
 firewalled), the same addresses and roles as tests/data/captures/gtkg123-plain-up2-3leaves.pcap;
@@ -11,6 +11,14 @@ searches ``alpha``, ``bravo charlie`` and ``kilo``, one download by urn:sha1 and
 Push/GIV, then Byes. Bounded by a timeout; only processes it started are stopped. Link
 compression is off, as gtk-gnutella's was in its capture (like for like, and the capture stays
 readable by tshark); vendor messages, HSEP and ultrapeer QRP are on, as gtk-gnutella's.
+
+``--all-features`` (tests/data/captures/gnutella-03-p2pkit-servents-all-features.pcap) turns on
+everything the servent implements that a capture can show: deflate on every link, UDP on the
+servents' ports (UDP connect-back, pongs, out-of-band hits: the ``kilo`` query reaches the
+leaf .13 at hops 2, so its hit comes over UDP), dynamic querying on both ultrapeers, and the
+HTTP push proxy (the firewalled leaf's hit names its ultrapeer, asked first); tcpdump records
+UDP too. TLS stays off: it would hide every descriptor from the comparison (gtk-gnutella's
+capture has none either).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
 
 
-async def scenario(work: Path) -> None:
+async def scenario(work: Path, all_features: bool = False) -> None:
     from p2pkit.gnutella.server import GnutellaServer, download
 
     def share(name: str, files: dict[str, bytes]) -> Path:
@@ -37,9 +45,13 @@ async def scenario(work: Path) -> None:
             (directory / file_name).write_bytes(data)
         return directory
 
-    plain = dict(deflate=False)
-    up1 = GnutellaServer(host="127.0.0.10", port=6346, ultrapeer=True, seed=10, **plain)
-    up2 = GnutellaServer(host="127.0.0.14", port=6350, ultrapeer=True, seed=14, **plain)
+    plain: dict = dict(deflate=False)
+    ups: dict = dict(plain)
+    if all_features:
+        plain = dict(deflate=True, udp=True)
+        ups = dict(plain, dynamic_query=True)
+    up1 = GnutellaServer(host="127.0.0.10", port=6346, ultrapeer=True, seed=10, **ups)
+    up2 = GnutellaServer(host="127.0.0.14", port=6350, ultrapeer=True, seed=14, **ups)
     a = GnutellaServer(host="127.0.0.11", port=6347, seed=11, **plain,
                        share=share("a", {"alpha_first.txt": b"alpha " * 900}))
     b = GnutellaServer(host="127.0.0.12", port=6348, seed=12, **plain,
@@ -54,9 +66,16 @@ async def scenario(work: Path) -> None:
         await leaf.connect("127.0.0.10", 6346)
     await c.connect("127.0.0.14", 6350)
     await asyncio.sleep(1.0)  # handshakes, pings/pongs and QRP tables
+    if all_features:  # UDP connect-back: queries go out-of-band once reachable
+        for _ in range(50):
+            if all(s.core.udp.reachable for s in servers):
+                break
+            await asyncio.sleep(0.1)
     try:
         hits = await b.search("alpha", timeout=1.0)
-        if hits:
+        if hits and all_features:
+            await b.fetch(hits[0])  # from the servent's own address, as gtk-gnutella's
+        elif hits:
             await download(hits[0])
         await a.search("bravo charlie", timeout=1.0)
         hits = await b.search("kilo", timeout=1.0)
@@ -69,16 +88,16 @@ async def scenario(work: Path) -> None:
         await asyncio.sleep(0.5)
 
 
-def inside(out: str) -> int:
+def inside(out: str, all_features: bool) -> int:
     for cmd in (["ip", "link", "set", "lo", "mtu", "1500"], ["ip", "link", "set", "lo", "up"],
                 ["ethtool", "-K", "lo", "tso", "off", "gso", "off", "gro", "off"]):
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     dump = subprocess.Popen(["tcpdump", "-i", "lo", "-s", "0", "-B", "65536", "-U", "-w", out,
-                             "tcp"], stderr=subprocess.DEVNULL)
+                             "tcp or udp" if all_features else "tcp"], stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     try:
         with tempfile.TemporaryDirectory() as work:
-            asyncio.run(asyncio.wait_for(scenario(Path(work)), TIMEOUT))
+            asyncio.run(asyncio.wait_for(scenario(Path(work), all_features), TIMEOUT))
     finally:
         time.sleep(1.0)  # let tcpdump write the last segments (Byes, FINs)
         dump.terminate()
@@ -88,11 +107,13 @@ def inside(out: str) -> int:
 
 def main() -> int:
     out = os.path.abspath(sys.argv[1])
-    if len(sys.argv) > 2 and sys.argv[2] == "--inside":
-        return inside(out)
+    all_features = "--all-features" in sys.argv[2:]
+    if "--inside" in sys.argv[2:]:
+        return inside(out, all_features)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(["timeout", "-k", "5", str(TIMEOUT + 30), "unshare", "-n",
-                           sys.executable, __file__, out, "--inside"], env=env).returncode
+                           sys.executable, __file__, out, "--inside", *sys.argv[2:]],
+                          env=env).returncode
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""p2pkit's servent on the wire, next to gtk-gnutella 1.2.3's (issue 6's evidence).
+"""p2pkit's servent on the wire, next to gtk-gnutella 1.2.3's (issues 6 and 14).
 
 Both captures are dissected with p2pkit: tests/data/captures/gtkg123-plain-up2-3leaves.pcap
 (five gtk-gnutella servents) and gnutella-02-p2pkit-servents.pcap (five p2pkit servents in the
@@ -9,8 +9,12 @@ and GGEP extensions each side sends are compared; every difference is listed wit
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from pathlib import Path
 
 from p2pkit.capture.dissect import Dissection
+from p2pkit.gnutella.udp import oob_address
+from p2pkit.gnutella.wire_profile import profile
+from tests.gnutella import servent_comparison
 from tests.pcap_payloads import CAPTURES
 
 GTKG = CAPTURES / "gtkg123-plain-up2-3leaves.pcap"
@@ -20,9 +24,10 @@ P2PKIT = CAPTURES / "gnutella-02-p2pkit-servents.pcap"
 NOT_SENT_BY_P2PKIT = {
     "Node": "gtk-gnutella's name for the listening address; p2pkit sends Listen-IP, the name "
             "the handshake documents use",
-    "X-Dynamic-Querying": "dynamic querying is not implemented",
-    "X-Requeries": "dynamic querying is not implemented",
-    "X-Degree": "high-outdegree ultrapeer setting of gtk-gnutella, not implemented",
+    "X-Dynamic-Querying": "dynamic querying is off in this plain capture (serve --dynamic-query; "
+                          "on in gnutella-03)",
+    "X-Requeries": "gtk-gnutella's re-query setting, not implemented",
+    "X-Degree": "sent with dynamic querying, off in this plain capture (on in gnutella-03)",
     "X-Ext-Probes": "extended probe queries are not implemented",
     "X-Live-Since": "uptime advertisement, not implemented",
     "X-Token": "gtk-gnutella's vendor authentication token",
@@ -181,3 +186,76 @@ def test_both_captures_run_plain_links():
     for path in (GTKG, P2PKIT):
         for kind, names in _headers(_dissect(path)[1]).items():
             assert "Content-Encoding" not in names and "Upgrade" not in names, (path, kind)
+
+
+# --- every feature on (issue 14): gnutella-03 and the comparison table in the docs --------------
+
+ALL = CAPTURES / "gnutella-03-p2pkit-servents-all-features.pcap"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "guide" / "gnutella-gtk-gnutella.md"
+
+
+def test_comparison_table_in_the_docs_is_the_captures():
+    """docs/guide/gnutella-gtk-gnutella.md holds what servent_comparison.py prints, and every
+    difference between p2pkit and gtk-gnutella has its reason."""
+    text, missing = servent_comparison.table()
+    assert missing == []
+    doc = DOC.read_text()
+    start = doc.index("<!-- table: tests/gnutella/servent_comparison.py -->\n")
+    block = doc[doc.index("\n", start) + 1:doc.index("<!-- end of table -->")]
+    assert block == text
+    # the table is not empty talk: these rows are there, with these marks
+    rows = {line.split(" | ")[0] + " | " + line.split(" | ")[1]: line.split(" | ")[2:5]
+            for line in text.splitlines()[2:]}
+    assert rows["| handshake header: `X-Dynamic-Querying` | ultrapeer"] == ["✓", "–", "✓"]
+    assert rows["| UDP descriptor: `query_hit` | leaf"] == ["–", "–", "✓"]
+    assert rows["| GGEP in UDP query: `QK` | leaf"] == ["–", "✓", "–"]
+    assert rows["| Messages Supported: `GTKG/7v2` | leaf"] == ["✓", "✓", "✓"]
+
+
+def test_every_feature_shows_in_the_all_features_capture():
+    d, records = _dissect(ALL)
+    assert all(getattr(x.decoder, "failed", None) is None
+               for x in d.dissector._directions.values() if x.decoder is not None)
+    assert not {"unknown", "malformed"} & {r.message for r in records}
+    udp = [r for r in records if r.transport == "udp"]
+    names = [r.fields.get("name") or r.message for r in udp]
+    # msg/connect_back: a GTKG/7v2 over TCP, answered by a UDP ping under its GUID
+    asks = {r.fields["guid"] for r in records
+            if r.transport == "tcp" and r.fields.get("name") == "udp_connect_back"}
+    pings = {r.fields["guid"] for r in udp if r.message == "ping"}
+    assert asks and asks <= pings
+    # out-of-band §C-§E: LIME/12v2 from .13 to the address in the query's GUID, LIME/11v2
+    # back, then the hit over UDP; the hit never crosses TCP
+    i = names.index("oob_reply_indication")
+    assert names[i:i + 3] == ["oob_reply_indication", "oob_reply_ack", "query_hit"]
+    indication, ack, hit = udp[i:i + 3]
+    assert indication.src == "127.0.0.13:6349" and indication.dst == "127.0.0.12:6348"
+    assert oob_address(bytes.fromhex(hit.fields["guid"])) == ("127.0.0.12", 6348)
+    assert ack.fields["body"]["wanted"] >= 1
+    tcp_hits = {r.fields["guid"] for r in records
+                if r.transport == "tcp" and r.message == "query_hit"}
+    assert hit.fields["guid"] not in tcp_hits
+    # dynamic_query §2: the leaf's query (TTL 7 from .12) leaves .10 as a TTL 2 probe
+    kilo = [r for r in records if r.message == "query" and r.fields["guid"] == hit.fields["guid"]]
+    assert [(r.src.split(":")[0], r.fields["ttl"], r.fields["hops"]) for r in kilo][:2] == [
+        ("127.0.0.12", 7, 0), ("127.0.0.10", 2, 1)]
+    # push_proxy §5: the downloader asks .14 over HTTP, 202, a Push to .13, GIV, the file
+    http = [(r.src.split(":")[0], r.fields.get("target") or r.fields.get("status"))
+            for r in records if r.message in ("http_request", "http_response")]
+    assert ("127.0.0.14", 202) in http
+    assert any(t and str(t).startswith("/gnutella/push-proxy?ServerId=") for _, t in http)
+    assert [r.message for r in records if r.message in ("push", "giv")] == ["push", "giv"]
+    # deflate on every link, both ways (compression §3)
+    finals = [r for r in records if r.message == "handshake"
+              and dict(r.fields["headers"]).get("Content-Encoding") == "deflate"]
+    assert len({(r.src, r.dst) for r in finals}) == 8  # 4 links x 2 directions
+
+
+def test_wire_profile_reads_gtk_gnutella():
+    """The profile of gtk-gnutella's loopback capture: its ultrapeers' pongs carry VC, UP, DU;
+    its leaves list GTKG/7v2 and send BEAR/12 (real bytes, frames of gtkg123)."""
+    features = profile(_dissect(GTKG)[1], servent_comparison.loopback_role)
+    assert {("ultrapeer", "GGEP in TCP pong", i) for i in ("VC", "UP", "DU")} <= features
+    assert ("leaf", "Messages Supported", "GTKG/7v2") in features
+    assert ("leaf", "vendor message over TCP", "BEAR/12v1 query_status_response") in features
+    assert not {f for f in features if f[1].startswith("UDP")}  # no UDP in that capture
