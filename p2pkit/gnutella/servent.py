@@ -89,7 +89,7 @@ from p2pkit.gnutella.hsep import HSEP_VERSION, HsepTable
 from p2pkit.gnutella.qrp import RouteTable, RouteTableReceiver, keywords
 from p2pkit.gnutella.stream import DESCRIPTORS, FAILED, TLS, HandshakeFrame, StreamReader
 from p2pkit.gnutella.tls import TLS_TOKEN, TlsLayer
-from p2pkit.gnutella.udp import UdpEndpoint, oob_address, oob_guid
+from p2pkit.gnutella.udp import UdpEndpoint, oob_address, oob_guid, without_ggep
 from p2pkit.gnutella.vendor import QUERY_STATUS_STOP
 from p2pkit.http1 import Headers
 
@@ -484,6 +484,13 @@ class _Routes:
 
 
 _LOCAL = object()  # route target: this servent originated the descriptor
+
+
+@dataclass(frozen=True)
+class _UdpRoute:
+    """Route target: a GUESS querier's UDP address (its hits go back there over UDP)."""
+
+    address: tuple[str, int]
 
 
 class Servent:
@@ -1016,6 +1023,25 @@ class Servent:
                 # leaves" (only those "with hits in their routing tables").
                 self._send(other, forwarded)
 
+    def guess_query(self, d: Any, addr: tuple[str, int], now: float) -> None:
+        """GUESS §2.2.2, a query that came over UDP with a valid key (the
+        :class:`~p2pkit.gnutella.udp.UdpEndpoint` checked it): "the query should be executed as
+        normal (sent via QRP to leaves and evaluated on the local client)" (query_keys §2.x.3);
+        "Ultrapeers also MUST start forwarding TTL=1 queries received over UDP to leaves";
+        hits "via UDP", "sent back to the sender". "QK" and "SCP" are stripped before the
+        query goes to leaves (GUESS §10: "SHOULD strip"). Not forwarded to ultrapeers."""
+        if self.udp is None or not self.routes.add(d.guid, _UdpRoute(addr), now):
+            return  # duplicate GUID: dropped
+        stripped = Container(d, extensions=without_ggep(d.get("extensions"), {"QK", "SCP"}))
+        udp = self.udp
+        self._answer(None, stripped, now, reply=lambda hit: udp.send_hit(addr, hit))
+        forwarded = Container(stripped, ttl=max(0, d.ttl - 1), hops=d.hops + 1)
+        for leaf in self._established():
+            if leaf.hops_flow is not None and forwarded.hops >= leaf.hops_flow:
+                continue
+            if self._leaf_wants(leaf, d):
+                self._send(leaf, forwarded)
+
     # --- dynamic querying (dynamic_query §2) ------------------------------------------------
 
     def _start_dynamic_query(self, leaf: Connection, query: Container, now: float) -> None:
@@ -1087,6 +1113,9 @@ class Servent:
             if not self.is_ultrapeer and ("BEAR", 12) in conn.peer_messages:
                 # leaf_guided_queries §: "Query Status Responses can be sent unsolicited"
                 self._send_vendor(conn, "BEAR", 12, 1, guid=d.guid, body=dict(hits=hits))
+        elif isinstance(target, _UdpRoute):
+            if self.udp is not None:  # GUESS §2.2: a leaf's hit for a GUESS query, over UDP
+                self.udp.send_hit(target.address, Container(d, hops=d.hops + 1))
         elif target is not None:
             running = target.dynamic_queries.get(d.guid) if target is not conn else None
             if running is not None:  # dynamic_query §2.5.2.1: "r = the number of results"
@@ -1280,8 +1309,10 @@ class Servent:
             return
         self._send(conn, Container(d, ttl=d.ttl - 1, hops=d.hops + 1))
 
-    def _answer(self, conn: Connection, query: Any, now: float) -> None:
-        """HUGE §3 and the 0.4 rules: a QueryHit for the files matching every keyword or urn."""
+    def _answer(self, conn: Connection | None, query: Any, now: float, *,
+                reply: Any = None) -> None:
+        """HUGE §3 and the 0.4 rules: a QueryHit for the files matching every keyword or urn,
+        sent on ``conn`` (or handed to ``reply``: a GUESS query's hits go over UDP)."""
         if self.firewalled and query.min_speed.mark and query.min_speed.firewalled:
             return  # min_speed §: "refrain from returning any results"
         matches = self.matching(query.search_criteria, _urns(query))
@@ -1298,6 +1329,10 @@ class Servent:
                                           private_data=b"",
                                           private_extensions=self._push_proxy_extensions(),
                                           xml=None, servent_id=self.guid))
+        if reply is not None:
+            reply(hit)
+            return
+        assert conn is not None
         if self.udp is not None and query.min_speed.mark and query.min_speed.oob_reply and \
                 query.hops >= 2 and oob_address(query.guid)[1]:
             # out-of-band §C and §G.1: hits for a query of 2 hops or more go by UDP, after

@@ -5,7 +5,12 @@ Specs (``specs/gnutella/``): udp_transceiver / GUESS (one descriptor per datagra
 header as over TCP); ping-pong § and GGEP (a UDP pong answers a ping with its GUID; as
 gtk-gnutella 1.2 does, ours carries GGEP ``VC``, ``UP`` for an ultrapeer, ``DU`` its daily
 uptime, and ``IPP``, cached pong addresses, when the ping asked with ``SCP``; gtk-gnutella's
-``GUE``/``QK``/``DHT``/``6`` are left out: no GUESS, no DHT, no IPv6 here); out-of-band §B-§G
+``DHT``/``6`` are left out: no DHT, no IPv6 here); GUESS 0.2 as an ultrapeer (§5: ``GUE`` 0x02
+in an ultrapeer's pongs; query_keys §2.x.2-§2.x.3: a TTL 1 ping with an empty ``QK`` gets a
+pong carrying the querier's key, :mod:`p2pkit.gnutella.query_key`; GUESS §2.2: a UDP query
+with a valid ``QK`` is acknowledged by a pong under its GUID and run, hits going back over UDP
+"to the sender", the query going on to the leaves whose QRP tables match, "QK" and "SCP"
+stripped (GUESS §10); a query without a valid key gets only a pong with a fresh one); out-of-band §B-§G
 (a query marked with the min_speed ``oob_reply`` bit and the querier's IPv4 address in GUID
 bytes 0-3 and port in bytes 13-14, little-endian; the responder sends ``LIME/12`` Reply Number
 over UDP, the querier answers ``LIME/11`` Ack with the number of hits it wants, then the hits
@@ -42,6 +47,7 @@ from p2pkit.errors import ParseError, ProtocolError
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.events import QueryHit
 from p2pkit.gnutella.ggep import extension
+from p2pkit.gnutella.query_key import QueryKeys
 
 if TYPE_CHECKING:
     from p2pkit.gnutella.servent import Servent
@@ -86,6 +92,9 @@ MAX_COUNT = 255
 MAX_CONNECT_BACKS = 16
 #: IPP endpoints put in a pong for a ping with SCP (gtk-gnutella sends 5 to 10).
 PONG_IPP = 10
+#: GUESS §5: "the current major revision number is 0 [...] the current minor revision number
+#: is 2": the GUE byte, major and minor nibbles.
+GUESS_VERSION = 0x02
 
 
 def oob_guid(guid: bytes, address: Address) -> bytes:
@@ -129,6 +138,11 @@ class UdpEndpoint:
         #: Our out-of-band queries: GUID -> addresses we acked (hits only from those).
         self.oob_queries: OrderedDict[bytes, set[Address]] = OrderedDict()
         self._connect_backs: OrderedDict[bytes, None] = OrderedDict()
+        #: GUESS query keys (an ultrapeer hands them out and checks them).
+        self.query_keys = QueryKeys(servent.rng)
+        #: GUESS queries run, and refused for a missing or invalid key.
+        self.guess_queries = 0
+        self.guess_refused = 0
         #: Datagrams dropped (too big, over the rate, unparsable), and received, by type.
         self.dropped = 0
         self.received: dict[str, int] = {}
@@ -152,6 +166,8 @@ class UdpEndpoint:
             self.servent.pong_cache.append((("udp", addr), d))
         elif d.type == "query_hit":
             self._on_query_hit(d, addr, now)
+        elif d.type == "query":
+            self._on_query(d, addr, now)
         elif d.type == "vendor_message" and d.ttl == 1:  # vendor_msg §2: TTL 1, else dropped
             name = d.get("name")
             if name == "oob_reply_indication" and d.get("body") is not None:
@@ -193,6 +209,10 @@ class UdpEndpoint:
         """A UDP ping (msg/connect_back: the answer to a GTKG/7, under its GUID)."""
         self._send(addr, Container(guid=guid, type="ping", ttl=1, hops=0, extensions=[]))
 
+    def send_hit(self, addr: Address, hit: Container) -> None:
+        """GUESS §2.2: "it MUST send any query hits via UDP and over the same port"."""
+        self._send(addr, hit)
+
     def oob_query(self, guid: bytes) -> None:
         """``guid`` is one of our queries marked for out-of-band hits."""
         self.oob_queries[guid] = set()
@@ -231,16 +251,45 @@ class UdpEndpoint:
             if not self.reachable:
                 self.reachable = True
                 self.servent._udp_reachable()
+        # query_keys §2.x.2: "Only TTL 1 pings sent over the UDP channel will be inspected for
+        # the Query Key request" (GUESS ultrapeers hand keys out)
+        wants_key = d.ttl == 1 and _ggep(d, "QK") is not None and self.servent.is_ultrapeer
+        self._pong(d.guid, addr, now, ipp=_ggep(d, "SCP") is not None, query_key=wants_key)
+
+    def _on_query(self, d: Any, addr: Address, now: float) -> None:
+        """GUESS §2.2 and query_keys §2.x.3, as a GUESS ultrapeer (leaves drop UDP queries)."""
+        servent = self.servent
+        if not servent.is_ultrapeer:
+            self.dropped += 1
+            return
+        key = _ggep(d, "QK")
+        if key is None or not self.query_keys.valid(key, addr, now):
+            # "If a Query arrives from a source with a invalid Query Key [...] then a valid
+            # Query Key should be generated and delivered via UDP to the source in a TTL 1 pong"
+            self.guess_refused += 1
+            self._pong(d.guid, addr, now, query_key=True)
+            return
+        self.guess_queries += 1
+        # §2.2.1: the acknowledging pong, "the same guid as the incoming query", with GUE
+        # (ours: no other GUESS ultrapeer's pong is cached apart; "If the server has no other
+        # GUESS Ultrapeer pongs, then the pong MUST be for the server itself")
+        self._pong(d.guid, addr, now, ipp=_ggep(d, "SCP") is not None)
+        servent.guess_query(d, addr, now)
+
+    def _pong(self, guid: bytes, addr: Address, now: float, *, ipp: bool = False,
+              query_key: bool = False) -> None:
         servent = self.servent
         ggep = [extension("VC", value=dict(vendor="P2PK", version=1))]
         if servent.is_ultrapeer:
             from p2pkit.gnutella.servent import MAX_LEAVES, MAX_ULTRAPEERS
 
+            # GUESS §5: "Ultrapeers that support GUESS MUST advertise that fact" with "GUE"
+            ggep.append(extension("GUE", value=GUESS_VERSION))
             ggep.append(extension("UP", value=dict(version=1, leaf_slots=MAX_LEAVES,
                                                    ultrapeer_slots=MAX_ULTRAPEERS)))
         # GGEP "DU": daily uptime in seconds (gtk-gnutella sends it in every UDP pong)
         ggep.append(extension("DU", value=max(0, int(min(now - self.started, 86400)))))
-        if _asks_for_pongs(d):
+        if ipp:
             hosts = []
             for _, pong in reversed(servent.pong_cache):
                 entry = dict(ip=pong.ip_address, port=pong.port)
@@ -250,8 +299,10 @@ class UdpEndpoint:
                     break
             if hosts:  # GGEP "IPP": the cached pongs' addresses, for "SCP"
                 ggep.append(extension("IPP", value=hosts))
+        if query_key:  # query_keys §2.x.3: the key "as the n-byte payload [...] of a "QK""
+            ggep.append(extension("QK", self.query_keys.key(addr, now)))
         self._send(addr, Container(
-            guid=d.guid, type="pong", ttl=1, hops=0, port=servent.listen[1],
+            guid=guid, type="pong", ttl=1, hops=0, port=servent.listen[1],
             ip_address=servent.listen[0], files_shared=len(servent.shared),
             kilobytes_shared=sum(f.size for f in servent.shared) // 1024,
             extensions=[Container(kind="ggep", extensions=ggep, separator=None)]))
@@ -306,12 +357,29 @@ class UdpEndpoint:
         self.servent.sent[d["type"]] += 1
 
 
-def _asks_for_pongs(ping: Any) -> bool:
-    """GGEP "SCP" in a ping: "support cached pongs" (gtk-gnutella's UDP pings carry it)."""
-    for block in ping.get("extensions") or ():
-        if block.get("kind") == "ggep" and any(e.id == "SCP" for e in block.extensions):
-            return True
-    return False
+def _ggep(descriptor: Any, ext_id: str) -> bytes | None:
+    """The payload of GGEP ``ext_id`` in a descriptor's extensions, or None when absent (an
+    empty payload is b""): "SCP" in a ping, "support cached pongs" as gtk-gnutella's carry;
+    "QK" in a ping (a key request) or a query (the key)."""
+    for block in descriptor.get("extensions") or ():
+        if block.get("kind") == "ggep":
+            for e in block.extensions:
+                if e.id == ext_id:
+                    return bytes(e.payload or b"")
+    return None
+
+
+def without_ggep(extensions: Any, ids: set[str]) -> list[Any]:
+    """``extensions`` with the GGEP ``ids`` taken out (a GGEP block left empty goes too)."""
+    out = []
+    for block in extensions or ():
+        if block.get("kind") == "ggep":
+            kept = [e for e in block.extensions if e.id not in ids]
+            if not kept:
+                continue
+            block = Container(block, extensions=kept)
+        out.append(block)
+    return out
 
 
 def _ipv4(text: str) -> bool:

@@ -16,14 +16,18 @@ readable by tshark); vendor messages, HSEP and ultrapeer QRP are on, as gtk-gnut
 everything the servent implements that a capture can show: deflate on every link, UDP on the
 servents' ports (UDP connect-back, pongs, out-of-band hits: the ``kilo`` query reaches the
 leaf .13 at hops 2, so its hit comes over UDP), dynamic querying on both ultrapeers, and the
-HTTP push proxy (the firewalled leaf's hit names its ultrapeer, asked first); tcpdump records
-UDP too. TLS stays off: it would hide every descriptor from the comparison (gtk-gnutella's
+HTTP push proxy (the firewalled leaf's hit names its ultrapeer, asked first), GUESS on the
+ultrapeer .10 (gtk-gnutella's own query key request and GUESS query, ndpi-gnutella.pcap frames
+762 and 2586, replayed from a plain socket at 127.0.0.15:6351 with the key .10 gave: the pong
+with QK, the acknowledging pong, the query run at the leaf .11 whose QRP table matches, the
+hit over UDP); tcpdump records UDP too. TLS stays off: it would hide every descriptor from the comparison (gtk-gnutella's
 capture has none either).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -32,6 +36,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 TIMEOUT = 60
 
 
@@ -52,8 +58,11 @@ async def scenario(work: Path, all_features: bool = False) -> None:
         ups = dict(plain, dynamic_query=True)
     up1 = GnutellaServer(host="127.0.0.10", port=6346, ultrapeer=True, seed=10, **ups)
     up2 = GnutellaServer(host="127.0.0.14", port=6350, ultrapeer=True, seed=14, **ups)
+    a_files = {"alpha_first.txt": b"alpha " * 900}
+    if all_features:
+        a_files["pinkfloyd live.txt"] = b"pf" * 700  # for the GUESS query
     a = GnutellaServer(host="127.0.0.11", port=6347, seed=11, **plain,
-                       share=share("a", {"alpha_first.txt": b"alpha " * 900}))
+                       share=share("a", a_files))
     b = GnutellaServer(host="127.0.0.12", port=6348, seed=12, **plain,
                        share=share("b", {"bravo charlie.txt": b"bc" * 3000}))
     c = GnutellaServer(host="127.0.0.13", port=6349, seed=13, firewalled=True, **plain,
@@ -72,6 +81,8 @@ async def scenario(work: Path, all_features: bool = False) -> None:
                 break
             await asyncio.sleep(0.1)
     try:
+        if all_features:
+            await guess_client()
         hits = await b.search("alpha", timeout=1.0)
         if hits and all_features:
             await b.fetch(hits[0])  # from the servent's own address, as gtk-gnutella's
@@ -86,6 +97,27 @@ async def scenario(work: Path, all_features: bool = False) -> None:
         for s in reversed(servers):
             await s.close()
         await asyncio.sleep(0.5)
+
+
+async def guess_client() -> None:
+    """gtk-gnutella's GUESS datagrams (ndpi-gnutella.pcap frames 762, 2586) sent to .10."""
+    import socket
+
+    from p2pkit.gnutella.descriptors import Descriptor
+    from tests.gnutella.test_udp_guess import GUESS_QUERY, QK_PING, ggep, with_key
+
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.15", 6351))
+        sock.setblocking(False)
+        await loop.sock_sendto(sock, QK_PING, ("127.0.0.10", 6346))
+        pong = Descriptor.parse(await asyncio.wait_for(loop.sock_recv(sock, 4096), 2))
+        key = ggep(pong)["QK"].payload
+        await loop.sock_sendto(sock, with_key(GUESS_QUERY, key), ("127.0.0.10", 6346))
+        answers = []
+        with contextlib.suppress(TimeoutError):
+            while len(answers) < 2:  # the acknowledging pong and the leaf's hit
+                answers.append(await asyncio.wait_for(loop.sock_recv(sock, 4096), 2))
 
 
 def inside(out: str, all_features: bool) -> int:

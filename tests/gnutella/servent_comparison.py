@@ -54,6 +54,10 @@ _OOB3 = (f"{NI}: out-of-band v3 (LIME/11v3, 12v3 with GGEP) and v1; p2pkit speak
 _HEAD = f"{NI}: HEAD Ping/Pong (LIME/23, 24; msg/head_ping), partial-file queries over UDP"
 _TLS = (f"{SET}: the TLS upgrade (gnet-TLS-upgrade §2) is implemented but off by default "
         "(`serve --tls`) and off in this capture, where it would hide every descriptor")
+_GUESS_SERVER = (f"{SET}: GUESS as an ultrapeer (§5 GUE, query_keys §2.x.3 QK), shown by "
+                 "gtk-gnutella's own key request and query replayed to .10; gtk-gnutella's "
+                 "loopback capture had no UDP (its remote ultrapeers send GUE and QK in nDPI, "
+                 "frame 763)")
 _UDP_OFF = (f"{SET}: answers to UDP pings (the GTKG/7 connect-back); gtk-gnutella's loopback "
             "capture ran without UDP and nothing pinged its nDPI leaf over UDP (the remote "
             "gtk-gnutella ultrapeers' UDP pongs there carry VC, UP and DU too)")
@@ -77,7 +81,9 @@ REASONS: dict[tuple[str, ...], str] = {
         "dynamic_query §2 is an ultrapeer's, and p2pkit's ultrapeers send these"),
     ("handshake header", "X-Ext-Probes"): (
         f"{NI}: extended probes (dynamic_query §: a TTL 2 probe accepted from a peer)"),
-    ("handshake header", "X-Guess"): f"{NI}: GUESS 0.2 (UDP queries with query keys)",
+    ("handshake header", "X-Guess"): (
+        f"{NI}: GUESS §3.4's header says the servent may *send* GUESS queries; p2pkit's "
+        "ultrapeers answer them (GUE in their pongs) but p2pkit never sends them"),
     ("handshake header", "X-Live-Since"): f"{GS}: start time of the servent; {NI}",
     ("handshake header", "X-Requeries"): (
         f"{GS}: says whether the servent re-sends its queries (gtk-gnutella: `False`); {NI}"),
@@ -161,7 +167,7 @@ REASONS: dict[tuple[str, ...], str] = {
         f"{SET}: the ping that answers a GTKG/7 (msg/connect_back); gtk-gnutella's loopback "
         "capture ran without UDP"),
     ("UDP descriptor", "pong"): _UDP_OFF,
-    ("UDP descriptor", "query"): f"{NI}: GUESS queries over UDP",
+    ("UDP descriptor", "query"): f"{NI}: sending GUESS queries (p2pkit's ultrapeers answer them)",
     ("UDP descriptor", "query_hit"): (
         f"{SET}: an out-of-band hit (out-of-band §E); no UDP in gtk-gnutella's loopback capture"),
     ("UDP descriptor", "unknown"): f"{GS}: gtk-gnutella's DHT messages (0x44); {NI}",
@@ -171,18 +177,33 @@ REASONS: dict[tuple[str, ...], str] = {
     ("vendor message over UDP", "LIME/12v2 oob_reply_indication"): (
         f"{SET}: out-of-band hits (out-of-band §C-§E); no UDP in gtk-gnutella's loopback capture"),
     ("GGEP in UDP ping", "DHTIPP"): f"{GS}: asks for DHT hosts; {NI}",
-    ("GGEP in UDP ping", "GUE"): f"{NI}: GUESS",
-    ("GGEP in UDP ping", "QK"): f"{NI}: GUESS query keys",
+    ("GGEP in UDP ping", "GUE"): f"{NI}: asking for query keys as a GUESS client",
+    ("GGEP in UDP ping", "QK"): (
+        f"{NI}: asking for query keys as a GUESS client (p2pkit's ultrapeers hand them out)"),
     ("GGEP in UDP ping", "SCP"): (
         f"{NI}: p2pkit's UDP pings do not ask for cached pongs (it answers SCP with IPP)"),
     ("GGEP in UDP ping", "VC"): f"{GS}: the vendor code in a ping",
     ("GGEP in UDP pong", "DU"): _UDP_OFF,
     ("GGEP in UDP pong", "UP"): _UDP_OFF,
     ("GGEP in UDP pong", "VC"): _UDP_OFF,
-    ("GGEP in UDP query", "PR"): f"{NI}: GUESS queries; partial files",
-    ("GGEP in UDP query", "QK"): f"{NI}: GUESS queries",
-    ("GGEP in UDP query", "SCP"): f"{NI}: GUESS queries",
-    ("GGEP in UDP query", "Z"): f"{NI}: GUESS queries (Z: the hits may be deflated)",
+    ("GGEP in UDP query", "PR"): f"{NI}: sending GUESS queries; partial files",
+    ("GGEP in UDP query", "QK"): f"{NI}: sending GUESS queries",
+    ("GGEP in UDP query", "SCP"): f"{NI}: sending GUESS queries",
+    ("GGEP in UDP query", "Z"): f"{NI}: sending GUESS queries (Z: the hits may be deflated)",
+    ("GGEP in UDP pong", "GUE"): _GUESS_SERVER,
+    ("GGEP in UDP pong", "QK"): _GUESS_SERVER,
+    ("GGEP in UDP pong", "IPP"): (
+        f"{SET}: the pong acknowledging a GUESS query that carries SCP (GUESS §10) lists cached "
+        "hosts; no UDP in gtk-gnutella's loopback capture (its remote ultrapeers do so in nDPI)"),
+    ("GGEP in TCP pong", "GUE"): (
+        f"{SET}: pongs of GUESS ultrapeers (here .14's UDP pong) relayed from the pong cache; no "
+        "UDP, so no GUESS, in gtk-gnutella's loopback capture"),
+    ("GGEP in TCP query", "Z"): (
+        f"{SCEN}: the replayed GUESS query's own `Z` (GUESS §11), forwarded to the leaf as "
+        "received (`QK` and `SCP` are stripped, §10)"),
+    ("UDP descriptor", "query_hit", "ultrapeer"): (
+        f"{SET}: hits for the replayed GUESS query, sent to its source over UDP (GUESS §2.2); no "
+        "UDP in gtk-gnutella's loopback capture"),
     ("GGEP in UDP query_hit", "H"): (
         f"{SET}: an out-of-band hit, no UDP in gtk-gnutella's loopback capture (its TCP hits "
         "carry H)"),

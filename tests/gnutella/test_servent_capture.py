@@ -245,6 +245,16 @@ def test_every_feature_shows_in_the_all_features_capture():
     assert ("127.0.0.14", 202) in http
     assert any(t and str(t).startswith("/gnutella/push-proxy?ServerId=") for _, t in http)
     assert [r.message for r in records if r.message in ("push", "giv")] == ["push", "giv"]
+    # GUESS (query_keys §2.x, GUESS §2.2): gtk-gnutella's key request and query, replayed to
+    # .10 from 127.0.0.15, get a key, an ack pong under the query's GUID and .11's hit by UDP
+    guess = [r for r in udp if "127.0.0.15" in r.src or "127.0.0.15" in r.dst]
+    assert [(r.src.split(":")[0], r.message) for r in guess] == [
+        ("127.0.0.15", "ping"), ("127.0.0.10", "pong"), ("127.0.0.15", "query"),
+        ("127.0.0.10", "pong"), ("127.0.0.10", "query_hit")]
+    ids = [[e["id"] for b in r.fields["extensions"] for e in b["extensions"]] for r in guess[:4]]
+    assert "QK" in ids[1] and "GUE" in ids[1] and "QK" in ids[2] and "QK" not in ids[3]
+    assert guess[3].fields["guid"] == guess[4].fields["guid"] == guess[2].fields["guid"]
+    assert [x["file_name"] for x in guess[4].fields["results"]] == ["pinkfloyd live.txt"]
     # deflate on every link, both ways (compression §3)
     finals = [r for r in records if r.message == "handshake"
               and dict(r.fields["headers"]).get("Content-Encoding") == "deflate"]

@@ -42,7 +42,7 @@ def test_gtk_gnutella_ping_gets_a_pong_with_ggep_and_cached_hosts():
     pong = Descriptor.parse(data)
     assert addr == PEER and pong.type == "pong" and pong.guid == GTKG_PING[:16]
     assert (pong.ttl, pong.hops, pong.ip_address, pong.port) == (1, 0, "127.0.0.10", 6346)
-    assert ggep_ids(pong) == ["VC", "UP", "DU", "IPP"]  # SCP asked for hosts: IPP
+    assert ggep_ids(pong) == ["VC", "GUE", "UP", "DU", "IPP"]  # SCP asked for hosts: IPP
     ext = {e.id: e.value for b in pong.extensions for e in b.extensions}
     assert ext["DU"] == 3600 and ext["IPP"] == [dict(ip="104.156.226.72", port=53258)]
     # a leaf's pong: no UP; a ping without SCP: no IPP
@@ -199,7 +199,7 @@ def test_serve_udp_answers_gtk_gnutella_ping(tmp_path):
             sock.sendto(GTKG_PING, ("127.0.0.1", port))
             pong = Descriptor.parse(sock.recv(4096))
         assert pong.type == "pong" and pong.guid == GTKG_PING[:16] and pong.port == port
-        assert ggep_ids(pong)[:3] == ["VC", "UP", "DU"]
+        assert ggep_ids(pong)[:4] == ["VC", "GUE", "UP", "DU"]
     finally:
         proc.terminate()
         proc.wait(10)

@@ -75,7 +75,7 @@ async def main(tmp: Path) -> None:
         ids = [e.id for b in pong.extensions for e in b.extensions]
         check(pong.type == "pong" and pong.guid == GTKG_PING[:16] and pong.port == 6346,
               f"pong {pong}")
-        check(ids[:3] == ["VC", "UP", "DU"], f"pong GGEP {ids}")
+        check(ids[:4] == ["VC", "GUE", "UP", "DU"], f"pong GGEP {ids}")
         for _ in range(MAX_PER_SOURCE + 20):
             await loop.sock_sendto(sock, GTKG_PING, ("127.0.0.10", 6346))
         await asyncio.sleep(0.3)
