@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from p2pkit.gnutella.servent import Servent
 
 __all__ = [
+    "GUESS_VERSION",
     "MAX_CONNECT_BACKS",
     "MAX_DATAGRAM",
     "MAX_OOB_QUERIES",
@@ -64,6 +65,7 @@ __all__ = [
     "UdpEndpoint",
     "oob_address",
     "oob_guid",
+    "without_ggep",
 ]
 
 Address = tuple[str, int]

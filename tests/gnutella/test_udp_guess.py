@@ -5,6 +5,8 @@ by the gtk-gnutella 1.2.2 leaf 10.0.2.15) answered by a p2pkit ultrapeer in memo
 from __future__ import annotations
 
 from construct import Container
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pkit.gnutella.descriptors import Descriptor
 from p2pkit.gnutella.udp import GUESS_VERSION
@@ -124,3 +126,14 @@ def test_a_leaf_does_not_run_udp_queries():
     leaf = n.add("leaf", "leaf", ["pinkfloyd wall.mp3"], udp=True)
     leaf.udp.receive_datagram(GUESS_QUERY, SOURCE, 1.0)
     assert leaf.udp.datagrams_to_send() == [] and leaf.udp.dropped == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.binary(min_size=0, max_size=20), st.binary(max_size=60))
+def test_random_keys_and_tails_never_raise_and_never_run(key, tail):
+    """A GUESS query with any key (but ours) is refused with a fresh key; random bytes after
+    gtk-gnutella's query header are dropped or refused, never raise."""
+    up = network().nodes["up"]
+    up.udp.receive_datagram(with_key(GUESS_QUERY, key), SOURCE, 1.0)
+    up.udp.receive_datagram(GUESS_QUERY[:23] + tail, SOURCE, 1.0)
+    assert up.udp.guess_queries == 0
