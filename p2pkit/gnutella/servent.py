@@ -174,6 +174,15 @@ SUPPORTED_MESSAGES = (("BEAR", 4, 1), ("BEAR", 7, 1), ("BEAR", 11, 1), ("BEAR", 
                       ("LIME", 21, 1), ("LIME", 22, 2))
 #: With UDP (:mod:`p2pkit.gnutella.udp`): UDP connect-back, out-of-band Ack and Reply Number.
 UDP_MESSAGES = (("GTKG", 7, 2), ("LIME", 11, 2), ("LIME", 12, 2))
+#: An ultrapeer with UDP also proxies its leaves' queries out of band, and understands the
+#: leaves' veto (out-of-band-v3 §"Ultrapeer Proxying", LIME/13v1).
+OOB_PROXY_MESSAGES = (("LIME", 13, 1),)
+#: Out-of-band proxied queries one leaf may have at once (the oldest is forgotten first; the
+#: state goes with the leaf's connection).
+MAX_OOB_PROXIED_PER_LEAF = 8
+#: out-of-band-v3: the OOB version p2pkit proxies (v2); a leaf's LIME/13 byte at or above it
+#: vetoes proxying.
+OOB_PROXY_VERSION = 2
 #: Features Supported (null/10v0): HSEP, version 1 (as gtk-gnutella says it).
 SUPPORTED_FEATURES = (("HSEP", 1),)
 #: HSEP §"Normal operation for ultrapeers": "Every now and then (every 30 seconds or so)".
@@ -260,6 +269,10 @@ class Connection:
         #: dynamic_query §2.2: the leaf's queries this ultrapeer runs, by GUID (oldest first).
         self.dynamic_queries: OrderedDict[bytes, tuple[DynamicQuery, Container]] = \
             OrderedDict()
+        #: out-of-band-v3 §"OOB Proxy Veto": False once the leaf vetoed proxying (LIME/13v1).
+        self.oob_proxy_allowed = True
+        #: The leaf's queries we proxy out of band: original GUID -> the GUID we sent.
+        self.oob_proxied: OrderedDict[bytes, bytes] = OrderedDict()
         self.pings: deque = deque()
         self.opened_at = now
         self.established_at = now
@@ -533,6 +546,8 @@ class Servent:
         #: dynamic_query §2.2: an ultrapeer runs its leaves' queries as dynamic queries
         #: (:mod:`p2pkit.gnutella.dynamic_query`) instead of flooding them to its ultrapeers.
         self.dynamic_query = dynamic_query
+        #: Out-of-band proxied queries: the GUID we sent -> (the leaf, its original GUID).
+        self.oob_proxies: dict[bytes, tuple[Connection, bytes]] = {}
         #: An ultrapeer's own dynamic queries (§2.2: "performing searches for themselves").
         self.dynamic_queries: OrderedDict[bytes, tuple[DynamicQuery, Container]] = \
             OrderedDict()
@@ -652,6 +667,9 @@ class Servent:
         if conn is not None and conn.state == cs.CLOSED:
             del self.connections[conn_id]
             self._dirty.pop(conn, None)
+            for proxied in conn.oob_proxied.values():
+                self.oob_proxies.pop(proxied, None)
+            conn.oob_proxied.clear()
 
     def close(self, conn_id: Any, now: float, *, code: int = 201,
               reason: str = "User manual removal") -> None:
@@ -916,6 +934,8 @@ class Servent:
         if self.vendor_messages and peer.get("Vendor-Message"):
             # vendor_msg §4: "it MUST send it a "Messages Supported" message"
             supported = SUPPORTED_MESSAGES + (UDP_MESSAGES if self.udp is not None else ())
+            if self.udp is not None and self.is_ultrapeer:
+                supported += OOB_PROXY_MESSAGES
             self._send_vendor(conn, "\0\0\0\0", 0, 0, messages=[
                 dict(vendor=v, selector=s, version=n) for v, s, n in supported])
             self._send_vendor(conn, "\0\0\0\0", 10, 0, features=[
@@ -1005,6 +1025,8 @@ class Servent:
         self._answer(conn, d, now)
         if not self.is_ultrapeer or d.ttl < 1:
             return
+        if self._proxies_out_of_band(conn, d):
+            d = self._oob_proxy(conn, d, now)
         dynamic = self.dynamic_query and not conn.peer_is_ultrapeer
         forwarded = Container(d, ttl=d.ttl - 1, hops=d.hops + 1)
         if dynamic:
@@ -1041,6 +1063,58 @@ class Servent:
                 continue
             if self._leaf_wants(leaf, d):
                 self._send(leaf, forwarded)
+
+    # --- out-of-band proxying (out-of-band-v3 §"Ultrapeer Proxying") -------------------------
+
+    def _proxies_out_of_band(self, leaf: Connection, d: Any) -> bool:
+        """An ultrapeer reachable over UDP takes the hits of a leaf's query that does not ask
+        for out-of-band hits itself (the leaf cannot receive them), unless the leaf vetoed it
+        (LIME/13v1) or the query says "NP" (out-of-band-v3: "should not OOB proxy")."""
+        return (self.udp is not None and self.udp.reachable and _is_ipv4(self.listen[0])
+                and not leaf.peer_is_ultrapeer and leaf.oob_proxy_allowed and d.hops == 0
+                and d.min_speed.mark and not d.min_speed.oob_reply
+                and not any(block.get("kind") == "ggep" and
+                            any(e.id == "NP" for e in block.extensions)
+                            for block in d.get("extensions") or ()))
+
+    def _oob_proxy(self, leaf: Connection, d: Any, now: float) -> Any:
+        """The leaf's query under a GUID naming our address (out-of-band §B.2) with the
+        ``oob_reply`` bit: Reply Numbers come to us, we Ack, and the hits that come over UDP
+        (or over TCP, from servents too close to answer out of band) go to the leaf under its
+        own GUID."""
+        proxied = oob_guid(d.guid, self.listen)
+        if proxied == d.guid or not self.routes.add(proxied, leaf, now):
+            return d
+        while len(leaf.oob_proxied) >= MAX_OOB_PROXIED_PER_LEAF:
+            _, old = leaf.oob_proxied.popitem(last=False)
+            self.oob_proxies.pop(old, None)
+        leaf.oob_proxied[d.guid] = proxied
+        self.oob_proxies[proxied] = (leaf, d.guid)
+        assert self.udp is not None
+        self.udp.oob_query(proxied)
+        return Container(d, guid=proxied, min_speed=Container(d.min_speed, oob_reply=True))
+
+    def deliver_oob_proxied(self, d: Any) -> bool:
+        """A hit that came over UDP for a query we proxy: to the leaf under its GUID; False
+        when ``d`` is for no proxied query."""
+        entry = self.oob_proxies.get(d.guid)
+        if entry is None:
+            return False
+        leaf, original = entry
+        running = leaf.dynamic_queries.get(d.guid)
+        if running is not None:  # dynamic_query §2.5.2.1: the proxied hits count too
+            running[0].add_results(len(d.results))
+        if leaf.state == cs.ESTABLISHED:
+            self._send(leaf, Container(d, guid=original, ttl=max(1, d.ttl - 1), hops=d.hops + 1))
+        return True
+
+    def _on_oob_proxy_control(self, conn: Connection, d: Any, now: float) -> None:
+        """out-of-band-v3 §"OOB Proxy Veto": "If that byte is missing, it is to be interpreted
+        that all proxying is vetoed. If the value of the byte is 0, then all OOB proxying is
+        allowed"; a byte names "the highest version [...] that should not be proxied"."""
+        if self.is_ultrapeer and not conn.peer_is_ultrapeer:
+            version = d.body.version
+            conn.oob_proxy_allowed = version is not None and version < OOB_PROXY_VERSION
 
     # --- dynamic querying (dynamic_query §2) ------------------------------------------------
 
@@ -1120,6 +1194,9 @@ class Servent:
             running = target.dynamic_queries.get(d.guid) if target is not conn else None
             if running is not None:  # dynamic_query §2.5.2.1: "r = the number of results"
                 running[0].add_results(len(d.results))
+            proxied = self.oob_proxies.get(d.guid)
+            if proxied is not None:  # a hit for a query we proxy: the leaf's own GUID
+                d = Container(d, guid=proxied[1])
             self._forward(target, d)  # reverse path only; unknown GUIDs are dropped
 
     def _on_push(self, conn: Connection, d: Any, now: float) -> None:
@@ -1164,6 +1241,9 @@ class Servent:
             self.udp.expect_connect_back(guid)
             self._send_vendor(conn, "GTKG", 7, 2, guid=guid, body=dict(port=self.listen[1]))
         if not self.is_ultrapeer and conn.peer_is_ultrapeer:
+            if self.udp is not None and self.udp.reachable and ("LIME", 13) in theirs:
+                # out-of-band-v3: we take out-of-band hits ourselves, no proxying
+                self._send_vendor(conn, "LIME", 13, 1, body=dict(version=None))
             if (self.firewalled or not self.reachable) and ("LIME", 21) in theirs:
                 # push_proxy §3.1: "VM GUID: 16 byte ServentId of the FS"
                 self._send_vendor(conn, "LIME", 21, 1, guid=self.guid, body={})
@@ -1227,7 +1307,7 @@ class Servent:
     def _on_query_status_response(self, conn: Connection, d: Any, now: float) -> None:
         if self.is_ultrapeer and not conn.peer_is_ultrapeer:
             _bounded_set(self.query_status, d.guid, d.body.hits)
-            running = conn.dynamic_queries.get(d.guid)
+            running = conn.dynamic_queries.get(conn.oob_proxied.get(d.guid, d.guid))
             if running is not None:  # leaf_guided_queries §: the leaf's own count decides
                 dq = running[0]
                 if d.body.hits == QUERY_STATUS_STOP:

@@ -338,6 +338,8 @@ class UdpEndpoint:
             self.dropped += 1
             return
         acked.discard(addr)  # one delivery per Ack
+        if self.servent.deliver_oob_proxied(d):  # a leaf's query we proxy
+            return
         counts = self.servent.query_hits  # bounded by the servent: only known GUIDs updated
         if d.guid in counts:
             counts[d.guid] = min(counts[d.guid] + len(d.results), 0xFFFE)

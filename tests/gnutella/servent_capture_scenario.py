@@ -12,7 +12,8 @@ Push/GIV, then Byes. Bounded by a timeout; only processes it started are stopped
 compression is off, as gtk-gnutella's was in its capture (like for like, and the capture stays
 readable by tshark); vendor messages, HSEP and ultrapeer QRP are on, as gtk-gnutella's.
 
-``--all-features`` (tests/data/captures/gnutella-03-p2pkit-servents-all-features.pcap) turns on
+``--all-features`` (tests/data/captures/gnutella-03-p2pkit-servents-all-features.pcap; the leaf
+.11 runs without UDP there, so that .10 proxies its ``kilo`` query out of band) turns on
 everything the servent implements that a capture can show: deflate on every link, UDP on the
 servents' ports (UDP connect-back, pongs, out-of-band hits: the ``kilo`` query reaches the
 leaf .13 at hops 2, so its hit comes over UDP), dynamic querying on both ultrapeers, and the
@@ -61,7 +62,9 @@ async def scenario(work: Path, all_features: bool = False) -> None:
     a_files = {"alpha_first.txt": b"alpha " * 900}
     if all_features:
         a_files["pinkfloyd live.txt"] = b"pf" * 700  # for the GUESS query
-    a = GnutellaServer(host="127.0.0.11", port=6347, seed=11, **plain,
+    # .11 without UDP, as behind a firewall that drops it: its ultrapeer proxies its queries
+    # out of band (out-of-band-v3 §"Ultrapeer Proxying")
+    a = GnutellaServer(host="127.0.0.11", port=6347, seed=11, **dict(plain, udp=False),
                        share=share("a", a_files))
     b = GnutellaServer(host="127.0.0.12", port=6348, seed=12, **plain,
                        share=share("b", {"bravo charlie.txt": b"bc" * 3000}))
@@ -77,7 +80,7 @@ async def scenario(work: Path, all_features: bool = False) -> None:
     await asyncio.sleep(1.0)  # handshakes, pings/pongs and QRP tables
     if all_features:  # UDP connect-back: queries go out-of-band once reachable
         for _ in range(50):
-            if all(s.core.udp.reachable for s in servers):
+            if all(s.core.udp.reachable for s in servers if s.core.udp is not None):
                 break
             await asyncio.sleep(0.1)
     try:
@@ -89,6 +92,8 @@ async def scenario(work: Path, all_features: bool = False) -> None:
         elif hits:
             await download(hits[0])
         await a.search("bravo charlie", timeout=1.0)
+        if all_features:  # .13's hit comes to .10 by UDP, then to .11 over TCP
+            await a.search("kilo", timeout=1.0)
         hits = await b.search("kilo", timeout=1.0)
         if hits:
             await b.fetch(hits[0], timeout=5.0)  # Push through the ultrapeers, GIV back

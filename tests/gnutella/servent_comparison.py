@@ -121,9 +121,19 @@ REASONS: dict[tuple[str, ...], str] = {
     ("Messages Supported", "LIME/11v3"): _OOB3,
     ("Messages Supported", "LIME/12v1"): _OOB3,
     ("Messages Supported", "LIME/12v3"): _OOB3,
-    ("Messages Supported", "LIME/13v1"): (
-        f"{NI}: p2pkit's ultrapeers never proxy out-of-band queries, so a veto has nothing to "
-        "act on (its reachable leaves send LIME/13v1)"),
+    ("Messages Supported", "LIME/13v1", "leaf"): (
+        f"{NS}: p2pkit's leaves send the proxying veto but do not list LIME/13 (only an "
+        "ultrapeer acts on it, out-of-band-v3); gtk-gnutella lists it in both roles"),
+    ("vendor message over TCP", "LIME/13v1 oob_proxy_control"): (
+        f"{SET}: p2pkit's UDP-reachable leaves veto out-of-band proxying (out-of-band-v3); "
+        "gtk-gnutella's loopback leaves had no UDP and its nDPI leaf sent none"),
+    ("GGEP in TCP query_hit", "PUSH", "ultrapeer"): (
+        f"{SCEN}: .13's hit (GGEP PUSH, push_proxy §4.1) came to .10 by UDP for the query .10 "
+        "proxies, and .10 hands it to .11 over TCP; gtk-gnutella's loopback ultrapeers "
+        "acknowledged no push proxy, so its hits carry none"),
+    ("UDP descriptor", "vendor_message", "ultrapeer"): (
+        f"{SET}: .10 Acks (LIME/11v2) the Reply Number for the query it proxies for .11 "
+        "(out-of-band-v3 §Ultrapeer Proxying); no UDP in gtk-gnutella's loopback capture"),
     ("Messages Supported", "LIME/21v2"): f"{NI}: push-proxy request v2",
     ("Messages Supported", "LIME/22v1"): (
         "p2pkit acknowledges with v2 (the port in the message) only"),

@@ -226,7 +226,8 @@ def test_every_feature_shows_in_the_all_features_capture():
     assert asks and asks <= pings
     # out-of-band §C-§E: LIME/12v2 from .13 to the address in the query's GUID, LIME/11v2
     # back, then the hit over UDP; the hit never crosses TCP
-    i = names.index("oob_reply_indication")
+    i = next(i for i, r in enumerate(udp) if names[i] == "oob_reply_indication"
+             and r.dst == "127.0.0.12:6348")
     assert names[i:i + 3] == ["oob_reply_indication", "oob_reply_ack", "query_hit"]
     indication, ack, hit = udp[i:i + 3]
     assert indication.src == "127.0.0.13:6349" and indication.dst == "127.0.0.12:6348"
@@ -255,6 +256,22 @@ def test_every_feature_shows_in_the_all_features_capture():
     assert "QK" in ids[1] and "GUE" in ids[1] and "QK" in ids[2] and "QK" not in ids[3]
     assert guess[3].fields["guid"] == guess[4].fields["guid"] == guess[2].fields["guid"]
     assert [x["file_name"] for x in guess[4].fields["results"]] == ["pinkfloyd live.txt"]
+    # out-of-band-v3 §Ultrapeer Proxying: .11 (no UDP) asks `kilo`; .10 sends it under a GUID
+    # naming 127.0.0.10:6346, Acks .13's Reply Number, and hands the UDP hit to .11 over TCP
+    # under .11's own GUID
+    [asked] = [r for r in records if r.message == "query" and r.src.startswith("127.0.0.11:")
+               and r.fields["search_criteria"] == "kilo"]
+    [sent] = [r for r in records if r.message == "query" and r.src == "127.0.0.10:6346"
+              and r.fields["guid"][8:26] == asked.fields["guid"][8:26]]
+    proxied = bytes.fromhex(sent.fields["guid"])
+    assert oob_address(proxied) == ("127.0.0.10", 6346) and sent.fields["min_speed"]["oob_reply"]
+    assert [(r.src, r.fields.get("name") or r.message) for r in udp
+            if r.fields["guid"] == proxied.hex()] == [
+        ("127.0.0.13:6349", "oob_reply_indication"), ("127.0.0.10:6346", "oob_reply_ack"),
+        ("127.0.0.13:6349", "query_hit")]
+    [handed] = [r for r in records if r.message == "query_hit" and r.transport == "tcp"
+                and r.dst.startswith("127.0.0.11:") and r.fields["guid"] == asked.fields["guid"]]
+    assert handed.src == "127.0.0.10:6346"
     # deflate on every link, both ways (compression §3)
     finals = [r for r in records if r.message == "handshake"
               and dict(r.fields["headers"]).get("Content-Encoding") == "deflate"]
