@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
 
 import multiaddr
@@ -126,7 +127,11 @@ async def dial(target: str, cid_text: str | None) -> int:
 
 
 def main() -> None:
-    logging.disable(logging.CRITICAL)
+    level = os.environ.get("PY_LIBP2P_LOG")  # e.g. DEBUG: py-libp2p's own log on stderr
+    if level:
+        logging.basicConfig(level=level, stream=sys.stderr)
+    else:
+        logging.disable(logging.CRITICAL)
     mode, *args = sys.argv[1:]
     if mode == "serve":
         trio.run(serve, float(args[0]), args[1] if len(args) > 1 else None)
