@@ -28,10 +28,11 @@ import multiaddr
 import trio
 from libp2p import new_host
 from libp2p.bitswap import BitswapClient, MemoryBlockStore
-from libp2p.bitswap.dag import MerkleDag
 from libp2p.bitswap.cid import cid_to_text, compute_cid_v1, parse_cid
+from libp2p.bitswap.dag import MerkleDag
 from libp2p.crypto.ed25519 import create_new_key_pair
-from libp2p.identity.identify.identify import ID as IDENTIFY, parse_identify_response
+from libp2p.identity.identify.identify import ID as IDENTIFY
+from libp2p.identity.identify.identify import parse_identify_response
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.tools.anyio_service import background_trio_service
