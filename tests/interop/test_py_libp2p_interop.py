@@ -175,12 +175,14 @@ async def _conformance(python: str, tmp: Path) -> dict:
         await py.wait()
 
 
-async def scenario(python: str, conformance: bool = True) -> dict:
+async def scenario(python: str, conformance: bool = True, keylog: str | None = None) -> dict:
     from p2pkit.ipfs.host import Host
     from p2pkit.ipfs.keys import Ed25519Identity
+    from p2pkit.ipfs.noise_keylog import NoiseKeyLogWriter
 
     seen: dict = {}
-    host = Host(Ed25519Identity(bytes(range(32))), rng=random.Random(7))
+    writer = NoiseKeyLogWriter(keylog) if keylog else None
+    host = Host(Ed25519Identity(bytes(range(32))), rng=random.Random(7), keylog=writer)
     seen["p2pkit_id"] = str(host.peer_id)
     ours = await host.listen("127.0.0.1", 0)
     with tempfile.TemporaryDirectory(prefix="p2pkit-pylibp2p-") as tmp:
@@ -189,6 +191,8 @@ async def scenario(python: str, conformance: bool = True) -> dict:
             await _py_dials(python, seen, host, ours)
         finally:
             await host.close()
+            if writer is not None:
+                writer.close()
         if conformance:
             seen["conformance"] = await _conformance(python, Path(tmp))
     return seen
@@ -198,9 +202,24 @@ def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", required=True, help="an interpreter with libp2p 0.8.1")
     parser.add_argument("--no-conformance", action="store_true")
+    parser.add_argument("--capture", help="record the loopback traffic here (tcpdump, pcap)")
+    parser.add_argument("--keylog", help="append the p2pkit host's Noise keys here")
     args = parser.parse_args()
-    seen = asyncio.run(asyncio.wait_for(scenario(args.python, not args.no_conformance),
-                                        SCENARIO_TIMEOUT - 10))
+    tcpdump = None
+    if args.capture:
+        subprocess.run(["ethtool", "-K", "lo", "tso", "off", "gso", "off", "gro", "off"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tcpdump = subprocess.Popen(["tcpdump", "-i", "lo", "-s", "0", "-B", "65536", "-U",
+                                    "-w", args.capture, "tcp"], stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+    try:
+        seen = asyncio.run(asyncio.wait_for(
+            scenario(args.python, not args.no_conformance, args.keylog), SCENARIO_TIMEOUT - 10))
+    finally:
+        if tcpdump is not None:
+            time.sleep(0.5)
+            tcpdump.terminate()
+            tcpdump.wait(10)
     print(json.dumps(seen))
 
 
