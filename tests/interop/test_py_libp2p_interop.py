@@ -12,8 +12,11 @@ docs/protocols/ipfs.md for the install): its pins
 (``protobuf`` < 7, ``coincurve``, ``fastecdsa``, trio) stay out of p2pkit's. The scenario on
 its own::
 
-    unshare -n sh -c 'ip link set lo up && exec python \\
-        tests/interop/test_py_libp2p_interop.py --python /path/to/venv/bin/python'
+    unshare -n sh -c 'ip link set lo mtu 1500 && ip link set lo up && exec python \\
+        tests/interop/test_py_libp2p_interop.py --python /path/to/venv/bin/python \\
+        [--no-conformance] [--capture OUT.pcap --keylog OUT.keylog]'
+
+(tests/data/captures/ipfs-04 was recorded so, with ``--no-conformance``.)
 """
 
 from __future__ import annotations
