@@ -383,10 +383,12 @@ class HostConnection:
 
     async def send_bitswap(self, messages: list[dict[str, Any]], timeout: float = 10.0) -> None:
         """Write Bitswap messages on our one outbound Bitswap stream to this peer (opened on
-        first use; the peer answers on a stream of its own, §Interaction Pattern)."""
+        first use; the peer answers on a stream of its own, §Interaction Pattern). Answers
+        written back on our stream are read too: py-libp2p 0.8.1 answers there."""
         async with self._bitswap_lock:
             if self._bitswap_out is None:
                 self._bitswap_out = await self.open_stream(list(bitswap.PROTOCOL_IDS), timeout)
+                self._bitswap_in[self._bitswap_out] = bytearray()
             for message in messages:
                 self._write(self.core.send_stream(self._bitswap_out,
                                                   BitswapMessageFrame.build(message),

@@ -37,7 +37,9 @@ PROTOCOL_ID = "/yamux/1.0.0"
 HEADER_LENGTH = 12
 #: "each stream with a 256KiB window size".
 INITIAL_WINDOW = 256 * 1024
-#: Largest window a peer may grant (go-yamux's default maximum is 16 MiB).
+#: Largest send window p2pkit uses (go-yamux's default maximum is 16 MiB). libp2p-yamux
+#: §Flow Control sets no maximum ("Yamux can be configured to provide a larger limit"): credit
+#: granted past it is ignored, never an error (py-libp2p 0.8.1's auto-tuning grants ~17 MiB).
 MAX_WINDOW = 16 * 1024 * 1024
 #: "SHOULD at most allow an ACK backlog of 256 streams"; also p2pkit's cap on open streams
 #: per session (inbound beyond it are reset).
@@ -367,9 +369,9 @@ class YamuxSession(Outbox, Untimed):
             self._events.append(StreamReset(stream_id=sid))
             return
         if header.type == "window_update":
-            if stream.send_window + header.length > MAX_WINDOW:
-                raise RemoteProtocolError(f"yamux: window of stream {sid} grown past {MAX_WINDOW}")
-            stream.send_window += header.length
+            # more credit than MAX_WINDOW is legal (no maximum in the spec) and harmless: we
+            # only send less than we may
+            stream.send_window = min(stream.send_window + header.length, MAX_WINDOW)
             self._flush(stream)
         elif payload:
             if stream.fin_received:

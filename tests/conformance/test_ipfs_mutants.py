@@ -11,6 +11,7 @@ import pytest
 
 from p2pkit.conformance import catalog
 from p2pkit.ipfs import bitswap, kad_dht, multistream, noise, yamux
+from p2pkit.ipfs.bitswap_messages import BitswapMessageFrame
 from p2pkit.ipfs.host import Host
 from p2pkit.ipfs.keys import Ed25519Identity
 from p2pkit.ipfs.noise_payload import NoiseHandshakePayload
@@ -104,6 +105,19 @@ def mutant_no_ack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(yamux.YamuxSession, "_ack_flags", ack_flags)
 
 
+def mutant_bitswap_answers_on_s_want(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bitswap answers come back on the stream the wants came on (what py-libp2p 0.8.1
+    does), not on a stream of the node's own."""
+    from p2pkit.ipfs.host import HostConnection
+
+    async def send_bitswap(self, messages, timeout=10.0):
+        sid = next(reversed(self._bitswap_in))
+        for message in messages:
+            self._write(self.core.send_stream(sid, BitswapMessageFrame.build(message),
+                                              self._now()))
+    monkeypatch.setattr(HostConnection, "send_bitswap", send_bitswap)
+
+
 MUTANTS = [
     (mutant_signature_unchecked, ("ipfs/noise/verify-signature",)),
     (mutant_pong_wrong_opaque, ("ipfs/yamux/ping",)),
@@ -112,6 +126,8 @@ MUTANTS = [
     (mutant_provider_any_peer, ("ipfs/kad/provider-sender",)),
     (mutant_block_corrupted, ("ipfs/bitswap/block-cid",)),
     (mutant_no_ack, ("ipfs/yamux/ack",)),
+    # the other Bitswap cases judge the answer wherever it comes: only these two fail
+    (mutant_bitswap_answers_on_s_want, ("ipfs/bitswap/s-receive",)),
 ]
 
 

@@ -132,3 +132,15 @@ def test_cli_check_with_keylog():
     done = _cli("conformance", "check", str(CAPTURE), "--keylog", "/nonexistent/k")
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+def test_py_libp2p_endpoints_pass_with_the_key_log():
+    # ipfs-04: p2pkit ↔ py-libp2p 0.8.1 both ways (tests/interop/test_py_libp2p_interop.py)
+    capture = CAPTURES / "ipfs-04-p2pkit-py-libp2p-keylog.pcap"
+    report = check_capture(capture, secrets={"ipfs": parse_noise_keylog(
+        capture.with_suffix(".keylog").read_text())})
+    assert report.ok and not _failed(report)
+    py = [e for e in report.endpoints.values() if e.implementation == "py-libp2p/0.8.1"]
+    assert len(py) == 2 and len(report.endpoints) == 4
+    served = [e for e in py if e.tallies["ipfs/bitswap/block-matches-cid"].checked]
+    assert len(served) == 1 and served[0].tallies["ipfs/kad/response-type"].checked == 4

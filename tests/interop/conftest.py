@@ -15,6 +15,10 @@ from collections.abc import Sequence
 
 import pytest
 
+#: Run by py-libp2p's own interpreter (it imports trio and libp2p), never imported here, not
+#: even for --doctest-modules.
+collect_ignore = ["py_libp2p_peer.py"]
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"

@@ -174,3 +174,39 @@ def test_bitswap_fetch_of_a_whole_dag():
     assert fetched == data
     assert "does not have" in missing
     assert ledger.blocks_sent == len(blocks) and ledger.wants == {}
+
+
+def test_bitswap_answers_written_back_on_our_stream_are_read(monkeypatch):
+    # py-libp2p 0.8.1 answers on the requester's stream (s_want), not on one it opens
+    # (ipfs-bitswap-protocol §Interaction Pattern): the server here does the same
+    from p2pkit.ipfs.bitswap_messages import BitswapMessageFrame
+    from p2pkit.ipfs.host import HostConnection
+
+    original = HostConnection.send_bitswap
+
+    async def answer_on_their_stream(self, messages, timeout=10.0):
+        inbound = [sid for sid in self._bitswap_in if sid != self._bitswap_out]
+        if not inbound:  # the client's wants: as usual
+            return await original(self, messages, timeout)
+        for message in messages:
+            self._write(self.core.send_stream(inbound[-1], BitswapMessageFrame.build(message),
+                                              self._now()))
+    monkeypatch.setattr(HostConnection, "send_bitswap", answer_on_their_stream)
+    block = b"a block answered on s_want"
+
+    async def scenario():
+        server, client = hosts()
+        server.add_blocks({Cid.of(block): block})
+        addr = await server.listen("127.0.0.1", 0)
+        try:
+            c = await client.dial(addr, timeout=5)
+            got = await c.fetch([Cid.of(block)], timeout=5)
+            return got, server.connections and not any(
+                conn._bitswap_out for conn in server.connections)
+        finally:
+            await server.close()
+            await client.close()
+
+    got, server_opened_none = run(scenario())
+    assert got == {Cid.of(block): block}
+    assert server_opened_none  # the answer really came on the client's stream

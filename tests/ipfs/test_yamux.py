@@ -9,6 +9,7 @@ from p2pkit.core import NEED_DATA
 from p2pkit.errors import LimitExceeded, LocalProtocolError, P2PKitError, RemoteProtocolError
 from p2pkit.ipfs.yamux import (
     INITIAL_WINDOW,
+    MAX_WINDOW,
     CloseStream,
     GoAway,
     GoAwayReceived,
@@ -108,6 +109,23 @@ def test_window_violation_is_refused():
                                   "stream_id": 1, "length": INITIAL_WINDOW + 1})
     with pytest.raises(RemoteProtocolError, match="receive window"):
         b.receive_data(too_much, 0)
+
+
+def test_credit_past_the_largest_window_is_capped_not_refused():
+    # the window updates py-libp2p 0.8.1 sent on one kad-dht stream (its auto-tuning, seen
+    # live): 256 KiB + 16.5 MiB of credit; libp2p-yamux §Flow Control sets no maximum
+    a, b = pair()
+    sid = a.open_stream()
+    shuttle(a, b)
+    wire = b"".join(YamuxHeader.build({"version": 0, "type": "window_update", "flags": {},
+                                       "stream_id": sid, "length": n})
+                    for n in (262145, 524307, 1048577, 2097168, 4194305, 8388609, 256))
+    a.receive_data(wire, 0)
+    events(a)
+    assert a.send_window(sid) == MAX_WINDOW and sid in a.streams
+    do(a, SendData(stream_id=sid, data=b"still open"))
+    _, got = shuttle(a, b)
+    assert StreamData(stream_id=sid, data=b"still open") in got
 
 
 def test_ping_and_go_away():

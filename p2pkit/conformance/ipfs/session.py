@@ -78,7 +78,8 @@ class StreamView:
     ended: bool = False
     reset: bool = False
     acked: bool = False
-    #: The target opened it (and the protocol it asked for, once read).
+    #: The target opened it (and the protocol it asked for, once read; on the harness's own
+    #: streams, the protocol agreed).
     inbound: bool = False
     protocol: str | None = None
     negotiation: multistream.MultistreamNegotiation | None = None
@@ -404,6 +405,7 @@ class IpfsSession:
             raise NotApplicable(f"the target does not serve {protocol} (na)")
         if lines != [MULTISTREAM, protocol]:
             raise Deviation(f"{protocol} answered {lines}")
+        self.streams[sid].protocol = protocol
         return sid
 
     async def close_stream(self, sid: int) -> None:

@@ -149,7 +149,8 @@ async def _server_even(ctx: IpfsContext) -> None:
         await bitswap_session_answers(ctx, s, have_only=True)
         inbound = [v.stream_id for v in s.streams.values() if v.inbound]
         if not inbound:
-            raise Deviation("the target opened no stream (no Bitswap answer)")
+            raise Deviation("the target opened no stream (no Bitswap answer on s_receive, "
+                            "see bitswap/s-receive)")
         odd = [i for i in inbound if i % 2]
         if odd:
             raise Deviation(f"the target (server side) opened odd stream ids {odd}")
@@ -172,7 +173,8 @@ CASES = [
               rule="ipfs/yamux/fin", play=_fin),
     ipfs_case(id="yamux/server-even-ids", title="streams the target opens have even ids",
               spec="libp2p-yamux §StreamID Field", requirement=SERVER_EVEN, level="SHOULD",
-              rule="ipfs/yamux/stream-ids", play=_server_even),
+              rule="ipfs/yamux/stream-ids", depends=("ipfs/bitswap/s-receive",),
+              play=_server_even),
     ipfs_case(id="yamux/go-away", title="what the target does after the harness's Go Away",
               spec="libp2p-yamux §Type Field", requirement=GOAWAY, level="INFO",
               rule="ipfs/yamux/go-away", play=_goaway),
