@@ -311,7 +311,7 @@ COVERAGE = {
     "ipfs-03-p2pkit-js-libp2p-keylog.pcap": "tshark 4.0 has no libp2p dissector nor Noise "
                                             "decryption; checked in "
                                             "tests/ipfs/test_dissect_keylog.py",
-    "ipfs-04-p2pkit-py-libp2p-keylog.pcap": "tshark 4.0 has no libp2p dissector nor Noise "
+    "ipfs-05-p2pkit-py-libp2p-keylog.pcap": "tshark 4.0 has no libp2p dissector nor Noise "
                                             "decryption; checked in "
                                             "tests/conformance/test_ipfs_offline.py",
 }

@@ -135,8 +135,8 @@ def test_cli_check_with_keylog():
 
 
 def test_py_libp2p_endpoints_pass_with_the_key_log():
-    # ipfs-04: p2pkit ↔ py-libp2p 0.8.1 both ways (tests/interop/test_py_libp2p_interop.py)
-    capture = CAPTURES / "ipfs-04-p2pkit-py-libp2p-keylog.pcap"
+    # ipfs-05: p2pkit ↔ py-libp2p 0.8.1 both ways (tests/interop/test_py_libp2p_interop.py)
+    capture = CAPTURES / "ipfs-05-p2pkit-py-libp2p-keylog.pcap"
     report = check_capture(capture, secrets={"ipfs": parse_noise_keylog(
         capture.with_suffix(".keylog").read_text())})
     assert report.ok and not _failed(report)

@@ -16,7 +16,7 @@ its own::
         tests/interop/test_py_libp2p_interop.py --python /path/to/venv/bin/python \\
         [--no-conformance] [--capture OUT.pcap --keylog OUT.keylog]'
 
-(tests/data/captures/ipfs-04 was recorded so, with ``--no-conformance``.)
+(tests/data/captures/ipfs-05 was recorded so, with ``--no-conformance``.)
 """
 
 from __future__ import annotations
