@@ -234,8 +234,7 @@ def _python() -> str:
 
     python = os.environ.get("P2PKIT_PY_LIBP2P_PYTHON", "")
     if not python:
-        # not installed by .ci/run (a clean install builds fastecdsa against libgmp and took
-        # 97 s here, past the 60 s budget): skipped, in CI too, unless an interpreter is named
+        # .ci/run installs it (.venv-pylibp2p) and names it; elsewhere skipped unless named
         pytest.skip("py-libp2p not installed: set P2PKIT_PY_LIBP2P_PYTHON to an interpreter "
                     f"with libp2p=={PY_LIBP2P_VERSION} (see docs/protocols/ipfs.md)")
     version = ""
