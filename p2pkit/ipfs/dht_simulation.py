@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from p2pkit.ipfs.kad_dht import ID_BITS, K, PROVIDE_VALIDITY
+from p2pkit.ipfs.kad_dht import ID_BITS, PROVIDE_VALIDITY, K
 from p2pkit.ipfs.kad_refresh import RefreshPolicy
 from p2pkit.kademlia.array_network import ArrayNetwork, LookupOutcome
 from p2pkit.kademlia.array_tables import ArrayTables
@@ -64,6 +64,11 @@ __all__ = ["ALPHA", "REPUBLISH_INTERVAL", "ProviderRecords", "ProviderTimeline",
 REPUBLISH_INTERVAL = 22 * 3600.0
 #: libp2p-kad-dht.md §Alpha concurrency parameter: "The default value is 10".
 ALPHA = 10
+#: The churn by default: Weibull sessions of shape 0.5 and median 1 h
+#: (:mod:`p2pkit.kademlia.churn` on the choice), offline gaps alike.
+DEFAULT_SESSIONS = SessionModel(shape=0.5, median=3600.0)
+#: §Routing Table Refresh's 10 minutes (:class:`p2pkit.ipfs.kad_refresh.RefreshPolicy`).
+DEFAULT_REFRESH = RefreshPolicy()
 #: Keys one simulation tracks (each costs a lookup per sample).
 MAX_KEYS = 10_000
 
@@ -145,10 +150,10 @@ class ProviderTimeline:
 
 
 def simulate_providers(*, nodes: int, keys: int, hours: float, seed: int = 1,
-                       sessions: SessionModel | None = SessionModel(shape=0.5, median=3600.0),
+                       sessions: SessionModel | None = DEFAULT_SESSIONS,
                        republish: bool = True, persistent: bool = True,
                        sample_every: float = 3600.0,
-                       refresh: RefreshPolicy = RefreshPolicy(),
+                       refresh: RefreshPolicy = DEFAULT_REFRESH,
                        progress: Callable[[float], None] | None = None) -> ProviderTimeline:
     """Run ``nodes`` kad-dht servers for ``hours`` of simulated time with ``keys`` provided
     keys (see the module docstring); ``sessions=None`` runs without churn.

@@ -311,6 +311,8 @@ COVERAGE = {
     "ipfs-03-p2pkit-js-libp2p-keylog.pcap": "tshark 4.0 has no libp2p dissector nor Noise "
                                             "decryption; checked in "
                                             "tests/ipfs/test_dissect_keylog.py",
+    "ipfs-04-p2pkit-cli-keylog.pcap": "tshark 4.0 has no libp2p dissector nor Noise decryption;"
+                                      " checked in tests/cli/test_ipfs_keylog.py",
 }
 
 
