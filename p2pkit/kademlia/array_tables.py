@@ -202,22 +202,28 @@ class ArrayTables:
         rank[live_order] = np.arange(len(live_order))
         for row in range(self.depth):
             current = self.entries[nodes, row]
-            held = current >= 0
-            held[held] = alive[current[held]]
-            current = np.where(held, current, -1)
+            used = current >= 0
+            held = used.copy()
+            held[used] = alive[current[used]]
             lo, hi = self.bucket_range(nodes, row, live_top)
             own = row == self.depth - 1
             count = hi - lo - (1 if own else 0)
+            have = held.sum(axis=1)
+            # only rows with an entry that left, or short of what their range offers, change
+            todo = np.flatnonzero((have < used.sum(axis=1)) | (have < np.minimum(count, k)))
+            if not len(todo):
+                continue
+            current = np.where(held[todo], current[todo], -1)
+            lo, count, have = lo[todo], count[todo], have[todo]
             offsets, valid = _distinct_offsets(count, k, rng)
             if own:  # skip the node itself
-                offsets = offsets + (lo[:, None] + offsets >= rank[nodes][:, None])
+                offsets = offsets + (lo[:, None] + offsets >= rank[nodes[todo]][:, None])
             picked = live_order[np.minimum(lo[:, None] + offsets, max(len(live_order) - 1, 0))]
             fresh = valid & ~(picked[:, :, None] == current[:, None, :]).any(axis=2)
-            need = k - held.sum(axis=1)
-            fresh &= np.cumsum(fresh, axis=1) <= need[:, None]
+            fresh &= np.cumsum(fresh, axis=1) <= (k - have)[:, None]
             merged = np.concatenate([current, np.where(fresh, picked, -1)], axis=1)
             first = np.argsort(merged < 0, axis=1, kind="stable")[:, :k]
-            self.entries[nodes, row] = np.take_along_axis(merged, first, axis=1)
+            self.entries[nodes[todo], row] = np.take_along_axis(merged, first, axis=1)
 
     def table(self, node: int) -> np.ndarray:
         """Node indices in ``node``'s table."""
