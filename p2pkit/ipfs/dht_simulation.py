@@ -194,7 +194,8 @@ def simulate_providers(*, nodes: int, keys: int, hours: float, seed: int = 1,
                 progress(now / 3600.0)
         if now + step > end + 1e-9:
             break
-        tables.refresh(np.flatnonzero(alive), alive, rng)
+        if churn is not None:  # without churn the tables stay as the first fill left them
+            tables.refresh(np.flatnonzero(alive), alive, rng)
         now += step
         if churn is not None:
             moved = churn.advance(step)
