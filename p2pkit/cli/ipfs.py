@@ -9,6 +9,8 @@
   [--bootstrap MULTIADDR] [--keylog FILE] [--repo DIR]``: serve ping, identify, the kad-dht
   and Bitswap until SIGINT or SIGTERM (or ``--duration``), joining the DHT through the
   --bootstrap peers;
+* the commands that dial (ping, identify, get, dht …, name …) take ``--keylog FILE`` too
+  (:mod:`p2pkit.cli.ipfs_keylog`);
 * ``p2pkit ipfs get CID --peer MULTIADDR… | --bootstrap MULTIADDR… -o FILE``: fetch a file
   (or a directory tree) over Bitswap from several peers at once (the providers found through
   the DHT, without --peer);
@@ -28,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import secrets
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from typing import Any
 import click
 
 from p2pkit.cli.errors import BadInput, Group
+from p2pkit.cli.ipfs_keylog import client_host, keylog_option
 from p2pkit.cli.options import duration_option, json_option, timeout_option
 from p2pkit.cli.serving import Stopper, say_stopped
 from p2pkit.errors import P2PKitError
@@ -257,12 +259,13 @@ def _say_joined(host: Any, report: Any, as_json: bool) -> None:
                    f"({report.queries} queries, {len(report.removed)} removed)")
 
 
-def _dial_and(addr: Multiaddr, timeout: float, work: Any) -> Any:
-    from p2pkit.ipfs.host import Host
-
+def _dial_and(addr: Multiaddr, timeout: float, work: Any, keylog: Path | None = None) -> Any:
     _tcp(addr, "the peer's address")
-    host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
+    with client_host(keylog) as host:
+        return _run_dialed(host, addr, timeout, work)
 
+
+def _run_dialed(host: Any, addr: Multiaddr, timeout: float, work: Any) -> Any:
     async def main() -> Any:
         try:
             connection = await host.dial(addr, timeout=timeout)
@@ -286,13 +289,15 @@ def _dial_and(addr: Multiaddr, timeout: float, work: Any) -> Any:
 @click.option("-c", "--count", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Pings to send on the stream.")
 @timeout_option(10.0)
+@keylog_option
 @json_option()
-def ping_command(address: Multiaddr, count: int, timeout: float, as_json: bool) -> None:
+def ping_command(address: Multiaddr, count: int, timeout: float, as_json: bool,
+                 keylog: Path | None = None) -> None:
     """Dial ADDRESS (TCP, Noise, yamux) and ping it (/ipfs/ping/1.0.0)."""
     async def work(connection: Any) -> tuple[PeerId, list[float]]:
         return connection.remote_peer_id, await connection.ping(count, timeout=timeout)
 
-    peer, rtts = _dial_and(address, timeout, work)
+    peer, rtts = _dial_and(address, timeout, work, keylog)
     if as_json:
         click.echo(json.dumps({"address": str(address), "id": str(peer),
                                "rtt_ms": [round(r * 1000, 3) for r in rtts]}))
@@ -304,13 +309,15 @@ def ping_command(address: Multiaddr, count: int, timeout: float, as_json: bool) 
 @ipfs.command("identify")
 @click.argument("address", type=MultiaddrParam())
 @timeout_option(10.0)
+@keylog_option
 @json_option()
-def identify_command(address: Multiaddr, timeout: float, as_json: bool) -> None:
+def identify_command(address: Multiaddr, timeout: float, as_json: bool,
+                     keylog: Path | None = None) -> None:
     """Dial ADDRESS and print its identify message (/ipfs/id/1.0.0)."""
     async def work(connection: Any) -> Any:
         return await connection.identify(timeout=timeout)
 
-    info = _dial_and(address, timeout, work)
+    info = _dial_and(address, timeout, work, keylog)
     doc = {
         "id": str(PeerId.from_public_key(info.publicKey)) if info.publicKey else None,
         "agentVersion": info.agentVersion, "protocolVersion": info.protocolVersion,
@@ -450,24 +457,40 @@ def car_import(path: Path, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Where to write the file (or the directory tree).")
 @timeout_option(60.0)
+@keylog_option
 @json_option()
 def get_command(cid: str, peers: tuple[Multiaddr, ...], bootstraps: tuple[Multiaddr, ...],
-                output: Path, timeout: float, as_json: bool) -> None:
+                output: Path, timeout: float, as_json: bool, keylog: Path | None = None) -> None:
     """Fetch the UnixFS file or directory CID over Bitswap (level by level, every block
     checked against its CID) from the --peer peers, or from the providers a DHT lookup through
     --bootstrap finds, several at once, and write it to --output."""
-    from p2pkit.ipfs.bitswap_session import MAX_SESSION_PEERS, BitswapSession
-    from p2pkit.ipfs.host import Host
-    from p2pkit.ipfs.kad_lookup import lookup
-    from p2pkit.ipfs.unixfs_directory import export_to_directory, is_directory
-    from p2pkit.ipfs.unixfs_exporter import children, export
-
     root = _cid(cid)
     if not peers and not bootstraps:
         raise BadInput(cid, "name the peers (--peer) or DHT servers to ask (--bootstrap)")
     for addr in (*peers, *bootstraps):
         _tcp(addr, "--peer/--bootstrap")
-    host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
+    with client_host(keylog) as host:
+        blocks, stats = _fetch(host, root, cid, peers, bootstraps, output, timeout)
+    size = (sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
+            if output.is_dir() else output.stat().st_size)
+    if as_json:
+        click.echo(json.dumps({"cid": cid, "blocks": blocks, "bytes": size,
+                               "output": str(output),
+                               "blocks_from": dict(stats.blocks_from),
+                               "rerequests": stats.rerequests}))
+    else:
+        click.echo(f"{cid}: {size} bytes in {blocks} blocks from "
+                   f"{len(stats.blocks_from)} peers -> {output}")
+
+
+def _fetch(host: Any, root: Any, cid: str, peers: tuple[Multiaddr, ...],
+           bootstraps: tuple[Multiaddr, ...], output: Path, timeout: float) -> tuple[int, Any]:
+    """``ipfs get``'s work with ``host``: the blocks fetched and the session's stats."""
+    from p2pkit.ipfs.bitswap_session import MAX_SESSION_PEERS, BitswapSession
+    from p2pkit.ipfs.kad_lookup import lookup
+    from p2pkit.ipfs.unixfs_directory import export_to_directory, is_directory
+    from p2pkit.ipfs.unixfs_exporter import children, export
+
     found: dict[str, Any] = {}
 
     async def providers() -> list[Multiaddr]:
@@ -517,23 +540,13 @@ def get_command(cid: str, peers: tuple[Multiaddr, ...], bootstraps: tuple[Multia
             await host.close()
 
     try:
-        blocks, stats = asyncio.run(main())
+        return asyncio.run(main())
     except TimeoutError:
         raise BadInput(cid, f"not complete within {timeout:g} s") from None
     except BadInput:
         raise
     except P2PKitError as e:
         raise BadInput(cid, e) from None
-    size = (sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
-            if output.is_dir() else output.stat().st_size)
-    if as_json:
-        click.echo(json.dumps({"cid": cid, "blocks": blocks, "bytes": size,
-                               "output": str(output),
-                               "blocks_from": dict(stats.blocks_from),
-                               "rerequests": stats.rerequests}))
-    else:
-        click.echo(f"{cid}: {size} bytes in {blocks} blocks from "
-                   f"{len(stats.blocks_from)} peers -> {output}")
 
 
 # -- kad-dht: iterative lookups from the servers named -----------------------------------------
@@ -569,15 +582,17 @@ def _peers_option(f: Any) -> Any:
                              "(repeatable).")(f)
 
 
-def _in_dht(peers: tuple[Multiaddr, ...], timeout: float, work: Any) -> Any:
+def _in_dht(peers: tuple[Multiaddr, ...], timeout: float, work: Any,
+            keylog: Path | None = None) -> Any:
     """Dial the --peer servers (their ids become lookup seeds), then ``work(host, seeds)``;
-    an unreachable or silent server is one line of bad input."""
-    from p2pkit.ipfs.host import Host
-
+    an unreachable or silent server is one line of bad input. ``keylog``: ``--keylog``."""
     for addr in peers:
         _tcp(addr, "--peer")
-    host = Host(Ed25519Identity(secrets.token_bytes(32)), rng=random.Random())
+    with client_host(keylog) as host:
+        return _seeded(host, peers, timeout, work)
 
+
+def _seeded(host: Any, peers: tuple[Multiaddr, ...], timeout: float, work: Any) -> Any:
     async def main() -> Any:
         try:
             seeds = []
@@ -599,7 +614,7 @@ def _in_dht(peers: tuple[Multiaddr, ...], timeout: float, work: Any) -> Any:
 
 
 def _lookup(peers: tuple[Multiaddr, ...], key: bytes, kind: str, timeout: float,
-            then: Any = None) -> Any:
+            then: Any = None, keylog: Path | None = None) -> Any:
     """Dial the --peer servers (to learn their ids), run the lookup, then ``then(host, result)``;
     returns (our peer id, the lookup's result)."""
     from p2pkit.ipfs.kad_lookup import lookup
@@ -610,20 +625,21 @@ def _lookup(peers: tuple[Multiaddr, ...], key: bytes, kind: str, timeout: float,
             await then(host, result)
         return host.peer_id, result
 
-    return _in_dht(peers, timeout, work)
+    return _in_dht(peers, timeout, work, keylog)
 
 
 @dht.command("find-providers")
 @click.argument("cid")
 @_peers_option
 @timeout_option(30.0)
+@keylog_option
 @json_option()
 def find_providers(cid: str, peers: tuple[Multiaddr, ...], timeout: float,
-                   as_json: bool) -> None:
+                   as_json: bool, keylog: Path | None = None) -> None:
     """Find the providers of CID (iterative GET_PROVIDERS)."""
     from p2pkit.cli.errors import EXIT_NO_RESULTS
 
-    _, result = _lookup(peers, _cid(cid).multihash, "GET_PROVIDERS", timeout)
+    _, result = _lookup(peers, _cid(cid).multihash, "GET_PROVIDERS", timeout, keylog=keylog)
     if as_json:
         click.echo(json.dumps({"cid": cid, "queries": result.queries, "hops": result.hops,
                                "providers": [_peer_doc(p, a)
@@ -640,9 +656,10 @@ def find_providers(cid: str, peers: tuple[Multiaddr, ...], timeout: float,
 @click.argument("peer_id")
 @_peers_option
 @timeout_option(30.0)
+@keylog_option
 @json_option()
 def find_peer(peer_id: str, peers: tuple[Multiaddr, ...], timeout: float,
-              as_json: bool) -> None:
+              as_json: bool, keylog: Path | None = None) -> None:
     """Find PEER_ID's addresses (iterative FIND_NODE)."""
     from p2pkit.cli.errors import EXIT_NO_RESULTS
 
@@ -650,7 +667,7 @@ def find_peer(peer_id: str, peers: tuple[Multiaddr, ...], timeout: float,
         target = PeerId.from_text(peer_id)
     except P2PKitError as e:
         raise BadInput(peer_id, e) from None
-    _, result = _lookup(peers, target.multihash, "FIND_NODE", timeout)
+    _, result = _lookup(peers, target.multihash, "FIND_NODE", timeout, keylog=keylog)
     found = [(p, a) for p, a in result.closest if p == target]
     if as_json:
         click.echo(json.dumps({"target": peer_id, "found": bool(found),
@@ -672,9 +689,10 @@ def find_peer(peer_id: str, peers: tuple[Multiaddr, ...], timeout: float,
               help="A multiaddr to announce with the record (repeatable; servers such as "
                    "js-libp2p ignore records without one).")
 @timeout_option(30.0)
+@keylog_option
 @json_option()
 def provide(cid: str, peers: tuple[Multiaddr, ...], addrs: tuple[Multiaddr, ...],
-            timeout: float, as_json: bool) -> None:
+            timeout: float, as_json: bool, keylog: Path | None = None) -> None:
     """Store a provider record for CID on the 20 servers closest to it (FIND_NODE, then
     ADD_PROVIDER with our own peer id)."""
     key = _cid(cid).multihash
@@ -694,7 +712,7 @@ def provide(cid: str, peers: tuple[Multiaddr, ...], addrs: tuple[Multiaddr, ...]
                 continue
             stored.append(str(pid))
 
-    me, _ = _lookup(peers, key, "FIND_NODE", timeout, then)
+    me, _ = _lookup(peers, key, "FIND_NODE", timeout, then, keylog)
     if as_json:
         click.echo(json.dumps({"cid": cid, "provider": str(me), "stored_on": stored}))
     else:

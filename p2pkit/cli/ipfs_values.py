@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from p2pkit.cli.errors import EXIT_NO_RESULTS, BadInput, Group
+from p2pkit.cli.ipfs_keylog import keylog_option
 from p2pkit.cli.options import json_option, timeout_option
 from p2pkit.errors import P2PKitError
 from p2pkit.ipfs.multiaddr import Multiaddr
@@ -51,30 +52,33 @@ def record_key(text: str) -> bytes:
     raise BadInput(text, "a DHT key is /pk/PEER or /ipns/NAME")
 
 
-def _in_dht(peers: tuple[Multiaddr, ...], timeout: float, work: Any) -> Any:
+def _in_dht(peers: tuple[Multiaddr, ...], timeout: float, work: Any,
+            keylog: Path | None = None) -> Any:
     """:func:`p2pkit.cli.ipfs._in_dht` (imported here, when called: that module registers
     this one's commands)."""
     from p2pkit.cli.ipfs import _in_dht as in_dht
 
-    return in_dht(peers, timeout, work)
+    return in_dht(peers, timeout, work, keylog)
 
 
-def _get(peers: tuple[Multiaddr, ...], key: bytes, timeout: float, quorum: int | None) -> Any:
+def _get(peers: tuple[Multiaddr, ...], key: bytes, timeout: float, quorum: int | None,
+         keylog: Path | None = None) -> Any:
     from p2pkit.ipfs.kad_values import get_value
 
     async def work(host: Any, seeds: list) -> Any:
         return await get_value(host, key, quorum=quorum, seeds=seeds, timeout=timeout)
 
-    return _in_dht(peers, timeout, work)
+    return _in_dht(peers, timeout, work, keylog)
 
 
-def _put(peers: tuple[Multiaddr, ...], key: bytes, value: bytes, timeout: float) -> list:
+def _put(peers: tuple[Multiaddr, ...], key: bytes, value: bytes, timeout: float,
+         keylog: Path | None = None) -> list:
     from p2pkit.ipfs.kad_values import put_value
 
     async def work(host: Any, seeds: list) -> Any:
         return await put_value(host, key, value, seeds=seeds, timeout=timeout)
 
-    return _in_dht(peers, timeout, work)
+    return _in_dht(peers, timeout, work, keylog)
 
 
 def _validated(key: bytes, value: bytes, what: str) -> None:
@@ -91,15 +95,16 @@ def _validated(key: bytes, value: bytes, what: str) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_peers_option
 @timeout_option(30.0)
+@keylog_option
 @json_option()
 def dht_put(key: str, file: Path, peers: tuple[Multiaddr, ...], timeout: float,
-            as_json: bool) -> None:
+            as_json: bool, keylog: Path | None = None) -> None:
     """Store the value in FILE under KEY (/pk/PEER or /ipns/NAME) on the 20 closest servers;
     the value is validated first (a public key of PEER, a signed IPNS record of NAME)."""
     binary = record_key(key)
     value = file.read_bytes()[: MAX_VALUE_FILE + 1]
     _validated(binary, value, str(file))
-    stored = _put(peers, binary, value, timeout)
+    stored = _put(peers, binary, value, timeout, keylog)
     if as_json:
         click.echo(json.dumps({"key": key, "stored_on": [str(p) for p in stored]}))
     else:
@@ -116,12 +121,13 @@ def dht_put(key: str, file: Path, peers: tuple[Multiaddr, ...], timeout: float,
 @click.option("--quorum", type=click.IntRange(1, 20), default=None,
               help="Valid answers to collect (default: 16 for /ipns/, 1 for /pk/).")
 @timeout_option(30.0)
+@keylog_option
 @json_option()
 def dht_get(key: str, peers: tuple[Multiaddr, ...], output: Path | None, quorum: int | None,
-            timeout: float, as_json: bool) -> None:
+            timeout: float, as_json: bool, keylog: Path | None = None) -> None:
     """The best valid value of KEY (/pk/PEER or /ipns/NAME): an iterative GET_VALUE lookup,
     servers that answered a stale value (or none, among the closest) corrected."""
-    result = _get(peers, record_key(key), timeout, quorum)
+    result = _get(peers, record_key(key), timeout, quorum, keylog)
     if result.value is not None and output is not None:
         output.write_bytes(result.value)
     if as_json:
@@ -155,9 +161,11 @@ def name() -> None:
               show_default=True, help="Seconds resolvers may cache it.")
 @_peers_option
 @timeout_option(30.0)
+@keylog_option
 @json_option()
 def publish(value: str, key_file: Path, sequence: int | None, lifetime: float, ttl: float,
-            peers: tuple[Multiaddr, ...], timeout: float, as_json: bool) -> None:
+            peers: tuple[Multiaddr, ...], timeout: float, as_json: bool,
+            keylog: Path | None = None) -> None:
     """Sign an IPNS record pointing at VALUE (e.g. /ipfs/CID) and put it in the DHT."""
     from p2pkit.cli.ipfs import _identity
     from p2pkit.ipfs.ipns import create_record, routing_key, validate_record
@@ -178,7 +186,7 @@ def publish(value: str, key_file: Path, sequence: int | None, lifetime: float, t
         host.dht.values.records.pop(key, None)  # ours replaces what the lookup kept
         return seq, await put_value(host, key, record, seeds=seeds, timeout=timeout)
 
-    seq, stored = _in_dht(peers, timeout, work)
+    seq, stored = _in_dht(peers, timeout, work, keylog)
     if as_json:
         click.echo(json.dumps({"name": str(owner), "value": value, "sequence": seq,
                                "stored_on": [str(p) for p in stored]}))
@@ -194,16 +202,17 @@ def publish(value: str, key_file: Path, sequence: int | None, lifetime: float, t
 @click.option("--quorum", type=click.IntRange(1, 20), default=None,
               help="Valid records to collect (default 16, ipfs-kad-dht §Quorum).")
 @timeout_option(30.0)
+@keylog_option
 @json_option()
 def resolve(ipns_name: str, peers: tuple[Multiaddr, ...], quorum: int | None, timeout: float,
-            as_json: bool) -> None:
+            as_json: bool, keylog: Path | None = None) -> None:
     """The value of NAME's best valid IPNS record (highest sequence, then latest EOL)."""
     from p2pkit.ipfs.ipns import validate_record
 
     text = ipns_name.removeprefix("/ipns/")
     key = record_key("/ipns/" + text)
     owner = PeerId(key[len(b"/ipns/"):])
-    result = _get(peers, key, timeout, quorum)
+    result = _get(peers, key, timeout, quorum, keylog)
     if result.value is None:
         if as_json:
             click.echo(json.dumps({"name": text, "found": False, "queries": result.queries}))

@@ -8,7 +8,8 @@ Keyspace, §Bucket Size) with alpha = 10 (libp2p-kad-dht.md §Alpha concurrency 
 Deployments bring their own wire format and node; nothing here knows KRPC or bencode.
 
 For simulation at scale: ``array_tables`` (the routing tables of a whole network as arrays,
-filled as bootstrap and refresh leave them), ``array_network`` (the same ``Lookup`` driven
-over them, with latency and loss), ``churn`` (departures from session-length distributions)
-and ``two_sample`` (the tests that check two simulation cores agree).
+filled as bootstrap and refresh leave them, and refreshed as nodes leave and return),
+``array_network`` (the same ``Lookup`` driven over them, with latency and loss, for nodes or
+for records stored on some of them), ``churn`` (departures from session-length distributions,
+and nodes alternating sessions and offline gaps over time) and ``two_sample`` (the tests that check two simulation cores agree).
 """

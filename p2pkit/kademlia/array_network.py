@@ -58,6 +58,8 @@ class LookupOutcome:
     duration: float
     #: Datagrams sent (queries and answers, lost ones included).
     datagrams: int
+    #: The nodes that answered, closest to the target first (at most ``k``).
+    closest: tuple[int, ...] = ()
 
 
 class ArrayNetwork:
@@ -88,8 +90,15 @@ class ArrayNetwork:
         low, high = self.latency
         return low if low == high else self.rng.uniform(low, high)
 
-    def lookup(self, origin: int, target: bytes) -> LookupOutcome:
-        """A find_node lookup for ``target`` started by node ``origin``."""
+    def lookup(self, origin: int, target: bytes, holders: np.ndarray | None = None
+               ) -> LookupOutcome:
+        """A find_node lookup for ``target`` started by node ``origin``.
+
+        With ``holders`` (a boolean array over the nodes), a lookup for a record stored on
+        them (kad-dht GET_PROVIDERS, libp2p-kad-dht.md §Content provider discovery: every
+        queried node answers with the providers it holds and closer peers): it ends at the
+        first answer from a holder; ``found`` says whether one answered, ``hops`` is the path
+        length to it."""
         tables, k, rng, loss = self.tables, self.tables.k, self.rng, self.loss
         alive = self.alive
         lookup = Lookup(target, k=k, alpha=self.alpha, id_bits=tables.id_bits)
@@ -118,14 +127,22 @@ class ArrayNetwork:
             if lookup.finished or not heap:
                 break
             now, _, kind, node_id, v = heapq.heappop(heap)
+            if kind == _ANSWER and holders is not None and holders[v]:
+                return LookupOutcome(found=True, hops=lookup.hop_of(node_id),
+                                     queries=lookup.queries_sent, duration=now,
+                                     datagrams=datagrams)
             if kind == _ANSWER:
                 answer = [(tables.id_of(int(u)), ("", int(u)))
                           for u in tables.closest(v, target, k) if u != origin]
                 lookup.responded(node_id, answer)
             else:
                 lookup.failed(node_id, timeout=True)
-        best = tables.closest_of(alive, target, exclude=origin)
-        closest = lookup.closest(1)
-        return LookupOutcome(found=bool(closest) and closest[0].addr[1] == best,
-                             hops=lookup.hops, queries=lookup.queries_sent, duration=now,
-                             datagrams=datagrams)
+        closest = lookup.closest()
+        if holders is not None:
+            found = False
+        else:
+            best = tables.closest_of(alive, target, exclude=origin)
+            found = bool(closest) and closest[0].addr[1] == best
+        return LookupOutcome(found=found, hops=lookup.hops, queries=lookup.queries_sent,
+                             duration=now, datagrams=datagrams,
+                             closest=tuple(c.addr[1] for c in closest))

@@ -64,6 +64,19 @@ def bytes_per_node(nodes: int, k: int, id_bits: int) -> int:
     return depth_for(nodes, k) * k * 4 + id_bytes(id_bits) + 8 * math.ceil(id_bits / 64)
 
 
+def _distinct_offsets(count: np.ndarray, k: int, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, ``k`` distinct sorted offsets in ``[0, count)``: ``k`` draws in
+    ``[0, count - k]`` sorted, plus ``0..k-1``; all of ``0..count-1`` when ``count <= k``
+    (then ``valid`` marks the first ``count``)."""
+    draws = rng.random((len(count), k))
+    draws.sort(axis=1)
+    span = np.maximum(count - k + 1, 1)[:, None]
+    offsets = (draws * span).astype(np.int64) + np.arange(k)
+    offsets = np.where(count[:, None] <= k, np.arange(k), offsets)
+    return offsets, offsets < count[:, None]
+
+
 class ArrayTables:
     """Routing tables of ``len(ids)`` nodes: ``entries[v]`` is node ``v``'s table
     (``depth × k`` node indices, ``-1`` for a free slot).
@@ -124,9 +137,12 @@ class ArrayTables:
     def distance(a: bytes, b: bytes) -> int:
         return distance(a, b)
 
-    def bucket_range(self, nodes: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """For each of ``nodes``, the positions ``[lo, hi)`` in the sorted ids of the nodes its
-        table row ``row`` covers (itself included for the last row)."""
+    def bucket_range(self, nodes: np.ndarray, row: int, sorted_top: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """For each of ``nodes``, the positions ``[lo, hi)`` in the sorted ids (or in
+        ``sorted_top``, a sorted subset of the ids' first words) of the nodes its table row
+        ``row`` covers (itself included for the last row)."""
+        sorted_top = self.sorted_top if sorted_top is None else sorted_top
         own = self.top[nodes]
         if row < self.depth - 1:  # the ids sharing ``row`` bits and differing at bit ``row``
             shift = 63 - row
@@ -135,8 +151,8 @@ class ArrayTables:
             shift = 64 - row
             low = (own >> np.uint64(shift)) << np.uint64(shift) if row else np.zeros_like(own)
         mask = np.uint64((1 << shift) - 1)
-        lo = np.searchsorted(self.sorted_top, low, side="left")
-        hi = np.searchsorted(self.sorted_top, low | mask, side="right")
+        lo = np.searchsorted(sorted_top, low, side="left")
+        hi = np.searchsorted(sorted_top, low | mask, side="right")
         return lo, hi
 
     def fill(self, rng: np.random.Generator, *, chunk: int = 1 << 18,
@@ -153,20 +169,61 @@ class ArrayTables:
                 lo, hi = self.bucket_range(nodes, row)
                 own = row == self.depth - 1
                 count = hi - lo - (1 if own else 0)
-                # k distinct sorted offsets in [0, count): k draws in [0, count - k] sorted,
-                # plus 0..k-1; all offsets 0..count-1 when count <= k
-                draws = rng.random((len(nodes), k))
-                draws.sort(axis=1)
-                span = np.maximum(count - k + 1, 1)[:, None]
-                offsets = (draws * span).astype(np.int64) + np.arange(k)
-                offsets = np.where(count[:, None] <= k, np.arange(k), offsets)
-                valid = offsets < count[:, None]
+                offsets, valid = _distinct_offsets(count, k, rng)
                 if own:  # skip the node itself
                     offsets = offsets + (lo[:, None] + offsets >= rank[nodes][:, None])
                 picked = self.order[np.minimum(lo[:, None] + offsets, n - 1)]
                 self.entries[nodes, row] = np.where(valid, picked, -1)
             if progress is not None:
                 progress(min(n, start + chunk), n)
+
+    def refresh(self, nodes: np.ndarray, alive: np.ndarray, rng: np.random.Generator, *,
+                restart: bool = False) -> None:
+        """The routing-table refresh of ``nodes`` (all in ``alive``) in a network where only
+        ``alive`` nodes answer: entries that left are removed (they fail the ping of stale
+        entries), then every bucket short of ``k`` is topped up with random live nodes of its
+        range it does not hold yet, which is what the refresh's FIND_NODE for a random id in
+        the bucket brings (libp2p-ipfs/ipfs-kad-dht.md §Routing Table Refresh, as
+        :mod:`p2pkit.ipfs.kad_refresh` does it; BEP 5 §Routing Table refreshes the same way).
+        Live entries stay where they are. ``restart``: the tables start empty (a node that
+        comes back online bootstraps with a lookup of its own id and bucket refreshes)."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if not len(nodes):
+            return
+        if not bool(alive[nodes].all()):
+            raise ValueError("only live nodes refresh their tables")
+        if restart:
+            self.entries[nodes] = -1
+        k = self.k
+        live = alive[self.order]
+        live_order = self.order[live]
+        live_top = self.sorted_top[live]
+        rank = np.full(len(self), -1, dtype=np.int64)
+        rank[live_order] = np.arange(len(live_order))
+        for row in range(self.depth):
+            current = self.entries[nodes, row]
+            used = current >= 0
+            held = used.copy()
+            held[used] = alive[current[used]]
+            lo, hi = self.bucket_range(nodes, row, live_top)
+            own = row == self.depth - 1
+            count = hi - lo - (1 if own else 0)
+            have = held.sum(axis=1)
+            # only rows with an entry that left, or short of what their range offers, change
+            todo = np.flatnonzero((have < used.sum(axis=1)) | (have < np.minimum(count, k)))
+            if not len(todo):
+                continue
+            current = np.where(held[todo], current[todo], -1)
+            lo, count, have = lo[todo], count[todo], have[todo]
+            offsets, valid = _distinct_offsets(count, k, rng)
+            if own:  # skip the node itself
+                offsets = offsets + (lo[:, None] + offsets >= rank[nodes[todo]][:, None])
+            picked = live_order[np.minimum(lo[:, None] + offsets, max(len(live_order) - 1, 0))]
+            fresh = valid & ~(picked[:, :, None] == current[:, None, :]).any(axis=2)
+            fresh &= np.cumsum(fresh, axis=1) <= (k - have)[:, None]
+            merged = np.concatenate([current, np.where(fresh, picked, -1)], axis=1)
+            first = np.argsort(merged < 0, axis=1, kind="stable")[:, :k]
+            self.entries[nodes[todo], row] = np.take_along_axis(merged, first, axis=1)
 
     def table(self, node: int) -> np.ndarray:
         """Node indices in ``node``'s table."""

@@ -24,6 +24,19 @@ and nobody is told, as in the fraction-based churn of the simulators.
 >>> gone = model.departures(100_000, np.random.default_rng(1), window=900.0)
 >>> bool(0.01 < gone.mean() < 0.2)  # about 5 % leave within 15 minutes
 True
+
+Over time, :class:`ChurnProcess` lets every node alternate online sessions and offline gaps
+(both drawn from a :class:`SessionModel`, the gaps by default from the same one), starting
+from the stationary state (each node online with the long-run share of time online, its
+current period length-biased as above), and reports who left and who came back during each
+step of simulated time; nodes in ``always_online`` never leave.
+
+>>> churn = ChurnProcess(1000, SessionModel(shape=0.5, median=3600.0), np.random.default_rng(1))
+>>> step = churn.advance(600.0)
+>>> int(churn.alive.sum()) == churn.online_at_start + step.arrivals - step.departures
+True
+>>> 400 < churn.online_at_start < 600  # sessions and gaps alike: half the time online
+True
 """
 
 from __future__ import annotations
@@ -33,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["REFRESH_WINDOW", "SessionModel"]
+__all__ = ["REFRESH_WINDOW", "ChurnProcess", "ChurnStep", "SessionModel"]
 
 #: BEP 5: "Buckets that have not been changed in 15 minutes should be "refreshed.""
 REFRESH_WINDOW = 15 * 60.0
@@ -55,11 +68,96 @@ class SessionModel:
         """The Weibull scale λ: median = λ (ln 2)^(1/shape)."""
         return self.median / math.log(2) ** (1 / self.shape)
 
+    @property
+    def mean(self) -> float:
+        """The mean session length: λ Γ(1 + 1/shape)."""
+        return self.scale * math.gamma(1 + 1 / self.shape)
+
+    def draw(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """``count`` fresh session lengths (seconds)."""
+        return self.scale * rng.weibull(self.shape, size=count)
+
+    def residuals(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """What is left of the sessions of ``count`` nodes observed at a random moment:
+        length-biased sessions (from a pool of ``4 * count``), uniform position within them."""
+        pool = self.draw(4 * count, rng)
+        picked = rng.choice(len(pool), size=count, p=pool / pool.sum())
+        return pool[picked] * rng.random(count)
+
     def departures(self, nodes: int, rng: np.random.Generator, *,
                    window: float = REFRESH_WINDOW) -> np.ndarray:
         """A boolean array: which of ``nodes`` online nodes end their session within
         ``window`` seconds (length-biased sessions, uniform position within them)."""
-        pool = self.scale * rng.weibull(self.shape, size=4 * nodes)
-        picked = rng.choice(len(pool), size=nodes, p=pool / pool.sum())
-        residual = pool[picked] * rng.random(nodes)
-        return residual < window
+        return self.residuals(nodes, rng) < window
+
+
+@dataclass(frozen=True)
+class ChurnStep:
+    """What happened during one :meth:`ChurnProcess.advance`."""
+
+    #: Nodes online before the step and offline after it.
+    left: np.ndarray
+    #: Nodes that came online during the step and are online after it (a node that left and
+    #: came back within the step is here: it restarted, with an empty table).
+    joined: np.ndarray
+    #: Every session end and every return during the step (a node may count several times).
+    departures: int
+    arrivals: int
+
+
+class ChurnProcess:
+    """``nodes`` nodes alternating sessions (``sessions``) and offline gaps (``offline``,
+    by default the same model), in simulated seconds from 0."""
+
+    def __init__(self, nodes: int, sessions: SessionModel, rng: np.random.Generator, *,
+                 offline: SessionModel | None = None,
+                 always_online: np.ndarray | None = None) -> None:
+        self.sessions = sessions
+        self.offline = sessions if offline is None else offline
+        self.rng = rng
+        self.now = 0.0
+        share = sessions.mean / (sessions.mean + self.offline.mean)
+        #: Which nodes are online now.
+        self.alive = rng.random(nodes) < share
+        self.pinned = np.zeros(nodes, dtype=bool)
+        if always_online is not None:
+            self.pinned[always_online] = True
+            self.alive[always_online] = True
+        #: When each node next changes state (stationary start: residual periods).
+        self.next_change = np.empty(nodes)
+        on = np.flatnonzero(self.alive)
+        off = np.flatnonzero(~self.alive)
+        self.next_change[on] = sessions.residuals(len(on), rng)
+        self.next_change[off] = self.offline.residuals(len(off), rng)
+        self.next_change[self.pinned] = np.inf
+        self.online_at_start = int(self.alive.sum())
+        #: Totals over every step.
+        self.departures = 0
+        self.arrivals = 0
+
+    def advance(self, duration: float) -> ChurnStep:
+        """Move the clock ``duration`` seconds on: every state change due meanwhile happens."""
+        if duration < 0:
+            raise ValueError("time runs forwards")
+        until = self.now + duration
+        before = self.alive.copy()
+        came_back = np.zeros(len(self.alive), dtype=bool)
+        departures = arrivals = 0
+        while True:
+            due = np.flatnonzero(self.next_change <= until)
+            if not len(due):
+                break
+            leaving = due[self.alive[due]]
+            returning = due[~self.alive[due]]
+            departures += len(leaving)
+            arrivals += len(returning)
+            self.alive[due] = ~self.alive[due]
+            came_back[returning] = True
+            self.next_change[leaving] += self.offline.draw(len(leaving), self.rng)
+            self.next_change[returning] += self.sessions.draw(len(returning), self.rng)
+        self.now = until
+        self.departures += departures
+        self.arrivals += arrivals
+        return ChurnStep(left=np.flatnonzero(before & ~self.alive),
+                         joined=np.flatnonzero(came_back & self.alive),
+                         departures=departures, arrivals=arrivals)

@@ -217,6 +217,11 @@ class Lookup:
         count = self.k if count is None else count
         return [c for c in self._sorted() if c.state == RESPONDED][:count]
 
+    def hop_of(self, node_id: bytes) -> int:
+        """Path length to the candidate ``node_id`` (0 when it is none)."""
+        c = self._candidates.get(node_id)
+        return c.hop if c is not None else 0
+
     @property
     def hops(self) -> int:
         """Path length to the closest node that answered (0 when none did)."""

@@ -297,6 +297,10 @@ COVERAGE = {
     "kademlia-py-rpcudp.pcap": "tshark 4.0 has no rpcudp/msgpack dissector; checked in "
                                "tests/rpcudp",
     "gnutella-02-p2pkit-servents.pcap": "Gnutella descriptor headers: all of tshark's found",
+    "gnutella-03-p2pkit-servents-all-features.pcap": "deflated links and Gnutella over UDP, "
+                                                     "which tshark 4.0 does not decode; "
+                                                     "checked in tests/gnutella/"
+                                                     "test_servent_capture.py",
     "ndpi-bittorrent.pcap": "peer wire: tshark's messages all found, p2pkit decodes more",
     "ndpi-bittorrent_tcp_miss.pcapng": "peer wire after MSE: exact agreement",
     "ndpi-bittorrent_utp.pcap": "uTP headers and KRPC",
@@ -314,6 +318,8 @@ COVERAGE = {
     "ipfs-05-p2pkit-py-libp2p-keylog.pcap": "tshark 4.0 has no libp2p dissector nor Noise "
                                             "decryption; checked in "
                                             "tests/conformance/test_ipfs_offline.py",
+    "ipfs-04-p2pkit-cli-keylog.pcap": "tshark 4.0 has no libp2p dissector nor Noise decryption;"
+                                      " checked in tests/cli/test_ipfs_keylog.py",
 }
 
 

@@ -1,7 +1,8 @@
 """``conformance check --keylog`` on libp2p captures: the IPFS rules judge every endpoint of
 tests/data/captures/ipfs-03 (p2pkit ↔ js-libp2p 3.3.11 and Helia 7, decrypted with the key
 log p2pkit's host wrote); records of that capture edited to break a rule are caught at the
-edited frame, and only by that rule."""
+edited frame, and only by that rule; ipfs-01, ipfs-02 (re-recorded with key logs) and ipfs-04
+(the dialing CLI commands' own key log) are judged decrypted too."""
 
 from __future__ import annotations
 
@@ -144,3 +145,27 @@ def test_py_libp2p_endpoints_pass_with_the_key_log():
     assert len(py) == 2 and len(report.endpoints) == 4
     served = [e for e in py if e.tallies["ipfs/bitswap/block-matches-cid"].checked]
     assert len(served) == 1 and served[0].tallies["ipfs/kad/response-type"].checked == 4
+
+
+#: The other libp2p captures recorded with a key log, and rules only decryption reaches.
+KEYED = {
+    "ipfs-01-p2pkit-hosts.pcap": {"ipfs/yamux/window", "ipfs/identify/public-key"},
+    "ipfs-02-p2pkit-js-libp2p.pcap": {"ipfs/yamux/ping-echo", "ipfs/kad/response-type",
+                                      "ipfs/kad/provider-key", "ipfs/identify/public-key"},
+    "ipfs-04-p2pkit-cli-keylog.pcap": {"ipfs/kad/provider-key", "ipfs/bitswap/block-matches-cid",
+                                       "ipfs/identify/public-key"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYED))
+def test_the_other_keyed_captures_are_judged_decrypted(name):
+    capture = CAPTURES / name
+    keyed = check_capture(capture, secrets={"ipfs": parse_noise_keylog(
+        capture.with_suffix(".keylog").read_text())})
+    assert keyed.ok and not _failed(keyed)
+    checked = {rule for e in keyed.endpoints.values() for rule, t in e.tallies.items()
+               if t.checked}
+    assert KEYED[name] <= checked
+    clear = check_capture(capture)
+    assert not KEYED[name] & {rule for e in clear.endpoints.values()
+                              for rule, t in e.tallies.items() if t.checked}

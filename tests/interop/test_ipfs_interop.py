@@ -160,7 +160,10 @@ async def scenario(npm_dir: str, keylog: str | None = None,
             js.terminate()
             await js.wait()
     # 3. Bitswap with Helia: Helia fetches a file p2pkit serves, p2pkit fetches one Helia added
+    # (skipped with --bitswap-bytes 0 0: the scenario of the ipfs-02 capture)
     try:
+        if not any(bitswap_bytes):
+            return seen
         data = random.Random(11).randbytes(bitswap_bytes[0])
         blocks: dict = {}
         root = import_bytes(data, HELIA_DEFAULT, blocks=blocks)
@@ -207,7 +210,8 @@ def _main() -> None:
     parser.add_argument("--capture", help="record the loopback traffic here (tcpdump, pcap)")
     parser.add_argument("--keylog", help="append the p2pkit host's Noise keys here")
     parser.add_argument("--bitswap-bytes", type=int, nargs=2, default=(2_000_000, 1_500_000),
-                        metavar=("SERVED", "FETCHED"), help="sizes of the two Bitswap files")
+                        metavar=("SERVED", "FETCHED"),
+                        help="sizes of the two Bitswap files (0 0: no Bitswap)")
     args = parser.parse_args()
     tcpdump = None
     if args.capture:

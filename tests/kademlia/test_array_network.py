@@ -74,3 +74,25 @@ def test_bad_models_are_refused(tables):
                     {"latency": (0.4, 0.6), "query_timeout": 1.0}):
         with pytest.raises(ValueError):
             ArrayNetwork(tables, alpha=3, seed=1, **options)
+
+
+def test_record_lookups_end_at_the_first_holder(tables):
+    net = ArrayNetwork(tables, alpha=3, seed=4)
+    rng = random.Random(4)
+    for _ in range(30):
+        target = rng.randbytes(20)
+        provide = net.lookup(0, target)
+        # a provide lookup names the k closest nodes, the true ones on these full tables
+        truth = np.argsort([tables.distance(tables.id_of(v), target) for v in range(len(tables))])
+        assert list(provide.closest) == [v for v in truth.tolist() if v != 0][: tables.k]
+        holders = np.zeros(len(tables), dtype=bool)
+        holders[list(provide.closest)] = True
+        origin = rng.randrange(1, len(tables))
+        if holders[origin]:
+            continue
+        found = net.lookup(origin, target, holders=holders)
+        assert found.found and found.hops >= 1
+        full = net.lookup(origin, target)
+        assert found.queries <= full.queries
+    nobody = net.lookup(5, bytes(20), holders=np.zeros(len(tables), dtype=bool))
+    assert not nobody.found and nobody.queries >= tables.k
