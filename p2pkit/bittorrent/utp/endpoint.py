@@ -43,6 +43,12 @@ from p2pkit.bittorrent.utp.events import (
 )
 from p2pkit.bittorrent.utp.mtu import ETHERNET_MTU, MtuProbe
 from p2pkit.bittorrent.utp.multiplexer import UtpMultiplexer
+from p2pkit.bittorrent.utp.offload import (
+    GRO_CONTROL_SIZE,
+    SegmentingSender,
+    enable_gro,
+    split_coalesced,
+)
 from p2pkit.bittorrent.wire.utp import looks_like_utp
 from p2pkit.core import NEED_DATA, Address
 from p2pkit.errors import LocalProtocolError
@@ -236,16 +242,21 @@ class UtpEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._sock: socket.socket | None = None
+        #: GSO on the endpoint's own socket (:mod:`.offload`); None: one ``sendto`` each.
+        self.segmenting: SegmentingSender | None = None
+        #: Whether reads are coalesced (``UDP_GRO``).
+        self.gro = False
         self._closed = False
 
     def now(self) -> float:
         return self._loop.time()
 
     @classmethod
-    async def bind(cls, host: str, port: int, *, mtu: str = "ethernet",
+    async def bind(cls, host: str, port: int, *, mtu: str = "ethernet", offload: bool = True,
                    **kwargs: Any) -> UtpEndpoint:
         """An endpoint on its own UDP socket bound to ``host:port``; ``mtu`` one of
-        :data:`MTU_POLICIES`."""
+        :data:`MTU_POLICIES`; ``offload``: send and read many datagrams per system call where
+        Linux allows (UDP GSO and GRO, :mod:`.offload`)."""
         if mtu not in MTU_POLICIES:
             raise ValueError(f"mtu {mtu!r} is not one of {MTU_POLICIES}")
         loop = asyncio.get_running_loop()
@@ -298,11 +309,17 @@ class UtpEndpoint:
         kwargs.setdefault("link_mtu", link_mtu)
         endpoint = cls(sendto, (local[0], local[1]), **kwargs)
         endpoint._sock = sock
+        if offload:
+            endpoint.segmenting = SegmentingSender(sock, sendto)
+            endpoint.gro = enable_gro(sock)
         loop.add_reader(sock.fileno(), endpoint._on_readable)
         return endpoint
 
     def _on_readable(self) -> None:
         assert self._sock is not None
+        if self.gro:
+            self._read_coalesced()
+            return
         for _ in range(READ_BATCH):
             try:
                 data, addr = self._sock.recvfrom(RECEIVE_SIZE)
@@ -313,6 +330,31 @@ class UtpEndpoint:
                 continue
             if looks_like_utp(data):
                 self.datagram_received(data, (addr[0], addr[1]))
+
+    def _read_coalesced(self) -> None:
+        """Read until the socket is empty (or :data:`READ_BATCH` reads), each read a buffer of
+        one or more datagrams of one sender (``UDP_GRO``), handed to the core together."""
+        recvmsg = self._sock.recvmsg  # type: ignore[union-attr]
+        core = self.core
+        received = False
+        for _ in range(READ_BATCH):
+            try:
+                data, ancdata, _flags, addr = recvmsg(RECEIVE_SIZE, GRO_CONTROL_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                log.debug("uTP: UDP error: %s", e)
+                continue
+            if self._closed:
+                return
+            peer = (addr[0], addr[1])
+            now = self.now()
+            for datagram in split_coalesced(data, ancdata) if ancdata else (data,):
+                if looks_like_utp(datagram):
+                    core.receive_datagram(datagram, peer, now)
+                    received = True
+        if received:
+            self.schedule_flush()
 
     def close(self) -> None:
         """Reset every connection and stop (the socket is closed if it is ours)."""
@@ -353,9 +395,13 @@ class UtpEndpoint:
         # What arrived since the last flush first (the protocols' answers then leave with the
         # acks), then what the core wants to send.
         self._dispatch()
-        sendto = self._sendto
-        for data, dst in core.datagrams_to_send(now):
-            sendto(data, dst)
+        out = core.datagrams_to_send(now)
+        if self.segmenting is not None:
+            self.segmenting.send(out)
+        else:
+            sendto = self._sendto
+            for data, dst in out:
+                sendto(data, dst)
         self._dispatch()
         for stream in list(self.streams.values()):
             stream._check_writing()
