@@ -66,6 +66,8 @@ LOW_WATER = 1024 * 1024
 READ_BATCH = 64
 #: Largest datagram read (the largest UDP payload of an IPv4 packet fits).
 RECEIVE_SIZE = 65536
+#: A coalesced read (``UDP_GRO``) of more bytes than this is acknowledged at once.
+ACK_AT_ONCE = 16 * 1024
 #: Linux socket options the ``socket`` module does not name (``<linux/in.h>``, ``in6.h``).
 IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_PROBE, IP_MTU = 10, 0, 3, 14
 IPV6_MTU_DISCOVER, IPV6_MTU = 23, 24
@@ -353,6 +355,11 @@ class UtpEndpoint:
                 if looks_like_utp(datagram):
                     core.receive_datagram(datagram, peer, now)
                     received = True
+            if received and len(data) > ACK_AT_ONCE:
+                # A large buffer (many packets) is acknowledged before the next read: the
+                # sender's window reopens while this side still reads (a pipeline, not a
+                # stop-and-go of whole read batches).
+                self._send(core.datagrams_to_send(now))
         if received:
             self.schedule_flush()
 
@@ -395,13 +402,7 @@ class UtpEndpoint:
         # What arrived since the last flush first (the protocols' answers then leave with the
         # acks), then what the core wants to send.
         self._dispatch()
-        out = core.datagrams_to_send(now)
-        if self.segmenting is not None:
-            self.segmenting.send(out)
-        else:
-            sendto = self._sendto
-            for data, dst in out:
-                sendto(data, dst)
+        self._send(core.datagrams_to_send(now))
         self._dispatch()
         for stream in list(self.streams.values()):
             stream._check_writing()
@@ -413,6 +414,14 @@ class UtpEndpoint:
                 self._timer.cancel()
             self._timer_at = at
             self._timer = None if at is None else self._loop.call_at(at, self._on_timer)
+
+    def _send(self, out: list[tuple[bytes, Address]]) -> None:
+        if self.segmenting is not None:
+            self.segmenting.send(out)
+        else:
+            sendto = self._sendto
+            for data, dst in out:
+                sendto(data, dst)
 
     def _on_timer(self) -> None:
         self._timer = None

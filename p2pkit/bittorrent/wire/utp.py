@@ -309,6 +309,13 @@ UtpPacket.fast_build = _fast_build
 
 _TYPE_VERSION = {name: code << 4 | 1 for name, code in UtpType.encmapping.items()}
 _pack_header = _HEADER.struct.pack
+#: The fixed header's fields as one tuple, straight from the struct derived from the schema
+#: (``type_version, extension, connection_id, timestamp_microseconds,
+#: timestamp_difference_microseconds, wnd_size, seq_nr, ack_nr``): the socket core's path for
+#: a plain ST_DATA packet (:data:`ST_DATA_V1`, no extension), which needs no Container.
+unpack_header = _HEADER.struct.unpack_from
+#: The first byte of an ST_DATA packet of version 1.
+ST_DATA_V1 = _TYPE_VERSION["st_data"]
 
 
 def build_plain_packet(kind: str, connection_id: int, timestamp: int, difference: int,
