@@ -292,16 +292,19 @@ class UtpConnection:
     def receive_in_order(self, header: tuple[int, ...], data: bytes, now: float) -> bool:
         """The common case of :meth:`receive`, in fewer steps: the ST_DATA packet ``data``
         (its fixed header already unpacked, ``header``, without extensions) is the next one
-        expected on a connected connection, nothing is held out of order, and nothing of ours
-        is in flight (so its ``ack_nr`` must be our last ``seq_nr`` and acknowledges nothing
-        new). Returns False, having changed nothing, for any other packet: :meth:`receive`
-        then takes it. The effect is the same as :meth:`receive`'s."""
+        expected on a connected connection, nothing is held out of order, and neither side
+        has sent its FIN. Returns False, having changed nothing, for any other packet:
+        :meth:`receive` then takes it. The effect is the same as :meth:`receive`'s (a test
+        holds the two equal packet by packet)."""
         seq = header[6]
         recv = self.recv
-        if (seq != recv.next_seq or self.state != CONNECTED or self.sent or recv.pending
+        ack_nr = header[7]
+        last_sent = (self.seq_nr - 1) & SEQ_MASK
+        if (seq != recv.next_seq or self.state != CONNECTED or recv.pending
                 or self.fin_seq is not None or self.fin_sent_seq is not None
-                or header[7] != (self.seq_nr - 1) & SEQ_MASK):
-            return False
+                or (ack_nr != last_sent and (seq_after(last_sent, ack_nr) or seq_distance(
+                    ack_nr, last_sent) > len(self.sent) + REORDER_LIMIT))):
+            return False  # (the ack check is _ack_is_valid's: the slow path counts it ignored)
         size = len(data) - HEADER_SIZE
         if size + self.reorder_bytes + self.unread + self.held > RECEIVE_WINDOW:
             return False
@@ -318,10 +321,12 @@ class UtpConnection:
         self.bytes_unacked += size
         if self.packets_unacked >= ACK_EVERY or self.bytes_unacked >= ACK_EVERY_BYTES:
             self._emit("st_state", self.seq_nr, b"", now)
-        # _process_acks with nothing in flight
-        self.peer_window = header[5]
-        self.last_ack = header[7]
-        self.loss_seq = None
+        if self.sent:
+            self._acks(ack_nr, header[5], header[4], [], now)
+        else:  # _acks with nothing in flight
+            self.peer_window = header[5]
+            self.last_ack = ack_nr
+            self.loss_seq = None
         return True
 
     def _ack_is_valid(self, pkt: Any) -> bool:
@@ -399,19 +404,24 @@ class UtpConnection:
             self._emit("st_state", self.seq_nr, b"", now)
 
     def _process_acks(self, pkt: Any, now: float) -> None:
-        self.peer_window = pkt.wnd_size
+        self._acks(pkt.ack_nr, pkt.wnd_size, pkt.timestamp_difference_microseconds,
+                   acked_sequence_numbers(pkt) if pkt.extensions else [], now)
+
+    def _acks(self, ack_nr: int, wnd_size: int, difference: int, sacked: list[int],
+              now: float) -> None:
+        """What one packet acknowledges: ``ack_nr`` and below, and ``sacked`` (BEP 29
+        §Selective ACK); ``wnd_size`` and ``difference`` (the delay sample) with it."""
+        self.peer_window = wnd_size
         sent = self.sent
         if not sent:
             # Nothing in flight (the receiving side of a transfer): nothing to acknowledge.
-            self.last_ack = pkt.ack_nr
+            self.last_ack = ack_nr
             self.loss_seq = None
             if self.fin_sent_seq is not None and self.fin_acked_at is None:
                 self.fin_acked_at = now
             return
         acked_bytes = 0
         progressed = False
-        sent = self.sent
-        ack_nr = pkt.ack_nr
         # Cumulative: everything up to ack_nr (BEP 29 §timeouts: "the range (last_ack_nr,
         # ack_nr]").
         while sent:
@@ -425,7 +435,6 @@ class UtpConnection:
             acked_bytes += self._acked(packet, now)
             progressed = True
         # Selective (BEP 29 §Selective ACK).
-        sacked = acked_sequence_numbers(pkt) if pkt.extensions else []
         for seq in sacked:
             packet = sent.get(seq)
             if packet is not None and not packet.sacked:
@@ -446,7 +455,6 @@ class UtpConnection:
         self.last_ack = ack_nr
         if self.loss_seq is not None and not seq_after(ack_nr, self.loss_seq):
             self.loss_seq = None
-        difference = pkt.timestamp_difference_microseconds
         self.cc.on_ack(acked=acked_bytes, delay_sample=difference or None, now=now)
         self._detect_loss(ack_nr, sacked, now)
         if (self.fin_sent_seq is not None and self.fin_sent_seq not in sent
