@@ -18,8 +18,9 @@ events go to the list it passes in. Choices this implementation makes:
   batch, as libutp's deferred acks), and within a batch at least every :data:`ACK_EVERY`
   packets or :data:`ACK_EVERY_BYTES` bytes; at once when a packet is missing (with a selective
   ACK of up to :data:`SACK_BITS` packets); a data packet carries the ack too.
-* Loss (§packet loss): the oldest unacknowledged packet is resent after 3 duplicate acks, and
-  any packet with 3 or more selectively acknowledged packets after it, found by walking only
+* Loss (§packet loss): the oldest unacknowledged packet is resent after 3 duplicate acks
+  (ST_STATE packets repeating ``ack_nr``: as RFC 5681 §2, a packet carrying data is no
+  duplicate ack), and any packet with 3 or more selectively acknowledged packets after it, found by walking only
   the bitmask's span (at most :data:`SACK_BITS` + 1 numbers, never the whole send buffer); a
   resent packet is resent again when 3 packets sent after its resend are acknowledged (its
   resend was lost too: without this, each lost resend costs a timeout, 500 ms at least); the
@@ -322,7 +323,7 @@ class UtpConnection:
         if self.packets_unacked >= ACK_EVERY or self.bytes_unacked >= ACK_EVERY_BYTES:
             self._emit("st_state", self.seq_nr, b"", now)
         if self.sent:
-            self._acks(ack_nr, header[5], header[4], [], now)
+            self._acks(ack_nr, header[5], header[4], [], now, True)
         else:  # _acks with nothing in flight
             self.peer_window = header[5]
             self.last_ack = ack_nr
@@ -405,12 +406,14 @@ class UtpConnection:
 
     def _process_acks(self, pkt: Any, now: float) -> None:
         self._acks(pkt.ack_nr, pkt.wnd_size, pkt.timestamp_difference_microseconds,
-                   acked_sequence_numbers(pkt) if pkt.extensions else [], now)
+                   acked_sequence_numbers(pkt) if pkt.extensions else [], now,
+                   pkt.type in ("st_data", "st_fin"))
 
     def _acks(self, ack_nr: int, wnd_size: int, difference: int, sacked: list[int],
-              now: float) -> None:
+              now: float, carries_data: bool) -> None:
         """What one packet acknowledges: ``ack_nr`` and below, and ``sacked`` (BEP 29
-        §Selective ACK); ``wnd_size`` and ``difference`` (the delay sample) with it."""
+        §Selective ACK); ``wnd_size`` and ``difference`` (the delay sample) with it;
+        ``carries_data``: an ST_DATA or ST_FIN (never a duplicate ack)."""
         self.peer_window = wnd_size
         sent = self.sent
         if not sent:
@@ -448,9 +451,12 @@ class UtpConnection:
             self.duplicate_acks = 0
             self.rto_at = now + self.rtt.timeout if self._in_flight() else None
             self._arm_tail_probe(now)
-        elif sent and ack_nr == self.last_ack:
-            # Any packet counts, data ones too (as libutp): on a thin direction (a peer's
-            # requests) the other side's data packets are the only acks that come.
+        elif sent and ack_nr == self.last_ack and not carries_data:
+            # RFC 5681 §2: a duplicate ack "carries no data". The other side's data packets
+            # repeat its ack_nr as long as nothing new arrived (dozens per read on a bulk
+            # transfer): counted, they marked the thin direction's packets (a peer's requests)
+            # lost in flight and halved its window down to one packet. A loss there is seen
+            # by the selective ACK the other side sends at once on a gap, or the tail probe.
             self.duplicate_acks += 1
         self.last_ack = ack_nr
         if self.loss_seq is not None and not seq_after(ack_nr, self.loss_seq):

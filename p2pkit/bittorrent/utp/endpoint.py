@@ -356,9 +356,11 @@ class UtpEndpoint:
                     core.receive_datagram(datagram, peer, now)
                     received = True
             if received and len(data) > ACK_AT_ONCE:
-                # A large buffer (many packets) is acknowledged before the next read: the
-                # sender's window reopens while this side still reads (a pipeline, not a
-                # stop-and-go of whole read batches).
+                # A large buffer (many packets) goes to the protocols and is acknowledged
+                # before the next read: the window the ack advertises is open again (the data
+                # was taken), and the sender sends on while this side still reads (a pipeline,
+                # not a stop-and-go of whole read batches).
+                self._dispatch()
                 self._send(core.datagrams_to_send(now))
         if received:
             self.schedule_flush()
