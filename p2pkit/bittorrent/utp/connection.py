@@ -99,7 +99,19 @@ def timestamp_us(now: float) -> int:
     return int(now * _US) & _U32
 
 
-@dataclass
+class DataRun:
+    """Payloads received in order on one connection, queued as one event: the multiplexer
+    hands it out as one :class:`~.events.DataReceived` (their concatenation), so a read of many
+    packets costs one event, not one per packet."""
+
+    __slots__ = ("chunks", "key")
+
+    def __init__(self, key: ConnectionKey, chunks: list[bytes]) -> None:
+        self.key = key
+        self.chunks = chunks
+
+
+@dataclass(slots=True)
 class _Sent:
     """A packet sent and not yet acknowledged."""
 
@@ -180,6 +192,8 @@ class UtpConnection:
         self.ack_pending = False
         #: The receive window our last packet advertised (``wnd_size``).
         self.advertised = RECEIVE_WINDOW
+        #: The payloads of consecutive in-order packets, one event until it is taken.
+        self._run: DataRun | None = None
         self.packets_unacked = 0
         self.probe_at: float | None = None
         #: Counters: packets sent, resent, received; duplicates; packets ignored; timeouts
@@ -315,19 +329,26 @@ class UtpConnection:
         recv.next_seq = (seq + 1) & SEQ_MASK
         self.ack_nr = seq
         self.unread += size
-        self.events.append(DataReceived(key=self.key, data=data[HEADER_SIZE:]))
+        events = self.events
+        if events and events[-1] is self._run:
+            self._run.chunks.append(data[HEADER_SIZE:])
+        else:
+            self._run = DataRun(self.key, [data[HEADER_SIZE:]])
+            events.append(self._run)
         # _count_for_ack, with nothing held out of order
         self.ack_pending = True
         self.packets_unacked += 1
         self.bytes_unacked += size
         if self.packets_unacked >= ACK_EVERY or self.bytes_unacked >= ACK_EVERY_BYTES:
             self._emit("st_state", self.seq_nr, b"", now)
-        if self.sent:
+        if self.sent and ack_nr != self.last_ack:
             self._acks(ack_nr, header[5], header[4], [], now, True)
-        else:  # _acks with nothing in flight
+        else:  # what _acks does when nothing is in flight or nothing new is acknowledged
             self.peer_window = header[5]
             self.last_ack = ack_nr
-            self.loss_seq = None
+            if not self.sent or (self.loss_seq is not None
+                                 and not seq_after(ack_nr, self.loss_seq)):
+                self.loss_seq = None
         return True
 
     def _ack_is_valid(self, pkt: Any) -> bool:

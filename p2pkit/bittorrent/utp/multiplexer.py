@@ -41,7 +41,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from p2pkit.bittorrent.utp.connection import RECEIVE_WINDOW, UtpConnection, timestamp_us
+from p2pkit.bittorrent.utp.connection import (
+    RECEIVE_WINDOW,
+    DataRun,
+    UtpConnection,
+    timestamp_us,
+)
 from p2pkit.bittorrent.utp.events import (
     ConnectionAccepted,
     ConnectionKey,
@@ -240,6 +245,10 @@ class UtpMultiplexer:
         if not self._events:
             return NEED_DATA
         event = self._events.popleft()
+        if type(event) is DataRun:
+            chunks = event.chunks
+            event = DataReceived(key=event.key,
+                                 data=chunks[0] if len(chunks) == 1 else b"".join(chunks))
         if isinstance(event, DataReceived):
             conn = self.connections.get(event.key)
             if conn is not None:
