@@ -717,7 +717,7 @@ class UtpDecoder:
             value = UtpPacket.parse(pkt.payload)
         except ParseError:
             return None
-        if len(pkt.payload) > 2 * HEADER_SIZE:
+        if len(pkt.payload) >= 2 * HEADER_SIZE:
             segments = split_segmented(pkt.payload)
             if len(segments) > 1:
                 return self._segmented(pkt, segments)

@@ -10,7 +10,7 @@ import socket
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pkit.bittorrent.utp.endpoint import UtpEndpoint
@@ -62,6 +62,7 @@ def test_runs_stay_within_what_one_sendmsg_carries():
     assert all(sum(map(len, run)) <= MAX_SEND for run, _ in runs + tiny)
 
 
+@settings(deadline=None)  # no timing in tests: a loaded machine is slow
 @given(st.integers(1, 1472), st.integers(1, 60), st.data())
 def test_split_undoes_the_concatenation(size, count, data):
     last = data.draw(st.integers(1, size))
@@ -70,6 +71,7 @@ def test_split_undoes_the_concatenation(size, count, data):
     assert split_coalesced(b"".join(datagrams), control) == datagrams
 
 
+@settings(deadline=None)  # no timing in tests: a loaded machine is slow
 @given(st.binary(max_size=3000), st.integers(-5, 4000))
 def test_split_takes_any_control_message(data, size):
     parts = split_coalesced(data, [(socket.IPPROTO_UDP, UDP_GRO, struct.pack("=i", size))])
