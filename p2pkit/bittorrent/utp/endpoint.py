@@ -14,6 +14,14 @@ Received datagrams are handed to the core at once; what the core then wants to s
 data) is collected once per turn of the event loop (``call_soon``), so a burst of datagrams
 is acknowledged by one ST_STATE, as libutp's deferred acks do.
 
+On its own socket, Linux moves many datagrams per system call (:mod:`.offload`): what the core
+sends leaves in runs of equal-size datagrams, one ``sendmsg`` with ``UDP_SEGMENT`` each (GSO),
+and reads return what one sender sent together, cut at the ``UDP_GRO`` segment size; the
+socket is read until it is empty. A coalesced read of many packets goes to the protocols and
+is acknowledged before the next read (the window the ack advertises is open again, and the
+sender sends on while this side reads). The datagrams on the wire are the same; a kernel that
+refuses either option gets one datagram per call (``offload=False`` asks for that).
+
 Path MTU (:mod:`p2pkit.bittorrent.utp.mtu`, Linux): the ceiling of each connection's search is the MTU of the
 interface that reaches the peer, read as ``IP_MTU`` (``IPV6_MTU``) of a UDP socket connected to
 it (nothing is sent; cached per address), capped at Ethernet's 1500 unless ``mtu="interface"``
