@@ -369,6 +369,8 @@ class UtpEndpoint:
                 # was taken), and the sender sends on while this side still reads (a pipeline,
                 # not a stop-and-go of whole read batches).
                 self._dispatch()
+                if self._closed:  # a protocol closed the endpoint
+                    return
                 self._send(core.datagrams_to_send(now))
         if received:
             self.schedule_flush()
