@@ -2,7 +2,9 @@
 
 Runs inside ONE ``unshare -n`` network namespace whose only interface is ``lo`` (brought up
 with ``--mtu``: 65536, loopback's own, by default; 1500 gives TCP segments and uTP datagrams
-Ethernet's sizes); it re-runs itself there. For each transport (``tcp``, ``utp``) and each loss rate (every packet arriving on
+Ethernet's sizes; ``--lo-segmentation``: whether a UDP GSO send crosses ``lo`` whole or is cut
+into its datagrams before it, the default, so that loss hits datagrams one by one); it re-runs
+itself there. For each transport (``tcp``, ``utp``) and each loss rate (every packet arriving on
 ``lo``, both directions, dropped with probability P by ``iptables -A INPUT -i lo -m statistic
 --mode random --probability P -j DROP``: this machine's kernel has no ``sch_netem``, so ``tc
 netem`` is not available), ``p2pkit bt seed``
@@ -111,11 +113,18 @@ def main() -> None:
     parser.add_argument("--mtu", type=int, default=65536, help="MTU of lo in the namespace")
     parser.add_argument("--utp-mtu", choices=("ethernet", "interface"), default="ethernet",
                         help="the peers' --utp-mtu (interface: datagrams up to lo's MTU)")
+    parser.add_argument("--lo-segmentation", choices=("off", "on"), default="off",
+                        help="lo's tx-udp-segmentation (ethtool -K): off, the kernel cuts a GSO "
+                             "send into datagrams before lo, so the loss rule drops datagrams "
+                             "one by one as a lossy link would; on, a GSO send crosses lo whole "
+                             "(received coalesced, and dropped whole)")
     args = parser.parse_args()
     global UTP_MTU
     UTP_MTU = args.utp_mtu
     if not in_namespace():
-        script = f"ip link set lo mtu {args.mtu} && ip link set lo up && exec \"$@\""
+        script = (f"ip link set lo mtu {args.mtu} && ip link set lo up && "
+                  f"(ethtool -K lo tx-udp-segmentation {args.lo_segmentation} >/dev/null 2>&1 "
+                  f"|| true) && exec \"$@\"")
         total = (args.timeout + 60) * len(args.loss) * len(args.transports) + 60
         os.execvp("timeout", ["timeout", "-k", "5", str(int(total)), "unshare", "-n", "sh",
                               "-c", script, "sh", sys.executable, *sys.argv])
@@ -128,7 +137,8 @@ def main() -> None:
                 rows.append(transfer(work, torrent, transport, loss, args.timeout))
                 print(rows[-1], file=sys.stderr, flush=True)
     print(json.dumps({"size_mb": args.size_mb, "mtu": args.mtu, "utp_mtu": args.utp_mtu,
-                      "rows": rows}))
+                      "lo_segmentation": args.lo_segmentation,
+                      "load_average": os.getloadavg()[0], "rows": rows}))
 
 
 if __name__ == "__main__":

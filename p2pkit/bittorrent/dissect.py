@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from p2pkit.bittorrent.mse.keylog import KeyLog
@@ -58,7 +59,7 @@ from p2pkit.bittorrent.wire.messages import (
     HandshakeBody,
     PeerMessageLenient,
 )
-from p2pkit.bittorrent.wire.utp import UtpPacket
+from p2pkit.bittorrent.wire.utp import HEADER_SIZE, UtpPacket, split_segmented
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, UndecodedRun, json_fields, json_value, undecoded
 from p2pkit.capture.spans import struct_spans
@@ -707,12 +708,30 @@ class UtpDecoder:
         self.secrets: dict[str, Any] = {}
 
     def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
-        """The records of one uTP packet (header, then any peer-wire messages it completes)."""
+        """The records of one uTP packet (header, then any peer-wire messages it completes).
+
+        A payload captured before UDP segmentation offload cut it into datagrams (Linux GSO,
+        on the sending host or loopback) is the datagrams' packets, each decoded as the one
+        datagram it was on the wire (:func:`~p2pkit.bittorrent.wire.utp.split_segmented`)."""
         try:
             value = UtpPacket.parse(pkt.payload)
         except ParseError:
             return None
+        if len(pkt.payload) >= 2 * HEADER_SIZE:
+            segments = split_segmented(pkt.payload)
+            if len(segments) > 1:
+                return self._segmented(pkt, segments)
         return list(self._utp_packet(pkt, value))
+
+    def _segmented(self, pkt: Packet, segments: list[bytes]) -> list[Record] | None:
+        records: list[Record] = []
+        for segment in segments:
+            try:
+                value = UtpPacket.parse(segment)
+            except ParseError:
+                return None if not records else records
+            records += self._utp_packet(replace(pkt, payload=segment), value)
+        return records
 
     def finish(self) -> Iterator[Record]:
         for direction in self._utp.values():

@@ -164,6 +164,23 @@ def test_utp_headers_agree_with_tshark(name, port):
     assert all(records[f].fields["extensions"][0]["type"] == 3 for f in extra)
 
 
+def test_utp_gso_payloads_agree_with_tshark_on_their_first_packet():
+    """tshark 4.0 takes a payload captured before UDP GSO cut it for one uTP packet: its first
+    header agrees with p2pkit's first packet of that frame; p2pkit's others are its own."""
+    name = "bt-11-p2pkit-utp-gso.pcap"
+    theirs = tshark_utp(name, 6881)
+    first: dict = {}
+    count: Counter = Counter()
+    for r in dissect(CAPTURES / name):
+        if r.protocol == "bt-utp":
+            first.setdefault(r.frame, r)
+            count[r.frame] += 1
+    ours = {frame: (UTP_TYPES[r.message], r.fields["connection_id"], r.fields["seq_nr"],
+                    r.fields["ack_nr"]) for frame, r in first.items()}
+    assert ours == theirs
+    assert max(count.values()) == 44  # a 64,108-byte payload: 44 packets of 1457 bytes
+
+
 KRPC_KINDS = {"Request": "query", "Response": "response", "Error": "error"}
 
 
@@ -289,6 +306,9 @@ COVERAGE = {
                                               "tests/bittorrent/test_dissect_mse.py",
     "bt-10-p2pkit-seed-transmission-mse.pcap": "as bt-09 (p2pkit seeding to transmission "
                                                "over MSE/RC4)",
+    "bt-11-p2pkit-utp-gso.pcap": "uTP sent with UDP GSO: tshark takes each coalesced payload "
+                                 "for one packet, whose header agrees with p2pkit's first; "
+                                 "p2pkit splits them (tests/bittorrent/test_dissect_utp_gso.py)",
     "dht-02-bep44-put-get.pcap": "KRPC kind, method, transaction id",
     "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap": "KRPC kind, method, transaction id",
     "gtkg123-plain-up2-3leaves.pcap": "Gnutella descriptor headers: exact agreement",

@@ -18,8 +18,9 @@ events go to the list it passes in. Choices this implementation makes:
   batch, as libutp's deferred acks), and within a batch at least every :data:`ACK_EVERY`
   packets or :data:`ACK_EVERY_BYTES` bytes; at once when a packet is missing (with a selective
   ACK of up to :data:`SACK_BITS` packets); a data packet carries the ack too.
-* Loss (§packet loss): the oldest unacknowledged packet is resent after 3 duplicate acks, and
-  any packet with 3 or more selectively acknowledged packets after it, found by walking only
+* Loss (§packet loss): the oldest unacknowledged packet is resent after 3 duplicate acks
+  (ST_STATE packets repeating ``ack_nr``: as RFC 5681 §2, a packet carrying data is no
+  duplicate ack), and any packet with 3 or more selectively acknowledged packets after it, found by walking only
   the bitmask's span (at most :data:`SACK_BITS` + 1 numbers, never the whole send buffer); a
   resent packet is resent again when 3 packets sent after its resend are acknowledged (its
   resend was lost too: without this, each lost resend costs a timeout, 500 ms at least); the
@@ -49,6 +50,7 @@ from p2pkit.bittorrent.utp.rtt import RoundTripTimer
 from p2pkit.bittorrent.utp.sequence import SEQ_MASK, ReorderBuffer, seq_after, seq_distance
 from p2pkit.bittorrent.utp.states import (
     CLOSED,
+    CONNECTED,
     FIN_SENT,
     SYN_RECV,
     SYN_SENT,
@@ -97,7 +99,19 @@ def timestamp_us(now: float) -> int:
     return int(now * _US) & _U32
 
 
-@dataclass
+class DataRun:
+    """Payloads received in order on one connection, queued as one event: the multiplexer
+    hands it out as one :class:`~.events.DataReceived` (their concatenation), so a read of many
+    packets costs one event, not one per packet."""
+
+    __slots__ = ("chunks", "key")
+
+    def __init__(self, key: ConnectionKey, chunks: list[bytes]) -> None:
+        self.key = key
+        self.chunks = chunks
+
+
+@dataclass(slots=True)
 class _Sent:
     """A packet sent and not yet acknowledged."""
 
@@ -176,6 +190,10 @@ class UtpConnection:
         self.last_received = now
         self.fin_acked_at: float | None = None
         self.ack_pending = False
+        #: The receive window our last packet advertised (``wnd_size``).
+        self.advertised = RECEIVE_WINDOW
+        #: The payloads of consecutive in-order packets, one event until it is taken.
+        self._run: DataRun | None = None
         self.packets_unacked = 0
         self.probe_at: float | None = None
         #: Counters: packets sent, resent, received; duplicates; packets ignored; timeouts
@@ -286,6 +304,53 @@ class UtpConnection:
         self._process_acks(pkt, now)
         self._check_finished(now)
 
+    def receive_in_order(self, header: tuple[int, ...], data: bytes, now: float) -> bool:
+        """The common case of :meth:`receive`, in fewer steps: the ST_DATA packet ``data``
+        (its fixed header already unpacked, ``header``, without extensions) is the next one
+        expected on a connected connection, nothing is held out of order, and neither side
+        has sent its FIN. Returns False, having changed nothing, for any other packet:
+        :meth:`receive` then takes it. The effect is the same as :meth:`receive`'s (a test
+        holds the two equal packet by packet)."""
+        seq = header[6]
+        recv = self.recv
+        ack_nr = header[7]
+        last_sent = (self.seq_nr - 1) & SEQ_MASK
+        if (seq != recv.next_seq or self.state != CONNECTED or recv.pending
+                or self.fin_seq is not None or self.fin_sent_seq is not None
+                or (ack_nr != last_sent and (seq_after(last_sent, ack_nr) or seq_distance(
+                    ack_nr, last_sent) > len(self.sent) + REORDER_LIMIT))):
+            return False  # (the ack check is _ack_is_valid's: the slow path counts it ignored)
+        size = len(data) - HEADER_SIZE
+        if size + self.reorder_bytes + self.unread + self.held > RECEIVE_WINDOW:
+            return False
+        self.stats["received"] += 1
+        self.last_received = now
+        self.reply_micro = (int(now * _US) - header[3]) & _U32
+        recv.next_seq = (seq + 1) & SEQ_MASK
+        self.ack_nr = seq
+        self.unread += size
+        events = self.events
+        if events and events[-1] is self._run:
+            self._run.chunks.append(data[HEADER_SIZE:])
+        else:
+            self._run = DataRun(self.key, [data[HEADER_SIZE:]])
+            events.append(self._run)
+        # _count_for_ack, with nothing held out of order
+        self.ack_pending = True
+        self.packets_unacked += 1
+        self.bytes_unacked += size
+        if self.packets_unacked >= ACK_EVERY or self.bytes_unacked >= ACK_EVERY_BYTES:
+            self._emit("st_state", self.seq_nr, b"", now)
+        if self.sent and ack_nr != self.last_ack:
+            self._acks(ack_nr, header[5], header[4], [], now, True)
+        else:  # what _acks does when nothing is in flight or nothing new is acknowledged
+            self.peer_window = header[5]
+            self.last_ack = ack_nr
+            if not self.sent or (self.loss_seq is not None
+                                 and not seq_after(ack_nr, self.loss_seq)):
+                self.loss_seq = None
+        return True
+
     def _ack_is_valid(self, pkt: Any) -> bool:
         """``ack_nr`` must acknowledge something sent: from the packet before the oldest one
         in flight up to the last one sent."""
@@ -361,19 +426,26 @@ class UtpConnection:
             self._emit("st_state", self.seq_nr, b"", now)
 
     def _process_acks(self, pkt: Any, now: float) -> None:
-        self.peer_window = pkt.wnd_size
+        self._acks(pkt.ack_nr, pkt.wnd_size, pkt.timestamp_difference_microseconds,
+                   acked_sequence_numbers(pkt) if pkt.extensions else [], now,
+                   pkt.type in ("st_data", "st_fin"))
+
+    def _acks(self, ack_nr: int, wnd_size: int, difference: int, sacked: list[int],
+              now: float, carries_data: bool) -> None:
+        """What one packet acknowledges: ``ack_nr`` and below, and ``sacked`` (BEP 29
+        §Selective ACK); ``wnd_size`` and ``difference`` (the delay sample) with it;
+        ``carries_data``: an ST_DATA or ST_FIN (never a duplicate ack)."""
+        self.peer_window = wnd_size
         sent = self.sent
         if not sent:
             # Nothing in flight (the receiving side of a transfer): nothing to acknowledge.
-            self.last_ack = pkt.ack_nr
+            self.last_ack = ack_nr
             self.loss_seq = None
             if self.fin_sent_seq is not None and self.fin_acked_at is None:
                 self.fin_acked_at = now
             return
         acked_bytes = 0
         progressed = False
-        sent = self.sent
-        ack_nr = pkt.ack_nr
         # Cumulative: everything up to ack_nr (BEP 29 §timeouts: "the range (last_ack_nr,
         # ack_nr]").
         while sent:
@@ -387,7 +459,6 @@ class UtpConnection:
             acked_bytes += self._acked(packet, now)
             progressed = True
         # Selective (BEP 29 §Selective ACK).
-        sacked = acked_sequence_numbers(pkt) if pkt.extensions else []
         for seq in sacked:
             packet = sent.get(seq)
             if packet is not None and not packet.sacked:
@@ -401,14 +472,16 @@ class UtpConnection:
             self.duplicate_acks = 0
             self.rto_at = now + self.rtt.timeout if self._in_flight() else None
             self._arm_tail_probe(now)
-        elif sent and ack_nr == self.last_ack:
-            # Any packet counts, data ones too (as libutp): on a thin direction (a peer's
-            # requests) the other side's data packets are the only acks that come.
+        elif sent and ack_nr == self.last_ack and not carries_data:
+            # RFC 5681 §2: a duplicate ack "carries no data". The other side's data packets
+            # repeat its ack_nr as long as nothing new arrived (dozens per read on a bulk
+            # transfer): counted, they marked the thin direction's packets (a peer's requests)
+            # lost in flight and halved its window down to one packet. A loss there is seen
+            # by the selective ACK the other side sends at once on a gap, or the tail probe.
             self.duplicate_acks += 1
         self.last_ack = ack_nr
         if self.loss_seq is not None and not seq_after(ack_nr, self.loss_seq):
             self.loss_seq = None
-        difference = pkt.timestamp_difference_microseconds
         self.cc.on_ack(acked=acked_bytes, delay_sample=difference or None, now=now)
         self._detect_loss(ack_nr, sacked, now)
         if (self.fin_sent_seq is not None and self.fin_sent_seq not in sent
@@ -518,6 +591,7 @@ class UtpConnection:
         """Build one packet and queue it for the socket (an :class:`~.mtu.MtuProbe` when it
         is the path MTU probe)."""
         window = max(RECEIVE_WINDOW - self.reorder_bytes - self.unread - self.held, 0)
+        self.advertised = window
         connection_id = self.recv_id if kind == "st_syn" else self.send_id
         pending = self.recv.pending
         offsets = None

@@ -14,6 +14,14 @@ Received datagrams are handed to the core at once; what the core then wants to s
 data) is collected once per turn of the event loop (``call_soon``), so a burst of datagrams
 is acknowledged by one ST_STATE, as libutp's deferred acks do.
 
+On its own socket, Linux moves many datagrams per system call (:mod:`.offload`): what the core
+sends leaves in runs of equal-size datagrams, one ``sendmsg`` with ``UDP_SEGMENT`` each (GSO),
+and reads return what one sender sent together, cut at the ``UDP_GRO`` segment size; the
+socket is read until it is empty. A coalesced read of many packets goes to the protocols and
+is acknowledged before the next read (the window the ack advertises is open again, and the
+sender sends on while this side reads). The datagrams on the wire are the same; a kernel that
+refuses either option gets one datagram per call (``offload=False`` asks for that).
+
 Path MTU (:mod:`p2pkit.bittorrent.utp.mtu`, Linux): the ceiling of each connection's search is the MTU of the
 interface that reaches the peer, read as ``IP_MTU`` (``IPV6_MTU``) of a UDP socket connected to
 it (nothing is sent; cached per address), capped at Ethernet's 1500 unless ``mtu="interface"``
@@ -43,6 +51,12 @@ from p2pkit.bittorrent.utp.events import (
 )
 from p2pkit.bittorrent.utp.mtu import ETHERNET_MTU, MtuProbe
 from p2pkit.bittorrent.utp.multiplexer import UtpMultiplexer
+from p2pkit.bittorrent.utp.offload import (
+    GRO_CONTROL_SIZE,
+    SegmentingSender,
+    enable_gro,
+    split_coalesced,
+)
 from p2pkit.bittorrent.wire.utp import looks_like_utp
 from p2pkit.core import NEED_DATA, Address
 from p2pkit.errors import LocalProtocolError
@@ -60,6 +74,8 @@ LOW_WATER = 1024 * 1024
 READ_BATCH = 64
 #: Largest datagram read (the largest UDP payload of an IPv4 packet fits).
 RECEIVE_SIZE = 65536
+#: A coalesced read (``UDP_GRO``) of more bytes than this is acknowledged at once.
+ACK_AT_ONCE = 16 * 1024
 #: Linux socket options the ``socket`` module does not name (``<linux/in.h>``, ``in6.h``).
 IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_PROBE, IP_MTU = 10, 0, 3, 14
 IPV6_MTU_DISCOVER, IPV6_MTU = 23, 24
@@ -236,16 +252,21 @@ class UtpEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._sock: socket.socket | None = None
+        #: GSO on the endpoint's own socket (:mod:`.offload`); None: one ``sendto`` each.
+        self.segmenting: SegmentingSender | None = None
+        #: Whether reads are coalesced (``UDP_GRO``).
+        self.gro = False
         self._closed = False
 
     def now(self) -> float:
         return self._loop.time()
 
     @classmethod
-    async def bind(cls, host: str, port: int, *, mtu: str = "ethernet",
+    async def bind(cls, host: str, port: int, *, mtu: str = "ethernet", offload: bool = True,
                    **kwargs: Any) -> UtpEndpoint:
         """An endpoint on its own UDP socket bound to ``host:port``; ``mtu`` one of
-        :data:`MTU_POLICIES`."""
+        :data:`MTU_POLICIES`; ``offload``: send and read many datagrams per system call where
+        Linux allows (UDP GSO and GRO, :mod:`.offload`)."""
         if mtu not in MTU_POLICIES:
             raise ValueError(f"mtu {mtu!r} is not one of {MTU_POLICIES}")
         loop = asyncio.get_running_loop()
@@ -298,11 +319,17 @@ class UtpEndpoint:
         kwargs.setdefault("link_mtu", link_mtu)
         endpoint = cls(sendto, (local[0], local[1]), **kwargs)
         endpoint._sock = sock
+        if offload:
+            endpoint.segmenting = SegmentingSender(sock, sendto)
+            endpoint.gro = enable_gro(sock)
         loop.add_reader(sock.fileno(), endpoint._on_readable)
         return endpoint
 
     def _on_readable(self) -> None:
         assert self._sock is not None
+        if self.gro:
+            self._read_coalesced()
+            return
         for _ in range(READ_BATCH):
             try:
                 data, addr = self._sock.recvfrom(RECEIVE_SIZE)
@@ -313,6 +340,40 @@ class UtpEndpoint:
                 continue
             if looks_like_utp(data):
                 self.datagram_received(data, (addr[0], addr[1]))
+
+    def _read_coalesced(self) -> None:
+        """Read until the socket is empty (or :data:`READ_BATCH` reads), each read a buffer of
+        one or more datagrams of one sender (``UDP_GRO``), handed to the core together."""
+        recvmsg = self._sock.recvmsg  # type: ignore[union-attr]
+        core = self.core
+        received = False
+        for _ in range(READ_BATCH):
+            try:
+                data, ancdata, _flags, addr = recvmsg(RECEIVE_SIZE, GRO_CONTROL_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                log.debug("uTP: UDP error: %s", e)
+                continue
+            if self._closed:
+                return
+            peer = (addr[0], addr[1])
+            now = self.now()
+            for datagram in split_coalesced(data, ancdata) if ancdata else (data,):
+                if looks_like_utp(datagram):
+                    core.receive_datagram(datagram, peer, now)
+                    received = True
+            if received and len(data) > ACK_AT_ONCE:
+                # A large buffer (many packets) goes to the protocols and is acknowledged
+                # before the next read: the window the ack advertises is open again (the data
+                # was taken), and the sender sends on while this side still reads (a pipeline,
+                # not a stop-and-go of whole read batches).
+                self._dispatch()
+                if self._closed:  # a protocol closed the endpoint
+                    return
+                self._send(core.datagrams_to_send(now))
+        if received:
+            self.schedule_flush()
 
     def close(self) -> None:
         """Reset every connection and stop (the socket is closed if it is ours)."""
@@ -353,9 +414,7 @@ class UtpEndpoint:
         # What arrived since the last flush first (the protocols' answers then leave with the
         # acks), then what the core wants to send.
         self._dispatch()
-        sendto = self._sendto
-        for data, dst in core.datagrams_to_send(now):
-            sendto(data, dst)
+        self._send(core.datagrams_to_send(now))
         self._dispatch()
         for stream in list(self.streams.values()):
             stream._check_writing()
@@ -367,6 +426,14 @@ class UtpEndpoint:
                 self._timer.cancel()
             self._timer_at = at
             self._timer = None if at is None else self._loop.call_at(at, self._on_timer)
+
+    def _send(self, out: list[tuple[bytes, Address]]) -> None:
+        if self.segmenting is not None:
+            self.segmenting.send(out)
+        else:
+            sendto = self._sendto
+            for data, dst in out:
+                sendto(data, dst)
 
     def _on_timer(self) -> None:
         self._timer = None

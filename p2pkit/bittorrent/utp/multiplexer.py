@@ -41,7 +41,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from p2pkit.bittorrent.utp.connection import UtpConnection, timestamp_us
+from p2pkit.bittorrent.utp.connection import (
+    RECEIVE_WINDOW,
+    DataRun,
+    UtpConnection,
+    timestamp_us,
+)
 from p2pkit.bittorrent.utp.events import (
     ConnectionAccepted,
     ConnectionKey,
@@ -49,7 +54,13 @@ from p2pkit.bittorrent.utp.events import (
 )
 from p2pkit.bittorrent.utp.mtu import ETHERNET_MTU, PathMtu, datagram_ceiling
 from p2pkit.bittorrent.utp.sequence import SEQ_MASK
-from p2pkit.bittorrent.wire.utp import UtpPacket, build_plain_packet
+from p2pkit.bittorrent.wire.utp import (
+    HEADER_SIZE,
+    ST_DATA_V1,
+    UtpPacket,
+    build_plain_packet,
+    unpack_header,
+)
 from p2pkit.core import NEED_DATA, Address, Event, NeedData
 from p2pkit.errors import LocalProtocolError, ParseError
 
@@ -62,6 +73,9 @@ MAX_CONNECTIONS = 1024
 #: ST_RESETs sent per second for packets of unknown connections, and the burst allowed.
 RESET_RATE = 10.0
 RESET_BURST = 20.0
+#: A window advertised below this is followed by an update once the application takes data
+#: (as TCP's window update after a small window).
+WINDOW_UPDATE = RECEIVE_WINDOW // 2
 
 
 class UtpMultiplexer:
@@ -159,7 +173,16 @@ class UtpMultiplexer:
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """One datagram from ``addr`` (known to be uTP: a driver sharing the port with the
-        DHT sorts datagrams first, :func:`~p2pkit.bittorrent.wire.utp.looks_like_utp`)."""
+        DHT sorts datagrams first, :func:`~p2pkit.bittorrent.wire.utp.looks_like_utp`).
+
+        An ST_DATA packet without extensions (nearly every packet of a transfer) is read with
+        the header's struct alone and offered to its connection's in-order path
+        (:meth:`~.connection.UtpConnection.receive_in_order`); anything else is parsed whole."""
+        if len(data) > HEADER_SIZE and data[0] == ST_DATA_V1 and not data[1]:
+            header = unpack_header(data)
+            conn = self.connections.get((addr, header[2]))
+            if conn is not None and conn.receive_in_order(header, data, now):
+                return
         try:
             pkt = UtpPacket.parse(data)
         except ParseError:
@@ -222,10 +245,18 @@ class UtpMultiplexer:
         if not self._events:
             return NEED_DATA
         event = self._events.popleft()
+        if type(event) is DataRun:
+            chunks = event.chunks
+            event = DataReceived(key=event.key,
+                                 data=chunks[0] if len(chunks) == 1 else b"".join(chunks))
         if isinstance(event, DataReceived):
             conn = self.connections.get(event.key)
             if conn is not None:
                 conn.unread -= len(event.data)
+                if conn.advertised < WINDOW_UPDATE:
+                    # The window we advertised was small and the application took data: say
+                    # it opened (with the next flush), or the remote waits for a timeout.
+                    conn.ack_pending = True
         return event
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
