@@ -847,16 +847,23 @@ class Transactions:
 
     def seen(self, message: Container, src: Any, dst: Any) -> None:
         """Record a query, or set ``message.method`` of a response/error answering one."""
-        if message.y == "q":
-            key = (src, dst, message.t)
+        method = self.pair(message.y, message.t, message.method, src, dst)
+        if method is not None:
+            message.method = method
+
+    def pair(self, y: Any, t: Any, method: Any, src: Any, dst: Any) -> Any:
+        """:meth:`seen` for a message known by its ``y``, ``t`` and (a query's) ``method``:
+        the method of the query a response or error answers, else None."""
+        if y == "q":
+            key = (src, dst, t)
             self._open.pop(key, None)
-            self._open[key] = message.method
+            self._open[key] = method
             if len(self._open) > self.max_open:  # forget the oldest unanswered query
                 del self._open[next(iter(self._open))]
-        elif message.t is not None:
-            method = self._open.pop((dst, src, message.t), None)
-            if method is not None:
-                message.method = method
+            return None
+        if t is not None:
+            return self._open.pop((dst, src, t), None)
+        return None
 
     @property
     def unanswered(self) -> int:
