@@ -219,9 +219,13 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
                 leaf = exact(type(v))
                 if leaf == 1 or (leaf == 0 and v.isascii()):
                     out[k] = v
+                elif leaf == 2 and len(v) <= BINARY_INLINE_LIMIT and k not in summarised:
+                    out[k] = v.hex()
                 else:
                     out[k] = json_value(v, k, summarised)
             return out
+        if kind == 5:  # an IP address (compact nodes and peers)
+            return value.compressed
         return [json_value(v, name, summarised) for v in value]  # list, ListContainer
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _binary(name, bytes(value), summarised)
@@ -252,9 +256,11 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
 
 
 #: Exact types ``json_value`` converts without the isinstance chain: 0 text, 1 as is,
-#: 2 bytes, 3 mappings, 4 sequences (subclasses, such as enum strings, take the chain).
+#: 2 bytes, 3 mappings, 4 sequences, 5 IP addresses (subclasses, such as enum strings, take
+#: the chain).
 _EXACT: dict[type, int] = {str: 0, int: 1, bool: 1, float: 1, type(None): 1, bytes: 2,
-                           dict: 3, Container: 3, list: 4, tuple: 4, ListContainer: 4}
+                           dict: 3, Container: 3, list: 4, tuple: 4, ListContainer: 4,
+                           ipaddress.IPv4Address: 5, ipaddress.IPv6Address: 5}
 
 
 def text_value(value: str) -> str:

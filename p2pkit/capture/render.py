@@ -200,8 +200,17 @@ def tree_text(value: Any, indent: int, name: str, out: list[str]) -> None:
         elif not value:
             out.append(f"{pad}{{}}")
         inner = indent + (1 if name else 0)
-        for k, v in value.items():
-            tree_text(v, inner, str(k), out)
+        pad = "    " * inner
+        for k, v in value.items():  # scalar leaves inline (most of a tree), as below
+            k = str(k)
+            t = type(v)
+            if k and t is str and v.isascii() and v.isprintable() and '"' not in v \
+                    and "\\" not in v:
+                out.append(f'{pad}{k}: "{v}"')
+            elif k and (t is int or v is None):
+                out.append(f"{pad}{k}: {v}")
+            else:
+                tree_text(v, inner, k, out)
         return
     if isinstance(value, list):
         if len(value) <= 8 and all(not isinstance(v, (dict, list)) for v in value):
