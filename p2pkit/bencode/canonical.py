@@ -44,6 +44,7 @@ def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     if depth >= MAX_DEPTH:
         raise _NotCanonical
     find = data.find
+    size = len(data)
     if data[pos] == 0x64:  # d
         out: dict = {}
         pos += 1
@@ -68,7 +69,7 @@ def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
                     raise _NotCanonical
                 pos = colon + 1 + int(digits)
                 key = data[colon + 1:pos]
-                if len(key) != pos - colon - 1:  # runs past the end
+                if pos > size:  # runs past the end
                     raise _NotCanonical
             if previous is not None and not key > previous:
                 raise _NotCanonical  # unsorted or repeated: a deviation
@@ -84,7 +85,7 @@ def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
                     raise _NotCanonical
                 pos = colon + 1 + int(digits)
                 value = data[colon + 1:pos]
-                if len(value) != pos - colon - 1:
+                if pos > size:
                     raise _NotCanonical
                 out[key] = value
             elif c == 0x69:  # i
@@ -117,7 +118,7 @@ def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
                 raise _NotCanonical
             pos = colon + 1 + int(digits)
             value = data[colon + 1:pos]
-            if len(value) != pos - colon - 1:
+            if pos > size:
                 raise _NotCanonical
             items.append(value)
         elif c == 0x65:
@@ -153,6 +154,7 @@ def decode_canonical(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int]]] |
     spans: dict[bytes, tuple[int, int]] = {}
     out: dict = {}
     find = data.find
+    size = len(data)
     pos = 1
     previous = None
     try:
@@ -169,7 +171,7 @@ def decode_canonical(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int]]] |
                     return None
                 pos = colon + 1 + int(digits)
                 key = data[colon + 1:pos]
-                if len(key) != pos - colon - 1:
+                if pos > size:
                     return None
             elif c == 0x30 and data[pos + 1] == 0x3A:
                 key = b""
@@ -190,7 +192,7 @@ def decode_canonical(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int]]] |
                     return None
                 pos = colon + 1 + int(digits)
                 value = data[colon + 1:pos]
-                if len(value) != pos - colon - 1:
+                if pos > size:
                     return None
                 out[key] = value
             elif c == 0x64 or c == 0x6C:

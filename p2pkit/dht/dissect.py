@@ -135,7 +135,8 @@ class KrpcDecoder:
         """The record of a datagram whose checks wait until its fields are read: its kind,
         transaction id and method (paired now, in frame order) are known from the header."""
         y, t, method = deferred.y, deferred.t, deferred.method
-        answered = self.transactions.pair(y, t, method, pkt.src, pkt.dst)
+        src, dst = pkt.src, pkt.dst
+        answered = self.transactions.pair(y, t, method, src, dst)
         if y != "q":
             method = answered
         if method is None or (type(method) is str and method.isascii()):
@@ -144,9 +145,9 @@ class KrpcDecoder:
             payload_keys = _PAYLOAD_KEYS
         else:  # (bytes that are not UTF-8: the JSON conversion decides how it shows)
             summary, payload_keys = None, frozenset()
-        return LazyRecord(frame=pkt.frame, time=pkt.time, transport="udp", src=pkt.src,
-                          dst=pkt.dst, protocol=PROTOCOL, message=_KIND.get(y, str(y)),
-                          length=len(pkt.payload),
+        return LazyRecord(frame=pkt.frame, time=pkt.time, transport="udp", src=src,
+                          dst=dst, protocol=PROTOCOL, message=_KIND.get(y, str(y)),
+                          length=len(deferred.data),
                           spans=LazySpans(partial(_named_spans, deferred.spans)),
                           decode=partial(_deferred_fields, deferred, method), summary=summary,
                           payload_keys=payload_keys)
