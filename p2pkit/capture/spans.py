@@ -57,6 +57,10 @@ class LazySpans(Mapping[str, tuple[int, int]]):
     def get(self, key: str, default: Any = None) -> Any:  # (one call: -V asks per field)
         return self._get().get(key, default)
 
+    def resolved(self) -> Spans:
+        """The spans, worked out now (a plain dict, for a reader that asks for many)."""
+        return self._get()
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._get())
 
