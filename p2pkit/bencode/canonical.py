@@ -8,8 +8,8 @@ Keys must be strings and appear in sorted order (sorted as raw strings, not alph
 :func:`decode_canonical` accepts only what the lenient decoder would decode *without a single
 deviation or error*: a dictionary whose every string and integer is written canonically
 (no leading zeros; non-negative integers), whose keys are strings in strictly increasing
-order, nested less deep than :data:`~p2pkit.bencode.codec.MAX_DEPTH`, with nothing after it.
-For such an input it returns the same value as the lenient decoder and the spans of the
+order, nested less deep than the lenient decoder's ``MAX_DEPTH``, with nothing after it. For
+such an input it returns the same value as the lenient decoder and the spans of the
 top-level values; for anything else it returns None and the caller decodes with the lenient
 decoder, which says what is wrong and where (so errors and deviations have one source).
 
