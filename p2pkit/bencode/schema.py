@@ -106,9 +106,12 @@ class Locator:
     """Offsets of values inside one input, found with the decoder itself; each container is
     scanned once and remembered, so locating many deviations in a large input stays linear."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes,
+                 top: Mapping[bytes, tuple[int, int]] | None = None) -> None:
         self.data = data
         self.children: dict[int, dict[bytes, int] | list[int]] = {}
+        if top is not None:  # the top-level spans a decode recorded: no scan of the top
+            self.children[0] = {key: start for key, (start, _) in top.items()}
 
     def locate(self, path: tuple[PathStep, ...] | list[PathStep]) -> int:
         pos = 0
@@ -182,11 +185,15 @@ class Context:
     """
 
     __slots__ = ("data", "base", "deviations", "protocol", "locator", "max_deviations",
-                 "untold", "label_messages")
+                 "untold", "label_messages", "top_spans")
 
     def __init__(self, data: bytes, *, protocol: str, deviations: list[Deviation] | None,
                  base: int = 0, max_deviations: int | None = None,
-                 label_messages: bool = False) -> None:
+                 label_messages: bool = False,
+                 top_spans: Mapping[bytes, tuple[int, int]] | None = None) -> None:
+        #: The spans of the top-level dictionary's values, when the decode recorded them
+        #: (``data`` is then that dictionary): the locator starts from them.
+        self.top_spans = top_spans
         #: Deviation messages start with the field path (``info -> name: …``).
         self.label_messages = label_messages
         self.data = data
@@ -203,7 +210,7 @@ class Context:
 
     def offset(self, path: tuple[PathStep, ...]) -> int:
         if self.locator is None:
-            self.locator = Locator(self.data)
+            self.locator = Locator(self.data, self.top_spans)
         return self.base + self.locator.locate(path)
 
     def fail(self, reason: str, path: tuple[PathStep, ...], *, limit: bool = False
@@ -275,6 +282,12 @@ class Value:
     what = "any bencoded value"
     #: True when ``decode`` uses its ``path`` argument (nested containers, reported text).
     needs_path = False
+    #: True when a lenient decode may raise (a ``ParseError`` through ``cx.fail``, or a fatal
+    #: ``Mismatch``) rather than report: a type whose ``decode`` raises only plain
+    #: ``Mismatch`` keeps False. Containers derive it from their items
+    #: (:attr:`BencodedDict.may_fail`); a dissector may put off the conversion of a value
+    #: whose declaration cannot fail (the record cannot turn into an error later).
+    may_fail = False
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Any:
         """The Python value of ``raw``; raises ``Mismatch`` when it has another type."""
@@ -444,6 +457,10 @@ class ListOf(Value):
         self.fatal = fatal
         self.what = f"list of {item.what}"
 
+    @property
+    def may_fail(self) -> bool:  # type: ignore[override]
+        return self.fatal or self.max_items is not None or self.item.may_fail
+
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> list:
         if type(raw) is not list:
             raise Mismatch(f"must be a list, not {type_name(raw)}")
@@ -580,6 +597,10 @@ class MapOf(Value):
         #: A bad value is an error even when lenient (else the whole dictionary is reported).
         self.fatal = fatal
         self.what = f"dictionary of {value.what}"
+
+    @property
+    def may_fail(self) -> bool:  # type: ignore[override]
+        return self.fatal or self.value.may_fail
 
     def decode(self, raw: Any, cx: Context, path: tuple[PathStep, ...]) -> Container:
         if type(raw) is not dict:
@@ -875,6 +896,14 @@ class BencodedDict(BencodedConstruct, Value):
 
     needs_path = True
 
+    @property
+    def may_fail(self) -> bool:  # type: ignore[override]
+        """Whether a lenient decode of a dictionary may raise (a fatal or failing field, a
+        fatal missing key) rather than report; a ``check`` is not looked into (it reports
+        with ``cx.report``, which never raises when lenient)."""
+        return self.rules.fatal_required or any(f.fatal or f.type.may_fail
+                                                for f in self.fields)
+
     def lenient(self) -> BencodedDict:
         """The same declaration, lenient (for dissection)."""
         twin = type(self)(self.fields, unknown=self.unknown, rules=self.rules,
@@ -914,8 +943,17 @@ class BencodedDict(BencodedConstruct, Value):
             deviations = []
         first = len(deviations) if deviations is not None else 0
         raw, _ = self._decode_data(data, 0, "", None if self.strict else deviations)
+        return self.parse_decoded(data, raw, deviations, first)
+
+    def parse_decoded(self, data: bytes, raw: Any, deviations: list[Deviation] | None,
+                      first: int = 0, top_spans: Mapping[bytes, tuple[int, int]] | None = None
+                      ) -> Any:
+        """The second half of :meth:`parse_bytes`: ``raw``, the bencoded value ``data``
+        decodes to (with the decoder's ``deviations`` from ``first`` on), checked against
+        the declaration. ``top_spans``: where the values of the top-level dictionary lie, if
+        the decode recorded them (offsets of deviations are then found without a scan)."""
         cx = Context(data, protocol=self.protocol, deviations=deviations if not self.strict
-                     else None)
+                     else None, top_spans=top_spans)
         if type(raw) is not dict:
             raise cx.fail(f"must be a dictionary, not {type_name(raw)}", ())
         return _carrying(self.conform(raw, cx, ()), cx.deviations, first)

@@ -88,7 +88,7 @@ class Dissector:
             for event in self.tcp.packet(pkt):
                 yield from self._stream_event(event)
         else:
-            protocol = self._override("udp", pkt.src, pkt.dst)
+            protocol = self._override("udp", pkt.src, pkt.dst) if self.decode_as else None
             yield from self.datagrams.datagram(pkt, protocol)
 
     def finish(self) -> Iterator[Record]:

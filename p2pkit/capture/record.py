@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
+import socket
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,9 +220,17 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
                 leaf = exact(type(v))
                 if leaf == 1 or (leaf == 0 and v.isascii()):
                     out[k] = v
+                elif leaf == 2 and len(v) <= BINARY_INLINE_LIMIT and k not in summarised:
+                    out[k] = v.hex()
+                elif leaf == 5:
+                    out[k] = _ntoa(v.packed)
                 else:
                     out[k] = json_value(v, k, summarised)
             return out
+        if kind == 5:  # an IPv4 address (compact nodes and peers): dotted quad, as compressed
+            return _ntoa(value.packed)
+        if kind == 6:
+            return value.compressed
         return [json_value(v, name, summarised) for v in value]  # list, ListContainer
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _binary(name, bytes(value), summarised)
@@ -252,9 +261,12 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
 
 
 #: Exact types ``json_value`` converts without the isinstance chain: 0 text, 1 as is,
-#: 2 bytes, 3 mappings, 4 sequences (subclasses, such as enum strings, take the chain).
+#: 2 bytes, 3 mappings, 4 sequences, 5 IP addresses (subclasses, such as enum strings, take
+#: the chain).
 _EXACT: dict[type, int] = {str: 0, int: 1, bool: 1, float: 1, type(None): 1, bytes: 2,
-                           dict: 3, Container: 3, list: 4, tuple: 4, ListContainer: 4}
+                           dict: 3, Container: 3, list: 4, tuple: 4, ListContainer: 4,
+                           ipaddress.IPv4Address: 5, ipaddress.IPv6Address: 6}
+_ntoa = socket.inet_ntoa
 
 
 def text_value(value: str) -> str:

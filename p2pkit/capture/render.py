@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from p2pkit import registry
 from p2pkit.capture.record import Record
+from p2pkit.capture.spans import LazySpans
 from p2pkit.errors import ParseError
 from p2pkit.undecoded import UNDECODED_SUMMARY
 
@@ -160,14 +161,30 @@ def render_tree(record: Record, start: float = 0.0) -> str:
     lines = [f"Frame {record.frame}: {record.time - start:.6f} {record.transport} {record.src} → "
              f"{record.dst}", f"  {record.protocol} {record.message} ({where})"]
     base = record.offset or 0
+    fields = record.fields
     spans = record.spans
-    for key, value in record.fields.items():
+    if type(spans) is LazySpans:  # worked out now (one lookup per field below)
+        spans = spans.resolved()
+    get = spans.get
+    for key, value in fields.items():
         key = str(key)
-        first = len(lines)
-        tree_text(value, 1, key, lines)
-        span = spans.get(key)
-        if span is not None:
-            lines[first] = f"    [{base + span[0]}:{base + span[1]}] " + lines[first].lstrip()
+        span = get(key)
+        kind = type(value)
+        # scalar leaves inline, as tree_text writes them
+        if key and kind is str and value.isascii() and value.isprintable() \
+                and '"' not in value and "\\" not in value:
+            text = f'{key}: "{value}"'
+        elif key and (kind is int or value is None):
+            text = f"{key}: {value}"
+        else:
+            first = len(lines)
+            tree_text(value, 1, key, lines)
+            if span is not None:
+                lines[first] = (f"    [{base + span[0]}:{base + span[1]}] "
+                                + lines[first].lstrip())
+            continue
+        lines.append(f"    [{base + span[0]}:{base + span[1]}] {text}" if span is not None
+                     else f"    {text}")
     for d in record.deviations:
         lines.append(f"    [deviation] {d}")
     return "\n".join(lines)
@@ -200,8 +217,17 @@ def tree_text(value: Any, indent: int, name: str, out: list[str]) -> None:
         elif not value:
             out.append(f"{pad}{{}}")
         inner = indent + (1 if name else 0)
-        for k, v in value.items():
-            tree_text(v, inner, str(k), out)
+        pad = "    " * inner
+        for k, v in value.items():  # scalar leaves inline (most of a tree), as below
+            k = str(k)
+            t = type(v)
+            if k and t is str and v.isascii() and v.isprintable() and '"' not in v \
+                    and "\\" not in v:
+                out.append(f'{pad}{k}: "{v}"')
+            elif k and (t is int or v is None):
+                out.append(f"{pad}{k}: {v}")
+            else:
+                tree_text(v, inner, k, out)
         return
     if isinstance(value, list):
         if len(value) <= 8 and all(not isinstance(v, (dict, list)) for v in value):

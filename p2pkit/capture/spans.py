@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
+from typing import Any
 
 import construct
 
@@ -52,6 +53,13 @@ class LazySpans(Mapping[str, tuple[int, int]]):
 
     def __getitem__(self, key: str) -> tuple[int, int]:
         return self._get()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # (one call: -V asks per field)
+        return self._get().get(key, default)
+
+    def resolved(self) -> Spans:
+        """The spans, worked out now (a plain dict, for a reader that asks for many)."""
+        return self._get()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._get())

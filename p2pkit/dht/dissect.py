@@ -16,6 +16,7 @@ Reached through the ``bt-dht`` descriptor (:mod:`p2pkit.dht.protocol`).
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from construct import Container
 
@@ -25,7 +26,8 @@ from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import Record, json_fields, json_value, undecoded
 from p2pkit.capture.spans import LazySpans
 from p2pkit.deviations import deviations_of
-from p2pkit.dht.krpc import PROTOCOL, Transactions, decode_lenient
+from p2pkit.dht.deferred import DeferredMessage, decode_deferred
+from p2pkit.dht.krpc import PROTOCOL, Envelope, Transactions, decode_lenient
 from p2pkit.errors import ParseError
 
 __all__ = ["KrpcDecoder", "detect_krpc"]
@@ -47,8 +49,27 @@ def detect_krpc(payload: bytes) -> bool:
 
 def _top_level_spans(payload: bytes) -> dict[str, tuple[int, int]]:
     """Where the keys of the top-level dictionary lie in the datagram (named as in fields)."""
-    return {_FIELD_OF_KEY.get(k, k.decode("latin-1")): span
-            for k, span in bencode.decode_lenient(payload, spans=True).spans.items()}
+    return _named_spans(bencode.decode_lenient(payload, spans=True).spans)
+
+
+def _named_spans(spans: dict[bytes, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """Spans of the top-level values by the name the record's fields give them."""
+    return {_FIELD_OF_KEY.get(k, k.decode("latin-1")): span for k, span in spans.items()}
+
+
+#: Top-level fields of a record besides ``transaction_id`` and ``method`` (from the envelope's
+#: declaration, ``extra`` and the ``unknown_keys`` list): a summary line asking for one of
+#: them decodes the datagram in full.
+_PAYLOAD_KEYS = frozenset(f.attr for f in Envelope.fields if f.attr not in ("t", "y")) | {
+    "extra", "unknown_keys"}
+
+
+def _deferred_fields(deferred: DeferredMessage, method: Any) -> Decoded:
+    """The record's fields of a deferred datagram: its message, with the method the pairing
+    with queries gave (as :meth:`Transactions.seen` sets it on an eager message)."""
+    message = deferred.message()
+    message.method = method
+    return _fields(message)
 
 
 def _fields(message: Container) -> Decoded:
@@ -86,6 +107,9 @@ class KrpcDecoder:
         payload = pkt.payload
         if not detect_krpc(payload):
             return None
+        deferred = decode_deferred(payload)
+        if deferred is not None:
+            return self._deferred(pkt, deferred)
         try:
             result = decode_lenient(payload)
         except ParseError as e:
@@ -106,6 +130,27 @@ class KrpcDecoder:
                           message=_KIND.get(message.y, str(message.y)),
                           length=len(pkt.payload), spans=spans,
                           decode=partial(_fields, message), **summary)
+
+    def _deferred(self, pkt: Packet, deferred: DeferredMessage) -> Record:
+        """The record of a datagram whose checks wait until its fields are read: its kind,
+        transaction id and method (paired now, in frame order) are known from the header."""
+        y, t, method = deferred.y, deferred.t, deferred.method
+        src, dst = pkt.src, pkt.dst
+        answered = self.transactions.pair(y, t, method, src, dst)
+        if y != "q":
+            method = answered
+        if method is None or (type(method) is str and method.isascii()):
+            summary = {"transaction_id": None if t is None else json_value(t, "t"),
+                       "method": method}
+            payload_keys = _PAYLOAD_KEYS
+        else:  # (bytes that are not UTF-8: the JSON conversion decides how it shows)
+            summary, payload_keys = None, frozenset()
+        return LazyRecord(frame=pkt.frame, time=pkt.time, transport="udp", src=src,
+                          dst=dst, protocol=PROTOCOL, message=_KIND.get(y, str(y)),
+                          length=len(deferred.data),
+                          spans=LazySpans(partial(_named_spans, deferred.spans)),
+                          decode=partial(_deferred_fields, deferred, method), summary=summary,
+                          payload_keys=payload_keys)
 
     @staticmethod
     def _undecoded(pkt: Packet, error: ParseError) -> Record | None:

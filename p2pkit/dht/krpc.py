@@ -142,7 +142,8 @@ class _Address(Value):
     def decode(self, raw: Any, cx: Context, path: tuple) -> Container:
         if type(raw) is not bytes or len(raw) not in (6, 18):
             raise Mismatch("must be a 6- or 18-byte compact address")
-        return (CompactPeer if len(raw) == 6 else CompactPeer6).parse(raw)
+        # the layouts' unpackers (FixedLayout, derived from CompactPeer/CompactPeer6)
+        return (_PEER if len(raw) == 6 else _PEER6).decode(raw, cx, path)[0]
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, bytes):
@@ -156,14 +157,18 @@ class _Address(Value):
         return super().bencoded(value)
 
 
+_PEER = Records(CompactPeer, "compact peers")
+_PEER6 = Records(CompactPeer6, "compact peers")
+
+
 class _Peers(Value):
     """BEP 5 ``values``: "a list of strings containing "compact" format peer information"."""
 
     what = "list of 6- or 18-byte compact peers"
 
     def __init__(self) -> None:
-        self.v4 = Records(CompactPeer, "compact peers")
-        self.v6 = Records(CompactPeer6, "compact peers")
+        self.v4 = _PEER
+        self.v6 = _PEER6
 
     def decode(self, raw: Any, cx: Context, path: tuple) -> list[Container]:
         if type(raw) is not list:
@@ -847,16 +852,23 @@ class Transactions:
 
     def seen(self, message: Container, src: Any, dst: Any) -> None:
         """Record a query, or set ``message.method`` of a response/error answering one."""
-        if message.y == "q":
-            key = (src, dst, message.t)
+        method = self.pair(message.y, message.t, message.method, src, dst)
+        if method is not None:
+            message.method = method
+
+    def pair(self, y: Any, t: Any, method: Any, src: Any, dst: Any) -> Any:
+        """:meth:`seen` for a message known by its ``y``, ``t`` and (a query's) ``method``:
+        the method of the query a response or error answers, else None."""
+        if y == "q":
+            key = (src, dst, t)
             self._open.pop(key, None)
-            self._open[key] = message.method
+            self._open[key] = method
             if len(self._open) > self.max_open:  # forget the oldest unanswered query
                 del self._open[next(iter(self._open))]
-        elif message.t is not None:
-            method = self._open.pop((dst, src, message.t), None)
-            if method is not None:
-                message.method = method
+            return None
+        if t is not None:
+            return self._open.pop((dst, src, t), None)
+        return None
 
     @property
     def unanswered(self) -> int:

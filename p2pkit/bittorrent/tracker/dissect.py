@@ -79,6 +79,9 @@ _RESPONSE_HEAD = _head(UdpConnectResponse, 2)
 _CONNECT = ACTIONS["connect"]
 _WITH_CONNECTION_ID = (ACTIONS["announce"], ACTIONS["scrape"])
 _ACTION_CODES = frozenset(ACTIONS.values())
+#: Whether a connect request (the protocol id) and every response (its action) start with
+#: a zero byte, so a datagram that does not is no BEP 15 packet until a connection id is known.
+_FIRST_BYTE_ZERO = PROTOCOL_ID >> 56 == 0 and max(_ACTION_CODES) < 1 << 24
 
 
 def detect_udp_tracker(payload: bytes) -> bool:
@@ -105,6 +108,11 @@ class UdpTrackerDecoder:
     def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
         """The record of one BEP 15 packet, or None when it is not one."""
         data = pkt.payload
+        if not forced and data[0] and _FIRST_BYTE_ZERO and not self._connections:
+            # BEP 15: a connect request starts with the protocol id 0x41727101980, a response
+            # with its action (0-3) as a 32-bit integer: both with a zero byte; any other
+            # request carries a connection id a connect response gave (none seen yet)
+            return None
         src, dst = pkt.src, pkt.dst
         kind = None
         if len(data) >= _REQUEST_HEAD.size:

@@ -1,0 +1,121 @@
+"""KRPC datagrams decoded in two halves: the bencoding at once, the declaration's checks
+when a field is read (BEP 5 §KRPC Protocol).
+
+A summary line shows what a datagram is (``y``), its transaction id (``t``) and its method
+(``q``, or the query a response answers); the dissector must also know at once whether the
+datagram is a KRPC message at all (a record) or not (an ``undecoded`` record), and pair
+responses with queries in frame order. Everything else (the ``a``/``r`` dictionaries, their
+compact nodes and peers, the deviations) is worked out only when ``-V``, JSON, a filter or
+``--stats`` reads the fields.
+
+That split is safe only where it cannot change the output, and both conditions are derived
+from the declarations in :mod:`p2pkit.dht.krpc`, not assumed:
+
+* once the bencoding has decoded, the lenient checks can only *report* (never fail and turn
+  the record into an error): :data:`CHECKS_MAY_WAIT` is False as soon as any declared field,
+  of the envelope, the arguments or the response values, may fail (``may_fail``);
+* the header is read with the envelope's own value types for ``t``, ``y`` and ``q``
+  (:func:`header`), which must be types that report nothing and need no context (checked on
+  import).
+
+Only datagrams in canonical bencoding (:func:`~p2pkit.bencode.canonical.decode_canonical`:
+what the lenient decoder takes without a deviation) are split; any other datagram is decoded
+at once by :func:`~p2pkit.dht.krpc.decode_lenient`, which reports its deviations and errors.
+Tests compare the deferred and the eager decoding of every KRPC datagram of the committed
+captures and of hypothesis-generated messages.
+
+>>> d = decode_deferred(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe")
+>>> d.y, d.t, d.method
+('q', b'aa', 'ping')
+>>> d.message().a.id
+b'abcdefghij0123456789'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from construct import Container
+
+from p2pkit.bencode import Mismatch
+from p2pkit.bencode.canonical import decode_canonical
+from p2pkit.dht.krpc import (
+    MAX_MESSAGE_SIZE,
+    Arguments,
+    Envelope,
+    KrpcMessageLenient,
+    ResponseValues,
+)
+
+__all__ = ["CHECKS_MAY_WAIT", "DeferredMessage", "decode_deferred", "header"]
+
+#: Whether the lenient checks of a decoded KRPC dictionary can only report, never fail:
+#: derived from every declared field of the envelope and of the ``a``/``r`` bodies.
+CHECKS_MAY_WAIT = not any(schema.may_fail for schema in (Envelope, Arguments, ResponseValues))
+
+_ENVELOPE = KrpcMessageLenient.subcon
+_HEADER = tuple(Envelope.by_name[name] for name in ("t", "y", "q"))
+for _field in _HEADER:
+    if _field.type.needs_path or _field.type.may_fail or _field.aliases:
+        raise TypeError(f"the deferred KRPC header expects {_field.attr!r} to be a plain "
+                        "value type (no context, no report)")
+_ABSENT: Any = object()
+
+
+def _declared(raw: dict, key: bytes, kind: Any) -> Any:
+    """What the envelope's check makes of a top-level item: its declared type's value, or
+    None when it is absent or has another type (the check moves it to ``extra``)."""
+    value = raw.get(key, _ABSENT)
+    if value is _ABSENT:
+        return None
+    try:
+        return kind.decode(value, None, ())
+    except Mismatch:
+        return None
+
+
+_T, _Y, _Q = ((f.raw_key, f.type) for f in _HEADER)
+
+
+def header(raw: dict) -> tuple[Any, Any, Any]:
+    """``(t, y, q)`` of a decoded KRPC dictionary as the lenient envelope gives them
+    (``message.t``, ``message.y``, a query's ``message.method``).
+
+    >>> header({b"t": b"aa", b"y": b"q", b"q": b"ping"})
+    (b'aa', 'q', 'ping')
+    >>> header({b"t": 7, b"y": b"r"})  # t is not a string: the envelope keeps it in extra
+    (None, 'r', None)
+    """
+    return (_declared(raw, *_T), _declared(raw, *_Y), _declared(raw, *_Q))
+
+
+class DeferredMessage:
+    """A KRPC datagram whose bencoding decoded canonically: its header now, its message (the
+    same Container :func:`~p2pkit.dht.krpc.decode_lenient` gives) when asked."""
+
+    __slots__ = ("data", "raw", "spans", "t", "y", "method")
+
+    def __init__(self, data: bytes, raw: dict, spans: dict[bytes, tuple[int, int]]) -> None:
+        self.data = data
+        self.raw = raw
+        #: Where each top-level value lies in the datagram.
+        self.spans = spans
+        t, y, q = header(raw)
+        self.t, self.y = t, y
+        #: A query's method (``q``); None for responses and errors (the caller pairs them).
+        self.method = q if y == "q" else None
+
+    def message(self) -> Container:
+        """The lenient message, its deviations carried (``deviations_of``)."""
+        return _ENVELOPE.parse_decoded(self.data, self.raw, [], 0, top_spans=self.spans)
+
+
+def decode_deferred(data: bytes) -> DeferredMessage | None:
+    """The deferred decoding of a datagram, or None when it must be decoded at once
+    (not canonical bencoding, too large, or checks that may fail)."""
+    if not CHECKS_MAY_WAIT or len(data) > MAX_MESSAGE_SIZE:
+        return None
+    decoded = decode_canonical(data)
+    if decoded is None:
+        return None
+    return DeferredMessage(data, *decoded)
