@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from p2pkit.bittorrent.mse.keylog import KeyLog
@@ -314,8 +314,16 @@ class PeerWireStream:
 
     # -- input ------------------------------------------------------------------------------
 
-    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
-        self.buffer.append(offset, data, frame, time)
+    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterable[Record]:
+        buf = self.buffer
+        buf.append(offset, data, frame, time)
+        size = self._size
+        if (size is not None and len(buf.data) < size and self.synced
+                and not self.undecoded._closed):
+            return ()  # the rest of the message at the front has not arrived: nothing to do
+        return self._decoded()
+
+    def _decoded(self) -> Iterator[Record]:
         yield from self._decode()
         yield from self.undecoded.records()
 
