@@ -43,10 +43,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from p2pkit.bittorrent.mse.keylog import KeyLog
-from p2pkit.bittorrent.mse.observer import MseObserver
 from p2pkit.bittorrent.utp.sequence import ReorderBuffer, seq_after
 from p2pkit.bittorrent.wire.extensions import decode_extended, message_names
 from p2pkit.bittorrent.wire.framer import HANDSHAKE_LENGTH, MAX_MESSAGE_LENGTH, frame_length
@@ -67,6 +65,10 @@ from p2pkit.deviations import Deviation, deviations_of
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.registry import get, load
 from p2pkit.schema import FixedLayout
+
+if TYPE_CHECKING:  # MSE (and its RC4) is imported when a key log names a connection
+    from p2pkit.bittorrent.mse.keylog import KeyLog
+    from p2pkit.bittorrent.mse.observer import MseObserver
 
 __all__ = ["HANDSHAKE_SEARCH_WINDOW", "MAX_UTP_REORDER", "MSE_KEY_LENGTH", "MseDecryptedStream",
            "PeerWireStream",
@@ -249,6 +251,8 @@ def peer_wire_stream(*, src: str, dst: str, transport: str = "tcp",
     """
     found = secrets.find(src, dst) if secrets is not None else None
     if found is not None:
+        from p2pkit.bittorrent.mse.observer import MseObserver
+
         stream: PeerWireStream = MseDecryptedStream(MseObserver(*found), transport=transport,
                                                     src=src, dst=dst)
     else:

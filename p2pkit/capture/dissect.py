@@ -89,8 +89,10 @@ class Dissector:
         self._connection_protocol: dict[int, str] = {}
         self.skipped_bytes = 0
         self.datagrams = DatagramDissector(secrets=self.secrets)
-        self._stream_factories = {d.name: registry.load(d.stream_decoder)
-                                  for d in registry.stream_protocols()}
+        #: Per protocol name, its stream decoder's factory (a ``"module:attribute"`` string
+        #: until the first direction of that protocol: start-up imports no decoder).
+        self._stream_factories: dict[str, Any] = {d.name: d.stream_decoder
+                                                  for d in registry.stream_protocols()}
 
     # -- TCP --------------------------------------------------------------------------------
 
@@ -214,8 +216,8 @@ class Dissector:
         other = self._directions.get((connection, d.dst))
         peer = other.decoder if other is not None and other is not d else None
         extra = {"secrets": self.secrets[d.protocol]} if d.protocol in self.secrets else {}
-        d.decoder = self._stream_factories[d.protocol](src=d.src, dst=d.dst, transport="tcp",
-                                                       peer=peer, **extra)
+        factory = registry.load(self._stream_factories[d.protocol])
+        d.decoder = factory(src=d.src, dst=d.dst, transport="tcp", peer=peer, **extra)
         if not d.from_start and hasattr(d.decoder, "mid_stream"):
             d.decoder.mid_stream = True  # the capture missed its first bytes
         return True

@@ -62,6 +62,9 @@ class FrameScanner(CaptureReader):
     the start of the block being read on the block path).
     """
 
+    #: Bytes read at a time (tests make it small, so that records straddle blocks).
+    block_size = BLOCK_SIZE
+
     def scan(self) -> Iterator[ScannedFrame]:
         """Every frame as ``(number, time, linktype, block, start, end, original_length)``;
         damage ends the iteration and is left in :attr:`error`, as iterating the reader does."""
@@ -92,13 +95,14 @@ class FrameScanner(CaptureReader):
         linktype = header.linktype & 0x0FFFFFFF  # upper bits: FCS length (pcap §4)
         unpack_from = layouts.record.unpack_from
         read = self._file.read
+        block_size = self.block_size
         block = b""
         size = pos = 0
         base = self.offset  # file offset of block[0]
         number = 0
         while True:
             if size - pos < 16:
-                block = block[pos:] + read(BLOCK_SIZE)
+                block = block[pos:] + read(block_size)
                 base += pos
                 self.offset = base
                 size, pos = len(block), 0
@@ -115,7 +119,7 @@ class FrameScanner(CaptureReader):
             start = pos + 16
             end = start + captured
             if end > size:
-                block = block[pos:] + read(max(BLOCK_SIZE, end - size))
+                block = block[pos:] + read(max(block_size, end - size))
                 base += pos
                 self.offset = base
                 size, start, end = len(block), 16, 16 + captured
