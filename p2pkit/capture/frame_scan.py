@@ -3,7 +3,7 @@
 :class:`~p2pkit.capture.readers.CaptureReader` reads a pcap record in two calls (its 16-byte
 header, then its bytes) and makes a :class:`~p2pkit.capture.readers.Frame` per packet. The
 dissector reads hundreds of thousands of frames and needs neither: :meth:`FrameScanner.scan`
-reads a plain pcap file (draft-ietf-opsawg-pcap §5 "Packet Record") a megabyte at a time and
+reads a plain pcap file (draft-ietf-opsawg-pcap §5 "Packet Record") 256 KiB at a time and
 unpacks each record header with ``unpack_from`` at its place in the block, with the
 :class:`struct.Struct` derived from the same record-header schema
 (:data:`~p2pkit.capture.readers.PcapRecordHeaderLE` / ``BE``), and yields
@@ -48,7 +48,7 @@ __all__ = ["BLOCK_SIZE", "FrameScanner", "ScannedFrame"]
 
 #: Bytes read at a time (a record longer than this is read whole: at most
 #: :data:`~p2pkit.capture.readers.MAX_RECORD_LENGTH` plus its header).
-BLOCK_SIZE = 1 << 20
+BLOCK_SIZE = 1 << 18
 
 #: ``(number, time, linktype, block, start, end, original_length)``: frame ``number``
 #: (1-based) is ``block[start:end]``.

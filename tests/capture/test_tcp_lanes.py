@@ -171,7 +171,7 @@ def _traffic(draw) -> bytes:
     return out.getvalue()
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.large_base_example, HealthCheck.too_slow])
 @given(_traffic())
 def test_generated_traffic_same_records_and_stream_bytes(pcap):
