@@ -57,8 +57,16 @@ from p2pkit.bittorrent.wire.messages import (
     PeerMessageLenient,
 )
 from p2pkit.bittorrent.wire.utp import UtpPacket
+from p2pkit.capture.lazy_record import LazyRecord
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record, UndecodedRun, json_fields, json_value, undecoded
+from p2pkit.capture.record import (
+    BinarySize,
+    Record,
+    UndecodedRun,
+    json_fields,
+    json_value,
+    undecoded,
+)
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
@@ -383,6 +391,8 @@ class PeerWireStream:
     def _record(self, message: str, value: Any, start: int, length: int) -> Record:
         """A record for the message at the front of the buffer (call before skipping it)."""
         frame, time = self.buffer.frame_of(length - 1)
+        if message == "piece" and type(value.get("piece")) is bytes:
+            return self._piece_record(value, start, length, frame, time)
         fields = json_fields(value, summarised=SUMMARISED)
         record = Record(frame=frame, time=time, transport=self.transport, src=self.src,
                         dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
@@ -394,6 +404,24 @@ class PeerWireStream:
         if message == "extended":
             self._extended(record, value)
         return record
+
+    def _piece_record(self, value: Any, start: int, length: int, frame: int,
+                      time: float) -> Record:
+        """BEP 3 ``piece``: the block is summarised by its length and SHA-1 (``SUMMARISED``);
+        the SHA-1, which only the tree and JSON show, is worked out when they read the fields
+        (a :class:`LazyRecord`); the summary line reads the index, begin and block length."""
+
+        def decode() -> tuple[dict[str, Any], Any, list[Deviation]]:
+            return (json_fields(value, summarised=SUMMARISED), value,
+                    deviations_of(value, base=start))
+
+        summary = {k: v for k, v in value.items() if type(v) is int and k[:1] != "_"}
+        summary["piece"] = BinarySize(len(value["piece"]))
+        return LazyRecord(frame=frame, time=time, transport=self.transport, src=self.src,
+                          dst=self.dst, protocol=PROTOCOL, message="piece", offset=start,
+                          length=length, spans=_spans("piece", length), decode=decode,
+                          summary=summary,
+                          payload_keys=frozenset(value) - set(summary) - {"type"})
 
     def _extended(self, record: Record, value: Any) -> None:
         """BEP 10: name the extension, decode its payload (leniently), keep the names."""
