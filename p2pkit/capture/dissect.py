@@ -293,7 +293,7 @@ class Dissection:
     ``fast`` (the default) reads frames with :class:`~p2pkit.capture.frame_scan.FrameScanner`,
     unpacks Ethernet/IPv4/TCP headers in one call and hands in-order TCP segments of a known
     direction straight to its decoder (:mod:`p2pkit.capture.tcp_lanes`); ``fast=False`` takes
-    every frame through :class:`CaptureReader`, :func:`decode_frame` and :meth:`Dissector.packet`
+    every frame through :class:`CaptureReader`, ``decode_frame`` and :meth:`Dissector.packet`
     (the reference the tests compare it with: same records, same bytes to every decoder).
     """
 

@@ -6,7 +6,7 @@ dissector reads hundreds of thousands of frames and needs neither: :meth:`FrameS
 reads a plain pcap file (draft-ietf-opsawg-pcap §5 "Packet Record") 256 KiB at a time and
 unpacks each record header with ``unpack_from`` at its place in the block, with the
 :class:`struct.Struct` derived from the same record-header schema
-(:data:`~p2pkit.capture.readers.PcapRecordHeaderLE` / ``BE``), and yields
+(``PcapRecordHeaderLE`` / ``BE`` in :mod:`p2pkit.capture.readers`), and yields
 ``(number, time, linktype, block, start, end, original_length)``: the frame is
 ``block[start:end]``, sliced only by whoever needs it. The limits, errors (message, field
 path, offset) and the frames before damage are those of ``CaptureReader``, which tests check
@@ -67,7 +67,7 @@ class FrameScanner(CaptureReader):
 
     def scan(self) -> Iterator[ScannedFrame]:
         """Every frame as ``(number, time, linktype, block, start, end, original_length)``;
-        damage ends the iteration and is left in :attr:`error`, as iterating the reader does."""
+        damage ends the iteration and is left in ``error``, as iterating the reader does."""
         try:
             magic = self._read_exact(4, "file header")
             if magic == b"\x0a\x0d\x0d\x0a":

@@ -33,7 +33,7 @@ SWEEP_FLOOR = 4096
 
 
 class TcpLanes(dict[tuple[bytes, int, bytes, int], Lane]):
-    """4-tuple → :data:`Lane`, learnt from the reassembler after a packet went the full way."""
+    """4-tuple → ``Lane``, learnt from the reassembler after a packet went the full way."""
 
     def __init__(self, reassembler: TcpReassembler, directions: dict[tuple[int, str], Any]):
         super().__init__()

@@ -16,7 +16,7 @@ nonce counting from 0 (Noise §5.1, §5.2 Split; libp2p noise §Wire Format): th
 streams reassembled, ping, identify, kad-dht and Bitswap messages). A session the key log does
 not name, or a message whose tag does not verify, stays ``encrypted``.
 
-Such a direction is recognised by :func:`p2pkit.ipfs.detect.detect_libp2p`.
+Such a direction is recognised by ``p2pkit.ipfs.detect.detect_libp2p``.
 """
 
 from __future__ import annotations
