@@ -32,6 +32,7 @@ from p2pkit.deviations import DEVIATIONS, Deviation, Level
 from p2pkit.errors import BuildError, P2PKitError, ParseError
 
 __all__ = ["FixedLayout", "MessageSwitch", "MessageTable", "NamedBits", "Schema", "clean_path",
+           "consecutive_layout",
            "failure_offset"]
 
 _TRANSLATED = (
@@ -251,6 +252,10 @@ class FixedLayout:
             codes.append(code)
             names.append(name if const is None else None)
         self.format = (order or ">") + "".join(codes)
+        #: Byte order of the multi-byte fields (``None``: single bytes only, either fits).
+        self.byte_order = order
+        #: One struct code per field, in field order (``"H"``, ``"4s"`` …).
+        self.codes = tuple(codes)
         self.struct = struct.Struct(self.format)
         self.size = self.struct.size
         self.all_names: tuple[str | None, ...] = tuple(names)
@@ -630,3 +635,33 @@ class MessageSwitch(construct.Construct):
 
     def _sizeof(self, context: Any, path: str) -> int:
         raise construct.SizeofError(f"{self.table.noun}s have no fixed size", path=path)
+
+
+def consecutive_layout(*parts: tuple[FixedLayout, Iterable[str]]) -> struct.Struct:
+    """One :class:`struct.Struct` over several fixed layouts that follow each other in the
+    bytes (Ethernet, then IPv4, then TCP), unpacking only the fields each part names: the
+    others become pad bytes, so one ``unpack_from`` returns the named fields of every header
+    in layout order and makes no object for the rest. Derived from the layouts, so it cannot
+    disagree with their schemas; byte orders must agree (:class:`TypeError` otherwise).
+
+    >>> import construct
+    >>> a = FixedLayout(construct.Struct("x" / construct.Int16ub, "y" / construct.Bytes(2)))
+    >>> b = FixedLayout(construct.Struct("z" / construct.Int8ub, "w" / construct.Int32ub))
+    >>> both = consecutive_layout((a, {"x"}), (b, {"w"}))
+    >>> both.format, both.unpack(bytes(range(9)))
+    ('>H2x1xL', (1, 84281096))
+    """
+    order: str | None = None
+    codes: list[str] = []
+    for layout, names in parts:
+        if layout.byte_order is not None:
+            if order not in (None, layout.byte_order):
+                raise TypeError("consecutive_layout parts must share one byte order")
+            order = layout.byte_order
+        wanted = set(names)
+        unknown = wanted - set(layout.names)
+        if unknown:
+            raise TypeError(f"no field {sorted(unknown)} in {layout.names}")
+        for name, code in zip(layout.all_names, layout.codes):
+            codes.append(code if name in wanted else f"{struct.calcsize('>' + code)}x")
+    return struct.Struct((order or ">") + "".join(codes))

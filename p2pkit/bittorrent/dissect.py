@@ -42,12 +42,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from p2pkit.bittorrent.mse.keylog import KeyLog
-from p2pkit.bittorrent.mse.observer import MseObserver
 from p2pkit.bittorrent.utp.sequence import ReorderBuffer, seq_after
 from p2pkit.bittorrent.wire.extensions import decode_extended, message_names
 from p2pkit.bittorrent.wire.framer import HANDSHAKE_LENGTH, MAX_MESSAGE_LENGTH, frame_length
@@ -60,14 +58,26 @@ from p2pkit.bittorrent.wire.messages import (
     PeerMessageLenient,
 )
 from p2pkit.bittorrent.wire.utp import HEADER_SIZE, UtpPacket, split_segmented
+from p2pkit.capture.lazy_record import LazyRecord
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record, UndecodedRun, json_fields, json_value, undecoded
+from p2pkit.capture.record import (
+    BinarySize,
+    Record,
+    UndecodedRun,
+    json_fields,
+    json_value,
+    undecoded,
+)
 from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.registry import get, load
 from p2pkit.schema import FixedLayout
+
+if TYPE_CHECKING:  # MSE (and its RC4) is imported when a key log names a connection
+    from p2pkit.bittorrent.mse.keylog import KeyLog
+    from p2pkit.bittorrent.mse.observer import MseObserver
 
 __all__ = ["HANDSHAKE_SEARCH_WINDOW", "MAX_UTP_REORDER", "MSE_KEY_LENGTH", "MseDecryptedStream",
            "PeerWireStream",
@@ -250,6 +260,8 @@ def peer_wire_stream(*, src: str, dst: str, transport: str = "tcp",
     """
     found = secrets.find(src, dst) if secrets is not None else None
     if found is not None:
+        from p2pkit.bittorrent.mse.observer import MseObserver
+
         stream: PeerWireStream = MseDecryptedStream(MseObserver(*found), transport=transport,
                                                     src=src, dst=dst)
     else:
@@ -315,8 +327,16 @@ class PeerWireStream:
 
     # -- input ------------------------------------------------------------------------------
 
-    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
-        self.buffer.append(offset, data, frame, time)
+    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterable[Record]:
+        buf = self.buffer
+        buf.append(offset, data, frame, time)
+        size = self._size
+        if (size is not None and len(buf.data) < size and self.synced
+                and not self.undecoded._closed):
+            return ()  # the rest of the message at the front has not arrived: nothing to do
+        return self._decoded()
+
+    def _decoded(self) -> Iterator[Record]:
         yield from self._decode()
         yield from self.undecoded.records()
 
@@ -372,6 +392,8 @@ class PeerWireStream:
     def _record(self, message: str, value: Any, start: int, length: int) -> Record:
         """A record for the message at the front of the buffer (call before skipping it)."""
         frame, time = self.buffer.frame_of(length - 1)
+        if message == "piece" and type(value.get("piece")) is bytes:
+            return self._piece_record(value, start, length, frame, time)
         fields = json_fields(value, summarised=SUMMARISED)
         record = Record(frame=frame, time=time, transport=self.transport, src=self.src,
                         dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
@@ -383,6 +405,24 @@ class PeerWireStream:
         if message == "extended":
             self._extended(record, value)
         return record
+
+    def _piece_record(self, value: Any, start: int, length: int, frame: int,
+                      time: float) -> Record:
+        """BEP 3 ``piece``: the block is summarised by its length and SHA-1 (``SUMMARISED``);
+        the SHA-1, which only the tree and JSON show, is worked out when they read the fields
+        (a :class:`LazyRecord`); the summary line reads the index, begin and block length."""
+
+        def decode() -> tuple[dict[str, Any], Any, list[Deviation]]:
+            return (json_fields(value, summarised=SUMMARISED), value,
+                    deviations_of(value, base=start))
+
+        summary = {k: v for k, v in value.items() if type(v) is int and k[:1] != "_"}
+        summary["piece"] = BinarySize(len(value["piece"]))
+        return LazyRecord(frame=frame, time=time, transport=self.transport, src=self.src,
+                          dst=self.dst, protocol=PROTOCOL, message="piece", offset=start,
+                          length=length, spans=_spans("piece", length), decode=decode,
+                          summary=summary,
+                          payload_keys=frozenset(value) - set(summary) - {"type"})
 
     def _extended(self, record: Record, value: Any) -> None:
         """BEP 10: name the extension, decode its payload (leniently), keep the names."""

@@ -22,29 +22,39 @@ class DatagramDissector:
     """Sans-I/O: feed UDP ``Packet`` objects, get :class:`Record` objects."""
 
     def __init__(self, *, secrets: Mapping[str, Any] | None = None) -> None:
-        #: (name, detector, decoder) per datagram protocol, in detection order.
-        self._protocols: list[tuple[str, Any, Any]] = [
+        self._secrets = dict(secrets or {})
+        #: (name, detector, decoder) per datagram protocol, in detection order: made at the
+        #: first datagram (a capture without UDP imports no datagram decoder).
+        self._protocols: list[tuple[str, Any, Any]] | None = None
+        #: Decoders that hold datagrams for evidence, asked each time to release what waited
+        #: too long (``expire(frame)``), so it comes out near its frame.
+        self._expiring: list[Any] = []
+
+    def _decoders(self) -> list[tuple[str, Any, Any]]:
+        self._protocols = [
             (d.name, registry.load(d.datagram_detector), registry.load(d.datagram_decoder)())
             for d in registry.datagram_protocols()
         ]
-        #: Decoders that hold datagrams for evidence, asked each time to release what waited
-        #: too long (``expire(frame)``), so it comes out near its frame.
         self._expiring = [decoder.expire for _, _, decoder in self._protocols
                           if hasattr(decoder, "expire")]
         # Decoders that carry streams (uTP carries the peer wire) look up the secrets of the
         # protocol they carry (``Dissector(secrets=...)``: per protocol name).
         for _, _, decoder in self._protocols:
-            if secrets and hasattr(decoder, "secrets"):
-                decoder.secrets = dict(secrets)
+            if self._secrets and hasattr(decoder, "secrets"):
+                decoder.secrets = dict(self._secrets)
+        return self._protocols
 
     def datagram(self, pkt: Packet, protocol: str | None = None) -> Iterator[Record]:
         """Dissect one UDP packet; ``protocol`` forces a decoder (``--decode-as``)."""
+        protocols = self._protocols
+        if protocols is None:
+            protocols = self._decoders()
         payload = pkt.payload
         for expire in self._expiring:
             expired = expire(pkt.frame)
             if expired:
                 yield from expired
-        for name, detect, decoder in self._protocols:
+        for name, detect, decoder in protocols:
             if protocol is not None and name != protocol:
                 continue
             if detect is not None and not detect(payload):
@@ -59,5 +69,5 @@ class DatagramDissector:
                         frames=(pkt.frame, pkt.frame, 1), time=pkt.time)
 
     def finish(self) -> Iterator[Record]:
-        for _, _, decoder in self._protocols:
+        for _, _, decoder in self._protocols or ():
             yield from decoder.finish()

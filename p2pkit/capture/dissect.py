@@ -19,6 +19,7 @@ early; the :class:`ParseError` is kept in ``Dissection.error`` for a one-line wa
 from __future__ import annotations
 
 import heapq
+import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +29,19 @@ from p2pkit import registry
 from p2pkit.capture.datagrams import DatagramDissector
 from p2pkit.capture.detect import DecodeAs, detect_stream
 from p2pkit.capture.flows import StreamData, StreamEnd, StreamGap, TcpReassembler
-from p2pkit.capture.packets import Packet, decode_frame
-from p2pkit.capture.readers import CaptureReader
+from p2pkit.capture.frame_scan import FrameScanner
+from p2pkit.capture.packets import (
+    ETHERNET_IPV4_TCP,
+    ETHERTYPE_IPV4,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    UDP_PORTS_LENGTH,
+    Packet,
+    decode_frame,
+)
+from p2pkit.capture.readers import LINKTYPE_ETHERNET, CaptureReader, Frame
 from p2pkit.capture.record import Record, undecoded
+from p2pkit.capture.tcp_lanes import TcpLanes
 from p2pkit.errors import ParseError
 from p2pkit.registry import StreamDecoder
 
@@ -78,8 +89,10 @@ class Dissector:
         self._connection_protocol: dict[int, str] = {}
         self.skipped_bytes = 0
         self.datagrams = DatagramDissector(secrets=self.secrets)
-        self._stream_factories = {d.name: registry.load(d.stream_decoder)
-                                  for d in registry.stream_protocols()}
+        #: Per protocol name, its stream decoder's factory (a ``"module:attribute"`` string
+        #: until the first direction of that protocol: start-up imports no decoder).
+        self._stream_factories: dict[str, Any] = {d.name: d.stream_decoder
+                                                  for d in registry.stream_protocols()}
 
     # -- TCP --------------------------------------------------------------------------------
 
@@ -203,8 +216,8 @@ class Dissector:
         other = self._directions.get((connection, d.dst))
         peer = other.decoder if other is not None and other is not d else None
         extra = {"secrets": self.secrets[d.protocol]} if d.protocol in self.secrets else {}
-        d.decoder = self._stream_factories[d.protocol](src=d.src, dst=d.dst, transport="tcp",
-                                                       peer=peer, **extra)
+        factory = registry.load(self._stream_factories[d.protocol])
+        d.decoder = factory(src=d.src, dst=d.dst, transport="tcp", peer=peer, **extra)
         if not d.from_start and hasattr(d.decoder, "mid_stream"):
             d.decoder.mid_stream = True  # the capture missed its first bytes
         return True
@@ -275,14 +288,23 @@ class FrameOrder:
 
 
 class Dissection:
-    """Iterate over the records of a capture; ``error`` holds reader damage afterwards."""
+    """Iterate over the records of a capture; ``error`` holds reader damage afterwards.
+
+    ``fast`` (the default) reads frames with :class:`~p2pkit.capture.frame_scan.FrameScanner`,
+    unpacks Ethernet/IPv4/TCP headers in one call and hands in-order TCP segments of a known
+    direction straight to its decoder (:mod:`p2pkit.capture.tcp_lanes`); ``fast=False`` takes
+    every frame through :class:`CaptureReader`, ``decode_frame`` and :meth:`Dissector.packet`
+    (the reference the tests compare it with: same records, same bytes to every decoder).
+    """
 
     def __init__(self, source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = (),
-                 frame_order: bool = True, secrets: Mapping[str, Any] | None = None):
+                 frame_order: bool = True, secrets: Mapping[str, Any] | None = None,
+                 fast: bool = True):
         self.source = source
         #: Emit records in frame order (:class:`FrameOrder`) rather than as they complete.
         self.frame_order = frame_order
         self.decode_as = list(decode_as)
+        self.fast = fast
         self.error: ParseError | None = None
         self.frames = 0
         #: Time of the first frame (summary lines show times relative to it, as tshark does).
@@ -296,22 +318,25 @@ class Dissection:
         return self._reader.offset if self._reader is not None else 0
 
     def __iter__(self) -> Iterator[Record]:
+        # unordered: every record leaves as soon as it is pushed (nothing is ever held)
+        order = FrameOrder() if self.frame_order else FrameOrder(max_held=-1)
+        if self.fast:
+            yield from self._scanned(order)
+        else:
+            yield from self._one_by_one(order)
+        push = order.push
+        for record in self.dissector.finish():
+            push(record)
+            if order.full:
+                yield order.pop()
+        yield from order.flush()
+
+    def _one_by_one(self, order: FrameOrder) -> Iterator[Record]:
+        """Every frame through the reader, :func:`decode_frame` and the dissector."""
         dissector = self.dissector
+        push, held, window = order.push, order._heap, order.window
         with CaptureReader(self.source) as reader:
             self._reader = reader
-            if not self.frame_order:
-                for frame in reader:
-                    self.frames = frame.number
-                    if self.first_time is None:
-                        self.first_time = frame.time
-                    pkt = decode_frame(frame)
-                    if pkt is not None:
-                        yield from dissector.packet(pkt)
-                self.error = reader.error
-                yield from dissector.finish()
-                return
-            order = FrameOrder()
-            push, held, window = order.push, order._heap, order.window
             for frame in reader:
                 self.frames = frame.number
                 if self.first_time is None:
@@ -326,16 +351,104 @@ class Dissection:
                     if held and held[0][0] <= frame.number - window:
                         yield from order.release(frame.number)
             self.error = reader.error
-        for record in dissector.finish():
-            push(record)
-            if order.full:
-                yield order.pop()
-        yield from order.flush()
+
+    def _scanned(self, order: FrameOrder) -> Iterator[Record]:
+        """The same, frames read as tuples over blocks, the common frame's headers unpacked
+        at once, and in-order segments of a known TCP direction given to its decoder here
+        (every test below is one :class:`~p2pkit.capture.tcp_lanes.TcpLanes` documents; the
+        rest goes to :meth:`Dissector.packet` as in :meth:`_one_by_one`)."""
+        dissector = self.dissector
+        lanes = TcpLanes(dissector.tcp, dissector._directions)
+        lane_of, learn = lanes.get, lanes.learn
+        push, held, window = order.push, order._heap, order.window
+        headers = ETHERNET_IPV4_TCP.unpack_from
+        udp_header = UDP_PORTS_LENGTH.unpack_from
+        ntop, inet = socket.inet_ntop, socket.AF_INET
+        last_tcp = (0, 0.0)  # frame and time of the last TCP segment taken here
+        with FrameScanner(self.source) as scanner:
+            self._reader = scanner
+            for number, time, linktype, block, start, end, original in scanner.scan():
+                self.frames = number
+                if self.first_time is None:
+                    self.first_time = time
+                records: Any = None
+                pkt = key = None
+                if linktype == LINKTYPE_ETHERNET and end - start >= ETHERNET_IPV4_TCP.size:
+                    (ethertype, vihl, total, fragment, proto, source, destination, sport, dport,
+                     seq, ack, offset_flags) = headers(block, start)
+                    stop = start + 14 + total  # the IPv4 datagram's end (Ethernet padding after)
+                    if (ethertype != ETHERTYPE_IPV4 or vihl != 0x45 or fragment & 0x3FFF
+                            or total < 20 or stop > end):
+                        pkt = decode_frame(Frame(number, time, linktype, block[start:end],
+                                                 original, 0))
+                    elif proto == IPPROTO_TCP:
+                        header = (offset_flags >> 12) * 4
+                        if header < 20 or total < 20 + header:
+                            continue  # not a TCP segment (decode_frame says None)
+                        at = start + 34 + header
+                        flags = offset_flags & 0x1FF
+                        key = (source, sport, destination, dport)
+                        lane = lane_of(key)
+                        if lane is not None and not flags & 0x07 and not lane[0].ended:
+                            direction = lane[0]
+                            if at == stop:  # a bare acknowledgment changes nothing
+                                records = ()
+                            elif (seq == direction.next_seq and not direction._pending
+                                  and direction._fin_at is None and lane[1] is not None
+                                  and lane[1].decoder is not None):
+                                d = lane[1]
+                                n = stop - at
+                                offset = direction.offset
+                                direction.offset = offset + n
+                                direction.next_seq = (seq + n) & 0xFFFFFFFF
+                                d.bytes += n
+                                if number != d.last_frame:
+                                    d.frames += 1
+                                    if not d.first_frame:
+                                        d.first_frame = number
+                                    d.last_frame, d.last_time = number, time
+                                records = d.decoder.data(offset, block[at:stop], number, time)
+                        if records is None:
+                            pkt = Packet(number, time, "tcp", ntop(inet, source), sport,
+                                         ntop(inet, destination), dport, block[at:stop], seq,
+                                         ack, flags, 0)
+                        else:
+                            last_tcp = (number, time)
+                    elif proto == IPPROTO_UDP:
+                        if total < 28:
+                            continue  # no room for the UDP header (decode_frame says None)
+                        sport, dport, length = udp_header(block, start + 34)
+                        at = start + 42
+                        last = start + 34 + length if 8 <= length <= total - 20 else stop
+                        pkt = Packet(number, time, "udp", ntop(inet, source), sport,
+                                     ntop(inet, destination), dport, block[at:last])
+                    else:
+                        continue  # neither TCP nor UDP
+                else:
+                    pkt = decode_frame(Frame(number, time, linktype, block[start:end], original,
+                                             0))
+                if pkt is not None:
+                    records = dissector.packet(pkt)
+                elif records is None:
+                    continue
+                for record in records:
+                    push(record)
+                    if order.full:  # a burst (a hole in a stream filled)
+                        yield order.pop()
+                if key is not None and pkt is not None:
+                    learn(key, pkt.src, pkt.dst)
+                # (the release test inlined: it runs once per frame)
+                if held and held[0][0] <= number - window:
+                    yield from order.release(number)
+            self.error = scanner.error
+        tcp = dissector.tcp
+        if last_tcp[0] > tcp._last[0]:
+            tcp._last = last_tcp
 
 
 def dissect(source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = (),
-            frame_order: bool = True, secrets: Mapping[str, Any] | None = None
-            ) -> Iterator[Record]:
+            frame_order: bool = True, secrets: Mapping[str, Any] | None = None,
+            fast: bool = True) -> Iterator[Record]:
     """Every dissected message of a capture file, in frame order (``frame_order=False``: in
     the order they complete). ``secrets``: per protocol name, what decrypts its streams
     (``{"bittorrent": KeyLog}``: an MSE key log).
@@ -343,4 +456,4 @@ def dissect(source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = ()
     The same records the CLI prints (``p2pkit dissect FILE --format jsonl``).
     """
     return iter(Dissection(source, decode_as=decode_as, frame_order=frame_order,
-                           secrets=secrets))
+                           secrets=secrets, fast=fast))

@@ -39,7 +39,7 @@ from p2pkit.capture.readers import (
     LINKTYPE_RAW,
     Frame,
 )
-from p2pkit.schema import FixedLayout
+from p2pkit.schema import FixedLayout, consecutive_layout
 
 __all__ = ["Packet", "decode_frame", "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK"]
 
@@ -116,6 +116,20 @@ _IPV6 = FixedLayout(Ipv6Header).struct
 _IPV6_EXT = FixedLayout(Ipv6ExtensionHeader).struct
 _TCP = FixedLayout(TcpHeader).struct
 _UDP = FixedLayout(UdpHeader).struct
+
+#: Ethernet II, IPv4 without options and TCP in one unpack (the dissector's common frame):
+#: ethertype; version_ihl, total_length, flags_fragment_offset, protocol, source, destination;
+#: source_port, destination_port, sequence_number, acknowledgment_number, offset_flags.
+ETHERNET_IPV4_TCP = consecutive_layout(
+    (FixedLayout(EthernetHeader), ("ethertype",)),
+    (FixedLayout(Ipv4Header), ("version_ihl", "total_length", "flags_fragment_offset",
+                               "protocol", "source", "destination")),
+    (FixedLayout(TcpHeader), ("source_port", "destination_port", "sequence_number",
+                              "acknowledgment_number", "offset_flags")),
+)
+#: UDP's source_port, destination_port and length, unpacked where the UDP header starts.
+UDP_PORTS_LENGTH = consecutive_layout((FixedLayout(UdpHeader), ("source_port",
+                                                                "destination_port", "length")))
 
 # BSD AF_INET6 differs by OS (24 NetBSD/OpenBSD, 28 FreeBSD, 30 Darwin); AF_INET is 2.
 _NULL_FAMILIES = {2: ETHERTYPE_IPV4, 24: ETHERTYPE_IPV6, 28: ETHERTYPE_IPV6, 30: ETHERTYPE_IPV6}

@@ -18,7 +18,7 @@ from construct import Container, ListContainer
 
 from p2pkit.deviations import Deviation
 
-__all__ = ["BINARY_INLINE_LIMIT", "UNDECODED", "UNDECODED_REASONS", "Record",
+__all__ = ["BINARY_INLINE_LIMIT", "UNDECODED", "UNDECODED_REASONS", "BinarySize", "Record",
            "UndecodedRun", "json_fields", "undecoded"]
 
 #: Binary fields longer than this are summarised as ``{"length": n, "sha1": ...}``.
@@ -180,6 +180,13 @@ class UndecodedRun:
         """Close the current run: the records of every run closed and not yet taken."""
         self._close()
         return self.records()
+
+
+class BinarySize(int):
+    """What a summary line reads of a summarised binary field (``{"length": n, "sha1": …}``)
+    whose SHA-1 was not worked out: its length, shown as the digest is (``<n bytes>``). A
+    :class:`~p2pkit.capture.lazy_record.LazyRecord` gives it in ``summary`` so that a summary
+    line does not hash what only the tree and JSON show."""
 
 
 def _binary(name: str, value: bytes, summarised: Collection[str]) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from p2pkit import registry
-from p2pkit.capture.record import Record
+from p2pkit.capture.record import BinarySize, Record
 from p2pkit.capture.spans import LazySpans
 from p2pkit.errors import ParseError
 from p2pkit.undecoded import UNDECODED_SUMMARY
@@ -34,6 +34,8 @@ def _short(value: Any) -> str:
         return text if len(text) <= 40 else text[:37] + "..."
     if isinstance(value, dict) and _is_digest(value):
         return f"<{value['length']} bytes>"
+    if kind is BinarySize:  # a digest not worked out: its length is what the line shows
+        return f"<{value} bytes>"
     if isinstance(value, (dict, list)):
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return text if len(text) <= 40 else text[:37] + "..."

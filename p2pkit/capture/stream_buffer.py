@@ -35,7 +35,7 @@ class StreamBuffer:
 
     def append(self, offset: int, data: bytes, frame: int, time: float) -> None:
         """Add bytes that start at stream ``offset`` (which must be :attr:`end`)."""
-        if offset != self.end:
+        if offset != self.start + len(self.data):  # (not self.end: this runs per segment)
             self.reset(offset)
         self.data += data
         self._chunks.append((offset + len(data), frame, time))

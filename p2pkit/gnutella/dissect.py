@@ -49,6 +49,7 @@ from p2pkit.gnutella.descriptors import (
     DescriptorHeader,
     DescriptorLenient,
 )
+from p2pkit.gnutella.detect import detect_gnutella
 from p2pkit.gnutella.stream import TLS, DescriptorFrame, StreamReader
 
 __all__ = ["GnutellaDatagrams", "GnutellaStream", "detect_gnutella", "detect_gnutella_udp",
@@ -56,21 +57,7 @@ __all__ = ["GnutellaDatagrams", "GnutellaStream", "detect_gnutella", "detect_gnu
 
 PROTOCOL = "gnutella"
 MAX_HTTP_HEAD = 16 * 1024
-_GNUTELLA_HTTP = re.compile(rb"(GET|HEAD) /(uri-res/|get/|gnutella/)")
 _GIV = re.compile(rb"GIV (\d+):([0-9A-Fa-f]{32})/([^\n]*)\n\n")
-
-
-def detect_gnutella(head: bytes, *, other: str | None = None, complete: bool = False,
-                    from_start: bool = True) -> bool:
-    """``GNUTELLA CONNECT`` / ``GNUTELLA/0.6`` (handshaking_0.6 §2), ``GIV`` (0.4 §Push), a
-    servent's HTTP request, or an HTTP response on a connection that is Gnutella.
-
-    >>> detect_gnutella(b"GNUTELLA CONNECT/0.6\\r\\n"), detect_gnutella(b"SSH-2.0")
-    (True, False)
-    """
-    if head.startswith((b"GNUTELLA", b"GIV ")) or _GNUTELLA_HTTP.match(head):
-        return True
-    return head.startswith(b"HTTP/1.") and other == PROTOCOL
 
 
 #: Header bytes the UDP detector reads: payload type, TTL, hops, payload length (0.4 §2.2).

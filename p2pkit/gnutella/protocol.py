@@ -28,7 +28,7 @@ GNUTELLA = ProtocolDescriptor(
         "p2pkit.gnutella.descriptors.DescriptorHeader",
         "p2pkit.gnutella.descriptors.PAYLOADS",
     ),
-    stream_detector="p2pkit.gnutella.dissect:detect_gnutella",
+    stream_detector="p2pkit.gnutella.detect:detect_gnutella",
     stream_decoder="p2pkit.gnutella.dissect:gnutella_stream",
     datagram_detector="p2pkit.gnutella.dissect:detect_gnutella_udp",
     datagram_decoder="p2pkit.gnutella.dissect:GnutellaDatagrams",

@@ -16,10 +16,7 @@ nonce counting from 0 (Noise §5.1, §5.2 Split; libp2p noise §Wire Format): th
 streams reassembled, ping, identify, kad-dht and Bitswap messages). A session the key log does
 not name, or a message whose tag does not verify, stays ``encrypted``.
 
->>> from p2pkit.ipfs.multistream import MultistreamMessage
->>> head = MultistreamMessage.build("/multistream/1.0.0") + MultistreamMessage.build("/noise")
->>> detect_libp2p(head), detect_libp2p(head[:5]), detect_libp2p(b"GET / HTTP/1.1")
-(True, None, False)
+Such a direction is recognised by ``p2pkit.ipfs.detect.detect_libp2p``.
 """
 
 from __future__ import annotations
@@ -31,7 +28,8 @@ from p2pkit.capture.record import Record, json_fields
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation
 from p2pkit.errors import ParseError, RemoteProtocolError
-from p2pkit.ipfs.multistream import HEADER, NA, MultistreamMessage
+from p2pkit.ipfs.detect import detect_libp2p
+from p2pkit.ipfs.multistream import NA, MultistreamMessage
 from p2pkit.ipfs.noise import DH_LENGTH, PROTOCOL_ID, CipherState, HandshakeMessage, NoiseFrame
 from p2pkit.ipfs.noise_keylog import NoiseKeyLog
 from p2pkit.ipfs.noise_replay import HandshakeReplay
@@ -41,22 +39,10 @@ from p2pkit.ipfs.varint import decode_uvarint
 __all__ = ["MESSAGES", "Libp2pStream", "detect_libp2p", "libp2p_stream"]
 
 PROTOCOL = "ipfs"
-_HEADER_BYTES = MultistreamMessage.build(HEADER)
 _NOISE_LENGTH = NoiseFrame.subcon.lengthfield
 #: Message names of the records this decoder writes.
 MESSAGES = ("multistream", "noise_handshake", "noise_transport", *SESSION_MESSAGES,
             "undecoded")
-
-
-def detect_libp2p(head: bytes, *, other: str | None = None, complete: bool = False,
-                  from_start: bool = True) -> bool | None:
-    """A TCP direction that starts with the multistream-select header (multistream-select.md
-    §Protocol); ``None`` while ``head`` is a shorter prefix of it."""
-    if head.startswith(_HEADER_BYTES):
-        return True
-    if _HEADER_BYTES.startswith(head) and head and not complete:
-        return None
-    return False
 
 
 def libp2p_stream(*, src: str, dst: str, transport: str = "tcp",

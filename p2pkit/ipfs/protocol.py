@@ -33,7 +33,7 @@ IPFS = ProtocolDescriptor(
         "p2pkit.ipfs.car.CarHeader",
         "p2pkit.ipfs.car.CarSection",
     ),
-    stream_detector="p2pkit.ipfs.dissect:detect_libp2p",
+    stream_detector="p2pkit.ipfs.detect:detect_libp2p",
     stream_decoder="p2pkit.ipfs.dissect:libp2p_stream",
     priority=250,
     messages="p2pkit.ipfs.dissect:MESSAGES",

@@ -15,12 +15,12 @@ HTTP tracker directions are decoded by :class:`p2pkit.bittorrent.tracker.dissect
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import Any
 
 import construct
 
+from p2pkit.bittorrent.tracker.detect import detect_http_tracker
 from p2pkit.bittorrent.tracker.udp import (
     ACTIONS,
     PROTOCOL,
@@ -161,22 +161,6 @@ class UdpTrackerDecoder:
 # -- HTTP trackers --------------------------------------------------------------------------
 
 HTTP_PROTOCOL = "bt-tracker-http"
-_TRACKER_REQUEST = re.compile(rb"GET /[^ ?]*(announce|scrape)[^ ]*\?|GET /[^ ]*[?&]info_hash=")
-
-
-def detect_http_tracker(head: bytes, *, other: str | None = None, complete: bool = False,
-                        from_start: bool = True) -> bool:
-    """An announce or scrape request line (BEP 3 §trackers, BEP 48), or an HTTP response on a
-    connection whose other direction is an HTTP tracker client.
-
-    >>> detect_http_tracker(b"GET /announce?info_hash=%12 HTTP/1.1\\r\\n")
-    True
-    >>> detect_http_tracker(b"HTTP/1.1 200 OK\\r\\n", other="bt-tracker-http")
-    True
-    """
-    if _TRACKER_REQUEST.match(head):
-        return True
-    return head.startswith(b"HTTP/1.") and other == HTTP_PROTOCOL
 
 
 def http_tracker_stream(*, src: str, dst: str, transport: str = "tcp",

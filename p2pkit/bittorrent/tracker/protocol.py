@@ -36,7 +36,7 @@ HTTP_TRACKER = ProtocolDescriptor(
         "p2pkit.bittorrent.tracker.http.AnnounceResponse",
         "p2pkit.bittorrent.tracker.http.ScrapeResponse",
     ),
-    stream_detector="p2pkit.bittorrent.tracker.dissect:detect_http_tracker",
+    stream_detector="p2pkit.bittorrent.tracker.detect:detect_http_tracker",
     stream_decoder="p2pkit.bittorrent.tracker.dissect:http_tracker_stream",
     priority=200,
     messages=("announce", "scrape", "http_request", "http_response", "undecoded"),
