@@ -250,27 +250,36 @@ class _Vendor(construct.Construct):
     _fast_vectors = {name: counted_vector_parser(schema)
                      for name, (schema, _) in vectors.items()}
 
+    def parse_fast(self, data: bytes) -> Container | None:
+        """The whole payload ``data`` as :meth:`_parse` reads it, from the fast paths alone;
+        None when the generic parse must run (a body, or something it would refuse)."""
+        fields = self._fast_head(data)
+        if fields is None:
+            return None
+        payload = data[self._head.size:]
+        message = Container(vendor=fields.vendor, selector=fields.selector,
+                            version=fields.version, payload=payload)
+        key = (fields.vendor, fields.selector)
+        name = VENDOR_MESSAGES.get(key)
+        if name in self.vectors:
+            vector = self._fast_vectors[name](payload)
+            if vector is not None:
+                message.name = name
+                message[self.vectors[name][1]] = vector
+                return message
+        elif fields.version not in BODIES.get(key, {}):
+            # no vector and no body at this version: the head is all there is to parse
+            if name is not None:
+                message.name = name
+            return message
+        return None
+
     def _parse(self, stream: Any, context: Any, path: str) -> Container:
         start = construct.stream_tell(stream, path)
         data = construct.stream_read_entire(stream, path)
-        fields = self._fast_head(data)
-        if fields is not None:
-            payload = data[self._head.size:]
-            message = Container(vendor=fields.vendor, selector=fields.selector,
-                                version=fields.version, payload=payload)
-            key = (fields.vendor, fields.selector)
-            name = VENDOR_MESSAGES.get(key)
-            if name in self.vectors:
-                vector = self._fast_vectors[name](payload)
-                if vector is not None:
-                    message.name = name
-                    message[self.vectors[name][1]] = vector
-                    return message
-            elif fields.version not in BODIES.get(key, {}):
-                # no vector and no body at this version: the head is all there is to parse
-                if name is not None:
-                    message.name = name
-                return message
+        message = self.parse_fast(data)
+        if message is not None:
+            return message
         construct.stream_seek(stream, start, 0, path)  # the generic parse says what is wrong
         fields = self.head._parsereport(stream, context, path)
         start = construct.stream_tell(stream, path)
@@ -324,7 +333,12 @@ class _Trailer(construct.Construct):
     """
 
     def _parse(self, stream: Any, context: Any, path: str) -> Container:
-        data = construct.stream_read_entire(stream, path)
+        return self.parse_bytes(construct.stream_read_entire(stream, path), path)
+
+    @staticmethod
+    def parse_bytes(data: bytes, path: str = "") -> Container:
+        """The trailer ``data`` (the rest of the payload); ``ExplicitError`` when it breaks
+        the layout."""
         if len(data) < 16:
             raise construct.ExplicitError(f"{len(data)} bytes left for the 16-byte servent ID",
                                           path=path)
@@ -563,3 +577,9 @@ Descriptor = Schema(_Descriptor(strict=True), protocol=PROTOCOL, name="descripto
 #: The same for dissection: a known payload that does not parse is kept raw (``payload``) under
 #: its own name, with a Deviation (:func:`unparsed_payload`).
 DescriptorLenient = Schema(_Descriptor(strict=False), protocol=PROTOCOL, name="descriptor")
+
+# The same parse without construct's streams, derived from the declarations above; it gives
+# way to the schema wherever the schema would not simply succeed.
+from p2pkit.gnutella.descriptor_fast_path import fast_descriptor  # noqa: E402
+
+DescriptorLenient.fast_parse = fast_descriptor
