@@ -44,7 +44,7 @@ from p2pkit.gnutella.descriptors import (
 from p2pkit.gnutella.vendor import BODIES, VENDOR_MESSAGES
 from p2pkit.schema import FixedLayout, MessageSwitch
 
-__all__ = ["BODY_READERS", "fast_descriptor", "body_reader"]
+__all__ = ["BODY_READERS", "CHECK_READERS", "body_reader", "check_descriptor", "fast_descriptor"]
 
 #: A reader: (payload bytes, position, the fields read so far) -> (value, next position); it
 #: raises (anything) where the schema would not succeed.
@@ -97,8 +97,19 @@ def _extension_block(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
     return parts, len(data)
 
 
+def _extension_block_check(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
+    parts = ggep._fast_extension_block(data[pos:], check=True)
+    if parts is None:
+        raise _Refused
+    return parts, len(data)
+
+
 def _trailer(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
     return _Trailer.parse_bytes(data[pos:]), len(data)
+
+
+def _trailer_check(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
+    return _Trailer.parse_bytes(data[pos:], check=True), len(data)
 
 
 def _vendor_body_readers() -> dict[tuple[tuple[str, int], int], Reader]:
@@ -144,8 +155,8 @@ def _vendor_reader(vendor: _Vendor) -> Reader:
     return read
 
 
-def _adapter_reader(adapter: construct.Adapter) -> Reader:
-    inner, decode = body_reader(adapter.subcon), adapter._decode
+def _adapter_reader(adapter: construct.Adapter, check: bool) -> Reader:
+    inner, decode = body_reader(adapter.subcon, check), adapter._decode
 
     def read(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
         value, pos = inner(data, pos, ctx)
@@ -154,10 +165,10 @@ def _adapter_reader(adapter: construct.Adapter) -> Reader:
     return read
 
 
-def _null_terminated_reader(con: construct.NullTerminated) -> Reader:
+def _null_terminated_reader(con: construct.NullTerminated, check: bool) -> Reader:
     if con.include or not con.consume or not con.require or len(con.term) != 1:
         raise TypeError(f"no fast path for {con!r}")
-    term, inner = con.term, body_reader(con.subcon)
+    term, inner = con.term, body_reader(con.subcon, check)
 
     def read(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
         end = data.find(term, pos)
@@ -169,10 +180,10 @@ def _null_terminated_reader(con: construct.NullTerminated) -> Reader:
     return read
 
 
-def _array_reader(con: construct.Array) -> Reader:
+def _array_reader(con: construct.Array, check: bool) -> Reader:
     if con.discard:
         raise TypeError(f"no fast path for {con!r}")
-    count, item = con.count, body_reader(con.subcon)
+    count, item = con.count, body_reader(con.subcon, check)
 
     def read(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
         n = count(ctx) if callable(count) else count
@@ -203,7 +214,7 @@ def _greedy_range_reader(con: construct.GreedyRange) -> Reader:
     return read
 
 
-def _struct_reader(con: construct.Struct) -> Reader:
+def _struct_reader(con: construct.Struct, check: bool) -> Reader:
     fields = []
     for sub in con.subcons:
         if sub is construct.Terminated:
@@ -211,7 +222,7 @@ def _struct_reader(con: construct.Struct) -> Reader:
             continue
         if sub.name is None or sub.name.startswith("_"):
             raise TypeError(f"no fast path for an unnamed field of {con!r}")
-        fields.append((sub.name, body_reader(sub)))
+        fields.append((sub.name, body_reader(sub, check)))
 
     def read(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
         out = Container()
@@ -224,12 +235,12 @@ def _struct_reader(con: construct.Struct) -> Reader:
     return read
 
 
-def _switch_reader(switch: MessageSwitch) -> Reader:
+def _switch_reader(switch: MessageSwitch, check: bool) -> Reader:
     if switch.peek_at is not None or switch.empty is not None:
         raise TypeError(f"no fast path for {switch!r}")
     table = switch.table
     kind = _format_reader(switch.type_field.fmtstr)
-    bodies = {type_id: (name, body_reader(body))
+    bodies = {type_id: (name, body_reader(body, check))
               for type_id, (name, body) in table.messages.items()}
     key = table.key
 
@@ -248,7 +259,7 @@ def _switch_reader(switch: MessageSwitch) -> Reader:
     return read
 
 
-def body_reader(con: construct.Construct) -> Reader:
+def body_reader(con: construct.Construct, check: bool = False) -> Reader:
     """The reader of a declaration (see the module docstring for the kinds); TypeError for
     any other kind.
 
@@ -265,23 +276,23 @@ def body_reader(con: construct.Construct) -> Reader:
     if con is construct.GreedyBytes:
         return _greedy_bytes
     if isinstance(con, construct.Rebuild):
-        return body_reader(con.subcon)  # parsing a Rebuild parses its field
+        return body_reader(con.subcon, check)  # parsing a Rebuild parses its field
     if isinstance(con, construct.Adapter):
-        return _adapter_reader(con)
+        return _adapter_reader(con, check)
     if isinstance(con, construct.NullTerminated):
-        return _null_terminated_reader(con)
+        return _null_terminated_reader(con, check)
     if isinstance(con, construct.Array):
-        return _array_reader(con)
+        return _array_reader(con, check)
     if isinstance(con, construct.GreedyRange):
         return _greedy_range_reader(con)
     if isinstance(con, construct.Struct):
-        return _struct_reader(con)
+        return _struct_reader(con, check)
     if isinstance(con, MessageSwitch):
-        return _switch_reader(con)
+        return _switch_reader(con, check)
     if con is ggep.ExtensionBlock.subcon:
-        return _extension_block
+        return _extension_block_check if check else _extension_block
     if isinstance(con, _Trailer):
-        return _trailer
+        return _trailer_check if check else _trailer
     if isinstance(con, _Vendor):
         return _vendor_reader(con)
     raise TypeError(f"no fast path for {con!r}")
@@ -290,11 +301,28 @@ def body_reader(con: construct.Construct) -> Reader:
 #: Payload descriptor -> (name, the reader of its payload), for every payload of PAYLOADS.
 BODY_READERS: dict[int, tuple[str, Reader]] = {
     ptype: (name, body_reader(body)) for ptype, (name, body) in PAYLOADS.items()}
+#: The same readers with ``check=True``: extension blocks and the QueryHit trailer's private
+#: area are walked, not decoded (what cannot fail is left out; see :func:`check_descriptor`).
+CHECK_READERS: dict[int, tuple[str, Reader]] = {
+    ptype: (name, body_reader(body, check=True)) for ptype, (name, body) in PAYLOADS.items()}
 
 _HEADER = FixedLayout(DescriptorHeader).struct
 
 
-def fast_descriptor(data: bytes) -> Container | None:
+def check_descriptor(data: bytes) -> Container | None:
+    """Whether :func:`fast_descriptor` (so the schema) parses ``data``, without decoding
+    what cannot fail: None when it does not, else the descriptor with the values of its
+    extension blocks (and of a QueryHit's private area) left out. Every other field is the
+    one :func:`fast_descriptor` gives (a summary line reads them; tests compare both).
+
+    >>> check_descriptor(bytes(16) + bytes([0x01, 1, 0, 17, 0, 0, 0]) + bytes(14) + b"\xc3\x82DU\x41\x01").port
+    0
+    """
+    return fast_descriptor(data, CHECK_READERS)
+
+
+def fast_descriptor(data: bytes, readers: dict[int, tuple[str, Reader]] = BODY_READERS
+                    ) -> Container | None:
     """The descriptor ``data`` (header and the whole payload, nothing after) as
     :data:`~p2pkit.gnutella.descriptors.DescriptorLenient` parses it, or None where that
     schema must run.
@@ -306,7 +334,7 @@ def fast_descriptor(data: bytes) -> Container | None:
     if type(data) is not bytes or len(data) < HEADER_LENGTH:
         return None
     guid, ptype, ttl, hops, length = _HEADER.unpack_from(data)
-    entry = BODY_READERS.get(ptype)
+    entry = readers.get(ptype)
     if entry is None or length != len(data) - HEADER_LENGTH or length > MAX_PAYLOAD_LENGTH:
         return None
     name, read = entry

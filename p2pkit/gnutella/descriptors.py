@@ -336,9 +336,10 @@ class _Trailer(construct.Construct):
         return self.parse_bytes(construct.stream_read_entire(stream, path), path)
 
     @staticmethod
-    def parse_bytes(data: bytes, path: str = "") -> Container:
+    def parse_bytes(data: bytes, path: str = "", check: bool = False) -> Container:
         """The trailer ``data`` (the rest of the payload); ``ExplicitError`` when it breaks
-        the layout."""
+        the layout. ``check=True`` leaves out what cannot fail (the private area read as an
+        extension block, the XML text): ``private_extensions`` and ``xml`` are then None."""
         if len(data) < 16:
             raise construct.ExplicitError(f"{len(data)} bytes left for the 16-byte servent ID",
                                           path=path)
@@ -362,8 +363,11 @@ class _Trailer(construct.Construct):
                 out.flags = open_data[0]
                 out.flags2 = open_data[1]
             out.private_data = private
-            out.private_extensions = _extension_block_or_none(private)
-            out.xml = Text.parse(xml) if xml else None
+            if check:
+                out.private_extensions = out.xml = None
+            else:
+                out.private_extensions = _extension_block_or_none(private)
+                out.xml = Text.parse(xml) if xml else None
         out.servent_id = servent_id
         return out
 
@@ -578,8 +582,16 @@ Descriptor = Schema(_Descriptor(strict=True), protocol=PROTOCOL, name="descripto
 #: its own name, with a Deviation (:func:`unparsed_payload`).
 DescriptorLenient = Schema(_Descriptor(strict=False), protocol=PROTOCOL, name="descriptor")
 
-# The same parse without construct's streams, derived from the declarations above; it gives
-# way to the schema wherever the schema would not simply succeed.
-from p2pkit.gnutella.descriptor_fast_path import fast_descriptor  # noqa: E402
 
-DescriptorLenient.fast_parse = fast_descriptor
+def _first_fast_parse(data: bytes) -> Container | None:
+    """:data:`DescriptorLenient` parses without construct's streams first
+    (:func:`p2pkit.gnutella.descriptor_fast_path.fast_descriptor`, derived from the
+    declarations above; it gives way to the schema wherever the schema would not simply
+    succeed). That module reads this one: it is put in place on first use."""
+    from p2pkit.gnutella.descriptor_fast_path import fast_descriptor
+
+    DescriptorLenient.fast_parse = fast_descriptor
+    return fast_descriptor(data)
+
+
+DescriptorLenient.fast_parse = _first_fast_parse

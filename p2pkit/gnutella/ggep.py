@@ -416,11 +416,13 @@ class _GgepBlock(construct.Construct):
         raise construct.SizeofError("GGEP blocks have no fixed size", path=path)
 
 
-def _fast_ggep(data: bytes, pos: int) -> tuple[ListContainer, int] | None:
+def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContainer, int] | None:
     """The GGEP block at ``data[pos]`` as :class:`_GgepBlock` parses it, and where it ends;
     None wherever that parser would raise (or might: a bound, a COBS or deflate error), so
     that it runs and reports it. Works on the bytes, without construct's streams; tests
-    compare both on the real captures and on random and mutated blocks."""
+    compare both on the real captures and on random and mutated blocks. ``check=True``
+    only says whether the block parses (a list of None; COBS and deflate are still undone,
+    as they may fail; extension values are not decoded, which never fails)."""
     end = len(data)
     if pos >= end or data[pos] != GGEP_MAGIC:
         return None
@@ -457,6 +459,17 @@ def _fast_ggep(data: bytes, pos: int) -> tuple[ListContainer, int] | None:
             return None
         ext_data = data[pos:value_end]
         pos = value_end
+        if check:
+            if flags & (_COBS | _DEFLATE):
+                try:
+                    _payload({"data": ext_data, "cobs": flags & _COBS,
+                              "deflate": flags & _DEFLATE})
+                except Exception:  # noqa: BLE001 - the stream parser reports it
+                    return None
+            extensions.append(None)  # counted (MAX_EXTENSIONS), not decoded
+            if flags & _LAST:
+                return extensions, pos
+            continue
         ext_id = raw_id.decode("latin-1")
         ext = Container(id=ext_id, cobs=bool(flags & _COBS), deflate=bool(flags & _DEFLATE),
                         data=ext_data)
@@ -474,9 +487,10 @@ def _fast_ggep(data: bytes, pos: int) -> tuple[ListContainer, int] | None:
     return None
 
 
-def _fast_extension_block(data: bytes) -> ListContainer | None:
+def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | None:
     """``data`` as :class:`_ExtensionBlock` parses it, or None where that parser would raise
-    (it then runs and says why). Works on the bytes; tests compare both."""
+    (it then runs and says why). Works on the bytes; tests compare both. ``check=True``
+    only says whether it parses (a list of placeholders, see :func:`_fast_ggep`)."""
     if type(data) is not bytes:
         return None
     parts = ListContainer()
@@ -486,7 +500,7 @@ def _fast_extension_block(data: bytes) -> ListContainer | None:
         if len(parts) == MAX_EXTENSIONS:
             return None
         if data[pos] == GGEP_MAGIC:
-            block = _fast_ggep(data, pos)
+            block = _fast_ggep(data, pos, check)
             if block is None:
                 return None
             extensions, stop = block
@@ -495,6 +509,14 @@ def _fast_extension_block(data: bytes) -> ListContainer | None:
             stop = pos
             while stop < end and data[stop] not in (FILE_SEPARATOR, 0):
                 stop += 1
+            if check:  # text always decodes (surrogateescape)
+                part = Container()
+                part.separator = None
+                if stop < end:
+                    stop += 1
+                parts.append(part)
+                pos = stop
+                continue
             text = _decode_text(data[pos:stop], None, "")
             kind = "urn" if text[:4].lower() == "urn:" else (
                 "xml" if text[:1] in ("<", "{") else "text")
