@@ -214,22 +214,61 @@ def _greedy_range_reader(con: construct.GreedyRange) -> Reader:
     return read
 
 
+def _fixed(con: construct.Construct) -> bool:
+    """A field :class:`~p2pkit.schema.FixedLayout` reads (an integer, ``Bytes(n)``, an
+    adapter over either)."""
+    con = _unwrap(con)
+    if isinstance(con, construct.Adapter):
+        con = _unwrap(con.subcon)
+    return isinstance(con, construct.FormatField) or (
+        isinstance(con, construct.Bytes) and isinstance(con.length, int))
+
+
+def _run_reader(run: list[construct.Construct]) -> Callable[[bytes, int, Container], int]:
+    """Consecutive fixed-size fields read with one ``unpack_from`` (their
+    :class:`~p2pkit.schema.FixedLayout`), written into the struct's container."""
+    layout = FixedLayout(construct.Struct(*run))
+    unpack, size = layout.struct.unpack_from, layout.size
+    adapters = dict(layout.adapters)
+    fields = [(name, adapters[i]._decode if i in adapters else None)
+              for i, name in enumerate(layout.all_names)]
+
+    def read(data: bytes, pos: int, out: Container) -> int:
+        for (name, decode), value in zip(fields, unpack(data, pos)):  # struct.error: short
+            out[name] = value if decode is None else decode(value, None, "")
+        return pos + size
+
+    return read
+
+
 def _struct_reader(con: construct.Struct, check: bool) -> Reader:
-    fields = []
-    for sub in con.subcons:
+    steps: list[tuple[str | None, Any]] = []  # (name, reader), or (None, run reader)
+    run: list[construct.Construct] = []
+    for sub in list(con.subcons) + [None]:
+        if sub is not None and sub.name and not sub.name.startswith("_") and _fixed(sub):
+            run.append(sub)
+            continue
+        if run:
+            steps.append((None, _run_reader(run)))
+            run = []
+        if sub is None:
+            break
         if sub is construct.Terminated:
-            fields.append((None, _terminated))
+            steps.append(("", _terminated))
             continue
         if sub.name is None or sub.name.startswith("_"):
             raise TypeError(f"no fast path for an unnamed field of {con!r}")
-        fields.append((sub.name, body_reader(sub, check)))
+        steps.append((sub.name, body_reader(sub, check)))
 
     def read(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
         out = Container()
-        for name, field in fields:
-            value, pos = field(data, pos, out)
-            if name is not None:
-                out[name] = value
+        for name, step in steps:
+            if name is None:
+                pos = step(data, pos, out)
+            else:
+                value, pos = step(data, pos, out)
+                if name:
+                    out[name] = value
         return out, pos
 
     return read

@@ -84,6 +84,7 @@ from p2pkit.deviations import Deviation, deviations_of, with_deviations
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.gnutella.fields import Guid, IPv4, Text, VendorCode
 from p2pkit.gnutella.ggep import ExtensionBlock
+from p2pkit.gnutella.ggep import _fast_extension_block as fast_extension_block
 from p2pkit.gnutella.vendor import (
     BODIES,
     VENDOR_MESSAGES,
@@ -406,6 +407,9 @@ def _extension_block_or_none(data: bytes) -> Any:
     """
     if not data or data[0] != 0xC3:
         return None
+    parts = fast_extension_block(data)
+    if parts is not None:  # what this reads builds back to its bytes (tests check)
+        return parts
     try:
         parts = ExtensionBlock.parse(data)
     except ParseError:

@@ -471,17 +471,15 @@ def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContaine
                 return extensions, pos
             continue
         ext_id = raw_id.decode("latin-1")
-        ext = Container(id=ext_id, cobs=bool(flags & _COBS), deflate=bool(flags & _DEFLATE),
-                        data=ext_data)
-        if flags & (_COBS | _DEFLATE):
+        cobs, deflate = bool(flags & _COBS), bool(flags & _DEFLATE)
+        payload = ext_data
+        if cobs or deflate:
             try:
-                ext.payload = _payload(ext)
+                payload = _payload({"data": ext_data, "cobs": cobs, "deflate": deflate})
             except Exception:  # noqa: BLE001 - the stream parser reports it
                 return None
-        else:
-            ext.payload = ext_data
-        ext.value = _value(ext_id, ext.payload)
-        extensions.append(ext)
+        extensions.append(Container(id=ext_id, cobs=cobs, deflate=deflate, data=ext_data,
+                                    payload=payload, value=_value(ext_id, payload)))
         if flags & _LAST:
             return extensions, pos
     return None
