@@ -28,7 +28,7 @@ class _IPv4Adapter(construct.Adapter):
 
     def _decode(self, obj: bytes, context: Any, path: str) -> str:
         if len(obj) == 4:  # what str(IPv4Address(obj)) gives, without the object
-            return "%d.%d.%d.%d" % (obj[0], obj[1], obj[2], obj[3])
+            return f"{obj[0]}.{obj[1]}.{obj[2]}.{obj[3]}"
         return str(ipaddress.IPv4Address(obj))
 
     def _encode(self, obj: Any, context: Any, path: str) -> bytes:
