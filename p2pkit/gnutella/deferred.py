@@ -102,7 +102,36 @@ def checked_summary(data: bytes) -> tuple[str, dict[str, Any]] | None:
     d = check_descriptor(data)
     if d is None:
         return None
-    return d["type"], scalar_summary(d, {"guid": d["guid"].hex()})
+    keys = tuple(d)
+    shown = _SHOWN.get(keys)
+    if shown is None:
+        shown = _shown(keys)
+    summary = {"guid": d["guid"].hex()}
+    for k in shown[0]:
+        v = d[k]
+        t = type(v)
+        if t is int or t is bool or v is None or (t is str and v.isascii()):
+            summary[k] = v
+        else:  # (as scalar_summary: only these are read off the value)
+            return d["type"], scalar_summary(d, {"guid": summary["guid"]})
+    return d["type"], {"summary": summary, "payload_keys": shown[1]}
+
+
+#: The top-level keys of a checked descriptor -> (the keys a summary line may show, read off
+#: the check; every other key, which a summary line asking for it decodes). Payload shapes
+#: are few (one per payload type and variant), the cache is bounded all the same.
+_SHOWN: dict[tuple[str, ...], tuple[tuple[str, ...], frozenset[str]]] = {}
+_MAX_SHAPES = 256
+
+
+def _shown(keys: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+    wanted = set(GNUTELLA.summary) - {"guid"}
+    shown = tuple(k for k in keys if k in wanted)
+    other = frozenset(k for k in keys if k not in wanted and k not in ("guid", "type")
+                      and k[:1] != "_")
+    if len(_SHOWN) < _MAX_SHAPES:
+        _SHOWN[keys] = (shown, other)
+    return shown, other
 
 
 def _decode(data: bytes, base: int) -> Decoded:

@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 import p2pkit.gnutella.descriptors as descriptors
 from p2pkit.capture.lazy_record import scalar_summary
 from p2pkit.capture.record import json_fields
+from p2pkit.capture.render import render_jsonl, render_summary, render_tree
 from p2pkit.deviations import deviations_of
 from p2pkit.errors import ParseError
 from p2pkit.gnutella import ggep
-from p2pkit.gnutella.deferred import checked_summary
+from p2pkit.gnutella.deferred import checked_summary, deferred_record
 from p2pkit.gnutella.descriptor_fast_path import (
     BODY_READERS,
     body_reader,
@@ -29,7 +30,7 @@ from p2pkit.gnutella.descriptor_fast_path import (
     fast_descriptor,
 )
 from p2pkit.gnutella.descriptors import PAYLOADS, DescriptorLenient
-from p2pkit.gnutella.dissect import detect_gnutella_udp
+from p2pkit.gnutella.dissect import descriptor_record, detect_gnutella_udp
 from p2pkit.gnutella.fields import IPv4
 from p2pkit.gnutella.stream import StreamReader
 from p2pkit.gnutella.vendor import BODIES
@@ -101,9 +102,23 @@ def same(data: bytes, *, taken: bool = False) -> None:
     assert json.dumps(json_fields(fast)) == json.dumps(json_fields(expected))
     assert DescriptorLenient.build(fast) == data
     assert scalar_summary(checked, {}) == scalar_summary(fast, {})
-    name, summary = checked_summary(data)
+    name, _ = checked_summary(data)
     assert name == fast.type
-    assert summary == scalar_summary(expected, {"guid": expected.guid.hex()})
+    eager = descriptor_record(expected, transport="tcp", src="a:1", dst="b:2", offset=7,
+                              length=len(data), frame=3, time=1.0, base=7)
+    lazy = _checked_record(data)
+    assert render_summary(lazy) == render_summary(eager)
+    assert not lazy.decoded  # the summary line was drawn from the check
+    for key in (*eager.fields, "port", "nothing"):  # any other key: decoded, the same
+        assert _checked_record(data).summary_fields((key, "ttl")) == \
+            eager.summary_fields((key, "ttl"))
+    assert render_tree(lazy) == render_tree(eager)
+    assert render_jsonl(lazy) == render_jsonl(eager)
+
+
+def _checked_record(data: bytes):
+    return deferred_record(data, transport="tcp", src="a:1", dst="b:2", offset=7, frame=3,
+                           time=1.0, base=7, checked=checked_summary(data))
 
 
 def test_every_real_descriptor():
