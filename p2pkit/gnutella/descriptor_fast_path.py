@@ -338,10 +338,14 @@ def body_reader(con: construct.Construct, check: bool = False) -> Reader:
 
 
 #: Payload descriptor -> (name, the reader of its payload), for every payload of PAYLOADS.
+#:
+#: :meta hide-value:
 BODY_READERS: dict[int, tuple[str, Reader]] = {
     ptype: (name, body_reader(body)) for ptype, (name, body) in PAYLOADS.items()}
 #: The same readers with ``check=True``: extension blocks and the QueryHit trailer's private
 #: area are walked, not decoded (what cannot fail is left out; see :func:`check_descriptor`).
+#:
+#: :meta hide-value:
 CHECK_READERS: dict[int, tuple[str, Reader]] = {
     ptype: (name, body_reader(body, check=True)) for ptype, (name, body) in PAYLOADS.items()}
 
@@ -354,14 +358,14 @@ def check_descriptor(data: bytes) -> Container | None:
     extension blocks (and of a QueryHit's private area) left out. Every other field is the
     one :func:`fast_descriptor` gives (a summary line reads them; tests compare both).
 
-    >>> check_descriptor(bytes(16) + bytes([0x01, 1, 0, 17, 0, 0, 0]) + bytes(14) + b"\xc3\x82DU\x41\x01").port
+    >>> pong = bytes([0x01, 1, 0, 20, 0, 0, 0]) + bytes(14) + bytes.fromhex("c3824455 4101")
+    >>> check_descriptor(bytes(16) + pong).port
     0
     """
-    return fast_descriptor(data, CHECK_READERS)
+    return _read(data, CHECK_READERS)
 
 
-def fast_descriptor(data: bytes, readers: dict[int, tuple[str, Reader]] = BODY_READERS
-                    ) -> Container | None:
+def fast_descriptor(data: bytes) -> Container | None:
     """The descriptor ``data`` (header and the whole payload, nothing after) as
     :data:`~p2pkit.gnutella.descriptors.DescriptorLenient` parses it, or None where that
     schema must run.
@@ -370,6 +374,10 @@ def fast_descriptor(data: bytes, readers: dict[int, tuple[str, Reader]] = BODY_R
     >>> d.type, d.ttl, d.extensions
     ('ping', 1, ListContainer([]))
     """
+    return _read(data, BODY_READERS)
+
+
+def _read(data: bytes, readers: dict[int, tuple[str, Reader]]) -> Container | None:
     if type(data) is not bytes or len(data) < HEADER_LENGTH:
         return None
     guid, ptype, ttl, hops, length = _HEADER.unpack_from(data)
