@@ -84,6 +84,7 @@ from p2pkit.deviations import Deviation, deviations_of, with_deviations
 from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.gnutella.fields import Guid, IPv4, Text, VendorCode
 from p2pkit.gnutella.ggep import ExtensionBlock
+from p2pkit.gnutella.ggep import _fast_extension_block as fast_extension_block
 from p2pkit.gnutella.vendor import (
     BODIES,
     VENDOR_MESSAGES,
@@ -250,27 +251,36 @@ class _Vendor(construct.Construct):
     _fast_vectors = {name: counted_vector_parser(schema)
                      for name, (schema, _) in vectors.items()}
 
+    def parse_fast(self, data: bytes) -> Container | None:
+        """The whole payload ``data`` as :meth:`_parse` reads it, from the fast paths alone;
+        None when the generic parse must run (a body, or something it would refuse)."""
+        fields = self._fast_head(data)
+        if fields is None:
+            return None
+        payload = data[self._head.size:]
+        message = Container(vendor=fields.vendor, selector=fields.selector,
+                            version=fields.version, payload=payload)
+        key = (fields.vendor, fields.selector)
+        name = VENDOR_MESSAGES.get(key)
+        if name in self.vectors:
+            vector = self._fast_vectors[name](payload)
+            if vector is not None:
+                message.name = name
+                message[self.vectors[name][1]] = vector
+                return message
+        elif fields.version not in BODIES.get(key, {}):
+            # no vector and no body at this version: the head is all there is to parse
+            if name is not None:
+                message.name = name
+            return message
+        return None
+
     def _parse(self, stream: Any, context: Any, path: str) -> Container:
         start = construct.stream_tell(stream, path)
         data = construct.stream_read_entire(stream, path)
-        fields = self._fast_head(data)
-        if fields is not None:
-            payload = data[self._head.size:]
-            message = Container(vendor=fields.vendor, selector=fields.selector,
-                                version=fields.version, payload=payload)
-            key = (fields.vendor, fields.selector)
-            name = VENDOR_MESSAGES.get(key)
-            if name in self.vectors:
-                vector = self._fast_vectors[name](payload)
-                if vector is not None:
-                    message.name = name
-                    message[self.vectors[name][1]] = vector
-                    return message
-            elif fields.version not in BODIES.get(key, {}):
-                # no vector and no body at this version: the head is all there is to parse
-                if name is not None:
-                    message.name = name
-                return message
+        message = self.parse_fast(data)
+        if message is not None:
+            return message
         construct.stream_seek(stream, start, 0, path)  # the generic parse says what is wrong
         fields = self.head._parsereport(stream, context, path)
         start = construct.stream_tell(stream, path)
@@ -324,7 +334,13 @@ class _Trailer(construct.Construct):
     """
 
     def _parse(self, stream: Any, context: Any, path: str) -> Container:
-        data = construct.stream_read_entire(stream, path)
+        return self.parse_bytes(construct.stream_read_entire(stream, path), path)
+
+    @staticmethod
+    def parse_bytes(data: bytes, path: str = "", check: bool = False) -> Container:
+        """The trailer ``data`` (the rest of the payload); ``ExplicitError`` when it breaks
+        the layout. ``check=True`` leaves out what cannot fail (the private area read as an
+        extension block, the XML text): ``private_extensions`` and ``xml`` are then None."""
         if len(data) < 16:
             raise construct.ExplicitError(f"{len(data)} bytes left for the 16-byte servent ID",
                                           path=path)
@@ -348,8 +364,11 @@ class _Trailer(construct.Construct):
                 out.flags = open_data[0]
                 out.flags2 = open_data[1]
             out.private_data = private
-            out.private_extensions = _extension_block_or_none(private)
-            out.xml = Text.parse(xml) if xml else None
+            if check:
+                out.private_extensions = out.xml = None
+            else:
+                out.private_extensions = _extension_block_or_none(private)
+                out.xml = Text.parse(xml) if xml else None
         out.servent_id = servent_id
         return out
 
@@ -388,6 +407,9 @@ def _extension_block_or_none(data: bytes) -> Any:
     """
     if not data or data[0] != 0xC3:
         return None
+    parts = fast_extension_block(data)
+    if parts is not None:  # what this reads builds back to its bytes (tests check)
+        return parts
     try:
         parts = ExtensionBlock.parse(data)
     except ParseError:
@@ -563,3 +585,17 @@ Descriptor = Schema(_Descriptor(strict=True), protocol=PROTOCOL, name="descripto
 #: The same for dissection: a known payload that does not parse is kept raw (``payload``) under
 #: its own name, with a Deviation (:func:`unparsed_payload`).
 DescriptorLenient = Schema(_Descriptor(strict=False), protocol=PROTOCOL, name="descriptor")
+
+
+def _first_fast_parse(data: bytes) -> Container | None:
+    """:data:`DescriptorLenient` parses without construct's streams first
+    (:func:`p2pkit.gnutella.descriptor_fast_path.fast_descriptor`, derived from the
+    declarations above; it gives way to the schema wherever the schema would not simply
+    succeed). That module reads this one: it is put in place on first use."""
+    from p2pkit.gnutella.descriptor_fast_path import fast_descriptor
+
+    DescriptorLenient.fast_parse = fast_descriptor
+    return fast_descriptor(data)
+
+
+DescriptorLenient.fast_parse = _first_fast_parse

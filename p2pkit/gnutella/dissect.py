@@ -41,7 +41,7 @@ from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
 from p2pkit.errors import LimitExceeded, ParseError
-from p2pkit.gnutella.deferred import deferrable, deferred_record
+from p2pkit.gnutella.deferred import checked_summary, deferrable, deferred_record
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -50,7 +50,7 @@ from p2pkit.gnutella.descriptors import (
     DescriptorLenient,
 )
 from p2pkit.gnutella.detect import detect_gnutella
-from p2pkit.gnutella.stream import TLS, DescriptorFrame, StreamReader
+from p2pkit.gnutella.stream import TLS, DescriptorFrame, HandshakeFrame, StreamReader
 
 __all__ = ["GnutellaDatagrams", "GnutellaStream", "detect_gnutella", "detect_gnutella_udp",
            "gnutella_stream"]
@@ -178,6 +178,8 @@ class GnutellaStream:
         #: gnet-TLS-upgrade: the TLS records after the switch, one ``undecoded`` run
         #: (``encrypted``, ``encryption: TLS``) with their byte count.
         self.tls = UndecodedRun(protocol=PROTOCOL, transport=transport, src=src, dst=dst)
+        self._frame = 0  # the frame and time of the bytes being read (_stand_in's records)
+        self._time = 0.0
 
     # -- input ------------------------------------------------------------------------------
 
@@ -190,7 +192,7 @@ class GnutellaStream:
             head = bytes(self.chunks.data[:8])
             if head.startswith(b"GNUTELLA") or b"GNUTELLA".startswith(head):
                 self.mode = "gnutella"
-                self.reader = StreamReader(strict=False, defer=deferrable)
+                self.reader = StreamReader(strict=False, defer=self._stand_in)
             else:
                 self.mode = "http"
         if self.mode == "gnutella":
@@ -221,9 +223,23 @@ class GnutellaStream:
                       dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
                       offset=offset, length=length, value=value)
 
+    def _stand_in(self, offset: int, data: bytes) -> Record | None:
+        """The record of the descriptor ``data`` at ``offset``, parsed when read
+        (:mod:`p2pkit.gnutella.deferred`), or None: the reader parses it now."""
+        if deferrable(data):
+            checked = None
+        else:
+            checked = checked_summary(data)
+            if checked is None:
+                return None
+        return deferred_record(data, transport=self.transport, src=self.src, dst=self.dst,
+                               offset=offset, frame=self._frame, time=self._time, base=offset,
+                               checked=checked)
+
     def _gnutella(self, offset: int, data: bytes, frame: int,
                   time: float) -> Iterator[Record]:
         assert self.reader is not None
+        self._frame, self._time = frame, time
         opaque = self.reader.opaque_bytes
         try:
             frames = self.reader.feed(data)
@@ -235,16 +251,12 @@ class GnutellaStream:
             self.tls.add(offset + len(data) - grown, grown, frame, time, reason="encrypted",
                          encryption="TLS")
         for f in frames:
-            if isinstance(f, DescriptorFrame):
-                if f.descriptor is None:  # parsed when its fields are read
-                    yield deferred_record(f.data, transport=self.transport, src=self.src,
-                                          dst=self.dst, offset=f.offset, frame=frame, time=time,
-                                          base=f.offset)
-                    continue
+            kind = type(f)
+            if kind is DescriptorFrame:  # parsed by the reader (a deviation, a bound)
                 yield descriptor_record(f.descriptor, transport=self.transport, src=self.src,
                                         dst=self.dst, offset=f.offset, length=len(f.data),
                                         frame=frame, time=time, base=f.offset)
-            else:
+            elif kind is HandshakeFrame:
                 hs = f.handshake
                 fields = {"kind": hs.kind, "version": hs.version,
                           "headers": [[name, value] for name, value in hs.headers]}
@@ -255,6 +267,8 @@ class GnutellaStream:
                                       hs)
                 record.deviations = deviations_of(hs, base=f.offset)
                 yield record
+            else:  # a descriptor's record, parsed when read (_stand_in)
+                yield f
         self.chunks.skip(len(self.chunks))  # the reader keeps its own buffer
 
     def _http(self, at_end: bool = False) -> Iterator[Record]:

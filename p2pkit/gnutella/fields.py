@@ -27,6 +27,8 @@ class _IPv4Adapter(construct.Adapter):
     """Four bytes in network order as a dotted-quad string."""
 
     def _decode(self, obj: bytes, context: Any, path: str) -> str:
+        if len(obj) == 4:  # what str(IPv4Address(obj)) gives, without the object
+            return f"{obj[0]}.{obj[1]}.{obj[2]}.{obj[3]}"
         return str(ipaddress.IPv4Address(obj))
 
     def _encode(self, obj: Any, context: Any, path: str) -> bytes:

@@ -31,6 +31,7 @@ An extension block as HUGE §3 and Appendix B mix them (a URN, 0x1C, then a GGEP
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import construct
@@ -38,7 +39,7 @@ from construct import Container, GreedyBytes, GreedyRange, Int8ub, ListContainer
 
 from p2pkit.errors import BuildError, LimitExceeded, ParseError
 from p2pkit.gnutella.fields import IPv4Endpoint, IPv6, Text, VarIntLE, VendorCode
-from p2pkit.schema import Schema
+from p2pkit.schema import FixedLayout, Schema
 
 __all__ = [
     "EXTENSIONS",
@@ -228,6 +229,14 @@ EXTENSIONS: dict[str, construct.Construct] = {
 def _value(ext_id: str, payload: bytes) -> Any:
     """The registered meaning of ``payload``; ``None`` for an unknown ID or an unexpected shape
     (the raw ``payload`` stays, so a servent's private variant never breaks the descriptor)."""
+    fast = _FAST_VALUES.get(ext_id)
+    if fast is not None:
+        try:
+            value = fast(payload)
+        except Exception:  # noqa: BLE001 - the declaration says what it makes of them
+            value = None
+        if value is not None:
+            return value
     decoder = EXTENSIONS.get(ext_id)
     if decoder is None:
         return None
@@ -235,6 +244,60 @@ def _value(ext_id: str, payload: bytes) -> Any:
         return decoder.parse(payload)
     except (construct.ConstructError, ParseError):
         return None
+
+
+def value_fast_path(decoder: construct.Construct) -> Callable[[bytes], Any] | None:
+    """A function decoding an extension's payload as ``decoder.parse`` does, derived from the
+    decoder object itself, or None when its kind has no fast path. It returns None (or
+    raises) where the decoder's own parse must say what it makes of the bytes; tests compare
+    both on random payloads for every registered ID.
+
+    The kinds: a ``Struct`` of fixed-size fields (:class:`~p2pkit.schema.FixedLayout`, extra
+    bytes ignored as ``parse`` ignores them) or of fixed-size fields and then ``GreedyBytes``, an ``Adapter`` over ``GreedyBytes`` (its
+    ``_decode`` on the whole payload), an unsigned ``FormatField`` byte, ``VarIntLE`` and
+    the presence flags (the payload itself).
+
+    >>> value_fast_path(UltrapeerValue)(bytes([1, 30, 2]))
+    Container(version=1, leaf_slots=30, ultrapeer_slots=2)
+    """
+    if isinstance(decoder, construct.Struct):
+        try:
+            return FixedLayout(decoder).unpacker()
+        except TypeError:
+            pass
+        *fixed, last = decoder.subcons  # fixed fields, then the rest of the bytes ("H")
+        if not fixed or last.name is None or getattr(last, "subcon", None) is not GreedyBytes:
+            return None
+        try:
+            layout = FixedLayout(construct.Struct(*fixed))
+        except TypeError:
+            return None
+        head, size, name = layout.unpacker(), layout.size, last.name
+
+        def parse(payload: bytes) -> Any:
+            value = head(payload)
+            if value is not None:
+                value[name] = payload[size:]
+            return value
+
+        return parse
+    if isinstance(decoder, construct.Adapter) and decoder.subcon is GreedyBytes:
+        adapt = decoder._decode
+        return lambda payload: adapt(payload, None, "")
+    if decoder is Int8ub:
+        return lambda payload: payload[0]
+    if isinstance(decoder, _Flag):
+        return lambda payload: payload
+    if decoder is VarIntLE:
+        return lambda payload: (int.from_bytes(payload, "little") if 1 <= len(payload) <= 8
+                                else None)
+    return None
+
+
+#: Extension ID -> the fast path of its decoder (:func:`value_fast_path`).
+_FAST_VALUES: dict[str, Callable[[bytes], Any]] = {
+    ext_id: fast for ext_id, decoder in EXTENSIONS.items()
+    if (fast := value_fast_path(decoder)) is not None}
 
 
 def extension(ext_id: str, payload: bytes = b"", *, value: Any = None, cobs: bool = False,
@@ -353,6 +416,121 @@ class _GgepBlock(construct.Construct):
         raise construct.SizeofError("GGEP blocks have no fixed size", path=path)
 
 
+def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContainer, int] | None:
+    """The GGEP block at ``data[pos]`` as :class:`_GgepBlock` parses it, and where it ends;
+    None wherever that parser would raise (or might: a bound, a COBS or deflate error), so
+    that it runs and reports it. Works on the bytes, without construct's streams; tests
+    compare both on the real captures and on random and mutated blocks. ``check=True``
+    only says whether the block parses (a list of None; COBS and deflate are still undone,
+    as they may fail; extension values are not decoded, which never fails)."""
+    end = len(data)
+    if pos >= end or data[pos] != GGEP_MAGIC:
+        return None
+    pos += 1
+    extensions = ListContainer()
+    while len(extensions) < MAX_EXTENSIONS and pos < end:
+        flags = data[pos]
+        id_length = flags & _ID_LENGTH
+        if flags & _RESERVED or not id_length:
+            return None
+        id_end = pos + 1 + id_length
+        raw_id = data[pos + 1:id_end]
+        if id_end >= end or 0 in raw_id:
+            return None
+        byte = data[id_end]  # §length encoding, as _read_length
+        length = byte & 0x3F
+        pos = id_end + 1
+        if byte & 0xC0 != 0x40:
+            if byte & 0xC0 != 0x80 or byte == 0x80 or pos >= end:
+                return None
+            byte = data[pos]
+            length = (length << 6) | (byte & 0x3F)
+            pos += 1
+            if byte & 0xC0 != 0x40:
+                if byte & 0xC0 != 0x80 or pos >= end:
+                    return None
+                byte = data[pos]
+                length = (length << 6) | (byte & 0x3F)
+                pos += 1
+                if byte & 0xC0 != 0x40:
+                    return None
+        value_end = pos + length
+        if value_end > end:
+            return None
+        ext_data = data[pos:value_end]
+        pos = value_end
+        if check:
+            if flags & (_COBS | _DEFLATE):
+                try:
+                    _payload({"data": ext_data, "cobs": flags & _COBS,
+                              "deflate": flags & _DEFLATE})
+                except Exception:  # noqa: BLE001 - the stream parser reports it
+                    return None
+            extensions.append(None)  # counted (MAX_EXTENSIONS), not decoded
+            if flags & _LAST:
+                return extensions, pos
+            continue
+        ext_id = raw_id.decode("latin-1")
+        cobs, deflate = bool(flags & _COBS), bool(flags & _DEFLATE)
+        payload = ext_data
+        if cobs or deflate:
+            try:
+                payload = _payload({"data": ext_data, "cobs": cobs, "deflate": deflate})
+            except Exception:  # noqa: BLE001 - the stream parser reports it
+                return None
+        extensions.append(Container(id=ext_id, cobs=cobs, deflate=deflate, data=ext_data,
+                                    payload=payload, value=_value(ext_id, payload)))
+        if flags & _LAST:
+            return extensions, pos
+    return None
+
+
+def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | None:
+    """``data`` as :class:`_ExtensionBlock` parses it, or None where that parser would raise
+    (it then runs and says why). Works on the bytes; tests compare both. ``check=True``
+    only says whether it parses (a list of placeholders, see :func:`_fast_ggep`)."""
+    if type(data) is not bytes:
+        return None
+    parts = ListContainer()
+    pos = 0
+    end = len(data)
+    while pos < end:
+        if len(parts) == MAX_EXTENSIONS:
+            return None
+        if data[pos] == GGEP_MAGIC:
+            block = _fast_ggep(data, pos, check)
+            if block is None:
+                return None
+            extensions, stop = block
+            part = Container(kind="ggep", extensions=extensions)
+        else:
+            stop = pos
+            while stop < end and data[stop] not in (FILE_SEPARATOR, 0):
+                stop += 1
+            if check:  # text always decodes (surrogateescape)
+                part = Container()
+                part.separator = None
+                if stop < end:
+                    stop += 1
+                parts.append(part)
+                pos = stop
+                continue
+            text = _decode_text(data[pos:stop], None, "")
+            kind = "urn" if text[:4].lower() == "urn:" else (
+                "xml" if text[:1] in ("<", "{") else "text")
+            part = Container(kind=kind, text=text)
+        part.separator = None
+        if stop < end and data[stop] in (FILE_SEPARATOR, 0):
+            part.separator = data[stop]
+            stop += 1
+        parts.append(part)
+        pos = stop
+    return parts
+
+
+_decode_text = Text._decode
+
+
 class _ExtensionBlock(construct.Construct):
     """§Extension Block with Appendix B: GGEP blocks and legacy extensions, to the stream's end.
 
@@ -365,6 +543,9 @@ class _ExtensionBlock(construct.Construct):
     def _parse(self, stream: Any, context: Any, path: str) -> ListContainer:
         start = construct.stream_tell(stream, path)
         data = construct.stream_read_entire(stream, path)
+        fast = _fast_extension_block(data)
+        if fast is not None:
+            return fast
         parts = ListContainer()
         pos = 0
         while pos < len(data):
@@ -419,3 +600,4 @@ GgepBlockBody = _GgepBlock()
 GgepBlock = Schema(GgepBlockBody, protocol=PROTOCOL, name="ggep_block")
 #: An extension block: GGEP, HUGE urns, XML, kept in order with their separators.
 ExtensionBlock = Schema(_ExtensionBlock(), protocol=PROTOCOL, name="extension_block")
+ExtensionBlock.fast_parse = _fast_extension_block

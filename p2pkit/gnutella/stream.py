@@ -94,8 +94,7 @@ class HandshakeFrame:
 
 @dataclass(frozen=True, kw_only=True)
 class DescriptorFrame:
-    """One descriptor: offset (in inflated bytes if ``compressed``), bytes, parsed value (None
-    when the reader's ``defer`` put the parsing off)."""
+    """One descriptor: offset (in inflated bytes if ``compressed``), bytes, parsed value."""
 
     offset: int
     data: bytes
@@ -118,10 +117,12 @@ class StreamReader:
                  max_payload_length: int = MAX_PAYLOAD_LENGTH,
                  inflate_guard: InflateGuard | None = None,
                  keep_upgraded: bool = False,
-                 defer: Callable[[bytes], bool] | None = None) -> None:
+                 defer: Callable[[int, bytes], Any] | None = None) -> None:
         self.max_payload_length = max_payload_length
-        #: Dissection: descriptors for which ``defer(data)`` is true are framed but not
-        #: parsed (their frame's ``descriptor`` is None; :mod:`p2pkit.gnutella.deferred`).
+        #: Dissection: ``defer(offset, data)`` sees each descriptor first; what it returns
+        #: (a record that parses the payload when read, :mod:`p2pkit.gnutella.deferred`)
+        #: stands in the frames for the descriptor, which is not parsed here; None: parsed
+        #: here as usual.
         self.defer = defer
         #: A servent that speaks TLS keeps the bytes after a switch to TLS for
         #: :meth:`take_upgrade` (the dissector only counts them).
@@ -303,13 +304,16 @@ class StreamReader:
                 if len(buffer) < end:
                     break
                 data = bytes(buffer[pos:end])
-                if defer is not None and defer(data):
-                    descriptor = None
-                else:
-                    try:
-                        descriptor = self._schema.parse(data)
-                    except ParseError as e:
-                        raise e.relocated(base=self._offset + pos) from None
+                if defer is not None:
+                    stand_in = defer(self._offset + pos, data)
+                    if stand_in is not None:
+                        frames.append(stand_in)
+                        pos = end
+                        continue
+                try:
+                    descriptor = self._schema.parse(data)
+                except ParseError as e:
+                    raise e.relocated(base=self._offset + pos) from None
                 frames.append(DescriptorFrame(offset=self._offset + pos, data=data,
                                               descriptor=descriptor, compressed=self.compressed))
                 pos = end

@@ -18,6 +18,7 @@ from p2pkit.gnutella.descriptors import (
     Vendor,
     counted_vector_parser,
 )
+from p2pkit.gnutella.vendor import BODIES
 from tests.pcap_payloads import CAPTURES
 
 VECTORS = [(MessagesSupported, "messages", 8), (FeaturesSupported, "features", 6)]
@@ -63,6 +64,8 @@ def generic_vendor(data: bytes) -> construct.Container:
         if len(schema.build(parsed)) != len(data) - 8:
             raise construct.ExplicitError(f"bytes after the {name} vector")
         out[key] = parsed[key]
+    elif head.version in BODIES.get((head.vendor, head.selector), {}):
+        out.body = BODIES[head.vendor, head.selector][head.version].parse(data[8:])
     return out
 
 
