@@ -165,6 +165,7 @@ class GnutellaServer:
         #: Gives the C heap freed by a burst of sockets back to the system once most of them
         #: are gone (:mod:`p2pkit.gnutella.heap_trim`).
         self.heap_trimmer = HeapTrimmer()
+        self._trim_retry: asyncio.TimerHandle | None = None
         self.connected = asyncio.Event()
         #: Gnutella over UDP on the same port (``udp=True``; :mod:`p2pkit.gnutella.udp`).
         self._udp: asyncio.DatagramTransport | None = None
@@ -198,6 +199,8 @@ class GnutellaServer:
             self._server.close()
         if self._udp is not None:
             self._udp.close()
+        if self._trim_retry is not None:
+            self._trim_retry.cancel()
         for writer in list(self._writers.values()):
             writer.close()
         for writer in list(self._streams):
@@ -246,7 +249,7 @@ class GnutellaServer:
         assert task is not None
         self._handlers.add(task)
         self._streams[writer] = None
-        self.heap_trimmer.note(len(self._streams), self._loop_time())
+        self._note_live()
         try:
             await self._serve_client(reader, writer)
         except asyncio.CancelledError:  # shutting down: this socket's task ends quietly
@@ -254,7 +257,20 @@ class GnutellaServer:
         finally:
             self._handlers.discard(task)
             self._streams.pop(writer, None)
-            self.heap_trimmer.note(len(self._streams), self._loop_time())
+            self._note_live()
+
+    def _note_live(self) -> None:
+        """Tell the heap trimmer how many sockets live now; when it owes a trim (refused only
+        for being too soon after the last one), call it again when that trim is due."""
+        loop = asyncio.get_running_loop()
+        self.heap_trimmer.note(len(self._streams), loop.time())
+        when = self.heap_trimmer.retry_at
+        if when is not None and self._trim_retry is None:
+            self._trim_retry = loop.call_at(when, self._retry_trim)
+
+    def _retry_trim(self) -> None:
+        self._trim_retry = None
+        self._note_live()
 
     async def _serve_client(self, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> None:
