@@ -16,8 +16,12 @@ three phases of ``--phase`` seconds each:
 
 It records the well-behaved peers' success rate and median/p95 latency per phase, the CPU
 seconds the server used in each phase, the server's peak RSS and open file descriptors (from ``/proc``, sampled every 0.2 s), its RSS at the end
-of the quiet phase and of the recovery phase, whether the server logged a traceback, and
-whether it stopped with exit 0 on SIGTERM. No server here decompresses anything a peer sends
+of the quiet phase and of the recovery phase (and, with ``--settle S``, after S more idle
+seconds), whether the server logged a traceback, and whether it stopped with exit 0 on
+SIGTERM. ``--logs DIR`` keeps the servers' logs and every failed well-behaved run (phase,
+step, error) in ``DIR/failures.jsonl``. ``--attacker-nice 19`` runs the attacker process
+at the lowest CPU priority: on a real network the attackers do not share the server's CPU,
+here they share two cores with it. No server here decompresses anything a peer sends
 (no MSE, no Gnutella deflate, no HTTP content coding), so there is no compression bomb to send.
 
 It starts hundreds of connections: run it only inside ``unshare -n`` with ``lo`` up (it refuses
@@ -422,7 +426,7 @@ def attacker_argv(name: str, work: Path, per_kind: int, nice: int) -> list[str]:
 
 async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
                    per_kind: int, alternate: int = 1, *, nice: int = 0,
-                   logs: Path | None = None) -> dict:
+                   logs: Path | None = None, settle: float = 0.0) -> dict:
     log = open((logs or work) / f"{name.replace(' ', '-')}.log", "w+b")
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "p2pkit", *server_argv(name, work)],
@@ -469,6 +473,10 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
         cpu["recovery"] += proc_cpu_seconds(proc.pid) - before
         await asyncio.sleep(1.0)
         after = sampler.last_rss
+        settled = None
+        if settle:  # idle: the caches' lifetimes run out (the servent's own pings: 30 s)
+            await asyncio.sleep(settle)
+            settled = sampler.last_rss
     finally:
         sampling.cancel()
         proc.send_signal(signal.SIGTERM)
@@ -489,6 +497,9 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
               "recovered_rss_mb": round(after / 2**20, 1), "peak_fds": sampler.peak_fds,
               "tracebacks": text.count("Traceback"), "exit_status": exit_status,
               "attacker_nice": nice, "failures": failures[:20]}
+    if settled is not None:
+        result["settled_rss_mb"] = round(settled / 2**20, 1)
+        result["settle_s"] = settle
     if logs is not None:
         with open(logs / "failures.jsonl", "a") as f:
             for failure in failures:
@@ -506,7 +517,7 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
         for name in args.servers:
             results.append(await soak_one(name, work, meta, args.phase, args.per_kind,
                                           args.alternate, nice=args.attacker_nice,
-                                          logs=args.logs))
+                                          logs=args.logs, settle=args.settle))
             if not args.json:
                 print(json.dumps(results[-1]), flush=True)
         for client in _dht_client:
@@ -519,6 +530,9 @@ def markdown_table(results: list[dict]) -> str:
     def latency(phase: dict) -> str:
         return f"{phase['median_s'] * 1000:.1f} / {phase['p95_s'] * 1000:.1f}" \
             if phase["median_s"] is not None else "-"
+    def settled(r: dict) -> str:
+        return f" (→ {r['settled_rss_mb']} MB {r['settle_s']:g} s later)" \
+            if "settled_rss_mb" in r else ""
     rows = ["| Server | Well-behaved success (quiet / attack / recovery) | Latency ms, median / "
             "p95 (quiet) | (attack) | Attacker connections | Peak RSS | RSS quiet → after "
             "recovery | Peak fds | Tracebacks | Exit on SIGTERM |",
@@ -530,7 +544,7 @@ def markdown_table(results: list[dict]) -> str:
         rows.append(f"| `{r['server']}` | {success} | {latency(r['quiet'])} | "
                     f"{latency(r['attack'])} | {r['attack_connections']} | "
                     f"{r['peak_rss_mb']} MB | {r['baseline_rss_mb']} → "
-                    f"{r['recovered_rss_mb']} MB | {r['peak_fds']} | {r['tracebacks']} | "
+                    f"{r['recovered_rss_mb']} MB{settled(r)} | {r['peak_fds']} | {r['tracebacks']} | "
                     f"{r['exit_status']} |")
     return "\n".join(rows)
 
@@ -568,6 +582,9 @@ def main() -> None:
     parser.add_argument("--attacker-nice", type=int, default=0, metavar="N",
                         help="the attacker process runs at this niceness (19: lowest CPU "
                         "priority; 0: the same as the server)")
+    parser.add_argument("--settle", type=float, default=0.0, metavar="SECONDS",
+                        help="after the recovery phase, wait this long idle and report the "
+                        "RSS again (settled_rss_mb: the caches' lifetimes have run out)")
     parser.add_argument("--logs", type=Path, metavar="DIR",
                         help="keep the servers' logs here, and every failed well-behaved run "
                         "(phase, step, error) in DIR/failures.jsonl")
