@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 from collections.abc import Callable
 
-__all__ = ["LOW_WATER_FRACTION", "MIN_CLOSED", "MIN_TRIM_INTERVAL", "HeapTrimmer", "malloc_trim"]
+__all__ = ["LOW_WATER_FRACTION", "MIN_CLOSED", "MIN_TRIM_INTERVAL", "HeapTrimmer",
+           "collect_and_trim", "malloc_trim"]
 
 #: Live connections at or below this fraction of their peak since the last trim: trim.
 LOW_WATER_FRACTION = 0.25
@@ -61,12 +63,23 @@ def malloc_trim() -> bool:
     return bool(_libc.malloc_trim(0))
 
 
+def collect_and_trim() -> bool:
+    """A full garbage collection, then :func:`malloc_trim`. The connections of a burst leave
+    reference cycles (an exception and its traceback's frames, a transport and its protocol)
+    that only a collection of the oldest generation frees, and CPython runs one only when the
+    long-lived objects have grown by a quarter: without it, ~3.7 MB (Python objects and the C
+    heap they hold) stayed 45 s after the soak probe's attack. A full collection of the
+    servent's ~30,000 objects takes about 5 ms."""
+    gc.collect()
+    return malloc_trim()
+
+
 class HeapTrimmer:
     """Calls ``trim`` when the live connections fall to a low-water mark (module docstring)."""
 
     def __init__(self, *, fraction: float = LOW_WATER_FRACTION, min_closed: int = MIN_CLOSED,
                  min_interval: float = MIN_TRIM_INTERVAL,
-                 trim: Callable[[], bool] = malloc_trim) -> None:
+                 trim: Callable[[], bool] = collect_and_trim) -> None:
         self.fraction = fraction
         self.min_closed = min_closed
         self.min_interval = min_interval
