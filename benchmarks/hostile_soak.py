@@ -16,8 +16,12 @@ three phases of ``--phase`` seconds each:
 
 It records the well-behaved peers' success rate and median/p95 latency per phase, the CPU
 seconds the server used in each phase, the server's peak RSS and open file descriptors (from ``/proc``, sampled every 0.2 s), its RSS at the end
-of the quiet phase and of the recovery phase, whether the server logged a traceback, and
-whether it stopped with exit 0 on SIGTERM. No server here decompresses anything a peer sends
+of the quiet phase and of the recovery phase (and, with ``--settle S``, after S more idle
+seconds), whether the server logged a traceback, and whether it stopped with exit 0 on
+SIGTERM. ``--logs DIR`` keeps the servers' logs and every failed well-behaved run (phase,
+step, error) in ``DIR/failures.jsonl``. ``--attacker-nice 19`` runs the attacker process
+at the lowest CPU priority: on a real network the attackers do not share the server's CPU,
+here they share two cores with it. No server here decompresses anything a peer sends
 (no MSE, no Gnutella deflate, no HTTP content coding), so there is no compression bomb to send.
 
 It starts hundreds of connections: run it only inside ``unshare -n`` with ``lo`` up (it refuses
@@ -54,9 +58,11 @@ from p2pkit import bencode  # noqa: E402
 from p2pkit.bittorrent.peer.client import TorrentClient  # noqa: E402
 from p2pkit.bittorrent.wire.create import create_torrent  # noqa: E402
 from p2pkit.bittorrent.wire.metainfo import Metainfo  # noqa: E402
+from p2pkit.core import NEED_DATA  # noqa: E402
 from p2pkit.dht.server import DhtServer  # noqa: E402
 from p2pkit.gnutella import connection_state as cs  # noqa: E402
 from p2pkit.gnutella.descriptors import Descriptor  # noqa: E402
+from p2pkit.gnutella.events import ConnectionClosed  # noqa: E402
 from p2pkit.gnutella.servent import Servent  # noqa: E402
 
 SOURCES = [f"127.0.0.{i}" for i in range(2, 102)]
@@ -142,9 +148,22 @@ class Sampler:
 # --- well-behaved peers ---------------------------------------------------------------------
 
 
+class RunFailed(Exception):
+    """A well-behaved run that went wrong, and how (recorded with ``--logs``)."""
+
+
+#: run number -> (the step it is in, when that step began): where a failed run stopped.
+_steps: dict[int, tuple[str, float]] = {}
+
+
+def step(n: int, what: str) -> None:
+    _steps[n] = (what, time.monotonic())
+
+
 async def good_bt(work: Path, meta: Metainfo, n: int) -> bool:
     leecher = TorrentClient(meta, work / f"leech{n}", listen=("127.0.0.1", 0), trackers=False,
                             peers=[("127.0.0.1", PORTS["bt seed"])])
+    step(n, "download")
     await leecher.start()
     try:
         await asyncio.wait_for(leecher.wait_complete(), GOOD_TIMEOUT)
@@ -156,12 +175,14 @@ async def good_bt(work: Path, meta: Metainfo, n: int) -> bool:
 
 
 async def good_tracker(work: Path, meta: Metainfo, n: int) -> bool:
+    step(n, "connect")
     reader, writer = await asyncio.open_connection("127.0.0.1", PORTS["bt tracker"])
     try:
         # 50 peers announcing again and again (distinct ids would fill MAX_PEERS_PER_SWARM)
         query = (f"info_hash={'%42' * 20}&peer_id=-PK0100-{n % 50:012d}&port={7000 + n % 50}"
                  "&uploaded=0&downloaded=0&left=0&compact=1")
         writer.write(f"GET /announce?{query} HTTP/1.0\r\n\r\n".encode())
+        step(n, "announce")
         answer = await asyncio.wait_for(reader.read(), GOOD_TIMEOUT)
         head, _, body = answer.partition(b"\r\n\r\n")
         return head.startswith(b"HTTP/1.") and b" 200 " in head and b"interval" in body
@@ -175,30 +196,44 @@ _dht_client: list[DhtServer] = []
 async def good_dht(work: Path, meta: Metainfo, n: int) -> bool:
     if not _dht_client:
         _dht_client.append(await DhtServer.start("127.0.0.1", 0))
+    step(n, "ping")
     done = await _dht_client[0].ping(("127.0.0.1", PORTS["dht serve"]), timeout=GOOD_TIMEOUT)
     return done is not None
 
 
 async def good_gnutella(work: Path, meta: Metainfo, n: int) -> bool:
     leaf = Servent(role="leaf", rng=random.Random(n))
+    step(n, "handshake connect")
     reader, writer = await asyncio.open_connection("127.0.0.1", PORTS["gnutella serve"])
     try:
         conn = leaf.connect("up", 0.0)
         writer.write(conn.data_to_send())
+        step(n, "handshake")
         while conn.state != cs.ESTABLISHED:
             data = await asyncio.wait_for(reader.read(65536), GOOD_TIMEOUT)
             if not data:
-                return False
-            conn.receive_data(data, 0.0)
-            writer.write(conn.data_to_send())
+                conn.receive_data(b"", 0.0)
+            else:
+                conn.receive_data(data, 0.0)
+                writer.write(conn.data_to_send())
+            if conn.state in (cs.CLOSED, cs.CLOSING) or not data:
+                closed = [e for e in iter(conn.next_event, NEED_DATA)
+                          if isinstance(e, ConnectionClosed)]
+                raise RunFailed(f"handshake ended in state {conn.state}: " + "; ".join(
+                    f"{e.code} {e.reason} (by peer: {e.by_peer})" for e in closed))
     finally:
         writer.close()
+    step(n, "download connect")
     reader, writer = await asyncio.open_connection("127.0.0.1", PORTS["gnutella serve"])
     try:
         writer.write(b"GET /get/1/soak%20file.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        step(n, "download")
         answer = await asyncio.wait_for(reader.read(), GOOD_TIMEOUT)
-        _, _, body = answer.partition(b"\r\n\r\n")
-        return body == (work / "share" / "soak file.bin").read_bytes()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        if body != (work / "share" / "soak file.bin").read_bytes():
+            status = head.split(b"\r\n")[0]
+            raise RunFailed(f"download: {status!r}, {len(body)} bytes")
+        return True
     finally:
         writer.close()
 
@@ -339,21 +374,35 @@ class Attack:
 
 
 async def phase_runs(name: str, work: Path, meta: Metainfo, seconds: float,
-                     counter: list[int]) -> list[tuple[bool, float]]:
-    """Well-behaved runs one after the other for ``seconds``: (succeeded, seconds taken)."""
+                     counter: list[int], failures: list[dict] | None = None,
+                     label: str = "") -> list[tuple[bool, float]]:
+    """Well-behaved runs one after the other for ``seconds``: (succeeded, seconds taken).
+    Each failed run is appended to ``failures``: its phase, number, the step it stopped in
+    and for how long, and the error."""
     good = GOOD[name]
     results: list[tuple[bool, float]] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline or not results:
         counter[0] += 1
+        n = counter[0]
         start = time.monotonic()
+        error = ""
         try:
-            ok = await asyncio.wait_for(good(work, meta, counter[0]), GOOD_TIMEOUT)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, Exception):
-            ok = False
-        results.append((ok, time.monotonic() - start))
+            ok = await asyncio.wait_for(good(work, meta, n), GOOD_TIMEOUT)
+        except Exception as e:  # any error is a failed run: recorded, not raised
+            ok, error = False, f"{type(e).__name__}: {e}"
+        now = time.monotonic()
+        where, since = _steps.pop(n, ("?", start))
+        if not ok and failures is not None:
+            failures.append({"phase": label, "run": n, "at_s": round(now - failures_epoch, 1),
+                             "step": where, "step_s": round(now - since, 3),
+                             "total_s": round(now - start, 3), "error": error or "False"})
+        results.append((ok, now - start))
         await asyncio.sleep(0.05)
     return results
+
+
+failures_epoch = time.monotonic()
 
 
 def summary(results: list[tuple[bool, float]]) -> dict:
@@ -365,16 +414,24 @@ def summary(results: list[tuple[bool, float]]) -> dict:
             else None}
 
 
-async def phase(name: str, work: Path, meta: Metainfo, seconds: float, counter: list[int]):
-    return summary(await phase_runs(name, work, meta, seconds, counter))
+async def phase(name: str, work: Path, meta: Metainfo, seconds: float, counter: list[int],
+                failures: list[dict] | None = None, label: str = ""):
+    return summary(await phase_runs(name, work, meta, seconds, counter, failures, label))
+
+
+def attacker_argv(name: str, work: Path, per_kind: int, nice: int) -> list[str]:
+    return [sys.executable, __file__, "--attacker", name, "--work", str(work),
+            "--per-kind", str(per_kind), "--nice", str(nice)]
 
 
 async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
-                   per_kind: int, alternate: int = 1) -> dict:
-    log = open(work / f"{name.replace(' ', '-')}.log", "w+b")
+                   per_kind: int, alternate: int = 1, *, nice: int = 0,
+                   logs: Path | None = None, settle: float = 0.0) -> dict:
+    log = open((logs or work) / f"{name.replace(' ', '-')}.log", "w+b")
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "p2pkit", *server_argv(name, work)],
                             cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    failures: list[dict] = []
     sampler = Sampler(proc.pid)
     sampling = asyncio.ensure_future(sampler.run())
     counter = [0]
@@ -385,18 +442,18 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
         rounds, sent, baseline = [], 0, None
         for _ in range(alternate):  # quiet and attack alternated: machine load cancels out
             before = proc_cpu_seconds(proc.pid)
-            quiet = await phase_runs(name, work, meta, seconds, counter)
+            quiet = await phase_runs(name, work, meta, seconds, counter, failures, "quiet")
             cpu["quiet"] += proc_cpu_seconds(proc.pid) - before
             if baseline is None:
                 baseline = sampler.last_rss
             # the attackers in their own process, so they do not slow the well-behaved loop
-            attacker = subprocess.Popen([sys.executable, __file__, "--attacker", name,
-                                         "--work", str(work), "--per-kind", str(per_kind)],
+            attacker = subprocess.Popen(attacker_argv(name, work, per_kind, nice),
                                         env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL)
             before = proc_cpu_seconds(proc.pid)
             try:
-                hostile = await phase_runs(name, work, meta, seconds, counter)
+                hostile = await phase_runs(name, work, meta, seconds, counter, failures,
+                                           "attack")
             finally:
                 attacker.send_signal(signal.SIGTERM)
                 try:
@@ -412,10 +469,14 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
             rounds.append({"quiet_p95_s": q["p95_s"], "attack_p95_s": a["p95_s"],
                            "quiet_median_s": q["median_s"], "attack_median_s": a["median_s"]})
         before = proc_cpu_seconds(proc.pid)
-        recovery = await phase(name, work, meta, seconds, counter)
+        recovery = await phase(name, work, meta, seconds, counter, failures, "recovery")
         cpu["recovery"] += proc_cpu_seconds(proc.pid) - before
         await asyncio.sleep(1.0)
         after = sampler.last_rss
+        settled = None
+        if settle:  # idle: the caches' lifetimes run out (the servent's own pings: 30 s)
+            await asyncio.sleep(settle)
+            settled = sampler.last_rss
     finally:
         sampling.cancel()
         proc.send_signal(signal.SIGTERM)
@@ -434,7 +495,15 @@ async def soak_one(name: str, work: Path, meta: Metainfo, seconds: float,
               "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
               "baseline_rss_mb": round(baseline / 2**20, 1),
               "recovered_rss_mb": round(after / 2**20, 1), "peak_fds": sampler.peak_fds,
-              "tracebacks": text.count("Traceback"), "exit_status": exit_status}
+              "tracebacks": text.count("Traceback"), "exit_status": exit_status,
+              "attacker_nice": nice, "failures": failures[:20]}
+    if settled is not None:
+        result["settled_rss_mb"] = round(settled / 2**20, 1)
+        result["settle_s"] = settle
+    if logs is not None:
+        with open(logs / "failures.jsonl", "a") as f:
+            for failure in failures:
+                f.write(json.dumps({"server": name, **failure}) + "\n")
     if alternate > 1:
         result["rounds"] = rounds
     return result
@@ -447,7 +516,8 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
         results = []
         for name in args.servers:
             results.append(await soak_one(name, work, meta, args.phase, args.per_kind,
-                                          args.alternate))
+                                          args.alternate, nice=args.attacker_nice,
+                                          logs=args.logs, settle=args.settle))
             if not args.json:
                 print(json.dumps(results[-1]), flush=True)
         for client in _dht_client:
@@ -460,6 +530,9 @@ def markdown_table(results: list[dict]) -> str:
     def latency(phase: dict) -> str:
         return f"{phase['median_s'] * 1000:.1f} / {phase['p95_s'] * 1000:.1f}" \
             if phase["median_s"] is not None else "-"
+    def settled(r: dict) -> str:
+        return f" (→ {r['settled_rss_mb']} MB {r['settle_s']:g} s later)" \
+            if "settled_rss_mb" in r else ""
     rows = ["| Server | Well-behaved success (quiet / attack / recovery) | Latency ms, median / "
             "p95 (quiet) | (attack) | Attacker connections | Peak RSS | RSS quiet → after "
             "recovery | Peak fds | Tracebacks | Exit on SIGTERM |",
@@ -471,13 +544,18 @@ def markdown_table(results: list[dict]) -> str:
         rows.append(f"| `{r['server']}` | {success} | {latency(r['quiet'])} | "
                     f"{latency(r['attack'])} | {r['attack_connections']} | "
                     f"{r['peak_rss_mb']} MB | {r['baseline_rss_mb']} → "
-                    f"{r['recovered_rss_mb']} MB | {r['peak_fds']} | {r['tracebacks']} | "
+                    f"{r['recovered_rss_mb']} MB{settled(r)} | {r['peak_fds']} | {r['tracebacks']} | "
                     f"{r['exit_status']} |")
     return "\n".join(rows)
 
 
-async def attacker_main(name: str, work: Path, per_kind: int) -> None:
-    """The attacker process: run the mix until SIGTERM, then print how many it sent."""
+async def attacker_main(name: str, work: Path, per_kind: int, nice: int = 0) -> None:
+    """The attacker process: run the mix until SIGTERM, then print how many it sent. With
+    ``nice`` > 0 it first lowers its own CPU priority (``os.nice``): real attackers do not
+    run on the server's CPU, and this makes the machine's cores serve the server and the
+    well-behaved peers first."""
+    if nice:
+        os.nice(nice)
     meta = Metainfo.parse((work / "album.torrent").read_bytes())
     attack = Attack(name, meta, random.Random(1))
     stop = asyncio.Event()
@@ -501,7 +579,17 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="one JSON document at the end")
     parser.add_argument("--markdown", type=Path, metavar="JSONL",
                         help="print the docs' table from a results file (one JSON a line)")
+    parser.add_argument("--attacker-nice", type=int, default=0, metavar="N",
+                        help="the attacker process runs at this niceness (19: lowest CPU "
+                        "priority; 0: the same as the server)")
+    parser.add_argument("--settle", type=float, default=0.0, metavar="SECONDS",
+                        help="after the recovery phase, wait this long idle and report the "
+                        "RSS again (settled_rss_mb: the caches' lifetimes have run out)")
+    parser.add_argument("--logs", type=Path, metavar="DIR",
+                        help="keep the servers' logs here, and every failed well-behaved run "
+                        "(phase, step, error) in DIR/failures.jsonl")
     parser.add_argument("--attacker", choices=list(PORTS), help=argparse.SUPPRESS)
+    parser.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.markdown:
@@ -510,8 +598,10 @@ def main() -> None:
         return
     if not only_loopback():
         sys.exit("hostile_soak: run me inside `unshare -n` (only lo may exist)")
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
     if args.attacker:
-        asyncio.run(attacker_main(args.attacker, args.work, args.per_kind))
+        asyncio.run(attacker_main(args.attacker, args.work, args.per_kind, args.nice))
         return
     results = asyncio.run(main_async(args))
     if args.json:

@@ -10,7 +10,9 @@ between sockets and the cores, calls their timers, streams the byte range an upl
 disk, and tells Gnutella connections from HTTP requests and GIVs by their first four bytes.
 
 Hostile peers: the first four bytes must come within :data:`FIRST_BYTES_TIMEOUT`, and at most
-:data:`MAX_UNIDENTIFIED` connections wait for them at once (a new one closes the oldest); the
+:data:`MAX_UNIDENTIFIED` connections wait for them at once (a new one closes the oldest that
+has not sent them, bytes not read yet counted; silent sockets wait in the kernel, which hands
+a connection over once it has sent something: ``TCP_DEFER_ACCEPT``); the
 servent bounds handshakes, timeouts and routes; any exception raised while handling one
 connection's bytes closes that connection only, is logged once, and frees its slot; a closed
 connection is forgotten at once (memory is O(live connections)); once a burst of sockets is
@@ -38,6 +40,7 @@ from typing import Any
 
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import LimitExceeded, LocalProtocolError, ParseError
+from p2pkit.first_flight import defer_accept, unread_bytes
 from p2pkit.gnutella import connection_state as cs
 from p2pkit.gnutella.events import (
     ConnectBackRequested,
@@ -88,6 +91,8 @@ SEND_TIMEOUT = 30.0
 _READ = 64 * 1024
 #: msg/connect_back: what a TCP connect-back sends before closing.
 CONNECT_BACK = b"\n\n"
+#: What tells a Gnutella connection from an HTTP request or a GIV: its first four bytes.
+_FIRST_BYTES = 4
 
 
 def share_directory(path: str | os.PathLike) -> list[SharedFile]:
@@ -155,8 +160,9 @@ class GnutellaServer:
         self._givs: dict[tuple[bytes, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
-        #: Connections that have not sent their first four bytes yet, oldest first.
-        self._unidentified: dict[asyncio.StreamWriter, None] = {}
+        #: Connections whose first four bytes we have not read yet, oldest first: writer ->
+        #: its reader.
+        self._unidentified: dict[asyncio.StreamWriter, asyncio.StreamReader] = {}
         #: Every accepted socket and the task serving it, until it ends.
         self._streams: dict[asyncio.StreamWriter, None] = {}
         self._handlers: set[asyncio.Task] = set()
@@ -165,6 +171,7 @@ class GnutellaServer:
         #: Gives the C heap freed by a burst of sockets back to the system once most of them
         #: are gone (:mod:`p2pkit.gnutella.heap_trim`).
         self.heap_trimmer = HeapTrimmer()
+        self._trim_retry: asyncio.TimerHandle | None = None
         self.connected = asyncio.Event()
         #: Gnutella over UDP on the same port (``udp=True``; :mod:`p2pkit.gnutella.udp`).
         self._udp: asyncio.DatagramTransport | None = None
@@ -174,6 +181,9 @@ class GnutellaServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
+        # every Gnutella connection speaks first (GNUTELLA CONNECT, GET, GIV, a connect-back's
+        # blank line): silent sockets wait in the kernel, not in MAX_UNIDENTIFIED
+        defer_accept(self._server)
         self.port = self._server.sockets[0].getsockname()[1]
         self.core.listen = (self.host, self.port)
         if self.core.udp is not None:
@@ -198,6 +208,8 @@ class GnutellaServer:
             self._server.close()
         if self._udp is not None:
             self._udp.close()
+        if self._trim_retry is not None:
+            self._trim_retry.cancel()
         for writer in list(self._writers.values()):
             writer.close()
         for writer in list(self._streams):
@@ -246,7 +258,7 @@ class GnutellaServer:
         assert task is not None
         self._handlers.add(task)
         self._streams[writer] = None
-        self.heap_trimmer.note(len(self._streams), self._loop_time())
+        self._note_live()
         try:
             await self._serve_client(reader, writer)
         except asyncio.CancelledError:  # shutting down: this socket's task ends quietly
@@ -254,17 +266,45 @@ class GnutellaServer:
         finally:
             self._handlers.discard(task)
             self._streams.pop(writer, None)
-            self.heap_trimmer.note(len(self._streams), self._loop_time())
+            self._note_live()
+
+    def _note_live(self) -> None:
+        """Tell the heap trimmer how many sockets live now; when it owes a trim (refused only
+        for being too soon after the last one), call it again when that trim is due."""
+        loop = asyncio.get_running_loop()
+        self.heap_trimmer.note(len(self._streams), loop.time())
+        when = self.heap_trimmer.retry_at
+        if when is not None and self._trim_retry is None:
+            self._trim_retry = loop.call_at(when, self._retry_trim)
+
+    def _retry_trim(self) -> None:
+        self._trim_retry = None
+        self._note_live()
+
+    def _idlest_unidentified(self) -> asyncio.StreamWriter:
+        """The connection to close when :data:`MAX_UNIDENTIFIED` wait for their first bytes:
+        the oldest that has not sent four bytes, counting those the event loop has not read (the
+        reader's buffer, then the kernel's: :func:`~p2pkit.first_flight.unread_bytes`), or the
+        oldest of all. "The oldest" alone evicted well-behaved clients under a flood of
+        connections: in a burst of accepts their first flight waits unread while newer
+        attackers arrive (1 to 3 of every 140 handshakes and downloads were reset in the
+        soak's attack phase, issue 13)."""
+        for writer, reader in self._unidentified.items():
+            buffered = len(getattr(reader, "_buffer", b""))  # StreamReader keeps it private
+            if buffered + unread_bytes(writer.get_extra_info("socket")) < _FIRST_BYTES:
+                return writer
+        return next(iter(self._unidentified))
 
     async def _serve_client(self, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> None:
         if len(self._unidentified) >= MAX_UNIDENTIFIED:
-            oldest = next(iter(self._unidentified))
-            del self._unidentified[oldest]
-            oldest.transport.abort()
-        self._unidentified[writer] = None
+            victim = self._idlest_unidentified()
+            del self._unidentified[victim]
+            victim.transport.abort()
+        self._unidentified[writer] = reader
         try:
-            head = await asyncio.wait_for(reader.readexactly(4), FIRST_BYTES_TIMEOUT)
+            head = await asyncio.wait_for(reader.readexactly(_FIRST_BYTES),
+                                          FIRST_BYTES_TIMEOUT)
         except asyncio.IncompleteReadError as e:
             if e.partial == CONNECT_BACK:  # msg/connect_back: someone reached our port
                 self.core.connect_back_received()

@@ -73,8 +73,6 @@ import contextlib
 import errno
 import logging
 import random
-import socket
-import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -104,16 +102,10 @@ from p2pkit.bittorrent.wire.metainfo import Metainfo
 from p2pkit.bittorrent.wire.utp import looks_like_utp
 from p2pkit.core import NEED_DATA
 from p2pkit.errors import P2PKitError
+from p2pkit.first_flight import defer_accept, unread_bytes
 
 __all__ = ["ENCRYPTION_POLICIES", "MAX_CONNECTIONS_PER_ADDRESS", "TRANSPORTS", "ClientStats",
            "TorrentClient", "new_peer_id"]
-
-try:  # FIONREAD: how many bytes a socket holds unread (POSIX; not on Windows)
-    import fcntl
-    import termios
-    _FIONREAD: int | None = termios.FIONREAD
-except ImportError:  # pragma: no cover - Windows
-    _FIONREAD = None
 
 log = logging.getLogger("p2pkit.bittorrent.peer.client")
 
@@ -181,19 +173,6 @@ class ClientStats:
     complete: bool
 
 
-def _defer_accept(server: asyncio.Server) -> None:
-    """Accept a connection only once its first bytes have arrived (Linux ``TCP_DEFER_ACCEPT``,
-    one second; after it the kernel hands the connection over anyway). BEP 3: the initiator
-    speaks first, so a well-behaved peer's first flight is there when admission looks
-    (:meth:`TorrentClient._evict`); elsewhere nothing changes."""
-    option = getattr(socket, "TCP_DEFER_ACCEPT", None)
-    if option is None:
-        return
-    for sock in server.sockets:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
-
-
 class _PeerProtocol(asyncio.Protocol):
     """One TCP connection; hands everything to the client."""
 
@@ -245,12 +224,7 @@ class _PeerProtocol(asyncio.Protocol):
         """Bytes the kernel holds for this connection that the event loop has not read yet
         (``FIONREAD``; 0 where it cannot tell, e.g. a uTP stream)."""
         sock = self.transport.get_extra_info("socket") if self.transport is not None else None
-        if sock is None or _FIONREAD is None:
-            return 0
-        try:
-            return struct.unpack("i", fcntl.ioctl(sock.fileno(), _FIONREAD, b"\0" * 4))[0]
-        except (OSError, ValueError):
-            return 0
+        return unread_bytes(sock)
 
     def eof_received(self) -> bool:
         return False
@@ -388,7 +362,7 @@ class TorrentClient:
         if self.transport != "utp":
             self._server = await self._loop.create_server(
                 lambda: _PeerProtocol(self, None, False), host, port)
-            _defer_accept(self._server)
+            defer_accept(self._server)  # BEP 3: the initiator speaks first
             self.listen_port = self._server.sockets[0].getsockname()[1]
         if self.dht_bootstrap is not None and not (self.metainfo and self.metainfo.private):
             await self._start_dht()
@@ -922,7 +896,7 @@ class TorrentClient:
                     await self._server.wait_closed()
                     self._server = await self._loop.create_server(
                         lambda: _PeerProtocol(self, None, False), host, 0)
-                    _defer_accept(self._server)
+                    defer_accept(self._server)  # BEP 3: the initiator speaks first
                     self.listen_port = self._server.sockets[0].getsockname()[1]
             self.listen_port = self.utp.address[1]
 

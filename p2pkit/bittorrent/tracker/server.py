@@ -42,6 +42,7 @@ from typing import Any
 
 from p2pkit.bittorrent.tracker.core import TrackerCore
 from p2pkit.bittorrent.tracker.http import MAX_HEAD_SIZE
+from p2pkit.first_flight import defer_accept
 
 __all__ = ["MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_ADDRESS", "REQUEST_TIMEOUT", "TrackerServer"]
 
@@ -177,6 +178,8 @@ class TrackerServer:
         if http_port is not None:
             self._http = await loop.create_server(lambda: _HttpConnection(self), host,
                                                   http_port, backlog=MAX_CONNECTIONS)
+            # the client speaks first: connect/close churn never wakes us (issue 13)
+            defer_accept(self._http)
             self.http_port = self._http.sockets[0].getsockname()[1]
         if udp_port is not None:
             transport, _ = await loop.create_datagram_endpoint(

@@ -8,6 +8,7 @@ Limits are lowered with monkeypatch so a few dozen sockets (127.0.0.1 and 127.0.
 from __future__ import annotations
 
 import socket
+import struct
 import time
 
 import pytest
@@ -134,5 +135,39 @@ def test_a_head_whose_blank_line_straddles_two_reads_is_answered():
                 time.sleep(0.05)
             raw = b"".join(iter(lambda: s.recv(65536), b""))
         assert parse_http_response(raw).message.complete == 1
+
+    run_with_server(check)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_DEFER_ACCEPT"), reason="Linux's TCP_DEFER_ACCEPT")
+def test_connections_that_say_nothing_are_not_handed_to_the_tracker():
+    """The HTTP client speaks first (``p2pkit.defer_accept``): 20 sockets that connect and say
+    nothing yet, and 20 that connect and reset without a byte (churn), never reach the
+    tracker's accept within the deferral, while a request is accepted at once. Without the
+    option all 40 were accepted (each a protocol, a timer and its entries in the tables). A
+    socket closed with a FIN is still handed over (the kernel queues it)."""
+    def check(server, events):
+        accepted = []
+        made = tracker_server._HttpConnection.connection_made
+
+        def counting(connection, transport):
+            accepted.append(connection)
+            made(connection, transport)
+        tracker_server._HttpConnection.connection_made = counting
+        try:
+            silent = [socket.create_connection(("127.0.0.1", server.http_port), timeout=5)
+                      for _ in range(20)]
+            for _ in range(20):
+                s = socket.create_connection(("127.0.0.1", server.http_port), timeout=5)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()  # RST
+            raw = raw_http(server.http_port,
+                           f"GET /announce?{query(1)} HTTP/1.0\r\n\r\n".encode())
+            assert parse_http_response(raw).message.complete == 1
+            assert len(accepted) == 1, len(accepted)
+        finally:
+            tracker_server._HttpConnection.connection_made = made
+            for s in silent:
+                s.close()
 
     run_with_server(check)
