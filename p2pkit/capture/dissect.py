@@ -74,6 +74,15 @@ class _Direction:
     last_time: float = 0.0
     gaps: int = 0
 
+    def carried(self, length: int, frame: int, time: float) -> None:
+        """Count ``length`` bytes of the direction that frame ``frame`` carried."""
+        self.bytes += length
+        if frame != self.last_frame:
+            self.frames += 1
+            if not self.first_frame:
+                self.first_frame = frame
+            self.last_frame, self.last_time = frame, time
+
 
 class Dissector:
     """Sans-I/O dissection: feed ``Packet`` objects, get :class:`Record` objects."""
@@ -127,12 +136,7 @@ class Dissector:
             d.from_start = not (direction and direction.mid_stream) and (
                 not isinstance(event, StreamData) or event.offset == 0)
         if isinstance(event, StreamData):
-            d.bytes += len(event.data)
-            if event.frame != d.last_frame:
-                d.frames += 1
-                if not d.first_frame:
-                    d.first_frame = event.frame
-                d.last_frame, d.last_time = event.frame, event.time
+            d.carried(len(event.data), event.frame, event.time)
         elif isinstance(event, StreamGap):
             d.gaps += event.length
         if d.decoder is None and d.protocol == "":
@@ -393,21 +397,13 @@ class Dissection:
                             direction = lane[0]
                             if at == stop:  # a bare acknowledgment changes nothing
                                 records = ()
-                            elif (seq == direction.next_seq and not direction._pending
-                                  and direction._fin_at is None and lane[1] is not None
-                                  and lane[1].decoder is not None):
-                                d = lane[1]
-                                n = stop - at
-                                offset = direction.offset
-                                direction.offset = offset + n
-                                direction.next_seq = (seq + n) & 0xFFFFFFFF
-                                d.bytes += n
-                                if number != d.last_frame:
-                                    d.frames += 1
-                                    if not d.first_frame:
-                                        d.first_frame = number
-                                    d.last_frame, d.last_time = number, time
-                                records = d.decoder.data(offset, block[at:stop], number, time)
+                            elif lane[1] is not None and lane[1].decoder is not None:
+                                offset = direction.take_in_order(seq, stop - at)
+                                if offset is not None:
+                                    d = lane[1]
+                                    d.carried(stop - at, number, time)
+                                    records = d.decoder.data(offset, block[at:stop], number,
+                                                             time)
                         if records is None:
                             pkt = Packet(number, time, "tcp", ntop(inet, source), sport,
                                          ntop(inet, destination), dport, block[at:stop], seq,

@@ -191,6 +191,17 @@ class TcpDirection:
                                         frame, time))
                 self._advance(gap)
 
+    def take_in_order(self, seq: int, n: int) -> int | None:
+        """When ``n`` bytes at sequence number ``seq`` are the next bytes in order (nothing held
+        out of order, no FIN waiting): advance past them and return their stream offset, as
+        :meth:`segment`'s common case does; otherwise None (the segment must go through
+        :meth:`segment`). The in-order shortcut of :mod:`p2pkit.capture.tcp_lanes`."""
+        if seq != self.next_seq or self._pending or self._fin_at is not None:
+            return None
+        offset = self.offset
+        self._advance(n)
+        return offset
+
     def _advance(self, n: int) -> None:
         self.offset += n
         self.next_seq = (self.next_seq + n) & _MASK  # type: ignore[operator]

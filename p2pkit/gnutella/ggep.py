@@ -324,20 +324,32 @@ def extension(ext_id: str, payload: bytes = b"", *, value: Any = None, cobs: boo
                      value=_value(ext_id, payload))
 
 
+def _length_chunk(length: int, count: int, byte: int, path: str = "") -> tuple[int, bool]:
+    """§length encoding, one chunk (the ``count``-th, from 0): 6-bit chunks, big-endian, "M" =
+    more chunks, "L" = last chunk. The length so far and whether this chunk was the last;
+    ``ExplicitError`` for a leading zero chunk, a chunk with neither flag, or a fourth chunk."""
+    if count == 0 and byte == 0x80:
+        raise construct.ExplicitError("length with a leading zero chunk", path=path)
+    length = (length << 6) | (byte & 0x3F)
+    if byte & 0xC0 == 0x40:
+        return length, True
+    if byte & 0xC0 != 0x80:
+        raise construct.ExplicitError(f"length chunk {byte:#04x} has neither M nor L set",
+                                      path=path)
+    if count == 2:
+        raise construct.ExplicitError("length longer than 3 chunks", path=path)
+    return length, False
+
+
 def _read_length(stream: Any, path: str) -> int:
-    """§length encoding: 6-bit chunks, big-endian; "M" = more chunks, "L" = last chunk."""
+    """§length encoding, read from a stream (:func:`_length_chunk` for each byte)."""
     length = 0
     for count in range(3):
-        byte = construct.stream_read(stream, 1, path)[0]
-        if count == 0 and byte == 0x80:
-            raise construct.ExplicitError("length with a leading zero chunk", path=path)
-        length = (length << 6) | (byte & 0x3F)
-        if byte & 0xC0 == 0x40:
-            return length
-        if byte & 0xC0 != 0x80:
-            raise construct.ExplicitError(f"length chunk {byte:#04x} has neither M nor L set",
-                                          path=path)
-    raise construct.ExplicitError("length longer than 3 chunks", path=path)
+        length, last = _length_chunk(length, count,
+                                     construct.stream_read(stream, 1, path)[0], path)
+        if last:
+            break
+    return length
 
 
 def _length_bytes(length: int) -> bytes:
@@ -437,23 +449,17 @@ def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContaine
         raw_id = data[pos + 1:id_end]
         if id_end >= end or 0 in raw_id:
             return None
-        byte = data[id_end]  # §length encoding, as _read_length
-        length = byte & 0x3F
-        pos = id_end + 1
-        if byte & 0xC0 != 0x40:
-            if byte & 0xC0 != 0x80 or byte == 0x80 or pos >= end:
-                return None
-            byte = data[pos]
-            length = (length << 6) | (byte & 0x3F)
-            pos += 1
-            if byte & 0xC0 != 0x40:
-                if byte & 0xC0 != 0x80 or pos >= end:
+        pos, length = id_end, 0  # §length encoding, as _read_length
+        try:
+            for count in range(3):
+                if pos >= end:
                     return None
-                byte = data[pos]
-                length = (length << 6) | (byte & 0x3F)
+                length, last = _length_chunk(length, count, data[pos])
                 pos += 1
-                if byte & 0xC0 != 0x40:
-                    return None
+                if last:
+                    break
+        except construct.ExplicitError:
+            return None  # the stream parser reports it
         value_end = pos + length
         if value_end > end:
             return None

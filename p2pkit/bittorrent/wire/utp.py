@@ -373,27 +373,34 @@ def split_segmented(datagram: bytes) -> list[bytes]:
     size = len(datagram)
     if size < 2 * HEADER_SIZE or not looks_like_utp(datagram):
         return [datagram]
-    ident = datagram[2:4]
+    first = unpack_header(datagram)
+    ident = datagram[_CONNECTION_ID_AT:_CONNECTION_ID_AT + 2]
     find = datagram.find
-    at = find(ident, HEADER_SIZE + 2)
-    while at != -1 and at + HEADER_SIZE - 2 <= size:
-        step = at - 2
-        if _segments_line_up(datagram, step, ident):
+    at = find(ident, HEADER_SIZE + _CONNECTION_ID_AT)
+    while at != -1 and at - _CONNECTION_ID_AT + HEADER_SIZE <= size:
+        step = at - _CONNECTION_ID_AT
+        if _segments_line_up(datagram, step, first[_CONNECTION_ID], first[_SEQ_NR]):
             return [datagram[i:i + step] for i in range(0, size, step)]
         at = find(ident, at + 1)
     return [datagram]
 
 
-def _segments_line_up(datagram: bytes, step: int, ident: bytes) -> bool:
+#: Positions in :func:`unpack_header`'s tuple, and where ``connection_id`` starts in the
+#: header (the 2-byte field after ``type_version`` and ``extension``), from the derived layout.
+_CONNECTION_ID = _HEADER.names.index("connection_id")
+_SEQ_NR = _HEADER.names.index("seq_nr")
+_CONNECTION_ID_AT = struct.calcsize(_HEADER.format[0] + "".join(_HEADER.codes[:_CONNECTION_ID]))
+
+
+def _segments_line_up(datagram: bytes, step: int, connection_id: int, seq: int) -> bool:
     size = len(datagram)
-    seq = int.from_bytes(datagram[16:18], "big")
     for start in range(step, size, step):
-        if size - start < HEADER_SIZE or datagram[start + 2:start + 4] != ident:
+        if size - start < HEADER_SIZE or not looks_like_utp(datagram[start:start + HEADER_SIZE]):
             return False
-        kind = datagram[start]
-        if kind & 0x0F != 1 or kind >> 4 > 4:
+        fields = unpack_header(datagram, start)
+        if fields[_CONNECTION_ID] != connection_id:
             return False
-        following = int.from_bytes(datagram[start + 16:start + 18], "big")
+        following = fields[_SEQ_NR]
         if following != seq and following != (seq + 1) & 0xFFFF:
             return False
         seq = following
