@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import heapq
 import socket
+from collections import deque
+from itertools import chain
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +246,13 @@ class FrameOrder:
     then released lowest frame first; records of one frame keep the order they were produced
     in. Memory stays bounded by ``max_held`` and ``max_bytes``.
 
+    Most records are produced in frame order: a record whose frame is at least the highest
+    frame queued so far joins the end of a queue (already in order, nothing to sort); only a
+    record produced late (lower frame) goes to a heap, keyed by (frame, push count). Releasing
+    takes the lower of the two heads; at equal frames the queue's first (its records were
+    pushed before any late record of that frame, since the highest frame queued never
+    decreases), so the order is the one a single heap of (frame, push count) gives.
+
     >>> order = FrameOrder(window=2)
     >>> for n in (3, 1, 2):
     ...     order.push(Record(frame=n, time=0.0, transport="udp", src="a", dst="b",
@@ -257,7 +266,12 @@ class FrameOrder:
         self.window = window
         self.max_held = max_held
         self.max_bytes = max_bytes
-        self._heap: list[tuple[int, int, Record]] = []
+        #: Records pushed in frame order (each frame at least the one before).
+        self._queue: deque[Record] = deque()
+        #: The highest frame queued so far (never decreases).
+        self._tail = -1
+        #: Records produced after a record of a later frame: (frame, push count, record).
+        self._late: list[tuple[int, int, Record]] = []
         self._count = 0
         #: Bytes of the messages held (their ``length``).
         self.held_bytes = 0
@@ -265,29 +279,97 @@ class FrameOrder:
     @property
     def full(self) -> bool:
         """More held than the bounds allow: release the oldest now."""
-        return len(self._heap) > self.max_held or self.held_bytes > self.max_bytes
+        return (len(self._queue) + len(self._late) > self.max_held
+                or self.held_bytes > self.max_bytes)
+
+    def __len__(self) -> int:
+        """Records held."""
+        return len(self._queue) + len(self._late)
 
     def push(self, record: Record) -> None:
-        heapq.heappush(self._heap, (record.frame, self._count, record))
-        self._count += 1
+        frame = record.frame
+        if frame >= self._tail:
+            self._queue.append(record)
+            self._tail = frame
+        else:
+            heapq.heappush(self._late, (frame, self._count, record))
+            self._count += 1
         self.held_bytes += record.length
 
     def pop(self) -> Record:
         """The held record of the lowest frame."""
-        record = heapq.heappop(self._heap)[2]
+        late, queue = self._late, self._queue
+        if late and (not queue or late[0][0] < queue[0].frame):
+            record = heapq.heappop(late)[2]
+        else:
+            record = queue.popleft()
         self.held_bytes -= record.length
         return record
 
+    def first_frame(self) -> int | None:
+        """The lowest frame held (None: nothing held)."""
+        late, queue = self._late, self._queue
+        if late and (not queue or late[0][0] < queue[0].frame):
+            return late[0][0]
+        return queue[0].frame if queue else None
+
+    def extend(self, records: Iterable[Record], out: list[Record]) -> None:
+        """:meth:`push` each record and, after each, the oldest to ``out`` when more is held
+        than the bounds allow (one record a push, as a burst fills them)."""
+        queue, late = self._queue, self._late
+        append = queue.append
+        tail = self._tail
+        max_held, max_bytes = self.max_held, self.max_bytes
+        for record in records:
+            frame = record.frame
+            if frame >= tail:
+                append(record)
+                tail = frame
+            else:
+                heapq.heappush(late, (frame, self._count, record))
+                self._count += 1
+            self.held_bytes += record.length
+            if len(queue) + len(late) > max_held or self.held_bytes > max_bytes:
+                out.append(self.pop())
+        self._tail = tail
+
     def release(self, frame: int) -> Iterator[Record]:
         """Records no later record can precede, now that ``frame`` has been read."""
-        heap = self._heap
+        out: list[Record] = []
+        self.release_into(frame, out)
+        return iter(out)
+
+    def release_into(self, frame: int, out: list[Record]) -> None:
+        """:meth:`release`'s records, appended to ``out``."""
         limit = frame - self.window
-        while heap and (heap[0][0] <= limit or self.full):
-            yield self.pop()
+        queue = self._queue
+        if not self._late:  # (the common case, one record at a time: it runs for each)
+            popleft, append = queue.popleft, out.append
+            max_held, max_bytes = self.max_held, self.max_bytes
+            held_bytes = self.held_bytes
+            while queue and (queue[0].frame <= limit or len(queue) > max_held
+                             or held_bytes > max_bytes):
+                record = popleft()
+                held_bytes -= record.length
+                append(record)
+            self.held_bytes = held_bytes
+            return
+        while True:
+            first = self.first_frame()
+            if first is None or not (first <= limit or self.full):
+                return
+            out.append(self.pop())
+
+    def ready(self, frame: int) -> bool:
+        """Whether :meth:`release` at ``frame`` gives anything (the lowest held frame is
+        ``window`` frames behind; the bounds are kept by :meth:`extend`)."""
+        limit = frame - self.window
+        queue, late = self._queue, self._late
+        return bool(queue and queue[0].frame <= limit or late and late[0][0] <= limit)
 
     def flush(self) -> Iterator[Record]:
         """Everything still held, in frame order (at the end of the capture)."""
-        while self._heap:
+        while self._queue or self._late:
             yield self.pop()
 
 
@@ -322,41 +404,49 @@ class Dissection:
         return self._reader.offset if self._reader is not None else 0
 
     def __iter__(self) -> Iterator[Record]:
+        return chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[Record]]:
+        """The records of :meth:`__iter__`, in the same order, as lists: those released after
+        one frame is read (a consumer handles a batch at once: a summary writes it in one
+        call)."""
         # unordered: every record leaves as soon as it is pushed (nothing is ever held)
         order = FrameOrder() if self.frame_order else FrameOrder(max_held=-1)
         if self.fast:
             yield from self._scanned(order)
         else:
             yield from self._one_by_one(order)
-        push = order.push
-        for record in self.dissector.finish():
-            push(record)
-            if order.full:
-                yield order.pop()
-        yield from order.flush()
+        batch: list[Record] = []
+        order.extend(self.dissector.finish(), batch)
+        batch.extend(order.flush())
+        if batch:
+            yield batch
 
-    def _one_by_one(self, order: FrameOrder) -> Iterator[Record]:
+    def _one_by_one(self, order: FrameOrder) -> Iterator[list[Record]]:
         """Every frame through the reader, :func:`decode_frame` and the dissector."""
         dissector = self.dissector
-        push, held, window = order.push, order._heap, order.window
+        extend, release = order.extend, order.release_into
+        queue, late, window = order._queue, order._late, order.window
+        batch: list[Record] = []
         with CaptureReader(self.source) as reader:
             self._reader = reader
             for frame in reader:
-                self.frames = frame.number
+                self.frames = number = frame.number
                 if self.first_time is None:
                     self.first_time = frame.time
                 pkt = decode_frame(frame)
                 if pkt is not None:
-                    for record in dissector.packet(pkt):
-                        push(record)
-                        if order.full:  # a burst (a hole in a stream filled)
-                            yield order.pop()
-                    # (the release test inlined: it runs once per frame)
-                    if held and held[0][0] <= frame.number - window:
-                        yield from order.release(frame.number)
+                    extend(dissector.packet(pkt), batch)
+                    # (FrameOrder.ready inlined: it runs once per frame)
+                    limit = number - window
+                    if queue and queue[0].frame <= limit or late and late[0][0] <= limit:
+                        release(number, batch)
+                    if batch:
+                        yield batch
+                        batch = []
             self.error = reader.error
 
-    def _scanned(self, order: FrameOrder) -> Iterator[Record]:
+    def _scanned(self, order: FrameOrder) -> Iterator[list[Record]]:
         """The same, frames read as tuples over blocks, the common frame's headers unpacked
         at once, and in-order segments of a known TCP direction given to its decoder here
         (every test below is one :class:`~p2pkit.capture.tcp_lanes.TcpLanes` documents; the
@@ -364,7 +454,9 @@ class Dissection:
         dissector = self.dissector
         lanes = TcpLanes(dissector.tcp, dissector._directions)
         lane_of, learn = lanes.get, lanes.learn
-        push, held, window = order.push, order._heap, order.window
+        extend, release = order.extend, order.release_into
+        queue, late, window = order._queue, order._late, order.window
+        batch: list[Record] = []
         headers = ETHERNET_IPV4_TCP.unpack_from
         udp_header = UDP_PORTS_LENGTH.unpack_from
         ntop, inet = socket.inet_ntop, socket.AF_INET
@@ -427,15 +519,17 @@ class Dissection:
                     records = dissector.packet(pkt)
                 elif records is None:
                     continue
-                for record in records:
-                    push(record)
-                    if order.full:  # a burst (a hole in a stream filled)
-                        yield order.pop()
+                if records:  # (not a bare acknowledgment's empty tuple)
+                    extend(records, batch)
                 if key is not None and pkt is not None:
                     learn(key, pkt.src, pkt.dst)
-                # (the release test inlined: it runs once per frame)
-                if held and held[0][0] <= number - window:
-                    yield from order.release(number)
+                # (FrameOrder.ready inlined: it runs once per frame)
+                limit = number - window
+                if queue and queue[0].frame <= limit or late and late[0][0] <= limit:
+                    release(number, batch)
+                if batch:
+                    yield batch
+                    batch = []
             self.error = scanner.error
         tcp = dissector.tcp
         if last_tcp[0] > tcp._last[0]:

@@ -64,9 +64,12 @@ class LazyRecord(Record):
         self.frame, self.time, self.transport, self.src, self.dst = (
             frame, time, transport, src, dst)
         self.protocol, self.message, self.offset, self.length = protocol, message, offset, length
-        _FIELDS.__set__(self, {} if fields is None else fields)
-        _DEVIATIONS.__set__(self, [] if deviations is None else deviations)
-        _VALUE.__set__(self, value)
+        if decode is None or fields is not None or deviations is not None or value is not None:
+            _FIELDS.__set__(self, {} if fields is None else fields)
+            _DEVIATIONS.__set__(self, [] if deviations is None else deviations)
+            _VALUE.__set__(self, value)
+        # (else Record's three slots stay empty until _run fills them: every read of fields,
+        # value or deviations goes through _run first, and a setter runs it before setting)
         self.spans = {} if spans is None else spans
         self._decode = decode
         self._summary = summary
@@ -79,7 +82,16 @@ class LazyRecord(Record):
 
     def _run(self) -> None:
         decode, self._decode = self._decode, None
-        fields, value, deviations = decode()
+        try:
+            fields, value, deviations = decode()
+        except BaseException:
+            try:
+                _FIELDS.__get__(self)
+            except AttributeError:  # the slots __init__ left empty: a record of nothing
+                _FIELDS.__set__(self, {})
+                _VALUE.__set__(self, None)
+                _DEVIATIONS.__set__(self, [])
+            raise
         _FIELDS.__set__(self, fields)
         _VALUE.__set__(self, value)
         _DEVIATIONS.__set__(self, deviations)

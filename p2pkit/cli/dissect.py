@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -18,7 +19,9 @@ from p2pkit import registry
 from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.filters import compile_filter
-from p2pkit.capture.render import Statistics, render_jsonl, render_summary, render_tree
+from p2pkit.capture.record import Record
+from p2pkit.capture.render import Statistics, render_jsonl, render_tree
+from p2pkit.capture.summary_lines import SummaryLines
 from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
 from p2pkit.errors import ParseError
 
@@ -57,6 +60,18 @@ def _secrets(keylog: str | None) -> dict[str, object]:
         raise BadInput(keylog, e) from None
     except ParseError as e:
         raise BadInput(keylog, e) from None
+
+
+def _selected(record: Record, hide_undecoded: bool, protocols: tuple[str, ...],
+              messages: tuple[str, ...], keep: Callable[[Record], bool] | None) -> bool:
+    """Whether the options let ``record`` through."""
+    if hide_undecoded and record.message == "undecoded":
+        return False
+    if protocols and record.protocol not in protocols:
+        return False
+    if messages and record.message not in messages:
+        return False
+    return keep is None or bool(keep(record))
 
 
 @click.command("dissect")
@@ -113,31 +128,37 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
                     (sys.stderr.isatty() and stats))
     shown = 0
     out = sys.stdout
+    selecting = bool(hide_undecoded or protocols or messages or keep is not None)
+    printing = statistics is None or tree or fmt == "jsonl"
+    lines: SummaryLines | None = None
+    seen = 0
     try:
         if bar:
             bar[0].start()
-        for i, record in enumerate(dissection):
-            if bar and not i % 256:
+        for batch in dissection.batches():  # the records released after one frame
+            if bar and seen // 256 != (seen + len(batch)) // 256:
                 bar[0].update(bar[1], completed=dissection.position)
-            if hide_undecoded and record.message == "undecoded":
-                continue
-            if protocols and record.protocol not in protocols:
-                continue
-            if messages and record.message not in messages:
-                continue
-            if keep is not None and not keep(record):
-                continue
+            seen += len(batch)
+            if selecting:
+                batch = [r for r in batch
+                         if _selected(r, hide_undecoded, protocols, messages, keep)]
+            if printing and count is not None and shown + len(batch) > count:
+                batch = batch[:count - shown]  # (the rest neither shown nor counted)
             if statistics is not None:
-                statistics.add(record)
-                if not (tree or fmt == "jsonl"):
-                    continue
+                for r in batch:
+                    statistics.add(r)
+            if not printing or not batch:
+                continue
             if fmt == "jsonl":
-                out.write(render_jsonl(record) + "\n")
+                out.write("".join([render_jsonl(r) + "\n" for r in batch]))
             elif tree:
-                out.write(render_tree(record, dissection.first_time or 0.0) + "\n\n")
+                start = dissection.first_time or 0.0
+                out.write("".join([render_tree(r, start) + "\n\n" for r in batch]))
             else:
-                out.write(render_summary(record, dissection.first_time or 0.0) + "\n")
-            shown += 1
+                if lines is None:
+                    lines = SummaryLines(dissection.first_time or 0.0)
+                out.write(lines.text(batch))
+            shown += len(batch)
             if count is not None and shown >= count:
                 break
     finally:

@@ -1,0 +1,118 @@
+"""Summary lines of many records at once: the text :func:`~p2pkit.capture.render.render_summary`
+gives, record for record, with what repeats worked out once.
+
+A summary line (tshark's default columns) is ``frame time src → dst protocol message
+key=value…``. The frame number and time are the same for every message of one frame, the
+endpoints and protocol for every message of one direction, and which fields the line shows
+(the protocol descriptor's ``summary``, :mod:`p2pkit.registry`) for every message of one
+protocol. :class:`SummaryLines` formats the first once per frame, keeps the second per
+direction (a bounded table) and looks the third up once per protocol; a
+:class:`~p2pkit.capture.lazy_record.LazyRecord` whose header gives every field shown is read
+from its header values, as :meth:`~p2pkit.capture.lazy_record.LazyRecord.summary_fields` does,
+without a list of pairs. The lines of a batch of records come back as one string.
+
+Tests compare every line with ``render_summary`` on every record of every committed capture
+and on random records (``tests/capture/test_summary_lines.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from p2pkit.capture.lazy_record import LazyRecord
+from p2pkit.capture.record import Record
+from p2pkit.capture.render import _short, _summary_keys
+from p2pkit.undecoded import UNDECODED_SUMMARY
+
+__all__ = ["MAX_DIRECTIONS", "SummaryLines"]
+
+#: Directions whose ``src → dst protocol`` text is kept; the table is emptied when it is full
+#: (memory stays flat however many connections a capture has).
+MAX_DIRECTIONS = 4096
+
+#: Integers whose decimal text is at most 40 characters (``_short`` shows them whole).
+_SHORT_INT_MIN = -(10 ** 39) + 1
+_SHORT_INT_MAX = 10 ** 40 - 1
+
+_UNSET = object()
+
+
+class SummaryLines:
+    """Summary lines, times relative to ``start`` (the first frame's time, as tshark shows).
+
+    >>> r = Record(frame=7, time=101.5, transport="tcp", src="10.0.0.1:1", dst="10.0.0.2:2",
+    ...            protocol="bittorrent", message="request",
+    ...            fields={"index": 1, "begin": 0, "length": 16384})
+    >>> SummaryLines(start=100.0).text([r, r])  # doctest: +NORMALIZE_WHITESPACE
+    '    7   1.500000 10.0.0.1:1 → 10.0.0.2:2 bittorrent request index=1 begin=0 length=16384\\n
+         7   1.500000 10.0.0.1:1 → 10.0.0.2:2 bittorrent request index=1 begin=0 length=16384\\n'
+    """
+
+    def __init__(self, start: float = 0.0, max_directions: int = MAX_DIRECTIONS) -> None:
+        self.start = start
+        self.max_directions = max_directions
+        #: (src, dst, protocol) → ``"src → dst protocol "``.
+        self._directions: dict[tuple[Any, Any, Any], str] = {}
+        #: protocol → the fields its lines show (None: every short field).
+        self._keys: dict[Any, tuple[str, ...] | None] = {}
+        #: The last frame number and time seen, and their text.
+        self._frame: Any = None
+        self._time: Any = None
+        self._prefix = ""
+
+    def text(self, records: Iterable[Record]) -> str:
+        """The summary lines of ``records``, each ended by a newline, as one string."""
+        start = self.start
+        lines: list[str] = []
+        append = lines.append
+        directions, keys_of = self._directions, self._keys
+        frame_at, time_at, prefix = self._frame, self._time, self._prefix
+        lazy = LazyRecord
+        for record in records:
+            frame, time = record.frame, record.time
+            if frame != frame_at or time != time_at or type(frame) is not int:
+                frame_at, time_at = frame, time
+                prefix = f"{frame:5d} {time - start:10.6f} "
+            src, dst, protocol = record.src, record.dst, record.protocol
+            where = directions.get((src, dst, protocol))
+            if where is None:
+                where = self._direction(src, dst, protocol)
+            message = record.message
+            if message == "undecoded":
+                wanted: tuple[str, ...] | None = UNDECODED_SUMMARY
+            else:
+                wanted = keys_of.get(protocol, _UNSET)  # type: ignore[arg-type]
+                if wanted is _UNSET:
+                    wanted = keys_of[protocol] = _summary_keys(protocol)
+            if wanted is None:
+                wanted = tuple(k for k, v in record.fields.items()
+                               if not isinstance(v, (dict, list)))
+            line = f"{prefix}{where}{message}"
+            if (type(record) is lazy and record._decode is not None
+                    and record._summary is not None
+                    and record._payload_keys.isdisjoint(wanted)):
+                shown = record._summary  # the header's fields (LazyRecord.summary_fields)
+                for k in wanted:
+                    if k in shown:
+                        v = shown[k]
+                        t = type(v)
+                        if (t is str and len(v) <= 40 and v.isprintable()
+                                or t is int and _SHORT_INT_MIN <= v <= _SHORT_INT_MAX):
+                            line += f" {k}={v}"
+                        else:
+                            line += f" {k}={_short(v)}"
+            else:
+                for k, v in record.summary_fields(wanted):
+                    line += f" {k}={_short(v)}"
+            append(line)
+        self._frame, self._time, self._prefix = frame_at, time_at, prefix
+        lines.append("")
+        return "\n".join(lines)
+
+    def _direction(self, src: Any, dst: Any, protocol: Any) -> str:
+        directions = self._directions
+        if len(directions) >= self.max_directions:
+            directions.clear()
+        where = directions[(src, dst, protocol)] = f"{src} → {dst} {protocol} "
+        return where
