@@ -21,9 +21,9 @@ from __future__ import annotations
 import heapq
 import socket
 from collections import deque
-from itertools import chain
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -317,7 +317,7 @@ class FrameOrder:
         """:meth:`push` each record and, after each, the oldest to ``out`` when more is held
         than the bounds allow (one record a push, as a burst fills them)."""
         queue, late = self._queue, self._late
-        append = queue.append
+        append, popleft, release = queue.append, queue.popleft, out.append
         tail = self._tail
         max_held, max_bytes = self.max_held, self.max_bytes
         for record in records:
@@ -330,7 +330,12 @@ class FrameOrder:
                 self._count += 1
             self.held_bytes += record.length
             if len(queue) + len(late) > max_held or self.held_bytes > max_bytes:
-                out.append(self.pop())
+                if late:
+                    release(self.pop())
+                else:  # (pop inlined: with many records a frame, the bound releases them)
+                    first = popleft()
+                    self.held_bytes -= first.length
+                    release(first)
         self._tail = tail
 
     def release(self, frame: int) -> Iterator[Record]:

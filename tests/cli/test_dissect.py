@@ -84,3 +84,31 @@ def test_bad_filter_and_decode_as_are_usage_errors(capsys):
     assert status == 2 and "filter" in err
     status, _, err = run(capsys, ["dissect", str(BT02), "--decode-as", "tcp.port=6881"])
     assert status == 2 and "decode-as" in err
+
+
+def test_count_stats_and_filters_see_the_records_one_by_one(capsys):
+    """The output loop takes the records a frame's batch at a time: ``-c`` stops at the same
+    record, and ``--stats`` counts the records shown (or, with summary lines, every record
+    let through), as a loop over single records does."""
+    from p2pkit.capture.dissect import Dissection
+    from p2pkit.capture.render import Statistics, render_jsonl, render_summary, render_tree
+
+    path = CAPTURES / "gtkg123-plain-up2-3leaves.pcap"
+    dissection = Dissection(path)
+    records = list(dissection)
+    start = dissection.first_time or 0.0
+    kept = [r for r in records if r.message != "undecoded" and r.protocol == "gnutella"]
+    assert len(kept) > 40
+    for n in (1, 7, 40):
+        status, out, _ = run(capsys, ["dissect", str(path), "-c", str(n)])
+        assert out == "".join(render_summary(r, start) + "\n" for r in records[:n])
+        status, out, _ = run(capsys, ["dissect", str(path), "-c", str(n), "-V", "--stats",
+                                      "--protocol", "gnutella", "--no-undecoded"])
+        stats = Statistics().extend(kept[:n]).render()
+        assert out == "".join(render_tree(r, start) + "\n\n" for r in kept[:n]) + stats + "\n"
+        status, out, _ = run(capsys, ["dissect", str(path), "-c", str(n), "--json",
+                                      "--filter", 'message == "query"'])
+        queries = [r for r in records if r.message == "query"][:n]
+        assert out == "".join(render_jsonl(r) + "\n" for r in queries)
+    status, out, _ = run(capsys, ["dissect", str(path), "-c", "3", "--stats"])
+    assert out == Statistics().extend(records).render() + "\n"  # summary + stats: no -c
