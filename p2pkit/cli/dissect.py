@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 
 import click
 
@@ -19,7 +18,6 @@ from p2pkit import registry
 from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.filters import compile_filter
-from p2pkit.capture.record import Record
 from p2pkit.capture.render import Statistics, render_jsonl, render_tree
 from p2pkit.capture.summary_lines import SummaryLines
 from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
@@ -60,18 +58,6 @@ def _secrets(keylog: str | None) -> dict[str, object]:
         raise BadInput(keylog, e) from None
     except ParseError as e:
         raise BadInput(keylog, e) from None
-
-
-def _selected(record: Record, hide_undecoded: bool, protocols: tuple[str, ...],
-              messages: tuple[str, ...], keep: Callable[[Record], bool] | None) -> bool:
-    """Whether the options let ``record`` through."""
-    if hide_undecoded and record.message == "undecoded":
-        return False
-    if protocols and record.protocol not in protocols:
-        return False
-    if messages and record.message not in messages:
-        return False
-    return keep is None or bool(keep(record))
 
 
 @click.command("dissect")
@@ -128,37 +114,54 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
                     (sys.stderr.isatty() and stats))
     shown = 0
     out = sys.stdout
-    selecting = bool(hide_undecoded or protocols or messages or keep is not None)
-    printing = statistics is None or tree or fmt == "jsonl"
+    # summary lines of every record: a batch (the records released after one frame) at once
+    whole_batches = not (hide_undecoded or protocols or messages or keep is not None
+                         or statistics is not None or tree or fmt == "jsonl")
     lines: SummaryLines | None = None
     seen = 0
     try:
         if bar:
             bar[0].start()
-        for batch in dissection.batches():  # the records released after one frame
+        for batch in dissection.batches():
             if bar and seen // 256 != (seen + len(batch)) // 256:
                 bar[0].update(bar[1], completed=dissection.position)
             seen += len(batch)
-            if selecting:
-                batch = [r for r in batch
-                         if _selected(r, hide_undecoded, protocols, messages, keep)]
-            if printing and count is not None and shown + len(batch) > count:
-                batch = batch[:count - shown]  # (the rest neither shown nor counted)
-            if statistics is not None:
-                for r in batch:
-                    statistics.add(r)
-            if not printing or not batch:
-                continue
-            if fmt == "jsonl":
-                out.write("".join([render_jsonl(r) + "\n" for r in batch]))
-            elif tree:
-                start = dissection.first_time or 0.0
-                out.write("".join([render_tree(r, start) + "\n\n" for r in batch]))
-            else:
-                if lines is None:
-                    lines = SummaryLines(dissection.first_time or 0.0)
+            if lines is None:
+                lines = SummaryLines(dissection.first_time or 0.0)
+            if whole_batches:
+                if count is not None and shown + len(batch) > count:
+                    del batch[count - shown:]
                 out.write(lines.text(batch))
-            shown += len(batch)
+                shown += len(batch)
+                if count is not None and shown >= count:
+                    break
+                continue
+            # one record at a time, each let go once handled: a decoded record holds all its
+            # values, and a batch may be the 2,048 records FrameOrder held
+            batch.reverse()
+            while batch:
+                record = batch.pop()
+                if hide_undecoded and record.message == "undecoded":
+                    continue
+                if protocols and record.protocol not in protocols:
+                    continue
+                if messages and record.message not in messages:
+                    continue
+                if keep is not None and not keep(record):
+                    continue
+                if statistics is not None:
+                    statistics.add(record)
+                    if not (tree or fmt == "jsonl"):
+                        continue
+                if fmt == "jsonl":
+                    out.write(render_jsonl(record) + "\n")
+                elif tree:
+                    out.write(render_tree(record, dissection.first_time or 0.0) + "\n\n")
+                else:
+                    out.write(lines.text((record,)))
+                shown += 1
+                if count is not None and shown >= count:
+                    break
             if count is not None and shown >= count:
                 break
     finally:
