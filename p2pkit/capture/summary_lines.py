@@ -68,6 +68,8 @@ class SummaryLines:
         append = lines.append
         directions, keys_of = self._directions, self._keys
         frame_at, time_at, prefix = self._frame, self._time, self._prefix
+        # the last record's direction and protocol (most records share them), by identity
+        src_at = dst_at = protocol_at = where = keys = None
         lazy = LazyRecord
         for record in records:
             frame, time = record.frame, record.time
@@ -75,16 +77,16 @@ class SummaryLines:
                 frame_at, time_at = frame, time
                 prefix = f"{frame:5d} {time - start:10.6f} "
             src, dst, protocol = record.src, record.dst, record.protocol
-            where = directions.get((src, dst, protocol))
-            if where is None:
-                where = self._direction(src, dst, protocol)
+            if src is not src_at or dst is not dst_at or protocol is not protocol_at:
+                src_at, dst_at, protocol_at = src, dst, protocol
+                where = directions.get((src, dst, protocol))
+                if where is None:
+                    where = self._direction(src, dst, protocol)
+                keys = keys_of.get(protocol, _UNSET)  # type: ignore[arg-type]
+                if keys is _UNSET:
+                    keys = keys_of[protocol] = _summary_keys(protocol)
             message = record.message
-            if message == "undecoded":
-                wanted: tuple[str, ...] | None = UNDECODED_SUMMARY
-            else:
-                wanted = keys_of.get(protocol, _UNSET)  # type: ignore[arg-type]
-                if wanted is _UNSET:
-                    wanted = keys_of[protocol] = _summary_keys(protocol)
+            wanted = UNDECODED_SUMMARY if message == "undecoded" else keys
             if wanted is None:
                 wanted = tuple(k for k, v in record.fields.items()
                                if not isinstance(v, (dict, list)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from operator import attrgetter
 
 import click
 
@@ -18,10 +19,17 @@ from p2pkit import registry
 from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.filters import compile_filter
+from p2pkit.capture.record import Record
 from p2pkit.capture.render import Statistics, render_jsonl, render_tree
 from p2pkit.capture.summary_lines import SummaryLines
 from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
 from p2pkit.errors import ParseError
+
+#: Records whose summary lines are written in one call (small batches, one a frame, gathered),
+#: and the bytes of their messages at most.
+SUMMARY_CHUNK = 256
+SUMMARY_CHUNK_BYTES = 1 << 20
+_length = attrgetter("length")
 
 
 def _progress(path: str, enabled: bool):
@@ -118,6 +126,8 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
     whole_batches = not (hide_undecoded or protocols or messages or keep is not None
                          or statistics is not None or tree or fmt == "jsonl")
     lines: SummaryLines | None = None
+    pending: list[Record] = []  # whole batches gathered, their lines written together
+    pending_bytes = 0  # (of their messages: a lazy record may hold its message's bytes)
     seen = 0
     try:
         if bar:
@@ -131,8 +141,13 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
             if whole_batches:
                 if count is not None and shown + len(batch) > count:
                     del batch[count - shown:]
-                out.write(lines.text(batch))
+                pending += batch
                 shown += len(batch)
+                pending_bytes += sum(map(_length, batch))
+                if len(pending) >= SUMMARY_CHUNK or pending_bytes > SUMMARY_CHUNK_BYTES:
+                    out.write(lines.text(pending))
+                    pending.clear()
+                    pending_bytes = 0
                 if count is not None and shown >= count:
                     break
                 continue
@@ -164,6 +179,8 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
                     break
             if count is not None and shown >= count:
                 break
+        if pending and lines is not None:
+            out.write(lines.text(pending))
     finally:
         if bar:
             bar[0].stop()

@@ -112,3 +112,23 @@ def test_count_stats_and_filters_see_the_records_one_by_one(capsys):
         assert out == "".join(render_jsonl(r) + "\n" for r in queries)
     status, out, _ = run(capsys, ["dissect", str(path), "-c", "3", "--stats"])
     assert out == Statistics().extend(records).render() + "\n"  # summary + stats: no -c
+
+
+def test_summary_lines_of_many_small_batches_come_out_whole(capsys, monkeypatch):
+    """Batches of a frame or two gathered and written by the chunk (records or bytes), and
+    what is left written at the end or at ``-c``: the lines render_summary gives."""
+    from p2pkit.capture.dissect import Dissection
+    from p2pkit.capture.render import render_summary
+    from p2pkit.cli import dissect as dissect_cli
+
+    path = CAPTURES / "ndpi-gnutella.pcap"
+    dissection = Dissection(path)
+    records = list(dissection)
+    start = dissection.first_time or 0.0
+    expected = [render_summary(r, start) + "\n" for r in records]
+    assert len(records) > 2 * dissect_cli.SUMMARY_CHUNK
+    assert run(capsys, ["dissect", str(path)])[1] == "".join(expected)
+    for chunk, chunk_bytes in ((7, 1 << 20), (10 ** 6, 1000)):
+        monkeypatch.setattr(dissect_cli, "SUMMARY_CHUNK", chunk)
+        monkeypatch.setattr(dissect_cli, "SUMMARY_CHUNK_BYTES", chunk_bytes)
+        assert run(capsys, ["dissect", str(path), "-c", "1000"])[1] == "".join(expected[:1000])
