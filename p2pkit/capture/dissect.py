@@ -412,7 +412,7 @@ class Dissection:
         return chain.from_iterable(self.batches())
 
     def batches(self) -> Iterator[list[Record]]:
-        """The records of :meth:`__iter__`, in the same order, as lists: those released after
+        """The records of ``iter(dissection)``, in the same order, as lists: those released after
         one frame is read (a consumer handles a batch at once: a summary writes it in one
         call)."""
         # unordered: every record leaves as soon as it is pushed (nothing is ever held)

@@ -1,4 +1,4 @@
-"""Summary lines of many records at once: the text :func:`~p2pkit.capture.render.render_summary`
+"""Summary lines of many records at once: the text ``p2pkit.capture.render.render_summary``
 gives, record for record, with what repeats worked out once.
 
 A summary line (tshark's default columns) is ``frame time src → dst protocol message
