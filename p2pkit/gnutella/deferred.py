@@ -37,13 +37,14 @@ from types import MappingProxyType
 from typing import Any
 
 import construct
+from construct import Container
 
 from p2pkit.capture.lazy_record import Decoded, LazyRecord, scalar_summary
 from p2pkit.capture.record import json_fields
 from p2pkit.capture.spans import struct_spans
 from p2pkit.deviations import deviations_of
 from p2pkit.gnutella import ggep
-from p2pkit.gnutella.descriptor_fast_path import _fixed, check_descriptor
+from p2pkit.gnutella.descriptor_fast_path import _fixed, body_reader, check_descriptor
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -187,12 +188,24 @@ SummaryCheck = tuple[Callable[[bytes], "tuple[Any, ...] | None"], tuple[str, ...
                      frozenset[str]]
 
 
+def _fixed_field(sub: construct.Construct) -> construct.Construct | None:
+    """A named field of fixed size as :class:`~p2pkit.schema.FixedLayout` reads it (a
+    ``Rebuild`` parses its field), or None."""
+    if not sub.name or sub.name[:1] == "_":
+        return None
+    field = sub.subcon
+    if isinstance(field, construct.Rebuild):
+        field = field.subcon
+    return sub.name / field if _fixed(field) else None
+
+
 def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
-    """For a payload declared as fixed-size fields and a closing extension block (GGEP §Pong
-    and §Push Message) whose summary fields are plain integers among the fixed ones: a check
-    that says what :func:`checked_summary` says, reading the fixed fields with one
-    ``unpack_from`` and walking the extension block
-    (:func:`~p2pkit.gnutella.ggep._fast_extension_block` with ``check=True``); None for a
+    """For a payload declared as a run of fixed-size fields and then other fields (GGEP §Pong,
+    §Push and §Query Hit Message) whose summary fields are plain integers of that run: a
+    check that says what :func:`checked_summary` says, reading the run with one
+    ``unpack_from`` and the rest with the check readers of
+    :mod:`~p2pkit.gnutella.descriptor_fast_path` (a closing extension block: walked by
+    :func:`~p2pkit.gnutella.ggep._fast_extension_block` with ``check=True``); None for a
     payload of any other shape (:func:`checked_summary` then checks it).
 
     >>> check, shown, _ = fast_summary_check(PAYLOADS[0x01][1])  # pong
@@ -200,37 +213,61 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
     >>> shown, check(pong), check(pong + b"\\xc3")  # a GGEP block cut short: no
     (('port',), (6346,), None)
     """
-    if not isinstance(body, construct.Struct) or not body.subcons:
+    if not isinstance(body, construct.Struct):
         return None
-    *run, last = body.subcons
-    if last.subcon is not ExtensionBlock.subcon or not last.name or not run or not all(
-            sub.name and sub.name[:1] != "_" and _fixed(sub) for sub in run):
+    subs = list(body.subcons)
+    run = []
+    while len(run) < len(subs) and (field := _fixed_field(subs[len(run)])) is not None:
+        run.append(field)
+    rest = subs[len(run):]
+    if not run or not rest or not all(sub.name and sub.name[:1] != "_" for sub in rest):
         return None
     layout = FixedLayout(construct.Struct(*run))
     wanted = set(GNUTELLA.summary)
     adapted = dict(layout.adapters)
     shown = [(i, name) for i, name in enumerate(layout.all_names) if name in wanted]
-    if any(i in adapted or layout.codes[i][-1] not in "BHILQ" for i, _ in shown):
-        return None  # a summary value that is not a plain unsigned integer
-    decoders = [(i, adapter._decode) for i, adapter in layout.adapters
-                if not isinstance(adapter, TOTAL_DECODERS)]
+    if any(sub.name in wanted for sub in rest) or any(
+            i in adapted or layout.codes[i][-1] not in "BHILQ" for i, _ in shown):
+        return None  # a summary value that is not a plain unsigned integer of the run
     indices = tuple(i for i, _ in shown)
     unpack, start = layout.struct.unpack_from, HEADER_LENGTH + layout.size
-    check_block = ggep._fast_extension_block
+    if len(rest) == 1 and rest[0].subcon is ExtensionBlock.subcon:
+        decoders = [(i, adapter._decode) for i, adapter in layout.adapters
+                    if not isinstance(adapter, TOTAL_DECODERS)]
+        check_block = ggep._fast_extension_block
 
-    def check(data: bytes) -> tuple[Any, ...] | None:
-        try:
-            values = unpack(data, HEADER_LENGTH)
-            for i, decode in decoders:
-                decode(values[i], None, "")
-        except Exception:  # noqa: BLE001 - the schema says what is wrong
-            return None
-        if check_block(data[start:], True) is None:
-            return None
-        return tuple([values[i] for i in indices])
+        def check(data: bytes) -> tuple[Any, ...] | None:
+            try:
+                values = unpack(data, HEADER_LENGTH)
+                for i, decode in decoders:
+                    decode(values[i], None, "")
+            except Exception:  # noqa: BLE001 - the schema says what is wrong
+                return None
+            if check_block(data[start:], True) is None:
+                return None
+            return tuple([values[i] for i in indices])
+    else:  # the rest reads the run's fields (a count): they are its context
+        names = layout.all_names
+        decoders = [(i, adapter._decode) for i, adapter in layout.adapters]
+        steps = [(sub.name, body_reader(sub, check=True)) for sub in rest]
 
-    names = frozenset(sub.name for sub in body.subcons)
-    return check, tuple(name for _, name in shown), frozenset(names - wanted)
+        def check(data: bytes) -> tuple[Any, ...] | None:
+            try:
+                values = list(unpack(data, HEADER_LENGTH))
+                for i, decode in decoders:
+                    values[i] = decode(values[i], None, "")
+                ctx = Container(zip(names, values))
+                pos = start
+                for name, step in steps:
+                    ctx[name], pos = step(data, pos, ctx)
+            except Exception:  # noqa: BLE001 - the schema says what is wrong
+                return None
+            if pos != len(data):
+                return None
+            return tuple([values[i] for i in indices])
+
+    names_all = frozenset(sub.name for sub in body.subcons)
+    return check, tuple(name for _, name in shown), frozenset(names_all - wanted)
 
 
 def _decode(data: bytes, base: int) -> Decoded:

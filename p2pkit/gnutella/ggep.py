@@ -428,6 +428,17 @@ class _GgepBlock(construct.Construct):
         raise construct.SizeofError("GGEP blocks have no fixed size", path=path)
 
 
+def _first_chunk(byte: int) -> tuple[int, bool] | None:
+    try:
+        return _length_chunk(0, 0, byte)
+    except construct.ExplicitError:
+        return None
+
+
+#: :func:`_length_chunk` of every first byte of a length: (length so far, last) or None.
+_FIRST_CHUNK = tuple(_first_chunk(byte) for byte in range(256))
+
+
 def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContainer, int] | None:
     """The GGEP block at ``data[pos]`` as :class:`_GgepBlock` parses it, and where it ends;
     None wherever that parser would raise (or might: a bound, a COBS or deflate error), so
@@ -449,17 +460,20 @@ def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContaine
         raw_id = data[pos + 1:id_end]
         if id_end >= end or 0 in raw_id:
             return None
-        pos, length = id_end, 0  # §length encoding, as _read_length
-        try:
-            for count in range(3):
-                if pos >= end:
-                    return None
-                length, last = _length_chunk(length, count, data[pos])
-                pos += 1
-                if last:
-                    break
-        except construct.ExplicitError:
+        first = _FIRST_CHUNK[data[id_end]]  # §length encoding, as _read_length
+        if first is None:
             return None  # the stream parser reports it
+        length, last = first
+        pos, count = id_end + 1, 1
+        while not last:  # a length of more than one chunk
+            if pos >= end:
+                return None
+            try:
+                length, last = _length_chunk(length, count, data[pos])
+            except construct.ExplicitError:
+                return None
+            pos += 1
+            count += 1
         value_end = pos + length
         if value_end > end:
             return None

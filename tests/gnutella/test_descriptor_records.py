@@ -157,13 +157,12 @@ def test_a_payload_length_above_the_bound_stops_the_stream_at_once():
 
 def test_the_plans_come_from_the_declarations():
     assert set(PLANS) == set(PAYLOADS)
-    fast = {name for name, _, _, check, _, _ in PLANS.values() if check is not None}
-    assert fast == {"pong", "push"}
-    for _, keys, _, check, shown, checked_keys in PLANS.values():
+    fast = {name: shown for name, _, _, check, shown, _ in PLANS.values() if check is not None}
+    assert fast == {"pong": ("port",), "push": ("port",), "query_hit": ("port",), "bye": (),
+                    "query": ()}
+    for _, keys, _, _, _, checked_keys in PLANS.values():
         assert not keys & set(GNUTELLA.summary)
         assert not checked_keys & set(GNUTELLA.summary)
-        if check is not None:
-            assert shown == ("port",)
     # payloads that hold no GGEP cannot reach a bound: deferred at any length
     assert {name for name, _, longest in DEFERRED_PAYLOADS.values() if longest > 253} == {
         "bye", "hsep", "route_table_update", "vendor_message", "standard_vendor_message"}
@@ -178,17 +177,40 @@ def test_payloads_without_ggep_never_reach_a_bound(ptype, payload):
     DescriptorLenient.parse(_descriptor(ptype, payload))  # LimitExceeded would raise
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.sampled_from([PAYLOAD_TYPES["pong"], PAYLOAD_TYPES["push"]]),
-       st.binary(max_size=80))
-def test_the_fast_check_says_what_the_check_says(ptype, payload):
-    data = _descriptor(ptype, payload)
-    check, shown, _ = fast_summary_check(PAYLOADS[ptype][1])
+FAST_CHECKED = sorted(t for t, (_, body) in PAYLOADS.items() if fast_summary_check(body))
+
+
+def _fast_check_agrees(data: bytes) -> None:
+    check, shown, _ = fast_summary_check(PAYLOADS[data[16]][1])
     checked = checked_summary(data)
     values = check(data)
     assert (values is None) == (checked is None)
     if values is not None:
         assert dict(zip(shown, values)) == {k: checked[1]["summary"][k] for k in shown}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(FAST_CHECKED), st.binary(max_size=120))
+def test_the_fast_check_says_what_the_check_says(ptype, payload):
+    _fast_check_agrees(_descriptor(ptype, payload))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([d for d in REAL if d[16] in FAST_CHECKED]),
+       st.lists(st.tuples(st.integers(23, 600), st.integers(0, 255)), max_size=3),
+       st.integers(23, 600))
+def test_the_fast_check_on_mutated_real_descriptors(real, flips, cut):
+    data = bytearray(real)
+    for at, value in flips:  # (the payload's bytes: the type stays one with a fast check)
+        data[23 + at % (len(data) - 23)] = value
+    data = data[:cut]
+    _fast_check_agrees(bytes(data[:19]) + (len(data) - 23).to_bytes(4, "little") + data[23:])
+
+
+def test_the_fast_check_on_every_real_descriptor():
+    for data in REAL:
+        if data[16] in FAST_CHECKED:
+            _fast_check_agrees(data)
 
 
 @given(st.binary(min_size=4, max_size=4))
