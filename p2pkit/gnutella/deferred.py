@@ -8,26 +8,31 @@ stop the stream, is framed and recorded without decoding its payload
 schema (:data:`~p2pkit.gnutella.descriptors.DescriptorLenient`) when the record's fields, value
 or deviations are first read. Everything here is derived from the schemas:
 
-- which payload types: the :data:`~p2pkit.gnutella.descriptors.PAYLOADS` bodies that are
-  ``Struct`` declarations (their top-level field names are known) with no field the protocol's
-  summary shows (``GNUTELLA.summary``): ping, bye, query, hsep; and vendor messages, whose
-  parser lists its top-level fields (``top_level_fields``) and holds no bound;
+- which payload types: those whose top-level field names are known from the declaration
+  (a ``Struct``'s names; the key and the bodies' names of a payload-type switch, as QRP's
+  ROUTE_TABLE_UPDATE; vendor messages, whose parser lists them in ``top_level_fields``)
+  with no field the protocol's summary shows (``GNUTELLA.summary``): ping, bye, QRP, query,
+  hsep and vendor messages;
 - which lengths: the lenient schema turns every payload error into a deviation except a
-  bound (:class:`~p2pkit.errors.LimitExceeded`), which stops the stream. In those bodies the
-  bounds are GGEP's (``MAX_EXTENSIONS`` extensions or parts, each at least one byte;
+  bound (:class:`~p2pkit.errors.LimitExceeded`), which stops the stream. The bounds are
+  GGEP's (``MAX_EXTENSIONS`` extensions or parts, each at least one byte;
   ``MAX_INFLATED_SIZE`` inflated bytes, deflate expanding at most 1032 times, RFC 1951
   §3.2.5: a 258-byte match in at least 2 bits), so a payload of at most
-  :data:`MAX_DEFERRED_PAYLOAD` bytes cannot reach one.
+  :data:`MAX_DEFERRED_PAYLOAD` bytes cannot reach one; a payload whose declaration holds no
+  GGEP (:func:`may_reach_bound`: bye, QRP, hsep) cannot at any length.
 
 Every other descriptor (pongs, pushes and query hits, whose port the summary line shows;
-QRP; longer payloads) is checked first (:func:`checked_summary`): the fast path derived from
-the schemas (:func:`~p2pkit.gnutella.descriptor_fast_path.check_descriptor`) walks it
-without decoding what cannot fail (extension values, a hit's private area). When it parses,
-nothing in it can stop the stream, and its record is deferred too, its summary fields taken
-from the check; when it does not (a deviation, a bound), it is decoded at once as before.
+longer pings and queries) is checked first: :func:`fast_summary_check` (a run of fixed-size
+fields with one ``unpack_from``, the rest with the check readers) or :func:`checked_summary`
+(the fast path derived from the schemas,
+:func:`~p2pkit.gnutella.descriptor_fast_path.check_descriptor`) walk it without decoding what
+cannot fail (extension values, a hit's private area). When it parses, nothing in it can stop
+the stream, and its record is deferred too, its summary fields taken from the check; when it
+does not (a deviation, a bound), it is decoded at once as before. The dissector makes these
+records a segment at a time (:mod:`p2pkit.gnutella.descriptor_records`).
 
 Tests compare every deferred record with the eager one on the committed captures and on
-hypothesis-generated descriptors (``tests/p2pkit/gnutella/test_deferred.py``).
+hypothesis-generated descriptors (``tests/gnutella/test_deferred.py``, ``tests/gnutella/test_descriptor_records.py``).
 """
 
 from __future__ import annotations

@@ -359,9 +359,9 @@ class _Trailer(construct.Construct):
         if qhd:
             if len(qhd) < 5 or len(qhd) < 5 + qhd[4]:
                 raise construct.ExplicitError("QHD shorter than its open data", path=path)
-            out.vendor_code = qhd[:4].decode("latin-1")
+            out["vendor_code"] = qhd[:4].decode("latin-1")
             open_data = qhd[5 : 5 + qhd[4]]
-            out.open_data = open_data
+            out["open_data"] = open_data
             private = qhd[5 + len(open_data) :]
             xml = b""
             if len(open_data) >= 4:
@@ -371,15 +371,15 @@ class _Trailer(construct.Construct):
                 private, xml = private[: len(private) - xml_size], private[len(private)
                                                                             - xml_size :]
             if len(open_data) >= 2:
-                out.flags = open_data[0]
-                out.flags2 = open_data[1]
-            out.private_data = private
+                out["flags"] = open_data[0]
+                out["flags2"] = open_data[1]
+            out["private_data"] = private
             if check:
-                out.private_extensions = out.xml = None
+                out["private_extensions"] = out["xml"] = None
             else:
-                out.private_extensions = _extension_block_or_none(private)
-                out.xml = Text.parse(xml) if xml else None
-        out.servent_id = servent_id
+                out["private_extensions"] = _extension_block_or_none(private)
+                out["xml"] = Text.parse(xml) if xml else None
+        out["servent_id"] = servent_id
         return out
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:

@@ -508,7 +508,7 @@ def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContaine
 def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | None:
     """``data`` as :class:`_ExtensionBlock` parses it, or None where that parser would raise
     (it then runs and says why). Works on the bytes; tests compare both. ``check=True``
-    only says whether it parses (a list of placeholders, see :func:`_fast_ggep`)."""
+    only says whether it parses (a list of None, one per part, see :func:`_fast_ggep`)."""
     if type(data) is not bytes:
         return None
     parts = ListContainer()
@@ -522,27 +522,27 @@ def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | N
             if block is None:
                 return None
             extensions, stop = block
-            part = Container(kind="ggep", extensions=extensions)
-        else:
-            stop = pos
-            while stop < end and data[stop] not in (FILE_SEPARATOR, 0):
-                stop += 1
+            part = None if check else Container(kind="ggep", extensions=extensions)
+        else:  # a legacy part, up to a separator (Appendix B step 8)
+            stop = data.find(FILE_SEPARATOR, pos)
+            if stop < 0:
+                stop = end
+            zero = data.find(0, pos, stop)
+            if zero >= 0:
+                stop = zero
             if check:  # text always decodes (surrogateescape)
-                part = Container()
-                part.separator = None
-                if stop < end:
-                    stop += 1
-                parts.append(part)
-                pos = stop
-                continue
-            text = _decode_text(data[pos:stop], None, "")
-            kind = "urn" if text[:4].lower() == "urn:" else (
-                "xml" if text[:1] in ("<", "{") else "text")
-            part = Container(kind=kind, text=text)
-        part.separator = None
+                part = None
+            else:
+                text = _decode_text(data[pos:stop], None, "")
+                kind = "urn" if text[:4].lower() == "urn:" else (
+                    "xml" if text[:1] in ("<", "{") else "text")
+                part = Container(kind=kind, text=text)
+        separator = None
         if stop < end and data[stop] in (FILE_SEPARATOR, 0):
-            part.separator = data[stop]
+            separator = data[stop]
             stop += 1
+        if part is not None:
+            part["separator"] = separator
         parts.append(part)
         pos = stop
     return parts
