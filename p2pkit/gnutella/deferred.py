@@ -210,7 +210,7 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
     check that says what :func:`checked_summary` says, reading the run with one
     ``unpack_from`` and the rest with the check readers of
     :mod:`~p2pkit.gnutella.descriptor_fast_path` (a closing extension block: walked by
-    :func:`~p2pkit.gnutella.ggep._fast_extension_block` with ``check=True``); None for a
+    ``ggep._fast_extension_block`` with ``check=True``); None for a
     payload of any other shape (:func:`checked_summary` then checks it).
 
     >>> check, shown, _ = fast_summary_check(PAYLOADS[0x01][1])  # pong

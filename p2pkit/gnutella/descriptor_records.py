@@ -58,7 +58,7 @@ def _plans() -> dict[int, Plan]:
     return out
 
 
-#: Payload descriptor -> :data:`Plan`, derived from the declarations.
+#: Payload descriptor -> its plan (see ``Plan``), derived from the declarations.
 PLANS: dict[int, Plan] = _plans()
 
 
