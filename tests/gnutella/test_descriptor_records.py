@@ -75,7 +75,7 @@ def test_every_real_descriptor_gets_its_record_in_the_loop():
         assert same(data) == (not deviations_of(DescriptorLenient.parse(data)))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.sampled_from(REAL), st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)),
                                        max_size=4), st.integers(0, 600), st.binary(max_size=8))
 def test_mutated_real_descriptors(real, flips, cut, tail):
@@ -86,7 +86,7 @@ def test_mutated_real_descriptors(real, flips, cut, tail):
     same(data[:19] + (len(data) - 23).to_bytes(4, "little") + data[23:])
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.sampled_from(sorted(PAYLOADS) + [0x7F]), st.binary(max_size=300))
 def test_random_payloads(ptype, payload):
     same(_descriptor(ptype, payload))
@@ -138,7 +138,7 @@ def _stream_records(stream: bytes, cuts: list[int], split: bool) -> tuple[list[s
     return lines, error
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(st.sampled_from(REAL) | st.builds(
     _descriptor, st.sampled_from(sorted(PAYLOADS) + [0x7F]), st.binary(max_size=40)),
     min_size=1, max_size=12),
