@@ -278,7 +278,7 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
 def _decode(data: bytes, base: int) -> Decoded:
     d = DescriptorLenient.parse(data)
     fields = json_fields(d)
-    fields["guid"] = d.guid.hex()
+    fields["guid"] = d["guid"].hex()
     return fields, d, deviations_of(d, base=base)
 
 
