@@ -18,6 +18,7 @@ from p2pkit.core import MemoryNetwork
 from p2pkit.gnutella import ggep
 from p2pkit.gnutella.deferred import checked_summary
 from p2pkit.gnutella.descriptor_fast_path import fast_descriptor
+from p2pkit.gnutella.descriptor_records import DescriptorRecords
 from p2pkit.gnutella.descriptors import Descriptor, DescriptorLenient
 from p2pkit.gnutella.dissect import GnutellaStream
 from p2pkit.gnutella.servent import Servent, SharedFile
@@ -129,6 +130,20 @@ def test_lenient_fast_path_capture(benchmark):
 def test_summary_check_capture(benchmark):
     result = benchmark(lambda: [checked_summary(d) for d in DESCRIPTORS])
     assert None not in result
+
+
+@pytest.mark.benchmark(group="gnutella-dissection")
+def test_descriptor_records_split_capture(benchmark):
+    """The dissector's records of the whole set, made in one loop (DescriptorRecords.split)."""
+    stream = b"".join(DESCRIPTORS)
+    records = DescriptorRecords(transport="tcp", src="a:1", dst="b:2")
+
+    def split() -> list:
+        frames: list = []
+        assert records.split(stream, 0, 0, frames) == len(stream)
+        return frames
+
+    assert len(benchmark(split)) == len(DESCRIPTORS)
 
 
 def _connected_streams() -> list[tuple[GnutellaStream, int, bytes]]:

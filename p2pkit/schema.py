@@ -317,6 +317,40 @@ class FixedLayout:
         exec(compile(source, f"<FixedLayout {self.format} unpacker>", "exec"), env)
         return env["parse"]
 
+    def items_unpacker(self) -> Callable[[bytes], construct.ListContainer]:
+        """A function parsing consecutive items of this layout (``data`` holds a whole number
+        of them) into a ``ListContainer`` of the ``Container`` :meth:`unpacker` makes, with
+        one ``iter_unpack`` (generated code, as :meth:`unpacker`).
+
+        >>> import construct
+        >>> layout = FixedLayout(construct.Struct("a" / construct.Int8ub, "b" / construct.Int8ub))
+        >>> [dict(c) for c in layout.items_unpacker()(b"\\x01\\x02\\x03\\x04")]
+        [{'a': 1, 'b': 2}, {'a': 3, 'b': 4}]
+        """
+        if self.consts:
+            raise TypeError("items_unpacker: a layout with constants has no items of its own")
+        env: dict[str, Any] = {"Container": construct.Container,
+                               "ListContainer": construct.ListContainer,
+                               "iter_unpack": self.struct.iter_unpack}
+        values = [f"v{i}" for i in range(len(self.all_names))]
+        converted = list(values)
+        for i, adapter in self.adapters:
+            env[f"a{i}"] = adapter
+            converted[i] = f"a{i}._decode(v{i}, None, '')"
+        made = "".join(f"        c[{n!r}] = {converted[i]}\n"
+                       for i, n in enumerate(self.all_names) if n)
+        target = ", ".join(values) + ("," if len(values) == 1 else "")
+        source = (
+            "def parse(data):\n"
+            "    items = ListContainer()\n"
+            "    append = items.append\n"
+            f"    for {target} in iter_unpack(data):\n"
+            f"        c = Container()\n{made}        append(c)\n"
+            "    return items\n"
+        )
+        exec(compile(source, f"<FixedLayout {self.format} items unpacker>", "exec"), env)
+        return env["parse"]
+
     def packer(self, *, prefix: bytes = b"") -> Callable[[Any], bytes | None]:
         """A function building this layout from a mapping, ``prefix`` first.
 

@@ -12,7 +12,7 @@ from p2pkit.bittorrent.tracker import udp
 from p2pkit.bittorrent.wire import messages
 from p2pkit.errors import BuildError, ParseError
 from p2pkit.gnutella import descriptors
-from p2pkit.schema import MessageTable, Schema
+from p2pkit.schema import FixedLayout, MessageTable, Schema
 
 # fmt: off
 TABLE = MessageTable({
@@ -114,3 +114,16 @@ def test_random_bytes_raise_only_parse_error(data):
         except ParseError:
             continue
         assert schema.build(obj) == data
+
+
+_ITEM = construct.Struct("vendor" / descriptors.VendorCode, "selector" / construct.Int16ul,
+                         "flag" / construct.Int8ul)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(min_size=7, max_size=7), max_size=20))
+def test_items_unpacker_equals_the_unpacker_item_by_item(items):
+    layout = FixedLayout(_ITEM)
+    parsed = layout.items_unpacker()(b"".join(items))
+    assert list(parsed) == [layout.unpacker()(item) for item in items]
+    assert list(parsed) == [_ITEM.parse(item) for item in items]

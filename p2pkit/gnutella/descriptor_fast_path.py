@@ -41,7 +41,7 @@ from p2pkit.gnutella.descriptors import (
     _Trailer,
     _Vendor,
 )
-from p2pkit.gnutella.vendor import BODIES, VENDOR_MESSAGES
+from p2pkit.gnutella.vendor import BODIES
 from p2pkit.schema import FixedLayout, MessageSwitch
 
 __all__ = ["BODY_READERS", "CHECK_READERS", "body_reader", "check_descriptor", "fast_descriptor"]
@@ -125,31 +125,22 @@ def _vendor_body_readers() -> dict[tuple[tuple[str, int], int], Reader]:
 
 
 def _vendor_reader(vendor: _Vendor) -> Reader:
-    parse, head, size = vendor.parse_fast, vendor._fast_head, vendor._head.size
+    parse = vendor.parse_fast
     bodies: dict[tuple[tuple[str, int], int], Reader] = {}
 
-    def read(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
-        rest = data[pos:]
-        message = parse(rest)
-        if message is not None:
-            return message, len(data)
-        # a body: the head as parse_fast reads it, the body by its declaration's reader
+    def body(key: tuple[str, int], version: int, payload: bytes) -> Any:
         if not bodies:
             bodies.update(_vendor_body_readers())
-        fields = head(rest)
-        if fields is None:
+        read = bodies.get((key, version))
+        if read is None:
+            return None
+        value, _ = read(payload, 0, Container())
+        return value
+
+    def read(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
+        message = parse(data[pos:], body)
+        if message is None:
             raise _Refused
-        key = (fields.vendor, fields.selector)
-        body = bodies.get((key, fields.version))
-        if body is None:
-            raise _Refused
-        payload = rest[size:]
-        message = Container(vendor=fields.vendor, selector=fields.selector,
-                            version=fields.version, payload=payload)
-        name = VENDOR_MESSAGES.get(key)
-        if name is not None:
-            message.name = name
-        message.body, _ = body(payload, 0, Container())
         return message, len(data)
 
     return read
@@ -241,7 +232,9 @@ def _run_reader(run: list[construct.Construct]) -> Callable[[bytes, int, Contain
     return read
 
 
-def _struct_reader(con: construct.Struct, check: bool) -> Reader:
+def _struct_reader(con: construct.Struct, check: bool, into: bool = False) -> Reader:
+    """``into``: the fields go into the container given as the context (a descriptor's,
+    after its header fields), which is returned."""
     steps: list[tuple[str | None, Any]] = []  # (name, reader), or (None, run reader)
     run: list[construct.Construct] = []
     for sub in list(con.subcons) + [None]:
@@ -261,7 +254,7 @@ def _struct_reader(con: construct.Struct, check: bool) -> Reader:
         steps.append((sub.name, body_reader(sub, check)))
 
     def read(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
-        out = Container()
+        out = ctx if into else Container()
         for name, step in steps:
             if name is None:
                 pos = step(data, pos, out)
@@ -349,6 +342,15 @@ BODY_READERS: dict[int, tuple[str, Reader]] = {
 CHECK_READERS: dict[int, tuple[str, Reader]] = {
     ptype: (name, body_reader(body, check=True)) for ptype, (name, body) in PAYLOADS.items()}
 
+#: Payload descriptor -> the reader of a payload declared as a ``Struct``, writing its fields
+#: into the descriptor's container (the same fields, one container fewer), as ``readers`` ->
+#: ``into`` readers.
+_INTO: dict[int, dict[int, Reader]] = {
+    id(readers): {ptype: _struct_reader(_unwrap(body), check, into=True)
+                  for ptype, (_, body) in PAYLOADS.items()
+                  if isinstance(_unwrap(body), construct.Struct)}
+    for readers, check in ((BODY_READERS, False), (CHECK_READERS, True))}
+
 _HEADER = FixedLayout(DescriptorHeader).struct
 
 
@@ -385,14 +387,18 @@ def _read(data: bytes, readers: dict[int, tuple[str, Reader]]) -> Container | No
     if entry is None or length != len(data) - HEADER_LENGTH or length > MAX_PAYLOAD_LENGTH:
         return None
     name, read = entry
+    out = Container()
+    out["guid"], out["type"], out["ttl"], out["hops"] = guid, name, ttl, hops
+    into = _INTO[id(readers)].get(ptype)
     try:
-        fields, end = read(data, HEADER_LENGTH, None)
+        if into is not None:
+            _, end = into(data, HEADER_LENGTH, out)
+        else:
+            fields, end = read(data, HEADER_LENGTH, None)
+            for k, value in fields.items():
+                out[k] = value
     except Exception:  # noqa: BLE001 - the schema says what is wrong
         return None
     if end != len(data):
         return None
-    out = Container()
-    out["guid"], out["type"], out["ttl"], out["hops"] = guid, name, ttl, hops
-    for k, value in fields.items():
-        out[k] = value
     return out

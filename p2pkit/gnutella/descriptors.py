@@ -213,7 +213,7 @@ def counted_vector_parser(schema: construct.Struct) -> Any:
         raise TypeError(f"not a counted vector: {schema!r}")
     counter = struct.Struct(count_field.subcon.fmtstr)
     item = FixedLayout(array.subcon)
-    unpack, size, first = item.unpacker(), item.size, counter.size
+    unpack, size, first = item.items_unpacker(), item.size, counter.size
 
     def parse(data: bytes) -> ListContainer | None:
         if len(data) < first:
@@ -221,7 +221,7 @@ def counted_vector_parser(schema: construct.Struct) -> Any:
         (count,) = counter.unpack_from(data)
         if len(data) != first + count * size:
             return None
-        return ListContainer([unpack(data[p:p + size]) for p in range(first, len(data), size)])
+        return unpack(data[first:])
 
     return parse
 
@@ -251,29 +251,39 @@ class _Vendor(construct.Construct):
     _fast_vectors = {name: counted_vector_parser(schema)
                      for name, (schema, _) in vectors.items()}
 
-    def parse_fast(self, data: bytes) -> Container | None:
+    def parse_fast(self, data: bytes, body: Any = None) -> Container | None:
         """The whole payload ``data`` as :meth:`_parse` reads it, from the fast paths alone;
-        None when the generic parse must run (a body, or something it would refuse)."""
+        None when the generic parse must run (something it would refuse, or a body without
+        ``body``: ``body(key, version, payload)`` reads a body, None where it cannot)."""
         fields = self._fast_head(data)
         if fields is None:
             return None
+        vendor, selector, version = fields["vendor"], fields["selector"], fields["version"]
         payload = data[self._head.size:]
-        message = Container(vendor=fields.vendor, selector=fields.selector,
-                            version=fields.version, payload=payload)
-        key = (fields.vendor, fields.selector)
+        message = Container(vendor=vendor, selector=selector, version=version, payload=payload)
+        key = (vendor, selector)
         name = VENDOR_MESSAGES.get(key)
         if name in self.vectors:
             vector = self._fast_vectors[name](payload)
             if vector is not None:
-                message.name = name
+                message["name"] = name
                 message[self.vectors[name][1]] = vector
                 return message
-        elif fields.version not in BODIES.get(key, {}):
-            # no vector and no body at this version: the head is all there is to parse
+            return None
+        if version in BODIES.get(key, ()):
+            if body is None:
+                return None
+            value = body(key, version, payload)
+            if value is None:
+                return None
             if name is not None:
-                message.name = name
+                message["name"] = name
+            message["body"] = value
             return message
-        return None
+        # no vector and no body at this version: the head is all there is to parse
+        if name is not None:
+            message["name"] = name
+        return message
 
     def _parse(self, stream: Any, context: Any, path: str) -> Container:
         start = construct.stream_tell(stream, path)
@@ -349,9 +359,9 @@ class _Trailer(construct.Construct):
         if qhd:
             if len(qhd) < 5 or len(qhd) < 5 + qhd[4]:
                 raise construct.ExplicitError("QHD shorter than its open data", path=path)
-            out.vendor_code = qhd[:4].decode("latin-1")
+            out["vendor_code"] = qhd[:4].decode("latin-1")
             open_data = qhd[5 : 5 + qhd[4]]
-            out.open_data = open_data
+            out["open_data"] = open_data
             private = qhd[5 + len(open_data) :]
             xml = b""
             if len(open_data) >= 4:
@@ -361,15 +371,15 @@ class _Trailer(construct.Construct):
                 private, xml = private[: len(private) - xml_size], private[len(private)
                                                                             - xml_size :]
             if len(open_data) >= 2:
-                out.flags = open_data[0]
-                out.flags2 = open_data[1]
-            out.private_data = private
+                out["flags"] = open_data[0]
+                out["flags2"] = open_data[1]
+            out["private_data"] = private
             if check:
-                out.private_extensions = out.xml = None
+                out["private_extensions"] = out["xml"] = None
             else:
-                out.private_extensions = _extension_block_or_none(private)
-                out.xml = Text.parse(xml) if xml else None
-        out.servent_id = servent_id
+                out["private_extensions"] = _extension_block_or_none(private)
+                out["xml"] = Text.parse(xml) if xml else None
+        out["servent_id"] = servent_id
         return out
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:

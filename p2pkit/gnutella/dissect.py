@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -41,7 +41,7 @@ from p2pkit.capture.spans import struct_spans
 from p2pkit.capture.stream_buffer import StreamBuffer
 from p2pkit.deviations import Deviation, deviations_of
 from p2pkit.errors import LimitExceeded, ParseError
-from p2pkit.gnutella.deferred import checked_summary, deferrable, deferred_record
+from p2pkit.gnutella.descriptor_records import DescriptorRecords
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -178,12 +178,17 @@ class GnutellaStream:
         #: gnet-TLS-upgrade: the TLS records after the switch, one ``undecoded`` run
         #: (``encrypted``, ``encryption: TLS``) with their byte count.
         self.tls = UndecodedRun(protocol=PROTOCOL, transport=transport, src=src, dst=dst)
-        self._frame = 0  # the frame and time of the bytes being read (_stand_in's records)
-        self._time = 0.0
+        #: The records of the descriptors, made as the reader frames them.
+        self.records = DescriptorRecords(transport=transport, src=src, dst=dst)
 
     # -- input ------------------------------------------------------------------------------
 
-    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
+    def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterable[Record]:
+        if self.mode == "gnutella" and self.failed is None:  # (the bytes are the reader's)
+            return self._gnutella(offset, data, frame, time)
+        return self._data(offset, data, frame, time)
+
+    def _data(self, offset: int, data: bytes, frame: int, time: float) -> Iterator[Record]:
         if self.failed is not None:
             self.skipped += len(data)
             return
@@ -192,7 +197,7 @@ class GnutellaStream:
             head = bytes(self.chunks.data[:8])
             if head.startswith(b"GNUTELLA") or b"GNUTELLA".startswith(head):
                 self.mode = "gnutella"
-                self.reader = StreamReader(strict=False, defer=self._stand_in)
+                self.reader = StreamReader(strict=False, split=self.records.split)
             else:
                 self.mode = "http"
         if self.mode == "gnutella":
@@ -223,23 +228,11 @@ class GnutellaStream:
                       dst=self.dst, protocol=PROTOCOL, message=message, fields=fields,
                       offset=offset, length=length, value=value)
 
-    def _stand_in(self, offset: int, data: bytes) -> Record | None:
-        """The record of the descriptor ``data`` at ``offset``, parsed when read
-        (:mod:`p2pkit.gnutella.deferred`), or None: the reader parses it now."""
-        if deferrable(data):
-            checked = None
-        else:
-            checked = checked_summary(data)
-            if checked is None:
-                return None
-        return deferred_record(data, transport=self.transport, src=self.src, dst=self.dst,
-                               offset=offset, frame=self._frame, time=self._time, base=offset,
-                               checked=checked)
-
-    def _gnutella(self, offset: int, data: bytes, frame: int,
-                  time: float) -> Iterator[Record]:
+    def _gnutella(self, offset: int, data: bytes, frame: int, time: float) -> list[Record]:
         assert self.reader is not None
-        self._frame, self._time = frame, time
+        records = self.records
+        records.frame, records.time = frame, time
+        made = records.made
         opaque = self.reader.opaque_bytes
         try:
             frames = self.reader.feed(data)
@@ -250,12 +243,18 @@ class GnutellaStream:
         if grown and self.reader.state == TLS:  # the bytes after the switch end this chunk
             self.tls.add(offset + len(data) - grown, grown, frame, time, reason="encrypted",
                          encryption="TLS")
+        if self.chunks.data:
+            self.chunks.skip(len(self.chunks))  # the reader keeps its own buffer
+        if records.made - made == len(frames):  # every frame is a descriptor's record
+            return frames  # type: ignore[return-value]
+        out: list[Record] = []
         for f in frames:
             kind = type(f)
             if kind is DescriptorFrame:  # parsed by the reader (a deviation, a bound)
-                yield descriptor_record(f.descriptor, transport=self.transport, src=self.src,
-                                        dst=self.dst, offset=f.offset, length=len(f.data),
-                                        frame=frame, time=time, base=f.offset)
+                out.append(descriptor_record(
+                    f.descriptor, transport=self.transport, src=self.src, dst=self.dst,
+                    offset=f.offset, length=len(f.data), frame=frame, time=time,
+                    base=f.offset))
             elif kind is HandshakeFrame:
                 hs = f.handshake
                 fields = {"kind": hs.kind, "version": hs.version,
@@ -266,10 +265,10 @@ class GnutellaStream:
                 record = self._record("handshake", fields, f.offset, len(f.data), frame, time,
                                       hs)
                 record.deviations = deviations_of(hs, base=f.offset)
-                yield record
-            else:  # a descriptor's record, parsed when read (_stand_in)
-                yield f
-        self.chunks.skip(len(self.chunks))  # the reader keeps its own buffer
+                out.append(record)
+            else:  # a descriptor's record, parsed when read (DescriptorRecords.split)
+                out.append(f)
+        return out
 
     def _http(self, at_end: bool = False) -> Iterator[Record]:
         buf = self.chunks

@@ -428,6 +428,17 @@ class _GgepBlock(construct.Construct):
         raise construct.SizeofError("GGEP blocks have no fixed size", path=path)
 
 
+def _first_chunk(byte: int) -> tuple[int, bool] | None:
+    try:
+        return _length_chunk(0, 0, byte)
+    except construct.ExplicitError:
+        return None
+
+
+#: :func:`_length_chunk` of every first byte of a length: (length so far, last) or None.
+_FIRST_CHUNK = tuple(_first_chunk(byte) for byte in range(256))
+
+
 def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContainer, int] | None:
     """The GGEP block at ``data[pos]`` as :class:`_GgepBlock` parses it, and where it ends;
     None wherever that parser would raise (or might: a bound, a COBS or deflate error), so
@@ -449,17 +460,20 @@ def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContaine
         raw_id = data[pos + 1:id_end]
         if id_end >= end or 0 in raw_id:
             return None
-        pos, length = id_end, 0  # §length encoding, as _read_length
-        try:
-            for count in range(3):
-                if pos >= end:
-                    return None
-                length, last = _length_chunk(length, count, data[pos])
-                pos += 1
-                if last:
-                    break
-        except construct.ExplicitError:
+        first = _FIRST_CHUNK[data[id_end]]  # §length encoding, as _read_length
+        if first is None:
             return None  # the stream parser reports it
+        length, last = first
+        pos, count = id_end + 1, 1
+        while not last:  # a length of more than one chunk
+            if pos >= end:
+                return None
+            try:
+                length, last = _length_chunk(length, count, data[pos])
+            except construct.ExplicitError:
+                return None
+            pos += 1
+            count += 1
         value_end = pos + length
         if value_end > end:
             return None
@@ -494,7 +508,7 @@ def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContaine
 def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | None:
     """``data`` as :class:`_ExtensionBlock` parses it, or None where that parser would raise
     (it then runs and says why). Works on the bytes; tests compare both. ``check=True``
-    only says whether it parses (a list of placeholders, see :func:`_fast_ggep`)."""
+    only says whether it parses (a list of None, one per part, see :func:`_fast_ggep`)."""
     if type(data) is not bytes:
         return None
     parts = ListContainer()
@@ -508,27 +522,27 @@ def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | N
             if block is None:
                 return None
             extensions, stop = block
-            part = Container(kind="ggep", extensions=extensions)
-        else:
-            stop = pos
-            while stop < end and data[stop] not in (FILE_SEPARATOR, 0):
-                stop += 1
+            part = None if check else Container(kind="ggep", extensions=extensions)
+        else:  # a legacy part, up to a separator (Appendix B step 8)
+            stop = data.find(FILE_SEPARATOR, pos)
+            if stop < 0:
+                stop = end
+            zero = data.find(0, pos, stop)
+            if zero >= 0:
+                stop = zero
             if check:  # text always decodes (surrogateescape)
-                part = Container()
-                part.separator = None
-                if stop < end:
-                    stop += 1
-                parts.append(part)
-                pos = stop
-                continue
-            text = _decode_text(data[pos:stop], None, "")
-            kind = "urn" if text[:4].lower() == "urn:" else (
-                "xml" if text[:1] in ("<", "{") else "text")
-            part = Container(kind=kind, text=text)
-        part.separator = None
+                part = None
+            else:
+                text = _decode_text(data[pos:stop], None, "")
+                kind = "urn" if text[:4].lower() == "urn:" else (
+                    "xml" if text[:1] in ("<", "{") else "text")
+                part = Container(kind=kind, text=text)
+        separator = None
         if stop < end and data[stop] in (FILE_SEPARATOR, 0):
-            part.separator = data[stop]
+            separator = data[stop]
             stop += 1
+        if part is not None:
+            part["separator"] = separator
         parts.append(part)
         pos = stop
     return parts

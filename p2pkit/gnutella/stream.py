@@ -117,13 +117,15 @@ class StreamReader:
                  max_payload_length: int = MAX_PAYLOAD_LENGTH,
                  inflate_guard: InflateGuard | None = None,
                  keep_upgraded: bool = False,
-                 defer: Callable[[int, bytes], Any] | None = None) -> None:
+                 split: Callable[[bytes, int, int, list[Any]], int] | None = None) -> None:
         self.max_payload_length = max_payload_length
-        #: Dissection: ``defer(offset, data)`` sees each descriptor first; what it returns
-        #: (a record that parses the payload when read, :mod:`p2pkit.gnutella.deferred`)
-        #: stands in the frames for the descriptor, which is not parsed here; None: parsed
-        #: here as usual.
-        self.defer = defer
+        #: Dissection: ``split(data, pos, offset, frames)`` sees the complete descriptors
+        #: first (``data``: the buffered bytes, ``offset``: the stream offset of ``data[0]``);
+        #: it appends what stands in for each (a record that parses the payload when read,
+        #: :meth:`p2pkit.gnutella.descriptor_records.DescriptorRecords.split`) up to one it
+        #: leaves to this reader, and returns where that one starts. None: every descriptor
+        #: is parsed here.
+        self.split = split
         #: A servent that speaks TLS keeps the bytes after a switch to TLS for
         #: :meth:`take_upgrade` (the dissector only counts them).
         self.keep_upgraded = keep_upgraded
@@ -290,11 +292,22 @@ class StreamReader:
         return True
 
     def _descriptors(self, frames: list[HandshakeFrame | DescriptorFrame]) -> None:
-        buffer = self._buffer
-        defer = self.defer
+        buffer: bytes | bytearray = self._buffer
+        split = self.split
+        if split is not None:
+            if len(buffer) < HEADER_LENGTH:
+                return
+            (length,) = _LENGTH.unpack_from(buffer, 19)
+            if len(buffer) < HEADER_LENGTH + length <= HEADER_LENGTH + self.max_payload_length:
+                return  # the first descriptor is not complete yet (nor above the bound)
+            buffer = bytes(buffer)  # one copy a call, the descriptors sliced from it
         pos = 0
         try:
             while len(buffer) - pos >= HEADER_LENGTH:
+                if split is not None:
+                    pos = split(buffer, pos, self._offset, frames)
+                    if len(buffer) - pos < HEADER_LENGTH:
+                        break
                 (length,) = _LENGTH.unpack_from(buffer, pos + 19)
                 if length > self.max_payload_length:
                     raise LimitExceeded(
@@ -304,12 +317,6 @@ class StreamReader:
                 if len(buffer) < end:
                     break
                 data = bytes(buffer[pos:end])
-                if defer is not None:
-                    stand_in = defer(self._offset + pos, data)
-                    if stand_in is not None:
-                        frames.append(stand_in)
-                        pos = end
-                        continue
                 try:
                     descriptor = self._schema.parse(data)
                 except ParseError as e:
@@ -319,5 +326,5 @@ class StreamReader:
                 pos = end
         finally:
             if pos:
-                del buffer[:pos]
+                del self._buffer[:pos]
                 self._offset += pos

@@ -32,7 +32,7 @@ from p2pkit.gnutella.descriptor_fast_path import (
 from p2pkit.gnutella.descriptors import PAYLOADS, DescriptorLenient
 from p2pkit.gnutella.dissect import descriptor_record, detect_gnutella_udp
 from p2pkit.gnutella.fields import IPv4
-from p2pkit.gnutella.stream import StreamReader
+from p2pkit.gnutella.stream import DescriptorFrame, StreamReader
 from p2pkit.gnutella.vendor import BODIES
 from tests.pcap_payloads import CAPTURES, tcp_streams, udp_datagrams
 
@@ -47,9 +47,9 @@ def _descriptors(name: str) -> list[bytes]:
     for stream in tcp_streams(name).values():
         if not stream.startswith(b"GNUTELLA"):
             continue
-        reader = StreamReader(strict=False, defer=lambda offset, data: out.append(data) or 1)
+        reader = StreamReader(strict=False)
         try:
-            reader.feed(stream)
+            out += [f.data for f in reader.feed(stream) if isinstance(f, DescriptorFrame)]
         except ParseError:
             pass
     out += [p for _, _, p in udp_datagrams(name) if detect_gnutella_udp(p)]
