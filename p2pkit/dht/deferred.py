@@ -18,7 +18,7 @@ from the declarations in :mod:`p2pkit.dht.krpc`, not assumed:
   (:func:`header`), which must be types that report nothing and need no context (checked on
   import).
 
-Only datagrams in canonical bencoding (:func:`~p2pkit.bencode.canonical.decode_canonical`:
+Only datagrams in canonical bencoding (:func:`~p2pkit.bencode.compiled.decode_canonical_dict`:
 what the lenient decoder takes without a deviation) are split; any other datagram is decoded
 at once by :func:`~p2pkit.dht.krpc.decode_lenient`, which reports its deviations and errors.
 Tests compare the deferred and the eager decoding of every KRPC datagram of the committed
@@ -38,7 +38,7 @@ from typing import Any
 from construct import Container
 
 from p2pkit.bencode import Mismatch
-from p2pkit.bencode.canonical import decode_canonical
+from p2pkit.bencode.compiled import decode_canonical_dict, value_spans
 from p2pkit.dht.krpc import (
     MAX_MESSAGE_SIZE,
     Arguments,
@@ -93,17 +93,26 @@ class DeferredMessage:
     """A KRPC datagram whose bencoding decoded canonically: its header now, its message (the
     same Container :func:`~p2pkit.dht.krpc.decode_lenient` gives) when asked."""
 
-    __slots__ = ("data", "raw", "spans", "t", "y", "method")
+    __slots__ = ("data", "raw", "_spans", "t", "y", "method")
 
-    def __init__(self, data: bytes, raw: dict, spans: dict[bytes, tuple[int, int]]) -> None:
+    def __init__(self, data: bytes, raw: dict,
+                 spans: dict[bytes, tuple[int, int]] | None = None) -> None:
         self.data = data
         self.raw = raw
-        #: Where each top-level value lies in the datagram.
-        self.spans = spans
+        self._spans = spans
         t, y, q = header(raw)
         self.t, self.y = t, y
         #: A query's method (``q``); None for responses and errors (the caller pairs them).
         self.method = q if y == "q" else None
+
+    @property
+    def spans(self) -> dict[bytes, tuple[int, int]]:
+        """Where each top-level value lies in the datagram (worked out from the value when
+        the compiled decoder gave no spans)."""
+        spans = self._spans
+        if spans is None:
+            spans = self._spans = value_spans(self.raw)
+        return spans
 
     def message(self) -> Container:
         """The lenient message, its deviations carried (``deviations_of``)."""
@@ -115,7 +124,7 @@ def decode_deferred(data: bytes) -> DeferredMessage | None:
     (not canonical bencoding, too large, or checks that may fail)."""
     if not CHECKS_MAY_WAIT or len(data) > MAX_MESSAGE_SIZE:
         return None
-    decoded = decode_canonical(data)
+    decoded = decode_canonical_dict(data)
     if decoded is None:
         return None
     return DeferredMessage(data, *decoded)

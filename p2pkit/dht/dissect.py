@@ -64,6 +64,11 @@ _PAYLOAD_KEYS = frozenset(f.attr for f in Envelope.fields if f.attr not in ("t",
     "extra", "unknown_keys"}
 
 
+def _deferred_spans(deferred: DeferredMessage) -> dict[str, tuple[int, int]]:
+    """Spans of the top-level values of a deferred datagram (worked out when read)."""
+    return _named_spans(deferred.spans)
+
+
 def _deferred_fields(deferred: DeferredMessage, method: Any) -> Decoded:
     """The record's fields of a deferred datagram: its message, with the method the pairing
     with queries gave (as :meth:`Transactions.seen` sets it on an eager message)."""
@@ -148,7 +153,7 @@ class KrpcDecoder:
         return LazyRecord(frame=pkt.frame, time=pkt.time, transport="udp", src=src,
                           dst=dst, protocol=PROTOCOL, message=_KIND.get(y, str(y)),
                           length=len(deferred.data),
-                          spans=LazySpans(partial(_named_spans, deferred.spans)),
+                          spans=LazySpans(partial(_deferred_spans, deferred)),
                           decode=partial(_deferred_fields, deferred, method), summary=summary,
                           payload_keys=payload_keys)
 

@@ -1,0 +1,109 @@
+"""Canonical bencoded dictionaries decoded by a compiled decoder (BEP 3 §bencoding), in front
+of :func:`p2pkit.bencode.canonical.decode_canonical` when fastbencode's Rust extension is
+installed.
+
+BEP 3: "Strings are length-prefixed base ten followed by a colon and the string. [...]
+Integers are represented by an 'i' followed by the number in base 10 followed by an 'e'. [...]
+Keys must be strings and appear in sorted order (sorted as raw strings, not alphanumerics)."
+
+fastbencode's ``bdecode`` (``fastbencode._bencode_rs``) is strict: it refuses leading zeros,
+``-0``, keys out of order or repeated, keys that are not strings, truncation and bytes after
+the value, as :func:`~p2pkit.bencode.canonical.decode_canonical` does. It accepts three things
+that decoder gives to the lenient one, so an answer is taken only when the bytes cannot hold
+them, checked on the bytes themselves (cheap, and conservative: a match inside a string only
+sends the datagram the slow way):
+
+* a negative integer (``i-``);
+* an integer longer than :data:`~p2pkit.bencode.codec.MAX_INTEGER_DIGITS` digits (``i``
+  followed by more digits than that);
+* nesting as deep as :data:`~p2pkit.bencode.codec.MAX_DEPTH` (fewer ``d`` and ``l`` bytes
+  than that cannot nest so deep).
+
+Anything else, and anything the compiled decoder refuses, goes to
+:func:`~p2pkit.bencode.canonical.decode_canonical`, so the answer is always the one that
+decoder gives (the tests compare the two on every bencoded datagram of the committed captures
+and on hypothesis-generated and mutated bytes, with and without the extension). The compiled
+decoder records no spans: :func:`value_spans` works them out from the value when they are read
+(canonical bencoding is the encoding of its value, so each top-level value's length is the
+length of its encoding).
+
+>>> value, spans = decode_canonical_dict(b"d1:rd2:id2:ab1:pi6881ee1:t2:aa1:y1:re")
+>>> value
+{b'r': {b'id': b'ab', b'p': 6881}, b't': b'aa', b'y': b'r'}
+>>> value_spans(value)
+{b'r': (4, 23), b't': (26, 30), b'y': (33, 36)}
+>>> decode_canonical_dict(b"d1:y1:r1:t2:aae") is None  # keys out of order: a deviation
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from p2pkit.bencode.canonical import decode_canonical
+from p2pkit.bencode.codec import MAX_DEPTH, MAX_INTEGER_DIGITS, encode
+
+try:  # the compiled decoder only: fastbencode's pure-Python fallback is no faster than ours
+    from fastbencode._bencode_rs import bdecode as _bdecode
+    from fastbencode._bencode_rs import bencode as _bencode
+except ImportError:  # pragma: no cover - depends on the installation
+    _bdecode = _bencode = None
+
+__all__ = ["COMPILED", "decode_canonical_dict", "value_spans"]
+
+#: Whether fastbencode's compiled decoder is installed (else every call is pure Python).
+COMPILED = _bdecode is not None
+
+#: Every byte that is a digit read as ``0``, ``i`` kept, anything else ``x``: a string in which
+#: an integer too long to take is a plain substring search.
+_DIGIT_CLASSES = bytes(
+    0x30 if 0x30 <= b <= 0x39 else b if b == 0x69 else 0x78 for b in range(256))
+_TOO_LONG_INTEGER = b"i" + b"0" * (MAX_INTEGER_DIGITS + 1)
+
+
+def _compiled(data: bytes) -> dict | None:
+    """The compiled decoder's dictionary when its answer is the canonical decoder's; None when
+    the canonical decoder must decide."""
+    if data[:1] != b"d" or data.count(b"d") + data.count(b"l") > MAX_DEPTH or b"i-" in data:
+        return None
+    try:
+        value = _bdecode(data)
+    except (ValueError, TypeError, RecursionError, OverflowError):
+        return None
+    if type(value) is not dict:
+        return None
+    if len(data) > MAX_INTEGER_DIGITS and _TOO_LONG_INTEGER in data.translate(_DIGIT_CLASSES):
+        return None
+    return value
+
+
+def decode_canonical_dict(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int]] | None] | None:
+    """``(dictionary, spans or None)`` of a canonical bencoded dictionary that fills ``data``
+    exactly, as :func:`~p2pkit.bencode.canonical.decode_canonical` gives it; None when the
+    lenient decoder would report anything. The spans are None when the compiled decoder
+    answered (:func:`value_spans` gives them)."""
+    if _bdecode is not None:
+        value = _compiled(data)
+        if value is not None:
+            return value, None
+    return decode_canonical(data)
+
+
+def value_spans(value: dict[bytes, Any]) -> dict[bytes, tuple[int, int]]:
+    """The ``(start, end)`` span of each top-level value in the canonical encoding of
+    ``value`` (the spans :func:`~p2pkit.bencode.canonical.decode_canonical` records, for a
+    dictionary decoded from canonical bencoding)."""
+    spans = {}
+    pos = 1
+    size = _bencode if _bencode is not None else encode
+    for key, item in value.items():
+        pos += len(key) + len(str(len(key))) + 1
+        if type(item) is bytes:
+            length = len(item) + len(str(len(item))) + 1
+        elif type(item) is int:
+            length = len(str(item)) + 2
+        else:
+            length = len(size(item))
+        spans[key] = (pos, pos + length)
+        pos += length
+    return spans
