@@ -75,18 +75,59 @@ def _declared(raw: dict, key: bytes, kind: Any) -> Any:
 
 
 _T, _Y, _Q = ((f.raw_key, f.type) for f in _HEADER)
+_T_KEY, _T_TYPE = _T
+_Y_KEY, _Q_KEY = _Y[0], _Q[0]
+#: Distinct values of ``y`` and ``q`` held with their declared values (a dissection sees a
+#: handful: "q", "r", "e", the methods), so a header decodes each at most once; cleared when
+#: full (bounded whatever the datagrams hold).
+MAX_REMEMBERED = 256
+_Y_SEEN: dict[bytes, Any] = {}
+_Q_SEEN: dict[bytes, Any] = {}
+
+
+def _remember(seen: dict[bytes, Any], key: bytes, value: Any, kind: Any) -> Any:
+    """:func:`_declared` of one ``y`` or ``q`` value, remembered in ``seen`` when it is a
+    string."""
+    declared = _declared({key: value}, key, kind)
+    if type(value) is bytes:
+        if len(seen) >= MAX_REMEMBERED:
+            seen.clear()
+        seen[value] = declared
+    return declared
 
 
 def header(raw: dict) -> tuple[Any, Any, Any]:
     """``(t, y, q)`` of a decoded KRPC dictionary as the lenient envelope gives them
-    (``message.t``, ``message.y``, a query's ``message.method``).
+    (``message.t``, ``message.y``, a query's ``message.method``): each read with its declared
+    value type (``y`` and ``q`` remembered by value).
 
     >>> header({b"t": b"aa", b"y": b"q", b"q": b"ping"})
     (b'aa', 'q', 'ping')
     >>> header({b"t": 7, b"y": b"r"})  # t is not a string: the envelope keeps it in extra
     (None, 'r', None)
     """
-    return (_declared(raw, *_T), _declared(raw, *_Y), _declared(raw, *_Q))
+    get = raw.get
+    t = get(_T_KEY, _ABSENT)
+    if t is _ABSENT:
+        t = None
+    else:
+        try:
+            t = _T_TYPE.decode(t, None, ())
+        except Mismatch:
+            t = None
+    y = get(_Y_KEY, _ABSENT)
+    if y is _ABSENT:
+        y = None
+    else:
+        known = _Y_SEEN.get(y, _ABSENT) if type(y) is bytes else _ABSENT
+        y = _remember(_Y_SEEN, _Y_KEY, y, _Y[1]) if known is _ABSENT else known
+    q = get(_Q_KEY, _ABSENT)
+    if q is _ABSENT:
+        q = None
+    else:
+        known = _Q_SEEN.get(q, _ABSENT) if type(q) is bytes else _ABSENT
+        q = _remember(_Q_SEEN, _Q_KEY, q, _Q[1]) if known is _ABSENT else known
+    return t, y, q
 
 
 class DeferredMessage:
@@ -119,12 +160,14 @@ class DeferredMessage:
         return _ENVELOPE.parse_decoded(self.data, self.raw, [], 0, top_spans=self.spans)
 
 
-def decode_deferred(data: bytes) -> DeferredMessage | None:
-    """The deferred decoding of a datagram, or None when it must be decoded at once
-    (not canonical bencoding, too large, or checks that may fail)."""
+def decode_deferred(data: bytes, kind: type[DeferredMessage] = DeferredMessage
+                    ) -> DeferredMessage | None:
+    """The deferred decoding of a datagram (a ``kind``: :class:`DeferredMessage` or a
+    subclass), or None when it must be decoded at once (not canonical bencoding, too large,
+    or checks that may fail)."""
     if not CHECKS_MAY_WAIT or len(data) > MAX_MESSAGE_SIZE:
         return None
     decoded = decode_canonical_dict(data)
     if decoded is None:
         return None
-    return DeferredMessage(data, *decoded)
+    return kind(data, *decoded)
