@@ -150,6 +150,6 @@ def test_header_is_the_declared_types_reading(raw):
 def test_header_memory_is_bounded():
     for n in range(3 * deferred_module.MAX_REMEMBERED):
         raw = {b"t": b"aa", b"y": b"q", b"q": b"m%d" % n}
-        assert deferred_module.header(raw) == (b"aa", "q", "m%d" % n)
+        assert deferred_module.header(raw) == (b"aa", "q", f"m{n}")
     assert len(deferred_module._Q_SEEN) <= deferred_module.MAX_REMEMBERED
     assert deferred_module.header({b"y": b"\xff", b"q": [b"x"]}) == (None, b"\xff", None)
