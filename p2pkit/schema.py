@@ -317,6 +317,50 @@ class FixedLayout:
         exec(compile(source, f"<FixedLayout {self.format} unpacker>", "exec"), env)
         return env["parse"]
 
+    def many_unpacker(self) -> Callable[[bytes], list[construct.Container] | None]:
+        """A function parsing a concatenation of this layout's records into a list of
+        ``Container`` objects, as :meth:`unpacker` parses each (one ``iter_unpack`` over the
+        input, no slice per record); None when the input is not a whole number of records or
+        a ``Const`` differs (then parse record by record).
+
+        >>> import construct
+        >>> layout = FixedLayout(construct.Struct("port" / construct.Int16ub))
+        >>> [dict(c) for c in layout.many_unpacker()(b"\\x00\\x01\\x00\\x02")]
+        [{'port': 1}, {'port': 2}]
+        >>> layout.many_unpacker()(b"\\x00") is None
+        True
+        """
+        env: dict[str, Any] = {"Container": construct.Container,
+                               "iter_unpack": self.struct.iter_unpack}
+        values = [f"v{i}" for i in range(len(self.all_names))]
+        checks = []
+        for i, value in self.consts:
+            env[f"c{i}"] = value
+            checks.append(f"        if v{i} != c{i}:\n            return None\n")
+        converted = list(values)
+        for i, adapter in self.adapters:
+            env[f"a{i}"] = adapter
+            converted[i] = f"a{i}._decode(v{i}, None, '')"
+        made = "".join(f"        c[{n!r}] = {converted[i]}\n"
+                       for i, n in enumerate(self.all_names) if n)
+        target = ", ".join(values) + ("," if len(values) == 1 else "")
+        env["errors"] = (TypeError, struct.error)
+        source = (
+            "def parse_many(data):\n"
+            f"    if len(data) % {self.size}:\n        return None\n"
+            "    try:\n"
+            "        records = iter_unpack(data)\n"
+            "    except errors:  # not bytes\n"
+            "        return None\n"
+            "    out = []\n"
+            "    append = out.append\n"
+            f"    for {target} in records:\n"
+            f"{''.join(checks)}        c = Container()\n{made}        append(c)\n"
+            "    return out\n"
+        )
+        exec(compile(source, f"<FixedLayout {self.format} many-unpacker>", "exec"), env)
+        return env["parse_many"]
+
     def packer(self, *, prefix: bytes = b"") -> Callable[[Any], bytes | None]:
         """A function building this layout from a mapping, ``prefix`` first.
 

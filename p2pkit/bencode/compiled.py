@@ -30,7 +30,7 @@ length of its encoding).
 >>> value, spans = decode_canonical_dict(b"d1:rd2:id2:ab1:pi6881ee1:t2:aa1:y1:re")
 >>> value
 {b'r': {b'id': b'ab', b'p': 6881}, b't': b'aa', b'y': b'r'}
->>> value_spans(value)
+>>> value_spans(value, 37)
 {b'r': (4, 23), b't': (26, 30), b'y': (33, 36)}
 >>> decode_canonical_dict(b"d1:y1:r1:t2:aae") is None  # keys out of order: a deviation
 True
@@ -59,6 +59,9 @@ COMPILED = _bdecode is not None
 _DIGIT_CLASSES = bytes(
     0x30 if 0x30 <= b <= 0x39 else b if b == 0x69 else 0x78 for b in range(256))
 _TOO_LONG_INTEGER = b"i" + b"0" * (MAX_INTEGER_DIGITS + 1)
+#: Bytes of the length prefix (``"20:"``) of a string of each length up to a datagram's.
+_MAX_TABLED = 4096
+_PREFIX_SIZE = tuple(len(str(n)) + 1 for n in range(_MAX_TABLED + 1))
 
 
 def _compiled(data: bytes) -> dict | None:
@@ -89,21 +92,55 @@ def decode_canonical_dict(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int
     return decode_canonical(data)
 
 
-def value_spans(value: dict[bytes, Any]) -> dict[bytes, tuple[int, int]]:
+def value_spans(value: dict[bytes, Any], size: int) -> dict[bytes, tuple[int, int]]:
     """The ``(start, end)`` span of each top-level value in the canonical encoding of
-    ``value`` (the spans :func:`~p2pkit.bencode.canonical.decode_canonical` records, for a
-    dictionary decoded from canonical bencoding)."""
-    spans = {}
+    ``value``, ``size`` bytes long (the spans
+    :func:`~p2pkit.bencode.canonical.decode_canonical` records, for a dictionary decoded from
+    canonical bencoding).
+
+    Strings and integers are measured; the values run on without gaps, so one container
+    (a KRPC message has one: ``a``, ``r`` or ``e``) lies between the values before it,
+    measured from the start, and those after it, measured from the end; any other container
+    is encoded to be measured.
+    """
+    prefix = _PREFIX_SIZE
+    items = list(value.items())
+    spans: list[tuple[bytes, tuple[int, int]]] = []
     pos = 1
-    size = _bencode if _bencode is not None else encode
-    for key, item in value.items():
-        pos += len(key) + len(str(len(key))) + 1
-        if type(item) is bytes:
-            length = len(item) + len(str(len(item))) + 1
-        elif type(item) is int:
+    count = len(items)
+    first = 0
+    while first < count:  # from the start up to the first container
+        key, item = items[first]
+        n = len(key)
+        pos += n + (prefix[n] if n <= _MAX_TABLED else len(str(n)) + 1)
+        kind = type(item)
+        if kind is bytes:
+            n = len(item)
+            end = pos + n + (prefix[n] if n <= _MAX_TABLED else len(str(n)) + 1)
+        elif kind is int:
+            end = pos + len(str(item)) + 2
+        else:
+            break
+        spans.append((key, (pos, end)))
+        pos = end
+        first += 1
+    else:
+        return dict(spans)
+    tail = []
+    end = size - 1  # before the dictionary's "e"
+    encode_size = _bencode if _bencode is not None else encode
+    for key, item in reversed(items[first + 1:]):  # from the end back to it
+        kind = type(item)
+        if kind is bytes:
+            n = len(item)
+            length = n + (prefix[n] if n <= _MAX_TABLED else len(str(n)) + 1)
+        elif kind is int:
             length = len(str(item)) + 2
         else:
-            length = len(size(item))
-        spans[key] = (pos, pos + length)
-        pos += length
-    return spans
+            length = len(encode_size(item))
+        tail.append((key, (end - length, end)))
+        n = len(key)
+        end -= length + n + (prefix[n] if n <= _MAX_TABLED else len(str(n)) + 1)
+    spans.append((items[first][0], (pos, end)))
+    spans += reversed(tail)
+    return dict(spans)

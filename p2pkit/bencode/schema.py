@@ -542,6 +542,7 @@ class Records(Value):
         self.what = f"string of {layout.size}-byte {what}"
         self.records = what
         self._unpack = layout.unpacker()
+        self._unpack_many = layout.many_unpacker()
         self._pack = layout.packer()
         self.con = con
 
@@ -552,7 +553,10 @@ class Records(Value):
         if len(raw) % size:
             raise Mismatch(f"is {len(raw)} bytes, not a whole number of {size}-byte "
                            f"{self.records}")
-        unpack = self._unpack
+        records = self._unpack_many(raw)
+        if records is not None:
+            return records
+        unpack = self._unpack  # (a Const that differs: None where the record is)
         return [unpack(raw[i:i + size]) for i in range(0, len(raw), size)]
 
     def encode(self, value: Any) -> bytes:

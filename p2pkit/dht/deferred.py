@@ -33,6 +33,7 @@ b'abcdefghij0123456789'
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from construct import Container
@@ -152,12 +153,33 @@ class DeferredMessage:
         the compiled decoder gave no spans)."""
         spans = self._spans
         if spans is None:
-            spans = self._spans = value_spans(self.raw)
+            spans = self._spans = value_spans(self.raw, len(self.data))
         return spans
 
     def message(self) -> Container:
         """The lenient message, its deviations carried (``deviations_of``)."""
-        return _ENVELOPE.parse_decoded(self.data, self.raw, [], 0, top_spans=self.spans)
+        spans = self._spans
+        return _ENVELOPE.parse_decoded(self.data, self.raw, [], 0, top_spans=_TopSpans(self)
+                                       if spans is None else spans)
+
+
+class _TopSpans(Mapping):
+    """A deferred message's top-level spans, worked out if a deviation is located (a check
+    that reports nothing never reads them)."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: DeferredMessage) -> None:
+        self._message = message
+
+    def __getitem__(self, key: bytes) -> tuple[int, int]:
+        return self._message.spans[key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._message.spans)
+
+    def __len__(self) -> int:
+        return len(self._message.spans)
 
 
 def decode_deferred(data: bytes, kind: type[DeferredMessage] = DeferredMessage

@@ -31,7 +31,7 @@ def same_as_canonical(data: bytes) -> bool:
     assert value == expected[0]
     assert list(value) == list(expected[0])  # wire order
     assert _types(value) == _types(expected[0])
-    assert (spans if spans is not None else value_spans(value)) == expected[1]
+    assert (spans if spans is not None else value_spans(value, len(data))) == expected[1]
     return spans is None
 
 
