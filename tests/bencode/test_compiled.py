@@ -32,6 +32,10 @@ def same_as_canonical(data: bytes) -> bool:
     assert list(value) == list(expected[0])  # wire order
     assert _types(value) == _types(expected[0])
     assert (spans if spans is not None else value_spans(value, len(data))) == expected[1]
+    if spans is None:  # the compiled answer is the lenient decoder's, without a deviation
+        lenient = bencode.decode_lenient(data, spans=True)
+        assert (lenient.value, lenient.spans) == (value, expected[1])
+        assert not lenient.deviations
     return spans is None
 
 
