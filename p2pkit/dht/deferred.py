@@ -160,7 +160,7 @@ class DeferredMessage:
         """The lenient message, its deviations carried (``deviations_of``)."""
         spans = self._spans
         return _ENVELOPE.parse_decoded(self.data, self.raw, [], 0, top_spans=_TopSpans(self)
-                                       if spans is None else spans)
+                                       if spans is None else spans, canonical=True)
 
 
 class _TopSpans(Mapping):
@@ -180,6 +180,9 @@ class _TopSpans(Mapping):
 
     def __len__(self) -> int:
         return len(self._message.spans)
+
+    def items(self) -> Any:  # (the locator reads them all at once)
+        return self._message.spans.items()
 
 
 def decode_deferred(data: bytes, kind: type[DeferredMessage] = DeferredMessage
