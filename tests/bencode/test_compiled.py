@@ -56,6 +56,7 @@ def path(request, monkeypatch):
             pytest.skip("fastbencode's compiled extension not installed")
     else:
         monkeypatch.setattr(compiled, "_bdecode", None)
+        monkeypatch.setattr(compiled, "_bencode", None)
     return request.param
 
 
@@ -68,6 +69,18 @@ def test_every_datagram_of_the_committed_captures(path):
         assert taken > 0.9 * len(datagrams)
     else:
         assert taken == 0
+
+
+def test_spans_measured_from_the_value(path):
+    """value_spans (with the compiled encoder or the pure-Python one measuring containers)
+    gives the spans the canonical decoder records."""
+    for data in bencoded_datagrams():
+        decoded = decode_canonical(data)
+        if decoded is not None:
+            assert value_spans(decoded[0], len(data)) == decoded[1]
+    many = {b"a": [1, 2], b"b": b"xy", b"c": {b"d": []}, b"e": 7, b"f": [b""]}
+    data = bencode.encode(many)
+    assert value_spans(decode_canonical(data)[0], len(data)) == decode_canonical(data)[1]
 
 
 def test_mutated_datagrams(path):
