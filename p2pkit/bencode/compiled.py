@@ -17,7 +17,7 @@ sends the datagram the slow way):
 * an integer longer than :data:`~p2pkit.bencode.codec.MAX_INTEGER_DIGITS` digits (``i``
   followed by more digits than that);
 * nesting as deep as :data:`~p2pkit.bencode.codec.MAX_DEPTH` (fewer ``d`` and ``l`` bytes
-  than that cannot nest so deep).
+  than that, or fewer than twice as many bytes in all, cannot nest so deep).
 
 Anything else, and anything the compiled decoder refuses, goes to
 :func:`~p2pkit.bencode.canonical.decode_canonical`, so the answer is always the one that
@@ -64,20 +64,10 @@ _MAX_TABLED = 4096
 _PREFIX_SIZE = tuple(len(str(n)) + 1 for n in range(_MAX_TABLED + 1))
 
 
-def _compiled(data: bytes) -> dict | None:
-    """The compiled decoder's dictionary when its answer is the canonical decoder's; None when
-    the canonical decoder must decide."""
-    if data[:1] != b"d" or data.count(b"d") + data.count(b"l") > MAX_DEPTH or b"i-" in data:
-        return None
-    try:
-        value = _bdecode(data)
-    except (ValueError, TypeError, RecursionError, OverflowError):
-        return None
-    if type(value) is not dict:
-        return None
-    if len(data) > MAX_INTEGER_DIGITS and _TOO_LONG_INTEGER in data.translate(_DIGIT_CLASSES):
-        return None
-    return value
+#: Shorter inputs cannot nest as deep as ``MAX_DEPTH`` (a level takes two bytes, its
+#: ``d``/``l`` and its ``e``): the count of ``d`` and ``l`` is skipped.
+_SHALLOW = 2 * MAX_DEPTH
+_REFUSED = (ValueError, TypeError, RecursionError, OverflowError)
 
 
 def decode_canonical_dict(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int]] | None] | None:
@@ -85,9 +75,14 @@ def decode_canonical_dict(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int
     exactly, as :func:`~p2pkit.bencode.canonical.decode_canonical` gives it; None when the
     lenient decoder would report anything. The spans are None when the compiled decoder
     answered (:func:`value_spans` gives them)."""
-    if _bdecode is not None:
-        value = _compiled(data)
-        if value is not None:
+    if _bdecode is not None and data[:1] == b"d" and b"i-" not in data and (
+            len(data) <= _SHALLOW or data.count(b"d") + data.count(b"l") <= MAX_DEPTH):
+        try:
+            value = _bdecode(data)
+        except _REFUSED:
+            value = None
+        if type(value) is dict and (len(data) <= MAX_INTEGER_DIGITS or _TOO_LONG_INTEGER
+                                    not in data.translate(_DIGIT_CLASSES)):
             return value, None
     return decode_canonical(data)
 
