@@ -14,9 +14,9 @@ them, checked on the bytes themselves (cheap, and conservative: a match inside a
 sends the datagram the slow way):
 
 * a negative integer (``i-``);
-* an integer longer than :data:`~p2pkit.bencode.codec.MAX_INTEGER_DIGITS` digits (``i``
+* an integer longer than ``MAX_INTEGER_DIGITS`` digits (``i``
   followed by more digits than that);
-* nesting as deep as :data:`~p2pkit.bencode.codec.MAX_DEPTH` (fewer ``d`` and ``l`` bytes
+* nesting as deep as ``MAX_DEPTH`` (fewer ``d`` and ``l`` bytes
   than that, or fewer than twice as many bytes in all, cannot nest so deep).
 
 Anything else, and anything the compiled decoder refuses, goes to
