@@ -78,3 +78,28 @@ def test_node_answers_query(benchmark, name):
 
     sent = benchmark(answer)
     assert any(decode(d).y == "r" for d, _ in sent)
+
+
+def _all_datagrams() -> list[bytes]:
+    return [payload for _, _, payload in udp_datagrams("dht-02-bep44-put-get.pcap")
+            if payload[:1] == b"d"]
+
+
+@pytest.mark.parametrize("decoder", ["canonical-pure-python", "compiled-front"])
+def test_canonical_dictionaries(benchmark, decoder):
+    """Every KRPC datagram of the capture through the canonical decoder the deferred
+    dissection uses: p2pkit's pure-Python one, or fastbencode's compiled decoder in front of
+    it (p2pkit.bencode.compiled; docs/dissect-performance.md)."""
+    from p2pkit.bencode import compiled
+    from p2pkit.bencode.canonical import decode_canonical
+
+    if decoder == "compiled-front" and not compiled.COMPILED:
+        pytest.skip("fastbencode's compiled extension not installed")
+    decode = decode_canonical if decoder == "canonical-pure-python" else \
+        compiled.decode_canonical_dict
+    datagrams = _all_datagrams()
+
+    def run() -> int:
+        return sum(decode(d) is not None for d in datagrams)
+
+    assert benchmark(run) > 0.9 * len(datagrams)

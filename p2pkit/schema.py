@@ -317,22 +317,28 @@ class FixedLayout:
         exec(compile(source, f"<FixedLayout {self.format} unpacker>", "exec"), env)
         return env["parse"]
 
-    def items_unpacker(self) -> Callable[[bytes], construct.ListContainer]:
-        """A function parsing consecutive items of this layout (``data`` holds a whole number
-        of them) into a ``ListContainer`` of the ``Container`` :meth:`unpacker` makes, with
-        one ``iter_unpack`` (generated code, as :meth:`unpacker`).
+    def many_unpacker(self, sequence: type[list] = list
+                      ) -> Callable[[bytes], list[construct.Container] | None]:
+        """A function parsing a concatenation of this layout's records into a ``sequence``
+        (``list``, or ``construct.ListContainer`` where a schema's parse gives one) of the
+        ``Container`` objects :meth:`unpacker` makes (one ``iter_unpack`` over the input, no
+        slice per record); None when the input is not a whole number of records or a
+        ``Const`` differs (then parse record by record).
 
         >>> import construct
-        >>> layout = FixedLayout(construct.Struct("a" / construct.Int8ub, "b" / construct.Int8ub))
-        >>> [dict(c) for c in layout.items_unpacker()(b"\\x01\\x02\\x03\\x04")]
-        [{'a': 1, 'b': 2}, {'a': 3, 'b': 4}]
+        >>> layout = FixedLayout(construct.Struct("port" / construct.Int16ub))
+        >>> [dict(c) for c in layout.many_unpacker()(b"\\x00\\x01\\x00\\x02")]
+        [{'port': 1}, {'port': 2}]
+        >>> layout.many_unpacker()(b"\\x00") is None
+        True
         """
-        if self.consts:
-            raise TypeError("items_unpacker: a layout with constants has no items of its own")
-        env: dict[str, Any] = {"Container": construct.Container,
-                               "ListContainer": construct.ListContainer,
+        env: dict[str, Any] = {"Container": construct.Container, "Sequence": sequence,
                                "iter_unpack": self.struct.iter_unpack}
         values = [f"v{i}" for i in range(len(self.all_names))]
+        checks = []
+        for i, value in self.consts:
+            env[f"c{i}"] = value
+            checks.append(f"        if v{i} != c{i}:\n            return None\n")
         converted = list(values)
         for i, adapter in self.adapters:
             env[f"a{i}"] = adapter
@@ -340,16 +346,22 @@ class FixedLayout:
         made = "".join(f"        c[{n!r}] = {converted[i]}\n"
                        for i, n in enumerate(self.all_names) if n)
         target = ", ".join(values) + ("," if len(values) == 1 else "")
+        env["errors"] = (TypeError, struct.error)
         source = (
-            "def parse(data):\n"
-            "    items = ListContainer()\n"
-            "    append = items.append\n"
-            f"    for {target} in iter_unpack(data):\n"
-            f"        c = Container()\n{made}        append(c)\n"
-            "    return items\n"
+            "def parse_many(data):\n"
+            f"    if len(data) % {self.size}:\n        return None\n"
+            "    try:\n"
+            "        records = iter_unpack(data)\n"
+            "    except errors:  # not bytes\n"
+            "        return None\n"
+            "    out = Sequence()\n"
+            "    append = out.append\n"
+            f"    for {target} in records:\n"
+            f"{''.join(checks)}        c = Container()\n{made}        append(c)\n"
+            "    return out\n"
         )
-        exec(compile(source, f"<FixedLayout {self.format} items unpacker>", "exec"), env)
-        return env["parse"]
+        exec(compile(source, f"<FixedLayout {self.format} many-unpacker>", "exec"), env)
+        return env["parse_many"]
 
     def packer(self, *, prefix: bytes = b"") -> Callable[[Any], bytes | None]:
         """A function building this layout from a mapping, ``prefix`` first.

@@ -122,8 +122,39 @@ _ITEM = construct.Struct("vendor" / descriptors.VendorCode, "selector" / constru
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.binary(min_size=7, max_size=7), max_size=20))
-def test_items_unpacker_equals_the_unpacker_item_by_item(items):
+def test_many_unpacker_into_a_list_container_equals_the_unpacker_item_by_item(items):
     layout = FixedLayout(_ITEM)
-    parsed = layout.items_unpacker()(b"".join(items))
+    parsed = layout.many_unpacker(construct.ListContainer)(b"".join(items))
+    assert type(parsed) is construct.ListContainer
     assert list(parsed) == [layout.unpacker()(item) for item in items]
     assert list(parsed) == [_ITEM.parse(item) for item in items]
+
+
+# -- FixedLayout.many_unpacker: records parsed in one pass, as unpacker parses each ----------
+
+def _layouts():
+    from p2pkit.addresses import CompactPeer, CompactPeer6
+    from p2pkit.dht.krpc import CompactNode
+
+    with_const = construct.Struct("magic" / construct.Const(b"\x01"), "port" / construct.Int16ub)
+    return [CompactPeer, CompactPeer6, CompactNode, with_const]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(range(4)), st.binary(max_size=120))
+def test_many_unpacker_is_the_unpacker_record_by_record(which, data):
+    from p2pkit.schema import FixedLayout
+
+    layout = FixedLayout(_layouts()[which])
+    one, many = layout.unpacker(), layout.many_unpacker()
+    size = layout.size
+    records = many(data)
+    if len(data) % size:
+        assert records is None
+        return
+    each = [one(data[i:i + size]) for i in range(0, len(data), size)]
+    if None in each:  # a Const that differs: record by record
+        assert records is None
+    else:
+        assert records == each
+        assert [list(r) for r in records] == [list(r) for r in each]

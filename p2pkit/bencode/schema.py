@@ -107,11 +107,23 @@ class Locator:
     scanned once and remembered, so locating many deviations in a large input stays linear."""
 
     def __init__(self, data: bytes,
-                 top: Mapping[bytes, tuple[int, int]] | None = None) -> None:
+                 top: Mapping[bytes, tuple[int, int]] | None = None,
+                 values: Mapping[bytes, Any] | None = None) -> None:
         self.data = data
         self.children: dict[int, dict[bytes, int] | list[int]] = {}
+        #: The decoded lists and dictionaries by offset, when ``data`` is known to be the
+        #: canonical encoding of the top-level dictionary ``values``: their children are
+        #: then measured from the values (:meth:`_measured`), not scanned.
+        self.values: dict[int, Any] | None = None
         if top is not None:  # the top-level spans a decode recorded: no scan of the top
-            self.children[0] = {key: start for key, (start, _) in top.items()}
+            children = self.children[0] = {}
+            known = self.values = {} if values is not None else None
+            for key, (start, _) in top.items():
+                children[key] = start
+                if known is not None:
+                    value = values[key]  # type: ignore[index]
+                    if type(value) is dict or type(value) is list:
+                        known[start] = value
 
     def locate(self, path: tuple[PathStep, ...] | list[PathStep]) -> int:
         pos = 0
@@ -128,6 +140,10 @@ class Locator:
         return pos
 
     def _scan(self, pos: int) -> dict[bytes, int] | list[int]:
+        if self.values is not None:
+            value = self.values.get(pos)
+            if value is not None:
+                return self._measured(pos, value)
         data = self.data
         dec = _Decoder(data, strict=False)
         try:
@@ -150,6 +166,41 @@ class Locator:
         except ParseError:
             pass
         return []
+
+
+    def _measured(self, pos: int, value: Any) -> dict[bytes, int] | list[int]:
+        """The children's offsets of the list or dictionary ``value`` whose canonical
+        encoding starts at ``pos``: each string and integer measured, a list or dictionary
+        encoded to be measured unless it is the last item (BEP 3: canonical bencoding is
+        the encoding of its value, items one after another)."""
+        known = self.values
+        assert known is not None
+        p = pos + 1
+        last = len(value) - 1
+        if type(value) is dict:
+            keys: dict[bytes, int] = {}
+            for i, (key, item) in enumerate(value.items()):
+                p += len(key) + len(str(len(key))) + 1
+                keys[key] = p
+                p += _measured_size(item, known, p, i == last)
+            return keys
+        starts = []
+        for i, item in enumerate(value):
+            starts.append(p)
+            p += _measured_size(item, known, p, i == last)
+        return starts
+
+
+def _measured_size(item: Any, known: dict[int, Any], at: int, last: bool) -> int:
+    """Bytes of ``item``'s canonical encoding (0 for the last item of a container: nothing
+    after it is located); a list or dictionary is remembered at its offset ``at``."""
+    kind = type(item)
+    if kind is bytes:
+        return len(item) + len(str(len(item))) + 1
+    if kind is int:
+        return len(str(item)) + 2
+    known[at] = item
+    return 0 if last else len(encode(item))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,15 +236,19 @@ class Context:
     """
 
     __slots__ = ("data", "base", "deviations", "protocol", "locator", "max_deviations",
-                 "untold", "label_messages", "top_spans")
+                 "untold", "label_messages", "top_spans", "top_values")
 
     def __init__(self, data: bytes, *, protocol: str, deviations: list[Deviation] | None,
                  base: int = 0, max_deviations: int | None = None,
                  label_messages: bool = False,
-                 top_spans: Mapping[bytes, tuple[int, int]] | None = None) -> None:
+                 top_spans: Mapping[bytes, tuple[int, int]] | None = None,
+                 top_values: Mapping[bytes, Any] | None = None) -> None:
         #: The spans of the top-level dictionary's values, when the decode recorded them
         #: (``data`` is then that dictionary): the locator starts from them.
         self.top_spans = top_spans
+        #: That dictionary's decoded value, when ``data`` is its canonical encoding (the
+        #: locator then measures instead of scanning).
+        self.top_values = top_values
         #: Deviation messages start with the field path (``info -> name: …``).
         self.label_messages = label_messages
         self.data = data
@@ -210,7 +265,7 @@ class Context:
 
     def offset(self, path: tuple[PathStep, ...]) -> int:
         if self.locator is None:
-            self.locator = Locator(self.data, self.top_spans)
+            self.locator = Locator(self.data, self.top_spans, self.top_values)
         return self.base + self.locator.locate(path)
 
     def fail(self, reason: str, path: tuple[PathStep, ...], *, limit: bool = False
@@ -542,6 +597,7 @@ class Records(Value):
         self.what = f"string of {layout.size}-byte {what}"
         self.records = what
         self._unpack = layout.unpacker()
+        self._unpack_many = layout.many_unpacker()
         self._pack = layout.packer()
         self.con = con
 
@@ -552,7 +608,10 @@ class Records(Value):
         if len(raw) % size:
             raise Mismatch(f"is {len(raw)} bytes, not a whole number of {size}-byte "
                            f"{self.records}")
-        unpack = self._unpack
+        records = self._unpack_many(raw)
+        if records is not None:
+            return records
+        unpack = self._unpack  # (a Const that differs: None where the record is)
         return [unpack(raw[i:i + size]) for i in range(0, len(raw), size)]
 
     def encode(self, value: Any) -> bytes:
@@ -946,14 +1005,17 @@ class BencodedDict(BencodedConstruct, Value):
         return self.parse_decoded(data, raw, deviations, first)
 
     def parse_decoded(self, data: bytes, raw: Any, deviations: list[Deviation] | None,
-                      first: int = 0, top_spans: Mapping[bytes, tuple[int, int]] | None = None
-                      ) -> Any:
+                      first: int = 0, top_spans: Mapping[bytes, tuple[int, int]] | None = None,
+                      *, canonical: bool = False) -> Any:
         """The second half of :meth:`parse_bytes`: ``raw``, the bencoded value ``data``
         decodes to (with the decoder's ``deviations`` from ``first`` on), checked against
         the declaration. ``top_spans``: where the values of the top-level dictionary lie, if
-        the decode recorded them (offsets of deviations are then found without a scan)."""
+        the decode recorded them (offsets of deviations are then found without a scan);
+        ``canonical``: ``data`` is the canonical encoding of ``raw`` (offsets inside the
+        values are then measured from ``raw``)."""
         cx = Context(data, protocol=self.protocol, deviations=deviations if not self.strict
-                     else None, top_spans=top_spans)
+                     else None, top_spans=top_spans,
+                     top_values=raw if canonical and top_spans is not None else None)
         if type(raw) is not dict:
             raise cx.fail(f"must be a dictionary, not {type_name(raw)}", ())
         return _carrying(self.conform(raw, cx, ()), cx.deviations, first)

@@ -46,14 +46,19 @@ class DatagramDissector:
 
     def datagram(self, pkt: Packet, protocol: str | None = None) -> Iterator[Record]:
         """Dissect one UDP packet; ``protocol`` forces a decoder (``--decode-as``)."""
+        yield from self.records(pkt, protocol)
+
+    def records(self, pkt: Packet, protocol: str | None = None) -> list[Record]:
+        """:meth:`datagram`'s records as a list (one call per datagram, no generator)."""
         protocols = self._protocols
         if protocols is None:
             protocols = self._decoders()
         payload = pkt.payload
+        out: list[Record] | None = None
         for expire in self._expiring:
             expired = expire(pkt.frame)
             if expired:
-                yield from expired
+                out = (out or []) + list(expired)
         for name, detect, decoder in protocols:
             if protocol is not None and name != protocol:
                 continue
@@ -61,12 +66,14 @@ class DatagramDissector:
                 continue
             records = decoder.datagram(pkt, forced=protocol is not None)
             if records is not None:
-                yield from records
-                return
+                if out is None:
+                    return records if type(records) is list else list(records)
+                return out + list(records)
         # nothing disappears silently: a datagram no protocol took is said so
-        yield undecoded(protocol="data", transport="udp", src=pkt.src, dst=pkt.dst,
-                        reason="unknown protocol", length=len(payload),
-                        frames=(pkt.frame, pkt.frame, 1), time=pkt.time)
+        unknown = undecoded(protocol="data", transport="udp", src=pkt.src, dst=pkt.dst,
+                            reason="unknown protocol", length=len(payload),
+                            frames=(pkt.frame, pkt.frame, 1), time=pkt.time)
+        return [unknown] if out is None else [*out, unknown]
 
     def finish(self) -> Iterator[Record]:
         for _, _, decoder in self._protocols or ():

@@ -107,13 +107,15 @@ class Dissector:
 
     # -- TCP --------------------------------------------------------------------------------
 
-    def packet(self, pkt: Packet) -> Iterator[Record]:
+    def packet(self, pkt: Packet) -> Iterable[Record]:
         if pkt.transport == "tcp":
-            for event in self.tcp.packet(pkt):
-                yield from self._stream_event(event)
-        else:
-            protocol = self._override("udp", pkt.src, pkt.dst) if self.decode_as else None
-            yield from self.datagrams.datagram(pkt, protocol)
+            return self._segment(pkt)
+        protocol = self._override("udp", pkt.src, pkt.dst) if self.decode_as else None
+        return self.datagrams.records(pkt, protocol)  # (a list: no generator per datagram)
+
+    def _segment(self, pkt: Packet) -> Iterator[Record]:
+        for event in self.tcp.packet(pkt):
+            yield from self._stream_event(event)
 
     def finish(self) -> Iterator[Record]:
         for event in self.tcp.finish():

@@ -18,7 +18,7 @@ from the declarations in :mod:`p2pkit.dht.krpc`, not assumed:
   (:func:`header`), which must be types that report nothing and need no context (checked on
   import).
 
-Only datagrams in canonical bencoding (:func:`~p2pkit.bencode.canonical.decode_canonical`:
+Only datagrams in canonical bencoding (:func:`~p2pkit.bencode.compiled.decode_canonical_dict`:
 what the lenient decoder takes without a deviation) are split; any other datagram is decoded
 at once by :func:`~p2pkit.dht.krpc.decode_lenient`, which reports its deviations and errors.
 Tests compare the deferred and the eager decoding of every KRPC datagram of the committed
@@ -33,12 +33,13 @@ b'abcdefghij0123456789'
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from construct import Container
 
 from p2pkit.bencode import Mismatch
-from p2pkit.bencode.canonical import decode_canonical
+from p2pkit.bencode.compiled import decode_canonical_dict, value_spans
 from p2pkit.dht.krpc import (
     MAX_MESSAGE_SIZE,
     Arguments,
@@ -75,47 +76,123 @@ def _declared(raw: dict, key: bytes, kind: Any) -> Any:
 
 
 _T, _Y, _Q = ((f.raw_key, f.type) for f in _HEADER)
+_T_KEY, _T_TYPE = _T
+_Y_KEY, _Q_KEY = _Y[0], _Q[0]
+#: Distinct values of ``y`` and ``q`` held with their declared values (a dissection sees a
+#: handful: "q", "r", "e", the methods), so a header decodes each at most once; cleared when
+#: full (bounded whatever the datagrams hold).
+MAX_REMEMBERED = 256
+_Y_SEEN: dict[bytes, Any] = {}
+_Q_SEEN: dict[bytes, Any] = {}
+
+
+def _remember(seen: dict[bytes, Any], key: bytes, value: Any, kind: Any) -> Any:
+    """:func:`_declared` of one ``y`` or ``q`` value, remembered in ``seen`` when it is a
+    string."""
+    declared = _declared({key: value}, key, kind)
+    if type(value) is bytes:
+        if len(seen) >= MAX_REMEMBERED:
+            seen.clear()
+        seen[value] = declared
+    return declared
 
 
 def header(raw: dict) -> tuple[Any, Any, Any]:
     """``(t, y, q)`` of a decoded KRPC dictionary as the lenient envelope gives them
-    (``message.t``, ``message.y``, a query's ``message.method``).
+    (``message.t``, ``message.y``, a query's ``message.method``): each read with its declared
+    value type (``y`` and ``q`` remembered by value).
 
     >>> header({b"t": b"aa", b"y": b"q", b"q": b"ping"})
     (b'aa', 'q', 'ping')
     >>> header({b"t": 7, b"y": b"r"})  # t is not a string: the envelope keeps it in extra
     (None, 'r', None)
     """
-    return (_declared(raw, *_T), _declared(raw, *_Y), _declared(raw, *_Q))
+    get = raw.get
+    t = get(_T_KEY, _ABSENT)
+    if t is _ABSENT:
+        t = None
+    else:
+        try:
+            t = _T_TYPE.decode(t, None, ())
+        except Mismatch:
+            t = None
+    y = get(_Y_KEY, _ABSENT)
+    if y is _ABSENT:
+        y = None
+    else:
+        known = _Y_SEEN.get(y, _ABSENT) if type(y) is bytes else _ABSENT
+        y = _remember(_Y_SEEN, _Y_KEY, y, _Y[1]) if known is _ABSENT else known
+    q = get(_Q_KEY, _ABSENT)
+    if q is _ABSENT:
+        q = None
+    else:
+        known = _Q_SEEN.get(q, _ABSENT) if type(q) is bytes else _ABSENT
+        q = _remember(_Q_SEEN, _Q_KEY, q, _Q[1]) if known is _ABSENT else known
+    return t, y, q
 
 
 class DeferredMessage:
     """A KRPC datagram whose bencoding decoded canonically: its header now, its message (the
     same Container :func:`~p2pkit.dht.krpc.decode_lenient` gives) when asked."""
 
-    __slots__ = ("data", "raw", "spans", "t", "y", "method")
+    __slots__ = ("data", "raw", "_spans", "t", "y", "method")
 
-    def __init__(self, data: bytes, raw: dict, spans: dict[bytes, tuple[int, int]]) -> None:
+    def __init__(self, data: bytes, raw: dict,
+                 spans: dict[bytes, tuple[int, int]] | None = None) -> None:
         self.data = data
         self.raw = raw
-        #: Where each top-level value lies in the datagram.
-        self.spans = spans
+        self._spans = spans
         t, y, q = header(raw)
         self.t, self.y = t, y
         #: A query's method (``q``); None for responses and errors (the caller pairs them).
         self.method = q if y == "q" else None
 
+    @property
+    def spans(self) -> dict[bytes, tuple[int, int]]:
+        """Where each top-level value lies in the datagram (worked out from the value when
+        the compiled decoder gave no spans)."""
+        spans = self._spans
+        if spans is None:
+            spans = self._spans = value_spans(self.raw, len(self.data))
+        return spans
+
     def message(self) -> Container:
         """The lenient message, its deviations carried (``deviations_of``)."""
-        return _ENVELOPE.parse_decoded(self.data, self.raw, [], 0, top_spans=self.spans)
+        spans = self._spans
+        return _ENVELOPE.parse_decoded(self.data, self.raw, [], 0, top_spans=_TopSpans(self)
+                                       if spans is None else spans, canonical=True)
 
 
-def decode_deferred(data: bytes) -> DeferredMessage | None:
-    """The deferred decoding of a datagram, or None when it must be decoded at once
-    (not canonical bencoding, too large, or checks that may fail)."""
+class _TopSpans(Mapping):
+    """A deferred message's top-level spans, worked out if a deviation is located (a check
+    that reports nothing never reads them)."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: DeferredMessage) -> None:
+        self._message = message
+
+    def __getitem__(self, key: bytes) -> tuple[int, int]:
+        return self._message.spans[key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._message.spans)
+
+    def __len__(self) -> int:
+        return len(self._message.spans)
+
+    def items(self) -> Any:  # (the locator reads them all at once)
+        return self._message.spans.items()
+
+
+def decode_deferred(data: bytes, kind: type[DeferredMessage] = DeferredMessage
+                    ) -> DeferredMessage | None:
+    """The deferred decoding of a datagram (a ``kind``: :class:`DeferredMessage` or a
+    subclass), or None when it must be decoded at once (not canonical bencoding, too large,
+    or checks that may fail)."""
     if not CHECKS_MAY_WAIT or len(data) > MAX_MESSAGE_SIZE:
         return None
-    decoded = decode_canonical(data)
+    decoded = decode_canonical_dict(data)
     if decoded is None:
         return None
-    return DeferredMessage(data, *decoded)
+    return kind(data, *decoded)

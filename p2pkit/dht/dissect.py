@@ -16,14 +16,19 @@ Reached through the ``bt-dht`` descriptor (:mod:`p2pkit.dht.protocol`).
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 from construct import Container
 
 from p2pkit import bencode
 from p2pkit.capture.lazy_record import Decoded, LazyRecord, scalar_summary
 from p2pkit.capture.packets import Packet
-from p2pkit.capture.record import Record, json_fields, json_value, undecoded
+from p2pkit.capture.record import (
+    BINARY_INLINE_LIMIT,
+    Record,
+    json_fields,
+    json_value,
+    undecoded,
+)
 from p2pkit.capture.spans import LazySpans
 from p2pkit.deviations import deviations_of
 from p2pkit.dht.deferred import DeferredMessage, decode_deferred
@@ -64,12 +69,20 @@ _PAYLOAD_KEYS = frozenset(f.attr for f in Envelope.fields if f.attr not in ("t",
     "extra", "unknown_keys"}
 
 
-def _deferred_fields(deferred: DeferredMessage, method: Any) -> Decoded:
-    """The record's fields of a deferred datagram: its message, with the method the pairing
-    with queries gave (as :meth:`Transactions.seen` sets it on an eager message)."""
-    message = deferred.message()
-    message.method = method
-    return _fields(message)
+class _DeferredDatagram(DeferredMessage):
+    """A deferred KRPC datagram as its record reads it: spans by field name and the record's
+    fields, with the method the pairing with queries gave (as :meth:`Transactions.seen` sets
+    it on an eager message), both worked out when read."""
+
+    __slots__ = ("paired",)
+
+    def named_spans(self) -> dict[str, tuple[int, int]]:
+        return _named_spans(self.spans)
+
+    def fields(self) -> Decoded:
+        message = self.message()
+        message.method = self.paired
+        return _fields(message)
 
 
 def _fields(message: Container) -> Decoded:
@@ -98,7 +111,12 @@ class KrpcDecoder:
         return []
 
     def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
-        record = self.decode(pkt)
+        payload = pkt.payload
+        if payload[:1] == b"d":  # (a dictionary: what decode() tries first, one call less)
+            deferred = decode_deferred(payload, _DeferredDatagram)
+            if deferred is not None:
+                return [self._deferred(pkt, deferred)]
+        record = self._eager(pkt) if detect_krpc(payload) else None
         return None if record is None else [record]
 
     def decode(self, pkt: Packet) -> Record | None:
@@ -107,9 +125,14 @@ class KrpcDecoder:
         payload = pkt.payload
         if not detect_krpc(payload):
             return None
-        deferred = decode_deferred(payload)
+        deferred = decode_deferred(payload, _DeferredDatagram)
         if deferred is not None:
             return self._deferred(pkt, deferred)
+        return self._eager(pkt)
+
+    def _eager(self, pkt: Packet) -> Record | None:
+        """The record of a datagram decoded at once (not canonical bencoding)."""
+        payload = pkt.payload
         try:
             result = decode_lenient(payload)
         except ParseError as e:
@@ -131,26 +154,28 @@ class KrpcDecoder:
                           length=len(pkt.payload), spans=spans,
                           decode=partial(_fields, message), **summary)
 
-    def _deferred(self, pkt: Packet, deferred: DeferredMessage) -> Record:
+    def _deferred(self, pkt: Packet, deferred: _DeferredDatagram) -> Record:
         """The record of a datagram whose checks wait until its fields are read: its kind,
-        transaction id and method (paired now, in frame order) are known from the header."""
+        transaction id and method (paired now, in frame order) are known from the header;
+        the summary line reads nothing else."""
         y, t, method = deferred.y, deferred.t, deferred.method
         src, dst = pkt.src, pkt.dst
         answered = self.transactions.pair(y, t, method, src, dst)
         if y != "q":
             method = answered
+        deferred.paired = method
         if method is None or (type(method) is str and method.isascii()):
-            summary = {"transaction_id": None if t is None else json_value(t, "t"),
-                       "method": method}
+            # (json_value's conversion of a short string, inline)
+            tid = t.hex() if type(t) is bytes and len(t) <= BINARY_INLINE_LIMIT else (
+                None if t is None else json_value(t, "t"))
+            summary = {"transaction_id": tid, "method": method}
             payload_keys = _PAYLOAD_KEYS
         else:  # (bytes that are not UTF-8: the JSON conversion decides how it shows)
             summary, payload_keys = None, frozenset()
         return LazyRecord(frame=pkt.frame, time=pkt.time, transport="udp", src=src,
-                          dst=dst, protocol=PROTOCOL, message=_KIND.get(y, str(y)),
-                          length=len(deferred.data),
-                          spans=LazySpans(partial(_named_spans, deferred.spans)),
-                          decode=partial(_deferred_fields, deferred, method), summary=summary,
-                          payload_keys=payload_keys)
+                          dst=dst, protocol=PROTOCOL, message=_KIND.get(y) or str(y),
+                          length=len(deferred.data), spans=LazySpans(deferred.named_spans),
+                          decode=deferred.fields, summary=summary, payload_keys=payload_keys)
 
     @staticmethod
     def _undecoded(pkt: Packet, error: ParseError) -> Record | None:

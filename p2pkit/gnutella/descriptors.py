@@ -213,7 +213,7 @@ def counted_vector_parser(schema: construct.Struct) -> Any:
         raise TypeError(f"not a counted vector: {schema!r}")
     counter = struct.Struct(count_field.subcon.fmtstr)
     item = FixedLayout(array.subcon)
-    unpack, size, first = item.items_unpacker(), item.size, counter.size
+    unpack, size, first = item.many_unpacker(ListContainer), item.size, counter.size
 
     def parse(data: bytes) -> ListContainer | None:
         if len(data) < first:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from p2pkit import bencode
 from p2pkit.bencode import BencodedDict, Field, Integer, ListOf, Rules, String
+from p2pkit.bencode import compiled as compiled_module
 from p2pkit.capture.dissect import dissect
 from p2pkit.capture.render import render_jsonl, render_summary, render_tree
 from p2pkit.deviations import deviations_of
@@ -89,7 +90,7 @@ def _records(path, monkeypatch, deferred: bool):
     a summary-only run draws it before anything else is read)."""
     with monkeypatch.context() as m:
         if not deferred:
-            m.setattr(dht_dissect, "decode_deferred", lambda data: None)
+            m.setattr(dht_dissect, "decode_deferred", lambda data, kind=None: None)
         out = []
         for record in dissect(str(path)):
             line = render_summary(record)
@@ -100,8 +101,13 @@ def _records(path, monkeypatch, deferred: bool):
 @pytest.mark.parametrize("path", [CAPTURES / "dht-02-bep44-put-get.pcap",
                                   CAPTURES / "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap",
                                   SAMPLE], ids=lambda p: Path(str(p)).name)
-def test_records_equal_the_eager_records(path, monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "pure-python"])
+def test_records_equal_the_eager_records(path, compiled, monkeypatch):
     eager = _records(path, monkeypatch, deferred=False)
+    if not compiled:
+        monkeypatch.setattr(compiled_module, "_bdecode", None)
+    elif not compiled_module.COMPILED:
+        pytest.skip("fastbencode's compiled extension not installed")
     lazy = _records(path, monkeypatch, deferred=True)
     assert lazy == eager
     assert sum(" bt-dht " in line for line, _, _ in lazy) > 0
@@ -124,3 +130,26 @@ def test_a_response_is_named_by_its_query():
     assert r.fields["method"] == "ping" and r.value.method == "ping"
     assert q.fields["a"]["id"] == b"abcdefghij0123456789".hex()
     assert deferred_module.header({b"y": b"e", b"t": b"aa"}) == (b"aa", "e", None)
+
+
+def _declared_header(raw: dict) -> tuple:
+    """The header read field by field with the declared types, nothing remembered."""
+    return tuple(deferred_module._declared(raw, f.raw_key, f.type)
+                 for f in deferred_module._HEADER)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(keys, values, max_size=6))
+def test_header_is_the_declared_types_reading(raw):
+    """The remembered ``y``/``q`` values give what the declared types give, also once the
+    memory was cleared for being full."""
+    assert deferred_module.header(raw) == _declared_header(raw)
+    assert deferred_module.header(raw) == _declared_header(raw)  # (now remembered)
+
+
+def test_header_memory_is_bounded():
+    for n in range(3 * deferred_module.MAX_REMEMBERED):
+        raw = {b"t": b"aa", b"y": b"q", b"q": b"m%d" % n}
+        assert deferred_module.header(raw) == (b"aa", "q", f"m{n}")
+    assert len(deferred_module._Q_SEEN) <= deferred_module.MAX_REMEMBERED
+    assert deferred_module.header({b"y": b"\xff", b"q": [b"x"]}) == (None, b"\xff", None)
