@@ -59,10 +59,14 @@ class ShapeJsonConverter:
     (the conversion of any value, of text, of bytes, of a key, and the longest binary
     written inline), given here so that both use one definition.
 
-    >>> from p2pkit.capture.record import json_value
-    >>> c = json_value.__globals__["_SHAPES"]
-    >>> [json_value({"id": bytes([n]), "port": 6881}) for n in (1, 2, 3)]
+    >>> from p2pkit.capture import record
+    >>> c = ShapeJsonConverter(record.json_mapping, json_value=record.json_value,
+    ...                        text_value=record.text_value, binary=record._binary,
+    ...                        key=record._key, limit=record.BINARY_INLINE_LIMIT)
+    >>> [c.convert({"id": bytes([n]), "port": 6881, "_io": None}, ()) for n in (1, 2, 3)]
     [{'id': '01', 'port': 6881}, {'id': '02', 'port': 6881}, {'id': '03', 'port': 6881}]
+    >>> c.shapes  # compiled the second time the shape was met
+    1
     """
 
     def __init__(self, generic: Callable[[Any, Collection[str]], dict[str, Any]], *,

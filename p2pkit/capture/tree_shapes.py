@@ -1,26 +1,28 @@
 """Field trees (``dissect -V``) drawn by renderers compiled once per shape of the fields.
 
 A record's fields are JSON values, and the dictionaries in them come in few shapes: every
-pong, every compact node, every GGEP extension has the same keys, holding values of the same
-types. :class:`ShapeTreeRenderer` draws the text that
-:func:`~p2pkit.capture.render.tree_text` draws (the generic renderer: one call, a chain of type
-tests and one f-string per line) with a function generated for each shape it meets. A shape is
-the indent, the keys and the exact type of every value; its function has the indentation and
-the labels as constants, unpacks the values in one step, and writes the whole dictionary as
-one f-string (several lines; joined with ``"\\n"`` the output is the generic one, line for
-line). A nested dictionary is drawn by the function compiled for the shape it had when its
-parent was compiled, which checks the keys and types it was made for and, when they differ,
-hands the dictionary to the function of its own shape (compiled the second time that shape is
-met). A value whose type has no compiled form (an enum, a tuple, a dict subclass) is drawn by
-the generic renderer at its place, and so is a dictionary the compiler does not take (a key
-that is not text or is empty, more than :data:`MAX_COMPILED_KEYS` keys, nesting deeper than
-:data:`MAX_COMPILED_INDENT`). At most :data:`MAX_SHAPES` shapes are compiled; past that the
-generic renderer draws the shapes not compiled.
+pong, every compact node, every GGEP extension has the same keys. :class:`ShapeTreeRenderer`
+draws the text that :func:`~p2pkit.capture.render.tree_text` draws (the generic renderer: one
+call, a chain of type tests and one f-string per line) with a function generated for each
+shape it meets, a shape being the indent and the keys of a dictionary. That function has the
+indentation and the labels as constants, unpacks the values in one step and returns the whole
+dictionary as one f-string (several lines; joined with ``"\\n"`` the output is the generic
+one, line for line). Each value is drawn as the type it had when the shape was compiled is
+drawn (text quoted the JSON way, numbers, booleans and ``None`` as ``format`` writes them, a
+nested dictionary by the function of its own shape, a list of dictionaries counted and then
+item by item), and any other type by :meth:`ShapeTreeRenderer.value`, which draws every value
+whatever its type, the ones it has no compiled form for (an enum, a tuple, a dict subclass,
+a dictionary with a key that is not text or is empty, more than :data:`MAX_COMPILED_KEYS`
+keys, nesting deeper than :data:`MAX_COMPILED_INDENT`) by the generic renderer. A nested
+dictionary's function checks the keys it was made for and hands any other dictionary to the
+function of that one's shape, compiled the second time a shape is met. At most
+:data:`MAX_SHAPES` shapes are compiled; past that the generic renderer draws the others.
 
-The top level of a record (:meth:`ShapeTreeRenderer.fields`) is compiled the same way, with
-the byte spans of its fields (``[start:end]``, ``tshark -V`` style) written before the first
-line of the fields that have one. Tests compare this renderer with the generic one on every
-record of every committed capture and on hypothesis-generated values.
+The top level of a record (:meth:`ShapeTreeRenderer.fields`) is compiled the same way, per
+keys of the fields and of their spans, with the byte spans (``[start:end]``, ``tshark -V``
+style) written before the first line of the fields that have one. Tests compare this renderer
+with the generic one on every record of every committed capture and on hypothesis-generated
+values.
 """
 
 from __future__ import annotations
@@ -123,6 +125,10 @@ class ShapeTreeRenderer:
     def value(self, value: Any, indent: int, name: str) -> str:
         """The lines of ``value`` labelled ``name`` (not empty) at ``indent``, joined."""
         kind = type(value)
+        if kind is str:
+            return f"{_pad(indent)}{name}: {encode_basestring(value)}"
+        if kind in _FORMATTED:
+            return f"{_pad(indent)}{name}: {value}"
         if kind is dict:
             return self.node(value, indent, name)
         if kind is list:
@@ -132,7 +138,7 @@ class ShapeTreeRenderer:
     def node(self, value: dict[Any, Any], indent: int, name: str) -> str:
         """The lines of the dictionary ``value`` labelled ``name`` at ``indent``, by the
         function of its shape."""
-        shape = (indent, tuple(value), tuple(map(type, value.values())))
+        shape = (indent, tuple(value))
         draw = self._nodes.get(shape)
         if draw is None:
             draw = self._node_for(shape, value)
@@ -169,7 +175,7 @@ class ShapeTreeRenderer:
         """Append the lines of a record's ``fields`` (indent 1), each field's first line with
         its span (``[base + start:base + end]``) when ``spans`` has one."""
         if type(fields) is dict and fields:
-            shape = (tuple(fields), tuple(map(type, fields.values())), tuple(spans))
+            shape = (tuple(fields), tuple(spans))
             draw = self._tops.get(shape)
             if draw is None:
                 draw = self._top_for(shape, fields)
@@ -207,11 +213,20 @@ class ShapeTreeRenderer:
             return None
         return self._compile_node(shape, sample)
 
+    def _child(self, sample: dict[Any, Any], indent: int) -> Node | None:
+        """The function of a nested dictionary's shape, compiled now if it is not."""
+        shape = (indent, tuple(sample))
+        found = self._nodes.get(shape)
+        if found is not None or indent > MAX_COMPILED_INDENT or self._compiled >= MAX_SHAPES \
+                or not _compilable(shape[1]):
+            return found
+        return self._compile_node(shape, sample)
+
     def _compile_node(self, shape: tuple[Any, ...], sample: dict[Any, Any]) -> Node:
-        indent, keys, types = shape
+        indent, keys = shape
         self._compiled += 1
         pad = _pad(indent)
-        env: dict[str, Any] = {"K": keys, "node": self.node, "S": _SCALARS}
+        env: dict[str, Any] = {"K": keys, "node": self.node}
         if len(keys) == 2 and "sha1" in keys and "length" in keys:  # a large binary's digest
             source = ("def draw(d, name):\n"
                       "    if type(d) is dict and tuple(d) == K:\n"
@@ -219,19 +234,14 @@ class ShapeTreeRenderer:
                       "{d[\"sha1\"]}>'\n"
                       f"    return node(d, {indent}, name)\n")
         else:
-            pieces = [f"f'{pad}{{name}}:'"]
-            pieces += self._body(env, keys, types, list(sample.values()), indent + 1, None)
+            prepare, pieces = self._body(env, keys, list(sample.values()), indent + 1, None)
             unpack = ("        " + ", ".join(f"v{i}" for i in range(len(keys)))
                       + ", = d.values()\n") if keys else ""
-            guards = " and ".join(f"type(v{i}) in S" if types[i] in _SCALARS
-                                  else f"type(v{i}) is T{i}" for i in range(len(keys))) or "True"
-            prepare = "".join(f"            {line}\n" for line in env.pop("_prepare"))
             source = ("def draw(d, name):\n"
                       "    if type(d) is dict and tuple(d) == K:\n"
                       f"{unpack}"
-                      f"        if {guards}:\n"
-                      f"{prepare}"
-                      f"            return {' '.join(pieces)}\n"
+                      + "".join(f"        {line}\n" for line in prepare)
+                      + f"        return f'{pad}{{name}}:' {' '.join(pieces)}\n"
                       f"    return node(d, {indent}, name)\n")
         exec(compile(source, f"<tree shape {keys!r:.60} at {indent}>", "exec"), env)
         draw: Node = env["draw"]
@@ -239,7 +249,7 @@ class ShapeTreeRenderer:
         return draw
 
     def _top_for(self, shape: tuple[Any, ...], sample: dict[Any, Any]) -> Top | None:
-        keys, types, spanned = shape
+        keys, spanned = shape
         # the generic top strips a field's first line before its span: a key starting with
         # white space would lose it
         if not _compilable(keys) or any(k[0].isspace() for k in keys if k in spanned) \
@@ -247,75 +257,84 @@ class ShapeTreeRenderer:
             return None
         self._compiled += 1
         env: dict[str, Any] = {}
-        pieces = self._body(env, keys, types, list(sample.values()), 1, set(spanned))
-        prepare = "".join(f"    {line}\n" for line in env.pop("_prepare"))
+        prepare, pieces = self._body(env, keys, list(sample.values()), 1, set(spanned))
         source = ("def draw(d, spans, base, out):\n"
                   "    " + ", ".join(f"v{i}" for i in range(len(keys))) + ", = d.values()\n"
-                  f"{prepare}"
-                  f"    out.append({' '.join(pieces)})\n")
+                  + "".join(f"    {line}\n" for line in prepare)
+                  + f"    out.append({' '.join(pieces)})\n")
         exec(compile(source, f"<tree top {keys!r:.60}>", "exec"), env)
         draw: Top = env["draw"]
         self._tops[shape] = draw
         return draw
 
-    def _body(self, env: dict[str, Any], keys: tuple[str, ...], types: tuple[type, ...],
-              samples: list[Any], indent: int, spanned: set[str] | None
-              ) -> list[str]:
-        """The pieces of one f-string writing the items of a dictionary at ``indent`` (a
-        newline before each), and in ``env["_prepare"]`` the statements working out its
-        nested values first; with ``spanned`` (a record's top), each spanned field's first
-        line starts with its span."""
+    def _body(self, env: dict[str, Any], keys: tuple[str, ...], samples: list[Any],
+              indent: int, spanned: set[str] | None) -> tuple[list[str], list[str]]:
+        """The statements working out the lines of a dictionary's items at ``indent``, and
+        the pieces of the one f-string joining them (a newline before each item's lines
+        but the top's first); with ``spanned`` (a record's top), each spanned field's first
+        line starts with its span. Every value is drawn whatever its type: as the sample's
+        type is when it has it (inline for scalars, by the nested shape's function for
+        dictionaries and their lists), by :meth:`value` otherwise."""
         pad = _pad(indent)
-        env.update(q=encode_basestring, value=self.value, items=self.items,
-                   generic=self.generic_text)
+        env.update(q=encode_basestring, value=self.value, items=self.items, F=_FORMATTED,
+                   LABELS=_LABELS)
         prepare: list[str] = []
         pieces: list[str] = []
-        for i, (key, kind, sample) in enumerate(zip(keys, types, samples)):
-            env[f"T{i}"] = kind
+        for i, (key, sample) in enumerate(zip(keys, samples)):
+            kind = type(sample)
             v = f"v{i}"
             k = repr(key)
+            other = f"value({v}, {indent}, {k})"
             span = spanned is not None and key in spanned
             if span:
                 prepare.append(f"s{i} = spans[{k}]")
-                head = f"f'    [{{base + s{i}[0]}}:{{base + s{i}[1]}}] '"
+                prepare.append(f"h{i} = f'    [{{base + s{i}[0]}}:{{base + s{i}[1]}}] '")
+                label = f"h{i} + {repr(key + ': ')}"
+                other = f"h{i} + {other}.lstrip()"
+            else:
+                label = repr(f"{pad}{key}: ")
             if pieces or spanned is None:
                 pieces.append(repr("\n"))
             if kind is str or kind in _FORMATTED:
-                pieces.append(head if span else repr(pad))
-                pieces.append(repr(f"{key}: "))
-                if spanned is not None:  # a top: its function is for these exact types
-                    pieces.append(f"f'{{q({v})}}'" if kind is str else f"f'{{{v}}}'")
-                else:  # any scalar (a node's function takes them all): text quoted as JSON
-                    pieces.append(f"f'{{q({v}) if type({v}) is str else {v}}}'")
-                continue
-            if kind is dict and indent < MAX_COMPILED_INDENT:
-                child = self._nodes.get((indent, tuple(sample), tuple(map(type,
-                                                                          sample.values()))))
-                if child is None and _compilable(tuple(sample)) and self._compiled < MAX_SHAPES:
-                    child = self._compile_node(
-                        (indent, tuple(sample), tuple(map(type, sample.values()))), sample)
+                if kind is str:
+                    line = (f"{label} + q({v}) if type({v}) is str else "
+                            f"{label} + f'{{{v}}}' if type({v}) in F else {other}")
+                else:
+                    line = (f"{label} + f'{{{v}}}' if type({v}) in F else "
+                            f"{label} + q({v}) if type({v}) is str else {other}")
+                prepare.append(f"c{i} = {line}")
+            elif kind is dict:
+                child = self._child(sample, indent)
                 if child is not None:
                     env[f"N{i}"] = child
-                    prepare.append(f"c{i} = N{i}({v}, {k})")
+                    drawn = f"N{i}({v}, {k})"
+                    prepare.append(f"c{i} = {f'h{i} + {drawn}.lstrip()' if span else drawn} "
+                                   f"if type({v}) is dict else {other}")
                 else:
-                    prepare.append(f"c{i} = value({v}, {indent}, {k})")
+                    prepare.append(f"c{i} = {other}")
             elif kind is list:
-                item = None
                 first = next((x for x in sample if type(x) is dict), None)
-                if first is not None and indent + 1 < MAX_COMPILED_INDENT:
-                    shape = (indent + 1, tuple(first), tuple(map(type, first.values())))
-                    item = self._nodes.get(shape)
-                    if item is None and _compilable(shape[1]) and self._compiled < MAX_SHAPES:
-                        item = self._compile_node(shape, first)
+                item = self._child(first, indent + 1) if first is not None else None
                 env[f"I{i}"] = item
-                prepare.append(f"c{i} = items({v}, {indent}, {k}, I{i})")
+                env[f"LH{i}"] = f"{pad}{key}: ("
+                whole = (f"LH{i} + f'{{len({v})}} items)\\n' + '\\n'.join(["
+                         f"I{i}(x, label) if type(x) is dict else value(x, {indent + 1}, label)"
+                         f" for x, label in zip({v}, LABELS)])")
+                if span:
+                    whole = f"h{i} + ({whole}).lstrip()"
+                    listed = f"h{i} + items({v}, {indent}, {k}, I{i}).lstrip()"
+                else:
+                    listed = f"items({v}, {indent}, {k}, I{i})"
+                if item is not None:  # lists of dictionaries: counted, then item by item
+                    prepare.append(f"c{i} = ({whole} if type({v}) is list and 0 < len({v}) <= "
+                                   f"{len(_LABELS)} and type({v}[0]) is dict else {listed} if "
+                                   f"type({v}) is list else {other})")
+                else:
+                    prepare.append(f"c{i} = {listed} if type({v}) is list else {other}")
             else:
-                prepare.append(f"c{i} = generic({v}, {indent}, {k})")
-            if span:
-                prepare.append(f"c{i} = {head} + c{i}.lstrip()")
+                prepare.append(f"c{i} = {other}")
             pieces.append(f"f'{{c{i}}}'")
-        env["_prepare"] = prepare
-        return pieces
+        return prepare, pieces
 
 
 def _compilable(keys: tuple[Any, ...]) -> bool:
