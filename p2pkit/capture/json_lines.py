@@ -1,6 +1,6 @@
 """JSON lines (``dissect --json``) written without the intermediate document.
 
-:func:`~p2pkit.capture.render.render_jsonl` is ``json.dumps(record.to_json(),
+``p2pkit.capture.render.render_jsonl`` is ``json.dumps(record.to_json(),
 ensure_ascii=False, separators=(",", ":"))``: a new encoder per call, and a dictionary per
 record holding the header and the fields. :func:`json_line` writes the same text: the
 record's header (frame, time, endpoints, protocol, message) in one f-string, its text values

@@ -1,6 +1,6 @@
 """Decoded mappings turned into JSON by converters compiled once per shape.
 
-:func:`~p2pkit.capture.record.json_value` turns a decoded message (construct Containers,
+``p2pkit.capture.record.json_value`` turns a decoded message (construct Containers,
 bytes, enums, addresses) into the JSON value of a record's fields, one call per value and a
 chain of type tests per item. The mappings a decoder gives come in few shapes (every pong's
 GGEP block, every compact node: the same keys holding values of the same types), so

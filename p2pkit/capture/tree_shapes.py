@@ -2,7 +2,7 @@
 
 A record's fields are JSON values, and the dictionaries in them come in few shapes: every
 pong, every compact node, every GGEP extension has the same keys. :class:`ShapeTreeRenderer`
-draws the text that :func:`~p2pkit.capture.render.tree_text` draws (the generic renderer: one
+draws the text that ``p2pkit.capture.render.tree_text`` draws (the generic renderer: one
 call, a chain of type tests and one f-string per line) with a function generated for each
 shape it meets, a shape being the indent and the keys of a dictionary. That function has the
 indentation and the labels as constants, unpacks the values in one step and returns the whole
