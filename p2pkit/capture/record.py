@@ -16,10 +16,11 @@ from typing import Any
 
 from construct import Container, ListContainer
 
+from p2pkit.capture.json_shapes import ShapeJsonConverter
 from p2pkit.deviations import Deviation
 
 __all__ = ["BINARY_INLINE_LIMIT", "UNDECODED", "UNDECODED_REASONS", "BinarySize", "Record",
-           "UndecodedRun", "json_fields", "undecoded"]
+           "UndecodedRun", "json_fields", "json_mapping", "undecoded"]
 
 #: Binary fields longer than this are summarised as ``{"length": n, "sha1": ...}``.
 BINARY_INLINE_LIMIT = 64
@@ -215,25 +216,8 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
             if len(value) > BINARY_INLINE_LIMIT or name in summarised:
                 return {"length": len(value), "sha1": hashlib.sha1(value).hexdigest()}
             return value.hex()
-        if kind == 3:  # dict, Container; scalar leaves inline (no call per leaf)
-            out = {}
-            exact = _EXACT.get
-            for k, v in value.items():
-                if type(k) is str:
-                    if k[:1] == "_":
-                        continue
-                else:
-                    k = _key(k)
-                leaf = exact(type(v))
-                if leaf == 1 or (leaf == 0 and v.isascii()):
-                    out[k] = v
-                elif leaf == 2 and len(v) <= BINARY_INLINE_LIMIT and k not in summarised:
-                    out[k] = v.hex()
-                elif leaf == 5:
-                    out[k] = _ntoa(v.packed)
-                else:
-                    out[k] = json_value(v, k, summarised)
-            return out
+        if kind == 3:  # dict, Container: by the converter compiled for the mapping's shape
+            return _SHAPES.convert(value, summarised)
         if kind == 5:  # an IPv4 address (compact nodes and peers): dotted quad, as compressed
             return _ntoa(value.packed)
         if kind == 6:
@@ -265,6 +249,35 @@ def json_value(value: Any, name: str = "", summarised: Collection[str] = frozens
                 for k in value.__dataclass_fields__
                 if not k.startswith("_") and getattr(value, k) is not None}
     return str(value)
+
+
+def json_mapping(value: Mapping[Any, Any], summarised: Collection[str] = frozenset()
+                 ) -> dict[str, Any]:
+    """The JSON dictionary of a ``dict`` or Container, item by item: what ``json_value``
+    gives for them (the converters compiled per shape, :mod:`p2pkit.capture.json_shapes`,
+    give the same, and this for the shapes they do not take).
+
+    >>> json_mapping({"_io": 0, b"ip": b"\\x7f\\x00\\x00\\x01", "n": 1})
+    {'ip': '7f000001', 'n': 1}
+    """
+    out = {}
+    exact = _EXACT.get
+    for k, v in value.items():  # scalar leaves inline (no call per leaf)
+        if type(k) is str:
+            if k[:1] == "_":
+                continue
+        else:
+            k = _key(k)
+        leaf = exact(type(v))
+        if leaf == 1 or (leaf == 0 and v.isascii()):
+            out[k] = v
+        elif leaf == 2 and len(v) <= BINARY_INLINE_LIMIT and k not in summarised:
+            out[k] = v.hex()
+        elif leaf == 5:
+            out[k] = _ntoa(v.packed)
+        else:
+            out[k] = json_value(v, k, summarised)
+    return out
 
 
 #: Exact types ``json_value`` converts without the isinstance chain: 0 text, 1 as is,
@@ -302,6 +315,11 @@ def _key(key: Any) -> str:
         except UnicodeDecodeError:
             return "0x" + key.hex()
     return str(key)
+
+
+#: The converters compiled per mapping shape (json_value uses them for dicts and Containers).
+_SHAPES = ShapeJsonConverter(json_mapping, json_value=json_value, text_value=text_value,
+                             binary=_binary, key=_key, limit=BINARY_INLINE_LIMIT)
 
 
 def json_fields(value: Any, *, drop: tuple[str, ...] = ("type",),

@@ -10,8 +10,10 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from p2pkit import registry
+from p2pkit.capture.json_lines import json_line
 from p2pkit.capture.record import BinarySize, Record
 from p2pkit.capture.spans import LazySpans
+from p2pkit.capture.tree_shapes import ShapeTreeRenderer
 from p2pkit.errors import ParseError
 from p2pkit.undecoded import UNDECODED_SUMMARY
 
@@ -156,8 +158,8 @@ def render_tree(record: Record, start: float = 0.0) -> str:
       bt-dht query (42 bytes)
         method: "ping"
     """
-    # record_tree's lines, text only (no TreeLine per line: a large capture has millions);
-    # tests compare the two
+    # record_tree's text (no TreeLine per line: a large capture has millions), drawn by
+    # renderers compiled per shape of the fields (tree_shapes); tests compare the two
     where = (f"stream offset {record.offset}, {record.length} bytes"
              if record.offset is not None else f"{record.length} bytes")
     lines = [f"Frame {record.frame}: {record.time - start:.6f} {record.transport} {record.src} → "
@@ -167,26 +169,7 @@ def render_tree(record: Record, start: float = 0.0) -> str:
     spans = record.spans
     if type(spans) is LazySpans:  # worked out now (one lookup per field below)
         spans = spans.resolved()
-    get = spans.get
-    for key, value in fields.items():
-        key = str(key)
-        span = get(key)
-        kind = type(value)
-        # scalar leaves inline, as tree_text writes them
-        if key and kind is str and value.isascii() and value.isprintable() \
-                and '"' not in value and "\\" not in value:
-            text = f'{key}: "{value}"'
-        elif key and (kind is int or value is None):
-            text = f"{key}: {value}"
-        else:
-            first = len(lines)
-            tree_text(value, 1, key, lines)
-            if span is not None:
-                lines[first] = (f"    [{base + span[0]}:{base + span[1]}] "
-                                + lines[first].lstrip())
-            continue
-        lines.append(f"    [{base + span[0]}:{base + span[1]}] {text}" if span is not None
-                     else f"    {text}")
+    _SHAPES.fields(fields, spans, base, lines)
     for d in record.deviations:
         lines.append(f"    [deviation] {d}")
     return "\n".join(lines)
@@ -243,9 +226,14 @@ def tree_text(value: Any, indent: int, name: str, out: list[str]) -> None:
     out.append(f"{pad}{label}{shown}")
 
 
+#: The field-tree renderers compiled per shape, agreeing with tree_text (render_tree uses them).
+_SHAPES = ShapeTreeRenderer(tree_text)
+
+
 def render_jsonl(record: Record) -> str:
-    """One JSON object per line (the ``--format jsonl`` contract)."""
-    return json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":"))
+    """One JSON object per line (the ``--format jsonl`` contract): ``json.dumps`` of
+    ``record.to_json()``, compact, written by :func:`~p2pkit.capture.json_lines.json_line`."""
+    return json_line(record)
 
 
 class Statistics:
