@@ -264,6 +264,32 @@ class FixedLayout:
         #: ``(position, adapter)`` of fields whose value an ``Adapter`` converts.
         self.adapters = tuple(adapters)
 
+    def _record_code(self, env: dict[str, Any], indent: str,
+                     head: Iterable[tuple[str, Any]] = ()) -> tuple[str, str, str]:
+        """The generated code shared by :meth:`unpacker` and :meth:`many_unpacker`: the
+        unpacking target (``v0, v1, …``), the ``Const`` checks returning None, and the lines
+        filling a ``Container`` ``c`` (``head`` items first, adapters applied), each line
+        indented by ``indent``; the names they use go into ``env``."""
+        values = [f"v{i}" for i in range(len(self.all_names))]
+        checks = []
+        for i, value in self.consts:
+            env[f"c{i}"] = value
+            checks.append(f"{indent}if v{i} != c{i}:\n{indent}    return None\n")
+        converted = list(values)
+        for i, adapter in self.adapters:
+            env[f"a{i}"] = adapter
+            converted[i] = f"a{i}._decode(v{i}, None, '')"
+        items = []
+        for j, (key, value) in enumerate(head):
+            env[f"h{j}"] = value
+            items.append((key, f"h{j}"))
+        items += [(n, converted[i]) for i, n in enumerate(self.all_names) if n]
+        # item assignment into an empty Container is the cheapest way to fill one
+        made = "".join(f"{indent}c[{k!r}] = {v}\n" for k, v in items)
+        target = ", ".join(values) + ("," if len(values) == 1 else "")
+        env["errors"] = (TypeError, struct.error)
+        return target, "".join(checks), made
+
     def unpacker(
         self, *, offset: int = 0, head: Iterable[tuple[str, Any]] = ()
     ) -> Callable[[bytes], construct.Container | None]:
@@ -283,28 +309,10 @@ class FixedLayout:
         >>> parse(b"\\x04\\x00") is None
         True
         """
-        head = tuple(head)
         env: dict[str, Any] = {"Container": construct.Container, "unpack_from":
                                self.struct.unpack_from}
-        values = [f"v{i}" for i in range(len(self.all_names))]
-        checks = []
-        for i, value in self.consts:
-            env[f"c{i}"] = value
-            checks.append(f"    if v{i} != c{i}:\n        return None\n")
-        converted = list(values)
-        for i, adapter in self.adapters:
-            env[f"a{i}"] = adapter
-            converted[i] = f"a{i}._decode(v{i}, None, '')"
-        items = []
-        for j, (key, value) in enumerate(head):
-            env[f"h{j}"] = value
-            items.append((key, f"h{j}"))
-        items += [(n, converted[i]) for i, n in enumerate(self.all_names) if n]
-        # item assignment into an empty Container is the cheapest way to fill one
-        made = "".join(f"    c[{k!r}] = {v}\n" for k, v in items)
-        target = ", ".join(values) + ("," if len(values) == 1 else "")
-        unpack = f"        {target} = unpack_from(data, {offset})\n" if values else ""
-        env["errors"] = (TypeError, struct.error)
+        target, checks, made = self._record_code(env, "    ", head)
+        unpack = f"        {target} = unpack_from(data, {offset})\n" if target else ""
         source = (
             "def parse(data):\n"
             "    try:\n"
@@ -312,7 +320,7 @@ class FixedLayout:
             f"{unpack}"
             "    except errors:  # not bytes: the generic parser reports it\n"
             "        return None\n"
-            f"{''.join(checks)}    c = Container()\n{made}    return c\n"
+            f"{checks}    c = Container()\n{made}    return c\n"
         )
         exec(compile(source, f"<FixedLayout {self.format} unpacker>", "exec"), env)
         return env["parse"]
@@ -334,19 +342,7 @@ class FixedLayout:
         """
         env: dict[str, Any] = {"Container": construct.Container, "Sequence": sequence,
                                "iter_unpack": self.struct.iter_unpack}
-        values = [f"v{i}" for i in range(len(self.all_names))]
-        checks = []
-        for i, value in self.consts:
-            env[f"c{i}"] = value
-            checks.append(f"        if v{i} != c{i}:\n            return None\n")
-        converted = list(values)
-        for i, adapter in self.adapters:
-            env[f"a{i}"] = adapter
-            converted[i] = f"a{i}._decode(v{i}, None, '')"
-        made = "".join(f"        c[{n!r}] = {converted[i]}\n"
-                       for i, n in enumerate(self.all_names) if n)
-        target = ", ".join(values) + ("," if len(values) == 1 else "")
-        env["errors"] = (TypeError, struct.error)
+        target, checks, made = self._record_code(env, "        ")
         source = (
             "def parse_many(data):\n"
             f"    if len(data) % {self.size}:\n        return None\n"
@@ -357,7 +353,7 @@ class FixedLayout:
             "    out = Sequence()\n"
             "    append = out.append\n"
             f"    for {target} in records:\n"
-            f"{''.join(checks)}        c = Container()\n{made}        append(c)\n"
+            f"{checks}        c = Container()\n{made}        append(c)\n"
             "    return out\n"
         )
         exec(compile(source, f"<FixedLayout {self.format} many-unpacker>", "exec"), env)
