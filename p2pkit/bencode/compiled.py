@@ -38,6 +38,7 @@ True
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from p2pkit.bencode.canonical import decode_canonical
@@ -59,6 +60,9 @@ COMPILED = _bdecode is not None
 _DIGIT_CLASSES = bytes(
     0x30 if 0x30 <= b <= 0x39 else b if b == 0x69 else 0x78 for b in range(256))
 _TOO_LONG_INTEGER = b"i" + b"0" * (MAX_INTEGER_DIGITS + 1)
+#: ``i-`` or an ``i`` followed by more than ``MAX_INTEGER_DIGITS`` digits, in one scan: what
+#: ``b"i-" in data`` and ``_TOO_LONG_INTEGER in data.translate(_DIGIT_CLASSES)`` find.
+_NEGATIVE_OR_TOO_LONG = re.compile(rb"i(?:-|[0-9]{%d})" % (MAX_INTEGER_DIGITS + 1)).search
 #: Bytes of the length prefix (``"20:"``) of a string of each length up to a datagram's.
 _MAX_TABLED = 4096
 _PREFIX_SIZE = tuple(len(str(n)) + 1 for n in range(_MAX_TABLED + 1))
@@ -75,14 +79,13 @@ def decode_canonical_dict(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int
     exactly, as :func:`~p2pkit.bencode.canonical.decode_canonical` gives it; None when the
     lenient decoder would report anything. The spans are None when the compiled decoder
     answered (:func:`value_spans` gives them)."""
-    if _bdecode is not None and data[:1] == b"d" and b"i-" not in data and (
+    if _bdecode is not None and data[:1] == b"d" and _NEGATIVE_OR_TOO_LONG(data) is None and (
             len(data) <= _SHALLOW or data.count(b"d") + data.count(b"l") <= MAX_DEPTH):
         try:
             value = _bdecode(data)
         except _REFUSED:
             value = None
-        if type(value) is dict and (len(data) <= MAX_INTEGER_DIGITS or _TOO_LONG_INTEGER
-                                    not in data.translate(_DIGIT_CLASSES)):
+        if type(value) is dict:
             return value, None
     return decode_canonical(data)
 

@@ -29,6 +29,9 @@ class DatagramDissector:
         #: Decoders that hold datagrams for evidence, asked each time to release what waited
         #: too long (``expire(frame)``), so it comes out near its frame.
         self._expiring: list[Any] = []
+        #: (detector, bound ``datagram``) per protocol, in detection order: what an unforced
+        #: datagram is offered to (made with ``_protocols``).
+        self._offers: list[tuple[Any, Any]] = []
 
     def _decoders(self) -> list[tuple[str, Any, Any]]:
         self._protocols = [
@@ -37,6 +40,7 @@ class DatagramDissector:
         ]
         self._expiring = [decoder.expire for _, _, decoder in self._protocols
                           if hasattr(decoder, "expire")]
+        self._offers = [(detect, decoder.datagram) for _, detect, decoder in self._protocols]
         # Decoders that carry streams (uTP carries the peer wire) look up the secrets of the
         # protocol they carry (``Dissector(secrets=...)``: per protocol name).
         for _, _, decoder in self._protocols:
@@ -59,12 +63,22 @@ class DatagramDissector:
             expired = expire(pkt.frame)
             if expired:
                 out = (out or []) + list(expired)
+        if protocol is None:
+            # (every protocol in detection order, as below, through the bound methods)
+            for detect, datagram in self._offers:
+                if detect is not None and not detect(payload):
+                    continue
+                records = datagram(pkt)
+                if records is not None:
+                    if out is None:
+                        return records if type(records) is list else list(records)
+                    return out + list(records)
         for name, detect, decoder in protocols:
-            if protocol is not None and name != protocol:
+            if protocol is None or name != protocol:
                 continue
             if detect is not None and not detect(payload):
                 continue
-            records = decoder.datagram(pkt, forced=protocol is not None)
+            records = decoder.datagram(pkt, forced=True)
             if records is not None:
                 if out is None:
                     return records if type(records) is list else list(records)

@@ -38,6 +38,7 @@ from p2pkit.capture.packets import (
     IPPROTO_TCP,
     IPPROTO_UDP,
     UDP_PORTS_LENGTH,
+    EndpointPacket,
     Packet,
     decode_frame,
 )
@@ -56,6 +57,8 @@ DETECTION_WINDOW = 4096
 ORDER_WINDOW = 512
 MAX_ORDER_HELD = 2048
 MAX_ORDER_BYTES = 2 << 20
+#: UDP endpoints whose texts the fast path keeps (emptied when full: memory stays flat).
+MAX_ENDPOINTS = 8192
 
 
 @dataclass
@@ -468,6 +471,7 @@ class Dissection:
         udp_header = UDP_PORTS_LENGTH.unpack_from
         ntop, inet = socket.inet_ntop, socket.AF_INET
         last_tcp = (0, 0.0)  # frame and time of the last TCP segment taken here
+        endpoints: dict[tuple[bytes, int], tuple[str, str]] = {}
         with FrameScanner(self.source) as scanner:
             self._reader = scanner
             for number, time, linktype, block, start, end, original in scanner.scan():
@@ -515,8 +519,15 @@ class Dissection:
                         sport, dport, length = udp_header(block, start + 34)
                         at = start + 42
                         last = start + 34 + length if 8 <= length <= total - 20 else stop
-                        pkt = Packet(number, time, "udp", ntop(inet, source), sport,
-                                     ntop(inet, destination), dport, block[at:last])
+                        # (each endpoint's texts made once: what Packet.src/dst would format)
+                        named = endpoints.get((source, sport))
+                        if named is None:
+                            named = self._endpoint(endpoints, source, sport)
+                        to = endpoints.get((destination, dport))
+                        if to is None:
+                            to = self._endpoint(endpoints, destination, dport)
+                        pkt = EndpointPacket(number, time, "udp", named[0], sport, to[0], dport,
+                                             block[at:last], 0, 0, 0, 0, named[1], to[1])
                     else:
                         continue  # neither TCP nor UDP
                 else:
@@ -541,6 +552,18 @@ class Dissection:
         tcp = dissector.tcp
         if last_tcp[0] > tcp._last[0]:
             tcp._last = last_tcp
+
+
+    @staticmethod
+    def _endpoint(endpoints: dict[tuple[bytes, int], tuple[str, str]], address: bytes,
+                  port: int) -> tuple[str, str]:
+        """An IPv4 endpoint's address and ``address:port`` texts (as :class:`Packet` formats
+        them), kept in ``endpoints`` (emptied when it holds :data:`MAX_ENDPOINTS`)."""
+        if len(endpoints) >= MAX_ENDPOINTS:
+            endpoints.clear()
+        ip = socket.inet_ntop(socket.AF_INET, address)
+        named = endpoints[(address, port)] = (ip, f"{ip}:{port}")
+        return named
 
 
 def dissect(source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = (),

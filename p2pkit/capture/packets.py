@@ -41,7 +41,7 @@ from p2pkit.capture.readers import (
 )
 from p2pkit.schema import FixedLayout, consecutive_layout
 
-__all__ = ["Packet", "decode_frame", "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK"]
+__all__ = ["EndpointPacket", "Packet", "decode_frame", "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK"]
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
@@ -161,6 +161,16 @@ class Packet:
     @property
     def dst(self) -> str:
         return _endpoint(self.dst_ip, self.dst_port)
+
+
+@dataclass(slots=True)
+class EndpointPacket(Packet):
+    """A :class:`Packet` whose ``src`` and ``dst`` texts were made once (the dissector's UDP
+    path keeps one text per endpoint, so a datagram formats none): the same values the
+    properties give, held in slots."""
+
+    src: str = ""  # type: ignore[assignment]
+    dst: str = ""  # type: ignore[assignment]
 
 
 _ntop = socket.inet_ntop

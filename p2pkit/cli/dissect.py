@@ -23,6 +23,7 @@ from p2pkit.capture.record import Record
 from p2pkit.capture.render import Statistics, render_jsonl, render_tree
 from p2pkit.capture.summary_lines import SummaryLines
 from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
+from p2pkit.cli.young_collections import collect_young_less_often
 from p2pkit.errors import ParseError
 
 #: Records whose summary lines are written in one call (small batches, one a frame, gathered),
@@ -129,6 +130,7 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
     pending: list[Record] = []  # whole batches gathered, their lines written together
     pending_bytes = 0  # (of their messages: a lazy record may hold its message's bytes)
     seen = 0
+    restore_collections = collect_young_less_often()
     try:
         if bar:
             bar[0].start()
@@ -182,6 +184,7 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
         if pending and lines is not None:
             out.write(lines.text(pending))
     finally:
+        restore_collections()
         if bar:
             bar[0].stop()
     if statistics is not None:

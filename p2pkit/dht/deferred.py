@@ -40,6 +40,7 @@ from construct import Container
 
 from p2pkit.bencode import Mismatch
 from p2pkit.bencode.compiled import decode_canonical_dict, value_spans
+from p2pkit.bencode.schema import String
 from p2pkit.dht.krpc import (
     MAX_MESSAGE_SIZE,
     Arguments,
@@ -77,6 +78,10 @@ def _declared(raw: dict, key: bytes, kind: Any) -> Any:
 
 _T, _Y, _Q = ((f.raw_key, f.type) for f in _HEADER)
 _T_KEY, _T_TYPE = _T
+#: Whether ``t``'s declared type gives a byte string back unchanged (a String of any length,
+#: nothing else to check: :meth:`~p2pkit.bencode.schema.String.decode`), so a header keeps
+#: a ``bytes`` ``t`` as it is without the call.
+_T_PLAIN = type(_T_TYPE) is String and _T_TYPE.length is None and _T_TYPE.simple
 _Y_KEY, _Q_KEY = _Y[0], _Q[0]
 #: Distinct values of ``y`` and ``q`` held with their declared values (a dissection sees a
 #: handful: "q", "r", "e", the methods), so a header decodes each at most once; cleared when
@@ -111,7 +116,7 @@ def header(raw: dict) -> tuple[Any, Any, Any]:
     t = get(_T_KEY, _ABSENT)
     if t is _ABSENT:
         t = None
-    else:
+    elif type(t) is not bytes or not _T_PLAIN:
         try:
             t = _T_TYPE.decode(t, None, ())
         except Mismatch:

@@ -20,6 +20,7 @@ from functools import partial
 from construct import Container
 
 from p2pkit import bencode
+from p2pkit.bencode.compiled import decode_canonical_dict
 from p2pkit.capture.lazy_record import Decoded, LazyRecord, scalar_summary
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import (
@@ -31,8 +32,14 @@ from p2pkit.capture.record import (
 )
 from p2pkit.capture.spans import LazySpans
 from p2pkit.deviations import deviations_of
-from p2pkit.dht.deferred import DeferredMessage, decode_deferred
-from p2pkit.dht.krpc import PROTOCOL, Envelope, Transactions, decode_lenient
+from p2pkit.dht.deferred import CHECKS_MAY_WAIT, DeferredMessage, decode_deferred
+from p2pkit.dht.krpc import (
+    MAX_MESSAGE_SIZE,
+    PROTOCOL,
+    Envelope,
+    Transactions,
+    decode_lenient,
+)
 from p2pkit.errors import ParseError
 
 __all__ = ["KrpcDecoder", "detect_krpc"]
@@ -112,10 +119,11 @@ class KrpcDecoder:
 
     def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
         payload = pkt.payload
-        if payload[:1] == b"d":  # (a dictionary: what decode() tries first, one call less)
-            deferred = decode_deferred(payload, _DeferredDatagram)
-            if deferred is not None:
-                return [self._deferred(pkt, deferred)]
+        if payload[:1] == b"d" and CHECKS_MAY_WAIT and len(payload) <= MAX_MESSAGE_SIZE:
+            # (a dictionary: decode_deferred's tests, what decode() tries first, inline)
+            decoded = decode_canonical_dict(payload)
+            if decoded is not None:
+                return [self._deferred(pkt, _DeferredDatagram(payload, *decoded))]
         record = self._eager(pkt) if detect_krpc(payload) else None
         return None if record is None else [record]
 
@@ -172,10 +180,12 @@ class KrpcDecoder:
             payload_keys = _PAYLOAD_KEYS
         else:  # (bytes that are not UTF-8: the JSON conversion decides how it shows)
             summary, payload_keys = None, frozenset()
-        return LazyRecord(frame=pkt.frame, time=pkt.time, transport="udp", src=src,
-                          dst=dst, protocol=PROTOCOL, message=_KIND.get(y) or str(y),
-                          length=len(deferred.data), spans=LazySpans(deferred.named_spans),
-                          decode=deferred.fields, summary=summary, payload_keys=payload_keys)
+        # (Record's fields by position: frame, time, transport, src, dst, protocol, message,
+        # fields, offset, length, deviations, value, spans)
+        return LazyRecord(pkt.frame, pkt.time, "udp", src, dst, PROTOCOL,
+                          _KIND.get(y) or str(y), None, None, len(deferred.data), None, None,
+                          LazySpans(deferred.named_spans), decode=deferred.fields,
+                          summary=summary, payload_keys=payload_keys)
 
     @staticmethod
     def _undecoded(pkt: Packet, error: ParseError) -> Record | None:

@@ -146,3 +146,29 @@ def test_compiled_answers_what_it_can_check():
     deep = b"d1:a" + b"l" * (bencode.MAX_DEPTH - 1) + b"e" * (bencode.MAX_DEPTH - 1) + b"e"
     assert same_as_canonical(deep)
     assert not same_as_canonical(deep[:4] + b"l" + deep[4:-1] + b"ee")
+
+
+def _two_scans(data: bytes) -> bool:
+    """The two tests the one scan replaces: ``i-``, and an ``i`` followed by too many digits
+    (digits read as ``0``, ``i`` kept, anything else ``x``)."""
+    classes = bytes(0x30 if 0x30 <= b <= 0x39 else b if b == 0x69 else 0x78
+                    for b in range(256))
+    too_long = b"i" + b"0" * (bencode.MAX_INTEGER_DIGITS + 1)
+    return b"i-" in data or too_long in data.translate(classes)
+
+
+runs = st.lists(st.one_of(
+    st.sampled_from([b"i", b"-", b"e", b"d", b":", b"x"]),
+    st.integers(0, 2 * bencode.MAX_INTEGER_DIGITS).map(lambda n: b"7" * n),
+    st.binary(max_size=4)), max_size=12).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs)
+def test_one_scan_finds_what_the_two_scans_find(data):
+    assert (compiled._NEGATIVE_OR_TOO_LONG(data) is not None) == _two_scans(data)
+
+
+def test_one_scan_on_every_datagram():
+    for data in bencoded_datagrams():
+        assert (compiled._NEGATIVE_OR_TOO_LONG(data) is not None) == _two_scans(data)
