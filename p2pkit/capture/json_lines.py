@@ -18,6 +18,7 @@ import json
 from json import JSONEncoder
 from json.encoder import c_make_encoder, encode_basestring
 from math import isfinite
+from typing import Any
 
 from p2pkit.capture.record import Record
 
@@ -61,9 +62,32 @@ if c_make_encoder is not None:
             body = "".join(_fields_chunks(fields, 0))
         except Exception:  # what json.dumps reports: its own words
             return json_line_generic(record)
-        q = encode_basestring
-        return (f'{{"frame":{frame},"time":{round(time, 6)!r},"transport":{q(transport)},'
-                f'"src":{q(src)},"dst":{q(dst)},"protocol":{q(protocol)},'
-                f'"message":{q(message)},"fields":{body}}}')
+        last = _LAST_HEAD[0]  # the head of the record before, when it is this one's
+        if (last[0] is time and last[1] == frame and last[2] is src and last[3] is dst
+                and last[4] is transport):
+            head = last[5]
+        else:
+            q = encode_basestring
+            head = (f'{{"frame":{frame},"time":{round(time, 6)!r},"transport":{q(transport)},'
+                    f'"src":{q(src)},"dst":{q(dst)},"protocol":')
+            _LAST_HEAD[0] = (time, frame, src, dst, transport, head)
+        named = _NAMED.get((protocol, message))
+        if named is None:
+            q = encode_basestring
+            named = f'{q(protocol)},"message":{q(message)},"fields":'
+            if len(_NAMED) >= _MAX_NAMED:
+                _NAMED.clear()
+            _NAMED[(protocol, message)] = named
+        return f"{head}{named}{body}}}"
+
+    #: The head json_line wrote last, with what it was written from (time, frame, src, dst,
+    #: transport, head): the records of a frame and direction share it. Compared by identity
+    #: (a decoder gives a direction's records the same strings, a frame's records its time)
+    #: but the frame number (an int, checked above).
+    _LAST_HEAD: list[tuple[Any, ...]] = [(None,) * 6]
+    #: The quoted protocol and message names, per (protocol, message) (few: bounded all the
+    #: same).
+    _NAMED: dict[tuple[str, str], str] = {}
+    _MAX_NAMED = 1024
 else:  # pragma: no cover - Python builds without the C accelerator
     json_line = json_line_generic

@@ -146,6 +146,14 @@ def record_tree(record: Record) -> list[TreeLine]:
     return lines
 
 
+#: The frame line render_tree drew last, with what it was drawn from (frame, time, src, dst,
+#: transport, start, line): the records of a frame and direction share it (a Gnutella segment
+#: carries a dozen descriptors). Endpoints are compared by identity (a decoder gives the same
+#: strings to a direction's records, and a frame's time to its records), the frame number by
+#: value (an ``int``).
+_LAST_FRAME_LINE: list[tuple[Any, ...]] = [(None,) * 7]
+
+
 def render_tree(record: Record, start: float = 0.0) -> str:
     """A field tree, like ``tshark -V``: the frame (its time since ``start``, the first
     frame's time, as on summary lines), the message with its stream offset and length, then
@@ -160,11 +168,23 @@ def render_tree(record: Record, start: float = 0.0) -> str:
     """
     # record_tree's text (no TreeLine per line: a large capture has millions), drawn by
     # renderers compiled per shape of the fields (tree_shapes); tests compare the two
-    where = (f"stream offset {record.offset}, {record.length} bytes"
-             if record.offset is not None else f"{record.length} bytes")
-    lines = [f"Frame {record.frame}: {record.time - start:.6f} {record.transport} {record.src} → "
-             f"{record.dst}", f"  {record.protocol} {record.message} ({where})"]
-    base = record.offset or 0
+    frame, time, transport, src, dst = (record.frame, record.time, record.transport,
+                                        record.src, record.dst)
+    last = _LAST_FRAME_LINE[0]  # the frame line of the record before, when it is this one's
+    if (last[1] is time and last[0] == frame and type(frame) is int and last[2] is src
+            and last[3] is dst and last[4] is transport and last[5] is start):
+        head = last[6]
+    else:
+        head = f"Frame {frame}: {time - start:.6f} {transport} {src} → {dst}"
+        if type(frame) is int:
+            _LAST_FRAME_LINE[0] = (frame, time, src, dst, transport, start, head)
+    offset = record.offset
+    if offset is not None:
+        lines = [head, f"  {record.protocol} {record.message} (stream offset {offset}, "
+                       f"{record.length} bytes)"]
+    else:
+        lines = [head, f"  {record.protocol} {record.message} ({record.length} bytes)"]
+    base = offset or 0
     fields = record.fields
     spans = record.spans
     if type(spans) is LazySpans:  # worked out now (one lookup per field below)

@@ -45,11 +45,16 @@ import construct
 from construct import Container
 
 from p2pkit.capture.lazy_record import Decoded, LazyRecord, scalar_summary
-from p2pkit.capture.record import json_fields
+from p2pkit.capture.record import json_fields, json_value
 from p2pkit.capture.spans import struct_spans
 from p2pkit.deviations import deviations_of
 from p2pkit.gnutella import ggep
-from p2pkit.gnutella.descriptor_fast_path import _fixed, body_reader, check_descriptor
+from p2pkit.gnutella.descriptor_fast_path import (
+    _fixed,
+    body_reader,
+    check_descriptor,
+    fast_descriptor,
+)
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -276,8 +281,17 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
 
 
 def _decode(data: bytes, base: int) -> Decoded:
-    d = DescriptorLenient.parse(data)
-    fields = json_fields(d)
+    """A deferred descriptor's (fields, value, deviations): ``DescriptorLenient.parse`` and
+    ``json_fields`` without their wrappers (the fast path first, as the schema tries it; the
+    converter of the Container's shape; ``type`` dropped), called once per record shown."""
+    d = fast_descriptor(data)
+    if d is None:  # the schema says what is wrong (a deviation; a bound is raised)
+        d = DescriptorLenient.parse(data)
+    fields = json_value(d)
+    if type(fields) is not dict:  # (a Container always converts to a dict)
+        fields = json_fields(d)
+    else:
+        fields.pop("type", None)
     fields["guid"] = d["guid"].hex()
     return fields, d, deviations_of(d, base=base)
 

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pkit.capture.dissect import Dissection
+from p2pkit.capture.record import Record
 from p2pkit.capture.render import record_tree, render_tree, tree_lines, tree_text
 from tests.pcap_payloads import CAPTURES
 
@@ -43,3 +44,23 @@ def test_render_tree_equals_record_tree_on_real_captures(name):
     start = dissection.first_time or 0.0
     for r in records:
         assert render_tree(r, start) == _reference(r, start)
+
+
+# render_tree keeps the frame line of the record before (records of one frame and direction
+# share it): runs of records drawn from a few shared objects, so that consecutive records
+# share some of them (frame, time, endpoints, start) and not others, equal values in other
+# objects included (-0.0 and 0.0, 1 and True, a copy of an endpoint's text)
+_pooled_records = st.builds(
+    lambda frame, time, src, transport, offset: Record(
+        frame=frame, time=time, transport=transport, src=src, dst="b:2", protocol="p",
+        message="m", fields={"n": 1}, offset=offset, length=3),
+    st.sampled_from([1, True]), st.sampled_from([-0.0, 0.0, float("nan")]),
+    st.sampled_from(["a:1", "".join(["a", ":1"])]), st.sampled_from(["tcp", "udp"]),
+    st.sampled_from([None, 7]))
+_starts = [0.0, -0.0, 0]
+
+
+@given(st.lists(st.tuples(_pooled_records, st.sampled_from(_starts)), max_size=12))
+def test_render_tree_frame_line_reused_only_for_the_same_frame(runs):
+    for record, start in runs:
+        assert render_tree(record, start) == _reference(record, start)
