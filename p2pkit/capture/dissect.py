@@ -59,6 +59,8 @@ MAX_ORDER_HELD = 2048
 MAX_ORDER_BYTES = 2 << 20
 #: UDP endpoints whose texts the fast path keeps (emptied when full: memory stays flat).
 MAX_ENDPOINTS = 8192
+#: Records the fast path gathers (over consecutive frames) before it yields them as one batch.
+BATCH_RECORDS = 64
 
 
 @dataclass
@@ -419,7 +421,8 @@ class Dissection:
     def batches(self) -> Iterator[list[Record]]:
         """The records of ``iter(dissection)``, in the same order, as lists: those released after
         one frame is read (a consumer handles a batch at once: a summary writes it in one
-        call)."""
+        call); on the fast path, the records of consecutive frames gathered until there are
+        :data:`BATCH_RECORDS` (one list a frame cost 2.7 % of a DHT summary run)."""
         # unordered: every record leaves as soon as it is pushed (nothing is ever held)
         order = FrameOrder() if self.frame_order else FrameOrder(max_held=-1)
         if self.fast:
@@ -545,10 +548,12 @@ class Dissection:
                 limit = number - window
                 if queue and queue[0].frame <= limit or late and late[0][0] <= limit:
                     release(number, batch)
-                if batch:
+                if len(batch) >= BATCH_RECORDS:
                     yield batch
                     batch = []
             self.error = scanner.error
+        if batch:
+            yield batch
         tcp = dissector.tcp
         if last_tcp[0] > tcp._last[0]:
             tcp._last = last_tcp

@@ -288,3 +288,20 @@ def test_random_utp_lifetimes_give_only_records(packets):
     out += d.finish()
     assert {r.protocol for r in out} <= {"bt-utp", "bittorrent", "data", "gnutella", "bt-dht",
                                          "bt-tracker"}
+
+
+def test_fast_batches_gather_records_over_frames_and_keep_every_record_in_order():
+    """The fast path yields a batch once BATCH_RECORDS records have gathered (the last
+    frames' and the finish's records after the loop); the records, in order, are the
+    frame-by-frame path's."""
+    from p2pkit.capture.dissect import BATCH_RECORDS
+    from p2pkit.capture.render import render_summary
+
+    for name in ("bt-02-libtorrent-magnet-ut_metadata-pex.pcap", "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap"):
+        path = CAPTURES / name
+        batches = list(Dissection(path).batches())
+        assert all(batches)
+        assert all(len(b) >= BATCH_RECORDS for b in batches[:-2])
+        fast = [render_summary(r, 0.0) for b in batches for r in b]
+        slow = [render_summary(r, 0.0) for r in Dissection(path, fast=False)]
+        assert fast == slow and len(fast) > 2 * BATCH_RECORDS
