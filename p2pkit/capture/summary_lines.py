@@ -70,7 +70,13 @@ class SummaryLines:
         frame_at, time_at, prefix = self._frame, self._time, self._prefix
         # the last record's direction and protocol (most records share them), by identity
         src_at = dst_at = protocol_at = where = keys = None
+        # the last lazy record's payload keys and whether they miss every field shown, by
+        # identity (a decoder gives all its records one frozenset)
+        payload_at: Any = None
+        wanted_at: Any = None
+        disjoint = False
         lazy = LazyRecord
+        max_directions = self.max_directions
         for record in records:
             frame, time = record.frame, record.time
             if frame != frame_at or time != time_at or type(frame) is not int:
@@ -80,8 +86,10 @@ class SummaryLines:
             if src is not src_at or dst is not dst_at or protocol is not protocol_at:
                 src_at, dst_at, protocol_at = src, dst, protocol
                 where = directions.get((src, dst, protocol))
-                if where is None:
-                    where = self._direction(src, dst, protocol)
+                if where is None:  # (SummaryLines._direction inlined)
+                    if len(directions) >= max_directions:
+                        directions.clear()
+                    where = directions[(src, dst, protocol)] = f"{src} → {dst} {protocol} "
                 keys = keys_of.get(protocol, _UNSET)  # type: ignore[arg-type]
                 if keys is _UNSET:
                     keys = keys_of[protocol] = _summary_keys(protocol)
@@ -91,10 +99,19 @@ class SummaryLines:
                 wanted = tuple(k for k, v in record.fields.items()
                                if not isinstance(v, (dict, list)))
             line = f"{prefix}{where}{message}"
-            if (type(record) is lazy and record._decode is not None
-                    and record._summary is not None
-                    and record._payload_keys.isdisjoint(wanted)):
-                shown = record._summary  # the header's fields (LazyRecord.summary_fields)
+            if type(record) is lazy and record._decode is not None:
+                shown = record._summary
+                if shown is not None:
+                    payload = record._payload_keys
+                    if payload is not payload_at or wanted is not wanted_at:
+                        payload_at, wanted_at = payload, wanted
+                        disjoint = payload.isdisjoint(wanted)
+                    if not disjoint:
+                        shown = None
+            else:
+                shown = None
+            if shown is not None:
+                # the header's fields (LazyRecord.summary_fields)
                 for k in wanted:
                     if k in shown:
                         v = shown[k]
