@@ -81,7 +81,11 @@ class SummaryLines:
             frame, time = record.frame, record.time
             if frame != frame_at or time != time_at or type(frame) is not int:
                 frame_at, time_at = frame, time
-                prefix = f"{frame:5d} {time - start:10.6f} "
+                since = time - start
+                if type(frame) is int and type(since) is float:  # (%: faster, same text)
+                    prefix = "%5d %10.6f " % (frame, since)
+                else:
+                    prefix = f"{frame:5d} {since:10.6f} "
             src, dst, protocol = record.src, record.dst, record.protocol
             if src is not src_at or dst is not dst_at or protocol is not protocol_at:
                 src_at, dst_at, protocol_at = src, dst, protocol

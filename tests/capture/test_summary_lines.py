@@ -187,3 +187,13 @@ def test_frame_order_releases_what_one_heap_released(frames, window, max_held, m
     got += list(order.flush())
     expected += [reference.pop() for _ in range(len(reference.heap))]
     assert [r.message for r in got] == [r.message for r in expected]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=-10, max_value=10 ** 12),
+       st.one_of(st.floats(allow_nan=True), st.integers(min_value=-10 ** 6, max_value=10 ** 6)),
+       st.sampled_from([0.0, 0.25, 0]))
+def test_the_frame_and_time_prefix_is_render_summary_s_for_any_number(frame, time, start):
+    r = Record(frame=frame, time=time, transport="udp", src="a:1", dst="b:2",
+               protocol="bt-dht", message="query", fields={})
+    assert SummaryLines(start).text([r]) == render_summary(r, start) + "\n"
