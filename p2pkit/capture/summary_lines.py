@@ -83,7 +83,7 @@ class SummaryLines:
                 frame_at, time_at = frame, time
                 since = time - start
                 if type(frame) is int and type(since) is float:  # (%: faster, same text)
-                    prefix = "%5d %10.6f " % (frame, since)
+                    prefix = "%5d %10.6f " % (frame, since)  # noqa: UP031
                 else:
                     prefix = f"{frame:5d} {since:10.6f} "
             src, dst, protocol = record.src, record.dst, record.protocol
