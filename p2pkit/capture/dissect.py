@@ -422,7 +422,7 @@ class Dissection:
         """The records of ``iter(dissection)``, in the same order, as lists: those released after
         one frame is read (a consumer handles a batch at once: a summary writes it in one
         call); on the fast path, the records of consecutive frames gathered until there are
-        :data:`BATCH_RECORDS` (one list a frame cost 2.7 % of a DHT summary run)."""
+        ``BATCH_RECORDS`` (one list a frame cost 2.7 % of a DHT summary run)."""
         # unordered: every record leaves as soon as it is pushed (nothing is ever held)
         order = FrameOrder() if self.frame_order else FrameOrder(max_held=-1)
         if self.fast:
