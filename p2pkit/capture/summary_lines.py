@@ -90,7 +90,7 @@ class SummaryLines:
             if src is not src_at or dst is not dst_at or protocol is not protocol_at:
                 src_at, dst_at, protocol_at = src, dst, protocol
                 where = directions.get((src, dst, protocol))
-                if where is None:  # (SummaryLines._direction inlined)
+                if where is None:  # a new direction (the table emptied when full)
                     if len(directions) >= max_directions:
                         directions.clear()
                     where = directions[(src, dst, protocol)] = f"{src} → {dst} {protocol} "
@@ -132,10 +132,3 @@ class SummaryLines:
         self._frame, self._time, self._prefix = frame_at, time_at, prefix
         lines.append("")
         return "\n".join(lines)
-
-    def _direction(self, src: Any, dst: Any, protocol: Any) -> str:
-        directions = self._directions
-        if len(directions) >= self.max_directions:
-            directions.clear()
-        where = directions[(src, dst, protocol)] = f"{src} → {dst} {protocol} "
-        return where
