@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -44,13 +43,14 @@ from p2pkit.errors import LimitExceeded, ParseError
 from p2pkit.gnutella.descriptor_records import DescriptorRecords
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
-    MAX_PAYLOAD_LENGTH,
-    PAYLOADS,
     DescriptorHeader,
     DescriptorLenient,
 )
 from p2pkit.gnutella.detect import detect_gnutella
 from p2pkit.gnutella.stream import TLS, DescriptorFrame, HandshakeFrame, StreamReader
+from p2pkit.gnutella.udp_detect import MAX_UDP_TTL_HOPS, detect_gnutella_udp
+from p2pkit.gnutella.udp_detect import cut_short as _cut_short
+from p2pkit.gnutella.udp_detect import udp_header as _udp_header
 
 __all__ = ["GnutellaDatagrams", "GnutellaStream", "detect_gnutella", "detect_gnutella_udp",
            "gnutella_stream"]
@@ -58,44 +58,6 @@ __all__ = ["GnutellaDatagrams", "GnutellaStream", "detect_gnutella", "detect_gnu
 PROTOCOL = "gnutella"
 MAX_HTTP_HEAD = 16 * 1024
 _GIV = re.compile(rb"GIV (\d+):([0-9A-Fa-f]{32})/([^\n]*)\n\n")
-
-
-#: Header bytes the UDP detector reads: payload type, TTL, hops, payload length (0.4 §2.2).
-_UDP_HEADER = struct.Struct("<BBBI")
-#: TTL + hops above this is not taken for Gnutella over UDP (0.6 keeps TTL + hops <= 7; some
-#: servents allow a little more; gtk-gnutella marks a deflated UDP payload with TTL's top bit).
-MAX_UDP_TTL_HOPS = 16
-
-
-def _udp_header(payload: bytes) -> tuple[int, int, int, int] | None:
-    if len(payload) < HEADER_LENGTH:
-        return None
-    kind, ttl, hops, length = _UDP_HEADER.unpack_from(payload, 16)
-    return kind, ttl & 0x7F, hops, length
-
-
-def detect_gnutella_udp(payload: bytes) -> bool:
-    """A datagram that is exactly one descriptor: a 23-byte header whose payload length is the
-    rest of the datagram, a small TTL + hops (Gnutella 0.4 §2.2 and 0.6 §UDP).
-
-    >>> ping = bytes(16) + bytes([0x00, 1, 0]) + (0).to_bytes(4, "little")
-    >>> detect_gnutella_udp(ping), detect_gnutella_udp(ping + b"x"), detect_gnutella_udp(b"d1:")
-    (True, False, False)
-
-    A known descriptor cut short is taken too (to be reported as truncated).
-    """
-    header = _udp_header(payload)
-    if header is None:
-        return False
-    kind, ttl, hops, length = header
-    if ttl + hops > MAX_UDP_TTL_HOPS:
-        return False
-    return length == len(payload) - HEADER_LENGTH or _cut_short(kind, length, len(payload))
-
-
-def _cut_short(kind: int, length: int, size: int) -> bool:
-    """A known descriptor whose payload runs past the end of the datagram (truncated)."""
-    return kind in PAYLOADS and size - HEADER_LENGTH < length <= MAX_PAYLOAD_LENGTH
 
 
 def descriptor_record(d: Any, *, transport: str, src: str, dst: str, offset: int | None,

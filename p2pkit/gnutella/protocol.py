@@ -30,7 +30,7 @@ GNUTELLA = ProtocolDescriptor(
     ),
     stream_detector="p2pkit.gnutella.detect:detect_gnutella",
     stream_decoder="p2pkit.gnutella.dissect:gnutella_stream",
-    datagram_detector="p2pkit.gnutella.dissect:detect_gnutella_udp",
+    datagram_detector="p2pkit.gnutella.udp_detect:detect_gnutella_udp",
     datagram_decoder="p2pkit.gnutella.dissect:GnutellaDatagrams",
     priority=100,
     messages="p2pkit.gnutella.protocol:gnutella_messages",
