@@ -50,7 +50,7 @@ try:  # the compiled decoder only: fastbencode's pure-Python fallback is no fast
 except ImportError:  # pragma: no cover - depends on the installation
     _bdecode = _bencode = None
 
-__all__ = ["COMPILED", "decode_canonical_dict", "value_spans"]
+__all__ = ["COMPILED", "decode_canonical_dict", "decode_compiled", "value_spans"]
 
 #: Whether fastbencode's compiled decoder is installed (else every call is pure Python).
 COMPILED = _bdecode is not None
@@ -74,19 +74,30 @@ _SHALLOW = 2 * MAX_DEPTH
 _REFUSED = (ValueError, TypeError, RecursionError, OverflowError)
 
 
-def decode_canonical_dict(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int]] | None] | None:
-    """``(dictionary, spans or None)`` of a canonical bencoded dictionary that fills ``data``
-    exactly, as :func:`~p2pkit.bencode.canonical.decode_canonical` gives it; None when the
-    lenient decoder would report anything. The spans are None when the compiled decoder
-    answered (:func:`value_spans` gives them)."""
+def decode_compiled(data: bytes) -> dict | None:
+    """The dictionary fastbencode's compiled decoder gives for ``data`` when its answer may be
+    taken (it is then :func:`~p2pkit.bencode.canonical.decode_canonical`'s value); None when
+    the extension is missing, the bytes may hold what it accepts and that decoder does not,
+    or it refused them: ask :func:`~p2pkit.bencode.canonical.decode_canonical`."""
     if _bdecode is not None and data[:1] == b"d" and _NEGATIVE_OR_TOO_LONG(data) is None and (
             len(data) <= _SHALLOW or data.count(b"d") + data.count(b"l") <= MAX_DEPTH):
         try:
             value = _bdecode(data)
         except _REFUSED:
-            value = None
+            return None
         if type(value) is dict:
-            return value, None
+            return value
+    return None
+
+
+def decode_canonical_dict(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int]] | None] | None:
+    """``(dictionary, spans or None)`` of a canonical bencoded dictionary that fills ``data``
+    exactly, as :func:`~p2pkit.bencode.canonical.decode_canonical` gives it; None when the
+    lenient decoder would report anything. The spans are None when the compiled decoder
+    answered (:func:`value_spans` gives them)."""
+    value = decode_compiled(data)
+    if value is not None:
+        return value, None
     return decode_canonical(data)
 
 

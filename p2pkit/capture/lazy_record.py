@@ -21,7 +21,7 @@ from typing import Any
 from p2pkit.capture.record import Record
 from p2pkit.deviations import Deviation
 
-__all__ = ["Decoded", "LazyRecord", "scalar_summary"]
+__all__ = ["Decoded", "LazyRecord", "deferred_record", "scalar_summary"]
 
 #: What a decoder's callable returns: (fields, value, deviations).
 Decoded = tuple[dict[str, Any], Any, list[Deviation]]
@@ -151,6 +151,37 @@ class LazyRecord(Record):
         if not self._payload_keys.isdisjoint(keys):
             return Record.summary_fields(self, keys)
         return [(k, summary[k]) for k in keys if k in summary]
+
+
+_new = object.__new__
+
+
+def deferred_record(frame: int, time: float, transport: str, src: str, dst: str,
+                    protocol: str, message: str, length: int,
+                    spans: Mapping[str, tuple[int, int]], decode: Callable[[], Decoded],
+                    summary: dict[str, Any] | None, payload_keys: frozenset[str]
+                    ) -> LazyRecord:
+    """``LazyRecord(frame, time, transport, src, dst, protocol, message, length=length,
+    spans=spans, decode=decode, summary=summary, payload_keys=payload_keys)``: the same
+    record, its slots set without the class call (a datagram decoder makes one per datagram,
+    and the call with keywords costs about as much again as the stores).
+
+    >>> r = deferred_record(1, 0.0, "udp", "a:1", "b:2", "p", "m", 5, {},
+    ...                     lambda: ({"ttl": 1}, None, []), {"ttl": 1}, frozenset())
+    >>> r.decoded, r.offset, r.fields, r.decoded
+    (False, None, {'ttl': 1}, True)
+    """
+    record = _new(LazyRecord)
+    record.frame, record.time, record.transport, record.src, record.dst = (
+        frame, time, transport, src, dst)
+    record.protocol, record.message, record.offset, record.length = (
+        protocol, message, None, length)
+    # (fields, value and deviations stay empty until _run fills them, as in __init__)
+    record.spans = spans
+    record._decode = decode
+    record._summary = summary
+    record._payload_keys = payload_keys
+    return record
 
 
 def scalar_summary(value: Any, fields: dict[str, Any], drop: tuple[str, ...] = ("type",)

@@ -87,19 +87,33 @@ _Y_KEY, _Q_KEY = _Y[0], _Q[0]
 #: handful: "q", "r", "e", the methods), so a header decodes each at most once; cleared when
 #: full (bounded whatever the datagrams hold).
 MAX_REMEMBERED = 256
-_Y_SEEN: dict[bytes, Any] = {}
-_Q_SEEN: dict[bytes, Any] = {}
 
 
-def _remember(seen: dict[bytes, Any], key: bytes, value: Any, kind: Any) -> Any:
-    """:func:`_declared` of one ``y`` or ``q`` value, remembered in ``seen`` when it is a
-    string."""
-    declared = _declared({key: value}, key, kind)
-    if type(value) is bytes:
-        if len(seen) >= MAX_REMEMBERED:
-            seen.clear()
-        seen[value] = declared
-    return declared
+class _Remembered(dict):
+    """One header key's distinct string values with their declared values: ``seen[value]``
+    decodes a string not seen yet with the key's declared type (:meth:`declared`) and keeps
+    it, at most :data:`MAX_REMEMBERED` (cleared when full)."""
+
+    __slots__ = ("key", "kind")
+
+    def __init__(self, key: bytes, kind: Any) -> None:
+        super().__init__()
+        self.key, self.kind = key, kind
+
+    def __missing__(self, value: bytes) -> Any:
+        declared = self.declared(value)
+        if len(self) >= MAX_REMEMBERED:
+            self.clear()
+        self[value] = declared
+        return declared
+
+    def declared(self, value: Any) -> Any:
+        """:func:`_declared` of a value present under the key (any type, not remembered)."""
+        return _declared({self.key: value}, self.key, self.kind)
+
+
+_Y_SEEN = _Remembered(*_Y)
+_Q_SEEN = _Remembered(*_Q)
 
 
 def header(raw: dict) -> tuple[Any, Any, Any]:
@@ -112,27 +126,19 @@ def header(raw: dict) -> tuple[Any, Any, Any]:
     >>> header({b"t": 7, b"y": b"r"})  # t is not a string: the envelope keeps it in extra
     (None, 'r', None)
     """
-    get = raw.get
-    t = get(_T_KEY, _ABSENT)
-    if t is _ABSENT:
-        t = None
-    elif type(t) is not bytes or not _T_PLAIN:
+    get = raw.get  # (None: absent; a bencoded value is never None)
+    t = get(_T_KEY)
+    if t is not None and (type(t) is not bytes or not _T_PLAIN):
         try:
             t = _T_TYPE.decode(t, None, ())
         except Mismatch:
             t = None
-    y = get(_Y_KEY, _ABSENT)
-    if y is _ABSENT:
-        y = None
-    else:
-        known = _Y_SEEN.get(y, _ABSENT) if type(y) is bytes else _ABSENT
-        y = _remember(_Y_SEEN, _Y_KEY, y, _Y[1]) if known is _ABSENT else known
-    q = get(_Q_KEY, _ABSENT)
-    if q is _ABSENT:
-        q = None
-    else:
-        known = _Q_SEEN.get(q, _ABSENT) if type(q) is bytes else _ABSENT
-        q = _remember(_Q_SEEN, _Q_KEY, q, _Q[1]) if known is _ABSENT else known
+    y = get(_Y_KEY)
+    if y is not None:
+        y = _Y_SEEN[y] if type(y) is bytes else _Y_SEEN.declared(y)
+    q = get(_Q_KEY)
+    if q is not None:
+        q = _Q_SEEN[q] if type(q) is bytes else _Q_SEEN.declared(q)
     return t, y, q
 
 

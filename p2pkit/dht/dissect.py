@@ -20,8 +20,9 @@ from functools import partial
 from construct import Container
 
 from p2pkit import bencode
-from p2pkit.bencode.compiled import decode_canonical_dict
-from p2pkit.capture.lazy_record import Decoded, LazyRecord, scalar_summary
+from p2pkit.bencode.canonical import decode_canonical
+from p2pkit.bencode.compiled import decode_compiled
+from p2pkit.capture.lazy_record import Decoded, LazyRecord, deferred_record, scalar_summary
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import (
     BINARY_INLINE_LIMIT,
@@ -120,8 +121,12 @@ class KrpcDecoder:
     def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
         payload = pkt.payload
         if payload[:1] == b"d" and CHECKS_MAY_WAIT and len(payload) <= MAX_MESSAGE_SIZE:
-            # (a dictionary: decode_deferred's tests, what decode() tries first, inline)
-            decoded = decode_canonical_dict(payload)
+            # (a dictionary: decode_deferred's tests, what decode() tries first, inline;
+            # the compiled decoder's answer taken without the tuple decode_canonical_dict makes)
+            raw = decode_compiled(payload)
+            if raw is not None:
+                return [self._deferred(pkt, _DeferredDatagram(payload, raw))]
+            decoded = decode_canonical(payload)
             if decoded is not None:
                 return [self._deferred(pkt, _DeferredDatagram(payload, *decoded))]
         record = self._eager(pkt) if detect_krpc(payload) else None
@@ -180,12 +185,10 @@ class KrpcDecoder:
             payload_keys = _PAYLOAD_KEYS
         else:  # (bytes that are not UTF-8: the JSON conversion decides how it shows)
             summary, payload_keys = None, frozenset()
-        # (Record's fields by position: frame, time, transport, src, dst, protocol, message,
-        # fields, offset, length, deviations, value, spans)
-        return LazyRecord(pkt.frame, pkt.time, "udp", src, dst, PROTOCOL,
-                          _KIND.get(y) or str(y), None, None, len(deferred.data), None, None,
-                          LazySpans(deferred.named_spans), decode=deferred.fields,
-                          summary=summary, payload_keys=payload_keys)
+        return deferred_record(pkt.frame, pkt.time, "udp", src, dst, PROTOCOL,
+                               _KIND.get(y) or str(y), len(deferred.data),
+                               LazySpans(deferred.named_spans), deferred.fields, summary,
+                               payload_keys)
 
     @staticmethod
     def _undecoded(pkt: Packet, error: ParseError) -> Record | None:

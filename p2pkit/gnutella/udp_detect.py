@@ -38,13 +38,14 @@ def detect_gnutella_udp(payload: bytes) -> bool:
 
     A known descriptor cut short is taken too (to be reported as truncated).
     """
-    header = udp_header(payload)
-    if header is None:
+    size = len(payload)
+    if size < HEADER_LENGTH:
         return False
-    kind, ttl, hops, length = header
-    if ttl + hops > MAX_UDP_TTL_HOPS:
+    # (udp_header inline: the detector is asked of nearly every datagram)
+    kind, ttl, hops, length = _UDP_HEADER.unpack_from(payload, 16)
+    if (ttl & 0x7F) + hops > MAX_UDP_TTL_HOPS:
         return False
-    return length == len(payload) - HEADER_LENGTH or cut_short(kind, length, len(payload))
+    return length == size - HEADER_LENGTH or cut_short(kind, length, size)
 
 
 def cut_short(kind: int, length: int, size: int) -> bool:

@@ -23,9 +23,12 @@ def same_as_canonical(data: bytes) -> bool:
     """Whether the compiled decoder answered; its answer is the canonical decoder's."""
     expected = decode_canonical(data)
     answer = decode_canonical_dict(data)
+    direct = compiled.decode_compiled(data)  # (what the KRPC decoder asks first)
     if expected is None:
-        assert answer is None
+        assert answer is None and direct is None
         return False
+    assert (direct is None) == (answer[1] is not None)
+    assert direct is None or direct is answer[0] or direct == answer[0]
     assert answer is not None
     value, spans = answer
     assert value == expected[0]

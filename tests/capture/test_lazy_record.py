@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pkit.capture.lazy_record import LazyRecord, scalar_summary
+from p2pkit.capture.lazy_record import LazyRecord, deferred_record, scalar_summary
 from p2pkit.capture.record import Record, json_fields
 from p2pkit.capture.render import render_summary
 from p2pkit.deviations import Deviation
@@ -89,3 +89,35 @@ def test_the_constructor_takes_record_fields_in_their_order():
     names = [f.name for f in dataclasses.fields(Record)]
     params = list(inspect.signature(LazyRecord.__init__).parameters)[1:len(names) + 1]
     assert params == names
+
+
+_SLOTS = ("frame", "time", "transport", "src", "dst", "protocol", "message", "offset", "length",
+          "spans", "_decode", "_summary", "_payload_keys")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 10**9), st.floats(allow_nan=False), st.text(max_size=4),
+       st.integers(0, 1 << 16), st.none() | st.dictionaries(st.text(max_size=4), values),
+       st.frozensets(st.text(max_size=4)), st.booleans())
+def test_deferred_record_is_the_constructors_record(frame, time, text, length, summary,
+                                                     payload_keys, read_first):
+    """deferred_record gives what LazyRecord(..., decode=, summary=, payload_keys=) gives:
+    every slot, the summary fields, and after decoding the same fields, value, deviations."""
+    decoded = ({"x": text}, [text], [])
+    spans = {"x": (0, length)}
+    args = (frame, time, "udp", "a:1", "b:2", "p" + text, "m" + text)
+    made = deferred_record(*args, length, spans, lambda: decoded, summary, payload_keys)
+    built = LazyRecord(*args, length=length, spans=spans, decode=lambda: decoded,
+                       summary=summary, payload_keys=payload_keys)
+    assert type(made) is LazyRecord
+    for name in _SLOTS:
+        if name != "_decode":
+            assert getattr(made, name) == getattr(built, name), name
+    assert not made.decoded and not built.decoded
+    keys = ("x", *sorted(summary or ()), "y")
+    assert made.summary_fields(keys) == built.summary_fields(keys)
+    assert made.decoded == built.decoded  # (decoded for the line only without a summary)
+    if read_first:
+        assert made.value == built.value
+    assert made == built and made.decoded and built.decoded
+    assert (made.fields, made.value, made.deviations) == decoded

@@ -90,11 +90,17 @@ def _records(path, monkeypatch, deferred: bool):
     a summary-only run draws it before anything else is read)."""
     with monkeypatch.context() as m:
         if not deferred:
+            # (KrpcDecoder.datagram reads CHECKS_MAY_WAIT itself; decode() asks decode_deferred)
+            m.setattr(dht_dissect, "CHECKS_MAY_WAIT", False)
             m.setattr(dht_dissect, "decode_deferred", lambda data, kind=None: None)
         out = []
+        waited = 0
         for record in dissect(str(path)):
+            waited += isinstance(getattr(getattr(record, "_decode", None), "__self__", None),
+                                 dht_dissect._DeferredDatagram)
             line = render_summary(record)
             out.append((line, render_tree(record), render_jsonl(record)))
+        assert (waited > 0) == deferred  # (the eager run really decoded every datagram at once)
         return out
 
 
