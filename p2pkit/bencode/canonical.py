@@ -39,12 +39,16 @@ class _NotCanonical(Exception):
 
 
 
-def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
-    """The list or dictionary starting at ``pos`` (``l`` or ``d``), and the offset after it."""
+def _container(data: bytes, pos: int, depth: int,
+               spans: dict[bytes, tuple[int, int]] | None = None) -> tuple[Any, int]:
+    """The list or dictionary starting at ``pos`` (``l`` or ``d``), and the offset after it;
+    ``spans`` (the top-level dictionary's): each value's ``(start, end)`` recorded in it."""
     if depth >= MAX_DEPTH:
         raise _NotCanonical
     find = data.find
     size = len(data)
+    # (the limits as locals: each string and integer below reads one)
+    length_digits, integer_digits = MAX_LENGTH_DIGITS + 1, MAX_INTEGER_DIGITS + 2
     if data[pos] == 0x64:  # d
         out: dict = {}
         pos += 1
@@ -61,7 +65,7 @@ def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
                 else:
                     raise _NotCanonical
             else:
-                colon = find(b":", pos, pos + MAX_LENGTH_DIGITS + 1)
+                colon = find(b":", pos, pos + length_digits)
                 if colon < 0:
                     raise _NotCanonical
                 digits = data[pos:colon]
@@ -75,9 +79,10 @@ def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
                 raise _NotCanonical  # unsorted or repeated: a deviation
             previous = key
             # the value
+            start = pos
             c = data[pos]
             if 0x31 <= c <= 0x39:
-                colon = find(b":", pos, pos + MAX_LENGTH_DIGITS + 1)
+                colon = find(b":", pos, pos + length_digits)
                 if colon < 0:
                     raise _NotCanonical
                 digits = data[pos:colon]
@@ -89,7 +94,7 @@ def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
                     raise _NotCanonical
                 out[key] = value
             elif c == 0x69:  # i
-                end = find(b"e", pos + 1, pos + MAX_INTEGER_DIGITS + 2)
+                end = find(b"e", pos + 1, pos + integer_digits)
                 text = data[pos + 1:end]
                 if end < 0 or not text.isdigit() or (text[0] == 0x30 and end != pos + 2):
                     raise _NotCanonical
@@ -104,13 +109,15 @@ def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
                 out[key], pos = _container(data, pos, depth + 1)
             else:
                 raise _NotCanonical
+            if spans is not None:
+                spans[key] = (start, pos)
     # a list
     items: list = []
     pos += 1
     while True:
         c = data[pos]
         if 0x31 <= c <= 0x39:
-            colon = find(b":", pos, pos + MAX_LENGTH_DIGITS + 1)
+            colon = find(b":", pos, pos + length_digits)
             if colon < 0:
                 raise _NotCanonical
             digits = data[pos:colon]
@@ -124,7 +131,7 @@ def _container(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
         elif c == 0x65:
             return items, pos + 1
         elif c == 0x69:
-            end = find(b"e", pos + 1, pos + MAX_INTEGER_DIGITS + 2)
+            end = find(b"e", pos + 1, pos + integer_digits)
             text = data[pos + 1:end]
             if end < 0 or not text.isdigit() or (text[0] == 0x30 and end != pos + 2):
                 raise _NotCanonical
@@ -152,66 +159,10 @@ def decode_canonical(data: bytes) -> tuple[dict, dict[bytes, tuple[int, int]]] |
     if data[:1] != b"d":
         return None
     spans: dict[bytes, tuple[int, int]] = {}
-    out: dict = {}
-    find = data.find
-    size = len(data)
-    pos = 1
-    previous = None
     try:
-        while True:
-            c = data[pos]
-            if c == 0x65:
-                break
-            if 0x31 <= c <= 0x39:
-                colon = find(b":", pos, pos + MAX_LENGTH_DIGITS + 1)
-                if colon < 0:
-                    return None
-                digits = data[pos:colon]
-                if not digits.isdigit():
-                    return None
-                pos = colon + 1 + int(digits)
-                key = data[colon + 1:pos]
-                if pos > size:
-                    return None
-            elif c == 0x30 and data[pos + 1] == 0x3A:
-                key = b""
-                pos += 2
-            else:
-                return None
-            if previous is not None and not key > previous:
-                return None
-            previous = key
-            start = pos
-            c = data[pos]
-            if 0x31 <= c <= 0x39:
-                colon = find(b":", pos, pos + MAX_LENGTH_DIGITS + 1)
-                if colon < 0:
-                    return None
-                digits = data[pos:colon]
-                if not digits.isdigit():
-                    return None
-                pos = colon + 1 + int(digits)
-                value = data[colon + 1:pos]
-                if pos > size:
-                    return None
-                out[key] = value
-            elif c == 0x64 or c == 0x6C:
-                out[key], pos = _container(data, pos, 1)
-            elif c == 0x69:
-                end = find(b"e", pos + 1, pos + MAX_INTEGER_DIGITS + 2)
-                text = data[pos + 1:end]
-                if end < 0 or not text.isdigit() or (text[0] == 0x30 and end != pos + 2):
-                    return None
-                out[key] = int(text)
-                pos = end + 1
-            elif c == 0x30 and data[pos + 1] == 0x3A:
-                out[key] = b""
-                pos += 2
-            else:
-                return None
-            spans[key] = (start, pos)
+        out, pos = _container(data, 0, 0, spans)
     except (_NotCanonical, IndexError, RecursionError):
         return None
-    if pos + 1 != len(data):
-        return None  # bytes after the dictionary (a deviation), or none
+    if pos != len(data):
+        return None  # bytes after the dictionary (a deviation)
     return out, spans
