@@ -5,8 +5,10 @@ A summary line (tshark's default columns) is ``frame time src → dst protocol m
 key=value…``. The frame number and time are the same for every message of one frame, the
 endpoints and protocol for every message of one direction, and which fields the line shows
 (the protocol descriptor's ``summary``, :mod:`p2pkit.registry`) for every message of one
-protocol. :class:`SummaryLines` formats the first once per frame, keeps the second per
-direction (a bounded table) and looks the third up once per protocol; a
+protocol. :class:`SummaryLines` formats the first once per frame, the second when the
+direction changes from one record to the next (a table of directions' texts cost more than it
+saved: in a DHT capture nearly every datagram is a direction of its own, and a lookup costs
+two thirds of the text) and looks the third up once per protocol; a
 :class:`~p2pkit.capture.lazy_record.LazyRecord` whose header gives every field shown is read
 from its header values, as :meth:`~p2pkit.capture.lazy_record.LazyRecord.summary_fields` does,
 without a list of pairs. The lines of a batch of records come back as one string.
@@ -25,11 +27,7 @@ from p2pkit.capture.record import Record
 from p2pkit.capture.render import _short, _summary_keys
 from p2pkit.undecoded import UNDECODED_SUMMARY
 
-__all__ = ["MAX_DIRECTIONS", "SummaryLines"]
-
-#: Directions whose ``src → dst protocol`` text is kept; the table is emptied when it is full
-#: (memory stays flat however many connections a capture has).
-MAX_DIRECTIONS = 4096
+__all__ = ["SummaryLines"]
 
 #: Integers whose decimal text is at most 40 characters (``_short`` shows them whole).
 _SHORT_INT_MIN = -(10 ** 39) + 1
@@ -49,11 +47,8 @@ class SummaryLines:
          7   1.500000 10.0.0.1:1 → 10.0.0.2:2 bittorrent request index=1 begin=0 length=16384\\n'
     """
 
-    def __init__(self, start: float = 0.0, max_directions: int = MAX_DIRECTIONS) -> None:
+    def __init__(self, start: float = 0.0) -> None:
         self.start = start
-        self.max_directions = max_directions
-        #: (src, dst, protocol) → ``"src → dst protocol "``.
-        self._directions: dict[tuple[Any, Any, Any], str] = {}
         #: protocol → the fields its lines show (None: every short field).
         self._keys: dict[Any, tuple[str, ...] | None] = {}
         #: The last frame number and time seen, and their text.
@@ -66,7 +61,7 @@ class SummaryLines:
         start = self.start
         lines: list[str] = []
         append = lines.append
-        directions, keys_of = self._directions, self._keys
+        keys_of = self._keys
         frame_at, time_at, prefix = self._frame, self._time, self._prefix
         # the last record's direction and protocol (most records share them), by identity
         src_at = dst_at = protocol_at = where = keys = None
@@ -76,7 +71,6 @@ class SummaryLines:
         wanted_at: Any = None
         disjoint = False
         lazy = LazyRecord
-        max_directions = self.max_directions
         for record in records:
             frame, time = record.frame, record.time
             if frame != frame_at or time != time_at or type(frame) is not int:
@@ -89,11 +83,7 @@ class SummaryLines:
             src, dst, protocol = record.src, record.dst, record.protocol
             if src is not src_at or dst is not dst_at or protocol is not protocol_at:
                 src_at, dst_at, protocol_at = src, dst, protocol
-                where = directions.get((src, dst, protocol))
-                if where is None:  # a new direction (the table emptied when full)
-                    if len(directions) >= max_directions:
-                        directions.clear()
-                    where = directions[(src, dst, protocol)] = f"{src} → {dst} {protocol} "
+                where = f"{src} → {dst} {protocol} "
                 keys = keys_of.get(protocol, _UNSET)  # type: ignore[arg-type]
                 if keys is _UNSET:
                     keys = keys_of[protocol] = _summary_keys(protocol)
