@@ -320,20 +320,24 @@ class FrameOrder:
             return late[0][0]
         return queue[0].frame if queue else None
 
-    def extend(self, records: Iterable[Record], out: list[Record]) -> None:
+    def extend(self, records: Iterable[Record], out: list[Record], frame: int | None = None,
+               only_when_ready: bool = True) -> None:
         """:meth:`push` each record and, after each, the oldest to ``out`` when more is held
-        than the bounds allow (one record a push, as a burst fills them)."""
+        than the bounds allow (one record a push, as a burst fills them); with ``frame``,
+        then, if :meth:`ready` ``frame`` (or whatever ``only_when_ready``), what
+        :meth:`release_into` ``frame`` releases: one call for a frame's records and what the
+        frame lets go."""
         queue, late = self._queue, self._late
         append, popleft, release = queue.append, queue.popleft, out.append
         tail = self._tail
         max_held, max_bytes = self.max_held, self.max_bytes
         for record in records:
-            frame = record.frame
-            if frame >= tail:
+            at = record.frame
+            if at >= tail:
                 append(record)
-                tail = frame
+                tail = at
             else:
-                heapq.heappush(late, (frame, self._count, record))
+                heapq.heappush(late, (at, self._count, record))
                 self._count += 1
             self.held_bytes += record.length
             if len(queue) + len(late) > max_held or self.held_bytes > max_bytes:
@@ -344,6 +348,28 @@ class FrameOrder:
                     self.held_bytes -= first.length
                     release(first)
         self._tail = tail
+        if frame is None:
+            return
+        limit = frame - self.window
+        if late:
+            if only_when_ready and not (queue and queue[0].frame <= limit
+                                        or late[0][0] <= limit):
+                return
+            while True:
+                first_frame = self.first_frame()
+                if first_frame is None or not (first_frame <= limit or self.full):
+                    return
+                release(self.pop())
+        # (the common case, in frame order: the queue's head only)
+        if only_when_ready and not (queue and queue[0].frame <= limit):
+            return
+        held_bytes = self.held_bytes
+        while queue and (queue[0].frame <= limit or len(queue) > max_held
+                          or held_bytes > max_bytes):
+            first = popleft()
+            held_bytes -= first.length
+            release(first)
+        self.held_bytes = held_bytes
 
     def release(self, frame: int) -> Iterator[Record]:
         """Records no later record can precede, now that ``frame`` has been read."""
@@ -353,24 +379,7 @@ class FrameOrder:
 
     def release_into(self, frame: int, out: list[Record]) -> None:
         """:meth:`release`'s records, appended to ``out``."""
-        limit = frame - self.window
-        queue = self._queue
-        if not self._late:  # (the common case, one record at a time: it runs for each)
-            popleft, append = queue.popleft, out.append
-            max_held, max_bytes = self.max_held, self.max_bytes
-            held_bytes = self.held_bytes
-            while queue and (queue[0].frame <= limit or len(queue) > max_held
-                             or held_bytes > max_bytes):
-                record = popleft()
-                held_bytes -= record.length
-                append(record)
-            self.held_bytes = held_bytes
-            return
-        while True:
-            first = self.first_frame()
-            if first is None or not (first <= limit or self.full):
-                return
-            out.append(self.pop())
+        self.extend((), out, frame, only_when_ready=False)
 
     def ready(self, frame: int) -> bool:
         """Whether :meth:`release` at ``frame`` gives anything (the lowest held frame is
@@ -474,6 +483,9 @@ class Dissection:
         udp_header = UDP_PORTS_LENGTH.unpack_from
         ntop, inet = socket.inet_ntop, socket.AF_INET
         last_tcp = (0, 0.0)  # frame and time of the last TCP segment taken here
+        # a UDP datagram's records straight from the datagram dissector (no --decode-as rule
+        # to look up: what Dissector.packet would do)
+        datagram_records = None if dissector.decode_as else dissector.datagrams.records
         endpoints: dict[tuple[bytes, int], tuple[str, str]] = {}
         with FrameScanner(self.source) as scanner:
             self._reader = scanner
@@ -531,6 +543,8 @@ class Dissection:
                             to = self._endpoint(endpoints, destination, dport)
                         pkt = EndpointPacket(number, time, "udp", named[0], sport, to[0], dport,
                                              block[at:last], 0, 0, 0, 0, named[1], to[1])
+                        if datagram_records is not None:  # (Dissector.packet's UDP branch)
+                            records, pkt = datagram_records(pkt), None
                     else:
                         continue  # neither TCP nor UDP
                 else:
@@ -538,16 +552,17 @@ class Dissection:
                                              0))
                 if pkt is not None:
                     records = dissector.packet(pkt)
+                    if key is not None:
+                        learn(key, pkt.src, pkt.dst)
                 elif records is None:
                     continue
                 if records:  # (not a bare acknowledgment's empty tuple)
-                    extend(records, batch)
-                if key is not None and pkt is not None:
-                    learn(key, pkt.src, pkt.dst)
-                # (FrameOrder.ready inlined: it runs once per frame)
-                limit = number - window
-                if queue and queue[0].frame <= limit or late and late[0][0] <= limit:
-                    release(number, batch)
+                    extend(records, batch, number)  # (and what this frame lets go)
+                else:
+                    # (FrameOrder.ready inlined: it runs once per frame)
+                    limit = number - window
+                    if queue and queue[0].frame <= limit or late and late[0][0] <= limit:
+                        release(number, batch)
                 if len(batch) >= BATCH_RECORDS:
                     yield batch
                     batch = []

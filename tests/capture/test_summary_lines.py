@@ -172,7 +172,8 @@ def test_frame_order_releases_what_one_heap_released(frames, window, max_held, m
     before it (late records), of random lengths; released after each frame and at the end."""
     order, reference = FrameOrder(window, max_held, max_bytes), _HeapOrder(window, max_held,
                                                                           max_bytes)
-    got, expected = [], []
+    at_once = FrameOrder(window, max_held, max_bytes)  # extend(records, out, frame)
+    got, expected, got_at_once = [], [], []
     for number, produced in enumerate(frames, start=1):
         records = [Record(frame=number + back, time=0.0, transport="udp", src="a", dst="b",
                           protocol="p", message=f"{number}.{i}", length=length)
@@ -182,11 +183,15 @@ def test_frame_order_releases_what_one_heap_released(frames, window, max_held, m
         if order.ready(number):
             order.release_into(number, batch)
         got += batch
+        at_once.extend(records, got_at_once, number)
         expected += reference.frame(number, records)
         assert len(order) == len(reference.heap) and order.held_bytes == reference.bytes
+        assert len(at_once) == len(order) and at_once.held_bytes == order.held_bytes
     got += list(order.flush())
+    got_at_once += list(at_once.flush())
     expected += [reference.pop() for _ in range(len(reference.heap))]
     assert [r.message for r in got] == [r.message for r in expected]
+    assert [r.message for r in got_at_once] == [r.message for r in expected]
 
 
 @settings(max_examples=200, deadline=None)
