@@ -80,7 +80,7 @@ def decode_compiled(data: bytes) -> dict | None:
     the extension is missing, the bytes may hold what it accepts and that decoder does not,
     or it refused them: ask :func:`~p2pkit.bencode.canonical.decode_canonical`."""
     if _bdecode is not None and data[:1] == b"d" and _NEGATIVE_OR_TOO_LONG(data) is None and (
-            len(data) <= _SHALLOW or data.count(b"d") + data.count(b"l") <= MAX_DEPTH):
+            len(data) <= _SHALLOW or len(data) - len(data.translate(None, b"dl")) <= MAX_DEPTH):
         try:
             value = _bdecode(data)
         except _REFUSED:

@@ -126,17 +126,25 @@ def header(raw: dict) -> tuple[Any, Any, Any]:
     >>> header({b"t": 7, b"y": b"r"})  # t is not a string: the envelope keeps it in extra
     (None, 'r', None)
     """
-    get = raw.get  # (None: absent; a bencoded value is never None)
-    t = get(_T_KEY)
-    if t is not None and (type(t) is not bytes or not _T_PLAIN):
-        try:
-            t = _T_TYPE.decode(t, None, ())
-        except Mismatch:
-            t = None
-    y = get(_Y_KEY)
-    if y is not None:
+    # (t and y are in every KRPC message: read by subscript, absent being the exception;
+    # q is in queries only. None: absent, as a bencoded value is never None.)
+    try:
+        t = raw[_T_KEY]
+    except KeyError:
+        t = None
+    else:
+        if type(t) is not bytes or not _T_PLAIN:
+            try:
+                t = _T_TYPE.decode(t, None, ())
+            except Mismatch:
+                t = None
+    try:
+        y = raw[_Y_KEY]
+    except KeyError:
+        y = None
+    else:
         y = _Y_SEEN[y] if type(y) is bytes else _Y_SEEN.declared(y)
-    q = get(_Q_KEY)
+    q = raw.get(_Q_KEY)
     if q is not None:
         q = _Q_SEEN[q] if type(q) is bytes else _Q_SEEN.declared(q)
     return t, y, q
