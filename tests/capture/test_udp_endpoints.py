@@ -46,3 +46,32 @@ def test_small_endpoint_table_same_records_as_the_full_path(monkeypatch):
     fast = [(r.src, r.dst, render_summary(r, 0.0)) for r in Dissection(name)]
     full = [(r.src, r.dst, render_summary(r, 0.0)) for r in Dissection(name, fast=False)]
     assert fast == full and len(fast) > 100
+
+
+def _datagrams(name, fast: bool, monkeypatch) -> list[tuple]:
+    """Every packet the datagram dissector is handed, as the values of Packet's fields."""
+    from p2pkit.capture.datagrams import DatagramDissector
+
+    seen = []
+    records = DatagramDissector.records
+
+    def spy(self, pkt, protocol=None):
+        seen.append(tuple(getattr(pkt, f) for f in (
+            "frame", "time", "transport", "src_ip", "src_port", "dst_ip", "dst_port",
+            "payload", "seq", "ack", "flags", "missing", "src", "dst")))
+        return records(self, pkt, protocol)
+
+    with monkeypatch.context() as m:
+        m.setattr(DatagramDissector, "records", spy)
+        for _ in Dissection(name, fast=fast):
+            pass
+    return seen
+
+
+def test_the_fast_path_s_udp_packets_are_decode_frame_s(monkeypatch):
+    """The fast path sets an EndpointPacket's slots itself: the same values decode_frame's
+    Packet has, for every datagram."""
+    for name in (CAPTURES / "dht-03-p2pkit-libtorrent-bittorrent-dht.pcap",
+                 CAPTURES / "tracker-01-opentracker-libtorrent-aria2.pcap"):
+        fast = _datagrams(name, True, monkeypatch)
+        assert fast == _datagrams(name, False, monkeypatch) and len(fast) > 20
