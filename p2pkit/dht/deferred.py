@@ -49,7 +49,7 @@ from p2pkit.dht.krpc import (
     ResponseValues,
 )
 
-__all__ = ["CHECKS_MAY_WAIT", "DeferredMessage", "decode_deferred", "header"]
+__all__ = ["CHECKS_MAY_WAIT", "DeferredMessage", "decode_deferred", "deferred_message", "header"]
 
 #: Whether the lenient checks of a decoded KRPC dictionary can only report, never fail:
 #: derived from every declared field of the envelope and of the ``a``/``r`` bodies.
@@ -152,19 +152,18 @@ def header(raw: dict) -> tuple[Any, Any, Any]:
 
 class DeferredMessage:
     """A KRPC datagram whose bencoding decoded canonically: its header now, its message (the
-    same Container :func:`~p2pkit.dht.krpc.decode_lenient` gives) when asked."""
+    same Container :func:`~p2pkit.dht.krpc.decode_lenient` gives) when asked. Made by
+    :func:`deferred_message` (one per datagram: no class call)."""
 
     __slots__ = ("data", "raw", "_spans", "t", "y", "method")
 
-    def __init__(self, data: bytes, raw: dict,
-                 spans: dict[bytes, tuple[int, int]] | None = None) -> None:
-        self.data = data
-        self.raw = raw
-        self._spans = spans
-        t, y, q = header(raw)
-        self.t, self.y = t, y
-        #: A query's method (``q``); None for responses and errors (the caller pairs them).
-        self.method = q if y == "q" else None
+    data: bytes
+    raw: dict
+    _spans: dict[bytes, tuple[int, int]] | None
+    t: Any
+    y: Any
+    #: A query's method (``q``); None for responses and errors (the caller pairs them).
+    method: Any
 
     @property
     def spans(self) -> dict[bytes, tuple[int, int]]:
@@ -204,6 +203,28 @@ class _TopSpans(Mapping):
         return self._message.spans.items()
 
 
+_new = object.__new__
+
+
+def deferred_message(kind: type[DeferredMessage], data: bytes, raw: dict,
+                     spans: dict[bytes, tuple[int, int]] | None = None) -> Any:
+    """A ``kind`` (:class:`DeferredMessage` or a subclass) of a datagram ``data`` whose
+    canonical decoding is ``raw`` (and ``spans``, if the decoder recorded them): its
+    :func:`header` read now.
+
+    >>> m = deferred_message(DeferredMessage, b"d1:q4:ping1:t2:aa1:y1:qe",
+    ...                      {b"q": b"ping", b"t": b"aa", b"y": b"q"})
+    >>> m.t, m.y, m.method, m.spans[b"t"]
+    (b'aa', 'q', 'ping', (13, 17))
+    """
+    message = _new(kind)
+    message.data, message.raw, message._spans = data, raw, spans
+    t, y, q = header(raw)
+    message.t, message.y = t, y
+    message.method = q if y == "q" else None
+    return message
+
+
 def decode_deferred(data: bytes, kind: type[DeferredMessage] = DeferredMessage
                     ) -> DeferredMessage | None:
     """The deferred decoding of a datagram (a ``kind``: :class:`DeferredMessage` or a
@@ -214,4 +235,4 @@ def decode_deferred(data: bytes, kind: type[DeferredMessage] = DeferredMessage
     decoded = decode_canonical_dict(data)
     if decoded is None:
         return None
-    return kind(data, *decoded)
+    return deferred_message(kind, data, *decoded)

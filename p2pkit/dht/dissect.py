@@ -33,7 +33,11 @@ from p2pkit.capture.record import (
 )
 from p2pkit.capture.spans import LazySpans
 from p2pkit.deviations import deviations_of
-from p2pkit.dht.deferred import CHECKS_MAY_WAIT, DeferredMessage, decode_deferred
+from p2pkit.dht.deferred import (
+    CHECKS_MAY_WAIT,
+    DeferredMessage,
+    deferred_message,
+)
 from p2pkit.dht.krpc import (
     MAX_MESSAGE_SIZE,
     PROTOCOL,
@@ -119,29 +123,48 @@ class KrpcDecoder:
         return []
 
     def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
+        """The records of one datagram (see :meth:`decode`), as a list."""
         payload = pkt.payload
         if payload[:1] == b"d" and CHECKS_MAY_WAIT and len(payload) <= MAX_MESSAGE_SIZE:
-            # (a dictionary: decode_deferred's tests, what decode() tries first, inline;
-            # the compiled decoder's answer taken without the tuple decode_canonical_dict makes)
+            # (a dictionary: decode_deferred's tests inline; the compiled decoder's answer
+            # taken without the tuple decode_canonical_dict makes)
             raw = decode_compiled(payload)
             if raw is not None:
-                return [self._deferred(pkt, _DeferredDatagram(payload, raw))]
-            decoded = decode_canonical(payload)
-            if decoded is not None:
-                return [self._deferred(pkt, _DeferredDatagram(payload, *decoded))]
+                deferred = deferred_message(_DeferredDatagram, payload, raw)
+            else:
+                decoded = decode_canonical(payload)
+                deferred = (None if decoded is None
+                            else deferred_message(_DeferredDatagram, payload, *decoded))
+            if deferred is not None:
+                # The record of a datagram whose checks wait until its fields are read: its
+                # kind, transaction id and method (paired now, in frame order) are known
+                # from the header; the summary line reads nothing else.
+                y, t, method = deferred.y, deferred.t, deferred.method
+                src, dst = pkt.src, pkt.dst
+                answered = self.transactions.pair(y, t, method, src, dst)
+                if y != "q":
+                    method = answered
+                deferred.paired = method
+                if method is None or (type(method) is str and method.isascii()):
+                    # (json_value's conversion of a short string, inline)
+                    tid = t.hex() if type(t) is bytes and len(t) <= BINARY_INLINE_LIMIT else (
+                        None if t is None else json_value(t, "t"))
+                    summary = {"transaction_id": tid, "method": method}
+                    payload_keys = _PAYLOAD_KEYS
+                else:  # (bytes that are not UTF-8: the JSON conversion decides how it shows)
+                    summary, payload_keys = None, frozenset()
+                return [deferred_record(pkt.frame, pkt.time, "udp", src, dst, PROTOCOL,
+                                        _KIND.get(y) or str(y), len(payload),
+                                        LazySpans(deferred.named_spans), deferred.fields,
+                                        summary, payload_keys)]
         record = self._eager(pkt) if detect_krpc(payload) else None
         return None if record is None else [record]
 
     def decode(self, pkt: Packet) -> Record | None:
         """The record of one KRPC datagram; an ``undecoded`` record when it is bencoding that
         is not a KRPC message; None when it is not bencoding at all (not ours)."""
-        payload = pkt.payload
-        if not detect_krpc(payload):
-            return None
-        deferred = decode_deferred(payload, _DeferredDatagram)
-        if deferred is not None:
-            return self._deferred(pkt, deferred)
-        return self._eager(pkt)
+        records = self.datagram(pkt)
+        return None if records is None else records[0]
 
     def _eager(self, pkt: Packet) -> Record | None:
         """The record of a datagram decoded at once (not canonical bencoding)."""
@@ -166,29 +189,6 @@ class KrpcDecoder:
                           message=_KIND.get(message.y, str(message.y)),
                           length=len(pkt.payload), spans=spans,
                           decode=partial(_fields, message), **summary)
-
-    def _deferred(self, pkt: Packet, deferred: _DeferredDatagram) -> Record:
-        """The record of a datagram whose checks wait until its fields are read: its kind,
-        transaction id and method (paired now, in frame order) are known from the header;
-        the summary line reads nothing else."""
-        y, t, method = deferred.y, deferred.t, deferred.method
-        src, dst = pkt.src, pkt.dst
-        answered = self.transactions.pair(y, t, method, src, dst)
-        if y != "q":
-            method = answered
-        deferred.paired = method
-        if method is None or (type(method) is str and method.isascii()):
-            # (json_value's conversion of a short string, inline)
-            tid = t.hex() if type(t) is bytes and len(t) <= BINARY_INLINE_LIMIT else (
-                None if t is None else json_value(t, "t"))
-            summary = {"transaction_id": tid, "method": method}
-            payload_keys = _PAYLOAD_KEYS
-        else:  # (bytes that are not UTF-8: the JSON conversion decides how it shows)
-            summary, payload_keys = None, frozenset()
-        return deferred_record(pkt.frame, pkt.time, "udp", src, dst, PROTOCOL,
-                               _KIND.get(y) or str(y), len(deferred.data),
-                               LazySpans(deferred.named_spans), deferred.fields, summary,
-                               payload_keys)
 
     @staticmethod
     def _undecoded(pkt: Packet, error: ParseError) -> Record | None:

@@ -90,9 +90,8 @@ def _records(path, monkeypatch, deferred: bool):
     a summary-only run draws it before anything else is read)."""
     with monkeypatch.context() as m:
         if not deferred:
-            # (KrpcDecoder.datagram reads CHECKS_MAY_WAIT itself; decode() asks decode_deferred)
+            # (KrpcDecoder.datagram defers only while CHECKS_MAY_WAIT)
             m.setattr(dht_dissect, "CHECKS_MAY_WAIT", False)
-            m.setattr(dht_dissect, "decode_deferred", lambda data, kind=None: None)
         out = []
         waited = 0
         for record in dissect(str(path)):
