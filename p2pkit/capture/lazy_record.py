@@ -21,10 +21,30 @@ from typing import Any
 from p2pkit.capture.record import Record
 from p2pkit.deviations import Deviation
 
-__all__ = ["Decoded", "LazyRecord", "scalar_summary"]
+__all__ = ["Decoded", "DeferredValue", "LazyRecord", "scalar_summary"]
 
 #: What a decoder's callable returns: (fields, value, deviations).
 Decoded = tuple[dict[str, Any], Any, list[Deviation]]
+
+
+
+class DeferredValue:
+    """What a decoder may give as a :class:`LazyRecord`'s value when it works out the fields
+    without it (the field tree and JSON read only the fields): ``make()`` gives the value
+    the first time ``value`` is read.
+
+    >>> r = LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+    ...                protocol="p", message="m",
+    ...                decode=lambda: ({"n": 1}, DeferredValue(lambda: {"n": 1}), []))
+    >>> r.fields, r.value
+    ({'n': 1}, {'n': 1})
+    """
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
 
 _FIELDS = Record.__dict__["fields"]
 _VALUE = Record.__dict__["value"]
@@ -112,7 +132,11 @@ class LazyRecord(Record):
     def value(self) -> Any:
         if self._decode is not None:
             self._run()
-        return _VALUE.__get__(self)
+        value = _VALUE.__get__(self)
+        if type(value) is DeferredValue:  # made now (the decoder gave the fields alone)
+            value = value.make()
+            _VALUE.__set__(self, value)
+        return value
 
     @value.setter
     def value(self, value: Any) -> None:

@@ -44,7 +44,7 @@ from typing import Any
 import construct
 from construct import Container
 
-from p2pkit.capture.lazy_record import Decoded, LazyRecord, scalar_summary
+from p2pkit.capture.lazy_record import Decoded, DeferredValue, LazyRecord, scalar_summary
 from p2pkit.capture.record import json_fields, json_value
 from p2pkit.capture.spans import struct_spans
 from p2pkit.deviations import deviations_of
@@ -55,6 +55,7 @@ from p2pkit.gnutella.descriptor_fast_path import (
     check_descriptor,
     fast_descriptor,
 )
+from p2pkit.gnutella.descriptor_json import json_descriptor
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -281,9 +282,27 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
 
 
 def _decode(data: bytes, base: int) -> Decoded:
-    """A deferred descriptor's (fields, value, deviations): ``DescriptorLenient.parse`` and
-    ``json_fields`` without their wrappers (the fast path first, as the schema tries it; the
-    converter of the Container's shape; ``type`` dropped), called once per record shown."""
+    """A deferred descriptor's (fields, value, deviations), called once per record shown:
+    the fields parsed straight to JSON (:func:`~p2pkit.gnutella.descriptor_json.json_descriptor`,
+    no deviation where it parses), the value (the Container) made only when read; else
+    ``DescriptorLenient.parse`` and ``json_fields`` without their wrappers (the fast path
+    first, as the schema tries it; the converter of the Container's shape; ``type``
+    dropped)."""
+    fields = json_descriptor(data)
+    if fields is not None:
+        return fields, DeferredValue(lambda: _value(data)), []
+    return _decode_value(data, base)
+
+
+def _value(data: bytes) -> Container:
+    """The descriptor's Container (``record.value``) of a descriptor
+    :func:`~p2pkit.gnutella.descriptor_json.json_descriptor` parsed."""
+    d = fast_descriptor(data)
+    return DescriptorLenient.parse(data) if d is None else d
+
+
+def _decode_value(data: bytes, base: int) -> Decoded:
+    """(fields, value, deviations) through the Container."""
     d = fast_descriptor(data)
     if d is None:  # the schema says what is wrong (a deviation; a bound is raised)
         d = DescriptorLenient.parse(data)

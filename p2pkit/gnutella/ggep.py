@@ -439,18 +439,22 @@ def _first_chunk(byte: int) -> tuple[int, bool] | None:
 _FIRST_CHUNK = tuple(_first_chunk(byte) for byte in range(256))
 
 
-def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContainer, int] | None:
+def _fast_ggep(data: bytes, pos: int, check: bool = False,
+               json: Callable[[Any], Any] | None = None) -> tuple[list[Any], int] | None:
     """The GGEP block at ``data[pos]`` as :class:`_GgepBlock` parses it, and where it ends;
     None wherever that parser would raise (or might: a bound, a COBS or deflate error), so
     that it runs and reports it. Works on the bytes, without construct's streams; tests
     compare both on the real captures and on random and mutated blocks. ``check=True``
     only says whether the block parses (a list of None; COBS and deflate are still undone,
-    as they may fail; extension values are not decoded, which never fails)."""
+    as they may fail; extension values are not decoded, which never fails). ``json``: each
+    extension is made as the JSON conversion ``json`` (a record's, given by the dissector)
+    makes the Container, ``{"id", "cobs", "deflate", "data", "payload", "value"}`` in a
+    list, ``json`` called on the values that are not plain (tests compare both)."""
     end = len(data)
     if pos >= end or data[pos] != GGEP_MAGIC:
         return None
     pos += 1
-    extensions = ListContainer()
+    extensions: list[Any] = ListContainer() if json is None else []
     while len(extensions) < MAX_EXTENSIONS and pos < end:
         flags = data[pos]
         id_length = flags & _ID_LENGTH
@@ -498,31 +502,48 @@ def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContaine
                 payload = _payload({"data": ext_data, "cobs": cobs, "deflate": deflate})
             except Exception:  # noqa: BLE001 - the stream parser reports it
                 return None
-        extensions.append(Container(id=ext_id, cobs=cobs, deflate=deflate, data=ext_data,
-                                    payload=payload, value=_value(ext_id, payload)))
+        value = _value(ext_id, payload)
+        if json is None:
+            extensions.append(Container(id=ext_id, cobs=cobs, deflate=deflate, data=ext_data,
+                                        payload=payload, value=value))
+        else:  # (the Container's JSON: json_value's conversion of each item)
+            data_json = json(ext_data)
+            extensions.append({
+                "id": ext_id if ext_id.isascii() else json(ext_id), "cobs": cobs,
+                "deflate": deflate, "data": data_json,
+                "payload": data_json if payload is ext_data else json(payload),
+                "value": value if value is None or type(value) is int else json(value)})
         if flags & _LAST:
             return extensions, pos
     return None
 
 
-def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | None:
+def _fast_extension_block(data: bytes, check: bool = False,
+                          json: Callable[[Any], Any] | None = None) -> list[Any] | None:
     """``data`` as :class:`_ExtensionBlock` parses it, or None where that parser would raise
     (it then runs and says why). Works on the bytes; tests compare both. ``check=True``
-    only says whether it parses (a list of None, one per part, see :func:`_fast_ggep`)."""
+    only says whether it parses (a list of None, one per part, see :func:`_fast_ggep`).
+    ``json``: the parts as that JSON conversion makes the ListContainer (a list of
+    dictionaries, see :func:`_fast_ggep`)."""
     if type(data) is not bytes:
         return None
-    parts = ListContainer()
+    parts: list[Any] = ListContainer() if json is None else []
     pos = 0
     end = len(data)
     while pos < end:
         if len(parts) == MAX_EXTENSIONS:
             return None
         if data[pos] == GGEP_MAGIC:
-            block = _fast_ggep(data, pos, check)
+            block = _fast_ggep(data, pos, check, json)
             if block is None:
                 return None
             extensions, stop = block
-            part = None if check else Container(kind="ggep", extensions=extensions)
+            if check:
+                part = None
+            elif json is None:
+                part = Container(kind="ggep", extensions=extensions)
+            else:
+                part = {"kind": "ggep", "extensions": extensions}
         else:  # a legacy part, up to a separator (Appendix B step 8)
             stop = data.find(FILE_SEPARATOR, pos)
             if stop < 0:
@@ -536,7 +557,10 @@ def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | N
                 text = _decode_text(data[pos:stop], None, "")
                 kind = "urn" if text[:4].lower() == "urn:" else (
                     "xml" if text[:1] in ("<", "{") else "text")
-                part = Container(kind=kind, text=text)
+                if json is None:
+                    part = Container(kind=kind, text=text)
+                else:
+                    part = {"kind": kind, "text": text if text.isascii() else json(text)}
         separator = None
         if stop < end and data[stop] in (FILE_SEPARATOR, 0):
             separator = data[stop]

@@ -8,7 +8,7 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2pkit.capture.lazy_record import LazyRecord, scalar_summary
+from p2pkit.capture.lazy_record import DeferredValue, LazyRecord, scalar_summary
 from p2pkit.capture.record import Record, json_fields
 from p2pkit.capture.render import render_summary
 from p2pkit.deviations import Deviation
@@ -89,3 +89,24 @@ def test_the_constructor_takes_record_fields_in_their_order():
     names = [f.name for f in dataclasses.fields(Record)]
     params = list(inspect.signature(LazyRecord.__init__).parameters)[1:len(names) + 1]
     assert params == names
+
+
+def test_a_deferred_value_is_made_once_when_read():
+    made: list[int] = []
+
+    def make():
+        made.append(1)
+        return "value"
+
+    r = LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+                   protocol="gnutella", message="pong",
+                   decode=lambda: ({"ttl": 1}, DeferredValue(make), []))
+    assert r.fields == {"ttl": 1} and r.deviations == [] and made == []
+    assert r.value == "value" and r.value == "value" and made == [1]
+    copy = replace(r, frame=2)
+    assert copy.value == "value" and made == [1]
+    plain = Record(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+                   protocol="gnutella", message="pong", fields={"ttl": 1}, value="value")
+    assert LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+                      protocol="gnutella", message="pong",
+                      decode=lambda: ({"ttl": 1}, DeferredValue(make), [])) == plain

@@ -1,0 +1,250 @@
+"""Gnutella descriptors parsed straight into the JSON fields of their record, for the field
+tree (``-V``) and JSON output of the dissector.
+
+A deferred descriptor's record (:mod:`p2pkit.gnutella.deferred`) shows its payload as the
+``fields`` of the record: what ``p2pkit.capture.record.json_value`` makes of the
+``Container`` the lenient schema (:data:`~p2pkit.gnutella.descriptors.DescriptorLenient`)
+parses (bytes as hex, text escaped, the ``type`` left out, Gnutella 0.4 §2.2 header first).
+:func:`json_descriptor` gives those fields from the descriptor's bytes in one step, without
+the Containers: the readers here are put together once, at import, from the same construct
+declarations as :mod:`~p2pkit.gnutella.descriptor_fast_path` (nothing here declares a
+layout), and write each value as its JSON:
+
+- a ``Struct`` by a function generated for it: each run of fixed-size fields read with one
+  ``unpack_from`` (its :class:`~p2pkit.schema.FixedLayout`), integers kept, ``Bytes(n)`` as
+  hex, adapters through their own ``_decode`` and then the JSON conversion; the other fields
+  by their readers, into one dictionary;
+- extension blocks (GGEP §Extension Block, Appendix B) by ``ggep._fast_extension_block``
+  asked for dictionaries (``json=``): the same walk over the bytes, one dictionary per
+  extension instead of a Container converted afterwards;
+- ``NullTerminated`` text by its terminator and its adapter, counted ``Array`` item by item,
+  the payload-type switch of QRP by its key;
+- any other declaration (vendor messages, the QueryHit trailer, ``GreedyRange``):
+  the fast path's reader of it and the JSON conversion of what it gives.
+
+:func:`json_descriptor` returns None wherever the fast path would (the schema must run and
+say what is wrong): the deferred record then decodes the Container and converts it as
+before. Tests compare both on every descriptor of the committed Gnutella captures and on
+random and mutated descriptors (``tests/gnutella/test_descriptor_json.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import construct
+
+from p2pkit.capture.record import BINARY_INLINE_LIMIT, json_value
+from p2pkit.gnutella import ggep
+from p2pkit.gnutella.descriptor_fast_path import _fixed, _unwrap, body_reader
+from p2pkit.gnutella.descriptors import (
+    HEADER_LENGTH,
+    MAX_PAYLOAD_LENGTH,
+    PAYLOADS,
+    DescriptorHeader,
+)
+from p2pkit.schema import FixedLayout, MessageSwitch
+
+__all__ = ["JSON_READERS", "json_descriptor", "json_reader"]
+
+#: A JSON reader: (payload bytes, position, the fields read so far, as JSON) -> (the value's
+#: JSON, next position); it raises (anything) where the fast path would refuse.
+JsonReader = Callable[[bytes, int, dict[str, Any]], tuple[Any, int]]
+
+
+class _Refused(Exception):
+    """The JSON path stops: the Container path runs and says why."""
+
+
+def _raw(con: construct.Construct) -> JsonReader:
+    """The fast path's reader of ``con``, its value converted by ``json_value``."""
+    read = body_reader(con)
+
+    def read_json(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+        value, pos = read(data, pos, ctx)
+        return json_value(value), pos
+
+    return read_json
+
+
+def _extension_block(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+    parts = ggep._fast_extension_block(data[pos:], json=json_value)
+    if parts is None:
+        raise _Refused
+    return parts, len(data)
+
+
+def _null_terminated_reader(con: construct.NullTerminated) -> JsonReader:
+    if con.include or not con.consume or not con.require or len(con.term) != 1:
+        raise TypeError(f"no fast path for {con!r}")
+    term, inner = con.term, json_reader(con.subcon)
+
+    def read(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+        end = data.find(term, pos)
+        if end < 0:
+            raise _Refused
+        value, _ = inner(data[pos:end], 0, ctx)
+        return value, end + 1
+
+    return read
+
+
+def _array_reader(con: construct.Array) -> JsonReader:
+    if con.discard:
+        raise TypeError(f"no fast path for {con!r}")
+    count, item = con.count, json_reader(con.subcon)
+
+    def read(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+        n = count(ctx) if callable(count) else count
+        if not 0 <= n:
+            raise _Refused
+        items = []
+        for _ in range(n):
+            value, pos = item(data, pos, ctx)
+            items.append(value)
+        return items, pos
+
+    return read
+
+
+def _run_source(run: list[construct.Construct], r: int, env: dict[str, Any]) -> list[str]:
+    """Source lines reading the run ``r`` of fixed-size fields (one ``unpack_from``) into
+    ``out``, each value as its JSON."""
+    layout = FixedLayout(construct.Struct(*run))
+    adapters = dict(layout.adapters)
+    env[f"U{r}"] = layout.struct.unpack_from
+    names = [f"r{r}_{i}" for i in range(len(layout.all_names))]
+    lines = [f"    {', '.join(names)}, = U{r}(data, pos)",  # struct.error: short
+             f"    pos += {layout.size}"]
+    for i, (name, x) in enumerate(zip(layout.all_names, names)):
+        if i in adapters:  # its own decoding, then the JSON of what it gives
+            env[f"D{r}_{i}"] = adapters[i]._decode
+            expr = (f"(y if type(y := D{r}_{i}({x}, None, '')) is str and y.isascii() "
+                    f"else jv(y))")
+        elif layout.codes[i][-1] == "s":
+            size = int(layout.codes[i][:-1])
+            expr = f"{x}.hex()" if size <= BINARY_INLINE_LIMIT else f"jv({x})"
+        elif layout.codes[i][-1] in "bBhHiIlLqQ":
+            expr = x  # an integer: its own JSON
+        else:
+            expr = f"jv({x})"
+        lines.append(f"    out[{name!r}] = {expr}")
+    return lines
+
+
+def _struct_reader(con: construct.Struct, into: bool = False) -> JsonReader:
+    """A ``Struct``'s reader, generated; ``into``: the fields go into the dictionary given as
+    the context (a descriptor's, after its header fields)."""
+    env: dict[str, Any] = {"jv": json_value, "Refused": _Refused}
+    lines = ["def read(data, pos, ctx):", "    out = ctx" if into else "    out = {}"]
+    run: list[construct.Construct] = []
+    runs = 0
+    for i, sub in enumerate(list(con.subcons) + [None]):
+        if sub is not None and sub.name and not sub.name.startswith("_") and _fixed(sub):
+            run.append(sub)
+            continue
+        if run:
+            lines += _run_source(run, runs, env)
+            runs += 1
+            run = []
+        if sub is None:
+            break
+        if sub is construct.Terminated:
+            lines.append("    if pos != len(data):\n        raise Refused")
+            continue
+        if sub.name is None or sub.name.startswith("_"):
+            raise TypeError(f"no fast path for an unnamed field of {con!r}")
+        env[f"R{i}"] = json_reader(sub)
+        lines.append(f"    out[{sub.name!r}], pos = R{i}(data, pos, out)")
+    lines.append("    return out, pos")
+    exec(compile("\n".join(lines) + "\n", f"<json reader of {con!r:.40}>", "exec"), env)
+    return env["read"]
+
+
+def _switch_reader(switch: MessageSwitch) -> JsonReader:
+    if switch.peek_at is not None or switch.empty is not None:
+        raise TypeError(f"no fast path for {switch!r}")
+    table = switch.table
+    kind = body_reader(switch.type_field)
+    bodies = {type_id: (json_value(name), json_reader(body))
+              for type_id, (name, body) in table.messages.items()}
+    key = table.key
+
+    def read(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+        type_id, pos = kind(data, pos, ctx)
+        name, body = bodies[type_id]  # KeyError: unknown, the schema reports it
+        fields, pos = body(data, pos, ctx)
+        if pos != len(data):  # parse_body: the body must use the stream up
+            raise _Refused
+        out = {key: name}
+        out.update(fields)
+        return out, pos
+
+    return read
+
+
+def json_reader(con: construct.Construct) -> JsonReader:
+    """The JSON reader of a declaration (see the module docstring for the kinds); TypeError
+    where the fast path has none.
+
+    >>> read = json_reader(PAYLOADS[0x40][1])  # push
+    >>> read(bytes(15) + bytes([1, 1, 0, 0, 0, 127, 0, 0, 1, 0xCA, 0x18]), 0, {})[0]
+    {'servent_id': '00000000000000000000000000000001', 'file_index': 1, 'ip_address': '127.0.0.1', 'port': 6346, 'extensions': []}
+    """
+    con = _unwrap(con)
+    if isinstance(con, construct.Rebuild):
+        return json_reader(con.subcon)  # parsing a Rebuild parses its field
+    if isinstance(con, construct.Struct):
+        return _struct_reader(con)
+    if isinstance(con, construct.NullTerminated):
+        return _null_terminated_reader(con)
+    if isinstance(con, construct.Array):
+        return _array_reader(con)
+    if isinstance(con, MessageSwitch):
+        return _switch_reader(con)
+    if con is ggep.ExtensionBlock.subcon:
+        return _extension_block
+    return _raw(con)  # TypeError where the fast path has no reader
+
+
+#: Payload descriptor -> (whether its reader writes into the descriptor's dictionary, the
+#: JSON reader of its payload), for every payload of PAYLOADS.
+#:
+#: :meta hide-value:
+JSON_READERS: dict[int, tuple[bool, JsonReader]] = {
+    ptype: ((True, _struct_reader(_unwrap(body), into=True))
+            if isinstance(_unwrap(body), construct.Struct) else (False, json_reader(body)))
+    for ptype, (_, body) in PAYLOADS.items()}
+
+_HEADER = FixedLayout(DescriptorHeader).struct
+
+
+def json_descriptor(data: bytes) -> dict[str, Any] | None:
+    """The ``fields`` of the record of the descriptor ``data`` (header and the whole payload):
+    what ``json_fields`` makes of ``fast_descriptor(data)`` (the GUID in hex first, the
+    ``type`` left out), or None where ``fast_descriptor`` gives None.
+
+    >>> json_descriptor(bytes(16) + bytes([0x00, 1, 0]) + bytes(4))
+    {'guid': '00000000000000000000000000000000', 'ttl': 1, 'hops': 0, 'extensions': []}
+    """
+    if type(data) is not bytes or len(data) < HEADER_LENGTH:
+        return None
+    guid, ptype, ttl, hops, length = _HEADER.unpack_from(data)
+    entry = JSON_READERS.get(ptype)
+    if entry is None or length != len(data) - HEADER_LENGTH or length > MAX_PAYLOAD_LENGTH:
+        return None
+    into, read = entry
+    out = {"guid": guid.hex(), "ttl": ttl, "hops": hops}
+    try:
+        if into:
+            _, end = read(data, HEADER_LENGTH, out)
+        else:
+            fields, end = read(data, HEADER_LENGTH, {})
+            for k, value in fields.items():
+                out[k] = value
+    except Exception:  # noqa: BLE001 - the Container path says what is wrong
+        return None
+    if end != len(data):
+        return None
+    return out
