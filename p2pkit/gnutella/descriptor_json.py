@@ -30,6 +30,7 @@ random and mutated descriptors (``tests/gnutella/test_descriptor_json.py``).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -37,16 +38,20 @@ import construct
 
 from p2pkit.capture.record import BINARY_INLINE_LIMIT, json_value
 from p2pkit.gnutella import ggep
-from p2pkit.gnutella.descriptor_fast_path import _fixed, _unwrap, body_reader
+from p2pkit.gnutella.descriptor_fast_path import _fixed, _unwrap, body_reader, vendor_body
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
     PAYLOADS,
     DescriptorHeader,
+    _extension_block_or_none,
+    _Trailer,
+    _Vendor,
 )
 from p2pkit.schema import FixedLayout, MessageSwitch
 
-__all__ = ["JSON_READERS", "json_descriptor", "json_reader"]
+__all__ = ["EXTENSION_JSON", "JSON_READERS", "json_descriptor", "json_items", "json_reader",
+           "json_record"]
 
 #: A JSON reader: (payload bytes, position, the fields read so far, as JSON) -> (the value's
 #: JSON, next position); it raises (anything) where the fast path would refuse.
@@ -69,7 +74,7 @@ def _raw(con: construct.Construct) -> JsonReader:
 
 
 def _extension_block(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
-    parts = ggep._fast_extension_block(data[pos:], json=json_value)
+    parts = ggep._fast_extension_block(data[pos:], json=EXTENSION_JSON)
     if parts is None:
         raise _Refused
     return parts, len(data)
@@ -108,29 +113,187 @@ def _array_reader(con: construct.Array) -> JsonReader:
     return read
 
 
+def _json_exprs(layout: FixedLayout, values: list[str], r: str, env: dict[str, Any]
+                ) -> list[tuple[str, str]]:
+    """(name, the expression of its JSON) of each field of a fixed-size ``layout`` whose
+    unpacked values are named ``values``: integers kept, ``Bytes(n)`` as hex (or as
+    ``json_value`` writes longer ones), adapters through their own ``_decode`` and then the
+    JSON of what they give; the names they use go into ``env`` (``r``: their prefix)."""
+    if layout.consts:
+        raise TypeError(f"no JSON reader for the constants of {layout.format}")
+    adapters = dict(layout.adapters)
+    out = []
+    for i, (name, x) in enumerate(zip(layout.all_names, values)):
+        code = layout.codes[i]
+        if i in adapters:
+            env[f"D{r}_{i}"] = adapters[i]._decode
+            expr = (f"(y if type(y := D{r}_{i}({x}, None, '')) is str and y.isascii() "
+                    f"else jv(y))")
+        elif code[-1] == "s":
+            expr = f"{x}.hex()" if int(code[:-1]) <= BINARY_INLINE_LIMIT else f"jv({x})"
+        elif code[-1] in "bBhHiIlLqQ":
+            expr = x  # an integer: its own JSON
+        else:
+            expr = f"jv({x})"
+        out.append((name, expr))
+    return out
+
+
 def _run_source(run: list[construct.Construct], r: int, env: dict[str, Any]) -> list[str]:
     """Source lines reading the run ``r`` of fixed-size fields (one ``unpack_from``) into
     ``out``, each value as its JSON."""
     layout = FixedLayout(construct.Struct(*run))
-    adapters = dict(layout.adapters)
     env[f"U{r}"] = layout.struct.unpack_from
     names = [f"r{r}_{i}" for i in range(len(layout.all_names))]
     lines = [f"    {', '.join(names)}, = U{r}(data, pos)",  # struct.error: short
              f"    pos += {layout.size}"]
-    for i, (name, x) in enumerate(zip(layout.all_names, names)):
-        if i in adapters:  # its own decoding, then the JSON of what it gives
-            env[f"D{r}_{i}"] = adapters[i]._decode
-            expr = (f"(y if type(y := D{r}_{i}({x}, None, '')) is str and y.isascii() "
-                    f"else jv(y))")
-        elif layout.codes[i][-1] == "s":
-            size = int(layout.codes[i][:-1])
-            expr = f"{x}.hex()" if size <= BINARY_INLINE_LIMIT else f"jv({x})"
-        elif layout.codes[i][-1] in "bBhHiIlLqQ":
-            expr = x  # an integer: its own JSON
-        else:
-            expr = f"jv({x})"
-        lines.append(f"    out[{name!r}] = {expr}")
+    lines += [f"    out[{name!r}] = {expr}"
+              for name, expr in _json_exprs(layout, names, str(r), env)]
     return lines
+
+
+def json_items(item: construct.Construct) -> Callable[[bytes], list[dict[str, Any]] | None]:
+    """A function reading a concatenation of fixed-size ``item`` records (one
+    ``iter_unpack``, as :meth:`~p2pkit.schema.FixedLayout.many_unpacker`) into the JSON of
+    their Containers; None when the input is not a whole number of records.
+
+    >>> from p2pkit.gnutella.vendor import SupportedMessage
+    >>> json_items(SupportedMessage)(b"BEAR" + bytes([4, 0, 1, 0]))
+    [{'vendor': 'BEAR', 'selector': 4, 'version': 1}]
+    """
+    layout = FixedLayout(item)
+    env: dict[str, Any] = {"jv": json_value, "iter_unpack": layout.struct.iter_unpack}
+    values = [f"v{i}" for i in range(len(layout.all_names))]
+    exprs = _json_exprs(layout, values, "", env)
+    display = "{" + ", ".join(f"{name!r}: {expr}" for name, expr in exprs) + "}"
+    source = (f"def read_items(data):\n"
+              f"    if len(data) % {layout.size}:\n        return None\n"
+              f"    return [{display} for {', '.join(values)}, in iter_unpack(data)]\n")
+    exec(compile(source, f"<json items {layout.format}>", "exec"), env)
+    return env["read_items"]
+
+
+def json_record(item: construct.Construct) -> Callable[[bytes], dict[str, Any] | None]:
+    """A function reading one fixed-size ``item`` record at the start of its input (extra
+    bytes ignored, as :meth:`~p2pkit.schema.FixedLayout.unpacker`) into the JSON of its
+    Container; None when the input is too short.
+
+    >>> json_record(ggep.UltrapeerValue)(bytes([1, 30, 2]))
+    {'version': 1, 'leaf_slots': 30, 'ultrapeer_slots': 2}
+    """
+    layout = FixedLayout(item)
+    env: dict[str, Any] = {"jv": json_value, "unpack_from": layout.struct.unpack_from}
+    values = [f"v{i}" for i in range(len(layout.all_names))]
+    exprs = _json_exprs(layout, values, "", env)
+    display = "{" + ", ".join(f"{name!r}: {expr}" for name, expr in exprs) + "}"
+    source = (f"def read_record(data):\n"
+              f"    if len(data) < {layout.size}:\n        return None\n"
+              f"    {', '.join(values)}, = unpack_from(data)\n"
+              f"    return {display}\n")
+    exec(compile(source, f"<json record {layout.format}>", "exec"), env)
+    return env["read_record"]
+
+
+def _extension_values() -> dict[str, Callable[[bytes], Any]]:
+    """Extension ID -> the JSON of its value from its payload, for the registered extensions
+    whose decoder is a ``Struct`` of fixed-size fields (what ``ggep.value_fast_path`` reads
+    with the same layout; the others: the JSON of ``ggep._value``)."""
+    out = {}
+    for ext_id, decoder in ggep.EXTENSIONS.items():
+        if isinstance(decoder, construct.Struct):
+            try:
+                out[ext_id] = json_record(decoder)
+            except TypeError:
+                continue
+    return out
+
+
+#: How extension blocks are read into JSON (``ggep._fast_extension_block``'s ``json``).
+EXTENSION_JSON = ggep.JsonOutput(convert=json_value, inline=BINARY_INLINE_LIMIT,
+                                 values=_extension_values())
+
+
+def _counted_vector(schema: construct.Struct) -> Callable[[bytes], list[Any] | None]:
+    """The JSON of what ``counted_vector_parser(schema)`` reads (the same derivation: the
+    count's format from its ``Rebuild``, the items' from their layout), or None where it
+    gives None."""
+    count_field, array = (sub.subcon for sub in schema.subcons)
+    if not (isinstance(count_field, construct.Rebuild)
+            and isinstance(count_field.subcon, construct.FormatField)
+            and isinstance(array, construct.Array)):
+        raise TypeError(f"not a counted vector: {schema!r}")
+    counter = struct.Struct(count_field.subcon.fmtstr)
+    items, size, first = json_items(array.subcon), FixedLayout(array.subcon).size, counter.size
+
+    def parse(data: bytes) -> list[Any] | None:
+        if len(data) < first:
+            return None
+        (count,) = counter.unpack_from(data)
+        if len(data) != first + count * size:
+            return None
+        return items(data[first:])
+
+    return parse
+
+
+def _greedy_range_reader(con: construct.GreedyRange) -> JsonReader:
+    """Fixed-size items up to where one would not fit (as the fast path's ``GreedyRange``
+    reader), one ``iter_unpack``."""
+    if con.discard:
+        raise TypeError(f"no fast path for {con!r}")
+    items, size = json_items(con.subcon), FixedLayout(con.subcon).size
+
+    def read(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+        end = pos + (len(data) - pos) // size * size
+        return items(data[pos:end]), end
+
+    return read
+
+
+def _private_area(data: bytes) -> Any:
+    """The JSON of what ``_extension_block_or_none`` reads of a QueryHit's private area."""
+    if not data or data[0] != ggep.GGEP_MAGIC:
+        return None
+    parts = ggep._fast_extension_block(data, json=EXTENSION_JSON)
+    return json_value(_extension_block_or_none(data)) if parts is None else parts
+
+
+def _trailer(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+    """The QueryHit trailer (``_Trailer.parse_bytes`` given :func:`_private_area`), each
+    other value as its JSON."""
+    out = {}
+    for k, v in _parse_trailer(data[pos:], "", False, _private_area).items():
+        t = type(v)
+        if t is int or v is None or k == "private_extensions" or t is str and v.isascii():
+            out[k] = v
+        elif t is bytes and len(v) <= BINARY_INLINE_LIMIT:
+            out[k] = v.hex()
+        else:
+            out[k] = json_value(v)
+    return out, len(data)
+
+
+_parse_trailer = _Trailer.parse_bytes
+
+
+def _vendor_reader(vendor: _Vendor) -> JsonReader:
+    """vendor_msg §2: ``_Vendor.parse_fast`` given the JSON readers of the vectors (Messages
+    and Features Supported), every other top-level value converted by ``json_value``."""
+    vectors = {name: _counted_vector(schema) for name, (schema, _) in vendor.vectors.items()}
+    done = frozenset(key for _, key in vendor.vectors.values())
+    parse, body = vendor.parse_fast, vendor_body
+
+    def read(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+        message = parse(data[pos:], body, vectors)
+        if message is None:
+            raise _Refused
+        out = {}
+        for k, v in message.items():
+            t = type(v)
+            out[k] = v if (t is int or k in done or t is str and v.isascii()) else json_value(v)
+        return out, len(data)
+
+    return read
 
 
 def _struct_reader(con: construct.Struct, into: bool = False) -> JsonReader:
@@ -205,6 +368,12 @@ def json_reader(con: construct.Construct) -> JsonReader:
         return _switch_reader(con)
     if con is ggep.ExtensionBlock.subcon:
         return _extension_block
+    if isinstance(con, _Vendor):
+        return _vendor_reader(con)
+    if isinstance(con, _Trailer):
+        return _trailer
+    if isinstance(con, construct.GreedyRange):
+        return _greedy_range_reader(con)
     return _raw(con)  # TypeError where the fast path has no reader
 
 

@@ -18,8 +18,20 @@ from p2pkit.capture.render import render_jsonl, render_tree
 from p2pkit.gnutella import ggep
 from p2pkit.gnutella.deferred import _decode_value, checked_summary, deferrable, deferred_record
 from p2pkit.gnutella.descriptor_fast_path import fast_descriptor
-from p2pkit.gnutella.descriptor_json import JSON_READERS, json_descriptor, json_reader
-from p2pkit.gnutella.descriptors import PAYLOADS, DescriptorLenient
+from p2pkit.gnutella.descriptor_json import (
+    EXTENSION_JSON,
+    JSON_READERS,
+    _counted_vector,
+    json_descriptor,
+    json_reader,
+)
+from p2pkit.gnutella.descriptors import (
+    PAYLOADS,
+    DescriptorLenient,
+    _Vendor,
+    counted_vector_parser,
+)
+from p2pkit.schema import FixedLayout
 from tests.gnutella.test_descriptor_fast_path import BLOCKS, REAL, _descriptor
 
 
@@ -88,7 +100,7 @@ def test_extension_blocks_in_descriptors(ptype, block, head):
 
 
 def same_block(data: bytes) -> None:
-    parts = ggep._fast_extension_block(data, json=json_value)
+    parts = ggep._fast_extension_block(data, json=EXTENSION_JSON)
     fast = ggep._fast_extension_block(data)
     assert (parts is None) == (fast is None)
     if fast is not None:
@@ -113,7 +125,7 @@ def test_extension_blocks_with_every_kind_of_value():
     for data in [b"\xc3\x81" + latin + b"\x41\x01", b"caf\xc3\xa9\xff\x1c",
                  b"\xc3\x81H" + bytes([0x80 | 1, 0x40 | 16]) + b"\x01" + bytes(79)]:
         same_block(data)
-        assert ggep._fast_extension_block(data, json=json_value) is not None
+        assert ggep._fast_extension_block(data, json=EXTENSION_JSON) is not None
 
 
 def test_every_payload_has_a_reader_and_other_kinds_are_refused():
@@ -122,3 +134,28 @@ def test_every_payload_has_a_reader_and_other_kinds_are_refused():
         json_reader(construct.Select(construct.Int8ul, construct.Pass))
     with pytest.raises(TypeError):
         json_reader(construct.Struct(construct.Padding(2)))
+
+
+@pytest.mark.parametrize("ext_id", sorted(EXTENSION_JSON.values))
+@settings(max_examples=80, deadline=None)
+@given(payload=st.binary(max_size=12))
+def test_extension_values_as_json(ext_id, payload):
+    made = EXTENSION_JSON.values[ext_id](payload)
+    expected = json_value(ggep._value(ext_id, payload))
+    assert made is None or json.dumps(made) == json.dumps(expected)
+    assert (made is None) == (len(payload) < FixedLayout(ggep.EXTENSIONS[ext_id]).size)
+
+
+VECTORS = sorted(_Vendor.vectors.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(VECTORS), st.integers(0, 5), st.binary(max_size=40))
+def test_vendor_vectors_as_json(vector, count, items):
+    name, (schema, _) = vector
+    for data in (count.to_bytes(2, "little") + items, items):
+        made = _counted_vector(schema)(data)
+        expected = counted_vector_parser(schema)(data)
+        assert (made is None) == (expected is None)
+        if made is not None:
+            assert json.dumps(made) == json.dumps(json_value(expected))
