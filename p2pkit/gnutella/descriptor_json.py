@@ -48,6 +48,7 @@ from p2pkit.gnutella.descriptors import (
     _Trailer,
     _Vendor,
 )
+from p2pkit.gnutella.fields import IPv4, VendorCode
 from p2pkit.schema import FixedLayout, MessageSwitch
 
 __all__ = ["EXTENSION_JSON", "JSON_READERS", "json_descriptor", "json_items", "json_reader",
@@ -113,6 +114,14 @@ def _array_reader(con: construct.Array) -> JsonReader:
     return read
 
 
+#: (adapter type, struct code of its field) -> its ``_decode`` as an expression giving the
+#: same ``str`` (``{}``: the field's value), for the text adapters of fixed-size fields.
+_INLINE_DECODES: dict[tuple[type, str], str] = {
+    (type(VendorCode), "4s"): "{}.decode('latin-1')",
+    (type(IPv4), "4s"): "f'{{{0}[0]}}.{{{0}[1]}}.{{{0}[2]}}.{{{0}[3]}}'",
+}
+
+
 def _json_exprs(layout: FixedLayout, values: list[str], r: str, env: dict[str, Any]
                 ) -> list[tuple[str, str]]:
     """(name, the expression of its JSON) of each field of a fixed-size ``layout`` whose
@@ -125,7 +134,10 @@ def _json_exprs(layout: FixedLayout, values: list[str], r: str, env: dict[str, A
     out = []
     for i, (name, x) in enumerate(zip(layout.all_names, values)):
         code = layout.codes[i]
-        if i in adapters:
+        inline = _INLINE_DECODES.get((type(adapters[i]), code)) if i in adapters else None
+        if inline is not None:  # the adapter's _decode as an expression (tests compare)
+            expr = f"(y if (y := {inline.format(x)}).isascii() else jv(y))"
+        elif i in adapters:
             env[f"D{r}_{i}"] = adapters[i]._decode
             expr = (f"(y if type(y := D{r}_{i}({x}, None, '')) is str and y.isascii() "
                     f"else jv(y))")

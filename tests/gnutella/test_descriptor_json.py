@@ -19,6 +19,7 @@ from p2pkit.gnutella import ggep
 from p2pkit.gnutella.deferred import _decode_value, checked_summary, deferrable, deferred_record
 from p2pkit.gnutella.descriptor_fast_path import fast_descriptor
 from p2pkit.gnutella.descriptor_json import (
+    _INLINE_DECODES,
     EXTENSION_JSON,
     JSON_READERS,
     _counted_vector,
@@ -31,6 +32,7 @@ from p2pkit.gnutella.descriptors import (
     _Vendor,
     counted_vector_parser,
 )
+from p2pkit.gnutella.fields import IPv4, VendorCode
 from p2pkit.schema import FixedLayout
 from tests.gnutella.test_descriptor_fast_path import BLOCKS, REAL, _descriptor
 
@@ -159,3 +161,14 @@ def test_vendor_vectors_as_json(vector, count, items):
         assert (made is None) == (expected is None)
         if made is not None:
             assert json.dumps(made) == json.dumps(json_value(expected))
+
+
+@pytest.mark.parametrize("kind", sorted(_INLINE_DECODES, key=repr))
+@settings(max_examples=100, deadline=None)
+@given(raw=st.binary(min_size=4, max_size=4))
+def test_inline_decodes_are_the_adapters(kind, raw):
+    adapter_type, code = kind
+    adapter = next(a for a in (IPv4, VendorCode) if type(a) is adapter_type)
+    assert code == f"{len(raw)}s"
+    inline = eval(_INLINE_DECODES[kind].format("raw"))  # noqa: S307 - the module's own source
+    assert inline == adapter._decode(raw, None, "") and type(inline) is str
