@@ -441,7 +441,7 @@ _FIRST_CHUNK = tuple(_first_chunk(byte) for byte in range(256))
 
 
 class JsonOutput(NamedTuple):
-    """How :func:`_fast_extension_block` writes the JSON of what it reads (the dissector's
+    """How ``_fast_extension_block`` writes the JSON of what it reads (the dissector's
     conversion, given by it: this module knows no output format)."""
 
     #: The JSON of any value (``p2pkit.capture.record.json_value``).
@@ -449,7 +449,7 @@ class JsonOutput(NamedTuple):
     #: Bytes of at most this length are written as hex (else by ``convert``).
     inline: int
     #: Extension ID -> the JSON of its value read from its payload, None where ``convert``
-    #: of :func:`_value` must say.
+    #: of ``_value`` must say.
     values: Mapping[str, Callable[[bytes], Any]]
 
 
