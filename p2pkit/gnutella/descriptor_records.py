@@ -75,19 +75,24 @@ def _run_format(name: str, present: tuple[str, ...]) -> tuple[str, tuple[int, ..
     return fmt, None if order == tuple(range(len(present))) else order
 
 
-def _run_plans() -> dict[int, tuple[str, tuple[int, ...] | None] | None]:
-    """Payload descriptor -> the format of its summary lines' tails when its records' summary
+#: What a payload type's summary tails need: (the longest payload not looked at, the tail's
+#: format then; the fast check, the tail's format after it and the order of its values).
+RunPlan = tuple[int, str, Any, str, "tuple[int, ...] | None"]
+
+
+def _run_plans() -> dict[int, RunPlan | None]:
+    """Payload descriptor -> how the loop draws its summary tails when its records' summary
     lines are drawn from their header values (``payload_keys`` disjoint from the fields
-    shown, the values plain integers and the GUID's hex text, which ``_short`` leaves
-    alone); None for a payload type whose tails are drawn otherwise."""
-    out: dict[int, tuple[str, tuple[int, ...] | None] | None] = {}
+    shown, the values plain integers and the GUID's hex text, which ``_short`` leaves alone;
+    see :data:`PLANS`); None for a payload type whose tails are drawn from its record."""
+    out: dict[int, RunPlan | None] = {}
     for ptype, (name, keys, longest, check, shown, checked_keys) in PLANS.items():
-        if not keys.isdisjoint(SHOWN) or not checked_keys.isdisjoint(SHOWN):
+        plain, order = _run_format(name, _HEADER)
+        if not keys.isdisjoint(SHOWN) or not checked_keys.isdisjoint(SHOWN) or order:
             out[ptype] = None
-        elif check is not None:
-            out[ptype] = _run_format(name, (*shown, *_HEADER))
-        else:
-            out[ptype] = _run_format(name, _HEADER)
+            continue
+        checked, order = _run_format(name, (*shown, *_HEADER))
+        out[ptype] = (longest, plain, check, checked, order)
     return out
 
 
@@ -98,6 +103,9 @@ _HEADER = ("guid", "ttl", "hops")
 #: Payload descriptor -> the ``%`` format of its summary tails and the order of the values
 #: (see :func:`_run_format`); None: drawn from the summary dictionary.
 RUN_PLANS = _run_plans()
+#: :data:`RUN_PLANS` by payload descriptor byte (a tuple of 256: one index a descriptor);
+#: None for a type without one, known or not.
+_RUN_TABLE: tuple[RunPlan | None, ...] = tuple(RUN_PLANS.get(t) for t in range(256))
 
 
 def _summary_tail(name: str, summary: dict[str, Any]) -> str:
@@ -197,52 +205,50 @@ class DescriptorRecords:
         """:meth:`split` with runs: the same loop, each descriptor's summary tail formatted
         instead of its record made (a record still, between runs, for a descriptor whose
         tail this does not draw)."""
-        frame, time, transport, src, dst = (self.frame, self.time, self.transport, self.src,
-                                            self.dst)
-        limit, plans, header = self.max_payload_length, PLANS, _TYPE_TO_LENGTH.unpack_from
-        formats = RUN_PLANS
+        limit, plans, header = self.max_payload_length, _RUN_TABLE, _TYPE_TO_LENGTH.unpack_from
         size = len(data)
+        whole = HEADER_LENGTH
         start = pos
         tails: list[str] = []
         sizes: list[int] = []
         add, grew = tails.append, sizes.append
-        while size - pos >= HEADER_LENGTH:
+        while size - pos >= whole:
             ptype, ttl, hops, length = header(data, pos + 16)
-            end = pos + HEADER_LENGTH + length
-            plan = plans.get(ptype)
-            if end > size or length > limit or plan is None:
+            end = pos + whole + length
+            if end > size or length > limit:
                 break
-            name, keys, longest, check, shown, checked_keys = plan
-            form = formats[ptype]
-            if form is not None and length <= longest:
-                fmt, order = form
-                add(fmt % (data[pos:pos + 16].hex(), ttl, hops))
-                grew(end - pos)
-                pos = end
-                continue
-            descriptor = data[pos:end]
-            if form is not None and check is not None:
-                values = check(descriptor)
-                if values is None:
-                    break
-                fmt, order = form
-                values = (*values, descriptor[:16].hex(), ttl, hops)
-                if order is not None:
-                    values = tuple([values[i] for i in order])
-                add(fmt % values)
-                grew(end - pos)
-                pos = end
-                continue
-            # the other payloads (and any plan without a run format): the record _records
-            # makes, its tail drawn from its summary fields when they give the line
+            plan = plans[ptype]
+            if plan is not None:
+                longest, plain, check, checked, order = plan
+                if length <= longest:  # nothing of the payload shown, no bound reachable
+                    add(plain % (data[pos:pos + 16].hex(), ttl, hops))
+                    grew(end - pos)
+                    pos = end
+                    continue
+                if check is not None:
+                    descriptor = data[pos:end]
+                    values = check(descriptor)
+                    if values is None:
+                        break
+                    values = (*values, descriptor[:16].hex(), ttl, hops)
+                    if order is not None:
+                        values = tuple([values[i] for i in order])
+                    add(checked % values)
+                    grew(end - pos)
+                    pos = end
+                    continue
+            elif ptype not in PLANS:
+                break
+            # any other payload: the record _records makes, its tail drawn from its summary
+            # fields when they give the line
             one: list[Any] = []
-            if self._records(data, pos, end, offset, one, frame, time) != end:
+            if self._records(data, pos, end, offset, one, self.frame, self.time) != end:
                 break
             (made,) = one
-            shown_fields = made._summary
-            if (form is not None and shown_fields is not None
+            shown = made._summary
+            if (plan is not None and shown is not None
                     and made._payload_keys.isdisjoint(SHOWN)):
-                add(_summary_tail(made.message, shown_fields))
+                add(_summary_tail(made.message, shown))
                 grew(end - pos)
             else:
                 if tails:
