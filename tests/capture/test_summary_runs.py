@@ -36,7 +36,7 @@ OPS = st.lists(st.one_of(
     max_size=40)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(OPS, st.integers(0, 6), st.integers(-1, 12), st.integers(0, 1500))
 def test_run_order_releases_what_frame_order_releases(ops, window, max_held, max_bytes):
     plain = FrameOrder(window=window, max_held=max_held, max_bytes=max_bytes)
