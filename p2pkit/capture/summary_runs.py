@@ -38,50 +38,62 @@ __all__ = ["RunOrder", "SummaryRun"]
 class SummaryRun:
     """The messages of one frame and one direction, as the tails of their summary lines.
 
-    ``tails[i]`` is message ``i``'s summary line after ``frame time src → dst protocol `` as
-    drawn for the protocol's summary fields ``wanted``; ``sizes[i]`` its bytes;
-    ``records()`` makes the records the run stands for (the ones the decoder gives when it
-    makes no run), for any use other than those lines.
+    Message ``i`` (``lo <= i < hi``) has the summary line tail ``tails[i]`` (the line after
+    ``frame time src → dst protocol ``, drawn for the protocol's summary fields ``wanted``)
+    and the bytes ``bounds[i]`` to ``bounds[i + 1]``; ``make()`` makes the records of every
+    message of ``tails`` (the ones the decoder gives when it makes no run), for any use other
+    than those lines. A run cut in two (:meth:`take`) shares its lists with the other part.
     """
 
-    __slots__ = ("frame", "time", "transport", "src", "dst", "protocol", "wanted", "tails",
-                 "sizes", "length", "_make", "_first")
+    __slots__ = ("frame", "time", "transport", "src", "dst", "protocol", "wanted", "_tails",
+                 "_bounds", "lo", "hi", "length", "_make")
 
     def __init__(self, frame: int, time: float, transport: str, src: str, dst: str,
-                 protocol: str, wanted: tuple[str, ...], tails: list[str], sizes: list[int],
-                 make: Callable[[], list[Record]], first: int = 0) -> None:
+                 protocol: str, wanted: tuple[str, ...], tails: list[str], bounds: list[int],
+                 make: Callable[[], list[Record]], lo: int = 0, hi: int | None = None) -> None:
         self.frame, self.time, self.transport, self.src, self.dst = (
             frame, time, transport, src, dst)
-        self.protocol, self.wanted, self.tails, self.sizes = protocol, wanted, tails, sizes
+        self.protocol, self.wanted, self._tails, self._bounds = protocol, wanted, tails, bounds
+        self.lo = lo
+        self.hi = hi = len(tails) if hi is None else hi
         #: Bytes of the messages (what :class:`FrameOrder` bounds), as a record's ``length``.
-        self.length = sum(sizes)
+        self.length = bounds[hi] - bounds[lo]
         self._make = make
-        #: Index of ``tails[0]`` among the records ``make()`` gives.
-        self._first = first
 
     @property
     def count(self) -> int:
         """How many messages (records) the run stands for."""
-        return len(self.tails)
+        return self.hi - self.lo
+
+    @property
+    def tails(self) -> list[str]:
+        """The tails of the run's summary lines, in order."""
+        tails = self._tails
+        return tails if self.lo == 0 and self.hi == len(tails) else tails[self.lo:self.hi]
+
+    @property
+    def sizes(self) -> list[int]:
+        """The bytes of each message, in order."""
+        bounds = self._bounds
+        return [bounds[i + 1] - bounds[i] for i in range(self.lo, self.hi)]
 
     def records(self) -> list[Record]:
         """The records of the run's messages, in order."""
-        first = self._first
-        return self._make()[first:first + len(self.tails)]
+        return self._make()[self.lo:self.hi]
 
     def take(self, n: int) -> SummaryRun:
         """A run of the first ``n`` messages (0 < n < count); this run keeps the rest."""
+        lo = self.lo
         head = SummaryRun(self.frame, self.time, self.transport, self.src, self.dst,
-                          self.protocol, self.wanted, self.tails[:n], self.sizes[:n],
-                          self._make, self._first)
-        del self.tails[:n], self.sizes[:n]
-        self._first += n
+                          self.protocol, self.wanted, self._tails, self._bounds, self._make,
+                          lo, lo + n)
+        self.lo = lo + n
         self.length -= head.length
         return head
 
     def __repr__(self) -> str:
         return (f"SummaryRun(frame={self.frame}, {self.src} → {self.dst} {self.protocol}, "
-                f"{len(self.tails)} messages)")
+                f"{self.hi - self.lo} messages)")
 
 
 def expand(items: Iterable[Any]) -> Iterator[Record]:
@@ -120,7 +132,7 @@ class RunOrder(FrameOrder):
             record = heapq.heappop(late)[2]
         else:
             record = queue[0]
-            if type(record) is SummaryRun and len(record.tails) > 1:
+            if type(record) is SummaryRun and record.hi - record.lo > 1:
                 record = record.take(1)
             else:
                 queue.popleft()
@@ -137,7 +149,7 @@ class RunOrder(FrameOrder):
             self.held -= 1
         else:
             item = queue.popleft()
-            self.held -= len(item.tails) if type(item) is SummaryRun else 1
+            self.held -= item.hi - item.lo if type(item) is SummaryRun else 1
         self.held_bytes -= item.length
         out.append(item)
 
@@ -146,7 +158,7 @@ class RunOrder(FrameOrder):
             if type(item) is not SummaryRun:
                 self._push_one(item, out)
                 continue
-            count = len(item.tails)
+            count = item.hi - item.lo
             if (not self._late and item.frame >= self._tail and self.held <= self.max_held
                     and self.held_bytes + item.length <= self.max_bytes):
                 # no late record, no byte bound reachable: FrameOrder pops one record a push
@@ -180,7 +192,7 @@ class RunOrder(FrameOrder):
         queue = self._queue
         while n > 0:
             head = queue[0]
-            count = len(head.tails) if type(head) is SummaryRun else 1
+            count = head.hi - head.lo if type(head) is SummaryRun else 1
             if count > n:
                 head = head.take(n)
                 count = n

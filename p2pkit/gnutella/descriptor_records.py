@@ -210,8 +210,8 @@ class DescriptorRecords:
         whole = HEADER_LENGTH
         start = pos
         tails: list[str] = []
-        sizes: list[int] = []
-        add, grew = tails.append, sizes.append
+        bounds = [pos]  # where each descriptor ends (after where the first starts)
+        add, grew = tails.append, bounds.append
         while size - pos >= whole:
             ptype, ttl, hops, length = header(data, pos + 16)
             end = pos + whole + length
@@ -222,7 +222,7 @@ class DescriptorRecords:
                 longest, plain, check, checked, order = plan
                 if length <= longest:  # nothing of the payload shown, no bound reachable
                     add(plain % (data[pos:pos + 16].hex(), ttl, hops))
-                    grew(end - pos)
+                    grew(end)
                     pos = end
                     continue
                 if check is not None:
@@ -234,7 +234,7 @@ class DescriptorRecords:
                     if order is not None:
                         values = tuple([values[i] for i in order])
                     add(checked % values)
-                    grew(end - pos)
+                    grew(end)
                     pos = end
                     continue
             elif ptype not in PLANS:
@@ -249,22 +249,24 @@ class DescriptorRecords:
             if (plan is not None and shown is not None
                     and made._payload_keys.isdisjoint(SHOWN)):
                 add(_summary_tail(made.message, shown))
-                grew(end - pos)
+                grew(end)
             else:
                 if tails:
-                    frames.append(self._run(data, start, pos, offset, tails, sizes))
-                    tails, sizes = [], []
-                    add, grew = tails.append, sizes.append
+                    frames.append(self._run(data, start, pos, offset, tails, bounds))
+                    tails, bounds = [], [end]
+                    add, grew = tails.append, bounds.append
+                else:
+                    bounds[0] = end
                 frames.append(made)
                 start = end
             pos = end
         if tails:
-            frames.append(self._run(data, start, pos, offset, tails, sizes))
+            frames.append(self._run(data, start, pos, offset, tails, bounds))
         return pos
 
     def _run(self, data: bytes, start: int, stop: int, offset: int, tails: list[str],
-             sizes: list[int]) -> SummaryRun:
+             bounds: list[int]) -> SummaryRun:
         frame, time = self.frame, self.time
         return SummaryRun(frame, time, self.transport, self.src, self.dst, PROTOCOL, SHOWN,
-                          tails, sizes, partial(self._made, data, start, stop, offset, frame,
+                          tails, bounds, partial(self._made, data, start, stop, offset, frame,
                                                 time))

@@ -24,9 +24,12 @@ def _run(records: list[Record]) -> SummaryRun:
     lines = SummaryLines(0.0)
     head = lines.text([first]).split("bittorrent ")[0] + "bittorrent "
     tails = [lines.text([r])[len(head):-1] for r in records]
+    bounds = [100]
+    for r in records:
+        bounds.append(bounds[-1] + r.length)
     return SummaryRun(first.frame, first.time, first.transport, first.src, first.dst,
-                      first.protocol, ("index", "begin", "length"), tails,
-                      [r.length for r in records], lambda: list(records))
+                      first.protocol, ("index", "begin", "length"), tails, bounds,
+                      lambda: list(records))
 
 
 OPS = st.lists(st.one_of(
@@ -74,6 +77,9 @@ def test_a_run_cut_keeps_its_lines_and_records():
     assert run.count == 5 and run.length == sum(r.length for r in records)
     head = run.take(2)
     assert (head.count, run.count) == (2, 3)
+    assert head.sizes == [10, 11] and run.sizes == [12, 13, 14]
+    assert run.tails == [SummaryLines(0.0).text([r]).split("bittorrent ")[1][:-1]
+                         for r in records[2:]]
     assert head.records() == records[:2] and run.records() == records[2:]
     assert head.length + run.length == sum(r.length for r in records)
     lines = SummaryLines(0.0)
