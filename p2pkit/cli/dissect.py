@@ -117,15 +117,17 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
     source = capture_source(path)
     if path == "-":
         path = "standard input"
-    dissection = Dissection(source, decode_as=rules, secrets=_secrets(keylog))
     statistics = Statistics() if stats else None
+    # summary lines of every record: a batch (the records released after one frame) at once
+    whole_batches = not (hide_undecoded or protocols or messages or keep is not None
+                         or statistics is not None or tree or fmt == "jsonl")
+    # (and then decoders may give runs of summary lines instead of records; -c counts records)
+    dissection = Dissection(source, decode_as=rules, secrets=_secrets(keylog),
+                            summary_runs=whole_batches and count is None)
     bar = _progress(path, sys.stderr.isatty() and not sys.stdout.isatty() or
                     (sys.stderr.isatty() and stats))
     shown = 0
     out = sys.stdout
-    # summary lines of every record: a batch (the records released after one frame) at once
-    whole_batches = not (hide_undecoded or protocols or messages or keep is not None
-                         or statistics is not None or tree or fmt == "jsonl")
     lines: SummaryLines | None = None
     pending: list[Record] = []  # whole batches gathered, their lines written together
     pending_bytes = 0  # (of their messages: a lazy record may hold its message's bytes)

@@ -42,7 +42,6 @@ from types import MappingProxyType
 from typing import Any
 
 import construct
-from construct import Container
 
 from p2pkit.capture.lazy_record import Decoded, DeferredValue, LazyRecord, scalar_summary
 from p2pkit.capture.record import json_fields, json_value
@@ -259,7 +258,10 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
             return tuple([values[i] for i in indices])
     else:  # the rest reads the run's fields (a count): they are its context
         names = layout.all_names
-        decoders = [(i, adapter._decode) for i, adapter in layout.adapters]
+        # (an adapter that accepts every value is not run: only the rest's counts read the
+        # context, and the values shown are plain integers)
+        decoders = [(i, adapter._decode) for i, adapter in layout.adapters
+                    if not isinstance(adapter, TOTAL_DECODERS)]
         steps = [(sub.name, body_reader(sub, check=True)) for sub in rest]
 
         def check(data: bytes) -> tuple[Any, ...] | None:
@@ -267,7 +269,7 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
                 values = list(unpack(data, HEADER_LENGTH))
                 for i, decode in decoders:
                     values[i] = decode(values[i], None, "")
-                ctx = Container(zip(names, values))
+                ctx = dict(zip(names, values))  # (the readers index it: no Container)
                 pos = start
                 for name, step in steps:
                     ctx[name], pos = step(data, pos, ctx)
