@@ -16,6 +16,7 @@ Reached through the ``bt-dht`` descriptor (:mod:`p2pkit.dht.protocol`).
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from construct import Container
 
@@ -40,6 +41,7 @@ from p2pkit.dht.krpc import (
     Transactions,
     decode_lenient,
 )
+from p2pkit.dht.krpc_fields import record_fields
 from p2pkit.errors import ParseError
 
 __all__ = ["KrpcDecoder", "detect_krpc"]
@@ -87,9 +89,39 @@ class _DeferredDatagram(DeferredMessage):
         return _named_spans(self.spans)
 
     def fields(self) -> Decoded:
+        fields = record_fields(self, self.paired)
+        if fields is not None:  # (the message reports nothing but unknown keys)
+            return fields, self, []  # (the value: made when read, see _KrpcRecord)
+        return _fields(self.paired_message())
+
+    def paired_message(self) -> Container:
+        """The lenient message, with the method its pairing gave."""
         message = self.message()
         message.method = self.paired
-        return _fields(message)
+        return message
+
+
+_RECORD_VALUE = Record.__dict__["value"]
+
+
+class _KrpcRecord(LazyRecord):
+    """A deferred datagram's record: its fields may come without the message's Container
+    (:func:`~p2pkit.dht.krpc_fields.record_fields`), which is then made when ``value`` is
+    read (``-V`` and JSON do not read it)."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def value(self) -> Any:
+        value = LazyRecord.value.fget(self)  # type: ignore[attr-defined]
+        if type(value) is _DeferredDatagram:
+            value = value.paired_message()
+            _RECORD_VALUE.__set__(self, value)
+        return value
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        LazyRecord.value.fset(self, value)  # type: ignore[attr-defined]
 
 
 def _fields(message: Container) -> Decoded:
@@ -182,10 +214,10 @@ class KrpcDecoder:
             summary, payload_keys = None, frozenset()
         # (Record's fields by position: frame, time, transport, src, dst, protocol, message,
         # fields, offset, length, deviations, value, spans)
-        return LazyRecord(pkt.frame, pkt.time, "udp", src, dst, PROTOCOL,
-                          _KIND.get(y) or str(y), None, None, len(deferred.data), None, None,
-                          LazySpans(deferred.named_spans), decode=deferred.fields,
-                          summary=summary, payload_keys=payload_keys)
+        return _KrpcRecord(pkt.frame, pkt.time, "udp", src, dst, PROTOCOL,
+                           _KIND.get(y) or str(y), None, None, len(deferred.data), None, None,
+                           LazySpans(deferred.named_spans), decode=deferred.fields,
+                           summary=summary, payload_keys=payload_keys)
 
     @staticmethod
     def _undecoded(pkt: Packet, error: ParseError) -> Record | None:
