@@ -374,6 +374,7 @@ def _compile(shape: tuple[Any, ...]) -> Callable[[dict, Any], dict | None] | Non
     values: dict[str, str] = {}  # the message's JSON items by name
     extra: list[str] = []  # unknown top-level keys, then an "r" outside a response
     infos: list[tuple[tuple[bytes, ...], str, str, str]] = []  # (path, message, level, spec)
+    inner: list[tuple[tuple[bytes, ...], str, str, str]] = []  # the body's, reported after
     later: list[tuple[tuple[bytes, ...], str, str, str]] = []  # reported after the body
     body_json = later_extra = ""
     for i, key in enumerate(top):
@@ -383,7 +384,7 @@ def _compile(shape: tuple[Any, ...]) -> Callable[[dict, Any], dict | None] | Non
             continue  # read by the header (and the method is the paired one)
         if key == body_key:
             w.sizes[(key,)] = f"SIZE({x})"
-            body_json = _body(w, body_schema, method, body_keys, x, key, infos)  # type: ignore
+            body_json = _body(w, body_schema, method, body_keys, x, key, inner)  # type: ignore
             continue
         if key == b"r" and y != "r":  # libtorrent repeats its "r" in errors: information
             json = w.value(_ANY, x, (key,))
@@ -416,7 +417,7 @@ def _compile(shape: tuple[Any, ...]) -> Callable[[dict, Any], dict | None] | Non
     if w.checks:
         lines.append(f"    if not ({' and '.join(w.checks)}):\n        return None\n")
     lines.append(f"    fields = {{{', '.join(items)}}}\n")
-    infos += later
+    infos += inner + later  # (the envelope's keys are checked first, then the body)
     if infos:
         lines += _offsets(w, top, tops, body_key, body_keys, [path for path, *_ in infos])
         w.env["INFO"] = [(message, level, spec) for _, message, level, spec in infos]
