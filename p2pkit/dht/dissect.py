@@ -42,13 +42,12 @@ from p2pkit.dht.krpc import (
     decode_lenient,
 )
 from p2pkit.dht.krpc_fields import record_fields
+from p2pkit.dht.krpc_spans import field_name, named_spans
 from p2pkit.errors import ParseError
 
 __all__ = ["KrpcDecoder", "detect_krpc"]
 
 _KIND = {"q": "query", "r": "response", "e": "error"}
-#: KRPC keys shown under another name in the record (``q`` is the method).
-_FIELD_OF_KEY = {b"t": "transaction_id", b"q": "method"}
 
 
 #: Rules of deviations that are information, not departures (listed in ``unknown_keys``).
@@ -68,7 +67,7 @@ def _top_level_spans(payload: bytes) -> dict[str, tuple[int, int]]:
 
 def _named_spans(spans: dict[bytes, tuple[int, int]]) -> dict[str, tuple[int, int]]:
     """Spans of the top-level values by the name the record's fields give them."""
-    return {_FIELD_OF_KEY.get(k, k.decode("latin-1")): span for k, span in spans.items()}
+    return {field_name(k): span for k, span in spans.items()}
 
 
 #: Top-level fields of a record besides ``transaction_id`` and ``method`` (from the envelope's
@@ -86,7 +85,10 @@ class _DeferredDatagram(DeferredMessage):
     __slots__ = ("paired",)
 
     def named_spans(self) -> dict[str, tuple[int, int]]:
-        return _named_spans(self.spans)
+        spans = self._spans
+        if spans is None:  # (the compiled decoder's: measured from the value)
+            return named_spans(self.raw, len(self.data))
+        return _named_spans(spans)
 
     def fields(self) -> Decoded:
         fields = record_fields(self, self.paired)
