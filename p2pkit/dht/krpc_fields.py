@@ -45,6 +45,7 @@ from typing import Any
 
 from construct import Container
 
+from p2pkit.addresses import IPAddressAdapter
 from p2pkit.bencode import Mismatch
 from p2pkit.bencode import encode as encode_value
 from p2pkit.bencode.schema import (
@@ -113,7 +114,7 @@ def compact_records(layout: FixedLayout, *, many: bool = True) -> Callable[[byte
         if name is None or name[:1] == "_":  # (hidden from JSON, as json_value hides it)
             continue
         adapter = adapters.get(i)
-        kind = getattr(adapter, "kind", None)
+        kind = adapter.kind if type(adapter) is IPAddressAdapter else None
         if adapter is not None and code == "4s" and kind is ipaddress.IPv4Address:
             expr = f"ntoa({x})"  # json_value: inet_ntoa of the packed address
         elif adapter is not None and code == "16s" and kind is ipaddress.IPv6Address:
@@ -164,18 +165,18 @@ def _plain(kind: Value) -> bool:
     return t in (krpc._Hashes, krpc._Error)
 
 
-_PEER_JSON = compact_records(FixedLayout(krpc._PEER.con), many=False)
-_PEER6_JSON = compact_records(FixedLayout(krpc._PEER6.con), many=False)
+#: The JSON of one compact peer by its size (BEP 5's 6 bytes, BEP 32's 18), from the layouts
+#: ``krpc._Address`` and ``krpc._Peers`` decode with.
+_PEER_JSON = {records.size: compact_records(FixedLayout(records.con), many=False)
+              for records in (krpc._PEER, krpc._PEER6)}
 
 
 def _address(raw: Any) -> Any:
-    """BEP 42 ``ip`` (:class:`krpc._Address`) as JSON."""
+    """BEP 42 ``ip`` (:class:`krpc._Address`), or one of BEP 5's ``values``, as JSON."""
     if type(raw) is bytes:
-        n = len(raw)
-        if n == 6:
-            return _PEER_JSON(raw)  # type: ignore[misc]
-        if n == 18:
-            return _PEER6_JSON(raw)  # type: ignore[misc]
+        convert = _PEER_JSON.get(len(raw))
+        if convert is not None:
+            return convert(raw)
     return _MISMATCH
 
 
