@@ -21,7 +21,7 @@ from typing import Any
 from p2pkit.capture.record import Record
 from p2pkit.deviations import Deviation
 
-__all__ = ["Decoded", "LazyRecord", "scalar_summary"]
+__all__ = ["Decoded", "LazyRecord", "ValueLater", "scalar_summary"]
 
 #: What a decoder's callable returns: (fields, value, deviations).
 Decoded = tuple[dict[str, Any], Any, list[Deviation]]
@@ -30,6 +30,17 @@ _FIELDS = Record.__dict__["fields"]
 _VALUE = Record.__dict__["value"]
 _DEVIATIONS = Record.__dict__["deviations"]
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Record))
+
+
+class ValueLater:
+    """A record's value made when it is first read: a decoder that gives the fields and
+    deviations without the decoded value (``-V`` and JSON read only those) returns one of these
+    as the value, with the function that makes it."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
 
 
 class LazyRecord(Record):
@@ -112,7 +123,11 @@ class LazyRecord(Record):
     def value(self) -> Any:
         if self._decode is not None:
             self._run()
-        return _VALUE.__get__(self)
+        value = _VALUE.__get__(self)
+        if type(value) is ValueLater:
+            value = value.make()
+            _VALUE.__set__(self, value)
+        return value
 
     @value.setter
     def value(self, value: Any) -> None:

@@ -22,7 +22,7 @@ from construct import Container
 
 from p2pkit import bencode
 from p2pkit.bencode.compiled import decode_canonical_dict
-from p2pkit.capture.lazy_record import Decoded, LazyRecord, scalar_summary
+from p2pkit.capture.lazy_record import Decoded, LazyRecord, ValueLater, scalar_summary
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import (
     BINARY_INLINE_LIMIT,
@@ -41,8 +41,6 @@ from p2pkit.dht.krpc import (
     Transactions,
     decode_lenient,
 )
-from p2pkit.dht.krpc_fields import record_fields
-from p2pkit.dht.krpc_spans import field_name, named_spans
 from p2pkit.errors import ParseError
 
 __all__ = ["KrpcDecoder", "detect_krpc"]
@@ -67,6 +65,8 @@ def _top_level_spans(payload: bytes) -> dict[str, tuple[int, int]]:
 
 def _named_spans(spans: dict[bytes, tuple[int, int]]) -> dict[str, tuple[int, int]]:
     """Spans of the top-level values by the name the record's fields give them."""
+    from p2pkit.dht.krpc_spans import field_name  # (imported when a field tree is drawn)
+
     return {field_name(k): span for k, span in spans.items()}
 
 
@@ -87,13 +87,13 @@ class _DeferredDatagram(DeferredMessage):
     def named_spans(self) -> dict[str, tuple[int, int]]:
         spans = self._spans
         if spans is None:  # (the compiled decoder's: measured from the value)
-            return named_spans(self.raw, len(self.data))
+            return _measured_spans(self.raw, len(self.data))
         return _named_spans(spans)
 
     def fields(self) -> Decoded:
-        fields = record_fields(self, self.paired)
+        fields = _record_fields(self, self.paired)
         if fields is not None:  # (the message reports nothing but unknown keys)
-            return fields, self, []  # (the value: made when read, see _KrpcRecord)
+            return fields, ValueLater(self.paired_message), []  # (-V and JSON do not read it)
         return _fields(self.paired_message())
 
     def paired_message(self) -> Container:
@@ -103,27 +103,23 @@ class _DeferredDatagram(DeferredMessage):
         return message
 
 
-_RECORD_VALUE = Record.__dict__["value"]
+def _record_fields(d: _DeferredDatagram, method: Any) -> dict[str, Any] | None:
+    """:func:`~p2pkit.dht.krpc_fields.record_fields`, imported with the first record whose
+    fields are read (a summary run reads none)."""
+    global _record_fields
+    from p2pkit.dht.krpc_fields import record_fields
+
+    _record_fields = record_fields
+    return record_fields(d, method)
 
 
-class _KrpcRecord(LazyRecord):
-    """A deferred datagram's record: its fields may come without the message's Container
-    (:func:`~p2pkit.dht.krpc_fields.record_fields`), which is then made when ``value`` is
-    read (``-V`` and JSON do not read it)."""
+def _measured_spans(raw: dict, size: int) -> dict[str, tuple[int, int]]:
+    """:func:`~p2pkit.dht.krpc_spans.named_spans`, imported with the first field tree."""
+    global _measured_spans
+    from p2pkit.dht.krpc_spans import named_spans
 
-    __slots__ = ()
-
-    @property  # type: ignore[override]
-    def value(self) -> Any:
-        value = LazyRecord.value.fget(self)  # type: ignore[attr-defined]
-        if type(value) is _DeferredDatagram:
-            value = value.paired_message()
-            _RECORD_VALUE.__set__(self, value)
-        return value
-
-    @value.setter
-    def value(self, value: Any) -> None:
-        LazyRecord.value.fset(self, value)  # type: ignore[attr-defined]
+    _measured_spans = named_spans
+    return named_spans(raw, size)
 
 
 def _fields(message: Container) -> Decoded:
@@ -216,10 +212,10 @@ class KrpcDecoder:
             summary, payload_keys = None, frozenset()
         # (Record's fields by position: frame, time, transport, src, dst, protocol, message,
         # fields, offset, length, deviations, value, spans)
-        return _KrpcRecord(pkt.frame, pkt.time, "udp", src, dst, PROTOCOL,
-                           _KIND.get(y) or str(y), None, None, len(deferred.data), None, None,
-                           LazySpans(deferred.named_spans), decode=deferred.fields,
-                           summary=summary, payload_keys=payload_keys)
+        return LazyRecord(pkt.frame, pkt.time, "udp", src, dst, PROTOCOL,
+                          _KIND.get(y) or str(y), None, None, len(deferred.data), None, None,
+                          LazySpans(deferred.named_spans), decode=deferred.fields,
+                          summary=summary, payload_keys=payload_keys)
 
     @staticmethod
     def _undecoded(pkt: Packet, error: ParseError) -> Record | None:

@@ -2,10 +2,10 @@
 a function generated once per message shape from the declarations of :mod:`p2pkit.dht.krpc`.
 
 The generic way from a datagram to the fields ``dissect -V`` and JSON show goes through the
-lenient message: :meth:`~p2pkit.bencode.BencodedDict.parse_decoded` checks every key against
+lenient message: ``BencodedDict.parse_decoded`` checks every key against
 the declaration and builds ``Container`` objects (an ``ipaddress`` object per compact node),
 then :func:`~p2pkit.capture.record.json_fields` converts each value to JSON and the
-deviations are split into departures and information (:mod:`p2pkit.dht.dissect`). A DHT node's
+deviations are split into departures and information (``p2pkit.dht.dissect``). A DHT node's
 datagrams come in few shapes (which keys at the top, which in ``a`` or ``r``), so for a shape
 :func:`record_fields` generates once, from the declared value type of each key, a function
 that checks each value as its type's ``decode`` does and writes its JSON value as the
@@ -17,13 +17,13 @@ conversion would, in the order the message would have it:
   ``Container`` or address object in between; the rarer types are decoded by their own
   ``decode`` and converted by ``json_value``;
 * a key no declaration knows is kept in ``extra`` and listed in ``unknown_keys`` with the
-  message its dictionary's :meth:`~p2pkit.bencode.BencodedDict.report_unknown` gives and the
+  message its dictionary's ``report_unknown`` gives and the
   offset the locator would find (measured from the values: canonical bencoding is the encoding
   of its value).
 
 The function answers None for a message whose checks would report anything else (a value of
 another type, a missing key, a key in the wrong kind of message, a query without its
-arguments): :mod:`p2pkit.dht.dissect` then takes the generic way, so every deviation keeps one
+arguments): ``p2pkit.dht.dissect`` then takes the generic way, so every deviation keeps one
 source. Tests compare the two ways on every KRPC datagram of the committed captures and on
 hypothesis-generated and mutated messages. At most :data:`MAX_SHAPES` shapes are compiled.
 
@@ -92,7 +92,7 @@ def _encoded_size(value: Any) -> int:
 
 def compact_records(layout: FixedLayout, *, many: bool = True) -> Callable[[bytes], Any] | None:
     """A function turning a string of ``layout``'s records (or one record, ``many=False``)
-    into the JSON values :func:`~p2pkit.capture.record.json_value` gives for the Containers the
+    into the JSON values ``json_value`` gives for the Containers the
     layout's parse makes, with one ``iter_unpack`` (``unpack``) and no Container or address
     object; None when a field's conversion is not known here (a ``Const``, another adapter).
     The caller checks the length (a whole number of records).
