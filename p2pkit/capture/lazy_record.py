@@ -34,13 +34,15 @@ _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Record))
 
 class ValueLater:
     """A record's value made when it is first read: a decoder that gives the fields and
-    deviations without the decoded value (``-V`` and JSON read only those) returns one of these
-    as the value, with the function that makes it."""
+    deviations without the decoded value (``-V`` and JSON read only those) returns, as the
+    value, an object of a subclass whose :meth:`make` makes it (the decoder's own object that
+    holds what it needs: no object more per record)."""
 
-    __slots__ = ("make",)
+    __slots__ = ()
 
-    def __init__(self, make: Callable[[], Any]) -> None:
-        self.make = make
+    def make(self) -> Any:
+        """The record's value."""
+        raise NotImplementedError
 
 
 class LazyRecord(Record):
@@ -124,7 +126,7 @@ class LazyRecord(Record):
         if self._decode is not None:
             self._run()
         value = _VALUE.__get__(self)
-        if type(value) is ValueLater:
+        if isinstance(value, ValueLater):
             value = value.make()
             _VALUE.__set__(self, value)
         return value

@@ -77,7 +77,7 @@ _PAYLOAD_KEYS = frozenset(f.attr for f in Envelope.fields if f.attr not in ("t",
     "extra", "unknown_keys"}
 
 
-class _DeferredDatagram(DeferredMessage):
+class _DeferredDatagram(DeferredMessage, ValueLater):
     """A deferred KRPC datagram as its record reads it: spans by field name and the record's
     fields, with the method the pairing with queries gave (as :meth:`Transactions.seen` sets
     it on an eager message), both worked out when read."""
@@ -93,7 +93,7 @@ class _DeferredDatagram(DeferredMessage):
     def fields(self) -> Decoded:
         fields = _record_fields(self, self.paired)
         if fields is not None:  # (the message reports nothing but unknown keys)
-            return fields, ValueLater(self.paired_message), []  # (-V and JSON do not read it)
+            return fields, self, []  # (the value: made when read, -V and JSON do not read it)
         return _fields(self.paired_message())
 
     def paired_message(self) -> Container:
@@ -101,6 +101,8 @@ class _DeferredDatagram(DeferredMessage):
         message = self.message()
         message.method = self.paired
         return message
+
+    make = paired_message  # (the record's value, when read)
 
 
 def _record_fields(d: _DeferredDatagram, method: Any) -> dict[str, Any] | None:

@@ -35,16 +35,17 @@ def test_decoded_once_on_first_read():
 def test_a_value_given_later_is_made_on_first_read():
     made: list[int] = []
 
-    def make():
-        made.append(1)
-        return {"made": True}
+    class Later(ValueLater):
+        def make(self):
+            made.append(1)
+            return {"made": True}
 
     r = LazyRecord(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2", protocol="p",
-                   message="m", decode=lambda: ({"n": 1}, ValueLater(make), []))
+                   message="m", decode=lambda: ({"n": 1}, Later(), []))
     assert r.fields == {"n": 1} and r.deviations == [] and made == []
     assert r.value == {"made": True} and r.value is r.value and made == [1]
     later = LazyRecord(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2", protocol="p",
-                       message="m", decode=lambda: ({"n": 1}, ValueLater(make), []))
+                       message="m", decode=lambda: ({"n": 1}, Later(), []))
     assert later == replace(later) and made == [1, 1]  # (made once, for the copy too)
 
 
