@@ -21,17 +21,29 @@ from typing import Any
 from p2pkit.capture.record import Record
 from p2pkit.deviations import Deviation
 
-__all__ = ["Decoded", "DeferredValue", "LazyRecord", "scalar_summary"]
+__all__ = ["Decoded", "DeferredValue", "LazyRecord", "ValueLater", "scalar_summary"]
 
 #: What a decoder's callable returns: (fields, value, deviations).
 Decoded = tuple[dict[str, Any], Any, list[Deviation]]
 
 
+class ValueLater:
+    """A record's value made when it is first read: a decoder that gives the fields and
+    deviations without the decoded value (``-V`` and JSON read only those) returns, as the
+    value, an object of a subclass whose :meth:`make` makes it (the decoder's own object that
+    holds what it needs: no object more per record)."""
 
-class DeferredValue:
-    """What a decoder may give as a :class:`LazyRecord`'s value when it works out the fields
-    without it (the field tree and JSON read only the fields): ``make()`` gives the value
-    the first time ``value`` is read.
+    __slots__ = ()
+
+    def make(self) -> Any:
+        """The record's value."""
+        raise NotImplementedError
+
+
+class DeferredValue(ValueLater):
+    """A :class:`ValueLater` that holds the callable making the value (for a decoder with no
+    object of its own to subclass :class:`ValueLater`): ``make()`` gives the value the first
+    time ``value`` is read.
 
     >>> r = LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
     ...                protocol="p", message="m",
@@ -133,7 +145,7 @@ class LazyRecord(Record):
         if self._decode is not None:
             self._run()
         value = _VALUE.__get__(self)
-        if type(value) is DeferredValue:  # made now (the decoder gave the fields alone)
+        if isinstance(value, ValueLater):  # made now (the decoder gave the fields alone)
             value = value.make()
             _VALUE.__set__(self, value)
         return value

@@ -8,7 +8,7 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2pkit.capture.lazy_record import DeferredValue, LazyRecord, scalar_summary
+from p2pkit.capture.lazy_record import DeferredValue, LazyRecord, ValueLater, scalar_summary
 from p2pkit.capture.record import Record, json_fields
 from p2pkit.capture.render import render_summary
 from p2pkit.deviations import Deviation
@@ -30,6 +30,23 @@ def test_decoded_once_on_first_read():
     assert not r.decoded and calls == []
     assert r.deviations[0].rule == "r" and r.value == "value" and r.fields["port"] == 6346
     assert calls == [1] and r.decoded
+
+
+def test_a_value_given_later_is_made_on_first_read():
+    made: list[int] = []
+
+    class Later(ValueLater):
+        def make(self):
+            made.append(1)
+            return {"made": True}
+
+    r = LazyRecord(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2", protocol="p",
+                   message="m", decode=lambda: ({"n": 1}, Later(), []))
+    assert r.fields == {"n": 1} and r.deviations == [] and made == []
+    assert r.value == {"made": True} and r.value is r.value and made == [1]
+    later = LazyRecord(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2", protocol="p",
+                       message="m", decode=lambda: ({"n": 1}, Later(), []))
+    assert later == replace(later) and made == [1, 1]  # (made once, for the copy too)
 
 
 def test_summary_from_the_header_unless_the_payload_may_add_a_key():
