@@ -296,7 +296,7 @@ def _decode(data: bytes, base: int) -> Decoded:
     return _decode_value(data, base)
 
 
-def _value(data: bytes) -> Container:
+def _value(data: bytes) -> construct.Container:
     """The descriptor's Container (``record.value``) of a descriptor
     :func:`~p2pkit.gnutella.descriptor_json.json_descriptor` parsed."""
     d = fast_descriptor(data)
