@@ -80,8 +80,9 @@ def _pad(indent: int) -> str:
     return "    " * indent
 
 
-#: A dictionary's renderer: (the dictionary, its label) -> its lines, joined.
-Node = Callable[[Any, str], str]
+#: A dictionary's renderer: (the dictionary, its label[, what its first line starts with
+#: instead of the indentation]) -> its lines, joined.
+Node = Callable[..., str]
 #: A record top's renderer: (the fields, the spans, the base offset) -> its lines, joined.
 Top = Callable[[Mapping[str, Any], Mapping[str, tuple[int, int]], int], str]
 
@@ -240,13 +241,16 @@ class ShapeTreeRenderer:
         indent, keys = shape
         self._compiled += 1
         pad = _pad(indent)
-        env: dict[str, Any] = {"K": keys, "node": self.node}
+        # lead: what the first line starts with instead of the indentation (a record top's
+        # span, for a field whose name starts with no white space)
+        env: dict[str, Any] = {"K": keys, "node": self.node, "PAD": pad}
+        other = (f"    return node(d, {indent}, name) if lead is PAD else "
+                 f"lead + node(d, {indent}, name).lstrip()\n")
         if len(keys) == 2 and "sha1" in keys and "length" in keys:  # a large binary's digest
-            source = ("def draw(d, name):\n"
+            source = ("def draw(d, name, lead=PAD):\n"
                       "    if type(d) is dict and tuple(d) == K:\n"
-                      f"        return f'{pad}{{name}}: <{{d[\"length\"]}} bytes, sha1 "
-                      "{d[\"sha1\"]}>'\n"
-                      f"    return node(d, {indent}, name)\n")
+                      "        return f'{lead}{name}: <{d[\"length\"]} bytes, sha1 "
+                      "{d[\"sha1\"]}>'\n" + other)
             exec(compile(source, f"<tree shape {keys!r:.60} at {indent}>", "exec"), env)
             draw: Node = env["draw"]
         else:
@@ -254,11 +258,11 @@ class ShapeTreeRenderer:
                       + ", = d.values()\n") if keys else ""
 
             def source(body: _Body) -> str:
-                return ("def draw(d, name):\n"
+                return ("def draw(d, name, lead=PAD):\n"
                         "    if type(d) is dict and tuple(d) == K:\n"
                         f"{unpack}"
-                        + body.source("        ", [repr(pad), "f'{name}'", repr(":")])
-                        + f"    return node(d, {indent}, name)\n")
+                        + body.source("        ", ["f'{lead}'", "f'{name}'", repr(":")])
+                        + other)
 
             draw = self._install(env, keys, list(sample.values()), indent + 1, None, source,
                                  f"<tree shape {keys!r:.60} at {indent}>")
@@ -367,10 +371,14 @@ class ShapeTreeRenderer:
                     drawn = f"N{i}({v}, {k})"
                     slow.append(f"c{i} = {f'h{i} + {drawn}.lstrip()' if span else drawn} "
                                 f"if type({v}) is dict else {other}")
-                    if not span and guarded:  # (the key by name: no quotes in f-strings)
+                    if guarded:  # (the key by name: no quotes in f-strings)
                         env[f"KEY{i}"] = key
                         body.guard(i, f"type({v}) is dict", _is_dict)
-                        fast = [f"f'{{N{i}({v}, KEY{i})}}'"]
+                        if span:  # the span leads the first line
+                            body.fast_prepare += slow[:2]
+                            fast = [f"f'{{N{i}({v}, KEY{i}, h{i})}}'"]
+                        else:
+                            fast = [f"f'{{N{i}({v}, KEY{i})}}'"]
                 else:
                     slow.append(f"c{i} = {other}")
             elif kind is list:
