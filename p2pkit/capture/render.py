@@ -178,7 +178,7 @@ def tree_block(record: Record, start: float = 0.0) -> tuple[str, str]:
 
     >>> r = Record(frame=7, time=101.5, transport="udp", src="10.0.0.1:1", dst="10.0.0.2:2",
     ...            protocol="bt-dht", message="query", fields={"method": "ping"}, length=42)
-    >>> "".join(tree_block(r, start=100.0)) == render_tree(r, start=100.0) + "\n\n"
+    >>> "".join(tree_block(r, start=100.0)) == render_tree(r, start=100.0) + "\\n\\n"
     True
     """
     return _tree_parts(record, start, "\n\n")

@@ -18,9 +18,19 @@ dictionary's function checks the keys it was made for and hands any other dictio
 function of that one's shape, compiled the second time a shape is met. At most
 :data:`MAX_SHAPES` shapes are compiled; past that the generic renderer draws the others.
 
-The top level of a record (:meth:`ShapeTreeRenderer.fields`) is compiled the same way, per
-keys of the fields and of their spans, with the byte spans (``[start:end]``, ``tshark -V``
-style) written before the first line of the fields that have one. Tests compare this renderer
+Each function first checks that the values have the sample's types (text, a scalar, a
+dictionary) and then returns the whole text from one f-string with the labels as literal text
+and the values inline (no string per line built and joined again); values of other types
+take the item-by-item path above. A slot whose type keeps changing (a GGEP extension's
+``value``: text, a number, a dictionary) would miss that check again and again: after
+:data:`MAX_MISSES` misses the function is compiled again with the slots that missed drawn the
+item-by-item way inside the one f-string, and its code replaced in place (every caller holds
+the same function object), at most once per slot.
+
+The top level of a record (:meth:`ShapeTreeRenderer.fields_text`) is compiled the same way,
+per keys of the fields and of their spans, with the byte spans (``[start:end]``, ``tshark -V``
+style) written before the first line of the fields that have one (a nested dictionary's
+function is given the span as what its first line starts with). Tests compare this renderer
 with the generic one on every record of every committed capture and on hypothesis-generated
 values.
 """
@@ -32,7 +42,7 @@ from json import JSONEncoder
 from json.encoder import c_make_encoder, encode_basestring
 from typing import Any
 
-__all__ = ["MAX_COMPILED_INDENT", "MAX_COMPILED_KEYS", "MAX_SHAPES", "ShapeTreeRenderer",
+__all__ = ["MAX_COMPILED_INDENT", "MAX_COMPILED_KEYS", "MAX_MISSES", "MAX_SHAPES", "ShapeTreeRenderer",
            "json_text"]
 
 #: Shapes compiled at most (dictionaries and record tops); past that, generic rendering.
