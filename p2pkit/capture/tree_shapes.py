@@ -27,7 +27,7 @@ take the item-by-item path above. A slot whose type keeps changing (a GGEP exten
 item-by-item way inside the one f-string, and its code replaced in place (every caller holds
 the same function object), at most once per slot.
 
-The top level of a record (:meth:`ShapeTreeRenderer.fields_text`) is compiled the same way,
+The top level of a record (:meth:`ShapeTreeRenderer.fields`) is compiled the same way,
 per keys of the fields and of their spans, with the byte spans (``[start:end]``, ``tshark -V``
 style) written before the first line of the fields that have one (a nested dictionary's
 function is given the span as what its first line starts with). Tests compare this renderer
