@@ -6,8 +6,9 @@ rounds):
 
 Steps: making the records (the summary run's work); decoding every deferred Gnutella
 descriptor (``p2pkit.gnutella.deferred._decode``), and its two parts, the fast parse into
-Containers (``fast_descriptor``) and the JSON conversion (``json_fields``); per descriptor
-type, parse and conversion in µs; drawing every record's ``-V`` tree (``render_tree``) and
+Containers (``fast_descriptor``) and the JSON conversion (``json_fields``), and the parse
+straight to JSON that replaces both (``json_descriptor``); per descriptor type, parse,
+conversion and straight to JSON in µs; drawing every record's ``-V`` tree (``render_tree``) and
 JSON line (``json_line``). Run it with ``PYTHONPATH`` naming each tree to compare two.
 """
 
@@ -26,6 +27,7 @@ from p2pkit.capture.record import json_fields
 from p2pkit.capture.render import render_tree
 from p2pkit.gnutella.deferred import _decode
 from p2pkit.gnutella.descriptor_fast_path import fast_descriptor
+from p2pkit.gnutella.descriptor_json import json_descriptor
 
 
 def fastest(step: Callable[[], Any], rounds: int) -> float:
@@ -59,6 +61,8 @@ def main() -> None:
     print(f"  fast parse: "
           f"{fastest(lambda: [fast_descriptor(a[0]) for a, _ in kept], args.rounds):.2f}")
     print(f"  JSON conversion: {fastest(lambda: [json_fields(p) for _, p in kept], args.rounds):.2f}")
+    print(f"  straight to JSON (json_descriptor): "
+          f"{fastest(lambda: [json_descriptor(a[0]) for a, _ in kept], args.rounds):.2f}")
     by_type: dict[str, list[Any]] = defaultdict(list)
     for a, p in kept:
         by_type[p["type"]].append((a, p))
@@ -67,8 +71,11 @@ def main() -> None:
         parse = fastest(lambda items=items: [fast_descriptor(a[0]) for a, _ in items],
                         args.rounds)
         convert = fastest(lambda items=items: [json_fields(p) for _, p in items], args.rounds)
+        straight = fastest(lambda items=items: [json_descriptor(a[0]) for a, _ in items],
+                           args.rounds)
         print(f"    {name:20} {n:7} parse {parse / n * 1e6:5.2f} µs  "
-              f"JSON {convert / n * 1e6:5.2f} µs")
+              f"JSON {convert / n * 1e6:5.2f} µs  straight to JSON "
+              f"{straight / n * 1e6:5.2f} µs")
     for r in records:
         _ = r.fields  # decoded once, before the renderers are timed
     first = dissection.first_time or 0.0

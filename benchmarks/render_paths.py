@@ -28,8 +28,9 @@ from p2pkit.capture.tree_shapes import ShapeTreeRenderer
 class _GenericTrees(ShapeTreeRenderer):
     """Every record's fields by the generic renderer (as render_tree drew them before)."""
 
-    def fields(self, fields, spans, base, out):  # type: ignore[override]
+    def fields_text(self, fields, spans, base):  # type: ignore[override]
         get = spans.get
+        out: list[str] = []
         for key, value in fields.items():
             key = str(key)
             span = get(key)
@@ -37,6 +38,7 @@ class _GenericTrees(ShapeTreeRenderer):
             render.tree_text(value, 1, key, out)
             if span is not None:
                 out[first] = f"    [{base + span[0]}:{base + span[1]}] " + out[first].lstrip()
+        return "\n".join(out)
 
 
 class _GenericMappings:

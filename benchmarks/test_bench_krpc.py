@@ -103,3 +103,35 @@ def test_canonical_dictionaries(benchmark, decoder):
         return sum(decode(d) is not None for d in datagrams)
 
     assert benchmark(run) > 0.9 * len(datagrams)
+
+
+@pytest.mark.parametrize("way", ["generic", "generated"])
+def test_record_fields(benchmark, way):
+    """A record's ``-V``/JSON fields of every KRPC datagram of the capture: the lenient
+    message, its JSON conversion and the deviations split (generic), or the function
+    generated for the message's shape (p2pkit.dht.krpc_fields); top-level spans included
+    (docs/dissect-performance.md, seventh round)."""
+    from p2pkit.bencode.compiled import value_spans
+    from p2pkit.dht import dissect as dht_dissect
+    from p2pkit.dht.deferred import decode_deferred
+    from p2pkit.dht.krpc_fields import record_fields
+
+    deferred = [d for d in (decode_deferred(data, dht_dissect._DeferredDatagram)
+                            for data in _all_datagrams()) if d is not None]
+    for d in deferred:
+        d.paired = d.method
+
+    def generic() -> int:
+        for d in deferred:
+            dht_dissect._fields(d.paired_message())
+            dht_dissect._named_spans(value_spans(d.raw, len(d.data)))
+        return len(deferred)
+
+    def generated() -> int:
+        answered = 0
+        for d in deferred:
+            answered += record_fields(d, d.paired) is not None
+            d.named_spans()
+        return answered
+
+    assert benchmark(generic if way == "generic" else generated) > 0.9 * len(deferred)

@@ -95,8 +95,11 @@ class Dissector:
     """Sans-I/O dissection: feed ``Packet`` objects, get :class:`Record` objects."""
 
     def __init__(self, *, decode_as: Iterable[DecodeAs] = (),
-                 secrets: Mapping[str, Any] | None = None) -> None:
+                 secrets: Mapping[str, Any] | None = None, summary_runs: bool = False) -> None:
         self.decode_as = list(decode_as)
+        #: Ask stream decoders that can for :class:`~p2pkit.capture.summary_runs.SummaryRun`
+        #: objects instead of records (their ``summary_runs`` attribute).
+        self.summary_runs = summary_runs
         #: Per protocol name, what its stream decoders need to decrypt (a key log), passed
         #: to that protocol's factory as ``secrets``.
         self.secrets = dict(secrets or {})
@@ -233,6 +236,8 @@ class Dissector:
         d.decoder = factory(src=d.src, dst=d.dst, transport="tcp", peer=peer, **extra)
         if not d.from_start and hasattr(d.decoder, "mid_stream"):
             d.decoder.mid_stream = True  # the capture missed its first bytes
+        if self.summary_runs and hasattr(d.decoder, "summary_runs"):
+            d.decoder.summary_runs = True
         return True
 
     def _replay(self, d: _Direction) -> Iterator[Record]:
@@ -406,8 +411,11 @@ class Dissection:
 
     def __init__(self, source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = (),
                  frame_order: bool = True, secrets: Mapping[str, Any] | None = None,
-                 fast: bool = True):
+                 fast: bool = True, summary_runs: bool = False):
         self.source = source
+        #: Let decoders hand over :class:`~p2pkit.capture.summary_runs.SummaryRun` objects
+        #: (summary lines only) among the records :meth:`batches` gives.
+        self.summary_runs = summary_runs
         #: Emit records in frame order (:class:`FrameOrder`) rather than as they complete.
         self.frame_order = frame_order
         self.decode_as = list(decode_as)
@@ -416,7 +424,8 @@ class Dissection:
         self.frames = 0
         #: Time of the first frame (summary lines show times relative to it, as tshark does).
         self.first_time: float | None = None
-        self.dissector = Dissector(decode_as=self.decode_as, secrets=secrets)
+        self.dissector = Dissector(decode_as=self.decode_as, secrets=secrets,
+                                   summary_runs=summary_runs)
         self._reader: CaptureReader | None = None
 
     @property
@@ -431,9 +440,15 @@ class Dissection:
         """The records of ``iter(dissection)``, in the same order, as lists: those released after
         one frame is read (a consumer handles a batch at once: a summary writes it in one
         call); on the fast path, the records of consecutive frames gathered until there are
-        ``BATCH_RECORDS`` (one list a frame cost 2.7 % of a DHT summary run)."""
+        ``BATCH_RECORDS`` (one list a frame cost 2.7 % of a DHT summary run). With
+        ``summary_runs``, a batch may hold :class:`~p2pkit.capture.summary_runs.SummaryRun`
+        objects (each standing for the records ``records()`` gives)."""
+        kind: Any = FrameOrder
+        if self.summary_runs:
+            from p2pkit.capture.summary_runs import RunOrder
+            kind = RunOrder
         # unordered: every record leaves as soon as it is pushed (nothing is ever held)
-        order = FrameOrder() if self.frame_order else FrameOrder(max_held=-1)
+        order = kind() if self.frame_order else kind(max_held=-1)
         if self.fast:
             yield from self._scanned(order)
         else:

@@ -21,10 +21,43 @@ from typing import Any
 from p2pkit.capture.record import Record
 from p2pkit.deviations import Deviation
 
-__all__ = ["Decoded", "LazyRecord", "deferred_record", "scalar_summary"]
+__all__ = ["Decoded", "DeferredValue", "LazyRecord", "ValueLater", "deferred_record",
+           "scalar_summary"]
 
 #: What a decoder's callable returns: (fields, value, deviations).
 Decoded = tuple[dict[str, Any], Any, list[Deviation]]
+
+
+class ValueLater:
+    """A record's value made when it is first read: a decoder that gives the fields and
+    deviations without the decoded value (``-V`` and JSON read only those) returns, as the
+    value, an object of a subclass whose :meth:`make` makes it (the decoder's own object that
+    holds what it needs: no object more per record)."""
+
+    __slots__ = ()
+
+    def make(self) -> Any:
+        """The record's value."""
+        raise NotImplementedError
+
+
+class DeferredValue(ValueLater):
+    """A :class:`ValueLater` that holds the callable making the value (for a decoder with no
+    object of its own to subclass :class:`ValueLater`): ``make()`` gives the value the first
+    time ``value`` is read.
+
+    >>> r = LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+    ...                protocol="p", message="m",
+    ...                decode=lambda: ({"n": 1}, DeferredValue(lambda: {"n": 1}), []))
+    >>> r.fields, r.value
+    ({'n': 1}, {'n': 1})
+    """
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
 
 _FIELDS = Record.__dict__["fields"]
 _VALUE = Record.__dict__["value"]
@@ -112,7 +145,11 @@ class LazyRecord(Record):
     def value(self) -> Any:
         if self._decode is not None:
             self._run()
-        return _VALUE.__get__(self)
+        value = _VALUE.__get__(self)
+        if isinstance(value, ValueLater):  # made now (the decoder gave the fields alone)
+            value = value.make()
+            _VALUE.__set__(self, value)
+        return value
 
     @value.setter
     def value(self, value: Any) -> None:

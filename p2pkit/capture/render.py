@@ -18,7 +18,7 @@ from p2pkit.errors import ParseError
 from p2pkit.undecoded import UNDECODED_SUMMARY
 
 __all__ = ["Statistics", "TreeLine", "message_line", "record_tree", "render_jsonl", "render_summary",
-           "render_tree", "tree_lines", "tree_text"]
+           "render_tree", "tree_block", "tree_lines", "tree_text"]
 
 def _summary_keys(protocol: str) -> tuple[str, ...] | None:
     """The fields the protocol's descriptor shows on summary lines (``summary``); None (every
@@ -146,11 +146,11 @@ def record_tree(record: Record) -> list[TreeLine]:
     return lines
 
 
-#: The frame line render_tree drew last, with what it was drawn from (frame, time, src, dst,
-#: transport, start, line): the records of a frame and direction share it (a Gnutella segment
-#: carries a dozen descriptors). Endpoints are compared by identity (a decoder gives the same
-#: strings to a direction's records, and a frame's time to its records), the frame number by
-#: value (an ``int``).
+#: The frame line render_tree drew last (with its newline), with what it was drawn from
+#: (frame, time, src, dst, transport, start, line): the records of a frame and direction share
+#: it (a Gnutella segment carries a dozen descriptors). Endpoints are compared by identity (a
+#: decoder gives the same strings to a direction's records, and a frame's time to its
+#: records), the frame number by value (an ``int``).
 _LAST_FRAME_LINE: list[tuple[Any, ...]] = [(None,) * 7]
 
 
@@ -166,6 +166,26 @@ def render_tree(record: Record, start: float = 0.0) -> str:
       bt-dht query (42 bytes)
         method: "ping"
     """
+    head, rest = _tree_parts(record, start, "")
+    return head + rest
+
+
+def tree_block(record: Record, start: float = 0.0) -> tuple[str, str]:
+    """What ``dissect -V`` writes for ``record``, in two parts: the frame line (with its
+    newline) and the rest of :func:`render_tree`'s text followed by a blank line. (Two
+    writes: the frame line holds the non-ASCII arrow, the rest is mostly ASCII, which is
+    joined and encoded byte for byte; one string would be widened and encoded as a whole.)
+
+    >>> r = Record(frame=7, time=101.5, transport="udp", src="10.0.0.1:1", dst="10.0.0.2:2",
+    ...            protocol="bt-dht", message="query", fields={"method": "ping"}, length=42)
+    >>> "".join(tree_block(r, start=100.0)) == render_tree(r, start=100.0) + "\\n\\n"
+    True
+    """
+    return _tree_parts(record, start, "\n\n")
+
+
+def _tree_parts(record: Record, start: float, end: str) -> tuple[str, str]:
+    """(the frame line and its newline, the rest of the tree followed by ``end``)."""
     # record_tree's text (no TreeLine per line: a large capture has millions), drawn by
     # renderers compiled per shape of the fields (tree_shapes); tests compare the two
     frame, time, transport, src, dst = (record.frame, record.time, record.transport,
@@ -175,24 +195,28 @@ def render_tree(record: Record, start: float = 0.0) -> str:
             and last[3] is dst and last[4] is transport and last[5] is start):
         head = last[6]
     else:
-        head = f"Frame {frame}: {time - start:.6f} {transport} {src} → {dst}"
+        head = f"Frame {frame}: {time - start:.6f} {transport} {src} → {dst}\n"
         if type(frame) is int:
             _LAST_FRAME_LINE[0] = (frame, time, src, dst, transport, start, head)
     offset = record.offset
-    if offset is not None:
-        lines = [head, f"  {record.protocol} {record.message} (stream offset {offset}, "
-                       f"{record.length} bytes)"]
-    else:
-        lines = [head, f"  {record.protocol} {record.message} ({record.length} bytes)"]
-    base = offset or 0
     fields = record.fields
     spans = record.spans
     if type(spans) is LazySpans:  # worked out now (one lookup per field below)
         spans = spans.resolved()
-    _SHAPES.fields(fields, spans, base, lines)
-    for d in record.deviations:
-        lines.append(f"    [deviation] {d}")
-    return "\n".join(lines)
+    text = _SHAPES.fields_text(fields, spans, offset or 0)
+    deviations = record.deviations
+    if deviations:
+        lines = [f"    [deviation] {d}" for d in deviations]
+        text = "\n".join([text, *lines] if text else lines)
+    if offset is not None:
+        if text:
+            return head, (f"  {record.protocol} {record.message} (stream offset {offset}, "
+                          f"{record.length} bytes)\n{text}{end}")
+        return head, (f"  {record.protocol} {record.message} (stream offset {offset}, "
+                      f"{record.length} bytes){end}")
+    if text:
+        return head, f"  {record.protocol} {record.message} ({record.length} bytes)\n{text}{end}"
+    return head, f"  {record.protocol} {record.message} ({record.length} bytes){end}"
 
 
 def tree_text(value: Any, indent: int, name: str, out: list[str]) -> None:

@@ -11,7 +11,9 @@ saved: in a DHT capture nearly every datagram is a direction of its own, and a l
 two thirds of the text) and looks the third up once per protocol; a
 :class:`~p2pkit.capture.lazy_record.LazyRecord` whose header gives every field shown is read
 from its header values, as :meth:`~p2pkit.capture.lazy_record.LazyRecord.summary_fields` does,
-without a list of pairs. The lines of a batch of records come back as one string.
+without a list of pairs. The lines of a batch of records come back as one string; a
+:class:`~p2pkit.capture.summary_runs.SummaryRun` among them gives the lines of its messages,
+its tails after one head.
 
 Tests compare every line with ``render_summary`` on every record of every committed capture
 and on random records (``tests/capture/test_summary_lines.py``).
@@ -25,6 +27,7 @@ from typing import Any
 from p2pkit.capture.lazy_record import LazyRecord
 from p2pkit.capture.record import Record
 from p2pkit.capture.render import _short, _summary_keys
+from p2pkit.capture.summary_runs import SummaryRun
 from p2pkit.undecoded import UNDECODED_SUMMARY
 
 __all__ = ["SummaryLines"]
@@ -71,6 +74,7 @@ class SummaryLines:
         wanted_at: Any = None
         disjoint = False
         lazy = LazyRecord
+        run = SummaryRun
         for record in records:
             frame, time = record.frame, record.time
             if frame != frame_at or time != time_at or type(frame) is not int:
@@ -87,6 +91,13 @@ class SummaryLines:
                 keys = keys_of.get(protocol, _UNSET)  # type: ignore[arg-type]
                 if keys is _UNSET:
                     keys = keys_of[protocol] = _summary_keys(protocol)
+            if type(record) is run:  # many messages' lines, each head + its tail
+                if record.wanted is keys or record.wanted == keys:
+                    head = prefix + where
+                    append(head + ("\n" + head).join(record.tails))
+                else:  # drawn for other fields: from the records
+                    append(self.text(record.records())[:-1])
+                continue
             message = record.message
             wanted = UNDECODED_SUMMARY if message == "undecoded" else keys
             if wanted is None:

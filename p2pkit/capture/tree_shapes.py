@@ -18,9 +18,19 @@ dictionary's function checks the keys it was made for and hands any other dictio
 function of that one's shape, compiled the second time a shape is met. At most
 :data:`MAX_SHAPES` shapes are compiled; past that the generic renderer draws the others.
 
-The top level of a record (:meth:`ShapeTreeRenderer.fields`) is compiled the same way, per
-keys of the fields and of their spans, with the byte spans (``[start:end]``, ``tshark -V``
-style) written before the first line of the fields that have one. Tests compare this renderer
+Each function first checks that the values have the sample's types (text, a scalar, a
+dictionary) and then returns the whole text from one f-string with the labels as literal text
+and the values inline (no string per line built and joined again); values of other types
+take the item-by-item path above. A slot whose type keeps changing (a GGEP extension's
+``value``: text, a number, a dictionary) would miss that check again and again: after
+:data:`MAX_MISSES` misses the function is compiled again with the slots that missed drawn the
+item-by-item way inside the one f-string, and its code replaced in place (every caller holds
+the same function object), at most once per slot.
+
+The top level of a record (:meth:`ShapeTreeRenderer.fields`) is compiled the same way,
+per keys of the fields and of their spans, with the byte spans (``[start:end]``, ``tshark -V``
+style) written before the first line of the fields that have one (a nested dictionary's
+function is given the span as what its first line starts with). Tests compare this renderer
 with the generic one on every record of every committed capture and on hypothesis-generated
 values.
 """
@@ -32,7 +42,7 @@ from json import JSONEncoder
 from json.encoder import c_make_encoder, encode_basestring
 from typing import Any
 
-__all__ = ["MAX_COMPILED_INDENT", "MAX_COMPILED_KEYS", "MAX_SHAPES", "ShapeTreeRenderer",
+__all__ = ["MAX_COMPILED_INDENT", "MAX_COMPILED_KEYS", "MAX_MISSES", "MAX_SHAPES", "ShapeTreeRenderer",
            "json_text"]
 
 #: Shapes compiled at most (dictionaries and record tops); past that, generic rendering.
@@ -42,6 +52,9 @@ MAX_SHAPES = 2048
 MAX_COMPILED_KEYS = 64
 #: Dictionaries nested deeper than this are drawn by the generic renderer.
 MAX_COMPILED_INDENT = 24
+#: Values of other types than a compiled shape's guards expect, met before the slots that
+#: had them are drawn unguarded (recompiled).
+MAX_MISSES = 8
 #: Shapes met once, remembered at most (to compile the ones met twice); cleared when full.
 MAX_PENDING = 4096
 
@@ -77,10 +90,11 @@ def _pad(indent: int) -> str:
     return "    " * indent
 
 
-#: A dictionary's renderer: (the dictionary, its label) -> its lines, joined.
-Node = Callable[[Any, str], str]
-#: A record top's renderer: (the fields, the spans, the base offset, the output list).
-Top = Callable[[Mapping[str, Any], Mapping[str, tuple[int, int]], int, list[str]], None]
+#: A dictionary's renderer: (the dictionary, its label[, what its first line starts with
+#: instead of the indentation]) -> its lines, joined.
+Node = Callable[..., str]
+#: A record top's renderer: (the fields, the spans, the base offset) -> its lines, joined.
+Top = Callable[[Mapping[str, Any], Mapping[str, tuple[int, int]], int], str]
 
 
 class ShapeTreeRenderer:
@@ -173,17 +187,27 @@ class ShapeTreeRenderer:
     def fields(self, fields: dict[Any, Any], spans: Mapping[str, tuple[int, int]], base: int,
                out: list[str]) -> None:
         """Append the lines of a record's ``fields`` (indent 1), each field's first line with
-        its span (``[base + start:base + end]``) when ``spans`` has one."""
+        its span (``[base + start:base + end]``) when ``spans`` has one (several lines may be
+        one string, joined by newlines)."""
+        text = self.fields_text(fields, spans, base)
+        if text:
+            out.append(text)
+
+    def fields_text(self, fields: dict[Any, Any], spans: Mapping[str, tuple[int, int]],
+                    base: int) -> str:
+        """The lines of a record's ``fields`` (indent 1) joined by newlines, each field's first
+        line with its span (``[base + start:base + end]``) when ``spans`` has one; ``""``
+        when there are none."""
         if type(fields) is dict and fields:
             shape = (tuple(fields), tuple(spans))
             draw = self._tops.get(shape)
             if draw is None:
                 draw = self._top_for(shape, fields)
             if draw is not None:
-                draw(fields, spans, base, out)
-                return
+                return draw(fields, spans, base)
         get = spans.get
         generic = self._generic
+        out: list[str] = []
         for key, value in fields.items():
             key = str(key)
             span = get(key)
@@ -191,6 +215,7 @@ class ShapeTreeRenderer:
             generic(value, 1, key, out)
             if span is not None:
                 out[first] = f"    [{base + span[0]}:{base + span[1]}] " + out[first].lstrip()
+        return "\n".join(out)
 
     # -- compilation -------------------------------------------------------------------------
 
@@ -226,25 +251,31 @@ class ShapeTreeRenderer:
         indent, keys = shape
         self._compiled += 1
         pad = _pad(indent)
-        env: dict[str, Any] = {"K": keys, "node": self.node}
+        # lead: what the first line starts with instead of the indentation (a record top's
+        # span, for a field whose name starts with no white space)
+        env: dict[str, Any] = {"K": keys, "node": self.node, "PAD": pad}
+        other = (f"    return node(d, {indent}, name) if lead is PAD else "
+                 f"lead + node(d, {indent}, name).lstrip()\n")
         if len(keys) == 2 and "sha1" in keys and "length" in keys:  # a large binary's digest
-            source = ("def draw(d, name):\n"
+            source = ("def draw(d, name, lead=PAD):\n"
                       "    if type(d) is dict and tuple(d) == K:\n"
-                      f"        return f'{pad}{{name}}: <{{d[\"length\"]}} bytes, sha1 "
-                      "{d[\"sha1\"]}>'\n"
-                      f"    return node(d, {indent}, name)\n")
+                      "        return f'{lead}{name}: <{d[\"length\"]} bytes, sha1 "
+                      "{d[\"sha1\"]}>'\n" + other)
+            exec(compile(source, f"<tree shape {keys!r:.60} at {indent}>", "exec"), env)
+            draw: Node = env["draw"]
         else:
-            prepare, pieces = self._body(env, keys, list(sample.values()), indent + 1, None)
             unpack = ("        " + ", ".join(f"v{i}" for i in range(len(keys)))
                       + ", = d.values()\n") if keys else ""
-            source = ("def draw(d, name):\n"
-                      "    if type(d) is dict and tuple(d) == K:\n"
-                      f"{unpack}"
-                      + "".join(f"        {line}\n" for line in prepare)
-                      + f"        return f'{pad}{{name}}:' {' '.join(pieces)}\n"
-                      f"    return node(d, {indent}, name)\n")
-        exec(compile(source, f"<tree shape {keys!r:.60} at {indent}>", "exec"), env)
-        draw: Node = env["draw"]
+
+            def source(body: _Body) -> str:
+                return ("def draw(d, name, lead=PAD):\n"
+                        "    if type(d) is dict and tuple(d) == K:\n"
+                        f"{unpack}"
+                        + body.source("        ", ["f'{lead}'", "f'{name}'", repr(":")])
+                        + other)
+
+            draw = self._install(env, keys, list(sample.values()), indent + 1, None, source,
+                                 f"<tree shape {keys!r:.60} at {indent}>")
         self._nodes[shape] = draw
         return draw
 
@@ -256,62 +287,110 @@ class ShapeTreeRenderer:
                 or not self._due(shape):
             return None
         self._compiled += 1
-        env: dict[str, Any] = {}
-        prepare, pieces = self._body(env, keys, list(sample.values()), 1, set(spanned))
-        source = ("def draw(d, spans, base, out):\n"
-                  "    " + ", ".join(f"v{i}" for i in range(len(keys))) + ", = d.values()\n"
-                  + "".join(f"    {line}\n" for line in prepare)
-                  + f"    out.append({' '.join(pieces)})\n")
-        exec(compile(source, f"<tree top {keys!r:.60}>", "exec"), env)
-        draw: Top = env["draw"]
+        unpack = "    " + ", ".join(f"v{i}" for i in range(len(keys))) + ", = d.values()\n"
+
+        def source(body: _Body) -> str:
+            return "def draw(d, spans, base):\n" + unpack + body.source("    ", [])
+
+        draw: Top = self._install({}, keys, list(sample.values()), 1, set(spanned), source,
+                                  f"<tree top {keys!r:.60}>")
         self._tops[shape] = draw
         return draw
 
+    def _install(self, env: dict[str, Any], keys: tuple[str, ...], samples: list[Any],
+                 indent: int, spanned: set[str] | None, source: Callable[[_Body], str],
+                 filename: str) -> Any:
+        """The function drawing a dictionary of ``keys`` (``source`` gives its text from the
+        items' code), compiled; its guarded path for the sample's types is loosened when
+        values of other types keep coming (the function's code replaced, so that every
+        caller holding it runs the new one)."""
+        loose: set[int] = set()
+        body = self._body(env, keys, samples, indent, spanned, loose)
+        exec(compile(source(body), filename, "exec"), env)
+        draw = env["draw"]
+
+        def loosen(d: dict[Any, Any]) -> None:
+            """The slots whose values are not of the sample's types, drawn by the path for
+            any type from now on (at most once per slot: the function's guards are bounded
+            by its keys)."""
+            nonlocal body
+            types = [type(v) for v in d.values()]
+            loose.update(i for i, expected in body.guarded if not expected(types[i]))
+            body = self._body(env, keys, samples, indent, spanned, loose)
+            env["MISSES"][0] = 0
+            exec(compile(source(body), filename, "exec"), env)
+            draw.__code__ = env["draw"].__code__
+
+        env.update(MISSES=[0], loosen=loosen)
+        return draw
+
     def _body(self, env: dict[str, Any], keys: tuple[str, ...], samples: list[Any],
-              indent: int, spanned: set[str] | None) -> tuple[list[str], list[str]]:
-        """The statements working out the lines of a dictionary's items at ``indent``, and
-        the pieces of the one f-string joining them (a newline before each item's lines
-        but the top's first); with ``spanned`` (a record's top), each spanned field's first
-        line starts with its span. Every value is drawn whatever its type: as the sample's
-        type is when it has it (inline for scalars, by the nested shape's function for
-        dictionaries and their lists), by :meth:`value` otherwise."""
+              indent: int, spanned: set[str] | None, loose: set[int]) -> _Body:
+        """The code drawing the lines of a dictionary's items at ``indent`` (a newline
+        before each item's lines but the top's first); with ``spanned`` (a record's top),
+        each spanned field's first line starts with its span. Every value is drawn whatever
+        its type: when the values have the types the sample's have (a guard), by one f-string
+        with scalars inline and nested dictionaries by their shapes' functions; otherwise
+        item by item, as the sample's type is when the value has it, by :meth:`value` when
+        it does not. The slots in ``loose`` (values of several types met) are drawn on the
+        guarded path as on the other, unguarded."""
         pad = _pad(indent)
         env.update(q=encode_basestring, value=self.value, items=self.items, F=_FORMATTED,
                    LABELS=_LABELS)
-        prepare: list[str] = []
-        pieces: list[str] = []
+        body = _Body()
         for i, (key, sample) in enumerate(zip(keys, samples)):
             kind = type(sample)
             v = f"v{i}"
             k = repr(key)
             other = f"value({v}, {indent}, {k})"
             span = spanned is not None and key in spanned
+            slow: list[str] = []  # the statements working out c{i}, the item's lines
             if span:
-                prepare.append(f"s{i} = spans[{k}]")
-                prepare.append(f"h{i} = f'    [{{base + s{i}[0]}}:{{base + s{i}[1]}}] '")
+                slow.append(f"s{i} = spans[{k}]")
+                slow.append(f"h{i} = f'    [{{base + s{i}[0]}}:{{base + s{i}[1]}}] '")
                 label = f"h{i} + {repr(key + ': ')}"
                 other = f"h{i} + {other}.lstrip()"
+                fast_label = [repr("    ["), f"f'{{base + s{i}[0]}}'", repr(":"),
+                              f"f'{{base + s{i}[1]}}'", repr(f"] {key}: ")]
             else:
                 label = repr(f"{pad}{key}: ")
-            if pieces or spanned is None:
-                pieces.append(repr("\n"))
+                fast_label = [repr(f"{pad}{key}: ")]
+            newline = [repr("\n")] if body.pieces or spanned is None else []
+            fast: list[str] | None = None  # the f-string pieces of the item, guarded
+            guarded = i not in loose
             if kind is str or kind in _FORMATTED:
                 if kind is str:
                     line = (f"{label} + q({v}) if type({v}) is str else "
                             f"{label} + f'{{{v}}}' if type({v}) in F else {other}")
+                    if guarded:
+                        body.guard(i, f"type({v}) is str", _is_str)
+                        fast = fast_label + [f"f'{{q({v})}}'"]
                 else:
                     line = (f"{label} + f'{{{v}}}' if type({v}) in F else "
                             f"{label} + q({v}) if type({v}) is str else {other}")
-                prepare.append(f"c{i} = {line}")
+                    if guarded:
+                        body.guard(i, f"type({v}) in F", _FORMATTED.__contains__)
+                        fast = fast_label + [f"f'{{{v}}}'"]
+                slow.append(f"c{i} = {line}")
+                if span and guarded:
+                    body.fast_prepare.append(f"s{i} = spans[{k}]")
             elif kind is dict:
                 child = self._child(sample, indent)
                 if child is not None:
                     env[f"N{i}"] = child
                     drawn = f"N{i}({v}, {k})"
-                    prepare.append(f"c{i} = {f'h{i} + {drawn}.lstrip()' if span else drawn} "
-                                   f"if type({v}) is dict else {other}")
+                    slow.append(f"c{i} = {f'h{i} + {drawn}.lstrip()' if span else drawn} "
+                                f"if type({v}) is dict else {other}")
+                    if guarded:  # (the key by name: no quotes in f-strings)
+                        env[f"KEY{i}"] = key
+                        body.guard(i, f"type({v}) is dict", _is_dict)
+                        if span:  # the span leads the first line
+                            body.fast_prepare += slow[:2]
+                            fast = [f"f'{{N{i}({v}, KEY{i}, h{i})}}'"]
+                        else:
+                            fast = [f"f'{{N{i}({v}, KEY{i})}}'"]
                 else:
-                    prepare.append(f"c{i} = {other}")
+                    slow.append(f"c{i} = {other}")
             elif kind is list:
                 first = next((x for x in sample if type(x) is dict), None)
                 item = self._child(first, indent + 1) if first is not None else None
@@ -326,15 +405,66 @@ class ShapeTreeRenderer:
                 else:
                     listed = f"items({v}, {indent}, {k}, I{i})"
                 if item is not None:  # lists of dictionaries: counted, then item by item
-                    prepare.append(f"c{i} = ({whole} if type({v}) is list and 0 < len({v}) <= "
-                                   f"{len(_LABELS)} and type({v}[0]) is dict else {listed} if "
-                                   f"type({v}) is list else {other})")
+                    slow.append(f"c{i} = ({whole} if type({v}) is list and 0 < len({v}) <= "
+                                f"{len(_LABELS)} and type({v}[0]) is dict else {listed} if "
+                                f"type({v}) is list else {other})")
                 else:
-                    prepare.append(f"c{i} = {listed} if type({v}) is list else {other}")
+                    slow.append(f"c{i} = {listed} if type({v}) is list else {other}")
             else:
-                prepare.append(f"c{i} = {other}")
-            pieces.append(f"f'{{c{i}}}'")
-        return prepare, pieces
+                slow.append(f"c{i} = {other}")
+            body.prepare += slow
+            body.pieces += newline + [f"f'{{c{i}}}'"]
+            if fast is None:  # drawn as on the slow path, whatever the type
+                body.fast_prepare += slow
+                fast = [f"f'{{c{i}}}'"]
+            body.fast_pieces += newline + fast
+        return body
+
+
+class _Body:
+    """The generated code of a dictionary's items: the statements and f-string pieces of the
+    path for any types (``prepare``, ``pieces``) and of the path for the sample's types
+    (``guards``, ``fast_prepare``, ``fast_pieces``)."""
+
+    def __init__(self) -> None:
+        self.prepare: list[str] = []
+        self.pieces: list[str] = []
+        self.guards: list[str] = []
+        #: (slot, whether a value's type is the one its guard expects)
+        self.guarded: list[tuple[int, Callable[[type], bool]]] = []
+        self.fast_prepare: list[str] = []
+        self.fast_pieces: list[str] = []
+
+    def guard(self, slot: int, test: str, expected: Callable[[type], bool]) -> None:
+        self.guards.append(test)
+        self.guarded.append((slot, expected))
+
+    def source(self, indent: str, head: list[str]) -> str:
+        """The statements returning the items' text (``head``: the pieces before them), the
+        guarded path first."""
+        def path(prepare: list[str], pieces: list[str], at: str) -> str:
+            return ("".join(f"{at}{line}\n" for line in prepare)
+                    + f"{at}return {' '.join(head + pieces) or repr('')}\n")
+
+        slow = path(self.prepare, self.pieces, indent)
+        if not self.guards:  # nothing to check: the one path
+            return slow
+        # values of other types: drawn item by item; when they keep coming, the slots that
+        # had them are loosened (see ShapeTreeRenderer._install)
+        return (f"{indent}if {' and '.join(self.guards)}:\n"
+                + path(self.fast_prepare, self.fast_pieces, indent + "    ")
+                + f"{indent}MISSES[0] += 1\n"
+                + f"{indent}if MISSES[0] == {MAX_MISSES}:\n"
+                + f"{indent}    loosen(d)\n"
+                + slow)
+
+
+def _is_str(kind: type) -> bool:
+    return kind is str
+
+
+def _is_dict(kind: type) -> bool:
+    return kind is dict
 
 
 def _compilable(keys: tuple[Any, ...]) -> bool:

@@ -20,7 +20,7 @@ from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.filters import compile_filter
 from p2pkit.capture.record import Record
-from p2pkit.capture.render import Statistics, render_jsonl, render_tree
+from p2pkit.capture.render import Statistics, render_jsonl, tree_block
 from p2pkit.capture.summary_lines import SummaryLines
 from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
 from p2pkit.cli.young_collections import collect_young_less_often
@@ -117,15 +117,17 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
     source = capture_source(path)
     if path == "-":
         path = "standard input"
-    dissection = Dissection(source, decode_as=rules, secrets=_secrets(keylog))
     statistics = Statistics() if stats else None
+    # summary lines of every record: a batch (the records released after one frame) at once
+    whole_batches = not (hide_undecoded or protocols or messages or keep is not None
+                         or statistics is not None or tree or fmt == "jsonl")
+    # (and then decoders may give runs of summary lines instead of records; -c counts records)
+    dissection = Dissection(source, decode_as=rules, secrets=_secrets(keylog),
+                            summary_runs=whole_batches and count is None)
     bar = _progress(path, sys.stderr.isatty() and not sys.stdout.isatty() or
                     (sys.stderr.isatty() and stats))
     shown = 0
     out = sys.stdout
-    # summary lines of every record: a batch (the records released after one frame) at once
-    whole_batches = not (hide_undecoded or protocols or messages or keep is not None
-                         or statistics is not None or tree or fmt == "jsonl")
     lines: SummaryLines | None = None
     pending: list[Record] = []  # whole batches gathered, their lines written together
     pending_bytes = 0  # (of their messages: a lazy record may hold its message's bytes)
@@ -172,8 +174,10 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
                         continue
                 if fmt == "jsonl":
                     out.write(render_jsonl(record) + "\n")
-                elif tree:
-                    out.write(render_tree(record, dissection.first_time or 0.0) + "\n\n")
+                elif tree:  # the frame line, then the rest (mostly ASCII: cheaper to encode)
+                    head, rest = tree_block(record, dissection.first_time or 0.0)
+                    out.write(head)
+                    out.write(rest)
                 else:
                     out.write(lines.text((record,)))
                 shown += 1

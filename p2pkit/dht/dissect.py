@@ -16,13 +16,20 @@ Reached through the ``bt-dht`` descriptor (:mod:`p2pkit.dht.protocol`).
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from construct import Container
 
 from p2pkit import bencode
 from p2pkit.bencode.canonical import decode_canonical
 from p2pkit.bencode.compiled import decode_compiled
-from p2pkit.capture.lazy_record import Decoded, LazyRecord, deferred_record, scalar_summary
+from p2pkit.capture.lazy_record import (
+    Decoded,
+    LazyRecord,
+    ValueLater,
+    deferred_record,
+    scalar_summary,
+)
 from p2pkit.capture.packets import Packet
 from p2pkit.capture.record import (
     BINARY_INLINE_LIMIT,
@@ -50,8 +57,6 @@ from p2pkit.errors import ParseError
 __all__ = ["KrpcDecoder", "detect_krpc"]
 
 _KIND = {"q": "query", "r": "response", "e": "error"}
-#: KRPC keys shown under another name in the record (``q`` is the method).
-_FIELD_OF_KEY = {b"t": "transaction_id", b"q": "method"}
 
 
 #: Rules of deviations that are information, not departures (listed in ``unknown_keys``).
@@ -71,7 +76,9 @@ def _top_level_spans(payload: bytes) -> dict[str, tuple[int, int]]:
 
 def _named_spans(spans: dict[bytes, tuple[int, int]]) -> dict[str, tuple[int, int]]:
     """Spans of the top-level values by the name the record's fields give them."""
-    return {_FIELD_OF_KEY.get(k, k.decode("latin-1")): span for k, span in spans.items()}
+    from p2pkit.dht.krpc_spans import field_name  # (imported when a field tree is drawn)
+
+    return {field_name(k): span for k, span in spans.items()}
 
 
 #: Top-level fields of a record besides ``transaction_id`` and ``method`` (from the envelope's
@@ -81,7 +88,7 @@ _PAYLOAD_KEYS = frozenset(f.attr for f in Envelope.fields if f.attr not in ("t",
     "extra", "unknown_keys"}
 
 
-class _DeferredDatagram(DeferredMessage):
+class _DeferredDatagram(DeferredMessage, ValueLater):
     """A deferred KRPC datagram as its record reads it: spans by field name and the record's
     fields, with the method the pairing with queries gave (as :meth:`Transactions.seen` sets
     it on an eager message), both worked out when read."""
@@ -89,12 +96,43 @@ class _DeferredDatagram(DeferredMessage):
     __slots__ = ("paired",)
 
     def named_spans(self) -> dict[str, tuple[int, int]]:
-        return _named_spans(self.spans)
+        spans = self._spans
+        if spans is None:  # (the compiled decoder's: measured from the value)
+            return _measured_spans(self.raw, len(self.data))
+        return _named_spans(spans)
 
     def fields(self) -> Decoded:
+        fields = _record_fields(self, self.paired)
+        if fields is not None:  # (the message reports nothing but unknown keys)
+            return fields, self, []  # (the value: made when read, -V and JSON do not read it)
+        return _fields(self.paired_message())
+
+    def paired_message(self) -> Container:
+        """The lenient message, with the method its pairing gave."""
         message = self.message()
         message.method = self.paired
-        return _fields(message)
+        return message
+
+    make = paired_message  # (the record's value, when read)
+
+
+def _record_fields(d: _DeferredDatagram, method: Any) -> dict[str, Any] | None:
+    """:func:`~p2pkit.dht.krpc_fields.record_fields`, imported with the first record whose
+    fields are read (a summary run reads none)."""
+    global _record_fields
+    from p2pkit.dht.krpc_fields import record_fields
+
+    _record_fields = record_fields
+    return record_fields(d, method)
+
+
+def _measured_spans(raw: dict, size: int) -> dict[str, tuple[int, int]]:
+    """:func:`~p2pkit.dht.krpc_spans.named_spans`, imported with the first field tree."""
+    global _measured_spans
+    from p2pkit.dht.krpc_spans import named_spans
+
+    _measured_spans = named_spans
+    return named_spans(raw, size)
 
 
 def _fields(message: Container) -> Decoded:

@@ -338,6 +338,10 @@ def _label(key: bytes) -> str:
     return text if text.isprintable() else key.hex()
 
 
+#: The top-level items a message takes after its ``a`` / ``q`` / ``r``, in this order.
+MESSAGE_TAIL_KEYS = ("e", "v", "ip", "ro", "extra")
+
+
 def _message(top: Container, cx: Context, path: tuple) -> Container:
     """The cross-field rules of a KRPC message, and its shape: ``t``, ``y``, ``method``, then
     ``a`` / ``r`` (read with the declaration ``y`` calls for), ``e``, ``v``, ``ip``, ``ro`` and
@@ -376,7 +380,7 @@ def _message(top: Container, cx: Context, path: tuple) -> Container:
     elif "e" in top:
         cx.report("krpc/unexpected-key", f"'e' in a {_ROLE.get(y, 'message')}", (b"e",), SPEC,
                   "SHOULD")
-    for key in ("e", "v", "ip", "ro", "extra"):
+    for key in MESSAGE_TAIL_KEYS:
         if key in top:
             msg[key] = top[key]
     return msg

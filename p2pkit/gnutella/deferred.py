@@ -42,9 +42,8 @@ from types import MappingProxyType
 from typing import Any
 
 import construct
-from construct import Container
 
-from p2pkit.capture.lazy_record import Decoded, LazyRecord, scalar_summary
+from p2pkit.capture.lazy_record import Decoded, DeferredValue, LazyRecord, scalar_summary
 from p2pkit.capture.record import json_fields, json_value
 from p2pkit.capture.spans import struct_spans
 from p2pkit.deviations import deviations_of
@@ -55,6 +54,7 @@ from p2pkit.gnutella.descriptor_fast_path import (
     check_descriptor,
     fast_descriptor,
 )
+from p2pkit.gnutella.descriptor_json import json_descriptor
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -258,7 +258,10 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
             return tuple([values[i] for i in indices])
     else:  # the rest reads the run's fields (a count): they are its context
         names = layout.all_names
-        decoders = [(i, adapter._decode) for i, adapter in layout.adapters]
+        # (an adapter that accepts every value is not run: only the rest's counts read the
+        # context, and the values shown are plain integers)
+        decoders = [(i, adapter._decode) for i, adapter in layout.adapters
+                    if not isinstance(adapter, TOTAL_DECODERS)]
         steps = [(sub.name, body_reader(sub, check=True)) for sub in rest]
 
         def check(data: bytes) -> tuple[Any, ...] | None:
@@ -266,7 +269,7 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
                 values = list(unpack(data, HEADER_LENGTH))
                 for i, decode in decoders:
                     values[i] = decode(values[i], None, "")
-                ctx = Container(zip(names, values))
+                ctx = dict(zip(names, values))  # (the readers index it: no Container)
                 pos = start
                 for name, step in steps:
                     ctx[name], pos = step(data, pos, ctx)
@@ -281,9 +284,27 @@ def fast_summary_check(body: construct.Construct) -> SummaryCheck | None:
 
 
 def _decode(data: bytes, base: int) -> Decoded:
-    """A deferred descriptor's (fields, value, deviations): ``DescriptorLenient.parse`` and
-    ``json_fields`` without their wrappers (the fast path first, as the schema tries it; the
-    converter of the Container's shape; ``type`` dropped), called once per record shown."""
+    """A deferred descriptor's (fields, value, deviations), called once per record shown:
+    the fields parsed straight to JSON (:func:`~p2pkit.gnutella.descriptor_json.json_descriptor`,
+    no deviation where it parses), the value (the Container) made only when read; else
+    ``DescriptorLenient.parse`` and ``json_fields`` without their wrappers (the fast path
+    first, as the schema tries it; the converter of the Container's shape; ``type``
+    dropped)."""
+    fields = json_descriptor(data)
+    if fields is not None:
+        return fields, DeferredValue(lambda: _value(data)), []
+    return _decode_value(data, base)
+
+
+def _value(data: bytes) -> construct.Container:
+    """The descriptor's Container (``record.value``) of a descriptor
+    :func:`~p2pkit.gnutella.descriptor_json.json_descriptor` parsed."""
+    d = fast_descriptor(data)
+    return DescriptorLenient.parse(data) if d is None else d
+
+
+def _decode_value(data: bytes, base: int) -> Decoded:
+    """(fields, value, deviations) through the Container."""
     d = fast_descriptor(data)
     if d is None:  # the schema says what is wrong (a deviation; a bound is raised)
         d = DescriptorLenient.parse(data)

@@ -124,18 +124,26 @@ def _vendor_body_readers() -> dict[tuple[tuple[str, int], int], Reader]:
     return out
 
 
-def _vendor_reader(vendor: _Vendor) -> Reader:
-    parse = vendor.parse_fast
-    bodies: dict[tuple[tuple[str, int], int], Reader] = {}
+#: (vendor message, version) -> the reader of its body (filled when first needed: the readers
+#: of the bodies are made after this module's).
+_VENDOR_BODIES: dict[tuple[tuple[str, int], int], Reader] = {}
 
-    def body(key: tuple[str, int], version: int, payload: bytes) -> Any:
-        if not bodies:
-            bodies.update(_vendor_body_readers())
-        read = bodies.get((key, version))
-        if read is None:
-            return None
-        value, _ = read(payload, 0, Container())
-        return value
+
+def vendor_body(key: tuple[str, int], version: int, payload: bytes) -> Any:
+    """The body of the vendor message ``key`` at ``version`` (vendor_msg §2, the bodies of
+    :data:`~p2pkit.gnutella.vendor.BODIES`) read by its fast path, for
+    ``_Vendor.parse_fast``; None where it has none."""
+    if not _VENDOR_BODIES:
+        _VENDOR_BODIES.update(_vendor_body_readers())
+    read = _VENDOR_BODIES.get((key, version))
+    if read is None:
+        return None
+    value, _ = read(payload, 0, Container())
+    return value
+
+
+def _vendor_reader(vendor: _Vendor) -> Reader:
+    parse, body = vendor.parse_fast, vendor_body
 
     def read(data: bytes, pos: int, ctx: Container) -> tuple[Any, int]:
         message = parse(data[pos:], body)

@@ -251,10 +251,13 @@ class _Vendor(construct.Construct):
     _fast_vectors = {name: counted_vector_parser(schema)
                      for name, (schema, _) in vectors.items()}
 
-    def parse_fast(self, data: bytes, body: Any = None) -> Container | None:
+    def parse_fast(self, data: bytes, body: Any = None, vectors: Any = None
+                   ) -> Container | None:
         """The whole payload ``data`` as :meth:`_parse` reads it, from the fast paths alone;
         None when the generic parse must run (something it would refuse, or a body without
-        ``body``: ``body(key, version, payload)`` reads a body, None where it cannot)."""
+        ``body``: ``body(key, version, payload)`` reads a body, None where it cannot).
+        ``vectors``: other parsers of the vectors, by name (the dissector's, giving their
+        JSON; None where ``counted_vector_parser``'s give None)."""
         fields = self._fast_head(data)
         if fields is None:
             return None
@@ -264,7 +267,7 @@ class _Vendor(construct.Construct):
         key = (vendor, selector)
         name = VENDOR_MESSAGES.get(key)
         if name in self.vectors:
-            vector = self._fast_vectors[name](payload)
+            vector = (vectors or self._fast_vectors)[name](payload)
             if vector is not None:
                 message["name"] = name
                 message[self.vectors[name][1]] = vector
@@ -347,10 +350,13 @@ class _Trailer(construct.Construct):
         return self.parse_bytes(construct.stream_read_entire(stream, path), path)
 
     @staticmethod
-    def parse_bytes(data: bytes, path: str = "", check: bool = False) -> Container:
+    def parse_bytes(data: bytes, path: str = "", check: bool = False,
+                    read_private: Any = None) -> Container:
         """The trailer ``data`` (the rest of the payload); ``ExplicitError`` when it breaks
         the layout. ``check=True`` leaves out what cannot fail (the private area read as an
-        extension block, the XML text): ``private_extensions`` and ``xml`` are then None."""
+        extension block, the XML text): ``private_extensions`` and ``xml`` are then None.
+        ``read_private``: what reads the private area instead of
+        :func:`_extension_block_or_none` (the dissector's, giving its JSON)."""
         if len(data) < 16:
             raise construct.ExplicitError(f"{len(data)} bytes left for the 16-byte servent ID",
                                           path=path)
@@ -377,7 +383,8 @@ class _Trailer(construct.Construct):
             if check:
                 out["private_extensions"] = out["xml"] = None
             else:
-                out["private_extensions"] = _extension_block_or_none(private)
+                out["private_extensions"] = (_extension_block_or_none if read_private is None
+                                             else read_private)(private)
                 out["xml"] = Text.parse(xml) if xml else None
         out["servent_id"] = servent_id
         return out

@@ -143,6 +143,16 @@ class GnutellaStream:
         #: The records of the descriptors, made as the reader frames them.
         self.records = DescriptorRecords(transport=transport, src=src, dst=dst)
 
+    @property
+    def summary_runs(self) -> bool:
+        """Whether runs of summary lines stand for descriptor records
+        (:mod:`p2pkit.capture.summary_runs`; set by the dissector in summary mode)."""
+        return self.records.runs
+
+    @summary_runs.setter
+    def summary_runs(self, value: bool) -> None:
+        self.records.runs = value
+
     # -- input ------------------------------------------------------------------------------
 
     def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterable[Record]:

@@ -31,8 +31,8 @@ An extension block as HUGE §3 and Appendix B mix them (a URN, 0x1C, then a GGEP
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import construct
 from construct import Container, GreedyBytes, GreedyRange, Int8ub, ListContainer, Struct
@@ -43,6 +43,7 @@ from p2pkit.schema import FixedLayout, Schema
 
 __all__ = [
     "EXTENSIONS",
+    "JsonOutput",
     "GGEP_MAGIC",
     "MAX_EXTENSIONS",
     "MAX_INFLATED_SIZE",
@@ -439,18 +440,34 @@ def _first_chunk(byte: int) -> tuple[int, bool] | None:
 _FIRST_CHUNK = tuple(_first_chunk(byte) for byte in range(256))
 
 
-def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContainer, int] | None:
+class JsonOutput(NamedTuple):
+    """How ``_fast_extension_block`` writes the JSON of what it reads (the dissector's
+    conversion, given by it: this module knows no output format)."""
+
+    #: The JSON of any value (``p2pkit.capture.record.json_value``).
+    convert: Callable[[Any], Any]
+    #: Bytes of at most this length are written as hex (else by ``convert``).
+    inline: int
+    #: Extension ID -> the JSON of its value read from its payload, None where ``convert``
+    #: of ``_value`` must say.
+    values: Mapping[str, Callable[[bytes], Any]]
+
+
+def _fast_ggep(data: bytes, pos: int, check: bool = False,
+               json: JsonOutput | None = None) -> tuple[list[Any], int] | None:
     """The GGEP block at ``data[pos]`` as :class:`_GgepBlock` parses it, and where it ends;
     None wherever that parser would raise (or might: a bound, a COBS or deflate error), so
     that it runs and reports it. Works on the bytes, without construct's streams; tests
     compare both on the real captures and on random and mutated blocks. ``check=True``
     only says whether the block parses (a list of None; COBS and deflate are still undone,
-    as they may fail; extension values are not decoded, which never fails)."""
+    as they may fail; extension values are not decoded, which never fails). ``json``: each
+    extension is made as that JSON conversion makes the Container, ``{"id", "cobs",
+    "deflate", "data", "payload", "value"}`` in a list (tests compare both)."""
     end = len(data)
     if pos >= end or data[pos] != GGEP_MAGIC:
         return None
     pos += 1
-    extensions = ListContainer()
+    extensions: list[Any] = ListContainer() if json is None else []
     while len(extensions) < MAX_EXTENSIONS and pos < end:
         flags = data[pos]
         id_length = flags & _ID_LENGTH
@@ -498,31 +515,59 @@ def _fast_ggep(data: bytes, pos: int, check: bool = False) -> tuple[ListContaine
                 payload = _payload({"data": ext_data, "cobs": cobs, "deflate": deflate})
             except Exception:  # noqa: BLE001 - the stream parser reports it
                 return None
-        extensions.append(Container(id=ext_id, cobs=cobs, deflate=deflate, data=ext_data,
-                                    payload=payload, value=_value(ext_id, payload)))
+        if json is None:
+            extensions.append(Container(id=ext_id, cobs=cobs, deflate=deflate, data=ext_data,
+                                        payload=payload, value=_value(ext_id, payload)))
+            if flags & _LAST:
+                return extensions, pos
+            continue
+        # the Container's JSON, each item as the conversion makes it
+        convert = json.convert
+        value_json = json.values.get(ext_id)
+        value = None if value_json is None else value_json(payload)
+        if value is None:
+            value = _value(ext_id, payload)
+            if value is not None and type(value) is not int:
+                value = convert(value)
+        data_json = ext_data.hex() if len(ext_data) <= json.inline else convert(ext_data)
+        if payload is not ext_data:
+            payload = payload.hex() if len(payload) <= json.inline else convert(payload)
+        else:
+            payload = data_json
+        extensions.append({"id": ext_id if ext_id.isascii() else convert(ext_id), "cobs": cobs,
+                           "deflate": deflate, "data": data_json, "payload": payload,
+                           "value": value})
         if flags & _LAST:
             return extensions, pos
     return None
 
 
-def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | None:
+def _fast_extension_block(data: bytes, check: bool = False,
+                          json: JsonOutput | None = None) -> list[Any] | None:
     """``data`` as :class:`_ExtensionBlock` parses it, or None where that parser would raise
     (it then runs and says why). Works on the bytes; tests compare both. ``check=True``
-    only says whether it parses (a list of None, one per part, see :func:`_fast_ggep`)."""
+    only says whether it parses (a list of None, one per part, see :func:`_fast_ggep`).
+    ``json``: the parts as that JSON conversion makes the ListContainer (a list of
+    dictionaries, see :func:`_fast_ggep`)."""
     if type(data) is not bytes:
         return None
-    parts = ListContainer()
+    parts: list[Any] = ListContainer() if json is None else []
     pos = 0
     end = len(data)
     while pos < end:
         if len(parts) == MAX_EXTENSIONS:
             return None
         if data[pos] == GGEP_MAGIC:
-            block = _fast_ggep(data, pos, check)
+            block = _fast_ggep(data, pos, check, json)
             if block is None:
                 return None
             extensions, stop = block
-            part = None if check else Container(kind="ggep", extensions=extensions)
+            if check:
+                part = None
+            elif json is None:
+                part = Container(kind="ggep", extensions=extensions)
+            else:
+                part = {"kind": "ggep", "extensions": extensions}
         else:  # a legacy part, up to a separator (Appendix B step 8)
             stop = data.find(FILE_SEPARATOR, pos)
             if stop < 0:
@@ -536,7 +581,11 @@ def _fast_extension_block(data: bytes, check: bool = False) -> ListContainer | N
                 text = _decode_text(data[pos:stop], None, "")
                 kind = "urn" if text[:4].lower() == "urn:" else (
                     "xml" if text[:1] in ("<", "{") else "text")
-                part = Container(kind=kind, text=text)
+                if json is None:
+                    part = Container(kind=kind, text=text)
+                else:
+                    part = {"kind": kind,
+                            "text": text if text.isascii() else json.convert(text)}
         separator = None
         if stop < end and data[stop] in (FILE_SEPARATOR, 0):
             separator = data[stop]

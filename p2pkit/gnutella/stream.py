@@ -163,10 +163,17 @@ class StreamReader:
         """
         if self._failed is not None:
             raise self._failed
-        self._raw += data
         frames: list[HandshakeFrame | DescriptorFrame] = []
         try:
-            self._run(frames)
+            if (self.split is not None and self.state == DESCRIPTORS and self._inflater is None
+                    and not self._raw and not self._buffer and type(data) is bytes):
+                # nothing held: the descriptors read from ``data`` itself, not from copies
+                # of it in the raw and descriptor buffers (what _run does otherwise)
+                self._raw_offset += len(data)
+                self._descriptors(frames, data)
+            else:
+                self._raw += data
+                self._run(frames)
         except ParseError as e:
             self.state = FAILED
             self._failed = e
@@ -291,16 +298,24 @@ class StreamReader:
                     self._offset = 0
         return True
 
-    def _descriptors(self, frames: list[HandshakeFrame | DescriptorFrame]) -> None:
-        buffer: bytes | bytearray = self._buffer
+    def _descriptors(self, frames: list[HandshakeFrame | DescriptorFrame],
+                     data: bytes | None = None) -> None:
+        """The descriptors of the buffer, or of ``data`` when given (the buffer is empty: what
+        is left of ``data`` is kept in it)."""
+        buffer: bytes | bytearray = self._buffer if data is None else data
         split = self.split
         if split is not None:
             if len(buffer) < HEADER_LENGTH:
+                if data is not None:
+                    self._buffer += data
                 return
             (length,) = _LENGTH.unpack_from(buffer, 19)
             if len(buffer) < HEADER_LENGTH + length <= HEADER_LENGTH + self.max_payload_length:
+                if data is not None:
+                    self._buffer += data
                 return  # the first descriptor is not complete yet (nor above the bound)
-            buffer = bytes(buffer)  # one copy a call, the descriptors sliced from it
+            if data is None:
+                buffer = bytes(buffer)  # one copy a call, the descriptors sliced from it
         pos = 0
         try:
             while len(buffer) - pos >= HEADER_LENGTH:
@@ -316,15 +331,18 @@ class StreamReader:
                 end = pos + HEADER_LENGTH + length
                 if len(buffer) < end:
                     break
-                data = bytes(buffer[pos:end])
+                one = bytes(buffer[pos:end])
                 try:
-                    descriptor = self._schema.parse(data)
+                    descriptor = self._schema.parse(one)
                 except ParseError as e:
                     raise e.relocated(base=self._offset + pos) from None
-                frames.append(DescriptorFrame(offset=self._offset + pos, data=data,
+                frames.append(DescriptorFrame(offset=self._offset + pos, data=one,
                                               descriptor=descriptor, compressed=self.compressed))
                 pos = end
         finally:
-            if pos:
+            if data is not None:
+                if pos < len(data):
+                    self._buffer += data[pos:] if pos else data
+            elif pos:
                 del self._buffer[:pos]
-                self._offset += pos
+            self._offset += pos

@@ -17,7 +17,7 @@ from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.json_lines import json_line, json_line_generic
 from p2pkit.capture.json_shapes import ShapeJsonConverter
 from p2pkit.capture.record import BINARY_INLINE_LIMIT, json_mapping, json_value
-from p2pkit.capture.render import record_tree, render_tree, tree_text
+from p2pkit.capture.render import record_tree, render_tree, tree_block, tree_text
 from p2pkit.capture.tree_shapes import ShapeTreeRenderer
 from p2pkit.ipfs.noise_keylog import parse_noise_keylog
 from tests.pcap_payloads import CAPTURES
@@ -60,6 +60,8 @@ def test_compiled_renderers_equal_the_generic_ones_on_every_record(path, monkeyp
     expected = [_tree_reference(r, start) for r in records]
     for _ in range(2):
         assert [render_tree(r, start) for r in records] == expected
+    # what dissect -V writes: the frame line, then the rest and a blank line
+    assert ["".join(tree_block(r, start)) for r in records] == [t + "\n\n" for t in expected]
     assert trees.shapes > 0 or len(records) < 3
 
     # JSON lines

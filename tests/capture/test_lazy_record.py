@@ -8,7 +8,13 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pkit.capture.lazy_record import LazyRecord, deferred_record, scalar_summary
+from p2pkit.capture.lazy_record import (
+    DeferredValue,
+    LazyRecord,
+    ValueLater,
+    deferred_record,
+    scalar_summary,
+)
 from p2pkit.capture.record import Record, json_fields
 from p2pkit.capture.render import render_summary
 from p2pkit.deviations import Deviation
@@ -30,6 +36,23 @@ def test_decoded_once_on_first_read():
     assert not r.decoded and calls == []
     assert r.deviations[0].rule == "r" and r.value == "value" and r.fields["port"] == 6346
     assert calls == [1] and r.decoded
+
+
+def test_a_value_given_later_is_made_on_first_read():
+    made: list[int] = []
+
+    class Later(ValueLater):
+        def make(self):
+            made.append(1)
+            return {"made": True}
+
+    r = LazyRecord(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2", protocol="p",
+                   message="m", decode=lambda: ({"n": 1}, Later(), []))
+    assert r.fields == {"n": 1} and r.deviations == [] and made == []
+    assert r.value == {"made": True} and r.value is r.value and made == [1]
+    later = LazyRecord(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2", protocol="p",
+                       message="m", decode=lambda: ({"n": 1}, Later(), []))
+    assert later == replace(later) and made == [1, 1]  # (made once, for the copy too)
 
 
 def test_summary_from_the_header_unless_the_payload_may_add_a_key():
@@ -121,3 +144,24 @@ def test_deferred_record_is_the_constructors_record(frame, time, text, length, s
         assert made.value == built.value
     assert made == built and made.decoded and built.decoded
     assert (made.fields, made.value, made.deviations) == decoded
+
+
+def test_a_deferred_value_is_made_once_when_read():
+    made: list[int] = []
+
+    def make():
+        made.append(1)
+        return "value"
+
+    r = LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+                   protocol="gnutella", message="pong",
+                   decode=lambda: ({"ttl": 1}, DeferredValue(make), []))
+    assert r.fields == {"ttl": 1} and r.deviations == [] and made == []
+    assert r.value == "value" and r.value == "value" and made == [1]
+    copy = replace(r, frame=2)
+    assert copy.value == "value" and made == [1]
+    plain = Record(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+                   protocol="gnutella", message="pong", fields={"ttl": 1}, value="value")
+    assert LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
+                      protocol="gnutella", message="pong",
+                      decode=lambda: ({"ttl": 1}, DeferredValue(make), [])) == plain
