@@ -153,7 +153,16 @@ class RunOrder(FrameOrder):
         self.held_bytes -= item.length
         out.append(item)
 
-    def extend(self, records: Iterable[Any], out: list[Any]) -> None:
+    def extend(self, records: Iterable[Any], out: list[Any], frame: int | None = None,
+               only_when_ready: bool = True) -> None:
+        """:meth:`FrameOrder.extend`: the items pushed, then (with ``frame``) what
+        :meth:`release_into` ``frame`` releases, if :meth:`ready` ``frame`` or whatever
+        ``only_when_ready``."""
+        self._extend(records, out)
+        if frame is not None and (not only_when_ready or self.ready(frame)):
+            self.release_into(frame, out)
+
+    def _extend(self, records: Iterable[Any], out: list[Any]) -> None:
         for item in records:
             if type(item) is not SummaryRun:
                 self._push_one(item, out)
