@@ -184,15 +184,7 @@ class RunOrder(FrameOrder):
                     self._push_one(record, out)
 
     def _push_one(self, record: Record, out: list[Any]) -> None:
-        frame = record.frame
-        if frame >= self._tail:
-            self._queue.append(record)
-            self._tail = frame
-        else:
-            heapq.heappush(self._late, (frame, self._count, record))
-            self._count += 1
-        self.held += 1
-        self.held_bytes += record.length
+        self.push(record)
         if self.held > self.max_held or self.held_bytes > self.max_bytes:
             out.append(self.pop())
 

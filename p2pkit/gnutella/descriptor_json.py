@@ -164,6 +164,14 @@ def _run_source(run: list[construct.Construct], r: int, env: dict[str, Any]) -> 
     return lines
 
 
+def _json_display(layout: FixedLayout, env: dict[str, Any]) -> tuple[list[str], str]:
+    """The names of a fixed ``layout``'s unpacked values in generated code, and the dictionary
+    display that turns them into the JSON of its Container."""
+    values = [f"v{i}" for i in range(len(layout.all_names))]
+    exprs = _json_exprs(layout, values, "", env)
+    return values, "{" + ", ".join(f"{name!r}: {expr}" for name, expr in exprs) + "}"
+
+
 def json_items(item: construct.Construct) -> Callable[[bytes], list[dict[str, Any]] | None]:
     """A function reading a concatenation of fixed-size ``item`` records (one
     ``iter_unpack``, as :meth:`~p2pkit.schema.FixedLayout.many_unpacker`) into the JSON of
@@ -175,9 +183,7 @@ def json_items(item: construct.Construct) -> Callable[[bytes], list[dict[str, An
     """
     layout = FixedLayout(item)
     env: dict[str, Any] = {"jv": json_value, "iter_unpack": layout.struct.iter_unpack}
-    values = [f"v{i}" for i in range(len(layout.all_names))]
-    exprs = _json_exprs(layout, values, "", env)
-    display = "{" + ", ".join(f"{name!r}: {expr}" for name, expr in exprs) + "}"
+    values, display = _json_display(layout, env)
     source = (f"def read_items(data):\n"
               f"    if len(data) % {layout.size}:\n        return None\n"
               f"    return [{display} for {', '.join(values)}, in iter_unpack(data)]\n")
@@ -195,9 +201,7 @@ def json_record(item: construct.Construct) -> Callable[[bytes], dict[str, Any] |
     """
     layout = FixedLayout(item)
     env: dict[str, Any] = {"jv": json_value, "unpack_from": layout.struct.unpack_from}
-    values = [f"v{i}" for i in range(len(layout.all_names))]
-    exprs = _json_exprs(layout, values, "", env)
-    display = "{" + ", ".join(f"{name!r}: {expr}" for name, expr in exprs) + "}"
+    values, display = _json_display(layout, env)
     source = (f"def read_record(data):\n"
               f"    if len(data) < {layout.size}:\n        return None\n"
               f"    {', '.join(values)}, = unpack_from(data)\n"
