@@ -27,10 +27,11 @@ arguments): ``p2pkit.dht.dissect`` then takes the generic way, so every deviatio
 source. Tests compare the two ways on every KRPC datagram of the committed captures and on
 hypothesis-generated and mutated messages. At most :data:`MAX_SHAPES` shapes are compiled.
 
->>> from p2pkit.dht.deferred import DeferredMessage
->>> d = DeferredMessage(b"d1:rd2:id20:abcdefghij01234567891:pi6881ee1:t2:aa1:y1:re",
-...                     {b"r": {b"id": b"abcdefghij0123456789", b"p": 6881}, b"t": b"aa",
-...                      b"y": b"r"})
+>>> from p2pkit.dht.deferred import DeferredMessage, deferred_message
+>>> d = deferred_message(DeferredMessage,
+...                      b"d1:rd2:id20:abcdefghij01234567891:pi6881ee1:t2:aa1:y1:re",
+...                      {b"r": {b"id": b"abcdefghij0123456789", b"p": 6881}, b"t": b"aa",
+...                       b"y": b"r"})
 >>> fields = record_fields(d, "ping")
 >>> fields["r"], fields["transaction_id"], fields["unknown_keys"][0]["offset"]
 ({'id': '6162636465666768696a30313233343536373839', 'extra': {'p': 6881}}, '6161', 35)
