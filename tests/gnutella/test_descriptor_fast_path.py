@@ -58,6 +58,24 @@ def _descriptors(name: str) -> list[bytes]:
 
 REAL = [d for name in GNUTELLA_CAPTURES for d in _descriptors(name)]
 
+#: Hypothesis arguments of :func:`mutated`: a real descriptor, bytes to overwrite (position
+#: modulo its length, value), where to cut it and the bytes appended.
+MUTATIONS = (st.sampled_from(REAL),
+             st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)), max_size=4),
+             st.integers(0, 600), st.binary(max_size=8))
+
+
+def mutated(real: bytes, flips: list[tuple[int, int]], cut: int, tail: bytes
+            ) -> tuple[bytes, bytes]:
+    """A real descriptor with bytes overwritten, cut (never inside its header) and ``tail``
+    appended: (the result with its header's payload length set to what follows the header,
+    the result as it is)."""
+    data = bytearray(real)
+    for at, value in flips:
+        data[at % len(data)] = value
+    out = bytes(data[:max(cut, 23)]) + tail
+    return out[:19] + (len(out) - 23).to_bytes(4, "little") + out[23:], out
+
 
 @contextmanager
 def schema_only():
@@ -134,14 +152,10 @@ def _descriptor(ptype: int, payload: bytes, guid: bytes = bytes(16), ttl: int = 
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.sampled_from(REAL), st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)),
-                                       max_size=4), st.integers(0, 600), st.binary(max_size=8))
+@given(*MUTATIONS)
 def test_mutated_real_descriptors(real, flips, cut, tail):
-    data = bytearray(real)
-    for at, value in flips:
-        data[at % len(data)] = value
-    data = bytes(data[:max(cut, 23)]) + tail
-    same(data[:19] + (len(data) - 23).to_bytes(4, "little") + data[23:])
+    mended, data = mutated(real, flips, cut, tail)
+    same(mended)
     same(data)  # the header's length may disagree: the schema reads what it says
 
 

@@ -34,7 +34,7 @@ from p2pkit.gnutella.descriptors import (
 )
 from p2pkit.gnutella.fields import IPv4, VendorCode
 from p2pkit.schema import FixedLayout
-from tests.gnutella.test_descriptor_fast_path import BLOCKS, REAL, _descriptor
+from tests.gnutella.test_descriptor_fast_path import BLOCKS, MUTATIONS, REAL, _descriptor, mutated
 
 
 def same(data: bytes) -> None:
@@ -77,14 +77,10 @@ def test_every_real_descriptor():
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.sampled_from(REAL), st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)),
-                                       max_size=4), st.integers(0, 600), st.binary(max_size=8))
+@given(*MUTATIONS)
 def test_mutated_real_descriptors(real, flips, cut, tail):
-    data = bytearray(real)
-    for at, value in flips:
-        data[at % len(data)] = value
-    data = bytes(data[:max(cut, 23)]) + tail
-    same(data[:19] + (len(data) - 23).to_bytes(4, "little") + data[23:])
+    mended, data = mutated(real, flips, cut, tail)
+    same(mended)
     same(data)
 
 

@@ -27,7 +27,7 @@ from p2pkit.gnutella.dissect import descriptor_record
 from p2pkit.gnutella.fields import IPv4, VendorCode
 from p2pkit.gnutella.protocol import GNUTELLA
 from p2pkit.gnutella.stream import StreamReader
-from tests.gnutella.test_descriptor_fast_path import REAL
+from tests.gnutella.test_descriptor_fast_path import MUTATIONS, REAL, mutated
 
 
 def _descriptor(ptype: int, payload: bytes, guid: bytes = bytes(16), ttl: int = 1,
@@ -76,14 +76,10 @@ def test_every_real_descriptor_gets_its_record_in_the_loop():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(REAL), st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)),
-                                       max_size=4), st.integers(0, 600), st.binary(max_size=8))
+@given(*MUTATIONS)
 def test_mutated_real_descriptors(real, flips, cut, tail):
-    data = bytearray(real)
-    for at, value in flips:
-        data[at % len(data)] = value
-    data = bytes(data[:max(cut, 23)]) + tail
-    same(data[:19] + (len(data) - 23).to_bytes(4, "little") + data[23:])
+    mended, data = mutated(real, flips, cut, tail)
+    same(mended)
 
 
 @settings(max_examples=300, deadline=None)
