@@ -30,7 +30,6 @@ random and mutated descriptors (``tests/gnutella/test_descriptor_json.py``).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +46,7 @@ from p2pkit.gnutella.descriptors import (
     _extension_block_or_none,
     _Trailer,
     _Vendor,
+    counted_vector_parser,
 )
 from p2pkit.gnutella.fields import IPv4, VendorCode
 from p2pkit.schema import FixedLayout, MessageSwitch
@@ -229,29 +229,6 @@ EXTENSION_JSON = ggep.JsonOutput(convert=json_value, inline=BINARY_INLINE_LIMIT,
                                  values=_extension_values())
 
 
-def _counted_vector(schema: construct.Struct) -> Callable[[bytes], list[Any] | None]:
-    """The JSON of what ``counted_vector_parser(schema)`` reads (the same derivation: the
-    count's format from its ``Rebuild``, the items' from their layout), or None where it
-    gives None."""
-    count_field, array = (sub.subcon for sub in schema.subcons)
-    if not (isinstance(count_field, construct.Rebuild)
-            and isinstance(count_field.subcon, construct.FormatField)
-            and isinstance(array, construct.Array)):
-        raise TypeError(f"not a counted vector: {schema!r}")
-    counter = struct.Struct(count_field.subcon.fmtstr)
-    items, size, first = json_items(array.subcon), FixedLayout(array.subcon).size, counter.size
-
-    def parse(data: bytes) -> list[Any] | None:
-        if len(data) < first:
-            return None
-        (count,) = counter.unpack_from(data)
-        if len(data) != first + count * size:
-            return None
-        return items(data[first:])
-
-    return parse
-
-
 def _greedy_range_reader(con: construct.GreedyRange) -> JsonReader:
     """Fixed-size items up to where one would not fit (as the fast path's ``GreedyRange``
     reader), one ``iter_unpack``."""
@@ -295,7 +272,8 @@ _parse_trailer = _Trailer.parse_bytes
 def _vendor_reader(vendor: _Vendor) -> JsonReader:
     """vendor_msg §2: ``_Vendor.parse_fast`` given the JSON readers of the vectors (Messages
     and Features Supported), every other top-level value converted by ``json_value``."""
-    vectors = {name: _counted_vector(schema) for name, (schema, _) in vendor.vectors.items()}
+    vectors = {name: counted_vector_parser(schema, json_items)
+               for name, (schema, _) in vendor.vectors.items()}
     done = frozenset(key for _, key in vendor.vectors.values())
     parse, body = vendor.parse_fast, vendor_body
 

@@ -194,7 +194,7 @@ Patch = Struct(
 # fmt: on
 
 
-def counted_vector_parser(schema: construct.Struct) -> Any:
+def counted_vector_parser(schema: construct.Struct, items: Any = None) -> Any:
     """A fast parser for ``Struct("count" / Rebuild(Int, …), key / Array(this.count, Item))``
     with a fixed-size ``Item``, derived from the schema objects: the count's struct format
     from the ``Rebuild``'s field, the items' from :class:`~p2pkit.schema.FixedLayout`. It
@@ -205,6 +205,10 @@ def counted_vector_parser(schema: construct.Struct) -> Any:
     >>> parse = counted_vector_parser(FeaturesSupported)
     >>> [dict(f) for f in parse(bytes.fromhex("0100") + b"TLS!" + bytes.fromhex("0100"))]
     [{'feature': 'TLS!', 'version': 1}]
+
+    ``items`` (optional): what makes, from the item's schema, the function that reads the
+    items' bytes into something else than Containers (the JSON readers of
+    :mod:`p2pkit.gnutella.descriptor_json`).
     """
     count_field, array = (sub.subcon for sub in schema.subcons)
     if not (isinstance(count_field, construct.Rebuild)
@@ -213,9 +217,10 @@ def counted_vector_parser(schema: construct.Struct) -> Any:
         raise TypeError(f"not a counted vector: {schema!r}")
     counter = struct.Struct(count_field.subcon.fmtstr)
     item = FixedLayout(array.subcon)
-    unpack, size, first = item.many_unpacker(ListContainer), item.size, counter.size
+    unpack = item.many_unpacker(ListContainer) if items is None else items(array.subcon)
+    size, first = item.size, counter.size
 
-    def parse(data: bytes) -> ListContainer | None:
+    def parse(data: bytes) -> Any:
         if len(data) < first:
             return None
         (count,) = counter.unpack_from(data)

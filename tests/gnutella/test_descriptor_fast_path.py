@@ -189,6 +189,20 @@ BLOCKS = [bytes.fromhex("c30256434547544b47830255504302ff318244554101"),
           b"urn:sha1:PLSTHIPQGSSZTS5FJUPAKUZWUGYQYPFB\x1c\xc3\x82DU\x41\x01",
           b"\xc3\x60DU\x81\x41" + b"x" * 65, b"\xc3\xc2DU\x43\x02\x01\x01", b"<xml/>\x00text"]
 
+#: Hypothesis arguments of :func:`mutated_block`: a real extension block, bytes to overwrite
+#: (position modulo its length, value), where to cut it and the bytes appended.
+BLOCK_MUTATIONS = (st.sampled_from(BLOCKS),
+                   st.lists(st.tuples(st.integers(0, 100), st.integers(0, 255)), max_size=4),
+                   st.integers(0, 100), st.binary(max_size=6))
+
+
+def mutated_block(seed: bytes, flips: list[tuple[int, int]], cut: int, tail: bytes) -> bytes:
+    """A real extension block with bytes overwritten, cut at ``cut`` and ``tail`` appended."""
+    data = bytearray(seed)
+    for at, value in flips:
+        data[at % len(data)] = value
+    return bytes(data[:cut]) + tail
+
 
 def same_block(data: bytes) -> None:
     fast = ggep._fast_extension_block(data)
@@ -208,13 +222,9 @@ def same_block(data: bytes) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.sampled_from(BLOCKS), st.lists(st.tuples(st.integers(0, 100), st.integers(0, 255)),
-                                         max_size=4), st.integers(0, 100), st.binary(max_size=6))
+@given(*BLOCK_MUTATIONS)
 def test_mutated_extension_blocks(seed, flips, cut, tail):
-    data = bytearray(seed)
-    for at, value in flips:
-        data[at % len(data)] = value
-    same_block(bytes(data[:cut]) + tail)
+    same_block(mutated_block(seed, flips, cut, tail))
 
 
 @settings(max_examples=300, deadline=None)

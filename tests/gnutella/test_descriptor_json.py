@@ -22,8 +22,8 @@ from p2pkit.gnutella.descriptor_json import (
     _INLINE_DECODES,
     EXTENSION_JSON,
     JSON_READERS,
-    _counted_vector,
     json_descriptor,
+    json_items,
     json_reader,
 )
 from p2pkit.gnutella.descriptors import (
@@ -34,7 +34,15 @@ from p2pkit.gnutella.descriptors import (
 )
 from p2pkit.gnutella.fields import IPv4, VendorCode
 from p2pkit.schema import FixedLayout
-from tests.gnutella.test_descriptor_fast_path import BLOCKS, MUTATIONS, REAL, _descriptor, mutated
+from tests.gnutella.test_descriptor_fast_path import (
+    BLOCK_MUTATIONS,
+    BLOCKS,
+    MUTATIONS,
+    REAL,
+    _descriptor,
+    mutated,
+    mutated_block,
+)
 
 
 def same(data: bytes) -> None:
@@ -106,13 +114,9 @@ def same_block(data: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(BLOCKS), st.lists(st.tuples(st.integers(0, 100), st.integers(0, 255)),
-                                         max_size=4), st.integers(0, 100), st.binary(max_size=6))
+@given(*BLOCK_MUTATIONS)
 def test_mutated_extension_blocks(seed, flips, cut, tail):
-    data = bytearray(seed)
-    for at, value in flips:
-        data[at % len(data)] = value
-    same_block(bytes(data[:cut]) + tail)
+    same_block(mutated_block(seed, flips, cut, tail))
 
 
 def test_extension_blocks_with_every_kind_of_value():
@@ -152,7 +156,7 @@ VECTORS = sorted(_Vendor.vectors.items())
 def test_vendor_vectors_as_json(vector, count, items):
     name, (schema, _) = vector
     for data in (count.to_bytes(2, "little") + items, items):
-        made = _counted_vector(schema)(data)
+        made = counted_vector_parser(schema, json_items)(data)
         expected = counted_vector_parser(schema)(data)
         assert (made is None) == (expected is None)
         if made is not None:
