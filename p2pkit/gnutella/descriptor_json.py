@@ -37,7 +37,7 @@ import construct
 
 from p2pkit.capture.record import BINARY_INLINE_LIMIT, json_value
 from p2pkit.gnutella import ggep
-from p2pkit.gnutella.descriptor_fast_path import _fixed, _unwrap, body_reader, vendor_body
+from p2pkit.gnutella.descriptor_fast_path import body_reader, vendor_body
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
     MAX_PAYLOAD_LENGTH,
@@ -49,18 +49,15 @@ from p2pkit.gnutella.descriptors import (
     counted_vector_parser,
 )
 from p2pkit.gnutella.fields import IPv4, VendorCode
-from p2pkit.schema import FixedLayout, MessageSwitch
+from p2pkit.gnutella.payload_readers import Leaves, Refused, build_reader, unwrap
+from p2pkit.schema import FixedLayout
 
-__all__ = ["EXTENSION_JSON", "JSON_READERS", "json_descriptor", "json_items", "json_reader",
-           "json_record"]
+__all__ = ["EXTENSION_JSON", "JSON", "JSON_READERS", "json_descriptor", "json_items",
+           "json_reader", "json_record"]
 
 #: A JSON reader: (payload bytes, position, the fields read so far, as JSON) -> (the value's
 #: JSON, next position); it raises (anything) where the fast path would refuse.
 JsonReader = Callable[[bytes, int, dict[str, Any]], tuple[Any, int]]
-
-
-class _Refused(Exception):
-    """The JSON path stops: the Container path runs and says why."""
 
 
 def _raw(con: construct.Construct) -> JsonReader:
@@ -77,41 +74,8 @@ def _raw(con: construct.Construct) -> JsonReader:
 def _extension_block(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
     parts = ggep._fast_extension_block(data[pos:], json=EXTENSION_JSON)
     if parts is None:
-        raise _Refused
+        raise Refused
     return parts, len(data)
-
-
-def _null_terminated_reader(con: construct.NullTerminated) -> JsonReader:
-    if con.include or not con.consume or not con.require or len(con.term) != 1:
-        raise TypeError(f"no fast path for {con!r}")
-    term, inner = con.term, json_reader(con.subcon)
-
-    def read(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
-        end = data.find(term, pos)
-        if end < 0:
-            raise _Refused
-        value, _ = inner(data[pos:end], 0, ctx)
-        return value, end + 1
-
-    return read
-
-
-def _array_reader(con: construct.Array) -> JsonReader:
-    if con.discard:
-        raise TypeError(f"no fast path for {con!r}")
-    count, item = con.count, json_reader(con.subcon)
-
-    def read(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
-        n = count(ctx) if callable(count) else count
-        if not 0 <= n:
-            raise _Refused
-        items = []
-        for _ in range(n):
-            value, pos = item(data, pos, ctx)
-            items.append(value)
-        return items, pos
-
-    return read
 
 
 #: (adapter type, struct code of its field) -> its ``_decode`` as an expression giving the
@@ -123,15 +87,16 @@ _INLINE_DECODES: dict[tuple[type, str], str] = {
 
 
 def _json_exprs(layout: FixedLayout, values: list[str], r: str, env: dict[str, Any]
-                ) -> list[tuple[str, str]]:
+                ) -> list[tuple[str, str | None]]:
     """(name, the expression of its JSON) of each field of a fixed-size ``layout`` whose
     unpacked values are named ``values``: integers kept, ``Bytes(n)`` as hex (or as
     ``json_value`` writes longer ones), adapters through their own ``_decode`` and then the
     JSON of what they give; the names they use go into ``env`` (``r``: their prefix)."""
     if layout.consts:
         raise TypeError(f"no JSON reader for the constants of {layout.format}")
+    env["jv"] = json_value
     adapters = dict(layout.adapters)
-    out = []
+    out: list[tuple[str, str | None]] = []
     for i, (name, x) in enumerate(zip(layout.all_names, values)):
         code = layout.codes[i]
         inline = _INLINE_DECODES.get((type(adapters[i]), code)) if i in adapters else None
@@ -149,19 +114,6 @@ def _json_exprs(layout: FixedLayout, values: list[str], r: str, env: dict[str, A
             expr = f"jv({x})"
         out.append((name, expr))
     return out
-
-
-def _run_source(run: list[construct.Construct], r: int, env: dict[str, Any]) -> list[str]:
-    """Source lines reading the run ``r`` of fixed-size fields (one ``unpack_from``) into
-    ``out``, each value as its JSON."""
-    layout = FixedLayout(construct.Struct(*run))
-    env[f"U{r}"] = layout.struct.unpack_from
-    names = [f"r{r}_{i}" for i in range(len(layout.all_names))]
-    lines = [f"    {', '.join(names)}, = U{r}(data, pos)",  # struct.error: short
-             f"    pos += {layout.size}"]
-    lines += [f"    out[{name!r}] = {expr}"
-              for name, expr in _json_exprs(layout, names, str(r), env)]
-    return lines
 
 
 def _json_display(layout: FixedLayout, env: dict[str, Any]) -> tuple[list[str], str]:
@@ -280,7 +232,7 @@ def _vendor_reader(vendor: _Vendor) -> JsonReader:
     def read(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
         message = parse(data[pos:], body, vectors)
         if message is None:
-            raise _Refused
+            raise Refused
         out = {}
         for k, v in message.items():
             t = type(v)
@@ -290,76 +242,10 @@ def _vendor_reader(vendor: _Vendor) -> JsonReader:
     return read
 
 
-def _struct_reader(con: construct.Struct, into: bool = False) -> JsonReader:
-    """A ``Struct``'s reader, generated; ``into``: the fields go into the dictionary given as
-    the context (a descriptor's, after its header fields)."""
-    env: dict[str, Any] = {"jv": json_value, "Refused": _Refused}
-    lines = ["def read(data, pos, ctx):", "    out = ctx" if into else "    out = {}"]
-    run: list[construct.Construct] = []
-    runs = 0
-    for i, sub in enumerate(list(con.subcons) + [None]):
-        if sub is not None and sub.name and not sub.name.startswith("_") and _fixed(sub):
-            run.append(sub)
-            continue
-        if run:
-            lines += _run_source(run, runs, env)
-            runs += 1
-            run = []
-        if sub is None:
-            break
-        if sub is construct.Terminated:
-            lines.append("    if pos != len(data):\n        raise Refused")
-            continue
-        if sub.name is None or sub.name.startswith("_"):
-            raise TypeError(f"no fast path for an unnamed field of {con!r}")
-        env[f"R{i}"] = json_reader(sub)
-        lines.append(f"    out[{sub.name!r}], pos = R{i}(data, pos, out)")
-    lines.append("    return out, pos")
-    exec(compile("\n".join(lines) + "\n", f"<json reader of {con!r:.40}>", "exec"), env)
-    return env["read"]
-
-
-def _switch_reader(switch: MessageSwitch) -> JsonReader:
-    if switch.peek_at is not None or switch.empty is not None:
-        raise TypeError(f"no fast path for {switch!r}")
-    table = switch.table
-    kind = body_reader(switch.type_field)
-    bodies = {type_id: (json_value(name), json_reader(body))
-              for type_id, (name, body) in table.messages.items()}
-    key = table.key
-
-    def read(data: bytes, pos: int, ctx: dict[str, Any]) -> tuple[Any, int]:
-        type_id, pos = kind(data, pos, ctx)
-        name, body = bodies[type_id]  # KeyError: unknown, the schema reports it
-        fields, pos = body(data, pos, ctx)
-        if pos != len(data):  # parse_body: the body must use the stream up
-            raise _Refused
-        out = {key: name}
-        out.update(fields)
-        return out, pos
-
-    return read
-
-
-def json_reader(con: construct.Construct) -> JsonReader:
-    """The JSON reader of a declaration (see the module docstring for the kinds); TypeError
-    where the fast path has none.
-
-    >>> read = json_reader(PAYLOADS[0x40][1])  # push
-    >>> read(bytes(15) + bytes([1, 1, 0, 0, 0, 127, 0, 0, 1, 0xCA, 0x18]), 0, {})[0]
-    {'servent_id': '00000000000000000000000000000001', 'file_index': 1, 'ip_address': '127.0.0.1', 'port': 6346, 'extensions': []}
-    """
-    con = _unwrap(con)
-    if isinstance(con, construct.Rebuild):
-        return json_reader(con.subcon)  # parsing a Rebuild parses its field
-    if isinstance(con, construct.Struct):
-        return _struct_reader(con)
-    if isinstance(con, construct.NullTerminated):
-        return _null_terminated_reader(con)
-    if isinstance(con, construct.Array):
-        return _array_reader(con)
-    if isinstance(con, MessageSwitch):
-        return _switch_reader(con)
+def _json_leaf(con: construct.Construct, build: Any) -> JsonReader | None:
+    """The JSON reader of a leaf: extension blocks, vendor messages, the QueryHit trailer and
+    ``GreedyRange`` by their own readers here, any other by the fast path's reader and the
+    JSON conversion of what it gives (TypeError where it has none)."""
     if con is ggep.ExtensionBlock.subcon:
         return _extension_block
     if isinstance(con, _Vendor):
@@ -368,7 +254,23 @@ def json_reader(con: construct.Construct) -> JsonReader:
         return _trailer
     if isinstance(con, construct.GreedyRange):
         return _greedy_range_reader(con)
-    return _raw(con)  # TypeError where the fast path has no reader
+    return _raw(con)
+
+
+#: The JSON fields of the dissector's record (:func:`json_descriptor`): each value as
+#: ``json_value`` converts the Container's.
+JSON = Leaves("json", dict, _json_exprs, list, json_value, _json_leaf)
+
+
+def json_reader(con: construct.Construct) -> JsonReader:
+    """The JSON reader of a declaration (see :mod:`~p2pkit.gnutella.payload_readers` for the
+    kinds); TypeError where the fast path has none.
+
+    >>> read = json_reader(PAYLOADS[0x40][1])  # push
+    >>> read(bytes(15) + bytes([1, 1, 0, 0, 0, 127, 0, 0, 1, 0xCA, 0x18]), 0, {})[0]
+    {'servent_id': '00000000000000000000000000000001', 'file_index': 1, 'ip_address': '127.0.0.1', 'port': 6346, 'extensions': []}
+    """
+    return build_reader(con, JSON)
 
 
 #: Payload descriptor -> (whether its reader writes into the descriptor's dictionary, the
@@ -376,8 +278,8 @@ def json_reader(con: construct.Construct) -> JsonReader:
 #:
 #: :meta hide-value:
 JSON_READERS: dict[int, tuple[bool, JsonReader]] = {
-    ptype: ((True, _struct_reader(_unwrap(body), into=True))
-            if isinstance(_unwrap(body), construct.Struct) else (False, json_reader(body)))
+    ptype: ((True, build_reader(body, JSON, into=True))
+            if isinstance(unwrap(body), construct.Struct) else (False, json_reader(body)))
     for ptype, (_, body) in PAYLOADS.items()}
 
 _HEADER = FixedLayout(DescriptorHeader).struct

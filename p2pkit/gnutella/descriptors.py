@@ -356,41 +356,39 @@ class _Trailer(construct.Construct):
 
     @staticmethod
     def parse_bytes(data: bytes, path: str = "", check: bool = False,
-                    read_private: Any = None) -> Container:
+                    read_private: Any = None) -> Container | None:
         """The trailer ``data`` (the rest of the payload); ``ExplicitError`` when it breaks
-        the layout. ``check=True`` leaves out what cannot fail (the private area read as an
-        extension block, the XML text): ``private_extensions`` and ``xml`` are then None.
+        the layout. ``check=True`` only checks it (None where it holds: what is left cannot
+        fail, the private area read as an extension block, the XML text).
         ``read_private``: what reads the private area instead of
         :func:`_extension_block_or_none` (the dissector's, giving its JSON)."""
         if len(data) < 16:
             raise construct.ExplicitError(f"{len(data)} bytes left for the 16-byte servent ID",
                                           path=path)
         qhd, servent_id = data[:-16], data[-16:]
-        out = Container(vendor_code=None)
-        if qhd:
-            if len(qhd) < 5 or len(qhd) < 5 + qhd[4]:
-                raise construct.ExplicitError("QHD shorter than its open data", path=path)
-            out["vendor_code"] = qhd[:4].decode("latin-1")
-            open_data = qhd[5 : 5 + qhd[4]]
-            out["open_data"] = open_data
-            private = qhd[5 + len(open_data) :]
-            xml = b""
-            if len(open_data) >= 4:
-                xml_size = int.from_bytes(open_data[2:4], "little")
-                if xml_size > len(private):
-                    raise construct.ExplicitError("XML size beyond the QHD", path=path)
-                private, xml = private[: len(private) - xml_size], private[len(private)
-                                                                            - xml_size :]
-            if len(open_data) >= 2:
-                out["flags"] = open_data[0]
-                out["flags2"] = open_data[1]
-            out["private_data"] = private
-            if check:
-                out["private_extensions"] = out["xml"] = None
-            else:
-                out["private_extensions"] = (_extension_block_or_none if read_private is None
-                                             else read_private)(private)
-                out["xml"] = Text.parse(xml) if xml else None
+        if not qhd:
+            return None if check else Container(vendor_code=None, servent_id=servent_id)
+        if len(qhd) < 5 or len(qhd) < 5 + qhd[4]:
+            raise construct.ExplicitError("QHD shorter than its open data", path=path)
+        open_data = qhd[5 : 5 + qhd[4]]
+        private = qhd[5 + len(open_data) :]
+        xml = b""
+        if len(open_data) >= 4:
+            xml_size = int.from_bytes(open_data[2:4], "little")
+            if xml_size > len(private):
+                raise construct.ExplicitError("XML size beyond the QHD", path=path)
+            private, xml = private[: len(private) - xml_size], private[len(private)
+                                                                        - xml_size :]
+        if check:
+            return None
+        out = Container(vendor_code=qhd[:4].decode("latin-1"), open_data=open_data)
+        if len(open_data) >= 2:
+            out["flags"] = open_data[0]
+            out["flags2"] = open_data[1]
+        out["private_data"] = private
+        out["private_extensions"] = (_extension_block_or_none if read_private is None
+                                     else read_private)(private)
+        out["xml"] = Text.parse(xml) if xml else None
         out["servent_id"] = servent_id
         return out
 

@@ -30,6 +30,7 @@ An extension block as HUGE §3 and Appendix B mix them (a URN, 0x1C, then a GGEP
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -50,6 +51,7 @@ __all__ = [
     "ExtensionBlock",
     "GgepBlock",
     "cobs_decode",
+    "check_extension_block",
     "cobs_encode",
     "extension",
 ]
@@ -598,6 +600,72 @@ def _fast_extension_block(data: bytes, check: bool = False,
 
 
 _decode_text = Text._decode
+
+
+def _byte(value: int) -> bytes:
+    return re.escape(bytes([value]))
+
+
+def _alternatives(items: list[bytes]) -> bytes:
+    return b"(?:" + b"|".join(items) + b")"
+
+
+def _block_pattern(terminator: int | None) -> bytes:
+    """A regular expression of extension blocks every one of which :func:`_fast_extension_block`
+    reads (a sufficient condition, not a necessary one), derived from the same tables: GGEP
+    blocks whose extensions have flags without COBS, deflate or the reserved bit, an ID of
+    ``flags & _ID_LENGTH`` non-zero bytes and a one-chunk length (:data:`_FIRST_CHUNK`,
+    §length encoding) followed by that many bytes, at most ``MAX_EXTENSIONS`` of them; legacy
+    parts up to a separator (Appendix B step 8); at most ``MAX_EXTENSIONS`` parts. Each byte
+    that starts a part, an extension or a length selects one alternative, and parts and
+    repetitions are atomic (possessive: the walk's own choices, never taken back), so a
+    match takes time linear in the block. ``terminator``: a byte no part contains (a block a
+    ``NullTerminated`` ends), else None."""
+    any_byte = b"[\\s\\S]" if terminator is None else b"[^" + _byte(terminator) + b"]"
+    separators = [FILE_SEPARATOR, 0]
+    if terminator is not None:
+        separators.remove(terminator)
+    separator = b"[" + b"".join(_byte(b) for b in separators) + b"]"
+    lengths = _alternatives([_byte(first) + (any_byte + b"{%d}" % chunk[0] if chunk[0] else b"")
+                             for first, chunk in enumerate(_FIRST_CHUNK)
+                             if chunk is not None and chunk[1] and first != terminator])
+
+    def extension(last: bool) -> bytes:
+        ids = [_byte(flags) + b"[^\\x00]{%d}" % (flags & _ID_LENGTH) for flags in range(256)
+               if bool(flags & _LAST) == last and flags & _ID_LENGTH
+               and not flags & (_COBS | _DEFLATE | _RESERVED) and flags != terminator]
+        return _alternatives(ids) + lengths
+
+    block = (_byte(GGEP_MAGIC) + b"(?:" + extension(False) + b"){0,%d}+" % (MAX_EXTENSIONS - 1)
+             + extension(True))
+    not_legacy = b"".join(_byte(b) for b in (GGEP_MAGIC, *separators)
+                          if b != terminator) + (b"" if terminator is None else _byte(terminator))
+    legacy = (b"[^" + not_legacy + b"][^" + b"".join(_byte(b) for b in separators)
+              + (b"" if terminator is None else _byte(terminator)) + b"]*+")
+    part = _alternatives([block + separator + b"?+", legacy + separator + b"?+", separator])
+    return b"(?>" + part + b"){0,%d}+" % MAX_EXTENSIONS
+
+
+#: :func:`_block_pattern`'s matchers: of a whole block, of one a 0x00 byte ends.
+_CHECKED_BLOCK = re.compile(_block_pattern(None)).fullmatch
+_CHECKED_TERMINATED_BLOCK = re.compile(_block_pattern(0)).fullmatch
+
+
+def check_extension_block(data: bytes, pos: int = 0, end: int | None = None) -> bool:
+    """Whether ``data[pos:end]`` is an extension block :func:`_fast_extension_block` reads
+    (so the schema parses it without a deviation or a bound), reading nothing into values:
+    the blocks of :func:`_block_pattern` by one regular-expression match, any other by the
+    walk of ``_fast_extension_block(check=True)``. Tests compare both on real, mutated and
+    random blocks.
+
+    >>> check_extension_block(bytes.fromhex("c3824455 4101")), check_extension_block(b"\\xc3")
+    (True, False)
+    """
+    if end is None:
+        end = len(data)
+    if _CHECKED_BLOCK(data, pos, end) is not None:
+        return True
+    return _fast_extension_block(data[pos:end], True) is not None
 
 
 class _ExtensionBlock(construct.Construct):

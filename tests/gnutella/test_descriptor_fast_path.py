@@ -108,7 +108,7 @@ def same(data: bytes, *, taken: bool = False) -> None:
     fast = fast_descriptor(data)
     checked = check_descriptor(data)
     expected = schema_parse(data)
-    assert (checked is None) == (fast is None)
+    assert checked == (fast is not None)
     if fast is None:
         if taken:
             assert isinstance(expected, Exception) or deviations_of(expected)
@@ -119,9 +119,12 @@ def same(data: bytes, *, taken: bool = False) -> None:
     assert list(fast) == [k for k in expected if k[:1] != "_"]  # the same order
     assert json.dumps(json_fields(fast)) == json.dumps(json_fields(expected))
     assert DescriptorLenient.build(fast) == data
-    assert scalar_summary(checked, {}) == scalar_summary(fast, {})
-    name, _ = checked_summary(data)
+    name, fields = checked_summary(data)
     assert name == fast.type
+    shown = fields["summary"]
+    assert shown == {k: v for k, v in scalar_summary(fast, {"guid": fast.guid.hex()})[
+        "summary"].items() if k in shown}  # the values the check gives are the descriptor's
+    assert set(shown) | fields["payload_keys"] == set(fast) - {"type"}
     eager = descriptor_record(expected, transport="tcp", src="a:1", dst="b:2", offset=7,
                               length=len(data), frame=3, time=1.0, base=7)
     lazy = _checked_record(data)
@@ -168,7 +171,7 @@ def test_random_payloads(ptype, payload):
 def test_a_bound_is_left_to_the_schema():
     many = b"\xc3" + b"\x01A\x40" * ggep.MAX_EXTENSIONS + b"\x81A\x40"
     data = _descriptor(0x00, many)
-    assert fast_descriptor(data) is None and check_descriptor(data) is None
+    assert fast_descriptor(data) is None and check_descriptor(data) is False
     assert checked_summary(data) is None
     with pytest.raises(ParseError):
         DescriptorLenient.parse(data)
@@ -205,9 +208,20 @@ def mutated_block(seed: bytes, flips: list[tuple[int, int]], cut: int, tail: byt
 
 
 def same_block(data: bytes) -> None:
+    """The fast path, its check walk, the check (the regular expression first) and the
+    regular expressions alone say what the schema says (the expressions: never yes where it
+    says no; the one of blocks a 0x00 ends only on blocks without one)."""
     fast = ggep._fast_extension_block(data)
     checked = ggep._fast_extension_block(data, check=True)
     assert (fast is None) == (checked is None)
+    assert ggep.check_extension_block(data) == (fast is not None)
+    assert ggep.check_extension_block(b"\x1c" + data + b"\x00", 1, len(data) + 1) == \
+        (fast is not None)  # (a block inside other bytes: read where it is)
+    if fast is None:
+        assert ggep._CHECKED_BLOCK(data) is None
+        assert ggep._CHECKED_TERMINATED_BLOCK(data) is None
+    if 0 in data:
+        assert ggep._CHECKED_TERMINATED_BLOCK(data) is None
     with schema_only():
         try:
             expected = ggep.ExtensionBlock.parse(data)
@@ -219,6 +233,20 @@ def same_block(data: bytes) -> None:
     assert fast == expected and len(checked) == len(expected)
     assert json.dumps(json_fields({"x": fast})) == json.dumps(json_fields({"x": expected}))
     assert ggep.ExtensionBlock.build(fast) == data  # what private areas rely on
+
+
+def test_the_regular_expressions_read_the_usual_blocks():
+    """The blocks without COBS, deflate or a length of more than one chunk take the regular
+    expression (the check's fast way), as do the committed captures' pongs and results."""
+    plain = [b for b in BLOCKS if b[1] not in (0x60, 0xC2)]
+    assert all(ggep._CHECKED_BLOCK(b) for b in plain)
+    assert all(ggep._CHECKED_TERMINATED_BLOCK(b) for b in plain if 0 not in b)
+    assert not ggep._CHECKED_BLOCK(BLOCKS[3]) and not ggep._CHECKED_BLOCK(BLOCKS[4])
+    pongs = [d[37:] for d in REAL if d[16] == 0x01]
+    matched = [p for p in pongs if ggep._CHECKED_BLOCK(p)]
+    assert len(matched) > 0.8 * len(pongs)
+    for block in pongs:
+        same_block(block)
 
 
 @settings(max_examples=400, deadline=None)
