@@ -22,11 +22,11 @@ or deviations are first read. Everything here is derived from the schemas:
   GGEP (:func:`may_reach_bound`: bye, QRP, hsep) cannot at any length.
 
 Every other descriptor (pongs, pushes and query hits, whose port the summary line shows;
-longer pings and queries) is checked first: :func:`fast_summary_check` (a run of fixed-size
-fields with one ``unpack_from``, the rest with the check readers) or :func:`checked_summary`
-(the fast path derived from the schemas,
-:func:`~p2pkit.gnutella.descriptor_fast_path.check_descriptor`) walk it without decoding what
-cannot fail (extension values, a hit's private area). When it parses, nothing in it can stop
+longer pings and queries) is checked first: :func:`fast_summary_check` (a check-only walk
+generated from the payload's declaration, :data:`~p2pkit.gnutella.descriptor_fast_path.CHECK`:
+no Container, no dictionary, only the summary's values kept) or, for a payload without one,
+:func:`checked_summary` (the fast path, :func:`~p2pkit.gnutella.descriptor_fast_path.fast_descriptor`).
+When it parses, nothing in it can stop
 the stream, and its record is deferred too, its summary fields taken from the check; when it
 does not (a deviation, a bound), it is decoded at once as before. The dissector makes these
 records a segment at a time (:mod:`p2pkit.gnutella.descriptor_records`).

@@ -1,25 +1,26 @@
 """Gnutella descriptors parsed without construct's streams: a fast path derived from the
 schema objects of :mod:`p2pkit.gnutella.descriptors` (Gnutella 0.4 §2.2 header, the payloads
-of GGEP §Usage, bye §2, QRP, vendor_msg §2, HSEP), for dissection.
+of GGEP §Usage, bye §2, QRP, vendor_msg §2, HSEP), for dissection, and its check.
 
 :func:`fast_descriptor` reads one whole descriptor (its 23-byte header and a payload of exactly
 the length the header gives) into the same ``Container`` the lenient schema
 (:data:`~p2pkit.gnutella.descriptors.DescriptorLenient`) makes, field for field and in the same
 order. It returns None wherever that schema would do anything but succeed (an unknown payload
 type, a payload that does not parse, a bound), and the schema then runs and reports it: the
-fast path never decides an error, a deviation or a bound.
+fast path never decides an error, a deviation or a bound. :func:`check_descriptor` says the
+same without making any value (the summary lines' check).
 
-Nothing here declares a layout. Each payload's reader is put together once, at import, from
-its construct declaration (:data:`~p2pkit.gnutella.descriptors.PAYLOADS`): integer fields
-from their ``FormatField`` formats, ``Bytes(n)``, adapters through their own ``_decode``,
-``NullTerminated`` by its terminator, counted ``Array`` by its ``this.<field>`` count,
-``GreedyRange`` of fixed items, nested ``Struct``, the payload-type switch of QRP
-(:class:`~p2pkit.schema.MessageSwitch`), and the hand-written constructs through their own
-bytes-level parsers (extension blocks: ``ggep._fast_extension_block``; the QueryHit trailer:
-``_Trailer.parse_bytes``; vendor messages: ``_Vendor.parse_fast``). A declaration of any
-other kind raises :class:`TypeError` at import, so a payload type cannot silently take a path
-that disagrees with its schema. Tests compare both on every descriptor of the committed
-Gnutella captures and on random and mutated descriptors
+Nothing here declares a layout. Each payload's readers are put together once, at import, by
+the one builder of :mod:`~p2pkit.gnutella.payload_readers` from its construct declaration
+(:data:`~p2pkit.gnutella.descriptors.PAYLOADS`); this module says what its leaves become:
+:data:`VALUE` (integer fields from their ``FormatField`` formats, ``Bytes(n)``, adapters
+through their own ``_decode``, ``GreedyRange`` of fixed items, and the hand-written
+constructs through their own bytes-level parsers: extension blocks,
+``ggep._fast_extension_block``; the QueryHit trailer, ``_Trailer.parse_bytes``; vendor
+messages, ``_Vendor.parse_fast``) and :data:`CHECK` (the same, with what cannot fail left
+out: extension values, text, a hit's private area; extension blocks by
+``ggep.check_extension_block``). Tests compare both with the schema on every descriptor of
+the committed Gnutella captures and on random and mutated descriptors
 (``tests/gnutella/test_descriptor_fast_path.py``).
 """
 
@@ -51,7 +52,7 @@ from p2pkit.gnutella.payload_readers import (
     unwrap,
 )
 from p2pkit.gnutella.vendor import BODIES
-from p2pkit.schema import FixedLayout
+from p2pkit.schema import FixedLayout, NamedBits
 
 __all__ = ["BODY_READERS", "CHECK", "CHECK_READERS", "TOTAL_DECODERS", "VALUE", "body_reader",
            "check_descriptor", "fast_descriptor", "vendor_body"]
@@ -202,7 +203,7 @@ VALUE = Leaves("value", Container, _value_fixed, ListContainer, lambda name: nam
 
 #: Adapters whose ``_decode`` accepts every value of their field (tests run them on random
 #: bytes): a check need not run them.
-TOTAL_DECODERS: tuple[type, ...] = (type(IPv4), type(VendorCode), type(Text))
+TOTAL_DECODERS: tuple[type, ...] = (type(IPv4), type(VendorCode), type(Text), NamedBits)
 
 
 def _check_extension_block(data: bytes, pos: int, ctx: Any) -> tuple[Any, int]:
@@ -264,9 +265,23 @@ def _check_fixed(layout: FixedLayout, values: list[str], r: str, env: dict[str, 
     return out
 
 
+def _check_inline(con: construct.Construct, env: dict[str, Any]) -> str | None:
+    """The check of an extension block (``ggep.check_extension_block``'s two steps) and of
+    the QueryHit trailer as statements on ``data[pos:end]``."""
+    if con is ggep.ExtensionBlock.subcon:
+        env["CheckedBlock"], env["WalkBlock"] = ggep._CHECKED_BLOCK, ggep._fast_extension_block
+        return ("if pos < end and CheckedBlock(data, pos, end) is None and "
+                "WalkBlock(data[pos:end], True) is None: raise Refused")  # (none: a block)
+    if isinstance(con, _Trailer):
+        env["CheckTrailer"] = _Trailer.parse_bytes
+        return "CheckTrailer(data[pos:end], '', True)"  # ExplicitError where it breaks
+    return None
+
+
 #: The check of summary lines (:func:`check_descriptor`): whether the payload parses, values
 #: kept only where asked (``build_reader``'s ``keep``).
-CHECK = Leaves("check", None, _check_fixed, None, lambda name: name, _check_leaf)
+CHECK = Leaves("check", None, _check_fixed, None, lambda name: name, _check_leaf,
+               _check_inline)
 
 
 def body_reader(con: construct.Construct) -> Reader:

@@ -6,19 +6,18 @@ A deferred descriptor's record (:mod:`p2pkit.gnutella.deferred`) shows its paylo
 ``Container`` the lenient schema (:data:`~p2pkit.gnutella.descriptors.DescriptorLenient`)
 parses (bytes as hex, text escaped, the ``type`` left out, Gnutella 0.4 §2.2 header first).
 :func:`json_descriptor` gives those fields from the descriptor's bytes in one step, without
-the Containers: the readers here are put together once, at import, from the same construct
-declarations as :mod:`~p2pkit.gnutella.descriptor_fast_path` (nothing here declares a
-layout), and write each value as its JSON:
+the Containers: the readers are put together once, at import, by the one builder of
+:mod:`~p2pkit.gnutella.payload_readers` from the same construct declarations as
+:mod:`~p2pkit.gnutella.descriptor_fast_path` (nothing here declares a layout), with the
+leaves of :data:`JSON`, which write each value as its JSON:
 
-- a ``Struct`` by a function generated for it: each run of fixed-size fields read with one
-  ``unpack_from`` (its :class:`~p2pkit.schema.FixedLayout`), integers kept, ``Bytes(n)`` as
-  hex, adapters through their own ``_decode`` and then the JSON conversion; the other fields
-  by their readers, into one dictionary;
+- a ``Struct``'s runs of fixed-size fields: integers kept, ``Bytes(n)`` as hex, adapters
+  through their own ``_decode`` and then the JSON conversion, into one dictionary;
 - extension blocks (GGEP §Extension Block, Appendix B) by ``ggep._fast_extension_block``
   asked for dictionaries (``json=``): the same walk over the bytes, one dictionary per
   extension instead of a Container converted afterwards;
-- ``NullTerminated`` text by its terminator and its adapter, counted ``Array`` item by item,
-  the payload-type switch of QRP by its key;
+- ``NullTerminated`` text, counted ``Array`` (a list) and the payload-type switch of QRP:
+  the builder's, the switch's variant name as its JSON;
 - any other declaration (vendor messages, the QueryHit trailer, ``GreedyRange``):
   the fast path's reader of it and the JSON conversion of what it gives.
 

@@ -63,6 +63,10 @@ class Leaves(NamedTuple):
     #: -> its reader, or None where this output has none (the builder raises TypeError).
     leaf: Callable[[construct.Construct, Callable[[construct.Construct], Reader]],
                    Reader | None]
+    #: (a leaf, ``env``) -> a statement checking the leaf's bytes ``data[pos:end]`` in place
+    #: of its reader (one call fewer), the names it uses put into ``env``; None: its reader.
+    #: Only where the value is not kept.
+    inline: Callable[[construct.Construct, dict[str, Any]], str | None] | None = None
 
 
 def unwrap(con: construct.Construct) -> construct.Construct:
@@ -82,8 +86,31 @@ def fixed(con: construct.Construct) -> bool:
         isinstance(con, construct.Bytes) and isinstance(con.length, int))
 
 
-def _named_fixed(sub: construct.Construct) -> bool:
-    return bool(sub.name) and not sub.name.startswith("_") and fixed(sub)
+def _run_field(sub: construct.Construct | None) -> construct.Construct | None:
+    """A named field of fixed size as :class:`~p2pkit.schema.FixedLayout` reads it (a
+    ``Rebuild`` parses its field: that field, named), or None."""
+    if sub is None or not sub.name or sub.name.startswith("_"):
+        return None
+    if fixed(sub):
+        return sub
+    con = unwrap(sub)
+    if isinstance(con, construct.Rebuild) and fixed(con.subcon):
+        return sub.name / con.subcon
+    return None
+
+
+def _plain_names(subs: list[construct.Construct]) -> set[str]:
+    """The names of the fields of fixed size read as plain values (no adapter)."""
+    return {sub.name for sub in subs if (field := _run_field(sub)) is not None
+            and not isinstance(unwrap(field.subcon), construct.Adapter)}
+
+
+def _local_count(count: Any, plain: set[str]) -> str | None:
+    """The name of the plain field a count ``this.<field>`` reads, if it is one of ``plain``."""
+    for name in plain:
+        if repr(count) == f"this[{name!r}]":
+            return name
+    return None
 
 
 def _run_source(run: list[construct.Construct], r: int, leaves: Leaves, env: dict[str, Any],
@@ -110,26 +137,36 @@ def _run_source(run: list[construct.Construct], r: int, leaves: Leaves, env: dic
 
 
 def _field_source(sub: construct.Construct, i: int, target: str, ctx: str, leaves: Leaves,
-                  build: Callable[..., Reader], env: dict[str, Any]) -> list[str]:
+                  build: Callable[..., Reader], env: dict[str, Any], plain: dict[str, str]
+                  ) -> list[str]:
     """Source lines reading the field ``sub`` (the ``i``-th) at ``pos`` into ``target`` (the
     readers given ``ctx`` as their context): a ``NullTerminated`` field and an ``Array`` are
     read in place (one call fewer a field or an item), any other by its reader."""
     con = unwrap(sub)
+    inline = leaves.inline
     if isinstance(con, construct.NullTerminated):
         _null_terminated_reader(con, ANYTHING)  # (the kinds it has no reader for: TypeError)
         inner = build(con.subcon)
         env[f"T{i}"] = con.term
         lines = [f"    end = data.find(T{i}, pos)", "    if end < 0:", "        raise Refused"]
+        statement = None if inline is None else inline(unwrap(con.subcon), env)
         if inner is ANYTHING:
             lines.append(f"    {target} = None")
+        elif statement is not None:
+            lines += [f"    {statement}", f"    {target} = None"]
         else:
             env[f"R{i}"] = inner
             lines.append(f"    {target}, _ = R{i}(data[pos:end], 0, {ctx})")
         return lines + ["    pos = end + 1"]
     if isinstance(con, construct.Array) and not con.discard:
         env[f"R{i}"], count = build(con.subcon), con.count
-        env[f"C{i}"] = count if callable(count) else (lambda _, n=count: n)
-        lines = [f"    n = C{i}({ctx})", "    if n < 0:", "        raise Refused"]
+        local = _local_count(count, set(plain)) if callable(count) else None
+        if local is not None:  # the count is a plain field read before: its value
+            lines = [f"    n = {plain[local]}"]
+        else:
+            env[f"C{i}"] = count if callable(count) else (lambda _, n=count: n)
+            lines = [f"    n = C{i}({ctx})"]
+        lines += ["    if n < 0:", "        raise Refused"]
         if leaves.items is None:
             return lines + ["    for _ in range(n):", f"        _, pos = R{i}(data, pos, {ctx})",
                             f"    {target} = None"]
@@ -138,6 +175,10 @@ def _field_source(sub: construct.Construct, i: int, target: str, ctx: str, leave
                         f"        value, pos = R{i}(data, pos, {ctx})",
                         "        items.append(value)", f"    {target} = items"]
     env[f"R{i}"] = build(sub)
+    statement = None if inline is None else inline(con, env)
+    if statement is not None:
+        return ["    end = len(data)", f"    {statement}", f"    {target} = None",
+                "    pos = end"]
     return [f"    {target}, pos = R{i}(data, pos, {ctx})"]
 
 
@@ -153,8 +194,13 @@ def _struct_reader(con: construct.Struct, leaves: Leaves, build: Callable[..., R
     env: dict[str, Any] = {"Refused": Refused, "Mapping": leaves.mapping}
     out = leaves.mapping is not None
     subs = list(con.subcons)
-    # without a mapping, the readers after a run see its plain values (an Array's count)
-    context = not out and any(isinstance(unwrap(sub), construct.Array) for sub in subs)
+    # without a mapping, the readers after a run see its plain values (an Array's count,
+    # unless it is one of them)
+    counted = _plain_names(subs)
+    context = not out and any(
+        isinstance(unwrap(sub), construct.Array)
+        and (not callable(unwrap(sub).count) or _local_count(unwrap(sub).count, counted) is None)
+        for sub in subs)
     lines = []
     if out:
         lines.append("    out = ctx" if into else
@@ -165,20 +211,20 @@ def _struct_reader(con: construct.Struct, leaves: Leaves, build: Callable[..., R
     run: list[construct.Construct] = []
     runs = 0
     for i, sub in enumerate(subs + [None]):
-        if sub is not None and _named_fixed(sub):
-            run.append(sub)
+        field = _run_field(sub)
+        if field is not None:
+            run.append(field)
             continue
         if run:
-            needed = context or any(s.name in (keep or ()) for s in run)
+            needed = context or any(s.name in (keep or ()) or s.name in counted for s in run)
             run_lines, names = _run_source(run, runs, leaves, env, out, needed)
             lines += run_lines
-            if not out:
-                layout = FixedLayout(construct.Struct(*run))
-                adapted = {layout.all_names[j] for j, _ in layout.adapters}
-                fresh = {k: v for k, v in names.items() if k not in adapted}
-                plain.update(fresh)
-                if context:
-                    lines += [f"    out[{k!r}] = {v}" for k, v in fresh.items()]
+            layout = FixedLayout(construct.Struct(*run))
+            adapted = {layout.all_names[j] for j, _ in layout.adapters}
+            fresh = {k: v for k, v in names.items() if k not in adapted}
+            plain.update(fresh)
+            if context:
+                lines += [f"    out[{k!r}] = {v}" for k, v in fresh.items()]
             runs += 1
             run = []
         if sub is None:
@@ -191,7 +237,7 @@ def _struct_reader(con: construct.Struct, leaves: Leaves, build: Callable[..., R
         # (without a mapping, a field is kept only where a count may be read off it)
         target = f"out[{sub.name!r}]" if out or context else "_"
         lines += _field_source(sub, i, target, "out" if out or context else "None", leaves,
-                               build, env)
+                               build, env, plain)
     if out:
         lines.append("    return out, pos")
         kept = "None"

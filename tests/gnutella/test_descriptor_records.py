@@ -23,11 +23,12 @@ from p2pkit.gnutella.deferred import (
 )
 from p2pkit.gnutella.descriptor_fast_path import fast_descriptor
 from p2pkit.gnutella.descriptor_records import PLANS, DescriptorRecords
-from p2pkit.gnutella.descriptors import PAYLOAD_TYPES, PAYLOADS, DescriptorLenient
+from p2pkit.gnutella.descriptors import PAYLOAD_TYPES, PAYLOADS, DescriptorLenient, QueryFlags
 from p2pkit.gnutella.dissect import descriptor_record
 from p2pkit.gnutella.fields import IPv4, Text, VendorCode
 from p2pkit.gnutella.protocol import GNUTELLA
 from p2pkit.gnutella.stream import StreamReader
+from p2pkit.schema import NamedBits
 from tests.gnutella.test_descriptor_fast_path import MUTATIONS, REAL, mutated
 
 
@@ -213,9 +214,10 @@ def test_the_fast_check_on_every_real_descriptor():
             _fast_check_agrees(data)
 
 
-@given(st.binary(min_size=4, max_size=4), st.binary(max_size=64))
-def test_total_decoders_accept_every_value(raw, text):
-    assert {type(IPv4), type(VendorCode), type(Text)} == set(TOTAL_DECODERS)
+@given(st.binary(min_size=4, max_size=4), st.binary(max_size=64), st.integers(0, 0xFFFF))
+def test_total_decoders_accept_every_value(raw, text, flags):
+    assert {type(IPv4), type(VendorCode), type(Text), NamedBits} == set(TOTAL_DECODERS)
     IPv4._decode(raw, None, "")
     VendorCode._decode(raw, None, "")
     Text._decode(text, None, "")
+    QueryFlags._decode(flags, None, "")  # (the one NamedBits of a payload)
