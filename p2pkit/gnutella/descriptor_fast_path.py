@@ -55,7 +55,7 @@ from p2pkit.gnutella.vendor import BODIES
 from p2pkit.schema import FixedLayout, NamedBits
 
 __all__ = ["BODY_READERS", "CHECK", "CHECK_READERS", "TOTAL_DECODERS", "VALUE", "body_reader",
-           "check_descriptor", "fast_descriptor", "vendor_body"]
+           "check_descriptor", "fast_descriptor", "vendor_body", "whole_descriptor"]
 
 
 
@@ -161,26 +161,18 @@ def _greedy_range_reader(con: construct.GreedyRange) -> Reader:
     return read
 
 
-def _value_leaf(con: construct.Construct, build: Callable[[construct.Construct], Reader]
-                ) -> Reader | None:
-    """The Container path's reader of a leaf: its value as the schema parses it."""
-    if isinstance(con, construct.FormatField):
-        return _format_reader(con.fmtstr)
-    if isinstance(con, construct.Bytes) and isinstance(con.length, int):
-        return _bytes_reader(con.length)
-    if con is construct.GreedyBytes:
-        return _greedy_bytes
-    if isinstance(con, construct.Adapter):
-        return _adapter_reader(con, build(con.subcon))
-    if isinstance(con, construct.GreedyRange):
-        return _greedy_range_reader(con)
-    if con is ggep.ExtensionBlock.subcon:
-        return _extension_block
-    if isinstance(con, _Trailer):
-        return _trailer
-    if isinstance(con, _Vendor):
-        return _vendor_reader(con)
-    return None
+#: The Container path's reader of each kind of leaf (``payload_readers.leaf_kind``): its
+#: value as the schema parses it.
+_VALUE_LEAVES: dict[str, Callable[[Any, Callable[[construct.Construct], Reader]], Reader]] = {
+    "format": lambda con, build: _format_reader(con.fmtstr),
+    "bytes": lambda con, build: _bytes_reader(con.length),
+    "greedy_bytes": lambda con, build: _greedy_bytes,
+    "adapter": lambda con, build: _adapter_reader(con, build(con.subcon)),
+    "greedy_range": lambda con, build: _greedy_range_reader(con),
+    "extension_block": lambda con, build: _extension_block,
+    "trailer": lambda con, build: _trailer,
+    "vendor": lambda con, build: _vendor_reader(con),
+}
 
 
 def _value_fixed(layout: FixedLayout, values: list[str], r: str, env: dict[str, Any]
@@ -199,7 +191,7 @@ def _value_fixed(layout: FixedLayout, values: list[str], r: str, env: dict[str, 
 #: The Container path (``record.value``, :func:`fast_descriptor`): each value as
 #: :data:`~p2pkit.gnutella.descriptors.DescriptorLenient` parses it.
 VALUE = Leaves("value", Container, _value_fixed, ListContainer, lambda name: name,
-               _value_leaf)
+               _VALUE_LEAVES)
 
 #: Adapters whose ``_decode`` accepts every value of their field (tests run them on random
 #: bytes): a check need not run them.
@@ -235,23 +227,26 @@ def _check_greedy_range(con: construct.GreedyRange) -> Reader:
     return read
 
 
-def _check_leaf(con: construct.Construct, build: Callable[[construct.Construct], Reader]
-                ) -> Reader | None:
-    """The check's reader of a leaf: what may fail is run, what cannot is left out
-    (extension values, a QueryHit's private area, text, bytes)."""
-    if isinstance(con, construct.Bytes) and isinstance(con.length, int):
-        return _bytes_reader(con.length, keep=False)
-    if con is construct.GreedyBytes:
-        return ANYTHING
-    if isinstance(con, construct.Adapter) and isinstance(con, TOTAL_DECODERS):
+def _check_adapter(con: construct.Adapter, build: Callable[[construct.Construct], Reader]
+                   ) -> Reader:
+    """An adapter that accepts every value is not run; any other is."""
+    if isinstance(con, TOTAL_DECODERS):
         return build(con.subcon)
-    if isinstance(con, construct.GreedyRange):
-        return _check_greedy_range(con)
-    if con is ggep.ExtensionBlock.subcon:
-        return _check_extension_block
-    if isinstance(con, _Trailer):
-        return _check_trailer
-    return _value_leaf(con, build)
+    return _VALUE_LEAVES["adapter"](con, build)
+
+
+#: The check's reader of each kind of leaf: what may fail is run, what cannot is left out
+#: (extension values, a QueryHit's private area, text, bytes); the others: the Container
+#: path's.
+_CHECK_LEAVES = {
+    **_VALUE_LEAVES,
+    "bytes": lambda con, build: _bytes_reader(con.length, keep=False),
+    "greedy_bytes": lambda con, build: ANYTHING,
+    "adapter": _check_adapter,
+    "greedy_range": lambda con, build: _check_greedy_range(con),
+    "extension_block": lambda con, build: _check_extension_block,
+    "trailer": lambda con, build: _check_trailer,
+}
 
 
 def _check_fixed(layout: FixedLayout, values: list[str], r: str, env: dict[str, Any]
@@ -280,7 +275,7 @@ def _check_inline(con: construct.Construct, env: dict[str, Any]) -> str | None:
 
 #: The check of summary lines (:func:`check_descriptor`): whether the payload parses, values
 #: kept only where asked (``build_reader``'s ``keep``).
-CHECK = Leaves("check", None, _check_fixed, None, lambda name: name, _check_leaf,
+CHECK = Leaves("check", None, _check_fixed, None, lambda name: name, _CHECK_LEAVES,
                _check_inline)
 
 
@@ -314,6 +309,25 @@ _INTO: dict[int, Reader] = {
     if isinstance(unwrap(body), construct.Struct)}
 
 _HEADER = FixedLayout(DescriptorHeader).struct
+#: The payload length of a header (Gnutella 0.4 §2.2: its last field), from the same layout.
+_LENGTH = struct.Struct(_HEADER.format[0] + _HEADER.format[-1])
+_LENGTH_AT = _HEADER.size - _LENGTH.size
+
+
+def whole_descriptor(data: bytes) -> int | None:
+    """The payload descriptor of ``data`` when it is one whole descriptor (Gnutella 0.4
+    §2.2: a header whose payload length is what follows it, at most ``MAX_PAYLOAD_LENGTH``),
+    else None: what every reader of a descriptor here asks first.
+
+    >>> whole_descriptor(bytes(16) + bytes([0x00, 1, 0, 2, 0, 0, 0]) + bytes(2))
+    0
+    """
+    if type(data) is not bytes or len(data) < HEADER_LENGTH:
+        return None
+    length = _LENGTH.unpack_from(data, _LENGTH_AT)[0]
+    if length != len(data) - HEADER_LENGTH or length > MAX_PAYLOAD_LENGTH:
+        return None
+    return data[16]
 
 
 def check_descriptor(data: bytes) -> bool:
@@ -324,11 +338,8 @@ def check_descriptor(data: bytes) -> bool:
     >>> check_descriptor(bytes(16) + pong), check_descriptor(bytes(16) + pong[:-1])
     (True, False)
     """
-    if type(data) is not bytes or len(data) < HEADER_LENGTH:
-        return False
-    guid, ptype, ttl, hops, length = _HEADER.unpack_from(data)
-    entry = CHECK_READERS.get(ptype)
-    if entry is None or length != len(data) - HEADER_LENGTH or length > MAX_PAYLOAD_LENGTH:
+    entry = CHECK_READERS.get(whole_descriptor(data))  # type: ignore[arg-type]
+    if entry is None:
         return False
     try:
         _, end = entry[1](data, HEADER_LENGTH, None)
@@ -350,15 +361,13 @@ def fast_descriptor(data: bytes) -> Container | None:
 
 
 def _read(data: bytes, readers: dict[int, tuple[str, Reader]]) -> Container | None:
-    if type(data) is not bytes or len(data) < HEADER_LENGTH:
-        return None
-    guid, ptype, ttl, hops, length = _HEADER.unpack_from(data)
-    entry = readers.get(ptype)
-    if entry is None or length != len(data) - HEADER_LENGTH or length > MAX_PAYLOAD_LENGTH:
+    ptype = whole_descriptor(data)
+    entry = readers.get(ptype)  # type: ignore[arg-type]
+    if entry is None:
         return None
     name, read = entry
     out = Container()
-    out["guid"], out["type"], out["ttl"], out["hops"] = guid, name, ttl, hops
+    out["guid"], out["type"], out["ttl"], out["hops"] = data[:16], name, data[17], data[18]
     into = _INTO.get(ptype)
     try:
         if into is not None:

@@ -36,12 +36,10 @@ import construct
 
 from p2pkit.capture.record import BINARY_INLINE_LIMIT, json_value
 from p2pkit.gnutella import ggep
-from p2pkit.gnutella.descriptor_fast_path import body_reader, vendor_body
+from p2pkit.gnutella.descriptor_fast_path import body_reader, vendor_body, whole_descriptor
 from p2pkit.gnutella.descriptors import (
     HEADER_LENGTH,
-    MAX_PAYLOAD_LENGTH,
     PAYLOADS,
-    DescriptorHeader,
     _extension_block_or_none,
     _Trailer,
     _Vendor,
@@ -241,24 +239,24 @@ def _vendor_reader(vendor: _Vendor) -> JsonReader:
     return read
 
 
-def _json_leaf(con: construct.Construct, build: Any) -> JsonReader | None:
-    """The JSON reader of a leaf: extension blocks, vendor messages, the QueryHit trailer and
-    ``GreedyRange`` by their own readers here, any other by the fast path's reader and the
-    JSON conversion of what it gives (TypeError where it has none)."""
-    if con is ggep.ExtensionBlock.subcon:
-        return _extension_block
-    if isinstance(con, _Vendor):
-        return _vendor_reader(con)
-    if isinstance(con, _Trailer):
-        return _trailer
-    if isinstance(con, construct.GreedyRange):
-        return _greedy_range_reader(con)
-    return _raw(con)
+#: The JSON reader of each kind of leaf: extension blocks, vendor messages, the QueryHit
+#: trailer and ``GreedyRange`` by their own readers here, any other by the fast path's reader
+#: and the JSON conversion of what it gives.
+_JSON_LEAVES: dict[str, Callable[[Any, Any], JsonReader]] = {
+    "format": lambda con, build: _raw(con),
+    "bytes": lambda con, build: _raw(con),
+    "greedy_bytes": lambda con, build: _raw(con),
+    "adapter": lambda con, build: _raw(con),
+    "greedy_range": lambda con, build: _greedy_range_reader(con),
+    "extension_block": lambda con, build: _extension_block,
+    "trailer": lambda con, build: _trailer,
+    "vendor": lambda con, build: _vendor_reader(con),
+}
 
 
 #: The JSON fields of the dissector's record (:func:`json_descriptor`): each value as
 #: ``json_value`` converts the Container's.
-JSON = Leaves("json", dict, _json_exprs, list, json_value, _json_leaf)
+JSON = Leaves("json", dict, _json_exprs, list, json_value, _JSON_LEAVES)
 
 
 def json_reader(con: construct.Construct) -> JsonReader:
@@ -281,8 +279,6 @@ JSON_READERS: dict[int, tuple[bool, JsonReader]] = {
             if isinstance(unwrap(body), construct.Struct) else (False, json_reader(body)))
     for ptype, (_, body) in PAYLOADS.items()}
 
-_HEADER = FixedLayout(DescriptorHeader).struct
-
 
 def json_descriptor(data: bytes) -> dict[str, Any] | None:
     """The ``fields`` of the record of the descriptor ``data`` (header and the whole payload):
@@ -292,14 +288,11 @@ def json_descriptor(data: bytes) -> dict[str, Any] | None:
     >>> json_descriptor(bytes(16) + bytes([0x00, 1, 0]) + bytes(4))
     {'guid': '00000000000000000000000000000000', 'ttl': 1, 'hops': 0, 'extensions': []}
     """
-    if type(data) is not bytes or len(data) < HEADER_LENGTH:
-        return None
-    guid, ptype, ttl, hops, length = _HEADER.unpack_from(data)
-    entry = JSON_READERS.get(ptype)
-    if entry is None or length != len(data) - HEADER_LENGTH or length > MAX_PAYLOAD_LENGTH:
+    entry = JSON_READERS.get(whole_descriptor(data))  # type: ignore[arg-type]
+    if entry is None:
         return None
     into, read = entry
-    out = {"guid": guid.hex(), "ttl": ttl, "hops": hops}
+    out = {"guid": data[:16].hex(), "ttl": data[17], "hops": data[18]}
     try:
         if into:
             _, end = read(data, HEADER_LENGTH, out)

@@ -25,14 +25,17 @@ payload type cannot silently take a path that disagrees with its schema.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import construct
 
+from p2pkit.gnutella.descriptors import _Trailer, _Vendor
+from p2pkit.gnutella.ggep import ExtensionBlock
 from p2pkit.schema import FixedLayout, MessageSwitch
 
-__all__ = ["ANYTHING", "Leaves", "Reader", "Refused", "build_reader", "fixed", "unwrap"]
+__all__ = ["ANYTHING", "Leaves", "Reader", "Refused", "build_reader", "fixed", "leaf_kind",
+           "unwrap"]
 
 #: A reader: (payload bytes, position, the fields read so far) -> (value, next position).
 Reader = Callable[[bytes, int, Any], tuple[Any, int]]
@@ -59,14 +62,43 @@ class Leaves(NamedTuple):
     items: Callable[[], list[Any]] | None
     #: The name of a switch's variant as kept (the Container's, its JSON).
     variant: Callable[[str], Any]
-    #: (a declaration the builder has no structural reader for, the builder of this output)
-    #: -> its reader, or None where this output has none (the builder raises TypeError).
-    leaf: Callable[[construct.Construct, Callable[[construct.Construct], Reader]],
-                   Reader | None]
+    #: The kind of a leaf (:func:`leaf_kind`) -> (the leaf, the builder of this output) -> its
+    #: reader; a kind not here has no reader in this output (the builder raises TypeError).
+    leaf: Mapping[str, Callable[[Any, Callable[[construct.Construct], Reader]], Reader]]
     #: (a leaf, ``env``) -> a statement checking the leaf's bytes ``data[pos:end]`` in place
     #: of its reader (one call fewer), the names it uses put into ``env``; None: its reader.
     #: Only where the value is not kept.
     inline: Callable[[construct.Construct, dict[str, Any]], str | None] | None = None
+
+
+def leaf_kind(con: construct.Construct) -> str | None:
+    """The kind of a declaration the builder has no structural reader for: ``"format"`` (an
+    integer ``FormatField``), ``"bytes"`` (``Bytes(n)``), ``"greedy_bytes"``,
+    ``"greedy_range"``, ``"adapter"``, and the hand-written constructs of the payloads:
+    ``"extension_block"`` (GGEP §Extension Block), ``"trailer"`` (the QueryHit trailer),
+    ``"vendor"`` (vendor_msg §2); None for any other.
+
+    >>> from p2pkit.gnutella.descriptors import Pong
+    >>> [leaf_kind(unwrap(sub)) for sub in Pong.subcons]
+    ['format', 'adapter', 'format', 'format', 'extension_block']
+    """
+    if isinstance(con, construct.FormatField):
+        return "format"
+    if isinstance(con, construct.Bytes) and isinstance(con.length, int):
+        return "bytes"
+    if con is construct.GreedyBytes:
+        return "greedy_bytes"
+    if isinstance(con, construct.GreedyRange) and not con.discard:
+        return "greedy_range"
+    if isinstance(con, construct.Adapter):
+        return "adapter"
+    if con is ExtensionBlock.subcon:
+        return "extension_block"
+    if isinstance(con, _Trailer):
+        return "trailer"
+    if isinstance(con, _Vendor):
+        return "vendor"
+    return None
 
 
 def unwrap(con: construct.Construct) -> construct.Construct:
@@ -360,7 +392,7 @@ def build_reader(con: construct.Construct, leaves: Leaves, *, into: bool = False
         return _array_reader(con, build(con.subcon), leaves.items)
     if isinstance(con, MessageSwitch):
         return _switch_reader(con, leaves, build)
-    read = leaves.leaf(con, build)
-    if read is None:
+    make = leaves.leaf.get(leaf_kind(con))  # type: ignore[arg-type]
+    if make is None:
         raise TypeError(f"no fast path for {con!r}")
-    return read
+    return make(con, build)
