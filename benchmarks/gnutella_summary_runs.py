@@ -9,7 +9,7 @@ of five, CPU seconds, on a capture's descriptor segments as the dissector hands 
 - ``split, records``: the loop making one record a descriptor (``-V``, JSON, filters);
 - ``split, runs``: the loop making runs (the summary path);
 - ``checks``: the fast summary checks alone (pongs, pushes, query hits, long queries), on each
-  such descriptor once;
+  such descriptor once, and then by payload type;
 - ``floor loop``: a loop that only unpacks each header, makes its GUID's hex text and formats
   its tail with one ``%`` (what any per-descriptor line in CPython costs at least);
 - ``lines``: ``SummaryLines.text`` of the batches (drawing and joining, not writing).
@@ -94,6 +94,16 @@ def main(path: str) -> None:
             check(descriptor)
 
     print(f"checks: {best(checks):.3f} s ({len(checked)} of {count} descriptors)")
+    for ptype in sorted({descriptor[16] for _, descriptor in checked}):
+        these = [(check, d) for check, d in checked if d[16] == ptype]
+
+        def checks_of(these: list[tuple[Any, bytes]] = these) -> None:
+            for check, descriptor in these:
+                check(descriptor)
+
+        took = best(checks_of)
+        print(f"  {PLANS[ptype][0]}: {took:.4f} s, {len(these)} payloads, "
+              f"{took / len(these) * 1e6:.2f} us each")
 
     def floor() -> None:
         tails: list[str] = []

@@ -43,14 +43,7 @@ from p2pkit.gnutella.descriptors import (
     _Vendor,
 )
 from p2pkit.gnutella.fields import IPv4, Text, VendorCode
-from p2pkit.gnutella.payload_readers import (
-    ANYTHING,
-    Leaves,
-    Reader,
-    Refused,
-    build_reader,
-    unwrap,
-)
+from p2pkit.gnutella.payload_readers import ANYTHING, Leaves, Reader, Refused, build_reader, unwrap
 from p2pkit.gnutella.vendor import BODIES
 from p2pkit.schema import FixedLayout, NamedBits
 

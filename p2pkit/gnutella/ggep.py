@@ -652,9 +652,9 @@ _CHECKED_TERMINATED_BLOCK = re.compile(_block_pattern(0)).fullmatch
 
 
 def check_extension_block(data: bytes, pos: int = 0, end: int | None = None) -> bool:
-    """Whether ``data[pos:end]`` is an extension block :func:`_fast_extension_block` reads
+    """Whether ``data[pos:end]`` is an extension block ``_fast_extension_block`` reads
     (so the schema parses it without a deviation or a bound), reading nothing into values:
-    the blocks of :func:`_block_pattern` by one regular-expression match, any other by the
+    the blocks of ``_block_pattern`` by one regular-expression match, any other by the
     walk of ``_fast_extension_block(check=True)``. Tests compare both on real, mutated and
     random blocks.
 
