@@ -30,7 +30,7 @@ import struct
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from p2pkit.capture.lazy_record import DeferredValue, LazyRecord
+from p2pkit.capture.lazy_record import DeferredValue, decoded_record
 from p2pkit.gnutella.deferred import _SPANS, _value
 from p2pkit.gnutella.descriptor_json import json_descriptor
 from p2pkit.gnutella.descriptors import HEADER_LENGTH, PAYLOADS
@@ -72,8 +72,8 @@ def decoded_records(records: DescriptorRecords, data: bytes, pos: int, offset: i
             if records._records(data, pos, end, offset, frames, frame, time) != end:
                 break
         else:
-            frames.append(LazyRecord(frame, time, transport, src, dst, PROTOCOL, name, fields,
-                                     offset + pos, end - pos, [],
-                                     DeferredValue(partial(_value, descriptor)), _SPANS))
+            frames.append(decoded_record(frame, time, transport, src, dst, PROTOCOL, name,
+                                         fields, offset + pos, end - pos, [],
+                                         DeferredValue(partial(_value, descriptor)), _SPANS))
         pos = end
     return pos
