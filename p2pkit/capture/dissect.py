@@ -423,6 +423,9 @@ class Dissection:
         #: Let decoders hand over :class:`~p2pkit.capture.summary_runs.SummaryRun` objects
         #: (summary lines only) among the records :meth:`batches` gives.
         self.summary_runs = summary_runs
+        #: Every record's fields will be read (``-V``, JSON): passed to the decoders
+        #: (:attr:`Dissector.fields_read`), which may decode as they frame.
+        self.fields_read = fields_read
         #: Emit records in frame order (:class:`FrameOrder`) rather than as they complete.
         self.frame_order = frame_order
         self.decode_as = list(decode_as)
