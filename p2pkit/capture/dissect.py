@@ -95,11 +95,16 @@ class Dissector:
     """Sans-I/O dissection: feed ``Packet`` objects, get :class:`Record` objects."""
 
     def __init__(self, *, decode_as: Iterable[DecodeAs] = (),
-                 secrets: Mapping[str, Any] | None = None, summary_runs: bool = False) -> None:
+                 secrets: Mapping[str, Any] | None = None, summary_runs: bool = False,
+                 fields_read: bool = False) -> None:
         self.decode_as = list(decode_as)
         #: Ask stream decoders that can for :class:`~p2pkit.capture.summary_runs.SummaryRun`
         #: objects instead of records (their ``summary_runs`` attribute).
         self.summary_runs = summary_runs
+        #: Tell stream decoders that can (their ``fields_read`` attribute) that every record's
+        #: fields will be read (field trees, JSON lines): a decoder may then decode a message
+        #: as it frames it, once, instead of checking it for its summary line first.
+        self.fields_read = fields_read
         #: Per protocol name, what its stream decoders need to decrypt (a key log), passed
         #: to that protocol's factory as ``secrets``.
         self.secrets = dict(secrets or {})
@@ -238,6 +243,8 @@ class Dissector:
             d.decoder.mid_stream = True  # the capture missed its first bytes
         if self.summary_runs and hasattr(d.decoder, "summary_runs"):
             d.decoder.summary_runs = True
+        if self.fields_read and hasattr(d.decoder, "fields_read"):
+            d.decoder.fields_read = True
         return True
 
     def _replay(self, d: _Direction) -> Iterator[Record]:
@@ -411,11 +418,14 @@ class Dissection:
 
     def __init__(self, source: str | Path | BinaryIO, *, decode_as: Iterable[DecodeAs] = (),
                  frame_order: bool = True, secrets: Mapping[str, Any] | None = None,
-                 fast: bool = True, summary_runs: bool = False):
+                 fast: bool = True, summary_runs: bool = False, fields_read: bool = False):
         self.source = source
         #: Let decoders hand over :class:`~p2pkit.capture.summary_runs.SummaryRun` objects
         #: (summary lines only) among the records :meth:`batches` gives.
         self.summary_runs = summary_runs
+        #: Every record's fields will be read (``-V``, JSON): passed to the decoders
+        #: (:attr:`Dissector.fields_read`), which may decode as they frame.
+        self.fields_read = fields_read
         #: Emit records in frame order (:class:`FrameOrder`) rather than as they complete.
         self.frame_order = frame_order
         self.decode_as = list(decode_as)
@@ -425,7 +435,7 @@ class Dissection:
         #: Time of the first frame (summary lines show times relative to it, as tshark does).
         self.first_time: float | None = None
         self.dissector = Dissector(decode_as=self.decode_as, secrets=secrets,
-                                   summary_runs=summary_runs)
+                                   summary_runs=summary_runs, fields_read=fields_read)
         self._reader: CaptureReader | None = None
 
     @property

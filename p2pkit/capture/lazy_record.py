@@ -21,8 +21,8 @@ from typing import Any
 from p2pkit.capture.record import Record
 from p2pkit.deviations import Deviation
 
-__all__ = ["Decoded", "DeferredValue", "LazyRecord", "ValueLater", "deferred_record",
-           "scalar_summary"]
+__all__ = ["Decoded", "DecodedRecord", "DeferredValue", "LazyRecord", "ValueLater",
+           "decoded_record", "deferred_record", "scalar_summary"]
 
 #: What a decoder's callable returns: (fields, value, deviations).
 Decoded = tuple[dict[str, Any], Any, list[Deviation]]
@@ -190,7 +190,61 @@ class LazyRecord(Record):
         return [(k, summary[k]) for k in keys if k in summary]
 
 
+class DecodedRecord(Record):
+    """A record decoded as its message was framed, whose ``value`` alone is made when first
+    read: a decoder told that every record's fields will be read (``-V``, JSON: the capture
+    layer's ``fields_read`` hint) decodes the fields and deviations at once and gives the
+    value as a :class:`ValueLater`. Its fields and deviations are plain attributes (a field
+    tree and a JSON line read them once per record: no property to go through).
+
+    >>> r = decoded_record(1, 0.0, "tcp", "a:1", "b:2", "p", "m", {"n": 1}, 7, 5, [],
+    ...                    DeferredValue(lambda: {"n": 1}), {})
+    >>> r.fields, r.value, r == Record(1, 0.0, "tcp", "a:1", "b:2", "p", "m", {"n": 1}, 7, 5,
+    ...                                value={"n": 1})
+    ({'n': 1}, {'n': 1}, True)
+    """
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def value(self) -> Any:
+        value = _VALUE.__get__(self)
+        if isinstance(value, ValueLater):  # made now (the decoder gave the fields alone)
+            value = value.make()
+            _VALUE.__set__(self, value)
+        return value
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        _VALUE.__set__(self, value)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any record (lazy or not) with the same fields, value made."""
+        if not isinstance(other, Record):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELD_NAMES)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as Record
+
+
 _new = object.__new__
+
+
+def decoded_record(frame: int, time: float, transport: str, src: str, dst: str,
+                   protocol: str, message: str, fields: dict[str, Any], offset: int | None,
+                   length: int, deviations: list[Deviation], value: Any,
+                   spans: Mapping[str, tuple[int, int]]) -> DecodedRecord:
+    """``DecodedRecord(frame, time, transport, src, dst, protocol, message, fields, offset,
+    length, deviations, value, spans)``, its slots set without the class call (a decoder
+    makes one per message)."""
+    record = _new(DecodedRecord)
+    record.frame, record.time, record.transport, record.src, record.dst = (
+        frame, time, transport, src, dst)
+    record.protocol, record.message, record.fields, record.offset, record.length = (
+        protocol, message, fields, offset, length)
+    record.deviations, record.spans = deviations, spans
+    _VALUE.__set__(record, value)
+    return record
 
 
 def deferred_record(frame: int, time: float, transport: str, src: str, dst: str,

@@ -122,8 +122,11 @@ def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: t
     whole_batches = not (hide_undecoded or protocols or messages or keep is not None
                          or statistics is not None or tree or fmt == "jsonl")
     # (and then decoders may give runs of summary lines instead of records; -c counts records)
+    # every record drawn whole (-V, JSON, no filter): decoders may decode as they frame
+    fields_read = (tree or fmt == "jsonl") and not (protocols or messages or keep is not None)
     dissection = Dissection(source, decode_as=rules, secrets=_secrets(keylog),
-                            summary_runs=whole_batches and count is None)
+                            summary_runs=whole_batches and count is None,
+                            fields_read=fields_read)
     bar = _progress(path, sys.stderr.isatty() and not sys.stdout.isatty() or
                     (sys.stderr.isatty() and stats))
     shown = 0

@@ -31,6 +31,7 @@ from typing import Any
 from p2pkit.capture.lazy_record import LazyRecord
 from p2pkit.capture.render import _short
 from p2pkit.capture.summary_runs import SummaryRun
+from p2pkit.gnutella.decoded_records import decoded_records
 from p2pkit.gnutella.deferred import (
     _SPANS,
     DEFERRED_PAYLOADS,
@@ -132,7 +133,7 @@ class DescriptorRecords:
     of, their summary lines' tails formatted in the loop."""
 
     __slots__ = ("transport", "src", "dst", "frame", "time", "max_payload_length", "made",
-                 "runs")
+                 "runs", "fields_read")
 
     def __init__(self, *, transport: str, src: str, dst: str,
                  max_payload_length: int = MAX_PAYLOAD_LENGTH) -> None:
@@ -142,6 +143,9 @@ class DescriptorRecords:
         #: How many records (or runs) :meth:`split` made so far.
         self.made = 0
         self.runs = False
+        #: Every record's fields will be read: :meth:`split` decodes each descriptor as it
+        #: frames it (:mod:`p2pkit.gnutella.decoded_records`), no summary check first.
+        self.fields_read = False
 
     def split(self, data: bytes, pos: int, offset: int, frames: list[Any]) -> int:
         """Append to ``frames`` the record of each complete descriptor of ``data`` from
@@ -150,6 +154,8 @@ class DescriptorRecords:
         count = len(frames)
         if self.runs:
             pos = self._runs(data, pos, offset, frames)
+        elif self.fields_read:
+            pos = decoded_records(self, data, pos, offset, frames)
         else:
             pos = self._records(data, pos, len(data), offset, frames, self.frame, self.time)
         self.made += len(frames) - count

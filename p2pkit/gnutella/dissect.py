@@ -153,6 +153,17 @@ class GnutellaStream:
     def summary_runs(self, value: bool) -> None:
         self.records.runs = value
 
+    @property
+    def fields_read(self) -> bool:
+        """Whether every record's fields will be read (``-V``, JSON; set by the dissector):
+        descriptors are then decoded as they are framed
+        (:mod:`p2pkit.gnutella.decoded_records`)."""
+        return self.records.fields_read
+
+    @fields_read.setter
+    def fields_read(self, value: bool) -> None:
+        self.records.fields_read = value
+
     # -- input ------------------------------------------------------------------------------
 
     def data(self, offset: int, data: bytes, frame: int, time: float) -> Iterable[Record]:

@@ -9,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pkit.capture.lazy_record import (
+    DecodedRecord,
     DeferredValue,
     LazyRecord,
     ValueLater,
+    decoded_record,
     deferred_record,
     scalar_summary,
 )
@@ -165,3 +167,33 @@ def test_a_deferred_value_is_made_once_when_read():
     assert LazyRecord(frame=1, time=0.0, transport="tcp", src="a:1", dst="b:2",
                       protocol="gnutella", message="pong",
                       decode=lambda: ({"ttl": 1}, DeferredValue(make), [])) == plain
+
+
+def test_a_decoded_record_makes_its_value_once_when_read():
+    made: list[int] = []
+
+    def make():
+        made.append(1)
+        return {"ttl": 1, "made": True}
+
+    deviation = Deviation(offset=3, rule="r", spec="s", message="m")
+    r = decoded_record(4, 0.5, "tcp", "a:1", "b:2", "gnutella", "pong", {"ttl": 1}, 7, 23,
+                       [deviation], DeferredValue(make), {"ttl": (17, 18)})
+    assert type(r) is DecodedRecord and made == []
+    assert (r.frame, r.time, r.transport, r.src, r.dst, r.protocol, r.message, r.fields,
+            r.offset, r.length, r.deviations, r.spans) == (
+        4, 0.5, "tcp", "a:1", "b:2", "gnutella", "pong", {"ttl": 1}, 7, 23, [deviation],
+        {"ttl": (17, 18)})
+    assert made == [] and r.value == {"ttl": 1, "made": True} and r.value is r.value
+    assert made == [1]
+    plain = Record(4, 0.5, "tcp", "a:1", "b:2", "gnutella", "pong", {"ttl": 1}, 7, 23,
+                   [deviation], {"ttl": 1, "made": True}, {"ttl": (17, 18)})
+    assert r == plain and plain == r and r.to_json() == plain.to_json()
+    copy = replace(r, frame=5)
+    assert type(copy) is DecodedRecord and copy.value == r.value and copy.frame == 5
+    assert made == [1]
+    built = DecodedRecord(4, 0.5, "tcp", "a:1", "b:2", "gnutella", "pong", {"ttl": 1}, 7, 23,
+                          [deviation], DeferredValue(make), {"ttl": (17, 18)})
+    assert built == r and made == [1, 1]
+    built.value = "set"
+    assert built.value == "set" and built != r
