@@ -163,9 +163,19 @@ class RunOrder(FrameOrder):
             self.release_into(frame, out)
 
     def _extend(self, records: Iterable[Any], out: list[Any]) -> None:
+        queue = self._queue
         for item in records:
             if type(item) is not SummaryRun:
-                self._push_one(item, out)
+                at = item.frame
+                if at >= self._tail:  # (_push_one inlined for a record in frame order)
+                    queue.append(item)
+                    self._tail = at
+                    self.held += 1
+                    self.held_bytes += item.length
+                    if self.held > self.max_held or self.held_bytes > self.max_bytes:
+                        out.append(self.pop())
+                else:
+                    self._push_one(item, out)
                 continue
             count = item.hi - item.lo
             if (not self._late and item.frame >= self._tail and self.held <= self.max_held
