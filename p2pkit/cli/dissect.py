@@ -129,7 +129,7 @@ def dissect(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str
                 shown += len(batch)
                 pending_bytes += sum(map(_length, batch))
                 if len(pending) >= SUMMARY_CHUNK or pending_bytes > SUMMARY_CHUNK_BYTES:
-                    out.write(lines.text(pending))
+                    lines.write(pending, out)
                     pending.clear()
                     pending_bytes = 0
                 if count is not None and shown >= count:
@@ -166,7 +166,7 @@ def dissect(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str
             if count is not None and shown >= count:
                 break
         if pending and lines is not None:
-            out.write(lines.text(pending))
+            lines.write(pending, out)
     finally:
         restore_collections()
         if bar:
