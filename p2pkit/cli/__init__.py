@@ -66,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         def dissect() -> Any:
             from p2pkit.cli.dissect import dissect
 
-            return dissect(**params)
+            try:
+                return dissect(**params)
+            except (EOFError, KeyboardInterrupt):
+                # (as click: a blank line closes the terminal's ^C echo, then "interrupted")
+                print(file=sys.stderr, flush=True)
+                raise KeyboardInterrupt from None
 
         return guarded(dissect)
     from p2pkit.cli.errors import run

@@ -108,3 +108,22 @@ def test_a_summary_run_imports_only_what_it_meets():
         assert status == "0" and done.stdout.count("\n") > 10, name
         assert set(needed) <= modules, name
         assert modules.isdisjoint(NOT_FOR_ANY + unneeded), (name, modules & set(unneeded))
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, EOFError])
+def test_an_interrupt_is_reported_as_through_click(capsys, monkeypatch, interrupt):
+    from p2pkit.cli import cli
+    from p2pkit.cli import dissect as work
+    from p2pkit.cli import dissect_command as declared
+    from p2pkit.cli.errors import run
+
+    def interrupted(**params):
+        raise interrupt
+
+    monkeypatch.setattr(work, "dissect", interrupted)
+    monkeypatch.setattr(declared, "dissect", interrupted)
+    args = ["dissect", "x.pcap"]
+    assert plain_dissect(args) is not None
+    plain = (main(args), *capsys.readouterr())
+    through_click = (run(cli, args, prog_name="p2pkit"), *capsys.readouterr())
+    assert plain == through_click == (130, "", "\np2pkit: interrupted\n")
