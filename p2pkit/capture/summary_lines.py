@@ -159,7 +159,7 @@ class SummaryLines:
     def write(self, records: Iterable[Record], out: Any) -> None:
         """Write :meth:`text` of ``records`` to the text stream ``out``: as bytes to its
         buffer when ``out`` is standard output into a file or a pipe, in UTF-8
-        (:meth:`_binary_of`), else as text.
+        (``_binary_of``), else as text.
 
         The bytes are the same: the lines are made with a control character for each arrow,
         so that lines of ASCII text are encoded by a copy instead of character by character,

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``p2pkit`` console script; returns the exit status.
 
     Errors become one line on stderr (:func:`p2pkit.cli.errors.run`, the error boundary).
-    ``p2pkit dissect FILE`` with flags only (:func:`p2pkit.cli.dissect_argv.plain_dissect`)
-    runs without click, behind the same boundary; anything else goes through click.
+    ``p2pkit dissect FILE`` with flags only (``p2pkit.cli.dissect_argv.plain_dissect``) runs
+    without click, behind the same boundary; anything else goes through click.
     """
     from p2pkit.cli.dissect_argv import plain_dissect
 

@@ -95,8 +95,8 @@ def reported_with_traceback(exc: BaseException) -> bool:
 
 def run(command: click.Command, args: Sequence[str] | None = None,
         prog_name: str | None = None, **extra: Any) -> int:
-    """Run a click command behind the error boundary (:func:`guarded`); return its exit
-    status."""
+    """Run a click command behind the error boundary (``p2pkit.cli.boundary.guarded``);
+    return its exit status."""
     return guarded(lambda: click.Command.main(
         command, args=list(args) if args is not None else None, prog_name=prog_name,
         standalone_mode=False, **extra))
