@@ -113,10 +113,14 @@ class RunOrder(FrameOrder):
         super().__init__(*args, **kwargs)
         #: Records held (a run counts its messages).
         self.held = 0
+        #: Runs in the queue (none: the items held are records, and :class:`FrameOrder`'s own
+        #: :meth:`extend` and :meth:`release_into` serve, the records counted by the queue).
+        self.runs_held = 0
 
     @property
     def full(self) -> bool:
-        return self.held > self.max_held or self.held_bytes > self.max_bytes
+        held = self.held if self.runs_held else len(self._queue) + len(self._late)
+        return held > self.max_held or self.held_bytes > self.max_bytes
 
     def __len__(self) -> int:
         return self.held
@@ -132,8 +136,12 @@ class RunOrder(FrameOrder):
             record = heapq.heappop(late)[2]
         else:
             record = queue[0]
-            if type(record) is SummaryRun and record.hi - record.lo > 1:
-                record = record.take(1)
+            if type(record) is SummaryRun:
+                if record.hi - record.lo > 1:
+                    record = record.take(1)
+                else:
+                    queue.popleft()
+                    self.runs_held -= 1
             else:
                 queue.popleft()
         self.held_bytes -= record.length
@@ -149,7 +157,11 @@ class RunOrder(FrameOrder):
             self.held -= 1
         else:
             item = queue.popleft()
-            self.held -= item.hi - item.lo if type(item) is SummaryRun else 1
+            if type(item) is SummaryRun:
+                self.held -= item.hi - item.lo
+                self.runs_held -= 1
+            else:
+                self.held -= 1
         self.held_bytes -= item.length
         out.append(item)
 
@@ -158,6 +170,17 @@ class RunOrder(FrameOrder):
         """:meth:`FrameOrder.extend`: the items pushed, then (with ``frame``) what
         :meth:`release_into` ``frame`` releases, if :meth:`ready` ``frame`` or whatever
         ``only_when_ready``."""
+        if not self.runs_held:  # records only, so far: FrameOrder's, unless a run comes
+            if type(records) is not list:
+                records = list(records)
+            for item in records:
+                if type(item) is SummaryRun:
+                    break
+            else:
+                FrameOrder.extend(self, records, out, frame, only_when_ready)
+                self.held = len(self._queue) + len(self._late)
+                return
+            self.held = len(self._queue) + len(self._late)
         self._extend(records, out)
         if frame is not None and (not only_when_ready or self.ready(frame)):
             self.release_into(frame, out)
@@ -184,6 +207,7 @@ class RunOrder(FrameOrder):
                 # from the front of its queue, as many as the held bound is passed by
                 self._queue.append(item)
                 self._tail = item.frame
+                self.runs_held += 1
                 self.held += count
                 self.held_bytes += item.length
                 over = self.held - self.max_held
@@ -209,12 +233,18 @@ class RunOrder(FrameOrder):
                 count = n
             else:
                 queue.popleft()
+                if type(head) is SummaryRun:
+                    self.runs_held -= 1
             self.held -= count
             self.held_bytes -= head.length
             out.append(head)
             n -= count
 
     def release_into(self, frame: int, out: list[Any]) -> None:
+        if not self.runs_held:  # records only: FrameOrder's
+            FrameOrder.extend(self, (), out, frame, False)
+            self.held = len(self._queue) + len(self._late)
+            return
         limit = frame - self.window
         while True:
             first = self.first_frame()
