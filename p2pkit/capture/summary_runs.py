@@ -83,17 +83,28 @@ class SummaryRun:
 
     def take(self, n: int) -> SummaryRun:
         """A run of the first ``n`` messages (0 < n < count); this run keeps the rest."""
+        # (what SummaryRun(..., lo, lo + n) makes, its slots set here: RunOrder cuts the
+        # front run at nearly every push once its bound is reached)
         lo = self.lo
-        head = SummaryRun(self.frame, self.time, self.transport, self.src, self.dst,
-                          self.protocol, self.wanted, self._tails, self._bounds, self._make,
-                          lo, lo + n)
-        self.lo = lo + n
-        self.length -= head.length
+        hi = lo + n
+        head = _new_run(SummaryRun)
+        head.frame, head.time, head.transport, head.src, head.dst = (
+            self.frame, self.time, self.transport, self.src, self.dst)
+        head.protocol, head.wanted, head._tails, head._bounds, head._make = (
+            self.protocol, self.wanted, self._tails, self._bounds, self._make)
+        head.lo, head.hi = lo, hi
+        bounds = self._bounds
+        head.length = length = bounds[hi] - bounds[lo]
+        self.lo = hi
+        self.length -= length
         return head
 
     def __repr__(self) -> str:
         return (f"SummaryRun(frame={self.frame}, {self.src} → {self.dst} {self.protocol}, "
                 f"{self.hi - self.lo} messages)")
+
+
+_new_run = object.__new__
 
 
 def expand(items: Iterable[Any]) -> Iterator[Record]:
