@@ -2,7 +2,8 @@
 ``docs/dissect-performance.md`` (issue 12, "Faster than tshark in every mode").
 
     python benchmarks/mode_captures.py /tmp/captures --scale 0.25
-    python benchmarks/dissect_cpu_table.py /tmp/captures [--before TREE] [--runs 3]
+    python benchmarks/dissect_cpu_table.py /tmp/captures [--before TREE] [--runs 3] \
+        [--only dht gnutella] [--modes summary tree json]
 
 For each capture and mode, each run executes, one after the other: p2pkit from ``--before``
 (a checkout of the earlier tree, optional), p2pkit from this tree, then tshark on the same file;
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="an earlier p2pkit tree to compare with")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=list(CAPTURES))
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
     args = parser.parse_args()
     trees = {"after": ROOT} | ({"before": args.before.resolve()} if args.before else {})
     for tree in trees.values():
@@ -54,7 +56,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.only:
         path = str(args.captures / f"{name}.pcap")
-        for mode, (ours, theirs) in MODES.items():
+        for mode in args.modes:
+            ours, theirs = MODES[mode]
             cpu: dict[str, list[float]] = {k: [] for k in (*trees, "tshark")}
             rss: dict[str, float] = {}
             for _ in range(args.runs):

@@ -89,6 +89,11 @@ class DatagramDecoder(Protocol):
 
     ``datagram`` returns the records of one UDP packet, or ``None`` when the packet is not this
     protocol's (``forced``: ``--decode-as`` said it is, so decode if at all possible).
+
+    A decoder may also have ``detect(payload) -> bool``: the descriptor's detector with the
+    decoder's state, False for every datagram ``datagram`` would refuse at once (unforced);
+    once the decoder is made, the dissector asks it instead of the stateless detector (one
+    call a datagram of another protocol instead of two).
     """
 
     def datagram(self, pkt: Any, *, forced: bool = False) -> list[Any] | None: ...

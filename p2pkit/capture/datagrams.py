@@ -94,8 +94,11 @@ class DatagramDissector:
         def datagram(pkt: Packet) -> Any:
             assert self._descriptors is not None
             descriptor = self._descriptors[at]
-            decode = self._decoder(descriptor).datagram
-            self._offers[at] = (self._detector(descriptor), decode)
+            decoder = self._decoder(descriptor)
+            decode = decoder.datagram
+            # (a decoder's own detector, with its state, when it has one: DatagramDecoder)
+            self._offers[at] = (getattr(decoder, "detect", None) or self._detector(descriptor),
+                                decode)
             return decode(pkt)
 
         return datagram

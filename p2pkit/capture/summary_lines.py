@@ -32,6 +32,15 @@ from p2pkit.undecoded import UNDECODED_SUMMARY
 
 __all__ = ["SummaryLines"]
 
+#: What separates a line's two endpoints.
+ARROW = " → "
+#: The arrow written while lines are made as bytes (:meth:`SummaryLines.write`): a control
+#: character, so that lines of ASCII text stay ASCII (one byte a character, encoded by a copy)
+#: until the arrows are put in the bytes.
+_ARROW_MARK = "\x1f"
+_ARROW_BYTES = ARROW.encode()
+_GROWTH = len(_ARROW_BYTES) - len(_ARROW_MARK.encode())
+
 #: Integers whose decimal text is at most 40 characters (``_short`` shows them whole).
 _SHORT_INT_MIN = -(10 ** 39) + 1
 _SHORT_INT_MAX = 10 ** 40 - 1
@@ -52,6 +61,13 @@ class SummaryLines:
 
     def __init__(self, start: float = 0.0) -> None:
         self.start = start
+        #: What the lines put between the endpoints (:data:`ARROW`, but for :meth:`write`).
+        self._arrow = ARROW
+        #: Lines made by :meth:`text` so far (each has one arrow).
+        self.made = 0
+        #: Per output stream (by identity), its binary buffer when :meth:`write` may write
+        #: there, or None.
+        self._binary: tuple[Any, Any] = (None, None)
         #: protocol → the fields its lines show (None: every short field).
         self._keys: dict[Any, tuple[str, ...] | None] = {}
         #: The last frame number and time seen, and their text.
@@ -75,6 +91,8 @@ class SummaryLines:
         disjoint = False
         lazy = LazyRecord
         run = SummaryRun
+        arrow = self._arrow
+        made = 0  # lines made (one a record, a run's one a message)
         for record in records:
             frame, time = record.frame, record.time
             if frame != frame_at or time != time_at or type(frame) is not int:
@@ -87,7 +105,7 @@ class SummaryLines:
             src, dst, protocol = record.src, record.dst, record.protocol
             if src is not src_at or dst is not dst_at or protocol is not protocol_at:
                 src_at, dst_at, protocol_at = src, dst, protocol
-                where = f"{src} → {dst} {protocol} "
+                where = f"{src}{arrow}{dst} {protocol} "
                 keys = keys_of.get(protocol, _UNSET)  # type: ignore[arg-type]
                 if keys is _UNSET:
                     keys = keys_of[protocol] = _summary_keys(protocol)
@@ -95,9 +113,12 @@ class SummaryLines:
                 if record.wanted is keys or record.wanted == keys:
                     head = prefix + where
                     append(head + ("\n" + head).join(record.tails))
+                    made += record.hi - record.lo
                 else:  # drawn for other fields: from the records
+                    self._frame, self._time, self._prefix = frame_at, time_at, prefix
                     append(self.text(record.records())[:-1])
                 continue
+            made += 1
             message = record.message
             wanted = UNDECODED_SUMMARY if message == "undecoded" else keys
             if wanted is None:
@@ -131,5 +152,60 @@ class SummaryLines:
                     line += f" {k}={_short(v)}"
             append(line)
         self._frame, self._time, self._prefix = frame_at, time_at, prefix
+        self.made += made
         lines.append("")
         return "\n".join(lines)
+
+    def write(self, records: Iterable[Record], out: Any) -> None:
+        """Write :meth:`text` of ``records`` to the text stream ``out``: as bytes to its
+        buffer when ``out`` is standard output into a file or a pipe, in UTF-8
+        (``_binary_of``), else as text.
+
+        The bytes are the same: the lines are made with a control character for each arrow,
+        so that lines of ASCII text are encoded by a copy instead of character by character,
+        then the arrows are put in the bytes. A line's text has no other such character
+        (values that are not printable are shown escaped); should one hold it all the same,
+        the bytes grow by other than the lines' count of arrows (:meth:`text` counts the
+        lines), and the lines are made again as text.
+        """
+        binary = self._binary[1] if self._binary[0] is out else self._binary_of(out)
+        if binary is None:
+            out.write(self.text(records))
+            return
+        records = records if isinstance(records, (list, tuple)) else list(records)
+        made, frame = self.made, (self._frame, self._time, self._prefix)
+        self._arrow = _ARROW_MARK
+        try:
+            text = self.text(records)
+        finally:
+            self._arrow = ARROW
+        data = text.encode("utf-8", out.errors)
+        lines = data.replace(b"\x1f", _ARROW_BYTES)
+        # (each mark put in grows the bytes by the same: their count, without counting)
+        if len(lines) - len(data) != (self.made - made) * _GROWTH:  # a value holds a mark
+            self.made = made
+            self._frame, self._time, self._prefix = frame
+            lines = self.text(records).encode("utf-8", out.errors)
+        binary.write(lines)
+
+    def _binary_of(self, out: Any) -> Any:
+        """``out``'s binary buffer when it is the process's standard output writing UTF-8
+        by blocks (a file or a pipe: not a terminal, which flushes by the line) and a newline
+        is written as it is (``os.linesep``); None otherwise (write text). What ``out`` holds
+        as text is flushed first, so the bytes follow it."""
+        import codecs
+        import os
+        import sys
+
+        binary = None
+        if out is sys.__stdout__ and os.linesep == "\n":
+            try:
+                if (not out.line_buffering
+                        and codecs.lookup(out.encoding).name == "utf-8"):
+                    binary = out.buffer
+            except (AttributeError, LookupError, TypeError):
+                binary = None
+        if binary is not None:
+            out.flush()
+        self._binary = (out, binary)
+        return binary

@@ -83,17 +83,28 @@ class SummaryRun:
 
     def take(self, n: int) -> SummaryRun:
         """A run of the first ``n`` messages (0 < n < count); this run keeps the rest."""
+        # (what SummaryRun(..., lo, lo + n) makes, its slots set here: RunOrder cuts the
+        # front run at nearly every push once its bound is reached)
         lo = self.lo
-        head = SummaryRun(self.frame, self.time, self.transport, self.src, self.dst,
-                          self.protocol, self.wanted, self._tails, self._bounds, self._make,
-                          lo, lo + n)
-        self.lo = lo + n
-        self.length -= head.length
+        hi = lo + n
+        head = _new_run(SummaryRun)
+        head.frame, head.time, head.transport, head.src, head.dst = (
+            self.frame, self.time, self.transport, self.src, self.dst)
+        head.protocol, head.wanted, head._tails, head._bounds, head._make = (
+            self.protocol, self.wanted, self._tails, self._bounds, self._make)
+        head.lo, head.hi = lo, hi
+        bounds = self._bounds
+        head.length = length = bounds[hi] - bounds[lo]
+        self.lo = hi
+        self.length -= length
         return head
 
     def __repr__(self) -> str:
         return (f"SummaryRun(frame={self.frame}, {self.src} → {self.dst} {self.protocol}, "
                 f"{self.hi - self.lo} messages)")
+
+
+_new_run = object.__new__
 
 
 def expand(items: Iterable[Any]) -> Iterator[Record]:
@@ -113,10 +124,14 @@ class RunOrder(FrameOrder):
         super().__init__(*args, **kwargs)
         #: Records held (a run counts its messages).
         self.held = 0
+        #: Runs in the queue (none: the items held are records, and :class:`FrameOrder`'s own
+        #: :meth:`extend` and :meth:`release_into` serve, the records counted by the queue).
+        self.runs_held = 0
 
     @property
     def full(self) -> bool:
-        return self.held > self.max_held or self.held_bytes > self.max_bytes
+        held = self.held if self.runs_held else len(self._queue) + len(self._late)
+        return held > self.max_held or self.held_bytes > self.max_bytes
 
     def __len__(self) -> int:
         return self.held
@@ -132,8 +147,12 @@ class RunOrder(FrameOrder):
             record = heapq.heappop(late)[2]
         else:
             record = queue[0]
-            if type(record) is SummaryRun and record.hi - record.lo > 1:
-                record = record.take(1)
+            if type(record) is SummaryRun:
+                if record.hi - record.lo > 1:
+                    record = record.take(1)
+                else:
+                    queue.popleft()
+                    self.runs_held -= 1
             else:
                 queue.popleft()
         self.held_bytes -= record.length
@@ -149,7 +168,11 @@ class RunOrder(FrameOrder):
             self.held -= 1
         else:
             item = queue.popleft()
-            self.held -= item.hi - item.lo if type(item) is SummaryRun else 1
+            if type(item) is SummaryRun:
+                self.held -= item.hi - item.lo
+                self.runs_held -= 1
+            else:
+                self.held -= 1
         self.held_bytes -= item.length
         out.append(item)
 
@@ -158,14 +181,35 @@ class RunOrder(FrameOrder):
         """:meth:`FrameOrder.extend`: the items pushed, then (with ``frame``) what
         :meth:`release_into` ``frame`` releases, if :meth:`ready` ``frame`` or whatever
         ``only_when_ready``."""
+        if not self.runs_held:  # records only, so far: FrameOrder's, unless a run comes
+            if type(records) is not list:
+                records = list(records)
+            for item in records:
+                if type(item) is SummaryRun:
+                    break
+            else:
+                FrameOrder.extend(self, records, out, frame, only_when_ready)
+                self.held = len(self._queue) + len(self._late)
+                return
+            self.held = len(self._queue) + len(self._late)
         self._extend(records, out)
         if frame is not None and (not only_when_ready or self.ready(frame)):
             self.release_into(frame, out)
 
     def _extend(self, records: Iterable[Any], out: list[Any]) -> None:
+        queue = self._queue
         for item in records:
             if type(item) is not SummaryRun:
-                self._push_one(item, out)
+                at = item.frame
+                if at >= self._tail:  # (_push_one inlined for a record in frame order)
+                    queue.append(item)
+                    self._tail = at
+                    self.held += 1
+                    self.held_bytes += item.length
+                    if self.held > self.max_held or self.held_bytes > self.max_bytes:
+                        out.append(self.pop())
+                else:
+                    self._push_one(item, out)
                 continue
             count = item.hi - item.lo
             if (not self._late and item.frame >= self._tail and self.held <= self.max_held
@@ -174,6 +218,7 @@ class RunOrder(FrameOrder):
                 # from the front of its queue, as many as the held bound is passed by
                 self._queue.append(item)
                 self._tail = item.frame
+                self.runs_held += 1
                 self.held += count
                 self.held_bytes += item.length
                 over = self.held - self.max_held
@@ -199,12 +244,18 @@ class RunOrder(FrameOrder):
                 count = n
             else:
                 queue.popleft()
+                if type(head) is SummaryRun:
+                    self.runs_held -= 1
             self.held -= count
             self.held_bytes -= head.length
             out.append(head)
             n -= count
 
     def release_into(self, frame: int, out: list[Any]) -> None:
+        if not self.runs_held:  # records only: FrameOrder's
+            FrameOrder.extend(self, (), out, frame, False)
+            self.held = len(self._queue) + len(self._late)
+            return
         limit = frame - self.window
         while True:
             first = self.first_frame()

@@ -77,8 +77,19 @@ def _run_format(name: str, present: tuple[str, ...]) -> tuple[str, tuple[int, ..
 
 
 #: What a payload type's summary tails need: (the longest payload not looked at, the tail's
-#: format then; the fast check, the tail's format after it and the order of its values).
+#: text before the GUID then (``name guid=``: see :func:`_plain_head`); the fast check, the
+#: tail's format after it and the order of its values).
 RunPlan = tuple[int, str, Any, str, "tuple[int, ...] | None"]
+
+
+def _plain_head(name: str, fmt: str) -> str | None:
+    """The text of a tail before the GUID's hex (``ping guid=``) when ``fmt`` (a tail of
+    header values, :func:`_run_format`) is that text and `` ttl=%s hops=%s`` after the GUID,
+    what the loop writes with one f-string; None when it is any other."""
+    head = name.replace("%", "%%") + " guid="
+    if fmt != head + "%s ttl=%s hops=%s":
+        return None
+    return name + " guid="
 
 
 def _run_plans() -> dict[int, RunPlan | None]:
@@ -88,8 +99,10 @@ def _run_plans() -> dict[int, RunPlan | None]:
     see :data:`PLANS`); None for a payload type whose tails are drawn from its record."""
     out: dict[int, RunPlan | None] = {}
     for ptype, (name, keys, longest, check, shown, checked_keys) in PLANS.items():
-        plain, order = _run_format(name, _HEADER)
-        if not keys.isdisjoint(SHOWN) or not checked_keys.isdisjoint(SHOWN) or order:
+        fmt, order = _run_format(name, _HEADER)
+        plain = _plain_head(name, fmt)
+        if (not keys.isdisjoint(SHOWN) or not checked_keys.isdisjoint(SHOWN) or order
+                or plain is None):
             out[ptype] = None
             continue
         checked, order = _run_format(name, (*shown, *_HEADER))
@@ -227,7 +240,8 @@ class DescriptorRecords:
             if plan is not None:
                 longest, plain, check, checked, order = plan
                 if length <= longest:  # nothing of the payload shown, no bound reachable
-                    add(plain % (data[pos:pos + 16].hex(), ttl, hops))
+                    # (the tail _run_format gives: f-strings build it with no format to read)
+                    add(f"{plain}{data[pos:pos + 16].hex()} ttl={ttl} hops={hops}")
                     grew(end)
                     pos = end
                     continue

@@ -8,7 +8,7 @@ import heapq
 from importlib.resources import files
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from p2pkit import registry
@@ -202,3 +202,93 @@ def test_the_frame_and_time_prefix_is_render_summary_s_for_any_number(frame, tim
     r = Record(frame=frame, time=time, transport="udp", src="a:1", dst="b:2",
                protocol="bt-dht", message="query", fields={})
     assert SummaryLines(start).text([r]) == render_summary(r, start) + "\n"
+
+
+# -- SummaryLines.write: the lines as bytes to standard output's buffer -------------------
+
+
+def _stdout(monkeypatch, line_buffering: bool = False, encoding: str = "utf-8",
+            errors: str = "strict"):
+    """A stand-in for the process's standard output (a file: bytes underneath)."""
+    import io
+    import sys
+
+    stream = io.TextIOWrapper(io.BytesIO(), encoding=encoding, errors=errors,
+                              line_buffering=line_buffering)
+    monkeypatch.setattr(sys, "__stdout__", stream)
+    return stream
+
+
+def _written(stream) -> bytes:
+    stream.flush()
+    return stream.buffer.getvalue()
+
+
+@pytest.mark.parametrize("path", [CAPTURES / "gnutella-02-p2pkit-servents.pcap",
+                                  CAPTURES / "dht-02-bep44-put-get.pcap", SAMPLE],
+                         ids=lambda p: p.name)
+def test_written_bytes_are_the_text_s(path, monkeypatch):
+    """The batches of a summary (runs of Gnutella lines too) written to standard output
+    through its buffer: the bytes of the text, and the text written before them first."""
+    dissection = Dissection(path, summary_runs=True)
+    batches = list(dissection.batches())
+    start = dissection.first_time or 0.0
+    expected = "".join(SummaryLines(start).text(batch) for batch in batches)
+    stream = _stdout(monkeypatch)
+    stream.write("before\n")
+    lines = SummaryLines(start)
+    for batch in batches:
+        lines.write(batch, stream)
+    assert lines._binary == (stream, stream.buffer)  # (the bytes path was taken)
+    assert _written(stream) == ("before\n" + expected).encode()
+    assert lines.made == expected.count("\n")
+
+
+def test_a_line_holding_the_mark_is_written_as_text(monkeypatch):
+    stream = _stdout(monkeypatch)
+    plain = Record(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2",
+                   protocol="p", message="m", fields={})
+    odd = Record(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2",
+                 protocol="p", message="m\x1f→é", fields={})
+    lines = SummaryLines(0.0)
+    lines.write([plain, odd, plain], stream)
+    lines.write([plain], stream)
+    text = SummaryLines(0.0).text([plain, odd, plain, plain])
+    assert _written(stream) == text.encode() and "m\x1f→é" in text
+
+
+def test_other_streams_get_text(monkeypatch):
+    import io
+
+    record = Record(frame=1, time=0.0, transport="udp", src="a:1", dst="b:2",
+                    protocol="p", message="m", fields={})
+    expected = SummaryLines(0.0).text([record])
+    for stream in (_stdout(monkeypatch, line_buffering=True),
+                   _stdout(monkeypatch, encoding="latin-1", errors="replace"), io.StringIO()):
+        lines = SummaryLines(0.0)
+        if isinstance(stream, io.StringIO):
+            monkeypatch.setattr("sys.__stdout__", None)
+        lines.write([record], stream)
+        assert lines._binary == (stream, None)
+        if isinstance(stream, io.StringIO):
+            assert stream.getvalue() == expected
+        else:
+            assert _written(stream) == expected.encode(stream.encoding, "replace")
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(records(), max_size=4), max_size=3),
+       st.sampled_from(["m", "\x1f", "a\x1fb→", "é", "→"]))
+def test_random_records_written_as_bytes(monkeypatch, batches, message):
+    """Random records (some with the mark or other text outside ASCII in their message) give
+    the bytes of their text."""
+    for batch in batches[:1]:
+        for record in batch[:1]:
+            record.message = message
+    stream = _stdout(monkeypatch)
+    lines = SummaryLines(0.25)
+    for batch in batches:
+        lines.write(batch, stream)
+    reference = SummaryLines(0.25)
+    assert _written(stream) == "".join(reference.text(b) for b in batches).encode()

@@ -92,3 +92,15 @@ def test_a_run_drawn_for_other_fields_gives_its_records_lines():
     run = _run(records)
     run.wanted = ("begin",)
     assert SummaryLines(0.0).text([run]) == SummaryLines(0.0).text(records)
+
+
+def test_take_makes_the_run_the_constructor_makes():
+    records = [_record(i, 3, 10 + i) for i in range(5)]
+    run = _run(records)
+    head = run.take(2)
+    expected = SummaryRun(run.frame, run.time, run.transport, run.src, run.dst, run.protocol,
+                          run.wanted, run._tails, run._bounds, run._make, 0, 2)
+    assert {k: getattr(head, k) for k in SummaryRun.__slots__} == {
+        k: getattr(expected, k) for k in SummaryRun.__slots__}
+    assert (run.lo, run.hi, run.length) == (2, 5, 12 + 13 + 14)
+    assert run.take(1).records() == records[2:3] and run.records() == records[3:]

@@ -111,9 +111,25 @@ def test_run_formats_follow_the_registry_s_summary_fields():
     # every payload type's records are drawn from their header values
     assert all(plan is not None for plan in RUN_PLANS.values())
     longest, plain, check, checked, order = RUN_PLANS[PAYLOAD_TYPES["pong"]]
-    assert (plain, checked, order) == ("pong guid=%s ttl=%s hops=%s",
-                                       "pong port=%s guid=%s ttl=%s hops=%s", None)
+    assert (plain, checked, order) == ("pong guid=", "pong port=%s guid=%s ttl=%s hops=%s",
+                                       None)
     assert check is not None and longest == -1
+
+
+def test_plain_tails_are_the_run_format_s():
+    """The loop's f-string tail (``_plain_head``) is what the ``%`` format of the header
+    values gives, for every payload type; a format of another shape has no head (the type's
+    tails then come from its records)."""
+    from p2pkit.gnutella.descriptor_records import _plain_head, _run_format
+
+    for ptype, (name, *_rest) in PAYLOADS.items():
+        fmt, order = _run_format(name, ("guid", "ttl", "hops"))
+        head = _plain_head(name, fmt)
+        assert head is not None and order is None
+        guid, ttl, hops = bytes(range(ptype % 7, ptype % 7 + 16)).hex(), ptype % 256, 7
+        assert f"{head}{guid} ttl={ttl} hops={hops}" == fmt % (guid, ttl, hops)
+    assert _plain_head("ping", "ping ttl=%s guid=%s hops=%s") is None
+    assert _plain_head("p%ng", "p%%ng guid=%s ttl=%s hops=%s") == "p%ng guid="
 
 
 def test_a_run_drawn_for_other_fields_is_drawn_from_its_records():

@@ -105,6 +105,13 @@ class UdpTrackerDecoder:
         if len(table) > MAX_TRACKER_STATE:
             del table[next(iter(table))]
 
+    def detect(self, payload: bytes) -> bool:
+        """:func:`detect_udp_tracker`, False also for a datagram :meth:`datagram` refuses at
+        once (a first byte not zero while no connection id is known: the DHT's ``d``): the
+        dissector asks this instead, so a KRPC datagram costs this one call (BEP 15)."""
+        return len(payload) >= _RESPONSE_HEAD.size and (
+            not payload[0] or not _FIRST_BYTE_ZERO or bool(self._connections))
+
     def datagram(self, pkt: Packet, *, forced: bool = False) -> list[Record] | None:
         """The record of one BEP 15 packet, or None when it is not one."""
         data = pkt.payload
