@@ -8,9 +8,12 @@ statuses are listed in :mod:`p2pkit.cli.errors`, the flags in :mod:`p2pkit.cli.o
 
 from __future__ import annotations
 
-import os
+import importlib
 import sys
-from typing import Any
+
+import click
+
+from p2pkit.cli.errors import Group, run
 
 #: Command name -> "module:attribute" of the commands that belong to no protocol, imported only
 #: when that command runs (a download should not pay for scapy and the dissector at start-up).
@@ -18,13 +21,9 @@ from typing import Any
 COMMANDS = {
     "bencode": "p2pkit.cli.bencode:bencode_command",
     "conformance": "p2pkit.cli.conformance:conformance",
-    "dissect": "p2pkit.cli.dissect_command:dissect_command",
+    "dissect": "p2pkit.cli.dissect:dissect_command",
     "tutorial": "p2pkit.cli.tutorial:tutorial",
 }
-
-
-#: The variable asking click for shell completion (``_P2PKIT_COMPLETE``): click answers it.
-COMPLETION_VARIABLE = "_P2PKIT_COMPLETE"
 
 
 def commands() -> dict[str, str]:
@@ -39,44 +38,32 @@ def commands() -> dict[str, str]:
     return found
 
 
-def __getattr__(name: str) -> Any:
-    """``cli`` (the click group, :mod:`p2pkit.cli.group`), imported when first asked for: a
-    run that needs no click (:mod:`p2pkit.cli.dissect_argv`) does not import click."""
-    if name == "cli":
-        from p2pkit.cli.group import cli
+class _LazyGroup(Group):
+    """A click group whose subcommands are imported on first use."""
 
-        return cli
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(commands())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = commands().get(name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="p2pkit")
+def cli() -> None:
+    """Teach, speak and judge BitTorrent, the Mainline DHT and Gnutella 0.6."""
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``p2pkit`` console script; returns the exit status.
 
     Errors become one line on stderr (:func:`p2pkit.cli.errors.run`, the error boundary).
-    ``p2pkit dissect FILE`` with flags only (``p2pkit.cli.dissect_argv.plain_dissect``) runs
-    without click, behind the same boundary; anything else goes through click.
     """
-    from p2pkit.cli.dissect_argv import plain_dissect
-
-    args = sys.argv[1:] if argv is None else list(argv)
-    params = None if COMPLETION_VARIABLE in os.environ else plain_dissect(args)
-    if params is not None:
-        from p2pkit.cli.boundary import guarded
-
-        def dissect() -> Any:
-            from p2pkit.cli.dissect import dissect
-
-            try:
-                return dissect(**params)
-            except (EOFError, KeyboardInterrupt):
-                # (as click: a blank line closes the terminal's ^C echo, then "interrupted")
-                print(file=sys.stderr, flush=True)
-                raise KeyboardInterrupt from None
-
-        return guarded(dissect)
-    from p2pkit.cli.errors import run
-
-    return run(__getattr__("cli"), argv, prog_name="p2pkit")
+    return run(cli, argv, prog_name="p2pkit")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,13 +13,15 @@ import os
 import sys
 from operator import attrgetter
 
+import click
+
 from p2pkit import registry
 from p2pkit.capture.detect import parse_decode_as
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.record import Record
 from p2pkit.capture.render import Statistics, render_jsonl, tree_block
 from p2pkit.capture.summary_lines import SummaryLines
-from p2pkit.cli.boundary import EXIT_DEVIATIONS, BadInput, capture_source
+from p2pkit.cli.errors import EXIT_DEVIATIONS, BadInput, capture_source
 from p2pkit.cli.young_collections import collect_young_less_often
 from p2pkit.errors import ParseError
 
@@ -66,10 +68,32 @@ def _secrets(keylog: str | None) -> dict[str, object]:
         raise BadInput(keylog, e) from None
 
 
-def dissect(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str, ...],
-            messages: tuple[str, ...], expression: str | None, decode_as: tuple[str, ...],
-            stats: bool, count: int | None, hide_undecoded: bool, keylog: str | None = None
-            ) -> int:
+@click.command("dissect")
+@click.argument("path", metavar="FILE|-")
+@click.option("-V", "--tree", is_flag=True, help="Show each message's field tree.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@click.option("--protocol", "protocols", multiple=True,
+              help="Only this protocol (a registered name: bittorrent, bt-dht, bt-utp, "
+                   "bt-tracker, bt-tracker-http, gnutella …); repeatable.")
+@click.option("--message", "messages", multiple=True, help="Only this message; repeatable.")
+@click.option("--filter", "expression", help='Filter expression, e.g. '
+              '\'protocol == "bittorrent" and fields.index > 3\'.')
+@click.option("--decode-as", "decode_as", multiple=True, metavar="tcp.port==P,PROTO",
+              help="Decode a port as a protocol (as tshark -d); repeatable.")
+@click.option("--stats", is_flag=True, help="Print message and conversation statistics.")
+@click.option("-c", "--count", type=int, default=None, help="Stop after this many messages.")
+@click.option("--keylog", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Decrypt the MSE/PE BitTorrent connections and libp2p Noise sessions "
+                   "listed in this key log (written by p2pkit bt download/seed --keylog, "
+                   "p2pkit ipfs serve --keylog).")
+@click.option("--no-undecoded", "hide_undecoded", is_flag=True,
+              help="Hide the 'undecoded' records (bytes no protocol decoded, and why).")
+def dissect_command(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str, ...],
+                    messages: tuple[str, ...], expression: str | None,
+                    decode_as: tuple[str, ...], stats: bool, count: int | None,
+                    hide_undecoded: bool, keylog: str | None = None) -> int:
     """Dissect the P2P messages in a pcap/pcapng FILE (optionally gzip-compressed), or - for
     standard input."""
     if as_json:
@@ -86,11 +110,9 @@ def dissect(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str
     try:
         rules = [parse_decode_as(text) for text in decode_as]
     except ParseError as e:
-        import click
-
         raise click.BadParameter(str(e)) from None
     keep = None
-    if expression:
+    if expression:  # (the filter compiler, and ast, imported only with --filter)
         from p2pkit.capture.filters import compile_filter
 
         keep = compile_filter(expression, known_fields=registry.known_field_names(protocols))
@@ -183,8 +205,6 @@ def dissect(path: str, tree: bool, fmt: str, as_json: bool, protocols: tuple[str
     if dissection.error is not None:
         if dissection.frames == 0:
             raise BadInput(path, dissection.error)
-        import click
-
         click.echo(f"p2pkit: warning: {path}: {dissection.error} "
                    f"(after {dissection.frames} frames)", err=True)
         return EXIT_DEVIATIONS
