@@ -65,6 +65,14 @@ _DEVIATIONS = Record.__dict__["deviations"]
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Record))
 
 
+def _same_fields(record: Record, other: object) -> bool:
+    """A lazy or decoded record's ``==``: every field of :class:`Record` equal, read through
+    the record's own properties (which decode or make the value first)."""
+    if not isinstance(other, Record):
+        return NotImplemented
+    return all(getattr(record, name) == getattr(other, name) for name in _FIELD_NAMES)
+
+
 class LazyRecord(Record):
     """A record whose fields, value and deviations come from ``decode()`` when first read.
 
@@ -171,9 +179,7 @@ class LazyRecord(Record):
 
     def __eq__(self, other: object) -> bool:
         """Equal to any record (lazy or not) with the same fields, once decoded."""
-        if not isinstance(other, Record):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in _FIELD_NAMES)
+        return _same_fields(self, other)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as Record
 
@@ -220,9 +226,7 @@ class DecodedRecord(Record):
 
     def __eq__(self, other: object) -> bool:
         """Equal to any record (lazy or not) with the same fields, value made."""
-        if not isinstance(other, Record):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in _FIELD_NAMES)
+        return _same_fields(self, other)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as Record
 
