@@ -18,8 +18,9 @@ import argparse
 import gc
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
+
+from cpu_timer import fastest  # (benchmarks/, the directory the script runs in)
 
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.json_lines import json_line
@@ -28,16 +29,6 @@ from p2pkit.capture.render import render_tree
 from p2pkit.gnutella.deferred import _decode
 from p2pkit.gnutella.descriptor_fast_path import fast_descriptor
 from p2pkit.gnutella.descriptor_json import json_descriptor
-
-
-def fastest(step: Callable[[], Any], rounds: int) -> float:
-    """The fewest CPU seconds ``step`` took in ``rounds`` calls."""
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.process_time()
-        step()
-        best = min(best, time.process_time() - start)
-    return best
 
 
 def main() -> None:

@@ -23,24 +23,15 @@ import argparse
 import gc
 import ipaddress
 import socket
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from cpu_timer import fastest  # (benchmarks/, the directory the script runs in)
 
 import p2pkit.capture.render as render
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.record import json_value
 from p2pkit.capture.spans import LazySpans
-
-
-def fastest(step: Callable[[], Any], rounds: int) -> float:
-    """The fewest CPU seconds ``step`` took in ``rounds`` calls."""
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.process_time()
-        step()
-        best = min(best, time.process_time() - start)
-    return best
 
 
 def leaves(value: Any, out: list[Any]) -> None:
