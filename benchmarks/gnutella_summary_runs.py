@@ -19,24 +19,15 @@ of five, CPU seconds, on a capture's descriptor segments as the dissector hands 
 
 from __future__ import annotations
 
-import struct
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
+
+from cpu_timer import fastest  # (benchmarks/, the directory the script runs in)
 
 from p2pkit.capture.dissect import Dissection
 from p2pkit.capture.summary_lines import SummaryLines
 from p2pkit.gnutella.descriptor_records import PLANS, DescriptorRecords
-
-
-def best(work: Callable[[], Any], runs: int = 5) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.process_time()
-        work()
-        times.append(time.process_time() - start)
-    return min(times)
+from p2pkit.gnutella.descriptors import HEADER_AFTER_GUID
 
 
 def main(path: str) -> None:
@@ -60,9 +51,9 @@ def main(path: str) -> None:
         return len(data)
 
     print(f"descriptor segments: {len(calls)}")
-    print(f"dissection (runs, no lines): {best(dissection):.3f} s")
+    print(f"dissection (runs, no lines): {fastest(dissection):.3f} s")
     DescriptorRecords.split = whole  # type: ignore[method-assign]
-    print(f"no split: {best(dissection):.3f} s")
+    print(f"no split: {fastest(dissection):.3f} s")
     DescriptorRecords.split = split  # type: ignore[method-assign]
     for runs in (False, True):
         records = DescriptorRecords(transport="tcp", src="a:1", dst="b:2")
@@ -72,9 +63,9 @@ def main(path: str) -> None:
             for data, pos, offset in calls:
                 records.split(data, pos, offset, [])
 
-        print(f"split, {'runs' if runs else 'records'}: {best(replay):.3f} s")
+        print(f"split, {'runs' if runs else 'records'}: {fastest(replay):.3f} s")
 
-    header = struct.Struct("<BBBI").unpack_from
+    header = HEADER_AFTER_GUID.unpack_from
     checked: list[tuple[Any, bytes]] = []
     count = 0
     for data, pos, _ in calls:
@@ -93,7 +84,7 @@ def main(path: str) -> None:
         for check, descriptor in checked:
             check(descriptor)
 
-    print(f"checks: {best(checks):.3f} s ({len(checked)} of {count} descriptors)")
+    print(f"checks: {fastest(checks):.3f} s ({len(checked)} of {count} descriptors)")
     for ptype in sorted({descriptor[16] for _, descriptor in checked}):
         these = [(check, d) for check, d in checked if d[16] == ptype]
 
@@ -101,7 +92,7 @@ def main(path: str) -> None:
             for check, descriptor in these:
                 check(descriptor)
 
-        took = best(checks_of)
+        took = fastest(checks_of)
         print(f"  {PLANS[ptype][0]}: {took:.4f} s, {len(these)} payloads, "
               f"{took / len(these) * 1e6:.2f} us each")
 
@@ -119,14 +110,14 @@ def main(path: str) -> None:
                 add(fmt % (data[pos:pos + 16].hex(), ttl, hops))
                 pos = end
 
-    print(f"floor loop: {best(floor):.3f} s")
+    print(f"floor loop: {fastest(floor):.3f} s")
 
     def lines() -> None:
         drawn = SummaryLines(0.0)
         for batch in batches:
             drawn.text(batch)
 
-    print(f"lines: {best(lines):.3f} s")
+    print(f"lines: {fastest(lines):.3f} s")
 
 
 if __name__ == "__main__":

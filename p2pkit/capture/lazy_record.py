@@ -65,6 +65,16 @@ _DEVIATIONS = Record.__dict__["deviations"]
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Record))
 
 
+def _made_value(record: Record) -> Any:
+    """A lazy or decoded record's ``value`` once its fields are there: a :class:`ValueLater`
+    the decoder gave with the fields alone is made now, and kept."""
+    value = _VALUE.__get__(record)
+    if isinstance(value, ValueLater):
+        value = value.make()
+        _VALUE.__set__(record, value)
+    return value
+
+
 def _same_fields(record: Record, other: object) -> bool:
     """A lazy or decoded record's ``==``: every field of :class:`Record` equal, read through
     the record's own properties (which decode or make the value first)."""
@@ -153,11 +163,7 @@ class LazyRecord(Record):
     def value(self) -> Any:
         if self._decode is not None:
             self._run()
-        value = _VALUE.__get__(self)
-        if isinstance(value, ValueLater):  # made now (the decoder gave the fields alone)
-            value = value.make()
-            _VALUE.__set__(self, value)
-        return value
+        return _made_value(self)
 
     @value.setter
     def value(self, value: Any) -> None:
@@ -212,17 +218,7 @@ class DecodedRecord(Record):
 
     __slots__ = ()
 
-    @property  # type: ignore[override]
-    def value(self) -> Any:
-        value = _VALUE.__get__(self)
-        if isinstance(value, ValueLater):  # made now (the decoder gave the fields alone)
-            value = value.make()
-            _VALUE.__set__(self, value)
-        return value
-
-    @value.setter
-    def value(self, value: Any) -> None:
-        _VALUE.__set__(self, value)
+    value = property(_made_value, _VALUE.__set__)  # type: ignore[assignment]
 
     def __eq__(self, other: object) -> bool:
         """Equal to any record (lazy or not) with the same fields, value made."""

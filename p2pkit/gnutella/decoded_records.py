@@ -26,14 +26,13 @@ summary loop's.
 
 from __future__ import annotations
 
-import struct
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from p2pkit.capture.lazy_record import DeferredValue, decoded_record
 from p2pkit.gnutella.deferred import _SPANS, _value
 from p2pkit.gnutella.descriptor_json import json_descriptor
-from p2pkit.gnutella.descriptors import HEADER_LENGTH, PAYLOADS
+from p2pkit.gnutella.descriptors import HEADER_AFTER_GUID, HEADER_LENGTH, PAYLOADS
 
 if TYPE_CHECKING:
     from p2pkit.gnutella.descriptor_records import DescriptorRecords
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["decoded_records"]
 
 PROTOCOL = "gnutella"
-#: Header bytes 16-22 (Gnutella 0.4 §2.2): payload descriptor, TTL, hops, payload length.
-_TYPE_TO_LENGTH = struct.Struct("<BBBI")
 #: Payload descriptor byte -> the message name (None: a type the summary loop does not
 #: stand in for, left to the reader).
 _NAMES: tuple[str | None, ...] = tuple(
@@ -58,7 +55,7 @@ def decoded_records(records: DescriptorRecords, data: bytes, pos: int, offset: i
     <p2pkit.gnutella.descriptor_records.DescriptorRecords.split>` makes, read."""
     transport, src, dst = records.transport, records.src, records.dst
     frame, time = records.frame, records.time
-    limit, names, header = records.max_payload_length, _NAMES, _TYPE_TO_LENGTH.unpack_from
+    limit, names, header = records.max_payload_length, _NAMES, HEADER_AFTER_GUID.unpack_from
     size = len(data)
     while size - pos >= HEADER_LENGTH:
         ptype, _, _, length = header(data, pos + 16)

@@ -24,7 +24,6 @@ captures and on mutated and random descriptors
 
 from __future__ import annotations
 
-import struct
 from functools import partial
 from typing import Any
 
@@ -39,14 +38,17 @@ from p2pkit.gnutella.deferred import (
     checked_summary,
     fast_summary_check,
 )
-from p2pkit.gnutella.descriptors import HEADER_LENGTH, MAX_PAYLOAD_LENGTH, PAYLOADS
+from p2pkit.gnutella.descriptors import (
+    HEADER_AFTER_GUID,
+    HEADER_LENGTH,
+    MAX_PAYLOAD_LENGTH,
+    PAYLOADS,
+)
 from p2pkit.gnutella.protocol import GNUTELLA
 
 __all__ = ["DescriptorRecords"]
 
 PROTOCOL = "gnutella"
-#: Header bytes 16-22 (Gnutella 0.4 §2.2): payload descriptor, TTL, hops, payload length.
-_TYPE_TO_LENGTH = struct.Struct("<BBBI")
 
 #: A plan per payload type: (name, the payload keys of a record not looked at and the longest
 #: such payload (-1: none), the fast check, the names it gives and the other payload keys).
@@ -178,7 +180,7 @@ class DescriptorRecords:
                  frame: int, time: float) -> int:
         """:meth:`split`'s records of the descriptors of ``data[pos:size]``."""
         transport, src, dst = self.transport, self.src, self.dst
-        limit, plans, header = self.max_payload_length, PLANS, _TYPE_TO_LENGTH.unpack_from
+        limit, plans, header = self.max_payload_length, PLANS, HEADER_AFTER_GUID.unpack_from
         while size - pos >= HEADER_LENGTH:
             ptype, ttl, hops, length = header(data, pos + 16)
             end = pos + HEADER_LENGTH + length
@@ -224,7 +226,7 @@ class DescriptorRecords:
         """:meth:`split` with runs: the same loop, each descriptor's summary tail formatted
         instead of its record made (a record still, between runs, for a descriptor whose
         tail this does not draw)."""
-        limit, plans, header = self.max_payload_length, _RUN_TABLE, _TYPE_TO_LENGTH.unpack_from
+        limit, plans, header = self.max_payload_length, _RUN_TABLE, HEADER_AFTER_GUID.unpack_from
         size = len(data)
         whole = HEADER_LENGTH
         start = pos

@@ -482,7 +482,11 @@ PAYLOAD_TABLE = MessageTable(PAYLOADS, id_key="payload_type", what="payload desc
 #: Payload name -> payload descriptor (``PAYLOAD_TYPES["query"] == 0x80``).
 PAYLOAD_TYPES: dict[str, int] = PAYLOAD_TABLE.ids
 
-_HEADER = FixedLayout(DescriptorHeader).struct
+_HEADER_LAYOUT = FixedLayout(DescriptorHeader)
+_HEADER = _HEADER_LAYOUT.struct
+#: Gnutella 0.4 §2.2: the header after the 16-byte GUID (payload descriptor, TTL, hops,
+#: payload length), derived from :data:`DescriptorHeader`; read at offset 16 of a descriptor.
+HEADER_AFTER_GUID = struct.Struct(_HEADER_LAYOUT.byte_order + "".join(_HEADER_LAYOUT.codes[1:]))
 
 #: Where each payload is specified, for the deviation of a payload that does not parse.
 PAYLOAD_SPECS: dict[str, str] = {

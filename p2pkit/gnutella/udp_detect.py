@@ -6,14 +6,15 @@ descriptor constants only, none of the dissector's stream side.
 
 from __future__ import annotations
 
-import struct
-
-from p2pkit.gnutella.descriptors import HEADER_LENGTH, MAX_PAYLOAD_LENGTH, PAYLOADS
+from p2pkit.gnutella.descriptors import (
+    HEADER_AFTER_GUID,
+    HEADER_LENGTH,
+    MAX_PAYLOAD_LENGTH,
+    PAYLOADS,
+)
 
 __all__ = ["MAX_UDP_TTL_HOPS", "detect_gnutella_udp", "udp_header"]
 
-#: Header bytes the UDP detector reads: payload type, TTL, hops, payload length (0.4 §2.2).
-_UDP_HEADER = struct.Struct("<BBBI")
 #: TTL + hops above this is not taken for Gnutella over UDP (0.6 keeps TTL + hops <= 7; some
 #: servents allow a little more; gtk-gnutella marks a deflated UDP payload with TTL's top bit).
 MAX_UDP_TTL_HOPS = 16
@@ -24,7 +25,7 @@ def udp_header(payload: bytes) -> tuple[int, int, int, int] | None:
     descriptor header (0.4 §2.2), or None when the datagram is shorter than a header."""
     if len(payload) < HEADER_LENGTH:
         return None
-    kind, ttl, hops, length = _UDP_HEADER.unpack_from(payload, 16)
+    kind, ttl, hops, length = HEADER_AFTER_GUID.unpack_from(payload, 16)
     return kind, ttl & 0x7F, hops, length
 
 
@@ -42,7 +43,7 @@ def detect_gnutella_udp(payload: bytes) -> bool:
     if size < HEADER_LENGTH:
         return False
     # (udp_header inline: the detector is asked of nearly every datagram)
-    kind, ttl, hops, length = _UDP_HEADER.unpack_from(payload, 16)
+    kind, ttl, hops, length = HEADER_AFTER_GUID.unpack_from(payload, 16)
     if (ttl & 0x7F) + hops > MAX_UDP_TTL_HOPS:
         return False
     return length == size - HEADER_LENGTH or cut_short(kind, length, size)
